@@ -1,0 +1,108 @@
+"""The command-line application object and what every command shares.
+
+Commands live in budgetwatch/commands/, one module per area, and register themselves on ``app``.
+``context()`` gives a command the validated configuration and the store, loaded once. Errors meant
+for the operator are raised as :class:`UserError` (or ConfigError / StoreError) and printed by
+budgetwatch.cli.main as one line; tracebacks appear only with --debug.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from sqlalchemy.engine import Engine
+
+from budgetwatch.config import Config, load_config
+from store.db import open_store
+
+app = typer.Typer(
+    name="budgetwatch",
+    help="Reconciles the budget performance Khuzestan's agencies report in Nezarat-4 and SABA.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+class UserError(Exception):
+    """An error the operator can act on: printed as one line, exit code ``exit_code``."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class Context:
+    config_path: str | None = None
+    debug: bool = False
+    _config: Config | None = None
+    _config_source: str = ""
+    _engine: Engine | None = None
+    overrides: dict = field(default_factory=dict)
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            loaded = load_config(self.config_path)
+            self._config, self._config_source = loaded.config, loaded.path
+        return self._config
+
+    @property
+    def config_source(self) -> str:
+        self.config  # noqa: B018 - loads it
+        return self._config_source
+
+    def use_config(self, config: Config, source: str) -> None:
+        """Replace the configuration (the demo runs on its own, pointed at the simulator)."""
+        self._config, self._config_source = config, source
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = open_store(self.config.database_url)
+        return self._engine
+
+    @property
+    def data_dir(self) -> Path:
+        return self.config.data_dir
+
+
+_context = Context()
+
+
+def context() -> Context:
+    return _context
+
+
+def reset_context(config_path: str | None = None, debug: bool = False) -> Context:
+    global _context
+    if _context._engine is not None:
+        _context._engine.dispose()
+    _context = Context(config_path=config_path, debug=debug)
+    return _context
+
+
+@app.callback()
+def _main(
+    config: str = typer.Option(
+        None, "--config", "-c", envvar="BUDGETWATCH_CONFIG", help="config.yaml to use (default ./config.yaml)"
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
+) -> None:
+    ctx = reset_context(config, debug)
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # validate before any command runs: a bad file stops everything, naming the key
+    ctx.config  # noqa: B018

@@ -1,0 +1,1 @@
+"""The commands of the `budgetwatch` CLI, one module per area (see budgetwatch.app)."""

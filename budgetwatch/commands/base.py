@@ -1,0 +1,70 @@
+"""Commands about budgetwatch itself: the configuration and the store's schema."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from budgetwatch.app import app, console, context
+from store.db import current_revision, head_revision, make_engine, safe_url, upgrade
+
+db_app = typer.Typer(help="The store: schema migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@app.command("check-config")
+def check_config() -> None:
+    """Validate config.yaml and explain what it sets (passwords are never shown)."""
+    ctx = context()
+    cfg = ctx.config
+    console.print(f"[green]configuration OK[/green]: {ctx.config_source}")
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("setting")
+    table.add_column("value")
+    table.add_row("database", safe_url(cfg.database_url))
+    table.add_row("data directory", str(cfg.data_dir))
+    for name in ("nezarat4", "saba"):
+        src = getattr(cfg.sources, name)
+        where = f"${src.password_env}" if src.password_env else str(src.password_file)
+        years = ", ".join(map(str, src.fiscal_years)) or "current and previous"
+        state = "on" if src.enabled else "off"
+        table.add_row(
+            f"source {name}",
+            f"{state}; {src.base_url}; user {src.username or '(none)'}; password from {where}; "
+            f"years {years}; {src.concurrency} in flight",
+        )
+    table.add_row("schedule", f"sync '{cfg.schedule.sync}', reconcile '{cfg.schedule.reconcile}', "
+                  f"alerts '{cfg.schedule.alerts}' ({cfg.schedule.timezone})")
+    rules = cfg.reconcile.rules
+    on = [name for name in type(rules).model_fields if getattr(rules, name).enabled]
+    table.add_row("rules on", ", ".join(on))
+    table.add_row("reconcile as of", str(cfg.reconcile.as_of or "today (Asia/Tehran)"))
+    table.add_row("alerts", f"{'on' if cfg.alerts.enabled else 'off'}; from {cfg.alerts.sender or '-'}; "
+                  f"min severity {cfg.alerts.min_severity}; SMTP {cfg.alerts.smtp.host}:{cfg.alerts.smtp.port}")
+    table.add_row("experts", str(len(cfg.experts)))
+    table.add_row("routing", f"{len(cfg.routing.agencies)} agencies routed; default group {cfg.routing.default}")
+    console.print(table)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the store's schema migrations (safe to run again)."""
+    url = context().config.database_url
+    engine = make_engine(url)
+    before = current_revision(engine)
+    upgrade(engine)
+    after = current_revision(engine)
+    if before == after:
+        console.print(f"store {safe_url(url)} is current (schema {after})")
+    else:
+        console.print(f"store {safe_url(url)} upgraded: {before or 'empty'} -> {after}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the store's schema version and whether it is current."""
+    url = context().config.database_url
+    current = current_revision(make_engine(url))
+    head = head_revision()
+    state = "current" if current == head else f"behind: run `budgetwatch db upgrade` (needs {head})"
+    console.print(f"{safe_url(url)}: schema {current or 'none'} ({state})")

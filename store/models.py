@@ -1,0 +1,465 @@
+"""The store's tables: what was read from the portals, how it changed, and what was judged of it.
+
+One SQLModel class per table. Business keys are unique constraints (project code; project and fiscal
+year; agreement number and fiscal year; ...), surrogate integer ids are for joins only. Values are
+canonical (ASCII-digit codes, Persian display text, Decimal amounts in million rials, Gregorian
+dates, UTC-aware datetimes); a ``*_key`` column holds the match key of a Persian name where two
+spellings must count as one (see budgetwatch.persian.text_key).
+
+Reported figures are never overwritten silently: every change lands in ``ChangeLog`` with the sync
+run that saw it, so "what did the agency report when we alerted?" has an answer. Nothing read from
+a portal is ever deleted: an item no longer listed is marked ``gone``.
+
+Quarter columns use 1..4; a deviation's quarter uses 0 for "no quarter" so that its identity is a
+plain unique constraint on every database (NULLs are never equal in a unique index).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Column, Field, SQLModel
+
+# Amounts reach 10^11 million rials at province level; four decimals keep every figure the portals
+# print (they show at most one or two) exact, on SQLite and PostgreSQL alike.
+AMOUNT = sa.Numeric(20, 4)
+PERCENT = sa.Numeric(9, 4)
+QUANTITY = sa.Numeric(20, 4)
+UNIT_COST = sa.Numeric(20, 6)
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware datetimes in, aware UTC datetimes out, on every backend.
+
+    SQLite has no time zone type; PostgreSQL's timestamptz returns the session's zone. Normalising to
+    UTC at this one place keeps comparisons and high-water marks exact everywhere.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the store keeps aware datetimes only")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _amount(nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(AMOUNT, nullable=nullable))
+
+
+def _percent() -> Any:
+    return Field(default=None, sa_column=Column(PERCENT, nullable=True))
+
+
+def _quantity() -> Any:
+    return Field(default=None, sa_column=Column(QUANTITY, nullable=True))
+
+
+def _when(nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+# --- reference data ---------------------------------------------------------------------------
+
+
+class Agency(SQLModel, table=True):
+    """Executive agency (دستگاه اجرایی), keyed by the code both portals use."""
+
+    code: str = Field(primary_key=True, max_length=32)
+    name: str
+    name_key: str = Field(index=True)
+
+
+class County(SQLModel, table=True):
+    """County (شهرستان). Nezarat-4 names counties, SABA also gives a code: match on the name key."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    name_key: str = Field(unique=True)
+    code: str | None = Field(default=None, max_length=16)
+
+
+class Plan(SQLModel, table=True):
+    """Plan (طرح): the budgeting unit a project belongs to."""
+
+    code: str = Field(primary_key=True, max_length=64)
+    title: str | None = None
+
+
+# --- capital projects (Nezarat-4) -------------------------------------------------------------
+
+
+class Project(SQLModel, table=True):
+    """A project (پروژه): the unit physical progress is reported on. Stable across fiscal years."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, max_length=64)
+    portal_id: int | None = Field(default=None, index=True)  # Nezarat-4's internal id
+    plan_code: str | None = Field(default=None, foreign_key="plan.code", max_length=64)
+
+
+class ProjectYear(SQLModel, table=True):
+    """Everything one Nezarat-4 detail page says of a project for one fiscal year.
+
+    The identity fields (title, agency, county, cost, years) are kept per year because the portal
+    shows them per year and they can change (a county split, an agency renamed).
+    """
+
+    __tablename__ = "project_year"
+    __table_args__ = (sa.UniqueConstraint("project_id", "fiscal_year"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    fiscal_year: int = Field(index=True)
+    title: str
+    title_key: str
+    agency_code: str = Field(foreign_key="agency.code", index=True)
+    county_id: int | None = Field(default=None, foreign_key="county.id", index=True)
+    location: str | None = None
+    start_year: int | None = None
+    end_year: int | None = None
+    total_cost: Decimal | None = _amount()
+    progress_at_year_start: Decimal | None = _percent()
+    agreement_no: str | None = Field(default=None, max_length=64, index=True)
+    agreement_date: date | None = None
+    agreement_status: str = Field(max_length=16)  # exchanged | awaiting | amended | cancelled
+    # planned cumulative physical progress at the end of each quarter (gvTargets); None = no target
+    target_q1: Decimal | None = _percent()
+    target_q2: Decimal | None = _percent()
+    target_q3: Decimal | None = _percent()
+    target_q4: Decimal | None = _percent()
+    # the gvCredits `total` row as the portal printed it (credit_inconsistency checks it too)
+    total_approved: Decimal | None = _amount()
+    total_notified: Decimal | None = _amount()
+    total_allocated: Decimal | None = _amount()
+    total_absorbed: Decimal | None = _amount()
+    last_modified: datetime | None = _when()
+    gone: bool = Field(default=False, index=True)  # no longer listed by the portal
+    first_run_id: int | None = Field(default=None, foreign_key="sync_run.id")
+    last_run_id: int | None = Field(default=None, foreign_key="sync_run.id")  # last seen in
+
+
+class ProjectCredit(SQLModel, table=True):
+    """One funding source row of a project's year (gvCredits), cumulative within the year."""
+
+    __tablename__ = "project_credit"
+    __table_args__ = (sa.UniqueConstraint("project_year_id", "source_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_year_id: int = Field(foreign_key="project_year.id", index=True)
+    source: str  # ملی, استانی, درآمد اختصاصی, سایر, ...
+    source_key: str
+    approved: Decimal | None = _amount()
+    notified: Decimal | None = _amount()
+    allocated: Decimal | None = _amount()
+    absorbed: Decimal | None = _amount()
+
+
+class ProgressReport(SQLModel, table=True):
+    """A quarterly performance report of a project (gvPerformance row). One per quarter."""
+
+    __tablename__ = "progress_report"
+    __table_args__ = (sa.UniqueConstraint("project_year_id", "quarter"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_year_id: int = Field(foreign_key="project_year.id", index=True)
+    quarter: int
+    reported_on: date | None = None
+    progress: Decimal | None = _percent()  # cumulative physical progress at the quarter's end
+    absorbed: Decimal | None = _amount()  # cumulative absorbed credit within the year
+    comptroller_status: str = Field(max_length=16)  # approved | pending | rejected
+    decided_on: date | None = None
+    remarks: str | None = None
+    first_run_id: int | None = Field(default=None, foreign_key="sync_run.id")
+    last_run_id: int | None = Field(default=None, foreign_key="sync_run.id")  # last changed in
+
+
+class FieldInspection(SQLModel, table=True):
+    """A budget expert's field visit (بازدید میدانی): the observed physical progress on a day."""
+
+    __tablename__ = "field_inspection"
+    __table_args__ = (sa.UniqueConstraint("project_code", "visited_on", "inspector_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_code: str = Field(foreign_key="project.code", index=True, max_length=64)
+    visited_on: date
+    observed_progress: Decimal = Field(sa_column=Column(PERCENT, nullable=False))
+    inspector: str
+    inspector_key: str
+    remarks: str | None = None
+    source_file: str | None = None
+    imported_at: datetime | None = _when()
+
+
+# --- expense agreements (SABA) ----------------------------------------------------------------
+
+
+class ExpenseAgreement(SQLModel, table=True):
+    """A provincial current-expense agreement (موافقتنامه هزینه‌ای) of one fiscal year."""
+
+    __tablename__ = "expense_agreement"
+    __table_args__ = (sa.UniqueConstraint("agreement_no", "fiscal_year"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    portal_id: int | None = Field(default=None, index=True)  # SABA's internal id
+    agreement_no: str = Field(max_length=64)
+    fiscal_year: int = Field(index=True)
+    agency_code: str = Field(foreign_key="agency.code", index=True)
+    county_id: int | None = Field(default=None, foreign_key="county.id", index=True)
+    program_code: str = Field(max_length=64)
+    program_title: str | None = None
+    status: str = Field(max_length=16)  # exchanged | awaiting | amended | cancelled
+    exchanged_on: date | None = None
+    modified_at: datetime | None = _when()
+    # operations + performance are read with two more calls; False until they landed for the
+    # current modified_at, so an interrupted sync knows which details it still owes
+    detail_synced: bool = Field(default=False)
+    gone: bool = Field(default=False, index=True)
+    first_run_id: int | None = Field(default=None, foreign_key="sync_run.id")
+    last_run_id: int | None = Field(default=None, foreign_key="sync_run.id")
+
+
+class ExpenseCredit(SQLModel, table=True):
+    """One expense chapter (فصل هزینه) of an agreement, cumulative within the year."""
+
+    __tablename__ = "expense_credit"
+    __table_args__ = (sa.UniqueConstraint("agreement_id", "chapter"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    agreement_id: int = Field(foreign_key="expense_agreement.id", index=True)
+    chapter: int
+    title: str | None = None
+    approved: Decimal | None = _amount()
+    notified: Decimal | None = _amount()
+    allocated: Decimal | None = _amount()
+    spent: Decimal | None = _amount()
+
+
+class Operation(SQLModel, table=True):
+    """An operation (فعالیت) of an agreement with its per-quarter quantity targets."""
+
+    __table_args__ = (sa.UniqueConstraint("agreement_id", "code"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    agreement_id: int = Field(foreign_key="expense_agreement.id", index=True)
+    code: str = Field(max_length=64)
+    title: str | None = None
+    unit: str | None = None
+    annual_target: Decimal | None = _quantity()
+    # planned quantity OF each quarter (not cumulative), as SABA gives them
+    target_q1: Decimal | None = _quantity()
+    target_q2: Decimal | None = _quantity()
+    target_q3: Decimal | None = _quantity()
+    target_q4: Decimal | None = _quantity()
+    unit_cost: Decimal | None = Field(default=None, sa_column=Column(UNIT_COST, nullable=True))
+
+
+class OperationPerformance(SQLModel, table=True):
+    """What was delivered and spent on an operation in one quarter (per quarter, not cumulative)."""
+
+    __tablename__ = "operation_performance"
+    __table_args__ = (sa.UniqueConstraint("operation_id", "quarter"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    operation_id: int = Field(foreign_key="operation.id", index=True)
+    quarter: int
+    quantity: Decimal | None = _quantity()
+    spent: Decimal | None = _amount()
+    reported_on: date | None = None
+    comptroller_status: str = Field(max_length=16)
+    decided_on: date | None = None
+    remarks: str | None = None
+    first_run_id: int | None = Field(default=None, foreign_key="sync_run.id")
+    last_run_id: int | None = Field(default=None, foreign_key="sync_run.id")
+
+
+# --- sync bookkeeping -------------------------------------------------------------------------
+
+
+class SyncRun(SQLModel, table=True):
+    """One sync of one source: what was asked, read, stored and why it ended as it did."""
+
+    __tablename__ = "sync_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=16, index=True)
+    mode: str = Field(max_length=16)  # full | incremental
+    fiscal_years: str  # "1404,1405"
+    started_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    finished_at: datetime | None = _when()
+    # running | success | incomplete | failed | interrupted (found running by a later run)
+    status: str = Field(max_length=16, index=True)
+    announced: int = 0  # items the portal said there were (lblCount / totalCount)
+    read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    gone: int = 0
+    rejected: int = 0
+    requests: int = 0
+    error: str | None = None  # the one-line reason it stopped, if it did
+    stats: dict[str, Any] | None = Field(default=None, sa_column=Column(sa.JSON, nullable=True))
+
+
+class RejectedRecord(SQLModel, table=True):
+    """A row or item a run could not read: raw value, field and why."""
+
+    __tablename__ = "rejected_record"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="sync_run.id", index=True)
+    source: str = Field(max_length=16)
+    locator: str
+    reason: str
+    field: str | None = None
+    raw: str | None = None
+    key: str | None = None
+
+
+class SyncState(SQLModel, table=True):
+    """Per source and fiscal year: the high-water mark and whether a full pass is owed.
+
+    The mark is written in the same transaction as the last data it covers, never before.
+    """
+
+    __tablename__ = "sync_state"
+
+    source: str = Field(primary_key=True, max_length=16)
+    fiscal_year: int = Field(primary_key=True)
+    high_water_mark: datetime | None = _when()
+    full_pending: bool = False  # a --full run was interrupted: the next run completes it
+    full_started_at: datetime | None = _when()
+    last_run_id: int | None = Field(default=None, foreign_key="sync_run.id")
+
+
+class ChangeLog(SQLModel, table=True):
+    """History of reported figures: what a field was, what it became, and which run saw it."""
+
+    __tablename__ = "change_log"
+    __table_args__ = (sa.Index("ix_change_log_entity", "entity", "entity_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="sync_run.id", index=True)
+    entity: str = Field(max_length=32)  # table name
+    entity_id: int
+    business_key: str  # "1305012007-003/1405/q2", "1405-032-11002/1405/11002-03/q1", ...
+    field: str = Field(max_length=64)
+    old_value: str | None = None  # canonical text of the value (Decimal/ISO date), None = absent
+    new_value: str | None = None
+    changed_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+# --- reconciliation ---------------------------------------------------------------------------
+
+
+class ReconcileRun(SQLModel, table=True):
+    """One reconciliation run: as of which day, over which years, and how often each rule fired."""
+
+    __tablename__ = "reconcile_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    as_of: date
+    fiscal_years: str
+    started_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    finished_at: datetime | None = _when()
+    status: str = Field(max_length=16)
+    stats: dict[str, Any] | None = Field(default=None, sa_column=Column(sa.JSON, nullable=True))
+
+
+class Deviation(SQLModel, table=True):
+    """A finding of a rule, identified as the catalogue says: (rule, subject, fiscal year, quarter).
+
+    ``kind`` (capital | expense) joins the identity because three rule ids exist in both families.
+    ``quarter`` is 0 when the rule records no quarter.
+    """
+
+    __table_args__ = (sa.UniqueConstraint("kind", "rule", "subject", "fiscal_year", "quarter"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)  # capital | expense
+    rule: str = Field(max_length=64, index=True)
+    subject: str = Field(max_length=160, index=True)  # project code | agreement no | agreement_no/op
+    fiscal_year: int = Field(index=True)
+    quarter: int = 0
+    severity: str = Field(max_length=16)  # minor | major | critical
+    # open | resolved | acknowledged | dismissed
+    status: str = Field(max_length=16, index=True)
+    # what alerting still owes: new | escalated | none (set to none once queued in the outbox)
+    alert_state: str = Field(default="new", max_length=16)
+    planned: Decimal | None = Field(default=None, sa_column=Column(sa.Numeric(24, 6), nullable=True))
+    actual: Decimal | None = Field(default=None, sa_column=Column(sa.Numeric(24, 6), nullable=True))
+    measure: Decimal | None = Field(default=None, sa_column=Column(sa.Numeric(24, 6), nullable=True))
+    numbers: dict[str, Any] | None = Field(default=None, sa_column=Column(sa.JSON, nullable=True))
+    message: str  # the Persian sentence a budget expert reads
+    agency_code: str | None = Field(default=None, max_length=32, index=True)
+    county_id: int | None = Field(default=None, foreign_key="county.id")
+    first_found_on: date
+    last_found_on: date
+    resolved_on: date | None = None
+    reconcile_run_id: int | None = Field(default=None, foreign_key="reconcile_run.id")
+    sync_run_id: int | None = Field(default=None, foreign_key="sync_run.id")  # data it came from
+    evidence_table: str | None = Field(default=None, max_length=32)  # progress_report, ...
+    evidence_id: int | None = None
+    acted_by: str | None = None  # who acknowledged / dismissed
+    acted_reason: str | None = None
+    acted_at: datetime | None = _when()
+    updated_at: datetime | None = _when()
+
+
+class DeviationEvent(SQLModel, table=True):
+    """The life of a deviation, one row per step: opened, escalated, resolved, reopened, acked..."""
+
+    __tablename__ = "deviation_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    deviation_id: int = Field(foreign_key="deviation.id", index=True)
+    event: str = Field(max_length=16)
+    severity: str | None = Field(default=None, max_length=16)
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    reconcile_run_id: int | None = Field(default=None, foreign_key="reconcile_run.id")
+    by: str | None = None
+    reason: str | None = None
+
+
+class AlertOutbox(SQLModel, table=True):
+    """E-mails owed to experts. Written in the transaction that changes a deviation; sent later.
+
+    The unique key makes queuing idempotent: one mail per deviation, event, severity and recipient.
+    """
+
+    __tablename__ = "alert_outbox"
+    __table_args__ = (sa.UniqueConstraint("deviation_id", "event", "severity", "recipient"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    deviation_id: int = Field(foreign_key="deviation.id", index=True)
+    event: str = Field(max_length=16)  # new | escalated
+    severity: str = Field(max_length=16)
+    recipient: str
+    group: str | None = Field(default=None, max_length=32)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    sent_at: datetime | None = _when(index=True)
+    attempts: int = 0
+    last_error: str | None = None
+    message_id: str | None = Field(default=None, unique=True)
+
+
+METADATA = SQLModel.metadata

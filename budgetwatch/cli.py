@@ -9,7 +9,7 @@ from budgetwatch.config import ConfigError
 from store.db import StoreError
 
 # each module registers its commands on `app`
-from budgetwatch.commands import base  # noqa: E402,F401
+from budgetwatch.commands import base, sync  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,9 +19,12 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except ConfigError as exc:
-        _fail(f"configuration error in {exc.path}:", exc)
-        for line in exc.problems:
-            err_console.print(f"  {line}", markup=False, highlight=False)
+        if len(exc.problems) == 1:
+            _fail(f"configuration error in {exc.path}: {exc.problems[0]}", exc)
+        else:
+            _fail(f"configuration error in {exc.path}:", exc)
+            for line in exc.problems:
+                err_console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
         return 2
     except (StoreError, UserError) as exc:
         _fail(f"error: {exc}", exc)
@@ -32,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # the last line of defence: one line, the traceback with --debug
         if context().debug:
             raise
-        err_console.print(f"error: {type(exc).__name__}: {exc} (run with --debug for details)", markup=False)
+        err_console.print(f"error: {type(exc).__name__}: {exc} (run with --debug for details)", markup=False,
+                          soft_wrap=True)
         return 1
     return 0
 
@@ -40,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 def _fail(message: str, exc: BaseException) -> None:
     if context().debug:
         raise exc
-    err_console.print(message, markup=False, highlight=False)
+    err_console.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

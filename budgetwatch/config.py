@@ -279,6 +279,11 @@ class Config(_Strict):
         """The store's URL: BUDGETWATCH_DATABASE_URL, else database.url, else SQLite in data_dir."""
         override = os.environ.get(DATABASE_ENV)
         if override:
+            if not override.startswith(("sqlite", "postgresql")):
+                from store.db import safe_url
+
+                raise ConfigError(DATABASE_ENV, [f"{DATABASE_ENV} = {safe_url(override)!r}: must be a sqlite:/// "
+                                                 "or postgresql+psycopg:// URL"])
             return override
         if self.database.url:
             return self.database.url
@@ -337,6 +342,10 @@ def _problems(exc: ValidationError) -> list[str]:
     lines = []
     for err in exc.errors():
         loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        if loc.endswith("url") and isinstance(err.get("input"), str):
+            from store.db import safe_url  # a URL may carry a password: never echo it
+
+            err = {**err, "input": safe_url(err["input"])}
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             lines.append(f"{loc}: unknown key (is it misspelt?)")

@@ -1,0 +1,43 @@
+"""The sync process bench/sync.py starts: `budgetwatch sync`, with the SABA rate limit the benchmark sets.
+
+The configuration caps the SABA client at the contract's 10 requests a second; the benchmark lifts
+the simulator's limit to measure the engine itself, and this child lifts the client's to match.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from budgetwatch.config import load_config  # noqa: E402
+from connectors import Nezarat4Client, SabaClient  # noqa: E402
+from store.db import open_store  # noqa: E402
+from sync.engine import run_sync  # noqa: E402
+
+
+def main() -> None:
+    config = load_config(sys.argv[1]).config
+    full = "--full" in sys.argv[2:]
+    rate = os.environ.get("BUDGETWATCH_BENCH_SABA_RATE")
+
+    def client(source: str):
+        settings = config.portal_settings(source)
+        if source == "saba" and rate:
+            settings = dataclasses.replace(settings, rate_limit_per_second=float(rate))
+        return Nezarat4Client(settings) if source == "nezarat4" else SabaClient(settings)
+
+    engine = open_store(config.database_url)
+    for o in run_sync(engine, config, full=full, client_factory=client):
+        print(f"  {o.source}: {o.status} {o.mode}; announced {o.announced}, read {o.read}, new {o.inserted}, "
+              f"changed {o.updated}, unchanged {o.unchanged}, gone {o.gone}, rejected {o.rejected}, "
+              f"requests {o.requests}{'; ' + o.error if o.error else ''}")
+        if not o.ok:
+            sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

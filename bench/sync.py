@@ -1,0 +1,149 @@
+"""Benchmark of a full and an incremental sync against the simulator (a script, not a test).
+
+    .venv/bin/python bench/sync.py                       # 20,000 projects, 10,000 agreements, 50 ms
+    .venv/bin/python bench/sync.py --projects 2000 --agreements 1000   # a quick look
+
+The simulator runs in this process (its request log counts what the sync asked for); the sync runs
+as `budgetwatch sync` in a child process, so its wall time and peak memory are its own. It prints:
+
+- wall time of a full sync against the politeness bound = requests ÷ concurrency × latency;
+- requests made against the fewest the contracts allow (list pages + one detail per project;
+  agreement pages + operations + performance per agreement, + login/token);
+- an incremental sync after ``--change`` of the items changed: requests against list pages +
+  details of changed items;
+- the child's peak resident memory.
+
+SABA answers 429 above 10 requests a second per token. At that limit no client can reach the
+politeness bound, so by default the benchmark lifts the simulator's limit (``--saba-rate``) and
+the client's, to measure the engine itself; `--saba-rate 10` shows the contract's real ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from budgetwatch.jalali import TEHRAN  # noqa: E402
+from simulator import Faults, Simulator, SimulatorConfig  # noqa: E402
+
+CLOCK = datetime(2026, 11, 25, 10, 0, tzinfo=TEHRAN)
+YEARS = [1404, 1405]
+
+
+def write_config(path: Path, sim: Simulator, database: str, concurrency: int, saba_rate: float) -> dict[str, str]:
+    env = dict(os.environ)
+    sources = {}
+    for name, url in (("nezarat4", sim.nezarat_url), ("saba", sim.saba_url)):
+        user, password = sim.credentials[name]
+        env[f"BENCH_{name.upper()}_PASSWORD"] = password
+        sources[name] = dict(base_url=url, username=user, password_env=f"BENCH_{name.upper()}_PASSWORD",
+                             fiscal_years=YEARS, concurrency=concurrency)
+    sources["nezarat4"]["page_pause_seconds"] = 0
+    sources["saba"]["rate_limit_per_second"] = min(saba_rate * 0.9, 10)
+    path.write_text(yaml.safe_dump({"database": {"url": database}, "sources": sources}), encoding="utf-8")
+    if saba_rate > 10:
+        # the config caps the client at the contract's 10/s; the benchmark lifts it on purpose
+        env["BUDGETWATCH_BENCH_SABA_RATE"] = str(saba_rate * 0.9)
+    return env
+
+
+def run_sync(config: Path, env: dict[str, str], *extra: str) -> tuple[float, int, str]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, ROOT / "bench" / "_sync_child.py", str(config), *extra],
+                          env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if proc.returncode != 0:
+        print(proc.stdout[-3000:], proc.stderr[-3000:], sep="\n")
+        raise SystemExit(f"sync failed with exit code {proc.returncode}")
+    return wall, max(peak_kb, before), proc.stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--projects", type=int, default=20_000)
+    parser.add_argument("--agreements", type=int, default=10_000)
+    parser.add_argument("--latency-ms", type=int, default=50)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--change", type=float, default=0.01, help="share of items changed before the incremental run")
+    parser.add_argument("--saba-rate", type=float, default=1000, help="simulator's SABA rate limit per token")
+    parser.add_argument("--database", help="store URL (default: a fresh SQLite file)")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="bw-bench-"))
+    database = args.database or f"sqlite:///{tmp / 'bench.db'}"
+    t0 = time.perf_counter()
+    sim = Simulator(SimulatorConfig(seed=5, projects=args.projects, agreements=args.agreements, clock=CLOCK,
+                                    rate_limit_per_second=args.saba_rate))
+    sim.start()
+    print(f"simulator: {args.projects} projects, {args.agreements} agreements generated in "
+          f"{time.perf_counter() - t0:.1f} s; latency {args.latency_ms} ms; concurrency {args.concurrency}")
+    sim.set_faults(Faults(latency_ms=args.latency_ms))
+    try:
+        config = tmp / "config.yaml"
+        env = write_config(config, sim, database, args.concurrency, args.saba_rate)
+        latency = args.latency_ms / 1000
+
+        sim.log.reset()
+        wall, peak_kb, out = run_sync(config, env, "--full")
+        n_list = sim.log.total(portal="nezarat4", endpoint="search") + sim.log.total(portal="nezarat4", endpoint="page") \
+            + sim.log.total(portal="nezarat4", endpoint="list")
+        n_total = sim.log.total(portal="nezarat4")
+        s_total = sim.log.total(portal="saba")
+        projects = len(sim.world.truth_projects())
+        agreements = len(sim.world.truth_agreements())
+        min_n = sum(math.ceil(len([p for p in sim.world.truth_projects() if p["fiscal_year"] == y]) / 50) for y in YEARS) \
+            + projects + 2  # GET + POST login
+        min_s = sum(math.ceil(len([a for a in sim.world.truth_agreements() if a["fiscal_year"] == y]) / 200) for y in YEARS) \
+            + 2 * agreements + 1
+        bound = max(n_total, s_total) / args.concurrency * latency
+        print(out.strip())
+        print(f"full sync: {wall:.1f} s wall; politeness bound {bound:.1f} s "
+              f"(max(nezarat4 {n_total}, saba {s_total}) requests / {args.concurrency} x {latency:.3f} s) "
+              f"-> {wall / bound:.2f}x the bound")
+        print(f"  nezarat4: {n_total} requests ({n_list} list pages) vs contract minimum {min_n} "
+              f"(+{(n_total - min_n) / min_n:.1%})")
+        print(f"  saba:     {s_total} requests vs contract minimum {min_s} (+{(s_total - min_s) / min_s:.1%})")
+        print(f"  peak memory of the sync process: {peak_kb / 1024:.0f} MB")
+
+        n_change_p = max(1, int(args.projects * args.change))
+        n_change_a = max(1, int(args.agreements * args.change))
+        sim.world.advance(60 * 24)
+        changed_p = sim.world.edit_projects(n_change_p)
+        changed_a = sim.world.edit_agreements(n_change_a)
+        sim.log.reset()
+        wall_i, _, out_i = run_sync(config, env)
+        n_i, s_i = sim.log.total(portal="nezarat4"), sim.log.total(portal="saba")
+        n_details = sim.log.total(portal="nezarat4", endpoint="detail")
+        s_details = sim.log.total(portal="saba", endpoint="operations") + sim.log.total(portal="saba", endpoint="performance")
+        n_pages = n_i - n_details
+        s_pages = s_i - s_details
+        n_target = n_pages + len(changed_p) * 2
+        s_target = s_pages + len(changed_a) * 2
+        print(out_i.strip())
+        print(f"incremental after {args.change:.0%} changed ({len(changed_p)} projects, {len(changed_a)} agreements): "
+              f"{wall_i:.1f} s wall")
+        print(f"  nezarat4: {n_i} requests = {n_pages} list/login + {n_details} details; "
+              f"target <= list + changed x2 years = {n_target} (x1.05 = {n_target * 1.05:.0f})")
+        print(f"  saba:     {s_i} requests = {s_pages} list/token + {s_details} details; "
+              f"target <= {s_target} (x1.05 = {s_target * 1.05:.0f})")
+    finally:
+        sim.stop()
+
+
+if __name__ == "__main__":
+    main()

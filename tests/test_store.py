@@ -1,0 +1,688 @@
+"""The store, on SQLite and PostgreSQL: schema, business keys, bulk writes with history, gone items,
+exact numbers, aware datetimes, the one-sync-at-a-time lock and the export.
+
+Every test takes the ``engine`` fixture (tests/conftest.py), so it runs once per backend; each
+PostgreSQL run has a schema of its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import Connection, Engine
+
+from budgetwatch.jalali import TEHRAN
+from connectors.records import (
+    AgreementDetail,
+    CreditRow,
+    ExpenseAgreementRecord,
+    ExpenseCredit,
+    OperationPerformanceRecord,
+    OperationRecord,
+    ProgressReportRecord,
+    ProjectDetail,
+)
+from store import writes
+from store.db import head_revision
+from store.export import export_agreements, export_projects
+from store.locks import LockHeld, exclusive
+from store.models import (
+    METADATA,
+    Agency,
+    ChangeLog,
+    County,
+    Deviation,
+    ExpenseAgreement,
+    Operation,
+    OperationPerformance,
+    Plan,
+    ProgressReport,
+    Project,
+    ProjectCredit,
+    ProjectYear,
+    SyncRun,
+    utcnow,
+)
+from store.models import ExpenseCredit as ExpenseCreditRow
+
+ROOT = Path(__file__).resolve().parents[1]
+T = lambda model: model.__table__  # noqa: E731
+
+MODIFIED = datetime(2026, 10, 20, 9, 30, tzinfo=TEHRAN)
+TITLE = "احداث مدرسه‌ی روستایی ۱۲ کلاسه"  # with a ZWNJ, Persian yeh
+TITLE_RESPELT = "احداث مدرسه ی روستايي ۱۲  کلاسه"  # space for the ZWNJ, Arabic yeh, double space
+
+
+# --- builders ---------------------------------------------------------------------------------
+
+
+def new_run(engine: Engine, source: str = "nezarat4") -> int:
+    with engine.begin() as conn:
+        result = conn.execute(sa.insert(T(SyncRun)).values(
+            source=source, mode="full", fiscal_years="1405", started_at=utcnow(), status="running"))
+        return result.inserted_primary_key[0]
+
+
+def project(code: str = "1305012007-003", **changes: object) -> ProjectDetail:
+    detail = ProjectDetail(
+        portal_id=48213, fiscal_year=1405, project_code=code, title=TITLE,
+        plan_code="1305012007", plan_title="توسعه فضاهای آموزشی", agency_code="305",
+        agency_name="اداره کل آموزش و پرورش", county="اهواز", location="روستای ام‌الطمیر",
+        start_year=1402, end_year=1406, total_cost=Decimal("123456789.1234"),
+        progress_at_year_start=Decimal("0.85"), agreement_no="1405-0117", agreement_date=date(2026, 5, 2),
+        agreement_status="exchanged", last_modified=MODIFIED,
+        credits=[
+            CreditRow("ملی", Decimal("31250.5"), Decimal("20000"), Decimal("15000"), Decimal("12000.25")),
+            CreditRow("استانی", Decimal("8000"), Decimal("6000"), Decimal("4000"), Decimal("3000")),
+        ],
+        credit_total=CreditRow("جمع", Decimal("39250.5"), Decimal("26000"), Decimal("19000"), Decimal("15000.25")),
+        targets={1: Decimal("10"), 2: Decimal("25"), 3: Decimal("45.5"), 4: Decimal("70")},
+        reports=[
+            ProgressReportRecord(1, date(2026, 7, 8), Decimal("9.5"), Decimal("5000"), "approved", date(2026, 7, 20), None),
+            ProgressReportRecord(2, date(2026, 10, 5), Decimal("22.75"), Decimal("12000.25"), "pending", None, "با تأخیر"),
+        ],
+    )
+    return dataclasses.replace(detail, **changes)
+
+
+def agreement(number: str = "1405-032-11002", **changes: object) -> ExpenseAgreementRecord:
+    record = ExpenseAgreementRecord(
+        portal_id=7001, agreement_no=number, fiscal_year=1405, agency_code="118", agency_name="جهاد کشاورزی",
+        county_code="0607", county_name="دزفول", program_code="11002", program_title="ترویج کشاورزی",
+        status="exchanged", exchanged_on=date(2026, 5, 10), modified_at=MODIFIED,
+        credits=[
+            ExpenseCredit(1, "جبران خدمت کارکنان", Decimal("5000"), Decimal("4000"), Decimal("3000"), Decimal("2500.5")),
+            ExpenseCredit(2, "استفاده از کالا و خدمات", Decimal("1200"), None, None, None),
+        ],
+    )
+    return dataclasses.replace(record, **changes)
+
+
+def agreement_detail(quantity: str = "40") -> AgreementDetail:
+    return AgreementDetail(
+        portal_id=7001,
+        operations=[OperationRecord("11002-03", "آموزش بهره‌برداران", "نفر-روز", Decimal("400"),
+                                    (Decimal("100"), Decimal("100"), Decimal("100"), Decimal("100")),
+                                    Decimal("1234.567891"))],
+        performance=[OperationPerformanceRecord(1, "11002-03", Decimal(quantity), Decimal("45.5"), date(2026, 7, 1),
+                                                "approved", date(2026, 7, 15), None)],
+    )
+
+
+def save_projects(engine: Engine, run_id: int, *details: ProjectDetail) -> writes.WriteCounts:
+    with engine.begin() as conn:
+        return writes.save_project_details(conn, run_id, list(details))
+
+
+def save_agreements(engine: Engine, run_id: int, *records: ExpenseAgreementRecord) -> writes.AgreementsSaved:
+    with engine.begin() as conn:
+        return writes.save_agreements(conn, run_id, list(records))
+
+
+def count(conn: Connection, model: type) -> int:
+    return conn.execute(sa.select(sa.func.count()).select_from(T(model))).scalar_one()
+
+
+def counts(engine: Engine) -> dict[str, int]:
+    models = (Agency, Plan, County, Project, ProjectYear, ProjectCredit, ProgressReport, ExpenseAgreement,
+              ExpenseCreditRow, Operation, OperationPerformance, ChangeLog)
+    with engine.connect() as conn:
+        return {m.__name__: count(conn, m) for m in models}
+
+
+def change_log(engine: Engine) -> list[tuple]:
+    c = T(ChangeLog).c
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(
+            sa.select(c.entity, c.business_key, c.field, c.old_value, c.new_value, c.run_id).order_by(c.id))]
+
+
+def one(engine: Engine, query: sa.Select) -> sa.Row:
+    with engine.connect() as conn:
+        return conn.execute(query).one()
+
+
+def report_row(engine: Engine, quarter: int) -> sa.Row:
+    return one(engine, sa.select(T(ProgressReport)).where(T(ProgressReport).c.quarter == quarter))
+
+
+def year_row(engine: Engine, code: str = "1305012007-003") -> sa.Row:
+    py, p = T(ProjectYear), T(Project)
+    return one(engine, sa.select(py).join(p, p.c.id == py.c.project_id).where(p.c.code == code))
+
+
+# --- schema -----------------------------------------------------------------------------------
+
+
+def test_migrations_create_every_model_table(engine: Engine) -> None:
+    tables = set(sa.inspect(engine).get_table_names())
+    assert set(METADATA.tables) <= tables
+    assert tables - set(METADATA.tables) == {"alembic_version"}
+
+
+def test_migrations_match_the_models_exactly(engine: Engine) -> None:
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(ctx, METADATA) == []
+        assert ctx.get_current_revision() == head_revision()
+
+
+def _insert_project(conn: Connection) -> None:
+    conn.execute(sa.insert(T(Project)).values(code="1305012007-003"))
+
+
+def _insert_year(conn: Connection) -> None:
+    project_id = conn.execute(sa.select(T(Project).c.id)).scalar_one()
+    conn.execute(sa.insert(T(ProjectYear)).values(
+        project_id=project_id, fiscal_year=1405, title="t", title_key="t", agency_code="305",
+        agreement_status="exchanged", gone=False))
+
+
+def _insert_agreement(conn: Connection) -> None:
+    conn.execute(sa.insert(T(ExpenseAgreement)).values(
+        agreement_no="1405-032-11002", fiscal_year=1405, agency_code="305", program_code="11002",
+        status="exchanged", detail_synced=False, gone=False))
+
+
+def _insert_deviation(conn: Connection) -> None:
+    conn.execute(sa.insert(T(Deviation)).values(
+        kind="capital", rule="progress_lag", subject="1305012007-003", fiscal_year=1405, quarter=2,
+        severity="major", status="open", alert_state="new", message="عقب‌ماندگی",
+        first_found_on=date(2026, 11, 1), last_found_on=date(2026, 11, 1)))
+
+
+BUSINESS_KEYS = {
+    "project code": _insert_project,
+    "project + fiscal year": _insert_year,
+    "agreement no + fiscal year": _insert_agreement,
+    "deviation identity": _insert_deviation,
+}
+
+
+@pytest.mark.parametrize("business_key", list(BUSINESS_KEYS))
+def test_business_key_is_unique(engine: Engine, business_key: str) -> None:
+    insert = BUSINESS_KEYS[business_key]
+    with engine.begin() as conn:
+        conn.execute(sa.insert(T(Agency)).values(code="305", name="آموزش و پرورش", name_key="اموزشوپرورش"))
+        if business_key != "project code":
+            _insert_project(conn)
+        insert(conn)
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        insert(conn)
+
+
+def test_same_agreement_number_in_another_year_is_another_agreement(engine: Engine) -> None:
+    run = new_run(engine, "saba")
+    saved = save_agreements(engine, run, agreement(), agreement(fiscal_year=1404))
+    assert len(saved.new_ids) == 2
+    assert counts(engine)["ExpenseAgreement"] == 2
+
+
+# --- Nezarat-4 projects -----------------------------------------------------------------------
+
+
+def test_first_save_inserts_project_year_credits_reports_and_reference_data(engine: Engine) -> None:
+    run = new_run(engine)
+    result = save_projects(engine, run, project())
+    assert (result.inserted, result.updated, result.unchanged, result.changes) == (1, 0, 0, 0)
+    assert counts(engine) == dict(Agency=1, Plan=1, County=1, Project=1, ProjectYear=1, ProjectCredit=2,
+                                  ProgressReport=2, ExpenseAgreement=0, ExpenseCredit=0, Operation=0,
+                                  OperationPerformance=0, ChangeLog=0)
+    row = year_row(engine)
+    assert (row.title, row.agency_code, row.fiscal_year, row.first_run_id, row.last_run_id) == (TITLE, "305", 1405, run, run)
+    assert (row.target_q3, row.total_approved, row.gone) == (Decimal("45.5"), Decimal("39250.5"), False)
+    assert report_row(engine, 2).remarks == "با تأخیر"
+
+
+def test_saving_the_same_again_changes_nothing(engine: Engine) -> None:
+    save_projects(engine, new_run(engine), project())
+    before = counts(engine)
+    run2 = new_run(engine)
+    result = save_projects(engine, run2, project())
+    assert (result.inserted, result.updated, result.unchanged, result.changes) == (0, 0, 1, 0)
+    assert counts(engine) == before
+    assert change_log(engine) == []
+
+
+def test_changed_progress_and_credit_are_logged_with_old_new_and_run(engine: Engine) -> None:
+    run1 = new_run(engine)
+    save_projects(engine, run1, project())
+    base = project()
+    changed = project(
+        reports=[base.reports[0], dataclasses.replace(base.reports[1], progress=Decimal("31.25"))],
+        credits=[dataclasses.replace(base.credits[0], absorbed=Decimal("13000")), base.credits[1]],
+    )
+    run2 = new_run(engine)
+    result = save_projects(engine, run2, changed)
+    assert (result.inserted, result.updated, result.unchanged, result.changes) == (0, 1, 0, 2)
+    assert sorted(change_log(engine)) == sorted([
+        ("progress_report", "1305012007-003/1405/q2", "progress", "22.75", "31.25", run2),
+        ("project_credit", "1305012007-003/1405/ملی", "absorbed", "12000.25", "13000", run2),
+    ])
+    q2 = report_row(engine, 2)
+    assert (q2.progress, q2.first_run_id, q2.last_run_id) == (Decimal("31.25"), run1, run2)
+    assert report_row(engine, 1).last_run_id == run1
+
+
+def test_changed_year_field_is_logged_on_the_project_year(engine: Engine) -> None:
+    save_projects(engine, new_run(engine), project())
+    run2 = new_run(engine)
+    save_projects(engine, run2, project(end_year=1407, agreement_status="amended"))
+    assert sorted(change_log(engine)) == [
+        ("project_year", "1305012007-003/1405", "agreement_status", "exchanged", "amended", run2),
+        ("project_year", "1305012007-003/1405", "end_year", "1406", "1407", run2),
+    ]
+    assert year_row(engine).last_run_id == run2
+
+
+def test_title_respelt_with_space_and_arabic_letters_is_not_a_change(engine: Engine) -> None:
+    save_projects(engine, new_run(engine), project())
+    result = save_projects(engine, new_run(engine), project(title=TITLE_RESPELT))
+    assert result.changes == 0 and result.unchanged == 1
+    assert change_log(engine) == []
+    assert year_row(engine).title == TITLE
+
+
+def test_respelt_title_keeps_the_first_spelling_when_another_field_changes(engine: Engine) -> None:
+    save_projects(engine, new_run(engine), project())
+    run2 = new_run(engine)
+    save_projects(engine, run2, project(title=TITLE_RESPELT, total_cost=Decimal("130000000")))
+    assert change_log(engine) == [
+        ("project_year", "1305012007-003/1405", "total_cost", "123456789.1234", "130000000", run2)]
+    row = year_row(engine)
+    assert (row.title, row.total_cost) == (TITLE, Decimal("130000000"))
+
+
+def test_credit_source_respelt_is_the_same_credit(engine: Engine) -> None:
+    save_projects(engine, new_run(engine), project())
+    base = project()
+    respelt = dataclasses.replace(base.credits[1], source="استاني")  # Arabic yeh
+    save_projects(engine, new_run(engine), project(credits=[base.credits[0], respelt]))
+    assert counts(engine)["ProjectCredit"] == 2
+    assert change_log(engine) == []
+
+
+def test_report_missing_from_a_later_save_is_kept(engine: Engine) -> None:
+    save_projects(engine, new_run(engine), project())
+    base = project()
+    result = save_projects(engine, new_run(engine), project(reports=[base.reports[0]]))
+    assert result.changes == 0
+    assert counts(engine)["ProgressReport"] == 2
+    q2 = report_row(engine, 2)
+    assert (q2.progress, q2.comptroller_status) == (Decimal("22.75"), "pending")
+    assert change_log(engine) == []
+
+
+def test_new_report_in_a_later_save_is_inserted_not_logged(engine: Engine) -> None:
+    save_projects(engine, new_run(engine), project())
+    base = project()
+    q3 = ProgressReportRecord(3, date(2027, 1, 5), Decimal("40"), Decimal("14000"), "pending", None, None)
+    run2 = new_run(engine)
+    result = save_projects(engine, run2, project(reports=[*base.reports, q3]))
+    assert (result.updated, result.changes) == (1, 0)
+    assert report_row(engine, 3).first_run_id == run2
+    assert change_log(engine) == []
+
+
+def test_a_batch_of_many_projects_is_stored_at_once(engine: Engine) -> None:
+    details = [project(f"1305012007-{n:03d}", portal_id=48000 + n, county=("اهواز" if n % 2 else "دزفول"))
+               for n in range(1, 41)]
+    result = save_projects(engine, new_run(engine), *details)
+    assert result.inserted == 40
+    stored = counts(engine)
+    assert (stored["Project"], stored["ProjectYear"], stored["ProgressReport"], stored["County"]) == (40, 40, 80, 2)
+
+
+def test_projects_not_listed_by_a_full_sync_are_marked_gone_not_deleted(engine: Engine) -> None:
+    save_projects(engine, new_run(engine), project("1305012007-001"), project("1305012007-002", portal_id=2))
+    run2 = new_run(engine)
+    with engine.begin() as conn:
+        assert writes.mark_projects_gone(conn, run2, 1405, {"1305012007-001"}) == 1
+    assert counts(engine)["ProjectYear"] == 2
+    assert counts(engine)["ProgressReport"] == 4
+    assert (year_row(engine, "1305012007-001").gone, year_row(engine, "1305012007-002").gone) == (False, True)
+    assert year_row(engine, "1305012007-002").last_run_id == run2
+    assert change_log(engine) == [("project_year", "1305012007-002/1405", "gone", "False", "True", run2)]
+    with engine.begin() as conn:  # marking again finds nothing more
+        assert writes.mark_projects_gone(conn, new_run(engine), 1405, {"1305012007-001"}) == 0
+
+
+def test_gone_project_seen_again_is_no_longer_gone(engine: Engine) -> None:
+    save_projects(engine, new_run(engine), project())
+    with engine.begin() as conn:
+        writes.mark_project_gone(conn, new_run(engine), 1405, "1305012007-003")
+    assert year_row(engine).gone is True
+    run3 = new_run(engine)
+    result = save_projects(engine, run3, project())
+    assert result.updated == 1
+    assert year_row(engine).gone is False
+    assert change_log(engine)[-1] == ("project_year", "1305012007-003/1405", "gone", "True", "False", run3)
+
+
+# --- SABA agreements --------------------------------------------------------------------------
+
+
+def agreement_row(engine: Engine, number: str = "1405-032-11002") -> sa.Row:
+    t = T(ExpenseAgreement)
+    return one(engine, sa.select(t).where(t.c.agreement_no == number, t.c.fiscal_year == 1405))
+
+
+def save_details(engine: Engine, run_id: int, agreement_id: int, detail: AgreementDetail) -> tuple[int, set[int]]:
+    with engine.begin() as conn:
+        return writes.save_agreement_details(conn, run_id, [(agreement_id, detail)])
+
+
+def test_new_agreement_is_stored_and_owes_its_details(engine: Engine) -> None:
+    run = new_run(engine, "saba")
+    saved = save_agreements(engine, run, agreement())
+    row = agreement_row(engine)
+    assert saved.new_ids == {row.id} and saved.changed_ids == set()
+    assert saved.ids == {("1405-032-11002", 1405): row.id}
+    assert saved.owed == [(row.id, 7001)]
+    assert (row.detail_synced, row.gone, row.first_run_id) == (False, False, run)
+    stored = counts(engine)
+    assert (stored["ExpenseCredit"], stored["Agency"], stored["County"], stored["ChangeLog"]) == (2, 1, 1, 0)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(T(County).c.code)).scalar_one() == "0607"
+
+
+def test_saved_details_mark_the_agreement_synced_and_nothing_is_owed(engine: Engine) -> None:
+    saved = save_agreements(engine, new_run(engine, "saba"), agreement())
+    [(agreement_id, _)] = saved.owed
+    changes, changed = save_details(engine, new_run(engine, "saba"), agreement_id, agreement_detail())
+    assert (changes, changed) == (0, {agreement_id})
+    assert agreement_row(engine).detail_synced is True
+    again = save_agreements(engine, new_run(engine, "saba"), agreement())
+    assert (again.owed, again.new_ids, again.changed_ids, again.changes) == ([], set(), set(), 0)
+    assert change_log(engine) == []
+
+
+def test_moved_modified_at_resets_detail_synced_and_logs_the_change(engine: Engine) -> None:
+    saved = save_agreements(engine, new_run(engine, "saba"), agreement())
+    save_details(engine, new_run(engine, "saba"), saved.owed[0][0], agreement_detail())
+    later = MODIFIED + timedelta(days=3)
+    base = agreement()
+    run3 = new_run(engine, "saba")
+    again = save_agreements(engine, run3, agreement(
+        modified_at=later, credits=[dataclasses.replace(base.credits[0], spent=Decimal("2900")), base.credits[1]]))
+    row = agreement_row(engine)
+    assert again.owed == [(row.id, 7001)]
+    assert again.changed_ids == {row.id}
+    assert row.detail_synced is False
+    assert row.modified_at == later
+    logged = sorted(change_log(engine))
+    assert logged[1] == ("expense_credit", "1405-032-11002/1405/ch1", "spent", "2500.5", "2900", run3)
+    entity, key, field, old, new, run = logged[0]
+    assert (entity, key, field, run) == ("expense_agreement", "1405-032-11002/1405", "modified_at", run3)
+    assert (datetime.fromisoformat(old), datetime.fromisoformat(new)) == (MODIFIED, later)
+
+
+def test_changed_datetime_is_logged_in_one_canonical_zone(engine: Engine) -> None:
+    save_agreements(engine, new_run(engine, "saba"), agreement())
+    later = MODIFIED + timedelta(days=3)
+    save_agreements(engine, new_run(engine, "saba"), agreement(modified_at=later))
+    [(_, _, field, old, new, _)] = change_log(engine)
+    assert field == "modified_at"
+    assert (old, new) == ("2026-10-20T06:00:00+00:00", "2026-10-23T06:00:00+00:00")
+
+
+def test_change_without_a_moved_modified_at_keeps_detail_synced(engine: Engine) -> None:
+    saved = save_agreements(engine, new_run(engine, "saba"), agreement())
+    save_details(engine, new_run(engine, "saba"), saved.owed[0][0], agreement_detail())
+    run3 = new_run(engine, "saba")
+    again = save_agreements(engine, run3, agreement(status="amended"))
+    assert again.owed == []
+    assert agreement_row(engine).detail_synced is True
+    assert change_log(engine) == [("expense_agreement", "1405-032-11002/1405", "status", "exchanged", "amended", run3)]
+
+
+def test_same_modified_at_in_another_zone_is_not_a_change(engine: Engine) -> None:
+    save_agreements(engine, new_run(engine, "saba"), agreement())
+    again = save_agreements(engine, new_run(engine, "saba"), agreement(modified_at=MODIFIED.astimezone(timezone.utc)))
+    assert again.changes == 0 and again.changed_ids == set()
+
+
+def test_interrupted_details_stay_owed_on_the_next_save(engine: Engine) -> None:
+    save_agreements(engine, new_run(engine, "saba"), agreement())
+    again = save_agreements(engine, new_run(engine, "saba"), agreement())  # details never saved
+    assert again.owed == [(agreement_row(engine).id, 7001)]
+    with engine.connect() as conn:
+        assert writes.agreements_owing_detail(conn, 1405) == [(agreement_row(engine).id, 7001)]
+
+
+def test_program_title_respelt_is_not_a_change(engine: Engine) -> None:
+    save_agreements(engine, new_run(engine, "saba"), agreement(program_title="ترویج‌کشاورزی"))
+    again = save_agreements(engine, new_run(engine, "saba"), agreement(program_title="ترويج کشاورزي"))
+    assert again.changes == 0
+    assert agreement_row(engine).program_title == "ترویج‌کشاورزی"
+
+
+def test_changed_performance_is_logged_with_its_operation_and_quarter(engine: Engine) -> None:
+    saved = save_agreements(engine, new_run(engine, "saba"), agreement())
+    agreement_id = saved.owed[0][0]
+    save_details(engine, new_run(engine, "saba"), agreement_id, agreement_detail("40"))
+    run3 = new_run(engine, "saba")
+    changes, changed = save_details(engine, run3, agreement_id, agreement_detail("55.5"))
+    assert (changes, changed) == (1, {agreement_id})
+    assert change_log(engine) == [
+        ("operation_performance", "1405-032-11002/1405/11002-03/q1", "quantity", "40", "55.5", run3)]
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(T(OperationPerformance).c.quantity)).scalar_one() == Decimal("55.5")
+
+
+def test_same_details_again_change_nothing(engine: Engine) -> None:
+    saved = save_agreements(engine, new_run(engine, "saba"), agreement())
+    agreement_id = saved.owed[0][0]
+    save_details(engine, new_run(engine, "saba"), agreement_id, agreement_detail())
+    before = counts(engine)
+    assert save_details(engine, new_run(engine, "saba"), agreement_id, agreement_detail()) == (0, set())
+    assert counts(engine) == before
+
+
+def test_performance_of_an_unknown_operation_is_not_stored(engine: Engine) -> None:
+    saved = save_agreements(engine, new_run(engine, "saba"), agreement())
+    detail = agreement_detail()
+    orphan = dataclasses.replace(detail.performance[0], operation_code="99999-01")
+    save_details(engine, new_run(engine, "saba"), saved.owed[0][0],
+                 dataclasses.replace(detail, performance=[*detail.performance, orphan]))
+    assert counts(engine)["OperationPerformance"] == 1
+
+
+def test_agreements_not_listed_are_marked_gone_and_come_back(engine: Engine) -> None:
+    save_agreements(engine, new_run(engine, "saba"), agreement("A-1"), agreement("A-2", portal_id=7002))
+    run2 = new_run(engine, "saba")
+    with engine.begin() as conn:
+        assert writes.mark_agreements_gone(conn, run2, 1405, {"A-1"}) == 1
+    assert counts(engine)["ExpenseAgreement"] == 2
+    assert (agreement_row(engine, "A-1").gone, agreement_row(engine, "A-2").gone) == (False, True)
+    assert change_log(engine) == [("expense_agreement", "A-2/1405", "gone", "False", "True", run2)]
+    with engine.connect() as conn:
+        assert set(writes.stored_agreement_versions(conn, 1405, ["A-1", "A-2"])) == {"A-1"}
+    run3 = new_run(engine, "saba")
+    again = save_agreements(engine, run3, agreement("A-2", portal_id=7002))
+    assert agreement_row(engine, "A-2").gone is False
+    assert agreement_row(engine, "A-2").id in again.changed_ids
+    assert change_log(engine)[-1] == ("expense_agreement", "A-2/1405", "gone", "True", "False", run3)
+
+
+# --- values -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("amount", ["31250.5", "0.85", "123456789.1234", "98765432109.8765", "0.0001"])
+def test_decimal_amounts_round_trip_exactly(engine: Engine, amount: str) -> None:
+    value = Decimal(amount)
+    save_projects(engine, new_run(engine), project(total_cost=value, progress_at_year_start=Decimal("0.85")))
+    row = year_row(engine)
+    assert row.total_cost == value
+    assert format(row.total_cost.normalize(), "f") == format(value.normalize(), "f")
+    assert row.progress_at_year_start == Decimal("0.85")
+
+
+def test_unit_cost_keeps_six_decimals(engine: Engine) -> None:
+    saved = save_agreements(engine, new_run(engine, "saba"), agreement())
+    save_details(engine, new_run(engine, "saba"), saved.owed[0][0], agreement_detail())
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(T(Operation).c.unit_cost)).scalar_one() == Decimal("1234.567891")
+
+
+def test_naive_datetime_is_refused(engine: Engine) -> None:
+    with pytest.raises(sa.exc.StatementError, match="naive datetime"), engine.begin() as conn:
+        conn.execute(sa.insert(T(SyncRun)).values(source="saba", mode="full", fiscal_years="1405",
+                                                  started_at=datetime(2026, 11, 1, 8, 0), status="running"))
+
+
+def test_aware_datetime_comes_back_as_the_same_instant_in_utc(engine: Engine) -> None:
+    tehran = datetime(2026, 11, 1, 8, 15, 30, 123456, tzinfo=TEHRAN)
+    with engine.begin() as conn:
+        run_id = conn.execute(sa.insert(T(SyncRun)).values(
+            source="saba", mode="full", fiscal_years="1405", started_at=tehran, status="running")).inserted_primary_key[0]
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(T(SyncRun).c.started_at).where(T(SyncRun).c.id == run_id)).scalar_one()
+    assert stored == tehran
+    assert stored.utcoffset() == timedelta(0)
+    assert stored.replace(tzinfo=None) == datetime(2026, 11, 1, 4, 45, 30, 123456)
+
+
+# --- locks ------------------------------------------------------------------------------------
+
+_HOLDER = """
+import sys, time
+from store.db import make_engine
+from store.locks import exclusive
+with exclusive(make_engine(sys.argv[1]), sys.argv[2]):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.fixture
+def lock_name() -> str:
+    # advisory locks are per PostgreSQL database, not per schema: a unique name keeps parallel tests apart
+    return f"test-sync:{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def holder(engine: Engine, lock_name: str) -> Iterator[subprocess.Popen]:
+    """Another process holding ``lock_name`` on the same store."""
+    url = engine.url.render_as_string(hide_password=False)
+    proc = subprocess.Popen([sys.executable, "-c", _HOLDER, url, lock_name], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.strip() == "held", proc.stderr.read() if proc.poll() is not None else line
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def _acquire_within(engine: Engine, name: str, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with exclusive(engine, name):
+                return True
+        except LockHeld:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+
+
+def test_lock_held_by_another_process_raises_lock_held(engine: Engine, holder: subprocess.Popen, lock_name: str) -> None:
+    with pytest.raises(LockHeld, match=lock_name):
+        with exclusive(engine, lock_name):
+            pass
+    if engine.dialect.name == "sqlite":
+        with pytest.raises(LockHeld, match=f"pid {holder.pid}"):
+            with exclusive(engine, lock_name):
+                pass
+
+
+def test_other_lock_names_do_not_conflict(engine: Engine, holder: subprocess.Popen, lock_name: str) -> None:
+    with exclusive(engine, lock_name + "-other"), exclusive(engine, lock_name + "-third"):
+        pass
+
+
+def test_lock_is_released_when_its_holder_is_killed(engine: Engine, holder: subprocess.Popen, lock_name: str) -> None:
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait(timeout=10)
+    assert _acquire_within(engine, lock_name, 5.0)
+
+
+def test_second_holder_in_the_same_process_raises_and_release_frees_it(engine: Engine, lock_name: str) -> None:
+    with exclusive(engine, lock_name):
+        with pytest.raises(LockHeld):
+            with exclusive(engine, lock_name):
+                pass
+    with exclusive(engine, lock_name):  # released at the end of the block
+        pass
+
+
+# --- export -----------------------------------------------------------------------------------
+
+PROJECT_KEYS = {"project_code", "title", "plan_code", "plan_title", "agency_code", "agency_name", "county",
+                "start_year", "end_year", "total_cost", "fiscal_year", "progress_at_year_start", "agreement_no",
+                "agreement_status", "credits", "targets", "reports", "gone"}
+AGREEMENT_KEYS = {"agreement_no", "fiscal_year", "agency_code", "agency_name", "county", "program_code",
+                  "program_title", "status", "credits", "operations", "gone"}
+
+
+def test_export_projects_gives_what_was_saved(engine: Engine) -> None:
+    save_projects(engine, new_run(engine), project())
+    with engine.connect() as conn:
+        [row] = list(export_projects(conn, 1405))
+        assert list(export_projects(conn, 1404)) == []
+    assert set(row) == PROJECT_KEYS
+    assert (row["project_code"], row["title"], row["agency_name"], row["county"]) == (
+        "1305012007-003", TITLE, "اداره کل آموزش و پرورش", "اهواز")
+    assert str(row["total_cost"]) == "123456789.1234"
+    assert row["progress_at_year_start"] == Decimal("0.85")
+    assert row["targets"] == {"1": Decimal("10"), "2": Decimal("25"), "3": Decimal("45.5"), "4": Decimal("70")}
+    assert [str(t) for t in row["targets"].values()] == ["10", "25", "45.5", "70"]
+    assert [c["source"] for c in row["credits"]] == sorted(["ملی", "استانی"])
+    assert {c["source"]: str(c["approved"]) for c in row["credits"]} == {"ملی": "31250.5", "استانی": "8000"}
+    assert set(row["credits"][0]) == {"source", "approved", "notified", "allocated", "absorbed"}
+    assert [r["quarter"] for r in row["reports"]] == [1, 2]
+    assert set(row["reports"][0]) == {"quarter", "reported_on", "progress", "absorbed", "comptroller_status",
+                                      "decided_on", "remarks"}
+    assert (row["reports"][0]["reported_on"], row["reports"][0]["decided_on"]) == ("2026-07-08", "2026-07-20")
+    assert str(row["reports"][1]["progress"]) == "22.75"
+    assert row["gone"] is False
+
+
+def test_export_agreements_gives_what_was_saved(engine: Engine) -> None:
+    saved = save_agreements(engine, new_run(engine, "saba"), agreement())
+    save_details(engine, new_run(engine, "saba"), saved.owed[0][0], agreement_detail())
+    with engine.connect() as conn:
+        [row] = list(export_agreements(conn))
+    assert set(row) == AGREEMENT_KEYS
+    assert (row["agreement_no"], row["fiscal_year"], row["agency_name"], row["county"]) == (
+        "1405-032-11002", 1405, "جهاد کشاورزی", "دزفول")
+    assert [c["chapter"] for c in row["credits"]] == [1, 2]
+    assert str(row["credits"][0]["spent"]) == "2500.5"
+    assert row["credits"][1]["notified"] is None
+    [op] = row["operations"]
+    assert set(op) == {"code", "title", "unit", "quarterly_targets", "unit_cost", "performance"}
+    assert [str(q) for q in op["quarterly_targets"]] == ["100", "100", "100", "100"]
+    assert str(op["unit_cost"]) == "1234.567891"
+    [perf] = op["performance"]
+    assert set(perf) == {"quarter", "quantity", "spent", "reported_on", "comptroller_status", "decided_on", "remarks"}
+    assert (perf["quarter"], str(perf["quantity"]), str(perf["spent"]), perf["reported_on"]) == (1, "40", "45.5", "2026-07-01")
+    assert row["gone"] is False

@@ -1,0 +1,76 @@
+"""The fiscal calendar the simulator lives by (domain.md §6, reconciliation-rules.md "Calendar").
+
+Dates are kept as Gregorian ``date`` objects inside the world and converted to Jalali only when a
+page is rendered. A quarter is closed when its last day is before the as-of day; its report is due
+`REPORT_DUE_DAYS` days after that last day.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from functools import lru_cache
+
+import jdatetime
+
+REPORT_DUE_DAYS = 15
+APPROVAL_DUE_DAYS = 15
+
+
+@lru_cache(maxsize=4096)
+def to_jalali(day: date) -> tuple[int, int, int]:
+    j = jdatetime.date.fromgregorian(date=day)
+    return j.year, j.month, j.day
+
+
+@lru_cache(maxsize=256)
+def from_jalali(year: int, month: int, day: int) -> date:
+    return jdatetime.date(year, month, day).togregorian()
+
+
+def jalali_year(day: date) -> int:
+    return to_jalali(day)[0]
+
+
+@lru_cache(maxsize=64)
+def is_leap(year: int) -> bool:
+    return bool(jdatetime.date(year, 1, 1).isleap())
+
+
+@lru_cache(maxsize=256)
+def quarter_start(year: int, quarter: int) -> date:
+    return from_jalali(year, 3 * quarter - 2, 1)
+
+
+@lru_cache(maxsize=256)
+def quarter_end(year: int, quarter: int) -> date:
+    if quarter in (1, 2):
+        return from_jalali(year, 3 * quarter, 31)
+    if quarter == 3:
+        return from_jalali(year, 9, 30)
+    return from_jalali(year, 12, 30 if is_leap(year) else 29)
+
+
+def year_start(year: int) -> date:
+    return quarter_start(year, 1)
+
+
+def year_end(year: int) -> date:
+    return quarter_end(year, 4)
+
+
+def due_day(year: int, quarter: int) -> date:
+    return quarter_end(year, quarter) + timedelta(days=REPORT_DUE_DAYS)
+
+
+def is_closed(year: int, quarter: int, as_of: date) -> bool:
+    return quarter_end(year, quarter) < as_of
+
+
+def closed_quarters(year: int, as_of: date) -> list[int]:
+    return [q for q in (1, 2, 3, 4) if is_closed(year, q, as_of)]
+
+
+def quarter_of(day: date) -> tuple[int, int]:
+    """(fiscal year, quarter) the day falls in."""
+    y, m, _ = to_jalali(day)
+    return y, (m - 1) // 3 + 1

@@ -24,12 +24,43 @@ import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Column, Field, SQLModel
 
-# Amounts reach 10^11 million rials at province level; four decimals keep every figure the portals
-# print (they show at most one or two) exact, on SQLite and PostgreSQL alike.
-AMOUNT = sa.Numeric(20, 4)
-PERCENT = sa.Numeric(9, 4)
-QUANTITY = sa.Numeric(20, 4)
-UNIT_COST = sa.Numeric(20, 6)
+
+
+class ExactDecimal(TypeDecorator):
+    """Decimal figures exactly as the portal wrote them, on both databases.
+
+    PostgreSQL: NUMERIC(28, 10). SQLite has no decimal type and stores REAL; reading it back through
+    ``repr(float)`` (the shortest text that round-trips) returns exactly the decimal that was
+    written for any figure of up to 15 significant digits: 33.99994 stays 33.99994, and
+    98,765,432,109.8765 million rials stays itself. (A fixed scale would either cut 33.99994, which
+    the reconciliation rules must see unrounded, or invent digits in large amounts.)
+    """
+
+    impl = sa.Numeric(28, 10)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.Float())
+        return dialect.type_descriptor(sa.Numeric(28, 10))
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        if value is None:
+            return None
+        return float(value) if dialect.name == "sqlite" else Decimal(value)
+
+    def process_result_value(self, value: Any, dialect: Any) -> Decimal | None:
+        if value is None:
+            return None
+        if isinstance(value, float):
+            return Decimal(repr(value))
+        return Decimal(value)
+
+
+AMOUNT = ExactDecimal()  # million rials
+PERCENT = ExactDecimal()
+QUANTITY = ExactDecimal()
+UNIT_COST = ExactDecimal()
 
 
 class UTCDateTime(TypeDecorator):
@@ -405,9 +436,9 @@ class Deviation(SQLModel, table=True):
     status: str = Field(max_length=16, index=True)
     # what alerting still owes: new | escalated | none (set to none once queued in the outbox)
     alert_state: str = Field(default="new", max_length=16)
-    planned: Decimal | None = Field(default=None, sa_column=Column(sa.Numeric(24, 6), nullable=True))
-    actual: Decimal | None = Field(default=None, sa_column=Column(sa.Numeric(24, 6), nullable=True))
-    measure: Decimal | None = Field(default=None, sa_column=Column(sa.Numeric(24, 6), nullable=True))
+    planned: Decimal | None = Field(default=None, sa_column=Column(ExactDecimal(), nullable=True))
+    actual: Decimal | None = Field(default=None, sa_column=Column(ExactDecimal(), nullable=True))
+    measure: Decimal | None = Field(default=None, sa_column=Column(ExactDecimal(), nullable=True))
     numbers: dict[str, Any] | None = Field(default=None, sa_column=Column(sa.JSON, nullable=True))
     message: str  # the Persian sentence a budget expert reads
     agency_code: str | None = Field(default=None, max_length=32, index=True)

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from budgetwatch.counties import canonical_county
 from budgetwatch.persian import text_key
 from connectors.records import (
     AgreementDetail,
@@ -247,6 +248,7 @@ def ensure_counties(conn: Connection, counties: Iterable[tuple[str | None, str |
     """(name, code) pairs -> ids by name key. Counties are matched by name key (Nezarat-4 has no codes)."""
     wanted: dict[str, tuple[str, str | None]] = {}
     for name, code in counties:
+        name = canonical_county(name)  # هفتگل and هفتکل are one county
         key = text_key(name)
         if key:
             prev = wanted.get(key)
@@ -302,7 +304,7 @@ def save_project_details(conn: Connection, run_id: int, details: Sequence[Projec
         year_rows.append(dict(
             project_id=project_ids[d.project_code], fiscal_year=d.fiscal_year,
             title=d.title, title_key=text_key(d.title) or "", agency_code=d.agency_code,
-            county_id=county_ids.get(text_key(d.county) or ""), location=d.location,
+            county_id=county_ids.get(text_key(canonical_county(d.county)) or ""), location=d.location,
             start_year=d.start_year, end_year=d.end_year, total_cost=d.total_cost,
             progress_at_year_start=d.progress_at_year_start, agreement_no=d.agreement_no,
             agreement_date=d.agreement_date, agreement_status=d.agreement_status,
@@ -433,7 +435,7 @@ def save_agreements(conn: Connection, run_id: int, records: Sequence[ExpenseAgre
     county_ids = ensure_counties(conn, ((r.county_name, r.county_code) for r in records if r.county_name))
     rows = [dict(
         agreement_no=r.agreement_no, fiscal_year=r.fiscal_year, portal_id=r.portal_id, agency_code=r.agency_code,
-        county_id=county_ids.get(text_key(r.county_name) or "") if r.county_name else None,
+        county_id=county_ids.get(text_key(canonical_county(r.county_name)) or "") if r.county_name else None,
         program_code=r.program_code, program_title=r.program_title, status=r.status,
         exchanged_on=r.exchanged_on, modified_at=r.modified_at, gone=False, detail_synced=False,
     ) for r in records]

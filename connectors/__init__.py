@@ -1,0 +1,70 @@
+"""Connectors: read the Nezarat-4 and SABA portals into typed records (see records.py).
+
+    from connectors import Nezarat4Client, SabaClient, PortalSettings
+
+    async with Nezarat4Client(settings) as nz:
+        async for page in nz.list_projects(fiscal_year=1405):   # ProjectListPage
+            ...
+        detail = await nz.project_detail(portal_id=48213, fiscal_year=1405)
+        # ProjectDetail | RejectedDetail (identity unreadable: store nothing) | None (not there)
+
+    async with SabaClient(settings) as sb:
+        async for page in sb.list_agreements(fiscal_year=1405):  # AgreementListPage
+            ...
+        detail = await sb.agreement_detail(portal_id=9123)      # AgreementDetail | None (404)
+
+Each portal package has the same three parts: the reading layer (nezarat4/pages.py,
+saba/payloads.py: the only code that knows markup or field names), canonical.py (raw values ->
+records, unreadable rows -> Rejection) and client.py (the conversation). The shared mechanism —
+in-flight limit, retries with back-off, Retry-After, rate limit, counters — is http.py. What can
+go wrong is in errors.py.
+"""
+
+from .errors import (
+    AuthenticationFailed,
+    ConnectorError,
+    LayoutChanged,
+    ProtocolError,
+    SourceUnavailable,
+)
+from .nezarat4 import Nezarat4Client, RejectedDetail
+from .records import (
+    AgreementDetail,
+    AgreementListPage,
+    CreditRow,
+    ExpenseAgreementRecord,
+    ExpenseCredit,
+    OperationPerformanceRecord,
+    OperationRecord,
+    ProgressReportRecord,
+    ProjectDetail,
+    ProjectListPage,
+    ProjectListRow,
+    Rejection,
+)
+from .saba import SabaClient
+from .settings import PortalSettings
+
+__all__ = [
+    "AgreementDetail",
+    "AgreementListPage",
+    "AuthenticationFailed",
+    "ConnectorError",
+    "CreditRow",
+    "ExpenseAgreementRecord",
+    "ExpenseCredit",
+    "LayoutChanged",
+    "Nezarat4Client",
+    "OperationPerformanceRecord",
+    "OperationRecord",
+    "PortalSettings",
+    "ProgressReportRecord",
+    "ProjectDetail",
+    "ProjectListPage",
+    "ProjectListRow",
+    "ProtocolError",
+    "RejectedDetail",
+    "Rejection",
+    "SabaClient",
+    "SourceUnavailable",
+]

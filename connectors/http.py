@@ -1,0 +1,236 @@
+"""The shared request mechanism of every connector: one place for the hard, portal-neutral parts.
+
+A portal client owns a :class:`PortalHttp` and sends every request through :meth:`PortalHttp.send`,
+which (1) keeps at most ``settings.concurrency`` requests in flight (a semaphore held only while a
+request is on the wire, never during a back-off sleep), (2) spaces request starts when the portal has
+a rate limit, (3) retries transient faults with exponential back-off and jitter, bounded by
+``max_attempts`` and ``max_retry_seconds``, waiting at least what ``Retry-After`` asks (integer
+seconds or an HTTP date), and (4) counts what it did under stable keys. After the retry budget it
+raises :class:`~connectors.errors.SourceUnavailable` naming the method, the URL path and the last
+fault. What counts as a transient fault beyond the HTTP basics (500/502/503/504/429, time-outs,
+resets) is the portal's call: it passes ``fault=`` a function that reads a response and names the
+fault, or returns None (Nezarat-4 answers some errors with status 200).
+
+Request bodies are never logged nor put in an exception: a login form carries the password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
+from tenacity.stop import stop_after_attempt, stop_before_delay
+
+from .errors import SourceUnavailable
+from .settings import PortalSettings
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+# Stable counter keys; a client may add its own, but these are always present.
+STAT_KEYS = ("requests", "retries", "relogins", "rejections", "pages", "details", "not_found",
+             "rate_limited")
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """What went wrong with one attempt, in words for the run record, and how long to hold off."""
+
+    description: str
+    retry_after: float | None = None
+
+
+class TransientFault(Exception):
+    """Raised inside the retry loop for one failed attempt; never escapes :meth:`PortalHttp.send`."""
+
+    def __init__(self, fault: Fault) -> None:
+        super().__init__(fault.description)
+        self.fault = fault
+
+
+FaultReader = Callable[[httpx.Response], "Fault | None"]
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: integer (or decimal) seconds or an HTTP date."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    now = now or datetime.now(timezone.utc)
+    return max(0.0, (when - now).total_seconds())
+
+
+def http_fault(response: httpx.Response) -> Fault | None:
+    """The transient faults every portal shares: 429 and 5xx gateway/server errors."""
+    if response.status_code in TRANSIENT_STATUSES:
+        return Fault(
+            f"HTTP {response.status_code}",
+            parse_retry_after(response.headers.get("Retry-After")),
+        )
+    return None
+
+
+class RateLimiter:
+    """Spaces request starts so that at most ``per_second`` start in any second (all tasks share it).
+
+    ``hold_off`` pushes every later start back, e.g. when the portal answered 429 with Retry-After.
+    """
+
+    def __init__(self, per_second: float) -> None:
+        self._interval = 1.0 / per_second
+        self._next_start = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait_turn(self) -> None:
+        async with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next_start)
+            self._next_start = start + self._interval
+        if start > now:
+            await asyncio.sleep(start - now)
+
+    def hold_off(self, seconds: float) -> None:
+        self._next_start = max(self._next_start, time.monotonic() + seconds)
+
+
+class PortalHttp:
+    """An async httpx client with the politeness and retry rules of the contracts."""
+
+    def __init__(
+        self,
+        source: str,
+        settings: PortalSettings,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        rate_limit_per_second: float | None = None,
+    ) -> None:
+        self.source = source
+        self.settings = settings
+        self.client = httpx.AsyncClient(
+            base_url=settings.base_url,
+            transport=transport,
+            verify=settings.verify_tls,
+            timeout=settings.timeout_seconds,
+            headers={"User-Agent": settings.user_agent},
+            follow_redirects=False,  # a redirect to the login page is a signal, not a detour
+        )
+        self._in_flight = asyncio.Semaphore(settings.concurrency)
+        self._limiter = RateLimiter(rate_limit_per_second) if rate_limit_per_second else None
+        self.stats: dict[str, int] = dict.fromkeys(STAT_KEYS, 0)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.stats[key] = self.stats.get(key, 0) + n
+
+    def _wait(self, retry_state: RetryCallState) -> float:
+        s = self.settings
+        base = min(s.backoff_initial_seconds * 2 ** (retry_state.attempt_number - 1),
+                   s.backoff_max_seconds)
+        wait = base / 2 + random.uniform(0, base / 2)  # "equal jitter": spread, never zero
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(exc, TransientFault) and exc.fault.retry_after is not None:
+            wait = max(wait, exc.fault.retry_after)
+        return wait
+
+    def _before_sleep(self, retry_state: RetryCallState) -> None:
+        self.count("retries")
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        sleep = retry_state.next_action.sleep if retry_state.next_action else 0.0
+        log.info("%s: attempt %d failed (%s); retrying in %.2f s", self.source,
+                 retry_state.attempt_number, exc, sleep)
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Callable[[], Mapping[str, str]] | Mapping[str, str] | None = None,
+        fault: FaultReader | None = None,
+        before_send: Callable[[], None] | None = None,
+        **request: Any,
+    ) -> httpx.Response:
+        """Send one request, retrying transient faults; return the first answer that is not one.
+
+        ``headers`` may be a function, evaluated per attempt (a bearer token may change between
+        attempts). ``fault`` reads a portal-specific transient fault from an answer. ``request``
+        goes to ``httpx.AsyncClient.request`` (params, content, json, ...). ``before_send`` runs
+        right before each attempt goes on the wire (after the waits); whatever it raises ends the
+        call unretried (Nezarat-4: a postback whose session was replaced meanwhile).
+        """
+        s = self.settings
+        path = httpx.URL(url).path or url
+        last: list[str] = []
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(s.max_attempts) | stop_before_delay(s.max_retry_seconds),
+            wait=self._wait,
+            retry=retry_if_exception_type(TransientFault),
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        started = time.monotonic()
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    response = await self._attempt(method, url, headers, fault, before_send,
+                                                   last, request)
+        except TransientFault:
+            raise SourceUnavailable(
+                self.source,
+                f"{method} {path} failed {len(last)} time(s) in "
+                f"{time.monotonic() - started:.1f} s; last fault: {last[-1] if last else '?'}",
+            ) from None
+        return response
+
+    async def _attempt(self, method, url, headers, fault, before_send, last, request
+                       ) -> httpx.Response:
+        async with self._in_flight:
+            # The rate turn is taken inside the slot, so that starts stay spaced even when many
+            # tasks were queued on the semaphore.
+            if self._limiter is not None:
+                await self._limiter.wait_turn()
+            if before_send is not None:
+                before_send()
+            request_headers = headers() if callable(headers) else headers
+            self.count("requests")
+            try:
+                response = await self.client.request(method, url, headers=request_headers,
+                                                     **request)
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                described = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                last.append(described)
+                raise TransientFault(Fault(described)) from exc
+        found = http_fault(response) or (fault(response) if fault else None)
+        if found is not None:
+            if response.status_code == 429:
+                self.count("rate_limited")
+                if self._limiter is not None and found.retry_after:
+                    self._limiter.hold_off(found.retry_after)
+            last.append(found.description)
+            raise TransientFault(found)
+        return response

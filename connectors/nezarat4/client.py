@@ -1,0 +1,388 @@
+"""Nezarat-4 client: log in like a person, search the project list, page through it, read details.
+
+The conversation with the ASP.NET WebForms portal (nezarat4.md §2–5): a login form posted with its
+hidden fields, a session kept in cookies, a search posted with the filters, postbacks ``Page$N``
+for the next pages, and one GET per project detail. A lost session (a redirect to the login page)
+is answered by logging in again: a GET is then repeated; a postback cannot be (its ``__VIEWSTATE``
+belongs to the lost session), so the list is searched again and ``Page$N`` posted for the page that
+had been reached. A second login redirect in a row for one request is a :class:`ProtocolError`.
+Markup is read by ``pages.py`` and values by ``canonical.py``; retries, the in-flight limit and the
+counters live in :class:`~connectors.http.PortalHttp`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date
+from urllib.parse import urlencode
+
+import httpx
+
+from budgetwatch.jalali import format_jalali
+from budgetwatch.persian import to_ascii_digits
+
+from ..errors import AuthenticationFailed, ProtocolError
+from ..http import Fault, PortalHttp
+from ..records import ProjectDetail, ProjectListPage
+from ..settings import PortalSettings
+from . import canonical, pages
+from .canonical import RejectedDetail
+
+log = logging.getLogger(__name__)
+
+SOURCE = "nezarat4"
+_FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+class _SessionLost(Exception):
+    """The answer was the login page (or a redirect to it). ``session`` is the login whose cookies
+    the request carried: if another task has logged in since, the loss is already dealt with."""
+
+    def __init__(self, session: int) -> None:
+        super().__init__(session)
+        self.session = session
+
+
+class _Stale(Exception):
+    """Another task logged in again since this form was read: its __VIEWSTATE is of a dead session,
+    so posting it would only earn the ASP.NET error page. Nothing was sent."""
+
+
+class _LoginUnderway(Exception):
+    """A login started while this request waited for its turn: nothing was sent, wait and resend
+    (sent now, it would carry no cookies and only earn one more login redirect)."""
+
+
+@dataclass(slots=True)
+class _Listing:
+    """A list page as read, with the login its hidden fields belong to."""
+
+    page: pages.ListPage
+    session: int
+
+
+class _Redirects:
+    """Login redirects met while trying to get one answer.
+
+    The contract's rule — a second login redirect in a row for the same request is an error — is
+    read as: this request logged in again, and the session it got never served a page before the
+    portal sent the request back to the login page. A login that does not take would loop for
+    ever; a working session that the portal drops later (it may, at any moment) is a new loss,
+    and a redirect met while another task logged in is that task's to judge.
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.logged_in = False  # this request's own re-login gave the current session
+
+    def check(self, session_had_worked: bool) -> None:
+        if self.logged_in and not session_had_worked:
+            raise ProtocolError(SOURCE, f"{self.what}: sent to the login page again right after "
+                                        "logging in (a second login redirect in a row)")
+
+
+_SESSION_CHURN_LIMIT = 8  # tries spoilt by other tasks' re-logins before giving up
+
+
+class Nezarat4Client:
+    """One logged-in session with Nezarat-4. Use as ``async with Nezarat4Client(settings) as nz``."""
+
+    def __init__(self, settings: PortalSettings,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.settings = settings
+        self._http = PortalHttp(SOURCE, settings, transport)
+        self._login_lock = asyncio.Lock()
+        self._session = 0  # which login the cookies belong to; 0 = not logged in yet
+        self._logging_in = False
+        self._proven = 0  # the latest login that has served a protected page
+        self._refusal: AuthenticationFailed | None = None
+
+    async def __aenter__(self) -> Nezarat4Client:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters under stable keys: requests, retries, relogins, rejections, pages, details, ..."""
+        return dict(self._http.stats)
+
+    # --- session ------------------------------------------------------------------------------
+
+    async def login(self) -> None:
+        """Log in now (otherwise done on the first request). Raises AuthenticationFailed."""
+        async with self._login_lock:
+            await self._login()
+
+    async def _ensure_session(self) -> int:
+        """The current login; logs in first if there is none, waits if a login is under way."""
+        if not self._session or self._logging_in:
+            async with self._login_lock:
+                if not self._session:
+                    await self._login()
+        return self._session
+
+    async def _after_redirect(self, lost: _SessionLost, redirects: _Redirects) -> None:
+        """A request met the login page: log in again, unless another task already has."""
+        if lost.session != self._session:
+            return  # the request carried a session already replaced: not a redirect of its own
+        redirects.check(session_had_worked=lost.session <= self._proven)
+        redirects.logged_in = False
+        async with self._login_lock:
+            if self._session == lost.session:
+                self._http.count("relogins")
+                log.info("nezarat4: session lost; logging in again")
+                await self._login()
+                redirects.logged_in = True
+
+    async def _login(self) -> None:
+        if self._refusal is not None:  # never try a refused login again in this run
+            raise self._refusal
+        self._logging_in = True
+        try:
+            await self._post_login_form()
+        except AuthenticationFailed as refusal:
+            self._refusal = refusal
+            raise
+        finally:
+            self._logging_in = False
+
+    async def _post_login_form(self) -> None:
+        self._http.client.cookies.clear()
+        response = await self._http.send("GET", pages.LOGIN_PATH, fault=self._fault)
+        self._expect_page(response, "Login.aspx")
+        form = pages.read_login_page(response.text, str(response.url))
+        if form.captcha:  # posting would only count as one more failed login
+            raise self._refused("captcha")
+        button = form.form.buttons.get(pages.LOGIN_BUTTON, pages.LOGIN_BUTTON_VALUE)
+        fields = form.form.with_values({
+            pages.USER_INPUT: self.settings.username,
+            pages.PASSWORD_INPUT: self.settings.password.get_secret_value(),
+            pages.LOGIN_BUTTON: button,
+        })
+        response = await self._http.send("POST", form.form.action, content=urlencode(fields),
+                                         headers=_FORM, fault=self._fault)
+        if response.is_redirect:
+            if pages.is_login_location(response.headers.get("Location")):
+                raise ProtocolError(SOURCE, "the login was answered with a redirect back to "
+                                            "the login page")
+            self._session += 1
+            return
+        self._expect_page(response, "Login.aspx")
+        if not pages.is_login_page(response.text):
+            self._session += 1  # a server that shows the start page instead of redirecting
+            return
+        answer = pages.read_login_page(response.text, str(response.url))
+        if answer.refusal:
+            raise self._refused(answer.refusal)
+        raise ProtocolError(SOURCE, f"the login was refused with an unknown message "
+                                    f"{answer.message!r}")
+
+    def _refused(self, reason: str) -> AuthenticationFailed:
+        user = self.settings.username
+        message = {
+            "invalid_credentials": f"login refused for user {user!r}: check "
+                                   "sources.nezarat4.username and the password in "
+                                   "$NEZARAT4_PASSWORD",
+            "captcha": "the portal demands a captcha: log in once in a browser to clear the "
+                       "captcha, then rerun",
+            "account_locked": f"the account {user!r} is locked: ask the portal admin to unlock it",
+        }[reason]
+        return AuthenticationFailed(SOURCE, reason, message)
+
+    # --- requests -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _fault(response: httpx.Response) -> Fault | None:
+        return pages.transient_fault(response.status_code, response.headers, response.text)
+
+    @staticmethod
+    def _expect_page(response: httpx.Response, page: str) -> None:
+        if response.status_code != 200:
+            raise ProtocolError(SOURCE, f"{response.request.method} {response.request.url.path} "
+                                        f"({page}) answered HTTP {response.status_code}")
+
+    async def _send(self, method: str, url: str, page: str, *, view_session: int | None = None,
+                    **request) -> tuple[httpx.Response, int]:
+        """One request inside the session: the answer and the login whose cookies it carried.
+
+        Raises _SessionLost when the portal asks for a login, and _Stale (nothing sent) when the
+        form of ``view_session`` belongs to a session replaced since.
+        """
+        while True:
+            await self._ensure_session()
+            on_wire = [self._session]
+
+            def before_send() -> None:
+                if self._logging_in:
+                    raise _LoginUnderway()
+                if view_session is not None and view_session != self._session:
+                    raise _Stale()
+                on_wire[0] = self._session
+
+            try:
+                response = await self._http.send(method, url, fault=self._fault,
+                                                 before_send=before_send, **request)
+                break
+            except _LoginUnderway:
+                continue
+        if response.is_redirect:
+            location = response.headers.get("Location")
+            if pages.is_login_location(location):
+                raise _SessionLost(on_wire[0])
+            raise ProtocolError(SOURCE, f"{method} {response.request.url.path} ({page}) "
+                                        f"redirected to {location!r}")
+        self._expect_page(response, page)
+        if pages.is_login_page(response.text):
+            raise _SessionLost(on_wire[0])
+        self._proven = max(self._proven, on_wire[0])
+        return response, on_wire[0]
+
+    async def _get(self, url: str, page: str, **request) -> httpx.Response:
+        """A GET, repeated after logging in again."""
+        redirects = _Redirects(page)
+        for _ in range(_SESSION_CHURN_LIMIT):
+            try:
+                response, _ = await self._send("GET", url, page, **request)
+                return response
+            except _SessionLost as lost:
+                await self._after_redirect(lost, redirects)
+        raise self._churn(page)
+
+    @staticmethod
+    def _churn(page: str) -> ProtocolError:
+        return ProtocolError(SOURCE, f"{page}: the session kept being replaced by re-logins")
+
+    # --- project list -------------------------------------------------------------------------
+
+    async def list_projects(self, fiscal_year: int, modified_from: date | None = None
+                            ) -> AsyncIterator[ProjectListPage]:
+        """One pass over the project list of ``fiscal_year``: the search, then Page$2 .. last.
+
+        ``modified_from`` lists only projects changed on or after 00:00 of that day. Yields each
+        page as read; rows can shift between pages while paging (§3), the caller de-duplicates.
+        """
+        filters = {
+            pages.YEAR_INPUT: str(fiscal_year),
+            pages.MODIFIED_FROM_INPUT:
+                format_jalali(modified_from, persian_digits=False) if modified_from else "",
+        }
+        listing = await self._search(fiscal_year, filters)
+        page_no = 1
+        while True:
+            yield self._list_page(listing.page, fiscal_year, page_no)
+            next_no = page_no + 1
+            target = listing.page.pager.target_for(next_no)
+            if target is None:
+                return
+            await asyncio.sleep(self.settings.page_pause_seconds)
+            listing = await self._goto_page(listing, fiscal_year, filters, target, next_no)
+            page_no = next_no
+
+    def _list_page(self, listing: pages.ListPage, fiscal_year: int, page_no: int
+                   ) -> ProjectListPage:
+        shown = listing.pager.current
+        if shown is not None and shown != page_no:
+            log.warning("nezarat4: asked for page %d of the list, the portal showed page %d",
+                        page_no, shown)
+            page_no = shown
+        page = canonical.list_page(listing, fiscal_year, page_no)
+        self._http.count("pages")
+        self._http.count("rejections", len(page.rejections))
+        return page
+
+    async def _search(self, fiscal_year: int, filters: dict[str, str],
+                      redirects: _Redirects | None = None) -> _Listing:
+        """GET the list page and post the search (page 1), logging in again if need be."""
+        redirects = redirects or _Redirects(f"ProjectList.aspx search (year {fiscal_year})")
+        for _ in range(_SESSION_CHURN_LIMIT):
+            try:
+                return await self._try_search(fiscal_year, filters)
+            except _SessionLost as lost:
+                await self._after_redirect(lost, redirects)
+            except _Stale:
+                pass
+        raise self._churn("ProjectList.aspx search")
+
+    async def _try_search(self, fiscal_year: int, filters: dict[str, str]) -> _Listing:
+        page = f"ProjectList.aspx (year {fiscal_year})"
+        response, session = await self._send("GET", pages.LIST_PATH, page)
+        start = pages.read_list_page(response.text, str(response.url), page)
+        offered = {to_ascii_digits(v).strip(): v for v in start.form.options[pages.YEAR_INPUT]}
+        if str(fiscal_year) not in offered:
+            raise ProtocolError(SOURCE, f"the project list does not offer fiscal year "
+                                        f"{fiscal_year} (it offers {', '.join(sorted(offered))})")
+        button = start.form.buttons.get(pages.SEARCH_BUTTON, pages.SEARCH_BUTTON_VALUE)
+        fields = start.form.with_values({
+            **filters,
+            pages.YEAR_INPUT: offered[str(fiscal_year)],
+            "__EVENTTARGET": "",
+            "__EVENTARGUMENT": "",
+            pages.SEARCH_BUTTON: button,
+        })
+        response, session = await self._send("POST", start.form.action, page, headers=_FORM,
+                                             content=urlencode(fields), view_session=session)
+        return _Listing(pages.read_list_page(response.text, str(response.url), page), session)
+
+    async def _postback(self, listing: _Listing, fiscal_year: int, filters: dict[str, str],
+                        target: str, page_no: int) -> _Listing:
+        """Post Page$N with the hidden fields of ``listing`` (the latest page of this search)."""
+        page = f"ProjectList.aspx (year {fiscal_year}, page {page_no})"
+        form = listing.page.form
+        year = filters[pages.YEAR_INPUT]
+        offered = {to_ascii_digits(v).strip(): v for v in form.options[pages.YEAR_INPUT]}
+        fields = form.with_values({
+            **filters,
+            pages.YEAR_INPUT: offered.get(year, year),
+            "__EVENTTARGET": target,
+            "__EVENTARGUMENT": f"Page${page_no}",
+        })
+        response, session = await self._send("POST", form.action, page, headers=_FORM,
+                                             content=urlencode(fields),
+                                             view_session=listing.session)
+        return _Listing(pages.read_list_page(response.text, str(response.url), page), session)
+
+    async def _goto_page(self, listing: _Listing, fiscal_year: int, filters: dict[str, str],
+                         target: str, page_no: int) -> _Listing:
+        """Page$N from the latest page; after a lost session, search again and post Page$N."""
+        redirects = _Redirects(f"ProjectList.aspx page {page_no} (year {fiscal_year})")
+        for _ in range(_SESSION_CHURN_LIMIT):
+            try:
+                return await self._postback(listing, fiscal_year, filters, target, page_no)
+            except _SessionLost as lost:
+                await self._after_redirect(lost, redirects)
+            except _Stale:
+                pass
+            # The lost session's view state cannot be posted again: search anew (page 1), then
+            # go straight to the page that had been reached.
+            listing = await self._search(fiscal_year, filters, redirects)
+            await asyncio.sleep(self.settings.page_pause_seconds)
+            target = listing.page.pager.links.get(page_no, target)
+        raise self._churn(f"ProjectList.aspx page {page_no}")
+
+    # --- project detail -----------------------------------------------------------------------
+
+    async def project_detail(self, portal_id: int, fiscal_year: int
+                             ) -> ProjectDetail | RejectedDetail | None:
+        """The detail page of one project and year; None when the portal says it is not there.
+
+        A page whose identity table cannot be read comes back as RejectedDetail (store nothing).
+        """
+        page = f"ProjectDetail.aspx?id={portal_id}&year={fiscal_year}"
+        response = await self._get(pages.DETAIL_PATH, page,
+                                   params={"id": portal_id, "year": fiscal_year})
+        raw = pages.read_detail_page(response.text, page)
+        self._http.count("details")
+        if raw is pages.NOT_FOUND:
+            self._http.count("not_found")
+            return None
+        result = canonical.detail(raw, portal_id, fiscal_year)
+        self._http.count("rejections", len(result.rejections))
+        return result

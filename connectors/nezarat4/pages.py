@@ -1,0 +1,422 @@
+"""The reading layer of Nezarat-4: HTML in, raw rows of strings out (nezarat4.md §2–5).
+
+This is the only module that knows the portal's markup: element ids, classes, input names, column
+headers, the pager's postback links and the texts of the login messages. It returns the cell texts
+exactly as the portal wrote them (digits, separators, NBSP and all); turning them into typed values
+is ``canonical.py``'s job. What it checks is structure: a page that parses but is not the page the
+contract describes (a missing grid or span, a renamed column, an unknown page) raises
+:class:`~connectors.errors.LayoutChanged` naming the page, the expected and the found structure.
+Headers are compared with ``persian.text_key``, so ZWNJ, spacing and letter variants do not count
+as a change but a different word does. If the real portal turns out to differ from the contract,
+this file is the one to change.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urljoin, urlsplit
+
+from bs4 import BeautifulSoup, Tag
+
+from budgetwatch.persian import text_key, to_ascii_digits
+
+from ..errors import LayoutChanged
+from ..http import Fault, parse_retry_after
+
+SOURCE = "nezarat4"
+
+LOGIN_PATH = "/Login.aspx"
+LIST_PATH = "/Projects/ProjectList.aspx"
+DETAIL_PATH = "/Projects/ProjectDetail.aspx"
+
+# --- login (§2) -------------------------------------------------------------------------------
+USER_INPUT = "txtUserName"
+PASSWORD_INPUT = "txtPassword"
+LOGIN_BUTTON = "btnLogin"
+LOGIN_BUTTON_VALUE = "ورود"
+CAPTCHA_IMAGE_ID = "imgCaptcha"
+CAPTCHA_INPUT = "txtCaptcha"
+LOGIN_MESSAGES = {  # lblMessage text -> AuthenticationFailed.reason
+    text_key("نام کاربری یا کلمه عبور اشتباه است"): "invalid_credentials",
+    text_key("لطفا کد امنیتی را وارد کنید"): "captcha",
+    text_key("حساب کاربری شما غیرفعال شده است"): "account_locked",
+}
+
+# --- project list (§3) ------------------------------------------------------------------------
+YEAR_INPUT = "ctl00$ContentPlaceHolder1$ddlYear"
+COUNTY_INPUT = "ctl00$ContentPlaceHolder1$ddlCounty"
+MODIFIED_FROM_INPUT = "ctl00$ContentPlaceHolder1$txtModifiedFrom"
+SEARCH_BUTTON = "ctl00$ContentPlaceHolder1$btnSearch"
+SEARCH_BUTTON_VALUE = "جستجو"
+GRID_EVENT_TARGET = "ctl00$ContentPlaceHolder1$gvProjects"
+COUNT_ID = "ctl00_ContentPlaceHolder1_lblCount"
+GRID_ID = "ctl00_ContentPlaceHolder1_gvProjects"
+LIST_COLUMNS = (  # (raw row key, contracted header)
+    ("row_no", "ردیف"),
+    ("project_code", "کد پروژه"),
+    ("title", "عنوان پروژه"),
+    ("agency_name", "دستگاه اجرایی"),
+    ("county", "شهرستان"),
+    ("approved_credit", "اعتبار مصوب (میلیون ریال)"),
+    ("progress", "پیشرفت فیزیکی (٪)"),
+    ("last_modified", "آخرین ویرایش"),
+    ("detail_link", ""),
+)
+_PAGE_LINK = re.compile(r"__doPostBack\(\s*'([^']*)'\s*,\s*'Page\$(\d+)'\s*\)")
+
+# --- project detail (§4) ----------------------------------------------------------------------
+NOT_FOUND_ID = "lblNotFound"
+INFO_TABLE_ID = "tblInfo"
+IDENTITY_SPANS = (
+    "lblProjectCode", "lblProjectTitle", "lblPlanCode", "lblPlanTitle", "lblAgencyCode",
+    "lblAgencyName", "lblCounty", "lblLocation", "lblStartYear", "lblEndYear", "lblTotalCost",
+    "lblProgressAtYearStart", "lblAgreementNo", "lblAgreementDate", "lblAgreementStatus",
+    "lblLastModified",
+)
+OPTIONAL_SPANS = frozenset({"lblLocation"})  # "(may be empty)": absent is read as empty
+CREDITS_GRID = ("gvCredits", (
+    ("source", "منبع"), ("approved", "مصوب"), ("notified", "ابلاغی"), ("allocated", "تخصیص"),
+    ("absorbed", "جذب"),
+))
+TARGETS_GRID = ("gvTargets", (
+    ("period", "دوره"), ("planned_progress", "پیشرفت فیزیکی پیش‌بینی‌شده (٪)"),
+))
+PERFORMANCE_GRID = ("gvPerformance", (
+    ("period", "دوره"), ("reported_on", "تاریخ گزارش"), ("progress", "پیشرفت فیزیکی (٪)"),
+    ("absorbed", "جذب اعتبار (میلیون ریال)"), ("comptroller_status", "وضعیت تأیید ذیحساب"),
+    ("decided_on", "تاریخ تأیید"), ("remarks", "توضیحات"),
+))
+
+# --- error pages (§5) -------------------------------------------------------------------------
+ERROR_ID = "lblError"
+MAINTENANCE_ID = "maintenance"
+_RUNTIME_ERROR_TITLE = re.compile(r"<title>\s*Runtime Error\s*</title>", re.IGNORECASE)
+_ERROR_MARKERS = re.compile(r"""id\s*=\s*["']?(lblError|maintenance)\b""", re.IGNORECASE)
+
+
+# --- what a page yields -------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Form:
+    """The values a browser would post from a form: every named input as it came (buttons apart)."""
+
+    action: str  # resolved against the page's URL
+    fields: list[tuple[str, str]]
+    buttons: dict[str, str]  # submit inputs: name -> value
+    options: dict[str, list[str]] = field(default_factory=dict)  # select name -> option values
+
+    def with_values(self, values: dict[str, str], *, drop: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+        """The fields with ``values`` set (added when absent), ``drop`` left out."""
+        out = [(k, values.get(k, v)) for k, v in self.fields if k not in drop]
+        present = {k for k, _ in out}
+        out += [(k, v) for k, v in values.items() if k not in present]
+        return out
+
+
+@dataclass(slots=True)
+class LoginPage:
+    form: Form
+    message: str | None  # lblMessage text, None when empty
+    refusal: str | None  # 'invalid_credentials' | 'captcha' | 'account_locked' | None
+    captcha: bool
+
+
+@dataclass(slots=True)
+class RawRow:
+    """One grid row: cell texts by column key, as written. ``problem`` when the row is unreadable."""
+
+    index: int  # 1-based among the grid's data rows
+    cells: dict[str, str]
+    problem: str | None = None
+    raw: str | None = None  # the whole row's text, for a rejection when ``problem`` is set
+
+
+@dataclass(slots=True)
+class Pager:
+    current: int | None  # the page number shown as a <span>; None when there is no pager row
+    links: dict[int, str]  # page number -> __doPostBack event target
+
+    def target_for(self, page_no: int) -> str | None:
+        """The event target to post for ``page_no`` if the pager offers it, or a later page."""
+        if page_no in self.links:
+            return self.links[page_no]
+        later = [n for n in self.links if n > page_no]
+        return self.links[min(later)] if later else None
+
+
+@dataclass(slots=True)
+class ListPage:
+    form: Form
+    count_label: str  # lblCount as written
+    rows: list[RawRow]
+    pager: Pager
+    empty: bool  # the grid's `<tr class="empty">` row
+
+
+@dataclass(slots=True)
+class DetailPage:
+    identity: dict[str, str]  # span id -> text as written ('' for an empty span)
+    credits: list[RawRow]
+    credit_total: RawRow | None
+    targets: list[RawRow]
+    performance: list[RawRow]
+
+
+class NotFoundPage:
+    """`lblNotFound`: the project has no record for that year (or no longer exists)."""
+
+
+NOT_FOUND = NotFoundPage()
+
+
+# --- recognising pages --------------------------------------------------------------------------
+
+
+def parse(html: str) -> BeautifulSoup:
+    return BeautifulSoup(html, "lxml")
+
+
+def transient_fault(status: int, headers, html: str) -> Fault | None:
+    """The ASP.NET error page or the maintenance page served with status 200 (§5), else None."""
+    if status != 200:
+        return None
+    if _RUNTIME_ERROR_TITLE.search(html):
+        return Fault("ASP.NET Runtime Error page (status 200)")
+    if _ERROR_MARKERS.search(html):
+        soup = parse(html)
+        if soup.find(id=MAINTENANCE_ID):
+            return Fault("maintenance page (status 200)",
+                         parse_retry_after(headers.get("Retry-After")))
+        error = soup.find("span", id=ERROR_ID)
+        if error is not None and error.get_text(strip=True):  # an empty label is no error
+            return Fault(f"error page lblError {error.get_text(' ', strip=True)!r} (status 200)")
+    return None
+
+
+_PASSWORD_FIELD = re.compile(r"""name\s*=\s*["']?""" + PASSWORD_INPUT + r"""\b""")
+
+
+def is_login_page(html: str) -> bool:
+    """Whether an answer is the login page (some servers show it instead of redirecting)."""
+    return _PASSWORD_FIELD.search(html) is not None
+
+
+def is_login_location(location: str | None) -> bool:
+    """Whether a redirect goes to the login page (with or without ReturnUrl)."""
+    if not location:
+        return False
+    return urlsplit(location).path.lower().rstrip("/").endswith(LOGIN_PATH.lower())
+
+
+def describe(soup: BeautifulSoup) -> str:
+    """A short account of what a page is, for a LayoutChanged message."""
+    title = soup.title.get_text(" ", strip=True) if soup.title else ""
+    ids = [t.get("id") for t in soup.find_all(["table", "form", "div", "span"]) if t.get("id")]
+    shown = ", ".join(ids[:12]) + (", ..." if len(ids) > 12 else "")
+    return f"page titled {title!r} with ids [{shown}]"
+
+
+def _layout(page: str, expected: str, found: str) -> LayoutChanged:
+    return LayoutChanged(SOURCE, page, expected, found)
+
+
+# --- forms ---------------------------------------------------------------------------------------
+
+
+def read_form(form: Tag, page_url: str) -> Form:
+    fields: list[tuple[str, str]] = []
+    buttons: dict[str, str] = {}
+    options: dict[str, list[str]] = {}
+    for element in form.find_all(["input", "select", "textarea"]):
+        name = element.get("name")
+        if not name:
+            continue
+        if element.name == "select":
+            opts = element.find_all("option")
+            options[name] = [o.get("value", o.get_text()) for o in opts]
+            chosen = [o for o in opts if o.has_attr("selected")] or opts[:1]
+            if chosen:
+                fields.append((name, chosen[0].get("value", chosen[0].get_text())))
+            continue
+        if element.name == "textarea":
+            fields.append((name, element.get_text()))
+            continue
+        kind = (element.get("type") or "text").lower()
+        if kind in ("submit", "button", "image", "reset"):
+            if kind == "submit":
+                buttons[name] = element.get("value", "")
+            continue
+        if kind in ("checkbox", "radio") and not element.has_attr("checked"):
+            continue
+        fields.append((name, element.get("value", "")))
+    return Form(urljoin(page_url, form.get("action") or page_url), fields, buttons, options)
+
+
+def read_login_page(html: str, page_url: str) -> LoginPage:
+    soup = parse(html)
+    password = soup.find("input", attrs={"name": PASSWORD_INPUT})
+    form = password.find_parent("form") if password else None
+    if form is None or soup.find("input", attrs={"name": USER_INPUT}) is None:
+        raise _layout("Login.aspx", f"a form with inputs {USER_INPUT} and {PASSWORD_INPUT}",
+                      describe(soup))
+    label = soup.find(id="lblMessage")
+    message = label.get_text(" ", strip=True) if label else ""
+    captcha = (soup.find(id=CAPTCHA_IMAGE_ID) is not None
+               or soup.find("input", attrs={"name": CAPTCHA_INPUT}) is not None)
+    refusal = LOGIN_MESSAGES.get(text_key(message))
+    if captcha:
+        refusal = "captcha"
+    return LoginPage(read_form(form, page_url), message or None, refusal, captcha)
+
+
+# --- grids --------------------------------------------------------------------------------------
+
+
+def _rows(table: Tag) -> list[Tag]:
+    """The table's own rows (not those of a nested pager table), with or without <tbody>."""
+    rows = table.find_all("tr", recursive=False)
+    for section in table.find_all(["thead", "tbody", "tfoot"], recursive=False):
+        rows += section.find_all("tr", recursive=False)
+    return rows
+
+
+def _classes(tr: Tag) -> set[str]:
+    return set(tr.get("class") or ())
+
+
+def _cell_text(cell: Tag) -> str:
+    return cell.get_text()
+
+
+def _check_header(table: Tag, page: str, grid: str, columns) -> list[Tag]:
+    """The data rows (and special rows) after a header that matches the contract."""
+    rows = _rows(table)
+    header = next((r for r in rows if "header" in _classes(r) or r.find("th", recursive=False)),
+                  None)
+    expected = [title for _, title in columns]
+    if header is None:
+        raise _layout(page, f"{grid} header {expected}", f"{grid} without a header row")
+    found = [_cell_text(c).strip() for c in header.find_all(["th", "td"], recursive=False)]
+    if len(found) != len(expected) or any(
+        text_key(f) != text_key(e) for f, e in zip(found, expected)
+    ):
+        raise _layout(page, f"{grid} header {expected}", f"{grid} header {found}")
+    return [r for r in rows if r is not header]
+
+
+def _raw_row(tr: Tag, index: int, columns) -> RawRow:
+    cells = tr.find_all(["td", "th"], recursive=False)
+    texts = [_cell_text(c) for c in cells]
+    if len(cells) != len(columns):
+        return RawRow(index, {}, f"row has {len(cells)} cells, the header {len(columns)}",
+                      " | ".join(t.strip() for t in texts))
+    return RawRow(index, {key: text for (key, _), text in zip(columns, texts)})
+
+
+def _read_grid(soup: BeautifulSoup, page: str, spec) -> tuple[list[RawRow], RawRow | None]:
+    """A detail-page grid: data rows and the `total` row, if any; `empty` rows mean no data."""
+    grid_id, columns = spec
+    table = soup.find("table", id=grid_id)
+    if table is None:
+        raise _layout(page, f"table#{grid_id}", describe(soup))
+    rows: list[RawRow] = []
+    total: RawRow | None = None
+    for tr in _check_header(table, page, grid_id, columns):
+        classes = _classes(tr)
+        if "empty" in classes or "pager" in classes:
+            continue
+        if "total" in classes:
+            total = _raw_row(tr, 0, columns)
+            continue
+        rows.append(_raw_row(tr, len(rows) + 1, columns))
+    return rows, total
+
+
+# --- the project list ---------------------------------------------------------------------------
+
+
+def _read_pager(tr: Tag) -> Pager:
+    current = None
+    links: dict[int, str] = {}
+    for a in tr.find_all("a"):
+        m = _PAGE_LINK.search(a.get("href", "") + " " + a.get("onclick", ""))
+        if m:
+            links[int(m.group(2))] = m.group(1)
+    for span in tr.find_all("span"):
+        digits = to_ascii_digits(span.get_text()).strip()
+        if digits.isdecimal():
+            current = int(digits)
+            break
+    return Pager(current, links)
+
+
+def read_list_page(html: str, page_url: str, page: str = "ProjectList.aspx") -> ListPage:
+    soup = parse(html)
+    table = soup.find("table", id=GRID_ID)
+    if table is None:
+        raise _layout(page, f"table#{GRID_ID}", describe(soup))
+    count = soup.find(id=COUNT_ID)
+    if count is None:
+        raise _layout(page, f"span#{COUNT_ID}", describe(soup))
+    form_tag = table.find_parent("form")
+    if form_tag is None or not form_tag.find("input", attrs={"name": "__VIEWSTATE"}):
+        raise _layout(page, "the grid inside a form with __VIEWSTATE", describe(soup))
+    form = read_form(form_tag, page_url)
+    if YEAR_INPUT not in form.options:
+        raise _layout(page, f"select {YEAR_INPUT}", describe(soup))
+    rows: list[RawRow] = []
+    pager = Pager(None, {})
+    empty = False
+    for tr in _check_header(table, page, GRID_ID, LIST_COLUMNS):
+        classes = _classes(tr)
+        if "pager" in classes:
+            pager = _read_pager(tr)
+        elif "empty" in classes:
+            empty = True
+        else:
+            row = _raw_row(tr, len(rows) + 1, LIST_COLUMNS)
+            if row.problem is None:
+                cells = tr.find_all(["td", "th"], recursive=False)
+                link = cells[-1].find("a", href=True)
+                row.cells["portal_id"] = _query_value(link["href"], "id") if link else ""
+            rows.append(row)
+    return ListPage(form, count.get_text(), rows, pager, empty)
+
+
+def _query_value(href: str, name: str) -> str:
+    values = parse_qs(urlsplit(href).query, keep_blank_values=True).get(name)
+    if values is None:  # the parameter name in another case
+        query = parse_qs(urlsplit(href).query.lower(), keep_blank_values=True)
+        values = query.get(name.lower())
+    return values[0] if values else ""
+
+
+# --- the project detail -------------------------------------------------------------------------
+
+
+def read_detail_page(html: str, page: str) -> DetailPage | NotFoundPage:
+    soup = parse(html)
+    info = soup.find("table", id=INFO_TABLE_ID)
+    if info is None:
+        if soup.find(id=NOT_FOUND_ID) is not None:
+            return NOT_FOUND
+        raise _layout(page, f"table#{INFO_TABLE_ID} or span#{NOT_FOUND_ID}", describe(soup))
+    identity: dict[str, str] = {}
+    missing = []
+    for span_id in IDENTITY_SPANS:
+        span = info.find(id=span_id)
+        if span is None:
+            if span_id not in OPTIONAL_SPANS:
+                missing.append(span_id)
+            identity[span_id] = ""
+        else:
+            identity[span_id] = span.get_text()
+    if missing:
+        raise _layout(page, f"spans {', '.join(missing)} in table#{INFO_TABLE_ID}",
+                      f"table#{INFO_TABLE_ID} without them")
+    credits, total = _read_grid(soup, page, CREDITS_GRID)
+    targets, _ = _read_grid(soup, page, TARGETS_GRID)
+    performance, _ = _read_grid(soup, page, PERFORMANCE_GRID)
+    return DetailPage(identity, credits, total, targets, performance)

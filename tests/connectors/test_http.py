@@ -1,0 +1,88 @@
+"""The shared mechanism (connectors/http.py): Retry-After, bounded retries, in-flight limit."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+
+import httpx
+import pytest
+
+from connectors import SourceUnavailable
+from connectors.http import PortalHttp, parse_retry_after
+
+from connector_fakes import InFlight, fast_settings
+
+pytestmark = pytest.mark.anyio
+
+
+def test_retry_after_integer_seconds():
+    assert parse_retry_after("120") == 120
+    assert parse_retry_after(" 0 ") == 0
+
+
+def test_retry_after_http_date():
+    now = datetime(2026, 10, 4, 8, 0, tzinfo=timezone.utc)
+    header = format_datetime(now + timedelta(seconds=90), usegmt=True)
+    assert parse_retry_after(header, now=now) == 90
+    assert parse_retry_after(format_datetime(now - timedelta(hours=1), usegmt=True), now=now) == 0
+
+
+def test_retry_after_absent_or_unreadable():
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("soon") is None
+
+
+async def test_retry_after_http_date_is_honoured():
+    answers = [httpx.Response(503, headers={"Retry-After": format_datetime(
+        datetime.now(timezone.utc) + timedelta(seconds=2), usegmt=True)}), httpx.Response(200)]
+    http = PortalHttp("test", fast_settings(), httpx.MockTransport(lambda r: answers.pop(0)))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    response = await http.send("GET", "/x")
+    # an HTTP date has one-second resolution: more than 1 s, never the 10 ms back-off
+    assert response.status_code == 200 and loop.time() - started >= 1.0
+    assert http.stats["retries"] == 1 and http.stats["requests"] == 2
+    await http.aclose()
+
+
+async def test_retry_after_beyond_the_budget_gives_up_at_once():
+    http = PortalHttp("test", fast_settings(max_retry_seconds=5.0), httpx.MockTransport(
+        lambda r: httpx.Response(503, headers={"Retry-After": "3600"})))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(SourceUnavailable, match=r"GET /api/x failed 1 time.*HTTP 503"):
+        await http.send("GET", "/api/x?secret=no")
+    assert loop.time() - started < 1
+    await http.aclose()
+
+
+async def test_attempts_are_bounded():
+    calls = []
+
+    def fail(request):
+        calls.append(request)
+        return httpx.Response(502)
+
+    http = PortalHttp("test", fast_settings(max_attempts=3), httpx.MockTransport(fail))
+    with pytest.raises(SourceUnavailable) as exc:
+        await http.send("GET", "/y")
+    assert len(calls) == 3 and str(exc.value).startswith("test: GET /y failed 3 time(s)")
+    await http.aclose()
+
+
+async def test_semaphore_bounds_requests_in_flight():
+    transport = InFlight(httpx.MockTransport(lambda r: httpx.Response(200)), delay=0.01)
+    http = PortalHttp("test", fast_settings(concurrency=5), transport)
+    await asyncio.gather(*(http.send("GET", f"/z{i}") for i in range(40)))
+    assert transport.max == 5
+    await http.aclose()
+
+
+async def test_tls_verification_is_on_by_default():
+    http = PortalHttp("test", fast_settings())
+    context = http.client._transport._pool._ssl_context  # httpx internals: no public accessor
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    await http.aclose()

@@ -1,0 +1,278 @@
+"""Nezarat-4 conversation over httpx.MockTransport: login, search, postback paging, session loss,
+transient error pages, politeness (nezarat4.md §2–6)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+
+import httpx
+import pytest
+
+from connectors import (
+    AuthenticationFailed,
+    LayoutChanged,
+    Nezarat4Client,
+    ProjectDetail,
+    ProtocolError,
+    SourceUnavailable,
+)
+
+from connector_fakes import PASSWORD, FakeNezarat4, InFlight, fast_settings, fixture_text
+
+pytestmark = pytest.mark.anyio
+
+
+async def read_all(nz: Nezarat4Client, **kwargs):
+    return [page async for page in nz.list_projects(fiscal_year=1405, **kwargs)]
+
+
+def ids(pages) -> list[int]:
+    return [row.portal_id for page in pages for row in page.rows]
+
+
+async def test_login_then_one_pass_over_every_page(nezarat: FakeNezarat4):
+    async with Nezarat4Client(fast_settings(), nezarat.transport()) as nz:
+        await nz.login()
+        pages = await read_all(nz)
+    assert [p.page_no for p in pages] == [1, 2, 3, 4, 5]
+    assert ids(pages) == [r["id"] for r in nezarat.rows]
+    assert all(p.announced_total == 23 and p.rejections == [] for p in pages)
+    search, *postbacks = nezarat.posted()
+    assert search["ctl00$ContentPlaceHolder1$btnSearch"] == "جستجو"
+    assert search["ctl00$ContentPlaceHolder1$ddlYear"] == "1405"
+    assert [p["__EVENTARGUMENT"] for p in postbacks] == ["Page$2", "Page$3", "Page$4", "Page$5"]
+    assert all("ctl00$ContentPlaceHolder1$btnSearch" not in p for p in postbacks)
+    # each postback carries the latest page's hidden fields
+    assert [p["__VIEWSTATE"] for p in postbacks] == [f"VS|sid1|{n}" for n in (1, 2, 3, 4)]
+    assert nz.stats["relogins"] == 0 and nz.stats["pages"] == 5
+
+
+async def test_paging_crosses_the_ellipsis_into_the_next_block():
+    fake = FakeNezarat4(projects=57, page_size=4)  # 15 pages: 1..10, '...', 11..15
+    async with Nezarat4Client(fast_settings(), fake.transport()) as nz:
+        pages = await read_all(nz)
+    assert [p.page_no for p in pages] == list(range(1, 16))
+    assert ids(pages) == [r["id"] for r in fake.rows]
+
+
+async def test_login_is_lazy_and_modified_from_is_sent_as_jalali(nezarat):
+    async with Nezarat4Client(fast_settings(), nezarat.transport()) as nz:
+        await read_all(nz, modified_from=date(2026, 10, 1))
+    assert nezarat.logins == 1
+    assert nezarat.posted()[0]["ctl00$ContentPlaceHolder1$txtModifiedFrom"] == "1405/07/09"
+
+
+async def test_one_page_has_no_pager_and_empty_result_has_no_rows():
+    fake = FakeNezarat4(projects=3)
+    async with Nezarat4Client(fast_settings(), fake.transport()) as nz:
+        assert [len(p.rows) for p in await read_all(nz)] == [3]
+        empty = [p async for p in nz.list_projects(fiscal_year=1404)]
+    assert [(len(p.rows), p.announced_total) for p in empty] == [(0, 0)]
+
+
+async def test_year_not_offered_is_a_protocol_error(nezarat):
+    async with Nezarat4Client(fast_settings(), nezarat.transport()) as nz:
+        with pytest.raises(ProtocolError, match="1399"):
+            [p async for p in nz.list_projects(fiscal_year=1399)]
+
+
+@pytest.mark.parametrize("return_url", [True, False])
+async def test_session_lost_mid_paging_searches_again_and_posts_the_page_reached(return_url):
+    fake = FakeNezarat4(return_url=return_url)
+    fake.drop_session_when = lambda method, path, form: form.get("__EVENTARGUMENT") == "Page$3" \
+        and fake.logins == 1
+    async with Nezarat4Client(fast_settings(), fake.transport()) as nz:
+        pages = await read_all(nz)
+        assert nz.stats["relogins"] == 1
+    assert [p.page_no for p in pages] == [1, 2, 3, 4, 5]
+    assert ids(pages) == [r["id"] for r in fake.rows]
+    posted = [(p.get("__EVENTARGUMENT"), "ctl00$ContentPlaceHolder1$btnSearch" in p,
+               p["__VIEWSTATE"].split("|")[1]) for p in fake.posted()]
+    assert posted == [("", True, "sid1"), ("Page$2", False, "sid1"), ("Page$3", False, "sid1"),
+                      ("", True, "sid2"), ("Page$3", False, "sid2"), ("Page$4", False, "sid2"),
+                      ("Page$5", False, "sid2")]
+
+
+async def test_second_login_redirect_in_a_row_is_a_protocol_error(nezarat):
+    nezarat.drop_session_when = lambda method, path, form: path != "/Login.aspx"
+    async with Nezarat4Client(fast_settings(), nezarat.transport()) as nz:
+        with pytest.raises(ProtocolError, match="second login redirect"):
+            await nz.project_detail(portal_id=40001, fiscal_year=1405)
+
+
+async def test_detail_get_is_repeated_after_relogin_and_always_names_the_year(nezarat):
+    calls = {"n": 0}
+
+    def drop_once(method, path, form):
+        calls["n"] += 1 if path.endswith("ProjectDetail.aspx") else 0
+        return path.endswith("ProjectDetail.aspx") and calls["n"] == 2
+
+    nezarat.drop_session_when = drop_once
+    async with Nezarat4Client(fast_settings(), nezarat.transport()) as nz:
+        first = await nz.project_detail(portal_id=40001, fiscal_year=1405)
+        second = await nz.project_detail(portal_id=40002, fiscal_year=1405)
+        assert nz.stats["relogins"] == 1
+    assert isinstance(first, ProjectDetail) and first.project_code == "1301000001-001"
+    assert isinstance(second, ProjectDetail) and second.project_code == "1301000002-001"
+    details = [form for method, path, form in nezarat.requests if path.endswith("Detail.aspx")]
+    assert all(form.get("year") == "1405" for form in details)
+
+
+async def test_detail_not_found_is_none(nezarat):
+    async with Nezarat4Client(fast_settings(), nezarat.transport()) as nz:
+        assert await nz.project_detail(portal_id=1, fiscal_year=1405) is None
+        assert nz.stats["not_found"] == 1
+
+
+async def test_concurrent_details_after_session_loss_log_in_once():
+    fake = FakeNezarat4(projects=30)
+    dropped = {"done": False}
+
+    def drop_first_time(method, path, form):
+        if path.endswith("Detail.aspx") and not dropped["done"]:
+            dropped["done"] = True
+            return True
+        return False
+
+    fake.drop_session_when = drop_first_time
+    async with Nezarat4Client(fast_settings(concurrency=4), fake.transport()) as nz:
+        await nz.login()
+        results = await asyncio.gather(*(nz.project_detail(portal_id=r["id"], fiscal_year=1405)
+                                         for r in fake.rows))
+        assert all(isinstance(r, ProjectDetail) for r in results)
+        assert nz.stats["relogins"] == 1
+    assert fake.logins == 2
+
+
+@pytest.mark.parametrize("outcome, reason, advice", [
+    ("wrong", "invalid_credentials", "$NEZARAT4_PASSWORD"),
+    ("captcha", "captcha", "log in once in a browser"),
+    ("locked", "account_locked", "ask the portal admin to unlock"),
+])
+async def test_login_refusals_are_permanent_one_line_and_never_show_the_password(
+        outcome, reason, advice):
+    fake = FakeNezarat4(password="another" if outcome == "wrong" else PASSWORD,
+                        login_outcome=outcome if outcome != "wrong" else None)
+    async with Nezarat4Client(fast_settings(), fake.transport()) as nz:
+        with pytest.raises(AuthenticationFailed) as exc:
+            await nz.login()
+    assert exc.value.reason == reason and advice in str(exc.value)
+    assert "\n" not in str(exc.value)
+    assert PASSWORD not in str(exc.value) and PASSWORD not in repr(exc.value)
+    login_posts = [r for r in fake.requests if r[0] == "POST"]
+    assert len(login_posts) <= 1  # never retried (a captcha page is not even posted to)
+
+
+@pytest.mark.parametrize("page, status", [
+    ("nezarat4-runtime-error.html", 200),
+    ("nezarat4-runtime-error.html", 500),
+    ("nezarat4-error-fa.html", 200),
+    ("nezarat4-maintenance.html", 200),
+    ("nezarat4-maintenance.html", 503),
+])
+async def test_error_and_maintenance_pages_are_retried(nezarat, page, status):
+    async with Nezarat4Client(fast_settings(), nezarat.transport()) as nz:
+        await nz.login()
+        nezarat.queued = [httpx.Response(status, text=fixture_text(page),
+                                         headers={"Retry-After": "0"})] * 2
+        detail = await nz.project_detail(portal_id=48213, fiscal_year=1405)
+        assert isinstance(detail, ProjectDetail) and nz.stats["retries"] == 2
+
+
+async def test_retry_budget_exhausted_names_path_and_last_fault(nezarat):
+    async with Nezarat4Client(fast_settings(max_attempts=3), nezarat.transport()) as nz:
+        await nz.login()
+        nezarat.queued = [httpx.Response(200, text=fixture_text("nezarat4-maintenance.html"))] * 5
+        with pytest.raises(SourceUnavailable) as exc:
+            await nz.project_detail(portal_id=48213, fiscal_year=1405)
+    assert "/Projects/ProjectDetail.aspx" in str(exc.value)
+    assert "maintenance" in str(exc.value) and "3 time" in str(exc.value)
+
+
+async def test_connection_errors_are_transient(nezarat):
+    failures = {"left": 2}
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("Detail.aspx") and failures["left"]:
+            failures["left"] -= 1
+            raise httpx.ConnectError("connection reset by peer", request=request)
+        return nezarat.handle(request)
+
+    async with Nezarat4Client(fast_settings(), httpx.MockTransport(flaky)) as nz:
+        assert isinstance(await nz.project_detail(portal_id=48213, fiscal_year=1405),
+                          ProjectDetail)
+        assert nz.stats["retries"] == 2
+
+
+async def test_renamed_list_header_stops_the_pass(nezarat):
+    nezarat.header = nezarat.header.replace("<th>شهرستان</th>", "<th>بخش</th>")
+    async with Nezarat4Client(fast_settings(), nezarat.transport()) as nz:
+        with pytest.raises(LayoutChanged) as exc:
+            await read_all(nz)
+    assert "ProjectList.aspx" in exc.value.page and "بخش" in exc.value.found
+
+
+async def test_in_flight_requests_never_exceed_concurrency():
+    fake = FakeNezarat4(projects=40)
+    transport = InFlight(fake.transport(), delay=0.005)
+    async with Nezarat4Client(fast_settings(concurrency=3), transport) as nz:
+        await asyncio.gather(*(nz.project_detail(portal_id=r["id"], fiscal_year=1405)
+                               for r in fake.rows))
+    assert transport.max == 3
+
+
+async def test_user_agent_from_settings(nezarat):
+    seen = []
+
+    def spy(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["User-Agent"])
+        return nezarat.handle(request)
+
+    async with Nezarat4Client(fast_settings(user_agent="budgetwatch/9.9 (test)"),
+                              httpx.MockTransport(spy)) as nz:
+        await nz.login()
+    assert seen and set(seen) == {"budgetwatch/9.9 (test)"}
+
+
+async def test_page_pause_between_postbacks(nezarat):
+    loop = asyncio.get_running_loop()
+    stamps = []
+
+    def spy(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith("ProjectList.aspx"):
+            stamps.append(loop.time())
+        return nezarat.handle(request)
+
+    async with Nezarat4Client(fast_settings(page_pause_seconds=0.05),
+                              httpx.MockTransport(spy)) as nz:
+        await read_all(nz)
+    gaps = [b - a for a, b in zip(stamps[1:], stamps[2:])]  # between postbacks, not the search
+    assert gaps and min(gaps) >= 0.045
+
+
+async def test_relogin_by_a_detail_task_while_paging_does_not_post_a_dead_view_state(nezarat):
+    nezarat.drop_session_when = lambda method, path, form: path.endswith("Detail.aspx") \
+        and nezarat.logins == 1
+    async with Nezarat4Client(fast_settings(), nezarat.transport()) as nz:
+        pages = []
+        async for page in nz.list_projects(fiscal_year=1405):
+            pages.append(page)
+            if page.page_no == 2:  # the sync engine reads details while it pages
+                assert await nz.project_detail(portal_id=40001, fiscal_year=1405) is not None
+        assert nz.stats["retries"] == 0 and nz.stats["relogins"] == 1
+    assert ids(pages) == [r["id"] for r in nezarat.rows]
+    posted = [(p.get("__EVENTARGUMENT"), p["__VIEWSTATE"].split("|")[1]) for p in nezarat.posted()]
+    assert posted == [("", "sid1"), ("Page$2", "sid1"), ("", "sid2"), ("Page$3", "sid2"),
+                      ("Page$4", "sid2"), ("Page$5", "sid2")]
+
+
+async def test_a_refused_login_is_not_tried_again_by_the_other_tasks():
+    fake = FakeNezarat4(password="changed-meanwhile")
+    async with Nezarat4Client(fast_settings(), fake.transport()) as nz:
+        results = await asyncio.gather(*(nz.project_detail(portal_id=40000 + i, fiscal_year=1405)
+                                         for i in range(1, 9)), return_exceptions=True)
+        with pytest.raises(AuthenticationFailed):
+            await nz.login()
+    assert all(isinstance(r, AuthenticationFailed) for r in results)
+    assert len([r for r in fake.requests if r[0] == "POST"]) == 1  # one failed login, not nine

@@ -1,0 +1,181 @@
+"""Sync over real HTTP against the simulator: what the store ends with, whatever the portal does."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from simulator import Faults
+from store.db import open_store
+from store.export import export_agreements, export_projects
+from store.models import ChangeLog, RejectedRecord, SyncRun
+from sync.engine import run_sync
+from tests.sync.conftest import by_key, store_config
+
+
+def _exports(engine):
+    with engine.connect() as conn:
+        return list(export_projects(conn)), list(export_agreements(conn))
+
+
+def _assert_store_equals_truth(engine, sim, *, exclude_malformed: bool = True) -> None:
+    projects, agreements = _exports(engine)
+    live_projects = [p for p in projects if not p["gone"]]
+    live_agreements = [a for a in agreements if not a["gone"]]
+    truth_p = by_key(sim.world.truth_projects(exclude_malformed=exclude_malformed), "project_code", "fiscal_year")
+    truth_a = by_key(sim.world.truth_agreements(exclude_malformed=exclude_malformed), "agreement_no", "fiscal_year")
+    got_p = by_key(live_projects, "project_code", "fiscal_year")
+    got_a = by_key(live_agreements, "agreement_no", "fiscal_year")
+    assert set(got_p) == set(truth_p), "projects stored differ from the simulator's"
+    for key in truth_p:
+        assert got_p[key] == truth_p[key], f"project {key} differs"
+    assert set(got_a) == set(truth_a), "agreements stored differ from the simulator's"
+    for key in truth_a:
+        assert got_a[key] == truth_a[key], f"agreement {key} differs"
+
+
+def test_full_sync_equals_the_generated_data(simulator_factory, store_url, monkeypatch):
+    sim = simulator_factory()
+    engine = open_store(store_url)
+    outcomes = run_sync(engine, store_config(sim, store_url, monkeypatch))
+    assert [o.status for o in outcomes] == ["success", "success"], [o.error for o in outcomes]
+    _assert_store_equals_truth(engine, sim)
+    nz, sb = outcomes
+    assert nz.read == nz.announced == len(sim.world.truth_projects())
+    assert sb.read == sb.announced == len(sim.world.truth_agreements())
+    assert nz.inserted == nz.read and sb.inserted == sb.read
+
+
+def test_second_sync_of_unchanged_portals_changes_nothing(simulator_factory, store_url, monkeypatch):
+    sim = simulator_factory()
+    engine = open_store(store_url)
+    config = store_config(sim, store_url, monkeypatch)
+    run_sync(engine, config)
+    sim.log.reset()
+    outcomes = run_sync(engine, config)
+    assert all(o.status == "success" for o in outcomes)
+    assert all(o.inserted == o.updated == 0 for o in outcomes)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(ChangeLog.__table__)).scalar() == 0
+    # nothing changed, so no details are read again
+    assert sim.log.total(portal="nezarat4", endpoint="detail") == 0
+    assert sim.log.total(portal="saba", endpoint="operations") == 0
+
+
+def test_incremental_sync_after_edits_reads_only_what_changed(simulator_factory, store_url, monkeypatch):
+    sim = simulator_factory()
+    engine = open_store(store_url)
+    config = store_config(sim, store_url, monkeypatch)
+    run_sync(engine, config)
+    sim.world.advance(60 * 24 * 3)
+    edited_projects = sim.world.edit_projects(4)
+    edited_agreements = sim.world.edit_agreements(3)
+    sim.log.reset()
+    outcomes = run_sync(engine, config)
+    assert all(o.status == "success" for o in outcomes), [o.error for o in outcomes]
+    _assert_store_equals_truth(engine, sim)
+    details = sim.log.total(portal="nezarat4", endpoint="detail")
+    assert details <= len(edited_projects) * 2  # an edit may touch both fiscal years of a project
+    assert sim.log.total(portal="saba", endpoint="operations") <= len(edited_agreements) * 2
+    with engine.connect() as conn:
+        logged = conn.execute(sa.select(ChangeLog.__table__.c.run_id).distinct()).scalars().all()
+    assert set(logged) <= {o.run_id for o in outcomes} and logged
+
+
+def test_every_fault_switch_on_still_ends_with_the_generated_data(simulator_factory, store_url, monkeypatch):
+    sim = simulator_factory()
+    sim.set_faults(Faults(latency_jitter_ms=5, error500_rate=0.05, error200_rate=0.05, maintenance_rate=0.03,
+                          drop_session_rate=0.03, revoke_token_rate=0.03, reset_rate=0.03, malformed=True))
+    engine = open_store(store_url)
+    outcomes = run_sync(engine, store_config(sim, store_url, monkeypatch))
+    assert [o.status for o in outcomes] == ["success", "success"], [o.error for o in outcomes]
+    _assert_store_equals_truth(engine, sim, exclude_malformed=True)
+    planted = sim.world.malformed_records()
+    with engine.connect() as conn:
+        rejected = conn.execute(sa.select(sa.func.count()).select_from(RejectedRecord.__table__)).scalar()
+    assert rejected >= len(planted) > 0
+
+
+def test_edits_and_insertions_while_paging_lose_nothing(simulator_factory, store_url, monkeypatch):
+    sim = simulator_factory(projects=260, agreements=450)
+    before_p = {p["project_code"] for p in sim.world.truth_projects()}
+    before_a = {a["agreement_no"] for a in sim.world.truth_agreements()}
+    sim.set_faults(Faults(shift_while_paging=True))
+    engine = open_store(store_url)
+    config = store_config(sim, store_url, monkeypatch, saba={"page_size": 50})
+    outcomes = run_sync(engine, config)
+    assert all(o.status in ("success", "incomplete") for o in outcomes), [o.error for o in outcomes]
+    after_p = {p["project_code"] for p in sim.world.truth_projects()}
+    after_a = {a["agreement_no"] for a in sim.world.truth_agreements()}
+    projects, agreements = _exports(engine)
+    stored_p = [p["project_code"] for p in projects]
+    stored_a = [(a["agreement_no"]) for a in agreements]
+    # every item that existed for the whole sync is there, and nothing is stored twice
+    assert (before_p & after_p) <= set(stored_p)
+    assert (before_a & after_a) <= set(stored_a)
+    assert len(stored_p) == len({(p["project_code"], p["fiscal_year"]) for p in projects})
+    # once the portal holds still, an incremental sync converges on it exactly
+    sim.set_faults(Faults())
+    assert all(o.status == "success" for o in run_sync(engine, config, full=True))
+    _assert_store_equals_truth(engine, sim)
+
+
+@pytest.mark.parametrize("layout_change, broken, healthy", [
+    ("list_header", "nezarat4", "saba"),
+    ("detail_span", "nezarat4", "saba"),
+    ("saba_field", "saba", "nezarat4"),
+])
+def test_layout_change_stops_that_source_and_stores_nothing_from_it(simulator_factory, store_url, monkeypatch,
+                                                                     layout_change, broken, healthy):
+    sim = simulator_factory()
+    sim.set_faults(Faults(layout_change=layout_change))
+    engine = open_store(store_url)
+    outcomes = {o.source: o for o in run_sync(engine, store_config(sim, store_url, monkeypatch))}
+    assert outcomes[broken].status == "failed"
+    assert "layout changed" in outcomes[broken].error
+    assert outcomes[healthy].status == "success"
+    projects, agreements = _exports(engine)
+    stored = projects if broken == "nezarat4" else agreements
+    assert stored == []
+
+
+def test_wrong_password_gives_one_line_error_and_never_shows_the_password(simulator_factory, store_url, monkeypatch):
+    sim = simulator_factory()
+    engine = open_store(store_url)
+    config = store_config(sim, store_url, monkeypatch)
+    monkeypatch.setenv("TEST_NEZARAT4_PASSWORD", "s3cret-wrong-Pa55")
+    monkeypatch.setenv("TEST_SABA_PASSWORD", "s3cret-wrong-Pa55")
+    outcomes = run_sync(engine, config)
+    for o in outcomes:
+        assert o.status == "failed"
+        assert "\n" not in o.error and "s3cret-wrong-Pa55" not in o.error
+        assert "password" in o.error.lower() or "credential" in o.error.lower()
+    with engine.connect() as conn:
+        errors = conn.execute(sa.select(SyncRun.__table__.c.error)).scalars().all()
+    assert errors and all("s3cret-wrong-Pa55" not in e for e in errors)
+
+
+def test_a_full_sync_marks_what_the_portal_no_longer_lists_as_gone(simulator_factory, store_url, monkeypatch):
+    sim = simulator_factory()
+    engine = open_store(store_url)
+    config = store_config(sim, store_url, monkeypatch)
+    run_sync(engine, config)
+    removed = sim.world.truth_projects()[0]["project_code"]
+    sim.world.remove_project(removed)
+    outcomes = run_sync(engine, config, full=True)
+    assert outcomes[0].status == "success" and outcomes[0].gone >= 1
+    projects, _ = _exports(engine)
+    assert {p["gone"] for p in projects if p["project_code"] == removed} == {True}
+    _assert_store_equals_truth(engine, sim)
+
+
+def test_a_second_sync_of_the_same_source_refuses_to_start(simulator_factory, store_url, monkeypatch):
+    from store.locks import exclusive
+
+    sim = simulator_factory()
+    engine = open_store(store_url)
+    config = store_config(sim, store_url, monkeypatch)
+    with exclusive(engine, "sync:saba"):
+        outcomes = {o.source: o for o in run_sync(engine, config)}
+    assert outcomes["saba"].status == "locked" and "another budgetwatch process" in outcomes["saba"].error
+    assert outcomes["nezarat4"].status == "success"

@@ -60,13 +60,19 @@ def write_config(path: Path, sim: Simulator, database: str, concurrency: int, sa
     return env
 
 
+CPU = {"seconds": 0.0}
+
+
 def run_sync(config: Path, env: dict[str, str], *extra: str) -> tuple[float, int, str]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before, cpu_before = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, ROOT / "bench" / "_sync_child.py", str(config), *extra],
                           env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak_kb = usage.ru_maxrss
+    CPU["seconds"] = usage.ru_utime + usage.ru_stime - cpu_before
     if proc.returncode != 0:
         print(proc.stdout[-3000:], proc.stderr[-3000:], sep="\n")
         raise SystemExit(f"sync failed with exit code {proc.returncode}")
@@ -118,7 +124,7 @@ def main() -> None:
         print(f"  nezarat4: {n_total} requests ({n_list} list pages) vs contract minimum {min_n} "
               f"(+{(n_total - min_n) / min_n:.1%})")
         print(f"  saba:     {s_total} requests vs contract minimum {min_s} (+{(s_total - min_s) / min_s:.1%})")
-        print(f"  peak memory of the sync process: {peak_kb / 1024:.0f} MB")
+        print(f"  peak memory of the sync process: {peak_kb / 1024:.0f} MB; its CPU time {CPU['seconds']:.1f} s")
 
         n_change_p = max(1, int(args.projects * args.change))
         n_change_a = max(1, int(args.agreements * args.change))

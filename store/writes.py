@@ -77,21 +77,21 @@ def _insert(conn: Connection, table: sa.Table) -> Any:
 
 
 def upsert(conn: Connection, table: sa.Table, rows: Sequence[dict], keys: Sequence[str], update: Sequence[str] | None = None) -> None:
-    """INSERT … ON CONFLICT (keys) DO UPDATE SET update-columns (DO NOTHING when none)."""
+    """INSERT … ON CONFLICT (keys) DO UPDATE SET update-columns (DO NOTHING when none).
+
+    One statement for all rows, sent as an executemany: it is compiled once (and cached), and the
+    drivers batch the rows (psycopg pipelines them, sqlite3 loops in C). Every row must have the
+    same columns.
+    """
     if not rows:
         return
-    # one statement per 500 rows keeps parameter counts under every driver's limit
-    for start in range(0, len(rows), 500):
-        chunk = rows[start : start + 500]
-        stmt = _insert(conn, table).values(list(chunk))
-        columns = update if update is not None else [c for c in chunk[0] if c not in keys and c != "id"]
-        if columns:
-            stmt = stmt.on_conflict_do_update(
-                index_elements=list(keys), set_={c: stmt.excluded[c] for c in columns}
-            )
-        else:
-            stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
-        conn.execute(stmt)
+    stmt = _insert(conn, table)
+    columns = update if update is not None else [c for c in rows[0] if c not in keys and c != "id"]
+    if columns:
+        stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_={c: stmt.excluded[c] for c in columns})
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
+    conn.execute(stmt, list(rows))
 
 
 def _canon(value: Any) -> str | None:

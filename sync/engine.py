@@ -58,6 +58,7 @@ Source = Literal["nezarat4", "saba"]
 SOURCES: tuple[Source, ...] = ("nezarat4", "saba")
 MAX_PASSES = 3
 BATCH = 25  # details per transaction
+AHEAD = 100  # details the list may run ahead of (queued, not yet read)
 
 
 class SyncObserver:
@@ -181,11 +182,22 @@ class _SourceSync:
         try:
             client = self.client_factory(self.source) if self.client_factory else self._client()
             async with client:
-                for year in self.years:
-                    if self.source == "nezarat4":
-                        await self._sync_nezarat_year(client, year)
-                    else:
-                        await self._sync_saba_year(client, year)
+                # A year's list is read while the previous year's details are still arriving: the
+                # lists go one after another (one portal session, one view state), the details
+                # share the connector's in-flight limit, and each year closes when its own last
+                # detail is committed.
+                closing: list[asyncio.Task] = []
+                try:
+                    for year in self.years:
+                        read_year = self._sync_nezarat_year if self.source == "nezarat4" else self._sync_saba_year
+                        close_year = await read_year(client, year)
+                        closing.append(asyncio.ensure_future(close_year()))
+                    await asyncio.gather(*closing)
+                except BaseException:
+                    for task in closing:
+                        task.cancel()
+                    await asyncio.gather(*closing, return_exceptions=True)
+                    raise
             if self.outcome.status == "running":
                 self.outcome.status = "success"
         except ConnectorError as exc:
@@ -332,7 +344,8 @@ class _SourceSync:
 
     # --- Nezarat-4 ------------------------------------------------------------------------
 
-    async def _sync_nezarat_year(self, client: Nezarat4Client, year: int) -> None:
+    async def _sync_nezarat_year(self, client: Nezarat4Client, year: int) -> Callable[[], Awaitable[None]]:
+        """Read the year's list (passes) while its details are fetched; return what closes the year."""
         full, modified_from = self._year_mode(year)
         modified_day = modified_from.astimezone(TEHRAN).date() if modified_from else None
         batch: list[ProjectDetail] = []
@@ -385,7 +398,7 @@ class _SourceSync:
             if failure:
                 raise failure[0]
             # keep the queue short: the list must not run far ahead of the details
-            while len(tasks) > 4 * self.settings.concurrency:
+            while len(tasks) > AHEAD:
                 await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 if failure:
                     raise failure[0]
@@ -395,32 +408,37 @@ class _SourceSync:
                 year, lambda: client.list_projects(fiscal_year=year, modified_from=modified_day),
                 key_of=lambda r: r.project_code, items_of=lambda p: p.rows, on_new=on_new,
             )
-            if tasks:
-                await asyncio.wait(tasks)
-            if failure:
-                raise failure[0]
         except BaseException:
-            for task in tasks:
-                task.cancel()
-            raise
-        finally:
+            await _cancel(tasks)
             flush()
-        year_ok = self._judge_completeness(year, len(seen), announced, rejected, settled)
-        with self.engine.begin() as conn:
-            values: dict[str, Any] = {}
-            if full and year_ok:
-                self.outcome.gone += writes.mark_projects_gone(conn, self.outcome.run_id, year, seen)
-                values["full_pending"] = False
-            if max_modified is not None and year_ok:
-                state = self._state(year)
-                old = state["high_water_mark"]
-                values["high_water_mark"] = max(old, max_modified) if old else max_modified
-            if values:
-                self._set_state(conn, year, **values)
+            raise
+
+        async def close_year() -> None:
+            try:
+                await _drain(tasks, failure)
+            except BaseException:
+                await _cancel(tasks)
+                raise
+            finally:
+                flush()
+            year_ok = self._judge_completeness(year, len(seen), announced, rejected, settled)
+            with self.engine.begin() as conn:
+                values: dict[str, Any] = {}
+                if full and year_ok:
+                    self.outcome.gone += writes.mark_projects_gone(conn, self.outcome.run_id, year, seen)
+                    values["full_pending"] = False
+                if max_modified is not None and year_ok:
+                    old = self._state(year)["high_water_mark"]
+                    values["high_water_mark"] = max(old, max_modified) if old else max_modified
+                if values:
+                    self._set_state(conn, year, **values)
+
+        return close_year
 
     # --- SABA -----------------------------------------------------------------------------
 
-    async def _sync_saba_year(self, client: SabaClient, year: int) -> None:
+    async def _sync_saba_year(self, client: SabaClient, year: int) -> Callable[[], Awaitable[None]]:
+        """Read the year's listing, queue operations + performance; return what closes the year."""
         full, modified_since = self._year_mode(year)
         tasks: set[asyncio.Task] = set()
         failure: list[BaseException] = []
@@ -479,7 +497,7 @@ class _SourceSync:
             schedule(owed)
             if failure:
                 raise failure[0]
-            while len(tasks) > 4 * self.settings.concurrency:
+            while len(tasks) > AHEAD:
                 await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 if failure:
                     raise failure[0]
@@ -495,33 +513,55 @@ class _SourceSync:
                 year, lambda: client.list_agreements(fiscal_year=year, modified_since=modified_since),
                 key_of=lambda a: a.agreement_no, items_of=lambda p: p.items, on_new=on_new,
             )
-            if tasks:
-                await asyncio.wait(tasks)
-            if failure:
-                raise failure[0]
         except BaseException:
-            for task in tasks:
-                task.cancel()
-            raise
-        finally:
+            await _cancel(tasks)
             flush()
-        # an agreement counts once: new, else changed (itself or its details), else unchanged
-        listed = set(portal_ids)
-        updated = ((changed_ids | detail_changed) & listed) - new_ids
-        self.outcome.inserted += len(new_ids)
-        self.outcome.updated += len(updated)
-        self.outcome.unchanged += len(listed - new_ids - updated)
-        year_ok = self._judge_completeness(year, len(seen), announced, rejected, settled)
-        with self.engine.begin() as conn:
-            values: dict[str, Any] = {}
-            if full and year_ok:
-                self.outcome.gone += writes.mark_agreements_gone(conn, self.outcome.run_id, year, seen)
-                values["full_pending"] = False
-            if max_modified is not None and year_ok:
-                old = self._state(year)["high_water_mark"]
-                values["high_water_mark"] = max(old, max_modified) if old else max_modified
-            if values:
-                self._set_state(conn, year, **values)
+            raise
+
+        async def close_year() -> None:
+            try:
+                await _drain(tasks, failure)
+            except BaseException:
+                await _cancel(tasks)
+                raise
+            finally:
+                flush()
+            # an agreement counts once: new, else changed (itself or its details), else unchanged
+            listed = set(portal_ids)
+            updated = ((changed_ids | detail_changed) & listed) - new_ids
+            self.outcome.inserted += len(new_ids)
+            self.outcome.updated += len(updated)
+            self.outcome.unchanged += len(listed - new_ids - updated)
+            year_ok = self._judge_completeness(year, len(seen), announced, rejected, settled)
+            with self.engine.begin() as conn:
+                values: dict[str, Any] = {}
+                if full and year_ok:
+                    self.outcome.gone += writes.mark_agreements_gone(conn, self.outcome.run_id, year, seen)
+                    values["full_pending"] = False
+                if max_modified is not None and year_ok:
+                    old = self._state(year)["high_water_mark"]
+                    values["high_water_mark"] = max(old, max_modified) if old else max_modified
+                if values:
+                    self._set_state(conn, year, **values)
+
+        return close_year
+
+
+async def _drain(tasks: set[asyncio.Task], failure: list[BaseException]) -> None:
+    """Wait for every queued detail; the first connector error stops the source."""
+    while tasks:
+        await asyncio.wait(set(tasks), return_when=asyncio.FIRST_COMPLETED)
+        if failure:
+            raise failure[0]
+    if failure:
+        raise failure[0]
+
+
+async def _cancel(tasks: set[asyncio.Task]) -> None:
+    pending = list(tasks)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
 
 
 def requests_floor(items: int, page_size: int, details_per_item: int) -> int:

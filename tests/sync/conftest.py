@@ -44,6 +44,13 @@ def store_config(sim: Any, store_url: str, monkeypatch: pytest.MonkeyPatch, **so
 
 
 @pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    """A SQLite store only: for sync behaviour that does not depend on the database (the store's
+    own behaviour on both backends is covered by the tests that use `store_url`)."""
+    return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+@pytest.fixture
 def simulator_factory() -> Iterator[Any]:
     from simulator import Simulator
 

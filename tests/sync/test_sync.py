@@ -82,12 +82,12 @@ def test_incremental_sync_after_edits_reads_only_what_changed(simulator_factory,
     assert set(logged) <= {o.run_id for o in outcomes} and logged
 
 
-def test_every_fault_switch_on_still_ends_with_the_generated_data(simulator_factory, store_url, monkeypatch):
+def test_every_fault_switch_on_still_ends_with_the_generated_data(simulator_factory, sqlite_url, monkeypatch):
     sim = simulator_factory()
     sim.set_faults(Faults(latency_jitter_ms=5, error500_rate=0.05, error200_rate=0.05, maintenance_rate=0.03,
                           drop_session_rate=0.03, revoke_token_rate=0.03, reset_rate=0.03, malformed=True))
-    engine = open_store(store_url)
-    outcomes = run_sync(engine, store_config(sim, store_url, monkeypatch))
+    engine = open_store(sqlite_url)
+    outcomes = run_sync(engine, store_config(sim, sqlite_url, monkeypatch))
     assert [o.status for o in outcomes] == ["success", "success"], [o.error for o in outcomes]
     _assert_store_equals_truth(engine, sim, exclude_malformed=True)
     planted = sim.world.malformed_records()
@@ -96,13 +96,13 @@ def test_every_fault_switch_on_still_ends_with_the_generated_data(simulator_fact
     assert rejected >= len(planted) > 0
 
 
-def test_edits_and_insertions_while_paging_lose_nothing(simulator_factory, store_url, monkeypatch):
-    sim = simulator_factory(projects=260, agreements=450)
+def test_edits_and_insertions_while_paging_lose_nothing(simulator_factory, sqlite_url, monkeypatch):
+    sim = simulator_factory(projects=200, agreements=200)
     before_p = {p["project_code"] for p in sim.world.truth_projects()}
     before_a = {a["agreement_no"] for a in sim.world.truth_agreements()}
     sim.set_faults(Faults(shift_while_paging=True))
-    engine = open_store(store_url)
-    config = store_config(sim, store_url, monkeypatch, saba={"page_size": 50})
+    engine = open_store(sqlite_url)
+    config = store_config(sim, sqlite_url, monkeypatch, saba={"page_size": 50})
     outcomes = run_sync(engine, config)
     assert all(o.status in ("success", "incomplete") for o in outcomes), [o.error for o in outcomes]
     after_p = {p["project_code"] for p in sim.world.truth_projects()}
@@ -125,12 +125,12 @@ def test_edits_and_insertions_while_paging_lose_nothing(simulator_factory, store
     ("detail_span", "nezarat4", "saba"),
     ("saba_field", "saba", "nezarat4"),
 ])
-def test_layout_change_stops_that_source_and_stores_nothing_from_it(simulator_factory, store_url, monkeypatch,
+def test_layout_change_stops_that_source_and_stores_nothing_from_it(simulator_factory, sqlite_url, monkeypatch,
                                                                      layout_change, broken, healthy):
     sim = simulator_factory()
     sim.set_faults(Faults(layout_change=layout_change))
-    engine = open_store(store_url)
-    outcomes = {o.source: o for o in run_sync(engine, store_config(sim, store_url, monkeypatch))}
+    engine = open_store(sqlite_url)
+    outcomes = {o.source: o for o in run_sync(engine, store_config(sim, sqlite_url, monkeypatch))}
     assert outcomes[broken].status == "failed"
     assert "layout changed" in outcomes[broken].error
     assert outcomes[healthy].status == "success"
@@ -139,10 +139,10 @@ def test_layout_change_stops_that_source_and_stores_nothing_from_it(simulator_fa
     assert stored == []
 
 
-def test_wrong_password_gives_one_line_error_and_never_shows_the_password(simulator_factory, store_url, monkeypatch):
+def test_wrong_password_gives_one_line_error_and_never_shows_the_password(simulator_factory, sqlite_url, monkeypatch):
     sim = simulator_factory()
-    engine = open_store(store_url)
-    config = store_config(sim, store_url, monkeypatch)
+    engine = open_store(sqlite_url)
+    config = store_config(sim, sqlite_url, monkeypatch)
     monkeypatch.setenv("TEST_NEZARAT4_PASSWORD", "s3cret-wrong-Pa55")
     monkeypatch.setenv("TEST_SABA_PASSWORD", "s3cret-wrong-Pa55")
     outcomes = run_sync(engine, config)
@@ -169,12 +169,12 @@ def test_a_full_sync_marks_what_the_portal_no_longer_lists_as_gone(simulator_fac
     _assert_store_equals_truth(engine, sim)
 
 
-def test_a_second_sync_of_the_same_source_refuses_to_start(simulator_factory, store_url, monkeypatch):
+def test_a_second_sync_of_the_same_source_refuses_to_start(simulator_factory, sqlite_url, monkeypatch):
     from store.locks import exclusive
 
     sim = simulator_factory()
-    engine = open_store(store_url)
-    config = store_config(sim, store_url, monkeypatch)
+    engine = open_store(sqlite_url)
+    config = store_config(sim, sqlite_url, monkeypatch)
     with exclusive(engine, "sync:saba"):
         outcomes = {o.source: o for o in run_sync(engine, config)}
     assert outcomes["saba"].status == "locked" and "another budgetwatch process" in outcomes["saba"].error

@@ -17,7 +17,7 @@ def check_config() -> None:
     """Validate config.yaml and explain what it sets (passwords are never shown)."""
     ctx = context()
     cfg = ctx.config
-    console.print(f"[green]configuration OK[/green]: {ctx.config_source}")
+    console.print(f"[green]configuration OK[/green]: {ctx.config_source}", soft_wrap=True)
     table = Table(show_header=True, header_style="bold")
     table.add_column("setting")
     table.add_column("value")

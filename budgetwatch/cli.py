@@ -9,7 +9,7 @@ from budgetwatch.config import ConfigError
 from store.db import StoreError
 
 # each module registers its commands on `app`
-from budgetwatch.commands import base, sync  # noqa: E402,F401
+from budgetwatch.commands import base, reconcile, sync  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> int:

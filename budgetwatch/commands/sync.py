@@ -272,19 +272,36 @@ def demo(
         ctx.use_config(config, "demo")
         outcomes = sync_with_progress(config, list(SOURCES), full=False, years=None)
         print_outcomes(outcomes)
-    reconciled = _demo_reconcile(ctx)
+        visits = _demo_visits(sim, base.data_dir)
+    reconciled = _demo_reconcile(ctx, visits)
     console.print(
-        "\nNext: `budgetwatch --config <file> runs`, `export projects`, `reconcile --format json`; "
-        f"the demo store is {safe_url(url)} (set BUDGETWATCH_DATABASE_URL to it to explore)."
+        "\nExplore the demo store with the same commands, e.g. "
+        f"`BUDGETWATCH_DATABASE_URL={url} budgetwatch runs` (or `export projects`, `deviations list`)."
     )
     if not all(o.ok for o in outcomes) or not reconciled:
         raise typer.Exit(1)
 
 
-def _demo_reconcile(ctx: Any) -> bool:
-    try:
-        from budgetwatch.commands.reconcile import reconcile_and_print
-    except ImportError:  # the reconciliation commands are not installed in this build
-        return True
-    reconcile_and_print(ctx)
+def _demo_visits(sim: Any, data_dir: Path) -> Path:
+    """The simulated province's field visits as the CSV an expert would import."""
+    import csv
+
+    path = data_dir / "demo-inspections.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.DictWriter(out, ["project_code", "date", "observed_progress", "inspector", "remarks"])
+        writer.writeheader()
+        writer.writerows(sim.world.inspections())
+    return path
+
+
+def _demo_reconcile(ctx: Any, visits: Path) -> bool:
+    from budgetwatch.commands.reconcile import reconcile_command
+    from reconcile.inspections import import_file
+
+    result = import_file(ctx.engine, visits)
+    console.print(f"field visits from {visits}: {result.inserted} new, {result.updated} changed, "
+                  f"{result.unchanged} unchanged")
+    reconcile_command(year=None, as_of=None, county=None, agency=None, group=None, rule=None, min_severity=None,
+                      fmt="table", output=None, include_dismissed=False)
     return True

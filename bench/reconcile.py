@@ -1,0 +1,277 @@
+"""Benchmark of a full reconciliation run (a script, not a test).
+
+    .venv/bin/python bench/reconcile.py                                    # SQLite, 10k 30k 100k
+    .venv/bin/python bench/reconcile.py --sizes 10000 --database postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+For each size N it generates straight into a fresh store (bulk inserts, no portal, no sync): N
+capital projects of fiscal year 1405 with 4 quarterly reports each (two funding source rows and the
+total row), N/2 expense agreements with 2 chapters and 5 operations reported in all 4 quarters
+(20 performance rows per agreement: 1,000,000 at N = 100,000), 40 agencies, 30 counties and a field
+visit for 2% of the projects. Figures are drawn (seeded) so that every rule fires on a minority.
+
+It then runs `reconcile.run` as of 1406/01/20 (every quarter of 1405 closed and due) in a child
+process, twice: the first run opens every deviation, the second finds the same data and changes
+nothing. It prints each run's wall time (of `reconcile.run` only, not the interpreter's start), the
+child's peak resident memory (VmHWM), findings and the per-rule counts. On PostgreSQL each size gets a schema of its own, dropped afterwards.
+Target (issue 5): under 30 s and 1 GB at 100k on either database, linear growth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from budgetwatch.jalali import parse_day, quarter_end  # noqa: E402
+from store import models as m  # noqa: E402
+from store.db import make_engine, open_store  # noqa: E402
+
+YEAR = 1405
+AS_OF = "1406/01/20"
+BATCH = 20_000
+SOURCES = ("ملی", "استانی")
+NOW = datetime(2027, 4, 9, tzinfo=timezone.utc)
+
+
+def dec(value: float, places: int = 2) -> Decimal:
+    return Decimal(f"{value:.{places}f}")
+
+
+def _insert(conn, table, rows: list[dict]) -> None:
+    for start in range(0, len(rows), BATCH):
+        conn.execute(sa.insert(table), rows[start:start + BATCH])
+
+
+def generate(engine, n: int, seed: int = 5) -> dict[str, int]:
+    """N projects, N/2 agreements, straight into the store; returns row counts."""
+    rnd = random.Random(seed)
+    counts: dict[str, int] = {}
+    ends = [quarter_end(YEAR, q) for q in (1, 2, 3, 4)]
+    with engine.begin() as conn:
+        conn.execute(sa.insert(m.SyncRun.__table__), [
+            {"id": 1, "source": "nezarat4", "mode": "full", "fiscal_years": str(YEAR), "started_at": NOW,
+             "status": "success"},
+            {"id": 2, "source": "saba", "mode": "full", "fiscal_years": str(YEAR), "started_at": NOW,
+             "status": "success"}])
+        _insert(conn, m.Agency.__table__, [{"code": str(300 + i), "name": f"دستگاه اجرایی {i}",
+                                            "name_key": f"دستگاهاجرایی{i}"} for i in range(40)])
+        _insert(conn, m.County.__table__, [{"id": i + 1, "name": f"شهرستان {i}", "name_key": f"شهرستان{i}",
+                                            "code": f"{i:02d}"} for i in range(30)])
+        _insert(conn, m.Project.__table__, [{"id": i + 1, "code": f"{1300000000 + i}-001"} for i in range(n)])
+        years, credits, reports, visits = [], [], [], []
+        for i in range(n):
+            start = rnd.choice((0, 0, 10, 25, 40, 60))
+            gain = rnd.choice((20, 30, 40))
+            targets = [dec(start + gain * k / 4) for k in (1, 2, 3, 4)]
+            approved = dec(rnd.uniform(500, 50000))
+            notified, allocated = approved, dec(float(approved) * rnd.uniform(0.5, 1.0))
+            absorbed = dec(float(allocated) * rnd.uniform(0.3, 1.0))
+            if rnd.random() < 0.02:
+                absorbed = allocated + 10  # credit_inconsistency
+            status = "cancelled" if rnd.random() < 0.02 else "exchanged"
+            years.append({"id": i + 1, "project_id": i + 1, "fiscal_year": YEAR, "title": f"پروژه شماره {i}",
+                          "title_key": f"پروژه{i}", "agency_code": str(300 + i % 40), "county_id": 1 + i % 30,
+                          "start_year": 1400, "end_year": rnd.choice((1404, 1405, 1406, 1407, 1408, 1409)),
+                          "progress_at_year_start": dec(start), "agreement_status": status,
+                          "target_q1": targets[0], "target_q2": targets[1], "target_q3": targets[2],
+                          "target_q4": targets[3], "total_approved": approved * 2, "total_notified": notified * 2,
+                          "total_allocated": allocated * 2, "total_absorbed": absorbed * 2, "gone": False,
+                          "first_run_id": 1, "last_run_id": 1})
+            for k, source in enumerate(SOURCES):
+                credits.append({"project_year_id": i + 1, "source": source, "source_key": source,
+                                "approved": approved, "notified": notified, "allocated": allocated,
+                                "absorbed": absorbed})
+            lag_kind = rnd.random()
+            progress = Decimal(start)
+            for q in (1, 2, 3, 4):
+                lag = 0 if lag_kind < 0.8 else rnd.choice((6, 18, 35)) if lag_kind < 0.95 else rnd.uniform(0, 4)
+                progress = max(progress - (1 if rnd.random() < 0.01 else 0), dec(float(targets[q - 1]) - lag))
+                pending = rnd.random() < 0.05
+                reports.append({"project_year_id": i + 1, "quarter": q,
+                                "reported_on": ends[q - 1] + timedelta(days=rnd.randint(1, 14)),
+                                "progress": progress, "absorbed": dec(float(absorbed) * q / 4),
+                                "comptroller_status": "pending" if pending else "approved",
+                                "first_run_id": 1, "last_run_id": 1})
+            if rnd.random() < 0.02:
+                visits.append({"project_code": f"{1300000000 + i}-001", "visited_on": ends[2] + timedelta(days=20),
+                               "observed_progress": dec(float(targets[2]) - rnd.choice((0, 5, 12, 30))),
+                               "inspector": "کارشناس", "inspector_key": "کارشناس", "imported_at": NOW})
+        _insert(conn, m.ProjectYear.__table__, years)
+        _insert(conn, m.ProjectCredit.__table__, credits)
+        _insert(conn, m.ProgressReport.__table__, reports)
+        _insert(conn, m.FieldInspection.__table__, visits)
+        counts.update(projects=n, reports=len(reports), project_credits=len(credits), inspections=len(visits))
+        del years, credits, reports, visits
+
+        agreements, chapters, operations, performance = [], [], [], []
+        op_id = 0
+        for a in range(n // 2):
+            agreements.append({"id": a + 1, "agreement_no": f"{YEAR}-{a:06d}", "fiscal_year": YEAR,
+                               "agency_code": str(300 + a % 40), "county_id": 1 + a % 30, "program_code": "11002",
+                               "program_title": "برنامه", "status": "exchanged", "detail_synced": True,
+                               "gone": False, "first_run_id": 2, "last_run_id": 2})
+            for chapter in (1, 2):
+                approved = dec(rnd.uniform(100, 10000))
+                spent = approved + 5 if rnd.random() < 0.01 else dec(float(approved) * rnd.uniform(0.2, 0.9))
+                chapters.append({"agreement_id": a + 1, "chapter": chapter, "approved": approved,
+                                 "notified": approved, "allocated": approved, "spent": spent})
+            for k in range(5):
+                op_id += 1
+                target = rnd.choice((100, 250, 1000))
+                unit_cost = dec(rnd.uniform(0.5, 3), 4)
+                operations.append({"id": op_id, "agreement_id": a + 1, "code": f"11002-{k:02d}", "title": "فعالیت",
+                                   "unit": "نفر", "annual_target": target * 4, "target_q1": target,
+                                   "target_q2": target, "target_q3": target, "target_q4": target,
+                                   "unit_cost": unit_cost})
+                short = rnd.random() < 0.08
+                dear = rnd.random() < 0.05
+                for q in (1, 2, 3, 4):
+                    quantity = dec(target * (rnd.uniform(0.3, 0.8) if short else rnd.uniform(0.9, 1.1)))
+                    spent = dec(float(quantity) * float(unit_cost) * (rnd.uniform(1.25, 1.8) if dear else 1.0))
+                    pending = rnd.random() < 0.02
+                    performance.append({"operation_id": op_id, "quarter": q, "quantity": quantity, "spent": spent,
+                                        "reported_on": ends[q - 1] + timedelta(days=rnd.randint(1, 14)),
+                                        "comptroller_status": "pending" if pending else "approved",
+                                        "first_run_id": 2, "last_run_id": 2})
+        _insert(conn, m.ExpenseAgreement.__table__, agreements)
+        _insert(conn, m.ExpenseCredit.__table__, chapters)
+        _insert(conn, m.Operation.__table__, operations)
+        _insert(conn, m.OperationPerformance.__table__, performance)
+        counts.update(agreements=len(agreements), operations=len(operations), performance=len(performance))
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text("ANALYZE"))
+        # explicit ids were inserted: move the sequences past them
+        with engine.begin() as conn:
+            for table in ("project", "project_year", "county", "expense_agreement", "operation", "sync_run"):
+                conn.execute(sa.text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                     f"(SELECT max(id) FROM {table}))"))
+    else:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ANALYZE"))
+    return counts
+
+
+def child(url: str) -> None:
+    """One reconciliation run in this process; prints its figures as JSON."""
+    from budgetwatch.config import Config
+    import reconcile
+
+    engine = open_store(url)
+    start, cpu = time.perf_counter(), time.process_time()
+    result = reconcile.run(engine, Config(), as_of=parse_day(AS_OF))
+    wall = time.perf_counter() - start
+    print(json.dumps({
+        "wall": wall, "cpu": time.process_time() - cpu, "findings": len(result.findings), "life": result.life.as_dict(),
+        "rules": {name: [s.checked, s.flagged, s.findings] for name, s in result.stats.items()},
+        "maxrss_kb": peak_rss_kb(),
+    }))
+
+
+def peak_rss_kb() -> int:
+    """This process's peak resident memory. VmHWM, not getrusage's ru_maxrss: Linux carries the
+    parent's high-water mark across fork+exec into ru_maxrss, and the parent holds the generator's data."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def run_child(url: str) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--child", url], capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(proc.stdout[-3000:], proc.stderr[-5000:], sep="\n")
+        raise SystemExit(f"reconciliation failed with exit code {proc.returncode}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def fresh_store(database: str | None, workdir: Path, n: int) -> tuple[str, callable]:
+    if not database or database.startswith("sqlite"):
+        path = workdir / f"bench-{n}.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return f"sqlite:///{path}", lambda: [Path(f"{path}{s}").unlink(missing_ok=True) for s in ("", "-wal", "-shm")]
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(database)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in database else "?"
+
+    def drop() -> None:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+    return f"{database}{sep}options=-csearch_path%3D{schema}", drop
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.replace(",", " ").split()],
+                        default=[10_000, 30_000, 100_000], help="project counts, e.g. '10000 100000'")
+    parser.add_argument("--database", help="PostgreSQL URL (a schema per size is created and dropped); "
+                                           "default: SQLite files in a temporary directory")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child)
+        return
+    backend = "postgresql" if args.database and args.database.startswith("postgresql") else "sqlite"
+    print(f"reconciliation benchmark on {backend}, as of {AS_OF}, sizes {args.sizes}")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bw-bench-") as tmp:
+        for n in args.sizes:
+            url, cleanup = fresh_store(args.database, Path(tmp), n)
+            try:
+                engine = open_store(url)
+                t0 = time.perf_counter()
+                counts = generate(engine, n)
+                engine.dispose()
+                gen = time.perf_counter() - t0
+                first = run_child(url)
+                second = run_child(url)
+            finally:
+                cleanup()
+            rows.append((n, counts, gen, first, second))
+            print(f"\nN = {n:,}: {counts['projects']:,} projects, {counts['reports']:,} reports, "
+                  f"{counts['agreements']:,} agreements, {counts['operations']:,} operations, "
+                  f"{counts['performance']:,} performance rows (generated in {gen:.1f} s)")
+            print(f"  first run : {first['wall']:6.1f} s ({first['cpu']:.1f} s CPU in this process), peak RSS {first['maxrss_kb'] / 1024:7.0f} MB, "
+                  f"{first['findings']:,} findings, opened {first['life']['opened']:,}")
+            print(f"  second run: {second['wall']:6.1f} s ({second['cpu']:.1f} s CPU in this process), peak RSS {second['maxrss_kb'] / 1024:7.0f} MB, "
+                  f"unchanged {second['life']['unchanged']:,}, opened {second['life']['opened']}, "
+                  f"resolved {second['life']['resolved']}")
+            shares = ", ".join(f"{name.split('.')[0][0]}.{name.split('.')[1]} {f}/{c}"
+                               for name, (c, f, _n) in first["rules"].items())
+            print(f"  flagged/checked: {shares}")
+    print("\nsummary (first run = opens every deviation; second = unchanged data)")
+    print(f"{'N':>8} {'first s':>8} {'cpu s':>6} {'MB':>6} {'second s':>9} {'cpu s':>6} {'MB':>6} {'s per 10k':>10}")
+    for n, _counts, _gen, first, second in rows:
+        print(f"{n:>8,} {first['wall']:>8.1f} {first['cpu']:>6.1f} {first['maxrss_kb'] / 1024:>6.0f} "
+              f"{second['wall']:>9.1f} {second['cpu']:>6.1f} {second['maxrss_kb'] / 1024:>6.0f} "
+              f"{first['wall'] / n * 10_000:>10.2f}")
+    print(f"(load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; wall time includes "
+          "waiting for other processes and, on PostgreSQL, for the server)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,349 @@
+"""Commands of the reconciliation: `reconcile`, `deviations list|show|ack|dismiss`, `inspections import`.
+
+The commands parse options, call reconcile/ and print; the judging, the life cycle and the import
+logic live in the reconcile package.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from budgetwatch.app import UserError, app, console, context, err_console
+from budgetwatch.jalali import format_jalali, parse_day
+from budgetwatch.persian import NormalizationError, to_ascii_digits
+from reconcile import deviations as dv
+from reconcile import inspections as insp
+from reconcile import run as run_reconciliation
+from reconcile.engine import RunResult
+from reconcile.findings import SEVERITIES
+from reconcile.rules import RULE_IDS
+
+deviations_app = typer.Typer(help="Deviations found by the reconciliation: list, show, acknowledge, dismiss.",
+                             no_args_is_help=True)
+inspections_app = typer.Typer(help="Field inspections (بازدید میدانی) recorded by budget experts.",
+                              no_args_is_help=True)
+app.add_typer(deviations_app, name="deviations")
+app.add_typer(inspections_app, name="inspections")
+
+FILE_WIDTH = 200  # --output FILE of a table
+SEVERITY_STYLE = {"critical": "bold red", "major": "yellow", "minor": "cyan"}
+
+# --- option parsing ---------------------------------------------------------------------------
+
+
+def _split(values: list[str] | None) -> tuple[str, ...]:
+    """Repeated options and comma-separated values alike: --rule a --rule b, --rule a,b."""
+    out: list[str] = []
+    for value in values or ():
+        out.extend(part.strip() for part in value.split(",") if part.strip())
+    return tuple(out)
+
+
+def _day(raw: str | None, option: str) -> date | None:
+    if raw is None:
+        return None
+    try:
+        return parse_day(raw)
+    except NormalizationError as exc:
+        raise UserError(f"{option} {raw!r}: {exc.reason} (use a Jalali day such as 1405/09/02, or ISO 2026-11-23)")
+
+
+def _years(values: list[str] | None) -> tuple[int, ...]:
+    years = []
+    for raw in _split(values):
+        text = to_ascii_digits(raw)
+        if not text.isdigit() or not 1300 <= int(text) <= 1499:
+            raise UserError(f"--year {raw!r}: not a Jalali fiscal year (e.g. 1405)")
+        years.append(int(text))
+    return tuple(sorted(set(years)))
+
+
+def _choices(values: tuple[str, ...], allowed: tuple[str, ...], option: str) -> tuple[str, ...]:
+    for value in values:
+        if value not in allowed:
+            raise UserError(f"{option} {value!r}: use one of {', '.join(allowed)}")
+    return values
+
+
+def _view(*, years: tuple[int, ...], county: list[str] | None, agency: list[str] | None, group: list[str] | None,
+          rule: list[str] | None, min_severity: str | None, status: list[str] | None = None,
+          include_dismissed: bool = False) -> dv.View:
+    if min_severity is not None:
+        _choices((min_severity,), SEVERITIES, "--min-severity")
+    return dv.View(
+        years=years, counties=_split(county), agencies=tuple(to_ascii_digits(a) for a in _split(agency)),
+        groups=_choices(_split(group), dv.GROUPS, "--group"), rules=_choices(_split(rule), RULE_IDS, "--rule"),
+        min_severity=min_severity, statuses=_choices(_split(status), dv.STATUSES, "--status"),
+        include_dismissed=include_dismissed,
+    )
+
+
+def _format(value: str) -> str:
+    if value not in ("table", "json"):
+        raise UserError(f"--format {value!r}: use table or json")
+    return value
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+def _plain(value) -> str:
+    """A figure for a table cell: ASCII digits, no trailing zeros."""
+    if value is None:
+        return ""
+    value = Decimal(value).normalize()
+    return format(value if value != 0 else Decimal(0), "f")
+
+
+WIDE = 130  # below this many columns the sentences are listed under the table, not in it
+
+
+def _deviation_table(rows: list[dv.Shown], title: str, *, with_message: bool = True) -> Table:
+    table = Table(title=title, show_lines=False, header_style="bold", expand=False)
+    for name in ("id", "severity", "rule", "subject", "year/q", "planned", "actual", "measure", "status"):
+        table.add_column(name, no_wrap=True, justify="right" if name in ("planned", "actual", "measure") else "left")
+    if with_message:
+        table.add_column("message", overflow="fold", min_width=24)
+    for r in rows:
+        period = f"{r.fiscal_year}/Q{r.quarter}" if r.quarter else str(r.fiscal_year)
+        cells = [str(r.id or ""), f"[{SEVERITY_STYLE[r.severity]}]{r.severity}[/]", r.rule, r.subject,
+                 period, _plain(r.planned), _plain(r.actual), _plain(r.measure), r.status]
+        table.add_row(*cells, *([r.message] if with_message else []))
+    return table
+
+
+def _deviations(rows: list[dv.Shown], title: str, width: int) -> list:
+    """The table, with the Persian sentences in it on a wide terminal, listed after it otherwise."""
+    if width >= WIDE:
+        return [_deviation_table(rows, title)]
+    return [_deviation_table(rows, title, with_message=False),
+            *(Text(f"#{r.id}  {r.message}") for r in rows)]
+
+
+def _summary_tables(rows: list[dv.Shown]) -> list[Table]:
+    by_rule: dict[tuple[str, str], Counter] = {}
+    for r in rows:
+        by_rule.setdefault((r.kind, r.rule), Counter())[r.severity] += 1
+    rules = Table(title="deviations per rule", header_style="bold")
+    for name in ("kind", "rule", *SEVERITIES, "total"):
+        rules.add_column(name, justify="right" if name in SEVERITIES or name == "total" else "left")
+    for (kind, rule), counts in sorted(by_rule.items()):
+        rules.add_row(kind, rule, *(str(counts[s]) for s in SEVERITIES), str(sum(counts.values())))
+    groups = Table(title="deviations per expert group", header_style="bold")
+    for name in ("group", *SEVERITIES, "total"):
+        groups.add_column(name, justify="left" if name == "group" else "right")
+    by_group: dict[str, Counter] = {}
+    for r in rows:
+        by_group.setdefault(r.group, Counter())[r.severity] += 1
+    for group, counts in sorted(by_group.items()):
+        groups.add_row(group, *(str(counts[s]) for s in SEVERITIES), str(sum(counts.values())))
+    return [rules, groups]
+
+
+def _stats_table(result: RunResult) -> Table:
+    table = Table(title="how often each rule fired (whole years judged)", header_style="bold")
+    for name in ("kind", "rule", "checked", "flagged", "share", "findings", ""):
+        table.add_column(name, justify="right" if name in ("checked", "flagged", "share", "findings") else "left")
+    for stats in result.stats.values():
+        table.add_row(stats.kind, stats.rule, f"{stats.checked:,}", f"{stats.flagged:,}",
+                      f"{float(stats.share) * 100:.1f}%", f"{stats.findings:,}",
+                      "[bold red]⚠[/]" if stats.mis_tuned else "")
+    return table
+
+
+def _mis_tuned_warnings(result: RunResult) -> list[str]:
+    return [f"warning: {s.kind}.{s.rule} flagged {s.flagged:,} of the {s.checked:,} subjects it checked "
+            f"({float(s.share) * 100:.1f}%, more than half): its threshold may be mis-tuned"
+            for s in result.stats.values() if s.mis_tuned]
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output is None:
+        typer.echo(text, nl=not text.endswith("\n"))
+    else:
+        output.write_text(text, encoding="utf-8")
+        err_console.print(f"written to {output}", markup=False)
+
+
+def _json(rows: list[dv.Shown], *, with_id: bool = False) -> str:
+    """reconcile: exactly the documented keys; deviations list adds the id that ack/dismiss take."""
+    items = [({"id": r.id} | r.as_json()) if with_id else r.as_json() for r in rows]
+    return json.dumps(items, ensure_ascii=False, indent=2) + "\n"
+
+
+def _render(tables: list, output: Path | None, header: str | None = None, footer: list[str] = ()) -> None:
+    handle = output.open("w", encoding="utf-8") if output is not None else None
+    try:
+        target = console if handle is None else Console(file=handle, width=FILE_WIDTH, color_system=None)
+        if header:
+            target.print(header, markup=False, highlight=False)
+        for table in tables:
+            target.print(table)
+        for line in footer:
+            target.print(line, style="bold red", markup=False, highlight=False)
+    finally:
+        if handle is not None:
+            handle.close()
+            err_console.print(f"written to {output}", markup=False)
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+@app.command("reconcile")
+def reconcile_command(
+    year: list[str] = typer.Option(None, "--year", help="Fiscal year(s) to judge (default: every year in the store)."),
+    as_of: str = typer.Option(None, "--as-of", help="Judge as of this day: Jalali 1405/09/02 (any digits) or ISO."),
+    county: list[str] = typer.Option(None, "--county", help="Show only this county (name or code)."),
+    agency: list[str] = typer.Option(None, "--agency", help="Show only this agency code."),
+    group: list[str] = typer.Option(None, "--group", help="Show only agencies of this expert group."),
+    rule: list[str] = typer.Option(None, "--rule", help="Show only this rule id."),
+    min_severity: str = typer.Option(None, "--min-severity", help="Show only minor|major|critical and above."),
+    fmt: str = typer.Option("table", "--format", help="table or json."),
+    output: Path = typer.Option(None, "--output", help="Write to this file instead of the terminal."),
+    include_dismissed: bool = typer.Option(False, "--include-dismissed", help="Also show dismissed deviations."),
+) -> None:
+    """Judge the store against the rule catalogue; record deviations and show them.
+
+    Filters choose what is shown only: every run judges whole fiscal years.
+    """
+    fmt = _format(fmt)
+    years = _years(year)
+    day = _day(as_of, "--as-of")
+    view = _view(years=(), county=county, agency=agency, group=group, rule=rule, min_severity=min_severity,
+                 include_dismissed=include_dismissed)
+    ctx = context()
+    with ctx.engine.connect() as conn:  # a bad county fails before the run, not after
+        if view.counties:
+            _checked(lambda: dv.county_ids(conn, view.counties))
+    result = run_reconciliation(ctx.engine, ctx.config, as_of=day, years=list(years) or None)
+    with ctx.engine.connect() as conn:
+        rows = _checked(lambda: dv.select_findings(conn, result.findings, result.deviations, view,
+                                                   ctx.config.routing))
+    if fmt == "json":
+        _write(_json(rows), output)
+        return
+    life = result.life
+    header = (f"reconciliation run {result.run_id} as of {format_jalali(result.as_of, persian_digits=False)} "
+              f"({result.as_of.isoformat()}), years {', '.join(map(str, result.years)) or '(none in the store)'}: "
+              f"{len(result.findings):,} findings, {len(rows):,} shown; "
+              f"{life.opened} opened, {life.reopened} reopened, {life.escalated} escalated, {life.lowered} lowered, "
+              f"{life.updated} updated, {life.resolved} resolved, {life.unchanged} unchanged "
+              f"({result.seconds:.1f} s)")
+    width = console.width if output is None else FILE_WIDTH
+    _render([*_deviations(rows, "deviations", width), *_summary_tables(rows), _stats_table(result)], output, header,
+            _mis_tuned_warnings(result))
+
+
+def _checked(call):
+    try:
+        return call()
+    except dv.DeviationError as exc:
+        raise UserError(str(exc)) from None
+
+
+@deviations_app.command("list")
+def deviations_list(
+    year: list[str] = typer.Option(None, "--year", help="Fiscal year(s)."),
+    county: list[str] = typer.Option(None, "--county", help="County name or code."),
+    agency: list[str] = typer.Option(None, "--agency", help="Agency code."),
+    group: list[str] = typer.Option(None, "--group", help="Expert group."),
+    rule: list[str] = typer.Option(None, "--rule", help="Rule id."),
+    min_severity: str = typer.Option(None, "--min-severity", help="minor|major|critical and above."),
+    status: list[str] = typer.Option(None, "--status", help="open|acknowledged|resolved|dismissed (default: all but dismissed)."),
+    include_dismissed: bool = typer.Option(False, "--include-dismissed", help="Also list dismissed deviations."),
+    fmt: str = typer.Option("table", "--format", help="table or json."),
+    output: Path = typer.Option(None, "--output", help="Write to this file instead of the terminal."),
+) -> None:
+    """List the deviations in the store (no new judging)."""
+    fmt = _format(fmt)
+    view = _view(years=_years(year), county=county, agency=agency, group=group, rule=rule,
+                 min_severity=min_severity, status=status, include_dismissed=include_dismissed)
+    ctx = context()
+    with ctx.engine.connect() as conn:
+        rows = _checked(lambda: dv.list_deviations(conn, view, ctx.config.routing))
+    if fmt == "json":
+        _write(_json(rows, with_id=True), output)
+        return
+    width = console.width if output is None else FILE_WIDTH
+    _render([*_deviations(rows, f"{len(rows):,} deviations", width), *_summary_tables(rows)], output)
+
+
+@deviations_app.command("show")
+def deviations_show(deviation_id: int = typer.Argument(..., metavar="ID")) -> None:
+    """Everything about one deviation: figures, sentence, evidence and its history."""
+    ctx = context()
+    with ctx.engine.connect() as conn:
+        row, history = _checked(lambda: dv.get(conn, deviation_id))
+    table = Table(show_header=False, title=f"deviation {row.id}")
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    quarter = str(row.quarter) if row.quarter else "-"
+    for name, value in (
+        ("rule", f"{row.kind}.{row.rule}"), ("subject", row.subject), ("fiscal year / quarter", f"{row.fiscal_year} / {quarter}"),
+        ("severity", row.severity), ("status", row.status), ("alert", row.alert_state),
+        ("planned / actual / measure", f"{_plain(row.planned)} / {_plain(row.actual)} / {_plain(row.measure)}"),
+        ("numbers", json.dumps(row.numbers, ensure_ascii=False)), ("message", row.message),
+        ("agency", row.agency_code or "-"),
+        ("evidence", f"{row.evidence_table} #{row.evidence_id}" if row.evidence_table else "-"),
+        ("sync run", str(row.sync_run_id or "-")), ("reconcile run", str(row.reconcile_run_id or "-")),
+        ("first / last found", f"{format_jalali(row.first_found_on, persian_digits=False)} / "
+                               f"{format_jalali(row.last_found_on, persian_digits=False)}"),
+        ("resolved on", format_jalali(row.resolved_on, persian_digits=False) or "-"),
+        ("acted", f"{row.acted_by}: {row.acted_reason} ({format_jalali(row.acted_at, persian_digits=False, with_time=True)})"
+         if row.acted_by else "-"),
+    ):
+        table.add_row(name, value)
+    console.print(table)
+    events = Table(title="history", header_style="bold")
+    for name in ("at", "event", "severity", "run", "by", "reason"):
+        events.add_column(name)
+    for e in history:
+        events.add_row(format_jalali(e.at, persian_digits=False, with_time=True), e.event, e.severity or "",
+                       str(e.reconcile_run_id or ""), e.by or "", e.reason or "")
+    console.print(events)
+
+
+@deviations_app.command("ack")
+def deviations_ack(
+    deviation_id: int = typer.Argument(..., metavar="ID"),
+    by: str = typer.Option(..., "--by", help="Who acknowledges it."),
+    reason: str = typer.Option(..., "--reason", help="Why."),
+) -> None:
+    """Acknowledge an open deviation: no further alerts unless it escalates."""
+    row = _checked(lambda: dv.acknowledge(context().engine, deviation_id, by=by, reason=reason))
+    console.print(f"deviation {row.id} ({row.rule} {row.subject}) acknowledged by {row.acted_by}", markup=False)
+
+
+@deviations_app.command("dismiss")
+def deviations_dismiss(
+    deviation_id: int = typer.Argument(..., metavar="ID"),
+    by: str = typer.Option(..., "--by", help="Who dismisses it."),
+    reason: str = typer.Option(..., "--reason", help="Why it is a false positive."),
+) -> None:
+    """Dismiss a deviation as a false positive: never alerted again, hidden unless asked for."""
+    row = _checked(lambda: dv.dismiss(context().engine, deviation_id, by=by, reason=reason))
+    console.print(f"deviation {row.id} ({row.rule} {row.subject}) dismissed by {row.acted_by}", markup=False)
+
+
+@inspections_app.command("import")
+def inspections_import(file: Path = typer.Argument(..., metavar="FILE.csv", help="CSV: project_code,date,observed_progress,inspector,remarks")) -> None:
+    """Import field inspections from a CSV file; nothing is imported if any row is bad."""
+    try:
+        result = insp.import_file(context().engine, file)
+    except insp.InspectionFileError as exc:
+        err_console.print(f"error: {exc}:", markup=False, highlight=False)
+        for problem in exc.problems:
+            err_console.print(f"  {problem}", markup=False, highlight=False)
+        raise typer.Exit(code=2) from None
+    console.print(f"{file}: {result.rows} visits read; {result.inserted} imported, {result.updated} updated, "
+                  f"{result.unchanged} unchanged", markup=False)

@@ -1,0 +1,210 @@
+"""Reading and acting on deviations: the views the CLI shows, acknowledging and dismissing.
+
+A view is a filter on what is shown (county, agency, expert group, rule, minimum severity, status);
+it never changes what a run judges. Acknowledging and dismissing are a person's acts, recorded with
+who, why and when, each as a DeviationEvent:
+
+- acknowledge: an **open** deviation becomes **acknowledged**; no further alerts unless it escalates;
+- dismiss: an open, acknowledged or resolved deviation becomes **dismissed** (a false positive): it
+  never changes again, is never alerted, and is left out of views unless they ask for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from budgetwatch.config import RoutingConfig
+from budgetwatch.persian import text_key, to_ascii_digits
+from reconcile.findings import SEVERITY_RANK, Finding
+from store.models import County, Deviation, DeviationEvent
+
+dev = Deviation.__table__
+events = DeviationEvent.__table__
+counties = County.__table__
+
+STATUSES = ("open", "acknowledged", "resolved", "dismissed")
+GROUPS = ("social", "infrastructure", "production", "consolidation")
+
+
+class DeviationError(Exception):
+    """A deviation cannot be found or cannot take the asked step; the message says why."""
+
+
+@dataclass(frozen=True)
+class View:
+    """What to show. Empty tuples mean 'any'."""
+
+    years: tuple[int, ...] = ()
+    counties: tuple[str, ...] = ()  # county names (any spelling) or codes
+    agencies: tuple[str, ...] = ()  # agency codes
+    groups: tuple[str, ...] = ()  # social | infrastructure | production | consolidation
+    rules: tuple[str, ...] = ()  # rule ids
+    kinds: tuple[str, ...] = ()  # capital | expense
+    min_severity: str | None = None
+    statuses: tuple[str, ...] = ()  # default: every status but dismissed
+    include_dismissed: bool = False
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One deviation as views show it."""
+
+    id: int | None
+    kind: str
+    rule: str
+    severity: str
+    subject: str
+    fiscal_year: int
+    quarter: int | None
+    planned: Decimal | None
+    actual: Decimal | None
+    measure: Decimal | None
+    status: str
+    message: str
+    agency_code: str | None
+    county_id: int | None
+    group: str
+
+    def as_json(self) -> dict[str, Any]:
+        """The keys of `budgetwatch reconcile --format json`, numbers as JSON numbers."""
+        return {"rule": self.rule, "severity": self.severity, "subject": self.subject,
+                "fiscal_year": self.fiscal_year, "quarter": self.quarter, "planned": json_number(self.planned),
+                "actual": json_number(self.actual), "status": self.status, "message": self.message}
+
+
+def json_number(value: Decimal | None) -> int | float | None:
+    if value is None:
+        return None
+    value = Decimal(value)
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def group_of(agency_code: str | None, routing: RoutingConfig) -> str:
+    return routing.agencies.get(agency_code or "", routing.default)
+
+
+def county_ids(conn: Connection, wanted: Sequence[str]) -> set[int]:
+    """The ids of the counties named (any spelling) or coded in `wanted`; unknown ones are an error."""
+    rows = conn.execute(sa.select(counties.c.id, counties.c.name_key, counties.c.code)).all()
+    found: set[int] = set()
+    for raw in wanted:
+        key, code = text_key(raw), to_ascii_digits(raw).strip()
+        ids = {row.id for row in rows if row.name_key == key or (row.code and row.code == code)}
+        if not ids:
+            raise DeviationError(f"unknown county {raw!r}: no county of that name or code in the store")
+        found |= ids
+    return found
+
+
+def sort_key(shown: Shown) -> tuple:
+    """Most severe first, then by rule, subject, year, quarter."""
+    return (-SEVERITY_RANK[shown.severity], shown.rule, shown.subject, shown.fiscal_year, shown.quarter or 0)
+
+
+def _admits(view: View, shown: Shown, county_set: set[int] | None) -> bool:
+    if view.years and shown.fiscal_year not in view.years:
+        return False
+    if county_set is not None and shown.county_id not in county_set:
+        return False
+    if view.agencies and shown.agency_code not in view.agencies:
+        return False
+    if view.groups and shown.group not in view.groups:
+        return False
+    if view.rules and shown.rule not in view.rules:
+        return False
+    if view.kinds and shown.kind not in view.kinds:
+        return False
+    if view.min_severity and SEVERITY_RANK[shown.severity] < SEVERITY_RANK[view.min_severity]:
+        return False
+    if view.statuses:
+        return shown.status in view.statuses
+    return view.include_dismissed or shown.status != "dismissed"
+
+
+def select_findings(conn: Connection, findings: Iterable[Finding], statuses: dict[tuple, tuple[int, str]],
+                    view: View, routing: RoutingConfig) -> list[Shown]:
+    """A run's findings, with their deviation's status, as the view shows them (sorted)."""
+    county_set = county_ids(conn, view.counties) if view.counties else None
+    shown = []
+    for f in findings:
+        dev_id, status = statuses.get(f.key, (None, "open"))
+        row = Shown(dev_id, f.kind, f.rule, f.severity, f.subject, f.fiscal_year, f.quarter, f.planned, f.actual,
+                    f.measure, status, f.message, f.agency_code, f.county_id, group_of(f.agency_code, routing))
+        if _admits(view, row, county_set):
+            shown.append(row)
+    return sorted(shown, key=sort_key)
+
+
+def list_deviations(conn: Connection, view: View, routing: RoutingConfig) -> list[Shown]:
+    """Deviations in the store as the view shows them (sorted)."""
+    county_set = county_ids(conn, view.counties) if view.counties else None
+    query = sa.select(dev.c.id, dev.c.kind, dev.c.rule, dev.c.severity, dev.c.subject, dev.c.fiscal_year,
+                      dev.c.quarter, dev.c.planned, dev.c.actual, dev.c.measure, dev.c.status, dev.c.message,
+                      dev.c.agency_code, dev.c.county_id)
+    if view.years:
+        query = query.where(dev.c.fiscal_year.in_(view.years))
+    if view.rules:
+        query = query.where(dev.c.rule.in_(view.rules))
+    if view.statuses:
+        query = query.where(dev.c.status.in_(view.statuses))
+    elif not view.include_dismissed:
+        query = query.where(dev.c.status != "dismissed")
+    shown = []
+    for r in conn.execute(query):
+        row = Shown(r.id, r.kind, r.rule, r.severity, r.subject, r.fiscal_year, r.quarter or None, r.planned,
+                    r.actual, r.measure, r.status, r.message, r.agency_code, r.county_id,
+                    group_of(r.agency_code, routing))
+        if _admits(view, row, county_set):
+            shown.append(row)
+    return sorted(shown, key=sort_key)
+
+
+def get(conn: Connection, deviation_id: int) -> tuple[Any, list[Any]]:
+    """A deviation's row and its events, oldest first."""
+    row = conn.execute(sa.select(dev).where(dev.c.id == deviation_id)).first()
+    if row is None:
+        raise DeviationError(f"no deviation with id {deviation_id}")
+    history = conn.execute(sa.select(events).where(events.c.deviation_id == deviation_id)
+                           .order_by(events.c.id)).all()
+    return row, history
+
+
+def _act(engine: Engine, deviation_id: int, by: str, reason: str, *, to: str, allowed: tuple[str, ...],
+         now: datetime | None) -> Any:
+    by, reason = (by or "").strip(), (reason or "").strip()
+    if not by:
+        raise DeviationError("say who you are (--by NAME)")
+    if not reason:
+        raise DeviationError("say why (--reason TEXT)")
+    now = now or datetime.now(timezone.utc)
+    with engine.begin() as conn:
+        row = conn.execute(sa.select(dev).where(dev.c.id == deviation_id).with_for_update()).first()
+        if row is None:
+            raise DeviationError(f"no deviation with id {deviation_id}")
+        if row.status not in allowed:
+            who = f" by {row.acted_by}" if row.acted_by and row.status in ("acknowledged", "dismissed") else ""
+            raise DeviationError(f"deviation {deviation_id} is {row.status}{who}: it cannot be {to}")
+        conn.execute(sa.update(dev).where(dev.c.id == deviation_id).values(
+            status=to, alert_state="none", acted_by=by, acted_reason=reason, acted_at=now, updated_at=now))
+        conn.execute(sa.insert(events).values(deviation_id=deviation_id, event=to, severity=row.severity, at=now,
+                                              by=by, reason=reason))
+        return conn.execute(sa.select(dev).where(dev.c.id == deviation_id)).one()
+
+
+def acknowledge(engine: Engine, deviation_id: int, *, by: str, reason: str, now: datetime | None = None) -> Any:
+    """An open deviation is acknowledged by `by` for `reason`: no further alerts unless it escalates."""
+    return _act(engine, deviation_id, by, reason, to="acknowledged", allowed=("open",), now=now)
+
+
+def dismiss(engine: Engine, deviation_id: int, *, by: str, reason: str, now: datetime | None = None) -> Any:
+    """A deviation is dismissed as a false positive: never changed or alerted again."""
+    return _act(engine, deviation_id, by, reason, to="dismissed", allowed=("open", "acknowledged", "resolved"),
+                now=now)
+

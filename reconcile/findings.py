@@ -1,0 +1,94 @@
+"""What a rule says of a subject: a `Finding`, with the numbers it was judged on.
+
+A finding is the output of one rule for one subject (a project code, an agreement number, or an
+agreement number with an operation code), one fiscal year and, where the catalogue records one, one
+quarter. It carries the figures it was judged on (planned, actual, the measure compared with the
+threshold, and every intermediate figure in ``numbers``), the Persian sentence a budget expert
+reads, and where the evidence is (the stored row and the sync run that last changed it).
+
+Arithmetic follows reconciliation-rules.md "Calendar": figures are Decimal, a gap, share or ratio
+is computed unrounded, then rounded to 4 places half away from zero (:func:`round4`) before it is
+compared with a threshold or put into a severity band.
+"""
+
+from __future__ import annotations
+
+import decimal
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Literal
+
+Kind = Literal["capital", "expense"]
+Severity = Literal["minor", "major", "critical"]
+
+SEVERITIES: tuple[str, ...] = ("minor", "major", "critical")
+SEVERITY_RANK: dict[str, int] = {name: rank for rank, name in enumerate(SEVERITIES)}
+
+ZERO = Decimal(0)
+_FOUR_PLACES = Decimal("0.0001")
+# Wide enough that no quotient of store figures (20 digits, 4 or 6 places) is rounded before round4.
+EXACT = decimal.Context(prec=60, rounding=ROUND_HALF_UP)
+
+
+_quantize = EXACT.quantize  # the context's rounding: ROUND_HALF_UP, i.e. half away from zero
+divide = EXACT.divide  # an unrounded quotient (60 significant digits): round it with round4 before comparing
+
+
+def round4(value: Decimal) -> Decimal:
+    """`value` rounded to 4 decimal places, half away from zero (0.849996 -> 0.8500, -0.00005 -> -0.0001)."""
+    return _quantize(value, _FOUR_PLACES)
+
+
+def figure(value: Decimal | None) -> Decimal:
+    """A figure the portal left empty counts as 0 (in sums and stage comparisons)."""
+    return ZERO if value is None else value
+
+
+def threshold(value: float | int | Decimal) -> Decimal:
+    """A configured threshold as the Decimal its text says (0.85 is exactly 0.85, not a float)."""
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def at_least(severity: str, minimum: str) -> bool:
+    return SEVERITY_RANK[severity] >= SEVERITY_RANK[minimum]
+
+
+def text(value: Decimal | int | None) -> str | None:
+    """A figure as exact plain text for ``numbers`` (JSON has no decimal type): '45', '0.3', '-2.5'.
+
+    Canonical (no trailing zeros), so the same figure reads the same from either database.
+    """
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return str(value)
+    value = value.normalize()
+    return format(value if value else Decimal(0), "f")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One rule's verdict on one subject, fiscal year and quarter (None: the rule records none)."""
+
+    rule: str
+    kind: Kind
+    subject: str  # ASCII digits: project code | agreement no | agreement no/operation code
+    fiscal_year: int
+    quarter: int | None
+    severity: Severity
+    planned: Decimal | None
+    actual: Decimal | None
+    measure: Decimal | None  # the rounded gap, share difference, ratio, excess or years compared
+    message: str  # Persian sentence, Persian digits, Jalali dates
+    numbers: dict[str, Any] = field(default_factory=dict)  # every figure used, as exact text
+    evidence_table: str | None = None  # progress_report, project_year, operation_performance, ...
+    evidence_id: int | None = None
+    sync_run_id: int | None = None  # the sync run that last changed the evidence
+    agency_code: str | None = None
+    county_id: int | None = None
+    county: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str, int, int]:
+        """The deviation identity: (kind, rule, subject, fiscal year, quarter or 0)."""
+        return (self.kind, self.rule, self.subject, self.fiscal_year, self.quarter or 0)

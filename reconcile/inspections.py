@@ -1,0 +1,237 @@
+"""Importing field inspections (بازدید میدانی) from a CSV file budget experts keep.
+
+The file has a header row naming the columns ``project_code, date, observed_progress, inspector``
+and optionally ``remarks``, in any order; UTF-8 with or without a byte-order mark. Dates are Jalali
+in any form the portal contracts allow (any digits, / - . separators, padded or not, day-first) or
+ISO; numbers in Persian or ASCII digits, with or without a percent sign.
+
+Every row is validated before anything is written. If any row is bad, nothing is imported and
+:class:`InspectionFileError` lists every bad row with its line number and reason. A visit is
+identified by (project code, day, inspector); importing the same file again changes nothing. A row
+whose visit is already stored with other figures (observed progress, remarks, inspector's spelling)
+replaces them: the file is the expert's record, and a corrected file is how a mistake is mended.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from budgetwatch.jalali import format_jalali, parse_day, today_tehran
+from budgetwatch.persian import NormalizationError, clean_text, parse_code, parse_number, text_key
+from store.models import FieldInspection, Project
+
+fi = FieldInspection.__table__
+projects = Project.__table__
+
+REQUIRED = ("project_code", "date", "observed_progress", "inspector")
+OPTIONAL = ("remarks",)
+# the store keeps figures exactly (store.models.ExactDecimal): up to 15 significant digits on SQLite
+_MAX_PLACES = 8
+
+
+@dataclass(frozen=True)
+class BadRow:
+    line: int  # 1 is the header
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+
+class InspectionFileError(Exception):
+    """The file cannot be imported; ``problems`` holds every bad row (or the one file-level problem)."""
+
+    def __init__(self, path: str, problems: list[BadRow]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__(f"{path}: {len(problems)} bad row(s), nothing imported")
+
+
+@dataclass(frozen=True)
+class Visit:
+    line: int
+    project_code: str
+    visited_on: date
+    observed_progress: Decimal
+    inspector: str
+    inspector_key: str
+    remarks: str | None
+
+    @property
+    def key(self) -> tuple[str, date, str]:
+        return (self.project_code, self.visited_on, self.inspector_key)
+
+
+@dataclass
+class ImportResult:
+    rows: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+def _records(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """(header, [(line, fields)]) with physical line numbers; blank lines skipped."""
+    name = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InspectionFileError(name, [BadRow(0, f"cannot read the file ({exc.strerror})")]) from None
+    try:
+        content = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InspectionFileError(name, [BadRow(line, "not UTF-8 text")]) from None
+    reader = csv.reader(io.StringIO(content, newline=""))
+    rows, line = [], 1
+    try:
+        for fields in reader:
+            if any(cell.strip() for cell in fields):
+                rows.append((line, fields))
+            line = reader.line_num + 1
+    except csv.Error as exc:
+        raise InspectionFileError(name, [BadRow(reader.line_num, f"not readable as CSV ({exc})")]) from None
+    if not rows:
+        raise InspectionFileError(name, [BadRow(1, "empty file: a header row is required")])
+    (header_line, header), records = rows[0], rows[1:]
+    return [cell.strip().lower().lstrip("\ufeff") for cell in header], records
+
+
+def _header(name: str, header: list[str]) -> dict[str, int]:
+    problems = []
+    unknown = [h for h in header if h not in REQUIRED + OPTIONAL]
+    missing = [h for h in REQUIRED if h not in header]
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if missing:
+        problems.append(f"header lacks column(s) {', '.join(missing)}")
+    if unknown:
+        problems.append(f"header has unknown column(s) {', '.join(unknown)}")
+    if repeated:
+        problems.append(f"header repeats column(s) {', '.join(repeated)}")
+    if problems:
+        expected = ",".join(REQUIRED + OPTIONAL)
+        raise InspectionFileError(name, [BadRow(1, "; ".join(problems) + f" (expected: {expected})")])
+    return {h: i for i, h in enumerate(header)}
+
+
+def _visit(line: int, fields: list[str], columns: dict[str, int], today: date) -> tuple[Visit | None, list[str]]:
+    if len(fields) != len(columns):
+        return None, [f"expected {len(columns)} fields, found {len(fields)}"]
+    cell = {name: fields[i] for name, i in columns.items()}
+    reasons: list[str] = []
+    code = visited_on = observed = inspector = None
+    try:
+        code = parse_code(cell["project_code"], field="project_code")
+    except NormalizationError as exc:
+        reasons.append(f"project_code {cell['project_code']!r}: {exc.reason}")
+    try:
+        visited_on = parse_day(cell["date"])
+        if visited_on > today:
+            reasons.append(f"date {cell['date']!r} ({format_jalali(visited_on, persian_digits=False)}) is in the future")
+    except NormalizationError as exc:
+        reasons.append(f"date {cell['date']!r}: {exc.reason}")
+    try:
+        observed = parse_number(cell["observed_progress"], percent=True, field="observed_progress")
+        if observed is None:
+            reasons.append("observed_progress is empty")
+        elif not 0 <= observed <= 100:
+            reasons.append(f"observed_progress {cell['observed_progress']!r} is outside 0–100")
+        elif -observed.as_tuple().exponent > _MAX_PLACES:
+            reasons.append(f"observed_progress {cell['observed_progress']!r} has more than {_MAX_PLACES} decimal places")
+    except NormalizationError as exc:
+        reasons.append(f"observed_progress {cell['observed_progress']!r}: {exc.reason}")
+    inspector = clean_text(cell["inspector"])
+    if inspector is None:
+        reasons.append("inspector is empty")
+    remarks = clean_text(cell["remarks"]) if "remarks" in cell else None
+    if reasons:
+        return None, reasons
+    return Visit(line, code, visited_on, observed, inspector, text_key(inspector), remarks), []
+
+
+def read_visits(path: Path, *, known_codes: set[str] | None = None, today: date | None = None) -> list[Visit]:
+    """Every visit of the file, or InspectionFileError listing every bad row."""
+    name = str(path)
+    header, records = _records(path)
+    columns = _header(name, header)
+    today = today or today_tehran()
+    problems: list[BadRow] = []
+    visits: list[Visit] = []
+    first_line: dict[tuple, int] = {}
+    for line, fields in records:
+        visit, reasons = _visit(line, fields, columns, today)
+        if visit is not None:
+            if known_codes is not None and visit.project_code not in known_codes:
+                reasons.append(f"unknown project code {visit.project_code!r}")
+            if visit.key in first_line:
+                reasons.append(f"duplicate of line {first_line[visit.key]} (same project, date and inspector)")
+            else:
+                first_line[visit.key] = line
+        problems.extend(BadRow(line, reason) for reason in reasons)
+        if not reasons:
+            visits.append(visit)
+    if problems:
+        raise InspectionFileError(name, problems)
+    return visits
+
+
+def _known_codes(conn: sa.Connection, path: Path) -> set[str]:
+    """Project codes of the store that the file mentions (read set-wise, before validation)."""
+    header, records = _records(path)
+    if "project_code" not in header:
+        return set()
+    column = header.index("project_code")
+    wanted = set()
+    for _line, fields in records:
+        try:
+            wanted.add(parse_code(fields[column]))
+        except (IndexError, NormalizationError):
+            continue
+    found: set[str] = set()
+    ordered = sorted(wanted)
+    for start in range(0, len(ordered), 1000):
+        found |= set(conn.execute(sa.select(projects.c.code).where(projects.c.code.in_(ordered[start:start + 1000])))
+                     .scalars())
+    return found
+
+
+def import_file(engine: Engine, path: str | Path, *, today: date | None = None,
+                now: datetime | None = None) -> ImportResult:
+    """Validate every row of `path`, then store its visits in one transaction (or raise, storing nothing)."""
+    path = Path(path)
+    now = now or datetime.now(timezone.utc)
+    with engine.begin() as conn:
+        visits = read_visits(path, known_codes=_known_codes(conn, path), today=today)
+        result = ImportResult(rows=len(visits))
+        codes = sorted({v.project_code for v in visits})
+        stored = {}
+        for start in range(0, len(codes), 1000):
+            for row in conn.execute(sa.select(fi).where(fi.c.project_code.in_(codes[start:start + 1000]))):
+                stored[(row.project_code, row.visited_on, row.inspector_key)] = row
+        inserts = []
+        for v in visits:
+            row = stored.get(v.key)
+            values = {"observed_progress": v.observed_progress, "inspector": v.inspector, "remarks": v.remarks}
+            if row is None:
+                inserts.append({"project_code": v.project_code, "visited_on": v.visited_on,
+                                "inspector_key": v.inspector_key, "source_file": path.name, "imported_at": now,
+                                **values})
+                result.inserted += 1
+            elif (Decimal(row.observed_progress) != v.observed_progress or row.inspector != v.inspector
+                  or row.remarks != v.remarks):
+                conn.execute(sa.update(fi).where(fi.c.id == row.id).values(
+                    source_file=path.name, imported_at=now, **values))
+                result.updated += 1
+            else:
+                result.unchanged += 1
+        if inserts:
+            conn.execute(sa.insert(fi), inserts)
+    return result

@@ -1,0 +1,281 @@
+"""A deviation's life in the store: what a run's findings do to the deviations already there.
+
+Identity is (kind, rule, subject, fiscal year, quarter; 0 = no quarter). Within one transaction a
+run feeds its findings chunk by chunk to :class:`Life`, then calls :meth:`Life.finish`
+(reconciliation-rules.md, "A deviation's identity and life"):
+
+==========================  =========================================================================
+found, no deviation yet     inserted **open**, alert_state ``new`` — event ``opened``
+found, open/acknowledged    higher severity: **open**, alert_state ``escalated`` (``new`` while the
+                            first alert is still owed) — event ``escalated``; lower severity: severity
+                            lowered quietly (no alert) — event ``lowered``; same severity but other
+                            figures, message or evidence: updated — event ``updated``; nothing
+                            different: only ``last_found_on`` moves forward (no event, no updated_at)
+found, resolved             **open** again, alert_state ``new`` — event ``reopened``
+found, dismissed            nothing changes, ever
+not found, open/acked       **resolved** with resolved_on = the as-of day, alert_state ``none`` —
+                            event ``resolved`` (reason ``not found``, or ``gone`` when the portal no
+                            longer lists the subject); only for the years and rules the run judged
+==========================  =========================================================================
+
+Memory stays bounded: only a small index of the existing deviations (identity, id, status,
+severity) is held for the run; their stored figures are read per chunk, for the findings at hand.
+Acknowledging and dismissing are a person's acts (reconcile/deviations.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from reconcile.findings import SEVERITY_RANK, Finding
+from reconcile.load import day_reader, driver_rows, figure_reader
+from store.models import Deviation, DeviationEvent
+
+dev = Deviation.__table__
+event_table = DeviationEvent.__table__
+
+ACTIVE = ("open", "acknowledged")
+_LOCK_KEY = 0x62770005  # PostgreSQL advisory lock: one reconciliation writes deviations at a time
+_BATCH = 2000
+_CONTENT = ("severity", "planned", "actual", "measure", "numbers", "message", "agency_code", "county_id",
+            "sync_run_id", "evidence_table", "evidence_id")
+_IDENTITY = (dev.c.kind, dev.c.rule, dev.c.subject, dev.c.fiscal_year, dev.c.quarter)
+
+
+@dataclass
+class LifeCounts:
+    opened: int = 0
+    reopened: int = 0
+    escalated: int = 0
+    lowered: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    resolved: int = 0
+    dismissed_found: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+class Known(NamedTuple):
+    """What the run keeps of an existing deviation: enough to decide, not its figures."""
+
+    id: int
+    status: str
+    severity: str
+    alert_state: str
+    last_found_on: date | None
+
+
+def _content(f: Finding) -> dict[str, Any]:
+    return {
+        "severity": f.severity, "planned": f.planned, "actual": f.actual, "measure": f.measure,
+        "numbers": f.numbers, "message": f.message, "agency_code": f.agency_code, "county_id": f.county_id,
+        "sync_run_id": f.sync_run_id, "evidence_table": f.evidence_table, "evidence_id": f.evidence_id,
+    }
+
+
+def _same(stored: Any, new: Any) -> bool:
+    if isinstance(stored, Decimal) or isinstance(new, Decimal):
+        return stored is not None and new is not None and Decimal(stored) == Decimal(new)
+    return stored == new
+
+
+def bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows (all with the same keys) in the connection's transaction, straight through
+    the driver: COPY on PostgreSQL, one prepared executemany on SQLite.
+
+    psycopg's executemany sends one INSERT per row, and SQLAlchemy's own executemany spends more
+    time building each row's parameters than the database spends storing it; opening a hundred
+    thousand deviations is the difference between seconds and a minute. Values go through each
+    column type's bind processing (JSON, dates, the store's decimals), as SQLAlchemy would do.
+    """
+    if not rows:
+        return
+    columns = list(rows[0])
+    names = ", ".join(f'"{name}"' for name in columns)
+    driver = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        json_columns = {c.name for c in table.columns if isinstance(c.type, sa.JSON)}
+        with driver.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+            for row in rows:
+                copy.write_row([json.dumps(row[c], ensure_ascii=False) if c in json_columns and row[c] is not None
+                                else row[c] for c in columns])
+        return
+    # _cached_bind_processor: the dialect's processor for the column type, as SQLAlchemy applies it
+    processors = [(i, p) for i, c in enumerate(columns)
+                  if (p := table.c[c].type._cached_bind_processor(conn.dialect)) is not None]
+    # sqlite3 keeps a bound str's UTF-8 form inside the str for its lifetime: long texts are bound
+    # as copies, so the findings a run returns do not carry a second, encoded copy of each sentence
+    texts = [i for i, c in enumerate(columns) if c in ("message", "reason")]
+    params = []
+    for row in rows:
+        values = [row[c] for c in columns]
+        for i, process in processors:
+            values[i] = process(values[i])
+        for i in texts:
+            if values[i] is not None:
+                values[i] = (" " + values[i])[1:]
+        params.append(values)
+    cursor = driver.cursor()
+    try:
+        cursor.executemany(f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join("?" * len(columns))})', params)
+    finally:
+        cursor.close()
+
+
+def _batches(items: list, size: int = _BATCH) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+class Life:
+    """Applies one run's findings to the deviations of the years it judged, in one transaction."""
+
+    def __init__(self, conn: Connection, *, run_id: int, as_of: date, years: Iterable[int],
+                 rules: set[tuple[str, str]], gone: set[tuple[str, int]], now: datetime) -> None:
+        self.conn, self.run_id, self.as_of, self.now = conn, run_id, as_of, now
+        self.rules, self.gone = rules, gone
+        self.years = sorted(set(years))
+        self.counts = LifeCounts()
+        self.deviations: dict[tuple, tuple[int, str]] = {}  # identity -> (id, status after the run)
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+        self.known: dict[tuple, Known] = {}
+        if self.years:
+            day = day_reader(conn)
+            for *key, dev_id, status, severity, alert_state, last_found_on in driver_rows(conn, (
+                    sa.select(*_IDENTITY, dev.c.id, dev.c.status, dev.c.severity, dev.c.alert_state,
+                              dev.c.last_found_on).where(dev.c.fiscal_year.in_(self.years)))):
+                self.known[tuple(key)] = Known(dev_id, status, severity, alert_state, day(last_found_on))
+
+    def apply(self, findings: list[Finding]) -> None:
+        """One chunk of findings: insert what is new, update what changed, remember what was seen."""
+        conn, run_id, as_of, now = self.conn, self.run_id, self.as_of, self.now
+        keys = [f.key for f in findings]
+        stored = self._stored([k.id for key in keys if (k := self.known.get(key)) and k.status != "dismissed"])
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
+        still_there: list[int] = []
+        for f, key in zip(findings, keys):
+            if key in self.deviations:  # one identity reported twice in a run: the first stands
+                continue
+            content = _content(f)
+            known = self.known.pop(key, None)  # what is left in `known` at the end was not found
+            if known is None:
+                inserts.append({
+                    "kind": f.kind, "rule": f.rule, "subject": f.subject, "fiscal_year": f.fiscal_year,
+                    "quarter": f.quarter or 0, "status": "open", "alert_state": "new", "first_found_on": as_of,
+                    "last_found_on": as_of, "reconcile_run_id": run_id, "updated_at": now, **content,
+                })
+                self.deviations[key] = (0, "open")
+                self.counts.opened += 1
+                continue
+            self.deviations[key] = (known.id, known.status)
+            if known.status == "dismissed":
+                self.counts.dismissed_found += 1
+                continue
+            status, alert_state, event = known.status, known.alert_state, None
+            if known.status == "resolved":
+                status, alert_state, event = "open", "new", "reopened"
+            elif SEVERITY_RANK[f.severity] > SEVERITY_RANK[known.severity]:
+                status, event = "open", "escalated"
+                alert_state = "new" if known.status == "open" and known.alert_state == "new" else "escalated"
+            elif SEVERITY_RANK[f.severity] < SEVERITY_RANK[known.severity]:
+                event = "lowered"
+            elif any(not _same(stored[known.id][name], content[name]) for name in _CONTENT):
+                event = "updated"
+            if event is None:
+                self.counts.unchanged += 1
+                if known.last_found_on is None or known.last_found_on < as_of:
+                    still_there.append(known.id)
+                continue
+            self.deviations[key] = (known.id, status)
+            setattr(self.counts, event, getattr(self.counts, event) + 1)
+            updates.append({
+                "b_id": known.id, "status": status, "alert_state": alert_state, "resolved_on": None,
+                "last_found_on": max(as_of, known.last_found_on or as_of), "reconcile_run_id": run_id,
+                "updated_at": now, **content,
+            })
+            events.append(self._event(known.id, event, f.severity))
+        events.extend(self._insert(inserts))
+        self._update(updates)
+        for part in _batches(still_there):
+            conn.execute(sa.update(dev).where(dev.c.id.in_(part)).values(last_found_on=as_of))
+        self._events(events)
+
+    def finish(self) -> LifeCounts:
+        """Resolve what this run's years and rules no longer find."""
+        updates, events = [], []
+        for key, known in self.known.items():
+            if known.status not in ACTIVE or key[:2] not in self.rules:
+                continue
+            self.counts.resolved += 1
+            reason = "gone" if (key[2], key[3]) in self.gone else "not found"
+            updates.append({"b_id": known.id, "status": "resolved", "alert_state": "none", "resolved_on": self.as_of,
+                            "reconcile_run_id": self.run_id, "updated_at": self.now})
+            events.append(self._event(known.id, "resolved", known.severity, reason))
+        self._update(updates)
+        self._events(events)
+        return self.counts
+
+    # --- store access -------------------------------------------------------------------------
+
+    def _stored(self, ids: list[int]) -> dict[int, dict[str, Any]]:
+        """The stored figures of the deviations with `ids` (to tell a real change from none)."""
+        stored = {}
+        dec = figure_reader(self.conn)
+        columns = [sa.cast(dev.c[n], sa.Text) if n == "numbers" else dev.c[n] for n in _CONTENT]
+        for part in _batches(ids):
+            for dev_id, *values in driver_rows(self.conn, sa.select(dev.c.id, *columns).where(dev.c.id.in_(part))):
+                row = dict(zip(_CONTENT, values))
+                for name in ("planned", "actual", "measure"):
+                    row[name] = dec(row[name])
+                row["numbers"] = None if row["numbers"] is None else json.loads(row["numbers"])
+                stored[dev_id] = row
+        return stored
+
+    def _event(self, deviation_id: int, event: str, severity: str, reason: str | None = None) -> dict[str, Any]:
+        return {"deviation_id": deviation_id, "event": event, "severity": severity, "at": self.now,
+                "reconcile_run_id": self.run_id, "by": None, "reason": reason}
+
+    def _insert(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Insert new deviations with ids drawn beforehand (no read-back); return their events."""
+        if not rows:
+            return []
+        events = []
+        for new_id, row in zip(self._new_ids(len(rows)), rows):
+            row["id"] = new_id
+            key = (row["kind"], row["rule"], row["subject"], row["fiscal_year"], row["quarter"])
+            self.deviations[key] = (new_id, "open")
+            events.append(self._event(new_id, "opened", row["severity"]))
+        bulk_insert(self.conn, dev, rows)
+        return events
+
+    def _new_ids(self, count: int) -> list[int]:
+        """`count` fresh deviation ids: from the id sequence on PostgreSQL; after the largest id on
+        SQLite, where this transaction is the only writer once it has written (a concurrent writer
+        would make the insert fail on the primary key, never mix rows up)."""
+        if self.conn.dialect.name == "postgresql":
+            return list(self.conn.execute(
+                sa.text("SELECT nextval(pg_get_serial_sequence('deviation', 'id')) FROM generate_series(1, :n)"),
+                {"n": count}).scalars())
+        start = (self.conn.execute(sa.select(sa.func.max(dev.c.id))).scalar() or 0) + 1
+        return list(range(start, start + count))
+
+    def _update(self, rows: list[dict[str, Any]]) -> None:
+        statement = sa.update(dev).where(dev.c.id == sa.bindparam("b_id"))
+        for part in _batches(rows):
+            self.conn.execute(statement, part)
+
+    def _events(self, rows: list[dict[str, Any]]) -> None:
+        bulk_insert(self.conn, event_table, rows)

@@ -1,0 +1,142 @@
+"""`inspections import`: every row validated first, nothing imported when one is bad, re-import a no-op.
+
+Store tests run on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+import reconcile
+from reconcile.inspections import InspectionFileError, import_file
+from reconcile_builders import Store, config, day
+from store.models import FieldInspection
+
+TODAY = day("1405/09/02")
+HEADER = "project_code,date,observed_progress,inspector,remarks\n"
+
+
+@pytest.fixture
+def store(engine):
+    s = Store(engine)
+    s.project("1305012007-003")
+    s.project("1305012007-004")
+    return s
+
+
+def write(tmp_path: Path, text: str, *, bom: bool = False, name: str = "visits.csv") -> Path:
+    path = tmp_path / name
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8"))
+    return path
+
+
+def stored(engine) -> list[tuple]:
+    t = FieldInspection.__table__
+    with engine.connect() as conn:
+        return [(r.project_code, r.visited_on, r.observed_progress, r.inspector, r.inspector_key, r.remarks)
+                for r in conn.execute(sa.select(t).order_by(t.c.project_code, t.c.visited_on))]
+
+
+GOOD = (HEADER
+        + "۱۳۰۵۰۱۲۰۰۷-۰۰۳,۱۴۰۵/۰۸/۱۰,۵۰٫۵,علی رضایی,کارگاه فعال\n"
+        + "1305012007-004,1405-8-3,42%,\"كارشناس تلفيق\",\n")
+
+
+def test_good_file_with_persian_digits_and_bom_is_imported(engine, store, tmp_path):
+    result = import_file(engine, write(tmp_path, GOOD, bom=True), today=TODAY)
+    assert (result.rows, result.inserted, result.updated, result.unchanged) == (2, 2, 0, 0)
+    assert stored(engine) == [
+        ("1305012007-003", day("1405/08/10"), Decimal("50.5"), "علی رضایی", "علیرضایی", "کارگاه فعال"),
+        ("1305012007-004", day("1405/08/03"), Decimal(42), "کارشناس تلفیق", "کارشناستلفیق", None),
+    ]
+
+
+def test_reimport_of_the_same_file_changes_nothing(engine, store, tmp_path):
+    path = write(tmp_path, GOOD)
+    import_file(engine, path, today=TODAY)
+    t = FieldInspection.__table__
+    with engine.connect() as conn:
+        before = [tuple(r) for r in conn.execute(sa.select(t).order_by(t.c.id))]
+    result = import_file(engine, path, today=TODAY)
+    assert (result.inserted, result.updated, result.unchanged) == (0, 0, 2)
+    with engine.connect() as conn:
+        assert [tuple(r) for r in conn.execute(sa.select(t).order_by(t.c.id))] == before
+
+
+def test_corrected_value_for_the_same_visit_replaces_it(engine, store, tmp_path):
+    import_file(engine, write(tmp_path, GOOD), today=TODAY)
+    # same project, day and inspector (other spelling of the name): the observed value is corrected
+    fixed = HEADER + "1305012007-004,1405/08/03,44,کارشناس تلفیق,\n"
+    result = import_file(engine, write(tmp_path, fixed, name="fixed.csv"), today=TODAY)
+    assert (result.inserted, result.updated) == (0, 1)
+    assert stored(engine)[1][2] == Decimal(44)
+
+
+def test_every_bad_row_is_listed_with_its_line_and_nothing_is_imported(engine, store, tmp_path):
+    text = (HEADER
+            + "1305012007-003,1405/08/10,50,علی رضایی,\n"        # 2: good
+            + "9999999999-999,1405/08/10,50,علی,\n"              # 3: unknown code
+            + "1305012007-003,1404/12/30,50,علی,\n"              # 4: no Esfand 30 in 1404
+            + "1305012007-003,1405/08/11,پنجاه,علی,\n"            # 5: not a number
+            + "1305012007-003,1405/08/12,100.5,علی,\n"           # 6: above 100
+            + "1305012007-003,1405/08/13,-1,علی,\n"              # 7: below 0
+            + "1305012007-003,1405/08/14,50,,\n"                 # 8: no inspector
+            + "\n"                                                # 9: blank, skipped
+            + "۱۳۰۵۰۱۲۰۰۷-۰۰۳,۱۴۰۵/۸/۱۰,50,علی  رضایی,\n"       # 10: duplicate of line 2
+            + "1305012007-003,1405/08/15,50\n"                   # 11: too few fields
+            + "1305012007-003,1405/10/01,50,علی,\n"              # 12: after today
+            + "1305012007-003,1405/08/16,,علی,\n")               # 13: empty progress
+    with pytest.raises(InspectionFileError) as caught:
+        import_file(engine, write(tmp_path, text), today=TODAY)
+    problems = {p.line: p.reason for p in caught.value.problems}
+    assert sorted(problems) == [3, 4, 5, 6, 7, 8, 10, 11, 12, 13]
+    assert "unknown project code '9999999999-999'" in problems[3]
+    assert "date '1404/12/30'" in problems[4]
+    assert "observed_progress 'پنجاه'" in problems[5]
+    assert "outside 0–100" in problems[6] and "outside 0–100" in problems[7]
+    assert problems[8] == "inspector is empty"
+    assert problems[10].startswith("duplicate of line 2")
+    assert problems[11] == "expected 5 fields, found 3"
+    assert "in the future" in problems[12]
+    assert problems[13] == "observed_progress is empty"
+    assert stored(engine) == []
+
+
+def test_header_is_required_and_checked(engine, store, tmp_path):
+    with pytest.raises(InspectionFileError, match="bad row") as caught:
+        import_file(engine, write(tmp_path, "1305012007-003,1405/08/10,50,علی,\n"), today=TODAY)
+    assert caught.value.problems[0].line == 1 and "header lacks" in caught.value.problems[0].reason
+    with pytest.raises(InspectionFileError) as caught:
+        import_file(engine, write(tmp_path, "project_code,date,observed,inspector\n"), today=TODAY)
+    assert "observed_progress" in caught.value.problems[0].reason
+    with pytest.raises(InspectionFileError) as caught:
+        import_file(engine, write(tmp_path, ""), today=TODAY)
+    assert "header row is required" in caught.value.problems[0].reason
+
+
+def test_not_utf8_is_refused_with_its_line(engine, store, tmp_path):
+    path = tmp_path / "cp1256.csv"
+    path.write_bytes(HEADER.encode() + "1305012007-003,1405/08/10,50,علي,\n".encode("cp1256"))
+    with pytest.raises(InspectionFileError) as caught:
+        import_file(engine, path, today=TODAY)
+    assert (caught.value.problems[0].line, caught.value.problems[0].reason) == (2, "not UTF-8 text")
+
+
+def test_columns_in_any_order_and_remarks_optional(engine, store, tmp_path):
+    text = "inspector,observed_progress,date,project_code\nعلی,30,1405/08/10,1305012007-003\n"
+    assert import_file(engine, write(tmp_path, text), today=TODAY).inserted == 1
+
+
+def test_imported_visit_drives_inspection_mismatch(engine, store, tmp_path):
+    py = store.project("1305012007-005")
+    store.report(py, 1, 30, reported_on="1405/04/05")
+    store.report(py, 2, 45, reported_on="1405/07/05")
+    import_file(engine, write(tmp_path, HEADER + "1305012007-005,1405/08/10,20,علی,\n"), today=TODAY)
+    found = [f for f in reconcile.run(engine, config(), as_of=TODAY).findings if f.rule == "inspection_mismatch"]
+    [f] = found
+    assert (f.subject, f.quarter, f.severity, f.measure) == ("1305012007-005", 2, "critical", Decimal(25))
+    assert f.evidence_table == "field_inspection" and "بازدید میدانی ۱۴۰۵/۰۸/۱۰" in f.message

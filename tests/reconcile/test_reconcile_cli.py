@@ -1,0 +1,128 @@
+"""The reconciliation's commands through `budgetwatch.cli.main`, on a store with one planted lag."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import budgetwatch.commands.reconcile  # noqa: F401 - registers the commands (cli.py imports it too)
+from budgetwatch.cli import main
+from reconcile_builders import Store
+
+JSON_KEYS = {"rule", "severity", "subject", "fiscal_year", "quarter", "planned", "actual", "status", "message"}
+
+
+@pytest.fixture
+def cli(engine, store_url, monkeypatch, tmp_path, capsys):
+    monkeypatch.delenv("BUDGETWATCH_CONFIG", raising=False)
+    monkeypatch.setenv("BUDGETWATCH_DATABASE_URL", store_url)
+    monkeypatch.chdir(tmp_path)
+    store = Store(engine)
+    py = store.project(total=(100, 100, 100, "100.6"))  # absorbed > allocated by 0.6: credit_inconsistency
+    store.report(py, 1, 30, reported_on="1405/04/05")
+    store.report(py, 2, 32, reported_on="1405/07/05")  # target 45: gap 13, minor
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def test_json_output_has_exactly_the_keys_and_ascii_subjects(cli, tmp_path):
+    code, out, err = cli("reconcile", "--as-of", "۱۴۰۵/۰۹/۰۲", "--format", "json")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert [set(r) for r in rows] == [JSON_KEYS, JSON_KEYS]
+    by_rule = {r["rule"]: r for r in rows}
+    assert by_rule["progress_lag"] == {
+        "rule": "progress_lag", "severity": "minor", "subject": "1305012007-003", "fiscal_year": 1405,
+        "quarter": 2, "planned": 45, "actual": 32, "status": "open", "message": by_rule["progress_lag"]["message"]}
+    assert by_rule["credit_inconsistency"]["quarter"] is None
+    assert by_rule["credit_inconsistency"]["actual"] == 100.6
+    assert rows[0]["rule"] == "credit_inconsistency"  # major sorts before minor
+    assert "۳۲٪" in by_rule["progress_lag"]["message"]
+
+
+def test_output_file_and_filters_choose_what_is_shown_only(cli, tmp_path):
+    out_file = tmp_path / "out.json"
+    code, _out, err = cli("reconcile", "--as-of", "2026-11-23", "--format", "json", "--min-severity", "major",
+                          "--output", str(out_file))
+    assert code == 0, err
+    assert [r["rule"] for r in json.loads(out_file.read_text(encoding="utf-8"))] == ["credit_inconsistency"]
+    code, out, _ = cli("reconcile", "--as-of", "2026-11-23", "--format", "json", "--county", "دزفول")
+    assert json.loads(out) == []
+    code, out, _ = cli("reconcile", "--as-of", "2026-11-23", "--format", "json", "--county", "اهواز",
+                       "--rule", "progress_lag", "--group", "consolidation", "--agency", "۳۰۵")
+    assert [r["rule"] for r in json.loads(out)] == ["progress_lag"]
+    # nothing was resolved by the filtered runs
+    code, out, _ = cli("deviations", "list", "--format", "json")
+    assert sorted(r["status"] for r in json.loads(out)) == ["open", "open"]
+
+
+def test_table_shows_counts_per_rule_and_group_and_the_rule_stats(cli):
+    code, out, err = cli("reconcile", "--as-of", "1405/09/02")
+    assert code == 0, err
+    text = " ".join(out.split())
+    assert "deviations per rule" in text and "deviations per expert group" in text
+    assert "how often each rule fired" in text
+    assert "threshold may be mis-tuned" in text  # 1 of 1 project flagged
+    assert "consolidation" in text
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (("--as-of", "1404/12/30"), "--as-of '1404/12/30'"),
+    (("--as-of", "tomorrow"), "--as-of 'tomorrow'"),
+    (("--rule", "progress_lagg"), "--rule 'progress_lagg': use one of"),
+    (("--min-severity", "high"), "--min-severity 'high': use one of minor, major, critical"),
+    (("--format", "xml"), "--format 'xml': use table or json"),
+    (("--group", "finance"), "--group 'finance'"),
+    (("--year", "99"), "--year '99': not a Jalali fiscal year"),
+    (("--county", "تهران"), "unknown county 'تهران'"),
+])
+def test_bad_option_values_are_one_line_errors(cli, argv, message):
+    code, out, err = cli("reconcile", *argv)
+    assert code == 2
+    assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_deviations_show_ack_dismiss(cli):
+    cli("reconcile", "--as-of", "1405/09/02")
+    code, out, _ = cli("deviations", "list", "--format", "json", "--rule", "progress_lag")
+    [row] = json.loads(out)
+    assert code == 0 and set(row) == JSON_KEYS | {"id"}
+    dev_id = str(row["id"])
+    code, out, _ = cli("deviations", "list")
+    assert code == 0 and "progress_lag" in out
+    code, out, err = cli("deviations", "ack", dev_id, "--by", "کارشناس", "--reason", "در دست پیگیری")
+    assert code == 0, err
+    code, out, err = cli("deviations", "ack", dev_id, "--by", "کارشناس", "--reason", "دوباره")
+    assert code == 2 and "is acknowledged by کارشناس" in err
+    code, out, err = cli("deviations", "dismiss", dev_id, "--by", "کارشناس", "--reason", "هدف اشتباه")
+    assert code == 0, err
+    code, out, _ = cli("deviations", "show", dev_id)
+    assert code == 0 and "dismissed" in out and "acknowledged" in out and "opened" in out
+    code, out, _ = cli("deviations", "list", "--format", "json", "--rule", "progress_lag")
+    assert json.loads(out) == []
+    code, out, _ = cli("deviations", "list", "--format", "json", "--rule", "progress_lag", "--include-dismissed")
+    assert [r["status"] for r in json.loads(out)] == ["dismissed"]
+    code, out, err = cli("deviations", "show", "99999")
+    assert code == 2 and "no deviation with id 99999" in err
+
+
+def test_inspections_import_lists_bad_rows(cli, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("project_code,date,observed_progress,inspector,remarks\n"
+                   "1305012007-003,1405/08/10,120,علی,\n0000,1405/08/10,50,علی,\n", encoding="utf-8")
+    code, out, err = cli("inspections", "import", str(bad))
+    assert code == 2
+    assert "line 2: observed_progress '120' is outside 0–100" in err and "line 3: unknown project code '0000'" in err
+    good = tmp_path / "good.csv"
+    good.write_text("project_code,date,observed_progress,inspector,remarks\n"
+                    "1305012007-003,1405/08/10,50,علی,\n", encoding="utf-8")
+    code, out, err = cli("inspections", "import", str(good))
+    assert code == 0 and "1 imported" in out
+    code, out, err = cli("inspections", "import", str(good))
+    assert code == 0 and "0 imported, 0 updated, 1 unchanged" in out

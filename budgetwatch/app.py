@@ -9,6 +9,7 @@ budgetwatch.cli.main as one line; tracebacks appear only with --debug.
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,8 +27,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+# piped or logged output (cron, CI) gets wide tables instead of 80 squeezed columns
+console = Console(width=None if sys.stdout.isatty() else 180)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 180)
 
 
 class UserError(Exception):

@@ -242,7 +242,9 @@ def demo_config(base: Config, sim: Any, database_url: str) -> Config:
         sources[name] = current.model_copy(update=dict(
             enabled=True, base_url=url, username=user, password_env=DEMO_PASSWORD_ENV[name], password_file=None,
             fiscal_years=[], backoff_initial_seconds=0.05, backoff_max_seconds=1.0,
-            **({"page_pause_seconds": 0.0} if name == "nezarat4" else {}),
+            # the simulated portals are on loopback and this process's own: the demo need not wait
+            # out the politeness meant for shared government servers
+            **({"page_pause_seconds": 0.0} if name == "nezarat4" else {"rate_limit_per_second": 200.0}),
         ))
     return base.model_copy(update=dict(
         sources=base.sources.model_copy(update=sources),
@@ -264,7 +266,7 @@ def demo(
     base = ctx.config
     url = database or f"sqlite:///{(base.data_dir / 'demo.db').as_posix()}"
     console.print(f"[bold]budgetwatch demo[/bold]: simulated portals on 127.0.0.1, store {safe_url(url)}")
-    sim_config = SimulatorConfig(seed=seed, projects=projects, agreements=agreements,
+    sim_config = SimulatorConfig(seed=seed, projects=projects, agreements=agreements, rate_limit_per_second=250,
                                  clock=datetime.now(TEHRAN).replace(second=0, microsecond=0))
     with Simulator(sim_config) as sim:
         console.print(f"  Nezarat-4 at {sim.nezarat_url}, SABA at {sim.saba_url}")

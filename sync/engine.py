@@ -48,9 +48,9 @@ from connectors.records import (
     ProjectListRow,
     Rejection,
 )
-from store import writes
+from store import runs, writes
+from store.models import utcnow
 from store.locks import LockHeld, exclusive
-from store.models import SyncRun, SyncState, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -221,42 +221,25 @@ class _SourceSync:
         return Nezarat4Client(settings) if self.source == "nezarat4" else SabaClient(settings)
 
     def _close_abandoned_runs(self) -> None:
-        # we hold the source's lock: a run still marked running was killed
-        table = SyncRun.__table__
-        with self.engine.begin() as conn:
-            conn.execute(sa.update(table).where(table.c.source == self.source, table.c.status == "running")
-                         .values(status="interrupted", finished_at=utcnow(), error="the process ended before the run did"))
+        runs.close_abandoned_runs(self.engine, self.source)  # we hold the lock: they were killed
 
     def _open_run(self) -> int:
-        table = SyncRun.__table__
-        with self.engine.begin() as conn:
-            return conn.execute(sa.insert(table).values(
-                source=self.source, mode=self.outcome.mode, fiscal_years=",".join(map(str, self.years)),
-                started_at=utcnow(), status="running",
-            ).returning(table.c.id)).scalar_one()
+        return runs.open_run(self.engine, self.source, self.outcome.mode, self.years)
 
     def _close_run(self) -> None:
         o = self.outcome
-        table = SyncRun.__table__
-        with self.engine.begin() as conn:
-            conn.execute(sa.update(table).where(table.c.id == o.run_id).values(
-                finished_at=utcnow(), status=o.status, announced=o.announced, read=o.read, inserted=o.inserted,
-                updated=o.updated, unchanged=o.unchanged, gone=o.gone, rejected=o.rejected, requests=o.requests,
-                error=o.error, stats={"notes": o.notes, "mode": o.mode},
-            ))
+        counts = dict(announced=o.announced, read=o.read, inserted=o.inserted, updated=o.updated,
+                      unchanged=o.unchanged, gone=o.gone, rejected=o.rejected, requests=o.requests)
+        runs.close_run(self.engine, o.run_id, status=o.status, counts=counts, error=o.error,
+                       stats={"notes": o.notes, "mode": o.mode})
 
     # --- shared helpers -------------------------------------------------------------------
 
     def _state(self, year: int) -> dict[str, Any]:
-        table = SyncState.__table__
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(table).where(table.c.source == self.source, table.c.fiscal_year == year)).mappings().first()
-        return dict(row) if row else {"high_water_mark": None, "full_pending": False}
+        return runs.get_state(self.engine, self.source, year)
 
     def _set_state(self, conn: sa.Connection, year: int, **values: Any) -> None:
-        table = SyncState.__table__
-        writes.upsert(conn, table, [dict(source=self.source, fiscal_year=year, last_run_id=self.outcome.run_id, **values)],
-                      ["source", "fiscal_year"])
+        runs.set_state(conn, self.source, year, self.outcome.run_id, **values)
 
     def _year_mode(self, year: int) -> tuple[bool, datetime | None]:
         """(full?, modified-from) for this year."""

@@ -18,6 +18,10 @@ saba/payloads.py: the only code that knows markup or field names), canonical.py 
 records, unreadable rows -> Rejection) and client.py (the conversation). The shared mechanism —
 in-flight limit, retries with back-off, Retry-After, rate limit, counters — is http.py. What can
 go wrong is in errors.py.
+
+Nezarat-4 pages are read in a worker process (``PortalSettings.parse_workers``, default 1; 0 reads
+on the event loop), see offload.py. As with any multiprocessing, a script using the client must
+keep its work under ``if __name__ == "__main__":`` (the worker imports the script's module).
 """
 
 from .errors import (

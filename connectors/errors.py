@@ -16,6 +16,8 @@ Row- and item-level problems are not exceptions: they travel as ``records.Reject
 
 from __future__ import annotations
 
+import copyreg
+
 
 class ConnectorError(Exception):
     """Base of everything a connector raises. ``source`` names the portal."""
@@ -27,6 +29,12 @@ class ConnectorError(Exception):
 
     def __str__(self) -> str:  # one line, for the CLI and the run record
         return f"{self.source}: {self.message}"
+
+    def __reduce__(self):
+        # Pickled whole (a page read in a worker process raises in the caller): rebuilt from its
+        # attributes without calling __init__, whose signature differs from ``args`` here and in
+        # every subclass. The default would call ``cls(*args)`` and fail.
+        return copyreg.__newobj__, (type(self), *self.args), self.__dict__
 
 
 class SourceUnavailable(ConnectorError):

@@ -33,7 +33,10 @@ class PortalSettings:
     page_size: int = 200  # SABA listing page size (1..200)
     verify_tls: bool = True
     user_agent: str = USER_AGENT
+    parse_workers: int = 1  # Nezarat-4: worker processes reading pages; 0 = on the event loop
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency <= MAX_CONCURRENCY:
             raise ValueError(f"concurrency must be 1..{MAX_CONCURRENCY}, got {self.concurrency}")
+        if self.parse_workers < 0:
+            raise ValueError(f"parse_workers must be 0 or more, got {self.parse_workers}")

@@ -7,7 +7,9 @@ is answered by logging in again: a GET is then repeated; a postback cannot be (i
 belongs to the lost session), so the list is searched again and ``Page$N`` posted for the page that
 had been reached. A second login redirect in a row for one request is a :class:`ProtocolError`.
 Markup is read by ``pages.py`` and values by ``canonical.py``; retries, the in-flight limit and the
-counters live in :class:`~connectors.http.PortalHttp`.
+counters live in :class:`~connectors.http.PortalHttp`. List and detail pages are read in a worker
+process (``settings.parse_workers``, see :mod:`connectors.offload`) so that the event loop only does
+I/O; the in-flight limit counts requests on the wire, never readings.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from budgetwatch.persian import to_ascii_digits
 
 from ..errors import AuthenticationFailed, ProtocolError
 from ..http import Fault, PortalHttp
+from ..offload import PageReader
 from ..records import ProjectDetail, ProjectListPage
 from ..settings import PortalSettings
-from . import canonical, pages
+from . import canonical, pages, reading
 from .canonical import RejectedDetail
 
 log = logging.getLogger(__name__)
@@ -94,6 +97,7 @@ class Nezarat4Client:
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings
         self._http = PortalHttp(SOURCE, settings, transport)
+        self._reader = PageReader(SOURCE, settings.parse_workers, preload=(reading.__name__,))
         self._login_lock = asyncio.Lock()
         self._session = 0  # which login the cookies belong to; 0 = not logged in yet
         self._logging_in = False
@@ -101,13 +105,17 @@ class Nezarat4Client:
         self._refusal: AuthenticationFailed | None = None
 
     async def __aenter__(self) -> Nezarat4Client:
+        self._reader.start()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        try:
+            await self._http.aclose()
+        finally:
+            self._reader.close()
 
     @property
     def stats(self) -> dict[str, int]:
@@ -314,7 +322,7 @@ class Nezarat4Client:
     async def _try_search(self, fiscal_year: int, filters: dict[str, str]) -> _Listing:
         page = f"ProjectList.aspx (year {fiscal_year})"
         response, session = await self._send("GET", pages.LIST_PATH, page)
-        start = pages.read_list_page(response.text, str(response.url), page)
+        start = await self._reader.read(reading.list_page, response.text, str(response.url), page)
         offered = {to_ascii_digits(v).strip(): v for v in start.form.options[pages.YEAR_INPUT]}
         if str(fiscal_year) not in offered:
             raise ProtocolError(SOURCE, f"the project list does not offer fiscal year "
@@ -329,7 +337,11 @@ class Nezarat4Client:
         })
         response, session = await self._send("POST", start.form.action, page, headers=_FORM,
                                              content=urlencode(fields), view_session=session)
-        return _Listing(pages.read_list_page(response.text, str(response.url), page), session)
+        return await self._read_listing(response, page, session)
+
+    async def _read_listing(self, response: httpx.Response, page: str, session: int) -> _Listing:
+        listing = await self._reader.read(reading.list_page, response.text, str(response.url), page)
+        return _Listing(listing, session)
 
     async def _postback(self, listing: _Listing, fiscal_year: int, filters: dict[str, str],
                         target: str, page_no: int) -> _Listing:
@@ -347,7 +359,7 @@ class Nezarat4Client:
         response, session = await self._send("POST", form.action, page, headers=_FORM,
                                              content=urlencode(fields),
                                              view_session=listing.session)
-        return _Listing(pages.read_list_page(response.text, str(response.url), page), session)
+        return await self._read_listing(response, page, session)
 
     async def _goto_page(self, listing: _Listing, fiscal_year: int, filters: dict[str, str],
                          target: str, page_no: int) -> _Listing:
@@ -378,11 +390,11 @@ class Nezarat4Client:
         page = f"ProjectDetail.aspx?id={portal_id}&year={fiscal_year}"
         response = await self._get(pages.DETAIL_PATH, page,
                                    params={"id": portal_id, "year": fiscal_year})
-        raw = pages.read_detail_page(response.text, page)
+        result = await self._reader.read(reading.detail, response.text, page, portal_id,
+                                         fiscal_year)
         self._http.count("details")
-        if raw is pages.NOT_FOUND:
+        if result is None:
             self._http.count("not_found")
             return None
-        result = canonical.detail(raw, portal_id, fiscal_year)
         self._http.count("rejections", len(result.rejections))
         return result

@@ -178,6 +178,31 @@ def parse(html: str) -> BeautifulSoup:
     return BeautifulSoup(html, "lxml")
 
 
+def index_ids(root: Tag) -> dict[str, list[Tag]]:
+    """Every element under ``root`` (not ``root`` itself) by its id, in document order.
+
+    One walk over the tree instead of a ``find(id=...)`` per element looked up: a page is read
+    with a dozen or more such look-ups, and each ``find`` walks the tree again.
+    """
+    ids: dict[str, list[Tag]] = {}
+    for element in root.descendants:
+        if isinstance(element, Tag):
+            element_id = element.get("id")
+            if element_id is not None:
+                ids.setdefault(element_id, []).append(element)
+    return ids
+
+
+def first(ids: dict[str, list[Tag]], element_id: str, name: str | None = None) -> Tag | None:
+    """The first element with that id (and tag name, if given), as ``find(name, id=...)`` would."""
+    return next((e for e in ids.get(element_id, ()) if name is None or e.name == name), None)
+
+
+def children(tag: Tag, *names: str) -> list[Tag]:
+    """The element's own child elements named ``names``, as ``find_all(names, recursive=False)``."""
+    return [c for c in tag.children if isinstance(c, Tag) and c.name in names]
+
+
 def transient_fault(status: int, headers, html: str) -> Fault | None:
     """The ASP.NET error page or the maintenance page served with status 200 (§5), else None."""
     if status != 200:
@@ -276,9 +301,9 @@ def read_login_page(html: str, page_url: str) -> LoginPage:
 
 def _rows(table: Tag) -> list[Tag]:
     """The table's own rows (not those of a nested pager table), with or without <tbody>."""
-    rows = table.find_all("tr", recursive=False)
-    for section in table.find_all(["thead", "tbody", "tfoot"], recursive=False):
-        rows += section.find_all("tr", recursive=False)
+    rows = children(table, "tr")
+    for section in children(table, "thead", "tbody", "tfoot"):
+        rows += children(section, "tr")
     return rows
 
 
@@ -293,12 +318,11 @@ def _cell_text(cell: Tag) -> str:
 def _check_header(table: Tag, page: str, grid: str, columns) -> list[Tag]:
     """The data rows (and special rows) after a header that matches the contract."""
     rows = _rows(table)
-    header = next((r for r in rows if "header" in _classes(r) or r.find("th", recursive=False)),
-                  None)
+    header = next((r for r in rows if "header" in _classes(r) or children(r, "th")), None)
     expected = [title for _, title in columns]
     if header is None:
         raise _layout(page, f"{grid} header {expected}", f"{grid} without a header row")
-    found = [_cell_text(c).strip() for c in header.find_all(["th", "td"], recursive=False)]
+    found = [_cell_text(c).strip() for c in children(header, "th", "td")]
     if len(found) != len(expected) or any(
         text_key(f) != text_key(e) for f, e in zip(found, expected)
     ):
@@ -307,7 +331,7 @@ def _check_header(table: Tag, page: str, grid: str, columns) -> list[Tag]:
 
 
 def _raw_row(tr: Tag, index: int, columns) -> RawRow:
-    cells = tr.find_all(["td", "th"], recursive=False)
+    cells = children(tr, "td", "th")
     texts = [_cell_text(c) for c in cells]
     if len(cells) != len(columns):
         return RawRow(index, {}, f"row has {len(cells)} cells, the header {len(columns)}",
@@ -315,10 +339,11 @@ def _raw_row(tr: Tag, index: int, columns) -> RawRow:
     return RawRow(index, {key: text for (key, _), text in zip(columns, texts)})
 
 
-def _read_grid(soup: BeautifulSoup, page: str, spec) -> tuple[list[RawRow], RawRow | None]:
+def _read_grid(soup: BeautifulSoup, ids: dict[str, list[Tag]], page: str, spec
+               ) -> tuple[list[RawRow], RawRow | None]:
     """A detail-page grid: data rows and the `total` row, if any; `empty` rows mean no data."""
     grid_id, columns = spec
-    table = soup.find("table", id=grid_id)
+    table = first(ids, grid_id, "table")
     if table is None:
         raise _layout(page, f"table#{grid_id}", describe(soup))
     rows: list[RawRow] = []
@@ -354,10 +379,11 @@ def _read_pager(tr: Tag) -> Pager:
 
 def read_list_page(html: str, page_url: str, page: str = "ProjectList.aspx") -> ListPage:
     soup = parse(html)
-    table = soup.find("table", id=GRID_ID)
+    ids = index_ids(soup)
+    table = first(ids, GRID_ID, "table")
     if table is None:
         raise _layout(page, f"table#{GRID_ID}", describe(soup))
-    count = soup.find(id=COUNT_ID)
+    count = first(ids, COUNT_ID)
     if count is None:
         raise _layout(page, f"span#{COUNT_ID}", describe(soup))
     form_tag = table.find_parent("form")
@@ -378,7 +404,7 @@ def read_list_page(html: str, page_url: str, page: str = "ProjectList.aspx") -> 
         else:
             row = _raw_row(tr, len(rows) + 1, LIST_COLUMNS)
             if row.problem is None:
-                cells = tr.find_all(["td", "th"], recursive=False)
+                cells = children(tr, "td", "th")
                 link = cells[-1].find("a", href=True)
                 row.cells["portal_id"] = _query_value(link["href"], "id") if link else ""
             rows.append(row)
@@ -398,15 +424,17 @@ def _query_value(href: str, name: str) -> str:
 
 def read_detail_page(html: str, page: str) -> DetailPage | NotFoundPage:
     soup = parse(html)
-    info = soup.find("table", id=INFO_TABLE_ID)
+    ids = index_ids(soup)
+    info = first(ids, INFO_TABLE_ID, "table")
     if info is None:
-        if soup.find(id=NOT_FOUND_ID) is not None:
+        if first(ids, NOT_FOUND_ID) is not None:
             return NOT_FOUND
         raise _layout(page, f"table#{INFO_TABLE_ID} or span#{NOT_FOUND_ID}", describe(soup))
     identity: dict[str, str] = {}
     missing = []
+    info_ids = index_ids(info)
     for span_id in IDENTITY_SPANS:
-        span = info.find(id=span_id)
+        span = first(info_ids, span_id)
         if span is None:
             if span_id not in OPTIONAL_SPANS:
                 missing.append(span_id)
@@ -416,7 +444,7 @@ def read_detail_page(html: str, page: str) -> DetailPage | NotFoundPage:
     if missing:
         raise _layout(page, f"spans {', '.join(missing)} in table#{INFO_TABLE_ID}",
                       f"table#{INFO_TABLE_ID} without them")
-    credits, total = _read_grid(soup, page, CREDITS_GRID)
-    targets, _ = _read_grid(soup, page, TARGETS_GRID)
-    performance, _ = _read_grid(soup, page, PERFORMANCE_GRID)
+    credits, total = _read_grid(soup, ids, page, CREDITS_GRID)
+    targets, _ = _read_grid(soup, ids, page, TARGETS_GRID)
+    performance, _ = _read_grid(soup, ids, page, PERFORMANCE_GRID)
     return DetailPage(identity, credits, total, targets, performance)

@@ -325,6 +325,23 @@ class _SourceSync:
             return False
         return True
 
+    def _close_year(self, year: int, full: bool, seen: set[str], announced: int, rejected: int, settled: bool,
+                    max_modified: datetime | None, mark_gone: Callable[..., int]) -> None:
+        """Every detail of the year is committed: judge completeness, mark gone, move the mark."""
+        year_ok = self._judge_completeness(year, len(seen), announced, rejected, settled)
+        if not year_ok:
+            return
+        with self.engine.begin() as conn:
+            values: dict[str, Any] = {}
+            if full:
+                self.outcome.gone += mark_gone(conn, self.outcome.run_id, year, seen)
+                values["full_pending"] = False
+            if max_modified is not None:
+                old = self._state(year)["high_water_mark"]
+                values["high_water_mark"] = max(old, max_modified) if old else max_modified
+            if values:
+                self._set_state(conn, year, **values)
+
     # --- Nezarat-4 ------------------------------------------------------------------------
 
     async def _sync_nezarat_year(self, client: Nezarat4Client, year: int) -> Callable[[], Awaitable[None]]:
@@ -378,13 +395,7 @@ class _SourceSync:
                 task = asyncio.create_task(fetch(row))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
-            if failure:
-                raise failure[0]
-            # keep the queue short: the list must not run far ahead of the details
-            while len(tasks) > AHEAD:
-                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-                if failure:
-                    raise failure[0]
+            await _hold_back(tasks, failure)
 
         try:
             seen, announced, rejected, settled = await self._paged_passes(
@@ -397,24 +408,8 @@ class _SourceSync:
             raise
 
         async def close_year() -> None:
-            try:
-                await _drain(tasks, failure)
-            except BaseException:
-                await _cancel(tasks)
-                raise
-            finally:
-                flush()
-            year_ok = self._judge_completeness(year, len(seen), announced, rejected, settled)
-            with self.engine.begin() as conn:
-                values: dict[str, Any] = {}
-                if full and year_ok:
-                    self.outcome.gone += writes.mark_projects_gone(conn, self.outcome.run_id, year, seen)
-                    values["full_pending"] = False
-                if max_modified is not None and year_ok:
-                    old = self._state(year)["high_water_mark"]
-                    values["high_water_mark"] = max(old, max_modified) if old else max_modified
-                if values:
-                    self._set_state(conn, year, **values)
+            await _drain(tasks, failure, flush)
+            self._close_year(year, full, seen, announced, rejected, settled, max_modified, writes.mark_projects_gone)
 
         return close_year
 
@@ -478,12 +473,7 @@ class _SourceSync:
             if full:  # a full sync re-reads every agreement's details
                 owed = [(store_id, portal_ids[store_id]) for store_id in saved.ids.values()]
             schedule(owed)
-            if failure:
-                raise failure[0]
-            while len(tasks) > AHEAD:
-                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-                if failure:
-                    raise failure[0]
+            await _hold_back(tasks, failure)
 
         try:
             # details an interrupted run still owes, even if the listing no longer shows them as changed
@@ -502,42 +492,42 @@ class _SourceSync:
             raise
 
         async def close_year() -> None:
-            try:
-                await _drain(tasks, failure)
-            except BaseException:
-                await _cancel(tasks)
-                raise
-            finally:
-                flush()
+            await _drain(tasks, failure, flush)
             # an agreement counts once: new, else changed (itself or its details), else unchanged
             listed = set(portal_ids)
             updated = ((changed_ids | detail_changed) & listed) - new_ids
             self.outcome.inserted += len(new_ids)
             self.outcome.updated += len(updated)
             self.outcome.unchanged += len(listed - new_ids - updated)
-            year_ok = self._judge_completeness(year, len(seen), announced, rejected, settled)
-            with self.engine.begin() as conn:
-                values: dict[str, Any] = {}
-                if full and year_ok:
-                    self.outcome.gone += writes.mark_agreements_gone(conn, self.outcome.run_id, year, seen)
-                    values["full_pending"] = False
-                if max_modified is not None and year_ok:
-                    old = self._state(year)["high_water_mark"]
-                    values["high_water_mark"] = max(old, max_modified) if old else max_modified
-                if values:
-                    self._set_state(conn, year, **values)
+            self._close_year(year, full, seen, announced, rejected, settled, max_modified, writes.mark_agreements_gone)
 
         return close_year
 
 
-async def _drain(tasks: set[asyncio.Task], failure: list[BaseException]) -> None:
-    """Wait for every queued detail; the first connector error stops the source."""
-    while tasks:
+async def _hold_back(tasks: set[asyncio.Task], failure: list[BaseException]) -> None:
+    """Keep the list at most AHEAD details ahead of the details read; stop at the first error."""
+    if failure:
+        raise failure[0]
+    while len(tasks) > AHEAD:
         await asyncio.wait(set(tasks), return_when=asyncio.FIRST_COMPLETED)
         if failure:
             raise failure[0]
-    if failure:
-        raise failure[0]
+
+
+async def _drain(tasks: set[asyncio.Task], failure: list[BaseException], flush: Callable[[], None]) -> None:
+    """Wait for every queued detail and commit the last batch; the first connector error stops the source."""
+    try:
+        while tasks:
+            await asyncio.wait(set(tasks), return_when=asyncio.FIRST_COMPLETED)
+            if failure:
+                raise failure[0]
+        if failure:
+            raise failure[0]
+    except BaseException:
+        await _cancel(tasks)
+        raise
+    finally:
+        flush()
 
 
 async def _cancel(tasks: set[asyncio.Task]) -> None:

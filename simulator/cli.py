@@ -7,6 +7,7 @@ argparse flags (see __main__.py).
 from __future__ import annotations
 
 import dataclasses
+import signal
 import sys
 import time
 from datetime import datetime
@@ -31,6 +32,10 @@ def serve(
 ) -> None:
     """Start both portals, print their base URLs and the demo credentials, block until Ctrl-C."""
     out = out or sys.stdout
+    # Ctrl-C and `kill` stop it even when started from a process that ignores SIGINT (Python then
+    # installs no handler of its own: background shells, test runners' workers)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     if latency_ms:
         faults = dataclasses.replace(faults, latency_ms=latency_ms)
     if clock is not None and clock.tzinfo is None:

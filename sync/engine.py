@@ -27,13 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -392,9 +390,7 @@ class _SourceSync:
                 self.outcome.unchanged += len(rows) - len(wanted)
             self.observer.details_queued(self.source, len(wanted))
             for row in wanted:
-                task = asyncio.create_task(fetch(row))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
+                _spawn(tasks, fetch(row))
             await _hold_back(tasks, failure)
 
         try:
@@ -454,9 +450,7 @@ class _SourceSync:
         def schedule(owed: list[tuple[int, int]]) -> None:
             self.observer.details_queued(self.source, len(owed))
             for agreement_id, portal_id in owed:
-                task = asyncio.create_task(fetch(agreement_id, portal_id))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
+                _spawn(tasks, fetch(agreement_id, portal_id))
 
         async def on_new(items: list[ExpenseAgreementRecord]) -> None:
             nonlocal max_modified
@@ -504,6 +498,13 @@ class _SourceSync:
         return close_year
 
 
+def _spawn(tasks: set[asyncio.Task], coro: Awaitable[None]) -> None:
+    """Start a detail read; the set holds it until it is done."""
+    task = asyncio.ensure_future(coro)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+
+
 async def _hold_back(tasks: set[asyncio.Task], failure: list[BaseException]) -> None:
     """Keep the list at most AHEAD details ahead of the details read; stop at the first error."""
     if failure:
@@ -537,9 +538,4 @@ async def _cancel(tasks: set[asyncio.Task]) -> None:
     await asyncio.gather(*pending, return_exceptions=True)
 
 
-def requests_floor(items: int, page_size: int, details_per_item: int) -> int:
-    """The fewest requests the contract allows for a full read (for the benchmark's figures)."""
-    return math.ceil(items / page_size) + items * details_per_item
-
-
-__all__ = ["SourceOutcome", "SyncObserver", "run_sync", "sync_sources", "default_years", "SOURCES", "httpx"]
+__all__ = ["SourceOutcome", "SyncObserver", "run_sync", "sync_sources", "default_years", "SOURCES"]

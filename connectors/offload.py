@@ -52,8 +52,12 @@ _preload: set[str] = set()
 _preload_lock = threading.Lock()
 
 
-def _context(preload: Sequence[str]) -> multiprocessing.context.BaseContext:
-    """The context, told to have the forkserver import ``preload`` (until the server starts)."""
+def process_context(preload: Sequence[str]) -> multiprocessing.context.BaseContext:
+    """The context, told to have the forkserver import ``preload`` (until the server starts).
+
+    Shared by every part that starts worker processes (page readers, the sync's per-source
+    processes): one forkserver per process tree level, its preload the union of what they asked.
+    """
     if _METHOD == "forkserver":
         with _preload_lock:
             if not _preload.issuperset(preload):
@@ -180,7 +184,7 @@ class PageReader:
 
     def _launch(self, loop: asyncio.AbstractEventLoop) -> None:
         """In a helper thread: starting a process waits for the forkserver."""
-        context = _context(self._preload)
+        context = process_context(self._preload)
         for _ in range(self.workers):
             if self._closed:
                 return

@@ -39,11 +39,21 @@ class RequestLog:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._grew = threading.Condition(self._lock)
         self._entries: list[tuple[str, str, str, int]] = []  # (portal, endpoint, method, status)
 
     def record(self, portal: str, endpoint: str, method: str, status: int) -> None:
         with self._lock:
             self._entries.append((portal, endpoint, method, status))
+            self._grew.notify_all()
+
+    def wait_for(self, count: int, timeout: float) -> bool:
+        """Block until `count` requests are logged (True), or `timeout` seconds pass (False).
+
+        For tests that act at a point of a client's progress (kill a sync after its n-th request).
+        """
+        with self._grew:
+            return self._grew.wait_for(lambda: len(self._entries) >= count, timeout)
 
     def counts(self) -> dict[tuple[str, str, int], int]:
         with self._lock:

@@ -164,7 +164,7 @@ class Nezarat4Client:
 
     async def _post_login_form(self) -> None:
         self._http.client.cookies.clear()
-        response = await self._http.send("GET", pages.LOGIN_PATH, fault=self._fault)
+        response = await self._http.send("GET", pages.LOGIN_PATH, fault=self._fault, urgent=True)
         self._expect_page(response, "Login.aspx")
         form = pages.read_login_page(response.text, str(response.url))
         if form.captcha:  # posting would only count as one more failed login
@@ -176,7 +176,7 @@ class Nezarat4Client:
             pages.LOGIN_BUTTON: button,
         })
         response = await self._http.send("POST", form.form.action, content=urlencode(fields),
-                                         headers=_FORM, fault=self._fault)
+                                         headers=_FORM, fault=self._fault, urgent=True)
         if response.is_redirect:
             if pages.is_login_location(response.headers.get("Location")):
                 raise ProtocolError(SOURCE, "the login was answered with a redirect back to "
@@ -218,8 +218,10 @@ class Nezarat4Client:
                                         f"({page}) answered HTTP {response.status_code}")
 
     async def _send(self, method: str, url: str, page: str, *, view_session: int | None = None,
-                    **request) -> tuple[httpx.Response, int]:
+                    urgent: bool = False, **request) -> tuple[httpx.Response, int]:
         """One request inside the session: the answer and the login whose cookies it carried.
+
+        List pages are ``urgent``: they go before queued detail reads (connectors.http.InFlight).
 
         Raises _SessionLost when the portal asks for a login, and _Stale (nothing sent) when the
         form of ``view_session`` belongs to a session replaced since.
@@ -237,7 +239,7 @@ class Nezarat4Client:
 
             try:
                 response = await self._http.send(method, url, fault=self._fault,
-                                                 before_send=before_send, **request)
+                                                 before_send=before_send, urgent=urgent, **request)
                 break
             except _LoginUnderway:
                 continue
@@ -321,7 +323,7 @@ class Nezarat4Client:
 
     async def _try_search(self, fiscal_year: int, filters: dict[str, str]) -> _Listing:
         page = f"ProjectList.aspx (year {fiscal_year})"
-        response, session = await self._send("GET", pages.LIST_PATH, page)
+        response, session = await self._send("GET", pages.LIST_PATH, page, urgent=True)
         start = await self._reader.read(reading.list_page, response.text, str(response.url), page)
         offered = {to_ascii_digits(v).strip(): v for v in start.form.options[pages.YEAR_INPUT]}
         if str(fiscal_year) not in offered:
@@ -336,7 +338,8 @@ class Nezarat4Client:
             pages.SEARCH_BUTTON: button,
         })
         response, session = await self._send("POST", start.form.action, page, headers=_FORM,
-                                             content=urlencode(fields), view_session=session)
+                                             content=urlencode(fields), view_session=session,
+                                             urgent=True)
         return await self._read_listing(response, page, session)
 
     async def _read_listing(self, response: httpx.Response, page: str, session: int) -> _Listing:
@@ -358,7 +361,7 @@ class Nezarat4Client:
         })
         response, session = await self._send("POST", form.action, page, headers=_FORM,
                                              content=urlencode(fields),
-                                             view_session=listing.session)
+                                             view_session=listing.session, urgent=True)
         return await self._read_listing(response, page, session)
 
     async def _goto_page(self, listing: _Listing, fiscal_year: int, filters: dict[str, str],

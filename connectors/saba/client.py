@@ -108,7 +108,7 @@ class SabaClient:
         response = await self._http.send("POST", payloads.TOKEN_PATH, json={
             "username": self.settings.username,
             "password": self.settings.password.get_secret_value(),
-        })
+        }, urgent=True)
         if response.status_code == 200:
             body = payloads.parse_body(response.text, endpoint,
                                        response.headers.get("Content-Type"))
@@ -132,8 +132,8 @@ class SabaClient:
 
     # --- calls --------------------------------------------------------------------------------
 
-    async def _get_json(self, path: str, endpoint: str, params: dict[str, Any] | None = None
-                        ) -> Any | None:
+    async def _get_json(self, path: str, endpoint: str, params: dict[str, Any] | None = None,
+                        *, urgent: bool = False) -> Any | None:
         """GET a JSON body; None on 404. A 401 gets a new token and the call is repeated.
 
         ``token_expired`` is the contract's word; any other 401 on a data call (a token the server
@@ -155,7 +155,7 @@ class SabaClient:
 
             try:
                 response = await self._http.send("GET", path, params=params, headers=self._auth,
-                                                 before_send=before_send)
+                                                 before_send=before_send, urgent=urgent)
             except _RenewalUnderway:
                 continue  # nothing was sent: wait for the new token
             if response.status_code == 401:
@@ -195,7 +195,7 @@ class SabaClient:
         page_no = 1
         while True:
             body = await self._get_json(payloads.AGREEMENTS_PATH, endpoint,
-                                        {**params, "page": page_no})
+                                        {**params, "page": page_no}, urgent=True)
             if body is None:
                 raise ProtocolError(SOURCE, f"{endpoint} answered HTTP 404")
             checked = payloads.read_agreements(body, endpoint)

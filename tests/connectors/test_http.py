@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from connectors import SourceUnavailable
+from connectors.http import InFlight as Slots
 from connectors.http import PortalHttp, parse_retry_after
 
 from connector_fakes import InFlight, fast_settings
@@ -79,6 +80,59 @@ async def test_semaphore_bounds_requests_in_flight():
     await asyncio.gather(*(http.send("GET", f"/z{i}") for i in range(40)))
     assert transport.max == 5
     await http.aclose()
+
+
+async def test_urgent_requests_take_the_next_free_slot_before_queued_ones():
+    # a list page asked for while detail reads are queued must not wait behind all of them
+    order = []
+    release = asyncio.Event()
+    transport_calls = []
+
+    async def handler(request):
+        transport_calls.append(request.url.path)
+        if request.url.path == "/held":
+            await release.wait()
+        order.append(request.url.path)
+        return httpx.Response(200)
+
+    http = PortalHttp("test", fast_settings(concurrency=1), httpx.MockTransport(handler))
+    held = asyncio.ensure_future(http.send("GET", "/held"))
+    while not transport_calls:  # the one slot is taken
+        await asyncio.sleep(0)
+    queued = [asyncio.ensure_future(http.send("GET", f"/detail{i}")) for i in range(3)]
+    urgent = asyncio.ensure_future(http.send("GET", "/list", urgent=True))
+    for _ in range(5):
+        await asyncio.sleep(0)  # every request has queued for the slot
+    release.set()
+    await asyncio.gather(held, urgent, *queued)
+    assert order == ["/held", "/list", "/detail0", "/detail1", "/detail2"]
+    await http.aclose()
+
+
+async def test_a_waiter_cancelled_as_it_is_handed_the_slot_passes_it_on():
+    slots = Slots(1)
+    entered = []
+
+    async def use(name, hold=None):
+        async with slots.slot():
+            entered.append(name)
+            if hold is not None:
+                await hold.wait()
+
+    hold = asyncio.Event()
+    first = asyncio.ensure_future(use("first", hold))
+    await asyncio.sleep(0)
+    second = asyncio.ensure_future(use("second"))
+    third = asyncio.ensure_future(use("third"))
+    await asyncio.sleep(0)
+    hold.set()
+    await asyncio.sleep(0)  # `first` leaves and hands the slot to `second`, which has not run yet
+    second.cancel()
+    # a leaked slot would leave `third` waiting for ever: bounded, so that shows as a failure
+    await asyncio.wait_for(asyncio.gather(first, second, third, return_exceptions=True), 5)
+    assert entered == ["first", "third"] and second.cancelled()
+    async with slots.slot():  # and the slot is free again: nothing leaked
+        pass
 
 
 async def test_tls_verification_is_on_by_default():

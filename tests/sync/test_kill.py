@@ -7,7 +7,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -40,7 +39,9 @@ def _sync_command(config: Path) -> list[str]:
 
 
 def test_killed_syncs_then_one_more_run_equal_an_uninterrupted_run(simulator_factory, sqlite_url, tmp_path):
-    # latency makes a whole sync take a few seconds, so kills land at every stage of it
+    # Each attempt is killed (the CLI process, whose per-source sync processes must die with it)
+    # right after the portals have answered a random number of requests: kill points spread over
+    # the whole sync whatever the start-up time of the processes.
     sim = simulator_factory(projects=80, agreements=40)
     sim.set_faults(Faults(latency_ms=3))
     store_url = sqlite_url
@@ -48,13 +49,15 @@ def test_killed_syncs_then_one_more_run_equal_an_uninterrupted_run(simulator_fac
     rng = random.Random(20261125)
     kills = 0
     for _ in range(4):
+        sim.log.reset()
         proc = subprocess.Popen(_sync_command(config), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            proc.wait(timeout=rng.uniform(1.0, 2.5))  # the interpreter itself takes ~1 s to start
-        except subprocess.TimeoutExpired:
+        reached = sim.log.wait_for(rng.randint(5, 200), timeout=60)  # a full sync makes ~300
+        if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-            kills += 1
+            kills += reached
+        else:
+            proc.wait()
     assert kills >= 2, "the sync finished too fast for the kills to mean anything"
     finished = subprocess.run(_sync_command(config), env=env, capture_output=True, text=True, timeout=120)
     assert finished.returncode == 0, finished.stderr[-2000:]

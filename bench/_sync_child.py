@@ -20,7 +20,7 @@ from sync.engine import run_sync  # noqa: E402
 
 
 class Clients:
-    """The product's clients, SABA's rate lifted; picklable, so each source still runs in its own process."""
+    """The product's clients, with SABA's rate limit lifted."""
 
     def __init__(self, config, rate: str | None) -> None:
         self.config, self.rate = config, rate
@@ -38,7 +38,7 @@ def main() -> None:
     sources = os.environ.get("BUDGETWATCH_BENCH_SOURCES", "nezarat4,saba").split(",")
     clients = Clients(config, os.environ.get("BUDGETWATCH_BENCH_SABA_RATE"))
     engine = open_store(config.database_url)
-    for o in run_sync(engine, config, sources, full=full, client_factory=clients, processes=True):
+    for o in run_sync(engine, config, sources, full=full, client_factory=clients):
         print(f"  {o.source}: {o.status} {o.mode}; announced {o.announced}, read {o.read}, new {o.inserted}, "
               f"changed {o.updated}, unchanged {o.unchanged}, gone {o.gone}, rejected {o.rejected}, "
               f"requests {o.requests}{'; ' + o.error if o.error else ''}")

@@ -11,7 +11,7 @@ as `budgetwatch sync` in a child process, so its wall time and peak memory are i
   agreement pages + operations + performance per agreement, + login/token);
 - an incremental sync after ``--change`` of the items changed: requests against list pages +
   details of changed items;
-- the peak resident memory of the sync's processes together (sampled every 0.25 s).
+- the peak memory (PSS) and the CPU time of the sync's processes together (sampled every 0.25 s).
 
 SABA answers 429 above 10 requests a second per token. At that limit no client can reach the
 politeness bound, so by default the benchmark lifts the simulator's limit (``--saba-rate``) and
@@ -23,11 +23,9 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -36,9 +34,11 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from budgetwatch.jalali import TEHRAN  # noqa: E402
 from simulator import Faults, Simulator, SimulatorConfig  # noqa: E402
+from bench_memory import TreeSampler  # noqa: E402
 
 CLOCK = datetime(2026, 11, 25, 10, 0, tzinfo=TEHRAN)
 YEARS = [1404, 1405]
@@ -64,57 +64,20 @@ def write_config(path: Path, sim: Simulator, database: str, concurrency: int, sa
 CPU = {"seconds": 0.0}
 
 
-def tree_rss_kb(root: int) -> int:
-    """Resident memory of `root` and all its descendants now (the sync runs each source in a process
-    of its own, and Nezarat-4 pages are read in a worker process)."""
-    parents: dict[int, int] = {}
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/status", encoding="ascii", errors="replace") as status:
-                fields = dict(line.split(":", 1) for line in status if ":" in line)
-        except OSError:
-            continue
-        parents[int(entry)] = int(fields.get("PPid", "0").strip() or 0)
-        rss[int(entry)] = int(fields.get("VmRSS", "0 kB").split()[0]) if "VmRSS" in fields else 0
-    tree, frontier = {root}, [root]
-    while frontier:
-        parent = frontier.pop()
-        for pid, ppid in parents.items():
-            if ppid == parent and pid not in tree:
-                tree.add(pid)
-                frontier.append(pid)
-    return sum(rss.get(pid, 0) for pid in tree)
-
-
 def run_sync(config: Path, env: dict[str, str], *extra: str) -> tuple[float, int, str]:
     """One sync in a child process: (wall seconds, peak resident memory of its process tree, output)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu_before = usage.ru_utime + usage.ru_stime
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, ROOT / "bench" / "_sync_child.py", str(config), *extra],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = [0]
-    finished = threading.Event()
-
-    def sample() -> None:
-        while not finished.wait(0.25):
-            peak[0] = max(peak[0], tree_rss_kb(proc.pid))
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    out, err = proc.communicate()
-    wall = time.perf_counter() - start
-    finished.set()
-    sampler.join()
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    CPU["seconds"] = usage.ru_utime + usage.ru_stime - cpu_before
+    with TreeSampler(proc.pid) as sampler:
+        out, err = proc.communicate()
+        wall = time.perf_counter() - start
+    CPU["seconds"] = sampler.cpu_seconds
+    peak_kb = sampler.peak_kb
     if proc.returncode != 0:
         print(out[-3000:], err[-3000:], sep="\n")
         raise SystemExit(f"sync failed with exit code {proc.returncode}")
-    return wall, peak[0], out
+    return wall, peak_kb, out
 
 
 def main() -> None:
@@ -162,7 +125,7 @@ def main() -> None:
         print(f"  nezarat4: {n_total} requests ({n_list} list pages) vs contract minimum {min_n} "
               f"(+{(n_total - min_n) / min_n:.1%})")
         print(f"  saba:     {s_total} requests vs contract minimum {min_s} (+{(s_total - min_s) / min_s:.1%})")
-        print(f"  peak memory of the sync's processes together: {peak_kb / 1024:.0f} MB; their CPU time {CPU['seconds']:.1f} s")
+        print(f"  peak memory (PSS) of the sync's processes together: {peak_kb / 1024:.0f} MB; their CPU time {CPU['seconds']:.1f} s")
 
         n_change_p = max(1, int(args.projects * args.change))
         n_change_a = max(1, int(args.agreements * args.change))

@@ -45,25 +45,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# forkserver where there is one (Linux, macOS); spawn elsewhere. Never fork: the parent runs threads.
-_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-_CONTEXT = multiprocessing.get_context(_METHOD)
-_preload: set[str] = set()
-_preload_lock = threading.Lock()
-
-
-def process_context(preload: Sequence[str]) -> multiprocessing.context.BaseContext:
-    """The context, told to have the forkserver import ``preload`` (until the server starts).
-
-    Shared by every part that starts worker processes (page readers, the sync's per-source
-    processes): one forkserver per process tree level, its preload the union of what they asked.
-    """
-    if _METHOD == "forkserver":
-        with _preload_lock:
-            if not _preload.issuperset(preload):
-                _preload.update(preload)
-                _CONTEXT.set_forkserver_preload(sorted(_preload))
-    return _CONTEXT
+from budgetwatch.workers import process_context
 
 
 # --- in the worker ------------------------------------------------------------------------------

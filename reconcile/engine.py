@@ -5,11 +5,12 @@
 1. The as-of day is the argument, else ``reconcile.as_of`` of config.yaml, else today in Tehran;
    the years are the argument, else every fiscal year in the store.
 2. A ``reconcile_run`` row is opened (status ``running``).
-3. Facts are read chunk by chunk (reconcile/load.py; on PostgreSQL one chunk ahead, by a thread),
+3. The subjects are planned as chunks of ids (reconcile/load.py). Each chunk's facts are read and
    each enabled rule judges each subject it applies to (reconcile/rules/, counting subjects
-   checked and flagged), and each chunk's findings are applied to the deviations
-   (reconcile/lifecycle.py) in one transaction, which also closes the run with its statistics.
-   A failure rolls every deviation change back and marks the run ``failed``.
+   checked and flagged) — in worker processes for a large store (reconcile/parallel.py,
+   ``reconcile.workers``), else here — and each chunk's findings are applied to the deviations
+   (reconcile/lifecycle.py), in plan order, in one transaction, which also closes the run with
+   its statistics. A failure rolls every deviation change back and marks the run ``failed``.
 
 Evaluation always covers whole years: filters (county, agency, group, rule, severity) apply to
 what is shown afterwards, so a filtered view never resolves what it did not look at.
@@ -17,9 +18,8 @@ what is shown afterwards, so a filtered view never resolves what it did not look
 
 from __future__ import annotations
 
+import contextlib
 import gc
-import queue
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -32,7 +32,7 @@ from sqlalchemy.engine import Engine
 
 from budgetwatch.config import Config
 from budgetwatch.jalali import today_tehran
-from reconcile import load
+from reconcile import load, parallel
 from reconcile.facts import AgreementFacts, AsOf, OperationInAgreement, ProjectYearFacts
 from reconcile.findings import Finding, round4
 from reconcile.lifecycle import Life, LifeCounts
@@ -106,6 +106,14 @@ class Judge:
         self._agreement = [(r, lim, self.stats[r.name]) for r, lim in rules if r.unit == "agreement"]
         self._operation = [(r, lim, self.stats[r.name]) for r, lim in rules if r.unit == "operation"]
 
+    def add(self, counts: dict[str, tuple[int, int, int]]) -> None:
+        """Counts a worker judged elsewhere (reconcile/parallel.py): (checked, flagged, findings) per rule."""
+        for name, (checked, flagged, findings) in counts.items():
+            stats = self.stats[name]
+            stats.checked += checked
+            stats.flagged += flagged
+            stats.findings += findings
+
     def _judge(self, rules: list, facts: Any, out: list[Finding]) -> None:
         for rule, limits, counts in rules:
             found = rule.check(facts, self.as_of, limits)
@@ -140,8 +148,12 @@ def evaluate(project_years: Iterable[ProjectYearFacts], agreements: Iterable[Agr
 
 
 def run(engine: Engine, config: Config, *, as_of: date | None = None, years: list[int] | None = None,
-        chunk_size: int = 5000) -> RunResult:
-    """Reconcile the store as of a day; see the module docstring."""
+        chunk_size: int = 5000, workers: int | None = None) -> RunResult:
+    """Reconcile the store as of a day; see the module docstring.
+
+    ``workers`` overrides ``reconcile.workers`` (0: judge in this process; None: the configured
+    number, or by default as many as the CPUs, up to 4, once the store is large).
+    """
     started = time.perf_counter()
     settings = config.reconcile
     day = as_of or settings.as_of or today_tehran()
@@ -158,12 +170,20 @@ def run(engine: Engine, config: Config, *, as_of: date | None = None, years: lis
     gc.disable()
     try:
         # one transaction: facts are read and deviations written chunk by chunk, committed together
-        with engine.begin() as conn:
+        with engine.begin() as conn, contextlib.ExitStack() as stack:
+            plan = _plan(conn, chosen, chunk_size)
+            subjects = sum(hi - lo + 1 for _, lo, hi in plan)  # ids are dense enough to size the run
+            count = parallel.worker_count(workers if workers is not None else settings.workers, subjects)
+            if count:
+                judged = stack.enter_context(
+                    parallel.judging_in_workers(engine, conn, plan, chosen, judge.as_of, rules, count))
             life = Life(conn, run_id=run_id, as_of=day, years=chosen, rules={(r.kind, r.id) for r, _ in rules},
                         gone=load.gone_subjects(conn, chosen) if chosen else set(), now=_now())
-            for family, chunk in _facts(engine, conn, chosen, day, chunk_size):
-                found = judge.project_years(chunk) if family == "capital" else judge.agreements(chunk)
-                life.apply(found)
+            if not count:
+                judged = _judge_here(stack.enter_context(_reader(engine, conn)), plan, chosen, judge)
+            for found, fingerprints, chunk_counts in judged:
+                judge.add(chunk_counts)
+                life.apply(found, fingerprints)
                 findings.extend(found)
             counts = life.finish()
             seconds = time.perf_counter() - started
@@ -185,55 +205,38 @@ def run(engine: Engine, config: Config, *, as_of: date | None = None, years: lis
                      deviations=life.deviations, life=counts, seconds=seconds)
 
 
-def _read_facts(conn, years: list[int], day: date, chunk_size: int) -> Iterator[tuple[str, list]]:
-    for chunk in load.project_years(conn, years, day, chunk=chunk_size):
-        yield "capital", chunk
-    for chunk in load.agreements(conn, years, chunk=max(1, chunk_size // 2)):
-        yield "expense", chunk
+def _plan(conn, years: list[int], chunk_size: int) -> list[parallel.Chunk]:
+    """The run's chunks, capital first: agreements (with their operations) weigh about twice a project year."""
+    if not years:
+        return []
+    return ([("capital", lo, hi) for lo, hi in load.chunks(conn, "capital", years, chunk_size)]
+            + [("expense", lo, hi) for lo, hi in load.chunks(conn, "expense", years, max(1, chunk_size // 2))])
 
 
-def _facts(engine: Engine, writer, years: list[int], day: date, chunk_size: int) -> Iterator[tuple[str, list]]:
-    """The run's facts, chunk by chunk.
+@contextlib.contextmanager
+def _reader(engine: Engine, conn: sa.Connection) -> Iterator[sa.Connection]:
+    """Where an in-process run reads its facts: one snapshot of the store for the whole run.
 
-    On PostgreSQL a thread reads one chunk ahead on a connection of its own (one snapshot for the
-    whole read), so the server's work on the next chunk overlaps with judging and writing this
-    one; the facts tables are only read and the deviation tables only written, so the two
-    connections never wait for each other. SQLite works inside this process, where a second thread
-    only contends for the interpreter (measured: slower), so it is read in line.
+    SQLite: the run's own transaction. PostgreSQL: a REPEATABLE READ transaction of its own, so that a
+    sync committing meanwhile is not seen half-way, while the run's writing transaction stays READ
+    COMMITTED (a person acknowledging a deviation meanwhile must not make the run fail).
     """
     if engine.dialect.name != "postgresql":
-        yield from _read_facts(writer, years, day, chunk_size)
+        yield conn
         return
-    ahead: queue.Queue = queue.Queue(maxsize=1)
-    stop = threading.Event()
-    done = object()
+    with engine.connect().execution_options(isolation_level="REPEATABLE READ") as reader, reader.begin():
+        yield reader
 
-    def read() -> None:
-        try:
-            with engine.connect().execution_options(isolation_level="REPEATABLE READ") as reader, reader.begin():
-                for item in _read_facts(reader, years, day, chunk_size):
-                    while not stop.is_set():
-                        try:
-                            ahead.put(item, timeout=0.5)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
-                        return
-            ahead.put(done)
-        except BaseException as exc:  # handed to the run, which raises it
-            ahead.put(exc)
 
-    thread = threading.Thread(target=read, name="reconcile-facts", daemon=True)
-    thread.start()
-    try:
-        while (item := ahead.get()) is not done:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join()
+def _judge_here(conn, plan: list[parallel.Chunk], years: list[int], judge: Judge
+                ) -> Iterator[tuple[list[Finding], None, parallel.Counts]]:
+    """Each chunk read on the run's own connection and judged in this process (counts go to `judge`)."""
+    visits = load.inspections(conn, years, judge.as_of.day) if years else {}
+    for family, lo, hi in plan:
+        if family == "capital":
+            yield judge.project_years(load.project_years_between(conn, years, lo, hi, visits)), None, {}
+        else:
+            yield judge.agreements(load.agreements_between(conn, years, lo, hi)), None, {}
 
 
 def _now() -> datetime:

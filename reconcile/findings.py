@@ -14,6 +14,8 @@ compared with a threshold or put into a severity band.
 from __future__ import annotations
 
 import decimal
+import hashlib
+import json
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
@@ -87,6 +89,20 @@ class Finding:
     agency_code: str | None = None
     county_id: int | None = None
     county: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest of everything a deviation stores of this finding (figures, sentence, evidence).
+
+        A re-run compares it with the stored deviation's, instead of reading the stored figures
+        back: equal means nothing changed. Figures enter in canonical text (:func:`text`), so the
+        same numbers give the same digest on either database.
+        """
+        content = "\x1f".join(str(part) for part in (
+            self.severity, text(self.planned), text(self.actual), text(self.measure),
+            json.dumps(self.numbers, sort_keys=True, ensure_ascii=False, default=str), self.message,
+            self.agency_code, self.county_id, self.sync_run_id, self.evidence_table, self.evidence_id))
+        return hashlib.blake2b(content.encode("utf-8"), digest_size=16).hexdigest()
 
     @property
     def key(self) -> tuple[str, str, str, int, int]:

@@ -19,7 +19,8 @@ not found, open/acked       **resolved** with resolved_on = the as-of day, alert
 ==========================  =========================================================================
 
 Memory stays bounded: only a small index of the existing deviations (identity, id, status,
-severity) is held for the run; their stored figures are read per chunk, for the findings at hand.
+severity, fingerprint) is held for the run. Whether a deviation's figures, sentence or evidence
+changed is told by its fingerprint (Finding.fingerprint), never by reading the figures back.
 Acknowledging and dismissing are a person's acts (reconcile/deviations.py).
 """
 
@@ -45,8 +46,6 @@ event_table = DeviationEvent.__table__
 ACTIVE = ("open", "acknowledged")
 _LOCK_KEY = 0x62770005  # PostgreSQL advisory lock: one reconciliation writes deviations at a time
 _BATCH = 2000
-_CONTENT = ("severity", "planned", "actual", "measure", "numbers", "message", "agency_code", "county_id",
-            "sync_run_id", "evidence_table", "evidence_id")
 _IDENTITY = (dev.c.kind, dev.c.rule, dev.c.subject, dev.c.fiscal_year, dev.c.quarter)
 
 
@@ -73,20 +72,16 @@ class Known(NamedTuple):
     severity: str
     alert_state: str
     last_found_on: date | None
+    fingerprint: str | None
 
 
-def _content(f: Finding) -> dict[str, Any]:
+def _content(f: Finding, fingerprint: str) -> dict[str, Any]:
     return {
         "severity": f.severity, "planned": f.planned, "actual": f.actual, "measure": f.measure,
         "numbers": f.numbers, "message": f.message, "agency_code": f.agency_code, "county_id": f.county_id,
         "sync_run_id": f.sync_run_id, "evidence_table": f.evidence_table, "evidence_id": f.evidence_id,
+        "fingerprint": fingerprint,
     }
-
-
-def _same(stored: Any, new: Any) -> bool:
-    if isinstance(stored, Decimal) or isinstance(new, Decimal):
-        return stored is not None and new is not None and Decimal(stored) == Decimal(new)
-    return stored == new
 
 
 def bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
@@ -116,11 +111,20 @@ def bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -
     # sqlite3 keeps a bound str's UTF-8 form inside the str for its lifetime: long texts are bound
     # as copies, so the findings a run returns do not carry a second, encoded copy of each sentence
     texts = [i for i, c in enumerate(columns) if c in ("message", "reason")]
+    # a run's rows repeat many values (its day, its clock, statuses, figures): each distinct
+    # hashable value is processed once per column (keyed with its type: 1 == 1.0 == True)
+    caches: list[dict] = [{} for _ in processors]
     params = []
     for row in rows:
         values = [row[c] for c in columns]
-        for i, process in processors:
-            values[i] = process(values[i])
+        for (i, process), cache in zip(processors, caches):
+            value = values[i]
+            try:
+                values[i] = cache[type(value), value]
+            except KeyError:
+                values[i] = cache[type(value), value] = process(value)
+            except TypeError:  # unhashable (a JSON document)
+                values[i] = process(value)
         for i in texts:
             if values[i] is not None:
                 values[i] = (" " + values[i])[1:]
@@ -152,24 +156,28 @@ class Life:
         self.known: dict[tuple, Known] = {}
         if self.years:
             day = day_reader(conn)
-            for *key, dev_id, status, severity, alert_state, last_found_on in driver_rows(conn, (
+            for *key, dev_id, status, severity, alert_state, last_found_on, fingerprint in driver_rows(conn, (
                     sa.select(*_IDENTITY, dev.c.id, dev.c.status, dev.c.severity, dev.c.alert_state,
-                              dev.c.last_found_on).where(dev.c.fiscal_year.in_(self.years)))):
-                self.known[tuple(key)] = Known(dev_id, status, severity, alert_state, day(last_found_on))
+                              dev.c.last_found_on, dev.c.fingerprint).where(dev.c.fiscal_year.in_(self.years)))):
+                self.known[tuple(key)] = Known(dev_id, status, severity, alert_state, day(last_found_on), fingerprint)
 
-    def apply(self, findings: list[Finding]) -> None:
-        """One chunk of findings: insert what is new, update what changed, remember what was seen."""
+    def apply(self, findings: list[Finding], fingerprints: list[str] | None = None) -> None:
+        """One chunk of findings: insert what is new, update what changed, remember what was seen.
+
+        ``fingerprints`` are the findings' own, when a worker process computed them already.
+        """
         conn, run_id, as_of, now = self.conn, self.run_id, self.as_of, self.now
         keys = [f.key for f in findings]
-        stored = self._stored([k.id for key in keys if (k := self.known.get(key)) and k.status != "dismissed"])
+        if fingerprints is None:
+            fingerprints = [f.fingerprint for f in findings]
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
         still_there: list[int] = []
-        for f, key in zip(findings, keys):
+        for f, key, fingerprint in zip(findings, keys, fingerprints):
             if key in self.deviations:  # one identity reported twice in a run: the first stands
                 continue
-            content = _content(f)
+            content = _content(f, fingerprint)
             known = self.known.pop(key, None)  # what is left in `known` at the end was not found
             if known is None:
                 inserts.append({
@@ -192,7 +200,7 @@ class Life:
                 alert_state = "new" if known.status == "open" and known.alert_state == "new" else "escalated"
             elif SEVERITY_RANK[f.severity] < SEVERITY_RANK[known.severity]:
                 event = "lowered"
-            elif any(not _same(stored[known.id][name], content[name]) for name in _CONTENT):
+            elif content["fingerprint"] != known.fingerprint:
                 event = "updated"
             if event is None:
                 self.counts.unchanged += 1
@@ -229,20 +237,6 @@ class Life:
         return self.counts
 
     # --- store access -------------------------------------------------------------------------
-
-    def _stored(self, ids: list[int]) -> dict[int, dict[str, Any]]:
-        """The stored figures of the deviations with `ids` (to tell a real change from none)."""
-        stored = {}
-        dec = figure_reader(self.conn)
-        columns = [sa.cast(dev.c[n], sa.Text) if n == "numbers" else dev.c[n] for n in _CONTENT]
-        for part in _batches(ids):
-            for dev_id, *values in driver_rows(self.conn, sa.select(dev.c.id, *columns).where(dev.c.id.in_(part))):
-                row = dict(zip(_CONTENT, values))
-                for name in ("planned", "actual", "measure"):
-                    row[name] = dec(row[name])
-                row["numbers"] = None if row["numbers"] is None else json.loads(row["numbers"])
-                stored[dev_id] = row
-        return stored
 
     def _event(self, deviation_id: int, event: str, severity: str, reason: str | None = None) -> dict[str, Any]:
         return {"deviation_id": deviation_id, "event": event, "severity": severity, "at": self.now,

@@ -39,9 +39,8 @@ def _sync_command(config: Path) -> list[str]:
 
 
 def test_killed_syncs_then_one_more_run_equal_an_uninterrupted_run(simulator_factory, sqlite_url, tmp_path):
-    # Each attempt is killed (the CLI process, whose per-source sync processes must die with it)
-    # right after the portals have answered a random number of requests: kill points spread over
-    # the whole sync whatever the start-up time of the processes.
+    # Each attempt is killed right after the portals have answered a random number of requests:
+    # kill points spread over the whole sync, whatever the interpreter's start-up time.
     sim = simulator_factory(projects=80, agreements=40)
     sim.set_faults(Faults(latency_ms=3))
     store_url = sqlite_url

@@ -1,0 +1,115 @@
+"""Judging a run's chunks in worker processes, while the run's own process writes the deviations.
+
+Reading facts and judging them is pure Python work on millions of values (decimals, dates,
+sentences): on one core a 100,000-project store takes longer than the 30 s the issue allows. The
+chunks are independent (a subject lies in exactly one), so a large run hands them to ``workers``
+processes and keeps for itself what must stay in one transaction: applying the findings to the
+deviations (reconcile/lifecycle.py), chunk by chunk *in plan order*, so that the store ends exactly
+as an in-process run leaves it (the same deviation ids too).
+
+* Each worker opens its own connection and reads each chunk in a read-only transaction of its own.
+  On PostgreSQL every chunk reads the one snapshot the run exported when it began
+  (``pg_export_snapshot``), so the whole run sees one moment of the store, as in-process.
+  SQLite cannot share a snapshot between connections: there each chunk is one consistent moment,
+  and a sync committing during the run may be seen by later chunks (never half a subject).
+* A worker returns its chunk's findings, their fingerprints (reconcile/findings.py: hashing is
+  work too) and per-rule counts; an error in a worker fails the run
+  (every deviation change rolled back) with that error.
+* Workers come from the forkserver of :mod:`budgetwatch.workers` (safe while the parent runs
+  threads); they cost about a second to start, so small runs (fewer than :data:`MIN_SUBJECTS`
+  subjects) are judged in-process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import re
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from budgetwatch.workers import process_context
+from reconcile import load
+from reconcile.facts import AsOf
+from reconcile.findings import Finding
+
+PRELOAD = ("reconcile.engine", "reconcile.load", "store.db")
+MIN_SUBJECTS = 20_000  # below this, starting the workers costs more than they save
+MAX_AUTO_WORKERS = 4
+
+Chunk = tuple[str, int, int]  # (family, first id, last id)
+Counts = dict[str, tuple[int, int, int]]  # rule name -> (checked, flagged, findings) in one chunk
+
+
+def worker_count(configured: int | None, subjects: int) -> int:
+    """How many worker processes a run of `subjects` uses: 0 = judge in the run's own process."""
+    if configured is not None:
+        return configured
+    if subjects < MIN_SUBJECTS:
+        return 0
+    return min(os.cpu_count() or 1, MAX_AUTO_WORKERS) if (os.cpu_count() or 1) > 1 else 0
+
+
+@contextlib.contextmanager
+def judging_in_workers(engine: Engine, conn: sa.Connection, plan: Sequence[Chunk], years: Sequence[int],
+                       as_of: AsOf, rules: list, workers: int
+                       ) -> Iterator[Iterator[tuple[list[Finding], list[str] | None, Counts]]]:
+    """Start the workers on every chunk of `plan` now; yields the results (findings, their
+    fingerprints, counts) in plan order, as they come.
+
+    `conn` is the run's own transaction: on PostgreSQL its snapshot is exported for the workers.
+    The workers start at once, so that their start-up overlaps with the run's own preparations.
+    """
+    snapshot = None
+    if engine.dialect.name == "postgresql":
+        snapshot = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()
+        if not re.fullmatch(r"[0-9A-Fa-f-]+", snapshot):  # it is spliced into SET TRANSACTION SNAPSHOT
+            raise RuntimeError(f"unexpected snapshot id from PostgreSQL: {snapshot!r}")
+    url = engine.url.render_as_string(hide_password=False)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=process_context(PRELOAD), initializer=_start,
+                               initargs=(url, snapshot, list(years), as_of, rules))
+    try:
+        yield pool.map(_judge, plan)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # a failed run does not wait for the rest
+
+
+# --- in a worker ------------------------------------------------------------------------------------
+
+_state: dict[str, Any] = {}
+
+
+def _start(url: str, snapshot: str | None, years: list[int], as_of: AsOf, rules: list) -> None:
+    from store.db import make_engine
+
+    # millions of short-lived objects and no reference cycles: see reconcile/engine.py
+    gc.disable()
+    _state.update(engine=make_engine(url), snapshot=snapshot, years=years, as_of=as_of, rules=rules, visits=None)
+
+
+def _judge(chunk: Chunk) -> tuple[list[Finding], list[str], Counts]:
+    from reconcile.engine import Judge
+
+    family, lo, hi = chunk
+    engine, years = _state["engine"], _state["years"]
+    with engine.connect() as conn:
+        if _state["snapshot"]:
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            if _state["snapshot"]:
+                conn.execute(sa.text(f"SET TRANSACTION SNAPSHOT '{_state['snapshot']}'"))
+            if family == "capital":
+                if _state["visits"] is None:
+                    _state["visits"] = load.inspections(conn, years, _state["as_of"].day)
+                facts = load.project_years_between(conn, years, lo, hi, _state["visits"])
+            else:
+                facts = load.agreements_between(conn, years, lo, hi)
+    judge = Judge(_state["as_of"], _state["rules"])
+    found = judge.project_years(facts) if family == "capital" else judge.agreements(facts)
+    return (found, [f.fingerprint for f in found],
+            {name: (s.checked, s.flagged, s.findings) for name, s in judge.stats.items()})

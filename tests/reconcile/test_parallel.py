@@ -1,0 +1,75 @@
+"""Chunks judged in worker processes (reconcile/parallel.py) leave the store exactly as an in-process run.
+
+Real processes on both databases: the workers read the store over their own connections (on
+PostgreSQL in the run's exported snapshot) while the run's transaction writes the deviations.
+"""
+
+from __future__ import annotations
+
+import random
+
+import sqlalchemy as sa
+
+import reconcile
+from reconcile.parallel import worker_count
+from store.models import Deviation, DeviationEvent
+from reconcile_builders import Store, config, day
+
+AUTUMN = day("1405/09/02")
+SKIP = {"id", "reconcile_run_id", "updated_at"}  # the run's own ids and clock
+
+
+def _varied_store(engine) -> None:
+    rnd = random.Random(7)
+    store = Store(engine)
+    for n in range(24):
+        py = store.project(f"1305012007-{n:03d}", targets=(30, 45, 60, 80), end_year=rnd.choice((1403, 1405, 1407)))
+        for q in (1, 2):
+            if rnd.random() < 0.85:
+                store.report(py, q, rnd.choice((12, 29, 44, 45, 60)), absorbed=rnd.choice((None, 100, 900)),
+                             status=rnd.choice(("approved", "approved", "pending")),
+                             reported_on=rnd.choice(("1405/04/05", "1405/07/05", "1405/08/25")))
+        a = store.agreement(f"1405-032-{n:05d}")
+        for k in range(2):
+            o = store.operation(a, f"11002-{k:02d}", unit_cost=rnd.choice((1, 2)))
+            for q in (1, 2):
+                if rnd.random() < 0.9:
+                    store.performance(o, q, rnd.choice((40, 79, 80, 100)), rnd.choice((None, 80, 150, 260)),
+                                      status=rnd.choice(("approved", "pending")), reported_on="1405/07/05")
+
+
+def _deviations(engine) -> list[dict]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(Deviation.__table__).order_by(
+            Deviation.__table__.c.kind, Deviation.__table__.c.rule, Deviation.__table__.c.subject,
+            Deviation.__table__.c.fiscal_year, Deviation.__table__.c.quarter)).mappings().all()
+    return [{k: v for k, v in row.items() if k not in SKIP} for row in rows]
+
+
+def _forget_deviations(engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.delete(DeviationEvent.__table__))
+        conn.execute(sa.delete(Deviation.__table__))
+
+
+def test_workers_find_and_store_exactly_what_an_in_process_run_does(engine):
+    _varied_store(engine)
+    here = reconcile.run(engine, config(), as_of=AUTUMN, workers=0, chunk_size=4)
+    stored_here = _deviations(engine)
+    _forget_deviations(engine)
+    there = reconcile.run(engine, config(), as_of=AUTUMN, workers=2, chunk_size=4)
+    assert len(here.findings) > 20 and len({f.rule for f in here.findings}) >= 6  # the store is varied
+    assert there.findings == here.findings
+    assert {k: s.as_dict() for k, s in there.stats.items()} == {k: s.as_dict() for k, s in here.stats.items()}
+    assert there.life.opened == len(here.findings)
+    assert _deviations(engine) == stored_here
+    # and a later in-process run agrees that nothing changed
+    again = reconcile.run(engine, config(), as_of=AUTUMN, workers=0)
+    assert again.life.unchanged == len(here.findings) and again.life.opened == again.life.resolved == 0
+
+
+def test_a_large_store_gets_workers_and_a_small_one_none():
+    assert worker_count(None, 100) == 0
+    assert worker_count(0, 1_000_000) == 0
+    assert worker_count(3, 10) == 3
+    assert worker_count(None, 100_000) >= 1 or __import__("os").cpu_count() == 1

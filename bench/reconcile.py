@@ -37,7 +37,6 @@ import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_memory import TreeSampler  # noqa: E402
 from budgetwatch.jalali import parse_day, quarter_end  # noqa: E402

@@ -34,7 +34,6 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 from budgetwatch.jalali import TEHRAN  # noqa: E402
 from simulator import Faults, Simulator, SimulatorConfig  # noqa: E402

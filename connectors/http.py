@@ -3,8 +3,8 @@
 A portal client owns a :class:`PortalHttp` and sends every request through :meth:`PortalHttp.send`,
 which (1) keeps at most ``settings.concurrency`` requests in flight (a slot held only while a
 request is on the wire, never during a back-off sleep; ``urgent`` requests — logins and list
-pages — are handed a slot before queued detail reads, see :class:`InFlight`), (2) spaces request starts when the portal has
-a rate limit, (3) retries transient faults with exponential back-off and jitter, bounded by
+pages — are handed a slot before queued detail reads, see :class:`InFlight`), (2) spaces request
+starts when the portal has a rate limit, (3) retries transient faults with exponential back-off and jitter, bounded by
 ``max_attempts`` and ``max_retry_seconds``, waiting at least what ``Retry-After`` asks (integer
 seconds or an HTTP date), and (4) counts what it did under stable keys. After the retry budget it
 raises :class:`~connectors.errors.SourceUnavailable` naming the method, the URL path and the last
@@ -261,7 +261,7 @@ class PortalHttp:
                        ) -> httpx.Response:
         async with self._in_flight.slot(urgent):
             # The rate turn is taken inside the slot, so that starts stay spaced even when many
-            # tasks were queued on the semaphore.
+            # tasks were queued for a slot.
             if self._limiter is not None:
                 await self._limiter.wait_turn()
             if before_send is not None:

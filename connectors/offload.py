@@ -41,12 +41,11 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
+from budgetwatch.workers import process_context
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-from budgetwatch.workers import process_context
-
 
 # --- in the worker ------------------------------------------------------------------------------
 

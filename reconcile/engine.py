@@ -37,6 +37,7 @@ from reconcile.facts import AgreementFacts, AsOf, OperationInAgreement, ProjectY
 from reconcile.findings import Finding, round4
 from reconcile.lifecycle import Life, LifeCounts
 from reconcile.rules import RULES, Rule
+from store.db import snapshot_reader
 from store.models import ReconcileRun
 
 runs = ReconcileRun.__table__
@@ -224,7 +225,7 @@ def _reader(engine: Engine, conn: sa.Connection) -> Iterator[sa.Connection]:
     if engine.dialect.name != "postgresql":
         yield conn
         return
-    with engine.connect().execution_options(isolation_level="REPEATABLE READ") as reader, reader.begin():
+    with snapshot_reader(engine) as reader:
         yield reader
 
 

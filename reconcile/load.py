@@ -111,8 +111,16 @@ def day_reader(conn: Connection):
     """Dates from `driver_rows`: SQLite keeps them as ISO text, PostgreSQL's driver gives dates."""
     if conn.dialect.name != "sqlite":
         return lambda value: value
-    iso = date.fromisoformat
-    return lambda value: None if value is None else iso(value)
+
+    def read(value: str | None) -> date | None:
+        if value is None:
+            return None
+        try:
+            return date.fromisoformat(value)
+        except ValueError as exc:  # written by something other than budgetwatch: say what
+            raise ValueError(f"the store holds an unreadable day {value!r} ({exc})") from None
+
+    return read
 
 
 Family = str  # "capital" (project years) | "expense" (agreements)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -34,6 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from budgetwatch.workers import process_context
+from store.db import export_snapshot, snapshot_reader
 from reconcile import load
 from reconcile.facts import AsOf
 from reconcile.findings import Finding
@@ -50,9 +50,10 @@ def worker_count(configured: int | None, subjects: int) -> int:
     """How many worker processes a run of `subjects` uses: 0 = judge in the run's own process."""
     if configured is not None:
         return configured
-    if subjects < MIN_SUBJECTS:
+    cpus = os.cpu_count() or 1
+    if subjects < MIN_SUBJECTS or cpus == 1:
         return 0
-    return min(os.cpu_count() or 1, MAX_AUTO_WORKERS) if (os.cpu_count() or 1) > 1 else 0
+    return min(cpus, MAX_AUTO_WORKERS)
 
 
 @contextlib.contextmanager
@@ -65,11 +66,7 @@ def judging_in_workers(engine: Engine, conn: sa.Connection, plan: Sequence[Chunk
     `conn` is the run's own transaction: on PostgreSQL its snapshot is exported for the workers.
     The workers start at once, so that their start-up overlaps with the run's own preparations.
     """
-    snapshot = None
-    if engine.dialect.name == "postgresql":
-        snapshot = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()
-        if not re.fullmatch(r"[0-9A-Fa-f-]+", snapshot):  # it is spliced into SET TRANSACTION SNAPSHOT
-            raise RuntimeError(f"unexpected snapshot id from PostgreSQL: {snapshot!r}")
+    snapshot = export_snapshot(conn)
     url = engine.url.render_as_string(hide_password=False)
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=process_context(PRELOAD), initializer=_start,
                                initargs=(url, snapshot, list(years), as_of, rules))
@@ -97,18 +94,13 @@ def _judge(chunk: Chunk) -> tuple[list[Finding], list[str], Counts]:
 
     family, lo, hi = chunk
     engine, years = _state["engine"], _state["years"]
-    with engine.connect() as conn:
-        if _state["snapshot"]:
-            conn = conn.execution_options(isolation_level="REPEATABLE READ")
-        with conn.begin():
-            if _state["snapshot"]:
-                conn.execute(sa.text(f"SET TRANSACTION SNAPSHOT '{_state['snapshot']}'"))
-            if family == "capital":
-                if _state["visits"] is None:
-                    _state["visits"] = load.inspections(conn, years, _state["as_of"].day)
-                facts = load.project_years_between(conn, years, lo, hi, _state["visits"])
-            else:
-                facts = load.agreements_between(conn, years, lo, hi)
+    with snapshot_reader(engine, _state["snapshot"]) as conn:
+        if family == "capital":
+            if _state["visits"] is None:
+                _state["visits"] = load.inspections(conn, years, _state["as_of"].day)
+            facts = load.project_years_between(conn, years, lo, hi, _state["visits"])
+        else:
+            facts = load.agreements_between(conn, years, lo, hi)
     judge = Judge(_state["as_of"], _state["rules"])
     found = judge.project_years(facts) if family == "capital" else judge.agreements(facts)
     return (found, [f.fingerprint for f in found],

@@ -7,6 +7,9 @@ command with "run budgetwatch db upgrade", because migrating existing data is an
 
 from __future__ import annotations
 
+import contextlib
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -14,7 +17,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -94,6 +97,33 @@ def open_store(url: str, *, echo: bool = False) -> Engine:
     except sa.exc.OperationalError as exc:
         raise StoreError(f"cannot open the store at {safe_url(url)}: {exc.orig}") from None
     return engine
+
+
+def export_snapshot(conn: Connection) -> str | None:
+    """PostgreSQL: the id of `conn`'s current snapshot, for other sessions to read the very same moment
+    of the store (:func:`snapshot_reader`) while `conn`'s transaction stays open. None elsewhere."""
+    if conn.dialect.name != "postgresql":
+        return None
+    snapshot = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()
+    if not re.fullmatch(r"[0-9A-Fa-f-]+", snapshot):  # it is spliced into SET TRANSACTION SNAPSHOT
+        raise StoreError(f"unexpected snapshot id from PostgreSQL: {snapshot!r}")
+    return snapshot
+
+
+@contextlib.contextmanager
+def snapshot_reader(engine: Engine, snapshot: str | None = None) -> Iterator[Connection]:
+    """A read transaction that sees one moment of the store throughout.
+
+    PostgreSQL: REPEATABLE READ, in `snapshot` (from :func:`export_snapshot`) when given. SQLite: a
+    plain transaction, which in WAL mode keeps the snapshot of its first read.
+    """
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            if snapshot is not None:
+                conn.execute(sa.text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
+            yield conn
 
 
 def safe_url(url: str) -> str:

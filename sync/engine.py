@@ -20,8 +20,8 @@ A run of one source, for each fiscal year it syncs:
    cannot account for the difference) or ``failed`` (the source stopped: auth, drift, outage).
 
 Both sources run side by side on one event loop; one failing does not stop the other. (Each source
-in a process of its own was tried and measured: 5 % faster, 150 MB more; see docs/benchmarks.md.) Two syncs of one source never
-run at once (store.locks).
+in a process of its own was tried and measured: 5 % faster, 150 MB more; see docs/benchmarks.md.)
+Two syncs of one source never run at once (store.locks).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 16:14:24.621666
+Create Date: 2026-11-25 13:32:06.926503
 """
 from alembic import op
 import sqlalchemy as sa
@@ -106,7 +106,6 @@ def upgrade() -> None:
     sa.Column('measure', store.models.ExactDecimal(precision=28, scale=10), nullable=True),
     sa.Column('numbers', sa.JSON(), nullable=True),
     sa.Column('message', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('fingerprint', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
     sa.Column('agency_code', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
     sa.Column('county_id', sa.Integer(), nullable=True),
     sa.Column('first_found_on', sa.Date(), nullable=False),
@@ -128,6 +127,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('deviation', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_deviation_agency_code'), ['agency_code'], unique=False)
+        batch_op.create_index(batch_op.f('ix_deviation_fiscal_year'), ['fiscal_year'], unique=False)
+        batch_op.create_index(batch_op.f('ix_deviation_rule'), ['rule'], unique=False)
+        batch_op.create_index(batch_op.f('ix_deviation_status'), ['status'], unique=False)
         batch_op.create_index(batch_op.f('ix_deviation_subject'), ['subject'], unique=False)
 
     op.create_table('expense_agreement',
@@ -454,6 +456,9 @@ def downgrade() -> None:
     op.drop_table('expense_agreement')
     with op.batch_alter_table('deviation', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_deviation_subject'))
+        batch_op.drop_index(batch_op.f('ix_deviation_status'))
+        batch_op.drop_index(batch_op.f('ix_deviation_rule'))
+        batch_op.drop_index(batch_op.f('ix_deviation_fiscal_year'))
         batch_op.drop_index(batch_op.f('ix_deviation_agency_code'))
 
     op.drop_table('deviation')

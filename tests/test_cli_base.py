@@ -284,3 +284,23 @@ def test_unreachable_store_is_one_line_without_its_password(capsys: pytest.Captu
     assert "cannot open the store" in flat(err)
     assert "pg-Secret-5521" not in err
     assert "Traceback" not in err
+
+
+# --- the demo (the README's first command) ------------------------------------------------------
+
+
+def test_demo_runs_end_to_end_and_brings_its_own_older_store_up_to_date(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # a demo store left by an older budgetwatch (schema 0001): the demo upgrades its own store
+    (tmp_path / "data").mkdir()
+    upgrade(make_engine(f"sqlite:///{tmp_path}/data/demo.db"), "0001")
+    code, out, err = run(capsys, "demo", "--projects", "30", "--agreements", "15")
+    assert code == 0, err
+    text = flat(out)
+    assert "budgetwatch demo" in text and "sqlite:///data/demo.db" in text
+    assert "success" in text and "field visits from" in text
+    with make_engine(f"sqlite:///{tmp_path}/data/demo.db").connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == head_revision()
+        assert conn.execute(sa.text("SELECT count(*) FROM deviation")).scalar() > 0
+        assert conn.execute(sa.text("SELECT status FROM reconcile_run")).scalars().all() == ["success"]

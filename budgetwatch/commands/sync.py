@@ -18,7 +18,7 @@ from rich.table import Table
 from budgetwatch.app import UserError, app, console, context, err_console
 from budgetwatch.config import Config
 from budgetwatch.jalali import TEHRAN, format_jalali
-from store.db import open_store, safe_url
+from store.db import make_engine, open_store, safe_url, upgrade
 from store.export import export_agreements, export_projects, recent_runs, run_rejections
 from sync.engine import SOURCES, SourceOutcome, SyncObserver, run_sync
 
@@ -265,6 +265,11 @@ def demo(
     ctx = context()
     base = ctx.config
     url = database or f"sqlite:///{(base.data_dir / 'demo.db').as_posix()}"
+    if database is None:  # the demo's own store, made by an older budgetwatch: bring it up to date
+        base.data_dir.mkdir(parents=True, exist_ok=True)
+        demo_store = make_engine(url)
+        upgrade(demo_store)
+        demo_store.dispose()
     console.print(f"[bold]budgetwatch demo[/bold]: simulated portals on 127.0.0.1, store {safe_url(url)}")
     sim_config = SimulatorConfig(seed=seed, projects=projects, agreements=agreements, rate_limit_per_second=250,
                                  clock=datetime.now(TEHRAN).replace(second=0, microsecond=0))

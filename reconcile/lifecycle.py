@@ -38,13 +38,13 @@ from sqlalchemy.engine import Connection
 
 from reconcile.findings import SEVERITY_RANK, Finding
 from reconcile.load import day_reader, driver_rows, figure_reader
+from store import locks
 from store.models import Deviation, DeviationEvent
 
 dev = Deviation.__table__
 event_table = DeviationEvent.__table__
 
 ACTIVE = ("open", "acknowledged")
-_LOCK_KEY = 0x62770005  # PostgreSQL advisory lock: one reconciliation writes deviations at a time
 _BATCH = 2000
 _IDENTITY = (dev.c.kind, dev.c.rule, dev.c.subject, dev.c.fiscal_year, dev.c.quarter)
 
@@ -151,8 +151,7 @@ class Life:
         self.years = sorted(set(years))
         self.counts = LifeCounts()
         self.deviations: dict[tuple, tuple[int, str]] = {}  # identity -> (id, status after the run)
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+        locks.hold_for_transaction(conn, "reconcile")  # one reconciliation writes deviations at a time
         self.known: dict[tuple, Known] = {}
         if self.years:
             day = day_reader(conn)

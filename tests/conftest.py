@@ -60,6 +60,12 @@ def pg_store_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def other_pg_store_url() -> Iterator[str]:
+    """A second empty PostgreSQL store in the same database (another schema)."""
+    yield from _pg_schema_url()
+
+
+@pytest.fixture
 def engine(store_url: str) -> Iterator[Engine]:
     """An open, migrated store on each backend."""
     eng = open_store(store_url)

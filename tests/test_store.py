@@ -37,7 +37,7 @@ from connectors.records import (
     ProjectDetail,
 )
 from store import writes
-from store.db import head_revision
+from store.db import head_revision, open_store
 from store.export import export_agreements, export_projects
 from store.locks import LockHeld, exclusive
 from store.models import (
@@ -633,6 +633,21 @@ def test_second_holder_in_the_same_process_raises_and_release_frees_it(engine: E
                 pass
     with exclusive(engine, lock_name):  # released at the end of the block
         pass
+
+
+def test_stores_in_two_schemas_of_one_postgresql_database_do_not_share_locks(
+        pg_store_url: str, other_pg_store_url: str, lock_name: str) -> None:
+    # advisory locks belong to the whole database: two stores (schemas) must not block each other
+    other = open_store(other_pg_store_url)
+    mine = open_store(pg_store_url)
+    try:
+        with exclusive(mine, lock_name), exclusive(other, lock_name):
+            with pytest.raises(LockHeld):  # while the same store still refuses a second holder
+                with exclusive(mine, lock_name):
+                    pass
+    finally:
+        other.dispose()
+        mine.dispose()
 
 
 # --- export -----------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from reconcile.facts import AgreementFacts, AsOf, OperationInAgreement, ProjectY
 from reconcile.findings import Finding, round4
 from reconcile.lifecycle import Life, LifeCounts
 from reconcile.rules import RULES, Rule
-from store.db import snapshot_reader
+from store.db import large_page_cache, snapshot_reader
 from store.models import ReconcileRun
 
 runs = ReconcileRun.__table__
@@ -172,6 +172,7 @@ def run(engine: Engine, config: Config, *, as_of: date | None = None, years: lis
     try:
         # one transaction: facts are read and deviations written chunk by chunk, committed together
         with engine.begin() as conn, contextlib.ExitStack() as stack:
+            stack.enter_context(large_page_cache(conn))
             plan = _plan(conn, chosen, chunk_size)
             subjects = sum(hi - lo + 1 for _, lo, hi in plan)  # ids are dense enough to size the run
             count = parallel.worker_count(workers if workers is not None else settings.workers, subjects)
@@ -182,9 +183,9 @@ def run(engine: Engine, config: Config, *, as_of: date | None = None, years: lis
                         gone=load.gone_subjects(conn, chosen) if chosen else set(), now=_now())
             if not count:
                 judged = _judge_here(stack.enter_context(_reader(engine, conn)), plan, chosen, judge)
-            for found, fingerprints, chunk_counts in judged:
+            for found, digests, chunk_counts in judged:
                 judge.add(chunk_counts)
-                life.apply(found, fingerprints)
+                life.apply(found, digests)
                 findings.extend(found)
             counts = life.finish()
             seconds = time.perf_counter() - started

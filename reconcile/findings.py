@@ -16,7 +16,8 @@ from __future__ import annotations
 import decimal
 import hashlib
 import json
-from dataclasses import dataclass, field
+import operator
+from dataclasses import dataclass, field, fields
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
@@ -90,6 +91,16 @@ class Finding:
     county_id: int | None = None
     county: str | None = None
 
+    def __reduce__(self) -> tuple:
+        # Worker processes send findings by the hundred thousand (reconcile/parallel.py). The
+        # dataclass's own state methods are Python loops, and a pickled Decimal costs ten times its
+        # text: the field values go as a tuple, figures as their exact text.
+        values = list(_field_values(self))
+        for i in _FIGURES:
+            if values[i] is not None:
+                values[i] = str(values[i])
+        return (_unpickled, tuple(values))
+
     @property
     def fingerprint(self) -> str:
         """A digest of everything a deviation stores of this finding (figures, sentence, evidence).
@@ -98,13 +109,32 @@ class Finding:
         back: equal means nothing changed. Figures enter in canonical text (:func:`text`), so the
         same numbers give the same digest on either database.
         """
+        return self.digests()[0]
+
+    def digests(self) -> tuple[str, str]:
+        """(fingerprint, ``numbers`` as JSON text): both serialise ``numbers``, so they are made together,
+        and the text is what the store keeps (sorted keys, Persian as is; JSON readers see the same dict)."""
+        numbers = json.dumps(self.numbers, sort_keys=True, ensure_ascii=False, default=str)
         content = "\x1f".join(str(part) for part in (
-            self.severity, text(self.planned), text(self.actual), text(self.measure),
-            json.dumps(self.numbers, sort_keys=True, ensure_ascii=False, default=str), self.message,
+            self.severity, text(self.planned), text(self.actual), text(self.measure), numbers, self.message,
             self.agency_code, self.county_id, self.sync_run_id, self.evidence_table, self.evidence_id))
-        return hashlib.blake2b(content.encode("utf-8"), digest_size=16).hexdigest()
+        return hashlib.blake2b(content.encode("utf-8"), digest_size=16).hexdigest(), numbers
 
     @property
     def key(self) -> tuple[str, str, str, int, int]:
         """The deviation identity: (kind, rule, subject, fiscal year, quarter or 0)."""
         return (self.kind, self.rule, self.subject, self.fiscal_year, self.quarter or 0)
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(Finding))  # constructor order
+_field_values = operator.attrgetter(*_FIELD_NAMES)
+_FIGURES = tuple(_FIELD_NAMES.index(name) for name in ("planned", "actual", "measure"))
+
+
+def _unpickled(*values: Any) -> Finding:
+    """A Finding from :meth:`Finding.__reduce__`'s values."""
+    values = list(values)
+    for i in _FIGURES:
+        if values[i] is not None:
+            values[i] = Decimal(values[i])
+    return Finding(*values)

@@ -27,17 +27,16 @@ Acknowledging and dismissing are a person's acts (reconcile/deviations.py).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from reconcile.findings import SEVERITY_RANK, Finding
-from reconcile.load import day_reader, driver_rows, figure_reader
+from reconcile.load import day_reader, driver_rows
 from store import locks
 from store.models import Deviation, DeviationEvent
 
@@ -84,56 +83,59 @@ def _content(f: Finding, fingerprint: str) -> dict[str, Any]:
     }
 
 
-def bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    """Insert many rows (all with the same keys) in the connection's transaction, straight through
-    the driver: COPY on PostgreSQL, one prepared executemany on SQLite.
+def bulk_insert(conn: Connection, table: sa.Table, columns: Sequence[str], rows: list[Sequence[Any]], *,
+                ready: frozenset[str] = frozenset()) -> None:
+    """Insert many rows (sequences of values in `columns` order) in the connection's transaction,
+    straight through the driver: COPY on PostgreSQL, one prepared executemany on SQLite.
 
     psycopg's executemany sends one INSERT per row, and SQLAlchemy's own executemany spends more
     time building each row's parameters than the database spends storing it; opening a hundred
     thousand deviations is the difference between seconds and a minute. Values go through each
-    column type's bind processing (JSON, dates, the store's decimals), as SQLAlchemy would do.
+    column type's bind processing (JSON, dates, the store's decimals), as SQLAlchemy would do,
+    except in the `ready` columns, whose values are already what the driver takes (JSON as text).
     """
     if not rows:
         return
-    columns = list(rows[0])
     names = ", ".join(f'"{name}"' for name in columns)
     driver = conn.connection.driver_connection
     if conn.dialect.name == "postgresql":
-        json_columns = {c.name for c in table.columns if isinstance(c.type, sa.JSON)}
+        json_columns = [i for i, c in enumerate(columns)
+                        if c not in ready and isinstance(table.c[c].type, sa.JSON)]
         with driver.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
             for row in rows:
-                copy.write_row([json.dumps(row[c], ensure_ascii=False) if c in json_columns and row[c] is not None
-                                else row[c] for c in columns])
+                if json_columns:
+                    row = list(row)
+                    for i in json_columns:
+                        if row[i] is not None:
+                            row[i] = json.dumps(row[i], ensure_ascii=False)
+                copy.write_row(row)
         return
-    # _cached_bind_processor: the dialect's processor for the column type, as SQLAlchemy applies it
-    processors = [(i, p) for i, c in enumerate(columns)
-                  if (p := table.c[c].type._cached_bind_processor(conn.dialect)) is not None]
-    # sqlite3 keeps a bound str's UTF-8 form inside the str for its lifetime: long texts are bound
-    # as copies, so the findings a run returns do not carry a second, encoded copy of each sentence
-    texts = [i for i, c in enumerate(columns) if c in ("message", "reason")]
-    # a run's rows repeat many values (its day, its clock, statuses, figures): each distinct
-    # hashable value is processed once per column (keyed with its type: 1 == 1.0 == True)
-    caches: list[dict] = [{} for _ in processors]
-    params = []
-    for row in rows:
-        values = [row[c] for c in columns]
-        for (i, process), cache in zip(processors, caches):
-            value = values[i]
-            try:
-                values[i] = cache[type(value), value]
-            except KeyError:
-                values[i] = cache[type(value), value] = process(value)
-            except TypeError:  # unhashable (a JSON document)
-                values[i] = process(value)
-        for i in texts:
-            if values[i] is not None:
-                values[i] = (" " + values[i])[1:]
-        params.append(values)
+    by_column = [list(values) for values in zip(*rows)]  # column by column: one processor call per value
+    for i, name in enumerate(columns):
+        values = by_column[i]
+        if name in _TEXTS:
+            # sqlite3 keeps a bound str's UTF-8 form inside the str for its lifetime: long texts
+            # are bound as copies, so the findings a run returns carry no second, encoded copy
+            by_column[i] = [value if value is None else (" " + value)[1:] for value in values]
+            continue
+        # _cached_bind_processor: the dialect's processor for the column type, as SQLAlchemy applies it
+        process = None if name in ready else table.c[name].type._cached_bind_processor(conn.dialect)
+        if process is None:
+            continue
+        first = values[0]
+        if values.count(first) == len(values) and all(type(value) is type(first) for value in values):
+            by_column[i] = [process(first)] * len(values)  # one value for the whole batch (a day, a clock)
+        else:
+            by_column[i] = [process(value) for value in values]
     cursor = driver.cursor()
     try:
-        cursor.executemany(f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join("?" * len(columns))})', params)
+        cursor.executemany(f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join("?" * len(columns))})',
+                           list(zip(*by_column)))
     finally:
         cursor.close()
+
+
+_TEXTS = frozenset({"message", "reason"})  # plain text columns that can be long: see bulk_insert
 
 
 def _batches(items: list, size: int = _BATCH) -> Iterable[list]:
@@ -160,32 +162,26 @@ class Life:
                               dev.c.last_found_on, dev.c.fingerprint).where(dev.c.fiscal_year.in_(self.years)))):
                 self.known[tuple(key)] = Known(dev_id, status, severity, alert_state, day(last_found_on), fingerprint)
 
-    def apply(self, findings: list[Finding], fingerprints: list[str] | None = None) -> None:
+    def apply(self, findings: list[Finding], digests: list[tuple[str, str]] | None = None) -> None:
         """One chunk of findings: insert what is new, update what changed, remember what was seen.
 
-        ``fingerprints`` are the findings' own, when a worker process computed them already.
+        ``digests`` are the findings' own (Finding.digests), when a worker process made them already.
         """
         conn, run_id, as_of, now = self.conn, self.run_id, self.as_of, self.now
-        keys = [f.key for f in findings]
-        if fingerprints is None:
-            fingerprints = [f.fingerprint for f in findings]
-        inserts: list[dict[str, Any]] = []
+        if digests is None:
+            digests = [f.digests() for f in findings]
+        new: list[tuple[Finding, str, str]] = []
         updates: list[dict[str, Any]] = []
-        events: list[dict[str, Any]] = []
+        events: list[tuple] = []
         still_there: list[int] = []
-        for f, key, fingerprint in zip(findings, keys, fingerprints):
+        for f, (fingerprint, numbers) in zip(findings, digests):
+            key = (f.kind, f.rule, f.subject, f.fiscal_year, f.quarter or 0)  # Finding.key, inlined: hot
             if key in self.deviations:  # one identity reported twice in a run: the first stands
                 continue
-            content = _content(f, fingerprint)
             known = self.known.pop(key, None)  # what is left in `known` at the end was not found
             if known is None:
-                inserts.append({
-                    "kind": f.kind, "rule": f.rule, "subject": f.subject, "fiscal_year": f.fiscal_year,
-                    "quarter": f.quarter or 0, "status": "open", "alert_state": "new", "first_found_on": as_of,
-                    "last_found_on": as_of, "reconcile_run_id": run_id, "updated_at": now, **content,
-                })
-                self.deviations[key] = (0, "open")
-                self.counts.opened += 1
+                new.append((f, fingerprint, numbers))
+                self.deviations[key] = (0, "open")  # its id is drawn in _insert
                 continue
             self.deviations[key] = (known.id, known.status)
             if known.status == "dismissed":
@@ -199,7 +195,7 @@ class Life:
                 alert_state = "new" if known.status == "open" and known.alert_state == "new" else "escalated"
             elif SEVERITY_RANK[f.severity] < SEVERITY_RANK[known.severity]:
                 event = "lowered"
-            elif content["fingerprint"] != known.fingerprint:
+            elif fingerprint != known.fingerprint:
                 event = "updated"
             if event is None:
                 self.counts.unchanged += 1
@@ -211,10 +207,10 @@ class Life:
             updates.append({
                 "b_id": known.id, "status": status, "alert_state": alert_state, "resolved_on": None,
                 "last_found_on": max(as_of, known.last_found_on or as_of), "reconcile_run_id": run_id,
-                "updated_at": now, **content,
+                "updated_at": now, **_content(f, fingerprint),
             })
             events.append(self._event(known.id, event, f.severity))
-        events.extend(self._insert(inserts))
+        events.extend(self._insert(new))
         self._update(updates)
         for part in _batches(still_there):
             conn.execute(sa.update(dev).where(dev.c.id.in_(part)).values(last_found_on=as_of))
@@ -237,21 +233,25 @@ class Life:
 
     # --- store access -------------------------------------------------------------------------
 
-    def _event(self, deviation_id: int, event: str, severity: str, reason: str | None = None) -> dict[str, Any]:
-        return {"deviation_id": deviation_id, "event": event, "severity": severity, "at": self.now,
-                "reconcile_run_id": self.run_id, "by": None, "reason": reason}
+    def _event(self, deviation_id: int, event: str, severity: str, reason: str | None = None) -> tuple:
+        return (deviation_id, event, severity, self.now, self.run_id, None, reason)  # _EVENT_COLUMNS
 
-    def _insert(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Insert new deviations with ids drawn beforehand (no read-back); return their events."""
-        if not rows:
+    def _insert(self, new: list[tuple[Finding, str, str]]) -> list[tuple]:
+        """Insert new deviations (finding, fingerprint, numbers as JSON text) with ids drawn beforehand
+        (no read-back); return their events."""
+        if not new:
             return []
-        events = []
-        for new_id, row in zip(self._new_ids(len(rows)), rows):
-            row["id"] = new_id
-            key = (row["kind"], row["rule"], row["subject"], row["fiscal_year"], row["quarter"])
-            self.deviations[key] = (new_id, "open")
-            events.append(self._event(new_id, "opened", row["severity"]))
-        bulk_insert(self.conn, dev, rows)
+        self.counts.opened += len(new)
+        run_id, day, now = self.run_id, self.as_of, self.now
+        rows, events = [], []
+        for new_id, (f, fingerprint, numbers) in zip(self._new_ids(len(new)), new):
+            quarter = f.quarter or 0
+            self.deviations[(f.kind, f.rule, f.subject, f.fiscal_year, quarter)] = (new_id, "open")
+            rows.append((new_id, f.kind, f.rule, f.subject, f.fiscal_year, quarter, "open", "new", day, day,
+                         run_id, now, f.severity, f.planned, f.actual, f.measure, numbers, f.message,
+                         f.agency_code, f.county_id, f.sync_run_id, f.evidence_table, f.evidence_id, fingerprint))
+            events.append((new_id, "opened", f.severity, now, run_id, None, None))
+        bulk_insert(self.conn, dev, _NEW_COLUMNS, rows, ready=frozenset({"numbers"}))
         return events
 
     def _new_ids(self, count: int) -> list[int]:
@@ -270,5 +270,13 @@ class Life:
         for part in _batches(rows):
             self.conn.execute(statement, part)
 
-    def _events(self, rows: list[dict[str, Any]]) -> None:
-        bulk_insert(self.conn, event_table, rows)
+    def _events(self, rows: list[tuple]) -> None:
+        bulk_insert(self.conn, event_table, _EVENT_COLUMNS, rows)
+
+
+# the rows Life inserts, as tuples in these orders
+_NEW_COLUMNS = ("id", "kind", "rule", "subject", "fiscal_year", "quarter", "status", "alert_state",
+                "first_found_on", "last_found_on", "reconcile_run_id", "updated_at", "severity", "planned",
+                "actual", "measure", "numbers", "message", "agency_code", "county_id", "sync_run_id",
+                "evidence_table", "evidence_id", "fingerprint")
+_EVENT_COLUMNS = ("deviation_id", "event", "severity", "at", "reconcile_run_id", "by", "reason")

@@ -12,8 +12,8 @@ as an in-process run leaves it (the same deviation ids too).
   (``pg_export_snapshot``), so the whole run sees one moment of the store, as in-process.
   SQLite cannot share a snapshot between connections: there each chunk is one consistent moment,
   and a sync committing during the run may be seen by later chunks (never half a subject).
-* A worker returns its chunk's findings, their fingerprints (reconcile/findings.py: hashing is
-  work too) and per-rule counts; an error in a worker fails the run
+* A worker returns its chunk's findings, their digests (reconcile/findings.py: the fingerprint and
+  ``numbers`` as JSON text; hashing and serialising are work too) and per-rule counts; an error in a worker fails the run
   (every deviation change rolled back) with that error.
 * Workers come from the forkserver of :mod:`budgetwatch.workers` (safe while the parent runs
   threads); they cost about a second to start, so small runs (fewer than :data:`MIN_SUBJECTS`
@@ -59,9 +59,9 @@ def worker_count(configured: int | None, subjects: int) -> int:
 @contextlib.contextmanager
 def judging_in_workers(engine: Engine, conn: sa.Connection, plan: Sequence[Chunk], years: Sequence[int],
                        as_of: AsOf, rules: list, workers: int
-                       ) -> Iterator[Iterator[tuple[list[Finding], list[str] | None, Counts]]]:
+                       ) -> Iterator[Iterator[tuple[list[Finding], list[tuple[str, str]] | None, Counts]]]:
     """Start the workers on every chunk of `plan` now; yields the results (findings, their
-    fingerprints, counts) in plan order, as they come.
+    digests, counts) in plan order, as they come.
 
     `conn` is the run's own transaction: on PostgreSQL its snapshot is exported for the workers.
     The workers start at once, so that their start-up overlaps with the run's own preparations.
@@ -89,7 +89,7 @@ def _start(url: str, snapshot: str | None, years: list[int], as_of: AsOf, rules:
     _state.update(engine=make_engine(url), snapshot=snapshot, years=years, as_of=as_of, rules=rules, visits=None)
 
 
-def _judge(chunk: Chunk) -> tuple[list[Finding], list[str], Counts]:
+def _judge(chunk: Chunk) -> tuple[list[Finding], list[tuple[str, str]], Counts]:
     from reconcile.engine import Judge
 
     family, lo, hi = chunk
@@ -103,5 +103,5 @@ def _judge(chunk: Chunk) -> tuple[list[Finding], list[str], Counts]:
             facts = load.agreements_between(conn, years, lo, hi)
     judge = Judge(_state["as_of"], _state["rules"])
     found = judge.project_years(facts) if family == "capital" else judge.agreements(facts)
-    return (found, [f.fingerprint for f in found],
+    return (found, [f.digests() for f in found],
             {name: (s.checked, s.flagged, s.findings) for name, s in judge.stats.items()})

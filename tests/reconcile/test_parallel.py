@@ -7,12 +7,15 @@ PostgreSQL in the run's exported snapshot) while the run's transaction writes th
 from __future__ import annotations
 
 import os
+import pickle
 import random
+from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
 
 import reconcile
+from reconcile.findings import Finding
 from reconcile.parallel import worker_count
 from store.models import Deviation, DeviationEvent, ProgressReport, ReconcileRun
 from reconcile_builders import Store, config, day
@@ -68,6 +71,18 @@ def test_workers_find_and_store_exactly_what_an_in_process_run_does(engine):
     # and a later in-process run agrees that nothing changed
     again = reconcile.run(engine, config(), as_of=AUTUMN, workers=0)
     assert again.life.unchanged == len(here.findings) and again.life.opened == again.life.resolved == 0
+
+
+def test_a_finding_crosses_processes_exactly():
+    # workers pickle findings with their own __reduce__ (figures as text): every field comes back,
+    # and each figure with its exact digits and exponent (Decimal equality alone would not tell)
+    finding = Finding(rule="progress_lag", kind="capital", subject="1305012007-003", fiscal_year=1405, quarter=2,
+                      severity="major", planned=Decimal("55.0"), actual=None, measure=Decimal("-1E+2"),
+                      message="پروژه «الف» ۳۲٪", numbers={"planned": "55"}, evidence_table="progress_report",
+                      evidence_id=7, sync_run_id=3, agency_code="300", county_id=5, county="اهواز")
+    back = pickle.loads(pickle.dumps(finding, protocol=pickle.HIGHEST_PROTOCOL))
+    assert back == finding and back.digests() == finding.digests()
+    assert [str(back.planned), back.actual, str(back.measure)] == ["55.0", None, "-1E+2"]
 
 
 def test_a_large_store_gets_workers_and_a_small_one_none():

@@ -190,6 +190,170 @@ def test_detail_unexchanged_agreement_has_no_targets():
     assert d.targets == {} and d.agreement_no is None and d.agreement_status == "awaiting"
 
 
+# --- the detail page is read from a strained parse: the same reading as from the whole page ------
+# read_detail_page builds only table#tblInfo, the three grids and lblNotFound (pages.py); these
+# pages vary within what the contract allows, and each must read exactly as the whole page reads.
+
+DETAIL = fixture_text("nezarat4-detail.html")
+DETAIL_PAGE = "ProjectDetail.aspx?id=48213&year=1405"
+GRIDS = ("gvCredits", "gvTargets", "gvPerformance")
+
+
+def detail_reading(html: str):
+    """What read_detail_page makes of a page: DetailPage, NOT_FOUND, or the LayoutChanged's parts."""
+    try:
+        return pages.read_detail_page(html, DETAIL_PAGE)
+    except LayoutChanged as exc:
+        return ("LayoutChanged", exc.page, exc.expected, exc.found)
+
+
+@pytest.fixture
+def full_reading(monkeypatch):
+    """The reading of the same page parsed whole (no strainer: parse_only=None)."""
+    def read(html: str):
+        with monkeypatch.context() as m:
+            m.setattr(pages, "_DETAIL_STRAINER", None)
+            return detail_reading(html)
+    return read
+
+
+def _replace(html: str, old: str, new: str) -> str:
+    assert old in html, old  # every variation must really change the page
+    return html.replace(old, new)
+
+
+def _sub(pattern: str, repl: str, html: str) -> str:
+    html, n = re.subn(pattern, repl, html, flags=re.DOTALL)
+    assert n, pattern
+    return html
+
+
+def _sections(html: str) -> str:  # <thead>/<tbody> around the rows of every table
+    html = _sub(r'(<table id="gv\w+"[^>]*>)(\s*<tr class="header">.*?</tr>)',
+                r"\1<thead>\2</thead><tbody>", html)
+    html = _replace(html, '<table id="tblInfo" class="form">', '<table id="tblInfo" class="form"><tbody>')
+    return _replace(html, "</table>", "</tbody></table>")
+
+
+def _nested(html: str) -> str:  # a layout table around everything, panels around each grid
+    html = _sub(r"(<form[^>]*>)", r'\1<div id="content"><table class="layout"><tr><td>', html)
+    html = _replace(html, "</form>", "</td></tr></table></div></form>")
+    return _sub(r'(<table id="gv\w+".*?</table>)', r'<div class="panel"><div id="pnl">\1</div></div>',
+                html)
+
+
+def _attribute_order(html: str) -> str:
+    for grid in GRIDS:
+        html = _replace(html, f'<table id="{grid}" class="grid" cellspacing="0" rules="all" border="1">',
+                        f'<table class="grid" cellspacing="0" border="1" id="{grid}" rules="all">')
+    html = _replace(html, '<table id="tblInfo" class="form">', '<table class="form" id="tblInfo">')
+    return _replace(html, '<span id="lblCounty">', '<span class="value" id="lblCounty">')
+
+
+def _ids_elsewhere(html: str) -> str:
+    """The same ids on other elements outside what is read; the full parse passes them over."""
+    banner = ('<div id="header"><span id="lblProjectCode">۹۹۹</span><span id="lblCounty">شوش</span>'
+              '<input type="hidden" id="tblInfo" value="x" /><label id="gvTargets">x</label>'
+              '<span id="lblNotFound"></span></div>')
+    html = _replace(html, '<table id="tblInfo"', banner + '<table id="tblInfo"')
+    return _sub(r'(<table id="gvCredits".*?</table>)', r'<div id="gvCredits">\1</div>', html)
+
+
+def _pager_in_grid(html: str) -> str:  # a nested pager table in gvPerformance: its rows are not the grid's
+    pager = ('<tr class="pager"><td colspan="7"><table><tr><td><span>1</span></td><td><a href='
+             "\"javascript:__doPostBack('gvPerformance','Page$2')\">2</a></td></tr></table></td></tr>")
+    start = html.index('id="gvPerformance"')
+    end = html.index("</table>", start)
+    return html[:start] + html[start:end] + pager + html[end:]
+
+
+def _markup_in_cells(html: str) -> str:  # cells that are not one plain string: get_text's reading
+    html = _replace(html, '<span id="lblCounty">اهواز</span>', '<span id="lblCounty"><b>اهواز</b></span>')
+    html = _replace(html, "<td>۳۵</td>", "<td>۳۵<!-- q1 --></td>")
+    return _replace(html, "<td>۹۰٬۰۰۰</td><td>۹۰٬۰۰۰</td>", "<td>۹۰<b>٬</b>۰۰۰</td><td>۹۰٬۰۰۰</td>")
+
+
+def _extras(html: str) -> str:  # a script, comments and extra elements mentioning the ids
+    html = _replace(html, "</head>", "<script>var t = '<table id=\"gvCredits\"></table>';</script></head>")
+    html = _replace(html, "<body>",
+                    '<body><!-- <table id="tblInfo"> --><div id="menu"><a href="#">x</a></div>')
+    return _replace(html, "</form>", '<p>gvTargets <span id="lblFooter">x</span></p></form>')
+
+
+WITHIN_CONTRACT = {
+    "as given": lambda html: html,
+    "tbody and thead": _sections,
+    "nested in divs and a layout table": _nested,
+    "attribute order": _attribute_order,
+    "ids also elsewhere": _ids_elsewhere,
+    "pager nested in a grid": _pager_in_grid,
+    "markup in cells": _markup_in_cells,
+    "script comments extras": _extras,
+    "all at once": lambda html: _extras(_attribute_order(_markup_in_cells(_pager_in_grid(
+        _ids_elsewhere(_nested(_sections(html))))))),
+}
+
+
+@pytest.mark.parametrize("variant", list(WITHIN_CONTRACT))
+def test_detail_strained_reading_equals_full_reading_within_contract(variant, full_reading):
+    html = WITHIN_CONTRACT[variant](DETAIL)
+    strained = detail_reading(html)
+    assert strained == full_reading(html)
+    assert isinstance(strained, pages.DetailPage)
+    assert strained == detail_reading(DETAIL)  # the same values as the plain example page
+
+
+def _decoy_grid_first(html: str) -> str:  # an earlier table with a grid's id: both readings pick it
+    decoy = '<div style="display:none"><table id="gvTargets"><tr><td>x</td></tr></table></div>'
+    return _replace(html, '<table id="tblInfo"', decoy + '<table id="tblInfo"')
+
+
+DRIFTED = {
+    **{f"no {grid}": (lambda grid: lambda html: _replace(_nested(html), f'id="{grid}"', 'id="gvOther"'))(grid)
+       for grid in GRIDS},
+    "no tblInfo": lambda html: _replace(html, 'id="tblInfo"', 'id="tblInfo2"'),
+    "a span outside tblInfo only": lambda html: _ids_elsewhere(
+        _replace(html, '<span id="lblProjectCode">۱۳۰۵۰۱۲۰۰۷-۰۰۳</span>', "")),
+    "a decoy grid first": _decoy_grid_first,
+    "renamed header in tbody": lambda html: _replace(_sections(html), "<th>جذب</th>", "<th>جذب شده</th>"),
+    "not found in a div": lambda html: (
+        '<html><head><title>جزئیات پروژه</title></head><body><form id="aspnetForm"><div class="msg">'
+        '<span id="lblNotFound">پروژه مورد نظر یافت نشد</span></div></form></body></html>'),
+    "unknown page": lambda html: (
+        '<html><head><title>خانه</title></head><body><div id="menu">؟</div></body></html>'),
+}
+
+
+@pytest.mark.parametrize("variant", list(DRIFTED))
+def test_detail_strained_reading_equals_full_reading_on_drift(variant, full_reading):
+    html = DRIFTED[variant](DETAIL)
+    strained = detail_reading(html)
+    assert strained == full_reading(html)
+    if variant == "not found in a div":
+        assert strained is pages.NOT_FOUND
+    else:
+        assert strained[0] == "LayoutChanged"
+
+
+@pytest.mark.parametrize("grid", GRIDS)
+def test_detail_missing_grid_describes_the_whole_page(grid):
+    html = _nested(DETAIL).replace(f'id="{grid}"', 'id="gvOther"')
+    with pytest.raises(LayoutChanged) as exc:
+        pages.read_detail_page(html, DETAIL_PAGE)
+    assert exc.value.expected == f"table#{grid}"
+    assert exc.value.found == pages.describe(pages.parse(html))
+    # the title, the form and the layout div are outside what the strained parse builds
+    assert exc.value.found.startswith("page titled 'جزئیات پروژه' with ids [aspnetForm, content, tblInfo")
+
+
+def test_detail_texts_are_plain_strings():
+    """Plain str, not bs4 strings tied to their tree: the reading is pickled back from a worker."""
+    raw = pages.read_detail_page(_markup_in_cells(DETAIL), DETAIL_PAGE)
+    rows = raw.credits + [raw.credit_total] + raw.targets + raw.performance
+    values = list(raw.identity.values()) + [v for row in rows for v in row.cells.values()]
+    assert len(values) > 50 and all(type(v) is str for v in values)
+
+
 # --- the list pages ------------------------------------------------------------------------------
 
 

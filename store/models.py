@@ -447,12 +447,14 @@ class Deviation(SQLModel, table=True):
     # Finding.fingerprint of the content above and the evidence below: a re-run compares digests
     fingerprint: str | None = Field(default=None, max_length=32)
     agency_code: str | None = Field(default=None, max_length=32, index=True)
-    county_id: int | None = Field(default=None, foreign_key="county.id")
+    # county_id, reconcile_run_id, sync_run_id refer to county / reconcile_run / sync_run without a
+    # foreign key constraint: migration 0003 says why (per-row checks on a run's 100,000s of inserts)
+    county_id: int | None = None
     first_found_on: date
     last_found_on: date
     resolved_on: date | None = None
-    reconcile_run_id: int | None = Field(default=None, foreign_key="reconcile_run.id")
-    sync_run_id: int | None = Field(default=None, foreign_key="sync_run.id")  # data it came from
+    reconcile_run_id: int | None = None  # the run that last changed it
+    sync_run_id: int | None = None  # the sync run that last changed its evidence
     evidence_table: str | None = Field(default=None, max_length=32)  # progress_report, ...
     evidence_id: int | None = None
     acted_by: str | None = None  # who acknowledged / dismissed
@@ -471,7 +473,7 @@ class DeviationEvent(SQLModel, table=True):
     event: str = Field(max_length=16)
     severity: str | None = Field(default=None, max_length=16)
     at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
-    reconcile_run_id: int | None = Field(default=None, foreign_key="reconcile_run.id")
+    reconcile_run_id: int | None = None  # no foreign key constraint: migration 0003
     by: str | None = None
     reason: str | None = None
 

@@ -124,3 +124,40 @@ def test_a_store_from_before_fingerprints_is_refused_then_upgraded_and_judged(tm
         stored = conn.execute(sa.select(Deviation.__table__.c.fingerprint)).scalars().all()
     assert len(stored) == len(first.findings) > 0
     assert sorted(stored) == sorted(f.fingerprint for f in first.findings)
+
+
+def test_every_reference_of_a_run_resolves(engine):
+    # deviation.county_id / reconcile_run_id / sync_run_id and deviation_event.reconcile_run_id carry
+    # no foreign key constraint (migration 0003): the run itself must write only ids that exist
+    _varied_store(engine)
+    reconcile.run(engine, config(), as_of=AUTUMN, workers=2, chunk_size=4)
+    dev, ev = Deviation.__table__, DeviationEvent.__table__
+    with engine.connect() as conn:
+        def ids(table: str) -> set[int]:
+            return set(conn.execute(sa.text(f"SELECT id FROM {table}")).scalars())
+
+        runs, syncs, counties = ids("reconcile_run"), ids("sync_run"), ids("county")
+        rows = conn.execute(sa.select(dev.c.county_id, dev.c.reconcile_run_id, dev.c.sync_run_id)).all()
+        events = conn.execute(sa.select(ev.c.reconcile_run_id)).scalars().all()
+    assert rows and events and counties and syncs
+    assert {county for county, _, _ in rows} <= counties | {None}
+    assert {run for _, run, _ in rows} <= runs and set(events) <= runs
+    assert {sync for _, _, sync in rows} - {None} <= syncs and any(sync for _, _, sync in rows)
+
+
+def test_upgrading_to_0003_keeps_every_deviation_and_drops_only_the_reference_checks(tmp_path):
+    from store.db import make_engine, upgrade
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'at0002.db'}")
+    upgrade(engine, "0002")
+    _varied_store(engine)
+    first = reconcile.run(engine, config(), as_of=AUTUMN, workers=0)
+    before = _deviations(engine)
+    upgrade(engine, "head")
+    assert _deviations(engine) == before and len(before) == len(first.findings) > 0
+    inspector = sa.inspect(engine)
+    assert [k["referred_table"] for k in inspector.get_foreign_keys("deviation")] == []
+    assert [(k["constrained_columns"], k["referred_table"]) for k in inspector.get_foreign_keys("deviation_event")] \
+        == [(["deviation_id"], "deviation")]
+    again = reconcile.run(engine, config(), as_of=AUTUMN, workers=0)
+    assert again.life.unchanged == len(first.findings) and again.life.opened == again.life.updated == 0

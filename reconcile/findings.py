@@ -112,13 +112,15 @@ class Finding:
         return self.digests()[0]
 
     def digests(self) -> tuple[str, str]:
-        """(fingerprint, ``numbers`` as JSON text): both serialise ``numbers``, so they are made together,
-        and the text is what the store keeps (sorted keys, Persian as is; JSON readers see the same dict)."""
-        numbers = json.dumps(self.numbers, sort_keys=True, ensure_ascii=False, default=str)
+        """(fingerprint, ``numbers`` as the JSON text the store keeps): a worker process makes both
+        (reconcile/parallel.py), so that the run's own process only writes them. The stored text keeps
+        the rule's order of the figures (``deviations show`` lists them so); the fingerprint's is sorted."""
         content = "\x1f".join(str(part) for part in (
-            self.severity, text(self.planned), text(self.actual), text(self.measure), numbers, self.message,
+            self.severity, text(self.planned), text(self.actual), text(self.measure),
+            json.dumps(self.numbers, sort_keys=True, ensure_ascii=False, default=str), self.message,
             self.agency_code, self.county_id, self.sync_run_id, self.evidence_table, self.evidence_id))
-        return hashlib.blake2b(content.encode("utf-8"), digest_size=16).hexdigest(), numbers
+        stored = json.dumps(self.numbers, ensure_ascii=False)
+        return hashlib.blake2b(content.encode("utf-8"), digest_size=16).hexdigest(), stored
 
     @property
     def key(self) -> tuple[str, str, str, int, int]:

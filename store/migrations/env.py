@@ -24,6 +24,11 @@ def run_migrations_online() -> None:
             connection.commit()
         try:
             with connection.begin():
+                if sqlite:
+                    # pysqlite opens its transaction only at the first INSERT/UPDATE/DELETE: DDL
+                    # before it (a batch copy's CREATE TABLE) would commit on its own and outlive
+                    # a failed migration. An explicit BEGIN makes the whole migration one transaction.
+                    connection.exec_driver_sql("BEGIN")
                 context.configure(
                     connection=connection,
                     target_metadata=METADATA,

@@ -6,6 +6,7 @@ PostgreSQL in the run's exported snapshot) while the run's transaction writes th
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import random
@@ -80,9 +81,50 @@ def test_a_finding_crosses_processes_exactly():
                       severity="major", planned=Decimal("55.0"), actual=None, measure=Decimal("-1E+2"),
                       message="پروژه «الف» ۳۲٪", numbers={"planned": "55"}, evidence_table="progress_report",
                       evidence_id=7, sync_run_id=3, agency_code="300", county_id=5, county="اهواز")
-    back = pickle.loads(pickle.dumps(finding, protocol=pickle.HIGHEST_PROTOCOL))
+    sent = pickle.dumps(finding, protocol=pickle.HIGHEST_PROTOCOL)
+    back = pickle.loads(sent)
     assert back == finding and back.digests() == finding.digests()
     assert [str(back.planned), back.actual, str(back.measure)] == ["55.0", None, "-1E+2"]
+    assert b"Decimal" not in sent  # figures cross as text (a pickled Decimal costs ten times as much)
+
+
+def test_the_fingerprint_is_the_one_earlier_versions_stored():
+    # Stored deviations carry the fingerprint of the version that judged them: if its formula
+    # changed, the first run after an upgrade would record every deviation as 'updated'. The digest
+    # below was made by the version that introduced fingerprints (schema 0002, commit cda2841).
+    finding = Finding(rule="progress_lag", kind="capital", subject="1305012007-003", fiscal_year=1405, quarter=2,
+                      severity="major", planned=Decimal("55.0"), actual=Decimal("32"), measure=Decimal("-23.0000"),
+                      message="پروژه «الف» ۳۲٪ در برابر ۵۵٪",
+                      numbers={"planned_cum": "55", "actual": "32", "منبع": "ملی"},
+                      evidence_table="progress_report", evidence_id=7, sync_run_id=3, agency_code="300",
+                      county_id=5, county="اهواز")
+    assert finding.fingerprint == "fe98cd16b6d3d4530b6cf6ec92995320"
+    stored = finding.digests()[1]
+    assert list(json.loads(stored).items()) == list(finding.numbers.items())  # the rule's order, kept
+
+
+def test_new_and_updated_deviations_store_the_same_numbers_in_the_rules_order(engine):
+    # new deviations are written with the worker's JSON text, updated ones through SQLAlchemy:
+    # read back raw, both give the finding's figures in the rule's order
+    _varied_store(engine)
+    first = reconcile.run(engine, config(), as_of=AUTUMN, workers=2, chunk_size=4)
+    by_key = {f.key: f for f in first.findings}
+    dev = Deviation.__table__
+
+    def assert_stored_in_order() -> None:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(dev.c.kind, dev.c.rule, dev.c.subject, dev.c.fiscal_year, dev.c.quarter,
+                                          sa.cast(dev.c.numbers, sa.Text))).all()
+        assert len(rows) == len(first.findings) > 0
+        for *key, text in rows:
+            assert list(json.loads(text).items()) == list(by_key[tuple(key)].numbers.items())
+
+    assert_stored_in_order()
+    with engine.begin() as conn:  # make every deviation look judged on other figures
+        conn.execute(sa.update(dev).values(fingerprint="0" * 32, numbers=None))
+    again = reconcile.run(engine, config(), as_of=AUTUMN, workers=0)
+    assert again.life.updated == len(first.findings)
+    assert_stored_in_order()
 
 
 def test_a_large_store_gets_workers_and_a_small_one_none():
@@ -161,3 +203,45 @@ def test_upgrading_to_0003_keeps_every_deviation_and_drops_only_the_reference_ch
         == [(["deviation_id"], "deviation")]
     again = reconcile.run(engine, config(), as_of=AUTUMN, workers=0)
     assert again.life.unchanged == len(first.findings) and again.life.opened == again.life.updated == 0
+
+
+def test_0003_goes_down_and_up_again_on_either_database(engine):
+    from alembic import command
+
+    from store.db import _alembic_config, upgrade
+
+    def keys() -> list[tuple[str, str]]:
+        inspector = sa.inspect(engine)
+        return sorted((table, key["constrained_columns"][0]) for table in ("deviation", "deviation_event")
+                      for key in inspector.get_foreign_keys(table))
+
+    _varied_store(engine)
+    first = reconcile.run(engine, config(), as_of=AUTUMN, workers=0)
+    before = _deviations(engine)
+    command.downgrade(_alembic_config(engine), "0002")
+    assert keys() == [("deviation", "county_id"), ("deviation", "reconcile_run_id"), ("deviation", "sync_run_id"),
+                      ("deviation_event", "deviation_id"), ("deviation_event", "reconcile_run_id")]
+    upgrade(engine)
+    assert keys() == [("deviation_event", "deviation_id")]
+    assert _deviations(engine) == before and len(before) == len(first.findings)
+
+
+def test_a_migration_that_finds_broken_references_changes_nothing(tmp_path):
+    # SQLite migrations run with enforcement off and check the store before committing: a store
+    # holding an event of a deviation that does not exist is refused, and left exactly as it was
+    # (no half-copied table: the copy's CREATE TABLE is inside the migration's transaction)
+    from store.db import current_revision, make_engine, upgrade
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'broken.db'}")
+    upgrade(engine, "0002")
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        conn.exec_driver_sql("INSERT INTO deviation_event (deviation_id, event, at) VALUES (999, 'opened', '2026-11-25')")
+        conn.commit()
+        conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+    tables = set(sa.inspect(engine).get_table_names())
+    with pytest.raises(RuntimeError, match="referring to missing rows"):
+        upgrade(engine)
+    engine.dispose()
+    assert current_revision(engine) == "0002"
+    assert set(sa.inspect(engine).get_table_names()) == tables

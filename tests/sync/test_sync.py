@@ -179,3 +179,28 @@ def test_a_second_sync_of_the_same_source_refuses_to_start(simulator_factory, sq
         outcomes = {o.source: o for o in run_sync(engine, config)}
     assert outcomes["saba"].status == "locked" and "another budgetwatch process" in outcomes["saba"].error
     assert outcomes["nezarat4"].status == "success"
+
+
+def test_a_batch_the_store_refuses_stops_that_source_and_the_next_run_completes(simulator_factory, sqlite_url,
+                                                                                 monkeypatch):
+    # A store failing while a batch of details commits (written in a thread, sync/engine.py _Batches):
+    # a real SQLite trigger stands in for a full disk or a lost server. The source must stop with the
+    # store's error and keep its high-water mark; the other source goes on; the next run completes.
+    from store import runs
+
+    sim = simulator_factory()
+    engine = open_store(sqlite_url)
+    config = store_config(sim, sqlite_url, monkeypatch)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TRIGGER refuse BEFORE INSERT ON progress_report "
+                             "BEGIN SELECT RAISE(ABORT, 'the store refused this batch'); END")
+    outcomes = {o.source: o for o in run_sync(engine, config)}
+    assert outcomes["nezarat4"].status == "failed"
+    assert "the store refused this batch" in outcomes["nezarat4"].error
+    assert outcomes["saba"].status == "success"
+    assert {runs.get_state(engine, "nezarat4", year)["high_water_mark"] for year in (1404, 1405)} == {None}
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER refuse")
+    again = {o.source: o for o in run_sync(engine, config)}
+    assert again["nezarat4"].status == "success", again["nezarat4"].error
+    _assert_store_equals_truth(engine, sim)

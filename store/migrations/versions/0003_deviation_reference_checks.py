@@ -43,7 +43,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # the names the keys had: PostgreSQL's defaults, SQLite's by NAMING (it shows them unnamed)
+    postgresql = op.get_bind().dialect.name == "postgresql"
     for table, columns in DROPPED.items():
         with op.batch_alter_table(table, naming_convention=NAMING) as batch_op:
             for column, referred in columns.items():
-                batch_op.create_foreign_key(f"fk_{table}_{column}_{referred}", referred, [column], ["id"])
+                name = f"{table}_{column}_fkey" if postgresql else f"fk_{table}_{column}_{referred}"
+                batch_op.create_foreign_key(name, referred, [column], ["id"])

@@ -26,8 +26,7 @@ Acknowledging and dismissing are a person's acts (reconcile/deviations.py).
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, NamedTuple
@@ -38,6 +37,7 @@ from sqlalchemy.engine import Connection
 from reconcile.findings import SEVERITY_RANK, Finding
 from reconcile.load import day_reader, driver_rows
 from store import locks
+from store.db import bulk_insert
 from store.models import Deviation, DeviationEvent
 
 dev = Deviation.__table__
@@ -81,61 +81,6 @@ def _content(f: Finding, fingerprint: str) -> dict[str, Any]:
         "sync_run_id": f.sync_run_id, "evidence_table": f.evidence_table, "evidence_id": f.evidence_id,
         "fingerprint": fingerprint,
     }
-
-
-def bulk_insert(conn: Connection, table: sa.Table, columns: Sequence[str], rows: list[Sequence[Any]], *,
-                ready: frozenset[str] = frozenset()) -> None:
-    """Insert many rows (sequences of values in `columns` order) in the connection's transaction,
-    straight through the driver: COPY on PostgreSQL, one prepared executemany on SQLite.
-
-    psycopg's executemany sends one INSERT per row, and SQLAlchemy's own executemany spends more
-    time building each row's parameters than the database spends storing it; opening a hundred
-    thousand deviations is the difference between seconds and a minute. Values go through each
-    column type's bind processing (JSON, dates, the store's decimals), as SQLAlchemy would do,
-    except in the `ready` columns, whose values are already what the driver takes (JSON as text).
-    """
-    if not rows:
-        return
-    names = ", ".join(f'"{name}"' for name in columns)
-    driver = conn.connection.driver_connection
-    if conn.dialect.name == "postgresql":
-        json_columns = [i for i, c in enumerate(columns)
-                        if c not in ready and isinstance(table.c[c].type, sa.JSON)]
-        with driver.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
-            for row in rows:
-                if json_columns:
-                    row = list(row)
-                    for i in json_columns:
-                        if row[i] is not None:
-                            row[i] = json.dumps(row[i], ensure_ascii=False)
-                copy.write_row(row)
-        return
-    by_column = [list(values) for values in zip(*rows)]  # column by column: one processor call per value
-    for i, name in enumerate(columns):
-        values = by_column[i]
-        if name in _TEXTS:
-            # sqlite3 keeps a bound str's UTF-8 form inside the str for its lifetime: long texts
-            # are bound as copies, so the findings a run returns carry no second, encoded copy
-            by_column[i] = [value if value is None else (" " + value)[1:] for value in values]
-            continue
-        # _cached_bind_processor: the dialect's processor for the column type, as SQLAlchemy applies it
-        process = None if name in ready else table.c[name].type._cached_bind_processor(conn.dialect)
-        if process is None:
-            continue
-        first = values[0]
-        if values.count(first) == len(values) and all(type(value) is type(first) for value in values):
-            by_column[i] = [process(first)] * len(values)  # one value for the whole batch (a day, a clock)
-        else:
-            by_column[i] = [process(value) for value in values]
-    cursor = driver.cursor()
-    try:
-        cursor.executemany(f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join("?" * len(columns))})',
-                           list(zip(*by_column)))
-    finally:
-        cursor.close()
-
-
-_TEXTS = frozenset({"message", "reason"})  # plain text columns that can be long: see bulk_insert
 
 
 def _batches(items: list, size: int = _BATCH) -> Iterable[list]:
@@ -250,7 +195,7 @@ class Life:
             rows.append((new_id, f.kind, f.rule, f.subject, f.fiscal_year, quarter, "open", "new", day, day,
                          run_id, now, f.severity, f.planned, f.actual, f.measure, numbers, f.message,
                          f.agency_code, f.county_id, f.sync_run_id, f.evidence_table, f.evidence_id, fingerprint))
-            events.append((new_id, "opened", f.severity, now, run_id, None, None))
+            events.append(self._event(new_id, "opened", f.severity))
         bulk_insert(self.conn, dev, _NEW_COLUMNS, rows, ready=frozenset({"numbers"}))
         return events
 

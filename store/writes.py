@@ -137,16 +137,25 @@ def _diff(existing: dict | None, row: dict, fields: Iterable[str], text_fields: 
 
 
 def _select_existing(conn: Connection, table: sa.Table, keys: Sequence[str], values: Iterable[tuple]) -> dict[tuple, dict]:
-    values = list(set(values))
-    if not values:
+    """The stored rows whose ``keys`` are among ``values``, by key.
+
+    The query filters on the first key column only and the rest is matched here. A row-value
+    ``(a, b) IN (VALUES …)`` reads the whole table on SQLite (its planner uses no index for it), so
+    every batch of a sync cost as much as the store was large. Every composite key here starts with
+    its selective column (a parent's id, an agreement number), which a UNIQUE index leads with;
+    the few extra rows it brings (a parent's other children) are dropped below.
+    """
+    wanted = set(values)
+    if not wanted:
         return {}
     found: dict[tuple, dict] = {}
-    cols = [table.c[k] for k in keys]
-    for start in range(0, len(values), 400):
-        chunk = values[start : start + 400]
-        cond = cols[0].in_([v[0] for v in chunk]) if len(keys) == 1 else sa.tuple_(*cols).in_(chunk)
+    first = sorted({v[0] for v in wanted}, key=repr)  # a stable order: same statements, same plans
+    for start in range(0, len(first), 400):
+        cond = table.c[keys[0]].in_(first[start : start + 400])
         for row in conn.execute(sa.select(table).where(cond)).mappings():
-            found[tuple(row[k] for k in keys)] = dict(row)
+            key = tuple(row[k] for k in keys)
+            if key in wanted:
+                found[key] = dict(row)
     return found
 
 

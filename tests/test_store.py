@@ -347,6 +347,36 @@ def test_a_batch_of_many_projects_is_stored_at_once(engine: Engine) -> None:
     assert (stored["Project"], stored["ProjectYear"], stored["ProgressReport"], stored["County"]) == (40, 40, 80, 2)
 
 
+def test_saving_a_batch_reads_the_store_through_indexes_only(tmp_path: Path) -> None:
+    """A sync saves thousands of batches; a statement that reads a whole table makes each batch
+    cost as much as the store is large (row-value IN did, on SQLite). SQLite only: its planner
+    follows the schema, where PostgreSQL's would rightly scan these tiny tables whatever the SQL."""
+    engine = open_store(f"sqlite:///{tmp_path / 'plans.db'}")
+    statements: list[tuple[str, object]] = []
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        if not executemany and statement.lstrip().upper().startswith(("SELECT", "UPDATE")):
+            statements.append((statement, parameters))
+
+    for run in (new_run(engine), new_run(engine)):  # the first save inserts, the second compares
+        save_projects(engine, run, project(), project("1305012007-004", portal_id=2, county="دزفول"))
+        saved = save_agreements(engine, run, agreement(), agreement("A-2", portal_id=7002))
+        for agreement_id, _ in saved.owed or [(i, 0) for i in saved.ids.values()]:
+            save_details(engine, run, agreement_id, agreement_detail())
+    sa.event.remove(engine, "before_cursor_execute", record)
+
+    assert len(statements) > 20
+    scans = set()
+    with engine.connect() as conn:
+        for statement, parameters in statements:
+            for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters):
+                detail = row[-1]
+                if detail.startswith("SCAN ") and "CONSTANT ROW" not in detail:
+                    scans.add(f"{detail}  <-  {statement.split(chr(10))[-1][:120]}")
+    assert scans == set()
+
+
 def test_projects_not_listed_by_a_full_sync_are_marked_gone_not_deleted(engine: Engine) -> None:
     save_projects(engine, new_run(engine), project("1305012007-001"), project("1305012007-002", portal_id=2))
     run2 = new_run(engine)

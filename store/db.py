@@ -130,6 +130,22 @@ def snapshot_reader(engine: Engine, snapshot: str | None = None) -> Iterator[Con
             yield conn
 
 
+def refresh_statistics(engine: Engine, tables: Sequence[sa.Table]) -> None:
+    """PostgreSQL: ANALYZE ``tables`` after a bulk write (a sync that inserted rows).
+
+    The planner sizes every later query by these statistics. Autovacuum refreshes them only a
+    minute or more after the write, and not at all where it is off (the test server); a store that
+    a first sync just filled would be planned as empty, whole-table scans where an index answers
+    (the reconciliation's per-chunk queries, a deviation list). ANALYZE samples each table
+    (30,000 rows at most) and takes no lock that blocks readers or writers. SQLite's planner
+    needs no statistics: nothing is done there.
+    """
+    if engine.dialect.name != "postgresql" or not tables:
+        return
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE " + ", ".join(conn.dialect.identifier_preparer.format_table(t) for t in tables))
+
+
 @contextlib.contextmanager
 def large_page_cache(conn: Connection, megabytes: int = 64) -> Iterator[None]:
     """SQLite: a page cache of `megabytes` for `conn` while a transaction writes hundreds of thousands

@@ -52,6 +52,14 @@ from store.models import (
 
 T = lambda model: model.__table__  # noqa: E731 - the Core table of a SQLModel class
 
+# What a sync of each source writes (store.db.refresh_statistics is given these after a run)
+TABLES_WRITTEN: dict[str, tuple[sa.Table, ...]] = {
+    "nezarat4": tuple(T(m) for m in (Agency, Plan, County, Project, ProjectYear, ProjectCredit, ProgressReport,
+                                      ChangeLog, RejectedRecord)),
+    "saba": tuple(T(m) for m in (Agency, County, ExpenseAgreement, ExpenseCredit, Operation, OperationPerformance,
+                                  ChangeLog, RejectedRecord)),
+}
+
 
 @dataclass
 class WriteCounts:
@@ -157,6 +165,20 @@ def _select_existing(conn: Connection, table: sa.Table, keys: Sequence[str], val
             if key in wanted:
                 found[key] = dict(row)
     return found
+
+
+def _by_index(conn: Connection) -> None:
+    """PostgreSQL: plan this transaction's statements without sequential scans.
+
+    A batch looks rows up by key (a few hundred values at most), which an index answers in
+    microseconds. PostgreSQL's planner picks by statistics, and a table that filled since it was
+    last analyzed (a first sync; autovacuum late, or off as on the test server) is planned as if it
+    were tiny: a sequential scan per lookup, so each batch costs as much as the store is large
+    (measured: 0.5 → 4.4 ms per lookup while 12,000 project-years were saved). ``SET LOCAL`` ends
+    with the transaction; a statement no index can answer is still run, by a scan.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
 
 
 class _Changes:
@@ -295,6 +317,7 @@ def save_project_details(conn: Connection, run_id: int, details: Sequence[Projec
     if not details:
         return counts
     changes = _Changes(run_id)
+    _by_index(conn)
     ensure_agencies(conn, {d.agency_code: d.agency_name for d in details})
     ensure_plans(conn, {d.plan_code: d.plan_title for d in details if d.plan_code})
     county_ids = ensure_counties(conn, ((d.county, None) for d in details))
@@ -440,6 +463,7 @@ def save_agreements(conn: Connection, run_id: int, records: Sequence[ExpenseAgre
     if not records:
         return saved
     changes = _Changes(run_id)
+    _by_index(conn)
     ensure_agencies(conn, {r.agency_code: r.agency_name for r in records})
     county_ids = ensure_counties(conn, ((r.county_name, r.county_code) for r in records if r.county_name))
     rows = [dict(
@@ -490,6 +514,7 @@ def save_agreement_details(conn: Connection, run_id: int, details: Sequence[tupl
     if not details:
         return 0, set()
     changes = _Changes(run_id)
+    _by_index(conn)
     agreements = T(ExpenseAgreement)
     label = {
         row.id: f"{row.agreement_no}/{row.fiscal_year}"

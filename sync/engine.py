@@ -49,6 +49,7 @@ from connectors.records import (
     Rejection,
 )
 from store import runs, writes
+from store.db import refresh_statistics
 from store.models import utcnow
 from store.locks import LockHeld, exclusive
 
@@ -215,6 +216,7 @@ class _SourceSync:
             if client is not None:
                 self.outcome.requests = int(getattr(client, "stats", {}).get("requests", 0))
             self._close_run()
+            self._refresh_statistics()
 
     def _client(self) -> Any:
         settings = self.config.portal_settings(self.source)
@@ -225,6 +227,16 @@ class _SourceSync:
 
     def _open_run(self) -> int:
         return runs.open_run(self.engine, self.source, self.outcome.mode, self.years)
+
+    def _refresh_statistics(self) -> None:
+        """PostgreSQL: fresh planner statistics for what this run wrote (store.db.refresh_statistics)."""
+        o = self.outcome
+        if not (o.inserted or o.updated or o.gone):
+            return
+        try:
+            refresh_statistics(self.engine, writes.TABLES_WRITTEN[self.source])
+        except Exception:  # noqa: BLE001 - the data is committed; stale statistics only slow later queries
+            log.warning("%s: could not refresh the store's statistics after the run", self.source, exc_info=True)
 
     def _close_run(self) -> None:
         o = self.outcome

@@ -1,0 +1,152 @@
+"""What a batch of a sync costs the store, as the store fills (a script, not a test).
+
+    .venv/bin/python bench/writes.py                          # 20,000 project details, 10,000 agreements, SQLite
+    .venv/bin/python bench/writes.py --database postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+Saves synthetic canonical records (``connectors.records``) the way the sync engine does: batches of
+25 project details (``store.writes.save_project_details``), then the agreements a list page gives
+(200 at a time, ``save_agreements``) and batches of 25 agreements' operations and performance
+(``save_agreement_details``), each batch one transaction. Prints the milliseconds a batch took in
+the first and in the last tenth of the fill: a batch whose cost grows with the store shows it here
+(before the fix of session 4, a batch in the last tenth cost several times one in the first).
+PostgreSQL: the tables are created in a schema of their own, dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import sqlalchemy as sa  # noqa: E402
+
+from budgetwatch.jalali import TEHRAN  # noqa: E402
+from connectors.records import (  # noqa: E402
+    AgreementDetail,
+    CreditRow,
+    ExpenseAgreementRecord,
+    ExpenseCredit,
+    OperationPerformanceRecord,
+    OperationRecord,
+    ProgressReportRecord,
+    ProjectDetail,
+)
+from store import writes  # noqa: E402
+from store.db import make_engine, open_store  # noqa: E402
+from store.models import SyncRun, utcnow  # noqa: E402
+
+MODIFIED = datetime(2026, 10, 20, 9, 30, tzinfo=TEHRAN)
+COUNTIES = ["اهواز", "دزفول", "آبادان", "خرمشهر", "شوشتر", "بهبهان", "ایذه", "مسجدسلیمان"]
+BATCH = 25
+
+
+def project(n: int) -> ProjectDetail:
+    amount = Decimal(1000 + n % 997)
+    return ProjectDetail(
+        portal_id=n // 2, fiscal_year=1404 + n % 2, project_code=f"1305{n // 2:06d}-001",
+        title=f"احداث مدرسه‌ی شماره {n}", plan_code=f"13050{n % 40:05d}", plan_title="توسعه فضاهای آموزشی",
+        agency_code=f"{300 + n % 30}", agency_name=f"اداره کل {n % 30}", county=COUNTIES[n % len(COUNTIES)],
+        location="روستا", start_year=1402, end_year=1406, total_cost=amount * 10,
+        progress_at_year_start=Decimal("0.5"), agreement_no=f"1405-{n:05d}", agreement_date=date(2026, 5, 2),
+        agreement_status="exchanged", last_modified=MODIFIED,
+        credits=[CreditRow("ملی", amount, amount, amount, amount / 2), CreditRow("استانی", amount, amount, 0, 0)],
+        credit_total=CreditRow("جمع", amount * 2, amount * 2, amount, amount / 2),
+        targets={1: Decimal(10), 2: Decimal(25), 3: Decimal(45), 4: Decimal(70)},
+        reports=[ProgressReportRecord(q, date(2026, 3 * q, 8), Decimal(5 * q), amount / 4 * q, "approved",
+                                      date(2026, 3 * q, 20), None) for q in (1, 2, 3, 4)],
+    )
+
+
+def agreement(n: int) -> ExpenseAgreementRecord:
+    return ExpenseAgreementRecord(
+        portal_id=n, agreement_no=f"1405-{n:06d}", fiscal_year=1404 + n % 2, agency_code=f"{100 + n % 30}",
+        agency_name=f"دستگاه {n % 30}", county_code=f"06{n % 8:02d}", county_name=COUNTIES[n % len(COUNTIES)],
+        program_code="11002", program_title="ترویج کشاورزی", status="exchanged", exchanged_on=date(2026, 5, 10),
+        modified_at=MODIFIED,
+        credits=[ExpenseCredit(c, "فصل", Decimal(5000), Decimal(4000), Decimal(3000), Decimal(2500)) for c in (1, 2, 3)],
+    )
+
+
+def agreement_detail(n: int) -> AgreementDetail:
+    ops = [OperationRecord(f"11002-{k:02d}", f"فعالیت {k}", "نفر", Decimal(400), (Decimal(100),) * 4, Decimal("12.5"))
+           for k in range(5)]
+    perf = [OperationPerformanceRecord(q, op.code, Decimal(90), Decimal(45), date(2026, 3 * q, 1), "approved",
+                                       date(2026, 3 * q, 15), None) for op in ops for q in (1, 2, 3, 4)]
+    return AgreementDetail(portal_id=n, operations=ops, performance=perf)
+
+
+def tenths(times: list[float]) -> str:
+    k = max(1, len(times) // 10)
+    first, last = sum(times[:k]) / k * 1000, sum(times[-k:]) / k * 1000
+    return f"{first:6.1f} ms a batch in the first tenth, {last:6.1f} ms in the last ({last / first:.2f}x)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--projects", type=int, default=36_000, help="project details (project-years)")
+    parser.add_argument("--agreements", type=int, default=18_000, help="agreements (agreement-years)")
+    parser.add_argument("--database", help="PostgreSQL URL (default: a fresh SQLite file)")
+    args = parser.parse_args()
+
+    schema = None
+    if args.database:
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        with make_engine(args.database).begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        url = f"{args.database}{'&' if '?' in args.database else '?'}options=-csearch_path%3D{schema}"
+    else:
+        url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='bw-writes-')) / 'bench.db'}"
+    engine = open_store(url)
+    try:
+        with engine.begin() as conn:
+            run_id = conn.execute(sa.insert(SyncRun.__table__).values(
+                source="nezarat4", mode="full", fiscal_years="1404,1405", started_at=utcnow(), status="running",
+            )).inserted_primary_key[0]
+
+        project_times = []
+        for start in range(0, args.projects, BATCH):
+            batch = [project(n) for n in range(start, min(start + BATCH, args.projects))]
+            t0 = time.perf_counter()
+            with engine.begin() as conn:
+                writes.save_project_details(conn, run_id, batch)
+            project_times.append(time.perf_counter() - t0)
+        print(f"project details, {args.projects} in batches of {BATCH}: {tenths(project_times)}; "
+              f"{sum(project_times):.1f} s in all")
+
+        ids: list[int] = []
+        list_times = []
+        for start in range(0, args.agreements, 200):
+            records = [agreement(n) for n in range(start, min(start + 200, args.agreements))]
+            t0 = time.perf_counter()
+            with engine.begin() as conn:
+                saved = writes.save_agreements(conn, run_id, records)
+            list_times.append(time.perf_counter() - t0)
+            ids.extend(i for i, _ in saved.owed)
+        print(f"agreement list pages of 200: {tenths(list_times)}; {sum(list_times):.1f} s in all")
+
+        detail_times = []
+        for start in range(0, len(ids), BATCH):
+            batch = [(i, agreement_detail(i)) for i in ids[start : start + BATCH]]
+            t0 = time.perf_counter()
+            with engine.begin() as conn:
+                writes.save_agreement_details(conn, run_id, batch)
+            detail_times.append(time.perf_counter() - t0)
+        print(f"agreement details (5 operations, 20 performance rows each) in batches of {BATCH}: "
+              f"{tenths(detail_times)}; {sum(detail_times):.1f} s in all")
+    finally:
+        engine.dispose()
+        if schema:
+            with make_engine(args.database).begin() as conn:
+                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+if __name__ == "__main__":
+    main()

@@ -28,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -39,9 +38,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench_memory import TreeSampler  # noqa: E402
+from bench_store import pg_schema  # noqa: E402
 from budgetwatch.jalali import parse_day, quarter_end  # noqa: E402
 from store import models as m  # noqa: E402
-from store.db import make_engine, open_store  # noqa: E402
+from store.db import open_store  # noqa: E402
 
 YEAR = 1405
 AS_OF = "1406/01/20"
@@ -221,18 +221,8 @@ def fresh_store(database: str | None, workdir: Path, n: int) -> tuple[str, calla
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         return f"sqlite:///{path}", lambda: [Path(f"{path}{s}").unlink(missing_ok=True) for s in ("", "-wal", "-shm")]
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(database)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in database else "?"
-
-    def drop() -> None:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-    return f"{database}{sep}options=-csearch_path%3D{schema}", drop
+    scratch = pg_schema(database)
+    return scratch.__enter__(), lambda: scratch.__exit__(None, None, None)
 
 
 def main() -> None:

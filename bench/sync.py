@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 
@@ -38,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from budgetwatch.jalali import TEHRAN  # noqa: E402
 from simulator import Faults, Simulator, SimulatorConfig  # noqa: E402
 from bench_memory import TreeSampler  # noqa: E402
+from bench_store import pg_schema  # noqa: E402
 
 CLOCK = datetime(2026, 11, 25, 10, 0, tzinfo=TEHRAN)
 YEARS = [1404, 1405]
@@ -87,11 +89,16 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--change", type=float, default=0.01, help="share of items changed before the incremental run")
     parser.add_argument("--saba-rate", type=float, default=1000, help="simulator's SABA rate limit per token")
-    parser.add_argument("--database", help="store URL (default: a fresh SQLite file)")
+    parser.add_argument("--database", help="PostgreSQL URL: the store goes in a schema of its own, dropped afterwards (default: a fresh SQLite file)")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bw-bench-"))
-    database = args.database or f"sqlite:///{tmp / 'bench.db'}"
+    with ExitStack() as stack:
+        database = stack.enter_context(pg_schema(args.database)) if args.database else f"sqlite:///{tmp / 'bench.db'}"
+        measure(args, tmp, database)
+
+
+def measure(args: argparse.Namespace, tmp: Path, database: str) -> None:
     t0 = time.perf_counter()
     sim = Simulator(SimulatorConfig(seed=5, projects=args.projects, agreements=args.agreements, clock=CLOCK,
                                     rate_limit_per_second=args.saba_rate))

@@ -9,7 +9,8 @@ Saves synthetic canonical records (``connectors.records``) the way the sync engi
 (``save_agreement_details``), each batch one transaction. Prints the milliseconds a batch took in
 the first and in the last tenth of the fill: a batch whose cost grows with the store shows it here
 (before the fix of session 4, a batch in the last tenth cost several times one in the first).
-PostgreSQL: the tables are created in a schema of their own, dropped at the end.
+PostgreSQL: the tables are created in a schema of their own, dropped at the end; it also times the
+ANALYZE a sync ends with.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import argparse
 import sys
 import tempfile
 import time
-import uuid
+from contextlib import ExitStack
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -40,8 +41,9 @@ from connectors.records import (  # noqa: E402
     ProjectDetail,
 )
 from store import writes  # noqa: E402
-from store.db import make_engine, open_store  # noqa: E402
+from store.db import open_store, refresh_statistics  # noqa: E402
 from store.models import SyncRun, utcnow  # noqa: E402
+from bench_store import pg_schema  # noqa: E402
 
 MODIFIED = datetime(2026, 10, 20, 9, 30, tzinfo=TEHRAN)
 COUNTIES = ["اهواز", "دزفول", "آبادان", "خرمشهر", "شوشتر", "بهبهان", "ایذه", "مسجدسلیمان"]
@@ -96,56 +98,58 @@ def main() -> None:
     parser.add_argument("--database", help="PostgreSQL URL (default: a fresh SQLite file)")
     args = parser.parse_args()
 
-    schema = None
-    if args.database:
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        with make_engine(args.database).begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        url = f"{args.database}{'&' if '?' in args.database else '?'}options=-csearch_path%3D{schema}"
-    else:
-        url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='bw-writes-')) / 'bench.db'}"
-    engine = open_store(url)
-    try:
+    with ExitStack() as stack:
+        if args.database:
+            url = stack.enter_context(pg_schema(args.database))
+        else:
+            url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='bw-writes-')) / 'bench.db'}"
+        engine = open_store(url)
+        stack.callback(engine.dispose)
+        measure(engine, args.projects, args.agreements)
+
+
+def measure(engine, n_projects: int, n_agreements: int) -> None:
+    with engine.begin() as conn:
+        run_id = conn.execute(sa.insert(SyncRun.__table__).values(
+            source="nezarat4", mode="full", fiscal_years="1404,1405", started_at=utcnow(), status="running",
+        )).inserted_primary_key[0]
+
+    project_times = []
+    for start in range(0, n_projects, BATCH):
+        batch = [project(n) for n in range(start, min(start + BATCH, n_projects))]
+        t0 = time.perf_counter()
         with engine.begin() as conn:
-            run_id = conn.execute(sa.insert(SyncRun.__table__).values(
-                source="nezarat4", mode="full", fiscal_years="1404,1405", started_at=utcnow(), status="running",
-            )).inserted_primary_key[0]
+            writes.save_project_details(conn, run_id, batch)
+        project_times.append(time.perf_counter() - t0)
+    print(f"project details, {n_projects} in batches of {BATCH}: {tenths(project_times)}; "
+          f"{sum(project_times):.1f} s in all")
 
-        project_times = []
-        for start in range(0, args.projects, BATCH):
-            batch = [project(n) for n in range(start, min(start + BATCH, args.projects))]
-            t0 = time.perf_counter()
-            with engine.begin() as conn:
-                writes.save_project_details(conn, run_id, batch)
-            project_times.append(time.perf_counter() - t0)
-        print(f"project details, {args.projects} in batches of {BATCH}: {tenths(project_times)}; "
-              f"{sum(project_times):.1f} s in all")
+    ids: list[int] = []
+    list_times = []
+    for start in range(0, n_agreements, 200):
+        records = [agreement(n) for n in range(start, min(start + 200, n_agreements))]
+        t0 = time.perf_counter()
+        with engine.begin() as conn:
+            saved = writes.save_agreements(conn, run_id, records)
+        list_times.append(time.perf_counter() - t0)
+        ids.extend(i for i, _ in saved.owed)
+    print(f"agreement list pages of 200: {tenths(list_times)}; {sum(list_times):.1f} s in all")
 
-        ids: list[int] = []
-        list_times = []
-        for start in range(0, args.agreements, 200):
-            records = [agreement(n) for n in range(start, min(start + 200, args.agreements))]
+    detail_times = []
+    for start in range(0, len(ids), BATCH):
+        batch = [(i, agreement_detail(i)) for i in ids[start : start + BATCH]]
+        t0 = time.perf_counter()
+        with engine.begin() as conn:
+            writes.save_agreement_details(conn, run_id, batch)
+        detail_times.append(time.perf_counter() - t0)
+    print(f"agreement details (5 operations, 20 performance rows each) in batches of {BATCH}: "
+          f"{tenths(detail_times)}; {sum(detail_times):.1f} s in all")
+    if engine.dialect.name == "postgresql":
+        for source, tables in writes.TABLES_WRITTEN.items():
             t0 = time.perf_counter()
-            with engine.begin() as conn:
-                saved = writes.save_agreements(conn, run_id, records)
-            list_times.append(time.perf_counter() - t0)
-            ids.extend(i for i, _ in saved.owed)
-        print(f"agreement list pages of 200: {tenths(list_times)}; {sum(list_times):.1f} s in all")
-
-        detail_times = []
-        for start in range(0, len(ids), BATCH):
-            batch = [(i, agreement_detail(i)) for i in ids[start : start + BATCH]]
-            t0 = time.perf_counter()
-            with engine.begin() as conn:
-                writes.save_agreement_details(conn, run_id, batch)
-            detail_times.append(time.perf_counter() - t0)
-        print(f"agreement details (5 operations, 20 performance rows each) in batches of {BATCH}: "
-              f"{tenths(detail_times)}; {sum(detail_times):.1f} s in all")
-    finally:
-        engine.dispose()
-        if schema:
-            with make_engine(args.database).begin() as conn:
-                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+            refresh_statistics(engine, tables)
+            print(f"ANALYZE of what a {source} sync writes (store.db.refresh_statistics): "
+                  f"{(time.perf_counter() - t0) * 1000:.0f} ms")
 
 
 if __name__ == "__main__":

@@ -108,42 +108,33 @@ def main() -> None:
         measure(engine, args.projects, args.agreements)
 
 
+def in_batches(engine, what: str, items: list, size: int, save) -> list:
+    """Save ``items`` ``size`` at a time, each batch one transaction; print the timings; return what
+    each save returned."""
+    times, results = [], []
+    for start in range(0, len(items), size):
+        batch = items[start : start + size]
+        t0 = time.perf_counter()
+        with engine.begin() as conn:
+            results.append(save(conn, batch))
+        times.append(time.perf_counter() - t0)
+    print(f"{what}, {len(items)} in batches of {size}: {tenths(times)}; {sum(times):.1f} s in all")
+    return results
+
+
 def measure(engine, n_projects: int, n_agreements: int) -> None:
     with engine.begin() as conn:
         run_id = conn.execute(sa.insert(SyncRun.__table__).values(
             source="nezarat4", mode="full", fiscal_years="1404,1405", started_at=utcnow(), status="running",
         )).inserted_primary_key[0]
-
-    project_times = []
-    for start in range(0, n_projects, BATCH):
-        batch = [project(n) for n in range(start, min(start + BATCH, n_projects))]
-        t0 = time.perf_counter()
-        with engine.begin() as conn:
-            writes.save_project_details(conn, run_id, batch)
-        project_times.append(time.perf_counter() - t0)
-    print(f"project details, {n_projects} in batches of {BATCH}: {tenths(project_times)}; "
-          f"{sum(project_times):.1f} s in all")
-
-    ids: list[int] = []
-    list_times = []
-    for start in range(0, n_agreements, 200):
-        records = [agreement(n) for n in range(start, min(start + 200, n_agreements))]
-        t0 = time.perf_counter()
-        with engine.begin() as conn:
-            saved = writes.save_agreements(conn, run_id, records)
-        list_times.append(time.perf_counter() - t0)
-        ids.extend(i for i, _ in saved.owed)
-    print(f"agreement list pages of 200: {tenths(list_times)}; {sum(list_times):.1f} s in all")
-
-    detail_times = []
-    for start in range(0, len(ids), BATCH):
-        batch = [(i, agreement_detail(i)) for i in ids[start : start + BATCH]]
-        t0 = time.perf_counter()
-        with engine.begin() as conn:
-            writes.save_agreement_details(conn, run_id, batch)
-        detail_times.append(time.perf_counter() - t0)
-    print(f"agreement details (5 operations, 20 performance rows each) in batches of {BATCH}: "
-          f"{tenths(detail_times)}; {sum(detail_times):.1f} s in all")
+    in_batches(engine, "project details", [project(n) for n in range(n_projects)], BATCH,
+               lambda conn, batch: writes.save_project_details(conn, run_id, batch))
+    pages = in_batches(engine, "agreements (list pages)", [agreement(n) for n in range(n_agreements)], 200,
+                       lambda conn, batch: writes.save_agreements(conn, run_id, batch))
+    ids = [i for saved in pages for i, _ in saved.owed]
+    in_batches(engine, "agreement details (5 operations, 20 performance rows each)",
+               [(i, agreement_detail(i)) for i in ids], BATCH,
+               lambda conn, batch: writes.save_agreement_details(conn, run_id, batch))
     if engine.dialect.name == "postgresql":
         for source, tables in writes.TABLES_WRITTEN.items():
             t0 = time.perf_counter()

@@ -28,6 +28,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -215,14 +217,22 @@ def run_child(url: str) -> dict:
     return figures
 
 
-def fresh_store(database: str | None, workdir: Path, n: int) -> tuple[str, callable]:
-    if not database or database.startswith("sqlite"):
-        path = workdir / f"bench-{n}.db"
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-        return f"sqlite:///{path}", lambda: [Path(f"{path}{s}").unlink(missing_ok=True) for s in ("", "-wal", "-shm")]
-    scratch = pg_schema(database)
-    return scratch.__enter__(), lambda: scratch.__exit__(None, None, None)
+@contextmanager
+def fresh_store(database: str | None, workdir: Path, n: int) -> Iterator[str]:
+    """The URL of an empty store for size n: a SQLite file, or a PostgreSQL schema; removed after."""
+    if database and not database.startswith("sqlite"):
+        with pg_schema(database) as url:
+            yield url
+        return
+    path = workdir / f"bench-{n}.db"
+    files = [Path(f"{path}{suffix}") for suffix in ("", "-wal", "-shm")]
+    for f in files:
+        f.unlink(missing_ok=True)
+    try:
+        yield f"sqlite:///{path}"
+    finally:
+        for f in files:
+            f.unlink(missing_ok=True)
 
 
 def main() -> None:
@@ -241,8 +251,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bw-bench-") as tmp:
         for n in args.sizes:
-            url, cleanup = fresh_store(args.database, Path(tmp), n)
-            try:
+            with fresh_store(args.database, Path(tmp), n) as url:
                 engine = open_store(url)
                 t0 = time.perf_counter()
                 counts = generate(engine, n)
@@ -250,8 +259,6 @@ def main() -> None:
                 gen = time.perf_counter() - t0
                 first = run_child(url)
                 second = run_child(url)
-            finally:
-                cleanup()
             rows.append((n, counts, gen, first, second))
             print(f"\nN = {n:,}: {counts['projects']:,} projects, {counts['reports']:,} reports, "
                   f"{counts['agreements']:,} agreements, {counts['operations']:,} operations, "

@@ -92,8 +92,8 @@ def main() -> None:
     parser.add_argument("--database", help="PostgreSQL URL: the store goes in a schema of its own, dropped afterwards (default: a fresh SQLite file)")
     args = parser.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="bw-bench-"))
-    with ExitStack() as stack:
+    with ExitStack() as stack:  # the store and the config go when the benchmark ends
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bw-bench-")))
         database = stack.enter_context(pg_schema(args.database)) if args.database else f"sqlite:///{tmp / 'bench.db'}"
         measure(args, tmp, database)
 

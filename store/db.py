@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -24,6 +25,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+log = logging.getLogger(__name__)
 
 
 class StoreError(Exception):
@@ -130,20 +134,63 @@ def snapshot_reader(engine: Engine, snapshot: str | None = None) -> Iterator[Con
             yield conn
 
 
-def refresh_statistics(engine: Engine, tables: Sequence[sa.Table]) -> None:
-    """PostgreSQL: ANALYZE ``tables`` after a bulk write (a sync that inserted rows).
+# ANALYZE a table when this share of its rows changed since the last one (autovacuum's default)
+STALE_SHARE = 0.1
+ANALYZE_LOCK_TIMEOUT = "5s"
 
-    The planner sizes every later query by these statistics. Autovacuum refreshes them only a
-    minute or more after the write, and not at all where it is off (the test server); a store that
-    a first sync just filled would be planned as empty, whole-table scans where an index answers
-    (the reconciliation's per-chunk queries, a deviation list). ANALYZE samples each table
-    (30,000 rows at most) and takes no lock that blocks readers or writers. SQLite's planner
-    needs no statistics: nothing is done there.
+
+def refresh_statistics(engine: Engine, tables: Sequence[sa.Table]) -> list[str]:
+    """PostgreSQL: ANALYZE those of ``tables`` whose statistics are missing or stale; returns their names.
+
+    The planner estimates every later query from these statistics. Without column statistics it
+    assumes each value of ``col IN (…)`` matches 0.5 % of the table, so a lookup of a few hundred
+    keys looks like a large share of it and is planned as a sequential scan (the reconciliation's
+    per-chunk queries, a deviation list). Autovacuum refreshes them a minute or more after a bulk
+    write, and not at all where it is off (the test server). A table counts as stale when it was
+    never analyzed or more than ``STALE_SHARE`` of its rows changed since (an incremental sync that
+    changed a few rows analyzes nothing). Each table is analyzed in a transaction of its own with a
+    lock timeout: ANALYZE waits behind a VACUUM or a schema change, never for long, and one table
+    that cannot be analyzed leaves the others' fresh statistics. What the server says instead of
+    analyzing (a table the user does not own: "skipping …") is logged as a warning. SQLite's
+    planner needs no statistics: nothing is done there.
     """
     if engine.dialect.name != "postgresql" or not tables:
-        return
-    with engine.begin() as conn:
-        conn.exec_driver_sql("ANALYZE " + ", ".join(conn.dialect.identifier_preparer.format_table(t) for t in tables))
+        return []
+    analyzed = []
+    with engine.connect() as conn:
+        driver = conn.connection.driver_connection
+
+        def say(diagnostic: Any) -> None:  # psycopg drops the server's warnings unless handled
+            log.warning("ANALYZE: %s", diagnostic.message_primary)
+
+        driver.add_notice_handler(say)
+        try:
+            for table in tables:
+                name = conn.dialect.identifier_preparer.format_table(table)
+                if not _stale(conn, name):
+                    continue
+                try:
+                    with conn.begin():
+                        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{ANALYZE_LOCK_TIMEOUT}'")
+                        conn.exec_driver_sql(f"ANALYZE {name}")
+                    analyzed.append(table.name)
+                except sa.exc.DBAPIError as exc:
+                    log.warning("could not ANALYZE %s: %s", table.name, str(exc.orig).strip())
+        finally:
+            driver.remove_notice_handler(say)
+    return analyzed
+
+
+def _stale(conn: Connection, name: str) -> bool:
+    row = conn.execute(sa.text(
+        "SELECT c.reltuples, coalesce(s.n_mod_since_analyze, 0) FROM pg_class c "
+        "LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.oid = to_regclass(:name)"
+    ), {"name": name}).first()
+    conn.rollback()  # the read's implicit transaction: each ANALYZE opens its own
+    if row is None:
+        return False
+    tuples, changed = row
+    return tuples < 0 or changed > 50 + STALE_SHARE * tuples  # reltuples -1: never analyzed
 
 
 @contextlib.contextmanager

@@ -139,7 +139,25 @@ async def sync_sources(
         _SourceSync(engine, config, source, full=full, years=years, observer=observer, client_factory=client_factory).run()
         for source in sources
     ]
-    return list(await asyncio.gather(*jobs))
+    outcomes = list(await asyncio.gather(*jobs))
+    await asyncio.to_thread(_refresh_statistics, engine, outcomes)
+    return outcomes
+
+
+def _refresh_statistics(engine: Engine, outcomes: Sequence[SourceOutcome]) -> None:
+    """PostgreSQL: fresh planner statistics for the tables the runs wrote (store.db.refresh_statistics),
+    once both sources are done (it would hold up the other source's I/O otherwise). The data is
+    committed whatever happens here: a failure is a warning, never the run's outcome."""
+    tables: dict[str, sa.Table] = {}
+    for o in outcomes:
+        if o.inserted or o.updated or o.gone:
+            tables.update((t.name, t) for t in writes.TABLES_WRITTEN[o.source])
+    if not tables:
+        return
+    try:
+        refresh_statistics(engine, list(tables.values()))
+    except Exception:  # noqa: BLE001
+        log.warning("could not refresh the store's statistics after the sync", exc_info=True)
 
 
 class _SourceSync:
@@ -216,7 +234,6 @@ class _SourceSync:
             if client is not None:
                 self.outcome.requests = int(getattr(client, "stats", {}).get("requests", 0))
             self._close_run()
-            self._refresh_statistics()
 
     def _client(self) -> Any:
         settings = self.config.portal_settings(self.source)
@@ -227,16 +244,6 @@ class _SourceSync:
 
     def _open_run(self) -> int:
         return runs.open_run(self.engine, self.source, self.outcome.mode, self.years)
-
-    def _refresh_statistics(self) -> None:
-        """PostgreSQL: fresh planner statistics for what this run wrote (store.db.refresh_statistics)."""
-        o = self.outcome
-        if not (o.inserted or o.updated or o.gone):
-            return
-        try:
-            refresh_statistics(self.engine, writes.TABLES_WRITTEN[self.source])
-        except Exception:  # noqa: BLE001 - the data is committed; stale statistics only slow later queries
-            log.warning("%s: could not refresh the store's statistics after the run", self.source, exc_info=True)
 
     def _close_run(self) -> None:
         o = self.outcome

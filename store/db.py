@@ -160,7 +160,10 @@ def refresh_statistics(engine: Engine, tables: Sequence[sa.Table]) -> list[str]:
     with engine.connect() as conn:
         driver = conn.connection.driver_connection
 
+        said: list[str] = []
+
         def say(diagnostic: Any) -> None:  # psycopg drops the server's warnings unless handled
+            said.append(diagnostic.message_primary)
             log.warning("ANALYZE: %s", diagnostic.message_primary)
 
         driver.add_notice_handler(say)
@@ -169,11 +172,13 @@ def refresh_statistics(engine: Engine, tables: Sequence[sa.Table]) -> list[str]:
                 name = conn.dialect.identifier_preparer.format_table(table)
                 if not _stale(conn, name):
                     continue
+                said.clear()
                 try:
                     with conn.begin():
                         conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{ANALYZE_LOCK_TIMEOUT}'")
                         conn.exec_driver_sql(f"ANALYZE {name}")
-                    analyzed.append(table.name)
+                    if not said:  # "skipping …": not analyzed
+                        analyzed.append(table.name)
                 except sa.exc.DBAPIError as exc:
                     log.warning("could not ANALYZE %s: %s", table.name, str(exc.orig).strip())
         finally:

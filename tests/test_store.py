@@ -38,7 +38,7 @@ from connectors.records import (
     ProjectDetail,
 )
 from store import writes
-from store.db import head_revision, open_store, refresh_statistics
+from store.db import head_revision, make_engine, open_store, refresh_statistics
 from store.export import export_agreements, export_projects
 from store.locks import LockHeld, exclusive
 from store.models import (
@@ -436,6 +436,29 @@ def test_statistics_are_refreshed_where_stale_table_by_table(pg_store_url: str, 
     assert refresh_statistics(engine, tables) == []
     save_projects(engine, new_run(engine), project("1305000001-001", portal_id=1, title="عنوان تازه"))
     assert refresh_statistics(engine, tables) == []  # one row of a hundred changed: still fresh
+
+
+@pytest.mark.postgres
+def test_tables_the_user_may_not_analyze_are_reported_not_counted(pg_store_url: str,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """PostgreSQL skips a table the user does not own with a warning that psycopg would drop."""
+    engine = open_store(pg_store_url)
+    with engine.connect() as conn:
+        schema = conn.exec_driver_sql("SELECT current_schema()").scalar_one()
+    role = f"bw_{uuid.uuid4().hex[:10]}"
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f'CREATE ROLE "{role}" LOGIN')
+        conn.exec_driver_sql(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
+    stranger = make_engine(sa.engine.make_url(pg_store_url).set(username=role).render_as_string(hide_password=False))
+    try:
+        with caplog.at_level(logging.WARNING, logger="store.db"):
+            assert refresh_statistics(stranger, writes.TABLES_WRITTEN["saba"]) == []
+        assert 'skipping "expense_agreement"' in caplog.text
+    finally:
+        stranger.dispose()
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'REVOKE USAGE ON SCHEMA "{schema}" FROM "{role}"')
+            conn.exec_driver_sql(f'DROP ROLE "{role}"')
 
 
 def test_projects_not_listed_by_a_full_sync_are_marked_gone_not_deleted(engine: Engine) -> None:

@@ -40,10 +40,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench_memory import TreeSampler  # noqa: E402
-from bench_store import pg_schema  # noqa: E402
 from budgetwatch.jalali import parse_day, quarter_end  # noqa: E402
 from store import models as m  # noqa: E402
-from store.db import open_store  # noqa: E402
+from store.db import open_store, scratch_schema  # noqa: E402
 
 YEAR = 1405
 AS_OF = "1406/01/20"
@@ -221,7 +220,7 @@ def run_child(url: str) -> dict:
 def fresh_store(database: str | None, workdir: Path, n: int) -> Iterator[str]:
     """The URL of an empty store for size n: a SQLite file, or a PostgreSQL schema; removed after."""
     if database and not database.startswith("sqlite"):
-        with pg_schema(database) as url:
+        with scratch_schema(database, "bench") as url:
             yield url
         return
     path = workdir / f"bench-{n}.db"

@@ -38,8 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 from budgetwatch.jalali import TEHRAN  # noqa: E402
 from simulator import Faults, Simulator, SimulatorConfig  # noqa: E402
+from store.db import scratch_schema  # noqa: E402
 from bench_memory import TreeSampler  # noqa: E402
-from bench_store import pg_schema  # noqa: E402
 
 CLOCK = datetime(2026, 11, 25, 10, 0, tzinfo=TEHRAN)
 YEARS = [1404, 1405]
@@ -94,7 +94,7 @@ def main() -> None:
 
     with ExitStack() as stack:  # the store and the config go when the benchmark ends
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bw-bench-")))
-        database = stack.enter_context(pg_schema(args.database)) if args.database else f"sqlite:///{tmp / 'bench.db'}"
+        database = stack.enter_context(scratch_schema(args.database, "bench")) if args.database else f"sqlite:///{tmp / 'bench.db'}"
         measure(args, tmp, database)
 
 

@@ -44,9 +44,8 @@ from connectors.records import (  # noqa: E402
     ProjectDetail,
 )
 from store import writes  # noqa: E402
-from store.db import open_store  # noqa: E402
+from store.db import open_store, scratch_schema  # noqa: E402
 from store.models import SyncRun, utcnow  # noqa: E402
-from bench_store import pg_schema  # noqa: E402
 
 MODIFIED = datetime(2026, 10, 20, 9, 30, tzinfo=TEHRAN)
 COUNTIES = ["اهواز", "دزفول", "آبادان", "خرمشهر", "شوشتر", "بهبهان", "ایذه", "مسجدسلیمان"]
@@ -105,7 +104,7 @@ def main() -> None:
 
     with ExitStack() as stack:  # the store goes when the benchmark ends
         if args.database:
-            url = stack.enter_context(pg_schema(args.database))
+            url = stack.enter_context(scratch_schema(args.database, "bench"))
         else:
             url = f"sqlite:///{Path(stack.enter_context(tempfile.TemporaryDirectory(prefix='bw-writes-'))) / 'bench.db'}"
         engine = open_store(url)

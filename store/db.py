@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import re
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -159,7 +160,6 @@ def refresh_statistics(engine: Engine, tables: Sequence[sa.Table]) -> list[str]:
     analyzed = []
     with engine.connect() as conn:
         driver = conn.connection.driver_connection
-
         said: list[str] = []
 
         def say(diagnostic: Any) -> None:  # psycopg drops the server's warnings unless handled
@@ -269,6 +269,26 @@ def bulk_insert(conn: Connection, table: sa.Table, columns: Sequence[str], rows:
 
 
 _TEXTS = frozenset({"message", "reason"})  # plain text columns that can be long: see bulk_insert
+
+
+@contextlib.contextmanager
+def scratch_schema(database: str, prefix: str = "scratch") -> Iterator[str]:
+    """PostgreSQL: the URL of a new, empty schema in ``database`` (reached through the connection's
+    search_path); the schema and all in it are dropped afterwards.
+
+    For tests and benchmarks pointed at a shared database (the machine's ``test``, which CI uses
+    too): each gets a store of its own, and nothing is left behind in the public schema.
+    """
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(database)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{database}{'&' if '?' in database else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 def safe_url(url: str) -> str:

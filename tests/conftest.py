@@ -7,14 +7,12 @@ and the shared `test` database is left as it was.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from store.db import make_engine, open_store
+from store.db import open_store, scratch_schema
 
 PG_ENV = "TEST_DATABASE_URL"
 PG_SKIP_REASON = f"{PG_ENV} is not set: PostgreSQL store tests skipped (CI sets it to the local server)"
@@ -40,17 +38,8 @@ def _pg_schema_url() -> Iterator[str]:
     base = _pg_url()
     if not base:
         pytest.skip(PG_SKIP_REASON)
-    schema = f"bw_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(base)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with scratch_schema(base, "bw") as url:
+        yield url
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench_memory import TreeSampler  # noqa: E402
-from budgetwatch.jalali import parse_day, quarter_end  # noqa: E402
+from foundation.jalali import parse_day, quarter_end  # noqa: E402
 from store import models as m  # noqa: E402
 from store.db import open_store, scratch_schema  # noqa: E402
 

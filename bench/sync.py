@@ -36,7 +36,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from budgetwatch.jalali import TEHRAN  # noqa: E402
+from foundation.jalali import TEHRAN  # noqa: E402
 from simulator import Faults, Simulator, SimulatorConfig  # noqa: E402
 from store.db import scratch_schema  # noqa: E402
 from bench_memory import TreeSampler  # noqa: E402

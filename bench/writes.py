@@ -3,7 +3,7 @@
     .venv/bin/python bench/writes.py                          # 36,000 project details, 18,000 agreements, SQLite
     .venv/bin/python bench/writes.py --database postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-Saves synthetic canonical records (``connectors.records``) the way the sync engine does: batches of
+Saves synthetic canonical records (``foundation.records``) the way the sync engine does: batches of
 25 project details (``store.writes.save_project_details``), then the agreements a list page gives
 (200 at a time, ``save_agreements``) and batches of 25 agreements' operations and performance
 (``save_agreement_details``), each batch one transaction. Prints the mean milliseconds a batch
@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 from sqlalchemy.engine import Connection, Engine  # noqa: E402
 
-from budgetwatch.jalali import TEHRAN  # noqa: E402
-from connectors.records import (  # noqa: E402
+from foundation.jalali import TEHRAN  # noqa: E402
+from foundation.records import (  # noqa: E402
     AgreementDetail,
     CreditRow,
     ExpenseAgreementRecord,

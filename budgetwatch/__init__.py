@@ -1,3 +1,9 @@
-"""budgetwatch: reconciles the budget performance Khuzestan's agencies report in Nezarat-4 and SABA."""
+"""budgetwatch: the application shell (the CLI and the composition of the configuration).
 
-__version__ = "0.1.0"
+The rest of the product lives beside it: foundation/ (the ground floor), connectors/, sync/,
+store/, reconcile/ and the parts that tell people. See docs/architecture.md.
+"""
+
+from foundation import __version__
+
+__all__ = ["__version__"]

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import typer
 from rich.console import Console
@@ -47,7 +46,6 @@ class Context:
     _config: Config | None = None
     _config_source: str = ""
     _engine: Engine | None = None
-    overrides: dict = field(default_factory=dict)
 
     @property
     def config(self) -> Config:
@@ -73,10 +71,6 @@ class Context:
         if self._engine is None:
             self._engine = open_store(self.config.database_url)
         return self._engine
-
-    @property
-    def data_dir(self) -> Path:
-        return self.config.data_dir
 
 
 _context = Context()

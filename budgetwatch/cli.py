@@ -9,7 +9,18 @@ from budgetwatch.config import ConfigError
 from store.db import StoreError
 
 # each module registers its commands on `app`
-from budgetwatch.commands import base, reconcile, sync  # noqa: E402,F401
+from budgetwatch.commands import (  # noqa: E402,F401
+    alerts,
+    base,
+    demo,
+    export,
+    reconcile,
+    reports,
+    service,
+    simulator,
+    sync,
+    web,
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,7 +32,7 @@ from .errors import (
     SourceUnavailable,
 )
 from .nezarat4 import Nezarat4Client, RejectedDetail
-from .records import (
+from foundation.records import (
     AgreementDetail,
     AgreementListPage,
     CreditRow,

@@ -41,7 +41,7 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
-from budgetwatch.workers import process_context
+from foundation.workers import process_context
 
 log = logging.getLogger(__name__)
 

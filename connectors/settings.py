@@ -1,7 +1,7 @@
-"""How to reach one portal: the part of config.yaml a connector needs, already validated.
+"""How to reach the portals: the ``sources`` section of config.yaml and what a connector needs.
 
-Built by the configuration layer (budgetwatch.config) from ``sources.<portal>`` and the password's
-environment variable or file. The password is a pydantic ``SecretStr`` so that printing, logging or
+``SourcesConfig`` is the validated ``sources`` section; ``portal_settings`` turns one source's
+section into ``PortalSettings``, reading the password from its environment variable or file. The password is a pydantic ``SecretStr`` so that printing, logging or
 raising this object can never show it.
 """
 
@@ -9,9 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import SecretStr
+import os
+from pathlib import Path
+from typing import Any
 
-from budgetwatch import __version__
+from pydantic import Field, SecretStr, field_validator
+
+from foundation import __version__
+from foundation.settings import ConfigError, Strict
+from foundation.vocabulary import Source
 
 USER_AGENT = f"budgetwatch/{__version__} (Khuzestan MPO budget monitoring)"
 MAX_CONCURRENCY = 8  # both contracts: never more than 8 requests in flight
@@ -40,3 +46,105 @@ class PortalSettings:
             raise ValueError(f"concurrency must be 1..{MAX_CONCURRENCY}, got {self.concurrency}")
         if self.parse_workers < 0:
             raise ValueError(f"parse_workers must be 0 or more, got {self.parse_workers}")
+
+
+# --- the sources section of config.yaml -----------------------------------------------------
+
+
+class SourceConfig(Strict):
+    enabled: bool = True
+    base_url: str
+    username: str = ""
+    password_env: str | None = None
+    password_file: Path | None = None
+    fiscal_years: list[int] = Field(default_factory=list)  # empty: current and previous year
+    concurrency: int = Field(default=4, ge=1, le=MAX_CONCURRENCY)
+    timeout_seconds: float = Field(default=60.0, gt=0)
+    max_attempts: int = Field(default=6, ge=1, le=20)
+    max_retry_seconds: float = Field(default=300.0, gt=0)
+    backoff_initial_seconds: float = Field(default=1.0, gt=0)
+    backoff_max_seconds: float = Field(default=60.0, gt=0)
+    overlap_days: int = Field(default=1, ge=0, le=30)  # look-back of incremental syncs
+    verify_tls: bool = True
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// (or http:// for a local simulator)")
+        return value.rstrip("/")
+
+    @field_validator("fiscal_years")
+    @classmethod
+    def _years(cls, value: list[int]) -> list[int]:
+        for year in value:
+            if not 1390 <= year <= 1500:
+                raise ValueError(f"{year} is not a Jalali fiscal year (e.g. 1405)")
+        return sorted(set(value))
+
+    def password(self, source: str) -> SecretStr:
+        """Read the password now, from the environment variable or the file the config names."""
+        if self.password_env:
+            value = os.environ.get(self.password_env)
+            if value:
+                return SecretStr(value)
+            if not self.password_file:
+                raise ConfigError(
+                    "environment",
+                    [f"sources.{source}.password_env: the variable {self.password_env} is not set"],
+                )
+        if self.password_file:
+            try:
+                return SecretStr(self.password_file.expanduser().read_text(encoding="utf-8").strip())
+            except OSError as exc:
+                raise ConfigError(
+                    "environment",
+                    [f"sources.{source}.password_file: cannot read {self.password_file} ({exc.strerror})"],
+                ) from None
+        raise ConfigError(
+            "config", [f"sources.{source}: set password_env or password_file for the password"]
+        )
+
+
+class Nezarat4Config(SourceConfig):
+    base_url: str = "https://nezarat.mpo-kz.ir"
+    password_env: str | None = "NEZARAT4_PASSWORD"
+    page_pause_seconds: float = Field(default=0.2, ge=0)
+
+
+class SabaConfig(SourceConfig):
+    base_url: str = "https://saba.mpong.ir"
+    password_env: str | None = "SABA_PASSWORD"
+    page_size: int = Field(default=200, ge=1, le=200)
+    # the contract's limit is 10 a second per token; raise it only where a portal's operators allow
+    # more (the simulator in tests and benchmarks does)
+    rate_limit_per_second: float = Field(default=8.0, gt=0, le=1000)
+
+
+class SourcesConfig(Strict):
+    nezarat4: Nezarat4Config = Field(default_factory=Nezarat4Config)
+    saba: SabaConfig = Field(default_factory=SabaConfig)
+
+
+def portal_settings(sources: SourcesConfig, source: Source) -> PortalSettings:
+    """What a connector needs, with the password read from the environment now."""
+    src = getattr(sources, source)
+    extra: dict[str, Any] = {}
+    if isinstance(src, Nezarat4Config):
+        extra["page_pause_seconds"] = src.page_pause_seconds
+    if isinstance(src, SabaConfig):
+        extra["page_size"] = src.page_size
+        extra["rate_limit_per_second"] = src.rate_limit_per_second
+    return PortalSettings(
+        base_url=src.base_url,
+        username=src.username,
+        password=src.password(source),
+        concurrency=src.concurrency,
+        timeout_seconds=src.timeout_seconds,
+        max_attempts=src.max_attempts,
+        max_retry_seconds=src.max_retry_seconds,
+        backoff_initial_seconds=src.backoff_initial_seconds,
+        backoff_max_seconds=src.backoff_max_seconds,
+        verify_tls=src.verify_tls,
+        **extra,
+    )

@@ -20,8 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from budgetwatch.config import RoutingConfig
-from budgetwatch.persian import text_key, to_ascii_digits
+from reconcile.settings import RoutingConfig
+from foundation.persian import text_key, to_ascii_digits
 from reconcile.findings import SEVERITY_RANK, Finding
 from store.models import County, Deviation, DeviationEvent
 

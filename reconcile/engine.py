@@ -18,6 +18,11 @@ what is shown afterwards, so a filtered view never resolves what it did not look
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the app's whole Config, until the layer takes only its own section
+    from budgetwatch.config import Config
+
 import contextlib
 import gc
 import time
@@ -30,8 +35,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from budgetwatch.config import Config
-from budgetwatch.jalali import today_tehran
+from foundation.jalali import today_tehran
 from reconcile import load, parallel
 from reconcile.facts import AgreementFacts, AsOf, OperationInAgreement, ProjectYearFacts
 from reconcile.findings import Finding, round4

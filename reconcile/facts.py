@@ -13,7 +13,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import NamedTuple
 
-from budgetwatch import jalali
+from foundation import jalali
 
 # Agreements in these states are checked by credit_inconsistency only (catalogue: "cancelled, or
 # not exchanged").

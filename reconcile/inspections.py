@@ -24,8 +24,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from budgetwatch.jalali import format_jalali, parse_day, today_tehran
-from budgetwatch.persian import NormalizationError, clean_text, parse_code, parse_number, text_key
+from foundation.jalali import format_jalali, parse_day, today_tehran
+from foundation.persian import NormalizationError, clean_text, parse_code, parse_number, text_key
 from store.models import FieldInspection, Project
 
 fi = FieldInspection.__table__

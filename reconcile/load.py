@@ -21,8 +21,8 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from budgetwatch import jalali
-from budgetwatch.persian import to_persian_digits
+from foundation import jalali
+from foundation.persian import to_persian_digits
 from reconcile.facts import (
     AgreementFacts,
     CreditStages,

@@ -15,7 +15,7 @@ as an in-process run leaves it (the same deviation ids too).
 * A worker returns its chunk's findings, their digests (reconcile/findings.py: the fingerprint and
   ``numbers`` as JSON text; hashing and serialising are work too) and per-rule counts; an error in a worker fails the run
   (every deviation change rolled back) with that error.
-* Workers come from the forkserver of :mod:`budgetwatch.workers` (safe while the parent runs
+* Workers come from the forkserver of :mod:`foundation.workers` (safe while the parent runs
   threads); they cost about a second to start, so small runs (fewer than :data:`MIN_SUBJECTS`
   subjects) are judged in-process.
 """
@@ -32,7 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from budgetwatch.workers import process_context
+from foundation.workers import process_context
 from store.db import export_snapshot, snapshot_reader
 from reconcile import load
 from reconcile.facts import AsOf

@@ -10,8 +10,8 @@ from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 
-from budgetwatch.jalali import QUARTER_NAMES, format_jalali
-from budgetwatch.persian import to_persian_digits
+from foundation.jalali import QUARTER_NAMES, format_jalali
+from foundation.persian import to_persian_digits
 
 from reconcile.facts import AgreementFacts, OperationFacts, Place, ProjectYearFacts
 

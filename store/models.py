@@ -4,7 +4,7 @@ One SQLModel class per table. Business keys are unique constraints (project code
 year; agreement number and fiscal year; ...), surrogate integer ids are for joins only. Values are
 canonical (ASCII-digit codes, Persian display text, Decimal amounts in million rials, Gregorian
 dates, UTC-aware datetimes); a ``*_key`` column holds the match key of a Persian name where two
-spellings must count as one (see budgetwatch.persian.text_key).
+spellings must count as one (see foundation.persian.text_key).
 
 Reported figures are never overwritten silently: every change lands in ``ChangeLog`` with the sync
 run that saw it, so "what did the agency report when we alerted?" has an answer. Nothing read from
@@ -478,26 +478,8 @@ class DeviationEvent(SQLModel, table=True):
     reason: str | None = None
 
 
-class AlertOutbox(SQLModel, table=True):
-    """E-mails owed to experts. Written in the transaction that changes a deviation; sent later.
-
-    The unique key makes queuing idempotent: one mail per deviation, event, severity and recipient.
-    """
-
-    __tablename__ = "alert_outbox"
-    __table_args__ = (sa.UniqueConstraint("deviation_id", "event", "severity", "recipient"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    deviation_id: int = Field(foreign_key="deviation.id", index=True)
-    event: str = Field(max_length=16)  # new | escalated
-    severity: str = Field(max_length=16)
-    recipient: str
-    group: str | None = Field(default=None, max_length=32)
-    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
-    sent_at: datetime | None = _when(index=True)
-    attempts: int = 0
-    last_error: str | None = None
-    message_id: str | None = Field(default=None, unique=True)
-
-
 METADATA = SQLModel.metadata
+
+# Tables of the parts that tell people live beside their queries, one module each; importing them
+# here registers them in METADATA (migrations and the schema test compare against it).
+from store import alerts, reviews, users  # noqa: E402,F401

@@ -1,6 +1,6 @@
 """Writing what a sync read: bulk upserts that keep the history of every changed figure.
 
-The sync engine hands over batches of canonical records (connectors.records). For each batch this
+The sync engine hands over batches of canonical records (foundation.records). For each batch this
 module loads the rows that already exist with one query per table, compares field by field, writes
 new and changed rows with one ``INSERT … ON CONFLICT DO UPDATE`` per table, and logs each change in
 ``change_log`` with the run that saw it. Persian text is compared by its match key, so a portal that
@@ -27,9 +27,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from budgetwatch.counties import canonical_county
-from budgetwatch.persian import text_key
-from connectors.records import (
+from foundation.counties import canonical_county
+from foundation.persian import text_key
+from foundation.records import (
     AgreementDetail,
     ExpenseAgreementRecord,
     ProjectDetail,

@@ -27,6 +27,11 @@ Two syncs of one source never run at once (store.locks).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the app's whole Config, until the layer takes only its own section
+    from budgetwatch.config import Config
+
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -37,11 +42,10 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from budgetwatch.config import Config
-from budgetwatch.jalali import TEHRAN, fiscal_year_of, today_tehran
+from foundation.jalali import TEHRAN, fiscal_year_of, today_tehran
 from connectors import Nezarat4Client, SabaClient
 from connectors.errors import ConnectorError
-from connectors.records import (
+from foundation.records import (
     AgreementDetail,
     ExpenseAgreementRecord,
     ProjectDetail,

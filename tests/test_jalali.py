@@ -1,4 +1,4 @@
-"""budgetwatch.jalali against nezarat4.md §1, domain.md §6 and §11, reconciliation-rules.md "Calendar"."""
+"""foundation.jalali against nezarat4.md §1, domain.md §6 and §11, reconciliation-rules.md "Calendar"."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from budgetwatch.jalali import (
+from foundation.jalali import (
     QUARTER_NAMES,
     TEHRAN,
     BadDate,
@@ -32,7 +32,7 @@ from budgetwatch.jalali import (
     year_end,
     year_start,
 )
-from budgetwatch.persian import NormalizationError
+from foundation.persian import NormalizationError
 
 FAST = settings(max_examples=200, deadline=None)
 TEHRAN_OFFSET = timedelta(hours=3, minutes=30)

@@ -1,4 +1,4 @@
-"""budgetwatch.persian against nezarat4.md §1, domain.md §11 and cell values from the example pages."""
+"""foundation.persian against nezarat4.md §1, domain.md §11 and cell values from the example pages."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from budgetwatch.persian import (
+from foundation.persian import (
     BadCode,
     BadNumber,
     BadText,

@@ -26,8 +26,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection, Engine
 
-from budgetwatch.jalali import TEHRAN
-from connectors.records import (
+from foundation.jalali import TEHRAN
+from foundation.records import (
     AgreementDetail,
     CreditRow,
     ExpenseAgreementRecord,

@@ -18,8 +18,8 @@ from rich.table import Table
 from rich.text import Text
 
 from budgetwatch.app import UserError, app, console, context, err_console
-from budgetwatch.jalali import format_jalali, parse_day
-from budgetwatch.persian import NormalizationError, to_ascii_digits
+from foundation.jalali import format_jalali, parse_day
+from foundation.persian import NormalizationError, to_ascii_digits
 from reconcile import deviations as dv
 from reconcile import inspections as insp
 from reconcile import run as run_reconciliation
@@ -217,10 +217,14 @@ def reconcile_command(
     Filters choose what is shown only: every run judges whole fiscal years.
     """
     fmt = _format(fmt)
-    years = _years(year)
-    day = _day(as_of, "--as-of")
     view = _view(years=(), county=county, agency=agency, group=group, rule=rule, min_severity=min_severity,
                  include_dismissed=include_dismissed)
+    reconcile_and_show(years=_years(year), day=_day(as_of, "--as-of"), view=view, fmt=fmt, output=output)
+
+
+def reconcile_and_show(*, years: tuple[int, ...], day: date | None, view: dv.View, fmt: str,
+                       output: Path | None) -> None:
+    """Run a reconciliation on the context's store and show what it found (reconcile and demo)."""
     ctx = context()
     with ctx.engine.connect() as conn:  # a bad county fails before the run, not after
         if view.counties:

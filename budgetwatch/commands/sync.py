@@ -1,25 +1,19 @@
-"""Commands that move data: sync, runs, export; and the simulator and demo that feed them."""
+"""Commands that move data from the portals into the store: sync and runs."""
 
 from __future__ import annotations
 
-import json
-import os
-import sys
-from datetime import datetime
-from decimal import Decimal
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from budgetwatch.app import UserError, app, console, context, err_console
+from budgetwatch.app import app, console, context, err_console
 from budgetwatch.config import Config
-from budgetwatch.jalali import TEHRAN, format_jalali
-from store.db import make_engine, open_store, safe_url, upgrade
-from store.export import export_agreements, export_projects, recent_runs, run_rejections
+from foundation.jalali import TEHRAN, format_jalali
+from store.db import open_store
+from store.export import recent_runs, run_rejections
 from sync.engine import SOURCES, SourceOutcome, SyncObserver, run_sync
 
 
@@ -27,11 +21,6 @@ class SourceChoice(str, Enum):
     nezarat4 = "nezarat4"
     saba = "saba"
     all = "all"
-
-
-class ExportKind(str, Enum):
-    projects = "projects"
-    agreements = "agreements"
 
 
 class RichObserver(SyncObserver):
@@ -155,160 +144,3 @@ def runs(
                       took, r["status"], str(r["announced"]), str(r["read"]), str(r["inserted"]), str(r["updated"]),
                       str(r["gone"]), str(r["rejected"]), r["error"] or "")
     console.print(table)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    raise TypeError(f"cannot write {type(value).__name__}")
-
-
-def write_jsonl(rows: Any, out: Any) -> int:
-    n = 0
-    for row in rows:
-        out.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
-        n += 1
-    return n
-
-
-@app.command()
-def export(
-    kind: ExportKind = typer.Argument(..., help="projects (Nezarat-4) or agreements (SABA)."),
-    year: int = typer.Option(None, "--year", "-y", help="Only this fiscal year."),
-    fmt: str = typer.Option("jsonl", "--format", help="Output format (jsonl)."),
-    output: Path = typer.Option(None, "--output", "-o", help="File to write (default: standard output)."),
-) -> None:
-    """Write the normalised store, one JSON object per line."""
-    if fmt != "jsonl":
-        raise UserError(f"--format {fmt}: only jsonl is supported")
-    engine = context().engine
-    reader = export_projects if kind is ExportKind.projects else export_agreements
-    with engine.connect() as conn:
-        if output:
-            with open(output, "w", encoding="utf-8") as out:
-                n = write_jsonl(reader(conn, year), out)
-            err_console.print(f"wrote {n} {kind.value} to {output}")
-        else:
-            write_jsonl(reader(conn, year), sys.stdout)
-
-
-@app.command()
-def simulator(
-    seed: int = typer.Option(7, help="Seed of the generated province (same seed, same data)."),
-    projects: int = typer.Option(600, help="Capital projects to generate."),
-    agreements: int = typer.Option(300, help="Expense agreements to generate."),
-    nezarat_port: int = typer.Option(8401, help="Port of the Nezarat-4 simulator (0: any free port)."),
-    saba_port: int = typer.Option(8402, help="Port of the SABA simulator (0: any free port)."),
-    clock: str = typer.Option(None, help="The simulated now, Jalali or ISO day (default: today in Tehran)."),
-    latency_ms: int = typer.Option(0, help="Latency added to every answer."),
-    session_idle_seconds: float = typer.Option(1200, help="Nezarat-4 session idle expiry."),
-    error_rate: float = typer.Option(0.0, help="Share of answers that are server errors (500 / error pages)."),
-    maintenance_rate: float = typer.Option(0.0, help="Share of answers that are maintenance pages (503)."),
-    reset_rate: float = typer.Option(0.0, help="Share of connections reset without an answer."),
-    malformed: bool = typer.Option(False, help="Plant a few malformed rows and items."),
-    shift_while_paging: bool = typer.Option(False, help="Edit and insert items while a client pages."),
-    layout_change: str = typer.Option(None, help="Simulate drift: list_header | detail_span | saba_field."),
-) -> None:
-    """Serve simulated Nezarat-4 and SABA portals on loopback (for demos, tests and benchmarks)."""
-    from simulator import Faults  # the product never imports the simulator; this command is its front door
-    from simulator.cli import serve
-
-    faults = Faults(error500_rate=error_rate, maintenance_rate=maintenance_rate, reset_rate=reset_rate,
-                    malformed=malformed, shift_while_paging=shift_while_paging, layout_change=layout_change,
-                    latency_ms=latency_ms)
-    serve(seed=seed, projects=projects, agreements=agreements, nezarat_port=nezarat_port, saba_port=saba_port,
-          clock=_clock(clock), faults=faults, latency_ms=latency_ms, session_idle_seconds=session_idle_seconds)
-
-
-def _clock(raw: str | None) -> datetime | None:
-    if not raw:
-        return None
-    from budgetwatch.jalali import parse_day
-
-    day = parse_day(raw)
-    return datetime(day.year, day.month, day.day, 10, 0, tzinfo=TEHRAN)
-
-
-DEMO_PASSWORD_ENV = {"nezarat4": "BUDGETWATCH_DEMO_NEZARAT4_PASSWORD", "saba": "BUDGETWATCH_DEMO_SABA_PASSWORD"}
-
-
-def demo_config(base: Config, sim: Any, database_url: str) -> Config:
-    """The configuration pointed at a running simulator, with its demo users."""
-    sources = {}
-    for name, url in (("nezarat4", sim.nezarat_url), ("saba", sim.saba_url)):
-        user, password = sim.credentials[name]
-        os.environ[DEMO_PASSWORD_ENV[name]] = password  # this process only; never written anywhere
-        current = getattr(base.sources, name)
-        sources[name] = current.model_copy(update=dict(
-            enabled=True, base_url=url, username=user, password_env=DEMO_PASSWORD_ENV[name], password_file=None,
-            fiscal_years=[], backoff_initial_seconds=0.05, backoff_max_seconds=1.0,
-            # the simulated portals are on loopback and this process's own: the demo need not wait
-            # out the politeness meant for shared government servers
-            **({"page_pause_seconds": 0.0} if name == "nezarat4" else {"rate_limit_per_second": 200.0}),
-        ))
-    return base.model_copy(update=dict(
-        sources=base.sources.model_copy(update=sources),
-        database=base.database.model_copy(update={"url": database_url}),
-    ))
-
-
-@app.command()
-def demo(
-    seed: int = typer.Option(7, help="Seed of the simulated province."),
-    projects: int = typer.Option(600, help="Capital projects to simulate."),
-    agreements: int = typer.Option(300, help="Expense agreements to simulate."),
-    database: str = typer.Option(None, help="Store URL (default: SQLite at <data_dir>/demo.db)."),
-) -> None:
-    """The main job end to end on the embedded default: simulator -> sync -> reconcile, no network."""
-    from simulator import Simulator, SimulatorConfig
-
-    ctx = context()
-    base = ctx.config
-    url = database or f"sqlite:///{(base.data_dir / 'demo.db').as_posix()}"
-    if database is None:  # the demo's own store, made by an older budgetwatch: bring it up to date
-        base.data_dir.mkdir(parents=True, exist_ok=True)
-        demo_store = make_engine(url)
-        upgrade(demo_store)
-        demo_store.dispose()
-    console.print(f"[bold]budgetwatch demo[/bold]: simulated portals on 127.0.0.1, store {safe_url(url)}")
-    sim_config = SimulatorConfig(seed=seed, projects=projects, agreements=agreements, rate_limit_per_second=250,
-                                 clock=datetime.now(TEHRAN).replace(second=0, microsecond=0))
-    with Simulator(sim_config) as sim:
-        console.print(f"  Nezarat-4 at {sim.nezarat_url}, SABA at {sim.saba_url}")
-        config = demo_config(base, sim, url)
-        ctx.use_config(config, "demo")
-        outcomes = sync_with_progress(config, list(SOURCES), full=False, years=None)
-        print_outcomes(outcomes)
-        visits = _demo_visits(sim, base.data_dir)
-    reconciled = _demo_reconcile(ctx, visits)
-    console.print(
-        "\nExplore the demo store with the same commands, e.g. "
-        f"`BUDGETWATCH_DATABASE_URL={url} budgetwatch runs` (or `export projects`, `deviations list`)."
-    )
-    if not all(o.ok for o in outcomes) or not reconciled:
-        raise typer.Exit(1)
-
-
-def _demo_visits(sim: Any, data_dir: Path) -> Path:
-    """The simulated province's field visits as the CSV an expert would import."""
-    import csv
-
-    path = data_dir / "demo-inspections.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="") as out:
-        writer = csv.DictWriter(out, ["project_code", "date", "observed_progress", "inspector", "remarks"])
-        writer.writeheader()
-        writer.writerows(sim.world.inspections())
-    return path
-
-
-def _demo_reconcile(ctx: Any, visits: Path) -> bool:
-    from budgetwatch.commands.reconcile import reconcile_command
-    from reconcile.inspections import import_file
-
-    result = import_file(ctx.engine, visits)
-    console.print(f"field visits from {visits}: {result.inserted} new, {result.updated} changed, "
-                  f"{result.unchanged} unchanged")
-    reconcile_command(year=None, as_of=None, county=None, agency=None, group=None, rule=None, min_severity=None,
-                      fmt="table", output=None, include_dismissed=False)
-    return True

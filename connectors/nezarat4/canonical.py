@@ -1,7 +1,7 @@
-"""Nezarat-4 raw rows -> typed records, through budgetwatch.persian and budgetwatch.jalali.
+"""Nezarat-4 raw rows -> typed records, through foundation.persian and foundation.jalali.
 
 The reading layer (``pages.py``) hands over cell texts as the portal wrote them; this module turns
-them into the records of ``connectors.records``. A cell that cannot be read rejects its row, never
+them into the records of ``foundation.records``. A cell that cannot be read rejects its row, never
 the page: the row becomes a :class:`Rejection` naming the field, the raw text and the reason, and
 the rest goes on (nezarat4.md §5). The one exception is a detail page's identity table: a project
 whose code, status or last-modified stamp cannot be read is not stored at all, so its detail comes
@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from budgetwatch.jalali import parse_jalali_date, parse_jalali_datetime, parse_quarter_name
-from budgetwatch.persian import (
+from foundation.jalali import parse_jalali_date, parse_jalali_datetime, parse_quarter_name
+from foundation.persian import (
     NormalizationError,
     clean_text,
     parse_code,
@@ -28,7 +28,7 @@ from budgetwatch.persian import (
 )
 
 from ..errors import LayoutChanged
-from ..records import (
+from foundation.records import (
     CreditRow,
     ProgressReportRecord,
     ProjectDetail,

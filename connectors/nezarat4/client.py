@@ -23,13 +23,13 @@ from urllib.parse import urlencode
 
 import httpx
 
-from budgetwatch.jalali import format_jalali
-from budgetwatch.persian import to_ascii_digits
+from foundation.jalali import format_jalali
+from foundation.persian import to_ascii_digits
 
 from ..errors import AuthenticationFailed, ProtocolError
 from ..http import Fault, PortalHttp
 from ..offload import PageReader
-from ..records import ProjectDetail, ProjectListPage
+from foundation.records import ProjectDetail, ProjectListPage
 from ..settings import PortalSettings
 from . import canonical, pages, reading
 from .canonical import RejectedDetail

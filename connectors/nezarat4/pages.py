@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 from bs4 import BeautifulSoup, NavigableString, SoupStrainer, Tag
 
-from budgetwatch.persian import text_key, to_ascii_digits
+from foundation.persian import text_key, to_ascii_digits
 
 from ..errors import LayoutChanged
 from ..http import Fault, parse_retry_after

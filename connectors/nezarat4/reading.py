@@ -7,7 +7,7 @@ module-level, take and return picklable values and have no side effects; ``pages
 
 from __future__ import annotations
 
-from ..records import ProjectDetail
+from foundation.records import ProjectDetail
 from . import canonical, pages
 from .canonical import RejectedDetail
 

@@ -1,4 +1,4 @@
-"""SABA checked items -> typed records, through budgetwatch.persian and budgetwatch.jalali.
+"""SABA checked items -> typed records, through foundation.persian and foundation.jalali.
 
 ``payloads.py`` guarantees the shape (keys present, JSON types right); this module reads the values:
 codes with ASCII digits, Persian display text, Jalali dates and ISO date-times, status words and
@@ -14,10 +14,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from budgetwatch.jalali import parse_iso_datetime, parse_jalali_date
-from budgetwatch.persian import NormalizationError, clean_text, parse_code, require_text
+from foundation.jalali import parse_iso_datetime, parse_jalali_date
+from foundation.persian import NormalizationError, clean_text, parse_code, require_text
 
-from ..records import (
+from foundation.records import (
     AgreementDetail,
     AgreementListPage,
     ExpenseAgreementRecord,

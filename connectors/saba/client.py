@@ -19,11 +19,11 @@ from typing import Any
 
 import httpx
 
-from budgetwatch.jalali import TEHRAN
+from foundation.jalali import TEHRAN
 
 from ..errors import AuthenticationFailed, ProtocolError
 from ..http import PortalHttp
-from ..records import AgreementDetail, AgreementListPage
+from foundation.records import AgreementDetail, AgreementListPage
 from ..settings import PortalSettings
 from . import canonical, payloads
 

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, quote
 import httpx
 from pydantic import SecretStr
 
-from budgetwatch.persian import to_persian_digits
+from foundation.persian import to_persian_digits
 from connectors import PortalSettings
 
 FIXTURES = Path(__file__).parent / "fixtures"

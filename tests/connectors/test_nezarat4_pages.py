@@ -10,7 +10,7 @@ from decimal import Decimal
 import jdatetime
 import pytest
 
-from budgetwatch.jalali import TEHRAN
+from foundation.jalali import TEHRAN
 from connectors import LayoutChanged, ProjectDetail, RejectedDetail
 from connectors.nezarat4 import canonical, pages
 

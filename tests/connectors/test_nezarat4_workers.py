@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 
-from budgetwatch.jalali import TEHRAN
+from foundation.jalali import TEHRAN
 from connectors import (
     AuthenticationFailed,
     ConnectorError,

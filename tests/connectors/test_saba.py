@@ -10,7 +10,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from budgetwatch.jalali import TEHRAN
+from foundation.jalali import TEHRAN
 from connectors import (
     AuthenticationFailed,
     LayoutChanged,

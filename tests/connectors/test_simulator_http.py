@@ -14,7 +14,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from budgetwatch.persian import text_key
+from foundation.persian import text_key
 from connectors import (
     AgreementDetail,
     AuthenticationFailed,

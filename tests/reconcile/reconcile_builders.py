@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from budgetwatch.config import Config
-from budgetwatch.jalali import parse_day
+from foundation.jalali import parse_day
 from reconcile.facts import (
     AgreementFacts,
     AsOf,

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from budgetwatch.config import Config, parse_config
-from budgetwatch.jalali import TEHRAN
-from budgetwatch.persian import text_key
+from foundation.jalali import TEHRAN
+from foundation.persian import text_key
 
 CLOCK = datetime(2026, 11, 25, 10, 0, tzinfo=TEHRAN)  # 1405/09/04: Q1 and Q2 of 1405 closed, Q3 open
 YEARS = [1404, 1405]

@@ -1,7 +1,7 @@
 """Khuzestan's counties (شهرستان‌ها) and the other spellings their names appear in.
 
 Two portals and many hands write county names differently: some differences are only letters and
-spacing (the match key of budgetwatch.persian folds those), others are real alternative spellings
+spacing (the match key of foundation.persian folds those), others are real alternative spellings
 that no normalisation can fold (هفتگل for هفتکل, سیدون for صیدون, plain ماهشهر for بندر ماهشهر).
 This table, from domain.md §10, maps every known spelling to the county's canonical name, which is
 what the store holds. An unknown name passes through unchanged: a new county (they do split) must
@@ -10,7 +10,7 @@ not be lost because it is not listed here.
 
 from __future__ import annotations
 
-from budgetwatch.persian import clean_text, text_key
+from foundation.persian import clean_text, text_key
 
 # canonical name -> other spellings seen (domain.md §10 "notes" column, and the portals' examples)
 COUNTIES: dict[str, tuple[str, ...]] = {

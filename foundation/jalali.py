@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import jdatetime
 
-from budgetwatch.persian import (
+from foundation.persian import (
     NormalizationError,
     _plain,
     is_empty_marker,

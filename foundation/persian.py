@@ -13,7 +13,7 @@ Errors (catch the base to reject a row, a subclass to tell the operator which fi
     ├── BadNumber                    kind "number"
     ├── BadCode                      kind "code"
     ├── BadText                      kind "text"
-    └── BadDate (budgetwatch.jalali) kind "date"
+    └── BadDate (foundation.jalali) kind "date"
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Typed records: what a connector hands to the sync engine.
 
 These dataclasses are the boundary between reading a portal and storing what was read. Every value
-in them is already canonical (see budgetwatch.persian / budgetwatch.jalali): codes with ASCII digits,
+in them is already canonical (see foundation.persian / foundation.jalali): codes with ASCII digits,
 Persian text in its display form, Decimal amounts in million rials, Gregorian ``date`` values and
 Asia/Tehran-aware ``datetime`` values. A connector never returns raw strings here; what it could not
 read becomes a :class:`Rejection` instead.

@@ -1,0 +1,1 @@
+"""Commands of service/ (being built)."""

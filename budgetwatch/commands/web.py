@@ -1,0 +1,1 @@
+"""Commands of web/ (being built)."""

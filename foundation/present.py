@@ -1,0 +1,186 @@
+"""How budgetwatch shows figures, dates and names to people: one form in every output.
+
+shared/presentation.md is the reference. E-mails, reports, the console and the CLI's human output
+all write a figure, a day or a rule's name through this module, so the same thing never appears two
+ways. Machine formats (JSON, CSV, API) keep ASCII digits and ISO dates; ``jalali_ascii`` is the
+Jalali twin a machine format carries beside an ISO date where people will read it.
+
+- digits are Persian (۰۱۲۳۴۵۶۷۸۹), thousands ``٬`` (U+066C), decimals ``٫`` (U+066B), percent ``٪``;
+- amounts are million rials, the unit written once per column or sentence (``AMOUNT_UNIT``);
+- days are Jalali ``۱۴۰۵/۰۹/۱۲`` (``day``) or ``۱۲ آذر ۱۴۰۵`` in sentences (``day_long``);
+  date-times ``۱۴۰۵/۰۹/۱۲ ساعت ۰۹:۴۳`` in Asia/Tehran;
+- codes keep ASCII digits and their left-to-right order inside right-to-left text: ``code_text``
+  isolates them with U+2066…U+2069 for plain text; HTML templates wrap them in ``<bdi>``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from foundation.jalali import QUARTER_NAMES, TEHRAN, to_jalali
+from foundation.persian import to_persian_digits
+
+AMOUNT_UNIT = "میلیون ریال"
+NOTHING = "—"  # an empty cell or unknown figure
+
+MONTHS = ("فروردین", "اردیبهشت", "خرداد", "تیر", "مرداد", "شهریور",
+          "مهر", "آبان", "آذر", "دی", "بهمن", "اسفند")
+
+SEVERITY_NAMES = {"minor": "جزئی", "major": "عمده", "critical": "بحرانی"}
+# colours for screen and print alike: severity is also always written as a word
+SEVERITY_COLOURS = {"critical": "#b71c1c", "major": "#e65100", "minor": "#616161"}
+STATUS_NAMES = {
+    "open": "باز",
+    "escalated": "تشدیدشده",
+    "resolved": "برطرف‌شده",
+    "acknowledged": "بررسی‌شده",
+    "dismissed": "رد شده (نادرست)",
+}
+GROUP_NAMES = {
+    "social": "امور اجتماعی",
+    "infrastructure": "امور زیربنایی",
+    "production": "امور تولیدی",
+    "consolidation": "گروه تلفیق بودجه",
+}
+KIND_NAMES = {"capital": "پروژه تملک دارایی‌های سرمایه‌ای", "expense": "موافقتنامه هزینه‌ای"}
+SOURCE_NAMES = {"nezarat4": "سامانه نظارت ۴", "saba": "سامانه سبا"}
+RULE_NAMES = {
+    "progress_lag": "عقب‌ماندگی پیشرفت فیزیکی از برنامه",
+    "missing_report": "عدم ثبت گزارش عملکرد",
+    "approval_overdue": "تأخیر در تأیید ذیحساب",
+    "progress_regression": "کاهش پیشرفت گزارش‌شده",
+    "spend_progress_gap": "عدم تناسب جذب اعتبار با پیشرفت فیزیکی",
+    "credit_inconsistency": "ناسازگاری مراحل اعتبار",
+    "completion_overdue": "تأخیر در اتمام پروژه",
+    "inspection_mismatch": "مغایرت بازدید میدانی با گزارش",
+    "operation_shortfall": "کسری تحقق عملیات",
+    "unit_cost_overrun": "افزایش بهای تمام‌شده واحد",
+}
+COMPTROLLER_NAMES = {"approved": "تأییدشده", "pending": "در انتظار تأیید", "rejected": "ردشده"}
+
+_SEPARATORS = str.maketrans({",": "٬", ".": "٫"})
+_LRI, _PDI = "\u2066", "\u2069"  # left-to-right isolate … pop directional isolate
+
+
+def digits(value: object) -> str:
+    """Any text with its ASCII (and Arabic-Indic) digits written as Persian digits."""
+    return to_persian_digits(str(value))
+
+
+def number(value: Decimal | int | float | None, *, places: int | None = None, grouped: bool = True) -> str:
+    """12345.5 -> '۱۲٬۳۴۵٫۵'. ``places`` rounds to that many decimals (trailing zeros kept);
+    without it trailing zeros are dropped. None -> '—'."""
+    if value is None:
+        return NOTHING
+    if isinstance(value, float):
+        value = Decimal(repr(value))
+    elif isinstance(value, int):
+        value = Decimal(value)
+    if places is not None:
+        value = value.quantize(Decimal(1).scaleb(-places))
+    else:
+        value = value.normalize()
+    if value == 0:
+        value = abs(value) if places is not None else Decimal(0)  # no '-0', no '0E+2'
+    shown = format(value, ",f" if grouped else "f")
+    return to_persian_digits(shown.translate(_SEPARATORS))
+
+
+def amount(value: Decimal | int | float | None, *, unit: bool = False, places: int | None = None) -> str:
+    """A sum of money in million rials: '۱٬۲۵۰' (the column carries the unit) or, with ``unit``,
+    '۱٬۲۵۰ میلیون ریال' for a sentence."""
+    shown = number(value, places=places)
+    return f"{shown} {AMOUNT_UNIT}" if unit and value is not None else shown
+
+
+def percent(points: Decimal | int | float | None, *, places: int = 1) -> str:
+    """Percentage points as people read them, rounded to ``places`` without trailing zeros:
+    45.5 -> '۴۵٫۵٪', 45 -> '۴۵٪'."""
+    if points is None:
+        return NOTHING
+    if isinstance(points, float):
+        points = Decimal(repr(points))
+    return number(Decimal(points).quantize(Decimal(1).scaleb(-places)), grouped=False) + "٪"
+
+
+def ratio(value: Decimal | int | float | None, *, places: int = 1) -> str:
+    """A ratio shown as a percentage: 0.455 -> '۴۵٫۵٪'."""
+    if value is None:
+        return NOTHING
+    if isinstance(value, float):
+        value = Decimal(repr(value))
+    return percent(Decimal(value) * 100, places=places)
+
+
+def day(value: date | datetime | None) -> str:
+    """'۱۴۰۵/۰۹/۱۲'; an aware datetime is taken on its Tehran day. None -> '—'."""
+    if value is None:
+        return NOTHING
+    j = to_jalali(value)
+    return to_persian_digits(f"{j.year:04d}/{j.month:02d}/{j.day:02d}")
+
+
+def day_long(value: date | datetime | None) -> str:
+    """'۱۲ آذر ۱۴۰۵', for sentences."""
+    if value is None:
+        return NOTHING
+    j = to_jalali(value)
+    return f"{to_persian_digits(str(j.day))} {MONTHS[j.month - 1]} {to_persian_digits(str(j.year))}"
+
+
+def moment(value: datetime | None) -> str:
+    """'۱۴۰۵/۰۹/۱۲ ساعت ۰۹:۴۳' in Asia/Tehran; a naive datetime is taken as UTC (the store's)."""
+    if value is None:
+        return NOTHING
+    if value.tzinfo is None:
+        from datetime import UTC
+
+        value = value.replace(tzinfo=UTC)
+    local = value.astimezone(TEHRAN)
+    return f"{day(local)} ساعت {to_persian_digits(f'{local.hour:02d}:{local.minute:02d}')}"
+
+
+def jalali_ascii(value: date | datetime | None) -> str | None:
+    """'1405/09/12': the Jalali twin of an ISO date in machine formats (JSON, CSV)."""
+    if value is None:
+        return None
+    j = to_jalali(value)
+    return f"{j.year:04d}/{j.month:02d}/{j.day:02d}"
+
+
+def quarter(fiscal_year: int, q: int | None) -> str:
+    """'سه‌ماهه دوم ۱۴۰۵'; a finding without a quarter gives the year alone: 'سال ۱۴۰۵'."""
+    if not q:
+        return f"سال {to_persian_digits(str(fiscal_year))}"
+    return f"{QUARTER_NAMES[q]} {to_persian_digits(str(fiscal_year))}"
+
+
+def code_text(value: str | None) -> str:
+    """A code as stored (ASCII digits), isolated left-to-right for plain right-to-left text."""
+    return f"{_LRI}{value}{_PDI}" if value else NOTHING
+
+
+def severity(code: str) -> str:
+    return SEVERITY_NAMES.get(code, code)
+
+
+def status(code: str) -> str:
+    return STATUS_NAMES.get(code, code)
+
+
+def group(code: str) -> str:
+    return GROUP_NAMES.get(code, code)
+
+
+def rule(code: str) -> str:
+    """A rule's Persian name; 'capital.progress_lag' and 'progress_lag' both work."""
+    return RULE_NAMES.get(code.rpartition(".")[2], code)
+
+
+def kind(code: str) -> str:
+    return KIND_NAMES.get(code, code)
+
+
+def source(code: str) -> str:
+    return SOURCE_NAMES.get(code, code)

@@ -1,0 +1,1 @@
+"""The unattended service: ``budgetwatch serve`` and ``budgetwatch status``."""

@@ -1,0 +1,1 @@
+"""The web console's users (being built: issue 16)."""

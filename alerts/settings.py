@@ -1,22 +1,76 @@
-"""The alerts' section of config.yaml (``alerts``) and the experts who receive them (``experts``)."""
+"""The alerts' section of config.yaml (``alerts``) and the experts who receive them (``experts``).
+
+Defaults live here; config.yaml documents every key. The SMTP password never lives in the file:
+``smtp.password_env`` names an environment variable, ``smtp.password_file`` a file outside the
+repository, and :meth:`SmtpConfig.password` reads it only when a dispatcher logs in. Durations
+(``give_up_after``) are written as ``2d``, ``36h``, ``90m`` or a number of seconds.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from pydantic import EmailStr, Field, model_validator
+from pydantic import AfterValidator, EmailStr, Field, SecretStr, field_validator, model_validator
 
-from foundation.settings import Strict
+from foundation.settings import ConfigError, Strict
 from foundation.vocabulary import Group, Severity
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(d|h|m|s)?\s*$")
+_UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1, None: 1}
+
+
+def parse_duration(value: Any) -> Any:
+    """'2d' / '36h' / '90m' / '45s' / 3600 -> timedelta; anything else is left for pydantic to reject."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    return value
 
 
 class SmtpConfig(Strict):
     host: str = "localhost"
     port: int = Field(default=587, ge=1, le=65535)
+    # starttls: plain connection upgraded by STARTTLS (port 587); ssl: TLS from the first byte (465);
+    # none: no encryption at all (a relay on the same host or a closed network only)
     security: Literal["starttls", "ssl", "none"] = "starttls"
-    username: str | None = None
+    username: str | None = None  # no username: no login
     password_env: str | None = "BUDGETWATCH_SMTP_PASSWORD"
+    password_file: Path | None = None  # a file outside the repository holding the password
+    ca_file: Path | None = None  # a private CA's certificate, when the server's is not publicly signed
     timeout_seconds: float = Field(default=30.0, gt=0)
+
+    def password(self) -> SecretStr:
+        """The login password, read now from the environment variable or the file."""
+        if self.password_env:
+            value = os.environ.get(self.password_env)
+            if value:
+                return SecretStr(value)
+            if not self.password_file:
+                raise ConfigError("environment", [
+                    f"alerts.smtp.password_env: the variable {self.password_env} is not set "
+                    f"(alerts.smtp.username {self.username!r} logs in with it)"])
+        if self.password_file:
+            try:
+                return SecretStr(self.password_file.expanduser().read_text(encoding="utf-8").strip())
+            except OSError as exc:
+                raise ConfigError("environment", [
+                    f"alerts.smtp.password_file: cannot read {self.password_file} ({exc.strerror})"]) from None
+        raise ConfigError("config", ["alerts.smtp: set password_env or password_file for the login password"])
+
+
+class RetryConfig(Strict):
+    """Transient failures (4xx, refused, timeouts): tries within one dispatch, then later dispatches."""
+
+    attempts_per_run: int = Field(default=3, ge=1, le=20)  # tries of one message within one dispatch
+    first_wait_seconds: float = Field(default=30.0, ge=0)  # backoff doubles from here ...
+    max_wait_seconds: float = Field(default=3600.0, ge=0)  # ... up to this (also between dispatches)
 
 
 class AlertsConfig(Strict):
@@ -24,6 +78,24 @@ class AlertsConfig(Strict):
     smtp: SmtpConfig = Field(default_factory=SmtpConfig)
     sender: EmailStr | None = None
     min_severity: Severity = "major"
+    # a message the SMTP server keeps refusing for transient reasons is marked failed after this long
+    give_up_after: timedelta = timedelta(days=2)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    # the worst N deviations go in one digest; the rest follow in the next ones (a first run can
+    # find thousands, and no one reads a mail that long)
+    max_per_digest: int = Field(default=300, ge=1, le=5000)
+
+    @field_validator("give_up_after", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value)
+
+    @field_validator("give_up_after")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be a positive duration such as 2d, 36h or 90m")
+        return value
 
     @model_validator(mode="after")
     def _sender_when_enabled(self) -> AlertsConfig:
@@ -33,6 +105,41 @@ class AlertsConfig(Strict):
 
 
 class Expert(Strict):
-    name: str
+    """A budget expert who receives digests: the agencies of their groups (one or more)."""
+
+    name: str = Field(min_length=1)
     email: EmailStr
-    group: Group
+    groups: list[Group] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_group(cls, data: Any) -> Any:
+        # earlier config files gave one `group:`; it still reads as a list of one
+        if isinstance(data, dict) and "group" in data and "groups" not in data:
+            data = {**data, "groups": [data["group"]]}
+            del data["group"]
+        return data
+
+    @field_validator("groups")
+    @classmethod
+    def _distinct(cls, value: list[Group]) -> list[Group]:
+        return list(dict.fromkeys(value))
+
+    @property
+    def address(self) -> str:
+        """The address as the store keys it (one expert, one spelling)."""
+        return str(self.email).lower()
+
+
+def _one_entry_per_address(experts: list[Expert]) -> list[Expert]:
+    seen: dict[str, int] = {}
+    for index, expert in enumerate(experts):
+        if expert.address in seen:
+            raise ValueError(f"{expert.email} is listed twice (entries {seen[expert.address]} and {index}): "
+                             "give one entry several groups instead")
+        seen[expert.address] = index
+    return experts
+
+
+# what budgetwatch.config.Config.experts should be: every address once
+Experts = Annotated[list[Expert], AfterValidator(_one_entry_per_address)]

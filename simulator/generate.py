@@ -4,7 +4,7 @@
 here (reports on time and on target, approvals within the due days, spend in step with progress,
 approved ≥ notified ≥ allocated ≥ absorbed). The only thing that can still fire later is time
 itself — a report still pending today becomes overdue 16 days after it was entered — and those
-latent deviations are booked by `world.py` from what was generated (see `bookkeeping`).
+latent deviations are booked by truth.py from what was generated (its bookkeeping).
 
 The planted situations (planted.py) build on the same helpers with their own numbers.
 """
@@ -21,13 +21,12 @@ from simulator.config import TEHRAN
 from simulator.model import (
     Agreement,
     CapitalCredit,
-    ExpectedDeviation,
     ExpenseCredit,
     ExpenseOperation,
     OperationReport,
+    ProgressReport,
     Project,
     ProjectYear,
-    ProgressReport,
 )
 from simulator.reference import (
     LOCATIONS,
@@ -404,51 +403,3 @@ def _pick_chapters(rng: random.Random) -> list[int]:
     if roll < 0.94:
         return [2, 4]
     return [2, 3, 7]
-
-
-# ---------------------------------------------------------------------------------------------
-# Bookkeeping: the time-driven deviations that follow from what was generated
-
-
-def capital_bookkeeping(epoch: Epoch, project: Project, record: ProjectYear) -> list[ExpectedDeviation]:
-    """missing_report / approval_overdue as they follow from the record's reports and dates."""
-    if record.status not in CHECKED or not record.targets:
-        return []
-    out = []
-    reported = {r.quarter for r in record.reports}
-    for q in epoch.closed(record.fiscal_year):
-        if q not in reported:
-            out.append(ExpectedDeviation(
-                "missing_report", project.code, record.fiscal_year, q, "major",
-                cal.due_day(record.fiscal_year, q) + timedelta(days=1), project.case,
-            ))
-    for r in record.reports:
-        if r.status != "approved":
-            out.append(ExpectedDeviation(
-                "approval_overdue", project.code, record.fiscal_year, r.quarter, "minor",
-                r.reported_on + timedelta(days=cal.APPROVAL_DUE_DAYS + 1), project.case,
-            ))
-    return out
-
-
-def expense_bookkeeping(epoch: Epoch, agreement: Agreement) -> list[ExpectedDeviation]:
-    if agreement.status not in CHECKED:
-        return []
-    out = []
-    year = agreement.fiscal_year
-    for q in epoch.closed(year):
-        has_item = any(r.quarter == q for op in agreement.operations for r in op.performance)
-        planned = any(op.quarterly_targets[q - 1] > 0 for op in agreement.operations)
-        if planned and not has_item:
-            out.append(ExpectedDeviation(
-                "missing_report", agreement.agreement_no, year, q, "major",
-                cal.due_day(year, q) + timedelta(days=1), agreement.case,
-            ))
-    for op in agreement.operations:
-        for r in op.performance:
-            if r.status != "approved":
-                out.append(ExpectedDeviation(
-                    "approval_overdue", f"{agreement.agreement_no}/{op.code}", year, r.quarter, "minor",
-                    r.reported_on + timedelta(days=cal.APPROVAL_DUE_DAYS + 1), agreement.case,
-                ))
-    return out

@@ -400,7 +400,7 @@ class Planter:
         return specs
 
     def build_capital(self, spec: _Capital) -> Project:
-        py, pq = self.py, self.pq
+        py = self.py
         project = self._new_project(spec.case)
         project.end_year = spec.end_year if spec.end_year is not None else py + 2
         project.start_year = min(project.start_year, project.end_year - 3, py)

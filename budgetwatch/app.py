@@ -17,6 +17,7 @@ from rich.console import Console
 from sqlalchemy.engine import Engine
 
 from budgetwatch.config import Config, load_config
+from service import logs
 from store.db import open_store
 
 app = typer.Typer(
@@ -43,6 +44,7 @@ class UserError(Exception):
 class Context:
     config_path: str | None = None
     debug: bool = False
+    log_format: str = "text"
     _config: Config | None = None
     _config_source: str = ""
     _engine: Engine | None = None
@@ -94,11 +96,13 @@ def _main(
         None, "--config", "-c", envvar="BUDGETWATCH_CONFIG", help="config.yaml to use (default ./config.yaml)"
     ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
+    log_format: str = typer.Option("text", "--log-format", envvar="BUDGETWATCH_LOG_FORMAT",
+                                   help="Logs on stderr as text or json (one object per line)."),
 ) -> None:
+    if log_format not in logs.FORMATS:
+        raise typer.BadParameter(f"{log_format!r}: use text or json", param_hint="--log-format")
     ctx = reset_context(config, debug)
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    ctx.log_format = log_format
+    logs.configure(log_format, logging.DEBUG if debug else logging.WARNING)
     # validate before any command runs: a bad file stops everything, naming the key
     ctx.config  # noqa: B018

@@ -1,1 +1,53 @@
-"""Commands of service/ (being built)."""
+"""Commands of the unattended service: ``budgetwatch serve`` and ``budgetwatch status``.
+
+Exit codes of ``serve``: 0 stopped by SIGTERM/Ctrl-C, 1 its jobs did not stop within
+``schedule.stop_timeout_seconds`` (or an unexpected error), 2 configuration error, 3 another serve
+runs on this store. ``status`` exits with the code of its verdict (service/status.py: 0 healthy,
+3 a source is stale, 4 the reconciliation is stale, 5 the outbox is stuck).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import typer
+
+from budgetwatch.app import UserError, app, console, context
+from service import logs, scheduler
+from service import status as health
+from store.db import safe_url
+from store.locks import LockHeld
+
+SERVE_LOCKED = 3
+log = logging.getLogger("budgetwatch.service")
+
+
+@app.command("serve")
+def serve() -> None:
+    """Run sync, reconciliation, alerts and housekeeping on the `schedule` of config.yaml until stopped."""
+    ctx = context()
+    config = ctx.config
+    logs.configure(ctx.log_format, logging.DEBUG if ctx.debug else logging.INFO)
+    logs.REDACTOR.update(logs.secrets_of(config))
+    log.info("configuration %s, store %s", ctx.config_source, safe_url(config.database_url))
+    try:
+        code = scheduler.serve(config, ctx.engine)
+    except LockHeld as exc:
+        raise UserError(f"{exc}; not starting a second one", exit_code=SERVE_LOCKED) from None
+    raise typer.Exit(code)
+
+
+@app.command("status")
+def status(fmt: str = typer.Option("table", "--format", help="table or json.")) -> None:
+    """The service's health: sources, reconciliation, next runs, open deviations, outbox; exit code per cause."""
+    if fmt not in ("table", "json"):
+        raise UserError(f"--format {fmt!r}: use table or json")
+    ctx = context()
+    found = health.gather(ctx.config, ctx.engine)
+    if fmt == "json":
+        typer.echo(json.dumps(found.as_json(), ensure_ascii=False, indent=2))
+    else:
+        for line in health.render(found):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(found.exit_code)

@@ -1,0 +1,237 @@
+"""The jobs ``budgetwatch serve`` runs: sync, full sync, reconcile, alerts, housekeeping.
+
+APScheduler keeps the jobs in the store's database, so a job is a reference to :func:`run_job` and a
+few strings; the running :class:`Service` (one per process, installed by service.scheduler) holds the
+configuration and the engine. Each job:
+
+- logs one line per event, with the job, source and run id as fields (``extra``) and in the text;
+- never raises into the scheduler: a failure is logged and the job runs again at its next slot;
+- takes the service's store-work lock for syncs and reconciliations, so the two never run at once in
+  this process (the store's own locks keep other processes out), and waits for it only while the
+  service is not stopping;
+- stops within seconds when the service stops: a sync runs as the coroutine ``sync.sync_sources``
+  on an event loop of the job's thread, and :meth:`Service.stop` cancels its task (the sync commits
+  the batch in flight, records the run ``interrupted`` and releases its locks); a reconciliation is
+  one transaction, and its progress callback raises once the service is stopping, which rolls it back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+from sqlalchemy.engine import Engine
+
+import alerts
+import reconcile
+import sync
+from foundation.vocabulary import SOURCES, Source
+from service import logs
+from store import service as store_service
+
+log = logging.getLogger("budgetwatch.service")
+
+
+class AppConfig(Protocol):
+    """What the service reads of the application's Config (the service layer may not import it)."""
+
+    sources: Any
+    schedule: Any
+    reconcile: Any
+    alerts: Any
+    experts: Any
+    routing: Any
+
+    @property
+    def database_url(self) -> str: ...
+
+
+class ServiceStopping(Exception):
+    """Raised inside a job's work when the service is stopping (rolls a reconciliation back)."""
+
+
+class Service:
+    """The state the jobs share in one ``serve`` process."""
+
+    def __init__(self, config: AppConfig, engine: Engine) -> None:
+        self.config = config
+        self.engine = engine
+        self.stopping = threading.Event()
+        self._store_work = threading.Lock()
+        self._syncs: dict[asyncio.Task, asyncio.AbstractEventLoop] = {}
+        self._syncs_lock = threading.Lock()
+
+    def enabled_sources(self) -> list[Source]:
+        return [name for name in SOURCES if getattr(self.config.sources, name).enabled]
+
+    # --- stopping ---------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask every job to end now: running syncs are cancelled, waiting jobs give up."""
+        self.stopping.set()
+        with self._syncs_lock:
+            for task, loop in self._syncs.items():
+                loop.call_soon_threadsafe(task.cancel)
+
+    @contextmanager
+    def store_work(self) -> Iterator[bool]:
+        """Hold the store-work lock for the block; yields False (nothing held) if the service stops first."""
+        while not self.stopping.is_set():
+            if self._store_work.acquire(timeout=0.2):
+                if self.stopping.is_set():
+                    self._store_work.release()
+                    break
+                try:
+                    yield True
+                finally:
+                    self._store_work.release()
+                return
+        yield False
+
+    # --- jobs -------------------------------------------------------------------------------
+
+    def sync(self, sources: Sequence[Source], *, full: bool, job: str) -> None:
+        sources = [s for s in sources if s in self.enabled_sources()]
+        if not sources:
+            return
+        with self.store_work() as held:
+            if not held:
+                return
+            outcomes = self._sync(sources, full=full, job=job)
+            if outcomes is None:
+                return
+            changed = [o for o in outcomes if o.inserted or o.updated or o.gone]
+            if changed and not self.stopping.is_set():
+                runs = ", ".join(f"{o.source} run {o.run_id}" for o in changed)
+                self._reconcile(job=job, reason=f"after {runs} changed data")
+
+    def _sync(self, sources: Sequence[Source], *, full: bool, job: str) -> list[Any] | None:
+        mode = "full" if full else "incremental"
+        started = time.monotonic()
+        with self.engine.connect() as conn:
+            before = {r.source: (r.last.run_id if r.last else 0) for r in store_service.source_runs(conn, sources)}
+
+        async def main() -> list[Any]:
+            task = asyncio.current_task()
+            with self._syncs_lock:
+                self._syncs[task] = asyncio.get_running_loop()
+            try:
+                if self.stopping.is_set():
+                    raise asyncio.CancelledError
+                return await sync.sync_sources(self.engine, self.config.sources, list(sources), full=full)
+            finally:
+                with self._syncs_lock:
+                    self._syncs.pop(task, None)
+
+        try:
+            outcomes = asyncio.run(main())
+        except asyncio.CancelledError:
+            with self.engine.connect() as conn:
+                recorded = store_service.source_runs(conn, sources)
+            for runs in recorded:
+                if runs.last is None or runs.last.run_id <= before[runs.source]:
+                    continue  # stopped before it opened a run
+                log.warning("%s sync of %s run %s stopped: the service is stopping (recorded %s)", mode,
+                            runs.source, runs.last.run_id, runs.last.status,
+                            extra={"job": job, "source": runs.source, "run_id": runs.last.run_id,
+                                   "status": runs.last.status})
+            return None
+        seconds = time.monotonic() - started
+        for o in outcomes:
+            level = logging.INFO if o.ok else logging.WARNING
+            text = (f"{mode} sync of {o.source} run {o.run_id}: {o.status}; {o.inserted} new, {o.updated} changed, "
+                    f"{o.gone} gone, {o.rejected} rejected ({seconds:.1f} s)")
+            if o.error:
+                text += f"; {o.error}"
+            log.log(level, text, extra={"job": job, "source": o.source, "run_id": o.run_id, "status": o.status})
+        return outcomes
+
+    def reconcile(self, *, job: str) -> None:
+        with self.store_work() as held:
+            if held:
+                self._reconcile(job=job, reason="daily run")
+
+    def _reconcile(self, *, job: str, reason: str) -> None:
+        def progress(message: str) -> None:
+            if self.stopping.is_set():
+                raise ServiceStopping("the service is stopping")
+            log.debug("reconcile: %s", message, extra={"job": job})
+
+        try:
+            result = reconcile.run(self.engine, self.config.reconcile, on_progress=progress)
+        except ServiceStopping:
+            log.warning("reconciliation (%s) stopped: the service is stopping; nothing of it was kept", reason,
+                        extra={"job": job, "status": "interrupted"})
+            return
+        life = result.life
+        log.info("reconcile run %s (%s) as of %s, years %s: %d findings; %d opened, %d reopened, %d escalated, "
+                 "%d resolved (%.1f s)", result.run_id, reason, result.as_of.isoformat(),
+                 ",".join(map(str, result.years)) or "-", len(result.findings), life.opened, life.reopened,
+                 life.escalated, life.resolved, result.seconds,
+                 extra={"job": job, "run_id": result.run_id, "status": "success"})
+
+    def alerts(self, *, job: str) -> None:
+        if not hasattr(alerts, "queue_digests"):  # the alerts layer is being built (contracts.md)
+            log.warning("alerts: this budgetwatch has no alert dispatch yet; nothing sent", extra={"job": job})
+            return
+        cfg = self.config
+        queued = alerts.queue_digests(self.engine, cfg.alerts, cfg.experts, cfg.routing)
+        sent = alerts.dispatch(self.engine, cfg.alerts)
+        log.info("alerts: %s; %s", _describe(queued), _describe(sent), extra={"job": job})
+
+    def housekeeping(self, *, job: str) -> None:
+        with self.store_work() as held:
+            if held:
+                done = store_service.housekeeping(self.engine)
+                log.info("housekeeping: %s", "; ".join(done), extra={"job": job})
+
+
+def _describe(report: Any) -> str:
+    """A report's counts as 'name n, name n' (the alerts' reports are dataclasses of counts)."""
+    fields = getattr(report, "__dataclass_fields__", None)
+    if not fields:
+        return str(report)
+    parts = [f"{name} {getattr(report, name)}" for name in fields
+             if isinstance(getattr(report, name), (int, float)) and not isinstance(getattr(report, name), bool)]
+    return f"{type(report).__name__}: " + (", ".join(parts) or "nothing")
+
+
+# --- the scheduler's entry point ---------------------------------------------------------------
+
+_service: Service | None = None
+
+
+def install(service: Service | None) -> None:
+    """Make ``service`` the one the jobs of this process run on (None: none)."""
+    global _service
+    _service = service
+
+
+def run_job(kind: str, source: str | None = None) -> None:
+    """What the job store refers to: run one job on the installed service; never raises."""
+    service = _service
+    job = f"{kind}:{source}" if source else kind
+    if service is None or service.stopping.is_set():
+        return
+    try:
+        logs.REDACTOR.update(logs.secrets_of(service.config))  # a password file may have changed
+        if kind == "sync":
+            service.sync([source], full=False, job=job)
+        elif kind == "full-sync":
+            service.sync(service.enabled_sources(), full=True, job=job)
+        elif kind == "reconcile":
+            service.reconcile(job=job)
+        elif kind == "alerts":
+            service.alerts(job=job)
+        elif kind == "housekeeping":
+            service.housekeeping(job=job)
+        else:
+            log.error("unknown job %r in the job store: ignored", kind, extra={"job": job})
+    except Exception as exc:  # noqa: BLE001 - a job never kills the service; it runs again at its next slot
+        log.error("%s failed: %s: %s (it runs again at its next slot)", job, type(exc).__name__, exc,
+                  exc_info=log.isEnabledFor(logging.DEBUG), extra={"job": job, "status": "failed"})

@@ -1,0 +1,170 @@
+"""``budgetwatch serve``: the store's jobs on their schedules, until SIGTERM or Ctrl-C.
+
+APScheduler 3 (a BackgroundScheduler; the main thread waits for a signal) with its SQLAlchemy job
+store in the store's own database (table ``apscheduler_jobs``), every job ``coalesce``d, one
+instance at a time, with ``schedule.misfire_grace_seconds`` of grace: after downtime a missed job
+runs once at start, not once per missed slot. A job whose schedule is unchanged keeps its stored
+next run across restarts (that is how a missed run is remembered); a changed schedule replaces it,
+and a job no longer configured (a disabled source) is removed.
+
+Only one serve runs per store (store.service.serve_lock). Stopping: the first SIGTERM/SIGINT cancels
+what runs (service.jobs) and waits up to ``schedule.stop_timeout_seconds``; a process whose jobs did
+not end by then exits anyway (code 1: every write is a transaction, so nothing half-done is kept),
+as does a second Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from apscheduler.events import (
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    EVENT_JOB_SUBMITTED,
+    JobEvent,
+    JobSubmissionEvent,
+)
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.engine import Engine
+
+from foundation.vocabulary import SOURCES
+from service import jobs
+from service.jobs import AppConfig, Service
+from service.settings import zone_info
+from store.service import JOBS_TABLE, serve_lock
+
+log = logging.getLogger("budgetwatch.service")
+RUN_JOB = "service.jobs:run_job"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    id: str
+    kind: str
+    source: str | None
+    schedule: str
+
+    @property
+    def args(self) -> tuple[str, ...]:
+        return (self.kind, self.source) if self.source else (self.kind,)
+
+
+def job_specs(config: AppConfig) -> list[JobSpec]:
+    """The jobs the configuration asks for (disabled sources and disabled alerts have none)."""
+    schedule = config.schedule
+    enabled = [name for name in SOURCES if getattr(config.sources, name).enabled]
+    specs = [JobSpec(f"sync:{name}", "sync", name, spec) for name in enabled
+             if (spec := schedule.sync_for(name)) is not None]
+    if enabled:
+        specs.append(JobSpec("full-sync", "full-sync", None, schedule.full_sync))
+    specs.append(JobSpec("reconcile", "reconcile", None, schedule.reconcile))
+    if config.alerts.enabled:
+        specs.append(JobSpec("alerts", "alerts", None, schedule.alerts))
+    specs.append(JobSpec("housekeeping", "housekeeping", None, schedule.housekeeping))
+    return specs
+
+
+def serve(config: AppConfig, engine: Engine, *, on_started: Callable[[], None] | None = None) -> int:
+    """Run the jobs until a signal; returns the exit code. Raises store.locks.LockHeld if another
+    serve holds the store."""
+    with serve_lock(engine):
+        service = Service(config, engine)
+        stop = threading.Event()
+        _on_signals(stop)
+        scheduler = _scheduler(config, engine)
+        jobs.install(service)
+        try:
+            scheduler.start(paused=True)  # the job store is open, nothing runs yet
+            _install_jobs(scheduler, config)
+            scheduler.resume()
+            for job in scheduler.get_jobs():
+                log.info("job %s scheduled %s; next run %s", job.id, job.name,
+                         job.next_run_time.isoformat() if job.next_run_time else "-", extra={"job": job.id})
+            log.info("budgetwatch serve started (pid %d)", os.getpid())
+            if on_started:
+                on_started()
+            stop.wait()
+            log.info("stopping: cancelling running jobs")
+            return _stop(scheduler, service, config.schedule.stop_timeout_seconds)
+        finally:
+            jobs.install(None)
+
+
+def _scheduler(config: AppConfig, engine: Engine) -> BackgroundScheduler:
+    schedule = config.schedule
+    scheduler = BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=JOBS_TABLE)},
+        executors={"default": ThreadPoolExecutor(max_workers=8)},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": schedule.misfire_grace_seconds},
+        timezone=zone_info(schedule.timezone),
+    )
+    scheduler.add_listener(_on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+    return scheduler
+
+
+def _install_jobs(scheduler: BackgroundScheduler, config: AppConfig) -> None:
+    schedule = config.schedule
+    stored = {job.id: job for job in scheduler.get_jobs()}
+    for spec in job_specs(config):
+        # the name carries everything that shapes the job: unchanged, the stored job (and its
+        # possibly missed next run) stands; changed, it is replaced
+        name = f"'{spec.schedule}' ({schedule.timezone}, grace {schedule.misfire_grace_seconds} s)"
+        job = stored.pop(spec.id, None)
+        if job is not None and job.name == name and tuple(job.args) == spec.args:
+            continue
+        scheduler.add_job(RUN_JOB, trigger=schedule.trigger(spec.schedule), args=spec.args, id=spec.id, name=name,
+                          replace_existing=True)
+    for job_id in stored:
+        scheduler.remove_job(job_id)
+        log.info("job %s removed: no longer in the configuration", job_id, extra={"job": job_id})
+
+
+def _on_event(event: JobEvent) -> None:
+    if event.code == EVENT_JOB_SUBMITTED:
+        due = event.scheduled_run_times[-1]
+        late = (datetime.now(timezone.utc) - due).total_seconds()
+        log.info("job %s starts: due %s%s", event.job_id, due.isoformat(), f" ({late:.0f} s late)" if late >= 1 else "",
+                 extra={"job": event.job_id, "due": due.isoformat(), "late_seconds": round(late, 1)})
+    elif event.code == EVENT_JOB_MISSED:
+        log.warning("job %s missed its run due %s (more than the grace time ago); it runs at its next slot",
+                    event.job_id, event.scheduled_run_time.isoformat(), extra={"job": event.job_id})
+    elif isinstance(event, JobSubmissionEvent):  # EVENT_JOB_MAX_INSTANCES
+        log.info("job %s is still running: its run due %s is skipped", event.job_id,
+                 event.scheduled_run_times[-1].isoformat(), extra={"job": event.job_id})
+
+
+def _on_signals(stop: threading.Event) -> None:
+    def handle(signum: int, _frame: object) -> None:
+        if stop.is_set():  # asked twice: leave now (transactions in flight roll back)
+            os._exit(128 + signum)
+        log.info("%s received", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+def _stop(scheduler: BackgroundScheduler, service: Service, timeout: float) -> int:
+    service.stop()
+    done = threading.Event()
+
+    def shutdown() -> None:
+        scheduler.shutdown(wait=True)
+        done.set()
+
+    threading.Thread(target=shutdown, name="scheduler-shutdown", daemon=True).start()
+    if done.wait(timeout):
+        log.info("budgetwatch serve stopped")
+        return 0
+    log.error("jobs still running %.0f s after the stop: leaving without them (their transactions roll back)",
+              timeout)
+    logging.shutdown()
+    os._exit(1)

@@ -1,0 +1,217 @@
+"""What the unattended service asks of the store: its lock, its status queries, its housekeeping.
+
+- :func:`serve_lock` — only one ``budgetwatch serve`` per store. PostgreSQL: a session advisory lock
+  (keyed as store.locks keys its locks: per schema) on a connection whose ``application_name`` names
+  the host and pid, so a second serve can say who holds it; SQLite: an exclusive ``flock`` on a file
+  beside the database holding "host pid". Both vanish with the process (kill -9 leaves nothing).
+- status queries: the last run and last success of each source, the last reconciliation, open
+  deviations by severity and agency (the service maps agencies to expert groups; routing is
+  reconcile's), and the next run of each scheduled job (APScheduler's own table, if there is one).
+- :func:`housekeeping` — what a long-running store needs now and then.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from store.db import refresh_statistics
+from store.locks import LockHeld, _key
+from store.models import METADATA, Deviation, ReconcileRun, SyncRun
+
+JOBS_TABLE = "apscheduler_jobs"  # APScheduler's SQLAlchemy job store, in the store's database
+_LOCK_NAME = "serve"
+_sync = SyncRun.__table__
+_reconcile = ReconcileRun.__table__
+_deviation = Deviation.__table__
+
+
+def holder_identity() -> str:
+    return f"host {socket.gethostname()} pid {os.getpid()}"
+
+
+@contextmanager
+def serve_lock(engine: Engine) -> Iterator[None]:
+    """Hold the store's serve lock for the block, or raise LockHeld naming the host and pid holding it."""
+    identity = holder_identity()
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            key = _key(conn, _LOCK_NAME)
+            conn.execute(sa.select(sa.func.set_config("application_name", f"budgetwatch serve, {identity}"[:63],
+                                                      False)))
+            got = conn.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar()
+            conn.commit()
+            if not got:
+                raise LockHeld(f"another budgetwatch serve ({serve_holder(engine) or 'unknown'}) runs on this store")
+            try:
+                yield
+            finally:
+                conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+                conn.commit()
+        return
+    path = _lock_file(engine)
+    if path is None:
+        yield  # a private in-memory store: no other process can share it
+        return
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise LockHeld(f"another budgetwatch serve ({holder}) runs on this store") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(identity)
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def serve_holder(engine: Engine) -> str | None:
+    """Who runs ``serve`` on this store ("host H pid P"), or None; takes no lock a serve could trip on
+    (SQLite: a shared lock tried for an instant; PostgreSQL: a look at pg_locks)."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            unsigned = _key(conn, _LOCK_NAME) & 0xFFFFFFFFFFFFFFFF
+            row = conn.execute(sa.text(
+                "SELECT a.application_name, a.client_addr, l.pid FROM pg_locks l "
+                "JOIN pg_stat_activity a ON a.pid = l.pid JOIN pg_database d ON d.oid = l.database "
+                "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND d.datname = current_database() "
+                "AND l.classid::bigint = :hi AND l.objid::bigint = :lo"
+            ), {"hi": unsigned >> 32, "lo": unsigned & 0xFFFFFFFF}).first()
+        if row is None:
+            return None
+        name, client, backend = row
+        prefix = "budgetwatch serve, "
+        return name.removeprefix(prefix) if name and name.startswith(prefix) else f"client {client}, backend {backend}"
+    path = _lock_file(engine)
+    if path is None or not path.exists():
+        return None
+    with open(path) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return handle.read().strip() or "unknown"
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
+
+
+def _lock_file(engine: Engine) -> Path | None:
+    database = engine.url.database
+    if not database or database == ":memory:":
+        return None
+    return Path(f"{database}.{_LOCK_NAME}.lock")
+
+
+# --- status -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SyncRunInfo:
+    run_id: int
+    source: str
+    mode: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    inserted: int
+    updated: int
+    gone: int
+    rejected: int
+    error: str | None
+
+
+@dataclass(frozen=True)
+class SourceRuns:
+    source: str
+    last: SyncRunInfo | None
+    last_success: SyncRunInfo | None
+
+
+@dataclass(frozen=True)
+class ReconcileRunInfo:
+    run_id: int
+    as_of: object  # date
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+
+
+def source_runs(conn: Connection, sources: Sequence[str]) -> list[SourceRuns]:
+    """Per source: its latest run (whatever its status) and its latest successful one."""
+    found = []
+    for source in sources:
+        latest = _sync_run(conn, _sync.c.source == source)
+        success = _sync_run(conn, _sync.c.source == source, _sync.c.status == "success")
+        found.append(SourceRuns(source, latest, success))
+    return found
+
+
+def _sync_run(conn: Connection, *where: sa.ColumnElement[bool]) -> SyncRunInfo | None:
+    c = _sync.c
+    row = conn.execute(sa.select(c.id, c.source, c.mode, c.status, c.started_at, c.finished_at, c.inserted,
+                                 c.updated, c.gone, c.rejected, c.error)
+                       .where(*where).order_by(c.id.desc()).limit(1)).first()
+    return SyncRunInfo(*row) if row else None
+
+
+def reconcile_runs(conn: Connection) -> tuple[ReconcileRunInfo | None, ReconcileRunInfo | None]:
+    """The latest reconciliation run and the latest successful one."""
+    c = _reconcile.c
+    query = sa.select(c.id, c.as_of, c.status, c.started_at, c.finished_at).order_by(c.id.desc()).limit(1)
+    latest = conn.execute(query).first()
+    success = conn.execute(query.where(c.status == "success")).first()
+    return (ReconcileRunInfo(*latest) if latest else None), (ReconcileRunInfo(*success) if success else None)
+
+
+def open_deviations_by_agency(conn: Connection) -> list[tuple[str, str | None, int]]:
+    """(severity, agency code, count) of the open deviations."""
+    c = _deviation.c
+    rows = conn.execute(sa.select(c.severity, c.agency_code, sa.func.count())
+                        .where(c.status == "open").group_by(c.severity, c.agency_code)).all()
+    return [(severity, agency, int(count)) for severity, agency, count in rows]
+
+
+def next_runs(conn: Connection) -> dict[str, datetime | None]:
+    """Each scheduled job's next run (UTC) as the running service recorded it; {} before the first serve."""
+    if not sa.inspect(conn).has_table(JOBS_TABLE):
+        return {}
+    jobs = sa.table(JOBS_TABLE, sa.column("id"), sa.column("next_run_time"))
+    return {job_id: (datetime.fromtimestamp(when, timezone.utc) if when is not None else None)
+            for job_id, when in conn.execute(sa.select(jobs.c.id, jobs.c.next_run_time)).all()}
+
+
+# --- housekeeping -----------------------------------------------------------------------------
+
+
+def housekeeping(engine: Engine) -> list[str]:
+    """Keep a store that is written every day in shape; returns what was done, for the log.
+
+    SQLite: fold the write-ahead log back into the database (it only grows while readers keep it
+    open) and let SQLite refresh the statistics its planner needs. PostgreSQL: ANALYZE the tables
+    whose statistics are missing or stale (autovacuum may be off or behind); vacuuming is the
+    server's, not ours.
+    """
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            busy, log_pages, moved = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+            conn.exec_driver_sql("PRAGMA optimize")
+            conn.commit()
+        state = "the database was busy: partly" if busy else "fully"
+        return [f"write-ahead log checkpointed {state} ({moved} of {log_pages} pages)", "PRAGMA optimize"]
+    analyzed = refresh_statistics(engine, list(METADATA.sorted_tables))
+    return [f"ANALYZE {', '.join(analyzed)}" if analyzed else "planner statistics are fresh"]

@@ -1,4 +1,4 @@
-"""The jobs ``budgetwatch serve`` runs: sync, full sync, reconcile, alerts, housekeeping.
+"""The jobs ``budgetwatch serve`` runs: sync, full sync, reconcile, alerts, dispatch, housekeeping.
 
 APScheduler keeps the jobs in the store's database, so a job is a reference to :func:`run_job` and a
 few strings; the running :class:`Service` (one per process, installed by service.scheduler) holds the
@@ -175,14 +175,17 @@ class Service:
                  life.escalated, life.resolved, result.seconds,
                  extra={"job": job, "run_id": result.run_id, "status": "success"})
 
-    def alerts(self, *, job: str) -> None:
-        if not hasattr(alerts, "queue_digests"):  # the alerts layer is being built (contracts.md)
+    def alerts(self, *, job: str, queue: bool) -> None:
+        """Queue the digests that are due (``queue``), then send what the outbox owes."""
+        if not hasattr(alerts, "dispatch"):  # the alerts layer is being built (contracts.md)
             log.warning("alerts: this budgetwatch has no alert dispatch yet; nothing sent", extra={"job": job})
             return
         cfg = self.config
-        queued = alerts.queue_digests(self.engine, cfg.alerts, cfg.experts, cfg.routing)
-        sent = alerts.dispatch(self.engine, cfg.alerts)
-        log.info("alerts: %s; %s", _describe(queued), _describe(sent), extra={"job": job})
+        said = []
+        if queue:
+            said.append(_describe(alerts.queue_digests(self.engine, cfg.alerts, cfg.experts, cfg.routing)))
+        said.append(_describe(alerts.dispatch(self.engine, cfg.alerts)))
+        log.info("alerts: %s", "; ".join(said), extra={"job": job})
 
     def housekeeping(self, *, job: str) -> None:
         with self.store_work() as held:
@@ -226,8 +229,8 @@ def run_job(kind: str, source: str | None = None) -> None:
             service.sync(service.enabled_sources(), full=True, job=job)
         elif kind == "reconcile":
             service.reconcile(job=job)
-        elif kind == "alerts":
-            service.alerts(job=job)
+        elif kind in ("alerts", "dispatch"):
+            service.alerts(job=job, queue=kind == "alerts")
         elif kind == "housekeeping":
             service.housekeeping(job=job)
         else:

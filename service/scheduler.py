@@ -68,6 +68,7 @@ def job_specs(config: AppConfig) -> list[JobSpec]:
     specs.append(JobSpec("reconcile", "reconcile", None, schedule.reconcile))
     if config.alerts.enabled:
         specs.append(JobSpec("alerts", "alerts", None, schedule.alerts))
+        specs.append(JobSpec("dispatch", "dispatch", None, schedule.dispatch))
     specs.append(JobSpec("housekeeping", "housekeeping", None, schedule.housekeeping))
     return specs
 

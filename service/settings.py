@@ -3,7 +3,7 @@
 Every schedule is validated here by the library that will run it (APScheduler 3's triggers, the time
 zone through zoneinfo), so ``check-config`` refuses what ``serve`` could not run. A schedule is
 either a crontab expression of five fields (minute hour day month weekday) or an interval,
-``every N seconds|minutes|hours`` (dispatching mail every few minutes reads better that way, and
+``every N seconds|minutes|hours`` (sending the outbox every few minutes reads better that way, and
 tests need seconds). Weekdays must be written as names (``sat,sun,mon,tue,wed``): APScheduler 3
 numbers them from Monday = 0 where cron has Sunday = 0, so a number would silently mean another
 day; ranges do not wrap around the week's end either (``sat-wed`` is refused: list the days).
@@ -84,7 +84,10 @@ class ScheduleConfig(Strict):
     full_sync: str = "0 4 * * fri"  # weekly: re-read everything, mark what the portals dropped as gone
     # once a day regardless (rules whose truth changes as days pass); also after every sync that changed data
     reconcile: str = "30 3 * * *"
-    alerts: str = "every 5 minutes"  # queue due digests and send the outbox
+    # digests are queued on working days (Saturday to Wednesday) and sent at once; the outbox is
+    # sent again every few minutes (what failed is retried, what was queued meanwhile goes out)
+    alerts: str = "0 7 * * sat,sun,mon,tue,wed"
+    dispatch: str = "every 5 minutes"
     housekeeping: str = "30 4 * * *"  # planner statistics / SQLite checkpoint
     # a job missed while the service was down runs once at start if its slot is at most this old
     misfire_grace_seconds: int = Field(default=6 * 3600, ge=1)
@@ -99,7 +102,7 @@ class ScheduleConfig(Strict):
         zone_info(value)
         return value
 
-    @field_validator("full_sync", "reconcile", "alerts", "housekeeping")
+    @field_validator("full_sync", "reconcile", "alerts", "dispatch", "housekeeping")
     @classmethod
     def _schedule(cls, value: str) -> str:
         build_trigger(value, "UTC")  # the zone does not change what is valid; it is checked on its own

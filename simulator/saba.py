@@ -10,7 +10,6 @@ quirks; numbers are JSON numbers or null (except where the `malformed` fault pla
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import math
 import re
@@ -24,7 +23,7 @@ from simulator.config import TEHRAN
 from simulator.model import Agreement
 from simulator.quirks import Quirks, digits
 from simulator.reference import CHAPTERS
-from simulator.wire import FaultDraw, Request, Response
+from simulator.wire import FaultDraw, Request, Response, seeded_digest
 
 JSON_HEADERS = [("Content-Type", "application/json; charset=utf-8"), ("Cache-Control", "no-store")]
 STATUS = {"exchanged": "EXCHANGED", "awaiting": "AWAITING", "amended": "AMENDED", "cancelled": "CANCELLED"}
@@ -128,8 +127,8 @@ class SabaPortal:
         with self._lock:
             self._issued += 1
             n = self._issued
-            digest = hashlib.blake2b(f"{self.config.seed}|token|{n}".encode(), digest_size=30).digest()
-            signature = hashlib.blake2b(f"{self.config.seed}|sig|{n}".encode(), digest_size=12).digest()
+            digest = seeded_digest(self.config.seed, "token", n, size=30)
+            signature = seeded_digest(self.config.seed, "sig", n, size=12)
             value = "eyJhbGciOiJIUzI1NiJ9." + _b64url(digest) + "." + _b64url(signature)
             self._tokens[value] = Token(value, user, self.config.time_source())
         lifetime = int(math.ceil(self.config.token_lifetime_seconds))

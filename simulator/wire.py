@@ -1,7 +1,9 @@
-"""The request and response shapes the two portal applications work with, apart from the socket code."""
+"""The request and response shapes the two portal applications work with, apart from the socket code,
+and the seeded digest both derive their ids, cookies, tokens and viewstates from."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
@@ -61,3 +63,8 @@ class FaultDraw:
     drop_session: bool = False
     revoke_token: bool = False
     delay_seconds: float = 0.0
+
+
+def seeded_digest(seed: int, *parts: object, size: int) -> bytes:
+    """Random-looking bytes that are the same for one seed and `parts`: one seed serves the same bytes."""
+    return hashlib.blake2b("|".join(map(str, (seed, *parts))).encode(), digest_size=size).digest()

@@ -20,17 +20,18 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from reconcile.settings import RoutingConfig
 from foundation.persian import text_key, to_ascii_digits
-from reconcile.findings import SEVERITY_RANK, Finding
+from foundation.vocabulary import GROUPS, SEVERITY_RANK
+from reconcile.findings import Finding
+from reconcile.settings import RoutingConfig
 from store.models import County, Deviation, DeviationEvent
 
 dev = Deviation.__table__
 events = DeviationEvent.__table__
 counties = County.__table__
 
-STATUSES = ("open", "acknowledged", "resolved", "dismissed")
-GROUPS = ("social", "infrastructure", "production", "consolidation")
+__all__ = ["GROUPS", "DeviationError", "Shown", "View", "acknowledge", "county_ids", "dismiss", "get", "group_of",
+           "json_number", "list_deviations", "select_findings", "sort_key"]  # GROUPS: the expert groups, one definition
 
 
 class DeviationError(Exception):

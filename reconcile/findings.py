@@ -19,13 +19,12 @@ import json
 import operator
 from dataclasses import dataclass, field, fields
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Literal
+from typing import Any
 
-Kind = Literal["capital", "expense"]
-Severity = Literal["minor", "major", "critical"]
+from foundation.vocabulary import SEVERITIES, SEVERITY_RANK, Kind, Severity
 
-SEVERITIES: tuple[str, ...] = ("minor", "major", "critical")
-SEVERITY_RANK: dict[str, int] = {name: rank for rank, name in enumerate(SEVERITIES)}
+__all__ = ["EXACT", "SEVERITIES", "SEVERITY_RANK", "ZERO", "Finding", "Kind", "Severity", "divide", "figure",
+           "round4", "text", "threshold"]
 
 ZERO = Decimal(0)
 _FOUR_PLACES = Decimal("0.0001")
@@ -50,10 +49,6 @@ def figure(value: Decimal | None) -> Decimal:
 def threshold(value: float | int | Decimal) -> Decimal:
     """A configured threshold as the Decimal its text says (0.85 is exactly 0.85, not a float)."""
     return value if isinstance(value, Decimal) else Decimal(str(value))
-
-
-def at_least(severity: str, minimum: str) -> bool:
-    return SEVERITY_RANK[severity] >= SEVERITY_RANK[minimum]
 
 
 def text(value: Decimal | int | None) -> str | None:

@@ -101,7 +101,7 @@ def _records(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
         raise InspectionFileError(name, [BadRow(reader.line_num, f"not readable as CSV ({exc})")]) from None
     if not rows:
         raise InspectionFileError(name, [BadRow(1, "empty file: a header row is required")])
-    (header_line, header), records = rows[0], rows[1:]
+    (_header_line, header), records = rows[0], rows[1:]
     return [cell.strip().lower().lstrip("\ufeff") for cell in header], records
 
 

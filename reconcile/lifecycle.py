@@ -35,9 +35,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from reconcile.findings import SEVERITY_RANK, Finding
-from reconcile.load import day_reader, driver_rows
 from store import locks
-from store.db import bulk_insert
+from store.driver import bulk_insert, day_reader, driver_rows
 from store.models import Deviation, DeviationEvent
 
 dev = Deviation.__table__

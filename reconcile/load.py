@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import date
-from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -33,6 +32,7 @@ from reconcile.facts import (
     ProgressReportFact,
     ProjectYearFacts,
 )
+from store.driver import day_reader, driver_rows, figure_reader
 from store.models import (
     Agency,
     County,
@@ -76,51 +76,6 @@ def gone_subjects(conn: Connection, years: Sequence[int]) -> set[tuple[str, int]
     gone |= {(no, year) for no, year in conn.execute(
         sa.select(ea.c.agreement_no, ea.c.fiscal_year).where(ea.c.fiscal_year.in_(years), ea.c.gone.is_(True)))}
     return gone
-
-
-def figure_reader(conn: Connection):
-    """Figures from `driver_rows` as exact Decimals, read as the store's own column type reads them.
-
-    SQLite keeps the store's figures as REAL: ``repr`` gives the shortest text that round-trips,
-    i.e. exactly the decimal written (store/models.py, ExactDecimal). psycopg already gives Decimals.
-    """
-    if conn.dialect.name != "sqlite":
-        return lambda value: value
-    return lambda value: None if value is None else Decimal(repr(value))
-
-
-def driver_rows(conn: Connection, statement: sa.Select) -> list[tuple]:
-    """The rows of `statement` as plain tuples, straight from the driver, in the run's transaction.
-
-    The bulk queries of a run return millions of values; SQLAlchemy's Row objects and per-value
-    processors cost three times the fetch itself. The statement is still built with SQLAlchemy and
-    compiled for the connection's dialect; its only parameters are integers (ids, years), inlined.
-    Dates come as the driver gives them: read them with :func:`day_reader`.
-    """
-    sql = str(statement.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
-    cursor = conn.connection.driver_connection.cursor()
-    try:
-        cursor.execute(sql)
-        rows = cursor.fetchall()
-    finally:
-        cursor.close()
-    return rows
-
-
-def day_reader(conn: Connection):
-    """Dates from `driver_rows`: SQLite keeps them as ISO text, PostgreSQL's driver gives dates."""
-    if conn.dialect.name != "sqlite":
-        return lambda value: value
-
-    def read(value: str | None) -> date | None:
-        if value is None:
-            return None
-        try:
-            return date.fromisoformat(value)
-        except ValueError as exc:  # written by something other than budgetwatch: say what
-            raise ValueError(f"the store holds an unreadable day {value!r} ({exc})") from None
-
-    return read
 
 
 Family = str  # "capital" (project years) | "expense" (agreements)

@@ -15,6 +15,7 @@ as an in-process run leaves it (the same deviation ids too).
 * A worker returns its chunk's findings, their digests (reconcile/findings.py: the fingerprint and
   ``numbers`` as JSON text; hashing and serialising are work too) and per-rule counts; an error in a worker fails the run
   (every deviation change rolled back) with that error.
+* Each chunk is read and judged by :func:`reconcile.judge.judge_chunk`, as in the run's own process.
 * Workers come from the forkserver of :mod:`foundation.workers` (safe while the parent runs
   threads); they cost about a second to start, so small runs (fewer than :data:`MIN_SUBJECTS`
   subjects) are judged in-process.
@@ -33,17 +34,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from foundation.workers import process_context
-from store.db import export_snapshot, snapshot_reader
-from reconcile import load
-from reconcile.facts import AsOf
 from reconcile.findings import Finding
+from reconcile.judge import Assignment, Chunk, Counts, judge_chunk
+from store.driver import export_snapshot, snapshot_reader
 
-PRELOAD = ("reconcile.engine", "reconcile.load", "store.db")
+PRELOAD = ("reconcile.judge", "reconcile.load", "store.db", "store.driver")
 MIN_SUBJECTS = 20_000  # below this, starting the workers costs more than they save
 MAX_AUTO_WORKERS = 4
 
-Chunk = tuple[str, int, int]  # (family, first id, last id)
-Counts = dict[str, tuple[int, int, int]]  # rule name -> (checked, flagged, findings) in one chunk
+Judged = tuple[list[Finding], list[tuple[str, str]] | None, Counts]  # findings, their digests, counts
 
 
 def worker_count(configured: int | None, subjects: int) -> int:
@@ -57,9 +56,8 @@ def worker_count(configured: int | None, subjects: int) -> int:
 
 
 @contextlib.contextmanager
-def judging_in_workers(engine: Engine, conn: sa.Connection, plan: Sequence[Chunk], years: Sequence[int],
-                       as_of: AsOf, rules: list, workers: int
-                       ) -> Iterator[Iterator[tuple[list[Finding], list[tuple[str, str]] | None, Counts]]]:
+def judging_in_workers(engine: Engine, conn: sa.Connection, plan: Sequence[Chunk], assignment: Assignment,
+                       workers: int) -> Iterator[Iterator[Judged]]:
     """Start the workers on every chunk of `plan` now; yields the results (findings, their
     digests, counts) in plan order, as they come.
 
@@ -69,7 +67,7 @@ def judging_in_workers(engine: Engine, conn: sa.Connection, plan: Sequence[Chunk
     snapshot = export_snapshot(conn)
     url = engine.url.render_as_string(hide_password=False)
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=process_context(PRELOAD), initializer=_start,
-                               initargs=(url, snapshot, list(years), as_of, rules))
+                               initargs=(url, snapshot, assignment))
     try:
         yield pool.map(_judge, plan)
     finally:
@@ -81,27 +79,15 @@ def judging_in_workers(engine: Engine, conn: sa.Connection, plan: Sequence[Chunk
 _state: dict[str, Any] = {}
 
 
-def _start(url: str, snapshot: str | None, years: list[int], as_of: AsOf, rules: list) -> None:
+def _start(url: str, snapshot: str | None, assignment: Assignment) -> None:
     from store.db import make_engine
 
     # millions of short-lived objects and no reference cycles: see reconcile/engine.py
     gc.disable()
-    _state.update(engine=make_engine(url), snapshot=snapshot, years=years, as_of=as_of, rules=rules, visits=None)
+    _state.update(engine=make_engine(url), snapshot=snapshot, assignment=assignment)
 
 
-def _judge(chunk: Chunk) -> tuple[list[Finding], list[tuple[str, str]], Counts]:
-    from reconcile.engine import Judge
-
-    family, lo, hi = chunk
-    engine, years = _state["engine"], _state["years"]
-    with snapshot_reader(engine, _state["snapshot"]) as conn:
-        if family == "capital":
-            if _state["visits"] is None:
-                _state["visits"] = load.inspections(conn, years, _state["as_of"].day)
-            facts = load.project_years_between(conn, years, lo, hi, _state["visits"])
-        else:
-            facts = load.agreements_between(conn, years, lo, hi)
-    judge = Judge(_state["as_of"], _state["rules"])
-    found = judge.project_years(facts) if family == "capital" else judge.agreements(facts)
-    return (found, [f.digests() for f in found],
-            {name: (s.checked, s.flagged, s.findings) for name, s in judge.stats.items()})
+def _judge(chunk: Chunk) -> Judged:
+    with snapshot_reader(_state["engine"], _state["snapshot"]) as conn:
+        found, counts = judge_chunk(conn, chunk, _state["assignment"])
+    return found, [f.digests() for f in found], counts

@@ -1,83 +1,55 @@
 """The reconciliation's section of config.yaml: the as-of day, deadlines, workers, each rule's
 thresholds (``reconcile.rules.<id>``), and the routing of agencies to expert groups.
+
+The rules' sections are built from the rules' own ``Limits`` (reconcile/rules/*.py), so a
+threshold's key and default are written once; an unknown key is still an error naming its path.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, create_model, field_validator
 
 from foundation.settings import Strict
 from foundation.vocabulary import Group
+from reconcile.rules import RULE_IDS, RULES
 
 
 class _Rule(Strict):
     enabled: bool = True
 
 
-class ProgressLagRule(_Rule):
-    """gap = target − actual in points: minor ≥ minor, major ≥ major, critical ≥ critical."""
+def _rule_model(rule_id: str) -> type[Strict]:
+    """The settings of ``reconcile.rules.<rule_id>``: ``enabled`` and the fields of the rule's Limits.
 
-    minor: float = 5
-    major: float = 15
-    critical: float = 30
-
-
-class MissingReportRule(_Rule):
-    pass
-
-
-class ApprovalOverdueRule(_Rule):
-    pass
-
-
-class ProgressRegressionRule(_Rule):
-    tolerance: float = 0.5  # points a report may fall below the previous one before it flags
-
-
-class SpendProgressGapRule(_Rule):
-    major: float = 0.30  # spend_share − physical_share
-    critical: float = 0.50
+    The Limits of reconcile/rules/*.py are the one source of each threshold's name and default; a
+    rule id judged in both families (credit_inconsistency) has one section, so its families' Limits
+    must agree. Thresholds are written as plain numbers in config.yaml (Decimal fields are floats
+    here; Rule.limits_from turns them back into exact Decimals), whole years stay integers.
+    """
+    fields: dict[str, tuple[type, Any]] = {}
+    for rule in RULES:
+        if rule.id != rule_id:
+            continue
+        for f in dataclasses.fields(rule.Limits):
+            kind = float if isinstance(f.default, Decimal) else type(f.default)
+            default = float(f.default) if isinstance(f.default, Decimal) else f.default
+            if fields.setdefault(f.name, (kind, default)) != (kind, default):
+                raise TypeError(f"rule {rule_id}: the families' Limits disagree on {f.name}")
+    name = "".join(part.title() for part in rule_id.split("_")) + "Rule"
+    return create_model(name, __base__=_Rule, __module__=__name__, **fields)
 
 
-class CreditInconsistencyRule(_Rule):
-    tolerance: float = 0.5  # million rials by which one stage may exceed the one before it
-
-
-class CompletionOverdueRule(_Rule):
-    major_years: int = 2  # years past the planned end year (1 year is minor)
-    critical_years: int = 3
-
-
-class InspectionMismatchRule(_Rule):
-    major: float = 10  # points between observed and reported progress
-    critical: float = 25
-
-
-class OperationShortfallRule(_Rule):
-    threshold: float = 0.85  # flags when actual_cum / planned_cum is below this
-    minor: float = 0.70  # ratio ≥ minor is minor
-    major: float = 0.40  # minor > ratio ≥ major is major; below major is critical
-
-
-class UnitCostOverrunRule(_Rule):
-    minor: float = 1.20  # (spent_cum / actual_cum) / unitCost ≥ minor flags
-    major: float = 1.50
-
-
-class RulesConfig(Strict):
-    progress_lag: ProgressLagRule = Field(default_factory=ProgressLagRule)
-    missing_report: MissingReportRule = Field(default_factory=MissingReportRule)
-    approval_overdue: ApprovalOverdueRule = Field(default_factory=ApprovalOverdueRule)
-    progress_regression: ProgressRegressionRule = Field(default_factory=ProgressRegressionRule)
-    spend_progress_gap: SpendProgressGapRule = Field(default_factory=SpendProgressGapRule)
-    credit_inconsistency: CreditInconsistencyRule = Field(default_factory=CreditInconsistencyRule)
-    completion_overdue: CompletionOverdueRule = Field(default_factory=CompletionOverdueRule)
-    inspection_mismatch: InspectionMismatchRule = Field(default_factory=InspectionMismatchRule)
-    operation_shortfall: OperationShortfallRule = Field(default_factory=OperationShortfallRule)
-    unit_cost_overrun: UnitCostOverrunRule = Field(default_factory=UnitCostOverrunRule)
+# reconcile.rules.<id>: one section per rule id, in the catalogue's order
+RulesConfig = create_model(
+    "RulesConfig", __base__=Strict, __module__=__name__,
+    **{rule_id: (model, Field(default_factory=model)) for rule_id, model in
+       ((rule_id, _rule_model(rule_id)) for rule_id in RULE_IDS)},
+)
 
 
 class ReconcileConfig(Strict):

@@ -1,7 +1,11 @@
 """The Persian words of findings: how a subject, a quarter and a figure are written.
 
 Sentences use Persian digits, the Persian decimal separator (٫) and thousands separator (٬), and
-Jalali dates, the way a budget expert of the province writes them.
+Jalali dates, the way a budget expert of the province writes them. Figures, days and quarters are
+written by foundation/present.py, as everywhere people read them, with three differences kept here
+because finding sentences are fingerprinted and stored (a changed sentence would "update" every
+deviation): a missing figure is '؟' (present: '—'), a number is not grouped unless asked, and a
+percentage is written exactly as computed (present rounds it to one place).
 """
 
 from __future__ import annotations
@@ -10,25 +14,15 @@ from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 
-from foundation.jalali import QUARTER_NAMES, format_jalali
-from foundation.persian import to_persian_digits
-
+from foundation import present
 from reconcile.facts import AgreementFacts, OperationFacts, Place, ProjectYearFacts
 
-_SEPARATORS = str.maketrans({",": "٬", ".": "٫"})
+UNKNOWN = "؟"  # a figure the facts do not hold
 
 
 def number(value: Decimal | int | None, *, grouped: bool = False) -> str:
     """32.5000 -> '۳۲٫۵', 12345 -> '۱۲٬۳۴۵' (grouped); trailing zeros dropped; None -> '؟'."""
-    if value is None:
-        return "؟"
-    if isinstance(value, int):
-        value = Decimal(value)
-    value = value.normalize()
-    if value == 0:
-        value = Decimal(0)  # no '-0', no '0E+2'
-    shown = format(value, ",f" if grouped else "f")
-    return to_persian_digits(shown.translate(_SEPARATORS))
+    return UNKNOWN if value is None else present.number(value, grouped=grouped)
 
 
 def percent(value: Decimal | None) -> str:
@@ -36,16 +30,16 @@ def percent(value: Decimal | None) -> str:
 
 
 def amount(value: Decimal | None) -> str:
-    return number(value, grouped=True) + " میلیون ریال"
+    return f"{number(value, grouped=True)} {present.AMOUNT_UNIT}"
 
 
 def code(value: str) -> str:
-    return to_persian_digits(value)
+    return present.digits(value)
 
 
 @lru_cache(maxsize=4096)
 def day(value: date | None) -> str:
-    return format_jalali(value) if value is not None else "(بی‌تاریخ)"
+    return present.day(value) if value is not None else "(بی‌تاریخ)"
 
 
 def entered(on: date | None) -> str:
@@ -56,12 +50,12 @@ def entered(on: date | None) -> str:
 @lru_cache(maxsize=256)
 def quarter(year: int, q: int) -> str:
     """'سه‌ماهه دوم ۱۴۰۵'."""
-    return f"{QUARTER_NAMES[q]} {to_persian_digits(str(year))}"
+    return present.quarter(year, q)
 
 
 @lru_cache(maxsize=256)
 def year(value: int) -> str:
-    return to_persian_digits(str(value))
+    return present.digits(value)
 
 
 @lru_cache(maxsize=4096)

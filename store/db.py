@@ -3,16 +3,14 @@
 Every command opens the store through :func:`open_store`. A brand-new, empty database is migrated
 on the spot (creating a store loses nothing); a store whose schema is behind the code stops the
 command with "run budgetwatch db upgrade", because migrating existing data is an operator's decision.
-Also here: the connection-level plumbing of large runs (snapshots shared with worker processes,
-a larger SQLite page cache, bulk inserts straight through the driver).
+Also here: the planner's statistics after bulk writes, throwaway PostgreSQL schemas for tests and
+benchmarks, and URLs safe to show. The driver-level plumbing of large runs is store/driver.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import re
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -44,7 +42,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         engine = sa.create_engine(url, echo=echo, connect_args={"timeout": 60})
 
         @sa.event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record):  # noqa: ANN001
+        def _sqlite_pragmas(dbapi_connection, _record):
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
@@ -108,33 +106,6 @@ def open_store(url: str, *, echo: bool = False) -> Engine:
     return engine
 
 
-def export_snapshot(conn: Connection) -> str | None:
-    """PostgreSQL: the id of `conn`'s current snapshot, for other sessions to read the very same moment
-    of the store (:func:`snapshot_reader`) while `conn`'s transaction stays open. None elsewhere."""
-    if conn.dialect.name != "postgresql":
-        return None
-    snapshot = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()
-    if not re.fullmatch(r"[0-9A-Fa-f-]+", snapshot):  # it is spliced into SET TRANSACTION SNAPSHOT
-        raise StoreError(f"unexpected snapshot id from PostgreSQL: {snapshot!r}")
-    return snapshot
-
-
-@contextlib.contextmanager
-def snapshot_reader(engine: Engine, snapshot: str | None = None) -> Iterator[Connection]:
-    """A read transaction that sees one moment of the store throughout.
-
-    PostgreSQL: REPEATABLE READ, in `snapshot` (from :func:`export_snapshot`) when given. SQLite: a
-    plain transaction, which in WAL mode keeps the snapshot of its first read.
-    """
-    with engine.connect() as conn:
-        if engine.dialect.name == "postgresql":
-            conn = conn.execution_options(isolation_level="REPEATABLE READ")
-        with conn.begin():
-            if snapshot is not None:
-                conn.execute(sa.text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
-            yield conn
-
-
 # ANALYZE a table when this share of its rows changed since the last one (autovacuum's default)
 STALE_SHARE = 0.1
 ANALYZE_LOCK_TIMEOUT = "5s"
@@ -196,79 +167,6 @@ def _stale(conn: Connection, name: str) -> bool:
         return False
     tuples, changed = row
     return tuples < 0 or changed > 50 + STALE_SHARE * tuples  # reltuples -1: never analyzed
-
-
-@contextlib.contextmanager
-def large_page_cache(conn: Connection, megabytes: int = 64) -> Iterator[None]:
-    """SQLite: a page cache of `megabytes` for `conn` while a transaction writes hundreds of thousands
-    of rows (the default 2 MB makes each index insert fetch and spill pages; 64 MB cuts a 100k-project
-    reconciliation's first run by about two seconds). The memory is taken only as pages are
-    used and given back after. Nothing elsewhere."""
-    if conn.dialect.name != "sqlite":
-        yield
-        return
-    driver = conn.connection.driver_connection
-    before = driver.execute("PRAGMA cache_size").fetchone()[0]
-    driver.execute(f"PRAGMA cache_size={-1024 * int(megabytes)}")
-    try:
-        yield
-    finally:
-        driver.execute(f"PRAGMA cache_size={int(before)}")
-
-
-def bulk_insert(conn: Connection, table: sa.Table, columns: Sequence[str], rows: list[Sequence[Any]], *,
-                ready: frozenset[str] = frozenset()) -> None:
-    """Insert many rows (sequences of values in `columns` order) in the connection's transaction,
-    straight through the driver: COPY on PostgreSQL, one prepared executemany on SQLite.
-
-    psycopg's executemany sends one INSERT per row, and SQLAlchemy's own executemany spends more
-    time building each row's parameters than the database spends storing it; opening a hundred
-    thousand deviations is the difference between seconds and a minute. Values go through each
-    column type's bind processing (JSON, dates, the store's decimals), as SQLAlchemy would do,
-    except in the `ready` columns, whose values are already what the driver takes (JSON as text).
-    """
-    if not rows:
-        return
-    names = ", ".join(f'"{name}"' for name in columns)
-    driver = conn.connection.driver_connection
-    if conn.dialect.name == "postgresql":
-        json_columns = [i for i, c in enumerate(columns)
-                        if c not in ready and isinstance(table.c[c].type, sa.JSON)]
-        with driver.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
-            for row in rows:
-                if json_columns:
-                    row = list(row)
-                    for i in json_columns:
-                        if row[i] is not None:
-                            row[i] = json.dumps(row[i], ensure_ascii=False)
-                copy.write_row(row)
-        return
-    by_column = [list(values) for values in zip(*rows)]  # column by column: one processor call per value
-    for i, name in enumerate(columns):
-        values = by_column[i]
-        if name in _TEXTS:
-            # sqlite3 keeps a bound str's UTF-8 form inside the str for its lifetime: long texts
-            # are bound as copies, so the findings a run returns carry no second, encoded copy
-            by_column[i] = [value if value is None else (" " + value)[1:] for value in values]
-            continue
-        # _cached_bind_processor: the dialect's processor for the column type, as SQLAlchemy applies it
-        process = None if name in ready else table.c[name].type._cached_bind_processor(conn.dialect)
-        if process is None:
-            continue
-        first = values[0]
-        if values.count(first) == len(values) and all(type(value) is type(first) for value in values):
-            by_column[i] = [process(first)] * len(values)  # one value for the whole batch (a day, a clock)
-        else:
-            by_column[i] = [process(value) for value in values]
-    cursor = driver.cursor()
-    try:
-        cursor.executemany(f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join("?" * len(columns))})',
-                           list(zip(*by_column)))
-    finally:
-        cursor.close()
-
-
-_TEXTS = frozenset({"message", "reason"})  # plain text columns that can be long: see bulk_insert
 
 
 @contextlib.contextmanager

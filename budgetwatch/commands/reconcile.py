@@ -20,11 +20,11 @@ from rich.text import Text
 from budgetwatch.app import UserError, app, console, context, err_console
 from foundation.jalali import format_jalali, parse_day
 from foundation.persian import NormalizationError, to_ascii_digits
+from foundation.vocabulary import DEVIATION_STATUSES, GROUPS, SEVERITIES
 from reconcile import deviations as dv
 from reconcile import inspections as insp
 from reconcile import run as run_reconciliation
 from reconcile.engine import RunResult
-from reconcile.findings import SEVERITIES
 from reconcile.rules import RULE_IDS
 
 deviations_app = typer.Typer(help="Deviations found by the reconciliation: list, show, acknowledge, dismiss.",
@@ -81,8 +81,8 @@ def _view(*, years: tuple[int, ...], county: list[str] | None, agency: list[str]
         _choices((min_severity,), SEVERITIES, "--min-severity")
     return dv.View(
         years=years, counties=_split(county), agencies=tuple(to_ascii_digits(a) for a in _split(agency)),
-        groups=_choices(_split(group), dv.GROUPS, "--group"), rules=_choices(_split(rule), RULE_IDS, "--rule"),
-        min_severity=min_severity, statuses=_choices(_split(status), dv.STATUSES, "--status"),
+        groups=_choices(_split(group), GROUPS, "--group"), rules=_choices(_split(rule), RULE_IDS, "--rule"),
+        min_severity=min_severity, statuses=_choices(_split(status), DEVIATION_STATUSES, "--status"),
         include_dismissed=include_dismissed,
     )
 
@@ -229,7 +229,7 @@ def reconcile_and_show(*, years: tuple[int, ...], day: date | None, view: dv.Vie
     with ctx.engine.connect() as conn:  # a bad county fails before the run, not after
         if view.counties:
             _checked(lambda: dv.county_ids(conn, view.counties))
-    result = run_reconciliation(ctx.engine, ctx.config, as_of=day, years=list(years) or None)
+    result = run_reconciliation(ctx.engine, ctx.config.reconcile, as_of=day, years=list(years) or None)
     with ctx.engine.connect() as conn:
         rows = _checked(lambda: dv.select_findings(conn, result.findings, result.deviations, view,
                                                    ctx.config.routing))

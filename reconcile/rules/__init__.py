@@ -1,8 +1,9 @@
 """The rule catalogue as code: one registry line per rule of reconciliation-rules.md.
 
-Adding a rule: write its class (reconcile/rules/capital.py or expense.py, see rules/base.py), its
-tests (tests/reconcile/), its thresholds in budgetwatch/config.py's RulesConfig, and one line here.
-The engine runs every rule listed whose ``reconcile.rules.<id>.enabled`` is true.
+Adding a rule: write its class (reconcile/rules/capital.py or expense.py, see rules/base.py) with
+its thresholds as its ``Limits``, its tests (tests/reconcile/), one line here, and its section in
+config.yaml (reconcile/settings.py builds the ``reconcile.rules.<id>`` model from the Limits). The
+engine runs every rule listed whose ``reconcile.rules.<id>.enabled`` is true.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ from decimal import Decimal
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from budgetwatch.config import Config
 from foundation.jalali import parse_day
 from reconcile.facts import (
     AgreementFacts,
@@ -26,6 +25,7 @@ from reconcile.facts import (
     ProgressReportFact,
     ProjectYearFacts,
 )
+from reconcile.settings import ReconcileConfig
 from store import models as m
 
 AHVAZ = Place("305", "اداره کل راه و شهرسازی", 1, "اهواز")
@@ -101,8 +101,9 @@ def op_unit(**kwargs) -> OperationInAgreement:
 # --- the store ---------------------------------------------------------------------------------
 
 
-def config(**reconcile) -> Config:
-    return Config.model_validate({"reconcile": reconcile}) if reconcile else Config()
+def config(**reconcile) -> ReconcileConfig:
+    """The ``reconcile`` section of config.yaml with these keys set (what reconcile.run takes)."""
+    return ReconcileConfig.model_validate(reconcile)
 
 
 class Store:

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 import reconcile
 from reconcile import deviations as dv
+from reconcile.settings import RoutingConfig
 from store.models import Deviation, DeviationEvent, ProgressReport, ProjectYear, ReconcileRun
 from reconcile_builders import Store, config, day
 
@@ -210,7 +211,7 @@ def test_dismissed_never_changes_and_is_hidden_unless_asked(engine, store):
     assert deviations(engine) == dismissed
     assert [e[1] for e in events(engine)] == ["opened", "dismissed"]
     with engine.connect() as conn:
-        routing = config().routing
+        routing = RoutingConfig()
         assert dv.select_findings(conn, result.findings, result.deviations, dv.View(), routing) == []
         shown = dv.select_findings(conn, result.findings, result.deviations, dv.View(include_dismissed=True), routing)
         assert [s.status for s in shown] == ["dismissed"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from reconcile import evaluate
-from reconcile.engine import RuleStats, enabled_rules
+from reconcile.judge import RuleStats, enabled_rules
 from reconcile.findings import round4
 from reconcile.rules import RULE_IDS, RULES
 from reconcile_builders import agreement, as_of, config, item, operation, project, report

@@ -1,0 +1,43 @@
+"""Reconciliation runs: the record of each run, kept with the deviations it changed.
+
+A run is opened (status ``running``) before it reads anything, in a transaction of its own, so
+that its id can mark every deviation it touches. It is closed as ``success`` inside the run's
+writing transaction, together with the deviations (one commit: a run recorded as done did its
+writing), or as ``failed`` in a transaction of its own after that one was rolled back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from store.models import ReconcileRun, utcnow
+
+_runs = ReconcileRun.__table__
+ERROR_LENGTH = 500  # characters of a failed run's error kept in its stats
+
+
+def open_run(engine: Engine, as_of: date, years: Sequence[int]) -> int:
+    """A new run as of `as_of` over `years`, marked running; its id."""
+    with engine.begin() as conn:
+        return conn.execute(sa.insert(_runs).returning(_runs.c.id).values(
+            as_of=as_of, fiscal_years=",".join(map(str, years)), started_at=utcnow(), status="running",
+        )).scalar_one()
+
+
+def close_run(conn: Connection, run_id: int, stats: dict[str, Any]) -> None:
+    """Inside the run's writing transaction: the run succeeded, with its statistics."""
+    conn.execute(sa.update(_runs).where(_runs.c.id == run_id).values(
+        status="success", finished_at=utcnow(), stats=stats))
+
+
+def fail_run(engine: Engine, run_id: int, error: BaseException) -> None:
+    """The run failed with `error` (its writing transaction already rolled back)."""
+    with engine.begin() as conn:
+        conn.execute(sa.update(_runs).where(_runs.c.id == run_id).values(
+            status="failed", finished_at=utcnow(),
+            stats={"error": f"{type(error).__name__}: {error}"[:ERROR_LENGTH]}))

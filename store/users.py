@@ -1,1 +1,141 @@
-"""The web console's users (being built: issue 16)."""
+"""The web console's users and the record of what they did: tables and queries.
+
+A user has a role (``expert``: sees everything, acts on the agencies of their expert groups;
+``consolidation``: acts everywhere and runs reconciliations; ``admin``: manages users), a list of
+expert groups and an argon2 hash of their password (hashing happens in web/auth.py: the store only
+keeps the hash and never sees a password). Users are disabled, never deleted, so the names in
+deviation events and the action log keep meaning someone.
+
+``console_action`` is the console's log of acts: who did what to which object and when (signing in,
+acknowledging, dismissing, recording visits, starting reconciliations, managing users). Deviation
+events carry ``by`` as well; this log also covers what has no event of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlmodel import Field, SQLModel
+
+from store.models import Column, UTCDateTime, _when, utcnow
+
+ROLES = ("expert", "consolidation", "admin")
+
+
+class ConsoleUser(SQLModel, table=True):
+    """A person who signs in to the web console."""
+
+    __tablename__ = "console_user"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True)  # kept lower-case: the sign-in name
+    display_name: str
+    role: str = Field(max_length=16)  # expert | consolidation | admin
+    groups: str = Field(default="")  # expert groups, comma-separated: "social,production"
+    password_hash: str  # argon2 (web/auth.py); never a password
+    disabled: bool = False
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    updated_at: datetime | None = _when()
+
+
+class ConsoleAction(SQLModel, table=True):
+    """One act of a console user: who, what, on which object, when."""
+
+    __tablename__ = "console_action"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    username: str = Field(max_length=64, index=True)
+    action: str = Field(max_length=32)  # login | acknowledge | dismiss | visit | visits_file | reconcile | user_*
+    target: str | None = None  # "deviation 12", "1305012007-003", "user ali"
+    detail: str | None = None
+
+
+users = ConsoleUser.__table__
+actions = ConsoleAction.__table__
+
+
+class ConsoleUserError(Exception):
+    """A user cannot be added or changed as asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    username: str
+    display_name: str
+    role: str
+    groups: tuple[str, ...]
+    disabled: bool
+    password_hash: str
+
+    @classmethod
+    def from_row(cls, row: sa.Row) -> User:
+        groups = tuple(g for g in (row.groups or "").split(",") if g)
+        return cls(row.id, row.username, row.display_name, row.role, groups, bool(row.disabled), row.password_hash)
+
+
+def _name(username: str) -> str:
+    name = (username or "").strip().lower()
+    if not name or len(name) > 64 or any(c.isspace() for c in name):
+        raise ConsoleUserError(f"user name {username!r}: 1 to 64 characters without spaces")
+    return name
+
+
+def get_user(conn: Connection, username: str) -> User | None:
+    row = conn.execute(sa.select(users).where(users.c.username == (username or "").strip().lower())).first()
+    return User.from_row(row) if row else None
+
+
+def list_users(conn: Connection) -> list[User]:
+    return [User.from_row(r) for r in conn.execute(sa.select(users).order_by(users.c.username))]
+
+
+def add_user(conn: Connection, username: str, *, display_name: str, role: str, groups: tuple[str, ...],
+             password_hash: str, now: datetime | None = None) -> User:
+    name = _name(username)
+    if role not in ROLES:
+        raise ConsoleUserError(f"role {role!r}: use one of {', '.join(ROLES)}")
+    if conn.execute(sa.select(users.c.id).where(users.c.username == name)).first():
+        raise ConsoleUserError(f"user {name!r} exists already (use `users passwd` to change the password)")
+    now = now or utcnow()
+    conn.execute(sa.insert(users).values(username=name, display_name=(display_name or name).strip(), role=role,
+                                         groups=",".join(groups), password_hash=password_hash, disabled=False,
+                                         created_at=now, updated_at=now))
+    user = get_user(conn, name)
+    assert user is not None
+    return user
+
+
+def update_user(conn: Connection, username: str, *, now: datetime | None = None, **values: object) -> User:
+    """Change a user's password_hash, disabled flag, role, groups or display name."""
+    name = _name(username)
+    allowed = {"password_hash", "disabled", "role", "groups", "display_name"}
+    unknown = set(values) - allowed
+    if unknown:
+        raise ConsoleUserError(f"cannot change {', '.join(sorted(unknown))} of a user")
+    if "groups" in values and not isinstance(values["groups"], str):
+        values["groups"] = ",".join(values["groups"])  # type: ignore[arg-type]
+    changed = conn.execute(sa.update(users).where(users.c.username == name)
+                           .values(updated_at=now or utcnow(), **values)).rowcount
+    if not changed:
+        raise ConsoleUserError(f"no user {name!r}")
+    user = get_user(conn, name)
+    assert user is not None
+    return user
+
+
+def record_action(conn: Connection, username: str, action: str, target: str | None = None,
+                  detail: str | None = None, *, now: datetime | None = None) -> None:
+    conn.execute(sa.insert(actions).values(at=now or utcnow(), username=username, action=action, target=target,
+                                           detail=detail))
+
+
+def recent_actions(conn: Connection, limit: int = 50, username: str | None = None) -> list[sa.Row]:
+    query = sa.select(actions).order_by(actions.c.id.desc()).limit(limit)
+    if username:
+        query = query.where(actions.c.username == username)
+    return list(conn.execute(query))

@@ -1,0 +1,174 @@
+"""The console application: ``create_app(engine, config)`` builds it, ``budgetwatch web`` serves it.
+
+A server-rendered FastAPI application: each page a module of web/pages/ with its router, Jinja2
+templates from web/templates/, one stylesheet from web/static/ (served by the application itself:
+the intranet has no internet, and nothing is fetched from elsewhere). No JavaScript: forms and
+links, and a refresh header on the page of a running reconciliation.
+
+Nothing answers without a session except the login page, the static files and ``/healthz``: the
+``_require_session`` middleware loads the signed-in user from the store on every request, so a
+user disabled or removed is out at their next click.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import sqlalchemy as sa
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+
+from store.users import get_user, record_action
+from web import auth
+from web.common import Console, Refused, console, redirect, render, templates
+from web.jobs import ReconcileJobs
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).with_name("static")
+PUBLIC_PATHS = ("/login", "/healthz")
+SESSION_HOURS = 10  # a working day: signed in at eight, out by evening
+# the console fetches nothing from elsewhere and runs no script: say so to the browser
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'none'; "
+                               "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def create_app(engine: Engine, config: Any, *, secret: str | None = None, https_only: bool = False,
+               reconcile_runner: Any = None, limiter: auth.LoginLimiter | None = None) -> FastAPI:
+    """The console over `engine` with `config` (budgetwatch.config.Config).
+
+    ``secret`` signs the sessions (default: auth.session_secret of config.data_dir); ``https_only``
+    marks the cookie Secure (set it when a TLS proxy stands in front); ``reconcile_runner`` and
+    ``limiter`` let tests slow a run down or shorten the login window.
+    """
+    from web.pages import deviations, overview, reconcile_page, runs, subjects, users, visits
+
+    app = FastAPI(title="budgetwatch console", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.console = Console(engine=engine, config=config,
+                                jobs=ReconcileJobs(engine, config.reconcile, runner=reconcile_runner),
+                                limiter=limiter or auth.LoginLimiter(), templates=templates())
+    for module in (overview, deviations, subjects, visits, reconcile_page, runs, users):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> JSONResponse:
+        """For monitors: the store answers. Says nothing else."""
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.select(1))
+        except Exception:  # noqa: BLE001 - any failure is 'down' to a monitor; the log says why
+            log.exception("healthz: the store does not answer")
+            return JSONResponse({"status": "store unavailable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/login", include_in_schema=False)
+    def login_form(request: Request, next: str = "/"):  # noqa: A002 - the parameter's name in the URL
+        return render(request, "login.html", next=_safe_next(next), username="", error=None)
+
+    @app.post("/login", include_in_schema=False)
+    async def login(request: Request):
+        form = await request.form()
+        username = str(form.get("username", "")).strip().lower()
+        password = str(form.get("password", ""))
+        target = _safe_next(str(form.get("next", "/")))
+        address = request.client.host if request.client else "?"
+        state = console(request)
+        wait = state.limiter.blocked_for(username, address)
+        if wait:
+            minutes = max(1, round(wait / 60))
+            return render(request, "login.html", status_code=429, next=target, username=username,
+                          error=f"ورودهای ناموفق بسیار بوده است؛ {_fa(minutes)} دقیقه دیگر دوباره بکوشید.")
+        user = await run_in_threadpool(_user, engine, username)
+        ok = auth.check_password(user.password_hash if user else None, password) and user is not None
+        if not ok or user is None or user.disabled:
+            state.limiter.failed(username, address)
+            return render(request, "login.html", status_code=401, next=target, username=username,
+                          error="نام کاربری یا گذرواژه درست نیست.")
+        state.limiter.succeeded(username, address)
+        request.session.clear()
+        request.session.update(user=user.username, csrf=auth.new_csrf_token())
+        await run_in_threadpool(_record_login, engine, user.username, address)
+        return redirect(target)
+
+    @app.post("/logout", include_in_schema=False)
+    async def logout(request: Request):
+        from web.common import checked_form
+
+        await checked_form(request)
+        request.session.clear()
+        return redirect("/login")
+
+    @app.exception_handler(Refused)
+    async def refused(request: Request, exc: Refused):
+        return render(request, "error.html", status_code=exc.status, message=exc.message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        messages = {404: "چنین صفحه‌ای نیست.", 405: "این نشانی این کار را نمی‌پذیرد."}
+        if "session" not in request.scope or not getattr(request.state, "user", None):
+            return PlainTextResponse(str(exc.detail), status_code=exc.status_code)
+        return render(request, "error.html", status_code=exc.status_code,
+                      message=messages.get(exc.status_code, str(exc.detail)))
+
+    @app.middleware("http")
+    async def _require_session(request: Request, call_next):
+        path = request.url.path
+        if path in PUBLIC_PATHS or path.startswith("/static/"):
+            response = await call_next(request)
+        else:
+            username = request.session.get("user")
+            user = await run_in_threadpool(_user, engine, username) if username else None
+            if user is None or user.disabled:
+                request.session.clear()
+                if request.method in ("GET", "HEAD"):
+                    response = redirect(f"/login?next={quote(path + ('?' + request.url.query if request.url.query else ''))}")
+                else:
+                    response = PlainTextResponse("sign in first", status_code=401)
+            else:
+                request.state.user = user
+                response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    # outermost: the session is read before _require_session runs and written after it
+    app.add_middleware(SessionMiddleware, secret_key=secret or auth.session_secret(config.data_dir),
+                       session_cookie="budgetwatch_console", max_age=SESSION_HOURS * 3600, same_site="strict",
+                       https_only=https_only)
+    return app
+
+
+def _user(engine: Engine, username: str):
+    with engine.connect() as conn:
+        return get_user(conn, username)
+
+
+def _record_login(engine: Engine, username: str, address: str) -> None:
+    with engine.begin() as conn:
+        record_action(conn, username, "login", detail=f"from {address}")
+
+
+def _safe_next(target: str) -> str:
+    """Only a path of this site after signing in: never another host (an open redirect)."""
+    return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/"
+
+
+def _fa(n: int) -> str:
+    from foundation.present import number
+
+    return number(n)

@@ -1,0 +1,126 @@
+"""Who is signed in to the console: password hashes, the session secret, CSRF tokens, the login limit.
+
+- Passwords are hashed with argon2 (argon2-cffi's defaults); the store keeps only the hash.
+- Sessions live in a cookie signed with a secret (Starlette's SessionMiddleware): the secret comes
+  from ``BUDGETWATCH_WEB_SECRET``, else from the file ``<data_dir>/web-secret``, which is generated
+  on first start with mode 0600 and refused if others may read it. It never appears in logs or pages.
+- Every session carries a random CSRF token; every POST must send it back (``csrf`` form field).
+- Failed sign-ins are counted per (user name, client address): after ``MAX_FAILURES`` within
+  ``WINDOW_SECONDS`` that pair is refused until the window passes, without checking the password.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+import stat
+import threading
+import time
+from collections import defaultdict, deque
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+SECRET_ENV = "BUDGETWATCH_WEB_SECRET"
+SECRET_FILE = "web-secret"
+MAX_FAILURES = 5
+WINDOW_SECONDS = 15 * 60
+MIN_PASSWORD = 10
+
+_hasher = PasswordHasher()
+# verified against when the user does not exist, so an unknown name takes as long as a wrong password
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+class SecretError(Exception):
+    """The session secret cannot be had safely; the message says what to do."""
+
+
+def hash_password(password: str) -> str:
+    if len(password or "") < MIN_PASSWORD:
+        raise ValueError(f"the password must have at least {MIN_PASSWORD} characters")
+    return _hasher.hash(password)
+
+
+def check_password(password_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password or "") and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def session_secret(data_dir: Path) -> str:
+    """The secret sessions are signed with: the environment's, else the data directory's file."""
+    from_env = os.environ.get(SECRET_ENV, "").strip()
+    if from_env:
+        if len(from_env) < 32:
+            raise SecretError(f"{SECRET_ENV} is too short: use at least 32 random characters")
+        return from_env
+    path = Path(data_dir) / SECRET_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # O_EXCL: two consoles starting at once never overwrite each other's secret
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise SecretError(f"{path} may be read by others (mode {mode:o}): run `chmod 600 {path}`") from None
+        secret = path.read_text(encoding="ascii").strip()
+        if len(secret) < 32:
+            raise SecretError(f"{path} holds too short a secret: delete it to have a new one made") from None
+        return secret
+    secret = secrets.token_urlsafe(48)
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(secret + "\n")
+    return secret
+
+
+def new_csrf_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def csrf_matches(session_token: str | None, sent: str | None) -> bool:
+    return bool(session_token) and bool(sent) and hmac.compare_digest(str(session_token), str(sent))
+
+
+class LoginLimiter:
+    """Failed sign-ins per (user name, address) in a sliding window; thread-safe, in memory.
+
+    In memory on purpose: the console is one process, and a restart forgetting the count costs an
+    attacker a restart of the server, which they cannot cause.
+    """
+
+    def __init__(self, max_failures: int = MAX_FAILURES, window_seconds: float = WINDOW_SECONDS,
+                 clock=time.monotonic) -> None:
+        self.max_failures = max_failures
+        self.window = window_seconds
+        self._clock = clock
+        self._failures: dict[tuple[str, str], deque[float]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def _recent(self, key: tuple[str, str]) -> deque[float]:
+        times = self._failures[key]
+        cutoff = self._clock() - self.window
+        while times and times[0] <= cutoff:
+            times.popleft()
+        return times
+
+    def blocked_for(self, username: str, address: str) -> float:
+        """Seconds until this pair may try again (0: it may now)."""
+        key = ((username or "").strip().lower(), address)
+        with self._lock:
+            times = self._recent(key)
+            if len(times) < self.max_failures:
+                return 0.0
+            return max(0.0, times[0] + self.window - self._clock())
+
+    def failed(self, username: str, address: str) -> None:
+        key = ((username or "").strip().lower(), address)
+        with self._lock:
+            self._recent(key).append(self._clock())
+
+    def succeeded(self, username: str, address: str) -> None:
+        with self._lock:
+            self._failures.pop(((username or "").strip().lower(), address), None)

@@ -1,0 +1,144 @@
+"""What every page of the console shares: its state, rendering, the checked form, refusals, flashes.
+
+Templates are Jinja2 with autoescape on for everything (portal text is untrusted); every figure,
+day and name a template shows goes through foundation.present, offered to templates as filters
+(``{{ x|amount }}``, ``{{ d|day }}``) and as the ``present`` global for the rest.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+
+from foundation import present
+from store.users import User, record_action
+from web import auth, words
+from web.jobs import ReconcileJobs
+from web.permissions import ROLE_NAMES
+from web.words import word
+
+
+class Refused(Exception):
+    """A request the console will not serve: rendered as a page with the status and a Persian sentence."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class Console:
+    """The application's state: the store, the configuration, the reconciliation job, the limiter."""
+
+    engine: Engine
+    config: Any  # budgetwatch.config.Config (web may not import the application shell)
+    jobs: ReconcileJobs
+    limiter: auth.LoginLimiter
+    templates: Environment
+
+
+def templates() -> Environment:
+    env = Environment(loader=PackageLoader("web", "templates"), autoescape=True, undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(
+        number=present.number, amount=present.amount, percent=present.percent, ratio=present.ratio,
+        day=present.day, day_long=present.day_long, moment=present.moment, severity=present.severity,
+        status=present.status, group=present.group, rule=present.rule, kind=present.kind, source=present.source,
+        digits=present.digits, cell=cell, comptroller=lambda code: present.COMPTROLLER_NAMES.get(code or "", code or present.NOTHING),
+        role=lambda code: ROLE_NAMES.get(code, code), sync_status=word(words.SYNC_STATUS),
+        run_status=word(words.RUN_STATUS), mode=word(words.MODES), event=word(words.EVENTS),
+        table=word(words.TABLES), job_state=word(words.JOB_STATE), agreement_status=word(words.AGREEMENT_STATUS),
+    )
+    env.globals.update(present=present, NOTHING=present.NOTHING, AMOUNT_UNIT=present.AMOUNT_UNIT)
+    return env
+
+
+_FIGURE = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def cell(value: Any, key: str = "") -> str:
+    """Any stored value as people read it: days Jalali, figures in Persian digits (ids and years
+    without separators), yes/no in words."""
+    if value is None:
+        return present.NOTHING
+    if isinstance(value, bool):
+        return "بله" if value else "خیر"
+    if isinstance(value, datetime):
+        return present.moment(value)
+    if isinstance(value, date):
+        return present.day(value)
+    if isinstance(value, (int, float, Decimal)):
+        plain = key == "id" or key.endswith(("_id", "year", "quarter", "chapter"))
+        return present.number(value, grouped=not plain)
+    text = str(value)
+    # a rule's ``numbers`` keep figures and days as exact text: show them as figures and days
+    if _FIGURE.fullmatch(text):
+        return cell(Decimal(text), key)
+    if _ISO_DAY.fullmatch(text):
+        return present.day(date.fromisoformat(text))
+    return text
+
+
+def console(request: Request) -> Console:
+    return request.app.state.console
+
+
+def user_of(request: Request) -> User:
+    return request.state.user
+
+
+def flash(request: Request, message: str, kind: str = "ok") -> None:
+    request.session.setdefault("flash", []).append([kind, message])
+
+
+def render(request: Request, template: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
+    user = getattr(request.state, "user", None)
+    flashes = request.session.pop("flash", []) if "session" in request.scope else []
+    html = console(request).templates.get_template(template).render(
+        request=request, user=user, csrf=request.session.get("csrf", "") if "session" in request.scope else "",
+        flashes=flashes, path=request.url.path, **context)
+    return HTMLResponse(html, status_code=status_code)
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def query_url(path: str, params: dict[str, Any], **changes: Any) -> str:
+    """`path` with the list's parameters, some changed (links for sorting and paging)."""
+    merged = {**params, **changes}
+    pairs = [(k, v) for k, values in merged.items() for v in (values if isinstance(values, (list, tuple)) else [values])
+             if v not in (None, "")]
+    return f"{path}?{urlencode(pairs)}" if pairs else path
+
+
+async def checked_form(request: Request) -> FormData:
+    """The POSTed form, once its CSRF token matches the session's (else 403)."""
+    form = await request.form()
+    if not auth.csrf_matches(request.session.get("csrf"), form.get("csrf")):  # type: ignore[arg-type]
+        raise Refused(403, "فرم منقضی شده یا از این سامانه نیامده است؛ صفحه را دوباره باز کنید و از نو بفرستید.")
+    return form
+
+
+async def record(request: Request, action: str, target: str | None = None, detail: str | None = None) -> None:
+    """The console's log of acts: who did what to which object, now."""
+    username = user_of(request).username
+
+    def write() -> None:
+        with console(request).engine.begin() as conn:
+            record_action(conn, username, action, target, detail)
+
+    await run_in_threadpool(write)

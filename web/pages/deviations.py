@@ -1,0 +1,137 @@
+"""The deviations: the list (filters, sorting, server-side pages) and a deviation's page with its
+sentence, figures, evidence row and history, where it is acknowledged or dismissed with a reason.
+
+Filters arrive as query parameters; a value the console does not know is dropped with a note
+rather than failing the page (a bookmarked link outlives a renamed rule). Acting goes through
+reconcile.deviations, which records the event with who and why.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from foundation.persian import to_ascii_digits
+from foundation.vocabulary import DEVIATION_STATUSES, GROUPS, KINDS, SEVERITIES
+from reconcile import deviations as dv
+from reconcile.rules import RULE_IDS
+from store import console as store
+from web.common import Refused, checked_form, console, flash, query_url, record, redirect, render, user_of
+from web.permissions import can_act_on, group_agencies
+
+router = APIRouter()
+PER_PAGE = 50
+FILTERS = ("year", "quarter", "county", "agency", "group", "rule", "kind", "severity", "status", "subject")
+
+
+def _ints(values: list[str], low: int, high: int) -> tuple[int, ...]:
+    found = []
+    for value in values:
+        text = to_ascii_digits(value).strip()
+        if text.isdigit() and low <= int(text) <= high:
+            found.append(int(text))
+    return tuple(sorted(set(found)))
+
+
+def _known(values: list[str], allowed: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(v for v in dict.fromkeys(values) if v in allowed)
+
+
+def parse_query(request: Request) -> tuple[store.DeviationQuery, dict[str, Any]]:
+    """The list's query from the URL, and the parameters as understood (for links and the form)."""
+    args = request.query_params
+    routing = console(request).config.routing
+    params: dict[str, Any] = {name: [v for v in args.getlist(name) if v.strip()] for name in FILTERS}
+    groups = _known(params["group"], GROUPS)
+    group_in, group_out = group_agencies(groups[0], routing) if len(groups) == 1 else (None, None)
+    if len(groups) > 1:  # several groups: their agencies together (the default group cannot join: rare)
+        wanted = [g for g in groups if g != routing.default]
+        group_in = tuple(sorted(code for code, g in routing.agencies.items() if g in wanted))
+    subject = (params["subject"] or [""])[0].strip()
+    sort = args.get("sort", "severity")
+    query = store.DeviationQuery(
+        years=_ints(params["year"], 1300, 1499), quarters=_ints(params["quarter"], 0, 4),
+        county_ids=_ints(params["county"], 1, 10**9), agencies=tuple(to_ascii_digits(a).strip() for a in params["agency"]),
+        group_agencies=group_in, group_excludes=group_out, rules=_known(params["rule"], RULE_IDS),
+        kinds=_known(params["kind"], KINDS), severities=_known(params["severity"], SEVERITIES),
+        statuses=_known(params["status"], DEVIATION_STATUSES), subject=to_ascii_digits(subject) or None,
+        sort=sort if sort in store.SORTS else "severity", descending=args.get("dir") == "desc",
+        page=(_ints([args.get("page", "1")], 1, 10**7) or (1,))[0], per_page=PER_PAGE,
+    )
+    understood = {"year": list(map(str, query.years)), "quarter": list(map(str, query.quarters)),
+                  "county": list(map(str, query.county_ids)), "agency": list(query.agencies), "group": list(groups),
+                  "rule": list(query.rules), "kind": list(query.kinds), "severity": list(query.severities),
+                  "status": list(query.statuses), "subject": subject}
+    return query, understood
+
+
+@router.get("/deviations")
+def deviation_list(request: Request):
+    state = console(request)
+    query, params = parse_query(request)
+    with state.engine.connect() as conn:
+        page = store.list_deviations(conn, query)
+        agencies = store.agency_names(conn)
+        counties = store.county_names(conn)
+        years = store.fiscal_years(conn)
+    listed = {**params, "sort": query.sort, "dir": "desc" if query.descending else ""}
+
+    def sort_link(key: str) -> str:
+        descending = key == query.sort and not query.descending
+        return query_url("/deviations", listed, sort=key, dir="desc" if descending else "", page="")
+
+    def page_link(number: int) -> str:
+        return query_url("/deviations", listed, page=number if number > 1 else "")
+
+    return render(request, "deviations.html", page=page, query=query, params=params, agencies=agencies,
+                  counties=counties, years=years, rules=RULE_IDS, groups=GROUPS, kinds=KINDS,
+                  severities=tuple(reversed(SEVERITIES)), statuses=DEVIATION_STATUSES, sort_link=sort_link,
+                  page_link=page_link, routing=state.config.routing)
+
+
+def _deviation(request: Request, deviation_id: int) -> dict[str, Any]:
+    with console(request).engine.connect() as conn:
+        try:
+            row, history = dv.get(conn, deviation_id)
+        except dv.DeviationError:
+            raise Refused(404, "چنین مغایرتی در پایگاه نیست.") from None
+        names = store.agency_names(conn, {row.agency_code} if row.agency_code else set())
+        counties = store.county_names(conn, {row.county_id} if row.county_id else set())
+        evidence = store.evidence(conn, row.evidence_table, row.evidence_id)
+    return {"row": row, "history": history, "agency_name": names.get(row.agency_code),
+            "county_name": counties.get(row.county_id), "evidence": evidence}
+
+
+@router.get("/deviations/{deviation_id}")
+def deviation_page(request: Request, deviation_id: int):
+    data = _deviation(request, deviation_id)
+    routing = console(request).config.routing
+    row = data["row"]
+    return render(request, "deviation.html", **data, group=dv.group_of(row.agency_code, routing),
+                  may_act=can_act_on(user_of(request), row.agency_code, routing))
+
+
+@router.post("/deviations/{deviation_id}/{action}")
+async def act(request: Request, deviation_id: int, action: str):
+    form = await checked_form(request)
+    if action not in ("acknowledge", "dismiss"):
+        raise Refused(404, "چنین کاری روی مغایرت تعریف نشده است.")
+    state, user = console(request), user_of(request)
+    data = await run_in_threadpool(_deviation, request, deviation_id)
+    if not can_act_on(user, data["row"].agency_code, state.config.routing):
+        raise Refused(403, "این مغایرت به دستگاهی خارج از گروه‌های شما مربوط است؛ فقط می‌توانید آن را ببینید.")
+    reason = str(form.get("reason", "")).strip()
+    if not reason:
+        flash(request, "دلیل را بنویسید؛ بدون دلیل ثبت نمی‌شود.", "error")
+        return redirect(f"/deviations/{deviation_id}")
+    call = dv.acknowledge if action == "acknowledge" else dv.dismiss
+    try:
+        await run_in_threadpool(lambda: call(state.engine, deviation_id, by=user.username, reason=reason))
+    except dv.DeviationError:
+        flash(request, "وضعیت این مغایرت اجازهٔ این کار را نمی‌دهد (شاید کس دیگری پیش‌تر اقدام کرده است).", "error")
+        return redirect(f"/deviations/{deviation_id}")
+    await record(request, action, f"deviation {deviation_id}", reason)
+    flash(request, "بررسی ثبت شد." if action == "acknowledge" else "مغایرت به‌عنوان نادرست رد شد.")
+    return redirect(f"/deviations/{deviation_id}")

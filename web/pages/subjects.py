@@ -1,0 +1,55 @@
+"""A project's and an agreement's page: identity, credits, targets against reports (an S-curve),
+the comptroller's status, field visits, deviations, and the change history of each reported figure."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from fastapi import APIRouter, Request
+
+from reconcile.deviations import group_of
+from store import console as store
+from web.common import Refused, console, render, user_of
+from web.curves import cumulative_share, s_curve
+from web.permissions import can_act_on, can_record_visits
+
+router = APIRouter()
+
+
+@router.get("/projects/{code}")
+def project(request: Request, code: str):
+    state = console(request)
+    with state.engine.connect() as conn:
+        page = store.project_page(conn, code)
+    if page is None:
+        raise Refused(404, "پروژه‌ای با این کد در پایگاه نیست.")
+    curves = {}
+    for year in page.years:
+        reports = {r["quarter"]: r["progress"] for r in page.reports.get(year["id"], [])}
+        start = year["progress_at_year_start"]
+        planned = {0: start, **{q: year[f"target_q{q}"] for q in range(1, 5)}}
+        curves[year["id"]] = s_curve(planned, {0: start, **reports})
+    agency = page.years[0]["agency_code"] if page.years else None
+    routing = state.config.routing
+    user = user_of(request)
+    return render(request, "project.html", page=page, curves=curves, group=group_of(agency, routing),
+                  may_visit=can_record_visits(user) and can_act_on(user, agency, routing))
+
+
+@router.get("/agreements/{agreement_no}")
+def agreement(request: Request, agreement_no: str):
+    state = console(request)
+    with state.engine.connect() as conn:
+        page = store.agreement_page(conn, agreement_no)
+    if page is None:
+        raise Refused(404, "موافقتنامه‌ای با این شماره در پایگاه نیست.")
+    curves = {}
+    for operations in page.operations.values():
+        for op in operations:
+            targets = {q: op[f"target_q{q}"] for q in range(1, 5)}
+            known = [Decimal(v) for v in targets.values() if v is not None]
+            total = op["annual_target"] or (sum(known) if known else None)
+            done = {p["quarter"]: p["quantity"] for p in page.performance.get(op["id"], [])}
+            curves[op["id"]] = s_curve(cumulative_share(targets, total), cumulative_share(done, total))
+    return render(request, "agreement.html", page=page, curves=curves,
+                  group=group_of(page.years[0]["agency_code"], state.config.routing))

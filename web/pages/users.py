@@ -1,0 +1,67 @@
+"""Users (admins only): who may sign in, with which role and groups; add, reset a password, disable.
+Also the console's recent acts, so an admin sees who did what."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from foundation.vocabulary import GROUPS
+from store.users import ROLES, ConsoleUserError, list_users, recent_actions
+from web import users as manage
+from web.common import Refused, checked_form, console, flash, redirect, render, user_of
+from web.permissions import can_manage_users
+
+router = APIRouter()
+
+
+def _admin(request: Request) -> None:
+    if not can_manage_users(user_of(request)):
+        raise Refused(403, "مدیریت کاربران با مدیر سامانه است.")
+
+
+@router.get("/users")
+def users_page(request: Request):
+    _admin(request)
+    with console(request).engine.connect() as conn:
+        users = list_users(conn)
+        acts = recent_actions(conn, limit=50)
+    return render(request, "users.html", users=users, acts=acts, roles=ROLES, groups=GROUPS)
+
+
+@router.post("/users")
+async def add(request: Request):
+    form = await checked_form(request)
+    _admin(request)
+    engine, by = console(request).engine, user_of(request).username
+    try:
+        user = await run_in_threadpool(
+            manage.create, engine, str(form.get("username", "")), str(form.get("password", "")),
+            role=str(form.get("role", "")), groups=tuple(str(g) for g in form.getlist("group")),
+            display_name=str(form.get("display_name", "")), by=by)
+    except ConsoleUserError as exc:
+        flash(request, f"کاربر افزوده نشد: {exc}", "error")
+        return redirect("/users")
+    flash(request, f"کاربر {user.username} افزوده شد.")
+    return redirect("/users")
+
+
+@router.post("/users/{username}/{action}")
+async def change(request: Request, username: str, action: str):
+    form = await checked_form(request)
+    _admin(request)
+    engine, by = console(request).engine, user_of(request).username
+    try:
+        if action == "password":
+            await run_in_threadpool(manage.set_password, engine, username, str(form.get("password", "")), by=by)
+            flash(request, f"گذرواژهٔ {username} عوض شد.")
+        elif action in ("disable", "enable"):
+            if username == by and action == "disable":
+                raise ConsoleUserError("you cannot disable yourself")
+            await run_in_threadpool(manage.set_disabled, engine, username, action == "disable", by=by)
+            flash(request, f"کاربر {username} {'غیرفعال' if action == 'disable' else 'فعال'} شد.")
+        else:
+            raise Refused(404, "چنین کاری روی کاربر تعریف نشده است.")
+    except ConsoleUserError as exc:
+        flash(request, f"انجام نشد: {exc}", "error")
+    return redirect("/users")

@@ -1,0 +1,127 @@
+"""Field visits (بازدید میدانی): record one in a form, or upload a CSV file of many.
+
+Both go through reconcile.inspections exactly as `budgetwatch inspections import` does: the form's
+visit is written as a one-row file of the same columns and imported, so a visit is checked by the
+same code, row for row, and a file is all or nothing with the same report of every bad line. The
+file's name in the store (``field_inspection.source_file``) names the user; the console's log of
+acts records who, when and how many. An expert may record visits only to projects of their groups'
+agencies: a file naming any other project is refused whole.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import tempfile
+from pathlib import Path
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from foundation.present import number
+from reconcile import inspections as insp
+from store import console as store
+from store.models import FieldInspection
+from web.common import Refused, checked_form, console, flash, record, redirect, render, user_of
+from web.permissions import can_act_on, can_record_visits
+
+router = APIRouter()
+MAX_FILE_BYTES = 5 * 1024 * 1024
+COLUMNS = (*insp.REQUIRED, *insp.OPTIONAL)
+fi = FieldInspection.__table__
+
+
+def _recent(request: Request, limit: int = 30) -> list[dict]:
+    with console(request).engine.connect() as conn:
+        return [dict(r) for r in conn.execute(sa.select(fi).order_by(fi.c.imported_at.desc().nulls_last(),
+                                                                     fi.c.id.desc()).limit(limit)).mappings()]
+
+
+def _page(request: Request, *, status_code: int = 200, problems: list[str] | None = None,
+          values: dict[str, str] | None = None):
+    user = user_of(request)
+    if not can_record_visits(user):
+        raise Refused(403, "ثبت بازدید میدانی با کارشناسان بودجه و گروه تلفیق است.")
+    values = values or {"project_code": request.query_params.get("project", "")}
+    return render(request, "visits.html", status_code=status_code, recent=_recent(request), problems=problems or [],
+                  values=values)
+
+
+@router.get("/visits")
+def visits_page(request: Request):
+    return _page(request)
+
+
+def _import(request: Request, path: Path) -> tuple[insp.ImportResult | None, list[str]]:
+    """Check the file, the user's right to every project in it, then import it (all or nothing)."""
+    state, user = console(request), user_of(request)
+    try:
+        visits = insp.read_visits(path)
+    except insp.InspectionFileError as exc:
+        return None, [str(p) for p in exc.problems]
+    with state.engine.connect() as conn:
+        agencies = store.project_agencies(conn, sorted({v.project_code for v in visits}))
+    refused = sorted({v.project_code for v in visits if v.project_code in agencies
+                      and not can_act_on(user, agencies[v.project_code], state.config.routing)})
+    if refused:
+        return None, [f"project {code}: its agency is outside your expert groups" for code in refused]
+    try:
+        return insp.import_file(state.engine, path), []
+    except insp.InspectionFileError as exc:
+        return None, [str(p) for p in exc.problems]
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:80] or "file"
+
+
+@router.post("/visits")
+async def record_visit(request: Request):
+    form = await checked_form(request)
+    user = user_of(request)
+    values = {name: str(form.get(name, "")).strip() for name in COLUMNS}
+    if not can_record_visits(user):
+        raise Refused(403, "ثبت بازدید میدانی با کارشناسان بودجه و گروه تلفیق است.")
+    with tempfile.TemporaryDirectory(prefix="bw-visit-") as folder:
+        path = Path(folder) / f"console-{_safe_name(user.username)}.csv"
+        with path.open("w", encoding="utf-8", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(COLUMNS)
+            writer.writerow([values[name] for name in COLUMNS])
+        result, problems = await run_in_threadpool(_import, request, path)
+    if result is None:
+        # the form is line 2 of the one-row file: its reasons stand without the line number
+        problems = [re.sub(r"^line 2: ", "", p) for p in problems]
+        return await run_in_threadpool(lambda: _page(request, status_code=400, problems=problems, values=values))
+    await record(request, "visit", values["project_code"], f"{values['date']} {values['observed_progress']}")
+    flash(request, "بازدید ثبت شد." if result.inserted else "بازدید پیش‌تر ثبت شده بود و به‌روز شد."
+          if result.updated else "همین بازدید پیش‌تر با همین ارقام ثبت شده بود.")
+    return redirect(f"/projects/{values['project_code']}" if values["project_code"] else "/visits")
+
+
+@router.post("/visits/file")
+async def upload_visits(request: Request):
+    form = await checked_form(request)
+    user = user_of(request)
+    if not can_record_visits(user):
+        raise Refused(403, "ثبت بازدید میدانی با کارشناسان بودجه و گروه تلفیق است.")
+    upload = form.get("file")
+    if upload is None or isinstance(upload, str) or not upload.filename:
+        flash(request, "پرونده‌ای برای بارگذاری انتخاب نشده است.", "error")
+        return redirect("/visits")
+    content = await upload.read(MAX_FILE_BYTES + 1)
+    if len(content) > MAX_FILE_BYTES:
+        flash(request, "پرونده بزرگ‌تر از ۵ مگابایت است؛ آن را در چند پرونده بفرستید.", "error")
+        return redirect("/visits")
+    with tempfile.TemporaryDirectory(prefix="bw-visits-") as folder:
+        path = Path(folder) / f"console-{_safe_name(user.username)}-{_safe_name(upload.filename)}"
+        path.write_bytes(content)
+        result, problems = await run_in_threadpool(_import, request, path)
+    if result is None:
+        return await run_in_threadpool(lambda: _page(request, status_code=400, problems=problems))
+    await record(request, "visits_file", upload.filename,
+                 f"{result.rows} rows: {result.inserted} new, {result.updated} updated, {result.unchanged} unchanged")
+    flash(request, f"پرونده خوانده شد: {number(result.rows)} ردیف؛ {number(result.inserted)} تازه، "
+                   f"{number(result.updated)} به‌روزشده، {number(result.unchanged)} بی‌تغییر.")
+    return redirect("/visits")

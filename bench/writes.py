@@ -4,9 +4,9 @@
     .venv/bin/python bench/writes.py --database postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 Saves synthetic canonical records (``foundation.records``) the way the sync engine does: batches of
-25 project details (``store.writes.save_project_details``), then the agreements a list page gives
-(200 at a time, ``save_agreements``) and batches of 25 agreements' operations and performance
-(``save_agreement_details``), each batch one transaction. Prints the mean milliseconds a batch
+25 project details (``store.nezarat4_rows.save_project_details``), then the agreements a list page
+gives (200 at a time, ``store.saba_rows.save_agreements``) and batches of 25 agreements' operations
+and performance (``save_agreement_details``), each batch one transaction. Prints the mean milliseconds a batch
 took in the first, the slowest and the last tenth of the fill: a batch whose cost grows with the
 store shows it here (before the fix of session 4, a batch in the last tenth cost several times one
 in the first). PostgreSQL: the tables are created in a schema of their own, dropped at the end;
@@ -43,7 +43,11 @@ from foundation.records import (  # noqa: E402
     ProgressReportRecord,
     ProjectDetail,
 )
-from store import writes  # noqa: E402
+try:  # the portals' mappings; before issue 11 both were one module, store.writes (run at a revision to compare)
+    from store import nezarat4_rows, saba_rows  # noqa: E402
+except ImportError:
+    from store import writes as nezarat4_rows  # noqa: E402
+    saba_rows = nezarat4_rows
 from store.db import open_store, scratch_schema  # noqa: E402
 from store.models import SyncRun, utcnow  # noqa: E402
 
@@ -132,17 +136,19 @@ def measure(engine: Engine, n_projects: int, n_agreements: int) -> None:
             source="nezarat4", mode="full", fiscal_years="1404,1405", started_at=utcnow(), status="running",
         )).inserted_primary_key[0]
     in_batches(engine, "project details", [project(n) for n in range(n_projects)], BATCH,
-               lambda conn, batch: writes.save_project_details(conn, run_id, batch))
+               lambda conn, batch: nezarat4_rows.save_project_details(conn, run_id, batch))
     pages = in_batches(engine, "agreements (list pages)", [agreement(n) for n in range(n_agreements)], 200,
-                       lambda conn, batch: writes.save_agreements(conn, run_id, batch))
+                       lambda conn, batch: saba_rows.save_agreements(conn, run_id, batch))
     ids = [i for saved in pages for i, _ in saved.owed]
     in_batches(engine, "agreement details (5 operations, 20 performance rows each)",
                [(i, agreement_detail(i)) for i in ids], BATCH,
-               lambda conn, batch: writes.save_agreement_details(conn, run_id, batch))
-    if engine.dialect.name == "postgresql" and hasattr(writes, "TABLES_WRITTEN"):  # from session 4 on
+               lambda conn, batch: saba_rows.save_agreement_details(conn, run_id, batch))
+    written = getattr(nezarat4_rows, "TABLES_WRITTEN", None)  # from session 4 on
+    if engine.dialect.name == "postgresql" and written is not None:
         from store.db import refresh_statistics
 
-        for source, tables in writes.TABLES_WRITTEN.items():
+        by_source = written if isinstance(written, dict) else {"nezarat4": written, "saba": saba_rows.TABLES_WRITTEN}
+        for source, tables in by_source.items():
             t0 = time.perf_counter()
             refresh_statistics(engine, tables)
             print(f"ANALYZE of what a {source} sync writes (store.db.refresh_statistics): "

@@ -2,7 +2,8 @@
 
 These dataclasses are the boundary between reading a portal and storing what was read. Every value
 in them is already canonical (see foundation.persian / foundation.jalali): codes with ASCII digits,
-Persian text in its display form, Decimal amounts in million rials, Gregorian ``date`` values and
+Persian text in its display form, county names in their canonical spelling
+(foundation.counties), Decimal amounts in million rials, Gregorian ``date`` values and
 Asia/Tehran-aware ``datetime`` values. A connector never returns raw strings here; what it could not
 read becomes a :class:`Rejection` instead.
 """
@@ -14,7 +15,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal
 
-Source = Literal["nezarat4", "saba"]
+from foundation.vocabulary import Source
 AgreementStatus = Literal["exchanged", "awaiting", "amended", "cancelled"]
 ComptrollerStatus = Literal["approved", "pending", "rejected"]
 

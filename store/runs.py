@@ -1,19 +1,22 @@
 """Sync runs and sync state: the bookkeeping of the sync engine, kept with the data it describes.
 
 A run is opened before the first request and closed, whatever happened, with its counts, status
-and error. The state of a source and fiscal year (high-water mark, an owed full pass) is written in
-the same transactions as the data it covers (see sync.engine).
+and error; what it could not read is kept with it (``rejected_record``). The state of a source and
+fiscal year (high-water mark, an owed full pass) is written in the same transactions as the data
+it covers (see sync.frame).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from store.models import SyncRun, SyncState, utcnow
-from store.writes import upsert
+from foundation.records import Rejection
+from store.models import RejectedRecord, SyncRun, SyncState, utcnow
+from store.upsert import upsert
 
 _runs = SyncRun.__table__
 _state = SyncState.__table__
@@ -51,3 +54,14 @@ def get_state(engine: Engine, source: str, year: int) -> dict[str, Any]:
 def set_state(conn: Connection, source: str, year: int, run_id: int, **values: Any) -> None:
     """Inside the caller's transaction: the state moves with the data it covers."""
     upsert(conn, _state, [dict(source=source, fiscal_year=year, last_run_id=run_id, **values)], ["source", "fiscal_year"])
+
+
+def save_rejections(conn: Connection, run_id: int, rejections: Sequence[Rejection]) -> int:
+    """What the run could not read, with where it was, why, and the raw text (cut to 500 characters)."""
+    if rejections:
+        conn.execute(sa.insert(RejectedRecord.__table__), [
+            dict(run_id=run_id, source=r.source, locator=r.locator, reason=r.reason, field=r.field,
+                 raw=None if r.raw is None else r.raw[:500], key=r.key)
+            for r in rejections
+        ])
+    return len(rejections)

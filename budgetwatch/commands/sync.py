@@ -14,7 +14,8 @@ from budgetwatch.config import Config
 from foundation.jalali import TEHRAN, format_jalali
 from store.db import open_store
 from store.export import recent_runs, run_rejections
-from sync.engine import SOURCES, SourceOutcome, SyncObserver, run_sync
+from foundation.vocabulary import SOURCES
+from sync import SourceOutcome, SyncObserver, run_sync
 
 
 class SourceChoice(str, Enum):
@@ -77,7 +78,7 @@ def sync_with_progress(config: Config, sources: list[str], *, full: bool, years:
     engine = open_store(config.database_url)
     try:
         with _progress() as progress:
-            return run_sync(engine, config, sources, full=full, years=years, observer=RichObserver(progress))
+            return run_sync(engine, config.sources, sources, full=full, years=years, observer=RichObserver(progress))
     finally:
         engine.dispose()
 

@@ -1,4 +1,5 @@
-"""Nezarat-4 raw rows -> typed records, through foundation.persian and foundation.jalali.
+"""Nezarat-4 raw rows -> typed records, through foundation.persian, foundation.jalali and
+foundation.counties (a county's name is canonical here, once: هفتگل becomes هفتکل).
 
 The reading layer (``pages.py``) hands over cell texts as the portal wrote them; this module turns
 them into the records of ``foundation.records``. A cell that cannot be read rejects its row, never
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from foundation.counties import canonical_county
 from foundation.jalali import parse_jalali_date, parse_jalali_datetime, parse_quarter_name
 from foundation.persian import (
     NormalizationError,
@@ -143,7 +145,7 @@ def list_row(row: pages.RawRow) -> ProjectListRow:
         project_code=_read(c, "project_code", parse_code),
         title=_read(c, "title", require_text),
         agency_name=_read(c, "agency_name", require_text),
-        county=_read(c, "county", clean_text),
+        county=_read(c, "county", canonical_county),
         approved_credit=_read(c, "approved_credit", _amount),
         progress=_read(c, "progress", _percent),
         last_modified=_read(c, "last_modified", _required(parse_jalali_datetime)),
@@ -184,7 +186,7 @@ def _identity(spans: dict[str, str]) -> dict[str, Any]:
         plan_title=_read(spans, "lblPlanTitle", clean_text),
         agency_code=_read(spans, "lblAgencyCode", parse_code),
         agency_name=_read(spans, "lblAgencyName", require_text),
-        county=_read(spans, "lblCounty", clean_text),
+        county=_read(spans, "lblCounty", canonical_county),
         location=_read(spans, "lblLocation", clean_text),
         start_year=_read(spans, "lblStartYear", parse_int),
         end_year=_read(spans, "lblEndYear", parse_int),

@@ -1,4 +1,5 @@
-"""SABA checked items -> typed records, through foundation.persian and foundation.jalali.
+"""SABA checked items -> typed records, through foundation.persian, foundation.jalali and
+foundation.counties (a county's name is canonical here, once: سیدون becomes صیدون).
 
 ``payloads.py`` guarantees the shape (keys present, JSON types right); this module reads the values:
 codes with ASCII digits, Persian display text, Jalali dates and ISO date-times, status words and
@@ -14,6 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from foundation.counties import canonical_county
 from foundation.jalali import parse_iso_datetime, parse_jalali_date
 from foundation.persian import NormalizationError, clean_text, parse_code, require_text
 
@@ -119,7 +121,7 @@ def agreement(item: dict[str, Any], fiscal_year: int) -> ExpenseAgreementRecord:
         agency_code=_read("agency.code", item["agency"]["code"], parse_code),
         agency_name=_read("agency.name", item["agency"]["name"], require_text),
         county_code=_read("county.code", county["code"], parse_code) if county else None,
-        county_name=_read("county.name", county["name"], clean_text) if county else None,
+        county_name=_read("county.name", county["name"], canonical_county) if county else None,
         program_code=_read("program.code", item["program"]["code"], parse_code),
         program_title=_read("program.title", item["program"]["title"], clean_text),
         status=_word("status", item["status"], AGREEMENT_STATUSES),

@@ -13,7 +13,7 @@ from datetime import timedelta
 import reconcile
 from reconcile.inspections import import_file
 from store.db import open_store
-from sync.engine import run_sync
+from sync import run_sync
 from tests.sync.conftest import CLOCK, store_config
 
 
@@ -30,7 +30,7 @@ def test_sync_then_reconcile_finds_exactly_what_the_simulator_planted(simulator_
     sim = simulator_factory(projects=150, agreements=90)
     engine = open_store(store_url)
     config = store_config(sim, store_url, monkeypatch)
-    assert all(o.status == "success" for o in run_sync(engine, config))
+    assert all(o.status == "success" for o in run_sync(engine, config.sources))
 
     visits = tmp_path / "visits.csv"
     with visits.open("w", encoding="utf-8", newline="") as out:
@@ -40,7 +40,7 @@ def test_sync_then_reconcile_finds_exactly_what_the_simulator_planted(simulator_
     assert import_file(engine, visits).inserted == len(sim.world.inspections())
 
     as_of = CLOCK.date()
-    result = reconcile.run(engine, config, as_of=as_of)
+    result = reconcile.run(engine, config.reconcile, as_of=as_of)
     expected = _expected(sim.world, as_of)
     found = _found(result)
     assert expected, "the simulator planted nothing"
@@ -57,11 +57,11 @@ def test_time_driven_deviations_appear_later_without_a_new_sync(simulator_factor
     sim = simulator_factory(projects=150, agreements=90)
     engine = open_store(store_url)
     config = store_config(sim, store_url, monkeypatch)
-    run_sync(engine, config)
+    run_sync(engine, config.sources)
     no_visits = lambda found: {f for f in found if f[0] != "inspection_mismatch"}  # noqa: E731 - none imported here
     early_day, later_day = CLOCK.date(), sim.world.epoch.next_close
-    early = reconcile.run(engine, config, as_of=early_day)
-    later = reconcile.run(engine, config, as_of=later_day)  # no sync in between: only days passed
+    early = reconcile.run(engine, config.reconcile, as_of=early_day)
+    later = reconcile.run(engine, config.reconcile, as_of=later_day)  # no sync in between: only days passed
     assert _found(early) == no_visits(_expected(sim.world, early_day))
     assert _found(later) == no_visits(_expected(sim.world, later_day))
     appeared = {f[0] for f in _found(later) - _found(early)}

@@ -9,7 +9,7 @@ from simulator import Faults
 from store.db import open_store
 from store.export import export_agreements, export_projects
 from store.models import ChangeLog, RejectedRecord, SyncRun
-from sync.engine import run_sync
+from sync import run_sync
 from tests.sync.conftest import by_key, store_config
 
 
@@ -37,7 +37,7 @@ def _assert_store_equals_truth(engine, sim, *, exclude_malformed: bool = True) -
 def test_full_sync_equals_the_generated_data(simulator_factory, store_url, monkeypatch):
     sim = simulator_factory()
     engine = open_store(store_url)
-    outcomes = run_sync(engine, store_config(sim, store_url, monkeypatch))
+    outcomes = run_sync(engine, store_config(sim, store_url, monkeypatch).sources)
     assert [o.status for o in outcomes] == ["success", "success"], [o.error for o in outcomes]
     _assert_store_equals_truth(engine, sim)
     nz, sb = outcomes
@@ -53,7 +53,7 @@ def test_on_postgresql_a_sync_leaves_the_planner_statistics_of_what_it_wrote(sim
     key in a store a first sync filled are planned as scans of whole tables."""
     sim = simulator_factory(projects=30, agreements=15)
     engine = open_store(pg_store_url)
-    outcomes = run_sync(engine, store_config(sim, pg_store_url, monkeypatch))
+    outcomes = run_sync(engine, store_config(sim, pg_store_url, monkeypatch).sources)
     assert [o.status for o in outcomes] == ["success", "success"], [o.error for o in outcomes]
     tables = ("project_year", "progress_report", "expense_agreement", "operation_performance")
     with engine.connect() as conn:
@@ -76,7 +76,7 @@ def test_statistics_that_cannot_be_refreshed_leave_the_runs_outcome_alone(simula
     sim = simulator_factory(projects=10, agreements=5)
     engine = open_store(sqlite_url)
     with caplog.at_level("WARNING", logger="sync.engine"):
-        outcomes = run_sync(engine, store_config(sim, sqlite_url, monkeypatch))
+        outcomes = run_sync(engine, store_config(sim, sqlite_url, monkeypatch).sources)
     assert [o.status for o in outcomes] == ["success", "success"]
     assert "could not refresh the store's statistics" in caplog.text
     with engine.connect() as conn:
@@ -87,9 +87,9 @@ def test_second_sync_of_unchanged_portals_changes_nothing(simulator_factory, sto
     sim = simulator_factory()
     engine = open_store(store_url)
     config = store_config(sim, store_url, monkeypatch)
-    run_sync(engine, config)
+    run_sync(engine, config.sources)
     sim.log.reset()
-    outcomes = run_sync(engine, config)
+    outcomes = run_sync(engine, config.sources)
     assert all(o.status == "success" for o in outcomes)
     assert all(o.inserted == o.updated == 0 for o in outcomes)
     with engine.connect() as conn:
@@ -103,12 +103,12 @@ def test_incremental_sync_after_edits_reads_only_what_changed(simulator_factory,
     sim = simulator_factory()
     engine = open_store(store_url)
     config = store_config(sim, store_url, monkeypatch)
-    run_sync(engine, config)
+    run_sync(engine, config.sources)
     sim.world.advance(60 * 24 * 3)
     edited_projects = sim.world.edit_projects(4)
     edited_agreements = sim.world.edit_agreements(3)
     sim.log.reset()
-    outcomes = run_sync(engine, config)
+    outcomes = run_sync(engine, config.sources)
     assert all(o.status == "success" for o in outcomes), [o.error for o in outcomes]
     _assert_store_equals_truth(engine, sim)
     details = sim.log.total(portal="nezarat4", endpoint="detail")
@@ -124,7 +124,7 @@ def test_every_fault_switch_on_still_ends_with_the_generated_data(simulator_fact
     sim.set_faults(Faults(latency_jitter_ms=5, error500_rate=0.05, error200_rate=0.05, maintenance_rate=0.03,
                           drop_session_rate=0.03, revoke_token_rate=0.03, reset_rate=0.03, malformed=True))
     engine = open_store(sqlite_url)
-    outcomes = run_sync(engine, store_config(sim, sqlite_url, monkeypatch))
+    outcomes = run_sync(engine, store_config(sim, sqlite_url, monkeypatch).sources)
     assert [o.status for o in outcomes] == ["success", "success"], [o.error for o in outcomes]
     _assert_store_equals_truth(engine, sim, exclude_malformed=True)
     planted = sim.world.malformed_records()
@@ -140,7 +140,7 @@ def test_edits_and_insertions_while_paging_lose_nothing(simulator_factory, sqlit
     sim.set_faults(Faults(shift_while_paging=True))
     engine = open_store(sqlite_url)
     config = store_config(sim, sqlite_url, monkeypatch, saba={"page_size": 50})
-    outcomes = run_sync(engine, config)
+    outcomes = run_sync(engine, config.sources)
     assert all(o.status in ("success", "incomplete") for o in outcomes), [o.error for o in outcomes]
     after_p = {p["project_code"] for p in sim.world.truth_projects()}
     after_a = {a["agreement_no"] for a in sim.world.truth_agreements()}
@@ -153,7 +153,7 @@ def test_edits_and_insertions_while_paging_lose_nothing(simulator_factory, sqlit
     assert len(stored_p) == len({(p["project_code"], p["fiscal_year"]) for p in projects})
     # once the portal holds still, an incremental sync converges on it exactly
     sim.set_faults(Faults())
-    assert all(o.status == "success" for o in run_sync(engine, config, full=True))
+    assert all(o.status == "success" for o in run_sync(engine, config.sources, full=True))
     _assert_store_equals_truth(engine, sim)
 
 
@@ -167,7 +167,7 @@ def test_layout_change_stops_that_source_and_stores_nothing_from_it(simulator_fa
     sim = simulator_factory()
     sim.set_faults(Faults(layout_change=layout_change))
     engine = open_store(sqlite_url)
-    outcomes = {o.source: o for o in run_sync(engine, store_config(sim, sqlite_url, monkeypatch))}
+    outcomes = {o.source: o for o in run_sync(engine, store_config(sim, sqlite_url, monkeypatch).sources)}
     assert outcomes[broken].status == "failed"
     assert "layout changed" in outcomes[broken].error
     assert outcomes[healthy].status == "success"
@@ -182,7 +182,7 @@ def test_wrong_password_gives_one_line_error_and_never_shows_the_password(simula
     config = store_config(sim, sqlite_url, monkeypatch)
     monkeypatch.setenv("TEST_NEZARAT4_PASSWORD", "s3cret-wrong-Pa55")
     monkeypatch.setenv("TEST_SABA_PASSWORD", "s3cret-wrong-Pa55")
-    outcomes = run_sync(engine, config)
+    outcomes = run_sync(engine, config.sources)
     for o in outcomes:
         assert o.status == "failed"
         assert "\n" not in o.error and "s3cret-wrong-Pa55" not in o.error
@@ -196,10 +196,10 @@ def test_a_full_sync_marks_what_the_portal_no_longer_lists_as_gone(simulator_fac
     sim = simulator_factory()
     engine = open_store(store_url)
     config = store_config(sim, store_url, monkeypatch)
-    run_sync(engine, config)
+    run_sync(engine, config.sources)
     removed = sim.world.truth_projects()[0]["project_code"]
     sim.world.remove_project(removed)
-    outcomes = run_sync(engine, config, full=True)
+    outcomes = run_sync(engine, config.sources, full=True)
     assert outcomes[0].status == "success" and outcomes[0].gone >= 1
     projects, _ = _exports(engine)
     assert {p["gone"] for p in projects if p["project_code"] == removed} == {True}
@@ -213,7 +213,7 @@ def test_a_second_sync_of_the_same_source_refuses_to_start(simulator_factory, sq
     engine = open_store(sqlite_url)
     config = store_config(sim, sqlite_url, monkeypatch)
     with exclusive(engine, "sync:saba"):
-        outcomes = {o.source: o for o in run_sync(engine, config)}
+        outcomes = {o.source: o for o in run_sync(engine, config.sources)}
     assert outcomes["saba"].status == "locked" and "another budgetwatch process" in outcomes["saba"].error
     assert outcomes["nezarat4"].status == "success"
 
@@ -231,13 +231,13 @@ def test_a_batch_the_store_refuses_stops_that_source_and_the_next_run_completes(
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TRIGGER refuse BEFORE INSERT ON progress_report "
                              "BEGIN SELECT RAISE(ABORT, 'the store refused this batch'); END")
-    outcomes = {o.source: o for o in run_sync(engine, config)}
+    outcomes = {o.source: o for o in run_sync(engine, config.sources)}
     assert outcomes["nezarat4"].status == "failed"
     assert "the store refused this batch" in outcomes["nezarat4"].error
     assert outcomes["saba"].status == "success"
     assert {runs.get_state(engine, "nezarat4", year)["high_water_mark"] for year in (1404, 1405)} == {None}
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP TRIGGER refuse")
-    again = {o.source: o for o in run_sync(engine, config)}
+    again = {o.source: o for o in run_sync(engine, config.sources)}
     assert again["nezarat4"].status == "success", again["nezarat4"].error
     _assert_store_equals_truth(engine, sim)

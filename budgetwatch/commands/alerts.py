@@ -1,1 +1,134 @@
-"""Commands of alerts/ (being built)."""
+"""Commands of the alerts: `alerts send [--dry-run DIR]`, `alerts list [--pending|--failed]`, `alerts preview`.
+
+Exit codes of `alerts send`: 0 every due message was sent (or none was due); 1 some message was
+refused for good or given up (see `alerts list --failed`); 3 some message is deferred to a later
+try, or the SMTP session failed (connect, TLS, login) and the rest waits; 2 a usage or configuration
+error (alerts off, no sender). The digests, the outbox and SMTP live in alerts/; this module parses
+options and prints.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+import alerts
+from alerts.outbox import eml_name, write_eml
+from alerts.recipients import find_expert
+from budgetwatch.app import UserError, app, console, context
+from foundation import present
+from store import alerts as store_alerts
+
+alerts_app = typer.Typer(help="Deviation alert e-mails: send the digests, list the outbox, preview one.",
+                         no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+
+SEND_FAILED, SEND_DEFERRED = 1, 3
+
+
+@alerts_app.command("send")
+def send(
+    dry_run: Path = typer.Option(None, "--dry-run", metavar="DIR",
+                                 help="Write each message that would be sent as an .eml file in DIR; "
+                                      "send nothing and change nothing in the store."),
+) -> None:
+    """Queue every expert's due digest, then send what the outbox holds."""
+    ctx = context()
+    cfg = ctx.config
+    if dry_run is not None:
+        _dry_run(dry_run)
+        return
+    if not cfg.alerts.enabled:
+        raise UserError("alerts are off: set alerts.enabled: true (and alerts.sender) in the configuration")
+    if not cfg.experts:
+        console.print("no experts configured (experts: in the configuration): nothing to queue")
+    queued = alerts.queue_digests(ctx.engine, cfg.alerts, cfg.experts, cfg.routing)
+    for recipient, _, news, resolved in queued.queued:
+        console.print(f"queued for {recipient}: {news} deviations, {resolved} resolved", highlight=False)
+    report = alerts.dispatch(ctx.engine, cfg.alerts)
+    for message_id, outcome, detail in report.outcomes:
+        console.print(f"{outcome:8} {message_id}" + (f": {detail}" if detail else ""), markup=False, highlight=False)
+    console.print(f"{queued.messages} queued ({queued.no_news} experts without news); {report.sent} sent, "
+                  f"{report.deferred} deferred, {report.failed} failed", highlight=False)
+    if report.stopped:
+        console.print(f"stopped: {report.stopped}", markup=False, highlight=False)
+    if report.failed:
+        raise typer.Exit(SEND_FAILED)
+    if report.deferred or report.stopped:
+        raise typer.Exit(SEND_DEFERRED)
+
+
+def _dry_run(out_dir: Path) -> None:
+    ctx = context()
+    cfg = ctx.config
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--dry-run {out_dir}: not a directory")
+    with ctx.engine.connect() as conn:
+        pending = store_alerts.pending_messages(conn)
+    paths = [write_eml(out_dir, eml_name(i, row.recipient), row.raw) for i, row in enumerate(pending, 1)]
+    paths += alerts.write_digests(ctx.engine, cfg.alerts, cfg.experts, cfg.routing, out_dir, first=len(paths) + 1)
+    for path in paths:
+        console.print(str(path), markup=False, highlight=False)
+    console.print(f"dry run: {len(paths)} messages written to {out_dir} ({len(pending)} already in the outbox, "
+                  f"{len(paths) - len(pending)} digests due); nothing sent, nothing queued", highlight=False)
+
+
+@alerts_app.command("list")
+def list_outbox(
+    pending: bool = typer.Option(False, "--pending", help="Only messages still owed."),
+    failed: bool = typer.Option(False, "--failed", help="Only messages refused or given up, with the reason."),
+    limit: int = typer.Option(50, "--limit", min=1, help="At most this many, newest first."),
+) -> None:
+    """Show the outbox: each digest's recipient, state, tries and last error."""
+    if pending and failed:
+        raise UserError("--pending and --failed exclude each other: give one")
+    status = store_alerts.PENDING if pending else store_alerts.FAILED if failed else None
+    with context().engine.connect() as conn:
+        summary = store_alerts.outbox_summary(conn)
+        rows = store_alerts.list_outbox(conn, status, limit)
+    console.print(f"outbox: {summary.pending} pending (oldest queued {_when(summary.oldest_pending_at)}), "
+                  f"{summary.failed} failed; last sent {_when(summary.last_sent_at)}", highlight=False)
+    if not rows:
+        console.print("no messages" + (f" {status}" if status else ""))
+        return
+    table = Table(show_header=True, header_style="bold")
+    for column in ("id", "recipient", "status", "queued", "deviations", "tries", "sent / next try", "last error"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        when = row.sent_at if row.status == store_alerts.SENT else (
+            row.failed_at if row.status == store_alerts.FAILED else row.next_attempt_at)
+        table.add_row(str(row.id), row.recipient, row.status, _when(row.created_at),
+                      f"{row.deviations} (+{row.resolved} resolved)", str(row.attempts), _when(when),
+                      row.last_error or "")
+    console.print(table)
+
+
+def _when(moment) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC ({present.jalali_ascii(moment)})" if moment else "-"
+
+
+@alerts_app.command("preview")
+def preview(
+    expert: str = typer.Option(..., "--expert", metavar="EMAIL", help="The expert's address as in experts:."),
+    html: Path = typer.Option(None, "--html", metavar="FILE", help="Also write the HTML part to FILE."),
+) -> None:
+    """Show what an expert's next digest would hold, without queuing it or marking anything."""
+    ctx = context()
+    cfg = ctx.config
+    found = find_expert(cfg.experts, expert)
+    if found is None:
+        known = ", ".join(e.address for e in cfg.experts) or "none configured"
+        raise UserError(f"--expert {expert!r}: no such expert in experts: ({known})")
+    shown = alerts.preview(ctx.engine, cfg.alerts, found, cfg.routing)
+    if shown is None:
+        console.print(f"nothing new for {found.address}: no digest would be sent", highlight=False)
+        return
+    rendered = shown[1]
+    console.print(f"To: {found.name} <{found.address}>\nSubject: {rendered.subject}\n", markup=False, highlight=False)
+    console.print(rendered.body_text, markup=False, highlight=False, soft_wrap=True)
+    if html is not None:
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(rendered.body_html, encoding="utf-8")
+        console.print(f"HTML written to {html}", markup=False, highlight=False)

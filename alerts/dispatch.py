@@ -1,0 +1,144 @@
+"""Sending what the outbox holds: claim a message, send its stored bytes, mark it — one at a time.
+
+Exactly once where SMTP allows it. A message is claimed before it is sent (store.alerts.claim_next:
+two dispatchers never hold one message), sent as stored (its ``Message-ID`` fixed when it was
+queued), then marked sent. A dispatcher killed between sending and marking leaves its claim; once
+the claim's lease is over, the next dispatch sends the very same message again — a duplicate the
+receiving side can recognise by its ``Message-ID``, never a different message, never a lost one.
+
+Transient failures are retried with backoff (tenacity) a few times within one dispatch, then left
+for later dispatches with a growing wait, until ``alerts.give_up_after`` from queuing: then the
+message is marked failed with the last error. A 5xx answer marks it failed at once, with the
+server's answer. A failed session (connect, TLS, login) stops the dispatch: every message would fail
+alike, and hammering the server helps no one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy.engine import Engine
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from alerts.settings import AlertsConfig
+from alerts.smtp import Permanent, SessionFailure, SmtpSession, Transient
+from store import alerts as store_alerts
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DispatchReport:
+    """What a dispatch did; the counts first (the service logs a report's int fields)."""
+
+    sent: int = 0
+    deferred: int = 0  # a transient failure: tried again by a later dispatch
+    failed: int = 0  # refused for good (5xx) or given up after alerts.give_up_after
+    stopped: str | None = None  # why the dispatch ended before the outbox was empty
+    outcomes: list[tuple[str, str, str]] = field(default_factory=list)  # (Message-ID, sent|deferred|failed, detail)
+
+    def record(self, message_id: str, outcome: str, detail: str = "") -> None:
+        setattr(self, outcome, getattr(self, outcome) + 1)
+        self.outcomes.append((message_id, outcome, detail))
+
+    @property
+    def ok(self) -> bool:
+        return not (self.failed or self.deferred or self.stopped)
+
+
+def worker_name() -> str:
+    """Who holds a claim: host, process and a random part (one process may run two dispatches)."""
+    return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def lease(alerts: AlertsConfig) -> timedelta:
+    """How long a claim holds: longer than the slowest dispatch of one message can take (connect,
+    TLS, login and data, each up to the timeout, for every try, plus the waits between tries)."""
+    retry = alerts.retry
+    waits = sum(min(retry.first_wait_seconds * 2 ** k, retry.max_wait_seconds)
+                for k in range(retry.attempts_per_run - 1))
+    return timedelta(seconds=retry.attempts_per_run * 4 * alerts.smtp.timeout_seconds + waits + 60)
+
+
+def backoff(alerts: AlertsConfig, attempts: int) -> timedelta:
+    """The wait before a later dispatch tries a message `attempts` tries have failed on."""
+    retry = alerts.retry
+    return timedelta(seconds=min(retry.first_wait_seconds * 2 ** max(attempts - 1, 0), retry.max_wait_seconds))
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def dispatch(engine: Engine, alerts: AlertsConfig, *, now: datetime | None = None, worker: str | None = None,
+             session: SmtpSession | None = None) -> DispatchReport:
+    """Send every due message of the outbox (see the module's docstring). ``now`` fixes the clock the
+    outbox is read and marked by (tests); the waits between tries are real."""
+    report = DispatchReport()
+    if not alerts.enabled:
+        report.stopped = "alerts are off (alerts.enabled: false): nothing sent"
+        return report
+    clock: Callable[[], datetime] = (lambda: now) if now is not None else _utcnow
+    worker = worker or worker_name()
+    session = session or SmtpSession(alerts.smtp)
+    held = lease(alerts)
+    try:
+        while True:
+            moment = clock()
+            with engine.begin() as conn:
+                row = store_alerts.claim_next(conn, worker, moment, moment - held)
+            if row is None:
+                return report
+            if not _deliver(engine, alerts, session, row, worker, clock, report):
+                return report
+    finally:
+        session.close()
+
+
+def _deliver(engine: Engine, alerts: AlertsConfig, session: SmtpSession, row, worker: str,
+             clock: Callable[[], datetime], report: DispatchReport) -> bool:
+    """Send one claimed message and record what became of it; False when the dispatch must stop."""
+    retry = alerts.retry
+    tries = 0
+    raw = row.raw.encode("ascii")
+    try:
+        for attempt in Retrying(stop=stop_after_attempt(retry.attempts_per_run), reraise=True,
+                                wait=wait_exponential(multiplier=retry.first_wait_seconds, max=retry.max_wait_seconds),
+                                retry=retry_if_exception_type(Transient)):
+            with attempt:
+                tries += 1
+                session.send(row.sender, row.recipient, raw)
+    except Permanent as exc:
+        with engine.begin() as conn:
+            store_alerts.mark_failed(conn, row.id, worker, attempts=row.attempts + tries, error=exc.reply,
+                                     now=clock())
+        report.record(row.message_id, "failed", exc.reply)
+        log.warning("message %s to %s refused: %s", row.message_id, row.recipient, exc.reply)
+        return True
+    except Transient as exc:
+        moment, attempts = clock(), row.attempts + tries
+        with engine.begin() as conn:
+            if moment - row.created_at >= alerts.give_up_after:
+                why = f"gave up after {attempts} tries since {row.created_at:%Y-%m-%d %H:%M} UTC: {exc.reply}"
+                store_alerts.mark_failed(conn, row.id, worker, attempts=attempts, error=why, now=moment)
+                report.record(row.message_id, "failed", why)
+            else:
+                store_alerts.mark_deferred(conn, row.id, worker, attempts=attempts, error=exc.reply,
+                                           next_attempt_at=moment + backoff(alerts, attempts))
+                report.record(row.message_id, "deferred", exc.reply)
+        if isinstance(exc, SessionFailure):
+            report.stopped = f"SMTP {alerts.smtp.host}:{alerts.smtp.port}: {exc.reply}"
+            return False
+        return True
+    with engine.begin() as conn:
+        if not store_alerts.mark_sent(conn, row.id, worker, clock(), row.attempts + tries):
+            # the lease ran out mid-send and another dispatcher took the message: it may arrive twice
+            log.warning("message %s was sent but its claim had passed to another dispatcher", row.message_id)
+    report.record(row.message_id, "sent")
+    return True

@@ -1,0 +1,124 @@
+"""Queuing digests: each expert's digest is rendered and recorded in the outbox in ONE transaction
+with the record of what it tells them (store.alerts.alert_told), so a digest is never queued without
+its deviations counting as told, nor the other way round. Also the read-only views of the same
+digests: a preview for one expert, and .eml files for a dry run or the demo.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from alerts.digest import Digest, build_digest
+from alerts.render import Rendered, render_message
+from alerts.settings import AlertsConfig, Expert
+from reconcile.settings import RoutingConfig
+from store import alerts as store_alerts
+
+# the From address of previews and demo files when alerts.sender is not set (never sent)
+PREVIEW_SENDER = "budgetwatch@localhost"
+
+
+class AlertsError(Exception):
+    """Alerts cannot go on as asked; the message says why and what to do."""
+
+
+@dataclass
+class QueueReport:
+    """What a queuing did; the counts first (the service logs a report's int fields)."""
+
+    messages: int = 0  # digests queued
+    deviations: int = 0  # news they hold, summed over recipients
+    resolved: int = 0  # closing-section entries they hold
+    no_news: int = 0  # experts with nothing new: no mail
+    disabled: bool = False  # alerts.enabled is false: nothing was looked at
+    queued: list[tuple[str, int, int, int]] = field(default_factory=list)  # (recipient, outbox id, news, resolved)
+
+    def add(self, recipient: str, outbox_id: int, news: int, resolved: int) -> None:
+        self.queued.append((recipient, outbox_id, news, resolved))
+        self.messages, self.deviations, self.resolved = self.messages + 1, self.deviations + news, self.resolved + resolved
+
+
+def _now(now: datetime | None) -> datetime:
+    return now or datetime.now(timezone.utc)
+
+
+def _sender(alerts: AlertsConfig) -> str:
+    return str(alerts.sender) if alerts.sender else PREVIEW_SENDER
+
+
+def queue_digests(engine: Engine, alerts: AlertsConfig, experts: Sequence[Expert], routing: RoutingConfig, *,
+                  now: datetime | None = None) -> QueueReport:
+    """Record every expert's due digest in the outbox (one transaction per expert). No news, no mail.
+    Nothing is queued while ``alerts.enabled`` is false (the deviations stay news for later)."""
+    now = _now(now)
+    report = QueueReport()
+    if not alerts.enabled:
+        report.disabled = True
+        return report
+    for expert in experts:
+        with engine.begin() as conn:
+            store_alerts.lock_for_queuing(conn)
+            digest = build_digest(conn, expert, alerts, routing, now)
+            if digest is None:
+                report.no_news += 1
+                continue
+            rendered = render_message(digest, _sender(alerts), now)
+            outbox_id = store_alerts.record_digest(conn, _outbox_row(rendered, digest, now), digest.told())
+            report.add(expert.address, outbox_id, len(digest.items), len(digest.resolved))
+    return report
+
+
+def _outbox_row(rendered: Rendered, digest: Digest, now: datetime) -> dict:
+    return {"recipient": rendered.recipient, "expert_name": rendered.expert_name, "sender": rendered.sender,
+            "message_id": rendered.message_id, "subject": rendered.subject, "body_text": rendered.body_text,
+            "body_html": rendered.body_html, "raw": rendered.raw, "deviations": len(digest.items),
+            "resolved": len(digest.resolved), "status": store_alerts.PENDING, "created_at": now,
+            "next_attempt_at": now, "attempts": 0}
+
+
+def preview(engine: Engine, alerts: AlertsConfig, expert: Expert, routing: RoutingConfig, *,
+            now: datetime | None = None) -> tuple[Digest, Rendered] | None:
+    """What `expert`'s next digest would hold, rendered; nothing is queued or marked. None: no news."""
+    now = _now(now)
+    with engine.connect() as conn:
+        digest = build_digest(conn, expert, alerts, routing, now)
+    if digest is None:
+        return None
+    return digest, render_message(digest, _sender(alerts), now)
+
+
+def eml_name(index: int, recipient: str) -> str:
+    """'01-social.expert.eml': numbered, from the address's local part, safe on every file system."""
+    local = re.sub(r"[^A-Za-z0-9._-]+", "_", recipient.partition("@")[0]) or "expert"
+    return f"{index:02d}-{local}.eml"
+
+
+def write_eml(out_dir: Path, name: str, raw: str) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / name
+    path.write_bytes(raw.encode("ascii"))
+    return path
+
+
+def write_digests(engine: Engine, alerts: AlertsConfig, experts: Sequence[Expert], routing: RoutingConfig,
+                  out_dir: Path, *, now: datetime | None = None, first: int = 1) -> list[Path]:
+    """Write the digests the experts would get next as .eml files in `out_dir`, changing nothing in
+    the store; returns the files written (none for experts without news)."""
+    paths = []
+    for expert in experts:
+        shown = preview(engine, alerts, expert, routing, now=now)
+        if shown is not None:
+            paths.append(write_eml(Path(out_dir), eml_name(first + len(paths), expert.address), shown[1].raw))
+    return paths
+
+
+def write_demo_digests(engine: Engine, alerts: AlertsConfig, experts: Sequence[Expert], routing: RoutingConfig,
+                       out_dir: Path, *, now: datetime | None = None) -> list[Path]:
+    """The demo's digests: what each sample expert would be sent now, as .eml files (nothing queued)."""
+    return write_digests(engine, alerts, experts, routing, out_dir, now=now)

@@ -1,0 +1,135 @@
+"""Talking to the SMTP server: one session per dispatch, and what each failure means for a message.
+
+Failures form a small hierarchy a dispatcher acts on (docs/operations.md, "E-mail alerts"):
+
+- :class:`Transient` — try again later: a 4xx answer, a refused or dropped connection, a timeout;
+- :class:`SessionFailure` (a Transient) — the session itself failed (connect, TLS, login): every
+  message would fail alike, so the dispatcher stops and leaves the rest for the next run;
+- :class:`Permanent` — the server refused this message for good (5xx to MAIL, RCPT or DATA): it is
+  recorded with the server's answer and never retried.
+
+The password is read only at login (SmtpConfig.password) and never appears in an error: smtplib's
+errors carry the server's answer, not what the client sent.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+
+from alerts.settings import SmtpConfig
+from foundation.settings import ConfigError
+
+
+class SmtpFailure(Exception):
+    """Sending failed; ``reply`` is the server's answer (or the connection error), one line."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__(reply)
+        self.reply = reply
+
+
+class Transient(SmtpFailure):
+    pass
+
+
+class SessionFailure(Transient):
+    pass
+
+
+class Permanent(SmtpFailure):
+    pass
+
+
+def _reply(code: int, message: bytes | str) -> str:
+    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
+    return f"{code} {' '.join(text.split())}"
+
+
+def _by_code(code: int, message: bytes | str) -> SmtpFailure:
+    return Permanent(_reply(code, message)) if 500 <= code < 600 else Transient(_reply(code, message))
+
+
+def _connection_error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".strip()
+
+
+class SmtpSession:
+    """A connection opened at the first message and reused; any failure closes it (the next try reconnects)."""
+
+    def __init__(self, config: SmtpConfig) -> None:
+        self.config = config
+        self._smtp: smtplib.SMTP | None = None
+
+    def _tls(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.config.ca_file) if self.config.ca_file else None)
+
+    def _connect(self) -> smtplib.SMTP:
+        cfg = self.config
+        smtp: smtplib.SMTP | None = None
+        try:
+            if cfg.security == "ssl":
+                smtp = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout_seconds, context=self._tls())
+            else:
+                smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout_seconds)
+            smtp.ehlo()
+            if cfg.security == "starttls":
+                smtp.starttls(context=self._tls())
+                smtp.ehlo()
+            if cfg.username:
+                smtp.login(cfg.username, cfg.password().get_secret_value())
+            return smtp
+        except smtplib.SMTPResponseException as exc:  # an answer to the greeting, STARTTLS or AUTH
+            self._drop(smtp)
+            raise SessionFailure(_reply(exc.smtp_code, exc.smtp_error)) from None
+        except (smtplib.SMTPException, OSError) as exc:  # refused, timed out, TLS, STARTTLS not offered
+            self._drop(smtp)
+            raise SessionFailure(_connection_error(exc)) from None
+        except ConfigError as exc:  # no password where the config says to find one
+            self._drop(smtp)
+            raise SessionFailure("; ".join(exc.problems)) from None
+
+    def send(self, sender: str, recipient: str, raw: bytes) -> None:
+        """Send `raw` as it is to `recipient`; raises Transient, SessionFailure or Permanent."""
+        if self._smtp is None:
+            self._smtp = self._connect()
+        try:
+            self._smtp.sendmail(sender, [recipient], raw)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, message = next(iter(exc.recipients.values()))
+            self._reset()
+            raise _by_code(code, message) from None
+        except smtplib.SMTPServerDisconnected as exc:
+            self.close()
+            raise Transient(_connection_error(exc)) from None
+        except smtplib.SMTPResponseException as exc:  # SMTPSenderRefused, SMTPDataError, ...
+            self._reset()
+            raise _by_code(exc.smtp_code, exc.smtp_error) from None
+        except (smtplib.SMTPException, OSError) as exc:
+            self.close()
+            raise Transient(_connection_error(exc)) from None
+
+    def _reset(self) -> None:
+        """After a refused message the session goes on with the next one (RSET), or reconnects."""
+        try:
+            if self._smtp is not None:
+                self._smtp.rset()
+        except (smtplib.SMTPException, OSError):
+            self.close()
+
+    @staticmethod
+    def _drop(smtp: smtplib.SMTP | None) -> None:
+        if smtp is not None:
+            try:
+                smtp.close()
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            self._drop(smtp)

@@ -68,9 +68,3 @@ def is_closed(year: int, quarter: int, as_of: date) -> bool:
 
 def closed_quarters(year: int, as_of: date) -> list[int]:
     return [q for q in (1, 2, 3, 4) if is_closed(year, q, as_of)]
-
-
-def quarter_of(day: date) -> tuple[int, int]:
-    """(fiscal year, quarter) the day falls in."""
-    y, m, _ = to_jalali(day)
-    return y, (m - 1) // 3 + 1

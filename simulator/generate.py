@@ -12,6 +12,7 @@ The planted situations (planted.py) build on the same helpers with their own num
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_UP, Decimal
@@ -104,6 +105,16 @@ class Epoch:
         moment = datetime.combine(day, time(rng.randint(7, 21), rng.randint(0, 59)), TEHRAN)
         latest = self.clock - timedelta(minutes=1)
         return min(moment, latest.replace(second=0, microsecond=0))
+
+    def last_modified(self, first: date, entries: Iterable[ProgressReport | OperationReport],
+                      rng: random.Random) -> datetime:
+        """A record's last-modified stamp: its latest day (`first`, an entry or a decision), never after today."""
+        days = [first]
+        for entry in entries:
+            days.append(entry.reported_on)
+            if entry.decided_on:
+                days.append(entry.decided_on)
+        return self.stamp(min(max(days), self.today), rng)
 
 
 def report_timing(rng: random.Random, epoch: Epoch, year: int, quarter: int) -> tuple[date, str, date | None]:
@@ -236,11 +247,6 @@ def capital_year(
     credits.sort(key=lambda c: SOURCES.index(c.source))
 
     agreed = agreement_day(rng, epoch, year) if status != "awaiting" else None
-    moments = [agreed or cal.year_start(year)]
-    for r in reports:
-        moments.append(r.reported_on)
-        if r.decided_on:
-            moments.append(r.decided_on)
     return ProjectYear(
         fiscal_year=year,
         progress_at_year_start=start,
@@ -250,7 +256,7 @@ def capital_year(
         credits=credits,
         targets=targets,
         reports=reports,
-        last_modified=epoch.stamp(min(max(moments), epoch.today), rng),
+        last_modified=epoch.last_modified(agreed or cal.year_start(year), reports, rng),
         location=rng.choice(LOCATIONS) if rng.random() < 0.4 else None,
     )
 
@@ -368,12 +374,6 @@ def expense_agreement(
         credits.append(ExpenseCredit(chapter, a, n, al, None if sp == 0 and rng.random() < 0.5 else sp))
 
     exchanged = agreement_day(rng, epoch, year) if status != "awaiting" else None
-    moments = [exchanged or cal.year_start(year)]
-    for op in operations:
-        for r in op.performance:
-            moments.append(r.reported_on)
-            if r.decided_on:
-                moments.append(r.decided_on)
     return Agreement(
         portal_id=portal_id,
         agreement_no=agreement_no,
@@ -386,7 +386,8 @@ def expense_agreement(
         exchanged_on=exchanged,
         credits=credits,
         operations=operations,
-        modified_at=epoch.stamp(min(max(moments), epoch.today), rng),
+        modified_at=epoch.last_modified(exchanged or cal.year_start(year),
+                                        [r for op in operations for r in op.performance], rng),
     )
 
 

@@ -428,9 +428,6 @@ class Planter:
             credits = [CapitalCredit("ملی", D(700), ZERO, ZERO, ZERO), CapitalCredit("استانی", D(500), ZERO, ZERO, ZERO)]
         else:
             credits = (spec.credits or _default_capital_credits)(previous_absorbed)
-        moments = [cal.year_start(py) + timedelta(days=30)]
-        for r in reports:
-            moments += [r.reported_on] + ([r.decided_on] if r.decided_on else [])
         record = ProjectYear(
             fiscal_year=py,
             progress_at_year_start=spec.start,
@@ -440,7 +437,7 @@ class Planter:
             credits=credits,
             targets=targets,
             reports=reports,
-            last_modified=self.epoch.stamp(min(max(moments), self.today), _FixedTime()),
+            last_modified=self.epoch.last_modified(cal.year_start(py) + timedelta(days=30), reports, _FixedTime()),
         )
         project.years[py] = record
         self._register_project(project)
@@ -610,10 +607,6 @@ class Planter:
             credits = [ExpenseCredit(1, D(20000), None, None, None), ExpenseCredit(2, D(10000), ZERO, None, None)]
         else:
             credits = (spec.credits or _default_expense_credits)(spent)
-        moments = [cal.year_start(py) + timedelta(days=30)]
-        for op in (op_a, op_b):
-            for r in op.performance:
-                moments += [r.reported_on] + ([r.decided_on] if r.decided_on else [])
         agreement = Agreement(
             portal_id=portal_id,
             agreement_no=number,
@@ -626,7 +619,8 @@ class Planter:
             exchanged_on=None if spec.status == "awaiting" else cal.year_start(py) + timedelta(days=30),
             credits=credits,
             operations=[op_a, op_b],
-            modified_at=self.epoch.stamp(min(max(moments), self.today), _FixedTime()),
+            modified_at=self.epoch.last_modified(cal.year_start(py) + timedelta(days=30),
+                                                 [r for op in (op_a, op_b) for r in op.performance], _FixedTime()),
             case=spec.case,
         )
         self._register_agreement(agreement)

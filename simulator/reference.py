@@ -87,7 +87,6 @@ COUNTIES: tuple[County, ...] = tuple(
     County(f"{i:02d}", z(name), tuple(z(v) for v in variants), weight)
     for i, (name, variants, weight) in enumerate(_COUNTIES, start=1)
 )
-COUNTY_BY_CODE = {c.code: c for c in COUNTIES}
 
 # Credit sources of a capital project (gvCredits), in the order the portal lists them.
 SOURCES = ("ملی", "استانی", "درآمد اختصاصی", "سایر")
@@ -432,7 +431,6 @@ AGENCIES: tuple[Agency, ...] = (
             ("لایروبی بندر {place}",),
             ("40401",)),
 )
-AGENCY_BY_CODE = {a.code: a for a in AGENCIES}
 
 REPORT_REMARKS = tuple(z(r) for r in (
     "تأخیر در تحویل مصالح",

@@ -37,7 +37,6 @@ FRESH_TOKEN_REQUESTS = 8
 @dataclass
 class Token:
     value: str
-    user: str
     issued_at: float
     revoked: bool = False
     served: int = 0
@@ -120,7 +119,7 @@ class SabaPortal:
             user, password = str(body.get("username", "")), str(body.get("password", ""))
         except (ValueError, AttributeError, UnicodeDecodeError):
             return self._json(400, {"error": "invalid_request"})
-        if user == "locked.user":
+        if user == self.sim.locked_user[0]:
             return self._json(423, {"error": "account_locked"})
         if (user, password) != self.sim.credentials["saba"]:
             return self._json(401, {"error": "invalid_credentials"})
@@ -130,7 +129,7 @@ class SabaPortal:
             digest = seeded_digest(self.config.seed, "token", n, size=30)
             signature = seeded_digest(self.config.seed, "sig", n, size=12)
             value = "eyJhbGciOiJIUzI1NiJ9." + _b64url(digest) + "." + _b64url(signature)
-            self._tokens[value] = Token(value, user, self.config.time_source())
+            self._tokens[value] = Token(value, self.config.time_source())
         lifetime = int(math.ceil(self.config.token_lifetime_seconds))
         return self._json(200, {"access_token": value, "token_type": "Bearer", "expires_in": lifetime})
 

@@ -40,11 +40,11 @@ class RequestLog:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._grew = threading.Condition(self._lock)
-        self._entries: list[tuple[str, str, str, int]] = []  # (portal, endpoint, method, status)
+        self._entries: list[tuple[str, str, int]] = []  # (portal, endpoint, status)
 
-    def record(self, portal: str, endpoint: str, method: str, status: int) -> None:
+    def record(self, portal: str, endpoint: str, status: int) -> None:
         with self._lock:
-            self._entries.append((portal, endpoint, method, status))
+            self._entries.append((portal, endpoint, status))
             self._grew.notify_all()
 
     def wait_for(self, count: int, timeout: float) -> bool:
@@ -57,19 +57,15 @@ class RequestLog:
 
     def counts(self) -> dict[tuple[str, str, int], int]:
         with self._lock:
-            return dict(Counter((p, e, s) for p, e, _m, s in self._entries))
+            return dict(Counter(self._entries))
 
     def total(self, portal: str | None = None, endpoint: str | None = None, status: int | None = None) -> int:
         with self._lock:
             return sum(
-                1 for p, e, _m, s in self._entries
+                1 for p, e, s in self._entries
                 if (portal is None or p == portal) and (endpoint is None or e == endpoint)
                 and (status is None or s == status)
             )
-
-    def entries(self) -> list[tuple[str, str, str, int]]:
-        with self._lock:
-            return list(self._entries)
 
     def reset(self) -> None:
         with self._lock:
@@ -258,7 +254,7 @@ class _Handler(BaseHTTPRequestHandler):
         if draw.delay_seconds > 0:
             time.sleep(draw.delay_seconds)
         if draw.reset:
-            self.sim.log.record(self.portal, endpoint, method, RESET)
+            self.sim.log.record(self.portal, endpoint, RESET)
             self._reset()
             return
         if draw.maintenance:
@@ -274,7 +270,7 @@ class _Handler(BaseHTTPRequestHandler):
                 response = app.runtime_error(500) if self.portal == "nezarat4" else app.error500()
         # Log and apply the after-hook before the bytes leave: once a client holds the answer, the
         # log counts it and the world has already shifted (no race with the client's next request).
-        self.sim.log.record(self.portal, endpoint, method, response.status)
+        self.sim.log.record(self.portal, endpoint, response.status)
         if response.after is not None:
             response.after()
         self._send(response, head=(method == "HEAD"))

@@ -72,7 +72,6 @@ class ListState:
 class Session:
     session_id: str
     auth: str
-    user: str
     serial: int
     last_seen: float
     list_state: ListState | None = None
@@ -196,7 +195,7 @@ class NezaratPortal:
         password = request.form.get("txtPassword", "")
         if captcha:
             return self._html(200, self.pages.login_page(return_url, True, user, MSG_CAPTCHA))
-        if user == "locked.user":
+        if user == self.sim.locked_user[0]:
             return self._html(200, self.pages.login_page(return_url, False, user, MSG_LOCKED))
         if (user, password) != self.sim.credentials["nezarat4"]:
             with self._lock:
@@ -208,7 +207,7 @@ class NezaratPortal:
             serial = self._serial
             session_id = base64.b32encode(seeded_digest(self.config.seed, "session", serial, size=15)).decode().lower()
             auth = seeded_digest(self.config.seed, "auth", serial, size=40).hex().upper()
-            self._sessions[session_id] = Session(session_id, auth, user, serial, self.config.time_source())
+            self._sessions[session_id] = Session(session_id, auth, serial, self.config.time_source())
         target = return_url if return_url and return_url.startswith("/") else "/Default.aspx"
         response = self._redirect(target)
         response.headers += [

@@ -361,13 +361,13 @@ def read_detail(page: BeautifulSoup) -> dict:
     targets = {}
     for row in data_rows(page.find("table", id="gvTargets")):
         period, value = row.find_all("td")
-        targets[str(PERIODS[match_key_period(period.get_text())])] = read_number(value.get_text())
+        targets[str(PERIODS[spelled(period.get_text(), PERIODS)])] = read_number(value.get_text())
     reports = []
     for row in data_rows(page.find("table", id="gvPerformance")):
         cells = row.find_all("td")
         remarks = canonical_text(cells[6].get_text())
         reports.append({
-            "quarter": PERIODS[match_key_period(cells[0].get_text())],
+            "quarter": PERIODS[spelled(cells[0].get_text(), PERIODS)],
             "reported_on": read_date(cells[1].get_text()),
             "progress": read_number(cells[2].get_text()),
             "absorbed": read_number(cells[3].get_text()),
@@ -378,9 +378,10 @@ def read_detail(page: BeautifulSoup) -> dict:
     return {"info": info, "credits": credits, "total": total, "targets": targets, "reports": reports}
 
 
-def match_key_period(text: str) -> str:
+def spelled(text: str, names) -> str:
+    """The one of `names` that `text` spells, up to the portal's quirks."""
     key = match_key(text)
-    return next(name for name in PERIODS if match_key(name) == key)
+    return next(name for name in names if match_key(name) == key)
 
 
 def test_detail_page_has_every_span_and_grid_and_matches_the_truth(sim, nezarat):
@@ -412,7 +413,7 @@ def test_detail_page_has_every_span_and_grid_and_matches_the_truth(sim, nezarat)
         assert read_number(info["lblTotalCost"]) == expected["total_cost"]
         assert read_number(info["lblProgressAtYearStart"]) == expected["progress_at_year_start"]
         assert (ascii_digits(info["lblAgreementNo"]) or None) == expected["agreement_no"]
-        assert STATUS[match_key_status(info["lblAgreementStatus"])] == expected["agreement_status"]
+        assert STATUS[spelled(info["lblAgreementStatus"], STATUS)] == expected["agreement_status"]
         assert [c["source"] for c in sorted(got["credits"], key=lambda c: c["source"])] == [
             c["source"] for c in expected["credits"]]
         for row in got["credits"]:
@@ -426,11 +427,6 @@ def test_detail_page_has_every_span_and_grid_and_matches_the_truth(sim, nezarat)
             assert page.find("table", id="gvTargets").find("tr", class_="empty") is not None
         checked += 1
     assert checked == len(truth) > 100
-
-
-def match_key_status(text: str) -> str:
-    key = match_key(text)
-    return next(name for name in STATUS if match_key(name) == key)
 
 
 def test_detail_year_is_optional_and_other_years_are_served(sim, nezarat):

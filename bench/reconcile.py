@@ -176,12 +176,12 @@ def generate(engine, n: int, seed: int = 5) -> dict[str, int]:
 
 def child(url: str) -> None:
     """One reconciliation run in this process; prints its figures as JSON."""
-    from budgetwatch.config import Config
     import reconcile
+    from reconcile.settings import ReconcileConfig
 
     engine = open_store(url)
     start, cpu = time.perf_counter(), time.process_time()
-    result = reconcile.run(engine, Config(), as_of=parse_day(AS_OF))
+    result = reconcile.run(engine, ReconcileConfig(), as_of=parse_day(AS_OF))
     wall = time.perf_counter() - start
     print(json.dumps({
         "wall": wall, "cpu": time.process_time() - cpu, "findings": len(result.findings), "life": result.life.as_dict(),

@@ -68,6 +68,10 @@ class AsOf:
     def report_late(self, year: int, quarter: int) -> bool:
         return self.day > self.report_due(year, quarter)
 
+    def late_quarters(self, year: int) -> list[int]:
+        """The closed quarters of `year` whose report is past its due day (missing_report judges them)."""
+        return [q for q in self.closed_quarters(year) if self.report_late(year, q)]
+
     def approval_due(self, entered: date) -> date:
         """The last day an entry may wait for the comptroller before it is overdue."""
         return entered + timedelta(days=self.approval_due_days)

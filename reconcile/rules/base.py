@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from reconcile import wording as w
 from reconcile.facts import AsOf, CreditStages
 from reconcile.findings import Finding, Kind, round4, text, threshold
 
@@ -56,6 +57,14 @@ class Rule(ABC):
 
 
 # --- money stages, shared by both families' credit_inconsistency -------------------------------
+
+
+@dataclass(frozen=True)
+class CreditLimits:
+    """credit_inconsistency's threshold, one for both families (one ``reconcile.rules`` section)."""
+
+    tolerance: Decimal = Decimal("0.5")  # million rials by which one stage may exceed the one before it
+
 
 STAGE_NAMES = {"approved": "مصوب", "notified": "ابلاغی", "allocated": "تخصیص"}
 # later stage -> the stage it must not exceed (catalogue: used > allocated > notified > approved)
@@ -113,3 +122,18 @@ def breaks_numbers(breaks: list[StageBreak]) -> list[dict[str, str | None]]:
         }
         for b in breaks
     ]
+
+
+def describe_breaks(breaks: list[StageBreak], stage_words: dict[str, str], row_word: str
+                    ) -> tuple[str, dict[str, Any]]:
+    """credit_inconsistency's sentence after the subject's name, and the figures of its finding
+    (planned, actual, measure, numbers, evidence), for a subject's `breaks`: the worst is told.
+    `row_word` comes before the row's label ('ردیف ' for a funding source row; '' for a chapter)."""
+    b = worst(breaks)
+    more = f" (و {w.number(len(breaks) - 1)} ناسازگاری دیگر)" if len(breaks) > 1 else ""
+    sentence = (f"ارقام اعتبار ناسازگار دارد: در {row_word}«{b.row.label}» "
+                f"{stage_words[b.later]} ({w.amount(b.later_value)}) از {stage_words[b.earlier]} "
+                f"({w.amount(b.earlier_value)}) بیشتر است{more}")
+    return sentence, {"planned": b.earlier_value, "actual": b.later_value, "measure": b.excess,
+                      "numbers": {"breaks": breaks_numbers(breaks)},
+                      "evidence": (b.row.evidence_table, b.row.evidence_id)}

@@ -17,7 +17,7 @@ from decimal import Decimal
 from reconcile import wording as w
 from reconcile.facts import APPROVED, AsOf, ProgressReportFact, ProjectYearFacts
 from reconcile.findings import Finding, divide, figure, round4, text
-from reconcile.rules.base import Rule, breaks_numbers, stage_breaks, worst
+from reconcile.rules.base import CreditLimits, Rule, describe_breaks, stage_breaks
 
 HUNDRED = Decimal(100)
 STAGE_WORDS = {"used": "جذب", "allocated": "تخصیص", "notified": "اعتبار ابلاغی", "approved": "اعتبار مصوب"}
@@ -97,7 +97,7 @@ class MissingReport(Rule):
     def check(self, p: ProjectYearFacts, as_of: AsOf, limits: object) -> list[Finding] | None:
         if not p.active:
             return None
-        late = [q for q in as_of.closed_quarters(p.fiscal_year) if as_of.report_late(p.fiscal_year, q)]
+        late = as_of.late_quarters(p.fiscal_year)
         if not late:
             return None
         found = []
@@ -256,27 +256,16 @@ class CreditInconsistency(Rule):
     unit = "project_year"
     rationale = "Money cannot be absorbed beyond its allocation, nor allocated beyond what was notified or approved."
 
-    @dataclass(frozen=True)
-    class Limits:
-        tolerance: Decimal = Decimal("0.5")
+    Limits = CreditLimits
 
-    def check(self, p: ProjectYearFacts, as_of: AsOf, limits: Limits) -> list[Finding] | None:
+    def check(self, p: ProjectYearFacts, as_of: AsOf, limits: CreditLimits) -> list[Finding] | None:
         if not p.credits:
             return None
         breaks = stage_breaks(p.credits, limits.tolerance)
         if not breaks:
             return []
-        b = worst(breaks)
-        more = f" (و {w.number(len(breaks) - 1)} ناسازگاری دیگر)" if len(breaks) > 1 else ""
-        return [_finding(
-            self, p, None, "major",
-            f"{w.project(p)} در سال {w.year(p.fiscal_year)} ارقام اعتبار ناسازگار دارد: در ردیف «{b.row.label}» "
-            f"{STAGE_WORDS[b.later]} ({w.amount(b.later_value)}) از {STAGE_WORDS[b.earlier]} "
-            f"({w.amount(b.earlier_value)}) بیشتر است{more}",
-            planned=b.earlier_value, actual=b.later_value, measure=b.excess,
-            numbers={"breaks": breaks_numbers(breaks)},
-            evidence=(b.row.evidence_table, b.row.evidence_id),
-        )]
+        said, figures = describe_breaks(breaks, STAGE_WORDS, "ردیف ")
+        return [_finding(self, p, None, "major", f"{w.project(p)} در سال {w.year(p.fiscal_year)} {said}", **figures)]
 
 
 class CompletionOverdue(Rule):

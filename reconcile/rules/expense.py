@@ -15,7 +15,7 @@ from decimal import Decimal
 from reconcile import wording as w
 from reconcile.facts import APPROVED, AgreementFacts, AsOf, OperationInAgreement
 from reconcile.findings import Finding, divide, figure, round4, text
-from reconcile.rules.base import Rule, breaks_numbers, stage_breaks, worst
+from reconcile.rules.base import CreditLimits, Rule, describe_breaks, stage_breaks
 from reconcile.rules.capital import STATUS_WORDS
 
 STAGE_WORDS = {"used": "هزینه", "allocated": "تخصیص", "notified": "اعتبار ابلاغی", "approved": "اعتبار مصوب"}
@@ -131,7 +131,7 @@ class MissingReport(Rule):
     def check(self, a: AgreementFacts, as_of: AsOf, limits: object) -> list[Finding] | None:
         if not a.active:
             return None
-        late = [q for q in as_of.closed_quarters(a.fiscal_year) if as_of.report_late(a.fiscal_year, q)]
+        late = as_of.late_quarters(a.fiscal_year)
         if not late:
             return None
         found = []
@@ -197,24 +197,14 @@ class CreditInconsistency(Rule):
     unit = "agreement"
     rationale = "Money cannot be spent beyond its allocation, nor allocated beyond what was notified or approved."
 
-    @dataclass(frozen=True)
-    class Limits:
-        tolerance: Decimal = Decimal("0.5")
+    Limits = CreditLimits
 
-    def check(self, a: AgreementFacts, as_of: AsOf, limits: Limits) -> list[Finding] | None:
+    def check(self, a: AgreementFacts, as_of: AsOf, limits: CreditLimits) -> list[Finding] | None:
         if not a.credits:
             return None
         breaks = stage_breaks(a.credits, limits.tolerance)
         if not breaks:
             return []
-        b = worst(breaks)
-        more = f" (و {w.number(len(breaks) - 1)} ناسازگاری دیگر)" if len(breaks) > 1 else ""
-        return [_finding(
-            self, a, a.agreement_no, None, "major",
-            f"{w.agreement(a)} در سال {w.year(a.fiscal_year)} ارقام اعتبار ناسازگار دارد: در «{b.row.label}» "
-            f"{STAGE_WORDS[b.later]} ({w.amount(b.later_value)}) از {STAGE_WORDS[b.earlier]} "
-            f"({w.amount(b.earlier_value)}) بیشتر است{more}",
-            planned=b.earlier_value, actual=b.later_value, measure=b.excess,
-            numbers={"breaks": breaks_numbers(breaks)},
-            evidence=(b.row.evidence_table, b.row.evidence_id),
-        )]
+        said, figures = describe_breaks(breaks, STAGE_WORDS, "")
+        return [_finding(self, a, a.agreement_no, None, "major",
+                         f"{w.agreement(a)} در سال {w.year(a.fiscal_year)} {said}", **figures)]

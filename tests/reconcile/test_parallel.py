@@ -74,6 +74,20 @@ def test_workers_find_and_store_exactly_what_an_in_process_run_does(engine):
     assert again.life.unchanged == len(here.findings) and again.life.opened == again.life.resolved == 0
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_progress_is_told_at_each_phase_and_after_each_chunk(engine, workers):
+    # the web console shows these; in workers or in-process, one message per chunk, in plan order
+    _varied_store(engine)  # 24 project years, 24 agreements: 6 capital chunks of 4, 12 expense chunks of 2
+    told: list[str] = []
+    result = reconcile.run(engine, config(), as_of=AUTUMN, workers=workers, chunk_size=4, on_progress=told.append)
+    judging = [m for m in told if m.startswith("judging ")]
+    assert [m.split(" ")[1] for m in judging] == [f"{n}/18" for n in range(19)]
+    assert told[0].startswith(f"run {result.run_id}: planning years 1405")
+    assert told.index("resolving deviations no longer found") > told.index(judging[-1])
+    assert told[-1] == (f"run {result.run_id} done: {len(result.findings)} findings, "
+                        f"{result.life.opened} opened, 0 resolved")
+
+
 def test_a_finding_crosses_processes_exactly():
     # workers pickle findings with their own __reduce__ (figures as text): every field comes back,
     # and each figure with its exact digits and exponent (Decimal equality alone would not tell)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
 from reconcile import evaluate
 from reconcile.judge import RuleStats, enabled_rules
 from reconcile.findings import round4
 from reconcile.rules import RULE_IDS, RULES
+from reconcile.settings import RulesConfig
 from reconcile_builders import agreement, as_of, config, item, operation, project, report
 
 
@@ -61,3 +63,15 @@ def test_round4_is_half_away_from_zero():
     assert round4(Decimal("0.849949")) == Decimal("0.8499")
     assert round4(Decimal("-0.00005")) == Decimal("-0.0001")
     assert round4(Decimal("4.99995")) == Decimal("5.0000")
+
+
+def test_each_rules_config_section_is_built_from_its_limits():
+    # one source for a threshold: the Limits defaults; the config model offers the same keys and defaults
+    assert list(RulesConfig.model_fields) == list(RULE_IDS)
+    defaults = RulesConfig()
+    for rule in RULES:
+        section = getattr(defaults, rule.id)
+        limits = {f.name: f.default for f in dataclasses.fields(rule.Limits)}
+        assert set(type(section).model_fields) == {"enabled", *limits}, rule.name
+        assert section.enabled is True
+        assert rule.limits_from(section) == rule.Limits(), rule.name

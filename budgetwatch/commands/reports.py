@@ -1,1 +1,191 @@
-"""Commands of reports/ (being built)."""
+"""Commands of the monitoring report and the sign-off: `report`, `report project`, `review approve|list|diff`.
+
+The commands parse options, call reports/ and print; the report model, its renderers and the
+archive live in the reports package. Exit codes: 0 done; 2 bad input (an unknown county, agency,
+group or file extension, a malformed year or day); 3 a period in the wrong state (not closed yet,
+already approved, not approved); 4 `review diff` found figures the store now holds differently.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from budgetwatch.app import UserError, app, console, context, err_console
+from budgetwatch.commands.reconcile import _day, _split
+from foundation.jalali import format_jalali, is_quarter_closed, quarter_end, quarter_of, today_tehran
+from foundation.persian import to_ascii_digits
+from foundation.vocabulary import GROUPS
+from reports import archive, excel, html
+from reports.archive import ReviewError
+from reports.model import ReportError, Selection, build
+from reports.settings import ReportsConfig
+
+report_app = typer.Typer(help="The monitoring report (گزارش نظارتی) as Excel or HTML; `report project CODE` "
+                              "draws one project's S-curve.", invoke_without_command=True)
+review_app = typer.Typer(help="The consolidation group's sign-off of a period: approve, list, diff.",
+                         no_args_is_help=True)
+app.add_typer(report_app, name="report")
+app.add_typer(review_app, name="review")
+
+DIFF_FOUND = 4
+
+
+def _reports_config() -> ReportsConfig:
+    # the lead composes `reports:` into Config; until then the defaults apply
+    return getattr(context().config, "reports", None) or ReportsConfig()
+
+
+def _settings() -> archive.Settings:
+    config = context().config
+    return archive.Settings(config.data_dir, config.routing, config.reconcile.report_due_days,
+                            _reports_config().service_days)
+
+
+def _number(raw: str | None, option: str, low: int, high: int) -> int | None:
+    if raw is None:
+        return None
+    text = to_ascii_digits(raw).strip()
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise UserError(f"{option} {raw!r}: use a number from {low} to {high}")
+    return int(text)
+
+
+def _period(year: int | None, quarter: int | None, as_of: date) -> tuple[int, int]:
+    """The period asked for; by default the latest quarter closed on the as-of day."""
+    if year is None or quarter is None:
+        current_year, current_q = quarter_of(as_of)
+        last_year, last_q = (current_year, current_q - 1) if current_q > 1 else (current_year - 1, 4)
+        if year is None:
+            year = last_year if quarter is None else current_year
+        if quarter is None:
+            quarter = last_q if year == last_year else 4
+    if not is_quarter_closed(year, quarter, as_of):
+        raise UserError(f"{year} Q{quarter} is not closed on {as_of.isoformat()}: it ends on "
+                        f"{quarter_end(year, quarter).isoformat()} ({format_jalali(quarter_end(year, quarter), persian_digits=False)})",
+                        exit_code=3)
+    return year, quarter
+
+
+def _output(output: Path | None, allowed: tuple[str, ...]) -> Path:
+    if output is None:
+        raise UserError(f"say where to write it: --output FILE{'|FILE'.join(allowed)}")
+    if output.suffix.lower() not in allowed:
+        raise UserError(f"--output {output}: unknown extension {output.suffix or '(none)'!r}, use {' or '.join(allowed)}")
+    if not output.parent.is_dir():
+        raise UserError(f"--output {output}: folder {output.parent} does not exist")
+    return output
+
+
+def _write(output: Path, content: bytes | str) -> None:
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    output.write_bytes(data)
+    err_console.print(f"written to {output}", markup=False)
+
+
+@report_app.callback()
+def report_command(
+    ctx: typer.Context,
+    year: str = typer.Option(None, "--year", help="Fiscal year (default: that of the latest closed quarter)."),
+    quarter: str = typer.Option(None, "--quarter", help="Quarter 1-4 the report runs through (default: the latest closed)."),
+    as_of: str = typer.Option(None, "--as-of", help="As of this day: Jalali 1405/09/02 or ISO (default: today)."),
+    county: list[str] = typer.Option(None, "--county", help="Only this county (name or code); repeatable."),
+    agency: list[str] = typer.Option(None, "--agency", help="Only this agency code; repeatable."),
+    group: list[str] = typer.Option(None, "--group", help="Only agencies of this expert group; repeatable."),
+    output: Path = typer.Option(None, "--output", help="FILE.xlsx or FILE.html."),
+) -> None:
+    """Write the monitoring report of a period: summaries, projects, agreements, deviations, the cycle."""
+    if ctx.invoked_subcommand is not None:
+        return
+    output = _output(output, (".xlsx", ".html"))
+    config = context().config
+    day = _day(as_of, "--as-of") or config.reconcile.as_of or today_tehran()
+    fiscal_year, q = _period(_number(year, "--year", 1300, 1499), _number(quarter, "--quarter", 1, 4), day)
+    groups = _split(group)
+    for g in groups:
+        if g not in GROUPS:
+            raise UserError(f"--group {g!r}: use one of {', '.join(GROUPS)}")
+    selection = Selection(fiscal_year, q, day, _split(county), tuple(to_ascii_digits(a) for a in _split(agency)),
+                          groups)
+    with context().engine.connect() as conn:
+        try:
+            report = build(conn, selection, routing=config.routing, report_due_days=config.reconcile.report_due_days,
+                           service_days=_reports_config().service_days, reviews=archive.review_days(conn, fiscal_year))
+        except ReportError as exc:
+            raise UserError(str(exc)) from None
+    _write(output, excel.render(report) if output.suffix.lower() == ".xlsx" else html.render(report))
+
+
+@report_app.command("project")
+def report_project(
+    code: str = typer.Argument(..., metavar="CODE", help="The project's code."),
+    output: Path = typer.Option(None, "--output", help="FILE.html"),
+) -> None:
+    """One project's S-curve: planned against reported progress, quarter by quarter, across its years."""
+    output = _output(output, (".html",))
+    with context().engine.connect() as conn:
+        try:
+            page = html.render_project(conn, to_ascii_digits(code).strip())
+        except ReportError as exc:
+            raise UserError(str(exc)) from None
+    _write(output, page)
+
+
+def _review(call):
+    try:
+        return call()
+    except ReviewError as exc:
+        raise UserError(str(exc), exit_code=exc.exit_code) from None
+
+
+@review_app.command("approve")
+def review_approve(
+    year: str = typer.Option(..., "--year", help="Fiscal year."),
+    quarter: str = typer.Option(..., "--quarter", help="Quarter 1-4."),
+    by: str = typer.Option(..., "--by", help="Who approves (the consolidation group's reviewer)."),
+    note: str = typer.Option(None, "--note", help="A note kept with the sign-off."),
+) -> None:
+    """Approve a closed period: archive its Excel and HTML reports with a SHA-256 manifest; never rewritten."""
+    fiscal_year, q = _number(year, "--year", 1300, 1499), _number(quarter, "--quarter", 1, 4)
+    entry = _review(lambda: archive.approve(context().engine, fiscal_year, q, by=by, note=note, settings=_settings()))
+    console.print(f"{fiscal_year} Q{q} approved by {entry.approved_by}; archive {entry.archive_path} "
+                  f"(manifest sha256 {entry.manifest_sha256})", markup=False, soft_wrap=True)
+
+
+@review_app.command("list")
+def review_list() -> None:
+    """Every period of the store and its state: approved (by whom, when, archive intact), open, not closed."""
+    rows = archive.periods(context().engine)
+    table = Table(title="monitoring periods", header_style="bold")
+    for name in ("year", "quarter", "state", "approved by", "approved at", "archive", "manifest sha256"):
+        table.add_column(name)
+    for p in rows:
+        s = p.signoff
+        table.add_row(str(p.fiscal_year), f"Q{p.quarter}", p.state.replace("_", " "), s.approved_by if s else "",
+                      format_jalali(s.approved_at, persian_digits=False, with_time=True) if s else "",
+                      ("intact" if p.intact else "ALTERED OR MISSING") if s else "", s.manifest_sha256[:16] if s else "")
+    console.print(table)
+
+
+@review_app.command("diff")
+def review_diff(
+    year: str = typer.Option(..., "--year", help="Fiscal year."),
+    quarter: str = typer.Option(..., "--quarter", help="Quarter 1-4."),
+) -> None:
+    """Which figures of an approved period the store now holds differently (the archive is not touched)."""
+    fiscal_year, q = _number(year, "--year", 1300, 1499), _number(quarter, "--quarter", 1, 4)
+    entry, changes = _review(lambda: archive.diff(context().engine, fiscal_year, q, settings=_settings()))
+    if not changes:
+        console.print(f"{fiscal_year} Q{q}: the store agrees with the archive approved by {entry.approved_by}",
+                      markup=False)
+        return
+    table = Table(title=f"{fiscal_year} Q{q}: {len(changes)} figures differ from the archive", header_style="bold")
+    for name in ("figure", "archived", "store now"):
+        table.add_column(name, overflow="fold")
+    for c in changes:
+        table.add_row(c.key, c.archived if c.archived is not None else "(none)", c.now if c.now is not None else "(none)")
+    console.print(table)
+    raise typer.Exit(code=DIFF_FOUND)

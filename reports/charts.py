@@ -1,0 +1,134 @@
+"""The geometry of the HTML report's charts: where each bar, point, line and label goes.
+
+Only numbers and words come out of here; templates/charts.html.j2 turns them into inline SVG with
+Jinja2's autoescaping, so a county or agency name from a portal can never become markup. Bar charts
+are horizontal and read right to left: names on the right, bars growing leftwards from a zero at
+the right edge of the plot. The S-curve runs in time from left to right, as Persian budget charts
+usually do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from foundation import present
+
+PLANNED, REPORTED, SINGLE = "#90a4ae", "#1565c0", "#2e7d32"
+
+
+@dataclass(frozen=True)
+class Rect:
+    x: float
+    y: float
+    width: float
+    height: float
+    colour: str
+    tip: str  # shown by the browser on hover (an SVG <title>)
+
+
+@dataclass(frozen=True)
+class Label:
+    x: float
+    y: float
+    text: str
+    anchor: str = "end"  # start | middle | end
+    size: int = 11
+
+
+@dataclass(frozen=True)
+class Line:
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+
+@dataclass(frozen=True)
+class Series:
+    name: str
+    colour: str
+    points: tuple[tuple[float, float], ...]
+    dashed: bool = False
+
+
+@dataclass(frozen=True)
+class Chart:
+    title: str
+    width: int
+    height: int
+    rects: tuple[Rect, ...] = ()
+    labels: tuple[Label, ...] = ()
+    grid: tuple[Line, ...] = ()
+    series: tuple[Series, ...] = ()
+    legend: tuple[tuple[str, str], ...] = ()  # (colour, name)
+
+    @property
+    def points(self) -> list[tuple[float, float, str]]:
+        return [(x, y, s.colour) for s in self.series for x, y in s.points]
+
+
+WIDTH, NAME_WIDTH, MARGIN, TOP = 960, 250, 56, 44
+
+
+def _short(name: str, limit: int = 38) -> str:
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
+def bars(title: str, names: Sequence[str], series: Sequence[tuple[str, str, Sequence[Decimal | None]]], *,
+         ratio: bool = False) -> Chart:
+    """Horizontal grouped bars, one group per name; ``series`` is (name, colour, values). Values are
+    percentage points, or ratios with ``ratio`` (shown as percentages)."""
+    shown = [[(Decimal(v) * 100 if ratio else Decimal(v)) if v is not None else None for v in values]
+             for _, _, values in series]
+    top_value = max([Decimal(100)] + [v for values in shown for v in values if v is not None])
+    right, left = WIDTH - NAME_WIDTH, MARGIN
+    scale = (right - left) / float(top_value)
+    bar_h, gap = 11, 9
+    group_h = bar_h * len(series) + gap
+    height = TOP + group_h * max(len(names), 1) + 24
+    rects, labels, grid = [], [], []
+    step = 25 if top_value <= 150 else 50
+    for tick in range(0, int(top_value) + 1, step):
+        x = right - tick * scale
+        grid.append(Line(x, TOP - 6, x, height - 20))
+        labels.append(Label(x, TOP - 10, present.percent(tick, places=0), "middle", 10))
+    for i, name in enumerate(names):
+        y0 = TOP + i * group_h
+        labels.append(Label(WIDTH - 8, y0 + group_h / 2, _short(name), "end", 11))
+        for j, (series_name, colour, _) in enumerate(series):
+            value = shown[j][i]
+            if value is None:
+                continue
+            length = max(float(value) * scale, 0.5)
+            y = y0 + j * bar_h
+            text = present.percent(value)
+            rects.append(Rect(right - length, y, length, bar_h - 2, colour, f"{name} — {series_name}: {text}"))
+            labels.append(Label(right - length - 4, y + bar_h - 3, text, "end", 9))
+    legend = tuple((colour, name) for name, colour, _ in series)
+    return Chart(title, WIDTH, height, tuple(rects), tuple(labels), tuple(grid), legend=legend)
+
+
+def s_curve(title: str, quarters: Sequence[tuple[int, int]], planned: Sequence[Decimal | None],
+            reported: Sequence[Decimal | None]) -> Chart:
+    """Planned and reported cumulative progress of one project over (year, quarter) in order."""
+    left, right, top, bottom = 60, WIDTH - 30, TOP, 360
+    height = bottom + 60
+    count = max(len(quarters) - 1, 1)
+    x_of = lambda i: left + (right - left) * i / count  # noqa: E731
+    y_of = lambda v: bottom - (bottom - top) * float(v) / 100  # noqa: E731
+    grid, labels = [], []
+    for tick in range(0, 101, 20):
+        grid.append(Line(left, y_of(tick), right, y_of(tick)))
+        labels.append(Label(left - 8, y_of(tick) + 4, present.percent(tick, places=0), "end", 10))
+    for i, (year, q) in enumerate(quarters):
+        labels.append(Label(x_of(i), bottom + 18, present.digits(f"{year}/{q}"), "middle", 10))
+    curves = []
+    for name, colour, values, dashed in (("پیشرفت برنامه‌ای", PLANNED, planned, True),
+                                         ("پیشرفت گزارش‌شده", REPORTED, reported, False)):
+        points = tuple((x_of(i), y_of(min(max(v, 0), 100))) for i, v in enumerate(values) if v is not None)
+        curves.append(Series(name, colour, points, dashed))
+    labels.append(Label((left + right) / 2, height - 12, "سال/سه‌ماهه", "middle", 10))
+    return Chart(title, WIDTH, height, (), tuple(labels), tuple(grid), tuple(curves),
+                 tuple((s.colour, s.name) for s in curves))

@@ -1,0 +1,95 @@
+"""The monitoring cycle of the service card, per agency and quarter, against its service time.
+
+The cycle has three steps after a quarter ends: the agency enters its report (every project and
+agreement due that quarter), the comptroller approves it (every one of them), and the consolidation
+group reviews the period (its sign-off, `budgetwatch review approve`). Each step is counted in days
+from the end of the step before it and compared with the service time (ten days by default,
+``reports.service_days``). An agency's report is entered on the day its last due item was entered,
+and approved on the day its last item was approved; a step not yet done counts the days it has
+been waiting up to the as-of day, so a late step stands out before it is finished.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+
+from foundation.jalali import quarter_end
+
+SERVICE_DAYS = 10
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One project's or agreement's report for one quarter in which it was due."""
+
+    agency_code: str
+    quarter: int
+    entered_on: date | None  # None: not entered
+    approved_on: date | None  # None: not (yet) approved by the comptroller
+
+
+@dataclass(frozen=True)
+class Step:
+    days: int | None  # days taken; while pending, days waited so far; None: not started
+    done: bool
+    late: bool
+
+
+@dataclass(frozen=True)
+class CycleRow:
+    agency_code: str
+    agency_name: str
+    group: str
+    quarter: int
+    quarter_end: date
+    due: int
+    entered: int
+    approved: int
+    reported_on: date | None
+    approved_on: date | None
+    reviewed_on: date | None
+    report: Step
+    approval: Step
+    review: Step
+
+    @property
+    def late(self) -> bool:
+        return self.report.late or self.approval.late or self.review.late
+
+
+def step(start: date | None, end: date | None, as_of: date, service_days: int) -> Step:
+    if start is None:
+        return Step(None, False, False)
+    if end is None:
+        waited = max((as_of - start).days, 0)
+        return Step(waited, False, waited > service_days)
+    days = max((end - start).days, 0)
+    return Step(days, True, days > service_days)
+
+
+def cycle_rows(year: int, submissions: Iterable[Submission], *, agency_names: Mapping[str, str],
+               group_of: Callable[[str], str], reviewed_on: Mapping[int, date], as_of: date,
+               service_days: int = SERVICE_DAYS) -> list[CycleRow]:
+    """One row per agency and quarter that had anything due, by quarter then agency code."""
+    grouped: dict[tuple[int, str], list[Submission]] = defaultdict(list)
+    for s in submissions:
+        grouped[(s.quarter, s.agency_code)].append(s)
+    rows = []
+    for (quarter, agency), items in sorted(grouped.items()):
+        end = quarter_end(year, quarter)
+        entered = [s.entered_on for s in items if s.entered_on is not None]
+        approved = [s.approved_on for s in items if s.approved_on is not None]
+        reported_on = max(entered) if len(entered) == len(items) else None
+        approved_on = max(approved) if reported_on and len(approved) == len(items) else None
+        review = reviewed_on.get(quarter) if approved_on else None
+        rows.append(CycleRow(
+            agency, agency_names.get(agency, agency), group_of(agency), quarter, end, len(items), len(entered),
+            len(approved), reported_on, approved_on, review,
+            step(end, reported_on, as_of, service_days),
+            step(reported_on, approved_on, as_of, service_days),
+            step(approved_on, review, as_of, service_days),
+        ))
+    return rows

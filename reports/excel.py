@@ -1,0 +1,266 @@
+"""The monitoring report as an Excel workbook (XlsxWriter), rendered from the one report model.
+
+Every sheet reads right to left, has Persian headers, a frozen header row and a filter. Numbers
+stay numbers with formats (million rials ``#,##0``, percentages ``0.0%``); Jalali dates are text,
+each beside an ISO column for sorting. Every text cell, portal text above all, is written with
+``write_string``: a title such as ``=HYPERLINK(...)`` stays text and never becomes a formula.
+Native charts sit beside the summaries. The workbook's creation date is the report's
+``generated_at`` and XlsxWriter stamps its zip entries with a fixed date, so the same report gives
+the same bytes (the sign-off's archive depends on it).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, timezone
+from decimal import Decimal
+from typing import Any
+
+import xlsxwriter
+
+from foundation import present
+from foundation.vocabulary import SEVERITIES
+from reports.cycle import Step
+from reports.model import Report, Totals
+from reports.text import FORECAST_WORDS, REPORT_TITLE, STEP_WORDS, filters_text, period_text
+
+FONT = "Tahoma"  # on the experts' Windows machines; Excel substitutes where missing
+
+
+@dataclass(frozen=True)
+class Col:
+    header: str
+    kind: str  # text | int | amount | points (0-100) | ratio | day | iso | year
+    value: Callable[[Any], Any]
+    width: int = 14
+
+
+class _Book:
+    def __init__(self, report: Report) -> None:
+        self.buffer = io.BytesIO()
+        self.book = xlsxwriter.Workbook(self.buffer, {"in_memory": True, "strings_to_formulas": False,
+                                                      "strings_to_urls": False, "strings_to_numbers": False})
+        created = report.generated_at.astimezone(timezone.utc).replace(tzinfo=None)
+        self.book.set_properties({"title": REPORT_TITLE, "subject": period_text(report.selection),
+                                  "author": "budgetwatch", "created": created})
+        base = {"font_name": FONT, "font_size": 10, "valign": "top"}
+        self.f = {
+            "header": self.book.add_format({**base, "bold": True, "bg_color": "#dfe7ef", "border": 1,
+                                            "text_wrap": True, "align": "center"}),
+            "text": self.book.add_format({**base, "text_wrap": True}),
+            "int": self.book.add_format({**base, "num_format": "#,##0"}),
+            "amount": self.book.add_format({**base, "num_format": "#,##0"}),
+            "points": self.book.add_format({**base, "num_format": "0.0%"}),
+            "ratio": self.book.add_format({**base, "num_format": "0.0%"}),
+            "year": self.book.add_format({**base, "num_format": "0"}),
+            "pace": self.book.add_format({**base, "num_format": "0.0"}),
+            "title": self.book.add_format({**base, "bold": True, "font_size": 14}),
+            "label": self.book.add_format({**base, "bold": True}),
+            "late": self.book.add_format({**base, "bold": True, "font_color": "#b71c1c", "bg_color": "#fde0dc",
+                                          "num_format": "#,##0"}),
+            "total": self.book.add_format({**base, "bold": True, "top": 2}),
+        }
+        for kind in ("amount", "points", "ratio", "int"):
+            self.f[f"total_{kind}"] = self.book.add_format({**base, "bold": True, "top": 2,
+                                                            "num_format": "0.0%" if kind in ("points", "ratio")
+                                                            else "#,##0"})
+
+    def sheet(self, name: str):
+        sheet = self.book.add_worksheet(name)
+        sheet.right_to_left()
+        return sheet
+
+    def cell(self, sheet, row: int, col: int, kind: str, value: Any, fmt: str | None = None) -> None:
+        style = self.f[fmt or kind] if (fmt or kind) in self.f else self.f["text"]
+        if value is None:
+            sheet.write_blank(row, col, None, style)
+        elif kind in ("int", "amount", "year", "pace"):
+            sheet.write_number(row, col, float(value), style)
+        elif kind == "points":
+            sheet.write_number(row, col, float(Decimal(value) / 100), style)
+        elif kind == "ratio":
+            sheet.write_number(row, col, float(value), style)
+        elif kind == "day":
+            sheet.write_string(row, col, present.day(value), style)
+        elif kind == "iso":
+            sheet.write_string(row, col, value.isoformat() if isinstance(value, date) else str(value), style)
+        else:
+            sheet.write_string(row, col, str(value), style)
+
+    def table(self, sheet, columns: Sequence[Col], rows: Sequence[Any], *, first_row: int = 0,
+              late: Callable[[Any, int], bool] | None = None) -> int:
+        """Header, rows, frozen header, filter; returns the row after the last."""
+        for c, col in enumerate(columns):
+            sheet.write_string(first_row, c, col.header, self.f["header"])
+            sheet.set_column(c, c, col.width)
+        for r, item in enumerate(rows, start=first_row + 1):
+            for c, col in enumerate(columns):
+                flagged = late is not None and late(item, c)
+                self.cell(sheet, r, c, col.kind, col.value(item), "late" if flagged else None)
+        sheet.freeze_panes(first_row + 1, 0)
+        sheet.autofilter(first_row, 0, first_row + max(len(rows), 1), len(columns) - 1)
+        return first_row + 1 + len(rows)
+
+    def close(self) -> bytes:
+        self.book.close()
+        return self.buffer.getvalue()
+
+
+def _totals_columns(name_header: str) -> list[Col]:
+    unit = f" ({present.AMOUNT_UNIT})"
+    return [
+        Col(name_header, "text", lambda t: t.name, 34),
+        Col("پروژه‌ها", "int", lambda t: t.projects, 9), Col("موافقتنامه‌ها", "int", lambda t: t.agreements, 11),
+        Col("اعتبار مصوب" + unit, "amount", lambda t: t.approved, 16),
+        Col("اعتبار ابلاغی" + unit, "amount", lambda t: t.notified, 16),
+        Col("تخصیص" + unit, "amount", lambda t: t.allocated, 16),
+        Col("جذب" + unit, "amount", lambda t: t.absorbed, 16),
+        Col("نسبت جذب به تخصیص", "ratio", lambda t: t.absorption, 12),
+        Col("پیشرفت برنامه‌ای (وزنی)", "points", lambda t: t.planned_progress, 12),
+        Col("پیشرفت گزارش‌شده (وزنی)", "points", lambda t: t.reported_progress, 12),
+        Col("گزارش‌های مقرر", "int", lambda t: t.reports_due, 10),
+        Col("ثبت‌شده", "int", lambda t: t.reports_entered, 9),
+        Col("تأییدشده ذیحساب", "int", lambda t: t.reports_approved, 10),
+        Col("معوق", "int", lambda t: t.reports_overdue, 8),
+        *(Col(f"انحراف {present.severity(s)}", "int", lambda t, s=s: t.deviations[s], 9)
+          for s in reversed(SEVERITIES)),
+    ]
+
+
+def _summary_sheet(b: _Book, name: str, header: str, rows: list[Totals], total: Totals, charts: Sequence[tuple]) -> None:
+    sheet = b.sheet(name)
+    columns = _totals_columns(header)
+    end = b.table(sheet, columns, rows)
+    for c, col in enumerate(columns):
+        kind = col.kind if col.kind != "text" else None
+        value = col.value(total)
+        style = f"total_{kind}" if kind else "total"
+        b.cell(sheet, end, c, col.kind if kind else "text", value, style)
+    place = end + 3
+    for title, series in charts:  # series: (name, column index) drawn against the names column
+        chart = b.book.add_chart({"type": "column"})
+        for label, column in series:
+            chart.add_series({"name": label, "categories": [name, 1, 0, max(len(rows), 1), 0],
+                              "values": [name, 1, column, max(len(rows), 1), column], "gap": 60})
+        chart.set_title({"name": title, "name_font": {"name": FONT, "size": 11}})
+        chart.set_x_axis({"num_font": {"name": FONT, "rotation": -45}, "reverse": True})
+        chart.set_y_axis({"num_format": "0%", "num_font": {"name": FONT}})
+        chart.set_legend({"position": "bottom", "font": {"name": FONT}})
+        chart.set_size({"width": 900, "height": 360})
+        sheet.insert_chart(place, 0, chart)
+        place += 20
+
+
+def _cover(b: _Book, report: Report) -> None:
+    sheet = b.sheet("گزارش")
+    sheet.set_column(0, 0, 28)
+    sheet.set_column(1, 1, 60)
+    sheet.write_string(0, 0, REPORT_TITLE, b.f["title"])
+    lines = [("دوره", period_text(report.selection)), ("تاریخ مبنا", present.day(report.selection.as_of)),
+             ("دامنه", filters_text(report.selection)), ("تهیه‌شده در", present.moment(report.generated_at)),
+             ("زمان خدمت هر مرحله", f"{present.number(report.service_days)} روز"),
+             ("بررسی نهایی گروه تلفیق", present.day(report.reviewed_on) if report.reviewed_on else "انجام نشده"),
+             ("واحد مبالغ", present.AMOUNT_UNIT)]
+    for r, (label, value) in enumerate(lines, start=2):
+        sheet.write_string(r, 0, label, b.f["label"])
+        sheet.write_string(r, 1, value, b.f["text"])
+    first = len(lines) + 4
+    sheet.write_string(first - 1, 0, "انحراف‌های باز به تفکیک قاعده و شدت", b.f["label"])
+    columns = [Col("نوع", "text", lambda rc: present.kind(rc[0]), 28), Col("قاعده", "text", lambda rc: present.rule(rc[1]), 60),
+               *(Col(present.severity(s), "int", lambda rc, s=s: rc[2][s], 10) for s in reversed(SEVERITIES)),
+               Col("جمع", "int", lambda rc: sum(rc[2].values()), 10)]
+    b.table(sheet, columns, report.rule_counts, first_row=first)
+
+
+PROJECT_COLUMNS = [
+    Col("کد پروژه", "text", lambda p: p.code, 16), Col("عنوان", "text", lambda p: p.title, 40),
+    Col("کد دستگاه", "text", lambda p: p.agency_code, 9), Col("دستگاه اجرایی", "text", lambda p: p.agency_name, 34),
+    Col("شهرستان", "text", lambda p: p.county, 14), Col("گروه کارشناسی", "text", lambda p: present.group(p.group), 16),
+    Col("سه‌ماهه", "int", lambda p: p.quarter, 8), Col("پیشرفت برنامه‌ای", "points", lambda p: p.target, 11),
+    Col("پیشرفت گزارش‌شده", "points", lambda p: p.reported, 11), Col("فاصله از برنامه", "points", lambda p: p.gap, 10),
+    Col("وضعیت ذیحساب", "text", lambda p: present.COMPTROLLER_NAMES.get(p.comptroller or "", "گزارش ثبت نشده"), 14),
+    Col("تاریخ ثبت گزارش", "day", lambda p: p.reported_on, 12), Col("تاریخ ثبت (ISO)", "iso", lambda p: p.reported_on, 11),
+    Col("آخرین بازدید میدانی", "day", lambda p: p.visited_on, 12), Col("بازدید (ISO)", "iso", lambda p: p.visited_on, 11),
+    Col("پیشرفت مشاهده‌شده", "points", lambda p: p.observed, 11),
+    Col("سال پیش‌بینی اتمام", "year", lambda p: p.forecast.year, 10),
+    Col("پیش‌بینی", "text", lambda p: FORECAST_WORDS[p.forecast.outlook], 14),
+    Col("سال پایان برنامه‌ای", "year", lambda p: p.forecast.end_year, 10),
+    Col("سرعت پیشرفت در سه‌ماهه (واحد درصد)", "pace", lambda p: p.forecast.pace, 12),
+]
+FORECAST_COLUMN = next(c for c, col in enumerate(PROJECT_COLUMNS) if col.header == "سال پیش‌بینی اتمام")
+
+OPERATION_COLUMNS = [
+    Col("شماره موافقتنامه", "text", lambda o: o.agreement_no, 18), Col("برنامه", "text", lambda o: o.program, 28),
+    Col("کد فعالیت", "text", lambda o: o.code, 12), Col("فعالیت", "text", lambda o: o.title, 34),
+    Col("واحد سنجش", "text", lambda o: o.unit, 10), Col("کد دستگاه", "text", lambda o: o.agency_code, 9),
+    Col("دستگاه اجرایی", "text", lambda o: o.agency_name, 34), Col("شهرستان", "text", lambda o: o.county, 14),
+    Col("گروه کارشناسی", "text", lambda o: present.group(o.group), 16),
+    Col("مقدار برنامه‌ای (تجمعی)", "amount", lambda o: o.planned, 12),
+    Col("مقدار تحقق‌یافته (تجمعی)", "amount", lambda o: o.delivered, 12),
+    Col("نسبت تحقق", "ratio", lambda o: o.achievement, 10),
+    Col(f"هزینه (تجمعی، {present.AMOUNT_UNIT})", "amount", lambda o: o.spent, 14),
+    Col("بهای واحد مصوب", "amount", lambda o: o.unit_cost, 12),
+    Col("بهای واحد واقعی", "amount", lambda o: o.actual_unit_cost, 12),
+    Col("نسبت بهای واقعی به مصوب", "ratio", lambda o: o.cost_ratio, 12),
+]
+
+DEVIATION_COLUMNS = [
+    Col("شدت", "text", lambda d: present.severity(d.severity), 9), Col("قاعده", "text", lambda d: present.rule(d.rule), 30),
+    Col("نوع", "text", lambda d: present.kind(d.kind), 20), Col("موضوع", "text", lambda d: d.subject, 22),
+    Col("سه‌ماهه", "int", lambda d: d.quarter, 8), Col("وضعیت", "text", lambda d: present.status(d.status), 12),
+    Col("کد دستگاه", "text", lambda d: d.agency_code, 9), Col("دستگاه اجرایی", "text", lambda d: d.agency_name, 30),
+    Col("شهرستان", "text", lambda d: d.county, 14), Col("گروه کارشناسی", "text", lambda d: present.group(d.group), 16),
+    Col("برنامه", "amount", lambda d: d.planned, 10), Col("عملکرد", "amount", lambda d: d.actual, 10),
+    Col("شرح", "text", lambda d: d.message, 80),
+]
+
+
+def _step_cols(label: str, attr: str, day_attr: str | None) -> list[Col]:
+    cols = [Col(f"روزهای {label}", "int", lambda c: getattr(c, attr).days, 10),
+            Col(f"وضعیت {label}", "text", lambda c: _step_word(getattr(c, attr)), 12)]
+    if day_attr:
+        cols[:0] = [Col(f"تاریخ {label}", "day", lambda c: getattr(c, day_attr), 12),
+                    Col(f"تاریخ {label} (ISO)", "iso", lambda c: getattr(c, day_attr), 11)]
+    return cols
+
+
+def _step_word(step: Step) -> str:
+    key = "none" if step.days is None else ("done" if step.done else "pending")
+    return STEP_WORDS[key] + (" (دیرکرد)" if step.late else "")
+
+
+CYCLE_COLUMNS = [
+    Col("کد دستگاه", "text", lambda c: c.agency_code, 9), Col("دستگاه اجرایی", "text", lambda c: c.agency_name, 34),
+    Col("گروه کارشناسی", "text", lambda c: present.group(c.group), 16), Col("سه‌ماهه", "int", lambda c: c.quarter, 8),
+    Col("پایان سه‌ماهه", "day", lambda c: c.quarter_end, 12), Col("پایان (ISO)", "iso", lambda c: c.quarter_end, 11),
+    Col("موارد مقرر", "int", lambda c: c.due, 8), Col("ثبت‌شده", "int", lambda c: c.entered, 8),
+    Col("تأییدشده", "int", lambda c: c.approved, 8),
+    *_step_cols("ثبت گزارش", "report", "reported_on"), *_step_cols("تأیید ذیحساب", "approval", "approved_on"),
+    *_step_cols("بررسی گروه تلفیق", "review", "reviewed_on"),
+]
+_STEP_COLUMN = {c: step for step in ("report", "approval", "review")
+                for c, col in enumerate(CYCLE_COLUMNS) if col.header.startswith("روزهای")
+                and col.header.endswith({"report": "ثبت گزارش", "approval": "تأیید ذیحساب",
+                                         "review": "بررسی گروه تلفیق"}[step])}
+
+
+def render(report: Report) -> bytes:
+    """The report as .xlsx bytes."""
+    b = _Book(report)
+    _cover(b, report)
+    progress = ("پیشرفت برنامه‌ای و گزارش‌شده", (("پیشرفت برنامه‌ای", 8), ("پیشرفت گزارش‌شده", 9)))
+    _summary_sheet(b, "شهرستان‌ها", "شهرستان", report.counties, report.total,
+                   [(progress[0] + " به تفکیک شهرستان", progress[1]),
+                    ("نسبت جذب به تخصیص به تفکیک شهرستان", (("نسبت جذب", 7),))])
+    _summary_sheet(b, "دستگاه‌ها", "دستگاه اجرایی", report.agencies, report.total,
+                   [(progress[0] + " به تفکیک دستگاه", progress[1])])
+    _summary_sheet(b, "گروه‌ها", "گروه کارشناسی", report.groups, report.total, [])
+    b.table(b.sheet("پروژه‌ها"), PROJECT_COLUMNS, report.projects,
+            late=lambda p, c: c == FORECAST_COLUMN and p.forecast.late)
+    b.table(b.sheet("موافقتنامه‌ها"), OPERATION_COLUMNS, report.operations)
+    b.table(b.sheet("انحرافات"), DEVIATION_COLUMNS, report.deviations)
+    b.table(b.sheet("چرخه نظارت"), CYCLE_COLUMNS, report.cycle,
+            late=lambda row, c: c in _STEP_COLUMN and getattr(row, _STEP_COLUMN[c]).late)
+    return b.close()

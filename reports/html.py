@@ -1,0 +1,110 @@
+"""The monitoring report as one self-contained HTML page, and one project's S-curve page.
+
+Jinja2 with autoescaping renders templates/ (portal text is untrusted); the charts are inline SVG
+drawn from reports/charts.py's geometry; styles are inline, with print rules for A4 landscape; no
+script, font or image is fetched from anywhere. Every figure and date goes through
+foundation.present (Persian digits, ``٬`` separators, Jalali days).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from types import SimpleNamespace
+
+import jinja2
+from sqlalchemy.engine import Connection
+
+from foundation import present
+from reports import charts
+from reports.cycle import Step
+from reports.forecast import Forecast, Point, forecast
+from reports.model import Report, ReportError
+from reports.text import FORECAST_WORDS, PROJECT_TITLE, REPORT_TITLE, STEP_WORDS, filters_text, period_text
+from store import reporting
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def _step(step: Step) -> str:
+    if step.days is None:
+        return STEP_WORDS["none"]
+    text = f"{present.number(step.days)} روز"
+    if not step.done:
+        text += f" — {STEP_WORDS['pending']}"
+    return text + (" (دیرکرد)" if step.late else "")
+
+
+def _forecast(outlook: Forecast) -> str:
+    if outlook.outlook == "forecast":
+        return present.digits(outlook.year)
+    if outlook.outlook == "complete":
+        return f"{FORECAST_WORDS['complete']} ({present.digits(outlook.year)})"
+    return FORECAST_WORDS[outlook.outlook]
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=False, lstrip_blocks=False)
+    env.filters.update(
+        num=lambda v: present.number(v, places=0) if v is not None else present.NOTHING,
+        amount=lambda v, places=0: present.amount(v, places=places),
+        pct=present.percent, ratio=present.ratio, day=present.day, moment=present.moment,
+        year=lambda v: present.digits(v) if v is not None else present.NOTHING,
+        quarter=lambda q, year: present.quarter(year, q), severity=present.severity, rule=present.rule,
+        group=present.group, status=present.status, kind=present.kind,
+        comptroller=lambda c: present.COMPTROLLER_NAMES.get(c, c) if c else "گزارش ثبت نشده",
+        step=_step, forecast=_forecast,
+    )
+    return env
+
+
+_ENV = _environment()
+
+
+def _charts(report: Report) -> SimpleNamespace:
+    progress = (("پیشرفت برنامه‌ای", charts.PLANNED), ("پیشرفت گزارش‌شده", charts.REPORTED))
+
+    def progress_chart(title: str, rows: list) -> charts.Chart:
+        return charts.bars(title, [t.name for t in rows],
+                           [(progress[0][0], progress[0][1], [t.planned_progress for t in rows]),
+                            (progress[1][0], progress[1][1], [t.reported_progress for t in rows])])
+
+    counties = [t for t in report.counties if t.weight]
+    agencies = [t for t in report.agencies if t.weight]
+    absorbing = [t for t in report.counties if t.allocated]
+    return SimpleNamespace(
+        progress_by_county=progress_chart("پیشرفت برنامه‌ای و گزارش‌شده به تفکیک شهرستان", counties),
+        progress_by_agency=progress_chart("پیشرفت برنامه‌ای و گزارش‌شده به تفکیک دستگاه اجرایی", agencies),
+        absorption_by_county=charts.bars("نسبت جذب به تخصیص به تفکیک شهرستان", [t.name for t in absorbing],
+                                         [("نسبت جذب", charts.SINGLE, [t.absorption for t in absorbing])],
+                                         ratio=True),
+    )
+
+
+def render(report: Report) -> str:
+    """The report as one HTML page."""
+    return _ENV.get_template("report.html.j2").render(
+        r=report, title=REPORT_TITLE, period=period_text(report.selection), scope=filters_text(report.selection),
+        unit=present.AMOUNT_UNIT, charts=_charts(report))
+
+
+def render_project(conn: Connection, code: str) -> str:
+    """One project's S-curve across its years: planned against reported progress, quarter by quarter."""
+    years, reports = reporting.project_history(conn, code)
+    if not years:
+        raise ReportError(f"unknown project {code!r}: no project of that code in the store")
+    reported = {(r.fiscal_year, r.quarter): r.progress for r in reports}
+    targets = {(y.fiscal_year, q): getattr(y, f"target_q{q}") for y in years for q in range(1, 5)}
+    last = max([(y.fiscal_year, 4) for y in years])
+    quarters = [(y.fiscal_year, q) for y in years for q in range(1, 5) if (y.fiscal_year, q) <= last]
+    planned = [targets.get(k) for k in quarters]
+    actual = [reported.get(k) for k in quarters]
+    latest = years[-1]
+    points = [Point(y, q, v) for (y, q), v in reported.items() if v is not None]
+    points += [Point(y.fiscal_year, 0, y.progress_at_year_start) for y in years if y.progress_at_year_start is not None]
+    chart = charts.s_curve(f"{PROJECT_TITLE}: {latest.title}", quarters, planned, actual)
+    return _ENV.get_template("project.html.j2").render(
+        title=PROJECT_TITLE, code=code, name=latest.title, agency=latest.agency_name,
+        county=latest.county_name or "", end_year=latest.end_year, outlook=forecast(points, latest.end_year),
+        chart=chart, rows=list(zip(quarters, planned, actual)), Decimal=Decimal)

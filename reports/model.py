@@ -1,0 +1,359 @@
+"""The one model of the monitoring report (گزارش نظارتی): rows and totals built from the store.
+
+Excel (reports/excel.py), HTML (reports/html.py) and the archive's figures (reports/archive.py) are
+all rendered from a :class:`Report`, so their figures cannot differ. The model holds raw figures
+(Decimals, dates, codes); how they are shown is the renderers' business (foundation.present).
+
+A report covers one fiscal year up to one quarter, as of a day, optionally narrowed to counties,
+agencies or expert groups. It holds: totals by county, agency and group (counts, the four credit
+stages and absorption, planned against reported progress weighted by notified credit, reporting
+discipline, standing deviations by severity); one row per capital project and quarter with its
+completion forecast; one row per expense operation; the standing deviations; and the monitoring
+cycle per agency and quarter.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy.engine import Connection
+
+from foundation.jalali import quarter_end, report_due
+from foundation.present import group as group_name
+from foundation.vocabulary import GROUPS, SEVERITIES
+from reconcile.deviations import DeviationError, county_ids, group_of
+from reconcile.settings import RoutingConfig
+from reports.cycle import SERVICE_DAYS, CycleRow, Submission, cycle_rows
+from reports.forecast import Forecast, Point, forecast
+from store import reporting
+from store.reporting import Credits
+
+ZERO = Decimal(0)
+IN_SCOPE = ("exchanged", "amended")  # what the catalogue checks for reports (cancelled/awaiting: credits only)
+NO_COUNTY = "نامشخص"
+
+
+class ReportError(Exception):
+    """The report cannot be made as asked (an unknown county or agency, ...); the message says why."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    year: int
+    quarter: int  # the report runs through this quarter
+    as_of: date
+    counties: tuple[str, ...] = ()  # names (any spelling) or codes
+    agencies: tuple[str, ...] = ()  # codes
+    groups: tuple[str, ...] = ()
+
+
+@dataclass
+class Totals:
+    """One summary row: a county, an agency, an expert group, or everything selected."""
+
+    key: str
+    name: str
+    projects: int = 0
+    agreements: int = 0
+    approved: Decimal = ZERO
+    notified: Decimal = ZERO
+    allocated: Decimal = ZERO
+    absorbed: Decimal = ZERO
+    # progress of the report's quarter, weighted by notified credit, over projects with both figures
+    weight: Decimal = ZERO
+    planned_weighted: Decimal = ZERO
+    reported_weighted: Decimal = ZERO
+    reports_due: int = 0
+    reports_entered: int = 0
+    reports_approved: int = 0
+    reports_overdue: int = 0
+    deviations: Counter = field(default_factory=Counter)  # severity -> standing deviations
+
+    @property
+    def absorption(self) -> Decimal | None:
+        return self.absorbed / self.allocated if self.allocated else None
+
+    @property
+    def planned_progress(self) -> Decimal | None:
+        return self.planned_weighted / self.weight if self.weight else None
+
+    @property
+    def reported_progress(self) -> Decimal | None:
+        return self.reported_weighted / self.weight if self.weight else None
+
+    def add_credits(self, credits: Credits) -> None:
+        self.approved += credits.approved
+        self.notified += credits.notified
+        self.allocated += credits.allocated
+        self.absorbed += credits.absorbed
+
+
+@dataclass(frozen=True)
+class ProjectRow:
+    code: str
+    title: str
+    agency_code: str
+    agency_name: str
+    county: str
+    group: str
+    quarter: int
+    target: Decimal | None
+    reported: Decimal | None
+    comptroller: str | None  # approved | pending | rejected; None: no report
+    reported_on: date | None
+    visited_on: date | None  # the latest field visit up to the quarter's end
+    observed: Decimal | None
+    forecast: Forecast
+
+    @property
+    def gap(self) -> Decimal | None:
+        return self.target - self.reported if self.target is not None and self.reported is not None else None
+
+
+@dataclass(frozen=True)
+class OperationRow:
+    agreement_no: str
+    program: str
+    code: str
+    title: str
+    unit: str
+    agency_code: str
+    agency_name: str
+    county: str
+    group: str
+    planned: Decimal  # cumulative through the report's quarter
+    delivered: Decimal
+    spent: Decimal
+    unit_cost: Decimal | None  # the agreement's unit cost
+
+    @property
+    def achievement(self) -> Decimal | None:
+        return self.delivered / self.planned if self.planned else None
+
+    @property
+    def actual_unit_cost(self) -> Decimal | None:
+        return self.spent / self.delivered if self.delivered else None
+
+    @property
+    def cost_ratio(self) -> Decimal | None:
+        actual = self.actual_unit_cost
+        return actual / self.unit_cost if actual is not None and self.unit_cost else None
+
+
+@dataclass(frozen=True)
+class DeviationRow:
+    kind: str
+    rule: str
+    severity: str
+    status: str
+    subject: str
+    quarter: int | None
+    agency_code: str
+    agency_name: str
+    county: str
+    group: str
+    planned: Decimal | None
+    actual: Decimal | None
+    message: str
+
+
+@dataclass(frozen=True)
+class Report:
+    selection: Selection
+    generated_at: datetime
+    service_days: int
+    total: Totals
+    counties: list[Totals]
+    agencies: list[Totals]
+    groups: list[Totals]
+    projects: list[ProjectRow]
+    operations: list[OperationRow]
+    rule_counts: list[tuple[str, str, Counter]]  # (kind, rule, severity -> count)
+    deviations: list[DeviationRow]
+    cycle: list[CycleRow]
+    reviewed_on: date | None = None  # the period's sign-off day, if approved
+
+
+class _Scope:
+    """Which agencies and counties the selection admits, and each one's summary rows."""
+
+    def __init__(self, conn: Connection, selection: Selection, routing: RoutingConfig) -> None:
+        self.names = reporting.agencies(conn)
+        unknown = [code for code in selection.agencies if code not in self.names]
+        if unknown:
+            raise ReportError(f"unknown agency {unknown[0]!r}: no agency of that code in the store")
+        try:
+            self.county_set = county_ids(conn, selection.counties) if selection.counties else None
+        except DeviationError as exc:
+            raise ReportError(str(exc)) from None
+        self.selection, self.routing = selection, routing
+        self.total = Totals("total", "جمع")
+        self.by_county: dict[str, Totals] = {}
+        self.by_agency: dict[str, Totals] = {}
+        self.by_group: dict[str, Totals] = {}
+
+    def group(self, agency_code: str | None) -> str:
+        return group_of(agency_code, self.routing)
+
+    def admits(self, agency_code: str, county_id: int | None) -> bool:
+        s = self.selection
+        return ((not s.agencies or agency_code in s.agencies)
+                and (self.county_set is None or county_id in self.county_set)
+                and (not s.groups or self.group(agency_code) in s.groups))
+
+    def rows(self, agency_code: str, county: str | None) -> list[Totals]:
+        """The summary rows an item of this agency and county counts in."""
+        county = county or NO_COUNTY
+        group = self.group(agency_code)
+        return [self.total,
+                self.by_county.setdefault(county, Totals(county, county)),
+                self.by_agency.setdefault(agency_code, Totals(agency_code, self.names.get(agency_code, agency_code))),
+                self.by_group.setdefault(group, Totals(group, group_name(group)))]
+
+
+def _count(rows: list[Totals], attribute: str, add: bool = True) -> None:
+    if add:
+        for row in rows:
+            setattr(row, attribute, getattr(row, attribute) + 1)
+
+
+def _targets(row) -> list[Decimal | None]:
+    return [row.target_q1, row.target_q2, row.target_q3, row.target_q4]
+
+
+def _capital(conn: Connection, scope: _Scope, due_days: int, submissions: list[Submission]) -> list[ProjectRow]:
+    s = scope.selection
+    years = [r for r in reporting.project_years(conn, s.year) if scope.admits(r.agency_code, r.county_id)]
+    credits = reporting.project_credits(conn, s.year)
+    history: dict[int, list] = defaultdict(list)
+    wanted = {r.project_id for r in years}
+    for h in reporting.progress_history(conn, s.year):
+        if h.project_id in wanted:
+            history[h.project_id].append(h)
+    visits = reporting.latest_visits(conn, quarter_end(s.year, s.quarter))
+    out = []
+    for r in years:
+        totals = scope.rows(r.agency_code, r.county_name)
+        _count(totals, "projects")
+        money = credits.get(r.id, Credits())
+        for t in totals:
+            t.add_credits(money)
+        targets = _targets(r)
+        in_scope = r.agreement_status in IN_SCOPE and any(t is not None for t in targets)
+        reports = {(h.fiscal_year, h.quarter): h for h in history[r.project_id] if h.quarter}
+        points = [Point(h.fiscal_year, h.quarter, h.progress) for h in history[r.project_id] if h.progress is not None]
+        visit = visits.get(r.code)
+        for q in range(1, s.quarter + 1):
+            report = reports.get((s.year, q))
+            entered_on = (report.reported_on or quarter_end(s.year, q)) if report else None
+            if in_scope:
+                approved_on = ((report.decided_on or entered_on) if report and report.comptroller_status == "approved"
+                               else None)
+                submissions.append(Submission(r.agency_code, q, entered_on, approved_on))
+            seen = [p for p in points if p.index <= s.year * 4 + q]
+            visit_now = visit if visit and visit.visited_on <= quarter_end(s.year, q) else None
+            out.append(ProjectRow(
+                r.code, r.title, r.agency_code, r.agency_name, r.county_name or NO_COUNTY, scope.group(r.agency_code),
+                q, targets[q - 1], report.progress if report else None, report.comptroller_status if report else None,
+                entered_on, visit_now.visited_on if visit_now else None,
+                visit_now.observed_progress if visit_now else None, forecast(seen, r.end_year)))
+        report = reports.get((s.year, s.quarter))
+        if in_scope:
+            _count(totals, "reports_due")
+            _count(totals, "reports_entered", report is not None)
+            _count(totals, "reports_approved", report is not None and report.comptroller_status == "approved")
+            _count(totals, "reports_overdue", report is None and s.as_of > report_due(s.year, s.quarter, due_days))
+        target = targets[s.quarter - 1]
+        if report is not None and report.progress is not None and target is not None and money.notified > 0:
+            for t in totals:
+                t.weight += money.notified
+                t.planned_weighted += target * money.notified
+                t.reported_weighted += report.progress * money.notified
+    return out
+
+
+def _expense(conn: Connection, scope: _Scope, due_days: int, submissions: list[Submission]) -> list[OperationRow]:
+    s = scope.selection
+    agreements = [a for a in reporting.agreements(conn, s.year) if scope.admits(a.agency_code, a.county_id)]
+    credits = reporting.agreement_credits(conn, s.year)
+    ops: dict[int, list] = defaultdict(list)
+    for o in reporting.operations(conn, s.year):
+        ops[o.agreement_id].append(o)
+    items: dict[int, dict[int, object]] = defaultdict(dict)
+    for p in reporting.performance(conn, s.year):
+        items[p.operation_id][p.quarter] = p
+    out = []
+    for a in agreements:
+        totals = scope.rows(a.agency_code, a.county_name)
+        _count(totals, "agreements")
+        for t in totals:
+            t.add_credits(credits.get(a.id, Credits()))
+        for q in range(1, s.quarter + 1):
+            due = a.status in IN_SCOPE and any((_targets(o)[q - 1] or ZERO) > 0 for o in ops[a.id])
+            of_q = [items[o.id][q] for o in ops[a.id] if q in items[o.id]]
+            entered_on = max((i.reported_on or quarter_end(s.year, q)) for i in of_q) if of_q else None
+            approved = bool(of_q) and all(i.comptroller_status == "approved" for i in of_q)
+            approved_on = max((i.decided_on or i.reported_on or quarter_end(s.year, q)) for i in of_q) if approved else None
+            if due:
+                submissions.append(Submission(a.agency_code, q, entered_on, approved_on))
+            if due and q == s.quarter:
+                _count(totals, "reports_due")
+                _count(totals, "reports_entered", bool(of_q))
+                _count(totals, "reports_approved", approved)
+                _count(totals, "reports_overdue", not of_q and s.as_of > report_due(s.year, q, due_days))
+        for o in ops[a.id]:
+            done = [items[o.id][q] for q in range(1, s.quarter + 1) if q in items[o.id]]
+            out.append(OperationRow(
+                a.agreement_no, a.program_title or "", o.code, o.title or "", o.unit or "", a.agency_code,
+                a.agency_name, a.county_name or NO_COUNTY, scope.group(a.agency_code),
+                sum((t or ZERO for t in _targets(o)[:s.quarter]), ZERO),
+                sum((i.quantity or ZERO for i in done), ZERO), sum((i.spent or ZERO for i in done), ZERO),
+                o.unit_cost))
+    return out
+
+
+def _deviations(conn: Connection, scope: _Scope) -> tuple[list[DeviationRow], list[tuple[str, str, Counter]]]:
+    s = scope.selection
+    rows, by_rule = [], defaultdict(Counter)
+    for d in reporting.standing_deviations(conn, s.year, s.quarter):
+        agency = d.agency_code or ""
+        if not scope.admits(agency, d.county_id):
+            continue
+        for t in scope.rows(agency, d.county_name):
+            t.deviations[d.severity] += 1
+        by_rule[(d.kind, d.rule)][d.severity] += 1
+        rows.append(DeviationRow(d.kind, d.rule, d.severity, d.status, d.subject, d.quarter or None, agency,
+                                 scope.names.get(agency, agency), d.county_name or NO_COUNTY, scope.group(agency),
+                                 d.planned, d.actual, d.message))
+    return rows, [(kind, rule, counts) for (kind, rule), counts in sorted(by_rule.items())]
+
+
+def build(conn: Connection, selection: Selection, *, routing: RoutingConfig, report_due_days: int = 15,
+          service_days: int = SERVICE_DAYS, reviews: Mapping[int, date] | None = None,
+          generated_at: datetime | None = None) -> Report:
+    """The report of ``selection`` from the store. ``reviews`` maps the year's approved quarters to
+    their sign-off day (the cycle's last step); ``generated_at`` is printed on it (a sign-off fixes
+    it, so the archive can be made again byte for byte)."""
+    if not 1 <= selection.quarter <= 4:
+        raise ReportError(f"quarter {selection.quarter}: use 1, 2, 3 or 4")
+    scope = _Scope(conn, selection, routing)
+    submissions: list[Submission] = []
+    projects = _capital(conn, scope, report_due_days, submissions)
+    operations = _expense(conn, scope, report_due_days, submissions)
+    deviations, rule_counts = _deviations(conn, scope)
+    cycle = cycle_rows(selection.year, submissions, agency_names=scope.names, group_of=scope.group,
+                       reviewed_on=reviews or {}, as_of=selection.as_of,
+                       service_days=service_days)
+    ordered: Callable[[dict[str, Totals]], list[Totals]] = lambda rows: [rows[k] for k in sorted(rows)]  # noqa: E731
+    groups = [scope.by_group[g] for g in GROUPS if g in scope.by_group]
+    return Report(selection, generated_at or datetime.now().astimezone(), service_days, scope.total,
+                  ordered(scope.by_county), ordered(scope.by_agency), groups, projects, operations, rule_counts,
+                  deviations, cycle, (reviews or {}).get(selection.quarter))
+
+
+__all__ = ["SEVERITIES", "DeviationRow", "OperationRow", "ProjectRow", "Report", "ReportError", "Selection",
+           "Totals", "build"]

@@ -3,6 +3,7 @@ message it accepts and can be told to answer the next messages otherwise (4xx, 5
 
 from __future__ import annotations
 
+import asyncio
 import email
 import socket
 import threading
@@ -38,9 +39,12 @@ class Mailbox:
         self.answers: deque[str] = deque()  # e.g. "421 try later"; empty: accept
         self.data_commands = 0
         self.on_accept: Callable[[Received], None] | None = None
+        self.delay = 0.0  # seconds each DATA takes: a slow server
         self._lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
+        if self.delay:
+            await asyncio.sleep(self.delay)
         with self._lock:
             self.data_commands += 1
             if self.answers:

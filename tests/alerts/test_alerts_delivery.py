@@ -1,0 +1,220 @@
+"""Delivery, exactly once where SMTP allows it: outages, retries, kills, refusals, two dispatchers.
+
+A real SMTP server (aiosmtpd) in the test process; a killed dispatcher is a real process killed
+with SIGKILL while the server holds its message. Messages are counted by Message-ID.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+import sqlalchemy as sa
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+import alerts
+from alerts.dispatch import lease
+from store.alerts import AlertOutbox, outbox_summary
+from tests.alerts.builders import EXPERTS, ROUTING, T0, alerts_config, later
+from tests.alerts.conftest import SmtpServer
+
+ROOT = Path(__file__).resolve().parents[2]
+outbox = AlertOutbox.__table__
+
+
+def queue_four(engine, facts, port: int, **config):
+    """Four digests owed: one per expert (a critical of 305 and a major of 118)."""
+    facts.deviation("305", "critical")
+    facts.deviation("118", "major")
+    cfg = alerts_config(port, **config)
+    assert alerts.queue_digests(engine, cfg, EXPERTS, ROUTING, now=T0).messages == 4
+    return cfg
+
+
+def rows(engine):
+    with engine.connect() as conn:
+        return conn.execute(sa.select(outbox).order_by(outbox.c.id)).all()
+
+
+def stored_ids(engine) -> set[str]:
+    return {r.message_id for r in rows(engine)}
+
+
+def test_smtp_down_then_up_delivers_every_digest_exactly_once(engine, facts, smtp_down):
+    cfg = queue_four(engine, facts, smtp_down.port)
+    report = alerts.dispatch(engine, cfg, now=later(0))
+    assert report.sent == 0 and "ConnectionRefusedError" in report.stopped
+    assert [r.status for r in rows(engine)] == ["pending"] * 4
+    assert rows(engine)[0].attempts == 2 and "Connection" in rows(engine)[0].last_error  # 2 tries, then deferred
+    smtp_down.start()
+    assert alerts.dispatch(engine, cfg, now=later(0)).sent == 3  # the deferred one waits for its backoff
+    assert alerts.dispatch(engine, cfg, now=later(1)).sent == 1
+    assert alerts.dispatch(engine, cfg, now=later(2)).sent == 0
+    assert smtp_down.mailbox.message_ids() == {mid: 1 for mid in stored_ids(engine)}
+    assert [r.status for r in rows(engine)] == ["sent"] * 4
+
+
+def test_a_busy_server_4xx_is_retried_within_the_dispatch(engine, facts, smtp):
+    cfg = queue_four(engine, facts, smtp.port, retry={"attempts_per_run": 3})
+    smtp.mailbox.answers.extend(["421 4.3.2 busy, try later", "451 4.3.0 again"])
+    report = alerts.dispatch(engine, cfg, now=later(0))
+    assert (report.sent, report.deferred, report.failed) == (4, 0, 0)
+    assert smtp.mailbox.message_ids() == {mid: 1 for mid in stored_ids(engine)}
+    assert rows(engine)[0].attempts == 3 and [r.attempts for r in rows(engine)[1:]] == [1, 1, 1]
+
+
+def test_a_4xx_beyond_the_tries_waits_for_a_later_dispatch_then_gives_up(engine, facts, smtp):
+    cfg = queue_four(engine, facts, smtp.port, give_up_after="2d")
+    smtp.mailbox.answers.extend(["421 4.3.2 busy"] * 2)
+    report = alerts.dispatch(engine, cfg, now=later(0))
+    assert (report.sent, report.deferred) == (3, 1)
+    first = rows(engine)[0]
+    assert (first.status, first.last_error) == ("pending", "421 4.3.2 busy")
+    assert first.next_attempt_at > later(0)
+    assert alerts.dispatch(engine, cfg, now=later(0)).sent == 0  # not due yet
+    smtp.mailbox.answers.extend(["421 4.3.2 still busy"] * 2)
+    report = alerts.dispatch(engine, cfg, now=later(49))  # past give_up_after (2 days = 48 h)
+    assert report.failed == 1
+    first = rows(engine)[0]
+    assert first.status == "failed" and first.last_error.startswith("gave up after 4 tries")
+    assert "421 4.3.2 still busy" in first.last_error
+
+
+def test_a_5xx_is_recorded_with_the_answer_and_never_retried(engine, facts, smtp):
+    cfg = queue_four(engine, facts, smtp.port, retry={"attempts_per_run": 3})
+    smtp.mailbox.answers.append("550 5.1.1 mailbox unavailable")
+    report = alerts.dispatch(engine, cfg, now=later(0))
+    assert (report.sent, report.failed) == (3, 1)
+    assert smtp.mailbox.data_commands == 4  # one try for the refused one
+    failed = rows(engine)[0]
+    assert (failed.status, failed.attempts, failed.last_error) == ("failed", 1, "550 5.1.1 mailbox unavailable")
+    assert alerts.dispatch(engine, cfg, now=later(100)).sent == 0 and smtp.mailbox.data_commands == 4
+    with engine.connect() as conn:
+        assert outbox_summary(conn).failed == 1
+
+
+DISPATCH_CHILD = """
+import sys
+from alerts import dispatch
+from alerts.settings import AlertsConfig
+from store.db import open_store
+dispatch(open_store(sys.argv[1]), AlertsConfig.model_validate_json(sys.argv[2]))
+"""
+
+
+def test_a_kill_between_sending_and_marking_resends_the_same_message(engine, store_url, facts, smtp):
+    facts.deviation("118", "major")  # one digest: social
+    cfg = alerts_config(smtp.port)
+    alerts.queue_digests(engine, cfg, EXPERTS, ROUTING)
+    child: list[subprocess.Popen] = []
+    # the server has the message; the dispatcher dies before it hears "250" and can mark it
+    smtp.mailbox.on_accept = lambda _: os.kill(child[0].pid, signal.SIGKILL)
+    child.append(subprocess.Popen([sys.executable, "-c", DISPATCH_CHILD, store_url, cfg.model_dump_json()],
+                                  cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}))
+    assert child[0].wait(timeout=60) == -signal.SIGKILL
+    smtp.mailbox.on_accept = None
+    (row,) = rows(engine)
+    assert row.status == "pending" and row.claimed_by is not None  # sent, never marked
+
+    assert alerts.dispatch(engine, cfg).sent == 0  # its claim holds until the lease is over
+    report = alerts.dispatch(engine, cfg, now=row.claimed_at + lease(cfg) + timedelta(seconds=1))
+    assert report.sent == 1
+    first, second = smtp.mailbox.received
+    assert first.message_id == second.message_id == row.message_id
+    assert first.content == second.content  # byte-identical: the stored message, not a new rendering
+    assert rows(engine)[0].status == "sent"
+
+
+def test_two_dispatchers_never_send_the_same_message(engine, facts, smtp):
+    for agency in ("305", "118", "220", "900"):
+        for _ in range(3):
+            facts.deviation(agency, "critical")
+    experts = [EXPERTS[i % 4].model_copy(update={"email": f"expert{i}@mpo-kz.ir"}) for i in range(12)]
+    cfg = alerts_config(smtp.port)
+    assert alerts.queue_digests(engine, cfg, experts, ROUTING).messages == 12
+    smtp.mailbox.delay = 0.05  # a slow server: both dispatchers are busy at once
+    reports = []
+    start = threading.Barrier(2)
+
+    def run():
+        start.wait()
+        reports.append(alerts.dispatch(engine, cfg))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sum(r.sent for r in reports) == 12 and all(r.sent for r in reports)
+    assert smtp.mailbox.message_ids() == {mid: 1 for mid in stored_ids(engine)}
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_login_reads_the_password_from_the_environment_and_never_shows_it(engine, facts, monkeypatch):
+    accepted = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (b"bw", b"s3cret-pw")
+        accepted.append(ok)
+        return AuthResult(success=ok, handled=False)  # not handled: aiosmtpd answers 535 itself
+
+    # plain-text AUTH, on loopback only
+    server = SmtpServer(authenticator=authenticator, auth_require_tls=False, auth_required=True).start()
+    try:
+        cfg = queue_four(engine, facts, server.port, smtp={"username": "bw", "password_env": "BW_TEST_SMTP_PW"})
+        monkeypatch.setenv("BW_TEST_SMTP_PW", "wrong-pw")
+        report = alerts.dispatch(engine, cfg, now=later(0))
+        assert report.sent == 0 and report.stopped.split(": ", 1)[1].startswith("535")
+        assert all("wrong-pw" not in (r.last_error or "") for r in rows(engine)) and "wrong-pw" not in str(report)
+        monkeypatch.setenv("BW_TEST_SMTP_PW", "s3cret-pw")
+        assert alerts.dispatch(engine, cfg, now=later(1)).sent == 4
+        assert accepted[-1] is True and len(server.mailbox.received) == 4
+    finally:
+        server.stop()
+
+
+def test_starttls_with_a_private_ca(engine, facts, tmp_path):
+    ssl_context = _self_signed(tmp_path)
+    server = SmtpServer(tls_context=ssl_context, require_starttls=True).start()
+    try:
+        cfg = queue_four(engine, facts, server.port, smtp={"security": "starttls", "ca_file": str(tmp_path / "cert.pem")})
+        assert alerts.dispatch(engine, cfg, now=later(0)).sent == 4
+        untrusted = alerts_config(server.port, smtp={"security": "starttls"})
+        facts.deviation("118", "critical")
+        alerts.queue_digests(engine, untrusted, EXPERTS, ROUTING, now=later(1))
+        report = alerts.dispatch(engine, untrusted, now=later(1))
+        assert report.sent == 0 and "CERTIFICATE_VERIFY_FAILED" in report.stopped
+    finally:
+        server.stop()
+
+
+def _self_signed(tmp_path: Path):
+    import ssl
+
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(tmp_path / "key.pem"),
+                    "-out", str(tmp_path / "cert.pem")], check=True, capture_output=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    return context
+
+
+def test_nothing_is_queued_or_sent_while_alerts_are_off(engine, facts, smtp):
+    facts.deviation("305", "critical")
+    off = alerts_config(smtp.port).model_copy(update={"enabled": False})
+    assert alerts.queue_digests(engine, off, EXPERTS, ROUTING).disabled
+    assert alerts.dispatch(engine, off).stopped.startswith("alerts are off")
+    assert rows(engine) == [] and smtp.mailbox.received == []
+
+
+def test_the_lease_outlasts_the_slowest_dispatch_of_one_message():
+    cfg = alerts_config(smtp={"timeout_seconds": 30}, retry={"attempts_per_run": 3, "first_wait_seconds": 5,
+                                                             "max_wait_seconds": 900})
+    assert lease(cfg) >= timedelta(seconds=3 * 4 * 30 + 5 + 10)

@@ -7,7 +7,8 @@ is answered by logging in again: a GET is then repeated; a postback cannot be (i
 belongs to the lost session), so the list is searched again and ``Page$N`` posted for the page that
 had been reached. A second login redirect in a row for one request is a :class:`ProtocolError`.
 Markup is read by ``pages.py`` and values by ``canonical.py``; retries, the in-flight limit and the
-counters live in :class:`~connectors.http.PortalHttp`. List and detail pages are read in a worker
+counters live in :class:`~connectors.http.PortalHttp`, and the login shared by concurrent requests
+in :class:`~connectors.session.Login`. List and detail pages are read in a worker
 process (``settings.parse_workers``, see :mod:`connectors.offload`) so that the event loop only does
 I/O; the in-flight limit counts requests on the wire, never readings.
 """
@@ -30,6 +31,7 @@ from ..errors import AuthenticationFailed, ProtocolError
 from ..http import Fault, PortalHttp
 from ..offload import PageReader
 from foundation.records import ProjectDetail, ProjectListPage
+from ..session import CHURN_LIMIT, Login, LoginUnderway
 from ..settings import PortalSettings
 from . import canonical, pages, reading
 from .canonical import RejectedDetail
@@ -52,11 +54,6 @@ class _SessionLost(Exception):
 class _Stale(Exception):
     """Another task logged in again since this form was read: its __VIEWSTATE is of a dead session,
     so posting it would only earn the ASP.NET error page. Nothing was sent."""
-
-
-class _LoginUnderway(Exception):
-    """A login started while this request waited for its turn: nothing was sent, wait and resend
-    (sent now, it would carry no cookies and only earn one more login redirect)."""
 
 
 @dataclass(slots=True)
@@ -87,9 +84,6 @@ class _Redirects:
                                         "logging in (a second login redirect in a row)")
 
 
-_SESSION_CHURN_LIMIT = 8  # tries spoilt by other tasks' re-logins before giving up
-
-
 class Nezarat4Client:
     """One logged-in session with Nezarat-4. Use as ``async with Nezarat4Client(settings) as nz``."""
 
@@ -98,11 +92,7 @@ class Nezarat4Client:
         self.settings = settings
         self._http = PortalHttp(SOURCE, settings, transport)
         self._reader = PageReader(SOURCE, settings.parse_workers, preload=(reading.__name__,))
-        self._login_lock = asyncio.Lock()
-        self._session = 0  # which login the cookies belong to; 0 = not logged in yet
-        self._logging_in = False
-        self._proven = 0  # the latest login that has served a protected page
-        self._refusal: AuthenticationFailed | None = None
+        self._session = Login(self._http, self._post_login_form)  # which login the cookies belong to
 
     async def __aenter__(self) -> Nezarat4Client:
         self._reader.start()
@@ -126,43 +116,17 @@ class Nezarat4Client:
 
     async def login(self) -> None:
         """Log in now (otherwise done on the first request). Raises AuthenticationFailed."""
-        async with self._login_lock:
-            await self._login()
-
-    async def _ensure_session(self) -> int:
-        """The current login; logs in first if there is none, waits if a login is under way."""
-        if not self._session or self._logging_in:
-            async with self._login_lock:
-                if not self._session:
-                    await self._login()
-        return self._session
+        await self._session.login()
 
     async def _after_redirect(self, lost: _SessionLost, redirects: _Redirects) -> None:
         """A request met the login page: log in again, unless another task already has."""
-        if lost.session != self._session:
+        if lost.session != self._session.current:
             return  # the request carried a session already replaced: not a redirect of its own
-        redirects.check(session_had_worked=lost.session <= self._proven)
-        redirects.logged_in = False
-        async with self._login_lock:
-            if self._session == lost.session:
-                self._http.count("relogins")
-                log.info("nezarat4: session lost; logging in again")
-                await self._login()
-                redirects.logged_in = True
-
-    async def _login(self) -> None:
-        if self._refusal is not None:  # never try a refused login again in this run
-            raise self._refusal
-        self._logging_in = True
-        try:
-            await self._post_login_form()
-        except AuthenticationFailed as refusal:
-            self._refusal = refusal
-            raise
-        finally:
-            self._logging_in = False
+        redirects.check(session_had_worked=lost.session <= self._session.proven)
+        redirects.logged_in = await self._session.renew(lost.session, "session lost; logging in again")
 
     async def _post_login_form(self) -> None:
+        """Log in through the form; returns once logged in (the cookies hold the new session)."""
         self._http.client.cookies.clear()
         response = await self._http.send("GET", pages.LOGIN_PATH, fault=self._fault, urgent=True)
         self._expect_page(response, "Login.aspx")
@@ -181,12 +145,10 @@ class Nezarat4Client:
             if pages.is_login_location(response.headers.get("Location")):
                 raise ProtocolError(SOURCE, "the login was answered with a redirect back to "
                                             "the login page")
-            self._session += 1
             return
         self._expect_page(response, "Login.aspx")
         if not pages.is_login_page(response.text):
-            self._session += 1  # a server that shows the start page instead of redirecting
-            return
+            return  # a server that shows the start page instead of redirecting
         answer = pages.read_login_page(response.text, str(response.url))
         if answer.refusal:
             raise self._refused(answer.refusal)
@@ -227,21 +189,19 @@ class Nezarat4Client:
         form of ``view_session`` belongs to a session replaced since.
         """
         while True:
-            await self._ensure_session()
-            on_wire = [self._session]
+            on_wire = [await self._session.ensure()]
 
             def before_send() -> None:
-                if self._logging_in:
-                    raise _LoginUnderway()
-                if view_session is not None and view_session != self._session:
+                session = self._session.stamp()
+                if view_session is not None and view_session != session:
                     raise _Stale()
-                on_wire[0] = self._session
+                on_wire[0] = session
 
             try:
                 response = await self._http.send(method, url, fault=self._fault,
                                                  before_send=before_send, urgent=urgent, **request)
                 break
-            except _LoginUnderway:
+            except LoginUnderway:
                 continue
         if response.is_redirect:
             location = response.headers.get("Location")
@@ -252,13 +212,13 @@ class Nezarat4Client:
         self._expect_page(response, page)
         if pages.is_login_page(response.text):
             raise _SessionLost(on_wire[0])
-        self._proven = max(self._proven, on_wire[0])
+        self._session.prove(on_wire[0])
         return response, on_wire[0]
 
     async def _get(self, url: str, page: str, **request) -> httpx.Response:
         """A GET, repeated after logging in again."""
         redirects = _Redirects(page)
-        for _ in range(_SESSION_CHURN_LIMIT):
+        for _ in range(CHURN_LIMIT):
             try:
                 response, _ = await self._send("GET", url, page, **request)
                 return response
@@ -312,7 +272,7 @@ class Nezarat4Client:
                       redirects: _Redirects | None = None) -> _Listing:
         """GET the list page and post the search (page 1), logging in again if need be."""
         redirects = redirects or _Redirects(f"ProjectList.aspx search (year {fiscal_year})")
-        for _ in range(_SESSION_CHURN_LIMIT):
+        for _ in range(CHURN_LIMIT):
             try:
                 return await self._try_search(fiscal_year, filters)
             except _SessionLost as lost:
@@ -368,7 +328,7 @@ class Nezarat4Client:
                          target: str, page_no: int) -> _Listing:
         """Page$N from the latest page; after a lost session, search again and post Page$N."""
         redirects = _Redirects(f"ProjectList.aspx page {page_no} (year {fiscal_year})")
-        for _ in range(_SESSION_CHURN_LIMIT):
+        for _ in range(CHURN_LIMIT):
             try:
                 return await self._postback(listing, fiscal_year, filters, target, page_no)
             except _SessionLost as lost:

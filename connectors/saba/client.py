@@ -5,14 +5,13 @@ GETs with ``Authorization: Bearer``. A ``401 token_expired`` gets a new token an
 repeated once; a second one in a row for the same call is a :class:`ProtocolError`. Requests start
 no faster than ``settings.rate_limit_per_second`` (the portal allows 10/s per token) and a 429
 waits ``Retry-After`` before the call is repeated; both live in
-:class:`~connectors.http.PortalHttp`, as do the other retries. Field names are read by
+:class:`~connectors.http.PortalHttp`, as do the other retries; the token shared by concurrent
+calls is a :class:`~connectors.session.Login`. Field names are read by
 ``payloads.py`` and values by ``canonical.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -24,17 +23,11 @@ from foundation.jalali import TEHRAN
 from ..errors import AuthenticationFailed, ProtocolError
 from ..http import PortalHttp
 from foundation.records import AgreementDetail, AgreementListPage
+from ..session import CHURN_LIMIT, Login, LoginUnderway
 from ..settings import PortalSettings
 from . import canonical, payloads
 
-log = logging.getLogger(__name__)
-
 SOURCE = "saba"
-_TOKEN_CHURN_LIMIT = 8  # tries spoilt by other tasks' renewals before giving up
-
-
-class _RenewalUnderway(Exception):
-    """A new token is being fetched: nothing was sent; wait for it and send again."""
 
 
 class SabaClient:
@@ -45,12 +38,8 @@ class SabaClient:
         self.settings = settings
         self._http = PortalHttp(SOURCE, settings, transport,
                                 rate_limit_per_second=settings.rate_limit_per_second)
-        self._token_lock = asyncio.Lock()
         self._token: str | None = None
-        self._token_no = 0  # which token is current; 0 = none yet
-        self._renewing = False
-        self._proven = 0  # the latest token that has answered a call
-        self._refusal: AuthenticationFailed | None = None
+        self._tokens = Login(self._http, self._request_token)  # which token is current
 
     async def __aenter__(self) -> SabaClient:
         return self
@@ -70,40 +59,10 @@ class SabaClient:
 
     async def login(self) -> None:
         """Get a token now (otherwise done on the first call). Raises AuthenticationFailed."""
-        async with self._token_lock:
-            await self._new_token()
-
-    async def _ensure_token(self) -> int:
-        """The current token's number; gets one first if there is none, waits for a renewal."""
-        if not self._token_no or self._renewing:
-            async with self._token_lock:
-                if not self._token_no:
-                    await self._new_token()
-        return self._token_no
-
-    async def _renew(self, expired: int) -> bool:
-        """A new token unless another task already got one; whether this call got it."""
-        async with self._token_lock:
-            if self._token_no != expired:
-                return False
-            self._http.count("relogins")
-            log.info("saba: token expired; getting a new one")
-            await self._new_token()
-            return True
-
-    async def _new_token(self) -> None:
-        if self._refusal is not None:  # never ask again with refused credentials in this run
-            raise self._refusal
-        self._renewing = True
-        try:
-            await self._request_token()
-        except AuthenticationFailed as refusal:
-            self._refusal = refusal
-            raise
-        finally:
-            self._renewing = False
+        await self._tokens.login()
 
     async def _request_token(self) -> None:
+        """Ask for a token; returns once ``self._token`` holds the new one."""
         endpoint = "POST " + payloads.TOKEN_PATH
         response = await self._http.send("POST", payloads.TOKEN_PATH, json={
             "username": self.settings.username,
@@ -113,7 +72,6 @@ class SabaClient:
             body = payloads.parse_body(response.text, endpoint,
                                        response.headers.get("Content-Type"))
             self._token = payloads.read_token(body, endpoint)
-            self._token_no += 1
             return
         error = payloads.error_code(response.text)
         user = self.settings.username
@@ -144,36 +102,33 @@ class SabaClient:
         replaced, or renewed, is that task's to judge.
         """
         renewed_by_me = False
-        for _ in range(_TOKEN_CHURN_LIMIT):
-            await self._ensure_token()
-            on_wire = [self._token_no]
+        for _ in range(CHURN_LIMIT):
+            on_wire = [await self._tokens.ensure()]
 
             def before_send() -> None:
-                if self._renewing:
-                    raise _RenewalUnderway()
-                on_wire[0] = self._token_no
+                on_wire[0] = self._tokens.stamp()
 
             try:
                 response = await self._http.send("GET", path, params=params, headers=self._auth,
                                                  before_send=before_send, urgent=urgent)
-            except _RenewalUnderway:
+            except LoginUnderway:
                 continue  # nothing was sent: wait for the new token
             if response.status_code == 401:
                 token = on_wire[0]
-                if token != self._token_no:
+                if token != self._tokens.current:
                     continue  # carried a token already replaced
-                if renewed_by_me and token > self._proven:
+                if renewed_by_me and token > self._tokens.proven:
                     raise ProtocolError(SOURCE, f"{endpoint}: 401 "
                                                 f"{payloads.error_code(response.text) or ''} "
                                                 "again right after a new token (a second one "
                                                 "in a row)")
-                renewed_by_me = await self._renew(token)
+                renewed_by_me = await self._tokens.renew(token, "token expired; getting a new one")
                 continue
             if response.status_code == 404:
                 return None
             if response.status_code != 200:
                 raise ProtocolError(SOURCE, f"{endpoint} answered HTTP {response.status_code}")
-            self._proven = max(self._proven, on_wire[0])
+            self._tokens.prove(on_wire[0])
             return payloads.parse_body(response.text, endpoint,
                                        response.headers.get("Content-Type"))
         raise ProtocolError(SOURCE, f"{endpoint}: the token kept being replaced")

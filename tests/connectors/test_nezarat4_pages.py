@@ -377,6 +377,20 @@ def test_list_page1_rows_and_count():
     assert page.rows[8].progress == Decimal("34.2")  # '۳۴٫۲%'
 
 
+
+def test_list_county_spelt_another_way_is_read_as_its_canonical_name():
+    """Counties are canonicalised once, here in the connector (foundation.counties); the store
+    only matches them by key."""
+    page = read_list(fixture_text("nezarat4-list-page1.html"))
+    row = next(r for r in page.rows if r.project_code == "1304521002-009")  # the portal wrote ماهشهر
+    assert row.county == "بندر ماهشهر"
+
+
+def test_detail_county_spelt_another_way_is_read_as_its_canonical_name():
+    html = fixture_text("nezarat4-detail.html").replace('lblCounty">اهواز<', 'lblCounty">هفتگل<')
+    assert 'lblCounty">هفتگل<' in html
+    assert read_detail(html).county == "هفتکل"
+
 def test_list_page1_pager_offers_page_2_and_the_next_block():
     listing = pages.read_list_page(fixture_text("nezarat4-list-page1.html"), LIST_URL)
     assert listing.pager.current == 1

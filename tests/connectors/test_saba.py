@@ -58,6 +58,12 @@ def test_example_agreements_read_to_canonical_records():
     assert (b.county_code, b.county_name, b.status) == (None, None, "amended")  # province-wide
 
 
+
+def test_county_spelt_another_way_is_read_as_its_canonical_name():
+    """Counties are canonicalised once, here in the connector (foundation.counties)."""
+    page = read_page(listing([agreement_item(1, county={"code": "۲۱", "name": "سیدون"})]))
+    assert (page.items[0].county_code, page.items[0].county_name) == ("21", "صیدون")
+
 def test_example_operations_and_performance():
     detail = canonical.agreement_detail(
         9123, payloads.read_operations(example("saba-operations.json"), "ops"),

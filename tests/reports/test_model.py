@@ -1,0 +1,149 @@
+"""The report model on a hand-made province, on SQLite and PostgreSQL: every figure stated by hand."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from foundation.jalali import parse_day
+from reconcile.settings import RoutingConfig
+from reports.model import ReportError, Selection, build
+from tests.reports.builders import Province
+
+AS_OF = parse_day("1405/09/04")
+ROUTING = RoutingConfig(agencies={"305": "infrastructure", "118": "social"})
+
+
+def make_province(engine) -> Province:
+    p = Province(engine)
+    p.agency("305", "اداره کل راه و شهرسازی")
+    p.agency("118", "اداره کل آموزش و پرورش")
+    one = p.project("P-1", agency="305", county="اهواز", credits=((1000, 800, 600, 300), (200, 200, 100, 50)))
+    p.report(one, 1, 30, reported_on="1405/04/05", decided_on="1405/04/10")
+    p.report(one, 2, 40, reported_on="1405/07/05", decided_on="1405/07/12")
+    p.visit("P-1", "1405/06/20", 35)
+    two = p.project("P-2", agency="305", county="دزفول", targets=(10, 20, 30, 40), start=0,
+                    credits=((500, 400, 300, 100),))
+    p.report(two, 1, 10)  # no entry day: counts as entered on the quarter's last day
+    p.project("P-3", agency="401", county="اهواز", status="cancelled", credits=((100, 100, 100, 100),))
+    a = p.agreement("A-1", agency="118", county="دزفول", chapters=((500, 400, 300, 200), (100, 100, 50, 25)))
+    op = p.operation(a, "op-1", targets=(100, 100, 100, 100), unit_cost=2)
+    p.performance(op, 1, 90, 200, reported_on="1405/04/08", decided_on="1405/04/15")
+    p.performance(op, 2, 80, 180, status="pending", reported_on="1405/07/03")
+    p.deviation("progress_lag", "P-1", severity="minor")
+    p.deviation("missing_report", "P-2", severity="major", county="دزفول")
+    p.deviation("progress_lag", "P-9", severity="critical", status="dismissed")  # left out
+    p.deviation("progress_lag", "P-8", severity="critical", status="resolved")  # left out
+    p.deviation("progress_lag", "P-7", severity="critical", quarter=3)  # after the report's quarter
+    p.deviation("credit_inconsistency", "A-1", severity="major", quarter=0, kind="expense", agency="118",
+                county="دزفول")
+    return p
+
+
+@pytest.fixture
+def report(engine):
+    make_province(engine)
+    with engine.connect() as conn:
+        return build(conn, Selection(1405, 2, AS_OF), routing=ROUTING)
+
+
+def test_totals_add_every_credit_stage_of_projects_and_agreements(report):
+    t = report.total
+    assert (t.projects, t.agreements) == (3, 1)
+    assert (t.approved, t.notified, t.allocated, t.absorbed) == (2400, 2000, 1450, 775)
+    assert t.absorption == Decimal(775) / Decimal(1450)
+
+
+def test_progress_is_weighted_by_notified_credit_over_projects_reporting_the_quarter(report):
+    assert (report.total.planned_progress, report.total.reported_progress) == (45, 40)
+
+
+def test_reporting_discipline_counts_due_entered_approved_and_overdue(report):
+    t = report.total
+    assert (t.reports_due, t.reports_entered, t.reports_approved, t.reports_overdue) == (3, 2, 1, 1)
+
+
+def test_standing_deviations_up_to_the_quarter_are_counted_by_severity(report):
+    assert dict(report.total.deviations) == {"minor": 1, "major": 2}
+    assert [(d.rule, d.subject) for d in report.deviations] == [
+        ("credit_inconsistency", "A-1"), ("missing_report", "P-2"), ("progress_lag", "P-1")]
+    assert [(k, r, dict(c)) for k, r, c in report.rule_counts] == [
+        ("capital", "missing_report", {"major": 1}), ("capital", "progress_lag", {"minor": 1}),
+        ("expense", "credit_inconsistency", {"major": 1})]
+
+
+def test_summaries_by_county_agency_and_group(report):
+    counties = {t.name: (t.projects, t.agreements) for t in report.counties}
+    assert counties == {"اهواز": (2, 0), "دزفول": (1, 1)}
+    agencies = {t.key: (t.name, t.projects, t.absorbed) for t in report.agencies}
+    assert agencies["305"] == ("اداره کل راه و شهرسازی", 2, 450)
+    assert [g.key for g in report.groups] == ["social", "infrastructure", "consolidation"]
+    assert report.groups[0].name == "امور اجتماعی" and report.groups[0].absorbed == 225
+
+
+def test_one_row_per_project_and_quarter_with_gap_visit_and_forecast(report):
+    assert [(p.code, p.quarter) for p in report.projects] == [
+        ("P-1", 1), ("P-1", 2), ("P-2", 1), ("P-2", 2), ("P-3", 1), ("P-3", 2)]
+    q1, q2 = report.projects[0], report.projects[1]
+    assert (q2.target, q2.reported, q2.gap, q2.comptroller) == (45, 40, 5, "approved")
+    assert q2.reported_on == parse_day("1405/07/05")
+    assert (q2.visited_on, q2.observed) == (parse_day("1405/06/20"), 35)
+    assert q1.visited_on is None  # the visit came after the first quarter ended
+    # 20 -> 30 -> 40: 10 points a quarter, 60 left = 6 quarters after 1405 Q2 -> 1406 Q4
+    assert (q2.forecast.outlook, q2.forecast.year, q2.forecast.end_year) == ("forecast", 1406, 1407)
+    missing = report.projects[3]
+    assert (missing.reported, missing.comptroller, missing.gap) == (None, None, None)
+
+
+def test_expense_operations_are_cumulative_through_the_quarter(report):
+    [op] = report.operations
+    assert (op.planned, op.delivered, op.spent) == (200, 170, 380)
+    assert op.achievement == Decimal("0.85")
+    assert op.actual_unit_cost == Decimal(380) / Decimal(170)
+    assert op.cost_ratio == Decimal(380) / Decimal(170) / 2
+
+
+def test_the_cycle_shows_each_agency_and_quarter(report):
+    cycle = {(c.agency_code, c.quarter): c for c in report.cycle}
+    assert set(cycle) == {("305", 1), ("305", 2), ("118", 1), ("118", 2)}
+    first = cycle[("305", 1)]
+    assert (first.reported_on, first.approved_on) == (parse_day("1405/04/05"), parse_day("1405/04/10"))
+    assert (first.report.days, first.approval.days) == (5, 5)
+    waiting = cycle[("305", 2)]  # P-2 never reported: 64 days since 1405/06/31
+    assert (waiting.due, waiting.entered, waiting.report.days, waiting.report.late) == (2, 1, 64, True)
+    pending = cycle[("118", 2)]
+    assert pending.reported_on == parse_day("1405/07/03") and not pending.approval.done
+
+
+def test_filters_narrow_every_part(engine):
+    make_province(engine)
+    with engine.connect() as conn:
+        dezful = build(conn, Selection(1405, 2, AS_OF, counties=("دزفول",)), routing=ROUTING)
+        roads = build(conn, Selection(1405, 2, AS_OF, agencies=("305",)), routing=ROUTING)
+        social = build(conn, Selection(1405, 2, AS_OF, groups=("social",)), routing=ROUTING)
+    assert (dezful.total.projects, dezful.total.agreements, len(dezful.deviations)) == (1, 1, 2)
+    assert (roads.total.projects, roads.total.agreements) == (2, 0)
+    assert {p.code for p in roads.projects} == {"P-1", "P-2"}
+    assert (social.total.projects, social.total.agreements, len(social.operations)) == (0, 1, 1)
+
+
+@pytest.mark.parametrize("selection, message", [
+    (Selection(1405, 2, AS_OF, counties=("تهران",)), "unknown county 'تهران'"),
+    (Selection(1405, 2, AS_OF, agencies=("999",)), "unknown agency '999'"),
+    (Selection(1405, 5, AS_OF), "quarter 5"),
+])
+def test_an_unknown_county_or_agency_is_named(engine, selection, message):
+    make_province(engine)
+    with engine.connect() as conn, pytest.raises(ReportError, match=message):
+        build(conn, selection, routing=ROUTING)
+
+
+def test_a_signed_off_quarter_is_the_cycles_review_day(engine):
+    make_province(engine)
+    with engine.connect() as conn:
+        report = build(conn, Selection(1405, 1, AS_OF), routing=ROUTING, reviews={1: date(2026, 7, 10)})
+    row = next(c for c in report.cycle if c.agency_code == "305")
+    assert (row.reviewed_on, row.review.days, row.review.done) == (date(2026, 7, 10), 9, True)
+    assert report.reviewed_on == date(2026, 7, 10)

@@ -34,14 +34,7 @@ from foundation.jalali import today_tehran
 from reconcile import load, parallel
 from reconcile.facts import AsOf
 from reconcile.findings import Finding
-from reconcile.judge import (
-    Assignment,
-    Chunk,
-    Judge,
-    RuleStats,
-    enabled_rules,
-    judge_chunk,
-)
+from reconcile.judge import Assignment, Chunk, RuleStats, add_counts, enabled_rules, judge_chunk, rule_stats
 from reconcile.lifecycle import Life, LifeCounts
 from reconcile.settings import ReconcileConfig
 from store import reconcile_runs
@@ -84,12 +77,12 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
     say = on_progress or _quiet
     day = as_of or settings.as_of or today_tehran()
     rules = enabled_rules(settings)
-    tally = Judge(AsOf(day, settings.report_due_days, settings.approval_due_days), rules)  # the run's counts
+    stats = rule_stats(rules)
     with engine.connect() as conn:
         chosen = sorted(set(years)) if years else load.store_years(conn)
     run_id = reconcile_runs.open_run(engine, day, chosen)
     say(f"run {run_id}: planning years {', '.join(map(str, chosen)) or '(none)'} as of {day.isoformat()}")
-    assignment = Assignment(chosen, tally.as_of, rules)
+    assignment = Assignment(chosen, AsOf(day, settings.report_due_days, settings.approval_due_days), rules)
     findings: list[Finding] = []
     # A run builds millions of short-lived facts and keeps hundreds of thousands of findings, none
     # of them in reference cycles: the cyclic collector would rescan the kept ones again and again
@@ -111,7 +104,7 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                 judged = _judge_here(stack.enter_context(_reader(engine, conn)), plan, assignment)
             say(f"judging 0/{len(plan)} chunks" + (f" in {count} worker processes" if count else ""))
             for done, (found, digests, chunk_counts) in enumerate(judged, 1):
-                tally.add(chunk_counts)
+                add_counts(stats, chunk_counts)
                 life.apply(found, digests)
                 findings.extend(found)
                 say(f"judging {done}/{len(plan)} chunks")
@@ -119,7 +112,7 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
             counts = life.finish()
             seconds = time.perf_counter() - started
             reconcile_runs.close_run(conn, run_id, {
-                "rules": {name: s.as_dict() for name, s in tally.stats.items()},
+                "rules": {name: s.as_dict() for name, s in stats.items()},
                 "life": counts.as_dict(), "findings": len(findings), "seconds": round(seconds, 3)})
             say("committing")
     except BaseException as exc:
@@ -130,7 +123,7 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
             gc.enable()
     findings.sort(key=lambda f: f.key)
     say(f"run {run_id} done: {len(findings)} findings, {counts.opened} opened, {counts.resolved} resolved")
-    return RunResult(run_id=run_id, as_of=day, years=chosen, findings=findings, stats=tally.stats,
+    return RunResult(run_id=run_id, as_of=day, years=chosen, findings=findings, stats=stats,
                      deviations=life.deviations, life=counts, seconds=seconds)
 
 

@@ -56,6 +56,20 @@ class RuleStats:
                 "findings": self.findings, "share": float(self.share), "mis_tuned": self.mis_tuned}
 
 
+def rule_stats(rules: list[tuple[Rule, Any]]) -> dict[str, RuleStats]:
+    """Zero counts for each of `rules`, by 'kind.rule'."""
+    return {rule.name: RuleStats(rule.kind, rule.id) for rule, _ in rules}
+
+
+def add_counts(stats: dict[str, RuleStats], counts: Counts) -> None:
+    """Add one chunk's counts (perhaps judged in a worker process) to a run's."""
+    for name, (checked, flagged, findings) in counts.items():
+        rule = stats[name]
+        rule.checked += checked
+        rule.flagged += flagged
+        rule.findings += findings
+
+
 def enabled_rules(settings: ReconcileConfig) -> list[tuple[Rule, Any]]:
     """(rule, its limits) for every rule the ``reconcile`` section leaves on."""
     chosen = []
@@ -74,18 +88,10 @@ class Judge:
 
     def __init__(self, as_of: AsOf, rules: list[tuple[Rule, Any]]) -> None:
         self.as_of = as_of
-        self.stats = {rule.name: RuleStats(rule.kind, rule.id) for rule, _ in rules}
+        self.stats = rule_stats(rules)
         self._capital = [(r, lim, self.stats[r.name]) for r, lim in rules if r.unit == "project_year"]
         self._agreement = [(r, lim, self.stats[r.name]) for r, lim in rules if r.unit == "agreement"]
         self._operation = [(r, lim, self.stats[r.name]) for r, lim in rules if r.unit == "operation"]
-
-    def add(self, counts: Counts) -> None:
-        """Counts judged by another Judge (one chunk's, perhaps in a worker process)."""
-        for name, (checked, flagged, findings) in counts.items():
-            stats = self.stats[name]
-            stats.checked += checked
-            stats.flagged += flagged
-            stats.findings += findings
 
     def counts(self) -> Counts:
         """What this judge counted, as plain tuples (they cross from worker processes)."""

@@ -3,6 +3,9 @@
 All text here is canonical Persian (Persian ی/ک, Persian digits inside text, ZWNJ where the true
 name has it). In the literals below `~` stands for ZWNJ (U+200C), which is invisible in an editor;
 `z()` turns it into the real character.
+
+Longer than ~400 lines on purpose: it is data, not logic — one table per kind of thing, read top
+to bottom, and the agencies' plans and programs refer to the tables above them.
 """
 
 from __future__ import annotations

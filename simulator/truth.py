@@ -13,7 +13,8 @@ from datetime import date, timedelta
 
 from simulator import calendar as cal
 from simulator.config import TEHRAN
-from simulator.generate import CHECKED, Epoch
+from simulator.epoch import Epoch
+from simulator.generate import CHECKED
 from simulator.model import Agreement, ExpectedDeviation, Project, ProjectYear
 
 

@@ -21,7 +21,7 @@ from datetime import datetime
 from simulator.building import Building
 from simulator.changes import LiveChanges
 from simulator.config import default_clock
-from simulator.generate import Epoch
+from simulator.epoch import Epoch
 from simulator.hosts import Malformation, MalformationHosts
 from simulator.model import Agreement, ExpectedDeviation, Inspection, Project, ProjectYear
 from simulator.planted import PlantedCase

@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from simulator import calendar as cal
-from simulator.generate import Epoch
+from simulator.epoch import Epoch
 from simulator.model import Agreement, ExpectedDeviation, Inspection, Project
 from simulator.reference import Program
 

@@ -1,10 +1,10 @@
-"""SABA (expense agreements), served as saba.md specifies: a JSON API with bearer tokens.
+"""SABA's application: routing, bearer tokens, the rate limit and the agreements listing.
 
 POST /api/v1/auth/token, GET /api/v1/agreements, GET /api/v1/agreements/{id}/operations and
 /performance. Tokens expire after `token_lifetime_seconds` of the injected session clock or when
 the revoke fault strikes (401 token_expired); each token may make `rate_limit_per_second` requests
-in any sliding second, above that 429 with an integer Retry-After. Text fields carry the letter
-quirks; numbers are JSON numbers or null (except where the `malformed` fault plants a wrong type).
+in any sliding second, above that 429 with an integer Retry-After. payloads.py writes
+the JSON of each item.
 """
 
 from __future__ import annotations
@@ -17,17 +17,11 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 
-from simulator.config import TEHRAN
-from simulator.model import Agreement
-from simulator.quirks import Quirks, digits
-from simulator.reference import CHAPTERS
+from simulator.saba.payloads import SabaPayloads
 from simulator.wire import FaultDraw, Request, Response, seeded_digest
 
 JSON_HEADERS = [("Content-Type", "application/json; charset=utf-8"), ("Cache-Control", "no-store")]
-STATUS = {"exchanged": "EXCHANGED", "awaiting": "AWAITING", "amended": "AMENDED", "cancelled": "CANCELLED"}
-COMPTROLLER = {"approved": "APPROVED", "pending": "PENDING", "rejected": "REJECTED"}
 _DETAIL = re.compile(r"^/api/v1/agreements/([^/]+)/(operations|performance)$")
 # The revoke fault spares a token's first requests, so the one repeat the contract allows after a
 # new token (with up to 8 requests in flight) gets through.
@@ -43,6 +37,7 @@ class Token:
     window: deque = field(default_factory=deque)
 
 
+
 class SabaPortal:
     """The SABA application: routes a Request to a Response. Thread-safe."""
 
@@ -50,7 +45,7 @@ class SabaPortal:
         self.sim = sim
         self.world = sim.world
         self.config = sim.config
-        self.quirks = Quirks(sim.config.seed + 1)
+        self.payloads = SabaPayloads(sim)
         self._lock = threading.Lock()
         self._tokens: dict[str, Token] = {}
         self._issued = 0
@@ -108,8 +103,8 @@ class SabaPortal:
             if agreement is None:
                 return self._json(404, {"error": "not_found"})
             if endpoint == "operations":
-                return self._json(200, {"items": self._operations(agreement)})
-            return self._json(200, {"items": self._performance(agreement)})
+                return self._json(200, {"items": self.payloads.operations(agreement)})
+            return self._json(200, {"items": self.payloads.performance(agreement)})
 
     # ---------------------------------------------------------------- auth
 
@@ -180,119 +175,13 @@ class SabaPortal:
         with world.lock:
             rows = world.agreement_rows(year, since)
             shown = rows[(page - 1) * size: page * size]
-            items = [self._agreement_item(a) for a in shown]
+            items = [self.payloads.agreement_item(a) for a in shown]
             served = [a.portal_id for a in shown]
             total = len(rows)
         response = self._json(200, {"items": items, "page": page, "pageSize": size, "totalCount": total})
         if self.sim.faults.shift_while_paging:
             response.after = lambda: world.shift_agreements(year, served)
         return response
-
-    def _agreement_item(self, a: Agreement) -> dict:
-        q = self.quirks
-        key = f"{a.agreement_no}|{a.fiscal_year}"
-        number = a.agreement_no if q.h(key, "number") % 5 < 3 else digits(a.agreement_no, "fa")
-        item = {
-            "id": a.portal_id,
-            "agreementNo": number,
-            "fiscalYear": a.fiscal_year,
-            "agency": {"code": a.agency.code, "name": q.text(a.agency.name, key, "agency", escape=False)},
-            "county": ({"code": a.county.code, "name": q.county(a.county, key, "county", escape=False)}
-                       if a.county else None),
-            "program": {"code": a.program_code, "title": q.text(a.program_title, key, "program", escape=False)},
-            "status": STATUS[a.status],
-            "exchangedAt": q.jalali_iso(a.exchanged_on) if a.exchanged_on else None,
-            "credits": [
-                {"chapter": c.chapter, "title": q.text(CHAPTERS[c.chapter], key, f"chapter{c.chapter}", escape=False),
-                 "approved": self._num(c.approved, key, f"c{c.chapter}a"),
-                 "notified": self._num(c.notified, key, f"c{c.chapter}n"),
-                 "allocated": self._num(c.allocated, key, f"c{c.chapter}l"),
-                 "spent": self._num(c.spent, key, f"c{c.chapter}s")}
-                for c in sorted(a.credits, key=lambda c: c.chapter)
-            ],
-            "modifiedAt": a.modified_at.astimezone(TEHRAN).isoformat(timespec="seconds"),
-        }
-        broken = self.world.malformation("agreement", a.agreement_no, a.fiscal_year)
-        if broken is not None:
-            if broken.field == "status":
-                item["status"] = broken.raw
-            elif broken.field == "credits[0].chapter":
-                item["credits"][0]["chapter"] = broken.raw
-            elif broken.field == "credits[0].approved":
-                item["credits"][0]["approved"] = broken.raw
-        if self.sim.faults.layout_change == "saba_field":
-            item = {("agreementNumber" if k == "agreementNo" else k): v for k, v in item.items()}
-        return item
-
-    def _num(self, value: Decimal | None, key: str, field: str) -> int | float | None:
-        """A JSON number: an int when whole (sometimes written 2480.0), else a float."""
-        if value is None:
-            return None
-        if value == value.to_integral_value():
-            return float(value) if self.quirks.h(key, field) % 4 == 0 else int(value)
-        return float(value)
-
-    def _operations(self, a: Agreement) -> list[dict]:
-        q = self.quirks
-        key = f"{a.agreement_no}|{a.fiscal_year}"
-        items = []
-        for op in sorted(a.operations, key=lambda o: o.code):
-            okey = f"{key}|{op.code}"
-            item = {
-                "code": op.code,
-                "title": q.text(op.title, okey, "title", escape=False),
-                "unit": q.text(op.unit, okey, "unit", escape=False),
-                "annualTarget": self._num(sum(op.quarterly_targets, Decimal(0)), okey, "annual"),
-                "quarterlyTargets": [self._num(t, okey, f"t{i}") for i, t in enumerate(op.quarterly_targets)],
-                "unitCost": self._num(op.unit_cost, okey, "cost"),
-            }
-            broken = self.world.malformation("operation", a.agreement_no, a.fiscal_year, op.code)
-            if broken is not None:
-                if broken.field == "unitCost":
-                    item["unitCost"] = str(op.unit_cost)
-                elif broken.field == "quarterlyTargets":
-                    item["quarterlyTargets"] = item["quarterlyTargets"][:3]
-            items.append(item)
-        return items
-
-    def _performance(self, a: Agreement) -> list[dict]:
-        q = self.quirks
-        key = f"{a.agreement_no}|{a.fiscal_year}"
-        rows = sorted(((r.quarter, op.code, r) for op in a.operations for r in op.performance),
-                      key=lambda t: (t[0], t[1]))
-        items = []
-        for quarter, code, r in rows:
-            pkey = f"{key}|{code}|{quarter}"
-            item = {
-                "quarter": quarter,
-                "operationCode": code,
-                "quantity": self._num(r.quantity, pkey, "quantity"),
-                "spent": self._num(r.spent, pkey, "spent"),
-                "reportedAt": q.jalali_iso(r.reported_on),
-                "comptroller": {"status": COMPTROLLER[r.status],
-                                "decidedAt": q.jalali_iso(r.decided_on) if r.decided_on else None},
-                "remarks": q.text(r.remarks, pkey, "remarks", escape=False) if r.remarks else "",
-            }
-            broken = self.world.malformation("performance", a.agreement_no, a.fiscal_year, code, quarter)
-            if broken is not None:
-                if broken.field == "comptroller.status":
-                    item["comptroller"]["status"] = broken.raw
-                elif broken.field == "quantity":
-                    item["quantity"] = str(r.quantity)
-                elif broken.field == "reportedAt":
-                    item["reportedAt"] = broken.raw
-                elif broken.field == "quarter":
-                    item["quarter"] = broken.raw
-            items.append(item)
-        ghost = self.world.malformation("ghost", a.agreement_no, a.fiscal_year)
-        if ghost is not None and rows:
-            quarter, _code, r = rows[0]
-            items.append({
-                "quarter": quarter, "operationCode": ghost.raw, "quantity": 10, "spent": 12.5,
-                "reportedAt": q.jalali_iso(r.reported_on),
-                "comptroller": {"status": "PENDING", "decidedAt": None}, "remarks": "",
-            })
-        return items
 
 
 def _b64url(raw: bytes) -> str:

@@ -45,11 +45,9 @@ def _rule_model(rule_id: str) -> type[Strict]:
 
 
 # reconcile.rules.<id>: one section per rule id, in the catalogue's order
-RulesConfig = create_model(
-    "RulesConfig", __base__=Strict, __module__=__name__,
-    **{rule_id: (model, Field(default_factory=model)) for rule_id, model in
-       ((rule_id, _rule_model(rule_id)) for rule_id in RULE_IDS)},
-)
+_SECTIONS = {rule_id: _rule_model(rule_id) for rule_id in RULE_IDS}
+RulesConfig = create_model("RulesConfig", __base__=Strict, __module__=__name__,
+                           **{rule_id: (model, Field(default_factory=model)) for rule_id, model in _SECTIONS.items()})
 
 
 class ReconcileConfig(Strict):

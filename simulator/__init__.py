@@ -1,4 +1,4 @@
-"""Simulator of the Nezarat-4 (HTML) and SABA (JSON) portals, with faults on demand (issue 3).
+"""Simulator of the Nezarat-4 (HTML) and SABA (JSON) portals, with faults on demand.
 
     from simulator import SimulatorConfig, Faults, Simulator
 

@@ -1,7 +1,7 @@
 """How the province is built: identities, the ordinary (background) records, and the build's order.
 
 A part of `World` (world.py holds the state and the indexes this fills). `_build` runs once, from
-`World.generate`: the planting plan first (planted.py), then the malformation hosts (hosts.py),
+`World.generate`: the planting plan first (planted/), then the malformation hosts (hosts.py),
 then ordinary projects, inspections and agreements up to the asked sizes, then SABA ids, then the
 bookkeeping of time-driven deviations (truth.py). Each step draws from its own RNG stream, so the
 same seed and sizes give the same records. The identity helpers (codes, numbers, portal ids) also

@@ -34,7 +34,7 @@ class Faults:
     error200_rate        Nezarat-4 only: status 200 carrying the Runtime Error page or the lblError page
     maintenance_rate     503 with ``Retry-After: 1``; Nezarat-4 also answers the 200 maintenance page
     drop_session_rate    Nezarat-4 only: the session is dropped before answering a protected page
-                         (never within a session's first 8 requests: see nezarat.py)
+                         (never within a session's first 8 requests: see nezarat/portal.py)
     revoke_token_rate    SABA only: the bearer token is revoked, 401 token_expired (never within a
                          token's first 8 requests)
     reset_rate           the connection is reset (RST) without any response

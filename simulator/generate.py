@@ -6,7 +6,7 @@ approved ≥ notified ≥ allocated ≥ absorbed). The only thing that can still
 itself — a report still pending today becomes overdue 16 days after it was entered — and those
 latent deviations are booked by truth.py from what was generated (its bookkeeping).
 
-The planted situations (planted.py) build on the same helpers with their own numbers.
+The planted situations (planted/) build on the same helpers with their own numbers.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A part of `World`. `truth_projects` / `truth_agreements` give every record in the format of
 `budgetwatch export` (canonical text, Decimal numbers, ISO Gregorian dates); `inspections` the
 field visits in the import format. `expected_deviations` is the union of the planted cases'
-deviations (written in planted.py from the plan) and the bookkeeping below of the time-driven rules
+deviations (written in planted/ from the plan) and the bookkeeping below of the time-driven rules
 (`missing_report`, `approval_overdue`) from what was generated — never computed by running rules.
 """
 

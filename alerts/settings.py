@@ -69,8 +69,8 @@ class RetryConfig(Strict):
     """Transient failures (4xx, refused, timeouts): tries within one dispatch, then later dispatches."""
 
     attempts_per_run: int = Field(default=3, ge=1, le=20)  # tries of one message within one dispatch
-    first_wait_seconds: float = Field(default=30.0, ge=0)  # backoff doubles from here ...
-    max_wait_seconds: float = Field(default=3600.0, ge=0)  # ... up to this (also between dispatches)
+    first_wait_seconds: float = Field(default=5.0, ge=0)  # backoff doubles from here ...
+    max_wait_seconds: float = Field(default=900.0, ge=0)  # ... up to this (also between dispatches)
 
 
 class AlertsConfig(Strict):

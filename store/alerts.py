@@ -270,6 +270,14 @@ def mark_failed(conn: Connection, outbox_id: int, worker: str, *, attempts: int,
         status=FAILED, attempts=attempts, last_error=error, failed_at=now, claimed_by=None, claimed_at=None))
 
 
+def requeue_failed(conn: Connection, outbox_id: int, now: datetime) -> bool:
+    """A failed message back to pending, due now, its give-up clock restarted (created_at = now);
+    the stored bytes and Message-ID stay. False when `outbox_id` is not a failed message."""
+    result = conn.execute(sa.update(outbox).where(outbox.c.id == outbox_id, outbox.c.status == FAILED).values(
+        status=PENDING, next_attempt_at=now, created_at=now, attempts=0, failed_at=None))
+    return result.rowcount == 1
+
+
 # --- reading the outbox -----------------------------------------------------------------------
 
 

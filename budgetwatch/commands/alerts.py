@@ -1,4 +1,5 @@
-"""Commands of the alerts: `alerts send [--dry-run DIR]`, `alerts list [--pending|--failed]`, `alerts preview`.
+"""Commands of the alerts: `alerts send [--dry-run DIR]`, `alerts list [--pending|--failed]`, `alerts preview`,
+`alerts retry ID`.
 
 Exit codes of `alerts send`: 0 every due message was sent (or none was due); 1 some message was
 refused for good or given up (see `alerts list --failed`); 3 some message is deferred to a later
@@ -9,6 +10,7 @@ options and prints.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import typer
@@ -103,6 +105,15 @@ def list_outbox(
                       f"{row.deviations} (+{row.resolved} resolved)", str(row.attempts), _when(when),
                       row.last_error or "")
     console.print(table)
+
+
+@alerts_app.command("retry")
+def retry(outbox_id: int = typer.Argument(..., metavar="ID", help="The message's id in `alerts list --failed`.")) -> None:
+    """Put a failed message back in the outbox, as it is (same Message-ID), once its cause is fixed."""
+    with context().engine.begin() as conn:
+        if not store_alerts.requeue_failed(conn, outbox_id, datetime.now(timezone.utc)):
+            raise UserError(f"message {outbox_id} is not a failed message (see `budgetwatch alerts list --failed`)")
+    console.print(f"message {outbox_id} is pending again: `budgetwatch alerts send` sends it", highlight=False)
 
 
 def _when(moment) -> str:

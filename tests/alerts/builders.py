@@ -93,7 +93,8 @@ SUBJECT_CODE = re.compile(r"\d{10}-\d{3}|1405-032-\d{5}")
 
 
 def plain_part(message) -> str:
-    return message.get_body(preferencelist=("plain",)).get_content()
+    """The text part with its line ends as written (MIME text travels with CRLF)."""
+    return message.get_body(preferencelist=("plain",)).get_content().replace("\r\n", "\n")
 
 
 def html_part(message) -> str:

@@ -1,0 +1,168 @@
+"""`budgetwatch alerts send|list|preview` through budgetwatch.cli.main, with a config file and a real
+SMTP server; and the alerts' configuration as config.yaml gives it."""
+
+from __future__ import annotations
+
+import email
+from email.policy import default
+
+import pytest
+import yaml
+
+from budgetwatch.cli import main
+from budgetwatch.config import parse_config
+from foundation.settings import ConfigError
+from tests.alerts.builders import html_part, plain_part
+
+
+@pytest.fixture
+def store_url(tmp_path) -> str:
+    """The commands only parse and print (both databases are tested beside alerts/): SQLite only."""
+    return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+@pytest.fixture
+def cli(engine, store_url, facts, smtp, monkeypatch, tmp_path, capsys):
+    """A config.yaml with alerts on (SMTP: the test server), two experts and the routing."""
+    monkeypatch.delenv("BUDGETWATCH_CONFIG", raising=False)
+    monkeypatch.setenv("BUDGETWATCH_DATABASE_URL", store_url)
+    monkeypatch.chdir(tmp_path)
+    config = {
+        "alerts": {"enabled": True, "sender": "budgetwatch@mpo-kz.ir", "min_severity": "major",
+                   "smtp": {"host": "127.0.0.1", "port": smtp.port, "security": "none", "password_env": None,
+                            "timeout_seconds": 5},
+                   "retry": {"attempts_per_run": 1, "first_wait_seconds": 0}},
+        "experts": [{"name": "کارشناس امور اجتماعی", "email": "social@mpo-kz.ir", "groups": ["social"]},
+                    {"name": "کارشناس تلفیق", "email": "talfiq@mpo-kz.ir", "group": "consolidation"}],
+        "routing": {"default": "consolidation", "agencies": {"118": "social", "305": "infrastructure"}},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    run.facts, run.smtp = facts, smtp
+    return run
+
+
+def test_send_delivers_then_has_nothing_more_to_send(cli):
+    cli.facts.deviation("118", "major")
+    cli.facts.deviation("305", "critical")
+    code, out, err = cli("alerts", "send")
+    assert code == 0, err
+    assert "2 queued" in out and "2 sent" in out
+    assert sorted(r.rcpt_tos[0] for r in cli.smtp.mailbox.received) == ["social@mpo-kz.ir", "talfiq@mpo-kz.ir"]
+    code, out, _ = cli("alerts", "send")
+    assert code == 0 and "0 queued" in out and "0 sent" in out
+    assert len(cli.smtp.mailbox.received) == 2
+
+
+def test_a_refused_message_exits_1_and_shows_in_list_failed(cli):
+    cli.facts.deviation("118", "major")
+    cli.smtp.mailbox.answers.append("554 5.7.1 rejected by policy")
+    code, out, _ = cli("alerts", "send")
+    assert code == 1 and "554 5.7.1 rejected by policy" in out
+    code, out, _ = cli("alerts", "list", "--failed")
+    assert code == 0 and "social@mpo-kz.ir" in out and "554 5.7.1 rejected by policy" in out
+    assert "0 pending" in out and "1 failed" in out
+    code, out, _ = cli("alerts", "list", "--pending")
+    assert code == 0 and "no messages pending" in out
+    refused = cli.smtp.mailbox.data_commands
+    code, out, _ = cli("alerts", "retry", "1")  # the relay's policy was fixed: the same message again
+    assert code == 0 and "pending again" in out
+    code, out, _ = cli("alerts", "send")
+    assert code == 0 and "1 sent" in out and cli.smtp.mailbox.data_commands == refused + 1
+    code, _, err = cli("alerts", "retry", "1")
+    assert code == 2 and "not a failed message" in err
+
+
+def test_smtp_unreachable_exits_3_and_keeps_the_message_pending(cli):
+    cli.facts.deviation("118", "major")
+    cli.smtp.stop()
+    code, out, _ = cli("alerts", "send")
+    assert code == 3 and "stopped: SMTP 127.0.0.1" in out
+    code, out, _ = cli("alerts", "list", "--pending")
+    assert "social@mpo-kz.ir" in out and "1 pending" in out
+
+
+def test_dry_run_writes_eml_files_and_changes_nothing(cli, tmp_path):
+    cli.facts.deviation("118", "major")
+    code, out, err = cli("alerts", "send", "--dry-run", str(tmp_path / "out"))
+    assert code == 0, err
+    files = sorted((tmp_path / "out").glob("*.eml"))
+    assert [f.name for f in files] == ["01-social.eml"]
+    message = email.message_from_bytes(files[0].read_bytes(), policy=default)
+    assert message["To"].addresses[0].addr_spec == "social@mpo-kz.ir"
+    assert "عمده" in plain_part(message) and 'dir="rtl"' in html_part(message)
+    assert cli.smtp.mailbox.received == []
+    code, out, _ = cli("alerts", "list")
+    assert "no messages" in out  # nothing queued by a dry run
+    code, _, _ = cli("alerts", "send")
+    assert code == 0 and len(cli.smtp.mailbox.received) == 1
+
+
+def test_preview_shows_the_next_digest_without_queuing(cli, tmp_path):
+    cli.facts.deviation("305", "critical", title="احداث پل شهید بهشتی")
+    code, out, err = cli("alerts", "preview", "--expert", "TALFIQ@mpo-kz.ir", "--html", str(tmp_path / "p.html"))
+    assert code == 0, err
+    assert "Subject: هشدار انحراف‌های بودجه: ۱ بحرانی" in out and "احداث پل شهید بهشتی" in out
+    assert 'dir="rtl"' in (tmp_path / "p.html").read_text(encoding="utf-8")
+    code, out, _ = cli("alerts", "preview", "--expert", "social@mpo-kz.ir")
+    assert code == 0 and "nothing new for social@mpo-kz.ir" in out
+    code, _, err = cli("alerts", "preview", "--expert", "nobody@mpo-kz.ir")
+    assert code == 2 and "no such expert" in err
+    code, out, _ = cli("alerts", "list")
+    assert "no messages" in out
+
+
+def test_send_with_alerts_off_is_a_usage_error(cli, tmp_path):
+    text = (tmp_path / "config.yaml").read_text(encoding="utf-8").replace("enabled: true", "enabled: false")
+    (tmp_path / "config.yaml").write_text(text, encoding="utf-8")
+    code, _, err = cli("alerts", "send")
+    assert code == 2 and "alerts are off" in err
+
+
+def problem(data: dict) -> str:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data)
+    (line,) = caught.value.problems
+    return line
+
+
+EXPERT = {"name": "کارشناس", "email": "a@mpo-kz.ir", "groups": ["social"]}
+
+
+def test_an_unknown_group_names_the_entry_and_the_position():
+    experts = [EXPERT, {**EXPERT, "email": "b@mpo-kz.ir"}, {**EXPERT, "email": "c@mpo-kz.ir",
+                                                             "groups": ["social", "sociall"]}]
+    assert problem({"experts": experts}).startswith("experts.2.groups.1 = 'sociall': ")
+
+
+def test_a_bad_address_names_the_entry():
+    assert problem({"experts": [EXPERT, {**EXPERT, "email": "not-an-address"}]}).startswith(
+        "experts.1.email = 'not-an-address': ")
+
+
+def test_an_expert_needs_at_least_one_group_and_the_old_single_group_still_reads():
+    assert problem({"experts": [{**EXPERT, "groups": []}]}).startswith("experts.0.groups = []")
+    old = {"name": "کارشناس", "email": "a@mpo-kz.ir", "group": "production"}
+    assert parse_config({"experts": [old]}).experts[0].groups == ["production"]
+
+
+def test_give_up_after_reads_days_hours_minutes_and_refuses_nonsense():
+    assert parse_config({"alerts": {"give_up_after": "36h"}}).alerts.give_up_after.total_seconds() == 36 * 3600
+    assert parse_config({}).alerts.give_up_after.days == 2
+    assert problem({"alerts": {"give_up_after": "soon"}}).startswith("alerts.give_up_after = 'soon'")
+    assert problem({"alerts": {"give_up_after": "0m"}}).startswith("alerts.give_up_after = '0m'")
+
+
+def test_a_missing_password_variable_is_named_without_a_value(monkeypatch):
+    from alerts.settings import SmtpConfig
+
+    monkeypatch.delenv("BW_NOT_SET", raising=False)
+    with pytest.raises(ConfigError) as caught:
+        SmtpConfig(username="bw", password_env="BW_NOT_SET").password()
+    assert caught.value.problems == ["alerts.smtp.password_env: the variable BW_NOT_SET is not set "
+                                     "(alerts.smtp.username 'bw' logs in with it)"]

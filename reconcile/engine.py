@@ -71,9 +71,6 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
     many as the CPUs, up to 4, once the store is large).
     """
     started = time.perf_counter()
-    # Transitional, until tests/sync/test_end_to_end.py (the sync engineer's) passes config.reconcile:
-    # a whole app Config is read for its section. Remove with that change.
-    settings = getattr(settings, "reconcile", settings)
     say = on_progress or _quiet
     day = as_of or settings.as_of or today_tehran()
     rules = enabled_rules(settings)

@@ -30,8 +30,9 @@ dev = Deviation.__table__
 events = DeviationEvent.__table__
 counties = County.__table__
 
+# the expert groups (defined once, in foundation.vocabulary) go with group_of: the routing of agencies
 __all__ = ["GROUPS", "DeviationError", "Shown", "View", "acknowledge", "county_ids", "dismiss", "get", "group_of",
-           "json_number", "list_deviations", "select_findings", "sort_key"]  # GROUPS: the expert groups, one definition
+           "json_number", "list_deviations", "select_findings", "sort_key"]
 
 
 class DeviationError(Exception):

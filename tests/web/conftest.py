@@ -1,0 +1,150 @@
+"""Fixtures of the console's tests: a store (SQLite and PostgreSQL) with users and thousands of
+deviations inserted in bulk, an application over it, and clients signed in as each role.
+
+The deviations are hand-made rows (not a reconciliation's): the list's filters, sorting and pages
+are about what is stored, and a bulk insert makes thousands in a blink. `expected` gives the rows as
+inserted, so a test compares the page with a count made here in Python.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from budgetwatch.config import Config, parse_config
+from store.db import open_store
+from store.models import Agency, County, Deviation, DeviationEvent
+from web import create_app
+from web.users import create
+
+PASSWORD = "correct horse battery staple"
+SECRET = "s" * 48
+AGENCIES = {"301": "social", "302": "social", "311": "infrastructure", "321": "production", "399": None}
+RULES = ("progress_lag", "missing_report", "approval_overdue", "operation_shortfall", "unit_cost_overrun")
+SEVERITIES = ("minor", "major", "critical")
+STATUSES = ("open", "open", "open", "acknowledged", "resolved", "dismissed")
+USERS = {  # name: (role, groups)
+    "admin": ("admin", ()),
+    "tolfiq": ("consolidation", ()),
+    "social": ("expert", ("social",)),
+    "infra": ("expert", ("infrastructure",)),
+}
+
+
+def console_config(data_dir: Path, **extra: Any) -> Config:
+    routing = {"default": "consolidation", "agencies": {code: g for code, g in AGENCIES.items() if g}}
+    return parse_config({"data_dir": str(data_dir), "routing": routing, **extra})
+
+
+def add_users(engine: Engine) -> None:
+    for name, (role, groups) in USERS.items():
+        create(engine, name, PASSWORD, role=role, groups=groups, display_name=f"کاربر {name}")
+
+
+def add_deviations(engine: Engine, n: int, seed: int = 3) -> list[dict[str, Any]]:
+    """n deviations spread over agencies, counties, rules, years, quarters, severities, statuses."""
+    rnd = random.Random(seed)
+    now = datetime(2026, 11, 25, 8, 0, tzinfo=timezone.utc)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(Agency.__table__), [{"code": c, "name": f"دستگاه {c}", "name_key": f"دستگاه{c}"}
+                                                   for c in AGENCIES])
+        conn.execute(sa.insert(County.__table__), [{"id": i, "name": f"شهرستان {i}", "name_key": f"شهرستان{i}",
+                                                    "code": f"{i:02d}"} for i in range(1, 6)])
+        rows = []
+        for i in range(n):
+            kind = "capital" if i % 3 else "expense"
+            rows.append({
+                "kind": kind, "rule": rnd.choice(RULES),
+                "subject": f"13050{i:05d}-001" if kind == "capital" else f"1405-{i:05d}",
+                "fiscal_year": rnd.choice((1404, 1405)), "quarter": rnd.choice((0, 1, 2, 3, 4)),
+                "severity": rnd.choice(SEVERITIES), "status": rnd.choice(STATUSES), "alert_state": "none",
+                "planned": rnd.randint(10, 90), "actual": rnd.randint(0, 80), "message": f"مغایرت شمارهٔ {i}",
+                "agency_code": rnd.choice(tuple(AGENCIES)), "county_id": rnd.choice((1, 2, 3, 4, 5, None)),
+                "first_found_on": date(2026, 10, 1), "last_found_on": date(2026, 11, 20), "updated_at": now,
+            })
+        conn.execute(sa.insert(Deviation.__table__), rows)
+        ids = conn.execute(sa.select(Deviation.__table__.c.id).order_by(Deviation.__table__.c.id)).scalars().all()
+        conn.execute(sa.insert(DeviationEvent.__table__), [{"deviation_id": d, "event": "opened", "at": now,
+                                                            "severity": r["severity"]} for d, r in zip(ids, rows)])
+    for d, r in zip(ids, rows):
+        r["id"] = d
+    return rows
+
+
+def group_of(agency: str | None) -> str:
+    return AGENCIES.get(agency or "") or "consolidation"
+
+
+@dataclass
+class ConsoleStore:
+    engine: Engine
+    config: Config
+    deviations: list[dict[str, Any]]
+
+    def app(self, **kwargs: Any):
+        return create_app(self.engine, self.config, secret=SECRET, **kwargs)
+
+    def client(self, username: str | None = None, app=None, **kwargs: Any) -> TestClient:
+        client = TestClient(app or self.app(**kwargs))
+        if username:
+            login(client, username)
+        return client
+
+    def deviation(self, **match: Any) -> dict[str, Any]:
+        return next(r for r in self.deviations if all(r[k] == v for k, v in match.items()))
+
+
+def login(client: TestClient, username: str, password: str = PASSWORD) -> None:
+    response = client.post("/login", data={"username": username, "password": password}, follow_redirects=False)
+    assert response.status_code == 303, response.text[:500]
+
+
+def csrf_of(client: TestClient) -> str:
+    """The session's CSRF token, as every form of a page carries it."""
+    import re
+
+    html = client.get("/").text
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+@pytest.fixture(autouse=True)
+def quick_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """argon2 with its production cost takes ~0.4 s a hash on these shared machines, and every
+    sign-in verifies one: the console's tests hash with argon2 at a low cost instead (the same
+    code path; test_production_hashes_use_argon2s_default_cost checks the real parameters)."""
+    from argon2 import PasswordHasher
+
+    from web import auth
+
+    monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+
+
+def _console_store(engine: Engine, data_dir: Path) -> ConsoleStore:
+    add_users(engine)
+    rows = add_deviations(engine, 3000)
+    return ConsoleStore(engine, console_config(data_dir), rows)
+
+
+@pytest.fixture
+def console_store(engine: Engine, tmp_path: Path) -> Iterator[ConsoleStore]:
+    """Both databases: users of every role and 3,000 deviations (for what the store's queries decide)."""
+    yield _console_store(engine, tmp_path)
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[ConsoleStore]:
+    """SQLite only, for what does not depend on the database (sessions, forms, permissions)."""
+    engine = open_store(f"sqlite:///{tmp_path / 'console.db'}")
+    yield _console_store(engine, tmp_path)
+    engine.dispose()

@@ -1,0 +1,189 @@
+"""Who gets in: sessions, the login limit, CSRF on every form, the session secret, /healthz."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+from fastapi.routing import APIRoute
+
+from tests.web.conftest import PASSWORD, csrf_of, login
+from web import auth
+from web.users import set_disabled
+
+PUBLIC = {"/login", "/healthz"}
+
+
+def _flat(routes):
+    """Every route, those of included routers too (FastAPI wraps an included router's routes)."""
+    for route in routes:
+        if hasattr(route, "original_router"):
+            yield from _flat(route.original_router.routes)
+        else:
+            yield route
+
+
+def _routes(app, method: str) -> list[str]:
+    paths = []
+    for route in _flat(app.routes):
+        if isinstance(route, APIRoute) and method in route.methods and route.path not in PUBLIC:
+            # a concrete URL for each path parameter
+            paths.append(route.path.replace("{deviation_id}", "1").replace("{action}", "acknowledge")
+                         .replace("{code}", "x").replace("{agreement_no}", "x").replace("{run_id}", "1")
+                         .replace("{username}", "social"))
+    return paths
+
+
+def test_no_page_answers_without_a_session(sqlite_store):
+    client = sqlite_store.client()
+    gets = _routes(client.app, "GET")
+    assert {"/", "/deviations", "/deviations/1", "/visits", "/reconcile", "/runs", "/users"} <= set(gets)
+    for path in [*gets, "/no-such-page"]:
+        response = client.get(path, follow_redirects=False)
+        assert response.status_code == 303, path
+        assert response.headers["location"].startswith("/login?next="), path
+    for path in _routes(client.app, "POST"):
+        response = client.post(path, data={"reason": "x"}, follow_redirects=False)
+        assert response.status_code == 401, path
+
+
+def test_login_page_healthz_and_static_answer_without_a_session(sqlite_store):
+    client = sqlite_store.client()
+    assert client.get("/login").status_code == 200
+    assert client.get("/healthz").json() == {"status": "ok"}
+    css = client.get("/static/console.css")
+    assert css.status_code == 200 and "Vazirmatn" in css.text
+
+
+def test_a_wrong_password_is_refused_and_the_right_one_signs_in(sqlite_store):
+    client = sqlite_store.client()
+    refused = client.post("/login", data={"username": "social", "password": "wrong password!"}, follow_redirects=False)
+    assert refused.status_code == 401
+    assert "نام کاربری یا گذرواژه درست نیست" in refused.text
+    assert client.get("/", follow_redirects=False).status_code == 303
+    signed_in = client.post("/login", data={"username": "Social", "password": PASSWORD, "next": "/runs"},
+                            follow_redirects=False)
+    assert signed_in.status_code == 303 and signed_in.headers["location"] == "/runs"
+    page = client.get("/")
+    assert page.status_code == 200 and 'dir="rtl"' in page.text and 'lang="fa"' in page.text
+
+
+def test_after_login_only_a_path_of_this_site_is_followed(sqlite_store):
+    client = sqlite_store.client()
+    response = client.post("/login", data={"username": "social", "password": PASSWORD,
+                                           "next": "//evil.example/x"}, follow_redirects=False)
+    assert response.headers["location"] == "/"
+
+
+def test_a_disabled_user_is_out_at_the_next_click_and_cannot_sign_in(sqlite_store):
+    client = sqlite_store.client("social")
+    assert client.get("/").status_code == 200
+    set_disabled(sqlite_store.engine, "social")
+    assert client.get("/", follow_redirects=False).status_code == 303
+    again = client.post("/login", data={"username": "social", "password": PASSWORD}, follow_redirects=False)
+    assert again.status_code == 401
+
+
+def test_failed_logins_are_limited_per_user_and_address(sqlite_store):
+    now = [1000.0]
+    limiter = auth.LoginLimiter(max_failures=3, window_seconds=60, clock=lambda: now[0])
+    client = sqlite_store.client(limiter=limiter)
+    for _ in range(3):
+        assert client.post("/login", data={"username": "social", "password": "guess guess"}).status_code == 401
+    blocked = client.post("/login", data={"username": "social", "password": PASSWORD}, follow_redirects=False)
+    assert blocked.status_code == 429  # even the right password waits out the window
+    assert "دقیقه" in blocked.text
+    # another user from the same address, and the same user from another address, are not held up
+    assert client.post("/login", data={"username": "infra", "password": PASSWORD},
+                       follow_redirects=False).status_code == 303
+    assert limiter.blocked_for("social", "10.0.0.9") == 0
+    now[0] += 61
+    assert client.post("/login", data={"username": "social", "password": PASSWORD},
+                       follow_redirects=False).status_code == 303
+
+
+def test_every_form_refuses_a_post_without_the_sessions_csrf_token(sqlite_store):
+    client = sqlite_store.client("tolfiq")
+    for path in _routes(client.app, "POST"):
+        for token in (None, "forged-token"):
+            data = {"reason": "x", "password": "p" * 12, "username": "zz", "role": "admin"}
+            if token:
+                data["csrf"] = token
+            response = client.post(path, data=data, follow_redirects=False)
+            assert response.status_code == 403, (path, token)
+    dev = sqlite_store.deviation(status="open")
+    with sqlite_store.engine.connect() as conn:
+        from reconcile.deviations import get
+
+        row, history = get(conn, dev["id"])
+    assert row.status == "open" and len(history) == 1
+
+
+def test_logout_needs_the_token_and_ends_the_session(sqlite_store):
+    client = sqlite_store.client("social")
+    assert client.post("/logout", data={}, follow_redirects=False).status_code == 403
+    assert client.post("/logout", data={"csrf": csrf_of(client)}, follow_redirects=False).status_code == 303
+    assert client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_pages_forbid_framing_scripts_and_caching(sqlite_store):
+    response = sqlite_store.client("social").get("/")
+    assert "script-src 'none'" in response.headers["content-security-policy"]
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["cache-control"] == "no-store"
+    assert "<script" not in response.text
+
+
+def test_the_session_secret_is_generated_once_private_and_refused_when_readable(tmp_path, monkeypatch):
+    monkeypatch.delenv(auth.SECRET_ENV, raising=False)
+    first = auth.session_secret(tmp_path)
+    path = tmp_path / auth.SECRET_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert auth.session_secret(tmp_path) == first and len(first) >= 32
+    os.chmod(path, 0o644)
+    with pytest.raises(auth.SecretError, match="chmod 600"):
+        auth.session_secret(tmp_path)
+    monkeypatch.setenv(auth.SECRET_ENV, "e" * 40)
+    assert auth.session_secret(tmp_path) == "e" * 40
+    monkeypatch.setenv(auth.SECRET_ENV, "short")
+    with pytest.raises(auth.SecretError, match="too short"):
+        auth.session_secret(tmp_path)
+
+
+def test_a_cookie_signed_with_another_secret_is_no_session(sqlite_store):
+    client = sqlite_store.client("social")
+    other = sqlite_store.client(app=sqlite_store.app().__class__ and None)  # a fresh client, same secret
+    from fastapi.testclient import TestClient
+    from web import create_app
+
+    stranger = TestClient(create_app(sqlite_store.engine, sqlite_store.config, secret="t" * 48))
+    stranger.cookies.update(client.cookies)
+    assert stranger.get("/", follow_redirects=False).status_code == 303
+    assert other.get("/", follow_redirects=False).status_code == 303
+
+
+def test_passwords_are_stored_as_argon2_hashes_only(sqlite_store):
+    import sqlalchemy as sa
+
+    from store.users import users
+
+    with sqlite_store.engine.connect() as conn:
+        hashes = conn.execute(sa.select(users.c.password_hash)).scalars().all()
+    assert hashes and all(h.startswith("$argon2") and PASSWORD not in h for h in hashes)
+
+
+def test_login_is_recorded_with_who_and_when(sqlite_store):
+    from store.users import recent_actions
+
+    login(sqlite_store.client(), "infra")
+    with sqlite_store.engine.connect() as conn:
+        acts = recent_actions(conn, username="infra")
+    assert acts and acts[0].action == "login" and acts[0].at is not None
+
+
+def test_production_hashes_use_argon2s_default_cost(monkeypatch):
+    monkeypatch.undo()  # the module's own hasher, not the tests' cheap one (conftest.quick_hashes)
+    digest = auth.hash_password("y" * 12)
+    assert digest.startswith("$argon2id$") and "m=65536,t=3,p=4" in digest
+    assert auth.check_password(digest, "y" * 12) and not auth.check_password(digest, "z" * 12)

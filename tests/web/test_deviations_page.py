@@ -1,0 +1,187 @@
+"""The deviations list on a store of thousands (filters, sorting, pages on the server), a
+deviation's page, and who may acknowledge or dismiss what."""
+
+from __future__ import annotations
+
+import re
+
+from foundation import present
+from reconcile.deviations import get
+from tests.web.conftest import csrf_of, group_of
+from web.pages.deviations import PER_PAGE
+
+ROW_LINK = re.compile(r'<a href="/deviations/(\d+)" title=')
+
+
+def _ids(html: str) -> list[int]:
+    return [int(x) for x in ROW_LINK.findall(html)]
+
+
+def _total(html: str) -> str:
+    return re.search(r'<p class="count">([^<]+)', html).group(1)
+
+
+def test_the_list_shows_every_status_but_dismissed_fifty_a_page_most_severe_first(console_store):
+    client = console_store.client("social")
+    expected = [r for r in console_store.deviations if r["status"] != "dismissed"]
+    page = client.get("/deviations")
+    assert page.status_code == 200
+    assert _total(page.text).startswith(present.number(len(expected)) + " مغایرت")
+    ids = _ids(page.text)
+    assert len(ids) == PER_PAGE
+    shown = [console_store.deviation(id=i) for i in ids]
+    assert all(r["severity"] == "critical" for r in shown)  # critical first, then by id
+    assert ids == sorted(ids)
+
+
+def test_filters_narrow_the_list_to_exactly_the_matching_rows(console_store):
+    client = console_store.client("social")
+    want = [r for r in console_store.deviations
+            if r["fiscal_year"] == 1405 and r["quarter"] in (2, 3) and r["severity"] == "major"
+            and group_of(r["agency_code"]) == "social" and r["status"] == "open"]
+    assert 0 < len(want) < 300
+    params = "year=1405&quarter=2&quarter=3&severity=major&group=social&status=open"
+    seen: list[int] = []
+    for number in range(1, 20):
+        html = client.get(f"/deviations?{params}&page={number}").text
+        ids = _ids(html)
+        if not ids:
+            break
+        seen += ids
+    assert sorted(seen) == sorted(r["id"] for r in want)  # every page, no row twice, none missed
+    assert len(seen) == len(set(seen))
+
+
+def test_the_routing_default_group_holds_every_agency_routed_nowhere(console_store):
+    client = console_store.client("tolfiq")
+    want = {r["id"] for r in console_store.deviations if group_of(r["agency_code"]) == "consolidation"
+            and r["status"] != "dismissed" and r["county_id"] == 2 and r["rule"] == "missing_report"}
+    html = client.get("/deviations?group=consolidation&county=2&rule=missing_report").text
+    assert set(_ids(html)) == want and want
+
+
+def test_agency_subject_and_kind_filters(console_store):
+    client = console_store.client("social")
+    row = console_store.deviation(kind="capital", status="open")
+    html = client.get(f"/deviations?subject={row['subject']}").text
+    assert _ids(html) == [row["id"]]
+    html = client.get("/deviations?agency=399&kind=expense&status=resolved&severity=minor").text
+    want = sorted(r["id"] for r in console_store.deviations if r["agency_code"] == "399" and r["kind"] == "expense"
+                  and r["status"] == "resolved" and r["severity"] == "minor")
+    assert _ids(html) == want[:PER_PAGE]
+
+
+def test_sorting_by_a_column_both_ways_and_the_last_page(console_store):
+    client = console_store.client("social")
+    html = client.get("/deviations?sort=severity&dir=desc&status=open").text
+    shown = [console_store.deviation(id=i)["severity"] for i in _ids(html)]
+    assert shown == ["minor"] * PER_PAGE
+    html = client.get("/deviations?sort=period&status=open").text
+    periods = [(console_store.deviation(id=i)["fiscal_year"], console_store.deviation(id=i)["quarter"]) for i in _ids(html)]
+    assert periods == sorted(periods) and periods[0] == (1404, 0)
+    total = sum(1 for r in console_store.deviations if r["status"] == "open")
+    last = -(-total // PER_PAGE)
+    html = client.get(f"/deviations?status=open&page={last}").text
+    assert len(_ids(html)) == total - (last - 1) * PER_PAGE
+    assert client.get(f"/deviations?status=open&page={last + 5}").status_code == 200  # past the end: empty, no error
+
+
+def test_sort_and_page_links_keep_the_filters(console_store):
+    html = console_store.client("social").get("/deviations?year=1405&severity=critical&page=2").text
+    assert 'href="/deviations?year=1405&amp;severity=critical&amp;sort=rule"' in html
+    assert 'href="/deviations?year=1405&amp;severity=critical&amp;sort=severity&amp;page=3"' in html
+
+
+def test_unknown_filter_values_are_dropped_not_an_error(console_store):
+    response = console_store.client("social").get("/deviations?rule=no_such_rule&severity=huge&year=abc&page=-3")
+    assert response.status_code == 200
+    assert _ids(response.text)
+
+
+def test_figures_and_days_are_persian(console_store):
+    html = console_store.client("social").get("/deviations").text
+    assert "۱۴۰۵/۰۸/۲۹" in html  # 2026-11-20, the rows' last day found
+    assert re.search(r'class="num">[۰-۹]', html)
+
+
+def test_a_deviations_page_escapes_portal_text(console_store):
+    import sqlalchemy as sa
+
+    from store.models import Deviation
+
+    row = console_store.deviation(status="open")
+    with console_store.engine.begin() as conn:
+        conn.execute(sa.update(Deviation.__table__).where(Deviation.__table__.c.id == row["id"])
+                     .values(message='<script>alert(1)</script> «پروژه»'))
+    html = console_store.client("social").get(f"/deviations/{row['id']}").text
+    assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)&lt;/script&gt; «پروژه»" in html
+
+
+def test_an_expert_acknowledges_a_deviation_of_their_group_recorded_with_who_and_why(console_store):
+    row = console_store.deviation(status="open", agency_code="301")
+    client = console_store.client("social")
+    page = client.get(f"/deviations/{row['id']}").text
+    assert f'action="/deviations/{row["id"]}/acknowledge"' in page
+    response = client.post(f"/deviations/{row['id']}/acknowledge",
+                           data={"csrf": csrf_of(client), "reason": "با دستگاه تماس گرفته شد"})
+    assert response.status_code == 200 and "بررسی ثبت شد" in response.text
+    with console_store.engine.connect() as conn:
+        stored, history = get(conn, row["id"])
+    assert stored.status == "acknowledged" and stored.acted_by == "social"
+    assert (history[-1].event, history[-1].by, history[-1].reason) == ("acknowledged", "social", "با دستگاه تماس گرفته شد")
+
+
+def test_an_expert_of_one_group_cannot_dismiss_another_groups_deviation(console_store):
+    row = console_store.deviation(status="open", agency_code="311")  # infrastructure
+    client = console_store.client("social")
+    page = client.get(f"/deviations/{row['id']}").text
+    assert "/dismiss" not in page and "خارج از گروه‌های شما" in page
+    response = client.post(f"/deviations/{row['id']}/dismiss", data={"csrf": csrf_of(client), "reason": "نادرست"})
+    assert response.status_code == 403
+    with console_store.engine.connect() as conn:
+        stored, history = get(conn, row["id"])
+    assert stored.status == "open" and len(history) == 1
+    # the infrastructure expert may, and so may the consolidation group anywhere
+    infra = console_store.client("infra")
+    assert infra.post(f"/deviations/{row['id']}/dismiss", data={"csrf": csrf_of(infra), "reason": "نادرست"},
+                      follow_redirects=False).status_code == 303
+    other = console_store.deviation(status="open", agency_code="321")
+    tolfiq = console_store.client("tolfiq")
+    assert tolfiq.post(f"/deviations/{other['id']}/dismiss", data={"csrf": csrf_of(tolfiq), "reason": "تکراری"},
+                       follow_redirects=False).status_code == 303
+    with console_store.engine.connect() as conn:
+        assert get(conn, row["id"])[0].acted_by == "infra"
+        assert get(conn, other["id"])[0].status == "dismissed"
+
+
+def test_an_admin_manages_users_but_acts_on_no_deviation(console_store):
+    row = console_store.deviation(status="open")
+    admin = console_store.client("admin")
+    assert admin.post(f"/deviations/{row['id']}/acknowledge", data={"csrf": csrf_of(admin), "reason": "x"},
+                      follow_redirects=False).status_code == 403
+
+
+def test_acting_without_a_reason_or_on_a_dismissed_one_changes_nothing(console_store):
+    client = console_store.client("tolfiq")
+    row = console_store.deviation(status="open")
+    response = client.post(f"/deviations/{row['id']}/acknowledge", data={"csrf": csrf_of(client), "reason": "  "})
+    assert "دلیل را بنویسید" in response.text
+    gone = console_store.deviation(status="dismissed")
+    response = client.post(f"/deviations/{gone['id']}/acknowledge", data={"csrf": csrf_of(client), "reason": "x"})
+    assert "اجازهٔ این کار را نمی‌دهد" in response.text
+    with console_store.engine.connect() as conn:
+        assert get(conn, row["id"])[0].status == "open"
+        assert get(conn, gone["id"])[0].status == "dismissed"
+
+
+def test_an_unknown_deviation_is_a_404_page(console_store):
+    response = console_store.client("social").get("/deviations/999999")
+    assert response.status_code == 404 and "چنین مغایرتی" in response.text
+
+
+def test_overview_counts_open_deviations_by_severity_and_group(console_store):
+    html = console_store.client("social").get("/").text
+    social_critical = sum(1 for r in console_store.deviations if r["status"] == "open"
+                          and r["severity"] == "critical" and group_of(r["agency_code"]) == "social")
+    link = 'href="/deviations?group=social&amp;severity=critical&amp;status=open">'
+    assert f"{link}{present.number(social_critical)}</a>" in html

@@ -1,0 +1,158 @@
+"""Field visits from the form and from a CSV file (checked as `inspections import` checks them, all
+or nothing), and a reconciliation started from the page (one at a time, progress, result)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+from decimal import Decimal
+
+import sqlalchemy as sa
+
+import reconcile
+from store.models import FieldInspection, Project, ProjectYear
+from store.users import recent_actions
+from tests.web.conftest import csrf_of
+
+fi = FieldInspection.__table__
+
+
+def _projects(engine) -> None:
+    with engine.begin() as conn:
+        for i, (code, agency) in enumerate((("1305012007-003", "301"), ("1305012007-004", "311")), start=1):
+            conn.execute(sa.insert(Project.__table__).values(id=i, code=code))
+            conn.execute(sa.insert(ProjectYear.__table__).values(
+                project_id=i, fiscal_year=1405, title=f"پروژهٔ {i}", title_key=f"p{i}", agency_code=agency,
+                agreement_status="exchanged", progress_at_year_start=10, target_q1=20, target_q2=35))
+
+
+def _visits(engine) -> list:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(fi).order_by(fi.c.id)).all()
+
+
+def test_a_visit_recorded_in_the_form_is_stored_with_who_recorded_it(sqlite_store):
+    _projects(sqlite_store.engine)
+    client = sqlite_store.client("social")
+    response = client.post("/visits", data={"csrf": csrf_of(client), "project_code": "1305012007-003",
+                                            "date": "۱۴۰۵/۰۸/۱۵", "observed_progress": "۴۲٫۵",
+                                            "inspector": "علی رضایی", "remarks": "<b>کارگاه فعال</b>"})
+    assert response.status_code == 200 and "بازدید ثبت شد" in response.text
+    assert response.url.path == "/projects/1305012007-003"
+    assert "&lt;b&gt;کارگاه فعال&lt;/b&gt;" in response.text and "۴۲٫۵٪" in response.text
+    (visit,) = _visits(sqlite_store.engine)
+    assert (visit.project_code, visit.visited_on, visit.observed_progress) == ("1305012007-003", date(2026, 11, 6),
+                                                                              Decimal("42.5"))
+    assert visit.source_file == "console-social.csv"
+    with sqlite_store.engine.connect() as conn:
+        acts = recent_actions(conn, username="social")
+    assert acts[0].action == "visit" and acts[0].target == "1305012007-003"
+
+
+def test_a_bad_visit_is_refused_with_the_imports_reasons_and_nothing_stored(sqlite_store):
+    _projects(sqlite_store.engine)
+    client = sqlite_store.client("social")
+    response = client.post("/visits", data={"csrf": csrf_of(client), "project_code": "1305012007-003",
+                                            "date": "1404/12/30", "observed_progress": "140", "inspector": ""})
+    assert response.status_code == 400
+    assert "هیچ بازدیدی ثبت نشد" in response.text
+    for reason in ("date '1404/12/30'", "outside 0–100", "inspector is empty"):
+        assert reason.replace("'", "&#39;") in response.text
+    assert 'value="140"' in response.text  # what was typed is kept for mending
+    unknown = client.post("/visits", data={"csrf": csrf_of(client), "project_code": "9999999999-001",
+                                           "date": "1405/08/01", "observed_progress": "10", "inspector": "x"})
+    assert unknown.status_code == 400 and "unknown project code" in unknown.text
+    assert _visits(sqlite_store.engine) == []
+
+
+def test_an_expert_cannot_record_a_visit_to_another_groups_project(sqlite_store):
+    _projects(sqlite_store.engine)
+    client = sqlite_store.client("social")
+    response = client.post("/visits", data={"csrf": csrf_of(client), "project_code": "1305012007-004",
+                                            "date": "1405/08/01", "observed_progress": "10", "inspector": "x"})
+    assert response.status_code == 400 and "outside your expert groups" in response.text
+    assert _visits(sqlite_store.engine) == []
+    admin = sqlite_store.client("admin")
+    assert admin.get("/visits").status_code == 403
+
+
+def test_a_csv_file_is_imported_all_or_nothing(sqlite_store):
+    _projects(sqlite_store.engine)
+    client = sqlite_store.client("tolfiq")
+    bad = ("project_code,date,observed_progress,inspector,remarks\n"
+           "1305012007-003,1405/08/01,30,بازرس,\n"
+           "1305012007-004,1405/13/01,30,بازرس,\n")
+    response = client.post("/visits/file", data={"csrf": csrf_of(client)},
+                           files={"file": ("visits.csv", bad.encode(), "text/csv")})
+    assert response.status_code == 400 and "line 3: date" in response.text
+    assert _visits(sqlite_store.engine) == []
+    good = bad.replace("1405/13/01", "1405/07/20")
+    response = client.post("/visits/file", data={"csrf": csrf_of(client)},
+                           files={"file": ("visits.csv", good.encode(), "text/csv")})
+    assert response.status_code == 200 and "۲ تازه" in response.text
+    assert [v.source_file for v in _visits(sqlite_store.engine)] == ["console-tolfiq-visits.csv"] * 2
+
+
+def test_a_file_naming_a_project_outside_the_experts_groups_is_refused_whole(sqlite_store):
+    _projects(sqlite_store.engine)
+    client = sqlite_store.client("social")
+    content = ("project_code,date,observed_progress,inspector\n"
+               "1305012007-003,1405/08/01,30,بازرس\n1305012007-004,1405/08/01,30,بازرس\n")
+    response = client.post("/visits/file", data={"csrf": csrf_of(client)},
+                           files={"file": ("v.csv", content.encode(), "text/csv")})
+    assert response.status_code == 400 and "1305012007-004" in response.text
+    assert _visits(sqlite_store.engine) == []
+
+
+def test_the_project_page_draws_targets_against_reports(sqlite_store):
+    _projects(sqlite_store.engine)
+    html = sqlite_store.client("social").get("/projects/1305012007-003").text
+    assert "<svg" in html and "<path" in html and "برنامه: ۳۵٪" in html
+    assert 'href="/visits?project=1305012007-003"' in html  # the social expert may record visits here
+    other = sqlite_store.client("social").get("/projects/1305012007-004").text
+    assert 'href="/visits?project=' not in other
+
+
+def test_a_reconciliation_runs_in_the_background_and_a_second_start_is_refused(console_store):
+    release = threading.Event()
+    progress_seen = threading.Event()
+
+    def slow_run(engine, settings, **kwargs):
+        kwargs["on_progress"]("waiting for the test")
+        progress_seen.set()
+        assert release.wait(30)
+        return reconcile.run(engine, settings, **kwargs)
+
+    app = console_store.app(reconcile_runner=slow_run)
+    tolfiq = console_store.client("tolfiq", app=app)
+    response = tolfiq.post("/reconcile", data={"csrf": csrf_of(tolfiq), "year": "1405", "as_of": "1405/09/04"})
+    assert response.status_code == 200 and "تطبیق آغاز شد" in response.text
+    assert progress_seen.wait(10)
+    page = tolfiq.get("/reconcile")
+    assert page.headers["refresh"] == "2" and "waiting for the test" in page.text
+    again = tolfiq.post("/reconcile", data={"csrf": csrf_of(tolfiq)})
+    assert "هنوز در حال اجراست" in again.text
+    release.set()
+    assert app.state.console.jobs.wait(60)
+    done = tolfiq.get("/reconcile")
+    job = app.state.console.jobs.last
+    assert job.state == "done" and job.result_years == [1405] and job.result_as_of == date(2026, 11, 25)
+    assert "refresh" not in done.headers and "پایان‌یافته" in done.text and "۴ آذر ۱۴۰۵" in done.text
+    with console_store.engine.connect() as conn:
+        acts = [a.action for a in recent_actions(conn, username="tolfiq")]
+    assert acts[:2] == ["reconcile_end", "reconcile"]
+
+
+def test_only_the_consolidation_group_starts_a_reconciliation(sqlite_store):
+    app = sqlite_store.app()
+    expert = sqlite_store.client("social", app=app)
+    response = expert.post("/reconcile", data={"csrf": csrf_of(expert)})
+    assert "با گروه تلفیق بودجه است" in response.text
+    assert app.state.console.jobs.last is None
+
+
+def test_a_bad_as_of_day_is_named_and_nothing_starts(sqlite_store):
+    app = sqlite_store.app()
+    tolfiq = sqlite_store.client("tolfiq", app=app)
+    response = tolfiq.post("/reconcile", data={"csrf": csrf_of(tolfiq), "as_of": "1405/13/40"})
+    assert "خوانا نیست" in response.text and app.state.console.jobs.last is None

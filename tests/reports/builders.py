@@ -119,3 +119,31 @@ class Province:
                                      county_id=county_id, first_found_on=date(2026, 10, 1),
                                      last_found_on=date(2026, 10, 1),
                                      updated_at=datetime(2026, 10, 1, tzinfo=timezone.utc)))
+
+
+def make_province(engine: Engine) -> Province:
+    """Three projects, one agreement and six deviations whose every figure tests/reports/test_model.py
+    states by hand: P-1 reported on time, P-2 missing its second quarter, P-3 cancelled, A-1 pending."""
+    p = Province(engine)
+    p.agency("305", "اداره کل راه و شهرسازی")
+    p.agency("118", "اداره کل آموزش و پرورش")
+    one = p.project("P-1", agency="305", county="اهواز", credits=((1000, 800, 600, 300), (200, 200, 100, 50)))
+    p.report(one, 1, 30, reported_on="1405/04/05", decided_on="1405/04/10")
+    p.report(one, 2, 40, reported_on="1405/07/05", decided_on="1405/07/12")
+    p.visit("P-1", "1405/06/20", 35)
+    two = p.project("P-2", agency="305", county="دزفول", targets=(10, 20, 30, 40), start=0,
+                    credits=((500, 400, 300, 100),))
+    p.report(two, 1, 10)  # no entry day: counts as entered on the quarter's last day
+    p.project("P-3", agency="401", county="اهواز", status="cancelled", credits=((100, 100, 100, 100),))
+    a = p.agreement("A-1", agency="118", county="دزفول", chapters=((500, 400, 300, 200), (100, 100, 50, 25)))
+    op = p.operation(a, "op-1", targets=(100, 100, 100, 100), unit_cost=2)
+    p.performance(op, 1, 90, 200, reported_on="1405/04/08", decided_on="1405/04/15")
+    p.performance(op, 2, 80, 180, status="pending", reported_on="1405/07/03")
+    p.deviation("progress_lag", "P-1", severity="minor")
+    p.deviation("missing_report", "P-2", severity="major", county="دزفول")
+    p.deviation("progress_lag", "P-9", severity="critical", status="dismissed")  # left out
+    p.deviation("progress_lag", "P-8", severity="critical", status="resolved")  # left out
+    p.deviation("progress_lag", "P-7", severity="critical", quarter=3)  # after the report's quarter
+    p.deviation("credit_inconsistency", "A-1", severity="major", quarter=0, kind="expense", agency="118",
+                county="دزفول")
+    return p

@@ -1,0 +1,129 @@
+"""The sign-off: archives are byte-stable, never rewritten, and `diff` names a changed figure
+without touching them. Hand-made province (tests/reports/test_model.py) on each backend."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from reconcile.settings import RoutingConfig
+from reports import archive
+from reports.archive import ReviewError, Settings
+from store.db import open_store
+from store.reviews import all_signoffs
+from tests.reports.builders import make_province
+
+NOW = datetime(2026, 11, 25, 7, 30, tzinfo=timezone.utc)  # 1405/09/04 in Tehran: Q2 of 1405 is closed
+ROUTING = RoutingConfig(agencies={"305": "infrastructure", "118": "social"})
+FILES = ("figures.json", "manifest.json", "report.html", "report.xlsx")
+
+
+def settings(folder: Path) -> Settings:
+    return Settings(folder, ROUTING, report_due_days=15, service_days=10)
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture
+def approved(engine, tmp_path):
+    make_province(engine)
+    entry = archive.approve(engine, 1405, 2, by="مریم احمدی", note="بدون ملاحظه", settings=settings(tmp_path / "a"),
+                            now=NOW)
+    return entry, Path(entry.archive_path)
+
+
+def test_approval_archives_the_reports_with_a_manifest_and_records_who_and_when(engine, approved):
+    entry, folder = approved
+    assert folder == Path(entry.archive_path) and folder.name == "1405-Q2"
+    assert sorted(p.name for p in folder.iterdir()) == list(FILES)
+    manifest = (folder / "manifest.json").read_bytes()
+    assert hashlib.sha256(manifest).hexdigest() == entry.manifest_sha256
+    listed = {f["name"]: f["sha256"] for f in json.loads(manifest)["files"]}
+    assert listed == {k: v for k, v in digests(folder).items() if k != "manifest.json"}
+    with engine.connect() as conn:
+        [stored] = all_signoffs(conn)
+    assert (stored.approved_by, stored.note, stored.approved_at, stored.manifest_sha256) == (
+        "مریم احمدی", "بدون ملاحظه", NOW, entry.manifest_sha256)
+    assert all(not (p.stat().st_mode & stat.S_IWUSR) for p in folder.iterdir())  # read-only
+    assert "بررسی نهایی گروه تلفیق: ۱۴۰۵/۰۹/۰۴" in (folder / "report.html").read_text(encoding="utf-8")
+
+
+def test_the_same_data_approved_in_another_store_gives_the_same_bytes(approved, tmp_path):
+    _, folder = approved
+    other = open_store(f"sqlite:///{tmp_path / 'other.db'}")
+    try:
+        make_province(other)
+        entry = archive.approve(other, 1405, 2, by="مریم احمدی", note="بدون ملاحظه", settings=settings(tmp_path / "b"),
+                                now=NOW)
+    finally:
+        other.dispose()
+    assert digests(Path(entry.archive_path)) == digests(folder)
+
+
+def test_an_approved_period_is_never_approved_or_written_again(engine, approved, tmp_path):
+    entry, folder = approved
+    before = digests(folder)
+    with pytest.raises(ReviewError, match="approved by مریم احمدی") as err:
+        archive.approve(engine, 1405, 2, by="دیگری", note=None, settings=settings(tmp_path / "a"), now=NOW)
+    assert err.value.exit_code == 3
+    assert digests(folder) == before
+
+
+def test_an_open_quarter_cannot_be_approved(engine, tmp_path):
+    make_province(engine)
+    with pytest.raises(ReviewError, match="not closed") as err:
+        archive.approve(engine, 1405, 3, by="مریم احمدی", note=None, settings=settings(tmp_path), now=NOW)
+    assert err.value.exit_code == 3
+    assert not (tmp_path / "archive").exists()
+
+
+def test_a_leftover_folder_is_not_overwritten(engine, tmp_path):
+    make_province(engine)
+    leftover = archive.folder(tmp_path, 1405, 2)
+    leftover.mkdir(parents=True)
+    with pytest.raises(ReviewError, match="already exists"):
+        archive.approve(engine, 1405, 2, by="مریم احمدی", note=None, settings=settings(tmp_path), now=NOW)
+    with engine.connect() as conn:
+        assert all_signoffs(conn) == []
+
+
+def test_diff_is_empty_on_unchanged_data_and_names_a_late_correction(engine, approved, tmp_path):
+    entry, folder = approved
+    assert archive.diff(engine, 1405, 2, settings=settings(tmp_path / "a"))[1] == []
+    before = digests(folder)
+    with engine.begin() as conn:  # the agency corrects P-1's second quarter on the portal: 40 -> 42
+        conn.execute(sa.text("UPDATE progress_report SET progress = 42 WHERE quarter = 2 AND project_year_id = "
+                             "(SELECT py.id FROM project_year py JOIN project p ON p.id = py.project_id "
+                             "WHERE p.code = 'P-1')"))
+    _, changes = archive.diff(engine, 1405, 2, settings=settings(tmp_path / "a"))
+    by_key = {c.key: (c.archived, c.now) for c in changes}
+    assert by_key["project/P-1/q2/reported"] == ("40", "42")
+    assert by_key["total/reported_progress"] == ("40", "42")
+    assert digests(folder) == before and archive.intact(entry)
+
+
+def test_diff_of_an_unapproved_period_says_so(engine, tmp_path):
+    make_province(engine)
+    with pytest.raises(ReviewError, match="not approved"):
+        archive.diff(engine, 1405, 1, settings=settings(tmp_path))
+
+
+def test_periods_show_their_state_and_an_altered_archive(engine, approved):
+    entry, folder = approved
+    states = {(p.fiscal_year, p.quarter): (p.state, p.intact) for p in archive.periods(engine, today=NOW.date())}
+    assert states == {(1405, 1): ("open", None), (1405, 2): ("approved", True), (1405, 3): ("not_closed", None),
+                      (1405, 4): ("not_closed", None)}
+    html = folder / "report.html"
+    os.chmod(html, stat.S_IRUSR | stat.S_IWUSR)
+    html.write_text(html.read_text(encoding="utf-8").replace("۴۰٪", "۹۰٪"), encoding="utf-8")
+    [period] = [p for p in archive.periods(engine, today=NOW.date()) if p.state == "approved"]
+    assert period.intact is False

@@ -1,0 +1,132 @@
+"""The Excel report read back with openpyxl: sheets, right to left, formats, text kept as text, and
+totals equal to sums a plain SQL query computes over the store (not the report code)."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+
+import openpyxl
+import pytest
+import sqlalchemy as sa
+
+from reconcile.settings import RoutingConfig
+from reports import excel
+from reports.model import Selection, build
+from tests.reports.conftest import AS_OF, FORMULA_TITLE
+
+SHEETS = ["گزارش", "شهرستان‌ها", "دستگاه‌ها", "گروه‌ها", "پروژه‌ها", "موافقتنامه‌ها", "انحرافات", "چرخه نظارت"]
+JALALI = re.compile(r"^[۰-۹]{4}/[۰-۹]{2}/[۰-۹]{2}$")
+
+CREDITS_BY_COUNTY = """
+SELECT county, SUM(approved), SUM(notified), SUM(allocated), SUM(absorbed), SUM(projects), SUM(agreements) FROM (
+  SELECT COALESCE(c.name, 'نامشخص') AS county, pc.approved, pc.notified, pc.allocated, pc.absorbed,
+         0 AS projects, 0 AS agreements
+    FROM project_credit pc JOIN project_year py ON py.id = pc.project_year_id LEFT JOIN county c ON c.id = py.county_id
+   WHERE py.fiscal_year = 1405 AND NOT py.gone
+  UNION ALL
+  SELECT COALESCE(c.name, 'نامشخص'), ec.approved, ec.notified, ec.allocated, ec.spent, 0, 0
+    FROM expense_credit ec JOIN expense_agreement ea ON ea.id = ec.agreement_id LEFT JOIN county c ON c.id = ea.county_id
+   WHERE ea.fiscal_year = 1405 AND NOT ea.gone
+  UNION ALL
+  SELECT COALESCE(c.name, 'نامشخص'), 0, 0, 0, 0, 1, 0
+    FROM project_year py LEFT JOIN county c ON c.id = py.county_id WHERE py.fiscal_year = 1405 AND NOT py.gone
+  UNION ALL
+  SELECT COALESCE(c.name, 'نامشخص'), 0, 0, 0, 0, 0, 1
+    FROM expense_agreement ea LEFT JOIN county c ON c.id = ea.county_id WHERE ea.fiscal_year = 1405 AND NOT ea.gone
+) AS figures GROUP BY county
+"""
+
+
+@pytest.fixture
+def workbook(simulated):
+    with simulated.connect() as conn:
+        report = build(conn, Selection(1405, 2, AS_OF), routing=RoutingConfig())
+    data = excel.render(report)
+    return openpyxl.load_workbook(io.BytesIO(data)), data, simulated
+
+
+def _rows(sheet) -> list[dict]:
+    header = [c.value for c in sheet[1]]
+    return [dict(zip(header, row)) for row in sheet.iter_rows(min_row=2, values_only=True)]
+
+
+def _column(sheet, header: str) -> int:
+    return [c.value for c in sheet[1]].index(header) + 1
+
+
+def test_every_sheet_reads_right_to_left_with_a_frozen_filtered_header(workbook):
+    book, _, _ = workbook
+    assert book.sheetnames == SHEETS
+    for sheet in book.worksheets:
+        assert sheet.sheet_view.rightToLeft, sheet.title
+        assert sheet.auto_filter.ref, sheet.title
+        if sheet.title != "گزارش":
+            assert sheet.freeze_panes == "A2", sheet.title
+            assert sheet.cell(1, 1).font.b, sheet.title
+
+
+def test_county_totals_equal_a_plain_sql_sum_over_the_store(workbook):
+    book, _, engine = workbook
+    with engine.connect() as conn:
+        expected = {row[0]: [float(v or 0) for v in row[1:]] for row in conn.execute(sa.text(CREDITS_BY_COUNTY))}
+    sheet = book["شهرستان‌ها"]
+    columns = ["اعتبار مصوب (میلیون ریال)", "اعتبار ابلاغی (میلیون ریال)", "تخصیص (میلیون ریال)",
+               "جذب (میلیون ریال)", "پروژه‌ها", "موافقتنامه‌ها"]
+    found = {row["شهرستان"]: [row[c] for c in columns] for row in _rows(sheet) if row["شهرستان"]}
+    total = found.pop("جمع")
+    assert set(found) == set(expected)
+    for county, figures in expected.items():
+        assert found[county] == pytest.approx(figures, rel=1e-12), county
+    assert total == pytest.approx([sum(f[i] for f in expected.values()) for i in range(6)], rel=1e-12)
+    assert total[0] > 0 and total[4] >= 40 and total[5] >= 25
+
+
+def test_amounts_and_percentages_are_numbers_with_formats(workbook):
+    book, _, _ = workbook
+    counties = book["شهرستان‌ها"]
+    amount = counties.cell(2, _column(counties, "جذب (میلیون ریال)"))
+    ratio = counties.cell(2, _column(counties, "نسبت جذب به تخصیص"))
+    assert isinstance(amount.value, (int, float)) and amount.number_format == "#,##0"
+    assert isinstance(ratio.value, float) and 0 <= ratio.value <= 1.5 and ratio.number_format == "0.0%"
+    projects = book["پروژه‌ها"]
+    target = next(c for c in projects.iter_cols(min_col=_column(projects, "پیشرفت برنامه‌ای"), max_col=_column(
+        projects, "پیشرفت برنامه‌ای"), min_row=2) for c in c if c.value is not None)
+    assert target.number_format == "0.0%" and 0 <= target.value <= 1  # points written as a fraction
+
+
+def test_jalali_dates_are_text_beside_an_iso_column(workbook):
+    book, _, _ = workbook
+    projects = book["پروژه‌ها"]
+    jalali, iso = _column(projects, "تاریخ ثبت گزارش"), _column(projects, "تاریخ ثبت (ISO)")
+    dated = [(projects.cell(r, jalali).value, projects.cell(r, iso).value) for r in range(2, projects.max_row + 1)
+             if projects.cell(r, jalali).value]
+    assert dated
+    for shown, sortable in dated:
+        assert JALALI.match(shown) and re.match(r"^\d{4}-\d{2}-\d{2}$", sortable)
+
+
+def test_a_formula_looking_title_stays_text(workbook):
+    book, _, _ = workbook
+    projects = book["پروژه‌ها"]
+    title = _column(projects, "عنوان")
+    cells = [projects.cell(r, title) for r in range(2, projects.max_row + 1)
+             if projects.cell(r, 1).value == "X-FORMULA"]
+    assert cells and all(c.value == FORMULA_TITLE and c.data_type == "s" for c in cells)
+
+
+def test_deviations_listed_are_those_standing_in_the_store(workbook):
+    book, _, engine = workbook
+    with engine.connect() as conn:
+        standing = conn.execute(sa.text(
+            "SELECT COUNT(*) FROM deviation WHERE fiscal_year = 1405 AND quarter <= 2 "
+            "AND status IN ('open', 'acknowledged')")).scalar_one()
+    assert standing > 0
+    assert len(_rows(book["انحرافات"])) == standing
+
+
+def test_native_charts_are_in_the_workbook(workbook):
+    _, data, _ = workbook
+    charts = [n for n in zipfile.ZipFile(io.BytesIO(data)).namelist() if n.startswith("xl/charts/chart")]
+    assert len(charts) == 3

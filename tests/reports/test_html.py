@@ -1,0 +1,105 @@
+"""The HTML report in headless Chromium: right to left, charts drawn, nothing fetched, no console
+errors, portal text shown as text, Persian figures, A4 landscape when printed. Screenshots go to
+artifacts/screenshots/ for a person to look at."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import sqlalchemy as sa
+
+from reconcile.settings import RoutingConfig
+from reports import html
+from reports.model import Selection, build
+from tests.browser import browser_page, screenshot_path
+from tests.reports.conftest import AS_OF, MARKUP_TITLE
+
+
+@pytest.fixture
+def page_file(simulated, tmp_path, request):
+    with simulated.connect() as conn:
+        report = build(conn, Selection(1405, 2, AS_OF), routing=RoutingConfig(agencies={"305": "infrastructure"}))
+    path = tmp_path / "report.html"
+    path.write_text(html.render(report), encoding="utf-8")
+    return path, request.node.callspec.id
+
+
+def _open(page, path, fetched: list[str]):
+    page.on("request", lambda r: fetched.append(r.url))
+    page.goto(path.as_uri())
+    page.wait_for_load_state("load")
+
+
+def test_the_report_draws_its_charts_without_errors_or_fetching_anything(page_file):
+    path, backend = page_file
+    fetched: list[str] = []
+    with browser_page() as (page, errors):
+        _open(page, path, fetched)
+        assert page.locator("html").get_attribute("dir") == "rtl"
+        assert page.locator("html").get_attribute("lang") == "fa"
+        charts = page.locator("figure.chart svg")
+        assert charts.count() == 3
+        for i in range(charts.count()):
+            box = charts.nth(i).bounding_box()
+            assert box and box["width"] > 300 and box["height"] > 100
+            bars = charts.nth(i).locator("rect")
+            assert bars.count() > 0
+            first = bars.first.bounding_box()
+            assert first and first["width"] > 0 and first["height"] > 0
+        page.screenshot(path=screenshot_path(f"report-summary-{backend}"))
+        page.locator("figure.chart").first.screenshot(path=screenshot_path(f"report-chart-progress-{backend}"))
+        page.locator("#cycle").screenshot(path=screenshot_path(f"report-cycle-{backend}"))
+        assert errors == []
+    assert fetched == [path.as_uri()]  # self-contained: the page itself and nothing else
+
+
+def test_portal_text_is_shown_as_text_never_run(page_file):
+    path, _ = page_file
+    with browser_page() as (page, errors):
+        _open(page, path, [])
+        assert page.evaluate("window.__injected") is None
+        assert page.locator("img").count() == 0
+        assert page.get_by_text(MARKUP_TITLE, exact=True).count() == 2  # one row per quarter
+        assert errors == []
+
+
+def test_figures_use_persian_digits_and_separators(page_file):
+    path, _ = page_file
+    with browser_page() as (page, _errors):
+        _open(page, path, [])
+        cells = page.locator("#summary td.n").all_inner_texts()
+        assert cells and not any(re.search(r"[0-9]", c) for c in cells)
+        total = page.locator("#summary tr.total").first.inner_text()
+        assert "٬" in total and "٪" in total
+
+
+def test_it_prints_on_a4_landscape(page_file, tmp_path):
+    path, _ = page_file
+    with browser_page() as (page, _errors):
+        _open(page, path, [])
+        pdf = page.pdf(prefer_css_page_size=True)
+    sizes = {tuple(round(float(v)) for v in m) for m in re.findall(rb"/MediaBox \[0 0 ([\d.]+) ([\d.]+)\]", pdf)}
+    assert sizes == {(842, 595)}  # A4 landscape in points
+
+
+def test_a_projects_s_curve_draws_planned_and_reported_lines(simulated, tmp_path, request):
+    with simulated.connect() as conn:
+        code = conn.execute(sa.text(
+            "SELECT p.code FROM project p JOIN project_year py ON py.project_id = p.id "
+            "JOIN progress_report r ON r.project_year_id = py.id GROUP BY p.code HAVING COUNT(*) >= 2 "
+            "ORDER BY p.code")).scalars().first()
+        page_html = html.render_project(conn, code)
+    path = tmp_path / "project.html"
+    path.write_text(page_html, encoding="utf-8")
+    with browser_page() as (page, errors):
+        _open(page, path, [])
+        lines = page.locator("svg polyline")
+        assert lines.count() == 2
+        for i in range(2):
+            box = lines.nth(i).bounding_box()
+            assert box and box["width"] > 100
+        assert page.locator("svg circle").count() >= 6  # four targets, two reports at least
+        assert code in page.locator("h1").inner_text()
+        page.screenshot(path=screenshot_path(f"report-project-{request.node.callspec.id}"))
+        assert errors == []

@@ -22,7 +22,7 @@ import os
 import shutil
 import stat
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -141,7 +141,7 @@ def render_files(report: Report) -> dict[str, bytes]:
 def manifest(files: dict[str, bytes], entry: Signoff) -> bytes:
     return _json({
         "fiscal_year": entry.fiscal_year, "quarter": entry.quarter, "approved_by": entry.approved_by,
-        "approved_at": entry.approved_at.astimezone(timezone.utc).isoformat(), "note": entry.note,
+        "approved_at": entry.approved_at.astimezone(UTC).isoformat(), "note": entry.note,
         "as_of": entry.as_of.isoformat(),
         "files": [{"name": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
                   for name, data in sorted(files.items())],
@@ -169,7 +169,7 @@ def approve(engine: Engine, fiscal_year: int, quarter: int, *, by: str, note: st
     by, note = (by or "").strip(), (note or "").strip() or None
     if not by:
         raise ReviewError("say who approves (--by NAME)", 2)
-    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    now = (now or datetime.now(UTC)).astimezone(UTC)
     as_of = tehran_day(now)
     if not 1 <= quarter <= 4:
         raise ReviewError(f"--quarter {quarter}: use 1, 2, 3 or 4", 2)

@@ -116,8 +116,13 @@ def s_curve(title: str, quarters: Sequence[tuple[int, int]], planned: Sequence[D
     left, right, top, bottom = 60, WIDTH - 30, TOP, 360
     height = bottom + 60
     count = max(len(quarters) - 1, 1)
-    x_of = lambda i: left + (right - left) * i / count  # noqa: E731
-    y_of = lambda v: bottom - (bottom - top) * float(v) / 100  # noqa: E731
+
+    def x_of(i: int) -> float:
+        return left + (right - left) * i / count
+
+    def y_of(value) -> float:
+        return bottom - (bottom - top) * float(value) / 100
+
     grid, labels = [], []
     for tick in range(0, 101, 20):
         grid.append(Line(left, y_of(tick), right, y_of(tick)))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, timezone
+from datetime import UTC, date
 from decimal import Decimal
 from typing import Any
 
@@ -24,7 +24,13 @@ from foundation import present
 from foundation.vocabulary import SEVERITIES
 from reports.cycle import Step
 from reports.model import Report, Totals
-from reports.text import FORECAST_WORDS, REPORT_TITLE, STEP_WORDS, filters_text, period_text
+from reports.text import (
+    FORECAST_WORDS,
+    REPORT_TITLE,
+    STEP_WORDS,
+    filters_text,
+    period_text,
+)
 
 FONT = "Tahoma"  # on the experts' Windows machines; Excel substitutes where missing
 
@@ -42,7 +48,7 @@ class _Book:
         self.buffer = io.BytesIO()
         self.book = xlsxwriter.Workbook(self.buffer, {"in_memory": True, "strings_to_formulas": False,
                                                       "strings_to_urls": False, "strings_to_numbers": False})
-        created = report.generated_at.astimezone(timezone.utc).replace(tzinfo=None)
+        created = report.generated_at.astimezone(UTC).replace(tzinfo=None)
         self.book.set_properties({"title": REPORT_TITLE, "subject": period_text(report.selection),
                                   "author": "budgetwatch", "created": created})
         base = {"font_name": FONT, "font_size": 10, "valign": "top"}

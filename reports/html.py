@@ -20,7 +20,14 @@ from reports import charts
 from reports.cycle import Step
 from reports.forecast import Forecast, Point, forecast
 from reports.model import Report, ReportError
-from reports.text import FORECAST_WORDS, PROJECT_TITLE, REPORT_TITLE, STEP_WORDS, filters_text, period_text
+from reports.text import (
+    FORECAST_WORDS,
+    PROJECT_TITLE,
+    REPORT_TITLE,
+    STEP_WORDS,
+    filters_text,
+    period_text,
+)
 from store import reporting
 
 TEMPLATES = Path(__file__).parent / "templates"

@@ -15,7 +15,7 @@ cycle per agency and quarter.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -332,6 +332,10 @@ def _deviations(conn: Connection, scope: _Scope) -> tuple[list[DeviationRow], li
     return rows, [(kind, rule, counts) for (kind, rule), counts in sorted(by_rule.items())]
 
 
+def _sorted(rows: dict[str, Totals]) -> list[Totals]:
+    return [rows[key] for key in sorted(rows)]
+
+
 def build(conn: Connection, selection: Selection, *, routing: RoutingConfig, report_due_days: int = 15,
           service_days: int = SERVICE_DAYS, reviews: Mapping[int, date] | None = None,
           generated_at: datetime | None = None) -> Report:
@@ -348,10 +352,9 @@ def build(conn: Connection, selection: Selection, *, routing: RoutingConfig, rep
     cycle = cycle_rows(selection.year, submissions, agency_names=scope.names, group_of=scope.group,
                        reviewed_on=reviews or {}, as_of=selection.as_of,
                        service_days=service_days)
-    ordered: Callable[[dict[str, Totals]], list[Totals]] = lambda rows: [rows[k] for k in sorted(rows)]  # noqa: E731
     groups = [scope.by_group[g] for g in GROUPS if g in scope.by_group]
     return Report(selection, generated_at or datetime.now().astimezone(), service_days, scope.total,
-                  ordered(scope.by_county), ordered(scope.by_agency), groups, projects, operations, rule_counts,
+                  _sorted(scope.by_county), _sorted(scope.by_agency), groups, projects, operations, rule_counts,
                   deviations, cycle, (reviews or {}).get(selection.quarter))
 
 

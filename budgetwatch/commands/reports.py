@@ -16,7 +16,13 @@ from rich.table import Table
 
 from budgetwatch.app import UserError, app, console, context, err_console
 from budgetwatch.commands.reconcile import _day, _split
-from foundation.jalali import format_jalali, is_quarter_closed, quarter_end, quarter_of, today_tehran
+from foundation.jalali import (
+    format_jalali,
+    is_quarter_closed,
+    quarter_end,
+    quarter_of,
+    today_tehran,
+)
 from foundation.persian import to_ascii_digits
 from foundation.vocabulary import GROUPS
 from reports import archive, excel, html

@@ -6,7 +6,7 @@ simulated sync has filled. Days are Jalali text ('1405/04/05') or ISO.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from sqlalchemy.engine import Engine
@@ -17,7 +17,7 @@ from foundation.persian import text_key
 from store import models as m
 
 
-def D(value) -> Decimal | None:  # noqa: N802 - reads like a literal
+def D(value) -> Decimal | None:
     return None if value is None else Decimal(str(value))
 
 
@@ -118,7 +118,7 @@ class Province:
                                      severity=severity, status=status, message=message, agency_code=agency,
                                      county_id=county_id, first_found_on=date(2026, 10, 1),
                                      last_found_on=date(2026, 10, 1),
-                                     updated_at=datetime(2026, 10, 1, tzinfo=timezone.utc)))
+                                     updated_at=datetime(2026, 10, 1, tzinfo=UTC)))
 
 
 def make_province(engine: Engine) -> Province:

@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import stat
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,7 @@ from store.db import open_store
 from store.reviews import all_signoffs
 from tests.reports.builders import make_province
 
-NOW = datetime(2026, 11, 25, 7, 30, tzinfo=timezone.utc)  # 1405/09/04 in Tehran: Q2 of 1405 is closed
+NOW = datetime(2026, 11, 25, 7, 30, tzinfo=UTC)  # 1405/09/04 in Tehran: Q2 of 1405 is closed
 ROUTING = RoutingConfig(agencies={"305": "infrastructure", "118": "social"})
 FILES = ("figures.json", "manifest.json", "report.html", "report.xlsx")
 
@@ -70,7 +70,7 @@ def test_the_same_data_approved_in_another_store_gives_the_same_bytes(approved, 
 
 
 def test_an_approved_period_is_never_approved_or_written_again(engine, approved, tmp_path):
-    entry, folder = approved
+    _, folder = approved
     before = digests(folder)
     with pytest.raises(ReviewError, match="approved by مریم احمدی") as err:
         archive.approve(engine, 1405, 2, by="دیگری", note=None, settings=settings(tmp_path / "a"), now=NOW)
@@ -118,7 +118,7 @@ def test_diff_of_an_unapproved_period_says_so(engine, tmp_path):
 
 
 def test_periods_show_their_state_and_an_altered_archive(engine, approved):
-    entry, folder = approved
+    _, folder = approved
     states = {(p.fiscal_year, p.quarter): (p.state, p.intact) for p in archive.periods(engine, today=NOW.date())}
     assert states == {(1405, 1): ("open", None), (1405, 2): ("approved", True), (1405, 3): ("not_closed", None),
                       (1405, 4): ("not_closed", None)}

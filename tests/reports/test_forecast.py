@@ -7,7 +7,7 @@ from decimal import Decimal
 from reports.forecast import Point, forecast
 
 
-def P(year: int, quarter: int, progress) -> Point:  # noqa: N802
+def P(year: int, quarter: int, progress) -> Point:
     return Point(year, quarter, Decimal(str(progress)))
 
 

@@ -8,11 +8,11 @@ Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-03 09:00:00
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import store.models
+from alembic import op
 
+import store.models
 
 revision = '0006'
 down_revision = '0005'

@@ -125,9 +125,9 @@ class InFlight:
 
     A sync queues a hundred detail reads ahead of the list. With a first-come semaphore the next
     list page would wait behind all of them, and the detail queue would run dry while it does:
-    the slots idle for one list round trip per page (measured: 13 % of a Nezarat-4 sync's wall
-    time). Urgent requests (logins, list pages) are few and sequential, so they cannot starve the
-    detail reads.
+    the slots idle for one list round trip per page (a large share of a Nezarat-4 sync's wall time:
+    docs/benchmarks.md, figures behind the comments). Urgent requests (logins, list pages) are few
+    and sequential, so they cannot starve the detail reads.
     """
 
     def __init__(self, limit: int) -> None:

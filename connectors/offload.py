@@ -3,7 +3,7 @@
 Reading a page (an HTML tree, then canonical values) costs milliseconds of CPU. On the event loop
 that time is taken from the I/O: at a few dozen answers a second the loop saturates and requests
 wait for it rather than for the portal. A :class:`PageReader` runs the reading in worker processes
-instead, so the loop only does I/O; with ``workers=0`` it reads on the loop, as before.
+instead, so the loop only does I/O; with ``workers=0`` it reads on the loop.
 
 * What it runs is a module-level function (pickled by name) of picklable arguments, returning a
   picklable value, with no side effects: a page reads the same wherever it is read. Exceptions come
@@ -14,9 +14,9 @@ instead, so the loop only does I/O; with ``workers=0`` it reads on the loop, as 
   while a job is handed over. A worker reads its job while the loop goes on with the I/O.
 * Start-up: the workers are forked by multiprocessing's forkserver (safe when the parent process
   runs threads; "spawn" where there is no forkserver), which imports the ``preload`` modules once
-  per process; the first start of the forkserver takes a few hundred ms and is waited for in a
-  helper thread, later workers start in ~20 ms. Until a worker has said
-  it is ready, pages are read on the loop, so starting never delays a run.
+  per process; the first start of the forkserver is slow (it imports them) and is waited for in
+  a helper thread, later workers start quickly. Until a worker has said it is ready, pages are
+  read on the loop, so starting never delays a run.
 * A worker that dies (killed, crashed) ends the pool with a warning; pages are then read on the
   loop, including those it had been given.
 * Workers ignore SIGINT (the parent handles Ctrl-C and closes the pool) and exit when their job

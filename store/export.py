@@ -43,6 +43,25 @@ def _num(value: Any) -> Decimal | None:
     return Decimal(value).normalize() + Decimal(0)  # normalise: 45.5000 -> 45.5, keeps exactness
 
 
+def _chunks(conn: Connection, query: sa.Select, year_column: sa.Column, year: int | None
+            ) -> Iterator[tuple[list, list[int]]]:
+    """The rows of ``query`` (of the year, when given), CHUNK at a time, with their ids."""
+    if year is not None:
+        query = query.where(year_column == year)
+    rows = conn.execute(query).mappings()
+    while chunk := rows.fetchmany(CHUNK):
+        yield chunk, [r["id"] for r in chunk]
+
+
+def _children(conn: Connection, table: sa.Table, parent: str, ids: list[int]) -> dict[int, list]:
+    """The rows of ``table`` whose ``parent`` column is among ``ids``, by parent id."""
+    found: dict[int, list] = defaultdict(list)
+    for start in range(0, len(ids), CHUNK):
+        for row in conn.execute(sa.select(table).where(table.c[parent].in_(ids[start : start + CHUNK]))).mappings():
+            found[row[parent]].append(row)
+    return found
+
+
 def export_projects(conn: Connection, year: int | None = None) -> Iterator[dict[str, Any]]:
     py, p, plan, ag, co = (ProjectYear.__table__, Project.__table__, Plan.__table__, Agency.__table__, County.__table__)
     query = (
@@ -54,17 +73,9 @@ def export_projects(conn: Connection, year: int | None = None) -> Iterator[dict[
         .outerjoin(co, co.c.id == py.c.county_id)
         .order_by(p.c.code, py.c.fiscal_year)
     )
-    if year is not None:
-        query = query.where(py.c.fiscal_year == year)
-    rows = conn.execute(query).mappings()
-    while chunk := rows.fetchmany(CHUNK):
-        ids = [r["id"] for r in chunk]
-        credits: dict[int, list] = defaultdict(list)
-        for c in conn.execute(sa.select(ProjectCredit.__table__).where(ProjectCredit.__table__.c.project_year_id.in_(ids))).mappings():
-            credits[c["project_year_id"]].append(c)
-        reports: dict[int, list] = defaultdict(list)
-        for r in conn.execute(sa.select(ProgressReport.__table__).where(ProgressReport.__table__.c.project_year_id.in_(ids))).mappings():
-            reports[r["project_year_id"]].append(r)
+    for chunk, ids in _chunks(conn, query, py.c.fiscal_year, year):
+        credits = _children(conn, ProjectCredit.__table__, "project_year_id", ids)
+        reports = _children(conn, ProgressReport.__table__, "project_year_id", ids)
         for r in chunk:
             targets = {str(q): _num(r[f"target_q{q}"]) for q in range(1, 5) if r[f"target_q{q}"] is not None}
             yield {
@@ -99,23 +110,10 @@ def export_agreements(conn: Connection, year: int | None = None) -> Iterator[dic
         .outerjoin(co, co.c.id == ea.c.county_id)
         .order_by(ea.c.agreement_no, ea.c.fiscal_year)
     )
-    if year is not None:
-        query = query.where(ea.c.fiscal_year == year)
-    rows = conn.execute(query).mappings()
-    while chunk := rows.fetchmany(CHUNK):
-        ids = [r["id"] for r in chunk]
-        credits: dict[int, list] = defaultdict(list)
-        for c in conn.execute(sa.select(ec).where(ec.c.agreement_id.in_(ids))).mappings():
-            credits[c["agreement_id"]].append(c)
-        operations: dict[int, list] = defaultdict(list)
-        op_ids = []
-        for o in conn.execute(sa.select(op).where(op.c.agreement_id.in_(ids))).mappings():
-            operations[o["agreement_id"]].append(o)
-            op_ids.append(o["id"])
-        performance: dict[int, list] = defaultdict(list)
-        for start in range(0, len(op_ids), CHUNK):
-            for x in conn.execute(sa.select(perf).where(perf.c.operation_id.in_(op_ids[start : start + CHUNK]))).mappings():
-                performance[x["operation_id"]].append(x)
+    for chunk, ids in _chunks(conn, query, ea.c.fiscal_year, year):
+        credits = _children(conn, ec, "agreement_id", ids)
+        operations = _children(conn, op, "agreement_id", ids)
+        performance = _children(conn, perf, "operation_id", [o["id"] for ops in operations.values() for o in ops])
         for r in chunk:
             yield {
                 "agreement_no": r["agreement_no"], "fiscal_year": r["fiscal_year"], "agency_code": r["agency_code"],

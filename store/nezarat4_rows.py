@@ -27,8 +27,8 @@ from store.models import (
     ProjectYear,
     RejectedRecord,
 )
-from store.reference_rows import county_id, ensure_agencies, ensure_counties, ensure_plans
-from store.upsert import Changes, T, WriteCounts, by_index, mark_gone, merge_rows, select_existing, upsert
+from store.reference_rows import county_id, ensure_counties, ensure_plans, start_batch
+from store.upsert import T, WriteCounts, mark_gone, merge_rows, select_existing, upsert
 
 # What a sync of Nezarat-4 writes (store.db.refresh_statistics is given these after a run)
 TABLES_WRITTEN: tuple[sa.Table, ...] = tuple(
@@ -51,9 +51,7 @@ def save_project_details(conn: Connection, run_id: int, details: Sequence[Projec
     counts = WriteCounts()
     if not details:
         return counts
-    changes = Changes(run_id)
-    by_index(conn)
-    ensure_agencies(conn, {d.agency_code: d.agency_name for d in details})
+    changes = start_batch(conn, run_id, {d.agency_code: d.agency_name for d in details})
     ensure_plans(conn, {d.plan_code: d.plan_title for d in details if d.plan_code})
     county_ids = ensure_counties(conn, ((d.county, None) for d in details))
 

@@ -15,7 +15,16 @@ from sqlalchemy.engine import Connection
 
 from foundation.persian import text_key
 from store.models import Agency, County, Plan
-from store.upsert import T, select_existing, upsert
+from store.upsert import Changes, T, by_index, select_existing, upsert
+
+
+def start_batch(conn: Connection, run_id: int, agencies: dict[str, str]) -> Changes:
+    """Begin writing a batch of either portal: lookups by index (store.upsert.by_index), the
+    agencies it names (code -> name) stored, and the change log its rows will be written with."""
+    changes = Changes(run_id)
+    by_index(conn)
+    ensure_agencies(conn, agencies)
+    return changes
 
 
 def ensure_agencies(conn: Connection, agencies: dict[str, str]) -> None:

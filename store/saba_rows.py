@@ -27,8 +27,8 @@ from store.models import (
     OperationPerformance,
     RejectedRecord,
 )
-from store.reference_rows import county_id, ensure_agencies, ensure_counties
-from store.upsert import Changes, T, by_index, mark_gone, merge_rows, select_existing
+from store.reference_rows import county_id, ensure_counties, start_batch
+from store.upsert import T, mark_gone, merge_rows, select_existing
 
 # What a sync of SABA writes (store.db.refresh_statistics is given these after a run)
 TABLES_WRITTEN: tuple[sa.Table, ...] = tuple(
@@ -61,9 +61,7 @@ def save_agreements(conn: Connection, run_id: int, records: Sequence[ExpenseAgre
     saved = AgreementsSaved()
     if not records:
         return saved
-    changes = Changes(run_id)
-    by_index(conn)
-    ensure_agencies(conn, {r.agency_code: r.agency_name for r in records})
+    changes = start_batch(conn, run_id, {r.agency_code: r.agency_name for r in records})
     county_ids = ensure_counties(conn, ((r.county_name, r.county_code) for r in records if r.county_name))
     rows = [dict(
         agreement_no=r.agreement_no, fiscal_year=r.fiscal_year, portal_id=r.portal_id, agency_code=r.agency_code,
@@ -112,8 +110,7 @@ def save_agreement_details(conn: Connection, run_id: int, details: Sequence[tupl
     """
     if not details:
         return 0, set()
-    changes = Changes(run_id)
-    by_index(conn)
+    changes = start_batch(conn, run_id, {})  # the agreements, and their agencies, are stored
     agreements = T(ExpenseAgreement)
     label = {
         row.id: f"{row.agreement_no}/{row.fiscal_year}"

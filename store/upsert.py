@@ -141,7 +141,7 @@ def by_index(conn: Connection) -> None:
     (never analyzed: a first sync; autovacuum late, or off as on the test server) it assumes each
     value of ``col IN (…)`` matches 0.5 % of the table, so a lookup of 25–400 keys looks like a
     large share of it and is planned as a sequential scan, and each batch costs as much as the store
-    is large (measured: 0.5 → 4.4 ms per lookup while 12,000 project-years were saved).
+    is large (docs/benchmarks.md, session 4 and the figures behind the comments).
     ``SET LOCAL`` lasts until the caller's transaction ends (see the module docstring); a statement
     no index can answer is still run, by a scan.
     """

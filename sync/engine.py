@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -44,22 +45,6 @@ from sync.sources import source_sync
 log = logging.getLogger(__name__)
 
 
-def run_sync(
-    engine: Engine,
-    sources: SourcesConfig,
-    names: Sequence[Source] = SOURCES,
-    *,
-    full: bool = False,
-    years: Sequence[int] | None = None,
-    observer: SyncObserver | None = None,
-    client_factory: ClientFactory | None = None,
-) -> list[SourceOutcome]:
-    """Sync the named sources side by side; returns one outcome per source, in the order named."""
-    return asyncio.run(
-        sync_sources(engine, sources, names, full=full, years=years, observer=observer, client_factory=client_factory)
-    )
-
-
 async def sync_sources(
     engine: Engine,
     sources: SourcesConfig,
@@ -70,8 +55,13 @@ async def sync_sources(
     observer: SyncObserver | None = None,
     client_factory: ClientFactory | None = None,
 ) -> list[SourceOutcome]:
-    """:func:`run_sync` on a running event loop. Cancelling it ends each running source's run as
-    ``interrupted``: nothing half-done is committed and the locks are released."""
+    """Sync the named sources side by side; one outcome per source, in the order named.
+
+    ``full`` re-reads everything and marks what is no longer listed as gone; ``years`` overrides
+    each source's configured fiscal years; ``client_factory(source)`` gives the connector client
+    (tests inject transports). Cancelling this coroutine ends each running source's run as
+    ``interrupted``: nothing half-done is committed and the locks are released.
+    """
     observer = observer or SyncObserver()
     jobs = [
         SourceRun(engine, sources, source_sync(name), full=full, years=years, observer=observer,
@@ -81,6 +71,13 @@ async def sync_sources(
     outcomes = list(await asyncio.gather(*jobs))
     await asyncio.to_thread(_refresh_statistics, engine, outcomes)
     return outcomes
+
+
+def run_sync(engine: Engine, sources: SourcesConfig, names: Sequence[Source] = SOURCES,
+             **options: Any) -> list[SourceOutcome]:
+    """:func:`sync_sources` in an event loop of its own; ``options`` are its keyword arguments
+    (``full``, ``years``, ``observer``, ``client_factory``)."""
+    return asyncio.run(sync_sources(engine, sources, names, **options))
 
 
 def _refresh_statistics(engine: Engine, outcomes: Sequence[SourceOutcome]) -> None:

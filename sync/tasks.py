@@ -87,11 +87,11 @@ class DetailReads:
 class Batches:
     """Details committed BATCH at a time, each batch one transaction, in a writer thread.
 
-    Committing a batch takes tens of milliseconds (docs/benchmarks.md). On the event loop that
-    time would hold back every answer arriving meanwhile while the request slots idle; in a thread
-    the loop goes on (the database driver releases the GIL while it works, and Python work shares
-    it in 5 ms slices). One batch is written at a time; the task that filled a batch waits for its
-    commit, so the details in flight stay bounded. What a batch wrote is counted on the loop, also
+    Committing a batch takes tens of milliseconds (docs/benchmarks.md, figures behind the
+    comments). On the event loop that time would hold back every answer arriving meanwhile while
+    the request slots idle; in a thread the loop goes on (the database driver releases the GIL
+    while it works, and Python work shares it in 5 ms slices). One batch is written at a time; the
+    task that filled a batch waits for its commit, so the details in flight stay bounded. What a batch wrote is counted on the loop, also
     when the task that waited for it was cancelled (the thread cannot be stopped: its batch is
     committed whole or not at all). A batch that fails to commit is recorded in ``failure``, which
     stops the source; :meth:`close` commits the rest and waits for every batch, so the high-water

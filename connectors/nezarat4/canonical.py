@@ -177,37 +177,36 @@ def list_page(raw: pages.ListPage, fiscal_year: int, page_no: int) -> ProjectLis
 # --- project detail -----------------------------------------------------------------------------
 
 
+# ProjectDetail's identity fields: the span of table#tblInfo each is read from, and how
+_IDENTITY: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "project_code": ("lblProjectCode", parse_code),
+    "title": ("lblProjectTitle", require_text),
+    "plan_code": ("lblPlanCode", _optional_code),
+    "plan_title": ("lblPlanTitle", clean_text),
+    "agency_code": ("lblAgencyCode", parse_code),
+    "agency_name": ("lblAgencyName", require_text),
+    "county": ("lblCounty", canonical_county),
+    "location": ("lblLocation", clean_text),
+    "start_year": ("lblStartYear", parse_int),
+    "end_year": ("lblEndYear", parse_int),
+    "total_cost": ("lblTotalCost", _amount),
+    "progress_at_year_start": ("lblProgressAtYearStart", _percent),
+    "agreement_no": ("lblAgreementNo", _optional_code),
+    "agreement_date": ("lblAgreementDate", parse_jalali_date),
+    "agreement_status": ("lblAgreementStatus", _status(AGREEMENT_STATUSES, "agreement status")),
+    "last_modified": ("lblLastModified", _required(parse_jalali_datetime)),
+}
+_CREDIT_AMOUNTS = ("approved", "notified", "allocated", "absorbed")  # an empty cell is 0
+
+
 def _identity(spans: dict[str, str]) -> dict[str, Any]:
     """tblInfo -> ProjectDetail's identity fields; raises _Unreadable (the whole page is rejected)."""
-    return dict(
-        project_code=_read(spans, "lblProjectCode", parse_code),
-        title=_read(spans, "lblProjectTitle", require_text),
-        plan_code=_read(spans, "lblPlanCode", _optional_code),
-        plan_title=_read(spans, "lblPlanTitle", clean_text),
-        agency_code=_read(spans, "lblAgencyCode", parse_code),
-        agency_name=_read(spans, "lblAgencyName", require_text),
-        county=_read(spans, "lblCounty", canonical_county),
-        location=_read(spans, "lblLocation", clean_text),
-        start_year=_read(spans, "lblStartYear", parse_int),
-        end_year=_read(spans, "lblEndYear", parse_int),
-        total_cost=_read(spans, "lblTotalCost", _amount),
-        progress_at_year_start=_read(spans, "lblProgressAtYearStart", _percent),
-        agreement_no=_read(spans, "lblAgreementNo", _optional_code),
-        agreement_date=_read(spans, "lblAgreementDate", parse_jalali_date),
-        agreement_status=_read(spans, "lblAgreementStatus",
-                               _status(AGREEMENT_STATUSES, "agreement status")),
-        last_modified=_read(spans, "lblLastModified", _required(parse_jalali_datetime)),
-    )
+    return {name: _read(spans, span, read) for name, (span, read) in _IDENTITY.items()}
 
 
 def _credit_row(c: dict[str, str]) -> CreditRow:
-    return CreditRow(
-        source=_read(c, "source", require_text),
-        approved=_read(c, "approved", _zero_if_empty),
-        notified=_read(c, "notified", _zero_if_empty),
-        allocated=_read(c, "allocated", _zero_if_empty),
-        absorbed=_read(c, "absorbed", _zero_if_empty),
-    )
+    return CreditRow(source=_read(c, "source", require_text),
+                     **{name: _read(c, name, _zero_if_empty) for name in _CREDIT_AMOUNTS})
 
 
 def _target_row(c: dict[str, str]) -> tuple[int, Decimal]:

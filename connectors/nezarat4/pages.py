@@ -326,8 +326,9 @@ def _cell_text(cell: Tag) -> str:
     return cell.get_text()
 
 
-# Headers repeat on every page: their keys are worth remembering (text_key is a pure function;
-# the header comparison was about a quarter of the reading after parsing).
+# Headers repeat on every page: their keys are worth remembering (text_key is a pure function,
+# and comparing headers is a large share of the reading after parsing: docs/benchmarks.md,
+# figures behind the comments).
 _header_key = lru_cache(maxsize=1024)(text_key)
 
 
@@ -394,8 +395,9 @@ def _read_pager(tr: Tag) -> Pager:
 
 
 def read_list_page(html: str, page_url: str, page: str = "ProjectList.aspx") -> ListPage:
-    # Parsed whole: the form (which holds the grid) is 614 of the page's 619 elements, and a
-    # strainer measured no faster (bench of the list fixtures, ~11.7 ms either way).
+    # Parsed whole: the form (which holds the grid) is nearly the whole page, so a strainer would
+    # build almost the same tree (measured no faster: docs/benchmarks.md, figures behind the
+    # comments).
     soup = parse(html)
     ids = index_ids(soup)
     table = first(ids, GRID_ID, "table")
@@ -446,11 +448,9 @@ def _query_value(href: str, name: str) -> str:
 # wherever it sits, is kept, in document order -- ``first(ids, ...)`` picks what it picks in the full
 # tree. The identity spans are not in the strainer: they are read only inside table#tblInfo, which
 # is kept whole. A page that lacks what it should have is parsed again in full, for ``describe``.
-# CPU measured with bench/pages.py (simulator detail pages, ~3.4 kB, ~145 elements): the full parse
-# ~3.1 ms a page, the strained one ~2.95 ms. The saving is small because the page IS mostly these
-# tables (133 of ~145 elements) and bs4 spends ~20 us on every element it builds; with _cell_text
-# and _header_key (the walk after parsing went from ~0.55 to ~0.2 ms) read_detail_page went from
-# ~3.7 to ~3.3 ms a page (-12 %).
+# The saving is small, because the page is mostly these tables and bs4's cost is per element built;
+# with _cell_text and _header_key it is worth keeping (docs/benchmarks.md, figures behind the
+# comments; measured with bench/pages.py).
 _DETAIL_IDS = (INFO_TABLE_ID, NOT_FOUND_ID, CREDITS_GRID[0], TARGETS_GRID[0], PERFORMANCE_GRID[0])
 _DETAIL_STRAINER = SoupStrainer(id=list(_DETAIL_IDS))
 

@@ -10,7 +10,7 @@ chapter numbers from their vocabularies. An item with a value it cannot read bec
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -180,36 +180,34 @@ def performance(item: dict[str, Any]) -> OperationPerformanceRecord:
     )
 
 
+def _readable(checked: Checked, where: str, read: Callable[[dict[str, Any]], Any], key_field: str,
+              rejections: list[Rejection]) -> Iterator[tuple[str, dict[str, Any], Any]]:
+    """(locator, item, record) of each item that reads; the others are added to ``rejections``."""
+    for problem in checked.problems:
+        rejections.append(_problem(f"{where} item {problem.index}", problem,
+                                   _key_of(problem.item, key_field)))
+    for index, item in checked.items:
+        locator = f"{where} item {index}"
+        try:
+            yield locator, item, read(item)
+        except _Unreadable as exc:
+            rejections.append(_rejection(locator, exc, _key_of(item, key_field)))
+
+
 def agreement_detail(portal_id: int, operations: Checked, reports: Checked) -> AgreementDetail:
     detail = AgreementDetail(portal_id=portal_id)
     where = f"agreement id={portal_id}"
-    for problem in operations.problems:
-        detail.rejections.append(_problem(f"{where} operations item {problem.index}", problem,
-                                          _key_of(problem.item, "code")))
-    for index, item in operations.items:
-        locator = f"{where} operations item {index}"
-        try:
-            record = operation(item)
-        except _Unreadable as exc:
-            detail.rejections.append(_rejection(locator, exc, _key_of(item, "code")))
-            continue
+    for locator, item, record in _readable(operations, f"{where} operations", operation, "code",
+                                           detail.rejections):
         if any(o.code == record.code for o in detail.operations):
             detail.rejections.append(Rejection(SOURCE, locator, "the same operation code twice",
                                                "code", item["code"], record.code))
             continue
         detail.operations.append(record)
     codes = {o.code for o in detail.operations}
-    for problem in reports.problems:
-        detail.rejections.append(_problem(f"{where} performance item {problem.index}", problem,
-                                          _key_of(problem.item, "operationCode")))
     seen: set[tuple[int, str]] = set()
-    for index, item in reports.items:
-        locator = f"{where} performance item {index}"
-        try:
-            record = performance(item)
-        except _Unreadable as exc:
-            detail.rejections.append(_rejection(locator, exc, _key_of(item, "operationCode")))
-            continue
+    for locator, item, record in _readable(reports, f"{where} performance", performance,
+                                           "operationCode", detail.rejections):
         if record.operation_code not in codes:
             detail.rejections.append(Rejection(
                 SOURCE, locator, "performance for an operation the agreement does not list",

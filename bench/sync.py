@@ -13,6 +13,10 @@ as `budgetwatch sync` in a child process, so its wall time and peak memory are i
   details of changed items;
 - the peak memory (PSS) and the CPU time of the sync's processes together (sampled every 0.25 s).
 
+``--sync-tree DIR`` runs the sync of another checkout (a git worktree of an earlier commit) against
+this checkout's simulator: a before/after comparison of the sync alone, whatever the simulator
+became meanwhile.
+
 SABA answers 429 above 10 requests a second per token. At that limit no client can reach the
 politeness bound, so by default the benchmark lifts the simulator's limit (``--saba-rate``) and
 the client's, to measure the engine itself; `--saba-rate 10` shows the contract's real ceiling.
@@ -65,10 +69,11 @@ def write_config(path: Path, sim: Simulator, database: str, concurrency: int, sa
 CPU = {"seconds": 0.0}
 
 
-def run_sync(config: Path, env: dict[str, str], *extra: str) -> tuple[float, int, str]:
-    """One sync in a child process: (wall seconds, peak resident memory of its process tree, output)."""
+def run_sync(tree: Path, config: Path, env: dict[str, str], *extra: str) -> tuple[float, int, str]:
+    """One sync of the checkout ``tree`` in a child process: (wall seconds, peak resident memory of
+    its process tree, output)."""
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, ROOT / "bench" / "_sync_child.py", str(config), *extra],
+    proc = subprocess.Popen([sys.executable, tree / "bench" / "_sync_child.py", str(config), *extra],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     with TreeSampler(proc.pid) as sampler:
         out, err = proc.communicate()
@@ -89,6 +94,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--change", type=float, default=0.01, help="share of items changed before the incremental run")
     parser.add_argument("--saba-rate", type=float, default=1000, help="simulator's SABA rate limit per token")
+    parser.add_argument("--sync-tree", type=Path, default=ROOT,
+                        help="the checkout whose sync runs (default: this one), e.g. a worktree of an earlier commit")
     parser.add_argument("--database", help="PostgreSQL URL: the store goes in a schema of its own, dropped afterwards (default: a fresh SQLite file)")
     args = parser.parse_args()
 
@@ -104,7 +111,8 @@ def measure(args: argparse.Namespace, tmp: Path, database: str) -> None:
                                     rate_limit_per_second=args.saba_rate))
     sim.start()
     print(f"simulator: {args.projects} projects, {args.agreements} agreements generated in "
-          f"{time.perf_counter() - t0:.1f} s; latency {args.latency_ms} ms; concurrency {args.concurrency}")
+          f"{time.perf_counter() - t0:.1f} s; latency {args.latency_ms} ms; concurrency {args.concurrency}; "
+          f"sync of {args.sync_tree}")
     sim.set_faults(Faults(latency_ms=args.latency_ms))
     try:
         config = tmp / "config.yaml"
@@ -112,7 +120,7 @@ def measure(args: argparse.Namespace, tmp: Path, database: str) -> None:
         latency = args.latency_ms / 1000
 
         sim.log.reset()
-        wall, peak_kb, out = run_sync(config, env, "--full")
+        wall, peak_kb, out = run_sync(args.sync_tree, config, env, "--full")
         n_list = sim.log.total(portal="nezarat4", endpoint="search") + sim.log.total(portal="nezarat4", endpoint="page") \
             + sim.log.total(portal="nezarat4", endpoint="list")
         n_total = sim.log.total(portal="nezarat4")
@@ -139,7 +147,7 @@ def measure(args: argparse.Namespace, tmp: Path, database: str) -> None:
         changed_p = sim.world.edit_projects(n_change_p)
         changed_a = sim.world.edit_agreements(n_change_a)
         sim.log.reset()
-        wall_i, _, out_i = run_sync(config, env)
+        wall_i, _, out_i = run_sync(args.sync_tree, config, env)
         n_i, s_i = sim.log.total(portal="nezarat4"), sim.log.total(portal="saba")
         n_details = sim.log.total(portal="nezarat4", endpoint="detail")
         s_details = sim.log.total(portal="saba", endpoint="operations") + sim.log.total(portal="saba", endpoint="performance")

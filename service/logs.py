@@ -26,8 +26,9 @@ FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 MASK = "***"
 MIN_SECRET = 4  # shorter "secrets" would mask ordinary words and digits, and protect nothing
-# the library's own chatter repeats our lines (apscheduler) or names every request (httpx)
-QUIET = ("apscheduler", "httpx", "httpcore")
+# the libraries' own chatter: apscheduler's warnings repeat our lines (a skipped or missed run),
+# httpx names every request
+QUIET = {"apscheduler": logging.ERROR, "httpx": logging.WARNING, "httpcore": logging.WARNING}
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
@@ -98,8 +99,8 @@ def configure(fmt: str = "text", level: int = logging.WARNING) -> None:
     _installed[:] = [handler]
     root.addHandler(handler)
     root.setLevel(level)
-    for name in QUIET:
-        logging.getLogger(name).setLevel(max(level, logging.WARNING))
+    for name, least in QUIET.items():
+        logging.getLogger(name).setLevel(max(level, least))
 
 
 def secrets_of(config: Any) -> list[str]:

@@ -89,7 +89,8 @@ def serve(config: AppConfig, engine: Engine, *, on_started: Callable[[], None] |
             for job in scheduler.get_jobs():
                 log.info("job %s scheduled %s; next run %s", job.id, job.name,
                          job.next_run_time.isoformat() if job.next_run_time else "-", extra={"job": job.id})
-            log.info("budgetwatch serve started (pid %d)", os.getpid())
+            log.info("budgetwatch serve started (pid %d)", os.getpid(),
+                     extra={"started_at": datetime.now(timezone.utc).isoformat()})
             if on_started:
                 on_started()
             stop.wait()

@@ -1,7 +1,7 @@
 """CPU to read a Nezarat-4 detail page (a script, not a test).
 
     .venv/bin/python bench/pages.py                      # against connectors/nezarat4/pages.py at HEAD
-    .venv/bin/python bench/pages.py --before af764f1     # against that commit's pages.py (pre-strainer)
+    .venv/bin/python bench/pages.py --before 37f0139     # against that commit's pages.py
 
 Renders every detail page of a small simulator world in-process (the portal's own renderer, no
 HTTP: `--projects 100` gives ~120 pages, every year of every project) and prints, in ms of CPU
@@ -9,7 +9,8 @@ per page: a full `BeautifulSoup(html, "lxml")` parse; the strained parse `read_d
 uses; `read_detail_page` of the `--before` revision (read with `git show`) and as it is in the
 working tree, with whether both read every page the same; and that reading with `canonical.detail`.
 Each figure is the sum over batches of 20 pages of each batch's fastest of `--rounds` timings, so
-another process busy on the machine inflates it less. About 10 s on one core.
+another process busy on the machine inflates it less. About 10 s on one core. (`--before` takes
+revisions from 37f0139 on, where pages.py imports foundation/; earlier ones import budgetwatch.)
 """
 
 from __future__ import annotations
@@ -29,13 +30,13 @@ from bs4 import BeautifulSoup  # noqa: E402
 
 from connectors.nezarat4 import canonical, pages  # noqa: E402
 from simulator import Simulator, SimulatorConfig  # noqa: E402
-from simulator.nezarat import Session  # noqa: E402
+from simulator.nezarat.portal import Session  # noqa: E402
 
 
 def detail_pages(projects: int) -> list[str]:
     sim = Simulator(SimulatorConfig(seed=7, projects=projects, agreements=10))  # not started
-    session = Session("bench", "bench", "bench", 1, 0.0)
-    return [sim.nezarat._detail_page(session, project, record)
+    session = Session("bench", "bench", 1, 0.0)
+    return [sim.nezarat.pages.detail_page(session, project, record)
             for _, project in sorted(sim.world.projects.items())
             for _, record in sorted(project.years.items())]
 

@@ -27,7 +27,7 @@ from reconcile.settings import RoutingConfig
 from store import alerts as store_alerts
 
 NEW, ESCALATED, REOPENED = "new", "escalated", "reopened"
-NO_COUNTY = "شهرستان نامشخص"
+NO_COUNTY = "نامشخص"  # shown as "شهرستان نامشخص"
 NO_AGENCY = "دستگاه نامشخص"
 
 

@@ -118,7 +118,17 @@ def write_digests(engine: Engine, alerts: AlertsConfig, experts: Sequence[Expert
     return paths
 
 
+# the demo's sample experts: one per group, one expert of two groups, and the consolidation group
+DEMO_EXPERTS = (
+    Expert(name="کارشناس امور اجتماعی", email="social.expert@demo.mpo-kz.ir", groups=["social"]),
+    Expert(name="کارشناس امور زیربنایی و تولیدی", email="infra.expert@demo.mpo-kz.ir",
+           groups=["infrastructure", "production"]),
+    Expert(name="کارشناس گروه تلفیق بودجه", email="talfiq.expert@demo.mpo-kz.ir", groups=["consolidation"]),
+)
+
+
 def write_demo_digests(engine: Engine, alerts: AlertsConfig, experts: Sequence[Expert], routing: RoutingConfig,
                        out_dir: Path, *, now: datetime | None = None) -> list[Path]:
-    """The demo's digests: what each sample expert would be sent now, as .eml files (nothing queued)."""
+    """The demo's digests: what each sample expert (e.g. DEMO_EXPERTS) would be sent now, as .eml
+    files in `out_dir` (nothing queued, nothing sent; alerts.enabled need not be on)."""
     return write_digests(engine, alerts, experts, routing, out_dir, now=now)

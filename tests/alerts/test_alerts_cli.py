@@ -124,6 +124,23 @@ def test_send_with_alerts_off_is_a_usage_error(cli, tmp_path):
     assert code == 2 and "alerts are off" in err
 
 
+def test_demo_digests_are_eml_files_for_the_sample_experts_with_news(engine, facts, tmp_path):
+    import alerts
+    from alerts.settings import AlertsConfig
+    from reconcile.settings import RoutingConfig
+
+    facts.deviation("118", "major")  # social
+    facts.deviation("220", "critical")  # production; critical: consolidation too
+    routing = RoutingConfig(agencies={"118": "social", "220": "production", "305": "infrastructure"})
+    paths = alerts.write_demo_digests(engine, AlertsConfig(), list(alerts.DEMO_EXPERTS), routing, tmp_path / "mail")
+    assert [p.name for p in paths] == ["01-social.expert.eml", "02-infra.expert.eml", "03-talfiq.expert.eml"]
+    for path in paths:
+        message = email.message_from_bytes(path.read_bytes(), policy=default)
+        assert message["Subject"].startswith("هشدار انحراف‌های بودجه") and 'dir="rtl"' in html_part(message)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM alert_told").scalar() == 0  # nothing told
+
+
 def problem(data: dict) -> str:
     with pytest.raises(ConfigError) as caught:
         parse_config(data)

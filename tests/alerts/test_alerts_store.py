@@ -71,7 +71,8 @@ def test_migration_0004_refuses_to_drop_old_outbox_rows(store_url):
 
 
 def test_outbox_summary_counts_pending_failed_and_times(engine, facts, smtp):
-    assert outbox_summary(engine.connect()).pending == 0
+    with engine.connect() as conn:
+        assert outbox_summary(conn).pending == 0
     facts.deviation("305", "critical")
     cfg = alerts_config(smtp.port)
     alerts.queue_digests(engine, cfg, [INFRA, TALFIQ], ROUTING, now=T0)

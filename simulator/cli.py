@@ -1,19 +1,50 @@
 """Run the simulator from a terminal: both portals on loopback ports until Ctrl-C.
 
 `serve()` is what the `budgetwatch simulator` command calls; `python -m simulator` wraps it with
-argparse flags (see __main__.py).
+argparse flags (see __main__.py). Its banner ends with `config_snippet()`: the `sources:` section
+that points budgetwatch at these portals, and the `export` lines of the demo passwords.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import shlex
 import signal
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 
 from simulator.config import TEHRAN, Faults, SimulatorConfig, default_clock
 from simulator.server import Simulator
+
+# The product's default password variables (connectors/settings.py). The simulator may not import
+# the product (tests/test_layers.py); tests/simulator/test_sim_cli.py loads the snippet through the
+# product's own config loader, so a rename there fails that test.
+PASSWORD_ENV = {"nezarat4": "NEZARAT4_PASSWORD", "saba": "SABA_PASSWORD"}
+
+
+def config_snippet(sim: Simulator) -> str:
+    """A config file for budgetwatch that syncs from `sim`, and the shell lines for its passwords.
+
+    Values are written as JSON strings, which YAML reads as they are (a host like ::1 included);
+    the fiscal years are the world's, which a --clock away from today would not make the default.
+    """
+    urls = {"nezarat4": sim.nezarat_url, "saba": sim.saba_url}
+    years = ", ".join(str(y) for y in sim.world.years)
+    lines = ["sources:"]
+    for source, url in urls.items():
+        user, _password = sim.credentials[source]
+        lines += [
+            f"  {source}:",
+            f"    base_url: {json.dumps(url)}",
+            f"    username: {json.dumps(user)}",
+            f"    password_env: {PASSWORD_ENV[source]}",
+            f"    fiscal_years: [{years}]",
+        ]
+    lines += [f"export {PASSWORD_ENV[source]}={shlex.quote(sim.credentials[source][1])}" for source in urls]
+    return "\n".join(lines)
 
 
 def serve(
@@ -55,8 +86,12 @@ def serve(
         print(f"locked account on both: {sim.locked_user[0]} (any password)", file=out)
         print(f"seed {seed}, {len(sim.world.projects)} projects, {len(sim.world.agreements)} agreement-years, "
               f"clock {config.clock.isoformat()} (fiscal year {epoch.current_year})", file=out)
-        active = {k: v for k, v in dataclasses.asdict(faults).items() if v not in (0, 0.0, False, None)}
+        active = {k: v for k, v in dataclasses.asdict(faults).items() if v != getattr(Faults(), k)}
         print(f"faults: {active or 'none'}", file=out)
+        print("\nbudgetwatch against these portals: save the sources: block below as sim.yaml (or put it in place\n"
+              "of config.yaml's sources:), run the export lines (demo passwords, not secrets), then\n"
+              f"  {_budgetwatch()} --config sim.yaml sync\n", file=out)
+        print(config_snippet(sim) + "\n", file=out)
         print("Press Ctrl-C to stop.", file=out, flush=True)
         while True:
             time.sleep(0.5)
@@ -64,3 +99,9 @@ def serve(
         pass
     finally:
         sim.stop()
+
+
+def _budgetwatch() -> str:
+    """The budgetwatch command as it runs from any shell: the script beside this Python, if installed."""
+    script = Path(sys.executable).parent / "budgetwatch"
+    return shlex.quote(str(script)) if script.exists() else "budgetwatch"

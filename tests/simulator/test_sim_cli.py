@@ -48,7 +48,8 @@ def simulator_banner() -> Iterator[tuple[subprocess.Popen, str]]:
 
 def test_serve_prints_urls_and_credentials_and_stops_on_ctrl_c():
     with simulator_banner() as (process, output):
-        nezarat = re.search(r"Nezarat-4\s+(http://127\.0\.0\.1:\d+)\s+user budget\.user\s+password demo-password", output)
+        nezarat = re.search(r"Nezarat-4\s+(http://127\.0\.0\.1:\d+)\s+user budget\.user\s+password demo-password",
+                            output)
         saba = re.search(r"SABA\s+(http://127\.0\.0\.1:\d+)", output)
         assert nezarat and saba, output
         assert httpx.get(nezarat.group(1) + "/Login.aspx", timeout=5).status_code == 200

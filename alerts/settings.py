@@ -21,6 +21,7 @@ from foundation.vocabulary import Group, Severity
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(d|h|m|s)?\s*$")
 _UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1, None: 1}
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
 def parse_duration(value: Any) -> Any:
@@ -45,6 +46,14 @@ class SmtpConfig(Strict):
     password_file: Path | None = None  # a file outside the repository holding the password
     ca_file: Path | None = None  # a private CA's certificate, when the server's is not publicly signed
     timeout_seconds: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _no_password_in_clear(self) -> SmtpConfig:
+        # a login without TLS sends the password readable by anyone on the path: only to this host
+        if self.username and self.security == "none" and self.host not in LOOPBACK:
+            raise ValueError(f"a login (username {self.username!r}) needs security starttls or ssl: "
+                             f"security none would send the password in clear to {self.host}")
+        return self
 
     def password(self) -> SecretStr:
         """The login password, read now from the environment variable or the file."""

@@ -175,6 +175,12 @@ def test_give_up_after_reads_days_hours_minutes_and_refuses_nonsense():
     assert problem({"alerts": {"give_up_after": "0m"}}).startswith("alerts.give_up_after = '0m'")
 
 
+def test_a_login_without_tls_is_refused_except_on_this_host():
+    line = problem({"alerts": {"smtp": {"host": "mail.mpo-kz.ir", "security": "none", "username": "bw"}}})
+    assert line.startswith("alerts.smtp = ") and "needs security starttls or ssl" in line
+    assert parse_config({"alerts": {"smtp": {"host": "127.0.0.1", "security": "none", "username": "bw"}}})
+
+
 def test_a_missing_password_variable_is_named_without_a_value(monkeypatch):
     from alerts.settings import SmtpConfig
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -204,6 +205,16 @@ def _self_signed(tmp_path: Path):
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
     return context
+
+
+def test_a_server_that_never_answers_times_out_and_the_message_waits(engine, facts):
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog), never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        cfg = queue_four(engine, facts, silent.getsockname()[1], smtp={"timeout_seconds": 0.3})
+        report = alerts.dispatch(engine, cfg, now=later(0))
+    assert report.sent == 0 and "timed out" in report.stopped
+    assert [r.status for r in rows(engine)] == ["pending"] * 4 and "timed out" in rows(engine)[0].last_error
 
 
 def test_nothing_is_queued_or_sent_while_alerts_are_off(engine, facts, smtp):

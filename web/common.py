@@ -59,7 +59,8 @@ def templates() -> Environment:
         digits=present.digits, cell=cell, comptroller=lambda code: present.COMPTROLLER_NAMES.get(code or "", code or present.NOTHING),
         role=lambda code: ROLE_NAMES.get(code, code), sync_status=word(words.SYNC_STATUS),
         run_status=word(words.RUN_STATUS), mode=word(words.MODES), event=word(words.EVENTS),
-        table=word(words.TABLES), job_state=word(words.JOB_STATE), agreement_status=word(words.AGREEMENT_STATUS),
+        years=lambda text: present.digits("، ".join(str(text or "").split(","))) or present.NOTHING,
+        table=word(words.TABLES), label=lambda key: words.LABELS.get(key, key), job_state=word(words.JOB_STATE), agreement_status=word(words.AGREEMENT_STATUS),
     )
     env.globals.update(present=present, NOTHING=present.NOTHING, AMOUNT_UNIT=present.AMOUNT_UNIT)
     return env
@@ -83,6 +84,12 @@ def cell(value: Any, key: str = "") -> str:
     if isinstance(value, (int, float, Decimal)):
         plain = key == "id" or key.endswith(("_id", "year", "quarter", "chapter"))
         return present.number(value, grouped=not plain)
+    if isinstance(value, (list, tuple)):
+        return "؛ ".join(cell(item, key) for item in value)
+    if isinstance(value, dict):
+        return "، ".join(f"{words.LABELS.get(k, k)} {cell(v, k)}" for k, v in value.items())
+    if key.endswith("comptroller_status"):
+        return present.COMPTROLLER_NAMES.get(str(value), str(value))
     text = str(value)
     # a rule's ``numbers`` keep figures and days as exact text: show them as figures and days
     if _FIGURE.fullmatch(text):

@@ -22,3 +22,20 @@ AGREEMENT_STATUS = {"exchanged": "مبادله‌شده", "awaiting": "در ان
 def word(table: dict[str, str]):
     """A template filter: the Persian word of a code, or the code itself when it has none."""
     return lambda code: table.get(code or "", code or "—")
+
+# the names of the figures a rule keeps in ``numbers`` and of the evidence row's columns
+LABELS = {
+    "target": "برنامه", "actual": "عملکرد", "gap": "فاصله", "start": "پیشرفت آغاز سال", "planned_gain": "پیشرفت برنامه‌ای سال",
+    "physical_share": "سهم پیشرفت فیزیکی", "absorbed": "جذب", "notified_total": "اعتبار ابلاغی",
+    "spend_share": "سهم جذب اعتبار", "previous": "گزارش پیشین", "reported": "گزارش‌شده", "drop": "کاهش",
+    "latest_progress": "آخرین پیشرفت گزارش‌شده", "observed": "پیشرفت مشاهده‌شده", "difference": "اختلاف",
+    "planned_cum": "برنامهٔ انباشته", "actual_cum": "عملکرد انباشته", "ratio": "نسبت", "spent_cum": "هزینهٔ انباشته",
+    "unit_cost": "بهای واحد", "actual_unit_cost": "بهای واحد واقعی", "value": "مقدار", "limit": "سقف",
+    "excess": "مازاد", "row": "ردیف", "stage": "مرحله", "exceeds": "بیش از", "breaks": "ناسازگاری‌ها",
+    "quarter_end": "پایان سه‌ماهه", "due": "مهلت", "approval_due": "مهلت تأیید", "entered": "تاریخ ثبت",
+    "reported_on": "تاریخ گزارش", "visited_on": "تاریخ بازدید", "quarter": "سه‌ماهه", "progress": "پیشرفت",
+    "comptroller_status": "وضعیت ذیحساب", "decided_on": "تاریخ تصمیم ذیحساب", "remarks": "توضیح",
+    "fiscal_year": "سال مالی", "quantity": "مقدار", "spent": "هزینه", "approved": "مصوب", "notified": "ابلاغی",
+    "allocated": "تخصیص", "source": "منبع", "chapter": "فصل", "title": "عنوان", "code": "کد",
+    "observed_progress": "پیشرفت مشاهده‌شده", "inspector": "بازدیدکننده", "project_code": "کد پروژه",
+}

@@ -100,6 +100,8 @@ def _deviation(request: Request, deviation_id: int) -> dict[str, Any]:
         names = store.agency_names(conn, {row.agency_code} if row.agency_code else set())
         counties = store.county_names(conn, {row.county_id} if row.county_id else set())
         evidence = store.evidence(conn, row.evidence_table, row.evidence_id)
+    if evidence:  # the row's figures; its ids and run references mean nothing to a reader
+        evidence = {k: v for k, v in evidence.items() if k != "id" and not k.endswith("_id") and k != "source_key"}
     return {"row": row, "history": history, "agency_name": names.get(row.agency_code),
             "county_name": counties.get(row.county_id), "evidence": evidence}
 

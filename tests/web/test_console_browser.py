@@ -1,0 +1,194 @@
+"""The console in a real browser (Playwright driving Debian's Chromium) over a real store: the
+simulated portals synced over HTTP, field visits imported, a reconciliation run; the application
+served by uvicorn on loopback. A budget expert's day: sign in, filter deviations, acknowledge one,
+record a field visit, start a reconciliation and see its result. Every page's screenshot is saved
+(artifacts/screenshots/web-*.png) for a person to look at, on a laptop and on a 390 px phone; no
+page may log a console error (the pages run no script, and the CSP forbids any).
+
+SQLite only: the store's queries are tested on both databases over HTTP (test_deviations_page.py).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import sqlalchemy as sa
+import uvicorn
+
+import reconcile
+from reconcile.inspections import import_file
+from store.db import open_store
+from store.models import Deviation, ExpenseAgreement, FieldInspection
+from sync import run_sync
+from tests.browser import browser_page, screenshot_path
+from tests.sync.conftest import CLOCK, sim_config, store_config
+from tests.web.conftest import PASSWORD, SECRET, add_users, console_config
+from web import create_app
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Served:
+    url: str
+    engine: sa.engine.Engine
+    app: object
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory) -> Iterator[Served]:
+    from simulator import Simulator
+
+    folder = tmp_path_factory.mktemp("console")
+    url = f"sqlite:///{folder / 'store.db'}"
+    engine = open_store(url)
+    monkeypatch = pytest.MonkeyPatch()
+    with Simulator(sim_config(projects=80, agreements=40)) as sim:
+        config = store_config(sim, url, monkeypatch)
+        assert all(o.ok for o in run_sync(engine, config.sources))
+        visits = folder / "visits.csv"
+        with visits.open("w", encoding="utf-8", newline="") as out:
+            writer = csv.DictWriter(out, ["project_code", "date", "observed_progress", "inspector", "remarks"])
+            writer.writeheader()
+            writer.writerows(sim.world.inspections())
+        import_file(engine, visits)
+    monkeypatch.undo()
+    reconcile.run(engine, config.reconcile, as_of=CLOCK.date())
+    add_users(engine)
+    app = create_app(engine, console_config(folder), secret=SECRET)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield Served(f"http://127.0.0.1:{port}", engine, app)
+    server.should_exit = True
+    thread.join(10)
+    engine.dispose()
+
+
+def _sign_in(page, served: Served, username: str) -> None:
+    page.goto(f"{served.url}/deviations")
+    assert "/login" in page.url  # no session: the login page first
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/deviations$"))
+
+
+def test_a_budget_experts_day_in_the_console(served):
+    with browser_page() as (page, errors):
+        page.goto(f"{served.url}/login")
+        page.screenshot(path=screenshot_path("web-login"), full_page=True)
+        _sign_in(page, served, "tolfiq")
+
+        # filter: critical, open
+        page.select_option("select[name=severity]", "critical")
+        page.select_option("select[name=status]", "open")
+        page.click("form.filters button[type=submit]")
+        page.wait_for_url(re.compile(r"severity=critical"))
+        severities = page.locator("table.devs tbody .sev").all_inner_texts()
+        assert severities and set(severities) == {"بحرانی"}
+        page.screenshot(path=screenshot_path("web-deviations-filtered"), full_page=True)
+
+        # a deviation's page: acknowledge it
+        page.locator("table.devs tbody tr td:nth-child(2) a").first.click()
+        page.wait_for_url(re.compile(r"/deviations/\d+$"))
+        deviation_id = int(page.url.rsplit("/", 1)[1])
+        page.fill("form[action$='/acknowledge'] textarea[name=reason]", "با دستگاه تماس گرفته شد؛ گزارش اصلاح می‌شود")
+        page.click("form[action$='/acknowledge'] button[type=submit]")
+        page.wait_for_selector("text=بررسی ثبت شد")
+        assert page.locator(".st-acknowledged").count() >= 1
+        page.screenshot(path=screenshot_path("web-deviation-acknowledged"), full_page=True)
+        with served.engine.connect() as conn:
+            row = conn.execute(sa.select(Deviation.__table__).where(Deviation.__table__.c.id == deviation_id)).one()
+        assert (row.status, row.acted_by) == ("acknowledged", "tolfiq")
+
+        # a project's page, then a field visit recorded for it
+        code = page.locator("dl a[href^='/projects/'], dl a[href^='/agreements/']").first.inner_text()
+        with served.engine.connect() as conn:
+            project = conn.execute(sa.text("SELECT code FROM project ORDER BY id LIMIT 1")).scalar_one()
+            agreement = conn.execute(sa.select(ExpenseAgreement.__table__.c.agreement_no).limit(1)).scalar_one()
+        assert code
+        page.goto(f"{served.url}/projects/{project}")
+        assert page.locator("figure.curve svg path").count() >= 1
+        page.screenshot(path=screenshot_path("web-project"), full_page=True)
+        page.click("a.button[href^='/visits?project=']")
+        page.fill("input[name=date]", "۱۴۰۵/۰۸/۲۰")
+        page.fill("input[name=observed_progress]", "۳۷٫۵")
+        page.fill("textarea[name=remarks]", "کارگاه فعال بود")
+        page.screenshot(path=screenshot_path("web-visit-form"), full_page=True)
+        page.click("form[action='/visits'] button[type=submit]")
+        page.wait_for_url(re.compile(rf"/projects/{re.escape(project)}$"))
+        page.wait_for_selector("text=بازدید ثبت شد")
+        with served.engine.connect() as conn:
+            visits = conn.execute(sa.select(FieldInspection.__table__).where(
+                FieldInspection.__table__.c.source_file == "console-tolfiq.csv")).all()
+        assert [(v.project_code, str(v.observed_progress).rstrip("0")) for v in visits] == [(project, "37.5")]
+
+        page.goto(f"{served.url}/agreements/{agreement}")
+        page.screenshot(path=screenshot_path("web-agreement"), full_page=True)
+
+        # a reconciliation from the page: progress while it runs, then its result
+        page.goto(f"{served.url}/reconcile")
+        page.fill("input[name=as_of]", "1405/09/04")
+        page.click("form[action='/reconcile'] button[type=submit]")
+        page.wait_for_selector(".job-done", timeout=90_000)  # the page refreshes itself until then
+        assert "یافته" in page.locator(".job-done").inner_text()
+        page.screenshot(path=screenshot_path("web-reconcile-done"), full_page=True)
+
+        page.goto(f"{served.url}/")
+        page.screenshot(path=screenshot_path("web-overview"), full_page=True)
+        page.goto(f"{served.url}/runs")
+        page.screenshot(path=screenshot_path("web-runs"), full_page=True)
+        page.locator("table tbody tr td a").first.click()
+        page.wait_for_url(re.compile(r"/runs/\d+$"))
+        page.screenshot(path=screenshot_path("web-run"), full_page=True)
+        assert errors == []
+
+
+def test_the_console_on_a_phone(served):
+    with browser_page(width=390, height=844) as (page, errors):
+        _sign_in(page, served, "social")
+        page.screenshot(path=screenshot_path("web-phone-deviations"), full_page=True)
+        page.screenshot(path=screenshot_path("web-phone-deviations-screen"))  # what the phone shows first
+        # nothing but the wide tables' own scrollers may be wider than the phone
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.goto(f"{served.url}/")
+        page.screenshot(path=screenshot_path("web-phone-overview"), full_page=True)
+        page.goto(f"{served.url}/deviations?status=open")
+        page.locator("table.devs tbody tr td:nth-child(2) a").first.click()
+        page.wait_for_url(re.compile(r"/deviations/\d+$"))
+        page.screenshot(path=screenshot_path("web-phone-deviation"), full_page=True)
+        page.screenshot(path=screenshot_path("web-phone-deviation-screen"))
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert errors == []
+
+
+def test_the_admins_users_page(served):
+    with browser_page() as (page, errors):
+        page.goto(f"{served.url}/login")
+        page.fill("input[name=username]", "admin")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(re.compile(r"/$"))
+        page.goto(f"{served.url}/users")
+        assert page.locator("table tbody tr").count() >= 4
+        page.screenshot(path=screenshot_path("web-users"), full_page=True)
+        assert errors == []

@@ -11,9 +11,9 @@ from simhelpers import Nezarat, Saba, make_sim, soup
 
 from simulator import ManualClock, World
 
-# What seed 21 serves in `_script` and seed 7's world holds, as the simulator produced them before its
-# modules were split (issue 11). A change of either is a change of the simulator's behaviour: if it is
-# meant, say so in the commit and put the new digest here.
+# Digests of what seed 21 serves in `_script` and of what seed 7's world holds. Moving code around must
+# leave both as they are; a change of behaviour that is meant puts the new digests here and says so in
+# its commit.
 PINNED_SCRIPT = "36aff3958023576539f25cd801a3522979a1a0719be884f8c04a2b80a4cd7870"
 PINNED_TRUTH = "0e5d0f811f1870aa86a623b2d23e5749a5a01647e77adf209fe24577d1f2c2fb"
 

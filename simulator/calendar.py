@@ -27,6 +27,12 @@ def from_jalali(year: int, month: int, day: int) -> date:
     return jdatetime.date(year, month, day).togregorian()
 
 
+def jalali_text(day: date) -> str:
+    """'YYYY/MM/DD', padded and in ASCII digits: how SABA writes a day, and the inspections file."""
+    y, m, d = to_jalali(day)
+    return f"{y:04d}/{m:02d}/{d:02d}"
+
+
 def jalali_year(day: date) -> int:
     return to_jalali(day)[0]
 

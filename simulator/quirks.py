@@ -13,7 +13,6 @@ Returned strings are HTML-safe: text is escaped here, and `&nbsp;` is emitted ra
 
 from __future__ import annotations
 
-import hashlib
 import html
 from datetime import date, datetime
 from decimal import Decimal
@@ -21,6 +20,7 @@ from decimal import Decimal
 from simulator import calendar as cal
 from simulator.config import TEHRAN
 from simulator.reference import ZWNJ, County
+from simulator.wire import seeded_digest
 
 PERSIAN = "۰۱۲۳۴۵۶۷۸۹"
 ARABIC = "٠١٢٣٤٥٦٧٨٩"
@@ -49,13 +49,11 @@ def digits(text: str, system: str) -> str:
 class Quirks:
     """Deterministic renderer of values with the portal's quirks; `seed` decides every choice."""
 
-    def __init__(self, seed: int, *, quirky: bool = True) -> None:
+    def __init__(self, seed: int) -> None:
         self.seed = seed
-        self.quirky = quirky
 
     def h(self, key: str, field: str) -> int:
-        digest = hashlib.blake2b(f"{self.seed}|{key}|{field}".encode(), digest_size=8).digest()
-        return int.from_bytes(digest, "big")
+        return int.from_bytes(seeded_digest(self.seed, key, field, size=8), "big")
 
     # ---------------------------------------------------------------- choices
 
@@ -121,13 +119,9 @@ class Quirks:
         clock = f"{local.hour:02d}:{local.minute:02d}" if v % 3 else f"{local.hour}:{local.minute:02d}"
         return self.date(local.date(), key, field, system) + " " + digits(clock, self.cell_digits(key, field, system))
 
-    def jalali_iso(self, day: date) -> str:
-        y, m, d = cal.to_jalali(day)
-        return f"{y:04d}/{m:02d}/{d:02d}"
-
     def text(self, value: str, key: str, field: str, system: str = "fa", *, escape: bool = True) -> str:
         """A text value with letter, ZWNJ, space, kashida, presentation-form and digit quirks."""
-        out = self._text(value, key, field, system) if self.quirky else value
+        out = self._text(value, key, field, system)
         return html.escape(out, quote=False) if escape else out
 
     def _text(self, value: str, key: str, field: str, system: str) -> str:

@@ -22,11 +22,6 @@ def _iso(day: date | None) -> str | None:
     return day.isoformat() if day else None
 
 
-def _jalali_text(day: date) -> str:
-    y, m, d = cal.to_jalali(day)
-    return f"{y:04d}/{m:02d}/{d:02d}"
-
-
 class GroundTruth:
     """The ground truth of `World` (a mixin: World's __init__ declares the state used here)."""
 
@@ -128,7 +123,7 @@ class GroundTruth:
         with self.lock:
             rows = [i for i in self._inspections if i.project_code in self.projects]
             return [
-                {"project_code": i.project_code, "date": _jalali_text(i.day),
+                {"project_code": i.project_code, "date": cal.jalali_text(i.day),
                  "observed_progress": i.observed_progress, "inspector": i.inspector, "remarks": i.remarks}
                 for i in sorted(rows, key=lambda i: (i.project_code, i.day))
             ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from simulator import calendar as cal
 from simulator.config import TEHRAN
 from simulator.model import Agreement
 from simulator.quirks import Quirks, digits
@@ -40,7 +41,7 @@ class SabaPayloads:
                        if a.county else None),
             "program": {"code": a.program_code, "title": q.text(a.program_title, key, "program", escape=False)},
             "status": STATUS[a.status],
-            "exchangedAt": q.jalali_iso(a.exchanged_on) if a.exchanged_on else None,
+            "exchangedAt": cal.jalali_text(a.exchanged_on) if a.exchanged_on else None,
             "credits": [
                 {"chapter": c.chapter, "title": q.text(CHAPTERS[c.chapter], key, f"chapter{c.chapter}", escape=False),
                  "approved": self._num(c.approved, key, f"c{c.chapter}a"),
@@ -107,9 +108,9 @@ class SabaPayloads:
                 "operationCode": code,
                 "quantity": self._num(r.quantity, pkey, "quantity"),
                 "spent": self._num(r.spent, pkey, "spent"),
-                "reportedAt": q.jalali_iso(r.reported_on),
+                "reportedAt": cal.jalali_text(r.reported_on),
                 "comptroller": {"status": COMPTROLLER[r.status],
-                                "decidedAt": q.jalali_iso(r.decided_on) if r.decided_on else None},
+                                "decidedAt": cal.jalali_text(r.decided_on) if r.decided_on else None},
                 "remarks": q.text(r.remarks, pkey, "remarks", escape=False) if r.remarks else "",
             }
             broken = self.world.malformation("performance", a.agreement_no, a.fiscal_year, code, quarter)
@@ -128,7 +129,7 @@ class SabaPayloads:
             quarter, _code, r = rows[0]
             items.append({
                 "quarter": quarter, "operationCode": ghost.raw, "quantity": 10, "spent": 12.5,
-                "reportedAt": q.jalali_iso(r.reported_on),
+                "reportedAt": cal.jalali_text(r.reported_on),
                 "comptroller": {"status": "PENDING", "decidedAt": None}, "remarks": "",
             })
         return items

@@ -17,7 +17,7 @@ import os
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import sqlalchemy as sa
 from pythonjsonlogger.json import JsonFormatter
@@ -85,7 +85,19 @@ def configure(fmt: str = "text", level: int = logging.WARNING) -> None:
     root = logging.getLogger()
     if any(h not in _installed for h in root.handlers):
         return
-    handler = logging.StreamHandler()
+    handler = make_handler(fmt)
+    for old in _installed:
+        root.removeHandler(old)
+    _installed[:] = [handler]
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name, least in QUIET.items():
+        logging.getLogger(name).setLevel(max(level, least))
+
+
+def make_handler(fmt: str, stream: IO[str] | None = None) -> logging.Handler:
+    """A handler writing ``fmt`` lines to ``stream`` (stderr), redacting with :data:`REDACTOR`."""
+    handler = logging.StreamHandler(stream)
     if fmt == "json":
         handler.setFormatter(JsonFormatter("{asctime}{levelname}{name}{message}", style="{",
                                            rename_fields={"asctime": "time", "levelname": "level",
@@ -94,13 +106,7 @@ def configure(fmt: str = "text", level: int = logging.WARNING) -> None:
     else:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     handler.addFilter(REDACTOR)
-    for old in _installed:
-        root.removeHandler(old)
-    _installed[:] = [handler]
-    root.addHandler(handler)
-    root.setLevel(level)
-    for name, least in QUIET.items():
-        logging.getLogger(name).setLevel(max(level, least))
+    return handler
 
 
 def secrets_of(config: Any) -> list[str]:

@@ -1,0 +1,144 @@
+"""`budgetwatch status`: the verdict and its exit code per cause, on SQLite and PostgreSQL, from store
+rows made by hand (the real-process test in test_serve.py watches it follow a failing source)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from budgetwatch.cli import main
+from budgetwatch.config import parse_config
+from service import status as health
+from store.alerts import AlertOutbox, record_digest
+from store.models import Deviation, ReconcileRun, SyncRun
+
+NOW = datetime(2026, 12, 3, 8, 0, tzinfo=timezone.utc)
+SETTINGS = {
+    "schedule": {"sync": "every 1 hours", "full_sync": "0 4 * * fri"},
+    "alerts": {"enabled": True, "sender": "budgetwatch@mpo-kz.ir"},
+    "routing": {"default": "consolidation", "agencies": {"110": "social", "120": "infrastructure"}},
+}
+
+
+def config(url: str):
+    return parse_config({"database": {"url": url}, **SETTINGS})
+
+
+def add_sync_run(engine, source: str, status: str, finished: datetime, error: str | None = None) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.insert(SyncRun.__table__).values(
+            source=source, mode="incremental", fiscal_years="1405", started_at=finished - timedelta(minutes=2),
+            finished_at=finished, status=status, error=error))
+
+
+def add_reconcile_run(engine, finished: datetime) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.insert(ReconcileRun.__table__).values(
+            as_of=finished.date(), fiscal_years="1405", started_at=finished - timedelta(seconds=30),
+            finished_at=finished, status="success"))
+
+
+def add_deviation(engine, subject: str, severity: str, agency: str | None, status: str = "open") -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.insert(Deviation.__table__).values(
+            kind="capital", rule="progress_lag", subject=subject, fiscal_year=1405, quarter=2, severity=severity,
+            status=status, message="…", agency_code=agency, first_found_on=date(2026, 11, 1),
+            last_found_on=date(2026, 12, 1)))
+
+
+def healthy_store(engine) -> None:
+    for source in ("nezarat4", "saba"):
+        add_sync_run(engine, source, "success", NOW - timedelta(minutes=30))
+    add_reconcile_run(engine, NOW - timedelta(hours=3))
+
+
+def test_a_new_store_is_unhealthy_for_sources_and_reconciliation(engine) -> None:
+    found = health.gather(config(str(engine.url)), engine, now=NOW)
+    assert [code for code, _ in found.causes] == [3, 3, 4]
+    assert found.exit_code == 3
+    assert "nezarat4 has not synced successfully ever" in found.causes[0][1]
+
+
+def test_recent_successes_are_healthy_and_a_failure_after_them_is_shown_not_judged(engine) -> None:
+    healthy_store(engine)
+    add_sync_run(engine, "saba", "failed", NOW - timedelta(minutes=5), error="SABA: user name or password refused")
+    found = health.gather(config(str(engine.url)), engine, now=NOW)
+    assert found.causes == [] and found.exit_code == 0
+    saba = found.sources[1]
+    assert saba.last.status == "failed" and saba.last_success is not None
+    assert "SABA: user name or password refused" in "\n".join(health.render(found))
+
+
+def test_a_source_without_success_within_twice_its_interval_exits_3(engine) -> None:
+    healthy_store(engine)
+    add_sync_run(engine, "saba", "failed", NOW + timedelta(minutes=80))
+    found = health.gather(config(str(engine.url)), engine, now=NOW + timedelta(hours=1, minutes=31))
+    assert [code for code, _ in found.causes] == [3, 3]  # both: 2 h 1 min since their success, 2 h allowed
+    assert "its last run" in found.causes[1][1] and "failed" in found.causes[1][1]
+    on_time = health.gather(config(str(engine.url)), engine, now=NOW + timedelta(hours=1, minutes=29))
+    assert on_time.exit_code == 0
+
+
+def test_a_reconciliation_older_than_a_day_exits_4(engine) -> None:
+    healthy_store(engine)
+    later = NOW + timedelta(hours=21, minutes=1)  # reconciliation 24 h 1 min old
+    for source in ("nezarat4", "saba"):
+        add_sync_run(engine, source, "success", later - timedelta(minutes=1))
+    found = health.gather(config(str(engine.url)), engine, now=later)
+    assert found.exit_code == 4
+    assert found.causes[0][1].startswith("no successful reconciliation since")
+
+
+def _message(recipient: str, created: datetime) -> dict:
+    return dict(recipient=recipient, expert_name="کارشناس", sender="budgetwatch@mpo-kz.ir",
+                message_id=f"<{recipient}.{created.timestamp()}@mpo-kz.ir>", subject="گزارش", body_text="…",
+                body_html="<p>…</p>", raw="Subject: x\r\n\r\n…", created_at=created, next_attempt_at=created)
+
+
+def test_an_outbox_message_waiting_longer_than_allowed_exits_5(engine) -> None:
+    assert "status" in AlertOutbox.__table__.c  # the outbox of store.alerts (contracts.md)
+    healthy_store(engine)
+    with engine.begin() as conn:
+        record_digest(conn, _message("a@mpo-kz.ir", NOW - timedelta(minutes=59)), [])
+    assert health.gather(config(str(engine.url)), engine, now=NOW).exit_code == 0
+    with engine.begin() as conn:
+        record_digest(conn, _message("b@mpo-kz.ir", NOW - timedelta(minutes=61)), [])
+    found = health.gather(config(str(engine.url)), engine, now=NOW)
+    assert found.exit_code == 5 and found.outbox.pending == 2 and found.outbox.stuck
+    assert found.as_json()["outbox"]["stuck"] is True
+
+
+def test_open_deviations_are_counted_by_severity_and_expert_group(engine) -> None:
+    add_deviation(engine, "p1", "critical", "110")
+    add_deviation(engine, "p2", "critical", "110")
+    add_deviation(engine, "p3", "major", "120")
+    add_deviation(engine, "p4", "minor", "999")  # not routed: the default group
+    add_deviation(engine, "p5", "minor", None)
+    add_deviation(engine, "p6", "critical", "120", status="resolved")  # not open
+    found = health.gather(config(str(engine.url)), engine, now=NOW)
+    assert found.deviations == {("critical", "social"): 2, ("major", "infrastructure"): 1,
+                                ("minor", "consolidation"): 2}
+
+
+def test_status_command_prints_json_and_exits_with_the_verdict(engine, tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.delenv("BUDGETWATCH_DATABASE_URL", raising=False)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"database": {"url": str(engine.url.render_as_string(hide_password=False))},
+                                    **SETTINGS}), encoding="utf-8")
+    for source in ("nezarat4", "saba"):
+        add_sync_run(engine, source, "success", datetime.now(timezone.utc) - timedelta(minutes=1))
+    assert main(["--config", str(path), "status", "--format", "json"]) == 4  # never reconciled
+    report = json.loads(capsys.readouterr().out)
+    assert report["healthy"] is False and report["exit_code"] == 4
+    assert [c["code"] for c in report["causes"]] == [4]
+    assert report["sources"][0]["last_run"]["status"] == "success"
+    assert report["service"] == {"running": False, "holder": None}
+    add_reconcile_run(engine, datetime.now(timezone.utc))
+    assert main(["--config", str(path), "status"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("HEALTHY") and "open deviations:" in out

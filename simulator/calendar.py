@@ -3,6 +3,11 @@
 Dates are kept as Gregorian ``date`` objects inside the world and converted to Jalali only when a
 page is rendered. A quarter is closed when its last day is before the as-of day; its report is due
 `REPORT_DUE_DAYS` days after that last day.
+
+The simulator keeps this small calendar of its own instead of importing foundation.jalali's: it is
+the oracle the product's reconciliation is tested against (expected deviations hold from due days
+computed here), and a due day computed by the product's code on both sides would let a calendar
+mistake pass both.
 """
 
 from __future__ import annotations

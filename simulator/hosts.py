@@ -9,7 +9,7 @@ answer only while the fault is on (`malformed_active`, set by `Simulator.set_fau
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from simulator.generate import capital_year, dec, expense_agreement, operations_for
 from simulator.model import Agreement, Project, ProjectYear
@@ -30,18 +30,7 @@ class Malformation:
     effect: str  # record_absent | report_absent | operation_absent | item_absent | none
 
     def as_dict(self) -> dict:
-        return {
-            "portal": self.portal,
-            "where": self.where,
-            "key": self.key,
-            "fiscal_year": self.fiscal_year,
-            "portal_id": self.portal_id,
-            "field": self.field,
-            "raw": self.raw,
-            "locator": self.locator,
-            "effect": self.effect,
-        }
-
+        return asdict(self)
 
 
 class MalformationHosts:

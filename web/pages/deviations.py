@@ -12,11 +12,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import QueryParams
 
 from foundation.persian import to_ascii_digits
 from foundation.vocabulary import DEVIATION_STATUSES, GROUPS, KINDS, SEVERITIES
 from reconcile import deviations as dv
 from reconcile.rules import RULE_IDS
+from reconcile.settings import RoutingConfig
 from store import console as store
 from web.common import Refused, checked_form, console, flash, query_url, record, redirect, render, user_of
 from web.permissions import can_act_on, group_agencies
@@ -39,10 +41,9 @@ def _known(values: list[str], allowed: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(v for v in dict.fromkeys(values) if v in allowed)
 
 
-def parse_query(request: Request) -> tuple[store.DeviationQuery, dict[str, Any]]:
-    """The list's query from the URL, and the parameters as understood (for links and the form)."""
-    args = request.query_params
-    routing = console(request).config.routing
+def parse_query(args: QueryParams, routing: RoutingConfig) -> tuple[store.DeviationQuery, dict[str, Any]]:
+    """The list's query from the URL's parameters, and the parameters as understood (for links and
+    the form)."""
     params: dict[str, Any] = {name: [v for v in args.getlist(name) if v.strip()] for name in FILTERS}
     groups = _known(params["group"], GROUPS)
     group_in, group_out = group_agencies(groups[0], routing) if len(groups) == 1 else (None, None)
@@ -70,7 +71,7 @@ def parse_query(request: Request) -> tuple[store.DeviationQuery, dict[str, Any]]
 @router.get("/deviations")
 def deviation_list(request: Request):
     state = console(request)
-    query, params = parse_query(request)
+    query, params = parse_query(request.query_params, state.config.routing)
     with state.engine.connect() as conn:
         page = store.list_deviations(conn, query)
         agencies = store.agency_names(conn)

@@ -148,7 +148,7 @@ def create_app(engine: Engine, config: Any, *, secret: str | None = None, https_
 
     # outermost: the session is read before _require_session runs and written after it
     app.add_middleware(SessionMiddleware, secret_key=secret or auth.session_secret(config.data_dir),
-                       session_cookie="budgetwatch_console", max_age=SESSION_HOURS * 3600, same_site="strict",
+                       session_cookie="budgetwatch_console", max_age=SESSION_HOURS * 3600, same_site="lax",
                        https_only=https_only)
     return app
 

@@ -176,33 +176,38 @@ def approve(engine: Engine, fiscal_year: int, quarter: int, *, by: str, note: st
     if not is_quarter_closed(fiscal_year, quarter, as_of):
         raise ReviewError(f"{fiscal_year} Q{quarter} is not closed: it ends on {quarter_end(fiscal_year, quarter)}")
     target = folder(settings.data_dir, fiscal_year, quarter)
-    with engine.begin() as conn:
-        done = reviews.signoff(conn, fiscal_year, quarter)
-        if done is not None:
-            raise ReviewError(f"{fiscal_year} Q{quarter} was approved by {done.approved_by} on "
-                              f"{done.approved_at.isoformat(timespec='minutes')}: its archive is never rewritten")
-        if target.exists():
-            raise ReviewError(f"{target} already exists though the store records no approval: move it away first")
-        report = _period_report(conn, fiscal_year, quarter, as_of, now, settings, extra_review=as_of)
-        files = render_files(report)
-        entry = Signoff(fiscal_year, quarter, by, now, note, as_of, str(target), "")
-        data = manifest(files, entry)
-        entry = Signoff(fiscal_year, quarter, by, now, note, as_of, str(target), hashlib.sha256(data).hexdigest())
-        partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
-        partial.mkdir(parents=True)
-        try:
+    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    placed = False  # only what this call renamed into place may be removed again
+    try:
+        with engine.begin() as conn:
+            done = reviews.signoff(conn, fiscal_year, quarter)
+            if done is not None:
+                raise ReviewError(f"{fiscal_year} Q{quarter} was approved by {done.approved_by} on "
+                                  f"{done.approved_at.isoformat(timespec='minutes')}: its archive is never rewritten")
+            if target.exists():
+                raise ReviewError(f"{target} already exists though the store records no approval: move it away first")
+            report = _period_report(conn, fiscal_year, quarter, as_of, now, settings, extra_review=as_of)
+            files = render_files(report)
+            data = manifest(files, Signoff(fiscal_year, quarter, by, now, note, as_of, str(target), ""))
+            entry = Signoff(fiscal_year, quarter, by, now, note, as_of, str(target), hashlib.sha256(data).hexdigest())
+            partial.mkdir(parents=True)
             for name, content in {**files, MANIFEST: data}.items():
                 (partial / name).write_bytes(content)
                 os.chmod(partial / name, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-            os.rename(partial, target)
+            os.rename(partial, target)  # fails if another approval placed its folder meanwhile
+            placed = True
             reviews.record_signoff(conn, entry)
-        except IntegrityError:
+        # the transaction committed: the sign-off and its archive stand together
+    except IntegrityError:
+        if placed:
             shutil.rmtree(target, ignore_errors=True)
-            raise ReviewError(f"{fiscal_year} Q{quarter} was approved by someone else meanwhile") from None
-        except BaseException:
-            shutil.rmtree(partial, ignore_errors=True)
+        raise ReviewError(f"{fiscal_year} Q{quarter} was approved by someone else meanwhile") from None
+    except BaseException:
+        if placed:
             shutil.rmtree(target, ignore_errors=True)
-            raise
+        raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
     return entry
 
 

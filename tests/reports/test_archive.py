@@ -127,3 +127,15 @@ def test_periods_show_their_state_and_an_altered_archive(engine, approved):
     html.write_text(html.read_text(encoding="utf-8").replace("۴۰٪", "۹۰٪"), encoding="utf-8")
     [period] = [p for p in archive.periods(engine, today=NOW.date()) if p.state == "approved"]
     assert period.intact is False
+
+
+def test_a_race_lost_to_another_approval_leaves_no_second_archive(engine, approved, tmp_path, monkeypatch):
+    # Two reviewers pressing at the same moment cannot be timed reliably in a test: the loser's
+    # check is made to see no sign-off (as if it ran just before the winner committed), so its
+    # insert meets the database's unique key, as it would in the race.
+    entry, folder = approved
+    monkeypatch.setattr(archive.reviews, "signoff", lambda conn, year, quarter: None)
+    with pytest.raises(ReviewError, match="someone else meanwhile"):
+        archive.approve(engine, 1405, 2, by="دیگری", note=None, settings=settings(tmp_path / "b"), now=NOW)
+    assert list((tmp_path / "b" / "archive").iterdir()) == []  # neither the folder nor a partial one
+    assert archive.intact(entry)

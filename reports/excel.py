@@ -52,6 +52,7 @@ class _Book:
         self.book.set_properties({"title": REPORT_TITLE, "subject": period_text(report.selection),
                                   "author": "budgetwatch", "created": created})
         base = {"font_name": FONT, "font_size": 10, "valign": "top"}
+        late = {**base, "bold": True, "font_color": "#b71c1c", "bg_color": "#fde0dc"}
         self.f = {
             "header": self.book.add_format({**base, "bold": True, "bg_color": "#dfe7ef", "border": 1,
                                             "text_wrap": True, "align": "center"}),
@@ -64,8 +65,9 @@ class _Book:
             "pace": self.book.add_format({**base, "num_format": "0.0"}),
             "title": self.book.add_format({**base, "bold": True, "font_size": 14}),
             "label": self.book.add_format({**base, "bold": True}),
-            "late": self.book.add_format({**base, "bold": True, "font_color": "#b71c1c", "bg_color": "#fde0dc",
-                                          "num_format": "#,##0"}),
+            # a late step or forecast: red, and still the number format of its column
+            "late_int": self.book.add_format({**late, "num_format": "#,##0"}),
+            "late_year": self.book.add_format({**late, "num_format": "0"}),
             "total": self.book.add_format({**base, "bold": True, "top": 2}),
         }
         for kind in ("amount", "points", "ratio", "int"):
@@ -104,7 +106,7 @@ class _Book:
         for r, item in enumerate(rows, start=first_row + 1):
             for c, col in enumerate(columns):
                 flagged = late is not None and late(item, c)
-                self.cell(sheet, r, c, col.kind, col.value(item), "late" if flagged else None)
+                self.cell(sheet, r, c, col.kind, col.value(item), f"late_{col.kind}" if flagged else None)
         sheet.freeze_panes(first_row + 1, 0)
         sheet.autofilter(first_row, 0, first_row + max(len(rows), 1), len(columns) - 1)
         return first_row + 1 + len(rows)

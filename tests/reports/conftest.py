@@ -1,6 +1,6 @@
 """A store filled the real way for report tests: simulator -> sync over HTTP -> field visits ->
 reconcile, plus two hand-made projects whose titles a portal could send to attack a report (a
-spreadsheet formula, HTML markup). One store per backend and test module: the tests only read it.
+spreadsheet formula, HTML markup). One store per backend for the package: the tests only read it.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def _fill(url: str, monkeypatch: pytest.MonkeyPatch, folder) -> Engine:
     return engine
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(scope="package", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def simulated(request, tmp_path_factory) -> Iterator[Engine]:
     folder = tmp_path_factory.mktemp("reports")
     if request.param == "sqlite":

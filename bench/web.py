@@ -132,7 +132,7 @@ def main() -> None:
         while not server.started:
             time.sleep(0.05)
         try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
                 assert client.post("/login", data={"username": "bench", "password": PASSWORD}).status_code == 303
                 print(f"\n{'page':<58} {'TTFB median / max':>20} {'bare SQL median':>16}")
                 for name, query_string in PAGES.items():

@@ -104,10 +104,14 @@ def _where(q: DeviationQuery) -> list[Any]:
         where.append(dev.c.county_id.in_(q.county_ids))
     if q.agencies:
         where.append(dev.c.agency_code.in_(q.agencies))
+    # A group is a quarter of the agencies: through the agency index SQLite made 60,000 lookups
+    # where one scan is three times faster (PostgreSQL scans either way). coalesce() keeps the
+    # index out, and counts a deviation without an agency in the default group, as routing does.
+    routed = sa.func.coalesce(dev.c.agency_code, "")
     if q.group_agencies is not None:
-        where.append(dev.c.agency_code.in_(q.group_agencies))
+        where.append(routed.in_(q.group_agencies))
     if q.group_excludes is not None:
-        where.append(sa.or_(dev.c.agency_code.is_(None), dev.c.agency_code.not_in(q.group_excludes)))
+        where.append(routed.not_in(q.group_excludes))
     if q.rules:
         where.append(dev.c.rule.in_(q.rules))
     if q.kinds:
@@ -126,12 +130,21 @@ LIST_COLUMNS = (dev.c.id, dev.c.kind, dev.c.rule, dev.c.severity, dev.c.subject,
 
 
 def deviation_page_query(q: DeviationQuery) -> sa.Select:
-    """The SELECT behind one page of the list (bench/web.py times it bare)."""
+    """The SELECT behind one page of the list (bench/web.py times it bare).
+
+    The page's ids are chosen first, sorting only the sort keys and the id, and the fifty rows are
+    read after: sorting whole rows (the Persian sentence is most of a row) made a deep page of a
+    243,000-deviation store cost seconds on SQLite, the sorter spilling the sentences to disk.
+    """
     keys = SORTS.get(q.sort, SORTS["severity"])
-    order = [k.desc() for k in keys] if q.descending else list(keys)
-    order.append(dev.c.id.desc() if q.descending else dev.c.id)
-    return (sa.select(*LIST_COLUMNS).where(*_where(q)).order_by(*order)
-            .limit(q.per_page).offset((max(q.page, 1) - 1) * q.per_page))
+
+    def order(table: Any) -> list[Any]:
+        columns = [table.c[k.name] for k in keys] + [table.c.id]
+        return [c.desc() for c in columns] if q.descending else columns
+
+    chosen = (sa.select(dev.c.id, *keys).where(*_where(q)).order_by(*order(dev))
+              .limit(q.per_page).offset((max(q.page, 1) - 1) * q.per_page).subquery("chosen"))
+    return sa.select(*LIST_COLUMNS).join_from(dev, chosen, chosen.c.id == dev.c.id).order_by(*order(chosen))
 
 
 def list_deviations(conn: Connection, q: DeviationQuery) -> Page:

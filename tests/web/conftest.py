@@ -8,6 +8,7 @@ inserted, so a test compares the page with a count made here in Python.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -140,6 +141,30 @@ def _console_store(engine: Engine, data_dir: Path) -> ConsoleStore:
 def console_store(engine: Engine, tmp_path: Path) -> Iterator[ConsoleStore]:
     """Both databases: users of every role and 3,000 deviations (for what the store's queries decide)."""
     yield _console_store(engine, tmp_path)
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def shared_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleStore]:
+    """Like console_store, made once per module and database: for tests that only read."""
+    from argon2 import PasswordHasher
+
+    from store.db import scratch_schema
+    from tests.conftest import PG_SKIP_REASON, _pg_url
+    from web import auth
+
+    folder = tmp_path_factory.mktemp("console")
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{folder / 'store.db'}"
+        else:
+            if not _pg_url():
+                pytest.skip(PG_SKIP_REASON)
+            url = stack.enter_context(scratch_schema(_pg_url(), "bw"))
+        engine = open_store(url)
+        stack.callback(engine.dispose)
+        with pytest.MonkeyPatch.context() as patch:  # cheap hashes, as quick_hashes gives every test
+            patch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+            yield _console_store(engine, folder)
 
 
 @pytest.fixture

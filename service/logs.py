@@ -26,9 +26,10 @@ FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 MASK = "***"
 MIN_SECRET = 4  # shorter "secrets" would mask ordinary words and digits, and protect nothing
-# the libraries' own chatter: apscheduler's warnings repeat our lines (a skipped or missed run),
-# httpx names every request
-QUIET = {"apscheduler": logging.ERROR, "httpx": logging.WARNING, "httpcore": logging.WARNING}
+# the libraries' own chatter: apscheduler's executor repeats our line on a missed run (its
+# scheduler's warnings stay: a job store that cannot be read), httpx names every request
+QUIET = {"apscheduler": logging.WARNING, "apscheduler.executors": logging.ERROR, "httpx": logging.WARNING,
+         "httpcore": logging.WARNING}
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 

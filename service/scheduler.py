@@ -109,7 +109,13 @@ def _scheduler(config: AppConfig, engine: Engine) -> BackgroundScheduler:
         timezone=zone_info(schedule.timezone),
     )
     scheduler.add_listener(_on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+    logging.getLogger("apscheduler.scheduler").addFilter(_said_by_us)
     return scheduler
+
+
+def _said_by_us(record: logging.LogRecord) -> bool:
+    """APScheduler's own warning of a skipped slot repeats the line _on_event writes (with the job's id)."""
+    return "maximum number of running instances reached" not in record.getMessage()
 
 
 def _install_jobs(scheduler: BackgroundScheduler, config: AppConfig) -> None:

@@ -4,7 +4,9 @@ The simulator runs in the test process on loopback (tests/sync/conftest.py); ser
 ``python -m budgetwatch.cli --log-format json serve`` with a config.yaml pointing at it, schedules
 in seconds (the ``every N seconds`` form), and each portal's password given a distinctive value so
 a test can grep every log line for it. :class:`Serve` reads serve's JSON log lines and waits for
-events with a deadline (no sleeps).
+events with a deadline (no sleeps). The deadlines are generous and the tests' own timeout raised
+(PROCESS_TIMEOUT): on an idle machine each test takes seconds, but a machine shared by several
+test runs can make a process start take tens of seconds.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,7 @@ from tests.sync.conftest import YEARS, simulator_factory, sqlite_url  # noqa: F4
 ROOT = Path(__file__).resolve().parents[2]
 # distinctive: a grep for them in the logs finds them only if they leaked
 PASSWORDS = {"nezarat4": "Nz-pass-7f3c9e1a-leak-canary", "saba": "Sb-pass-2d8b6f40-leak-canary"}
+PROCESS_TIMEOUT = pytest.mark.timeout(400)
 QUICK = {"sync": "every 2 seconds", "full_sync": "every 1 hours", "reconcile": "every 1 hours",
          "alerts": "every 1 hours", "dispatch": "every 1 hours", "housekeeping": "every 1 hours"}
 
@@ -57,7 +61,11 @@ def write_config(tmp_path: Path, sim: Any, store_url: str, *, schedule: dict[str
     return path
 
 
-def budgetwatch(config: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+def _logged_at(event: dict[str, Any]) -> datetime:
+    return datetime.strptime(event["time"], "%Y-%m-%d %H:%M:%S,%f")
+
+
+def budgetwatch(config: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "budgetwatch.cli", "--config", str(config), *args],
                           capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=_env())
 
@@ -95,7 +103,7 @@ class Serve:
                 found.append(event)
         return found
 
-    def wait_for(self, what: Callable[[dict[str, Any]], bool], timeout: float = 30, *,
+    def wait_for(self, what: Callable[[dict[str, Any]], bool], timeout: float = 90, *,
                  since: int = 0) -> dict[str, Any]:
         """The first event (from the ``since``-th on) for which ``what`` is true, within ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
@@ -109,15 +117,19 @@ class Serve:
         tail = "\n".join(self.lines()[-30:])
         raise AssertionError(f"serve (exit {self.proc.poll()}) did not log the awaited event in {timeout} s:\n{tail}")
 
-    def started(self, timeout: float = 90) -> None:
+    def started(self, timeout: float = 120) -> None:
         self.wait_for(lambda e: e["message"].startswith("budgetwatch serve started"), timeout)
 
     def terminate(self, timeout: float = 60) -> float:
-        """SIGTERM; the seconds it took to exit."""
-        began = time.monotonic()
+        """SIGTERM, wait for the exit; the seconds serve took from the signal to its last line
+        (what it controls: cancelling, committing, releasing; not the interpreter's teardown,
+        which a machine shared by many test runs can stretch)."""
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout)
-        return time.monotonic() - began
+        events = self.events()
+        received = next(e for e in events if e["message"] == "SIGTERM received")
+        stopped = next(e for e in events if e["message"] == "budgetwatch serve stopped")
+        return (_logged_at(stopped) - _logged_at(received)).total_seconds()
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)

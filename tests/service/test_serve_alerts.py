@@ -6,15 +6,16 @@ from __future__ import annotations
 import pytest
 
 from tests.alerts.conftest import smtp  # noqa: F401 - the real SMTP server fixture, shared
-from tests.service.conftest import PASSWORDS, distinctive_passwords, sync_runs, wait_until, write_config
+from tests.service.conftest import PASSWORDS, PROCESS_TIMEOUT, distinctive_passwords, sync_runs, wait_until, write_config
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, PROCESS_TIMEOUT]
 
 SMTP_PASSWORD = "Smtp-pass-91c4e7-leak-canary"
 
 
 def test_serve_syncs_reconciles_and_a_digest_arrives_by_smtp(simulator_factory, serve_factory, smtp, store_url,
                                                             tmp_path, monkeypatch):
+    # both databases: the job store, the serve lock and the outbox are the database's on each
     sim = simulator_factory(projects=30, agreements=15)
     distinctive_passwords(sim)
     monkeypatch.setenv("BUDGETWATCH_SMTP_PASSWORD", SMTP_PASSWORD)  # set, unused (no login): must not leak
@@ -27,10 +28,10 @@ def test_serve_syncs_reconciles_and_a_digest_arrives_by_smtp(simulator_factory, 
     serve = serve_factory(config)
     serve.started()
     for source in ("nezarat4", "saba"):
-        serve.wait_for(lambda e, s=source: e.get("source") == s and e.get("status") == "success", timeout=60)
-    serve.wait_for(lambda e: e["message"].startswith("reconcile run") and e.get("status") == "success", timeout=30)
-    wait_until(lambda: smtp.mailbox.to("consolidation@mpo-kz.ir"), timeout=30, what="a digest at the SMTP server")
-    assert serve.terminate() < 10
+        serve.wait_for(lambda e, s=source: e.get("source") == s and e.get("status") == "success", timeout=120)
+    serve.wait_for(lambda e: e["message"].startswith("reconcile run") and e.get("status") == "success", timeout=120)
+    wait_until(lambda: smtp.mailbox.to("consolidation@mpo-kz.ir"), timeout=120, what="a digest at the SMTP server")
+    assert serve.terminate() < 5
 
     digest = smtp.mailbox.to("consolidation@mpo-kz.ir")[0]
     assert digest.mail_from == "budgetwatch@mpo-kz.ir"

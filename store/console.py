@@ -163,22 +163,23 @@ def _name_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
         r["county_name"] = counties.get(r["county_id"])
 
 
-def agency_names(conn: Connection, codes: set[str] | None = None) -> dict[str, str]:
-    query = sa.select(agency_t.c.code, agency_t.c.name).order_by(agency_t.c.code)
-    if codes is not None:
-        if not codes:
+def _names(conn: Connection, key: Any, name: Any, wanted: set[Any] | None) -> dict[Any, str]:
+    query = sa.select(key, name).order_by(name)
+    if wanted is not None:
+        if not wanted:
             return {}
-        query = query.where(agency_t.c.code.in_(sorted(codes)))
-    return {r.code: r.name for r in conn.execute(query)}
+        query = query.where(key.in_(sorted(wanted)))
+    return dict(conn.execute(query).all())
+
+
+def agency_names(conn: Connection, codes: set[str] | None = None) -> dict[str, str]:
+    """Agency code -> name, of these codes or of every agency (by name)."""
+    return _names(conn, agency_t.c.code, agency_t.c.name, codes)
 
 
 def county_names(conn: Connection, ids: set[int] | None = None) -> dict[int, str]:
-    query = sa.select(county_t.c.id, county_t.c.name).order_by(county_t.c.name)
-    if ids is not None:
-        if not ids:
-            return {}
-        query = query.where(county_t.c.id.in_(sorted(ids)))
-    return {r.id: r.name for r in conn.execute(query)}
+    """County id -> name, of these ids or of every county (by name)."""
+    return _names(conn, county_t.c.id, county_t.c.name, ids)
 
 
 def fiscal_years(conn: Connection) -> list[int]:

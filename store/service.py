@@ -1,9 +1,10 @@
 """What the unattended service asks of the store: its lock, its status queries, its housekeeping.
 
-- :func:`serve_lock` — only one ``budgetwatch serve`` per store. PostgreSQL: a session advisory lock
-  (keyed as store.locks keys its locks: per schema) on a connection whose ``application_name`` names
-  the host and pid, so a second serve can say who holds it; SQLite: an exclusive ``flock`` on a file
-  beside the database holding "host pid". Both vanish with the process (kill -9 leaves nothing).
+- :func:`serve_lock` — only one ``budgetwatch serve`` per store: store.locks' lock ``serve``
+  (PostgreSQL: a session advisory lock per schema; SQLite: a ``flock`` on a file beside the
+  database holding the pid), which vanishes with the process (kill -9 leaves nothing). A second
+  serve names the holder: on PostgreSQL the locking session's ``application_name`` carries the
+  host and pid (:func:`identified_url`).
 - status queries: the last run and last success of each source, the last reconciliation, open
   deviations by severity and agency (the service maps agencies to expert groups; routing is
   reconcile's), and the next run of each scheduled job (APScheduler's own table, if there is one).
@@ -16,7 +17,7 @@ import fcntl
 import os
 import socket
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,11 +26,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from store.db import refresh_statistics
-from store.locks import LockHeld, _key
+from store.locks import LockHeld, _key, exclusive
 from store.models import METADATA, Deviation, ReconcileRun, SyncRun
 
 JOBS_TABLE = "apscheduler_jobs"  # APScheduler's SQLAlchemy job store, in the store's database
 _LOCK_NAME = "serve"
+_APPLICATION = "budgetwatch serve, "
 _sync = SyncRun.__table__
 _reconcile = ReconcileRun.__table__
 _deviation = Deviation.__table__
@@ -39,46 +41,27 @@ def holder_identity() -> str:
     return f"host {socket.gethostname()} pid {os.getpid()}"
 
 
+def identified_url(url: str) -> str:
+    """PostgreSQL: the URL with an ``application_name`` naming this host and pid, so that the
+    session holding the serve lock says who it is (pg_stat_activity); other URLs as they are."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return url
+    name = f"{_APPLICATION}{holder_identity()}"[:63]  # PostgreSQL keeps 63 bytes of it
+    return parsed.update_query_dict({"application_name": name}).render_as_string(hide_password=False)
+
+
 @contextmanager
 def serve_lock(engine: Engine) -> Iterator[None]:
-    """Hold the store's serve lock for the block, or raise LockHeld naming the host and pid holding it."""
-    identity = holder_identity()
-    if engine.dialect.name == "postgresql":
-        with engine.connect() as conn:
-            key = _key(conn, _LOCK_NAME)
-            conn.execute(sa.select(sa.func.set_config("application_name", f"budgetwatch serve, {identity}"[:63],
-                                                      False)))
-            got = conn.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar()
-            conn.commit()
-            if not got:
-                raise LockHeld(f"another budgetwatch serve ({serve_holder(engine) or 'unknown'}) runs on this store")
-            try:
-                yield
-            finally:
-                conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
-                conn.commit()
-        return
-    path = _lock_file(engine)
-    if path is None:
-        yield  # a private in-memory store: no other process can share it
-        return
-    with open(path, "a+") as handle:
+    """Hold the store's serve lock (store.locks) for the block, or raise LockHeld naming the host
+    and pid holding it. Open the engine with :func:`identified_url` for PostgreSQL to be named."""
+    with ExitStack() as stack:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            raise LockHeld(f"another budgetwatch serve ({holder}) runs on this store") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(identity)
-        handle.flush()
-        try:
-            yield
-        finally:
-            handle.seek(0)
-            handle.truncate()
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            stack.enter_context(exclusive(engine, _LOCK_NAME))
+        except LockHeld:
+            raise LockHeld(f"another budgetwatch serve ({serve_holder(engine) or 'unknown'}) runs on this store") \
+                from None
+        yield
 
 
 def serve_holder(engine: Engine) -> str | None:
@@ -86,7 +69,7 @@ def serve_holder(engine: Engine) -> str | None:
     (SQLite: a shared lock tried for an instant; PostgreSQL: a look at pg_locks)."""
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
-            unsigned = _key(conn, _LOCK_NAME) & 0xFFFFFFFFFFFFFFFF
+            unsigned = _key(conn, _LOCK_NAME) & 0xFFFFFFFFFFFFFFFF  # pg_locks shows the key as two oids
             row = conn.execute(sa.text(
                 "SELECT a.application_name, a.client_addr, l.pid FROM pg_locks l "
                 "JOIN pg_stat_activity a ON a.pid = l.pid JOIN pg_database d ON d.oid = l.database "
@@ -96,8 +79,8 @@ def serve_holder(engine: Engine) -> str | None:
         if row is None:
             return None
         name, client, backend = row
-        prefix = "budgetwatch serve, "
-        return name.removeprefix(prefix) if name and name.startswith(prefix) else f"client {client}, backend {backend}"
+        return name.removeprefix(_APPLICATION) if name and name.startswith(_APPLICATION) \
+            else f"client {client}, server backend {backend}"
     path = _lock_file(engine)
     if path is None or not path.exists():
         return None
@@ -105,12 +88,15 @@ def serve_holder(engine: Engine) -> str | None:
         try:
             fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            return handle.read().strip() or "unknown"
+            # store.locks writes the holder's pid; a file lock is held on this host (SQLite is not
+            # for network file systems)
+            return f"host {socket.gethostname()} pid {handle.read().strip() or 'unknown'}"
         fcntl.flock(handle, fcntl.LOCK_UN)
     return None
 
 
 def _lock_file(engine: Engine) -> Path | None:
+    """The file store.locks flocks for the serve lock of a SQLite store."""
     database = engine.url.database
     if not database or database == ":memory:":
         return None

@@ -16,8 +16,9 @@ import typer
 from budgetwatch.app import UserError, app, console, context
 from service import logs, scheduler
 from service import status as health
-from store.db import safe_url
+from store.db import open_store, safe_url
 from store.locks import LockHeld
+from store.service import identified_url
 
 SERVE_LOCKED = 3
 log = logging.getLogger("budgetwatch.service")
@@ -31,10 +32,14 @@ def serve() -> None:
     logs.configure(ctx.log_format, logging.DEBUG if ctx.debug else logging.INFO)
     logs.REDACTOR.update(logs.secrets_of(config))
     log.info("configuration %s, store %s", ctx.config_source, safe_url(config.database_url))
+    # its own engine: on PostgreSQL its sessions name this host and pid, which a second serve reports
+    engine = open_store(identified_url(config.database_url))
     try:
-        code = scheduler.serve(config, ctx.engine)
+        code = scheduler.serve(config, engine)
     except LockHeld as exc:
         raise UserError(f"{exc}; not starting a second one", exit_code=SERVE_LOCKED) from None
+    finally:
+        engine.dispose()
     raise typer.Exit(code)
 
 

@@ -235,6 +235,6 @@ def run_job(kind: str, source: str | None = None) -> None:
             service.housekeeping(job=job)
         else:
             log.error("unknown job %r in the job store: ignored", kind, extra={"job": job})
-    except Exception as exc:  # noqa: BLE001 - a job never kills the service; it runs again at its next slot
+    except Exception as exc:
         log.error("%s failed: %s: %s (it runs again at its next slot)", job, type(exc).__name__, exc,
                   exc_info=log.isEnabledFor(logging.DEBUG), extra={"job": job, "status": "failed"})

@@ -12,6 +12,7 @@ change while the service runs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -118,21 +119,15 @@ def secrets_of(config: Any) -> list[str]:
         source = getattr(config.sources, name, None)
         if source is None:
             continue
-        try:
+        with contextlib.suppress(Exception):  # unreadable now: nothing to hide yet
             found.append(source.password(name).get_secret_value())
-        except Exception:  # noqa: BLE001 - unreadable now: nothing to hide yet
-            pass
     smtp = getattr(getattr(config, "alerts", None), "smtp", None)
     if getattr(smtp, "password_env", None):
         found.append(os.environ.get(smtp.password_env))
     if getattr(smtp, "password_file", None):
-        try:
+        with contextlib.suppress(OSError, UnicodeError):
             found.append(Path(smtp.password_file).expanduser().read_text(encoding="utf-8").strip())
-        except (OSError, UnicodeError):
-            pass
     found.append(os.environ.get("PGPASSWORD"))
-    try:
+    with contextlib.suppress(Exception):  # a malformed URL is refused elsewhere
         found.append(sa.engine.make_url(config.database_url).password)
-    except Exception:  # noqa: BLE001 - a malformed URL is refused elsewhere
-        pass
     return [s for s in found if s]

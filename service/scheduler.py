@@ -21,7 +21,7 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from apscheduler.events import (
     EVENT_JOB_MAX_INSTANCES,
@@ -90,7 +90,7 @@ def serve(config: AppConfig, engine: Engine, *, on_started: Callable[[], None] |
                 log.info("job %s scheduled %s; next run %s", job.id, job.name,
                          job.next_run_time.isoformat() if job.next_run_time else "-", extra={"job": job.id})
             log.info("budgetwatch serve started (pid %d)", os.getpid(),
-                     extra={"started_at": datetime.now(timezone.utc).isoformat()})
+                     extra={"started_at": datetime.now(UTC).isoformat()})
             if on_started:
                 on_started()
             stop.wait()
@@ -138,7 +138,7 @@ def _install_jobs(scheduler: BackgroundScheduler, config: AppConfig) -> None:
 def _on_event(event: JobEvent) -> None:
     if event.code == EVENT_JOB_SUBMITTED:
         due = event.scheduled_run_times[-1]
-        late = (datetime.now(timezone.utc) - due).total_seconds()
+        late = (datetime.now(UTC) - due).total_seconds()
         log.info("job %s starts: due %s%s", event.job_id, due.isoformat(), f" ({late:.0f} s late)" if late >= 1 else "",
                  extra={"job": event.job_id, "due": due.isoformat(), "late_seconds": round(late, 1)})
     elif event.code == EVENT_JOB_MISSED:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -94,7 +94,7 @@ class Status:
 
 
 def gather(config: AppConfig, engine: Engine, *, now: datetime | None = None) -> Status:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     schedule = config.schedule
     enabled = [name for name in SOURCES if getattr(config.sources, name).enabled]
     with engine.connect() as conn:
@@ -113,14 +113,14 @@ def gather(config: AppConfig, engine: Engine, *, now: datetime | None = None) ->
         if not ok:
             since = (f"since {_when(r.last_success.finished_at)}" if r.last_success else "ever")
             last = f"; its last run {r.last.run_id} {r.last.status}" if r.last else ""
-            status.causes.append((SOURCE_STALE, f"{r.source} has not synced successfully {since} "
-                                                f"(allowed: {_age(allowed)}){last}"))
+            reason = f"{r.source} has not synced successfully {since} (allowed: {_age(allowed)}){last}"
+            status.causes.append((SOURCE_STALE, reason))
     if last_success is None or now - _finished(last_success) > RECONCILE_MAX_AGE:
         when = f"since {_when(last_success.finished_at)}" if last_success else "ever"
         status.causes.append((RECONCILE_STALE, f"no successful reconciliation {when} (allowed: a day)"))
     if outbox is not None and outbox.stuck:
-        status.causes.append((OUTBOX_STUCK, f"the outbox is stuck: {outbox.pending} unsent, the oldest since "
-                                            f"{_when(outbox.oldest_pending_at)}"))
+        reason = f"the outbox is stuck: {outbox.pending} unsent, the oldest since {_when(outbox.oldest_pending_at)}"
+        status.causes.append((OUTBOX_STUCK, reason))
     counts: Counter[tuple[str, str]] = Counter()
     for severity, agency, n in by_agency:
         counts[(severity, group_of(agency, config.routing))] += n
@@ -175,7 +175,7 @@ def render(status: Status) -> list[str]:
 
 
 def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _finished(run: Any) -> datetime:

@@ -19,7 +19,7 @@ import socket
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -177,7 +177,7 @@ def next_runs(conn: Connection) -> dict[str, datetime | None]:
     if not sa.inspect(conn).has_table(JOBS_TABLE):
         return {}
     jobs = sa.table(JOBS_TABLE, sa.column("id"), sa.column("next_run_time"))
-    return {job_id: (datetime.fromtimestamp(when, timezone.utc) if when is not None else None)
+    return {job_id: (datetime.fromtimestamp(when, UTC) if when is not None else None)
             for job_id, when in conn.execute(sa.select(jobs.c.id, jobs.c.next_run_time)).all()}
 
 

@@ -33,12 +33,12 @@ def check_config(capsys: pytest.CaptureFixture[str], tmp_path: Path, schedule: d
 
 
 @pytest.mark.parametrize(("schedule", "expected"), [
-    ({"sync": "99 2 * * *"}, "schedule.sync = '99 2 * * *': Error validating expression '99': the last value (99) "
-                             "is higher than the maximum value (59)"),
+    ({"sync": "99 2 * * *"}, ("schedule.sync = '99 2 * * *': Error validating expression '99': the last value (99) "
+                              "is higher than the maximum value (59)")),
     ({"timezone": "Asia/Tehrn"}, "schedule.timezone = 'Asia/Tehrn': unknown time zone 'Asia/Tehrn'"),
     ({"alerts": "0 7 * * 6-3"}, "schedule.alerts = '0 7 * * 6-3': weekday '6-3': write day names"),
-    ({"alerts": "0 7 * * sat-wed"}, "a range cannot wrap past the week's end: list the days, e.g. "
-                                    "'sat,sun,mon,tue,wed'"),
+    ({"alerts": "0 7 * * sat-wed"}, ("a range cannot wrap past the week's end: list the days, e.g. "
+                                     "'sat,sun,mon,tue,wed'")),
     ({"reconcile": "0 2 * *"}, "schedule.reconcile = '0 2 * *': must be a crontab expression of 5 fields"),
     ({"dispatch": "every 0 minutes"}, "schedule.dispatch = 'every 0 minutes': an interval must be at least 1"),
     ({"sync": {"sabaa": "0 2 * * *"}}, "unknown source 'sabaa' (sources: nezarat4, saba)"),

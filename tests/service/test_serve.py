@@ -14,7 +14,15 @@ import pytest
 from budgetwatch.cli import main
 from simulator import Faults
 from store.db import open_store
-from tests.service.conftest import PASSWORDS, PROCESS_TIMEOUT, budgetwatch, distinctive_passwords, sync_runs, wait_until, write_config
+from tests.service.conftest import (
+    PASSWORDS,
+    PROCESS_TIMEOUT,
+    budgetwatch,
+    distinctive_passwords,
+    sync_runs,
+    wait_until,
+    write_config,
+)
 from tests.sync.test_sync import _assert_store_equals_truth
 
 pytestmark = [pytest.mark.slow, PROCESS_TIMEOUT]

@@ -6,14 +6,21 @@ from __future__ import annotations
 import pytest
 
 from tests.alerts.conftest import smtp  # noqa: F401 - the real SMTP server fixture, shared
-from tests.service.conftest import PASSWORDS, PROCESS_TIMEOUT, distinctive_passwords, sync_runs, wait_until, write_config
+from tests.service.conftest import (
+    PASSWORDS,
+    PROCESS_TIMEOUT,
+    distinctive_passwords,
+    sync_runs,
+    wait_until,
+    write_config,
+)
 
 pytestmark = [pytest.mark.slow, PROCESS_TIMEOUT]
 
 SMTP_PASSWORD = "Smtp-pass-91c4e7-leak-canary"
 
 
-def test_serve_syncs_reconciles_and_a_digest_arrives_by_smtp(simulator_factory, serve_factory, smtp, store_url,
+def test_serve_syncs_reconciles_and_a_digest_arrives_by_smtp(simulator_factory, serve_factory, smtp, store_url,  # noqa: F811
                                                             tmp_path, monkeypatch):
     # both databases: the job store, the serve lock and the outbox are the database's on each
     sim = simulator_factory(projects=30, agreements=15)

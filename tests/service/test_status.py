@@ -4,10 +4,9 @@ rows made by hand (the real-process test in test_serve.py watches it follow a fa
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 import yaml
 
@@ -17,7 +16,7 @@ from service import status as health
 from store.alerts import AlertOutbox, record_digest
 from store.models import Deviation, ReconcileRun, SyncRun
 
-NOW = datetime(2026, 12, 3, 8, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
 SETTINGS = {
     "schedule": {"sync": "every 1 hours", "full_sync": "0 4 * * fri"},
     "alerts": {"enabled": True, "sender": "budgetwatch@mpo-kz.ir"},
@@ -95,9 +94,9 @@ def test_a_reconciliation_older_than_a_day_exits_4(engine) -> None:
 
 
 def _message(recipient: str, created: datetime) -> dict:
-    return dict(recipient=recipient, expert_name="کارشناس", sender="budgetwatch@mpo-kz.ir",
-                message_id=f"<{recipient}.{created.timestamp()}@mpo-kz.ir>", subject="گزارش", body_text="…",
-                body_html="<p>…</p>", raw="Subject: x\r\n\r\n…", created_at=created, next_attempt_at=created)
+    return {"recipient": recipient, "expert_name": "کارشناس", "sender": "budgetwatch@mpo-kz.ir",
+            "message_id": f"<{recipient}.{created.timestamp()}@mpo-kz.ir>", "subject": "گزارش", "body_text": "…",
+            "body_html": "<p>…</p>", "raw": "Subject: x\r\n\r\n…", "created_at": created, "next_attempt_at": created}
 
 
 def test_an_outbox_message_waiting_longer_than_allowed_exits_5(engine) -> None:
@@ -131,14 +130,14 @@ def test_status_command_prints_json_and_exits_with_the_verdict(engine, tmp_path:
     path.write_text(yaml.safe_dump({"database": {"url": str(engine.url.render_as_string(hide_password=False))},
                                     **SETTINGS}), encoding="utf-8")
     for source in ("nezarat4", "saba"):
-        add_sync_run(engine, source, "success", datetime.now(timezone.utc) - timedelta(minutes=1))
+        add_sync_run(engine, source, "success", datetime.now(UTC) - timedelta(minutes=1))
     assert main(["--config", str(path), "status", "--format", "json"]) == 4  # never reconciled
     report = json.loads(capsys.readouterr().out)
     assert report["healthy"] is False and report["exit_code"] == 4
     assert [c["code"] for c in report["causes"]] == [4]
     assert report["sources"][0]["last_run"]["status"] == "success"
     assert report["service"] == {"running": False, "holder": None}
-    add_reconcile_run(engine, datetime.now(timezone.utc))
+    add_reconcile_run(engine, datetime.now(UTC))
     assert main(["--config", str(path), "status"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("HEALTHY") and "open deviations:" in out

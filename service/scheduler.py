@@ -161,6 +161,9 @@ def _on_signals(stop: threading.Event) -> None:
 
 
 def _stop(scheduler: BackgroundScheduler, service: Service, timeout: float) -> int:
+    # paused first: slots falling due while running jobs wind down are left in the job store (the
+    # next start runs them), not handed to an executor that is shutting down
+    scheduler.pause()
     service.stop()
     done = threading.Event()
 

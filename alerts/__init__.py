@@ -11,7 +11,7 @@ The public surface (docs/architecture.md, contracts):
 """
 
 from alerts.dispatch import DispatchReport, dispatch
-from alerts.outbox import DEMO_EXPERTS, AlertsError, QueueReport, preview, queue_digests, write_demo_digests, write_digests
+from alerts.outbox import DEMO_EXPERTS, QueueReport, preview, queue_digests, write_demo_digests, write_digests
 
-__all__ = ["DEMO_EXPERTS", "AlertsError", "DispatchReport", "QueueReport", "dispatch", "preview", "queue_digests",
+__all__ = ["DEMO_EXPERTS", "DispatchReport", "QueueReport", "dispatch", "preview", "queue_digests",
            "write_demo_digests", "write_digests"]

@@ -21,7 +21,7 @@ import socket
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.engine import Engine
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
@@ -73,7 +73,7 @@ def backoff(alerts: AlertsConfig, attempts: int) -> timedelta:
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def dispatch(engine: Engine, alerts: AlertsConfig, *, now: datetime | None = None, worker: str | None = None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
@@ -22,10 +22,6 @@ from store import alerts as store_alerts
 
 # the From address of previews and demo files when alerts.sender is not set (never sent)
 PREVIEW_SENDER = "budgetwatch@localhost"
-
-
-class AlertsError(Exception):
-    """Alerts cannot go on as asked; the message says why and what to do."""
 
 
 @dataclass
@@ -45,7 +41,7 @@ class QueueReport:
 
 
 def _now(now: datetime | None) -> datetime:
-    return now or datetime.now(timezone.utc)
+    return now or datetime.now(UTC)
 
 
 def _sender(alerts: AlertsConfig) -> str:

@@ -62,9 +62,9 @@ class SmtpConfig(Strict):
             if value:
                 return SecretStr(value)
             if not self.password_file:
-                raise ConfigError("environment", [
+                raise ConfigError("environment", [(
                     f"alerts.smtp.password_env: the variable {self.password_env} is not set "
-                    f"(alerts.smtp.username {self.username!r} logs in with it)"])
+                    f"(alerts.smtp.username {self.username!r} logs in with it)")])
         if self.password_file:
             try:
                 return SecretStr(self.password_file.expanduser().read_text(encoding="utf-8").strip())

@@ -10,7 +10,7 @@ options and prints.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -111,7 +111,7 @@ def list_outbox(
 def retry(outbox_id: int = typer.Argument(..., metavar="ID", help="The message's id in `alerts list --failed`.")) -> None:
     """Put a failed message back in the outbox, as it is (same Message-ID), once its cause is fixed."""
     with context().engine.begin() as conn:
-        if not store_alerts.requeue_failed(conn, outbox_id, datetime.now(timezone.utc)):
+        if not store_alerts.requeue_failed(conn, outbox_id, datetime.now(UTC)):
             raise UserError(f"message {outbox_id} is not a failed message (see `budgetwatch alerts list --failed`)")
     console.print(f"message {outbox_id} is pending again: `budgetwatch alerts send` sends it", highlight=False)
 

@@ -5,7 +5,7 @@ inserted as rows, so each test states exactly which deviations exist and whom ro
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -15,7 +15,7 @@ from alerts.settings import AlertsConfig, Expert, RetryConfig, SmtpConfig
 from reconcile.settings import RoutingConfig
 from store.models import Agency, County, Deviation, ExpenseAgreement, Project, ProjectYear
 
-T0 = datetime(2026, 12, 3, 5, 30, tzinfo=timezone.utc)  # 1405/09/12 09:00 in Tehran
+T0 = datetime(2026, 12, 3, 5, 30, tzinfo=UTC)  # 1405/09/12 09:00 in Tehran
 SENDER = "budgetwatch@mpo-kz.ir"
 
 # agency code -> group, as config.yaml's routing says; 900 is routed nowhere: the default group

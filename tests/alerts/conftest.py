@@ -42,7 +42,7 @@ class Mailbox:
         self.delay = 0.0  # seconds each DATA takes: a slow server
         self._lock = threading.Lock()
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
+    async def handle_DATA(self, server, session, envelope) -> str:
         if self.delay:
             await asyncio.sleep(self.delay)
         with self._lock:

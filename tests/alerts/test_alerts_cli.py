@@ -187,5 +187,5 @@ def test_a_missing_password_variable_is_named_without_a_value(monkeypatch):
     monkeypatch.delenv("BW_NOT_SET", raising=False)
     with pytest.raises(ConfigError) as caught:
         SmtpConfig(username="bw", password_env="BW_NOT_SET").password()
-    assert caught.value.problems == ["alerts.smtp.password_env: the variable BW_NOT_SET is not set "
-                                     "(alerts.smtp.username 'bw' logs in with it)"]
+    assert caught.value.problems == [("alerts.smtp.password_env: the variable BW_NOT_SET is not set "
+                                      "(alerts.smtp.username 'bw' logs in with it)")]

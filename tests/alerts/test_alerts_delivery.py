@@ -16,7 +16,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-
 import sqlalchemy as sa
 from aiosmtpd.smtp import AuthResult, LoginPassword
 

@@ -16,7 +16,7 @@ from reconcile.settings import ReconcileConfig
 from store.alerts import outbox_summary
 from store.db import current_revision, make_engine, upgrade
 from store.models import METADATA, ProgressReport
-from tests.alerts.builders import INFRA, ROUTING, SOCIAL, TALFIQ, T0, alerts_config, later, plain_part
+from tests.alerts.builders import INFRA, ROUTING, SOCIAL, T0, TALFIQ, alerts_config, later, plain_part
 from tests.reconcile.reconcile_builders import Store
 
 ALERT_TABLES = {"alert_outbox", "alert_told"}

@@ -195,6 +195,27 @@ def test_starttls_with_a_private_ca(engine, facts, tmp_path):
         server.stop()
 
 
+def test_ssl_from_the_first_byte_with_a_password_file(engine, facts, tmp_path):
+    ssl_context = _self_signed(tmp_path)
+    password = tmp_path / "smtp-password"
+    password.write_text("from-a-file\n", encoding="utf-8")
+    logins = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        logins.append(auth_data.password)
+        return AuthResult(success=auth_data.password == b"from-a-file", handled=False)
+
+    # aiosmtpd does not count implicit TLS as TLS when deciding to offer AUTH: told not to require it
+    server = SmtpServer(ssl_context=ssl_context, authenticator=authenticator, auth_require_tls=False).start()
+    try:
+        cfg = queue_four(engine, facts, server.port, smtp={
+            "security": "ssl", "ca_file": str(tmp_path / "cert.pem"), "username": "bw", "password_file": str(password)})
+        assert alerts.dispatch(engine, cfg, now=later(0)).sent == 4
+        assert logins == [b"from-a-file"] and len(server.mailbox.received) == 4  # one session for all four
+    finally:
+        server.stop()
+
+
 def _self_signed(tmp_path: Path):
     import ssl
 
@@ -214,6 +235,26 @@ def test_a_server_that_never_answers_times_out_and_the_message_waits(engine, fac
         report = alerts.dispatch(engine, cfg, now=later(0))
     assert report.sent == 0 and "timed out" in report.stopped
     assert [r.status for r in rows(engine)] == ["pending"] * 4 and "timed out" in rows(engine)[0].last_error
+
+
+def test_two_queuers_at_once_tell_each_expert_once(engine, facts, smtp):
+    for agency in ("305", "118", "220", "900"):
+        facts.deviation(agency, "critical")
+    cfg = alerts_config(smtp.port)
+    start = threading.Barrier(2)
+    reports = []
+
+    def run():
+        start.wait()
+        reports.append(alerts.queue_digests(engine, cfg, EXPERTS, ROUTING))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sum(r.messages for r in reports) == 4 and sum(r.no_news for r in reports) == 4
+    assert sorted(r.recipient for r in rows(engine)) == sorted(e.address for e in EXPERTS)
 
 
 def test_nothing_is_queued_or_sent_while_alerts_are_off(engine, facts, smtp):

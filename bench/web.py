@@ -15,6 +15,7 @@ with uvicorn on loopback, signs in, and for each of a few filtered list pages pr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import socket
@@ -90,11 +91,28 @@ def _ttfb_ms(client: httpx.Client, path: str, repeat: int) -> list[float]:
     return times
 
 
+def _analyze(engine) -> None:
+    """What a store in steady state has: statistics of its tables, its WAL folded into the file."""
+    if engine.dialect.name == "sqlite":
+        with engine.begin() as conn:
+            conn.execute(sa.text("ANALYZE"))
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    else:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text("VACUUM (ANALYZE) deviation"))
+    print("statistics refreshed (ANALYZE) before timing")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=100_000, help="projects to generate (agreements: half)")
     parser.add_argument("--database", help="postgresql+psycopg://... (default: a SQLite file in a temporary folder)")
     parser.add_argument("--repeat", type=int, default=7, help="requests per page")
+    parser.add_argument("--store", help="an existing store this script made (--keep), generated and reconciled")
+    parser.add_argument("--keep", help="SQLite: generate the store into this file and keep it (for --store)")
+    parser.add_argument("--analyze", action="store_true",
+                        help="refresh the planner's statistics (ANALYZE) and checkpoint the WAL before timing")
     args = parser.parse_args()
 
     import uvicorn
@@ -104,22 +122,36 @@ def main() -> None:
     from foundation.jalali import parse_day
     from store.db import open_store
     from store.models import Deviation
+    from store.users import users
     from web import create_app
     from web.users import create
 
     bench = _bench_reconcile()
-    with tempfile.TemporaryDirectory() as folder, bench.fresh_store(args.database, Path(folder), args.size) as url:
-        engine = open_store(url)
-        started = time.perf_counter()
-        bench.generate(engine, args.size)
-        print(f"store of {args.size:,} projects generated in {time.perf_counter() - started:.0f} s")
+    with contextlib.ExitStack() as stack:
+        folder = stack.enter_context(tempfile.TemporaryDirectory())
         config = parse_config({"data_dir": folder, "routing": _routing()})
-        started = time.perf_counter()
-        result = reconcile.run(engine, config.reconcile, as_of=parse_day(bench.AS_OF))
+        if args.store:
+            engine = open_store(args.store)
+        else:
+            if args.keep:
+                Path(args.keep).unlink(missing_ok=True)
+                url = f"sqlite:///{Path(args.keep).resolve()}"
+            else:
+                url = stack.enter_context(bench.fresh_store(args.database, Path(folder), args.size))
+            engine = open_store(url)
+            started = time.perf_counter()
+            bench.generate(engine, args.size)
+            print(f"store of {args.size:,} projects generated in {time.perf_counter() - started:.0f} s")
+            started = time.perf_counter()
+            result = reconcile.run(engine, config.reconcile, as_of=parse_day(bench.AS_OF))
+            print(f"reconciled in {time.perf_counter() - started:.0f} s: {len(result.findings):,} findings")
         with engine.connect() as conn:
             total = conn.execute(sa.select(sa.func.count()).select_from(Deviation.__table__)).scalar_one()
-        print(f"reconciled in {time.perf_counter() - started:.0f} s: {len(result.findings):,} findings, "
-              f"{total:,} deviations in the store")
+        print(f"{total:,} deviations in the store")
+        if args.analyze:
+            _analyze(engine)
+        with engine.begin() as conn:  # a second run with --store: the user is there already
+            conn.execute(sa.delete(users).where(users.c.username == "bench"))
         create(engine, "bench", PASSWORD, role="consolidation")
 
         app = create_app(engine, config, secret=os.urandom(32).hex())

@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/web.py                       # SQLite, 100,000 projects
     .venv/bin/python bench/web.py --size 10000 --database postgresql+psycopg://postgres@127.0.0.1:5432/test
+    .venv/bin/python bench/web.py --keep /tmp/bench100k.db          # keep the SQLite store, then time it
+    .venv/bin/python bench/web.py --store sqlite:////tmp/bench100k.db --analyze    # again, after ANALYZE
 
 Generates the store with bench/reconcile.py's generator (N projects, N/2 agreements), runs one
 reconciliation as of 1406/01/20 (about 243,000 deviations at N = 100,000), then serves the console

@@ -156,3 +156,26 @@ def test_a_bad_as_of_day_is_named_and_nothing_starts(sqlite_store):
     tolfiq = sqlite_store.client("tolfiq", app=app)
     response = tolfiq.post("/reconcile", data={"csrf": csrf_of(tolfiq), "as_of": "1405/13/40"})
     assert "خوانا نیست" in response.text and app.state.console.jobs.last is None
+
+
+def test_the_project_page_shows_the_change_history_of_reported_figures(sqlite_store):
+    from datetime import datetime, timezone
+
+    from store.models import ChangeLog, ProgressReport, SyncRun
+
+    _projects(sqlite_store.engine)
+    at = datetime(2026, 10, 1, 6, 30, tzinfo=timezone.utc)
+    with sqlite_store.engine.begin() as conn:
+        run_id = conn.execute(sa.insert(SyncRun.__table__).values(
+            source="nezarat4", mode="incremental", fiscal_years="1405", started_at=at, status="success")
+            .returning(SyncRun.__table__.c.id)).scalar_one()
+        report_id = conn.execute(sa.insert(ProgressReport.__table__).values(
+            project_year_id=1, quarter=1, progress=Decimal("32.5"), comptroller_status="approved")
+            .returning(ProgressReport.__table__.c.id)).scalar_one()
+        conn.execute(sa.insert(ChangeLog.__table__).values(
+            run_id=run_id, entity="progress_report", entity_id=report_id, business_key="1305012007-003/1405/q1",
+            field="progress", old_value="30", new_value="32.5", changed_at=at))
+    html = sqlite_store.client("infra").get("/projects/1305012007-003").text
+    row = html[html.index("1305012007-003/1405/q1"):][:600]
+    assert "گزارش عملکرد" in html and "<td>پیشرفت</td>" in row
+    assert "<td>۳۰</td><td>۳۲٫۵</td>" in row and f'href="/runs/{run_id}"' in row

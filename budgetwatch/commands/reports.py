@@ -25,10 +25,10 @@ from foundation.jalali import (
 )
 from foundation.persian import to_ascii_digits
 from foundation.vocabulary import GROUPS
-from reports import archive, excel, html
-from reports.archive import ReviewError
-from reports.model import ReportError, Selection, build
-from reports.settings import ReportsConfig
+
+# reports/ (XlsxWriter, Jinja2, the report model) is imported by the commands that use it, not when
+# the CLI starts: every other command starts faster and keeps working where the package cannot be
+# imported (an editable install made before reports/ existed does not map it).
 
 report_app = typer.Typer(help="The monitoring report (گزارش نظارتی) as Excel or HTML; `report project CODE` "
                               "draws one project's S-curve.", invoke_without_command=True)
@@ -40,12 +40,16 @@ app.add_typer(review_app, name="review")
 DIFF_FOUND = 4
 
 
-def _reports_config() -> ReportsConfig:
+def _reports_config():
+    from reports.settings import ReportsConfig
+
     # the lead composes `reports:` into Config; until then the defaults apply
     return getattr(context().config, "reports", None) or ReportsConfig()
 
 
-def _settings() -> archive.Settings:
+def _settings():
+    from reports import archive
+
     config = context().config
     return archive.Settings(config.data_dir, config.routing, config.reconcile.report_due_days,
                             _reports_config().service_days)
@@ -106,6 +110,9 @@ def report_command(
     """Write the monitoring report of a period: summaries, projects, agreements, deviations, the cycle."""
     if ctx.invoked_subcommand is not None:
         return
+    from reports import archive, excel, html
+    from reports.model import ReportError, Selection, build
+
     output = _output(output, (".xlsx", ".html"))
     config = context().config
     day = _day(as_of, "--as-of") or config.reconcile.as_of or today_tehran()
@@ -131,6 +138,9 @@ def report_project(
     output: Path = typer.Option(None, "--output", help="FILE.html"),
 ) -> None:
     """One project's S-curve: planned against reported progress, quarter by quarter, across its years."""
+    from reports import html
+    from reports.model import ReportError
+
     output = _output(output, (".html",))
     with context().engine.connect() as conn:
         try:
@@ -141,6 +151,8 @@ def report_project(
 
 
 def _review(call):
+    from reports.archive import ReviewError
+
     try:
         return call()
     except ReviewError as exc:
@@ -155,6 +167,8 @@ def review_approve(
     note: str = typer.Option(None, "--note", help="A note kept with the sign-off."),
 ) -> None:
     """Approve a closed period: archive its Excel and HTML reports with a SHA-256 manifest; never rewritten."""
+    from reports import archive
+
     fiscal_year, q = _number(year, "--year", 1300, 1499), _number(quarter, "--quarter", 1, 4)
     entry = _review(lambda: archive.approve(context().engine, fiscal_year, q, by=by, note=note, settings=_settings()))
     console.print(f"{fiscal_year} Q{q} approved by {entry.approved_by}; archive {entry.archive_path} "
@@ -164,6 +178,8 @@ def review_approve(
 @review_app.command("list")
 def review_list() -> None:
     """Every period of the store and its state: approved (by whom, when, archive intact), open, not closed."""
+    from reports import archive
+
     rows = archive.periods(context().engine)
     table = Table(title="monitoring periods", header_style="bold")
     for name in ("year", "quarter", "state", "approved by", "approved at", "archive", "manifest sha256"):
@@ -182,6 +198,8 @@ def review_diff(
     quarter: str = typer.Option(..., "--quarter", help="Quarter 1-4."),
 ) -> None:
     """Which figures of an approved period the store now holds differently (the archive is not touched)."""
+    from reports import archive
+
     fiscal_year, q = _number(year, "--year", 1300, 1499), _number(quarter, "--quarter", 1, 4)
     entry, changes = _review(lambda: archive.diff(context().engine, fiscal_year, q, settings=_settings()))
     if not changes:

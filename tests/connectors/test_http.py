@@ -56,7 +56,8 @@ async def test_retry_after_beyond_the_budget_gives_up_at_once():
     started = loop.time()
     with pytest.raises(SourceUnavailable, match=r"GET /api/x failed 1 time.*HTTP 503"):
         await http.send("GET", "/api/x?secret=no")
-    assert loop.time() - started < 1
+    # at once, not after the budget: half of it is room for a machine busy with other work
+    assert loop.time() - started < 2.5
     await http.aclose()
 
 

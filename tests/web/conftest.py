@@ -131,9 +131,9 @@ def quick_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 
-def _console_store(engine: Engine, data_dir: Path) -> ConsoleStore:
+def _console_store(engine: Engine, data_dir: Path, deviations: int = 3000) -> ConsoleStore:
     add_users(engine)
-    rows = add_deviations(engine, 3000)
+    rows = add_deviations(engine, deviations)
     return ConsoleStore(engine, console_config(data_dir), rows)
 
 
@@ -169,7 +169,8 @@ def shared_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 @pytest.fixture
 def sqlite_store(tmp_path: Path) -> Iterator[ConsoleStore]:
-    """SQLite only, for what does not depend on the database (sessions, forms, permissions)."""
+    """SQLite only, for what does not depend on the database (sessions, forms, permissions): a few
+    hundred deviations are enough there."""
     engine = open_store(f"sqlite:///{tmp_path / 'console.db'}")
-    yield _console_store(engine, tmp_path)
+    yield _console_store(engine, tmp_path, deviations=300)
     engine.dispose()

@@ -104,72 +104,72 @@ def test_figures_and_days_are_persian(shared_store):
     assert re.search(r'class="num[^"]*">[۰-۹]', html)
 
 
-def test_a_deviations_page_escapes_portal_text(console_store):
+def test_a_deviations_page_escapes_portal_text(sqlite_store):
     import sqlalchemy as sa
 
     from store.models import Deviation
 
-    row = console_store.deviation(status="open")
-    with console_store.engine.begin() as conn:
+    row = sqlite_store.deviation(status="open")
+    with sqlite_store.engine.begin() as conn:
         conn.execute(sa.update(Deviation.__table__).where(Deviation.__table__.c.id == row["id"])
                      .values(message='<script>alert(1)</script> «پروژه»'))
-    html = console_store.client("social").get(f"/deviations/{row['id']}").text
+    html = sqlite_store.client("social").get(f"/deviations/{row['id']}").text
     assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)&lt;/script&gt; «پروژه»" in html
 
 
-def test_an_expert_acknowledges_a_deviation_of_their_group_recorded_with_who_and_why(console_store):
-    row = console_store.deviation(status="open", agency_code="301")
-    client = console_store.client("social")
+def test_an_expert_acknowledges_a_deviation_of_their_group_recorded_with_who_and_why(sqlite_store):
+    row = sqlite_store.deviation(status="open", agency_code="301")
+    client = sqlite_store.client("social")
     page = client.get(f"/deviations/{row['id']}").text
     assert f'action="/deviations/{row["id"]}/acknowledge"' in page
     response = client.post(f"/deviations/{row['id']}/acknowledge",
                            data={"csrf": csrf_of(client), "reason": "با دستگاه تماس گرفته شد"})
     assert response.status_code == 200 and "بررسی ثبت شد" in response.text
-    with console_store.engine.connect() as conn:
+    with sqlite_store.engine.connect() as conn:
         stored, history = get(conn, row["id"])
     assert stored.status == "acknowledged" and stored.acted_by == "social"
     assert (history[-1].event, history[-1].by, history[-1].reason) == ("acknowledged", "social", "با دستگاه تماس گرفته شد")
 
 
-def test_an_expert_of_one_group_cannot_dismiss_another_groups_deviation(console_store):
-    row = console_store.deviation(status="open", agency_code="311")  # infrastructure
-    client = console_store.client("social")
+def test_an_expert_of_one_group_cannot_dismiss_another_groups_deviation(sqlite_store):
+    row = sqlite_store.deviation(status="open", agency_code="311")  # infrastructure
+    client = sqlite_store.client("social")
     page = client.get(f"/deviations/{row['id']}").text
     assert "/dismiss" not in page and "خارج از گروه‌های شما" in page
     response = client.post(f"/deviations/{row['id']}/dismiss", data={"csrf": csrf_of(client), "reason": "نادرست"})
     assert response.status_code == 403
-    with console_store.engine.connect() as conn:
+    with sqlite_store.engine.connect() as conn:
         stored, history = get(conn, row["id"])
     assert stored.status == "open" and len(history) == 1
     # the infrastructure expert may, and so may the consolidation group anywhere
-    infra = console_store.client("infra")
+    infra = sqlite_store.client("infra")
     assert infra.post(f"/deviations/{row['id']}/dismiss", data={"csrf": csrf_of(infra), "reason": "نادرست"},
                       follow_redirects=False).status_code == 303
-    other = console_store.deviation(status="open", agency_code="321")
-    tolfiq = console_store.client("tolfiq")
+    other = sqlite_store.deviation(status="open", agency_code="321")
+    tolfiq = sqlite_store.client("tolfiq")
     assert tolfiq.post(f"/deviations/{other['id']}/dismiss", data={"csrf": csrf_of(tolfiq), "reason": "تکراری"},
                        follow_redirects=False).status_code == 303
-    with console_store.engine.connect() as conn:
+    with sqlite_store.engine.connect() as conn:
         assert get(conn, row["id"])[0].acted_by == "infra"
         assert get(conn, other["id"])[0].status == "dismissed"
 
 
-def test_an_admin_manages_users_but_acts_on_no_deviation(console_store):
-    row = console_store.deviation(status="open")
-    admin = console_store.client("admin")
+def test_an_admin_manages_users_but_acts_on_no_deviation(sqlite_store):
+    row = sqlite_store.deviation(status="open")
+    admin = sqlite_store.client("admin")
     assert admin.post(f"/deviations/{row['id']}/acknowledge", data={"csrf": csrf_of(admin), "reason": "x"},
                       follow_redirects=False).status_code == 403
 
 
-def test_acting_without_a_reason_or_on_a_dismissed_one_changes_nothing(console_store):
-    client = console_store.client("tolfiq")
-    row = console_store.deviation(status="open")
+def test_acting_without_a_reason_or_on_a_dismissed_one_changes_nothing(sqlite_store):
+    client = sqlite_store.client("tolfiq")
+    row = sqlite_store.deviation(status="open")
     response = client.post(f"/deviations/{row['id']}/acknowledge", data={"csrf": csrf_of(client), "reason": "  "})
     assert "دلیل را بنویسید" in response.text
-    gone = console_store.deviation(status="dismissed")
+    gone = sqlite_store.deviation(status="dismissed")
     response = client.post(f"/deviations/{gone['id']}/acknowledge", data={"csrf": csrf_of(client), "reason": "x"})
     assert "اجازهٔ این کار را نمی‌دهد" in response.text
-    with console_store.engine.connect() as conn:
+    with sqlite_store.engine.connect() as conn:
         assert get(conn, row["id"])[0].status == "open"
         assert get(conn, gone["id"])[0].status == "dismissed"
 

@@ -95,15 +95,10 @@ class Page:
 
 
 def _where(q: DeviationQuery) -> list[Any]:
-    where: list[Any] = []
-    if q.years:
-        where.append(dev.c.fiscal_year.in_(q.years))
-    if q.quarters:
-        where.append(dev.c.quarter.in_(q.quarters))
-    if q.county_ids:
-        where.append(dev.c.county_id.in_(q.county_ids))
-    if q.agencies:
-        where.append(dev.c.agency_code.in_(q.agencies))
+    chosen = ((q.years, dev.c.fiscal_year), (q.quarters, dev.c.quarter), (q.county_ids, dev.c.county_id),
+              (q.agencies, dev.c.agency_code), (q.rules, dev.c.rule), (q.kinds, dev.c.kind),
+              (q.severities, dev.c.severity))
+    where: list[Any] = [column.in_(values) for values, column in chosen if values]
     # A group is a quarter of the agencies: through the agency index SQLite made 60,000 lookups
     # where one scan is three times faster (PostgreSQL scans either way). coalesce() keeps the
     # index out, and counts a deviation without an agency in the default group, as routing does.
@@ -112,12 +107,6 @@ def _where(q: DeviationQuery) -> list[Any]:
         where.append(routed.in_(q.group_agencies))
     if q.group_excludes is not None:
         where.append(routed.not_in(q.group_excludes))
-    if q.rules:
-        where.append(dev.c.rule.in_(q.rules))
-    if q.kinds:
-        where.append(dev.c.kind.in_(q.kinds))
-    if q.severities:
-        where.append(dev.c.severity.in_(q.severities))
     where.append(dev.c.status.in_(q.statuses) if q.statuses else dev.c.status != "dismissed")
     if q.subject:
         where.append(dev.c.subject.startswith(q.subject, autoescape=True))

@@ -185,3 +185,8 @@ def test_overview_counts_open_deviations_by_severity_and_group(shared_store):
                           and r["severity"] == "critical" and group_of(r["agency_code"]) == "social")
     link = 'href="/deviations?group=social&amp;severity=critical&amp;status=open">'
     assert f"{link}{present.number(social_critical)}</a>" in html
+
+
+def test_the_filter_form_also_chooses_the_order(shared_store):
+    html = shared_store.client("social").get("/deviations?sort=found&dir=desc&severity=minor").text
+    assert '<option value="found" selected>' in html and '<option value="desc" selected>' in html

@@ -25,6 +25,8 @@ from web.permissions import can_act_on, group_agencies
 
 router = APIRouter()
 PER_PAGE = 50
+SORT_NAMES = (("severity", "شدت (بحرانی نخست)"), ("rule", "قاعده"), ("subject", "پروژه / موافقتنامه"),
+              ("period", "دوره"), ("status", "وضعیت"), ("found", "آخرین یافتن"))
 FILTERS = ("year", "quarter", "county", "agency", "group", "rule", "kind", "severity", "status", "subject")
 
 
@@ -89,7 +91,7 @@ def deviation_list(request: Request):
     return render(request, "deviations.html", page=page, query=query, params=params, agencies=agencies,
                   counties=counties, years=years, rules=RULE_IDS, groups=GROUPS, kinds=KINDS,
                   severities=tuple(reversed(SEVERITIES)), statuses=DEVIATION_STATUSES, sort_link=sort_link,
-                  page_link=page_link, routing=state.config.routing)
+                  page_link=page_link, routing=state.config.routing, sort_names=SORT_NAMES)
 
 
 def _deviation(request: Request, deviation_id: int) -> dict[str, Any]:

@@ -20,11 +20,12 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
-from alerts.settings import AlertsConfig, Expert, SmtpConfig
+from alerts.settings import AlertsConfig, Expert, Experts, SmtpConfig
 from connectors.settings import PortalSettings, SourcesConfig, portal_settings
 from foundation.settings import ConfigError, Strict
 from foundation.vocabulary import Source
 from reconcile.settings import ReconcileConfig, RoutingConfig, RulesConfig
+from reports.settings import ReportsConfig
 from service.settings import ScheduleConfig
 
 # the sections' models, re-exported for callers that compose or inspect a whole configuration
@@ -45,8 +46,9 @@ class Config(Strict):
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     reconcile: ReconcileConfig = Field(default_factory=ReconcileConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
-    experts: list[Expert] = Field(default_factory=list)
+    experts: Experts = Field(default_factory=list)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    reports: ReportsConfig = Field(default_factory=ReportsConfig)
 
     @property
     def database_url(self) -> str:

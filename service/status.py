@@ -132,8 +132,6 @@ def gather(config: AppConfig, engine: Engine, *, now: datetime | None = None) ->
 def _outbox(conn: Any, config: AppConfig, now: datetime) -> OutboxHealth | None:
     from store import alerts as outbox_store
 
-    if not hasattr(outbox_store, "outbox_summary"):  # the alerts layer is being built (contracts.md)
-        return None
     summary = outbox_store.outbox_summary(conn)
     limit = timedelta(minutes=config.schedule.outbox_stuck_minutes)
     oldest = summary.oldest_pending_at

@@ -24,7 +24,7 @@ class LockHeld(Exception):
     """Another process holds the lock; the message says which."""
 
 
-def _key(conn: sa.Connection, name: str) -> int:
+def lock_key(conn: sa.Connection, name: str) -> int:
     """The advisory lock key of `name` in the store `conn` works on (its current schema)."""
     schema = conn.execute(sa.select(sa.func.current_schema())).scalar()
     # advisory locks take a signed 64-bit key; a hash of the name keeps names readable in code
@@ -35,7 +35,7 @@ def hold_for_transaction(conn: sa.Connection, name: str) -> None:
     """PostgreSQL: wait for the lock `name` and hold it until `conn`'s transaction ends (SQLite
     needs none: its writers are serialised by the database itself)."""
     if conn.dialect.name == "postgresql":
-        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_key(conn, name))))
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(lock_key(conn, name))))
 
 
 @contextmanager
@@ -43,7 +43,7 @@ def exclusive(engine: Engine, name: str) -> Iterator[None]:
     """Hold the lock ``name`` (e.g. 'sync:nezarat4') for the block, or raise LockHeld at once."""
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
-            key = _key(conn, name)
+            key = lock_key(conn, name)
             got = conn.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar()
             conn.commit()
             if not got:

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from store.db import refresh_statistics
-from store.locks import LockHeld, _key, exclusive
+from store.locks import LockHeld, exclusive, lock_key
 from store.models import METADATA, Deviation, ReconcileRun, SyncRun
 
 JOBS_TABLE = "apscheduler_jobs"  # APScheduler's SQLAlchemy job store, in the store's database
@@ -69,7 +69,7 @@ def serve_holder(engine: Engine) -> str | None:
     (SQLite: a shared lock tried for an instant; PostgreSQL: a look at pg_locks)."""
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
-            unsigned = _key(conn, _LOCK_NAME) & 0xFFFFFFFFFFFFFFFF  # pg_locks shows the key as two oids
+            unsigned = lock_key(conn, _LOCK_NAME) & 0xFFFFFFFFFFFFFFFF  # pg_locks shows the key as two oids
             row = conn.execute(sa.text(
                 "SELECT a.application_name, a.client_addr, l.pid FROM pg_locks l "
                 "JOIN pg_stat_activity a ON a.pid = l.pid JOIN pg_database d ON d.oid = l.database "

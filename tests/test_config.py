@@ -160,7 +160,7 @@ def test_expert_with_a_bad_email() -> None:
 
 
 def test_expert_without_a_group_is_a_missing_key() -> None:
-    assert one_problem({"experts": [{"name": "کارشناس", "email": "a@mpo-kz.ir"}]}) == "experts.0.group: required key is missing"
+    assert one_problem({"experts": [{"name": "کارشناس", "email": "a@mpo-kz.ir"}]}) == "experts.0.groups: required key is missing"
 
 
 def test_cron_with_four_fields() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from budgetwatch.config import Config
 from foundation.jalali import TEHRAN
 from foundation.vocabulary import SOURCES
 from reconcile import deviations as dv
+from reconcile.settings import RoutingConfig
+from web import demo_user
 from store.db import make_engine, safe_url, upgrade
 
 
@@ -35,9 +38,13 @@ def demo_config(base: Config, sim: Any, database_url: str) -> Config:
             # out the politeness meant for shared government servers
             **({"page_pause_seconds": 0.0} if name == "nezarat4" else {"rate_limit_per_second": 200.0}),
         ))
+    # the simulated province's agencies, routed to the expert group that owns each (as an operator
+    # would write routing.agencies for the real province)
+    routing = RoutingConfig(default="consolidation", agencies={a.code: a.group for a in sim.world.agencies})
     return base.model_copy(update=dict(
         sources=base.sources.model_copy(update=sources),
         database=base.database.model_copy(update={"url": database_url}),
+        routing=routing,
     ))
 
 
@@ -69,13 +76,29 @@ def demo(
         outcomes = sync_with_progress(config, list(SOURCES), full=False, years=None)
         print_outcomes(outcomes)
         visits = _demo_visits(sim, base.data_dir)
-    reconciled = _demo_reconcile(ctx, visits)
+    _demo_reconcile(ctx, visits)
+    mails = _demo_digests(ctx, config, base.data_dir / "demo-mail")
+    name, password = demo_user(ctx.engine)
+    exe = Path(sys.argv[0]).resolve() if Path(sys.argv[0]).name == "budgetwatch" else "budgetwatch"
     console.print(
-        "\nExplore the demo store with the same commands, e.g. "
-        f"`BUDGETWATCH_DATABASE_URL={url} budgetwatch runs` (or `export projects`, `deviations list`)."
+        f"\nE-mail digests the sample experts would receive: {len(mails)} .eml file(s) in {mails[0].parent if mails else '-'}"
+        f"\nExplore the demo store with the same commands, e.g.\n"
+        f"  BUDGETWATCH_DATABASE_URL={url} {exe} deviations list\n"
+        f"  BUDGETWATCH_DATABASE_URL={url} {exe} report --output data/demo-report.html\n"
+        f"The web console on the demo store:\n"
+        f"  BUDGETWATCH_DATABASE_URL={url} {exe} web\n"
+        f"  then open http://127.0.0.1:8080/ and sign in as {name} with the password {password}",
+        markup=False, highlight=False, soft_wrap=True,
     )
-    if not all(o.ok for o in outcomes) or not reconciled:
+    if not all(o.ok for o in outcomes):
         raise typer.Exit(1)
+
+
+def _demo_digests(ctx: Any, config: Config, out_dir: Path) -> list[Path]:
+    """What the sample experts would be sent, as .eml files a new user can open (nothing is sent)."""
+    import alerts
+
+    return alerts.write_demo_digests(ctx.engine, config.alerts, list(alerts.DEMO_EXPERTS), config.routing, out_dir)
 
 
 def _demo_visits(sim: Any, data_dir: Path) -> Path:
@@ -91,7 +114,7 @@ def _demo_visits(sim: Any, data_dir: Path) -> Path:
     return path
 
 
-def _demo_reconcile(ctx: Any, visits: Path) -> bool:
+def _demo_reconcile(ctx: Any, visits: Path) -> None:
     from budgetwatch.commands.reconcile import reconcile_and_show
     from reconcile.inspections import import_file
 
@@ -99,4 +122,3 @@ def _demo_reconcile(ctx: Any, visits: Path) -> bool:
     console.print(f"field visits from {visits}: {result.inserted} new, {result.updated} changed, "
                   f"{result.unchanged} unchanged")
     reconcile_and_show(years=(), day=None, view=dv.View(), fmt="table", output=None)
-    return True

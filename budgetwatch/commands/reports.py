@@ -41,10 +41,7 @@ DIFF_FOUND = 4
 
 
 def _reports_config():
-    from reports.settings import ReportsConfig
-
-    # the lead composes `reports:` into Config; until then the defaults apply
-    return getattr(context().config, "reports", None) or ReportsConfig()
+    return context().config.reports
 
 
 def _settings():

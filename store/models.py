@@ -12,6 +12,10 @@ a portal is ever deleted: an item no longer listed is marked ``gone``.
 
 Quarter columns use 1..4; a deviation's quarter uses 0 for "no quarter" so that its identity is a
 plain unique constraint on every database (NULLs are never equal in a unique index).
+
+Why one module of ~500 lines: these are the core's tables (portals, history, runs, deviations),
+declarations only, read together when writing a migration; the tables of the later parts (alerts,
+console users, sign-off) live beside their queries and are imported at the bottom.
 """
 
 from __future__ import annotations

@@ -90,6 +90,14 @@ def reset_context(config_path: str | None = None, debug: bool = False) -> Contex
     return _context
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from foundation import __version__
+
+        typer.echo(f"budgetwatch {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _main(
     config: str = typer.Option(
@@ -98,6 +106,8 @@ def _main(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
     log_format: str = typer.Option("text", "--log-format", envvar="BUDGETWATCH_LOG_FORMAT",
                                    help="Logs on stderr as text or json (one object per line)."),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_show_version,
+                                 help="Show budgetwatch's version and exit."),
 ) -> None:
     if log_format not in logs.FORMATS:
         raise typer.BadParameter(f"{log_format!r}: use text or json", param_hint="--log-format")

@@ -121,4 +121,4 @@ def _demo_reconcile(ctx: Any, visits: Path) -> None:
     result = import_file(ctx.engine, visits)
     console.print(f"field visits from {visits}: {result.inserted} new, {result.updated} changed, "
                   f"{result.unchanged} unchanged")
-    reconcile_and_show(years=(), day=None, view=dv.View(), fmt="table", output=None)
+    reconcile_and_show(years=(), day=None, view=dv.View(), fmt="table", output=None, worst=10)

@@ -223,8 +223,11 @@ def reconcile_command(
 
 
 def reconcile_and_show(*, years: tuple[int, ...], day: date | None, view: dv.View, fmt: str,
-                       output: Path | None) -> None:
-    """Run a reconciliation on the context's store and show what it found (reconcile and demo)."""
+                       output: Path | None, worst: int | None = None) -> None:
+    """Run a reconciliation on the context's store and show what it found (reconcile and demo).
+
+    ``worst``: show only that many deviations, worst first, and say how to list the rest (the demo).
+    """
     ctx = context()
     with ctx.engine.connect() as conn:  # a bad county fails before the run, not after
         if view.counties:
@@ -244,8 +247,12 @@ def reconcile_and_show(*, years: tuple[int, ...], day: date | None, view: dv.Vie
               f"{life.updated} updated, {life.resolved} resolved, {life.unchanged} unchanged "
               f"({result.seconds:.1f} s)")
     width = console.width if output is None else FILE_WIDTH
-    _render([*_deviations(rows, "deviations", width), *_summary_tables(rows), _stats_table(result)], output, header,
-            _mis_tuned_warnings(result))
+    listed = rows if worst is None else rows[:worst]
+    tables = [*_deviations(listed, "deviations" if worst is None else f"the {len(listed)} worst deviations", width)]
+    if len(listed) < len(rows):
+        tables.append(Text(f"… and {len(rows) - len(listed):,} more: `budgetwatch deviations list` lists them all"))
+    _render([*_summary_tables(rows), *tables, _stats_table(result)] if worst is not None else
+            [*tables, *_summary_tables(rows), _stats_table(result)], output, header, _mis_tuned_warnings(result))
 
 
 def _checked(call):

@@ -17,7 +17,6 @@ from foundation.jalali import TEHRAN
 from foundation.vocabulary import SOURCES
 from reconcile import deviations as dv
 from reconcile.settings import RoutingConfig
-from web import demo_user
 from store.db import make_engine, safe_url, upgrade
 
 
@@ -78,6 +77,8 @@ def demo(
         visits = _demo_visits(sim, base.data_dir)
     _demo_reconcile(ctx, visits)
     mails = _demo_digests(ctx, config, base.data_dir / "demo-mail")
+    from web import demo_user  # the console's stack loads only here, not with every command
+
     name, password = demo_user(ctx.engine)
     exe = Path(sys.argv[0]).resolve() if Path(sys.argv[0]).name == "budgetwatch" else "budgetwatch"
     console.print(

@@ -138,6 +138,7 @@ def refresh_statistics(engine: Engine, tables: Sequence[sa.Table]) -> list[str]:
             log.warning("ANALYZE: %s", diagnostic.message_primary)
 
         driver.add_notice_handler(say)
+        flush_stats = (conn.dialect.server_version_info or (0,)) >= (15,)
         try:
             for table in tables:
                 name = conn.dialect.identifier_preparer.format_table(table)
@@ -148,6 +149,9 @@ def refresh_statistics(engine: Engine, tables: Sequence[sa.Table]) -> list[str]:
                     with conn.begin():
                         conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{ANALYZE_LOCK_TIMEOUT}'")
                         conn.exec_driver_sql(f"ANALYZE {name}")
+                        if flush_stats:  # the reset of n_mod_since_analyze is otherwise reported
+                            # up to seconds later, and a refresh right after would find it stale
+                            conn.exec_driver_sql("SELECT pg_stat_force_next_flush()")
                     if not said:  # "skipping …": not analyzed
                         analyzed.append(table.name)
                 except sa.exc.DBAPIError as exc:

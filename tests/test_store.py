@@ -421,6 +421,19 @@ def test_statistics_are_refreshed_where_stale_table_by_table(pg_store_url: str, 
     engine = open_store(pg_store_url)
     save_projects(engine, new_run(engine), *[project(f"1305{n:06d}-001", portal_id=n) for n in range(100)])
     tables = nezarat4_rows.TABLES_WRITTEN
+    # The writers' row counts reach pg_stat_user_tables seconds later (each backend flushes its
+    # statistics on its own time); a flush landing after an ANALYZE would make the table look stale
+    # again. Wait until the server has counted the inserts, as it will have by the next run.
+    engine.dispose()  # a backend that ends flushes what it counted
+    deadline = time.monotonic() + 20
+    while True:
+        with engine.connect() as conn:
+            counted = conn.execute(sa.text(
+                "SELECT coalesce(min(n_mod_since_analyze), 0) FROM pg_stat_user_tables "
+                "WHERE schemaname = current_schema() AND relname IN ('project', 'project_year')")).scalar()
+        if counted >= 100 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)  # polling the server's statistics view: there is nothing to await
     monkeypatch.setattr("store.db.ANALYZE_LOCK_TIMEOUT", "200ms")
     with engine.connect() as blocker:  # a VACUUM, say: ANALYZE waits for it
         blocker.exec_driver_sql("LOCK TABLE progress_report IN SHARE UPDATE EXCLUSIVE MODE")

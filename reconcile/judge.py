@@ -155,3 +155,12 @@ def judge_chunk(conn: Connection, chunk: Chunk, assignment: Assignment) -> tuple
     else:
         found = judge.agreements(load.agreements_between(conn, assignment.years, lo, hi))
     return found, judge.counts()
+
+
+def judge_setwise(scope: Any, rule: Rule, limits: Any) -> tuple[list[Finding], int]:
+    """One rule stated set-wise, judged in `scope` (reconcile/scope.py): its findings and the number
+    of subjects it checked."""
+    rows = scope.conn.execute(rule.select(scope, limits))
+    found = list(rule.findings(rows, scope, limits))
+    checked = scope.conn.execute(rule.checked(scope, limits)).scalar_one()
+    return found, int(checked)

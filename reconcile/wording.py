@@ -67,24 +67,31 @@ def _place(place: Place) -> str:
 
 def project(p: ProjectYearFacts) -> str:
     """'پروژه «…» (کد ۱۳۰۵۰۱۲۰۰۷-۰۰۳) از دستگاه «…» در شهرستان اهواز'."""
-    return _project(p.title, p.project_code, p.place)
+    return project_named(p.title, p.project_code, p.place)
 
 
 @lru_cache(maxsize=1024)  # one project is named in several findings in a row
-def _project(title: str, project_code: str, place: Place) -> str:
+def project_named(title: str, project_code: str, place: Place) -> str:
+    """A project by its title, code and place (a selected row's columns)."""
     return f"پروژه «{title}» (کد {code(project_code)}) {_place(place)}"
 
 
 def agreement(a: AgreementFacts) -> str:
-    return _agreement(a.agreement_no, a.program_title, a.place)
+    return agreement_named(a.agreement_no, a.program_title, a.place)
 
 
 @lru_cache(maxsize=1024)
-def _agreement(agreement_no: str, program_title: str | None, place: Place) -> str:
+def agreement_named(agreement_no: str, program_title: str | None, place: Place) -> str:
+    """An expense agreement by its number, program title and place (a selected row's columns)."""
     program = f" (برنامه «{program_title}»)" if program_title else ""
     return f"موافقتنامه هزینه‌ای شماره {code(agreement_no)}{program} {_place(place)}"
 
 
 def operation(a: AgreementFacts, o: OperationFacts) -> str:
-    title = f"«{o.title}» " if o.title else ""
-    return f"فعالیت {title}(کد {code(o.code)}) در {agreement(a)}"
+    return operation_named(o.title, o.code, agreement(a))
+
+
+def operation_named(title: str | None, operation_code: str, in_agreement: str) -> str:
+    """An operation by its title and code, in an agreement worded by :func:`agreement_named`."""
+    title_text = f"«{title}» " if title else ""
+    return f"فعالیت {title_text}(کد {code(operation_code)}) در {in_agreement}"

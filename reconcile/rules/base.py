@@ -7,22 +7,27 @@ A rule (after prozorro-risks' indicators) is a small class:
 - ``unit`` — what one call judges: a project's year, an agreement, or an operation of one;
 - ``Limits`` — a frozen dataclass of its thresholds, named as the keys of
   ``reconcile.rules.<id>`` in config.yaml, with the catalogue's defaults;
-- ``check(facts, as_of, limits)`` — a pure function: ``None`` when the rule has nothing to judge
-  in these facts (they are not counted as checked), else the list of findings (empty: checked and
-  clean).
+- ``select(scope, limits)`` — its condition set-wise: a SQLAlchemy Core query returning only the
+  subjects that may break it, with the figures the finding needs (reconcile/scope.py);
+- ``findings(rows, scope, limits)`` / ``finding(row, …)`` — the exact decimal verdict on those rows
+  and the Persian sentence; ``checked(scope, limits)`` — how many subjects it judges.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from abc import ABC, abstractmethod
+from abc import ABC
 from dataclasses import dataclass
 from decimal import Decimal
+from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
+import sqlalchemy as sa
+
 from reconcile import wording as w
-from reconcile.facts import AsOf, CreditStages
+from reconcile.facts import CreditStages, Place
 from reconcile.findings import Finding, Kind, round4, text, threshold
+from reconcile.scope import Scope
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,9 @@ class Rule(ABC):
     unit: ClassVar[str]  # "project_year" | "agreement" | "operation"
     rationale: ClassVar[str]
     Limits: ClassVar[type] = NoLimits
+    # True when the rule's truth changes only because days pass (a report now late): an
+    # incremental run judges it on every subject, not only on the subjects whose facts changed
+    time_driven: ClassVar[bool] = False
 
     @property
     def name(self) -> str:
@@ -51,9 +59,38 @@ class Rule(ABC):
             values[f.name] = threshold(raw) if isinstance(f.default, Decimal) else raw
         return cls.Limits(**values)
 
-    @abstractmethod
-    def check(self, facts: Any, as_of: AsOf, limits: Any) -> list[Finding] | None:
-        """The findings of this rule on `facts` as of `as_of`; None when there is nothing to judge."""
+    def select(self, scope: Scope, limits: Any) -> sa.Select:
+        """The rows that may break this rule in `scope`, with every figure its finding needs.
+
+        A superset is allowed (conditions loosened by scope.MARGIN: see reconcile/scope.py); a
+        subset never. Rows of one subject come together when :meth:`findings` groups them.
+        """
+        raise NotImplementedError(self.name)
+
+    def checked(self, scope: Scope, limits: Any) -> sa.Select:
+        """SELECT count(*) of the subjects this rule judges in `scope` (its 'checked' statistic)."""
+        raise NotImplementedError(self.name)
+
+    # TRANSITION (session 6): the facts-based check, until every rule states select/findings/checked
+    def check(self, facts: Any, as_of: Any, limits: Any) -> list[Finding] | None:
+        raise NotImplementedError(self.name)
+
+    def findings(self, rows: Iterable[Any], scope: Scope, limits: Any) -> Iterator[Finding]:
+        """The findings of :meth:`select`'s rows, judged exactly: by default one row, at most one
+        finding (:meth:`finding`)."""
+        for row in rows:
+            found = self.finding(row, scope, limits)
+            if found is not None:
+                yield found
+
+    def finding(self, row: Any, scope: Scope, limits: Any) -> Finding | None:
+        """The finding of one selected row when its exact figures break the rule, else None."""
+        raise NotImplementedError(f"{self.name} words its rows in findings()")
+
+
+def place_of(row: Any) -> Place:
+    """Who reports and where, from a row of Scope.capital_subjects / expense_subjects."""
+    return Place(row.agency_code, row.agency_name, row.county_id, row.county_name)
 
 
 # --- money stages, shared by both families' credit_inconsistency -------------------------------

@@ -99,6 +99,18 @@ class Scope:
     only: Only | None = None
     _operation_quarters: sa.Table | None = field(default=None, repr=False)
 
+    def every(self) -> Scope:
+        """This scope over every subject (for the time-driven rules of an incremental run)."""
+        if self.only is None:
+            return self
+        whole = Scope(self.conn, self.as_of, self.years)
+        whole._operation_quarters = None
+        return whole
+
+    def close(self) -> None:
+        """Drop the run's temporary tables."""
+        _OPERATION_QUARTERS.drop(self.conn, checkfirst=True)
+
     # --- the calendar, as constants ---------------------------------------------------------
 
     def closed(self, year: int) -> tuple[int, ...]:

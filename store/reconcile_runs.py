@@ -41,3 +41,9 @@ def fail_run(engine: Engine, run_id: int, error: BaseException) -> None:
         conn.execute(sa.update(_runs).where(_runs.c.id == run_id).values(
             status="failed", finished_at=utcnow(),
             stats={"error": f"{type(error).__name__}: {error}"[:ERROR_LENGTH]}))
+
+
+def last_recorded(conn: Connection) -> Any:
+    """The latest successful run (id, as_of, stats), or None: the run a new one follows."""
+    return conn.execute(sa.select(_runs.c.id, _runs.c.as_of, _runs.c.stats).where(_runs.c.status == "success")
+                        .order_by(_runs.c.id.desc()).limit(1)).first()

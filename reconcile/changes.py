@@ -1,0 +1,148 @@
+"""Work in proportion to change: which subjects a run must judge again.
+
+A recorded run keeps, in its statistics, the **basis** of its verdicts (years, rules, thresholds,
+deadlines, which quarters were closed: reconcile/engine.py) and a **watermark** of the sync runs it
+could see: the largest sync run id and the sync runs still running when it read the store. Every
+row a sync writes carries the run that last inserted or changed it (``last_run_id``, also on the
+credit rows and operations since migration 0008). So the facts that may have changed since a
+recorded run are those written by a sync run after its largest id, or by one that was still running
+then (it may have committed more after the run read the store).
+
+The next run judges **incrementally** when the last recorded run succeeded with the same basis: the
+rules that are not time-driven judge only the project years and agreements touched by those sync
+runs (their own row, a report, a credit row, an operation or a performance item), and may resolve
+only those subjects' deviations; the time-driven rules (reports and approvals now late, projects
+now overdue, field visits now due for comparison) judge every subject as before. Anything else —
+no earlier run, another basis, a renamed agency or county (their names are in every sentence), an
+old run without a watermark, or ``--full`` — judges everything. Both ways give the same deviations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from reconcile.life import dev
+from reconcile.scope import Only
+from store.models import (
+    ChangeLog,
+    ExpenseAgreement,
+    ExpenseCredit,
+    Operation,
+    OperationPerformance,
+    ProgressReport,
+    Project,
+    ProjectCredit,
+    ProjectYear,
+    SyncRun,
+)
+
+_runs = SyncRun.__table__
+_log = ChangeLog.__table__
+py, pj, pr, pc = ProjectYear.__table__, Project.__table__, ProgressReport.__table__, ProjectCredit.__table__
+ea, ec, op, perf = (ExpenseAgreement.__table__, ExpenseCredit.__table__, Operation.__table__,
+                    OperationPerformance.__table__)
+_NAMES = ("agency", "county")  # entities whose change rewords many subjects' sentences
+
+
+def watermark(conn: Connection) -> dict[str, Any]:
+    """The sync runs a run reading `conn` now can see: the largest id and those still running."""
+    top = conn.execute(sa.select(sa.func.max(_runs.c.id))).scalar() or 0
+    running = conn.execute(sa.select(_runs.c.id).where(_runs.c.status == "running")).scalars().all()
+    return {"max": int(top), "running": sorted(int(i) for i in running)}
+
+
+_meta = sa.MetaData()
+CHANGED_YEARS = sa.Table("bw_changed_project_year", _meta, sa.Column("id", sa.Integer, primary_key=True),
+                         prefixes=["TEMPORARY"])
+CHANGED_AGREEMENTS = sa.Table("bw_changed_agreement", _meta, sa.Column("id", sa.Integer, primary_key=True),
+                              prefixes=["TEMPORARY"])
+# on the writing connection (PostgreSQL: another session): the subjects judged, by name
+JUDGED = sa.Table("bw_judged_subject", _meta, sa.Column("kind", sa.String(16), primary_key=True),
+                  sa.Column("subject", sa.String(160), primary_key=True),
+                  sa.Column("fiscal_year", sa.Integer, primary_key=True), prefixes=["TEMPORARY"])
+
+
+@dataclass
+class Plan:
+    """What a run judges: everything (`only` None) or the changed subjects."""
+
+    kind: str  # full | incremental
+    reason: str
+    only: Only | None = None
+    judged: int = 0  # subjects judged by the rules that are not time-driven (incremental)
+
+    def resolvable(self, conn: Connection, partial_rules: Sequence[tuple[str, str]]) -> sa.ColumnElement[bool]:
+        """Which stored deviations a run may resolve when it does not find them again: all of its
+        years and rules in a full run; in an incremental run, the deviations of rules that are not
+        time-driven only where it judged."""
+        if self.only is None or not partial_rules:
+            return sa.true()
+        partial = sa.or_(*(sa.and_(dev.c.kind == kind, dev.c.rule == rule) for kind, rule in partial_rules))
+        root = sa.case((dev.c.kind == "expense",
+                        sa.case((sa.func.instr(dev.c.subject, "/") > 0,
+                                 sa.func.substr(dev.c.subject, 1, sa.func.instr(dev.c.subject, "/") - 1)),
+                                else_=dev.c.subject)), else_=dev.c.subject) if conn.dialect.name == "sqlite" else \
+            sa.case((dev.c.kind == "expense", sa.func.split_part(dev.c.subject, "/", 1)), else_=dev.c.subject)
+        judged = sa.exists().where(JUDGED.c.kind == dev.c.kind, JUDGED.c.subject == root,
+                                   JUDGED.c.fiscal_year == dev.c.fiscal_year)
+        return sa.or_(~partial, judged)
+
+
+def plan(reader: Connection, writer: Connection, *, last: Any, basis: str, full: bool) -> Plan:
+    """The plan of a run reading `reader` and writing on `writer`, after the `last` recorded run."""
+    stats = (last.stats or {}) if last is not None else {}
+    if full:
+        return Plan("full", "asked")
+    if last is None:
+        return Plan("full", "no earlier recorded run")
+    if stats.get("basis") != basis:
+        return Plan("full", "years, rules, thresholds, deadlines or closed quarters differ from the last run")
+    mark = stats.get("watermark")
+    if not mark:
+        return Plan("full", "the last run kept no watermark")
+    runs = sa.or_(_runs.c.id > int(mark["max"]), _runs.c.id.in_([int(i) for i in mark.get("running", [])]))
+    changed_runs = sa.select(_runs.c.id).where(runs)
+    renamed = reader.execute(sa.select(sa.func.count()).select_from(_log)
+                             .where(_log.c.run_id.in_(changed_runs), _log.c.entity.in_(_NAMES))).scalar()
+    if renamed:
+        return Plan("full", "an agency or county was renamed")
+    in_runs = lambda column: column.in_(changed_runs)  # noqa: E731
+    years = sa.union(
+        sa.select(py.c.id).where(in_runs(py.c.last_run_id)),
+        sa.select(pr.c.project_year_id).where(in_runs(pr.c.last_run_id)),
+        sa.select(pc.c.project_year_id).where(in_runs(pc.c.last_run_id)),
+    )
+    agreements = sa.union(
+        sa.select(ea.c.id).where(in_runs(ea.c.last_run_id)),
+        sa.select(ec.c.agreement_id).where(in_runs(ec.c.last_run_id)),
+        sa.select(op.c.agreement_id).where(in_runs(op.c.last_run_id)),
+        sa.select(op.c.agreement_id).join(perf, perf.c.operation_id == op.c.id).where(in_runs(perf.c.last_run_id)),
+    )
+    for table, query in ((CHANGED_YEARS, years), (CHANGED_AGREEMENTS, agreements)):
+        table.drop(reader, checkfirst=True)
+        table.create(reader)
+        reader.execute(sa.insert(table).from_select(["id"], query))
+    # the same subjects by name on the writing connection, for resolving (PostgreSQL: another session)
+    subjects = reader.execute(sa.union_all(
+        sa.select(sa.literal("capital"), pj.c.code, py.c.fiscal_year).join(pj, pj.c.id == py.c.project_id)
+        .where(py.c.id.in_(sa.select(CHANGED_YEARS.c.id))),
+        sa.select(sa.literal("expense"), ea.c.agreement_no, ea.c.fiscal_year)
+        .where(ea.c.id.in_(sa.select(CHANGED_AGREEMENTS.c.id))))).all()
+    JUDGED.drop(writer, checkfirst=True)
+    JUDGED.create(writer)
+    if subjects:
+        writer.execute(sa.insert(JUDGED), [{"kind": k, "subject": s, "fiscal_year": y} for k, s, y in subjects])
+    return Plan("incremental", f"{len(subjects)} subjects changed since run {last.id}",
+                Only(project_years=CHANGED_YEARS, agreements=CHANGED_AGREEMENTS), judged=len(subjects))
+
+
+def clean(reader: Connection, writer: Connection) -> None:
+    """Drop the run's temporary tables of changed subjects."""
+    for table in (CHANGED_YEARS, CHANGED_AGREEMENTS):
+        table.drop(reader, checkfirst=True)
+    JUDGED.drop(writer, checkfirst=True)

@@ -1,0 +1,252 @@
+"""A deviation's life in the store: a run's findings compared with the stored deviations, in the database.
+
+Identity is (kind, rule, subject, fiscal year, quarter; 0 = no quarter). A run writes its findings to
+a temporary table on its writing connection (:class:`Found`, with each finding's fingerprint), then
+:meth:`Found.apply` compares them with the deviations set-wise, a handful of statements whatever the
+number of deviations (reconciliation-rules.md, "A deviation's identity and life"):
+
+==========================  =========================================================================
+found, no deviation yet     inserted **open**, alert_state ``new`` — event ``opened``
+found, open/acknowledged    higher severity: **open**, alert_state ``escalated`` (``new`` while the
+                            first alert is still owed) — event ``escalated``; lower severity: severity
+                            lowered quietly (no alert) — event ``lowered``; same severity but other
+                            figures, message or evidence: updated — event ``updated``; nothing
+                            different: only ``last_found_on`` moves forward (no event, no updated_at)
+found, resolved             **open** again, alert_state ``new`` — event ``reopened``
+found, dismissed            nothing changes, ever
+not found, open/acked       **resolved** with resolved_on = the as-of day, alert_state ``none`` —
+                            event ``resolved`` (reason ``not found``, or ``gone`` when the portal no
+                            longer lists the subject); only for the years and rules the run judged,
+                            and in an incremental run only where it judged (reconcile/changes.py)
+==========================  =========================================================================
+
+Whether a deviation's figures, sentence or evidence changed is told by its fingerprint
+(Finding.fingerprint), never by reading the figures back; an unchanged deviation costs one row of
+the temporary table and no Python work. Acknowledging and dismissing are a person's acts
+(reconcile/deviations.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from reconcile.findings import Finding
+from store import locks
+from store.driver import bulk_insert
+from store.models import AMOUNT, Deviation, DeviationEvent, ExpenseAgreement, Project, ProjectYear
+
+dev = Deviation.__table__
+event_table = DeviationEvent.__table__
+_py, _pj, _ea = ProjectYear.__table__, Project.__table__, ExpenseAgreement.__table__
+
+ACTIVE = ("open", "acknowledged")
+_BATCH = 5000
+_CHANGES = ("opened", "reopened", "escalated", "lowered", "updated", "unchanged", "dismissed_found")
+
+
+@dataclass
+class LifeCounts:
+    opened: int = 0
+    reopened: int = 0
+    escalated: int = 0
+    lowered: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    resolved: int = 0
+    dismissed_found: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+_meta = sa.MetaData()
+FOUND = sa.Table(
+    "bw_found", _meta,
+    sa.Column("seq", sa.Integer, primary_key=True),  # order of production: new deviations get ids in it
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("rule", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(160), nullable=False),
+    sa.Column("fiscal_year", sa.Integer, nullable=False),
+    sa.Column("quarter", sa.Integer, nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("planned", AMOUNT), sa.Column("actual", AMOUNT), sa.Column("measure", AMOUNT),
+    sa.Column("numbers", sa.Text),  # JSON text, as the deviation keeps it
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("agency_code", sa.String(32)), sa.Column("county_id", sa.Integer), sa.Column("county", sa.Text),
+    sa.Column("sync_run_id", sa.Integer), sa.Column("evidence_table", sa.String(32)),
+    sa.Column("evidence_id", sa.Integer), sa.Column("fingerprint", sa.String(32), nullable=False),
+    # filled by the comparison: the stored deviation of the same identity and what the run does to it
+    sa.Column("dev_id", sa.Integer), sa.Column("old_status", sa.String(16)),
+    sa.Column("old_severity", sa.String(16)), sa.Column("old_alert", sa.String(16)),
+    sa.Column("change", sa.String(16)),
+    prefixes=["TEMPORARY"],
+)
+sa.Index("bw_found_identity", FOUND.c.kind, FOUND.c.rule, FOUND.c.subject, FOUND.c.fiscal_year, FOUND.c.quarter)
+_STAGED = ("seq", "kind", "rule", "subject", "fiscal_year", "quarter", "severity", "planned", "actual", "measure",
+           "numbers", "message", "agency_code", "county_id", "county", "sync_run_id", "evidence_table",
+           "evidence_id", "fingerprint")
+_CONTENT = ("severity", "planned", "actual", "measure", "numbers", "message", "agency_code", "county_id",
+            "sync_run_id", "evidence_table", "evidence_id", "fingerprint")
+
+
+def _rank(column: Any) -> sa.ColumnElement[int]:
+    return sa.case((column == "critical", 3), (column == "major", 2), else_=1)
+
+
+def _same_identity(a: sa.Table, b: sa.Table) -> sa.ColumnElement[bool]:
+    return sa.and_(a.c.kind == b.c.kind, a.c.rule == b.c.rule, a.c.subject == b.c.subject,
+                   a.c.fiscal_year == b.c.fiscal_year, a.c.quarter == b.c.quarter)
+
+
+class Found:
+    """A run's findings in a temporary table of the writing connection `conn`."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.count = 0
+        FOUND.drop(conn, checkfirst=True)
+        FOUND.create(conn)
+
+    def add(self, findings: Iterable[Finding]) -> int:
+        """Stage `findings` (batched as they come); how many were added."""
+        added, batch = 0, []
+        for f in findings:
+            fingerprint, numbers = f.digests()
+            self.count += 1
+            batch.append((self.count, f.kind, f.rule, f.subject, f.fiscal_year, f.quarter or 0, f.severity,
+                          f.planned, f.actual, f.measure, numbers, f.message, f.agency_code, f.county_id,
+                          f.county, f.sync_run_id, f.evidence_table, f.evidence_id, fingerprint))
+            if len(batch) >= _BATCH:
+                added += self._write(batch)
+                batch = []
+        return added + self._write(batch)
+
+    def _write(self, rows: list[tuple]) -> int:
+        bulk_insert(self.conn, FOUND, _STAGED, rows, ready=frozenset({"numbers"}))
+        return len(rows)
+
+    def drop(self) -> None:
+        FOUND.drop(self.conn, checkfirst=True)
+
+    # --- the comparison ---------------------------------------------------------------------
+
+    def compare(self) -> None:
+        """Pair each staged finding with its stored deviation and decide what the run does to it.
+
+        A finding whose identity was staged twice keeps its first (the first stands).
+        """
+        conn, f, d = self.conn, FOUND, dev
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text(f"ANALYZE {f.name}"))
+        first = sa.select(sa.func.min(f.c.seq)).group_by(f.c.kind, f.c.rule, f.c.subject, f.c.fiscal_year,
+                                                         f.c.quarter)
+        conn.execute(sa.delete(f).where(f.c.seq.not_in(first.scalar_subquery())))
+        conn.execute(sa.update(f).values(dev_id=d.c.id, old_status=d.c.status, old_severity=d.c.severity,
+                                         old_alert=d.c.alert_state, change=sa.case(
+            (d.c.status == "dismissed", "dismissed_found"),
+            (d.c.status == "resolved", "reopened"),
+            (_rank(f.c.severity) > _rank(d.c.severity), "escalated"),
+            (_rank(f.c.severity) < _rank(d.c.severity), "lowered"),
+            (sa.or_(d.c.fingerprint.is_(None), d.c.fingerprint != f.c.fingerprint), "updated"),
+            else_="unchanged")).where(_same_identity(f, d)))
+        conn.execute(sa.update(f).where(f.c.dev_id.is_(None)).values(change="opened"))
+
+    def counts(self) -> LifeCounts:
+        counts = LifeCounts()
+        for change, n in self.conn.execute(sa.select(FOUND.c.change, sa.func.count()).group_by(FOUND.c.change)):
+            setattr(counts, change, n)
+        return counts
+
+    def apply(self, *, run_id: int, as_of: date, now: datetime, resolvable: sa.ColumnElement[bool]) -> LifeCounts:
+        """Write the run's verdicts: open the new, change the changed, move the rest's last_found_on,
+        and resolve the deviations `resolvable` selects (the run's years and rules, where it judged)
+        that it did not find. Call :meth:`compare` first."""
+        conn, f, d = self.conn, FOUND, dev
+        locks.hold_for_transaction(conn, "reconcile")  # one reconciliation writes deviations at a time
+        counts = self.counts()
+        # new deviations, ids drawn by the database in the order the findings were produced
+        content = [f.c[name] if name != "numbers" else _json(conn, f.c.numbers) for name in _CONTENT]
+        conn.execute(sa.insert(d).from_select(
+            ["kind", "rule", "subject", "fiscal_year", "quarter", "status", "alert_state", "first_found_on",
+             "last_found_on", "reconcile_run_id", "updated_at", *_CONTENT],
+            sa.select(f.c.kind, f.c.rule, f.c.subject, f.c.fiscal_year, f.c.quarter, sa.literal("open"),
+                      sa.literal("new"), sa.literal(as_of, sa.Date), sa.literal(as_of, sa.Date),
+                      sa.literal(run_id), _at(now), *content)
+            .where(f.c.change == "opened").order_by(f.c.seq)))
+        if counts.opened:
+            conn.execute(sa.update(f).values(dev_id=d.c.id).where(f.c.change == "opened", _same_identity(f, d)))
+        # changed deviations: their events first (they name the severity found), then the rows
+        changed = ("opened", "reopened", "escalated", "lowered", "updated")
+        conn.execute(sa.insert(event_table).from_select(
+            ["deviation_id", "event", "severity", "at", "reconcile_run_id"],
+            sa.select(f.c.dev_id, f.c.change, f.c.severity, _at(now), sa.literal(run_id))
+            .where(f.c.change.in_(changed)).order_by(f.c.seq)))
+        status = sa.case((f.c.change.in_(("reopened", "escalated")), "open"), else_=d.c.status)
+        alert = sa.case((f.c.change == "reopened", "new"),
+                        (f.c.change == "escalated",
+                         sa.case((sa.and_(d.c.status == "open", d.c.alert_state == "new"), "new"),
+                                 else_="escalated")),
+                        else_=d.c.alert_state)
+        last = sa.case((d.c.last_found_on > sa.literal(as_of, sa.Date), d.c.last_found_on),
+                       else_=sa.literal(as_of, sa.Date))
+        conn.execute(sa.update(d).where(d.c.id == f.c.dev_id, f.c.change.in_(changed[1:])).values(
+            status=status, alert_state=alert, resolved_on=None, last_found_on=last, reconcile_run_id=run_id,
+            updated_at=_at(now), **{name: f.c[name] if name != "numbers" else _json(conn, f.c.numbers)
+                                     for name in _CONTENT}))
+        conn.execute(sa.update(d).where(
+            d.c.id == f.c.dev_id, f.c.change == "unchanged",
+            sa.or_(d.c.last_found_on.is_(None), d.c.last_found_on < sa.literal(as_of, sa.Date))
+        ).values(last_found_on=sa.literal(as_of, sa.Date)))
+        counts.resolved = self._resolve(run_id=run_id, as_of=as_of, now=now, resolvable=resolvable)
+        return counts
+
+    def _resolve(self, *, run_id: int, as_of: date, now: datetime, resolvable: sa.ColumnElement[bool]) -> int:
+        conn, d, f = self.conn, dev, FOUND
+        missing = sa.and_(d.c.status.in_(ACTIVE), resolvable, ~sa.exists().where(_same_identity(f, d)))
+        gone = sa.or_(
+            sa.exists().where(_pj.c.code == d.c.subject, _py.c.project_id == _pj.c.id,
+                              _py.c.fiscal_year == d.c.fiscal_year, _py.c.gone.is_(True), d.c.kind == "capital"),
+            sa.exists().where(_ea.c.agreement_no == d.c.subject, _ea.c.fiscal_year == d.c.fiscal_year,
+                              _ea.c.gone.is_(True), d.c.kind == "expense"))
+        conn.execute(sa.insert(event_table).from_select(
+            ["deviation_id", "event", "severity", "at", "reconcile_run_id", "reason"],
+            sa.select(d.c.id, sa.literal("resolved"), d.c.severity, _at(now), sa.literal(run_id),
+                      sa.case((gone, "gone"), else_="not found")).where(missing).order_by(d.c.id)))
+        return conn.execute(sa.update(d).where(missing).values(
+            status="resolved", alert_state="none", resolved_on=as_of, reconcile_run_id=run_id,
+            updated_at=now)).rowcount
+
+    # --- reading back ---------------------------------------------------------------------------
+
+    def rows(self) -> Iterator[Any]:
+        """The staged findings, most severe first, then by rule, subject, year and quarter, each with
+        the id and status of its deviation (after the run when `recorded`; before it, for a what-if:
+        no id for a finding that is not a deviation yet, and status 'open')."""
+        f, d = FOUND, dev
+        subject = f.c.subject.collate("C") if self.conn.dialect.name == "postgresql" else f.c.subject
+        rule = f.c.rule.collate("C") if self.conn.dialect.name == "postgresql" else f.c.rule
+        status = sa.func.coalesce(d.c.status, "open")
+        query = (sa.select(f, d.c.id.label("deviation_id"), status.label("status"))
+                 .select_from(f.outerjoin(d, _same_identity(f, d)))
+                 .order_by(_rank(f.c.severity).desc(), rule, subject, f.c.fiscal_year, f.c.quarter))
+        yield from self.conn.execution_options(yield_per=2000).execute(query)
+
+
+def _at(now: datetime) -> Any:
+    return sa.literal(now, Deviation.__table__.c.updated_at.type)
+
+
+def _json(conn: Connection, column: Any) -> Any:
+    """JSON text as the deviation's JSON column takes it (PostgreSQL: json; SQLite: the text itself)."""
+    return sa.cast(column, sa.JSON) if conn.dialect.name == "postgresql" else column
+
+
+def identities_of(rules: Sequence[tuple[str, str]]) -> sa.ColumnElement[bool]:
+    """The deviations of the (kind, rule) pairs a run judged."""
+    return sa.or_(*(sa.and_(dev.c.kind == kind, dev.c.rule == rule) for kind, rule in rules)) if rules else sa.false()

@@ -98,6 +98,7 @@ class Scope:
     years: tuple[int, ...]
     only: Only | None = None
     _operation_quarters: sa.Table | None = field(default=None, repr=False)
+    _quarter_tables: dict[str, sa.Subquery] = field(default_factory=dict, repr=False)
 
     def every(self) -> Scope:
         """This scope over every subject (for the time-driven rules of an incremental run)."""
@@ -132,12 +133,19 @@ class Scope:
         return sa.case(*whens, else_=sa.null()) if whens else sa.null()
 
     def late_quarters(self) -> sa.Subquery:
-        """A small table (fiscal_year, quarter) of the quarters whose report is past due."""
-        return _quarter_table([(y, q) for y in self.years for q in self.late(y)], "late_quarter")
+        """A small table (fiscal_year, quarter) of the quarters whose report is past due (one object
+        per scope, so that a query and its subqueries name the same table)."""
+        if "late" not in self._quarter_tables:
+            self._quarter_tables["late"] = _quarter_table([(y, q) for y in self.years for q in self.late(y)],
+                                                          "late_quarter")
+        return self._quarter_tables["late"]
 
     def closed_quarters(self) -> sa.Subquery:
-        """A small table (fiscal_year, quarter) of the closed quarters of the run's years."""
-        return _quarter_table([(y, q) for y in self.years for q in self.closed(y)], "closed_quarter")
+        """A small table (fiscal_year, quarter) of the closed quarters of the run's years (one object per scope)."""
+        if "closed" not in self._quarter_tables:
+            self._quarter_tables["closed"] = _quarter_table([(y, q) for y in self.years for q in self.closed(y)],
+                                                            "closed_quarter")
+        return self._quarter_tables["closed"]
 
     @property
     def approval_cutoff(self) -> date:

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from reconcile import wording as w
 from reconcile.facts import CreditStages, Place
 from reconcile.findings import Finding, Kind, round4, text, threshold
-from reconcile.scope import Scope
+from reconcile.scope import Scope, at_least, zero
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,15 @@ def stage_breaks(rows: tuple[CreditStages, ...], tolerance: Decimal) -> list[Sta
             if excess > tolerance:
                 found.append(StageBreak(row, later, earlier, later_value, earlier_value, excess))
     return found
+
+
+def stages_may_break(approved: Any, notified: Any, allocated: Any, used: Any, tolerance: Decimal
+                     ) -> sa.ColumnElement[bool]:
+    """SQL: a credit row where a later stage may exceed the one before it by more than `tolerance`
+    (empty amounts as 0; loosened by scope.MARGIN, :func:`stage_breaks` decides exactly)."""
+    return sa.or_(at_least(zero(used) - zero(allocated), tolerance),
+                  at_least(zero(allocated) - zero(notified), tolerance),
+                  at_least(zero(notified) - zero(approved), tolerance))
 
 
 def worst(breaks: list[StageBreak]) -> StageBreak:

@@ -9,14 +9,21 @@ credit_inconsistency only. Per-operation rules judge an `OperationInAgreement` (
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
+import sqlalchemy as sa
+
+from foundation.persian import to_persian_digits
 from reconcile import wording as w
-from reconcile.facts import APPROVED, AgreementFacts, AsOf, OperationInAgreement
+from reconcile.facts import APPROVED, AgreementFacts, AsOf, CreditStages, OperationInAgreement
 from reconcile.findings import Finding, divide, figure, round4, text
-from reconcile.rules.base import CreditLimits, Rule, describe_breaks, stage_breaks
+from reconcile.rules.base import CreditLimits, Rule, describe_breaks, place_of, stage_breaks, stages_may_break
 from reconcile.rules.capital import STATUS_WORDS
+from reconcile.scope import MARGIN, Scope, ea, ec, op, perf, zero
 
 STAGE_WORDS = {"used": "هزینه", "allocated": "تخصیص", "notified": "اعتبار ابلاغی", "approved": "اعتبار مصوب"}
 
@@ -53,6 +60,43 @@ class OperationShortfall(Rule):
         threshold: Decimal = Decimal("0.85")
         minor: Decimal = Decimal("0.70")
         major: Decimal = Decimal("0.40")
+
+    def select(self, scope: Scope, limits: Limits) -> sa.Select:
+        oq, quarter = scope.operation_quarters(), scope.closed_quarters().c.quarter
+        planned = Scope.through(_OP_TARGETS, quarter)
+        actual = Scope.through([oq.c.n1, oq.c.n2, oq.c.n3, oq.c.n4], quarter)
+        return (_year_to_date(scope)
+                .where(planned > 0, _some_item(oq, quarter),
+                       actual < (limits.threshold + MARGIN) * planned)
+                .order_by(ea.c.id, op.c.code, quarter))
+
+    def checked(self, scope: Scope, limits: Limits) -> sa.Select:
+        oq, closed = scope.operation_quarters(), scope.closed_quarters()
+        judged = sa.exists().where(closed.c.fiscal_year == ea.c.fiscal_year,
+                                   Scope.through(_OP_TARGETS, closed.c.quarter) > 0,
+                                   _some_item(oq, closed.c.quarter))
+        return _count(oq.join(op, op.c.id == oq.c.operation_id).join(ea, ea.c.id == op.c.agreement_id), judged)
+
+    def finding(self, row: Any, scope: Scope, limits: Limits) -> Finding | None:
+        to_date, q, year = _to_date(row), row.quarter, row.fiscal_year
+        planned, actual = to_date.planned, to_date.actual
+        if planned <= 0 or to_date.latest is None:
+            return None
+        ratio = round4(divide(actual, planned))
+        if ratio >= limits.threshold:
+            return None
+        severity = "minor" if ratio >= limits.minor else "major" if ratio >= limits.major else "critical"
+        unit = _unit_of(row)
+        return _row_finding(
+            self, row, f"{row.agreement_no}/{row.operation_code}", q, severity,
+            f"{_operation_named(row)} تا پایان {w.quarter(year, q)} "
+            f"{w.number(actual, grouped=True)} {unit} انجام داده در برابر {w.number(planned, grouped=True)} "
+            f"{unit} برنامه‌ریزی‌شده (تحقق {w.percent(ratio * 100)})",
+            planned=planned, actual=actual, measure=ratio,
+            numbers={"planned_cum": text(planned), "actual_cum": text(actual), "ratio": text(ratio)},
+            evidence=("operation_performance", getattr(row, f"i{to_date.latest}")),
+            run_id=getattr(row, f"r{to_date.latest}"),
+        )
 
     def check(self, u: OperationInAgreement, as_of: AsOf, limits: Limits) -> list[Finding] | None:
         a = u.agreement
@@ -92,6 +136,43 @@ class UnitCostOverrun(Rule):
         minor: Decimal = Decimal("1.20")
         major: Decimal = Decimal("1.50")
 
+    def select(self, scope: Scope, limits: Limits) -> sa.Select:
+        oq, quarter = scope.operation_quarters(), scope.closed_quarters().c.quarter
+        actual = Scope.through([oq.c.n1, oq.c.n2, oq.c.n3, oq.c.n4], quarter)
+        spent = Scope.through([oq.c.s1, oq.c.s2, oq.c.s3, oq.c.s4], quarter)
+        return (_year_to_date(scope)
+                .where(op.c.unit_cost > 0, actual > 0, spent >= (limits.minor - MARGIN) * actual * op.c.unit_cost)
+                .order_by(ea.c.id, op.c.code, quarter))
+
+    def checked(self, scope: Scope, limits: Limits) -> sa.Select:
+        oq, closed = scope.operation_quarters(), scope.closed_quarters()
+        judged = sa.exists().where(closed.c.fiscal_year == ea.c.fiscal_year,
+                                   Scope.through([oq.c.n1, oq.c.n2, oq.c.n3, oq.c.n4], closed.c.quarter) > 0)
+        return _count(oq.join(op, op.c.id == oq.c.operation_id).join(ea, ea.c.id == op.c.agreement_id),
+                      op.c.unit_cost > 0, judged)
+
+    def finding(self, row: Any, scope: Scope, limits: Limits) -> Finding | None:
+        to_date, q, year, unit_cost = _to_date(row), row.quarter, row.fiscal_year, row.unit_cost
+        actual, spent = to_date.actual, to_date.spent
+        if unit_cost is None or unit_cost <= 0 or actual <= 0:
+            return None
+        ratio = round4(divide(spent, actual * unit_cost))
+        if ratio < limits.minor:
+            return None
+        severity = "major" if ratio >= limits.major else "minor"
+        cost = round4(divide(spent, actual))
+        return _row_finding(
+            self, row, f"{row.agreement_no}/{row.operation_code}", q, severity,
+            f"{_operation_named(row)} تا پایان {w.quarter(year, q)} برای هر {_unit_of(row)} "
+            f"{w.amount(cost)} هزینه کرده در برابر قیمت واحد {w.amount(unit_cost)} در موافقتنامه "
+            f"({w.number(ratio)} برابر)",
+            planned=unit_cost, actual=cost, measure=ratio,
+            numbers={"spent_cum": text(spent), "actual_cum": text(actual), "unit_cost": text(unit_cost),
+                     "actual_unit_cost": text(cost), "ratio": text(ratio)},
+            evidence=("operation_performance", getattr(row, f"i{to_date.latest}")),
+            run_id=getattr(row, f"r{to_date.latest}"),
+        )
+
     def check(self, u: OperationInAgreement, as_of: AsOf, limits: Limits) -> list[Finding] | None:
         a, unit_cost = u.agreement, u.operation.unit_cost
         if not a.active or unit_cost is None or unit_cost <= 0:
@@ -128,6 +209,41 @@ class MissingReport(Rule):
     unit = "agreement"
     rationale = "A quarter's performance not entered by its due day leaves the agreement's spending unexplained."
 
+    time_driven = True
+
+    def select(self, scope: Scope, limits: object) -> sa.Select:
+        # one row per operation that plans a quantity in a late quarter no item of the agreement reports
+        late = scope.late_quarters()
+        target = sa.case((late.c.quarter == 1, op.c.target_q1), (late.c.quarter == 2, op.c.target_q2),
+                         (late.c.quarter == 3, op.c.target_q3), else_=op.c.target_q4)
+        other, item = op.alias("other"), perf.alias("item")
+        reported = (sa.exists().where(other.c.agreement_id == ea.c.id, item.c.operation_id == other.c.id,
+                                      item.c.quarter == late.c.quarter))
+        return (scope.expense_subjects().add_columns(late.c.quarter, op.c.code.label("operation_code"))
+                .join(late, late.c.fiscal_year == ea.c.fiscal_year)
+                .join(op, op.c.agreement_id == ea.c.id)
+                .where(Scope.active_agreement(), zero(target) > 0, ~reported)
+                .order_by(ea.c.id, late.c.quarter, op.c.code))
+
+    def checked(self, scope: Scope, limits: object) -> sa.Select:
+        return _count(ea, scope.agreements(), Scope.active_agreement(),
+                      ea.c.fiscal_year.in_([y for y in scope.years if scope.late(y)]))
+
+    def findings(self, rows: Iterable[Any], scope: Scope, limits: object) -> Iterator[Finding]:
+        as_of = scope.as_of
+        for (_, q), group in itertools.groupby(rows, key=lambda r: (r.id, r.quarter)):
+            group = list(group)
+            row, planned = group[0], [r.operation_code for r in group]
+            year = row.fiscal_year
+            due = as_of.report_due(year, q)
+            yield _row_finding(
+                self, row, row.agreement_no, q, "major",
+                f"{_named(row)} برای {w.quarter(year, q)}، که {w.number(len(planned))} فعالیت آن "
+                f"در این دوره مقدار برنامه‌ریزی‌شده دارد، تا مهلت {w.day(due)} هیچ گزارش عملکردی ثبت نکرده است",
+                numbers={"quarter_end": as_of.quarter_end(year, q).isoformat(), "due": due.isoformat(),
+                         "operations_planned": planned},
+            )
+
     def check(self, a: AgreementFacts, as_of: AsOf, limits: object) -> list[Finding] | None:
         if not a.active:
             return None
@@ -161,6 +277,37 @@ class ApprovalOverdue(Rule):
     kind = "expense"
     unit = "operation"
     rationale = "Performance the comptroller (ذیحساب) has not confirmed in time cannot be relied on."
+
+    time_driven = True
+
+    def select(self, scope: Scope, limits: object) -> sa.Select:
+        entered = sa.func.coalesce(perf.c.reported_on, scope.quarter_end(ea.c.fiscal_year, perf.c.quarter))
+        return (_operations(scope, perf.c.id.label("item_id"), perf.c.quarter, perf.c.quantity,
+                            perf.c.reported_on, perf.c.comptroller_status, perf.c.last_run_id.label("item_run_id"))
+                .join(perf, perf.c.operation_id == op.c.id)
+                .where(perf.c.comptroller_status != APPROVED, entered < scope.approval_cutoff)
+                .order_by(ea.c.id, op.c.code, perf.c.quarter))
+
+    def checked(self, scope: Scope, limits: object) -> sa.Select:
+        return _count(op.join(ea, ea.c.id == op.c.agreement_id), scope.agreements(), Scope.active_agreement(),
+                      sa.exists().where(perf.c.operation_id == op.c.id))
+
+    def finding(self, row: Any, scope: Scope, limits: object) -> Finding | None:
+        q, year, as_of = row.quarter, row.fiscal_year, scope.as_of
+        entered = row.reported_on or as_of.quarter_end(year, q)
+        if not as_of.approval_late(entered):
+            return None
+        due = as_of.approval_due(entered)
+        status = STATUS_WORDS.get(row.comptroller_status, row.comptroller_status)
+        return _row_finding(
+            self, row, f"{row.agreement_no}/{row.operation_code}", q, "minor",
+            f"عملکرد {w.quarter(year, q)} {_operation_named(row)} {w.entered(row.reported_on)}، پس از {w.day(due)} هنوز تأیید ذیحساب ندارد (وضعیت: {status})",
+            actual=row.quantity,
+            numbers={"reported_on": row.reported_on.isoformat() if row.reported_on else None,
+                     "entered": entered.isoformat(), "approval_due": due.isoformat(),
+                     "comptroller_status": row.comptroller_status},
+            evidence=("operation_performance", row.item_id), run_id=row.item_run_id,
+        )
 
     def check(self, u: OperationInAgreement, as_of: AsOf, limits: object) -> list[Finding] | None:
         a = u.agreement
@@ -199,6 +346,35 @@ class CreditInconsistency(Rule):
 
     Limits = CreditLimits
 
+    def select(self, scope: Scope, limits: CreditLimits) -> sa.Select:
+        # every chapter of the agreements that have a chapter that may break
+        any_chapter = ec.alias("any_chapter")
+        broken = sa.exists().where(any_chapter.c.agreement_id == ea.c.id, stages_may_break(
+            any_chapter.c.approved, any_chapter.c.notified, any_chapter.c.allocated, any_chapter.c.spent,
+            limits.tolerance))
+        return (scope.expense_subjects()
+                .add_columns(ec.c.id.label("chapter_id"), ec.c.chapter, ec.c.approved, ec.c.notified,
+                             ec.c.allocated, ec.c.spent)
+                .join(ec, ec.c.agreement_id == ea.c.id)
+                .where(broken)
+                .order_by(ea.c.id, ec.c.chapter))
+
+    def checked(self, scope: Scope, limits: CreditLimits) -> sa.Select:
+        return _count(ea, scope.agreements(), sa.exists().where(ec.c.agreement_id == ea.c.id))
+
+    def findings(self, rows: Iterable[Any], scope: Scope, limits: CreditLimits) -> Iterator[Finding]:
+        for _, group in itertools.groupby(rows, key=lambda r: r.id):
+            group = list(group)
+            row = group[0]
+            chapters = tuple(CreditStages(f"فصل {to_persian_digits(str(r.chapter))}", r.approved, r.notified,
+                                          r.allocated, r.spent, "expense_credit", r.chapter_id) for r in group)
+            breaks = stage_breaks(chapters, limits.tolerance)
+            if not breaks:
+                continue
+            said, figures = describe_breaks(breaks, STAGE_WORDS, "")
+            yield _row_finding(self, row, row.agreement_no, None, "major",
+                               f"{_named(row)} در سال {w.year(row.fiscal_year)} {said}", **figures)
+
     def check(self, a: AgreementFacts, as_of: AsOf, limits: CreditLimits) -> list[Finding] | None:
         if not a.credits:
             return None
@@ -208,3 +384,90 @@ class CreditInconsistency(Rule):
         said, figures = describe_breaks(breaks, STAGE_WORDS, "")
         return [_finding(self, a, a.agreement_no, None, "major",
                          f"{w.agreement(a)} در سال {w.year(a.fiscal_year)} {said}", **figures)]
+
+
+# --- set-wise: rows of Scope.expense_subjects() and the findings they make ----------------------
+
+_OP_TARGETS = (op.c.target_q1, op.c.target_q2, op.c.target_q3, op.c.target_q4)
+
+
+def _named(row: Any) -> str:
+    return w.agreement_named(row.agreement_no, row.program_title, place_of(row))
+
+
+def _operation_named(row: Any) -> str:
+    return w.operation_named(row.operation_title, row.operation_code, _named(row))
+
+
+def _row_finding(rule: Rule, row: Any, subject: str, quarter: int | None, severity: str, message: str, *,
+                 planned: Decimal | None = None, actual: Decimal | None = None, measure: Decimal | None = None,
+                 numbers: dict | None = None, evidence: tuple[str, int | None] | None = None,
+                 run_id: int | None = None) -> Finding:
+    """An expense finding of a row of Scope.expense_subjects()."""
+    table, row_id = evidence or ("expense_agreement", row.id)
+    return Finding(
+        rule=rule.id, kind="expense", subject=subject, fiscal_year=row.fiscal_year, quarter=quarter,
+        severity=severity, planned=planned, actual=actual, measure=measure, message=message,
+        numbers=numbers or {}, evidence_table=table, evidence_id=row_id,
+        sync_run_id=run_id if run_id is not None else row.last_run_id,
+        agency_code=row.agency_code, county_id=row.county_id, county=row.county_name,
+    )
+
+
+def _operations(scope: Scope, *columns: Any) -> sa.Select:
+    """Operations of active agreements in scope, named, with `columns`."""
+    return (scope.expense_subjects()
+            .add_columns(op.c.id.label("operation_id"), op.c.code.label("operation_code"),
+                         op.c.title.label("operation_title"), op.c.unit.label("operation_unit"), *columns)
+            .join(op, op.c.agreement_id == ea.c.id)
+            .where(Scope.active_agreement()))
+
+
+def _year_to_date(scope: Scope) -> sa.Select:
+    """Each operation of an active agreement in scope at each closed quarter, with the quarters'
+    own figures (Scope.operation_quarters) for the exact sums."""
+    oq, closed = scope.operation_quarters(), scope.closed_quarters()
+    return (_operations(scope, *(t.label(f"t{k}") for k, t in enumerate(_OP_TARGETS, 1)), op.c.unit_cost,
+                        closed.c.quarter, *(oq.c[f"{c}{k}"] for c in "nsir" for k in (1, 2, 3, 4)))
+            .join(oq, oq.c.operation_id == op.c.id)
+            .join(closed, closed.c.fiscal_year == ea.c.fiscal_year))
+
+
+def _some_item(oq: sa.Table, quarter: Any) -> sa.ColumnElement[bool]:
+    """A performance item in quarters 1..quarter (SQL)."""
+    return sa.or_(oq.c.i1.is_not(None), *(sa.and_(quarter >= k, oq.c[f"i{k}"].is_not(None)) for k in (2, 3, 4)))
+
+
+@dataclass(frozen=True, slots=True)
+class _ToDate:
+    """An operation's year to date through a closed quarter, summed exactly (empty figures count 0)."""
+
+    planned: Decimal
+    actual: Decimal
+    spent: Decimal
+    latest: int | None  # the quarter in 1..q of the latest performance item, None: no item
+
+
+def _to_date(row: Any) -> _ToDate:
+    planned = actual = spent = Decimal(0)
+    latest = None
+    for k in range(1, row.quarter + 1):
+        target = getattr(row, f"t{k}")
+        if target is not None:
+            planned += target
+        if getattr(row, f"i{k}") is not None:
+            quantity, cost = getattr(row, f"n{k}"), getattr(row, f"s{k}")
+            if quantity is not None:
+                actual += quantity
+            if cost is not None:
+                spent += cost
+            latest = k
+    return _ToDate(planned, actual, spent, latest)
+
+
+def _unit_of(row: Any) -> str:
+    return row.operation_unit or "واحد"
+
+
+def _count(select_from: Any, *where: Any) -> sa.Select:
+    return sa.select(sa.func.count()).select_from(select_from).where(*where)

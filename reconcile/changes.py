@@ -26,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from reconcile.life import dev
+from reconcile.lifecycle import dev
 from reconcile.scope import Only
 from store.models import (
     ChangeLog,
@@ -92,6 +92,13 @@ class Plan:
                                    JUDGED.c.fiscal_year == dev.c.fiscal_year)
         return sa.or_(~partial, judged)
 
+    def carried(self, conn: Connection, partial_rules: Sequence[tuple[str, str]]) -> sa.ColumnElement[bool] | None:
+        """The deviations an incremental run finds again without judging them (rules that are not
+        time-driven, on subjects whose facts did not change); None in a full run."""
+        if self.only is None or not partial_rules:
+            return None
+        return ~self.resolvable(conn, partial_rules)
+
 
 def plan(reader: Connection, writer: Connection, *, last: Any, basis: str, full: bool) -> Plan:
     """The plan of a run reading `reader` and writing on `writer`, after the `last` recorded run."""
@@ -141,8 +148,12 @@ def plan(reader: Connection, writer: Connection, *, last: Any, basis: str, full:
                 Only(project_years=CHANGED_YEARS, agreements=CHANGED_AGREEMENTS), judged=len(subjects))
 
 
-def clean(reader: Connection, writer: Connection) -> None:
-    """Drop the run's temporary tables of changed subjects."""
+def clean(reader: Connection) -> None:
+    """Drop the run's temporary tables of changed subjects on the reading connection."""
     for table in (CHANGED_YEARS, CHANGED_AGREEMENTS):
         table.drop(reader, checkfirst=True)
+
+
+def clean_judged(writer: Connection) -> None:
+    """Drop the judged subjects' table on the writing connection (once the run has resolved)."""
     JUDGED.drop(writer, checkfirst=True)

@@ -1,59 +1,76 @@
-"""A reconciliation run: read the store set-wise, judge every enabled rule, give deviations their life.
+"""A reconciliation run: each enabled rule asked of the store set-wise, deviations compared in the database.
 
     result = reconcile.run(engine, config.reconcile, as_of=date(2026, 11, 23), years=[1405])
 
 1. The as-of day is the argument, else ``reconcile.as_of`` of config.yaml, else today in Tehran;
    the years are the argument, else every fiscal year in the store.
-2. A ``reconcile_run`` row is opened (status ``running``, store/reconcile_runs.py).
-3. The subjects are planned as chunks of ids (reconcile/load.py). Each chunk is read and judged by
-   every enabled rule (reconcile/judge.py, counting subjects checked and flagged) — in worker
-   processes for a large store (reconcile/parallel.py, ``reconcile.workers``), else here — and
-   each chunk's findings are applied to the deviations (reconcile/lifecycle.py), in plan order, in
-   one transaction, which also closes the run with its statistics. A failure rolls every deviation
-   change back and marks the run ``failed``.
+2. **What-if.** A run with ``dry_run``, or judging a day earlier than the last recorded run, records
+   nothing: it judges and reports, and leaves every deviation as it was (issue 12: the life of
+   deviations moves only forward; a past day's view must not resolve today's deviations, nor the
+   next scheduled run reopen them, nor anyone get mail for it). ``RunResult.what_if`` says why.
+3. Otherwise a ``reconcile_run`` row is opened (status ``running``, store/reconcile_runs.py).
+4. **Scope** (reconcile/scope.py, reconcile/changes.py): every subject of the years, or — when
+   ``incremental`` is asked and the last recorded run judged the same years, rules, thresholds and
+   calendar — only the subjects whose facts changed since it, plus the time-driven rules on every
+   subject. Both give the same deviations (tests/reconcile/test_incremental.py).
+5. **Judging.** Each rule's query returns the rows that may break it (reconcile/rules/); Python
+   judges those rows exactly and words them; findings stream into a temporary table of the run's
+   writing connection (reconcile/life.py), never held whole in memory.
+6. **Life.** The findings are compared with the stored deviations set-wise, the changes written and
+   the run closed with its statistics, in one transaction. A failure rolls every deviation change
+   back and marks the run ``failed``.
+7. **Output.** A caller's ``show`` receives the findings after the commit, streamed from the
+   database in the order people read them (most severe first), each with its deviation's id and
+   status.
 
-Evaluation always covers whole years: filters (county, agency, group, rule, severity) apply to
-what is shown afterwards, so a filtered view never resolves what it did not look at. A caller that
-shows progress (the web console) passes ``on_progress``: it receives short English messages at
-each phase and after each chunk ("judging 3/10 chunks"), in the run's own thread.
+Evaluation always covers whole years: filters (county, agency, group, rule, severity) apply to what
+is shown afterwards, so a filtered view never resolves what it did not look at.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
+import hashlib
+import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from foundation.jalali import today_tehran
-from reconcile import load, parallel
+from reconcile import changes
 from reconcile.facts import AsOf
 from reconcile.findings import Finding
-from reconcile.judge import Assignment, Chunk, RuleStats, add_counts, enabled_rules, judge_chunk, rule_stats
-from reconcile.lifecycle import Life, LifeCounts
+from reconcile.judge import RuleStats, enabled_rules, rule_stats
+from reconcile.lifecycle import Found, LifeCounts, dev, identities_of
+from reconcile.rules import Rule
+from reconcile.scope import Scope, ea, py
 from reconcile.settings import ReconcileConfig
 from store import reconcile_runs
 from store.driver import large_page_cache, snapshot_reader
 from store.models import utcnow
 
 Progress = Callable[[str], None]
+Show = Callable[[Iterator[Any]], None]
 
 
 @dataclass
 class RunResult:
-    run_id: int
+    run_id: int | None  # None: a what-if, recorded nowhere
     as_of: date
     years: list[int]
-    findings: list[Finding]
+    findings: list[Finding]  # kept only when the caller asked (keep=True); else empty
     stats: dict[str, RuleStats]  # by 'kind.rule'
-    deviations: dict[tuple, tuple[int, str]] = field(default_factory=dict)  # identity -> (id, status)
-    life: LifeCounts = field(default_factory=LifeCounts)
+    deviations: dict[tuple, tuple[int, str]] = field(default_factory=dict)  # identity -> (id, status), with keep
+    life: LifeCounts = field(default_factory=LifeCounts)  # for a what-if: what a recorded run would do
     seconds: float = 0.0
+    found: int = 0  # findings made
+    what_if: str | None = None  # why nothing was recorded
+    scope: str = "full"  # full | incremental (what was judged; see reconcile/changes.py)
 
     def status(self, finding: Finding) -> str:
         return self.deviations.get(finding.key, (0, "open"))[1]
@@ -63,82 +80,135 @@ class RunResult:
 
 
 def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None, years: list[int] | None = None,
-        on_progress: Progress | None = None, chunk_size: int = 5000, workers: int | None = None) -> RunResult:
+        on_progress: Progress | None = None, incremental: bool = False, dry_run: bool = False,
+        keep: bool = True, show: Show | None = None) -> RunResult:
     """Reconcile the store as of a day; see the module docstring.
 
-    ``settings`` is the ``reconcile`` section of config.yaml. ``workers`` overrides
-    ``reconcile.workers`` (0: judge in this process; None: the configured number, or by default as
-    many as the CPUs, up to 4, once the store is large).
+    ``settings`` is the ``reconcile`` section of config.yaml. ``incremental`` judges only what
+    changed since the last recorded run when that run allows it (step 4; else the whole store).
+    ``keep`` returns the findings made in the result (tests, small tools; an incremental run makes
+    findings only where it judged); commands pass ``show`` instead and hold none.
     """
     started = time.perf_counter()
     say = on_progress or _quiet
     day = as_of or settings.as_of or today_tehran()
     rules = enabled_rules(settings)
     stats = rule_stats(rules)
+    calendar = AsOf(day, settings.report_due_days, settings.approval_due_days)
     with engine.connect() as conn:
-        chosen = sorted(set(years)) if years else load.store_years(conn)
-    run_id = reconcile_runs.open_run(engine, day, chosen)
-    say(f"run {run_id}: planning years {', '.join(map(str, chosen)) or '(none)'} as of {day.isoformat()}")
-    assignment = Assignment(chosen, AsOf(day, settings.report_due_days, settings.approval_due_days), rules)
-    findings: list[Finding] = []
-    # A run builds millions of short-lived facts and keeps hundreds of thousands of findings, none
-    # of them in reference cycles: the cyclic collector would rescan the kept ones again and again
-    # (quadratic time), so it is paused for the run and restored after.
-    collecting = gc.isenabled()
-    gc.disable()
+        chosen = sorted(set(years)) if years else store_years(conn)
+        last = reconcile_runs.last_recorded(conn)
+    what_if = ("--dry-run: nothing is recorded" if dry_run else
+               f"as of {day.isoformat()}, before the last recorded run's day {last.as_of.isoformat()}: "
+               "a what-if, nothing is recorded" if last is not None and day < last.as_of else None)
+    basis = _basis(settings, calendar, chosen, rules)
+    run_id = None if what_if else reconcile_runs.open_run(engine, day, chosen)
+    label = f"run {run_id}" if run_id is not None else "what-if"
+    say(f"{label}: judging years {', '.join(map(str, chosen)) or '(none)'} as of {day.isoformat()}")
+    kept: list[Finding] = []
     try:
-        # one transaction: facts are read and deviations written chunk by chunk, committed together
-        with engine.begin() as conn, contextlib.ExitStack() as stack:
-            stack.enter_context(large_page_cache(conn))
-            plan = _plan(conn, chosen, chunk_size)
-            subjects = sum(hi - lo + 1 for _, lo, hi in plan)  # ids are dense enough to size the run
-            count = parallel.worker_count(workers if workers is not None else settings.workers, subjects)
-            if count:
-                judged = stack.enter_context(parallel.judging_in_workers(engine, conn, plan, assignment, count))
-            life = Life(conn, run_id=run_id, as_of=day, years=chosen, rules={(r.kind, r.id) for r, _ in rules},
-                        gone=load.gone_subjects(conn, chosen) if chosen else set(), now=utcnow())
-            if not count:
-                judged = _judge_here(stack.enter_context(_reader(engine, conn)), plan, assignment)
-            say(f"judging 0/{len(plan)} chunks" + (f" in {count} worker processes" if count else ""))
-            for done, (found, digests, chunk_counts) in enumerate(judged, 1):
-                add_counts(stats, chunk_counts)
-                life.apply(found, digests)
-                findings.extend(found)
-                say(f"judging {done}/{len(plan)} chunks")
-            say("resolving deviations no longer found")
-            counts = life.finish()
-            seconds = time.perf_counter() - started
-            reconcile_runs.close_run(conn, run_id, {
-                "rules": {name: s.as_dict() for name, s in stats.items()},
-                "life": counts.as_dict(), "findings": len(findings), "seconds": round(seconds, 3)})
-            say("committing")
+        with engine.connect() as conn:
+            with conn.begin(), contextlib.ExitStack() as stack:
+                stack.enter_context(large_page_cache(conn))
+                found = Found(conn)
+                reader = stack.enter_context(_reader(engine, conn))
+                mark = changes.watermark(reader)
+                plan = changes.plan(reader, conn, last=last, basis=basis, full=not incremental or what_if is not None)
+                scope = Scope(reader, calendar, tuple(chosen), only=plan.only)
+                for number, (rule, limits) in enumerate(rules, 1):
+                    say(f"judging {number}/{len(rules)}: {rule.name}")
+                    rule_scope = scope if not rule.time_driven else scope.every()
+                    try:
+                        made = _counted(rule.findings(_rows(reader, rule.select(rule_scope, limits)), rule_scope,
+                                                      limits), stats[rule.name], kept if keep else None)
+                        found.add(made)
+                        stats[rule.name].checked = int(reader.execute(rule.checked(rule_scope, limits)).scalar_one())
+                    except ValueError as exc:  # a stored value the rule could not read: say which rule
+                        raise ValueError(f"{rule.name}: {exc}") from exc
+                scope.close()
+                changes.clean(reader)
+                found.compare()
+                resolvable = sa.and_(load_years(chosen), identities_of([(r.kind, r.id) for r, _ in rules]),
+                                     plan.resolvable(conn, [(r.kind, r.id) for r, _ in rules if not r.time_driven]))
+                if what_if:
+                    counts = found.counts()
+                    counts.resolved = found.unfound(resolvable)
+                else:
+                    say("recording deviations")
+                    partial = [(r.kind, r.id) for r, _ in rules if not r.time_driven]
+                    counts = found.apply(run_id=run_id, as_of=day, now=utcnow(), resolvable=resolvable,
+                                         carried=plan.carried(conn, partial))
+                    seconds = time.perf_counter() - started
+                    reconcile_runs.close_run(conn, run_id, {
+                        "rules": {name: s.as_dict() for name, s in stats.items()}, "life": counts.as_dict(),
+                        "findings": found.count, "seconds": round(seconds, 3), "scope": plan.kind,
+                        "basis": basis, "watermark": mark})
+            deviations = _identities(found) if keep else {}
+            if show is not None:
+                show(found.rows())
+            found.drop()
+            changes.clean_judged(conn)
+            conn.commit()
     except BaseException as exc:
-        reconcile_runs.fail_run(engine, run_id, exc)
+        if run_id is not None:
+            reconcile_runs.fail_run(engine, run_id, exc)
         raise
-    finally:
-        if collecting:
-            gc.enable()
-    findings.sort(key=lambda f: f.key)
-    say(f"run {run_id} done: {len(findings)} findings, {counts.opened} opened, {counts.resolved} resolved")
-    return RunResult(run_id=run_id, as_of=day, years=chosen, findings=findings, stats=stats,
-                     deviations=life.deviations, life=counts, seconds=seconds)
+    seconds = time.perf_counter() - started
+    kept.sort(key=lambda f: f.key)
+    say(f"{label} done: {found.count} findings, {counts.opened} opened, {counts.resolved} resolved")
+    return RunResult(run_id=run_id, as_of=day, years=chosen, findings=kept, stats=stats, deviations=deviations,
+                     life=counts, seconds=seconds, found=found.count, what_if=what_if, scope=plan.kind)
+
+
+def store_years(conn: sa.Connection) -> list[int]:
+    """Every fiscal year the store holds a project year or an expense agreement of."""
+    years = sa.union(sa.select(py.c.fiscal_year), sa.select(ea.c.fiscal_year))
+    return sorted(row[0] for row in conn.execute(years))
+
+
+def load_years(years: list[int]) -> sa.ColumnElement[bool]:
+    """The deviations of `years`."""
+    return dev.c.fiscal_year.in_(years) if years else sa.false()
 
 
 def _quiet(_message: str) -> None:
     """No one watches the run's progress."""
 
 
-def _plan(conn: sa.Connection, years: list[int], chunk_size: int) -> list[Chunk]:
-    """The run's chunks, capital first: agreements (with their operations) weigh about twice a project year."""
-    if not years:
-        return []
-    return ([("capital", lo, hi) for lo, hi in load.chunks(conn, "capital", years, chunk_size)]
-            + [("expense", lo, hi) for lo, hi in load.chunks(conn, "expense", years, max(1, chunk_size // 2))])
+def _rows(reader: sa.Connection, statement: sa.Select) -> Iterable[Any]:
+    # per statement: Connection.execution_options would set streaming for every later statement
+    return reader.execute(statement.execution_options(yield_per=2000))
+
+
+def _counted(findings: Iterable[Finding], stats: RuleStats, kept: list[Finding] | None) -> Iterator[Finding]:
+    """`findings` passed on, counted in `stats` (findings, subjects flagged) and kept when asked."""
+    flagged: set[tuple[str, int]] = set()
+    for f in findings:
+        stats.findings += 1
+        flagged.add((f.subject, f.fiscal_year))
+        if kept is not None:
+            kept.append(f)
+        yield f
+    stats.flagged = len(flagged)
+
+
+def _identities(found: Found) -> dict[tuple, tuple[int, str]]:
+    return {(r.kind, r.rule, r.subject, r.fiscal_year, r.quarter): (r.deviation_id, r.status) for r in found.rows()}
+
+
+def _basis(settings: ReconcileConfig, calendar: AsOf, years: list[int], rules: list[tuple[Rule, Any]]) -> str:
+    """A digest of what a run's verdicts depend on besides the facts: years, rules and thresholds,
+    deadlines and which quarters are closed. Two runs of equal basis judge unchanged facts alike
+    (except time-driven rules, which every run judges whole)."""
+    content = {"years": years, "closed": {y: calendar.closed_quarters(y) for y in years},
+               "rules": [[rule.name, repr(limits)] for rule, limits in rules],
+               "deadlines": [settings.report_due_days, settings.approval_due_days]}
+    return hashlib.blake2b(json.dumps(content, sort_keys=True, default=str).encode(), digest_size=16).hexdigest()
 
 
 @contextlib.contextmanager
 def _reader(engine: Engine, conn: sa.Connection) -> Iterator[sa.Connection]:
-    """Where an in-process run reads its facts: one snapshot of the store for the whole run.
+    """Where a run reads the store: one snapshot for the whole run.
 
     SQLite: the run's own transaction. PostgreSQL: a REPEATABLE READ transaction of its own, so that a
     sync committing meanwhile is not seen half-way, while the run's writing transaction stays READ
@@ -149,10 +219,3 @@ def _reader(engine: Engine, conn: sa.Connection) -> Iterator[sa.Connection]:
         return
     with snapshot_reader(engine) as reader:
         yield reader
-
-
-def _judge_here(conn: sa.Connection, plan: list[Chunk], assignment: Assignment) -> Iterator[parallel.Judged]:
-    """Each chunk read on `conn` and judged in this process (the Life makes the digests)."""
-    for chunk in plan:
-        found, counts = judge_chunk(conn, chunk, assignment)
-        yield found, None, counts

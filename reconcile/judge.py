@@ -1,29 +1,13 @@
-"""The judge: every enabled rule on every subject it applies to, and one chunk of a run judged.
-
-:class:`Judge` is pure: it sees facts only, and counts for each rule the subjects it checked and
-flagged and the findings it made (:class:`RuleStats`). :func:`judge_chunk` reads one chunk of a
-run's plan (reconcile/load.py) on the connection it is given and judges it; a run calls it in its
-own process for a small store and in worker processes for a large one (reconcile/parallel.py), so
-both ways judge alike. :func:`evaluate` judges facts built in memory (tests, tools).
+"""The rules a run judges and how often each fired: the enabled rules with their limits, their
+statistics (:class:`RuleStats`), and one rule judged set-wise in a scope (:func:`judge_setwise`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
-from reconcile import load
-from reconcile.facts import (
-    AgreementFacts,
-    AsOf,
-    InspectionFact,
-    OperationInAgreement,
-    ProjectYearFacts,
-)
 from reconcile.findings import Finding, round4
 from reconcile.rules import RULES, Rule
 from reconcile.settings import ReconcileConfig
@@ -78,83 +62,6 @@ def enabled_rules(settings: ReconcileConfig) -> list[tuple[Rule, Any]]:
         if rule_settings.enabled:
             chosen.append((rule, rule.limits_from(rule_settings)))
     return chosen
-
-
-class Judge:
-    """Every enabled rule on every subject it applies to, counting what each rule checked and flagged.
-
-    Pure: it sees facts only. :func:`judge_chunk` feeds it the store's chunks; tests feed it built facts.
-    """
-
-    def __init__(self, as_of: AsOf, rules: list[tuple[Rule, Any]]) -> None:
-        self.as_of = as_of
-        self.stats = rule_stats(rules)
-        self._capital = [(r, lim, self.stats[r.name]) for r, lim in rules if r.unit == "project_year"]
-        self._agreement = [(r, lim, self.stats[r.name]) for r, lim in rules if r.unit == "agreement"]
-        self._operation = [(r, lim, self.stats[r.name]) for r, lim in rules if r.unit == "operation"]
-
-    def counts(self) -> Counts:
-        """What this judge counted, as plain tuples (they cross from worker processes)."""
-        return {name: (s.checked, s.flagged, s.findings) for name, s in self.stats.items()}
-
-    def _judge(self, rules: list, facts: Any, out: list[Finding]) -> None:
-        for rule, limits, counts in rules:
-            found = rule.check(facts, self.as_of, limits)
-            if found is None:
-                continue
-            counts.checked += 1
-            if found:
-                counts.flagged += 1
-                counts.findings += len(found)
-                out.extend(found)
-
-    def project_years(self, chunk: Iterable[ProjectYearFacts]) -> list[Finding]:
-        out: list[Finding] = []
-        for p in chunk:
-            self._judge(self._capital, p, out)
-        return out
-
-    def agreements(self, chunk: Iterable[AgreementFacts]) -> list[Finding]:
-        out: list[Finding] = []
-        for a in chunk:
-            self._judge(self._agreement, a, out)
-            for o in a.operations:
-                self._judge(self._operation, OperationInAgreement(a, o), out)
-        return out
-
-
-def evaluate(project_years: Iterable[ProjectYearFacts], agreements: Iterable[AgreementFacts], as_of: AsOf,
-             rules: list[tuple[Rule, Any]]) -> tuple[list[Finding], dict[str, RuleStats]]:
-    """Findings and per-rule counts for facts in memory (no store): for tests and tools."""
-    judge = Judge(as_of, rules)
-    return judge.project_years(project_years) + judge.agreements(agreements), judge.stats
-
-
-@dataclass
-class Assignment:
-    """What every chunk of one run is judged against: its years, as-of day and enabled rules.
-
-    It crosses to worker processes once; ``visits`` (the field inspections, few) is filled by the
-    first capital chunk a reader judges and kept for its later chunks.
-    """
-
-    years: list[int]
-    as_of: AsOf
-    rules: list[tuple[Rule, Any]]
-    visits: dict[str, tuple[InspectionFact, ...]] | None = None
-
-
-def judge_chunk(conn: Connection, chunk: Chunk, assignment: Assignment) -> tuple[list[Finding], Counts]:
-    """Read one chunk of a run's plan on `conn` and judge it: its findings and per-rule counts."""
-    family, lo, hi = chunk
-    judge = Judge(assignment.as_of, assignment.rules)
-    if family == "capital":
-        if assignment.visits is None:
-            assignment.visits = load.inspections(conn, assignment.years, assignment.as_of.day)
-        found = judge.project_years(load.project_years_between(conn, assignment.years, lo, hi, assignment.visits))
-    else:
-        found = judge.agreements(load.agreements_between(conn, assignment.years, lo, hi))
-    return found, judge.counts()
 
 
 def judge_setwise(scope: Any, rule: Rule, limits: Any) -> tuple[list[Finding], int]:

@@ -1,8 +1,9 @@
-"""A deviation's life in the store: what a run's findings do to the deviations already there.
+"""A deviation's life in the store: a run's findings compared with the stored deviations, in the database.
 
-Identity is (kind, rule, subject, fiscal year, quarter; 0 = no quarter). Within one transaction a
-run feeds its findings chunk by chunk to :class:`Life`, then calls :meth:`Life.finish`
-(reconciliation-rules.md, "A deviation's identity and life"):
+Identity is (kind, rule, subject, fiscal year, quarter; 0 = no quarter). A run writes its findings to
+a temporary table on its writing connection (:class:`Found`, with each finding's fingerprint), then
+:meth:`Found.apply` compares them with the deviations set-wise, a handful of statements whatever the
+number of deviations (reconciliation-rules.md, "A deviation's identity and life"):
 
 ==========================  =========================================================================
 found, no deviation yet     inserted **open**, alert_state ``new`` — event ``opened``
@@ -15,36 +16,38 @@ found, resolved             **open** again, alert_state ``new`` — event ``reop
 found, dismissed            nothing changes, ever
 not found, open/acked       **resolved** with resolved_on = the as-of day, alert_state ``none`` —
                             event ``resolved`` (reason ``not found``, or ``gone`` when the portal no
-                            longer lists the subject); only for the years and rules the run judged
+                            longer lists the subject); only for the years and rules the run judged,
+                            and in an incremental run only where it judged (reconcile/changes.py)
 ==========================  =========================================================================
 
-Memory stays bounded: only a small index of the existing deviations (identity, id, status,
-severity, fingerprint) is held for the run. Whether a deviation's figures, sentence or evidence
-changed is told by its fingerprint (Finding.fingerprint), never by reading the figures back.
-Acknowledging and dismissing are a person's acts (reconcile/deviations.py).
+Whether a deviation's figures, sentence or evidence changed is told by its fingerprint
+(Finding.fingerprint), never by reading the figures back; an unchanged deviation costs one row of
+the temporary table and no Python work. Acknowledging and dismissing are a person's acts
+(reconcile/deviations.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from reconcile.findings import SEVERITY_RANK, Finding
+from reconcile.findings import Finding
 from store import locks
-from store.driver import bulk_insert, day_reader, driver_rows
-from store.models import Deviation, DeviationEvent
+from store.driver import bulk_insert
+from store.models import AMOUNT, Deviation, DeviationEvent, ExpenseAgreement, Project, ProjectYear
 
 dev = Deviation.__table__
 event_table = DeviationEvent.__table__
+_py, _pj, _ea = ProjectYear.__table__, Project.__table__, ExpenseAgreement.__table__
 
 ACTIVE = ("open", "acknowledged")
-_BATCH = 2000
-_IDENTITY = (dev.c.kind, dev.c.rule, dev.c.subject, dev.c.fiscal_year, dev.c.quarter)
+_BATCH = 5000
+_CHANGES = ("opened", "reopened", "escalated", "lowered", "updated", "unchanged", "dismissed_found")
 
 
 @dataclass
@@ -62,165 +65,206 @@ class LifeCounts:
         return dict(self.__dict__)
 
 
-class Known(NamedTuple):
-    """What the run keeps of an existing deviation: enough to decide, not its figures."""
+_meta = sa.MetaData()
+FOUND = sa.Table(
+    "bw_found", _meta,
+    sa.Column("seq", sa.Integer, primary_key=True),  # order of production: new deviations get ids in it
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("rule", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(160), nullable=False),
+    sa.Column("fiscal_year", sa.Integer, nullable=False),
+    sa.Column("quarter", sa.Integer, nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("planned", AMOUNT), sa.Column("actual", AMOUNT), sa.Column("measure", AMOUNT),
+    sa.Column("numbers", sa.Text),  # JSON text, as the deviation keeps it
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("agency_code", sa.String(32)), sa.Column("county_id", sa.Integer), sa.Column("county", sa.Text),
+    sa.Column("sync_run_id", sa.Integer), sa.Column("evidence_table", sa.String(32)),
+    sa.Column("evidence_id", sa.Integer), sa.Column("fingerprint", sa.String(32), nullable=False),
+    # filled by the comparison: the stored deviation of the same identity and what the run does to it
+    sa.Column("dev_id", sa.Integer), sa.Column("old_status", sa.String(16)),
+    sa.Column("old_severity", sa.String(16)), sa.Column("old_alert", sa.String(16)),
+    sa.Column("change", sa.String(16)),
+    prefixes=["TEMPORARY"],
+)
+sa.Index("bw_found_identity", FOUND.c.kind, FOUND.c.rule, FOUND.c.subject, FOUND.c.fiscal_year, FOUND.c.quarter)
+_STAGED = ("seq", "kind", "rule", "subject", "fiscal_year", "quarter", "severity", "planned", "actual", "measure",
+           "numbers", "message", "agency_code", "county_id", "county", "sync_run_id", "evidence_table",
+           "evidence_id", "fingerprint")
+_CONTENT = ("severity", "planned", "actual", "measure", "numbers", "message", "agency_code", "county_id",
+            "sync_run_id", "evidence_table", "evidence_id", "fingerprint")
 
-    id: int
-    status: str
-    severity: str
-    alert_state: str
-    last_found_on: date | None
-    fingerprint: str | None
+
+def _rank(column: Any) -> sa.ColumnElement[int]:
+    return sa.case((column == "critical", 3), (column == "major", 2), else_=1)
 
 
-def _content(f: Finding, fingerprint: str) -> dict[str, Any]:
-    return {
-        "severity": f.severity, "planned": f.planned, "actual": f.actual, "measure": f.measure,
-        "numbers": f.numbers, "message": f.message, "agency_code": f.agency_code, "county_id": f.county_id,
-        "sync_run_id": f.sync_run_id, "evidence_table": f.evidence_table, "evidence_id": f.evidence_id,
-        "fingerprint": fingerprint,
-    }
+def _same_identity(a: sa.Table, b: sa.Table) -> sa.ColumnElement[bool]:
+    return sa.and_(a.c.kind == b.c.kind, a.c.rule == b.c.rule, a.c.subject == b.c.subject,
+                   a.c.fiscal_year == b.c.fiscal_year, a.c.quarter == b.c.quarter)
 
 
-def _batches(items: list, size: int = _BATCH) -> Iterable[list]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+class Found:
+    """A run's findings in a temporary table of the writing connection `conn`."""
 
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.count = 0
+        FOUND.drop(conn, checkfirst=True)
+        FOUND.create(conn)
 
-class Life:
-    """Applies one run's findings to the deviations of the years it judged, in one transaction."""
+    def add(self, findings: Iterable[Finding]) -> int:
+        """Stage `findings` (batched as they come); how many were added."""
+        added, batch = 0, []
+        for f in findings:
+            fingerprint, numbers = f.digests()
+            self.count += 1
+            batch.append((self.count, f.kind, f.rule, f.subject, f.fiscal_year, f.quarter or 0, f.severity,
+                          f.planned, f.actual, f.measure, numbers, f.message, f.agency_code, f.county_id,
+                          f.county, f.sync_run_id, f.evidence_table, f.evidence_id, fingerprint))
+            if len(batch) >= _BATCH:
+                added += self._write(batch)
+                batch = []
+        return added + self._write(batch)
 
-    def __init__(self, conn: Connection, *, run_id: int, as_of: date, years: Iterable[int],
-                 rules: set[tuple[str, str]], gone: set[tuple[str, int]], now: datetime) -> None:
-        self.conn, self.run_id, self.as_of, self.now = conn, run_id, as_of, now
-        self.rules, self.gone = rules, gone
-        self.years = sorted(set(years))
-        self.counts = LifeCounts()
-        self.deviations: dict[tuple, tuple[int, str]] = {}  # identity -> (id, status after the run)
-        locks.hold_for_transaction(conn, "reconcile")  # one reconciliation writes deviations at a time
-        self.known: dict[tuple, Known] = {}
-        if self.years:
-            day = day_reader(conn)
-            for *key, dev_id, status, severity, alert_state, last_found_on, fingerprint in driver_rows(conn, (
-                    sa.select(*_IDENTITY, dev.c.id, dev.c.status, dev.c.severity, dev.c.alert_state,
-                              dev.c.last_found_on, dev.c.fingerprint).where(dev.c.fiscal_year.in_(self.years)))):
-                self.known[tuple(key)] = Known(dev_id, status, severity, alert_state, day(last_found_on), fingerprint)
+    def _write(self, rows: list[tuple]) -> int:
+        bulk_insert(self.conn, FOUND, _STAGED, rows, ready=frozenset({"numbers"}))
+        return len(rows)
 
-    def apply(self, findings: list[Finding], digests: list[tuple[str, str]] | None = None) -> None:
-        """One chunk of findings: insert what is new, update what changed, remember what was seen.
+    def drop(self) -> None:
+        FOUND.drop(self.conn, checkfirst=True)
 
-        ``digests`` are the findings' own (Finding.digests), when a worker process made them already.
+    # --- the comparison ---------------------------------------------------------------------
+
+    def compare(self) -> None:
+        """Pair each staged finding with its stored deviation and decide what the run does to it.
+
+        A finding whose identity was staged twice keeps its first (the first stands).
         """
-        conn, run_id, as_of, now = self.conn, self.run_id, self.as_of, self.now
-        if digests is None:
-            digests = [f.digests() for f in findings]
-        new: list[tuple[Finding, str, str]] = []
-        updates: list[dict[str, Any]] = []
-        events: list[tuple] = []
-        still_there: list[int] = []
-        for f, (fingerprint, numbers) in zip(findings, digests):
-            key = (f.kind, f.rule, f.subject, f.fiscal_year, f.quarter or 0)  # Finding.key, inlined: hot
-            if key in self.deviations:  # one identity reported twice in a run: the first stands
-                continue
-            known = self.known.pop(key, None)  # what is left in `known` at the end was not found
-            if known is None:
-                new.append((f, fingerprint, numbers))
-                self.deviations[key] = (0, "open")  # its id is drawn in _insert
-                continue
-            self.deviations[key] = (known.id, known.status)
-            if known.status == "dismissed":
-                self.counts.dismissed_found += 1
-                continue
-            status, alert_state, event = known.status, known.alert_state, None
-            if known.status == "resolved":
-                status, alert_state, event = "open", "new", "reopened"
-            elif SEVERITY_RANK[f.severity] > SEVERITY_RANK[known.severity]:
-                status, event = "open", "escalated"
-                alert_state = "new" if known.status == "open" and known.alert_state == "new" else "escalated"
-            elif SEVERITY_RANK[f.severity] < SEVERITY_RANK[known.severity]:
-                event = "lowered"
-            elif fingerprint != known.fingerprint:
-                event = "updated"
-            if event is None:
-                self.counts.unchanged += 1
-                if known.last_found_on is None or known.last_found_on < as_of:
-                    still_there.append(known.id)
-                continue
-            self.deviations[key] = (known.id, status)
-            setattr(self.counts, event, getattr(self.counts, event) + 1)
-            updates.append({
-                "b_id": known.id, "status": status, "alert_state": alert_state, "resolved_on": None,
-                "last_found_on": max(as_of, known.last_found_on or as_of), "reconcile_run_id": run_id,
-                "updated_at": now, **_content(f, fingerprint),
-            })
-            events.append(self._event(known.id, event, f.severity))
-        events.extend(self._insert(new))
-        self._update(updates)
-        for part in _batches(still_there):
-            conn.execute(sa.update(dev).where(dev.c.id.in_(part)).values(last_found_on=as_of))
-        self._events(events)
+        conn, f, d = self.conn, FOUND, dev
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text(f"ANALYZE {f.name}"))
+        first = sa.select(sa.func.min(f.c.seq)).group_by(f.c.kind, f.c.rule, f.c.subject, f.c.fiscal_year,
+                                                         f.c.quarter)
+        conn.execute(sa.delete(f).where(f.c.seq.not_in(first.scalar_subquery())))
+        conn.execute(sa.update(f).values(dev_id=d.c.id, old_status=d.c.status, old_severity=d.c.severity,
+                                         old_alert=d.c.alert_state, change=sa.case(
+            (d.c.status == "dismissed", "dismissed_found"),
+            (d.c.status == "resolved", "reopened"),
+            (_rank(f.c.severity) > _rank(d.c.severity), "escalated"),
+            (_rank(f.c.severity) < _rank(d.c.severity), "lowered"),
+            (sa.or_(d.c.fingerprint.is_(None), d.c.fingerprint != f.c.fingerprint), "updated"),
+            else_="unchanged")).where(_same_identity(f, d)))
+        conn.execute(sa.update(f).where(f.c.dev_id.is_(None)).values(change="opened"))
 
-    def finish(self) -> LifeCounts:
-        """Resolve what this run's years and rules no longer find."""
-        updates, events = [], []
-        for key, known in self.known.items():
-            if known.status not in ACTIVE or key[:2] not in self.rules:
-                continue
-            self.counts.resolved += 1
-            reason = "gone" if (key[2], key[3]) in self.gone else "not found"
-            updates.append({"b_id": known.id, "status": "resolved", "alert_state": "none", "resolved_on": self.as_of,
-                            "reconcile_run_id": self.run_id, "updated_at": self.now})
-            events.append(self._event(known.id, "resolved", known.severity, reason))
-        self._update(updates)
-        self._events(events)
-        return self.counts
+    def counts(self) -> LifeCounts:
+        counts = LifeCounts()
+        for change, n in self.conn.execute(sa.select(FOUND.c.change, sa.func.count()).group_by(FOUND.c.change)):
+            setattr(counts, change, n)
+        return counts
 
-    # --- store access -------------------------------------------------------------------------
+    def apply(self, *, run_id: int, as_of: date, now: datetime, resolvable: sa.ColumnElement[bool],
+              carried: sa.ColumnElement[bool] | None = None) -> LifeCounts:
+        """Write the run's verdicts: open the new, change the changed, move the rest's last_found_on,
+        and resolve the deviations `resolvable` selects (the run's years and rules, where it judged)
+        that it did not find. `carried` (an incremental run) selects the deviations it finds again
+        without judging them: they count as unchanged and their last_found_on moves too. Call
+        :meth:`compare` first."""
+        conn, f, d = self.conn, FOUND, dev
+        locks.hold_for_transaction(conn, "reconcile")  # one reconciliation writes deviations at a time
+        counts = self.counts()
+        # new deviations, ids drawn by the database in the order the findings were produced
+        content = [f.c[name] if name != "numbers" else _json(conn, f.c.numbers) for name in _CONTENT]
+        conn.execute(sa.insert(d).from_select(
+            ["kind", "rule", "subject", "fiscal_year", "quarter", "status", "alert_state", "first_found_on",
+             "last_found_on", "reconcile_run_id", "updated_at", *_CONTENT],
+            sa.select(f.c.kind, f.c.rule, f.c.subject, f.c.fiscal_year, f.c.quarter, sa.literal("open"),
+                      sa.literal("new"), sa.literal(as_of, sa.Date), sa.literal(as_of, sa.Date),
+                      sa.literal(run_id), _at(now), *content)
+            .where(f.c.change == "opened").order_by(f.c.seq)))
+        if counts.opened:
+            conn.execute(sa.update(f).values(dev_id=d.c.id).where(f.c.change == "opened", _same_identity(f, d)))
+        # changed deviations: their events first (they name the severity found), then the rows
+        changed = ("opened", "reopened", "escalated", "lowered", "updated")
+        conn.execute(sa.insert(event_table).from_select(
+            ["deviation_id", "event", "severity", "at", "reconcile_run_id"],
+            sa.select(f.c.dev_id, f.c.change, f.c.severity, _at(now), sa.literal(run_id))
+            .where(f.c.change.in_(changed)).order_by(f.c.seq)))
+        status = sa.case((f.c.change.in_(("reopened", "escalated")), "open"), else_=d.c.status)
+        alert = sa.case((f.c.change == "reopened", "new"),
+                        (f.c.change == "escalated",
+                         sa.case((sa.and_(d.c.status == "open", d.c.alert_state == "new"), "new"),
+                                 else_="escalated")),
+                        else_=d.c.alert_state)
+        last = sa.case((d.c.last_found_on > sa.literal(as_of, sa.Date), d.c.last_found_on),
+                       else_=sa.literal(as_of, sa.Date))
+        conn.execute(sa.update(d).where(d.c.id == f.c.dev_id, f.c.change.in_(changed[1:])).values(
+            status=status, alert_state=alert, resolved_on=None, last_found_on=last, reconcile_run_id=run_id,
+            updated_at=_at(now), **{name: f.c[name] if name != "numbers" else _json(conn, f.c.numbers)
+                                     for name in _CONTENT}))
+        conn.execute(sa.update(d).where(
+            d.c.id == f.c.dev_id, f.c.change == "unchanged",
+            sa.or_(d.c.last_found_on.is_(None), d.c.last_found_on < sa.literal(as_of, sa.Date))
+        ).values(last_found_on=sa.literal(as_of, sa.Date)))
+        if carried is not None:
+            kept = sa.and_(d.c.status.in_(ACTIVE), carried)
+            counts.unchanged += conn.execute(sa.select(sa.func.count()).select_from(d).where(kept)).scalar_one()
+            conn.execute(sa.update(d).where(kept, sa.or_(d.c.last_found_on.is_(None),
+                                                         d.c.last_found_on < sa.literal(as_of, sa.Date)))
+                         .values(last_found_on=sa.literal(as_of, sa.Date)))
+        counts.resolved = self._resolve(run_id=run_id, as_of=as_of, now=now, resolvable=resolvable)
+        return counts
 
-    def _event(self, deviation_id: int, event: str, severity: str, reason: str | None = None) -> tuple:
-        return (deviation_id, event, severity, self.now, self.run_id, None, reason)  # _EVENT_COLUMNS
+    def unfound(self, resolvable: sa.ColumnElement[bool]) -> int:
+        """How many deviations a recorded run would resolve (for a what-if)."""
+        return self.conn.execute(sa.select(sa.func.count()).select_from(dev).where(_missing(resolvable))).scalar_one()
 
-    def _insert(self, new: list[tuple[Finding, str, str]]) -> list[tuple]:
-        """Insert new deviations (finding, fingerprint, numbers as JSON text) with ids drawn beforehand
-        (no read-back); return their events."""
-        if not new:
-            return []
-        self.counts.opened += len(new)
-        run_id, day, now = self.run_id, self.as_of, self.now
-        rows, events = [], []
-        for new_id, (f, fingerprint, numbers) in zip(self._new_ids(len(new)), new):
-            quarter = f.quarter or 0
-            self.deviations[(f.kind, f.rule, f.subject, f.fiscal_year, quarter)] = (new_id, "open")
-            rows.append((new_id, f.kind, f.rule, f.subject, f.fiscal_year, quarter, "open", "new", day, day,
-                         run_id, now, f.severity, f.planned, f.actual, f.measure, numbers, f.message,
-                         f.agency_code, f.county_id, f.sync_run_id, f.evidence_table, f.evidence_id, fingerprint))
-            events.append(self._event(new_id, "opened", f.severity))
-        bulk_insert(self.conn, dev, _NEW_COLUMNS, rows, ready=frozenset({"numbers"}))
-        return events
+    def _resolve(self, *, run_id: int, as_of: date, now: datetime, resolvable: sa.ColumnElement[bool]) -> int:
+        conn, d = self.conn, dev
+        missing = _missing(resolvable)
+        gone = sa.or_(
+            sa.exists().where(_pj.c.code == d.c.subject, _py.c.project_id == _pj.c.id,
+                              _py.c.fiscal_year == d.c.fiscal_year, _py.c.gone.is_(True), d.c.kind == "capital"),
+            sa.exists().where(_ea.c.agreement_no == d.c.subject, _ea.c.fiscal_year == d.c.fiscal_year,
+                              _ea.c.gone.is_(True), d.c.kind == "expense"))
+        conn.execute(sa.insert(event_table).from_select(
+            ["deviation_id", "event", "severity", "at", "reconcile_run_id", "reason"],
+            sa.select(d.c.id, sa.literal("resolved"), d.c.severity, _at(now), sa.literal(run_id),
+                      sa.case((gone, "gone"), else_="not found")).where(missing).order_by(d.c.id)))
+        return conn.execute(sa.update(d).where(missing).values(
+            status="resolved", alert_state="none", resolved_on=as_of, reconcile_run_id=run_id,
+            updated_at=now)).rowcount
 
-    def _new_ids(self, count: int) -> list[int]:
-        """`count` fresh deviation ids: from the id sequence on PostgreSQL; after the largest id on
-        SQLite, where this transaction is the only writer once it has written (a concurrent writer
-        would make the insert fail on the primary key, never mix rows up)."""
-        if self.conn.dialect.name == "postgresql":
-            return list(self.conn.execute(
-                sa.text("SELECT nextval(pg_get_serial_sequence('deviation', 'id')) FROM generate_series(1, :n)"),
-                {"n": count}).scalars())
-        start = (self.conn.execute(sa.select(sa.func.max(dev.c.id))).scalar() or 0) + 1
-        return list(range(start, start + count))
+    # --- reading back ---------------------------------------------------------------------------
 
-    def _update(self, rows: list[dict[str, Any]]) -> None:
-        statement = sa.update(dev).where(dev.c.id == sa.bindparam("b_id"))
-        for part in _batches(rows):
-            self.conn.execute(statement, part)
-
-    def _events(self, rows: list[tuple]) -> None:
-        bulk_insert(self.conn, event_table, _EVENT_COLUMNS, rows)
+    def rows(self) -> Iterator[Any]:
+        """The staged findings, most severe first, then by rule, subject, year and quarter, each with
+        the id and status of its deviation (after the run when `recorded`; before it, for a what-if:
+        no id for a finding that is not a deviation yet, and status 'open')."""
+        f, d = FOUND, dev
+        subject = f.c.subject.collate("C") if self.conn.dialect.name == "postgresql" else f.c.subject
+        rule = f.c.rule.collate("C") if self.conn.dialect.name == "postgresql" else f.c.rule
+        status = sa.func.coalesce(d.c.status, "open")
+        query = (sa.select(f, d.c.id.label("deviation_id"), status.label("status"))
+                 .select_from(f.outerjoin(d, _same_identity(f, d)))
+                 .order_by(_rank(f.c.severity).desc(), rule, subject, f.c.fiscal_year, f.c.quarter))
+        yield from self.conn.execute(query.execution_options(yield_per=2000))
 
 
-# the rows Life inserts, as tuples in these orders
-_NEW_COLUMNS = ("id", "kind", "rule", "subject", "fiscal_year", "quarter", "status", "alert_state",
-                "first_found_on", "last_found_on", "reconcile_run_id", "updated_at", "severity", "planned",
-                "actual", "measure", "numbers", "message", "agency_code", "county_id", "sync_run_id",
-                "evidence_table", "evidence_id", "fingerprint")
-_EVENT_COLUMNS = ("deviation_id", "event", "severity", "at", "reconcile_run_id", "by", "reason")
+def _missing(resolvable: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+    """Active deviations `resolvable` selects that the run did not find."""
+    return sa.and_(dev.c.status.in_(ACTIVE), resolvable, ~sa.exists().where(_same_identity(FOUND, dev)))
+
+
+def _at(now: datetime) -> Any:
+    return sa.literal(now, Deviation.__table__.c.updated_at.type)
+
+
+def _json(conn: Connection, column: Any) -> Any:
+    """JSON text as the deviation's JSON column takes it (PostgreSQL: json; SQLite: the text itself)."""
+    return sa.cast(column, sa.JSON) if conn.dialect.name == "postgresql" else column
+
+
+def identities_of(rules: Sequence[tuple[str, str]]) -> sa.ColumnElement[bool]:
+    """The deviations of the (kind, rule) pairs a run judged."""
+    return sa.or_(*(sa.and_(dev.c.kind == kind, dev.c.rule == rule) for kind, rule in rules)) if rules else sa.false()

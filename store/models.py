@@ -207,6 +207,10 @@ class ProjectCredit(SQLModel, table=True):
     notified: Decimal | None = _amount()
     allocated: Decimal | None = _amount()
     absorbed: Decimal | None = _amount()
+    # the sync run that inserted / last changed the row (reconcile/changes.py: work in proportion to
+    # change); no foreign key constraint, so that migration 0007 only adds columns (0003 says why)
+    first_run_id: int | None = None
+    last_run_id: int | None = None
 
 
 class ProgressReport(SQLModel, table=True):
@@ -287,6 +291,10 @@ class ExpenseCredit(SQLModel, table=True):
     notified: Decimal | None = _amount()
     allocated: Decimal | None = _amount()
     spent: Decimal | None = _amount()
+    # the sync run that inserted / last changed the row (reconcile/changes.py: work in proportion to
+    # change); no foreign key constraint, so that migration 0007 only adds columns (0003 says why)
+    first_run_id: int | None = None
+    last_run_id: int | None = None
 
 
 class Operation(SQLModel, table=True):
@@ -306,6 +314,10 @@ class Operation(SQLModel, table=True):
     target_q3: Decimal | None = _quantity()
     target_q4: Decimal | None = _quantity()
     unit_cost: Decimal | None = Field(default=None, sa_column=Column(UNIT_COST, nullable=True))
+    # the sync run that inserted / last changed the row (reconcile/changes.py: work in proportion to
+    # change); no foreign key constraint, so that migration 0007 only adds columns (0003 says why)
+    first_run_id: int | None = None
+    last_run_id: int | None = None
 
 
 class OperationPerformance(SQLModel, table=True):

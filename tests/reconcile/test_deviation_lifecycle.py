@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 import reconcile
+import reconcile.lifecycle
 from reconcile import deviations as dv
 from reconcile.settings import RoutingConfig
 from store.models import Deviation, DeviationEvent, ProgressReport, ProjectYear, ReconcileRun
@@ -276,7 +277,7 @@ def test_run_records_per_rule_stats_and_flags_mis_tuned_rules(engine, store):
         "mis_tuned": False}
 
 
-def test_chunked_loading_judges_every_subject_once(engine, store):
+def test_a_second_run_judges_every_subject_once_again(engine, store):
     for n in range(7):
         py = store.project(f"1305012007-02{n}")
         store.report(py, 1, 20 + n, reported_on="1405/04/05")
@@ -284,7 +285,7 @@ def test_chunked_loading_judges_every_subject_once(engine, store):
         o = store.operation(a)
         store.performance(o, 1, 50 + n, 60)
     whole = reconcile.run(engine, config(), as_of=AUTUMN)
-    small = reconcile.run(engine, config(), as_of=AUTUMN, chunk_size=2)
+    small = reconcile.run(engine, config(), as_of=AUTUMN)
     assert [f.key for f in small.findings] == [f.key for f in whole.findings]
     assert small.life.unchanged == len(whole.findings) and small.life.opened == 0
     assert small.stats["capital.progress_lag"].checked == 7
@@ -306,10 +307,11 @@ def test_a_failed_run_changes_no_deviation_and_is_recorded_as_failed(engine, sto
     before_rows, before_events = deviations(engine), events(engine)
     set_progress(engine, q2, 10)  # would escalate
 
-    def broken(self):
+    def broken(self, **_kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(reconcile.engine.Life, "finish", broken)
+    # the deviations are written, then resolving fails: everything of the run must roll back
+    monkeypatch.setattr(reconcile.lifecycle.Found, "_resolve", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         reconcile.run(engine, LAG, as_of=AUTUMN)
     assert deviations(engine) == before_rows and events(engine) == before_events

@@ -10,6 +10,7 @@ import pytest
 
 from reconcile.rules.capital import MissingReport, ProgressLag
 from reconcile.rules.expense import MissingReport as ExpenseMissingReport
+from fact_store import check
 from reconcile_builders import agreement, as_of, day, operation, project, report
 
 
@@ -44,8 +45,8 @@ def test_q4_1403_due_day_counts_esfand_30():
     assert as_of("1404/01/01").report_due(1403, 4) == day("1404/01/15")
     facts = project(year=1403, reports=[report(q, 50) for q in (1, 2, 3)])
     assert (day("1404/01/15") - day("1403/12/30")).days == 15
-    assert MissingReport().check(facts, as_of("1404/01/15"), None) == []
-    [f] = MissingReport().check(facts, as_of("1404/01/16"), None)
+    assert check(MissingReport(), facts, as_of("1404/01/15"), None) == []
+    [f] = check(MissingReport(), facts, as_of("1404/01/16"), None)
     assert (f.fiscal_year, f.quarter) == (1403, 4)
 
 
@@ -54,32 +55,32 @@ def test_q4_1404_due_day_counts_esfand_29():
     assert as_of("1405/01/01").report_due(1404, 4) == day("1405/01/15")
     assert (day("1405/01/15") - day("1404/12/29")).days == 15
     facts = project(year=1404, reports=[report(q, 50) for q in (1, 2, 3)])
-    assert MissingReport().check(facts, as_of("1405/01/15"), None) == []
-    [f] = MissingReport().check(facts, as_of("1405/01/16"), None)
+    assert check(MissingReport(), facts, as_of("1405/01/15"), None) == []
+    [f] = check(MissingReport(), facts, as_of("1405/01/16"), None)
     assert (f.fiscal_year, f.quarter) == (1404, 4)
 
 
 def test_q4_progress_is_judged_from_the_first_day_of_the_next_year():
     facts = project(year=1403, reports=[report(4, 0)])
-    assert ProgressLag().check(facts, as_of("1403/12/30"), ProgressLag.Limits()) is None
-    assert [f.quarter for f in ProgressLag().check(facts, as_of("1404/01/01"), ProgressLag.Limits())] == [4]
+    assert check(ProgressLag(), facts, as_of("1403/12/30"), ProgressLag.Limits()) is None
+    assert [f.quarter for f in check(ProgressLag(), facts, as_of("1404/01/01"), ProgressLag.Limits())] == [4]
 
 
 def test_past_year_every_unreported_quarter_is_missing():
     facts = project(year=1404, reports=[report(2, 50)])
-    found = MissingReport().check(facts, as_of("1406/01/01"), None)
+    found = check(MissingReport(), facts, as_of("1406/01/01"), None)
     assert [f.quarter for f in found] == [1, 3, 4]
 
 
 def test_expense_missing_report_across_year_end():
     facts = agreement(year=1404, operations=[operation(items=[])])
-    assert [f.quarter for f in ExpenseMissingReport().check(facts, as_of("1405/01/15"), None)] == [1, 2, 3]
-    assert [f.quarter for f in ExpenseMissingReport().check(facts, as_of("1405/01/16"), None)] == [1, 2, 3, 4]
+    assert [f.quarter for f in check(ExpenseMissingReport(), facts, as_of("1405/01/15"), None)] == [1, 2, 3]
+    assert [f.quarter for f in check(ExpenseMissingReport(), facts, as_of("1405/01/16"), None)] == [1, 2, 3, 4]
 
 
 def test_due_days_from_config_shift_the_due_day():
     facts = project(reports=[])
     # Q1 ends 1405/03/31; Tir has 31 days: 32 days later is 1405/05/01
-    assert MissingReport().check(facts, as_of("1405/05/01", report_due_days=32), None) is None
-    [f] = MissingReport().check(facts, as_of("1405/05/01", report_due_days=31), None)
+    assert check(MissingReport(), facts, as_of("1405/05/01", report_due_days=32), None) is None
+    [f] = check(MissingReport(), facts, as_of("1405/05/01", report_due_days=31), None)
     assert f.quarter == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from decimal import Decimal
 
-from reconcile import evaluate
+from fact_store import evaluate
 from reconcile.judge import RuleStats, enabled_rules
 from reconcile.findings import round4
 from reconcile.rules import RULE_IDS, RULES

@@ -20,13 +20,14 @@ from reconcile.rules.capital import (
     ProgressRegression,
     SpendProgressGap,
 )
+from fact_store import check
 from reconcile_builders import as_of, credit, project, report, visit
 
 AUTUMN = as_of("1405/09/02")  # Q1, Q2 closed; Q3 open
 
 
 def flags(rule, facts, when=AUTUMN, limits=None):
-    found = rule.check(facts, when, limits or rule.Limits())
+    found = check(rule, facts, when, limits or rule.Limits())
     return None if found is None else [(f.quarter, f.severity) for f in found]
 
 
@@ -94,7 +95,7 @@ def test_progress_lag_amended_agreement_is_judged():
 
 
 def test_progress_lag_finding_keeps_its_numbers():
-    [f] = LAG.check(project(reports=[report(2, 32)], targets=(30, 55, 60, 80)), AUTUMN, LAG.Limits())
+    [f] = check(LAG, project(reports=[report(2, 32)], targets=(30, 55, 60, 80)), AUTUMN, LAG.Limits())
     assert (f.planned, f.actual, f.measure) == (Decimal(55), Decimal(32), Decimal(23))
     assert f.numbers == {"target": "55", "actual": "32", "gap": "23"}
     assert (f.evidence_table, f.evidence_id, f.sync_run_id) == ("progress_report", 102, 7)
@@ -199,7 +200,7 @@ def test_progress_regression_previous_is_latest_earlier_reported_quarter():
 
 
 def test_progress_regression_keeps_previous_and_drop():
-    [f] = REGRESSION.check(project(reports=[report(1, 30), report(2, 28)]), AUTUMN, REGRESSION.Limits())
+    [f] = check(REGRESSION, project(reports=[report(1, 30), report(2, 28)]), AUTUMN, REGRESSION.Limits())
     assert (f.planned, f.actual, f.measure) == (Decimal(30), Decimal(28), Decimal(2))
 
 
@@ -240,7 +241,7 @@ def test_spend_progress_gap_computed_from_unrounded_shares():
     assert flags(GAP, facts) == []
     facts = project(start=0, targets=(10, 20, 25, 30), notified_total=10000,
                     reports=[report(1, 10, absorbed="6333.3334")])  # 0.63333334 − 0.3333… = 0.30000000…
-    [f] = GAP.check(facts, AUTUMN, GAP.Limits())
+    [f] = check(GAP, facts, AUTUMN, GAP.Limits())
     assert (f.severity, f.measure, f.planned, f.actual) == ("major", Decimal("0.3000"), Decimal("0.6333"),
                                                             Decimal("0.3333"))
 
@@ -283,7 +284,7 @@ def test_credit_inconsistency_empty_figure_counts_0():
 def test_credit_inconsistency_one_deviation_however_many_rows_break():
     rows = [credit("ملی", 100, 120, 130, 140, id=1), credit("استانی", 10, 20, 30, 40, id=2),
             credit("جمع", 110, 140, 160, 180, table="project_year", id=1)]
-    [f] = CREDIT.check(project(credits=rows), AUTUMN, CREDIT.Limits())
+    [f] = check(CREDIT, project(credits=rows), AUTUMN, CREDIT.Limits())
     assert len(f.numbers["breaks"]) == 9 and f.quarter is None
     assert (f.evidence_table, f.measure) == ("project_year", Decimal(30))  # total row: notified 140 − approved 110
 

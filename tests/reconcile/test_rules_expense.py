@@ -17,13 +17,14 @@ from reconcile.rules.expense import (
     OperationShortfall,
     UnitCostOverrun,
 )
+from fact_store import check
 from reconcile_builders import agreement, as_of, credit, item, op_unit, operation
 
 AUTUMN = as_of("1405/09/02")
 
 
 def flags(rule, facts, when=AUTUMN):
-    found = rule.check(facts, when, rule.Limits())
+    found = check(rule, facts, when, rule.Limits())
     return None if found is None else [(f.quarter, f.severity) for f in found]
 
 
@@ -85,7 +86,7 @@ def test_operation_shortfall_skips_cancelled_and_awaiting(status):
 
 
 def test_operation_shortfall_subject_is_agreement_and_operation():
-    [f] = SHORTFALL.check(op_unit(items=[item(1, 50)]), as_of("1405/05/01"), SHORTFALL.Limits())
+    [f] = check(SHORTFALL, op_unit(items=[item(1, 50)]), as_of("1405/05/01"), SHORTFALL.Limits())
     assert f.subject == "1405-032-11002/11002-03" and f.kind == "expense"
     assert (f.planned, f.actual, f.measure) == (Decimal(100), Decimal(50), Decimal("0.5"))
 
@@ -150,7 +151,7 @@ def test_missing_report_expense_needs_a_planned_quantity_in_q():
 
 
 def test_missing_report_expense_subject_is_the_agreement():
-    [f] = MISSING.check(agreement(operations=[operation()]), as_of("1405/04/16"), MISSING.Limits())
+    [f] = check(MISSING, agreement(operations=[operation()]), as_of("1405/04/16"), MISSING.Limits())
     assert f.subject == "1405-032-11002" and f.evidence_table == "expense_agreement"
 
 
@@ -172,7 +173,7 @@ def test_approval_overdue_expense_edges():
 def test_approval_overdue_expense_subject_and_quarter_of_the_item():
     unit = op_unit(items=[item(1, 100, status="approved", reported_on="1405/04/01"),
                           item(2, 100, status="rejected", reported_on="1405/07/01")])
-    [f] = APPROVAL.check(unit, as_of("1405/08/01"), APPROVAL.Limits())
+    [f] = check(APPROVAL, unit, as_of("1405/08/01"), APPROVAL.Limits())
     assert (f.subject, f.quarter, f.evidence_table) == ("1405-032-11002/11002-03", 2, "operation_performance")
 
 

@@ -1,14 +1,10 @@
-"""Chunks judged in worker processes (reconcile/parallel.py) leave the store exactly as an in-process run.
-
-Real processes on both databases: the workers read the store over their own connections (on
-PostgreSQL in the run's exported snapshot) while the run's transaction writes the deviations.
+"""Whole reconciliation runs on a varied store, on both databases: what they store, fingerprints,
+references, failures, and runs across the schema's migrations.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import pickle
 import random
 from decimal import Decimal
 
@@ -17,7 +13,6 @@ import sqlalchemy as sa
 
 import reconcile
 from reconcile.findings import Finding
-from reconcile.parallel import worker_count
 from store.models import Deviation, DeviationEvent, ProgressReport, ReconcileRun
 from reconcile_builders import Store, config, day
 
@@ -58,48 +53,27 @@ def _forget_deviations(engine) -> None:
         conn.execute(sa.delete(Deviation.__table__))
 
 
-def test_workers_find_and_store_exactly_what_an_in_process_run_does(engine):
+def test_a_second_run_on_the_same_store_changes_nothing(engine):
     _varied_store(engine)
-    here = reconcile.run(engine, config(), as_of=AUTUMN, workers=0, chunk_size=4)
-    stored_here = _deviations(engine)
-    _forget_deviations(engine)
-    there = reconcile.run(engine, config(), as_of=AUTUMN, workers=2, chunk_size=4)
-    assert len(here.findings) > 20 and len({f.rule for f in here.findings}) >= 6  # the store is varied
-    assert there.findings == here.findings
-    assert {k: s.as_dict() for k, s in there.stats.items()} == {k: s.as_dict() for k, s in here.stats.items()}
-    assert there.life.opened == len(here.findings)
-    assert _deviations(engine) == stored_here
-    # and a later in-process run agrees that nothing changed
-    again = reconcile.run(engine, config(), as_of=AUTUMN, workers=0)
-    assert again.life.unchanged == len(here.findings) and again.life.opened == again.life.resolved == 0
+    first = reconcile.run(engine, config(), as_of=AUTUMN)
+    assert len(first.findings) > 20 and len({f.rule for f in first.findings}) >= 6  # the store is varied
+    assert first.life.opened == len(first.findings) == first.found
+    stored = _deviations(engine)
+    again = reconcile.run(engine, config(), as_of=AUTUMN)
+    assert again.findings == first.findings
+    assert again.life.unchanged == len(first.findings) and again.life.opened == again.life.resolved == 0
+    assert _deviations(engine) == stored
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_progress_is_told_at_each_phase_and_after_each_chunk(engine, workers):
-    # the web console shows these; in workers or in-process, one message per chunk, in plan order
-    _varied_store(engine)  # 24 project years, 24 agreements: 6 capital chunks of 4, 12 expense chunks of 2
+def test_progress_is_told_at_each_phase_and_rule(engine):
+    _varied_store(engine)
     told: list[str] = []
-    result = reconcile.run(engine, config(), as_of=AUTUMN, workers=workers, chunk_size=4, on_progress=told.append)
-    judging = [m for m in told if m.startswith("judging ")]
-    assert [m.split(" ")[1] for m in judging] == [f"{n}/18" for n in range(19)]
-    assert told[0].startswith(f"run {result.run_id}: planning years 1405")
-    assert told.index("resolving deviations no longer found") > told.index(judging[-1])
+    result = reconcile.run(engine, config(), as_of=AUTUMN, on_progress=told.append)
+    rules = len(result.stats)
+    assert told[0].startswith(f"run {result.run_id}: judging years 1405 as of 2026-11-23")
+    assert f"judging 1/{rules}: capital.progress_lag" in told and f"judging {rules}/{rules}: expense.credit_inconsistency" in told
     assert told[-1] == (f"run {result.run_id} done: {len(result.findings)} findings, "
-                        f"{result.life.opened} opened, 0 resolved")
-
-
-def test_a_finding_crosses_processes_exactly():
-    # workers pickle findings with their own __reduce__ (figures as text): every field comes back,
-    # and each figure with its exact digits and exponent (Decimal equality alone would not tell)
-    finding = Finding(rule="progress_lag", kind="capital", subject="1305012007-003", fiscal_year=1405, quarter=2,
-                      severity="major", planned=Decimal("55.0"), actual=None, measure=Decimal("-1E+2"),
-                      message="پروژه «الف» ۳۲٪", numbers={"planned": "55"}, evidence_table="progress_report",
-                      evidence_id=7, sync_run_id=3, agency_code="300", county_id=5, county="اهواز")
-    sent = pickle.dumps(finding, protocol=pickle.HIGHEST_PROTOCOL)
-    back = pickle.loads(sent)
-    assert back == finding and back.digests() == finding.digests()
-    assert [str(back.planned), back.actual, str(back.measure)] == ["55.0", None, "-1E+2"]
-    assert b"Decimal" not in sent  # figures cross as text (a pickled Decimal costs ten times as much)
+                        f"{result.life.opened} opened, {result.life.resolved} resolved")
 
 
 def test_the_fingerprint_is_the_one_earlier_versions_stored():
@@ -118,10 +92,10 @@ def test_the_fingerprint_is_the_one_earlier_versions_stored():
 
 
 def test_new_and_updated_deviations_store_the_same_numbers_in_the_rules_order(engine):
-    # new deviations are written with the worker's JSON text, updated ones through SQLAlchemy:
-    # read back raw, both give the finding's figures in the rule's order
+    # new and updated deviations take the staged JSON text (reconcile/lifecycle.py): read back raw,
+    # both give the finding's figures in the rule's order
     _varied_store(engine)
-    first = reconcile.run(engine, config(), as_of=AUTUMN, workers=2, chunk_size=4)
+    first = reconcile.run(engine, config(), as_of=AUTUMN)
     by_key = {f.key: f for f in first.findings}
     dev = Deviation.__table__
 
@@ -136,31 +110,24 @@ def test_new_and_updated_deviations_store_the_same_numbers_in_the_rules_order(en
     assert_stored_in_order()
     with engine.begin() as conn:  # make every deviation look judged on other figures
         conn.execute(sa.update(dev).values(fingerprint="0" * 32, numbers=None))
-    again = reconcile.run(engine, config(), as_of=AUTUMN, workers=0)
+    again = reconcile.run(engine, config(), as_of=AUTUMN)
     assert again.life.updated == len(first.findings)
     assert_stored_in_order()
 
 
-def test_a_large_store_gets_workers_and_a_small_one_none():
-    assert worker_count(None, 100) == 0
-    assert worker_count(0, 1_000_000) == 0
-    assert worker_count(3, 10) == 3
-    assert worker_count(None, 100_000) == (min(os.cpu_count(), 4) if os.cpu_count() > 1 else 0)
-
-
-def test_an_error_in_a_worker_fails_the_run_and_stores_no_deviation(engine):
+def test_an_unreadable_row_fails_the_run_and_stores_no_deviation(engine):
     _varied_store(engine)
     if engine.dialect.name == "postgresql":
         pytest.skip("PostgreSQL's date type cannot hold the unreadable day this test plants")
-    with engine.begin() as conn:  # a day no reader can read, in one chunk (SQLite keeps dates as text)
+    with engine.begin() as conn:  # a day no reader can read, on a report a rule must read (SQLite keeps dates as text)
         conn.execute(sa.update(ProgressReport.__table__).where(ProgressReport.__table__.c.id == 5)
-                     .values(reported_on=sa.literal_column("'1405-13-45'")))
-    with pytest.raises(ValueError, match="unreadable day '1405-13-45'"):
-        reconcile.run(engine, config(), as_of=AUTUMN, workers=2, chunk_size=4)
+                     .values(reported_on=sa.literal_column("'1405-13-45'"), comptroller_status="pending"))
+    with pytest.raises(ValueError, match="month must be in 1..12"):
+        reconcile.run(engine, config(), as_of=AUTUMN)
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(Deviation.__table__)).scalar() == 0
         run = conn.execute(sa.select(ReconcileRun.__table__)).one()
-    assert run.status == "failed" and "1405-13-45" in run.stats["error"]
+    assert run.status == "failed" and "capital.approval_overdue: month must be in 1..12" in run.stats["error"]
 
 
 def test_a_store_from_before_fingerprints_is_refused_then_upgraded_and_judged(tmp_path):
@@ -186,7 +153,7 @@ def test_every_reference_of_a_run_resolves(engine):
     # deviation.county_id / reconcile_run_id / sync_run_id and deviation_event.reconcile_run_id carry
     # no foreign key constraint (migration 0003): the run itself must write only ids that exist
     _varied_store(engine)
-    reconcile.run(engine, config(), as_of=AUTUMN, workers=2, chunk_size=4)
+    reconcile.run(engine, config(), as_of=AUTUMN)
     dev, ev = Deviation.__table__, DeviationEvent.__table__
     with engine.connect() as conn:
         def ids(table: str) -> set[int]:
@@ -206,16 +173,24 @@ def test_upgrading_to_0003_keeps_every_deviation_and_drops_only_the_reference_ch
 
     engine = make_engine(f"sqlite:///{tmp_path / 'at0002.db'}")
     upgrade(engine, "0002")
+    later_columns = [(table, column) for table in ("project_credit", "expense_credit", "operation")
+                     for column in ("first_run_id", "last_run_id")]  # migration 0007's, which today's models write
+    with engine.begin() as conn:
+        for table, column in later_columns:
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} INTEGER")
     _varied_store(engine)
-    first = reconcile.run(engine, config(), as_of=AUTUMN, workers=0)
+    first = reconcile.run(engine, config(), as_of=AUTUMN)
     before = _deviations(engine)
+    with engine.begin() as conn:
+        for table, column in later_columns:
+            conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
     upgrade(engine, "head")
     assert _deviations(engine) == before and len(before) == len(first.findings) > 0
     inspector = sa.inspect(engine)
     assert [k["referred_table"] for k in inspector.get_foreign_keys("deviation")] == []
     assert [(k["constrained_columns"], k["referred_table"]) for k in inspector.get_foreign_keys("deviation_event")] \
         == [(["deviation_id"], "deviation")]
-    again = reconcile.run(engine, config(), as_of=AUTUMN, workers=0)
+    again = reconcile.run(engine, config(), as_of=AUTUMN)
     assert again.life.unchanged == len(first.findings) and again.life.opened == again.life.updated == 0
 
 
@@ -230,7 +205,7 @@ def test_0003_goes_down_and_up_again_on_either_database(engine):
                       for key in inspector.get_foreign_keys(table))
 
     _varied_store(engine)
-    first = reconcile.run(engine, config(), as_of=AUTUMN, workers=0)
+    first = reconcile.run(engine, config(), as_of=AUTUMN)
     before = _deviations(engine)
     command.downgrade(_alembic_config(engine), "0002")
     assert keys() == [("deviation", "county_id"), ("deviation", "reconcile_run_id"), ("deviation", "sync_run_id"),

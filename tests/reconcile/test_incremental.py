@@ -1,0 +1,157 @@
+"""Work in proportion to change (reconcile/changes.py): an incremental run finds what a full run finds.
+
+After each random change set — written as a sync writes, marked with a new sync run — the run
+judges incrementally; a full judgement of the same moment, as a what-if, must then have nothing to
+open, change or resolve. Real stores on both databases.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import sqlalchemy as sa
+
+import reconcile
+from store.models import (
+    Deviation,
+    ExpenseAgreement,
+    ExpenseCredit,
+    Operation,
+    OperationPerformance,
+    ProgressReport,
+    ProjectCredit,
+    ProjectYear,
+    ReconcileRun,
+    SyncRun,
+)
+from reconcile_builders import Store, config, day
+
+py, pr, pc = ProjectYear.__table__, ProgressReport.__table__, ProjectCredit.__table__
+ea, ec, op, perf = (ExpenseAgreement.__table__, ExpenseCredit.__table__, Operation.__table__,
+                    OperationPerformance.__table__)
+NOTHING_TO_DO = {"opened": 0, "reopened": 0, "escalated": 0, "lowered": 0, "updated": 0, "resolved": 0}
+
+
+def _varied_store(engine, rnd: random.Random) -> None:
+    store = Store(engine)
+    for n in range(30):
+        p = store.project(f"1305012007-{n:03d}", targets=(30, 45, 60, 80), end_year=rnd.choice((1403, 1405, 1407)),
+                          total=rnd.choice(((None,) * 4, (100, 90, 80, 70), (100, 120, 80, 70))))
+        for q in (1, 2):
+            if rnd.random() < 0.85:
+                store.report(p, q, rnd.choice((12, 29, 44, 45, 60)), absorbed=rnd.choice((None, 10, 90)),
+                             status=rnd.choice(("approved", "approved", "pending")),
+                             reported_on=rnd.choice(("1405/04/05", "1405/07/05", "1405/08/25")))
+        a = store.agreement(f"1405-032-{n:05d}")
+        for k in range(2):
+            o = store.operation(a, f"11002-{k:02d}", unit_cost=rnd.choice((1, 2)))
+            for q in (1, 2):
+                if rnd.random() < 0.9:
+                    store.performance(o, q, rnd.choice((40, 79, 80, 100)), rnd.choice((None, 80, 150, 260)),
+                                      status=rnd.choice(("approved", "pending")), reported_on="1405/07/05")
+
+
+def _sync_run(conn) -> int:
+    runs = SyncRun.__table__
+    top = conn.execute(sa.select(sa.func.max(runs.c.id))).scalar()  # the builder inserts ids by hand
+    return conn.execute(sa.insert(runs).returning(runs.c.id).values(
+        id=top + 1, source="nezarat4", mode="incremental", fiscal_years="1405", status="success",
+        started_at=datetime(2026, 12, 1, tzinfo=timezone.utc))).scalar_one()
+
+
+def _change(engine, rnd: random.Random) -> int:
+    """A random change set, written as a sync would: every changed row marked with a new sync run."""
+    with engine.begin() as conn:
+        run = _sync_run(conn)
+        ids = lambda table: conn.execute(sa.select(table.c.id)).scalars().all()  # noqa: E731
+        for report in rnd.sample(ids(pr), 4):
+            conn.execute(sa.update(pr).where(pr.c.id == report).values(
+                progress=Decimal(rnd.choice((5, 30, 44.99995, 45, 70))), last_run_id=run,
+                comptroller_status=rnd.choice(("approved", "pending"))))
+        for item in rnd.sample(ids(perf), 4):
+            conn.execute(sa.update(perf).where(perf.c.id == item).values(
+                quantity=Decimal(rnd.choice((0, 50, 84.994, 85, 120))), spent=Decimal(rnd.choice((50, 300))),
+                last_run_id=run))
+        year = rnd.choice(ids(py))
+        conn.execute(sa.update(py).where(py.c.id == year).values(
+            target_q2=Decimal(rnd.choice((20, 45, 90))), last_run_id=run))
+        if rnd.random() < 0.5:  # a project the portal no longer lists
+            conn.execute(sa.update(py).where(py.c.id == rnd.choice(ids(py))).values(gone=True, last_run_id=run))
+        year = rnd.choice(ids(py))
+        conn.execute(sa.insert(pc).values(project_year_id=year, source=f"منبع {run}", source_key=f"s{run}",
+                                          approved=Decimal(10), notified=Decimal(rnd.choice((5, 20))),
+                                          first_run_id=run, last_run_id=run))
+        agreement = rnd.choice(ids(ea))
+        conn.execute(sa.insert(ec).values(agreement_id=agreement, chapter=run, approved=Decimal(10),
+                                          notified=Decimal(10), allocated=Decimal(rnd.choice((5, 30))),
+                                          spent=Decimal(1), first_run_id=run, last_run_id=run))
+        operation = rnd.choice(ids(op))
+        conn.execute(sa.update(op).where(op.c.id == operation).values(
+            unit_cost=Decimal(rnd.choice((1, 3))), last_run_id=run))
+    return run
+
+
+def _active(engine) -> int:
+    dev = Deviation.__table__
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(dev)
+                            .where(dev.c.status.in_(("open", "acknowledged")))).scalar_one()
+
+
+def test_incremental_runs_find_what_a_full_run_finds_on_random_change_sets(engine):
+    rnd = random.Random(17)
+    _varied_store(engine, rnd)
+    first = reconcile.run(engine, config(), as_of=day("1405/09/02"))
+    assert first.scope == "full" and first.life.opened > 40
+    for n, when in enumerate(("1405/09/02", "1405/09/05", "1405/09/05", "1405/09/20", "1405/09/29")):
+        _change(engine, rnd)
+        step = reconcile.run(engine, config(), as_of=day(when), incremental=True)
+        assert step.scope == "incremental", n
+        whole = reconcile.run(engine, config(), as_of=day(when), dry_run=True)
+        assert whole.scope == "full" and whole.run_id is None
+        assert {k: v for k, v in whole.life.as_dict().items() if k in NOTHING_TO_DO} == NOTHING_TO_DO, (n, whole.life)
+    assert _active(engine) > 40
+
+
+def test_a_run_on_unchanged_data_judges_only_the_time_driven_rules(engine):
+    _varied_store(engine, random.Random(3))
+    reconcile.run(engine, config(), as_of=day("1405/09/02"))
+    again = reconcile.run(engine, config(), as_of=day("1405/09/02"), incremental=True)
+    assert again.scope == "incremental"
+    assert {name: s.checked for name, s in again.stats.items() if s.checked} == {
+        name: s.checked for name, s in again.stats.items()
+        if name.split(".")[1] in ("missing_report", "approval_overdue", "completion_overdue",
+                                  "inspection_mismatch") and s.checked}
+    assert again.life.opened == again.life.resolved == again.life.updated == 0
+    assert again.life.unchanged == _active(engine) > 0  # found again, judged or not
+
+
+def test_another_basis_or_full_judges_everything(engine):
+    _varied_store(engine, random.Random(5))
+    reconcile.run(engine, config(), as_of=day("1405/09/02"))
+    step = {"incremental": True}
+    assert reconcile.run(engine, config(), as_of=day("1405/10/02"), **step).scope == "full"  # Q3 closed since
+    assert reconcile.run(engine, config(report_due_days=20), as_of=day("1405/10/02"), **step).scope == "full"
+    assert reconcile.run(engine, config(report_due_days=20), as_of=day("1405/10/02")).scope == "full"
+    assert reconcile.run(engine, config(report_due_days=20), as_of=day("1405/10/03"), **step).scope == "incremental"
+
+
+def test_a_past_day_or_a_dry_run_records_nothing(engine):
+    # issue 12 item 13: the life of deviations moves only forward
+    _varied_store(engine, random.Random(9))
+    today = reconcile.run(engine, config(), as_of=day("1405/10/02"))
+    dev = Deviation.__table__
+    with engine.connect() as conn:
+        before = conn.execute(sa.select(dev).order_by(dev.c.id)).all()
+        runs = conn.execute(sa.select(sa.func.count()).select_from(ReconcileRun.__table__)).scalar_one()
+    past = reconcile.run(engine, config(), as_of=day("1405/05/01"))
+    dry = reconcile.run(engine, config(), as_of=day("1405/10/05"), dry_run=True)
+    assert past.run_id is None and "before the last recorded run" in past.what_if
+    assert dry.run_id is None and "dry-run" in dry.what_if
+    assert past.life.resolved > 0  # what it would have done, told, not done
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(dev).order_by(dev.c.id)).all() == before
+        assert conn.execute(sa.select(sa.func.count()).select_from(ReconcileRun.__table__)).scalar_one() == runs
+    assert today.life.opened == len(before)

@@ -78,8 +78,8 @@ class Plan:
 
     def resolvable(self, conn: Connection, partial_rules: Sequence[tuple[str, str]]) -> sa.ColumnElement[bool]:
         """Which stored deviations a run may resolve when it does not find them again: all of its
-        years and rules in a full run; in an incremental run, the deviations of rules that are not
-        time-driven only where it judged."""
+        years and rules in a full run; in an incremental run, the deviations of `partial_rules` (all
+        but those judged whole) only on the subjects whose facts changed."""
         if self.only is None or not partial_rules:
             return sa.true()
         partial = sa.or_(*(sa.and_(dev.c.kind == kind, dev.c.rule == rule) for kind, rule in partial_rules))
@@ -93,8 +93,8 @@ class Plan:
         return sa.or_(~partial, judged)
 
     def carried(self, conn: Connection, partial_rules: Sequence[tuple[str, str]]) -> sa.ColumnElement[bool] | None:
-        """The deviations an incremental run finds again without judging them (rules that are not
-        time-driven, on subjects whose facts did not change); None in a full run."""
+        """The deviations an incremental run finds again without judging them anew (rules not judged
+        whole, on subjects whose facts did not change); None in a full run."""
         if self.only is None or not partial_rules:
             return None
         return ~self.resolvable(conn, partial_rules)
@@ -146,6 +146,12 @@ def plan(reader: Connection, writer: Connection, *, last: Any, basis: str, full:
         writer.execute(sa.insert(JUDGED), [{"kind": k, "subject": s, "fiscal_year": y} for k, s, y in subjects])
     return Plan("incremental", f"{len(subjects)} subjects changed since run {last.id}",
                 Only(project_years=CHANGED_YEARS, agreements=CHANGED_AGREEMENTS), judged=len(subjects))
+
+
+def changed_ids(reader: Connection) -> dict[str, set[int]]:
+    """The ids of the changed project years ('capital') and agreements ('expense') of an incremental plan."""
+    return {"capital": set(reader.execute(sa.select(CHANGED_YEARS.c.id)).scalars()),
+            "expense": set(reader.execute(sa.select(CHANGED_AGREEMENTS.c.id)).scalars())}
 
 
 def clean(reader: Connection) -> None:

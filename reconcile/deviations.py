@@ -11,7 +11,7 @@ who, why and when, each as a DeviationEvent:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -32,7 +32,7 @@ counties = County.__table__
 
 # the expert groups (defined once, in foundation.vocabulary) go with group_of: the routing of agencies
 __all__ = ["GROUPS", "DeviationError", "Shown", "View", "acknowledge", "county_ids", "dismiss", "get", "group_of",
-           "json_number", "list_deviations", "select_findings", "sort_key"]
+           "json_number", "list_deviations", "select_findings", "shown_rows", "sort_key"]
 
 
 class DeviationError(Exception):
@@ -73,12 +73,16 @@ class Shown:
     agency_code: str | None
     county_id: int | None
     group: str
+    county: str | None = None  # the county's Persian name, where the row carries it
 
     def as_json(self) -> dict[str, Any]:
-        """The keys of `budgetwatch reconcile --format json`, numbers as JSON numbers."""
-        return {"rule": self.rule, "severity": self.severity, "subject": self.subject,
-                "fiscal_year": self.fiscal_year, "quarter": self.quarter, "planned": json_number(self.planned),
-                "actual": json_number(self.actual), "status": self.status, "message": self.message}
+        """The keys of `budgetwatch reconcile --format json`, numbers as JSON numbers; ``id`` is what
+        `deviations show|ack|dismiss` take (null in a what-if, for a finding not recorded yet)."""
+        return {"id": self.id, "kind": self.kind, "rule": self.rule, "severity": self.severity,
+                "subject": self.subject, "fiscal_year": self.fiscal_year, "quarter": self.quarter,
+                "planned": json_number(self.planned), "actual": json_number(self.actual),
+                "measure": json_number(self.measure), "status": self.status, "message": self.message,
+                "agency_code": self.agency_code, "county_id": self.county_id, "county": self.county}
 
 
 def json_number(value: Decimal | None) -> int | float | None:
@@ -144,12 +148,25 @@ def select_findings(conn: Connection, findings: Iterable[Finding], statuses: dic
     return sorted(shown, key=sort_key)
 
 
+def shown_rows(rows: Iterable[Any], view: View, routing: RoutingConfig, county_set: set[int] | None
+               ) -> Iterator[Shown]:
+    """A run's findings as they stream from the database (reconcile.run's ``show``; already in the
+    order people read them), as the view shows them."""
+    for r in rows:
+        row = Shown(r.deviation_id, r.kind, r.rule, r.severity, r.subject, r.fiscal_year, r.quarter or None,
+                    r.planned, r.actual, r.measure, r.status, r.message, r.agency_code, r.county_id,
+                    group_of(r.agency_code, routing), r.county)
+        if _admits(view, row, county_set):
+            yield row
+
+
 def list_deviations(conn: Connection, view: View, routing: RoutingConfig) -> list[Shown]:
     """Deviations in the store as the view shows them (sorted)."""
     county_set = county_ids(conn, view.counties) if view.counties else None
     query = sa.select(dev.c.id, dev.c.kind, dev.c.rule, dev.c.severity, dev.c.subject, dev.c.fiscal_year,
                       dev.c.quarter, dev.c.planned, dev.c.actual, dev.c.measure, dev.c.status, dev.c.message,
-                      dev.c.agency_code, dev.c.county_id)
+                      dev.c.agency_code, dev.c.county_id, counties.c.name.label("county")
+                      ).outerjoin(counties, counties.c.id == dev.c.county_id)
     if view.years:
         query = query.where(dev.c.fiscal_year.in_(view.years))
     if view.rules:
@@ -162,7 +179,7 @@ def list_deviations(conn: Connection, view: View, routing: RoutingConfig) -> lis
     for r in conn.execute(query):
         row = Shown(r.id, r.kind, r.rule, r.severity, r.subject, r.fiscal_year, r.quarter or None, r.planned,
                     r.actual, r.measure, r.status, r.message, r.agency_code, r.county_id,
-                    group_of(r.agency_code, routing))
+                    group_of(r.agency_code, routing), r.county)
         if _admits(view, row, county_set):
             shown.append(row)
     return sorted(shown, key=sort_key)

@@ -55,7 +55,7 @@ from store.driver import large_page_cache, snapshot_reader
 from store.models import utcnow
 
 Progress = Callable[[str], None]
-Show = Callable[[Iterator[Any]], None]
+Show = Callable[[Iterator[Any], "RunResult"], None]  # (findings streamed from the database, the run)
 
 
 @dataclass
@@ -106,6 +106,7 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
     label = f"run {run_id}" if run_id is not None else "what-if"
     say(f"{label}: judging years {', '.join(map(str, chosen)) or '(none)'} as of {day.isoformat()}")
     kept: list[Finding] = []
+    recorded = False
     try:
         with engine.connect() as conn:
             with conn.begin(), contextlib.ExitStack() as stack:
@@ -115,12 +116,14 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                 mark = changes.watermark(reader)
                 plan = changes.plan(reader, conn, last=last, basis=basis, full=not incremental or what_if is not None)
                 scope = Scope(reader, calendar, tuple(chosen), only=plan.only)
+                skip = _Recorded(reader, plan, chosen, [r for r, _ in rules if r.time_driven])
                 for number, (rule, limits) in enumerate(rules, 1):
                     say(f"judging {number}/{len(rules)}: {rule.name}")
-                    rule_scope = scope if not rule.time_driven else scope.every()
+                    rule_scope = scope.every() if rule.time_driven or rule.whole else scope
                     try:
-                        made = _counted(rule.findings(_rows(reader, rule.select(rule_scope, limits)), rule_scope,
-                                                      limits), stats[rule.name], kept if keep else None)
+                        rows = skip.unrecorded(rule, _rows(reader, rule.select(rule_scope, limits)))
+                        made = _counted(rule.findings(rows, rule_scope, limits), stats[rule.name],
+                                        kept if keep else None)
                         found.add(made)
                         stats[rule.name].checked = int(reader.execute(rule.checked(rule_scope, limits)).scalar_one())
                     except ValueError as exc:  # a stored value the rule could not read: say which rule
@@ -128,36 +131,41 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                 scope.close()
                 changes.clean(reader)
                 found.compare()
+                partial = [(r.kind, r.id) for r, _ in rules if not r.whole]  # resolved only where judged
                 resolvable = sa.and_(load_years(chosen), identities_of([(r.kind, r.id) for r, _ in rules]),
-                                     plan.resolvable(conn, [(r.kind, r.id) for r, _ in rules if not r.time_driven]))
+                                     plan.resolvable(conn, partial))
+                carried = plan.carried(conn, partial)
+                if carried is not None:
+                    carried = sa.and_(load_years(chosen), carried)
                 if what_if:
                     counts = found.counts()
                     counts.resolved = found.unfound(resolvable)
                 else:
                     say("recording deviations")
-                    partial = [(r.kind, r.id) for r, _ in rules if not r.time_driven]
                     counts = found.apply(run_id=run_id, as_of=day, now=utcnow(), resolvable=resolvable,
-                                         carried=plan.carried(conn, partial))
+                                         carried=carried)
                     seconds = time.perf_counter() - started
                     reconcile_runs.close_run(conn, run_id, {
                         "rules": {name: s.as_dict() for name, s in stats.items()}, "life": counts.as_dict(),
                         "findings": found.count, "seconds": round(seconds, 3), "scope": plan.kind,
                         "basis": basis, "watermark": mark})
-            deviations = _identities(found) if keep else {}
+            recorded = run_id is not None  # committed: a failure in `show` leaves the run recorded
+            kept.sort(key=lambda f: f.key)
+            result = RunResult(run_id=run_id, as_of=day, years=chosen, findings=kept, stats=stats,
+                               deviations=_identities(found) if keep else {}, life=counts,
+                               seconds=time.perf_counter() - started, found=found.count, what_if=what_if,
+                               scope=plan.kind)
+            say(f"{label} done: {found.count} findings, {counts.opened} opened, {counts.resolved} resolved")
             if show is not None:
-                show(found.rows())
+                show(found.rows(carried), result)
             found.drop()
             changes.clean_judged(conn)
             conn.commit()
     except BaseException as exc:
-        if run_id is not None:
+        if run_id is not None and not recorded:
             reconcile_runs.fail_run(engine, run_id, exc)
         raise
-    seconds = time.perf_counter() - started
-    kept.sort(key=lambda f: f.key)
-    say(f"{label} done: {found.count} findings, {counts.opened} opened, {counts.resolved} resolved")
-    return RunResult(run_id=run_id, as_of=day, years=chosen, findings=kept, stats=stats, deviations=deviations,
-                     life=counts, seconds=seconds, found=found.count, what_if=what_if, scope=plan.kind)
+    return result
 
 
 def store_years(conn: sa.Connection) -> list[int]:
@@ -178,6 +186,29 @@ def _quiet(_message: str) -> None:
 def _rows(reader: sa.Connection, statement: sa.Select) -> Iterable[Any]:
     # per statement: Connection.execution_options would set streaming for every later statement
     return reader.execute(statement.execution_options(yield_per=2000))
+
+
+class _Recorded:
+    """In an incremental run, the findings of time-driven rules already recorded on subjects whose
+    facts did not change: the same facts give the same finding, so they are carried, not worded."""
+
+    def __init__(self, reader: sa.Connection, plan: changes.Plan, years: list[int], rules: list[Rule]) -> None:
+        self.active = plan.only is not None and bool(rules)
+        if not self.active:
+            return
+        self.changed = changes.changed_ids(reader)
+        names = [(r.kind, r.id) for r in rules]
+        self.known = {tuple(row) for row in reader.execute(
+            sa.select(dev.c.kind, dev.c.rule, dev.c.subject, dev.c.fiscal_year, dev.c.quarter)
+            .where(load_years(years), identities_of(names), dev.c.status.in_(("open", "acknowledged", "dismissed"))))}
+
+    def unrecorded(self, rule: Rule, rows: Iterable[Any]) -> Iterable[Any]:
+        if not self.active or not rule.time_driven:
+            return rows
+        changed = self.changed[rule.kind]
+        known, kind, name = self.known, rule.kind, rule.id
+        return (row for row in rows
+                if row.id in changed or (kind, name, *rule.identity(row)) not in known)
 
 
 def _counted(findings: Iterable[Finding], stats: RuleStats, kept: list[Finding] | None) -> Iterator[Finding]:

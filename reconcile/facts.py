@@ -1,8 +1,11 @@
-"""The facts rules judge: plain, immutable snapshots of what the store holds, and the as-of day.
+"""The as-of day a run judges by (:class:`AsOf`), and the shapes of the facts the store holds.
 
-Rules never see the store. The loader (reconcile/load.py) reads the store set-wise and builds these
-objects; tests build them by hand. Values are canonical as stored: codes with ASCII digits, Decimal
-figures (None where the portal left a cell empty), Gregorian dates, Persian display names.
+Rules read the store set-wise (reconcile/scope.py); these plain, immutable records describe the
+same facts in memory: a credit row's stages (:class:`CreditStages`, which credit_inconsistency
+builds from its rows), who reports where (:class:`Place`), and whole project years and agreements
+as tests describe them (tests/reconcile/fact_store.py writes them into a store). Values are
+canonical as stored: codes with ASCII digits, Decimal figures (None where the portal left a cell
+empty), Gregorian dates, Persian display names.
 """
 
 from __future__ import annotations
@@ -217,51 +220,9 @@ class AgreementFacts:
         return self.status not in INACTIVE_AGREEMENT
 
 
-class YearToDate(NamedTuple):
-    """An operation's figures from the start of the year through closed quarter ``quarter``."""
+class OperationInAgreement(NamedTuple):
+    """The unit of the per-operation expense rules: an operation with its agreement (a test's facts)."""
 
-    quarter: int
-    planned: Decimal  # Σ targets[1..q]
-    actual: Decimal  # Σ quantity[1..q]
-    spent: Decimal  # Σ spent[1..q]
-    latest: PerformanceFact | None  # the item of the latest quarter in 1..q that has one
+    agreement: AgreementFacts
+    operation: OperationFacts
 
-
-class OperationInAgreement:
-    """The unit of the per-operation expense rules: an operation with its agreement.
-
-    It computes the year-to-date sums once for the rules that share them (operation_shortfall,
-    unit_cost_overrun); empty figures count 0.
-    """
-
-    __slots__ = ("agreement", "operation", "_year_to_date")
-
-    def __init__(self, agreement: AgreementFacts, operation: OperationFacts) -> None:
-        self.agreement = agreement
-        self.operation = operation
-        self._year_to_date: tuple[date, list[YearToDate]] | None = None
-
-    @property
-    def subject(self) -> str:
-        return f"{self.agreement.agreement_no}/{self.operation.code}"
-
-    def year_to_date(self, as_of: AsOf) -> list[YearToDate]:
-        if self._year_to_date is not None and self._year_to_date[0] == as_of.day:
-            return self._year_to_date[1]
-        o, out = self.operation, []
-        planned = actual = spent = Decimal(0)
-        latest = None
-        for q in as_of.closed_quarters(self.agreement.fiscal_year):
-            target = o.targets[q - 1]
-            if target is not None:
-                planned += target
-            item = o.performance.get(q)
-            if item is not None:
-                if item.quantity is not None:
-                    actual += item.quantity
-                if item.spent is not None:
-                    spent += item.spent
-                latest = item
-            out.append(YearToDate(q, planned, actual, spent, latest))
-        self._year_to_date = (as_of.day, out)
-        return out

@@ -16,8 +16,7 @@ from __future__ import annotations
 import decimal
 import hashlib
 import json
-import operator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -86,16 +85,6 @@ class Finding:
     county_id: int | None = None
     county: str | None = None
 
-    def __reduce__(self) -> tuple:
-        # Worker processes send findings by the hundred thousand (reconcile/parallel.py). The
-        # dataclass's own state methods are Python loops, and a pickled Decimal costs ten times its
-        # text: the field values go as a tuple, figures as their exact text.
-        values = list(_field_values(self))
-        for i in _FIGURES:
-            if values[i] is not None:
-                values[i] = str(values[i])
-        return (_unpickled, tuple(values))
-
     @property
     def fingerprint(self) -> str:
         """A digest of everything a deviation stores of this finding (figures, sentence, evidence).
@@ -107,8 +96,8 @@ class Finding:
         return self.digests()[0]
 
     def digests(self) -> tuple[str, str]:
-        """(fingerprint, ``numbers`` as the JSON text the store keeps): a worker process makes both
-        (reconcile/parallel.py), so that the run's own process only writes them. The stored text keeps
+        """(fingerprint, ``numbers`` as the JSON text the store keeps), made together as a run stages
+        the finding (reconcile/lifecycle.py). The stored text keeps
         the rule's order of the figures (``deviations show`` lists them so); the fingerprint's is sorted."""
         content = "\x1f".join(str(part) for part in (
             self.severity, text(self.planned), text(self.actual), text(self.measure),
@@ -121,17 +110,3 @@ class Finding:
     def key(self) -> tuple[str, str, str, int, int]:
         """The deviation identity: (kind, rule, subject, fiscal year, quarter or 0)."""
         return (self.kind, self.rule, self.subject, self.fiscal_year, self.quarter or 0)
-
-
-_FIELD_NAMES = tuple(f.name for f in fields(Finding))  # constructor order
-_field_values = operator.attrgetter(*_FIELD_NAMES)
-_FIGURES = tuple(_FIELD_NAMES.index(name) for name in ("planned", "actual", "measure"))
-
-
-def _unpickled(*values: Any) -> Finding:
-    """A Finding from :meth:`Finding.__reduce__`'s values."""
-    values = list(values)
-    for i in _FIGURES:
-        if values[i] is not None:
-            values[i] = Decimal(values[i])
-    return Finding(*values)

@@ -39,11 +39,12 @@ from sqlalchemy.engine import Connection
 from reconcile.findings import Finding
 from store import locks
 from store.driver import bulk_insert
-from store.models import AMOUNT, Deviation, DeviationEvent, ExpenseAgreement, Project, ProjectYear
+from store.models import AMOUNT, County, Deviation, DeviationEvent, ExpenseAgreement, Project, ProjectYear
 
 dev = Deviation.__table__
 event_table = DeviationEvent.__table__
 _py, _pj, _ea = ProjectYear.__table__, Project.__table__, ExpenseAgreement.__table__
+_counties = County.__table__
 
 ACTIVE = ("open", "acknowledged")
 _BATCH = 5000
@@ -237,17 +238,28 @@ class Found:
 
     # --- reading back ---------------------------------------------------------------------------
 
-    def rows(self) -> Iterator[Any]:
-        """The staged findings, most severe first, then by rule, subject, year and quarter, each with
-        the id and status of its deviation (after the run when `recorded`; before it, for a what-if:
-        no id for a finding that is not a deviation yet, and status 'open')."""
+    def rows(self, carried: sa.ColumnElement[bool] | None = None) -> Iterator[Any]:
+        """What the run found, most severe first, then by rule, subject, year and quarter, each with
+        the id and status of its deviation (after the run; for a what-if, before it: no id for a
+        finding not recorded yet, and status 'open'). `carried` adds the deviations an incremental
+        run found again without judging them anew (see :meth:`apply`)."""
         f, d = FOUND, dev
-        subject = f.c.subject.collate("C") if self.conn.dialect.name == "postgresql" else f.c.subject
-        rule = f.c.rule.collate("C") if self.conn.dialect.name == "postgresql" else f.c.rule
-        status = sa.func.coalesce(d.c.status, "open")
-        query = (sa.select(f, d.c.id.label("deviation_id"), status.label("status"))
-                 .select_from(f.outerjoin(d, _same_identity(f, d)))
-                 .order_by(_rank(f.c.severity).desc(), rule, subject, f.c.fiscal_year, f.c.quarter))
+        shown = ("kind", "rule", "severity", "subject", "fiscal_year", "quarter", "planned", "actual", "measure",
+                 "message", "agency_code", "county_id")
+        query = (sa.select(*(f.c[name] for name in shown), f.c.county, d.c.id.label("deviation_id"),
+                           sa.func.coalesce(d.c.status, "open").label("status"))
+                 .select_from(f.outerjoin(d, _same_identity(f, d))))
+        if carried is not None:
+            query = sa.union_all(query, sa.select(
+                *(d.c[name] for name in shown), _counties.c.name.label("county"), d.c.id.label("deviation_id"),
+                d.c.status).select_from(d.outerjoin(_counties, _counties.c.id == d.c.county_id))
+                .where(d.c.status.in_(ACTIVE), carried))
+        found = query.subquery("found")
+        order = [found.c.rule, found.c.subject]
+        if self.conn.dialect.name == "postgresql":  # code order, as Python sorts, not the locale's
+            order = [column.collate("C") for column in order]
+        query = sa.select(found).order_by(_rank(found.c.severity).desc(), *order, found.c.fiscal_year,
+                                          found.c.quarter)
         yield from self.conn.execute(query.execution_options(yield_per=2000))
 
 

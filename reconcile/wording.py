@@ -15,7 +15,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 from foundation import present
-from reconcile.facts import AgreementFacts, OperationFacts, Place, ProjectYearFacts
+from reconcile.facts import Place
 
 UNKNOWN = "؟"  # a figure the facts do not hold
 
@@ -65,19 +65,10 @@ def _place(place: Place) -> str:
     return f"از دستگاه {agency} {where}"
 
 
-def project(p: ProjectYearFacts) -> str:
-    """'پروژه «…» (کد ۱۳۰۵۰۱۲۰۰۷-۰۰۳) از دستگاه «…» در شهرستان اهواز'."""
-    return project_named(p.title, p.project_code, p.place)
-
-
 @lru_cache(maxsize=1024)  # one project is named in several findings in a row
 def project_named(title: str, project_code: str, place: Place) -> str:
-    """A project by its title, code and place (a selected row's columns)."""
+    """'پروژه «…» (کد ۱۳۰۵۰۱۲۰۰۷-۰۰۳) از دستگاه «…» در شهرستان اهواز'."""
     return f"پروژه «{title}» (کد {code(project_code)}) {_place(place)}"
-
-
-def agreement(a: AgreementFacts) -> str:
-    return agreement_named(a.agreement_no, a.program_title, a.place)
 
 
 @lru_cache(maxsize=1024)
@@ -85,10 +76,6 @@ def agreement_named(agreement_no: str, program_title: str | None, place: Place) 
     """An expense agreement by its number, program title and place (a selected row's columns)."""
     program = f" (برنامه «{program_title}»)" if program_title else ""
     return f"موافقتنامه هزینه‌ای شماره {code(agreement_no)}{program} {_place(place)}"
-
-
-def operation(a: AgreementFacts, o: OperationFacts) -> str:
-    return operation_named(o.title, o.code, agreement(a))
 
 
 def operation_named(title: str | None, operation_code: str, in_agreement: str) -> str:

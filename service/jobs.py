@@ -163,15 +163,18 @@ class Service:
             log.debug("reconcile: %s", message, extra={"job": job})
 
         try:
-            result = reconcile.run(self.engine, self.config.reconcile, on_progress=progress)
+            # after a sync, only what it changed is judged again (and the time-driven rules); the daily
+            # run judges the whole store (reconcile/changes.py)
+            result = reconcile.run(self.engine, self.config.reconcile, on_progress=progress, keep=False,
+                                   incremental=reason != "daily run")
         except ServiceStopping:
             log.warning("reconciliation (%s) stopped: the service is stopping; nothing of it was kept", reason,
                         extra={"job": job, "status": "interrupted"})
             return
         life = result.life
-        log.info("reconcile run %s (%s) as of %s, years %s: %d findings; %d opened, %d reopened, %d escalated, "
-                 "%d resolved (%.1f s)", result.run_id, reason, result.as_of.isoformat(),
-                 ",".join(map(str, result.years)) or "-", len(result.findings), life.opened, life.reopened,
+        log.info("reconcile run %s (%s, %s) as of %s, years %s: %d findings; %d opened, %d reopened, %d escalated, "
+                 "%d resolved (%.1f s)", result.run_id, reason, result.scope, result.as_of.isoformat(),
+                 ",".join(map(str, result.years)) or "-", result.found, life.opened, life.reopened,
                  life.escalated, life.resolved, result.seconds,
                  extra={"job": job, "run_id": result.run_id, "status": "success"})
 

@@ -45,6 +45,7 @@ class ReconcileJob:
     result_as_of: date | None = None
     result_years: list[int] = field(default_factory=list)
     findings: int = 0
+    what_if: str | None = None  # why the run recorded nothing (a day before the last recorded run's)
     life: dict[str, int] = field(default_factory=dict)
     error: str | None = None
 
@@ -87,13 +88,14 @@ class ReconcileJobs:
     def _run(self, job: ReconcileJob, on_end: Callable[[ReconcileJob], None] | None) -> None:
         began = time.monotonic()
         try:
-            result = self._runner(self.engine, self.settings, as_of=job.as_of, years=job.years,
+            result = self._runner(self.engine, self.settings, as_of=job.as_of, years=job.years, keep=False,
                                   on_progress=lambda message: self._progress(job, message))
             life = result.life
             job.life = {name: getattr(life, name, 0) for name in
                         ("opened", "reopened", "escalated", "lowered", "updated", "resolved", "unchanged")}
             job.run_id, job.result_as_of, job.result_years = result.run_id, result.as_of, list(result.years)
-            job.findings = len(result.findings)
+            job.findings = result.found
+            job.what_if = result.what_if
             job.state = "done"
         except Exception as exc:  # the page shows one line; the log keeps the traceback
             log.exception("reconciliation started from the console by %s failed", job.by)

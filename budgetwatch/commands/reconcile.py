@@ -7,7 +7,9 @@ logic live in the reconcile package.
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
+from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -129,28 +131,41 @@ def _deviations(rows: list[dv.Shown], title: str, width: int) -> list:
             *(Text(f"#{r.id}  {r.message}") for r in rows)]
 
 
-def _summary_tables(rows: list[dv.Shown]) -> list[Table]:
-    by_rule: dict[tuple[str, str], Counter] = {}
+def _summary_tables(rows: Iterable[dv.Shown]) -> list[Table]:
+    tally = _Tally()
     for r in rows:
-        by_rule.setdefault((r.kind, r.rule), Counter())[r.severity] += 1
-    rules = Table(title="deviations per rule", header_style="bold")
-    for name in ("kind", "rule", *SEVERITIES, "total"):
-        rules.add_column(name, justify="right" if name in SEVERITIES or name == "total" else "left")
-    for (kind, rule), counts in sorted(by_rule.items()):
-        rules.add_row(kind, rule, *(str(counts[s]) for s in SEVERITIES), str(sum(counts.values())))
-    groups = Table(title="deviations per expert group", header_style="bold")
-    for name in ("group", *SEVERITIES, "total"):
-        groups.add_column(name, justify="left" if name == "group" else "right")
-    by_group: dict[str, Counter] = {}
-    for r in rows:
-        by_group.setdefault(r.group, Counter())[r.severity] += 1
-    for group, counts in sorted(by_group.items()):
-        groups.add_row(group, *(str(counts[s]) for s in SEVERITIES), str(sum(counts.values())))
-    return [rules, groups]
+        tally.add(r)
+    return tally.tables()
+
+
+class _Tally:
+    """Deviations counted per rule and per expert group, by severity (the summary tables)."""
+
+    def __init__(self) -> None:
+        self.by_rule: dict[tuple[str, str], Counter] = {}
+        self.by_group: dict[str, Counter] = {}
+
+    def add(self, r: dv.Shown) -> None:
+        self.by_rule.setdefault((r.kind, r.rule), Counter())[r.severity] += 1
+        self.by_group.setdefault(r.group, Counter())[r.severity] += 1
+
+    def tables(self) -> list[Table]:
+        rules = Table(title="deviations per rule", header_style="bold")
+        for name in ("kind", "rule", *SEVERITIES, "total"):
+            rules.add_column(name, justify="right" if name in SEVERITIES or name == "total" else "left")
+        for (kind, rule), counts in sorted(self.by_rule.items()):
+            rules.add_row(kind, rule, *(str(counts[s]) for s in SEVERITIES), str(sum(counts.values())))
+        groups = Table(title="deviations per expert group", header_style="bold")
+        for name in ("group", *SEVERITIES, "total"):
+            groups.add_column(name, justify="left" if name == "group" else "right")
+        for group, counts in sorted(self.by_group.items()):
+            groups.add_row(group, *(str(counts[s]) for s in SEVERITIES), str(sum(counts.values())))
+        return [rules, groups]
 
 
 def _stats_table(result: RunResult) -> Table:
-    table = Table(title="how often each rule fired (whole years judged)", header_style="bold")
+    judged = "whole years judged" if result.scope == "full" else "subjects changed since the last run; time-driven rules on all"
+    table = Table(title=f"how often each rule fired ({judged})", header_style="bold")
     for name in ("kind", "rule", "checked", "flagged", "share", "findings", ""):
         table.add_column(name, justify="right" if name in ("checked", "flagged", "share", "findings") else "left")
     for stats in result.stats.values():
@@ -174,9 +189,9 @@ def _write(text: str, output: Path | None) -> None:
         err_console.print(f"written to {output}", markup=False)
 
 
-def _json(rows: list[dv.Shown], *, with_id: bool = False) -> str:
-    """reconcile: exactly the documented keys; deviations list adds the id that ack/dismiss take."""
-    items = [({"id": r.id} | r.as_json()) if with_id else r.as_json() for r in rows]
+def _json(rows: list[dv.Shown]) -> str:
+    """`deviations list --format json`: the keys of `reconcile --format json` (Shown.as_json)."""
+    items = [r.as_json() for r in rows]
     return json.dumps(items, ensure_ascii=False, indent=2) + "\n"
 
 
@@ -209,50 +224,105 @@ def reconcile_command(
     rule: list[str] = typer.Option(None, "--rule", help="Show only this rule id."),
     min_severity: str = typer.Option(None, "--min-severity", help="Show only minor|major|critical and above."),
     fmt: str = typer.Option("table", "--format", help="table or json."),
-    output: Path = typer.Option(None, "--output", help="Write to this file instead of the terminal."),
+    output: Path = typer.Option(None, "--output", "-o", help="Write to this file instead of the terminal."),
     include_dismissed: bool = typer.Option(False, "--include-dismissed", help="Also show dismissed deviations."),
+    full: bool = typer.Option(False, "--full", help="Judge every subject, not only what changed since the last run."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Judge and show, record nothing (a what-if)."),
 ) -> None:
     """Judge the store against the rule catalogue; record deviations and show them.
 
-    Filters choose what is shown only: every run judges whole fiscal years.
+    Filters choose what is shown only: every run judges whole fiscal years. A run judges only what
+    changed since the last recorded run unless --full; a day before the last run's, or --dry-run,
+    is a what-if that records nothing.
     """
     fmt = _format(fmt)
     view = _view(years=(), county=county, agency=agency, group=group, rule=rule, min_severity=min_severity,
                  include_dismissed=include_dismissed)
-    reconcile_and_show(years=_years(year), day=_day(as_of, "--as-of"), view=view, fmt=fmt, output=output)
+    reconcile_and_show(years=_years(year), day=_day(as_of, "--as-of"), view=view, fmt=fmt, output=output,
+                       full=full, dry_run=dry_run)
 
 
 def reconcile_and_show(*, years: tuple[int, ...], day: date | None, view: dv.View, fmt: str,
-                       output: Path | None, worst: int | None = None) -> None:
-    """Run a reconciliation on the context's store and show what it found (reconcile and demo).
+                       output: Path | None, worst: int | None = None, full: bool = False,
+                       dry_run: bool = False) -> None:
+    """Run a reconciliation on the context's store and show what it found (reconcile and demo),
+    streamed from the database as the run ends: no finding is held in memory.
 
     ``worst``: show only that many deviations, worst first, and say how to list the rest (the demo).
     """
     ctx = context()
     with ctx.engine.connect() as conn:  # a bad county fails before the run, not after
-        if view.counties:
-            _checked(lambda: dv.county_ids(conn, view.counties))
-    result = run_reconciliation(ctx.engine, ctx.config.reconcile, as_of=day, years=list(years) or None)
-    with ctx.engine.connect() as conn:
-        rows = _checked(lambda: dv.select_findings(conn, result.findings, result.deviations, view,
-                                                   ctx.config.routing))
-    if fmt == "json":
-        _write(_json(rows), output)
-        return
+        county_set = _checked(lambda: dv.county_ids(conn, view.counties)) if view.counties else None
+    handle = output.open("w", encoding="utf-8") if output is not None else None
+
+    def show(rows, result: RunResult) -> None:
+        shown = dv.shown_rows(rows, view, ctx.config.routing, county_set)
+        if fmt == "json":
+            _stream_json(shown, handle or sys.stdout)
+        else:
+            target = console if handle is None else Console(file=handle, width=FILE_WIDTH, color_system=None)
+            _stream_table(shown, result, target, worst)
+
+    try:
+        result = run_reconciliation(ctx.engine, ctx.config.reconcile, as_of=day, years=list(years) or None,
+                                    incremental=not full, dry_run=dry_run, keep=False, show=show)
+    finally:
+        if handle is not None:
+            handle.close()
+    if output is not None:
+        err_console.print(f"written to {output}", markup=False)
+    if result.what_if:
+        err_console.print(f"what-if: {result.what_if}", markup=False)
+
+
+def _stream_json(rows, out) -> None:
+    """One JSON array, written row by row."""
+    out.write("[")
+    for n, row in enumerate(rows):
+        out.write(("," if n else "") + "\n  " + json.dumps(row.as_json(), ensure_ascii=False))
+    out.write("\n]\n")
+
+
+def _line(r: dv.Shown) -> str:
+    period = f"{r.fiscal_year}/Q{r.quarter}" if r.quarter else str(r.fiscal_year)
+    return (f"{r.id or '-':>7}  {r.severity:<8} {r.rule:<21} {r.subject:<26} {period:<8} {_plain(r.planned):>12} "
+            f"{_plain(r.actual):>12} {_plain(r.measure):>10}  {r.status:<12} {r.message}")
+
+
+def _stream_table(rows, result: RunResult, target: Console, worst: int | None) -> None:
+    """The run's header, its deviations one line each as they come (the demo: the worst few, then how
+    to list the rest), the counts per rule and per group, and how often each rule fired."""
     life = result.life
-    header = (f"reconciliation run {result.run_id} as of {format_jalali(result.as_of, persian_digits=False)} "
-              f"({result.as_of.isoformat()}), years {', '.join(map(str, result.years)) or '(none in the store)'}: "
-              f"{len(result.findings):,} findings, {len(rows):,} shown; "
-              f"{life.opened} opened, {life.reopened} reopened, {life.escalated} escalated, {life.lowered} lowered, "
-              f"{life.updated} updated, {life.resolved} resolved, {life.unchanged} unchanged "
-              f"({result.seconds:.1f} s)")
-    width = console.width if output is None else FILE_WIDTH
-    listed = rows if worst is None else rows[:worst]
-    tables = [*_deviations(listed, "deviations" if worst is None else f"the {len(listed)} worst deviations", width)]
-    if len(listed) < len(rows):
-        tables.append(Text(f"… and {len(rows) - len(listed):,} more: `budgetwatch deviations list` lists them all"))
-    _render([*_summary_tables(rows), *tables, _stats_table(result)] if worst is not None else
-            [*tables, *_summary_tables(rows), _stats_table(result)], output, header, _mis_tuned_warnings(result))
+    run = f"reconciliation run {result.run_id}" if result.run_id is not None else "what-if (nothing recorded)"
+    target.print(f"{run} as of {format_jalali(result.as_of, persian_digits=False)} ({result.as_of.isoformat()}), "
+                 f"years {', '.join(map(str, result.years)) or '(none in the store)'} ({result.scope}): "
+                 f"{result.found:,} findings; {life.opened} opened, {life.reopened} reopened, "
+                 f"{life.escalated} escalated, {life.lowered} lowered, {life.updated} updated, "
+                 f"{life.resolved} resolved, {life.unchanged} unchanged ({result.seconds:.1f} s)",
+                 markup=False, highlight=False)
+    tally, listed = _Tally(), []
+    columns = (f"{'id':>7}  {'severity':<8} {'rule':<21} {'subject':<26} {'year/q':<8} {'planned':>12} "
+               f"{'actual':>12} {'measure':>10}  {'status':<12} message")
+    if worst is None:
+        target.print(columns, markup=False, highlight=False, style="bold")
+    shown = 0
+    for r in rows:
+        shown += 1
+        tally.add(r)
+        if worst is None:
+            target.print(_line(r), markup=False, highlight=False, soft_wrap=True)
+        elif len(listed) < worst:
+            listed.append(r)
+    tables = tally.tables()
+    if worst is not None:
+        tables.append(Text(columns, style="bold"))
+        tables.extend(Text(_line(r)) for r in listed)
+        if len(listed) < shown:
+            tables.append(Text(f"… and {shown - len(listed):,} more: `budgetwatch deviations list` lists them all"))
+    for table in [*tables, _stats_table(result)]:
+        target.print(table)
+    for line in _mis_tuned_warnings(result):
+        target.print(line, style="bold red", markup=False, highlight=False)
 
 
 def _checked(call):
@@ -283,7 +353,7 @@ def deviations_list(
     with ctx.engine.connect() as conn:
         rows = _checked(lambda: dv.list_deviations(conn, view, ctx.config.routing))
     if fmt == "json":
-        _write(_json(rows, with_id=True), output)
+        _write(_json(rows), output)
         return
     width = console.width if output is None else FILE_WIDTH
     _render([*_deviations(rows, f"{len(rows):,} deviations", width), *_summary_tables(rows)], output)

@@ -41,9 +41,15 @@ class Rule(ABC):
     unit: ClassVar[str]  # "project_year" | "agreement" | "operation"
     rationale: ClassVar[str]
     Limits: ClassVar[type] = NoLimits
-    # True when the rule's truth changes only because days pass (a report now late): an
-    # incremental run judges it on every subject, not only on the subjects whose facts changed
+    # How an incremental run (reconcile/changes.py) judges the rule:
+    # - time_driven: its truth also changes because days pass, and only one way (a report now late,
+    #   an approval now overdue, a year now begun): it is asked of every subject, and on a subject
+    #   whose facts did not change only a finding not yet recorded is worded (:meth:`identity`);
+    # - whole: asked of every subject and resolved anywhere (a field visit counts from its day on
+    #   and arrives by import, not by a sync);
+    # - neither: asked only of the subjects whose facts changed.
     time_driven: ClassVar[bool] = False
+    whole: ClassVar[bool] = False
 
     @property
     def name(self) -> str:
@@ -71,10 +77,6 @@ class Rule(ABC):
         """SELECT count(*) of the subjects this rule judges in `scope` (its 'checked' statistic)."""
         raise NotImplementedError(self.name)
 
-    # TRANSITION (session 6): the facts-based check, until every rule states select/findings/checked
-    def check(self, facts: Any, as_of: Any, limits: Any) -> list[Finding] | None:
-        raise NotImplementedError(self.name)
-
     def findings(self, rows: Iterable[Any], scope: Scope, limits: Any) -> Iterator[Finding]:
         """The findings of :meth:`select`'s rows, judged exactly: by default one row, at most one
         finding (:meth:`finding`)."""
@@ -82,6 +84,11 @@ class Rule(ABC):
             found = self.finding(row, scope, limits)
             if found is not None:
                 yield found
+
+    def identity(self, row: Any) -> tuple[str, int, int]:
+        """(subject, fiscal year, quarter or 0) of the finding a selected row would make, without
+        wording it (time-driven rules: an incremental run skips what is already recorded)."""
+        raise NotImplementedError(f"{self.name} is not time-driven")
 
     def finding(self, row: Any, scope: Scope, limits: Any) -> Finding | None:
         """The finding of one selected row when its exact figures break the rule, else None."""

@@ -10,7 +10,8 @@ import budgetwatch.commands.reconcile  # noqa: F401 - registers the commands (cl
 from budgetwatch.cli import main
 from reconcile_builders import Store
 
-JSON_KEYS = {"rule", "severity", "subject", "fiscal_year", "quarter", "planned", "actual", "status", "message"}
+JSON_KEYS = {"id", "kind", "rule", "severity", "subject", "fiscal_year", "quarter", "planned", "actual", "measure",
+             "status", "message", "agency_code", "county_id", "county"}
 
 
 @pytest.fixture
@@ -38,8 +39,11 @@ def test_json_output_has_exactly_the_keys_and_ascii_subjects(cli, tmp_path):
     assert [set(r) for r in rows] == [JSON_KEYS, JSON_KEYS]
     by_rule = {r["rule"]: r for r in rows}
     assert by_rule["progress_lag"] == {
+        "id": by_rule["progress_lag"]["id"], "kind": "capital",
         "rule": "progress_lag", "severity": "minor", "subject": "1305012007-003", "fiscal_year": 1405,
-        "quarter": 2, "planned": 45, "actual": 32, "status": "open", "message": by_rule["progress_lag"]["message"]}
+        "quarter": 2, "planned": 45, "actual": 32, "measure": 13, "status": "open",
+        "message": by_rule["progress_lag"]["message"], "agency_code": "305", "county_id": 1, "county": "اهواز"}
+    assert isinstance(by_rule["progress_lag"]["id"], int)  # what `deviations show|ack` take
     assert by_rule["credit_inconsistency"]["quarter"] is None
     assert by_rule["credit_inconsistency"]["actual"] == 100.6
     assert rows[0]["rule"] == "credit_inconsistency"  # major sorts before minor

@@ -4,14 +4,27 @@ The public surface (docs/architecture.md, contracts):
 
 - :func:`queue_digests` records each expert's due digest in the outbox, in the transaction that
   marks its deviations as told to that expert (alerts.outbox);
-- :func:`dispatch` sends what is due through SMTP and marks it (alerts.dispatch);
+- :func:`dispatch` sends what is due through SMTP and marks it (alerts.sending);
 - :func:`preview` renders an expert's next digest without queuing it; :func:`write_digests` /
   :func:`write_demo_digests` write the next digests as .eml files without queuing them;
 - ``store.alerts.outbox_summary(conn)`` tells how the outbox stands.
 """
 
-from alerts.dispatch import DispatchReport, dispatch
-from alerts.outbox import DEMO_EXPERTS, QueueReport, preview, queue_digests, write_demo_digests, write_digests
+import importlib
+from typing import Any
 
-__all__ = ["DEMO_EXPERTS", "DispatchReport", "QueueReport", "dispatch", "preview", "queue_digests",
-           "write_demo_digests", "write_digests"]
+# Exported lazily (PEP 562): every command loads the configuration, which imports alerts.settings
+# and so this package; the outbox, rendering and SMTP are loaded only by the commands that use them.
+_WHERE = {"DispatchReport": "alerts.sending", "dispatch": "alerts.sending", "DEMO_EXPERTS": "alerts.outbox",
+          "QueueReport": "alerts.outbox", "preview": "alerts.outbox", "queue_digests": "alerts.outbox",
+          "write_demo_digests": "alerts.outbox", "write_digests": "alerts.outbox"}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'alerts' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value

@@ -236,6 +236,64 @@ def fresh_store(database: str | None, workdir: Path, n: int) -> Iterator[str]:
             f.unlink(missing_ok=True)
 
 
+def command(url: str, workdir: Path, *extra: str) -> dict:
+    """`budgetwatch reconcile --format json --output FILE` as a person runs it: the whole command,
+    interpreter start-up included, its process tree's memory sampled."""
+    config = workdir / "bench-config.yaml"
+    config.write_text(f"database:\n  url: \"{url}\"\n", encoding="utf-8")
+    out = workdir / "deviations.json"
+    argv = [str(Path(sys.executable).with_name("budgetwatch")), "--config", str(config), "reconcile", "--as-of",
+            AS_OF, "--format", "json", "--output", str(out), *extra]
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with TreeSampler(proc.pid) as sampler:
+        _out, err = proc.communicate()
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"reconcile failed ({proc.returncode}): {err[-3000:]}")
+    found = {(r["kind"], r["rule"], r["subject"], r["fiscal_year"], r["quarter"] or 0, r["severity"])
+             for r in json.loads(out.read_text(encoding="utf-8"))}
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:  # the run's own time, as it recorded it (no start-up, no output)
+        stats = conn.execute(sa.select(m.ReconcileRun.__table__.c.stats)
+                             .order_by(m.ReconcileRun.__table__.c.id.desc()).limit(1)).scalar_one()
+    engine.dispose()
+    return {"wall": wall, "tree_kb": sampler.peak_kb, "tree_cpu": sampler.cpu_seconds, "found": found,
+            "run": stats["seconds"], "scope": stats.get("scope")}
+
+
+def sql_reference(url: str) -> tuple[float, set]:
+    """bench/reconcile_sql.py on the same store: seconds and the deviations it finds."""
+    from reconcile_sql import reference
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        start = time.perf_counter()
+        reference(conn, parse_day(AS_OF), [YEAR])
+        seconds = time.perf_counter() - start
+        found = set(map(tuple, conn.execute(sa.text(
+            "SELECT kind, rule, subject, fiscal_year, quarter, severity FROM ref_deviation")).all()))
+        conn.execute(sa.text("DROP TABLE ref_deviation"))
+    engine.dispose()
+    return seconds, found
+
+
+def change_one_percent(url: str) -> int:
+    """A sync's worth of change: 1 % of the progress reports and of the performance rows get other
+    figures, marked with a new sync run as a sync marks what it writes; returns the rows changed."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        run = conn.execute(sa.select(sa.func.max(m.SyncRun.__table__.c.id))).scalar() + 1
+        conn.execute(sa.insert(m.SyncRun.__table__).values(id=run, source="nezarat4", mode="incremental",
+                                                            fiscal_years=str(YEAR), started_at=NOW, status="success"))
+        changed = conn.execute(sa.text("UPDATE progress_report SET progress = progress * 0.8, last_run_id = :run "
+                                       "WHERE id % 100 = 7"), {"run": run}).rowcount
+        changed += conn.execute(sa.text("UPDATE operation_performance SET quantity = quantity * 0.7, "
+                                        "last_run_id = :run WHERE id % 100 = 7"), {"run": run}).rowcount
+    engine.dispose()
+    return changed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.replace(",", " ").split()],
@@ -249,42 +307,39 @@ def main() -> None:
         return
     backend = "postgresql" if args.database and args.database.startswith("postgresql") else "sqlite"
     print(f"reconciliation benchmark on {backend}, as of {AS_OF}, sizes {args.sizes}")
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="bw-bench-") as tmp:
-        for n in args.sizes:
-            with fresh_store(args.database, Path(tmp), n) as url:
-                engine = open_store(url)
-                t0 = time.perf_counter()
-                counts = generate(engine, n)
-                engine.dispose()
-                gen = time.perf_counter() - t0
-                first = run_child(url)
-                second = run_child(url)
-            rows.append((n, counts, gen, first, second))
+    print("each line: the whole command's wall s (start-up and output included), peak MB of its process tree "
+          "(PSS), ratio to the SQL reference")
+    for n in args.sizes:
+        with tempfile.TemporaryDirectory(prefix="bw-bench-") as tmp, fresh_store(args.database, Path(tmp), n) as url:
+            engine = open_store(url)
+            t0 = time.perf_counter()
+            counts = generate(engine, n)
+            engine.dispose()
             print(f"\nN = {n:,}: {counts['projects']:,} projects, {counts['reports']:,} reports, "
                   f"{counts['agreements']:,} agreements, {counts['operations']:,} operations, "
-                  f"{counts['performance']:,} performance rows (generated in {gen:.1f} s)")
-            print(f"  first run : {first['wall']:6.1f} s ({first['cpu']:.1f} s CPU in the run's process, "
-                  f"{first['tree_cpu']:.1f} s with workers), peak RSS {first['maxrss_kb'] / 1024:5.0f} MB, with workers (PSS) {first['tree_kb'] / 1024:5.0f} MB, "
-                  f"{first['findings']:,} findings, opened {first['life']['opened']:,}")
-            print(f"  second run: {second['wall']:6.1f} s ({second['cpu']:.1f} s CPU in the run's process, "
-                  f"{second['tree_cpu']:.1f} s with workers), peak RSS {second['maxrss_kb'] / 1024:5.0f} MB, with workers (PSS) {second['tree_kb'] / 1024:5.0f} MB, "
-                  f"unchanged {second['life']['unchanged']:,}, opened {second['life']['opened']}, "
-                  f"resolved {second['life']['resolved']}")
-            shares = ", ".join(f"{name.split('.')[0][0]}.{name.split('.')[1]} {f}/{c}"
-                               for name, (c, f, _n) in first["rules"].items())
-            print(f"  flagged/checked: {shares}")
-    print("\nsummary (first run = opens every deviation; second = unchanged data)")
-    print(f"{'N':>8} {'first s':>8} {'CPU s':>6} {'MB all':>7} {'second s':>9} {'CPU s':>6} {'MB all':>7} "
-          f"{'s per 10k':>10}")
-    for n, _counts, _gen, first, second in rows:
-        print(f"{n:>8,} {first['wall']:>8.1f} {first['tree_cpu']:>6.1f} {first['tree_kb'] / 1024:>7.0f} "
-              f"{second['wall']:>9.1f} {second['tree_cpu']:>6.1f} {second['tree_kb'] / 1024:>7.0f} "
-              f"{first['wall'] / n * 10_000:>10.2f}")
-    print("(CPU s: CPU time of the run's process and its workers, start-up included: less swayed than "
-          "wall time by other work on the machine)")
-    print(f"(load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; wall time includes "
-          "waiting for other processes and, on PostgreSQL, for the server)")
+                  f"{counts['performance']:,} performance rows (generated in {time.perf_counter() - t0:.1f} s)")
+            ref_s, ref = sql_reference(url)
+            first = command(url, Path(tmp))
+            again = command(url, Path(tmp))
+            changed = change_one_percent(url)
+            step = command(url, Path(tmp))
+            whole = command(url, Path(tmp), "--full")
+            ref_again, _ = sql_reference(url)
+
+            def line(name: str, r: dict) -> None:
+                print(f"  {name:<34} {r['wall']:6.2f} s {r['tree_kb'] / 1024:6.0f} MB  {r['wall'] / ref_s:5.2f}x"
+                      f"  (the run itself {r['run']:.2f} s, {r['scope']}; {r['tree_cpu']:.1f} s CPU)")
+
+            print(f"  {'SQL reference (bench/reconcile_sql.py)':<34} {ref_s:6.2f} s"
+                  f"            ({len(ref):,} deviations; again after the change: {ref_again:.2f} s)")
+            line("reconcile --format json -o FILE", first)
+            line("the same again, data unchanged", again)
+            line(f"after a 1% change ({changed:,} rows)", step)
+            line("--full after that change", whole)
+            print(f"  same deviations as the SQL reference: {first['found'] == ref} "
+                  f"({len(first['found'] ^ ref)} differ); incremental = full after the change: "
+                  f"{step['found'] == whole['found']} ({len(step['found']):,})")
+    print(f"(load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs)")
 
 
 if __name__ == "__main__":

@@ -24,51 +24,28 @@ on the event loop), see offload.py. As with any multiprocessing, a script using 
 keep its work under ``if __name__ == "__main__":`` (the worker imports the script's module).
 """
 
-from .errors import (
-    AuthenticationFailed,
-    ConnectorError,
-    LayoutChanged,
-    ProtocolError,
-    SourceUnavailable,
-)
-from .nezarat4 import Nezarat4Client, RejectedDetail
-from foundation.records import (
-    AgreementDetail,
-    AgreementListPage,
-    CreditRow,
-    ExpenseAgreementRecord,
-    ExpenseCredit,
-    OperationPerformanceRecord,
-    OperationRecord,
-    ProgressReportRecord,
-    ProjectDetail,
-    ProjectListPage,
-    ProjectListRow,
-    Rejection,
-)
-from .saba import SabaClient
-from .settings import PortalSettings
+import importlib
+from typing import Any
 
-__all__ = [
-    "AgreementDetail",
-    "AgreementListPage",
-    "AuthenticationFailed",
-    "ConnectorError",
-    "CreditRow",
-    "ExpenseAgreementRecord",
-    "ExpenseCredit",
-    "LayoutChanged",
-    "Nezarat4Client",
-    "OperationPerformanceRecord",
-    "OperationRecord",
-    "PortalSettings",
-    "ProgressReportRecord",
-    "ProjectDetail",
-    "ProjectListPage",
-    "ProjectListRow",
-    "ProtocolError",
-    "RejectedDetail",
-    "Rejection",
-    "SabaClient",
-    "SourceUnavailable",
-]
+# Exported lazily (PEP 562): every command loads the configuration, which imports
+# connectors.settings and so this package; the clients (BeautifulSoup, httpx) load only for a sync.
+_WHERE = {
+    **dict.fromkeys(("AuthenticationFailed", "ConnectorError", "LayoutChanged", "ProtocolError",
+                     "SourceUnavailable"), "connectors.errors"),
+    **dict.fromkeys(("Nezarat4Client", "RejectedDetail"), "connectors.nezarat4"),
+    **dict.fromkeys(("AgreementDetail", "AgreementListPage", "CreditRow", "ExpenseAgreementRecord", "ExpenseCredit",
+                     "OperationPerformanceRecord", "OperationRecord", "ProgressReportRecord", "ProjectDetail",
+                     "ProjectListPage", "ProjectListRow", "Rejection"), "foundation.records"),
+    "SabaClient": "connectors.saba",
+    "PortalSettings": "connectors.settings",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'connectors' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value

@@ -19,8 +19,20 @@ deviations.py (listing, acknowledging, dismissing), inspections.py (field-visit 
 sections ``reconcile`` and ``routing``), wording.py (the Persian words of findings).
 """
 
-from reconcile.engine import RunResult, run
-from reconcile.findings import SEVERITIES, Finding
-from reconcile.judge import RuleStats
+import importlib
+from typing import Any
 
-__all__ = ["SEVERITIES", "Finding", "RuleStats", "RunResult", "run"]
+# Exported lazily (PEP 562): the configuration imports reconcile.settings, and so this package, in
+# every command; the engine loads only for the commands that judge.
+_WHERE = {"RunResult": "reconcile.engine", "run": "reconcile.engine", "SEVERITIES": "reconcile.findings",
+          "Finding": "reconcile.findings", "RuleStats": "reconcile.judge"}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'reconcile' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value

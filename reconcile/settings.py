@@ -1,4 +1,4 @@
-"""The reconciliation's section of config.yaml: the as-of day, deadlines, workers, each rule's
+"""The reconciliation's section of config.yaml: the as-of day, deadlines, each rule's
 thresholds (``reconcile.rules.<id>``), and the routing of agencies to expert groups.
 
 The rules' sections are built from the rules' own ``Limits`` (reconcile/rules/*.py), so a
@@ -54,9 +54,6 @@ class ReconcileConfig(Strict):
     as_of: date | None = None  # None: today in Asia/Tehran
     report_due_days: int = Field(default=15, ge=0, le=120)
     approval_due_days: int = Field(default=15, ge=0, le=120)
-    # processes that read and judge a large store's chunks; None: one per CPU (at most 4) from
-    # 20,000 subjects up, 0: always in the run's own process (reconcile/parallel.py)
-    workers: int | None = Field(default=None, ge=0, le=16)
     rules: RulesConfig = Field(default_factory=RulesConfig)
 
     @field_validator("as_of", mode="before")

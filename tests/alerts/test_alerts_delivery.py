@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 import alerts
-from alerts.dispatch import lease
+from alerts.sending import lease
 from store.alerts import AlertOutbox, outbox_summary
 from tests.alerts.builders import EXPERTS, ROUTING, T0, alerts_config, later
 from tests.alerts.conftest import SmtpServer

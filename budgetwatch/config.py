@@ -63,6 +63,7 @@ class Config(Strict):
             return override
         if self.database.url:
             return self.database.url
+        self.data_dir.mkdir(parents=True, exist_ok=True)  # the embedded default: its folder is ours to make
         return f"sqlite:///{(self.data_dir / 'budgetwatch.db').as_posix()}"
 
     def portal_settings(self, source: Source) -> PortalSettings:

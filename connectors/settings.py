@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -51,6 +52,9 @@ class PortalSettings:
 # --- the sources section of config.yaml -----------------------------------------------------
 
 
+FIRST_YEAR, LAST_YEAR = 1390, 1500  # fiscal years a portal can hold (Jalali)
+
+
 class SourceConfig(Strict):
     enabled: bool = True
     base_url: str
@@ -72,13 +76,22 @@ class SourceConfig(Strict):
     def _url(cls, value: str) -> str:
         if not value.startswith(("https://", "http://")):
             raise ValueError("must start with https:// (or http:// for a local simulator)")
+        if any(c.isspace() for c in value):
+            raise ValueError(f"{value!r} contains a space")
+        parts = urlsplit(value)
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            raise ValueError(f"{value!r} has a port that is not a number") from None
+        if not parts.hostname:
+            raise ValueError(f"{value!r} names no host (e.g. https://nezarat.mpo-kz.ir)")
         return value.rstrip("/")
 
     @field_validator("fiscal_years")
     @classmethod
     def _years(cls, value: list[int]) -> list[int]:
         for year in value:
-            if not 1390 <= year <= 1500:
+            if not FIRST_YEAR <= year <= LAST_YEAR:
                 raise ValueError(f"{year} is not a Jalali fiscal year (e.g. 1405)")
         return sorted(set(value))
 

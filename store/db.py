@@ -37,8 +37,11 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     """An engine with the settings budgetwatch relies on (foreign keys on SQLite, WAL, waits on locks)."""
     if url.startswith("sqlite"):
         database = sa.engine.make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        if database and database != ":memory:" and not Path(database).parent.is_dir():
+            # a mistyped path must not become a new, empty store: budgetwatch creates the store's
+            # file, never its folders (the embedded default's data_dir is created by the config)
+            raise StoreError(f"cannot open the store at {database}: its folder {Path(database).parent} does not "
+                             "exist (create it, or correct database.url / BUDGETWATCH_DATABASE_URL)")
         engine = sa.create_engine(url, echo=echo, connect_args={"timeout": 60})
 
         @sa.event.listens_for(engine, "connect")

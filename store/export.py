@@ -150,6 +150,13 @@ def recent_runs(conn: Connection, limit: int = 20, source: str | None = None) ->
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
+def run_exists(conn: Connection, run_id: int) -> bool:
+    from store.models import SyncRun
+
+    t = SyncRun.__table__
+    return conn.execute(sa.select(t.c.id).where(t.c.id == run_id)).first() is not None
+
+
 def run_rejections(conn: Connection, run_id: int, limit: int = 50) -> list[dict[str, Any]]:
     from store.models import RejectedRecord
 

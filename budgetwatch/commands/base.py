@@ -68,3 +68,5 @@ def db_current() -> None:
     head = head_revision()
     state = "current" if current == head else f"behind: run `budgetwatch db upgrade` (needs {head})"
     console.print(f"{safe_url(url)}: schema {current or 'none'} ({state})")
+    if current != head:
+        raise typer.Exit(1)  # a script can tell: 0 current, 1 behind (docs/operations.md)

@@ -9,11 +9,12 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from budgetwatch.app import app, console, context, err_console
+from budgetwatch.app import UserError, app, console, context, err_console
 from budgetwatch.config import Config
 from foundation.jalali import TEHRAN, format_jalali
 from store.db import open_store
-from store.export import recent_runs, run_rejections
+from connectors.settings import FIRST_YEAR, LAST_YEAR
+from store.export import recent_runs, run_exists, run_rejections
 from foundation.vocabulary import SOURCES
 from sync import SourceOutcome, SyncObserver, run_sync
 
@@ -108,6 +109,10 @@ def sync(
     year: list[int] = typer.Option(None, "--year", "-y", help="Fiscal year (Jalali); repeat for several. Default: config."),
 ) -> None:
     """Pull agreements and performance from the portals into the store (incremental by default)."""
+    for y in year or ():
+        if not FIRST_YEAR <= y <= LAST_YEAR:
+            raise UserError(f"--year {y}: not a Jalali fiscal year a portal can hold ({FIRST_YEAR}-{LAST_YEAR}, "
+                            "e.g. 1405)")
     config = context().config
     sources = list(SOURCES) if source is SourceChoice.all else [source.value]
     outcomes = sync_with_progress(config, sources, full=full, years=year or None)
@@ -126,6 +131,8 @@ def runs(
     engine = context().engine
     with engine.connect() as conn:
         if rejected is not None:
+            if not run_exists(conn, rejected):
+                raise UserError(f"--rejected {rejected}: there is no sync run {rejected} (`budgetwatch runs` lists them)")
             rows = run_rejections(conn, rejected, limit=max(limit, 50))
             table = Table(title=f"rejected by run {rejected}", show_header=True, header_style="bold")
             for col in ("where", "key", "field", "raw", "reason"):

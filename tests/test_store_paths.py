@@ -1,0 +1,37 @@
+"""A store path that does not lead anywhere is refused, not created (issue 12, item 8)."""
+
+from __future__ import annotations
+
+import pytest
+
+from budgetwatch.cli import main
+from store.db import StoreError, make_engine
+
+
+def test_a_sqlite_url_in_a_missing_folder_is_refused_naming_the_folder(tmp_path):
+    missing = tmp_path / "no" / "such" / "folder"
+    with pytest.raises(StoreError, match=f"its folder {missing} does not exist"):
+        make_engine(f"sqlite:///{missing / 'store.db'}")
+    assert not (tmp_path / "no").exists()  # nothing was created on the way
+
+
+def test_the_command_says_it_in_one_line_and_creates_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    missing = tmp_path / "typo" / "budgetwatch.db"
+    config = tmp_path / "config.yaml"
+    config.write_text(f'database:\n  url: "sqlite:///{missing}"\n', encoding="utf-8")
+    code = main(["--config", str(config), "runs"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"its folder {missing.parent} does not exist" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert not missing.parent.exists()
+
+
+def test_the_embedded_default_makes_its_own_data_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BUDGETWATCH_DATABASE_URL", raising=False)
+    config = tmp_path / "config.yaml"
+    config.write_text("data_dir: fresh-data\n", encoding="utf-8")
+    assert main(["--config", str(config), "runs"]) == 0, capsys.readouterr().err
+    assert (tmp_path / "fresh-data" / "budgetwatch.db").is_file()

@@ -143,4 +143,29 @@ def load_config(path: str | os.PathLike[str] | None = None) -> LoadedConfig:
     # relative paths in the file are relative to the file, not to where the command runs
     if not config.data_dir.is_absolute():
         config = config.model_copy(update={"data_dir": (candidate.parent / config.data_dir)})
-    return LoadedConfig(config, str(candidate))
+    return LoadedConfig(_place_password_files(config, candidate), str(candidate))
+
+
+REPOSITORY = Path(__file__).resolve().parents[1]  # the budgetwatch checkout (pyproject.toml lives here)
+
+
+def _place_password_files(config: Config, candidate: Path) -> Config:
+    """A relative password_file is relative to the config file's folder; one inside the budgetwatch
+    repository is refused (a secret there is one `git add` away from being published)."""
+    problems, placed = [], {}
+    for name in ("nezarat4", "saba"):
+        src = getattr(config.sources, name)
+        if src.password_file is None:
+            continue
+        path = src.password_file.expanduser()
+        if not path.is_absolute():
+            path = candidate.parent / path
+        placed[name] = src.model_copy(update={"password_file": path})
+        if (REPOSITORY / "pyproject.toml").is_file() and path.resolve().is_relative_to(REPOSITORY):
+            problems.append(f"sources.{name}.password_file: {path} is inside the budgetwatch repository; "
+                            "keep secrets outside it (e.g. /etc/budgetwatch/)")
+    if problems:
+        raise ConfigError(str(candidate), problems)
+    if not placed:
+        return config
+    return config.model_copy(update={"sources": config.sources.model_copy(update=placed)})

@@ -107,16 +107,33 @@ class SourceConfig(Strict):
                     [f"sources.{source}.password_env: the variable {self.password_env} is not set"],
                 )
         if self.password_file:
+            where = f"sources.{source}.password_file"
             try:
-                return SecretStr(self.password_file.expanduser().read_text(encoding="utf-8").strip())
+                secret = self.password_file.expanduser().read_text(encoding="utf-8").strip()
+            except UnicodeDecodeError:
+                raise ConfigError("environment", [f"{where}: {self.password_file} is not UTF-8 text"]) from None
             except OSError as exc:
-                raise ConfigError(
-                    "environment",
-                    [f"sources.{source}.password_file: cannot read {self.password_file} ({exc.strerror})"],
-                ) from None
+                raise ConfigError("environment",
+                                  [f"{where}: cannot read {self.password_file} ({exc.strerror})"]) from None
+            if not secret:
+                raise ConfigError("environment", [f"{where}: {self.password_file} is empty"])
+            return SecretStr(secret)
         raise ConfigError(
             "config", [f"sources.{source}: set password_env or password_file for the password"]
         )
+
+    def credential_problems(self, source: str) -> list[str]:
+        """What stops this source from logging in, checked before any request: an empty user name (a
+        login attempt with none counts as a failed login, and failed logins lead the portal to
+        captcha and lock) and a password that cannot be read. Empty: ready."""
+        problems = []
+        if not self.username.strip():
+            problems.append(f"sources.{source}.username: empty: set the portal account's user name")
+        try:
+            self.password(source)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+        return problems
 
 
 class Nezarat4Config(SourceConfig):

@@ -224,7 +224,7 @@ def test_db_upgrade_then_current(capsys: pytest.CaptureFixture[str], tmp_path: P
 
 def test_db_current_on_an_empty_store_says_behind(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, out, _ = run(capsys, "--config", str(store_config(tmp_path)), "db", "current")
-    assert code == 0
+    assert code == 1  # behind: a script can tell (issue 12, item 9)
     assert "schema none" in flat(out) and UPGRADE_HINT in flat(out)
 
 
@@ -274,7 +274,7 @@ def test_store_at_an_unknown_revision_stops_commands(capsys: pytest.CaptureFixtu
     assert code == 2
     assert "0000_older" in flat(err) and UPGRADE_HINT in flat(err)
     code, out, _ = run(capsys, "--config", str(config), "db", "current")
-    assert code == 0 and "behind" in flat(out)
+    assert code == 1 and "behind" in flat(out)
 
 
 def test_unreachable_store_is_one_line_without_its_password(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -61,3 +61,69 @@ def test_db_current_exits_1_when_the_schema_is_behind(run, tmp_path):
     assert run("db", "upgrade")[0] == 0
     code, out, _err = run("db", "current")
     assert code == 0 and "(current)" in out
+
+
+# --- credentials, checked before the first request (issue 12, items 6 and 7) -------------------
+
+def _sources(nezarat4: str) -> str:
+    """A config with saba off and nezarat4 as given (YAML lines under `nezarat4:`)."""
+    return (f'sources:\n  saba:\n    enabled: false\n  nezarat4:\n    base_url: "http://127.0.0.1:9"\n'
+            f'{nezarat4}data_dir: data\n')
+
+
+@pytest.mark.parametrize(("setup", "said"), [
+    ("env", "the variable BW_TEST_UNSET_PASSWORD is not set"),
+    ("missing", "cannot read"),
+    ("directory", "Is a directory"),
+    ("cp1256", "is not UTF-8 text"),
+    ("empty", "is empty"),
+])
+def test_an_unusable_password_stops_sync_before_any_request(run, tmp_path, monkeypatch, setup, said):
+    monkeypatch.delenv("BW_TEST_UNSET_PASSWORD", raising=False)
+    secret = tmp_path / "secret.pw"
+    if setup == "directory":
+        secret.mkdir()
+    elif setup == "cp1256":
+        secret.write_bytes("رمز".encode("cp1256"))
+    elif setup == "empty":
+        secret.write_text("\n", encoding="utf-8")
+    source = ("    username: u\n    password_env: BW_TEST_UNSET_PASSWORD\n" if setup == "env" else
+              f"    username: u\n    password_env: null\n    password_file: {secret}\n")
+    code, _out, err = run("sync", config=_sources(source))
+    assert code == 2 and said in _one_line(err)
+    assert not (tmp_path / "data" / "budgetwatch.db").exists()  # refused before the store was even opened
+
+
+def test_an_empty_username_is_a_config_error_never_a_login(run, tmp_path):
+    secret = tmp_path / "secret.pw"
+    secret.write_text("pw", encoding="utf-8")
+    code, _out, err = run("sync", config=_sources(f"    username: ''\n    password_env: null\n    password_file: {secret}\n"))
+    assert code == 2 and "sources.nezarat4.username: empty" in _one_line(err)
+
+
+def test_check_config_tells_whether_credentials_are_ready(run, tmp_path):
+    code, out, _err = run("check-config", config=_sources("    username: ''\n    password_env: BW_TEST_UNSET_PASSWORD\n"))
+    assert code == 0 and "sources.nezarat4.username: empty" in out and "sync will refuse to start" in out
+
+
+def test_a_relative_password_file_is_read_from_the_config_files_folder(tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    (folder / "nezarat4.pw").write_text("secret-value\n", encoding="utf-8")
+    config = folder / "config.yaml"
+    config.write_text(_sources("    username: u\n    password_env: null\n    password_file: nezarat4.pw\n"),
+                      encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["--config", str(config), "check-config"]) == 0
+    out = capsys.readouterr().out
+    assert "credentials nezarat4" in out and "ready" in out and "secret-value" not in out
+
+
+def test_a_password_file_inside_the_repository_is_refused(run):
+    from budgetwatch.config import REPOSITORY
+
+    code, _out, err = run("check-config", config=_sources(
+        f"    username: u\n    password_env: null\n    password_file: {REPOSITORY / 'nezarat4.pw'}\n"))
+    assert code == 2 and "is inside the budgetwatch repository" in _one_line(err)

@@ -33,6 +33,12 @@ def check_config() -> None:
             f"{state}; {src.base_url}; user {src.username or '(none)'}; password from {where}; "
             f"years {years}; {src.concurrency} in flight",
         )
+    for name in ("nezarat4", "saba"):
+        src = getattr(cfg.sources, name)
+        if src.enabled:
+            problems = src.credential_problems(name)
+            table.add_row(f"credentials {name}", "ready (user and password readable)" if not problems else
+                          "[yellow]" + "; ".join(problems) + " — sync will refuse to start[/yellow]")
     table.add_row("schedule", f"sync '{cfg.schedule.sync}', reconcile '{cfg.schedule.reconcile}', "
                   f"alerts '{cfg.schedule.alerts}' ({cfg.schedule.timezone})")
     rules = cfg.reconcile.rules

@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from budgetwatch.app import UserError, app, console, context, err_console
-from budgetwatch.config import Config
+from budgetwatch.config import Config, ConfigError
 from foundation.jalali import TEHRAN, format_jalali
 from store.db import open_store
 from connectors.settings import FIRST_YEAR, LAST_YEAR
@@ -113,8 +113,13 @@ def sync(
         if not FIRST_YEAR <= y <= LAST_YEAR:
             raise UserError(f"--year {y}: not a Jalali fiscal year a portal can hold ({FIRST_YEAR}-{LAST_YEAR}, "
                             "e.g. 1405)")
-    config = context().config
+    ctx = context()
+    config = ctx.config
     sources = list(SOURCES) if source is SourceChoice.all else [source.value]
+    problems = [line for name in sources if getattr(config.sources, name).enabled
+                for line in getattr(config.sources, name).credential_problems(name)]
+    if problems:  # before the first request: a login that cannot succeed is never tried
+        raise ConfigError(ctx.config_source, problems)
     outcomes = sync_with_progress(config, sources, full=full, years=year or None)
     print_outcomes(outcomes)
     if not all(o.ok for o in outcomes):

@@ -1,7 +1,8 @@
-"""Importing field inspections (بازدید میدانی) from a CSV file budget experts keep.
+"""Importing field inspections (بازدید میدانی) from the CSV file or Excel workbook budget experts keep.
 
 The file has a header row naming the columns ``project_code, date, observed_progress, inspector``
-and optionally ``remarks``, in any order; UTF-8 with or without a byte-order mark. Dates are Jalali
+and optionally ``remarks``, in any order: a CSV file in UTF-8 with or without a byte-order mark, or
+an .xlsx workbook (its first sheet; values, not formulas). Dates are Jalali
 in any form the portal contracts allow (any digits, / - . separators, padded or not, day-first) or
 ISO; numbers in Persian or ASCII digits, with or without a percent sign.
 
@@ -47,12 +48,24 @@ class BadRow:
 
 
 class InspectionFileError(Exception):
-    """The file cannot be imported; ``problems`` holds every bad row (or the one file-level problem)."""
+    """The file cannot be imported: ``problems`` holds every bad row, or ``whole`` says what is wrong
+    with the file itself (missing, a folder, not UTF-8, not a workbook)."""
 
-    def __init__(self, path: str, problems: list[BadRow]) -> None:
+    def __init__(self, path: str, problems: list[BadRow], whole: str | None = None) -> None:
         self.path = path
         self.problems = problems
-        super().__init__(f"{path}: {len(problems)} bad row(s), nothing imported")
+        self.whole = whole
+        super().__init__(f"{path}: {whole}; nothing imported" if whole
+                         else f"{path}: {len(problems)} bad row(s), nothing imported")
+
+
+def _whole(path: Path, problem: str) -> InspectionFileError:
+    return InspectionFileError(str(path), [], problem)
+
+
+SAVE_AS_UTF8 = ("in Excel, save it with Save As → \"CSV UTF-8 (Comma delimited)\", or import the .xlsx "
+                "workbook itself")
+_ZIP = b"PK\x03\x04"  # an .xlsx workbook is a zip archive
 
 
 @dataclass(frozen=True)
@@ -79,17 +92,34 @@ class ImportResult:
 
 
 def _records(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """(header, [(line, fields)]) with physical line numbers; blank lines skipped."""
+    """(header, [(line, fields)]) of a CSV file (physical line numbers) or of an .xlsx workbook's
+    first sheet (row numbers); blank lines skipped."""
     name = str(path)
+    if not path.exists():
+        raise _whole(path, "no such file")
+    if path.is_dir():
+        raise _whole(path, "is a folder, not a file")
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise InspectionFileError(name, [BadRow(0, f"cannot read the file ({exc.strerror})")]) from None
+        raise _whole(path, f"cannot read the file ({exc.strerror})") from None
+    if raw.startswith(_ZIP) or path.suffix.lower() == ".xlsx":
+        rows = _workbook_rows(path)
+    else:
+        rows = _csv_rows(path, raw)
+    if not rows:
+        raise InspectionFileError(name, [BadRow(1, "empty file: a header row is required")])
+    header, records = rows[0][1], rows[1:]
+    return [cell.strip().lower().lstrip("\ufeff") for cell in header], records
+
+
+def _csv_rows(path: Path, raw: bytes) -> list[tuple[int, list[str]]]:
     try:
         content = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise InspectionFileError(name, [BadRow(line, "not UTF-8 text")]) from None
+        raise _whole(path, f"is not UTF-8 text (first at line {line}; Excel's plain CSV is Windows-1256): "
+                           + SAVE_AS_UTF8) from None
     reader = csv.reader(io.StringIO(content, newline=""))
     rows, line = [], 1
     try:
@@ -98,11 +128,46 @@ def _records(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
                 rows.append((line, fields))
             line = reader.line_num + 1
     except csv.Error as exc:
-        raise InspectionFileError(name, [BadRow(reader.line_num, f"not readable as CSV ({exc})")]) from None
-    if not rows:
-        raise InspectionFileError(name, [BadRow(1, "empty file: a header row is required")])
-    (_header_line, header), records = rows[0], rows[1:]
-    return [cell.strip().lower().lstrip("\ufeff") for cell in header], records
+        raise InspectionFileError(str(path), [BadRow(reader.line_num, f"not readable as CSV ({exc})")]) from None
+    return rows
+
+
+def _workbook_rows(path: Path) -> list[tuple[int, list[str]]]:
+    """The first sheet of an .xlsx workbook as text cells, by row number (openpyxl, values not formulas)."""
+    from openpyxl import load_workbook
+
+    try:
+        book = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # zipfile, XML and openpyxl's own errors: the file is not a workbook it can read
+        raise _whole(path, f"is not an Excel workbook openpyxl can read ({type(exc).__name__})") from None
+    try:
+        sheet = book.worksheets[0]
+        rows: list[tuple[int, list[str]]] = []
+        for number, values in enumerate(sheet.iter_rows(values_only=True), 1):
+            fields = [_cell_text(value) for value in values]
+            while fields and not fields[-1].strip():  # Excel's empty trailing cells
+                fields.pop()
+            if any(cell.strip() for cell in fields):
+                rows.append((number, fields))
+    finally:
+        book.close()
+    if rows:  # a row's empty trailing cells are the header's empty columns, not missing fields
+        width = len(rows[0][1])
+        rows = [(n, fields + [""] * (width - len(fields))) for n, fields in rows]
+    return rows
+
+
+def _cell_text(value: object) -> str:
+    """A workbook cell as the CSV would have it: 12 not 12.0, a date as ISO, empty as ''."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _header(name: str, header: list[str]) -> dict[str, int]:

@@ -417,12 +417,12 @@ def deviations_dismiss(
 
 
 @inspections_app.command("import")
-def inspections_import(file: Path = typer.Argument(..., metavar="FILE.csv", help="CSV: project_code,date,observed_progress,inspector,remarks")) -> None:
-    """Import field inspections from a CSV file; nothing is imported if any row is bad."""
+def inspections_import(file: Path = typer.Argument(..., metavar="FILE.csv|FILE.xlsx", help="CSV (UTF-8) or Excel workbook: project_code,date,observed_progress,inspector,remarks")) -> None:
+    """Import field inspections from a CSV file or an .xlsx workbook; nothing is imported if any row is bad."""
     try:
         result = insp.import_file(context().engine, file)
     except insp.InspectionFileError as exc:
-        err_console.print(f"error: {exc}:", markup=False, highlight=False)
+        err_console.print(f"error: {exc}" + (":" if exc.problems else ""), markup=False, highlight=False)
         for problem in exc.problems:
             err_console.print(f"  {problem}", markup=False, highlight=False)
         raise typer.Exit(code=2) from None

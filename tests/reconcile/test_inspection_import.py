@@ -118,12 +118,48 @@ def test_header_is_required_and_checked(engine, store, tmp_path):
     assert "header row is required" in caught.value.problems[0].reason
 
 
-def test_not_utf8_is_refused_with_its_line(engine, store, tmp_path):
+def test_not_utf8_is_refused_with_its_line_and_how_to_save_it(engine, store, tmp_path):
     path = tmp_path / "cp1256.csv"
     path.write_bytes(HEADER.encode() + "1305012007-003,1405/08/10,50,علي,\n".encode("cp1256"))
     with pytest.raises(InspectionFileError) as caught:
         import_file(engine, path, today=TODAY)
-    assert (caught.value.problems[0].line, caught.value.problems[0].reason) == (2, "not UTF-8 text")
+    said = str(caught.value)
+    assert "is not UTF-8 text (first at line 2" in said and "CSV UTF-8 (Comma delimited)" in said
+    assert caught.value.problems == [] and "bad row" not in said  # a file problem, not a row's
+
+
+@pytest.mark.parametrize(("make", "said"), [
+    (lambda tmp: tmp / "nowhere.csv", "no such file"),
+    (lambda tmp: tmp, "is a folder, not a file"),
+    (lambda tmp: (tmp / "broken.xlsx").write_bytes(b"PK\x03\x04 not really a workbook") and tmp / "broken.xlsx",
+     "is not an Excel workbook"),
+])
+def test_a_file_that_is_not_there_or_not_readable_is_named_for_what_it_is(engine, tmp_path, make, said):
+    path = make(tmp_path)
+    with pytest.raises(InspectionFileError) as caught:
+        import_file(engine, path, today=TODAY)
+    assert said in str(caught.value) and "line 0" not in str(caught.value)
+
+
+def test_an_excel_workbook_is_imported_like_its_csv(engine, store, tmp_path):
+    from datetime import datetime
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["project_code", "date", "observed_progress", "inspector", "remarks"])
+    sheet.append(["1305012007-003", "1405/08/10", 50, "علی", None])      # a number cell, an empty one
+    sheet.append(["1305012007-003", datetime(2026, 11, 2), 42.5, "زهرا", "بازدید دوم"])  # a date cell
+    path = tmp_path / "visits.xlsx"
+    book.save(path)
+    result = import_file(engine, path, today=TODAY)
+    assert (result.rows, result.inserted) == (2, 2)
+    book.active.append(["1305012007-003", "1405/13/40", "x", "", None])
+    book.save(path)
+    with pytest.raises(InspectionFileError) as caught:
+        import_file(engine, path, today=TODAY)
+    assert {p.line for p in caught.value.problems} == {4}  # the sheet's row number
 
 
 def test_columns_in_any_order_and_remarks_optional(engine, store, tmp_path):

@@ -59,7 +59,7 @@ def _import(request: Request, path: Path) -> tuple[insp.ImportResult | None, lis
     try:
         visits = insp.read_visits(path)
     except insp.InspectionFileError as exc:
-        return None, [str(p) for p in exc.problems]
+        return None, [str(p) for p in exc.problems] or [exc.whole or str(exc)]
     with state.engine.connect() as conn:
         agencies = store.project_agencies(conn, sorted({v.project_code for v in visits}))
     refused = sorted({v.project_code for v in visits if v.project_code in agencies
@@ -69,7 +69,7 @@ def _import(request: Request, path: Path) -> tuple[insp.ImportResult | None, lis
     try:
         return insp.import_file(state.engine, path), []
     except insp.InspectionFileError as exc:
-        return None, [str(p) for p in exc.problems]
+        return None, [str(p) for p in exc.problems] or [exc.whole or str(exc)]
 
 
 def _safe_name(text: str) -> str:

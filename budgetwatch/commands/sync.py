@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from enum import Enum
 from typing import Any
 
@@ -131,14 +132,20 @@ def runs(
     limit: int = typer.Option(20, "--limit", "-n", help="How many runs to list."),
     source: SourceChoice = typer.Option(SourceChoice.all, "--source", "-s"),
     rejected: int = typer.Option(None, "--rejected", help="Show the rejected records of this run instead."),
+    fmt: str = typer.Option("table", "--format", help="table or json."),
 ) -> None:
     """List recent sync runs (or the rows one run rejected, with their reasons)."""
+    if fmt not in ("table", "json"):
+        raise UserError(f"--format {fmt}: use table or json")
     engine = context().engine
     with engine.connect() as conn:
         if rejected is not None:
             if not run_exists(conn, rejected):
                 raise UserError(f"--rejected {rejected}: there is no sync run {rejected} (`budgetwatch runs` lists them)")
             rows = run_rejections(conn, rejected, limit=max(limit, 50))
+            if fmt == "json":
+                _json_out([{k: r[k] for k in ("locator", "key", "field", "raw", "reason")} for r in rows])
+                return
             table = Table(title=f"rejected by run {rejected}", show_header=True, header_style="bold")
             for col in ("where", "key", "field", "raw", "reason"):
                 table.add_column(col, overflow="fold")
@@ -147,6 +154,9 @@ def runs(
             console.print(table)
             return
         rows = recent_runs(conn, limit, None if source is SourceChoice.all else source.value)
+    if fmt == "json":
+        _json_out([_run_json(r) for r in rows])
+        return
     table = Table(title="sync runs", show_header=True, header_style="bold")
     for col in ("run", "source", "mode", "started (Tehran)", "took", "status", "announced", "read", "new",
                 "changed", "gone", "rejected", "error"):
@@ -157,3 +167,21 @@ def runs(
                       took, r["status"], str(r["announced"]), str(r["read"]), str(r["inserted"]), str(r["updated"]),
                       str(r["gone"]), str(r["rejected"]), r["error"] or "")
     console.print(table)
+
+
+_RUN_FIELDS = ("id", "source", "mode", "fiscal_years", "status", "announced", "read", "inserted", "updated",
+               "unchanged", "gone", "rejected", "requests", "error")
+
+
+def _run_json(r: dict) -> dict:
+    """A sync run for scripts: times in ISO (UTC) with their Jalali twin in Tehran time."""
+    out = {k: r.get(k) for k in _RUN_FIELDS}
+    for key in ("started_at", "finished_at"):
+        when = r.get(key)
+        out[key] = when.isoformat() if when else None
+        out[f"{key}_jalali"] = format_jalali(when.astimezone(TEHRAN), with_time=True, persian_digits=False) if when else None
+    return out
+
+
+def _json_out(items: list) -> None:
+    typer.echo(json.dumps(items, ensure_ascii=False, indent=2))

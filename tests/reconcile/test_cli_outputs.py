@@ -1,0 +1,80 @@
+"""Output for people and scripts (issue 12, item 14): export as CSV for Excel, Jalali twins of ISO
+dates, sync runs as JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+import sqlalchemy as sa
+
+from budgetwatch.cli import main
+from store.db import open_store
+from store.models import ProjectYear
+
+from reconcile_builders import Store
+
+
+@pytest.fixture
+def cli(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BUDGETWATCH_DATABASE_URL", raising=False)
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    engine = open_store(url)
+    store = Store(engine)
+    py = store.project()
+    store.report(py, 1, 30, reported_on="1405/04/05")
+    with engine.begin() as conn:  # portal text that a spreadsheet would run as a formula
+        conn.execute(sa.update(ProjectYear.__table__).values(title='=HYPERLINK("http://x","پل")'))
+    a = store.agreement()
+    o = store.operation(a)
+    store.performance(o, 1, 80, 90, reported_on="1405/04/10")
+    engine.dispose()
+    config = tmp_path / "config.yaml"
+    config.write_text(f'database:\n  url: "{url}"\n', encoding="utf-8")
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main(["--config", str(config), *argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def test_export_csv_opens_in_excel_with_persian_and_no_formula(cli, tmp_path):
+    out_file = tmp_path / "projects.csv"
+    code, _out, err = cli("export", "projects", "--format", "csv", "-o", str(out_file))
+    assert code == 0, err
+    raw = out_file.read_bytes()
+    assert raw.startswith("\ufeff".encode())  # the BOM: Excel reads the file as UTF-8
+    [row] = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert row["title"] == '\'=HYPERLINK("http://x","پل")'  # inert text, not a formula
+    assert (row["q1_progress"], row["q1_reported_on"], row["q1_reported_on_jalali"]) == ("30", "2026-06-26",
+                                                                                        "1405/04/05")
+    assert row["agency_name"] == "اداره کل راه و شهرسازی" and row["target_q2"] == "45"
+
+
+def test_export_agreements_csv_has_a_row_per_operation(cli, tmp_path):
+    code, out, err = cli("export", "agreements", "--format", "csv")
+    assert code == 0, err
+    [row] = list(csv.DictReader(io.StringIO(out.lstrip("\ufeff"))))
+    assert (row["operation_code"], row["q1_quantity"], row["q1_spent"], row["q1_reported_on_jalali"]) == (
+        "11002-03", "80", "90", "1405/04/10")
+
+
+def test_export_jsonl_gives_each_iso_date_its_jalali_twin(cli):
+    code, out, _err = cli("export", "projects")
+    [record] = [json.loads(line) for line in out.splitlines()]
+    assert record["reports"][0]["reported_on"] == "2026-06-26"
+    assert record["reports"][0]["reported_on_jalali"] == "1405/04/05"
+
+
+def test_runs_as_json_with_iso_and_jalali_times(cli):
+    code, out, err = cli("runs", "--format", "json")
+    assert code == 0, err
+    runs = json.loads(out)
+    assert {r["id"] for r in runs} == {1, 2}
+    assert runs[0]["started_at"].startswith("2026-01-01T00:00:00") and runs[0]["started_at_jalali"] == "1404/10/11 03:30"
+    assert cli("runs", "--format", "xml")[0] == 2

@@ -184,8 +184,13 @@ class SourceRun:
             return
         with self.engine.begin() as conn:
             values: dict[str, Any] = {}
+            if full and listing.unkeyed_rejections:
+                # a rejected row whose key could not be read may be any stored item: mark none gone
+                self.note(f"{year}: {listing.unkeyed_rejections} listing row(s) rejected without a readable key; "
+                          "nothing marked gone this time")
+            elif full:
+                self.outcome.gone += mark_gone(conn, self.run_id, year, listing.listed)
             if full:
-                self.outcome.gone += mark_gone(conn, self.run_id, year, listing.seen)
                 values["full_pending"] = False
             if max_modified is not None:
                 old = self._state(year)["high_water_mark"]

@@ -28,6 +28,15 @@ class Listing:
     announced: int  # the count the portal announced on the last page read
     rejected: int  # distinct rows the connector could not read
     settled: bool  # a pass saw the list hold still
+    # a rejected row proves its item is still listed: the keys read from rejected rows, and whether
+    # some rejected row had no readable key at all (then nothing can safely be marked gone)
+    rejected_keys: frozenset[str] = frozenset()
+    unkeyed_rejections: int = 0
+
+    @property
+    def listed(self) -> set[str]:
+        """Every item the listing proves to exist: read, or rejected with a readable key."""
+        return self.seen | self.rejected_keys
 
 
 async def paged_passes(
@@ -41,6 +50,7 @@ async def paged_passes(
     """Read the listing in passes; ``on_new`` gets the items of each page not seen before."""
     seen: set[str] = set()
     rejected_rows: set[tuple] = set()
+    rejected_keys: set[str] = set()
     announced = 0
     for pass_no in range(1, MAX_PASSES + 1):
         shrank = False
@@ -52,6 +62,7 @@ async def paged_passes(
             announced = page.announced_total
             fresh_rejections = [r for r in page.rejections if (r.key, r.field, r.raw) not in rejected_rows]
             rejected_rows.update((r.key, r.field, r.raw) for r in page.rejections)
+            rejected_keys.update(r.key for r in page.rejections if r.key)
             run.reject(fresh_rejections)
             items = items_of(page)
             new = [item for item in items if key_of(item) not in seen]
@@ -60,6 +71,12 @@ async def paged_passes(
             if new:
                 await on_new(new)
         if not shrank:
-            return Listing(seen, announced, len(rejected_rows), True)
+            return _listing(seen, announced, rejected_rows, rejected_keys, True)
         run.note(f"{year}: the list shrank while being read (pass {pass_no}); reading it again")
-    return Listing(seen, announced, len(rejected_rows), False)
+    return _listing(seen, announced, rejected_rows, rejected_keys, False)
+
+
+def _listing(seen: set[str], announced: int, rejected_rows: set[tuple], rejected_keys: set[str],
+             settled: bool) -> Listing:
+    unkeyed = sum(1 for key, _field, _raw in rejected_rows if not key)
+    return Listing(seen, announced, len(rejected_rows), settled, frozenset(rejected_keys), unkeyed)

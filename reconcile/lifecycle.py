@@ -145,9 +145,11 @@ class Found:
         conn, f, d = self.conn, FOUND, dev
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text(f"ANALYZE {f.name}"))
-        first = sa.select(sa.func.min(f.c.seq)).group_by(f.c.kind, f.c.rule, f.c.subject, f.c.fiscal_year,
-                                                         f.c.quarter)
-        conn.execute(sa.delete(f).where(f.c.seq.not_in(first.scalar_subquery())))
+        identity = (f.c.kind, f.c.rule, f.c.subject, f.c.fiscal_year, f.c.quarter)
+        twice = sa.select(*identity).group_by(*identity).having(sa.func.count() > 1).subquery()
+        if conn.execute(sa.select(sa.func.count()).select_from(twice)).scalar_one():  # rare: only then delete
+            first = sa.select(sa.func.min(f.c.seq)).group_by(*identity)
+            conn.execute(sa.delete(f).where(f.c.seq.not_in(first.scalar_subquery())))
         conn.execute(sa.update(f).values(dev_id=d.c.id, old_status=d.c.status, old_severity=d.c.severity,
                                          old_alert=d.c.alert_state, change=sa.case(
             (d.c.status == "dismissed", "dismissed_found"),

@@ -54,10 +54,19 @@ _AGAIN = ("again",)  # the answer cannot cross: read the page on the loop
 
 
 def _serve(jobs: Connection, answers: Connection) -> None:
-    """The worker's life: answer jobs one by one until the job pipe closes."""
+    """The worker's life: answer jobs one by one until the job pipe closes.
+
+    Its end is never a traceback: a parent gone (killed, its output piped into a reader that
+    closed, a layout change that stopped the source) shows here as a closed pipe, on the first
+    word as on any later one, and the worker just ends (issue 12, item 10).
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))  # ended with its parent's group: quietly
     _yield_to_the_loop()
-    answers.send_bytes(pickle.dumps(_READY))
+    try:
+        answers.send_bytes(pickle.dumps(_READY))
+    except OSError:  # BrokenPipeError included: the reader is gone before the worker was ready
+        return
     while True:
         try:
             job = jobs.recv_bytes()

@@ -214,3 +214,25 @@ async def test_reads_waiting_when_the_reader_closes_are_done_on_the_loop():
         pids = await asyncio.gather(*waiting)
     assert set(pids[:1]) <= {worker_pid, os.getpid()}
     assert pids[1:] == [os.getpid()] * 4
+
+
+def test_a_worker_whose_reader_is_gone_ends_without_a_traceback(capfd):
+    # issue 12, item 10: a piped sync whose reader closed, or a source stopped by a layout change,
+    # closes the pipes before the worker says it is ready; real OS pipes, the worker's own function
+    import multiprocessing
+
+    from connectors.offload import _serve
+
+    jobs_reader, jobs_writer = multiprocessing.Pipe(duplex=False)
+    answers_reader, answers_writer = multiprocessing.Pipe(duplex=False)
+    answers_reader.close()  # the parent is gone: nobody will read the worker's "ready"
+    jobs_writer.close()
+    import signal
+
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        _serve(jobs_reader, answers_writer)  # returns: no BrokenPipeError escapes
+    finally:  # _serve sets a worker's signal handling: give this process its own back
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    assert "Traceback" not in capfd.readouterr().err

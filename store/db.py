@@ -97,12 +97,32 @@ def check_current(engine: Engine) -> None:
         )
 
 
+@contextlib.contextmanager
+def _creating(engine: Engine) -> Iterator[None]:
+    """SQLite: one process at a time creates a new store (a file lock beside it), so that two
+    commands started together on a new store do not both run the migrations, the loser meeting
+    "database is locked"; the second finds the store made and goes on (to the sync lock, say)."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    import fcntl
+
+    with open(f"{database}.create-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def open_store(url: str, *, echo: bool = False) -> Engine:
     """Open the store at ``url``; create it when empty; refuse an out-of-date schema."""
     engine = make_engine(url, echo=echo)
     try:
-        if _is_empty(engine):
-            upgrade(engine)
+        with _creating(engine):
+            if _is_empty(engine):
+                upgrade(engine)
         check_current(engine)
     except sa.exc.OperationalError as exc:
         raise StoreError(f"cannot open the store at {safe_url(url)}: {exc.orig}") from None

@@ -35,3 +35,20 @@ def test_the_embedded_default_makes_its_own_data_folder(tmp_path, capsys, monkey
     config.write_text("data_dir: fresh-data\n", encoding="utf-8")
     assert main(["--config", str(config), "runs"]) == 0, capsys.readouterr().err
     assert (tmp_path / "fresh-data" / "budgetwatch.db").is_file()
+
+
+def test_two_commands_creating_one_new_store_at_once_both_find_it_made(tmp_path):
+    # issue 12, item 9: two syncs started together on a new SQLite store; the loser met "database
+    # is locked" while both ran the migrations. Real processes, started together.
+    import subprocess
+    import sys
+
+    from store.db import current_revision, head_revision
+
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    code = f"from store.db import open_store; open_store({url!r}).dispose(); print('ok')"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(3)]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err[-500:] for _out, err in results]
+    assert current_revision(make_engine(url)) == head_revision()

@@ -5,7 +5,7 @@ hidden fields, a session kept in cookies, a search posted with the filters, post
 for the next pages, and one GET per project detail. A lost session (a redirect to the login page)
 is answered by logging in again: a GET is then repeated; a postback cannot be (its ``__VIEWSTATE``
 belongs to the lost session), so the list is searched again and ``Page$N`` posted for the page that
-had been reached. A second login redirect in a row for one request is a :class:`ProtocolError`.
+had been reached. A second login redirect in a row for one request is retried with back-off within its retry budget (issue 12); a request that meets it every time raises :class:`SourceUnavailable`.
 Markup is read by ``pages.py`` and values by ``canonical.py``; retries, the in-flight limit and the
 counters live in :class:`~connectors.http.PortalHttp`, and the login shared by concurrent requests
 in :class:`~connectors.session.Login`. List and detail pages are read in a worker
@@ -27,7 +27,7 @@ import httpx
 from foundation.jalali import format_jalali
 from foundation.persian import to_ascii_digits
 
-from ..errors import AuthenticationFailed, ProtocolError
+from ..errors import AuthenticationFailed, ProtocolError, SourceUnavailable
 from ..http import Fault, PortalHttp
 from ..offload import PageReader
 from foundation.records import ProjectDetail, ProjectListPage
@@ -77,11 +77,20 @@ class _Redirects:
     def __init__(self, what: str) -> None:
         self.what = what
         self.logged_in = False  # this request's own re-login gave the current session
+        self.strikes = 0  # second redirects in a row met by this request
 
-    def check(self, session_had_worked: bool) -> None:
-        if self.logged_in and not session_had_worked:
-            raise ProtocolError(SOURCE, f"{self.what}: sent to the login page again right after "
-                                        "logging in (a second login redirect in a row)")
+    async def check(self, session_had_worked: bool, settings: PortalSettings) -> None:
+        """A second redirect in a row is an error *of this request*: it is retried with back-off
+        within the request's retry budget, as any transient fault, and only a request that meets it
+        every time gives up (issue 12, item 4); the source goes on with its other requests."""
+        if not (self.logged_in and not session_had_worked):
+            return
+        self.strikes += 1
+        if self.strikes >= settings.max_attempts:
+            raise SourceUnavailable(SOURCE, f"{self.what}: sent to the login page again right after logging in, "
+                                            f"{self.strikes} times in a row")
+        await asyncio.sleep(min(settings.backoff_initial_seconds * 2 ** (self.strikes - 1),
+                                settings.backoff_max_seconds))
 
 
 class Nezarat4Client:
@@ -122,7 +131,7 @@ class Nezarat4Client:
         """A request met the login page: log in again, unless another task already has."""
         if lost.session != self._session.current:
             return  # the request carried a session already replaced: not a redirect of its own
-        redirects.check(session_had_worked=lost.session <= self._session.proven)
+        await redirects.check(lost.session <= self._session.proven, self.settings)
         redirects.logged_in = await self._session.renew(lost.session, "session lost; logging in again")
 
     async def _post_login_form(self) -> None:

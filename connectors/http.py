@@ -222,6 +222,7 @@ class PortalHttp:
         fault: FaultReader | None = None,
         before_send: Callable[[], None] | None = None,
         urgent: bool = False,
+        attempts: int | None = None,
         **request: Any,
     ) -> httpx.Response:
         """Send one request, retrying transient faults; return the first answer that is not one.
@@ -232,12 +233,14 @@ class PortalHttp:
         right before each attempt goes on the wire (after the waits); whatever it raises ends the
         call unretried (Nezarat-4: a postback whose session was replaced meanwhile). ``urgent``
         requests (logins, list pages) take the next free slot before queued detail reads.
+        ``attempts`` lowers the retry budget for a request that must not be sent twice as it is (a
+        login form whose hidden fields belong to the answer before it).
         """
         s = self.settings
         path = httpx.URL(url).path or url
         last: list[str] = []
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(s.max_attempts) | stop_before_delay(s.max_retry_seconds),
+            stop=stop_after_attempt(attempts or s.max_attempts) | stop_before_delay(s.max_retry_seconds),
             wait=self._wait,
             retry=retry_if_exception_type(TransientFault),
             before_sleep=self._before_sleep,

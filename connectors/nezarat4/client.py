@@ -135,7 +135,26 @@ class Nezarat4Client:
         redirects.logged_in = await self._session.renew(lost.session, "session lost; logging in again")
 
     async def _post_login_form(self) -> None:
-        """Log in through the form; returns once logged in (the cookies hold the new session)."""
+        """Log in through the form; returns once logged in (the cookies hold the new session).
+
+        A login POST that fails is not posted again as it was: its ``__VIEWSTATE`` belongs to the
+        login page it answered, and a portal that dropped the session meanwhile refuses it every
+        time. The whole login is tried again instead, from a fresh GET of the login page, with
+        back-off, within the retry budget (issue 12, item 3).
+        """
+        s = self.settings
+        for attempt in range(1, s.max_attempts + 1):
+            try:
+                await self._login_once()
+                return
+            except SourceUnavailable:
+                if attempt == s.max_attempts:
+                    raise
+                self._http.count("retries")
+                await asyncio.sleep(min(s.backoff_initial_seconds * 2 ** (attempt - 1), s.backoff_max_seconds))
+
+    async def _login_once(self) -> None:
+        """One login: GET the form, POST it once."""
         self._http.client.cookies.clear()
         response = await self._http.send("GET", pages.LOGIN_PATH, fault=self._fault, urgent=True)
         self._expect_page(response, "Login.aspx")
@@ -149,7 +168,7 @@ class Nezarat4Client:
             pages.LOGIN_BUTTON: button,
         })
         response = await self._http.send("POST", form.form.action, content=urlencode(fields),
-                                         headers=_FORM, fault=self._fault, urgent=True)
+                                         headers=_FORM, fault=self._fault, urgent=True, attempts=1)
         if response.is_redirect:
             if pages.is_login_location(response.headers.get("Location")):
                 raise ProtocolError(SOURCE, "the login was answered with a redirect back to "

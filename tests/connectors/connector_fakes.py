@@ -76,6 +76,7 @@ class FakeNezarat4:
     username: str = "budget.user"
     password: str = PASSWORD
     login_outcome: str | None = None  # None | 'captcha' | 'locked'
+    failing_login_posts: int = 0  # the first N login POSTs answer 500, as when the session drops mid-login
     header: str = LIST_HEADER
     return_url: bool = True  # redirect with ?ReturnUrl=... (the contract allows without)
     sessions: set[str] = field(default_factory=set)
@@ -135,6 +136,9 @@ class FakeNezarat4:
             if self.login_outcome == "captcha":
                 return httpx.Response(200, text=fixture_text("nezarat4-login-captcha.html"))
             return httpx.Response(200, text=page)
+        if self.failing_login_posts:
+            self.failing_login_posts -= 1
+            return httpx.Response(500, text=fixture_text("nezarat4-runtime-error.html"))
         expected_hidden = dict(re.findall(r'name="(__\w+)" id="__\w+" value="([^"]*)"', page))
         for name, value in expected_hidden.items():
             assert form.get(name) == value, f"login must post {name} unchanged"

@@ -294,3 +294,13 @@ async def test_a_refused_login_is_not_tried_again_by_the_other_tasks():
             await nz.login()
     assert all(isinstance(r, AuthenticationFailed) for r in results)
     assert len([r for r in fake.requests if r[0] == "POST"]) == 1  # one failed login, not nine
+
+
+async def test_a_failed_login_post_is_retried_from_a_fresh_login_page(nezarat):
+    # issue 12, item 3: the portal drops the session during the login POST; posting the same
+    # __VIEWSTATE again can only fail, so each retry starts with a GET of the login page
+    nezarat.failing_login_posts = 2
+    async with Nezarat4Client(fast_settings(), nezarat.transport()) as nz:
+        await nz.login()
+    logins = [method for method, path, _form in nezarat.requests if path == "/Login.aspx"]
+    assert logins == ["GET", "POST", "GET", "POST", "GET", "POST"]

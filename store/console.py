@@ -299,11 +299,11 @@ def project_page(conn: Connection, code: str, history_limit: int = 300) -> Subje
         return None
     page = SubjectPage(code)
     query = (sa.select(py_t, agency_t.c.name.label("agency_name"), county_t.c.name.label("county_name"),
-                       project_t.c.plan_code, plan_t.c.title.label("plan_title"))
+                       plan_t.c.title.label("plan_title"))
              .join(project_t, project_t.c.id == py_t.c.project_id)
              .join(agency_t, agency_t.c.code == py_t.c.agency_code)
              .outerjoin(county_t, county_t.c.id == py_t.c.county_id)
-             .outerjoin(plan_t, plan_t.c.code == project_t.c.plan_code)
+             .outerjoin(plan_t, plan_t.c.code == py_t.c.plan_code)  # the year's plan
              .where(py_t.c.project_id == project["id"]).order_by(py_t.c.fiscal_year.desc()))
     page.years = [dict(r) for r in conn.execute(query).mappings()]
     ids = [y["id"] for y in page.years]

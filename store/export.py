@@ -65,10 +65,10 @@ def _children(conn: Connection, table: sa.Table, parent: str, ids: list[int]) ->
 def export_projects(conn: Connection, year: int | None = None) -> Iterator[dict[str, Any]]:
     py, p, plan, ag, co = (ProjectYear.__table__, Project.__table__, Plan.__table__, Agency.__table__, County.__table__)
     query = (
-        sa.select(py, p.c.code.label("project_code"), p.c.plan_code, plan.c.title.label("plan_title"),
+        sa.select(py, p.c.code.label("project_code"), plan.c.title.label("plan_title"),
                   ag.c.name.label("agency_name"), co.c.name.label("county_name"))
         .join(p, p.c.id == py.c.project_id)
-        .outerjoin(plan, plan.c.code == p.c.plan_code)
+        .outerjoin(plan, plan.c.code == py.c.plan_code)  # the year's plan, as the portal shows it
         .join(ag, ag.c.code == py.c.agency_code)
         .outerjoin(co, co.c.id == py.c.county_id)
         .order_by(p.c.code, py.c.fiscal_year)

@@ -177,6 +177,9 @@ class ProjectYear(SQLModel, table=True):
     agreement_no: str | None = Field(default=None, max_length=64, index=True)
     agreement_date: date | None = None
     agreement_status: str = Field(max_length=16)  # exchanged | awaiting | amended | cancelled
+    # the plan (طرح) the portal shows the project under in this year (docs/decisions.md: the plan is
+    # kept per year; project.plan_code is the latest year's)
+    plan_code: str | None = Field(default=None, foreign_key="plan.code", max_length=64)
     # planned cumulative physical progress at the end of each quarter (gvTargets); None = no target
     target_q1: Decimal | None = _percent()
     target_q2: Decimal | None = _percent()

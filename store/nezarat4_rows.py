@@ -37,7 +37,7 @@ TABLES_WRITTEN: tuple[sa.Table, ...] = tuple(
 
 _PROJECT_YEAR_FIELDS = (
     "title", "agency_code", "county_id", "location", "start_year", "end_year", "total_cost",
-    "progress_at_year_start", "agreement_no", "agreement_date", "agreement_status",
+    "progress_at_year_start", "agreement_no", "agreement_date", "agreement_status", "plan_code",
     "target_q1", "target_q2", "target_q3", "target_q4",
     "total_approved", "total_notified", "total_allocated", "total_absorbed", "last_modified", "gone",
 )
@@ -55,8 +55,19 @@ def save_project_details(conn: Connection, run_id: int, details: Sequence[Projec
     ensure_plans(conn, {d.plan_code: d.plan_title for d in details if d.plan_code})
     county_ids = ensure_counties(conn, ((d.county, None) for d in details))
 
-    project_rows = {d.project_code: dict(code=d.project_code, portal_id=d.portal_id, plan_code=d.plan_code) for d in details}
-    existing_projects = select_existing(conn, T(Project), ["code"], ((c,) for c in project_rows))
+    # a project's own plan_code is its latest year's: a batch of an older year never overwrites it
+    latest = _latest_years(conn, {d.project_code for d in details})
+    newest: dict[str, ProjectDetail] = {}
+    for d in details:
+        if d.project_code not in newest or d.fiscal_year >= newest[d.project_code].fiscal_year:
+            newest[d.project_code] = d
+    existing_projects = select_existing(conn, T(Project), ["code"], ((c,) for c in newest))
+    project_rows = {}
+    for code, d in newest.items():
+        old = existing_projects.get((code,))
+        keeps_plan = old is not None and d.fiscal_year < latest.get(code, d.fiscal_year)
+        project_rows[code] = dict(code=code, portal_id=d.portal_id,
+                                  plan_code=old["plan_code"] if keeps_plan else d.plan_code)
     fresh = [r for c, r in project_rows.items() if (c,) not in existing_projects
              or existing_projects[(c,)]["portal_id"] != r["portal_id"] or existing_projects[(c,)]["plan_code"] != r["plan_code"]]
     upsert(conn, T(Project), fresh, ["code"])
@@ -72,7 +83,7 @@ def save_project_details(conn: Connection, run_id: int, details: Sequence[Projec
             county_id=county_id(county_ids, d.county), location=d.location,
             start_year=d.start_year, end_year=d.end_year, total_cost=d.total_cost,
             progress_at_year_start=d.progress_at_year_start, agreement_no=d.agreement_no,
-            agreement_date=d.agreement_date, agreement_status=d.agreement_status,
+            agreement_date=d.agreement_date, agreement_status=d.agreement_status, plan_code=d.plan_code,
             target_q1=t.get(1), target_q2=t.get(2), target_q3=t.get(3), target_q4=t.get(4),
             total_approved=total.approved if total else None, total_notified=total.notified if total else None,
             total_allocated=total.allocated if total else None, total_absorbed=total.absorbed if total else None,
@@ -115,6 +126,15 @@ def save_project_details(conn: Connection, run_id: int, details: Sequence[Projec
             counts.unchanged += 1
     counts.changes = changes.flush(conn)
     return counts
+
+
+def _latest_years(conn: Connection, codes: set[str]) -> dict[str, int]:
+    """The latest fiscal year stored of each of these projects."""
+    py, project = T(ProjectYear), T(Project)
+    rows = conn.execute(sa.select(project.c.code, sa.func.max(py.c.fiscal_year))
+                        .join(py, py.c.project_id == project.c.id)
+                        .where(project.c.code.in_(sorted(codes))).group_by(project.c.code))
+    return {code: year for code, year in rows}
 
 
 def stored_project_versions(conn: Connection, fiscal_year: int, codes: Iterable[str]) -> dict[str, datetime | None]:

@@ -827,3 +827,33 @@ def test_export_agreements_gives_what_was_saved(engine: Engine) -> None:
     assert set(perf) == {"quarter", "quantity", "spent", "reported_on", "comptroller_status", "decided_on", "remarks"}
     assert (perf["quarter"], str(perf["quantity"]), str(perf["spent"]), perf["reported_on"]) == (1, "40", "45.5", "2026-07-01")
     assert row["gone"] is False
+
+
+# --- the plan per project year (issue 12, item 2) ----------------------------------------------
+
+
+def test_each_year_keeps_its_own_plan_and_an_older_year_never_overwrites_the_newer(engine):
+    from store.models import ChangeLog, Project
+
+    later = project(plan_code="1305012007", plan_title="توسعه فضاهای آموزشی")
+    older = project(fiscal_year=1404, plan_code="1305019999", plan_title="طرح پیشین")
+    with engine.begin() as conn:
+        nezarat4_rows.save_project_details(conn, new_run(engine), [later])
+    with engine.begin() as conn:
+        counts = nezarat4_rows.save_project_details(conn, new_run(engine), [older])  # e.g. sync --full --year 1404
+    assert counts.inserted == 1
+    with engine.connect() as conn:
+        plans = dict(conn.execute(sa.select(T(ProjectYear).c.fiscal_year, T(ProjectYear).c.plan_code)).all())
+        assert plans == {1405: "1305012007", 1404: "1305019999"}
+        assert conn.execute(sa.select(T(Project).c.plan_code)).scalar_one() == "1305012007"  # the latest year's
+        exported = {r["fiscal_year"]: (r["plan_code"], r["plan_title"]) for r in export_projects(conn)}
+    assert exported == {1405: ("1305012007", "توسعه فضاهای آموزشی"), 1404: ("1305019999", "طرح پیشین")}
+    with engine.begin() as conn:  # the portal moves the 1405 year to another plan: a change, counted and kept
+        run = new_run(engine)
+        counts = nezarat4_rows.save_project_details(conn, run, [project(plan_code="1305018888", plan_title="طرح تازه")])
+    assert counts.updated == 1
+    with engine.connect() as conn:
+        log = conn.execute(sa.select(T(ChangeLog).c.field, T(ChangeLog).c.old_value, T(ChangeLog).c.new_value)
+                           .where(T(ChangeLog).c.run_id == run)).all()
+        assert ("plan_code", "1305012007", "1305018888") in [tuple(r) for r in log]
+        assert conn.execute(sa.select(T(Project).c.plan_code)).scalar_one() == "1305018888"

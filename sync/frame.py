@@ -209,6 +209,7 @@ class SourceRun:
             return False
         if not listing.settled:
             self.outcome.status = "incomplete"
-            self.note(f"{year}: the list kept changing for {MAX_PASSES} passes; items removed meanwhile may hide others")
+            self.note(f"{year}: the list kept changing for {MAX_PASSES} passes and items removed meanwhile may hide "
+                      "others (the uncertain ranges are noted above)")
             return False
         return True

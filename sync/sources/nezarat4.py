@@ -74,6 +74,7 @@ class Nezarat4Sync(SourceSync):
         listing = await reads.while_listing(paged_passes(
             run, year, lambda: client.list_projects(fiscal_year=year, modified_from=modified_day),
             key_of=lambda r: r.project_code, items_of=lambda p: p.rows, on_new=on_new,
+            rank_of=lambda r: r.project_code,
         ))
 
         async def close_year() -> None:

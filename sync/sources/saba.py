@@ -87,6 +87,7 @@ class SabaSync(SourceSync):
         listing = await reads.while_listing(paged_passes(
             run, year, lambda: client.list_agreements(fiscal_year=year, modified_since=modified_since),
             key_of=lambda a: a.agreement_no, items_of=lambda p: p.items, on_new=on_new,
+            rank_of=lambda a: a.portal_id,
         ))
 
         async def close_year() -> None:

@@ -110,9 +110,9 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
     try:
         with engine.connect() as conn:
             with conn.begin(), contextlib.ExitStack() as stack:
+                reader = stack.enter_context(_reader(engine, conn, writes=run_id is not None))
                 stack.enter_context(large_page_cache(conn))
                 found = Found(conn)
-                reader = stack.enter_context(_reader(engine, conn))
                 mark = changes.watermark(reader)
                 plan = changes.plan(reader, conn, last=last, basis=basis, full=not incremental or what_if is not None)
                 scope = Scope(reader, calendar, tuple(chosen), only=plan.only)
@@ -238,14 +238,19 @@ def _basis(settings: ReconcileConfig, calendar: AsOf, years: list[int], rules: l
 
 
 @contextlib.contextmanager
-def _reader(engine: Engine, conn: sa.Connection) -> Iterator[sa.Connection]:
-    """Where a run reads the store: one snapshot for the whole run.
+def _reader(engine: Engine, conn: sa.Connection, *, writes: bool) -> Iterator[sa.Connection]:
+    """Where a run reads the store: one snapshot for the whole run. Call before anything else runs in `conn`.
 
-    SQLite: the run's own transaction. PostgreSQL: a REPEATABLE READ transaction of its own, so that a
+    SQLite: the run's own transaction; a run that records takes the write lock at once (BEGIN
+    IMMEDIATE): a deferred transaction would read, then fail with "database is locked" at its first
+    write once anyone else (an expert acknowledging a deviation) had committed meanwhile. Others'
+    writes wait for the run instead (the store's busy timeout, 60 s). PostgreSQL: a REPEATABLE READ transaction of its own, so that a
     sync committing meanwhile is not seen half-way, while the run's writing transaction stays READ
     COMMITTED (a person acknowledging a deviation meanwhile must not make the run fail).
     """
     if engine.dialect.name != "postgresql":
+        if writes and conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
         yield conn
         return
     with snapshot_reader(engine) as reader:

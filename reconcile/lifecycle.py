@@ -48,6 +48,7 @@ _counties = County.__table__
 
 ACTIVE = ("open", "acknowledged")
 _BATCH = 5000
+ANALYZE_FROM = 5000  # rows of a temporary table from which its statistics are worth an ANALYZE
 _CHANGES = ("opened", "reopened", "escalated", "lowered", "updated", "unchanged", "dismissed_found")
 
 
@@ -111,8 +112,10 @@ class Found:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.count = 0
-        FOUND.drop(conn, checkfirst=True)
-        FOUND.create(conn)
+        # the temporary table stays with its connection between runs: emptied, not re-created
+        # (catalogue writes cost a PostgreSQL round trip or two each, in every small run)
+        FOUND.create(conn, checkfirst=True)
+        conn.execute(sa.delete(FOUND))
 
     def add(self, findings: Iterable[Finding]) -> int:
         """Stage `findings` (batched as they come); how many were added."""
@@ -133,7 +136,8 @@ class Found:
         return len(rows)
 
     def drop(self) -> None:
-        FOUND.drop(self.conn, checkfirst=True)
+        """Empty the table (it is kept for the connection's next run)."""
+        self.conn.execute(sa.delete(FOUND))
 
     # --- the comparison ---------------------------------------------------------------------
 
@@ -143,7 +147,7 @@ class Found:
         A finding whose identity was staged twice keeps its first (the first stands).
         """
         conn, f, d = self.conn, FOUND, dev
-        if conn.dialect.name == "postgresql":
+        if conn.dialect.name == "postgresql" and self.count > ANALYZE_FROM:  # plans of large joins only
             conn.execute(sa.text(f"ANALYZE {f.name}"))
         identity = (f.c.kind, f.c.rule, f.c.subject, f.c.fiscal_year, f.c.quarter)
         twice = sa.select(*identity).group_by(*identity).having(sa.func.count() > 1).subquery()

@@ -110,7 +110,8 @@ class Scope:
 
     def close(self) -> None:
         """Drop the run's temporary tables."""
-        _OPERATION_QUARTERS.drop(self.conn, checkfirst=True)
+        if self._operation_quarters is not None:
+            self.conn.execute(sa.delete(_OPERATION_QUARTERS))
 
     # --- the calendar, as constants ---------------------------------------------------------
 
@@ -261,8 +262,8 @@ _OPERATION_QUARTERS = sa.Table(
 
 def _build_operation_quarters(scope: Scope) -> sa.Table:
     conn, table = scope.conn, _OPERATION_QUARTERS
-    table.drop(conn, checkfirst=True)
-    table.create(conn)
+    table.create(conn, checkfirst=True)  # kept with its connection between runs, emptied (see Found)
+    conn.execute(sa.delete(table))
 
     def of(quarter: int, column: Any) -> Any:
         return sa.func.max(sa.case((perf.c.quarter == quarter, column), else_=sa.null()))
@@ -277,7 +278,7 @@ def _build_operation_quarters(scope: Scope) -> sa.Table:
              .outerjoin(perf, perf.c.operation_id == op.c.id)
              .where(scope.agreements(), Scope.active_agreement())
              .group_by(op.c.id, op.c.agreement_id))
-    conn.execute(sa.insert(table).from_select([c.name for c in table.c], pivot))
-    if conn.dialect.name == "postgresql":
+    rows = conn.execute(sa.insert(table).from_select([c.name for c in table.c], pivot)).rowcount
+    if conn.dialect.name == "postgresql" and rows > 5000:  # statistics pay for large joins only
         conn.execute(sa.text(f"ANALYZE {table.name}"))
     return table

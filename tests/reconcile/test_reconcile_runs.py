@@ -235,3 +235,45 @@ def test_a_migration_that_finds_broken_references_changes_nothing(tmp_path):
     engine.dispose()
     assert current_revision(engine) == "0002"
     assert set(sa.inspect(engine).get_table_names()) == tables
+
+
+def test_an_expert_acknowledging_during_a_run_neither_fails_it_nor_is_lost(engine, store_url):
+    """A deviation acknowledged from another connection while a run judges (the console beside the
+    nightly run). On SQLite a run used to read in a deferred transaction and then fail at its first
+    write with "database is locked" once the acknowledgement had committed; now the run holds the
+    write lock from its start and the acknowledgement waits for it."""
+    import threading
+
+    from reconcile.deviations import acknowledge
+    from store.db import open_store
+
+    _varied_store(engine)
+    first = reconcile.run(engine, config(), as_of=AUTUMN)
+    target = min(deviation_id for deviation_id, _status in first.deviations.values())
+    other = open_store(store_url)
+    errors: list[BaseException] = []
+
+    def ack() -> None:
+        try:
+            acknowledge(other, target, by="tolfiq", reason="seen on site")
+        except BaseException as exc:  # shown by the assertion below
+            errors.append(exc)
+
+    thread = threading.Thread(target=ack)
+
+    def on_progress(message: str) -> None:
+        if message.startswith("judging 2/"):
+            thread.start()
+            thread.join(2)  # SQLite: it waits for the run's lock, and the run goes on meanwhile
+
+    try:
+        second = reconcile.run(engine, config(), as_of=AUTUMN, on_progress=on_progress)
+        thread.join(30)
+        assert not thread.is_alive() and errors == []
+        assert second.run_id is not None and second.life.opened == 0
+        with engine.connect() as conn:
+            status, by = conn.execute(sa.select(Deviation.__table__.c.status, Deviation.__table__.c.acted_by)
+                                      .where(Deviation.__table__.c.id == target)).one()
+        assert (status, by) == ("acknowledged", "tolfiq")
+    finally:
+        other.dispose()

@@ -149,7 +149,9 @@ def test_a_budget_experts_day_in_the_console(served):
         page.goto(f"{served.url}/reconcile")
         page.fill("input[name=as_of]", "1405/09/04")
         page.click("form[action='/reconcile'] button[type=submit]")
-        page.wait_for_selector(".job-done", timeout=90_000)  # the page refreshes itself until then
+        # the page refreshes itself until the job ends; a failed job ends the wait at once, showing why
+        page.wait_for_selector(".job-done, .job-failed", timeout=90_000)
+        assert page.locator(".job-failed").count() == 0, page.locator(".job-failed").inner_text()
         assert "یافته" in page.locator(".job-done").inner_text()
         page.screenshot(path=screenshot_path("web-reconcile-done"), full_page=True)
 

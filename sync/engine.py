@@ -6,9 +6,9 @@ A run of one source (:class:`sync.frame.SourceRun`), for each fiscal year it syn
    gone; it is also owed when an earlier full run was interrupted. Otherwise the run is incremental:
    the list is filtered from the stored high-water mark minus ``overlap_days``, and only items whose
    listed last-modified differs from the stored one (or that are new) have their details read.
-2. Read the list in passes (:mod:`sync.listing`): a pass during which the announced count fell is
-   followed by another, up to ``MAX_PASSES``; the union of the passes holds every item that existed
-   for the whole run.
+2. Read the list (:mod:`sync.listing`): where the list changed between two pages, the pages either
+   side are read again at once; a pass that still leaves a range uncertain is followed by another,
+   up to ``MAX_PASSES``; the union of the reads holds every item that existed for the whole run.
 3. Read details concurrently (the connector keeps at most ``concurrency`` requests in flight) while
    the list is still being paged, and commit them in batches, in a writer thread (:mod:`sync.tasks`:
    the event loop keeps answering the portal while a batch commits). Each batch is one transaction;

@@ -210,6 +210,7 @@ class SourceRun:
         if not listing.settled:
             self.outcome.status = "incomplete"
             self.note(f"{year}: the list kept changing for {MAX_PASSES} passes and items removed meanwhile may hide "
-                      "others (the uncertain ranges are noted above)")
+                      "others, even after reading the pages around each change again (the uncertain ranges "
+                      "are noted above)")
             return False
         return True

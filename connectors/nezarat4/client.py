@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import date
 from urllib.parse import urlencode
@@ -30,6 +30,7 @@ from foundation.persian import to_ascii_digits
 from ..errors import AuthenticationFailed, ProtocolError, SourceUnavailable
 from ..http import Fault, PortalHttp
 from ..offload import PageReader
+from ..paging import asked_again
 from foundation.records import ProjectDetail, ProjectListPage
 from ..session import CHURN_LIMIT, Login, LoginUnderway
 from ..settings import PortalSettings
@@ -261,7 +262,7 @@ class Nezarat4Client:
     # --- project list -------------------------------------------------------------------------
 
     async def list_projects(self, fiscal_year: int, modified_from: date | None = None
-                            ) -> AsyncIterator[ProjectListPage]:
+                            ) -> AsyncGenerator[ProjectListPage, int | None]:
         """One pass over the project list of ``fiscal_year``: the search, then Page$2 .. last.
 
         ``modified_from`` lists only projects changed on or after 00:00 of that day. Yields each
@@ -275,9 +276,20 @@ class Nezarat4Client:
         listing = await self._search(fiscal_year, filters)
         page_no = 1
         while True:
-            yield self._list_page(listing.page, fiscal_year, page_no)
+            ask = yield self._list_page(listing.page, fiscal_year, page_no)
             next_no = page_no + 1
-            target = listing.page.pager.target_for(next_no)
+            target = listing.page.pager.target_for(next_no)  # whether a later page exists, from this one
+            while (again := asked_again(ask, page_no)) is not None:  # connectors.paging
+                # a neighbouring page, which the pager links (the one before through "..." at a
+                # block's start); the grid's event target is the same for every page
+                links = listing.page.pager.links
+                link = links.get(again) or target or next(iter(links.values()), None)
+                if link is None:
+                    break  # a single page: nothing to go back to
+                await asyncio.sleep(self.settings.page_pause_seconds)
+                listing = await self._goto_page(listing, fiscal_year, filters, link, again)
+                ask = yield self._list_page(listing.page, fiscal_year, again)
+            # on from the latest page read (its fields), to the page after the one reached
             if target is None:
                 return
             await asyncio.sleep(self.settings.page_pause_seconds)

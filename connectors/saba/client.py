@@ -12,7 +12,7 @@ calls is a :class:`~connectors.session.Login`. Field names are read by
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +22,7 @@ from foundation.jalali import TEHRAN
 
 from ..errors import AuthenticationFailed, ProtocolError
 from ..http import PortalHttp
+from ..paging import asked_again
 from foundation.records import AgreementDetail, AgreementListPage
 from ..session import CHURN_LIMIT, Login, LoginUnderway
 from ..settings import PortalSettings
@@ -134,7 +135,7 @@ class SabaClient:
         raise ProtocolError(SOURCE, f"{endpoint}: the token kept being replaced")
 
     async def list_agreements(self, fiscal_year: int, modified_since: datetime | None = None
-                              ) -> AsyncIterator[AgreementListPage]:
+                              ) -> AsyncGenerator[AgreementListPage, int | None]:
         """One pass over the agreements of ``fiscal_year``: page 1, 2, ... until the last.
 
         The last page is the one with fewer items than the page size, or where page x page size
@@ -147,8 +148,7 @@ class SabaClient:
             if modified_since.tzinfo is None:
                 modified_since = modified_since.replace(tzinfo=TEHRAN)
             params["modifiedSince"] = modified_since.isoformat()
-        page_no = 1
-        while True:
+        async def read(page_no: int) -> tuple[AgreementListPage, bool]:
             body = await self._get_json(payloads.AGREEMENTS_PATH, endpoint,
                                         {**params, "page": page_no}, urgent=True)
             if body is None:
@@ -160,9 +160,16 @@ class SabaClient:
             page = canonical.agreement_page(checked, fiscal_year, page_no, page_size)
             self._http.count("pages")
             self._http.count("rejections", len(page.rejections))
-            yield page
-            if (checked.item_count < page_size
-                    or page_no * page_size >= checked.envelope["totalCount"]):
+            last = checked.item_count < page_size or page_no * page_size >= checked.envelope["totalCount"]
+            return page, last
+
+        page_no = 1
+        while True:
+            page, last = await read(page_no)
+            ask = yield page
+            while (again := asked_again(ask, page_no)) is not None:  # connectors.paging
+                ask = yield (await read(again))[0]
+            if last:
                 return
             page_no += 1
 

@@ -435,3 +435,42 @@ async def test_saba_stays_below_the_rate_limit_and_survives_429():
         views, stats = await read(pushy, 9, 19)
         assert small.log.total(portal="saba", status=429) > 0 and stats["rate_limited"] > 0
         assert len(views) == 10 and all(views[key] == truth[key] for key in views)
+
+
+# --- a page read again, as the listing's reader asks (connectors.paging) --------------------------
+
+
+async def _pages_with_asks(pages, asks: dict[int, list[int]]) -> list[tuple[int, list]]:
+    """Drive a listing generator, asking after page n (read in order) for the pages asks[n] again."""
+    got, pending, ask = [], [], None
+    while True:
+        try:
+            page = await pages.asend(ask)
+        except StopAsyncIteration:
+            return got
+        rows = [getattr(r, "project_code", None) or getattr(r, "agreement_no") for r in
+                (page.rows if hasattr(page, "rows") else page.items)]
+        got.append((page.page_no, rows))
+        if not pending and page.page_no in asks and len([g for g in got if g[0] == page.page_no]) == 1:
+            pending = list(asks[page.page_no])
+        ask = pending.pop(0) if pending else None
+
+
+async def test_a_page_asked_for_again_is_read_again_and_paging_goes_on_after_the_page_reached():
+    # 1,200 projects: more than ten pages in a year, so page 11's pager reaches page 10 only
+    # through its "..." link (the start of a block)
+    with Simulator(SimulatorConfig(seed=3, projects=1200, agreements=300, rate_limit_per_second=1000)) as big:
+        year = big.world.years[-1]
+        async with Nezarat4Client(nezarat_settings(big), None) as nz:
+            plain = await _pages_with_asks(nz.list_projects(fiscal_year=year), {})
+            asked = await _pages_with_asks(nz.list_projects(fiscal_year=year), {3: [2, 3], 11: [10]})
+        async with SabaClient(saba_settings(big), None) as sb:
+            plain_a = await _pages_with_asks(sb.list_agreements(fiscal_year=year), {})
+            asked_a = await _pages_with_asks(sb.list_agreements(fiscal_year=year), {2: [1]})
+    assert len(plain) > 11
+    by_no = dict(plain)
+    expected = [(n, by_no[n]) for n in [1, 2, 3, 2, 3, *range(4, 12), 10, *range(12, len(plain) + 1)]]
+    assert asked == expected
+    by_no_a = dict(plain_a)
+    assert len(plain_a) > 2
+    assert asked_a == [(n, by_no_a[n]) for n in [1, 2, 1, *range(3, len(plain_a) + 1)]]

@@ -275,11 +275,14 @@ def reconcile_and_show(*, years: tuple[int, ...], day: date | None, view: dv.Vie
         err_console.print(f"what-if: {result.what_if}", markup=False)
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # one encoder (json.dumps with options makes one a call)
+
+
 def _stream_json(rows, out) -> None:
     """One JSON array, written row by row."""
     out.write("[")
     for n, row in enumerate(rows):
-        out.write(("," if n else "") + "\n  " + json.dumps(row.as_json(), ensure_ascii=False))
+        out.write(("," if n else "") + "\n  " + _ENCODE(row.as_json()))
     out.write("\n]\n")
 
 

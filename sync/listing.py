@@ -4,21 +4,22 @@ The portals compute their listing per request, so an item can move between pages
 pages through. An insertion pushes items forward (seen twice, de-duplicated here); a removal pulls
 items back, and one that lay just after the page last read lands on it, unread. The reasoning,
 from the contracts' order (Nezarat-4 by project code, SABA by id) and the count every page
-announces:
+announces, keeps the ranges of that order that reads have *shown whole*:
 
-- a page read in one state of the list shows every item from its first rank to its last;
-- two neighbouring pages show everything from the first's first to the second's last when no
-  removal came between the reads (the earlier page read first) or no addition (the later page
-  read first); a count that never fell (rose) between the two reads is taken as that. This is the
-  heuristic every listing reader of such portals rests on: an addition and a removal between two
-  reads that leave the count unchanged cannot be seen;
-- where neither holds at a boundary between pages, the open range between them is *uncertain*.
-  The reader at once asks for the pages either side of it again, in turn (up to
-  :data:`REREADS_PER_FALL` reads, :mod:`connectors.paging`), until a pair of reads shows it whole;
-- a pass that leaves nothing uncertain is complete, even if the list never held still. Otherwise
-  another pass, up to :data:`MAX_PASSES`: an item that existed for the whole run and was never read
-  lies in a range uncertain in every pass and shown by no read, so once the passes' ranges have
-  nothing in common the listing is complete too. Else it ends incomplete, naming the ranges.
+- a page read shows every item from its first rank to its last (page 1 from the list's start; the
+  page after which the connector went no further, to its end);
+- pages read one after another with a count that never fell show everything from the first one's
+  first item to the latest one's last (only additions came between: they push items on, never
+  past an unread page); so do two neighbouring pages read at any distance in time when the count
+  never fell between them (the earlier page read first) or never rose (the later page first).
+  A count that did not fall is taken as "no removal": an addition and a removal between two reads
+  that leave the count unchanged cannot be seen, the limit any reader of such portals has;
+- where the boundary between the furthest page and the one before is not shown whole, the reader
+  at once asks for the pages either side again, in turn (up to :data:`REREADS_PER_FALL` reads,
+  :mod:`connectors.paging`), until a pair of reads shows it;
+- an item that existed for the whole run and was never read lies in a *hole*: a range no read of
+  any pass showed. No hole: the listing is complete, even if the list never held still. Otherwise
+  another pass, up to :data:`MAX_PASSES`, then ``incomplete``, naming the holes.
 
 `tests/sync/test_listing_model.py` holds this to thousands of random histories of a model portal.
 Rows the connector rejected are stored once, however many reads saw them.
@@ -55,21 +56,45 @@ class Listing:
         return self.seen | self.rejected_keys
 
 
-Gap = tuple[Any, Any]  # an open range of the listing's order (last rank before, first after; None: no bound)
+Span = tuple[Any, Any]  # ranks (lowest, highest) of the listing's order; None: no bound that way
 REREADS_PER_PASS = 60  # pages one pass may ask to read again (each costs a request)
-REREADS_PER_FALL = 4  # of which for one fall of the count: the two pages either side, in turn
+REREADS_PER_FALL = 4  # of which for one boundary: the two pages either side, in turn
+_UNKNOWN = object()  # a chain of reads whose first pages showed no item yet
 
 
-def _intersect(a: list[Gap], b: list[Gap]) -> list[Gap]:
-    """The ranges lying in both sets of open ranges (None as an upper bound: no bound)."""
-    out = []
-    for lo1, hi1 in a:
-        for lo2, hi2 in b:
-            lo = lo2 if lo1 is None else lo1 if lo2 is None else max(lo1, lo2)  # None: no bound
-            hi = hi2 if hi1 is None else hi1 if hi2 is None else min(hi1, hi2)
-            if hi is None or lo is None or lo < hi:
-                out.append((lo, hi))
+def _add(shown: list[Span], lo: Any, hi: Any) -> list[Span]:
+    """`shown` (sorted, disjoint closed ranges) with [lo, hi] added; ranges that overlap or meet at
+    an item (one's highest is the other's lowest) become one."""
+    spans = sorted([*shown, (lo, hi)], key=lambda s: (s[0] is not None, s[0]))
+    out: list[Span] = []
+    for s_lo, s_hi in spans:
+        if out and (s_lo is None or out[-1][1] is None or s_lo <= out[-1][1]):
+            o_lo, o_hi = out[-1]
+            out[-1] = (o_lo, None if o_hi is None or s_hi is None else max(o_hi, s_hi))
+        else:
+            out.append((s_lo, s_hi))
     return out
+
+
+def _holes(shown: list[Span]) -> list[Span]:
+    """The open ranges no range of `shown` holds: where an item that was never read can lie."""
+    if not shown:
+        return [(None, None)]
+    holes = [(None, shown[0][0])] if shown[0][0] is not None else []
+    holes += [(left[1], right[0]) for left, right in zip(shown, shown[1:])]
+    if shown[-1][1] is not None:
+        holes.append((shown[-1][1], None))
+    return holes
+
+
+def _holds(shown: list[Span], lo: Any, hi: Any) -> bool:
+    """Whether `shown` holds every rank strictly between lo and hi (None: no bound that way)."""
+    for h_lo, h_hi in _holes(shown):
+        low = h_lo if lo is None else lo if h_lo is None else max(lo, h_lo)
+        high = h_hi if hi is None else hi if h_hi is None else min(hi, h_hi)
+        if low is None or high is None or low < high:  # the hole and the range share some ranks
+            return False
+    return True
 
 
 @dataclass
@@ -81,35 +106,10 @@ class _Read:
     last: Any  # rank of its last item
 
 
-def _still(gaps: list[Gap], boundary: Gap) -> bool:
-    """Whether some of `gaps` overlaps the open range `boundary`."""
-    lo, hi = boundary
-    return any((lo is None or (g_hi is None or lo < g_hi)) and (hi is None or (g_lo is None or g_lo < hi))
-               for g_lo, g_hi in gaps)
-
-
 def _monotone(counts: list[int], since: int, rising: bool) -> bool:
     """Whether the counts announced from read `since` to the latest never fell (`rising`) / rose."""
     run = counts[since:]
     return all((b >= a) if rising else (b <= a) for a, b in zip(run, run[1:]))
-
-
-def _cover(gaps: list[Gap], first: Any, last: Any) -> list[Gap]:
-    """What remains of the open ranges `gaps` once a page read in one state of the list has shown
-    every item from rank `first` to rank `last` (None: from the start / to the end of the list)."""
-    out = []
-    for lo, hi in gaps:
-        below_first = first is not None and (lo is None or lo < first)  # (lo, first) not shown
-        above_last = last is not None and (hi is None or last < hi)  # (last, hi) not shown
-        overlaps = (first is None or hi is None or first < hi) and (last is None or lo is None or lo < last)
-        if not overlaps:
-            out.append((lo, hi))
-            continue
-        if below_first:
-            out.append((lo, first))
-        if above_last:
-            out.append((last, hi))
-    return out
 
 
 async def paged_passes(
@@ -124,25 +124,23 @@ async def paged_passes(
     """Read the listing in passes; ``on_new`` gets the items of each page not seen before.
 
     ``pages`` starts a pass (a connector's ``list_projects``/``list_agreements``); ``rank_of`` gives
-    an item's place in the portal's order. Without it (or when a page is not in order) a count that
-    fell makes the whole pass uncertain. See the module's docstring for the reasoning.
+    an item's place in the portal's order. Without it (or when a page is not in order) only a pass
+    whose count never fell is complete. See the module's docstring for the reasoning.
     """
     seen: set[str] = set()
     rejected_rows: set[tuple] = set()
     rejected_keys: set[str] = set()
     announced = 0
-    uncertain: list[Gap] | None = None  # what earlier passes left uncertain; None: no pass yet
+    shown: list[Span] = []  # what the reads of every pass showed whole
     ordered = rank_of is not None  # the portal's order is known (ranks say where an item can hide)
     for pass_no in range(1, MAX_PASSES + 1):
-        gaps: list[Gap] = []  # this pass's uncertain ranges, less what later reads showed
         counts: list[int] = []  # the count each read of this pass announced, in order
-        read_at: dict[int, int] = {}  # page number -> which read of the pass last read it
         latest: dict[int, _Read] = {}  # page number -> its latest read that showed items
         end_no: int | None = None  # the page furthest read
-        end_first: Any = None  # its first rank when it was read (the last page shows the list's end)
-        rereads = 0
-        repair: tuple[int, int, Gap] | None = None  # an uncertain boundary: the pages either side, its range
-        tries = 0  # reads again still allowed for it
+        chain_no, chain_at, chain_first = 0, -1, _UNKNOWN  # pages read one after another, count never falling
+        tail: list[Any] = []  # lower bounds shown to the list's end if the furthest page was its last
+        rereads, tries = 0, 0
+        repair: tuple[int, int] | None = None  # the pages either side of a boundary not shown whole
         reader = pages()
         ask: int | None = None
         try:
@@ -163,66 +161,62 @@ async def paged_passes(
                 run.observer.page(run.source, year, page.page_no, len(page_items), page.announced_total)
                 if new:
                     await on_new(new)
-                no = page.page_no
+                no, index = page.page_no, len(counts)
                 counts.append(page.announced_total)
                 ranks = [rank_of(item) for item in page_items] if ordered and rank_of is not None else []
                 if ranks != sorted(ranks):  # not the order the contract states: ranks say nothing
                     run.note(f"{year}: page {no} of the listing is not in the contract's order; "
                              "its ranges cannot be vouched for")
-                    ordered, ranks, repair = False, [], None
-                    gaps = [(None, None)] if gaps else []
-                    uncertain = None if uncertain is None else [(None, None)] if uncertain else []
-                further = end_no is None or no > end_no
-                opened: Gap | None = None
-                if further and end_no is not None:
-                    # items may hide between the furthest page and this one when a page was skipped or
-                    # the count fell since that page was last read (a removal pulls items back)
-                    if no > end_no + 1 or not _monotone(counts, read_at[end_no], rising=True):
-                        opened = ((latest[end_no].last if end_no in latest else None, ranks[0] if ranks else None)
-                                  if ordered else (None, None))
-                        gaps.append(opened)
-                read_at[no] = len(counts) - 1
+                    ordered, ranks, repair, shown = False, [], None, []
+                # reads one after another, page after page, while the count never fell: together they
+                # show everything from the first one's first item (additions only push items on)
+                if no == chain_no + 1 and chain_at == index - 1 and counts[index] >= counts[index - 1]:
+                    chain_no, chain_at = no, index
+                else:
+                    chain_no, chain_at, chain_first = no, index, (None if no == 1 else _UNKNOWN)
                 if ranks:
-                    read = _Read(len(counts) - 1, None if no == 1 else ranks[0], ranks[-1])
-                    shown = [(read.first, read.last)]  # a page read shows its ranks, in one state
-                    # with the latest read of a neighbouring page it shows both pages whole when no
-                    # removal (that page read first) or no addition (this one first) came in between
+                    first = None if no == 1 else ranks[0]
+                    if chain_first is _UNKNOWN:
+                        chain_first = first
+                    spans = [(first, ranks[-1]), (chain_first, ranks[-1])]  # this page; the chain to it
+                    # a neighbouring page read earlier: both whole when no removal (the page before)
+                    # or no addition (the page after) came between the two reads
                     before, after = latest.get(no - 1), latest.get(no + 1)
                     if before is not None and _monotone(counts, before.index, rising=True):
-                        shown.append((before.first, read.last))
+                        spans.append((before.first, ranks[-1]))
                     if after is not None and _monotone(counts, after.index, rising=False):
-                        shown.append((read.first, after.last))
-                    latest[no] = read
-                    for first, last in shown:
-                        gaps = _cover(gaps, first, last)
-                        if uncertain is not None:
-                            uncertain = _cover(uncertain, first, last)
-                if further:
-                    end_no, end_first = no, ranks[0] if ranks else None
-                    repair, tries = ((no - 1, no, opened), REREADS_PER_FALL) if opened and ordered else (None, 0)
-                if (repair is not None and no in repair[:2] and tries and rereads < REREADS_PER_PASS
-                        and _still(gaps, repair[2])):
-                    # the boundary stays uncertain: read the page on its other side again, now
-                    ask = repair[0] if no == repair[1] else repair[1]
-                    tries, rereads = tries - 1, rereads + 1
+                        spans.append((first, after.last))
+                    latest[no] = _Read(index, first, ranks[-1])
+                    if ordered:
+                        for lo, hi in spans:
+                            shown = _add(shown, lo, hi)
+                if end_no is None or no > end_no:  # further on: the page the connector went on from
+                    end_no = no
+                    tail = [lo for lo in ((None if no == 1 else ranks[0]) if ranks else _UNKNOWN, chain_first)
+                            if lo is not _UNKNOWN]
+                    if no == 1 and not ranks:
+                        tail.append(None)  # an empty first page: the list was empty
+                    repair, tries = ((no - 1, no), REREADS_PER_FALL) if ordered and no > 1 else (None, 0)
+                if repair is not None and no in repair and tries and rereads < REREADS_PER_PASS:
+                    left, right = latest.get(repair[0]), latest.get(repair[1])
+                    if left is not None and right is not None and not _holds(shown, left.last, right.first):
+                        # the boundary is not shown whole: read the page on its other side again, now
+                        ask = repair[0] if no == repair[1] else repair[1]
+                        tries, rereads = tries - 1, rereads + 1
         finally:
             await reader.aclose()
-        if ordered and (end_no == 1 or end_first is not None):
-            # the last page shows the list from its first item to the end, in its state
-            # (a first page that is also the last shows the whole list)
-            gaps = _cover(gaps, None if end_no == 1 else end_first, None)
-            if uncertain is not None:
-                uncertain = _cover(uncertain, None if end_no == 1 else end_first, None)
-        if not gaps:  # nothing this pass left uncertain: every item that stayed was read
+        for lo in tail:  # the connector went no further: its furthest page was the list's last
+            shown = _add(shown, lo, None)
+        if ordered and not _holes(shown):
             return _listing(seen, announced, rejected_rows, rejected_keys, True)
-        if ordered:
-            uncertain = gaps if uncertain is None else _intersect(uncertain, gaps)
-            if not uncertain and pass_no > 1:  # no range where an item could hide in every pass
-                return _listing(seen, announced, rejected_rows, rejected_keys, True)
-        run.note(f"{year}: the list changed while being read and {len(gaps)} range(s) of it stayed uncertain "
+        if not ordered and _monotone(counts, 0, rising=True):  # no removal while the pass read
+            return _listing(seen, announced, rejected_rows, rejected_keys, True)
+        holes = _holes(shown) if ordered else [(None, None)]
+        run.note(f"{year}: the list changed while being read and {len(holes)} range(s) of it stayed uncertain "
                  f"after reading their neighbouring pages again (pass {pass_no}); reading it again")
-    if uncertain:
-        ranges = ", ".join(f"after {lo} up to {'the end' if hi is None else hi}" for lo, hi in uncertain[:5])
+    if ordered:
+        ranges = ", ".join(f"after {'the start' if lo is None else lo} up to {'the end' if hi is None else hi}"
+                           for lo, hi in _holes(shown)[:5])
         run.note(f"{year}: items may be missing in the listing's order {ranges}")
     return _listing(seen, announced, rejected_rows, rejected_keys, False)
 

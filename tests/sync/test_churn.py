@@ -10,7 +10,7 @@ from store.export import export_agreements, export_projects
 from sync import run_sync
 import pytest
 
-from sync.listing import _cover, _intersect
+from sync.listing import _add, _holds, _holes
 from tests.sync.conftest import store_config
 
 
@@ -41,18 +41,14 @@ def test_constant_churn_ends_complete_with_every_item_that_stayed(simulator_fact
     assert not any("pass 2" in note for note in nezarat.notes), nezarat.notes
 
 
-def test_ranges_uncertain_in_every_pass_are_what_remains():
-    assert _intersect([("a", "c")], [("b", "d")]) == [("b", "c")]
-    assert _intersect([("a", "b")], [("c", "d")]) == []
-    assert _intersect([(10, None)], [(5, 12), (20, 30)]) == [(10, 12), (20, 30)]
-    assert _intersect([(None, None)], [(3, 4)]) == [(3, 4)]
-
-
-def test_a_page_read_clears_what_it_shows_of_the_uncertain_ranges():
-    assert _cover([("b", "f")], "a", "z") == []  # shown whole
-    assert _cover([("b", "f")], "c", "z") == [("b", "c")]  # what lies before its first item stays
-    assert _cover([("b", "f")], "a", "d") == [("d", "f")]
-    assert _cover([("b", "f")], "c", "d") == [("b", "c"), ("d", "f")]
-    assert _cover([("b", "f")], "g", "z") == [("b", "f")]  # elsewhere: nothing cleared
-    assert _cover([(None, "f"), ("m", None)], None, "n") == [("n", None)]  # a first page shows from the start
-    assert _cover([(10, None)], 5, None) == []  # a last page shows to the end
+def test_what_reads_showed_merges_and_leaves_the_holes_between():
+    shown = _add([], "b", "d")
+    assert _holes(shown) == [(None, "b"), ("d", None)]
+    shown = _add(shown, "d", "f")  # meets at an item: one range
+    assert shown == [("b", "f")]
+    shown = _add(shown, "h", "k")
+    assert _holes(shown) == [(None, "b"), ("f", "h"), ("k", None)]
+    assert _holds(shown, "c", "e") and not _holds(shown, "e", "i") and _holds(shown, "f", "f")
+    shown = _add(_add(shown, None, "c"), "j", None)  # a first page from the start, a last page to the end
+    assert shown == [(None, "f"), ("h", None)] and _holes(shown) == [("f", "h")]
+    assert _holes(_add(shown, "e", "i")) == [] and _holes([]) == [(None, None)]

@@ -1,9 +1,9 @@
 """The listing's reasoning against a model portal, over thousands of random histories.
 
-A list ordered by rank, paged 5 to a page, changes by one random addition or removal after every
-page served (re-reads included), as the contracts allow. Whatever `paged_passes` asks, once it says
-the listing is complete every item that existed for the whole run must have been read, and when it
-says incomplete the ranges it names must hold every item it missed. The model stands in for HTTP
+A list ordered by rank, paged 5 to a page (1 to 5 in the harsher test), changes by one random
+addition or removal after a page served (re-reads included), as the contracts allow. Whatever
+`paged_passes` asks, once it says the listing is complete every item that existed for the whole run
+must have been read; when it says incomplete it names the ranges where items may be missing. The model stands in for HTTP
 only: these histories are too many to serve (the same code is run over real HTTP in test_churn.py).
 """
 

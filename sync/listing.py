@@ -13,10 +13,13 @@ announces, keeps the ranges of that order that reads have *shown whole*:
   past an unread page); so do two neighbouring pages read at any distance in time when the count
   never fell between them (the earlier page read first) or never rose (the later page first).
   A count that did not fall is taken as "no removal": an addition and a removal between two reads
-  that leave the count unchanged cannot be seen, the limit any reader of such portals has;
+  that leave the count unchanged cannot be seen, the limit any reader of such portals has (the
+  more likely the longer between two reads: details are read while the list is paged);
 - where the boundary between the furthest page and the one before is not shown whole, the reader
   at once asks for the pages either side again, in turn (up to :data:`REREADS_PER_FALL` reads,
   :mod:`connectors.paging`), until a pair of reads shows it;
+- a page the connector went back to on its own (a portal that shows its last page for a number
+  beyond it, as Nezarat-4's grid does) shows no end of the list;
 - an item that existed for the whole run and was never read lies in a *hole*: a range no read of
   any pass showed. No hole: the listing is complete, even if the list never held still. Otherwise
   another pass, up to :data:`MAX_PASSES`, then ``incomplete``, naming the holes.
@@ -58,7 +61,7 @@ class Listing:
 
 Span = tuple[Any, Any]  # ranks (lowest, highest) of the listing's order; None: no bound that way
 REREADS_PER_PASS = 60  # pages one pass may ask to read again (each costs a request)
-REREADS_PER_FALL = 4  # of which for one boundary: the two pages either side, in turn
+REREADS_PER_FALL = 4  # of which for one boundary not shown whole: the two pages either side, in turn
 _UNKNOWN = object()  # a chain of reads whose first pages showed no item yet
 
 
@@ -149,7 +152,7 @@ async def paged_passes(
                     page = await reader.asend(ask)
                 except StopAsyncIteration:
                     break
-                ask = None
+                asked, ask = ask, None
                 page_items = items_of(page)
                 announced = page.announced_total
                 fresh_rejections = [r for r in page.rejections if (r.key, r.field, r.raw) not in rejected_rows]
@@ -190,12 +193,18 @@ async def paged_passes(
                     if ordered:
                         for lo, hi in spans:
                             shown = _add(shown, lo, hi)
-                if end_no is None or no > end_no:  # further on: the page the connector went on from
-                    end_no = no
+                further = end_no is None or no > end_no
+                if further or (asked is None and no == end_no):
+                    # the page the connector goes on from (or, read on its own, again): if it goes no
+                    # further, this page was the list's last when read and shows it to its end
                     tail = [lo for lo in ((None if no == 1 else ranks[0]) if ranks else _UNKNOWN, chain_first)
                             if lo is not _UNKNOWN]
                     if no == 1 and not ranks:
                         tail.append(None)  # an empty first page: the list was empty
+                elif asked is None:
+                    tail = []  # a page the connector went back to on its own (a portal that clamps): no end
+                if further:
+                    end_no = no
                     repair, tries = ((no - 1, no), REREADS_PER_FALL) if ordered and no > 1 else (None, 0)
                 if repair is not None and no in repair and tries and rereads < REREADS_PER_PASS:
                     left, right = latest.get(repair[0]), latest.get(repair[1])
@@ -218,6 +227,9 @@ async def paged_passes(
         ranges = ", ".join(f"after {'the start' if lo is None else lo} up to {'the end' if hi is None else hi}"
                            for lo, hi in _holes(shown)[:5])
         run.note(f"{year}: items may be missing in the listing's order {ranges}")
+    else:
+        run.note(f"{year}: items may be missing anywhere in the listing (its pages are not in the contract's "
+                 "order, so no range can be named)")
     return _listing(seen, announced, rejected_rows, rejected_keys, False)
 
 

@@ -289,9 +289,19 @@ class Nezarat4Client:
                 await asyncio.sleep(self.settings.page_pause_seconds)
                 listing = await self._goto_page(listing, fiscal_year, filters, link, again)
                 ask = yield self._list_page(listing.page, fiscal_year, again)
-            # on from the latest page read (its fields), to the page after the one reached
             if target is None:
                 return
+            if next_no not in listing.page.pager.links and listing.page.pager.current != page_no:
+                # a page read again ends a pager block and does not link the page after the one
+                # reached: go through the page reached (every page links its neighbours), read again
+                await asyncio.sleep(self.settings.page_pause_seconds)
+                back = listing.page.pager.links.get(page_no) or target
+                listing = await self._goto_page(listing, fiscal_year, filters, back, page_no)
+                yield self._list_page(listing.page, fiscal_year, page_no)
+                target = listing.page.pager.target_for(next_no)
+                if target is None:  # the list shrank meanwhile: the page reached is its last now
+                    return
+            # on from the latest page read (its fields), to the page after the one reached
             await asyncio.sleep(self.settings.page_pause_seconds)
             listing = await self._goto_page(listing, fiscal_year, filters, target, next_no)
             page_no = next_no

@@ -30,6 +30,10 @@ _FOUR_PLACES = Decimal("0.0001")
 # Wide enough that no quotient of store figures (20 digits, 4 or 6 places) is rounded before round4.
 EXACT = decimal.Context(prec=60, rounding=ROUND_HALF_UP)
 
+# json.dumps with options builds an encoder per call; a run encodes every finding's figures twice
+_SORTED = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=str).encode
+_PLAIN = json.JSONEncoder(ensure_ascii=False).encode
+
 
 _quantize = EXACT.quantize  # the context's rounding: ROUND_HALF_UP, i.e. half away from zero
 divide = EXACT.divide  # an unrounded quotient (60 significant digits): round it with round4 before comparing
@@ -101,9 +105,9 @@ class Finding:
         the rule's order of the figures (``deviations show`` lists them so); the fingerprint's is sorted."""
         content = "\x1f".join(str(part) for part in (
             self.severity, text(self.planned), text(self.actual), text(self.measure),
-            json.dumps(self.numbers, sort_keys=True, ensure_ascii=False, default=str), self.message,
+            _SORTED(self.numbers), self.message,
             self.agency_code, self.county_id, self.sync_run_id, self.evidence_table, self.evidence_id))
-        stored = json.dumps(self.numbers, ensure_ascii=False)
+        stored = _PLAIN(self.numbers)
         return hashlib.blake2b(content.encode("utf-8"), digest_size=16).hexdigest(), stored
 
     @property

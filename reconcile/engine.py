@@ -51,7 +51,7 @@ from reconcile.rules import Rule
 from reconcile.scope import Scope, ea, py
 from reconcile.settings import ReconcileConfig
 from store import reconcile_runs
-from store.driver import large_page_cache, snapshot_reader
+from store.driver import large_page_cache, snapshot_reader, write_lock_first
 from store.models import utcnow
 
 Progress = Callable[[str], None]
@@ -241,16 +241,15 @@ def _basis(settings: ReconcileConfig, calendar: AsOf, years: list[int], rules: l
 def _reader(engine: Engine, conn: sa.Connection, *, writes: bool) -> Iterator[sa.Connection]:
     """Where a run reads the store: one snapshot for the whole run. Call before anything else runs in `conn`.
 
-    SQLite: the run's own transaction; a run that records takes the write lock at once (BEGIN
-    IMMEDIATE): a deferred transaction would read, then fail with "database is locked" at its first
-    write once anyone else (an expert acknowledging a deviation) had committed meanwhile. Others'
-    writes wait for the run instead (the store's busy timeout, 60 s). PostgreSQL: a REPEATABLE READ transaction of its own, so that a
-    sync committing meanwhile is not seen half-way, while the run's writing transaction stays READ
+    SQLite: the run's own transaction; a run that records takes the write lock at once
+    (`store.driver.write_lock_first`: an expert acknowledging a deviation meanwhile waits for the run
+    instead of failing it). PostgreSQL: a REPEATABLE READ transaction of its own, so that a sync
+    committing meanwhile is not seen half-way, while the run's writing transaction stays READ
     COMMITTED (a person acknowledging a deviation meanwhile must not make the run fail).
     """
     if engine.dialect.name != "postgresql":
-        if writes and conn.dialect.name == "sqlite":
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if writes:
+            write_lock_first(conn)
         yield conn
         return
     with snapshot_reader(engine) as reader:

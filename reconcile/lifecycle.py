@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection
 
 from reconcile.findings import Finding
 from store import locks
-from store.driver import bulk_insert
+from store.driver import analyze_if_large, bulk_insert
 from store.models import AMOUNT, County, Deviation, DeviationEvent, ExpenseAgreement, Project, ProjectYear
 
 dev = Deviation.__table__
@@ -48,7 +48,6 @@ _counties = County.__table__
 
 ACTIVE = ("open", "acknowledged")
 _BATCH = 5000
-ANALYZE_FROM = 5000  # rows of a temporary table from which its statistics are worth an ANALYZE
 _CHANGES = ("opened", "reopened", "escalated", "lowered", "updated", "unchanged", "dismissed_found")
 
 
@@ -147,8 +146,7 @@ class Found:
         A finding whose identity was staged twice keeps its first (the first stands).
         """
         conn, f, d = self.conn, FOUND, dev
-        if conn.dialect.name == "postgresql" and self.count > ANALYZE_FROM:  # plans of large joins only
-            conn.execute(sa.text(f"ANALYZE {f.name}"))
+        analyze_if_large(conn, f, self.count)
         identity = (f.c.kind, f.c.rule, f.c.subject, f.c.fiscal_year, f.c.quarter)
         twice = sa.select(*identity).group_by(*identity).having(sa.func.count() > 1).subquery()
         if conn.execute(sa.select(sa.func.count()).select_from(twice)).scalar_one():  # rare: only then delete

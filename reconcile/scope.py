@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from reconcile.facts import INACTIVE_AGREEMENT, AsOf
+from store.driver import analyze_if_large
 from store.models import (
     AMOUNT,
     QUANTITY,
@@ -278,7 +279,6 @@ def _build_operation_quarters(scope: Scope) -> sa.Table:
              .outerjoin(perf, perf.c.operation_id == op.c.id)
              .where(scope.agreements(), Scope.active_agreement())
              .group_by(op.c.id, op.c.agreement_id))
-    rows = conn.execute(sa.insert(table).from_select([c.name for c in table.c], pivot)).rowcount
-    if conn.dialect.name == "postgresql" and rows > 5000:  # statistics pay for large joins only
-        conn.execute(sa.text(f"ANALYZE {table.name}"))
+    filled = conn.execute(sa.insert(table).from_select([c.name for c in table.c], pivot)).rowcount
+    analyze_if_large(conn, table, filled)
     return table

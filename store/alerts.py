@@ -26,6 +26,7 @@ from sqlmodel import Field, SQLModel
 
 from foundation.vocabulary import SEVERITIES, SEVERITY_RANK
 from store import locks
+from store.driver import write_lock_first
 from store.models import (
     Agency,
     Column,
@@ -199,7 +200,7 @@ def lock_for_queuing(conn: Connection) -> None:
     SQLite: BEGIN IMMEDIATE takes the write lock before the first read (a deferred transaction would
     read, then fail to write once another queuer committed); PostgreSQL: an advisory lock."""
     if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        write_lock_first(conn)
     else:
         locks.hold_for_transaction(conn, "alerts:queue")
 

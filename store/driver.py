@@ -125,6 +125,27 @@ def large_page_cache(conn: Connection, megabytes: int = 64) -> Iterator[None]:
         driver.execute(f"PRAGMA cache_size={int(before)}")
 
 
+# rows of a temporary table from which its planner statistics pay for themselves (a small run's
+# ANALYZE costs more than the join it would plan)
+ANALYZE_FROM = 5000
+
+
+def analyze_if_large(conn: Connection, table: sa.Table, rows: int) -> None:
+    """PostgreSQL: ANALYZE the temporary `table` just filled with `rows` rows, when it is large enough
+    for the planner to need it (temporary tables are never analyzed by autovacuum). Nothing elsewhere."""
+    if conn.dialect.name == "postgresql" and rows > ANALYZE_FROM:
+        conn.execute(sa.text(f"ANALYZE {table.name}"))
+
+
+def write_lock_first(conn: Connection) -> None:
+    """SQLite: begin `conn`'s transaction holding the write lock (BEGIN IMMEDIATE), before its first
+    read. A deferred transaction that reads and then writes fails with "database is locked" once
+    another connection committed meanwhile; this one makes the others wait instead (busy timeout).
+    Call before anything else runs in `conn`. Nothing elsewhere (PostgreSQL locks rows as it writes)."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def bulk_insert(conn: Connection, table: sa.Table, columns: Sequence[str], rows: list[Sequence[Any]], *,
                 ready: frozenset[str] = frozenset()) -> None:
     """Insert many rows (sequences of values in `columns` order) in the connection's transaction,

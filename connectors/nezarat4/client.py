@@ -279,28 +279,28 @@ class Nezarat4Client:
             ask = yield self._list_page(listing.page, fiscal_year, page_no)
             next_no = page_no + 1
             target = listing.page.pager.target_for(next_no)  # whether a later page exists, from this one
-            while (again := asked_again(ask, page_no)) is not None:  # connectors.paging
-                # a neighbouring page, which the pager links (the one before through "..." at a
-                # block's start); the grid's event target is the same for every page
-                links = listing.page.pager.links
-                link = links.get(again) or target or next(iter(links.values()), None)
-                if link is None:
-                    break  # a single page: nothing to go back to
-                await asyncio.sleep(self.settings.page_pause_seconds)
-                listing = await self._goto_page(listing, fiscal_year, filters, link, again)
-                ask = yield self._list_page(listing.page, fiscal_year, again)
-            if target is None:
-                return
-            if next_no not in listing.page.pager.links and listing.page.pager.current != page_no:
+            for hop in range(3):
+                while (again := asked_again(ask, page_no)) is not None:  # connectors.paging
+                    # a neighbouring page, which the pager links (the one before through "..." at a
+                    # block's start); the grid's event target is the same for every page
+                    links = listing.page.pager.links
+                    link = links.get(again) or target or next(iter(links.values()), None)
+                    if link is None:
+                        break  # a single page: nothing to go back to
+                    await asyncio.sleep(self.settings.page_pause_seconds)
+                    listing = await self._goto_page(listing, fiscal_year, filters, link, again)
+                    ask = yield self._list_page(listing.page, fiscal_year, again)
+                if target is None:
+                    return
+                if next_no in listing.page.pager.links or listing.page.pager.current == page_no or hop == 2:
+                    break
                 # a page read again ends a pager block and does not link the page after the one
                 # reached: go through the page reached (every page links its neighbours), read again
                 await asyncio.sleep(self.settings.page_pause_seconds)
                 back = listing.page.pager.links.get(page_no) or target
                 listing = await self._goto_page(listing, fiscal_year, filters, back, page_no)
-                yield self._list_page(listing.page, fiscal_year, page_no)
-                target = listing.page.pager.target_for(next_no)
-                if target is None:  # the list shrank meanwhile: the page reached is its last now
-                    return
+                ask = yield self._list_page(listing.page, fiscal_year, page_no)
+                target = listing.page.pager.target_for(next_no)  # None: the list shrank to end here
             # on from the latest page read (its fields), to the page after the one reached
             await asyncio.sleep(self.settings.page_pause_seconds)
             listing = await self._goto_page(listing, fiscal_year, filters, target, next_no)

@@ -148,10 +148,10 @@ def plan(reader: Connection, writer: Connection, *, last: Any, basis: str, full:
                 Only(project_years=CHANGED_YEARS, agreements=CHANGED_AGREEMENTS), judged=len(subjects))
 
 
-def changed_ids(reader: Connection) -> dict[str, set[int]]:
-    """The ids of the changed project years ('capital') and agreements ('expense') of an incremental plan."""
-    return {"capital": set(reader.execute(sa.select(CHANGED_YEARS.c.id)).scalars()),
-            "expense": set(reader.execute(sa.select(CHANGED_AGREEMENTS.c.id)).scalars())}
+def changed_subjects(kind: str) -> sa.Select:
+    """SELECT the ids of an incremental plan's changed project years ('capital') or agreements
+    ('expense'), on the reading connection."""
+    return sa.select((CHANGED_YEARS if kind == "capital" else CHANGED_AGREEMENTS).c.id)
 
 
 def clean(reader: Connection) -> None:

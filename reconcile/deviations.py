@@ -11,7 +11,7 @@ who, why and when, each as a DeviationEvent:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -32,7 +32,8 @@ counties = County.__table__
 
 # the expert groups (defined once, in foundation.vocabulary) go with group_of: the routing of agencies
 __all__ = ["GROUPS", "DeviationError", "Shown", "View", "acknowledge", "county_ids", "dismiss", "get", "group_of",
-           "json_number", "list_deviations", "select_findings", "shown_rows", "sort_key"]
+           "json_figure", "json_number", "json_objects", "list_deviations", "select_findings", "shown_rows", "sort_key",
+           "view_condition"]
 
 
 class DeviationError(Exception):
@@ -148,16 +149,84 @@ def select_findings(conn: Connection, findings: Iterable[Finding], statuses: dic
     return sorted(shown, key=sort_key)
 
 
-def shown_rows(rows: Iterable[Any], view: View, routing: RoutingConfig, county_set: set[int] | None
-               ) -> Iterator[Shown]:
-    """A run's findings as they stream from the database (reconcile.run's ``show``; already in the
-    order people read them), as the view shows them."""
+def view_condition(view: View, routing: RoutingConfig, county_set: set[int] | None
+                   ) -> Callable[[Any], sa.ColumnElement[bool]]:
+    """The view as a SQL condition on a query's columns (kind, rule, severity, fiscal_year, status,
+    agency_code, county_id): what :func:`_admits` tells of one row, said of a whole stream so that
+    the database leaves out what is not shown (reconcile output, deviation lists)."""
+
+    def condition(c: Any) -> sa.ColumnElement[bool]:
+        parts: list[sa.ColumnElement[bool]] = []
+        if view.years:
+            parts.append(c.fiscal_year.in_(view.years))
+        if county_set is not None:
+            parts.append(c.county_id.in_(sorted(county_set)))
+        if view.agencies:
+            parts.append(c.agency_code.in_(view.agencies))
+        if view.groups:  # group_of: an agency routed to a group, the default group for the rest
+            routed = [code for code, group in routing.agencies.items() if group in view.groups]
+            unrouted = c.agency_code.not_in(list(routing.agencies)) if routing.default in view.groups else sa.false()
+            no_code = sa.true() if group_of(None, routing) in view.groups else sa.false()
+            parts.append(sa.or_(c.agency_code.in_(routed), unrouted, sa.and_(c.agency_code.is_(None), no_code)))
+        if view.rules:
+            parts.append(c.rule.in_(view.rules))
+        if view.kinds:
+            parts.append(c.kind.in_(view.kinds))
+        if view.min_severity:
+            floor = SEVERITY_RANK[view.min_severity]
+            parts.append(c.severity.in_([s for s, rank in SEVERITY_RANK.items() if rank >= floor]))
+        if view.statuses:
+            parts.append(c.status.in_(view.statuses))
+        elif not view.include_dismissed:
+            parts.append(c.status != "dismissed")
+        return sa.and_(sa.true(), *parts)
+
+    return condition
+
+
+def shown_rows(rows: Iterable[Any], routing: RoutingConfig) -> Iterator[Shown]:
+    """A run's findings as they stream from the database (reconcile.run's ``show``: already in the
+    order people read them and filtered by :func:`view_condition`)."""
     for r in rows:
-        row = Shown(r.deviation_id, r.kind, r.rule, r.severity, r.subject, r.fiscal_year, r.quarter or None,
+        yield Shown(r.deviation_id, r.kind, r.rule, r.severity, r.subject, r.fiscal_year, r.quarter or None,
                     r.planned, r.actual, r.measure, r.status, r.message, r.agency_code, r.county_id,
                     group_of(r.agency_code, routing), r.county)
-        if _admits(view, row, county_set):
-            yield row
+
+
+def json_figure(value: float | Decimal | None) -> int | float | None:
+    """A figure as the database driver returns it, as :meth:`Shown.as_json` writes it: the same
+    number as ``json_number`` of the stored Decimal. SQLite returns the REAL it keeps (ExactDecimal
+    reads it back as ``Decimal(repr(value))``, whose float is the value itself); PostgreSQL a Decimal."""
+    if value is None:
+        return None
+    if isinstance(value, float):
+        if not value.is_integer():
+            return value
+        # a whole float beyond 2**53 is not its shortest decimal: 1.23456789012345e17 is ...344992
+        return int(value) if abs(value) < _EXACT_INTEGERS else json_number(Decimal(repr(value)))
+    return json_number(value)
+
+
+_EXACT_INTEGERS = 2.0 ** 53  # every whole float below this is an integer exactly
+
+
+# the columns of Found.rows (reconcile/lifecycle.py), in its order: json_objects unpacks them by position
+FOUND_COLUMNS = ("kind", "rule", "severity", "subject", "fiscal_year", "quarter", "planned", "actual", "measure",
+                 "message", "agency_code", "county_id", "county", "deviation_id", "status")
+
+
+def json_objects(rows: Any) -> Iterator[dict[str, Any]]:
+    """A run's findings streamed with raw figures (``Found.rows(raw_figures=True)``) as the objects
+    of ``reconcile --format json``: the keys of :meth:`Shown.as_json`, without building a Shown (a
+    row unpacked by position: reading 15 attributes by name cost most of the output's time)."""
+    if tuple(rows.keys()) != FOUND_COLUMNS:
+        raise ValueError(f"Found.rows gave columns {tuple(rows.keys())}, not {FOUND_COLUMNS}")
+    for (kind, rule, severity, subject, fiscal_year, quarter, planned, actual, measure, message, agency_code,
+         county_id, county, deviation_id, status) in rows:
+        yield {"id": deviation_id, "kind": kind, "rule": rule, "severity": severity, "subject": subject,
+               "fiscal_year": fiscal_year, "quarter": quarter or None, "planned": json_figure(planned),
+               "actual": json_figure(actual), "measure": json_figure(measure), "status": status,
+               "message": message, "agency_code": agency_code, "county_id": county_id, "county": county}
 
 
 def list_deviations(conn: Connection, view: View, routing: RoutingConfig) -> list[Shown]:
@@ -166,22 +235,11 @@ def list_deviations(conn: Connection, view: View, routing: RoutingConfig) -> lis
     query = sa.select(dev.c.id, dev.c.kind, dev.c.rule, dev.c.severity, dev.c.subject, dev.c.fiscal_year,
                       dev.c.quarter, dev.c.planned, dev.c.actual, dev.c.measure, dev.c.status, dev.c.message,
                       dev.c.agency_code, dev.c.county_id, counties.c.name.label("county")
-                      ).outerjoin(counties, counties.c.id == dev.c.county_id)
-    if view.years:
-        query = query.where(dev.c.fiscal_year.in_(view.years))
-    if view.rules:
-        query = query.where(dev.c.rule.in_(view.rules))
-    if view.statuses:
-        query = query.where(dev.c.status.in_(view.statuses))
-    elif not view.include_dismissed:
-        query = query.where(dev.c.status != "dismissed")
-    shown = []
-    for r in conn.execute(query):
-        row = Shown(r.id, r.kind, r.rule, r.severity, r.subject, r.fiscal_year, r.quarter or None, r.planned,
-                    r.actual, r.measure, r.status, r.message, r.agency_code, r.county_id,
-                    group_of(r.agency_code, routing), r.county)
-        if _admits(view, row, county_set):
-            shown.append(row)
+                      ).outerjoin(counties, counties.c.id == dev.c.county_id
+                                  ).where(view_condition(view, routing, county_set)(dev.c))
+    shown = [Shown(r.id, r.kind, r.rule, r.severity, r.subject, r.fiscal_year, r.quarter or None, r.planned,
+                   r.actual, r.measure, r.status, r.message, r.agency_code, r.county_id,
+                   group_of(r.agency_code, routing), r.county) for r in conn.execute(query)]
     return sorted(shown, key=sort_key)
 
 

@@ -12,16 +12,19 @@
 4. **Scope** (reconcile/scope.py, reconcile/changes.py): every subject of the years, or — when
    ``incremental`` is asked and the last recorded run judged the same years, rules, thresholds and
    calendar — only the subjects whose facts changed since it, plus the time-driven rules on every
-   subject. Both give the same deviations (tests/reconcile/test_incremental.py).
+   subject whose finding is not recorded yet; a time-driven rule whose clock (``Rule.clock``: the
+   quarters now late, the approval cut-off, the years begun) is the last run's judges only the
+   changed subjects too. Both give the same deviations (tests/reconcile/test_incremental.py).
 5. **Judging.** Each rule's query returns the rows that may break it (reconcile/rules/); Python
    judges those rows exactly and words them; findings stream into a temporary table of the run's
    writing connection (reconcile/life.py), never held whole in memory.
 6. **Life.** The findings are compared with the stored deviations set-wise, the changes written and
    the run closed with its statistics, in one transaction. A failure rolls every deviation change
    back and marks the run ``failed``.
-7. **Output.** A caller's ``show`` receives the findings after the commit, streamed from the
-   database in the order people read them (most severe first), each with its deviation's id and
-   status.
+7. **Output.** A caller's ``show`` receives, after the commit, a function that streams the findings
+   from the database (``Found.rows`` of reconcile/lifecycle.py, bound to the run: ``where`` for a
+   view, ``raw_figures`` for JSON) in the order people read them (most severe first), each with its
+   deviation's id and status.
 
 Evaluation always covers whole years: filters (county, agency, group, rule, severity) apply to what
 is shown afterwards, so a filtered view never resolves what it did not look at.
@@ -30,6 +33,7 @@ is shown afterwards, so a filtered view never resolves what it did not look at.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import time
@@ -55,7 +59,7 @@ from store.driver import large_page_cache, snapshot_reader, write_lock_first
 from store.models import utcnow
 
 Progress = Callable[[str], None]
-Show = Callable[[Iterator[Any], "RunResult"], None]  # (findings streamed from the database, the run)
+Show = Callable[[Callable[..., Iterator[Any]], "RunResult"], None]  # (Found.rows of the run, the run)
 
 
 @dataclass
@@ -116,12 +120,19 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                 mark = changes.watermark(reader)
                 plan = changes.plan(reader, conn, last=last, basis=basis, full=not incremental or what_if is not None)
                 scope = Scope(reader, calendar, tuple(chosen), only=plan.only)
-                skip = _Recorded(reader, plan, chosen, [r for r, _ in rules if r.time_driven])
+                skip = _Recorded(plan, chosen)
+                clocks = {rule.name: rule.clock(scope) for rule, _ in rules if rule.time_driven}
+                steady = {name for name, clock in clocks.items()
+                          if plan.only is not None and (last.stats or {}).get("clocks", {}).get(name) == clock}
                 for number, (rule, limits) in enumerate(rules, 1):
                     say(f"judging {number}/{len(rules)}: {rule.name}")
-                    rule_scope = scope.every() if rule.time_driven or rule.whole else scope
+                    every = rule.whole or (rule.time_driven and rule.name not in steady)
+                    rule_scope = scope.every() if every else scope
                     try:
-                        rows = skip.unrecorded(rule, _rows(reader, rule.select(rule_scope, limits)))
+                        statement = rule.select(rule_scope, limits)
+                        if rule.time_driven and every:
+                            statement = skip.unrecorded(rule, statement)
+                        rows = _rows(reader, statement)
                         made = _counted(rule.findings(rows, rule_scope, limits), stats[rule.name],
                                         kept if keep else None)
                         found.add(made)
@@ -148,7 +159,7 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                     reconcile_runs.close_run(conn, run_id, {
                         "rules": {name: s.as_dict() for name, s in stats.items()}, "life": counts.as_dict(),
                         "findings": found.count, "seconds": round(seconds, 3), "scope": plan.kind,
-                        "basis": basis, "watermark": mark})
+                        "basis": basis, "watermark": mark, "clocks": clocks})
             recorded = run_id is not None  # committed: a failure in `show` leaves the run recorded
             kept.sort(key=lambda f: f.key)
             result = RunResult(run_id=run_id, as_of=day, years=chosen, findings=kept, stats=stats,
@@ -157,7 +168,7 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                                scope=plan.kind)
             say(f"{label} done: {found.count} findings, {counts.opened} opened, {counts.resolved} resolved")
             if show is not None:
-                show(found.rows(carried), result)
+                show(functools.partial(found.rows, carried), result)
             found.drop()
             changes.clean_judged(conn)
             conn.commit()
@@ -190,25 +201,23 @@ def _rows(reader: sa.Connection, statement: sa.Select) -> Iterable[Any]:
 
 class _Recorded:
     """In an incremental run, the findings of time-driven rules already recorded on subjects whose
-    facts did not change: the same facts give the same finding, so they are carried, not worded."""
+    facts did not change: the same facts give the same finding, so they are carried, not judged
+    again. Left out in the database (a rule's select with NOT EXISTS of its deviation), so that
+    the rows of a re-run on unchanged data never reach Python."""
 
-    def __init__(self, reader: sa.Connection, plan: changes.Plan, years: list[int], rules: list[Rule]) -> None:
-        self.active = plan.only is not None and bool(rules)
+    def __init__(self, plan: changes.Plan, years: list[int]) -> None:
+        self.active = plan.only is not None
+        self.years = years
+
+    def unrecorded(self, rule: Rule, statement: sa.Select) -> sa.Select:
         if not self.active:
-            return
-        self.changed = changes.changed_ids(reader)
-        names = [(r.kind, r.id) for r in rules]
-        self.known = {tuple(row) for row in reader.execute(
-            sa.select(dev.c.kind, dev.c.rule, dev.c.subject, dev.c.fiscal_year, dev.c.quarter)
-            .where(load_years(years), identities_of(names), dev.c.status.in_(("open", "acknowledged", "dismissed"))))}
-
-    def unrecorded(self, rule: Rule, rows: Iterable[Any]) -> Iterable[Any]:
-        if not self.active or not rule.time_driven:
-            return rows
-        changed = self.changed[rule.kind]
-        known, kind, name = self.known, rule.kind, rule.id
-        return (row for row in rows
-                if row.id in changed or (kind, name, *rule.identity(row)) not in known)
+            return statement
+        c = statement.selected_columns
+        subject, year, quarter = rule.identity(c)
+        recorded = sa.exists().where(
+            dev.c.kind == rule.kind, dev.c.rule == rule.id, dev.c.subject == subject, dev.c.fiscal_year == year,
+            dev.c.quarter == quarter, load_years(self.years), dev.c.status.in_(("open", "acknowledged", "dismissed")))
+        return statement.where(sa.or_(c.id.in_(changes.changed_subjects(rule.kind)), ~recorded))
 
 
 def _counted(findings: Iterable[Finding], stats: RuleStats, kept: list[Finding] | None) -> Iterator[Finding]:

@@ -28,7 +28,7 @@ the temporary table and no Python work. Acknowledging and dismissing are a perso
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -242,11 +242,18 @@ class Found:
 
     # --- reading back ---------------------------------------------------------------------------
 
-    def rows(self, carried: sa.ColumnElement[bool] | None = None) -> Iterator[Any]:
+    def rows(self, carried: sa.ColumnElement[bool] | None = None, *,
+             where: Callable[[Any], sa.ColumnElement[bool]] | None = None, raw_figures: bool = False
+             ) -> sa.CursorResult[Any]:
         """What the run found, most severe first, then by rule, subject, year and quarter, each with
         the id and status of its deviation (after the run; for a what-if, before it: no id for a
         finding not recorded yet, and status 'open'). `carried` adds the deviations an incremental
-        run found again without judging them anew (see :meth:`apply`)."""
+        run found again without judging them anew (see :meth:`apply`). `where` keeps the rows a view
+        shows (reconcile.deviations.view_condition, given the columns); `raw_figures` returns planned,
+        actual and measure as the driver reads them (SQLite: float; PostgreSQL: Decimal), for output
+        that needs no Decimal (the JSON of reconcile.deviations.json_objects). Columns: kind, rule,
+        severity, subject, fiscal_year, quarter, planned, actual, measure, message, agency_code,
+        county_id, county, deviation_id, status (reconcile.deviations.FOUND_COLUMNS)."""
         f, d = FOUND, dev
         shown = ("kind", "rule", "severity", "subject", "fiscal_year", "quarter", "planned", "actual", "measure",
                  "message", "agency_code", "county_id")
@@ -262,9 +269,16 @@ class Found:
         order = [found.c.rule, found.c.subject]
         if self.conn.dialect.name == "postgresql":  # code order, as Python sorts, not the locale's
             order = [column.collate("C") for column in order]
-        query = sa.select(found).order_by(_rank(found.c.severity).desc(), *order, found.c.fiscal_year,
-                                          found.c.quarter)
-        yield from self.conn.execute(query.execution_options(yield_per=2000))
+        columns = [sa.type_coerce(c, sa.types.NullType()).label(c.name) if raw_figures and c.name in _FIGURES else c
+                   for c in found.c]
+        query = sa.select(*columns).order_by(_rank(found.c.severity).desc(), *order, found.c.fiscal_year,
+                                             found.c.quarter)
+        if where is not None:
+            query = query.where(where(found.c))
+        return self.conn.execute(query.execution_options(yield_per=2000))
+
+
+_FIGURES = frozenset({"planned", "actual", "measure"})
 
 
 def _missing(resolvable: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:

@@ -7,8 +7,20 @@
 ``sync_sources`` is the same as a coroutine (for a caller with its own event loop).
 """
 
-from sync.engine import run_sync, sync_sources
-from sync.frame import default_years
-from sync.outcome import SourceOutcome, SyncObserver
+import importlib
+from typing import Any
+
+# Exported lazily (PEP 562): a command that only names an outcome (the CLI's progress observer)
+# does not load the connectors, their HTML parser and HTTP client; those load when a sync runs.
+_WHERE = {"run_sync": "sync.engine", "sync_sources": "sync.engine", "default_years": "sync.frame",
+          "SourceOutcome": "sync.outcome", "SyncObserver": "sync.outcome"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'sync' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
 
 __all__ = ["SourceOutcome", "SyncObserver", "default_years", "run_sync", "sync_sources"]

@@ -17,7 +17,6 @@ import typer
 from rich.table import Table
 
 import alerts
-from alerts.outbox import eml_name, write_eml
 from alerts.recipients import find_expert
 from budgetwatch.app import UserError, app, console, context
 from foundation import present
@@ -67,6 +66,8 @@ def _dry_run(out_dir: Path) -> None:
     cfg = ctx.config
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--dry-run {out_dir}: not a directory")
+    from alerts.outbox import eml_name, write_eml  # the mail templates load only for the commands that write
+
     with ctx.engine.connect() as conn:
         pending = store_alerts.pending_messages(conn)
     paths = [write_eml(out_dir, eml_name(i, row.recipient), row.raw) for i, row in enumerate(pending, 1)]

@@ -14,7 +14,7 @@ import logging
 import typer
 
 from budgetwatch.app import UserError, app, console, context
-from service import logs, scheduler
+from service import logs
 from service import status as health
 from store.db import open_store, safe_url
 from store.locks import LockHeld
@@ -34,6 +34,8 @@ def serve() -> None:
     log.info("configuration %s, store %s", ctx.config_source, safe_url(config.database_url))
     # its own engine: on PostgreSQL its sessions name this host and pid, which a second serve reports
     engine = open_store(identified_url(config.database_url))
+    from service import scheduler  # APScheduler and every job's module load only for `serve`
+
     try:
         code = scheduler.serve(config, engine)
     except LockHeld as exc:

@@ -17,7 +17,7 @@ from store.db import open_store
 from connectors.settings import FIRST_YEAR, LAST_YEAR
 from store.export import recent_runs, run_exists, run_rejections
 from foundation.vocabulary import SOURCES
-from sync import SourceOutcome, SyncObserver, run_sync
+from sync.outcome import SourceOutcome, SyncObserver
 
 
 class SourceChoice(str, Enum):
@@ -77,6 +77,8 @@ def _progress() -> Progress:
 
 
 def sync_with_progress(config: Config, sources: list[str], *, full: bool, years: list[int] | None) -> list[SourceOutcome]:
+    from sync import run_sync  # the connectors load only for a sync (start-up of the other commands)
+
     engine = open_store(config.database_url)
     try:
         with _progress() as progress:

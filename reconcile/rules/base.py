@@ -30,6 +30,10 @@ from reconcile.findings import Finding, Kind, round4, text, threshold
 from reconcile.scope import Scope, at_least, zero
 
 
+# a finding's identity as SQL: (subject, fiscal year, quarter or 0)
+Identity = tuple[sa.ColumnElement[str], sa.ColumnElement[int], sa.ColumnElement[int]]
+
+
 @dataclass(frozen=True)
 class NoLimits:
     """For rules whose only settings are the run's deadlines (report_due_days, approval_due_days)."""
@@ -44,7 +48,7 @@ class Rule(ABC):
     # How an incremental run (reconcile/changes.py) judges the rule:
     # - time_driven: its truth also changes because days pass, and only one way (a report now late,
     #   an approval now overdue, a year now begun): it is asked of every subject, and on a subject
-    #   whose facts did not change only a finding not yet recorded is worded (:meth:`identity`);
+    #   whose facts did not change only a finding not yet recorded is read (:meth:`identity`);
     # - whole: asked of every subject and resolved anywhere (a field visit counts from its day on
     #   and arrives by import, not by a sync);
     # - neither: asked only of the subjects whose facts changed.
@@ -85,14 +89,27 @@ class Rule(ABC):
             if found is not None:
                 yield found
 
-    def identity(self, row: Any) -> tuple[str, int, int]:
-        """(subject, fiscal year, quarter or 0) of the finding a selected row would make, without
-        wording it (time-driven rules: an incremental run skips what is already recorded)."""
+    def clock(self, scope: Scope) -> str | None:
+        """What besides the facts a time-driven rule's verdicts depend on as of the run's day, as
+        text (the quarters now late, the approval cut-off, the years begun); None for other rules.
+        An incremental run whose clock for the rule is the last recorded run's judges it only on
+        the changed subjects, like any rule: on the others it would find what is recorded."""
+        return None
+
+    def identity(self, c: Any) -> Identity:
+        """(subject, fiscal year, quarter or 0) of the finding a row of :meth:`select` would make, as
+        SQL over the select's columns `c` (time-driven rules: an incremental run leaves out, in the
+        database, the rows whose finding is already recorded; reconcile/engine.py)."""
         raise NotImplementedError(f"{self.name} is not time-driven")
 
     def finding(self, row: Any, scope: Scope, limits: Any) -> Finding | None:
         """The finding of one selected row when its exact figures break the rule, else None."""
         raise NotImplementedError(f"{self.name} words its rows in findings()")
+
+
+def late_clock(scope: Scope) -> str:
+    """The clock of the missing_report rules: the quarters whose report is past due."""
+    return "late quarters " + ", ".join(f"{y}/{q}" for y in scope.years for q in scope.late(y))
 
 
 def place_of(row: Any) -> Place:

@@ -25,7 +25,7 @@ from foundation import jalali
 from reconcile import wording as w
 from reconcile.facts import APPROVED, CreditStages
 from reconcile.findings import Finding, divide, figure, round4, text
-from reconcile.rules.base import CreditLimits, Rule, describe_breaks, place_of, stage_breaks, stages_may_break
+from reconcile.rules.base import CreditLimits, Identity, Rule, late_clock, describe_breaks, place_of, stage_breaks, stages_may_break
 from reconcile.scope import MARGIN, Scope, at_least, below, fi, pc, pj, pr, py, zero
 
 HUNDRED = Decimal(100)
@@ -85,8 +85,11 @@ class MissingReport(Rule):
 
     time_driven = True
 
-    def identity(self, row: Any) -> tuple[str, int, int]:
-        return row.project_code, row.fiscal_year, row.quarter
+    def identity(self, c: Any) -> Identity:
+        return c.project_code, c.fiscal_year, c.quarter
+
+    def clock(self, scope: Scope) -> str:
+        return late_clock(scope)
 
     def select(self, scope: Scope, limits: object) -> sa.Select:
         late = scope.late_quarters()
@@ -125,8 +128,11 @@ class ApprovalOverdue(Rule):
 
     time_driven = True
 
-    def identity(self, row: Any) -> tuple[str, int, int]:
-        return row.project_code, row.fiscal_year, row.quarter
+    def identity(self, c: Any) -> Identity:
+        return c.project_code, c.fiscal_year, c.quarter
+
+    def clock(self, scope: Scope) -> str:
+        return f"approval cut-off {scope.approval_cutoff.isoformat()}"
 
     def select(self, scope: Scope, limits: object) -> sa.Select:
         entered = sa.func.coalesce(pr.c.reported_on, scope.quarter_end(py.c.fiscal_year, pr.c.quarter))
@@ -337,8 +343,11 @@ class CompletionOverdue(Rule):
 
     time_driven = True
 
-    def identity(self, row: Any) -> tuple[str, int, int]:
-        return row.project_code, row.fiscal_year, 0
+    def identity(self, c: Any) -> Identity:
+        return c.project_code, c.fiscal_year, sa.literal(0)
+
+    def clock(self, scope: Scope) -> str:
+        return f"years begun {list(scope.begun_years())}"
 
     def _applies(self, scope: Scope) -> sa.ColumnElement[bool]:
         return sa.and_(Scope.active_project_year(), py.c.end_year.is_not(None),

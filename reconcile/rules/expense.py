@@ -21,7 +21,7 @@ from foundation.persian import to_persian_digits
 from reconcile import wording as w
 from reconcile.facts import APPROVED, CreditStages
 from reconcile.findings import Finding, divide, round4, text
-from reconcile.rules.base import CreditLimits, Rule, describe_breaks, place_of, stage_breaks, stages_may_break
+from reconcile.rules.base import CreditLimits, Identity, Rule, late_clock, describe_breaks, place_of, stage_breaks, stages_may_break
 from reconcile.rules.capital import STATUS_WORDS
 from reconcile.scope import MARGIN, Scope, ea, ec, op, perf, zero
 
@@ -143,8 +143,11 @@ class MissingReport(Rule):
 
     time_driven = True
 
-    def identity(self, row: Any) -> tuple[str, int, int]:
-        return row.agreement_no, row.fiscal_year, row.quarter
+    def identity(self, c: Any) -> Identity:
+        return c.agreement_no, c.fiscal_year, c.quarter
+
+    def clock(self, scope: Scope) -> str:
+        return late_clock(scope)
 
     def select(self, scope: Scope, limits: object) -> sa.Select:
         # one row per operation that plans a quantity in a late quarter no item of the agreement reports
@@ -192,8 +195,11 @@ class ApprovalOverdue(Rule):
 
     time_driven = True
 
-    def identity(self, row: Any) -> tuple[str, int, int]:
-        return f"{row.agreement_no}/{row.operation_code}", row.fiscal_year, row.quarter
+    def identity(self, c: Any) -> Identity:
+        return c.agreement_no + "/" + c.operation_code, c.fiscal_year, c.quarter
+
+    def clock(self, scope: Scope) -> str:
+        return f"approval cut-off {scope.approval_cutoff.isoformat()}"
 
     def select(self, scope: Scope, limits: object) -> sa.Select:
         entered = sa.func.coalesce(perf.c.reported_on, scope.quarter_end(ea.c.fiscal_year, perf.c.quarter))

@@ -10,8 +10,7 @@ The public surface (docs/architecture.md, contracts):
 - ``store.alerts.outbox_summary(conn)`` tells how the outbox stands.
 """
 
-import importlib
-from typing import Any
+from foundation.lazy import lazy_exports
 
 # Exported lazily (PEP 562): every command loads the configuration, which imports alerts.settings
 # and so this package; the outbox, rendering and SMTP are loaded only by the commands that use them.
@@ -22,9 +21,4 @@ _WHERE = {"DispatchReport": "alerts.sending", "dispatch": "alerts.sending", "DEM
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'alerts' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _WHERE)

@@ -24,8 +24,7 @@ on the event loop), see offload.py. As with any multiprocessing, a script using 
 keep its work under ``if __name__ == "__main__":`` (the worker imports the script's module).
 """
 
-import importlib
-from typing import Any
+from foundation.lazy import lazy_exports
 
 # Exported lazily (PEP 562): every command loads the configuration, which imports
 # connectors.settings and so this package; the clients (BeautifulSoup, httpx) load only for a sync.
@@ -43,9 +42,4 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'connectors' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _WHERE)

@@ -19,8 +19,7 @@ deviations.py (listing, acknowledging, dismissing), inspections.py (field-visit 
 sections ``reconcile`` and ``routing``), wording.py (the Persian words of findings).
 """
 
-import importlib
-from typing import Any
+from foundation.lazy import lazy_exports
 
 # Exported lazily (PEP 562): the configuration imports reconcile.settings, and so this package, in
 # every command; the engine loads only for the commands that judge.
@@ -30,9 +29,4 @@ _WHERE = {"RunResult": "reconcile.engine", "run": "reconcile.engine", "SEVERITIE
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'reconcile' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _WHERE)

@@ -7,8 +7,7 @@
 ``sync_sources`` is the same as a coroutine (for a caller with its own event loop).
 """
 
-import importlib
-from typing import Any
+from foundation.lazy import lazy_exports
 
 # Exported lazily (PEP 562): a command that only names an outcome (the CLI's progress observer)
 # does not load the connectors, their HTML parser and HTTP client; those load when a sync runs.
@@ -16,11 +15,6 @@ _WHERE = {"run_sync": "sync.engine", "sync_sources": "sync.engine", "default_yea
           "SourceOutcome": "sync.outcome", "SyncObserver": "sync.outcome"}
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'sync' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _WHERE)
 
 __all__ = ["SourceOutcome", "SyncObserver", "default_years", "run_sync", "sync_sources"]

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from foundation.persian import text_key, to_ascii_digits
 from foundation.vocabulary import GROUPS, SEVERITY_RANK
-from reconcile.findings import Finding
+from reconcile.lifecycle import ROW_COLUMNS
 from reconcile.settings import RoutingConfig
 from store.models import County, Deviation, DeviationEvent
 
@@ -32,8 +32,7 @@ counties = County.__table__
 
 # the expert groups (defined once, in foundation.vocabulary) go with group_of: the routing of agencies
 __all__ = ["GROUPS", "DeviationError", "Shown", "View", "acknowledge", "county_ids", "dismiss", "get", "group_of",
-           "json_figure", "json_number", "json_objects", "list_deviations", "select_findings", "shown_rows", "sort_key",
-           "view_condition"]
+           "json_figure", "json_number", "json_objects", "list_deviations", "shown_rows", "sort_key", "view_condition"]
 
 
 class DeviationError(Exception):
@@ -115,45 +114,13 @@ def sort_key(shown: Shown) -> tuple:
     return (-SEVERITY_RANK[shown.severity], shown.rule, shown.subject, shown.fiscal_year, shown.quarter or 0)
 
 
-def _admits(view: View, shown: Shown, county_set: set[int] | None) -> bool:
-    if view.years and shown.fiscal_year not in view.years:
-        return False
-    if county_set is not None and shown.county_id not in county_set:
-        return False
-    if view.agencies and shown.agency_code not in view.agencies:
-        return False
-    if view.groups and shown.group not in view.groups:
-        return False
-    if view.rules and shown.rule not in view.rules:
-        return False
-    if view.kinds and shown.kind not in view.kinds:
-        return False
-    if view.min_severity and SEVERITY_RANK[shown.severity] < SEVERITY_RANK[view.min_severity]:
-        return False
-    if view.statuses:
-        return shown.status in view.statuses
-    return view.include_dismissed or shown.status != "dismissed"
-
-
-def select_findings(conn: Connection, findings: Iterable[Finding], statuses: dict[tuple, tuple[int, str]],
-                    view: View, routing: RoutingConfig) -> list[Shown]:
-    """A run's findings, with their deviation's status, as the view shows them (sorted)."""
-    county_set = county_ids(conn, view.counties) if view.counties else None
-    shown = []
-    for f in findings:
-        dev_id, status = statuses.get(f.key, (None, "open"))
-        row = Shown(dev_id, f.kind, f.rule, f.severity, f.subject, f.fiscal_year, f.quarter, f.planned, f.actual,
-                    f.measure, status, f.message, f.agency_code, f.county_id, group_of(f.agency_code, routing))
-        if _admits(view, row, county_set):
-            shown.append(row)
-    return sorted(shown, key=sort_key)
-
-
 def view_condition(view: View, routing: RoutingConfig, county_set: set[int] | None
                    ) -> Callable[[Any], sa.ColumnElement[bool]]:
     """The view as a SQL condition on a query's columns (kind, rule, severity, fiscal_year, status,
-    agency_code, county_id): what :func:`_admits` tells of one row, said of a whole stream so that
-    the database leaves out what is not shown (reconcile output, deviation lists)."""
+    agency_code, county_id), so that the database leaves out what is not shown (reconcile output,
+    deviation lists). Empty fields of the view admit anything; statuses default to every status but
+    dismissed; a group is that of :func:`group_of` (tests/reconcile/test_view_sql.py states the same
+    filter row by row in Python and compares them on random views)."""
 
     def condition(c: Any) -> sa.ColumnElement[bool]:
         parts: list[sa.ColumnElement[bool]] = []
@@ -210,17 +177,12 @@ def json_figure(value: float | Decimal | None) -> int | float | None:
 _EXACT_INTEGERS = 2.0 ** 53  # every whole float below this is an integer exactly
 
 
-# the columns of Found.rows (reconcile/lifecycle.py), in its order: json_objects unpacks them by position
-FOUND_COLUMNS = ("kind", "rule", "severity", "subject", "fiscal_year", "quarter", "planned", "actual", "measure",
-                 "message", "agency_code", "county_id", "county", "deviation_id", "status")
-
-
 def json_objects(rows: Any) -> Iterator[dict[str, Any]]:
     """A run's findings streamed with raw figures (``Found.rows(raw_figures=True)``) as the objects
     of ``reconcile --format json``: the keys of :meth:`Shown.as_json`, without building a Shown (a
     row unpacked by position: reading 15 attributes by name cost most of the output's time)."""
-    if tuple(rows.keys()) != FOUND_COLUMNS:
-        raise ValueError(f"Found.rows gave columns {tuple(rows.keys())}, not {FOUND_COLUMNS}")
+    if tuple(rows.keys()) != ROW_COLUMNS:  # unpacked by position below
+        raise ValueError(f"Found.rows gave columns {tuple(rows.keys())}, not {ROW_COLUMNS}")
     for (kind, rule, severity, subject, fiscal_year, quarter, planned, actual, measure, message, agency_code,
          county_id, county, deviation_id, status) in rows:
         yield {"id": deviation_id, "kind": kind, "rule": rule, "severity": severity, "subject": subject,

@@ -251,12 +251,9 @@ class Found:
         run found again without judging them anew (see :meth:`apply`). `where` keeps the rows a view
         shows (reconcile.deviations.view_condition, given the columns); `raw_figures` returns planned,
         actual and measure as the driver reads them (SQLite: float; PostgreSQL: Decimal), for output
-        that needs no Decimal (the JSON of reconcile.deviations.json_objects). Columns: kind, rule,
-        severity, subject, fiscal_year, quarter, planned, actual, measure, message, agency_code,
-        county_id, county, deviation_id, status (reconcile.deviations.FOUND_COLUMNS)."""
+        that needs no Decimal (the JSON of reconcile.deviations.json_objects). Columns: :data:`ROW_COLUMNS`."""
         f, d = FOUND, dev
-        shown = ("kind", "rule", "severity", "subject", "fiscal_year", "quarter", "planned", "actual", "measure",
-                 "message", "agency_code", "county_id")
+        shown = _SHOWN
         query = (sa.select(*(f.c[name] for name in shown), f.c.county, d.c.id.label("deviation_id"),
                            sa.func.coalesce(d.c.status, "open").label("status"))
                  .select_from(f.outerjoin(d, _same_identity(f, d))))
@@ -279,6 +276,10 @@ class Found:
 
 
 _FIGURES = frozenset({"planned", "actual", "measure"})
+# the columns of Found.rows, in its order (reconcile.deviations.json_objects unpacks them by position)
+_SHOWN = ("kind", "rule", "severity", "subject", "fiscal_year", "quarter", "planned", "actual", "measure", "message",
+          "agency_code", "county_id")
+ROW_COLUMNS = (*_SHOWN, "county", "deviation_id", "status")
 
 
 def _missing(resolvable: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:

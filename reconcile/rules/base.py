@@ -112,6 +112,11 @@ def late_clock(scope: Scope) -> str:
     return "late quarters " + ", ".join(f"{y}/{q}" for y in scope.years for q in scope.late(y))
 
 
+def approval_clock(scope: Scope) -> str:
+    """The clock of the approval_overdue rules: the day before which an unapproved entry is late."""
+    return f"approval cut-off {scope.approval_cutoff.isoformat()}"
+
+
 def place_of(row: Any) -> Place:
     """Who reports and where, from a row of Scope.capital_subjects / expense_subjects."""
     return Place(row.agency_code, row.agency_name, row.county_id, row.county_name)

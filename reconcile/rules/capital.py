@@ -25,7 +25,8 @@ from foundation import jalali
 from reconcile import wording as w
 from reconcile.facts import APPROVED, CreditStages
 from reconcile.findings import Finding, divide, figure, round4, text
-from reconcile.rules.base import CreditLimits, Identity, Rule, late_clock, describe_breaks, place_of, stage_breaks, stages_may_break
+from reconcile.rules.base import (CreditLimits, Identity, Rule, approval_clock, describe_breaks, late_clock,
+                                  place_of, stage_breaks, stages_may_break)
 from reconcile.scope import MARGIN, Scope, at_least, below, fi, pc, pj, pr, py, zero
 
 HUNDRED = Decimal(100)
@@ -132,7 +133,7 @@ class ApprovalOverdue(Rule):
         return c.project_code, c.fiscal_year, c.quarter
 
     def clock(self, scope: Scope) -> str:
-        return f"approval cut-off {scope.approval_cutoff.isoformat()}"
+        return approval_clock(scope)
 
     def select(self, scope: Scope, limits: object) -> sa.Select:
         entered = sa.func.coalesce(pr.c.reported_on, scope.quarter_end(py.c.fiscal_year, pr.c.quarter))

@@ -21,7 +21,8 @@ from foundation.persian import to_persian_digits
 from reconcile import wording as w
 from reconcile.facts import APPROVED, CreditStages
 from reconcile.findings import Finding, divide, round4, text
-from reconcile.rules.base import CreditLimits, Identity, Rule, late_clock, describe_breaks, place_of, stage_breaks, stages_may_break
+from reconcile.rules.base import (CreditLimits, Identity, Rule, approval_clock, describe_breaks, late_clock,
+                                  place_of, stage_breaks, stages_may_break)
 from reconcile.rules.capital import STATUS_WORDS
 from reconcile.scope import MARGIN, Scope, ea, ec, op, perf, zero
 
@@ -199,7 +200,7 @@ class ApprovalOverdue(Rule):
         return c.agreement_no + "/" + c.operation_code, c.fiscal_year, c.quarter
 
     def clock(self, scope: Scope) -> str:
-        return f"approval cut-off {scope.approval_cutoff.isoformat()}"
+        return approval_clock(scope)
 
     def select(self, scope: Scope, limits: object) -> sa.Select:
         entered = sa.func.coalesce(perf.c.reported_on, scope.quarter_end(ea.c.fiscal_year, perf.c.quarter))

@@ -1,4 +1,5 @@
-"""The SQL form of a view (`view_condition`) against its Python form (`_admits`), and the JSON of
+"""The SQL form of a view (`view_condition`) against the same filter said of one row in Python
+(`_admits`, here: the filter before it was SQL), and the JSON of
 raw driver figures (`json_figure`, `json_objects`) against the JSON of the Decimal-typed rows, on
 SQLite and PostgreSQL.
 
@@ -18,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from foundation.persian import text_key
-from foundation.vocabulary import DEVIATION_STATUSES, GROUPS, KINDS, SEVERITIES
+from foundation.vocabulary import DEVIATION_STATUSES, GROUPS, KINDS, SEVERITIES, SEVERITY_RANK
 from reconcile import deviations as dv
 from reconcile.findings import Finding
 from reconcile.lifecycle import Found
@@ -48,6 +49,41 @@ AWKWARD = [Decimal("0"), Decimal("-0"), Decimal("33.99994"), Decimal("9876543210
 # beyond PostgreSQL's NUMERIC(28, 10) (18 digits before the point): SQLite only
 SQLITE_ONLY = [Decimal("1E+20"), Decimal("-1E+20"), Decimal("1E+22"), Decimal("250000000000000000000"),
                Decimal("1E+23")]
+
+
+def _admits(view: dv.View, shown: dv.Shown, county_set: set[int] | None) -> bool:
+    """Whether `view` shows one row: the reference the SQL condition must agree with."""
+    if view.years and shown.fiscal_year not in view.years:
+        return False
+    if county_set is not None and shown.county_id not in county_set:
+        return False
+    if view.agencies and shown.agency_code not in view.agencies:
+        return False
+    if view.groups and shown.group not in view.groups:
+        return False
+    if view.rules and shown.rule not in view.rules:
+        return False
+    if view.kinds and shown.kind not in view.kinds:
+        return False
+    if view.min_severity and SEVERITY_RANK[shown.severity] < SEVERITY_RANK[view.min_severity]:
+        return False
+    if view.statuses:
+        return shown.status in view.statuses
+    return view.include_dismissed or shown.status != "dismissed"
+
+
+def _select_findings(conn, findings: list[Finding], statuses: dict[tuple, tuple[int, str]], view: dv.View,
+                     routing: RoutingConfig) -> list[dv.Shown]:
+    """A run's findings (in memory), with their deviation's status, as `view` shows them, sorted."""
+    county_set = dv.county_ids(conn, view.counties) if view.counties else None
+    shown = []
+    for f in findings:
+        dev_id, status = statuses.get(f.key, (None, "open"))
+        row = dv.Shown(dev_id, f.kind, f.rule, f.severity, f.subject, f.fiscal_year, f.quarter, f.planned, f.actual,
+                       f.measure, status, f.message, f.agency_code, f.county_id, dv.group_of(f.agency_code, routing))
+        if _admits(view, row, county_set):
+            shown.append(row)
+    return sorted(shown, key=dv.sort_key)
 
 
 def _subset(rnd: random.Random, values: list, *, empty: float = 0.5) -> tuple:
@@ -138,7 +174,7 @@ def _findings(rnd: random.Random, stored: list[Any], name_of: dict[int, str]
 def test_sql_views_show_what_admits_admits(engine):
     """For random views and routings: list_deviations (SQL) against _admits over every stored row,
     and a run's staged findings read through Found.rows(where=view_condition) against the Python
-    path (select_findings), their JSON with raw figures (json_objects) against Shown.as_json()."""
+    path (_select_findings), their JSON with raw figures (json_objects) against Shown.as_json()."""
     rnd = random.Random(SEED)
     ids, stored = _fill(engine, rnd)
     name_of = {i: name for name, i in ids.items()}
@@ -155,15 +191,15 @@ def test_sql_views_show_what_admits_admits(engine):
             assert county_set == ({ids[name] for name in names} if view.counties else None), case
             # the deviations
             expected = sorted((s for s in (_shown(r, routing, name_of.get(r.county_id)) for r in stored)
-                               if dv._admits(view, s, county_set)), key=dv.sort_key)
+                               if _admits(view, s, county_set)), key=dv.sort_key)
             got = dv.list_deviations(conn, view, routing)
             assert [s.id for s in got] == [s.id for s in expected], case
             assert got == expected, case  # every field, figures and county name included
             partial += 0 < len(expected) < N_ROWS
             empty += not expected
             # a run's findings
-            expected = [replace(s, county=name_of.get(s.county_id))  # select_findings leaves the name out
-                        for s in dv.select_findings(conn, findings, statuses, view, routing)]
+            expected = [replace(s, county=name_of.get(s.county_id))  # _select_findings leaves the name out
+                        for s in _select_findings(conn, findings, statuses, view, routing)]
             where = dv.view_condition(view, routing, county_set)
             got = list(dv.shown_rows(found.rows(where=where), routing))
             assert got == expected, case  # the same rows in the same order, every field

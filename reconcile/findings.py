@@ -16,8 +16,10 @@ from __future__ import annotations
 import decimal
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from foundation.vocabulary import SEVERITIES, SEVERITY_RANK, Kind, Severity
@@ -30,9 +32,23 @@ _FOUR_PLACES = Decimal("0.0001")
 # Wide enough that no quotient of store figures (20 digits, 4 or 6 places) is rounded before round4.
 EXACT = decimal.Context(prec=60, rounding=ROUND_HALF_UP)
 
-# json.dumps with options builds an encoder per call; a run encodes every finding's figures twice
-_SORTED = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=str).encode
-_PLAIN = json.JSONEncoder(ensure_ascii=False).encode
+
+def _encoder(*, sort_keys: bool, default: Callable[[Any], Any]) -> Callable[[Any], str]:
+    """json.dumps(value, ensure_ascii=False, sort_keys=…, default=…), the same text, made quicker.
+
+    A run encodes every finding's figures twice (fingerprint and store). json.dumps builds an encoder
+    per call, and JSONEncoder.encode builds its C encoder per call too (half of the 1.6 µs an encode
+    takes): the C encoder is built once here, without the check for circular structures (a
+    finding's figures are a fresh tree of dicts, lists and strings). Python without the C
+    accelerator falls back to JSONEncoder."""
+    if c_make_encoder is None:  # pragma: no cover - CPython always has it
+        return json.JSONEncoder(sort_keys=sort_keys, ensure_ascii=False, default=default).encode
+    encode = c_make_encoder(None, default, encode_basestring, None, ": ", ", ", sort_keys, False, True)
+    return lambda value: "".join(encode(value, 0))
+
+
+_SORTED = _encoder(sort_keys=True, default=str)
+_PLAIN = _encoder(sort_keys=False, default=json.JSONEncoder().default)  # what the store keeps: JSON types only
 
 
 _quantize = EXACT.quantize  # the context's rounding: ROUND_HALF_UP, i.e. half away from zero
@@ -103,10 +119,9 @@ class Finding:
         """(fingerprint, ``numbers`` as the JSON text the store keeps), made together as a run stages
         the finding (reconcile/lifecycle.py). The stored text keeps
         the rule's order of the figures (``deviations show`` lists them so); the fingerprint's is sorted."""
-        content = "\x1f".join(str(part) for part in (
-            self.severity, text(self.planned), text(self.actual), text(self.measure),
-            _SORTED(self.numbers), self.message,
-            self.agency_code, self.county_id, self.sync_run_id, self.evidence_table, self.evidence_id))
+        content = (f"{self.severity}\x1f{text(self.planned)}\x1f{text(self.actual)}\x1f{text(self.measure)}\x1f"
+                   f"{_SORTED(self.numbers)}\x1f{self.message}\x1f{self.agency_code}\x1f{self.county_id}\x1f"
+                   f"{self.sync_run_id}\x1f{self.evidence_table}\x1f{self.evidence_id}")
         stored = _PLAIN(self.numbers)
         return hashlib.blake2b(content.encode("utf-8"), digest_size=16).hexdigest(), stored
 

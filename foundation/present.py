@@ -59,7 +59,8 @@ RULE_NAMES = {
 }
 COMPTROLLER_NAMES = {"approved": "تأییدشده", "pending": "در انتظار تأیید", "rejected": "ردشده"}
 
-_SEPARATORS = str.maketrans({",": "٬", ".": "٫"})
+# a formatted number's ASCII digits and separators to Persian, in one pass (a run words 600,000 figures)
+_PERSIAN_NUMBER = str.maketrans({",": "٬", ".": "٫", **{str(d): chr(0x06F0 + d) for d in range(10)}})
 _LRI, _PDI = "\u2066", "\u2069"  # left-to-right isolate … pop directional isolate
 
 
@@ -73,18 +74,18 @@ def number(value: Decimal | int | float | None, *, places: int | None = None, gr
     without it trailing zeros are dropped. None -> '—'."""
     if value is None:
         return NOTHING
-    if isinstance(value, float):
-        value = Decimal(repr(value))
-    elif isinstance(value, int):
-        value = Decimal(value)
+    if value.__class__ is not Decimal:
+        value = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
     if places is not None:
         value = value.quantize(Decimal(1).scaleb(-places))
     else:
         value = value.normalize()
-    if value == 0:
-        value = abs(value) if places is not None else Decimal(0)  # no '-0', no '0E+2'
-    shown = format(value, ",f" if grouped else "f")
-    return to_persian_digits(shown.translate(_SEPARATORS))
+    if not value:
+        value = abs(value) if places is not None else _ZERO  # no '-0', no '0E+2'
+    return format(value, ",f" if grouped else "f").translate(_PERSIAN_NUMBER)
+
+
+_ZERO = Decimal(0)
 
 
 def amount(value: Decimal | int | float | None, *, unit: bool = False, places: int | None = None) -> str:

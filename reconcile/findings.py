@@ -75,12 +75,13 @@ def text(value: Decimal | int | None) -> str | None:
 
     Canonical (no trailing zeros), so the same figure reads the same from either database.
     """
+    if value.__class__ is Decimal:
+        return format(value.normalize(), "f") if value else "0"
     if value is None:
         return None
     if isinstance(value, int):
         return str(value)
-    value = value.normalize()
-    return format(value if value else Decimal(0), "f")
+    raise TypeError(f"not a figure: {value!r}")
 
 
 @dataclass(frozen=True, slots=True)

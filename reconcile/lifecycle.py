@@ -94,6 +94,8 @@ FOUND = sa.Table(
 _INDEX = "bw_found_identity"
 _CREATE_INDEX = sa.text(f"CREATE INDEX IF NOT EXISTS {_INDEX} ON bw_found (kind, rule, subject, fiscal_year, quarter)")
 _DROP_INDEX = sa.text(f"DROP INDEX IF EXISTS {_INDEX}")
+# the ids of the deviations a run resolves (Found._resolve)
+MISSING = sa.Table("bw_missing", _meta, sa.Column("id", sa.Integer, primary_key=True), prefixes=["TEMPORARY"])
 _STAGED = ("seq", "kind", "rule", "subject", "fiscal_year", "quarter", "severity", "planned", "actual", "measure",
            "numbers", "message", "agency_code", "county_id", "county", "sync_run_id", "evidence_table",
            "evidence_id", "fingerprint")
@@ -221,10 +223,14 @@ class Found:
         ).values(last_found_on=sa.literal(as_of, sa.Date)))
         if carried is not None:
             kept = sa.and_(d.c.status.in_(ACTIVE), carried)
-            counts.unchanged += conn.execute(sa.select(sa.func.count()).select_from(d).where(kept)).scalar_one()
-            conn.execute(sa.update(d).where(kept, sa.or_(d.c.last_found_on.is_(None),
-                                                         d.c.last_found_on < sa.literal(as_of, sa.Date)))
-                         .values(last_found_on=sa.literal(as_of, sa.Date)))
+            behind = sa.or_(d.c.last_found_on.is_(None), d.c.last_found_on < sa.literal(as_of, sa.Date))
+            # one scan counts them and tells whether any is behind: a re-run on the day of the last
+            # run (the usual case after a daytime sync) moves no last_found_on and skips the update
+            carried_count, late = conn.execute(sa.select(sa.func.count(), sa.func.sum(sa.case((behind, 1), else_=0)))
+                                               .select_from(d).where(kept)).one()
+            counts.unchanged += carried_count
+            if late:
+                conn.execute(sa.update(d).where(kept, behind).values(last_found_on=sa.literal(as_of, sa.Date)))
         counts.resolved = self._resolve(run_id=run_id, as_of=as_of, now=now, resolvable=resolvable)
         return counts
 
@@ -233,8 +239,16 @@ class Found:
         return self.conn.execute(sa.select(sa.func.count()).select_from(dev).where(_missing(resolvable))).scalar_one()
 
     def _resolve(self, *, run_id: int, as_of: date, now: datetime, resolvable: sa.ColumnElement[bool]) -> int:
+        """Resolve the active deviations `resolvable` selects that the run did not find. The deviations
+        are scanned once, into a temporary table of the ids to resolve; the event and the update then
+        read those ids (a re-run that resolves nothing scanned them twice for nothing)."""
         conn, d = self.conn, dev
-        missing = _missing(resolvable)
+        MISSING.create(conn, checkfirst=True)
+        conn.execute(sa.delete(MISSING))
+        found = conn.execute(sa.insert(MISSING).from_select(["id"], sa.select(d.c.id).where(_missing(resolvable))))
+        if not found.rowcount:
+            return 0
+        missing = d.c.id.in_(sa.select(MISSING.c.id))
         gone = sa.or_(
             sa.exists().where(_pj.c.code == d.c.subject, _py.c.project_id == _pj.c.id,
                               _py.c.fiscal_year == d.c.fiscal_year, _py.c.gone.is_(True), d.c.kind == "capital"),
@@ -244,9 +258,11 @@ class Found:
             ["deviation_id", "event", "severity", "at", "reconcile_run_id", "reason"],
             sa.select(d.c.id, sa.literal("resolved"), d.c.severity, _at(now), sa.literal(run_id),
                       sa.case((gone, "gone"), else_="not found")).where(missing).order_by(d.c.id)))
-        return conn.execute(sa.update(d).where(missing).values(
+        resolved = conn.execute(sa.update(d).where(missing).values(
             status="resolved", alert_state="none", resolved_on=as_of, reconcile_run_id=run_id,
             updated_at=now)).rowcount
+        conn.execute(sa.delete(MISSING))
+        return resolved
 
     # --- reading back ---------------------------------------------------------------------------
 

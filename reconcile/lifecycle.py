@@ -85,7 +85,7 @@ FOUND = sa.Table(
     # filled by the comparison: the stored deviation of the same identity and what the run does to it
     sa.Column("dev_id", sa.Integer), sa.Column("old_status", sa.String(16)),
     sa.Column("old_severity", sa.String(16)), sa.Column("old_alert", sa.String(16)),
-    sa.Column("change", sa.String(16)),
+    sa.Column("change", sa.String(16), server_default="opened"),  # until compare pairs it with a deviation
     prefixes=["TEMPORARY"],
 )
 # The identity index is built once the findings are staged (compare), not kept while they are
@@ -170,7 +170,6 @@ class Found:
             (_rank(f.c.severity) < _rank(d.c.severity), "lowered"),
             (sa.or_(d.c.fingerprint.is_(None), d.c.fingerprint != f.c.fingerprint), "updated"),
             else_="unchanged")).where(_same_identity(f, d)))
-        conn.execute(sa.update(f).where(f.c.dev_id.is_(None)).values(change="opened"))
 
     def counts(self) -> LifeCounts:
         counts = LifeCounts()
@@ -197,13 +196,15 @@ class Found:
                       sa.literal("new"), sa.literal(as_of, sa.Date), sa.literal(as_of, sa.Date),
                       sa.literal(run_id), _at(now), *content)
             .where(f.c.change == "opened").order_by(f.c.seq)))
-        if counts.opened:
-            conn.execute(sa.update(f).values(dev_id=d.c.id).where(f.c.change == "opened", _same_identity(f, d)))
+        events = ["deviation_id", "event", "severity", "at", "reconcile_run_id"]
+        if counts.opened:  # until the updates below, the deviations of this run are exactly the new ones
+            conn.execute(sa.insert(event_table).from_select(events, sa.select(
+                d.c.id, sa.literal("opened"), d.c.severity, _at(now), sa.literal(run_id))
+                .where(d.c.reconcile_run_id == run_id).order_by(d.c.id)))
         # changed deviations: their events first (they name the severity found), then the rows
-        changed = ("opened", "reopened", "escalated", "lowered", "updated")
-        conn.execute(sa.insert(event_table).from_select(
-            ["deviation_id", "event", "severity", "at", "reconcile_run_id"],
-            sa.select(f.c.dev_id, f.c.change, f.c.severity, _at(now), sa.literal(run_id))
+        changed = ("reopened", "escalated", "lowered", "updated")
+        conn.execute(sa.insert(event_table).from_select(events, sa.select(
+            f.c.dev_id, f.c.change, f.c.severity, _at(now), sa.literal(run_id))
             .where(f.c.change.in_(changed)).order_by(f.c.seq)))
         status = sa.case((f.c.change.in_(("reopened", "escalated")), "open"), else_=d.c.status)
         alert = sa.case((f.c.change == "reopened", "new"),
@@ -213,7 +214,7 @@ class Found:
                         else_=d.c.alert_state)
         last = sa.case((d.c.last_found_on > sa.literal(as_of, sa.Date), d.c.last_found_on),
                        else_=sa.literal(as_of, sa.Date))
-        conn.execute(sa.update(d).where(d.c.id == f.c.dev_id, f.c.change.in_(changed[1:])).values(
+        conn.execute(sa.update(d).where(d.c.id == f.c.dev_id, f.c.change.in_(changed)).values(
             status=status, alert_state=alert, resolved_on=None, last_found_on=last, reconcile_run_id=run_id,
             updated_at=_at(now), **{name: f.c[name] if name != "numbers" else _json(conn, f.c.numbers)
                                      for name in _CONTENT}))

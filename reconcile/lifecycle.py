@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection
 
 from reconcile.findings import Finding
 from store import locks
-from store.driver import analyze_if_large, bulk_insert
+from store.driver import Streamed, analyze_if_large, bulk_insert, stream_rows
 from store.models import AMOUNT, County, Deviation, DeviationEvent, ExpenseAgreement, Project, ProjectYear
 
 dev = Deviation.__table__
@@ -269,7 +269,7 @@ class Found:
 
     def rows(self, carried: sa.ColumnElement[bool] | None = None, *,
              where: Callable[[Any], sa.ColumnElement[bool]] | None = None, raw_figures: bool = False
-             ) -> sa.CursorResult[Any]:
+             ) -> Streamed:
         """What the run found, most severe first, then by rule, subject, year and quarter, each with
         the id and status of its deviation (after the run; for a what-if, before it: no id for a
         finding not recorded yet, and status 'open'). `carried` adds the deviations an incremental
@@ -297,7 +297,7 @@ class Found:
                                              found.c.quarter)
         if where is not None:
             query = query.where(where(found.c))
-        return self.conn.execute(query.execution_options(yield_per=2000))
+        return stream_rows(self.conn, query)
 
 
 _FIGURES = frozenset({"planned", "actual", "measure"})

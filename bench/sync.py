@@ -13,6 +13,13 @@ as `budgetwatch sync` in a child process, so its wall time and peak memory are i
   details of changed items;
 - the peak memory (PSS) and the CPU time of the sync's processes together (sampled every 0.25 s).
 
+``--preload N`` first fills the fresh store with bench/reconcile.py's generator (N projects and
+N/2 agreements of fiscal year 1405, straight into the database), so that the full sync runs into an
+already large store (issue 17: its memory stays under 300 MB). Their codes never collide with the
+simulator's (projects ``13000xxxxx-001`` against its plans ``13`` + 01..59 + six digits, agreements
+``1405-NNNNNN`` against ``YEAR-AGENCY-SERIAL``), so the full sync marks them all gone (counted in
+"gone"); agency codes 301 and 305 are both the generator's and the simulator's: the sync renames them.
+
 ``--sync-tree DIR`` runs the sync of another checkout (a git worktree of an earlier commit) against
 this checkout's simulator: a before/after comparison of the sync alone, whatever the simulator
 became meanwhile.
@@ -25,6 +32,7 @@ the client's, to measure the engine itself; `--saba-rate 10` shows the contract'
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import os
 import subprocess
@@ -35,6 +43,7 @@ from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 
+import sqlalchemy as sa
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from foundation.jalali import TEHRAN  # noqa: E402
 from simulator import Faults, Simulator, SimulatorConfig  # noqa: E402
-from store.db import scratch_schema  # noqa: E402
+from store.db import open_store, scratch_schema  # noqa: E402
 from bench_memory import TreeSampler  # noqa: E402
 
 CLOCK = datetime(2026, 11, 25, 10, 0, tzinfo=TEHRAN)
@@ -67,6 +76,37 @@ def write_config(path: Path, sim: Simulator, database: str, concurrency: int, sa
 
 
 CPU = {"seconds": 0.0}
+
+
+def bench_reconcile():
+    """bench/reconcile.py (its generator), loaded under a name that does not shadow the reconcile
+    package (as bench/web.py does)."""
+    spec = importlib.util.spec_from_file_location("bench_reconcile", ROOT / "bench" / "reconcile.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def preload(database: str, n: int, sim: Simulator) -> None:
+    """Fill the store with bench/reconcile.py's generate(engine, n) before the full sync; stop if
+    a generated project code or agreement number is also one the simulator serves."""
+    t0 = time.perf_counter()
+    engine = open_store(database)
+    try:
+        counts = bench_reconcile().generate(engine, n)
+        with engine.connect() as conn:
+            codes = set(conn.execute(sa.text("SELECT code FROM project")).scalars())
+            numbers = set(conn.execute(sa.text("SELECT agreement_no FROM expense_agreement")).scalars())
+    finally:
+        engine.dispose()
+    with sim.world.lock:
+        shared_p = codes & set(sim.world.projects)
+        shared_a = numbers & {a.agreement_no for a in sim.world.agreements.values()}
+    print(f"store preloaded with bench/reconcile.py's generator in {time.perf_counter() - t0:.1f} s: "
+          + ", ".join(f"{v} {k}" for k, v in counts.items())
+          + f"; shared with the simulator: {len(shared_p)} project codes, {len(shared_a)} agreement numbers")
+    if shared_p or shared_a:
+        raise SystemExit("the generated store shares codes with the simulator: the sync would update them")
 
 
 def run_sync(tree: Path, config: Path, env: dict[str, str], *extra: str) -> tuple[float, int, str]:
@@ -96,6 +136,9 @@ def main() -> None:
     parser.add_argument("--saba-rate", type=float, default=1000, help="simulator's SABA rate limit per token")
     parser.add_argument("--sync-tree", type=Path, default=ROOT,
                         help="the checkout whose sync runs (default: this one), e.g. a worktree of an earlier commit")
+    parser.add_argument("--preload", type=int, default=0, metavar="N",
+                        help="before the full sync, fill the store with bench/reconcile.py's generator: N projects, "
+                             "N/2 agreements (default: none, an empty store)")
     parser.add_argument("--database", help="PostgreSQL URL: the store goes in a schema of its own, dropped afterwards (default: a fresh SQLite file)")
     args = parser.parse_args()
 
@@ -118,6 +161,8 @@ def measure(args: argparse.Namespace, tmp: Path, database: str) -> None:
         config = tmp / "config.yaml"
         env = write_config(config, sim, database, args.concurrency, args.saba_rate)
         latency = args.latency_ms / 1000
+        if args.preload:
+            preload(database, args.preload, sim)
 
         sim.log.reset()
         wall, peak_kb, out = run_sync(args.sync_tree, config, env, "--full")

@@ -48,7 +48,11 @@ def _encoder(*, sort_keys: bool, default: Callable[[Any], Any]) -> Callable[[Any
 
 
 _SORTED = _encoder(sort_keys=True, default=str)
-_PLAIN = _encoder(sort_keys=False, default=json.JSONEncoder().default)  # what the store keeps: JSON types only
+def _json_types_only(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+_PLAIN = _encoder(sort_keys=False, default=_json_types_only)  # what the store keeps: JSON types only
 
 
 _quantize = EXACT.quantize  # the context's rounding: ROUND_HALF_UP, i.e. half away from zero
@@ -81,6 +85,8 @@ def text(value: Decimal | int | None) -> str | None:
         return None
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, Decimal):  # a subclass
+        return text(Decimal(value))
     raise TypeError(f"not a figure: {value!r}")
 
 

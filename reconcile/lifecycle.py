@@ -90,12 +90,19 @@ FOUND = sa.Table(
 )
 # The identity index is built once the findings are staged (compare), not kept while they are
 # inserted: maintaining it row by row costs twice the insert (SQLite, 242,741 findings: 1.4 s
-# against 0.5 s + 0.3 s to build it afterwards). Plain DDL: the same text on both databases.
+# against 0.5 s + 0.3 s to build it afterwards); dropping and building it again costs a small run
+# two catalogue statements (a few milliseconds). Plain DDL: the same text on both databases.
 _INDEX = "bw_found_identity"
 _CREATE_INDEX = sa.text(f"CREATE INDEX IF NOT EXISTS {_INDEX} ON bw_found (kind, rule, subject, fiscal_year, quarter)")
-_DROP_INDEX = sa.text(f"DROP INDEX IF EXISTS {_INDEX}")
+
+
+def _drop_index(conn: Connection) -> None:
+    """Drop the staging table's index, named in the connection's own temporary schema."""
+    schema = "pg_temp" if conn.dialect.name == "postgresql" else "temp"
+    conn.execute(sa.text(f"DROP INDEX IF EXISTS {schema}.{_INDEX}"))
 # the ids of the deviations a run resolves (Found._resolve)
-MISSING = sa.Table("bw_missing", _meta, sa.Column("id", sa.Integer, primary_key=True), prefixes=["TEMPORARY"])
+MISSING = sa.Table("bw_missing", _meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+                   prefixes=["TEMPORARY"])
 _STAGED = ("seq", "kind", "rule", "subject", "fiscal_year", "quarter", "severity", "planned", "actual", "measure",
            "numbers", "message", "agency_code", "county_id", "county", "sync_run_id", "evidence_table",
            "evidence_id", "fingerprint")
@@ -118,6 +125,7 @@ class Found:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.count = 0
+        self._streams: list[Streamed] = []  # handed out by rows(): closed by close_streams()
         # the temporary table stays with its connection between runs: emptied, not re-created
         # (catalogue writes cost a PostgreSQL round trip or two each, in every small run)
         FOUND.create(conn, checkfirst=True)
@@ -144,7 +152,7 @@ class Found:
     def drop(self) -> None:
         """Empty the table (it is kept for the connection's next run), without its index until the
         next run has staged its findings."""
-        self.conn.execute(_DROP_INDEX)
+        _drop_index(self.conn)
         self.conn.execute(sa.delete(FOUND))
 
     # --- the comparison ---------------------------------------------------------------------
@@ -187,7 +195,9 @@ class Found:
         conn, f, d = self.conn, FOUND, dev
         locks.hold_for_transaction(conn, "reconcile")  # one reconciliation writes deviations at a time
         counts = self.counts()
-        # new deviations, ids drawn by the database in the order the findings were produced
+        # new deviations, ids drawn by the database in the order the findings were produced, above
+        # the largest id before them (only a reconciliation inserts deviations, under the lock above)
+        before = conn.execute(sa.select(sa.func.coalesce(sa.func.max(d.c.id), 0))).scalar_one()
         content = [f.c[name] if name != "numbers" else _json(conn, f.c.numbers) for name in _CONTENT]
         conn.execute(sa.insert(d).from_select(
             ["kind", "rule", "subject", "fiscal_year", "quarter", "status", "alert_state", "first_found_on",
@@ -197,10 +207,10 @@ class Found:
                       sa.literal(run_id), _at(now), *content)
             .where(f.c.change == "opened").order_by(f.c.seq)))
         events = ["deviation_id", "event", "severity", "at", "reconcile_run_id"]
-        if counts.opened:  # until the updates below, the deviations of this run are exactly the new ones
+        if counts.opened:  # until the updates below, this run's deviations are exactly the new ones
             conn.execute(sa.insert(event_table).from_select(events, sa.select(
                 d.c.id, sa.literal("opened"), d.c.severity, _at(now), sa.literal(run_id))
-                .where(d.c.reconcile_run_id == run_id).order_by(d.c.id)))
+                .where(d.c.id > before, d.c.reconcile_run_id == run_id).order_by(d.c.id)))
         # changed deviations: their events first (they name the severity found), then the rows
         changed = ("reopened", "escalated", "lowered", "updated")
         conn.execute(sa.insert(event_table).from_select(events, sa.select(
@@ -249,7 +259,8 @@ class Found:
         found = conn.execute(sa.insert(MISSING).from_select(["id"], sa.select(d.c.id).where(_missing(resolvable))))
         if not found.rowcount:
             return 0
-        missing = d.c.id.in_(sa.select(MISSING.c.id))
+        # still active: a person may have dismissed or acknowledged one since (PostgreSQL, READ COMMITTED)
+        missing = sa.and_(d.c.id.in_(sa.select(MISSING.c.id)), d.c.status.in_(ACTIVE))
         gone = sa.or_(
             sa.exists().where(_pj.c.code == d.c.subject, _py.c.project_id == _pj.c.id,
                               _py.c.fiscal_year == d.c.fiscal_year, _py.c.gone.is_(True), d.c.kind == "capital"),
@@ -297,7 +308,16 @@ class Found:
                                              found.c.quarter)
         if where is not None:
             query = query.where(where(found.c))
-        return stream_rows(self.conn, query)
+        stream = stream_rows(self.conn, query)
+        self._streams.append(stream)
+        return stream
+
+    def close_streams(self) -> None:
+        """Close what :meth:`rows` handed out (a reader that failed half-way leaves its stream open,
+        and on PostgreSQL an open stream holds the connection: store.driver.stream_rows)."""
+        for stream in self._streams:
+            stream.close()
+        self._streams.clear()
 
 
 _FIGURES = frozenset({"planned", "actual", "measure"})

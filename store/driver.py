@@ -19,7 +19,7 @@ import functools
 import json
 import re
 from collections.abc import Iterator, Sequence
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -62,7 +62,8 @@ def driver_rows(conn: Connection, statement: sa.Select) -> list[tuple]:
 
 class Streamed:
     """Rows streamed from a statement: iterate them (named tuples or SQLAlchemy rows: by position or
-    by column name), ``keys()`` names the columns."""
+    by column name), ``keys()`` names the columns. Close it (or read it to the end) before the
+    connection runs anything else: psycopg holds the connection while a stream is open."""
 
     def __init__(self, keys: Sequence[str], rows: Iterator[Any]) -> None:
         self._keys, self._rows = tuple(keys), rows
@@ -73,51 +74,75 @@ class Streamed:
     def __iter__(self) -> Iterator[Any]:
         return self._rows
 
+    def close(self) -> None:
+        """Finish the stream (the rest is drained): the connection is free again."""
+        close = getattr(self._rows, "close", None)
+        if close is not None:
+            close()
+
 
 def stream_rows(conn: Connection, statement: sa.Select, *, batch: int = 2000) -> Streamed:
     """The rows of `statement` as they come, in `conn`'s transaction, never held whole in memory.
 
-    PostgreSQL: psycopg's streaming (single-row mode) of an ordinary query, when no selected column
-    needs SQLAlchemy's result processing (figures are Decimals and text is text from the driver
-    itself). SQLAlchemy streams through a server-side cursor, and a cursor's query runs without
-    parallel workers and answers in batches: 242,741 sorted deviations took 2.4 s that way, 1.2 s
-    streamed (docs/benchmarks.md). Elsewhere, and for columns that need processing, SQLAlchemy's
-    own streaming (``yield_per``)."""
-    if conn.dialect.name == "postgresql" and all(_as_psycopg_gives(c.type) for c in statement.selected_columns):
+    PostgreSQL: psycopg's chunked streaming of an ordinary query, when psycopg's values are already
+    what SQLAlchemy would return (:func:`_as_psycopg_gives`: integers, text, dates, exact decimals)
+    and the parameters need no SQLAlchemy processing (plain values). SQLAlchemy streams through a
+    server-side cursor, whose query runs without parallel workers and answers batch by batch:
+    242,741 sorted deviations took 2.4 s that way, 0.85 s streamed (docs/benchmarks.md).
+    Elsewhere, and for other columns, SQLAlchemy's own streaming (``yield_per``).
+
+    Until the stream is read to its end or closed (:meth:`Streamed.close`), nothing else may run on
+    `conn`: psycopg holds the connection's lock meanwhile, and another statement (a rollback
+    included) would wait for it forever. A stream left early is drained, not cancelled: a
+    cancelled query aborts the transaction."""
+    if conn.dialect.name == "postgresql" and all(_as_psycopg_gives(c.type, conn.dialect)
+                                                 for c in statement.selected_columns):
         compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-        keys = [column.key for column in statement.selected_columns]
-        row = _named_row(tuple(keys))
-        cursor = conn.connection.driver_connection.cursor()
+        if all(_plain(value) for value in compiled.params.values()):
+            keys = tuple(statement.selected_columns.keys())
+            row = named_row_type(keys)
+            cursor = conn.connection.driver_connection.cursor()
 
-        def rows() -> Iterator[Any]:
-            stream = cursor.stream(str(compiled), compiled.params, size=batch)
-            try:
-                yield from map(row._make, stream)
-            finally:  # left early: drained, not closed (psycopg would cancel the query, which aborts the transaction)
-                for _ in stream:
-                    pass
-                cursor.close()
+            def rows() -> Iterator[Any]:
+                stream = cursor.stream(str(compiled), compiled.params, size=batch)
+                try:
+                    yield from map(row._make, stream)
+                finally:
+                    for _ in stream:  # drained: psycopg would cancel the query, which aborts the transaction
+                        pass
+                    cursor.close()
 
-        return Streamed(keys, rows())
+            return Streamed(keys, rows())
     result = conn.execute(statement.execution_options(yield_per=batch))
     return Streamed(result.keys(), iter(result))
 
 
-def _as_psycopg_gives(type_: Any) -> bool:
+def _as_psycopg_gives(type_: Any, dialect: Any) -> bool:
     """Whether psycopg's value of a column of `type_` is already what SQLAlchemy would return
-    (integers, text, dates, exact decimals: the store's figures; no TypeDecorator reading)."""
+    (integers, text, dates, exact decimals such as the store's figures; no TypeDecorator reading)."""
     if isinstance(type_, sa.types.TypeDecorator):
-        if type_._has_result_processor:
+        if type(type_).process_result_value is not sa.types.TypeDecorator.process_result_value:
             return False
-        type_ = type_.impl_instance
+        type_ = type_.load_dialect_impl(dialect)
+    if isinstance(type_, sa.Enum):
+        return False
     if isinstance(type_, sa.Numeric):
-        return type_.asdecimal and not isinstance(type_, sa.Float)
+        return bool(type_.asdecimal) and not isinstance(type_, sa.Float)
     return isinstance(type_, (sa.Integer, sa.String, sa.Date, sa.Boolean, sa.types.NullType))
 
 
-@functools.lru_cache(maxsize=32)
-def _named_row(keys: tuple[str, ...]) -> type:
-    return collections.namedtuple("StreamedRow", keys)
+def _plain(value: Any) -> bool:
+    """A parameter psycopg takes as SQLAlchemy would send it (no bind processing: not a datetime,
+    whose time zone the store's column type checks)."""
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return value is None or (isinstance(value, (str, int, Decimal, date)) and not isinstance(value, datetime))
+
+
+@functools.lru_cache(maxsize=64)
+def named_row_type(keys: tuple[str, ...]) -> type:
+    """A named tuple type for rows of these columns (read by position or by name, quickly)."""
+    return collections.namedtuple("Row", keys)
 
 
 def day_reader(conn: Connection):

@@ -68,3 +68,18 @@ def test_columns_that_need_reading_go_through_sqlalchemy(engine: Engine) -> None
     with engine.connect() as conn:
         rows = list(stream_rows(conn, sa.select(dev.c.id, dev.c.updated_at).order_by(dev.c.id)))
     assert [row.updated_at for row in rows] == [NOW] * 3  # aware UTC, as the column type reads it
+
+
+def test_closing_a_stream_a_failed_reader_kept_frees_the_connection(engine: Engine) -> None:
+    """A reader that failed half-way may still hold the stream (a traceback keeps it alive): closing
+    it must free the connection (on PostgreSQL an open stream holds it, and a rollback would wait
+    forever; the suite's timeout catches that)."""
+    _fill(engine, 3000)
+    other = dev.alias("other")
+    with engine.connect() as conn:
+        streamed = stream_rows(conn, sa.select(dev.c.id, other.c.planned).join(other, other.c.id <= 100))
+        kept = iter(streamed)
+        next(kept)
+        streamed.close()
+        assert conn.execute(sa.select(sa.func.count()).select_from(dev)).scalar_one() == 3000
+        conn.rollback()

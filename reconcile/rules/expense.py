@@ -48,7 +48,7 @@ class OperationShortfall(Rule):
         oq, quarter = scope.operation_quarters(), scope.closed_quarters().c.quarter
         planned = Scope.through(_OP_TARGETS, quarter)
         actual = Scope.through([oq.c.n1, oq.c.n2, oq.c.n3, oq.c.n4], quarter)
-        return (_year_to_date(scope, "t", "n")
+        return (_year_to_date(scope, targets=True)
                 .where(planned > 0, _some_item(oq, quarter),
                        actual < (limits.threshold + MARGIN) * planned)
                 .order_by(ea.c.id, op.c.code, quarter))
@@ -99,7 +99,7 @@ class UnitCostOverrun(Rule):
         oq, quarter = scope.operation_quarters(), scope.closed_quarters().c.quarter
         actual = Scope.through([oq.c.n1, oq.c.n2, oq.c.n3, oq.c.n4], quarter)
         spent = Scope.through([oq.c.s1, oq.c.s2, oq.c.s3, oq.c.s4], quarter)
-        return (_year_to_date(scope, "n", "s", op.c.unit_cost)
+        return (_year_to_date(scope, spending=True, unit_cost=True)
                 .where(op.c.unit_cost > 0, actual > 0, spent >= (limits.minor - MARGIN) * actual * op.c.unit_cost)
                 .order_by(ea.c.id, op.c.code, quarter))
 
@@ -310,21 +310,21 @@ def _operations(scope: Scope, *columns: Any) -> sa.Select:
             .where(Scope.active_agreement()))
 
 
-def _year_to_date(scope: Scope, *figures: Any) -> sa.Select:
+def _year_to_date(scope: Scope, *, targets: bool = False, spending: bool = False, unit_cost: bool = False
+                  ) -> sa.Select:
     """Each operation of an active agreement in scope at each closed quarter, with the quarters'
-    own figures (Scope.operation_quarters) for the exact sums: the items' ids and runs (i1..i4,
-    r1..r4) and of `figures` the ones a rule reads — "t" targets t1..t4, "n" quantities n1..n4,
-    "s" spending s1..s4, or a column. (Every figure read is a Decimal made from the store's text or
-    float: 600,000 of them at 100k that no rule used, half a second.)"""
+    own figures (Scope.operation_quarters) for the exact sums (:func:`_to_date`): the quantities
+    n1..n4 and the items' ids and runs (i1..i4, r1..r4) always; the targets t1..t4, the spending
+    s1..s4 and the unit cost when asked. (Every figure read is a Decimal made from the store's
+    value: at 100k, 600,000 of them that no rule used cost half a second.)"""
     oq, closed = scope.operation_quarters(), scope.closed_quarters()
-    columns = []
-    for figure in figures:
-        if figure == "t":
-            columns += [t.label(f"t{k}") for k, t in enumerate(_OP_TARGETS, 1)]
-        elif isinstance(figure, str):
-            columns += [oq.c[f"{figure}{k}"] for k in (1, 2, 3, 4)]
-        else:
-            columns.append(figure)
+    columns = [oq.c[f"n{k}"] for k in (1, 2, 3, 4)]
+    if targets:
+        columns += [t.label(f"t{k}") for k, t in enumerate(_OP_TARGETS, 1)]
+    if spending:
+        columns += [oq.c[f"s{k}"] for k in (1, 2, 3, 4)]
+    if unit_cost:
+        columns.append(op.c.unit_cost)
     return (_operations(scope, *columns, closed.c.quarter, *(oq.c[f"{c}{k}"] for c in "ir" for k in (1, 2, 3, 4)))
             .join(oq, oq.c.operation_id == op.c.id)
             .join(closed, closed.c.fiscal_year == ea.c.fiscal_year))
@@ -339,15 +339,15 @@ def _some_item(oq: sa.Table, quarter: Any) -> sa.ColumnElement[bool]:
 class _ToDate:
     """An operation's year to date through a closed quarter, summed exactly (empty figures count 0)."""
 
-    planned: Decimal | None  # None: the row has no targets (_year_to_date without "t")
+    planned: Decimal | None  # None: the row has no targets (_year_to_date without targets)
     actual: Decimal
-    spent: Decimal | None  # None: the row has no spending (_year_to_date without "s")
+    spent: Decimal | None  # None: the row has no spending (_year_to_date without spending)
     latest: int | None  # the quarter in 1..q of the latest performance item, None: no item
 
 
 def _to_date(row: Any, *, targets: bool = False, spending: bool = False) -> _ToDate:
-    """The year to date of a row of :func:`_year_to_date` that has quantities ("n"), and `targets`
-    ("t") or `spending` ("s") when asked."""
+    """The year to date of a row of :func:`_year_to_date`, with its `targets` and `spending` when
+    the row has them (the same flags)."""
     planned = Decimal(0) if targets else None
     spent = Decimal(0) if spending else None
     actual = Decimal(0)

@@ -159,3 +159,28 @@ def test_a_past_day_or_a_dry_run_records_nothing(engine):
         assert conn.execute(sa.select(dev).order_by(dev.c.id)).all() == before
         assert conn.execute(sa.select(sa.func.count()).select_from(ReconcileRun.__table__)).scalar_one() == runs
     assert today.life.opened == len(before)
+
+
+def test_a_show_that_fails_half_way_leaves_the_run_recorded_and_the_store_usable(engine):
+    """The output fails while rows still stream (a full disk, a closed pipe): the run is recorded, the
+    error is the output's, and the stream does not hold the connection (on PostgreSQL a stream left
+    open would make the connection's rollback wait forever; the suite's timeout catches that)."""
+    _varied_store(engine, random.Random(7))
+    kept = []
+
+    def show(rows, result):
+        kept.append(rows())  # as a traceback would keep the reader's stream alive
+        next(iter(kept[0]))
+        raise OSError("No space left on device")
+
+    try:
+        reconcile.run(engine, config(), as_of=day("1405/08/20"), keep=False, show=show)
+    except OSError as exc:
+        assert "No space" in str(exc)
+    else:
+        raise AssertionError("the output's error was swallowed")
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(ReconcileRun.__table__.c.status)).scalars().all() == ["success"]
+    assert _active(engine) > 0
+    again = reconcile.run(engine, config(), as_of=day("1405/08/20"), keep=False)
+    assert again.life.opened == 0 and again.life.resolved == 0

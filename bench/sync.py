@@ -11,7 +11,8 @@ as `budgetwatch sync` in a child process, so its wall time and peak memory are i
   agreement pages + operations + performance per agreement, + login/token);
 - an incremental sync after ``--change`` of the items changed: requests against list pages +
   details of changed items;
-- the peak memory (PSS) and the CPU time of the sync's processes together (sampled every 0.25 s).
+- the peak memory (PSS) and the CPU time of the sync's processes together (sampled every 0.25 s),
+  for the full and for the incremental sync.
 
 ``--preload N`` first fills the fresh store with bench/reconcile.py's generator (N projects and
 N/2 agreements of fiscal year 1405, straight into the database), so that the full sync runs into an
@@ -192,7 +193,7 @@ def measure(args: argparse.Namespace, tmp: Path, database: str) -> None:
         changed_p = sim.world.edit_projects(n_change_p)
         changed_a = sim.world.edit_agreements(n_change_a)
         sim.log.reset()
-        wall_i, _, out_i = run_sync(args.sync_tree, config, env)
+        wall_i, peak_i_kb, out_i = run_sync(args.sync_tree, config, env)
         n_i, s_i = sim.log.total(portal="nezarat4"), sim.log.total(portal="saba")
         n_details = sim.log.total(portal="nezarat4", endpoint="detail")
         s_details = sim.log.total(portal="saba", endpoint="operations") + sim.log.total(portal="saba", endpoint="performance")
@@ -207,6 +208,8 @@ def measure(args: argparse.Namespace, tmp: Path, database: str) -> None:
               f"target <= list + changed x2 years = {n_target} (x1.05 = {n_target * 1.05:.0f})")
         print(f"  saba:     {s_i} requests = {s_pages} list/token + {s_details} details; "
               f"target <= {s_target} (x1.05 = {s_target * 1.05:.0f})")
+        print(f"  peak memory (PSS) of the sync's processes together: {peak_i_kb / 1024:.0f} MB; "
+              f"their CPU time {CPU['seconds']:.1f} s")
     finally:
         sim.stop()
 

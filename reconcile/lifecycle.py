@@ -211,11 +211,18 @@ class Found:
             conn.execute(sa.insert(event_table).from_select(events, sa.select(
                 d.c.id, sa.literal("opened"), d.c.severity, _at(now), sa.literal(run_id))
                 .where(d.c.id > before, d.c.reconcile_run_id == run_id).order_by(d.c.id)))
-        # changed deviations: their events first (they name the severity found), then the rows
+        # changed deviations: their events first (they name the severity found), then the rows. A
+        # person's act since compare() (PostgreSQL: acknowledging and dismissing do not wait for a
+        # run) wins: such a deviation is left as the person left it, and the next run judges it
+        # again. Locked first, so that no act slips in between the events and the update.
         changed = ("reopened", "escalated", "lowered", "updated")
+        pending = sa.and_(d.c.id == f.c.dev_id, f.c.change.in_(changed), d.c.status == f.c.old_status)
+        if conn.dialect.name == "postgresql":  # SQLite: the run holds the write lock already
+            conn.execute(sa.select(d.c.id).where(d.c.id == f.c.dev_id, f.c.change.in_(changed))
+                         .with_for_update(of=d)).close()
         conn.execute(sa.insert(event_table).from_select(events, sa.select(
             f.c.dev_id, f.c.change, f.c.severity, _at(now), sa.literal(run_id))
-            .where(f.c.change.in_(changed)).order_by(f.c.seq)))
+            .where(pending).order_by(f.c.seq)))
         status = sa.case((f.c.change.in_(("reopened", "escalated")), "open"), else_=d.c.status)
         alert = sa.case((f.c.change == "reopened", "new"),
                         (f.c.change == "escalated",
@@ -224,7 +231,7 @@ class Found:
                         else_=d.c.alert_state)
         last = sa.case((d.c.last_found_on > sa.literal(as_of, sa.Date), d.c.last_found_on),
                        else_=sa.literal(as_of, sa.Date))
-        conn.execute(sa.update(d).where(d.c.id == f.c.dev_id, f.c.change.in_(changed)).values(
+        conn.execute(sa.update(d).where(pending).values(
             status=status, alert_state=alert, resolved_on=None, last_found_on=last, reconcile_run_id=run_id,
             updated_at=_at(now), **{name: f.c[name] if name != "numbers" else _json(conn, f.c.numbers)
                                      for name in _CONTENT}))

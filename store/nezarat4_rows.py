@@ -28,7 +28,7 @@ from store.models import (
     RejectedRecord,
 )
 from store.reference_rows import county_id, ensure_counties, ensure_plans, start_batch
-from store.upsert import T, WriteCounts, mark_gone, merge_rows, select_existing, upsert
+from store.upsert import T, WriteCounts, mark_gone, mark_unseen_gone, merge_rows, select_existing, upsert
 
 # What a sync of Nezarat-4 writes (store.db.refresh_statistics is given these after a run)
 TABLES_WRITTEN: tuple[sa.Table, ...] = tuple(
@@ -157,12 +157,9 @@ def stored_project_versions(conn: Connection, fiscal_year: int, codes: Iterable[
 def mark_projects_gone(conn: Connection, run_id: int, fiscal_year: int, seen_codes: set[str]) -> int:
     """A full sync did not list these projects for the year: mark them gone (never delete)."""
     py, p = T(ProjectYear), T(Project)
-    rows = conn.execute(
-        sa.select(py.c.id, p.c.code).join(p, p.c.id == py.c.project_id)
-        .where(py.c.fiscal_year == fiscal_year, py.c.gone.is_(False))
-    ).all()
-    gone = [(row_id, code) for row_id, code in rows if code not in seen_codes]
-    return mark_gone(conn, run_id, py, "project_year", [(i, f"{c}/{fiscal_year}") for i, c in gone])
+    stored = (sa.select(py.c.id, p.c.code).join(p, p.c.id == py.c.project_id)
+              .where(py.c.fiscal_year == fiscal_year, py.c.gone.is_(False)))
+    return mark_unseen_gone(conn, run_id, py, "project_year", stored, seen_codes, lambda c: f"{c}/{fiscal_year}")
 
 
 def mark_project_gone(conn: Connection, run_id: int, fiscal_year: int, code: str) -> int:

@@ -28,7 +28,7 @@ from store.models import (
     RejectedRecord,
 )
 from store.reference_rows import county_id, ensure_counties, start_batch
-from store.upsert import T, mark_gone, merge_rows, select_existing
+from store.upsert import T, mark_gone, mark_unseen_gone, merge_rows, select_existing
 
 # What a sync of SABA writes (store.db.refresh_statistics is given these after a run)
 TABLES_WRITTEN: tuple[sa.Table, ...] = tuple(
@@ -161,10 +161,10 @@ def agreements_owing_detail(conn: Connection, fiscal_year: int) -> list[tuple[in
 
 def mark_agreements_gone(conn: Connection, run_id: int, fiscal_year: int, seen_numbers: set[str]) -> int:
     table = T(ExpenseAgreement)
-    rows = conn.execute(sa.select(table.c.id, table.c.agreement_no).where(
-        table.c.fiscal_year == fiscal_year, table.c.gone.is_(False))).all()
-    gone = [(i, f"{n}/{fiscal_year}") for i, n in rows if n not in seen_numbers]
-    return mark_gone(conn, run_id, table, "expense_agreement", gone)
+    stored = sa.select(table.c.id, table.c.agreement_no).where(table.c.fiscal_year == fiscal_year,
+                                                                table.c.gone.is_(False))
+    return mark_unseen_gone(conn, run_id, table, "expense_agreement", stored, seen_numbers,
+                            lambda n: f"{n}/{fiscal_year}")
 
 
 def mark_agreement_gone_by_id(conn: Connection, run_id: int, agreement_id: int) -> int:

@@ -221,6 +221,24 @@ def merge_rows(
 
 
 
+GONE_PAGE = 5000  # rows a full sync reads and marks gone at a time
+
+
+def mark_unseen_gone(conn: Connection, run_id: int, table: sa.Table, entity: str, stored: sa.Select,
+                     seen: set[str], key_of: Callable[[str], str]) -> int:
+    """Mark gone the rows `stored` selects (``table.c.id`` and the portal's key) whose key a full sync
+    did not see; the change log names them by ``key_of(key)``. A page of GONE_PAGE rows at a time,
+    in the caller's transaction: a store synced against a portal that dropped a whole year (100k
+    project years) held every row, its change-log entry and its parameters at once (+110 MB)."""
+    marked, after = 0, 0
+    while True:
+        page = conn.execute(stored.where(table.c.id > after).order_by(table.c.id).limit(GONE_PAGE)).all()
+        if not page:
+            return marked
+        after = page[-1][0]
+        marked += mark_gone(conn, run_id, table, entity, [(i, key_of(key)) for i, key in page if key not in seen])
+
+
 def mark_gone(conn: Connection, run_id: int, table: sa.Table, entity: str, items: list[tuple[int, str]]) -> int:
     if not items:
         return 0

@@ -38,6 +38,7 @@ from foundation.records import (
     ProjectDetail,
 )
 from store import nezarat4_rows, saba_rows
+from store import upsert as upsert_module
 from store.db import head_revision, make_engine, open_store, refresh_statistics
 from store.export import export_agreements, export_projects
 from store.locks import LockHeld, exclusive
@@ -487,6 +488,20 @@ def test_projects_not_listed_by_a_full_sync_are_marked_gone_not_deleted(engine: 
     assert change_log(engine) == [("project_year", "1305012007-002/1405", "gone", "False", "True", run2)]
     with engine.begin() as conn:  # marking again finds nothing more
         assert nezarat4_rows.mark_projects_gone(conn, new_run(engine), 1405, {"1305012007-001"}) == 0
+
+
+def test_marking_gone_goes_page_by_page_and_misses_none(engine: Engine, monkeypatch) -> None:
+    """A full sync that no longer sees most of a large year marks them a page at a time (memory
+    stays flat): across pages, exactly the unseen rows are marked and logged, the seen ones kept."""
+    monkeypatch.setattr(upsert_module, "GONE_PAGE", 2)
+    codes = [f"1305012007-{n:03d}" for n in range(7)]
+    save_projects(engine, new_run(engine), *(project(code, portal_id=n + 1) for n, code in enumerate(codes)))
+    seen = {codes[1], codes[4], codes[5]}  # kept on the first, third and fourth pages
+    run2 = new_run(engine)
+    with engine.begin() as conn:
+        assert nezarat4_rows.mark_projects_gone(conn, run2, 1405, seen) == 4
+    assert {code for code in codes if year_row(engine, code).gone} == set(codes) - seen
+    assert sorted(entry[1] for entry in change_log(engine)) == sorted(f"{c}/1405" for c in set(codes) - seen)
 
 
 def test_gone_project_seen_again_is_no_longer_gone(engine: Engine) -> None:

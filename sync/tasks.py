@@ -38,6 +38,9 @@ class DetailReads:
         task = asyncio.ensure_future(self._guarded(read))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        # a read cancelled before it started (the source stopped) is closed, never awaited: say so
+        # to Python, which would otherwise warn "coroutine ... was never awaited"
+        task.add_done_callback(lambda _task: read.close())
 
     async def _guarded(self, read: Awaitable[None]) -> None:
         try:

@@ -47,11 +47,11 @@ def _encoder(*, sort_keys: bool, default: Callable[[Any], Any]) -> Callable[[Any
     return lambda value: "".join(encode(value, 0))
 
 
-_SORTED = _encoder(sort_keys=True, default=str)
 def _json_types_only(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
+_SORTED = _encoder(sort_keys=True, default=str)  # the fingerprint's: anything else as its text
 _PLAIN = _encoder(sort_keys=False, default=_json_types_only)  # what the store keeps: JSON types only
 
 

@@ -100,6 +100,8 @@ def _drop_index(conn: Connection) -> None:
     """Drop the staging table's index, named in the connection's own temporary schema."""
     schema = "pg_temp" if conn.dialect.name == "postgresql" else "temp"
     conn.execute(sa.text(f"DROP INDEX IF EXISTS {schema}.{_INDEX}"))
+
+
 # the ids of the deviations a run resolves (Found._resolve)
 MISSING = sa.Table("bw_missing", _meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
                    prefixes=["TEMPORARY"])

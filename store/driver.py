@@ -39,7 +39,9 @@ def figure_reader(conn: Connection):
     """
     if conn.dialect.name != "sqlite":
         return lambda value: value
-    return lambda value: None if value is None else Decimal(repr(value))
+    from store.models import decimal_of_real  # here: store.models imports store.alerts, which imports this module
+
+    return decimal_of_real
 
 
 def driver_rows(conn: Connection, statement: sa.Select) -> list[tuple]:

@@ -64,10 +64,12 @@ class _RealAsDecimal(sa.Float):
     cache_ok = True
 
     def result_processor(self, dialect: Any, coltype: Any) -> Any:
-        return _decimal_of
+        return decimal_of_real
 
 
-def _decimal_of(value: Any) -> Decimal | None:
+def decimal_of_real(value: Any) -> Decimal | None:
+    """A figure SQLite gives back (REAL, or an integer or text another writer left) as the exact
+    Decimal that was written: ``repr`` of a float is its shortest round-tripping text."""
     if value.__class__ is float:
         return Decimal(repr(value))
     return None if value is None else Decimal(value)

@@ -66,31 +66,30 @@ def _state(conn, deviation_id: int) -> tuple[str, list[str]]:
     return status, events
 
 
-@pytest.mark.postgres
-def test_a_deviation_dismissed_while_the_run_resolves_stays_dismissed(pg_store_url):
+@pytest.fixture
+def pg_engine(pg_store_url):
     engine = open_store(pg_store_url)
-    try:
-        with engine.connect() as conn:
-            _record(engine, conn, _findings(10, "minor"))
-            fired = _dismiss_when(conn, engine, "INSERT INTO bw_missing", 10)  # id 10: not found again
-            counts = _record(engine, conn, _findings(9, "minor"))
-            assert fired == [10]
-            assert counts.resolved == 0
-            assert _state(conn, 10) == ("dismissed", ["opened", "dismissed"])
-    finally:
-        engine.dispose()
+    yield engine
+    engine.dispose()
 
 
 @pytest.mark.postgres
-def test_a_deviation_dismissed_after_the_comparison_is_not_escalated(pg_store_url):
-    engine = open_store(pg_store_url)
-    try:
-        with engine.connect() as conn:
-            _record(engine, conn, _findings(3, "minor"))
-            fired = _dismiss_when(conn, engine, "UPDATE bw_found SET dev_id", 2)  # compare() has decided
-            _record(engine, conn, _findings(3, "critical"))
-            assert fired == [2]
-            assert _state(conn, 2) == ("dismissed", ["opened", "dismissed"])
-            assert _state(conn, 1) == ("open", ["opened", "escalated"])  # the others escalate as before
-    finally:
-        engine.dispose()
+def test_a_deviation_dismissed_while_the_run_resolves_stays_dismissed(pg_engine):
+    with pg_engine.connect() as conn:
+        _record(pg_engine, conn, _findings(10, "minor"))
+        fired = _dismiss_when(conn, pg_engine, "INSERT INTO bw_missing", 10)  # id 10: not found again
+        counts = _record(pg_engine, conn, _findings(9, "minor"))
+        assert fired == [10]
+        assert counts.resolved == 0
+        assert _state(conn, 10) == ("dismissed", ["opened", "dismissed"])
+
+
+@pytest.mark.postgres
+def test_a_deviation_dismissed_after_the_comparison_is_not_escalated(pg_engine):
+    with pg_engine.connect() as conn:
+        _record(pg_engine, conn, _findings(3, "minor"))
+        fired = _dismiss_when(conn, pg_engine, "UPDATE bw_found SET dev_id", 2)  # compare() has decided
+        _record(pg_engine, conn, _findings(3, "critical"))
+        assert fired == [2]
+        assert _state(conn, 2) == ("dismissed", ["opened", "dismissed"])
+        assert _state(conn, 1) == ("open", ["opened", "escalated"])  # the others escalate as before

@@ -23,7 +23,9 @@ instead, so the loop only does I/O; with ``workers=0`` it reads on the loop.
   pipe closes: on ``close()``, and when the parent process dies, however it dies.
 * As with any use of multiprocessing, a worker imports the parent's ``__main__`` module (as
   ``__mp_main__``): a script that uses a connector must keep its work under
-  ``if __name__ == "__main__":``, or set ``parse_workers=0``.
+  ``if __name__ == "__main__":``, or set ``parse_workers=0``. The ``budgetwatch`` script's main
+  module imports nothing until it runs (budgetwatch/entry.py), so a worker holds only what reading
+  pages needs.
 """
 
 from __future__ import annotations

@@ -16,12 +16,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import re
+from typing import TYPE_CHECKING
+
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -59,27 +61,44 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     return sa.create_engine(url, echo=echo, pool_pre_ping=True)
 
 
+# Alembic is imported only where migrations are applied (`upgrade`, `_alembic_config`): opening a
+# store checks its version with one SELECT against the newest migration file's name, and importing
+# alembic cost every command 0.14 s of start-up (docs/benchmarks.md, "start-up").
 def _alembic_config(engine: Engine) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["engine"] = engine
     return cfg
 
 
+_REVISION_FILE = re.compile(r"^(\d{4})_\w+\.py$")
+
+
 def head_revision() -> str:
-    script = ScriptDirectory.from_config(_alembic_config(sa.create_engine("sqlite://")))
-    head = script.get_current_head()
-    assert head is not None
-    return head
+    """The newest migration's revision. Each file of store/migrations/versions is named after its
+    revision (``0008_plan_per_project_year.py`` holds revision ``'0008'``, each revising the one
+    before), so the newest is the greatest number; tests/test_store.py holds this to alembic's own
+    reading of the scripts."""
+    numbers = [m.group(1) for f in (MIGRATIONS / "versions").iterdir() if (m := _REVISION_FILE.match(f.name))]
+    if not numbers:
+        raise StoreError(f"no migration in {MIGRATIONS / 'versions'}")
+    return max(numbers)
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The store's schema version as alembic recorded it (None: none recorded)."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply the migrations up to ``revision`` (budgetwatch db upgrade)."""
+    from alembic import command
+
     command.upgrade(_alembic_config(engine), revision)
 
 

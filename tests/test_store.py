@@ -184,6 +184,20 @@ def test_migrations_match_the_models_exactly(engine: Engine) -> None:
         assert ctx.get_current_revision() == head_revision()
 
 
+def test_the_head_read_from_file_names_is_alembics_head() -> None:
+    """Opening a store compares its version with head_revision, which reads the migrations' file
+    names instead of importing alembic; alembic's own reading of the scripts must agree."""
+    from alembic.script import ScriptDirectory
+
+    from store.db import MIGRATIONS, _alembic_config
+
+    script = ScriptDirectory.from_config(_alembic_config(sa.create_engine("sqlite://")))
+    assert head_revision() == script.get_current_head()
+    for revision in script.walk_revisions():  # each file is named after the revision it holds
+        assert Path(revision.path).name.startswith(f"{revision.revision}_")
+        assert Path(revision.path).parent == MIGRATIONS / "versions"
+
+
 def _insert_project(conn: Connection) -> None:
     conn.execute(sa.insert(T(Project)).values(code="1305012007-003"))
 

@@ -207,7 +207,7 @@ class ProjectYear(SQLModel, table=True):
     last_modified: datetime | None = _when()
     gone: bool = Field(default=False, index=True)  # no longer listed by the portal
     first_run_id: int | None = Field(default=None, foreign_key="sync_run.id")
-    last_run_id: int | None = Field(default=None, foreign_key="sync_run.id")  # last seen in
+    last_run_id: int | None = Field(default=None, foreign_key="sync_run.id", index=True)  # last seen in
 
 
 class ProjectCredit(SQLModel, table=True):
@@ -227,7 +227,7 @@ class ProjectCredit(SQLModel, table=True):
     # the sync run that inserted / last changed the row (reconcile/changes.py: work in proportion to
     # change); no foreign key constraint, so that migration 0007 only adds columns (0003 says why)
     first_run_id: int | None = None
-    last_run_id: int | None = None
+    last_run_id: int | None = Field(default=None, index=True)
 
 
 class ProgressReport(SQLModel, table=True):
@@ -246,7 +246,7 @@ class ProgressReport(SQLModel, table=True):
     decided_on: date | None = None
     remarks: str | None = None
     first_run_id: int | None = Field(default=None, foreign_key="sync_run.id")
-    last_run_id: int | None = Field(default=None, foreign_key="sync_run.id")  # last changed in
+    last_run_id: int | None = Field(default=None, foreign_key="sync_run.id", index=True)  # last changed in
 
 
 class FieldInspection(SQLModel, table=True):
@@ -291,7 +291,7 @@ class ExpenseAgreement(SQLModel, table=True):
     detail_synced: bool = Field(default=False)
     gone: bool = Field(default=False, index=True)
     first_run_id: int | None = Field(default=None, foreign_key="sync_run.id")
-    last_run_id: int | None = Field(default=None, foreign_key="sync_run.id")
+    last_run_id: int | None = Field(default=None, foreign_key="sync_run.id", index=True)
 
 
 class ExpenseCredit(SQLModel, table=True):
@@ -311,7 +311,7 @@ class ExpenseCredit(SQLModel, table=True):
     # the sync run that inserted / last changed the row (reconcile/changes.py: work in proportion to
     # change); no foreign key constraint, so that migration 0007 only adds columns (0003 says why)
     first_run_id: int | None = None
-    last_run_id: int | None = None
+    last_run_id: int | None = Field(default=None, index=True)
 
 
 class Operation(SQLModel, table=True):
@@ -334,7 +334,7 @@ class Operation(SQLModel, table=True):
     # the sync run that inserted / last changed the row (reconcile/changes.py: work in proportion to
     # change); no foreign key constraint, so that migration 0007 only adds columns (0003 says why)
     first_run_id: int | None = None
-    last_run_id: int | None = None
+    last_run_id: int | None = Field(default=None, index=True)
 
 
 class OperationPerformance(SQLModel, table=True):
@@ -353,7 +353,7 @@ class OperationPerformance(SQLModel, table=True):
     decided_on: date | None = None
     remarks: str | None = None
     first_run_id: int | None = Field(default=None, foreign_key="sync_run.id")
-    last_run_id: int | None = Field(default=None, foreign_key="sync_run.id")
+    last_run_id: int | None = Field(default=None, foreign_key="sync_run.id", index=True)
 
 
 # --- sync bookkeeping -------------------------------------------------------------------------

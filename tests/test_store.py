@@ -198,6 +198,32 @@ def test_the_head_read_from_file_names_is_alembics_head() -> None:
         assert Path(revision.path).parent == MIGRATIONS / "versions"
 
 
+def test_migration_0009_indexes_last_run_id_and_goes_down(store_url: str) -> None:
+    """An incremental reconciliation asks these tables what a sync wrote since the last run, by
+    last_run_id (reconcile/changes.py): each has its index after the upgrade, none after a downgrade."""
+    from alembic import command
+
+    from store.db import _alembic_config, upgrade
+
+    tables = ("project_year", "project_credit", "progress_report", "expense_agreement", "expense_credit",
+              "operation", "operation_performance")
+
+    def indexed() -> set[str]:
+        inspector = sa.inspect(engine)
+        return {t for t in tables for ix in inspector.get_indexes(t) if ix["column_names"] == ["last_run_id"]}
+
+    engine = make_engine(store_url)
+    try:
+        upgrade(engine, "0008")
+        assert indexed() == set()
+        upgrade(engine)
+        assert indexed() == set(tables)
+        command.downgrade(_alembic_config(engine), "0008")
+        assert indexed() == set()
+    finally:
+        engine.dispose()
+
+
 def _insert_project(conn: Connection) -> None:
     conn.execute(sa.insert(T(Project)).values(code="1305012007-003"))
 

@@ -4,9 +4,9 @@ A recorded run keeps, in its statistics, the **basis** of its verdicts (years, r
 deadlines, which quarters were closed: reconcile/engine.py) and a **watermark** of the sync runs it
 could see: the largest sync run id and the sync runs still running when it read the store. Every
 row a sync writes carries the run that last inserted or changed it (``last_run_id``, also on the
-credit rows and operations since migration 0008, indexed since 0009). So the facts that may have changed since a
-recorded run are those written by a sync run after its largest id, or by one that was still running
-then (it may have committed more after the run read the store).
+credit rows and operations since migration 0008; indexed since 0009). So the facts that may have
+changed since a recorded run are those written by a sync run after its largest id, or by one that
+was still running then (it may have committed more after the run read the store).
 
 The next run judges **incrementally** when the last recorded run succeeded with the same basis: the
 rules that are not time-driven judge only the project years and agreements touched by those sync

@@ -205,8 +205,9 @@ def test_migration_0009_indexes_last_run_id_and_goes_down(store_url: str) -> Non
 
     from store.db import _alembic_config, upgrade
 
-    tables = ("project_year", "project_credit", "progress_report", "expense_agreement", "expense_credit",
-              "operation", "operation_performance")
+    tables = {t.name for t in METADATA.tables.values()  # the models' indexes, which 0009 must create
+              if "last_run_id" in t.c and any(list(ix.columns) == [t.c.last_run_id] for ix in t.indexes)}
+    assert {"project_year", "progress_report", "operation_performance"} <= tables
 
     def indexed() -> set[str]:
         inspector = sa.inspect(engine)

@@ -3,26 +3,31 @@
 Each PostgreSQL test gets a schema of its own (search_path), so tests never see each other's rows
 and the shared `test` database is left as it was.
 
-On SQLite a test that asks for `engine` (a migrated store) gets a copy of a store file migrated
-once per test process (~0.1 s of migrations saved in each of ~150 tests). On PostgreSQL each
-still runs the migrations in its own schema: copying a template database (`CREATE DATABASE …
-TEMPLATE`) measured 45 ms on an idle machine but 0.2–0.4 s under the suite's load, no better than
-the ~0.35 s of migrations, and reusing one schema would carry statistics and schema changes from
-test to test. The migrations themselves are also tested from empty stores (`store_url` without
-`engine`, `pg_store_url`).
+A test that asks for `engine` (a migrated store) does not pay for the migrations itself:
+- on SQLite it gets a copy of a store file migrated once per test process;
+- on PostgreSQL it gets a schema migrated once and emptied after each test that used it
+  (`_PgSchemas`): TRUNCATE, the tables' statistics and counters deleted, so the next test sees
+  what a new store holds. A schema whose shape a test changed is dropped, not reused. The
+  migrations cost ~0.35 s of server DDL per store on an idle machine and ~0.9 s under the
+  suite's load; the emptying ~0.08 s (docs/benchmarks.md, "the test suite"). A template database
+  (`CREATE DATABASE … TEMPLATE`) was measured too: 45 ms idle, 0.2–0.4 s under load.
+The migrations themselves are still tested from empty stores (`store_url` without `engine`,
+`pg_store_url`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from store.db import open_store, scratch_schema
+from store.db import make_engine, open_store, scratch_schema
 
 PG_ENV = "TEST_DATABASE_URL"
 PG_SKIP_REASON = f"{PG_ENV} is not set: PostgreSQL store tests skipped (CI sets it to the local server)"
@@ -56,6 +61,107 @@ def _migrated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_MigratedTem
     yield _MigratedTemplates(tmp_path_factory.mktemp("templates"))
 
 
+# What makes two schemas the same store: relations, columns, indexes, constraints, the version.
+_SHAPE = """
+SELECT md5(string_agg(item, '|' ORDER BY item)) FROM (
+  SELECT 'r ' || relname || ' ' || relkind::text FROM pg_class WHERE relnamespace = current_schema()::regnamespace
+  UNION ALL
+  SELECT 'a ' || c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+         || ' ' || a.attnotnull::text || ' ' || coalesce(pg_get_expr(d.adbin, d.adrelid), '')
+  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+  WHERE c.relnamespace = current_schema()::regnamespace AND a.attnum > 0 AND NOT a.attisdropped
+  UNION ALL
+  SELECT 'i ' || indexdef FROM pg_indexes WHERE schemaname = current_schema()
+  UNION ALL
+  SELECT 'k ' || conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint
+  WHERE connamespace = current_schema()::regnamespace
+  UNION ALL
+  SELECT 't ' || tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+  WHERE c.relnamespace = current_schema()::regnamespace
+  UNION ALL
+  SELECT 'f ' || proname FROM pg_proc WHERE pronamespace = current_schema()::regnamespace
+  UNION ALL
+  SELECT 'v ' || version_num FROM alembic_version
+) shape(item)
+"""
+
+# Back to a new store's state: no rows, sequences restarted, no statistics, no counters.
+_EMPTY = """
+DO $$
+DECLARE tables text;
+BEGIN
+  SELECT string_agg(quote_ident(relname), ', ') INTO tables FROM pg_class
+  WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r' AND relname <> 'alembic_version';
+  EXECUTE 'TRUNCATE ' || tables || ' RESTART IDENTITY CASCADE';
+END $$;
+DELETE FROM pg_statistic WHERE starelid IN
+  (SELECT oid FROM pg_class WHERE relnamespace = current_schema()::regnamespace);
+SELECT pg_stat_reset_single_table_counters(oid) FROM pg_class
+WHERE relnamespace = current_schema()::regnamespace;
+"""
+
+
+class _PgSchemas:
+    """Migrated PostgreSQL schemas of this test process, emptied after a test and used again.
+
+    A schema goes back only when its shape is the migrated one and it could be emptied within
+    the lock timeout (a test's process still holding a table makes it wait); otherwise it is
+    dropped and a new one migrated for the next test. Everything is dropped at the session's end.
+    """
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self._free: list[str] = []
+        self._all: list[contextlib.AbstractContextManager[str]] = []
+        self._shape: str | None = None
+
+    def take(self) -> str:
+        if self._free:
+            return self._free.pop()
+        schema = scratch_schema(self.database, "bw")
+        url = schema.__enter__()
+        self._all.append(schema)
+        open_store(url).dispose()
+        if self._shape is None:
+            self._shape = self._read_shape(url)
+        return url
+
+    def give_back(self, url: str) -> None:
+        admin = make_engine(url)
+        try:
+            if self._read_shape(url, admin) != self._shape:
+                return
+            with admin.begin() as conn:
+                conn.exec_driver_sql("SET LOCAL lock_timeout = '5s'")
+                conn.exec_driver_sql(_EMPTY)
+        except sa.exc.DBAPIError:
+            return  # not reused: dropped with the others at the end
+        finally:
+            admin.dispose()
+        self._free.append(url)
+
+    def _read_shape(self, url: str, engine: Engine | None = None) -> str:
+        eng = engine or make_engine(url)
+        try:
+            with eng.connect() as conn:
+                return conn.exec_driver_sql(_SHAPE).scalar_one()
+        finally:
+            if engine is None:
+                eng.dispose()
+
+    def close(self) -> None:
+        for schema in self._all:
+            schema.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def _pg_schemas() -> Iterator[_PgSchemas]:
+    pool = _PgSchemas(_pg_url() or "")
+    yield pool
+    pool.close()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     """The URL of a store, once per backend: empty; on SQLite already migrated when the test asks
@@ -65,7 +171,15 @@ def store_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
         path = tmp_path / "store.db"
         yield request.getfixturevalue("_migrated").sqlite_copy(path) if migrated else f"sqlite:///{path}"
         return
-    yield from _pg_schema_url()
+    if not migrated:
+        yield from _pg_schema_url()
+        return
+    if not _pg_url():
+        pytest.skip(PG_SKIP_REASON)
+    pool = request.getfixturevalue("_pg_schemas")
+    url = pool.take()
+    yield url
+    pool.give_back(url)
 
 
 def _pg_schema_url() -> Iterator[str]:

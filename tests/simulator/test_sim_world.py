@@ -1,9 +1,12 @@
-"""The generated province and its ground truth: format, determinism, scale, change, deviations."""
+"""The generated province and its ground truth: format, determinism, change, deviations.
+
+How long a province-sized world takes to generate is measured, not asserted: `bench/sync.py`
+prints it first (20,000 projects and 10,000 agreements by default; docs/benchmarks.md).
+"""
 
 from __future__ import annotations
 
 import re
-import time
 from collections import Counter
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -94,14 +97,6 @@ def test_same_seed_same_world_other_seed_other_world():
     assert a.truth_projects() == b.truth_projects() and a.truth_agreements() == b.truth_agreements()
     assert a.expected_deviations() == b.expected_deviations() and a.inspections() == b.inspections()
     assert a.truth_projects() != c.truth_projects()
-
-
-def test_a_20000_project_10000_agreement_province_generates_in_under_a_minute():
-    started = time.perf_counter()
-    world = World.generate(1, 20000, 10000)
-    elapsed = time.perf_counter() - started
-    assert len(world.projects) == 20000
-    assert elapsed < 60, elapsed
 
 
 def test_changes_bump_last_modified_and_say_what_changed():

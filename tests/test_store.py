@@ -257,6 +257,41 @@ BUSINESS_KEYS = {
 }
 
 
+@pytest.mark.postgres
+def test_a_postgresql_store_emptied_for_the_next_test_is_as_new(_pg_schemas) -> None:
+    """tests/conftest.py gives a test that asks for `engine` on PostgreSQL a schema another test
+    used and emptied: no rows, identities restarted, no statistics, no counters, as a new store."""
+    if not _pg_schemas.database:
+        pytest.skip("TEST_DATABASE_URL is not set")
+    url = _pg_schemas.take()
+    eng = open_store(url)
+    first_run = new_run(eng)
+    save_projects(eng, first_run, project())
+    refresh_statistics(eng, list(METADATA.sorted_tables))
+    eng.dispose()
+    _pg_schemas.give_back(url)
+    again = _pg_schemas.take()
+    assert again == url  # used again, not migrated anew
+    eng = open_store(again)
+    try:
+        assert set(counts(eng).values()) == {0}
+        with eng.connect() as conn:
+            namespace = "(SELECT oid FROM pg_class WHERE relnamespace = current_schema()::regnamespace)"
+            assert conn.exec_driver_sql(f"SELECT count(*) FROM pg_statistic WHERE starelid IN {namespace}").scalar() == 0
+            assert conn.exec_driver_sql("SELECT max(reltuples) FROM pg_class WHERE relkind = 'r' "
+                                        "AND relnamespace = current_schema()::regnamespace").scalar() == -1
+            assert conn.exec_driver_sql("SELECT count(*) FROM pg_stat_user_tables WHERE schemaname = current_schema() "
+                                        "AND last_analyze IS NOT NULL").scalar() == 0
+        assert new_run(eng) == first_run  # identities restarted
+    finally:
+        eng.dispose()
+    with eng.begin() as conn:  # a test that changes the store's shape: its schema is not used again
+        conn.exec_driver_sql("ALTER TABLE agency ADD COLUMN extra integer")
+    eng.dispose()
+    _pg_schemas.give_back(again)
+    assert _pg_schemas.take() != again
+
+
 @pytest.mark.parametrize("business_key", list(BUSINESS_KEYS))
 def test_business_key_is_unique(engine: Engine, business_key: str) -> None:
     insert = BUSINESS_KEYS[business_key]

@@ -9,12 +9,16 @@ total row), N/2 expense agreements with 2 chapters and 5 operations reported in 
 (20 performance rows per agreement: 1,000,000 at N = 100,000), 40 agencies, 30 counties and a field
 visit for 2% of the projects. Figures are drawn (seeded) so that every rule fires on a minority.
 
-It then runs `reconcile.run` as of 1406/01/20 (every quarter of 1405 closed and due) in a child
-process, twice: the first run opens every deviation, the second finds the same data and changes
-nothing. It prints each run's wall time (of `reconcile.run` only, not the interpreter's start), the
-run process's peak resident memory (VmHWM), the peak memory of the run with its worker processes
-(PSS summed, sampled every 0.25 s) and their CPU time, findings and the per-rule counts. On PostgreSQL each size gets a schema of its own, dropped afterwards.
-Target (issue 5): under 30 s and 1 GB at 100k on either database, linear growth.
+Then, back to back on that store, as of 1406/01/20 (every quarter of 1405 closed and due):
+bench/reconcile_sql.py's SQL reference of the rules; the whole `budgetwatch reconcile --format json
+--output FILE` command (interpreter start-up and output included) on the new store; the same again
+on unchanged data; bench/reconcile_sql.py's ``output_reference``, the same deviations written as
+JSON by the database's own functions (the floor of a command's output half); the command after 1 %
+of the subjects changed; and ``--full`` after that. Each command's line gives its wall time, the
+peak memory of its process tree (PSS summed, sampled every 0.25 s), its ratio to the SQL reference,
+the run's own recorded time and scope, and the CPU time of the tree; then whether the deviations
+equal the reference's and whether the incremental run equals ``--full``. On PostgreSQL each size
+gets a schema of its own, dropped afterwards. Targets: issue 17 (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -174,50 +177,6 @@ def generate(engine, n: int, seed: int = 5) -> dict[str, int]:
     return counts
 
 
-def child(url: str) -> None:
-    """One reconciliation run in this process; prints its figures as JSON."""
-    import reconcile
-    from reconcile.settings import ReconcileConfig
-
-    engine = open_store(url)
-    start, cpu = time.perf_counter(), time.process_time()
-    result = reconcile.run(engine, ReconcileConfig(), as_of=parse_day(AS_OF), keep=False,
-                           incremental=os.environ.get("BENCH_INCREMENTAL") == "1")
-    wall = time.perf_counter() - start
-    print(json.dumps({
-        "wall": wall, "cpu": time.process_time() - cpu, "findings": result.found, "life": result.life.as_dict(),
-        "rules": {name: [s.checked, s.flagged, s.findings] for name, s in result.stats.items()},
-        "maxrss_kb": peak_rss_kb(),
-    }))
-
-
-def peak_rss_kb() -> int:
-    """This process's peak resident memory. VmHWM, not getrusage's ru_maxrss: Linux carries the
-    parent's high-water mark across fork+exec into ru_maxrss, and the parent holds the generator's data."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-def run_child(url: str) -> dict:
-    proc = subprocess.Popen([sys.executable, __file__, "--child", url], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    with TreeSampler(proc.pid) as sampler:  # the run and its worker processes
-        out, err = proc.communicate()
-    if proc.returncode != 0:
-        print(out[-3000:], err[-5000:], sep="\n")
-        raise SystemExit(f"reconciliation failed with exit code {proc.returncode}")
-    figures = json.loads(out.strip().splitlines()[-1])
-    figures["tree_kb"] = sampler.peak_kb
-    figures["tree_cpu"] = sampler.cpu_seconds  # the child's start-up included (about a second)
-    return figures
-
-
 @contextmanager
 def fresh_store(database: str | None, workdir: Path, n: int) -> Iterator[str]:
     """The URL of an empty store for size n: a SQLite file, or a PostgreSQL schema; removed after."""
@@ -278,6 +237,22 @@ def sql_reference(url: str) -> tuple[float, set]:
     return seconds, found
 
 
+def output_reference_beside(url: str, workdir: Path) -> tuple[float, bool]:
+    """bench/reconcile_sql.py's output_reference on the same store, right after a command wrote
+    deviations.json: its seconds, and whether both files hold the same objects."""
+    from reconcile_sql import output_reference
+
+    path = workdir / "reference-output.json"
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        seconds, _written = output_reference(conn, path)
+    engine.dispose()
+    same = json.loads(path.read_text(encoding="utf-8")) == json.loads(
+        (workdir / "deviations.json").read_text(encoding="utf-8"))
+    path.unlink()
+    return seconds, same
+
+
 def change_one_percent(url: str) -> int:
     """A sync's worth of change: 1 % of the subjects — every report of 1 % of the project years, every
     performance row of 1 % of the agreements — get other figures, marked with a new sync run as a
@@ -302,11 +277,7 @@ def main() -> None:
                         default=[10_000, 30_000, 100_000], help="project counts, e.g. '10000 100000'")
     parser.add_argument("--database", help="PostgreSQL URL (a schema per size is created and dropped); "
                                            "default: SQLite files in a temporary directory")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        child(args.child)
-        return
     backend = "postgresql" if args.database and args.database.startswith("postgresql") else "sqlite"
     print(f"reconciliation benchmark on {backend}, as of {AS_OF}, sizes {args.sizes}")
     print("each line: the whole command's wall s (start-up and output included), peak MB of its process tree "
@@ -323,19 +294,22 @@ def main() -> None:
             ref_s, ref = sql_reference(url)
             first = command(url, Path(tmp))
             again = command(url, Path(tmp))
+            out_s, out_same = output_reference_beside(url, Path(tmp))
             changed = change_one_percent(url)
             step = command(url, Path(tmp))
             whole = command(url, Path(tmp), "--full")
             ref_again, _ = sql_reference(url)
 
             def line(name: str, r: dict) -> None:
-                print(f"  {name:<34} {r['wall']:6.2f} s {r['tree_kb'] / 1024:6.0f} MB  {r['wall'] / ref_s:5.2f}x"
+                print(f"  {name:<44} {r['wall']:6.2f} s {r['tree_kb'] / 1024:6.0f} MB  {r['wall'] / ref_s:5.2f}x"
                       f"  (the run itself {r['run']:.2f} s, {r['scope']}; {r['tree_cpu']:.1f} s CPU)")
 
-            print(f"  {'SQL reference (bench/reconcile_sql.py)':<34} {ref_s:6.2f} s"
+            print(f"  {'SQL reference (bench/reconcile_sql.py)':<44} {ref_s:6.2f} s"
                   f"            ({len(ref):,} deviations; again after the change: {ref_again:.2f} s)")
             line("reconcile --format json -o FILE", first)
             line("the same again, data unchanged", again)
+            print(f"  {'output reference (the database JSON)':<44} {out_s:6.2f} s"
+                  f"            (the stored deviations written as the command writes them; same objects: {out_same})")
             line(f"after 1% of subjects changed ({changed:,} rows)", step)
             line("--full after that change", whole)
             print(f"  same deviations as the SQL reference: {first['found'] == ref} "

@@ -1,6 +1,6 @@
 """A set-based SQL reference of the whole rule catalogue: what the database alone can do (a script, not a test).
 
-    .venv/bin/python bench/reconcile_sql.py URL [--as-of 1406/01/20]
+    .venv/bin/python bench/reconcile_sql.py URL [--as-of 1406/01/20] [--output FILE]
 
 Written from ../shared/reconciliation-rules.md alone, not from reconcile/: one
 ``INSERT INTO ref_deviation … SELECT`` per rule (13), with the as-of day's calendar (quarter ends,
@@ -14,6 +14,13 @@ Rounding is the catalogue's: ROUND(x, 4) before comparing (PostgreSQL NUMERIC, h
 SQLite rounds the REAL value, good enough for a reference — bench/reconcile.py counts any
 difference from the product's deviations). Used by bench/reconcile.py, which times it back to back
 with the product on the same store; run alone it prints its time and its count per rule.
+
+``output_reference`` (``--output FILE``) is the floor of the other half of the command: the store's
+deviations written as ``reconcile --format json`` writes them (one JSON array, one object a line,
+most severe first, then rule, subject, year, quarter), each object made by the database's own JSON
+function (SQLite ``json_object``, PostgreSQL ``json_build_object``) and Python only joining the
+lines. Its figures read as the database prints them (30.0 where the command writes 30), so the
+files differ in bytes but parse to the same objects (bench/reconcile.py checks).
 """
 
 from __future__ import annotations
@@ -236,10 +243,40 @@ def reference(conn: sa.Connection, as_of: date, years: list[int]) -> dict[str, i
     return counts
 
 
+_OUTPUT_KEYS = ("id", "kind", "rule", "severity", "subject", "fiscal_year", "quarter", "planned", "actual",
+                "measure", "status", "message", "agency_code", "county_id")
+
+
+def output_reference(conn: sa.Connection, path: Path) -> tuple[float, int]:
+    """The stored deviations but the dismissed as one JSON array in the command's order, each
+    object made by the database; (seconds, objects written)."""
+    postgres = conn.dialect.name == "postgresql"
+    pairs = ", ".join(f"'{key}', NULLIF(d.quarter, 0)" if key == "quarter" else f"'{key}', d.{key}"
+                      for key in _OUTPUT_KEYS) + ", 'county', c.name"  # quarter 0: none, written null
+    make = "json_build_object" if postgres else "json_object"
+    as_text = "::text" if postgres else ""  # psycopg would parse json into dicts
+    collate = ' COLLATE "C"' if postgres else ""  # code order, as the command sorts
+    query = (f"SELECT {make}({pairs}){as_text} FROM deviation d LEFT JOIN county c ON c.id = d.county_id "
+             f"WHERE d.status <> 'dismissed' ORDER BY CASE d.severity WHEN 'critical' THEN 3 "
+             f"WHEN 'major' THEN 2 ELSE 1 END DESC, d.rule{collate}, d.subject{collate}, d.fiscal_year, d.quarter")
+    started = time.perf_counter()
+    written = 0
+    with path.open("w", encoding="utf-8") as out:
+        out.write("[")
+        # the driver's own cursor (SQLite steps it; psycopg has the whole result when execute returns):
+        # a server-side cursor would run PostgreSQL's sort without parallel workers
+        for rows in conn.exec_driver_sql(query).partitions(2000):
+            out.write(("\n  " if not written else ",\n  ") + ",\n  ".join(str(row[0]) for row in rows))
+            written += len(rows)
+        out.write("\n]\n")
+    return time.perf_counter() - started, written
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("url")
     parser.add_argument("--as-of", default="1406/01/20")
+    parser.add_argument("--output", type=Path, help="also time output_reference into this file")
     args = parser.parse_args()
     engine = sa.create_engine(args.url)
     with engine.begin() as conn:
@@ -251,6 +288,10 @@ def main() -> None:
     print(f"SQL reference: {sum(counts.values()):,} deviations in {seconds:.2f} s")
     for name, n in counts.items():
         print(f"  {name:32} {n:>9,}")
+    if args.output:
+        with engine.connect() as conn:
+            seconds, written = output_reference(conn, args.output)
+        print(f"output reference: {written:,} stored deviations written as JSON by the database in {seconds:.2f} s")
 
 
 if __name__ == "__main__":

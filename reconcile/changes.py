@@ -112,13 +112,11 @@ def plan(reader: Connection, writer: Connection, *, last: Any, basis: str, full:
     mark = stats.get("watermark")
     if not mark:
         return Plan("full", "the last run kept no watermark")
-    runs = sa.or_(_runs.c.id > int(mark["max"]), _runs.c.id.in_([int(i) for i in mark.get("running", [])]))
-    changed_runs = sa.select(_runs.c.id).where(runs)
+    in_runs = _written_since(int(mark["max"]), [int(i) for i in mark.get("running", [])])
     renamed = reader.execute(sa.select(sa.func.count()).select_from(_log)
-                             .where(_log.c.run_id.in_(changed_runs), _log.c.entity.in_(_NAMES))).scalar()
+                             .where(in_runs(_log.c.run_id), _log.c.entity.in_(_NAMES))).scalar()
     if renamed:
         return Plan("full", "an agency or county was renamed")
-    in_runs = lambda column: column.in_(changed_runs)  # noqa: E731
     years = sa.union(
         sa.select(py.c.id).where(in_runs(py.c.last_run_id)),
         sa.select(pr.c.project_year_id).where(in_runs(pr.c.last_run_id)),
@@ -146,6 +144,19 @@ def plan(reader: Connection, writer: Connection, *, last: Any, basis: str, full:
         writer.execute(sa.insert(JUDGED), [{"kind": k, "subject": s, "fiscal_year": y} for k, s, y in subjects])
     return Plan("incremental", f"{len(subjects)} subjects changed since run {last.id}",
                 Only(project_years=CHANGED_YEARS, agreements=CHANGED_AGREEMENTS), judged=len(subjects))
+
+
+def _written_since(after: int, running: list[int]) -> Any:
+    """A condition on a run id column: written by a sync run after `after` (ids only grow) or by one
+    of `running`. A range on the indexed column rather than ``IN (SELECT id FROM sync_run …)``: once
+    SQLite's ANALYZE (the service's ``PRAGMA optimize``) has counted a few run ids over a million
+    rows, its planner scans the table for the IN but searches the index for the range (1 s of an
+    unchanged re-run at 100k; docs/benchmarks.md, session 11)."""
+
+    def condition(column: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+        return sa.or_(column > after, column.in_(running)) if running else column > after
+
+    return condition
 
 
 def changed_subjects(kind: str) -> sa.Select:

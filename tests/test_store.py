@@ -283,8 +283,14 @@ def test_a_postgresql_store_emptied_for_the_next_test_is_as_new(_pg_schemas) -> 
             assert conn.exec_driver_sql("SELECT count(*) FROM pg_stat_user_tables WHERE schemaname = current_schema() "
                                         "AND last_analyze IS NOT NULL").scalar() == 0
         assert new_run(eng) == first_run  # identities restarted
+        with eng.begin() as conn:  # a test that drew an id and left its table empty
+            conn.execute(sa.delete(T(SyncRun)))
     finally:
         eng.dispose()
+    _pg_schemas.give_back(again)
+    assert _pg_schemas.take() == again
+    eng = open_store(again)
+    assert new_run(eng) == first_run  # that identity restarted too
     with eng.begin() as conn:  # a test that changes the store's shape: its schema is not used again
         conn.exec_driver_sql("ALTER TABLE agency ADD COLUMN extra integer")
     eng.dispose()

@@ -6,10 +6,12 @@ and the shared `test` database is left as it was.
 A test that asks for `engine` (a migrated store) does not pay for the migrations itself:
 - on SQLite it gets a copy of a store file migrated once per test process;
 - on PostgreSQL it gets a schema migrated once and emptied after each test that used it
-  (`_PgSchemas`): TRUNCATE, the tables' statistics and counters deleted, so the next test sees
-  what a new store holds. A schema whose shape a test changed is dropped, not reused. The
-  migrations cost ~0.35 s of server DDL per store on an idle machine and ~0.9 s under the
-  suite's load; the emptying ~0.08 s (docs/benchmarks.md, "the test suite"). A template database
+  (`_PgSchemas`): the tables it wrote truncated, the sequences it drew from restarted, the
+  tables' statistics and counters deleted, so the next test sees what a new store holds. A
+  schema whose shape a test changed is dropped, not reused; so is one that cannot be emptied
+  (deleting statistics needs a superuser, as the local `postgres` is). The migrations cost
+  ~0.35 s of server DDL per store on an idle machine and ~0.9 s under the suite's load; the
+  emptying 0.03–0.22 s (docs/benchmarks.md, "The test suite"). A template database
   (`CREATE DATABASE … TEMPLATE`) was measured too: 45 ms idle, 0.2–0.4 s under load.
 The migrations themselves are still tested from empty stores (`store_url` without `engine`,
 `pg_store_url`).

@@ -82,10 +82,20 @@ FOUND = sa.Table(
     sa.Column("agency_code", sa.String(32)), sa.Column("county_id", sa.Integer), sa.Column("county", sa.Text),
     sa.Column("sync_run_id", sa.Integer), sa.Column("evidence_table", sa.String(32)),
     sa.Column("evidence_id", sa.Integer), sa.Column("fingerprint", sa.String(32), nullable=False),
-    # filled by the comparison: the stored deviation of the same identity and what the run does to it
-    sa.Column("dev_id", sa.Integer), sa.Column("old_status", sa.String(16)),
-    sa.Column("old_severity", sa.String(16)), sa.Column("old_alert", sa.String(16)),
-    sa.Column("change", sa.String(16), server_default="opened"),  # until compare pairs it with a deviation
+    prefixes=["TEMPORARY"],
+)
+# The comparison's verdicts (Found.compare): for each staged finding whose identity has a stored
+# deviation, that deviation and what the run does to it. A staged finding without a verdict is new
+# ("opened"). A narrow table of its own, filled by one INSERT ... SELECT: writing the verdicts into
+# the staged rows rewrote every wide row (sentence, figures) of a run that found them again
+# (PostgreSQL, 100k, --full: 7.5 s of UPDATE; docs/benchmarks.md, session 12).
+VERDICT = sa.Table(
+    "bw_verdict", _meta,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),  # the staged finding's
+    sa.Column("dev_id", sa.Integer, nullable=False),
+    # the deviation's status at the comparison: a person's act since then wins (Found.apply)
+    sa.Column("old_status", sa.String(16), nullable=False),
+    sa.Column("change", sa.String(16), nullable=False),
     prefixes=["TEMPORARY"],
 )
 # The identity index is built once the findings are staged (compare), not kept while they are
@@ -131,6 +141,7 @@ class Found:
         # the temporary table stays with its connection between runs: emptied, not re-created
         # (catalogue writes cost a PostgreSQL round trip or two each, in every small run)
         FOUND.create(conn, checkfirst=True)
+        VERDICT.create(conn, checkfirst=True)
         self.drop()
 
     def add(self, findings: Iterable[Finding]) -> int:
@@ -156,11 +167,13 @@ class Found:
         next run has staged its findings."""
         _drop_index(self.conn)
         self.conn.execute(sa.delete(FOUND))
+        self.conn.execute(sa.delete(VERDICT))
 
     # --- the comparison ---------------------------------------------------------------------
 
     def compare(self) -> None:
-        """Pair each staged finding with its stored deviation and decide what the run does to it.
+        """Pair each staged finding with its stored deviation and decide what the run does to it:
+        one row of :data:`VERDICT` per pair; a finding left without one is new.
 
         A finding whose identity was staged twice keeps its first (the first stands).
         """
@@ -172,19 +185,27 @@ class Found:
         if conn.execute(sa.select(sa.func.count()).select_from(twice)).scalar_one():  # rare: only then delete
             first = sa.select(sa.func.min(f.c.seq)).group_by(*identity)
             conn.execute(sa.delete(f).where(f.c.seq.not_in(first.scalar_subquery())))
-        conn.execute(sa.update(f).values(dev_id=d.c.id, old_status=d.c.status, old_severity=d.c.severity,
-                                         old_alert=d.c.alert_state, change=sa.case(
+        change = sa.case(
             (d.c.status == "dismissed", "dismissed_found"),
             (d.c.status == "resolved", "reopened"),
             (_rank(f.c.severity) > _rank(d.c.severity), "escalated"),
             (_rank(f.c.severity) < _rank(d.c.severity), "lowered"),
             (sa.or_(d.c.fingerprint.is_(None), d.c.fingerprint != f.c.fingerprint), "updated"),
-            else_="unchanged")).where(_same_identity(f, d)))
+            else_="unchanged")
+        paired = conn.execute(sa.insert(VERDICT).from_select(
+            ["seq", "dev_id", "old_status", "change"], sa.select(f.c.seq, d.c.id, d.c.status, change)
+            .where(_same_identity(f, d)))).rowcount
+        analyze_if_large(conn, VERDICT, paired)
 
     def counts(self) -> LifeCounts:
+        """How many staged findings each change of the comparison applies to (new ones: ``opened``)."""
         counts = LifeCounts()
-        for change, n in self.conn.execute(sa.select(FOUND.c.change, sa.func.count()).group_by(FOUND.c.change)):
+        staged = self.conn.execute(sa.select(sa.func.count()).select_from(FOUND)).scalar_one()
+        v = VERDICT
+        for change, n in self.conn.execute(sa.select(v.c.change, sa.func.count()).group_by(v.c.change)):
             setattr(counts, change, n)
+            staged -= n
+        counts.opened = staged
         return counts
 
     def apply(self, *, run_id: int, as_of: date, now: datetime, resolvable: sa.ColumnElement[bool],
@@ -194,7 +215,7 @@ class Found:
         that it did not find. `carried` (an incremental run) selects the deviations it finds again
         without judging them: they count as unchanged and their last_found_on moves too. Call
         :meth:`compare` first."""
-        conn, f, d = self.conn, FOUND, dev
+        conn, f, d, v = self.conn, FOUND, dev, VERDICT
         locks.hold_for_transaction(conn, "reconcile")  # one reconciliation writes deviations at a time
         counts = self.counts()
         # new deviations, ids drawn by the database in the order the findings were produced, above
@@ -207,7 +228,7 @@ class Found:
             sa.select(f.c.kind, f.c.rule, f.c.subject, f.c.fiscal_year, f.c.quarter, sa.literal("open"),
                       sa.literal("new"), sa.literal(as_of, sa.Date), sa.literal(as_of, sa.Date),
                       sa.literal(run_id), _at(now), *content)
-            .where(f.c.change == "opened").order_by(f.c.seq)))
+            .where(~sa.exists().where(v.c.seq == f.c.seq)).order_by(f.c.seq)))
         events = ["deviation_id", "event", "severity", "at", "reconcile_run_id"]
         if counts.opened:  # until the updates below, this run's deviations are exactly the new ones
             conn.execute(sa.insert(event_table).from_select(events, sa.select(
@@ -218,16 +239,17 @@ class Found:
         # run) wins: such a deviation is left as the person left it, and the next run judges it
         # again. Locked first, so that no act slips in between the events and the update.
         changed = ("reopened", "escalated", "lowered", "updated")
-        pending = sa.and_(d.c.id == f.c.dev_id, f.c.change.in_(changed), d.c.status == f.c.old_status)
+        pending = sa.and_(d.c.id == v.c.dev_id, v.c.change.in_(changed), d.c.status == v.c.old_status,
+                          f.c.seq == v.c.seq)
         if conn.dialect.name == "postgresql":  # SQLite: the run holds the write lock already
-            conn.execute(sa.select(d.c.id).where(d.c.id == f.c.dev_id, f.c.change.in_(changed))
+            conn.execute(sa.select(d.c.id).where(d.c.id == v.c.dev_id, v.c.change.in_(changed))
                          .with_for_update(of=d)).close()
         conn.execute(sa.insert(event_table).from_select(events, sa.select(
-            f.c.dev_id, f.c.change, f.c.severity, _at(now), sa.literal(run_id))
-            .where(pending).order_by(f.c.seq)))
-        status = sa.case((f.c.change.in_(("reopened", "escalated")), "open"), else_=d.c.status)
-        alert = sa.case((f.c.change == "reopened", "new"),
-                        (f.c.change == "escalated",
+            v.c.dev_id, v.c.change, f.c.severity, _at(now), sa.literal(run_id))
+            .where(pending).order_by(v.c.seq)))
+        status = sa.case((v.c.change.in_(("reopened", "escalated")), "open"), else_=d.c.status)
+        alert = sa.case((v.c.change == "reopened", "new"),
+                        (v.c.change == "escalated",
                          sa.case((sa.and_(d.c.status == "open", d.c.alert_state == "new"), "new"),
                                  else_="escalated")),
                         else_=d.c.alert_state)
@@ -238,7 +260,7 @@ class Found:
             updated_at=_at(now), **{name: f.c[name] if name != "numbers" else _json(conn, f.c.numbers)
                                      for name in _CONTENT}))
         conn.execute(sa.update(d).where(
-            d.c.id == f.c.dev_id, f.c.change == "unchanged",
+            d.c.id == v.c.dev_id, v.c.change == "unchanged",
             sa.or_(d.c.last_found_on.is_(None), d.c.last_found_on < sa.literal(as_of, sa.Date))
         ).values(last_found_on=sa.literal(as_of, sa.Date)))
         if carried is not None:

@@ -88,7 +88,7 @@ def test_a_deviation_dismissed_while_the_run_resolves_stays_dismissed(pg_engine)
 def test_a_deviation_dismissed_after_the_comparison_is_not_escalated(pg_engine):
     with pg_engine.connect() as conn:
         _record(pg_engine, conn, _findings(3, "minor"))
-        fired = _dismiss_when(conn, pg_engine, "UPDATE bw_found SET dev_id", 2)  # compare() has decided
+        fired = _dismiss_when(conn, pg_engine, "INSERT INTO bw_verdict", 2)  # compare() has decided
         _record(pg_engine, conn, _findings(3, "critical"))
         assert fired == [2]
         assert _state(conn, 2) == ("dismissed", ["opened", "dismissed"])

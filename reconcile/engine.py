@@ -17,7 +17,9 @@
    changed subjects too. Both give the same deviations (tests/reconcile/test_incremental.py).
 5. **Judging.** Each rule's query returns the rows that may break it (reconcile/rules/); Python
    judges those rows exactly and words them; findings stream into a temporary table of the run's
-   writing connection (reconcile/life.py), never held whole in memory.
+   writing connection (reconcile/lifecycle.py), never held whole in memory. On PostgreSQL a thread
+   reads the rules' rows on the run's reader while the run words the rows before
+   (reconcile/judge.py, ``Answers``).
 6. **Life.** The findings are compared with the stored deviations set-wise, the changes written and
    the run closed with its statistics, in one transaction. A failure rolls every deviation change
    back and marks the run ``failed``.
@@ -49,7 +51,7 @@ from foundation.jalali import today_tehran
 from reconcile import changes
 from reconcile.facts import AsOf
 from reconcile.findings import Finding
-from reconcile.judge import RuleStats, enabled_rules, rule_rows, rule_stats
+from reconcile.judge import Answers, Asked, RuleStats, enabled_rules, rule_stats
 from reconcile.lifecycle import Found, LifeCounts, dev, identities_of
 from reconcile.rules import Rule
 from reconcile.scope import Scope, ea, py
@@ -124,21 +126,27 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                 clocks = {rule.name: rule.clock(scope) for rule, _ in rules if rule.time_driven}
                 steady = {name for name, clock in clocks.items()
                           if plan.only is not None and (last.stats or {}).get("clocks", {}).get(name) == clock}
-                for number, (rule, limits) in enumerate(rules, 1):
-                    say(f"judging {number}/{len(rules)}: {rule.name}")
+                scopes, asked = [], []
+                for rule, limits in rules:
                     every = rule.whole or (rule.time_driven and rule.name not in steady)
                     rule_scope = scope.every() if every else scope
-                    try:
-                        statement = rule.select(rule_scope, limits)
-                        if rule.time_driven and every:
-                            statement = skip.unrecorded(rule, statement)
-                        rows = rule_rows(reader, statement)
-                        made = _counted(rule.findings(rows, rule_scope, limits), stats[rule.name],
-                                        kept if keep else None)
-                        found.add(made)
-                        stats[rule.name].checked = int(reader.execute(rule.checked(rule_scope, limits)).scalar_one())
-                    except ValueError as exc:  # a stored value the rule could not read: say which rule
-                        raise ValueError(f"{rule.name}: {exc}") from exc
+                    scopes.append(rule_scope)
+                    asked.append(Asked(
+                        select=functools.partial(_statement, rule, limits, rule_scope, skip if every else None),
+                        checked=functools.partial(rule.checked, rule_scope, limits)))
+                answers = Answers(reader, asked, ahead=reader is not conn)
+                try:
+                    for index, ((rule, limits), rule_scope) in enumerate(zip(rules, scopes)):
+                        say(f"judging {index + 1}/{len(rules)}: {rule.name}")
+                        try:
+                            made = _counted(rule.findings(answers.rows(index), rule_scope, limits),
+                                            stats[rule.name], kept if keep else None)
+                            found.add(made)
+                            stats[rule.name].checked = answers.checked(index)
+                        except ValueError as exc:  # a stored value the rule could not read: say which rule
+                            raise ValueError(f"{rule.name}: {exc}") from exc
+                finally:
+                    answers.close()
                 scope.close()
                 changes.clean(reader)
                 found.compare()
@@ -216,6 +224,13 @@ class _Recorded:
             dev.c.kind == rule.kind, dev.c.rule == rule.id, dev.c.subject == subject, dev.c.fiscal_year == year,
             dev.c.quarter == quarter, load_years(self.years), dev.c.status.in_(("open", "acknowledged", "dismissed")))
         return statement.where(sa.or_(c.id.in_(changes.changed_subjects(rule.kind)), ~recorded))
+
+
+def _statement(rule: Rule, limits: Any, scope: Scope, skip: _Recorded | None) -> sa.Select:
+    """The rule's select in `scope`; for a time-driven rule asked of every subject (`skip`), without
+    the rows whose finding is recorded already."""
+    statement = rule.select(scope, limits)
+    return skip.unrecorded(rule, statement) if skip is not None and rule.time_driven else statement
 
 
 def _counted(findings: Iterable[Finding], stats: RuleStats, kept: list[Finding] | None) -> Iterator[Finding]:

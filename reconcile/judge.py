@@ -1,10 +1,13 @@
 """The rules a run judges and how often each fired: the enabled rules with their limits, their
-statistics (:class:`RuleStats`), and one rule judged set-wise in a scope (:func:`judge_setwise`).
+statistics (:class:`RuleStats`), their questions to the store and the answers read ahead
+(:class:`Answers`), and one rule judged set-wise in a scope (:func:`judge_setwise`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -17,8 +20,7 @@ from reconcile.rules import RULES, Rule
 from reconcile.settings import ReconcileConfig
 from store.driver import named_row_type
 
-Chunk = tuple[str, int, int]  # (family: capital | expense, first id, last id)
-Counts = dict[str, tuple[int, int, int]]  # rule name -> (checked, flagged, findings) in one chunk
+_BATCH = 2000
 
 
 @dataclass
@@ -50,15 +52,6 @@ def rule_stats(rules: list[tuple[Rule, Any]]) -> dict[str, RuleStats]:
     return {rule.name: RuleStats(rule.kind, rule.id) for rule, _ in rules}
 
 
-def add_counts(stats: dict[str, RuleStats], counts: Counts) -> None:
-    """Add one chunk's counts (perhaps judged in a worker process) to a run's."""
-    for name, (checked, flagged, findings) in counts.items():
-        rule = stats[name]
-        rule.checked += checked
-        rule.flagged += flagged
-        rule.findings += findings
-
-
 def enabled_rules(settings: ReconcileConfig) -> list[tuple[Rule, Any]]:
     """(rule, its limits) for every rule the ``reconcile`` section leaves on."""
     chosen = []
@@ -84,5 +77,114 @@ def rule_rows(conn: Connection, statement: sa.Select) -> Iterable[Any]:
     A rule reads a row's columns by name a dozen times; a named tuple answers that in a tenth of
     the time of SQLAlchemy's Row (0.6 µs an access, measured: about a second of a 100k first run)."""
     # per statement: Connection.execution_options would set streaming for every later statement
-    result = conn.execute(statement.execution_options(yield_per=2000))
+    result = conn.execute(statement.execution_options(yield_per=_BATCH))
     return map(named_row_type(tuple(result.keys()))._make, result)
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What a run asks the store of one rule: its rows (``select``) and how many subjects it checked
+    (``checked``), each built when it is asked (a select may fill a per-run table on the reader)."""
+
+    select: Callable[[], sa.Select]
+    checked: Callable[[], sa.Select]
+
+
+class Answers:
+    """The answers to a run's rules (:class:`Asked`), in their order, read on `reader`.
+
+    Ask them in order: all of ``rows(i)``, then ``checked(i)``, then rule i + 1. With ``ahead``
+    (PostgreSQL, whose reader is a connection and a server process of its own: reconcile/engine.py
+    ``_reader``) a thread reads them, a few thousand rows ahead of the caller, while the caller judges,
+    words and stages the rows before: the server's work and the run's Python overlap, where one
+    waited for the other (docs/benchmarks.md, session 12). Without it (SQLite, whose queries run in
+    the run's own thread and connection) each is read when asked. Either way the rows are the same,
+    in the same order; an error reading rule i is raised where rule i is asked. :meth:`close` stops
+    the thread (after the statement it is running) and must be called.
+    """
+
+    def __init__(self, reader: Connection, asked: list[Asked], *, ahead: bool) -> None:
+        self.reader, self.asked = reader, asked
+        self._answers: queue.Queue[tuple[str, int, Any]] = queue.Queue(maxsize=4)  # batches, not rows
+        self._stop = threading.Event()
+        self._checked: dict[int, int] = {}
+        self._thread: threading.Thread | None = None
+        if ahead and asked:
+            self._thread = threading.Thread(target=self._read_all, name="reconcile-reader", daemon=True)
+            self._thread.start()
+
+    def rows(self, index: int) -> Iterator[Any]:
+        """Rule `index`'s rows, as named tuples of its select's columns."""
+        if self._thread is None:
+            yield from rule_rows(self.reader, self.asked[index].select())
+            return
+        while True:
+            kind, i, value = self._next()
+            if i < index:  # the rest of an earlier rule its caller did not read to the end
+                continue
+            if kind == "checked":
+                self._checked[i] = value
+                return
+            yield from value
+
+    def checked(self, index: int) -> int:
+        """How many subjects rule `index` checked (after its rows)."""
+        if self._thread is None:
+            return int(self.reader.execute(self.asked[index].checked()).scalar_one())
+        while index not in self._checked:
+            kind, i, value = self._next()
+            if kind == "checked":
+                self._checked[i] = value
+        return self._checked.pop(index)
+
+    def close(self) -> None:
+        """Stop reading ahead and wait for the thread: the reader is the caller's again."""
+        if self._thread is None:
+            return
+        self._stop.set()
+        while self._thread.is_alive():
+            try:  # a thread waiting to hand over a batch is let go
+                self._answers.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        self._thread = None
+
+    def _next(self) -> tuple[str, int, Any]:
+        kind, i, value = self._answers.get()
+        if kind == "error":
+            raise value
+        return kind, i, value
+
+    def _read_all(self) -> None:
+        """The thread: every rule's rows in batches, then its count; an error ends it, handed over."""
+        index = 0
+        try:
+            for index, asked in enumerate(self.asked):
+                result = self.reader.execute(asked.select().execution_options(yield_per=_BATCH))
+                try:
+                    make = named_row_type(tuple(result.keys()))._make
+                    for batch in result.partitions():
+                        self._hand_over(("rows", index, list(map(make, batch))))
+                finally:
+                    result.close()
+                self._hand_over(("checked", index, int(self.reader.execute(asked.checked()).scalar_one())))
+        except _Stopped:
+            return
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            try:
+                self._hand_over(("error", index, exc))
+            except _Stopped:
+                return
+
+    def _hand_over(self, answer: tuple[str, int, Any]) -> None:
+        while not self._stop.is_set():
+            try:
+                self._answers.put(answer, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+        raise _Stopped
+
+
+class _Stopped(Exception):
+    """The caller closed the Answers: the thread stops reading."""

@@ -1,0 +1,105 @@
+"""A run's rules read ahead (reconcile.judge.Answers): on PostgreSQL a thread reads the rules' rows on
+the run's reader while the run words the rows before. The rows and counts must be exactly those read
+in turn, an error must surface at the rule it belongs to, and a run that stops early must get its
+reader back with no thread left reading. Real PostgreSQL: the thread is there for its server."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+
+from reconcile.judge import Answers, Asked
+from store.db import make_engine
+from store.driver import snapshot_reader
+
+pytestmark = pytest.mark.postgres
+
+N = 4567  # more than two batches of the thread's 2,000 rows
+
+
+def _series(n: int) -> Asked:
+    numbers = sa.func.generate_series(1, n).table_valued("value").render_derived(name="s")
+    return Asked(select=lambda: sa.select(numbers.c.value.label("value"),
+                                          (numbers.c.value * 2).label("twice")).order_by(numbers.c.value),
+                 checked=lambda: sa.select(sa.literal(n)))
+
+
+def _readers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "reconcile-reader"]
+
+
+@pytest.fixture
+def pg_engine(pg_store_url):
+    engine = make_engine(pg_store_url)
+    yield engine
+    engine.dispose()
+
+
+def _everything(answers: Answers, count: int) -> list[tuple[list[tuple], int]]:
+    try:
+        return [([tuple(r) for r in answers.rows(i)], answers.checked(i)) for i in range(count)]
+    finally:
+        answers.close()
+
+
+def test_rows_read_ahead_are_the_rows_read_in_turn(pg_engine):
+    asked = [_series(N), _series(0), _series(3)]
+    with snapshot_reader(pg_engine) as reader:
+        in_turn = _everything(Answers(reader, asked, ahead=False), len(asked))
+        ahead = _everything(Answers(reader, asked, ahead=True), len(asked))
+    assert ahead == in_turn
+    assert [len(rows) for rows, _ in ahead] == [N, 0, 3] and [n for _, n in ahead] == [N, 0, 3]
+    assert ahead[0][0][:2] == [(1, 2), (2, 4)] and ahead[0][0][-1] == (N, 2 * N)
+    assert not _readers()
+
+
+def test_rows_read_ahead_have_their_columns_by_name(pg_engine):
+    with snapshot_reader(pg_engine) as reader:
+        answers = Answers(reader, [_series(5)], ahead=True)
+        try:
+            rows = list(answers.rows(0))
+        finally:
+            answers.close()
+    assert [(r.value, r.twice) for r in rows] == [(i, 2 * i) for i in range(1, 6)]
+
+
+def test_an_error_reading_ahead_is_raised_at_its_rule_and_the_thread_ends(pg_engine):
+    broken = Asked(select=lambda: sa.select(sa.text("no_such_column FROM no_such_table")),
+                   checked=lambda: sa.select(sa.literal(0)))
+    with snapshot_reader(pg_engine) as reader:
+        answers = Answers(reader, [_series(N), broken, _series(3)], ahead=True)
+        try:
+            first = list(answers.rows(0))
+            assert len(first) == N and answers.checked(0) == N  # the rule before it is whole
+            with pytest.raises(DBAPIError, match="no_such_table"):
+                list(answers.rows(1))
+        finally:
+            answers.close()
+        assert not _readers()
+
+
+def test_a_run_that_stops_early_gets_its_reader_back_and_no_thread_reads_on(pg_engine):
+    with snapshot_reader(pg_engine) as reader:
+        answers = Answers(reader, [_series(200_000), _series(200_000)], ahead=True)
+        try:
+            rows = answers.rows(0)
+            assert next(rows).value == 1  # the run fails here, say, while the thread has batches to hand over
+        finally:
+            answers.close()
+        assert not _readers()
+        assert reader.execute(sa.select(sa.literal(7))).scalar_one() == 7  # the reader is usable again
+
+
+def test_a_rule_left_half_read_does_not_leak_its_rows_into_the_next(pg_engine):
+    with snapshot_reader(pg_engine) as reader:
+        answers = Answers(reader, [_series(N), _series(3)], ahead=True)
+        try:
+            rows = answers.rows(0)
+            next(rows)
+            rows.close()  # a caller that stopped reading rule 0
+            assert [r.value for r in answers.rows(1)] == [1, 2, 3] and answers.checked(1) == 3
+        finally:
+            answers.close()

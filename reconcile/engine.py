@@ -48,7 +48,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from foundation.jalali import today_tehran
-from reconcile import changes
+from reconcile import changes, helper
 from reconcile.facts import AsOf
 from reconcile.findings import Finding
 from reconcile.judge import Answers, Asked, RuleStats, enabled_rules, rule_stats
@@ -108,6 +108,8 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                f"as of {day.isoformat()}, before the last recorded run's day {last.as_of.isoformat()}: "
                "a what-if, nothing is recorded" if last is not None and day < last.as_of else None)
     basis = _basis(settings, calendar, chosen, rules)
+    names = [rule.name for rule, _ in rules]
+    help_at = helper.helped(engine, names, keep=keep)  # a large full run on SQLite: step 5
     run_id = None if what_if else reconcile_runs.open_run(engine, day, chosen)
     label = f"run {run_id}" if run_id is not None else "what-if"
     say(f"{label}: judging years {', '.join(map(str, chosen)) or '(none)'} as of {day.isoformat()}")
@@ -126,27 +128,45 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                 clocks = {rule.name: rule.clock(scope) for rule, _ in rules if rule.time_driven}
                 steady = {name for name, clock in clocks.items()
                           if plan.only is not None and (last.stats or {}).get("clocks", {}).get(name) == clock}
-                scopes, asked = [], []
-                for rule, limits in rules:
-                    every = rule.whole or (rule.time_driven and rule.name not in steady)
-                    rule_scope = scope.every() if every else scope
-                    scopes.append(rule_scope)
-                    asked.append(Asked(
-                        select=functools.partial(_statement, rule, limits, rule_scope, skip if every else None),
-                        checked=functools.partial(rule.checked, rule_scope, limits)))
-                answers = Answers(reader, asked, ahead=reader is not conn)
+                aside = helper.Helper(engine.url.render_as_string(hide_password=False), settings, day, chosen,
+                                      help_at, [names[i] for i in help_at]) if help_at and plan.only is None else None
                 try:
-                    for index, ((rule, limits), rule_scope) in enumerate(zip(rules, scopes)):
-                        say(f"judging {index + 1}/{len(rules)}: {rule.name}")
-                        try:
-                            made = _counted(rule.findings(answers.rows(index), rule_scope, limits),
-                                            stats[rule.name], kept if keep else None)
-                            found.add(made)
-                            stats[rule.name].checked = answers.checked(index)
-                        except ValueError as exc:  # a stored value the rule could not read: say which rule
-                            raise ValueError(f"{rule.name}: {exc}") from exc
+                    mine = [i for i in range(len(rules)) if aside is None or i not in aside.indices]
+                    if aside is not None:
+                        say(f"judging {', '.join(aside.names)} in a helper process")
+                    scopes, asked = [], []
+                    for i in mine:
+                        rule, limits = rules[i]
+                        every = rule.whole or (rule.time_driven and rule.name not in steady)
+                        rule_scope = scope.every() if every else scope
+                        scopes.append(rule_scope)
+                        asked.append(Asked(
+                            select=functools.partial(_statement, rule, limits, rule_scope, skip if every else None),
+                            checked=functools.partial(rule.checked, rule_scope, limits)))
+                    answers = Answers(reader, asked, ahead=reader is not conn)
+                    try:
+                        for k, (i, rule_scope) in enumerate(zip(mine, scopes)):
+                            rule, limits = rules[i]
+                            say(f"judging {i + 1}/{len(rules)}: {rule.name}")
+                            try:
+                                made = _counted(rule.findings(answers.rows(k), rule_scope, limits),
+                                                stats[rule.name], kept if keep else None)
+                                found.add(made, rule_index=i)
+                                stats[rule.name].checked = answers.checked(k)
+                            except ValueError as exc:  # a stored value the rule could not read: say which rule
+                                raise ValueError(f"{rule.name}: {exc}") from exc
+                    finally:
+                        answers.close()
+                    if aside is not None:
+                        say("waiting for the helper process")
+                        for i, counted in aside.finish().items():
+                            rule_stats_of = stats[names[i]]
+                            rule_stats_of.checked, rule_stats_of.flagged = counted.checked, counted.flagged
+                            rule_stats_of.findings = counted.findings
+                        found.take(aside.rows())
                 finally:
-                    answers.close()
+                    if aside is not None:
+                        aside.close()
                 scope.close()
                 changes.clean(reader)
                 found.compare()

@@ -28,7 +28,7 @@ the temporary table and no Python work. Acknowledging and dismissing are a perso
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -67,23 +67,43 @@ class LifeCounts:
 
 
 _meta = sa.MetaData()
-FOUND = sa.Table(
-    "bw_found", _meta,
-    sa.Column("seq", sa.Integer, primary_key=True),  # order of production: new deviations get ids in it
-    sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("rule", sa.String(64), nullable=False),
-    sa.Column("subject", sa.String(160), nullable=False),
-    sa.Column("fiscal_year", sa.Integer, nullable=False),
-    sa.Column("quarter", sa.Integer, nullable=False),
-    sa.Column("severity", sa.String(16), nullable=False),
-    sa.Column("planned", AMOUNT), sa.Column("actual", AMOUNT), sa.Column("measure", AMOUNT),
-    sa.Column("numbers", sa.Text),  # JSON text, as the deviation keeps it
-    sa.Column("message", sa.Text, nullable=False),
-    sa.Column("agency_code", sa.String(32)), sa.Column("county_id", sa.Integer), sa.Column("county", sa.Text),
-    sa.Column("sync_run_id", sa.Integer), sa.Column("evidence_table", sa.String(32)),
-    sa.Column("evidence_id", sa.Integer), sa.Column("fingerprint", sa.String(32), nullable=False),
-    prefixes=["TEMPORARY"],
-)
+# A staged finding's place in the order of production, which new deviations get their ids in: the
+# rule's position in the run's list of rules, then the finding's number within the rule (SEQ_RULE
+# bits), so that a rule judged elsewhere (reconcile/helper.py) keeps its place. 64 bits; on SQLite
+# exactly INTEGER, the rowid, which is 64 bits already and orders the table for free.
+SEQ = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+SEQ_RULE = 32
+
+
+def first_seq(rule_index: int) -> int:
+    """The seq of the first finding of the run's rule number `rule_index` (0-based)."""
+    return rule_index << SEQ_RULE
+
+
+def _found_table(metadata: sa.MetaData, *, temporary: bool) -> sa.Table:
+    return sa.Table(
+        "bw_found", metadata,
+        sa.Column("seq", SEQ, primary_key=True, autoincrement=False),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("rule", sa.String(64), nullable=False),
+        sa.Column("subject", sa.String(160), nullable=False),
+        sa.Column("fiscal_year", sa.Integer, nullable=False),
+        sa.Column("quarter", sa.Integer, nullable=False),
+        sa.Column("severity", sa.String(16), nullable=False),
+        sa.Column("planned", AMOUNT), sa.Column("actual", AMOUNT), sa.Column("measure", AMOUNT),
+        sa.Column("numbers", sa.Text),  # JSON text, as the deviation keeps it
+        sa.Column("message", sa.Text, nullable=False),
+        sa.Column("agency_code", sa.String(32)), sa.Column("county_id", sa.Integer), sa.Column("county", sa.Text),
+        sa.Column("sync_run_id", sa.Integer), sa.Column("evidence_table", sa.String(32)),
+        sa.Column("evidence_id", sa.Integer), sa.Column("fingerprint", sa.String(32), nullable=False),
+        prefixes=["TEMPORARY"] if temporary else [],
+    )
+
+
+FOUND = _found_table(_meta, temporary=True)
+# the same columns in a file of their own, where a helper process stages the rules it judges
+SIDE_FOUND = _found_table(sa.MetaData(), temporary=False)
+
 # The comparison's verdicts (Found.compare): for each staged finding whose identity has a stored
 # deviation, that deviation and what the run does to it. A staged finding without a verdict is new
 # ("opened"). A narrow table of its own, filled by one INSERT ... SELECT: writing the verdicts into
@@ -91,7 +111,7 @@ FOUND = sa.Table(
 # (PostgreSQL, 100k, --full: 7.5 s of UPDATE; docs/benchmarks.md, session 12).
 VERDICT = sa.Table(
     "bw_verdict", _meta,
-    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),  # the staged finding's
+    sa.Column("seq", SEQ, primary_key=True, autoincrement=False),  # the staged finding's
     sa.Column("dev_id", sa.Integer, nullable=False),
     # the deviation's status at the comparison: a person's act since then wins (Found.apply)
     sa.Column("old_status", sa.String(16), nullable=False),
@@ -131,6 +151,23 @@ def _same_identity(a: sa.Table, b: sa.Table) -> sa.ColumnElement[bool]:
                    a.c.fiscal_year == b.c.fiscal_year, a.c.quarter == b.c.quarter)
 
 
+def stage(conn: Connection, table: sa.Table, findings: Iterable[Finding], seq: int) -> int:
+    """Write `findings` to the staging `table` (:data:`FOUND`, or a helper's :data:`SIDE_FOUND`),
+    numbered from `seq`, in batches as they come, each with its fingerprint; how many."""
+    added, batch = 0, []
+    for f in findings:
+        fingerprint, numbers = f.digests()
+        batch.append((seq + added, f.kind, f.rule, f.subject, f.fiscal_year, f.quarter or 0, f.severity,
+                      f.planned, f.actual, f.measure, numbers, f.message, f.agency_code, f.county_id,
+                      f.county, f.sync_run_id, f.evidence_table, f.evidence_id, fingerprint))
+        added += 1
+        if len(batch) >= _BATCH:
+            bulk_insert(conn, table, _STAGED, batch, ready=frozenset({"numbers"}))
+            batch = []
+    bulk_insert(conn, table, _STAGED, batch, ready=frozenset({"numbers"}))
+    return added
+
+
 class Found:
     """A run's findings in a temporary table of the writing connection `conn`."""
 
@@ -144,23 +181,22 @@ class Found:
         VERDICT.create(conn, checkfirst=True)
         self.drop()
 
-    def add(self, findings: Iterable[Finding]) -> int:
-        """Stage `findings` (batched as they come); how many were added."""
-        added, batch = 0, []
-        for f in findings:
-            fingerprint, numbers = f.digests()
-            self.count += 1
-            batch.append((self.count, f.kind, f.rule, f.subject, f.fiscal_year, f.quarter or 0, f.severity,
-                          f.planned, f.actual, f.measure, numbers, f.message, f.agency_code, f.county_id,
-                          f.county, f.sync_run_id, f.evidence_table, f.evidence_id, fingerprint))
-            if len(batch) >= _BATCH:
-                added += self._write(batch)
-                batch = []
-        return added + self._write(batch)
+    def add(self, findings: Iterable[Finding], rule_index: int = 0) -> int:
+        """Stage `findings` of the run's rule number `rule_index` (batched as they come); how many
+        were added."""
+        added = stage(self.conn, FOUND, findings, first_seq(rule_index))
+        self.count += added
+        return added
 
-    def _write(self, rows: list[tuple]) -> int:
-        bulk_insert(self.conn, FOUND, _STAGED, rows, ready=frozenset({"numbers"}))
-        return len(rows)
+    def take(self, batches: Iterable[list[tuple]]) -> int:
+        """Stage the findings a helper staged (reconcile/helper.py): rows of :data:`SIDE_FOUND` as
+        the driver keeps them, their seqs in their rules' places; how many."""
+        added = 0
+        for batch in batches:
+            bulk_insert(self.conn, FOUND, _STAGED, batch, ready=frozenset(_STAGED))
+            added += len(batch)
+        self.count += added
+        return added
 
     def drop(self) -> None:
         """Empty the table (it is kept for the connection's next run), without its index until the

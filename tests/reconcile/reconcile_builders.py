@@ -6,6 +6,7 @@ it exercises.
 
 from __future__ import annotations
 
+import random
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
@@ -175,3 +176,28 @@ class Store:
         return self.add(m.OperationPerformance(operation_id=o.id, quarter=quarter, quantity=D(quantity),
                                                spent=D(spent), comptroller_status=status, reported_on=on,
                                                first_run_id=2, last_run_id=2))
+
+
+def varied_store(engine: Engine, rnd: random.Random, *, projects: int = 30, totals: bool = True,
+                 absorbed: tuple = (None, 10, 90)) -> None:
+    """A store on which every rule fires on some subjects: `projects` projects of 1405 with random
+    reports (and, with `totals`, random credit totals), as many agreements with two operations
+    reported at random. The same `rnd` seed builds the same store."""
+    store = Store(engine)
+    for n in range(projects):
+        extra = {"total": rnd.choice(((None,) * 4, (100, 90, 80, 70), (100, 120, 80, 70)))} if totals else {}
+        p = store.project(f"1305012007-{n:03d}", targets=(30, 45, 60, 80), end_year=rnd.choice((1403, 1405, 1407)),
+                          **extra)
+        for q in (1, 2):
+            if rnd.random() < 0.85:
+                store.report(p, q, rnd.choice((12, 29, 44, 45, 60)), absorbed=rnd.choice(absorbed),
+                             status=rnd.choice(("approved", "approved", "pending")),
+                             reported_on=rnd.choice(("1405/04/05", "1405/07/05", "1405/08/25")))
+        a = store.agreement(f"1405-032-{n:05d}")
+        for k in range(2):
+            o = store.operation(a, f"11002-{k:02d}", unit_cost=rnd.choice((1, 2)))
+            for q in (1, 2):
+                if rnd.random() < 0.9:
+                    store.performance(o, q, rnd.choice((40, 79, 80, 100)), rnd.choice((None, 80, 150, 260)),
+                                      status=rnd.choice(("approved", "pending")), reported_on="1405/07/05")
+

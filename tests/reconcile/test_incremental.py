@@ -29,31 +29,12 @@ from store.models import (
     ReconcileRun,
     SyncRun,
 )
-from reconcile_builders import Store, config, day
+from reconcile_builders import config, day, varied_store
 
 py, pr, pc = ProjectYear.__table__, ProgressReport.__table__, ProjectCredit.__table__
 ea, ec, op, perf = (ExpenseAgreement.__table__, ExpenseCredit.__table__, Operation.__table__,
                     OperationPerformance.__table__)
 NOTHING_TO_DO = {"opened": 0, "reopened": 0, "escalated": 0, "lowered": 0, "updated": 0, "resolved": 0}
-
-
-def _varied_store(engine, rnd: random.Random) -> None:
-    store = Store(engine)
-    for n in range(30):
-        p = store.project(f"1305012007-{n:03d}", targets=(30, 45, 60, 80), end_year=rnd.choice((1403, 1405, 1407)),
-                          total=rnd.choice(((None,) * 4, (100, 90, 80, 70), (100, 120, 80, 70))))
-        for q in (1, 2):
-            if rnd.random() < 0.85:
-                store.report(p, q, rnd.choice((12, 29, 44, 45, 60)), absorbed=rnd.choice((None, 10, 90)),
-                             status=rnd.choice(("approved", "approved", "pending")),
-                             reported_on=rnd.choice(("1405/04/05", "1405/07/05", "1405/08/25")))
-        a = store.agreement(f"1405-032-{n:05d}")
-        for k in range(2):
-            o = store.operation(a, f"11002-{k:02d}", unit_cost=rnd.choice((1, 2)))
-            for q in (1, 2):
-                if rnd.random() < 0.9:
-                    store.performance(o, q, rnd.choice((40, 79, 80, 100)), rnd.choice((None, 80, 150, 260)),
-                                      status=rnd.choice(("approved", "pending")), reported_on="1405/07/05")
 
 
 def _sync_run(conn) -> int:
@@ -105,7 +86,7 @@ def _active(engine) -> int:
 
 def test_incremental_runs_find_what_a_full_run_finds_on_random_change_sets(engine):
     rnd = random.Random(17)
-    _varied_store(engine, rnd)
+    varied_store(engine, rnd)
     first = reconcile.run(engine, config(), as_of=day("1405/09/02"))
     assert first.scope == "full" and first.life.opened > 40
     for n, when in enumerate(("1405/09/02", "1405/09/05", "1405/09/05", "1405/09/20", "1405/09/29")):
@@ -119,7 +100,7 @@ def test_incremental_runs_find_what_a_full_run_finds_on_random_change_sets(engin
 
 
 def test_a_run_on_unchanged_data_judges_only_what_time_or_visits_can_change(engine):
-    _varied_store(engine, random.Random(3))
+    varied_store(engine, random.Random(3))
     reconcile.run(engine, config(), as_of=day("1405/09/02"))
     again = reconcile.run(engine, config(), as_of=day("1405/09/02"), incremental=True)
     assert again.scope == "incremental"
@@ -141,7 +122,7 @@ def test_on_sqlite_the_plan_searches_run_ids_by_index_whatever_analyze_counted(t
     ANALYZE (the service's PRAGMA optimize) counts a store filled by one full sync. Asked as
     ``IN (SELECT id FROM sync_run …)``, SQLite scanned the tables then: 1 s of an unchanged re-run at 100k."""
     engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    _varied_store(engine, random.Random(7))
+    varied_store(engine, random.Random(7))
     reconcile.run(engine, config(), as_of=day("1405/09/02"))
     facts = [py, pr, pc, ea, ec, op, perf, ChangeLog.__table__]
     with engine.begin() as conn:  # the statistics of a million rows written by one sync run
@@ -176,7 +157,7 @@ def test_on_sqlite_the_plan_searches_run_ids_by_index_whatever_analyze_counted(t
 
 
 def test_another_basis_or_full_judges_everything(engine):
-    _varied_store(engine, random.Random(5))
+    varied_store(engine, random.Random(5))
     reconcile.run(engine, config(), as_of=day("1405/09/02"))
     step = {"incremental": True}
     assert reconcile.run(engine, config(), as_of=day("1405/10/02"), **step).scope == "full"  # Q3 closed since
@@ -187,7 +168,7 @@ def test_another_basis_or_full_judges_everything(engine):
 
 def test_a_past_day_or_a_dry_run_records_nothing(engine):
     # issue 12 item 13: the life of deviations moves only forward
-    _varied_store(engine, random.Random(9))
+    varied_store(engine, random.Random(9))
     today = reconcile.run(engine, config(), as_of=day("1405/10/02"))
     dev = Deviation.__table__
     with engine.connect() as conn:
@@ -208,7 +189,7 @@ def test_a_show_that_fails_half_way_leaves_the_run_recorded_and_the_store_usable
     """The output fails while rows still stream (a full disk, a closed pipe): the run is recorded, the
     error is the output's, and the stream does not hold the connection (on PostgreSQL a stream left
     open would make the connection's rollback wait forever; the suite's timeout catches that)."""
-    _varied_store(engine, random.Random(7))
+    varied_store(engine, random.Random(7))
     kept = []
 
     def show(rows, result):

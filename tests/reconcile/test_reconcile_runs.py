@@ -14,29 +14,10 @@ import sqlalchemy as sa
 import reconcile
 from reconcile.findings import Finding
 from store.models import Deviation, DeviationEvent, ProgressReport, ReconcileRun
-from reconcile_builders import Store, config, day
+from reconcile_builders import config, day, varied_store
 
 AUTUMN = day("1405/09/02")
 SKIP = {"id", "reconcile_run_id", "updated_at"}  # the run's own ids and clock
-
-
-def _varied_store(engine) -> None:
-    rnd = random.Random(7)
-    store = Store(engine)
-    for n in range(24):
-        py = store.project(f"1305012007-{n:03d}", targets=(30, 45, 60, 80), end_year=rnd.choice((1403, 1405, 1407)))
-        for q in (1, 2):
-            if rnd.random() < 0.85:
-                store.report(py, q, rnd.choice((12, 29, 44, 45, 60)), absorbed=rnd.choice((None, 100, 900)),
-                             status=rnd.choice(("approved", "approved", "pending")),
-                             reported_on=rnd.choice(("1405/04/05", "1405/07/05", "1405/08/25")))
-        a = store.agreement(f"1405-032-{n:05d}")
-        for k in range(2):
-            o = store.operation(a, f"11002-{k:02d}", unit_cost=rnd.choice((1, 2)))
-            for q in (1, 2):
-                if rnd.random() < 0.9:
-                    store.performance(o, q, rnd.choice((40, 79, 80, 100)), rnd.choice((None, 80, 150, 260)),
-                                      status=rnd.choice(("approved", "pending")), reported_on="1405/07/05")
 
 
 def _deviations(engine) -> list[dict]:
@@ -54,7 +35,7 @@ def _forget_deviations(engine) -> None:
 
 
 def test_a_second_run_on_the_same_store_changes_nothing(engine):
-    _varied_store(engine)
+    varied_store(engine, random.Random(7), projects=24, totals=False, absorbed=(None, 100, 900))
     first = reconcile.run(engine, config(), as_of=AUTUMN)
     assert len(first.findings) > 20 and len({f.rule for f in first.findings}) >= 6  # the store is varied
     assert first.life.opened == len(first.findings) == first.found
@@ -66,7 +47,7 @@ def test_a_second_run_on_the_same_store_changes_nothing(engine):
 
 
 def test_progress_is_told_at_each_phase_and_rule(engine):
-    _varied_store(engine)
+    varied_store(engine, random.Random(7), projects=24, totals=False, absorbed=(None, 100, 900))
     told: list[str] = []
     result = reconcile.run(engine, config(), as_of=AUTUMN, on_progress=told.append)
     rules = len(result.stats)
@@ -94,7 +75,7 @@ def test_the_fingerprint_is_the_one_earlier_versions_stored():
 def test_new_and_updated_deviations_store_the_same_numbers_in_the_rules_order(engine):
     # new and updated deviations take the staged JSON text (reconcile/lifecycle.py): read back raw,
     # both give the finding's figures in the rule's order
-    _varied_store(engine)
+    varied_store(engine, random.Random(7), projects=24, totals=False, absorbed=(None, 100, 900))
     first = reconcile.run(engine, config(), as_of=AUTUMN)
     by_key = {f.key: f for f in first.findings}
     dev = Deviation.__table__
@@ -116,7 +97,7 @@ def test_new_and_updated_deviations_store_the_same_numbers_in_the_rules_order(en
 
 
 def test_an_unreadable_row_fails_the_run_and_stores_no_deviation(engine):
-    _varied_store(engine)
+    varied_store(engine, random.Random(7), projects=24, totals=False, absorbed=(None, 100, 900))
     if engine.dialect.name == "postgresql":
         pytest.skip("PostgreSQL's date type cannot hold the unreadable day this test plants")
     with engine.begin() as conn:  # a day no reader can read, on a report a rule must read (SQLite keeps dates as text)
@@ -141,7 +122,7 @@ def test_a_store_from_before_fingerprints_is_refused_then_upgraded_and_judged(tm
         open_store(url)
     upgrade(old, "head")
     engine = open_store(url)
-    _varied_store(engine)
+    varied_store(engine, random.Random(7), projects=24, totals=False, absorbed=(None, 100, 900))
     first = reconcile.run(engine, config(), as_of=AUTUMN)
     with engine.connect() as conn:
         stored = conn.execute(sa.select(Deviation.__table__.c.fingerprint)).scalars().all()
@@ -152,7 +133,7 @@ def test_a_store_from_before_fingerprints_is_refused_then_upgraded_and_judged(tm
 def test_every_reference_of_a_run_resolves(engine):
     # deviation.county_id / reconcile_run_id / sync_run_id and deviation_event.reconcile_run_id carry
     # no foreign key constraint (migration 0003): the run itself must write only ids that exist
-    _varied_store(engine)
+    varied_store(engine, random.Random(7), projects=24, totals=False, absorbed=(None, 100, 900))
     reconcile.run(engine, config(), as_of=AUTUMN)
     dev, ev = Deviation.__table__, DeviationEvent.__table__
     with engine.connect() as conn:
@@ -179,7 +160,7 @@ def test_upgrading_to_0003_keeps_every_deviation_and_drops_only_the_reference_ch
     with engine.begin() as conn:
         for table, column in later_columns:
             conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {'VARCHAR(64)' if column == 'plan_code' else 'INTEGER'}")
-    _varied_store(engine)
+    varied_store(engine, random.Random(7), projects=24, totals=False, absorbed=(None, 100, 900))
     first = reconcile.run(engine, config(), as_of=AUTUMN)
     before = _deviations(engine)
     with engine.begin() as conn:
@@ -205,7 +186,7 @@ def test_0003_goes_down_and_up_again_on_either_database(engine):
         return sorted((table, key["constrained_columns"][0]) for table in ("deviation", "deviation_event")
                       for key in inspector.get_foreign_keys(table))
 
-    _varied_store(engine)
+    varied_store(engine, random.Random(7), projects=24, totals=False, absorbed=(None, 100, 900))
     first = reconcile.run(engine, config(), as_of=AUTUMN)
     before = _deviations(engine)
     command.downgrade(_alembic_config(engine), "0002")
@@ -247,7 +228,7 @@ def test_an_expert_acknowledging_during_a_run_neither_fails_it_nor_is_lost(engin
     from reconcile.deviations import acknowledge
     from store.db import open_store
 
-    _varied_store(engine)
+    varied_store(engine, random.Random(7), projects=24, totals=False, absorbed=(None, 100, 900))
     first = reconcile.run(engine, config(), as_of=AUTUMN)
     target = min(deviation_id for deviation_id, _status in first.deviations.values())
     other = open_store(store_url)

@@ -1,0 +1,196 @@
+"""A helper process for a large full run on SQLite: the two rules that sum expense operations year
+to date judged beside the run, on the machine's other core.
+
+SQLite runs a rule's query in the run's own thread, so a run's reading, judging and wording of
+thirteen rules follow one another on one core. The two rules read through Scope.operation_quarters
+(``expense.operation_shortfall``, ``expense.unit_cost_overrun``) are half of that work at 100k
+(their rows: 130,720 of 242,741 findings). On a store large enough to pay for a second interpreter
+(:data:`HELP_FROM` performance rows) a run that judges every subject and keeps no findings in
+memory (a command, the service) starts this module as a process of its own: it reads the same
+moment of the store, judges those two rules exactly as the run would, and stages their findings in
+a file of its own (:data:`reconcile.lifecycle.SIDE_FOUND`); the run judges the other rules
+meanwhile, then copies the helper's findings into its staging table, each in its rule's place of
+the order of production (``seq``), and goes on as if it had judged them itself: same deviations,
+same ids, same events (tests/reconcile/test_helper.py). docs/benchmarks.md, session 12, has the figures.
+
+The same moment: the run holds the store's write lock (BEGIN IMMEDIATE) from before it starts the
+helper until it commits, and judging writes nothing to the store, so no commit can come between
+the run's first read and the helper's. The helper only reads the store; its file lies in a
+temporary folder that the run removes. It exits when the run's process is gone.
+
+    python -m reconcile.helper      # a JSON request on stdin (:func:`request`); never by hand
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+HELPED = ("expense.operation_shortfall", "expense.unit_cost_overrun")
+# From this many performance rows (the largest id: no count of a million rows) a helper pays for
+# its start-up (~0.5 s of imports): at 100k projects there are 1,000,000.
+HELP_FROM = 200_000
+_BATCH = 5000
+
+
+def helped(engine: Engine, names: list[str], *, keep: bool) -> list[int]:
+    """The positions in `names` (the run's rules) of the rules a helper would judge: on SQLite, for
+    a run that keeps no findings in memory, on a store of :data:`HELP_FROM` performance rows or more."""
+    if engine.dialect.name != "sqlite" or keep:
+        return []
+    chosen = [i for i, name in enumerate(names) if name in HELPED]
+    if not chosen:
+        return []
+    with engine.connect() as conn:
+        largest = conn.execute(sa.text("SELECT max(id) FROM operation_performance")).scalar()
+    return chosen if (largest or 0) >= HELP_FROM else []
+
+
+@dataclass
+class Counted:
+    """What the helper made of one rule (the run's RuleStats)."""
+
+    checked: int
+    flagged: int
+    findings: int
+
+
+class Helper:
+    """A helper process judging some of a run's rules (the parent's side)."""
+
+    def __init__(self, url: str, settings: Any, day: date, years: list[int], indices: list[int],
+                 names: list[str]) -> None:
+        self.indices, self.names = indices, names
+        self.folder = Path(tempfile.mkdtemp(prefix="budgetwatch-helper-"))
+        self.path = self.folder / "found.db"
+        request = {"url": url, "settings": settings.model_dump(mode="json"), "day": day.isoformat(),
+                   "years": years, "rules": indices, "path": str(self.path), "parent": os.getpid()}
+        # the request goes on stdin, never in the arguments (a process list shows those)
+        self.process = subprocess.Popen([sys.executable, "-m", "reconcile.helper"], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(request))
+        self.process.stdin.close()
+        self.process.stdin = None  # communicate() reads what it says at the end
+
+    def finish(self) -> dict[int, Counted]:
+        """Wait for the helper; its counts by rule position. A helper that failed fails the run,
+        with the helper's own last line."""
+        out, err = self.process.communicate()
+        if self.process.returncode != 0:
+            last = (err.strip().splitlines() or [f"exit code {self.process.returncode}"])[-1]
+            raise RuntimeError(f"the helper process judging {', '.join(self.names)} failed: {last}")
+        return {int(i): Counted(*c) for i, c in json.loads(out).items()}
+
+    def rows(self) -> Iterator[list[tuple]]:
+        """The staged findings the helper wrote, as the driver keeps them, in batches."""
+        side = sqlite3.connect(self.path)
+        try:
+            cursor = side.execute("SELECT * FROM bw_found ORDER BY seq")
+            while batch := cursor.fetchmany(_BATCH):
+                yield batch
+        finally:
+            side.close()
+
+    def close(self) -> None:
+        """Stop the helper if it still runs, and remove its file."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+# --- the helper process ---------------------------------------------------------------------------
+
+
+def judge(request: dict[str, Any]) -> dict[int, tuple[int, int, int]]:
+    """Judge the requested rules of the run as the run would, staging their findings in the
+    request's file; the counts by rule position."""
+    from reconcile.facts import AsOf  # the run's imports, in the helper only
+    from reconcile.judge import enabled_rules, rule_rows
+    from reconcile.lifecycle import SIDE_FOUND, first_seq, stage
+    from reconcile.scope import Scope
+    from reconcile.settings import ReconcileConfig
+    from store.db import make_engine
+
+    settings = ReconcileConfig.model_validate(request["settings"])
+    rules = enabled_rules(settings)
+    day = date.fromisoformat(request["day"])
+    calendar = AsOf(day, settings.report_due_days, settings.approval_due_days)
+    parent = int(request["parent"])
+    side = sa.create_engine(f"sqlite:///{request['path']}")
+    store = make_engine(request["url"])
+    counts: dict[int, tuple[int, int, int]] = {}
+    try:
+        with side.begin() as out, store.connect() as conn, conn.begin():
+            SIDE_FOUND.create(out)
+            # one read transaction for every rule (the driver would begin none for a SELECT); the
+            # run holds the write lock meanwhile, so it is the run's moment of the store
+            conn.exec_driver_sql("BEGIN")
+            scope = Scope(conn, calendar, tuple(request["years"]))
+            for index in request["rules"]:
+                rule, limits = rules[index]
+                flagged: set[tuple[str, int]] = set()
+                rows = _while_parent(parent, rule_rows(conn, rule.select(scope, limits)))
+                made = _flagging(rule.findings(rows, scope, limits), flagged)
+                try:
+                    findings = stage(out, SIDE_FOUND, made, first_seq(index))
+                except ValueError as exc:  # as the run says it: which rule could not read a stored value
+                    raise ValueError(f"{rule.name}: {exc}") from exc
+                checked = int(conn.execute(rule.checked(scope, limits)).scalar_one())
+                counts[index] = (checked, len(flagged), findings)
+            scope.close()
+    finally:
+        store.dispose()
+        side.dispose()
+    return counts
+
+
+def _flagging(findings: Iterable[Any], flagged: set[tuple[str, int]]) -> Iterator[Any]:
+    """`findings` passed on, the subjects they flag noted (the run's RuleStats.flagged)."""
+    for f in findings:
+        flagged.add((f.subject, f.fiscal_year))
+        yield f
+
+
+def _while_parent(parent: int, rows: Iterable[Any]) -> Iterator[Any]:
+    """`rows`, until the run's process is gone (killed): then the helper stops too (checked before
+    the rule's query and every few thousand rows)."""
+    _check(parent)
+    for n, row in enumerate(rows, 1):
+        if n % _BATCH == 0:
+            _check(parent)
+        yield row
+
+
+def _check(parent: int) -> None:
+    if os.getppid() != parent:
+        raise SystemExit("the run that started this helper is gone")
+
+
+def main() -> None:
+    try:
+        counts = judge(json.loads(sys.stdin.read()))
+    except SystemExit:
+        raise
+    except BaseException as exc:  # one line for the run to repeat; no traceback (it may name a path)
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    print(json.dumps(counts))
+
+
+if __name__ == "__main__":
+    main()

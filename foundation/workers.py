@@ -1,7 +1,9 @@
 """Starting worker processes: one multiprocessing context for every part of budgetwatch that does.
 
 Users: the page readers of the connectors (connectors/offload.py). (The reconciliation's workers,
-reconcile/parallel.py, went when the rules became set-wise: docs/decisions.md, "No worker processes".)
+reconcile/parallel.py, went when the rules became set-wise. Its one helper process,
+reconcile/helper.py, is a plain ``python -m`` child and not started here: docs/decisions.md, "No pool
+of workers; one helper process, and a reading thread".)
 
 Never ``fork``: the parent runs threads (rich's progress refresh, the page readers' start-up), and a
 forked child may inherit a lock another thread held. The forkserver (Linux, macOS) forks children

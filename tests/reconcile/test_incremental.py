@@ -7,6 +7,7 @@ open, change or resolve. Real stores on both databases.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -208,3 +209,22 @@ def test_a_show_that_fails_half_way_leaves_the_run_recorded_and_the_store_usable
     assert _active(engine) > 0
     again = reconcile.run(engine, config(), as_of=day("1405/08/20"), keep=False)
     assert again.life.opened == 0 and again.life.resolved == 0
+
+
+def test_findings_the_days_made_late_on_unchanged_subjects_are_shown_once_and_counted_as_opened(engine):
+    # a time-driven rule whose clock moved judges every subject; what it finds on a subject whose facts
+    # did not change is new, and must not be counted, nor shown, a second time as carried
+    varied_store(engine, random.Random(3))
+    reconcile.run(engine, config(), as_of=day("1405/10/02"))  # the third quarter is closed, not due yet
+    shown: list[tuple] = []
+
+    def show(rows, _result) -> None:
+        with contextlib.closing(rows()) as stream:
+            shown.extend((r.kind, r.rule, r.subject, r.fiscal_year, r.quarter, r.deviation_id) for r in stream)
+
+    later = reconcile.run(engine, config(), as_of=day("1405/10/20"), incremental=True, keep=False, show=show)
+    assert later.scope == "incremental"
+    assert later.life.opened > 0 and later.stats["capital.missing_report"].findings > 0  # its reports now late
+    assert len(shown) == len(set(shown)) == _active(engine)
+    life = later.life
+    assert life.opened + life.reopened + life.escalated + life.lowered + life.updated + life.unchanged == _active(engine)

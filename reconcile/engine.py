@@ -159,11 +159,10 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                         answers.close()
                     if aside is not None:
                         say("waiting for the helper process")
-                        for i, counted in aside.finish().items():
+                        for i, counted in aside.finish(found.take).items():
                             rule_stats_of = stats[names[i]]
                             rule_stats_of.checked, rule_stats_of.flagged = counted.checked, counted.flagged
                             rule_stats_of.findings = counted.findings
-                        found.take(aside.rows())
                 finally:
                     if aside is not None:
                         aside.close()

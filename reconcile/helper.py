@@ -23,6 +23,7 @@ temporary folder that the run removes. It exits when the run's process is gone.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -30,7 +31,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -44,6 +45,7 @@ HELPED = ("expense.operation_shortfall", "expense.unit_cost_overrun")
 # its start-up (~0.5 s of imports): at 100k projects there are 1,000,000.
 HELP_FROM = 200_000
 _BATCH = 5000
+_COMMIT = 20_000  # findings the helper commits at a time, for the run to copy while it waits
 
 
 def helped(engine: Engine, names: list[str], *, keep: bool) -> list[int]:
@@ -86,24 +88,41 @@ class Helper:
         self.process.stdin.close()
         self.process.stdin = None  # communicate() reads what it says at the end
 
-    def finish(self) -> dict[int, Counted]:
-        """Wait for the helper; its counts by rule position. A helper that failed fails the run,
-        with the helper's own last line."""
-        out, err = self.process.communicate()
-        if self.process.returncode != 0:
+    def finish(self, take: Callable[[Iterable[list[tuple]]], int]) -> dict[int, Counted]:
+        """Hand the helper's findings to `take` (Found.take) as it commits them — while the run would
+        otherwise wait for it — and the rest when it ends; its counts by rule position. A helper
+        that failed fails the run, with the helper's own last line."""
+        assert self.process.stdout is not None
+        counts, after = None, -1
+        for line in self.process.stdout:  # one line per commit, then the counts
+            said = json.loads(line)
+            if "counts" in said:
+                counts = said["counts"]
+            else:
+                after = self._copy(take, after)
+        _out, err = self.process.communicate()
+        if self.process.returncode != 0 or counts is None:
             last = (err.strip().splitlines() or [f"exit code {self.process.returncode}"])[-1]
             raise RuntimeError(f"the helper process judging {', '.join(self.names)} failed: {last}")
-        return {int(i): Counted(*c) for i, c in json.loads(out).items()}
+        self._copy(take, after)
+        return {int(i): Counted(*c) for i, c in counts.items()}
 
-    def rows(self) -> Iterator[list[tuple]]:
-        """The staged findings the helper wrote, as the driver keeps them, in batches."""
-        side = sqlite3.connect(self.path)
-        try:
-            cursor = side.execute("SELECT * FROM bw_found ORDER BY seq")
-            while batch := cursor.fetchmany(_BATCH):
-                yield batch
-        finally:
-            side.close()
+    def _copy(self, take: Callable[[Iterable[list[tuple]]], int], after: int) -> int:
+        """Copy the committed findings above seq `after`; the last seq copied."""
+        last = [after]
+
+        def batches() -> Iterator[list[tuple]]:
+            side = sqlite3.connect(self.path, timeout=60)
+            try:
+                cursor = side.execute("SELECT * FROM bw_found WHERE seq > ? ORDER BY seq", (after,))
+                while batch := cursor.fetchmany(_BATCH):
+                    last[0] = batch[-1][0]
+                    yield batch
+            finally:
+                side.close()
+
+        take(batches())
+        return last[0]
 
     def close(self) -> None:
         """Stop the helper if it still runs, and remove its file."""
@@ -135,8 +154,10 @@ def judge(request: dict[str, Any]) -> dict[int, tuple[int, int, int]]:
     store = make_engine(request["url"])
     counts: dict[int, tuple[int, int, int]] = {}
     try:
-        with side.begin() as out, store.connect() as conn, conn.begin():
+        with side.begin() as out:
+            out.exec_driver_sql("PRAGMA journal_mode=WAL")  # the run reads what is committed meanwhile
             SIDE_FOUND.create(out)
+        with store.connect() as conn, conn.begin():
             # one read transaction for every rule (the driver would begin none for a SELECT); the
             # run holds the write lock meanwhile, so it is the run's moment of the store
             conn.exec_driver_sql("BEGIN")
@@ -146,8 +167,12 @@ def judge(request: dict[str, Any]) -> dict[int, tuple[int, int, int]]:
                 flagged: set[tuple[str, int]] = set()
                 rows = _while_parent(parent, rule_rows(conn, rule.select(scope, limits)))
                 made = _flagging(rule.findings(rows, scope, limits), flagged)
+                findings = 0
                 try:
-                    findings = stage(out, SIDE_FOUND, made, first_seq(index))
+                    while chunk := list(itertools.islice(made, _COMMIT)):  # committed and said as it goes
+                        with side.begin() as out:
+                            findings += stage(out, SIDE_FOUND, chunk, first_seq(index) + findings)
+                        print(json.dumps({"staged": first_seq(index) + findings - 1}), flush=True)
                 except ValueError as exc:  # as the run says it: which rule could not read a stored value
                     raise ValueError(f"{rule.name}: {exc}") from exc
                 checked = int(conn.execute(rule.checked(scope, limits)).scalar_one())
@@ -189,7 +214,7 @@ def main() -> None:
     except BaseException as exc:  # one line for the run to repeat; no traceback (it may name a path)
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
-    print(json.dumps(counts))
+    print(json.dumps({"counts": counts}), flush=True)
 
 
 if __name__ == "__main__":

@@ -131,38 +131,8 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                 aside = helper.Helper(engine.url.render_as_string(hide_password=False), settings, day, chosen,
                                       help_at, [names[i] for i in help_at]) if help_at and plan.only is None else None
                 try:
-                    mine = [i for i in range(len(rules)) if aside is None or i not in aside.indices]
-                    if aside is not None:
-                        say(f"judging {', '.join(aside.names)} in a helper process")
-                    scopes, asked = [], []
-                    for i in mine:
-                        rule, limits = rules[i]
-                        every = rule.whole or (rule.time_driven and rule.name not in steady)
-                        rule_scope = scope.every() if every else scope
-                        scopes.append(rule_scope)
-                        asked.append(Asked(
-                            select=functools.partial(_statement, rule, limits, rule_scope, skip if every else None),
-                            checked=functools.partial(rule.checked, rule_scope, limits)))
-                    answers = Answers(reader, asked, ahead=reader is not conn)
-                    try:
-                        for k, (i, rule_scope) in enumerate(zip(mine, scopes)):
-                            rule, limits = rules[i]
-                            say(f"judging {i + 1}/{len(rules)}: {rule.name}")
-                            try:
-                                made = _counted(rule.findings(answers.rows(k), rule_scope, limits),
-                                                stats[rule.name], kept if keep else None)
-                                found.add(made, rule_index=i)
-                                stats[rule.name].checked = answers.checked(k)
-                            except ValueError as exc:  # a stored value the rule could not read: say which rule
-                                raise ValueError(f"{rule.name}: {exc}") from exc
-                    finally:
-                        answers.close()
-                    if aside is not None:
-                        say("waiting for the helper process")
-                        for i, counted in aside.finish(found.take).items():
-                            rule_stats_of = stats[names[i]]
-                            rule_stats_of.checked, rule_stats_of.flagged = counted.checked, counted.flagged
-                            rule_stats_of.findings = counted.findings
+                    _judge(rules, reader=reader, ahead=reader is not conn, found=found, stats=stats, scope=scope,
+                           steady=steady, skip=skip, aside=aside, kept=kept if keep else None, say=say)
                 finally:
                     if aside is not None:
                         aside.close()
@@ -243,6 +213,43 @@ class _Recorded:
             dev.c.kind == rule.kind, dev.c.rule == rule.id, dev.c.subject == subject, dev.c.fiscal_year == year,
             dev.c.quarter == quarter, load_years(self.years), dev.c.status.in_(("open", "acknowledged", "dismissed")))
         return statement.where(sa.or_(c.id.in_(changes.changed_subjects(rule.kind)), ~recorded))
+
+
+def _judge(rules: list[tuple[Rule, Any]], *, reader: sa.Connection, ahead: bool, found: Found,
+           stats: dict[str, RuleStats], scope: Scope, steady: set[str], skip: _Recorded,
+           aside: helper.Helper | None, kept: list[Finding] | None, say: Progress) -> None:
+    """Step 5: each rule's rows judged, worded and staged in `found`, in the rules' order of
+    production; the rules of a helper process (`aside`) judged there and copied in their places."""
+    mine = [i for i in range(len(rules)) if aside is None or i not in aside.indices]
+    if aside is not None:
+        say(f"judging {', '.join(aside.names)} in a helper process")
+    scopes, asked = [], []
+    for i in mine:
+        rule, limits = rules[i]
+        every = rule.whole or (rule.time_driven and rule.name not in steady)
+        rule_scope = scope.every() if every else scope
+        scopes.append(rule_scope)
+        asked.append(Asked(select=functools.partial(_statement, rule, limits, rule_scope, skip if every else None),
+                           checked=functools.partial(rule.checked, rule_scope, limits)))
+    answers = Answers(reader, asked, ahead=ahead)
+    try:
+        for k, (i, rule_scope) in enumerate(zip(mine, scopes)):
+            rule, limits = rules[i]
+            say(f"judging {i + 1}/{len(rules)}: {rule.name}")
+            try:
+                found.add(_counted(rule.findings(answers.rows(k), rule_scope, limits), stats[rule.name], kept),
+                          rule_index=i)
+                stats[rule.name].checked = answers.checked(k)
+            except ValueError as exc:  # a stored value the rule could not read: say which rule
+                raise ValueError(f"{rule.name}: {exc}") from exc
+    finally:
+        answers.close()
+    if aside is not None:
+        say("copying the helper process's findings")
+        for i, counted in aside.finish(found.take).items():
+            rule_stats = stats[rules[i][0].name]
+            rule_stats.checked, rule_stats.flagged, rule_stats.findings = (counted.checked, counted.flagged,
+                                                                           counted.findings)
 
 
 def _statement(rule: Rule, limits: Any, scope: Scope, skip: _Recorded | None) -> sa.Select:

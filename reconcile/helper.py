@@ -83,10 +83,14 @@ class Helper:
         # the request goes on stdin, never in the arguments (a process list shows those)
         self.process = subprocess.Popen([sys.executable, "-m", "reconcile.helper"], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(request))
-        self.process.stdin.close()
-        self.process.stdin = None  # communicate() reads what it says at the end
+        stdin, self.process.stdin = self.process.stdin, None  # communicate() reads what it says at the end
+        assert stdin is not None
+        try:
+            with stdin:
+                stdin.write(json.dumps(request))
+        except BaseException:  # a helper that died at once (BrokenPipeError): no process, no folder left
+            self.close()
+            raise
 
     def finish(self, take: Callable[[Iterable[list[tuple]]], int]) -> dict[int, Counted]:
         """Hand the helper's findings to `take` (Found.take) as it commits them — while the run would

@@ -88,33 +88,29 @@ class Plan:
                                  sa.func.substr(dev.c.subject, 1, sa.func.instr(dev.c.subject, "/") - 1)),
                                 else_=dev.c.subject)), else_=dev.c.subject) if conn.dialect.name == "sqlite" else \
             sa.case((dev.c.kind == "expense", sa.func.split_part(dev.c.subject, "/", 1)), else_=dev.c.subject)
-        if conn.dialect.name == "postgresql":
-            # uncorrelated: one hash of the judged subjects probed per deviation; a correlated EXISTS
-            # was a subplan per deviation (at 100k, the run's two scans 0.48 + 0.47 s -> 0.28 + 0.14
-            # s; docs/benchmarks.md, session 12). SQLite searches a NOT IN of row values per
-            # deviation (0.23 s -> 12.8 s) and scans about as fast either way: it keeps the EXISTS.
-            judged = sa.tuple_(dev.c.kind, root, dev.c.fiscal_year).in_(
-                sa.select(JUDGED.c.kind, JUDGED.c.subject, JUDGED.c.fiscal_year))
-        else:
-            judged = sa.exists().where(JUDGED.c.kind == dev.c.kind, JUDGED.c.subject == root,
-                                       JUDGED.c.fiscal_year == dev.c.fiscal_year)
+        judged = sa.exists().where(JUDGED.c.kind == dev.c.kind, JUDGED.c.subject == root,
+                                   JUDGED.c.fiscal_year == dev.c.fiscal_year)
         return sa.or_(~partial, judged)
 
-    def carried(self, conn: Connection, partial_rules: Sequence[tuple[str, str]]) -> sa.ColumnElement[bool] | None:
+    def carried(self, conn: Connection, partial_rules: Sequence[tuple[str, str]], run_id: int | None = None
+                ) -> sa.ColumnElement[bool] | None:
         """The deviations an incremental run finds again without judging them anew (rules not judged
-        whole, on subjects whose facts did not change); None in a full run."""
+        whole, on subjects whose facts did not change); None in a full run.
+
+        Not what the run finds itself: a time-driven rule whose clock moved judges every subject,
+        and what it finds on a subject whose facts did not change is new or reopened (counted as
+        carried too, and shown twice, until session 12). Those it paired with a stored deviation
+        are in the verdicts; those it inserts carry its `run_id` (a what-if inserts none)."""
         if self.only is None or not partial_rules:
             return None
-        # Not what the run finds itself. A time-driven rule whose clock moved judges every subject, and
-        # what it finds on a subject whose facts did not change is new or reopened: counted as
-        # carried too, and shown twice, until session 12. Call before Found.apply: the deviations it
-        # then inserts are above today's largest id; those it found are paired in the verdicts.
-        ceiling = conn.execute(sa.select(sa.func.coalesce(sa.func.max(dev.c.id), 0))).scalar_one()
         if conn.dialect.name == "postgresql":  # an anti-join (a NOT IN may become a subplan per row)
             found = sa.exists().where(VERDICT.c.dev_id == dev.c.id)
         else:  # one temporary index of the paired ids (bw_verdict has none on dev_id to search)
             found = dev.c.id.in_(sa.select(VERDICT.c.dev_id))
-        return sa.and_(~self.resolvable(conn, partial_rules), dev.c.id <= ceiling, ~found)
+        carried = sa.and_(~self.resolvable(conn, partial_rules), ~found)
+        if run_id is not None:
+            carried = sa.and_(carried, sa.or_(dev.c.reconcile_run_id.is_(None), dev.c.reconcile_run_id != run_id))
+        return carried
 
 
 def plan(reader: Connection, writer: Connection, *, last: Any, basis: str, full: bool) -> Plan:

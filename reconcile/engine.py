@@ -129,7 +129,8 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                 steady = {name for name, clock in clocks.items()
                           if plan.only is not None and (last.stats or {}).get("clocks", {}).get(name) == clock}
                 aside = helper.Helper(engine.url.render_as_string(hide_password=False), settings, day, chosen,
-                                      help_at, [names[i] for i in help_at]) if help_at and plan.only is None else None
+                                      help_at, [names[i] for i in help_at]) \
+                    if help_at and plan.only is None and run_id is not None else None  # a what-if holds no lock
                 try:
                     _judge(rules, reader=reader, ahead=reader is not conn, found=found, stats=stats, scope=scope,
                            steady=steady, skip=skip, aside=aside, kept=kept if keep else None, say=say)
@@ -142,7 +143,7 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                 partial = [(r.kind, r.id) for r, _ in rules if not r.whole]  # resolved only where judged
                 resolvable = sa.and_(load_years(chosen), identities_of([(r.kind, r.id) for r, _ in rules]),
                                      plan.resolvable(conn, partial))
-                carried = plan.carried(conn, partial)
+                carried = plan.carried(conn, partial, run_id)
                 if carried is not None:
                     carried = sa.and_(load_years(chosen), carried)
                 if what_if:

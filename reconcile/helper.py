@@ -80,9 +80,15 @@ class Helper:
         self.path = self.folder / "found.db"
         request = {"url": url, "settings": settings.model_dump(mode="json"), "day": day.isoformat(),
                    "years": years, "rules": indices, "path": str(self.path), "parent": os.getpid()}
-        # the request goes on stdin, never in the arguments (a process list shows those)
-        self.process = subprocess.Popen([sys.executable, "-m", "reconcile.helper"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # the request goes on stdin, never in the arguments (a process list shows those); what the
+        # helper says on stderr goes to a file, so that no amount of it can fill a pipe and stall both
+        try:
+            with open(self.folder / "stderr.txt", "w", encoding="utf-8") as err:
+                self.process = subprocess.Popen([sys.executable, "-m", "reconcile.helper"], stdin=subprocess.PIPE,
+                                                stdout=subprocess.PIPE, stderr=err, text=True)
+        except BaseException:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            raise
         stdin, self.process.stdin = self.process.stdin, None  # communicate() reads what it says at the end
         assert stdin is not None
         try:
@@ -104,9 +110,10 @@ class Helper:
                 counts = said["counts"]
             else:
                 after = self._copy(take, after)
-        _out, err = self.process.communicate()
+        self.process.communicate()
         if self.process.returncode != 0 or counts is None:
-            last = (err.strip().splitlines() or [f"exit code {self.process.returncode}"])[-1]
+            said = (self.folder / "stderr.txt").read_text(encoding="utf-8", errors="replace").strip()
+            last = (said.splitlines() or [f"exit code {self.process.returncode}"])[-1]
             raise RuntimeError(f"the helper process judging {', '.join(self.names)} failed: {last}")
         self._copy(take, after)
         return {int(i): Counted(*c) for i, c in counts.items()}
@@ -154,6 +161,7 @@ def judge(request: dict[str, Any]) -> dict[int, tuple[int, int, int]]:
     day = date.fromisoformat(request["day"])
     calendar = AsOf(day, settings.report_due_days, settings.approval_due_days)
     parent = int(request["parent"])
+    folder = Path(request["path"]).parent
     side = sa.create_engine(f"sqlite:///{request['path']}")
     store = make_engine(request["url"])
     counts: dict[int, tuple[int, int, int]] = {}
@@ -169,7 +177,8 @@ def judge(request: dict[str, Any]) -> dict[int, tuple[int, int, int]]:
             for index in request["rules"]:
                 rule, limits = rules[index]
                 flagged: set[tuple[str, int]] = set()
-                rows = _while_parent(parent, rule_rows(conn, rule.select(scope, limits)))
+                _check(parent, folder)  # before the rule's query, too
+                rows = _while_parent(parent, folder, rule_rows(conn, rule.select(scope, limits)))
                 made = _flagging(rule.findings(rows, scope, limits), flagged)
                 findings = 0
                 try:
@@ -195,18 +204,20 @@ def _flagging(findings: Iterable[Any], flagged: set[tuple[str, int]]) -> Iterato
         yield f
 
 
-def _while_parent(parent: int, rows: Iterable[Any]) -> Iterator[Any]:
+def _while_parent(parent: int, folder: Path, rows: Iterable[Any]) -> Iterator[Any]:
     """`rows`, until the run's process is gone (killed): then the helper stops too (checked before
     the rule's query and every few thousand rows)."""
-    _check(parent)
+    _check(parent, folder)
     for n, row in enumerate(rows, 1):
         if n % _BATCH == 0:
-            _check(parent)
+            _check(parent, folder)
         yield row
 
 
-def _check(parent: int) -> None:
+def _check(parent: int, folder: Path | None = None) -> None:
     if os.getppid() != parent:
+        if folder is not None:  # nobody is left to remove it
+            shutil.rmtree(folder, ignore_errors=True)
         raise SystemExit("the run that started this helper is gone")
 
 
@@ -216,7 +227,9 @@ def main() -> None:
     except SystemExit:
         raise
     except BaseException as exc:  # one line for the run to repeat; no traceback (it may name a path)
-        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        orig = getattr(exc, "orig", None)  # a database error: the driver's own words, not SQLAlchemy's lines
+        first = (str(orig if orig is not None else exc).strip().splitlines() or [""])[0]
+        print(f"{type(orig if orig is not None else exc).__name__}: {first}", file=sys.stderr)
         raise SystemExit(1) from None
     print(json.dumps({"counts": counts}), flush=True)
 

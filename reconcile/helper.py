@@ -5,8 +5,8 @@ SQLite runs a rule's query in the run's own thread, so a run's reading, judging 
 thirteen rules follow one another on one core. The two rules read through Scope.operation_quarters
 (``expense.operation_shortfall``, ``expense.unit_cost_overrun``) are half of that work at 100k
 (their rows: 130,720 of 242,741 findings). On a store large enough to pay for a second interpreter
-(:data:`HELP_FROM` performance rows) a run that judges every subject and keeps no findings in
-memory (a command, the service) starts this module as a process of its own: it reads the same
+(:data:`HELP_FROM` performance rows) a recording run that judges every subject and keeps no
+findings in memory (a command, the service; not a what-if, which holds no write lock) starts this module as a process of its own: it reads the same
 moment of the store, judges those two rules exactly as the run would, and stages their findings in
 a file of its own (:data:`reconcile.lifecycle.SIDE_FOUND`); the run judges the other rules
 meanwhile, then copies the helper's findings into its staging table, each in its rule's place of
@@ -16,9 +16,10 @@ same ids, same events (tests/reconcile/test_helper.py). docs/benchmarks.md, sess
 The same moment: the run holds the store's write lock (BEGIN IMMEDIATE) from before it starts the
 helper until it commits, and judging writes nothing to the store, so no commit can come between
 the run's first read and the helper's. The helper only reads the store; its file lies in a
-temporary folder that the run removes. It exits when the run's process is gone.
+temporary folder that the run removes. It exits when the run's process is gone, removing the
+folder itself.
 
-    python -m reconcile.helper      # a JSON request on stdin (:func:`request`); never by hand
+    python -m reconcile.helper      # a JSON request on stdin (what Helper sends); never by hand
 """
 
 from __future__ import annotations

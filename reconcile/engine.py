@@ -52,7 +52,7 @@ from reconcile import changes, helper
 from reconcile.facts import AsOf
 from reconcile.findings import Finding
 from reconcile.judge import Answers, Asked, RuleStats, enabled_rules, rule_stats
-from reconcile.lifecycle import Found, LifeCounts, dev, identities_of
+from reconcile.lifecycle import Found, LifeCounts, among_rules, dev
 from reconcile.rules import Rule
 from reconcile.scope import Scope, ea, py
 from reconcile.settings import ReconcileConfig
@@ -140,9 +140,9 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                 scope.close()
                 changes.clean(reader)
                 found.compare()
+                judged = [(r.kind, r.id) for r, _ in rules]
                 partial = [(r.kind, r.id) for r, _ in rules if not r.whole]  # resolved only where judged
-                resolvable = sa.and_(load_years(chosen), identities_of([(r.kind, r.id) for r, _ in rules]),
-                                     plan.resolvable(conn, partial))
+                resolvable = plan.resolvable(load_years(chosen), judged, partial)
                 carried = plan.carried(conn, partial, run_id)
                 if carried is not None:
                     carried = sa.and_(load_years(chosen), carried)
@@ -152,7 +152,8 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                 else:
                     say("recording deviations")
                     counts = found.apply(run_id=run_id, as_of=day, now=utcnow(), resolvable=resolvable,
-                                         carried=carried)
+                                         kept=None if carried is None else sa.and_(load_years(chosen),
+                                                                                    among_rules(judged)))
                     seconds = time.perf_counter() - started
                     reconcile_runs.close_run(conn, run_id, {
                         "rules": {name: s.as_dict() for name, s in stats.items()}, "life": counts.as_dict(),

@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection
 
 from reconcile.findings import Finding
 from store import locks
-from store.driver import Streamed, analyze_if_large, bulk_insert, stream_rows
+from store.driver import Streamed, analyze_if_grown, analyze_if_large, bulk_insert, stream_rows
 from store.models import AMOUNT, County, Deviation, DeviationEvent, ExpenseAgreement, Project, ProjectYear
 
 dev = Deviation.__table__
@@ -215,8 +215,8 @@ class Found:
         """
         conn, f, d = self.conn, FOUND, dev
         conn.execute(_CREATE_INDEX)
-        analyze_if_large(conn, f, self.count)
         identity = (f.c.kind, f.c.rule, f.c.subject, f.c.fiscal_year, f.c.quarter)
+        analyze_if_large(conn, f, self.count, [c.name for c in (f.c.seq, *identity)])
         twice = sa.select(*identity).group_by(*identity).having(sa.func.count() > 1).subquery()
         if conn.execute(sa.select(sa.func.count()).select_from(twice)).scalar_one():  # rare: only then delete
             first = sa.select(sa.func.min(f.c.seq)).group_by(*identity)
@@ -244,13 +244,14 @@ class Found:
         counts.opened = staged
         return counts
 
-    def apply(self, *, run_id: int, as_of: date, now: datetime, resolvable: sa.ColumnElement[bool],
-              carried: sa.ColumnElement[bool] | None = None) -> LifeCounts:
+    def apply(self, *, run_id: int, as_of: date, now: datetime, resolvable: Sequence[sa.ColumnElement[bool]],
+              kept: sa.ColumnElement[bool] | None = None) -> LifeCounts:
         """Write the run's verdicts: open the new, change the changed, move the rest's last_found_on,
-        and resolve the deviations `resolvable` selects (the run's years and rules, where it judged)
-        that it did not find. `carried` (an incremental run) selects the deviations it finds again
-        without judging them: they count as unchanged and their last_found_on moves too. Call
-        :meth:`compare` first."""
+        and resolve the deviations the branches of `resolvable` select (the run's years and rules,
+        where it judged; reconcile.changes ``Plan.resolvable``) that it did not find. `kept` (an
+        incremental run: its years and rules) selects the deviations that stay active: those it did
+        not judge anew are carried, found again without judging; they count as unchanged and their
+        last_found_on moves too. Call :meth:`compare` first."""
         conn, f, d, v = self.conn, FOUND, dev, VERDICT
         locks.hold_for_transaction(conn, "reconcile")  # one reconciliation writes deviations at a time
         counts = self.counts()
@@ -299,32 +300,51 @@ class Found:
             d.c.id == v.c.dev_id, v.c.change == "unchanged",
             sa.or_(d.c.last_found_on.is_(None), d.c.last_found_on < sa.literal(as_of, sa.Date))
         ).values(last_found_on=sa.literal(as_of, sa.Date)))
-        if carried is not None:
-            kept = sa.and_(d.c.status.in_(ACTIVE), carried)
-            behind = sa.or_(d.c.last_found_on.is_(None), d.c.last_found_on < sa.literal(as_of, sa.Date))
-            # one scan counts them and tells whether any is behind: a re-run on the day of the last
-            # run (the usual case after a daytime sync) moves no last_found_on and skips the update
-            carried_count, late = conn.execute(sa.select(sa.func.count(), sa.func.sum(sa.case((behind, 1), else_=0)))
-                                               .select_from(d).where(kept)).one()
-            counts.unchanged += carried_count
-            if late:
-                conn.execute(sa.update(d).where(kept, behind).values(last_found_on=sa.literal(as_of, sa.Date)))
         counts.resolved = self._resolve(run_id=run_id, as_of=as_of, now=now, resolvable=resolvable)
+        if kept is not None:
+            counts.unchanged += self._carry(as_of, kept, counts.opened)
+        for table in (d, event_table):  # the next run plans on the grown tables (a first run's 250,000)
+            analyze_if_grown(conn, table, counts.opened, before)
         return counts
 
-    def unfound(self, resolvable: sa.ColumnElement[bool]) -> int:
-        """How many deviations a recorded run would resolve (for a what-if)."""
-        return self.conn.execute(sa.select(sa.func.count()).select_from(dev).where(_missing(resolvable))).scalar_one()
+    def _carry(self, as_of: date, kept: sa.ColumnElement[bool], opened: int) -> int:
+        """Count the carried deviations and move their last_found_on to `as_of`. Once the run has
+        written and resolved, the active deviations of its years and rules are exactly what it
+        opened, what it paired (still active) and what it carried: one plain scan counts them all,
+        without a condition per row, and the carried are the difference. Only carried deviations
+        can be behind `as_of` then (what the run opened or paired is found on `as_of`): the same
+        scan tells whether any is, and a re-run on the day of the last run (the usual case after a
+        daytime sync) moves none and skips the update."""
+        conn, d, v = self.conn, dev, VERDICT
+        active = sa.and_(d.c.status.in_(ACTIVE), kept)
+        behind = sa.or_(d.c.last_found_on.is_(None), d.c.last_found_on < sa.literal(as_of, sa.Date))
+        total, late = conn.execute(sa.select(sa.func.count(), sa.func.sum(sa.case((behind, 1), else_=0)))
+                                   .select_from(d).where(active)).one()
+        paired = conn.execute(sa.select(sa.func.count()).select_from(v.join(d, d.c.id == v.c.dev_id))
+                              .where(d.c.status.in_(ACTIVE))).scalar_one()
+        if late:
+            conn.execute(sa.update(d).where(active, behind).values(last_found_on=sa.literal(as_of, sa.Date)))
+        return total - opened - paired
 
-    def _resolve(self, *, run_id: int, as_of: date, now: datetime, resolvable: sa.ColumnElement[bool]) -> int:
-        """Resolve the active deviations `resolvable` selects that the run did not find. The deviations
-        are scanned once, into a temporary table of the ids to resolve; the event and the update then
-        read those ids (a re-run that resolves nothing scanned them twice for nothing)."""
+    def unfound(self, resolvable: Sequence[sa.ColumnElement[bool]]) -> int:
+        """How many deviations a recorded run would resolve (for a what-if)."""
+        return sum(self.conn.execute(sa.select(sa.func.count()).select_from(dev).where(_missing(branch))).scalar_one()
+                   for branch in resolvable)
+
+    def _resolve(self, *, run_id: int, as_of: date, now: datetime, resolvable: Sequence[sa.ColumnElement[bool]]
+                 ) -> int:
+        """Resolve the active deviations the branches of `resolvable` select that the run did not
+        find. The deviations are searched once, into a temporary table of the ids to resolve; the
+        event and the update then read those ids (a re-run that resolves nothing searched twice for
+        nothing)."""
         conn, d = self.conn, dev
         MISSING.create(conn, checkfirst=True)
         conn.execute(sa.delete(MISSING))
-        found = conn.execute(sa.insert(MISSING).from_select(["id"], sa.select(d.c.id).where(_missing(resolvable))))
-        if not found.rowcount:
+        found = 0
+        for branch in resolvable:  # disjoint branches
+            found += conn.execute(sa.insert(MISSING).from_select(["id"], sa.select(d.c.id).where(_missing(branch)))
+                                  ).rowcount
+        if not found:
             return 0
         # still active: a person may have dismissed or acknowledged one since (PostgreSQL, READ COMMITTED)
         missing = sa.and_(d.c.id.in_(sa.select(MISSING.c.id)), d.c.status.in_(ACTIVE))
@@ -411,3 +431,11 @@ def _json(conn: Connection, column: Any) -> Any:
 def identities_of(rules: Sequence[tuple[str, str]]) -> sa.ColumnElement[bool]:
     """The deviations of the (kind, rule) pairs a run judged."""
     return sa.or_(*(sa.and_(dev.c.kind == kind, dev.c.rule == rule) for kind, rule in rules)) if rules else sa.false()
+
+
+def among_rules(rules: Sequence[tuple[str, str]]) -> sa.ColumnElement[bool]:
+    """The deviations of the (kind, rule) pairs, as one expression that no index answers: for a
+    condition that keeps most deviations, read in one scan. :func:`identities_of`'s OR of pairs
+    makes SQLite search the identity index once per pair and fetch every row by its id (2–3× the
+    scan), and keeps it from the subject index when a condition also names subjects."""
+    return (dev.c.kind + ":" + dev.c.rule).in_([f"{kind}:{rule}" for kind, rule in rules]) if rules else sa.false()

@@ -219,10 +219,23 @@ def large_page_cache(conn: Connection, megabytes: int = 64) -> Iterator[None]:
 ANALYZE_FROM = 5000
 
 
-def analyze_if_large(conn: Connection, table: sa.Table, rows: int) -> None:
+def analyze_if_large(conn: Connection, table: sa.Table, rows: int, columns: Sequence[str] = ()) -> None:
     """PostgreSQL: ANALYZE the temporary `table` just filled with `rows` rows, when it is large enough
-    for the planner to need it (temporary tables are never analyzed by autovacuum). Nothing elsewhere."""
+    for the planner to need it (temporary tables are never analyzed by autovacuum); only `columns`,
+    when given (the row count comes with any; a wide table's sentences cost most of its ANALYZE and
+    no plan reads them). Nothing elsewhere."""
     if conn.dialect.name == "postgresql" and rows > ANALYZE_FROM:
+        conn.execute(sa.text(f"ANALYZE {table.name}" + (f" ({', '.join(columns)})" if columns else "")))
+
+
+def analyze_if_grown(conn: Connection, table: sa.Table, added: int, before: int) -> None:
+    """PostgreSQL: ANALYZE `table` when the transaction added more than a tenth of its `before` rows
+    (autovacuum's own threshold). Autovacuum analyzes it only after the commit, within a minute, and
+    not at all where it is off; a run planned meanwhile on the old statistics may take a table of
+    250,000 new deviations for an empty one and read another table once per row of it (30 s instead
+    of 0.1 s, measured: docs/benchmarks.md, session 13). Inside the transaction, ANALYZE counts its
+    own new rows. Nothing elsewhere (SQLite plans from its own ANALYZE, which the service runs)."""
+    if conn.dialect.name == "postgresql" and added > 50 + before // 10:
         conn.execute(sa.text(f"ANALYZE {table.name}"))
 
 

@@ -41,7 +41,7 @@ def _record(engine, conn, findings: list[Finding]) -> life.LifeCounts:
         found.add(findings)
         found.compare()
         counts = found.apply(run_id=run_id, as_of=AS_OF, now=NOW,
-                             resolvable=life.identities_of([("capital", "progress_lag")]))
+                             resolvable=[life.identities_of([("capital", "progress_lag")])])
         found.drop()
     return counts
 

@@ -52,12 +52,12 @@ from reconcile import changes, helper
 from reconcile.facts import AsOf
 from reconcile.findings import Finding
 from reconcile.judge import Answers, Asked, RuleStats, enabled_rules, rule_stats
-from reconcile.lifecycle import Found, LifeCounts, among_rules, dev
+from reconcile.lifecycle import Found, LifeCounts, among_rules, dev, event_table
 from reconcile.rules import Rule
 from reconcile.scope import Scope, ea, py
 from reconcile.settings import ReconcileConfig
 from store import reconcile_runs
-from store.driver import large_page_cache, snapshot_reader, write_lock_first
+from store.driver import analyze_if_stale, large_page_cache, snapshot_reader, write_lock_first
 from store.models import utcnow
 
 Progress = Callable[[str], None]
@@ -101,9 +101,11 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
     rules = enabled_rules(settings)
     stats = rule_stats(rules)
     calendar = AsOf(day, settings.report_due_days, settings.approval_due_days)
-    with engine.connect() as conn:
+    with engine.begin() as conn:
         chosen = sorted(set(years)) if years else store_years(conn)
         last = reconcile_runs.last_recorded(conn)
+        for table in (dev, event_table):  # a store written before its statistics were kept current
+            analyze_if_stale(conn, table)
     what_if = ("--dry-run: nothing is recorded" if dry_run else
                f"as of {day.isoformat()}, before the last recorded run's day {last.as_of.isoformat()}: "
                "a what-if, nothing is recorded" if last is not None and day < last.as_of else None)

@@ -239,6 +239,22 @@ def analyze_if_grown(conn: Connection, table: sa.Table, added: int, before: int)
         conn.execute(sa.text(f"ANALYZE {table.name}"))
 
 
+def analyze_if_stale(conn: Connection, table: sa.Table) -> None:
+    """PostgreSQL: ANALYZE `table` when its planner statistics describe a much smaller table than it
+    is now (a fifth more pages), as they do after a large insert until autovacuum comes round (it
+    may be off), and after a restore or a copy of the database (which carry no statistics). A plan
+    made on them may take 250,000 deviations for none and read another table once per row (30 s
+    instead of 0.1 s: docs/benchmarks.md, session 13). Before a run plans on them; commit soon after
+    (ANALYZE holds a lock that keeps other ANALYZEs waiting)."""
+    if conn.dialect.name != "postgresql":
+        return
+    known, now = conn.execute(sa.text(
+        "SELECT relpages, pg_relation_size(oid) / current_setting('block_size')::int FROM pg_class "
+        "WHERE oid = CAST(:name AS regclass)"), {"name": table.name}).one()
+    if now > 10 + known + known // 5:
+        conn.execute(sa.text(f"ANALYZE {table.name}"))
+
+
 def write_lock_first(conn: Connection) -> None:
     """SQLite: begin `conn`'s transaction holding the write lock (BEGIN IMMEDIATE), before its first
     read. A deferred transaction that reads and then writes fails with "database is locked" once

@@ -255,3 +255,21 @@ def test_a_run_that_opens_many_deviations_leaves_postgresql_planning_on_them(eng
         events = conn.execute(sa.text("SELECT reltuples FROM pg_class WHERE oid = 'deviation_event'::regclass")
                               ).scalar()
     assert counted == first.life.opened and events == first.life.opened
+
+
+def test_a_run_first_brings_postgresql_statistics_up_to_a_table_that_outgrew_them(engine):
+    """Deviations written while the statistics were not kept (a restore, a copy of the database, an
+    older budgetwatch): the run analyzes the table before it plans on it, though it opens nothing."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's planner statistics")
+    varied_store(engine, random.Random(3), projects=5)
+    old = [dict(kind="capital", rule="progress_lag", subject=f"P-OLD-{i}", fiscal_year=1399, quarter=1,
+                severity="minor", status="open", message="جمله‌ای بلند " * 8, first_found_on=day("1399/05/01"),
+                last_found_on=day("1399/05/01")) for i in range(3000)]
+    with engine.begin() as conn:
+        conn.execute(sa.insert(Deviation.__table__), old)
+    run = reconcile.run(engine, config(), as_of=day("1405/09/02"))
+    assert run.life.opened < 3000 // 10  # too few for the run's own ANALYZE after it writes
+    with engine.connect() as conn:
+        counted = conn.execute(sa.text("SELECT reltuples FROM pg_class WHERE oid = 'deviation'::regclass")).scalar()
+    assert counted >= 3000

@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection
 
 from reconcile.findings import Finding
 from store import locks
-from store.driver import Streamed, analyze_if_grown, analyze_if_large, bulk_insert, stream_rows
+from store.driver import Streamed, analyze_if_large, bulk_insert, stream_rows
 from store.models import AMOUNT, County, Deviation, DeviationEvent, ExpenseAgreement, Project, ProjectYear
 
 dev = Deviation.__table__
@@ -303,8 +303,6 @@ class Found:
         counts.resolved = self._resolve(run_id=run_id, as_of=as_of, now=now, resolvable=resolvable)
         if kept is not None:
             counts.unchanged += self._carry(as_of, kept, counts.opened)
-        for table in (d, event_table):  # the next run plans on the grown tables (a first run's 250,000)
-            analyze_if_grown(conn, table, counts.opened, before)
         return counts
 
     def _carry(self, as_of: date, kept: sa.ColumnElement[bool], opened: int) -> int:

@@ -203,14 +203,18 @@ def refresh_statistics(engine: Engine, tables: Sequence[sa.Table]) -> list[str]:
 
 def _stale(conn: Connection, name: str) -> bool:
     row = conn.execute(sa.text(
-        "SELECT c.reltuples, coalesce(s.n_mod_since_analyze, 0) FROM pg_class c "
+        "SELECT c.reltuples, coalesce(s.n_mod_since_analyze, 0), c.relpages, "
+        "pg_relation_size(c.oid) / current_setting('block_size')::int FROM pg_class c "
         "LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.oid = to_regclass(:name)"
     ), {"name": name}).first()
     conn.rollback()  # the read's implicit transaction: each ANALYZE opens its own
     if row is None:
         return False
-    tuples, changed = row
-    return tuples < 0 or changed > 50 + STALE_SHARE * tuples  # reltuples -1: never analyzed
+    tuples, changed, pages, pages_now = row
+    # reltuples -1: never analyzed. The pages tell a grown table at once (the counts of changed
+    # rows reach the statistics up to seconds after a commit) and where the counts are not kept:
+    # a database made from a template starts with none.
+    return tuples < 0 or changed > 50 + STALE_SHARE * tuples or pages_now > 10 + pages * (1 + 2 * STALE_SHARE)
 
 
 @contextlib.contextmanager

@@ -228,33 +228,6 @@ def analyze_if_large(conn: Connection, table: sa.Table, rows: int, columns: Sequ
         conn.execute(sa.text(f"ANALYZE {table.name}" + (f" ({', '.join(columns)})" if columns else "")))
 
 
-def analyze_if_grown(conn: Connection, table: sa.Table, added: int, before: int) -> None:
-    """PostgreSQL: ANALYZE `table` when the transaction added more than a tenth of its `before` rows
-    (autovacuum's own threshold). Autovacuum analyzes it only after the commit, within a minute, and
-    not at all where it is off; a run planned meanwhile on the old statistics may take a table of
-    250,000 new deviations for an empty one and read another table once per row of it (30 s instead
-    of 0.1 s, measured: docs/benchmarks.md, session 13). Inside the transaction, ANALYZE counts its
-    own new rows. Nothing elsewhere (SQLite plans from its own ANALYZE, which the service runs)."""
-    if conn.dialect.name == "postgresql" and added > 50 + before // 10:
-        conn.execute(sa.text(f"ANALYZE {table.name}"))
-
-
-def analyze_if_stale(conn: Connection, table: sa.Table) -> None:
-    """PostgreSQL: ANALYZE `table` when its planner statistics describe a much smaller table than it
-    is now (a fifth more pages), as they do after a large insert until autovacuum comes round (it
-    may be off), and after a restore or a copy of the database (which carry no statistics). A plan
-    made on them may take 250,000 deviations for none and read another table once per row (30 s
-    instead of 0.1 s: docs/benchmarks.md, session 13). Before a run plans on them; commit soon after
-    (ANALYZE holds a lock that keeps other ANALYZEs waiting)."""
-    if conn.dialect.name != "postgresql":
-        return
-    known, now = conn.execute(sa.text(
-        "SELECT relpages, pg_relation_size(oid) / current_setting('block_size')::int FROM pg_class "
-        "WHERE oid = CAST(:name AS regclass)"), {"name": table.name}).one()
-    if now > 10 + known + known // 5:
-        conn.execute(sa.text(f"ANALYZE {table.name}"))
-
-
 def write_lock_first(conn: Connection) -> None:
     """SQLite: begin `conn`'s transaction holding the write lock (BEGIN IMMEDIATE), before its first
     read. A deferred transaction that reads and then writes fails with "database is locked" once

@@ -244,7 +244,7 @@ def test_a_run_that_opens_many_deviations_leaves_postgresql_planning_on_them(eng
     """A first run opens every deviation in one transaction. Until the table is analyzed, PostgreSQL
     plans the next run on its old statistics (an empty table: 30 s instead of 0.1 s for one of its
     queries at 100k, docs/benchmarks.md session 13). Autovacuum would analyze it within a minute of
-    the commit (it is off on the test server, so only the run's own ANALYZE can pass this)."""
+    the commit (it is off on the test server, so only the run's ANALYZE after its commit can pass this)."""
     if engine.dialect.name != "postgresql":
         pytest.skip("PostgreSQL's planner statistics")
     varied_store(engine, random.Random(3), projects=60)
@@ -252,9 +252,7 @@ def test_a_run_that_opens_many_deviations_leaves_postgresql_planning_on_them(eng
     assert first.life.opened > 50
     with engine.connect() as conn:
         counted = conn.execute(sa.text("SELECT reltuples FROM pg_class WHERE oid = 'deviation'::regclass")).scalar()
-        events = conn.execute(sa.text("SELECT reltuples FROM pg_class WHERE oid = 'deviation_event'::regclass")
-                              ).scalar()
-    assert counted == first.life.opened and events == first.life.opened
+    assert counted == first.life.opened
 
 
 def test_a_run_first_brings_postgresql_statistics_up_to_a_table_that_outgrew_them(engine):

@@ -125,7 +125,11 @@ class Serve:
         (what it controls: cancelling, committing, releasing; not the interpreter's teardown,
         which a machine shared by many test runs can stretch)."""
         self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:  # say what serve was doing (seen once in CI, not reproduced)
+            tail = "\n".join(self.lines()[-40:])
+            raise AssertionError(f"serve did not exit {timeout} s after SIGTERM; its last lines:\n{tail}") from None
         events = self.events()
         received = next(e for e in events if e["message"] == "SIGTERM received")
         stopped = next(e for e in events if e["message"] == "budgetwatch serve stopped")

@@ -41,6 +41,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from store.models import OperationPerformance
+
 HELPED = ("expense.operation_shortfall", "expense.unit_cost_overrun")
 # From this many performance rows (the largest id: no count of a million rows) a helper pays for
 # its start-up (~0.5 s of imports): at 100k projects there are 1,000,000.
@@ -58,7 +60,7 @@ def helped(engine: Engine, names: list[str], *, keep: bool) -> list[int]:
     if not chosen:
         return []
     with engine.connect() as conn:
-        largest = conn.execute(sa.text("SELECT max(id) FROM operation_performance")).scalar()
+        largest = conn.execute(sa.select(sa.func.max(OperationPerformance.__table__.c.id))).scalar()
     return chosen if (largest or 0) >= HELP_FROM else []
 
 

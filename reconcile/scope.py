@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from reconcile.facts import INACTIVE_AGREEMENT, AsOf
-from store.driver import analyze_if_large
+from store.driver import analyze_if_large, analyze_small_temporary
 from store.models import (
     AMOUNT,
     QUANTITY,
@@ -281,8 +281,6 @@ def _build_operation_quarters(scope: Scope) -> sa.Table:
              .group_by(op.c.id, op.c.agreement_id))
     filled = conn.execute(sa.insert(table).from_select([c.name for c in table.c], pivot)).rowcount
     analyze_if_large(conn, table, filled)
-    if scope.only is not None and conn.dialect.name == "sqlite":
-        # a few changed agreements' operations: SQLite, knowing nothing of a temporary table, would
-        # otherwise read every agreement to reach them in the rules' counts of what they checked
-        conn.execute(sa.text(f"ANALYZE temp.{table.name}"))
+    if scope.only is not None:  # a few changed agreements' operations (the rules' counts of what they checked)
+        analyze_small_temporary(conn, table)
     return table

@@ -258,6 +258,20 @@ BUSINESS_KEYS = {
 
 
 @pytest.mark.postgres
+def test_every_postgresql_schema_of_the_pool_is_used_again(_pg_schemas) -> None:
+    """Not only the first: two schemas out at once (each migrated on its own, with its own name and
+    oids) both go back and are both taken again, so the suite migrates once per parallel test."""
+    if not _pg_schemas.database:
+        pytest.skip("TEST_DATABASE_URL is not set")
+    first, second = _pg_schemas.take(), _pg_schemas.take()
+    _pg_schemas.give_back(first)
+    _pg_schemas.give_back(second)
+    assert {_pg_schemas.take(), _pg_schemas.take()} == {first, second}
+    _pg_schemas.give_back(first)
+    _pg_schemas.give_back(second)
+
+
+@pytest.mark.postgres
 def test_a_postgresql_store_emptied_for_the_next_test_is_as_new(_pg_schemas) -> None:
     """tests/conftest.py gives a test that asks for `engine` on PostgreSQL a schema another test
     used and emptied: no rows, identities restarted, no statistics, no counters, as a new store."""

@@ -40,6 +40,7 @@ from foundation.records import (
 from store import nezarat4_rows, saba_rows
 from store import upsert as upsert_module
 from store.db import head_revision, make_engine, open_store, refresh_statistics
+from store.driver import analyze_if_large
 from store.export import export_agreements, export_projects
 from store.locks import LockHeld, exclusive
 from store.models import (
@@ -968,3 +969,46 @@ def test_each_year_keeps_its_own_plan_and_an_older_year_never_overwrites_the_new
                            .where(T(ChangeLog).c.run_id == run)).all()
         assert ("plan_code", "1305012007", "1305018888") in [tuple(r) for r in log]
         assert conn.execute(sa.select(T(Project).c.plan_code)).scalar_one() == "1305018888"
+
+
+@pytest.mark.postgres
+def test_postgresql_sessions_plan_for_pages_in_memory_unless_the_store_is_told_otherwise(pg_store_url: str) -> None:
+    """The server's built-in random_page_cost (4) makes the planner read all of project_year to reach
+    a thousand changed ids (store/db.py); the store's sessions use 1.1 unless the server, the
+    database, the role or the connection sets a value, which is kept."""
+    engine = open_store(pg_store_url)
+    told = make_engine(pg_store_url.replace("options=", "options=-crandom_page_cost%3D3%20"))
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW random_page_cost").scalar() == "1.1"
+            conn.rollback()  # a session setting, not one of a transaction that is rolled back
+            assert conn.exec_driver_sql("SHOW random_page_cost").scalar() == "1.1"
+        with told.connect() as conn:
+            assert conn.exec_driver_sql("SHOW random_page_cost").scalar() == "3"
+    finally:
+        engine.dispose()
+        told.dispose()
+
+
+@pytest.mark.postgres
+def test_a_large_temporary_table_is_analyzed_on_a_small_sample_and_the_target_restored(pg_store_url: str) -> None:
+    """store.driver.analyze_if_large: the planner learns the table's size and keys from a 3,000-row
+    sample (statistics target 10: at most 11 histogram bounds), and the transaction's own target
+    is what it was before."""
+    engine = open_store(pg_store_url)
+    table = sa.Table("bw_test_sample", sa.MetaData(), sa.Column("k", sa.Integer, primary_key=True),
+                     prefixes=["TEMPORARY"])
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("SET LOCAL default_statistics_target = 57")
+            table.create(conn)
+            conn.exec_driver_sql("INSERT INTO bw_test_sample SELECT generate_series(1, 8000)")
+            analyze_if_large(conn, table, 8000)
+            assert conn.exec_driver_sql("SHOW default_statistics_target").scalar() == "57"
+            assert conn.exec_driver_sql("SELECT reltuples FROM pg_class WHERE oid = 'bw_test_sample'::regclass"
+                                        ).scalar() == 8000
+            bounds = conn.exec_driver_sql("SELECT array_length(histogram_bounds::text::int[], 1) FROM pg_stats "
+                                          "WHERE tablename = 'bw_test_sample' AND attname = 'k'").scalar()
+            assert bounds is not None and bounds <= 11
+    finally:
+        engine.dispose()

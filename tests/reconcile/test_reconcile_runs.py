@@ -46,6 +46,28 @@ def test_a_second_run_on_the_same_store_changes_nothing(engine):
     assert _deviations(engine) == stored
 
 
+def test_a_large_run_closes_its_connection_and_the_next_run_opens_another(engine, monkeypatch):
+    """reconcile.engine.CLOSE_FROM: a run that staged that many findings or more closes its
+    connection instead of emptying its temporary tables; the next run on the same engine (the
+    service's) opens a new one, stages anew and judges the same."""
+    import reconcile.engine as engine_module
+
+    varied_store(engine, random.Random(7), projects=24, totals=False, absorbed=(None, 100, 900))
+    monkeypatch.setattr(engine_module, "CLOSE_FROM", 1)
+    connections = []
+    sa.event.listen(engine, "connect", lambda dbapi, _record: connections.append(dbapi))
+    first = reconcile.run(engine, config(), as_of=AUTUMN)
+    assert first.found > 1
+    opened = len(connections)
+    stored = _deviations(engine)
+    again = reconcile.run(engine, config(), as_of=AUTUMN, incremental=True)
+    assert len(connections) > opened  # the first run's connection was closed, not pooled
+    full = reconcile.run(engine, config(), as_of=AUTUMN, incremental=False)
+    assert full.findings == first.findings and full.life.unchanged == len(first.findings)
+    assert again.life.opened == again.life.resolved == 0
+    assert _deviations(engine) == stored
+
+
 def test_progress_is_told_at_each_phase_and_rule(engine):
     varied_store(engine, random.Random(7), projects=24, totals=False, absorbed=(None, 100, 900))
     told: list[str] = []

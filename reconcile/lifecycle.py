@@ -255,6 +255,11 @@ class Found:
         conn, f, d, v = self.conn, FOUND, dev, VERDICT
         locks.hold_for_transaction(conn, "reconcile")  # one reconciliation writes deviations at a time
         counts = self.counts()
+        # first the stored deviations the run did not find: resolved before the new ones are
+        # inserted, the search reads only what was stored before the run (a first run: nothing;
+        # after a 1 % change: 2,000 deviations, not 24,000). Disjoint from everything below: what
+        # it resolves has no verdict, and what the run found is never among it.
+        counts.resolved = self._resolve(run_id=run_id, as_of=as_of, now=now, resolvable=resolvable)
         # new deviations, ids drawn by the database in the order the findings were produced, above
         # the largest id before them (only a reconciliation inserts deviations, under the lock above)
         before = conn.execute(sa.select(sa.func.coalesce(sa.func.max(d.c.id), 0))).scalar_one()
@@ -300,7 +305,6 @@ class Found:
             d.c.id == v.c.dev_id, v.c.change == "unchanged",
             sa.or_(d.c.last_found_on.is_(None), d.c.last_found_on < sa.literal(as_of, sa.Date))
         ).values(last_found_on=sa.literal(as_of, sa.Date)))
-        counts.resolved = self._resolve(run_id=run_id, as_of=as_of, now=now, resolvable=resolvable)
         if kept is not None:
             counts.unchanged += self._carry(as_of, kept, counts.opened)
         return counts

@@ -125,9 +125,15 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
             with conn.begin(), contextlib.ExitStack() as stack:
                 reader = stack.enter_context(_reader(engine, conn, writes=run_id is not None))
                 stack.enter_context(large_page_cache(conn))
-                found = Found(conn)
                 mark = changes.watermark(reader)
                 plan = changes.plan(reader, conn, last=last, basis=basis, full=not incremental or what_if is not None)
+                now = utcnow()  # the moment of the run's writes
+                # a recording full run opens each rule's new deviations once the rules before it are
+                # staged (Found.open_through), on PostgreSQL in a writing thread, while it judges on
+                opening = None if not OPEN_AS_JUDGED or run_id is None or plan.only is not None else functools.partial(
+                    Found.open_through, run_id=run_id, as_of=day, now=now)
+                found = Found(conn, [(rule.kind, rule.id) for rule, _ in rules],
+                              behind=opening is not None and conn.dialect.name == "postgresql")
                 scope = Scope(reader, calendar, tuple(chosen), only=plan.only)
                 skip = _Recorded(plan, chosen)
                 clocks = {rule.name: rule.clock(scope) for rule, _ in rules if rule.time_driven}
@@ -138,7 +144,8 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                     if help_at and plan.only is None and run_id is not None else None  # a what-if holds no lock
                 try:
                     _judge(rules, reader=reader, ahead=reader is not conn, found=found, stats=stats, scope=scope,
-                           steady=steady, skip=skip, aside=aside, kept=kept if keep else None, say=say)
+                           steady=steady, skip=skip, aside=aside, opening=opening, kept=kept if keep else None,
+                           say=say)
                 finally:
                     if aside is not None:
                         aside.close()
@@ -156,7 +163,7 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                     counts.resolved = found.unfound(resolvable)
                 else:
                     say("recording deviations")
-                    counts = found.apply(run_id=run_id, as_of=day, now=utcnow(), resolvable=resolvable,
+                    counts = found.apply(run_id=run_id, as_of=day, now=now, resolvable=resolvable,
                                          kept=None if carried is None else sa.and_(load_years(chosen),
                                                                                     among_rules(judged)))
                     seconds = time.perf_counter() - started
@@ -196,6 +203,9 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
 
 
 _DEVIATION_TABLES = (dev, event_table)
+# A recording full run opens each rule's new deviations while it judges the next rules (Found.open_through):
+# PostgreSQL 100k first run 17.3–20.0 s → 14.5–15.0 s (docs/benchmarks.md, session 15). Off: all at the end.
+OPEN_AS_JUDGED = True
 # staged findings from which a run closes its connection rather than empty its temporary tables
 CLOSE_FROM = 20_000
 
@@ -238,10 +248,14 @@ class _Recorded:
 
 def _judge(rules: list[tuple[Rule, Any]], *, reader: sa.Connection, ahead: bool, found: Found,
            stats: dict[str, RuleStats], scope: Scope, steady: set[str], skip: _Recorded,
-           aside: helper.Helper | None, kept: list[Finding] | None, say: Progress) -> None:
+           aside: helper.Helper | None, opening: Callable[..., None] | None, kept: list[Finding] | None,
+           say: Progress) -> None:
     """Step 5: each rule's rows judged, worded and staged in `found`, in the rules' order of
-    production; the rules of a helper process (`aside`) judged there and copied in their places."""
+    production; the rules of a helper process (`aside`) judged there and copied in their places.
+    `opening` (Found.open_through, bound to the run) opens a rule's new deviations once it and
+    every rule before it are staged: the rules before the helper's as they end, the rest after."""
     mine = [i for i in range(len(rules)) if aside is None or i not in aside.indices]
+    first_aside = min(aside.indices) if aside is not None else len(rules)
     if aside is not None:
         say(f"judging {', '.join(aside.names)} in a helper process")
     scopes, asked = [], []
@@ -252,25 +266,32 @@ def _judge(rules: list[tuple[Rule, Any]], *, reader: sa.Connection, ahead: bool,
         scopes.append(rule_scope)
         asked.append(Asked(select=functools.partial(_statement, rule, limits, rule_scope, skip if every else None),
                            checked=functools.partial(rule.checked, rule_scope, limits)))
-    answers = Answers(reader, asked, ahead=ahead)
     try:
-        for k, (i, rule_scope) in enumerate(zip(mine, scopes)):
-            rule, limits = rules[i]
-            say(f"judging {i + 1}/{len(rules)}: {rule.name}")
-            try:
-                found.add(_counted(rule.findings(answers.rows(k), rule_scope, limits), stats[rule.name], kept),
-                          rule_index=i)
-                stats[rule.name].checked = answers.checked(k)
-            except ValueError as exc:  # a stored value the rule could not read: say which rule
-                raise ValueError(f"{rule.name}: {exc}") from exc
-    finally:
-        answers.close()
-    if aside is not None:
-        say("copying the helper process's findings")
-        for i, counted in aside.finish(found.take).items():
-            rule_stats = stats[rules[i][0].name]
-            rule_stats.checked, rule_stats.flagged, rule_stats.findings = (counted.checked, counted.flagged,
-                                                                           counted.findings)
+        answers = Answers(reader, asked, ahead=ahead)
+        try:
+            for k, (i, rule_scope) in enumerate(zip(mine, scopes)):
+                rule, limits = rules[i]
+                say(f"judging {i + 1}/{len(rules)}: {rule.name}")
+                try:
+                    found.add(_counted(rule.findings(answers.rows(k), rule_scope, limits), stats[rule.name], kept),
+                              rule_index=i)
+                    stats[rule.name].checked = answers.checked(k)
+                except ValueError as exc:  # a stored value the rule could not read: say which rule
+                    raise ValueError(f"{rule.name}: {exc}") from exc
+                if opening is not None and i < first_aside:
+                    opening(found, i)
+        finally:
+            answers.close()
+        if aside is not None:
+            say("copying the helper process's findings")
+            for i, counted in aside.finish(found.take).items():
+                rule_stats = stats[rules[i][0].name]
+                rule_stats.checked, rule_stats.flagged, rule_stats.findings = (counted.checked, counted.flagged,
+                                                                               counted.findings)
+        found.written()
+    except BaseException:
+        found.close_writer()  # the connection is the caller's again, to roll back
+        raise
 
 
 def _statement(rule: Rule, limits: Any, scope: Scope, skip: _Recorded | None) -> sa.Select:

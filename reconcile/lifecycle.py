@@ -28,6 +28,7 @@ the temporary table and no Python work. Acknowledging and dismissing are a perso
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -38,7 +39,7 @@ from sqlalchemy.engine import Connection
 
 from reconcile.findings import Finding
 from store import locks
-from store.driver import Streamed, analyze_if_large, bulk_insert, stream_rows
+from store.driver import Streamed, WriteBehind, analyze_if_large, bulk_insert, stream_rows
 from store.models import AMOUNT, County, Deviation, DeviationEvent, ExpenseAgreement, Project, ProjectYear
 
 dev = Deviation.__table__
@@ -138,6 +139,7 @@ MISSING = sa.Table("bw_missing", _meta, sa.Column("id", sa.Integer, primary_key=
 _STAGED = ("seq", "kind", "rule", "subject", "fiscal_year", "quarter", "severity", "planned", "actual", "measure",
            "numbers", "message", "agency_code", "county_id", "county", "sync_run_id", "evidence_table",
            "evidence_id", "fingerprint")
+_NUMBERS = frozenset({"numbers"})  # staged as the JSON text the deviation keeps
 _CONTENT = ("severity", "planned", "actual", "measure", "numbers", "message", "agency_code", "county_id",
             "sync_run_id", "evidence_table", "evidence_id", "fingerprint")
 
@@ -151,9 +153,13 @@ def _same_identity(a: sa.Table, b: sa.Table) -> sa.ColumnElement[bool]:
                    a.c.fiscal_year == b.c.fiscal_year, a.c.quarter == b.c.quarter)
 
 
-def stage(conn: Connection, table: sa.Table, findings: Iterable[Finding], seq: int) -> int:
+def stage(conn: Connection, table: sa.Table, findings: Iterable[Finding], seq: int, *,
+          insert: Callable[[list[tuple]], None] | None = None) -> int:
     """Write `findings` to the staging `table` (:data:`FOUND`, or a helper's :data:`SIDE_FOUND`),
-    numbered from `seq`, in batches as they come, each with its fingerprint; how many."""
+    numbered from `seq`, in batches as they come, each with its fingerprint; how many. `insert`
+    writes a batch instead of inserting it at once (Found: behind the caller)."""
+    if insert is None:
+        insert = functools.partial(bulk_insert, conn, table, _STAGED, ready=_NUMBERS)
     added, batch = 0, []
     for f in findings:
         fingerprint, numbers = f.digests()
@@ -162,29 +168,65 @@ def stage(conn: Connection, table: sa.Table, findings: Iterable[Finding], seq: i
                       f.county, f.sync_run_id, f.evidence_table, f.evidence_id, fingerprint))
         added += 1
         if len(batch) >= _BATCH:
-            bulk_insert(conn, table, _STAGED, batch, ready=frozenset({"numbers"}))
+            insert(batch)
             batch = []
-    bulk_insert(conn, table, _STAGED, batch, ready=frozenset({"numbers"}))
+    if batch:
+        insert(batch)
     return added
 
 
 class Found:
-    """A run's findings in a temporary table of the writing connection `conn`."""
+    """A run's findings in a temporary table of the writing connection `conn`.
 
-    def __init__(self, conn: Connection) -> None:
+    `rules` (the run's (kind, rule) pairs, in its order) lets a recording run open each rule's new
+    deviations as soon as the rules before it are staged (:meth:`open_through`), rather than all at
+    the end; `behind` writes on `conn` in a thread of its own (store.driver.WriteBehind: PostgreSQL,
+    whose server then stages and opens while the run words the next rule). While it is open the
+    connection is the thread's: call :meth:`written` before anything else uses it, and
+    :meth:`close_writer` on any way out.
+    """
+
+    def __init__(self, conn: Connection, rules: Sequence[tuple[str, str]] = (), *, behind: bool = False) -> None:
         self.conn = conn
         self.count = 0
+        self.rules = list(rules)
         self._streams: list[Streamed] = []  # handed out by rows(): closed by close_streams()
         # the temporary table stays with its connection between runs: emptied, not re-created
         # (catalogue writes cost a PostgreSQL round trip or two each, in every small run)
         FOUND.create(conn, checkfirst=True)
         VERDICT.create(conn, checkfirst=True)
         self.drop()
+        self._opened_below = 0  # staged findings below this seq are compared and the new ones opened
+        self._before: int | None = None  # the largest deviation id before the run opened any
+        self._writer = WriteBehind("reconcile-writer") if behind else None
+
+    def _write(self, write: Callable[[], None]) -> None:
+        if self._writer is None:
+            write()
+        else:
+            self._writer.submit(write)
+
+    def written(self) -> None:
+        """Wait for the writes handed to the thread (``behind``) and raise the first that failed;
+        then the connection is the caller's again."""
+        if self._writer is not None:
+            self._writer.wait()
+            self._writer.close()
+            self._writer = None
+
+    def close_writer(self) -> None:
+        """Stop the writing thread, if any, without raising (on the way out of a failed run)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
     def add(self, findings: Iterable[Finding], rule_index: int = 0) -> int:
         """Stage `findings` of the run's rule number `rule_index` (batched as they come); how many
         were added."""
-        added = stage(self.conn, FOUND, findings, first_seq(rule_index))
+        def insert(batch: list[tuple]) -> None:
+            self._write(functools.partial(bulk_insert, self.conn, FOUND, _STAGED, batch, ready=_NUMBERS))
+
+        added = stage(self.conn, FOUND, findings, first_seq(rule_index), insert=insert)
         self.count += added
         return added
 
@@ -193,10 +235,38 @@ class Found:
         the driver keeps them, their seqs in their rules' places; how many."""
         added = 0
         for batch in batches:
-            bulk_insert(self.conn, FOUND, _STAGED, batch, ready=frozenset(_STAGED))
+            self._write(functools.partial(bulk_insert, self.conn, FOUND, _STAGED, batch, ready=frozenset(_STAGED)))
             added += len(batch)
         self.count += added
         return added
+
+    def open_through(self, rule_index: int, *, run_id: int, as_of: date, now: datetime) -> None:
+        """Compare the findings of the rules up to number `rule_index` (all of them staged: a rule
+        judged elsewhere must have been taken) with the stored deviations, and open the new ones:
+        what :meth:`compare` and :meth:`apply` do for them, done now, in the rules' order, so that
+        their ids are those :meth:`apply` would give. A first run's 240,000 inserts are then made
+        while the run judges the next rules (PostgreSQL, ``behind``; SQLite: while it waits for its
+        helper). Takes the reconciliation's lock first: no other run inserts deviations meanwhile."""
+        if not self.rules:
+            raise ValueError("open_through needs the run's rules (Found(conn, rules))")
+        end = first_seq(rule_index + 1)
+        if end <= self._opened_below:
+            return
+        low, self._opened_below = self._opened_below, end
+        rules = self.rules[low >> SEQ_RULE:rule_index + 1]
+        self._write(functools.partial(self._open_range, low, end, rules, run_id, as_of, now))
+
+    def _open_range(self, low: int, end: int, rules: list[tuple[str, str]], run_id: int, as_of: date,
+                    now: datetime) -> None:
+        conn, d = self.conn, dev
+        if self._before is None:
+            locks.hold_for_transaction(conn, "reconcile")  # one reconciliation writes deviations at a time
+            self._before = conn.execute(sa.select(sa.func.coalesce(sa.func.max(d.c.id), 0))).scalar_one()
+        in_range = sa.and_(FOUND.c.seq >= low, FOUND.c.seq < end)
+        # a first run stores no deviation of these rules: nothing to pair them with (one index probe)
+        if conn.execute(sa.select(sa.literal(1)).where(identities_of(rules)).limit(1)).first() is not None:
+            self._compare(in_range, identities_of(rules))
+        self._open(in_range, run_id=run_id, as_of=as_of, now=now)
 
     def drop(self) -> None:
         """Empty the table (it is kept for the connection's next run), without its index until the
@@ -209,18 +279,27 @@ class Found:
 
     def compare(self) -> None:
         """Pair each staged finding with its stored deviation and decide what the run does to it:
-        one row of :data:`VERDICT` per pair; a finding left without one is new.
+        one row of :data:`VERDICT` per pair; a finding left without one is new (those of the rules
+        :meth:`open_through` opened were paired then).
 
         A finding whose identity was staged twice keeps its first (the first stands).
         """
-        conn, f, d = self.conn, FOUND, dev
+        conn, f = self.conn, FOUND
         conn.execute(_CREATE_INDEX)
         identity = (f.c.kind, f.c.rule, f.c.subject, f.c.fiscal_year, f.c.quarter)
         analyze_if_large(conn, f, self.count, [c.name for c in (f.c.seq, *identity)])
-        twice = sa.select(*identity).group_by(*identity).having(sa.func.count() > 1).subquery()
+        self._compare(f.c.seq >= self._opened_below if self._opened_below else None)
+        analyze_if_large(conn, VERDICT, self.count)
+
+    def _compare(self, staged: sa.ColumnElement[bool] | None, stored: sa.ColumnElement[bool] | None = None) -> None:
+        """Verdicts for the staged findings `staged` selects (None: all), paired with the stored
+        deviations `stored` selects (None: any)."""
+        conn, f, d = self.conn, FOUND, dev
+        identity = (f.c.kind, f.c.rule, f.c.subject, f.c.fiscal_year, f.c.quarter)
+        twice = sa.select(*identity).where(*_given(staged)).group_by(*identity).having(sa.func.count() > 1).subquery()
         if conn.execute(sa.select(sa.func.count()).select_from(twice)).scalar_one():  # rare: only then delete
-            first = sa.select(sa.func.min(f.c.seq)).group_by(*identity)
-            conn.execute(sa.delete(f).where(f.c.seq.not_in(first.scalar_subquery())))
+            first = sa.select(sa.func.min(f.c.seq)).where(*_given(staged)).group_by(*identity)
+            conn.execute(sa.delete(f).where(*_given(staged), f.c.seq.not_in(first.scalar_subquery())))
         change = sa.case(
             (d.c.status == "dismissed", "dismissed_found"),
             (d.c.status == "resolved", "reopened"),
@@ -228,10 +307,9 @@ class Found:
             (_rank(f.c.severity) < _rank(d.c.severity), "lowered"),
             (sa.or_(d.c.fingerprint.is_(None), d.c.fingerprint != f.c.fingerprint), "updated"),
             else_="unchanged")
-        paired = conn.execute(sa.insert(VERDICT).from_select(
+        conn.execute(sa.insert(VERDICT).from_select(
             ["seq", "dev_id", "old_status", "change"], sa.select(f.c.seq, d.c.id, d.c.status, change)
-            .where(_same_identity(f, d)))).rowcount
-        analyze_if_large(conn, VERDICT, paired)
+            .where(_same_identity(f, d), *_given(staged), *_given(stored))))
 
     def counts(self) -> LifeCounts:
         """How many staged findings each change of the comparison applies to (new ones: ``opened``)."""
@@ -255,27 +333,17 @@ class Found:
         conn, f, d, v = self.conn, FOUND, dev, VERDICT
         locks.hold_for_transaction(conn, "reconcile")  # one reconciliation writes deviations at a time
         counts = self.counts()
-        # first the stored deviations the run did not find: resolved before the new ones are
-        # inserted, the search reads only what was stored before the run (a first run: nothing;
-        # after a 1 % change: 2,000 deviations, not 24,000). Disjoint from everything below: what
-        # it resolves has no verdict, and what the run found is never among it.
+        # first the stored deviations the run did not find, among those stored before the run (a
+        # first run: nothing; after a 1 % change: 2,000 deviations, not 24,000): resolved before
+        # the rest of the new ones are inserted, and never among those open_through inserted.
+        # Disjoint from everything below: what it resolves has no verdict, and what the run found
+        # is never among it.
         counts.resolved = self._resolve(run_id=run_id, as_of=as_of, now=now, resolvable=resolvable)
-        # new deviations, ids drawn by the database in the order the findings were produced, above
-        # the largest id before them (only a reconciliation inserts deviations, under the lock above)
-        before = conn.execute(sa.select(sa.func.coalesce(sa.func.max(d.c.id), 0))).scalar_one()
-        content = [f.c[name] if name != "numbers" else _json(conn, f.c.numbers) for name in _CONTENT]
-        conn.execute(sa.insert(d).from_select(
-            ["kind", "rule", "subject", "fiscal_year", "quarter", "status", "alert_state", "first_found_on",
-             "last_found_on", "reconcile_run_id", "updated_at", *_CONTENT],
-            sa.select(f.c.kind, f.c.rule, f.c.subject, f.c.fiscal_year, f.c.quarter, sa.literal("open"),
-                      sa.literal("new"), sa.literal(as_of, sa.Date), sa.literal(as_of, sa.Date),
-                      sa.literal(run_id), _at(now), *content)
-            .where(~sa.exists().where(v.c.seq == f.c.seq)).order_by(f.c.seq)))
+        # new deviations of the rules not opened while the run judged (open_through): all of them
+        # unless the run opened as it went
+        self._open(f.c.seq >= self._opened_below if self._opened_below else None, run_id=run_id, as_of=as_of,
+                   now=now)
         events = ["deviation_id", "event", "severity", "at", "reconcile_run_id"]
-        if counts.opened:  # until the updates below, this run's deviations are exactly the new ones
-            conn.execute(sa.insert(event_table).from_select(events, sa.select(
-                d.c.id, sa.literal("opened"), d.c.severity, _at(now), sa.literal(run_id))
-                .where(d.c.id > before, d.c.reconcile_run_id == run_id).order_by(d.c.id)))
         # changed deviations: their events first (they name the severity found), then the rows. A
         # person's act since compare() (PostgreSQL: acknowledging and dismissing do not wait for a
         # run) wins: such a deviation is left as the person left it, and the next run judges it
@@ -308,6 +376,29 @@ class Found:
         if kept is not None:
             counts.unchanged += self._carry(as_of, kept, counts.opened)
         return counts
+
+    def _open(self, staged: sa.ColumnElement[bool] | None, *, run_id: int, as_of: date, now: datetime) -> None:
+        """Insert the staged findings `staged` selects (None: all) that have no verdict as open
+        deviations, ids drawn by the database in the order the findings were produced, above the
+        largest id before them (only a reconciliation inserts deviations, under its lock), each
+        with its event ``opened``."""
+        conn, f, d, v = self.conn, FOUND, dev, VERDICT
+        before = conn.execute(sa.select(sa.func.coalesce(sa.func.max(d.c.id), 0))).scalar_one()
+        if self._before is None:
+            self._before = before
+        content = [f.c[name] if name != "numbers" else _json(conn, f.c.numbers) for name in _CONTENT]
+        opened = conn.execute(sa.insert(d).from_select(
+            ["kind", "rule", "subject", "fiscal_year", "quarter", "status", "alert_state", "first_found_on",
+             "last_found_on", "reconcile_run_id", "updated_at", *_CONTENT],
+            sa.select(f.c.kind, f.c.rule, f.c.subject, f.c.fiscal_year, f.c.quarter, sa.literal("open"),
+                      sa.literal("new"), sa.literal(as_of, sa.Date), sa.literal(as_of, sa.Date),
+                      sa.literal(run_id), _at(now), *content)
+            .where(~sa.exists().where(v.c.seq == f.c.seq), *_given(staged)).order_by(f.c.seq))).rowcount
+        if opened:  # until apply's updates, this run's deviations above `before` are exactly these
+            conn.execute(sa.insert(event_table).from_select(
+                ["deviation_id", "event", "severity", "at", "reconcile_run_id"],
+                sa.select(d.c.id, sa.literal("opened"), d.c.severity, _at(now), sa.literal(run_id))
+                .where(d.c.id > before, d.c.reconcile_run_id == run_id).order_by(d.c.id)))
 
     def _carry(self, as_of: date, kept: sa.ColumnElement[bool], opened: int) -> int:
         """Count the carried deviations and move their last_found_on to `as_of`. Once the run has
@@ -343,9 +434,11 @@ class Found:
         MISSING.create(conn, checkfirst=True)
         conn.execute(sa.delete(MISSING))
         found = 0
+        # stored before the run: not the deviations open_through inserted meanwhile (all found)
+        stored = () if self._before is None else (d.c.id <= self._before,)
         for branch in resolvable:  # disjoint branches
-            found += conn.execute(sa.insert(MISSING).from_select(["id"], sa.select(d.c.id).where(_missing(branch)))
-                                  ).rowcount
+            found += conn.execute(sa.insert(MISSING).from_select(
+                ["id"], sa.select(d.c.id).where(_missing(branch), *stored))).rowcount
         if not found:
             return 0
         # still active: a person may have dismissed or acknowledged one since (PostgreSQL, READ COMMITTED)
@@ -414,6 +507,10 @@ _FIGURES = frozenset({"planned", "actual", "measure"})
 _SHOWN = ("kind", "rule", "severity", "subject", "fiscal_year", "quarter", "planned", "actual", "measure", "message",
           "agency_code", "county_id")
 ROW_COLUMNS = (*_SHOWN, "county", "deviation_id", "status")
+
+
+def _given(condition: sa.ColumnElement[bool] | None) -> tuple[sa.ColumnElement[bool], ...]:
+    return () if condition is None else (condition,)
 
 
 def _missing(resolvable: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:

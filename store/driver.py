@@ -6,8 +6,9 @@ database's own work. Here, and only here, the store is reached through the drive
 reads (:func:`driver_rows`, with :func:`day_reader` and :func:`figure_reader` to read dates and
 figures as the column types would), bulk inserts (:func:`bulk_insert`: COPY on PostgreSQL, one
 prepared executemany on SQLite), one snapshot shared with worker processes
-(:func:`export_snapshot`, :func:`snapshot_reader`) and a larger SQLite page cache while a run
-writes (:func:`large_page_cache`). Statements are still built with SQLAlchemy and compiled for the
+(:func:`export_snapshot`, :func:`snapshot_reader`), a larger SQLite page cache while a run
+writes (:func:`large_page_cache`) and a connection's writes run by a thread behind the caller
+(:class:`WriteBehind`). Statements are still built with SQLAlchemy and compiled for the
 connection's dialect.
 """
 
@@ -17,8 +18,10 @@ import collections
 import contextlib
 import functools
 import json
+import queue
 import re
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -311,3 +314,73 @@ def bulk_insert(conn: Connection, table: sa.Table, columns: Sequence[str], rows:
 
 
 _TEXTS = frozenset({"message", "reason"})  # plain text columns that can be long: see bulk_insert
+
+
+# --- writing behind ------------------------------------------------------------------------------
+
+
+class WriteBehind:
+    """A connection's writes run in order by a thread of their own, behind the caller.
+
+    PostgreSQL executes a statement in a server process while the client waits: a run that stages
+    findings and opens deviations (reconcile/lifecycle.py) would wait for each, with its Python idle.
+    Handed here, the writes run one after another in this thread while the caller goes on making the
+    next ones; the driver lets go of the interpreter while it waits for the server, so the server's
+    work and the caller's overlap. At most `depth` writes wait their turn (a caller faster than the
+    server waits, and holds no more than that many batches in memory).
+
+    While a WriteBehind is open the connection is its thread's: the caller touches it again only
+    after :meth:`wait` (everything done; the first error raised) or :meth:`close`. After an error the
+    thread runs nothing more and the error is raised to the caller at its next :meth:`submit` or
+    :meth:`wait`; :meth:`close` (always call it, on any way out) waits for the write in hand and
+    stops the thread, so that the caller may roll back a connection nobody else uses.
+    """
+
+    def __init__(self, name: str, depth: int = 4) -> None:
+        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, write: Callable[[], None]) -> None:
+        """Queue `write` behind the ones before it (waits while `depth` are queued)."""
+        self._raise()
+        if self._thread is None:
+            raise RuntimeError("WriteBehind is closed")
+        self._queue.put(write)
+
+    def wait(self) -> None:
+        """Until every submitted write has run; the first error, if one failed."""
+        self._queue.join()
+        self._raise()
+
+    def close(self) -> None:
+        """Stop the thread once the write in hand is done; the queued ones are not run. Raises nothing."""
+        if self._thread is None:
+            return
+        self._error = self._error or _Closed()  # the thread skips what is still queued
+        self._queue.put(None)
+        self._thread.join()
+        self._thread = None
+
+    def _raise(self) -> None:
+        if self._error is not None and not isinstance(self._error, _Closed):
+            error, self._error = self._error, _Closed()
+            raise error
+
+    def _work(self) -> None:
+        while True:
+            write = self._queue.get()
+            try:
+                if write is None:
+                    return
+                if self._error is None:
+                    write()
+            except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+                self._error = exc
+            finally:
+                self._queue.task_done()
+
+
+class _Closed(Exception):
+    """A WriteBehind that failed (its error handed over) or was closed: it runs nothing more."""

@@ -1,0 +1,133 @@
+"""A recording full run opens each rule's new deviations while it judges the next rules
+(reconcile.lifecycle.Found.open_through; on PostgreSQL in a writing thread, store.driver.WriteBehind).
+
+Whenever they are opened, the store must end the same as when a run opens them all at the end
+(``reconcile.engine.OPEN_AS_JUDGED`` off, a constant of the module): the same deviations with the
+same ids, figures, sentences and fingerprints, the same events of each deviation, the same counts.
+Only the order of one run's events differs: opened as judged, then resolved and changed, where the
+run that opens at the end resolves first. And a write that fails behind the run fails it, with
+nothing recorded. Two real stores built alike, on each database.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+import reconcile
+from reconcile import engine as reconcile_engine
+from reconcile import lifecycle
+from store.db import open_store
+from store.models import Deviation, DeviationEvent, OperationPerformance, ProgressReport, ReconcileRun
+from reconcile_builders import config, day, varied_store
+
+
+@pytest.fixture
+def two_stores(store_url, request, tmp_path):
+    """Two stores built alike on the parametrised database."""
+    if store_url.startswith("sqlite"):
+        other_url = request.getfixturevalue("_migrated").sqlite_copy(tmp_path / "other.db")
+    else:
+        other_url = request.getfixturevalue("other_pg_store_url")
+    engines = [open_store(store_url), open_store(other_url)]
+    for engine in engines:
+        varied_store(engine, random.Random(17))
+    yield engines
+    for engine in engines:
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request, tmp_path):
+    """As conftest's: the first store, migrated on SQLite (a copy of the template)."""
+    if request.param == "sqlite":
+        yield request.getfixturevalue("_migrated").sqlite_copy(tmp_path / "store.db")
+    else:
+        yield request.getfixturevalue("pg_store_url")
+
+
+def _change(engine) -> None:
+    """Other figures: deviations updated, escalated or lowered, some resolved, others opened."""
+    perf, pr = OperationPerformance.__table__, ProgressReport.__table__
+    with engine.begin() as conn:
+        conn.execute(sa.update(perf).where(perf.c.id % 3 == 0).values(quantity=perf.c.quantity * Decimal("0.5")))
+        conn.execute(sa.update(pr).where(pr.c.id % 4 == 0).values(progress=Decimal(5)))
+        conn.execute(sa.update(pr).where(pr.c.id % 4 == 1).values(progress=Decimal(100)))
+
+
+def _recorded(engine) -> tuple[list, list, list]:
+    """Every deviation (but its updated_at), every deviation's events in order (without their ids
+    and times), every run's counts."""
+    dev, ev, runs = Deviation.__table__, DeviationEvent.__table__, ReconcileRun.__table__
+    with engine.connect() as conn:
+        deviations = conn.execute(sa.select(*(c for c in dev.c if c.name != "updated_at")).order_by(dev.c.id)).all()
+        events = conn.execute(sa.select(*(c for c in ev.c if c.name not in ("id", "at")))
+                              .order_by(ev.c.deviation_id, ev.c.id)).all()
+        stats = [(s["rules"], s["life"], s["findings"]) for s in
+                 conn.execute(sa.select(runs.c.stats).order_by(runs.c.id)).scalars()]
+    return deviations, events, stats
+
+
+def _event_order(engine, run_id: int) -> list[str]:
+    ev = DeviationEvent.__table__
+    with engine.connect() as conn:
+        kinds = conn.execute(sa.select(ev.c.event).where(ev.c.reconcile_run_id == run_id).order_by(ev.c.id)).scalars()
+        order: list[str] = []
+        for kind in kinds:
+            if not order or order[-1] != kind:
+                order.append(kind)
+    return order
+
+
+def test_opening_as_judged_records_what_opening_at_the_end_records(two_stores, monkeypatch):
+    as_judged, at_end = two_stores
+    for when, change in (("1405/09/02", False), ("1405/09/20", True), ("1405/10/05", False)):
+        if change:
+            _change(as_judged)
+            _change(at_end)
+        monkeypatch.setattr(reconcile_engine, "OPEN_AS_JUDGED", True)
+        first = reconcile.run(as_judged, config(), as_of=day(when), keep=False)
+        monkeypatch.setattr(reconcile_engine, "OPEN_AS_JUDGED", False)
+        second = reconcile.run(at_end, config(), as_of=day(when), keep=False)
+        assert first.scope == second.scope == "full"
+        assert first.life == second.life
+    a, b = _recorded(as_judged), _recorded(at_end)
+    assert a[0] == b[0] and a[1] == b[1] and a[2] == b[2]
+    assert len(a[0]) > 20
+    changes = {row.event for row in a[1]}
+    assert {"opened", "resolved"} <= changes and changes & {"updated", "escalated", "lowered"}
+    # the two ways did differ: the second run's events, opened as judged, come before its resolved
+    order_judged, order_end = _event_order(as_judged, 2), _event_order(at_end, 2)
+    assert order_judged.index("opened") < order_judged.index("resolved")
+    assert order_end.index("resolved") < order_end.index("opened")
+
+
+def test_a_write_that_fails_behind_the_run_fails_it_and_records_nothing(two_stores, monkeypatch):
+    """The failure is injected: a database that fails on the fourth batch of a run cannot be made
+    here on demand. It is raised where the write ran (PostgreSQL: the writing thread)."""
+    engine = two_stores[0]
+    real, calls, threads = lifecycle.bulk_insert, [], set()
+
+    def failing(conn, table, *args, **kwargs):
+        calls.append(table.name)
+        threads.add(threading.current_thread().name)
+        if len(calls) == 4:
+            raise OSError("disk full")
+        return real(conn, table, *args, **kwargs)
+
+    monkeypatch.setattr(lifecycle, "bulk_insert", failing)
+    monkeypatch.setattr(lifecycle, "_BATCH", 3)  # many small batches: the failure falls mid-run
+    with pytest.raises(OSError, match="disk full"):
+        reconcile.run(engine, config(), as_of=day("1405/09/02"), keep=False)
+    assert threads == ({"reconcile-writer"} if engine.dialect.name == "postgresql" else {"MainThread"})
+    assert not any(t.name == "reconcile-writer" for t in threading.enumerate())
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(Deviation.__table__)).scalar_one() == 0
+        assert conn.execute(sa.select(ReconcileRun.__table__.c.status)).scalars().all() == ["failed"]
+    monkeypatch.setattr(lifecycle, "bulk_insert", real)
+    result = reconcile.run(engine, config(), as_of=day("1405/09/02"), keep=False)  # the next run does it all
+    assert result.life.opened > 20

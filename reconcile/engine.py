@@ -21,7 +21,10 @@
    reads the rules' rows on the run's reader while the run words the rows before
    (reconcile/judge.py, ``Answers``).
 6. **Life.** The findings are compared with the stored deviations set-wise, the changes written and
-   the run closed with its statistics, in one transaction. A failure rolls every deviation change
+   the run closed with its statistics, in one transaction. A recording run compares and opens each
+   rule's new deviations once the rules up to it are staged (``Found.open_through``), where those
+   writes overlap other work: on PostgreSQL in a writing thread while it judges the next rules, on
+   SQLite before it waits for its helper (``OPEN_AS_JUDGED``). A failure rolls every deviation change
    back and marks the run ``failed``.
 7. **Output.** A caller's ``show`` receives, after the commit, a function that streams the findings
    from the database (``Found.rows`` of reconcile/lifecycle.py, bound to the run: ``where`` for a
@@ -128,20 +131,22 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                 mark = changes.watermark(reader)
                 plan = changes.plan(reader, conn, last=last, basis=basis, full=not incremental or what_if is not None)
                 now = utcnow()  # the moment of the run's writes
-                # a recording full run opens each rule's new deviations once the rules before it are
-                # staged (Found.open_through), on PostgreSQL in a writing thread, while it judges on
-                opening = None if not OPEN_AS_JUDGED or run_id is None or plan.only is not None else functools.partial(
-                    Found.open_through, run_id=run_id, as_of=day, now=now)
-                found = Found(conn, [(rule.kind, rule.id) for rule, _ in rules],
-                              behind=opening is not None and conn.dialect.name == "postgresql")
+                helped = bool(help_at) and plan.only is None and run_id is not None  # a what-if holds no lock
+                # A recording run opens each rule's new deviations once the rules up to it are staged
+                # (Found.open_through) where the writes then overlap other work: on PostgreSQL in a
+                # writing thread while the run judges on; on SQLite before it waits for its helper.
+                # Elsewhere (SQLite without a helper) all at the end: the same work in fewer statements.
+                behind = OPEN_AS_JUDGED and run_id is not None and conn.dialect.name == "postgresql"
+                opening = functools.partial(Found.open_through, run_id=run_id, as_of=day, now=now) \
+                    if OPEN_AS_JUDGED and run_id is not None and (behind or helped) else None
+                found = Found(conn, [(rule.kind, rule.id) for rule, _ in rules], behind=behind)
                 scope = Scope(reader, calendar, tuple(chosen), only=plan.only)
                 skip = _Recorded(plan, chosen)
                 clocks = {rule.name: rule.clock(scope) for rule, _ in rules if rule.time_driven}
                 steady = {name for name, clock in clocks.items()
                           if plan.only is not None and (last.stats or {}).get("clocks", {}).get(name) == clock}
                 aside = helper.Helper(engine.url.render_as_string(hide_password=False), settings, day, chosen,
-                                      help_at, [names[i] for i in help_at]) \
-                    if help_at and plan.only is None and run_id is not None else None  # a what-if holds no lock
+                                      help_at, [names[i] for i in help_at]) if helped else None
                 try:
                     _judge(rules, reader=reader, ahead=reader is not conn, found=found, stats=stats, scope=scope,
                            steady=steady, skip=skip, aside=aside, opening=opening, kept=kept if keep else None,
@@ -203,8 +208,9 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
 
 
 _DEVIATION_TABLES = (dev, event_table)
-# A recording full run opens each rule's new deviations while it judges the next rules (Found.open_through):
-# PostgreSQL 100k first run 17.3–20.0 s → 14.5–15.0 s (docs/benchmarks.md, session 15). Off: all at the end.
+# A recording run opens each rule's new deviations while it judges the next rules (Found.open_through), on
+# PostgreSQL and on SQLite with a helper: PostgreSQL 100k first run 17.3–20.0 s → 14.5–15.0 s, run after a
+# 1 % change 2.40–2.58 → 2.20–2.29 s (docs/benchmarks.md, session 15). Off: all at the end.
 OPEN_AS_JUDGED = True
 # staged findings from which a run closes its connection rather than empty its temporary tables
 CLOSE_FROM = 20_000
@@ -253,7 +259,8 @@ def _judge(rules: list[tuple[Rule, Any]], *, reader: sa.Connection, ahead: bool,
     """Step 5: each rule's rows judged, worded and staged in `found`, in the rules' order of
     production; the rules of a helper process (`aside`) judged there and copied in their places.
     `opening` (Found.open_through, bound to the run) opens a rule's new deviations once it and
-    every rule before it are staged: the rules before the helper's as they end, the rest after."""
+    every rule before it are staged: the rules before the helper's as they end, each of the helper's
+    as the helper ends it (the run's own after it are staged by then), the rest at the end."""
     mine = [i for i in range(len(rules)) if aside is None or i not in aside.indices]
     first_aside = min(aside.indices) if aside is not None else len(rules)
     if aside is not None:
@@ -284,7 +291,8 @@ def _judge(rules: list[tuple[Rule, Any]], *, reader: sa.Connection, ahead: bool,
             answers.close()
         if aside is not None:
             say("copying the helper process's findings")
-            for i, counted in aside.finish(found.take).items():
+            ended = None if opening is None else functools.partial(opening, found)  # all before it staged
+            for i, counted in aside.finish(found.take, ended).items():
                 rule_stats = stats[rules[i][0].name]
                 rule_stats.checked, rule_stats.flagged, rule_stats.findings = (counted.checked, counted.flagged,
                                                                                counted.findings)

@@ -101,16 +101,23 @@ class Helper:
             self.close()
             raise
 
-    def finish(self, take: Callable[[Iterable[list[tuple]]], int]) -> dict[int, Counted]:
+    def finish(self, take: Callable[[Iterable[list[tuple]]], int],
+               done: Callable[[int], None] | None = None) -> dict[int, Counted]:
         """Hand the helper's findings to `take` (Found.take) as it commits them — while the run would
-        otherwise wait for it — and the rest when it ends; its counts by rule position. A helper
-        that failed fails the run, with the helper's own last line."""
+        otherwise wait for it — and the rest when it ends; its counts by rule position. `done` is
+        told the position of each rule whose findings are all taken, as soon as they are (the run
+        opens its deviations while the helper judges the next). A helper that failed fails the run,
+        with the helper's own last line."""
         assert self.process.stdout is not None
         counts, after = None, -1
-        for line in self.process.stdout:  # one line per commit, then the counts
+        for line in self.process.stdout:  # a line per commit and per rule ended, then the counts
             said = json.loads(line)
             if "counts" in said:
                 counts = said["counts"]
+            elif "done" in said:  # a rule ended: everything it staged is committed
+                after = self._copy(take, after)
+                if done is not None:
+                    done(int(said["done"]))
             else:
                 after = self._copy(take, after)
         self.process.communicate()
@@ -193,6 +200,7 @@ def judge(request: dict[str, Any]) -> dict[int, tuple[int, int, int]]:
                     raise ValueError(f"{rule.name}: {exc}") from exc
                 checked = int(conn.execute(rule.checked(scope, limits)).scalar_one())
                 counts[index] = (checked, len(flagged), findings)
+                print(json.dumps({"done": index}), flush=True)
             scope.close()
     finally:
         store.dispose()

@@ -3,7 +3,8 @@
 Identity is (kind, rule, subject, fiscal year, quarter; 0 = no quarter). A run writes its findings to
 a temporary table on its writing connection (:class:`Found`, with each finding's fingerprint), then
 :meth:`Found.apply` compares them with the deviations set-wise, a handful of statements whatever the
-number of deviations (reconciliation-rules.md, "A deviation's identity and life"):
+number of deviations (reconciliation-rules.md, "A deviation's identity and life"); a full run opens
+each rule's new deviations as it goes (:meth:`Found.open_through`), the rest at the end:
 
 ==========================  =========================================================================
 found, no deviation yet     inserted **open**, alert_state ``new`` — event ``opened``
@@ -198,24 +199,31 @@ class Found:
         self.drop()
         self._opened_below = 0  # staged findings below this seq are compared and the new ones opened
         self._before: int | None = None  # the largest deviation id before the run opened any
-        self._writer = WriteBehind("reconcile-writer") if behind else None
+        self._behind = behind
+        self._writer: WriteBehind | None = None  # started by the first write (behind)
 
     def _write(self, write: Callable[[], None]) -> None:
-        if self._writer is None:
+        if not self._behind:
             write()
-        else:
-            self._writer.submit(write)
+            return
+        if self._writer is None:
+            self._writer = WriteBehind("reconcile-writer")
+        self._writer.submit(write)
 
     def written(self) -> None:
         """Wait for the writes handed to the thread (``behind``) and raise the first that failed;
         then the connection is the caller's again."""
+        self._behind = False
         if self._writer is not None:
-            self._writer.wait()
-            self._writer.close()
-            self._writer = None
+            try:
+                self._writer.wait()
+            finally:
+                self._writer.close()
+                self._writer = None
 
     def close_writer(self) -> None:
         """Stop the writing thread, if any, without raising (on the way out of a failed run)."""
+        self._behind = False
         if self._writer is not None:
             self._writer.close()
             self._writer = None

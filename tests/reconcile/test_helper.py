@@ -34,11 +34,14 @@ def _store(_migrated, path: Path, seed: int = 11):
 
 
 def _recorded(engine) -> tuple[list, list, list]:
-    """Every deviation (but its updated_at), every event (but its time), every run's counts."""
+    """Every deviation (but its updated_at), every deviation's events in order (but their ids and
+    times: a run that opens as it judges writes its opened events before its resolved ones,
+    tests/reconcile/test_open_as_judged.py), every run's counts."""
     dev, ev, runs = Deviation.__table__, DeviationEvent.__table__, ReconcileRun.__table__
     with engine.connect() as conn:
         deviations = conn.execute(sa.select(*(c for c in dev.c if c.name != "updated_at")).order_by(dev.c.id)).all()
-        events = conn.execute(sa.select(*(c for c in ev.c if c.name != "at")).order_by(ev.c.id)).all()
+        events = conn.execute(sa.select(*(c for c in ev.c if c.name not in ("id", "at")))
+                              .order_by(ev.c.deviation_id, ev.c.id)).all()
         stats = [(s["rules"], s["life"], s["findings"]) for s in
                  conn.execute(sa.select(runs.c.stats).order_by(runs.c.id)).scalars()]
     return deviations, events, stats
@@ -59,7 +62,11 @@ def _helper_folders() -> set[Path]:
 def test_a_run_with_a_helper_records_exactly_what_a_run_alone_records(_migrated, tmp_path, monkeypatch):
     alone, helped = _store(_migrated, tmp_path / "alone.db"), _store(_migrated, tmp_path / "helped.db")
     monkeypatch.setattr(helper, "HELP_FROM", 0)
+    # this test's own temporary folder: another test's helper may come and go in the shared one
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     folders = _helper_folders()
+    assert not folders
     said: list[str] = []
     for when, change in (("1405/09/02", False), ("1405/09/20", True)):
         if change:  # a full run after a change: the comparison with stored deviations, helped too

@@ -1,5 +1,7 @@
-"""A recording full run opens each rule's new deviations while it judges the next rules
-(reconcile.lifecycle.Found.open_through; on PostgreSQL in a writing thread, store.driver.WriteBehind).
+"""A recording run opens each rule's new deviations while it judges the next rules
+(reconcile.lifecycle.Found.open_through): on PostgreSQL in a writing thread (store.driver.WriteBehind),
+on SQLite before it waits for its helper process (whose size threshold is lowered for these small
+stores: HELP_FROM, a constant of the module).
 
 Whenever they are opened, the store must end the same as when a run opens them all at the end
 (``reconcile.engine.OPEN_AS_JUDGED`` off, a constant of the module): the same deviations with the
@@ -20,7 +22,7 @@ import sqlalchemy as sa
 
 import reconcile
 from reconcile import engine as reconcile_engine
-from reconcile import lifecycle
+from reconcile import helper, lifecycle
 from store.db import open_store
 from store.models import Deviation, DeviationEvent, OperationPerformance, ProgressReport, ReconcileRun
 from reconcile_builders import config, day, varied_store
@@ -85,6 +87,7 @@ def _event_order(engine, run_id: int) -> list[str]:
 
 def test_opening_as_judged_records_what_opening_at_the_end_records(two_stores, monkeypatch):
     as_judged, at_end = two_stores
+    monkeypatch.setattr(helper, "HELP_FROM", 0)  # SQLite opens as it judges only beside a helper
     for when, change in (("1405/09/02", False), ("1405/09/20", True), ("1405/10/05", False)):
         if change:
             _change(as_judged)

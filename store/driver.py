@@ -235,10 +235,14 @@ def analyze_if_large(conn: Connection, table: sa.Table, rows: int, columns: Sequ
     transaction's own target is set back after."""
     if conn.dialect.name == "postgresql" and rows > ANALYZE_FROM:
         before = conn.execute(sa.text("SELECT current_setting('default_statistics_target')")).scalar_one()
+        # local to the transaction (true): a rollback undoes it too; every caller is inside one
         conn.execute(sa.text("SELECT set_config('default_statistics_target', :target, true)"),
                      {"target": str(TEMPORARY_STATISTICS_TARGET)})
-        conn.execute(sa.text(f"ANALYZE {table.name}" + (f" ({', '.join(columns)})" if columns else "")))
-        conn.execute(sa.text("SELECT set_config('default_statistics_target', :target, true)"), {"target": before})
+        try:
+            conn.execute(sa.text(f"ANALYZE {table.name}" + (f" ({', '.join(columns)})" if columns else "")))
+        finally:
+            conn.execute(sa.text("SELECT set_config('default_statistics_target', :target, true)"),
+                         {"target": before})
 
 
 def analyze_small_temporary(conn: Connection, table: sa.Table) -> None:

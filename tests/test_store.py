@@ -994,21 +994,25 @@ def test_postgresql_sessions_plan_for_pages_in_memory_unless_the_store_is_told_o
 def test_a_large_temporary_table_is_analyzed_on_a_small_sample_and_the_target_restored(pg_store_url: str) -> None:
     """store.driver.analyze_if_large: the planner learns the table's size and keys from a 3,000-row
     sample (statistics target 10: at most 11 histogram bounds), and the transaction's own target
-    is what it was before."""
+    is what it was before; the session's own, after the transaction (the lower target never outlives it)."""
     engine = open_store(pg_store_url)
     table = sa.Table("bw_test_sample", sa.MetaData(), sa.Column("k", sa.Integer, primary_key=True),
                      prefixes=["TEMPORARY"])
     try:
-        with engine.begin() as conn:
-            conn.exec_driver_sql("SET LOCAL default_statistics_target = 57")
-            table.create(conn)
-            conn.exec_driver_sql("INSERT INTO bw_test_sample SELECT generate_series(1, 8000)")
-            analyze_if_large(conn, table, 8000)
-            assert conn.exec_driver_sql("SHOW default_statistics_target").scalar() == "57"
-            assert conn.exec_driver_sql("SELECT reltuples FROM pg_class WHERE oid = 'bw_test_sample'::regclass"
-                                        ).scalar() == 8000
-            bounds = conn.exec_driver_sql("SELECT array_length(histogram_bounds::text::int[], 1) FROM pg_stats "
-                                          "WHERE tablename = 'bw_test_sample' AND attname = 'k'").scalar()
-            assert bounds is not None and bounds <= 11
+        with engine.connect() as conn:
+            session = conn.exec_driver_sql("SHOW default_statistics_target").scalar()
+            conn.rollback()
+            with conn.begin():
+                conn.exec_driver_sql("SET LOCAL default_statistics_target = 57")
+                table.create(conn)
+                conn.exec_driver_sql("INSERT INTO bw_test_sample SELECT generate_series(1, 8000)")
+                analyze_if_large(conn, table, 8000)
+                assert conn.exec_driver_sql("SHOW default_statistics_target").scalar() == "57"
+                assert conn.exec_driver_sql("SELECT reltuples FROM pg_class WHERE oid = 'bw_test_sample'::regclass"
+                                            ).scalar() == 8000
+                bounds = conn.exec_driver_sql("SELECT array_length(histogram_bounds::text::int[], 1) FROM pg_stats "
+                                              "WHERE tablename = 'bw_test_sample' AND attname = 'k'").scalar()
+                assert bounds is not None and bounds <= 11
+            assert conn.exec_driver_sql("SHOW default_statistics_target").scalar() == session != "57"
     finally:
         engine.dispose()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import time
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -253,6 +254,33 @@ def test_a_run_that_opens_many_deviations_leaves_postgresql_planning_on_them(eng
     with engine.connect() as conn:
         counted = conn.execute(sa.text("SELECT reltuples FROM pg_class WHERE oid = 'deviation'::regclass")).scalar()
     assert counted == first.life.opened
+
+
+def test_postgresql_analyzes_a_runs_deviations_while_the_caller_reads_them(engine):
+    """The ANALYZE after a recording run's commit runs on a connection of its own beside the
+    caller's `show` (0.35 s of a 100k first run's command, docs/benchmarks.md session 15): the
+    statistics arrive while `show` is still reading, and are there when the run returns."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's planner statistics")
+    varied_store(engine, random.Random(3), projects=60)
+    seen: list[float] = []
+
+    def show(rows, result) -> None:
+        with contextlib.closing(rows()) as stream:
+            listed = sum(1 for _ in stream)
+        deadline = time.monotonic() + 30  # the other connection's ANALYZE, awaited by its result
+        with engine.connect() as conn:
+            while time.monotonic() < deadline:
+                counted = conn.execute(sa.text(
+                    "SELECT reltuples FROM pg_class WHERE oid = 'deviation'::regclass")).scalar()
+                conn.rollback()
+                if counted == listed:
+                    break
+                time.sleep(0.01)
+        seen.append(counted)
+
+    first = reconcile.run(engine, config(), as_of=day("1405/09/02"), keep=False, show=show)
+    assert first.life.opened > 50 and seen == [first.life.opened]
 
 
 def test_a_run_first_brings_postgresql_statistics_up_to_a_table_that_outgrew_them(engine):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import threading
+from datetime import date, datetime, timezone
 from decimal import Decimal
 
 import pytest
@@ -23,6 +24,7 @@ import sqlalchemy as sa
 import reconcile
 from reconcile import engine as reconcile_engine
 from reconcile import helper, lifecycle
+from reconcile.findings import Finding
 from store.db import open_store
 from store.models import Deviation, DeviationEvent, OperationPerformance, ProgressReport, ReconcileRun
 from reconcile_builders import config, day, varied_store
@@ -134,3 +136,35 @@ def test_a_write_that_fails_behind_the_run_fails_it_and_records_nothing(two_stor
     monkeypatch.setattr(lifecycle, "bulk_insert", real)
     result = reconcile.run(engine, config(), as_of=day("1405/09/02"), keep=False)  # the next run does it all
     assert result.life.opened > 20
+
+
+@pytest.mark.parametrize("as_judged", [False, True], ids=["at-end", "as-judged"])
+def test_an_identity_staged_twice_is_opened_once_and_the_first_stands(engine, as_judged):
+    """A rule that words one identity twice (a portal listing an operation code twice, say): the
+    first finding stands, opened once, whichever way the run opens (a first run, where nothing is
+    stored to pair with, too)."""
+    runs, dev = ReconcileRun.__table__, Deviation.__table__
+    now, as_of = datetime(2026, 12, 5, tzinfo=timezone.utc), date(2026, 12, 5)
+    with engine.begin() as conn:
+        run_id = conn.execute(sa.insert(runs).returning(runs.c.id).values(
+            as_of=as_of, fiscal_years="1405", started_at=now, status="running")).scalar_one()
+
+    def finding(subject: str, message: str) -> Finding:
+        return Finding(rule="progress_lag", kind="capital", subject=subject, fiscal_year=1405, quarter=2,
+                       severity="major", planned=Decimal(40), actual=Decimal(20), measure=Decimal(20), message=message)
+
+    with engine.connect() as conn, conn.begin():
+        found = lifecycle.Found(conn, [("capital", "progress_lag")],
+                                behind=as_judged and engine.dialect.name == "postgresql")
+        found.add([finding("1300000001-001", "اول"), finding("1300000002-001", "دیگری"),
+                   finding("1300000001-001", "دوم")], rule_index=0)
+        if as_judged:
+            found.open_through(0, run_id=run_id, as_of=as_of, now=now)
+        found.written()
+        found.compare()
+        counts = found.apply(run_id=run_id, as_of=as_of, now=now,
+                             resolvable=[lifecycle.identities_of([("capital", "progress_lag")])])
+    assert counts.opened == 2
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(dev.c.subject, dev.c.message).order_by(dev.c.id)).all()
+    assert [tuple(row) for row in stored] == [("1300000001-001", "اول"), ("1300000002-001", "دیگری")]

@@ -78,8 +78,8 @@ def serve(config: AppConfig, engine: Engine, *, on_started: Callable[[], None] |
     serve holds the store."""
     with serve_lock(engine):
         service = Service(config, engine)
-        stop = threading.Event()
-        _on_signals(stop)
+        received: list[int] = []
+        _on_signals(received)
         scheduler = _scheduler(config, engine)
         jobs.install(service)
         try:
@@ -93,7 +93,7 @@ def serve(config: AppConfig, engine: Engine, *, on_started: Callable[[], None] |
                      extra={"started_at": datetime.now(UTC).isoformat()})
             if on_started:
                 on_started()
-            stop.wait()
+            _wait_for_signal(received)
             log.info("stopping: cancelling running jobs")
             return _stop(scheduler, service, config.schedule.stop_timeout_seconds)
         finally:
@@ -149,15 +149,34 @@ def _on_event(event: JobEvent) -> None:
                  event.scheduled_run_times[-1].isoformat(), extra={"job": event.job_id})
 
 
-def _on_signals(stop: threading.Event) -> None:
+# how often the main thread looks for a signal that arrived (the stop's added latency at most)
+SIGNAL_POLL_SECONDS = 0.25
+
+
+def _on_signals(received: list[int]) -> None:
+    """SIGTERM/SIGINT noted in `received`; a second one leaves at once.
+
+    The handler takes no lock: it runs in the main thread between any two bytecodes, and a lock
+    the main thread already holds there would never be released. Logging takes the handler's lock
+    and Event.set() its condition's (a plain Lock): CI once saw serve fall silent at a SIGTERM and
+    never exit, every thread's logging stopped with it. The main thread polls `received`
+    (:func:`_wait_for_signal`) and logs the signal itself."""
     def handle(signum: int, _frame: object) -> None:
-        if stop.is_set():  # asked twice: leave now (transactions in flight roll back)
+        if received:  # asked twice: leave now (transactions in flight roll back)
             os._exit(128 + signum)
-        log.info("%s received", signal.Signals(signum).name)
-        stop.set()
+        received.append(signum)  # atomic; no lock
 
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)
+
+
+def _wait_for_signal(received: list[int]) -> None:
+    """Until a signal is noted; then say which. A timed wait, so that the main thread runs the
+    Python handler soon even when the kernel delivered the signal to another thread."""
+    idle = threading.Event()  # never set: only its timed wait is used
+    while not received:
+        idle.wait(SIGNAL_POLL_SECONDS)
+    log.info("%s received", signal.Signals(received[0]).name)
 
 
 def _stop(scheduler: BackgroundScheduler, service: Service, timeout: float) -> int:

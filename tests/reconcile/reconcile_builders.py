@@ -10,6 +10,7 @@ import random
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -201,3 +202,26 @@ def varied_store(engine: Engine, rnd: random.Random, *, projects: int = 30, tota
                     store.performance(o, q, rnd.choice((40, 79, 80, 100)), rnd.choice((None, 80, 150, 260)),
                                       status=rnd.choice(("approved", "pending")), reported_on="1405/07/05")
 
+
+def recorded(engine: Engine) -> tuple[list, list, list]:
+    """What a store recorded, to compare two stores run alike: every deviation (but its updated_at),
+    every deviation's events in order (but their ids and times: a run that opens as it judges writes
+    its opened events before its resolved ones, tests/reconcile/test_open_as_judged.py), every run's
+    counts."""
+    dev, ev, runs = m.Deviation.__table__, m.DeviationEvent.__table__, m.ReconcileRun.__table__
+    with engine.connect() as conn:
+        deviations = conn.execute(sa.select(*(c for c in dev.c if c.name != "updated_at")).order_by(dev.c.id)).all()
+        events = conn.execute(sa.select(*(c for c in ev.c if c.name not in ("id", "at")))
+                              .order_by(ev.c.deviation_id, ev.c.id)).all()
+        stats = [(s["rules"], s["life"], s["findings"]) for s in
+                 conn.execute(sa.select(runs.c.stats).order_by(runs.c.id)).scalars()]
+    return deviations, events, stats
+
+
+def sync_run(conn) -> int:
+    """A new successful sync run's id, for a test that changes facts as a sync writes them."""
+    runs = m.SyncRun.__table__
+    top = conn.execute(sa.select(sa.func.max(runs.c.id))).scalar()  # varied_store inserts ids by hand
+    return conn.execute(sa.insert(runs).returning(runs.c.id).values(
+        id=top + 1, source="nezarat4", mode="incremental", fiscal_years="1405", status="success",
+        started_at=datetime(2026, 12, 1, tzinfo=timezone.utc))).scalar_one()

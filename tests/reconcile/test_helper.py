@@ -21,8 +21,8 @@ import reconcile
 from reconcile import helper
 from reconcile.judge import enabled_rules
 from store.db import open_store
-from store.models import Deviation, DeviationEvent, OperationPerformance, ProgressReport, ReconcileRun
-from reconcile_builders import config, day, varied_store
+from store.models import Deviation, OperationPerformance, ProgressReport, ReconcileRun
+from reconcile_builders import config, day, recorded, varied_store
 
 HELPED = set(helper.HELPED)
 
@@ -31,20 +31,6 @@ def _store(_migrated, path: Path, seed: int = 11):
     engine = open_store(_migrated.sqlite_copy(path))
     varied_store(engine, random.Random(seed))
     return engine
-
-
-def _recorded(engine) -> tuple[list, list, list]:
-    """Every deviation (but its updated_at), every deviation's events in order (but their ids and
-    times: a run that opens as it judges writes its opened events before its resolved ones,
-    tests/reconcile/test_open_as_judged.py), every run's counts."""
-    dev, ev, runs = Deviation.__table__, DeviationEvent.__table__, ReconcileRun.__table__
-    with engine.connect() as conn:
-        deviations = conn.execute(sa.select(*(c for c in dev.c if c.name != "updated_at")).order_by(dev.c.id)).all()
-        events = conn.execute(sa.select(*(c for c in ev.c if c.name not in ("id", "at")))
-                              .order_by(ev.c.deviation_id, ev.c.id)).all()
-        stats = [(s["rules"], s["life"], s["findings"]) for s in
-                 conn.execute(sa.select(runs.c.stats).order_by(runs.c.id)).scalars()]
-    return deviations, events, stats
 
 
 def _change(engine) -> None:
@@ -78,7 +64,7 @@ def test_a_run_with_a_helper_records_exactly_what_a_run_alone_records(_migrated,
     assert any("in a helper process" in line for line in said)  # the helper did judge
     assert not any(line.startswith(f"judging {n}/") and name in line for line in said
                    for n, name in ((9, "operation_shortfall"), (10, "unit_cost_overrun")))
-    a, b = _recorded(alone), _recorded(helped)
+    a, b = recorded(alone), recorded(helped)
     assert b[0] == a[0] and b[1] == a[1] and b[2] == a[2]
     assert {row.rule for row in a[0]} >= {"operation_shortfall", "unit_cost_overrun", "progress_lag"}
     assert any(event.event == "updated" or event.event == "resolved" for event in a[1])

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
@@ -30,9 +29,8 @@ from store.models import (
     ProjectCredit,
     ProjectYear,
     ReconcileRun,
-    SyncRun,
 )
-from reconcile_builders import config, day, varied_store
+from reconcile_builders import config, day, sync_run, varied_store
 
 py, pr, pc = ProjectYear.__table__, ProgressReport.__table__, ProjectCredit.__table__
 ea, ec, op, perf = (ExpenseAgreement.__table__, ExpenseCredit.__table__, Operation.__table__,
@@ -40,18 +38,10 @@ ea, ec, op, perf = (ExpenseAgreement.__table__, ExpenseCredit.__table__, Operati
 NOTHING_TO_DO = {"opened": 0, "reopened": 0, "escalated": 0, "lowered": 0, "updated": 0, "resolved": 0}
 
 
-def _sync_run(conn) -> int:
-    runs = SyncRun.__table__
-    top = conn.execute(sa.select(sa.func.max(runs.c.id))).scalar()  # the builder inserts ids by hand
-    return conn.execute(sa.insert(runs).returning(runs.c.id).values(
-        id=top + 1, source="nezarat4", mode="incremental", fiscal_years="1405", status="success",
-        started_at=datetime(2026, 12, 1, tzinfo=timezone.utc))).scalar_one()
-
-
 def _change(engine, rnd: random.Random) -> int:
     """A random change set, written as a sync would: every changed row marked with a new sync run."""
     with engine.begin() as conn:
-        run = _sync_run(conn)
+        run = sync_run(conn)
         ids = lambda table: conn.execute(sa.select(table.c.id)).scalars().all()  # noqa: E731
         for report in rnd.sample(ids(pr), 4):
             conn.execute(sa.update(pr).where(pr.c.id == report).values(

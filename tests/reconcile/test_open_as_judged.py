@@ -27,7 +27,7 @@ from reconcile import helper, lifecycle
 from reconcile.findings import Finding
 from store.db import open_store
 from store.models import Deviation, DeviationEvent, OperationPerformance, ProgressReport, ReconcileRun
-from reconcile_builders import config, day, varied_store
+from reconcile_builders import config, day, recorded, varied_store
 
 
 @pytest.fixture
@@ -63,19 +63,6 @@ def _change(engine) -> None:
         conn.execute(sa.update(pr).where(pr.c.id % 4 == 1).values(progress=Decimal(100)))
 
 
-def _recorded(engine) -> tuple[list, list, list]:
-    """Every deviation (but its updated_at), every deviation's events in order (without their ids
-    and times), every run's counts."""
-    dev, ev, runs = Deviation.__table__, DeviationEvent.__table__, ReconcileRun.__table__
-    with engine.connect() as conn:
-        deviations = conn.execute(sa.select(*(c for c in dev.c if c.name != "updated_at")).order_by(dev.c.id)).all()
-        events = conn.execute(sa.select(*(c for c in ev.c if c.name not in ("id", "at")))
-                              .order_by(ev.c.deviation_id, ev.c.id)).all()
-        stats = [(s["rules"], s["life"], s["findings"]) for s in
-                 conn.execute(sa.select(runs.c.stats).order_by(runs.c.id)).scalars()]
-    return deviations, events, stats
-
-
 def _event_order(engine, run_id: int) -> list[str]:
     ev = DeviationEvent.__table__
     with engine.connect() as conn:
@@ -100,7 +87,7 @@ def test_opening_as_judged_records_what_opening_at_the_end_records(two_stores, m
         second = reconcile.run(at_end, config(), as_of=day(when), keep=False)
         assert first.scope == second.scope == "full"
         assert first.life == second.life
-    a, b = _recorded(as_judged), _recorded(at_end)
+    a, b = recorded(as_judged), recorded(at_end)
     assert a[0] == b[0] and a[1] == b[1] and a[2] == b[2]
     assert len(a[0]) > 20
     changes = {row.event for row in a[1]}

@@ -10,25 +10,16 @@ databases; the facts change as a sync writes them (test_incremental.py).
 from __future__ import annotations
 
 import random
-from datetime import datetime, timezone
 from decimal import Decimal
 
 import sqlalchemy as sa
 
 import reconcile
-from store.models import Deviation, ProgressReport, SyncRun
-from reconcile_builders import config, day, varied_store
+from store.models import Deviation, ProgressReport
+from reconcile_builders import config, day, sync_run, varied_store
 
 dev, pr = Deviation.__table__, ProgressReport.__table__
 FIRST, LATER = day("1405/09/02"), day("1405/09/20")
-
-
-def _sync_run(conn) -> int:
-    runs = SyncRun.__table__
-    top = conn.execute(sa.select(sa.func.max(runs.c.id))).scalar()  # the builder inserts ids by hand
-    return conn.execute(sa.insert(runs).returning(runs.c.id).values(
-        id=top + 1, source="nezarat4", mode="incremental", fiscal_years="1405", status="success",
-        started_at=datetime(2026, 12, 1, tzinfo=timezone.utc))).scalar_one()
 
 
 def _lags(engine) -> list:
@@ -62,7 +53,7 @@ def test_a_deviation_resolved_by_an_incremental_run_is_not_also_carried(engine):
     assert gone.evidence_table == "progress_report" and gone.last_found_on == kept.last_found_on == FIRST
 
     with engine.begin() as conn:  # the lagging report now meets its target, written as a sync writes
-        run = _sync_run(conn)
+        run = sync_run(conn)
         conn.execute(sa.update(pr).where(pr.c.id == gone.evidence_id).values(progress=Decimal(100), last_run_id=run))
 
     later = reconcile.run(engine, config(), as_of=LATER, incremental=True, keep=True)

@@ -100,7 +100,13 @@ def http_fault(response: httpx.Response) -> Fault | None:
 class RateLimiter:
     """Spaces request starts so that at most ``per_second`` start in any second (all tasks share it).
 
-    ``hold_off`` pushes every later start back, e.g. when the portal answered 429 with Retry-After.
+    Each start is spaced from the previous one as it actually happened, not as it was scheduled:
+    turns reserved ahead would all be let go at once after the event loop stalls (a large page
+    parsed, the GIL held by another thread), several starts within milliseconds, and a portal
+    counting a sliding second would answer 429. Waiters take their turns one at a time, in order.
+
+    ``hold_off`` pushes every later start back, e.g. when the portal answered 429 with Retry-After;
+    a waiter already sleeping sees it when it wakes.
     """
 
     def __init__(self, per_second: float) -> None:
@@ -110,11 +116,9 @@ class RateLimiter:
 
     async def wait_turn(self) -> None:
         async with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next_start)
-            self._next_start = start + self._interval
-        if start > now:
-            await asyncio.sleep(start - now)
+            while (now := time.monotonic()) < self._next_start:
+                await asyncio.sleep(self._next_start - now)
+            self._next_start = now + self._interval
 
     def hold_off(self, seconds: float) -> None:
         self._next_start = max(self._next_start, time.monotonic() + seconds)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
@@ -12,7 +13,7 @@ import pytest
 
 from connectors import SourceUnavailable
 from connectors.http import InFlight as Slots
-from connectors.http import PortalHttp, parse_retry_after
+from connectors.http import PortalHttp, RateLimiter, parse_retry_after
 
 from connector_fakes import InFlight, fast_settings
 
@@ -134,6 +135,39 @@ async def test_a_waiter_cancelled_as_it_is_handed_the_slot_passes_it_on():
     assert entered == ["first", "third"] and second.cancelled()
     async with slots.slot():  # and the slot is free again: nothing leaked
         pass
+
+
+async def test_starts_stay_within_the_rate_when_the_event_loop_stalls():
+    # Four tasks take turns at 10 a second while the loop is blocked for half a second (time.sleep
+    # on purpose: the stall is what is tested — a page parsed on the loop, the GIL held by the
+    # simulator's thread under load). The turns due during the stall must not all start at once
+    # after it: any 11 starts span at least a second (10 ms allowed for stamping them here).
+    limiter, starts = RateLimiter(10), []
+
+    async def requests():
+        for _ in range(6):
+            await limiter.wait_turn()
+            starts.append(time.monotonic())
+
+    async def stall():
+        await asyncio.sleep(0.25)
+        time.sleep(0.5)
+
+    await asyncio.gather(*(requests() for _ in range(4)), stall())
+    starts.sort()
+    assert len(starts) == 24
+    assert min(starts[i + 10] - starts[i] for i in range(len(starts) - 10)) >= 0.99
+
+
+async def test_a_hold_off_delays_a_turn_already_waiting():
+    limiter = RateLimiter(2)  # one start every 0.5 s
+    await limiter.wait_turn()
+    waiting = asyncio.ensure_future(limiter.wait_turn())
+    await asyncio.sleep(0.05)
+    started = time.monotonic()
+    limiter.hold_off(1.0)  # the portal answered 429, Retry-After: 1
+    await waiting
+    assert time.monotonic() - started >= 0.99
 
 
 async def test_tls_verification_is_on_by_default():

@@ -142,6 +142,8 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                 opening = functools.partial(Found.open_through, run_id=run_id, as_of=day, now=now) \
                     if OPEN_AS_JUDGED and run_id is not None and (behind or helped) else None
                 found = Found(conn, [(rule.kind, rule.id) for rule, _ in rules], behind=behind)
+                if opening is not None:  # the lock waited for here, not in the writing thread
+                    found.hold()
                 scope = Scope(reader, calendar, tuple(chosen), only=plan.only)
                 skip = _Recorded(plan, chosen)
                 clocks = {rule.name: rule.clock(scope) for rule, _ in rules if rule.time_driven}

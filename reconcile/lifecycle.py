@@ -3,8 +3,9 @@
 Identity is (kind, rule, subject, fiscal year, quarter; 0 = no quarter). A run writes its findings to
 a temporary table on its writing connection (:class:`Found`, with each finding's fingerprint), then
 :meth:`Found.apply` compares them with the deviations set-wise, a handful of statements whatever the
-number of deviations (reconciliation-rules.md, "A deviation's identity and life"); a full run opens
-each rule's new deviations as it goes (:meth:`Found.open_through`), the rest at the end:
+number of deviations (reconciliation-rules.md, "A deviation's identity and life"); a recording run on
+PostgreSQL, and a SQLite full run beside its helper, opens each rule's new deviations as it goes
+(:meth:`Found.open_through`, after :meth:`Found.hold`), the rest at the end:
 
 ==========================  =========================================================================
 found, no deviation yet     inserted **open**, alert_state ``new`` — event ``opened``
@@ -264,12 +265,22 @@ class Found:
         rules = self.rules[low >> SEQ_RULE:rule_index + 1]
         self._write(functools.partial(self._open_range, low, end, rules, run_id, as_of, now))
 
+    def hold(self) -> None:
+        """Take the reconciliation's lock (one reconciliation writes deviations at a time) and note
+        the largest deviation id stored before the run. A run that opens as it judges calls it before
+        it judges, in its own thread: waiting there for another run, it is stopped by Ctrl-C at once
+        (psycopg cancels a wait only in the main thread; in the writing thread the run could not
+        leave before the other run let go)."""
+        if self._before is not None:
+            return
+        locks.hold_for_transaction(self.conn, "reconcile")
+        self._before = self.conn.execute(sa.select(sa.func.coalesce(sa.func.max(dev.c.id), 0))).scalar_one()
+
     def _open_range(self, low: int, end: int, rules: list[tuple[str, str]], run_id: int, as_of: date,
                     now: datetime) -> None:
-        conn, d = self.conn, dev
+        conn = self.conn
         if self._before is None:
-            locks.hold_for_transaction(conn, "reconcile")  # one reconciliation writes deviations at a time
-            self._before = conn.execute(sa.select(sa.func.coalesce(sa.func.max(d.c.id), 0))).scalar_one()
+            self.hold()
         in_range = sa.and_(FOUND.c.seq >= low, FOUND.c.seq < end)
         self._first_stands(in_range)
         # a first run stores no deviation of these rules: nothing to pair them with (one index probe)
@@ -297,8 +308,7 @@ class Found:
         rest = f.c.seq >= self._opened_below if self._opened_below else None
         identity = (f.c.kind, f.c.rule, f.c.subject, f.c.fiscal_year, f.c.quarter)
         if self._before == 0:
-            # the store held no deviation when the run opened its first (open_through, under the
-            # reconciliation's lock): nothing to pair the rest with and nothing to resolve, so no
+            # the store held no deviation when the run took the reconciliation's lock (hold): nothing to pair the rest with and nothing to resolve, so no
             # index on the staged findings either (a first run: PostgreSQL 100k, 0.5 s); their
             # statistics still plan what the caller is shown
             analyze_if_large(conn, f, self.count, [c.name for c in (f.c.seq, *identity)])
@@ -393,8 +403,8 @@ class Found:
             status=status, alert_state=alert, resolved_on=None, last_found_on=last, reconcile_run_id=run_id,
             updated_at=_at(now), **{name: f.c[name] if name != "numbers" else _json(conn, f.c.numbers)
                                      for name in _CONTENT}))
-        conn.execute(sa.update(d).where(
-            d.c.id == v.c.dev_id, v.c.change == "unchanged",
+        conn.execute(sa.update(d).where(  # as the person left it, if one acted since compare()
+            d.c.id == v.c.dev_id, v.c.change == "unchanged", d.c.status == v.c.old_status,
             sa.or_(d.c.last_found_on.is_(None), d.c.last_found_on < sa.literal(as_of, sa.Date))
         ).values(last_found_on=sa.literal(as_of, sa.Date)))
         if kept is not None:
@@ -467,6 +477,8 @@ class Found:
             return 0
         # still active: a person may have dismissed or acknowledged one since (PostgreSQL, READ COMMITTED)
         missing = sa.and_(d.c.id.in_(sa.select(MISSING.c.id)), d.c.status.in_(ACTIVE))
+        if conn.dialect.name == "postgresql":  # locked first: no act between the events and the update
+            conn.execute(sa.select(d.c.id).where(d.c.id.in_(sa.select(MISSING.c.id))).with_for_update(of=d)).close()
         gone = sa.or_(
             sa.exists().where(_pj.c.code == d.c.subject, _py.c.project_id == _pj.c.id,
                               _py.c.fiscal_year == d.c.fiscal_year, _py.c.gone.is_(True), d.c.kind == "capital"),

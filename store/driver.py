@@ -359,13 +359,29 @@ class WriteBehind:
         self._raise()
 
     def close(self) -> None:
-        """Stop the thread once the write in hand is done; the queued ones are not run. Raises nothing."""
+        """Stop the thread once the write in hand is done; the queued ones are not run. Raises nothing
+        but a KeyboardInterrupt that came while it waited, once the thread has ended."""
         if self._thread is None:
             return
         self._error = self._error or _Closed()  # the thread skips what is still queued
-        self._queue.put(None)
-        self._thread.join()
+        interrupted: BaseException | None = None
+        # Not left before the thread ends, even at a second Ctrl-C: the caller rolls the connection
+        # back next, and must not while the thread still runs a statement on it.
+        while self._thread.is_alive():
+            try:
+                while True:  # the queue may be full: the thread empties it, skipping
+                    try:
+                        self._queue.put(None, timeout=0.05)
+                        break
+                    except queue.Full:
+                        if not self._thread.is_alive():
+                            break
+                self._thread.join()
+            except KeyboardInterrupt as exc:
+                interrupted = exc
         self._thread = None
+        if interrupted is not None:
+            raise interrupted
 
     def _raise(self) -> None:
         if self._error is not None and not isinstance(self._error, _Closed):

@@ -10,7 +10,10 @@ database behind it: tests/reconcile/test_open_as_judged.py.
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
+import time
 
 import pytest
 
@@ -113,3 +116,23 @@ def test_close_waits_for_the_write_in_hand_and_runs_none_of_the_queued():
     with pytest.raises(RuntimeError, match="closed"):
         behind.submit(lambda: None)
     behind.close()  # twice: nothing
+
+
+def test_close_interrupted_by_ctrl_c_still_waits_for_the_write_in_hand():
+    # A second Ctrl-C while a failed run closes its writer: close must not return (raising) while
+    # the thread still runs a statement on the connection the caller rolls back next. A real
+    # SIGINT to this process, taken by Python's default handler in the main thread.
+    assert threading.current_thread() is threading.main_thread()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    release, started = threading.Event(), threading.Event()
+    done: list[str] = []
+    behind = WriteBehind("test-writer", depth=1)
+    behind.submit(lambda: (started.set(), release.wait(10), time.sleep(0.05), done.append("in hand")))
+    behind.submit(lambda: done.append("queued"))  # the queue is full now
+    assert started.wait(10)
+    threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    threading.Timer(0.6, release.set).start()
+    with pytest.raises(KeyboardInterrupt):
+        behind.close()
+    assert release.is_set() and done == ["in hand"]  # raised only once the write had ended
+    assert not any(t.name == "test-writer" for t in threading.enumerate())

@@ -9,7 +9,8 @@ the run's own statements. (SQLite: the run holds the write lock from its start; 
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+import threading
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -31,16 +32,16 @@ def _findings(n: int, severity: str) -> list[Finding]:
                     message=f"پیام {i}") for i in range(n)]
 
 
-def _record(engine, conn, findings: list[Finding]) -> life.LifeCounts:
+def _record(engine, conn, findings: list[Finding], as_of: date = AS_OF) -> life.LifeCounts:
     runs = ReconcileRun.__table__
     with engine.begin() as c:
         run_id = c.execute(sa.insert(runs).returning(runs.c.id).values(
-            as_of=AS_OF, fiscal_years="1405", started_at=NOW, status="running")).scalar_one()
+            as_of=as_of, fiscal_years="1405", started_at=NOW, status="running")).scalar_one()
     with conn.begin():
         found = life.Found(conn)
         found.add(findings)
         found.compare()
-        counts = found.apply(run_id=run_id, as_of=AS_OF, now=NOW,
+        counts = found.apply(run_id=run_id, as_of=as_of, now=NOW,
                              resolvable=[life.identities_of([("capital", "progress_lag")])])
         found.drop()
     return counts
@@ -93,3 +94,60 @@ def test_a_deviation_dismissed_after_the_comparison_is_not_escalated(pg_engine):
         assert fired == [2]
         assert _state(conn, 2) == ("dismissed", ["opened", "dismissed"])
         assert _state(conn, 1) == ("open", ["opened", "escalated"])  # the others escalate as before
+
+
+@pytest.mark.postgres
+def test_a_deviation_dismissed_after_the_comparison_keeps_its_last_found_day(pg_engine):
+    # found again unchanged on a later day: the others' last_found_on moves, the dismissed one's not
+    # (a run opening as it judges leaves seconds to minutes between its comparison and this update)
+    later = AS_OF + timedelta(days=16)
+    with pg_engine.connect() as conn:
+        _record(pg_engine, conn, _findings(3, "minor"))
+        fired = _dismiss_when(conn, pg_engine, "INSERT INTO bw_verdict", 2)
+        _record(pg_engine, conn, _findings(3, "minor"), as_of=later)
+        assert fired == [2]
+        found_on = dict(conn.execute(sa.select(life.dev.c.id, life.dev.c.last_found_on)).all())
+        assert found_on == {1: later, 2: AS_OF, 3: later}
+        assert _state(conn, 2) == ("dismissed", ["opened", "dismissed"])
+
+
+@pytest.mark.postgres
+def test_a_dismissal_in_flight_as_the_run_resolves_leaves_no_resolved_event(pg_engine):
+    # The person's transaction has dismissed deviation 3 (row locked, not committed) when the run
+    # starts resolving it; it commits once the run waits for its row lock. The run must then see
+    # the dismissal: no 'resolved' event in the history of a deviation that stays dismissed.
+    locked, waiting = threading.Event(), threading.Event()
+    failures: list[BaseException] = []
+
+    def person() -> None:
+        try:
+            with pg_engine.connect() as watch, pg_engine.begin() as c:
+                c.execute(sa.select(life.dev.c.id).where(life.dev.c.id == 3).with_for_update())
+                c.execute(sa.update(life.dev).where(life.dev.c.id == 3).values(status="dismissed"))
+                locked.set()
+                for _ in range(400):  # until the run waits for a lock (its FOR UPDATE of row 3), 20 s at most
+                    if watch.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                             "AND wait_event_type = 'Lock'")).scalar_one():
+                        waiting.set()
+                        break
+                    watch.rollback()
+                    threading.Event().wait(0.05)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            failures.append(exc)
+            locked.set()
+
+    thread = threading.Thread(target=person)
+
+    def after(_conn, clause, *_args) -> None:
+        if str(clause).lstrip().startswith("INSERT INTO bw_missing") and not thread.is_alive() and not locked.is_set():
+            thread.start()
+            assert locked.wait(10)
+
+    with pg_engine.connect() as conn:
+        _record(pg_engine, conn, _findings(3, "minor"))
+        sa.event.listen(conn, "after_execute", after)
+        counts = _record(pg_engine, conn, _findings(2, "minor"))  # id 3 not found again
+        thread.join(30)
+        assert not failures and waiting.is_set()
+        assert counts.resolved == 0
+        assert _state(conn, 3) == ("dismissed", ["opened"])

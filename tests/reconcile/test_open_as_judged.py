@@ -27,7 +27,7 @@ from reconcile import helper, lifecycle
 from reconcile.findings import Finding
 from store.db import open_store
 from store.models import Deviation, DeviationEvent, OperationPerformance, ProgressReport, ReconcileRun
-from reconcile_builders import config, day, recorded, varied_store
+from reconcile_builders import config, day, recorded, sync_run, varied_store
 
 
 @pytest.fixture
@@ -96,6 +96,44 @@ def test_opening_as_judged_records_what_opening_at_the_end_records(two_stores, m
     order_judged, order_end = _event_order(as_judged, 2), _event_order(at_end, 2)
     assert order_judged.index("opened") < order_judged.index("resolved")
     assert order_end.index("resolved") < order_end.index("opened")
+
+
+@pytest.mark.postgres
+def test_incremental_runs_opening_as_judged_record_what_opening_at_the_end_records(pg_store_url, other_pg_store_url,
+                                                                                    monkeypatch):
+    # PostgreSQL opens as it judges in incremental runs too (SQLite's open at the end either way):
+    # changes marked as a sync marks them, so that each run judges only what changed
+    as_judged, at_end = open_store(pg_store_url), open_store(other_pg_store_url)
+    for engine in (as_judged, at_end):
+        varied_store(engine, random.Random(23), projects=40)
+    perf, pr = OperationPerformance.__table__, ProgressReport.__table__
+
+    def change(engine, k: int) -> None:
+        with engine.begin() as conn:
+            run = sync_run(conn)
+            conn.execute(sa.update(pr).where(pr.c.id % 5 == k).values(progress=Decimal(100), last_run_id=run))
+            conn.execute(sa.update(pr).where(pr.c.id % 7 == k).values(progress=Decimal(3), last_run_id=run))
+            conn.execute(sa.update(perf).where(perf.c.id % 4 == k).values(
+                quantity=perf.c.quantity * Decimal("0.3"), last_run_id=run))
+
+    scopes = []
+    # days of one quarter: the same quarters closed, so that the runs after the first are incremental
+    for when, k, incremental in (("1405/09/02", None, False), ("1405/09/10", 1, True), ("1405/09/20", 2, True),
+                                 ("1405/09/21", None, True)):
+        results = []
+        for engine, flag in ((as_judged, True), (at_end, False)):
+            if k is not None:
+                change(engine, k)
+            monkeypatch.setattr(reconcile_engine, "OPEN_AS_JUDGED", flag)
+            results.append(reconcile.run(engine, config(), as_of=day(when), incremental=incremental, keep=False))
+        assert results[0].scope == results[1].scope and results[0].life == results[1].life
+        scopes.append(results[0].scope)
+    assert scopes == ["full", "incremental", "incremental", "incremental"]
+    a, b = recorded(as_judged), recorded(at_end)
+    as_judged.dispose()
+    at_end.dispose()
+    assert a[0] == b[0] and a[1] == b[1] and a[2] == b[2]
+    assert {row.event for row in a[1]} >= {"opened", "resolved"}
 
 
 def test_a_write_that_fails_behind_the_run_fails_it_and_records_nothing(two_stores, monkeypatch):

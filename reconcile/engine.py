@@ -62,7 +62,7 @@ from reconcile.scope import Scope, ea, py
 from reconcile.settings import ReconcileConfig
 from store import reconcile_runs
 from store.db import refresh_statistics
-from store.driver import large_page_cache, snapshot_reader, write_lock_first
+from store.driver import large_page_cache, snapshot_reader, write_lock_first, written_behind
 from store.models import utcnow
 
 Progress = Callable[[str], None]
@@ -324,6 +324,8 @@ def _judge(rules: list[tuple[Rule, Any]], *, reader: sa.Connection, ahead: bool,
                               rule_index=i)
                     stats[rule.name].checked = answers.checked(k)
                 except ValueError as exc:  # a stored value the rule could not read: say which rule
+                    if written_behind(exc):  # a write of an earlier batch failed, not this rule's reading
+                        raise
                     raise ValueError(f"{rule.name}: {exc}") from exc
                 if opening is not None and i < first_aside:
                     opening(found, i)

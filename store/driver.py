@@ -323,6 +323,12 @@ _TEXTS = frozenset({"message", "reason"})  # plain text columns that can be long
 # --- writing behind ------------------------------------------------------------------------------
 
 
+def written_behind(error: BaseException) -> bool:
+    """Whether `error` was raised by a write a :class:`WriteBehind` ran (it reaches the caller at a
+    later submit or wait, while the caller is doing something else: not that thing's error)."""
+    return getattr(error, "written_behind", False) is True
+
+
 class WriteBehind:
     """A connection's writes run in order by a thread of their own, behind the caller.
 
@@ -386,6 +392,10 @@ class WriteBehind:
     def _raise(self) -> None:
         if self._error is not None and not isinstance(self._error, _Closed):
             error, self._error = self._error, _Closed()
+            try:
+                error.written_behind = True  # type: ignore[attr-defined] - see written_behind()
+            except AttributeError:  # pragma: no cover - an exception type without a __dict__
+                pass
             raise error
 
     def _work(self) -> None:

@@ -155,6 +155,30 @@ def test_a_write_that_fails_behind_the_run_fails_it_and_records_nothing(two_stor
         reconcile.run(engine, config(), as_of=day("1405/09/02"), keep=False)
     assert threads == ({"reconcile-writer"} if engine.dialect.name == "postgresql" else {"MainThread"})
     assert not any(t.name == "reconcile-writer" for t in threading.enumerate())
+
+
+@pytest.mark.postgres
+def test_a_value_error_behind_the_run_is_not_named_after_the_rule_being_judged(pg_store_url, monkeypatch):
+    """A run names the rule whose stored value it could not read (ValueError while judging); a write
+    that failed behind it surfaces while a later rule is judged, and is not that rule's error."""
+    engine = open_store(pg_store_url)
+    varied_store(engine, random.Random(17))
+    real, calls = lifecycle.bulk_insert, []
+
+    def failing(conn, table, *args, **kwargs):
+        calls.append(table.name)
+        if len(calls) == 4:
+            raise ValueError("a figure the database refused")
+        return real(conn, table, *args, **kwargs)
+
+    monkeypatch.setattr(lifecycle, "bulk_insert", failing)
+    monkeypatch.setattr(lifecycle, "_BATCH", 3)
+    try:
+        with pytest.raises(ValueError) as raised:
+            reconcile.run(engine, config(), as_of=day("1405/09/02"), keep=False)
+    finally:
+        engine.dispose()
+    assert str(raised.value) == "a figure the database refused"
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(Deviation.__table__)).scalar_one() == 0
         assert conn.execute(sa.select(ReconcileRun.__table__.c.status)).scalars().all() == ["failed"]

@@ -279,8 +279,7 @@ class Found:
     def _open_range(self, low: int, end: int, rules: list[tuple[str, str]], run_id: int, as_of: date,
                     now: datetime) -> None:
         conn = self.conn
-        if self._before is None:
-            self.hold()
+        self.hold()  # taken before the run judged, where it opens as it judges (engine)
         in_range = sa.and_(FOUND.c.seq >= low, FOUND.c.seq < end)
         self._first_stands(in_range)
         # a first run stores no deviation of these rules: nothing to pair them with (one index probe)
@@ -308,8 +307,9 @@ class Found:
         rest = f.c.seq >= self._opened_below if self._opened_below else None
         identity = (f.c.kind, f.c.rule, f.c.subject, f.c.fiscal_year, f.c.quarter)
         if self._before == 0:
-            # the store held no deviation when the run took the reconciliation's lock (hold): nothing to pair the rest with and nothing to resolve, so no
-            # index on the staged findings either (a first run: PostgreSQL 100k, 0.5 s); their
+            # the store held no deviation when the run took the reconciliation's lock (hold):
+            # nothing to pair the rest with and nothing to resolve, so no index on the staged
+            # findings either (a first run: PostgreSQL 100k, 0.5 s); their
             # statistics still plan what the caller is shown
             analyze_if_large(conn, f, self.count, [c.name for c in (f.c.seq, *identity)])
             self._first_stands(rest)
@@ -385,9 +385,7 @@ class Found:
         changed = ("reopened", "escalated", "lowered", "updated")
         pending = sa.and_(d.c.id == v.c.dev_id, v.c.change.in_(changed), d.c.status == v.c.old_status,
                           f.c.seq == v.c.seq)
-        if conn.dialect.name == "postgresql":  # SQLite: the run holds the write lock already
-            conn.execute(sa.select(d.c.id).where(d.c.id == v.c.dev_id, v.c.change.in_(changed))
-                         .with_for_update(of=d)).close()
+        _lock_rows(conn, sa.and_(d.c.id == v.c.dev_id, v.c.change.in_(changed)))
         conn.execute(sa.insert(event_table).from_select(events, sa.select(
             v.c.dev_id, v.c.change, f.c.severity, _at(now), sa.literal(run_id))
             .where(pending).order_by(v.c.seq)))
@@ -477,8 +475,7 @@ class Found:
             return 0
         # still active: a person may have dismissed or acknowledged one since (PostgreSQL, READ COMMITTED)
         missing = sa.and_(d.c.id.in_(sa.select(MISSING.c.id)), d.c.status.in_(ACTIVE))
-        if conn.dialect.name == "postgresql":  # locked first: no act between the events and the update
-            conn.execute(sa.select(d.c.id).where(d.c.id.in_(sa.select(MISSING.c.id))).with_for_update(of=d)).close()
+        _lock_rows(conn, d.c.id.in_(sa.select(MISSING.c.id)))  # no act between the events and the update
         gone = sa.or_(
             sa.exists().where(_pj.c.code == d.c.subject, _py.c.project_id == _pj.c.id,
                               _py.c.fiscal_year == d.c.fiscal_year, _py.c.gone.is_(True), d.c.kind == "capital"),
@@ -552,6 +549,14 @@ def _given(condition: sa.ColumnElement[bool] | None) -> tuple[sa.ColumnElement[b
 def _missing(resolvable: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
     """Active deviations `resolvable` selects that the run did not find."""
     return sa.and_(dev.c.status.in_(ACTIVE), resolvable, ~sa.exists().where(_same_identity(FOUND, dev)))
+
+
+def _lock_rows(conn: sa.Connection, which: sa.ColumnElement[bool]) -> None:
+    """PostgreSQL: lock the deviations `which` selects until the transaction ends, so that a
+    person's act (reconcile.deviations, which locks the row too) commits before the run reads them
+    or waits for it. SQLite: the run holds the database's write lock already."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(dev.c.id).where(which).with_for_update(of=dev)).close()
 
 
 def _at(now: datetime) -> Any:

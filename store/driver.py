@@ -349,6 +349,7 @@ class WriteBehind:
     def __init__(self, name: str, depth: int = 4) -> None:
         self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
+        self._ended = threading.Event()  # the thread has returned
         self._thread: threading.Thread | None = threading.Thread(target=self._work, name=name, daemon=True)
         self._thread.start()
 
@@ -373,16 +374,16 @@ class WriteBehind:
         interrupted: BaseException | None = None
         # Not left before the thread ends, even at a second Ctrl-C: the caller rolls the connection
         # back next, and must not while the thread still runs a statement on it.
-        while self._thread.is_alive():
+        # Its own event, not Thread.join/is_alive: on Python 3.11 a join interrupted by Ctrl-C may
+        # mark a thread that still runs as stopped (CPython gh-90882).
+        while True:
             try:
-                while True:  # the queue may be full: the thread empties it, skipping
-                    try:
-                        self._queue.put(None, timeout=0.05)
-                        break
-                    except queue.Full:
-                        if not self._thread.is_alive():
-                            break
-                self._thread.join()
+                while not self._ended.is_set():
+                    with contextlib.suppress(queue.Full):  # full: the thread empties it, skipping, meanwhile
+                        self._queue.put_nowait(None)
+                    self._ended.wait(0.05)
+                self._thread.join()  # past its last write: only its return is left
+                break
             except KeyboardInterrupt as exc:
                 interrupted = exc
         self._thread = None
@@ -399,17 +400,20 @@ class WriteBehind:
             raise error
 
     def _work(self) -> None:
-        while True:
-            write = self._queue.get()
-            try:
-                if write is None:
-                    return
-                if self._error is None:
-                    write()
-            except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
-                self._error = exc
-            finally:
-                self._queue.task_done()
+        try:
+            while True:
+                write = self._queue.get()
+                try:
+                    if write is None:
+                        return
+                    if self._error is None:
+                        write()
+                except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+                    self._error = exc
+                finally:
+                    self._queue.task_done()
+        finally:
+            self._ended.set()
 
 
 class _Closed(Exception):

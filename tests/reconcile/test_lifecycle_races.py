@@ -118,6 +118,7 @@ def test_a_dismissal_in_flight_as_the_run_resolves_leaves_no_resolved_event(pg_e
     # the dismissal: no 'resolved' event in the history of a deviation that stays dismissed.
     locked, waiting = threading.Event(), threading.Event()
     failures: list[BaseException] = []
+    run_pid: list[int] = []
 
     def person() -> None:
         try:
@@ -125,9 +126,9 @@ def test_a_dismissal_in_flight_as_the_run_resolves_leaves_no_resolved_event(pg_e
                 c.execute(sa.select(life.dev.c.id).where(life.dev.c.id == 3).with_for_update())
                 c.execute(sa.update(life.dev).where(life.dev.c.id == 3).values(status="dismissed"))
                 locked.set()
-                for _ in range(400):  # until the run waits for a lock (its FOR UPDATE of row 3), 20 s at most
-                    if watch.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                                             "AND wait_event_type = 'Lock'")).scalar_one():
+                for _ in range(400):  # until the run's connection waits for a lock (row 3), 20 s at most
+                    if watch.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid "
+                                             "AND wait_event_type = 'Lock'"), {"pid": run_pid[0]}).scalar_one():
                         waiting.set()
                         break
                     watch.rollback()
@@ -144,6 +145,7 @@ def test_a_dismissal_in_flight_as_the_run_resolves_leaves_no_resolved_event(pg_e
             assert locked.wait(10)
 
     with pg_engine.connect() as conn:
+        run_pid.append(conn.connection.driver_connection.info.backend_pid)
         _record(pg_engine, conn, _findings(3, "minor"))
         sa.event.listen(conn, "after_execute", after)
         counts = _record(pg_engine, conn, _findings(2, "minor"))  # id 3 not found again

@@ -50,18 +50,35 @@ def test_ctrl_c_ends_a_run_that_waits_for_another_reconciliation(pg_store_url, m
                 holder.commit()
 
         let_go = threading.Timer(HOLD, release)
-        interrupt = threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT))
-        start = time.monotonic()
+        waited: list[float] = []
+
+        def interrupt_when_waiting() -> None:  # Ctrl-C once the run waits for this very lock (pg_locks), not before
+            with engine.connect() as watch:
+                for _ in range(int(HOLD / 0.02)):
+                    if watch.execute(sa.text(
+                            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                            "AND classid = :high AND objid = :low AND objsubid = 1"),
+                            {"high": (key >> 32) & 0xFFFFFFFF, "low": key & 0xFFFFFFFF}).scalar_one():
+                        waited.append(time.monotonic())
+                        os.kill(os.getpid(), signal.SIGINT)
+                        return
+                    watch.rollback()
+                    released.wait(0.02)
+
+        interrupt = threading.Thread(target=interrupt_when_waiting)
         interrupt.start()
         let_go.start()
         try:
             with pytest.raises(KeyboardInterrupt):
                 reconcile.run(engine, config(), as_of=day("1405/09/02"), keep=False)
-            took = time.monotonic() - start
+            ended = time.monotonic()
         finally:
             let_go.cancel()
             let_go.join()
-        assert took < HOLD - 2, f"Ctrl-C took {took:.1f} s to end the run"
+            interrupt.join()
+        assert waited, "the run never waited for the other run's lock"
+        took = ended - waited[0]
+        assert took < 2, f"Ctrl-C took {took:.1f} s to end the run"
         release()
         with engine.connect() as conn:  # the run is marked failed; nothing of it stored
             assert conn.execute(sa.select(ReconcileRun.__table__.c.status)).scalars().all() == ["failed"]

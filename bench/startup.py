@@ -71,7 +71,12 @@ def main() -> None:
                 old_env = dict(env, PYTHONPATH=str(args.old.resolve()))
                 cases[f"budgetwatch {' '.join(command)} (old: {args.old})"] = (
                     [PYTHON, "-c", OLD_ENTRY, "--config", old_config, *command], old_env)
-        for argv, case_env in cases.values():  # warm up: bytecode written, store created
+        if not args.config:  # `db current` reads a store, it does not create one: each scratch store upgraded
+            timed([SCRIPT, "--config", config, "db", "upgrade"], env, tmp)
+            if args.old:
+                timed([PYTHON, "-c", OLD_ENTRY, "--config", old_config, "db", "upgrade"],
+                      dict(env, PYTHONPATH=str(args.old.resolve())), tmp)
+        for argv, case_env in cases.values():  # warm up: bytecode written
             timed(argv, case_env, tmp)
         seconds: dict[str, list[float]] = {name: [] for name in cases}
         for _ in range(args.runs):

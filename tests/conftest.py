@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +30,17 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from store.db import make_engine, open_store, scratch_schema
+# Bytecode is kept for the suite even where PYTHONDONTWRITEBYTECODE is set (as it is on this
+# project's machines): each of the three pytest workers otherwise rewrote the asserts of all ~200
+# test modules again (~5 s of CPU each, most of a worker's collection), and every command, service
+# and worker the tests start compiled the project's modules again. Set before the workers start
+# (xdist starts them with this process's environment) and before the project is imported; the files
+# go in the __pycache__ folders Python uses by default, which git ignores.
+if sys.dont_write_bytecode:
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    sys.dont_write_bytecode = False
+
+from store.db import make_engine, open_store, scratch_schema  # noqa: E402 - after the switch above
 
 PG_ENV = "TEST_DATABASE_URL"
 PG_SKIP_REASON = f"{PG_ENV} is not set: PostgreSQL store tests skipped (CI sets it to the local server)"

@@ -51,7 +51,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from foundation.jalali import today_tehran
+from foundation.jalali import format_jalali, today_tehran
 from reconcile import changes, helper
 from reconcile.facts import AsOf
 from reconcile.findings import Finding
@@ -114,7 +114,7 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
         chosen = sorted(set(years)) if years else store_years(conn)
         last = reconcile_runs.last_recorded(conn)
     what_if = ("--dry-run: nothing is recorded" if dry_run else
-               f"as of {day.isoformat()}, before the last recorded run's day {last.as_of.isoformat()}: "
+               f"as of {_day(day)}, before the last recorded run's day {_day(last.as_of)}: "
                "a what-if, nothing is recorded" if last is not None and day < last.as_of else None)
     basis = _basis(settings, calendar, chosen, rules)
     names = [rule.name for rule, _ in rules]
@@ -214,6 +214,11 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
     if refreshing is not None:
         refreshing.wait()
     return result
+
+
+def _day(day: date) -> str:
+    """A day as the command's header writes it: Jalali, then ISO ('1405/09/12 (2026-12-03)')."""
+    return f"{format_jalali(day, persian_digits=False)} ({day.isoformat()})"
 
 
 class _Beside:

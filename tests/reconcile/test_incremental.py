@@ -179,6 +179,7 @@ def test_a_past_day_or_a_dry_run_records_nothing(engine):
     past = reconcile.run(engine, config(), as_of=day("1405/05/01"))
     dry = reconcile.run(engine, config(), as_of=day("1405/10/05"), dry_run=True)
     assert past.run_id is None and "before the last recorded run" in past.what_if
+    assert past.what_if.startswith(f"as of 1405/05/01 ({day('1405/05/01').isoformat()}), ")  # as the header writes it
     assert dry.run_id is None and "dry-run" in dry.what_if
     assert past.life.resolved > 0  # what it would have done, told, not done
     with engine.connect() as conn:

@@ -420,6 +420,10 @@ def deviations_ack(
     console.print(f"deviation {row.id} ({row.rule} {row.subject}) acknowledged by {row.acted_by}", markup=False)
 
 
+# the help's own word for it, as a user may type it
+deviations_app.command("acknowledge", hidden=True)(deviations_ack)
+
+
 @deviations_app.command("dismiss")
 def deviations_dismiss(
     deviation_id: int = typer.Argument(..., metavar="ID"),

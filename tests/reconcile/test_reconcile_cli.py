@@ -102,7 +102,7 @@ def test_deviations_show_ack_dismiss(cli):
     assert code == 0 and "progress_lag" in out
     code, out, err = cli("deviations", "ack", dev_id, "--by", "کارشناس", "--reason", "در دست پیگیری")
     assert code == 0, err
-    code, out, err = cli("deviations", "ack", dev_id, "--by", "کارشناس", "--reason", "دوباره")
+    code, out, err = cli("deviations", "acknowledge", dev_id, "--by", "کارشناس", "--reason", "دوباره")  # the alias
     assert code == 2 and "is acknowledged by کارشناس" in err
     code, out, err = cli("deviations", "dismiss", dev_id, "--by", "کارشناس", "--reason", "هدف اشتباه")
     assert code == 0, err

@@ -157,7 +157,7 @@ def render(status: Status) -> list[str]:
         if s.last and s.last.error and s.last.status != "success":
             lines.append(f"            {s.last.error}")
     r = status.reconcile_last
-    lines.append("reconciliation: " + (f"run {r.run_id} {r.status} as of {r.as_of}, "
+    lines.append("reconciliation: " + (f"run {r.run_id} {r.status} as of {format_jalali(r.as_of, persian_digits=False)} ({r.as_of}), "
                                        f"{_age(status.now - _finished(r))} ago" if r else "never run"))
     lines.append("next runs:" + ("" if status.next_runs else " (no serve has run on this store yet)"))
     for job, when in sorted(status.next_runs.items(), key=lambda item: (item[1] is None, item[1] or status.now)):

@@ -165,7 +165,7 @@ def runs(
         table.add_column(col, overflow="fold")
     for r in rows:
         took = f"{(r['finished_at'] - r['started_at']).total_seconds():.0f}s" if r["finished_at"] else "-"
-        table.add_row(str(r["id"]), r["source"], r["mode"], format_jalali(r["started_at"].astimezone(TEHRAN), with_time=True),
+        table.add_row(str(r["id"]), r["source"], r["mode"], format_jalali(r["started_at"].astimezone(TEHRAN), with_time=True, persian_digits=False),
                       took, r["status"], str(r["announced"]), str(r["read"]), str(r["inserted"]), str(r["updated"]),
                       str(r["gone"]), str(r["rejected"]), r["error"] or "")
     console.print(table)

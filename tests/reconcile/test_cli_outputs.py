@@ -78,3 +78,6 @@ def test_runs_as_json_with_iso_and_jalali_times(cli):
     assert {r["id"] for r in runs} == {1, 2}
     assert runs[0]["started_at"].startswith("2026-01-01T00:00:00") and runs[0]["started_at_jalali"] == "1404/10/11 03:30"
     assert cli("runs", "--format", "xml")[0] == 2
+    code, out, err = cli("runs")  # the table writes the same Jalali time, in the ASCII digits of every command
+    assert code == 0, err
+    assert "1404/10/11 03:30" in out

@@ -12,6 +12,7 @@ import yaml
 
 from budgetwatch.cli import main
 from budgetwatch.config import parse_config
+from foundation.jalali import format_jalali
 from service import status as health
 from store.alerts import AlertOutbox, record_digest
 from store.models import Deviation, ReconcileRun, SyncRun
@@ -70,7 +71,11 @@ def test_recent_successes_are_healthy_and_a_failure_after_them_is_shown_not_judg
     assert found.causes == [] and found.exit_code == 0
     saba = found.sources[1]
     assert saba.last.status == "failed" and saba.last_success is not None
-    assert "SABA: user name or password refused" in "\n".join(health.render(found))
+    shown = "\n".join(health.render(found))
+    assert "SABA: user name or password refused" in shown
+    # the reconciliation's day as every command writes one: Jalali (ASCII digits), then ISO
+    day = (NOW - timedelta(hours=3)).date()
+    assert f"as of {format_jalali(day, persian_digits=False)} ({day.isoformat()})," in shown
 
 
 def test_a_source_without_success_within_twice_its_interval_exits_3(engine) -> None:

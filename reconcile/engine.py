@@ -113,7 +113,10 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
     with engine.connect() as conn:
         chosen = sorted(set(years)) if years else store_years(conn)
         last = reconcile_runs.last_recorded(conn)
+    today = _today()
+    # A run records only the present: a day to come would make every later run a what-if until then
     what_if = ("--dry-run: nothing is recorded" if dry_run else
+               f"as of {_day(day)}, after today {_day(today)}: a what-if, nothing is recorded" if day > today else
                f"as of {_day(day)}, before the last recorded run's day {_day(last.as_of)}: "
                "a what-if, nothing is recorded" if last is not None and day < last.as_of else None)
     basis = _basis(settings, calendar, chosen, rules)
@@ -214,6 +217,11 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
     if refreshing is not None:
         refreshing.wait()
     return result
+
+
+def _today() -> date:
+    """Today in Tehran, after which no run is recorded (the tests' calendar moves it: tests/conftest.py)."""
+    return today_tehran()
 
 
 def _day(day: date) -> str:

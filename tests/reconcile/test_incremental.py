@@ -188,6 +188,23 @@ def test_a_past_day_or_a_dry_run_records_nothing(engine):
     assert today.life.opened == len(before)
 
 
+def test_a_day_after_today_is_a_what_if_and_leaves_later_runs_recorded(engine, monkeypatch):
+    # found by a new user: `reconcile --as-of 2030-01-01` was recorded, and every later run became a
+    # what-if ("before the last recorded run's day") until 2030
+    monkeypatch.setattr("reconcile.engine._today", lambda: day("1405/09/10"))
+    varied_store(engine, random.Random(4))
+    ahead = reconcile.run(engine, config(), as_of=day("1405/09/11"))
+    assert ahead.run_id is None
+    assert ahead.what_if == (f"as of 1405/09/11 ({day('1405/09/11').isoformat()}), after today "
+                             f"1405/09/10 ({day('1405/09/10').isoformat()}): a what-if, nothing is recorded")
+    assert ahead.life.opened > 0  # told what it would do
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(ReconcileRun.__table__)).scalar_one() == 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(Deviation.__table__)).scalar_one() == 0
+    now = reconcile.run(engine, config(), as_of=day("1405/09/10"))  # today itself is recorded
+    assert now.what_if is None and now.run_id is not None and now.life.opened > 0
+
+
 def test_a_show_that_fails_half_way_leaves_the_run_recorded_and_the_store_usable(engine):
     """The output fails while rows still stream (a full disk, a closed pipe): the run is recorded, the
     error is the output's, and the stream does not hold the connection (on PostgreSQL a stream left

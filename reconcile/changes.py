@@ -1,7 +1,7 @@
 """Work in proportion to change: which subjects a run must judge again.
 
 A recorded run keeps, in its statistics, the **basis** of its verdicts (years, rules, thresholds,
-deadlines, which quarters were closed: reconcile/engine.py) and a **watermark** of the sync runs it
+deadlines, which quarters were closed, the wording's version: reconcile/engine.py) and a **watermark** of the sync runs it
 could see: the largest sync run id and the sync runs still running when it read the store. Every
 row a sync writes carries the run that last inserted or changed it (``last_run_id``, also on the
 credit rows and operations since migration 0008; indexed since 0009). So the facts that may have

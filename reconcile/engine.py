@@ -52,7 +52,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from foundation.jalali import format_jalali, today_tehran
-from reconcile import changes, helper
+from reconcile import changes, helper, wording
 from reconcile.facts import AsOf
 from reconcile.findings import Finding
 from reconcile.judge import Answers, Asked, RuleStats, enabled_rules, rule_stats
@@ -383,9 +383,9 @@ def _identities(found: Found) -> dict[tuple, tuple[int, str]]:
 
 def _basis(settings: ReconcileConfig, calendar: AsOf, years: list[int], rules: list[tuple[Rule, Any]]) -> str:
     """A digest of what a run's verdicts depend on besides the facts: years, rules and thresholds,
-    deadlines and which quarters are closed. Two runs of equal basis judge unchanged facts alike
-    (except time-driven rules, which every run judges whole)."""
-    content = {"years": years, "closed": {y: calendar.closed_quarters(y) for y in years},
+    deadlines, which quarters are closed and how sentences are worded. Two runs of equal basis judge
+    unchanged facts alike (except time-driven rules, which every run judges whole)."""
+    content = {"years": years, "closed": {y: calendar.closed_quarters(y) for y in years}, "wording": wording.VERSION,
                "rules": [[rule.name, repr(limits)] for rule, limits in rules],
                "deadlines": [settings.report_due_days, settings.approval_due_days]}
     return hashlib.blake2b(json.dumps(content, sort_keys=True, default=str).encode(), digest_size=16).hexdigest()

@@ -1,7 +1,8 @@
 """The Persian words of findings: how a subject, a quarter and a figure are written.
 
 Sentences use Persian digits, the Persian decimal separator (٫) and thousands separator (٬), and
-Jalali dates, the way a budget expert of the province writes them. Figures, days and quarters are
+Jalali dates, the way a budget expert of the province writes them; codes are written as stored, in
+ASCII digits isolated left-to-right (shared/presentation.md). Figures, days and quarters are
 written by foundation/present.py, as everywhere people read them, with three differences kept here
 because finding sentences are fingerprinted and stored (a changed sentence would "update" every
 deviation): a missing figure is '؟' (present: '—'), a number is not grouped unless asked, and a
@@ -19,6 +20,11 @@ from reconcile.facts import Place
 
 UNKNOWN = "؟"  # a figure the facts do not hold
 
+# Raised whenever a change here rewords stored sentences: the next run after an upgrade then judges
+# the whole store (reconcile/engine.py `_basis`), so no deviation keeps a sentence of the old form.
+# 2: codes as stored, isolated left-to-right (1 wrote them in Persian digits).
+VERSION = 2
+
 
 def number(value: Decimal | int | None, *, grouped: bool = False) -> str:
     """32.5000 -> '۳۲٫۵', 12345 -> '۱۲٬۳۴۵' (grouped); trailing zeros dropped; None -> '؟'."""
@@ -34,7 +40,9 @@ def amount(value: Decimal | None) -> str:
 
 
 def code(value: str) -> str:
-    return present.digits(value)
+    """A code as stored, ASCII digits isolated left-to-right (shared/presentation.md): in Persian
+    digits and without isolation, '1305012007-003' displayed as «۰۰۳-۱۳۰۵۰۱۲۰۰۷» in every RTL line."""
+    return present.code_text(value)
 
 
 @lru_cache(maxsize=4096)

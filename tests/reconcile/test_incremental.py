@@ -168,6 +168,17 @@ def test_another_basis_or_full_judges_everything(engine):
     assert reconcile.run(engine, config(report_due_days=20), as_of=day("1405/10/03"), **step).scope == "incremental"
 
 
+def test_sentences_reworded_by_an_upgrade_are_judged_whole_once(engine, monkeypatch):
+    """An upgrade that rewords findings (reconcile/wording.py VERSION) must not leave the deviations
+    of unchanged subjects in the old words: its first run judges everything."""
+    varied_store(engine, random.Random(6))
+    reconcile.run(engine, config(), as_of=day("1405/09/02"))
+    assert reconcile.run(engine, config(), as_of=day("1405/09/03"), incremental=True).scope == "incremental"
+    monkeypatch.setattr("reconcile.wording.VERSION", reconcile.wording.VERSION + 1)
+    assert reconcile.run(engine, config(), as_of=day("1405/09/04"), incremental=True).scope == "full"
+    assert reconcile.run(engine, config(), as_of=day("1405/09/05"), incremental=True).scope == "incremental"
+
+
 def test_a_past_day_or_a_dry_run_records_nothing(engine):
     # issue 12 item 13: the life of deviations moves only forward
     varied_store(engine, random.Random(9))

@@ -100,7 +100,8 @@ def test_progress_lag_finding_keeps_its_numbers():
     assert f.numbers == {"target": "55", "actual": "32", "gap": "23"}
     assert (f.evidence_table, f.evidence_id, f.sync_run_id) == ("progress_report", 102, 7)
     assert "در پایان سه\u200cماهه دوم ۱۴۰۵ پیشرفت فیزیکی ۳۲٪ گزارش کرده در برابر ۵۵٪ پیش\u200cبینی\u200cشده" in f.message
-    assert "(کد ۱۳۰۵۰۱۲۰۰۷-۰۰۳)" in f.message and "در شهرستان اهواز" in f.message
+    # the code as stored, isolated left-to-right (shared/presentation.md), not reversed by the RTL line
+    assert "(کد \u20661305012007-003\u2069)" in f.message and "در شهرستان اهواز" in f.message
 
 
 def test_progress_lag_thresholds_come_from_limits():

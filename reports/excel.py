@@ -38,7 +38,7 @@ FONT = "Tahoma"  # on the experts' Windows machines; Excel substitutes where mis
 @dataclass(frozen=True)
 class Col:
     header: str
-    kind: str  # text | int | amount | points (0-100) | ratio | day | iso | year
+    kind: str  # text | int | amount | figure (decimals kept) | points (0-100) | ratio | day | iso | year
     value: Callable[[Any], Any]
     width: int = 14
 
@@ -63,6 +63,9 @@ class _Book:
             "ratio": self.book.add_format({**base, "num_format": "0.0%"}),
             "year": self.book.add_format({**base, "num_format": "0"}),
             "pace": self.book.add_format({**base, "num_format": "0.0"}),
+            # a figure that may have decimals (a deviation's planned and actual, a unit cost):
+            # '#,##0' showed 99.9 as 100 and 0.67 as 1; a whole one keeps '#,##0' (no stray point)
+            "figure": self.book.add_format({**base, "num_format": "#,##0.0#"}),
             "title": self.book.add_format({**base, "bold": True, "font_size": 14}),
             "label": self.book.add_format({**base, "bold": True}),
             # a late step or forecast: red, and still the number format of its column
@@ -86,6 +89,9 @@ class _Book:
             sheet.write_blank(row, col, None, style)
         elif kind in ("int", "amount", "year", "pace"):
             sheet.write_number(row, col, float(value), style)
+        elif kind == "figure":
+            whole = Decimal(value) == Decimal(value).to_integral_value()
+            sheet.write_number(row, col, float(value), self.f["int"] if whole else style)
         elif kind == "points":
             sheet.write_number(row, col, float(Decimal(value) / 100), style)
         elif kind == "ratio":
@@ -205,12 +211,12 @@ OPERATION_COLUMNS = [
     Col("واحد سنجش", "text", lambda o: o.unit, 10), Col("کد دستگاه", "text", lambda o: o.agency_code, 9),
     Col("دستگاه اجرایی", "text", lambda o: o.agency_name, 34), Col("شهرستان", "text", lambda o: o.county, 14),
     Col("گروه کارشناسی", "text", lambda o: present.group(o.group), 16),
-    Col("مقدار برنامه‌ای (تجمعی)", "amount", lambda o: o.planned, 12),
-    Col("مقدار تحقق‌یافته (تجمعی)", "amount", lambda o: o.delivered, 12),
+    Col("مقدار برنامه‌ای (تجمعی)", "figure", lambda o: o.planned, 12),
+    Col("مقدار تحقق‌یافته (تجمعی)", "figure", lambda o: o.delivered, 12),
     Col("نسبت تحقق", "ratio", lambda o: o.achievement, 10),
     Col(f"هزینه (تجمعی، {present.AMOUNT_UNIT})", "amount", lambda o: o.spent, 14),
-    Col("بهای واحد مصوب", "amount", lambda o: o.unit_cost, 12),
-    Col("بهای واحد واقعی", "amount", lambda o: o.actual_unit_cost, 12),
+    Col("بهای واحد مصوب", "figure", lambda o: o.unit_cost, 12),
+    Col("بهای واحد واقعی", "figure", lambda o: o.actual_unit_cost, 12),
     Col("نسبت بهای واقعی به مصوب", "ratio", lambda o: o.cost_ratio, 12),
 ]
 
@@ -220,7 +226,7 @@ DEVIATION_COLUMNS = [
     Col("سه‌ماهه", "int", lambda d: d.quarter, 8), Col("وضعیت", "text", lambda d: present.status(d.status), 12),
     Col("کد دستگاه", "text", lambda d: d.agency_code, 9), Col("دستگاه اجرایی", "text", lambda d: d.agency_name, 30),
     Col("شهرستان", "text", lambda d: d.county, 14), Col("گروه کارشناسی", "text", lambda d: present.group(d.group), 16),
-    Col("برنامه", "amount", lambda d: d.planned, 10), Col("عملکرد", "amount", lambda d: d.actual, 10),
+    Col("برنامه", "figure", lambda d: d.planned, 10), Col("عملکرد", "figure", lambda d: d.actual, 10),
     Col("شرح", "text", lambda d: d.message, 80),
 ]
 

@@ -96,6 +96,20 @@ def test_amounts_and_percentages_are_numbers_with_formats(workbook):
     assert target.number_format == "0.0%" and 0 <= target.value <= 1  # points written as a fraction
 
 
+def test_figures_with_decimals_keep_them_and_whole_ones_show_no_point(workbook):
+    # found by a new user: '#,##0' showed a planned 99.9 as 100 and a unit cost of 0.67 as 1
+    book, _, _ = workbook
+    cells = [book[sheet].cell(r, _column(book[sheet], header))
+             for sheet, headers in (("انحرافات", ("برنامه", "عملکرد")),
+                                    ("موافقتنامه‌ها", ("بهای واحد مصوب", "بهای واحد واقعی", "مقدار برنامه‌ای (تجمعی)")))
+             for header in headers for r in range(2, book[sheet].max_row + 1)]
+    figures = [c for c in cells if isinstance(c.value, (int, float))]
+    fractional = [c for c in figures if c.value != int(c.value)]
+    assert fractional and len(fractional) < len(figures)  # both kinds are in the simulated store
+    assert all(c.number_format == "#,##0.0#" for c in fractional)
+    assert all(c.number_format == "#,##0" for c in figures if c.value == int(c.value))
+
+
 def test_jalali_dates_are_text_beside_an_iso_column(workbook):
     book, _, _ = workbook
     projects = book["پروژه‌ها"]

@@ -74,6 +74,19 @@ def test_figures_use_persian_digits_and_separators(page_file):
         assert "٬" in total and "٪" in total
 
 
+def test_unit_costs_show_two_decimal_places_both_approved_and_actual(page_file):
+    # found by a new user: the approved unit cost was rounded to whole ('۲' beside an actual '۱٫۵۰')
+    path, _ = page_file
+    with browser_page() as (page, _errors):
+        _open(page, path, [])
+        rows = page.locator("#agreements tbody tr")
+        assert rows.count() > 0
+        for i in range(rows.count()):
+            cells = rows.nth(i).locator("td").all_inner_texts()
+            for shown in (cells[7], cells[8]):  # بهای واحد مصوب, بهای واحد واقعی
+                assert shown == "—" or re.fullmatch(r"[۰-۹٬]+٫[۰-۹]{2}", shown), shown
+
+
 def test_it_prints_on_a4_landscape(page_file, tmp_path):
     path, _ = page_file
     with browser_page() as (page, _errors):

@@ -15,10 +15,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
@@ -125,6 +126,13 @@ def create_app(engine: Engine, config: Any, *, secret: str | None = None, https_
         return render(request, "error.html", status_code=exc.status_code,
                       message=messages.get(exc.status_code, str(exc.detail)))
 
+    @app.exception_handler(RequestValidationError)
+    async def malformed(request: Request, exc: RequestValidationError):
+        # /deviations/abc: a page that cannot exist (FastAPI answered with its English JSON, 422)
+        if any(error.get("loc", ("",))[0] == "path" for error in exc.errors()):
+            return render(request, "error.html", status_code=404, message="چنین صفحه‌ای نیست.")
+        return render(request, "error.html", status_code=400, message="نشانی یا فرمی که فرستادید درست نیست.")
+
     @app.middleware("http")
     async def _require_session(request: Request, call_next):
         path = request.url.path
@@ -137,8 +145,9 @@ def create_app(engine: Engine, config: Any, *, secret: str | None = None, https_
                 request.session.clear()
                 if request.method in ("GET", "HEAD"):
                     response = redirect(f"/login?next={quote(path + ('?' + request.url.query if request.url.query else ''))}")
-                else:
-                    response = PlainTextResponse("sign in first", status_code=401)
+                else:  # a form sent after the session ended: say so, in the page's words, and sign in again
+                    response = render(request, "login.html", status_code=401, next=_came_from(request),
+                                      username=username or "", error=EXPIRED)
             else:
                 request.state.user = user
                 response = await call_next(request)
@@ -161,6 +170,17 @@ def _user(engine: Engine, username: str):
 def _record_login(engine: Engine, username: str, address: str) -> None:
     with engine.begin() as conn:
         record_action(conn, username, "login", detail=f"from {address}")
+
+
+EXPIRED = "نشست شما به پایان رسیده بود و آنچه فرستادید ثبت نشد؛ دوباره وارد شوید و آن را از نو بفرستید."
+
+
+def _came_from(request: Request) -> str:
+    """The page a form was sent from (its Referer, on this site only), to return to after signing in."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc != request.url.netloc or not referer.path:
+        return "/"
+    return _safe_next(referer.path + (f"?{referer.query}" if referer.query else ""))
 
 
 def _safe_next(target: str) -> str:

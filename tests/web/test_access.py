@@ -48,6 +48,20 @@ def test_no_page_answers_without_a_session(sqlite_store):
         assert response.status_code == 401, path
 
 
+def test_a_form_sent_after_the_session_ended_says_so_in_persian_and_returns_to_its_page(sqlite_store):
+    # found by a new user: the answer was a bare English "sign in first"
+    client = sqlite_store.client()
+    base = str(client.base_url)
+    sent = client.post("/deviations/7/acknowledge", data={"reason": "x"}, follow_redirects=False,
+                       headers={"referer": f"{base}/deviations/7?tab=history"})
+    assert sent.status_code == 401 and 'dir="rtl"' in sent.text
+    assert "نشست شما به پایان رسیده بود" in sent.text and "sign in" not in sent.text
+    assert 'name="next" value="/deviations/7?tab=history"' in sent.text
+    foreign = client.post("/deviations/7/acknowledge", data={"reason": "x"}, follow_redirects=False,
+                          headers={"referer": "https://evil.example/deviations/7"})
+    assert 'name="next" value="/"' in foreign.text
+
+
 def test_login_page_healthz_and_static_answer_without_a_session(sqlite_store):
     client = sqlite_store.client()
     assert client.get("/login").status_code == 200

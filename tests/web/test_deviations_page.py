@@ -179,6 +179,12 @@ def test_an_unknown_deviation_is_a_404_page(shared_store):
     assert response.status_code == 404 and "چنین مغایرتی" in response.text
 
 
+def test_a_malformed_deviation_address_is_a_persian_404_page_not_json(shared_store):
+    response = shared_store.client("social").get("/deviations/abc")
+    assert response.status_code == 404 and 'dir="rtl"' in response.text and "چنین صفحه‌ای نیست" in response.text
+    assert "application/json" not in response.headers["content-type"]
+
+
 def test_overview_counts_open_deviations_by_severity_and_group(shared_store):
     html = shared_store.client("social").get("/").text
     social_critical = sum(1 for r in shared_store.deviations if r["status"] == "open"

@@ -27,30 +27,12 @@ from foundation import present
 TEMPLATES = Path(__file__).with_name("templates")
 FONTS = 'Vazirmatn, Tahoma, "DejaVu Sans", sans-serif'
 
-# how each rule's planned and actual figures are written: the unit they are in
-_PERCENT, _RATIO, _AMOUNT, _QUANTITY = "percent", "ratio", "amount", "quantity"
-_UNITS = {
-    ("capital", "spend_progress_gap"): _RATIO,
-    ("capital", "credit_inconsistency"): _AMOUNT,
-    ("expense", "credit_inconsistency"): _AMOUNT,
-    ("expense", "unit_cost_overrun"): _AMOUNT,
-    ("expense", "operation_shortfall"): _QUANTITY,
-    ("expense", "approval_overdue"): _QUANTITY,
-    ("expense", "missing_report"): _QUANTITY,
-}
 CHANGE_WORDS = {NEW: "جدید", ESCALATED: "تشدیدشده", REOPENED: "بازگشایی‌شده"}
 
 
 def figure(item: Item, value: Decimal | None) -> str:
     """A planned or actual figure in the unit its rule compares."""
-    unit = _UNITS.get((item.kind, item.rule), _PERCENT)
-    if unit == _PERCENT:
-        return present.percent(value)
-    if unit == _RATIO:
-        return present.ratio(value)
-    if unit == _AMOUNT:
-        return present.amount(value, unit=True)
-    return present.number(value)
+    return present.figure(item.kind, item.rule, value)
 
 
 def subject_line(digest: Digest) -> str:

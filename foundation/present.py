@@ -183,3 +183,53 @@ def kind(code: str) -> str:
 
 def source(code: str) -> str:
     return SOURCE_NAMES.get(code, code)
+
+
+# --- a rule's figures, in the unit each compares -------------------------------------------------
+# A deviation's planned and actual figures (and the named figures a rule keeps in ``numbers``) are
+# percentage points for most capital rules, a share for spending against progress, money, or a
+# quantity of an operation's unit. Every output writes them in that unit: e-mails, the console.
+
+POINTS, SHARE, AMOUNT, QUANTITY, TIMES = "points", "share", "amount", "quantity", "times"
+_PLANNED_ACTUAL = {
+    ("capital", "spend_progress_gap"): SHARE,
+    ("capital", "credit_inconsistency"): AMOUNT,
+    ("expense", "credit_inconsistency"): AMOUNT,
+    ("expense", "unit_cost_overrun"): AMOUNT,
+    ("expense", "operation_shortfall"): QUANTITY,
+    ("expense", "approval_overdue"): QUANTITY,
+    ("expense", "missing_report"): QUANTITY,
+}
+_NAMED = {  # a figure kept in a deviation's ``numbers`` (reconcile/rules/), by its name
+    **dict.fromkeys(("target", "actual", "gap", "start", "target_q4", "planned_gain", "previous", "drop",
+                     "latest_progress", "observed", "reported", "difference", "progress", "observed_progress"),
+                    POINTS),
+    **dict.fromkeys(("physical_share", "spend_share", "ratio"), SHARE),
+    **dict.fromkeys(("absorbed", "notified_total", "spent_cum", "unit_cost", "actual_unit_cost", "value", "limit",
+                     "excess", "approved", "notified", "allocated", "spent"), AMOUNT),
+    **dict.fromkeys(("planned_cum", "actual_cum", "quantity"), QUANTITY),
+}
+_NAMED_IN_RULE = {("spend_progress_gap", "gap"): QUANTITY,  # a difference of two shares, as its sentence writes it
+                  ("unit_cost_overrun", "ratio"): TIMES}
+
+
+def figure(kind: str, rule: str, value: Decimal | int | float | None, *, name: str | None = None,
+           unit: bool = True) -> str | None:
+    """A rule's figure in its unit: planned/actual (no ``name``) or a named one of its ``numbers``.
+    '۵۵٪', '۴۵٫۵٪' (a share), '۱٬۲۵۰ میلیون ریال' (``unit=False``: '۱٬۲۵۰'), '۱٫۲۵ برابر'. None for
+    a name of no known unit (the caller writes it as it is)."""
+    how = _PLANNED_ACTUAL.get((kind, rule), POINTS) if name is None else \
+        _NAMED_IN_RULE.get((rule, name), _NAMED.get(name))
+    if how is None:
+        return None
+    if value is None:
+        return NOTHING
+    if how == POINTS:
+        return percent(value)
+    if how == SHARE:
+        return ratio(value)
+    if how == AMOUNT:
+        return amount(value, unit=unit)
+    if how == TIMES:
+        return f"{number(value)} برابر"
+    return number(value)

@@ -42,4 +42,10 @@ LABELS = {
     "fiscal_year": "سال مالی", "quantity": "مقدار", "spent": "هزینه", "approved": "مصوب", "notified": "ابلاغی",
     "allocated": "تخصیص", "source": "منبع", "chapter": "فصل", "title": "عنوان", "code": "کد",
     "observed_progress": "پیشرفت مشاهده‌شده", "inspector": "بازدیدکننده", "project_code": "کد پروژه",
+    "target_q4": "برنامهٔ پایان سال", "end_year": "سال پایان برنامه‌ای", "years_late": "سال‌های تأخیر",
+    "latest_quarter": "سه‌ماههٔ آخرین گزارش", "previous_quarter": "سه‌ماههٔ گزارش پیشین",
+    "reported_quarter": "سه‌ماههٔ گزارش", "operations_planned": "فعالیت‌های دارای برنامه در این دوره",
 }
+# a credit stage named in a credit_inconsistency finding ("stage", "exceeds"), by the family's words
+STAGES = {"capital": {"used": "جذب", "allocated": "تخصیص", "notified": "اعتبار ابلاغی", "approved": "اعتبار مصوب"},
+          "expense": {"used": "هزینه", "allocated": "تخصیص", "notified": "اعتبار ابلاغی", "approved": "اعتبار مصوب"}}

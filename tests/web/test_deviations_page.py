@@ -196,3 +196,47 @@ def test_overview_counts_open_deviations_by_severity_and_group(shared_store):
 def test_the_filter_form_also_chooses_the_order(shared_store):
     html = shared_store.client("social").get("/deviations?sort=found&dir=desc&severity=minor").text
     assert '<option value="found" selected>' in html and '<option value="desc" selected>' in html
+
+
+def test_a_deviations_figures_are_named_in_persian_in_their_units(tmp_path):
+    """Every rule's figures on a real reconciliation's deviations: each named in Persian (a new user
+    saw raw keys such as target_q4 and years_late), points with '٪', money with its unit, no ASCII
+    digits, and planned/actual not listed twice beside the rule's own names for them."""
+    import random
+
+    import sqlalchemy as sa
+
+    import reconcile
+    from store.db import open_store
+    from store.models import Deviation
+    from tests.reconcile.reconcile_builders import config, day, varied_store
+    from tests.web.conftest import ConsoleStore, add_users, console_config
+
+    engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    varied_store(engine, random.Random(3))
+    reconcile.run(engine, config(), as_of=day("1405/09/02"))
+    add_users(engine)
+    client = ConsoleStore(engine, console_config(tmp_path), []).client("tolfiq")
+    d = Deviation.__table__
+    with engine.connect() as conn:
+        firsts = conn.execute(sa.select(d.c.kind, d.c.rule, sa.func.min(d.c.id)).group_by(d.c.kind, d.c.rule)).all()
+    assert len(firsts) >= 10
+    cards = {}
+    for kind, rule, deviation_id in firsts:
+        html = client.get(f"/deviations/{deviation_id}").text
+        card = html[html.index("<h2>ارقام</h2>"):]
+        card = card[:card.index("</section>")]
+        names = re.findall(r"<dt>(.*?)</dt>", card)
+        shown = re.findall(r"<dd[^>]*>(.*?)</dd>", card, re.S)
+        assert names and not any(re.search(r"[A-Za-z_]", n) for n in names), (rule, names)
+        assert names.count("برنامه") <= 1 and names.count("عملکرد") <= 1, (rule, names)
+        # codes (operations_planned) keep their ASCII digits; every other figure is in Persian digits
+        assert not any(re.search(r"[0-9]", s) for n, s in zip(names, shown) if "فعالیت" not in n), (rule, shown)
+        cards[(kind, rule)] = dict(zip(names, shown))
+    engine.dispose()
+    lag = cards[("capital", "progress_lag")]
+    assert lag["برنامه"].endswith("٪") and lag["فاصله"].endswith("٪")
+    overdue = cards[("capital", "completion_overdue")]
+    assert {"سال پایان برنامه‌ای", "سال‌های تأخیر", "آخرین پیشرفت گزارش‌شده"} <= set(overdue)
+    assert cards[("capital", "spend_progress_gap")]["جذب"].endswith(present.AMOUNT_UNIT)
+    assert cards[("expense", "unit_cost_overrun")]["نسبت"].endswith("برابر")

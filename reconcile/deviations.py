@@ -215,6 +215,9 @@ def get(conn: Connection, deviation_id: int) -> tuple[Any, list[Any]]:
     return row, history
 
 
+REASON_MAX = 1000  # characters: a reason is a sentence or a paragraph, shown on pages and in e-mails
+
+
 def _act(engine: Engine, deviation_id: int, by: str, reason: str, *, to: str, allowed: tuple[str, ...],
          now: datetime | None) -> Any:
     by, reason = (by or "").strip(), (reason or "").strip()
@@ -222,6 +225,8 @@ def _act(engine: Engine, deviation_id: int, by: str, reason: str, *, to: str, al
         raise DeviationError("say who you are (--by NAME)")
     if not reason:
         raise DeviationError("say why (--reason TEXT)")
+    if len(reason) > REASON_MAX:
+        raise DeviationError(f"a reason of at most {REASON_MAX} characters, please (this one has {len(reason)})")
     now = now or datetime.now(timezone.utc)
     with engine.begin() as conn:
         row = conn.execute(sa.select(dev).where(dev.c.id == deviation_id).with_for_update()).first()

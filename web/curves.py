@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 WIDTH, HEIGHT = 360, 200
-LEFT, RIGHT, TOP, BOTTOM = 40, 12, 12, 28  # margins for the axis labels
+LEFT, RIGHT, TOP, BOTTOM = 40, 30, 12, 28  # margins for the axis labels (the last quarter's is centred on its point)
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,11 @@ class Curve:
         """(value, y) of the horizontal grid lines."""
         step = self.top // 4
         return [(v, _y(Decimal(v), self.top)) for v in range(0, self.top + 1, step)]
+
+    @property
+    def grid_x(self) -> tuple[int, int]:
+        """Where the grid lines start and end."""
+        return LEFT, self.width - RIGHT
 
     @property
     def quarters(self) -> list[tuple[int, float]]:

@@ -174,12 +174,33 @@ def test_the_console_on_a_phone(served):
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         page.goto(f"{served.url}/")
         page.screenshot(path=screenshot_path("web-phone-overview"), full_page=True)
-        page.goto(f"{served.url}/deviations?status=open")
+        page.goto(f"{served.url}/deviations?status=open&group=social")  # one the expert may acknowledge
         page.locator("table.devs tbody tr td:nth-child(2) a").first.click()
         page.wait_for_url(re.compile(r"/deviations/\d+$"))
         page.screenshot(path=screenshot_path("web-phone-deviation"), full_page=True)
         page.screenshot(path=screenshot_path("web-phone-deviation-screen"))
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        # a reason of one long word (a pasted address) breaks instead of widening the page
+        page.fill("form[action$='/acknowledge'] textarea", "https://intranet.example/" + "ب" * 300)
+        page.click("form[action$='/acknowledge'] button[type=submit]")
+        page.wait_for_selector("text=بررسی ثبت شد")
+        page.screenshot(path=screenshot_path("web-phone-deviation-long-reason"), full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        # a project's and an agreement's page (a new user found them 545 px and 500 px wide)
+        with served.engine.connect() as conn:
+            project = conn.execute(sa.text("SELECT code FROM project ORDER BY id LIMIT 1")).scalar_one()
+            agreement = conn.execute(sa.select(ExpenseAgreement.__table__.c.agreement_no).limit(1)).scalar_one()
+        for name, path in (("project", f"/projects/{project}"), ("agreement", f"/agreements/{agreement}")):
+            page.goto(f"{served.url}{path}")
+            page.screenshot(path=screenshot_path(f"web-phone-{name}"), full_page=True)
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390, name
+        # every label of the S-curves lies inside its drawing (the last quarter's was cut off)
+        page.goto(f"{served.url}/projects/{project}")
+        overflow = page.evaluate("""() => [...document.querySelectorAll('figure.curve svg')].flatMap(svg => {
+            const box = svg.getBoundingClientRect();
+            return [...svg.querySelectorAll('text')].map(t => { const r = t.getBoundingClientRect();
+                return Math.max(box.left - r.left, r.right - box.right); }); })""")
+        assert overflow and max(overflow) <= 0.5, overflow
         assert errors == []
 
 

@@ -240,3 +240,18 @@ def test_a_deviations_figures_are_named_in_persian_in_their_units(tmp_path):
     assert {"سال پایان برنامه‌ای", "سال‌های تأخیر", "آخرین پیشرفت گزارش‌شده"} <= set(overdue)
     assert cards[("capital", "spend_progress_gap")]["جذب"].endswith(present.AMOUNT_UNIT)
     assert cards[("expense", "unit_cost_overrun")]["نسبت"].endswith("برابر")
+
+
+def test_a_reason_longer_than_the_limit_is_refused_with_nothing_recorded(sqlite_store):
+    from reconcile.deviations import REASON_MAX
+
+    client = sqlite_store.client("tolfiq")
+    row = sqlite_store.deviation(status="open")
+    page = client.get(f"/deviations/{row['id']}").text
+    assert f'maxlength="{REASON_MAX}"' in page
+    refused = client.post(f"/deviations/{row['id']}/acknowledge", data={"csrf": csrf_of(client), "reason": "x" * (REASON_MAX + 1)})
+    assert "ثبت نشد" in refused.text
+    with sqlite_store.engine.connect() as conn:
+        assert get(conn, row["id"])[0].status == "open"
+    done = client.post(f"/deviations/{row['id']}/acknowledge", data={"csrf": csrf_of(client), "reason": "x" * REASON_MAX})
+    assert "بررسی ثبت شد" in done.text

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
 
+from foundation import present
 from foundation.persian import to_ascii_digits
 from foundation.vocabulary import DEVIATION_STATUSES, GROUPS, KINDS, SEVERITIES
 from reconcile import deviations as dv
@@ -115,7 +116,7 @@ def deviation_page(request: Request, deviation_id: int):
     routing = console(request).config.routing
     row = data["row"]
     return render(request, "deviation.html", **data, group=dv.group_of(row.agency_code, routing),
-                  may_act=can_act_on(user_of(request), row.agency_code, routing))
+                  may_act=can_act_on(user_of(request), row.agency_code, routing), REASON_MAX=dv.REASON_MAX)
 
 
 @router.post("/deviations/{deviation_id}/{action}")
@@ -130,6 +131,10 @@ async def act(request: Request, deviation_id: int, action: str):
     reason = str(form.get("reason", "")).strip()
     if not reason:
         flash(request, "دلیل را بنویسید؛ بدون دلیل ثبت نمی‌شود.", "error")
+        return redirect(f"/deviations/{deviation_id}")
+    if len(reason) > dv.REASON_MAX:
+        flash(request, f"دلیل حداکثر {present.number(dv.REASON_MAX)} نویسه باشد؛ این یکی "
+                       f"{present.number(len(reason))} نویسه است و ثبت نشد.", "error")
         return redirect(f"/deviations/{deviation_id}")
     call = dv.acknowledge if action == "acknowledge" else dv.dismiss
     try:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import sys
 from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
 
 import typer
 from rich.console import Console
@@ -38,6 +40,15 @@ class UserError(Exception):
     def __init__(self, message: str, exit_code: int = 2) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def open_output(path: Path, newline: str | None = None) -> IO[str]:
+    """A command's --output file, opened for writing before any work: a folder that does not exist
+    or cannot be written is one line naming the file, not a traceback after the work is done."""
+    try:
+        return path.open("w", encoding="utf-8", newline=newline)
+    except OSError as exc:
+        raise UserError(f"--output {path}: cannot write there ({exc.strerror or exc})") from None
 
 
 @dataclass

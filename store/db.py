@@ -153,16 +153,24 @@ def _creating(engine: Engine) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def reaching(url: str) -> Iterator[None]:
+    """A store that cannot be reached (no server, no such database, refused) as one StoreError
+    naming it without its password, instead of the driver's OperationalError."""
+    try:
+        yield
+    except sa.exc.OperationalError as exc:
+        raise StoreError(f"cannot open the store at {safe_url(url)}: {exc.orig}") from None
+
+
 def open_store(url: str, *, echo: bool = False) -> Engine:
     """Open the store at ``url``; create it when empty; refuse an out-of-date schema."""
     engine = make_engine(url, echo=echo)
-    try:
+    with reaching(url):
         with _creating(engine):
             if _is_empty(engine):
                 upgrade(engine)
         check_current(engine)
-    except sa.exc.OperationalError as exc:
-        raise StoreError(f"cannot open the store at {safe_url(url)}: {exc.orig}") from None
     return engine
 
 

@@ -286,6 +286,34 @@ def test_unreachable_store_is_one_line_without_its_password(capsys: pytest.Captu
     assert "Traceback" not in err
 
 
+def test_db_commands_on_a_database_that_does_not_exist_are_one_line(capsys: pytest.CaptureFixture[str],
+                                                                     tmp_path: Path) -> None:
+    # found by a new user: `db current` printed the driver's OperationalError and its link
+    from tests.conftest import PG_SKIP_REASON, _pg_url
+
+    if not _pg_url():
+        pytest.skip(PG_SKIP_REASON)
+    missing = sa.engine.make_url(_pg_url()).set(database="budgetwatch_no_such_db", password="pg-Secret-5521")
+    config = store_config(tmp_path, missing.render_as_string(hide_password=False))
+    for argv in (["db", "current"], ["db", "upgrade"]):
+        code, out, err = run(capsys, "--config", str(config), *argv)
+        assert code == 2, argv
+        assert "cannot open the store" in flat(err) and "budgetwatch_no_such_db" in flat(err), err
+        assert "OperationalError" not in err and "sqlalche.me" not in err and "pg-Secret-5521" not in err
+
+
+def test_an_output_file_that_cannot_be_written_stops_the_command_before_it_works(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    config = str(store_config(tmp_path))
+    for argv in (["export", "projects", "-o"], ["reconcile", "-o"], ["deviations", "list", "--output"]):
+        code, _, err = run(capsys, "--config", config, *argv, str(tmp_path / "no-such-folder" / "out.txt"))
+        assert code == 2, argv
+        assert f"--output {tmp_path / 'no-such-folder' / 'out.txt'}: cannot write there" in flat(err), err
+        assert "FileNotFoundError" not in err
+    with make_engine(f"sqlite:///{tmp_path}/store.db").connect() as conn:  # the run did not happen
+        assert conn.execute(sa.text("SELECT count(*) FROM reconcile_run")).scalar() == 0
+
+
 # --- the demo (the README's first command) ------------------------------------------------------
 
 

@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from budgetwatch.app import app, console, context
-from store.db import current_revision, head_revision, make_engine, safe_url, upgrade
+from store.db import current_revision, head_revision, make_engine, reaching, safe_url, upgrade
 
 db_app = typer.Typer(help="The store: schema migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -57,9 +57,10 @@ def db_upgrade() -> None:
     """Apply the store's schema migrations (safe to run again)."""
     url = context().config.database_url
     engine = make_engine(url)
-    before = current_revision(engine)
-    upgrade(engine)
-    after = current_revision(engine)
+    with reaching(url):
+        before = current_revision(engine)
+        upgrade(engine)
+        after = current_revision(engine)
     if before == after:
         console.print(f"store {safe_url(url)} is current (schema {after})")
     else:
@@ -70,7 +71,8 @@ def db_upgrade() -> None:
 def db_current() -> None:
     """Show the store's schema version and whether it is current."""
     url = context().config.database_url
-    current = current_revision(make_engine(url))
+    with reaching(url):
+        current = current_revision(make_engine(url))
     head = head_revision()
     state = "current" if current == head else f"behind: run `budgetwatch db upgrade` (needs {head})"
     console.print(f"{safe_url(url)}: schema {current or 'none'} ({state})")

@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from budgetwatch.app import UserError, app, context, err_console
+from budgetwatch.app import UserError, app, context, err_console, open_output
 from foundation.jalali import format_jalali
 from store.export import export_agreements, export_projects
 
@@ -140,7 +140,7 @@ def export(
 
     with engine.connect() as conn:
         if output:
-            with open(output, "w", encoding="utf-8", newline="") as out:
+            with open_output(output, newline="") as out:
                 n = write(out)
             err_console.print(f"wrote {n} {kind.value} to {output}")
         else:

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from budgetwatch.app import UserError, app, console, context, err_console
+from budgetwatch.app import UserError, app, console, context, err_console, open_output
 from foundation.jalali import format_jalali, parse_day
 from foundation.persian import NormalizationError, to_ascii_digits
 from foundation.vocabulary import DEVIATION_STATUSES, GROUPS, SEVERITIES
@@ -186,7 +186,8 @@ def _write(text: str, output: Path | None) -> None:
     if output is None:
         typer.echo(text, nl=not text.endswith("\n"))
     else:
-        output.write_text(text, encoding="utf-8")
+        with open_output(output) as handle:
+            handle.write(text)
         err_console.print(f"written to {output}", markup=False)
 
 
@@ -197,7 +198,7 @@ def _json(rows: list[dv.Shown]) -> str:
 
 
 def _render(tables: list, output: Path | None, header: str | None = None, footer: list[str] = ()) -> None:
-    handle = output.open("w", encoding="utf-8") if output is not None else None
+    handle = open_output(output) if output is not None else None
     try:
         target = console if handle is None else Console(file=handle, width=FILE_WIDTH, color_system=None)
         if header:
@@ -254,7 +255,7 @@ def reconcile_and_show(*, years: tuple[int, ...], day: date | None, view: dv.Vie
     ctx = context()
     with ctx.engine.connect() as conn:  # a bad county fails before the run, not after
         county_set = _checked(lambda: dv.county_ids(conn, view.counties)) if view.counties else None
-    handle = output.open("w", encoding="utf-8") if output is not None else None
+    handle = open_output(output) if output is not None else None
 
     shown_here = dv.view_condition(view, ctx.config.routing, county_set)
 

@@ -3,7 +3,9 @@
 Every sheet reads right to left, has Persian headers, a frozen header row and a filter. Numbers
 stay numbers with formats (million rials ``#,##0``, percentages ``0.0%``); Jalali dates are text,
 each beside an ISO column for sorting. Every text cell, portal text above all, is written with
-``write_string``: a title such as ``=HYPERLINK(...)`` stays text and never becomes a formula.
+``write_string``: a title such as ``=HYPERLINK(...)`` stays text and never becomes a formula; one
+that starts as a formula would (``= + - @``) is also marked quote-prefixed, so that editing the cell
+in Excel (F2, Enter) keeps it text.
 Native charts sit beside the summaries. The workbook's creation date is the report's
 ``generated_at`` and XlsxWriter stamps its zip entries with a fixed date, so the same report gives
 the same bytes (the sign-off's archive depends on it).
@@ -33,6 +35,7 @@ from reports.text import (
 )
 
 FONT = "Tahoma"  # on the experts' Windows machines; Excel substitutes where missing
+FORMULA_START = ("=", "+", "-", "@")  # a text cell starting so is quote-prefixed
 
 
 @dataclass(frozen=True)
@@ -53,30 +56,32 @@ class _Book:
                                   "author": "budgetwatch", "created": created})
         base = {"font_name": FONT, "font_size": 10, "valign": "top"}
         late = {**base, "bold": True, "font_color": "#b71c1c", "bg_color": "#fde0dc"}
-        self.f = {
-            "header": self.book.add_format({**base, "bold": True, "bg_color": "#dfe7ef", "border": 1,
-                                            "text_wrap": True, "align": "center"}),
-            "text": self.book.add_format({**base, "text_wrap": True}),
-            "int": self.book.add_format({**base, "num_format": "#,##0"}),
-            "amount": self.book.add_format({**base, "num_format": "#,##0"}),
-            "points": self.book.add_format({**base, "num_format": "0.0%"}),
-            "ratio": self.book.add_format({**base, "num_format": "0.0%"}),
-            "year": self.book.add_format({**base, "num_format": "0"}),
-            "pace": self.book.add_format({**base, "num_format": "0.0"}),
+        props = {
+            "header": {**base, "bold": True, "bg_color": "#dfe7ef", "border": 1, "text_wrap": True, "align": "center"},
+            "text": {**base, "text_wrap": True},
+            "int": {**base, "num_format": "#,##0"},
+            "amount": {**base, "num_format": "#,##0"},
+            "points": {**base, "num_format": "0.0%"},
+            "ratio": {**base, "num_format": "0.0%"},
+            "year": {**base, "num_format": "0"},
+            "pace": {**base, "num_format": "0.0"},
             # a figure that may have decimals (a deviation's planned and actual, a unit cost):
             # '#,##0' showed 99.9 as 100 and 0.67 as 1; a whole one keeps '#,##0' (no stray point)
-            "figure": self.book.add_format({**base, "num_format": "#,##0.0#"}),
-            "title": self.book.add_format({**base, "bold": True, "font_size": 14}),
-            "label": self.book.add_format({**base, "bold": True}),
+            "figure": {**base, "num_format": "#,##0.0#"},
+            "title": {**base, "bold": True, "font_size": 14},
+            "label": {**base, "bold": True},
             # a late step or forecast: red, and still the number format of its column
-            "late_int": self.book.add_format({**late, "num_format": "#,##0"}),
-            "late_year": self.book.add_format({**late, "num_format": "0"}),
-            "total": self.book.add_format({**base, "bold": True, "top": 2}),
+            "late_int": {**late, "num_format": "#,##0"},
+            "late_year": {**late, "num_format": "0"},
+            "total": {**base, "bold": True, "top": 2},
+            **{f"total_{kind}": {**base, "bold": True, "top": 2,
+                                 "num_format": "0.0%" if kind in ("points", "ratio") else "#,##0"}
+               for kind in ("amount", "points", "ratio", "int")},
         }
-        for kind in ("amount", "points", "ratio", "int"):
-            self.f[f"total_{kind}"] = self.book.add_format({**base, "bold": True, "top": 2,
-                                                            "num_format": "0.0%" if kind in ("points", "ratio")
-                                                            else "#,##0"})
+        self.f = {name: self.book.add_format(p) for name, p in props.items()}
+        # the same styles quote-prefixed, for text that starts as a formula would
+        self.quoted = {name: self.book.add_format({**p, "quote_prefix": True}) for name, p in props.items()
+                       if "num_format" not in p}
 
     def sheet(self, name: str):
         sheet = self.book.add_worksheet(name)
@@ -84,7 +89,8 @@ class _Book:
         return sheet
 
     def cell(self, sheet, row: int, col: int, kind: str, value: Any, fmt: str | None = None) -> None:
-        style = self.f[fmt or kind] if (fmt or kind) in self.f else self.f["text"]
+        name = fmt or kind if (fmt or kind) in self.f else "text"
+        style = self.f[name]
         if value is None:
             sheet.write_blank(row, col, None, style)
         elif kind in ("int", "amount", "year", "pace"):
@@ -101,7 +107,8 @@ class _Book:
         elif kind == "iso":
             sheet.write_string(row, col, value.isoformat() if isinstance(value, date) else str(value), style)
         else:
-            sheet.write_string(row, col, str(value), style)
+            text = str(value)
+            sheet.write_string(row, col, text, self.quoted.get(name, style) if text.startswith(FORMULA_START) else style)
 
     def table(self, sheet, columns: Sequence[Col], rows: Sequence[Any], *, first_row: int = 0,
               late: Callable[[Any, int], bool] | None = None) -> int:
@@ -179,7 +186,7 @@ def _cover(b: _Book, report: Report) -> None:
              ("واحد مبالغ", present.AMOUNT_UNIT)]
     for r, (label, value) in enumerate(lines, start=2):
         sheet.write_string(r, 0, label, b.f["label"])
-        sheet.write_string(r, 1, value, b.f["text"])
+        b.cell(sheet, r, 1, "text", value)  # the scope names counties and agencies: portal text
     first = len(lines) + 4
     sheet.write_string(first - 1, 0, "انحراف‌های باز به تفکیک قاعده و شدت", b.f["label"])
     columns = [Col("نوع", "text", lambda rc: present.kind(rc[0]), 28), Col("قاعده", "text", lambda rc: present.rule(rc[1]), 60),

@@ -128,6 +128,10 @@ def test_a_formula_looking_title_stays_text(workbook):
     cells = [projects.cell(r, title) for r in range(2, projects.max_row + 1)
              if projects.cell(r, 1).value == "X-FORMULA"]
     assert cells and all(c.value == FORMULA_TITLE and c.data_type == "s" for c in cells)
+    # and quote-prefixed, so that editing the cell in Excel (F2, Enter) does not make it a formula
+    assert all(c.quotePrefix for c in cells)
+    plain = [projects.cell(r, title) for r in range(2, projects.max_row + 1) if projects.cell(r, 1).value != "X-FORMULA"]
+    assert plain and not any(c.quotePrefix for c in plain)
 
 
 def test_deviations_listed_are_those_standing_in_the_store(workbook):

@@ -7,6 +7,7 @@ real subprocess to prove the installed ``budgetwatch`` script works.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -332,3 +333,10 @@ def test_demo_runs_end_to_end_and_brings_its_own_older_store_up_to_date(
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == head_revision()
         assert conn.execute(sa.text("SELECT count(*) FROM deviation")).scalar() > 0
         assert conn.execute(sa.text("SELECT status FROM reconcile_run")).scalars().all() == ["success"]
+    # the commands it suggests use its store and its routing: with config.yaml's, every simulated
+    # agency fell to the default group and `--group social` listed nothing (found by a new user)
+    explore = tmp_path / "data" / "demo-config.yaml"
+    assert "--config data/demo-config.yaml deviations list" in text
+    code, out, err = run(capsys, "--config", str(explore), "deviations", "list", "--group", "social", "--format", "json")
+    assert code == 0, err
+    assert json.loads(out), "the demo's social group has deviations"

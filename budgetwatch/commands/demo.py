@@ -81,18 +81,38 @@ def demo(
 
     name, password = demo_user(ctx.engine)
     exe = Path(sys.argv[0]).resolve() if Path(sys.argv[0]).name == "budgetwatch" else "budgetwatch"
+    explore = _demo_config_file(base, config, own_store=database is None)
+    # a --database URL may hold a password: never printed nor written, the user sets it again
+    prefix = f"{exe} --config {explore}" if database is None else \
+        f"BUDGETWATCH_DATABASE_URL='<the --database URL>' {exe} --config {explore}"
     console.print(
         f"\nE-mail digests the sample experts would receive: {len(mails)} .eml file(s) in {mails[0].parent if mails else '-'}"
-        f"\nExplore the demo store with the same commands, e.g.\n"
-        f"  BUDGETWATCH_DATABASE_URL={url} {exe} deviations list\n"
-        f"  BUDGETWATCH_DATABASE_URL={url} {exe} report --output data/demo-report.html\n"
+        f"\nExplore the demo store with the same commands and the demo's routing of agencies to groups, e.g.\n"
+        f"  {prefix} deviations list\n"
+        f"  {prefix} report --output {base.data_dir / 'demo-report.html'}\n"
         f"The web console on the demo store:\n"
-        f"  BUDGETWATCH_DATABASE_URL={url} {exe} web\n"
+        f"  {prefix} web\n"
         f"  then open http://127.0.0.1:8080/ and sign in as {name} with the password {password}",
         markup=False, highlight=False, soft_wrap=True,
     )
     if not all(o.ok for o in outcomes):
         raise typer.Exit(1)
+
+
+def _demo_config_file(base: Config, config: Config, *, own_store: bool) -> Path:
+    """<data_dir>/demo-config.yaml: the store and the routing the demo used, for the commands it
+    suggests (with config.yaml's routing, every simulated agency would fall to the default group,
+    and the lists and the console would not match what the demo printed)."""
+    import yaml
+
+    path = base.data_dir / "demo-config.yaml"
+    content: dict[str, Any] = {"data_dir": str(base.data_dir.resolve())}
+    if own_store:
+        content["database"] = {"url": f"sqlite:///{(base.data_dir / 'demo.db').resolve().as_posix()}"}
+    content["routing"] = {"default": config.routing.default, "agencies": dict(config.routing.agencies)}
+    path.write_text("# written by `budgetwatch demo`, again at each run: its store and its routing\n"
+                    + yaml.safe_dump(content, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
 
 
 def _demo_digests(ctx: Any, config: Config, out_dir: Path) -> list[Path]:

@@ -81,6 +81,7 @@ class RunResult:
     seconds: float = 0.0
     found: int = 0  # findings made
     what_if: str | None = None  # why nothing was recorded
+    what_if_reason: str | None = None  # the same as a code: dry_run | past | future
     scope: str = "full"  # full | incremental (what was judged; see reconcile/changes.py)
 
     def status(self, finding: Finding) -> str:
@@ -115,10 +116,12 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
         last = reconcile_runs.last_recorded(conn)
     today = _today()
     # A run records only the present: a day to come would make every later run a what-if until then
-    what_if = ("--dry-run: nothing is recorded" if dry_run else
-               f"as of {_day(day)}, after today {_day(today)}: a what-if, nothing is recorded" if day > today else
-               f"as of {_day(day)}, before the last recorded run's day {_day(last.as_of)}: "
-               "a what-if, nothing is recorded" if last is not None and day < last.as_of else None)
+    reason = ("dry_run" if dry_run else "future" if day > today else
+              "past" if last is not None and day < last.as_of else None)
+    what_if = {"dry_run": "--dry-run: nothing is recorded",
+               "future": f"as of {_day(day)}, after today {_day(today)}: a what-if, nothing is recorded",
+               "past": f"as of {_day(day)}, before the last recorded run's day {_day(last.as_of if last else day)}: "
+                       "a what-if, nothing is recorded"}.get(reason or "")
     basis = _basis(settings, calendar, chosen, rules)
     names = [rule.name for rule, _ in rules]
     help_at = helper.helped(engine, names, keep=keep)  # a large full run on SQLite: step 5
@@ -191,7 +194,7 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
             result = RunResult(run_id=run_id, as_of=day, years=chosen, findings=kept, stats=stats,
                                deviations=_identities(found) if keep else {}, life=counts,
                                seconds=time.perf_counter() - started, found=found.count, what_if=what_if,
-                               scope=plan.kind)
+                               what_if_reason=reason, scope=plan.kind)
             say(f"{label} done: {found.count} findings, {counts.opened} opened, {counts.resolved} resolved")
             try:
                 if show is not None:

@@ -59,7 +59,12 @@ actions = ConsoleAction.__table__
 
 
 class ConsoleUserError(Exception):
-    """A user cannot be added or changed as asked; the message says why."""
+    """A user cannot be added or changed as asked; the message says why, for the terminal in English
+    and, as ``persian``, for the console's users page."""
+
+    def __init__(self, message: str, persian: str | None = None) -> None:
+        super().__init__(message)
+        self.persian = persian or message
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,8 @@ class User:
 def _name(username: str) -> str:
     name = (username or "").strip().lower()
     if not name or len(name) > 64 or any(c.isspace() for c in name):
-        raise ConsoleUserError(f"user name {username!r}: 1 to 64 characters without spaces")
+        raise ConsoleUserError(f"user name {username!r}: 1 to 64 characters without spaces",
+                               "نام کاربری باید ۱ تا ۶۴ نویسه و بدون فاصله باشد.")
     return name
 
 
@@ -98,9 +104,10 @@ def add_user(conn: Connection, username: str, *, display_name: str, role: str, g
              password_hash: str, now: datetime | None = None) -> User:
     name = _name(username)
     if role not in ROLES:
-        raise ConsoleUserError(f"role {role!r}: use one of {', '.join(ROLES)}")
+        raise ConsoleUserError(f"role {role!r}: use one of {', '.join(ROLES)}", "چنین نقشی تعریف نشده است.")
     if conn.execute(sa.select(users.c.id).where(users.c.username == name)).first():
-        raise ConsoleUserError(f"user {name!r} exists already (use `users passwd` to change the password)")
+        raise ConsoleUserError(f"user {name!r} exists already (use `users passwd` to change the password)",
+                               f"کاربر «{name}» پیش‌تر افزوده شده است؛ برای عوض کردن گذرواژه‌اش، گذرواژهٔ تازه بدهید.")
     now = now or utcnow()
     conn.execute(sa.insert(users).values(username=name, display_name=(display_name or name).strip(), role=role,
                                          groups=",".join(groups), password_hash=password_hash, disabled=False,
@@ -122,7 +129,7 @@ def update_user(conn: Connection, username: str, *, now: datetime | None = None,
     changed = conn.execute(sa.update(users).where(users.c.username == name)
                            .values(updated_at=now or utcnow(), **values)).rowcount
     if not changed:
-        raise ConsoleUserError(f"no user {name!r}")
+        raise ConsoleUserError(f"no user {name!r}", f"کاربری به نام «{name}» نیست.")
     user = get_user(conn, name)
     assert user is not None
     return user

@@ -45,7 +45,7 @@ class ReconcileJob:
     result_as_of: date | None = None
     result_years: list[int] = field(default_factory=list)
     findings: int = 0
-    what_if: str | None = None  # why the run recorded nothing (a day before the last recorded run's)
+    what_if: str | None = None  # why the run recorded nothing: RunResult.what_if_reason (past | future)
     life: dict[str, int] = field(default_factory=dict)
     error: str | None = None
 
@@ -95,7 +95,7 @@ class ReconcileJobs:
                         ("opened", "reopened", "escalated", "lowered", "updated", "resolved", "unchanged")}
             job.run_id, job.result_as_of, job.result_years = result.run_id, result.as_of, list(result.years)
             job.findings = result.found
-            job.what_if = result.what_if
+            job.what_if = result.what_if_reason
             job.state = "done"
         except Exception as exc:  # the page shows one line; the log keeps the traceback
             log.exception("reconciliation started from the console by %s failed", job.by)

@@ -11,9 +11,10 @@ import secrets
 
 from sqlalchemy.engine import Engine
 
+from foundation import present
 from foundation.vocabulary import GROUPS
 from store.users import ROLES, ConsoleUserError, User, add_user, get_user, record_action, update_user
-from web.auth import hash_password
+from web.auth import MIN_PASSWORD, hash_password
 
 DEMO_USER = "demo"
 
@@ -22,9 +23,10 @@ def _groups(groups: tuple[str, ...] | list[str], role: str) -> tuple[str, ...]:
     chosen = tuple(dict.fromkeys(g.strip() for g in groups if g.strip()))
     unknown = [g for g in chosen if g not in GROUPS]
     if unknown:
-        raise ConsoleUserError(f"group {unknown[0]!r}: use one of {', '.join(GROUPS)}")
+        raise ConsoleUserError(f"group {unknown[0]!r}: use one of {', '.join(GROUPS)}", "چنین گروهی تعریف نشده است.")
     if role == "expert" and not chosen:
-        raise ConsoleUserError("an expert needs at least one group (--group social, ...)")
+        raise ConsoleUserError("an expert needs at least one group (--group social, ...)",
+                               "کارشناس دست‌کم یک گروه کارشناسی لازم دارد.")
     return chosen
 
 
@@ -32,7 +34,7 @@ def _hash(password: str) -> str:
     try:
         return hash_password(password)
     except ValueError as exc:
-        raise ConsoleUserError(str(exc)) from None
+        raise ConsoleUserError(str(exc), f"گذرواژه دست‌کم {present.number(MIN_PASSWORD)} نویسه باشد.") from None
 
 
 def create(engine: Engine, username: str, password: str, *, role: str, groups: tuple[str, ...] = (),

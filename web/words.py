@@ -5,6 +5,10 @@ Kept here, in the one module the templates read them from; the lead may move the
 
 from __future__ import annotations
 
+import re
+
+from foundation import present
+
 SYNC_STATUS = {"running": "در حال اجرا", "success": "موفق", "incomplete": "ناقص", "failed": "ناموفق",
                "interrupted": "قطع‌شده"}
 RUN_STATUS = {"running": "در حال اجرا", "success": "موفق", "failed": "ناموفق"}
@@ -49,3 +53,25 @@ LABELS = {
 # a credit stage named in a credit_inconsistency finding ("stage", "exceeds"), by the family's words
 STAGES = {"capital": {"used": "جذب", "allocated": "تخصیص", "notified": "اعتبار ابلاغی", "approved": "اعتبار مصوب"},
           "expense": {"used": "هزینه", "allocated": "تخصیص", "notified": "اعتبار ابلاغی", "approved": "اعتبار مصوب"}}
+
+
+# the phases a reconciliation reports as it runs (reconcile/engine.py ``say``), as the console shows them
+_PHASES = [
+    (re.compile(r"(?:run \d+|what-if): judging years (.*) as of .*"),
+     lambda m: f"آغاز: داوری سال‌های {present.digits(m[1].replace(', ', '، '))}"),
+    (re.compile(r"judging (\d+)/(\d+): (\S+)"),
+     lambda m: f"داوری قاعدهٔ {present.digits(m[1])} از {present.digits(m[2])}: {present.rule(m[3])}"),
+    (re.compile(r"judging .* in a helper process"), lambda m: "داوری بخشی از قاعده‌ها در فرایندی کمکی"),
+    (re.compile(r"copying the helper process's findings"), lambda m: "گردآوری یافته‌های فرایند کمکی"),
+    (re.compile(r"recording deviations"), lambda m: "ثبت مغایرت‌ها"),
+    (re.compile(r"(?:run \d+|what-if) done: .*"), lambda m: "پایان"),
+]
+
+
+def phase(message: str) -> str:
+    """A run's progress message in Persian; one not known here is shown as it is."""
+    for pattern, words in _PHASES:
+        match = pattern.fullmatch(message)
+        if match:
+            return words(match)
+    return message

@@ -101,7 +101,15 @@ def test_an_admin_adds_and_disables_users_on_the_page(sqlite_store):
     response = admin.post("/users/reza/disable", data={"csrf": csrf_of(admin)})
     assert _user(sqlite_store.engine, "reza").disabled
     response = admin.post("/users/admin/disable", data={"csrf": csrf_of(admin)})
-    assert "cannot disable yourself" in response.text and not _user(sqlite_store.engine, "admin").disabled
+    assert "نمی‌توانید خودتان را غیرفعال کنید" in response.text and not _user(sqlite_store.engine, "admin").disabled
+    # every refusal on the page is in Persian (a new user saw the terminal's English ones there)
+    expert = {"role": "expert", "group": ["social"], "password": PASSWORD}
+    for data, words, english in (({**expert, "username": "reza"}, "پیش‌تر افزوده شده", "exists already"),
+                                 ({**expert, "username": "a b"}, "بدون فاصله", "without spaces"),
+                                 ({**expert, "username": "sara", "group": []}, "دست‌کم یک گروه", "at least one group"),
+                                 ({**expert, "username": "sara", "password": "short"}, "گذرواژه دست‌کم", "characters")):
+        refused = admin.post("/users", data={"csrf": csrf_of(admin), **data})
+        assert "کاربر افزوده نشد" in refused.text and words in refused.text and english not in refused.text, data
     expert = sqlite_store.client("social")
     assert expert.get("/users").status_code == 403
     assert expert.post("/users", data={"csrf": csrf_of(expert), "username": "x", "role": "admin",

@@ -179,3 +179,24 @@ def test_the_project_page_shows_the_change_history_of_reported_figures(sqlite_st
     row = html[html.index("1305012007-003/1405/q1"):][:600]
     assert "گزارش عملکرد" in html and "<td>پیشرفت</td>" in row
     assert "<td>۳۰</td><td>۳۲٫۵</td>" in row and f'href="/runs/{run_id}"' in row
+
+
+def test_a_reconciliation_dated_after_today_is_shown_as_a_what_if_saying_why(console_store, monkeypatch):
+    monkeypatch.setattr("reconcile.engine._today", lambda: date(2026, 12, 1))  # 1405/09/10
+    app = console_store.app()
+    tolfiq = console_store.client("tolfiq", app=app)
+    tolfiq.post("/reconcile", data={"csrf": csrf_of(tolfiq), "year": "1405", "as_of": "1405/09/20"})
+    assert app.state.console.jobs.wait(60)
+    done = tolfiq.get("/reconcile").text
+    assert "اجرای فرضی" in done and "پس از امروز" in done and "پیش از تاریخ آخرین" not in done
+    with console_store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM reconcile_run")).scalar() == 0
+
+
+def test_a_runs_phases_are_shown_in_persian():
+    from web.words import phase
+
+    assert phase("judging 3/10: capital.progress_lag") == "داوری قاعدهٔ ۳ از ۱۰: عقب‌ماندگی پیشرفت فیزیکی از برنامه"
+    assert phase("run 4: judging years 1404, 1405 as of 2026-11-25") == "آغاز: داوری سال‌های ۱۴۰۴، ۱۴۰۵"
+    assert phase("recording deviations") == "ثبت مغایرت‌ها"
+    assert phase("something new") == "something new"  # shown as it is rather than hidden

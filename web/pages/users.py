@@ -40,7 +40,7 @@ async def add(request: Request):
             role=str(form.get("role", "")), groups=tuple(str(g) for g in form.getlist("group")),
             display_name=str(form.get("display_name", "")), by=by)
     except ConsoleUserError as exc:
-        flash(request, f"کاربر افزوده نشد: {exc}", "error")
+        flash(request, f"کاربر افزوده نشد: {exc.persian}", "error")
         return redirect("/users")
     flash(request, f"کاربر {user.username} افزوده شد.")
     return redirect("/users")
@@ -57,11 +57,11 @@ async def change(request: Request, username: str, action: str):
             flash(request, f"گذرواژهٔ {username} عوض شد.")
         elif action in ("disable", "enable"):
             if username == by and action == "disable":
-                raise ConsoleUserError("you cannot disable yourself")
+                raise ConsoleUserError("you cannot disable yourself", "نمی‌توانید خودتان را غیرفعال کنید.")
             await run_in_threadpool(manage.set_disabled, engine, username, action == "disable", by=by)
             flash(request, f"کاربر {username} {'غیرفعال' if action == 'disable' else 'فعال'} شد.")
         else:
             raise Refused(404, "چنین کاری روی کاربر تعریف نشده است.")
     except ConsoleUserError as exc:
-        flash(request, f"انجام نشد: {exc}", "error")
+        flash(request, f"انجام نشد: {exc.persian}", "error")
     return redirect("/users")

@@ -12,7 +12,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from pydantic import Field, create_model, field_validator
+from pydantic import Field, create_model, field_validator, model_validator
 
 from foundation.settings import Strict
 from foundation.vocabulary import Group
@@ -41,7 +41,27 @@ def _rule_model(rule_id: str) -> type[Strict]:
             if fields.setdefault(f.name, (kind, default)) != (kind, default):
                 raise TypeError(f"rule {rule_id}: the families' Limits disagree on {f.name}")
     name = "".join(part.title() for part in rule_id.split("_")) + "Rule"
-    return create_model(name, __base__=_Rule, __module__=__name__, **fields)
+    ordered = _ordered(fields)
+
+    def keep_order(self: Any) -> Any:
+        values = [getattr(self, f) for f in ordered]
+        rising = ordered and fields[ordered[-1]][1] > fields[ordered[0]][1]
+        for (a, x), (b, y) in zip(zip(ordered, values), zip(ordered[1:], values[1:])):
+            if x > y if rising else x < y:  # equal is allowed: the lower severity is then never given
+                raise ValueError(f"{a} {x:g} and {b} {y:g} are inverted: the thresholds go "
+                                 f"{' ≤ '.join(ordered) if rising else ' ≥ '.join(ordered)}, as their defaults do")
+        return self
+
+    return create_model(name, __base__=_Rule, __module__=__name__,
+                        __validators__={"_keep_order": model_validator(mode="after")(keep_order)}, **fields)
+
+
+def _ordered(fields: dict[str, tuple[type, Any]]) -> list[str]:
+    """A rule's severity thresholds in the order their defaults rise or fall (one direction), or none."""
+    names = [n for n, (kind, _) in fields.items() if kind in (int, float)]
+    defaults = [fields[n][1] for n in names]
+    steps = {b > a for a, b in zip(defaults, defaults[1:])}
+    return names if len(names) > 1 and len(steps) == 1 else []
 
 
 # reconcile.rules.<id>: one section per rule id, in the catalogue's order

@@ -117,6 +117,21 @@ def test_concurrency_above_the_contract_ceiling() -> None:
     assert "less than or equal to 8" in line
 
 
+@pytest.mark.parametrize(("rule", "values", "said"), [
+    ("progress_lag", {"minor": 20}, "minor 20 and major 15 are inverted: the thresholds go minor ≤ major ≤ critical"),
+    ("completion_overdue", {"critical_years": 1}, "major_years 2 and critical_years 1 are inverted"),
+    ("operation_shortfall", {"major": 0.9}, "minor 0.7 and major 0.9 are inverted: the thresholds go threshold ≥ minor ≥ major"),
+])
+def test_inverted_severity_thresholds_are_refused_naming_the_rule(rule: str, values: dict, said: str) -> None:
+    # found by a new user: minor above major was accepted, and one severity could never be given
+    line = one_problem({"reconcile": {"rules": {rule: values}}})
+    assert line.startswith(f"reconcile.rules.{rule} = ") and said in line, line
+
+
+def test_equal_severity_thresholds_are_allowed() -> None:
+    parse_config({"reconcile": {"rules": {"progress_lag": {"minor": 15, "major": 15}}}})
+
+
 def test_negative_timeout() -> None:
     line = one_problem({"sources": {"saba": {"timeout_seconds": -5}}})
     assert line.startswith("sources.saba.timeout_seconds = -5: ")

@@ -24,14 +24,14 @@ from foundation.persian import text_key, to_ascii_digits
 from foundation.vocabulary import GROUPS, SEVERITY_RANK
 from reconcile.lifecycle import ROW_COLUMNS
 from reconcile.settings import RoutingConfig
-from store.models import County, Deviation, DeviationEvent
+from store.models import Agency, County, Deviation, DeviationEvent
 
 dev = Deviation.__table__
 events = DeviationEvent.__table__
 counties = County.__table__
 
 # the expert groups (defined once, in foundation.vocabulary) go with group_of: the routing of agencies
-__all__ = ["GROUPS", "DeviationError", "Shown", "View", "acknowledge", "county_ids", "dismiss", "get", "group_of",
+__all__ = ["GROUPS", "DeviationError", "Shown", "View", "acknowledge", "check_agencies", "county_ids", "dismiss", "get", "group_of",
            "json_figure", "json_number", "json_objects", "list_deviations", "shown_rows", "sort_key", "view_condition"]
 
 
@@ -191,8 +191,19 @@ def json_objects(rows: Any) -> Iterator[dict[str, Any]]:
                "message": message, "agency_code": agency_code, "county_id": county_id, "county": county}
 
 
+def check_agencies(conn: Connection, codes: Sequence[str]) -> None:
+    """An agency code that the store does not know is an error (a typo would list nothing, silently)."""
+    agencies = Agency.__table__
+    for code in codes:
+        known = conn.execute(sa.select(sa.literal(1)).where(sa.or_(
+            sa.exists().where(agencies.c.code == code), sa.exists().where(dev.c.agency_code == code)))).first()
+        if known is None:
+            raise DeviationError(f"unknown agency {code!r}: no agency of that code in the store")
+
+
 def list_deviations(conn: Connection, view: View, routing: RoutingConfig) -> list[Shown]:
     """Deviations in the store as the view shows them (sorted)."""
+    check_agencies(conn, view.agencies)
     county_set = county_ids(conn, view.counties) if view.counties else None
     query = sa.select(dev.c.id, dev.c.kind, dev.c.rule, dev.c.severity, dev.c.subject, dev.c.fiscal_year,
                       dev.c.quarter, dev.c.planned, dev.c.actual, dev.c.measure, dev.c.status, dev.c.message,

@@ -306,6 +306,8 @@ def test_db_commands_on_a_database_that_does_not_exist_are_one_line(capsys: pyte
 def test_an_output_file_that_cannot_be_written_stops_the_command_before_it_works(
         capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     config = str(store_config(tmp_path))
+    code, _, err = run(capsys, "--config", config, "export", "projects", "--year", "13")
+    assert code == 2 and "--year 13: not a Jalali fiscal year" in flat(err)
     for argv in (["export", "projects", "-o"], ["reconcile", "-o"], ["deviations", "list", "--output"]):
         code, _, err = run(capsys, "--config", config, *argv, str(tmp_path / "no-such-folder" / "out.txt"))
         assert code == 2, argv

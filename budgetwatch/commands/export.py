@@ -15,6 +15,7 @@ from typing import Any
 import typer
 
 from budgetwatch.app import UserError, app, context, err_console, open_output
+from connectors.settings import FIRST_YEAR, LAST_YEAR
 from foundation.jalali import format_jalali
 from store.export import export_agreements, export_projects
 
@@ -130,6 +131,8 @@ def export(
     """Write the normalised store: JSON lines, or CSV for a spreadsheet (UTF-8 with BOM)."""
     if fmt not in ("jsonl", "csv"):
         raise UserError(f"--format {fmt}: use jsonl or csv")
+    if year is not None and not FIRST_YEAR <= year <= LAST_YEAR:  # 13 for 1403 exported nothing, silently
+        raise UserError(f"--year {year}: not a Jalali fiscal year ({FIRST_YEAR}-{LAST_YEAR}, e.g. 1405)")
     engine = context().engine
     reader = export_projects if kind is ExportKind.projects else export_agreements
     flatten = _flat_projects if kind is ExportKind.projects else _flat_agreements

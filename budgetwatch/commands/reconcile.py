@@ -253,7 +253,8 @@ def reconcile_and_show(*, years: tuple[int, ...], day: date | None, view: dv.Vie
     ``worst``: show only that many deviations, worst first, and say how to list the rest (the demo).
     """
     ctx = context()
-    with ctx.engine.connect() as conn:  # a bad county fails before the run, not after
+    with ctx.engine.connect() as conn:  # a bad county or agency fails before the run, not after
+        _checked(lambda: dv.check_agencies(conn, view.agencies))
         county_set = _checked(lambda: dv.county_ids(conn, view.counties)) if view.counties else None
     handle = open_output(output) if output is not None else None
 

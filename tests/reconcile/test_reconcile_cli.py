@@ -85,6 +85,7 @@ def test_table_shows_counts_per_rule_and_group_and_the_rule_stats(cli):
     (("--group", "finance"), "--group 'finance'"),
     (("--year", "99"), "--year '99': not a Jalali fiscal year"),
     (("--county", "تهران"), "unknown county 'تهران'"),
+    (("--agency", "999"), "unknown agency '999'"),
 ])
 def test_bad_option_values_are_one_line_errors(cli, argv, message):
     code, out, err = cli("reconcile", *argv)

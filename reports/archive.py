@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from foundation.jalali import TEHRAN, is_quarter_closed, quarter_end
+from foundation.jalali import TEHRAN, format_jalali, is_quarter_closed, quarter_end
 from reconcile.settings import RoutingConfig
 from reports import excel, html
 from reports.model import Report, Selection, build
@@ -174,7 +174,9 @@ def approve(engine: Engine, fiscal_year: int, quarter: int, *, by: str, note: st
     if not 1 <= quarter <= 4:
         raise ReviewError(f"--quarter {quarter}: use 1, 2, 3 or 4", 2)
     if not is_quarter_closed(fiscal_year, quarter, as_of):
-        raise ReviewError(f"{fiscal_year} Q{quarter} is not closed: it ends on {quarter_end(fiscal_year, quarter)}")
+        end = quarter_end(fiscal_year, quarter)
+        raise ReviewError(f"{fiscal_year} Q{quarter} is not closed: it ends on "
+                          f"{format_jalali(end, persian_digits=False)} ({end.isoformat()})")
     target = folder(settings.data_dir, fiscal_year, quarter)
     partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
     placed = False  # only what this call renamed into place may be removed again
@@ -183,7 +185,8 @@ def approve(engine: Engine, fiscal_year: int, quarter: int, *, by: str, note: st
             done = reviews.signoff(conn, fiscal_year, quarter)
             if done is not None:
                 raise ReviewError(f"{fiscal_year} Q{quarter} was approved by {done.approved_by} on "
-                                  f"{done.approved_at.isoformat(timespec='minutes')}: its archive is never rewritten")
+                                  f"{format_jalali(done.approved_at, with_time=True, persian_digits=False)} "
+                                  "(Tehran): its archive is never rewritten")
             if target.exists():
                 raise ReviewError(f"{target} already exists though the store records no approval: move it away first")
             report = _period_report(conn, fiscal_year, quarter, as_of, now, settings, extra_review=as_of)

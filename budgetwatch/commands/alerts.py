@@ -19,7 +19,7 @@ from rich.table import Table
 import alerts
 from alerts.recipients import find_expert
 from budgetwatch.app import UserError, app, console, context
-from foundation import present
+from foundation.jalali import format_jalali
 from store import alerts as store_alerts
 
 alerts_app = typer.Typer(help="Deviation alert e-mails: send the digests, list the outbox, preview one.",
@@ -113,12 +113,14 @@ def retry(outbox_id: int = typer.Argument(..., metavar="ID", help="The message's
     """Put a failed message back in the outbox, as it is (same Message-ID), once its cause is fixed."""
     with context().engine.begin() as conn:
         if not store_alerts.requeue_failed(conn, outbox_id, datetime.now(UTC)):
-            raise UserError(f"message {outbox_id} is not a failed message (see `budgetwatch alerts list --failed`)")
+            raise UserError(f"message {outbox_id} is not a failed message in the outbox "
+                            "(see `budgetwatch alerts list --failed`)")
     console.print(f"message {outbox_id} is pending again: `budgetwatch alerts send` sends it", highlight=False)
 
 
 def _when(moment) -> str:
-    return f"{moment:%Y-%m-%d %H:%M} UTC ({present.jalali_ascii(moment)})" if moment else "-"
+    """A moment as the terminal writes it: Tehran time, Jalali with ASCII digits (docs/decisions.md)."""
+    return format_jalali(moment, with_time=True, persian_digits=False) if moment else "-"
 
 
 @alerts_app.command("preview")

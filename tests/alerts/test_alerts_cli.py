@@ -4,6 +4,7 @@ SMTP server; and the alerts' configuration as config.yaml gives it."""
 from __future__ import annotations
 
 import email
+import re
 from email.policy import default
 
 import pytest
@@ -66,6 +67,7 @@ def test_a_refused_message_exits_1_and_shows_in_list_failed(cli):
     assert code == 1 and "554 5.7.1 rejected by policy" in out
     code, out, _ = cli("alerts", "list", "--failed")
     assert code == 0 and "social@mpo-kz.ir" in out and "554 5.7.1 rejected by policy" in out
+    assert re.search(r"14\d\d/\d\d/\d\d \d\d:\d\d", out) and "UTC" not in out  # Tehran, Jalali, as `runs` writes
     assert "0 pending" in out and "1 failed" in out
     code, out, _ = cli("alerts", "list", "--pending")
     assert code == 0 and "no messages pending" in out

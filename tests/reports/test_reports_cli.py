@@ -4,6 +4,8 @@ diff that found changed figures (4)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import sqlalchemy as sa
 
@@ -81,6 +83,7 @@ def test_review_approve_list_and_diff(cli, engine, tmp_path):
         "figures.json", "manifest.json", "report.html", "report.xlsx"]
     code, _, err = cli("review", "approve", "--year", "1405", "--quarter", "2", "--by", "دیگری")
     assert code == 3 and "never rewritten" in err
+    assert re.search(r"approved by مریم احمدی on 1405/\d\d/\d\d \d\d:\d\d \(Tehran\)", err), err  # as the terminal writes times
     code, out, _ = cli("review", "list")
     assert code == 0 and "approved" in out and "intact" in out and "مریم احمدی" in out
     code, out, _ = cli("review", "diff", "--year", "1405", "--quarter", "2")
@@ -96,4 +99,4 @@ def test_review_approve_list_and_diff(cli, engine, tmp_path):
 
 def test_review_approve_of_an_open_quarter_is_exit_code_3(cli):
     code, _, err = cli("review", "approve", "--year", "1406", "--quarter", "1", "--by", "مریم احمدی")
-    assert code == 3 and "not closed" in err
+    assert code == 3 and "not closed: it ends on 1406/03/31 (2027-06-21)" in err

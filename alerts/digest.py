@@ -22,12 +22,13 @@ from sqlalchemy.engine import Connection
 
 from alerts.recipients import scope_of
 from alerts.settings import AlertsConfig, Expert
+from foundation import present
 from foundation.vocabulary import SEVERITIES, SEVERITY_RANK
 from reconcile.settings import RoutingConfig
 from store import alerts as store_alerts
 
 NEW, ESCALATED, REOPENED = "new", "escalated", "reopened"
-NO_COUNTY = "نامشخص"  # shown as "شهرستان نامشخص"
+NO_COUNTY = present.NO_COUNTY  # shown as "شهرستان نامشخص"
 NO_AGENCY = "دستگاه نامشخص"
 
 

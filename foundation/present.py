@@ -23,6 +23,7 @@ from foundation.persian import to_persian_digits
 
 AMOUNT_UNIT = "میلیون ریال"
 NOTHING = "—"  # an empty cell or unknown figure
+NO_COUNTY = "نامشخص"  # a subject the portals give no county for (in reports, e-mails and the console)
 
 MONTHS = ("فروردین", "اردیبهشت", "خرداد", "تیر", "مرداد", "شهریور",
           "مهر", "آبان", "آذر", "دی", "بهمن", "اسفند")

@@ -23,6 +23,7 @@ from decimal import Decimal
 from sqlalchemy.engine import Connection
 
 from foundation.jalali import quarter_end, report_due
+from foundation import present
 from foundation.present import group as group_name
 from foundation.vocabulary import GROUPS, SEVERITIES
 from reconcile.deviations import DeviationError, county_ids, group_of
@@ -34,7 +35,7 @@ from store.reporting import Credits
 
 ZERO = Decimal(0)
 IN_SCOPE = ("exchanged", "amended")  # what the catalogue checks for reports (cancelled/awaiting: credits only)
-NO_COUNTY = "نامشخص"
+NO_COUNTY = present.NO_COUNTY
 
 
 class ReportError(Exception):

@@ -19,7 +19,7 @@ TABLES = {"project_year": "پروژه در سال", "progress_report": "گزار
           "field_inspection": "بازدید میدانی", "expense_agreement": "موافقتنامه", "expense_credit": "اعتبار فصل",
           "operation": "فعالیت", "operation_performance": "عملکرد فعالیت"}
 JOB_STATE = {"running": "در حال اجرا", "done": "پایان‌یافته", "failed": "ناموفق"}
-ACTIONS = {"login": "ورود", "acknowledge": "ثبت بررسی", "dismiss": "رد مغایرت", "visit": "ثبت بازدید",
+ACTIONS = {"login": "ورود", "acknowledge": "ثبت بررسی", "dismiss": "رد انحراف", "visit": "ثبت بازدید",
            "visits_file": "بارگذاری پرونده بازدید", "reconcile": "آغاز تطبیق", "reconcile_end": "پایان تطبیق",
            "user_add": "افزودن کاربر", "user_password": "تغییر گذرواژه", "user_disable": "غیرفعال‌سازی کاربر",
            "user_enable": "فعال‌سازی کاربر"}
@@ -63,7 +63,7 @@ _PHASES = [
      lambda m: f"داوری قاعدهٔ {present.digits(m[1])} از {present.digits(m[2])}: {present.rule(m[3])}"),
     (re.compile(r"judging .* in a helper process"), lambda m: "داوری بخشی از قاعده‌ها در فرایندی کمکی"),
     (re.compile(r"copying the helper process's findings"), lambda m: "گردآوری یافته‌های فرایند کمکی"),
-    (re.compile(r"recording deviations"), lambda m: "ثبت مغایرت‌ها"),
+    (re.compile(r"recording deviations"), lambda m: "ثبت انحراف‌ها"),
     (re.compile(r"(?:run \d+|what-if) done: .*"), lambda m: "پایان"),
 ]
 

@@ -26,7 +26,7 @@ def test_the_list_shows_every_status_but_dismissed_fifty_a_page_most_severe_firs
     expected = [r for r in shared_store.deviations if r["status"] != "dismissed"]
     page = client.get("/deviations")
     assert page.status_code == 200
-    assert _total(page.text).startswith(present.number(len(expected)) + " مغایرت")
+    assert _total(page.text).startswith(present.number(len(expected)) + " انحراف")
     ids = _ids(page.text)
     assert len(ids) == PER_PAGE
     shown = [shared_store.deviation(id=i) for i in ids]
@@ -176,7 +176,7 @@ def test_acting_without_a_reason_or_on_a_dismissed_one_changes_nothing(sqlite_st
 
 def test_an_unknown_deviation_is_a_404_page(shared_store):
     response = shared_store.client("social").get("/deviations/999999")
-    assert response.status_code == 404 and "چنین مغایرتی" in response.text
+    assert response.status_code == 404 and "چنین انحرافی" in response.text
 
 
 def test_a_malformed_deviation_address_is_a_persian_404_page_not_json(shared_store):

@@ -198,5 +198,5 @@ def test_a_runs_phases_are_shown_in_persian():
 
     assert phase("judging 3/10: capital.progress_lag") == "داوری قاعدهٔ ۳ از ۱۰: عقب‌ماندگی پیشرفت فیزیکی از برنامه"
     assert phase("run 4: judging years 1404, 1405 as of 2026-11-25") == "آغاز: داوری سال‌های ۱۴۰۴، ۱۴۰۵"
-    assert phase("recording deviations") == "ثبت مغایرت‌ها"
+    assert phase("recording deviations") == "ثبت انحراف‌ها"
     assert phase("something new") == "something new"  # shown as it is rather than hidden

@@ -100,7 +100,7 @@ def _deviation(request: Request, deviation_id: int) -> dict[str, Any]:
         try:
             row, history = dv.get(conn, deviation_id)
         except dv.DeviationError:
-            raise Refused(404, "چنین مغایرتی در پایگاه نیست.") from None
+            raise Refused(404, "چنین انحرافی در پایگاه نیست.") from None
         names = store.agency_names(conn, {row.agency_code} if row.agency_code else set())
         counties = store.county_names(conn, {row.county_id} if row.county_id else set())
         evidence = store.evidence(conn, row.evidence_table, row.evidence_id)
@@ -123,11 +123,11 @@ def deviation_page(request: Request, deviation_id: int):
 async def act(request: Request, deviation_id: int, action: str):
     form = await checked_form(request)
     if action not in ("acknowledge", "dismiss"):
-        raise Refused(404, "چنین کاری روی مغایرت تعریف نشده است.")
+        raise Refused(404, "چنین کاری روی انحراف تعریف نشده است.")
     state, user = console(request), user_of(request)
     data = await run_in_threadpool(_deviation, request, deviation_id)
     if not can_act_on(user, data["row"].agency_code, state.config.routing):
-        raise Refused(403, "این مغایرت به دستگاهی خارج از گروه‌های شما مربوط است؛ فقط می‌توانید آن را ببینید.")
+        raise Refused(403, "این انحراف به دستگاهی خارج از گروه‌های شما مربوط است؛ فقط می‌توانید آن را ببینید.")
     reason = str(form.get("reason", "")).strip()
     if not reason:
         flash(request, "دلیل را بنویسید؛ بدون دلیل ثبت نمی‌شود.", "error")
@@ -140,8 +140,8 @@ async def act(request: Request, deviation_id: int, action: str):
     try:
         await run_in_threadpool(lambda: call(state.engine, deviation_id, by=user.username, reason=reason))
     except dv.DeviationError:
-        flash(request, "وضعیت این مغایرت اجازهٔ این کار را نمی‌دهد (شاید کس دیگری پیش‌تر اقدام کرده است).", "error")
+        flash(request, "وضعیت این انحراف اجازهٔ این کار را نمی‌دهد (شاید کس دیگری پیش‌تر اقدام کرده است).", "error")
         return redirect(f"/deviations/{deviation_id}")
     await record(request, action, f"deviation {deviation_id}", reason)
-    flash(request, "بررسی ثبت شد." if action == "acknowledge" else "مغایرت به‌عنوان نادرست رد شد.")
+    flash(request, "بررسی ثبت شد." if action == "acknowledge" else "انحراف به‌عنوان نادرست رد شد.")
     return redirect(f"/deviations/{deviation_id}")

@@ -96,6 +96,16 @@ def get_user(conn: Connection, username: str) -> User | None:
     return User.from_row(row) if row else None
 
 
+def display_names(conn: Connection, usernames: set[str]) -> dict[str, str]:
+    """The console's users among ``usernames``, by their display names (a name given with the CLI's
+    ``--by`` is nobody's login and is left out)."""
+    wanted = {n.strip().lower() for n in usernames if n}
+    if not wanted:
+        return {}
+    rows = conn.execute(sa.select(users.c.username, users.c.display_name).where(users.c.username.in_(wanted)))
+    return {r.username: r.display_name for r in rows if r.display_name}
+
+
 def list_users(conn: Connection) -> list[User]:
     return [User.from_row(r) for r in conn.execute(sa.select(users).order_by(users.c.username))]
 

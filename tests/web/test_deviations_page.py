@@ -131,6 +131,16 @@ def test_an_expert_acknowledges_a_deviation_of_their_group_recorded_with_who_and
     assert (history[-1].event, history[-1].by, history[-1].reason) == ("acknowledged", "social", "با دستگاه تماس گرفته شد")
 
 
+def test_who_acted_is_named_by_their_display_name_on_the_page(sqlite_store):
+    client = sqlite_store.client("tolfiq")
+    row = sqlite_store.deviation(status="open")
+    client.post(f"/deviations/{row['id']}/acknowledge", data={"csrf": csrf_of(client), "reason": "پیگیری شد"})
+    page = client.get(f"/deviations/{row['id']}").text
+    assert "کاربر tolfiq، " in page  # the status line: the display name, not the login
+    history = page[page.index("<h2>سرگذشت</h2>"):]
+    assert "<td>کاربر tolfiq</td>" in history
+
+
 def test_an_expert_of_one_group_cannot_dismiss_another_groups_deviation(sqlite_store):
     row = sqlite_store.deviation(status="open", agency_code="311")  # infrastructure
     client = sqlite_store.client("social")

@@ -21,6 +21,7 @@ from reconcile import deviations as dv
 from reconcile.rules import RULE_IDS
 from reconcile.settings import RoutingConfig
 from store import console as store
+from store.users import display_names
 from web.common import Refused, checked_form, console, flash, query_url, record, redirect, render, user_of
 from web.permissions import can_act_on, group_agencies
 
@@ -104,10 +105,11 @@ def _deviation(request: Request, deviation_id: int) -> dict[str, Any]:
         names = store.agency_names(conn, {row.agency_code} if row.agency_code else set())
         counties = store.county_names(conn, {row.county_id} if row.county_id else set())
         evidence = store.evidence(conn, row.evidence_table, row.evidence_id)
+        people = display_names(conn, {row.acted_by, *(e.by for e in history)} - {None})
     if evidence:  # the row's figures; its ids and run references mean nothing to a reader
         evidence = {k: v for k, v in evidence.items() if k != "id" and not k.endswith("_id") and k != "source_key"}
     return {"row": row, "history": history, "agency_name": names.get(row.agency_code),
-            "county_name": counties.get(row.county_id), "evidence": evidence}
+            "county_name": counties.get(row.county_id), "evidence": evidence, "people": people}
 
 
 @router.get("/deviations/{deviation_id}")

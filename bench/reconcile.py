@@ -4,12 +4,14 @@
     .venv/bin/python bench/reconcile.py --sizes 10000 --database postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 For each size N it generates straight into a fresh store (bulk inserts, no portal, no sync): N
-capital projects of fiscal year 1405 with 4 quarterly reports each (two funding source rows and the
+capital projects of fiscal year 1404 with 4 quarterly reports each (two funding source rows and the
 total row), N/2 expense agreements with 2 chapters and 5 operations reported in all 4 quarters
 (20 performance rows per agreement: 1,000,000 at N = 100,000), 40 agencies, 30 counties and a field
 visit for 2% of the projects. Figures are drawn (seeded) so that every rule fires on a minority.
 
-Then, back to back on that store, as of 1406/01/20 (every quarter of 1405 closed and due):
+Then, back to back on that store, as of 1405/01/20 (every quarter of 1404 closed and due; a past
+day, since a run dated after today records nothing — until session 18 the bench judged 1405 as of
+1406/01/20, the same shape a year later):
 bench/reconcile_sql.py's SQL reference of the rules; the whole `budgetwatch reconcile --format json
 --output FILE` command (interpreter start-up and output included) on the new store; the same again
 on unchanged data; bench/reconcile_sql.py's ``output_reference``, the same deviations written as
@@ -47,8 +49,8 @@ from foundation.jalali import parse_day, quarter_end  # noqa: E402
 from store import models as m  # noqa: E402
 from store.db import open_store, scratch_schema  # noqa: E402
 
-YEAR = 1405
-AS_OF = "1406/01/20"
+YEAR = 1404
+AS_OF = "1405/01/20"
 BATCH = 20_000
 SOURCES = ("ملی", "استانی")
 NOW = datetime(2027, 4, 9, tzinfo=timezone.utc)
@@ -92,7 +94,7 @@ def generate(engine, n: int, seed: int = 5) -> dict[str, int]:
             status = "cancelled" if rnd.random() < 0.02 else "exchanged"
             years.append({"id": i + 1, "project_id": i + 1, "fiscal_year": YEAR, "title": f"پروژه شماره {i}",
                           "title_key": f"پروژه{i}", "agency_code": str(300 + i % 40), "county_id": 1 + i % 30,
-                          "start_year": 1400, "end_year": rnd.choice((1404, 1405, 1406, 1407, 1408, 1409)),
+                          "start_year": YEAR - 5, "end_year": rnd.choice(tuple(range(YEAR - 1, YEAR + 5))),
                           "progress_at_year_start": dec(start), "agreement_status": status,
                           "target_q1": targets[0], "target_q2": targets[1], "target_q3": targets[2],
                           "target_q4": targets[3], "total_approved": approved * 2, "total_notified": notified * 2,

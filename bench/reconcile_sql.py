@@ -1,6 +1,6 @@
 """A set-based SQL reference of the whole rule catalogue: what the database alone can do (a script, not a test).
 
-    .venv/bin/python bench/reconcile_sql.py URL [--as-of 1406/01/20] [--output FILE]
+    .venv/bin/python bench/reconcile_sql.py URL [--as-of 1405/01/20] [--output FILE]
 
 Written from ../shared/reconciliation-rules.md alone, not from reconcile/: one
 ``INSERT INTO ref_deviation … SELECT`` per rule (13), with the as-of day's calendar (quarter ends,
@@ -275,7 +275,7 @@ def output_reference(conn: sa.Connection, path: Path) -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("url")
-    parser.add_argument("--as-of", default="1406/01/20")
+    parser.add_argument("--as-of", default="1405/01/20")
     parser.add_argument("--output", type=Path, help="also time output_reference into this file")
     args = parser.parse_args()
     engine = sa.create_engine(args.url)

@@ -15,11 +15,11 @@ as `budgetwatch sync` in a child process, so its wall time and peak memory are i
   for the full and for the incremental sync.
 
 ``--preload N`` first fills the fresh store with bench/reconcile.py's generator (N projects and
-N/2 agreements of fiscal year 1405, straight into the database), so that the full sync runs into an
+N/2 agreements of fiscal year 1404, straight into the database), so that the full sync runs into an
 already large store (issue 17: its memory stays under 300 MB). Below N = 1,000,000 their codes cannot
 collide with the simulator's (projects ``1300xxxxxx-001`` against its plans ``13`` + 01..59 + six
-digits, agreements ``1405-NNNNNN`` against ``YEAR-AGENCY-SERIAL``); the script checks and stops if
-any do. So the full sync marks every generated project-year and agreement of 1405 gone (counted in
+digits, agreements ``1404-NNNNNN`` against ``YEAR-AGENCY-SERIAL``); the script checks and stops if
+any do. So the full sync marks every generated project-year and agreement of 1404 gone (counted in
 "gone"); agency codes 301 and 305 are both the generator's and the simulator's: the sync renames them.
 
 ``--sync-tree DIR`` runs the sync of another checkout (a git worktree of an earlier commit) against

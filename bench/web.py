@@ -6,7 +6,7 @@
     .venv/bin/python bench/web.py --store sqlite:////tmp/bench100k.db --analyze    # again, after ANALYZE
 
 Generates the store with bench/reconcile.py's generator (N projects, N/2 agreements), runs one
-reconciliation as of 1406/01/20 (about 243,000 deviations at N = 100,000), then serves the console
+reconciliation as of 1405/01/20 (about 243,000 deviations at N = 100,000), then serves the console
 with uvicorn on loopback, signs in, and for each of a few filtered list pages prints:
 
 - the time to first byte of the page over HTTP (median and slowest of --repeat requests), and
@@ -36,7 +36,7 @@ import sqlalchemy as sa  # noqa: E402
 
 PAGES = {  # name -> query string of /deviations
     "default (all but dismissed, most severe first), page 1": "",
-    "year 1405, critical, social group": "year=1405&severity=critical&group=social",
+    "year 1404, critical, social group": "year=1404&severity=critical&group=social",
     "county 3, rule progress_lag, open": "county=3&rule=progress_lag&status=open",
     "agency 305, sorted by last found, newest first": "agency=305&sort=found&dir=desc",
     "default, page 2,000 (OFFSET 99,950)": "page=2000",

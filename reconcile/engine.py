@@ -115,9 +115,10 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
         chosen = sorted(set(years)) if years else store_years(conn)
         last = reconcile_runs.last_recorded(conn)
     today = _today()
-    # A run records only the present: a day to come would make every later run a what-if until then
+    # A run records only the present: a day to come would make every later run a what-if until then.
+    # A run dated after today that an older budgetwatch recorded does not hold later runs back.
     reason = ("dry_run" if dry_run else "future" if day > today else
-              "past" if last is not None and day < last.as_of else None)
+              "past" if last is not None and day < last.as_of <= today else None)
     what_if = {"dry_run": "--dry-run: nothing is recorded",
                "future": f"as of {_day(day)}, after today {_day(today)}: a what-if, nothing is recorded",
                "past": f"as of {_day(day)}, before the last recorded run's day {_day(last.as_of if last else day)}: "

@@ -172,6 +172,10 @@ class Service:
                         extra={"job": job, "status": "interrupted"})
             return
         life = result.life
+        if result.run_id is None:  # a what-if: recorded nothing (reconcile.as_of after today, say)
+            log.warning("reconciliation (%s) recorded nothing: %s", reason, result.what_if,
+                        extra={"job": job, "status": "what_if"})
+            return
         log.info("reconcile run %s (%s, %s) as of %s, years %s: %d findings; %d opened, %d reopened, %d escalated, "
                  "%d resolved (%.1f s)", result.run_id, reason, result.scope, result.as_of.isoformat(),
                  ",".join(map(str, result.years)) or "-", result.found, life.opened, life.reopened,

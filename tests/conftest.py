@@ -250,5 +250,6 @@ def _tests_live_before_their_days(monkeypatch: pytest.MonkeyPatch) -> None:
     """The tests' calendar is fixed (autumn 1405) and some of their runs are dated in days still to
     come on the machine's clock; a run dated after today would be a what-if (reconcile/engine.py),
     so in-process runs see a "today" far ahead. Mocked because the machine's day is not the tests'
-    world; tests/reconcile/test_future_as_of.py sets it back to check the rule itself."""
+    world; tests/reconcile/test_incremental.py and tests/web/test_visits_and_reconcile.py set it
+    back to check the rule itself."""
     monkeypatch.setattr("reconcile.engine._today", lambda: date(2099, 3, 20))

@@ -216,6 +216,16 @@ def test_a_day_after_today_is_a_what_if_and_leaves_later_runs_recorded(engine, m
     assert now.what_if is None and now.run_id is not None and now.life.opened > 0
 
 
+def test_a_run_dated_after_today_by_an_older_version_does_not_hold_later_runs_back(engine, monkeypatch):
+    # a store where an older budgetwatch recorded `--as-of 2030-01-01`: today's runs record again
+    varied_store(engine, random.Random(4))
+    reconcile.run(engine, config(), as_of=day("1408/10/11"))  # recorded: the fixture's today is 2099
+    monkeypatch.setattr("reconcile.engine._today", lambda: day("1405/09/10"))
+    now = reconcile.run(engine, config(), as_of=day("1405/09/10"))
+    assert now.what_if is None and now.run_id is not None
+    assert reconcile.run(engine, config(), as_of=day("1405/09/05")).what_if_reason == "past"  # before today's run
+
+
 def test_a_show_that_fails_half_way_leaves_the_run_recorded_and_the_store_usable(engine):
     """The output fails while rows still stream (a full disk, a closed pipe): the run is recorded, the
     error is the output's, and the stream does not hold the connection (on PostgreSQL a stream left

@@ -214,13 +214,20 @@ _NAMED_IN_RULE = {("spend_progress_gap", "gap"): QUANTITY,  # a difference of tw
                   ("unit_cost_overrun", "ratio"): TIMES}
 
 
+def figure_unit(kind: str, rule: str, name: str | None = None) -> str | None:
+    """The unit of a rule's planned/actual figures (no ``name``) or of a named one: POINTS, SHARE,
+    AMOUNT, QUANTITY, TIMES, or None for a name of no known unit."""
+    if name is None:
+        return _PLANNED_ACTUAL.get((kind, rule), POINTS)
+    return _NAMED_IN_RULE.get((rule, name), _NAMED.get(name))
+
+
 def figure(kind: str, rule: str, value: Decimal | int | float | None, *, name: str | None = None,
            unit: bool = True) -> str | None:
     """A rule's figure in its unit: planned/actual (no ``name``) or a named one of its ``numbers``.
     '۵۵٪', '۴۵٫۵٪' (a share), '۱٬۲۵۰ میلیون ریال' (``unit=False``: '۱٬۲۵۰'), '۱٫۲۵ برابر'. None for
     a name of no known unit (the caller writes it as it is)."""
-    how = _PLANNED_ACTUAL.get((kind, rule), POINTS) if name is None else \
-        _NAMED_IN_RULE.get((rule, name), _NAMED.get(name))
+    how = figure_unit(kind, rule, name)
     if how is None:
         return None
     if value is None:

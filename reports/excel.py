@@ -95,6 +95,17 @@ class _Book:
             sheet.write_blank(row, col, None, style)
         elif kind in ("int", "amount", "year", "pace"):
             sheet.write_number(row, col, float(value), style)
+        elif kind == "rule_figure":  # (deviation, figure): in its rule's unit, as e-mails and the console write it
+            deviation, figure = value
+            unit = present.figure_unit(deviation.kind, deviation.rule)
+            if figure is None:
+                sheet.write_blank(row, col, None, self.f["text"])
+            elif unit == present.POINTS:
+                sheet.write_number(row, col, float(Decimal(figure) / 100), self.f["points"])
+            elif unit == present.SHARE:
+                sheet.write_number(row, col, float(figure), self.f["ratio"])
+            else:
+                self.cell(sheet, row, col, "figure", figure)
         elif kind == "figure":
             whole = Decimal(value) == Decimal(value).to_integral_value()
             sheet.write_number(row, col, float(value), self.f["int"] if whole else style)
@@ -233,7 +244,7 @@ DEVIATION_COLUMNS = [
     Col("سه‌ماهه", "int", lambda d: d.quarter, 8), Col("وضعیت", "text", lambda d: present.status(d.status), 12),
     Col("کد دستگاه", "text", lambda d: d.agency_code, 9), Col("دستگاه اجرایی", "text", lambda d: d.agency_name, 30),
     Col("شهرستان", "text", lambda d: d.county, 14), Col("گروه کارشناسی", "text", lambda d: present.group(d.group), 16),
-    Col("برنامه", "figure", lambda d: d.planned, 10), Col("عملکرد", "figure", lambda d: d.actual, 10),
+    Col("برنامه", "rule_figure", lambda d: (d, d.planned), 10), Col("عملکرد", "rule_figure", lambda d: (d, d.actual), 10),
     Col("شرح", "text", lambda d: d.message, 80),
 ]
 

@@ -11,6 +11,7 @@ import openpyxl
 import pytest
 import sqlalchemy as sa
 
+from foundation import present
 from reconcile.settings import RoutingConfig
 from reports import excel
 from reports.model import Selection, build
@@ -100,14 +101,30 @@ def test_figures_with_decimals_keep_them_and_whole_ones_show_no_point(workbook):
     # found by a new user: '#,##0' showed a planned 99.9 as 100 and a unit cost of 0.67 as 1
     book, _, _ = workbook
     cells = [book[sheet].cell(r, _column(book[sheet], header))
-             for sheet, headers in (("انحرافات", ("برنامه", "عملکرد")),
-                                    ("موافقتنامه‌ها", ("بهای واحد مصوب", "بهای واحد واقعی", "مقدار برنامه‌ای (تجمعی)")))
+             for sheet, headers in (("موافقتنامه‌ها", ("بهای واحد مصوب", "بهای واحد واقعی", "مقدار برنامه‌ای (تجمعی)")),)
              for header in headers for r in range(2, book[sheet].max_row + 1)]
     figures = [c for c in cells if isinstance(c.value, (int, float))]
     fractional = [c for c in figures if c.value != int(c.value)]
     assert fractional and len(fractional) < len(figures)  # both kinds are in the simulated store
     assert all(c.number_format == "#,##0.0#" for c in fractional)
     assert all(c.number_format == "#,##0" for c in figures if c.value == int(c.value))
+
+
+def test_a_deviations_planned_and_actual_are_in_its_rules_unit(workbook):
+    # found in review: points (55), shares (0.45), money and quantities shared one bare number format
+    book, _, _ = workbook
+    sheet = book["انحرافات"]
+    rule, planned, actual = (_column(sheet, h) for h in ("قاعده", "برنامه", "عملکرد"))
+    units = {}
+    for r in range(2, sheet.max_row + 1):
+        for c in (planned, actual):
+            cell = sheet.cell(r, c)
+            if isinstance(cell.value, (int, float)):
+                units.setdefault(sheet.cell(r, rule).value, set()).add(cell.number_format)
+    assert units[present.rule("progress_lag")] == {"0.0%"}  # points written as a fraction, as elsewhere
+    assert units[present.rule("operation_shortfall")] <= {"#,##0", "#,##0.0#"}  # quantities
+    assert all(0 <= sheet.cell(r, planned).value <= 1.5 for r in range(2, sheet.max_row + 1)
+               if sheet.cell(r, rule).value == present.rule("progress_lag") and sheet.cell(r, planned).value is not None)
 
 
 def test_jalali_dates_are_text_beside_an_iso_column(workbook):

@@ -62,7 +62,7 @@ def templates() -> Environment:
         years=lambda text: present.digits("، ".join(str(text or "").split(","))) or present.NOTHING,
         table=word(words.TABLES), phase=words.phase, label=lambda key: words.LABELS.get(key, key), job_state=word(words.JOB_STATE), action=word(words.ACTIONS), agreement_status=word(words.AGREEMENT_STATUS),
     )
-    env.globals.update(rule_figure=rule_figure, present=present, NOTHING=present.NOTHING, AMOUNT_UNIT=present.AMOUNT_UNIT)
+    env.globals.update(rule_figure=rule_figure, evidence_figure=evidence_figure, present=present, NOTHING=present.NOTHING, AMOUNT_UNIT=present.AMOUNT_UNIT)
     return env
 
 
@@ -118,6 +118,34 @@ def rule_figure(row: Any, key: str, value: Any) -> str:
     if key in ("stage", "exceeds") and isinstance(value, str):
         return words.STAGES.get(_field(row, "kind"), {}).get(value, value)
     return cell(value, key)
+
+
+# an evidence row's columns whose unit is not what a rule's figure of that name has
+_EVIDENCE_UNITS = {
+    **{("project_year", c): present.POINTS
+       for c in ("target_q1", "target_q2", "target_q3", "target_q4", "progress_at_year_start")},
+    **{("project_year", c): present.AMOUNT
+       for c in ("total_cost", "total_approved", "total_notified", "total_allocated", "total_absorbed")},
+    **{("operation", c): present.QUANTITY for c in ("annual_target", "target_q1", "target_q2", "target_q3", "target_q4")},
+    ("operation", "unit_cost"): present.AMOUNT,
+}
+_CODES = ("code", "agreement_no", "plan_code", "agency_code", "project_code", "program_code", "portal_id")
+
+
+def evidence_figure(row: Any, key: str, value: Any) -> str:
+    """A column of a deviation's evidence row as people read it: codes as stored and isolated
+    left-to-right, figures in their unit by (table, column), the rest as a rule's figure of that name."""
+    if value is None:
+        return present.NOTHING
+    if key in _CODES:
+        return present.code_text(str(value))
+    if key in ("agreement_status", "status"):
+        return words.AGREEMENT_STATUS.get(str(value), str(value))
+    unit = _EVIDENCE_UNITS.get((_field(row, "evidence_table"), key))
+    if unit is not None and isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+        return {present.POINTS: present.percent, present.AMOUNT: lambda v: present.amount(v, unit=True)}.get(
+            unit, present.number)(value)
+    return rule_figure(row, key, value)
 
 
 def _field(row: Any, name: str) -> Any:

@@ -38,7 +38,7 @@ LABELS = {
     "spend_share": "سهم جذب اعتبار", "previous": "گزارش پیشین", "reported": "گزارش‌شده", "drop": "کاهش",
     "latest_progress": "آخرین پیشرفت گزارش‌شده", "observed": "پیشرفت مشاهده‌شده", "difference": "اختلاف",
     "planned_cum": "برنامهٔ انباشته", "actual_cum": "عملکرد انباشته", "ratio": "نسبت", "spent_cum": "هزینهٔ انباشته",
-    "unit_cost": "بهای واحد", "actual_unit_cost": "بهای واحد واقعی", "value": "مقدار", "limit": "سقف",
+    "unit_cost": "بهای واحد", "actual_unit_cost": "بهای واحد واقعی", "value": "رقم", "limit": "سقف",
     "excess": "مازاد", "row": "ردیف", "stage": "مرحله", "exceeds": "بیش از", "breaks": "ناسازگاری‌ها",
     "quarter_end": "پایان سه‌ماهه", "due": "مهلت", "approval_due": "مهلت تأیید", "entered": "تاریخ ثبت",
     "reported_on": "تاریخ گزارش", "visited_on": "تاریخ بازدید", "quarter": "سه‌ماهه", "progress": "پیشرفت",
@@ -49,7 +49,19 @@ LABELS = {
     "target_q4": "برنامهٔ پایان سال", "end_year": "سال پایان برنامه‌ای", "years_late": "سال‌های تأخیر",
     "latest_quarter": "سه‌ماههٔ آخرین گزارش", "previous_quarter": "سه‌ماههٔ گزارش پیشین",
     "reported_quarter": "سه‌ماههٔ گزارش", "operations_planned": "فعالیت‌های دارای برنامه در این دوره",
+    # the evidence row's columns (store/models.py)
+    "agency_code": "کد دستگاه", "location": "محل", "start_year": "سال شروع", "total_cost": "هزینهٔ کل",
+    "progress_at_year_start": "پیشرفت آغاز سال", "agreement_no": "شماره موافقتنامه",
+    "agreement_date": "تاریخ موافقتنامه", "agreement_status": "وضعیت موافقتنامه", "plan_code": "کد طرح",
+    "target_q1": "برنامهٔ سه‌ماههٔ اول", "target_q2": "برنامهٔ سه‌ماههٔ دوم", "target_q3": "برنامهٔ سه‌ماههٔ سوم",
+    "total_approved": "جمع مصوب", "total_notified": "جمع ابلاغی", "total_allocated": "جمع تخصیص",
+    "total_absorbed": "جمع جذب", "last_modified": "آخرین تغییر در سامانه", "gone": "دیگر در فهرست سامانه نیست",
+    "portal_id": "شناسه در سامانه", "program_code": "کد برنامه", "program_title": "عنوان برنامه", "status": "وضعیت",
+    "exchanged_on": "تاریخ مبادله", "modified_at": "آخرین تغییر در سامانه", "unit": "واحد سنجش",
+    "annual_target": "هدف سالانه", "source_file": "پرونده", "imported_at": "زمان ورود به سامانه",
 }
+# an evidence row's columns that are the store's own bookkeeping, not the portal's figures
+EVIDENCE_HIDDEN = ("title_key", "inspector_key", "detail_synced")
 # a credit stage named in a credit_inconsistency finding ("stage", "exceeds"), by the family's words
 STAGES = {"capital": {"used": "جذب", "allocated": "تخصیص", "notified": "اعتبار ابلاغی", "approved": "اعتبار مصوب"},
           "expense": {"used": "هزینه", "allocated": "تخصیص", "notified": "اعتبار ابلاغی", "approved": "اعتبار مصوب"}}

@@ -243,6 +243,16 @@ def test_a_deviations_figures_are_named_in_persian_in_their_units(tmp_path):
         # codes (operations_planned) keep their ASCII digits; every other figure is in Persian digits
         assert not any(re.search(r"[0-9]", s) for n, s in zip(names, shown) if "فعالیت" not in n), (rule, shown)
         cards[(kind, rule)] = dict(zip(names, shown))
+        # the evidence row too: its columns named in Persian (review: title_key, total_cost… were
+        # shown), codes as stored and isolated, figures in their unit
+        evidence = html[html.index("<h2>ردیف شاهد"):]
+        evidence = evidence[:evidence.index("</section>")]
+        columns = dict(zip(re.findall(r"<th>(.*?)</th>", evidence), re.findall(r"<td>(.*?)</td>", evidence, re.S)))
+        assert not any(re.search(r"[A-Za-z_]", c) for c in columns), (rule, list(columns))
+        if "کد دستگاه" in columns:
+            assert re.fullmatch("\u2066[0-9]+\u2069", columns["کد دستگاه"]), columns["کد دستگاه"]
+        if "برنامهٔ سه‌ماههٔ اول" in columns:
+            assert columns["برنامهٔ سه‌ماههٔ اول"].endswith("٪") and columns["جمع مصوب"].endswith(present.AMOUNT_UNIT)
     engine.dispose()
     lag = cards[("capital", "progress_lag")]
     assert lag["برنامه"].endswith("٪") and lag["فاصله"].endswith("٪")

@@ -23,6 +23,7 @@ from reconcile.settings import RoutingConfig
 from store import console as store
 from store.users import display_names
 from web.common import Refused, checked_form, console, flash, query_url, record, redirect, render, user_of
+from web import words
 from web.permissions import can_act_on, group_agencies
 
 router = APIRouter()
@@ -107,7 +108,8 @@ def _deviation(request: Request, deviation_id: int) -> dict[str, Any]:
         evidence = store.evidence(conn, row.evidence_table, row.evidence_id)
         people = display_names(conn, {row.acted_by, *(e.by for e in history)} - {None})
     if evidence:  # the row's figures; its ids and run references mean nothing to a reader
-        evidence = {k: v for k, v in evidence.items() if k != "id" and not k.endswith("_id") and k != "source_key"}
+        evidence = {k: v for k, v in evidence.items()
+                    if k != "id" and not k.endswith("_id") and k not in ("source_key", *words.EVIDENCE_HIDDEN)}
     return {"row": row, "history": history, "agency_name": names.get(row.agency_code),
             "county_name": counties.get(row.county_id), "evidence": evidence, "people": people}
 

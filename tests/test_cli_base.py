@@ -320,6 +320,16 @@ def test_an_output_file_that_cannot_be_written_stops_the_command_before_it_works
 # --- the demo (the README's first command) ------------------------------------------------------
 
 
+def test_demo_refuses_to_run_while_the_store_is_overridden_by_the_environment(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # found in review: BUDGETWATCH_DATABASE_URL (a production store) won over the demo's own store
+    monkeypatch.setenv("BUDGETWATCH_DATABASE_URL", f"sqlite:///{tmp_path}/production.db")
+    code, _, err = run(capsys, "demo", "--projects", "30", "--agreements", "15")
+    assert code == 2 and "BUDGETWATCH_DATABASE_URL is set" in flat(err)
+    assert not (tmp_path / "production.db").exists() and not (tmp_path / "data" / "demo.db").exists()
+
+
 def test_demo_runs_end_to_end_and_brings_its_own_older_store_up_to_date(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

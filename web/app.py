@@ -143,7 +143,9 @@ def create_app(engine: Engine, config: Any, *, secret: str | None = None, https_
             user = await run_in_threadpool(_user, engine, username) if username else None
             if user is None or user.disabled:
                 request.session.clear()
-                if request.method in ("GET", "HEAD"):
+                if path == "/logout":  # signing out of a session that has already ended
+                    response = redirect("/login")
+                elif request.method in ("GET", "HEAD"):
                     response = redirect(f"/login?next={quote(path + ('?' + request.url.query if request.url.query else ''))}")
                 else:  # a form sent after the session ended: say so, in the page's words, and sign in again
                     response = render(request, "login.html", status_code=401, next=_came_from(request),

@@ -57,10 +57,10 @@ def db_upgrade() -> None:
     """Apply the store's schema migrations (safe to run again)."""
     url = context().config.database_url
     engine = make_engine(url)
-    with reaching(url):
+    with reaching(url):  # the store's connection only: a failing migration says so itself
         before = current_revision(engine)
-        upgrade(engine)
-        after = current_revision(engine)
+    upgrade(engine)
+    after = current_revision(engine)
     if before == after:
         console.print(f"store {safe_url(url)} is current (schema {after})")
     else:

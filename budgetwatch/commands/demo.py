@@ -10,9 +10,9 @@ from typing import Any
 
 import typer
 
-from budgetwatch.app import app, console, context
+from budgetwatch.app import UserError, app, console, context
 from budgetwatch.commands.sync import print_outcomes, sync_with_progress
-from budgetwatch.config import Config
+from budgetwatch.config import DATABASE_ENV, Config
 from foundation.jalali import TEHRAN
 from foundation.vocabulary import SOURCES
 from reconcile import deviations as dv
@@ -57,6 +57,9 @@ def demo(
     """The main job end to end on the embedded default: simulator -> sync -> reconcile, no network."""
     from simulator import Simulator, SimulatorConfig
 
+    if os.environ.get(DATABASE_ENV):  # it wins over any configured store: the demo would fill that one
+        raise UserError(f"{DATABASE_ENV} is set: the demo would write a simulated province (and a demo console "
+                        f"user) into that store; unset it (the demo uses its own store, or --database URL)")
     ctx = context()
     base = ctx.config
     url = database or f"sqlite:///{(base.data_dir / 'demo.db').as_posix()}"

@@ -87,6 +87,16 @@ def test_unit_costs_show_two_decimal_places_both_approved_and_actual(page_file):
                 assert shown == "—" or re.fullmatch(r"[۰-۹٬]+٫[۰-۹]{2}", shown), shown
 
 
+def test_codes_never_break_across_lines(page_file):
+    # found by a new user: a code wrapped at its hyphen in a narrow column
+    path, _ = page_file
+    with browser_page() as (page, _errors):
+        _open(page, path, [])
+        broken = page.evaluate("""() => [...document.querySelectorAll('td bdi')]
+            .filter(b => b.getClientRects().length > 1).map(b => b.textContent)""")
+        assert page.locator("td bdi").count() > 0 and broken == [], broken[:5]
+
+
 def test_it_prints_on_a4_landscape(page_file, tmp_path):
     path, _ = page_file
     with browser_page() as (page, _errors):

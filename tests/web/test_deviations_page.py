@@ -189,6 +189,16 @@ def test_an_unknown_deviation_is_a_404_page(shared_store):
     assert response.status_code == 404 and "چنین انحرافی" in response.text
 
 
+def test_a_page_past_the_last_goes_to_the_last_keeping_the_filters(shared_store):
+    client = shared_store.client("tolfiq")
+    response = client.get("/deviations?severity=critical&page=9999", follow_redirects=False)
+    assert response.status_code == 303
+    target = response.headers["location"]
+    assert "severity=critical" in target and "page=9999" not in target
+    last = client.get(target).text
+    assert _ids(last)  # rows, not an empty page "۹٬۹۹۹ of …"
+
+
 def test_a_malformed_deviation_address_is_a_persian_404_page_not_json(shared_store):
     response = shared_store.client("social").get("/deviations/abc")
     assert response.status_code == 404 and 'dir="rtl"' in response.text and "چنین صفحه‌ای نیست" in response.text

@@ -91,6 +91,8 @@ def deviation_list(request: Request):
     def page_link(number: int) -> str:
         return query_url("/deviations", listed, page=number if number > 1 else "")
 
+    if page.total and query.page > page.pages:  # an old link past the last page: the last page
+        return redirect(page_link(page.pages))
     return render(request, "deviations.html", page=page, query=query, params=params, agencies=agencies,
                   counties=counties, years=years, rules=RULE_IDS, groups=GROUPS, kinds=KINDS,
                   severities=tuple(reversed(SEVERITIES)), statuses=DEVIATION_STATUSES, sort_link=sort_link,

@@ -98,6 +98,8 @@ def create_app(engine: Engine, config: Any, *, secret: str | None = None, https_
         ok = auth.check_password(user.password_hash if user else None, password) and user is not None
         if not ok or user is None or user.disabled:
             state.limiter.failed(username, address)
+            # the admin's log shows failed sign-ins too (the name as typed, cut to the column's width)
+            await run_in_threadpool(_record_login, engine, username[:64] or "?", address, "login_failed")
             return render(request, "login.html", status_code=401, next=target, username=username,
                           error="نام کاربری یا گذرواژه درست نیست.")
         state.limiter.succeeded(username, address)
@@ -169,9 +171,9 @@ def _user(engine: Engine, username: str):
         return get_user(conn, username)
 
 
-def _record_login(engine: Engine, username: str, address: str) -> None:
+def _record_login(engine: Engine, username: str, address: str, action: str = "login") -> None:
     with engine.begin() as conn:
-        record_action(conn, username, "login", detail=f"from {address}")
+        record_action(conn, username, action, detail=f"from {address}")
 
 
 EXPIRED = "نشست شما به پایان رسیده بود و آنچه فرستادید ثبت نشد؛ دوباره وارد شوید و آن را از نو بفرستید."

@@ -19,7 +19,7 @@ TABLES = {"project_year": "پروژه در سال", "progress_report": "گزار
           "field_inspection": "بازدید میدانی", "expense_agreement": "موافقتنامه", "expense_credit": "اعتبار فصل",
           "operation": "فعالیت", "operation_performance": "عملکرد فعالیت"}
 JOB_STATE = {"running": "در حال اجرا", "done": "پایان‌یافته", "failed": "ناموفق"}
-ACTIONS = {"login": "ورود", "acknowledge": "ثبت بررسی", "dismiss": "رد انحراف", "visit": "ثبت بازدید",
+ACTIONS = {"login": "ورود", "login_failed": "ورود ناموفق", "acknowledge": "ثبت بررسی", "dismiss": "رد انحراف", "visit": "ثبت بازدید",
            "visits_file": "بارگذاری پرونده بازدید", "reconcile": "آغاز تطبیق", "reconcile_end": "پایان تطبیق",
            "user_add": "افزودن کاربر", "user_password": "تغییر گذرواژه", "user_disable": "غیرفعال‌سازی کاربر",
            "user_enable": "فعال‌سازی کاربر"}

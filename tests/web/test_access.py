@@ -8,6 +8,7 @@ import stat
 import pytest
 from fastapi.routing import APIRoute
 
+from store.users import recent_actions
 from tests.web.conftest import PASSWORD, csrf_of, login
 from web import auth
 from web.users import set_disabled
@@ -78,6 +79,9 @@ def test_a_wrong_password_is_refused_and_the_right_one_signs_in(sqlite_store):
     refused = client.post("/login", data={"username": "social", "password": "wrong password!"}, follow_redirects=False)
     assert refused.status_code == 401
     assert "نام کاربری یا گذرواژه درست نیست" in refused.text
+    with sqlite_store.engine.connect() as conn:  # the admin's log shows the failed attempt
+        [failed] = [a for a in recent_actions(conn, username="social") if a.action == "login_failed"]
+        assert failed.detail.startswith("from ")
     assert client.get("/", follow_redirects=False).status_code == 303
     signed_in = client.post("/login", data={"username": "Social", "password": PASSWORD, "next": "/runs"},
                             follow_redirects=False)

@@ -60,6 +60,17 @@ def test_the_routing_default_group_holds_every_agency_routed_nowhere(shared_stor
     assert set(_ids(html)) == want and want
 
 
+def test_several_groups_together_with_the_default_group(shared_store):
+    # found by a new user: choosing the default group beside another dropped the default group's rows
+    client = shared_store.client("tolfiq")
+    for groups in (("social", "consolidation"), ("social", "production")):
+        want = {r["id"] for r in shared_store.deviations if group_of(r["agency_code"]) in groups
+                and r["status"] != "dismissed" and r["county_id"] == 2 and r["rule"] == "missing_report"}
+        query = "&".join(f"group={g}" for g in groups)
+        html = client.get(f"/deviations?{query}&county=2&rule=missing_report").text
+        assert set(_ids(html)) == want and want, groups
+
+
 def test_agency_subject_and_kind_filters(shared_store):
     client = shared_store.client("social")
     row = shared_store.deviation(kind="capital", status="open")

@@ -52,9 +52,11 @@ def parse_query(args: QueryParams, routing: RoutingConfig) -> tuple[store.Deviat
     params: dict[str, Any] = {name: [v for v in args.getlist(name) if v.strip()] for name in FILTERS}
     groups = _known(params["group"], GROUPS)
     group_in, group_out = group_agencies(groups[0], routing) if len(groups) == 1 else (None, None)
-    if len(groups) > 1:  # several groups: their agencies together (the default group cannot join: rare)
-        wanted = [g for g in groups if g != routing.default]
-        group_in = tuple(sorted(code for code, g in routing.agencies.items() if g in wanted))
+    if len(groups) > 1 and routing.default in groups:  # with the default group: every agency but those
+        # routed to a group not chosen (the default group holds the agencies routed nowhere)
+        group_out = tuple(sorted(code for code, g in routing.agencies.items() if g not in groups))
+    elif len(groups) > 1:  # several groups: their agencies together
+        group_in = tuple(sorted(code for code, g in routing.agencies.items() if g in groups))
     subject = (params["subject"] or [""])[0].strip()
     sort = args.get("sort", "severity")
     query = store.DeviationQuery(

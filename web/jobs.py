@@ -92,7 +92,8 @@ class ReconcileJobs:
                                   on_progress=lambda message: self._progress(job, message))
             life = result.life
             job.life = {name: getattr(life, name, 0) for name in
-                        ("opened", "reopened", "escalated", "lowered", "updated", "resolved", "unchanged")}
+                        ("opened", "reopened", "escalated", "lowered", "updated", "resolved", "unchanged",
+                         "dismissed_found")}
             job.run_id, job.result_as_of, job.result_years = result.run_id, result.as_of, list(result.years)
             job.findings = result.found
             job.what_if = result.what_if_reason

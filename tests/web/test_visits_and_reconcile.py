@@ -10,6 +10,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 import reconcile
+from foundation import present
 from store.models import FieldInspection, Project, ProjectYear
 from store.users import recent_actions
 from tests.web.conftest import csrf_of
@@ -138,6 +139,8 @@ def test_a_reconciliation_runs_in_the_background_and_a_second_start_is_refused(c
     job = app.state.console.jobs.last
     assert job.state == "done" and job.result_years == [1405] and job.result_as_of == date(2026, 11, 25)
     assert "refresh" not in done.headers and "پایان‌یافته" in done.text and "۴ آذر ۱۴۰۵" in done.text
+    # every count of the run's life, dismissed findings found again included (a new user missed them)
+    assert f"یافته‌شده ولی ردشده (نادرست): {present.number(job.life['dismissed_found'])}" in done.text
     with console_store.engine.connect() as conn:
         acts = [a.action for a in recent_actions(conn, username="tolfiq")]
     assert acts[:2] == ["reconcile_end", "reconcile"]

@@ -109,7 +109,7 @@ class AlertsConfig(Strict):
     @model_validator(mode="after")
     def _sender_when_enabled(self) -> AlertsConfig:
         if self.enabled and not self.sender:
-            raise ValueError("sender is required when alerts are enabled")
+            raise ValueError("missing key sender: alerts are enabled")  # budgetwatch.config names it
         return self
 
 

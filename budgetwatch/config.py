@@ -96,6 +96,9 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+MISSING_KEY = "missing key "  # a model check's ValueError("missing key sender: alerts are enabled")
+
+
 def _problems(exc: ValidationError) -> list[str]:
     lines = []
     for err in exc.errors():
@@ -109,6 +112,10 @@ def _problems(exc: ValidationError) -> list[str]:
             lines.append(f"{loc}: unknown key (is it misspelt?)")
         elif err["type"] == "missing":
             lines.append(f"{loc}: required key is missing")
+        elif err["type"] == "value_error" and message.startswith(MISSING_KEY):
+            # a section's check that one of its keys must be set (alerts.sender when enabled): name the key
+            key, _, why = message.removeprefix(MISSING_KEY).partition(": ")
+            lines.append(f"{loc}.{key}: required key is missing ({why})")
         else:
             lines.append(f"{loc} = {_describe(err.get('input'))}: {message}")
     return lines

@@ -120,7 +120,7 @@ def test_a_broken_file_stops_every_command_not_only_check_config(
     for argv in (["runs"], ["export", "projects"], ["db", "current"]):
         code, out, err = run(capsys, "--config", str(bad), *argv)
         assert code == 2, argv
-        assert "sender is required when alerts are enabled" in err, argv
+        assert "alerts.sender: required key is missing (alerts are enabled)" in err, argv
         assert "Traceback" not in err
     assert not (tmp_path / "store.db").exists()
 

@@ -60,7 +60,7 @@ def templates() -> Environment:
         role=lambda code: ROLE_NAMES.get(code, code), sync_status=word(words.SYNC_STATUS),
         run_status=word(words.RUN_STATUS), mode=word(words.MODES), event=word(words.EVENTS),
         years=lambda text: present.digits("، ".join(str(text or "").split(","))) or present.NOTHING,
-        table=word(words.TABLES), phase=words.phase, label=lambda key: words.LABELS.get(key, key), job_state=word(words.JOB_STATE), action=word(words.ACTIONS), agreement_status=word(words.AGREEMENT_STATUS),
+        table=word(words.TABLES), phase=words.phase, act_text=words.act_text, label=lambda key: words.LABELS.get(key, key), job_state=word(words.JOB_STATE), action=word(words.ACTIONS), agreement_status=word(words.AGREEMENT_STATUS),
     )
     env.globals.update(rule_figure=rule_figure, evidence_figure=evidence_figure, present=present, NOTHING=present.NOTHING, AMOUNT_UNIT=present.AMOUNT_UNIT)
     return env

@@ -87,3 +87,52 @@ def phase(message: str) -> str:
         if match:
             return words(match)
     return message
+
+
+# the log of acts (store/users.py record_action) keeps its target and detail as the act wrote them,
+# in English, for the CLI and an auditor; the console's users page shows them in Persian
+def _role(code: str) -> str:
+    from web.permissions import ROLE_NAMES
+
+    return ROLE_NAMES.get(code, code)
+
+
+def _day_text(iso: str) -> str:
+    from datetime import date
+
+    return present.day(date.fromisoformat(iso))
+
+
+_ACT_TEXTS = [
+    (re.compile(r"deviation (\d+)"), lambda m: f"انحراف {present.digits(m[1])}"),
+    (re.compile(r"user (\S+)"), lambda m: f"کاربر {present.code_text(m[1])}"),
+    (re.compile(r"run (\d+)"), lambda m: f"اجرای {present.digits(m[1])}"),
+    (re.compile(r"all years"), lambda m: "همهٔ سال‌ها"),
+    (re.compile(r"[0-9]{4}(?:,[0-9]{4})*"), lambda m: present.digits(m[0].replace(",", "، "))),
+    (re.compile(r"from (\S+)"), lambda m: f"از نشانی {present.code_text(m[1])}"),
+    (re.compile(r"as of today"), lambda m: "به تاریخ امروز"),
+    (re.compile(r"as of ([0-9]{4}-[0-9]{2}-[0-9]{2})"), lambda m: f"به تاریخ {_day_text(m[1])}"),
+    (re.compile(r"(\d+) findings in ([0-9.]+) s"),
+     lambda m: f"{present.number(int(m[1]))} یافته در {present.digits(m[2]).replace('.', '٫')} ثانیه"),
+    (re.compile(r"role (\w+); groups (.*)"),
+     lambda m: f"نقش {_role(m[1])}؛ گروه‌ها: " + ("، ".join(present.group(g) for g in m[2].split(",") if g != "-") or "—")),
+    (re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}) ([0-9.]+)"),
+     lambda m: f"{_day_text(m[1])}، پیشرفت {present.percent(m[2])}"),
+    (re.compile(r"(\d+) rows: (\d+) new, (\d+) updated, (\d+) unchanged"),
+     lambda m: f"{present.number(int(m[1]))} ردیف: {present.number(int(m[2]))} تازه، "
+               f"{present.number(int(m[3]))} به‌روزشده، {present.number(int(m[4]))} بی‌تغییر"),
+]
+
+
+def act_text(text: str | None) -> str:
+    """An act's target or detail in Persian; one written otherwise (an error, a file name, a
+    reason) is shown as it is."""
+    if not text:
+        return present.NOTHING
+    for pattern, words in _ACT_TEXTS:
+        match = pattern.fullmatch(text)
+        if match:
+            return words(match)
+    if re.fullmatch(r"[!-~]+", text):  # one ASCII word (a code, a file's name): as it is, isolated
+        return present.code_text(text)
+    return text

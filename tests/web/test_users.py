@@ -98,6 +98,10 @@ def test_an_admin_adds_and_disables_users_on_the_page(sqlite_store):
                                           "role": "expert", "group": ["infrastructure"], "password": PASSWORD})
     assert response.status_code == 200 and "کاربر reza افزوده شد" in response.text
     assert _user(sqlite_store.engine, "reza").groups == ("infrastructure",)
+    log = admin.get("/users").text
+    log = log[log.index("کارهای اخیر"):]  # the log of acts in Persian (its details were the CLI's English)
+    assert "کاربر \u2066reza\u2069" in log and "نقش کارشناس بودجه؛ گروه‌ها: امور زیربنایی" in log
+    assert "role expert" not in log
     response = admin.post("/users/reza/disable", data={"csrf": csrf_of(admin)})
     assert _user(sqlite_store.engine, "reza").disabled
     response = admin.post("/users/admin/disable", data={"csrf": csrf_of(admin)})

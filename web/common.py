@@ -56,13 +56,18 @@ def templates() -> Environment:
         number=present.number, amount=present.amount, percent=present.percent, ratio=present.ratio,
         day=present.day, day_long=present.day_long, moment=present.moment, severity=present.severity,
         status=present.status, group=present.group, rule=present.rule, kind=present.kind, source=present.source,
-        digits=present.digits, cell=cell, figure=lambda value, row: present.figure(_field(row, "kind"), _field(row, "rule"), value), comptroller=lambda code: present.COMPTROLLER_NAMES.get(code or "", code or present.NOTHING),
+        digits=present.digits, cell=cell,
+        figure=lambda value, row: present.figure(_field(row, "kind"), _field(row, "rule"), value),
+        comptroller=lambda code: present.COMPTROLLER_NAMES.get(code or "", code or present.NOTHING),
         role=lambda code: ROLE_NAMES.get(code, code), sync_status=word(words.SYNC_STATUS),
         run_status=word(words.RUN_STATUS), mode=word(words.MODES), event=word(words.EVENTS),
         years=lambda text: present.digits("، ".join(str(text or "").split(","))) or present.NOTHING,
-        table=word(words.TABLES), phase=words.phase, act_text=words.act_text, label=lambda key: words.LABELS.get(key, key), job_state=word(words.JOB_STATE), action=word(words.ACTIONS), agreement_status=word(words.AGREEMENT_STATUS),
+        table=word(words.TABLES), phase=words.phase, act_text=words.act_text,
+        label=lambda key: words.LABELS.get(key, key), job_state=word(words.JOB_STATE), action=word(words.ACTIONS),
+        agreement_status=word(words.AGREEMENT_STATUS),
     )
-    env.globals.update(rule_figure=rule_figure, evidence_figure=evidence_figure, present=present, NOTHING=present.NOTHING, AMOUNT_UNIT=present.AMOUNT_UNIT)
+    env.globals.update(rule_figure=rule_figure, evidence_figure=evidence_figure, present=present,
+                       NOTHING=present.NOTHING, AMOUNT_UNIT=present.AMOUNT_UNIT)
     return env
 
 
@@ -101,13 +106,14 @@ def cell(value: Any, key: str = "") -> str:
 
 def rule_figure(row: Any, key: str, value: Any) -> str:
     """One of the figures a deviation's rule kept in ``numbers`` (or a column of its evidence row),
-    as people read it: in its unit
-    (present.figure: '۵۵٪', '۱٬۲۵۰ میلیون ریال'), a quarter by name, a credit stage in words."""
+    as people read it: in its unit (present.figure: '۵۵٪', '۱٬۲۵۰ میلیون ریال'), a quarter by name,
+    a credit stage in words."""
     if isinstance(value, list):
         return "؛ ".join(rule_figure(row, key, item) for item in value)
     if isinstance(value, dict):
         return "، ".join(f"{words.LABELS.get(k, k)} {rule_figure(row, k, v)}" for k, v in value.items())
-    if isinstance(value, (str, int, float, Decimal)) and not isinstance(value, bool) and _FIGURE.fullmatch(str(value)):
+    figure_like = isinstance(value, (str, int, float, Decimal)) and not isinstance(value, bool)
+    if figure_like and _FIGURE.fullmatch(str(value)):
         shown = present.figure(_field(row, "kind"), _field(row, "rule"), Decimal(str(value)), name=key)
         if shown is not None:
             return shown

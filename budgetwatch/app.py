@@ -9,6 +9,7 @@ budgetwatch.cli.main as one line; tracebacks appear only with --debug.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,17 @@ def open_output(path: Path, newline: str | None = None) -> IO[str]:
         return path.open("w", encoding="utf-8", newline=newline)
     except OSError as exc:
         raise UserError(f"--output {path}: cannot write there ({exc.strerror or exc})") from None
+
+
+def check_output(path: Path) -> None:
+    """An --output file written whole after the work (a report): refuse, before the work, a folder
+    that does not exist, a folder in its place or one that may not be written; nothing is created."""
+    if not path.parent.is_dir():
+        raise UserError(f"--output {path}: folder {path.parent} does not exist")
+    if path.is_dir():
+        raise UserError(f"--output {path}: is a folder")
+    if not os.access(path if path.exists() else path.parent, os.W_OK):
+        raise UserError(f"--output {path}: cannot write there (permission denied)")
 
 
 @dataclass

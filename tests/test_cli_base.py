@@ -315,6 +315,31 @@ def test_an_output_file_that_cannot_be_written_stops_the_command_before_it_works
         assert "FileNotFoundError" not in err
     with make_engine(f"sqlite:///{tmp_path}/store.db").connect() as conn:  # the run did not happen
         assert conn.execute(sa.text("SELECT count(*) FROM reconcile_run")).scalar() == 0
+    # files written whole after the work: refused before it, and no folder is made (a new user's
+    # `alerts preview --html /nonexistent/x.html` made /nonexistent; `report -o /proc/x.html` traced back)
+    missing = tmp_path / "no-such-folder" / "x.html"
+    for argv in (["report", "--as-of", "1405/09/04", "--output", str(missing)],
+                 ["alerts", "preview", "--expert", "a@b.ir", "--html", str(missing)],
+                 ["report", "--as-of", "1405/09/04", "--output", str(tmp_path)]):
+        code, _, err = run(capsys, "--config", config, *argv)
+        assert code == 2 and err.startswith("error: --") and len(err.strip().splitlines()) == 1, (argv, err)
+    assert not missing.parent.exists()
+
+
+def test_the_console_refuses_a_port_it_cannot_listen_on_in_one_line(capsys: pytest.CaptureFixture[str],
+                                                                     tmp_path: Path) -> None:
+    import socket
+
+    config = str(store_config(tmp_path))
+    code, out, err = run(capsys, "--config", config, "web", "--port", "99999")
+    assert code == 2 and "--port 99999: use 1 to 65535" in err and "Traceback" not in err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out, err = run(capsys, "--config", config, "web", "--port", str(port))
+    assert code == 2 and f"cannot listen on 127.0.0.1:{port}" in err
+    assert "console on" not in out  # not announced before it fails
 
 
 # --- the demo (the README's first command) ------------------------------------------------------

@@ -18,7 +18,7 @@ from rich.table import Table
 
 import alerts
 from alerts.recipients import find_expert
-from budgetwatch.app import UserError, app, console, context
+from budgetwatch.app import UserError, app, check_output, console, context, open_output
 from foundation.jalali import format_jalali
 from store import alerts as store_alerts
 
@@ -129,6 +129,8 @@ def preview(
     html: Path = typer.Option(None, "--html", metavar="FILE", help="Also write the HTML part to FILE."),
 ) -> None:
     """Show what an expert's next digest would hold, without queuing it or marking anything."""
+    if html is not None:
+        check_output(html)  # before any work; no folder is made
     ctx = context()
     cfg = ctx.config
     found = find_expert(cfg.experts, expert)
@@ -143,6 +145,6 @@ def preview(
     console.print(f"To: {found.name} <{found.address}>\nSubject: {rendered.subject}\n", markup=False, highlight=False)
     console.print(rendered.body_text, markup=False, highlight=False, soft_wrap=True)
     if html is not None:
-        html.parent.mkdir(parents=True, exist_ok=True)
-        html.write_text(rendered.body_html, encoding="utf-8")
+        with open_output(html) as out:
+            out.write(rendered.body_html)
         console.print(f"HTML written to {html}", markup=False, highlight=False)

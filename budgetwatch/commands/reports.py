@@ -14,7 +14,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from budgetwatch.app import UserError, app, console, context, err_console
+from budgetwatch.app import UserError, app, check_output, console, context, err_console
 from budgetwatch.commands.reconcile import _day, _split
 from foundation.jalali import (
     format_jalali,
@@ -82,14 +82,16 @@ def _output(output: Path | None, allowed: tuple[str, ...]) -> Path:
         raise UserError(f"say where to write it: --output FILE{'|FILE'.join(allowed)}")
     if output.suffix.lower() not in allowed:
         raise UserError(f"--output {output}: unknown extension {output.suffix or '(none)'!r}, use {' or '.join(allowed)}")
-    if not output.parent.is_dir():
-        raise UserError(f"--output {output}: folder {output.parent} does not exist")
+    check_output(output)  # before the report is built; the file is written whole after
     return output
 
 
 def _write(output: Path, content: bytes | str) -> None:
     data = content.encode("utf-8") if isinstance(content, str) else content
-    output.write_bytes(data)
+    try:
+        output.write_bytes(data)
+    except OSError as exc:
+        raise UserError(f"--output {output}: cannot write there ({exc.strerror or exc})") from None
     err_console.print(f"written to {output}", markup=False)
 
 

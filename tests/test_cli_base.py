@@ -377,3 +377,5 @@ def test_demo_runs_end_to_end_and_brings_its_own_older_store_up_to_date(
     code, out, err = run(capsys, "--config", str(explore), "deviations", "list", "--group", "social", "--format", "json")
     assert code == 0, err
     assert json.loads(out), "the demo's social group has deviations"
+    code, out, err = run(capsys, "--config", str(explore), "alerts", "preview", "--expert", "social.expert@demo.mpo-kz.ir")
+    assert code == 0 and "Subject:" in out, err  # its sample experts are in its config too

@@ -93,6 +93,7 @@ def demo(
         f"\nExplore the demo store with the same commands and the demo's routing of agencies to groups, e.g.\n"
         f"  {prefix} deviations list\n"
         f"  {prefix} report --output {base.data_dir / 'demo-report.html'}\n"
+        f"  {prefix} alerts preview --expert social.expert@demo.mpo-kz.ir\n"
         f"The web console on the demo store:\n"
         f"  {prefix} web\n"
         f"  then open http://127.0.0.1:8080/ and sign in as {name} with the password {password}",
@@ -113,6 +114,10 @@ def _demo_config_file(base: Config, config: Config, *, own_store: bool) -> Path:
     if own_store:
         content["database"] = {"url": f"sqlite:///{(base.data_dir / 'demo.db').resolve().as_posix()}"}
     content["routing"] = {"default": config.routing.default, "agencies": dict(config.routing.agencies)}
+    # the sample experts the demo wrote digests for, so that `alerts preview --expert …` works on it
+    import alerts
+
+    content["experts"] = [{"name": e.name, "email": e.email, "groups": list(e.groups)} for e in alerts.DEMO_EXPERTS]
     path.write_text("# written by `budgetwatch demo`, again at each run: its store and its routing\n"
                     + yaml.safe_dump(content, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path

@@ -214,6 +214,23 @@ _NAMED_IN_RULE = {("spend_progress_gap", "gap"): QUANTITY,  # a difference of tw
                   ("unit_cost_overrun", "ratio"): TIMES}
 
 
+# what a rule's planned and actual figures are (reconciliation-rules.md); «برنامه / عملکرد» otherwise
+_PLANNED_ACTUAL_NAMES = {
+    ("capital", "spend_progress_gap"): ("سهم جذب اعتبار", "سهم پیشرفت فیزیکی"),
+    ("capital", "inspection_mismatch"): ("پیشرفت گزارش‌شده", "پیشرفت مشاهده‌شده"),
+    ("capital", "progress_regression"): ("گزارش پیشین", "گزارش‌شده"),
+    ("capital", "approval_overdue"): ("برنامه", "پیشرفت گزارش‌شده"),
+    ("capital", "credit_inconsistency"): ("سقف", "رقم"),
+    ("expense", "credit_inconsistency"): ("سقف", "رقم"),
+    ("expense", "unit_cost_overrun"): ("بهای واحد مصوب", "بهای واحد واقعی"),
+}
+
+
+def figure_names(kind: str, rule: str) -> tuple[str, str]:
+    """How a rule's planned and actual figures are named to people: («برنامه», «عملکرد») for most."""
+    return _PLANNED_ACTUAL_NAMES.get((kind, rule), ("برنامه", "عملکرد"))
+
+
 def figure_unit(kind: str, rule: str, name: str | None = None) -> str | None:
     """The unit of a rule's planned/actual figures (no ``name``) or of a named one: POINTS, SHARE,
     AMOUNT, QUANTITY, TIMES, or None for a name of no known unit."""

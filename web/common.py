@@ -58,6 +58,8 @@ def templates() -> Environment:
         status=present.status, group=present.group, rule=present.rule, kind=present.kind, source=present.source,
         digits=present.digits, cell=cell,
         figure=lambda value, row: present.figure(_field(row, "kind"), _field(row, "rule"), value),
+        # under the list's «برنامه / عملکرد» columns, a rule whose figures are something else names them
+        figure_name=lambda row, i: _other_name(row, i),
         comptroller=lambda code: present.COMPTROLLER_NAMES.get(code or "", code or present.NOTHING),
         role=lambda code: ROLE_NAMES.get(code, code), sync_status=word(words.SYNC_STATUS),
         run_status=word(words.RUN_STATUS), mode=word(words.MODES), event=word(words.EVENTS),
@@ -152,6 +154,12 @@ def evidence_figure(row: Any, key: str, value: Any) -> str:
         return {present.POINTS: present.percent, present.AMOUNT: lambda v: present.amount(v, unit=True)}.get(
             unit, present.number)(value)
     return rule_figure(row, key, value)
+
+
+def _other_name(row: Any, i: int) -> str:
+    """The rule's own name of its planned (0) or actual (1) figure when it is not «برنامه»/«عملکرد»."""
+    name = present.figure_names(_field(row, "kind"), _field(row, "rule"))[i]
+    return "" if name == ("برنامه", "عملکرد")[i] else name
 
 
 def _field(row: Any, name: str) -> Any:

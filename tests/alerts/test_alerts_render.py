@@ -82,6 +82,19 @@ def _news_html_text(visible: str) -> str:
     return visible[start:visible.index("این رایانامه را سامانه")]
 
 
+def test_each_rules_figures_are_named_as_what_they_are(engine, facts, smtp):
+    # found by a new user: an inspection's reported and observed progress were «برنامه / عملکرد»
+    facts.deviation("305", "critical", rule="inspection_mismatch", planned="36", actual="76")
+    facts.deviation("305", "major", rule="spend_progress_gap", planned="0.67", actual="0.05")
+    facts.deviation("305", "major", planned="45", actual="12.5")  # progress_lag: a plan and a performance
+    (mail,) = deliver(engine, smtp, [INFRA])
+    for text in (plain_part(mail.message), BeautifulSoup(html_part(mail.message), "html.parser").get_text()):
+        flat = " ".join(text.split())
+        assert "پیشرفت گزارش‌شده: ۳۶٪ · پیشرفت مشاهده‌شده: ۷۶٪" in flat
+        assert "سهم جذب اعتبار: ۶۷٪ · سهم پیشرفت فیزیکی: ۵٪" in flat
+        assert "برنامه: ۴۵٪ · عملکرد: ۱۲٫۵٪" in flat
+
+
 def test_subject_counts_by_severity_with_the_jalali_date(engine, facts, smtp):
     facts.deviation("305", "critical")
     facts.deviation("305", "critical")

@@ -295,3 +295,11 @@ def test_a_reason_longer_than_the_limit_is_refused_with_nothing_recorded(sqlite_
         assert get(conn, row["id"])[0].status == "open"
     done = client.post(f"/deviations/{row['id']}/acknowledge", data={"csrf": csrf_of(client), "reason": "x" * REASON_MAX})
     assert "بررسی ثبت شد" in done.text
+
+
+def test_the_list_names_a_rules_figures_where_they_are_not_plan_and_performance(shared_store):
+    client = shared_store.client("tolfiq")
+    costs = client.get("/deviations?rule=unit_cost_overrun").text
+    assert "<small>بهای واحد مصوب</small>" in costs and "<small>بهای واحد واقعی</small>" in costs
+    lag = client.get("/deviations?rule=progress_lag").text
+    assert "<small>" not in lag.split("<tbody>")[1]  # a plan and a performance: the columns' own names

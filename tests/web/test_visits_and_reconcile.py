@@ -139,6 +139,7 @@ def test_a_reconciliation_runs_in_the_background_and_a_second_start_is_refused(c
     job = app.state.console.jobs.last
     assert job.state == "done" and job.result_years == [1405] and job.result_as_of == date(2026, 11, 25)
     assert "refresh" not in done.headers and "پایان‌یافته" in done.text and "۴ آذر ۱۴۰۵" in done.text
+    assert "تطبیقی که کاربر tolfiq در" in done.text  # who started it, by display name
     # every count of the run's life, dismissed findings found again included (a new user missed them)
     assert f"یافته‌شده ولی ردشده (نادرست): {present.number(job.life['dismissed_found'])}" in done.text
     with console_store.engine.connect() as conn:

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 from foundation.jalali import parse_day
 from foundation.persian import NormalizationError, to_ascii_digits
 from store import console as store
+from store.users import display_names
 from web.common import checked_form, console, flash, record, redirect, render, user_of
 from web.jobs import JobBusy, ReconcileJob
 from web.permissions import can_reconcile
@@ -23,11 +24,12 @@ REFRESH_SECONDS = 2
 @router.get("/reconcile")
 def reconcile_page(request: Request) -> HTMLResponse:
     state = console(request)
+    job = state.jobs.last
     with state.engine.connect() as conn:
         runs = store.reconcile_runs(conn, limit=10)
         years = store.fiscal_years(conn)
-    job = state.jobs.last
-    response = render(request, "reconcile.html", job=job, runs=runs, years=years,
+        people = display_names(conn, {job.by}) if job is not None else {}
+    response = render(request, "reconcile.html", job=job, runs=runs, years=years, people=people,
                       may_run=can_reconcile(user_of(request)))
     if job is not None and job.running:
         # no script: the browser reloads the page while the run lasts

@@ -192,6 +192,7 @@ def source(code: str) -> str:
 # quantity of an operation's unit. Every output writes them in that unit: e-mails, the console.
 
 POINTS, SHARE, AMOUNT, QUANTITY, TIMES = "points", "share", "amount", "quantity", "times"
+POINT_GAP = "point_gap"  # a difference of two percentages: «۲۵ واحد درصد», as the sentences write it (not «۲۵٪»)
 _PLANNED_ACTUAL = {
     ("capital", "spend_progress_gap"): SHARE,
     ("capital", "credit_inconsistency"): AMOUNT,
@@ -202,9 +203,9 @@ _PLANNED_ACTUAL = {
     ("expense", "missing_report"): QUANTITY,
 }
 _NAMED = {  # a figure kept in a deviation's ``numbers`` (reconcile/rules/), by its name
-    **dict.fromkeys(("target", "actual", "gap", "start", "target_q4", "planned_gain", "previous", "drop",
-                     "latest_progress", "observed", "reported", "difference", "progress", "observed_progress"),
-                    POINTS),
+    **dict.fromkeys(("target", "actual", "start", "target_q4", "previous", "latest_progress", "observed", "reported",
+                     "progress", "observed_progress"), POINTS),
+    **dict.fromkeys(("gap", "drop", "difference", "planned_gain"), POINT_GAP),
     **dict.fromkeys(("physical_share", "spend_share", "ratio"), SHARE),
     **dict.fromkeys(("absorbed", "notified_total", "spent_cum", "unit_cost", "actual_unit_cost", "value", "limit",
                      "excess", "approved", "notified", "allocated", "spent"), AMOUNT),
@@ -257,4 +258,6 @@ def figure(kind: str, rule: str, value: Decimal | int | float | None, *, name: s
         return amount(value, unit=unit)
     if how == TIMES:
         return f"{number(value)} برابر"
+    if how == POINT_GAP:
+        return f"{number(value)} واحد درصد"
     return number(value)

@@ -160,7 +160,8 @@ def reaching(url: str) -> Iterator[None]:
     try:
         yield
     except sa.exc.OperationalError as exc:
-        raise StoreError(f"cannot open the store at {safe_url(url)}: {exc.orig}") from None
+        reason = "; ".join(line.strip() for line in str(exc.orig).splitlines() if line.strip())  # one line
+        raise StoreError(f"cannot open the store at {safe_url(url)}: {reason}") from None
 
 
 def open_store(url: str, *, echo: bool = False) -> Engine:

@@ -275,7 +275,7 @@ def test_a_deviations_figures_are_named_in_persian_in_their_units(tmp_path):
             assert columns["برنامهٔ سه‌ماههٔ اول"].endswith("٪") and columns["جمع مصوب"].endswith(present.AMOUNT_UNIT)
     engine.dispose()
     lag = cards[("capital", "progress_lag")]
-    assert lag["برنامه"].endswith("٪") and lag["فاصله"].endswith("٪")
+    assert lag["برنامه"].endswith("٪") and lag["فاصله"].endswith(" واحد درصد")  # a gap of points, as the sentence says
     overdue = cards[("capital", "completion_overdue")]
     assert {"سال پایان برنامه‌ای", "سال‌های تأخیر", "آخرین پیشرفت گزارش‌شده"} <= set(overdue)
     assert cards[("capital", "spend_progress_gap")]["جذب"].endswith(present.AMOUNT_UNIT)

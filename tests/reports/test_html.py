@@ -97,6 +97,15 @@ def test_codes_never_break_across_lines(page_file):
         assert page.locator("td bdi").count() > 0 and broken == [], broken[:5]
 
 
+def test_on_a_phone_the_page_fits_and_its_tables_scroll(page_file):
+    # found by a new user: without a viewport the report laid out 1,271 px wide at 31 % zoom
+    path, backend = page_file
+    with browser_page(width=390, height=844) as (page, _errors):
+        _open(page, path, [])
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.screenshot(path=screenshot_path(f"report-phone-{backend}"))
+
+
 def test_it_prints_on_a4_landscape(page_file, tmp_path):
     path, _ = page_file
     with browser_page() as (page, _errors):

@@ -31,6 +31,7 @@ from reconcile.settings import RoutingConfig
 from reports.cycle import SERVICE_DAYS, CycleRow, Submission, cycle_rows
 from reports.forecast import Forecast, Point, forecast
 from store import reporting
+from store.console import fiscal_years
 from store.reporting import Credits
 
 ZERO = Decimal(0)
@@ -345,6 +346,10 @@ def build(conn: Connection, selection: Selection, *, routing: RoutingConfig, rep
     it, so the archive can be made again byte for byte)."""
     if not 1 <= selection.quarter <= 4:
         raise ReportError(f"quarter {selection.quarter}: use 1, 2, 3 or 4")
+    held = fiscal_years(conn)
+    if held and selection.year not in held:  # a report of zeros would pass for a real one
+        raise ReportError(f"the store holds no project or agreement of {selection.year} "
+                          f"(it holds {', '.join(map(str, sorted(held)))})")
     scope = _Scope(conn, selection, routing)
     submissions: list[Submission] = []
     projects = _capital(conn, scope, report_due_days, submissions)

@@ -59,6 +59,13 @@ def test_bad_input_is_one_line_and_exit_code_2(cli, tmp_path, argv, message):
     assert not any(tmp_path.glob("r.*"))
 
 
+def test_a_year_the_store_does_not_hold_is_refused_not_reported_as_zeros(cli, tmp_path):
+    code, _, err = cli("report", "--year", "1390", "--quarter", "2", "--as-of", "1405/09/04",
+                       "--output", str(tmp_path / "r.html"))
+    assert code == 2 and "the store holds no project or agreement of 1390" in err
+    assert not (tmp_path / "r.html").exists()
+
+
 def test_a_quarter_not_yet_closed_is_exit_code_3(cli, tmp_path):
     code, _, err = cli("report", "--year", "1405", "--quarter", "3", "--as-of", "1405/09/04",
                        "--output", str(tmp_path / "r.html"))

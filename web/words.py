@@ -112,8 +112,9 @@ _ACT_TEXTS = [
     (re.compile(r"from (\S+)"), lambda m: f"از نشانی {present.code_text(m[1])}"),
     (re.compile(r"as of today"), lambda m: "به تاریخ امروز"),
     (re.compile(r"as of ([0-9]{4}-[0-9]{2}-[0-9]{2})"), lambda m: f"به تاریخ {_day_text(m[1])}"),
-    (re.compile(r"(\d+) findings in ([0-9.]+) s"),
-     lambda m: f"{present.number(int(m[1]))} یافته در {present.digits(m[2]).replace('.', '٫')} ثانیه"),
+    (re.compile(r"(\d+) findings in ([0-9.]+) s(?: \(what-if: (\w+)\))?"),
+     lambda m: f"{present.number(int(m[1]))} یافته در {present.digits(m[2]).replace('.', '٫')} ثانیه"
+               + ("" if not m[3] else "؛ اجرای فرضی، چیزی ثبت نشد")),
     (re.compile(r"role (\w+); groups (.*)"),
      lambda m: f"نقش {_role(m[1])}؛ گروه‌ها: " + ("، ".join(present.group(g) for g in m[2].split(",") if g != "-") or "—")),
     (re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}) ([0-9.]+)"),

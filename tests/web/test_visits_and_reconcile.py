@@ -193,6 +193,12 @@ def test_a_reconciliation_dated_after_today_is_shown_as_a_what_if_saying_why(con
     assert app.state.console.jobs.wait(60)
     done = tolfiq.get("/reconcile").text
     assert "اجرای فرضی" in done and "پس از امروز" in done and "پیش از تاریخ آخرین" not in done
+    with console_store.engine.connect() as conn:  # the log of acts says it recorded nothing
+        [end] = [a for a in recent_actions(conn, username="tolfiq") if a.action == "reconcile_end"]
+    assert end.detail.endswith("(what-if: future)")
+    from web.words import act_text
+
+    assert act_text(end.detail).endswith("اجرای فرضی، چیزی ثبت نشد")
     with console_store.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM reconcile_run")).scalar() == 0
 

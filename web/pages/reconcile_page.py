@@ -67,7 +67,8 @@ async def start(request: Request):
 
         with engine.begin() as conn:
             record_action(conn, job.by, "reconcile_end", f"run {job.run_id}" if job.run_id else None,
-                          job.error or f"{job.findings} findings in {job.seconds:.1f} s")
+                          job.error or f"{job.findings} findings in {job.seconds:.1f} s"
+                          + (f" (what-if: {job.what_if})" if job.what_if else ""))
 
     try:
         state.jobs.start(by=user.username, years=sorted(set(years)) or None, as_of=as_of, on_end=on_end)

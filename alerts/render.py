@@ -47,8 +47,8 @@ def _environment() -> Environment:
     env.filters.update(number=present.number, quarter=present.quarter, severity=present.severity,
                        rule=present.rule, kind=present.kind, group=present.group, day=present.day,
                        code_text=present.code_text)
-    env.globals.update(figure=figure, figure_names=present.figure_names, colours=present.SEVERITY_COLOURS, change_words=CHANGE_WORDS,
-                       fonts=FONTS, unit=present.AMOUNT_UNIT)
+    env.globals.update(figure=figure, figure_names=present.figure_names, colours=present.SEVERITY_COLOURS,
+                       change_words=CHANGE_WORDS, fonts=FONTS, unit=present.AMOUNT_UNIT)
     return env
 
 

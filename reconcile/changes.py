@@ -1,10 +1,10 @@
 """Work in proportion to change: which subjects a run must judge again.
 
 A recorded run keeps, in its statistics, the **basis** of its verdicts (years, rules, thresholds,
-deadlines, which quarters were closed, the wording's version: reconcile/engine.py) and a **watermark** of the sync runs it
-could see: the largest sync run id and the sync runs still running when it read the store. Every
-row a sync writes carries the run that last inserted or changed it (``last_run_id``, also on the
-credit rows and operations since migration 0008; indexed since 0009). So the facts that may have
+deadlines, which quarters were closed, the wording's version: reconcile/engine.py) and a
+**watermark** of the sync runs it could see: the largest sync run id and the sync runs still running
+when it read the store. Every row a sync writes carries the run that last inserted or changed it
+(``last_run_id``, also on the credit rows and operations since migration 0008; indexed since 0009). So the facts that may have
 changed since a recorded run are those written by a sync run after its largest id, or by one that
 was still running then (it may have committed more after the run read the store).
 

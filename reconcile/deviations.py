@@ -31,7 +31,8 @@ events = DeviationEvent.__table__
 counties = County.__table__
 
 # the expert groups (defined once, in foundation.vocabulary) go with group_of: the routing of agencies
-__all__ = ["GROUPS", "DeviationError", "Shown", "View", "acknowledge", "check_agencies", "county_ids", "dismiss", "get", "group_of",
+__all__ = ["GROUPS", "DeviationError", "Shown", "View", "acknowledge", "check_agencies", "county_ids", "dismiss",
+           "get", "group_of",
            "json_figure", "json_number", "json_objects", "list_deviations", "shown_rows", "sort_key", "view_condition"]
 
 

@@ -389,7 +389,8 @@ def _basis(settings: ReconcileConfig, calendar: AsOf, years: list[int], rules: l
     """A digest of what a run's verdicts depend on besides the facts: years, rules and thresholds,
     deadlines, which quarters are closed and how sentences are worded. Two runs of equal basis judge
     unchanged facts alike (except time-driven rules, which every run judges whole)."""
-    content = {"years": years, "closed": {y: calendar.closed_quarters(y) for y in years}, "wording": wording.VERSION,
+    content = {"years": years, "closed": {y: calendar.closed_quarters(y) for y in years},
+               "wording": wording.VERSION,
                "rules": [[rule.name, repr(limits)] for rule, limits in rules],
                "deadlines": [settings.report_due_days, settings.approval_due_days]}
     return hashlib.blake2b(json.dumps(content, sort_keys=True, default=str).encode(), digest_size=16).hexdigest()

@@ -119,7 +119,8 @@ class _Book:
             sheet.write_string(row, col, value.isoformat() if isinstance(value, date) else str(value), style)
         else:
             text = str(value)
-            sheet.write_string(row, col, text, self.quoted.get(name, style) if text.startswith(FORMULA_START) else style)
+            quoted = text.startswith(FORMULA_START)
+            sheet.write_string(row, col, text, self.quoted.get(name, style) if quoted else style)
 
     def table(self, sheet, columns: Sequence[Col], rows: Sequence[Any], *, first_row: int = 0,
               late: Callable[[Any, int], bool] | None = None) -> int:
@@ -244,7 +245,8 @@ DEVIATION_COLUMNS = [
     Col("سه‌ماهه", "int", lambda d: d.quarter, 8), Col("وضعیت", "text", lambda d: present.status(d.status), 12),
     Col("کد دستگاه", "text", lambda d: d.agency_code, 9), Col("دستگاه اجرایی", "text", lambda d: d.agency_name, 30),
     Col("شهرستان", "text", lambda d: d.county, 14), Col("گروه کارشناسی", "text", lambda d: present.group(d.group), 16),
-    Col("برنامه", "rule_figure", lambda d: (d, d.planned), 10), Col("عملکرد", "rule_figure", lambda d: (d, d.actual), 10),
+    Col("برنامه", "rule_figure", lambda d: (d, d.planned), 10),
+    Col("عملکرد", "rule_figure", lambda d: (d, d.actual), 10),
     Col("شرح", "text", lambda d: d.message, 80),
 ]
 

@@ -318,6 +318,8 @@ def test_an_output_file_that_cannot_be_written_stops_the_command_before_it_works
     # files written whole after the work: refused before it, and no folder is made (a new user's
     # `alerts preview --html /nonexistent/x.html` made /nonexistent; `report -o /proc/x.html` traced back)
     missing = tmp_path / "no-such-folder" / "x.html"
+    with open(config, "a", encoding="utf-8") as more:  # an expert, so that preview gets as far as writing
+        more.write("experts:\n  - name: کارشناس\n    email: a@b.ir\n    groups: [social]\n")
     for argv in (["report", "--as-of", "1405/09/04", "--output", str(missing)],
                  ["alerts", "preview", "--expert", "a@b.ir", "--html", str(missing)],
                  ["report", "--as-of", "1405/09/04", "--output", str(tmp_path)]):

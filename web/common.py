@@ -134,7 +134,8 @@ _EVIDENCE_UNITS = {
        for c in ("target_q1", "target_q2", "target_q3", "target_q4", "progress_at_year_start")},
     **{("project_year", c): present.AMOUNT
        for c in ("total_cost", "total_approved", "total_notified", "total_allocated", "total_absorbed")},
-    **{("operation", c): present.QUANTITY for c in ("annual_target", "target_q1", "target_q2", "target_q3", "target_q4")},
+    **{("operation", c): present.QUANTITY
+       for c in ("annual_target", "target_q1", "target_q2", "target_q3", "target_q4")},
     ("operation", "unit_cost"): present.AMOUNT,
 }
 _CODES = ("code", "agreement_no", "plan_code", "agency_code", "project_code", "program_code", "portal_id")

@@ -116,7 +116,8 @@ _ACT_TEXTS = [
      lambda m: f"{present.number(int(m[1]))} یافته در {present.digits(m[2]).replace('.', '٫')} ثانیه"
                + ("" if not m[3] else "؛ اجرای فرضی، چیزی ثبت نشد")),
     (re.compile(r"role (\w+); groups (.*)"),
-     lambda m: f"نقش {_role(m[1])}؛ گروه‌ها: " + ("، ".join(present.group(g) for g in m[2].split(",") if g != "-") or "—")),
+     lambda m: f"نقش {_role(m[1])}؛ گروه‌ها: "
+               + ("، ".join(present.group(g) for g in m[2].split(",") if g != "-") or "—")),
     (re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}) ([0-9.]+)"),
      lambda m: f"{_day_text(m[1])}، پیشرفت {present.percent(m[2])}"),
     (re.compile(r"(\d+) rows: (\d+) new, (\d+) updated, (\d+) unchanged"),

@@ -17,7 +17,8 @@ def simulator(
     agreements: int = typer.Option(300, help="Expense agreements to generate."),
     nezarat_port: int = typer.Option(8401, help="Port of the Nezarat-4 simulator (0: any free port)."),
     saba_port: int = typer.Option(8402, help="Port of the SABA simulator (0: any free port)."),
-    clock: str = typer.Option(None, help="The simulated now, Jalali or ISO day (default: 1405/09/04, fixed, so that a seed serves the same pages every day)."),
+    clock: str = typer.Option(None, help="The simulated now, Jalali or ISO day (default: 1405/09/04, fixed, "
+                                         "so that a seed serves the same pages every day)."),
     latency_ms: int = typer.Option(0, help="Latency added to every answer."),
     session_idle_seconds: float = typer.Option(1200, help="Nezarat-4 session idle expiry."),
     error_rate: float = typer.Option(0.0, help="Share of answers that are server errors (500 / error pages)."),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+import typer
+
 from budgetwatch.app import UserError, app, context, err_console
 from budgetwatch.config import ConfigError
 from store.db import StoreError
@@ -25,10 +27,16 @@ from budgetwatch.commands import (  # noqa: E402,F401
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        # standalone mode: usage errors, --help and typer.Exit end in SystemExit with their code
-        app(args=argv, prog_name="budgetwatch")
+        # not standalone: click's usage errors reach us (to be said in one line, not typer's boxed panel);
+        # --help, --version and typer.Exit(n) come back as their exit code; commands return None
+        code = app(args=argv, prog_name="budgetwatch", standalone_mode=False)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except typer.TyperException as exc:  # click's, in typer's copy: an unknown command or option, a bad value
+        return _usage_error(exc)
+    except typer.Abort:  # a prompt (users add) ended by end of input
+        _say("aborted")
+        return 1
     except ConfigError as exc:
         if len(exc.problems) == 1:
             _fail(f"configuration error in {exc.path}: {exc.problems[0]}", exc)
@@ -49,12 +57,28 @@ def main(argv: list[str] | None = None) -> int:
         err_console.print(f"error: {type(exc).__name__}: {exc} (run with --debug for details)", markup=False,
                           soft_wrap=True)
         return 1
-    return 0
+    return code if isinstance(code, int) else 0
+
+
+def _usage_error(exc: typer.TyperException) -> int:
+    """Click's message in one line, where typer would draw a panel under the usage line."""
+    if type(exc).__name__ == "NoArgsIsHelpError":  # bare `budgetwatch`: the help, exit code 2
+        if exc.format_message().strip():  # typer's rich help is printed as it is made, leaving this empty
+            print(exc.format_message(), file=sys.stderr)
+        return exc.exit_code
+    ctx = getattr(exc, "ctx", None)  # a usage error knows its command: point at that command's --help
+    hint = f" (try '{ctx.command_path} --help')" if ctx is not None else ""
+    _say(f"error: {exc.format_message()}{hint}")
+    return exc.exit_code
 
 
 def _fail(message: str, exc: BaseException) -> None:
     if context().debug:
         raise exc
+    _say(message)
+
+
+def _say(message: str) -> None:
     err_console.print(message, markup=False, highlight=False, soft_wrap=True)
 
 

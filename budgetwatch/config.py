@@ -97,6 +97,9 @@ def _describe(value: Any) -> str:
 
 
 MISSING_KEY = "missing key "  # a model check's ValueError("missing key sender: alerts are enabled")
+# what a duration (alerts.give_up_after) accepts, said instead of pydantic's "invalid character in hour"
+DURATION_EXPECTED = "must be a duration such as 2d, 36h or 90m, or a number of seconds"
+_DURATION_ERRORS = ("time_delta_parsing", "time_delta_type")
 
 
 def _problems(exc: ValidationError) -> list[str]:
@@ -112,6 +115,8 @@ def _problems(exc: ValidationError) -> list[str]:
             lines.append(f"{loc}: unknown key (is it misspelt?)")
         elif err["type"] == "missing":
             lines.append(f"{loc}: required key is missing")
+        elif err["type"] in _DURATION_ERRORS:
+            lines.append(f"{loc} = {_describe(err.get('input'))}: {DURATION_EXPECTED}")
         elif err["type"] == "value_error" and message.startswith(MISSING_KEY):
             # a section's check that one of its keys must be set (alerts.sender when enabled): name the key
             key, _, why = message.removeprefix(MISSING_KEY).partition(": ")

@@ -3,10 +3,17 @@ code, nothing changed (issue 12, item 9)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from budgetwatch.cli import main
 from store.db import make_engine, upgrade
+
+SCRIPT = Path(sys.executable).with_name("budgetwatch")
 
 
 @pytest.fixture
@@ -127,3 +134,46 @@ def test_a_password_file_inside_the_repository_is_refused(run):
     code, _out, err = run("check-config", config=_sources(
         f"    username: u\n    password_env: null\n    password_file: {REPOSITORY / 'nezarat4.pw'}\n"))
     assert code == 2 and "is inside the budgetwatch repository" in _one_line(err)
+
+
+# --- usage errors: click's message in one line, exit code 2 (found by a new user) ------------------
+
+@pytest.mark.parametrize(("argv", "said"), [
+    (("reconsile",), "No such command 'reconsile'"),
+    (("reconcile", "--bogus"), "No such option: --bogus"),
+    (("sync", "--year", "abc"), "Invalid value for '--year'"),
+    (("runs", "--rejected", "abc"), "Invalid value for '--rejected'"),
+    (("--log-format", "yaml", "check-config"), "Invalid value for --log-format: 'yaml'"),
+])
+def test_a_usage_error_is_one_line_and_exit_code_2(run, tmp_path, argv, said):
+    # they were click's boxed panel under a usage line, over five lines or more
+    code, out, err = run(*argv)
+    line = _one_line(err)
+    assert code == 2 and said in line and "╭" not in line and out == "", err
+    assert line.startswith("error: ") and "--help')" in line, line
+    assert not (tmp_path / "data").exists()  # refused before anything ran
+
+
+def test_a_usage_error_names_the_help_of_the_command_it_is_about(run):
+    _code, _out, err = run("reconcile", "--bogus")
+    assert "(try 'budgetwatch reconcile --help')" in _one_line(err)
+
+
+def test_an_unknown_command_is_one_line_from_the_console_script(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BUDGETWATCH_")}
+    done = subprocess.run([str(SCRIPT), "reconsile"], capture_output=True, text=True, cwd=tmp_path, env=env,
+                          timeout=60)
+    line = _one_line(done.stderr)
+    assert done.returncode == 2 and "'reconsile'" in line and "(try 'budgetwatch --help')" in line, line
+
+
+def test_help_still_shows_and_exits_0(run):
+    code, out, err = run("reconcile", "--help")
+    assert code == 0 and "--format" in out and err == ""
+
+
+def test_a_duration_that_is_no_duration_is_one_line_naming_its_key(run, tmp_path):
+    code, _out, err = run("check-config", config="data_dir: data\nalerts:\n  give_up_after: forever\n")
+    line = _one_line(err)
+    assert code == 2 and "alerts.give_up_after = 'forever': must be a duration such as 2d, 36h or 90m" in line
+    assert "timedelta" not in line

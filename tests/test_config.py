@@ -209,6 +209,19 @@ def test_as_of_that_is_no_day() -> None:
     assert line.startswith("reconcile.as_of = '1404/12/30': ")
 
 
+@pytest.mark.parametrize("value", ["forever", "1w", "", None, [2]])
+def test_a_duration_that_is_no_duration_names_the_key_and_the_forms(value: Any) -> None:
+    # found by a new user: `give_up_after: forever` got pydantic's "invalid character in hour"
+    line = one_problem({"alerts": {"give_up_after": value}})
+    assert line == (f"alerts.give_up_after = {value!r}: "
+                    "must be a duration such as 2d, 36h or 90m, or a number of seconds")
+
+
+def test_a_duration_of_zero_says_it_must_be_positive() -> None:
+    line = one_problem({"alerts": {"give_up_after": "0d"}})
+    assert line == "alerts.give_up_after = '0d': must be a positive duration such as 2d, 36h or 90m"
+
+
 def test_file_that_is_not_a_mapping() -> None:
     assert problems_of(["database"]) == ["the file must hold a mapping of sections (database:, sources:, ...)"]
 

@@ -41,7 +41,7 @@ FORMULA_START = ("=", "+", "-", "@")  # a text cell starting so is quote-prefixe
 @dataclass(frozen=True)
 class Col:
     header: str
-    kind: str  # text | int | amount | figure (decimals kept) | points (0-100) | ratio | day | iso | year
+    kind: str  # text | id | int | amount | figure (decimals kept) | points (0-100) | ratio | day | iso | year
     value: Callable[[Any], Any]
     width: int = 14
 
@@ -64,6 +64,7 @@ class _Book:
             "points": {**base, "num_format": "0.0%"},
             "ratio": {**base, "num_format": "0.0%"},
             "year": {**base, "num_format": "0"},
+            "id": {**base, "num_format": "0"},  # a deviation's id, typed as it shows: 1024, not 1,024
             "pace": {**base, "num_format": "0.0"},
             # a figure that may have decimals (a deviation's planned and actual, a unit cost):
             # '#,##0' showed 99.9 as 100 and 0.67 as 1; a whole one keeps '#,##0' (no stray point)
@@ -95,6 +96,8 @@ class _Book:
             sheet.write_blank(row, col, None, style)
         elif kind in ("int", "amount", "year", "pace"):
             sheet.write_number(row, col, float(value), style)
+        elif kind == "id":
+            sheet.write_number(row, col, int(value), style)
         elif kind == "rule_figure":  # (deviation, figure): in its rule's unit, as e-mails and the console write it
             deviation, figure = value
             unit = present.figure_unit(deviation.kind, deviation.rule)
@@ -239,13 +242,23 @@ OPERATION_COLUMNS = [
     Col("نسبت بهای واقعی به مصوب", "ratio", lambda o: o.cost_ratio, 12),
 ]
 
+# One table for every rule, so that a reader can filter and sort it (a sheet has one filter): the id
+# first, the one a reader acts on (`budgetwatch deviations ack ID`, the console's /deviations/ID);
+# the planned and actual figures keep their generic headers, each beside a narrow text column naming
+# it as its rule does in the e-mails and the console (present.figure_names): «سهم جذب اعتبار | ۴۵٪».
 DEVIATION_COLUMNS = [
-    Col("شدت", "text", lambda d: present.severity(d.severity), 9), Col("قاعده", "text", lambda d: present.rule(d.rule), 30),
+    Col("شناسه", "id", lambda d: d.id, 8),
+    Col("شدت", "text", lambda d: present.severity(d.severity), 9),
+    Col("قاعده", "text", lambda d: present.rule(d.rule), 30),
     Col("نوع", "text", lambda d: present.kind(d.kind), 20), Col("موضوع", "text", lambda d: d.subject, 22),
     Col("سه‌ماهه", "int", lambda d: d.quarter, 8), Col("وضعیت", "text", lambda d: present.status(d.status), 12),
-    Col("کد دستگاه", "text", lambda d: d.agency_code, 9), Col("دستگاه اجرایی", "text", lambda d: d.agency_name, 30),
-    Col("شهرستان", "text", lambda d: d.county, 14), Col("گروه کارشناسی", "text", lambda d: present.group(d.group), 16),
+    Col("کد دستگاه", "text", lambda d: d.agency_code, 9),
+    Col("دستگاه اجرایی", "text", lambda d: d.agency_name, 30),
+    Col("شهرستان", "text", lambda d: d.county, 14),
+    Col("گروه کارشناسی", "text", lambda d: present.group(d.group), 16),
+    Col("نام رقم برنامه", "text", lambda d: present.figure_names(d.kind, d.rule)[0], 13),
     Col("برنامه", "rule_figure", lambda d: (d, d.planned), 10),
+    Col("نام رقم عملکرد", "text", lambda d: present.figure_names(d.kind, d.rule)[1], 13),
     Col("عملکرد", "rule_figure", lambda d: (d, d.actual), 10),
     Col("شرح", "text", lambda d: d.message, 80),
 ]

@@ -148,6 +148,7 @@ class OperationRow:
 
 @dataclass(frozen=True)
 class DeviationRow:
+    id: int  # the store's: what people act on (`budgetwatch deviations ack ID`, the console's /deviations/ID)
     kind: str
     rule: str
     severity: str
@@ -328,9 +329,9 @@ def _deviations(conn: Connection, scope: _Scope) -> tuple[list[DeviationRow], li
         for t in scope.rows(agency, d.county_name):
             t.deviations[d.severity] += 1
         by_rule[(d.kind, d.rule)][d.severity] += 1
-        rows.append(DeviationRow(d.kind, d.rule, d.severity, d.status, d.subject, d.quarter or None, agency,
-                                 scope.names.get(agency, agency), d.county_name or NO_COUNTY, scope.group(agency),
-                                 d.planned, d.actual, d.message))
+        rows.append(DeviationRow(d.id, d.kind, d.rule, d.severity, d.status, d.subject, d.quarter or None,
+                                 agency, scope.names.get(agency, agency), d.county_name or NO_COUNTY,
+                                 scope.group(agency), d.planned, d.actual, d.message))
     return rows, [(kind, rule, counts) for (kind, rule), counts in sorted(by_rule.items())]
 
 

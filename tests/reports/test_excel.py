@@ -38,6 +38,8 @@ SELECT county, SUM(approved), SUM(notified), SUM(allocated), SUM(absorbed), SUM(
     FROM expense_agreement ea LEFT JOIN county c ON c.id = ea.county_id WHERE ea.fiscal_year = 1405 AND NOT ea.gone
 ) AS figures GROUP BY county
 """
+STANDING = ("SELECT id, kind, rule, subject FROM deviation WHERE fiscal_year = 1405 AND quarter <= 2 "
+            "AND status IN ('open', 'acknowledged')")
 
 
 @pytest.fixture
@@ -159,6 +161,51 @@ def test_deviations_listed_are_those_standing_in_the_store(workbook):
             "AND status IN ('open', 'acknowledged')")).scalar_one()
     assert standing > 0
     assert len(_rows(book["انحرافات"])) == standing
+
+
+def _standing(engine) -> dict:
+    with engine.connect() as conn:
+        return {row.id: row for row in conn.execute(sa.text(STANDING))}
+
+
+def test_the_deviation_sheet_leads_with_each_deviations_id_as_a_whole_number(workbook):
+    # found by a new user: the e-mails say to act on a deviation by its id (`budgetwatch deviations ack ID`,
+    # the console's /deviations/ID), and the report's deviations had none
+    book, _, engine = workbook
+    standing = _standing(engine)
+    sheet = book["انحرافات"]
+    assert sheet.cell(1, 1).value == "شناسه"  # column A: the first a right-to-left reader sees
+    ids = [sheet.cell(r, 1) for r in range(2, sheet.max_row + 1)]
+    assert all(isinstance(c.value, int) and c.number_format == "0" for c in ids)  # no '1,024' to retype
+    assert sorted(c.value for c in ids) == sorted(standing)
+    rule, subject = _column(sheet, "قاعده"), _column(sheet, "موضوع")
+    for c in ids:  # each id on its own deviation's row
+        d = standing[c.value]
+        assert (sheet.cell(c.row, rule).value, sheet.cell(c.row, subject).value) == (present.rule(d.rule),
+                                                                                     d.subject)
+
+
+def test_each_deviations_figures_are_named_as_its_rule_names_them(workbook):
+    # found by a new user: every rule's figures were headed «برنامه» / «عملکرد» alone, while the e-mails
+    # and the console name them by rule (a spending share against a progress share, a ceiling and a sum)
+    book, _, engine = workbook
+    standing = _standing(engine)
+    sheet = book["انحرافات"]
+    planned, actual = _column(sheet, "برنامه"), _column(sheet, "عملکرد")
+    # each name stands just before (right of) its figure: «name | figure», as the e-mail's «name: figure»
+    assert (_column(sheet, "نام رقم برنامه"), _column(sheet, "نام رقم عملکرد")) == (planned - 1, actual - 1)
+    named = set()
+    for r in range(2, sheet.max_row + 1):
+        d = standing[sheet.cell(r, 1).value]
+        names = (sheet.cell(r, planned - 1).value, sheet.cell(r, actual - 1).value)
+        assert names == present.figure_names(d.kind, d.rule), (d.kind, d.rule)
+        assert all(sheet.cell(r, c).data_type == "s" for c in (planned - 1, actual - 1))
+        figures = [sheet.cell(r, c) for c in (planned, actual)]
+        assert all(c.value is None or c.data_type == "n" for c in figures)  # numbers stay numbers
+        named.add((d.kind, d.rule, names))
+    assert ("capital", "spend_progress_gap", ("سهم جذب اعتبار", "سهم پیشرفت فیزیکی")) in named
+    assert ("expense", "unit_cost_overrun", ("بهای واحد مصوب", "بهای واحد واقعی")) in named
+    assert ("capital", "progress_lag", ("برنامه", "عملکرد")) in named
 
 
 def test_native_charts_are_in_the_workbook(workbook):

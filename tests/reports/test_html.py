@@ -87,6 +87,25 @@ def test_unit_costs_show_two_decimal_places_both_approved_and_actual(page_file):
                 assert shown == "—" or re.fullmatch(r"[۰-۹٬]+٫[۰-۹]{2}", shown), shown
 
 
+def test_each_listed_deviation_shows_its_id_to_act_on(page_file, simulated):
+    # found by a new user: the e-mails say to act on a deviation by its id (`budgetwatch deviations ack ID`,
+    # the console's /deviations/ID), and the report's deviations had none
+    path, _ = page_file
+    with simulated.connect() as conn:
+        standing = conn.execute(sa.text(
+            "SELECT id FROM deviation WHERE fiscal_year = 1405 AND quarter <= 2 "
+            "AND status IN ('open', 'acknowledged')")).scalars().all()
+    with browser_page() as (page, _errors):
+        _open(page, path, [])
+        assert page.locator("#deviations thead th").first.inner_text() == "شناسه"
+        rows = page.locator("#deviations tbody tr")
+        shown = page.locator("#deviations tbody tr td:first-child > bdi").all_inner_texts()
+        assert rows.count() == len(standing) > 0
+    # as stored, in ASCII digits: what `budgetwatch deviations ack ID` is typed with
+    assert all(re.fullmatch(r"[0-9]+", s) for s in shown), shown[:5]
+    assert sorted(map(int, shown)) == sorted(standing)
+
+
 def test_codes_never_break_across_lines(page_file):
     # found by a new user: a code wrapped at its hyphen in a narrow column
     path, _ = page_file

@@ -6,6 +6,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+import sqlalchemy as sa
 
 from foundation.jalali import parse_day
 from reconcile.settings import RoutingConfig
@@ -46,6 +47,13 @@ def test_standing_deviations_up_to_the_quarter_are_counted_by_severity(report):
     assert [(k, r, dict(c)) for k, r, c in report.rule_counts] == [
         ("capital", "missing_report", {"major": 1}), ("capital", "progress_lag", {"minor": 1}),
         ("expense", "credit_inconsistency", {"major": 1})]
+
+
+def test_each_standing_deviation_carries_its_stored_id(engine, report):
+    # the id people act on (`budgetwatch deviations ack ID`): the reports list it beside each deviation
+    with engine.connect() as conn:
+        ids = dict(conn.execute(sa.text("SELECT subject, id FROM deviation")).all())
+    assert [(d.subject, d.id) for d in report.deviations] == [(s, ids[s]) for s in ("A-1", "P-2", "P-1")]
 
 
 def test_summaries_by_county_agency_and_group(report):

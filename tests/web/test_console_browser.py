@@ -25,7 +25,7 @@ import uvicorn
 import reconcile
 from reconcile.inspections import import_file
 from store.db import open_store
-from store.models import Deviation, ExpenseAgreement, FieldInspection
+from store.models import Deviation, ExpenseAgreement, FieldInspection, RejectedRecord
 from sync import run_sync
 from tests.browser import browser_page, screenshot_path
 from tests.sync.conftest import CLOCK, sim_config, store_config
@@ -214,4 +214,57 @@ def test_the_admins_users_page(served):
         page.goto(f"{served.url}/users")
         assert page.locator("table tbody tr").count() >= 4
         page.screenshot(path=screenshot_path("web-users"), full_page=True)
+        assert errors == []
+
+
+# where the content of each table row's last cell lies, and the box that shows it (the viewport,
+# narrowed by the table's scroller): a column scrolled out of sight lies outside the box
+LAST_CELLS = """() => [...document.querySelectorAll('main table tbody tr')].map(row => {
+    const cell = row.cells[row.cells.length - 1], range = document.createRange();
+    range.selectNodeContents(cell);
+    const r = range.getBoundingClientRect(), scroller = row.closest('.scroll')?.getBoundingClientRect();
+    const left = Math.max(0, scroller ? scroller.left : 0);
+    const right = Math.min(document.documentElement.clientWidth, scroller ? scroller.right : Infinity);
+    return {text: cell.innerText.trim(), left: r.left, right: r.right, width: r.width, box: [left, right]};
+})"""
+
+
+def _misfits_on_a_phone(page, name: str) -> list:
+    """What sticks out of a phone: the page scrolling sideways, a table's last column out of sight."""
+    misfits = []
+    width = page.evaluate("document.documentElement.scrollWidth")
+    if width > 390:
+        misfits.append((name, "page width", width))
+    for cell in page.evaluate(LAST_CELLS):
+        left, right = cell["box"]
+        if not (cell["width"] > 0 and cell["left"] >= left - 0.5 and cell["right"] <= right + 0.5):
+            misfits.append((name, "last column out of sight", cell))
+    return misfits
+
+
+def test_the_users_and_runs_pages_on_a_phone(served):
+    """A phone shows every column of the users and runs tables, each row a card of labelled cells
+    (they scrolled sideways, hiding the last columns: enabling a user, the rejected rows)."""
+    with served.engine.begin() as conn:  # a rejected row as a portal's page gives one, its locator long
+        run_id = conn.execute(sa.text("SELECT min(id) FROM sync_run")).scalar_one()
+        conn.execute(sa.insert(RejectedRecord.__table__).values(
+            run_id=run_id, source="nezarat4", locator="ProjectList year=1405 page 1 row 2",
+            field="approved_credit", raw="۲۳۸٬۷۳", key="1301034555-003",
+            reason="bad number '۲۳۸٬۷۳': thousands separator not between groups of three digits"))
+    with browser_page(width=390, height=844) as (page, errors):
+        page.goto(f"{served.url}/login")
+        page.fill("input[name=username]", "admin")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(re.compile(r"/$"))
+        misfits = []
+        for name, path in (("users", "/users"), ("runs", "/runs"), ("run", f"/runs/{run_id}")):
+            page.goto(f"{served.url}{path}")
+            page.screenshot(path=screenshot_path(f"web-phone-{name}"), full_page=True)
+            page.screenshot(path=screenshot_path(f"web-phone-{name}-screen"))
+            # each cell names its column: on a phone, the card's only heading
+            if not page.locator("main table tbody td[data-label]").count():
+                misfits.append((name, "no cell names its column"))
+            misfits += _misfits_on_a_phone(page, name)
+        assert not misfits, "\n".join(map(str, misfits))
         assert errors == []

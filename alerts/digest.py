@@ -54,6 +54,7 @@ class Item:
     change: str  # new | escalated | reopened; 'resolved' in the closing section
     told_severity: str | None
     resolved_on: date | None
+    threshold: str | None = None  # the condition the rule flagged it by, with its limit (present.threshold)
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ def _item(row: Any, names: store_alerts.Names, change: str) -> Item:
         agency=names.agencies.get(row.agency_code or "", row.agency_code or NO_AGENCY),
         county=names.counties.get(row.county_id, NO_COUNTY) if row.county_id is not None else NO_COUNTY,
         change=change, told_severity=row.told_severity, resolved_on=row.resolved_on,
+        threshold=present.threshold(row.rule, row.numbers),
     )
 
 

@@ -248,6 +248,11 @@ def figure(kind: str, rule: str, value: Decimal | int | float | None, *, name: s
     how = figure_unit(kind, rule, name)
     if how is None:
         return None
+    return in_unit(how, value, unit=unit)
+
+
+def in_unit(how: str, value: Decimal | int | float | None, *, unit: bool = True) -> str:
+    """A figure in one of the units above (POINTS, SHARE, AMOUNT, QUANTITY, TIMES, POINT_GAP)."""
     if value is None:
         return NOTHING
     if how == POINTS:
@@ -261,3 +266,42 @@ def figure(kind: str, rule: str, value: Decimal | int | float | None, *, name: s
     if how == POINT_GAP:
         return f"{number(value)} واحد درصد"
     return number(value)
+
+
+# --- the threshold a rule compared its measure with ------------------------------------------------
+# presentation.md: every figure a rule compared travels with the deviation, the threshold included.
+# The limit is the deviation's own (``numbers["threshold"]``: as configured when it was judged,
+# reconcile/rules/); the rules of due days compare days, kept in ``numbers`` too.
+_THRESHOLDS = {  # rule -> (the limit's unit, the condition that flags, as people read it)
+    "progress_lag": (POINT_GAP, "عقب‌ماندگی {} یا بیشتر"),
+    "progress_regression": (POINT_GAP, "کاهش بیش از {}"),
+    "spend_progress_gap": (QUANTITY, "فاصلهٔ سهم جذب از سهم پیشرفت {} یا بیشتر"),
+    "credit_inconsistency": (AMOUNT, "مازاد بیش از {}"),
+    "inspection_mismatch": (POINT_GAP, "اختلاف {} یا بیشتر"),
+    "operation_shortfall": (SHARE, "تحقق کمتر از {}"),
+    "unit_cost_overrun": (TIMES, "بهای واحد واقعی {} مصوب یا بیشتر"),
+}
+_DUE_DAYS = {  # rule -> (the day in ``numbers``, the condition)
+    "missing_report": ("due", "ثبت گزارش تا {}"),
+    "approval_overdue": ("approval_due", "تأیید ذیحساب تا {}"),
+}
+
+
+def threshold(rule: str, numbers: dict | None) -> str | None:
+    """The condition a deviation's rule flagged it by, with the limit it was judged against:
+    'عقب‌ماندگی ۵ واحد درصد یا بیشتر', 'تحقق کمتر از ۸۵٪', 'ثبت گزارش تا ۱۴۰۵/۰۱/۱۵'. None when its
+    ``numbers`` hold no limit (a deviation recorded before the limits were kept)."""
+    numbers = numbers or {}
+    if rule in _THRESHOLDS:
+        limit = numbers.get("threshold")
+        if limit is None:
+            return None
+        how, words = _THRESHOLDS[rule]
+        return words.format(in_unit(how, Decimal(str(limit)), unit=True))
+    if rule in _DUE_DAYS:
+        key, words = _DUE_DAYS[rule]
+        due = numbers.get(key)
+        return words.format(day(date.fromisoformat(due))) if due else None
+    if rule == "completion_overdue" and numbers.get("end_year") is not None:
+        return f"پایان تا سال {digits(numbers['end_year'])}"
+    return None

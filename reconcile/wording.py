@@ -23,7 +23,9 @@ UNKNOWN = "؟"  # a figure the facts do not hold
 # Raised whenever a change here rewords stored sentences: the next run after an upgrade then judges
 # the whole store (reconcile/engine.py `_basis`), so no deviation keeps a sentence of the old form.
 # 2: codes as stored, isolated left-to-right (1 wrote them in Persian digits).
-VERSION = 2
+# 3: the threshold a rule compared its measure with kept in ``numbers["threshold"]`` (presentation.md:
+#    every figure a rule compared travels with the deviation; foundation/present.py ``threshold``).
+VERSION = 3
 
 
 def number(value: Decimal | int | None, *, grouped: bool = False) -> str:

@@ -260,6 +260,7 @@ DEVIATION_COLUMNS = [
     Col("برنامه", "rule_figure", lambda d: (d, d.planned), 10),
     Col("نام رقم عملکرد", "text", lambda d: present.figure_names(d.kind, d.rule)[1], 13),
     Col("عملکرد", "rule_figure", lambda d: (d, d.actual), 10),
+    Col("آستانه", "text", lambda d: d.threshold, 26),  # the condition the rule flagged it by, with its limit
     Col("شرح", "text", lambda d: d.message, 80),
 ]
 

@@ -162,6 +162,7 @@ class DeviationRow:
     planned: Decimal | None
     actual: Decimal | None
     message: str
+    threshold: str | None = None  # the condition its rule flagged it by, with its limit (present.threshold)
 
 
 @dataclass(frozen=True)
@@ -331,7 +332,8 @@ def _deviations(conn: Connection, scope: _Scope) -> tuple[list[DeviationRow], li
         by_rule[(d.kind, d.rule)][d.severity] += 1
         rows.append(DeviationRow(d.id, d.kind, d.rule, d.severity, d.status, d.subject, d.quarter or None,
                                  agency, scope.names.get(agency, agency), d.county_name or NO_COUNTY,
-                                 scope.group(agency), d.planned, d.actual, d.message))
+                                 scope.group(agency), d.planned, d.actual, d.message,
+                                 present.threshold(d.rule, d.numbers)))
     return rows, [(kind, rule, counts) for (kind, rule), counts in sorted(by_rule.items())]
 
 

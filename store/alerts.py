@@ -123,7 +123,7 @@ def _in_scope(scope: Scope) -> Any:
 
 _SHOWN = (dev.c.id, dev.c.kind, dev.c.rule, dev.c.severity, dev.c.status, dev.c.subject, dev.c.fiscal_year,
           dev.c.quarter, dev.c.planned, dev.c.actual, dev.c.measure, dev.c.message, dev.c.agency_code,
-          dev.c.county_id, dev.c.first_found_on, dev.c.resolved_on)
+          dev.c.county_id, dev.c.first_found_on, dev.c.resolved_on, dev.c.numbers)
 
 
 def news_for(conn: Connection, recipient: str, scope: Scope, min_severity: str) -> list[Any]:

@@ -168,7 +168,7 @@ def standing_deviations(conn: Connection, year: int, through_quarter: int) -> li
     severity_order = sa.case({"critical": 0, "major": 1, "minor": 2}, value=dev.c.severity, else_=3)
     query = (sa.select(dev.c.id, dev.c.kind, dev.c.rule, dev.c.severity, dev.c.status, dev.c.subject,
                        dev.c.fiscal_year, dev.c.quarter, dev.c.planned, dev.c.actual, dev.c.message,
-                       dev.c.agency_code, dev.c.county_id, co.c.name.label("county_name"))
+                       dev.c.agency_code, dev.c.county_id, co.c.name.label("county_name"), dev.c.numbers)
              .outerjoin(co, co.c.id == dev.c.county_id)
              .where(dev.c.fiscal_year == year, dev.c.quarter <= through_quarter, dev.c.status.in_(OPEN_STATUSES))
              .order_by(severity_order, dev.c.rule, dev.c.subject, dev.c.quarter))

@@ -199,10 +199,11 @@ def breaks_numbers(breaks: list[StageBreak]) -> list[dict[str, str | None]]:
     ]
 
 
-def describe_breaks(breaks: list[StageBreak], stage_words: dict[str, str], row_word: str
+def describe_breaks(breaks: list[StageBreak], stage_words: dict[str, str], row_word: str, tolerance: Decimal
                     ) -> tuple[str, dict[str, Any]]:
     """credit_inconsistency's sentence after the subject's name, and the figures of its finding
-    (planned, actual, measure, numbers, evidence), for a subject's `breaks`: the worst is told.
+    (planned, actual, measure, numbers with the `tolerance` compared, evidence), for a subject's
+    `breaks`: the worst is told.
     `row_word` comes before the row's label ('ردیف ' for a funding source row; '' for a chapter)."""
     b = worst(breaks)
     more = f" (و {w.number(len(breaks) - 1)} ناسازگاری دیگر)" if len(breaks) > 1 else ""
@@ -210,5 +211,5 @@ def describe_breaks(breaks: list[StageBreak], stage_words: dict[str, str], row_w
                 f"{stage_words[b.later]} ({w.amount(b.later_value)}) از {stage_words[b.earlier]} "
                 f"({w.amount(b.earlier_value)}) بیشتر است{more}")
     return sentence, {"planned": b.earlier_value, "actual": b.later_value, "measure": b.excess,
-                      "numbers": {"breaks": breaks_numbers(breaks)},
+                      "numbers": {"breaks": breaks_numbers(breaks), "threshold": text(tolerance)},
                       "evidence": (b.row.evidence_table, b.row.evidence_id)}

@@ -71,7 +71,8 @@ class ProgressLag(Rule):
             f"{w.percent(row.progress)} گزارش کرده در برابر {w.percent(target)} پیش‌بینی‌شده "
             f"({w.number(gap)} واحد درصد عقب‌تر از برنامه)",
             planned=target, actual=row.progress, measure=gap,
-            numbers={"target": text(target), "actual": text(row.progress), "gap": text(gap)},
+            numbers={"target": text(target), "actual": text(row.progress), "gap": text(gap),
+                     "threshold": text(limits.minor)},
             evidence=("progress_report", row.report_id), run_id=row.report_run_id,
         )
 
@@ -215,7 +216,7 @@ class ProgressRegression(Rule):
             f"{w.percent(row.progress)} گزارش کرده که {w.number(drop)} واحد درصد کمتر از {before} است",
             planned=previous, actual=row.progress, measure=drop,
             numbers={"previous": text(previous), "previous_quarter": earlier,
-                     "actual": text(row.progress), "drop": text(drop)},
+                     "actual": text(row.progress), "drop": text(drop), "threshold": text(limits.tolerance)},
             evidence=("progress_report", row.report_id), run_id=row.report_run_id,
         )
 
@@ -275,7 +276,7 @@ class SpendProgressGap(Rule):
             numbers={"start": text(start), "target_q4": text(target_q4), "planned_gain": text(planned_gain),
                      "actual": text(row.progress), "physical_share": text(physical),
                      "absorbed": text(absorbed), "notified_total": text(notified_total),
-                     "spend_share": text(spend), "gap": text(gap)},
+                     "spend_share": text(spend), "gap": text(gap), "threshold": text(limits.major)},
             evidence=("progress_report", row.report_id), run_id=row.report_run_id,
         )
 
@@ -323,7 +324,7 @@ class CreditInconsistency(Rule):
             breaks = stage_breaks(tuple(credits), limits.tolerance)
             if not breaks:
                 continue
-            said, figures = describe_breaks(breaks, STAGE_WORDS, "ردیف ")
+            said, figures = describe_breaks(breaks, STAGE_WORDS, "ردیف ", limits.tolerance)
             yield _row_finding(self, row, None, "major", f"{_named(row)} در سال {w.year(row.fiscal_year)} {said}",
                                **figures)
 
@@ -454,7 +455,8 @@ class InspectionMismatch(Rule):
             planned=reported, actual=row.observed_progress, measure=difference,
             numbers={"visited_on": row.visited_on.isoformat(), "inspector": row.inspector,
                      "observed": text(row.observed_progress), "reported": text(reported),
-                     "reported_quarter": quarter, "difference": text(difference)},
+                     "reported_quarter": quarter, "difference": text(difference),
+                     "threshold": text(limits.major)},
             evidence=("field_inspection", row.visit_id),
             run_id=getattr(row, f"r{quarter}") if quarter is not None else None,
         )

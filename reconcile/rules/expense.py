@@ -76,7 +76,8 @@ class OperationShortfall(Rule):
             f"{w.number(actual, grouped=True)} {unit} انجام داده در برابر {w.number(planned, grouped=True)} "
             f"{unit} برنامه‌ریزی‌شده (تحقق {w.percent(ratio * 100)})",
             planned=planned, actual=actual, measure=ratio,
-            numbers={"planned_cum": text(planned), "actual_cum": text(actual), "ratio": text(ratio)},
+            numbers={"planned_cum": text(planned), "actual_cum": text(actual), "ratio": text(ratio),
+                     "threshold": text(limits.threshold)},
             evidence=("operation_performance", getattr(row, f"i{to_date.latest}")),
             run_id=getattr(row, f"r{to_date.latest}"),
         )
@@ -127,7 +128,7 @@ class UnitCostOverrun(Rule):
             f"({w.number(ratio)} برابر)",
             planned=unit_cost, actual=cost, measure=ratio,
             numbers={"spent_cum": text(spent), "actual_cum": text(actual), "unit_cost": text(unit_cost),
-                     "actual_unit_cost": text(cost), "ratio": text(ratio)},
+                     "actual_unit_cost": text(cost), "ratio": text(ratio), "threshold": text(limits.minor)},
             evidence=("operation_performance", getattr(row, f"i{to_date.latest}")),
             run_id=getattr(row, f"r{to_date.latest}"),
         )
@@ -268,7 +269,7 @@ class CreditInconsistency(Rule):
             breaks = stage_breaks(chapters, limits.tolerance)
             if not breaks:
                 continue
-            said, figures = describe_breaks(breaks, STAGE_WORDS, "")
+            said, figures = describe_breaks(breaks, STAGE_WORDS, "", limits.tolerance)
             yield _row_finding(self, row, row.agreement_no, None, "major",
                                f"{_named(row)} در سال {w.year(row.fiscal_year)} {said}", **figures)
 

@@ -112,10 +112,13 @@ class Province:
 
     def deviation(self, rule: str, subject: str, *, severity: str = "major", quarter: int = 2, year: int = 1405,
                   kind: str = "capital", status: str = "open", agency: str = "305", county: str | None = "اهواز",
-                  message: str = "پیشرفت گزارش‌شده از برنامه عقب است.") -> m.Deviation:
+                  message: str = "پیشرفت گزارش‌شده از برنامه عقب است.", planned: str | None = None,
+                  actual: str | None = None, numbers: dict | None = None) -> m.Deviation:
         county_id = self.county(county) if county else None
         return self._add(m.Deviation(kind=kind, rule=rule, subject=subject, fiscal_year=year, quarter=quarter,
-                                     severity=severity, status=status, message=message, agency_code=agency,
+                                     severity=severity, status=status, message=message, agency_code=agency, numbers=numbers,
+                                     planned=D(planned) if planned is not None else None,
+                                     actual=D(actual) if actual is not None else None,
                                      county_id=county_id, first_found_on=date(2026, 10, 1),
                                      last_found_on=date(2026, 10, 1),
                                      updated_at=datetime(2026, 10, 1, tzinfo=UTC)))

@@ -4,6 +4,7 @@ totals equal to sums a plain SQL query computes over the store (not the report c
 from __future__ import annotations
 
 import io
+import json
 import re
 import zipfile
 
@@ -38,7 +39,7 @@ SELECT county, SUM(approved), SUM(notified), SUM(allocated), SUM(absorbed), SUM(
     FROM expense_agreement ea LEFT JOIN county c ON c.id = ea.county_id WHERE ea.fiscal_year = 1405 AND NOT ea.gone
 ) AS figures GROUP BY county
 """
-STANDING = ("SELECT id, kind, rule, subject FROM deviation WHERE fiscal_year = 1405 AND quarter <= 2 "
+STANDING = ("SELECT id, kind, rule, subject, numbers FROM deviation WHERE fiscal_year = 1405 AND quarter <= 2 "
             "AND status IN ('open', 'acknowledged')")
 
 
@@ -206,6 +207,22 @@ def test_each_deviations_figures_are_named_as_its_rule_names_them(workbook):
     assert ("capital", "spend_progress_gap", ("سهم جذب اعتبار", "سهم پیشرفت فیزیکی")) in named
     assert ("expense", "unit_cost_overrun", ("بهای واحد مصوب", "بهای واحد واقعی")) in named
     assert ("capital", "progress_lag", ("برنامه", "عملکرد")) in named
+
+
+def test_each_deviation_says_the_threshold_its_rule_flagged_it_by(workbook):
+    # presentation.md: every figure a rule compared travels with the deviation, the threshold included
+    book, _, engine = workbook
+    standing = _standing(engine)
+    sheet = book["انحرافات"]
+    column = _column(sheet, "آستانه")
+    said = {}
+    for r in range(2, sheet.max_row + 1):
+        d = standing[sheet.cell(r, 1).value]
+        numbers = json.loads(d.numbers) if isinstance(d.numbers, str) else d.numbers
+        assert sheet.cell(r, column).value == present.threshold(d.rule, numbers), (d.rule, d.subject)
+        said[d.rule] = sheet.cell(r, column).value
+    assert said["progress_lag"] == "عقب‌ماندگی ۵ واحد درصد یا بیشتر"  # the catalogue's default limit
+    assert said["missing_report"].startswith("ثبت گزارش تا ۱۴۰۵/")
 
 
 def test_native_charts_are_in_the_workbook(workbook):

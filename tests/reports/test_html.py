@@ -9,6 +9,8 @@ import re
 import pytest
 import sqlalchemy as sa
 
+from foundation import present
+
 from reconcile.settings import RoutingConfig
 from reports import html
 from reports.model import Selection, build
@@ -104,6 +106,21 @@ def test_each_listed_deviation_shows_its_id_to_act_on(page_file, simulated):
     # as stored, in ASCII digits: what `budgetwatch deviations ack ID` is typed with
     assert all(re.fullmatch(r"[0-9]+", s) for s in shown), shown[:5]
     assert sorted(map(int, shown)) == sorted(standing)
+
+
+def test_each_listed_deviation_carries_its_figures_and_threshold(page_file, simulated):
+    # presentation.md: every figure a rule compared travels with the deviation — planned, actual and
+    # the threshold beside its sentence (the report showed the sentence alone)
+    path, _ = page_file
+    with browser_page() as (page, _errors):
+        _open(page, path, [])
+        rows = page.locator("#deviations tbody tr")
+        texts = [" ".join(t.split()) for t in rows.all_inner_texts()]
+    lags = [t for t in texts if present.rule("progress_lag") in t]
+    assert lags and all("برنامه: " in t and "عملکرد: " in t for t in lags)
+    assert all("آستانه: عقب‌ماندگی ۵ واحد درصد یا بیشتر" in t for t in lags), lags[:2]
+    gaps = [t for t in texts if present.rule("spend_progress_gap") in t]
+    assert all("سهم جذب اعتبار: " in t and "آستانه: فاصلهٔ سهم جذب از سهم پیشرفت ۰٫۳ یا بیشتر" in t for t in gaps)
 
 
 def test_codes_never_break_across_lines(page_file):

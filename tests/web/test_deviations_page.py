@@ -276,6 +276,9 @@ def test_a_deviations_figures_are_named_in_persian_in_their_units(tmp_path):
     engine.dispose()
     lag = cards[("capital", "progress_lag")]
     assert lag["برنامه"].endswith("٪") and lag["فاصله"].endswith(" واحد درصد")  # a gap of points, as the sentence says
+    # the threshold the rule compared with travels with the deviation (presentation.md), in words
+    assert lag["آستانه"] == "عقب‌ماندگی ۵ واحد درصد یا بیشتر"
+    assert cards[("expense", "unit_cost_overrun")]["آستانه"] == "بهای واحد واقعی ۱٫۲ برابر مصوب یا بیشتر"
     overdue = cards[("capital", "completion_overdue")]
     assert {"سال پایان برنامه‌ای", "سال‌های تأخیر", "آخرین پیشرفت گزارش‌شده"} <= set(overdue)
     assert cards[("capital", "spend_progress_gap")]["جذب"].endswith(present.AMOUNT_UNIT)

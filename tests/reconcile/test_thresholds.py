@@ -1,0 +1,74 @@
+"""Every figure a rule compared travels with its deviation, the threshold included
+(shared/presentation.md): each rule with a limit keeps the one it was judged against in
+``numbers["threshold"]`` — the configured one, not the catalogue's default — and every output says it
+in Persian through ``present.threshold``."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+
+import pytest
+
+from foundation import present
+from reconcile.rules.capital import (CreditInconsistency, InspectionMismatch, ProgressLag, ProgressRegression,
+                                     SpendProgressGap)
+from reconcile.rules.expense import CreditInconsistency as ExpenseCredit
+from reconcile.rules.expense import OperationShortfall, UnitCostOverrun
+
+from fact_store import check
+from reconcile_builders import agreement, as_of, credit, item, op_unit, project, report, visit
+
+AUTUMN = as_of("1405/09/02")  # Q1, Q2 closed
+SUMMER = as_of("1405/05/01")  # Q1 closed
+
+# (rule, facts that break it, day, limits other than the catalogue's that still flag them, the limit kept)
+CASES = [
+    (ProgressLag(), project(reports=[report(2, 32)], targets=(30, 55, 60, 80)), AUTUMN,
+     ProgressLag.Limits(minor=Decimal(7)), "7"),
+    (ProgressRegression(), project(reports=[report(1, 30), report(2, 28)]), AUTUMN,
+     ProgressRegression.Limits(tolerance=Decimal("1.25")), "1.25"),
+    (SpendProgressGap(), project(start=0, targets=(10, 20, 25, 30), notified_total=10000,
+                                 reports=[report(1, 10, absorbed="9000")]), AUTUMN,
+     SpendProgressGap.Limits(major=Decimal("0.4")), "0.4"),
+    (CreditInconsistency(), project(credits=[credit("ملی", 100, 120, 130, 140)]), AUTUMN,
+     replace(CreditInconsistency.Limits(), tolerance=Decimal(2)), "2"),
+    (InspectionMismatch(), project(reports=[report(1, 20), report(2, 20)], inspections=[visit("1405/08/10", 50)]),
+     AUTUMN, InspectionMismatch.Limits(major=Decimal(12)), "12"),
+    (OperationShortfall(), op_unit(items=[item(1, 50)]), SUMMER,
+     OperationShortfall.Limits(threshold=Decimal("0.9")), "0.9"),
+    (UnitCostOverrun(), op_unit(unit_cost=1, items=[item(1, 100, 160)]), SUMMER,
+     UnitCostOverrun.Limits(minor=Decimal("1.3")), "1.3"),
+    (ExpenseCredit(), agreement(credits=[credit("فصل ۱", 200, 200, 100, 150, table="expense_credit")]), AUTUMN,
+     replace(ExpenseCredit.Limits(), tolerance=Decimal("0.75")), "0.75"),
+]
+
+
+@pytest.mark.parametrize(("rule", "facts", "when", "limits", "kept"), CASES, ids=[c[0].name for c in CASES])
+def test_a_finding_keeps_the_limit_it_was_judged_against(rule, facts, when, limits, kept):
+    [found] = check(rule, facts, when, limits)
+    assert found.numbers["threshold"] == kept
+    # the catalogue's default would have been kept otherwise: the configured limit is what travels
+    [default] = check(rule, facts, when, rule.Limits())
+    assert default.numbers["threshold"] != kept
+
+
+@pytest.mark.parametrize(("rule", "numbers", "said"), [
+    ("progress_lag", {"threshold": "5"}, "عقب‌ماندگی ۵ واحد درصد یا بیشتر"),
+    ("progress_regression", {"threshold": "0.5"}, "کاهش بیش از ۰٫۵ واحد درصد"),
+    ("spend_progress_gap", {"threshold": "0.3"}, "فاصلهٔ سهم جذب از سهم پیشرفت ۰٫۳ یا بیشتر"),
+    ("credit_inconsistency", {"threshold": "0.5"}, "مازاد بیش از ۰٫۵ میلیون ریال"),
+    ("inspection_mismatch", {"threshold": "10"}, "اختلاف ۱۰ واحد درصد یا بیشتر"),
+    ("operation_shortfall", {"threshold": "0.85"}, "تحقق کمتر از ۸۵٪"),
+    ("unit_cost_overrun", {"threshold": "1.2"}, "بهای واحد واقعی ۱٫۲ برابر مصوب یا بیشتر"),
+    ("missing_report", {"due": "2026-04-04"}, "ثبت گزارش تا ۱۴۰۵/۰۱/۱۵"),
+    ("approval_overdue", {"approval_due": "2026-04-04"}, "تأیید ذیحساب تا ۱۴۰۵/۰۱/۱۵"),
+    ("completion_overdue", {"end_year": 1402}, "پایان تا سال ۱۴۰۲"),
+])
+def test_the_threshold_in_persian(rule, numbers, said):
+    assert present.threshold(rule, numbers) == said
+
+
+def test_a_deviation_recorded_without_a_limit_says_none():
+    assert present.threshold("progress_lag", {"target": "55"}) is None
+    assert present.threshold("progress_lag", None) is None

@@ -55,6 +55,7 @@ class Item:
     told_severity: str | None
     resolved_on: date | None
     threshold: str | None = None  # the condition the rule flagged it by, with its limit (present.threshold)
+    unit: str | None = None  # an operation's unit of measure, for its quantities (portal text)
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def _item(row: Any, names: store_alerts.Names, change: str) -> Item:
         agency=names.agencies.get(row.agency_code or "", row.agency_code or NO_AGENCY),
         county=names.counties.get(row.county_id, NO_COUNTY) if row.county_id is not None else NO_COUNTY,
         change=change, told_severity=row.told_severity, resolved_on=row.resolved_on,
-        threshold=present.threshold(row.rule, row.numbers),
+        threshold=present.threshold(row.rule, row.numbers), unit=present.measure_of(row.numbers),
     )
 
 

@@ -32,7 +32,7 @@ CHANGE_WORDS = {NEW: "جدید", ESCALATED: "تشدیدشده", REOPENED: "با�
 
 def figure(item: Item, value: Decimal | None) -> str:
     """A planned or actual figure in the unit its rule compares."""
-    return present.figure(item.kind, item.rule, value)
+    return present.figure(item.kind, item.rule, value, measure=item.unit)
 
 
 def subject_line(digest: Digest) -> str:

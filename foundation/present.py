@@ -36,7 +36,7 @@ STATUS_NAMES = {
     "escalated": "تشدیدشده",
     "resolved": "برطرف‌شده",
     "acknowledged": "بررسی‌شده",
-    "dismissed": "رد شده (نادرست)",
+    "dismissed": "ردشده (نادرست)",
 }
 GROUP_NAMES = {
     "social": "امور اجتماعی",
@@ -241,14 +241,22 @@ def figure_unit(kind: str, rule: str, name: str | None = None) -> str | None:
 
 
 def figure(kind: str, rule: str, value: Decimal | int | float | None, *, name: str | None = None,
-           unit: bool = True) -> str | None:
+           unit: bool = True, measure: str | None = None) -> str | None:
     """A rule's figure in its unit: planned/actual (no ``name``) or a named one of its ``numbers``.
     '۵۵٪', '۴۵٫۵٪' (a share), '۱٬۲۵۰ میلیون ریال' (``unit=False``: '۱٬۲۵۰'), '۱٫۲۵ برابر'. None for
-    a name of no known unit (the caller writes it as it is)."""
+    a name of no known unit (the caller writes it as it is). ``measure`` is an operation's unit of
+    measure (the deviation's ``numbers["unit"]``), written after a quantity: '۱٬۲۰۰ نفر-ساعت'."""
     how = figure_unit(kind, rule, name)
     if how is None:
         return None
+    if how == QUANTITY and measure and value is not None and unit:
+        return f"{number(value)} {measure}"
     return in_unit(how, value, unit=unit)
+
+
+def measure_of(numbers: dict | None) -> str | None:
+    """The unit of measure a deviation's quantities are counted in (an operation's; None for others)."""
+    return (numbers or {}).get("unit") or None
 
 
 def in_unit(how: str, value: Decimal | int | float | None, *, unit: bool = True) -> str:

@@ -25,7 +25,9 @@ UNKNOWN = "؟"  # a figure the facts do not hold
 # 2: codes as stored, isolated left-to-right (1 wrote them in Persian digits).
 # 3: the threshold a rule compared its measure with kept in ``numbers["threshold"]`` (presentation.md:
 #    every figure a rule compared travels with the deviation; foundation/present.py ``threshold``).
-VERSION = 3
+# 4: an operation's unit of measure kept in ``numbers["unit"]``: its quantities are shown in it; a
+#    comptroller's status in present's words («ردشده»); no county «(شهرستان نامشخص)», not «در سطح استان».
+VERSION = 4
 
 
 def number(value: Decimal | int | None, *, grouped: bool = False) -> str:
@@ -71,7 +73,8 @@ def year(value: int) -> str:
 @lru_cache(maxsize=4096)
 def _place(place: Place) -> str:
     agency = f"«{place.agency_name}»" if place.agency_name else f"با کد {code(place.agency_code)}"
-    where = f"در شهرستان {place.county_name}" if place.county_name else "در سطح استان"
+    # no county: the portal gave none (not "province-wide"), said as every output says it
+    where = f"در شهرستان {place.county_name}" if place.county_name else f"(شهرستان {present.NO_COUNTY})"
     return f"از دستگاه {agency} {where}"
 
 

@@ -242,6 +242,15 @@ OPERATION_COLUMNS = [
     Col("نسبت بهای واقعی به مصوب", "ratio", lambda o: o.cost_ratio, 12),
 ]
 
+def _figure_name(d: Any, i: int) -> str:
+    """The name of a deviation's planned (0) or actual (1) figure, with an operation's unit of measure
+    where the figure is a quantity (the cell beside it stays a number): «برنامه (نفر-ساعت)»."""
+    name = present.figure_names(d.kind, d.rule)[i]
+    if d.unit and present.figure_unit(d.kind, d.rule) == present.QUANTITY:
+        return f"{name} ({d.unit})"
+    return name
+
+
 # One table for every rule, so that a reader can filter and sort it (a sheet has one filter): the id
 # first, the one a reader acts on (`budgetwatch deviations ack ID`, the console's /deviations/ID);
 # the planned and actual figures keep their generic headers, each beside a narrow text column naming
@@ -256,9 +265,9 @@ DEVIATION_COLUMNS = [
     Col("دستگاه اجرایی", "text", lambda d: d.agency_name, 30),
     Col("شهرستان", "text", lambda d: d.county, 14),
     Col("گروه کارشناسی", "text", lambda d: present.group(d.group), 16),
-    Col("نام رقم برنامه", "text", lambda d: present.figure_names(d.kind, d.rule)[0], 13),
+    Col("نام رقم برنامه", "text", lambda d: _figure_name(d, 0), 13),
     Col("برنامه", "rule_figure", lambda d: (d, d.planned), 10),
-    Col("نام رقم عملکرد", "text", lambda d: present.figure_names(d.kind, d.rule)[1], 13),
+    Col("نام رقم عملکرد", "text", lambda d: _figure_name(d, 1), 13),
     Col("عملکرد", "rule_figure", lambda d: (d, d.actual), 10),
     Col("آستانه", "text", lambda d: d.threshold, 26),  # the condition the rule flagged it by, with its limit
     Col("شرح", "text", lambda d: d.message, 80),

@@ -57,7 +57,8 @@ def templates() -> Environment:
         day=present.day, day_long=present.day_long, moment=present.moment, severity=present.severity,
         status=present.status, group=present.group, rule=present.rule, kind=present.kind, source=present.source,
         digits=present.digits, cell=cell,
-        figure=lambda value, row: present.figure(_field(row, "kind"), _field(row, "rule"), value),
+        figure=lambda value, row: present.figure(_field(row, "kind"), _field(row, "rule"), value,
+                                                 measure=_measure(row)),
         # under the list's «برنامه / عملکرد» columns, a rule whose figures are something else names them
         figure_name=lambda row, i: _other_name(row, i),
         comptroller=lambda code: present.COMPTROLLER_NAMES.get(code or "", code or present.NOTHING),
@@ -120,7 +121,8 @@ def rule_figure(row: Any, key: str, value: Any) -> str:
             return condition
     figure_like = isinstance(value, (str, int, float, Decimal)) and not isinstance(value, bool)
     if figure_like and _FIGURE.fullmatch(str(value)):
-        shown = present.figure(_field(row, "kind"), _field(row, "rule"), Decimal(str(value)), name=key)
+        shown = present.figure(_field(row, "kind"), _field(row, "rule"), Decimal(str(value)), name=key,
+                               measure=_measure(row))
         if shown is not None:
             return shown
     if key.endswith("quarter") and isinstance(value, int):
@@ -165,6 +167,12 @@ def _other_name(row: Any, i: int) -> str:
     """The rule's own name of its planned (0) or actual (1) figure when it is not «برنامه»/«عملکرد»."""
     name = present.figure_names(_field(row, "kind"), _field(row, "rule"))[i]
     return "" if name == ("برنامه", "عملکرد")[i] else name
+
+
+def _measure(row: Any) -> str | None:
+    """An operation's unit of measure, where the row carries the deviation's ``numbers``."""
+    numbers = row.get("numbers") if isinstance(row, dict) else getattr(row, "numbers", None)
+    return present.measure_of(numbers) if isinstance(numbers, dict) else None
 
 
 def _field(row: Any, name: str) -> Any:

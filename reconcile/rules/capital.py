@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from foundation import jalali
+from foundation import jalali, present
 from reconcile import wording as w
 from reconcile.facts import APPROVED, CreditStages
 from reconcile.findings import Finding, divide, figure, round4, text
@@ -31,7 +31,7 @@ from reconcile.scope import MARGIN, Scope, at_least, below, fi, pc, pj, pr, py, 
 
 HUNDRED = Decimal(100)
 STAGE_WORDS = {"used": "جذب", "allocated": "تخصیص", "notified": "اعتبار ابلاغی", "approved": "اعتبار مصوب"}
-STATUS_WORDS = {"pending": "در انتظار تأیید", "rejected": "رد شده"}
+STATUS_WORDS = present.COMPTROLLER_NAMES  # a comptroller's status, in the words of every output
 
 
 class ProgressLag(Rule):

@@ -101,13 +101,15 @@ def test_each_deviation_says_the_threshold_it_was_judged_against(engine, facts, 
     facts.deviation("305", "major", planned="45", actual="12.5",
                     numbers={"target": "45", "actual": "12.5", "gap": "32.5", "threshold": "7.5"})
     facts.deviation("305", "major", kind="expense", rule="operation_shortfall", planned="100", actual="50",
-                    numbers={"planned_cum": "100", "actual_cum": "50", "ratio": "0.5", "threshold": "0.85"})
+                    numbers={"planned_cum": "100", "actual_cum": "50", "ratio": "0.5", "threshold": "0.85",
+                             "unit": "نفر‌ساعت"})
     facts.deviation("305", "major", rule="credit_inconsistency", planned="10", actual="20")  # recorded without one
     (mail,) = deliver(engine, smtp, [INFRA])
     for text in (plain_part(mail.message), BeautifulSoup(html_part(mail.message), "html.parser").get_text()):
         flat = " ".join(text.split())
         assert "برنامه: ۴۵٪ · عملکرد: ۱۲٫۵٪ · آستانه: عقب‌ماندگی ۷٫۵ واحد درصد یا بیشتر" in flat
         assert "آستانه: تحقق کمتر از ۸۵٪" in flat
+        assert "برنامه: ۱۰۰ نفر‌ساعت · عملکرد: ۵۰ نفر‌ساعت" in flat  # an operation's quantities in its unit
         assert flat.count("آستانه") == 2  # none invented for a deviation that kept no limit
 
 

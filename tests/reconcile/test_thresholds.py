@@ -14,6 +14,7 @@ from foundation import present
 from reconcile.rules.capital import (CreditInconsistency, InspectionMismatch, ProgressLag, ProgressRegression,
                                      SpendProgressGap)
 from reconcile.rules.expense import CreditInconsistency as ExpenseCredit
+from reconcile.rules.expense import ApprovalOverdue as ExpenseApproval
 from reconcile.rules.expense import OperationShortfall, UnitCostOverrun
 
 from fact_store import check
@@ -72,3 +73,40 @@ def test_the_threshold_in_persian(rule, numbers, said):
 def test_a_deviation_recorded_without_a_limit_says_none():
     assert present.threshold("progress_lag", {"target": "55"}) is None
     assert present.threshold("progress_lag", None) is None
+
+
+# --- an operation's quantities in its unit of measure ------------------------------------------------
+
+
+@pytest.mark.parametrize(("rule", "facts"), [
+    (OperationShortfall(), op_unit(items=[item(1, 50)])),
+    (UnitCostOverrun(), op_unit(unit_cost=1, items=[item(1, 100, 160)])),
+    (ExpenseApproval(), op_unit(items=[item(1, 100, status="pending", reported_on="1405/04/01")])),
+], ids=["operation_shortfall", "unit_cost_overrun", "approval_overdue"])
+def test_an_operations_findings_keep_its_unit_of_measure(rule, facts):
+    [found] = check(rule, facts, SUMMER, rule.Limits())
+    assert found.numbers["unit"] == "نفر‌ساعت"
+
+
+def test_a_quantity_is_written_in_its_unit_of_measure():
+    assert present.figure("expense", "operation_shortfall", Decimal(1200), measure="نفر") == "۱٬۲۰۰ نفر"
+    assert present.figure("expense", "operation_shortfall", Decimal(1200)) == "۱٬۲۰۰"  # none kept: the number
+    # figures of other units keep theirs; a quantity kept by name too
+    assert present.figure("expense", "unit_cost_overrun", Decimal(2), measure="نفر") == "۲ میلیون ریال"
+    assert present.figure("expense", "unit_cost_overrun", Decimal(30), name="actual_cum", measure="نفر") == "۳۰ نفر"
+    assert present.measure_of({"unit": "نفر"}) == "نفر" and present.measure_of({"unit": None}) is None
+
+
+# --- one word for one thing in sentences, as in every other output -------------------------------------
+
+
+def test_a_sentence_says_a_comptrollers_rejection_and_an_unknown_county_as_every_output_does():
+    from reconcile.facts import Place
+    from reconcile.rules.capital import ApprovalOverdue
+
+    facts = replace(project(reports=[report(1, 30, status="rejected", reported_on="1405/04/01")]),
+                    place=Place("305", "اداره کل راه و شهرسازی", None, None))
+    [found] = check(ApprovalOverdue(), facts, AUTUMN, ApprovalOverdue.Limits())
+    assert f"(وضعیت: {present.COMPTROLLER_NAMES['rejected']})" in found.message
+    # a subject the portal gave no county for: «نامشخص», as the console, e-mails and reports say it
+    assert f"(شهرستان {present.NO_COUNTY})" in found.message and "در سطح استان" not in found.message

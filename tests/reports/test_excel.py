@@ -195,11 +195,16 @@ def test_each_deviations_figures_are_named_as_its_rule_names_them(workbook):
     planned, actual = _column(sheet, "برنامه"), _column(sheet, "عملکرد")
     # each name stands just before (right of) its figure: «name | figure», as the e-mail's «name: figure»
     assert (_column(sheet, "نام رقم برنامه"), _column(sheet, "نام رقم عملکرد")) == (planned - 1, actual - 1)
-    named = set()
+    named, quantities = set(), set()
     for r in range(2, sheet.max_row + 1):
         d = standing[sheet.cell(r, 1).value]
         names = (sheet.cell(r, planned - 1).value, sheet.cell(r, actual - 1).value)
-        assert names == present.figure_names(d.kind, d.rule), (d.kind, d.rule)
+        unit = present.measure_of(json.loads(d.numbers) if isinstance(d.numbers, str) else d.numbers)
+        expected = present.figure_names(d.kind, d.rule)
+        if unit and present.figure_unit(d.kind, d.rule) == present.QUANTITY:  # a quantity names its unit
+            expected = tuple(f"{name} ({unit})" for name in expected)
+            quantities.add(names)
+        assert names == expected, (d.kind, d.rule)
         assert all(sheet.cell(r, c).data_type == "s" for c in (planned - 1, actual - 1))
         figures = [sheet.cell(r, c) for c in (planned, actual)]
         assert all(c.value is None or c.data_type == "n" for c in figures)  # numbers stay numbers
@@ -207,6 +212,8 @@ def test_each_deviations_figures_are_named_as_its_rule_names_them(workbook):
     assert ("capital", "spend_progress_gap", ("سهم جذب اعتبار", "سهم پیشرفت فیزیکی")) in named
     assert ("expense", "unit_cost_overrun", ("بهای واحد مصوب", "بهای واحد واقعی")) in named
     assert ("capital", "progress_lag", ("برنامه", "عملکرد")) in named
+    # an operation's quantities are counted in its unit of measure, named beside the number
+    assert quantities and all(a.startswith("برنامه (") and b.startswith("عملکرد (") for a, b in quantities)
 
 
 def test_each_deviation_says_the_threshold_its_rule_flagged_it_by(workbook):

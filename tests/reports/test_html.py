@@ -121,6 +121,14 @@ def test_each_listed_deviation_carries_its_figures_and_threshold(page_file, simu
     assert all("آستانه: عقب‌ماندگی ۵ واحد درصد یا بیشتر" in t for t in lags), lags[:2]
     gaps = [t for t in texts if present.rule("spend_progress_gap") in t]
     assert all("سهم جذب اعتبار: " in t and "آستانه: فاصلهٔ سهم جذب از سهم پیشرفت ۰٫۳ یا بیشتر" in t for t in gaps)
+    # an operation's quantities in its unit of measure, as its sentence counts them
+    with simulated.connect() as conn:
+        units = set(conn.execute(sa.text("SELECT DISTINCT unit FROM operation")).scalars())
+    shortfalls = [t for t in texts if present.rule("operation_shortfall") in t]
+    assert shortfalls
+    for t in shortfalls:
+        planned = re.search(r"برنامه: [۰-۹٬٫]+ (.+?) · عملکرد: [۰-۹٬٫]+ (.+?) · آستانه: تحقق کمتر از ۸۵٪", t)
+        assert planned and planned[1] == planned[2] and planned[1] in units, t
 
 
 def test_codes_never_break_across_lines(page_file):

@@ -279,6 +279,8 @@ def test_a_deviations_figures_are_named_in_persian_in_their_units(tmp_path):
     # the threshold the rule compared with travels with the deviation (presentation.md), in words
     assert lag["آستانه"] == "عقب‌ماندگی ۵ واحد درصد یا بیشتر"
     assert cards[("expense", "unit_cost_overrun")]["آستانه"] == "بهای واحد واقعی ۱٫۲ برابر مصوب یا بیشتر"
+    shortfall = cards[("expense", "operation_shortfall")]  # an operation's quantities in its unit of measure
+    assert shortfall["واحد سنجش"] and shortfall["برنامهٔ انباشته"].endswith(" " + shortfall["واحد سنجش"])
     overdue = cards[("capital", "completion_overdue")]
     assert {"سال پایان برنامه‌ای", "سال‌های تأخیر", "آخرین پیشرفت گزارش‌شده"} <= set(overdue)
     assert cards[("capital", "spend_progress_gap")]["جذب"].endswith(present.AMOUNT_UNIT)

@@ -25,8 +25,11 @@ LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
 def parse_duration(value: Any) -> Any:
-    """'2d' / '36h' / '90m' / '45s' / 3600 -> timedelta; anything else is left for pydantic to reject."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    """'2d' / '36h' / '90m' / '45s' / 3600 -> timedelta; anything else is left for pydantic to reject,
+    but for yes/no (pydantic would read `true` as one second)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a duration such as 2d, 36h or 90m, or a number of seconds")
+    if isinstance(value, (int, float)):
         return timedelta(seconds=value)
     if isinstance(value, str):
         match = _DURATION.match(value)

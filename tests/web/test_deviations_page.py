@@ -281,6 +281,10 @@ def test_a_deviations_figures_are_named_in_persian_in_their_units(tmp_path):
     assert cards[("expense", "unit_cost_overrun")]["آستانه"] == "بهای واحد واقعی ۱٫۲ برابر مصوب یا بیشتر"
     shortfall = cards[("expense", "operation_shortfall")]  # an operation's quantities in its unit of measure
     assert shortfall["واحد سنجش"] and shortfall["برنامهٔ انباشته"].endswith(" " + shortfall["واحد سنجش"])
+    # the list too, under its «برنامه / عملکرد» columns
+    listed = client.get("/deviations?rule=operation_shortfall").text.split("<tbody>")[1]
+    figures = [f.strip() for f in re.findall(r'<td class="num wide">([^<]*)</td>', listed)]
+    assert figures and all(f.endswith(" " + shortfall["واحد سنجش"]) for f in figures), figures[:4]
     overdue = cards[("capital", "completion_overdue")]
     assert {"سال پایان برنامه‌ای", "سال‌های تأخیر", "آخرین پیشرفت گزارش‌شده"} <= set(overdue)
     assert cards[("capital", "spend_progress_gap")]["جذب"].endswith(present.AMOUNT_UNIT)

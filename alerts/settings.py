@@ -21,6 +21,8 @@ from foundation.vocabulary import Group, Severity
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(d|h|m|s)?\s*$")
 _UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1, None: 1}
+# what a duration accepts, said instead of pydantic's "invalid character in hour" (budgetwatch/config.py)
+DURATION_EXPECTED = "must be a duration such as 2d, 36h or 90m, or a number of seconds"
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
@@ -28,14 +30,18 @@ def parse_duration(value: Any) -> Any:
     """'2d' / '36h' / '90m' / '45s' / 3600 -> timedelta; anything else is left for pydantic to reject,
     but for yes/no (pydantic would read `true` as one second)."""
     if isinstance(value, bool):
-        raise ValueError("must be a duration such as 2d, 36h or 90m, or a number of seconds")
+        raise ValueError(DURATION_EXPECTED)
+    seconds: float | None = None
     if isinstance(value, (int, float)):
-        return timedelta(seconds=value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
-    return value
+        seconds = value
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds is None:
+        return value
+    try:  # .inf, .nan, 1e20: no timedelta holds them
+        return timedelta(seconds=seconds)
+    except (OverflowError, ValueError):
+        raise ValueError(DURATION_EXPECTED) from None
 
 
 class SmtpConfig(Strict):

@@ -34,7 +34,10 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except typer.TyperException as exc:  # click's, in typer's copy: an unknown command or option, a bad value
         return _usage_error(exc)
-    except typer.Abort:  # a prompt (users add) ended by end of input
+    except typer.Abort as exc:  # click's for Ctrl-C or end of input at a prompt (users add)
+        if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
+            _say("interrupted")
+            return 130
         _say("aborted")
         return 1
     except ConfigError as exc:
@@ -48,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     except (StoreError, UserError) as exc:
         _fail(f"error: {exc}", exc)
         return getattr(exc, "exit_code", 2)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # outside click's own handling (it turns one into Abort, above)
         err_console.print("interrupted", markup=False)
         return 130
     except Exception as exc:  # the last line of defence: one line, the traceback with --debug
@@ -57,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         err_console.print(f"error: {type(exc).__name__}: {exc} (run with --debug for details)", markup=False,
                           soft_wrap=True)
         return 1
-    return code if isinstance(code, int) else 0
+    # --help, --version and typer.Exit(n) return their code; a command returns None (a value is no code)
+    return code if isinstance(code, int) and not isinstance(code, bool) else 0
 
 
 def _usage_error(exc: typer.TyperException) -> int:
@@ -67,7 +71,7 @@ def _usage_error(exc: typer.TyperException) -> int:
             print(exc.format_message(), file=sys.stderr)
         return exc.exit_code
     ctx = getattr(exc, "ctx", None)  # a usage error knows its command: point at that command's --help
-    hint = f" (try '{ctx.command_path} --help')" if ctx is not None else ""
+    hint = f" (try '{ctx.command_path if ctx is not None else 'budgetwatch'} --help')"
     _say(f"error: {exc.format_message()}{hint}")
     return exc.exit_code
 

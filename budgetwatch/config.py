@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
-from alerts.settings import AlertsConfig, Expert, Experts, SmtpConfig
+from alerts.settings import DURATION_EXPECTED, AlertsConfig, Expert, Experts, SmtpConfig
 from connectors.settings import PortalSettings, SourcesConfig, portal_settings
 from foundation.settings import ConfigError, Strict
 from foundation.vocabulary import Source
@@ -97,8 +97,6 @@ def _describe(value: Any) -> str:
 
 
 MISSING_KEY = "missing key "  # a model check's ValueError("missing key sender: alerts are enabled")
-# what a duration (alerts.give_up_after) accepts, said instead of pydantic's "invalid character in hour"
-DURATION_EXPECTED = "must be a duration such as 2d, 36h or 90m, or a number of seconds"
 _DURATION_ERRORS = ("time_delta_parsing", "time_delta_type")
 
 

@@ -36,7 +36,7 @@ STATUS_NAMES = {
     "escalated": "تشدیدشده",
     "resolved": "برطرف‌شده",
     "acknowledged": "بررسی‌شده",
-    "dismissed": "ردشده (نادرست)",
+    "dismissed": "رد شده (نادرست)",
 }
 GROUP_NAMES = {
     "social": "امور اجتماعی",
@@ -192,6 +192,7 @@ def source(code: str) -> str:
 # quantity of an operation's unit. Every output writes them in that unit: e-mails, the console.
 
 POINTS, SHARE, AMOUNT, QUANTITY, TIMES = "points", "share", "amount", "quantity", "times"
+SHARE_GAP = "share_gap"  # a difference of two shares, in percentage points: 0.35 -> «۳۵ واحد درصد»
 POINT_GAP = "point_gap"  # a difference of two percentages: «۲۵ واحد درصد», as the sentences write it (not «۲۵٪»)
 _PLANNED_ACTUAL = {
     ("capital", "spend_progress_gap"): SHARE,
@@ -211,7 +212,8 @@ _NAMED = {  # a figure kept in a deviation's ``numbers`` (reconcile/rules/), by 
                      "excess", "approved", "notified", "allocated", "spent"), AMOUNT),
     **dict.fromkeys(("planned_cum", "actual_cum", "quantity"), QUANTITY),
 }
-_NAMED_IN_RULE = {("spend_progress_gap", "gap"): QUANTITY,  # a difference of two shares, as its sentence writes it
+# spend_progress_gap's gap is a difference of two shares, as its sentence writes it
+_NAMED_IN_RULE = {("spend_progress_gap", "gap"): SHARE_GAP,
                   ("unit_cost_overrun", "ratio"): TIMES}
 
 
@@ -260,9 +262,11 @@ def measure_of(numbers: dict | None) -> str | None:
 
 
 def in_unit(how: str, value: Decimal | int | float | None, *, unit: bool = True) -> str:
-    """A figure in one of the units above (POINTS, SHARE, AMOUNT, QUANTITY, TIMES, POINT_GAP)."""
+    """A figure in one of the units above (POINTS, SHARE, AMOUNT, QUANTITY, TIMES, POINT_GAP, SHARE_GAP)."""
     if value is None:
         return NOTHING
+    if isinstance(value, float):
+        value = Decimal(repr(value))
     if how == POINTS:
         return percent(value)
     if how == SHARE:
@@ -273,6 +277,8 @@ def in_unit(how: str, value: Decimal | int | float | None, *, unit: bool = True)
         return f"{number(value)} برابر"
     if how == POINT_GAP:
         return f"{number(value)} واحد درصد"
+    if how == SHARE_GAP:
+        return f"{number(Decimal(value) * 100)} واحد درصد"
     return number(value)
 
 
@@ -283,7 +289,7 @@ def in_unit(how: str, value: Decimal | int | float | None, *, unit: bool = True)
 _THRESHOLDS = {  # rule -> (the limit's unit, the condition that flags, as people read it)
     "progress_lag": (POINT_GAP, "عقب‌ماندگی {} یا بیشتر"),
     "progress_regression": (POINT_GAP, "کاهش بیش از {}"),
-    "spend_progress_gap": (QUANTITY, "فاصلهٔ سهم جذب از سهم پیشرفت {} یا بیشتر"),
+    "spend_progress_gap": (SHARE_GAP, "فاصلهٔ سهم جذب از سهم پیشرفت {} یا بیشتر"),
     "credit_inconsistency": (AMOUNT, "مازاد بیش از {}"),
     "inspection_mismatch": (POINT_GAP, "اختلاف {} یا بیشتر"),
     "operation_shortfall": (SHARE, "تحقق کمتر از {}"),

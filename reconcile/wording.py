@@ -27,7 +27,8 @@ UNKNOWN = "؟"  # a figure the facts do not hold
 #    every figure a rule compared travels with the deviation; foundation/present.py ``threshold``).
 # 4: an operation's unit of measure kept in ``numbers["unit"]``: its quantities are shown in it; a
 #    comptroller's status in present's words («ردشده»); no county «(شهرستان نامشخص)», not «در سطح استان».
-VERSION = 4
+# 5: spend_progress_gap's gap of shares in percentage points («۳۵ واحد درصد», was «۰٫۳۵»).
+VERSION = 5
 
 
 def number(value: Decimal | int | None, *, grouped: bool = False) -> str:

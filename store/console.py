@@ -115,7 +115,8 @@ def _where(q: DeviationQuery) -> list[Any]:
 
 LIST_COLUMNS = (dev.c.id, dev.c.kind, dev.c.rule, dev.c.severity, dev.c.subject, dev.c.fiscal_year, dev.c.quarter,
                 dev.c.planned, dev.c.actual, dev.c.measure, dev.c.status, dev.c.message, dev.c.agency_code,
-                dev.c.county_id, dev.c.last_found_on, dev.c.numbers)  # numbers: an operation's unit of measure
+                dev.c.county_id, dev.c.last_found_on,
+                dev.c.numbers)  # numbers: an operation's unit of measure
 
 
 def deviation_page_query(q: DeviationQuery) -> sa.Select:

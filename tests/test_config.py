@@ -209,7 +209,7 @@ def test_as_of_that_is_no_day() -> None:
     assert line.startswith("reconcile.as_of = '1404/12/30': ")
 
 
-@pytest.mark.parametrize("value", ["forever", "1w", "", None, [2], True])
+@pytest.mark.parametrize("value", ["forever", "1w", "", None, [2], True, float("inf"), 1e20, "99999999999d"])
 def test_a_duration_that_is_no_duration_names_the_key_and_the_forms(value: Any) -> None:
     # found by a new user: `give_up_after: forever` got pydantic's "invalid character in hour"
     line = one_problem({"alerts": {"give_up_after": value}})

@@ -115,10 +115,6 @@ def rule_figure(row: Any, key: str, value: Any) -> str:
         return "؛ ".join(rule_figure(row, key, item) for item in value)
     if isinstance(value, dict):
         return "، ".join(f"{words.LABELS.get(k, k)} {rule_figure(row, k, v)}" for k, v in value.items())
-    if key == "threshold":  # the condition the rule flagged by, with this limit: 'عقب‌ماندگی ۵ واحد درصد یا بیشتر'
-        condition = present.threshold(_field(row, "rule"), {"threshold": value})
-        if condition is not None:
-            return condition
     figure_like = isinstance(value, (str, int, float, Decimal)) and not isinstance(value, bool)
     if figure_like and _FIGURE.fullmatch(str(value)):
         shown = present.figure(_field(row, "kind"), _field(row, "rule"), Decimal(str(value)), name=key,

@@ -33,7 +33,7 @@ def word(table: dict[str, str]):
 
 # the names of the figures a rule keeps in ``numbers`` and of the evidence row's columns
 LABELS = {
-    "target": "برنامه", "actual": "عملکرد", "threshold": "آستانه", "gap": "فاصله", "start": "پیشرفت آغاز سال", "planned_gain": "پیشرفت برنامه‌ای سال",
+    "target": "برنامه", "actual": "عملکرد", "gap": "فاصله", "start": "پیشرفت آغاز سال", "planned_gain": "پیشرفت برنامه‌ای سال",
     "physical_share": "سهم پیشرفت فیزیکی", "absorbed": "جذب", "notified_total": "اعتبار ابلاغی",
     "spend_share": "سهم جذب اعتبار", "previous": "گزارش پیشین", "reported": "گزارش‌شده", "drop": "کاهش",
     "latest_progress": "آخرین پیشرفت گزارش‌شده", "observed": "پیشرفت مشاهده‌شده", "difference": "اختلاف",

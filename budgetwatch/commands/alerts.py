@@ -15,6 +15,7 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 import alerts
 from alerts.recipients import find_expert
@@ -104,7 +105,7 @@ def list_outbox(
             row.failed_at if row.status == store_alerts.FAILED else row.next_attempt_at)
         table.add_row(str(row.id), row.recipient, row.status, _when(row.created_at),
                       f"{row.deviations} (+{row.resolved} resolved)", str(row.attempts), _when(when),
-                      row.last_error or "")
+                      Text(row.last_error or ""))
     console.print(table)
 
 

@@ -118,9 +118,9 @@ def _deviation_table(rows: list[dv.Shown], title: str, *, with_message: bool = T
         table.add_column("message", overflow="fold", min_width=24)
     for r in rows:
         period = f"{r.fiscal_year}/Q{r.quarter}" if r.quarter else str(r.fiscal_year)
-        cells = [str(r.id or ""), f"[{SEVERITY_STYLE[r.severity]}]{r.severity}[/]", r.rule, r.subject,
+        cells = [str(r.id or ""), f"[{SEVERITY_STYLE[r.severity]}]{r.severity}[/]", r.rule, Text(r.subject),
                  period, _plain(r.planned), _plain(r.actual), _plain(r.measure), r.status]
-        table.add_row(*cells, *([r.message] if with_message else []))
+        table.add_row(*cells, *([Text(r.message)] if with_message else []))  # portal text: never markup
     return table
 
 
@@ -400,14 +400,14 @@ def deviations_show(deviation_id: int = typer.Argument(..., metavar="ID")) -> No
         ("acted", f"{row.acted_by}: {row.acted_reason} ({format_jalali(row.acted_at, persian_digits=False, with_time=True)})"
          if row.acted_by else "-"),
     ):
-        table.add_row(name, value)
+        table.add_row(name, Text(value))  # portal text and people's reasons: never read as markup
     console.print(table)
     events = Table(title="history", header_style="bold")
     for name in ("at", "event", "severity", "run", "by", "reason"):
         events.add_column(name)
     for e in history:
         events.add_row(format_jalali(e.at, persian_digits=False, with_time=True), e.event, e.severity or "",
-                       str(e.reconcile_run_id or ""), e.by or "", e.reason or "")
+                       str(e.reconcile_run_id or ""), Text(e.by or ""), Text(e.reason or ""))
     console.print(events)
 
 

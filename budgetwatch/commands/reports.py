@@ -13,6 +13,7 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from budgetwatch.app import UserError, app, check_output, console, context, err_console
 from budgetwatch.commands.reconcile import _day, _split
@@ -185,7 +186,8 @@ def review_list() -> None:
         table.add_column(name)
     for p in rows:
         s = p.signoff
-        table.add_row(str(p.fiscal_year), f"Q{p.quarter}", p.state.replace("_", " "), s.approved_by if s else "",
+        table.add_row(str(p.fiscal_year), f"Q{p.quarter}", p.state.replace("_", " "),
+                      Text(s.approved_by if s else ""),
                       format_jalali(s.approved_at, persian_digits=False, with_time=True) if s else "",
                       ("intact" if p.intact else "ALTERED OR MISSING") if s else "", s.manifest_sha256[:16] if s else "")
     console.print(table)

@@ -271,7 +271,7 @@ class SpendProgressGap(Rule):
             f"{_named(row)} تا پایان {w.quarter(year, q)} {w.percent(spend * 100)} اعتبار ابلاغی "
             f"را جذب کرده ({w.amount(absorbed)} از {w.amount(notified_total)}) اما تنها "
             f"{w.percent(physical * 100)} پیشرفت فیزیکی برنامه‌ریزی‌شده سال را به دست آورده است "
-            f"(فاصله {w.number(gap)})",
+            f"(فاصله {w.number(gap * 100)} واحد درصد)",
             planned=spend, actual=physical, measure=gap,
             numbers={"start": text(start), "target_q4": text(target_q4), "planned_gain": text(planned_gain),
                      "actual": text(row.progress), "physical_share": text(physical),

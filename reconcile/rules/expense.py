@@ -77,7 +77,7 @@ class OperationShortfall(Rule):
             f"{unit} برنامه‌ریزی‌شده (تحقق {w.percent(ratio * 100)})",
             planned=planned, actual=actual, measure=ratio,
             numbers={"planned_cum": text(planned), "actual_cum": text(actual), "ratio": text(ratio),
-                     "threshold": text(limits.threshold), "unit": row.operation_unit},
+                     "threshold": text(limits.threshold), "unit": unit},
             evidence=("operation_performance", getattr(row, f"i{to_date.latest}")),
             run_id=getattr(row, f"r{to_date.latest}"),
         )
@@ -129,7 +129,7 @@ class UnitCostOverrun(Rule):
             planned=unit_cost, actual=cost, measure=ratio,
             numbers={"spent_cum": text(spent), "actual_cum": text(actual), "unit_cost": text(unit_cost),
                      "actual_unit_cost": text(cost), "ratio": text(ratio), "threshold": text(limits.minor),
-                     "unit": row.operation_unit},
+                     "unit": _unit_of(row)},
             evidence=("operation_performance", getattr(row, f"i{to_date.latest}")),
             run_id=getattr(row, f"r{to_date.latest}"),
         )
@@ -229,7 +229,7 @@ class ApprovalOverdue(Rule):
             actual=row.quantity,
             numbers={"reported_on": row.reported_on.isoformat() if row.reported_on else None,
                      "entered": entered.isoformat(), "approval_due": due.isoformat(),
-                     "comptroller_status": row.comptroller_status, "unit": row.operation_unit},
+                     "comptroller_status": row.comptroller_status, "unit": _unit_of(row)},
             evidence=("operation_performance", row.item_id), run_id=row.item_run_id,
         )
 

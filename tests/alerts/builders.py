@@ -53,8 +53,8 @@ class Facts:
 
     def deviation(self, agency: str | None, severity: str, *, status: str = "open", rule: str = "progress_lag",
                   county: int | None = 1, title: str | None = None, planned="45", actual="12.5",
-                  kind: str = "capital", quarter: int = 2, message: str = "پیشرفت گزارش‌شده کمتر از برنامه است",
-                  numbers: dict | None = None) -> int:
+                  kind: str = "capital", quarter: int = 2,
+                  message: str = "پیشرفت گزارش‌شده کمتر از برنامه است", numbers: dict | None = None) -> int:
         self.codes += 1
         subject = f"13050120{self.codes:02d}-003" if kind == "capital" else f"1405-032-{11000 + self.codes}"
         with self.engine.begin() as conn:
@@ -71,7 +71,8 @@ class Facts:
             deviation_id = conn.execute(sa.insert(Deviation.__table__).values(
                 kind=kind, rule=rule, subject=subject, fiscal_year=1405, quarter=quarter, severity=severity,
                 status=status, planned=Decimal(planned) if planned is not None else None,
-                actual=Decimal(actual) if actual is not None else None, message=message, agency_code=agency, numbers=numbers,
+                actual=Decimal(actual) if actual is not None else None, message=message, agency_code=agency,
+                numbers=numbers,
                 county_id=county, first_found_on=date(2026, 11, 20), last_found_on=date(2026, 11, 20),
                 resolved_on=date(2026, 11, 30) if status == "resolved" else None,
             ).returning(Deviation.__table__.c.id)).scalar_one()

@@ -103,7 +103,8 @@ def test_each_deviation_says_the_threshold_it_was_judged_against(engine, facts, 
     facts.deviation("305", "major", kind="expense", rule="operation_shortfall", planned="100", actual="50",
                     numbers={"planned_cum": "100", "actual_cum": "50", "ratio": "0.5", "threshold": "0.85",
                              "unit": "نفر‌ساعت"})
-    facts.deviation("305", "major", rule="credit_inconsistency", planned="10", actual="20")  # recorded without one
+    # recorded without one
+    facts.deviation("305", "major", rule="credit_inconsistency", planned="10", actual="20")
     (mail,) = deliver(engine, smtp, [INFRA])
     for text in (plain_part(mail.message), BeautifulSoup(html_part(mail.message), "html.parser").get_text()):
         flat = " ".join(text.split())

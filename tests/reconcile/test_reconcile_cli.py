@@ -117,6 +117,20 @@ def test_deviations_show_ack_dismiss(cli):
     assert code == 2 and "no deviation with id 99999" in err
 
 
+def test_deviations_show_prints_portal_text_and_reasons_as_they_are(cli):
+    # review: a table cell read as Rich markup — «[/x]» in a reason ended the command with MarkupError,
+    # «[m2]» vanished
+    cli("reconcile", "--as-of", "1405/09/02")
+    code, out, _ = cli("deviations", "list", "--format", "json", "--rule", "progress_lag")
+    dev_id = str(json.loads(out)[0]["id"])
+    code, _out, err = cli("deviations", "ack", dev_id, "--by", "کارشناس [m2]",
+                          "--reason", "بازدید [/x] شد [bold]")
+    assert code == 0, err
+    code, out, err = cli("deviations", "show", dev_id)
+    flat = "".join(out.split())
+    assert code == 0 and err == "" and "بازدید[/x]شد[bold]" in flat and "کارشناس[m2]" in flat, (out, err)
+
+
 def test_inspections_import_lists_bad_rows(cli, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("project_code,date,observed_progress,inspector,remarks\n"

@@ -116,7 +116,8 @@ class Province:
                   actual: str | None = None, numbers: dict | None = None) -> m.Deviation:
         county_id = self.county(county) if county else None
         return self._add(m.Deviation(kind=kind, rule=rule, subject=subject, fiscal_year=year, quarter=quarter,
-                                     severity=severity, status=status, message=message, agency_code=agency, numbers=numbers,
+                                     severity=severity, status=status, message=message, agency_code=agency,
+                                     numbers=numbers,
                                      planned=D(planned) if planned is not None else None,
                                      actual=D(actual) if actual is not None else None,
                                      county_id=county_id, first_found_on=date(2026, 10, 1),

@@ -39,7 +39,8 @@ SELECT county, SUM(approved), SUM(notified), SUM(allocated), SUM(absorbed), SUM(
     FROM expense_agreement ea LEFT JOIN county c ON c.id = ea.county_id WHERE ea.fiscal_year = 1405 AND NOT ea.gone
 ) AS figures GROUP BY county
 """
-STANDING = ("SELECT id, kind, rule, subject, numbers FROM deviation WHERE fiscal_year = 1405 AND quarter <= 2 "
+STANDING = ("SELECT id, kind, rule, subject, numbers FROM deviation "
+            "WHERE fiscal_year = 1405 AND quarter <= 2 "
             "AND status IN ('open', 'acknowledged')")
 
 

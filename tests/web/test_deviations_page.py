@@ -287,6 +287,7 @@ def test_a_deviations_figures_are_named_in_persian_in_their_units(tmp_path):
     assert figures and all(f.endswith(" " + shortfall["واحد سنجش"]) for f in figures), figures[:4]
     overdue = cards[("capital", "completion_overdue")]
     assert {"سال پایان برنامه‌ای", "سال‌های تأخیر", "آخرین پیشرفت گزارش‌شده"} <= set(overdue)
+    assert overdue["آستانه"].startswith("پایان تا سال ")  # as the e-mails and reports say it
     assert cards[("capital", "spend_progress_gap")]["جذب"].endswith(present.AMOUNT_UNIT)
     assert cards[("expense", "unit_cost_overrun")]["نسبت"].endswith("برابر")
 

@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 
 from foundation import present
+from reconcile.facts import OperationInAgreement
 from reconcile.rules.capital import (CreditInconsistency, InspectionMismatch, ProgressLag, ProgressRegression,
                                      SpendProgressGap)
 from reconcile.rules.expense import CreditInconsistency as ExpenseCredit
@@ -18,7 +19,7 @@ from reconcile.rules.expense import ApprovalOverdue as ExpenseApproval
 from reconcile.rules.expense import OperationShortfall, UnitCostOverrun
 
 from fact_store import check
-from reconcile_builders import agreement, as_of, credit, item, op_unit, project, report, visit
+from reconcile_builders import agreement, as_of, credit, item, op_unit, operation, project, report, visit
 
 AUTUMN = as_of("1405/09/02")  # Q1, Q2 closed
 SUMMER = as_of("1405/05/01")  # Q1 closed
@@ -112,3 +113,19 @@ def test_a_sentence_says_a_comptrollers_rejection_and_an_unknown_county_as_every
     assert f"(وضعیت: {present.COMPTROLLER_NAMES['rejected']})" in found.message
     # a subject the portal gave no county for: «نامشخص», as the console, e-mails and reports say it
     assert f"(شهرستان {present.NO_COUNTY})" in found.message and "در سطح استان" not in found.message
+
+
+def test_an_operation_without_a_unit_counts_in_the_word_its_sentence_uses():
+    # review: the sentence said «۱۲۰۰ واحد» while the figures showed a bare «۱٬۲۰۰»
+    unitless = replace(operation(items=[item(1, 50)]), unit=None)
+    facts = OperationInAgreement(agreement(operations=(unitless,)), unitless)
+    [found] = check(OperationShortfall(), facts, SUMMER, OperationShortfall.Limits())
+    assert found.numbers["unit"] == "واحد" and "۵۰ واحد" in found.message
+
+
+def test_a_gap_of_shares_is_said_in_percentage_points():
+    facts = project(start=0, targets=(10, 20, 25, 30), notified_total=10000,
+                    reports=[report(1, 10, absorbed="7000")])
+    [found] = check(SpendProgressGap(), facts, AUTUMN, SpendProgressGap.Limits())
+    assert found.measure == Decimal("0.3667") and "(فاصله ۳۶٫۶۷ واحد درصد)" in found.message
+    assert present.figure("capital", "spend_progress_gap", found.measure, name="gap") == "۳۶٫۶۷ واحد درصد"

@@ -90,9 +90,9 @@ def test_each_rules_figures_are_named_as_what_they_are(engine, facts, smtp):
     (mail,) = deliver(engine, smtp, [INFRA])
     for text in (plain_part(mail.message), BeautifulSoup(html_part(mail.message), "html.parser").get_text()):
         flat = " ".join(text.split())
-        assert "پیشرفت گزارش‌شده: ۳۶٪ · پیشرفت مشاهده‌شده: ۷۶٪" in flat
-        assert "سهم جذب اعتبار: ۶۷٪ · سهم پیشرفت فیزیکی: ۵٪" in flat
-        assert "برنامه: ۴۵٪ · عملکرد: ۱۲٫۵٪" in flat
+        assert "پیشرفت گزارش‌شده: ۳۶٪ | پیشرفت مشاهده‌شده: ۷۶٪" in flat
+        assert "سهم جذب اعتبار: ۶۷٪ | سهم پیشرفت فیزیکی: ۵٪" in flat
+        assert "برنامه: ۴۵٪ | عملکرد: ۱۲٫۵٪" in flat
 
 
 def test_each_deviation_says_the_threshold_it_was_judged_against(engine, facts, smtp):
@@ -108,10 +108,21 @@ def test_each_deviation_says_the_threshold_it_was_judged_against(engine, facts, 
     (mail,) = deliver(engine, smtp, [INFRA])
     for text in (plain_part(mail.message), BeautifulSoup(html_part(mail.message), "html.parser").get_text()):
         flat = " ".join(text.split())
-        assert "برنامه: ۴۵٪ · عملکرد: ۱۲٫۵٪ · آستانه: عقب‌ماندگی ۷٫۵ واحد درصد یا بیشتر" in flat
+        assert "برنامه: ۴۵٪ | عملکرد: ۱۲٫۵٪ | آستانه: عقب‌ماندگی ۷٫۵ واحد درصد یا بیشتر" in flat
         assert "آستانه: تحقق کمتر از ۸۵٪" in flat
-        assert "برنامه: ۱۰۰ نفر‌ساعت · عملکرد: ۵۰ نفر‌ساعت" in flat  # an operation's quantities in its unit
+        assert "برنامه: ۱۰۰ نفر‌ساعت | عملکرد: ۵۰ نفر‌ساعت" in flat  # an operation's quantities in its unit
         assert flat.count("آستانه") == 2  # none invented for a deviation that kept no limit
+    # trial: the plain part ran the threshold into the sentence on one line
+    lines = [line.strip() for line in plain_part(mail.message).splitlines()]
+    assert any(line.endswith("آستانه: تحقق کمتر از ۸۵٪") for line in lines), lines
+
+
+def test_no_middle_dot_stands_beside_a_figure(engine, facts, smtp):
+    # trial: «۱۰۰٪ · عملکرد» — a middle dot beside Persian digits reads as a zero (۰)
+    facts.deviation("305", "major", planned="45", actual="12.5", numbers={"threshold": "5"})
+    (mail,) = deliver(engine, smtp, [INFRA])
+    for text in (plain_part(mail.message), BeautifulSoup(html_part(mail.message), "html.parser").get_text()):
+        assert not re.search(r"[۰-۹٪]\s*·|·\s*[۰-۹]", text), text
 
 
 def test_subject_counts_by_severity_with_the_jalali_date(engine, facts, smtp):

@@ -129,7 +129,7 @@ def test_each_listed_deviation_carries_its_figures_and_threshold(page_file, simu
     shortfalls = [t for t in texts if present.rule("operation_shortfall") in t]
     assert shortfalls
     for t in shortfalls:
-        planned = re.search(r"برنامه: [۰-۹٬٫]+ (.+?) · عملکرد: [۰-۹٬٫]+ (.+?) · آستانه: تحقق کمتر از ۸۵٪", t)
+        planned = re.search(r"برنامه: [۰-۹٬٫]+ (.+?) \| عملکرد: [۰-۹٬٫]+ (.+?) \| آستانه: تحقق کمتر از ۸۵٪", t)
         assert planned and planned[1] == planned[2] and planned[1] in units, t
 
 

@@ -63,6 +63,28 @@ def check_output(path: Path) -> None:
         raise UserError(f"--output {path}: cannot write there (permission denied)")
 
 
+def can_listen(host: str, port: int, option: str = "--port", *, any_port: bool = False) -> None:
+    """A port out of range, taken or not ours is one line naming ``option`` before a server starts
+    (``web``, ``simulator``), not the server's OSError. ``any_port``: 0 is allowed (the system picks)."""
+    import socket
+
+    lowest = 0 if any_port else 1
+    if not lowest <= port <= 65535:
+        raise UserError(f"{option} {port}: use {lowest} to 65535")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise UserError(f"--host {host}: {exc.strerror or exc}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn and the simulator bind
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            reason = exc.strerror or exc
+            raise UserError(f"{option} {port}: cannot listen on {host}:{port} ({reason})") from None
+
+
 @dataclass
 class Context:
     config_path: str | None = None

@@ -144,7 +144,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> LoadedConfig:
             raise ConfigError(str(candidate), ["file not found"])
         return LoadedConfig(parse_config({}, "<defaults>"), "<defaults>")
     try:
-        data = yaml.safe_load(candidate.read_text(encoding="utf-8"))
+        data = yaml.safe_load(_read_text(candidate))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -154,6 +154,26 @@ def load_config(path: str | os.PathLike[str] | None = None) -> LoadedConfig:
     if not config.data_dir.is_absolute():
         config = config.model_copy(update={"data_dir": (candidate.parent / config.data_dir)})
     return LoadedConfig(_place_password_files(config, candidate), str(candidate))
+
+
+def _read_text(candidate: Path) -> str:
+    """The file's text; a folder, an unreadable file or one not in UTF-8 is a ConfigError naming it."""
+    if candidate.is_dir():
+        raise ConfigError(str(candidate), ["is a folder; give the path of a config file (config.yaml)"])
+    try:
+        raw = candidate.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(candidate), [f"cannot read ({exc.strerror or exc})"]) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # where the first bad byte is, as a YAML error says it: an editor can go there
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = len(raw[raw.rfind(b"\n", 0, exc.start) + 1:exc.start].decode("utf-8")) + 1  # in characters
+        # Windows editors' "Unicode" is UTF-16, which starts with its byte order mark
+        utf16 = "; it looks like UTF-16" if raw.startswith((b"\xff\xfe", b"\xfe\xff")) else ""
+        problem = f"line {line}, column {column}: not UTF-8 text (byte 0x{raw[exc.start]:02x}{utf16})"
+        raise ConfigError(str(candidate), [f"{problem}; save the file as UTF-8"]) from None
 
 
 REPOSITORY = Path(__file__).resolve().parents[1]  # the budgetwatch checkout (pyproject.toml lives here)

@@ -153,14 +153,26 @@ def _creating(engine: Engine) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+# SQLite's answers for a file that is not a store: some other file (a text file, say) where
+# database.url points, or a store's file that was damaged. They come as sqlite3.DatabaseError, not
+# OperationalError; other DatabaseErrors (a constraint, a migration's own) mean something else.
+_NOT_A_STORE = ("SQLITE_NOTADB", "SQLITE_CORRUPT")
+
+
 @contextlib.contextmanager
 def reaching(url: str) -> Iterator[None]:
-    """A store that cannot be reached (no server, no such database, refused) as one StoreError
-    naming it without its password, instead of the driver's OperationalError."""
+    """A store that cannot be reached (no server, no such database, refused) or a SQLite file that
+    is not a database, as one StoreError naming it without its password, instead of the driver's
+    OperationalError or DatabaseError."""
     try:
         yield
-    except sa.exc.OperationalError as exc:
+    except sa.exc.DBAPIError as exc:
+        if not (isinstance(exc, sa.exc.OperationalError)
+                or getattr(exc.orig, "sqlite_errorname", None) in _NOT_A_STORE):
+            raise
         reason = "; ".join(line.strip() for line in str(exc.orig).splitlines() if line.strip())  # one line
+        if reason == "file is not a database":
+            reason += " (correct database.url or BUDGETWATCH_DATABASE_URL)"
         raise StoreError(f"cannot open the store at {safe_url(url)}: {reason}") from None
 
 

@@ -211,3 +211,74 @@ def test_ctrl_c_at_the_password_prompt_is_an_interruption(tmp_path):
         proc.kill()
         os.close(terminal)
     assert proc.returncode == 130 and _one_line(err.decode()).strip() == "interrupted", (proc.returncode, err)
+
+
+# --- inputs a new user gave that ended in a Python exception's name and exit code 1 ----------------
+
+def test_a_config_path_that_is_a_folder_is_one_line_naming_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "w").mkdir()
+    code = main(["--config", "w/", "check-config"])
+    line = _one_line(capsys.readouterr().err)
+    assert code == 2 and line.startswith("configuration error in w: is a folder"), line
+
+
+@pytest.mark.parametrize(("content", "said"), [
+    (b"\xff\xfe data_dir: x\n", "line 1, column 1: not UTF-8 text (byte 0xff; it looks like UTF-16)"),
+    ("data_dir: data\n# بودجه\n".encode("cp1256"), "line 2, column 3: not UTF-8 text (byte 0xc8)"),
+    # the column counts characters, as YAML's errors do, not bytes
+    ("# بودجه ".encode() + b"\xe9\n", "line 1, column 9: not UTF-8 text (byte 0xe9)"),
+])
+def test_a_config_file_that_is_not_utf8_says_where_its_first_bad_byte_is(tmp_path, capsys, content, said):
+    config = tmp_path / "config.yaml"
+    config.write_bytes(content)
+    code = main(["--config", str(config), "check-config"])
+    line = _one_line(capsys.readouterr().err)
+    assert code == 2 and line.startswith(f"configuration error in {config}: {said}") and "UTF-8" in line, line
+
+
+@pytest.mark.parametrize("argv", [("runs",), ("db", "current"), ("db", "upgrade")])
+def test_a_store_url_at_a_file_that_is_no_database_is_one_line_and_the_file_is_kept(run, tmp_path, argv):
+    text = tmp_path / "notadb.txt"
+    text.write_text("a note, not a store\n" * 200, encoding="utf-8")
+    code, _out, err = run(*argv, config=f'database:\n  url: "sqlite:///{text}"\n')
+    line = _one_line(err)
+    assert code == 2 and f"cannot open the store at sqlite:///{text}: file is not a database" in line, line
+    assert "sqlalche.me" not in line
+    assert text.read_text(encoding="utf-8") == "a note, not a store\n" * 200  # nothing lost
+
+
+@pytest.fixture
+def busy_port():
+    """A port of 127.0.0.1 another program listens on."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield holder.getsockname()[1]
+
+
+@pytest.mark.parametrize("option", ["--nezarat-port", "--saba-port"])
+def test_the_simulator_on_a_busy_port_is_one_line_naming_the_option(run, busy_port, option):
+    other = "--saba-port" if option == "--nezarat-port" else "--nezarat-port"
+    code, out, err = run("simulator", "--projects", "5", "--agreements", "5", option, str(busy_port),
+                         other, "0")
+    line = _one_line(err)
+    assert code == 2 and out == ""
+    assert line == (f"error: {option} {busy_port}: cannot listen on 127.0.0.1:{busy_port} "
+                   "(Address already in use)")
+
+
+def test_the_simulator_refuses_one_port_for_both_portals(run):
+    code, out, err = run("simulator", "--nezarat-port", "8499", "--saba-port", "8499")
+    line = _one_line(err)
+    assert code == 2 and out == "" and "--saba-port 8499: the same port as --nezarat-port" in line, line
+
+
+def test_the_web_console_on_a_busy_port_is_one_line(run, busy_port):
+    code, _out, err = run("web", "--port", str(busy_port))
+    line = _one_line(err)
+    assert code == 2
+    assert line == (f"error: --port {busy_port}: cannot listen on 127.0.0.1:{busy_port} "
+                   "(Address already in use)")

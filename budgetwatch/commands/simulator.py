@@ -6,8 +6,10 @@ from datetime import datetime
 
 import typer
 
-from budgetwatch.app import app
+from budgetwatch.app import UserError, app, can_listen
 from foundation.jalali import TEHRAN
+
+LOOPBACK = "127.0.0.1"  # the simulated portals are for this machine only
 
 
 @app.command()
@@ -29,6 +31,11 @@ def simulator(
     layout_change: str = typer.Option(None, help="Simulate drift: list_header | detail_span | saba_field."),
 ) -> None:
     """Serve simulated Nezarat-4 and SABA portals on loopback (for demos, tests and benchmarks)."""
+    # a port taken (or the same for both) is one line before the world is generated, not an OSError
+    if nezarat_port and nezarat_port == saba_port:
+        raise UserError(f"--saba-port {saba_port}: the same port as --nezarat-port (give another, or 0)")
+    can_listen(LOOPBACK, nezarat_port, "--nezarat-port", any_port=True)
+    can_listen(LOOPBACK, saba_port, "--saba-port", any_port=True)
     from simulator import Faults  # the product never imports the simulator; this command is its front door
     from simulator.cli import serve
 
@@ -36,7 +43,8 @@ def simulator(
                     malformed=malformed, shift_while_paging=shift_while_paging, layout_change=layout_change,
                     latency_ms=latency_ms)
     serve(seed=seed, projects=projects, agreements=agreements, nezarat_port=nezarat_port, saba_port=saba_port,
-          clock=_clock(clock), faults=faults, latency_ms=latency_ms, session_idle_seconds=session_idle_seconds)
+          clock=_clock(clock), faults=faults, latency_ms=latency_ms,
+          session_idle_seconds=session_idle_seconds, host=LOOPBACK)
 
 
 def _clock(raw: str | None) -> datetime | None:

@@ -10,7 +10,7 @@ import sys
 import typer
 from rich.table import Table
 
-from budgetwatch.app import UserError, app, console, context
+from budgetwatch.app import UserError, app, can_listen, console, context
 from foundation.vocabulary import GROUPS
 from store.users import ROLES, ConsoleUserError, list_users
 
@@ -31,7 +31,8 @@ def web_command(
     from web import create_app
     from web.auth import SecretError
 
-    _can_listen(host, port)
+    # before the console starts (uvicorn printed a traceback, or its error after 'console on …')
+    can_listen(host, port)
     ctx = context()
     try:
         application = create_app(ctx.engine, ctx.config, https_only=https_only)
@@ -43,26 +44,6 @@ def web_command(
                           markup=False)
     console.print(f"budgetwatch console on http://{host}:{port}/ (Ctrl-C stops it)", markup=False)
     uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
-
-
-def _can_listen(host: str, port: int) -> None:
-    """A port out of range, taken or not ours is one line before the console starts (uvicorn printed
-    a traceback, or its own error after our 'console on …' line)."""
-    import socket
-
-    if not 1 <= port <= 65535:
-        raise UserError(f"--port {port}: use 1 to 65535")
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise UserError(f"--host {host}: {exc.strerror or exc}") from None
-    family, kind, proto, _, address = infos[0]
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-        try:
-            probe.bind(address)
-        except OSError as exc:
-            raise UserError(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror or exc})") from None
 
 
 def _password(confirm: bool = True) -> str:

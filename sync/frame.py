@@ -23,6 +23,7 @@ from connectors.errors import ConnectorError
 from connectors.settings import SourcesConfig, portal_settings
 from foundation.jalali import fiscal_year_of, today_tehran
 from foundation.records import Rejection
+from foundation.settings import ConfigError
 from foundation.vocabulary import Source
 from store import runs
 from store.locks import LockHeld, exclusive
@@ -115,6 +116,10 @@ class SourceRun:
             self.outcome.status = "interrupted"
             self.outcome.error = "interrupted"
             raise
+        except ConfigError as exc:  # credentials unreadable since the command's check (an unset variable)
+            self.outcome.status = "failed"
+            self.outcome.error = "; ".join(exc.problems)
+            log.error("sync of %s cannot log in: %s", self.source, self.outcome.error)
         except Exception as exc:  # a bug or the store failing: record it, never leave 'running'
             log.exception("sync of %s failed", self.source)
             self.outcome.status = "failed"

@@ -14,6 +14,8 @@ import logging
 import typer
 
 from budgetwatch.app import UserError, app, console, context
+from budgetwatch.commands.sync import refuse_unready
+from foundation.vocabulary import SOURCES
 from service import logs
 from service import status as health
 from store.db import open_store, safe_url
@@ -29,6 +31,9 @@ def serve() -> None:
     """Run sync, reconciliation, alerts and housekeeping on the `schedule` of config.yaml until stopped."""
     ctx = context()
     config = ctx.config
+    # what `sync` refuses, refused before anything is scheduled: a service whose every sync must fail
+    # would otherwise run for days, logging one failure a night
+    refuse_unready(config, list(SOURCES), ctx.config_source)
     logs.configure(ctx.log_format, logging.DEBUG if ctx.debug else logging.INFO)
     logs.REDACTOR.update(logs.secrets_of(config))
     log.info("configuration %s, store %s", ctx.config_source, safe_url(config.database_url))

@@ -105,6 +105,17 @@ def print_outcomes(outcomes: list[SourceOutcome]) -> None:
             console.print(f"{o.source}: {o.rejected} rows rejected; see `budgetwatch runs --rejected {o.run_id}`")
 
 
+def refuse_unready(config: Any, sources: list[str], config_source: str) -> None:
+    """Before the first request (`sync`, and `serve` before it schedules anything): an enabled source
+    whose login cannot succeed — no user name, a password that cannot be read — is a configuration
+    error naming its keys; a login that cannot succeed is never tried (failed logins lead the portal
+    to captcha and lock)."""
+    problems = [line for name in sources if getattr(config.sources, name).enabled
+                for line in getattr(config.sources, name).credential_problems(name)]
+    if problems:
+        raise ConfigError(config_source, problems)
+
+
 @app.command()
 def sync(
     source: SourceChoice = typer.Option(SourceChoice.all, "--source", "-s", help="Which portal to sync."),
@@ -119,10 +130,7 @@ def sync(
     ctx = context()
     config = ctx.config
     sources = list(SOURCES) if source is SourceChoice.all else [source.value]
-    problems = [line for name in sources if getattr(config.sources, name).enabled
-                for line in getattr(config.sources, name).credential_problems(name)]
-    if problems:  # before the first request: a login that cannot succeed is never tried
-        raise ConfigError(ctx.config_source, problems)
+    refuse_unready(config, sources, ctx.config_source)
     outcomes = sync_with_progress(config, sources, full=full, years=year or None)
     print_outcomes(outcomes)
     if not all(o.ok for o in outcomes):

@@ -10,6 +10,7 @@ import socket
 import time
 
 import pytest
+import yaml
 
 from budgetwatch.cli import main
 from simulator import Faults
@@ -154,3 +155,19 @@ def test_status_is_unhealthy_while_a_source_fails_and_healthy_once_it_recovers(
     assert '"healthy": true' in healthy[1]
     assert serve.terminate() < 5
     _no_password_in(serve.lines() + [failing, healthy[1]])
+
+
+def test_serve_refuses_sources_that_cannot_log_in_before_scheduling_anything(
+        simulator_factory, sqlite_url, tmp_path):
+    # found by a new user: `sync` refused an empty user name and an unset password variable, while
+    # `serve` started, scheduled its syncs and logged a traceback for every one of them, night after night
+    sim = simulator_factory(projects=2, agreements=2)
+    config = write_config(tmp_path, sim, sqlite_url)
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["sources"]["nezarat4"].update(username="", password_file=None, password_env="BW_TEST_UNSET_PASSWORD")
+    config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    done = budgetwatch(config, "serve", timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "sources.nezarat4.username" in done.stderr
+    assert "BW_TEST_UNSET_PASSWORD" in done.stderr
+    assert sync_runs(sqlite_url) == []  # nothing was tried

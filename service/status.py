@@ -11,6 +11,7 @@ run of each job as the running service recorded it; open deviations by severity 
 3     an enabled source has not succeeded within twice its sync interval (or never has)
 4     the last successful reconciliation is older than a day (or there is none)
 5     the outbox is stuck: a message has waited unsent longer than schedule.outbox_stuck_minutes
+6     serve is not running on this store: nothing syncs, reconciles or sends until it is started
 ====  ==================================================================================
 
 (1 and 2 keep their meaning for every command: an unexpected error, a configuration error.)
@@ -32,7 +33,7 @@ from service.jobs import AppConfig
 from service.settings import interval_of
 from store import service as queries
 
-HEALTHY, SOURCE_STALE, RECONCILE_STALE, OUTBOX_STUCK = 0, 3, 4, 5
+HEALTHY, SOURCE_STALE, RECONCILE_STALE, OUTBOX_STUCK, SERVE_DOWN = 0, 3, 4, 5, 6
 RECONCILE_MAX_AGE = timedelta(days=1)
 
 
@@ -121,6 +122,9 @@ def gather(config: AppConfig, engine: Engine, *, now: datetime | None = None) ->
     if outbox is not None and outbox.stuck:
         reason = f"the outbox is stuck: {outbox.pending} unsent, the oldest since {_when(outbox.oldest_pending_at)}"
         status.causes.append((OUTBOX_STUCK, reason))
+    if status.serving is None:  # a stopped or crashed service is unhealthy now, not in two intervals
+        status.causes.append((SERVE_DOWN, "serve is not running on this store: nothing syncs, reconciles "
+                                          "or sends until it is started"))
     counts: Counter[tuple[str, str]] = Counter()
     for severity, agency, n in by_agency:
         counts[(severity, group_of(agency, config.routing))] += n

@@ -16,6 +16,7 @@ from foundation.jalali import format_jalali
 from service import status as health
 from store.alerts import AlertOutbox, record_digest
 from store.models import Deviation, ReconcileRun, SyncRun
+from store.service import serve_lock
 
 NOW = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
 SETTINGS = {
@@ -59,7 +60,7 @@ def healthy_store(engine) -> None:
 
 def test_a_new_store_is_unhealthy_for_sources_and_reconciliation(engine) -> None:
     found = health.gather(config(str(engine.url)), engine, now=NOW)
-    assert [code for code, _ in found.causes] == [3, 3, 4]
+    assert [code for code, _ in found.causes] == [3, 3, 4, 6]  # 6: no serve runs on it either
     assert found.exit_code == 3
     assert "nezarat4 has not synced successfully ever" in found.causes[0][1]
 
@@ -67,7 +68,8 @@ def test_a_new_store_is_unhealthy_for_sources_and_reconciliation(engine) -> None
 def test_recent_successes_are_healthy_and_a_failure_after_them_is_shown_not_judged(engine) -> None:
     healthy_store(engine)
     add_sync_run(engine, "saba", "failed", NOW - timedelta(minutes=5), error="SABA: user name or password refused")
-    found = health.gather(config(str(engine.url)), engine, now=NOW)
+    with serve_lock(engine):  # as a running serve holds it
+        found = health.gather(config(str(engine.url)), engine, now=NOW)
     assert found.causes == [] and found.exit_code == 0
     saba = found.sources[1]
     assert saba.last.status == "failed" and saba.last_success is not None
@@ -81,10 +83,11 @@ def test_recent_successes_are_healthy_and_a_failure_after_them_is_shown_not_judg
 def test_a_source_without_success_within_twice_its_interval_exits_3(engine) -> None:
     healthy_store(engine)
     add_sync_run(engine, "saba", "failed", NOW + timedelta(minutes=80))
-    found = health.gather(config(str(engine.url)), engine, now=NOW + timedelta(hours=1, minutes=31))
+    with serve_lock(engine):
+        found = health.gather(config(str(engine.url)), engine, now=NOW + timedelta(hours=1, minutes=31))
+        on_time = health.gather(config(str(engine.url)), engine, now=NOW + timedelta(hours=1, minutes=29))
     assert [code for code, _ in found.causes] == [3, 3]  # both: 2 h 1 min since their success, 2 h allowed
     assert "its last run" in found.causes[1][1] and "failed" in found.causes[1][1]
-    on_time = health.gather(config(str(engine.url)), engine, now=NOW + timedelta(hours=1, minutes=29))
     assert on_time.exit_code == 0
 
 
@@ -109,7 +112,8 @@ def test_an_outbox_message_waiting_longer_than_allowed_exits_5(engine) -> None:
     healthy_store(engine)
     with engine.begin() as conn:
         record_digest(conn, _message("a@mpo-kz.ir", NOW - timedelta(minutes=59)), [])
-    assert health.gather(config(str(engine.url)), engine, now=NOW).exit_code == 0
+    with serve_lock(engine):
+        assert health.gather(config(str(engine.url)), engine, now=NOW).exit_code == 0
     with engine.begin() as conn:
         record_digest(conn, _message("b@mpo-kz.ir", NOW - timedelta(minutes=61)), [])
     found = health.gather(config(str(engine.url)), engine, now=NOW)
@@ -139,10 +143,21 @@ def test_status_command_prints_json_and_exits_with_the_verdict(engine, tmp_path:
     assert main(["--config", str(path), "status", "--format", "json"]) == 4  # never reconciled
     report = json.loads(capsys.readouterr().out)
     assert report["healthy"] is False and report["exit_code"] == 4
-    assert [c["code"] for c in report["causes"]] == [4]
+    assert [c["code"] for c in report["causes"]] == [4, 6]
     assert report["sources"][0]["last_run"]["status"] == "success"
     assert report["service"] == {"running": False, "holder": None}
     add_reconcile_run(engine, datetime.now(UTC))
-    assert main(["--config", str(path), "status"]) == 0
+    with serve_lock(engine):
+        assert main(["--config", str(path), "status"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("HEALTHY") and "open deviations:" in out
+
+
+def test_a_store_no_serve_runs_on_is_unhealthy_at_once(engine, tmp_path: Path, capsys, monkeypatch) -> None:
+    # found by a new user: after serve stopped (or crashed) status said HEALTHY, exit 0, for up to two
+    # sync intervals — the cron example of docs/deploy.md would tell nobody
+    healthy_store(engine)
+    found = health.gather(config(str(engine.url)), engine, now=NOW)
+    assert [code for code, _ in found.causes] == [6] and found.exit_code == 6
+    assert found.causes[0][1].startswith("serve is not running on this store")
+    assert "UNHEALTHY (exit 6)" in "\n".join(health.render(found))

@@ -301,11 +301,32 @@ _DUE_DAYS = {  # rule -> (the day in ``numbers``, the condition)
 }
 
 
-def threshold(rule: str, numbers: dict | None) -> str | None:
+_BANDS = {  # rule -> (the bound's unit, how a severity's band is said, the rule's lowest severity)
+    "progress_lag": (POINT_GAP, "{severity} از {bound}", "minor"),
+    "spend_progress_gap": (SHARE_GAP, "{severity} از {bound}", "major"),
+    "inspection_mismatch": (POINT_GAP, "{severity} از {bound}", "major"),
+    "operation_shortfall": (SHARE, "{severity} زیر {bound}", "minor"),
+    "unit_cost_overrun": (TIMES, "{severity} از {bound}", "minor"),
+    "completion_overdue": ("years", "{severity} از {bound}", "minor"),
+}
+
+
+def threshold(rule: str, numbers: dict | None, severity: str | None = None) -> str | None:
     """The condition a deviation's rule flagged it by, with the limit it was judged against:
-    'عقب‌ماندگی ۵ واحد درصد یا بیشتر', 'تحقق کمتر از ۸۵٪', 'ثبت گزارش تا ۱۴۰۵/۰۱/۱۵'. None when its
-    ``numbers`` hold no limit (a deviation recorded before the limits were kept)."""
-    numbers = numbers or {}
+    'عقب‌ماندگی ۵ واحد درصد یا بیشتر', 'تحقق کمتر از ۸۵٪', 'ثبت گزارش تا ۱۴۰۵/۰۱/۱۵'; given the
+    deviation's ``severity`` above the rule's lowest, where that band begins too:
+    'عقب‌ماندگی ۵ واحد درصد یا بیشتر؛ بحرانی از ۳۰ واحد درصد'. None when its ``numbers`` hold no
+    limit (a deviation recorded before the limits were kept)."""
+    said = _condition(rule, numbers or {})
+    band = (numbers or {}).get("band")
+    if said is None or band is None or rule not in _BANDS or severity in (None, _BANDS[rule][2]):
+        return said
+    how, words, _lowest = _BANDS[rule]
+    bound = f"{number(Decimal(str(band)))} سال تأخیر" if how == "years" else in_unit(how, Decimal(str(band)))
+    return f"{said}؛ {words.format(severity=SEVERITY_NAMES.get(severity, severity), bound=bound)}"
+
+
+def _condition(rule: str, numbers: dict) -> str | None:
     if rule in _THRESHOLDS:
         limit = numbers.get("threshold")
         if limit is None:

@@ -28,7 +28,9 @@ UNKNOWN = "؟"  # a figure the facts do not hold
 # 4: an operation's unit of measure kept in ``numbers["unit"]``: its quantities are shown in it; a
 #    comptroller's status in present's words («ردشده»); no county «(شهرستان نامشخص)», not «در سطح استان».
 # 5: spend_progress_gap's gap of shares in percentage points («۳۵ واحد درصد», was «۰٫۳۵»).
-VERSION = 5
+# 6: the bound of the severity band a finding reached kept in ``numbers["band"]``: an output says why
+#    it is major or critical («بحرانی از ۳۰ واحد درصد»), not only the lowest limit.
+VERSION = 6
 
 
 def number(value: Decimal | int | None, *, grouped: bool = False) -> str:

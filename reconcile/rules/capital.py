@@ -72,7 +72,8 @@ class ProgressLag(Rule):
             f"({w.number(gap)} واحد درصد عقب‌تر از برنامه)",
             planned=target, actual=row.progress, measure=gap,
             numbers={"target": text(target), "actual": text(row.progress), "gap": text(gap),
-                     "threshold": text(limits.minor)},
+                     "threshold": text(limits.minor),
+                     "band": text(getattr(limits, severity))},  # where its severity begins
             evidence=("progress_report", row.report_id), run_id=row.report_run_id,
         )
 
@@ -276,7 +277,8 @@ class SpendProgressGap(Rule):
             numbers={"start": text(start), "target_q4": text(target_q4), "planned_gain": text(planned_gain),
                      "actual": text(row.progress), "physical_share": text(physical),
                      "absorbed": text(absorbed), "notified_total": text(notified_total),
-                     "spend_share": text(spend), "gap": text(gap), "threshold": text(limits.major)},
+                     "spend_share": text(spend), "gap": text(gap), "threshold": text(limits.major),
+                     "band": text(getattr(limits, severity))},
             evidence=("progress_report", row.report_id), run_id=row.report_run_id,
         )
 
@@ -383,7 +385,8 @@ class CompletionOverdue(Rule):
             f"آن {w.percent(latest)} است ({w.number(years_late)} سال تأخیر)",
             planned=HUNDRED, actual=latest, measure=Decimal(years_late),
             numbers={"end_year": row.end_year, "years_late": years_late, "latest_progress": text(latest),
-                     "latest_quarter": row.quarter if reported else None},
+                     "latest_quarter": row.quarter if reported else None,
+                     "band": {"critical": limits.critical_years, "major": limits.major_years}.get(severity, 1)},
             evidence=("progress_report", row.report_id) if reported else None,
             run_id=row.report_run_id if reported else None,
         )
@@ -456,7 +459,7 @@ class InspectionMismatch(Rule):
             numbers={"visited_on": row.visited_on.isoformat(), "inspector": row.inspector,
                      "observed": text(row.observed_progress), "reported": text(reported),
                      "reported_quarter": quarter, "difference": text(difference),
-                     "threshold": text(limits.major)},
+                     "threshold": text(limits.major), "band": text(getattr(limits, severity))},
             evidence=("field_inspection", row.visit_id),
             run_id=getattr(row, f"r{quarter}") if quarter is not None else None,
         )

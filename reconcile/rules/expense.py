@@ -77,7 +77,10 @@ class OperationShortfall(Rule):
             f"{unit} برنامه‌ریزی‌شده (تحقق {w.percent(ratio * 100)})",
             planned=planned, actual=actual, measure=ratio,
             numbers={"planned_cum": text(planned), "actual_cum": text(actual), "ratio": text(ratio),
-                     "threshold": text(limits.threshold), "unit": unit},
+                     "threshold": text(limits.threshold), "unit": unit,
+                     # where its severity begins: below minor is major, below major critical
+                     "band": text(limits.major if severity == "critical" else
+                                  limits.minor if severity == "major" else limits.threshold)},
             evidence=("operation_performance", getattr(row, f"i{to_date.latest}")),
             run_id=getattr(row, f"r{to_date.latest}"),
         )
@@ -129,7 +132,7 @@ class UnitCostOverrun(Rule):
             planned=unit_cost, actual=cost, measure=ratio,
             numbers={"spent_cum": text(spent), "actual_cum": text(actual), "unit_cost": text(unit_cost),
                      "actual_unit_cost": text(cost), "ratio": text(ratio), "threshold": text(limits.minor),
-                     "unit": _unit_of(row)},
+                     "band": text(getattr(limits, severity)), "unit": _unit_of(row)},
             evidence=("operation_performance", getattr(row, f"i{to_date.latest}")),
             run_id=getattr(row, f"r{to_date.latest}"),
         )

@@ -105,13 +105,17 @@ def test_each_deviation_says_the_threshold_it_was_judged_against(engine, facts, 
                              "unit": "نفر‌ساعت"})
     # recorded without one
     facts.deviation("305", "major", rule="credit_inconsistency", planned="10", actual="20")
+    # a critical one says where its band begins: why it is critical
+    facts.deviation("305", "critical", planned="45", actual="10",
+                    numbers={"target": "45", "actual": "10", "gap": "35", "threshold": "5", "band": "30"})
     (mail,) = deliver(engine, smtp, [INFRA])
     for text in (plain_part(mail.message), BeautifulSoup(html_part(mail.message), "html.parser").get_text()):
         flat = " ".join(text.split())
         assert "برنامه: ۴۵٪ | عملکرد: ۱۲٫۵٪ | آستانه: عقب‌ماندگی ۷٫۵ واحد درصد یا بیشتر" in flat
         assert "آستانه: تحقق کمتر از ۸۵٪" in flat
         assert "برنامه: ۱۰۰ نفر‌ساعت | عملکرد: ۵۰ نفر‌ساعت" in flat  # an operation's quantities in its unit
-        assert flat.count("آستانه") == 2  # none invented for a deviation that kept no limit
+        assert "آستانه: عقب‌ماندگی ۵ واحد درصد یا بیشتر؛ بحرانی از ۳۰ واحد درصد" in flat
+        assert flat.count("آستانه") == 3  # none invented for a deviation that kept no limit
     # trial: the plain part ran the threshold into the sentence on one line
     lines = [line.strip() for line in plain_part(mail.message).splitlines()]
     assert any(line.endswith("آستانه: تحقق کمتر از ۸۵٪") for line in lines), lines

@@ -129,3 +129,39 @@ def test_a_gap_of_shares_is_said_in_percentage_points():
     [found] = check(SpendProgressGap(), facts, AUTUMN, SpendProgressGap.Limits())
     assert found.measure == Decimal("0.3667") and "(فاصله ۳۶٫۶۷ واحد درصد)" in found.message
     assert present.figure("capital", "spend_progress_gap", found.measure, name="gap") == "۳۶٫۶۷ واحد درصد"
+
+
+# --- why a deviation is major or critical: where its severity's band begins ------------------------
+
+
+@pytest.mark.parametrize(("rule", "facts", "when", "severity", "said"), [
+    (ProgressLag(), project(reports=[report(2, 20)], targets=(30, 55, 60, 80)), AUTUMN, "critical",
+     "عقب‌ماندگی ۵ واحد درصد یا بیشتر؛ بحرانی از ۳۰ واحد درصد"),
+    (ProgressLag(), project(reports=[report(2, 35)], targets=(30, 55, 60, 80)), AUTUMN, "major",
+     "عقب‌ماندگی ۵ واحد درصد یا بیشتر؛ عمده از ۱۵ واحد درصد"),
+    (ProgressLag(), project(reports=[report(2, 45)], targets=(30, 55, 60, 80)), AUTUMN, "minor",
+     "عقب‌ماندگی ۵ واحد درصد یا بیشتر"),
+    (OperationShortfall(), op_unit(items=[item(1, 30)]), SUMMER, "critical", "تحقق کمتر از ۸۵٪؛ بحرانی زیر ۴۰٪"),
+    (OperationShortfall(), op_unit(items=[item(1, 50)]), SUMMER, "major", "تحقق کمتر از ۸۵٪؛ عمده زیر ۷۰٪"),
+    (UnitCostOverrun(), op_unit(unit_cost=1, items=[item(1, 100, 160)]), SUMMER, "major",
+     "بهای واحد واقعی ۱٫۲ برابر مصوب یا بیشتر؛ عمده از ۱٫۵ برابر"),
+    (InspectionMismatch(), project(reports=[report(1, 20), report(2, 20)], inspections=[visit("1405/08/10", 50)]),
+     AUTUMN, "critical", "اختلاف ۱۰ واحد درصد یا بیشتر؛ بحرانی از ۲۵ واحد درصد"),
+], ids=["lag-critical", "lag-major", "lag-minor", "shortfall-critical", "shortfall-major", "overrun-major",
+        "mismatch-critical"])
+def test_a_severe_deviation_says_where_its_band_begins(rule, facts, when, severity, said):
+    # found by a new user: a critical deviation showed only the lowest limit, so nobody could tell why
+    # it was critical
+    [found] = check(rule, facts, when, rule.Limits())
+    assert found.severity == severity
+    assert present.threshold(rule.id, found.numbers, found.severity) == said
+
+
+def test_a_project_late_years_says_from_how_many_years_it_is_critical():
+    from reconcile.rules.capital import CompletionOverdue
+
+    facts = project(reports=[report(1, 50)], end_year=1402)
+    [found] = check(CompletionOverdue(), facts, AUTUMN, CompletionOverdue.Limits())
+    assert found.severity == "critical"
+    assert present.threshold("completion_overdue", found.numbers, "critical") == (
+        "پایان تا سال ۱۴۰۲؛ بحرانی از ۳ سال تأخیر")

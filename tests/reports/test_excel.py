@@ -39,7 +39,7 @@ SELECT county, SUM(approved), SUM(notified), SUM(allocated), SUM(absorbed), SUM(
     FROM expense_agreement ea LEFT JOIN county c ON c.id = ea.county_id WHERE ea.fiscal_year = 1405 AND NOT ea.gone
 ) AS figures GROUP BY county
 """
-STANDING = ("SELECT id, kind, rule, subject, numbers FROM deviation "
+STANDING = ("SELECT id, kind, rule, subject, numbers, severity FROM deviation "
             "WHERE fiscal_year = 1405 AND quarter <= 2 "
             "AND status IN ('open', 'acknowledged')")
 
@@ -227,10 +227,12 @@ def test_each_deviation_says_the_threshold_its_rule_flagged_it_by(workbook):
     for r in range(2, sheet.max_row + 1):
         d = standing[sheet.cell(r, 1).value]
         numbers = json.loads(d.numbers) if isinstance(d.numbers, str) else d.numbers
-        assert sheet.cell(r, column).value == present.threshold(d.rule, numbers), (d.rule, d.subject)
-        said[d.rule] = sheet.cell(r, column).value
-    assert said["progress_lag"] == "عقب‌ماندگی ۵ واحد درصد یا بیشتر"  # the catalogue's default limit
-    assert said["missing_report"].startswith("ثبت گزارش تا ۱۴۰۵/")
+        assert sheet.cell(r, column).value == present.threshold(d.rule, numbers, d.severity), (d.rule, d.subject)
+        said[(d.rule, d.severity)] = sheet.cell(r, column).value
+    assert said[("progress_lag", "minor")] == "عقب‌ماندگی ۵ واحد درصد یا بیشتر"  # the catalogue's default limit
+    # a severe one says where its band begins: why it is critical
+    assert said[("progress_lag", "critical")] == "عقب‌ماندگی ۵ واحد درصد یا بیشتر؛ بحرانی از ۳۰ واحد درصد"
+    assert said[("missing_report", "major")].startswith("ثبت گزارش تا ۱۴۰۵/")
 
 
 def test_native_charts_are_in_the_workbook(workbook):

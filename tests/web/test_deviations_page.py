@@ -277,8 +277,13 @@ def test_a_deviations_figures_are_named_in_persian_in_their_units(tmp_path):
     lag = cards[("capital", "progress_lag")]
     assert lag["برنامه"].endswith("٪") and lag["فاصله"].endswith(" واحد درصد")  # a gap of points, as the sentence says
     # the threshold the rule compared with travels with the deviation (presentation.md), in words
-    assert lag["آستانه"] == "عقب‌ماندگی ۵ واحد درصد یا بیشتر"
-    assert cards[("expense", "unit_cost_overrun")]["آستانه"] == "بهای واحد واقعی ۱٫۲ برابر مصوب یا بیشتر"
+    assert lag["آستانه"].startswith("عقب‌ماندگی ۵ واحد درصد یا بیشتر")
+    with engine.connect() as conn:  # a critical one says where its band begins: why it is critical
+        critical = conn.execute(sa.select(sa.func.min(d.c.id)).where(
+            d.c.rule == "progress_lag", d.c.severity == "critical")).scalar_one()
+    page = client.get(f"/deviations/{critical}").text
+    assert "<dt>آستانه</dt><dd>عقب‌ماندگی ۵ واحد درصد یا بیشتر؛ بحرانی از ۳۰ واحد درصد</dd>" in page
+    assert cards[("expense", "unit_cost_overrun")]["آستانه"].startswith("بهای واحد واقعی ۱٫۲ برابر مصوب یا بیشتر")
     shortfall = cards[("expense", "operation_shortfall")]  # an operation's quantities in its unit of measure
     assert shortfall["واحد سنجش"] and shortfall["برنامهٔ انباشته"].endswith(" " + shortfall["واحد سنجش"])
     # the list too, under its «برنامه / عملکرد» columns

@@ -16,7 +16,7 @@ Jalali twin a machine format carries beside an ISO date where people will read i
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from foundation.jalali import QUARTER_NAMES, TEHRAN, to_jalali
 from foundation.persian import to_persian_digits
@@ -267,12 +267,13 @@ def in_unit(how: str, value: Decimal | int | float | None, *, unit: bool = True)
         return NOTHING
     if isinstance(value, float):
         value = Decimal(repr(value))
+    # two places at most, as the finding's sentence writes them (54.99 was '۵۵٪' beside a sentence's '۵۴٫۹۹٪')
     if how == POINTS:
-        return percent(value)
+        return percent(value, places=2)
     if how == SHARE:
-        return ratio(value)
+        return ratio(value, places=2)
     if how == AMOUNT:
-        return amount(value, unit=unit)
+        return amount(Decimal(value).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP), unit=unit)
     if how == TIMES:
         return f"{number(value)} برابر"
     if how == POINT_GAP:

@@ -12,7 +12,7 @@ percentage is written exactly as computed (present rounds it to one place).
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 
 from foundation import present
@@ -30,7 +30,9 @@ UNKNOWN = "؟"  # a figure the facts do not hold
 # 5: spend_progress_gap's gap of shares in percentage points («۳۵ واحد درصد», was «۰٫۳۵»).
 # 6: the bound of the severity band a finding reached kept in ``numbers["band"]``: an output says why
 #    it is major or critical («بحرانی از ۳۰ واحد درصد»), not only the lowest limit.
-VERSION = 6
+# 7: percentages and amounts in sentences to two places, as the figures beside them (were every place
+#    the portal gave: «۲۶٫۰۰۰۰۵٪», «۶۰۰٫۵۰۰۰۵ میلیون ریال»).
+VERSION = 7
 
 
 def number(value: Decimal | int | None, *, grouped: bool = False) -> str:
@@ -38,12 +40,21 @@ def number(value: Decimal | int | None, *, grouped: bool = False) -> str:
     return UNKNOWN if value is None else present.number(value, grouped=grouped)
 
 
+_HUNDREDTHS = Decimal("0.01")
+
+
+def _shown(value: Decimal | None) -> Decimal | None:
+    """A figure as people read it in a sentence: to two places (a portal's 600.50005 million rials
+    or 26.00005 % is noise to a reader), as the figures beside the sentence show it (present.figure)."""
+    return None if value is None else value.quantize(_HUNDREDTHS, rounding=ROUND_HALF_UP)
+
+
 def percent(value: Decimal | None) -> str:
-    return number(value) + "٪"
+    return number(_shown(value)) + "٪"
 
 
 def amount(value: Decimal | None) -> str:
-    return f"{number(value, grouped=True)} {present.AMOUNT_UNIT}"
+    return f"{number(_shown(value), grouped=True)} {present.AMOUNT_UNIT}"
 
 
 def code(value: str) -> str:

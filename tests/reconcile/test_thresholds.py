@@ -165,3 +165,17 @@ def test_a_project_late_years_says_from_how_many_years_it_is_critical():
     assert found.severity == "critical"
     assert present.threshold("completion_overdue", found.numbers, "critical") == (
         "پایان تا سال ۱۴۰۲؛ بحرانی از ۳ سال تأخیر")
+
+
+def test_a_sentence_and_the_figures_beside_it_write_a_figure_alike_to_two_places():
+    # found by a new user: «۲۶٫۰۰۰۰۵٪» and «۶۰۰٫۵۰۰۰۵ میلیون ریال» in sentences (every place the portal
+    # gave), and «۵۵٪» on the figures' line beside a sentence's «۵۴٫۹۹٪»
+    [found] = check(ProgressLag(), project(reports=[report(2, "25.00005")], targets=(30, "54.99", 60, 80)),
+                    AUTUMN, ProgressLag.Limits())
+    assert "پیشرفت فیزیکی ۲۵٪ گزارش کرده در برابر ۵۴٫۹۹٪ پیش‌بینی‌شده" in found.message
+    assert present.figure("capital", "progress_lag", found.planned) == "۵۴٫۹۹٪"
+    assert present.figure("capital", "progress_lag", found.actual) == "۲۵٪"
+    rows = [credit("ملی", "600", "600.50005", 100, 100)]
+    [credit_found] = check(CreditInconsistency(), project(credits=rows), AUTUMN, CreditInconsistency.Limits())
+    assert "(۶۰۰٫۵ میلیون ریال)" in credit_found.message and "۶۰۰٫۵۰۰۰۵" not in credit_found.message
+    assert present.figure("capital", "credit_inconsistency", credit_found.actual) == "۶۰۰٫۵ میلیون ریال"

@@ -35,6 +35,8 @@ from service import logs
 from store import service as store_service
 
 log = logging.getLogger("budgetwatch.service")
+# the reconcile job's own runs judge the whole store; a run after a sync, what changed (reconcile/changes.py)
+SCHEDULED = "scheduled run"
 
 
 class AppConfig(Protocol):
@@ -154,7 +156,7 @@ class Service:
     def reconcile(self, *, job: str) -> None:
         with self.store_work() as held:
             if held:
-                self._reconcile(job=job, reason="daily run")
+                self._reconcile(job=job, reason=SCHEDULED)
 
     def _reconcile(self, *, job: str, reason: str) -> None:
         def progress(message: str) -> None:
@@ -166,7 +168,7 @@ class Service:
             # after a sync, only what it changed is judged again (and the time-driven rules); the daily
             # run judges the whole store (reconcile/changes.py)
             result = reconcile.run(self.engine, self.config.reconcile, on_progress=progress, keep=False,
-                                   incremental=reason != "daily run")
+                                   incremental=reason != SCHEDULED)
         except ServiceStopping:
             log.warning("reconciliation (%s) stopped: the service is stopping; nothing of it was kept", reason,
                         extra={"job": job, "status": "interrupted"})
@@ -185,11 +187,13 @@ class Service:
     def alerts(self, *, job: str, queue: bool) -> None:
         """Queue the digests that are due (``queue``), then send what the outbox owes."""
         cfg = self.config
-        said = []
+        reports = []
         if queue:
-            said.append(_describe(alerts.queue_digests(self.engine, cfg.alerts, cfg.experts, cfg.routing)))
-        said.append(_describe(alerts.dispatch(self.engine, cfg.alerts)))
-        log.info("alerts: %s", "; ".join(said), extra={"job": job})
+            reports.append(alerts.queue_digests(self.engine, cfg.alerts, cfg.experts, cfg.routing))
+        reports.append(alerts.dispatch(self.engine, cfg.alerts))
+        # a send with nothing to do (every few minutes) is not news in the log
+        level = logging.DEBUG if all(_counted_nothing(r) for r in reports) else logging.INFO
+        log.log(level, "alerts: %s", "; ".join(map(_describe, reports)), extra={"job": job})
 
     def housekeeping(self, *, job: str) -> None:
         with self.store_work() as held:
@@ -198,14 +202,25 @@ class Service:
                 log.info("housekeeping: %s", "; ".join(done), extra={"job": job})
 
 
+_REPORT_WORDS = {"QueueReport": "digests", "DispatchReport": "outbox"}  # what an alerts report counts
+
+
 def _describe(report: Any) -> str:
-    """A report's counts as 'name n, name n' (the alerts' reports are dataclasses of counts)."""
+    """A report's counts as 'outbox: sent 2, deferred 0, failed 0' (the alerts' reports are dataclasses
+    of counts), named by what it counts, not by its class."""
     fields = getattr(report, "__dataclass_fields__", None)
     if not fields:
         return str(report)
     parts = [f"{name} {getattr(report, name)}" for name in fields
              if isinstance(getattr(report, name), (int, float)) and not isinstance(getattr(report, name), bool)]
-    return f"{type(report).__name__}: " + (", ".join(parts) or "nothing")
+    name = type(report).__name__
+    return f"{_REPORT_WORDS.get(name, name)}: " + (", ".join(parts) or "nothing")
+
+
+def _counted_nothing(report: Any) -> bool:
+    fields = getattr(report, "__dataclass_fields__", None) or {}
+    values = [getattr(report, name) for name in fields]
+    return bool(values) and not any(v for v in values if not isinstance(v, bool))
 
 
 # --- the scheduler's entry point ---------------------------------------------------------------

@@ -17,11 +17,14 @@ import logging
 import os
 import threading
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
 import sqlalchemy as sa
 from pythonjsonlogger.json import JsonFormatter
+
+from foundation.jalali import TEHRAN
 
 FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -30,7 +33,7 @@ MIN_SECRET = 4  # shorter "secrets" would mask ordinary words and digits, and pr
 # the libraries' own chatter: apscheduler's executor repeats our line on a missed run (its
 # scheduler's warnings stay: a job store that cannot be read), httpx names every request
 QUIET = {"apscheduler": logging.WARNING, "apscheduler.executors": logging.ERROR, "httpx": logging.WARNING,
-         "httpcore": logging.WARNING}
+         "httpcore": logging.WARNING, "alembic": logging.WARNING}  # alembic: 7 'setup plugin' lines a start
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
@@ -97,16 +100,33 @@ def configure(fmt: str = "text", level: int = logging.WARNING) -> None:
         logging.getLogger(name).setLevel(max(level, least))
 
 
+def _tehran_time(record: logging.LogRecord) -> str:
+    """A line's time in Asia/Tehran with its offset, '2026-12-05T23:27:02.123+03:30': the zone the
+    service's schedule and next runs are given in (a line in the server's UTC without a zone beside
+    'next run … +03:30' read as hours apart)."""
+    return datetime.fromtimestamp(record.created, TEHRAN).isoformat(timespec="milliseconds")
+
+
+class _TextFormatter(logging.Formatter):
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        return _tehran_time(record)
+
+
+class _JsonFormatter(JsonFormatter):
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        return _tehran_time(record)
+
+
 def make_handler(fmt: str, stream: IO[str] | None = None) -> logging.Handler:
     """A handler writing ``fmt`` lines to ``stream`` (stderr), redacting with :data:`REDACTOR`."""
     handler = logging.StreamHandler(stream)
     if fmt == "json":
-        handler.setFormatter(JsonFormatter("{asctime}{levelname}{name}{message}", style="{",
-                                           rename_fields={"asctime": "time", "levelname": "level",
-                                                          "name": "logger"},
-                                           json_ensure_ascii=False))
+        handler.setFormatter(_JsonFormatter("{asctime}{levelname}{name}{message}", style="{",
+                                            rename_fields={"asctime": "time", "levelname": "level",
+                                                           "name": "logger"},
+                                            json_ensure_ascii=False))
     else:
-        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+        handler.setFormatter(_TextFormatter(TEXT_FORMAT))
     handler.addFilter(REDACTOR)
     return handler
 

@@ -62,7 +62,7 @@ def write_config(tmp_path: Path, sim: Any, store_url: str, *, schedule: dict[str
 
 
 def _logged_at(event: dict[str, Any]) -> datetime:
-    return datetime.strptime(event["time"], "%Y-%m-%d %H:%M:%S,%f")
+    return datetime.fromisoformat(event["time"])
 
 
 def budgetwatch(config: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -55,6 +56,12 @@ def test_json_lines_carry_the_event_fields(logged) -> None:
     assert first["message"] == "incremental sync of saba run 7: success"
     assert (first["job"], first["source"], first["run_id"], first["status"]) == ("sync:saba", "saba", 7, "success")
     assert first["level"] == "INFO" and first["logger"] == "tests.service.logs" and first["time"]
+    # in Tehran with its offset, as the schedule's next runs are given (trial: UTC without a zone)
+    logged_at = datetime.fromisoformat(first["time"])
+    assert logged_at.utcoffset() == timedelta(hours=3, minutes=30)
+    assert abs((logged_at - datetime.now(UTC)).total_seconds()) < 60
+    assert streams["text"].getvalue().split(" ")[0] == datetime.fromisoformat(
+        streams["text"].getvalue().split(" ")[0]).isoformat(timespec="milliseconds")
     assert second["message"] == "گزارش: ۱۲ انحراف"  # Persian stays readable, not \u-escaped
     assert streams["text"].getvalue().splitlines()[0].endswith("INFO tests.service.logs: incremental sync of saba "
                                                                "run 7: success")

@@ -79,6 +79,9 @@ def create_app(engine: Engine, config: Any, *, secret: str | None = None, https_
 
     @app.get("/login", include_in_schema=False)
     def login_form(request: Request, next: str = "/"):  # noqa: A002 - the parameter's name in the URL
+        # the sign-in form carries a token too (a site elsewhere must not sign a browser in as its own user)
+        if not request.session.get("csrf"):
+            request.session["csrf"] = auth.new_csrf_token()
         return render(request, "login.html", next=_safe_next(next), username="", error=None)
 
     @app.post("/login", include_in_schema=False)
@@ -87,6 +90,10 @@ def create_app(engine: Engine, config: Any, *, secret: str | None = None, https_
         username = str(form.get("username", "")).strip().lower()
         password = str(form.get("password", ""))
         target = _safe_next(str(form.get("next", "/")))
+        if not auth.csrf_matches(request.session.get("csrf"), form.get("csrf")):
+            request.session["csrf"] = auth.new_csrf_token()  # a fresh form to sign in with
+            return render(request, "login.html", status_code=403, next=target, username=username,
+                          error="این برگهٔ ورود کهنه یا از جای دیگری است؛ دوباره وارد شوید.")
         address = request.client.host if request.client else "?"
         state = console(request)
         wait = state.limiter.blocked_for(username, address)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -105,8 +106,14 @@ class ConsoleStore:
 
 
 def login(client: TestClient, username: str, password: str = PASSWORD) -> None:
-    response = client.post("/login", data={"username": username, "password": password}, follow_redirects=False)
+    response = post_login(client, {"username": username, "password": password}, follow_redirects=False)
     assert response.status_code == 303, response.text[:500]
+
+
+def post_login(client: TestClient, data: dict[str, str], **kwargs: Any) -> Any:
+    """POST /login as a browser does: with the token of the sign-in form it was given (GET /login)."""
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)[1]
+    return client.post("/login", data={**data, "csrf": token}, **kwargs)
 
 
 def csrf_of(client: TestClient) -> str:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 
 import pytest
 from fastapi.routing import APIRoute
 
 from store.users import recent_actions
-from tests.web.conftest import PASSWORD, csrf_of, login
+from tests.web.conftest import PASSWORD, csrf_of, login, post_login
 from web import auth
 from web.users import set_disabled
 
@@ -76,14 +77,14 @@ def test_login_page_healthz_and_static_answer_without_a_session(sqlite_store):
 
 def test_a_wrong_password_is_refused_and_the_right_one_signs_in(sqlite_store):
     client = sqlite_store.client()
-    refused = client.post("/login", data={"username": "social", "password": "wrong password!"}, follow_redirects=False)
+    refused = post_login(client, {"username": "social", "password": "wrong password!"}, follow_redirects=False)
     assert refused.status_code == 401
     assert "نام کاربری یا گذرواژه درست نیست" in refused.text
     with sqlite_store.engine.connect() as conn:  # the admin's log shows the failed attempt
         [failed] = [a for a in recent_actions(conn, username="social") if a.action == "login_failed"]
         assert failed.detail.startswith("from ")
     assert client.get("/", follow_redirects=False).status_code == 303
-    signed_in = client.post("/login", data={"username": "Social", "password": PASSWORD, "next": "/runs"},
+    signed_in = post_login(client, {"username": "Social", "password": PASSWORD, "next": "/runs"},
                             follow_redirects=False)
     assert signed_in.status_code == 303 and signed_in.headers["location"] == "/runs"
     page = client.get("/")
@@ -92,7 +93,7 @@ def test_a_wrong_password_is_refused_and_the_right_one_signs_in(sqlite_store):
 
 def test_after_login_only_a_path_of_this_site_is_followed(sqlite_store):
     client = sqlite_store.client()
-    response = client.post("/login", data={"username": "social", "password": PASSWORD,
+    response = post_login(client, {"username": "social", "password": PASSWORD,
                                            "next": "//evil.example/x"}, follow_redirects=False)
     assert response.headers["location"] == "/"
 
@@ -102,7 +103,7 @@ def test_a_disabled_user_is_out_at_the_next_click_and_cannot_sign_in(sqlite_stor
     assert client.get("/").status_code == 200
     set_disabled(sqlite_store.engine, "social")
     assert client.get("/", follow_redirects=False).status_code == 303
-    again = client.post("/login", data={"username": "social", "password": PASSWORD}, follow_redirects=False)
+    again = post_login(client, {"username": "social", "password": PASSWORD}, follow_redirects=False)
     assert again.status_code == 401
 
 
@@ -111,16 +112,16 @@ def test_failed_logins_are_limited_per_user_and_address(sqlite_store):
     limiter = auth.LoginLimiter(max_failures=3, window_seconds=60, clock=lambda: now[0])
     client = sqlite_store.client(limiter=limiter)
     for _ in range(3):
-        assert client.post("/login", data={"username": "social", "password": "guess guess"}).status_code == 401
-    blocked = client.post("/login", data={"username": "social", "password": PASSWORD}, follow_redirects=False)
+        assert post_login(client, {"username": "social", "password": "guess guess"}).status_code == 401
+    blocked = post_login(client, {"username": "social", "password": PASSWORD}, follow_redirects=False)
     assert blocked.status_code == 429  # even the right password waits out the window
     assert "دقیقه" in blocked.text
     # another user from the same address, and the same user from another address, are not held up
-    assert client.post("/login", data={"username": "infra", "password": PASSWORD},
+    assert post_login(client, {"username": "infra", "password": PASSWORD},
                        follow_redirects=False).status_code == 303
     assert limiter.blocked_for("social", "10.0.0.9") == 0
     now[0] += 61
-    assert client.post("/login", data={"username": "social", "password": PASSWORD},
+    assert post_login(client, {"username": "social", "password": PASSWORD},
                        follow_redirects=False).status_code == 303
 
 
@@ -208,3 +209,22 @@ def test_production_hashes_use_argon2s_default_cost(monkeypatch):
     digest = auth.hash_password("y" * 12)
     assert digest.startswith("$argon2id$") and "m=65536,t=3,p=4" in digest
     assert auth.check_password(digest, "y" * 12) and not auth.check_password(digest, "z" * 12)
+
+
+def test_signing_in_needs_the_token_of_the_sign_in_form(sqlite_store):
+    # found by a new user: every form carried a token but the sign-in form, so a page elsewhere could
+    # sign a browser in as the attacker's own user (login CSRF)
+    client = sqlite_store.client()
+    bare = client.post("/login", data={"username": "social", "password": PASSWORD}, follow_redirects=False)
+    assert bare.status_code == 403 and "دوباره وارد شوید" in bare.text
+    assert client.get("/", follow_redirects=False).status_code == 303  # not signed in
+    other = sqlite_store.client()
+    foreign = re.search(r'name="csrf" value="([^"]+)"', other.get("/login").text)[1]
+    forged = client.post("/login", data={"username": "social", "password": PASSWORD, "csrf": foreign},
+                         follow_redirects=False)
+    assert forged.status_code == 403
+    # the refusal's page is a fresh form that signs in
+    token = re.search(r'name="csrf" value="([^"]+)"', forged.text)[1]
+    signed_in = client.post("/login", data={"username": "social", "password": PASSWORD, "csrf": token},
+                            follow_redirects=False)
+    assert signed_in.status_code == 303 and client.get("/").status_code == 200

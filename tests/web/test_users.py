@@ -10,7 +10,7 @@ import pytest
 from budgetwatch.cli import main
 from store.db import open_store
 from store.users import get_user, recent_actions
-from tests.web.conftest import PASSWORD, SECRET, console_config, csrf_of
+from tests.web.conftest import PASSWORD, SECRET, console_config, csrf_of, post_login
 from web import auth, create_app, demo_user
 
 
@@ -86,8 +86,8 @@ def test_the_demo_user_signs_in_with_the_password_it_was_given(tmp_path):
     again_name, again = demo_user(engine)  # a second demo run: same user, new password
     assert name == again_name == "demo" and again != password
     client = TestClient(create_app(engine, console_config(tmp_path), secret=SECRET))
-    assert client.post("/login", data={"username": name, "password": password}, follow_redirects=False).status_code == 401
-    assert client.post("/login", data={"username": name, "password": again}, follow_redirects=False).status_code == 303
+    assert post_login(client, {"username": name, "password": password}, follow_redirects=False).status_code == 401
+    assert post_login(client, {"username": name, "password": again}, follow_redirects=False).status_code == 303
     assert "گروه تلفیق بودجه" in client.get("/").text
     engine.dispose()
 

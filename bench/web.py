@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import importlib.util
 import os
+import re
 import socket
 import statistics
 import sys
@@ -167,7 +168,9 @@ def main() -> None:
             time.sleep(0.05)
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
-                assert client.post("/login", data={"username": "bench", "password": PASSWORD}).status_code == 303
+                token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)[1]  # the form's
+                assert client.post("/login", data={"username": "bench", "password": PASSWORD,
+                                                   "csrf": token}).status_code == 303
                 print(f"\n{'page':<58} {'TTFB median / max':>20} {'bare SQL median':>16}")
                 for name, query_string in PAGES.items():
                     path = "/deviations" + (f"?{query_string}" if query_string else "")

@@ -11,12 +11,15 @@ Every row is validated before anything is written. If any row is bad, nothing is
 identified by (project code, day, inspector); importing the same file again changes nothing. A row
 whose visit is already stored with other figures (observed progress, remarks, inspector's spelling)
 replaces them: the file is the expert's record, and a corrected file is how a mistake is mended.
+A caller that limits who may record which project (the web console's experts) passes ``refuse``: a
+row of a project it refuses is a bad row like any other, listed with its line among the rest.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -222,8 +225,10 @@ def _visit(line: int, fields: list[str], columns: dict[str, int], today: date) -
     return Visit(line, code, visited_on, observed, inspector, text_key(inspector), remarks), []
 
 
-def read_visits(path: Path, *, known_codes: set[str] | None = None, today: date | None = None) -> list[Visit]:
-    """Every visit of the file, or InspectionFileError listing every bad row."""
+def read_visits(path: Path, *, known_codes: set[str] | None = None, today: date | None = None,
+                refused: Mapping[str, str] | None = None) -> list[Visit]:
+    """Every visit of the file, or InspectionFileError listing every bad row. ``refused`` maps a
+    project code to the reason its rows may not be recorded (a user's permissions)."""
     name = str(path)
     header, records = _records(path)
     columns = _header(name, header)
@@ -236,6 +241,8 @@ def read_visits(path: Path, *, known_codes: set[str] | None = None, today: date 
         if visit is not None:
             if known_codes is not None and visit.project_code not in known_codes:
                 reasons.append(f"unknown project code {visit.project_code!r}")
+            elif refused and visit.project_code in refused:
+                reasons.append(refused[visit.project_code])
             if visit.key in first_line:
                 reasons.append(f"duplicate of line {first_line[visit.key]} (same project, date and inspector)")
             else:
@@ -268,13 +275,20 @@ def _known_codes(conn: sa.Connection, path: Path) -> set[str]:
     return found
 
 
+Refusal = Callable[[sa.Connection, set[str]], Mapping[str, str]]
+
+
 def import_file(engine: Engine, path: str | Path, *, today: date | None = None,
-                now: datetime | None = None) -> ImportResult:
-    """Validate every row of `path`, then store its visits in one transaction (or raise, storing nothing)."""
+                now: datetime | None = None, refuse: Refusal | None = None) -> ImportResult:
+    """Validate every row of `path`, then store its visits in one transaction (or raise, storing nothing).
+    ``refuse(conn, codes)`` gives, of the store's project codes the file names, those the caller may
+    not record, each with its reason; their rows are bad rows (checked in the same transaction)."""
     path = Path(path)
     now = now or datetime.now(timezone.utc)
     with engine.begin() as conn:
-        visits = read_visits(path, known_codes=_known_codes(conn, path), today=today)
+        known = _known_codes(conn, path)
+        visits = read_visits(path, known_codes=known, today=today,
+                             refused=refuse(conn, known) if refuse is not None else None)
         result = ImportResult(rows=len(visits))
         codes = sorted({v.project_code for v in visits})
         stored = {}

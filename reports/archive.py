@@ -11,7 +11,9 @@ approved period is never written again, and its files are made read-only.
 The archive is byte-stable: the report is built from the stored as-of day and approval moment, the
 workbook's creation date is that moment, and nothing else varies, so making it again from the same
 store gives the same bytes. ``diff`` does exactly that, without touching the archive, and lists
-the figures the store now holds differently (a late correction on a portal).
+the figures the store now holds differently (a late correction on a portal): each compared exactly,
+by its key in ``figures.json``, and named and shown for the consolidation group as the report
+shows it (see "how review diff names and shows a figure" below).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import shutil
 import stat
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation, localcontext
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 
 from foundation.jalali import TEHRAN, format_jalali, is_quarter_closed, quarter_end
 from reconcile.settings import RoutingConfig
+from foundation import present
 from reports import excel, html
 from reports.model import Report, Selection, build
 from store import reporting, reviews
@@ -70,9 +73,17 @@ class Period:
 
 @dataclass(frozen=True)
 class Change:
+    """A figure of the archive that the store now holds differently. ``key``, ``archived`` and
+    ``now`` are figures.json's, exact; the rest is how a person reads it (``_describe``)."""
+
     key: str
-    archived: str | None
+    archived: str | None  # None: empty, or no such figure (``archived_text`` says which)
     now: str | None
+    subject: str = ""  # what the figure belongs to: "project P-1, Q2", "agency 305 <its name>"
+    figure: str = ""  # which figure, with its unit where the value does not carry it
+    archived_text: str = ""  # as the report shows it, in the terminal's digits
+    now_text: str = ""
+    finer: bool = False  # the report's places show both alike: shown with the places it takes
 
 
 def folder(data_dir: Path, fiscal_year: int, quarter: int) -> Path:
@@ -244,8 +255,206 @@ def periods(engine: Engine, *, today: date | None = None) -> list[Period]:
     return out
 
 
+# --- how review diff names and shows a figure ----------------------------------------------------
+# figures.json keeps every figure exactly under a key made for comparing (``agency/305/absorption``:
+# 0.6428571428571428571428571429) and stays as it is: archives are signed. The consolidation group
+# reads the diff, so each figure is named by what it belongs to and what it is, and shown as the
+# report shows it (reports/html.py through foundation.present; Excel's number formats agree):
+# counts and million rials whole, a unit cost with 2 places, percentages and ratios as percentages
+# with one place, quantities with up to 2, days in Jalali. Written for the terminal (decisions.md):
+# ASCII digits, English names, codes as stored. A change the report's places hide (40 -> 40.000001
+# both show 40%) is still a change: both sides are then shown with as many places as it takes to
+# tell them apart, and ``finer`` says so.
+
+COUNT, AMOUNT, UNIT_COST, POINTS, RATIO, FIGURE, DAY, YEAR, WORD = (
+    "count", "amount", "unit_cost", "points", "ratio", "figure", "day", "year", "word")
+MILLION_RIALS = "million rials"
+
+
+@dataclass(frozen=True)
+class _Number:
+    places: int  # as the report shows it
+    trim: bool  # trailing zeros dropped (present.percent; Excel's '#,##0.0#' of quantities)
+    grouped: bool = True  # thousands separated (not in percentages, as present.percent)
+    scale: int = 1  # a ratio is shown as a percentage
+    suffix: str = ""
+
+
+_NUMBERS = {
+    COUNT: _Number(0, False), AMOUNT: _Number(0, False), UNIT_COST: _Number(2, False),
+    POINTS: _Number(1, True, grouped=False, suffix="%"),
+    RATIO: _Number(1, True, grouped=False, scale=100, suffix="%"),
+    FIGURE: _Number(2, True),  # a quantity, or a deviation's amount: Excel's '#,##0.0#'
+}
+# each kind of row's figures, in the report's order: (name, how it is shown)
+_TOTALS = {
+    "projects": ("projects", COUNT), "agreements": ("agreements", COUNT),
+    **{stage: (f"{stage} credit ({MILLION_RIALS})", AMOUNT)
+       for stage in ("approved", "notified", "allocated", "absorbed")},
+    "absorption": ("absorption (absorbed / allocated)", RATIO),
+    "planned_progress": ("planned progress, weighted", POINTS),
+    "reported_progress": ("reported progress, weighted", POINTS),
+    "reports_due": ("reports due", COUNT), "reports_entered": ("reports entered", COUNT),
+    "reports_approved": ("reports approved by the comptroller", COUNT),
+    "reports_overdue": ("reports overdue", COUNT),
+    **{f"deviations_{s}": (f"open deviations, {s}", COUNT) for s in ("critical", "major", "minor")},
+}
+_PROJECT = {
+    "target": ("planned progress (target)", POINTS), "reported": ("reported progress", POINTS),
+    "comptroller": ("comptroller's decision", WORD), "reported_on": ("report entered on", DAY),
+    "visited_on": ("latest field visit on", DAY), "observed": ("progress observed at that visit", POINTS),
+    "forecast": ("completion forecast", WORD), "forecast_year": ("forecast year of completion", YEAR),
+}
+_OPERATION = {
+    "planned": ("planned quantity, cumulative", FIGURE),
+    "delivered": ("delivered quantity, cumulative", FIGURE),
+    "spent": (f"spent, cumulative ({MILLION_RIALS})", AMOUNT),
+    "unit_cost": (f"approved unit cost ({MILLION_RIALS})", UNIT_COST),
+}
+_DEVIATION = {"severity": ("severity", WORD), "status": ("status", WORD), "planned": ("planned figure", None),
+              "actual": ("actual figure", None)}  # None: in its rule's unit (present.figure_unit)
+_CYCLE = {
+    "due": ("items due", COUNT), "entered": ("items entered", COUNT),
+    "approved": ("items approved by the comptroller", COUNT), "reported_on": ("report entered on", DAY),
+    "approved_on": ("approved by the comptroller on", DAY),
+    "reviewed_on": ("reviewed by the consolidation group on", DAY),
+}
+_RULE_UNITS = {present.POINTS: POINTS, present.SHARE: RATIO, present.AMOUNT: FIGURE, present.QUANTITY: FIGURE}
+_SECTIONS = ("total", "group", "county", "agency", "project", "operation", "deviation", "cycle")
+
+
+@dataclass(frozen=True)
+class _Names:
+    """What the keys leave out, from the report the store gives now: agencies' names, units of measure."""
+
+    agencies: dict[str, str]
+    measures: dict[tuple[str, str], str]  # (agreement, operation) -> unit of measure
+    deviation_measures: dict[tuple[str, str, str, int], str]  # (kind, rule, subject, quarter) -> unit
+
+    @classmethod
+    def of(cls, report: Report) -> _Names:
+        agencies = {t.key: t.name for t in report.agencies}
+        agencies |= {c.agency_code: c.agency_name for c in report.cycle}
+        return cls(agencies, {(o.agreement_no, o.code): o.unit for o in report.operations if o.unit},
+                   {(d.kind, d.rule, d.subject, d.quarter or 0): d.unit for d in report.deviations if d.unit})
+
+    def agency(self, code: str) -> str:
+        name = self.agencies.get(code)
+        return f"agency {code} {name}" if name and name != code else f"agency {code}"
+
+
+def _quarter(part: str) -> int:
+    return int(part[1:]) if part[:1] == "q" and part[1:].isdigit() else 0
+
+
+def _describe(key: str, names: _Names) -> tuple[tuple, str, str, str]:
+    """(order, subject, figure's name, how it is shown) of a figures.json key (``figures``'s shapes;
+    a code holding '/' is read from the ends). The order is the report's: the province, groups,
+    counties, agencies, projects, operations, deviations, the cycle."""
+    section, _, rest = key.partition("/")
+    field = rest.rpartition("/")[2] if rest else ""
+    middle = rest.rpartition("/")[0]
+    table: dict[str, tuple[str, str | None]] = {}
+    subject, unit = key, None
+    if section == "total":
+        table, subject = _TOTALS, "province total"
+    elif section in ("group", "county", "agency"):
+        table = _TOTALS
+        subject = names.agency(middle) if section == "agency" else f"{section} {middle}"
+    elif section == "project":
+        code, _, q = middle.rpartition("/")
+        table, subject = _PROJECT, f"project {code}, Q{_quarter(q)}"
+    elif section == "operation":
+        agreement, _, code = middle.rpartition("/")
+        table, subject = _OPERATION, f"agreement {agreement}, operation {code}"
+        unit = names.measures.get((agreement, code))
+    elif section == "deviation":
+        kind, rule, tail = (middle.split("/", 2) + ["", ""])[:3]
+        code, _, q = tail.rpartition("/")
+        quarter = _quarter(q)
+        table = _DEVIATION
+        subject = f"deviation {rule}, {code}, " + (f"Q{quarter}" if quarter else "whole year")
+        how = present.figure_unit(kind, rule)
+        if field in ("planned", "actual"):
+            unit = (MILLION_RIALS if how == present.AMOUNT
+                    else names.deviation_measures.get((kind, rule, code, quarter)))
+            table = {**_DEVIATION, field: (_DEVIATION[field][0], _RULE_UNITS.get(how, POINTS))}
+    elif section == "cycle":
+        agency, _, q = middle.rpartition("/")
+        table, subject = _CYCLE, f"monitoring cycle, {names.agency(agency)}, Q{_quarter(q)}"
+    if field not in table:  # a key of another shape (an archive older than this code): as it is
+        return (len(_SECTIONS), key), "", key, WORD
+    name, how = table[field]
+    order = (_SECTIONS.index(section), middle, list(table).index(field))
+    return order, subject, f"{name} ({unit})" if unit else name, how or WORD
+
+
+def _number(value: Decimal, how: _Number, places: int, trim: bool) -> str:
+    with localcontext() as ctx:
+        ctx.prec = 200  # the places a change below the report's rounding may take
+        shown = (value * how.scale).quantize(Decimal(1).scaleb(-places))
+        if trim:
+            shown = shown.normalize()
+        if not shown:
+            shown = abs(shown)  # no '-0'
+        return format(shown, ",f" if how.grouped else "f") + how.suffix
+
+
+def _show(how: str, text: str | None) -> str:
+    """A figures.json value as the report shows it, in the terminal's digits; None -> '(none)'."""
+    if text is None:
+        return "(none)"
+    try:
+        if how in _NUMBERS:
+            number = _NUMBERS[how]
+            return _number(Decimal(text), number, number.places, number.trim)
+        if how == DAY:
+            return format_jalali(date.fromisoformat(text), persian_digits=False)
+    except (InvalidOperation, ValueError):
+        return text
+    return text.replace("_", " ") if how == WORD else text
+
+
+def _shown(how: str, archived: str | None, now: str | None) -> tuple[str, str, bool]:
+    """Both sides as the report shows them, or with the places it takes to see they differ."""
+    before, after = _show(how, archived), _show(how, now)
+    if before != after or how not in _NUMBERS or archived is None or now is None:
+        return before, after, False
+    try:
+        a, b = Decimal(archived), Decimal(now)
+    except InvalidOperation:
+        return archived, now, True
+    number = _NUMBERS[how]
+    exact = max(-(a * number.scale).as_tuple().exponent, -(b * number.scale).as_tuple().exponent)
+    for places in range(number.places + 1, exact + 1):
+        before, after = _number(a, number, places, False), _number(b, number, places, False)
+        if before != after:
+            return before, after, True
+    return archived, now, True  # equal as numbers: a key written otherwise (not by this code)
+
+
+def _absent(key: str, side: dict, missing: str) -> str:
+    """How a figure one side lacks is shown: a row's count of deviations of a severity it has none of
+    is written only where there are some, and the report shows 0; anything else the side lacks."""
+    prefix, _, field = key.rpartition("/")
+    if field.startswith("deviations_") and f"{prefix}/projects" in side:
+        return "0"
+    return missing
+
+
+def _change(key: str, archived: dict, current: dict, names: _Names) -> tuple[tuple, Change]:
+    order, subject, figure, how = _describe(key, names)
+    before, after, finer = _shown(how, archived.get(key), current.get(key))
+    if key not in archived:
+        before = _absent(key, archived, "(not in archive)")
+    if key not in current:
+        after = _absent(key, current, "(not in store)")
+    return order, Change(key, archived.get(key), current.get(key), subject, figure, before, after, finer)
+
+
 def diff(engine: Engine, fiscal_year: int, quarter: int, *, settings: Settings) -> tuple[Signoff, list[Change]]:
-    """The figures of an approved period that the store now holds differently. Reads the archive only."""
+    """The figures of an approved period that the store now holds differently, in the report's order,
+    each named and shown for people (``Change``). Reads the archive only."""
     with engine.connect() as conn:
         entry = reviews.signoff(conn, fiscal_year, quarter)
         if entry is None:
@@ -255,6 +464,8 @@ def diff(engine: Engine, fiscal_year: int, quarter: int, *, settings: Settings) 
         except (OSError, ValueError) as exc:
             raise ReviewError(f"cannot read the archive of {fiscal_year} Q{quarter} at {entry.archive_path}: "
                               f"{exc.__class__.__name__}", 1) from None
-        current = figures(_period_report(conn, fiscal_year, quarter, entry.as_of, entry.approved_at, settings))
-    keys = sorted(set(archived) | set(current))
-    return entry, [Change(k, archived.get(k), current.get(k)) for k in keys if archived.get(k) != current.get(k)]
+        report = _period_report(conn, fiscal_year, quarter, entry.as_of, entry.approved_at, settings)
+    current, names = figures(report), _Names.of(report)
+    differ = [k for k in set(archived) | set(current) if archived.get(k) != current.get(k)]
+    ordered = sorted((_change(k, archived, current, names) for k in differ), key=lambda pair: pair[0])
+    return entry, [change for _, change in ordered]

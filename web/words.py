@@ -138,3 +138,23 @@ def act_text(text: str | None) -> str:
     if re.fullmatch(r"[!-~]+", text):  # one ASCII word (a code, a file's name): as it is, isolated
         return present.code_text(text)
     return text
+
+
+# a bad line of a visits file or form: the import's reasons (reconcile/inspections.py) are English
+# sentences shared with `budgetwatch inspections import`; those the console knows are said in Persian
+_VISIT_REASONS = [
+    (re.compile(r"unknown project code '(.+)'"),
+     lambda m: f"کد پروژهٔ {present.code_text(m[1])} ناشناخته است"),
+    (re.compile(r"project (.+): its agency is outside your expert groups"),
+     lambda m: f"پروژهٔ {present.code_text(m[1])} از دستگاهی بیرون از گروه‌های کارشناسی شماست"),
+]
+
+
+def visit_reason(reason: str) -> tuple[str, bool]:
+    """Why a visit was refused, in Persian when the console knows the reason's form: (text, True);
+    otherwise the import's own sentence, (reason, False), for the page to show left to right."""
+    for pattern, words in _VISIT_REASONS:
+        match = pattern.fullmatch(reason)
+        if match:
+            return words(match), True
+    return reason, False

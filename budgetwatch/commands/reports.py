@@ -207,10 +207,18 @@ def review_diff(
         console.print(f"{fiscal_year} Q{q}: the store agrees with the archive approved by {entry.approved_by}",
                       markup=False)
         return
+    # each figure named by what it belongs to and what it is, shown as the report shows it
+    # (reports.archive.Change): figures.json's keys and exact values are for comparing, not reading
     table = Table(title=f"{fiscal_year} Q{q}: {len(changes)} figures differ from the archive", header_style="bold")
-    for name in ("figure", "archived", "store now"):
-        table.add_column(name, overflow="fold")
-    for c in changes:
-        table.add_row(c.key, c.archived if c.archived is not None else "(none)", c.now if c.now is not None else "(none)")
+    table.add_column("subject", overflow="fold")
+    table.add_column("figure", overflow="fold")
+    for name in ("archived", "store now"):
+        table.add_column(name, justify="right", overflow="fold")
+    for c in changes:  # names of counties and agencies are portal text: never markup
+        table.add_row(Text(c.subject), Text(c.figure), Text(c.archived_text),
+                      Text(c.now_text + (" *" if c.finer else "")))
     console.print(table)
+    if any(c.finer for c in changes):
+        console.print("* the report rounds both to the same figure: shown with the places it takes to see "
+                      "the change", markup=False)
     raise typer.Exit(code=DIFF_FOUND)

@@ -18,7 +18,7 @@ from reports import archive
 from reports.archive import ReviewError, Settings
 from store.db import open_store
 from store.reviews import all_signoffs
-from tests.reports.builders import make_province
+from tests.reports.builders import Province, make_province
 
 NOW = datetime(2026, 11, 25, 7, 30, tzinfo=UTC)  # 1405/09/04 in Tehran: Q2 of 1405 is closed
 ROUTING = RoutingConfig(agencies={"305": "infrastructure", "118": "social"})
@@ -109,6 +109,72 @@ def test_diff_is_empty_on_unchanged_data_and_names_a_late_correction(engine, app
     assert by_key["project/P-1/q2/reported"] == ("40", "42")
     assert by_key["total/reported_progress"] == ("40", "42")
     assert digests(folder) == before and archive.intact(entry)
+
+
+def _correct(engine, sql: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text(sql))
+
+
+
+def test_diff_names_each_figure_by_its_subject_and_shows_it_as_the_report_does(engine, approved, tmp_path):
+    # the agency corrects P-2's first quarter (10 -> 14) and A-1's second chapter spends 30.4, not 25
+    _correct(engine, "UPDATE progress_report SET progress = 14 WHERE quarter = 1 AND progress = 10")
+    _correct(engine, "UPDATE expense_credit SET spent = 30.4 WHERE chapter = 2")
+    _, changes = archive.diff(engine, 1405, 2, settings=settings(tmp_path / "a"))
+    shown = {c.key: (c.subject, c.figure, c.archived_text, c.now_text, c.finer) for c in changes}
+    assert shown["project/P-2/q1/reported"] == ("project P-2, Q1", "reported progress", "10%", "14%", False)
+    # million rials whole, as the report's columns; the ratio as a percentage with one place
+    assert shown["total/absorbed"] == ("province total", "absorbed credit (million rials)", "775", "780",
+                                       False)
+    assert shown["total/absorption"] == ("province total", "absorption (absorbed / allocated)", "53.4%",
+                                         "53.8%", False)
+    assert shown["agency/118/absorbed"][0] == "agency 118 اداره کل آموزش و پرورش"
+    assert shown["group/social/absorbed"][0] == "group social"
+    assert shown["county/دزفول/absorbed"][0] == "county دزفول"
+    # the store keeps 0.6585714285714285714285714286: the people's text never does
+    assert all(len(text) <= 12 for c in changes for text in (c.archived_text, c.now_text))
+    assert changes[0].key.startswith("total/")  # the report's order: the province first
+
+
+def test_diff_shows_a_change_below_the_reports_rounding_with_the_places_it_takes(engine, approved, tmp_path):
+    _correct(engine, "UPDATE progress_report SET progress = 40.000001 WHERE quarter = 2 AND progress = 40")
+    _correct(engine, "UPDATE progress_report SET progress = 14 WHERE quarter = 1 AND progress = 10")
+    _, changes = archive.diff(engine, 1405, 2, settings=settings(tmp_path / "a"))
+    by_key = {c.key: c for c in changes}
+    finer = by_key["project/P-1/q2/reported"]  # the report shows 40% both times: still a change
+    assert (finer.archived, finer.now) == ("40", "40.000001")
+    assert (finer.archived_text, finer.now_text, finer.finer) == ("40.000000%", "40.000001%", True)
+    coarse = by_key["project/P-2/q1/reported"]
+    assert (coarse.archived_text, coarse.now_text, coarse.finer) == ("10%", "14%", False)
+
+
+def test_diff_names_days_in_jalali_and_a_deviations_figures_in_their_unit(engine, approved, tmp_path):
+    _correct(engine, "UPDATE field_inspection SET visited_on = '2026-09-12'")
+    _correct(engine, "UPDATE deviation SET planned = 45, actual = 31.75 WHERE subject = 'P-1'")
+    _correct(engine, "UPDATE operation_performance SET quantity = 85.5 WHERE quarter = 2")
+    _, changes = archive.diff(engine, 1405, 2, settings=settings(tmp_path / "a"))
+    shown = {c.key: (c.subject, c.figure, c.archived_text, c.now_text) for c in changes}
+    assert shown["project/P-1/q2/visited_on"] == ("project P-1, Q2", "latest field visit on", "1405/06/20",
+                                                  "1405/06/21")
+    assert shown["deviation/capital/progress_lag/P-1/q2/planned"] == (
+        "deviation progress_lag, P-1, Q2", "planned figure", "(none)", "45%")
+    assert shown["deviation/capital/progress_lag/P-1/q2/actual"][3] == "31.8%"
+    assert shown["operation/A-1/op-1/delivered"] == (
+        "agreement A-1, operation op-1", "delivered quantity, cumulative (نفر-ساعت)", "170", "175.5")
+
+
+def test_diff_says_a_row_new_since_the_sign_off_and_a_severity_left_without_deviations(engine, approved,
+                                                                                       tmp_path):
+    Province(engine).project("P-4", agency="305", county="اهواز")  # a project the portal listed late
+    _correct(engine, "UPDATE deviation SET status = 'resolved' WHERE subject = 'P-1'")  # P-1's minor one
+    _, changes = archive.diff(engine, 1405, 2, settings=settings(tmp_path / "a"))
+    shown = {c.key: (c.subject, c.figure, c.archived_text, c.now_text) for c in changes}
+    assert shown["project/P-4/q1/target"] == ("project P-4, Q1", "planned progress (target)",
+                                              "(not in archive)", "30%")
+    # the report shows a severity without deviations as 0; figures.json leaves it out
+    assert shown["total/deviations_minor"] == ("province total", "open deviations, minor", "1", "0")
+    assert shown["total/projects"][2:] == ("3", "4")
 
 
 def test_diff_of_an_unapproved_period_says_so(engine, tmp_path):

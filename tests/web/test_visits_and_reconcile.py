@@ -3,6 +3,8 @@ or nothing), and a reconciliation started from the page (one at a time, progress
 
 from __future__ import annotations
 
+import html as html_lib
+import re
 import threading
 from datetime import date
 from decimal import Decimal
@@ -30,6 +32,17 @@ def _projects(engine) -> None:
 def _visits(engine) -> list:
     with engine.connect() as conn:
         return conn.execute(sa.select(fi).order_by(fi.c.id)).all()
+
+
+def _problems(html: str) -> list[str]:
+    """The bad lines a refused file lists, as text (tags dropped, the isolates around codes removed)."""
+    section = re.search(r'<section class="flash error".*?</section>', html, re.S)
+    assert section, "no list of problems"
+    items = re.findall(r"<li>(.*?)</li>", section.group(0), re.S)
+    return [re.sub(r"<[^>]+>|[\u2066-\u2069]", "", html_lib.unescape(item)) for item in items]
+
+
+OUTSIDE = "پروژهٔ 1305012007-004 از دستگاهی بیرون از گروه‌های کارشناسی شماست"
 
 
 def test_a_visit_recorded_in_the_form_is_stored_with_who_recorded_it(sqlite_store):
@@ -62,7 +75,7 @@ def test_a_bad_visit_is_refused_with_the_imports_reasons_and_nothing_stored(sqli
     assert 'value="140"' in response.text  # what was typed is kept for mending
     unknown = client.post("/visits", data={"csrf": csrf_of(client), "project_code": "9999999999-001",
                                            "date": "1405/08/01", "observed_progress": "10", "inspector": "x"})
-    assert unknown.status_code == 400 and "unknown project code" in unknown.text
+    assert unknown.status_code == 400 and _problems(unknown.text) == ["کد پروژهٔ 9999999999-001 ناشناخته است"]
     assert _visits(sqlite_store.engine) == []
 
 
@@ -71,7 +84,8 @@ def test_an_expert_cannot_record_a_visit_to_another_groups_project(sqlite_store)
     client = sqlite_store.client("social")
     response = client.post("/visits", data={"csrf": csrf_of(client), "project_code": "1305012007-004",
                                             "date": "1405/08/01", "observed_progress": "10", "inspector": "x"})
-    assert response.status_code == 400 and "outside your expert groups" in response.text
+    assert response.status_code == 400  # the form's one visit: its reason without a line number
+    assert _problems(response.text) == [OUTSIDE]
     assert _visits(sqlite_store.engine) == []
     admin = sqlite_store.client("admin")
     assert admin.get("/visits").status_code == 403
@@ -85,7 +99,9 @@ def test_a_csv_file_is_imported_all_or_nothing(sqlite_store):
            "1305012007-004,1405/13/01,30,بازرس,\n")
     response = client.post("/visits/file", data={"csrf": csrf_of(client)},
                            files={"file": ("visits.csv", bad.encode(), "text/csv")})
-    assert response.status_code == 400 and "line 3: date" in response.text
+    assert response.status_code == 400
+    [problem] = _problems(response.text)
+    assert problem.startswith("سطر ۳: date '1405/13/01'")
     assert _visits(sqlite_store.engine) == []
     good = bad.replace("1405/13/01", "1405/07/20")
     response = client.post("/visits/file", data={"csrf": csrf_of(client)},
@@ -103,6 +119,60 @@ def test_a_file_naming_a_project_outside_the_experts_groups_is_refused_whole(sql
                            files={"file": ("v.csv", content.encode(), "text/csv")})
     assert response.status_code == 400 and "1305012007-004" in response.text
     assert _visits(sqlite_store.engine) == []
+
+
+MIXED = ("project_code,date,observed_progress,inspector\n"
+         "1305012007-003,1405/08/01,30,بازرس\n"      # line 2: good, the social expert's
+         "1305012007-004,1405/08/01,30,بازرس\n"      # line 3: infrastructure's project
+         "NOPE-1,1405/08/01,30,بازرس\n"              # line 4: no such project
+         "1305012007-003,1405/13/01,30,بازرس\n"      # line 5: no 13th month
+         "1305012007-004,1405/08/02,30,بازرس\n")     # line 6: infrastructure's again
+
+
+def test_a_file_lists_every_bad_line_with_its_number_permission_refusals_included(sqlite_store):
+    _projects(sqlite_store.engine)
+    client = sqlite_store.client("social")
+    response = client.post("/visits/file", data={"csrf": csrf_of(client)},
+                           files={"file": ("v.csv", MIXED.encode(), "text/csv")})
+    assert response.status_code == 400
+    problems = _problems(response.text)
+    assert len(problems) == 4, problems
+    assert problems[0] == f"سطر ۳: {OUTSIDE}"
+    assert problems[1] == "سطر ۴: کد پروژهٔ NOPE-1 ناشناخته است"
+    assert problems[2].startswith("سطر ۵: date '1405/13/01'")  # a reason the console has no Persian for
+    assert problems[3] == f"سطر ۶: {OUTSIDE}"
+    assert _visits(sqlite_store.engine) == []  # the good line 2 is not recorded either
+
+
+def test_a_refused_line_does_not_hide_the_other_bad_lines(sqlite_store):
+    _projects(sqlite_store.engine)
+    client = sqlite_store.client("social")
+    content = "\n".join(MIXED.splitlines()[:4]) + "\n"  # lines 2-4: good, outside the groups, unknown
+    response = client.post("/visits/file", data={"csrf": csrf_of(client)},
+                           files={"file": ("v.csv", content.encode(), "text/csv")})
+    assert response.status_code == 400
+    assert _problems(response.text) == [f"سطر ۳: {OUTSIDE}", "سطر ۴: کد پروژهٔ NOPE-1 ناشناخته است"]
+    assert _visits(sqlite_store.engine) == []
+
+
+def test_the_consolidation_group_is_refused_only_the_lines_that_are_bad_for_anyone(sqlite_store):
+    _projects(sqlite_store.engine)
+    client = sqlite_store.client("tolfiq")
+    response = client.post("/visits/file", data={"csrf": csrf_of(client)},
+                           files={"file": ("v.csv", MIXED.encode(), "text/csv")})
+    assert response.status_code == 400
+    assert [p.split(":")[0] for p in _problems(response.text)] == ["سطر ۴", "سطر ۵"]
+    assert _visits(sqlite_store.engine) == []
+
+
+def test_a_visits_reasons_are_said_in_persian_where_the_console_knows_them():
+    from web.words import visit_reason
+
+    assert visit_reason("unknown project code 'NOPE-1'") == ("کد پروژهٔ \u2066NOPE-1\u2069 ناشناخته است",
+                                                             True)
+    assert visit_reason("project P-1: its agency is outside your expert groups") == (
+        "پروژهٔ \u2066P-1\u2069 از دستگاهی بیرون از گروه‌های کارشناسی شماست", True)
+    assert visit_reason("inspector is empty") == ("inspector is empty", False)  # shown as it is
 
 
 def test_the_project_page_draws_targets_against_reports(sqlite_store):

@@ -5,7 +5,8 @@ visit is written as a one-row file of the same columns and imported, so a visit 
 same code, row for row, and a file is all or nothing with the same report of every bad line. The
 file's name in the store (``field_inspection.source_file``) names the user; the console's log of
 acts records who, when and how many. An expert may record visits only to projects of their groups'
-agencies: a file naming any other project is refused whole.
+agencies: a row naming any other project is a bad row, listed with its line among the others (the
+import asks ``refuse`` within its transaction), and the file is refused whole.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import csv
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -25,6 +27,7 @@ from store import console as store
 from store.models import FieldInspection
 from web.common import Refused, checked_form, console, flash, record, redirect, render, user_of
 from web.permissions import can_act_on, can_record_visits
+from web.words import visit_reason
 
 router = APIRouter()
 MAX_FILE_BYTES = 5 * 1024 * 1024
@@ -38,7 +41,20 @@ def _recent(request: Request, limit: int = 30) -> list[dict]:
                                                                      fi.c.id.desc()).limit(limit)).mappings()]
 
 
-def _page(request: Request, *, status_code: int = 200, problems: list[str] | None = None,
+@dataclass(frozen=True)
+class Problem:
+    """A reason nothing was recorded, as the page lists it."""
+
+    line: int | None  # the file's line (1 is the header); None for the form's visit or the whole file
+    text: str
+    persian: bool  # False: the import's English sentence, shown left to right
+
+    @classmethod
+    def of(cls, line: int | None, reason: str) -> Problem:
+        return cls(line, *visit_reason(reason))
+
+
+def _page(request: Request, *, status_code: int = 200, problems: list[Problem] | None = None,
           values: dict[str, str] | None = None):
     user = user_of(request)
     if not can_record_visits(user):
@@ -53,23 +69,22 @@ def visits_page(request: Request):
     return _page(request)
 
 
-def _import(request: Request, path: Path) -> tuple[insp.ImportResult | None, list[str]]:
-    """Check the file, the user's right to every project in it, then import it (all or nothing)."""
+def _import(request: Request, path: Path) -> tuple[insp.ImportResult | None, list[Problem]]:
+    """Check every row of the file, the user's right to its project among the rest, then import it
+    (all or nothing): the import's own checks, as `budgetwatch inspections import` makes them."""
     state, user = console(request), user_of(request)
+
+    def refuse(conn, codes: set[str]) -> dict[str, str]:
+        agencies = store.project_agencies(conn, sorted(codes))
+        return {code: f"project {code}: its agency is outside your expert groups"
+                for code, agency in agencies.items() if not can_act_on(user, agency, state.config.routing)}
+
     try:
-        visits = insp.read_visits(path)
+        return insp.import_file(state.engine, path, refuse=refuse), []
     except insp.InspectionFileError as exc:
-        return None, [str(p) for p in exc.problems] or [exc.whole or str(exc)]
-    with state.engine.connect() as conn:
-        agencies = store.project_agencies(conn, sorted({v.project_code for v in visits}))
-    refused = sorted({v.project_code for v in visits if v.project_code in agencies
-                      and not can_act_on(user, agencies[v.project_code], state.config.routing)})
-    if refused:
-        return None, [f"project {code}: its agency is outside your expert groups" for code in refused]
-    try:
-        return insp.import_file(state.engine, path), []
-    except insp.InspectionFileError as exc:
-        return None, [str(p) for p in exc.problems] or [exc.whole or str(exc)]
+        if exc.problems:
+            return None, [Problem.of(p.line, p.reason) for p in exc.problems]
+        return None, [Problem.of(None, exc.whole or str(exc))]
 
 
 def _safe_name(text: str) -> str:
@@ -92,7 +107,7 @@ async def record_visit(request: Request):
         result, problems = await run_in_threadpool(_import, request, path)
     if result is None:
         # the form is line 2 of the one-row file: its reasons stand without the line number
-        problems = [re.sub(r"^line 2: ", "", p) for p in problems]
+        problems = [Problem(None, p.text, p.persian) for p in problems]
         return await run_in_threadpool(lambda: _page(request, status_code=400, problems=problems, values=values))
     await record(request, "visit", values["project_code"], f"{values['date']} {values['observed_progress']}")
     flash(request, "بازدید ثبت شد." if result.inserted else "بازدید پیش‌تر ثبت شده بود و به‌روز شد."

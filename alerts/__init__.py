@@ -4,7 +4,8 @@ The public surface (docs/architecture.md, contracts):
 
 - :func:`queue_digests` records each expert's due digest in the outbox, in the transaction that
   marks its deviations as told to that expert (alerts.outbox);
-- :func:`dispatch` sends what is due through SMTP and marks it (alerts.sending);
+- :func:`dispatch` sends what is due through SMTP and marks it (alerts.sending); :func:`retry_now`
+  makes a failed or waiting message due at the next dispatch;
 - :func:`preview` renders an expert's next digest without queuing it; :func:`write_digests` /
   :func:`write_demo_digests` write the next digests as .eml files without queuing them;
 - ``store.alerts.outbox_summary(conn)`` tells how the outbox stands.
@@ -16,6 +17,7 @@ from foundation.lazy import lazy_exports
 # and so this package; the outbox, rendering and SMTP are loaded only by the commands that use them.
 _WHERE = {"DispatchReport": "alerts.sending", "dispatch": "alerts.sending", "DEMO_EXPERTS": "alerts.outbox",
           "QueueReport": "alerts.outbox", "preview": "alerts.outbox", "queue_digests": "alerts.outbox",
+          "retry_now": "alerts.sending",
           "write_demo_digests": "alerts.outbox", "write_digests": "alerts.outbox"}
 
 __all__ = sorted(_WHERE)

@@ -9,8 +9,13 @@ receiving side can recognise by its ``Message-ID``, never a different message, n
 Transient failures are retried with backoff (tenacity) a few times within one dispatch, then left
 for later dispatches with a growing wait, until ``alerts.give_up_after`` from queuing: then the
 message is marked failed with the last error. A 5xx answer marks it failed at once, with the
-server's answer. A failed session (connect, TLS, login) stops the dispatch: every message would fail
-alike, and hammering the server helps no one.
+server's answer. A failed session (connect, TLS, login) stops the dispatch at once, without another
+try: every message would fail alike, and hammering the server helps no one. It is not the message's
+failure either: no message's tries, wait or give-up clock move (the one being sent keeps the reason
+as its last error), and the next dispatch tries them all. A configuration that cannot work (a
+password that cannot be read: SmtpConfig.setup_problems) stops a dispatch before it claims anything.
+
+:func:`retry_now` is `alerts retry ID`: a failed or waiting message due at the next dispatch.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.engine import Engine
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from alerts.settings import AlertsConfig
 from alerts.smtp import Permanent, SessionFailure, SmtpSession, Transient
@@ -84,6 +89,11 @@ def dispatch(engine: Engine, alerts: AlertsConfig, *, now: datetime | None = Non
     if not alerts.enabled:
         report.stopped = "alerts are off (alerts.enabled: false): nothing sent"
         return report
+    problems = alerts.smtp.setup_problems()
+    if problems:  # every session would fail alike: no message is claimed, tried or marked
+        report.stopped = "; ".join(problems)
+        log.warning("alerts not sent: %s", report.stopped)
+        return report
     clock: Callable[[], datetime] = (lambda: now) if now is not None else _utcnow
     worker = worker or worker_name()
     session = session or SmtpSession(alerts.smtp)
@@ -110,10 +120,19 @@ def _deliver(engine: Engine, alerts: AlertsConfig, session: SmtpSession, row, wo
     try:
         for attempt in Retrying(stop=stop_after_attempt(retry.attempts_per_run), reraise=True,
                                 wait=wait_exponential(multiplier=retry.first_wait_seconds, max=retry.max_wait_seconds),
-                                retry=retry_if_exception_type(Transient)):
+                                retry=retry_if_exception(_the_message_may_pass)):
             with attempt:
                 tries += 1
                 session.send(row.sender, row.recipient, raw)
+    except SessionFailure as exc:
+        # the server's or the configuration's failure, not the message's: the try that met it does not
+        # count, its due time stays (the next dispatch tries it again); the reason shows in `alerts list`
+        with engine.begin() as conn:
+            store_alerts.mark_deferred(conn, row.id, worker, attempts=row.attempts + tries - 1,
+                                       error=exc.reply, next_attempt_at=row.next_attempt_at)
+        report.stopped = exc.reply
+        log.warning("SMTP session failed: %s; nothing more is sent until the next send", exc.reply)
+        return False
     except Permanent as exc:
         with engine.begin() as conn:
             store_alerts.mark_failed(conn, row.id, worker, attempts=row.attempts + tries, error=exc.reply,
@@ -132,9 +151,6 @@ def _deliver(engine: Engine, alerts: AlertsConfig, session: SmtpSession, row, wo
                 store_alerts.mark_deferred(conn, row.id, worker, attempts=attempts, error=exc.reply,
                                            next_attempt_at=moment + backoff(alerts, attempts))
                 report.record(row.message_id, "deferred", exc.reply)
-        if isinstance(exc, SessionFailure):
-            report.stopped = f"SMTP {alerts.smtp.host}:{alerts.smtp.port}: {exc.reply}"
-            return False
         return True
     with engine.begin() as conn:
         if not store_alerts.mark_sent(conn, row.id, worker, clock(), row.attempts + tries):
@@ -142,3 +158,30 @@ def _deliver(engine: Engine, alerts: AlertsConfig, session: SmtpSession, row, wo
             log.warning("message %s was sent but its claim had passed to another dispatcher", row.message_id)
     report.record(row.message_id, "sent")
     return True
+
+
+def _the_message_may_pass(exc: BaseException) -> bool:
+    """Tried again within the dispatch: a transient failure of this message (a 4xx, a dropped
+    connection), not a failed session (connect, TLS, login), which stops the dispatch at once."""
+    return isinstance(exc, Transient) and not isinstance(exc, SessionFailure)
+
+
+# what retry_now found: the message was failed (pending again), pending (due now), or neither
+REQUEUED, DUE_NOW, ALREADY_SENT = "requeued", "due now", "sent"
+BEING_SENT, NOT_FOUND = "being sent", "not found"
+
+
+def retry_now(engine: Engine, alerts: AlertsConfig, outbox_id: int, *, now: datetime | None = None) -> str:
+    """`alerts retry ID`: the message due at the next dispatch, as if just queued — its tries and
+    give-up clock restarted, its stored bytes and Message-ID kept. A failed message becomes pending
+    again (REQUEUED); a pending one waiting for a later try (a transient failure's backoff) is due now
+    (DUE_NOW). Nothing changes for a sent message (ALREADY_SENT), one a live dispatcher holds
+    (BEING_SENT) or an unknown id (NOT_FOUND)."""
+    now = now or _utcnow()
+    with engine.begin() as conn:
+        if store_alerts.requeue_failed(conn, outbox_id, now):
+            return REQUEUED
+        if store_alerts.make_due(conn, outbox_id, now, now - lease(alerts)):
+            return DUE_NOW
+        status = store_alerts.status_of(conn, outbox_id)
+    return NOT_FOUND if status is None else ALREADY_SENT if status == store_alerts.SENT else BEING_SENT

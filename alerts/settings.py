@@ -2,7 +2,8 @@
 
 Defaults live here; config.yaml documents every key. The SMTP password never lives in the file:
 ``smtp.password_env`` names an environment variable, ``smtp.password_file`` a file outside the
-repository, and :meth:`SmtpConfig.password` reads it only when a dispatcher logs in. Durations
+repository, and :meth:`SmtpConfig.password` reads it only when a dispatcher logs in (and when
+:meth:`SmtpConfig.setup_problems` checks, before any work, that it can be read). Durations
 (``give_up_after``) are written as ``2d``, ``36h``, ``90m`` or a number of seconds.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -75,12 +77,47 @@ class SmtpConfig(Strict):
                     f"alerts.smtp.password_env: the variable {self.password_env} is not set "
                     f"(alerts.smtp.username {self.username!r} logs in with it)")])
         if self.password_file:
+            where = "alerts.smtp.password_file"
             try:
-                return SecretStr(self.password_file.expanduser().read_text(encoding="utf-8").strip())
+                secret = self.password_file.expanduser().read_text(encoding="utf-8").strip()
+            except UnicodeDecodeError:
+                raise ConfigError("environment",
+                                  [f"{where}: {self.password_file} is not UTF-8 text"]) from None
             except OSError as exc:
-                raise ConfigError("environment", [
-                    f"alerts.smtp.password_file: cannot read {self.password_file} ({exc.strerror})"]) from None
-        raise ConfigError("config", ["alerts.smtp: set password_env or password_file for the login password"])
+                raise ConfigError("environment",
+                                  [f"{where}: cannot read {self.password_file} ({exc.strerror})"]) from None
+            if not secret:
+                raise ConfigError("environment", [f"{where}: {self.password_file} is empty"])
+            return SecretStr(secret)
+        raise ConfigError("config", [f"alerts.smtp.username {self.username!r} logs in: "
+                                     "set alerts.smtp.password_env or alerts.smtp.password_file"])
+
+    def tls_context(self) -> ssl.SSLContext:
+        """The TLS context of a session: the system's CAs, or ``ca_file``'s. Raises OSError when the
+        file cannot be read, ssl.SSLError when it holds no certificate."""
+        return ssl.create_default_context(cafile=str(self.ca_file.expanduser()) if self.ca_file else None)
+
+    def setup_problems(self) -> list[str]:
+        """What stops every session before it starts, found without connecting: a login's password
+        that cannot be read, a ``ca_file`` that is no certificate, no host. One line per problem,
+        naming its key; empty: ready. ``alerts send`` and every dispatch check this first, so a
+        mistake of the configuration is said once and costs no message a try."""
+        problems = []
+        if not self.host.strip():
+            problems.append("alerts.smtp.host: empty: name the mail server")
+        if self.username:
+            try:
+                self.password()
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+        if self.ca_file and self.security != "none":
+            try:
+                self.tls_context()
+            except ssl.SSLError:
+                problems.append(f"alerts.smtp.ca_file: {self.ca_file} holds no certificate (PEM)")
+            except OSError as exc:
+                problems.append(f"alerts.smtp.ca_file: cannot read {self.ca_file} ({exc.strerror})")
+        return problems
 
 
 class RetryConfig(Strict):

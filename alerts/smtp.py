@@ -14,7 +14,9 @@ errors carry the server's answer, not what the client sent.
 
 from __future__ import annotations
 
+import re
 import smtplib
+import socket
 import ssl
 
 from alerts.settings import SmtpConfig
@@ -50,8 +52,35 @@ def _by_code(code: int, message: bytes | str) -> SmtpFailure:
     return Permanent(_reply(code, message)) if 500 <= code < 600 else Transient(_reply(code, message))
 
 
-def _connection_error(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}".strip()
+def _why(exc: BaseException) -> str:
+    """An OS or TLS error's own words, without errno, library tags or source lines: 'connection refused'."""
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    text = re.sub(r"\s*\(_ssl\.c:\d+\)$", "", re.sub(r"^\[[^\]]*\]\s*", "", " ".join(text.split())))
+    return (text[:1].lower() + text[1:]).rstrip(".") or "no reason given"
+
+
+def _connection_error(exc: BaseException, where: str, timeout: float, *, connecting: bool) -> str:
+    """A failure below the SMTP answers (socket, TLS, a closed connection) as one line people read,
+    naming the server: 'cannot connect to mail.example:587 (connection refused)'."""
+    cause = exc
+    if isinstance(exc, smtplib.SMTPServerDisconnected) and isinstance(exc.__context__, OSError):
+        cause = exc.__context__  # smtplib turns a timeout while reading an answer into "unexpectedly closed"
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return (f"TLS with {where} failed: its certificate is not trusted ({cause.verify_message}); "
+                "a private CA's certificate goes in alerts.smtp.ca_file")
+    if isinstance(cause, ssl.SSLError):
+        return f"TLS with {where} failed ({_why(cause)})"
+    if isinstance(cause, TimeoutError):
+        return f"{where} did not answer within {timeout:g} s"
+    if isinstance(cause, smtplib.SMTPServerDisconnected):
+        return f"{where} closed the connection"
+    if isinstance(cause, smtplib.SMTPNotSupportedError):  # STARTTLS or AUTH not offered
+        return f"{where} does not offer {'STARTTLS' if 'STARTTLS' in str(cause) else 'a login (SMTP AUTH)'}"
+    if isinstance(cause, socket.gaierror):
+        return f"cannot connect to {where} (unknown host: {_why(cause)})"
+    if isinstance(cause, OSError):
+        return f"{'cannot connect to' if connecting else 'lost the connection to'} {where} ({_why(cause)})"
+    return f"{where}: {_why(cause)}"
 
 
 class SmtpSession:
@@ -61,30 +90,37 @@ class SmtpSession:
         self.config = config
         self._smtp: smtplib.SMTP | None = None
 
-    def _tls(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.config.ca_file) if self.config.ca_file else None)
+    @property
+    def where(self) -> str:
+        return f"{self.config.host}:{self.config.port}"
 
     def _connect(self) -> smtplib.SMTP:
         cfg = self.config
         smtp: smtplib.SMTP | None = None
+        step = "the connection"  # what the server refused, if it answers with an error
         try:
             if cfg.security == "ssl":
-                smtp = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout_seconds, context=self._tls())
+                smtp = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout_seconds,
+                                        context=cfg.tls_context())
             else:
                 smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout_seconds)
             smtp.ehlo()
             if cfg.security == "starttls":
-                smtp.starttls(context=self._tls())
+                step = "STARTTLS"
+                smtp.starttls(context=cfg.tls_context())
                 smtp.ehlo()
             if cfg.username:
+                step = f"the login of {cfg.username!r}"
                 smtp.login(cfg.username, cfg.password().get_secret_value())
             return smtp
         except smtplib.SMTPResponseException as exc:  # an answer to the greeting, STARTTLS or AUTH
             self._drop(smtp)
-            raise SessionFailure(_reply(exc.smtp_code, exc.smtp_error)) from None
+            answer = _reply(exc.smtp_code, exc.smtp_error)
+            raise SessionFailure(f"{self.where} refused {step}: {answer}") from None
         except (smtplib.SMTPException, OSError) as exc:  # refused, timed out, TLS, STARTTLS not offered
             self._drop(smtp)
-            raise SessionFailure(_connection_error(exc)) from None
+            why = _connection_error(exc, self.where, cfg.timeout_seconds, connecting=True)
+            raise SessionFailure(why) from None
         except ConfigError as exc:  # no password where the config says to find one
             self._drop(smtp)
             raise SessionFailure("; ".join(exc.problems)) from None
@@ -101,13 +137,16 @@ class SmtpSession:
             raise _by_code(code, message) from None
         except smtplib.SMTPServerDisconnected as exc:
             self.close()
-            raise Transient(_connection_error(exc)) from None
+            raise Transient(self._lost(exc)) from None
         except smtplib.SMTPResponseException as exc:  # SMTPSenderRefused, SMTPDataError, ...
             self._reset()
             raise _by_code(exc.smtp_code, exc.smtp_error) from None
         except (smtplib.SMTPException, OSError) as exc:
             self.close()
-            raise Transient(_connection_error(exc)) from None
+            raise Transient(self._lost(exc)) from None
+
+    def _lost(self, exc: BaseException) -> str:
+        return _connection_error(exc, self.where, self.config.timeout_seconds, connecting=False)
 
     def _reset(self) -> None:
         """After a refused message the session goes on with the next one (RSET), or reconnects."""

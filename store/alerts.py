@@ -279,6 +279,21 @@ def requeue_failed(conn: Connection, outbox_id: int, now: datetime) -> bool:
     return result.rowcount == 1
 
 
+def make_due(conn: Connection, outbox_id: int, now: datetime, stale_before: datetime) -> bool:
+    """A pending message no live dispatcher holds (none, or its claim older than `stale_before`): due
+    now, its tries and give-up clock restarted, as :func:`requeue_failed` does for a failed one. False
+    when `outbox_id` is no such message."""
+    unclaimed = sa.or_(outbox.c.claimed_by.is_(None), outbox.c.claimed_at < stale_before)
+    result = conn.execute(sa.update(outbox).where(outbox.c.id == outbox_id, outbox.c.status == PENDING, unclaimed)
+                          .values(next_attempt_at=now, created_at=now, attempts=0))
+    return result.rowcount == 1
+
+
+def status_of(conn: Connection, outbox_id: int) -> str | None:
+    """A message's status (pending | sent | failed), None for an unknown id."""
+    return conn.execute(sa.select(outbox.c.status).where(outbox.c.id == outbox_id)).scalar()
+
+
 # --- reading the outbox -----------------------------------------------------------------------
 
 

@@ -4,14 +4,14 @@
 Exit codes of `alerts send`: 0 every due message was sent (or none was due); 1 some message was
 refused for good or given up (see `alerts list --failed`); 3 some message is deferred to a later
 try, or the SMTP session failed (connect, TLS, login) and the rest waits; 2 a usage or configuration
-error (alerts off, no sender). The digests, the outbox and SMTP live in alerts/; this module parses
-options and prints.
+error (alerts off, no sender, a login password that cannot be read), said before anything is queued.
+The digests, the outbox and SMTP live in alerts/; this module parses options and prints.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -21,6 +21,7 @@ import alerts
 from alerts.recipients import find_expert
 from budgetwatch.app import UserError, app, check_output, console, context, open_output
 from foundation.jalali import format_jalali
+from foundation.settings import ConfigError
 from store import alerts as store_alerts
 
 alerts_app = typer.Typer(help="Deviation alert e-mails: send the digests, list the outbox, preview one.",
@@ -28,6 +29,16 @@ alerts_app = typer.Typer(help="Deviation alert e-mails: send the digests, list t
 app.add_typer(alerts_app, name="alerts")
 
 SEND_FAILED, SEND_DEFERRED = 1, 3
+
+
+def refuse_unready_smtp(config: Any, config_source: str) -> None:
+    """Before any work (`alerts send`, and `serve` before it schedules anything, while alerts are on):
+    SMTP settings that cannot work — a login's password that cannot be read, a ca_file that is no
+    certificate — are a configuration error naming their keys. Queued, such digests would only wait,
+    each send trying them against a session that must fail."""
+    problems = config.alerts.smtp.setup_problems() if config.alerts.enabled else []
+    if problems:
+        raise ConfigError(config_source, problems)
 
 
 @alerts_app.command("send")
@@ -44,6 +55,7 @@ def send(
         return
     if not cfg.alerts.enabled:
         raise UserError("alerts are off: set alerts.enabled: true (and alerts.sender) in the configuration")
+    refuse_unready_smtp(cfg, ctx.config_source)
     if not cfg.experts:
         console.print("no experts configured (experts: in the configuration): nothing to queue")
     queued = alerts.queue_digests(ctx.engine, cfg.alerts, cfg.experts, cfg.routing)
@@ -55,7 +67,10 @@ def send(
     console.print(f"{queued.messages} queued ({queued.no_news} experts without news); {report.sent} sent, "
                   f"{report.deferred} deferred, {report.failed} failed", highlight=False)
     if report.stopped:
-        console.print(f"stopped: {report.stopped}", markup=False, highlight=False)
+        with ctx.engine.connect() as conn:
+            waiting = store_alerts.outbox_summary(conn).pending
+        waits = "1 message waits" if waiting == 1 else f"{waiting} messages wait"
+        console.print(f"stopped: {report.stopped}; {waits} for the next send", markup=False, highlight=False)
     if report.failed:
         raise typer.Exit(SEND_FAILED)
     if report.deferred or report.stopped:
@@ -110,13 +125,27 @@ def list_outbox(
 
 
 @alerts_app.command("retry")
-def retry(outbox_id: int = typer.Argument(..., metavar="ID", help="The message's id in `alerts list --failed`.")) -> None:
-    """Put a failed message back in the outbox, as it is (same Message-ID), once its cause is fixed."""
-    with context().engine.begin() as conn:
-        if not store_alerts.requeue_failed(conn, outbox_id, datetime.now(UTC)):
-            raise UserError(f"message {outbox_id} is not a failed message in the outbox "
-                            "(see `budgetwatch alerts list --failed`)")
-    console.print(f"message {outbox_id} is pending again: `budgetwatch alerts send` sends it", highlight=False)
+def retry(
+    outbox_id: int = typer.Argument(..., metavar="ID", help="The message's id in `alerts list`."),
+) -> None:
+    """Send a failed or waiting message at the next send, as it is (same Message-ID): its cause is fixed."""
+    from alerts.sending import ALREADY_SENT, BEING_SENT, DUE_NOW, REQUEUED  # SMTP: only commands that send
+
+    ctx = context()
+    outcome = alerts.retry_now(ctx.engine, ctx.config.alerts, outbox_id)
+    if outcome == REQUEUED:
+        console.print(f"message {outbox_id} is pending again: `budgetwatch alerts send` sends it",
+                      highlight=False)
+    elif outcome == DUE_NOW:
+        console.print(f"message {outbox_id} is due now (no more waiting for its next try): "
+                      "`budgetwatch alerts send` sends it", highlight=False)
+    elif outcome == ALREADY_SENT:
+        raise UserError(f"message {outbox_id} was sent: nothing to retry (see `budgetwatch alerts list`)")
+    elif outcome == BEING_SENT:
+        raise UserError(f"message {outbox_id} is being sent by a dispatcher now "
+                        "(see `budgetwatch alerts list`)")
+    else:
+        raise UserError(f"no message {outbox_id} in the outbox (see `budgetwatch alerts list`)")
 
 
 def _when(moment) -> str:
@@ -139,8 +168,13 @@ def preview(
         known = ", ".join(e.address for e in cfg.experts) or "none configured"
         raise UserError(f"--expert {expert!r}: no such expert in experts: ({known})")
     shown = alerts.preview(ctx.engine, cfg.alerts, found, cfg.routing)
+    with ctx.engine.connect() as conn:
+        waiting = [row for row in store_alerts.list_outbox(conn, store_alerts.PENDING)
+                   if row.recipient == found.address]
     if shown is None:
-        console.print(f"nothing new for {found.address}: no digest would be sent", highlight=False)
+        after = "no further digest would be queued" if waiting else "no digest would be sent"
+        console.print(f"nothing new for {found.address}: {after}", highlight=False)
+        _say_waiting(waiting)
         return
     rendered = shown[1]
     console.print(f"To: {found.name} <{found.address}>\nSubject: {rendered.subject}\n", markup=False, highlight=False)
@@ -149,3 +183,12 @@ def preview(
         with open_output(html) as out:
             out.write(rendered.body_html)
         console.print(f"HTML written to {html}", markup=False, highlight=False)
+    _say_waiting(waiting)
+
+
+def _say_waiting(waiting: list) -> None:
+    """The expert's digests already queued and not sent yet: a preview shows only what is news beyond them."""
+    for row in reversed(waiting):  # oldest first: the order they go in
+        console.print(f"message {row.id} ({row.deviations} deviations, {row.resolved} resolved) waits in the "
+                      f"outbox, next try {_when(row.next_attempt_at)}: `budgetwatch alerts retry {row.id}` "
+                      "makes it due now", markup=False, highlight=False)

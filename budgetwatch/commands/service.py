@@ -14,6 +14,7 @@ import logging
 import typer
 
 from budgetwatch.app import UserError, app, console, context
+from budgetwatch.commands.alerts import refuse_unready_smtp
 from budgetwatch.commands.sync import refuse_unready
 from foundation.vocabulary import SOURCES
 from service import logs
@@ -34,6 +35,7 @@ def serve() -> None:
     # what `sync` refuses, refused before anything is scheduled: a service whose every sync must fail
     # would otherwise run for days, logging one failure a night
     refuse_unready(config, list(SOURCES), ctx.config_source)
+    refuse_unready_smtp(config, ctx.config_source)  # and alerts that could never be sent
     logs.configure(ctx.log_format, logging.DEBUG if ctx.debug else logging.INFO)
     logs.REDACTOR.update(logs.secrets_of(config))
     log.info("configuration %s, store %s", ctx.config_source, safe_url(config.database_url))

@@ -4,16 +4,24 @@ SMTP server; and the alerts' configuration as config.yaml gives it."""
 from __future__ import annotations
 
 import email
+import os
 import re
+import subprocess
+import sys
 from email.policy import default
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 import yaml
 
 from budgetwatch.cli import main
 from budgetwatch.config import parse_config
 from foundation.settings import ConfigError
+from store.alerts import AlertOutbox
 from tests.alerts.builders import html_part, plain_part
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -44,7 +52,7 @@ def cli(engine, store_url, facts, smtp, monkeypatch, tmp_path, capsys):
         out, err = capsys.readouterr()
         return code, out, err
 
-    run.facts, run.smtp = facts, smtp
+    run.facts, run.smtp, run.engine = facts, smtp, engine
     return run
 
 
@@ -77,16 +85,108 @@ def test_a_refused_message_exits_1_and_shows_in_list_failed(cli):
     code, out, _ = cli("alerts", "send")
     assert code == 0 and "1 sent" in out and cli.smtp.mailbox.data_commands == refused + 1
     code, _, err = cli("alerts", "retry", "1")
-    assert code == 2 and "not a failed message" in err
+    assert code == 2 and "message 1 was sent" in err
 
 
-def test_smtp_unreachable_exits_3_and_keeps_the_message_pending(cli):
+def change_config(tmp_path, **sections) -> None:
+    """Rewrite the fixture's config.yaml: `alerts={"smtp": {...}}` merges into the alerts' keys."""
+    path = tmp_path / "config.yaml"
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for key, value in sections.get("alerts", {}).items():
+        config["alerts"][key] = {**config["alerts"][key], **value} if isinstance(value, dict) else value
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+
+
+def test_smtp_unreachable_exits_3_says_why_in_words_and_costs_the_message_no_try(cli):
     cli.facts.deviation("118", "major")
     cli.smtp.stop()
     code, out, _ = cli("alerts", "send")
-    assert code == 3 and "stopped: SMTP 127.0.0.1" in out
+    refused = f"cannot connect to 127.0.0.1:{cli.smtp.port} (connection refused)"
+    assert code == 3 and f"stopped: {refused}" in out and "Error" not in out
     code, out, _ = cli("alerts", "list", "--pending")
     assert "social@mpo-kz.ir" in out and "1 pending" in out
+    with cli.engine.connect() as conn:
+        (row,) = conn.execute(sa.select(AlertOutbox.__table__)).all()
+    assert (row.attempts, row.last_error) == (0, refused)  # the server's outage is not the message's try
+    cli.smtp.start()
+    code, out, _ = cli("alerts", "send")  # at once: no wait was added to the message
+    assert code == 0 and "1 sent" in out and len(cli.smtp.mailbox.received) == 1
+
+
+@pytest.mark.parametrize("smtp_keys, said", [
+    ({"username": "budgetwatch", "password_env": "BW_TEST_UNSET_PW"},
+     "alerts.smtp.password_env: the variable BW_TEST_UNSET_PW is not set"),
+    ({"username": "budgetwatch", "password_file": "no-such-password-file"},
+     "alerts.smtp.password_file: cannot read no-such-password-file (No such file or directory)"),
+    ({"security": "starttls", "ca_file": "not-a-cert.pem"},
+     "alerts.smtp.ca_file: not-a-cert.pem holds no certificate"),
+], ids=["password_env unset", "password_file unreadable", "ca_file no certificate"])
+def test_an_smtp_setting_that_cannot_work_is_refused_in_one_line_before_any_work(cli, tmp_path, monkeypatch,
+                                                                               smtp_keys, said):
+    monkeypatch.delenv("BW_TEST_UNSET_PW", raising=False)
+    (tmp_path / "not-a-cert.pem").write_text("not a certificate", encoding="utf-8")
+    cli.facts.deviation("118", "major")
+    change_config(tmp_path, alerts={"smtp": smtp_keys})
+    code, out, err = cli("alerts", "send")
+    assert code == 2 and out == ""
+    (line,) = err.strip().splitlines()
+    assert said in line
+    code, out, _ = cli("alerts", "list")
+    assert code == 0 and "no messages" in out  # nothing queued
+    assert cli.smtp.mailbox.data_commands == 0  # nothing tried
+    code, _, err = cli("alerts", "send", "--dry-run", str(tmp_path / "out"))  # sends nothing: no login
+    assert code == 0, err
+
+
+def test_serve_refuses_an_unreadable_smtp_password_before_scheduling_anything(cli, tmp_path, store_url):
+    # found by a new user: `alerts send` queued digests, then tried them against a login that could not
+    # succeed; `serve` would do the same on every schedule.alerts
+    cli.facts.deviation("118", "major")
+    change_config(tmp_path, alerts={"smtp": {"username": "budgetwatch", "password_env": "BW_TEST_UNSET_PW"}})
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text(encoding="utf-8"))
+    config["sources"] = {"nezarat4": {"enabled": False}, "saba": {"enabled": False}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "BW_TEST_UNSET_PW"}
+    done = subprocess.run([sys.executable, "-m", "budgetwatch.cli", "--config", str(tmp_path / "config.yaml"),
+                           "serve"], capture_output=True, text=True, timeout=30, cwd=ROOT,
+                          env={**env, "BUDGETWATCH_DATABASE_URL": store_url})
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "alerts.smtp.password_env: the variable BW_TEST_UNSET_PW is not set" in line
+    code, out, _ = cli("alerts", "list")
+    assert "no messages" in out  # nothing queued
+
+
+def defer_one_digest(cli, tmp_path) -> None:
+    """Social's digest (two majors of 118) refused once with a 4xx: it waits ten minutes for its next try."""
+    cli.facts.deviation("118", "major")
+    cli.facts.deviation("118", "major")
+    change_config(tmp_path, alerts={"retry": {"attempts_per_run": 1, "first_wait_seconds": 600}})
+    cli.smtp.mailbox.answers.append("451 4.3.0 try later")
+    code, out, _ = cli("alerts", "send")
+    assert code == 3 and "deferred" in out and "451 4.3.0 try later" in out
+
+
+def test_retry_makes_a_waiting_message_due_now(cli, tmp_path):
+    defer_one_digest(cli, tmp_path)
+    code, out, _ = cli("alerts", "send")
+    assert "0 sent" in out and cli.smtp.mailbox.received == []  # not due for ten minutes
+    code, out, err = cli("alerts", "retry", "1")
+    assert code == 0, err
+    assert "message 1 is due now" in out
+    code, out, _ = cli("alerts", "send")
+    assert code == 0 and "1 sent" in out and len(cli.smtp.mailbox.received) == 1
+    code, _, err = cli("alerts", "retry", "99")
+    assert code == 2 and "no message 99 in the outbox" in err
+
+
+def test_preview_says_a_digest_already_waits_in_the_outbox(cli, tmp_path):
+    defer_one_digest(cli, tmp_path)
+    code, out, _ = cli("alerts", "preview", "--expert", "social@mpo-kz.ir")
+    said = " ".join(out.split())
+    assert code == 0 and "nothing new for social@mpo-kz.ir" in said
+    assert "message 1 (2 deviations, 0 resolved) waits in the outbox" in said
+    assert "`budgetwatch alerts retry 1`" in said
 
 
 def test_dry_run_writes_eml_files_and_changes_nothing(cli, tmp_path):
@@ -191,3 +291,28 @@ def test_a_missing_password_variable_is_named_without_a_value(monkeypatch):
         SmtpConfig(username="bw", password_env="BW_NOT_SET").password()
     assert caught.value.problems == [("alerts.smtp.password_env: the variable BW_NOT_SET is not set "
                                       "(alerts.smtp.username 'bw' logs in with it)")]
+
+
+def test_smtp_problems_found_without_connecting_name_their_key(tmp_path, monkeypatch):
+    from alerts.settings import SmtpConfig
+
+    empty, latin1, not_a_cert = tmp_path / "empty", tmp_path / "latin1", tmp_path / "not-a-cert.pem"
+    empty.write_text("\n", encoding="utf-8")
+    latin1.write_bytes("pässword".encode("latin-1"))
+    not_a_cert.write_text("not a certificate", encoding="utf-8")
+    monkeypatch.delenv("BW_NOT_SET", raising=False)
+    login = {"username": "bw", "password_env": None}
+    assert SmtpConfig().setup_problems() == []  # no login: no password to read
+    assert SmtpConfig(username="bw", password_env="BW_NOT_SET").setup_problems()[0].startswith(
+        "alerts.smtp.password_env: the variable BW_NOT_SET is not set")
+    assert SmtpConfig(**login, password_file=empty).setup_problems() == [
+        f"alerts.smtp.password_file: {empty} is empty"]
+    assert SmtpConfig(**login, password_file=latin1).setup_problems() == [
+        f"alerts.smtp.password_file: {latin1} is not UTF-8 text"]
+    assert SmtpConfig(**login).setup_problems() == [
+        "alerts.smtp.username 'bw' logs in: set alerts.smtp.password_env or alerts.smtp.password_file"]
+    assert SmtpConfig(ca_file=not_a_cert).setup_problems() == [
+        f"alerts.smtp.ca_file: {not_a_cert} holds no certificate (PEM)"]
+    assert SmtpConfig(ca_file=tmp_path).setup_problems() == [
+        f"alerts.smtp.ca_file: cannot read {tmp_path} (Is a directory)"]
+    assert SmtpConfig(host=" ").setup_problems() == ["alerts.smtp.host: empty: name the mail server"]

@@ -21,7 +21,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 import alerts
 from alerts.sending import lease
-from store.alerts import AlertOutbox, outbox_summary
+from store.alerts import AlertOutbox, claim_next, outbox_summary
 from tests.alerts.builders import EXPERTS, ROUTING, T0, alerts_config, later
 from tests.alerts.conftest import SmtpServer
 
@@ -48,17 +48,79 @@ def stored_ids(engine) -> set[str]:
 
 
 def test_smtp_down_then_up_delivers_every_digest_exactly_once(engine, facts, smtp_down):
-    cfg = queue_four(engine, facts, smtp_down.port)
-    report = alerts.dispatch(engine, cfg, now=later(0))
-    assert report.sent == 0 and "ConnectionRefusedError" in report.stopped
-    assert [r.status for r in rows(engine)] == ["pending"] * 4
-    assert rows(engine)[0].attempts == 2 and "Connection" in rows(engine)[0].last_error  # 2 tries, then deferred
+    cfg = queue_four(engine, facts, smtp_down.port, retry={"attempts_per_run": 3})
+    for hour in (0, 1):  # an outage over several sends costs the messages nothing
+        report = alerts.dispatch(engine, cfg, now=later(hour))
+        assert report.sent == 0
+        assert report.stopped == f"cannot connect to 127.0.0.1:{smtp_down.port} (connection refused)"
+        assert [(r.status, r.attempts, r.next_attempt_at) for r in rows(engine)] == [("pending", 0, T0)] * 4
+        assert rows(engine)[0].last_error == report.stopped  # what `alerts list` shows, in words
+        assert [r.last_error for r in rows(engine)[1:]] == [None] * 3  # the rest waits, untouched
     smtp_down.start()
-    assert alerts.dispatch(engine, cfg, now=later(0)).sent == 3  # the deferred one waits for its backoff
-    assert alerts.dispatch(engine, cfg, now=later(1)).sent == 1
+    assert alerts.dispatch(engine, cfg, now=later(1)).sent == 4  # no wait was added to any of them
     assert alerts.dispatch(engine, cfg, now=later(2)).sent == 0
     assert smtp_down.mailbox.message_ids() == {mid: 1 for mid in stored_ids(engine)}
     assert [r.status for r in rows(engine)] == ["sent"] * 4
+
+
+def test_a_session_failure_stops_the_send_at_once_without_retrying(engine, facts):
+    connections = []
+    with socket.socket() as hangs_up:  # accepts each connection and closes it before the greeting
+        hangs_up.bind(("127.0.0.1", 0))
+        hangs_up.listen(8)
+        hangs_up.settimeout(0.2)
+        port = hangs_up.getsockname()[1]
+        done = threading.Event()
+
+        def serve():
+            while not done.is_set():
+                try:
+                    conn, _ = hangs_up.accept()
+                except OSError:
+                    continue
+                connections.append(1)
+                conn.close()
+
+        server = threading.Thread(target=serve)
+        server.start()
+        try:
+            cfg = queue_four(engine, facts, port, retry={"attempts_per_run": 3})
+            report = alerts.dispatch(engine, cfg, now=later(0))
+        finally:
+            done.set()
+            server.join(timeout=10)
+    assert report.sent == 0 and report.stopped == f"127.0.0.1:{port} closed the connection"
+    assert len(connections) == 1  # one try: every message would fail alike
+    assert [r.attempts for r in rows(engine)] == [0] * 4
+
+
+def test_a_password_that_cannot_be_read_stops_the_send_before_any_message(engine, facts, smtp, monkeypatch):
+    monkeypatch.delenv("BW_TEST_UNSET_PW", raising=False)
+    cfg = queue_four(engine, facts, smtp.port, smtp={"username": "bw", "password_env": "BW_TEST_UNSET_PW"})
+    before = rows(engine)
+    report = alerts.dispatch(engine, cfg, now=later(0))
+    assert report.sent == 0
+    assert report.stopped.startswith("alerts.smtp.password_env: the variable BW_TEST_UNSET_PW is not set")
+    assert rows(engine) == before  # no message claimed, tried or marked
+
+
+def test_retry_now_makes_a_waiting_message_due_but_leaves_one_a_live_dispatcher_holds(engine, facts, smtp):
+    cfg = queue_four(engine, facts, smtp.port, retry={"attempts_per_run": 1, "first_wait_seconds": 600,
+                                                      "max_wait_seconds": 900})
+    with engine.begin() as conn:
+        held = claim_next(conn, "elsewhere:1:a", later(0), later(0) - lease(cfg))
+    assert alerts.retry_now(engine, cfg, held.id, now=later(0)) == "being sent"
+    gone = later(0) + lease(cfg) + timedelta(seconds=1)  # its dispatcher died: the lease is over
+    assert alerts.retry_now(engine, cfg, held.id, now=gone) == "due now"
+    smtp.mailbox.answers.append("451 4.3.0 try later")
+    assert alerts.dispatch(engine, cfg, now=gone).deferred == 1  # the other three are sent
+    waiting = rows(engine)[0]
+    assert waiting.next_attempt_at > gone
+    assert alerts.retry_now(engine, cfg, waiting.id, now=gone) == "due now"
+    assert (rows(engine)[0].attempts, rows(engine)[0].next_attempt_at) == (0, gone)
+    assert alerts.dispatch(engine, cfg, now=gone).sent == 1
+    assert alerts.retry_now(engine, cfg, waiting.id, now=gone) == "sent"
+    assert alerts.retry_now(engine, cfg, 99, now=gone) == "not found"
 
 
 def test_a_busy_server_4xx_is_retried_within_the_dispatch(engine, facts, smtp):
@@ -171,10 +233,12 @@ def test_login_reads_the_password_from_the_environment_and_never_shows_it(engine
         cfg = queue_four(engine, facts, server.port, smtp={"username": "bw", "password_env": "BW_TEST_SMTP_PW"})
         monkeypatch.setenv("BW_TEST_SMTP_PW", "wrong-pw")
         report = alerts.dispatch(engine, cfg, now=later(0))
-        assert report.sent == 0 and report.stopped.split(": ", 1)[1].startswith("535")
+        assert report.sent == 0
+        assert report.stopped.startswith(f"127.0.0.1:{server.port} refused the login of 'bw': 535")
         assert all("wrong-pw" not in (r.last_error or "") for r in rows(engine)) and "wrong-pw" not in str(report)
+        assert [(r.status, r.attempts) for r in rows(engine)] == [("pending", 0)] * 4  # not their fault
         monkeypatch.setenv("BW_TEST_SMTP_PW", "s3cret-pw")
-        assert alerts.dispatch(engine, cfg, now=later(1)).sent == 4
+        assert alerts.dispatch(engine, cfg, now=later(0)).sent == 4  # fixed: sent at once, no wait added
         assert accepted[-1] is True and len(server.mailbox.received) == 4
     finally:
         server.stop()
@@ -190,7 +254,9 @@ def test_starttls_with_a_private_ca(engine, facts, tmp_path):
         facts.deviation("118", "critical")
         alerts.queue_digests(engine, untrusted, EXPERTS, ROUTING, now=later(1))
         report = alerts.dispatch(engine, untrusted, now=later(1))
-        assert report.sent == 0 and "CERTIFICATE_VERIFY_FAILED" in report.stopped
+        assert report.sent == 0 and report.stopped == (
+            f"TLS with 127.0.0.1:{server.port} failed: its certificate is not trusted "
+            "(self-signed certificate); a private CA's certificate goes in alerts.smtp.ca_file")
     finally:
         server.stop()
 
@@ -233,8 +299,9 @@ def test_a_server_that_never_answers_times_out_and_the_message_waits(engine, fac
         silent.listen(8)
         cfg = queue_four(engine, facts, silent.getsockname()[1], smtp={"timeout_seconds": 0.3})
         report = alerts.dispatch(engine, cfg, now=later(0))
-    assert report.sent == 0 and "timed out" in report.stopped
-    assert [r.status for r in rows(engine)] == ["pending"] * 4 and "timed out" in rows(engine)[0].last_error
+    said = f"127.0.0.1:{cfg.smtp.port} did not answer within 0.3 s"
+    assert report.sent == 0 and report.stopped == said
+    assert [r.status for r in rows(engine)] == ["pending"] * 4 and rows(engine)[0].last_error == said
 
 
 def test_two_queuers_at_once_tell_each_expert_once(engine, facts, smtp):

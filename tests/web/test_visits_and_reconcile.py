@@ -129,11 +129,16 @@ MIXED = ("project_code,date,observed_progress,inspector\n"
          "1305012007-004,1405/08/02,30,بازرس\n")     # line 6: infrastructure's again
 
 
+def _upload(store, user: str, content: str = MIXED):
+    """A visits file sent from the console by `user`, on a store with the projects of MIXED."""
+    _projects(store.engine)
+    client = store.client(user)
+    return client.post("/visits/file", data={"csrf": csrf_of(client)},
+                       files={"file": ("v.csv", content.encode(), "text/csv")})
+
+
 def test_a_file_lists_every_bad_line_with_its_number_permission_refusals_included(sqlite_store):
-    _projects(sqlite_store.engine)
-    client = sqlite_store.client("social")
-    response = client.post("/visits/file", data={"csrf": csrf_of(client)},
-                           files={"file": ("v.csv", MIXED.encode(), "text/csv")})
+    response = _upload(sqlite_store, "social")
     assert response.status_code == 400
     problems = _problems(response.text)
     assert len(problems) == 4, problems
@@ -145,21 +150,15 @@ def test_a_file_lists_every_bad_line_with_its_number_permission_refusals_include
 
 
 def test_a_refused_line_does_not_hide_the_other_bad_lines(sqlite_store):
-    _projects(sqlite_store.engine)
-    client = sqlite_store.client("social")
     content = "\n".join(MIXED.splitlines()[:4]) + "\n"  # lines 2-4: good, outside the groups, unknown
-    response = client.post("/visits/file", data={"csrf": csrf_of(client)},
-                           files={"file": ("v.csv", content.encode(), "text/csv")})
+    response = _upload(sqlite_store, "social", content)
     assert response.status_code == 400
     assert _problems(response.text) == [f"سطر ۳: {OUTSIDE}", "سطر ۴: کد پروژهٔ NOPE-1 ناشناخته است"]
     assert _visits(sqlite_store.engine) == []
 
 
 def test_the_consolidation_group_is_refused_only_the_lines_that_are_bad_for_anyone(sqlite_store):
-    _projects(sqlite_store.engine)
-    client = sqlite_store.client("tolfiq")
-    response = client.post("/visits/file", data={"csrf": csrf_of(client)},
-                           files={"file": ("v.csv", MIXED.encode(), "text/csv")})
+    response = _upload(sqlite_store, "tolfiq")
     assert response.status_code == 400
     assert [p.split(":")[0] for p in _problems(response.text)] == ["سطر ۴", "سطر ۵"]
     assert _visits(sqlite_store.engine) == []

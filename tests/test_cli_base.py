@@ -104,6 +104,22 @@ def test_check_config_rejects_a_broken_file_naming_key_value_and_expectation(
     assert any("sources.nezarat4.concurrency = 12" in line and "less than or equal to 8" in line for line in lines), err
 
 
+def test_check_config_shows_every_job_and_whether_the_mail_settings_can_work(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # found by a new user: the schedule row left out dispatch, full sync and housekeeping, and a mail
+    # password that cannot be read was first said by `alerts send`
+    monkeypatch.delenv("BW_TEST_UNSET_SMTP", raising=False)
+    path = tmp_path / "config.yaml"
+    path.write_text("alerts:\n  enabled: true\n  sender: budgetwatch@mpo-kz.ir\n  smtp:\n    username: bw\n"
+                    "    password_env: BW_TEST_UNSET_SMTP\n", encoding="utf-8")
+    code, out, err = run(capsys, "--config", str(path), "check-config")
+    said = flat(out)
+    assert code == 0, err
+    assert all(f"{job} '" in said for job in ("full sync", "dispatch", "housekeeping")), said
+    assert "BW_TEST_UNSET_SMTP" in said and "alerts send and serve will refuse" in said
+
+
 def test_check_config_names_an_unknown_key(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("reconcile:\n  rules:\n    progress_lag:\n      minr: 3\n", encoding="utf-8")

@@ -39,14 +39,19 @@ def check_config() -> None:
             problems = src.credential_problems(name)
             table.add_row(f"credentials {name}", "ready (user and password readable)" if not problems else
                           "[yellow]" + "; ".join(problems) + " — sync will refuse to start[/yellow]")
-    table.add_row("schedule", f"sync '{cfg.schedule.sync}', reconcile '{cfg.schedule.reconcile}', "
-                  f"alerts '{cfg.schedule.alerts}' ({cfg.schedule.timezone})")
+    s = cfg.schedule
+    table.add_row("schedule", f"sync '{s.sync}', full sync '{s.full_sync}', reconcile '{s.reconcile}', "
+                  f"alerts '{s.alerts}', dispatch '{s.dispatch}', housekeeping '{s.housekeeping}' ({s.timezone})")
     rules = cfg.reconcile.rules
     on = [name for name in type(rules).model_fields if getattr(rules, name).enabled]
     table.add_row("rules on", ", ".join(on))
     table.add_row("reconcile as of", str(cfg.reconcile.as_of or "today (Asia/Tehran)"))
     table.add_row("alerts", f"{'on' if cfg.alerts.enabled else 'off'}; from {cfg.alerts.sender or '-'}; "
                   f"min severity {cfg.alerts.min_severity}; SMTP {cfg.alerts.smtp.host}:{cfg.alerts.smtp.port}")
+    if cfg.alerts.enabled:  # what `alerts send` and `serve` would refuse, said here first
+        smtp_problems = cfg.alerts.smtp.setup_problems()
+        table.add_row("mail server settings", "ready (nothing read is missing)" if not smtp_problems else
+                      "[yellow]" + "; ".join(smtp_problems) + " — alerts send and serve will refuse[/yellow]")
     table.add_row("experts", str(len(cfg.experts)))
     table.add_row("routing", f"{len(cfg.routing.agencies)} agencies routed; default group {cfg.routing.default}")
     console.print(table)

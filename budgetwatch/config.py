@@ -180,22 +180,35 @@ REPOSITORY = Path(__file__).resolve().parents[1]  # the budgetwatch checkout (py
 
 
 def _place_password_files(config: Config, candidate: Path) -> Config:
-    """A relative password_file is relative to the config file's folder; one inside the budgetwatch
-    repository is refused (a secret there is one `git add` away from being published)."""
-    problems, placed = [], {}
-    for name in ("nezarat4", "saba"):
-        src = getattr(config.sources, name)
-        if src.password_file is None:
-            continue
-        path = src.password_file.expanduser()
+    """A relative file of the configuration (the portals' and the mail server's password_file, the
+    mail server's ca_file) is relative to the config file's folder, not to where a command runs (a
+    service runs in its own); a password file inside the budgetwatch repository is refused (a secret
+    there is one `git add` away from being published)."""
+    problems: list[str] = []
+
+    def placed(path: Path, key: str, *, secret: bool) -> Path:
+        path = path.expanduser()
         if not path.is_absolute():
             path = candidate.parent / path
-        placed[name] = src.model_copy(update={"password_file": path})
-        if (REPOSITORY / "pyproject.toml").is_file() and path.resolve().is_relative_to(REPOSITORY):
-            problems.append(f"sources.{name}.password_file: {path} is inside the budgetwatch repository; "
+        if secret and (REPOSITORY / "pyproject.toml").is_file() and path.resolve().is_relative_to(REPOSITORY):
+            problems.append(f"{key}: {path} is inside the budgetwatch repository; "
                             "keep secrets outside it (e.g. /etc/budgetwatch/)")
+        return path
+
+    sources = {}
+    for name in ("nezarat4", "saba"):
+        src = getattr(config.sources, name)
+        if src.password_file is not None:
+            path = placed(src.password_file, f"sources.{name}.password_file", secret=True)
+            sources[name] = src.model_copy(update={"password_file": path})
+    smtp = config.alerts.smtp
+    mail = {key: placed(getattr(smtp, key), f"alerts.smtp.{key}", secret=key == "password_file")
+            for key in ("password_file", "ca_file") if getattr(smtp, key) is not None}
     if problems:
         raise ConfigError(str(candidate), problems)
-    if not placed:
-        return config
-    return config.model_copy(update={"sources": config.sources.model_copy(update=placed)})
+    update: dict[str, Any] = {}
+    if sources:
+        update["sources"] = config.sources.model_copy(update=sources)
+    if mail:
+        update["alerts"] = config.alerts.model_copy(update={"smtp": smtp.model_copy(update=mail)})
+    return config.model_copy(update=update) if update else config

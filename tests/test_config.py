@@ -282,6 +282,23 @@ def test_data_dir_is_relative_to_the_file_not_the_cwd(tmp_path: Path, monkeypatc
     assert load_config(path).config.data_dir.resolve() == (tmp_path / "var").resolve()
 
 
+def test_the_mail_servers_files_are_relative_to_the_config_file_not_the_cwd(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # review: alerts.smtp.password_file and ca_file were read from where the command ran — a service
+    # in its own working folder refused to start over a file check-config (run beside it) called ready
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "etc" / "smtp.pw").write_text("a mail secret\n", encoding="utf-8")
+    path = write(tmp_path / "etc" / "budgetwatch.yaml",
+                 "alerts:\n  smtp:\n    username: bw\n    password_env: null\n    password_file: smtp.pw\n"
+                 "    ca_file: ca.pem\n")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    smtp = load_config(path).config.alerts.smtp
+    assert smtp.password_file == tmp_path / "etc" / "smtp.pw"
+    assert smtp.ca_file == tmp_path / "etc" / "ca.pem"
+    assert not [p for p in smtp.setup_problems() if "password_file" in p]
+
+
 def test_absolute_data_dir_is_kept(tmp_path: Path) -> None:
     path = write(tmp_path / "config.yaml", f"data_dir: {tmp_path / 'abs'}\n")
     assert load_config(path).config.data_dir == tmp_path / "abs"

@@ -20,6 +20,7 @@ password that cannot be read: SmtpConfig.setup_problems) stops a dispatch before
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -32,7 +33,7 @@ from sqlalchemy.engine import Engine
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from alerts.settings import AlertsConfig
-from alerts.smtp import Permanent, SessionFailure, SmtpSession, Transient
+from alerts.smtp import LoginRefused, Permanent, SessionFailure, SmtpSession, Transient
 from store import alerts as store_alerts
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,11 @@ def dispatch(engine: Engine, alerts: AlertsConfig, *, now: datetime | None = Non
         log.warning("alerts not sent: %s", report.stopped)
         return report
     clock: Callable[[], datetime] = (lambda: now) if now is not None else _utcnow
+    paused = _login_paused(alerts, clock())
+    if paused:  # the mail account must not be locked by a login refused every few minutes
+        report.stopped = paused
+        log.info("alerts not sent: %s", paused)
+        return report
     worker = worker or worker_name()
     session = session or SmtpSession(alerts.smtp)
     held = lease(alerts)
@@ -131,6 +137,8 @@ def _deliver(engine: Engine, alerts: AlertsConfig, session: SmtpSession, row, wo
             store_alerts.mark_deferred(conn, row.id, worker, attempts=row.attempts + tries - 1,
                                        error=exc.reply, next_attempt_at=row.next_attempt_at)
         report.stopped = exc.reply
+        if isinstance(exc, LoginRefused):
+            _LOGINS_REFUSED[_login_key(alerts)] = (_password_digest(alerts), clock())
         log.warning("SMTP session failed: %s; nothing more is sent until the next send", exc.reply)
         return False
     except Permanent as exc:
@@ -143,7 +151,9 @@ def _deliver(engine: Engine, alerts: AlertsConfig, session: SmtpSession, row, wo
     except Transient as exc:
         moment, attempts = clock(), row.attempts + tries
         with engine.begin() as conn:
-            if moment - row.created_at >= alerts.give_up_after:
+            # given up once old enough and refused in two sends of its own: after an outage that cost it
+            # no try, one greylisting answer does not end a message
+            if moment - row.created_at >= alerts.give_up_after and attempts >= 2 * retry.attempts_per_run:
                 why = f"gave up after {attempts} tries since {row.created_at:%Y-%m-%d %H:%M} UTC: {exc.reply}"
                 store_alerts.mark_failed(conn, row.id, worker, attempts=attempts, error=why, now=moment)
                 report.record(row.message_id, "failed", why)
@@ -158,6 +168,33 @@ def _deliver(engine: Engine, alerts: AlertsConfig, session: SmtpSession, row, wo
             log.warning("message %s was sent but its claim had passed to another dispatcher", row.message_id)
     report.record(row.message_id, "sent")
     return True
+
+
+# A login the server refused, per (host, port, user) in this process: (the password's digest, when). A
+# long-running serve does not log in again with the same password for LOGIN_PAUSE (dispatch runs every
+# few minutes: 288 refused logins a day could lock the mail account, as failed logins lock a portal's);
+# a changed password (its file or variable) is tried at the next send. `alerts send` is a new process:
+# a person's send always tries.
+LOGIN_PAUSE = timedelta(hours=1)
+_LOGINS_REFUSED: dict[tuple[str, int, str], tuple[str, datetime]] = {}
+
+
+def _login_key(alerts: AlertsConfig) -> tuple[str, int, str]:
+    return alerts.smtp.host, alerts.smtp.port, alerts.smtp.username or ""
+
+
+def _password_digest(alerts: AlertsConfig) -> str:
+    return hashlib.sha256(alerts.smtp.password().get_secret_value().encode("utf-8")).hexdigest()
+
+
+def _login_paused(alerts: AlertsConfig, moment: datetime) -> str | None:
+    """Why no session is opened now: the same password was refused less than LOGIN_PAUSE ago."""
+    refused = _LOGINS_REFUSED.get(_login_key(alerts)) if alerts.smtp.username else None
+    if refused is None or _password_digest(alerts) != refused[0] or moment - refused[1] >= LOGIN_PAUSE:
+        return None
+    again = refused[1] + LOGIN_PAUSE
+    return (f"the login of {alerts.smtp.username!r} was refused at {refused[1]:%H:%M} UTC; not tried again "
+            f"with the same password before {again:%H:%M} UTC (a changed password is tried at once)")
 
 
 def _the_message_may_pass(exc: BaseException) -> bool:

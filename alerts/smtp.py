@@ -39,6 +39,10 @@ class SessionFailure(Transient):
     pass
 
 
+class LoginRefused(SessionFailure):
+    """The server refused the login itself (a 5xx to AUTH): the same password will be refused again."""
+
+
 class Permanent(SmtpFailure):
     pass
 
@@ -116,7 +120,9 @@ class SmtpSession:
         except smtplib.SMTPResponseException as exc:  # an answer to the greeting, STARTTLS or AUTH
             self._drop(smtp)
             answer = _reply(exc.smtp_code, exc.smtp_error)
-            raise SessionFailure(f"{self.where} refused {step}: {answer}") from None
+            refused = LoginRefused if cfg.username and step.startswith("the login") and exc.smtp_code >= 500 \
+                else SessionFailure
+            raise refused(f"{self.where} refused {step}: {answer}") from None
         except (smtplib.SMTPException, OSError) as exc:  # refused, timed out, TLS, STARTTLS not offered
             self._drop(smtp)
             why = _connection_error(exc, self.where, cfg.timeout_seconds, connecting=True)

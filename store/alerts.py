@@ -285,7 +285,7 @@ def make_due(conn: Connection, outbox_id: int, now: datetime, stale_before: date
     when `outbox_id` is no such message."""
     unclaimed = sa.or_(outbox.c.claimed_by.is_(None), outbox.c.claimed_at < stale_before)
     result = conn.execute(sa.update(outbox).where(outbox.c.id == outbox_id, outbox.c.status == PENDING, unclaimed)
-                          .values(next_attempt_at=now, created_at=now, attempts=0))
+                          .values(next_attempt_at=now, created_at=now, attempts=0, claimed_by=None, claimed_at=None))
     return result.rowcount == 1
 
 

@@ -63,6 +63,46 @@ def test_smtp_down_then_up_delivers_every_digest_exactly_once(engine, facts, smt
     assert [r.status for r in rows(engine)] == ["sent"] * 4
 
 
+def test_after_an_outage_longer_than_give_up_one_busy_answer_does_not_end_a_message(engine, facts, smtp_down):
+    # review: the outage cost no try, but the give-up clock ran on: past give_up_after, the first 451
+    # after the server came back failed the message for good
+    cfg = queue_four(engine, facts, smtp_down.port, give_up_after="2d")
+    assert alerts.dispatch(engine, cfg, now=later(0)).sent == 0  # down: nobody's fault
+    smtp_down.start()
+    smtp_down.mailbox.answers.extend(["451 4.7.1 greylisted, try later"] * 2)
+    report = alerts.dispatch(engine, cfg, now=later(50))  # back, two days and more after queuing
+    assert (report.sent, report.deferred, report.failed) == (3, 1, 0)
+    assert rows(engine)[0].status == "pending"  # refused in one send of its own: tried again later
+    smtp_down.mailbox.answers.extend(["451 4.7.1 greylisted, try later"] * 2)
+    assert alerts.dispatch(engine, cfg, now=later(51)).failed == 1  # refused in two sends: given up
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_a_refused_login_is_not_tried_again_with_the_same_password_for_an_hour(engine, facts, monkeypatch):
+    # review: a login refusal costs no message a try, so every dispatch (every 5 minutes) logged in
+    # again — 288 refused logins a day, enough to lock the mail account
+    tried = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        tried.append(auth_data.password)
+        return AuthResult(success=auth_data.password == b"right-pw", handled=False)
+
+    server = SmtpServer(authenticator=authenticator, auth_require_tls=False, auth_required=True).start()
+    try:
+        cfg = queue_four(engine, facts, server.port, smtp={"username": "bw", "password_env": "BW_TEST_PAUSE_PW"})
+        monkeypatch.setenv("BW_TEST_PAUSE_PW", "wrong-pw")
+        assert "refused the login of 'bw': 535" in alerts.dispatch(engine, cfg, now=later(10)).stopped
+        logins = len(tried)  # smtplib tries each mechanism the server offers
+        paused = alerts.dispatch(engine, cfg, now=later(10.5))
+        assert len(tried) == logins and "not tried again with the same password" in paused.stopped
+        assert "wrong-pw" not in paused.stopped
+        assert alerts.dispatch(engine, cfg, now=later(11)).sent == 0 and len(tried) == 2 * logins  # an hour on
+        monkeypatch.setenv("BW_TEST_PAUSE_PW", "right-pw")  # a changed password is tried at once
+        assert alerts.dispatch(engine, cfg, now=later(11.1)).sent == 4 and tried[-1] == b"right-pw"
+    finally:
+        server.stop()
+
+
 def test_a_session_failure_stops_the_send_at_once_without_retrying(engine, facts):
     connections = []
     with socket.socket() as hangs_up:  # accepts each connection and closes it before the greeting

@@ -30,9 +30,9 @@ FONTS = 'Vazirmatn, Tahoma, "DejaVu Sans", sans-serif'
 CHANGE_WORDS = {NEW: "جدید", ESCALATED: "تشدیدشده", REOPENED: "بازگشایی‌شده"}
 
 
-def figure(item: Item, value: Decimal | None) -> str:
-    """A planned or actual figure in the unit its rule compares."""
-    return present.figure(item.kind, item.rule, value, measure=item.unit)
+def figure(item: Item, value: Decimal | None, other: Decimal | None = None) -> str:
+    """A planned or actual figure in the unit its rule compares, shown apart from the `other`."""
+    return present.figure(item.kind, item.rule, value, measure=item.unit, other=other)
 
 
 def subject_line(digest: Digest) -> str:

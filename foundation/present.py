@@ -79,12 +79,30 @@ def number(value: Decimal | int | float | None, *, places: int | None = None, gr
     if value.__class__ is not Decimal:
         value = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
     if places is not None:
-        value = value.quantize(Decimal(1).scaleb(-places))
+        value = rounded(value, places)
     else:
         value = value.normalize()
     if not value:
         value = abs(value) if places is not None else _ZERO  # no '-0', no '0E+2'
     return format(value, ",f" if grouped else "f").translate(_PERSIAN_NUMBER)
+
+
+def rounded(value: Decimal, places: int) -> Decimal:
+    """`value` to `places` decimals, half away from zero — the one rounding of every figure shown
+    (sentences, e-mails, the console, reports), as the catalogue rounds: 54.985 -> 54.99 everywhere."""
+    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
+def places_apart(value: Decimal | None, other: Decimal | None, *, least: int = 2, most: int = 6) -> int:
+    """The places that show `value` and `other` as the figures they are: `least`, or more where
+    rounding to `least` would show two different figures alike (99.996 beside 100 is '۹۹٫۹۹۶', not
+    '۱۰۰'; a rule flagged it for being below 100)."""
+    if value is None or other is None or value == other:
+        return least
+    places = least
+    while places < most and rounded(Decimal(value), places) == rounded(Decimal(other), places):
+        places += 1
+    return places
 
 
 def amount(value: Decimal | int | float | None, *, unit: bool = False, places: int | None = None) -> str:
@@ -101,7 +119,7 @@ def percent(points: Decimal | int | float | None, *, places: int = 1) -> str:
         return NOTHING
     if isinstance(points, float):
         points = Decimal(repr(points))
-    return number(Decimal(points).quantize(Decimal(1).scaleb(-places)), grouped=False) + "٪"
+    return number(rounded(Decimal(points), places), grouped=False) + "٪"
 
 
 def ratio(value: Decimal | int | float | None, *, places: int = 1) -> str:
@@ -243,17 +261,18 @@ def figure_unit(kind: str, rule: str, name: str | None = None) -> str | None:
 
 
 def figure(kind: str, rule: str, value: Decimal | int | float | None, *, name: str | None = None,
-           unit: bool = True, measure: str | None = None) -> str | None:
+           unit: bool = True, measure: str | None = None, other: Decimal | None = None) -> str | None:
     """A rule's figure in its unit: planned/actual (no ``name``) or a named one of its ``numbers``.
     '۵۵٪', '۴۵٫۵٪' (a share), '۱٬۲۵۰ میلیون ریال' (``unit=False``: '۱٬۲۵۰'), '۱٫۲۵ برابر'. None for
     a name of no known unit (the caller writes it as it is). ``measure`` is an operation's unit of
-    measure (the deviation's ``numbers["unit"]``), written after a quantity: '۱٬۲۰۰ نفر-ساعت'."""
+    measure (the deviation's ``numbers["unit"]``), written after a quantity: '۱٬۲۰۰ نفر-ساعت'. ``other``
+    is the figure it is compared with (planned beside actual): shown apart (:func:`places_apart`)."""
     how = figure_unit(kind, rule, name)
     if how is None:
         return None
     if how == QUANTITY and measure and value is not None and unit:
         return f"{number(value)} {measure}"
-    return in_unit(how, value, unit=unit)
+    return in_unit(how, value, unit=unit, other=other)
 
 
 def measure_of(numbers: dict | None) -> str | None:
@@ -261,19 +280,23 @@ def measure_of(numbers: dict | None) -> str | None:
     return (numbers or {}).get("unit") or None
 
 
-def in_unit(how: str, value: Decimal | int | float | None, *, unit: bool = True) -> str:
-    """A figure in one of the units above (POINTS, SHARE, AMOUNT, QUANTITY, TIMES, POINT_GAP, SHARE_GAP)."""
+def in_unit(how: str, value: Decimal | int | float | None, *, unit: bool = True,
+            other: Decimal | None = None) -> str:
+    """A figure in one of the units above (POINTS, SHARE, AMOUNT, QUANTITY, TIMES, POINT_GAP, SHARE_GAP),
+    beside the `other` it is compared with, if any."""
     if value is None:
         return NOTHING
     if isinstance(value, float):
         value = Decimal(repr(value))
-    # two places at most, as the finding's sentence writes them (54.99 was '۵۵٪' beside a sentence's '۵۴٫۹۹٪')
+    # two places, as the finding's sentence writes them (54.99 was '۵۵٪' beside a sentence's '۵۴٫۹۹٪'),
+    # more where two places would show it as the figure it was compared with
     if how == POINTS:
-        return percent(value, places=2)
+        return percent(value, places=places_apart(value, other))
     if how == SHARE:
-        return ratio(value, places=2)
+        scaled = None if other is None else Decimal(other) * 100
+        return ratio(value, places=places_apart(Decimal(value) * 100, scaled))
     if how == AMOUNT:
-        return amount(Decimal(value).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP), unit=unit)
+        return amount(rounded(Decimal(value), places_apart(value, other)), unit=unit)
     if how == TIMES:
         return f"{number(value)} برابر"
     if how == POINT_GAP:

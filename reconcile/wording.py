@@ -12,7 +12,7 @@ percentage is written exactly as computed (present rounds it to one place).
 from __future__ import annotations
 
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from functools import lru_cache
 
 from foundation import present
@@ -32,7 +32,9 @@ UNKNOWN = "؟"  # a figure the facts do not hold
 #    it is major or critical («بحرانی از ۳۰ واحد درصد»), not only the lowest limit.
 # 7: percentages and amounts in sentences to two places, as the figures beside them (were every place
 #    the portal gave: «۲۶٫۰۰۰۰۵٪», «۶۰۰٫۵۰۰۰۵ میلیون ریال»).
-VERSION = 7
+# 8: a figure compared with another is shown with the places that tell them apart (99.996 % against
+#    100 was «۱۰۰٪»), rounded half away from zero as everywhere.
+VERSION = 8
 
 
 def number(value: Decimal | int | None, *, grouped: bool = False) -> str:
@@ -40,21 +42,19 @@ def number(value: Decimal | int | None, *, grouped: bool = False) -> str:
     return UNKNOWN if value is None else present.number(value, grouped=grouped)
 
 
-_HUNDREDTHS = Decimal("0.01")
-
-
-def _shown(value: Decimal | None) -> Decimal | None:
+def _shown(value: Decimal | None, other: Decimal | None) -> Decimal | None:
     """A figure as people read it in a sentence: to two places (a portal's 600.50005 million rials
-    or 26.00005 % is noise to a reader), as the figures beside the sentence show it (present.figure)."""
-    return None if value is None else value.quantize(_HUNDREDTHS, rounding=ROUND_HALF_UP)
+    or 26.00005 % is noise to a reader), as the figures beside the sentence show it (present.figure);
+    more where two places would show it as the `other` it is compared with (99.996 % against 100)."""
+    return None if value is None else present.rounded(value, present.places_apart(value, other))
 
 
-def percent(value: Decimal | None) -> str:
-    return number(_shown(value)) + "٪"
+def percent(value: Decimal | None, other: Decimal | None = None) -> str:
+    return number(_shown(value, other)) + "٪"
 
 
-def amount(value: Decimal | None) -> str:
-    return f"{number(_shown(value), grouped=True)} {present.AMOUNT_UNIT}"
+def amount(value: Decimal | None, other: Decimal | None = None) -> str:
+    return f"{number(_shown(value, other), grouped=True)} {present.AMOUNT_UNIT}"
 
 
 def code(value: str) -> str:

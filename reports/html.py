@@ -63,7 +63,8 @@ def _environment() -> jinja2.Environment:
         comptroller=lambda c: present.COMPTROLLER_NAMES.get(c, c) if c else "گزارش ثبت نشده",
         step=_step, forecast=_forecast,
     )
-    env.globals.update(figure=lambda d, value: present.figure(d.kind, d.rule, value, measure=d.unit),
+    env.globals.update(figure=lambda d, value, other=None: present.figure(
+                           d.kind, d.rule, value, measure=d.unit, other=other),
                        figure_names=present.figure_names)
     return env
 

@@ -57,8 +57,8 @@ def templates() -> Environment:
         day=present.day, day_long=present.day_long, moment=present.moment, severity=present.severity,
         status=present.status, group=present.group, rule=present.rule, kind=present.kind, source=present.source,
         digits=present.digits, cell=cell,
-        figure=lambda value, row: present.figure(_field(row, "kind"), _field(row, "rule"), value,
-                                                 measure=_measure(row)),
+        figure=lambda value, row, other=None: present.figure(_field(row, "kind"), _field(row, "rule"), value,
+                                                             measure=_measure(row), other=other),
         # under the list's «برنامه / عملکرد» columns, a rule whose figures are something else names them
         figure_name=lambda row, i: _other_name(row, i),
         comptroller=lambda code: present.COMPTROLLER_NAMES.get(code or "", code or present.NOTHING),

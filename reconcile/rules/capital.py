@@ -68,7 +68,8 @@ class ProgressLag(Rule):
         return _row_finding(
             self, row, q, severity,
             f"{_named(row)} در پایان {w.quarter(year, q)} پیشرفت فیزیکی "
-            f"{w.percent(row.progress)} گزارش کرده در برابر {w.percent(target)} پیش‌بینی‌شده "
+            f"{w.percent(row.progress, target)} گزارش کرده "
+            f"در برابر {w.percent(target, row.progress)} پیش‌بینی‌شده "
             f"({w.number(gap)} واحد درصد عقب‌تر از برنامه)",
             planned=target, actual=row.progress, measure=gap,
             numbers={"target": text(target), "actual": text(row.progress), "gap": text(gap),
@@ -209,12 +210,13 @@ class ProgressRegression(Rule):
         if drop <= limits.tolerance:
             return None
         earlier = row.previous_quarter if row.previous is not None else None
-        before = (f"{w.percent(previous)} گزارش‌شده در پایان {w.quarter(year, earlier)}"
-                  if earlier is not None else f"پیشرفت ابتدای سال ({w.percent(previous)})")
+        before = (f"{w.percent(previous, row.progress)} گزارش‌شده در پایان {w.quarter(year, earlier)}"
+                  if earlier is not None else f"پیشرفت ابتدای سال ({w.percent(previous, row.progress)})")
         return _row_finding(
             self, row, q, "major",
             f"{_named(row)} در پایان {w.quarter(year, q)} پیشرفت فیزیکی "
-            f"{w.percent(row.progress)} گزارش کرده که {w.number(drop)} واحد درصد کمتر از {before} است",
+            f"{w.percent(row.progress, previous)} گزارش کرده "
+            f"که {w.number(drop)} واحد درصد کمتر از {before} است",
             planned=previous, actual=row.progress, measure=drop,
             numbers={"previous": text(previous), "previous_quarter": earlier,
                      "actual": text(row.progress), "drop": text(drop), "threshold": text(limits.tolerance)},
@@ -382,7 +384,7 @@ class CompletionOverdue(Rule):
         return _row_finding(
             self, row, None, severity,
             f"{_named(row)} باید تا پایان سال {w.year(row.end_year)} به پایان می‌رسید اما {when} پیشرفت فیزیکی "
-            f"آن {w.percent(latest)} است ({w.number(years_late)} سال تأخیر)",
+            f"آن {w.percent(latest, HUNDRED)} است ({w.number(years_late)} سال تأخیر)",
             planned=HUNDRED, actual=latest, measure=Decimal(years_late),
             numbers={"end_year": row.end_year, "years_late": years_late, "latest_progress": text(latest),
                      "latest_quarter": row.quarter if reported else None,
@@ -448,12 +450,13 @@ class InspectionMismatch(Rule):
         if difference < limits.major:
             return None
         severity = "critical" if difference >= limits.critical else "major"
-        claim = (f"گزارش {w.quarter(year, quarter)} {w.percent(reported)} اعلام کرده است"
-                 if quarter is not None else f"پیشرفت ابتدای سال {w.year(year)} {w.percent(reported)} بوده است")
+        shown = w.percent(reported, row.observed_progress)
+        claim = (f"گزارش {w.quarter(year, quarter)} {shown} اعلام کرده است"
+                 if quarter is not None else f"پیشرفت ابتدای سال {w.year(year)} {shown} بوده است")
         return _row_finding(
             self, row, quarter, severity,
             f"در بازدید میدانی {w.day(row.visited_on)} ({row.inspector}) پیشرفت فیزیکی {_named(row)} "
-            f"{w.percent(row.observed_progress)} دیده شد در حالی که {claim} "
+            f"{w.percent(row.observed_progress, reported)} دیده شد در حالی که {claim} "
             f"(اختلاف {w.number(difference)} واحد درصد)",
             planned=reported, actual=row.observed_progress, measure=difference,
             numbers={"visited_on": row.visited_on.isoformat(), "inspector": row.inspector,

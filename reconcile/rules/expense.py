@@ -127,7 +127,8 @@ class UnitCostOverrun(Rule):
         return _row_finding(
             self, row, f"{row.agreement_no}/{row.operation_code}", q, severity,
             f"{_operation_named(row)} تا پایان {w.quarter(year, q)} برای هر {_unit_of(row)} "
-            f"{w.amount(cost)} هزینه کرده در برابر قیمت واحد {w.amount(unit_cost)} در موافقتنامه "
+            f"{w.amount(cost, unit_cost)} هزینه کرده "
+            f"در برابر قیمت واحد {w.amount(unit_cost, cost)} در موافقتنامه "
             f"({w.number(ratio)} برابر)",
             planned=unit_cost, actual=cost, measure=ratio,
             numbers={"spent_cum": text(spent), "actual_cum": text(actual), "unit_cost": text(unit_cost),

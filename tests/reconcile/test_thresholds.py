@@ -179,3 +179,23 @@ def test_a_sentence_and_the_figures_beside_it_write_a_figure_alike_to_two_places
     [credit_found] = check(CreditInconsistency(), project(credits=rows), AUTUMN, CreditInconsistency.Limits())
     assert "(۶۰۰٫۵ میلیون ریال)" in credit_found.message and "۶۰۰٫۵۰۰۰۵" not in credit_found.message
     assert present.figure("capital", "credit_inconsistency", credit_found.actual) == "۶۰۰٫۵ میلیون ریال"
+
+
+def test_rounding_never_shows_a_flagged_figure_as_the_one_it_was_compared_with():
+    # review: «پیشرفت فیزیکی آن ۱۰۰٪ است (۱ سال تأخیر)» for a latest progress of 99.996, flagged for being
+    # below 100; and the sentence (half up) and the figures beside it (half even) rounded 54.985 apart
+    from reconcile.rules.capital import CompletionOverdue
+
+    [late] = check(CompletionOverdue(), project(reports=[report(1, "99.996")], end_year=1404), AUTUMN,
+                   CompletionOverdue.Limits())
+    assert "پیشرفت فیزیکی آن ۹۹٫۹۹۶٪ است" in late.message
+    assert present.figure("capital", "completion_overdue", late.actual, other=late.planned) == "۹۹٫۹۹۶٪"
+    assert present.figure("capital", "completion_overdue", late.planned, other=late.actual) == "۱۰۰٪"
+    [lag] = check(ProgressLag(), project(reports=[report(2, "44.985")], targets=(30, "54.985", 60, 80)),
+                  AUTUMN, ProgressLag.Limits())
+    assert "۴۴٫۹۹٪ گزارش کرده در برابر ۵۴٫۹۹٪" in lag.message
+    assert present.figure("capital", "progress_lag", lag.planned, other=lag.actual) == "۵۴٫۹۹٪"
+    tight = replace(CreditInconsistency.Limits(), tolerance=Decimal(0))
+    [credit_found] = check(CreditInconsistency(), project(credits=[credit("ملی", 600, "600.004", 100, 100)]),
+                           AUTUMN, tight)
+    assert "(۶۰۰٫۰۰۴ میلیون ریال) از اعتبار مصوب (۶۰۰ میلیون ریال) بیشتر است" in credit_found.message

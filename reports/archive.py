@@ -25,7 +25,7 @@ import shutil
 import stat
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation, localcontext
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from pathlib import Path
 from typing import Any
 
@@ -392,7 +392,7 @@ def _describe(key: str, names: _Names) -> tuple[tuple, str, str, str]:
 def _number(value: Decimal, how: _Number, places: int, trim: bool) -> str:
     with localcontext() as ctx:
         ctx.prec = 200  # the places a change below the report's rounding may take
-        shown = (value * how.scale).quantize(Decimal(1).scaleb(-places))
+        shown = (value * how.scale).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)  # as present
         if trim:
             shown = shown.normalize()
         if not shown:

@@ -4,7 +4,7 @@
 :class:`Status`: per source the last run, its outcome and age, and when it last succeeded; the next
 run of each job as the running service recorded it; open deviations by severity × expert group
 (routing is reconcile's); the outbox backlog; and a verdict. The verdict's exit codes, one per cause
-(several causes: the smallest code; every cause is listed):
+(several causes: the smallest code, but 6 before any other; every cause is listed):
 
 ====  ==================================================================================
 0     healthy
@@ -69,7 +69,9 @@ class Status:
 
     @property
     def exit_code(self) -> int:
-        return min((code for code, _ in self.causes), default=HEALTHY)
+        """The smallest cause's code — but SERVE_DOWN first: a stopped service explains the rest."""
+        codes = {code for code, _ in self.causes}
+        return SERVE_DOWN if SERVE_DOWN in codes else min(codes, default=HEALTHY)
 
     def as_json(self) -> dict[str, Any]:
         return {

@@ -61,7 +61,9 @@ def healthy_store(engine) -> None:
 def test_a_new_store_is_unhealthy_for_sources_and_reconciliation(engine) -> None:
     found = health.gather(config(str(engine.url)), engine, now=NOW)
     assert [code for code, _ in found.causes] == [3, 3, 4, 6]  # 6: no serve runs on it either
-    assert found.exit_code == 3
+    assert found.exit_code == 6  # first: a stopped service explains the rest
+    with serve_lock(engine):
+        assert health.gather(config(str(engine.url)), engine, now=NOW).exit_code == 3
     assert "nezarat4 has not synced successfully ever" in found.causes[0][1]
 
 
@@ -96,7 +98,8 @@ def test_a_reconciliation_older_than_a_day_exits_4(engine) -> None:
     later = NOW + timedelta(hours=21, minutes=1)  # reconciliation 24 h 1 min old
     for source in ("nezarat4", "saba"):
         add_sync_run(engine, source, "success", later - timedelta(minutes=1))
-    found = health.gather(config(str(engine.url)), engine, now=later)
+    with serve_lock(engine):
+        found = health.gather(config(str(engine.url)), engine, now=later)
     assert found.exit_code == 4
     assert found.causes[0][1].startswith("no successful reconciliation since")
 
@@ -116,7 +119,8 @@ def test_an_outbox_message_waiting_longer_than_allowed_exits_5(engine) -> None:
         assert health.gather(config(str(engine.url)), engine, now=NOW).exit_code == 0
     with engine.begin() as conn:
         record_digest(conn, _message("b@mpo-kz.ir", NOW - timedelta(minutes=61)), [])
-    found = health.gather(config(str(engine.url)), engine, now=NOW)
+    with serve_lock(engine):
+        found = health.gather(config(str(engine.url)), engine, now=NOW)
     assert found.exit_code == 5 and found.outbox.pending == 2 and found.outbox.stuck
     assert found.as_json()["outbox"]["stuck"] is True
 
@@ -140,9 +144,9 @@ def test_status_command_prints_json_and_exits_with_the_verdict(engine, tmp_path:
                                     **SETTINGS}), encoding="utf-8")
     for source in ("nezarat4", "saba"):
         add_sync_run(engine, source, "success", datetime.now(UTC) - timedelta(minutes=1))
-    assert main(["--config", str(path), "status", "--format", "json"]) == 4  # never reconciled
+    assert main(["--config", str(path), "status", "--format", "json"]) == 6  # never reconciled, no serve
     report = json.loads(capsys.readouterr().out)
-    assert report["healthy"] is False and report["exit_code"] == 4
+    assert report["healthy"] is False and report["exit_code"] == 6
     assert [c["code"] for c in report["causes"]] == [4, 6]
     assert report["sources"][0]["last_run"]["status"] == "success"
     assert report["service"] == {"running": False, "holder": None}
@@ -153,7 +157,7 @@ def test_status_command_prints_json_and_exits_with_the_verdict(engine, tmp_path:
     assert out.startswith("HEALTHY") and "open deviations:" in out
 
 
-def test_a_store_no_serve_runs_on_is_unhealthy_at_once(engine, tmp_path: Path, capsys, monkeypatch) -> None:
+def test_a_store_no_serve_runs_on_is_unhealthy_at_once(engine) -> None:
     # found by a new user: after serve stopped (or crashed) status said HEALTHY, exit 0, for up to two
     # sync intervals — the cron example of docs/deploy.md would tell nobody
     healthy_store(engine)

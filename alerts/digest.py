@@ -108,7 +108,8 @@ def _item(row: Any, names: store_alerts.Names, change: str) -> Item:
         agency=names.agencies.get(row.agency_code or "", row.agency_code or NO_AGENCY),
         county=names.counties.get(row.county_id, NO_COUNTY) if row.county_id is not None else NO_COUNTY,
         change=change, told_severity=row.told_severity, resolved_on=row.resolved_on,
-        threshold=present.threshold(row.rule, row.numbers, row.severity), unit=present.measure_of(row.numbers),
+        threshold=present.threshold(row.rule, row.numbers, row.severity),
+        unit=present.measure_of(row.numbers),
     )
 
 

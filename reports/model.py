@@ -334,7 +334,8 @@ def _deviations(conn: Connection, scope: _Scope) -> tuple[list[DeviationRow], li
         rows.append(DeviationRow(d.id, d.kind, d.rule, d.severity, d.status, d.subject, d.quarter or None,
                                  agency, scope.names.get(agency, agency), d.county_name or NO_COUNTY,
                                  scope.group(agency), d.planned, d.actual, d.message,
-                                 present.threshold(d.rule, d.numbers, d.severity), present.measure_of(d.numbers)))
+                                 present.threshold(d.rule, d.numbers, d.severity),
+                                 present.measure_of(d.numbers)))
     return rows, [(kind, rule, counts) for (kind, rule), counts in sorted(by_rule.items())]
 
 

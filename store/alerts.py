@@ -281,11 +281,12 @@ def requeue_failed(conn: Connection, outbox_id: int, now: datetime) -> bool:
 
 def make_due(conn: Connection, outbox_id: int, now: datetime, stale_before: datetime) -> bool:
     """A pending message no live dispatcher holds (none, or its claim older than `stale_before`): due
-    now, its tries and give-up clock restarted, as :func:`requeue_failed` does for a failed one. False
-    when `outbox_id` is no such message."""
+    now, its tries and give-up clock restarted and a stale claim cleared, as :func:`requeue_failed`
+    does for a failed one. False when `outbox_id` is no such message."""
     unclaimed = sa.or_(outbox.c.claimed_by.is_(None), outbox.c.claimed_at < stale_before)
-    result = conn.execute(sa.update(outbox).where(outbox.c.id == outbox_id, outbox.c.status == PENDING, unclaimed)
-                          .values(next_attempt_at=now, created_at=now, attempts=0, claimed_by=None, claimed_at=None))
+    waiting = sa.and_(outbox.c.id == outbox_id, outbox.c.status == PENDING, unclaimed)
+    result = conn.execute(sa.update(outbox).where(waiting).values(
+        next_attempt_at=now, created_at=now, attempts=0, claimed_by=None, claimed_at=None))
     return result.rowcount == 1
 
 

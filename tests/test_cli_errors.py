@@ -197,7 +197,8 @@ def test_ctrl_c_at_the_password_prompt_is_an_interruption(tmp_path):
     (tmp_path / "config.yaml").write_text("data_dir: data\n", encoding="utf-8")
     terminal, its_end = os.openpty()
     argv = [str(SCRIPT), "--config", "config.yaml", "users", "add", "ali", "--role", "consolidation"]
-    proc = subprocess.Popen(argv, stdin=its_end, stdout=its_end, stderr=subprocess.PIPE, cwd=tmp_path, env=env)
+    proc = subprocess.Popen(argv, stdin=its_end, stdout=its_end, stderr=subprocess.PIPE, cwd=tmp_path,
+                            env=env)
     os.close(its_end)
     shown = b""
     try:

@@ -41,7 +41,8 @@ def check_config() -> None:
                           "[yellow]" + "; ".join(problems) + " — sync will refuse to start[/yellow]")
     s = cfg.schedule
     table.add_row("schedule", f"sync '{s.sync}', full sync '{s.full_sync}', reconcile '{s.reconcile}', "
-                  f"alerts '{s.alerts}', dispatch '{s.dispatch}', housekeeping '{s.housekeeping}' ({s.timezone})")
+                  f"alerts '{s.alerts}', dispatch '{s.dispatch}', housekeeping '{s.housekeeping}' "
+                  f"({s.timezone})")
     rules = cfg.reconcile.rules
     on = [name for name in type(rules).model_fields if getattr(rules, name).enabled]
     table.add_row("rules on", ", ".join(on))

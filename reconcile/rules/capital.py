@@ -388,7 +388,8 @@ class CompletionOverdue(Rule):
             planned=HUNDRED, actual=latest, measure=Decimal(years_late),
             numbers={"end_year": row.end_year, "years_late": years_late, "latest_progress": text(latest),
                      "latest_quarter": row.quarter if reported else None,
-                     "band": {"critical": limits.critical_years, "major": limits.major_years}.get(severity, 1)},
+                     "band": {"critical": limits.critical_years,
+                              "major": limits.major_years}.get(severity, 1)},
             evidence=("progress_report", row.report_id) if reported else None,
             run_id=row.report_run_id if reported else None,
         )

@@ -77,7 +77,7 @@ def test_login_page_healthz_and_static_answer_without_a_session(sqlite_store):
 
 def test_a_wrong_password_is_refused_and_the_right_one_signs_in(sqlite_store):
     client = sqlite_store.client()
-    refused = post_login(client, {"username": "social", "password": "wrong password!"}, follow_redirects=False)
+    refused = post_login(client, {"username": "social", "password": "wrong password!"})
     assert refused.status_code == 401
     assert "نام کاربری یا گذرواژه درست نیست" in refused.text
     with sqlite_store.engine.connect() as conn:  # the admin's log shows the failed attempt

@@ -86,7 +86,7 @@ def test_the_demo_user_signs_in_with_the_password_it_was_given(tmp_path):
     again_name, again = demo_user(engine)  # a second demo run: same user, new password
     assert name == again_name == "demo" and again != password
     client = TestClient(create_app(engine, console_config(tmp_path), secret=SECRET))
-    assert post_login(client, {"username": name, "password": password}, follow_redirects=False).status_code == 401
+    assert post_login(client, {"username": name, "password": password}).status_code == 401
     assert post_login(client, {"username": name, "password": again}, follow_redirects=False).status_code == 303
     assert "گروه تلفیق بودجه" in client.get("/").text
     engine.dispose()

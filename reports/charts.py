@@ -110,6 +110,9 @@ def bars(title: str, names: Sequence[str], series: Sequence[tuple[str, str, Sequ
     return Chart(title, WIDTH, height, tuple(rects), tuple(labels), tuple(grid), legend=legend)
 
 
+# «سه‌ماهه دوم ۱۴۰۵» is too long for an axis: the ordinal of each quarter's name, the year below
+QUARTER_ORDINALS = {1: "اول", 2: "دوم", 3: "سوم", 4: "چهارم"}
+
 def s_curve(title: str, quarters: Sequence[tuple[int, int]], planned: Sequence[Decimal | None],
             reported: Sequence[Decimal | None]) -> Chart:
     """Planned and reported cumulative progress of one project over (year, quarter) in order."""
@@ -128,12 +131,15 @@ def s_curve(title: str, quarters: Sequence[tuple[int, int]], planned: Sequence[D
         grid.append(Line(left, y_of(tick), right, y_of(tick)))
         labels.append(Label(left - 8, y_of(tick) + 4, present.percent(tick, places=0), "end", 10))
     for i, (year, q) in enumerate(quarters):
-        labels.append(Label(x_of(i), bottom + 18, present.digits(f"{year}/{q}"), "middle", 10))
+        # the quarter by its name's ordinal, the year under each year's first: «۱۴۰۵/۱» read as a day
+        labels.append(Label(x_of(i), bottom + 18, QUARTER_ORDINALS[q], "middle", 10))
+        if q == 1 or i == 0:
+            labels.append(Label(x_of(i), bottom + 32, present.digits(year), "middle", 10))
     curves = []
     for name, colour, values, dashed in (("پیشرفت برنامه‌ای", PLANNED, planned, True),
                                          ("پیشرفت گزارش‌شده", REPORTED, reported, False)):
         points = tuple((x_of(i), y_of(min(max(v, 0), 100))) for i, v in enumerate(values) if v is not None)
         curves.append(Series(name, colour, points, dashed))
-    labels.append(Label((left + right) / 2, height - 12, "سال/سه‌ماهه", "middle", 10))
+    labels.append(Label((left + right) / 2, height - 8, "سه‌ماهه و سال", "middle", 10))
     return Chart(title, WIDTH, height, (), tuple(labels), tuple(grid), tuple(curves),
                  tuple((s.colour, s.name) for s in curves))

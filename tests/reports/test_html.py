@@ -179,5 +179,8 @@ def test_a_projects_s_curve_draws_planned_and_reported_lines(simulated, tmp_path
             assert box and box["width"] > 100
         assert page.locator("svg circle").count() >= 6  # four targets, two reports at least
         assert code in page.locator("h1").inner_text()
+        # quarters by name and the year below, not «۱۴۰۵/۱», which reads as a day (found by a new user)
+        axis = page.evaluate("() => [...document.querySelectorAll('svg text')].map(t => t.textContent)")
+        assert {"اول", "دوم"} <= set(axis) and not [a for a in axis if re.fullmatch(r"[۰-۹]{4}/[۰-۹]", a)]
         page.screenshot(path=screenshot_path(f"report-project-{request.node.callspec.id}"))
         assert errors == []

@@ -87,10 +87,14 @@ def number(value: Decimal | int | float | None, *, places: int | None = None, gr
     return format(value, ",f" if grouped else "f").translate(_PERSIAN_NUMBER)
 
 
+_EXPONENTS = {places: Decimal(1).scaleb(-places) for places in range(12)}  # made once: a run rounds ~1M figures
+
+
 def rounded(value: Decimal, places: int) -> Decimal:
     """`value` to `places` decimals, half away from zero — the one rounding of every figure shown
     (sentences, e-mails, the console, reports), as the catalogue rounds: 54.985 -> 54.99 everywhere."""
-    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    exponent = _EXPONENTS.get(places)
+    return value.quantize(exponent if exponent is not None else Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
 
 
 def places_apart(value: Decimal | None, other: Decimal | None, *, least: int = 2, most: int = 6) -> int:

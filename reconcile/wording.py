@@ -12,7 +12,7 @@ percentage is written exactly as computed (present rounds it to one place).
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 
 from foundation import present
@@ -42,11 +42,19 @@ def number(value: Decimal | int | None, *, grouped: bool = False) -> str:
     return UNKNOWN if value is None else present.number(value, grouped=grouped)
 
 
+_HUNDREDTHS = Decimal("0.01")
+
+
 def _shown(value: Decimal | None, other: Decimal | None) -> Decimal | None:
     """A figure as people read it in a sentence: to two places (a portal's 600.50005 million rials
     or 26.00005 % is noise to a reader), as the figures beside the sentence show it (present.figure);
     more where two places would show it as the `other` it is compared with (99.996 % against 100)."""
-    return None if value is None else present.rounded(value, present.places_apart(value, other))
+    if value is None:
+        return None
+    shown = value.quantize(_HUNDREDTHS, rounding=ROUND_HALF_UP)  # the usual case, once per figure of a sentence
+    if other is None or value == other or shown != other.quantize(_HUNDREDTHS, rounding=ROUND_HALF_UP):
+        return shown
+    return present.rounded(value, present.places_apart(value, other))
 
 
 def percent(value: Decimal | None, other: Decimal | None = None) -> str:

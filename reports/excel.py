@@ -80,9 +80,21 @@ class _Book:
                for kind in ("amount", "points", "ratio", "int")},
         }
         self.f = {name: self.book.add_format(p) for name, p in props.items()}
+        self._base = base
+        self._finer: dict[tuple[str, int], Any] = {}
         # the same styles quote-prefixed, for text that starts as a formula would
         self.quoted = {name: self.book.add_format({**p, "quote_prefix": True}) for name, p in props.items()
                        if "num_format" not in p}
+
+    def _format(self, suffix: str, places: int) -> Any:
+        """'0.0#%' / '#,##0.0#' with as many optional places as tell a figure from the one it is compared
+        with (present.places_apart: 99.996 beside 100 is not '100.0%')."""
+        key = (suffix, places)
+        if key not in self._finer:
+            decimals = "0" + "#" * (places - 1)
+            number = f"0.{decimals}%" if suffix == "%" else f"#,##0.{decimals}"
+            self._finer[key] = self.book.add_format({**self._base, "num_format": number})
+        return self._finer[key]
 
     def sheet(self, name: str):
         sheet = self.book.add_worksheet(name)
@@ -98,17 +110,21 @@ class _Book:
             sheet.write_number(row, col, float(value), style)
         elif kind == "id":
             sheet.write_number(row, col, int(value), style)
-        elif kind == "rule_figure":  # (deviation, figure): in its rule's unit, as e-mails and the console write it
-            deviation, figure = value
+        elif kind == "rule_figure":  # as e-mails and the console write it, apart from the figure compared with
+            deviation, figure, other = value
             unit = present.figure_unit(deviation.kind, deviation.rule)
             if figure is None:
                 sheet.write_blank(row, col, None, self.f["text"])
-            elif unit == present.POINTS:
-                sheet.write_number(row, col, float(Decimal(figure) / 100), self.f["points"])
-            elif unit == present.SHARE:
-                sheet.write_number(row, col, float(figure), self.f["ratio"])
+            elif unit in (present.POINTS, present.SHARE):
+                scale = 1 if unit == present.POINTS else 100
+                compared = None if other is None else Decimal(other) * scale
+                places = present.places_apart(Decimal(figure) * scale, compared)
+                sheet.write_number(row, col, float(Decimal(figure) * scale / 100), self._format("%", places))
             else:
-                self.cell(sheet, row, col, "figure", figure)
+                whole = Decimal(figure) == Decimal(figure).to_integral_value()
+                places = present.places_apart(Decimal(figure), None if other is None else Decimal(other))
+                style = self.f["int"] if whole else self._format("", places)
+                sheet.write_number(row, col, float(figure), style)
         elif kind == "figure":
             whole = Decimal(value) == Decimal(value).to_integral_value()
             sheet.write_number(row, col, float(value), self.f["int"] if whole else style)
@@ -266,9 +282,9 @@ DEVIATION_COLUMNS = [
     Col("شهرستان", "text", lambda d: d.county, 14),
     Col("گروه کارشناسی", "text", lambda d: present.group(d.group), 16),
     Col("نام رقم برنامه", "text", lambda d: _figure_name(d, 0), 13),
-    Col("برنامه", "rule_figure", lambda d: (d, d.planned), 10),
+    Col("برنامه", "rule_figure", lambda d: (d, d.planned, d.actual), 10),
     Col("نام رقم عملکرد", "text", lambda d: _figure_name(d, 1), 13),
-    Col("عملکرد", "rule_figure", lambda d: (d, d.actual), 10),
+    Col("عملکرد", "rule_figure", lambda d: (d, d.actual, d.planned), 10),
     Col("آستانه", "text", lambda d: d.threshold, 26),  # the condition the rule flagged it by, with its limit
     Col("شرح", "text", lambda d: d.message, 80),
 ]

@@ -7,6 +7,7 @@ import io
 import json
 import re
 import zipfile
+from decimal import Decimal
 
 import openpyxl
 import pytest
@@ -125,10 +126,29 @@ def test_a_deviations_planned_and_actual_are_in_its_rules_unit(workbook):
             cell = sheet.cell(r, c)
             if isinstance(cell.value, (int, float)):
                 units.setdefault(sheet.cell(r, rule).value, set()).add(cell.number_format)
-    assert units[present.rule("progress_lag")] == {"0.0%"}  # points written as a fraction, as elsewhere
+    # points written as a fraction, to two places as every output writes them (more where needed: below)
+    assert units[present.rule("progress_lag")] <= {"0.0#%", "0.0##%"}
     assert units[present.rule("operation_shortfall")] <= {"#,##0", "#,##0.0#"}  # quantities
     assert all(0 <= sheet.cell(r, planned).value <= 1.5 for r in range(2, sheet.max_row + 1)
                if sheet.cell(r, rule).value == present.rule("progress_lag") and sheet.cell(r, planned).value is not None)
+
+
+def test_a_figure_is_never_shown_as_the_one_it_was_compared_with(simulated):
+    # review: '0.0%' showed a latest progress of 99.996 — flagged for being below 100 — as 100.0%
+    from dataclasses import replace
+
+    with simulated.connect() as conn:
+        report = build(conn, Selection(1405, 2, AS_OF), routing=RoutingConfig())
+    first = replace(report.deviations[0], kind="capital", rule="completion_overdue",
+                    planned=Decimal(100), actual=Decimal("99.996"))
+    cost = replace(report.deviations[0], kind="expense", rule="unit_cost_overrun",
+                   planned=Decimal("2.5"), actual=Decimal("2.504"))
+    book = openpyxl.load_workbook(io.BytesIO(excel.render(replace(report, deviations=[first, cost]))))
+    sheet = book["انحرافات"]
+    planned, actual = _column(sheet, "برنامه"), _column(sheet, "عملکرد")
+    assert (sheet.cell(2, planned).number_format, sheet.cell(2, actual).number_format) == ("0.0##%", "0.0##%")
+    assert sheet.cell(2, actual).value == pytest.approx(0.99996)  # the number itself, exact
+    assert sheet.cell(3, actual).number_format == "#,##0.0##"  # 2.504 beside 2.5, not 2.5 twice
 
 
 def test_jalali_dates_are_text_beside_an_iso_column(workbook):

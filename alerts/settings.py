@@ -9,7 +9,6 @@ repository, and :meth:`SmtpConfig.password` reads it only when a dispatcher logs
 
 from __future__ import annotations
 
-import os
 import re
 import ssl
 from datetime import timedelta
@@ -18,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, EmailStr, Field, SecretStr, field_validator, model_validator
 
-from foundation.settings import ConfigError, Strict
+from foundation.settings import ConfigError, Strict, read_password
 from foundation.vocabulary import Group, Severity
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(d|h|m|s)?\s*$")
@@ -68,29 +67,10 @@ class SmtpConfig(Strict):
 
     def password(self) -> SecretStr:
         """The login password, read now from the environment variable or the file."""
-        if self.password_env:
-            value = os.environ.get(self.password_env)
-            if value:
-                return SecretStr(value)
-            if not self.password_file:
-                raise ConfigError("environment", [(
-                    f"alerts.smtp.password_env: the variable {self.password_env} is not set "
-                    f"(alerts.smtp.username {self.username!r} logs in with it)")])
-        if self.password_file:
-            where = "alerts.smtp.password_file"
-            try:
-                secret = self.password_file.expanduser().read_text(encoding="utf-8").strip()
-            except UnicodeDecodeError:
-                raise ConfigError("environment",
-                                  [f"{where}: {self.password_file} is not UTF-8 text"]) from None
-            except OSError as exc:
-                raise ConfigError("environment",
-                                  [f"{where}: cannot read {self.password_file} ({exc.strerror})"]) from None
-            if not secret:
-                raise ConfigError("environment", [f"{where}: {self.password_file} is empty"])
-            return SecretStr(secret)
-        raise ConfigError("config", [f"alerts.smtp.username {self.username!r} logs in: "
-                                     "set alerts.smtp.password_env or alerts.smtp.password_file"])
+        return read_password("alerts.smtp", self.password_env, self.password_file,
+                             unset_hint=f" (alerts.smtp.username {self.username!r} logs in with it)",
+                             missing=f"alerts.smtp.username {self.username!r} logs in: "
+                                     "set alerts.smtp.password_env or alerts.smtp.password_file")
 
     def tls_context(self) -> ssl.SSLContext:
         """The TLS context of a session: the system's CAs, or ``ca_file``'s. Raises OSError when the

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,7 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 
 from foundation import __version__
-from foundation.settings import ConfigError, Strict
+from foundation.settings import ConfigError, Strict, read_password
 from foundation.vocabulary import Source
 
 USER_AGENT = f"budgetwatch/{__version__} (Khuzestan MPO budget monitoring)"
@@ -97,30 +96,8 @@ class SourceConfig(Strict):
 
     def password(self, source: str) -> SecretStr:
         """Read the password now, from the environment variable or the file the config names."""
-        if self.password_env:
-            value = os.environ.get(self.password_env)
-            if value:
-                return SecretStr(value)
-            if not self.password_file:
-                raise ConfigError(
-                    "environment",
-                    [f"sources.{source}.password_env: the variable {self.password_env} is not set"],
-                )
-        if self.password_file:
-            where = f"sources.{source}.password_file"
-            try:
-                secret = self.password_file.expanduser().read_text(encoding="utf-8").strip()
-            except UnicodeDecodeError:
-                raise ConfigError("environment", [f"{where}: {self.password_file} is not UTF-8 text"]) from None
-            except OSError as exc:
-                raise ConfigError("environment",
-                                  [f"{where}: cannot read {self.password_file} ({exc.strerror})"]) from None
-            if not secret:
-                raise ConfigError("environment", [f"{where}: {self.password_file} is empty"])
-            return SecretStr(secret)
-        raise ConfigError(
-            "config", [f"sources.{source}: set password_env or password_file for the password"]
-        )
+        return read_password(f"sources.{source}", self.password_env, self.password_file,
+                             missing=f"sources.{source}: set password_env or password_file for the password")
 
     def credential_problems(self, source: str) -> list[str]:
         """What stops this source from logging in, checked before any request: an empty user name (a

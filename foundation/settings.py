@@ -7,7 +7,10 @@ strict: an unknown key is an error naming its path, never a silent default.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, SecretStr
 
 
 class ConfigError(Exception):
@@ -23,3 +26,31 @@ class Strict(BaseModel):
     """A settings section: unknown keys are errors, values are frozen once validated."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def read_password(key: str, password_env: str | None, password_file: Path | None, *,
+                  unset_hint: str = "", missing: str) -> SecretStr:
+    """A login's password read now: the variable ``password_env`` names, else the file (its text,
+    stripped). Whatever stops it is a ConfigError naming ``key``'s ``password_env`` or
+    ``password_file`` (``unset_hint`` follows an unset variable's line); ``missing`` is the line when
+    neither is set. Shared by the portals' and the mail server's settings."""
+    if password_env:
+        value = os.environ.get(password_env)
+        if value:
+            return SecretStr(value)
+        if not password_file:
+            raise ConfigError("environment",
+                              [f"{key}.password_env: the variable {password_env} is not set{unset_hint}"])
+    if password_file:
+        where = f"{key}.password_file"
+        try:
+            secret = password_file.expanduser().read_text(encoding="utf-8").strip()
+        except UnicodeDecodeError:
+            raise ConfigError("environment", [f"{where}: {password_file} is not UTF-8 text"]) from None
+        except OSError as exc:
+            raise ConfigError("environment",
+                              [f"{where}: cannot read {password_file} ({exc.strerror})"]) from None
+        if not secret:
+            raise ConfigError("environment", [f"{where}: {password_file} is empty"])
+        return SecretStr(secret)
+    raise ConfigError("config", [missing])

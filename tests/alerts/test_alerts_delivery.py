@@ -77,16 +77,23 @@ def test_after_an_outage_longer_than_give_up_one_busy_answer_does_not_end_a_mess
     assert alerts.dispatch(engine, cfg, now=later(51)).failed == 1  # refused in two sends: given up
 
 
+def _accepting(password: bytes):
+    """(the passwords tried, an aiosmtpd authenticator accepting `password` alone: aiosmtpd answers 535
+    to the others itself)."""
+    tried: list[bytes] = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        tried.append(auth_data.password)
+        return AuthResult(success=auth_data.password == password, handled=False)
+
+    return tried, authenticator
+
+
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 def test_a_refused_login_is_not_tried_again_with_the_same_password_for_an_hour(engine, facts, monkeypatch):
     # review: a login refusal costs no message a try, so every dispatch (every 5 minutes) logged in
     # again — 288 refused logins a day, enough to lock the mail account
-    tried = []
-
-    def authenticator(server, session, envelope, mechanism, auth_data):
-        tried.append(auth_data.password)
-        return AuthResult(success=auth_data.password == b"right-pw", handled=False)
-
+    tried, authenticator = _accepting(b"right-pw")
     server = SmtpServer(authenticator=authenticator, auth_require_tls=False, auth_required=True).start()
     try:
         cfg = queue_four(engine, facts, server.port, smtp={"username": "bw", "password_env": "BW_TEST_PAUSE_PW"})
@@ -305,12 +312,7 @@ def test_ssl_from_the_first_byte_with_a_password_file(engine, facts, tmp_path):
     ssl_context = _self_signed(tmp_path)
     password = tmp_path / "smtp-password"
     password.write_text("from-a-file\n", encoding="utf-8")
-    logins = []
-
-    def authenticator(server, session, envelope, mechanism, auth_data):
-        logins.append(auth_data.password)
-        return AuthResult(success=auth_data.password == b"from-a-file", handled=False)
-
+    logins, authenticator = _accepting(b"from-a-file")
     # aiosmtpd does not count implicit TLS as TLS when deciding to offer AUTH: told not to require it
     server = SmtpServer(ssl_context=ssl_context, authenticator=authenticator, auth_require_tls=False).start()
     try:

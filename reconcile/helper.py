@@ -7,17 +7,20 @@ thirteen rules follow one another on one core. The two rules read through Scope.
 (their rows: 130,720 of 242,741 findings). On a store large enough to pay for a second interpreter
 (:data:`HELP_FROM` performance rows) a recording run that judges every subject and keeps no
 findings in memory (a command, the service; not a what-if, which holds no write lock) starts this module as a process of its own: it reads the same
-moment of the store, judges those two rules exactly as the run would, and stages their findings in
-a file of its own (:data:`reconcile.lifecycle.SIDE_FOUND`); the run judges the other rules
-meanwhile, then copies the helper's findings into its staging table, each in its rule's place of
-the order of production (``seq``), and goes on as if it had judged them itself: same deviations,
-same ids, same events (tests/reconcile/test_helper.py). docs/benchmarks.md, session 12, has the figures.
+moment of the store, judges those two rules exactly as the run would, and appends their findings to
+a file of its own, as pickled batches of the rows the run's staging table takes
+(``reconcile.lifecycle.driver_rows``; a file, not a pipe: the run reads it only once its own rules
+are judged, and a pipe would stall the helper meanwhile); the run judges the other rules meanwhile,
+then inserts the helper's findings into its staging table, each in its rule's place of the order of
+production (``seq``), and goes on as if it had judged them itself: same deviations, same ids, same
+events (tests/reconcile/test_helper.py). docs/benchmarks.md, sessions 12 and 20, has the figures.
 
 The same moment: the run holds the store's write lock (BEGIN IMMEDIATE) from before it starts the
 helper until it commits, and judging writes nothing to the store, so no commit can come between
 the run's first read and the helper's. The helper only reads the store; its file lies in a
 temporary folder that the run removes. It exits when the run's process is gone, removing the
-folder itself.
+folder itself. The run unpickles only what its own helper wrote there (the folder is mkdtemp's,
+readable and writable by the run's user alone), up to the length the helper said it had written.
 
     python -m reconcile.helper      # a JSON request on stdin (what Helper sends); never by hand
 """
@@ -27,8 +30,8 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import pickle
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -48,7 +51,7 @@ HELPED = ("expense.operation_shortfall", "expense.unit_cost_overrun")
 # its start-up (~0.5 s of imports): at 100k projects there are 1,000,000.
 HELP_FROM = 200_000
 _BATCH = 5000
-_COMMIT = 20_000  # findings the helper commits at a time, for the run to copy while it waits
+_COMMIT = 20_000  # findings the helper writes at a time before it says so, for the run to copy while it waits
 
 
 def helped(engine: Engine, names: list[str], *, keep: bool) -> list[int]:
@@ -80,7 +83,7 @@ class Helper:
                  names: list[str]) -> None:
         self.indices, self.names = indices, names
         self.folder = Path(tempfile.mkdtemp(prefix="budgetwatch-helper-"))
-        self.path = self.folder / "found.db"
+        self.path = self.folder / "found.pickle"
         request = {"url": url, "settings": settings.model_dump(mode="json"), "day": day.isoformat(),
                    "years": years, "rules": indices, "path": str(self.path), "parent": os.getpid()}
         # the request goes on stdin, never in the arguments (a process list shows those); what the
@@ -103,47 +106,40 @@ class Helper:
 
     def finish(self, take: Callable[[Iterable[list[tuple]]], int],
                done: Callable[[int], None] | None = None) -> dict[int, Counted]:
-        """Hand the helper's findings to `take` (Found.take) as it commits them — while the run would
+        """Hand the helper's findings to `take` (Found.take) as it writes them — while the run would
         otherwise wait for it — and the rest when it ends; its counts by rule position. `done` is
         told the position of each rule whose findings are all taken, as soon as they are (the run
         opens its deviations while the helper judges the next). A helper that failed fails the run,
         with the helper's own last line."""
         assert self.process.stdout is not None
-        counts, after = None, -1
-        for line in self.process.stdout:  # a line per commit and per rule ended, then the counts
+        counts, read = None, 0
+        for line in self.process.stdout:  # a line per batch of findings written and per rule ended, then the counts
             said = json.loads(line)
             if "counts" in said:
                 counts = said["counts"]
-            elif "done" in said:  # a rule ended: everything it staged is committed
-                after = self._copy(take, after)
-                if done is not None:
-                    done(int(said["done"]))
-            else:
-                after = self._copy(take, after)
+                continue
+            read = self._copy(take, read, int(said["upto"]))
+            if "done" in said and done is not None:  # a rule ended: everything it found is written
+                done(int(said["done"]))
         self.process.communicate()
         if self.process.returncode != 0 or counts is None:
             said = (self.folder / "stderr.txt").read_text(encoding="utf-8", errors="replace").strip()
             last = (said.splitlines() or [f"exit code {self.process.returncode}"])[-1]
             raise RuntimeError(f"the helper process judging {', '.join(self.names)} failed: {last}")
-        self._copy(take, after)
         return {int(i): Counted(*c) for i, c in counts.items()}
 
-    def _copy(self, take: Callable[[Iterable[list[tuple]]], int], after: int) -> int:
-        """Copy the committed findings above seq `after`; the last seq copied."""
-        last = [after]
-
+    def _copy(self, take: Callable[[Iterable[list[tuple]]], int], start: int, upto: int) -> int:
+        """Hand `take` the batches the helper wrote between byte `start` and byte `upto` of its file;
+        `upto`."""
         def batches() -> Iterator[list[tuple]]:
-            side = sqlite3.connect(self.path, timeout=60)
-            try:
-                cursor = side.execute("SELECT * FROM bw_found WHERE seq > ? ORDER BY seq", (after,))
-                while batch := cursor.fetchmany(_BATCH):
-                    last[0] = batch[-1][0]
-                    yield batch
-            finally:
-                side.close()
+            with open(self.path, "rb") as side:
+                side.seek(start)
+                while side.tell() < upto:
+                    yield pickle.load(side)
 
-        take(batches())
-        return last[0]
+        if upto > start:
+            take(batches())
+        return upto
 
     def close(self) -> None:
         """Stop the helper if it still runs, and remove its file."""
@@ -161,7 +157,7 @@ def judge(request: dict[str, Any]) -> dict[int, tuple[int, int, int]]:
     request's file; the counts by rule position."""
     from reconcile.facts import AsOf  # the run's imports, in the helper only
     from reconcile.judge import enabled_rules, rule_rows
-    from reconcile.lifecycle import SIDE_FOUND, first_seq, stage
+    from reconcile.lifecycle import driver_rows, first_seq, stage
     from reconcile.scope import Scope
     from reconcile.settings import ReconcileConfig
     from store.db import make_engine
@@ -172,14 +168,13 @@ def judge(request: dict[str, Any]) -> dict[int, tuple[int, int, int]]:
     calendar = AsOf(day, settings.report_due_days, settings.approval_due_days)
     parent = int(request["parent"])
     folder = Path(request["path"]).parent
-    side = sa.create_engine(f"sqlite:///{request['path']}")
     store = make_engine(request["url"])
     counts: dict[int, tuple[int, int, int]] = {}
     try:
-        with side.begin() as out:
-            out.exec_driver_sql("PRAGMA journal_mode=WAL")  # the run reads what is committed meanwhile
-            SIDE_FOUND.create(out)
-        with store.connect() as conn, conn.begin():
+        with open(request["path"], "ab") as out, store.connect() as conn, conn.begin():
+            def write(batch: list[tuple]) -> None:
+                pickle.dump(driver_rows(conn.dialect, batch), out, protocol=pickle.HIGHEST_PROTOCOL)
+
             # one read transaction for every rule (the driver would begin none for a SELECT); the
             # run holds the write lock meanwhile, so it is the run's moment of the store
             conn.exec_driver_sql("BEGIN")
@@ -192,19 +187,18 @@ def judge(request: dict[str, Any]) -> dict[int, tuple[int, int, int]]:
                 made = _flagging(rule.findings(rows, scope, limits), flagged)
                 findings = 0
                 try:
-                    while chunk := list(itertools.islice(made, _COMMIT)):  # committed and said as it goes
-                        with side.begin() as out:
-                            findings += stage(out, SIDE_FOUND, chunk, first_seq(index) + findings)
-                        print(json.dumps({"staged": first_seq(index) + findings - 1}), flush=True)
+                    while chunk := list(itertools.islice(made, _COMMIT)):  # written and said as it goes
+                        findings += stage(write, chunk, first_seq(index) + findings)
+                        out.flush()
+                        print(json.dumps({"upto": out.tell()}), flush=True)
                 except ValueError as exc:  # as the run says it: which rule could not read a stored value
                     raise ValueError(f"{rule.name}: {exc}") from exc
                 checked = int(conn.execute(rule.checked(scope, limits)).scalar_one())
                 counts[index] = (checked, len(flagged), findings)
-                print(json.dumps({"done": index}), flush=True)
+                print(json.dumps({"done": index, "upto": out.tell()}), flush=True)
             scope.close()
     finally:
         store.dispose()
-        side.dispose()
     return counts
 
 

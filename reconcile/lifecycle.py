@@ -41,7 +41,7 @@ from sqlalchemy.engine import Connection
 
 from reconcile.findings import Finding
 from store import locks
-from store.driver import Streamed, WriteBehind, analyze_if_large, bulk_insert, stream_rows
+from store.driver import Streamed, WriteBehind, analyze_if_large, bulk_insert, sqlite_values, stream_rows
 from store.models import AMOUNT, County, Deviation, DeviationEvent, ExpenseAgreement, Project, ProjectYear
 
 dev = Deviation.__table__
@@ -104,8 +104,6 @@ def _found_table(metadata: sa.MetaData, *, temporary: bool) -> sa.Table:
 
 
 FOUND = _found_table(_meta, temporary=True)
-# the same columns in a file of their own, where a helper process stages the rules it judges
-SIDE_FOUND = _found_table(sa.MetaData(), temporary=False)
 
 # The comparison's verdicts (Found.compare): for each staged finding whose identity has a stored
 # deviation, that deviation and what the run does to it. A staged finding without a verdict is new
@@ -155,13 +153,10 @@ def _same_identity(a: sa.Table, b: sa.Table) -> sa.ColumnElement[bool]:
                    a.c.fiscal_year == b.c.fiscal_year, a.c.quarter == b.c.quarter)
 
 
-def stage(conn: Connection, table: sa.Table, findings: Iterable[Finding], seq: int, *,
-          insert: Callable[[list[tuple]], None] | None = None) -> int:
-    """Write `findings` to the staging `table` (:data:`FOUND`, or a helper's :data:`SIDE_FOUND`),
-    numbered from `seq`, in batches as they come, each with its fingerprint; how many. `insert`
-    writes a batch instead of inserting it at once (Found: behind the caller)."""
-    if insert is None:
-        insert = functools.partial(bulk_insert, conn, table, _STAGED, ready=_NUMBERS)
+def stage(insert: Callable[[list[tuple]], None], findings: Iterable[Finding], seq: int) -> int:
+    """Hand `findings`, numbered from `seq`, each with its fingerprint, to `insert` in batches of
+    :data:`_STAGED` rows as they come (Found.add: into :data:`FOUND`; a helper process: as the
+    driver rows of :func:`driver_rows`, into its file); how many."""
     added, batch = 0, []
     for f in findings:
         fingerprint, numbers = f.digests()
@@ -175,6 +170,12 @@ def stage(conn: Connection, table: sa.Table, findings: Iterable[Finding], seq: i
     if batch:
         insert(batch)
     return added
+
+
+def driver_rows(dialect: sa.Dialect, batch: list[tuple]) -> list[tuple]:
+    """A batch of :func:`stage` as SQLite's driver takes it into :data:`FOUND` (a helper process
+    sends these; :meth:`Found.take` inserts them as they are)."""
+    return sqlite_values(dialect, FOUND, _STAGED, batch, ready=_NUMBERS)
 
 
 class Found:
@@ -235,13 +236,13 @@ class Found:
         def insert(batch: list[tuple]) -> None:
             self._write(functools.partial(bulk_insert, self.conn, FOUND, _STAGED, batch, ready=_NUMBERS))
 
-        added = stage(self.conn, FOUND, findings, first_seq(rule_index), insert=insert)
+        added = stage(insert, findings, first_seq(rule_index))
         self.count += added
         return added
 
     def take(self, batches: Iterable[list[tuple]]) -> int:
-        """Stage the findings a helper staged (reconcile/helper.py): rows of :data:`SIDE_FOUND` as
-        the driver keeps them, their seqs in their rules' places; how many."""
+        """Stage the findings a helper judged (reconcile/helper.py): batches of :func:`driver_rows`,
+        their seqs in their rules' places; how many."""
         added = 0
         for batch in batches:
             self._write(functools.partial(bulk_insert, self.conn, FOUND, _STAGED, batch, ready=frozenset(_STAGED)))

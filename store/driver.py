@@ -292,6 +292,20 @@ def bulk_insert(conn: Connection, table: sa.Table, columns: Sequence[str], rows:
                             row[i] = json.dumps(row[i], ensure_ascii=False)
                 copy.write_row(row)
         return
+    values = sqlite_values(conn.dialect, table, columns, rows, ready=ready)
+    cursor = driver.cursor()
+    try:
+        cursor.executemany(f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join("?" * len(columns))})',
+                           values)
+    finally:
+        cursor.close()
+
+
+def sqlite_values(dialect: sa.Dialect, table: sa.Table, columns: Sequence[str], rows: list[Sequence[Any]], *,
+                  ready: frozenset[str] = frozenset()) -> list[tuple]:
+    """`rows` as SQLite's driver takes them for `table`'s `columns`: each column type's bind
+    processing applied (JSON, dates, the store's decimals), except in the `ready` columns (what
+    :func:`bulk_insert` inserts; a helper process sends a run such rows, reconcile/helper.py)."""
     by_column = [list(values) for values in zip(*rows)]  # column by column: one processor call per value
     for i, name in enumerate(columns):
         values = by_column[i]
@@ -301,7 +315,7 @@ def bulk_insert(conn: Connection, table: sa.Table, columns: Sequence[str], rows:
             by_column[i] = [value if value is None else (" " + value)[1:] for value in values]
             continue
         # _cached_bind_processor: the dialect's processor for the column type, as SQLAlchemy applies it
-        process = None if name in ready else table.c[name].type._cached_bind_processor(conn.dialect)
+        process = None if name in ready else table.c[name].type._cached_bind_processor(dialect)
         if process is None:
             continue
         first = values[0]
@@ -309,12 +323,7 @@ def bulk_insert(conn: Connection, table: sa.Table, columns: Sequence[str], rows:
             by_column[i] = [process(first)] * len(values)  # one value for the whole batch (a day, a clock)
         else:
             by_column[i] = [process(value) for value in values]
-    cursor = driver.cursor()
-    try:
-        cursor.executemany(f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join("?" * len(columns))})',
-                           list(zip(*by_column)))
-    finally:
-        cursor.close()
+    return list(zip(*by_column))
 
 
 _TEXTS = frozenset({"message", "reason"})  # plain text columns that can be long: see bulk_insert

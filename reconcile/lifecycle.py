@@ -83,27 +83,23 @@ def first_seq(rule_index: int) -> int:
     return rule_index << SEQ_RULE
 
 
-def _found_table(metadata: sa.MetaData, *, temporary: bool) -> sa.Table:
-    return sa.Table(
-        "bw_found", metadata,
-        sa.Column("seq", SEQ, primary_key=True, autoincrement=False),
-        sa.Column("kind", sa.String(16), nullable=False),
-        sa.Column("rule", sa.String(64), nullable=False),
-        sa.Column("subject", sa.String(160), nullable=False),
-        sa.Column("fiscal_year", sa.Integer, nullable=False),
-        sa.Column("quarter", sa.Integer, nullable=False),
-        sa.Column("severity", sa.String(16), nullable=False),
-        sa.Column("planned", AMOUNT), sa.Column("actual", AMOUNT), sa.Column("measure", AMOUNT),
-        sa.Column("numbers", sa.Text),  # JSON text, as the deviation keeps it
-        sa.Column("message", sa.Text, nullable=False),
-        sa.Column("agency_code", sa.String(32)), sa.Column("county_id", sa.Integer), sa.Column("county", sa.Text),
-        sa.Column("sync_run_id", sa.Integer), sa.Column("evidence_table", sa.String(32)),
-        sa.Column("evidence_id", sa.Integer), sa.Column("fingerprint", sa.String(32), nullable=False),
-        prefixes=["TEMPORARY"] if temporary else [],
-    )
-
-
-FOUND = _found_table(_meta, temporary=True)
+FOUND = sa.Table(
+    "bw_found", _meta,
+    sa.Column("seq", SEQ, primary_key=True, autoincrement=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("rule", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(160), nullable=False),
+    sa.Column("fiscal_year", sa.Integer, nullable=False),
+    sa.Column("quarter", sa.Integer, nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("planned", AMOUNT), sa.Column("actual", AMOUNT), sa.Column("measure", AMOUNT),
+    sa.Column("numbers", sa.Text),  # JSON text, as the deviation keeps it
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("agency_code", sa.String(32)), sa.Column("county_id", sa.Integer), sa.Column("county", sa.Text),
+    sa.Column("sync_run_id", sa.Integer), sa.Column("evidence_table", sa.String(32)),
+    sa.Column("evidence_id", sa.Integer), sa.Column("fingerprint", sa.String(32), nullable=False),
+    prefixes=["TEMPORARY"],
+)
 
 # The comparison's verdicts (Found.compare): for each staged finding whose identity has a stored
 # deviation, that deviation and what the run does to it. A staged finding without a verdict is new

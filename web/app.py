@@ -157,6 +157,7 @@ def create_app(engine: Engine, config: Any, *, secret: str | None = None, https_
                 elif request.method in ("GET", "HEAD"):
                     response = redirect(f"/login?next={quote(path + ('?' + request.url.query if request.url.query else ''))}")
                 else:  # a form sent after the session ended: say so, in the page's words, and sign in again
+                    request.session["csrf"] = auth.new_csrf_token()  # the sign-in form's own token
                     response = render(request, "login.html", status_code=401, next=_came_from(request),
                                       username=username or "", error=EXPIRED)
             else:

@@ -65,6 +65,14 @@ def test_a_form_sent_after_the_session_ended_says_so_in_persian_and_returns_to_i
     foreign = client.post("/deviations/7/acknowledge", data={"reason": "x"}, follow_redirects=False,
                           headers={"referer": "https://evil.example/deviations/7"})
     assert 'name="next" value="/"' in foreign.text
+    # found by a new user: the page's sign-in form carried no token, so the first sign-in from it
+    # was refused as a stale form; one sign-in from it must take the person back
+    again = client.post("/deviations/7/acknowledge", data={"reason": "x"}, follow_redirects=False,
+                        headers={"referer": f"{base}/deviations/7?tab=history"})
+    token = re.search(r'name="csrf" value="([^"]+)"', again.text)[1]
+    signed_in = client.post("/login", data={"username": "social", "password": PASSWORD, "csrf": token,
+                                            "next": "/deviations/7?tab=history"}, follow_redirects=False)
+    assert signed_in.status_code == 303 and signed_in.headers["location"] == "/deviations/7?tab=history"
 
 
 def test_login_page_healthz_and_static_answer_without_a_session(sqlite_store):

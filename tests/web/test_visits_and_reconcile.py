@@ -63,6 +63,21 @@ def test_a_visit_recorded_in_the_form_is_stored_with_who_recorded_it(sqlite_stor
     assert acts[0].action == "visit" and acts[0].target == "1305012007-003"
 
 
+def test_a_visit_to_a_code_typed_in_persian_digits_leads_to_its_project(sqlite_store):
+    # found by a new user: the code was stored canonical, but the page then sent the browser to
+    # /projects/۱۳۰۵…, a page not found that also said the visit was recorded
+    _projects(sqlite_store.engine)
+    client = sqlite_store.client("social")
+    response = client.post("/visits", data={"csrf": csrf_of(client), "project_code": "۱۳۰۵۰۱۲۰۰۷-۰۰۳",
+                                            "date": "۱۴۰۵/۰۸/۱۵", "observed_progress": "۴۲٫۵", "inspector": "علی"})
+    assert response.status_code == 200 and response.url.path == "/projects/1305012007-003"
+    assert "بازدید ثبت شد" in response.text
+    with sqlite_store.engine.connect() as conn:
+        assert recent_actions(conn, username="social")[0].target == "1305012007-003"
+    assert client.get("/projects/۱۳۰۵۰۱۲۰۰۷-۰۰۳").status_code == 200  # an address typed so finds it too
+    assert client.get("/projects/not a code!").status_code == 404
+
+
 def test_a_bad_visit_is_refused_with_the_imports_reasons_and_nothing_stored(sqlite_store):
     _projects(sqlite_store.engine)
     client = sqlite_store.client("social")

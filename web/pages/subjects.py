@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from fastapi import APIRouter, Request
 
+from foundation.persian import BadCode, parse_code
 from reconcile.deviations import group_of
 from store import console as store
 from web.common import Refused, console, render, user_of
@@ -16,11 +17,20 @@ from web.permissions import can_act_on, can_record_visits
 router = APIRouter()
 
 
+def _code(raw: str) -> str:
+    """A code in a page's address as the store keeps it (typed with Persian digits, too); one that
+    is no code is kept as it is, and finds nothing."""
+    try:
+        return parse_code(raw)
+    except BadCode:
+        return raw
+
+
 @router.get("/projects/{code}")
 def project(request: Request, code: str):
     state = console(request)
     with state.engine.connect() as conn:
-        page = store.project_page(conn, code)
+        page = store.project_page(conn, _code(code))
     if page is None:
         raise Refused(404, "پروژه‌ای با این کد در پایگاه نیست.")
     curves = {}
@@ -40,7 +50,7 @@ def project(request: Request, code: str):
 def agreement(request: Request, agreement_no: str):
     state = console(request)
     with state.engine.connect() as conn:
-        page = store.agreement_page(conn, agreement_no)
+        page = store.agreement_page(conn, _code(agreement_no))
     if page is None:
         raise Refused(404, "موافقتنامه‌ای با این شماره در پایگاه نیست.")
     curves = {}

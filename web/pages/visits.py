@@ -16,11 +16,13 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from foundation.persian import parse_code
 from foundation.present import number
 from reconcile import inspections as insp
 from store import console as store
@@ -109,10 +111,11 @@ async def record_visit(request: Request):
         # the form is line 2 of the one-row file: its reasons stand without the line number
         problems = [Problem(None, p.text, p.persian) for p in problems]
         return await run_in_threadpool(lambda: _page(request, status_code=400, problems=problems, values=values))
-    await record(request, "visit", values["project_code"], f"{values['date']} {values['observed_progress']}")
+    code = parse_code(values["project_code"], field="project_code")  # imported: it is a code (۱۳۰۵… typed as 1305…)
+    await record(request, "visit", code, f"{values['date']} {values['observed_progress']}")
     flash(request, "بازدید ثبت شد." if result.inserted else "بازدید پیش‌تر ثبت شده بود و به‌روز شد."
           if result.updated else "همین بازدید پیش‌تر با همین ارقام ثبت شده بود.")
-    return redirect(f"/projects/{values['project_code']}" if values["project_code"] else "/visits")
+    return redirect(f"/projects/{quote(code, safe='')}")
 
 
 @router.post("/visits/file")

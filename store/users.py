@@ -91,6 +91,16 @@ def _name(username: str) -> str:
     return name
 
 
+def _new_name(username: str) -> str:
+    """A new user's name: letters, digits and . _ - @ only (a '/' made the console's address of
+    the user's page another page: the user could not be disabled there)."""
+    name = _name(username)
+    if not all(c.isalnum() or c in "._-@" for c in name):
+        raise ConsoleUserError(f"user name {username!r}: letters, digits and . _ - @ only",
+                               "نام کاربری فقط از حرف، رقم و نشانه‌های . _ - @ ساخته شود.")
+    return name
+
+
 def get_user(conn: Connection, username: str) -> User | None:
     row = conn.execute(sa.select(users).where(users.c.username == (username or "").strip().lower())).first()
     return User.from_row(row) if row else None
@@ -112,7 +122,7 @@ def list_users(conn: Connection) -> list[User]:
 
 def add_user(conn: Connection, username: str, *, display_name: str, role: str, groups: tuple[str, ...],
              password_hash: str, now: datetime | None = None) -> User:
-    name = _name(username)
+    name = _new_name(username)
     if role not in ROLES:
         raise ConsoleUserError(f"role {role!r}: use one of {', '.join(ROLES)}", "چنین نقشی تعریف نشده است.")
     if conn.execute(sa.select(users.c.id).where(users.c.username == name)).first():

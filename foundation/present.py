@@ -109,6 +109,34 @@ def places_apart(value: Decimal | None, other: Decimal | None, *, least: int = 2
     return places
 
 
+# rules that flag their planned and actual figures for differing by *more than* their limit: the two
+# figures are shown so that they differ by more than it too (600.50005 beside 600 with a limit of 0.5
+# read «۶۰۰٫۵» and «۶۰۰», a difference of exactly 0.5 flagged as more than 0.5)
+_BEYOND = frozenset({"progress_regression", "credit_inconsistency"})
+
+
+def places_beyond(value: Decimal | None, other: Decimal | None, limit: Decimal | None) -> int:
+    """The places that show `value` beside the `other` it is compared with (:func:`places_apart`)
+    so that the two shown figures differ by more than `limit`, as a rule found them to (None: apart)."""
+    places = places_apart(value, other)
+    if limit is not None and value is not None and other is not None:
+        value, other = Decimal(value), Decimal(other)
+        places = max(places, places_apart(value, other + limit if value > other else other - limit))
+    return places
+
+
+def places_for(rule: str, value: Decimal | None, other: Decimal | None, limit: Decimal | None) -> int:
+    """The places of a deviation's planned or actual figure beside the other: :func:`places_beyond`
+    its `limit` for a rule of :data:`_BEYOND`, else :func:`places_apart`."""
+    return places_beyond(value, other, limit) if rule in _BEYOND else places_apart(value, other)
+
+
+def limit_of(numbers: dict | None) -> Decimal | None:
+    """The limit a deviation's rule compared it with (``numbers["threshold"]``), None if not kept."""
+    limit = (numbers or {}).get("threshold")
+    return None if limit is None else Decimal(str(limit))
+
+
 def amount(value: Decimal | int | float | None, *, unit: bool = False, places: int | None = None) -> str:
     """A sum of money in million rials: '۱٬۲۵۰' (the column carries the unit) or, with ``unit``,
     '۱٬۲۵۰ میلیون ریال' for a sentence."""
@@ -265,17 +293,22 @@ def figure_unit(kind: str, rule: str, name: str | None = None) -> str | None:
 
 
 def figure(kind: str, rule: str, value: Decimal | int | float | None, *, name: str | None = None,
-           unit: bool = True, measure: str | None = None, other: Decimal | None = None) -> str | None:
+           unit: bool = True, measure: str | None = None, other: Decimal | None = None,
+           limit: Decimal | None = None) -> str | None:
     """A rule's figure in its unit: planned/actual (no ``name``) or a named one of its ``numbers``.
     '۵۵٪', '۴۵٫۵٪' (a share), '۱٬۲۵۰ میلیون ریال' (``unit=False``: '۱٬۲۵۰'), '۱٫۲۵ برابر'. None for
     a name of no known unit (the caller writes it as it is). ``measure`` is an operation's unit of
     measure (the deviation's ``numbers["unit"]``), written after a quantity: '۱٬۲۰۰ نفر-ساعت'. ``other``
-    is the figure it is compared with (planned beside actual): shown apart (:func:`places_apart`)."""
+    is the figure it is compared with (planned beside actual): shown apart (:func:`places_apart`), and
+    for a rule that flagged their difference for being more than the deviation's ``limit``, shown
+    differing by more than it (:func:`places_for`)."""
     how = figure_unit(kind, rule, name)
     if how is None:
         return None
     if how == QUANTITY and measure and value is not None and unit:
         return f"{number(value)} {measure}"
+    if how in (POINTS, AMOUNT) and value is not None and rule in _BEYOND and limit is not None:
+        return in_unit(how, value, unit=unit, places=places_beyond(Decimal(str(value)), other, limit))
     return in_unit(how, value, unit=unit, other=other)
 
 
@@ -285,9 +318,9 @@ def measure_of(numbers: dict | None) -> str | None:
 
 
 def in_unit(how: str, value: Decimal | int | float | None, *, unit: bool = True,
-            other: Decimal | None = None) -> str:
+            other: Decimal | None = None, places: int | None = None) -> str:
     """A figure in one of the units above (POINTS, SHARE, AMOUNT, QUANTITY, TIMES, POINT_GAP, SHARE_GAP),
-    beside the `other` it is compared with, if any."""
+    beside the `other` it is compared with, if any; `places` (POINTS, AMOUNT) as the caller chose them."""
     if value is None:
         return NOTHING
     if isinstance(value, float):
@@ -295,12 +328,13 @@ def in_unit(how: str, value: Decimal | int | float | None, *, unit: bool = True,
     # two places, as the finding's sentence writes them (54.99 was '۵۵٪' beside a sentence's '۵۴٫۹۹٪'),
     # more where two places would show it as the figure it was compared with
     if how == POINTS:
-        return percent(value, places=places_apart(value, other))
+        return percent(value, places=places if places is not None else places_apart(value, other))
     if how == SHARE:
         scaled = None if other is None else Decimal(other) * 100
         return ratio(value, places=places_apart(Decimal(value) * 100, scaled))
     if how == AMOUNT:
-        return amount(rounded(Decimal(value), places_apart(value, other)), unit=unit)
+        return amount(rounded(Decimal(value), places if places is not None else places_apart(value, other)),
+                      unit=unit)
     if how == TIMES:
         return f"{number(value)} برابر"
     if how == POINT_GAP:

@@ -34,7 +34,10 @@ UNKNOWN = "؟"  # a figure the facts do not hold
 #    the portal gave: «۲۶٫۰۰۰۰۵٪», «۶۰۰٫۵۰۰۰۵ میلیون ریال»).
 # 8: a figure compared with another is shown with the places that tell them apart (99.996 % against
 #    100 was «۱۰۰٪»), rounded half away from zero as everywhere.
-VERSION = 8
+# 9: the two figures of a rule that flags their difference for being more than its limit
+#    (credit_inconsistency, progress_regression) differ by more than it as written (600.50005 beside 600
+#    with a limit of 0.5 read «۶۰۰٫۵» and «۶۰۰»).
+VERSION = 9
 
 
 def number(value: Decimal | int | None, *, grouped: bool = False) -> str:
@@ -45,24 +48,33 @@ def number(value: Decimal | int | None, *, grouped: bool = False) -> str:
 _HUNDREDTHS = Decimal("0.01")
 
 
-def _shown(value: Decimal | None, other: Decimal | None) -> Decimal | None:
+def _shown(value: Decimal | None, other: Decimal | None, beyond: Decimal | None = None) -> Decimal | None:
     """A figure as people read it in a sentence: to two places (a portal's 600.50005 million rials
     or 26.00005 % is noise to a reader), as the figures beside the sentence show it (present.figure);
-    more where two places would show it as the `other` it is compared with (99.996 % against 100)."""
+    more where two places would show it as the `other` it is compared with (99.996 % against 100),
+    or, given the limit a rule found their difference to go `beyond`, so that they differ by more
+    than it (600.50005 beside 600, more than 0.5 apart, is «۶۰۰٫۵۰۰۱», not «۶۰۰٫۵»)."""
     if value is None:
         return None
     shown = value.quantize(_HUNDREDTHS, rounding=ROUND_HALF_UP)  # the usual case, once per figure of a sentence
-    if other is None or value == other or shown != other.quantize(_HUNDREDTHS, rounding=ROUND_HALF_UP):
+    if other is None or value == other:
+        return shown
+    other_shown = other.quantize(_HUNDREDTHS, rounding=ROUND_HALF_UP)
+    if beyond is not None:
+        if abs(shown - other_shown) > beyond:  # the usual case: two places show them that far apart
+            return shown
+        return present.rounded(value, present.places_beyond(value, other, beyond))
+    if shown != other_shown:
         return shown
     return present.rounded(value, present.places_apart(value, other))
 
 
-def percent(value: Decimal | None, other: Decimal | None = None) -> str:
-    return number(_shown(value, other)) + "٪"
+def percent(value: Decimal | None, other: Decimal | None = None, *, beyond: Decimal | None = None) -> str:
+    return number(_shown(value, other, beyond)) + "٪"
 
 
-def amount(value: Decimal | None, other: Decimal | None = None) -> str:
-    return f"{number(_shown(value, other), grouped=True)} {present.AMOUNT_UNIT}"
+def amount(value: Decimal | None, other: Decimal | None = None, *, beyond: Decimal | None = None) -> str:
+    return f"{number(_shown(value, other, beyond), grouped=True)} {present.AMOUNT_UNIT}"
 
 
 def code(value: str) -> str:

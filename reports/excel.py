@@ -118,11 +118,13 @@ class _Book:
             elif unit in (present.POINTS, present.SHARE):
                 scale = 1 if unit == present.POINTS else 100
                 compared = None if other is None else Decimal(other) * scale
-                places = present.places_apart(Decimal(figure) * scale, compared)
+                places = present.places_for(deviation.rule, Decimal(figure) * scale, compared,
+                                               deviation.limit if unit == present.POINTS else None)
                 sheet.write_number(row, col, float(Decimal(figure) * scale / 100), self._format("%", places))
             else:
                 whole = Decimal(figure) == Decimal(figure).to_integral_value()
-                places = present.places_apart(Decimal(figure), None if other is None else Decimal(other))
+                places = present.places_for(deviation.rule, Decimal(figure),
+                                               None if other is None else Decimal(other), deviation.limit)
                 style = self.f["int"] if whole else self._format("", places)
                 sheet.write_number(row, col, float(figure), style)
         elif kind == "figure":

@@ -64,7 +64,7 @@ def _environment() -> jinja2.Environment:
         step=_step, forecast=_forecast,
     )
     env.globals.update(figure=lambda d, value, other=None: present.figure(
-                           d.kind, d.rule, value, measure=d.unit, other=other),
+                           d.kind, d.rule, value, measure=d.unit, other=other, limit=d.limit),
                        figure_names=present.figure_names)
     return env
 

@@ -164,6 +164,7 @@ class DeviationRow:
     message: str
     threshold: str | None = None  # the condition its rule flagged it by, with its limit (present.threshold)
     unit: str | None = None  # an operation's unit of measure, for its quantities (portal text)
+    limit: Decimal | None = None  # the limit itself (present.limit_of): figures shown beyond it
 
 
 @dataclass(frozen=True)
@@ -335,7 +336,7 @@ def _deviations(conn: Connection, scope: _Scope) -> tuple[list[DeviationRow], li
                                  agency, scope.names.get(agency, agency), d.county_name or NO_COUNTY,
                                  scope.group(agency), d.planned, d.actual, d.message,
                                  present.threshold(d.rule, d.numbers, d.severity),
-                                 present.measure_of(d.numbers)))
+                                 present.measure_of(d.numbers), present.limit_of(d.numbers)))
     return rows, [(kind, rule, counts) for (kind, rule), counts in sorted(by_rule.items())]
 
 

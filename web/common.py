@@ -58,7 +58,8 @@ def templates() -> Environment:
         status=present.status, group=present.group, rule=present.rule, kind=present.kind, source=present.source,
         digits=present.digits, cell=cell,
         figure=lambda value, row, other=None: present.figure(_field(row, "kind"), _field(row, "rule"), value,
-                                                             measure=_measure(row), other=other),
+                                                             measure=_measure(row), other=other,
+                                                             limit=_limit(row)),
         # under the list's «برنامه / عملکرد» columns, a rule whose figures are something else names them
         figure_name=lambda row, i: _other_name(row, i),
         comptroller=lambda code: present.COMPTROLLER_NAMES.get(code or "", code or present.NOTHING),
@@ -107,18 +108,30 @@ def cell(value: Any, key: str = "") -> str:
     return text
 
 
-def rule_figure(row: Any, key: str, value: Any) -> str:
+# figures of ``numbers`` compared with another: a credit break's figure with its ceiling, and the
+# measures a rule compared with its limit (an excess of 0.50005 beside «more than 0.5» was «۰٫۵»)
+_PAIRED = {"value": "limit", "limit": "value"}
+_AGAINST_LIMIT = frozenset({"excess", "gap", "drop", "difference"})
+
+
+def rule_figure(row: Any, key: str, value: Any, other: Any = None) -> str:
     """One of the figures a deviation's rule kept in ``numbers`` (or a column of its evidence row),
     as people read it: in its unit (present.figure: '۵۵٪', '۱٬۲۵۰ میلیون ریال'), a quarter by name,
-    a credit stage in words."""
+    a credit stage in words; apart from the `other` figure it is compared with."""
     if isinstance(value, list):
         return "؛ ".join(rule_figure(row, key, item) for item in value)
     if isinstance(value, dict):
-        return "، ".join(f"{words.LABELS.get(k, k)} {rule_figure(row, k, v)}" for k, v in value.items())
+        return "، ".join(f"{words.LABELS.get(k, k)} {rule_figure(row, k, v, value.get(_PAIRED.get(k, '')))}"
+                        for k, v in value.items())
     figure_like = isinstance(value, (str, int, float, Decimal)) and not isinstance(value, bool)
     if figure_like and _FIGURE.fullmatch(str(value)):
+        limit = _limit(row)
+        if key in _AGAINST_LIMIT:
+            other, limit = limit, None
+        elif other is not None:
+            other = Decimal(str(other)) if _FIGURE.fullmatch(str(other)) else None
         shown = present.figure(_field(row, "kind"), _field(row, "rule"), Decimal(str(value)), name=key,
-                               measure=_measure(row))
+                               measure=_measure(row), other=other, limit=limit)
         if shown is not None:
             return shown
     if key.endswith("quarter") and isinstance(value, int):
@@ -169,6 +182,12 @@ def _measure(row: Any) -> str | None:
     """An operation's unit of measure, where the row carries the deviation's ``numbers``."""
     numbers = row.get("numbers") if isinstance(row, dict) else getattr(row, "numbers", None)
     return present.measure_of(numbers) if isinstance(numbers, dict) else None
+
+
+def _limit(row: Any) -> Decimal | None:
+    """The limit the deviation's rule compared it with, where the row carries its ``numbers``."""
+    numbers = row.get("numbers") if isinstance(row, dict) else getattr(row, "numbers", None)
+    return present.limit_of(numbers) if isinstance(numbers, dict) else None
 
 
 def _field(row: Any, name: str) -> Any:

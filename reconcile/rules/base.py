@@ -208,8 +208,9 @@ def describe_breaks(breaks: list[StageBreak], stage_words: dict[str, str], row_w
     b = worst(breaks)
     more = f" (و {w.number(len(breaks) - 1)} ناسازگاری دیگر)" if len(breaks) > 1 else ""
     sentence = (f"ارقام اعتبار ناسازگار دارد: در {row_word}«{b.row.label}» "
-                f"{stage_words[b.later]} ({w.amount(b.later_value, b.earlier_value)}) "
-                f"از {stage_words[b.earlier]} ({w.amount(b.earlier_value, b.later_value)}) بیشتر است{more}")
+                f"{stage_words[b.later]} ({w.amount(b.later_value, b.earlier_value, beyond=tolerance)}) "
+                f"از {stage_words[b.earlier]} ({w.amount(b.earlier_value, b.later_value, beyond=tolerance)}) "
+                f"بیشتر است{more}")
     return sentence, {"planned": b.earlier_value, "actual": b.later_value, "measure": b.excess,
                       "numbers": {"breaks": breaks_numbers(breaks), "threshold": text(tolerance)},
                       "evidence": (b.row.evidence_table, b.row.evidence_id)}

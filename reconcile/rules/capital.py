@@ -210,12 +210,13 @@ class ProgressRegression(Rule):
         if drop <= limits.tolerance:
             return None
         earlier = row.previous_quarter if row.previous is not None else None
-        before = (f"{w.percent(previous, row.progress)} گزارش‌شده در پایان {w.quarter(year, earlier)}"
-                  if earlier is not None else f"پیشرفت ابتدای سال ({w.percent(previous, row.progress)})")
+        was = w.percent(previous, row.progress, beyond=limits.tolerance)  # shown more than the limit apart
+        before = (f"{was} گزارش‌شده در پایان {w.quarter(year, earlier)}" if earlier is not None
+                  else f"پیشرفت ابتدای سال ({was})")
         return _row_finding(
             self, row, q, "major",
             f"{_named(row)} در پایان {w.quarter(year, q)} پیشرفت فیزیکی "
-            f"{w.percent(row.progress, previous)} گزارش کرده "
+            f"{w.percent(row.progress, previous, beyond=limits.tolerance)} گزارش کرده "
             f"که {w.number(drop)} واحد درصد کمتر از {before} است",
             planned=previous, actual=row.progress, measure=drop,
             numbers={"previous": text(previous), "previous_quarter": earlier,

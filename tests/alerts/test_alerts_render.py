@@ -121,6 +121,15 @@ def test_each_deviation_says_the_threshold_it_was_judged_against(engine, facts, 
     assert any(line.endswith("آستانه: تحقق کمتر از ۸۵٪") for line in lines), lines
 
 
+def test_figures_flagged_for_differing_by_more_than_the_limit_read_more_than_it_apart(engine, facts, smtp):
+    # trial: 600.50005 beside a ceiling of 600 read «۶۰۰٫۵» beside «مازاد بیش از ۰٫۵ میلیون ریال»
+    facts.deviation("305", "major", rule="credit_inconsistency", planned="600", actual="600.50005",
+                    numbers={"threshold": "0.5"})
+    (mail,) = deliver(engine, smtp, [INFRA])
+    for text in (plain_part(mail.message), BeautifulSoup(html_part(mail.message), "html.parser").get_text()):
+        assert "۶۰۰٫۵۰۰۱ میلیون ریال" in " ".join(text.split())
+
+
 def test_no_middle_dot_stands_beside_a_figure(engine, facts, smtp):
     # trial: «۱۰۰٪ · عملکرد» — a middle dot beside Persian digits reads as a zero (۰)
     facts.deviation("305", "major", planned="45", actual="12.5", numbers={"threshold": "5"})

@@ -175,10 +175,40 @@ def test_a_sentence_and_the_figures_beside_it_write_a_figure_alike_to_two_places
     assert "پیشرفت فیزیکی ۲۵٪ گزارش کرده در برابر ۵۴٫۹۹٪ پیش‌بینی‌شده" in found.message
     assert present.figure("capital", "progress_lag", found.planned) == "۵۴٫۹۹٪"
     assert present.figure("capital", "progress_lag", found.actual) == "۲۵٪"
-    rows = [credit("ملی", "600", "600.50005", 100, 100)]
+    rows = [credit("ملی", "600", "601.50005", 100, 100)]
     [credit_found] = check(CreditInconsistency(), project(credits=rows), AUTUMN, CreditInconsistency.Limits())
-    assert "(۶۰۰٫۵ میلیون ریال)" in credit_found.message and "۶۰۰٫۵۰۰۰۵" not in credit_found.message
-    assert present.figure("capital", "credit_inconsistency", credit_found.actual) == "۶۰۰٫۵ میلیون ریال"
+    assert "(۶۰۱٫۵ میلیون ریال)" in credit_found.message and "۶۰۱٫۵۰۰۰۵" not in credit_found.message
+    assert present.figure("capital", "credit_inconsistency", credit_found.actual) == "۶۰۱٫۵ میلیون ریال"
+
+
+def test_figures_flagged_for_differing_by_more_than_a_limit_are_shown_more_than_it_apart():
+    # found by a new user: 600.50005 beside a ceiling of 600 read «۶۰۰٫۵» and «۶۰۰», beside «مازاد بیش
+    # از ۰٫۵ میلیون ریال» — an excess of exactly 0.5 flagged as more than 0.5, in the sentence, the
+    # console, the e-mail and the report alike
+    from reconcile.rules.capital import ProgressRegression
+
+    rows = [credit("ملی", "600", "600.50005", 100, 100)]
+    [found] = check(CreditInconsistency(), project(credits=rows), AUTUMN, CreditInconsistency.Limits())
+    assert "(۶۰۰٫۵۰۰۱ میلیون ریال) از اعتبار مصوب (۶۰۰ میلیون ریال) بیشتر است" in found.message
+    limit = present.limit_of(found.numbers)
+    assert limit == Decimal("0.5")
+    shown = [present.figure("capital", "credit_inconsistency", a, other=b, limit=limit)
+             for a, b in ((found.actual, found.planned), (found.planned, found.actual))]
+    assert shown == ["۶۰۰٫۵۰۰۱ میلیون ریال", "۶۰۰ میلیون ریال"]
+    assert present.figure("capital", "credit_inconsistency", found.actual, other=found.planned) \
+        == "۶۰۰٫۵ میلیون ریال"  # without the limit: only apart from the other
+    # a figure below the other too, and a drop of progress (percentage points)
+    assert present.figure("expense", "credit_inconsistency", Decimal("99.4999"), other=Decimal("100"),
+                          limit=Decimal("0.5"), unit=False) == "۹۹٫۴۹۹۹"
+    [drop] = check(ProgressRegression(), project(reports=[report(1, "30.50005"), report(2, "30")]), AUTUMN,
+                   ProgressRegression.Limits())
+    assert "۳۰٪ گزارش کرده که ۰٫۵۰۰۱ واحد درصد کمتر از ۳۰٫۵۰۰۱٪" in drop.message
+    assert present.figure("capital", "progress_regression", drop.planned, other=drop.actual,
+                          limit=present.limit_of(drop.numbers)) == "۳۰٫۵۰۰۱٪"
+    # far from the limit, two places as ever
+    [far] = check(CreditInconsistency(), project(credits=[credit("ملی", "600", "650.50005", 100, 100)]), AUTUMN,
+                  CreditInconsistency.Limits())
+    assert "(۶۵۰٫۵ میلیون ریال)" in far.message
 
 
 def test_rounding_never_shows_a_flagged_figure_as_the_one_it_was_compared_with():

@@ -151,6 +151,22 @@ def test_a_figure_is_never_shown_as_the_one_it_was_compared_with(simulated):
     assert sheet.cell(3, actual).number_format == "#,##0.0##"  # 2.504 beside 2.5, not 2.5 twice
 
 
+def test_figures_flagged_for_differing_by_more_than_the_limit_show_more_than_it_apart(simulated):
+    # trial: 600.50005 beside a ceiling of 600, flagged for exceeding it by more than 0.5, read
+    # '600.50' (#,##0.0#) — an excess of exactly 0.5 to the reader
+    from dataclasses import replace
+
+    with simulated.connect() as conn:
+        report = build(conn, Selection(1405, 2, AS_OF), routing=RoutingConfig())
+    credit = replace(report.deviations[0], kind="capital", rule="credit_inconsistency",
+                     planned=Decimal(600), actual=Decimal("600.50005"), limit=Decimal("0.5"))
+    book = openpyxl.load_workbook(io.BytesIO(excel.render(replace(report, deviations=[credit]))))
+    sheet = book["انحرافات"]
+    planned, actual = _column(sheet, "برنامه"), _column(sheet, "عملکرد")
+    assert sheet.cell(2, actual).number_format == "#,##0.0###"  # 600.5001
+    assert sheet.cell(2, planned).number_format == "#,##0" and sheet.cell(2, actual).value == 600.50005
+
+
 def test_jalali_dates_are_text_beside_an_iso_column(workbook):
     book, _, _ = workbook
     projects = book["پروژه‌ها"]

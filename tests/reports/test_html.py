@@ -184,3 +184,19 @@ def test_a_projects_s_curve_draws_planned_and_reported_lines(simulated, tmp_path
         assert {"اول", "دوم"} <= set(axis) and not [a for a in axis if re.fullmatch(r"[۰-۹]{4}/[۰-۹]", a)]
         page.screenshot(path=screenshot_path(f"report-project-{request.node.callspec.id}"))
         assert errors == []
+
+
+def test_figures_flagged_for_differing_by_more_than_the_limit_read_more_than_it_apart(simulated):
+    # trial: 600.50005 beside a ceiling of 600 read «۶۰۰٫۵» beside «مازاد بیش از ۰٫۵ میلیون ریال»
+    from dataclasses import replace
+    from decimal import Decimal
+
+    from bs4 import BeautifulSoup
+
+    with simulated.connect() as conn:
+        report = build(conn, Selection(1405, 2, AS_OF), routing=RoutingConfig())
+    credit = replace(report.deviations[0], kind="capital", rule="credit_inconsistency", planned=Decimal(600),
+                     actual=Decimal("600.50005"), limit=Decimal("0.5"), threshold="مازاد بیش از ۰٫۵ میلیون ریال")
+    page = BeautifulSoup(html.render(replace(report, deviations=[credit])), "html.parser")
+    text = " ".join(page.select_one("#deviations tbody").get_text().split())
+    assert "۶۰۰٫۵۰۰۱ میلیون ریال" in text and "آستانه: مازاد بیش از ۰٫۵ میلیون ریال" in text

@@ -4,6 +4,7 @@ deviation's page, and who may acknowledge or dismiss what."""
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 from foundation import present
 from reconcile.deviations import get
@@ -318,3 +319,19 @@ def test_the_list_names_a_rules_figures_where_they_are_not_plan_and_performance(
     assert "<small>بهای واحد مصوب</small>" in costs and "<small>بهای واحد واقعی</small>" in costs
     lag = client.get("/deviations?rule=progress_lag").text
     assert "<small>" not in lag.split("<tbody>")[1]  # a plan and a performance: the columns' own names
+
+
+def test_a_credit_break_at_its_limit_reads_more_than_the_limit_apart():
+    # trial: «رقم ۶۰۰٫۵ میلیون ریال، سقف ۶۰۰ میلیون ریال، مازاد ۰٫۵ میلیون ریال» beside «آستانه: مازاد
+    # بیش از ۰٫۵ میلیون ریال»: an excess of exactly 0.5 to the reader, flagged as more than 0.5
+    from web.common import rule_figure, templates
+
+    row = {"kind": "capital", "rule": "credit_inconsistency", "planned": Decimal(600),
+           "actual": Decimal("600.50005"), "numbers": {"threshold": "0.5"}}
+    breaks = [{"row": "ملی", "stage": "notified", "exceeds": "approved", "value": "600.50005", "limit": "600",
+               "excess": "0.5001"}]
+    shown = rule_figure(row, "breaks", breaks)
+    assert "رقم ۶۰۰٫۵۰۰۱ میلیون ریال، سقف ۶۰۰ میلیون ریال، مازاد ۰٫۵۰۰۱ میلیون ریال" in shown
+    figure = templates().filters["figure"]
+    assert figure(row["actual"], row, row["planned"]) == "۶۰۰٫۵۰۰۱ میلیون ریال"
+    assert figure(row["planned"], row, row["actual"]) == "۶۰۰ میلیون ریال"

@@ -200,3 +200,18 @@ def test_figures_flagged_for_differing_by_more_than_the_limit_read_more_than_it_
     page = BeautifulSoup(html.render(replace(report, deviations=[credit])), "html.parser")
     text = " ".join(page.select_one("#deviations tbody").get_text().split())
     assert "۶۰۰٫۵۰۰۱ میلیون ریال" in text and "آستانه: مازاد بیش از ۰٫۵ میلیون ریال" in text
+
+
+def test_a_projects_page_marks_a_completion_forecast_after_its_planned_end(simulated):
+    # trial: «پیش‌بینی اتمام: ۱۴۱۰» for a project planned to end in 1407, unmarked (the report marks it)
+    from bs4 import BeautifulSoup
+
+    with simulated.connect() as conn:
+        report = build(conn, Selection(1405, 2, AS_OF), routing=RoutingConfig())
+        marked = {}
+        for p in report.projects[:40]:
+            page = BeautifulSoup(html.render_project(conn, p.code), "html.parser")
+            [span] = [s for s in page.select("p.meta span") if "پیش‌بینی اتمام" in s.get_text()]
+            marked[p.code] = ("late" in (span.get("class") or []), p.forecast.late)
+    assert any(late for _, late in marked.values()) and any(not late for _, late in marked.values())
+    assert all(shown == late for shown, late in marked.values()), marked

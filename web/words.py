@@ -147,6 +147,17 @@ _VISIT_REASONS = [
      lambda m: f"کد پروژهٔ {present.code_text(m[1])} ناشناخته است"),
     (re.compile(r"project (.+): its agency is outside your expert groups"),
      lambda m: f"پروژهٔ {present.code_text(m[1])} از دستگاهی بیرون از گروه‌های کارشناسی شماست"),
+    # the file as a whole (a new user met these in English, without a subject)
+    (re.compile(r"is not UTF-8 text \(first at line (\d+);.*", re.S),
+     lambda m: f"پرونده به نویسه‌گذاری UTF-8 نیست (نخستین بار در سطر {present.number(int(m[1]))}؛ CSV سادهٔ Excel "
+               "با Windows-1256 ذخیره می‌شود): در Excel با «Save As» گزینهٔ «CSV UTF-8 (Comma delimited)» را "
+               "برگزینید، یا خود کارنامهٔ ‎.xlsx‎ را بفرستید"),
+    (re.compile(r"is not an Excel workbook openpyxl can read.*"),
+     lambda m: "پرونده کارنامهٔ Excel خواندنی (‎.xlsx‎) نیست"),
+    (re.compile(r"empty file: a header row is required"),
+     lambda m: "پرونده خالی است: سطر نخست باید نام ستون‌ها باشد"),
+    (re.compile(r"header (?:lacks|has unknown|repeats) column.*\(expected: (.+)\)"),
+     lambda m: f"ستون‌های سطر نخست درست نیست؛ ستون‌ها باید این‌ها باشند: \u2066{m[1]}\u2069"),
 ]
 
 

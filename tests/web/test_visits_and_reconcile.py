@@ -294,3 +294,21 @@ def test_a_runs_phases_are_shown_in_persian():
     assert phase("run 4: judging years 1404, 1405 as of 2026-11-25") == "آغاز: داوری سال‌های ۱۴۰۴، ۱۴۰۵"
     assert phase("recording deviations") == "ثبت انحراف‌ها"
     assert phase("something new") == "something new"  # shown as it is rather than hidden
+
+
+def test_a_file_saved_as_excels_plain_csv_is_refused_saying_how_to_save_it_in_persian(sqlite_store):
+    # found by a new user: Excel's plain CSV on a Persian Windows is Windows-1256, and the page said
+    # "is not UTF-8 text (first at line 2; …)" in English, a sentence without a subject
+    _projects(sqlite_store.engine)
+    client = sqlite_store.client("tolfiq")
+    content = "project_code,date,observed_progress,inspector\n1305012007-003,1405/08/01,30,بازرس\n"
+    response = client.post("/visits/file", data={"csrf": csrf_of(client)},
+                           files={"file": ("v.csv", content.encode("cp1256"), "text/csv")})
+    assert response.status_code == 400
+    [problem] = _problems(response.text)
+    assert "UTF-8 نیست (نخستین بار در سطر ۲" in problem and "CSV UTF-8 (Comma delimited)" in problem
+    assert "is not UTF-8" not in response.text and _visits(sqlite_store.engine) == []
+    header = client.post("/visits/file", data={"csrf": csrf_of(client)},
+                         files={"file": ("v.csv", b"code,day\n1,2\n", "text/csv")})
+    [problem] = _problems(header.text)
+    assert "ستون‌های سطر نخست درست نیست" in problem and "project_code,date" in problem

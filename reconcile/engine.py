@@ -61,8 +61,8 @@ from reconcile.rules import Rule
 from reconcile.scope import Scope, ea, py
 from reconcile.settings import ReconcileConfig
 from store import reconcile_runs
-from store.db import refresh_statistics
-from store.driver import large_page_cache, snapshot_reader, write_lock_first, written_behind
+from store.db import checkpoint_wal, refresh_statistics
+from store.driver import defer_checkpoint, large_page_cache, snapshot_reader, write_lock_first, written_behind
 from store.models import utcnow
 
 Progress = Callable[[str], None]
@@ -132,6 +132,8 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
     kept: list[Finding] = []
     recorded = False
     refreshing: _Beside | None = None
+    checkpointing: _Beside | None = None
+    resume: Callable[[], None] | None = None  # SQLite: a large run's commit leaves its log to checkpointing
     try:
         with engine.connect() as conn:
             with conn.begin(), contextlib.ExitStack() as stack:
@@ -187,7 +189,13 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                         "rules": {name: s.as_dict() for name, s in stats.items()}, "life": counts.as_dict(),
                         "findings": found.count, "seconds": round(seconds, 3), "scope": plan.kind,
                         "basis": basis, "watermark": mark, "clocks": clocks})
+                    if found.count >= CLOSE_FROM:  # SQLite: the log copied into the store beside `show`
+                        resume = defer_checkpoint(conn)
             recorded = run_id is not None  # committed: a failure in `show` leaves the run recorded
+            if resume is not None:
+                resume()
+                resume = None
+                checkpointing = _Beside(checkpoint_wal, engine, thread=True)
             if recorded:  # a first run's 250,000 new deviations: the next run plans on them. Analyzed
                 # on a connection of its own while the caller's show reads (PostgreSQL: 0.35 s at 100k)
                 refreshing = _Beside(refresh_statistics, engine, _DEVIATION_TABLES)
@@ -213,13 +221,18 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                 changes.clean_judged(conn)
                 conn.commit()
     except BaseException as exc:
-        if refreshing is not None:
-            refreshing.wait(quietly=True)
+        if resume is not None:  # the commit failed: the connection's setting back all the same
+            with contextlib.suppress(Exception):
+                resume()
+        for beside in (refreshing, checkpointing):
+            if beside is not None:
+                beside.wait(quietly=True)
         if run_id is not None and not recorded:
             reconcile_runs.fail_run(engine, run_id, exc)
         raise
-    if refreshing is not None:
-        refreshing.wait()
+    for beside in (refreshing, checkpointing):
+        if beside is not None:
+            beside.wait()
     return result
 
 
@@ -235,13 +248,13 @@ def _day(day: date) -> str:
 
 class _Beside:
     """`work(*args)` in a thread of its own (PostgreSQL: statements on a connection of its own),
-    beside what the caller does meanwhile; :meth:`wait` for it. Nothing to overlap on SQLite, where
-    it runs at once."""
+    beside what the caller does meanwhile; :meth:`wait` for it. On SQLite it runs at once, unless
+    asked for a `thread` (work that is SQLite's own, done in C with the GIL given back: a checkpoint)."""
 
-    def __init__(self, work: Callable[..., Any], engine: Engine, *args: Any) -> None:
+    def __init__(self, work: Callable[..., Any], engine: Engine, *args: Any, thread: bool = False) -> None:
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
-        if engine.dialect.name != "postgresql":
+        if engine.dialect.name != "postgresql" and not thread:
             work(engine, *args)
             return
         self._thread = threading.Thread(target=self._run, args=(work, engine, *args), name="reconcile-beside",

@@ -192,6 +192,16 @@ STALE_SHARE = 0.1
 ANALYZE_LOCK_TIMEOUT = "5s"
 
 
+def checkpoint_wal(engine: Engine) -> None:
+    """SQLite: copy the write-ahead log into the store file (PASSIVE: beside readers, never waiting
+    for them), after a commit that left it to be done here (store.driver.defer_checkpoint).
+    Nothing elsewhere."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+
 def refresh_statistics(engine: Engine, tables: Sequence[sa.Table]) -> list[str]:
     """PostgreSQL: ANALYZE those of ``tables`` whose statistics are missing or stale; returns their names.
 

@@ -217,6 +217,20 @@ def large_page_cache(conn: Connection, megabytes: int = 64) -> Iterator[None]:
         driver.execute(f"PRAGMA cache_size={int(before)}")
 
 
+def defer_checkpoint(conn: Connection) -> Callable[[], None] | None:
+    """SQLite: let the commit of `conn`'s large transaction leave its write-ahead log as it is, for
+    :func:`store.db.checkpoint_wal` to copy into the store beside what the caller does next
+    (with the default ``wal_autocheckpoint`` the commit copies it itself while the caller waits:
+    most of a 100k first run's 1.8 s commit, docs/benchmarks.md session 20). Returns what gives the
+    connection its setting back — call it once committed, or failed; None elsewhere (nothing done)."""
+    if conn.dialect.name != "sqlite":
+        return None
+    driver = conn.connection.driver_connection  # the pool's connection: its setting outlives `conn`
+    before = int(driver.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+    driver.execute("PRAGMA wal_autocheckpoint=0")
+    return lambda: driver.execute(f"PRAGMA wal_autocheckpoint={before}").close()
+
+
 # rows of a temporary table from which its planner statistics pay for themselves (a small run's
 # ANALYZE costs more than the join it would plan)
 ANALYZE_FROM = 5000

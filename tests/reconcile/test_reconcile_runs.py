@@ -68,6 +68,33 @@ def test_a_large_run_closes_its_connection_and_the_next_run_opens_another(engine
     assert _deviations(engine) == stored
 
 
+def test_a_large_runs_log_is_in_the_store_file_when_it_returns_and_the_setting_given_back(engine, monkeypatch):
+    """A large run on SQLite commits without checkpointing and copies its write-ahead log into the
+    store file beside `show` (store.driver.defer_checkpoint, store.db.checkpoint_wal): by the time
+    the run returns the file alone holds every deviation, and the connection's setting is back."""
+    import sqlite3
+
+    import reconcile.engine as engine_module
+
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's write-ahead log")
+    varied_store(engine, random.Random(7), projects=24, totals=False, absorbed=(None, 100, 900))
+    monkeypatch.setattr(engine_module, "CLOSE_FROM", 1)
+    settings: list[int] = []
+
+    def show(rows, result):  # the run's own connection (Found's), after its commit, while the checkpoint goes on
+        conn = rows.func.__self__.conn
+        settings.append(conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one())
+
+    result = reconcile.run(engine, config(), as_of=AUTUMN, keep=False, show=show)
+    assert result.found > 1 and settings == [1000]
+    file_only = sqlite3.connect(f"file:{engine.url.database}?immutable=1", uri=True)  # the file, no log
+    try:
+        assert file_only.execute("SELECT count(*) FROM deviation").fetchone()[0] == result.life.opened
+    finally:
+        file_only.close()
+
+
 def test_progress_is_told_at_each_phase_and_rule(engine):
     varied_store(engine, random.Random(7), projects=24, totals=False, absorbed=(None, 100, 900))
     told: list[str] = []

@@ -257,6 +257,16 @@ def test_empty_file_means_defaults(tmp_path: Path) -> None:
 # --- normalisation, overrides, paths ----------------------------------------------------------
 
 
+def test_an_agency_code_with_a_leading_zero_is_that_code_not_an_octal_number(tmp_path: Path) -> None:
+    # found by a new user: `032: social` was YAML 1.1's octal 26, and agency 032's deviations went
+    # to no expert, without a word
+    path = write(tmp_path / "c.yaml", "routing:\n  agencies:\n    032: social\n    118: production\n"
+                                      "reconcile:\n  rules:\n    progress_lag:\n      minor: 5\n      major: 15.5\n")
+    config = load_config(path).config
+    assert config.routing.agencies == {"032": "social", "118": "production"}
+    assert config.reconcile.rules.progress_lag.major == 15.5 and config.reconcile.rules.progress_lag.minor == 5
+
+
 def test_routing_agency_codes_with_persian_digits_are_ascii() -> None:
     config = parse_config({"routing": {"agencies": {"۳۰۵": "social", " ١١٨ ": "production", 402: "infrastructure"}}})
     assert config.routing.agencies == {"305": "social", "118": "production", "402": "infrastructure"}

@@ -63,6 +63,26 @@ def _why(exc: BaseException) -> str:
     return (text[:1].lower() + text[1:]).rstrip(".") or "no reason given"
 
 
+# smtplib's order of preference (no password in clear first)
+_MECHANISMS = ("CRAM-MD5", "PLAIN", "LOGIN")
+
+
+def _login_once(smtp: smtplib.SMTP, username: str, password: str) -> None:
+    """One login, by the first mechanism the server offers of :data:`_MECHANISMS`. smtplib's
+    ``login`` tries every mechanism offered in turn: a wrong password was refused two or three
+    times a session (found by a new user), which counts two or three times against an account's
+    lockout."""
+    smtp.ehlo_or_helo_if_needed()
+    if not smtp.has_extn("auth"):
+        raise smtplib.SMTPNotSupportedError("SMTP AUTH extension not supported by server.")
+    offered = smtp.esmtp_features["auth"].upper().split()
+    mechanism = next((m for m in _MECHANISMS if m in offered), None)
+    if mechanism is None:
+        raise smtplib.SMTPException(f"no login mechanism budgetwatch knows among {' '.join(offered)}")
+    smtp.user, smtp.password = username, password
+    smtp.auth(mechanism, getattr(smtp, "auth_" + mechanism.lower().replace("-", "_")))
+
+
 def _connection_error(exc: BaseException, where: str, timeout: float, *, connecting: bool) -> str:
     """A failure below the SMTP answers (socket, TLS, a closed connection) as one line people read,
     naming the server: 'cannot connect to mail.example:587 (connection refused)'."""
@@ -115,7 +135,7 @@ class SmtpSession:
                 smtp.ehlo()
             if cfg.username:
                 step = f"the login of {cfg.username!r}"
-                smtp.login(cfg.username, cfg.password().get_secret_value())
+                _login_once(smtp, cfg.username, cfg.password().get_secret_value())
             return smtp
         except smtplib.SMTPResponseException as exc:  # an answer to the greeting, STARTTLS or AUTH
             self._drop(smtp)

@@ -34,6 +34,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from alerts.settings import AlertsConfig
 from alerts.smtp import LoginRefused, Permanent, SessionFailure, SmtpSession, Transient
+from foundation.jalali import format_jalali
 from store import alerts as store_alerts
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,7 @@ def _deliver(engine: Engine, alerts: AlertsConfig, session: SmtpSession, row, wo
             # given up once old enough and refused in two sends of its own: after an outage that cost it
             # no try, one greylisting answer does not end a message
             if moment - row.created_at >= alerts.give_up_after and attempts >= 2 * retry.attempts_per_run:
-                why = f"gave up after {attempts} tries since {row.created_at:%Y-%m-%d %H:%M} UTC: {exc.reply}"
+                why = f"gave up after {attempts} tries since {_when(row.created_at)}: {exc.reply}"
                 store_alerts.mark_failed(conn, row.id, worker, attempts=attempts, error=why, now=moment)
                 report.record(row.message_id, "failed", why)
             else:
@@ -193,8 +194,14 @@ def _login_paused(alerts: AlertsConfig, moment: datetime) -> str | None:
     if refused is None or _password_digest(alerts) != refused[0] or moment - refused[1] >= LOGIN_PAUSE:
         return None
     again = refused[1] + LOGIN_PAUSE
-    return (f"the login of {alerts.smtp.username!r} was refused at {refused[1]:%H:%M} UTC; not tried again "
-            f"with the same password before {again:%H:%M} UTC (a changed password is tried at once)")
+    return (f"the login of {alerts.smtp.username!r} was refused at {_when(refused[1])}; not tried again "
+            f"with the same password before {_when(again)} (a changed password is tried at once)")
+
+
+def _when(moment: datetime) -> str:
+    """A moment as operators read it in a log or `alerts list`: Tehran time, Jalali, ASCII digits
+    (these said UTC, where every other line says Tehran — found by a new user)."""
+    return format_jalali(moment, with_time=True, persian_digits=False)
 
 
 def _the_message_may_pass(exc: BaseException) -> bool:

@@ -6,6 +6,8 @@ with SIGKILL while the server holds its message. Messages are counted by Message
 
 from __future__ import annotations
 
+import re
+
 import os
 import signal
 import socket
@@ -104,6 +106,7 @@ def test_a_refused_login_is_not_tried_again_with_the_same_password_for_an_hour(e
         paused = alerts.dispatch(engine, cfg, now=later(10.5))
         assert len(tried) == logins and "not tried again with the same password" in paused.stopped
         assert "wrong-pw" not in paused.stopped
+        assert re.search(r"refused at 14\d\d/\d\d/\d\d \d\d:\d\d;", paused.stopped) and "UTC" not in paused.stopped
         assert alerts.dispatch(engine, cfg, now=later(11)).sent == 0 and len(tried) == 2 * logins  # an hour on
         monkeypatch.setenv("BW_TEST_PAUSE_PW", "right-pw")  # a changed password is tried at once
         assert alerts.dispatch(engine, cfg, now=later(11.1)).sent == 4 and tried[-1] == b"right-pw"
@@ -195,6 +198,8 @@ def test_a_4xx_beyond_the_tries_waits_for_a_later_dispatch_then_gives_up(engine,
     first = rows(engine)[0]
     assert first.status == "failed" and first.last_error.startswith("gave up after 4 tries")
     assert "421 4.3.2 still busy" in first.last_error
+    # when it was queued, in Tehran and Jalali as every line operators read (trial: it said UTC)
+    assert re.search(r"since 14\d\d/\d\d/\d\d \d\d:\d\d:", first.last_error) and "UTC" not in first.last_error
 
 
 def test_a_5xx_is_recorded_with_the_answer_and_never_retried(engine, facts, smtp):

@@ -120,8 +120,16 @@ def list_outbox(
             row.failed_at if row.status == store_alerts.FAILED else row.next_attempt_at)
         table.add_row(str(row.id), row.recipient, row.status, _when(row.created_at),
                       f"{row.deviations} (+{row.resolved} resolved)", str(row.attempts), _when(when),
-                      Text(row.last_error or ""))
+                      Text(_error_of(row)))
     console.print(table)
+
+
+def _error_of(row) -> str:
+    """A message's last error as the list shows it: for one sent in the end, as what happened before
+    (a sent row showed «refused the login …» as if it had failed — found by a new user)."""
+    if not row.last_error:
+        return ""
+    return f"(before it was sent) {row.last_error}" if row.status == store_alerts.SENT else row.last_error
 
 
 @alerts_app.command("retry")

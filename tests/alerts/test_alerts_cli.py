@@ -86,6 +86,10 @@ def test_a_refused_message_exits_1_and_shows_in_list_failed(cli):
     assert code == 0 and "1 sent" in out and cli.smtp.mailbox.data_commands == refused + 1
     code, _, err = cli("alerts", "retry", "1")
     assert code == 2 and "message 1 was sent" in err
+    # the refusal before it was sent is said as such (trial: a sent row showed it as its error)
+    code, out, _ = cli("alerts", "list")
+    flat = " ".join(out.split())
+    assert code == 0 and "(before it was sent)" in flat and "sent" in flat
 
 
 def change_config(tmp_path, **sections) -> None:

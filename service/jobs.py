@@ -214,13 +214,20 @@ def _describe(report: Any) -> str:
     parts = [f"{name} {getattr(report, name)}" for name in fields
              if isinstance(getattr(report, name), (int, float)) and not isinstance(getattr(report, name), bool)]
     name = type(report).__name__
-    return f"{_REPORT_WORDS.get(name, name)}: " + (", ".join(parts) or "nothing")
+    stopped = getattr(report, "stopped", None)  # why a send ended early: said, not left to guess
+    return f"{_REPORT_WORDS.get(name, name)}: " + (", ".join(parts) or "nothing") + (f" ({stopped})" if stopped else "")
+
+
+_NOT_NEWS = frozenset({"no_news"})  # experts with nothing new: counted, but no news in the log
 
 
 def _counted_nothing(report: Any) -> bool:
+    """Whether a report did nothing worth a line at INFO: no count but :data:`_NOT_NEWS` above zero,
+    and no reason a send stopped (experts with nothing new made every queuing INFO — a new user)."""
     fields = getattr(report, "__dataclass_fields__", None) or {}
-    values = [getattr(report, name) for name in fields]
-    return bool(values) and not any(v for v in values if not isinstance(v, bool))
+    counts = [getattr(report, name) for name in fields if name not in _NOT_NEWS
+              and isinstance(getattr(report, name), int) and not isinstance(getattr(report, name), bool)]
+    return bool(fields) and not any(counts) and not getattr(report, "stopped", None)
 
 
 # --- the scheduler's entry point ---------------------------------------------------------------

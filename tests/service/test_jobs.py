@@ -22,3 +22,18 @@ def test_a_scheduled_reconciliation_that_records_nothing_warns_saying_why(engine
     assert "after today" in record.getMessage()
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM reconcile_run")).scalar() == 0
+
+
+def test_an_alerts_run_that_changed_nothing_is_no_news_and_a_stopped_send_says_why():
+    # found by a new user: experts with nothing new (no_news) made every queuing an INFO line, and a
+    # send that stopped logged "sent 0" without the reason
+    from alerts.outbox import QueueReport
+    from alerts.sending import DispatchReport
+    from service.jobs import _counted_nothing, _describe
+
+    assert _counted_nothing(QueueReport(no_news=3)) and _counted_nothing(DispatchReport())
+    assert not _counted_nothing(QueueReport(messages=1, deviations=2))
+    stopped = DispatchReport(stopped="cannot connect to 127.0.0.1:25 (connection refused)")
+    assert not _counted_nothing(stopped)
+    assert _describe(stopped) == ("outbox: sent 0, deferred 0, failed 0 "
+                                  "(cannot connect to 127.0.0.1:25 (connection refused))")

@@ -138,10 +138,15 @@ class Service:
             for runs in recorded:
                 if runs.last is None or runs.last.run_id <= before[runs.source]:
                     continue  # stopped before it opened a run
-                log.warning("%s sync of %s run %s stopped: the service is stopping (recorded %s)", mode,
-                            runs.source, runs.last.run_id, runs.last.status,
-                            extra={"job": job, "source": runs.source, "run_id": runs.last.run_id,
-                                   "status": runs.last.status})
+                last = runs.last
+                extra = {"job": job, "source": runs.source, "run_id": last.run_id, "status": last.status}
+                if last.status == "interrupted":
+                    log.warning("%s sync of %s run %s stopped: the service is stopping (recorded interrupted)",
+                                mode, runs.source, last.run_id, extra=extra)
+                else:  # it ended before the stop reached it (a new user read a success as stopped)
+                    log.log(logging.INFO if last.status == "success" else logging.WARNING,
+                            "%s sync of %s run %s: %s, before the service stopped; the next reconciliation "
+                            "judges what it changed", mode, runs.source, last.run_id, last.status, extra=extra)
             return None
         seconds = time.monotonic() - started
         for o in outcomes:

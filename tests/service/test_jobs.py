@@ -37,3 +37,29 @@ def test_an_alerts_run_that_changed_nothing_is_no_news_and_a_stopped_send_says_w
     assert not _counted_nothing(stopped)
     assert _describe(stopped) == ("outbox: sent 0, deferred 0, failed 0 "
                                   "(cannot connect to 127.0.0.1:25 (connection refused))")
+
+
+def test_a_stop_during_a_sync_logs_each_run_as_it_ended(engine, tmp_path, monkeypatch, caplog):
+    # found by a new user: SIGTERM while SABA still synced logged Nezarat-4's run, a success 15 s
+    # before, as "stopped: the service is stopping (recorded success)". The sync is replaced here by
+    # one that records both runs through the store and is then cancelled, as a stop cancels it: the
+    # moment a signal lands between two sources' ends cannot be timed from outside a real sync.
+    import asyncio
+
+    from store import runs
+
+    async def stopped_between(engine_, _sources, _names, *, full):
+        done = runs.open_run(engine_, "nezarat4", "full", [1405])
+        runs.close_run(engine_, done, status="success", counts={}, error=None, stats={})
+        cut = runs.open_run(engine_, "saba", "full", [1405])
+        runs.close_run(engine_, cut, status="interrupted", counts={}, error="the service is stopping", stats={})
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr("sync.sync_sources", stopped_between)
+    config = parse_config({"data_dir": str(tmp_path)})
+    with caplog.at_level(logging.INFO, logger="budgetwatch.service"):
+        assert Service(config, engine)._sync(["nezarat4", "saba"], full=True, job="full_sync") is None
+    said = {getattr(r, "source", None): r for r in caplog.records if r.name == "budgetwatch.service"}
+    assert said["nezarat4"].levelno == logging.INFO and "stopped:" not in said["nezarat4"].getMessage()
+    assert "success, before the service stopped" in said["nezarat4"].getMessage()
+    assert said["saba"].levelno == logging.WARNING and "stopped: the service is stopping" in said["saba"].getMessage()

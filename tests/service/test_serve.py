@@ -59,6 +59,12 @@ def test_sigterm_during_a_sync_stops_within_seconds_and_a_restart_finishes_the_w
     assert "interrupted" in {r["status"] for r in runs}, runs
     assert any(e["message"].startswith("incremental sync of") and e.get("status") == "interrupted"
                for e in serve.events())
+    # every run is logged as it ended: only an interrupted one as stopped (trial: a run that had
+    # succeeded seconds before the signal was logged as "stopped … (recorded success)")
+    events = serve.events()
+    assert all(e.get("status") == "interrupted" for e in events if "stopped: the service is stopping" in e["message"])
+    logged = {e.get("run_id") for e in events if "sync of" in e["message"] and e.get("status") == "success"}
+    assert {r["id"] for r in runs if r["status"] == "success"} <= logged, (runs, logged)
 
     sim.set_faults(Faults())
     again = serve_factory(config)

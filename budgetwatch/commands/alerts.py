@@ -112,13 +112,19 @@ def list_outbox(
     if not rows:
         console.print("no messages" + (f" {status}" if status else ""))
         return
+    from alerts.sending import lease
+
+    held_for = lease(context().config.alerts)
     table = Table(show_header=True, header_style="bold")
     for column in ("id", "recipient", "status", "queued", "deviations", "tries", "sent / next try", "last error"):
         table.add_column(column, overflow="fold")
     for row in rows:
         when = row.sent_at if row.status == store_alerts.SENT else (
             row.failed_at if row.status == store_alerts.FAILED else row.next_attempt_at)
-        table.add_row(str(row.id), row.recipient, row.status, _when(row.created_at),
+        status = row.status
+        if status == store_alerts.PENDING and row.claimed_by:  # a dispatcher's, maybe one that died
+            status += f" (held by {row.claimed_by} until {_when(row.claimed_at + held_for)})"
+        table.add_row(str(row.id), row.recipient, Text(status), _when(row.created_at),
                       f"{row.deviations} (+{row.resolved} resolved)", str(row.attempts), _when(when),
                       Text(_error_of(row)))
     console.print(table)
@@ -150,8 +156,10 @@ def retry(
     elif outcome == ALREADY_SENT:
         raise UserError(f"message {outbox_id} was sent: nothing to retry (see `budgetwatch alerts list`)")
     elif outcome == BEING_SENT:
-        raise UserError(f"message {outbox_id} is being sent by a dispatcher now "
-                        "(see `budgetwatch alerts list`)")
+        # trial: said of a message held by a dispatcher killed minutes before, with no word of when
+        # the hold lapses
+        raise UserError(f"message {outbox_id} is held by a dispatcher (see `budgetwatch alerts list`: by whom and "
+                        "until when); if that dispatcher is gone, the hold lapses then and the next send sends it")
     else:
         raise UserError(f"no message {outbox_id} in the outbox (see `budgetwatch alerts list`)")
 

@@ -117,6 +117,27 @@ def test_smtp_unreachable_exits_3_says_why_in_words_and_costs_the_message_no_try
     assert code == 0 and "1 sent" in out and len(cli.smtp.mailbox.received) == 1
 
 
+def test_a_message_held_by_a_dispatcher_says_by_whom_and_until_when(cli):
+    # trial: a dispatcher killed mid-send left its message "being sent by a dispatcher now" for
+    # minutes, with no word of who held it or when the hold would lapse
+    from datetime import UTC, datetime
+
+    from store import alerts as store_alerts
+
+    cli.facts.deviation("118", "major")
+    cli.smtp.stop()
+    cli("alerts", "send")  # queued, left pending by the outage
+    now = datetime.now(UTC)
+    with cli.engine.begin() as conn:
+        held = store_alerts.claim_next(conn, "gone-host:4242", now, now)
+    assert held is not None
+    code, out, _ = cli("alerts", "list")
+    flat = " ".join(out.split())
+    assert code == 0 and "(held by gone-host:4242 until" in flat, flat  # the table may wrap the day below
+    code, _, err = cli("alerts", "retry", str(held.id))
+    assert code == 2 and "held by a dispatcher" in err and "the hold lapses" in err
+
+
 @pytest.mark.parametrize("smtp_keys, said", [
     ({"username": "budgetwatch", "password_env": "BW_TEST_UNSET_PW"},
      "alerts.smtp.password_env: the variable BW_TEST_UNSET_PW is not set"),

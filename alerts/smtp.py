@@ -68,19 +68,29 @@ _MECHANISMS = ("CRAM-MD5", "PLAIN", "LOGIN")
 
 
 def _login_once(smtp: smtplib.SMTP, username: str, password: str) -> None:
-    """One login, by the first mechanism the server offers of :data:`_MECHANISMS`. smtplib's
-    ``login`` tries every mechanism offered in turn: a wrong password was refused two or three
-    times a session (found by a new user), which counts two or three times against an account's
-    lockout."""
+    """One refused password at most a session: the mechanisms the server offers of
+    :data:`_MECHANISMS` are tried in turn only while the server says a mechanism cannot be used
+    (504, 534, 538); a refusal of the credentials (535, or any other answer) ends the login.
+    smtplib's ``login`` tries every mechanism after a 535 as well: a wrong password was refused two
+    or three times a session (found by a new user), each counting against an account's lockout."""
     smtp.ehlo_or_helo_if_needed()
     if not smtp.has_extn("auth"):
         raise smtplib.SMTPNotSupportedError("SMTP AUTH extension not supported by server.")
     offered = smtp.esmtp_features["auth"].upper().split()
-    mechanism = next((m for m in _MECHANISMS if m in offered), None)
-    if mechanism is None:
+    mechanisms = [m for m in _MECHANISMS if m in offered]
+    if not mechanisms:
         raise smtplib.SMTPException(f"no login mechanism budgetwatch knows among {' '.join(offered)}")
     smtp.user, smtp.password = username, password
-    smtp.auth(mechanism, getattr(smtp, "auth_" + mechanism.lower().replace("-", "_")))
+    for mechanism in mechanisms:
+        try:
+            smtp.auth(mechanism, getattr(smtp, "auth_" + mechanism.lower().replace("-", "_")))
+            return
+        except smtplib.SMTPAuthenticationError as exc:
+            if exc.smtp_code not in _MECHANISM_UNUSABLE or mechanism == mechanisms[-1]:
+                raise
+
+
+_MECHANISM_UNUSABLE = frozenset({504, 534, 538})  # not the credentials: the mechanism (RFC 4954)
 
 
 def _connection_error(exc: BaseException, where: str, timeout: float, *, connecting: bool) -> str:

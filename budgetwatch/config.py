@@ -145,7 +145,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> LoadedConfig:
             raise ConfigError(str(candidate), ["file not found"])
         return LoadedConfig(parse_config({}, "<defaults>"), "<defaults>")
     try:
-        data = yaml.load(_read_text(candidate), Loader=_Loader)  # noqa: S506 - a SafeLoader
+        data = read_yaml(_read_text(candidate))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -167,6 +167,11 @@ _Loader.yaml_implicit_resolvers = {
     first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:int"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 _Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9_]*)$"), list("-+0123456789"))
+
+
+def read_yaml(text: str) -> Any:
+    """config.yaml's text as budgetwatch reads it (:class:`_Loader`)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader
 
 
 def _read_text(candidate: Path) -> str:

@@ -192,8 +192,10 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                     if found.count >= CLOSE_FROM:  # SQLite: the log copied into the store beside `show`
                         resume = defer_checkpoint(conn)
             recorded = run_id is not None  # committed: a failure in `show` leaves the run recorded
-            if resume is not None:
-                resume()
+            if resume is not None:  # committed: nothing after this may fail the run (the next
+                # commit's autocheckpoint does what a failed checkpoint left)
+                with contextlib.suppress(Exception):
+                    resume()
                 resume = None
                 checkpointing = _Beside(checkpoint_wal, engine, thread=True)
             if recorded:  # a first run's 250,000 new deviations: the next run plans on them. Analyzed
@@ -230,9 +232,10 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
         if run_id is not None and not recorded:
             reconcile_runs.fail_run(engine, run_id, exc)
         raise
-    for beside in (refreshing, checkpointing):
-        if beside is not None:
-            beside.wait()
+    if refreshing is not None:
+        refreshing.wait()
+    if checkpointing is not None:
+        checkpointing.wait(quietly=True)  # logged by checkpoint_wal: the run is recorded whatever it did
     return result
 
 

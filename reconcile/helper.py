@@ -51,7 +51,7 @@ HELPED = ("expense.operation_shortfall", "expense.unit_cost_overrun")
 # its start-up (~0.5 s of imports): at 100k projects there are 1,000,000.
 HELP_FROM = 200_000
 _BATCH = 5000
-_COMMIT = 20_000  # findings the helper writes at a time before it says so, for the run to copy while it waits
+_SAID_EVERY = 20_000  # findings the helper writes before it says so, for the run to copy while it waits
 
 
 def helped(engine: Engine, names: list[str], *, keep: bool) -> list[int]:
@@ -187,7 +187,7 @@ def judge(request: dict[str, Any]) -> dict[int, tuple[int, int, int]]:
                 made = _flagging(rule.findings(rows, scope, limits), flagged)
                 findings = 0
                 try:
-                    while chunk := list(itertools.islice(made, _COMMIT)):  # written and said as it goes
+                    while chunk := list(itertools.islice(made, _SAID_EVERY)):  # written and said as it goes
                         findings += stage(write, chunk, first_seq(index) + findings)
                         out.flush()
                         print(json.dumps({"upto": out.tell()}), flush=True)

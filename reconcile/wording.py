@@ -59,12 +59,9 @@ def _shown(value: Decimal | None, other: Decimal | None, beyond: Decimal | None 
     shown = value.quantize(_HUNDREDTHS, rounding=ROUND_HALF_UP)  # the usual case, once per figure of a sentence
     if other is None or value == other:
         return shown
-    other_shown = other.quantize(_HUNDREDTHS, rounding=ROUND_HALF_UP)
-    if beyond is not None:
-        if abs(shown - other_shown) > beyond:  # the usual case: two places show them that far apart
-            return shown
+    if beyond is not None:  # as present.figure shows it beside the sentence: one rule, one place
         return present.rounded(value, present.places_beyond(value, other, beyond))
-    if shown != other_shown:
+    if shown != other.quantize(_HUNDREDTHS, rounding=ROUND_HALF_UP):
         return shown
     return present.rounded(value, present.places_apart(value, other))
 

@@ -236,7 +236,7 @@ PROJECT_COLUMNS = [
     Col("پیشرفت گزارش‌شده", "points", lambda p: p.reported, 11), Col("فاصله از برنامه", "points", lambda p: p.gap, 10),
     Col("وضعیت ذیحساب", "text", lambda p: present.COMPTROLLER_NAMES.get(p.comptroller or "", "گزارش ثبت نشده"), 14),
     Col("تاریخ ثبت گزارش", "day", lambda p: p.reported_on, 12), Col("تاریخ ثبت (ISO)", "iso", lambda p: p.reported_on, 11),
-    Col("آخرین بازدید میدانی", "day", lambda p: p.visited_on, 12), Col("بازدید (ISO)", "iso", lambda p: p.visited_on, 11),
+    Col("آخرین بازدید تا پایان سه‌ماهه", "day", lambda p: p.visited_on, 12), Col("بازدید (ISO)", "iso", lambda p: p.visited_on, 11),
     Col("پیشرفت مشاهده‌شده", "points", lambda p: p.observed, 11),
     Col("سال پیش‌بینی اتمام", "year", lambda p: p.forecast.year, 10),
     Col("پیش‌بینی", "text", lambda p: FORECAST_WORDS[p.forecast.outlook], 14),

@@ -194,12 +194,19 @@ ANALYZE_LOCK_TIMEOUT = "5s"
 
 def checkpoint_wal(engine: Engine) -> None:
     """SQLite: copy the write-ahead log into the store file (PASSIVE: beside readers, never waiting
-    for them), after a commit that left it to be done here (store.driver.defer_checkpoint).
-    Nothing elsewhere."""
+    for them; what a reader's older snapshot still needs stays in the log for the next checkpoint),
+    after a commit that left it to be done here (store.driver.defer_checkpoint). A failure is
+    logged, not raised: the commit is done, and the next commit's autocheckpoint does it. Nothing
+    elsewhere."""
     if engine.dialect.name != "sqlite":
         return
-    with engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+    try:
+        with engine.connect() as conn:
+            busy, pages, copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+        log.debug("write-ahead log checkpointed: %s of %s pages%s", copied, pages, " (readers busy)" if busy else "")
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("write-ahead log not checkpointed (the next commit does it): %s",
+                    str(getattr(exc, "orig", exc)).splitlines()[0])
 
 
 def refresh_statistics(engine: Engine, tables: Sequence[sa.Table]) -> list[str]:

@@ -92,10 +92,11 @@ def _name(username: str) -> str:
 
 
 def _new_name(username: str) -> str:
-    """A new user's name: letters, digits and . _ - @ only (a '/' made the console's address of
-    the user's page another page: the user could not be disabled there)."""
+    """A new user's name: letters, digits and . _ - @ only, a letter or digit among them (a '/',
+    or a name '..', made the console's address of the user's page another page: the user could not
+    be disabled there)."""
     name = _name(username)
-    if not all(c.isalnum() or c in "._-@" for c in name):
+    if not all(c.isalnum() or c in "._-@" for c in name) or not any(c.isalnum() for c in name):
         raise ConsoleUserError(f"user name {username!r}: letters, digits and . _ - @ only",
                                "نام کاربری فقط از حرف، رقم و نشانه‌های . _ - @ ساخته شود.")
     return name

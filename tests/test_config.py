@@ -20,6 +20,7 @@ from budgetwatch.config import (
     Config,
     ConfigError,
     load_config,
+    read_yaml,
     parse_config,
 )
 from connectors.settings import PortalSettings
@@ -49,7 +50,7 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_shipped_config_equals_code_defaults_everywhere() -> None:
-    parsed = parse_config(yaml.safe_load(SHIPPED.read_text(encoding="utf-8")), str(SHIPPED))
+    parsed = parse_config(read_yaml(SHIPPED.read_text(encoding="utf-8")), str(SHIPPED))  # as budgetwatch reads it
     # No key differs on purpose: the file documents the defaults, so any drift is a mistake.
     assert parsed.model_dump() == Config().model_dump()
 
@@ -75,7 +76,7 @@ def _missing_keys(model: type[BaseModel], written: dict, prefix: str = "") -> li
 
 
 def test_shipped_config_documents_every_key() -> None:
-    written = yaml.safe_load(SHIPPED.read_text(encoding="utf-8"))
+    written = read_yaml(SHIPPED.read_text(encoding="utf-8"))
     assert _missing_keys(Config, written) == []
 
 

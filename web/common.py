@@ -108,9 +108,11 @@ def cell(value: Any, key: str = "") -> str:
     return text
 
 
-# figures of ``numbers`` compared with another: a credit break's figure with its ceiling, and the
-# measures a rule compared with its limit (an excess of 0.50005 beside «more than 0.5» was «۰٫۵»)
+# figures of ``numbers`` compared with another: a credit break's figure with its ceiling, a drop's
+# two progresses, and the measures a rule compared with its limit (an excess of 0.50005 beside «more
+# than 0.5» was «۰٫۵»)
 _PAIRED = {"value": "limit", "limit": "value"}
+_PAIRED_IN_RULE = {"progress_regression": {"previous": "actual", "actual": "previous"}}
 _AGAINST_LIMIT = frozenset({"excess", "gap", "drop", "difference"})
 
 
@@ -126,6 +128,9 @@ def rule_figure(row: Any, key: str, value: Any, other: Any = None) -> str:
     figure_like = isinstance(value, (str, int, float, Decimal)) and not isinstance(value, bool)
     if figure_like and _FIGURE.fullmatch(str(value)):
         limit = _limit(row)
+        partner = _PAIRED_IN_RULE.get(_field(row, "rule"), {}).get(key)
+        if other is None and partner is not None:
+            other = (_numbers(row) or {}).get(partner)
         if key in _AGAINST_LIMIT:
             other, limit = limit, None
         elif other is not None:
@@ -180,14 +185,18 @@ def _other_name(row: Any, i: int) -> str:
 
 def _measure(row: Any) -> str | None:
     """An operation's unit of measure, where the row carries the deviation's ``numbers``."""
+    return present.measure_of(_numbers(row))
+
+
+def _numbers(row: Any) -> dict | None:
+    """The deviation's ``numbers``, where the row carries them."""
     numbers = row.get("numbers") if isinstance(row, dict) else getattr(row, "numbers", None)
-    return present.measure_of(numbers) if isinstance(numbers, dict) else None
+    return numbers if isinstance(numbers, dict) else None
 
 
 def _limit(row: Any) -> Decimal | None:
     """The limit the deviation's rule compared it with, where the row carries its ``numbers``."""
-    numbers = row.get("numbers") if isinstance(row, dict) else getattr(row, "numbers", None)
-    return present.limit_of(numbers) if isinstance(numbers, dict) else None
+    return present.limit_of(_numbers(row))
 
 
 def _field(row: Any, name: str) -> Any:

@@ -10,6 +10,7 @@ The digests, the outbox and SMTP live in alerts/; this module parses options and
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,7 @@ def list_outbox(
         return
     from alerts.sending import lease
 
-    held_for = lease(context().config.alerts)
+    held_for, now = lease(context().config.alerts), datetime.now(UTC)
     table = Table(show_header=True, header_style="bold")
     for column in ("id", "recipient", "status", "queued", "deviations", "tries", "sent / next try", "last error"):
         table.add_column(column, overflow="fold")
@@ -123,7 +124,9 @@ def list_outbox(
             row.failed_at if row.status == store_alerts.FAILED else row.next_attempt_at)
         status = row.status
         if status == store_alerts.PENDING and row.claimed_by:  # a dispatcher's, maybe one that died
-            status += f" (held by {row.claimed_by} until {_when(row.claimed_at + held_for)})"
+            until = row.claimed_at + held_for
+            status += (f" (held by {row.claimed_by} until {_when(until)})" if until > now
+                       else f" (held by {row.claimed_by}; the hold lapsed at {_when(until)}: the next send sends it)")
         table.add_row(str(row.id), row.recipient, Text(status), _when(row.created_at),
                       f"{row.deviations} (+{row.resolved} resolved)", str(row.attempts), _when(when),
                       Text(_error_of(row)))

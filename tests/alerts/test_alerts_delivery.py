@@ -6,9 +6,8 @@ with SIGKILL while the server holds its message. Messages are counted by Message
 
 from __future__ import annotations
 
-import re
-
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -23,6 +22,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 import alerts
 from alerts.sending import lease
+from budgetwatch.config import parse_config
 from store.alerts import AlertOutbox, claim_next, outbox_summary
 from tests.alerts.builders import EXPERTS, ROUTING, T0, alerts_config, later
 from tests.alerts.conftest import SmtpServer
@@ -384,3 +384,39 @@ def test_the_lease_outlasts_the_slowest_dispatch_of_one_message():
     cfg = alerts_config(smtp={"timeout_seconds": 30}, retry={"attempts_per_run": 3, "first_wait_seconds": 5,
                                                              "max_wait_seconds": 900})
     assert lease(cfg) >= timedelta(seconds=3 * 4 * 30 + 5 + 10)
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_a_mechanism_the_server_cannot_use_gives_way_to_the_next_but_a_refused_password_ends_the_login():
+    # review of the one-login change: smtplib moved on to the next mechanism when one could not be
+    # used (a server keeping hashed passwords answers 534 to CRAM-MD5); a refused password (535)
+    # must still end it. Here PLAIN, the first offered, is the unusable one; LOGIN takes the password.
+    from alerts.smtp import SmtpSession
+    from tests.alerts.conftest import Mailbox
+
+    class PlainUnusable(Mailbox):
+        async def auth_PLAIN(self, server, args):  # offered, then refused as unusable
+            await server.push("534 5.7.9 Authentication mechanism is too weak")
+            return AuthResult(success=False, handled=True)
+
+    tried, authenticator = _accepting(b"right-pw")
+    server = SmtpServer(authenticator=authenticator, auth_require_tls=False, auth_required=True)
+    server.mailbox = PlainUnusable()
+    server.start()
+    try:
+        for password, logs_in in (("right-pw", True), ("wrong-pw", False)):
+            config = parse_config({"alerts": {"smtp": {"host": "127.0.0.1", "port": server.port, "security": "none",
+                                                        "username": "bw", "password_env": "BW_TEST_CRAM_PW"}}})
+            os.environ["BW_TEST_CRAM_PW"] = password
+            session, before = SmtpSession(config.alerts.smtp), len(tried)
+            try:
+                if logs_in:
+                    session._connect().quit()
+                else:
+                    with pytest.raises(Exception, match="535"):
+                        session._connect()
+            finally:
+                del os.environ["BW_TEST_CRAM_PW"]
+            assert len(tried) == before + 1  # one password checked, by LOGIN, after PLAIN gave way
+    finally:
+        server.stop()

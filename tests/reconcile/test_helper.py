@@ -112,7 +112,7 @@ def test_a_helper_whose_run_is_gone_stops(_migrated, tmp_path):
     folder = tmp_path / "budgetwatch-helper-x"
     folder.mkdir()
     request = {"url": str(engine.url), "settings": settings.model_dump(mode="json"), "day": "1405-09-02",
-               "years": [1405], "rules": [8], "path": str(folder / "found.db"), "parent": 1}  # not its parent
+               "years": [1405], "rules": [8], "path": str(folder / "found.pickle"), "parent": 1}  # not its parent
     done = subprocess.run([sys.executable, "-m", "reconcile.helper"], input=json.dumps(request), text=True,
                           capture_output=True, timeout=60)
     assert done.returncode != 0 and "the run that started this helper is gone" in done.stderr

@@ -335,3 +335,8 @@ def test_a_credit_break_at_its_limit_reads_more_than_the_limit_apart():
     figure = templates().filters["figure"]
     assert figure(row["actual"], row, row["planned"]) == "۶۰۰٫۵۰۰۱ میلیون ریال"
     assert figure(row["planned"], row, row["actual"]) == "۶۰۰ میلیون ریال"
+    # a drop of progress: its two figures in the card, as beside the sentence (review: «۶۰٫۵٪» and «۶۰٪»)
+    drop = {"kind": "capital", "rule": "progress_regression", "planned": Decimal("60.50005"),
+            "actual": Decimal(60), "numbers": {"previous": "60.50005", "actual": "60", "threshold": "0.5"}}
+    assert rule_figure(drop, "previous", "60.50005") == "۶۰٫۵۰۰۱٪" == figure(drop["planned"], drop, drop["actual"])
+    assert rule_figure(drop, "actual", "60") == "۶۰٪"

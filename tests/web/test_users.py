@@ -112,6 +112,7 @@ def test_an_admin_adds_and_disables_users_on_the_page(sqlite_store):
                                  ({**expert, "username": "a b"}, "بدون فاصله", "without spaces"),
                                  # trial: accepted, then its page's address was another page's
                                  ({**expert, "username": "a/b"}, "فقط از حرف، رقم", "only"),
+                                 ({**expert, "username": ".."}, "فقط از حرف، رقم", "only"),
                                  ({**expert, "username": "sara", "group": []}, "دست‌کم یک گروه", "at least one group"),
                                  ({**expert, "username": "sara", "password": "short"}, "گذرواژه دست‌کم", "characters")):
         refused = admin.post("/users", data={"csrf": csrf_of(admin), **data})

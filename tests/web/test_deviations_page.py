@@ -87,6 +87,10 @@ def test_sorting_by_a_column_both_ways_and_the_last_page(shared_store):
     html = client.get("/deviations?sort=severity&dir=desc&status=open").text
     shown = [shared_store.deviation(id=i)["severity"] for i in _ids(html)]
     assert shown == ["minor"] * PER_PAGE
+    assert 'aria-sort="ascending">شدت ▲' in html  # the least severe first: going up
+    # trial: the default, critical first, read «▲», as if going up from the least severe
+    default = client.get("/deviations?status=open").text
+    assert 'aria-sort="descending">شدت ▼' in default and '<option value="">نزولی (بحرانی نخست)</option>' in default
     html = client.get("/deviations?sort=period&status=open").text
     periods = [(shared_store.deviation(id=i)["fiscal_year"], shared_store.deviation(id=i)["quarter"]) for i in _ids(html)]
     assert periods == sorted(periods) and periods[0] == (1404, 0)

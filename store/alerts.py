@@ -318,6 +318,12 @@ def outbox_summary(conn: Connection) -> OutboxSummary:
                          kind.process_result_value(_as_datetime(last), conn.dialect))
 
 
+def held_count(conn: Connection) -> int:
+    """Pending messages a dispatcher holds (claimed, maybe by one that died: the claim is a lease)."""
+    return conn.execute(sa.select(sa.func.count()).select_from(outbox).where(
+        outbox.c.status == PENDING, outbox.c.claimed_by.is_not(None))).scalar_one()
+
+
 def _as_datetime(value: Any) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value

@@ -72,6 +72,11 @@ def send(
             waiting = store_alerts.outbox_summary(conn).pending
         waits = "1 message waits" if waiting == 1 else f"{waiting} messages wait"
         console.print(f"stopped: {report.stopped}; {waits} for the next send", markup=False, highlight=False)
+    with ctx.engine.connect() as conn:  # held by another dispatcher, or by one killed mid-send (trial)
+        held = store_alerts.held_count(conn)
+    if held:
+        console.print(f"{held} message{'s' if held > 1 else ''} held by a dispatcher, not sent by this one: "
+                      "`budgetwatch alerts list` says by whom and until when", highlight=False)
     if report.failed:
         raise typer.Exit(SEND_FAILED)
     if report.deferred or report.stopped:

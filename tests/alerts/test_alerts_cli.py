@@ -136,6 +136,9 @@ def test_a_message_held_by_a_dispatcher_says_by_whom_and_until_when(cli):
     assert code == 0 and "(held by gone-host:4242 until" in flat, flat  # the table may wrap the day below
     code, _, err = cli("alerts", "retry", str(held.id))
     assert code == 2 and "held by a dispatcher" in err and "the hold lapses" in err
+    cli.smtp.start()
+    code, out, _ = cli("alerts", "send")  # a send leaves it to its holder, and says so
+    assert code == 0 and "0 sent" in out and "1 message held by a dispatcher, not sent by this one" in out
 
 
 @pytest.mark.parametrize("smtp_keys, said", [

@@ -139,7 +139,7 @@ class SourceRun:
         counts = dict(announced=o.announced, read=o.read, inserted=o.inserted, updated=o.updated,
                       unchanged=o.unchanged, gone=o.gone, rejected=o.rejected, requests=o.requests)
         runs.close_run(self.engine, self.run_id, status=o.status, counts=counts, error=o.error,
-                       stats={"notes": o.notes, "mode": o.mode})
+                       stats={"notes": o.notes, "mode": o.mode, "completing_full": o.completing_full})
 
     # --- what a source's sync calls -------------------------------------------------------
 
@@ -158,6 +158,7 @@ class SourceRun:
                 self._set_state(conn, year, full_pending=True, full_started_at=utcnow())
             if not self.full:
                 self.note(f"{year}: completing a full sync an earlier run did not finish")
+                self.outcome.completing_full.append(year)
             return True, None
         hwm = state["high_water_mark"]
         if hwm is None:

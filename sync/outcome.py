@@ -39,6 +39,7 @@ class SourceOutcome:
     requests: int = 0
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    completing_full: list[int] = field(default_factory=list)  # years read whole for an earlier full run's sake
 
     @property
     def ok(self) -> bool:

@@ -173,10 +173,17 @@ def runs(
         table.add_column(col, overflow="fold")
     for r in rows:
         took = f"{(r['finished_at'] - r['started_at']).total_seconds():.0f}s" if r["finished_at"] else "-"
-        table.add_row(str(r["id"]), r["source"], r["mode"], format_jalali(r["started_at"].astimezone(TEHRAN), with_time=True, persian_digits=False),
+        table.add_row(str(r["id"]), r["source"], _mode(r), format_jalali(r["started_at"].astimezone(TEHRAN), with_time=True, persian_digits=False),
                       took, r["status"], str(r["announced"]), str(r["read"]), str(r["inserted"]), str(r["updated"]),
                       str(r["gone"]), str(r["rejected"]), r["error"] or "")
     console.print(table)
+
+
+def _mode(r: dict) -> str:
+    """A run's mode as `runs` shows it: an incremental run that read years whole to finish an earlier,
+    interrupted full run says so (a new user read it as an incremental run only)."""
+    years = (r.get("stats") or {}).get("completing_full") or []
+    return f"{r['mode']} (+ full {', '.join(map(str, years))}, owed)" if years else r["mode"]
 
 
 _RUN_FIELDS = ("id", "source", "mode", "fiscal_years", "status", "announced", "read", "inserted", "updated",
@@ -186,6 +193,7 @@ _RUN_FIELDS = ("id", "source", "mode", "fiscal_years", "status", "announced", "r
 def _run_json(r: dict) -> dict:
     """A sync run for scripts: times in ISO (UTC) with their Jalali twin in Tehran time."""
     out = {k: r.get(k) for k in _RUN_FIELDS}
+    out["completing_full"] = (r.get("stats") or {}).get("completing_full") or []
     for key in ("started_at", "finished_at"):
         when = r.get(key)
         out[key] = when.isoformat() if when else None

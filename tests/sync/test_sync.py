@@ -241,3 +241,29 @@ def test_a_batch_the_store_refuses_stops_that_source_and_the_next_run_completes(
     again = {o.source: o for o in run_sync(engine, config.sources)}
     assert again["nezarat4"].status == "success", again["nezarat4"].error
     _assert_store_equals_truth(engine, sim)
+
+
+def test_an_incremental_run_that_finishes_an_interrupted_full_sync_says_so(simulator_factory, sqlite_url,
+                                                                           monkeypatch):
+    # found by a new user: after a full SABA sync killed half-way, the next run read the owed years
+    # whole, but `runs` listed it as an incremental run and nothing more
+    from budgetwatch.commands.sync import _mode, _run_json
+    from store import runs
+    from store.export import recent_runs
+
+    sim = simulator_factory()
+    engine = open_store(sqlite_url)
+    config = store_config(sim, sqlite_url, monkeypatch)
+    [first] = run_sync(engine, config.sources, ["saba"], full=True)
+    with engine.begin() as conn:  # what a full run killed before its end leaves: the year still owed
+        years = sorted(conn.execute(sa.text("SELECT fiscal_year FROM sync_state WHERE source = 'saba'")).scalars())
+        runs.set_state(conn, "saba", years[0], first.run_id, full_pending=True)
+    [owed] = run_sync(engine, config.sources, ["saba"])
+    assert owed.status == "success" and owed.mode == "incremental" and owed.completing_full == [years[0]]
+    with engine.connect() as conn:
+        [row] = recent_runs(conn, 1, "saba")
+    assert _mode(row) == f"incremental (+ full {years[0]}, owed)"
+    assert _run_json(row)["completing_full"] == [years[0]]
+    [again] = run_sync(engine, config.sources, ["saba"])  # owed no more
+    assert again.completing_full == []
+    engine.dispose()

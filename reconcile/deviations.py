@@ -24,7 +24,7 @@ from foundation.persian import text_key, to_ascii_digits
 from foundation.vocabulary import GROUPS, SEVERITY_RANK
 from reconcile.lifecycle import ROW_COLUMNS
 from reconcile.settings import RoutingConfig
-from store.models import Agency, County, Deviation, DeviationEvent
+from store.models import Agency, County, Deviation, DeviationEvent, deviation_as_read, last_found
 
 dev = Deviation.__table__
 events = DeviationEvent.__table__
@@ -219,7 +219,7 @@ def list_deviations(conn: Connection, view: View, routing: RoutingConfig) -> lis
 
 def get(conn: Connection, deviation_id: int) -> tuple[Any, list[Any]]:
     """A deviation's row and its events, oldest first."""
-    row = conn.execute(sa.select(dev).where(dev.c.id == deviation_id)).first()
+    row = conn.execute(sa.select(*deviation_as_read()).where(dev.c.id == deviation_id)).first()
     if row is None:
         raise DeviationError(f"no deviation with id {deviation_id}")
     history = conn.execute(sa.select(events).where(events.c.deviation_id == deviation_id)
@@ -247,11 +247,12 @@ def _act(engine: Engine, deviation_id: int, by: str, reason: str, *, to: str, al
         if row.status not in allowed:
             who = f" by {row.acted_by}" if row.acted_by and row.status in ("acknowledged", "dismissed") else ""
             raise DeviationError(f"deviation {deviation_id} is {row.status}{who}: it cannot be {to}")
-        conn.execute(sa.update(dev).where(dev.c.id == deviation_id).values(
-            status=to, alert_state="none", acted_by=by, acted_reason=reason, acted_at=now, updated_at=now))
+        conn.execute(sa.update(dev).where(dev.c.id == deviation_id).values(  # its last day found kept in the row
+            status=to, alert_state="none", acted_by=by, acted_reason=reason, acted_at=now, updated_at=now,
+            last_found_on=last_found(dev)))
         conn.execute(sa.insert(events).values(deviation_id=deviation_id, event=to, severity=row.severity, at=now,
                                               by=by, reason=reason))
-        return conn.execute(sa.select(dev).where(dev.c.id == deviation_id)).one()
+        return conn.execute(sa.select(*deviation_as_read()).where(dev.c.id == deviation_id)).one()
 
 
 def acknowledge(engine: Engine, deviation_id: int, *, by: str, reason: str, now: datetime | None = None) -> Any:

@@ -182,7 +182,7 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                 else:
                     say("recording deviations")
                     counts = found.apply(run_id=run_id, as_of=day, now=now, resolvable=resolvable,
-                                         kept=None if carried is None else sa.and_(load_years(chosen),
+                                         years=chosen, rules=judged, kept=None if carried is None else sa.and_(load_years(chosen),
                                                                                     among_rules(judged)))
                     seconds = time.perf_counter() - started
                     reconcile_runs.close_run(conn, run_id, {

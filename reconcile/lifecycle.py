@@ -13,7 +13,8 @@ found, open/acknowledged    higher severity: **open**, alert_state ``escalated``
                             first alert is still owed) — event ``escalated``; lower severity: severity
                             lowered quietly (no alert) — event ``lowered``; same severity but other
                             figures, message or evidence: updated — event ``updated``; nothing
-                            different: only ``last_found_on`` moves forward (no event, no updated_at)
+                            different: nothing is written to it; its last day found moves with
+                            the run's (store.models.DeviationFound, ``last_found``)
 found, resolved             **open** again, alert_state ``new`` — event ``reopened``
 found, dismissed            nothing changes, ever
 not found, open/acked       **resolved** with resolved_on = the as-of day, alert_state ``none`` —
@@ -42,9 +43,11 @@ from sqlalchemy.engine import Connection
 from reconcile.findings import Finding
 from store import locks
 from store.driver import Streamed, WriteBehind, analyze_if_large, bulk_insert, sqlite_values, stream_rows
-from store.models import AMOUNT, County, Deviation, DeviationEvent, ExpenseAgreement, Project, ProjectYear
+from store.models import (AMOUNT, County, Deviation, DeviationEvent, DeviationFound, ExpenseAgreement, Project,
+                          ProjectYear, last_found)
 
 dev = Deviation.__table__
+_found = DeviationFound.__table__
 event_table = DeviationEvent.__table__
 _py, _pj, _ea = ProjectYear.__table__, Project.__table__, ExpenseAgreement.__table__
 _counties = County.__table__
@@ -354,13 +357,16 @@ class Found:
         return counts
 
     def apply(self, *, run_id: int, as_of: date, now: datetime, resolvable: Sequence[sa.ColumnElement[bool]],
+              years: Sequence[int], rules: Sequence[tuple[str, str]],
               kept: sa.ColumnElement[bool] | None = None) -> LifeCounts:
-        """Write the run's verdicts: open the new, change the changed, move the rest's last_found_on,
-        and resolve the deviations the branches of `resolvable` select (the run's years and rules,
-        where it judged; reconcile.changes ``Plan.resolvable``) that it did not find. `kept` (an
+        """Write the run's verdicts: open the new, change the changed, resolve the deviations the
+        branches of `resolvable` select (the run's years and rules, where it judged;
+        reconcile.changes ``Plan.resolvable``) that it did not find, and record that every active
+        deviation of `years` and `rules` (the (kind, rule) pairs judged) was found on `as_of`
+        (store.models.DeviationFound: their last day found, without rewriting each row). `kept` (an
         incremental run: its years and rules) selects the deviations that stay active: those it did
-        not judge anew are carried, found again without judging; they count as unchanged and their
-        last_found_on moves too. Call :meth:`compare` first."""
+        not judge anew are carried, found again without judging; they count as unchanged. Call
+        :meth:`compare` first."""
         conn, f, d, v = self.conn, FOUND, dev, VERDICT
         locks.hold_for_transaction(conn, "reconcile")  # one reconciliation writes deviations at a time
         counts = self.counts()
@@ -398,12 +404,11 @@ class Found:
             status=status, alert_state=alert, resolved_on=None, last_found_on=last, reconcile_run_id=run_id,
             updated_at=_at(now), **{name: f.c[name] if name != "numbers" else _json(conn, f.c.numbers)
                                      for name in _CONTENT}))
-        conn.execute(sa.update(d).where(  # as the person left it, if one acted since compare()
-            d.c.id == v.c.dev_id, v.c.change == "unchanged", d.c.status == v.c.old_status,
-            sa.or_(d.c.last_found_on.is_(None), d.c.last_found_on < sa.literal(as_of, sa.Date))
-        ).values(last_found_on=sa.literal(as_of, sa.Date)))
+        # the unchanged (and, in an incremental run, the carried) are found on `as_of` too: said once
+        # for the run's rules and years (_found_again), not written into each of them
         if kept is not None:
-            counts.unchanged += self._carry(as_of, kept, counts.opened)
+            counts.unchanged += self._carry(kept, counts.opened)
+        self._found_again(years, rules, as_of=as_of, run_id=run_id)
         return counts
 
     def _open(self, staged: sa.ColumnElement[bool] | None, *, run_id: int, as_of: date, now: datetime) -> None:
@@ -429,24 +434,41 @@ class Found:
                 sa.select(d.c.id, sa.literal("opened"), d.c.severity, _at(now), sa.literal(run_id))
                 .where(d.c.id > before, d.c.reconcile_run_id == run_id).order_by(d.c.id)))
 
-    def _carry(self, as_of: date, kept: sa.ColumnElement[bool], opened: int) -> int:
-        """Count the carried deviations and move their last_found_on to `as_of`. Once the run has
-        written and resolved, the active deviations of its years and rules are exactly what it
-        opened, what it paired (still active) and what it carried: one plain scan counts them all,
-        without a condition per row, and the carried are the difference. Only carried deviations
-        can be behind `as_of` then (what the run opened or paired is found on `as_of`): the same
-        scan tells whether any is, and a re-run on the day of the last run (the usual case after a
-        daytime sync) moves none and skips the update."""
+    def _carry(self, kept: sa.ColumnElement[bool], opened: int) -> int:
+        """Count the carried deviations. Once the run has written and resolved, the active
+        deviations of its years and rules are exactly what it opened, what it paired (still active)
+        and what it carried: one plain scan counts them all, without a condition per row, and the
+        carried are the difference."""
         conn, d, v = self.conn, dev, VERDICT
-        active = sa.and_(d.c.status.in_(ACTIVE), kept)
-        behind = sa.or_(d.c.last_found_on.is_(None), d.c.last_found_on < sa.literal(as_of, sa.Date))
-        total, late = conn.execute(sa.select(sa.func.count(), sa.func.sum(sa.case((behind, 1), else_=0)))
-                                   .select_from(d).where(active)).one()
+        total = conn.execute(sa.select(sa.func.count()).select_from(d)
+                             .where(d.c.status.in_(ACTIVE), kept)).scalar_one()
         paired = conn.execute(sa.select(sa.func.count()).select_from(v.join(d, d.c.id == v.c.dev_id))
                               .where(d.c.status.in_(ACTIVE))).scalar_one()
-        if late:
-            conn.execute(sa.update(d).where(active, behind).values(last_found_on=sa.literal(as_of, sa.Date)))
         return total - opened - paired
+
+    def _found_again(self, years: Sequence[int], rules: Sequence[tuple[str, str]], *, as_of: date,
+                     run_id: int) -> None:
+        """Record that the run found every active deviation of `years` and `rules` on `as_of`:
+        what it opened or paired, and what it carried; the rest it resolved (the invariant
+        :meth:`_carry` counts by). One row a rule and year (store.models.DeviationFound), moved
+        forward only (a run an older budgetwatch recorded for a later day keeps its day)."""
+        conn, found = self.conn, _found
+        keys = [(kind, rule, year) for year in years for kind, rule in rules]
+        if not keys:
+            return
+        known = {(r.kind, r.rule, r.fiscal_year): r.found_on for r in conn.execute(
+            sa.select(found.c.kind, found.c.rule, found.c.fiscal_year, found.c.found_on)
+            .where(found.c.fiscal_year.in_(sorted(set(years)))))}
+        behind = [key for key in keys if key in known and known[key] < as_of]
+        if behind:
+            conn.execute(sa.update(found).where(
+                found.c.kind == sa.bindparam("k"), found.c.rule == sa.bindparam("r"),
+                found.c.fiscal_year == sa.bindparam("y")).values(found_on=as_of, reconcile_run_id=run_id),
+                [{"k": k, "r": r, "y": y} for k, r, y in behind])
+        new = [{"kind": k, "rule": r, "fiscal_year": y, "found_on": as_of, "reconcile_run_id": run_id}
+               for k, r, y in keys if (k, r, y) not in known]
+        if new:
+            conn.execute(sa.insert(found), new)
 
     def unfound(self, resolvable: Sequence[sa.ColumnElement[bool]]) -> int:
         """How many deviations a recorded run would resolve (for a what-if)."""
@@ -482,9 +504,9 @@ class Found:
             ["deviation_id", "event", "severity", "at", "reconcile_run_id", "reason"],
             sa.select(d.c.id, sa.literal("resolved"), d.c.severity, _at(now), sa.literal(run_id),
                       sa.case((gone, "gone"), else_="not found")).where(missing).order_by(d.c.id)))
-        resolved = conn.execute(sa.update(d).where(missing).values(
+        resolved = conn.execute(sa.update(d).where(missing).values(  # its last day found kept in the row
             status="resolved", alert_state="none", resolved_on=as_of, reconcile_run_id=run_id,
-            updated_at=now)).rowcount
+            updated_at=now, last_found_on=last_found(d))).rowcount
         conn.execute(sa.delete(MISSING))
         return resolved
 

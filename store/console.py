@@ -35,6 +35,7 @@ from store.models import (
     ProjectYear,
     ReconcileRun,
     SyncRun,
+    last_found,
 )
 
 dev = Deviation.__table__
@@ -52,7 +53,7 @@ SORTS: dict[str, tuple[Any, ...]] = {
     "subject": (dev.c.subject,),
     "period": (dev.c.fiscal_year, dev.c.quarter),
     "status": (dev.c.status,),
-    "found": (dev.c.last_found_on,),
+    "found": (last_found(dev).label("found_on"),),  # as people read it: store.models.last_found
 }
 # the tables a deviation's evidence may point at (Deviation.evidence_table): nothing else is read
 EVIDENCE_TABLES = {t.name: t for t in (pr_t, py_t, pc_t, fi_t, ea_t, ec_t, op_t, perf_t)}
@@ -115,7 +116,7 @@ def _where(q: DeviationQuery) -> list[Any]:
 
 LIST_COLUMNS = (dev.c.id, dev.c.kind, dev.c.rule, dev.c.severity, dev.c.subject, dev.c.fiscal_year, dev.c.quarter,
                 dev.c.planned, dev.c.actual, dev.c.measure, dev.c.status, dev.c.message, dev.c.agency_code,
-                dev.c.county_id, dev.c.last_found_on,
+                dev.c.county_id, last_found(dev).label("last_found_on"),
                 dev.c.numbers)  # numbers: an operation's unit of measure
 
 
@@ -128,13 +129,13 @@ def deviation_page_query(q: DeviationQuery) -> sa.Select:
     """
     keys = SORTS.get(q.sort, SORTS["severity"])
 
-    def order(table: Any) -> list[Any]:
-        columns = [table.c[k.name] for k in keys] + [table.c.id]
+    def order(columns: list[Any]) -> list[Any]:
         return [c.desc() for c in columns] if q.descending else columns
 
-    chosen = (sa.select(dev.c.id, *keys).where(*_where(q)).order_by(*order(dev))
+    chosen = (sa.select(dev.c.id, *keys).where(*_where(q)).order_by(*order([*keys, dev.c.id]))
               .limit(q.per_page).offset((max(q.page, 1) - 1) * q.per_page).subquery("chosen"))
-    return sa.select(*LIST_COLUMNS).join_from(dev, chosen, chosen.c.id == dev.c.id).order_by(*order(chosen))
+    return (sa.select(*LIST_COLUMNS).join_from(dev, chosen, chosen.c.id == dev.c.id)
+            .order_by(*order([*(chosen.c[k.name] for k in keys), chosen.c.id])))
 
 
 def list_deviations(conn: Connection, q: DeviationQuery) -> Page:

@@ -496,6 +496,50 @@ class Deviation(SQLModel, table=True):
     updated_at: datetime | None = _when()
 
 
+class DeviationFound(SQLModel, table=True):
+    """The day the latest recorded reconciliation run found the active deviations of a rule and
+    fiscal year again: each of them, found anew or carried, was found on ``found_on``.
+
+    A recording run leaves every active deviation of its years and rules found or resolved
+    (reconcile/lifecycle.py), so their "last found" day is the run's: one row here a rule and year,
+    instead of rewriting ``last_found_on`` on every such deviation each day (a nightly run at 100k
+    rewrote the whole deviation table, 200 MB, for one date; docs/benchmarks.md, session 21). A
+    deviation's own ``last_found_on`` is exact when it was written (opened, changed, resolved,
+    dismissed) and may be older while it stays active: read it through :func:`last_found`.
+    """
+
+    __tablename__ = "deviation_found"
+
+    kind: str = Field(primary_key=True, max_length=16)
+    rule: str = Field(primary_key=True, max_length=64)
+    fiscal_year: int = Field(primary_key=True)
+    found_on: date
+    reconcile_run_id: int | None = None  # the run that found them (no foreign key: migration 0003)
+
+
+ACTIVE_STATUSES = ("open", "acknowledged")
+
+
+def last_found(d: sa.Table | Any) -> sa.ColumnElement[date]:
+    """A deviation's last day found (`d`: the deviation table or an alias of it): its own
+    ``last_found_on``, or, while it is active, the day a later run found its rule and year again
+    (:class:`DeviationFound`). Label it where a row is read by name."""
+    found = DeviationFound.__table__
+    later = (sa.select(found.c.found_on)
+             .where(found.c.kind == d.c.kind, found.c.rule == d.c.rule, found.c.fiscal_year == d.c.fiscal_year,
+                    found.c.found_on > d.c.last_found_on)
+             .scalar_subquery())
+    return sa.case((d.c.status.in_(ACTIVE_STATUSES), sa.func.coalesce(later, d.c.last_found_on)),
+                   else_=d.c.last_found_on)
+
+
+def deviation_as_read(d: sa.Table | Any = None) -> list[sa.ColumnElement[Any]]:
+    """Every column of a deviation (`d`: the table, or an alias of it), ``last_found_on`` as
+    :func:`last_found` reads it: ``select(*deviation_as_read())`` instead of ``select(deviation)``."""
+    d = Deviation.__table__ if d is None else d
+    return [last_found(d).label("last_found_on") if c.name == "last_found_on" else c for c in d.c]
+
+
 class DeviationEvent(SQLModel, table=True):
     """The life of a deviation, one row per step: opened, escalated, resolved, reopened, acked..."""
 

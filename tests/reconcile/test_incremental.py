@@ -29,6 +29,7 @@ from store.models import (
     ProjectCredit,
     ProjectYear,
     ReconcileRun,
+    last_found,
 )
 from reconcile_builders import config, day, sync_run, varied_store
 
@@ -97,7 +98,7 @@ def test_incremental_runs_find_what_a_full_run_finds_on_random_change_sets(engin
 def _last_found_days(engine) -> set:
     dev = Deviation.__table__
     with engine.connect() as conn:
-        return set(conn.execute(sa.select(dev.c.last_found_on).distinct()
+        return set(conn.execute(sa.select(last_found(dev)).distinct()
                                 .where(dev.c.status.in_(("open", "acknowledged")))).scalars())
 
 

@@ -20,7 +20,7 @@ from reconcile import deviations as dv
 from reconcile import lifecycle as life
 from reconcile.findings import Finding
 from store.db import open_store
-from store.models import ReconcileRun
+from store.models import ReconcileRun, last_found
 
 NOW = datetime(2026, 12, 4, tzinfo=timezone.utc)
 AS_OF = date(2026, 12, 4)
@@ -42,7 +42,8 @@ def _record(engine, conn, findings: list[Finding], as_of: date = AS_OF) -> life.
         found.add(findings)
         found.compare()
         counts = found.apply(run_id=run_id, as_of=as_of, now=NOW,
-                             resolvable=[life.identities_of([("capital", "progress_lag")])])
+                             resolvable=[life.identities_of([("capital", "progress_lag")])],
+                             years=[1405], rules=[("capital", "progress_lag")])
         found.drop()
     return counts
 
@@ -106,7 +107,7 @@ def test_a_deviation_dismissed_after_the_comparison_keeps_its_last_found_day(pg_
         fired = _dismiss_when(conn, pg_engine, "INSERT INTO bw_verdict", 2)
         _record(pg_engine, conn, _findings(3, "minor"), as_of=later)
         assert fired == [2]
-        found_on = dict(conn.execute(sa.select(life.dev.c.id, life.dev.c.last_found_on)).all())
+        found_on = dict(conn.execute(sa.select(life.dev.c.id, last_found(life.dev))).all())
         assert found_on == {1: later, 2: AS_OF, 3: later}
         assert _state(conn, 2) == ("dismissed", ["opened", "dismissed"])
 

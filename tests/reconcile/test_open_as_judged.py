@@ -212,7 +212,8 @@ def test_an_identity_staged_twice_is_opened_once_and_the_first_stands(engine, as
         found.written()
         found.compare()
         counts = found.apply(run_id=run_id, as_of=as_of, now=now,
-                             resolvable=[lifecycle.identities_of([("capital", "progress_lag")])])
+                             resolvable=[lifecycle.identities_of([("capital", "progress_lag")])],
+                             years=[1405], rules=[("capital", "progress_lag")])
     assert counts.opened == 2
     with engine.connect() as conn:
         stored = conn.execute(sa.select(dev.c.subject, dev.c.message).order_by(dev.c.id)).all()

@@ -15,7 +15,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 import reconcile
-from store.models import Deviation, ProgressReport
+from store.models import Deviation, ProgressReport, deviation_as_read
 from reconcile_builders import config, day, sync_run, varied_store
 
 dev, pr = Deviation.__table__, ProgressReport.__table__
@@ -25,7 +25,7 @@ FIRST, LATER = day("1405/09/02"), day("1405/09/20")
 def _lags(engine) -> list:
     """The active progress lags, by id: a rule judged only where the facts changed."""
     with engine.connect() as conn:
-        return conn.execute(sa.select(dev).where(dev.c.kind == "capital", dev.c.rule == "progress_lag",
+        return conn.execute(sa.select(*deviation_as_read()).where(dev.c.kind == "capital", dev.c.rule == "progress_lag",
                                                  dev.c.status.in_(("open", "acknowledged")))
                             .order_by(dev.c.id)).all()
 
@@ -34,7 +34,7 @@ def _deviation(engine, row) -> sa.Row:
     identity = (dev.c.kind == row.kind, dev.c.rule == row.rule, dev.c.subject == row.subject,
                 dev.c.fiscal_year == row.fiscal_year, dev.c.quarter == row.quarter)
     with engine.connect() as conn:
-        return conn.execute(sa.select(dev).where(*identity)).one()
+        return conn.execute(sa.select(*deviation_as_read()).where(*identity)).one()
 
 
 def _active(engine) -> int:

@@ -16,7 +16,8 @@ bench/reconcile_sql.py's SQL reference of the rules; the whole `budgetwatch reco
 --output FILE` command (interpreter start-up and output included) on the new store; the same again
 on unchanged data; bench/reconcile_sql.py's ``output_reference``, the same deviations written as
 JSON by the database's own functions (the floor of a command's output half); the command after 1 %
-of the subjects changed; and ``--full`` after that. Each command's line gives its wall time, the
+of the subjects changed; and ``--full`` after that; then the nightly case, another 1 % changed and
+judged the next day (1405/01/21), and ``--full`` that day after it. Each command's line gives its wall time, the
 peak memory of its process tree (PSS summed, sampled every 0.25 s), its ratio to the SQL reference,
 the run's own recorded time and scope, and the CPU time of the tree; then whether the deviations
 equal the reference's and whether the incremental run equals ``--full``. On PostgreSQL each size
@@ -51,6 +52,7 @@ from store.db import open_store, scratch_schema  # noqa: E402
 
 YEAR = 1404
 AS_OF = "1405/01/20"
+NEXT_DAY = "1405/01/21"  # the nightly case: the day after AS_OF
 BATCH = 20_000
 SOURCES = ("ملی", "استانی")
 NOW = datetime(2027, 4, 9, tzinfo=timezone.utc)
@@ -197,14 +199,14 @@ def fresh_store(database: str | None, workdir: Path, n: int) -> Iterator[str]:
             f.unlink(missing_ok=True)
 
 
-def command(url: str, workdir: Path, *extra: str) -> dict:
+def command(url: str, workdir: Path, *extra: str, as_of: str = AS_OF) -> dict:
     """`budgetwatch reconcile --format json --output FILE` as a person runs it: the whole command,
     interpreter start-up included, its process tree's memory sampled."""
     config = workdir / "bench-config.yaml"
     config.write_text(f"database:\n  url: \"{url}\"\n", encoding="utf-8")
     out = workdir / "deviations.json"
     argv = [str(Path(sys.executable).with_name("budgetwatch")), "--config", str(config), "reconcile", "--as-of",
-            AS_OF, "--format", "json", "--output", str(out), *extra]
+            as_of, "--format", "json", "--output", str(out), *extra]
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     with TreeSampler(proc.pid) as sampler:
@@ -255,20 +257,20 @@ def output_reference_beside(url: str, workdir: Path) -> tuple[float, bool]:
     return seconds, same
 
 
-def change_one_percent(url: str) -> int:
+def change_one_percent(url: str, remainder: int = 7) -> int:
     """A sync's worth of change: 1 % of the subjects — every report of 1 % of the project years, every
-    performance row of 1 % of the agreements — get other figures, marked with a new sync run as a
-    sync marks what it writes; returns the rows changed."""
+    performance row of 1 % of the agreements (ids ending in `remainder` modulo 100) — get other
+    figures, marked with a new sync run as a sync marks what it writes; returns the rows changed."""
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         run = conn.execute(sa.select(sa.func.max(m.SyncRun.__table__.c.id))).scalar() + 1
         conn.execute(sa.insert(m.SyncRun.__table__).values(id=run, source="nezarat4", mode="incremental",
                                                             fiscal_years=str(YEAR), started_at=NOW, status="success"))
         changed = conn.execute(sa.text("UPDATE progress_report SET progress = progress * 0.8, last_run_id = :run "
-                                       "WHERE project_year_id % 100 = 7"), {"run": run}).rowcount
+                                       "WHERE project_year_id % 100 = :k"), {"run": run, "k": remainder}).rowcount
         changed += conn.execute(sa.text(
             "UPDATE operation_performance SET quantity = quantity * 0.7, last_run_id = :run WHERE operation_id IN "
-            "(SELECT id FROM operation WHERE agreement_id % 100 = 7)"), {"run": run}).rowcount
+            "(SELECT id FROM operation WHERE agreement_id % 100 = :k)"), {"run": run, "k": remainder}).rowcount
     engine.dispose()
     return changed
 
@@ -301,6 +303,11 @@ def main() -> None:
             step = command(url, Path(tmp))
             whole = command(url, Path(tmp), "--full")
             ref_again, _ = sql_reference(url)
+            # the nightly case: another 1 % changed, judged the next day (time-driven rules' clocks
+            # move, and every active deviation is found on a new day)
+            changed_next = change_one_percent(url, remainder=13)
+            step_next = command(url, Path(tmp), as_of=NEXT_DAY)
+            whole_next = command(url, Path(tmp), "--full", as_of=NEXT_DAY)
 
             def line(name: str, r: dict) -> None:
                 print(f"  {name:<44} {r['wall']:6.2f} s {r['tree_kb'] / 1024:6.0f} MB  {r['wall'] / ref_s:5.2f}x"
@@ -314,9 +321,14 @@ def main() -> None:
                   f"            (the stored deviations written as the command writes them; same objects: {out_same})")
             line(f"after 1% of subjects changed ({changed:,} rows)", step)
             line("--full after that change", whole)
+            line(f"another 1% changed, the next day ({changed_next:,} rows)", step_next)
+            line("--full the next day, after that", whole_next)
             print(f"  same deviations as the SQL reference: {first['found'] == ref} "
                   f"({len(first['found'] ^ ref)} differ); incremental = full after the change: "
-                  f"{step['found'] == whole['found']} ({len(step['found']):,})")
+                  f"{step['found'] == whole['found']} ({len(step['found']):,}); the next day: "
+                  f"{step_next['found'] == whole_next['found']} ({len(step_next['found']):,})")
+            print(f"  1 % run ÷ --full: {step['run'] / whole['run']:.1%} the same day, "
+                  f"{step_next['run'] / whole_next['run']:.1%} the next day")
     print(f"(load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs)")
 
 

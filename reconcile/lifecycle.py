@@ -43,8 +43,8 @@ from sqlalchemy.engine import Connection
 from reconcile.findings import Finding
 from store import locks
 from store.driver import Streamed, WriteBehind, analyze_if_large, bulk_insert, sqlite_values, stream_rows
-from store.models import (AMOUNT, County, Deviation, DeviationEvent, DeviationFound, ExpenseAgreement, Project,
-                          ProjectYear, last_found)
+from store.models import (ACTIVE_STATUSES, AMOUNT, County, Deviation, DeviationEvent, DeviationFound,
+                          ExpenseAgreement, Project, ProjectYear, last_found)
 
 dev = Deviation.__table__
 _found = DeviationFound.__table__
@@ -52,7 +52,7 @@ event_table = DeviationEvent.__table__
 _py, _pj, _ea = ProjectYear.__table__, Project.__table__, ExpenseAgreement.__table__
 _counties = County.__table__
 
-ACTIVE = ("open", "acknowledged")
+ACTIVE = ACTIVE_STATUSES
 _BATCH = 5000
 _CHANGES = ("opened", "reopened", "escalated", "lowered", "updated", "unchanged", "dismissed_found")
 
@@ -450,8 +450,9 @@ class Found:
                      run_id: int) -> None:
         """Record that the run found every active deviation of `years` and `rules` on `as_of`:
         what it opened or paired, and what it carried; the rest it resolved (the invariant
-        :meth:`_carry` counts by). One row a rule and year (store.models.DeviationFound), moved
-        forward only (a run an older budgetwatch recorded for a later day keeps its day)."""
+        :meth:`_carry` counts by). One row a rule and year (store.models.DeviationFound), the
+        latest recording run's day: a deviation whose own day is later (written by a run an older
+        budgetwatch recorded for a later day) keeps it (store.models.last_found)."""
         conn, found = self.conn, _found
         keys = [(kind, rule, year) for year in years for kind, rule in rules]
         if not keys:
@@ -459,12 +460,12 @@ class Found:
         known = {(r.kind, r.rule, r.fiscal_year): r.found_on for r in conn.execute(
             sa.select(found.c.kind, found.c.rule, found.c.fiscal_year, found.c.found_on)
             .where(found.c.fiscal_year.in_(sorted(set(years)))))}
-        behind = [key for key in keys if key in known and known[key] < as_of]
-        if behind:
+        other = [key for key in keys if key in known and known[key] != as_of]
+        if other:
             conn.execute(sa.update(found).where(
                 found.c.kind == sa.bindparam("k"), found.c.rule == sa.bindparam("r"),
                 found.c.fiscal_year == sa.bindparam("y")).values(found_on=as_of, reconcile_run_id=run_id),
-                [{"k": k, "r": r, "y": y} for k, r, y in behind])
+                [{"k": k, "r": r, "y": y} for k, r, y in other])
         new = [{"kind": k, "rule": r, "fiscal_year": y, "found_on": as_of, "reconcile_run_id": run_id}
                for k, r, y in keys if (k, r, y) not in known]
         if new:

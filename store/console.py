@@ -19,10 +19,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from store.models import (
+    ACTIVE_STATUSES,
     Agency,
     ChangeLog,
     County,
     Deviation,
+    DeviationFound,
     ExpenseAgreement,
     ExpenseCredit,
     FieldInspection,
@@ -35,10 +37,12 @@ from store.models import (
     ProjectYear,
     ReconcileRun,
     SyncRun,
+    found_again_of,
     last_found,
 )
 
 dev = Deviation.__table__
+found_t = DeviationFound.__table__
 agency_t, county_t = Agency.__table__, County.__table__
 py_t, project_t, plan_t = ProjectYear.__table__, Project.__table__, Plan.__table__
 pc_t, pr_t, fi_t = ProjectCredit.__table__, ProgressReport.__table__, FieldInspection.__table__
@@ -53,11 +57,11 @@ SORTS: dict[str, tuple[Any, ...]] = {
     "subject": (dev.c.subject,),
     "period": (dev.c.fiscal_year, dev.c.quarter),
     "status": (dev.c.status,),
-    "found": (last_found(dev).label("found_on"),),  # as people read it: store.models.last_found
+    "found": (last_found(dev, found_t).label("found_on"),),  # as people read it, found_t joined (below)
 }
 # the tables a deviation's evidence may point at (Deviation.evidence_table): nothing else is read
 EVIDENCE_TABLES = {t.name: t for t in (pr_t, py_t, pc_t, fi_t, ea_t, ec_t, op_t, perf_t)}
-ACTIVE = ("open", "acknowledged")  # deviations someone still has to deal with
+ACTIVE = ACTIVE_STATUSES  # deviations someone still has to deal with
 
 
 @dataclass(frozen=True)
@@ -132,7 +136,8 @@ def deviation_page_query(q: DeviationQuery) -> sa.Select:
     def order(columns: list[Any]) -> list[Any]:
         return [c.desc() for c in columns] if q.descending else columns
 
-    chosen = (sa.select(dev.c.id, *keys).where(*_where(q)).order_by(*order([*keys, dev.c.id]))
+    joined = dev.outerjoin(found_t, found_again_of(dev)) if q.sort == "found" else dev
+    chosen = (sa.select(dev.c.id, *keys).select_from(joined).where(*_where(q)).order_by(*order([*keys, dev.c.id]))
               .limit(q.per_page).offset((max(q.page, 1) - 1) * q.per_page).subquery("chosen"))
     return (sa.select(*LIST_COLUMNS).join_from(dev, chosen, chosen.c.id == dev.c.id)
             .order_by(*order([*(chosen.c[k.name] for k in keys), chosen.c.id])))

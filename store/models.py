@@ -517,20 +517,33 @@ class DeviationFound(SQLModel, table=True):
     reconcile_run_id: int | None = None  # the run that found them (no foreign key: migration 0003)
 
 
-ACTIVE_STATUSES = ("open", "acknowledged")
+ACTIVE_STATUSES = ("open", "acknowledged")  # a deviation someone still has to deal with
 
 
-def last_found(d: sa.Table | Any) -> sa.ColumnElement[date]:
+def last_found(d: sa.Table | Any, found: sa.Table | None = None) -> sa.ColumnElement[date]:
     """A deviation's last day found (`d`: the deviation table or an alias of it): its own
     ``last_found_on``, or, while it is active, the day a later run found its rule and year again
-    (:class:`DeviationFound`). Label it where a row is read by name."""
-    found = DeviationFound.__table__
-    later = (sa.select(found.c.found_on)
-             .where(found.c.kind == d.c.kind, found.c.rule == d.c.rule, found.c.fiscal_year == d.c.fiscal_year,
-                    found.c.found_on > d.c.last_found_on)
-             .scalar_subquery())
-    return sa.case((d.c.status.in_(ACTIVE_STATUSES), sa.func.coalesce(later, d.c.last_found_on)),
+    (:class:`DeviationFound`). Label it where a row is read by name. `found`: the DeviationFound
+    table, joined by the caller on :func:`found_again_of` (a sort of every row: a join, not a
+    subquery per row); else a correlated subquery.
+
+    In SQL: ``CASE WHEN status IN ('open', 'acknowledged') THEN COALESCE((SELECT found_on FROM
+    deviation_found f WHERE f.kind = d.kind AND f.rule = d.rule AND f.fiscal_year = d.fiscal_year
+    AND f.found_on > d.last_found_on), d.last_found_on) ELSE d.last_found_on END``."""
+    if found is not None:
+        later = sa.case((found.c.found_on > d.c.last_found_on, found.c.found_on), else_=d.c.last_found_on)
+        return sa.case((d.c.status.in_(ACTIVE_STATUSES), later), else_=d.c.last_found_on)
+    table = DeviationFound.__table__
+    day = (sa.select(table.c.found_on).where(found_again_of(d, table), table.c.found_on > d.c.last_found_on)
+           .scalar_subquery())
+    return sa.case((d.c.status.in_(ACTIVE_STATUSES), sa.func.coalesce(day, d.c.last_found_on)),
                    else_=d.c.last_found_on)
+
+
+def found_again_of(d: sa.Table | Any, found: sa.Table | None = None) -> sa.ColumnElement[bool]:
+    """The :class:`DeviationFound` row of a deviation's rule and year (a join's condition)."""
+    found = DeviationFound.__table__ if found is None else found
+    return sa.and_(found.c.kind == d.c.kind, found.c.rule == d.c.rule, found.c.fiscal_year == d.c.fiscal_year)
 
 
 def deviation_as_read(d: sa.Table | Any = None) -> list[sa.ColumnElement[Any]]:

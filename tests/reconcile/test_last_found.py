@@ -69,6 +69,20 @@ def test_a_later_run_that_finds_the_same_writes_no_deviation_yet_reads_its_day(e
     assert read == {THIRD} and stored == {FIRST}
 
 
+def test_a_run_moves_the_day_only_for_the_rules_and_years_it_judged(engine):
+    varied_store(engine, random.Random(5), projects=12)
+    reconcile.run(engine, config(), as_of=FIRST)
+    # progress_lag switched off: its deviations stay as they are, found last on FIRST
+    reconcile.run(engine, config(rules={"progress_lag": {"enabled": False}}), as_of=SECOND, incremental=True)
+    reconcile.run(engine, config(), as_of=THIRD, years=[1404])  # a year the store does not hold
+    reconcile.run(engine, config(), as_of=day("1405/09/25"), dry_run=True)  # a what-if: nothing recorded
+    with engine.connect() as conn:
+        days = dict(conn.execute(sa.select(dev.c.rule, sa.func.max(last_found(dev)))
+                                 .where(dev.c.status == "open").group_by(dev.c.rule)).all())
+    assert days.pop("progress_lag") == FIRST
+    assert set(days.values()) == {SECOND} and len(days) >= 3
+
+
 def test_resolving_or_dismissing_keeps_the_last_day_a_run_found_it(engine):
     varied_store(engine, random.Random(5), projects=12)
     reconcile.run(engine, config(), as_of=FIRST)
@@ -108,6 +122,14 @@ def test_the_console_sorts_by_the_day_people_read(engine):
     days = [(r["id"], r["last_found_on"]) for r in page.rows]
     assert dict(days)[gone.id] == SECOND and dict(days)[kept.id] == THIRD
     assert [d for _i, d in days] == sorted(d for _i, d in days)  # by the day read, not the day stored
+    # newest first, as the console's column header asks, page after page
+    pages = []
+    with engine.connect() as conn:
+        for n in (1, 2, 3):
+            newest = console.DeviationQuery(sort="found", descending=True, statuses=("open", "resolved"),
+                                            per_page=len(days) // 3 + 1, page=n)
+            pages += [(r["last_found_on"], r["id"]) for r in console.list_deviations(conn, newest).rows]
+    assert pages == sorted(((d, i) for i, d in days), reverse=True)
 
 
 def test_a_downgrade_writes_the_days_back_into_the_deviations(engine):
@@ -117,10 +139,13 @@ def test_a_downgrade_writes_the_days_back_into_the_deviations(engine):
 
     varied_store(engine, random.Random(5), projects=12)
     reconcile.run(engine, config(), as_of=FIRST)
+    dismissed = _lags(engine)[0]
+    dv.dismiss(engine, dismissed.id, by="کارشناس", reason="پروژه متوقف شده است")  # its day: FIRST
     reconcile.run(engine, config(), as_of=SECOND, incremental=True)
     with engine.connect() as conn:
         before = dict(conn.execute(sa.select(dev.c.id, last_found(dev))).all())
-    assert set(before.values()) == {SECOND}
+    assert before.pop(dismissed.id) == FIRST and set(before.values()) == {SECOND}
+    before[dismissed.id] = FIRST
     command.downgrade(_alembic_config(engine), "0009")
     with engine.connect() as conn:
         assert dict(conn.execute(sa.select(dev.c.id, dev.c.last_found_on)).all()) == before

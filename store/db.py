@@ -127,6 +127,11 @@ def _is_empty(engine: Engine) -> bool:
 def check_current(engine: Engine) -> None:
     current = current_revision(engine)
     head = head_revision()
+    if current is not None and current > head:  # revisions are numbers of one width ('0010')
+        raise StoreError(
+            f"the store's schema is at {current}, newer than this budgetwatch knows ({head}): a newer "
+            "release wrote it — run that release, or restore the backup taken before its upgrade"
+        )
     if current != head:
         raise StoreError(
             f"the store's schema is at {current or 'no version'} but this budgetwatch needs {head}: "

@@ -60,6 +60,19 @@ def test_rejections_of_a_run_that_does_not_exist_are_an_error(run):
     assert code == 2 and "there is no sync run 999" in _one_line(err)
 
 
+def test_a_store_written_by_a_newer_release_is_called_ahead_not_behind(run, tmp_path):
+    # an operator who goes back to an older release must not be told to run its `db upgrade`
+    (tmp_path / "data").mkdir()
+    engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'budgetwatch.db'}")
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
+    code, out, _err = run("db", "current")
+    assert code == 1 and "ahead" in out and "behind" not in out
+    code, _out, err = run("runs")
+    assert code == 2 and "newer than this budgetwatch" in _one_line(err) and "db upgrade" not in err
+
+
 def test_db_current_exits_1_when_the_schema_is_behind(run, tmp_path):
     (tmp_path / "data").mkdir()
     upgrade(make_engine(f"sqlite:///{tmp_path / 'data' / 'budgetwatch.db'}"), "0006")

@@ -80,7 +80,9 @@ def db_current() -> None:
     with reaching(url):
         current = current_revision(make_engine(url))
     head = head_revision()
-    state = "current" if current == head else f"behind: run `budgetwatch db upgrade` (needs {head})"
+    state = ("current" if current == head else
+             f"ahead: written by a newer budgetwatch; this one knows {head}" if current and current > head else
+             f"behind: run `budgetwatch db upgrade`, which brings it to {head}")
     console.print(f"{safe_url(url)}: schema {current or 'none'} ({state})")
     if current != head:
-        raise typer.Exit(1)  # a script can tell: 0 current, 1 behind (docs/operations.md)
+        raise typer.Exit(1)  # a script can tell: 0 current, 1 behind or ahead (docs/operations.md)

@@ -226,6 +226,47 @@ def test_migration_0009_indexes_last_run_id_and_goes_down(store_url: str) -> Non
         engine.dispose()
 
 
+def test_migration_0011_indexes_the_pending_rows_and_goes_down(store_url: str) -> None:
+    """The approval_overdue rules read the reports and performance items the comptroller has not
+    approved by partial indexes (reconcile/rules/): after the upgrade each exists and holds only
+    those rows; after a downgrade to 0010 neither does."""
+    from alembic import command
+
+    from store.db import _alembic_config, upgrade
+
+    names = {"progress_report": "ix_progress_report_pending",
+             "operation_performance": "ix_operation_performance_pending"}
+
+    def indexed() -> dict[str, list[str]]:
+        inspector = sa.inspect(engine)
+        return {t: ix["column_names"] for t, name in names.items() for ix in inspector.get_indexes(t)
+                if ix["name"] == name}
+
+    engine = make_engine(store_url)
+    try:
+        upgrade(engine, "0010")
+        assert indexed() == {}
+        upgrade(engine)
+        assert indexed() == {"progress_report": ["project_year_id", "quarter"],
+                             "operation_performance": ["operation_id", "quarter"]}
+        with engine.connect() as conn:  # partial: the rows not approved only
+            if engine.dialect.name == "postgresql":
+                definitions = conn.execute(sa.text("SELECT indexdef FROM pg_indexes WHERE indexname IN :n "
+                                           "AND schemaname = current_schema()")
+                                           .bindparams(sa.bindparam("n", expanding=True)),
+                                           {"n": list(names.values())}).scalars().all()
+            else:
+                definitions = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE name IN :n")
+                                           .bindparams(sa.bindparam("n", expanding=True)),
+                                           {"n": list(names.values())}).scalars().all()
+        assert len(definitions) == 2
+        assert all("WHERE" in d and "comptroller_status" in d and "approved" in d for d in definitions), definitions
+        command.downgrade(_alembic_config(engine), "0010")
+        assert indexed() == {}
+    finally:
+        engine.dispose()
+
+
 def _insert_project(conn: Connection) -> None:
     conn.execute(sa.insert(T(Project)).values(code="1305012007-003"))
 

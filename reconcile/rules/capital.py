@@ -146,7 +146,8 @@ class ApprovalOverdue(Rule):
                 .join(pr, pr.c.project_year_id == py.c.id)
                 .where(Scope.active_project_year(), pr.c.comptroller_status != APPROVED,
                        entered < scope.approval_cutoff)
-                .order_by(py.c.id, pr.c.quarter))
+                # the pending reports' index order (store.models.pending_index): read by it, not every report
+                .order_by(pr.c.project_year_id, pr.c.quarter))
 
     def checked(self, scope: Scope, limits: object) -> sa.Select:
         return _count(scope, Scope.active_project_year(), _has_report())

@@ -214,7 +214,8 @@ class ApprovalOverdue(Rule):
                             perf.c.reported_on, perf.c.comptroller_status, perf.c.last_run_id.label("item_run_id"))
                 .join(perf, perf.c.operation_id == op.c.id)
                 .where(perf.c.comptroller_status != APPROVED, entered < scope.approval_cutoff)
-                .order_by(ea.c.id, op.c.code, perf.c.quarter))
+                # the pending items' index order (store.models.pending_index): read by it, not every item
+                .order_by(perf.c.operation_id, perf.c.quarter))
 
     def checked(self, scope: Scope, limits: object) -> sa.Select:
         return _count(op.join(ea, ea.c.id == op.c.agreement_id), scope.agreements(), Scope.active_agreement(),

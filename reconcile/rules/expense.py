@@ -10,7 +10,7 @@ credit_inconsistency only. Per-operation rules judge an `OperationInAgreement` (
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -45,13 +45,13 @@ class OperationShortfall(Rule):
         major: Decimal = Decimal("0.40")
 
     def select(self, scope: Scope, limits: Limits) -> sa.Select:
-        oq, quarter = scope.operation_quarters(), scope.closed_quarters().c.quarter
-        planned = Scope.through(_OP_TARGETS, quarter)
-        actual = Scope.through([oq.c.n1, oq.c.n2, oq.c.n3, oq.c.n4], quarter)
-        return (_year_to_date(scope, targets=True)
-                .where(planned > 0, _some_item(oq, quarter),
-                       actual < (limits.threshold + MARGIN) * planned)
-                .order_by(ea.c.id, op.c.code, quarter))
+        oq = scope.operation_quarters()
+
+        def short(q: int) -> sa.ColumnElement[bool]:  # the year to date through closed quarter q
+            planned, actual = _upto(_OP_TARGETS, q), _upto(_quantities(oq), q)
+            return sa.and_(planned > 0, _some_item(oq, q), actual < (limits.threshold + MARGIN) * planned)
+
+        return _year_to_date(scope, short, targets=True)
 
     def checked(self, scope: Scope, limits: Limits) -> sa.Select:
         oq, closed = scope.operation_quarters(), scope.closed_quarters()
@@ -60,8 +60,12 @@ class OperationShortfall(Rule):
                                    _some_item(oq, closed.c.quarter))
         return _count(oq.join(op, op.c.id == oq.c.operation_id).join(ea, ea.c.id == op.c.agreement_id), judged)
 
-    def finding(self, row: Any, scope: Scope, limits: Limits) -> Finding | None:
-        to_date, q, year = _to_date(row, targets=True), row.quarter, row.fiscal_year
+    def findings(self, rows: Iterable[Any], scope: Scope, limits: Limits) -> Iterator[Finding]:
+        return _each_closed_quarter(self, rows, scope, limits)
+
+    def finding_at(self, row: Any, q: int, limits: Limits) -> Finding | None:
+        """The finding of `row`'s operation through closed quarter `q`, if it falls short."""
+        to_date, year = _to_date(row, q, targets=True), row.fiscal_year
         planned, actual = to_date.planned, to_date.actual
         if planned <= 0 or to_date.latest is None:
             return None
@@ -100,12 +104,13 @@ class UnitCostOverrun(Rule):
         major: Decimal = Decimal("1.50")
 
     def select(self, scope: Scope, limits: Limits) -> sa.Select:
-        oq, quarter = scope.operation_quarters(), scope.closed_quarters().c.quarter
-        actual = Scope.through([oq.c.n1, oq.c.n2, oq.c.n3, oq.c.n4], quarter)
-        spent = Scope.through([oq.c.s1, oq.c.s2, oq.c.s3, oq.c.s4], quarter)
-        return (_year_to_date(scope, spending=True, unit_cost=True)
-                .where(op.c.unit_cost > 0, actual > 0, spent >= (limits.minor - MARGIN) * actual * op.c.unit_cost)
-                .order_by(ea.c.id, op.c.code, quarter))
+        oq = scope.operation_quarters()
+
+        def over(q: int) -> sa.ColumnElement[bool]:  # the year to date through closed quarter q
+            actual, spent = _upto(_quantities(oq), q), _upto([oq.c.s1, oq.c.s2, oq.c.s3, oq.c.s4], q)
+            return sa.and_(actual > 0, spent >= (limits.minor - MARGIN) * actual * op.c.unit_cost)
+
+        return _year_to_date(scope, over, spending=True, unit_cost=True).where(op.c.unit_cost > 0)
 
     def checked(self, scope: Scope, limits: Limits) -> sa.Select:
         oq, closed = scope.operation_quarters(), scope.closed_quarters()
@@ -114,8 +119,12 @@ class UnitCostOverrun(Rule):
         return _count(oq.join(op, op.c.id == oq.c.operation_id).join(ea, ea.c.id == op.c.agreement_id),
                       op.c.unit_cost > 0, judged)
 
-    def finding(self, row: Any, scope: Scope, limits: Limits) -> Finding | None:
-        to_date, q, year, unit_cost = _to_date(row, spending=True), row.quarter, row.fiscal_year, row.unit_cost
+    def findings(self, rows: Iterable[Any], scope: Scope, limits: Limits) -> Iterator[Finding]:
+        return _each_closed_quarter(self, rows, scope, limits)
+
+    def finding_at(self, row: Any, q: int, limits: Limits) -> Finding | None:
+        """The finding of `row`'s operation through closed quarter `q`, if its unit cost overruns."""
+        to_date, year, unit_cost = _to_date(row, q, spending=True), row.fiscal_year, row.unit_cost
         actual, spent = to_date.actual, to_date.spent
         if unit_cost is None or unit_cost <= 0 or actual <= 0:
             return None
@@ -317,28 +326,62 @@ def _operations(scope: Scope, *columns: Any) -> sa.Select:
             .where(Scope.active_agreement()))
 
 
-def _year_to_date(scope: Scope, *, targets: bool = False, spending: bool = False, unit_cost: bool = False
-                  ) -> sa.Select:
-    """Each operation of an active agreement in scope at each closed quarter, with the quarters'
-    own figures (Scope.operation_quarters) for the exact sums (:func:`_to_date`): the quantities
-    n1..n4 and the items' ids and runs (i1..i4, r1..r4) always; the targets t1..t4, the spending
-    s1..s4 and the unit cost when asked. (Every figure read is a Decimal made from the store's
-    value: at 100k, 600,000 of them that no rule used cost half a second.)"""
-    oq, closed = scope.operation_quarters(), scope.closed_quarters()
-    columns = [oq.c[f"n{k}"] for k in (1, 2, 3, 4)]
+def _year_to_date(scope: Scope, breaks: Callable[[int], sa.ColumnElement[bool]], *, targets: bool = False,
+                  spending: bool = False, unit_cost: bool = False) -> sa.Select:
+    """Each operation of an active agreement in scope whose year to date may break a rule through
+    one of its year's closed quarters (`breaks(q)`: the rule's condition through quarter q, SQL),
+    with the quarters' own figures (Scope.operation_quarters) for the exact sums (:func:`_to_date`):
+    the quantities n1..n4 and the items' ids and runs (i1..i4, r1..r4) always; the targets t1..t4,
+    the spending s1..s4 and the unit cost when asked. (Every figure read is a Decimal made from the
+    store's value: at 100k, 600,000 of them that no rule used cost half a second.)
+
+    One row an operation, judged in Python at each closed quarter (:func:`_each_closed_quarter`),
+    in the order of agreement, operation code and quarter. Not a row an operation and quarter (a
+    join with the closed quarters): SQLite then planned the quarters outermost, joined every
+    operation four times and sorted the rows (op. shortfall at 100k 2.3 s; docs/benchmarks.md, session 22)."""
+    oq = scope.operation_quarters()
+    columns = list(_quantities(oq))
     if targets:
         columns += [t.label(f"t{k}") for k, t in enumerate(_OP_TARGETS, 1)]
     if spending:
         columns += [oq.c[f"s{k}"] for k in (1, 2, 3, 4)]
     if unit_cost:
         columns.append(op.c.unit_cost)
-    return (_operations(scope, *columns, closed.c.quarter, *(oq.c[f"{c}{k}"] for c in "ir" for k in (1, 2, 3, 4)))
+    may_break = [sa.and_(ea.c.fiscal_year.in_(years), breaks(q)) for q in (1, 2, 3, 4)
+                 if (years := [y for y in scope.years if q in scope.closed(y)])]
+    return (_operations(scope, *columns, *(oq.c[f"{c}{k}"] for c in "ir" for k in (1, 2, 3, 4)))
             .join(oq, oq.c.operation_id == op.c.id)
-            .join(closed, closed.c.fiscal_year == ea.c.fiscal_year))
+            .where(sa.or_(*may_break) if may_break else sa.false())
+            .order_by(ea.c.id, op.c.code))
+
+
+def _each_closed_quarter(rule: Any, rows: Iterable[Any], scope: Scope, limits: Any) -> Iterator[Finding]:
+    """A year-to-date rule's findings (``finding_at``) on each row of :func:`_year_to_date` at each
+    closed quarter of its year, in quarter order."""
+    finding_at, closed = rule.finding_at, {y: scope.closed(y) for y in scope.years}
+    for row in rows:
+        for q in closed.get(row.fiscal_year, ()):
+            found = finding_at(row, q, limits)
+            if found is not None:
+                yield found
+
+
+def _quantities(oq: sa.Table) -> list[Any]:
+    return [oq.c.n1, oq.c.n2, oq.c.n3, oq.c.n4]
+
+
+def _upto(columns: Sequence[Any], q: int) -> sa.ColumnElement:
+    """Σ columns[0..q-1], empty values as 0 (SQL)."""
+    total = zero(columns[0])
+    for column in columns[1:q]:
+        total = total + zero(column)
+    return total
 
 
 def _some_item(oq: sa.Table, quarter: Any) -> sa.ColumnElement[bool]:
-    """A performance item in quarters 1..quarter (SQL)."""
+    """A performance item in quarters 1..quarter (SQL; `quarter` a column or a number)."""
+    if isinstance(quarter, int):
+        return sa.or_(*(oq.c[f"i{k}"].is_not(None) for k in range(1, quarter + 1)))
     return sa.or_(oq.c.i1.is_not(None), *(sa.and_(quarter >= k, oq.c[f"i{k}"].is_not(None)) for k in (2, 3, 4)))
 
 
@@ -352,14 +395,14 @@ class _ToDate:
     latest: int | None  # the quarter in 1..q of the latest performance item, None: no item
 
 
-def _to_date(row: Any, *, targets: bool = False, spending: bool = False) -> _ToDate:
-    """The year to date of a row of :func:`_year_to_date`, with its `targets` and `spending` when
-    the row has them (the same flags)."""
+def _to_date(row: Any, quarter: int, *, targets: bool = False, spending: bool = False) -> _ToDate:
+    """The year to date through `quarter` of a row of :func:`_year_to_date`, with its `targets` and
+    `spending` when the row has them (the same flags)."""
     planned = Decimal(0) if targets else None
     spent = Decimal(0) if spending else None
     actual = Decimal(0)
     latest = None
-    for k in range(1, row.quarter + 1):
+    for k in range(1, quarter + 1):
         if targets:
             target = getattr(row, f"t{k}")
             if target is not None:

@@ -66,6 +66,13 @@ def test_operation_shortfall_is_year_to_date():
     assert flags(SHORTFALL, unit) == [(2, "minor")]
 
 
+def test_operation_shortfall_judges_each_closed_quarter_in_order():
+    # short at Q1 (50 / 100) and at Q2 (100 / 200): a finding each, Q1 first
+    assert flags(SHORTFALL, op_unit(items=[item(1, 50), item(2, 50)])) == [(1, "major"), (2, "major")]
+    # short at Q1, caught up by Q2 (200 / 200): Q1 only
+    assert flags(SHORTFALL, op_unit(items=[item(1, 50), item(2, 150)])) == [(1, "major")]
+
+
 def test_operation_shortfall_empty_quantity_counts_0():
     assert flags(SHORTFALL, op_unit(items=[item(1, None, 50)]), as_of("1405/05/01")) == [(1, "critical")]
 
@@ -125,6 +132,13 @@ def test_unit_cost_overrun_empty_spent_counts_0():
 def test_unit_cost_overrun_is_year_to_date():
     # Q1 100 for 100 (1.0); Q2 +100 for 200: cumulative 300 / 200 = 1.5 major
     assert flags(OVERRUN, op_unit(items=[item(1, 100, 100), item(2, 100, 200)])) == [(2, "major")]
+
+
+def test_unit_cost_overrun_judges_each_closed_quarter_in_order():
+    # 1.3 at Q1 and year to date at Q2 (260 / 200): a finding each, Q1 first
+    assert flags(OVERRUN, op_unit(items=[item(1, 100, 130), item(2, 100, 130)])) == [(1, "minor"), (2, "minor")]
+    # 1.5 at Q1, back to 1.0 year to date by Q2 (200 / 200): Q1 only
+    assert flags(OVERRUN, op_unit(items=[item(1, 100, 150), item(2, 100, 50)])) == [(1, "major")]
 
 
 # --- missing_report: after q's due day, no item for q at all while an operation plans q ----------

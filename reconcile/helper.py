@@ -4,7 +4,7 @@ to date judged beside the run, on the machine's other core.
 SQLite runs a rule's query in the run's own thread, so a run's reading, judging and wording of
 thirteen rules follow one another on one core. The two rules read through Scope.operation_quarters
 (``expense.operation_shortfall``, ``expense.unit_cost_overrun``) are half of that work at 100k
-(their rows: 130,720 of 242,741 findings). On a store large enough to pay for a second interpreter
+(their findings: 130,720 of 242,741). On a store large enough to pay for a second interpreter
 (:data:`HELP_FROM` performance rows) a recording run that judges every subject and keeps no
 findings in memory (a command, the service; not a what-if, which holds no write lock) starts this module as a process of its own: it reads the same
 moment of the store, judges those two rules exactly as the run would, and appends their findings to

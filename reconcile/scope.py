@@ -12,8 +12,10 @@ PostgreSQL alike.
 before a threshold is compared. PostgreSQL computes on NUMERIC; SQLite stores figures as REAL, whose
 sums and differences can be off in the last binary digit. SQL conditions therefore only *select*:
 they compare with a threshold loosened by :data:`MARGIN` (:func:`at_least`, :func:`below`), which
-admits every row the exact arithmetic could flag and a few more; the rule's ``finding`` recomputes
-each admitted row's figures as Decimals from the stored values and decides. Sums over quarters are
+admits every row the exact arithmetic could flag and a few more; the rule's ``finding`` (or
+``findings``) recomputes each admitted row's figures as Decimals from the stored values and decides
+(the year-to-date rules judge an admitted operation at each closed quarter of its year, whichever
+quarter admitted it). Sums over quarters are
 returned as the quarters' own values, never summed in SQL for the verdict.
 
 **Incremental runs.** ``only`` restricts the subjects (project years, agreements) to those whose

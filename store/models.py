@@ -230,16 +230,16 @@ class ProjectCredit(SQLModel, table=True):
     last_run_id: int | None = Field(default=None, index=True)
 
 
-# A report or performance item the comptroller has not approved ('approved' as reconcile.facts.APPROVED
-# says it; the store does not import reconcile). A few per cent of the rows.
-PENDING = "comptroller_status != 'approved'"
+# A report or performance item the comptroller has not approved (pending or rejected; 'approved' as
+# reconcile.facts.APPROVED says it: the store does not import reconcile). A few per cent of the rows.
+NOT_APPROVED = "comptroller_status != 'approved'"
 
 
 def pending_index(name: str, *columns: str) -> sa.Index:
     """A partial index of the rows the comptroller has not approved, in the order of `columns`: the
     approval_overdue rules read those rows by it rather than every row (migration 0011; at 100k
     projects 20,000 of 1,000,000 performance items; docs/benchmarks.md, session 22)."""
-    return sa.Index(name, *columns, sqlite_where=sa.text(PENDING), postgresql_where=sa.text(PENDING))
+    return sa.Index(name, *columns, sqlite_where=sa.text(NOT_APPROVED), postgresql_where=sa.text(NOT_APPROVED))
 
 
 class ProgressReport(SQLModel, table=True):

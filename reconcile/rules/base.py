@@ -10,7 +10,8 @@ A rule (after prozorro-risks' indicators) is a small class:
 - ``select(scope, limits)`` — its condition set-wise: a SQLAlchemy Core query returning only the
   subjects that may break it, with the figures the finding needs (reconcile/scope.py);
 - ``findings(rows, scope, limits)`` / ``finding(row, …)`` — the exact decimal verdict on those rows
-  and the Persian sentence; ``checked(scope, limits)`` — how many subjects it judges.
+  and the Persian sentence (a row may make several findings: the year-to-date rules judge an
+  operation at each closed quarter); ``checked(scope, limits)`` — how many subjects it judges.
 """
 
 from __future__ import annotations

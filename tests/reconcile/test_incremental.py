@@ -188,8 +188,8 @@ BENCH_STATISTICS = [(table, index, stat) for table, rows in {
 def test_on_sqlite_the_approval_rules_read_the_pending_rows_by_index(tmp_path):
     """Both approval_overdue rules read the reports and items the comptroller has not approved through
     their partial indexes (migration 0011), not every project year's or operation's rows: a nightly
-    run asks them of every subject because their cut-off moves each day (0.3 s + 0.65 s of such a
-    run at 100k on SQLite before; docs/benchmarks.md, session 22). Planned on the statistics that
+    run asks them of every subject because their cut-off moves each day (their selects 0.21–0.26 s and
+    0.36–0.46 s at 100k on SQLite before; docs/benchmarks.md, session 22). Planned on the statistics that
     ANALYZE gave bench/reconcile.py's 100k store, where 2 % of the rows are pending."""
     engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     varied_store(engine, random.Random(8))

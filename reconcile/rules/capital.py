@@ -362,13 +362,14 @@ class CompletionOverdue(Rule):
                        py.c.fiscal_year.in_(scope.begun_years()))
 
     def select(self, scope: Scope, limits: Limits) -> sa.Select:
-        latest = _latest_reports(scope)
+        late = (self._applies(scope), py.c.fiscal_year - py.c.end_year >= 1)
+        latest = _latest_reports(scope, *late)
         progress = sa.func.coalesce(latest.c.progress, _START)
         return (_with_targets(scope.capital_subjects()).add_columns(
                     py.c.end_year, latest.c.id.label("report_id"), latest.c.quarter, latest.c.progress,
                     latest.c.last_run_id.label("report_run_id"))
                 .outerjoin(latest, sa.and_(latest.c.project_year_id == py.c.id, latest.c.n == 1))
-                .where(self._applies(scope), py.c.fiscal_year - py.c.end_year >= 1, below(progress, HUNDRED))
+                .where(*late, below(progress, HUNDRED))
                 .order_by(py.c.id))
 
     def checked(self, scope: Scope, limits: Limits) -> sa.Select:
@@ -519,13 +520,16 @@ def _has_report(*where: Any) -> sa.ColumnElement[bool]:
 TOTAL_ROW = "جمع"  # the gvCredits `total` row in messages
 
 
-def _latest_reports(scope: Scope) -> sa.Subquery:
-    """Reports carrying a progress figure, numbered from each project year's latest quarter (n = 1)."""
+def _latest_reports(scope: Scope, *among: sa.ColumnElement[bool]) -> sa.Subquery:
+    """Reports carrying a progress figure of the project years in scope that `among` selects,
+    numbered from each project year's latest quarter (n = 1). Numbered only where a rule will read
+    them: every report of the store was numbered and sorted before (completion_overdue at 100k
+    ~1 s of SQL for the 16,000 project years past their end; docs/benchmarks.md, session 22)."""
     return (sa.select(pr.c.id, pr.c.project_year_id, pr.c.quarter, pr.c.progress, pr.c.last_run_id,
                       sa.func.row_number().over(partition_by=pr.c.project_year_id,
                                                 order_by=pr.c.quarter.desc()).label("n"))
             .join(py, py.c.id == pr.c.project_year_id)
-            .where(pr.c.progress.is_not(None), scope.project_years()).subquery("latest_report"))
+            .where(pr.c.progress.is_not(None), scope.project_years(), *among).subquery("latest_report"))
 
 
 def _start(row: Any) -> Decimal:

@@ -63,7 +63,7 @@ class OperationShortfall(Rule):
     def findings(self, rows: Iterable[Any], scope: Scope, limits: Limits) -> Iterator[Finding]:
         return _each_closed_quarter(self, rows, scope, limits)
 
-    def finding_at(self, row: Any, q: int, limits: Limits) -> Finding | None:
+    def finding_at(self, row: Any, q: int, limits: Limits, named: _Named) -> Finding | None:
         """The finding of `row`'s operation through closed quarter `q`, if it falls short."""
         to_date, year = _to_date(row, q, targets=True), row.fiscal_year
         planned, actual = to_date.planned, to_date.actual
@@ -76,7 +76,7 @@ class OperationShortfall(Rule):
         unit = _unit_of(row)
         return _row_finding(
             self, row, f"{row.agreement_no}/{row.operation_code}", q, severity,
-            f"{_operation_named(row)} تا پایان {w.quarter(year, q)} "
+            f"{named.operation()} تا پایان {w.quarter(year, q)} "
             f"{w.number(actual, grouped=True)} {unit} انجام داده در برابر {w.number(planned, grouped=True)} "
             f"{unit} برنامه‌ریزی‌شده (تحقق {w.percent(ratio * 100)})",
             planned=planned, actual=actual, measure=ratio,
@@ -122,7 +122,7 @@ class UnitCostOverrun(Rule):
     def findings(self, rows: Iterable[Any], scope: Scope, limits: Limits) -> Iterator[Finding]:
         return _each_closed_quarter(self, rows, scope, limits)
 
-    def finding_at(self, row: Any, q: int, limits: Limits) -> Finding | None:
+    def finding_at(self, row: Any, q: int, limits: Limits, named: _Named) -> Finding | None:
         """The finding of `row`'s operation through closed quarter `q`, if its unit cost overruns."""
         to_date, year, unit_cost = _to_date(row, q, spending=True), row.fiscal_year, row.unit_cost
         actual, spent = to_date.actual, to_date.spent
@@ -135,7 +135,7 @@ class UnitCostOverrun(Rule):
         cost = round4(divide(spent, actual))
         return _row_finding(
             self, row, f"{row.agreement_no}/{row.operation_code}", q, severity,
-            f"{_operation_named(row)} تا پایان {w.quarter(year, q)} برای هر {_unit_of(row)} "
+            f"{named.operation()} تا پایان {w.quarter(year, q)} برای هر {_unit_of(row)} "
             f"{w.amount(cost, unit_cost)} هزینه کرده "
             f"در برابر قیمت واحد {w.amount(unit_cost, cost)} در موافقتنامه "
             f"({w.number(ratio)} برابر)",
@@ -362,10 +362,25 @@ def _each_closed_quarter(rule: Any, rows: Iterable[Any], scope: Scope, limits: A
     closed quarter of its year, in quarter order."""
     finding_at, closed = rule.finding_at, {y: scope.closed(y) for y in scope.years}
     for row in rows:
+        named = _Named(row)
         for q in closed.get(row.fiscal_year, ()):
-            found = finding_at(row, q, limits)
+            found = finding_at(row, q, limits, named)
             if found is not None:
                 yield found
+
+
+class _Named:
+    """What names a row's operation in a sentence, worded once for all its quarters' findings."""
+
+    __slots__ = ("row", "_operation")
+
+    def __init__(self, row: Any) -> None:
+        self.row, self._operation = row, None
+
+    def operation(self) -> str:
+        if self._operation is None:
+            self._operation = _operation_named(self.row)
+        return self._operation
 
 
 def _quantities(oq: sa.Table) -> list[Any]:

@@ -65,6 +65,7 @@ def templates() -> Environment:
         comptroller=lambda code: present.COMPTROLLER_NAMES.get(code or "", code or present.NOTHING),
         role=lambda code: ROLE_NAMES.get(code, code), sync_status=word(words.SYNC_STATUS),
         run_status=word(words.RUN_STATUS), mode=word(words.MODES), event=word(words.EVENTS),
+        run_reason=word(words.RUN_REASONS),
         years=lambda text: present.digits("، ".join(str(text or "").split(","))) or present.NOTHING,
         table=word(words.TABLES), phase=words.phase, act_text=words.act_text,
         label=lambda key: words.LABELS.get(key, key), job_state=word(words.JOB_STATE), action=word(words.ACTIONS),

@@ -15,6 +15,9 @@ RUN_STATUS = {"running": "در حال اجرا", "success": "موفق", "failed"
 MODES = {"full": "کامل", "incremental": "افزایشی"}
 EVENTS = {"opened": "ایجاد", "escalated": "تشدید", "lowered": "کاهش شدت", "updated": "به‌روزرسانی ارقام",
           "resolved": "برطرف شد", "reopened": "بازگشایی", "acknowledged": "بررسی شد", "dismissed": "رد شد (نادرست)"}
+# why a run resolved a deviation (reconcile/lifecycle.py writes them into its event): a person's own
+# reason is shown as they wrote it
+RUN_REASONS = {"not found": "در اجرای تطبیق یافت نشد", "gone": "در سامانه دیگر نیست"}
 TABLES = {"project_year": "پروژه در سال", "progress_report": "گزارش عملکرد", "project_credit": "اعتبار پروژه",
           "field_inspection": "بازدید میدانی", "expense_agreement": "موافقتنامه", "expense_credit": "اعتبار فصل",
           "operation": "فعالیت", "operation_performance": "عملکرد فعالیت"}

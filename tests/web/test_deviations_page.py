@@ -156,6 +156,28 @@ def test_who_acted_is_named_by_their_display_name_on_the_page(sqlite_store):
     assert "<td>کاربر tolfiq</td>" in history
 
 
+def test_the_history_says_in_persian_why_a_run_resolved_and_a_persons_reason_as_written(sqlite_store):
+    import sqlalchemy as sa
+
+    from store.models import DeviationEvent, utcnow
+
+    row = sqlite_store.deviation(status="resolved")
+    with sqlite_store.engine.begin() as conn:
+        conn.execute(sa.insert(DeviationEvent.__table__), [
+            {"deviation_id": row["id"], "event": "resolved", "at": utcnow(), "reconcile_run_id": 7, "by": None,
+             "reason": "not found"},
+            {"deviation_id": row["id"], "event": "resolved", "at": utcnow(), "reconcile_run_id": 8, "by": None,
+             "reason": "gone"},
+            {"deviation_id": row["id"], "event": "acknowledged", "at": utcnow(), "reconcile_run_id": None,
+             "by": "social", "reason": "gone"}])
+    page = sqlite_store.client("social").get(f"/deviations/{row['id']}").text
+    history = page[page.index("<h2>سرگذشت</h2>"):]
+    assert '<td class="why">در اجرای تطبیق یافت نشد</td>' in history
+    assert '<td class="why">در سامانه دیگر نیست</td>' in history
+    assert "not found" not in history
+    assert '<td class="why">gone</td>' in history  # what a person wrote is shown as written
+
+
 def test_an_expert_of_one_group_cannot_dismiss_another_groups_deviation(sqlite_store):
     row = sqlite_store.deviation(status="open", agency_code="311")  # infrastructure
     client = sqlite_store.client("social")

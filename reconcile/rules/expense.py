@@ -54,10 +54,8 @@ class OperationShortfall(Rule):
         return _year_to_date(scope, short, targets=True)
 
     def checked(self, scope: Scope, limits: Limits) -> sa.Select:
-        oq, closed = scope.operation_quarters(), scope.closed_quarters()
-        judged = sa.exists().where(closed.c.fiscal_year == ea.c.fiscal_year,
-                                   Scope.through(_OP_TARGETS, closed.c.quarter) > 0,
-                                   _some_item(oq, closed.c.quarter))
+        oq = scope.operation_quarters()
+        judged = _at_a_closed_quarter(scope, lambda q: sa.and_(_upto(_OP_TARGETS, q) > 0, _some_item(oq, q)))
         return _count(oq.join(op, op.c.id == oq.c.operation_id).join(ea, ea.c.id == op.c.agreement_id), judged)
 
     def findings(self, rows: Iterable[Any], scope: Scope, limits: Limits) -> Iterator[Finding]:
@@ -113,9 +111,8 @@ class UnitCostOverrun(Rule):
         return _year_to_date(scope, over, spending=True, unit_cost=True).where(op.c.unit_cost > 0)
 
     def checked(self, scope: Scope, limits: Limits) -> sa.Select:
-        oq, closed = scope.operation_quarters(), scope.closed_quarters()
-        judged = sa.exists().where(closed.c.fiscal_year == ea.c.fiscal_year,
-                                   Scope.through([oq.c.n1, oq.c.n2, oq.c.n3, oq.c.n4], closed.c.quarter) > 0)
+        oq = scope.operation_quarters()
+        judged = _at_a_closed_quarter(scope, lambda q: _upto(_quantities(oq), q) > 0)
         return _count(oq.join(op, op.c.id == oq.c.operation_id).join(ea, ea.c.id == op.c.agreement_id),
                       op.c.unit_cost > 0, judged)
 
@@ -349,12 +346,19 @@ def _year_to_date(scope: Scope, breaks: Callable[[int], sa.ColumnElement[bool]],
         columns += [oq.c[f"s{k}"] for k in (1, 2, 3, 4)]
     if unit_cost:
         columns.append(op.c.unit_cost)
-    may_break = [sa.and_(ea.c.fiscal_year.in_(years), breaks(q)) for q in (1, 2, 3, 4)
-                 if (years := [y for y in scope.years if q in scope.closed(y)])]
     return (_operations(scope, *columns, *(oq.c[f"{c}{k}"] for c in "ir" for k in (1, 2, 3, 4)))
             .join(oq, oq.c.operation_id == op.c.id)
-            .where(sa.or_(*may_break) if may_break else sa.false())
+            .where(_at_a_closed_quarter(scope, breaks))
             .order_by(ea.c.id, op.c.code))
+
+
+def _at_a_closed_quarter(scope: Scope, holds: Callable[[int], sa.ColumnElement[bool]]) -> sa.ColumnElement[bool]:
+    """SQL: `holds(q)` at one of the closed quarters q of the agreement's year (an OR of constants per
+    quarter, not a join with a table of the closed quarters; the counts of what the year-to-date
+    rules checked too: 0.33–0.38 s each at 100k on PostgreSQL before)."""
+    terms = [sa.and_(ea.c.fiscal_year.in_(years), holds(q)) for q in (1, 2, 3, 4)
+             if (years := [y for y in scope.years if q in scope.closed(y)])]
+    return sa.or_(*terms) if terms else sa.false()
 
 
 def _each_closed_quarter(rule: Any, rows: Iterable[Any], scope: Scope, limits: Any) -> Iterator[Finding]:

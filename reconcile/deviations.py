@@ -12,8 +12,8 @@ who, why and when, each as a DeviationEvent:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -75,6 +75,10 @@ class Shown:
     county_id: int | None
     group: str
     county: str | None = None  # the county's Persian name, where the row carries it
+    # the first and last day a run found it (store.models.last_found), where the row is a stored one:
+    # when, not which deviation or what it says (left out of equality, as a run's rows carry none)
+    first_found_on: date | None = field(default=None, compare=False)
+    last_found_on: date | None = field(default=None, compare=False)
 
     def as_json(self) -> dict[str, Any]:
         """The keys of `budgetwatch reconcile --format json`, numbers as JSON numbers; ``id`` is what
@@ -208,12 +212,14 @@ def list_deviations(conn: Connection, view: View, routing: RoutingConfig) -> lis
     county_set = county_ids(conn, view.counties) if view.counties else None
     query = sa.select(dev.c.id, dev.c.kind, dev.c.rule, dev.c.severity, dev.c.subject, dev.c.fiscal_year,
                       dev.c.quarter, dev.c.planned, dev.c.actual, dev.c.measure, dev.c.status, dev.c.message,
-                      dev.c.agency_code, dev.c.county_id, counties.c.name.label("county")
+                      dev.c.agency_code, dev.c.county_id, counties.c.name.label("county"), dev.c.first_found_on,
+                      last_found(dev).label("last_found_on")
                       ).outerjoin(counties, counties.c.id == dev.c.county_id
                                   ).where(view_condition(view, routing, county_set)(dev.c))
     shown = [Shown(r.id, r.kind, r.rule, r.severity, r.subject, r.fiscal_year, r.quarter or None, r.planned,
                    r.actual, r.measure, r.status, r.message, r.agency_code, r.county_id,
-                   group_of(r.agency_code, routing), r.county) for r in conn.execute(query)]
+                   group_of(r.agency_code, routing), r.county, r.first_found_on, r.last_found_on)
+             for r in conn.execute(query)]
     return sorted(shown, key=sort_key)
 
 

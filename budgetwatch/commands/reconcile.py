@@ -110,26 +110,39 @@ def _plain(value) -> str:
 WIDE = 130  # below this many columns the sentences are listed under the table, not in it
 
 
-def _deviation_table(rows: list[dv.Shown], title: str, *, with_message: bool = True) -> Table:
+def _deviation_table(rows: list[dv.Shown], title: str, *, with_message: bool = True, found: bool = False) -> Table:
+    """The deviations as a table; `found`: with the first and last day a run found each (stored ones)."""
     table = Table(title=title, show_lines=False, header_style="bold", expand=False)
-    for name in ("id", "severity", "rule", "subject", "year/q", "planned", "actual", "measure", "status"):
+    for name in ("id", "severity", "rule", "subject", "year/q", "planned", "actual", "measure", "status",
+                 *(("found",) if found else ())):
         table.add_column(name, no_wrap=True, justify="right" if name in ("planned", "actual", "measure") else "left")
     if with_message:
         table.add_column("message", overflow="fold", min_width=24)
     for r in rows:
         period = f"{r.fiscal_year}/Q{r.quarter}" if r.quarter else str(r.fiscal_year)
         cells = [str(r.id or ""), f"[{SEVERITY_STYLE[r.severity]}]{r.severity}[/]", r.rule, Text(r.subject),
-                 period, _plain(r.planned), _plain(r.actual), _plain(r.measure), r.status]
+                 period, _plain(r.planned), _plain(r.actual), _plain(r.measure), r.status,
+                 *((_found(r),) if found else ())]
         table.add_row(*cells, *([Text(r.message)] if with_message else []))  # portal text: never markup
     return table
 
 
-def _deviations(rows: list[dv.Shown], title: str, width: int) -> list:
+def _deviations(rows: list[dv.Shown], title: str, width: int, *, found: bool = False) -> list:
     """The table, with the Persian sentences in it on a wide terminal, listed after it otherwise."""
     if width >= WIDE:
-        return [_deviation_table(rows, title)]
-    return [_deviation_table(rows, title, with_message=False),
+        return [_deviation_table(rows, title, found=found)]
+    return [_deviation_table(rows, title, with_message=False, found=found),
             *(Text(f"#{r.id}  {r.message}") for r in rows)]
+
+
+def _found(r: dv.Shown) -> str:
+    """'1405/09/02 – 1405/09/10': the first and last day a run found it (one day when both are the same)."""
+    first, last = (format_jalali(d, persian_digits=False) for d in (r.first_found_on, r.last_found_on))
+    return first if first == last else f"{first} – {last}"
+
+
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day is not None else None
 
 
 def _summary_tables(rows: Iterable[dv.Shown]) -> list[Table]:
@@ -192,8 +205,10 @@ def _write(text: str, output: Path | None) -> None:
 
 
 def _json(rows: list[dv.Shown]) -> str:
-    """`deviations list --format json`: the keys of `reconcile --format json` (Shown.as_json)."""
-    items = [r.as_json() for r in rows]
+    """`deviations list --format json`: the keys of `reconcile --format json` (Shown.as_json), and the
+    first and last day a run found the deviation (ISO dates)."""
+    items = [{**r.as_json(), "first_found_on": _iso(r.first_found_on), "last_found_on": _iso(r.last_found_on)}
+             for r in rows]
     return json.dumps(items, ensure_ascii=False, indent=2) + "\n"
 
 
@@ -373,7 +388,7 @@ def deviations_list(
         _write(_json(rows), output)
         return
     width = console.width if output is None else FILE_WIDTH
-    _render([*_deviations(rows, f"{len(rows):,} deviations", width), *_summary_tables(rows)], output)
+    _render([*_deviations(rows, f"{len(rows):,} deviations", width, found=True), *_summary_tables(rows)], output)
 
 
 @deviations_app.command("show")

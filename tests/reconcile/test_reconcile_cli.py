@@ -93,11 +93,21 @@ def test_bad_option_values_are_one_line_errors(cli, argv, message):
     assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
 
 
+def test_deviations_list_says_the_first_and_last_day_a_run_found_each(cli):
+    cli("reconcile", "--as-of", "1405/09/02")
+    cli("reconcile", "--as-of", "1405/09/10")  # finds the same again: no deviation row rewritten
+    code, out, _ = cli("deviations", "list", "--format", "json", "--rule", "progress_lag")
+    [row] = json.loads(out)
+    assert (row["first_found_on"], row["last_found_on"]) == ("2026-11-23", "2026-12-01")
+    code, out, _ = cli("deviations", "list", "--rule", "progress_lag")
+    assert code == 0 and "1405/09/02 – 1405/09/10" in out
+
+
 def test_deviations_show_ack_dismiss(cli):
     cli("reconcile", "--as-of", "1405/09/02")
     code, out, _ = cli("deviations", "list", "--format", "json", "--rule", "progress_lag")
     [row] = json.loads(out)
-    assert code == 0 and set(row) == JSON_KEYS | {"id"}
+    assert code == 0 and set(row) == JSON_KEYS | {"first_found_on", "last_found_on"}
     dev_id = str(row["id"])
     code, out, _ = cli("deviations", "list")
     assert code == 0 and "progress_lag" in out

@@ -223,11 +223,11 @@ class Scope:
         return self._operation_quarters
 
     @staticmethod
-    def through(columns: Sequence[Any], quarter: Any) -> sa.ColumnElement:
-        """Σ columns[0..quarter-1] with empty values as 0, for a quarter given by a column (SQL)."""
+    def through(columns: Sequence[Any], quarter: int) -> sa.ColumnElement:
+        """Σ columns[0..quarter-1] with empty values as 0 (SQL): a year to date through `quarter`."""
         total = zero(columns[0])
-        for k, column in enumerate(columns[1:], start=2):
-            total = total + sa.case((quarter >= k, zero(column)), else_=0)
+        for column in columns[1:quarter]:
+            total = total + zero(column)
         return total
 
 

@@ -10,7 +10,7 @@ credit_inconsistency only. Per-operation rules judge an `OperationInAgreement` (
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -48,14 +48,14 @@ class OperationShortfall(Rule):
         oq = scope.operation_quarters()
 
         def short(q: int) -> sa.ColumnElement[bool]:  # the year to date through closed quarter q
-            planned, actual = _upto(_OP_TARGETS, q), _upto(_quantities(oq), q)
+            planned, actual = Scope.through(_OP_TARGETS, q), Scope.through(_quantities(oq), q)
             return sa.and_(planned > 0, _some_item(oq, q), actual < (limits.threshold + MARGIN) * planned)
 
         return _year_to_date(scope, short, targets=True)
 
     def checked(self, scope: Scope, limits: Limits) -> sa.Select:
         oq = scope.operation_quarters()
-        judged = _at_a_closed_quarter(scope, lambda q: sa.and_(_upto(_OP_TARGETS, q) > 0, _some_item(oq, q)))
+        judged = _at_a_closed_quarter(scope, lambda q: sa.and_(Scope.through(_OP_TARGETS, q) > 0, _some_item(oq, q)))
         return _count(oq.join(op, op.c.id == oq.c.operation_id).join(ea, ea.c.id == op.c.agreement_id), judged)
 
     def findings(self, rows: Iterable[Any], scope: Scope, limits: Limits) -> Iterator[Finding]:
@@ -105,14 +105,14 @@ class UnitCostOverrun(Rule):
         oq = scope.operation_quarters()
 
         def over(q: int) -> sa.ColumnElement[bool]:  # the year to date through closed quarter q
-            actual, spent = _upto(_quantities(oq), q), _upto([oq.c.s1, oq.c.s2, oq.c.s3, oq.c.s4], q)
+            actual, spent = Scope.through(_quantities(oq), q), Scope.through([oq.c.s1, oq.c.s2, oq.c.s3, oq.c.s4], q)
             return sa.and_(actual > 0, spent >= (limits.minor - MARGIN) * actual * op.c.unit_cost)
 
         return _year_to_date(scope, over, spending=True, unit_cost=True).where(op.c.unit_cost > 0)
 
     def checked(self, scope: Scope, limits: Limits) -> sa.Select:
         oq = scope.operation_quarters()
-        judged = _at_a_closed_quarter(scope, lambda q: _upto(_quantities(oq), q) > 0)
+        judged = _at_a_closed_quarter(scope, lambda q: Scope.through(_quantities(oq), q) > 0)
         return _count(oq.join(op, op.c.id == oq.c.operation_id).join(ea, ea.c.id == op.c.agreement_id),
                       op.c.unit_cost > 0, judged)
 
@@ -337,7 +337,8 @@ def _year_to_date(scope: Scope, breaks: Callable[[int], sa.ColumnElement[bool]],
     One row an operation, judged in Python at each closed quarter (:func:`_each_closed_quarter`),
     in the order of agreement, operation code and quarter. Not a row an operation and quarter (a
     join with the closed quarters): SQLite then planned the quarters outermost, joined every
-    operation four times and sorted the rows (at 100k the rows of operation_shortfall 2.8–3.9 s, now 1.0–1.3 s; docs/benchmarks.md, session 22)."""
+    operation four times and sorted the rows (at 100k the rows of operation_shortfall 2.8–3.9 s,
+    now 1.0–1.3 s; docs/benchmarks.md, session 22)."""
     oq = scope.operation_quarters()
     columns = list(_quantities(oq))
     if targets:
@@ -391,19 +392,9 @@ def _quantities(oq: sa.Table) -> list[Any]:
     return [oq.c.n1, oq.c.n2, oq.c.n3, oq.c.n4]
 
 
-def _upto(columns: Sequence[Any], q: int) -> sa.ColumnElement:
-    """Σ columns[0..q-1], empty values as 0 (SQL)."""
-    total = zero(columns[0])
-    for column in columns[1:q]:
-        total = total + zero(column)
-    return total
-
-
-def _some_item(oq: sa.Table, quarter: Any) -> sa.ColumnElement[bool]:
-    """A performance item in quarters 1..quarter (SQL; `quarter` a column or a number)."""
-    if isinstance(quarter, int):
-        return sa.or_(*(oq.c[f"i{k}"].is_not(None) for k in range(1, quarter + 1)))
-    return sa.or_(oq.c.i1.is_not(None), *(sa.and_(quarter >= k, oq.c[f"i{k}"].is_not(None)) for k in (2, 3, 4)))
+def _some_item(oq: sa.Table, quarter: int) -> sa.ColumnElement[bool]:
+    """A performance item in quarters 1..quarter (SQL)."""
+    return sa.or_(*(oq.c[f"i{k}"].is_not(None) for k in range(1, quarter + 1)))
 
 
 @dataclass(frozen=True, slots=True)

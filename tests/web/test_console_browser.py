@@ -40,6 +40,7 @@ class Served:
     url: str
     engine: sa.engine.Engine
     app: object
+    reconcile: object  # the reconcile section of the store's configuration
 
 
 def _free_port() -> int:
@@ -77,7 +78,7 @@ def served(tmp_path_factory) -> Iterator[Served]:
     while not server.started:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
-    yield Served(f"http://127.0.0.1:{port}", engine, app)
+    yield Served(f"http://127.0.0.1:{port}", engine, app, config.reconcile)
     server.should_exit = True
     thread.join(10)
     engine.dispose()
@@ -267,4 +268,25 @@ def test_the_users_and_runs_pages_on_a_phone(served):
                 misfits.append((name, "no cell names its column"))
             misfits += _misfits_on_a_phone(page, name)
         assert not misfits, "\n".join(map(str, misfits))
+        assert errors == []
+
+
+def test_a_deviation_a_run_resolved_says_why_in_persian(served):
+    """A progress lag whose report is corrected: the next run resolves it, and its page's history says
+    why in Persian (it showed the run's code, 'not found')."""
+    dev, reports = Deviation.__table__, sa.table("progress_report", sa.column("id"), sa.column("progress"))
+    with served.engine.begin() as conn:
+        lag = conn.execute(sa.select(dev.c.id, dev.c.evidence_id).where(
+            dev.c.rule == "progress_lag", dev.c.status == "open").order_by(dev.c.id).limit(1)).one()
+        conn.execute(sa.update(reports).where(reports.c.id == lag.evidence_id).values(progress=100))
+    reconcile.run(served.engine, served.reconcile, as_of=CLOCK.date())
+    with served.engine.connect() as conn:
+        assert conn.execute(sa.select(dev.c.status).where(dev.c.id == lag.id)).scalar_one() == "resolved"
+    with browser_page() as (page, errors):
+        _sign_in(page, served, "tolfiq")
+        page.goto(f"{served.url}/deviations/{lag.id}")
+        history = page.locator("section:has(h2:text('سرگذشت')) tbody tr")
+        assert history.last.locator("td.why").inner_text() == "در اجرای تطبیق یافت نشد"
+        assert "not found" not in page.content()
+        page.screenshot(path=screenshot_path("web-deviation-resolved"), full_page=True)
         assert errors == []

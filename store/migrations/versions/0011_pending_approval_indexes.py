@@ -4,8 +4,9 @@ The approval_overdue rules (reconcile/rules/) read the reports and performance i
 by the comptroller and entered before the cut-off. Without an index each run read every item of
 its years through the agreements and operations (1,000,000 performance items and 400,000 reports
 at 100k projects, of which ~2 % are not approved): their selects took 0.21–0.26 s and 0.36–0.46 s
-on SQLite, paid by every run and in full by a nightly incremental run, whose cut-off moves every day. These partial indexes hold only the
-pending rows, in the order the rules read them (docs/benchmarks.md, session 22). Adds indexes only.
+on SQLite, paid by every run and in full by a nightly incremental run, whose cut-off moves every
+day. These partial indexes hold only the rows not approved, in the order the rules read them
+(docs/benchmarks.md, session 22). Adds indexes only.
 
 Revision ID: 0011
 Revises: 0010
@@ -26,7 +27,8 @@ INDEXES = (('ix_progress_report_pending', 'progress_report', ['project_year_id',
 
 def upgrade() -> None:
     for name, table, columns in INDEXES:
-        op.create_index(name, table, columns, sqlite_where=sa.text(NOT_APPROVED), postgresql_where=sa.text(NOT_APPROVED))
+        op.create_index(name, table, columns, sqlite_where=sa.text(NOT_APPROVED),
+                        postgresql_where=sa.text(NOT_APPROVED))
 
 
 def downgrade() -> None:

@@ -200,6 +200,31 @@ def changed_subjects(kind: str) -> sa.Select:
     return sa.select((CHANGED_YEARS if kind == "capital" else CHANGED_AGREEMENTS).c.id)
 
 
+def changed_ids(reader: Connection) -> dict[str, list[int]]:
+    """The ids of an incremental plan's changed project years and agreements (a helper process
+    judges the same subjects: reconcile/helper.py)."""
+    return {name: list(reader.execute(sa.select(table.c.id).order_by(table.c.id)).scalars())
+            for name, table in (("project_years", CHANGED_YEARS), ("agreements", CHANGED_AGREEMENTS))}
+
+
+def changed_tables(conn: Connection, ids: dict[str, list[int]]) -> Only:
+    """The changed subjects `ids` (:func:`changed_ids`) as the temporary tables of a plan, on
+    `conn`: what a helper process judges in an incremental run."""
+    for name, table in (("project_years", CHANGED_YEARS), ("agreements", CHANGED_AGREEMENTS)):
+        table.drop(conn, checkfirst=True)
+        table.create(conn)
+        if ids[name]:
+            bulk_insert(conn, table, ["id"], [(i,) for i in ids[name]])
+    return Only(project_years=CHANGED_YEARS, agreements=CHANGED_AGREEMENTS)
+
+
+def operations_changed(reader: Connection) -> int:
+    """How many operations the changed agreements of an incremental plan have: the subjects of the
+    year-to-date rules in the run (reconcile/helper.py ``worth_helping``)."""
+    return int(reader.execute(sa.select(sa.func.count()).select_from(op)
+                              .where(op.c.agreement_id.in_(sa.select(CHANGED_AGREEMENTS.c.id)))).scalar_one())
+
+
 def clean(reader: Connection) -> None:
     """Drop the run's temporary tables of changed subjects on the reading connection."""
     for table in (CHANGED_YEARS, CHANGED_AGREEMENTS):

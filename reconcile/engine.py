@@ -19,7 +19,8 @@
    judges those rows exactly and words them; findings stream into a temporary table of the run's
    writing connection (reconcile/lifecycle.py), never held whole in memory. On PostgreSQL a thread
    reads the rules' rows on the run's reader while the run words the rows before
-   (reconcile/judge.py, ``Answers``).
+   (reconcile/judge.py, ``Answers``); on a large SQLite store a helper process judges the two
+   year-to-date rules meanwhile, in a full run or after a large change (reconcile/helper.py).
 6. **Life.** The findings are compared with the stored deviations set-wise, the changes written and
    the run closed with its statistics, in one transaction. A recording run compares and opens each
    rule's new deviations once the rules up to it are staged (``Found.open_through``), where those
@@ -125,7 +126,7 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                        "a what-if, nothing is recorded"}.get(reason or "")
     basis = _basis(settings, calendar, chosen, rules)
     names = [rule.name for rule, _ in rules]
-    help_at = helper.helped(engine, names, keep=keep)  # a large full run on SQLite: step 5
+    help_at = helper.helped(engine, names, keep=keep)  # a large run on SQLite: step 5
     run_id = None if what_if else reconcile_runs.open_run(engine, day, chosen)
     label = f"run {run_id}" if run_id is not None else "what-if"
     say(f"{label}: judging years {', '.join(map(str, chosen)) or '(none)'} as of {day.isoformat()}")
@@ -142,7 +143,8 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                 mark = changes.watermark(reader)
                 plan = changes.plan(reader, conn, last=last, basis=basis, full=not incremental or what_if is not None)
                 now = utcnow()  # the moment of the run's writes
-                helped = bool(help_at) and plan.only is None and run_id is not None  # a what-if holds no lock
+                helped = (bool(help_at) and run_id is not None  # a what-if holds no lock
+                          and helper.worth_helping(None if plan.only is None else changes.operations_changed(reader)))
                 # A recording run opens each rule's new deviations once the rules up to it are staged
                 # (Found.open_through) where the writes then overlap other work: on PostgreSQL in a
                 # writing thread while the run judges on; on SQLite before it waits for its helper.
@@ -159,7 +161,9 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                 steady = {name for name, clock in clocks.items()
                           if plan.only is not None and (last.stats or {}).get("clocks", {}).get(name) == clock}
                 aside = helper.Helper(engine.url.render_as_string(hide_password=False), settings, day, chosen,
-                                      help_at, [names[i] for i in help_at]) if helped else None
+                                      help_at, [names[i] for i in help_at],
+                                      only=None if plan.only is None else changes.changed_ids(reader)) \
+                    if helped else None
                 try:
                     _judge(rules, reader=reader, ahead=reader is not conn, found=found, stats=stats, scope=scope,
                            steady=steady, skip=skip, aside=aside, opening=opening, kept=kept if keep else None,

@@ -1,45 +1,54 @@
-"""A helper process for a large full run on SQLite: the two rules that sum expense operations year
-to date judged beside the run, on the machine's other core.
+"""A helper process for a large run on SQLite: the two rules that sum expense operations year to
+date judged beside the run, on the machine's other core.
 
 SQLite runs a rule's query in the run's own thread, so a run's reading, judging and wording of
 thirteen rules follow one another on one core. The two rules read through Scope.operation_quarters
 (``expense.operation_shortfall``, ``expense.unit_cost_overrun``) are half of that work at 100k
-(their findings: 130,720 of 242,741). On a store large enough to pay for a second interpreter
-(:data:`HELP_FROM` performance rows) a recording run that judges every subject and keeps no
-findings in memory (a command, the service; not a what-if, which holds no write lock) starts this module as a process of its own: it reads the same
-moment of the store, judges those two rules exactly as the run would, and appends their findings to
-a file of its own, as pickled batches of the rows the run's staging table takes
-(``reconcile.lifecycle.driver_rows``; a file, not a pipe: the run reads it only once its own rules
-are judged, and a pipe would stall the helper meanwhile); the run judges the other rules meanwhile,
-then inserts the helper's findings into its staging table, each in its rule's place of the order of
-production (``seq``), and goes on as if it had judged them itself: same deviations, same ids, same
-events (tests/reconcile/test_helper.py). docs/benchmarks.md, sessions 12 and 20, has the figures.
+(their findings: 130,720 of 242,741). On a store large enough to pay for a second process
+(:data:`HELP_FROM` performance rows) a recording run that keeps no findings in memory (a command,
+the service; not a what-if, which holds no write lock) and judges every subject, or incrementally
+the agreements of :data:`HELP_CHANGED_FROM` operations or more (a large sync's change), has a
+helper judge them: a copy of the run's process (``os.fork``, from a process of one thread: the
+``reconcile`` command) or else a new interpreter running this module (the service). The helper
+reads the same moment of the store, judges those two rules exactly as the run would, on the same
+subjects, and appends their findings to a file of its own, as pickled batches of the rows the run's
+staging table takes (``reconcile.lifecycle.driver_rows``; a file, not a pipe: the run reads it only
+once its own rules are judged, and a pipe would stall the helper meanwhile); the run judges the
+other rules meanwhile, then inserts the helper's findings into its staging table, each in its
+rule's place of the order of production (``seq``), and goes on as if it had judged them itself:
+same deviations, same ids, same events (tests/reconcile/test_helper.py). docs/benchmarks.md,
+sessions 12, 20 and 23, has the figures.
 
 The same moment: the run holds the store's write lock (BEGIN IMMEDIATE) from before it starts the
 helper until it commits, and judging writes nothing to the store, so no commit can come between
-the run's first read and the helper's. The helper only reads the store; its file lies in a
-temporary folder that the run removes. It exits when the run's process is gone, removing the
-folder itself. The run unpickles only what its own helper wrote there (the folder is mkdtemp's,
-readable and writable by the run's user alone), up to the length the helper said it had written.
+the run's first read and the helper's. The helper only reads the store, on a connection of its own;
+its file lies in a temporary folder that the run removes. It exits when the run's process is gone,
+removing the folder itself. The run unpickles only what its own helper wrote there (the folder is
+mkdtemp's, readable and writable by the run's user alone), up to the length the helper said it had
+written.
 
     python -m reconcile.helper      # a JSON request on stdin (what Helper sends); never by hand
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import itertools
 import json
 import os
 import pickle
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -50,6 +59,14 @@ HELPED = ("expense.operation_shortfall", "expense.unit_cost_overrun")
 # From this many performance rows (the largest id: no count of a million rows) a helper pays for
 # its start-up (~0.5 s of imports): at 100k projects there are 1,000,000.
 HELP_FROM = 200_000
+# An incremental run is helped from this many operations of changed agreements (the year-to-date
+# rules' subjects in it) by a copy of its process, which costs next to nothing to start; by a new
+# interpreter (~0.5–1 s of imports on the other core) from STARTED_FROM. At 100k projects, 1 % or
+# 5 % of the agreements changed (2,500 or 12,500 operations), with and without new findings, a copy
+# was as fast or faster every time, a new interpreter up to 0.4 s slower when there was little to
+# find (docs/benchmarks.md, session 23).
+HELP_CHANGED_FROM = 2_000
+HELP_CHANGED_STARTED_FROM = 10_000
 _BATCH = 5000
 _SAID_EVERY = 20_000  # findings the helper writes before it says so, for the run to copy while it waits
 
@@ -67,6 +84,16 @@ def helped(engine: Engine, names: list[str], *, keep: bool) -> list[int]:
     return chosen if (largest or 0) >= HELP_FROM else []
 
 
+def worth_helping(changed_operations: int | None) -> bool:
+    """Whether a run the size gate admits (:func:`helped`) pays for a helper: a full run
+    (`changed_operations` None) always; an incremental one when its changed agreements have
+    :data:`HELP_CHANGED_FROM` operations or more (reconcile.changes ``operations_changed``),
+    :data:`HELP_CHANGED_STARTED_FROM` where the helper would be a new interpreter."""
+    if changed_operations is None:
+        return True
+    return changed_operations >= (HELP_CHANGED_FROM if forkable() else HELP_CHANGED_STARTED_FROM)
+
+
 @dataclass
 class Counted:
     """What the helper made of one rule (the run's RuleStats)."""
@@ -80,16 +107,29 @@ class Helper:
     """A helper process judging some of a run's rules (the parent's side)."""
 
     def __init__(self, url: str, settings: Any, day: date, years: list[int], indices: list[int],
-                 names: list[str]) -> None:
+                 names: list[str], only: dict[str, list[int]] | None = None) -> None:
+        """`only`: an incremental run's changed subjects (reconcile.changes ``changed_ids``), which
+        the helper judges as the run would; None: every subject."""
         self.indices, self.names = indices, names
         self.folder = Path(tempfile.mkdtemp(prefix="budgetwatch-helper-"))
         self.path = self.folder / "found.pickle"
         request = {"url": url, "settings": settings.model_dump(mode="json"), "day": day.isoformat(),
-                   "years": years, "rules": indices, "path": str(self.path), "parent": os.getpid()}
-        # the request goes on stdin, never in the arguments (a process list shows those); what the
-        # helper says on stderr goes to a file, so that no amount of it can fill a pipe and stall both
+                   "years": years, "rules": indices, "path": str(self.path), "parent": os.getpid(),
+                   "only": only}
+        # what the helper says on stderr goes to a file, so that no amount of it can fill a pipe and
+        # stall both
+        err_path = self.folder / "stderr.txt"
+        if forkable():
+            err_path.write_text("", encoding="utf-8")  # a copy of this process: no start-up (docs/benchmarks.md, session 23)
+            try:
+                self.process: subprocess.Popen[str] | _Forked = _fork(request, err_path)
+            except BaseException:
+                shutil.rmtree(self.folder, ignore_errors=True)
+                raise
+            return
+        # the request goes on stdin, never in the arguments (a process list shows those)
         try:
-            with open(self.folder / "stderr.txt", "w", encoding="utf-8") as err:
+            with open(err_path, "w", encoding="utf-8") as err:
                 self.process = subprocess.Popen([sys.executable, "-m", "reconcile.helper"], stdin=subprocess.PIPE,
                                                 stdout=subprocess.PIPE, stderr=err, text=True)
         except BaseException:
@@ -152,10 +192,11 @@ class Helper:
 # --- the helper process ---------------------------------------------------------------------------
 
 
-def judge(request: dict[str, Any]) -> dict[int, tuple[int, int, int]]:
+def judge(request: dict[str, Any], say: TextIO) -> dict[int, tuple[int, int, int]]:
     """Judge the requested rules of the run as the run would, staging their findings in the
-    request's file; the counts by rule position."""
-    from reconcile.facts import AsOf  # the run's imports, in the helper only
+    request's file and saying on `say` how far it has written; the counts by rule position."""
+    from reconcile.changes import changed_tables  # the run's imports, in the helper only
+    from reconcile.facts import AsOf
     from reconcile.judge import enabled_rules, rule_rows
     from reconcile.lifecycle import driver_rows, first_seq, stage
     from reconcile.scope import Scope
@@ -178,7 +219,8 @@ def judge(request: dict[str, Any]) -> dict[int, tuple[int, int, int]]:
             # one read transaction for every rule (the driver would begin none for a SELECT); the
             # run holds the write lock meanwhile, so it is the run's moment of the store
             conn.exec_driver_sql("BEGIN")
-            scope = Scope(conn, calendar, tuple(request["years"]))
+            only = changed_tables(conn, request["only"]) if request.get("only") is not None else None
+            scope = Scope(conn, calendar, tuple(request["years"]), only=only)
             for index in request["rules"]:
                 rule, limits = rules[index]
                 flagged: set[tuple[str, int]] = set()
@@ -190,12 +232,12 @@ def judge(request: dict[str, Any]) -> dict[int, tuple[int, int, int]]:
                     while chunk := list(itertools.islice(made, _SAID_EVERY)):  # written and said as it goes
                         findings += stage(write, chunk, first_seq(index) + findings)
                         out.flush()
-                        print(json.dumps({"upto": out.tell()}), flush=True)
+                        print(json.dumps({"upto": out.tell()}), file=say, flush=True)
                 except ValueError as exc:  # as the run says it: which rule could not read a stored value
                     raise ValueError(f"{rule.name}: {exc}") from exc
                 checked = int(conn.execute(rule.checked(scope, limits)).scalar_one())
                 counts[index] = (checked, len(flagged), findings)
-                print(json.dumps({"done": index, "upto": out.tell()}), flush=True)
+                print(json.dumps({"done": index, "upto": out.tell()}), file=say, flush=True)
             scope.close()
     finally:
         store.dispose()
@@ -226,17 +268,108 @@ def _check(parent: int, folder: Path | None = None) -> None:
         raise SystemExit("the run that started this helper is gone")
 
 
-def main() -> None:
+def serve(request: dict[str, Any], out: TextIO, err: TextIO) -> int:
+    """The helper's whole work for `request`: lines on `out` as it writes (then its counts), one line
+    on `err` if it fails, no traceback (it may name a path); its exit code. A helper whose run is
+    gone (killed: its pipe broken, or found gone between batches) removes its folder: nobody else will."""
     try:
-        counts = judge(json.loads(sys.stdin.read()))
-    except SystemExit:
+        counts = judge(request, out)
+        print(json.dumps({"counts": counts}), file=out, flush=True)
+    except BaseException as exc:
+        if os.getppid() != int(request["parent"]):
+            shutil.rmtree(Path(request["path"]).parent, ignore_errors=True)
+        if isinstance(exc, SystemExit):  # _check: the run is gone
+            said = str(exc)
+        else:  # one line for the run to repeat
+            orig = getattr(exc, "orig", None)  # a database error: the driver's own words, not SQLAlchemy's lines
+            first = (str(orig if orig is not None else exc).strip().splitlines() or [""])[0]
+            said = f"{type(orig if orig is not None else exc).__name__}: {first}"
+        with contextlib.suppress(OSError):
+            print(said, file=err, flush=True)
+        return 1
+    return 0
+
+
+# --- a helper forked rather than started -------------------------------------------------------
+
+
+def forkable() -> bool:
+    """Whether the helper may be a fork of this process: on Linux, from a process of one thread
+    (the ``reconcile`` command). A copy of the run's process has every module the helper needs
+    loaded, where a new interpreter spends ~0.5–1 s importing them. Not from a process of several
+    threads (the service, a test runner): a lock another thread held at the fork would stay held in
+    the copy for ever. Set ``BUDGETWATCH_HELPER_FORK=0`` to always start a new interpreter."""
+    return (sys.platform.startswith("linux") and threading.active_count() == 1
+            and os.environ.get("BUDGETWATCH_HELPER_FORK", "1") != "0")
+
+
+def _fork(request: dict[str, Any], err_path: Path) -> _Forked:
+    """The helper as a copy of this process, serving `request` at once.
+
+    The copy opens a connection of its own and never touches the run's (SQLite's rule: no connection
+    is used across a fork). Objects the run's process holds are frozen out of the copy's garbage
+    collection (a connection collected there would be closed there) and the copy ends with
+    ``os._exit``: no finalizer, ``atexit`` handler or buffered output of the run runs twice. It reads
+    the run's moment of the store as a started helper does: the run holds the write lock until the
+    helper has ended."""
+    read, write = os.pipe()
+    gc.freeze()  # before the fork: in the copy, what the run held is never collected
+    try:
+        pid = os.fork()
+    except BaseException:
+        gc.unfreeze()
+        os.close(read)
+        os.close(write)
         raise
-    except BaseException as exc:  # one line for the run to repeat; no traceback (it may name a path)
-        orig = getattr(exc, "orig", None)  # a database error: the driver's own words, not SQLAlchemy's lines
-        first = (str(orig if orig is not None else exc).strip().splitlines() or [""])[0]
-        print(f"{type(orig if orig is not None else exc).__name__}: {first}", file=sys.stderr)
-        raise SystemExit(1) from None
-    print(json.dumps({"counts": counts}), flush=True)
+    if pid == 0:  # the copy
+        code = 1
+        try:
+            os.close(read)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            with open(write, "w", encoding="utf-8") as out, open(err_path, "w", encoding="utf-8") as err:
+                # whatever else it would say (a library's warning) goes where a started helper's
+                # goes, not to the run's own output
+                os.dup2(err.fileno(), 2)
+                with open(os.devnull, "wb") as nothing:
+                    os.dup2(nothing.fileno(), 1)
+                code = serve(request, out, err)
+        finally:
+            os._exit(code)
+    gc.unfreeze()
+    os.close(write)
+    return _Forked(pid, open(read, encoding="utf-8"))
+
+
+class _Forked:
+    """A forked helper, as the parent's side uses a started one (subprocess.Popen's few methods)."""
+
+    def __init__(self, pid: int, stdout: TextIO) -> None:
+        self.pid, self.stdout = pid, stdout
+        self.stdin: TextIO | None = None  # the request is in the copy already
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, signal.SIGKILL)
+
+    def communicate(self) -> None:
+        """Read what it still says, and wait for it to end."""
+        self.stdout.read()
+        self.stdout.close()
+        if self.returncode is None:
+            self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+
+
+def main() -> None:
+    raise SystemExit(serve(json.loads(sys.stdin.read()), sys.stdout, sys.stderr))
 
 
 if __name__ == "__main__":

@@ -63,7 +63,8 @@ from reconcile.scope import Scope, ea, py
 from reconcile.settings import ReconcileConfig
 from store import reconcile_runs
 from store.db import checkpoint_wal, refresh_statistics
-from store.driver import defer_checkpoint, large_page_cache, snapshot_reader, write_lock_first, written_behind
+from store.driver import (defer_checkpoint, export_snapshot, large_page_cache, snapshot_reader, write_lock_first,
+                          written_behind)
 from store.models import utcnow
 
 Progress = Callable[[str], None]
@@ -143,8 +144,10 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                 mark = changes.watermark(reader)
                 plan = changes.plan(reader, conn, last=last, basis=basis, full=not incremental or what_if is not None)
                 now = utcnow()  # the moment of the run's writes
+                fork = bool(help_at) and helper.forkable()  # decided once, before any thread of the run starts
                 helped = (bool(help_at) and run_id is not None  # a what-if holds no lock
-                          and helper.worth_helping(None if plan.only is None else changes.operations_changed(reader)))
+                          and helper.worth_helping(None if plan.only is None else changes.operations_changed(reader),
+                                                   fork=fork))
                 # A recording run opens each rule's new deviations once the rules up to it are staged
                 # (Found.open_through) where the writes then overlap other work: on PostgreSQL in a
                 # writing thread while the run judges on; on SQLite before it waits for its helper.
@@ -161,8 +164,9 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                 steady = {name for name, clock in clocks.items()
                           if plan.only is not None and (last.stats or {}).get("clocks", {}).get(name) == clock}
                 aside = helper.Helper(engine.url.render_as_string(hide_password=False), settings, day, chosen,
-                                      help_at, [names[i] for i in help_at],
-                                      only=None if plan.only is None else changes.changed_ids(reader)) \
+                                      help_at, [names[i] for i in help_at], fork=fork,
+                                      only=None if plan.only is None else changes.changed_ids(reader),
+                                      snapshot=export_snapshot(reader)) \
                     if helped else None
                 try:
                     _judge(rules, reader=reader, ahead=reader is not conn, found=found, stats=stats, scope=scope,

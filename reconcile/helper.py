@@ -1,31 +1,33 @@
-"""A helper process for a large run on SQLite: the two rules that sum expense operations year to
-date judged beside the run, on the machine's other core.
+"""A helper process for a large run: the two rules that sum expense operations year to date judged
+beside the run, on the machine's other core.
 
-SQLite runs a rule's query in the run's own thread, so a run's reading, judging and wording of
-thirteen rules follow one another on one core. The two rules read through Scope.operation_quarters
-(``expense.operation_shortfall``, ``expense.unit_cost_overrun``) are half of that work at 100k
-(their findings: 130,720 of 242,741). On a store large enough to pay for a second process
-(:data:`HELP_FROM` performance rows) a recording run that keeps no findings in memory (a command,
-the service; not a what-if, which holds no write lock) and judges every subject, or incrementally
-the agreements of :data:`HELP_CHANGED_FROM` operations or more (a large sync's change), has a
-helper judge them: a copy of the run's process (``os.fork``, from a process of one thread: the
-``reconcile`` command) or else a new interpreter running this module (the service). The helper
-reads the same moment of the store, judges those two rules exactly as the run would, on the same
-subjects, and appends their findings to a file of its own, as pickled batches of the rows the run's
-staging table takes (``reconcile.lifecycle.driver_rows``; a file, not a pipe: the run reads it only
-once its own rules are judged, and a pipe would stall the helper meanwhile); the run judges the
-other rules meanwhile, then inserts the helper's findings into its staging table, each in its
-rule's place of the order of production (``seq``), and goes on as if it had judged them itself:
-same deviations, same ids, same events (tests/reconcile/test_helper.py). docs/benchmarks.md,
-sessions 12, 20 and 23, has the figures.
+A run reads, judges and words its thirteen rules one after another in one Python thread (on SQLite
+the queries too). The two rules read through Scope.operation_quarters (``expense.operation_shortfall``,
+``expense.unit_cost_overrun``) are half of that work at 100k (their findings: 130,720 of 242,741).
+On a store large enough to pay for a second process (:data:`HELP_FROM` performance rows) a
+recording run that keeps no findings in memory (a command, the service; not a what-if) and judges
+every subject, or incrementally agreements of :data:`HELP_CHANGED_FROM` operations or more (a large
+sync's change), has a helper judge them: a copy of the run's process (``os.fork``, from a process of
+one thread: the ``reconcile`` command; :func:`forkable`) or else a new interpreter running this
+module (the service). The helper reads the same moment of the store, judges those two rules exactly
+as the run would, on the same subjects, and appends their findings to a file of its own, as pickled
+batches of the rows the run's staging table takes (``reconcile.lifecycle.driver_rows``; a file, not
+a pipe: the run reads it only once its own rules are judged, and a pipe would stall the helper
+meanwhile); the run judges the other rules meanwhile, then inserts the helper's findings into its
+staging table, each in its rule's place of the order of production (``seq``), and goes on as if it
+had judged them itself: same deviations, same ids, same events (tests/reconcile/test_helper.py).
+docs/benchmarks.md, sessions 12, 20 and 23, has the figures.
 
-The same moment: the run holds the store's write lock (BEGIN IMMEDIATE) from before it starts the
-helper until it commits, and judging writes nothing to the store, so no commit can come between
-the run's first read and the helper's. The helper only reads the store, on a connection of its own;
-its file lies in a temporary folder that the run removes. It exits when the run's process is gone,
-removing the folder itself. The run unpickles only what its own helper wrote there (the folder is
-mkdtemp's, readable and writable by the run's user alone), up to the length the helper said it had
-written.
+The same moment: on SQLite the run holds the store's write lock (BEGIN IMMEDIATE) from before it
+starts the helper until it commits, and judging writes nothing to the store, so no commit can come
+between the run's first read and the helper's; on PostgreSQL the helper reads in the snapshot the
+run's reader exported (its REPEATABLE READ transaction stays open until the helper has ended). The
+helper only reads the store, on a connection of its own; its file lies in a temporary folder that
+the run removes. It exits when the run's process is gone (its parent changed, or its pipe broken),
+removing the folder itself; a folder whose run was killed after its helper had ended is removed by
+the next run (:func:`sweep_folders`: the folder's name carries the run's process id). The run
+unpickles only what its own helper wrote there (the folder is mkdtemp's, readable and writable by
+the run's user alone), up to the length the helper said it had written.
 
     python -m reconcile.helper      # a JSON request on stdin (what Helper sends); never by hand
 """
@@ -57,7 +59,8 @@ from store.models import OperationPerformance
 
 HELPED = ("expense.operation_shortfall", "expense.unit_cost_overrun")
 # From this many performance rows (the largest id: no count of a million rows) a helper pays for
-# its start-up (~0.5 s of imports): at 100k projects there are 1,000,000.
+# itself in a full run (a new interpreter's start-up is ~0.5–1 s of imports; a copy's next to
+# nothing, but its findings are copied over): at 100k projects there are 1,000,000.
 HELP_FROM = 200_000
 # An incremental run is helped from this many operations of changed agreements (the year-to-date
 # rules' subjects in it) by a copy of its process, which costs next to nothing to start; by a new
@@ -72,9 +75,9 @@ _SAID_EVERY = 20_000  # findings the helper writes before it says so, for the ru
 
 
 def helped(engine: Engine, names: list[str], *, keep: bool) -> list[int]:
-    """The positions in `names` (the run's rules) of the rules a helper would judge: on SQLite, for
-    a run that keeps no findings in memory, on a store of :data:`HELP_FROM` performance rows or more."""
-    if engine.dialect.name != "sqlite" or keep:
+    """The positions in `names` (the run's rules) of the rules a helper would judge: for a run that
+    keeps no findings in memory, on a store of :data:`HELP_FROM` performance rows or more."""
+    if keep:
         return []
     chosen = [i for i, name in enumerate(names) if name in HELPED]
     if not chosen:
@@ -84,14 +87,37 @@ def helped(engine: Engine, names: list[str], *, keep: bool) -> list[int]:
     return chosen if (largest or 0) >= HELP_FROM else []
 
 
-def worth_helping(changed_operations: int | None) -> bool:
-    """Whether a run the size gate admits (:func:`helped`) pays for a helper: a full run
-    (`changed_operations` None) always; an incremental one when its changed agreements have
-    :data:`HELP_CHANGED_FROM` operations or more (reconcile.changes ``operations_changed``),
-    :data:`HELP_CHANGED_STARTED_FROM` where the helper would be a new interpreter."""
+def worth_helping(changed_operations: int | None, *, fork: bool) -> bool:
+    """Whether a run the size gate admits (:func:`helped`) pays for a helper, a copy of its process
+    (`fork`, :func:`forkable`) or a new interpreter: a full run (`changed_operations` None) always;
+    an incremental one when its changed agreements have :data:`HELP_CHANGED_FROM` operations or more
+    (reconcile.changes ``operations_changed``), :data:`HELP_CHANGED_STARTED_FROM` for a new interpreter."""
     if changed_operations is None:
         return True
-    return changed_operations >= (HELP_CHANGED_FROM if forkable() else HELP_CHANGED_STARTED_FROM)
+    return changed_operations >= (HELP_CHANGED_FROM if fork else HELP_CHANGED_STARTED_FROM)
+
+
+_FOLDER = "budgetwatch-helper-"  # then the run's process id: budgetwatch-helper-<pid>-<random>
+
+
+def sweep_folders() -> list[Path]:
+    """Remove the helper folders of runs that are gone (killed once their helper had ended: neither
+    removed the folder); the ones removed. A folder of a live process, or another user's, is left."""
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{_FOLDER}*-*"):
+        pid = folder.name[len(_FOLDER):].split("-", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            if folder.stat().st_uid != os.getuid():
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:  # that run is gone
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        except OSError:  # alive (PermissionError: another user's), or the folder just went
+            continue
+    return removed
 
 
 @dataclass
@@ -107,20 +133,24 @@ class Helper:
     """A helper process judging some of a run's rules (the parent's side)."""
 
     def __init__(self, url: str, settings: Any, day: date, years: list[int], indices: list[int],
-                 names: list[str], only: dict[str, list[int]] | None = None) -> None:
-        """`only`: an incremental run's changed subjects (reconcile.changes ``changed_ids``), which
-        the helper judges as the run would; None: every subject."""
+                 names: list[str], *, fork: bool, only: dict[str, list[int]] | None = None,
+                 snapshot: str | None = None) -> None:
+        """`fork`: a copy of this process (:func:`forkable`), else a new interpreter. `only`: an
+        incremental run's changed subjects (reconcile.changes ``changed_ids``), which the helper
+        judges as the run would; None: every subject. `snapshot`: on PostgreSQL, the run reader's
+        (store.driver ``export_snapshot``), which the helper reads in."""
         self.indices, self.names = indices, names
-        self.folder = Path(tempfile.mkdtemp(prefix="budgetwatch-helper-"))
+        sweep_folders()
+        self.folder = Path(tempfile.mkdtemp(prefix=f"{_FOLDER}{os.getpid()}-"))
         self.path = self.folder / "found.pickle"
         request = {"url": url, "settings": settings.model_dump(mode="json"), "day": day.isoformat(),
                    "years": years, "rules": indices, "path": str(self.path), "parent": os.getpid(),
-                   "only": only}
+                   "only": only, "snapshot": snapshot}
         # what the helper says on stderr goes to a file, so that no amount of it can fill a pipe and
         # stall both
         err_path = self.folder / "stderr.txt"
-        if forkable():
-            err_path.write_text("", encoding="utf-8")  # a copy of this process: no start-up (docs/benchmarks.md, session 23)
+        if fork:  # a copy of this process: no start-up (docs/benchmarks.md, session 23)
+            err_path.write_text("", encoding="utf-8")
             try:
                 self.process: subprocess.Popen[str] | _Forked = _fork(request, err_path)
             except BaseException:
@@ -203,22 +233,20 @@ def judge(request: dict[str, Any], say: TextIO) -> dict[int, tuple[int, int, int
     from reconcile.settings import ReconcileConfig
     from store.db import make_engine
 
+    parent = int(request["parent"])
+    folder = Path(request["path"]).parent
+    _check(parent, folder)  # before anything is opened, too
     settings = ReconcileConfig.model_validate(request["settings"])
     rules = enabled_rules(settings)
     day = date.fromisoformat(request["day"])
     calendar = AsOf(day, settings.report_due_days, settings.approval_due_days)
-    parent = int(request["parent"])
-    folder = Path(request["path"]).parent
     store = make_engine(request["url"])
     counts: dict[int, tuple[int, int, int]] = {}
     try:
-        with open(request["path"], "ab") as out, store.connect() as conn, conn.begin():
+        with open(request["path"], "ab") as out, _the_runs_moment(store, request.get("snapshot")) as conn:
             def write(batch: list[tuple]) -> None:
                 pickle.dump(driver_rows(conn.dialect, batch), out, protocol=pickle.HIGHEST_PROTOCOL)
 
-            # one read transaction for every rule (the driver would begin none for a SELECT); the
-            # run holds the write lock meanwhile, so it is the run's moment of the store
-            conn.exec_driver_sql("BEGIN")
             only = changed_tables(conn, request["only"]) if request.get("only") is not None else None
             scope = Scope(conn, calendar, tuple(request["years"]), only=only)
             for index in request["rules"]:
@@ -242,6 +270,23 @@ def judge(request: dict[str, Any], say: TextIO) -> dict[int, tuple[int, int, int
     finally:
         store.dispose()
     return counts
+
+
+@contextlib.contextmanager
+def _the_runs_moment(store: Engine, snapshot: str | None) -> Iterator[sa.Connection]:
+    """A read transaction on the moment of the store the run reads. PostgreSQL: the run's exported
+    snapshot (its reader's REPEATABLE READ transaction stays open until the helper has ended).
+    SQLite: one read transaction for every rule (the driver would begin none for a SELECT), while
+    the run holds the write lock, so that no commit comes between the run's reads and the helper's."""
+    if store.dialect.name == "postgresql":
+        from store.driver import snapshot_reader
+
+        with snapshot_reader(store, snapshot) as conn:
+            yield conn
+        return
+    with store.connect() as conn, conn.begin():
+        conn.exec_driver_sql("BEGIN")
+        yield conn
 
 
 def _flagging(findings: Iterable[Any], flagged: set[tuple[str, int]]) -> Iterator[Any]:
@@ -276,7 +321,9 @@ def serve(request: dict[str, Any], out: TextIO, err: TextIO) -> int:
         counts = judge(request, out)
         print(json.dumps({"counts": counts}), file=out, flush=True)
     except BaseException as exc:
-        if os.getppid() != int(request["parent"]):
+        # only the run reads the pipe, and it closes it only once the helper has ended: broken,
+        # the run is gone (its process may not be reparented yet)
+        if isinstance(exc, BrokenPipeError) or os.getppid() != int(request["parent"]):
             shutil.rmtree(Path(request["path"]).parent, ignore_errors=True)
         if isinstance(exc, SystemExit):  # _check: the run is gone
             said = str(exc)
@@ -295,29 +342,45 @@ def serve(request: dict[str, Any], out: TextIO, err: TextIO) -> int:
 
 def forkable() -> bool:
     """Whether the helper may be a fork of this process: on Linux, from a process of one thread
-    (the ``reconcile`` command). A copy of the run's process has every module the helper needs
+    (the ``reconcile`` command; counted by the kernel, /proc/self/task, so that a thread no Python
+    module knows of counts too). A copy of the run's process has every module the helper needs
     loaded, where a new interpreter spends ~0.5–1 s importing them. Not from a process of several
-    threads (the service, a test runner): a lock another thread held at the fork would stay held in
-    the copy for ever. Set ``BUDGETWATCH_HELPER_FORK=0`` to always start a new interpreter."""
-    return (sys.platform.startswith("linux") and threading.active_count() == 1
-            and os.environ.get("BUDGETWATCH_HELPER_FORK", "1") != "0")
+    threads (the service's scheduler, a test runner's worker): a lock another thread held at the
+    fork would stay held in the copy for ever. ``BUDGETWATCH_HELPER_FORK=0`` always starts a new
+    interpreter."""
+    if not sys.platform.startswith("linux") or os.environ.get("BUDGETWATCH_HELPER_FORK", "1") == "0":
+        return False
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:  # no /proc: not known to be alone
+        return False
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _fork(request: dict[str, Any], err_path: Path) -> _Forked:
     """The helper as a copy of this process, serving `request` at once.
 
     The copy opens a connection of its own and never touches the run's (SQLite's rule: no connection
-    is used across a fork). Objects the run's process holds are frozen out of the copy's garbage
-    collection (a connection collected there would be closed there) and the copy ends with
-    ``os._exit``: no finalizer, ``atexit`` handler or buffered output of the run runs twice. It reads
-    the run's moment of the store as a started helper does: the run holds the write lock until the
-    helper has ended."""
+    is used across a fork). What it reads is the run's moment as a started helper reads it: on
+    PostgreSQL the run's exported snapshot; on SQLite a read transaction while the run holds the
+    write lock (the store is in WAL mode: a reader never blocks the run, nor the run it). The copy
+    inherits SQLite's per-process record of the run's file locks, so its reads take no lock of their
+    own: safe while the run holds its locks, i.e. while it lives, and the copy stops when it is gone.
+    Objects the run's process holds are frozen out of the copy's garbage collection (a connection
+    collected there would be closed there), and the copy ends with ``os._exit``: no finalizer,
+    ``atexit`` handler or buffered output of the run's runs in it. Interrupting signals are held
+    back across the fork, so that a Ctrl-C at that moment cannot unwind the copy through the run's
+    code; the copy then takes them as a started helper would (one the run ignores stays ignored)."""
     read, write = os.pipe()
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
     gc.freeze()  # before the fork: in the copy, what the run held is never collected
     try:
         pid = os.fork()
     except BaseException:
         gc.unfreeze()
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
         os.close(read)
         os.close(write)
         raise
@@ -325,8 +388,11 @@ def _fork(request: dict[str, Any], err_path: Path) -> _Forked:
         code = 1
         try:
             os.close(read)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+            if signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
             with open(write, "w", encoding="utf-8") as out, open(err_path, "w", encoding="utf-8") as err:
                 # whatever else it would say (a library's warning) goes where a started helper's
                 # goes, not to the run's own output
@@ -336,36 +402,59 @@ def _fork(request: dict[str, Any], err_path: Path) -> _Forked:
                 code = serve(request, out, err)
         finally:
             os._exit(code)
-    gc.unfreeze()
-    os.close(write)
-    return _Forked(pid, open(read, encoding="utf-8"))
+    forked = _Forked(pid, None)
+    try:
+        gc.unfreeze()
+        os.close(write)
+        forked.stdout = open(read, encoding="utf-8")
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a Ctrl-C held back is taken here
+    except BaseException:  # the copy is stopped and reaped, not left behind
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        forked.kill()
+        forked.communicate()
+        if forked.stdout is None:
+            os.close(read)
+        raise
+    return forked
 
 
 class _Forked:
     """A forked helper, as the parent's side uses a started one (subprocess.Popen's few methods)."""
 
-    def __init__(self, pid: int, stdout: TextIO) -> None:
+    def __init__(self, pid: int, stdout: TextIO | None) -> None:
         self.pid, self.stdout = pid, stdout
         self.stdin: TextIO | None = None  # the request is in the copy already
         self.returncode: int | None = None
 
+    def _reaped(self, status: int) -> None:
+        self.returncode = os.waitstatus_to_exitcode(status)
+
     def poll(self) -> int | None:
         if self.returncode is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere: ended, its code unknown
+                self.returncode = -1
+                return self.returncode
             if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
+                self._reaped(status)
         return self.returncode
 
     def kill(self) -> None:
-        if self.returncode is None:
-            os.kill(self.pid, signal.SIGKILL)
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
 
     def communicate(self) -> None:
         """Read what it still says, and wait for it to end."""
-        self.stdout.read()
-        self.stdout.close()
+        if self.stdout is not None and not self.stdout.closed:
+            self.stdout.read()
+            self.stdout.close()
         if self.returncode is None:
-            self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+            try:
+                self._reaped(os.waitpid(self.pid, 0)[1])
+            except ChildProcessError:
+                self.returncode = -1
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ Identity is (kind, rule, subject, fiscal year, quarter; 0 = no quarter). A run w
 a temporary table on its writing connection (:class:`Found`, with each finding's fingerprint), then
 :meth:`Found.apply` compares them with the deviations set-wise, a handful of statements whatever the
 number of deviations (reconciliation-rules.md, "A deviation's identity and life"); a recording run on
-PostgreSQL, and a SQLite full run beside its helper, opens each rule's new deviations as it goes
+PostgreSQL, and a SQLite run beside its helper, opens each rule's new deviations as it goes
 (:meth:`Found.open_through`, after :meth:`Found.hold`), the rest at the end:
 
 ==========================  =========================================================================
@@ -172,8 +172,10 @@ def stage(insert: Callable[[list[tuple]], None], findings: Iterable[Finding], se
 
 
 def driver_rows(dialect: sa.Dialect, batch: list[tuple]) -> list[tuple]:
-    """A batch of :func:`stage` as SQLite's driver takes it into :data:`FOUND` (a helper process
-    sends these; :meth:`Found.take` inserts them as they are)."""
+    """A batch of :func:`stage` as a helper process sends it (:meth:`Found.take` inserts it): on
+    SQLite as its driver takes it into :data:`FOUND`; on PostgreSQL as it is (COPY converts it)."""
+    if dialect.name != "sqlite":
+        return batch
     return sqlite_values(dialect, FOUND, _STAGED, batch, ready=_NUMBERS)
 
 
@@ -242,9 +244,10 @@ class Found:
     def take(self, batches: Iterable[list[tuple]]) -> int:
         """Stage the findings a helper judged (reconcile/helper.py): batches of :func:`driver_rows`,
         their seqs in their rules' places; how many."""
+        ready = frozenset(_STAGED) if self.conn.dialect.name == "sqlite" else _NUMBERS
         added = 0
         for batch in batches:
-            self._write(functools.partial(bulk_insert, self.conn, FOUND, _STAGED, batch, ready=frozenset(_STAGED)))
+            self._write(functools.partial(bulk_insert, self.conn, FOUND, _STAGED, batch, ready=ready))
             added += len(batch)
         self.count += added
         return added

@@ -1,20 +1,22 @@
-"""A large run on SQLite (a full one, or an incremental one after a large change) judges the
+"""A large run (a full one, or an incremental one after a large change) judges the
 year-to-date expense rules in a helper process (reconcile/helper.py): a copy of the run's process
 from a process of one thread, else a new interpreter. Whatever judged them, the store must end the
 same: the same deviations with the same ids, figures, sentences and fingerprints, the same events,
-the same counts per rule. Two real SQLite stores built alike, one run with a real helper process,
+the same counts per rule. Two real stores built alike (SQLite, PostgreSQL), one run with a real helper process,
 one without; the helper's size thresholds are lowered for these small stores (HELP_FROM,
 HELP_CHANGED_FROM: constants of the module, not mocks) and BUDGETWATCH_HELPER_FORK=0 chooses the
 new interpreter."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 import random
 import subprocess
 import sys
 import tempfile
-import threading
 from decimal import Decimal
 from pathlib import Path
 
@@ -60,14 +62,79 @@ def _synced_change(engine) -> None:
         conn.execute(sa.update(pr).where(pr.c.id % 6 == 1).values(progress=Decimal(3), last_run_id=run))
 
 
-@pytest.mark.parametrize("fork", ["1", "0"], ids=["a copy of the run's process", "a new interpreter"])
-def test_a_run_with_a_helper_records_exactly_what_a_run_alone_records(_migrated, tmp_path, monkeypatch, fork):
-    alone, helped = _store(_migrated, tmp_path / "alone.db"), _store(_migrated, tmp_path / "helped.db")
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def two_stores(request, tmp_path):
+    """Two stores built alike on the parametrised database (on PostgreSQL the helper reads the run's
+    exported snapshot)."""
+    if request.param == "sqlite":
+        urls = [request.getfixturevalue("_migrated").sqlite_copy(tmp_path / name) for name in ("a.db", "b.db")]
+    else:
+        urls = [request.getfixturevalue("pg_store_url"), request.getfixturevalue("other_pg_store_url")]
+    engines = [open_store(url) for url in urls]
+    for engine in engines:
+        varied_store(engine, random.Random(11))
+    yield engines
+    for engine in engines:
+        engine.dispose()
+
+
+# A run in a process of its own, of one thread, as the `reconcile` command runs (a test runner's
+# worker has threads of its own: from there the helper is never a copy). Starting a new interpreter
+# fails it, so that it is known the helper was a copy of the run.
+_ALONE = """
+import json, subprocess, sys
+sys.path.insert(0, sys.argv[1])
+from reconcile import helper
+helper.HELP_FROM, helper.HELP_CHANGED_FROM = 0, 1
+def started(*args, **kwargs):
+    raise AssertionError("a new interpreter was started")
+subprocess.Popen = started
+import datetime
+import reconcile
+import reconcile.engine
+reconcile.engine._today = lambda: datetime.date(2099, 3, 20)  # the tests' calendar (tests/conftest.py)
+from reconcile_builders import config, day
+from store.db import open_store
+request = json.loads(sys.argv[2])
+engine = open_store(request["url"])
+forkable = helper.forkable()
+said = []
+result = reconcile.run(engine, config(), as_of=day(request["when"]), keep=False, incremental=request["incremental"],
+                       on_progress=said.append)
+print(json.dumps({"scope": result.scope, "said": said, "forkable": forkable}))
+"""
+
+
+def _run_helped(engine, when: str, *, fork: bool, incremental: bool, tmp: Path) -> tuple[str, list[str]]:
+    """A run of `engine`'s store that keeps nothing: in a process of one thread (`fork`: its helper
+    a copy of it), else here (its helper a new interpreter); its scope and what it said."""
+    if not fork:
+        said: list[str] = []
+        result = reconcile.run(engine, config(), as_of=day(when), keep=False, incremental=incremental,
+                               on_progress=said.append)
+        return result.scope, said
+    request = {"url": engine.url.render_as_string(hide_password=False), "when": when, "incremental": incremental}
+    done = subprocess.run([sys.executable, "-c", _ALONE, str(Path(__file__).parent), json.dumps(request)],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "TMPDIR": str(tmp)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr == ""  # nothing of the copy's reaches the run's output
+    said_then = json.loads(done.stdout)
+    assert said_then["forkable"]
+    return said_then["scope"], said_then["said"]
+
+
+@pytest.mark.parametrize("fork", [True, False], ids=["a copy of the run's process", "a new interpreter"])
+def test_a_run_with_a_helper_records_exactly_what_a_run_alone_records(two_stores, tmp_path, monkeypatch, fork):
+    alone, helped = two_stores
     monkeypatch.setattr(helper, "HELP_FROM", 0)
-    monkeypatch.setattr(helper, "HELP_CHANGED_FROM", 1)
     monkeypatch.setattr(helper, "HELP_CHANGED_STARTED_FROM", 1)
-    monkeypatch.setenv("BUDGETWATCH_HELPER_FORK", fork)
-    assert helper.forkable() is (fork == "1")  # this test's process has one thread
+    if not fork:  # here, in a worker of several threads: a new interpreter, never a copy
+        assert not helper.forkable()
+
+        def copied(*args, **kwargs):
+            raise AssertionError("the helper was a copy of the run's process")
+
+        monkeypatch.setattr(helper, "_fork", copied)
     # this test's own temporary folder: another test's helper may come and go in the shared one
     (tmp_path / "tmp").mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
@@ -79,18 +146,18 @@ def test_a_run_with_a_helper_records_exactly_what_a_run_alone_records(_migrated,
             _change(alone)
             _change(helped)
         reconcile.run(alone, config(), as_of=day(when), keep=True)  # kept findings: never helped
-        result = reconcile.run(helped, config(), as_of=day(when), keep=False, on_progress=said.append)
-        assert result.scope == "full"
+        scope, run_said = _run_helped(helped, when, fork=fork, incremental=False, tmp=tmp_path / "tmp")
+        assert scope == "full"
+        said += run_said
     # an incremental run after a sync changed agreements with operations (HELP_CHANGED_FROM: 1)
     _synced_change(alone)
     _synced_change(helped)
     reconcile.run(alone, config(), as_of=day("1405/09/21"), keep=True, incremental=True)
-    said_then = len(said)
-    result = reconcile.run(helped, config(), as_of=day("1405/09/21"), keep=False, incremental=True,
-                           on_progress=said.append)
-    assert result.scope == "incremental"
+    scope, run_said = _run_helped(helped, "1405/09/21", fork=fork, incremental=True, tmp=tmp_path / "tmp")
+    assert scope == "incremental"
+    assert any("in a helper process" in line for line in run_said)
+    said += run_said
     assert sum("in a helper process" in line for line in said) == 3  # the helper judged in each run
-    assert any("in a helper process" in line for line in said[said_then:])
     assert not any(line.startswith(f"judging {n}/") and name in line for line in said
                    for n, name in ((9, "operation_shortfall"), (10, "unit_cost_overrun")))
     a, b = recorded(alone), recorded(helped)
@@ -100,11 +167,9 @@ def test_a_run_with_a_helper_records_exactly_what_a_run_alone_records(_migrated,
     last_rules = a[2][-1][0]  # the change made findings of the helper's rules, judged by it in the other store
     assert last_rules["expense.operation_shortfall"]["findings"] + last_rules["expense.unit_cost_overrun"]["findings"] > 0
     assert _helper_folders() == folders  # its file is gone with it
-    alone.dispose()
-    helped.dispose()
 
 
-def test_only_a_large_sqlite_run_that_keeps_nothing_is_helped(_migrated, tmp_path, monkeypatch):
+def test_only_a_large_run_that_keeps_nothing_is_helped(_migrated, tmp_path, monkeypatch):
     engine = _store(_migrated, tmp_path / "store.db")
     names = [rule.name for rule, _ in enabled_rules(config())]
     assert helper.helped(engine, names, keep=False) == []  # 120 performance rows: not worth a process
@@ -120,34 +185,33 @@ def test_only_a_large_sqlite_run_that_keeps_nothing_is_helped(_migrated, tmp_pat
     monkeypatch.setattr(helper, "HELP_CHANGED_FROM", 10_000)
     reconcile.run(engine, config(), as_of=day("1405/09/03"), keep=False, incremental=True, on_progress=said.append)
     assert not any("helper" in line for line in said)  # …pays for a helper judges them itself
-    monkeypatch.setattr(helper, "HELP_CHANGED_FROM", 1)
-    monkeypatch.setenv("BUDGETWATCH_HELPER_FORK", "0")  # a new interpreter costs more: its own threshold
+    monkeypatch.setattr(helper, "HELP_CHANGED_FROM", 1)  # a new interpreter costs more: its own threshold
     monkeypatch.setattr(helper, "HELP_CHANGED_STARTED_FROM", 10_000)
-    assert not helper.worth_helping(9_999) and helper.worth_helping(10_000) and helper.worth_helping(None)
-    monkeypatch.setenv("BUDGETWATCH_HELPER_FORK", "1")
-    assert helper.worth_helping(1) and not helper.worth_helping(0)
+    assert not helper.worth_helping(9_999, fork=False) and helper.worth_helping(10_000, fork=False)
+    assert helper.worth_helping(1, fork=True) and not helper.worth_helping(0, fork=True)
+    assert helper.worth_helping(None, fork=False) and helper.worth_helping(None, fork=True)  # a full run
     engine.dispose()
 
 
 def test_a_helper_is_a_copy_of_the_run_only_from_a_process_of_one_thread(monkeypatch):
     """A lock another thread held at a fork would stay held in the copy for ever: from the service
-    (a scheduler's threads) the helper is a new interpreter."""
-    monkeypatch.delenv("BUDGETWATCH_HELPER_FORK", raising=False)
-    assert threading.active_count() == 1 and helper.forkable()
-    release = threading.Event()
-    other = threading.Thread(target=release.wait)
-    other.start()
-    try:
-        assert not helper.forkable()
-    finally:
-        release.set()
-        other.join()
-    assert helper.forkable()
-    monkeypatch.setenv("BUDGETWATCH_HELPER_FORK", "0")
-    assert not helper.forkable()
+    (a scheduler's threads) or a test runner's worker the helper is a new interpreter. Threads are
+    counted by the kernel: a thread no Python module started counts too."""
+    alone = "from reconcile import helper; print(helper.forkable())"
+    env = {k: v for k, v in os.environ.items() if k != "BUDGETWATCH_HELPER_FORK"}
+    said = subprocess.run([sys.executable, "-c", alone], capture_output=True, text=True, env=env, timeout=60)
+    assert said.stdout.strip() == "True", said.stderr
+    said = subprocess.run([sys.executable, "-c", alone], capture_output=True, text=True, timeout=60,
+                          env={**env, "BUDGETWATCH_HELPER_FORK": "0"})
+    assert said.stdout.strip() == "False", said.stderr
+    two = ("import _thread, time; from reconcile import helper; _thread.start_new_thread(time.sleep, (5,)); "
+           "time.sleep(0.2); print(helper.forkable())")  # a thread the threading module does not know of
+    said = subprocess.run([sys.executable, "-c", two], capture_output=True, text=True, env=env, timeout=60)
+    assert said.stdout.strip() == "False", said.stderr
 
 
-def test_a_copy_whose_run_is_gone_stops_and_removes_its_folder(tmp_path):
+def test_a_copy_whose_run_is_gone_stops_and_removes_its_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the store it would open, were it to open one, is not the project's
     folder = tmp_path / "budgetwatch-helper-x"
     folder.mkdir()
     request = {"url": "sqlite:///unused.db", "settings": config().model_dump(mode="json"), "day": "1405-09-02",
@@ -156,17 +220,58 @@ def test_a_copy_whose_run_is_gone_stops_and_removes_its_folder(tmp_path):
     copy.communicate()
     assert copy.returncode == 1 and copy.stdout.closed
     assert not folder.exists()  # no run is left to remove its file: it did
+    assert not (tmp_path / "unused.db").exists()  # it stopped before opening anything
 
 
-def test_a_helper_that_fails_fails_the_run_saying_so_and_records_nothing(_migrated, tmp_path, monkeypatch):
+def test_the_folder_of_a_run_killed_after_its_helper_ended_goes_with_the_next_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a process id no process has now
+    left = tmp_path / f"budgetwatch-helper-{gone.pid}-abc"
+    left.mkdir()
+    (left / "found.pickle").write_bytes(b"findings")
+    alive = tmp_path / f"budgetwatch-helper-{os.getpid()}-def"  # a run that is still running
+    alive.mkdir()
+    other = tmp_path / "budgetwatch-helper-xyz"  # not named by a process: not the sweep's
+    other.mkdir()
+    assert helper.sweep_folders() == [left]
+    assert not left.exists() and alive.exists() and other.exists()
+
+
+def test_a_helper_whose_pipe_breaks_takes_its_run_for_gone(tmp_path, monkeypatch):
+    """The run closes the pipe only once the helper has ended; broken, the run was killed (and its
+    process may not yet be reparented): the helper removes its folder."""
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "budgetwatch-helper-y"
+    folder.mkdir()
+    request = {"url": "sqlite:///unused.db", "settings": config().model_dump(mode="json"), "day": "1405-09-02",
+               "years": [1405], "rules": [], "path": str(folder / "found.pickle"), "parent": os.getppid(),
+               "only": None}
+    read, write = os.pipe()
+    os.close(read)
+    err = io.StringIO()
+    out = open(write, "w", encoding="utf-8")  # noqa: SIM115 - closed below, where the pipe breaks again
+    assert helper.serve(request, out, err) == 1
+    with contextlib.suppress(BrokenPipeError):
+        out.close()
+    assert err.getvalue().startswith("BrokenPipeError") and not folder.exists()
+
+
+@pytest.mark.parametrize("fork", [True, False], ids=["a copy of the run's process", "a new interpreter"])
+def test_a_helper_that_fails_fails_the_run_saying_so_and_records_nothing(_migrated, tmp_path, monkeypatch, fork):
     engine = _store(_migrated, tmp_path / "store.db")
     monkeypatch.setattr(helper, "HELP_FROM", 0)
     perf = OperationPerformance.__table__
     with engine.begin() as conn:  # a figure no reader can read, in a row only the helper's rules read
         conn.execute(sa.update(perf).where(perf.c.id == 3).values(quantity=sa.literal_column("'x'")))
-    with pytest.raises(RuntimeError, match=r"the helper process judging expense\.operation_shortfall, "
-                                           r"expense\.unit_cost_overrun failed: InvalidOperation"):
-        reconcile.run(engine, config(), as_of=day("1405/09/02"), keep=False)
+    failed = (r"the helper process judging expense\.operation_shortfall, expense\.unit_cost_overrun failed: "
+              r"InvalidOperation")
+    if fork:  # as the command runs it: in a process of one thread
+        with pytest.raises(AssertionError, match=failed):
+            _run_helped(engine, "1405/09/02", fork=True, incremental=False, tmp=tmp_path)
+    else:
+        with pytest.raises(RuntimeError, match=failed):
+            reconcile.run(engine, config(), as_of=day("1405/09/02"), keep=False)
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(Deviation.__table__)).scalar() == 0
         run = conn.execute(sa.select(ReconcileRun.__table__)).one()

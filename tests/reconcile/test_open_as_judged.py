@@ -101,7 +101,7 @@ def test_opening_as_judged_records_what_opening_at_the_end_records(two_stores, m
 @pytest.mark.postgres
 def test_incremental_runs_opening_as_judged_record_what_opening_at_the_end_records(pg_store_url, other_pg_store_url,
                                                                                     monkeypatch):
-    # PostgreSQL opens as it judges in incremental runs too (SQLite's open at the end either way):
+    # PostgreSQL opens as it judges in incremental runs too (SQLite only beside a helper):
     # changes marked as a sync marks them, so that each run judges only what changed
     as_judged, at_end = open_store(pg_store_url), open_store(other_pg_store_url)
     for engine in (as_judged, at_end):

@@ -19,7 +19,7 @@
    judges those rows exactly and words them; findings stream into a temporary table of the run's
    writing connection (reconcile/lifecycle.py), never held whole in memory. On PostgreSQL a thread
    reads the rules' rows on the run's reader while the run words the rows before
-   (reconcile/judge.py, ``Answers``); on a large SQLite store a helper process judges the two
+   (reconcile/judge.py, ``Answers``); on a large store a helper process judges the two
    year-to-date rules meanwhile, in a full run or after a large change (reconcile/helper.py).
 6. **Life.** The findings are compared with the stored deviations set-wise, the changes written and
    the run closed with its statistics, in one transaction. A recording run compares and opens each
@@ -127,7 +127,7 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                        "a what-if, nothing is recorded"}.get(reason or "")
     basis = _basis(settings, calendar, chosen, rules)
     names = [rule.name for rule, _ in rules]
-    help_at = helper.helped(engine, names, keep=keep)  # a large run on SQLite: step 5
+    help_at = helper.helped(engine, names, keep=keep)  # a large run: step 5
     run_id = None if what_if else reconcile_runs.open_run(engine, day, chosen)
     label = f"run {run_id}" if run_id is not None else "what-if"
     say(f"{label}: judging years {', '.join(map(str, chosen)) or '(none)'} as of {day.isoformat()}")
@@ -145,7 +145,7 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                 plan = changes.plan(reader, conn, last=last, basis=basis, full=not incremental or what_if is not None)
                 now = utcnow()  # the moment of the run's writes
                 fork = bool(help_at) and helper.forkable()  # decided once, before any thread of the run starts
-                helped = (bool(help_at) and run_id is not None  # a what-if holds no lock
+                helped = (bool(help_at) and run_id is not None  # a what-if: on SQLite no lock keeps its moment
                           and helper.worth_helping(None if plan.only is None else changes.operations_changed(reader),
                                                    fork=fork))
                 # A recording run opens each rule's new deviations once the rules up to it are staged

@@ -6,10 +6,11 @@ the queries too). The two rules read through Scope.operation_quarters (``expense
 ``expense.unit_cost_overrun``) are half of that work at 100k (their findings: 130,720 of 242,741).
 On a store large enough to pay for a second process (:data:`HELP_FROM` performance rows) a
 recording run that keeps no findings in memory (a command, the service; not a what-if) and judges
-every subject, or incrementally agreements of :data:`HELP_CHANGED_FROM` operations or more (a large
-sync's change), has a helper judge them: a copy of the run's process (``os.fork``, from a process of
-one thread: the ``reconcile`` command; :func:`forkable`) or else a new interpreter running this
-module (the service). The helper reads the same moment of the store, judges those two rules exactly
+every subject, or incrementally agreements with many operations (a large sync's change), has a
+helper judge them: a copy of the run's process (``os.fork``, from a process of one thread: the
+``reconcile`` command; :func:`forkable`), from :data:`HELP_CHANGED_FROM` changed operations; or
+else a new interpreter running this module (the service, whose process has a scheduler's threads),
+from :data:`HELP_CHANGED_STARTED_FROM`. The helper reads the same moment of the store, judges those two rules exactly
 as the run would, on the same subjects, and appends their findings to a file of its own, as pickled
 batches of the rows the run's staging table takes (``reconcile.lifecycle.driver_rows``; a file, not
 a pipe: the run reads it only once its own rules are judged, and a pipe would stall the helper
@@ -25,7 +26,7 @@ run's reader exported (its REPEATABLE READ transaction stays open until the help
 helper only reads the store, on a connection of its own; its file lies in a temporary folder that
 the run removes. It exits when the run's process is gone (its parent changed, or its pipe broken),
 removing the folder itself; a folder whose run was killed after its helper had ended is removed by
-the next run (:func:`sweep_folders`: the folder's name carries the run's process id). The run
+the next helped run (:func:`sweep_folders`: the folder's name carries the run's process id). The run
 unpickles only what its own helper wrote there (the folder is mkdtemp's, readable and writable by
 the run's user alone), up to the length the helper said it had written.
 
@@ -106,16 +107,16 @@ def sweep_folders() -> list[Path]:
     removed = []
     for folder in Path(tempfile.gettempdir()).glob(f"{_FOLDER}*-*"):
         pid = folder.name[len(_FOLDER):].split("-", 1)[0]
-        if not pid.isdigit():
+        if not (pid.isascii() and pid.isdigit()) or folder.is_symlink():
             continue
         try:
-            if folder.stat().st_uid != os.getuid():
+            if folder.lstat().st_uid != os.getuid():
                 continue
             os.kill(int(pid), 0)
         except ProcessLookupError:  # that run is gone
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
-        except OSError:  # alive (PermissionError: another user's), or the folder just went
+        except (OSError, OverflowError):  # alive (PermissionError: another user's), gone meanwhile, no pid
             continue
     return removed
 
@@ -350,6 +351,8 @@ def forkable() -> bool:
     interpreter."""
     if not sys.platform.startswith("linux") or os.environ.get("BUDGETWATCH_HELPER_FORK", "1") == "0":
         return False
+    if signal.getsignal(signal.SIGCHLD) is signal.SIG_IGN:  # the kernel would reap the copy: no exit code
+        return False
     try:
         return len(os.listdir("/proc/self/task")) == 1
     except OSError:  # no /proc: not known to be alone
@@ -373,17 +376,20 @@ def _fork(request: dict[str, Any], err_path: Path) -> _Forked:
     ``atexit`` handler or buffered output of the run's runs in it. Interrupting signals are held
     back across the fork, so that a Ctrl-C at that moment cannot unwind the copy through the run's
     code; the copy then takes them as a started helper would (one the run ignores stays ignored)."""
-    read, write = os.pipe()
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
-    gc.freeze()  # before the fork: in the copy, what the run held is never collected
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, ())  # the mask as it is (a pending Ctrl-C: raised here)
+    fds: list[int] = []
     try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+        fds.extend(os.pipe())
+        gc.freeze()  # before the fork: in the copy, what the run held is never collected
         pid = os.fork()
     except BaseException:
         gc.unfreeze()
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
-        os.close(read)
-        os.close(write)
+        for fd in fds:
+            os.close(fd)
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)  # last: a held-back Ctrl-C is raised here
         raise
+    read, write = fds
     if pid == 0:  # the copy
         code = 1
         try:
@@ -392,7 +398,7 @@ def _fork(request: dict[str, Any], err_path: Path) -> _Forked:
                 signal.signal(signal.SIGINT, signal.default_int_handler)
             if signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
             with open(write, "w", encoding="utf-8") as out, open(err_path, "w", encoding="utf-8") as err:
                 # whatever else it would say (a library's warning) goes where a started helper's
                 # goes, not to the run's own output
@@ -407,13 +413,18 @@ def _fork(request: dict[str, Any], err_path: Path) -> _Forked:
         gc.unfreeze()
         os.close(write)
         forked.stdout = open(read, encoding="utf-8")
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a Ctrl-C held back is taken here
-    except BaseException:  # the copy is stopped and reaped, not left behind
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    except BaseException:  # the copy is stopped and reaped, not left behind; the mask given back last
         forked.kill()
         forked.communicate()
         if forked.stdout is None:
             os.close(read)
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+        raise
+    try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)  # a Ctrl-C held back is raised here
+    except BaseException:
+        forked.kill()
+        forked.communicate()
         raise
     return forked
 

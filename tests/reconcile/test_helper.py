@@ -14,6 +14,7 @@ import io
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -128,8 +129,8 @@ def test_a_run_with_a_helper_records_exactly_what_a_run_alone_records(two_stores
     alone, helped = two_stores
     monkeypatch.setattr(helper, "HELP_FROM", 0)
     monkeypatch.setattr(helper, "HELP_CHANGED_STARTED_FROM", 1)
-    if not fork:  # here, in a worker of several threads: a new interpreter, never a copy
-        assert not helper.forkable()
+    if not fork:  # here, as from the service: a new interpreter, never a copy
+        monkeypatch.setenv("BUDGETWATCH_HELPER_FORK", "0")
 
         def copied(*args, **kwargs):
             raise AssertionError("the helper was a copy of the run's process")
@@ -208,6 +209,10 @@ def test_a_helper_is_a_copy_of_the_run_only_from_a_process_of_one_thread(monkeyp
            "time.sleep(0.2); print(helper.forkable())")  # a thread the threading module does not know of
     said = subprocess.run([sys.executable, "-c", two], capture_output=True, text=True, env=env, timeout=60)
     assert said.stdout.strip() == "False", said.stderr
+    reaped = ("import signal; signal.signal(signal.SIGCHLD, signal.SIG_IGN); "  # the kernel would reap a copy
+              "from reconcile import helper; print(helper.forkable())")
+    said = subprocess.run([sys.executable, "-c", reaped], capture_output=True, text=True, env=env, timeout=60)
+    assert said.stdout.strip() == "False", said.stderr
 
 
 def test_a_copy_whose_run_is_gone_stops_and_removes_its_folder(tmp_path, monkeypatch):
@@ -217,6 +222,7 @@ def test_a_copy_whose_run_is_gone_stops_and_removes_its_folder(tmp_path, monkeyp
     request = {"url": "sqlite:///unused.db", "settings": config().model_dump(mode="json"), "day": "1405-09-02",
                "years": [1405], "rules": [8], "path": str(folder / "found.pickle"), "parent": 1, "only": None}
     copy = helper._fork(request, folder / "stderr.txt")  # its parent is this process, not process 1
+    assert not set(helper._SIGNALS) & signal.pthread_sigmask(signal.SIG_BLOCK, ())  # held back only across the fork
     copy.communicate()
     assert copy.returncode == 1 and copy.stdout.closed
     assert not folder.exists()  # no run is left to remove its file: it did
@@ -225,17 +231,19 @@ def test_a_copy_whose_run_is_gone_stops_and_removes_its_folder(tmp_path, monkeyp
 
 def test_the_folder_of_a_run_killed_after_its_helper_ended_goes_with_the_next_run(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()  # a process id no process has now
-    left = tmp_path / f"budgetwatch-helper-{gone.pid}-abc"
+    gone = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1  # a process id no process can have
+    left = tmp_path / f"budgetwatch-helper-{gone}-abc"
     left.mkdir()
     (left / "found.pickle").write_bytes(b"findings")
     alive = tmp_path / f"budgetwatch-helper-{os.getpid()}-def"  # a run that is still running
     alive.mkdir()
     other = tmp_path / "budgetwatch-helper-xyz"  # not named by a process: not the sweep's
     other.mkdir()
+    odd = [tmp_path / "budgetwatch-helper-²-a", tmp_path / f"budgetwatch-helper-{10 ** 30}-b"]
+    for folder in odd:  # digits that are not a process id: left, and no error
+        folder.mkdir()
     assert helper.sweep_folders() == [left]
-    assert not left.exists() and alive.exists() and other.exists()
+    assert not left.exists() and alive.exists() and other.exists() and all(f.exists() for f in odd)
 
 
 def test_a_helper_whose_pipe_breaks_takes_its_run_for_gone(tmp_path, monkeypatch):
@@ -270,6 +278,7 @@ def test_a_helper_that_fails_fails_the_run_saying_so_and_records_nothing(_migrat
         with pytest.raises(AssertionError, match=failed):
             _run_helped(engine, "1405/09/02", fork=True, incremental=False, tmp=tmp_path)
     else:
+        monkeypatch.setenv("BUDGETWATCH_HELPER_FORK", "0")
         with pytest.raises(RuntimeError, match=failed):
             reconcile.run(engine, config(), as_of=day("1405/09/02"), keep=False)
     with engine.connect() as conn:

@@ -147,7 +147,7 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                 fork = bool(help_at) and helper.forkable()  # decided once, before any thread of the run starts
                 helped = (bool(help_at) and run_id is not None  # a what-if: on SQLite no lock keeps its moment
                           and helper.worth_helping(None if plan.only is None else changes.operations_changed(reader),
-                                                   fork=fork))
+                                                   quick=fork or helper.spare_ready()))
                 # A recording run opens each rule's new deviations once the rules up to it are staged
                 # (Found.open_through) where the writes then overlap other work: on PostgreSQL in a
                 # writing thread while the run judges on; on SQLite before it waits for its helper.

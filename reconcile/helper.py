@@ -64,8 +64,9 @@ HELPED = ("expense.operation_shortfall", "expense.unit_cost_overrun")
 # nothing, but its findings are copied over): at 100k projects there are 1,000,000.
 HELP_FROM = 200_000
 # An incremental run is helped from this many operations of changed agreements (the year-to-date
-# rules' subjects in it) by a copy of its process, which costs next to nothing to start; by a new
-# interpreter (~0.5–1 s of imports on the other core) from STARTED_FROM. At 100k projects, 1 % or
+# rules' subjects in it) by a copy of its process, which costs next to nothing to start, or by a
+# spare interpreter already waiting (keep_spare: the service); by a new interpreter (~0.5–1 s of
+# imports on the other core) from STARTED_FROM. At 100k projects, 1 % or
 # 5 % of the agreements changed (2,500 or 12,500 operations), with and without new findings, a copy
 # was as fast or faster every time, a new interpreter up to 0.4 s slower when there was little to
 # find (docs/benchmarks.md, session 23).
@@ -88,14 +89,15 @@ def helped(engine: Engine, names: list[str], *, keep: bool) -> list[int]:
     return chosen if (largest or 0) >= HELP_FROM else []
 
 
-def worth_helping(changed_operations: int | None, *, fork: bool) -> bool:
-    """Whether a run the size gate admits (:func:`helped`) pays for a helper, a copy of its process
-    (`fork`, :func:`forkable`) or a new interpreter: a full run (`changed_operations` None) always;
-    an incremental one when its changed agreements have :data:`HELP_CHANGED_FROM` operations or more
-    (reconcile.changes ``operations_changed``), :data:`HELP_CHANGED_STARTED_FROM` for a new interpreter."""
+def worth_helping(changed_operations: int | None, *, quick: bool) -> bool:
+    """Whether a run the size gate admits (:func:`helped`) pays for a helper: a full run
+    (`changed_operations` None) always; an incremental one when its changed agreements have
+    :data:`HELP_CHANGED_FROM` operations or more (reconcile.changes ``operations_changed``) where the
+    helper starts at once (`quick`: a copy of the run's process, or a spare interpreter waiting),
+    :data:`HELP_CHANGED_STARTED_FROM` where it would be a new interpreter."""
     if changed_operations is None:
         return True
-    return changed_operations >= (HELP_CHANGED_FROM if fork else HELP_CHANGED_STARTED_FROM)
+    return changed_operations >= (HELP_CHANGED_FROM if quick else HELP_CHANGED_STARTED_FROM)
 
 
 _FOLDER = "budgetwatch-helper-"  # then the run's process id: budgetwatch-helper-<pid>-<random>
@@ -141,8 +143,12 @@ class Helper:
         judges as the run would; None: every subject. `snapshot`: on PostgreSQL, the run reader's
         (store.driver ``export_snapshot``), which the helper reads in."""
         self.indices, self.names = indices, names
-        sweep_folders()
-        self.folder = Path(tempfile.mkdtemp(prefix=f"{_FOLDER}{os.getpid()}-"))
+        spare = None if fork else _take_spare()
+        if spare is not None:  # started ahead, its modules imported (keep_spare)
+            self.folder, self.process = spare.folder, spare.process
+        else:
+            sweep_folders()
+            self.folder = Path(tempfile.mkdtemp(prefix=f"{_FOLDER}{os.getpid()}-"))
         self.path = self.folder / "found.pickle"
         request = {"url": url, "settings": settings.model_dump(mode="json"), "day": day.isoformat(),
                    "years": years, "rules": indices, "path": str(self.path), "parent": os.getpid(),
@@ -158,14 +164,13 @@ class Helper:
                 shutil.rmtree(self.folder, ignore_errors=True)
                 raise
             return
+        if spare is None:
+            try:
+                self.process = _start_interpreter(self.folder)
+            except BaseException:
+                shutil.rmtree(self.folder, ignore_errors=True)
+                raise
         # the request goes on stdin, never in the arguments (a process list shows those)
-        try:
-            with open(err_path, "w", encoding="utf-8") as err:
-                self.process = subprocess.Popen([sys.executable, "-m", "reconcile.helper"], stdin=subprocess.PIPE,
-                                                stdout=subprocess.PIPE, stderr=err, text=True)
-        except BaseException:
-            shutil.rmtree(self.folder, ignore_errors=True)
-            raise
         stdin, self.process.stdin = self.process.stdin, None  # communicate() reads what it says at the end
         assert stdin is not None
         try:
@@ -218,6 +223,92 @@ class Helper:
             self.process.kill()
             self.process.communicate()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _start_interpreter(folder: Path) -> subprocess.Popen[str]:
+    """A new interpreter running this module for a helper whose folder is `folder` (named in its
+    arguments: a spare let go removes it); its stderr goes to a file there."""
+    with open(folder / "stderr.txt", "w", encoding="utf-8") as err:
+        return subprocess.Popen([sys.executable, "-m", "reconcile.helper", str(folder)], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=err, text=True)
+
+
+# --- a spare interpreter, started ahead of the next run (the service) -----------------------------
+
+
+@dataclass
+class _Spare:
+    folder: Path
+    process: subprocess.Popen[str]
+
+
+_spare_lock = threading.Lock()
+_spare: _Spare | None = None
+
+
+def keep_spare(engine: Engine, settings: Any) -> bool:
+    """Have a helper interpreter wait for this process's next run, its modules already imported (~0.5–1 s
+    of start-up the run then does not wait for; ~60 MB while it waits): for a long-running process
+    whose helper cannot be a copy of it (the service: :func:`forkable` is false), on a store where a
+    run would be helped (:func:`helped`). One at a time; its folder is named like a helper's. Whether
+    one is waiting."""
+    global _spare
+    from reconcile.judge import enabled_rules  # the run's own import
+
+    if forkable() or not helped(engine, [rule.name for rule, _ in enabled_rules(settings)], keep=False):
+        return False
+    with _spare_lock:
+        if _spare is not None and _spare.process.poll() is None:
+            return True
+        _let_go(_spare)
+        _spare = None
+        sweep_folders()
+        folder = Path(tempfile.mkdtemp(prefix=f"{_FOLDER}{os.getpid()}-"))
+        try:
+            _spare = _Spare(folder, _start_interpreter(folder))
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return True
+
+
+def spare_ready() -> bool:
+    """Whether a spare interpreter waits (:func:`keep_spare`)."""
+    with _spare_lock:
+        return _spare is not None and _spare.process.poll() is None
+
+
+def let_go_spare() -> None:
+    """Stop the waiting spare interpreter, if any (the service stopping), and remove its folder."""
+    global _spare
+    with _spare_lock:
+        spare, _spare = _spare, None
+    _let_go(spare)
+
+
+def _take_spare() -> _Spare | None:
+    global _spare
+    with _spare_lock:
+        spare, _spare = _spare, None
+    if spare is not None and spare.process.poll() is not None:  # it ended meanwhile
+        _let_go(spare)
+        return None
+    return spare
+
+
+def _let_go(spare: _Spare | None) -> None:
+    if spare is None:
+        return
+    stdin, spare.process.stdin = spare.process.stdin, None
+    if stdin is not None:  # an empty request: it ends
+        with contextlib.suppress(OSError):
+            stdin.close()
+    try:
+        spare.process.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        spare.process.kill()
+        spare.process.communicate()
+    shutil.rmtree(spare.folder, ignore_errors=True)
 
 
 # --- the helper process ---------------------------------------------------------------------------
@@ -469,7 +560,17 @@ class _Forked:
 
 
 def main() -> None:
-    raise SystemExit(serve(json.loads(sys.stdin.read()), sys.stdout, sys.stderr))
+    # what a request needs, imported before it is waited for: a spare waits with it loaded
+    import reconcile.changes, reconcile.facts, reconcile.judge, reconcile.lifecycle, reconcile.scope  # noqa: E401,F401
+    import reconcile.settings, store.db  # noqa: E401,F401
+
+    said = sys.stdin.read()
+    if not said.strip():  # a spare let go, or its process gone: nobody else removes its folder
+        folder = Path(sys.argv[1]) if len(sys.argv) > 1 else None
+        if folder is not None and folder.name.startswith(_FOLDER):
+            shutil.rmtree(folder, ignore_errors=True)
+        raise SystemExit(0)
+    raise SystemExit(serve(json.loads(said), sys.stdout, sys.stderr))
 
 
 if __name__ == "__main__":

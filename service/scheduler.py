@@ -36,6 +36,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.engine import Engine
 
 from foundation.vocabulary import SOURCES
+from reconcile import helper as reconcile_helper
 from service import jobs
 from service.jobs import AppConfig, Service
 from service.settings import zone_info
@@ -91,6 +92,7 @@ def serve(config: AppConfig, engine: Engine, *, on_started: Callable[[], None] |
                          job.next_run_time.isoformat() if job.next_run_time else "-", extra={"job": job.id})
             log.info("budgetwatch serve started (pid %d)", os.getpid(),
                      extra={"started_at": datetime.now(UTC).isoformat()})
+            service.keep_spare()  # the first reconciliation's helper, started ahead (reconcile/helper.py)
             if on_started:
                 on_started()
             _wait_for_signal(received)
@@ -192,6 +194,7 @@ def _stop(scheduler: BackgroundScheduler, service: Service, timeout: float) -> i
 
     threading.Thread(target=shutdown, name="scheduler-shutdown", daemon=True).start()
     if done.wait(timeout):
+        reconcile_helper.let_go_spare()
         log.info("budgetwatch serve stopped")
         return 0
     log.error("jobs still running %.0f s after the stop: leaving without them (their transactions roll back)",

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -188,9 +189,9 @@ def test_only_a_large_run_that_keeps_nothing_is_helped(_migrated, tmp_path, monk
     assert not any("helper" in line for line in said)  # …pays for a helper judges them itself
     monkeypatch.setattr(helper, "HELP_CHANGED_FROM", 1)  # a new interpreter costs more: its own threshold
     monkeypatch.setattr(helper, "HELP_CHANGED_STARTED_FROM", 10_000)
-    assert not helper.worth_helping(9_999, fork=False) and helper.worth_helping(10_000, fork=False)
-    assert helper.worth_helping(1, fork=True) and not helper.worth_helping(0, fork=True)
-    assert helper.worth_helping(None, fork=False) and helper.worth_helping(None, fork=True)  # a full run
+    assert not helper.worth_helping(9_999, quick=False) and helper.worth_helping(10_000, quick=False)
+    assert helper.worth_helping(1, quick=True) and not helper.worth_helping(0, quick=True)
+    assert helper.worth_helping(None, quick=False) and helper.worth_helping(None, quick=True)  # a full run
     engine.dispose()
 
 
@@ -308,3 +309,60 @@ def test_the_helper_reads_the_run_settings_as_the_run_does():
     assert [(r.name, lim) for r, lim in enabled_rules(again)] == [(r.name, lim) for r, lim in enabled_rules(settings)]
     assert dict((r.name, lim) for r, lim in enabled_rules(again))["expense.operation_shortfall"].threshold == \
         Decimal("0.9")
+
+
+def test_a_spare_interpreter_serves_the_next_run_and_goes_when_let_go(_migrated, tmp_path, monkeypatch):
+    """The service keeps a helper interpreter waiting, its modules imported, for its next run
+    (its process has a scheduler's threads: no copy); the run takes it instead of starting one."""
+    alone, helped = _store(_migrated, tmp_path / "alone.db"), _store(_migrated, tmp_path / "helped.db")
+    monkeypatch.setattr(helper, "HELP_FROM", 0)
+    monkeypatch.setenv("BUDGETWATCH_HELPER_FORK", "0")  # as in the service
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    assert not helper.spare_ready()
+    assert helper.keep_spare(helped, config()) and helper.spare_ready()
+    assert helper.keep_spare(helped, config())  # one at a time: the same one
+    [folder] = _helper_folders()
+    assert folder.name.startswith(f"budgetwatch-helper-{os.getpid()}-")
+
+    def started(*args, **kwargs):
+        raise AssertionError("a new interpreter was started while a spare waited")
+
+    monkeypatch.setattr(helper, "_start_interpreter", started)
+    said: list[str] = []
+    reconcile.run(alone, config(), as_of=day("1405/09/02"), keep=True)
+    reconcile.run(helped, config(), as_of=day("1405/09/02"), keep=False, on_progress=said.append)
+    assert any("in a helper process" in line for line in said) and not helper.spare_ready()
+    assert recorded(helped) == recorded(alone)
+    assert not _helper_folders()  # the run removed the spare's folder with its findings
+    monkeypatch.undo()
+    monkeypatch.setattr(helper, "HELP_FROM", 0)
+    monkeypatch.setenv("BUDGETWATCH_HELPER_FORK", "0")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    assert helper.keep_spare(helped, config())
+    spare = helper._spare
+    helper.let_go_spare()
+    assert spare.process.returncode == 0 and not spare.folder.exists() and not helper.spare_ready()
+    monkeypatch.setattr(helper, "HELP_FROM", 10 ** 9)  # a small store: no spare is worth its memory
+    assert not helper.keep_spare(helped, config()) and not _helper_folders()
+    alone.dispose()
+    helped.dispose()
+
+
+def test_a_spare_whose_process_is_gone_removes_its_folder(_migrated, tmp_path):
+    url = _migrated.sqlite_copy(tmp_path / "store.db")
+    script = ("import os, sys; sys.path.insert(0, sys.argv[1])\n"
+              "from reconcile import helper\nfrom reconcile_builders import config\nfrom store.db import open_store\n"
+              "helper.HELP_FROM = 0\n"
+              "assert helper.keep_spare(open_store(sys.argv[2]), config())\n"
+              "print(helper._spare.folder, flush=True)\nos._exit(0)  # killed, as it were: nothing let it go\n")
+    done = subprocess.run([sys.executable, "-c", script, str(Path(__file__).parent), url], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "TMPDIR": str(tmp_path),
+                                                      "BUDGETWATCH_HELPER_FORK": "0"})
+    assert done.returncode == 0, done.stderr
+    folder = Path(done.stdout.strip())
+    assert folder.parent == tmp_path
+    deadline = time.monotonic() + 30  # the spare, reading its request, finds the pipe closed
+    while folder.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not folder.exists()

@@ -63,3 +63,28 @@ def test_a_stop_during_a_sync_logs_each_run_as_it_ended(engine, tmp_path, monkey
     assert said["nezarat4"].levelno == logging.INFO and "stopped:" not in said["nezarat4"].getMessage()
     assert "success, before the service stopped" in said["nezarat4"].getMessage()
     assert said["saba"].levelno == logging.WARNING and "stopped: the service is stopping" in said["saba"].getMessage()
+
+
+def test_a_reconciliation_job_leaves_a_spare_helper_for_the_next_and_a_stopping_service_none(
+        engine, tmp_path, monkeypatch):
+    """On a large store the service keeps a helper interpreter waiting for its next reconciliation
+    (reconcile/helper.py keep_spare; the threshold lowered for this small store: a module constant)."""
+    import tempfile
+
+    from reconcile import helper
+
+    monkeypatch.setattr("reconcile.engine._today", lambda: date(2099, 3, 20))
+    monkeypatch.setattr(helper, "HELP_FROM", 0)
+    monkeypatch.setenv("BUDGETWATCH_HELPER_FORK", "0")  # as in the service, whose process has threads
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    config = parse_config({"data_dir": str(tmp_path / "data"), "reconcile": {"as_of": "1405/09/20"}})
+    service = Service(config, engine)
+    try:
+        service.reconcile(job="reconcile")
+        assert helper.spare_ready()
+        service.stop()
+        helper.let_go_spare()
+        service.keep_spare()  # a stopping service starts none
+        assert not helper.spare_ready() and not list(tmp_path.glob("budgetwatch-helper-*"))
+    finally:
+        helper.let_go_spare()

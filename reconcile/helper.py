@@ -9,8 +9,9 @@ recording run that keeps no findings in memory (a command, the service; not a wh
 every subject, or incrementally agreements with many operations (a large sync's change), has a
 helper judge them: a copy of the run's process (``os.fork``, from a process of one thread: the
 ``reconcile`` command; :func:`forkable`), from :data:`HELP_CHANGED_FROM` changed operations; or
-else a new interpreter running this module (the service, whose process has a scheduler's threads),
-from :data:`HELP_CHANGED_STARTED_FROM`. The helper reads the same moment of the store, judges those two rules exactly
+else a new interpreter running this module (the service, whose process has a scheduler's threads:
+a spare it keeps waiting, :func:`keep_spare`, from :data:`HELP_CHANGED_FROM` too; one started for
+the run from :data:`HELP_CHANGED_STARTED_FROM`). The helper reads the same moment of the store, judges those two rules exactly
 as the run would, on the same subjects, and appends their findings to a file of its own, as pickled
 batches of the rows the run's staging table takes (``reconcile.lifecycle.driver_rows``; a file, not
 a pipe: the run reads it only once its own rules are judged, and a pipe would stall the helper
@@ -30,7 +31,7 @@ the next helped run (:func:`sweep_folders`: the folder's name carries the run's 
 unpickles only what its own helper wrote there (the folder is mkdtemp's, readable and writable by
 the run's user alone), up to the length the helper said it had written.
 
-    python -m reconcile.helper      # a JSON request on stdin (what Helper sends); never by hand
+    python -m reconcile.helper FOLDER   # a JSON request on stdin (what Helper sends); never by hand
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import contextlib
 import gc
 import itertools
 import json
+import logging
 import os
 import pickle
 import shutil
@@ -57,6 +59,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from store.models import OperationPerformance
+
+log = logging.getLogger("budgetwatch.reconcile")
 
 HELPED = ("expense.operation_shortfall", "expense.unit_cost_overrun")
 # From this many performance rows (the largest id: no count of a million rows) a helper pays for
@@ -143,16 +147,16 @@ class Helper:
         judges as the run would; None: every subject. `snapshot`: on PostgreSQL, the run reader's
         (store.driver ``export_snapshot``), which the helper reads in."""
         self.indices, self.names = indices, names
-        spare = None if fork else _take_spare()
+        asked = {"url": url, "settings": settings.model_dump(mode="json"), "day": day.isoformat(),
+                 "years": years, "rules": indices, "parent": os.getpid(), "only": only, "snapshot": snapshot}
+        spare = None if fork else _take_spare()  # taken last: nothing that may fail comes before its request
         if spare is not None:  # started ahead, its modules imported (keep_spare)
             self.folder, self.process = spare.folder, spare.process
         else:
             sweep_folders()
             self.folder = Path(tempfile.mkdtemp(prefix=f"{_FOLDER}{os.getpid()}-"))
         self.path = self.folder / "found.pickle"
-        request = {"url": url, "settings": settings.model_dump(mode="json"), "day": day.isoformat(),
-                   "years": years, "rules": indices, "path": str(self.path), "parent": os.getpid(),
-                   "only": only, "snapshot": snapshot}
+        request = {**asked, "path": str(self.path)}
         # what the helper says on stderr goes to a file, so that no amount of it can fill a pipe and
         # stall both
         err_path = self.folder / "stderr.txt"
@@ -260,6 +264,8 @@ def keep_spare(engine: Engine, settings: Any) -> bool:
     with _spare_lock:
         if _spare is not None and _spare.process.poll() is None:
             return True
+        if _spare is not None:
+            _said_dead(_spare)
         _let_go(_spare)
         _spare = None
         sweep_folders()
@@ -291,9 +297,18 @@ def _take_spare() -> _Spare | None:
     with _spare_lock:
         spare, _spare = _spare, None
     if spare is not None and spare.process.poll() is not None:  # it ended meanwhile
+        _said_dead(spare)
         _let_go(spare)
         return None
     return spare
+
+
+def _said_dead(spare: _Spare) -> None:
+    """Log why a spare ended before it was asked anything (its exit code, its last line)."""
+    said = (spare.folder / "stderr.txt").read_text(encoding="utf-8", errors="replace").strip() \
+        if (spare.folder / "stderr.txt").exists() else ""
+    log.warning("the spare reconciliation helper had ended (exit code %s%s); the run starts its own",
+                spare.process.returncode, f": {said.splitlines()[-1]}" if said else "")
 
 
 def _let_go(spare: _Spare | None) -> None:
@@ -304,7 +319,7 @@ def _let_go(spare: _Spare | None) -> None:
         with contextlib.suppress(OSError):
             stdin.close()
     try:
-        spare.process.communicate(timeout=10)
+        spare.process.communicate(timeout=5)
     except subprocess.TimeoutExpired:
         spare.process.kill()
         spare.process.communicate()

@@ -86,13 +86,13 @@ def serve(config: AppConfig, engine: Engine, *, on_started: Callable[[], None] |
         try:
             scheduler.start(paused=True)  # the job store is open, nothing runs yet
             _install_jobs(scheduler, config)
+            service.keep_spare()  # the first reconciliation's helper, started ahead (reconcile/helper.py)
             scheduler.resume()
             for job in scheduler.get_jobs():
                 log.info("job %s scheduled %s; next run %s", job.id, job.name,
                          job.next_run_time.isoformat() if job.next_run_time else "-", extra={"job": job.id})
             log.info("budgetwatch serve started (pid %d)", os.getpid(),
                      extra={"started_at": datetime.now(UTC).isoformat()})
-            service.keep_spare()  # the first reconciliation's helper, started ahead (reconcile/helper.py)
             if on_started:
                 on_started()
             _wait_for_signal(received)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
 import random
 import signal
@@ -313,40 +314,54 @@ def test_the_helper_reads_the_run_settings_as_the_run_does():
 
 def test_a_spare_interpreter_serves_the_next_run_and_goes_when_let_go(_migrated, tmp_path, monkeypatch):
     """The service keeps a helper interpreter waiting, its modules imported, for its next run
-    (its process has a scheduler's threads: no copy); the run takes it instead of starting one."""
+    (its process has a scheduler's threads: no copy); the run takes it instead of starting one, and
+    while one waits an incremental run is helped from HELP_CHANGED_FROM operations, as a copy is."""
     alone, helped = _store(_migrated, tmp_path / "alone.db"), _store(_migrated, tmp_path / "helped.db")
     monkeypatch.setattr(helper, "HELP_FROM", 0)
+    monkeypatch.setattr(helper, "HELP_CHANGED_FROM", 1)
+    monkeypatch.setattr(helper, "HELP_CHANGED_STARTED_FROM", 10 ** 9)  # a new interpreter: never, here
     monkeypatch.setenv("BUDGETWATCH_HELPER_FORK", "0")  # as in the service
     (tmp_path / "tmp").mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
-    assert not helper.spare_ready()
-    assert helper.keep_spare(helped, config()) and helper.spare_ready()
-    assert helper.keep_spare(helped, config())  # one at a time: the same one
-    [folder] = _helper_folders()
-    assert folder.name.startswith(f"budgetwatch-helper-{os.getpid()}-")
+    real_start = helper._start_interpreter
 
     def started(*args, **kwargs):
         raise AssertionError("a new interpreter was started while a spare waited")
 
-    monkeypatch.setattr(helper, "_start_interpreter", started)
-    said: list[str] = []
-    reconcile.run(alone, config(), as_of=day("1405/09/02"), keep=True)
-    reconcile.run(helped, config(), as_of=day("1405/09/02"), keep=False, on_progress=said.append)
-    assert any("in a helper process" in line for line in said) and not helper.spare_ready()
-    assert recorded(helped) == recorded(alone)
-    assert not _helper_folders()  # the run removed the spare's folder with its findings
-    monkeypatch.undo()
-    monkeypatch.setattr(helper, "HELP_FROM", 0)
-    monkeypatch.setenv("BUDGETWATCH_HELPER_FORK", "0")
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
-    assert helper.keep_spare(helped, config())
-    spare = helper._spare
-    helper.let_go_spare()
-    assert spare.process.returncode == 0 and not spare.folder.exists() and not helper.spare_ready()
-    monkeypatch.setattr(helper, "HELP_FROM", 10 ** 9)  # a small store: no spare is worth its memory
-    assert not helper.keep_spare(helped, config()) and not _helper_folders()
-    alone.dispose()
-    helped.dispose()
+    try:
+        assert not helper.spare_ready()
+        assert helper.keep_spare(helped, config()) and helper.spare_ready()
+        assert helper.keep_spare(helped, config())  # one at a time: the same one
+        [folder] = _helper_folders()
+        assert folder.name.startswith(f"budgetwatch-helper-{os.getpid()}-")
+        monkeypatch.setattr(helper, "_start_interpreter", started)
+        said: list[str] = []
+        reconcile.run(alone, config(), as_of=day("1405/09/02"), keep=True)
+        reconcile.run(helped, config(), as_of=day("1405/09/02"), keep=False, on_progress=said.append)
+        assert any("in a helper process" in line for line in said) and not helper.spare_ready()
+        assert not _helper_folders()  # the run removed the spare's folder with its findings
+        monkeypatch.setattr(helper, "_start_interpreter", real_start)
+        assert helper.keep_spare(helped, config())  # as the service does after each run
+        monkeypatch.setattr(helper, "_start_interpreter", started)
+        _synced_change(alone)
+        _synced_change(helped)
+        said.clear()
+        reconcile.run(alone, config(), as_of=day("1405/09/21"), keep=True, incremental=True)
+        result = reconcile.run(helped, config(), as_of=day("1405/09/21"), keep=False, incremental=True,
+                               on_progress=said.append)
+        assert result.scope == "incremental" and any("in a helper process" in line for line in said)
+        assert recorded(helped) == recorded(alone)
+        monkeypatch.setattr(helper, "_start_interpreter", real_start)
+        assert helper.keep_spare(helped, config())
+        spare = helper._spare
+        helper.let_go_spare()
+        assert spare.process.returncode == 0 and not spare.folder.exists() and not helper.spare_ready()
+        monkeypatch.setattr(helper, "HELP_FROM", 10 ** 9)  # a small store: no spare is worth its memory
+        assert not helper.keep_spare(helped, config()) and not _helper_folders()
+    finally:
+        helper.let_go_spare()  # none left for the worker's later tests
+        alone.dispose()
+        helped.dispose()
 
 
 def test_a_spare_whose_process_is_gone_removes_its_folder(_migrated, tmp_path):
@@ -366,3 +381,22 @@ def test_a_spare_whose_process_is_gone_removes_its_folder(_migrated, tmp_path):
     while folder.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not folder.exists()
+
+
+def test_a_spare_that_ended_unasked_is_said_and_replaced(_migrated, tmp_path, monkeypatch, caplog):
+    engine = _store(_migrated, tmp_path / "store.db")
+    monkeypatch.setattr(helper, "HELP_FROM", 0)
+    monkeypatch.setenv("BUDGETWATCH_HELPER_FORK", "0")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    try:
+        assert helper.keep_spare(engine, config())
+        first = helper._spare
+        first.process.kill()
+        first.process.wait()
+        with caplog.at_level(logging.WARNING, logger="budgetwatch.reconcile"):
+            assert helper.keep_spare(engine, config())
+        assert helper._spare is not first and helper.spare_ready() and not first.folder.exists()
+        assert any("the spare reconciliation helper had ended (exit code -9" in r.getMessage() for r in caplog.records)
+    finally:
+        helper.let_go_spare()
+        engine.dispose()

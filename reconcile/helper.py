@@ -149,31 +149,23 @@ class Helper:
         self.indices, self.names = indices, names
         asked = {"url": url, "settings": settings.model_dump(mode="json"), "day": day.isoformat(),
                  "years": years, "rules": indices, "parent": os.getpid(), "only": only, "snapshot": snapshot}
-        spare = None if fork else _take_spare()  # taken last: nothing that may fail comes before its request
-        if spare is not None:  # started ahead, its modules imported (keep_spare)
-            self.folder, self.process = spare.folder, spare.process
-        else:
-            sweep_folders()
-            self.folder = Path(tempfile.mkdtemp(prefix=f"{_FOLDER}{os.getpid()}-"))
-        self.path = self.folder / "found.pickle"
-        request = {**asked, "path": str(self.path)}
-        # what the helper says on stderr goes to a file, so that no amount of it can fill a pipe and
-        # stall both
-        err_path = self.folder / "stderr.txt"
         if fork:  # a copy of this process: no start-up (docs/benchmarks.md, session 23)
+            self.folder = _new_folder()
+            self.path = self.folder / "found.pickle"
+            err_path = self.folder / "stderr.txt"
             err_path.write_text("", encoding="utf-8")
             try:
-                self.process: subprocess.Popen[str] | _Forked = _fork(request, err_path)
+                self.process: subprocess.Popen[str] | _Forked = _fork({**asked, "path": str(self.path)}, err_path)
             except BaseException:
                 shutil.rmtree(self.folder, ignore_errors=True)
                 raise
             return
-        if spare is None:
-            try:
-                self.process = _start_interpreter(self.folder)
-            except BaseException:
-                shutil.rmtree(self.folder, ignore_errors=True)
-                raise
+        # a spare started ahead, its modules imported (keep_spare), else one now; taken last: nothing
+        # that may fail comes between it and its request
+        spare = _take_spare() or _started()
+        self.folder, self.process = spare.folder, spare.process
+        self.path = self.folder / "found.pickle"
+        request = {**asked, "path": str(self.path)}
         # the request goes on stdin, never in the arguments (a process list shows those)
         stdin, self.process.stdin = self.process.stdin, None  # communicate() reads what it says at the end
         assert stdin is not None
@@ -229,6 +221,22 @@ class Helper:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def _new_folder() -> Path:
+    """A helper's folder, named by this process's id, once the folders of runs gone are swept."""
+    sweep_folders()
+    return Path(tempfile.mkdtemp(prefix=f"{_FOLDER}{os.getpid()}-"))
+
+
+def _started() -> _Spare:
+    """A new interpreter for a helper, in a folder of its own (removed if it cannot start)."""
+    folder = _new_folder()
+    try:
+        return _Spare(folder, _start_interpreter(folder))
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
 def _start_interpreter(folder: Path) -> subprocess.Popen[str]:
     """A new interpreter running this module for a helper whose folder is `folder` (named in its
     arguments: a spare let go removes it); its stderr goes to a file there."""
@@ -242,6 +250,8 @@ def _start_interpreter(folder: Path) -> subprocess.Popen[str]:
 
 @dataclass
 class _Spare:
+    """A helper interpreter and its folder."""
+
     folder: Path
     process: subprocess.Popen[str]
 
@@ -268,13 +278,7 @@ def keep_spare(engine: Engine, settings: Any) -> bool:
             _said_dead(_spare)
         _let_go(_spare)
         _spare = None
-        sweep_folders()
-        folder = Path(tempfile.mkdtemp(prefix=f"{_FOLDER}{os.getpid()}-"))
-        try:
-            _spare = _Spare(folder, _start_interpreter(folder))
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
+        _spare = _started()
         return True
 
 

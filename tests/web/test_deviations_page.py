@@ -178,6 +178,21 @@ def test_the_history_says_in_persian_why_a_run_resolved_and_a_persons_reason_as_
     assert '<td class="why">gone</td>' in history  # what a person wrote is shown as written
 
 
+def test_a_deviation_found_on_one_day_only_names_that_day_once(sqlite_store):
+    import sqlalchemy as sa
+
+    from store.models import Deviation
+
+    row, other = sqlite_store.deviation(status="resolved"), sqlite_store.deviation(status="open")
+    dev = Deviation.__table__
+    with sqlite_store.engine.begin() as conn:
+        conn.execute(sa.update(dev).where(dev.c.id == row["id"]).values(last_found_on=dev.c.first_found_on))
+    client = sqlite_store.client("social")
+    found = re.compile(r"<dt>نخستین و آخرین یافتن</dt><dd>([^<]*)</dd>")
+    assert found.search(client.get(f"/deviations/{row['id']}").text)[1] == "۱۴۰۵/۰۷/۰۹"
+    assert found.search(client.get(f"/deviations/{other['id']}").text)[1] == "۱۴۰۵/۰۷/۰۹ — ۱۴۰۵/۰۸/۲۹"
+
+
 def test_an_expert_of_one_group_cannot_dismiss_another_groups_deviation(sqlite_store):
     row = sqlite_store.deviation(status="open", agency_code="311")  # infrastructure
     client = sqlite_store.client("social")

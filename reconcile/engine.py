@@ -340,12 +340,28 @@ def _judge(rules: list[tuple[Rule, Any]], *, reader: sa.Connection, ahead: bool,
     """Step 5: each rule's rows judged, worded and staged in `found`, in the rules' order of
     production; the rules of a helper process (`aside`) judged there and copied in their places.
     `opening` (Found.open_through, bound to the run) opens a rule's new deviations once it and
-    every rule before it are staged: the rules before the helper's as they end, each of the helper's
-    as the helper ends it (the run's own after it are staged by then), the rest at the end."""
+    every rule before it are staged: the run's own as they end, the helper's as the run takes their
+    last findings (between its own rules, without waiting, then while it waits for the helper), and
+    the run's own after the helper's once those are; on PostgreSQL in the writing thread, while the
+    run judges on."""
     mine = [i for i in range(len(rules)) if aside is None or i not in aside.indices]
     first_aside = min(aside.indices) if aside is not None else len(rules)
     if aside is not None:
         say(f"judging {', '.join(aside.names)} in a helper process")
+    # the rules whose findings are all staged, and the first not yet: every rule below it is opened
+    staged: set[int] = set()
+    opened_below = 0
+
+    def ended(i: int) -> None:  # rule i's findings are all staged (judged here, or taken from the helper)
+        nonlocal opened_below
+        staged.add(i)
+        below = opened_below
+        while below in staged:
+            below += 1
+        if opening is not None and below > opened_below:
+            opening(found, below - 1)
+            opened_below = below
+
     scopes, asked = [], []
     for i in mine:
         rule, limits = rules[i]
@@ -368,13 +384,16 @@ def _judge(rules: list[tuple[Rule, Any]], *, reader: sa.Connection, ahead: bool,
                     if written_behind(exc):  # a write of an earlier batch failed, not this rule's reading
                         raise
                     raise ValueError(f"{rule.name}: {exc}") from exc
-                if opening is not None and i < first_aside:
-                    opening(found, i)
+                ended(i)
+                if aside is not None and opened_below >= first_aside:
+                    # what the helper has written, taken (and each rule it ended opened) between the
+                    # run's rules once every rule before the helper's is opened; taken before, it would
+                    # wait staged for those anyway, and its copying compete with both processes' judging
+                    aside.take_ready(found.take, ended)
         finally:
             answers.close()
         if aside is not None:
             say("copying the helper process's findings")
-            ended = None if opening is None else functools.partial(opening, found)  # all before it staged
             for i, counted in aside.finish(found.take, ended).items():
                 rule_stats = stats[rules[i][0].name]
                 rule_stats.checked, rule_stats.flagged, rule_stats.findings = (counted.checked, counted.flagged,

@@ -15,9 +15,10 @@ the run from :data:`HELP_CHANGED_STARTED_FROM`). The helper reads the same momen
 as the run would, on the same subjects, and appends their findings to a file of its own, as pickled
 batches of the rows the run's staging table takes (``reconcile.lifecycle.driver_rows``; a file, not
 a pipe: the run reads it only once its own rules are judged, and a pipe would stall the helper
-meanwhile); the run judges the other rules meanwhile, then inserts the helper's findings into its
-staging table, each in its rule's place of the order of production (``seq``), and goes on as if it
-had judged them itself: same deviations, same ids, same events (tests/reconcile/test_helper.py).
+meanwhile); the run judges the other rules meanwhile, inserting into its staging table what the
+helper has written between them (without waiting for more) and the rest once its own are judged,
+each in its rule's place of the order of production (``seq``), and goes on as if it had judged them
+itself: same deviations, same ids, same events (tests/reconcile/test_helper.py).
 docs/benchmarks.md, sessions 12, 20 and 23, has the figures.
 
 The same moment: on SQLite the run holds the store's write lock (BEGIN IMMEDIATE) from before it
@@ -37,12 +38,14 @@ the run's user alone), up to the length the helper said it had written.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import itertools
 import json
 import logging
 import os
 import pickle
+import select
 import shutil
 import signal
 import subprocess
@@ -147,6 +150,8 @@ class Helper:
         judges as the run would; None: every subject. `snapshot`: on PostgreSQL, the run reader's
         (store.driver ``export_snapshot``), which the helper reads in."""
         self.indices, self.names = indices, names
+        self._read = 0  # bytes of its file handed to the run
+        self._counts: dict[str, list[int]] | None = None
         asked = {"url": url, "settings": settings.model_dump(mode="json"), "day": day.isoformat(),
                  "years": years, "rules": indices, "parent": os.getpid(), "only": only, "snapshot": snapshot}
         if fork:  # a copy of this process: no start-up (docs/benchmarks.md, session 23)
@@ -176,6 +181,11 @@ class Helper:
             self.close()
             raise
 
+    def take_ready(self, take: Callable[[Iterable[list[tuple]]], int], done: Callable[[int], None]) -> None:
+        """Hand `take` what the helper has written so far, without waiting for more (between the run's
+        own rules); `done` is told the position of each rule whose findings are now all taken."""
+        self._heard(self._said.ready(), take, done)
+
     def finish(self, take: Callable[[Iterable[list[tuple]]], int],
                done: Callable[[int], None] | None = None) -> dict[int, Counted]:
         """Hand the helper's findings to `take` (Found.take) as it writes them — while the run would
@@ -183,22 +193,29 @@ class Helper:
         told the position of each rule whose findings are all taken, as soon as they are (the run
         opens its deviations while the helper judges the next). A helper that failed fails the run,
         with the helper's own last line."""
-        assert self.process.stdout is not None
-        counts, read = None, 0
-        for line in self.process.stdout:  # a line per batch of findings written and per rule ended, then the counts
-            said = json.loads(line)
-            if "counts" in said:
-                counts = said["counts"]
-                continue
-            read = self._copy(take, read, int(said["upto"]))
-            if "done" in said and done is not None:  # a rule ended: everything it found is written
-                done(int(said["done"]))
+        self._heard(self._said.rest(), take, done)
         self.process.communicate()
-        if self.process.returncode != 0 or counts is None:
+        if self.process.returncode != 0 or self._counts is None:
             said = (self.folder / "stderr.txt").read_text(encoding="utf-8", errors="replace").strip()
             last = (said.splitlines() or [f"exit code {self.process.returncode}"])[-1]
             raise RuntimeError(f"the helper process judging {', '.join(self.names)} failed: {last}")
-        return {int(i): Counted(*c) for i, c in counts.items()}
+        return {int(i): Counted(*c) for i, c in self._counts.items()}
+
+    def _heard(self, lines: Iterable[dict[str, Any]], take: Callable[[Iterable[list[tuple]]], int],
+               done: Callable[[int], None] | None) -> None:
+        """What the helper said: a line per batch of findings written and per rule ended, then its counts."""
+        for said in lines:
+            if "counts" in said:
+                self._counts = said["counts"]
+                continue
+            self._read = self._copy(take, self._read, int(said["upto"]))
+            if "done" in said and done is not None:  # a rule ended: everything it found is written
+                done(int(said["done"]))
+
+    @functools.cached_property
+    def _said(self) -> _Lines:
+        assert self.process.stdout is not None
+        return _Lines(self.process.stdout.fileno())
 
     def _copy(self, take: Callable[[Iterable[list[tuple]]], int], start: int, upto: int) -> int:
         """Hand `take` the batches the helper wrote between byte `start` and byte `upto` of its file;
@@ -219,6 +236,37 @@ class Helper:
             self.process.kill()
             self.process.communicate()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class _Lines:
+    """The JSON lines a helper says on its pipe, read from the pipe itself (never through the file
+    object's buffer): those there already without waiting (:meth:`ready`), or every one up to its
+    end, each as it comes (:meth:`rest`)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buffer = b""
+        self.ended = False
+
+    def _read(self) -> None:
+        chunk = os.read(self.fd, 1 << 16)
+        self.ended = not chunk
+        self.buffer += chunk
+
+    def _whole(self) -> list[dict[str, Any]]:
+        *lines, self.buffer = self.buffer.split(b"\n")
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def ready(self) -> list[dict[str, Any]]:
+        while not self.ended and select.select([self.fd], [], [], 0)[0]:
+            self._read()
+        return self._whole()
+
+    def rest(self) -> Iterator[dict[str, Any]]:
+        yield from self._whole()
+        while not self.ended:
+            self._read()
+            yield from self._whole()
 
 
 def _new_folder() -> Path:

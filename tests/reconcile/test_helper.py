@@ -172,6 +172,68 @@ def test_a_run_with_a_helper_records_exactly_what_a_run_alone_records(two_stores
     assert _helper_folders() == folders  # its file is gone with it
 
 
+@pytest.mark.parametrize("ahead", [True, False], ids=["the helper ahead", "the helper behind"])
+def test_the_helpers_rules_are_taken_between_the_runs_own_and_opened_in_their_place(two_stores, tmp_path,
+                                                                                    monkeypatch, ahead):
+    """Once every rule before the helper's is staged and opened, the run takes what its helper has
+    written between its own rules, without waiting, and opens each of the helper's rules it has
+    taken whole; its own rules after them are opened only once those are. The two orders made
+    certain, no sleep: the helper ahead (the run waits for its process to end at the first such
+    moment: all its rules are taken between the run's own, none at the end) or behind (it is seen to
+    have written nothing until the run's own rules are all judged: all taken at the end, the run's
+    last rules staged and waiting for them). Either way the store ends as a run alone leaves it, ids
+    included, on a first run, a full run after a change and an incremental one."""
+    alone, helped = two_stores
+    monkeypatch.setattr(helper, "HELP_FROM", 0)
+    monkeypatch.setattr(helper, "HELP_CHANGED_STARTED_FROM", 1)
+    monkeypatch.setenv("BUDGETWATCH_HELPER_FORK", "0")  # a new interpreter: this worker has threads
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    ended_between: list[int] = []
+    ended_at_the_end: list[int] = []
+    take_ready, finish = helper.Helper.take_ready, helper.Helper.finish
+
+    def between(self, take, done):
+        if not ahead:
+            return  # nothing seen written yet
+        self.process.wait(timeout=60)  # its pipe holds a few short lines: it never waits for the run
+
+        def noted(i: int) -> None:
+            ended_between.append(i)
+            done(i)
+
+        take_ready(self, take, noted)
+
+    def finishing(self, take, done=None):
+        def noted(i: int) -> None:
+            ended_at_the_end.append(i)
+            done(i)
+
+        return finish(self, take, noted)
+
+    monkeypatch.setattr(helper.Helper, "take_ready", between)
+    monkeypatch.setattr(helper.Helper, "finish", finishing)
+    names = [rule.name for rule, _ in enabled_rules(config())]
+    indices = [names.index(name) for name in helper.HELPED]
+    assert 0 < min(indices) and max(indices) < len(names) - 1  # the run's own rules before and after the helper's
+    for when, change, incremental in (("1405/09/02", None, False), ("1405/09/20", _change, False),
+                                      ("1405/09/21", _synced_change, True)):
+        if change is not None:
+            change(alone)
+            change(helped)
+        reconcile.run(alone, config(), as_of=day(when), keep=True, incremental=incremental)  # never helped
+        said: list[str] = []
+        reconcile.run(helped, config(), as_of=day(when), keep=False, incremental=incremental, on_progress=said.append)
+        assert any("in a helper process" in line for line in said)
+        assert (ended_between, ended_at_the_end) == ((indices, []) if ahead else ([], indices))
+        ended_between.clear()
+        ended_at_the_end.clear()
+    a, b = recorded(alone), recorded(helped)
+    assert b[0] == a[0] and b[1] == a[1] and b[2] == a[2]
+    assert {row.rule for row in a[0]} >= {"operation_shortfall", "unit_cost_overrun", "progress_lag"}
+    assert not _helper_folders()
+
+
 def test_only_a_large_run_that_keeps_nothing_is_helped(_migrated, tmp_path, monkeypatch):
     engine = _store(_migrated, tmp_path / "store.db")
     names = [rule.name for rule, _ in enabled_rules(config())]

@@ -25,7 +25,7 @@
    the run closed with its statistics, in one transaction. A recording run compares and opens each
    rule's new deviations once the rules up to it are staged (``Found.open_through``), where those
    writes overlap other work: on PostgreSQL in a writing thread while it judges the next rules, on
-   SQLite before it waits for its helper (``OPEN_AS_JUDGED``). A failure rolls every deviation change
+   SQLite beside its helper, between its rules and while it waits for the helper (``OPEN_AS_JUDGED``). A failure rolls every deviation change
    back and marks the run ``failed``.
 7. **Output.** A caller's ``show`` receives, after the commit, a function that streams the findings
    from the database (``Found.rows`` of reconcile/lifecycle.py, bound to the run: ``where`` for a
@@ -150,8 +150,9 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                                                    quick=fork or helper.spare_ready()))
                 # A recording run opens each rule's new deviations once the rules up to it are staged
                 # (Found.open_through) where the writes then overlap other work: on PostgreSQL in a
-                # writing thread while the run judges on; on SQLite before it waits for its helper.
-                # Elsewhere (SQLite without a helper) all at the end: the same work in fewer statements.
+                # writing thread while the run judges on; on SQLite beside a helper, between its rules
+                # and while it waits for the helper. Elsewhere (SQLite without a helper) all at the
+                # end: the same work in fewer statements.
                 behind = OPEN_AS_JUDGED and run_id is not None and conn.dialect.name == "postgresql"
                 opening = functools.partial(Found.open_through, run_id=run_id, as_of=day, now=now) \
                     if OPEN_AS_JUDGED and run_id is not None and (behind or helped) else None
@@ -385,7 +386,7 @@ def _judge(rules: list[tuple[Rule, Any]], *, reader: sa.Connection, ahead: bool,
                         raise
                     raise ValueError(f"{rule.name}: {exc}") from exc
                 ended(i)
-                if aside is not None and opened_below >= first_aside:
+                if aside is not None and opening is not None and opened_below >= first_aside:
                     # what the helper has written, taken (and each rule it ended opened) between the
                     # run's rules once every rule before the helper's is opened; taken before, it would
                     # wait staged for those anyway, and its copying compete with both processes' judging

@@ -14,9 +14,11 @@ a spare it keeps waiting, :func:`keep_spare`, from :data:`HELP_CHANGED_FROM` too
 the run from :data:`HELP_CHANGED_STARTED_FROM`). The helper reads the same moment of the store, judges those two rules exactly
 as the run would, on the same subjects, and appends their findings to a file of its own, as pickled
 batches of the rows the run's staging table takes (``reconcile.lifecycle.driver_rows``; a file, not
-a pipe: the run reads it only once its own rules are judged, and a pipe would stall the helper
-meanwhile); the run judges the other rules meanwhile, inserting into its staging table what the
-helper has written between them (without waiting for more) and the rest once its own are judged,
+a pipe: the run reads it only between its own rules and once they are judged, and a pipe would
+stall the helper meanwhile), saying on its stdout how far it has written; the run judges the other
+rules meanwhile, inserting into its staging table what the helper has written between them (once
+every rule before the helper's is opened, without waiting for more) and the rest once its own are
+judged,
 each in its rule's place of the order of production (``seq``), and goes on as if it had judged them
 itself: same deviations, same ids, same events (tests/reconcile/test_helper.py).
 docs/benchmarks.md, sessions 12, 20 and 23, has the figures.
@@ -80,7 +82,7 @@ HELP_FROM = 200_000
 HELP_CHANGED_FROM = 2_000
 HELP_CHANGED_STARTED_FROM = 10_000
 _BATCH = 5000
-_SAID_EVERY = 20_000  # findings the helper writes before it says so, for the run to copy while it waits
+_SAID_EVERY = 20_000  # findings the helper writes before it says so, for the run to copy between its rules or while it waits
 
 
 def helped(engine: Engine, names: list[str], *, keep: bool) -> list[int]:
@@ -183,16 +185,19 @@ class Helper:
 
     def take_ready(self, take: Callable[[Iterable[list[tuple]]], int], done: Callable[[int], None]) -> None:
         """Hand `take` what the helper has written so far, without waiting for more (between the run's
-        own rules); `done` is told the position of each rule whose findings are now all taken."""
+        own rules); `done` is told the position of each rule whose findings are now all taken. A
+        helper that has ended without its counts (it failed, or was killed) fails the run at once."""
         self._heard(self._said.ready(), take, done)
+        if self._said.ended and self._counts is None:
+            self.finish(take, done)  # raises, with the helper's own last line
 
     def finish(self, take: Callable[[Iterable[list[tuple]]], int],
                done: Callable[[int], None] | None = None) -> dict[int, Counted]:
         """Hand the helper's findings to `take` (Found.take) as it writes them — while the run would
         otherwise wait for it — and the rest when it ends; its counts by rule position. `done` is
         told the position of each rule whose findings are all taken, as soon as they are (the run
-        opens its deviations while the helper judges the next). A helper that failed fails the run,
-        with the helper's own last line."""
+        opens its deviations while the helper judges the next). What :meth:`take_ready` took is not
+        taken again. A helper that failed fails the run, with the helper's own last line."""
         self._heard(self._said.rest(), take, done)
         self.process.communicate()
         if self.process.returncode != 0 or self._counts is None:
@@ -258,7 +263,9 @@ class _Lines:
         return [json.loads(line) for line in lines if line.strip()]
 
     def ready(self) -> list[dict[str, Any]]:
-        while not self.ended and select.select([self.fd], [], [], 0)[0]:
+        polled = select.poll()  # not select.select: it refuses a descriptor above 1023 (a busy service)
+        polled.register(self.fd, select.POLLIN)
+        while not self.ended and polled.poll(0):  # readable, or its other end closed (POLLHUP)
             self._read()
         return self._whole()
 

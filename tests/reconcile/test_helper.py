@@ -172,17 +172,20 @@ def test_a_run_with_a_helper_records_exactly_what_a_run_alone_records(two_stores
     assert _helper_folders() == folders  # its file is gone with it
 
 
-@pytest.mark.parametrize("ahead", [True, False], ids=["the helper ahead", "the helper behind"])
+@pytest.mark.parametrize("ahead", ["all", "one", "none"],
+                         ids=["the helper ahead", "one of its rules ahead", "the helper behind"])
 def test_the_helpers_rules_are_taken_between_the_runs_own_and_opened_in_their_place(two_stores, tmp_path,
                                                                                     monkeypatch, ahead):
     """Once every rule before the helper's is staged and opened, the run takes what its helper has
     written between its own rules, without waiting, and opens each of the helper's rules it has
     taken whole; its own rules after them are opened only once those are. The two orders made
     certain, no sleep: the helper ahead (the run waits for its process to end at the first such
-    moment: all its rules are taken between the run's own, none at the end) or behind (it is seen to
-    have written nothing until the run's own rules are all judged: all taken at the end, the run's
-    last rules staged and waiting for them). Either way the store ends as a run alone leaves it, ids
-    included, on a first run, a full run after a change and an incremental one."""
+    moment: all its rules are taken between the run's own, none at the end), one of its rules ahead
+    (the run is shown what it said up to its first rule's end then, nothing more until the end: the
+    second rule taken at the end, from where the first ended) or behind (it is seen to have written
+    nothing until the run's own rules are all judged: all taken at the end, the run's last rules
+    staged and waiting for them). Each way the store ends as a run alone leaves it, ids included, on
+    a first run, a full run after a change and an incremental one."""
     alone, helped = two_stores
     monkeypatch.setattr(helper, "HELP_FROM", 0)
     monkeypatch.setattr(helper, "HELP_CHANGED_STARTED_FROM", 1)
@@ -193,15 +196,25 @@ def test_the_helpers_rules_are_taken_between_the_runs_own_and_opened_in_their_pl
     ended_at_the_end: list[int] = []
     take_ready, finish = helper.Helper.take_ready, helper.Helper.finish
 
+    shown: list[bool] = []
+
     def between(self, take, done):
-        if not ahead:
-            return  # nothing seen written yet
+        if ahead == "none" or (ahead == "one" and shown):
+            return  # nothing (more) seen written yet
         self.process.wait(timeout=60)  # its pipe holds a few short lines: it never waits for the run
 
         def noted(i: int) -> None:
             ended_between.append(i)
             done(i)
 
+        if ahead == "one":  # what it said up to its first rule's end; the rest left to the pipe's reader
+            lines, said = self._said.ready(), self._said
+            cut = next(k for k, line in enumerate(lines) if "done" in line) + 1
+            said.buffer = b"".join(json.dumps(line).encode() + b"\n" for line in lines[cut:]) + said.buffer
+            said.ended = False  # as if the rest were still to come (the next read finds the pipe's end)
+            self._heard(lines[:cut], take, noted)
+            shown.append(True)
+            return
         take_ready(self, take, noted)
 
     def finishing(self, take, done=None):
@@ -225,13 +238,63 @@ def test_the_helpers_rules_are_taken_between_the_runs_own_and_opened_in_their_pl
         said: list[str] = []
         reconcile.run(helped, config(), as_of=day(when), keep=False, incremental=incremental, on_progress=said.append)
         assert any("in a helper process" in line for line in said)
-        assert (ended_between, ended_at_the_end) == ((indices, []) if ahead else ([], indices))
+        assert (ended_between, ended_at_the_end) == {"all": (indices, []), "one": (indices[:1], indices[1:]),
+                                                     "none": ([], indices)}[ahead]
         ended_between.clear()
         ended_at_the_end.clear()
+        shown.clear()
     a, b = recorded(alone), recorded(helped)
     assert b[0] == a[0] and b[1] == a[1] and b[2] == a[2]
     assert {row.rule for row in a[0]} >= {"operation_shortfall", "unit_cost_overrun", "progress_lag"}
     assert not _helper_folders()
+
+
+def test_the_helpers_lines_are_read_as_far_as_they_are_said_without_waiting():
+    """Between the run's rules its helper's pipe is read without waiting: half a line is kept until
+    its end comes, nothing said is nothing read, and the pipe's end is noticed (a real pipe)."""
+    read, write = os.pipe()
+    lines = helper._Lines(read)
+    try:
+        assert lines.ready() == [] and not lines.ended  # nothing said yet: no wait
+        os.write(write, b'{"upto": 10}\n{"done": 8, "up')
+        assert lines.ready() == [{"upto": 10}]  # the half line waits for its end
+        assert lines.ready() == []
+        os.write(write, b'to": 20}\n')
+        assert lines.ready() == [{"done": 8, "upto": 20}]
+        os.write(write, b'{"counts": {}}\n')
+        os.close(write)
+        write = -1
+        assert list(lines.rest()) == [{"counts": {}}] and lines.ended
+        assert lines.ready() == []
+    finally:
+        os.close(read)
+        if write >= 0:
+            os.close(write)
+
+
+def test_a_helpers_pipe_above_descriptor_1023_is_read_too():
+    """A long-running service may hold over a thousand descriptors: select() refuses those above
+    1023, so the pipe is polled (a real pipe moved to descriptor 1500)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 1500:
+        pytest.skip(f"this process may open only {hard} descriptors")
+    read, write = os.pipe()
+    high = 1500
+    try:
+        if soft != resource.RLIM_INFINITY and soft <= high:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (high + 1, hard))
+        os.dup2(read, high)
+        lines = helper._Lines(high)
+        assert lines.ready() == []
+        os.write(write, b'{"upto": 5}\n')
+        assert lines.ready() == [{"upto": 5}]
+    finally:
+        for fd in (read, write, high):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_only_a_large_run_that_keeps_nothing_is_helped(_migrated, tmp_path, monkeypatch):
@@ -349,6 +412,35 @@ def test_a_helper_that_fails_fails_the_run_saying_so_and_records_nothing(_migrat
         assert conn.execute(sa.select(sa.func.count()).select_from(Deviation.__table__)).scalar() == 0
         run = conn.execute(sa.select(ReconcileRun.__table__)).one()
     assert run.status == "failed" and "the helper process judging" in run.stats["error"]
+    engine.dispose()
+
+
+def test_a_helper_that_failed_is_noticed_between_the_runs_rules(_migrated, tmp_path, monkeypatch):
+    """A helper that ended without its counts fails the run at the next moment the run looks between
+    its rules, not once its last rule is judged (the run waits there for the helper's process to
+    end: the order made certain)."""
+    engine = _store(_migrated, tmp_path / "store.db")
+    monkeypatch.setattr(helper, "HELP_FROM", 0)
+    monkeypatch.setenv("BUDGETWATCH_HELPER_FORK", "0")
+    perf = OperationPerformance.__table__
+    with engine.begin() as conn:  # a figure no reader can read, in a row only the helper's rules read
+        conn.execute(sa.update(perf).where(perf.c.id == 3).values(quantity=sa.literal_column("'x'")))
+    take_ready = helper.Helper.take_ready
+
+    def after_the_helper(self, take, done):
+        self.process.wait(timeout=60)
+        take_ready(self, take, done)
+
+    monkeypatch.setattr(helper.Helper, "take_ready", after_the_helper)
+    said: list[str] = []
+    with pytest.raises(RuntimeError, match=r"the helper process judging .* failed: InvalidOperation"):
+        reconcile.run(engine, config(), as_of=day("1405/09/02"), keep=False, on_progress=said.append)
+    names = [rule.name for rule, _ in enabled_rules(config())]
+    helped = [names.index(name) for name in helper.HELPED]
+    # the run looks once every rule before the helper's is opened: after the last of them (said as
+    # "judging <its position + 1>/…") and before the first after the helper's
+    assert any(line.startswith(f"judging {min(helped)}/") for line in said)
+    assert not any(line.startswith(f"judging {max(helped) + 2}/") for line in said)
     engine.dispose()
 
 

@@ -20,7 +20,8 @@
    writing connection (reconcile/lifecycle.py), never held whole in memory. On PostgreSQL a thread
    reads the rules' rows on the run's reader while the run words the rows before
    (reconcile/judge.py, ``Answers``); on a large store a helper process judges the two
-   year-to-date rules meanwhile, in a full run or after a large change (reconcile/helper.py).
+   year-to-date rules meanwhile (in a full run on SQLite four more), in a full run or after a large
+   change (reconcile/helper.py).
 6. **Life.** The findings are compared with the stored deviations set-wise, the changes written and
    the run closed with its statistics, in one transaction. A recording run compares and opens each
    rule's new deviations once the rules up to it are staged (``Found.open_through``), where those
@@ -164,8 +165,9 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                 clocks = {rule.name: rule.clock(scope) for rule, _ in rules if rule.time_driven}
                 steady = {name for name, clock in clocks.items()
                           if plan.only is not None and (last.stats or {}).get("clocks", {}).get(name) == clock}
+                at = helper.aside(names, full=plan.only is None, dialect=conn.dialect.name) if helped else []
                 aside = helper.Helper(engine.url.render_as_string(hide_password=False), settings, day, chosen,
-                                      help_at, [names[i] for i in help_at], fork=fork,
+                                      at, [names[i] for i in at], fork=fork,
                                       only=None if plan.only is None else changes.changed_ids(reader),
                                       snapshot=export_snapshot(reader)) \
                     if helped else None

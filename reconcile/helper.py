@@ -1,5 +1,6 @@
-"""A helper process for a large run: the two rules that sum expense operations year to date judged
-beside the run, on the machine's other core.
+"""A helper process for a large run: the two rules that sum expense operations year to date (and, in
+a full run on SQLite, four more: :data:`ALSO_IN_A_FULL_SQLITE_RUN`) judged beside the run, on the
+machine's other core.
 
 A run reads, judges and words its thirteen rules one after another in one Python thread (on SQLite
 the queries too). The two rules read through Scope.operation_quarters (``expense.operation_shortfall``,
@@ -68,6 +69,13 @@ from store.models import OperationPerformance
 log = logging.getLogger("budgetwatch.reconcile")
 
 HELPED = ("expense.operation_shortfall", "expense.unit_cost_overrun")
+# A full run on SQLite gives its helper these too: the run's queries, writes and Python all take its
+# one thread there, and at 100k its own rules took 9 s against the helper's 5.6 s; with them, 7.5 s
+# each (docs/benchmarks.md, session 24). Not on PostgreSQL, where the helper is the longer already,
+# nor in an incremental run, which asks time-driven rules of every subject but what it recorded
+# (reconcile.engine ``_Recorded``): the helper judges a rule only as a full run does.
+ALSO_IN_A_FULL_SQLITE_RUN = ("capital.completion_overdue", "expense.missing_report", "expense.approval_overdue",
+                             "expense.credit_inconsistency")
 # From this many performance rows (the largest id: no count of a million rows) a helper pays for
 # itself in a full run (a new interpreter's start-up is ~0.5–1 s of imports; a copy's next to
 # nothing, but its findings are copied over): at 100k projects there are 1,000,000.
@@ -96,6 +104,13 @@ def helped(engine: Engine, names: list[str], *, keep: bool) -> list[int]:
     with engine.connect() as conn:
         largest = conn.execute(sa.select(sa.func.max(OperationPerformance.__table__.c.id))).scalar()
     return chosen if (largest or 0) >= HELP_FROM else []
+
+
+def aside(names: list[str], *, full: bool, dialect: str) -> list[int]:
+    """The positions in `names` (the run's rules) of those a helper judges in a run that has one:
+    :data:`HELPED`, and in a `full` run on SQLite :data:`ALSO_IN_A_FULL_SQLITE_RUN`."""
+    chosen = HELPED + (ALSO_IN_A_FULL_SQLITE_RUN if full and dialect == "sqlite" else ())
+    return [i for i, name in enumerate(names) if name in chosen]
 
 
 def worth_helping(changed_operations: int | None, *, quick: bool) -> bool:

@@ -12,7 +12,7 @@ helper judge them: a copy of the run's process (``os.fork``, from a process of o
 ``reconcile`` command; :func:`forkable`), from :data:`HELP_CHANGED_FROM` changed operations; or
 else a new interpreter running this module (the service, whose process has a scheduler's threads:
 a spare it keeps waiting, :func:`keep_spare`, from :data:`HELP_CHANGED_FROM` too; one started for
-the run from :data:`HELP_CHANGED_STARTED_FROM`). The helper reads the same moment of the store, judges those two rules exactly
+the run from :data:`HELP_CHANGED_STARTED_FROM`). The helper reads the same moment of the store, judges its rules exactly
 as the run would, on the same subjects, and appends their findings to a file of its own, as pickled
 batches of the rows the run's staging table takes (``reconcile.lifecycle.driver_rows``; a file, not
 a pipe: the run reads it only between its own rules and once they are judged, and a pipe would
@@ -72,8 +72,9 @@ HELPED = ("expense.operation_shortfall", "expense.unit_cost_overrun")
 # A full run on SQLite gives its helper these too: the run's queries, writes and Python all take its
 # one thread there, and at 100k its own rules took 9 s against the helper's 5.6 s; with them, 7.5 s
 # each (docs/benchmarks.md, session 24). Not on PostgreSQL, where the helper is the longer already,
-# nor in an incremental run, which asks time-driven rules of every subject but what it recorded
-# (reconcile.engine ``_Recorded``): the helper judges a rule only as a full run does.
+# nor in an incremental run: the helper judges every rule of its own on the changed subjects only,
+# where the run asks a time-driven rule whose clock moved of every subject but what it recorded
+# (reconcile.engine ``_judge``: ``every``, ``steady``, ``_Recorded``); none of these is ``whole``.
 ALSO_IN_A_FULL_SQLITE_RUN = ("capital.completion_overdue", "expense.missing_report", "expense.approval_overdue",
                              "expense.credit_inconsistency")
 # From this many performance rows (the largest id: no count of a million rows) a helper pays for
@@ -94,8 +95,10 @@ _SAID_EVERY = 20_000  # findings the helper writes before it says so, for the ru
 
 
 def helped(engine: Engine, names: list[str], *, keep: bool) -> list[int]:
-    """The positions in `names` (the run's rules) of the rules a helper would judge: for a run that
-    keeps no findings in memory, on a store of :data:`HELP_FROM` performance rows or more."""
+    """Whether a helper may judge beside a run (non-empty) — a run that keeps no findings in memory, on
+    a store of :data:`HELP_FROM` performance rows or more, judging the year-to-date rules — as the
+    positions of those rules in `names` (the run's rules); which rules the helper then judges is
+    :func:`aside`'s answer."""
     if keep:
         return []
     chosen = [i for i, name in enumerate(names) if name in HELPED]
@@ -432,6 +435,8 @@ def judge(request: dict[str, Any], say: TextIO) -> dict[int, tuple[int, int, int
             scope = Scope(conn, calendar, tuple(request["years"]), only=only)
             for index in request["rules"]:
                 rule, limits = rules[index]
+                if rule.whole or (rule.time_driven and only is not None):  # the run's alone (ALSO_IN_…)
+                    raise ValueError(f"{rule.name} is judged by the run itself in this run, not by a helper")
                 flagged: set[tuple[str, int]] = set()
                 _check(parent, folder)  # before the rule's query, too
                 rows = _while_parent(parent, folder, rule_rows(conn, rule.select(scope, limits)))

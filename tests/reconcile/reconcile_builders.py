@@ -165,6 +165,10 @@ class Store:
                                            program_code="11002", program_title="آموزش", status=status,
                                            first_run_id=2, last_run_id=2))
 
+    def chapter(self, a: m.ExpenseAgreement, chapter: int, approved, notified, allocated, spent) -> m.ExpenseCredit:
+        return self.add(m.ExpenseCredit(agreement_id=a.id, chapter=chapter, approved=D(approved), notified=D(notified),
+                                        allocated=D(allocated), spent=D(spent), first_run_id=2, last_run_id=2))
+
     def operation(self, a: m.ExpenseAgreement, code: str = "11002-03", *, targets=(100, 100, 100, 100),
                   unit_cost=1) -> m.Operation:
         t = [D(x) for x in targets]
@@ -183,7 +187,9 @@ def varied_store(engine: Engine, rnd: random.Random, *, projects: int = 30, tota
                  absorbed: tuple = (None, 10, 90)) -> None:
     """A store on which every rule fires on some subjects: `projects` projects of 1405 with random
     reports (and, with `totals`, random credit totals), as many agreements with two operations
-    reported at random. The same `rnd` seed builds the same store."""
+    reported at random and a chapter of credits, every third one spent beyond its allocation. The
+    same `rnd` seed builds the same store (the chapters take nothing from it: the rest of the store is
+    what the seed made before they were added)."""
     store = Store(engine)
     for n in range(projects):
         extra = {"total": rnd.choice(((None,) * 4, (100, 90, 80, 70), (100, 120, 80, 70)))} if totals else {}
@@ -195,6 +201,7 @@ def varied_store(engine: Engine, rnd: random.Random, *, projects: int = 30, tota
                              status=rnd.choice(("approved", "approved", "pending")),
                              reported_on=rnd.choice(("1405/04/05", "1405/07/05", "1405/08/25")))
         a = store.agreement(f"1405-032-{n:05d}")
+        store.chapter(a, 1, 100, 90, 80, 95 if n % 3 == 0 else 60)  # spent > allocated: credit_inconsistency
         for k in range(2):
             o = store.operation(a, f"11002-{k:02d}", unit_cost=rnd.choice((1, 2)))
             for q in (1, 2):

@@ -169,7 +169,10 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                 aside = helper.Helper(engine.url.render_as_string(hide_password=False), settings, day, chosen,
                                       at, [names[i] for i in at], fork=fork,
                                       only=None if plan.only is None else changes.changed_ids(reader),
-                                      snapshot=export_snapshot(reader)) \
+                                      snapshot=export_snapshot(reader),
+                                      # SQLite: the run holds the write lock, so what was active at its
+                                      # moment is what was before its writes (Found.apply)
+                                      count_active=plan.only is not None and conn.dialect.name == "sqlite") \
                     if helped else None
                 try:
                     _judge(rules, reader=reader, ahead=reader is not conn, found=found, stats=stats, scope=scope,
@@ -194,7 +197,8 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                     say("recording deviations")
                     counts = found.apply(run_id=run_id, as_of=day, now=now, resolvable=resolvable,
                                          years=chosen, rules=judged, kept=None if carried is None else sa.and_(load_years(chosen),
-                                                                                    among_rules(judged)))
+                                                                                    among_rules(judged)),
+                                         active_before=None if aside is None else aside.active_before)
                     seconds = time.perf_counter() - started
                     reconcile_runs.close_run(conn, run_id, {
                         "rules": {name: s.as_dict() for name, s in stats.items()}, "life": counts.as_dict(),

@@ -164,16 +164,21 @@ class Helper:
 
     def __init__(self, url: str, settings: Any, day: date, years: list[int], indices: list[int],
                  names: list[str], *, fork: bool, only: dict[str, list[int]] | None = None,
-                 snapshot: str | None = None) -> None:
+                 snapshot: str | None = None, count_active: bool = False) -> None:
         """`fork`: a copy of this process (:func:`forkable`), else a new interpreter. `only`: an
         incremental run's changed subjects (reconcile.changes ``changed_ids``), which the helper
         judges as the run would; None: every subject. `snapshot`: on PostgreSQL, the run reader's
-        (store.driver ``export_snapshot``), which the helper reads in."""
+        (store.driver ``export_snapshot``), which the helper reads in. `count_active`: the helper
+        also counts the active deviations of the run's years and rules (:func:`active_deviations`:
+        :attr:`active_before` once it has ended)."""
         self.indices, self.names = indices, names
         self._read = 0  # bytes of its file handed to the run
         self._counts: dict[str, list[int]] | None = None
+        # the deviations of the run's years and rules active at its moment, when asked (`count_active`)
+        self.active_before: int | None = None
         asked = {"url": url, "settings": settings.model_dump(mode="json"), "day": day.isoformat(),
-                 "years": years, "rules": indices, "parent": os.getpid(), "only": only, "snapshot": snapshot}
+                 "years": years, "rules": indices, "parent": os.getpid(), "only": only, "snapshot": snapshot,
+                 "count_active": count_active}
         if fork:  # a copy of this process: no start-up (docs/benchmarks.md, session 23)
             self.folder = _new_folder()
             self.path = self.folder / "found.pickle"
@@ -230,6 +235,9 @@ class Helper:
         for said in lines:
             if "counts" in said:
                 self._counts = said["counts"]
+                continue
+            if "active" in said:
+                self.active_before = int(said["active"])
                 continue
             self._read = self._copy(take, self._read, int(said["upto"]))
             if "done" in said and done is not None:  # a rule ended: everything it found is written
@@ -453,6 +461,10 @@ def judge(request: dict[str, Any], say: TextIO) -> dict[int, tuple[int, int, int
                 counts[index] = (checked, len(flagged), findings)
                 print(json.dumps({"done": index, "upto": out.tell()}), file=say, flush=True)
             scope.close()
+            if request.get("count_active"):  # the run's carried deviations counted without its scan
+                _check(parent, folder)
+                print(json.dumps({"active": active_deviations(conn, tuple(request["years"]), rules)}), file=say,
+                      flush=True)
     finally:
         store.dispose()
     return counts
@@ -490,6 +502,17 @@ def _while_parent(parent: int, folder: Path, rows: Iterable[Any]) -> Iterator[An
         if n % _BATCH == 0:
             _check(parent, folder)
         yield row
+
+
+def active_deviations(conn: sa.Connection, years: tuple[int, ...], rules: list[tuple[Any, Any]]) -> int:
+    """How many deviations of `years` and of the run's `rules` are active (open or acknowledged) at
+    the run's moment, which the helper reads: the run's carried count then needs no scan of the
+    deviations of its own (reconcile.lifecycle ``Found.apply``, ``active_before``)."""
+    from reconcile.lifecycle import ACTIVE, among_rules, dev
+
+    return int(conn.execute(sa.select(sa.func.count()).select_from(dev).where(
+        dev.c.status.in_(ACTIVE), dev.c.fiscal_year.in_(years),
+        among_rules([(rule.kind, rule.id) for rule, _ in rules]))).scalar_one())
 
 
 def _check(parent: int, folder: Path | None = None) -> None:

@@ -361,15 +361,18 @@ class Found:
 
     def apply(self, *, run_id: int, as_of: date, now: datetime, resolvable: Sequence[sa.ColumnElement[bool]],
               years: Sequence[int], rules: Sequence[tuple[str, str]],
-              kept: sa.ColumnElement[bool] | None = None) -> LifeCounts:
+              kept: sa.ColumnElement[bool] | None = None, active_before: int | None = None) -> LifeCounts:
         """Write the run's verdicts: open the new, change the changed, resolve the deviations the
         branches of `resolvable` select (the run's years and rules, where it judged;
         reconcile.changes ``Plan.resolvable``) that it did not find, and record that every active
         deviation of `years` and `rules` (the (kind, rule) pairs judged) was found on `as_of`
         (store.models.DeviationFound: their last day found, without rewriting each row). `kept` (an
         incremental run: its years and rules) selects the deviations that stay active: those it did
-        not judge anew are carried, found again without judging; they count as unchanged. Call
-        :meth:`compare` first."""
+        not judge anew are carried, found again without judging; they count as unchanged.
+        `active_before`: how many of the deviations `kept` selects were active when the run took its
+        lock, where no one else could change one since (SQLite: the run holds the write lock), counted
+        beside the run (reconcile.helper ``active_deviations``): the carried are then counted without
+        a scan of the deviations. Call :meth:`compare` first."""
         conn, f, d, v = self.conn, FOUND, dev, VERDICT
         locks.hold_for_transaction(conn, "reconcile")  # one reconciliation writes deviations at a time
         counts = self.counts()
@@ -410,7 +413,8 @@ class Found:
         # the unchanged (and, in an incremental run, the carried) are found on `as_of` too: said once
         # for the run's rules and years (_found_again), not written into each of them
         if kept is not None:
-            counts.unchanged += self._carry(kept, counts.opened)
+            counts.unchanged += (self._carry(kept, counts.opened) if active_before is None
+                                 else self._carried(active_before, counts.resolved))
         self._found_again(years, rules, as_of=as_of, run_id=run_id)
         return counts
 
@@ -448,6 +452,13 @@ class Found:
         paired = conn.execute(sa.select(sa.func.count()).select_from(v.join(d, d.c.id == v.c.dev_id))
                               .where(d.c.status.in_(ACTIVE))).scalar_one()
         return total - opened - paired
+
+    def _carried(self, active_before: int, resolved: int) -> int:
+        """:meth:`_carry`'s count from the active deviations before the run: each was either paired
+        with a finding (a verdict whose old status is active), resolved, or carried (the rest)."""
+        paired = self.conn.execute(sa.select(sa.func.count()).select_from(VERDICT)
+                                   .where(VERDICT.c.old_status.in_(ACTIVE))).scalar_one()
+        return active_before - paired - resolved
 
     def _found_again(self, years: Sequence[int], rules: Sequence[tuple[str, str]], *, as_of: date,
                      run_id: int) -> None:

@@ -30,6 +30,7 @@ import sqlalchemy as sa
 import reconcile
 from reconcile import helper
 from reconcile.judge import enabled_rules
+from reconcile.lifecycle import Found
 from store.db import open_store
 from store.models import Deviation, OperationPerformance, ProgressReport, ReconcileRun
 from reconcile_builders import config, day, recorded, sync_run, varied_store
@@ -254,7 +255,11 @@ def test_the_helpers_rules_are_taken_between_the_runs_own_and_opened_in_their_pl
             change(helped)
         reconcile.run(alone, config(), as_of=day(when), keep=True, incremental=incremental)  # never helped
         said: list[str] = []
-        reconcile.run(helped, config(), as_of=day(when), keep=False, incremental=incremental, on_progress=said.append)
+        with monkeypatch.context() as patched:
+            if dialect == "sqlite":  # the helper counted what was active at the run's moment: no scan
+                patched.setattr(Found, "_carry", lambda *args, **kwargs: pytest.fail("the deviations scanned"))
+            reconcile.run(helped, config(), as_of=day(when), keep=False, incremental=incremental,
+                          on_progress=said.append)
         assert any("in a helper process" in line for line in said)
         indices = helper.aside(names, full=not incremental, dialect=dialect)  # more in a full run on SQLite
         # the run's own rules before the helper's first and after it: the order of opening is tested

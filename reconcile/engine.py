@@ -172,7 +172,9 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                                       snapshot=export_snapshot(reader),
                                       # SQLite: the run holds the write lock, so what was active at its
                                       # moment is what was before its writes (Found.apply)
-                                      count_active=plan.only is not None and conn.dialect.name == "sqlite") \
+                                      # (asked where the run will carry: Plan.carried)
+                                      count_active=(plan.only is not None and conn.dialect.name == "sqlite"
+                                                    and any(not rule.whole for rule, _ in rules))) \
                     if helped else None
                 try:
                     _judge(rules, reader=reader, ahead=reader is not conn, found=found, stats=stats, scope=scope,

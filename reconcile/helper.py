@@ -231,7 +231,8 @@ class Helper:
 
     def _heard(self, lines: Iterable[dict[str, Any]], take: Callable[[Iterable[list[tuple]]], int],
                done: Callable[[int], None] | None) -> None:
-        """What the helper said: a line per batch of findings written and per rule ended, then its counts."""
+        """What the helper said: a line per batch of findings written and per rule ended, then (when
+        asked) the active deviations it counted, then its counts."""
         for said in lines:
             if "counts" in said:
                 self._counts = said["counts"]

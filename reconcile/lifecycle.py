@@ -455,7 +455,10 @@ class Found:
 
     def _carried(self, active_before: int, resolved: int) -> int:
         """:meth:`_carry`'s count from the active deviations before the run: each was either paired
-        with a finding (a verdict whose old status is active), resolved, or carried (the rest)."""
+        with a finding (a verdict whose old status is active), resolved, or carried (the rest). Exact
+        only where nothing but the run can change a deviation while it runs (SQLite, whose run holds
+        the write lock): on PostgreSQL a person's act between :meth:`compare` and :meth:`apply`
+        would be counted wrong."""
         paired = self.conn.execute(sa.select(sa.func.count()).select_from(VERDICT)
                                    .where(VERDICT.c.old_status.in_(ACTIVE))).scalar_one()
         return active_before - paired - resolved

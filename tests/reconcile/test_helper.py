@@ -248,6 +248,14 @@ def test_the_helpers_rules_are_taken_between_the_runs_own_and_opened_in_their_pl
     monkeypatch.setattr(helper.Helper, "finish", finishing)
     names = [rule.name for rule, _ in enabled_rules(config())]
     dialect = helped.dialect.name
+    carried_from: list[int | None] = []
+    carried = Found._carried
+
+    def counted_carried(self, active_before, resolved):
+        carried_from.append(active_before)
+        return carried(self, active_before, resolved)
+
+    monkeypatch.setattr(Found, "_carried", counted_carried)
     for when, change, incremental in (("1405/09/02", None, False), ("1405/09/20", _change, False),
                                       ("1405/09/21", _synced_change, True)):
         if change is not None:
@@ -266,12 +274,18 @@ def test_the_helpers_rules_are_taken_between_the_runs_own_and_opened_in_their_pl
         assert 0 < min(indices) and any(i not in indices for i in range(min(indices), len(names)))
         assert (ended_between, ended_at_the_end) == {"all": (indices, []), "one": (indices[:1], indices[1:]),
                                                      "none": ([], indices)}[ahead]
+        # the carried counted from the helper's count of what was active (SQLite), else by a scan
+        assert carried_from == ([] if dialect != "sqlite" or not incremental else [carried_from[0]])
+        assert all(n is not None and n > 0 for n in carried_from)
         ended_between.clear()
         ended_at_the_end.clear()
         shown.clear()
+        carried_from.clear()
     a, b = recorded(alone), recorded(helped)
     assert b[0] == a[0] and b[1] == a[1] and b[2] == a[2]
     assert {row.rule for row in a[0]} >= {"operation_shortfall", "unit_cost_overrun", "progress_lag"}
+    life = a[2][-1][1]  # the incremental run paired, resolved and carried: every term of the count matters
+    assert life["resolved"] > 0 and life["unchanged"] > 0 and life["updated"] + life["escalated"] + life["lowered"] > 0
     assert not _helper_folders()
 
 

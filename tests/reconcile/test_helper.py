@@ -192,10 +192,8 @@ def test_a_run_with_a_helper_records_exactly_what_a_run_alone_records(two_stores
     assert _helper_folders() == folders  # its file is gone with it
 
 
-@pytest.mark.parametrize("ahead", ["all", "one", "none"],
-                         ids=["the helper ahead", "one of its rules ahead", "the helper behind"])
 def test_the_helpers_rules_are_taken_between_the_runs_own_and_opened_in_their_place(two_stores, tmp_path,
-                                                                                    monkeypatch, ahead):
+                                                                                    monkeypatch):
     """Once every rule before the helper's is staged and opened, the run takes what its helper has
     written between its own rules, without waiting, and opens each of the helper's rules it has
     taken whole; its own rules after them are opened only once those are. The two orders made
@@ -204,8 +202,9 @@ def test_the_helpers_rules_are_taken_between_the_runs_own_and_opened_in_their_pl
     (the run is shown what it said up to its first rule's end then, nothing more until the end: the
     second rule taken at the end, from where the first ended) or behind (it is seen to have written
     nothing until the run's own rules are all judged: all taken at the end, the run's last rules
-    staged and waiting for them). Each way the store ends as a run alone leaves it, ids included, on
-    a first run, a full run after a change and an incremental one."""
+    staged and waiting for them): one way for each of a first run, a full run after a change and an
+    incremental one (a helper is a new interpreter here: three runs, not nine). The store ends as a
+    run alone leaves it, ids included."""
     alone, helped = two_stores
     monkeypatch.setattr(helper, "HELP_FROM", 0)
     monkeypatch.setattr(helper, "HELP_CHANGED_STARTED_FROM", 1)
@@ -215,6 +214,7 @@ def test_the_helpers_rules_are_taken_between_the_runs_own_and_opened_in_their_pl
     ended_between: list[int] = []
     ended_at_the_end: list[int] = []
     take_ready, finish = helper.Helper.take_ready, helper.Helper.finish
+    ahead = ""  # each run's way, set below
 
     shown: list[bool] = []
 
@@ -256,8 +256,8 @@ def test_the_helpers_rules_are_taken_between_the_runs_own_and_opened_in_their_pl
         return carried(self, active_before, resolved)
 
     monkeypatch.setattr(Found, "_carried", counted_carried)
-    for when, change, incremental in (("1405/09/02", None, False), ("1405/09/20", _change, False),
-                                      ("1405/09/21", _synced_change, True)):
+    for when, change, incremental, ahead in (("1405/09/02", None, False, "none"), ("1405/09/20", _change, False, "one"),
+                                             ("1405/09/21", _synced_change, True, "all")):
         if change is not None:
             change(alone)
             change(helped)

@@ -26,8 +26,8 @@
    the run closed with its statistics, in one transaction. A recording run compares and opens each
    rule's new deviations once the rules up to it are staged (``Found.open_through``), where those
    writes overlap other work: on PostgreSQL in a writing thread while it judges the next rules, on
-   SQLite beside its helper, between its rules and while it waits for the helper (``OPEN_AS_JUDGED``). A failure rolls every deviation change
-   back and marks the run ``failed``.
+   SQLite beside its helper, between its rules and while it waits for the helper
+   (``OPEN_AS_JUDGED``). A failure rolls every deviation change back and marks the run ``failed``.
 7. **Output.** A caller's ``show`` receives, after the commit, a function that streams the findings
    from the database (``Found.rows`` of reconcile/lifecycle.py, bound to the run: ``where`` for a
    view, ``raw_figures`` for JSON) in the order people read them (most severe first), each with its

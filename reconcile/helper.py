@@ -91,7 +91,8 @@ HELP_FROM = 200_000
 HELP_CHANGED_FROM = 2_000
 HELP_CHANGED_STARTED_FROM = 10_000
 _BATCH = 5000
-_SAID_EVERY = 20_000  # findings the helper writes before it says so, for the run to copy between its rules or while it waits
+# findings the helper writes before it says so, for the run to copy between its rules or while it waits
+_SAID_EVERY = 20_000
 
 
 def helped(engine: Engine, names: list[str], *, keep: bool) -> list[int]:

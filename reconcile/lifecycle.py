@@ -258,7 +258,8 @@ class Found:
         what :meth:`compare` and :meth:`apply` do for them, done now, in the rules' order, so that
         their ids are those :meth:`apply` would give. A first run's 240,000 inserts are then made
         while the run judges the next rules (PostgreSQL, ``behind``; SQLite: beside its helper,
-        between the run's rules and while it waits for the helper). Takes the reconciliation's lock first: no other run inserts deviations meanwhile."""
+        between the run's rules and while it waits for the helper). Takes the reconciliation's lock
+        first: no other run inserts deviations meanwhile."""
         if not self.rules:
             raise ValueError("open_through needs the run's rules (Found(conn, rules))")
         end = first_seq(rule_index + 1)

@@ -58,7 +58,7 @@ from reconcile import changes, helper, wording
 from reconcile.facts import AsOf
 from reconcile.findings import Finding
 from reconcile.judge import Answers, Asked, RuleStats, enabled_rules, rule_stats
-from reconcile.lifecycle import Found, LifeCounts, among_rules, dev, event_table
+from reconcile.lifecycle import Found, LifeCounts, dev, event_table, kept_of, load_years
 from reconcile.rules import Rule
 from reconcile.scope import Scope, ea, py
 from reconcile.settings import ReconcileConfig
@@ -198,8 +198,7 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                 else:
                     say("recording deviations")
                     counts = found.apply(run_id=run_id, as_of=day, now=now, resolvable=resolvable,
-                                         years=chosen, rules=judged, kept=None if carried is None else sa.and_(load_years(chosen),
-                                                                                    among_rules(judged)),
+                                         years=chosen, rules=judged, kept=None if carried is None else kept_of(chosen, judged),
                                          active_before=None if aside is None else aside.active_before)
                     seconds = time.perf_counter() - started
                     reconcile_runs.close_run(conn, run_id, {
@@ -310,11 +309,6 @@ def store_years(conn: sa.Connection) -> list[int]:
     """Every fiscal year the store holds a project year or an expense agreement of."""
     years = sa.union(sa.select(py.c.fiscal_year), sa.select(ea.c.fiscal_year))
     return sorted(row[0] for row in conn.execute(years))
-
-
-def load_years(years: list[int]) -> sa.ColumnElement[bool]:
-    """The deviations of `years`."""
-    return dev.c.fiscal_year.in_(years) if years else sa.false()
 
 
 def _quiet(_message: str) -> None:

@@ -12,17 +12,17 @@ helper judge them: a copy of the run's process (``os.fork``, from a process of o
 ``reconcile`` command; :func:`forkable`), from :data:`HELP_CHANGED_FROM` changed operations; or
 else a new interpreter running this module (the service, whose process has a scheduler's threads:
 a spare it keeps waiting, :func:`keep_spare`, from :data:`HELP_CHANGED_FROM` too; one started for
-the run from :data:`HELP_CHANGED_STARTED_FROM`). The helper reads the same moment of the store, judges its rules exactly
-as the run would, on the same subjects, and appends their findings to a file of its own, as pickled
-batches of the rows the run's staging table takes (``reconcile.lifecycle.driver_rows``; a file, not
-a pipe: the run reads it only between its own rules and once they are judged, and a pipe would
-stall the helper meanwhile), saying on its stdout how far it has written; the run judges the other
-rules meanwhile, inserting into its staging table what the helper has written between them (once
-every rule before the helper's is opened, without waiting for more) and the rest once its own are
-judged,
-each in its rule's place of the order of production (``seq``), and goes on as if it had judged them
-itself: same deviations, same ids, same events (tests/reconcile/test_helper.py).
-docs/benchmarks.md, sessions 12, 20 and 23, has the figures.
+the run from :data:`HELP_CHANGED_STARTED_FROM`). The helper reads the same moment of the store,
+judges its rules exactly as the run would, on the same subjects, and appends their findings to a
+file of its own, as pickled batches of the rows the run's staging table takes
+(``reconcile.lifecycle.driver_rows``; a file, not a pipe: the run reads it only between its own
+rules and once they are judged, and a pipe would stall the helper meanwhile), saying on its stdout
+how far it has written; the run judges the other rules meanwhile, inserting into its staging table
+what the helper has written between them (once every rule before the helper's is opened, without
+waiting for more) and the rest once its own are judged, each in its rule's place of the order of
+production (``seq``), and goes on as if it had judged them itself: same deviations, same ids, same
+events (tests/reconcile/test_helper.py). docs/benchmarks.md, sessions 12, 20, 23 and 24, has the
+figures.
 
 The same moment: on SQLite the run holds the store's write lock (BEGIN IMMEDIATE) from before it
 starts the helper until it commits, and judging writes nothing to the store, so no commit can come
@@ -510,11 +510,9 @@ def active_deviations(conn: sa.Connection, years: tuple[int, ...], rules: list[t
     """How many deviations of `years` and of the run's `rules` are active (open or acknowledged) at
     the run's moment, which the helper reads: the run's carried count then needs no scan of the
     deviations of its own (reconcile.lifecycle ``Found.apply``, ``active_before``)."""
-    from reconcile.lifecycle import ACTIVE, among_rules, dev
+    from reconcile.lifecycle import active_count, kept_of
 
-    return int(conn.execute(sa.select(sa.func.count()).select_from(dev).where(
-        dev.c.status.in_(ACTIVE), dev.c.fiscal_year.in_(years),
-        among_rules([(rule.kind, rule.id) for rule, _ in rules]))).scalar_one())
+    return active_count(conn, kept_of(years, [(rule.kind, rule.id) for rule, _ in rules]))
 
 
 def _check(parent: int, folder: Path | None = None) -> None:

@@ -448,8 +448,7 @@ class Found:
         and what it carried: one plain scan counts them all, without a condition per row, and the
         carried are the difference."""
         conn, d, v = self.conn, dev, VERDICT
-        total = conn.execute(sa.select(sa.func.count()).select_from(d)
-                             .where(d.c.status.in_(ACTIVE), kept)).scalar_one()
+        total = active_count(conn, kept)
         paired = conn.execute(sa.select(sa.func.count()).select_from(v.join(d, d.c.id == v.c.dev_id))
                               .where(d.c.status.in_(ACTIVE))).scalar_one()
         return total - opened - paired
@@ -609,6 +608,23 @@ def _json(conn: Connection, column: Any) -> Any:
 def identities_of(rules: Sequence[tuple[str, str]]) -> sa.ColumnElement[bool]:
     """The deviations of the (kind, rule) pairs a run judged."""
     return sa.or_(*(sa.and_(dev.c.kind == kind, dev.c.rule == rule) for kind, rule in rules)) if rules else sa.false()
+
+
+def load_years(years: Sequence[int]) -> sa.ColumnElement[bool]:
+    """The deviations of `years`."""
+    return dev.c.fiscal_year.in_(years) if years else sa.false()
+
+
+def kept_of(years: Sequence[int], rules: Sequence[tuple[str, str]]) -> sa.ColumnElement[bool]:
+    """The deviations of a run's `years` and (kind, rule) pairs: those an incremental run keeps
+    active unless it resolves them (:meth:`Found.apply`'s `kept`)."""
+    return sa.and_(load_years(years), among_rules(rules))
+
+
+def active_count(conn: Connection, which: sa.ColumnElement[bool]) -> int:
+    """How many of the deviations `which` selects are active (open or acknowledged)."""
+    return int(conn.execute(sa.select(sa.func.count()).select_from(dev)
+                            .where(dev.c.status.in_(ACTIVE), which)).scalar_one())
 
 
 def among_rules(rules: Sequence[tuple[str, str]]) -> sa.ColumnElement[bool]:

@@ -60,9 +60,9 @@ from reconcile.findings import Finding
 from reconcile.judge import Answers, Asked, RuleStats, enabled_rules, rule_stats
 from reconcile.lifecycle import Found, LifeCounts, dev, event_table, kept_of, load_years
 from reconcile.rules import Rule
-from reconcile.scope import Scope, ea, py
+from reconcile.scope import Scope
 from reconcile.settings import ReconcileConfig
-from store import reconcile_runs
+from store import reconcile_runs, reporting
 from store.db import checkpoint_wal, refresh_statistics
 from store.driver import (defer_checkpoint, export_snapshot, large_page_cache, snapshot_reader, write_lock_first,
                           written_behind)
@@ -306,9 +306,8 @@ CLOSE_FROM = 20_000
 
 
 def store_years(conn: sa.Connection) -> list[int]:
-    """Every fiscal year the store holds a project year or an expense agreement of."""
-    years = sa.union(sa.select(py.c.fiscal_year), sa.select(ea.c.fiscal_year))
-    return sorted(row[0] for row in conn.execute(years))
+    """Every fiscal year the store holds a project year or an expense agreement of (listed or not)."""
+    return reporting.fiscal_years(conn, listed_only=False)
 
 
 def _quiet(_message: str) -> None:

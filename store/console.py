@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from store import reporting
 from store.models import (
     ACTIVE_STATUSES,
     Agency,
@@ -179,10 +180,8 @@ def county_names(conn: Connection, ids: set[int] | None = None) -> dict[int, str
 
 
 def fiscal_years(conn: Connection) -> list[int]:
-    """The years the store holds data of, newest first (read through the year indexes)."""
-    years = set(conn.execute(sa.select(py_t.c.fiscal_year).distinct()).scalars())
-    years |= set(conn.execute(sa.select(ea_t.c.fiscal_year).distinct()).scalars())
-    return sorted(years, reverse=True)
+    """The years the store holds data of (listed or not), newest first."""
+    return reporting.fiscal_years(conn, listed_only=False)[::-1]
 
 
 # --- overview ---------------------------------------------------------------------------------

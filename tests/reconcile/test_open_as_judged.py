@@ -218,3 +218,19 @@ def test_an_identity_staged_twice_is_opened_once_and_the_first_stands(engine, as
     with engine.connect() as conn:
         stored = conn.execute(sa.select(dev.c.subject, dev.c.message).order_by(dev.c.id)).all()
     assert [tuple(row) for row in stored] == [("1300000001-001", "اول"), ("1300000002-001", "دیگری")]
+
+
+def test_whether_any_of_a_ranges_rules_is_stored_is_asked_pair_by_pair(engine):
+    """Opening a range of rules pairs its findings with stored deviations only where the store holds
+    one of those rules (lifecycle.stores_any): asked of each (kind, rule) pair by its index, never
+    matching another pair's kind or rule."""
+    with engine.begin() as conn:
+        assert lifecycle.stores_any(conn, []) is False
+        conn.execute(sa.insert(Deviation.__table__).values(
+            kind="expense", rule="missing_report", subject="1405-032-11002", fiscal_year=1405, quarter=2,
+            status="resolved", alert_state="none", severity="major", message="…", first_found_on=date(2026, 9, 1),
+            last_found_on=date(2026, 9, 1), updated_at=datetime(2026, 9, 1, tzinfo=timezone.utc)))
+        assert lifecycle.stores_any(conn, [("expense", "missing_report")]) is True  # whatever its status
+        assert lifecycle.stores_any(conn, [("capital", "progress_lag"), ("expense", "missing_report")]) is True
+        # the same rule of the other kind, another rule of the same kind: neither is stored
+        assert lifecycle.stores_any(conn, [("capital", "missing_report"), ("expense", "approval_overdue")]) is False

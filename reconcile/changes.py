@@ -76,7 +76,7 @@ class Plan:
     kind: str  # full | incremental
     reason: str
     only: Only | None = None
-    judged: int = 0  # subjects judged by the rules that are not time-driven (incremental)
+    judged: int = 0  # subjects judged by the rules that are not time-driven (incremental; name_judged)
 
     def resolvable(self, years: sa.ColumnElement[bool], rules: Sequence[tuple[str, str]],
                    partial_rules: Sequence[tuple[str, str]]) -> list[sa.ColumnElement[bool]]:
@@ -160,10 +160,21 @@ def plan(reader: Connection, writer: Connection, *, last: Any, basis: str, full:
         table.drop(reader, checkfirst=True)
         table.create(reader)
         reader.execute(sa.insert(table).from_select(["id"], query))
-    # the same subjects by name on the writing connection, for resolving (PostgreSQL: another
-    # session), each as a deviation names it: a project's code, an agreement's number, and the
-    # 'number/code' of each of the agreement's operations (the store deletes no operation, so these
-    # are all the subjects a rule can have found on the agreement; store/upsert.py)
+    return Plan("incremental", f"the subjects changed since run {last.id}",
+                Only(project_years=CHANGED_YEARS, agreements=CHANGED_AGREEMENTS))
+
+
+def name_judged(plan: Plan, reader: Connection, writer: Connection) -> None:
+    """An incremental plan's changed subjects by name on the writing connection (:data:`JUDGED`;
+    PostgreSQL: another session), for resolving after the run has judged (``Plan.resolvable``,
+    ``Plan.carried``), each as a deviation names it: a project's code, an agreement's number, and
+    the 'number/code' of each of the agreement's operations (the store deletes no operation, so these
+    are all the subjects a rule can have found on the agreement; store/upsert.py). Asked after the
+    run's helper has started (reconcile/engine.py): judging needs none of it, and the helper is the
+    longer of the two in an incremental run on PostgreSQL (docs/benchmarks.md, session 25). Nothing
+    for a full plan."""
+    if plan.only is None:
+        return
     changed_agreements = ea.c.id.in_(sa.select(CHANGED_AGREEMENTS.c.id))
     subjects = reader.execute(sa.union_all(
         sa.select(sa.literal("capital"), pj.c.code, py.c.fiscal_year).join(pj, pj.c.id == py.c.project_id)
@@ -177,8 +188,7 @@ def plan(reader: Connection, writer: Connection, *, last: Any, basis: str, full:
         if rows:
             bulk_insert(writer, JUDGED, ["kind", "subject", "fiscal_year"], rows)
     analyze_if_large(writer, JUDGED, len(subjects) + len(operations))
-    return Plan("incremental", f"{len(subjects)} subjects changed since run {last.id}",
-                Only(project_years=CHANGED_YEARS, agreements=CHANGED_AGREEMENTS), judged=len(subjects))
+    plan.judged = len(subjects)
 
 
 def _written_since(after: int, running: list[int]) -> Any:

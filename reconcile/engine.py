@@ -176,8 +176,8 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                                       count_active=(plan.only is not None and conn.dialect.name == "sqlite"
                                                     and any(not rule.whole for rule, _ in rules))) \
                     if helped else None
-                changes.name_judged(plan, reader, conn)  # for resolving: after the helper has started
                 try:
+                    changes.name_judged(plan, reader, conn)  # for resolving: after the helper has started
                     _judge(rules, reader=reader, ahead=reader is not conn, found=found, stats=stats, scope=scope,
                            steady=steady, skip=skip, aside=aside, opening=opening, kept=kept if keep else None,
                            say=say)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
@@ -89,8 +90,8 @@ def fiscal_years(conn: Connection, *, listed_only: bool = True) -> list[int]:
     return sorted(years)
 
 
-def _distinct(conn: Connection, column: sa.Column, *where: sa.ColumnElement[bool]) -> list:
-    """The distinct non-empty values of the indexed `column` among the rows `where` selects: a
+def _distinct(conn: Connection, column: sa.Column, *where: sa.ColumnElement[bool]) -> list[Any]:
+    """The distinct non-NULL values of the indexed `column` among the rows `where` selects: a
     recursive query asking its index for the least value above the last one (SQLite and PostgreSQL
     alike), which costs a probe per value rather than a read of every row."""
     seen = sa.select(sa.func.min(column).label("value")).where(*where).cte("seen", recursive=True)

@@ -28,7 +28,7 @@ import pytest
 import sqlalchemy as sa
 
 import reconcile
-from reconcile import helper
+from reconcile import changes, helper
 from reconcile.judge import enabled_rules
 from reconcile.lifecycle import Found
 from store.db import open_store
@@ -481,6 +481,41 @@ def test_a_helper_that_failed_is_noticed_between_the_runs_rules(_migrated, tmp_p
     # as "judging <its position + 1>/…"), and judges none after it
     judged = [int(m[1]) for line in said if (m := re.match(r"judging (\d+)/", line))]
     assert max(judged) == first
+    engine.dispose()
+
+
+def test_a_run_that_fails_after_its_helper_started_stops_it_and_removes_its_folder(_migrated, tmp_path, monkeypatch):
+    """A failure between the helper's start and the run's judging (naming the changed subjects for
+    resolving, reconcile.changes ``name_judged``: a database error, Ctrl-C) ends the helper and
+    removes its folder, as a failure while judging does: in the service, whose process lives on,
+    nothing else would."""
+    engine = _store(_migrated, tmp_path / "store.db")
+    monkeypatch.setattr(helper, "HELP_FROM", 0)
+    monkeypatch.setattr(helper, "HELP_CHANGED_STARTED_FROM", 1)
+    monkeypatch.setenv("BUDGETWATCH_HELPER_FORK", "0")  # a new interpreter, as the service's
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    reconcile.run(engine, config(), as_of=day("1405/09/02"), keep=False)
+    _synced_change(engine)  # an incremental run after it, helped (its changed agreements have operations)
+    started: list[helper.Helper] = []
+    real_init = helper.Helper.__init__
+
+    def noting(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        started.append(self)
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("the store went away")
+
+    monkeypatch.setattr(helper.Helper, "__init__", noting)
+    monkeypatch.setattr(changes, "name_judged", failing)
+    with pytest.raises(RuntimeError, match="the store went away"):
+        reconcile.run(engine, config(), as_of=day("1405/09/03"), keep=False, incremental=True)
+    assert len(started) == 1 and started[0].process.poll() is not None  # ended, not left judging
+    assert not started[0].folder.exists() and _helper_folders() == set()
+    with engine.connect() as conn:
+        runs = conn.execute(sa.select(ReconcileRun.__table__.c.status).order_by(ReconcileRun.__table__.c.id)).scalars()
+        assert list(runs) == ["success", "failed"]
     engine.dispose()
 
 

@@ -504,6 +504,8 @@ def test_a_run_that_fails_after_its_helper_started_stops_it_and_removes_its_fold
         real_init(self, *args, **kwargs)
         started.append(self)
 
+    # the one stand-in of this test: a database that fails at exactly this step cannot be arranged
+    # with a real store (the same queries succeed a moment before, in plan()), so the step raises
     def failing(*args, **kwargs):
         raise RuntimeError("the store went away")
 

@@ -9,6 +9,8 @@ credit_inconsistency only. Per-operation rules judge an `OperationInAgreement` (
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -59,19 +61,19 @@ class OperationShortfall(Rule):
         return _count(oq.join(op, op.c.id == oq.c.operation_id).join(ea, ea.c.id == op.c.agreement_id), judged)
 
     def findings(self, rows: Iterable[Any], scope: Scope, limits: Limits) -> Iterator[Finding]:
-        return _each_closed_quarter(self, rows, scope, limits)
+        return _each_closed_quarter(self, rows, scope, limits, targets=True)
 
-    def finding_at(self, row: Any, q: int, limits: Limits, named: _Named) -> Finding | None:
-        """The finding of `row`'s operation through closed quarter `q`, if it falls short."""
-        to_date, year = _to_date(row, q, targets=True), row.fiscal_year
-        planned, actual = to_date.planned, to_date.actual
+    def finding_at(self, row: Any, q: int, to_date: _ToDate, limits: Limits, named: _Named) -> Finding | None:
+        """The finding of `row`'s operation through closed quarter `q` (its year to date `to_date`),
+        if it falls short."""
+        year, planned, actual = row.fiscal_year, to_date.planned, to_date.actual
         if planned <= 0 or to_date.latest is None:
             return None
         ratio = round4(divide(actual, planned))
         if ratio >= limits.threshold:
             return None
         severity = "minor" if ratio >= limits.minor else "major" if ratio >= limits.major else "critical"
-        unit = _unit_of(row)
+        unit, said = _unit_of(row), _limit_texts(limits)
         return _row_finding(
             self, row, f"{row.agreement_no}/{row.operation_code}", q, severity,
             f"{named.operation()} تا پایان {w.quarter(year, q)} "
@@ -79,12 +81,10 @@ class OperationShortfall(Rule):
             f"{unit} برنامه‌ریزی‌شده (تحقق {w.percent(ratio * 100)})",
             planned=planned, actual=actual, measure=ratio,
             numbers={"planned_cum": text(planned), "actual_cum": text(actual), "ratio": text(ratio),
-                     "threshold": text(limits.threshold), "unit": unit,
+                     "threshold": said["threshold"], "unit": unit,
                      # where its severity begins: below minor is major, below major critical
-                     "band": text(limits.major if severity == "critical" else
-                                  limits.minor if severity == "major" else limits.threshold)},
-            evidence=("operation_performance", getattr(row, f"i{to_date.latest}")),
-            run_id=getattr(row, f"r{to_date.latest}"),
+                     "band": said["major" if severity == "critical" else "minor" if severity == "major" else "threshold"]},
+            evidence=("operation_performance", to_date.item), run_id=to_date.item_run,
         )
 
 
@@ -117,19 +117,19 @@ class UnitCostOverrun(Rule):
                       op.c.unit_cost > 0, judged)
 
     def findings(self, rows: Iterable[Any], scope: Scope, limits: Limits) -> Iterator[Finding]:
-        return _each_closed_quarter(self, rows, scope, limits)
+        return _each_closed_quarter(self, rows, scope, limits, spending=True)
 
-    def finding_at(self, row: Any, q: int, limits: Limits, named: _Named) -> Finding | None:
-        """The finding of `row`'s operation through closed quarter `q`, if its unit cost overruns."""
-        to_date, year, unit_cost = _to_date(row, q, spending=True), row.fiscal_year, row.unit_cost
-        actual, spent = to_date.actual, to_date.spent
+    def finding_at(self, row: Any, q: int, to_date: _ToDate, limits: Limits, named: _Named) -> Finding | None:
+        """The finding of `row`'s operation through closed quarter `q` (its year to date `to_date`),
+        if its unit cost overruns."""
+        year, unit_cost, actual, spent = row.fiscal_year, row.unit_cost, to_date.actual, to_date.spent
         if unit_cost is None or unit_cost <= 0 or actual <= 0:
             return None
         ratio = round4(divide(spent, actual * unit_cost))
         if ratio < limits.minor:
             return None
         severity = "major" if ratio >= limits.major else "minor"
-        cost = round4(divide(spent, actual))
+        cost, said = round4(divide(spent, actual)), _limit_texts(limits)
         return _row_finding(
             self, row, f"{row.agreement_no}/{row.operation_code}", q, severity,
             f"{named.operation()} تا پایان {w.quarter(year, q)} برای هر {_unit_of(row)} "
@@ -138,10 +138,9 @@ class UnitCostOverrun(Rule):
             f"({w.number(ratio)} برابر)",
             planned=unit_cost, actual=cost, measure=ratio,
             numbers={"spent_cum": text(spent), "actual_cum": text(actual), "unit_cost": text(unit_cost),
-                     "actual_unit_cost": text(cost), "ratio": text(ratio), "threshold": text(limits.minor),
-                     "band": text(getattr(limits, severity)), "unit": _unit_of(row)},
-            evidence=("operation_performance", getattr(row, f"i{to_date.latest}")),
-            run_id=getattr(row, f"r{to_date.latest}"),
+                     "actual_unit_cost": text(cost), "ratio": text(ratio), "threshold": said["minor"],
+                     "band": said[severity], "unit": _unit_of(row)},
+            evidence=("operation_performance", to_date.item), run_id=to_date.item_run,
         )
 
 
@@ -362,16 +361,27 @@ def _at_a_closed_quarter(scope: Scope, holds: Callable[[int], sa.ColumnElement[b
     return sa.or_(*terms) if terms else sa.false()
 
 
-def _each_closed_quarter(rule: Any, rows: Iterable[Any], scope: Scope, limits: Any) -> Iterator[Finding]:
-    """A year-to-date rule's findings (``finding_at``) on each row of :func:`_year_to_date` at each
-    closed quarter of its year, in quarter order."""
+def _each_closed_quarter(rule: Any, rows: Iterable[Any], scope: Scope, limits: Any, *, targets: bool = False,
+                         spending: bool = False) -> Iterator[Finding]:
+    """A year-to-date rule's findings (``finding_at``) on each row of :func:`_year_to_date` (read with
+    its `targets` or `spending`) at each closed quarter of its year, in quarter order."""
     finding_at, closed = rule.finding_at, {y: scope.closed(y) for y in scope.years}
     for row in rows:
+        quarters = closed.get(row.fiscal_year, ())
+        if not quarters:
+            continue
         named = _Named(row)
-        for q in closed.get(row.fiscal_year, ()):
-            found = finding_at(row, q, limits, named)
-            if found is not None:
-                yield found
+        for q, to_date in enumerate(_to_date(row, quarters[-1], targets=targets, spending=spending), 1):
+            if q in quarters:
+                found = finding_at(row, q, to_date, limits, named)
+                if found is not None:
+                    yield found
+
+
+@functools.lru_cache(maxsize=64)
+def _limit_texts(limits: Any) -> dict[str, str]:
+    """A rule's limits as ``numbers`` writes them (:func:`text`), made once, not once a finding."""
+    return {f.name: text(getattr(limits, f.name)) for f in dataclasses.fields(limits)}
 
 
 class _Named:
@@ -405,30 +415,40 @@ class _ToDate:
     actual: Decimal
     spent: Decimal | None  # None: the row has no spending (_year_to_date without spending)
     latest: int | None  # the quarter in 1..q of the latest performance item, None: no item
+    item: int | None  # that item's id and the sync run that last changed it (None: no item)
+    item_run: int | None
 
 
-def _to_date(row: Any, quarter: int, *, targets: bool = False, spending: bool = False) -> _ToDate:
-    """The year to date through `quarter` of a row of :func:`_year_to_date`, with its `targets` and
-    `spending` when the row has them (the same flags)."""
+_TARGETS, _QUANTITIES, _SPENT = ("t1", "t2", "t3", "t4"), ("n1", "n2", "n3", "n4"), ("s1", "s2", "s3", "s4")
+_ITEMS, _ITEM_RUNS = ("i1", "i2", "i3", "i4"), ("r1", "r2", "r3", "r4")
+
+
+def _to_date(row: Any, through: int, *, targets: bool = False, spending: bool = False) -> list[_ToDate]:
+    """The years to date through quarters 1..`through` of a row of :func:`_year_to_date`, with its
+    `targets` and `spending` when the row has them (the same flags): one pass over the quarters,
+    each sum carried to the next."""
     planned = Decimal(0) if targets else None
     spent = Decimal(0) if spending else None
     actual = Decimal(0)
-    latest = None
-    for k in range(1, quarter + 1):
+    latest = item = item_run = None
+    sums = []
+    for k in range(through):
         if targets:
-            target = getattr(row, f"t{k}")
+            target = getattr(row, _TARGETS[k])
             if target is not None:
                 planned += target
-        if getattr(row, f"i{k}") is not None:
-            quantity = getattr(row, f"n{k}")
+        quarter_item = getattr(row, _ITEMS[k])
+        if quarter_item is not None:
+            quantity = getattr(row, _QUANTITIES[k])
             if quantity is not None:
                 actual += quantity
             if spending:
-                cost = getattr(row, f"s{k}")
+                cost = getattr(row, _SPENT[k])
                 if cost is not None:
                     spent += cost
-            latest = k
-    return _ToDate(planned, actual, spent, latest)
+            latest, item, item_run = k + 1, quarter_item, getattr(row, _ITEM_RUNS[k])
+        sums.append(_ToDate(planned, actual, spent, latest, item, item_run))
+    return sums
 
 
 def _unit_of(row: Any) -> str:

@@ -171,11 +171,18 @@ def stage(insert: Callable[[list[tuple]], None], findings: Iterable[Finding], se
     return added
 
 
+_STAGED_FIGURES = slice(_STAGED.index("planned"), _STAGED.index("measure") + 1)  # planned, actual, measure
+
+
 def driver_rows(dialect: sa.Dialect, batch: list[tuple]) -> list[tuple]:
     """A batch of :func:`stage` as a helper process sends it (:meth:`Found.take` inserts it): on
-    SQLite as its driver takes it into :data:`FOUND`; on PostgreSQL as it is (COPY converts it)."""
+    SQLite as its driver takes it into :data:`FOUND`; on PostgreSQL as COPY takes it, the figures as
+    their exact text (COPY's text format is text anyway; a Decimal costs pickle ~4 µs more to write
+    and ~1 µs more to read than its text: a tenth of what a finding costs the helper)."""
     if dialect.name != "sqlite":
-        return batch
+        start, stop = _STAGED_FIGURES.start, _STAGED_FIGURES.stop
+        return [(*row[:start], *(None if v is None else str(v) for v in row[start:stop]), *row[stop:])
+                for row in batch]
     return sqlite_values(dialect, FOUND, _STAGED, batch, ready=_NUMBERS)
 
 

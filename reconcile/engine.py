@@ -57,7 +57,7 @@ from foundation.jalali import format_jalali, today_tehran
 from reconcile import changes, helper, wording
 from reconcile.facts import AsOf
 from reconcile.findings import Finding
-from reconcile.judge import Answers, Asked, RuleStats, enabled_rules, rule_stats
+from reconcile.judge import Answers, Asked, RuleStats, enabled_rules, fewer_collections, rule_stats
 from reconcile.lifecycle import Found, LifeCounts, dev, event_table, kept_of, load_years
 from reconcile.rules import Rule
 from reconcile.scope import Scope
@@ -94,6 +94,7 @@ class RunResult:
         return self.deviations.get(finding.key, (None, ""))[0]
 
 
+@fewer_collections()
 def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None, years: list[int] | None = None,
         on_progress: Progress | None = None, incremental: bool = False, dry_run: bool = False,
         keep: bool = True, show: Show | None = None) -> RunResult:

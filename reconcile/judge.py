@@ -1,10 +1,13 @@
 """The rules a run judges and how often each fired: the enabled rules with their limits, their
 statistics (:class:`RuleStats`), their questions to the store and the answers read ahead
-(:class:`Answers`), and one rule judged set-wise in a scope (:func:`judge_setwise`).
+(:class:`Answers`), one rule judged set-wise in a scope (:func:`judge_setwise`), and the
+collector's pace while a run judges (:func:`fewer_collections`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -21,6 +24,38 @@ from reconcile.settings import ReconcileConfig
 from store.driver import named_row_type
 
 _BATCH = 2000
+
+# Allocations between two collections of the young generation while a run judges (CPython: 700).
+# A run makes millions of short-lived objects that hold no cycles (rows, figures, findings); at 700
+# a 100k first run collected ~650–780 times, and every tenth collection of the young generations
+# traverses what the read-ahead queues and batches hold by then: 0.4–1.0 s of the run's process
+# (docs/benchmarks.md, session 26). At 10,000, ~20–40 times.
+YOUNG_COLLECTIONS_EVERY = 10_000
+_pace = threading.Lock()
+_pacing: list[tuple[int, int, int]] = []  # the thresholds before the first run in this process that is still judging
+
+
+@contextlib.contextmanager
+def fewer_collections() -> Iterator[None]:
+    """The cyclic garbage collector's young generation collected every
+    :data:`YOUNG_COLLECTIONS_EVERY` allocations rather than every 700 while the block runs (a
+    decorator too). Process-wide: the first of runs judging at once sets it, the last restores it;
+    a collector turned off (threshold 0) stays off."""
+    with _pace:
+        if not _pacing:
+            before = gc.get_threshold()
+            if before[0]:
+                gc.set_threshold(max(before[0], YOUNG_COLLECTIONS_EVERY), *before[1:])
+        else:
+            before = _pacing[0]
+        _pacing.append(before)
+    try:
+        yield
+    finally:
+        with _pace:
+            _pacing.pop()
+            if not _pacing:
+                gc.set_threshold(*before)
 
 
 @dataclass

@@ -75,3 +75,42 @@ def test_each_rules_config_section_is_built_from_its_limits():
         assert set(type(section).model_fields) == {"enabled", *limits}, rule.name
         assert section.enabled is True
         assert rule.limits_from(section) == rule.Limits(), rule.name
+
+
+def test_a_run_collects_its_young_garbage_less_often_and_restores_the_pace_after(tmp_path):
+    import gc
+
+    import reconcile
+    from reconcile.judge import YOUNG_COLLECTIONS_EVERY
+    from reconcile.settings import ReconcileConfig
+    from store.db import open_store
+
+    engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    before = gc.get_threshold()
+    seen: list[tuple[int, int, int]] = []
+    try:
+        reconcile.run(engine, ReconcileConfig(), on_progress=lambda _said: seen.append(gc.get_threshold()))
+        assert seen and all(t == (YOUNG_COLLECTIONS_EVERY, *before[1:]) for t in seen), seen
+        assert gc.get_threshold() == before
+        gc.set_threshold(0)  # a process that turned the collector off keeps it off
+        seen.clear()
+        reconcile.run(engine, ReconcileConfig(), on_progress=lambda _said: seen.append(gc.get_threshold()))
+        assert seen and all(t[0] == 0 for t in seen) and gc.get_threshold()[0] == 0
+    finally:
+        gc.set_threshold(*before)
+        engine.dispose()
+
+
+def test_runs_judging_at_once_restore_the_pace_when_the_last_ends():
+    import gc
+
+    from reconcile.judge import YOUNG_COLLECTIONS_EVERY, fewer_collections
+
+    before = gc.get_threshold()
+    first, second = fewer_collections(), fewer_collections()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)  # the first run ends while the second judges on
+    assert gc.get_threshold()[0] == YOUNG_COLLECTIONS_EVERY
+    second.__exit__(None, None, None)
+    assert gc.get_threshold() == before

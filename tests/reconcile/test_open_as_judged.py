@@ -234,3 +234,26 @@ def test_whether_any_of_a_ranges_rules_is_stored_is_asked_pair_by_pair(engine):
         assert lifecycle.stores_any(conn, [("capital", "progress_lag"), ("expense", "missing_report")]) is True
         # the same rule of the other kind, another rule of the same kind: neither is stored
         assert lifecycle.stores_any(conn, [("capital", "missing_report"), ("expense", "approval_overdue")]) is False
+
+
+def test_whether_a_rule_is_stored_is_asked_of_its_index_even_where_a_scan_looks_cheaper(engine):
+    """PostgreSQL planned an EXISTS of one (kind, rule) as a scan of the table until its first row,
+    taking the matching rows for spread evenly: where a rule's deviations lie after the others (a
+    rule judged late, inserted last), that read every other rule's deviation first (28 ms in a 1 %
+    run at 100k, 163 ms from a cold cache; docs/benchmarks.md, session 26)."""
+    late, early = ("expense", "unit_cost_overrun"), ("capital", "progress_lag")
+    rows = [dict(kind=kind, rule=rule, subject=f"{n:07d}", fiscal_year=1405, quarter=1, status="open",
+                 alert_state="none", severity="minor", message="…", first_found_on=date(2026, 9, 1),
+                 last_found_on=date(2026, 9, 1), updated_at=datetime(2026, 9, 1, tzinfo=timezone.utc))
+            for (kind, rule), count in ((early, 6000), (late, 3000)) for n in range(count)]
+    with engine.begin() as conn:
+        conn.execute(sa.insert(Deviation.__table__), rows)
+        conn.exec_driver_sql("ANALYZE deviation")
+        probe = lifecycle.stored_probe([late])
+        sql = str(probe.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+        explain = "EXPLAIN " if conn.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN "
+        plan = "\n".join(str(row[-1]) for row in conn.exec_driver_sql(explain + sql))
+        assert "Seq Scan on deviation" not in plan and "SCAN deviation" not in plan, plan
+        assert lifecycle.stores_any(conn, [late]) is True
+        assert lifecycle.stores_any(conn, [("expense", "approval_overdue"), early]) is True
+        assert lifecycle.stores_any(conn, [("expense", "approval_overdue")]) is False

@@ -419,14 +419,14 @@ def _let_go(spare: _Spare | None) -> None:
 def judge(request: dict[str, Any], say: TextIO) -> dict[int, tuple[int, int, int]]:
     """Judge the requested rules of the run as the run would, staging their findings in the
     request's file and saying on `say` how far it has written; the counts by rule position."""
-    from reconcile.judge import fewer_collections  # the run's imports, in the helper only
+    from reconcile.judge import fewer_collections
 
     with fewer_collections():  # as the run collects (a forked helper has its pace already)
         return _judge_rules(request, say)
 
 
 def _judge_rules(request: dict[str, Any], say: TextIO) -> dict[int, tuple[int, int, int]]:
-    from reconcile.changes import changed_tables
+    from reconcile.changes import changed_tables  # the run's imports, in the helper only
     from reconcile.facts import AsOf
     from reconcile.judge import enabled_rules, rule_rows
     from reconcile.lifecycle import driver_rows, first_seq, stage

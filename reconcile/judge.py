@@ -32,30 +32,36 @@ _BATCH = 2000
 # (docs/benchmarks.md, session 26). At 10,000, ~20–40 times.
 YOUNG_COLLECTIONS_EVERY = 10_000
 _pace = threading.Lock()
-_pacing: list[tuple[int, int, int]] = []  # the thresholds before the first run in this process that is still judging
+_paced = 0  # runs judging now in this process, under fewer_collections
+_saved: tuple[int, ...] = ()  # the thresholds before the first of them
+_set: tuple[int, ...] = ()  # the thresholds it set
 
 
 @contextlib.contextmanager
 def fewer_collections() -> Iterator[None]:
     """The cyclic garbage collector's young generation collected every
     :data:`YOUNG_COLLECTIONS_EVERY` allocations rather than every 700 while the block runs (a
-    decorator too). Process-wide: the first of runs judging at once sets it, the last restores it;
-    a collector turned off (threshold 0) stays off."""
-    with _pace:
-        if not _pacing:
-            before = gc.get_threshold()
-            if before[0]:
-                gc.set_threshold(max(before[0], YOUNG_COLLECTIONS_EVERY), *before[1:])
-        else:
-            before = _pacing[0]
-        _pacing.append(before)
+    decorator too). Process-wide: the first of runs judging at once sets it, the last restores it,
+    unless something else changed the thresholds meanwhile; a collector turned off (threshold 0)
+    stays off. A helper forked from a run inherits the run's count and pace (it ends with its work)."""
+    global _paced, _saved, _set
+    counted = False
     try:
+        with _pace:
+            if not _paced:
+                _saved = _set = gc.get_threshold()
+                if _saved[0]:
+                    _set = (max(_saved[0], YOUNG_COLLECTIONS_EVERY), *_saved[1:])
+                    gc.set_threshold(*_set)
+            _paced += 1
+            counted = True
         yield
     finally:
-        with _pace:
-            _pacing.pop()
-            if not _pacing:
-                gc.set_threshold(*before)
+        if counted:
+            with _pace:
+                _paced -= 1
+                if not _paced and gc.get_threshold() == _set:
+                    gc.set_threshold(*_saved)
 
 
 @dataclass

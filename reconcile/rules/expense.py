@@ -12,9 +12,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 import sqlalchemy as sa
@@ -371,7 +372,7 @@ def _each_closed_quarter(rule: Any, rows: Iterable[Any], scope: Scope, limits: A
         if not quarters:
             continue
         named = _Named(row)
-        for q, to_date in enumerate(_to_date(row, quarters[-1], targets=targets, spending=spending), 1):
+        for q, to_date in enumerate(_to_date(row, max(quarters), targets=targets, spending=spending), 1):
             if q in quarters:
                 found = finding_at(row, q, to_date, limits, named)
                 if found is not None:
@@ -379,9 +380,9 @@ def _each_closed_quarter(rule: Any, rows: Iterable[Any], scope: Scope, limits: A
 
 
 @functools.lru_cache(maxsize=64)
-def _limit_texts(limits: Any) -> dict[str, str]:
+def _limit_texts(limits: Any) -> Mapping[str, str | None]:
     """A rule's limits as ``numbers`` writes them (:func:`text`), made once, not once a finding."""
-    return {f.name: text(getattr(limits, f.name)) for f in dataclasses.fields(limits)}
+    return MappingProxyType({f.name: text(getattr(limits, f.name)) for f in dataclasses.fields(limits)})
 
 
 class _Named:
@@ -409,7 +410,7 @@ def _some_item(oq: sa.Table, quarter: int) -> sa.ColumnElement[bool]:
 
 @dataclass(frozen=True, slots=True)
 class _ToDate:
-    """An operation's year to date through a closed quarter, summed exactly (empty figures count 0)."""
+    """An operation's year to date through a quarter, summed exactly (empty figures count 0)."""
 
     planned: Decimal | None  # None: the row has no targets (_year_to_date without targets)
     actual: Decimal

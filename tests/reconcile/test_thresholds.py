@@ -241,9 +241,12 @@ def test_a_figure_is_written_canonically_whatever_its_form():
 
     rng = random.Random(17)
     forms = [Decimal("0"), Decimal("-0"), Decimal("0.000"), Decimal("0E-7"), Decimal("0E+3"), Decimal("1E+2"),
-             Decimal("1.20E+3"), Decimal("-2.500"), Decimal("100"), Decimal("0.0000001"), Decimal("12.3400")]
+             Decimal("1.20E+3"), Decimal("-2.500"), Decimal("100"), Decimal("0.0000001"), Decimal("12.3400"),
+             # longer than normalize()'s 28 digits, which it rounds: a quotient of the 60-digit context
+             Decimal("1.00000000000000000000000000001"), Decimal("123456789012345678901234567890.5"),
+             Decimal("-0.1234567890123456789012345678"), Decimal("0.12345678901234567890123456789")]
     for _ in range(20_000):
-        digits = str(rng.randrange(0, 10 ** rng.randrange(1, 22)))
+        digits = str(rng.randrange(0, 10 ** rng.randrange(1, 34)))
         forms.append(Decimal(f"{rng.choice(['', '-'])}{digits}E{rng.randrange(-12, 8)}"))
         forms.append(Decimal(digits).scaleb(-rng.randrange(0, 9)))
     for value in forms:

@@ -26,7 +26,7 @@ from reconcile import wording as w
 from reconcile.facts import APPROVED, CreditStages
 from reconcile.findings import Finding, divide, figure, round4, text
 from reconcile.rules.base import (CreditLimits, Identity, Rule, approval_clock, describe_breaks, late_clock,
-                                  place_of, stage_breaks, stages_may_break)
+                                  limit_texts, place_of, stage_breaks, stages_may_break)
 from reconcile.scope import MARGIN, Scope, at_least, below, fi, pc, pj, pr, py, zero
 
 HUNDRED = Decimal(100)
@@ -73,8 +73,8 @@ class ProgressLag(Rule):
             f"({w.number(gap)} واحد درصد عقب‌تر از برنامه)",
             planned=target, actual=row.progress, measure=gap,
             numbers={"target": text(target), "actual": text(row.progress), "gap": text(gap),
-                     "threshold": text(limits.minor),
-                     "band": text(getattr(limits, severity))},  # where its severity begins
+                     "threshold": limit_texts(limits)["minor"],
+                     "band": limit_texts(limits)[severity]},  # where its severity begins
             evidence=("progress_report", row.report_id), run_id=row.report_run_id,
         )
 
@@ -221,7 +221,7 @@ class ProgressRegression(Rule):
             f"که {w.number(drop)} واحد درصد کمتر از {before} است",
             planned=previous, actual=row.progress, measure=drop,
             numbers={"previous": text(previous), "previous_quarter": earlier,
-                     "actual": text(row.progress), "drop": text(drop), "threshold": text(limits.tolerance)},
+                     "actual": text(row.progress), "drop": text(drop), "threshold": limit_texts(limits)["tolerance"]},
             evidence=("progress_report", row.report_id), run_id=row.report_run_id,
         )
 
@@ -281,8 +281,8 @@ class SpendProgressGap(Rule):
             numbers={"start": text(start), "target_q4": text(target_q4), "planned_gain": text(planned_gain),
                      "actual": text(row.progress), "physical_share": text(physical),
                      "absorbed": text(absorbed), "notified_total": text(notified_total),
-                     "spend_share": text(spend), "gap": text(gap), "threshold": text(limits.major),
-                     "band": text(getattr(limits, severity))},
+                     "spend_share": text(spend), "gap": text(gap), "threshold": limit_texts(limits)["major"],
+                     "band": limit_texts(limits)[severity]},
             evidence=("progress_report", row.report_id), run_id=row.report_run_id,
         )
 
@@ -466,7 +466,7 @@ class InspectionMismatch(Rule):
             numbers={"visited_on": row.visited_on.isoformat(), "inspector": row.inspector,
                      "observed": text(row.observed_progress), "reported": text(reported),
                      "reported_quarter": quarter, "difference": text(difference),
-                     "threshold": text(limits.major), "band": text(getattr(limits, severity))},
+                     "threshold": limit_texts(limits)["major"], "band": limit_texts(limits)[severity]},
             evidence=("field_inspection", row.visit_id),
             run_id=getattr(row, f"r{quarter}") if quarter is not None else None,
         )

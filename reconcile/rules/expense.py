@@ -9,13 +9,10 @@ credit_inconsistency only. Per-operation rules judge an `OperationInAgreement` (
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from types import MappingProxyType
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,7 +22,7 @@ from reconcile import wording as w
 from reconcile.facts import APPROVED, CreditStages
 from reconcile.findings import Finding, divide, round4, text
 from reconcile.rules.base import (CreditLimits, Identity, Rule, approval_clock, describe_breaks, late_clock,
-                                  place_of, stage_breaks, stages_may_break)
+                                  limit_texts, place_of, stage_breaks, stages_may_break)
 from reconcile.rules.capital import STATUS_WORDS
 from reconcile.scope import MARGIN, Scope, ea, ec, op, perf, zero
 
@@ -74,7 +71,7 @@ class OperationShortfall(Rule):
         if ratio >= limits.threshold:
             return None
         severity = "minor" if ratio >= limits.minor else "major" if ratio >= limits.major else "critical"
-        unit, said = _unit_of(row), _limit_texts(limits)
+        unit, said = _unit_of(row), limit_texts(limits)
         return _row_finding(
             self, row, f"{row.agreement_no}/{row.operation_code}", q, severity,
             f"{named.operation()} تا پایان {w.quarter(year, q)} "
@@ -130,7 +127,7 @@ class UnitCostOverrun(Rule):
         if ratio < limits.minor:
             return None
         severity = "major" if ratio >= limits.major else "minor"
-        cost, said = round4(divide(spent, actual)), _limit_texts(limits)
+        cost, said = round4(divide(spent, actual)), limit_texts(limits)
         return _row_finding(
             self, row, f"{row.agreement_no}/{row.operation_code}", q, severity,
             f"{named.operation()} تا پایان {w.quarter(year, q)} برای هر {_unit_of(row)} "
@@ -377,12 +374,6 @@ def _each_closed_quarter(rule: Any, rows: Iterable[Any], scope: Scope, limits: A
                 found = finding_at(row, q, to_date, limits, named)
                 if found is not None:
                     yield found
-
-
-@functools.lru_cache(maxsize=64)
-def _limit_texts(limits: Any) -> Mapping[str, str | None]:
-    """A rule's limits as ``numbers`` writes them (:func:`text`), made once, not once a finding."""
-    return MappingProxyType({f.name: text(getattr(limits, f.name)) for f in dataclasses.fields(limits)})
 
 
 class _Named:

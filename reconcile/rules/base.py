@@ -32,12 +32,12 @@ from reconcile.facts import CreditStages, Place
 from reconcile.findings import Finding, Kind, round4, text, threshold
 from reconcile.scope import Scope, at_least, zero
 
+
 @functools.lru_cache(maxsize=64)
 def limit_texts(limits: Any) -> Mapping[str, str | None]:
     """A rule's limits (a frozen dataclass) as ``numbers`` writes them (findings.text), made once
     per limits rather than once a finding: ``limit_texts(limits)["minor"]``."""
     return MappingProxyType({f.name: text(getattr(limits, f.name)) for f in dataclasses.fields(limits)})
-
 
 
 # a finding's identity as SQL: (subject, fiscal year, quarter or 0)

@@ -383,7 +383,6 @@ def _judge(rules: list[tuple[Rule, Any]], *, reader: sa.Connection, ahead: bool,
                 try:
                     found.add(_counted(rule.findings(answers.rows(k), rule_scope, limits), stats[rule.name], kept),
                               rule_index=i)
-                    stats[rule.name].checked = answers.checked(k)
                 except ValueError as exc:  # a stored value the rule could not read: say which rule
                     if written_behind(exc):  # a write of an earlier batch failed, not this rule's reading
                         raise
@@ -394,14 +393,16 @@ def _judge(rules: list[tuple[Rule, Any]], *, reader: sa.Connection, ahead: bool,
                     # run's rules once every rule before the helper's is opened; taken before, it would
                     # wait staged for those anyway, and its copying compete with both processes' judging
                     aside.take_ready(found.take, ended)
+            if aside is not None:  # on PostgreSQL the reader counts what the run's rules checked meanwhile
+                say("copying the helper process's findings")
+                for i, counted in aside.finish(found.take, ended).items():
+                    rule_stats = stats[rules[i][0].name]
+                    rule_stats.checked, rule_stats.flagged, rule_stats.findings = (counted.checked, counted.flagged,
+                                                                                   counted.findings)
+            for k, i in enumerate(mine):
+                stats[rules[i][0].name].checked = answers.checked(k)
         finally:
             answers.close()
-        if aside is not None:
-            say("copying the helper process's findings")
-            for i, counted in aside.finish(found.take, ended).items():
-                rule_stats = stats[rules[i][0].name]
-                rule_stats.checked, rule_stats.flagged, rule_stats.findings = (counted.checked, counted.flagged,
-                                                                               counted.findings)
         found.written()
     except BaseException:
         found.close_writer()  # the connection is the caller's again, to roll back

@@ -134,14 +134,18 @@ class Asked:
 class Answers:
     """The answers to a run's rules (:class:`Asked`), in their order, read on `reader`.
 
-    Ask them in order: all of ``rows(i)``, then ``checked(i)``, then rule i + 1. With ``ahead``
+    Ask every rule's ``rows(i)`` in order, then their ``checked(i)`` in order. With ``ahead``
     (PostgreSQL, whose reader is a connection and a server process of its own: reconcile/engine.py
     ``_reader``) a thread reads them, a few thousand rows ahead of the caller, while the caller judges,
     words and stages the rows before: the server's work and the run's Python overlap, where one
-    waited for the other (docs/benchmarks.md, session 12). Without it (SQLite, whose queries run in
-    the run's own thread and connection) each is read when asked. Either way the rows are the same,
-    in the same order; an error reading rule i is raised where rule i is asked. :meth:`close` stops
-    the thread (after the statement it is running) and must be called.
+    waited for the other (docs/benchmarks.md, session 12); it counts what each rule checked once
+    every rule's rows are read, while the run does what comes after its rules (waits for its helper,
+    copies its findings): a count of every subject costs PostgreSQL up to ~0.4 s at 100k, which the
+    run waited for between its rules in a nightly run (docs/benchmarks.md, session 27). Without it
+    (SQLite, whose queries run in the run's own thread and connection) each is read when asked.
+    Either way the rows are the same, in the same order; an error reading rule i is raised where
+    rule i is asked. :meth:`close` stops the thread (after the statement it is running) and must be
+    called.
     """
 
     def __init__(self, reader: Connection, asked: list[Asked], *, ahead: bool) -> None:
@@ -149,6 +153,7 @@ class Answers:
         self._answers: queue.Queue[tuple[str, int, Any]] = queue.Queue(maxsize=4)  # batches, not rows
         self._stop = threading.Event()
         self._checked: dict[int, int] = {}
+        self._rows_asked = -1  # the last rule whose rows were asked
         self._thread: threading.Thread | None = None
         if ahead and asked:
             self._thread = threading.Thread(target=self._read_all, name="reconcile-reader", daemon=True)
@@ -156,6 +161,7 @@ class Answers:
 
     def rows(self, index: int) -> Iterator[Any]:
         """Rule `index`'s rows, as named tuples of its select's columns."""
+        self._rows_asked = max(self._rows_asked, index)
         if self._thread is None:
             yield from rule_rows(self.reader, self.asked[index].select())
             return
@@ -163,19 +169,20 @@ class Answers:
             kind, i, value = self._next()
             if i < index:  # the rest of an earlier rule its caller did not read to the end
                 continue
-            if kind == "checked":
-                self._checked[i] = value
+            if kind == "end":
                 return
             yield from value
 
     def checked(self, index: int) -> int:
-        """How many subjects rule `index` checked (after its rows)."""
+        """How many subjects rule `index` checked (after every rule's rows)."""
         if self._thread is None:
             return int(self.reader.execute(self.asked[index].checked()).scalar_one())
         while index not in self._checked:
             kind, i, value = self._next()
             if kind == "checked":
                 self._checked[i] = value
+            elif i > self._rows_asked:  # read past, they would be lost to rows(i)
+                raise RuntimeError(f"Answers: rule {index}'s count asked before rule {i}'s rows")
         return self._checked.pop(index)
 
     def close(self) -> None:
@@ -197,7 +204,8 @@ class Answers:
         return kind, i, value
 
     def _read_all(self) -> None:
-        """The thread: every rule's rows in batches, then its count; an error ends it, handed over."""
+        """The thread: every rule's rows in batches, each rule's ended by an "end"; then each rule's
+        count; an error ends it, handed over."""
         index = 0
         try:
             for index, asked in enumerate(self.asked):
@@ -208,6 +216,8 @@ class Answers:
                         self._hand_over(("rows", index, list(map(make, batch))))
                 finally:
                     result.close()
+                self._hand_over(("end", index, None))
+            for index, asked in enumerate(self.asked):
                 self._hand_over(("checked", index, int(self.reader.execute(asked.checked()).scalar_one())))
         except _Stopped:
             return

@@ -79,6 +79,18 @@ def test_first_found_is_open_and_new_with_numbers_message_and_links(engine, stor
     assert result.status(f) == "open"
 
 
+def test_each_new_deviation_gets_its_opened_event_in_the_order_of_the_ids(engine, store):
+    # on PostgreSQL the events are made of what the deviations' insert returns, in one statement
+    for k, q2_progress in enumerate((44, 32, 20, 38, 10)):  # gaps 1 (none), 13, 25, 7, 35
+        py = store.project(f"1305012007-0{k}1")
+        store.report(py, 1, 30, reported_on="1405/04/05")
+        store.report(py, 2, q2_progress, reported_on="1405/07/05")
+    reconcile.run(engine, LAG, as_of=AUTUMN)
+    rows = deviations(engine)
+    assert [row["severity"] for row in rows] == ["minor", "major", "minor", "critical"]  # 44: under the threshold
+    assert events(engine) == [(row["id"], "opened", row["severity"], None) for row in rows]
+
+
 def test_rerun_on_unchanged_data_changes_nothing(engine, store):
     lagging_project(store)
     a = store.agreement()

@@ -20,6 +20,7 @@ import dataclasses
 import functools
 from abc import ABC
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
@@ -106,6 +107,15 @@ class Rule(ABC):
         the changed subjects, like any rule: on the others it would find what is recorded."""
         return None
 
+    def moved(self, scope: Scope, then: str) -> sa.ColumnElement[bool] | None:
+        """For a time-driven rule whose clock has moved since the last recorded run, which said
+        `then` (:meth:`clock`): the condition, over :meth:`select`'s tables, that keeps the rows whose
+        verdict the move can have changed. An incremental run reads, on the subjects whose facts did
+        not change, only those rows: the rest were judged as they stand at the last run, and what
+        they broke then is recorded (reconcile/engine.py ``_Recorded``). None (the default): every
+        row whose finding is not recorded."""
+        return None
+
     def identity(self, c: Any) -> Identity:
         """(subject, fiscal year, quarter or 0) of the finding a row of :meth:`select` would make, as
         SQL over the select's columns `c` (time-driven rules: an incremental run leaves out, in the
@@ -122,9 +132,26 @@ def late_clock(scope: Scope) -> str:
     return "late quarters " + ", ".join(f"{y}/{q}" for y in scope.years for q in scope.late(y))
 
 
+_APPROVAL_CLOCK = "approval cut-off "
+
+
 def approval_clock(scope: Scope) -> str:
     """The clock of the approval_overdue rules: the day before which an unapproved entry is late."""
-    return f"approval cut-off {scope.approval_cutoff.isoformat()}"
+    return f"{_APPROVAL_CLOCK}{scope.approval_cutoff.isoformat()}"
+
+
+def approval_moved(scope: Scope, then: str, entered: Any) -> sa.ColumnElement[bool] | None:
+    """The approval_overdue rules' :meth:`Rule.moved`: an entry is late from the day after its
+    cut-off on and stays late until approved (which is a change of its facts), so a cut-off moved
+    forward from `then` reaches only the entries made on or after the cut-off then (`entered`: the
+    rule's day of entry, as SQL). None for a clock it cannot read or one moved back."""
+    if not then.startswith(_APPROVAL_CLOCK):
+        return None
+    try:
+        since = date.fromisoformat(then.removeprefix(_APPROVAL_CLOCK))
+    except ValueError:
+        return None
+    return entered >= since if since <= scope.approval_cutoff else None
 
 
 def place_of(row: Any) -> Place:

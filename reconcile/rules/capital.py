@@ -25,8 +25,8 @@ from foundation import jalali, present
 from reconcile import wording as w
 from reconcile.facts import APPROVED, CreditStages
 from reconcile.findings import Finding, divide, figure, round4, text
-from reconcile.rules.base import (CreditLimits, Identity, Rule, approval_clock, describe_breaks, late_clock,
-                                  limit_texts, place_of, stage_breaks, stages_may_break)
+from reconcile.rules.base import (CreditLimits, Identity, Rule, approval_clock, approval_moved, describe_breaks,
+                                  late_clock, limit_texts, place_of, stage_breaks, stages_may_break)
 from reconcile.scope import MARGIN, Scope, at_least, below, fi, pc, pj, pr, py, zero
 
 HUNDRED = Decimal(100)
@@ -138,8 +138,15 @@ class ApprovalOverdue(Rule):
     def clock(self, scope: Scope) -> str:
         return approval_clock(scope)
 
+    def moved(self, scope: Scope, then: str) -> sa.ColumnElement[bool] | None:
+        return approval_moved(scope, then, self._entered(scope))
+
+    @staticmethod
+    def _entered(scope: Scope) -> sa.ColumnElement:
+        return sa.func.coalesce(pr.c.reported_on, scope.quarter_end(py.c.fiscal_year, pr.c.quarter))
+
     def select(self, scope: Scope, limits: object) -> sa.Select:
-        entered = sa.func.coalesce(pr.c.reported_on, scope.quarter_end(py.c.fiscal_year, pr.c.quarter))
+        entered = self._entered(scope)
         return (scope.capital_subjects()
                 .add_columns(pr.c.id.label("report_id"), pr.c.quarter, pr.c.reported_on, pr.c.progress,
                              pr.c.comptroller_status, pr.c.last_run_id.label("report_run_id"))

@@ -21,8 +21,8 @@ from foundation.persian import to_persian_digits
 from reconcile import wording as w
 from reconcile.facts import APPROVED, CreditStages
 from reconcile.findings import Finding, divide, round4, text
-from reconcile.rules.base import (CreditLimits, Identity, Rule, approval_clock, describe_breaks, late_clock,
-                                  limit_texts, place_of, stage_breaks, stages_may_break)
+from reconcile.rules.base import (CreditLimits, Identity, Rule, approval_clock, approval_moved, describe_breaks,
+                                  late_clock, limit_texts, place_of, stage_breaks, stages_may_break)
 from reconcile.rules.capital import STATUS_WORDS
 from reconcile.scope import MARGIN, Scope, ea, ec, op, perf, zero
 
@@ -211,8 +211,15 @@ class ApprovalOverdue(Rule):
     def clock(self, scope: Scope) -> str:
         return approval_clock(scope)
 
+    def moved(self, scope: Scope, then: str) -> sa.ColumnElement[bool] | None:
+        return approval_moved(scope, then, self._entered(scope))
+
+    @staticmethod
+    def _entered(scope: Scope) -> sa.ColumnElement:
+        return sa.func.coalesce(perf.c.reported_on, scope.quarter_end(ea.c.fiscal_year, perf.c.quarter))
+
     def select(self, scope: Scope, limits: object) -> sa.Select:
-        entered = sa.func.coalesce(perf.c.reported_on, scope.quarter_end(ea.c.fiscal_year, perf.c.quarter))
+        entered = self._entered(scope)
         return (_operations(scope, perf.c.id.label("item_id"), perf.c.quarter, perf.c.quantity,
                             perf.c.reported_on, perf.c.comptroller_status, perf.c.last_run_id.label("item_run_id"))
                 .join(perf, perf.c.operation_id == op.c.id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -17,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 import reconcile
+from foundation.jalali import format_jalali
 from store.db import open_store
 from store.models import (
     ChangeLog,
@@ -31,7 +33,7 @@ from store.models import (
     ReconcileRun,
     last_found,
 )
-from reconcile_builders import config, day, sync_run, varied_store
+from reconcile_builders import Store, config, day, sync_run, varied_store
 
 py, pr, pc = ProjectYear.__table__, ProgressReport.__table__, ProjectCredit.__table__
 ea, ec, op, perf = (ExpenseAgreement.__table__, ExpenseCredit.__table__, Operation.__table__,
@@ -93,6 +95,52 @@ def test_incremental_runs_find_what_a_full_run_finds_on_random_change_sets(engin
         # found again on the run's day, judged or carried, as a full run would leave them
         assert _last_found_days(engine) == {day(when)}, n
     assert _active(engine) > 40
+
+
+def test_nightly_runs_find_each_approval_on_the_day_it_becomes_overdue(engine):
+    # A run whose approval cut-off moved reads, on unchanged subjects, only the entries the move
+    # reached (Rule.moved). Entries pending approval entered one a day, a report and an item each:
+    # each pair becomes overdue on its own day; every night a full judgement of the same moment must
+    # find nothing more to do, and a run after three days at once opens three days' pairs.
+    store = Store(engine)
+    agreement = store.agreement()
+    first = day("1405/07/01")
+    for n in range(8):
+        entered = format_jalali(first + timedelta(days=n), persian_digits=False)
+        store.report(store.project(f"1305012007-1{n:02d}"), 1, 30, status="pending", reported_on=entered)
+        store.performance(store.operation(agreement, f"11002-{n:02d}"), 1, 100, status="pending",
+                          reported_on=entered)
+    settings = config()
+    due = settings.approval_due_days
+    start = reconcile.run(engine, settings, as_of=first + timedelta(days=due))  # late: entered before 07/01
+    assert start.stats["capital.approval_overdue"].findings == 0
+    opened_by_night = []
+    for night in (1, 2, 3, 6, 7):  # 07/16 + 1, 2, 3, then three days at once, then one
+        when = first + timedelta(days=due + night)
+        step = reconcile.run(engine, settings, as_of=when, incremental=True)
+        assert step.scope == "incremental"
+        whole = reconcile.run(engine, settings, as_of=when, dry_run=True)
+        assert {k: v for k, v in whole.life.as_dict().items() if k in NOTHING_TO_DO} == NOTHING_TO_DO, night
+        opened_by_night.append(step.life.opened)
+    assert opened_by_night == [2, 2, 2, 6, 2]
+    dev = Deviation.__table__
+    with engine.connect() as conn:  # the eight pairs' first seven days, each found once
+        assert conn.execute(sa.select(sa.func.count()).select_from(dev).where(
+            dev.c.rule == "approval_overdue", dev.c.status == "open")).scalar_one() == 14
+
+
+def test_an_approval_clock_moved_back_or_unreadable_reads_every_unrecorded_entry(engine):
+    from reconcile.facts import AsOf
+    from reconcile.rules.base import approval_moved
+    from reconcile.scope import Scope
+
+    with engine.connect() as conn:
+        scope = Scope(conn, AsOf(day("1405/08/01"), 15, 15), (1405,))
+        entered = pr.c.reported_on
+        assert approval_moved(scope, "approval cut-off 2026-09-01", entered) is not None  # moved forward since
+        assert approval_moved(scope, "approval cut-off 2026-12-01", entered) is None  # a later cut-off then
+        assert approval_moved(scope, "approval cut-off 1405/07/01", entered) is None
+        assert approval_moved(scope, "late quarters 1405/1", entered) is None
 
 
 def _last_found_days(engine) -> set:

@@ -64,7 +64,7 @@ from reconcile.lifecycle import Found, LifeCounts, dev, event_table, kept_of, lo
 from reconcile.rules import Rule
 from reconcile.scope import Scope
 from reconcile.settings import ReconcileConfig
-from store import reconcile_runs, reporting
+from store import locks, reconcile_runs, reporting
 from store.db import checkpoint_wal, refresh_statistics
 from store.driver import (defer_checkpoint, export_snapshot, large_page_cache, snapshot_reader, write_lock_first,
                           written_behind)
@@ -200,6 +200,7 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                     counts = found.counts()
                     counts.resolved = found.unfound(resolvable)
                 else:
+                    _not_overtaken(conn, last)
                     say("recording deviations")
                     counts = found.apply(run_id=run_id, as_of=day, now=now, resolvable=resolvable,
                                          years=chosen, rules=judged, kept=None if carried is None else kept_of(chosen, judged),
@@ -257,6 +258,24 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
     if checkpointing is not None:
         checkpointing.wait(quietly=True)  # logged by checkpoint_wal: the run is recorded whatever it did
     return result
+
+
+class RunOvertaken(Exception):
+    """Another run was recorded after this one took the last recorded run as its basis."""
+
+
+def _not_overtaken(conn: sa.Connection, last: Any) -> None:
+    """Under the reconciliation's lock (SQLite: the write lock the run holds), refuse to record a run
+    planned on `last` (the last recorded run when it started) once another run has been recorded
+    since: two runs started together, and the later to record would judge on what the other has
+    changed as if it had not happened (an incremental run reads only what changed since `last`, and
+    of a rule whose clock moved only what the move reached since `last`'s day: Rule.moved). The run
+    fails, recording nothing; the next run plans on the other."""
+    locks.hold_for_transaction(conn, "reconcile")
+    latest = reconcile_runs.last_recorded(conn)
+    if (latest.id if latest else None) != (last.id if last else None):
+        raise RunOvertaken(f"reconciliation run {latest.id} (as of {_day(latest.as_of)}) was recorded while this "
+                           "run judged; this run records nothing: run it again")
 
 
 def _today() -> date:

@@ -161,7 +161,10 @@ class Answers:
 
     def rows(self, index: int) -> Iterator[Any]:
         """Rule `index`'s rows, as named tuples of its select's columns."""
-        self._rows_asked = max(self._rows_asked, index)
+        self._rows_asked = max(self._rows_asked, index)  # asked now, however far the caller reads them
+        return self._rows(index)
+
+    def _rows(self, index: int) -> Iterator[Any]:
         if self._thread is None:
             yield from rule_rows(self.reader, self.asked[index].select())
             return

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -115,13 +115,30 @@ def test_nightly_runs_find_each_approval_on_the_day_it_becomes_overdue(engine):
     start = reconcile.run(engine, settings, as_of=first + timedelta(days=due))  # late: entered before 07/01
     assert start.stats["capital.approval_overdue"].findings == 0
     opened_by_night = []
-    for night in (1, 2, 3, 6, 7):  # 07/16 + 1, 2, 3, then three days at once, then one
-        when = first + timedelta(days=due + night)
-        step = reconcile.run(engine, settings, as_of=when, incremental=True)
-        assert step.scope == "incremental"
-        whole = reconcile.run(engine, settings, as_of=when, dry_run=True)
-        assert {k: v for k, v in whole.life.as_dict().items() if k in NOTHING_TO_DO} == NOTHING_TO_DO, night
-        opened_by_night.append(step.life.opened)
+    asked_since: list[set] = []  # the days the approval rules' selects were given, night by night
+
+    def approvals_asked(conn, cursor, statement, parameters, context, executemany) -> None:
+        if "comptroller_status" in statement and "count(" not in statement:
+            values = parameters.values() if isinstance(parameters, dict) else parameters
+            asked_since[-1].update(str(v) for v in values if isinstance(v, (date, str)))  # SQLite: ISO text
+
+    event.listen(engine, "before_cursor_execute", approvals_asked)
+    last_night = 0
+    try:
+        for night in (1, 2, 3, 6, 7):  # 07/16 + 1, 2, 3, then three days at once, then one
+            when = first + timedelta(days=due + night)
+            asked_since.append(set())
+            step = reconcile.run(engine, settings, as_of=when, incremental=True)
+            assert step.scope == "incremental"
+            # both approval rules asked only from the last run's cut-off on (Rule.moved)
+            last_cutoff = first + timedelta(days=last_night)
+            assert last_cutoff.isoformat() in asked_since[-1], (night, sorted(asked_since[-1]))
+            last_night = night
+            whole = reconcile.run(engine, settings, as_of=when, dry_run=True)
+            assert {k: v for k, v in whole.life.as_dict().items() if k in NOTHING_TO_DO} == NOTHING_TO_DO, night
+            opened_by_night.append(step.life.opened)
+    finally:
+        event.remove(engine, "before_cursor_execute", approvals_asked)
     assert opened_by_night == [2, 2, 2, 6, 2]
     dev = Deviation.__table__
     with engine.connect() as conn:  # the eight pairs' first seven days, each found once

@@ -309,3 +309,64 @@ def test_an_expert_acknowledging_during_a_run_neither_fails_it_nor_is_lost(engin
         assert (status, by) == ("acknowledged", "tolfiq")
     finally:
         other.dispose()
+
+
+def test_a_run_that_another_overtook_records_nothing_and_says_which(engine, store_url, monkeypatch):
+    """Two runs started together (the service's nightly run and a person's): the second to record
+    took the run before both as its last, and would judge only what changed since it (and of a
+    rule whose clock moved, only what the move reached since that run's day) on a store the other
+    has changed meanwhile. It must fail, recording nothing, and name the run that overtook it; the
+    next run plans on that one. The second run starts once the first holds the store (SQLite: its
+    write lock; PostgreSQL: the reconciliation's lock) and records after it."""
+    import threading
+
+    from reconcile import engine as reconcile_engine
+    from store import reconcile_runs
+    from store.db import open_store
+
+    varied_store(engine, random.Random(29))
+    reconcile.run(engine, config(), as_of=AUTUMN, keep=False)
+    other = open_store(store_url)
+    read_last = threading.Event()
+    real_last_recorded = reconcile_runs.last_recorded
+
+    def last_recorded(conn):  # the real query; told when the second run has read its last run
+        latest = real_last_recorded(conn)
+        if threading.current_thread().name == "second-run":
+            read_last.set()
+        return latest
+
+    monkeypatch.setattr(reconcile_runs, "last_recorded", last_recorded)
+    failures: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            reconcile.run(other, config(), as_of=day("1405/09/03"), incremental=True, keep=False)
+        except BaseException as exc:  # shown by the assertions below
+            failures.append(exc)
+
+    thread = threading.Thread(target=second, name="second-run")
+
+    def on_progress(message: str) -> None:
+        if message.startswith("judging 1/") and not thread.is_alive():
+            thread.start()
+            assert read_last.wait(30)
+
+    try:
+        first = reconcile.run(engine, config(), as_of=day("1405/09/03"), incremental=True, keep=False,
+                              on_progress=on_progress)
+        thread.join(60)
+        assert not thread.is_alive()
+        [failure] = failures
+        assert isinstance(failure, reconcile_engine.RunOvertaken)
+        assert f"reconciliation run {first.run_id} (as of 1405/09/03" in str(failure)
+        with engine.connect() as conn:
+            statuses = conn.execute(sa.select(ReconcileRun.__table__.c.status)
+                                    .order_by(ReconcileRun.__table__.c.id)).scalars().all()
+        assert statuses == ["success", "success", "failed"]
+        before = _deviations(engine)
+        after = reconcile.run(engine, config(), as_of=day("1405/09/03"), incremental=True, keep=False)
+        assert after.scope == "incremental" and after.life.opened == after.life.resolved == 0
+        assert _deviations(engine) == before
+    finally:
+        other.dispose()

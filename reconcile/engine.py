@@ -345,8 +345,8 @@ class _Recorded:
     since the last recorded run's (`then`, by rule name), only the rows the move can have reached
     are asked for on those subjects (``Rule.moved``: the entries whose approval became overdue
     since, not each of the ~40,000 pending reports and items of a 100k store, ~33,000 of them
-    recorded, each looked up among the deviations: a SQLite nightly run with nothing changed
-    0.87–0.95 → 0.79–0.81 s; docs/benchmarks.md, session 27)."""
+    recorded, each looked up among the deviations: the two rules' selects in a SQLite nightly run
+    ~0.18–0.20 → ~0.13–0.15 s; docs/benchmarks.md, session 27)."""
 
     def __init__(self, plan: changes.Plan, years: list[int], then: dict[str, str]) -> None:
         self.active = plan.only is not None

@@ -12,6 +12,10 @@ folder in its work tree) for a person to look at.
             page.goto(url)
             page.screenshot(path=screenshot_path("report-summary"), full_page=True)
             assert console_errors == []
+
+A module of browser tests shares one browser through a module-scoped fixture around
+:func:`chromium` (``browser_page(browser=…)``: a page in a context of its own), requested after any
+fixture that runs an event loop (a sync), which a running Playwright's would refuse.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,8 +54,11 @@ def screenshot_path(name: str) -> str:
 
 
 @contextmanager
-def browser_page(*, width: int = 1366, height: int = 900, locale: str = "fa-IR") -> Iterator[tuple]:
-    """A fresh page in headless Chromium and the list its console errors and page errors fill."""
+def chromium() -> Iterator[Any]:
+    """Playwright's driver and a headless Chromium, to open several pages in (:func:`browser_page`'s
+    `browser`): starting them costs ~1 s of CPU, a new page in a running browser a tenth of that.
+    While they run, their event loop is this thread's, and ``asyncio.run`` (a sync, the simulator's
+    client) refuses to run in it: keep one only around tests that run no event loop of their own."""
     executable = chromium_path()
     if executable is None:
         pytest.skip("Debian's chromium is not installed (.ci/run installs it: apt-get install -y chromium)")
@@ -58,16 +66,32 @@ def browser_page(*, width: int = 1366, height: int = 900, locale: str = "fa-IR")
         from playwright.sync_api import sync_playwright
     except ImportError:  # pragma: no cover - a dev install always has it
         pytest.skip("playwright is not installed (pip install -e '.[dev]')")
-    errors: list[str] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(viewport={"width": width, "height": height}, locale=locale,
-                                          timezone_id="Asia/Tehran")
-            page = context.new_page()
-            page.on("console", lambda msg: errors.append(f"console {msg.type}: {msg.text}")
-                    if msg.type == "error" else None)
-            page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
-            yield page, errors
+            yield browser
         finally:
             browser.close()
+
+
+@contextmanager
+def browser_page(*, width: int = 1366, height: int = 900, locale: str = "fa-IR",
+                 browser: Any = None) -> Iterator[tuple]:
+    """A fresh page in headless Chromium (a context of its own in `browser`, if given: see
+    :func:`chromium`; else in a browser started for it) and the list its console errors and page
+    errors fill."""
+    if browser is None:
+        with chromium() as own, browser_page(width=width, height=height, locale=locale, browser=own) as opened:
+            yield opened
+        return
+    errors: list[str] = []
+    context = browser.new_context(viewport={"width": width, "height": height}, locale=locale,
+                                  timezone_id="Asia/Tehran")
+    try:
+        page = context.new_page()
+        page.on("console", lambda msg: errors.append(f"console {msg.type}: {msg.text}")
+                if msg.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+        yield page, errors
+    finally:
+        context.close()

@@ -12,7 +12,7 @@ from bs4 import BeautifulSoup
 
 import alerts
 from tests.alerts.builders import INFRA, ROUTING, SOCIAL, T0, alerts_config, html_part, plain_part, subjects_in
-from tests.browser import ROOT, browser_page, screenshot_path
+from tests.browser import ROOT, browser_page, chromium, screenshot_path
 
 SCRIPT_TITLE = 'پل <script>alert("x")</script> روستایی'
 FORMULA_TITLE = '=HYPERLINK("http://evil.example/","کلیک")'
@@ -166,12 +166,13 @@ def test_the_digest_reads_well_in_a_browser_at_desktop_and_phone_width(engine, f
     page_file = ARTIFACTS / "digest.html"
     page_file.write_text(html_part(mail.message), encoding="utf-8")
     (ARTIFACTS / "digest.eml").write_bytes(mail.content)
-    for name, width in (("alerts-digest-desktop", 1024), ("alerts-digest-phone", 390)):
-        with browser_page(width=width, height=800) as (page, errors):
-            page.goto(Path(page_file).as_uri())
-            assert page.evaluate("getComputedStyle(document.body).direction") == "rtl"
-            # nothing wider than the screen: a phone reader never scrolls sideways
-            assert page.evaluate("document.documentElement.scrollWidth") <= width
-            assert page.locator("script").count() == 0
-            page.screenshot(path=screenshot_path(name), full_page=True)
-            assert errors == []
+    with chromium() as browser:
+        for name, width in (("alerts-digest-desktop", 1024), ("alerts-digest-phone", 390)):
+            with browser_page(width=width, height=800, browser=browser) as (page, errors):
+                page.goto(Path(page_file).as_uri())
+                assert page.evaluate("getComputedStyle(document.body).direction") == "rtl"
+                # nothing wider than the screen: a phone reader never scrolls sideways
+                assert page.evaluate("document.documentElement.scrollWidth") <= width
+                assert page.locator("script").count() == 0
+                page.screenshot(path=screenshot_path(name), full_page=True)
+                assert errors == []

@@ -14,8 +14,16 @@ from foundation import present
 from reconcile.settings import RoutingConfig
 from reports import html
 from reports.model import Selection, build
-from tests.browser import browser_page, screenshot_path
+from tests.browser import browser_page, chromium, screenshot_path
 from tests.reports.conftest import AS_OF, MARKUP_TITLE
+
+
+@pytest.fixture(scope="module")
+def browser(simulated):
+    """One Chromium for this module's pages of one store: ~1 s of CPU a test less. Stopped before
+    the next store is filled (by a sync, on an event loop a running Playwright's would refuse)."""
+    with chromium() as running:
+        yield running
 
 
 @pytest.fixture
@@ -33,10 +41,10 @@ def _open(page, path, fetched: list[str]):
     page.wait_for_load_state("load")
 
 
-def test_the_report_draws_its_charts_without_errors_or_fetching_anything(page_file):
+def test_the_report_draws_its_charts_without_errors_or_fetching_anything(page_file, browser):
     path, backend = page_file
     fetched: list[str] = []
-    with browser_page() as (page, errors):
+    with browser_page(browser=browser) as (page, errors):
         _open(page, path, fetched)
         assert page.locator("html").get_attribute("dir") == "rtl"
         assert page.locator("html").get_attribute("lang") == "fa"
@@ -56,9 +64,9 @@ def test_the_report_draws_its_charts_without_errors_or_fetching_anything(page_fi
     assert fetched == [path.as_uri()]  # self-contained: the page itself and nothing else
 
 
-def test_portal_text_is_shown_as_text_never_run(page_file):
+def test_portal_text_is_shown_as_text_never_run(page_file, browser):
     path, _ = page_file
-    with browser_page() as (page, errors):
+    with browser_page(browser=browser) as (page, errors):
         _open(page, path, [])
         assert page.evaluate("window.__injected") is None
         assert page.locator("img").count() == 0
@@ -66,9 +74,9 @@ def test_portal_text_is_shown_as_text_never_run(page_file):
         assert errors == []
 
 
-def test_figures_use_persian_digits_and_separators(page_file):
+def test_figures_use_persian_digits_and_separators(page_file, browser):
     path, _ = page_file
-    with browser_page() as (page, _errors):
+    with browser_page(browser=browser) as (page, _errors):
         _open(page, path, [])
         cells = page.locator("#summary td.n").all_inner_texts()
         assert cells and not any(re.search(r"[0-9]", c) for c in cells)
@@ -76,10 +84,10 @@ def test_figures_use_persian_digits_and_separators(page_file):
         assert "٬" in total and "٪" in total
 
 
-def test_unit_costs_show_two_decimal_places_both_approved_and_actual(page_file):
+def test_unit_costs_show_two_decimal_places_both_approved_and_actual(page_file, browser):
     # found by a new user: the approved unit cost was rounded to whole ('۲' beside an actual '۱٫۵۰')
     path, _ = page_file
-    with browser_page() as (page, _errors):
+    with browser_page(browser=browser) as (page, _errors):
         _open(page, path, [])
         rows = page.locator("#agreements tbody tr")
         assert rows.count() > 0
@@ -89,7 +97,7 @@ def test_unit_costs_show_two_decimal_places_both_approved_and_actual(page_file):
                 assert shown == "—" or re.fullmatch(r"[۰-۹٬]+٫[۰-۹]{2}", shown), shown
 
 
-def test_each_listed_deviation_shows_its_id_to_act_on(page_file, simulated):
+def test_each_listed_deviation_shows_its_id_to_act_on(page_file, simulated, browser):
     # found by a new user: the e-mails say to act on a deviation by its id (`budgetwatch deviations ack ID`,
     # the console's /deviations/ID), and the report's deviations had none
     path, _ = page_file
@@ -97,7 +105,7 @@ def test_each_listed_deviation_shows_its_id_to_act_on(page_file, simulated):
         standing = conn.execute(sa.text(
             "SELECT id FROM deviation WHERE fiscal_year = 1405 AND quarter <= 2 "
             "AND status IN ('open', 'acknowledged')")).scalars().all()
-    with browser_page() as (page, _errors):
+    with browser_page(browser=browser) as (page, _errors):
         _open(page, path, [])
         assert page.locator("#deviations thead th").first.inner_text() == "شناسه"
         rows = page.locator("#deviations tbody tr")
@@ -108,11 +116,11 @@ def test_each_listed_deviation_shows_its_id_to_act_on(page_file, simulated):
     assert sorted(map(int, shown)) == sorted(standing)
 
 
-def test_each_listed_deviation_carries_its_figures_and_threshold(page_file, simulated):
+def test_each_listed_deviation_carries_its_figures_and_threshold(page_file, simulated, browser):
     # presentation.md: every figure a rule compared travels with the deviation — planned, actual and
     # the threshold beside its sentence (the report showed the sentence alone)
     path, _ = page_file
-    with browser_page() as (page, _errors):
+    with browser_page(browser=browser) as (page, _errors):
         _open(page, path, [])
         rows = page.locator("#deviations tbody tr")
         texts = [" ".join(t.split()) for t in rows.all_inner_texts()]
@@ -133,35 +141,35 @@ def test_each_listed_deviation_carries_its_figures_and_threshold(page_file, simu
         assert planned and planned[1] == planned[2] and planned[1] in units, t
 
 
-def test_codes_never_break_across_lines(page_file):
+def test_codes_never_break_across_lines(page_file, browser):
     # found by a new user: a code wrapped at its hyphen in a narrow column
     path, _ = page_file
-    with browser_page() as (page, _errors):
+    with browser_page(browser=browser) as (page, _errors):
         _open(page, path, [])
         broken = page.evaluate("""() => [...document.querySelectorAll('td bdi')]
             .filter(b => b.getClientRects().length > 1).map(b => b.textContent)""")
         assert page.locator("td bdi").count() > 0 and broken == [], broken[:5]
 
 
-def test_on_a_phone_the_page_fits_and_its_tables_scroll(page_file):
+def test_on_a_phone_the_page_fits_and_its_tables_scroll(page_file, browser):
     # found by a new user: without a viewport the report laid out 1,271 px wide at 31 % zoom
     path, backend = page_file
-    with browser_page(width=390, height=844) as (page, _errors):
+    with browser_page(width=390, height=844, browser=browser) as (page, _errors):
         _open(page, path, [])
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         page.screenshot(path=screenshot_path(f"report-phone-{backend}"))
 
 
-def test_it_prints_on_a4_landscape(page_file, tmp_path):
+def test_it_prints_on_a4_landscape(page_file, tmp_path, browser):
     path, _ = page_file
-    with browser_page() as (page, _errors):
+    with browser_page(browser=browser) as (page, _errors):
         _open(page, path, [])
         pdf = page.pdf(prefer_css_page_size=True)
     sizes = {tuple(round(float(v)) for v in m) for m in re.findall(rb"/MediaBox \[0 0 ([\d.]+) ([\d.]+)\]", pdf)}
     assert sizes == {(842, 595)}  # A4 landscape in points
 
 
-def test_a_projects_s_curve_draws_planned_and_reported_lines(simulated, tmp_path, request):
+def test_a_projects_s_curve_draws_planned_and_reported_lines(simulated, tmp_path, request, browser):
     with simulated.connect() as conn:
         code = conn.execute(sa.text(
             "SELECT p.code FROM project p JOIN project_year py ON py.project_id = p.id "
@@ -170,7 +178,7 @@ def test_a_projects_s_curve_draws_planned_and_reported_lines(simulated, tmp_path
         page_html = html.render_project(conn, code)
     path = tmp_path / "project.html"
     path.write_text(page_html, encoding="utf-8")
-    with browser_page() as (page, errors):
+    with browser_page(browser=browser) as (page, errors):
         _open(page, path, [])
         lines = page.locator("svg polyline")
         assert lines.count() == 2

@@ -27,7 +27,7 @@ from reconcile.inspections import import_file
 from store.db import open_store
 from store.models import Deviation, ExpenseAgreement, FieldInspection, RejectedRecord
 from sync import run_sync
-from tests.browser import browser_page, screenshot_path
+from tests.browser import browser_page, chromium, screenshot_path
 from tests.sync.conftest import CLOCK, sim_config, store_config
 from tests.web.conftest import PASSWORD, SECRET, add_users, console_config
 from web import create_app
@@ -84,6 +84,14 @@ def served(tmp_path_factory) -> Iterator[Served]:
     engine.dispose()
 
 
+@pytest.fixture(scope="module")
+def browser(served):
+    """One Chromium for the module's pages (~1 s of CPU a test less), started once the store is
+    filled: its sync runs an event loop, which a running Playwright's would refuse."""
+    with chromium() as running:
+        yield running
+
+
 def _sign_in(page, served: Served, username: str) -> None:
     page.goto(f"{served.url}/deviations")
     assert "/login" in page.url  # no session: the login page first
@@ -93,8 +101,8 @@ def _sign_in(page, served: Served, username: str) -> None:
     page.wait_for_url(re.compile(r"/deviations$"))
 
 
-def test_a_budget_experts_day_in_the_console(served):
-    with browser_page() as (page, errors):
+def test_a_budget_experts_day_in_the_console(served, browser):
+    with browser_page(browser=browser) as (page, errors):
         page.goto(f"{served.url}/login")
         page.screenshot(path=screenshot_path("web-login"), full_page=True)
         _sign_in(page, served, "tolfiq")
@@ -166,8 +174,8 @@ def test_a_budget_experts_day_in_the_console(served):
         assert errors == []
 
 
-def test_the_console_on_a_phone(served):
-    with browser_page(width=390, height=844) as (page, errors):
+def test_the_console_on_a_phone(served, browser):
+    with browser_page(width=390, height=844, browser=browser) as (page, errors):
         _sign_in(page, served, "social")
         page.screenshot(path=screenshot_path("web-phone-deviations"), full_page=True)
         page.screenshot(path=screenshot_path("web-phone-deviations-screen"))  # what the phone shows first
@@ -205,8 +213,8 @@ def test_the_console_on_a_phone(served):
         assert errors == []
 
 
-def test_the_admins_users_page(served):
-    with browser_page() as (page, errors):
+def test_the_admins_users_page(served, browser):
+    with browser_page(browser=browser) as (page, errors):
         page.goto(f"{served.url}/login")
         page.fill("input[name=username]", "admin")
         page.fill("input[name=password]", PASSWORD)
@@ -243,7 +251,7 @@ def _misfits_on_a_phone(page, name: str) -> list:
     return misfits
 
 
-def test_the_users_and_runs_pages_on_a_phone(served):
+def test_the_users_and_runs_pages_on_a_phone(served, browser):
     """A phone shows every column of the users and runs tables, each row a card of labelled cells
     (they scrolled sideways, hiding the last columns: enabling a user, the rejected rows)."""
     with served.engine.begin() as conn:  # a rejected row as a portal's page gives one, its locator long
@@ -252,7 +260,7 @@ def test_the_users_and_runs_pages_on_a_phone(served):
             run_id=run_id, source="nezarat4", locator="ProjectList year=1405 page 1 row 2",
             field="approved_credit", raw="۲۳۸٬۷۳", key="1301034555-003",
             reason="bad number '۲۳۸٬۷۳': thousands separator not between groups of three digits"))
-    with browser_page(width=390, height=844) as (page, errors):
+    with browser_page(width=390, height=844, browser=browser) as (page, errors):
         page.goto(f"{served.url}/login")
         page.fill("input[name=username]", "admin")
         page.fill("input[name=password]", PASSWORD)
@@ -271,7 +279,7 @@ def test_the_users_and_runs_pages_on_a_phone(served):
         assert errors == []
 
 
-def test_a_deviation_a_run_resolved_says_why_in_persian(served):
+def test_a_deviation_a_run_resolved_says_why_in_persian(served, browser):
     """A progress lag whose report is corrected: the next run resolves it, and its page's history says
     why in Persian (it showed the run's code, 'not found')."""
     dev, reports = Deviation.__table__, sa.table("progress_report", sa.column("id"), sa.column("progress"))
@@ -282,7 +290,7 @@ def test_a_deviation_a_run_resolved_says_why_in_persian(served):
     reconcile.run(served.engine, served.reconcile, as_of=CLOCK.date())
     with served.engine.connect() as conn:
         assert conn.execute(sa.select(dev.c.status).where(dev.c.id == lag.id)).scalar_one() == "resolved"
-    with browser_page() as (page, errors):
+    with browser_page(browser=browser) as (page, errors):
         _sign_in(page, served, "tolfiq")
         page.goto(f"{served.url}/deviations/{lag.id}")
         history = page.locator("section:has(h2:text('سرگذشت')) tbody tr")

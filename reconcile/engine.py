@@ -65,7 +65,7 @@ from reconcile.rules import Rule
 from reconcile.scope import Scope
 from reconcile.settings import ReconcileConfig
 from store import locks, reconcile_runs, reporting
-from store.db import checkpoint_wal, refresh_statistics
+from store.db import StoreError, checkpoint_wal, refresh_statistics
 from store.driver import (defer_checkpoint, export_snapshot, large_page_cache, snapshot_reader, write_lock_first,
                           written_behind)
 from store.models import utcnow
@@ -145,6 +145,8 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
             with conn.begin(), contextlib.ExitStack() as stack:
                 reader = stack.enter_context(_reader(engine, conn, writes=run_id is not None))
                 stack.enter_context(large_page_cache(conn))
+                if run_id is not None:  # before the reader's first read: it sees the run it follows
+                    last = _following(conn, last, day)
                 mark = changes.watermark(reader)
                 plan = changes.plan(reader, conn, last=last, basis=basis, full=not incremental or what_if is not None)
                 now = utcnow()  # the moment of the run's writes
@@ -200,7 +202,6 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                     counts = found.counts()
                     counts.resolved = found.unfound(resolvable)
                 else:
-                    _not_overtaken(conn, last)
                     say("recording deviations")
                     counts = found.apply(run_id=run_id, as_of=day, now=now, resolvable=resolvable,
                                          years=chosen, rules=judged, kept=None if carried is None else kept_of(chosen, judged),
@@ -260,22 +261,27 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
     return result
 
 
-class RunOvertaken(Exception):
-    """Another run was recorded after this one took the last recorded run as its basis."""
+class RunOvertaken(StoreError):
+    """Another run was recorded, for a later day, while this one waited to record: said in one line."""
+
+    exit_code = 1
 
 
-def _not_overtaken(conn: sa.Connection, last: Any) -> None:
-    """Under the reconciliation's lock (SQLite: the write lock the run holds), refuse to record a run
-    planned on `last` (the last recorded run when it started) once another run has been recorded
-    since: two runs started together, and the later to record would judge on what the other has
-    changed as if it had not happened (an incremental run reads only what changed since `last`, and
-    of a rule whose clock moved only what the move reached since `last`'s day: Rule.moved). The run
-    fails, recording nothing; the next run plans on the other."""
+def _following(conn: sa.Connection, last: Any, day: date) -> Any:
+    """The last recorded run, read again once the run holds the reconciliation's lock (SQLite: the
+    write lock its transaction took first; PostgreSQL: the lock every recording run takes, here
+    before its reader's snapshot) and before it plans on it. A run that waited for another follows
+    it: it judges what changed since that one (an incremental run reads only what changed since its
+    last run, and of a rule whose clock moved only what the move reached since that run's day,
+    Rule.moved), not since the run both had found last when they started. A run for a day before
+    the other's records nothing (a past day is a what-if) and says so."""
     locks.hold_for_transaction(conn, "reconcile")
     latest = reconcile_runs.last_recorded(conn)
-    if (latest.id if latest else None) != (last.id if last else None):
-        raise RunOvertaken(f"reconciliation run {latest.id} (as of {_day(latest.as_of)}) was recorded while this "
-                           "run judged; this run records nothing: run it again")
+    if latest is not None and (last is None or latest.id != last.id) and latest.as_of > day:
+        raise RunOvertaken(f"reconciliation run {latest.id} was recorded as of {_day(latest.as_of)} while this run, "
+                           f"as of {_day(day)}, waited for it; a day before the last recorded run's is a what-if, so "
+                           "this run records nothing (--dry-run shows that day)")
+    return latest
 
 
 def _today() -> date:

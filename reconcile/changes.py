@@ -6,7 +6,10 @@ deadlines, which quarters were closed, the wording's version: reconcile/engine.p
 when it read the store. Every row a sync writes carries the run that last inserted or changed it
 (``last_run_id``, also on the credit rows and operations since migration 0008; indexed since 0009). So the facts that may have
 changed since a recorded run are those written by a sync run after its largest id, or by one that
-was still running then (it may have committed more after the run read the store).
+was still running then (it may have committed more after the run read the store). On PostgreSQL
+the watermark is read once no sync run is between drawing its id and committing its row
+(store.locks ``sync_runs_settled``): ids come from a sequence in the order they are drawn, and an
+uncommitted earlier run would be neither below-and-seen nor running.
 
 The next run judges **incrementally** when the last recorded run succeeded with the same basis: the
 rules that are not time-driven judge only the project years and agreements touched by those sync

@@ -38,6 +38,46 @@ def hold_for_transaction(conn: sa.Connection, name: str) -> None:
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(lock_key(conn, name))))
 
 
+# A sync run draws its id and commits its row under this lock, shared; a reconciliation takes it
+# alone for the moment its reader's snapshot is taken (reconcile.changes ``watermark``).
+SYNC_RUNS = "sync-runs"
+
+
+def registering_sync_run(conn: sa.Connection) -> None:
+    """PostgreSQL: hold :data:`SYNC_RUNS` shared until `conn`'s transaction, which draws a sync run's
+    id and inserts its row, commits. Sync runs do not wait for one another; they wait only while a
+    reconciliation takes its snapshot (:func:`sync_runs_settled`), a few milliseconds."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock_shared(lock_key(conn, SYNC_RUNS))))
+
+
+@contextmanager
+def sync_runs_settled(engine: Engine) -> Iterator[None]:
+    """PostgreSQL: while the block runs, no sync run is between drawing its id and committing its
+    row. A sequence gives ids in the order they are drawn, not committed: a sync run that drew id 10
+    and has not committed is invisible to a snapshot that sees run 11, and a reconciliation's
+    watermark ("every sync run up to 11, and those running") would pass over what run 10 writes for
+    ever. Taken on a connection of its own (a session lock, let go at the block's end whatever
+    happens in it), before the reader's first statement. SQLite: nothing; its writers commit one at
+    a time, ids in the order of their commits."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        key = lock_key(conn, SYNC_RUNS)
+        conn.execute(sa.select(sa.func.pg_advisory_lock(key)))
+        conn.commit()
+        try:
+            yield
+        finally:
+            try:
+                conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+                conn.commit()
+            except BaseException:  # a session lock must not go back to the pool held
+                conn.invalidate()
+                raise
+
+
 @contextmanager
 def exclusive(engine: Engine, name: str) -> Iterator[None]:
     """Hold the lock ``name`` (e.g. 'sync:nezarat4') for the block, or raise LockHeld at once."""

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from foundation.records import Rejection
+from store import locks
 from store.models import RejectedRecord, SyncRun, SyncState, utcnow
 from store.upsert import upsert
 
@@ -33,9 +34,16 @@ def close_abandoned_runs(engine: Engine, source: str) -> int:
 
 def open_run(engine: Engine, source: str, mode: str, years: list[int]) -> int:
     with engine.begin() as conn:
-        return conn.execute(sa.insert(_runs).values(
-            source=source, mode=mode, fiscal_years=",".join(map(str, years)), started_at=utcnow(), status="running",
-        ).returning(_runs.c.id)).scalar_one()
+        return register_run(conn, source, mode, years)
+
+
+def register_run(conn: Connection, source: str, mode: str, years: list[int]) -> int:
+    """A new sync run, marked running, in `conn`'s transaction: its id is drawn and its row committed
+    under the lock a reconciliation's watermark takes (store.locks ``registering_sync_run``)."""
+    locks.registering_sync_run(conn)
+    return conn.execute(sa.insert(_runs).values(
+        source=source, mode=mode, fiscal_years=",".join(map(str, years)), started_at=utcnow(), status="running",
+    ).returning(_runs.c.id)).scalar_one()
 
 
 def close_run(engine: Engine, run_id: int, *, status: str, counts: dict[str, int], error: str | None,

@@ -41,10 +41,11 @@ ea, ec, op, perf = (ExpenseAgreement.__table__, ExpenseCredit.__table__, Operati
 NOTHING_TO_DO = {"opened": 0, "reopened": 0, "escalated": 0, "lowered": 0, "updated": 0, "resolved": 0}
 
 
-def _change(engine, rnd: random.Random) -> int:
-    """A random change set, written as a sync would: every changed row marked with a new sync run."""
+def _change(engine, rnd: random.Random, run: int | None = None) -> int:
+    """A random change set, written as a sync would: every changed row marked with a new sync run
+    (or with `run`)."""
     with engine.begin() as conn:
-        run = sync_run(conn)
+        run = sync_run(conn) if run is None else run
         ids = lambda table: conn.execute(sa.select(table.c.id)).scalars().all()  # noqa: E731
         for report in rnd.sample(ids(pr), 4):
             conn.execute(sa.update(pr).where(pr.c.id == report).values(
@@ -95,6 +96,58 @@ def test_incremental_runs_find_what_a_full_run_finds_on_random_change_sets(engin
         # found again on the run's day, judged or carried, as a full run would leave them
         assert _last_found_days(engine) == {day(when)}, n
     assert _active(engine) > 40
+
+
+def test_a_sync_run_that_drew_its_id_before_a_later_one_committed_is_not_passed_over(engine):
+    """PostgreSQL draws ids in the order they are asked for, not committed: a sync run that drew its
+    id and had not yet committed its row is invisible to a snapshot that sees a later run, and a
+    watermark taken then ("up to the later run, and those running") would pass over everything the
+    earlier run writes. A run's reader takes its snapshot once no sync run is half-registered
+    (store.locks ``sync_runs_settled``): it waits for the earlier run's commit, and sees it running."""
+    import threading
+
+    from store import locks, runs
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's writers commit one at a time, so sync run ids become visible in their order")
+    rnd = random.Random(23)
+    varied_store(engine, rnd)
+    with engine.begin() as conn:  # varied_store wrote its sync runs' ids by hand
+        conn.execute(sa.text("SELECT setval(pg_get_serial_sequence('sync_run', 'id'), (SELECT max(id) FROM sync_run))"))
+    reconcile.run(engine, config(), as_of=day("1405/09/02"))
+    early = engine.connect()  # a sync that has drawn its run's id and not yet committed
+    ended: list = []
+    reconciling = threading.Thread(target=lambda: ended.append(
+        reconcile.run(engine, config(), as_of=day("1405/09/02"), incremental=True)), name="reconciling")
+    try:
+        early.begin()
+        early_run = runs.register_run(early, "nezarat4", "incremental", [1405])
+        later_run = runs.open_run(engine, "saba", "incremental", [1405])  # not held up by the earlier one
+        assert later_run > early_run
+        reconciling.start()
+        with engine.connect() as conn:
+            key = locks.lock_key(conn, locks.SYNC_RUNS)
+        waiting = sa.text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                          "AND classid = :high AND objid = :low AND objsubid = 1")
+        deadline = time.monotonic() + 30
+        with engine.connect() as conn:  # until the run waits for the lock (no event tells it) or has ended
+            while reconciling.is_alive() and time.monotonic() < deadline and not conn.execute(
+                    waiting, {"high": (key >> 32) & 0xFFFFFFFF, "low": key & 0xFFFFFFFF}).scalar_one():
+                time.sleep(0.02)
+        assert reconciling.is_alive(), "the run took its snapshot while a sync run was half-registered"
+        early.commit()
+    finally:
+        early.close()  # rolled back if the test failed before its commit
+        if reconciling.ident is not None:
+            reconciling.join(60)
+    assert not reconciling.is_alive() and ended[0].scope == "incremental"
+    _change(engine, rnd, run=early_run)  # what the earlier sync run writes after that run's snapshot
+    whole = reconcile.run(engine, config(), as_of=day("1405/09/02"), dry_run=True)
+    assert {k: v for k, v in whole.life.as_dict().items() if k in NOTHING_TO_DO} != NOTHING_TO_DO  # it matters
+    step = reconcile.run(engine, config(), as_of=day("1405/09/02"), incremental=True)
+    assert step.scope == "incremental"
+    whole = reconcile.run(engine, config(), as_of=day("1405/09/02"), dry_run=True)
+    assert {k: v for k, v in whole.life.as_dict().items() if k in NOTHING_TO_DO} == NOTHING_TO_DO, whole.life
 
 
 def test_nightly_runs_find_each_approval_on_the_day_it_becomes_overdue(engine):

@@ -147,7 +147,8 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                 stack.enter_context(large_page_cache(conn))
                 if run_id is not None:  # before the reader's first read: it sees the run it follows
                     last = _following(conn, last, day)
-                with locks.sync_runs_settled(engine):  # the reader's snapshot: no sync run half-registered
+                # the reader's snapshot, with no sync run half-registered (a what-if keeps no watermark)
+                with locks.sync_runs_settled(engine) if run_id is not None else contextlib.nullcontext():
                     mark = changes.watermark(reader)
                 plan = changes.plan(reader, conn, last=last, basis=basis, full=not incremental or what_if is not None)
                 now = utcnow()  # the moment of the run's writes

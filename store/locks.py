@@ -19,6 +19,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from store.db import StoreError
+
 
 class LockHeld(Exception):
     """Another process holds the lock; the message says which."""
@@ -51,6 +53,18 @@ def registering_sync_run(conn: sa.Connection) -> None:
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock_shared(lock_key(conn, SYNC_RUNS))))
 
 
+# how long a reconciliation waits for a sync run to commit its registration: one INSERT, so a wait
+# this long is a process stuck between drawing its id and committing (every sync's registration
+# waits behind the reconciliation meanwhile)
+SETTLE_SECONDS = 30
+
+
+class SyncRunsUnsettled(StoreError):
+    """A sync run stayed half-registered for :data:`SETTLE_SECONDS`: said in one line."""
+
+    exit_code = 1
+
+
 @contextmanager
 def sync_runs_settled(engine: Engine) -> Iterator[None]:
     """PostgreSQL: while the block runs, no sync run is between drawing its id and committing its
@@ -58,21 +72,36 @@ def sync_runs_settled(engine: Engine) -> Iterator[None]:
     and has not committed is invisible to a snapshot that sees run 11, and a reconciliation's
     watermark ("every sync run up to 11, and those running") would pass over what run 10 writes for
     ever. Taken on a connection of its own (a session lock, let go at the block's end whatever
-    happens in it), before the reader's first statement. SQLite: nothing; its writers commit one at
-    a time, ids in the order of their commits."""
+    happens in it), before the reader's first statement; waited for up to :data:`SETTLE_SECONDS`,
+    then :class:`SyncRunsUnsettled`. SQLite: nothing; its writers commit one at a time, ids in the
+    order of their commits."""
     if engine.dialect.name != "postgresql":
         yield
         return
     with engine.connect() as conn:
         key = lock_key(conn, SYNC_RUNS)
-        conn.execute(sa.select(sa.func.pg_advisory_lock(key)))
         conn.commit()
+        held = False
         try:
+            conn.execute(sa.text(f"SET LOCAL lock_timeout = '{SETTLE_SECONDS}s'"))  # this transaction only
+            try:
+                conn.execute(sa.select(sa.func.pg_advisory_lock(key)))
+            except sa.exc.OperationalError as exc:
+                if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available
+                    raise
+                raise SyncRunsUnsettled(
+                    f"a sync run on this store has been registering for over {SETTLE_SECONDS} s (a process stopped "
+                    "between drawing its run's id and committing it); the reconciliation did not start: run it "
+                    "again once that sync has ended or been stopped") from None
+            held = True
+            conn.commit()  # the session lock outlives the transaction
             yield
         finally:
             try:
-                conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
-                conn.commit()
+                conn.rollback()
+                if held:
+                    conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+                    conn.commit()
             except BaseException:  # a session lock must not go back to the pool held
                 conn.invalidate()
                 raise

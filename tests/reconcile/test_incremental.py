@@ -117,30 +117,28 @@ def test_a_sync_run_that_drew_its_id_before_a_later_one_committed_is_not_passed_
     reconcile.run(engine, config(), as_of=day("1405/09/02"))
     early = engine.connect()  # a sync that has drawn its run's id and not yet committed
     ended: list = []
-    reconciling = threading.Thread(target=lambda: ended.append(
-        reconcile.run(engine, config(), as_of=day("1405/09/02"), incremental=True)), name="reconciling")
+
+    def reconciling_run() -> None:
+        try:
+            ended.append(reconcile.run(engine, config(), as_of=day("1405/09/02"), incremental=True))
+        except BaseException as exc:  # shown by the assertion below
+            ended.append(exc)
+
+    reconciling = threading.Thread(target=reconciling_run, name="reconciling", daemon=True)
     try:
         early.begin()
         early_run = runs.register_run(early, "nezarat4", "incremental", [1405])
         later_run = runs.open_run(engine, "saba", "incremental", [1405])  # not held up by the earlier one
         assert later_run > early_run
         reconciling.start()
-        with engine.connect() as conn:
-            key = locks.lock_key(conn, locks.SYNC_RUNS)
-        waiting = sa.text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
-                          "AND classid = :high AND objid = :low AND objsubid = 1")
-        deadline = time.monotonic() + 30
-        with engine.connect() as conn:  # until the run waits for the lock (no event tells it) or has ended
-            while reconciling.is_alive() and time.monotonic() < deadline and not conn.execute(
-                    waiting, {"high": (key >> 32) & 0xFFFFFFFF, "low": key & 0xFFFFFFFF}).scalar_one():
-                time.sleep(0.02)
-        assert reconciling.is_alive(), "the run took its snapshot while a sync run was half-registered"
+        assert _waits_for_the_lock(engine, locks.SYNC_RUNS, reconciling), \
+            "the run took its snapshot while a sync run was half-registered"
         early.commit()
     finally:
         early.close()  # rolled back if the test failed before its commit
         if reconciling.ident is not None:
             reconciling.join(60)
-    assert not reconciling.is_alive() and ended[0].scope == "incremental"
+    assert not reconciling.is_alive() and len(ended) == 1 and getattr(ended[0], "scope", ended[0]) == "incremental"
     _change(engine, rnd, run=early_run)  # what the earlier sync run writes after that run's snapshot
     whole = reconcile.run(engine, config(), as_of=day("1405/09/02"), dry_run=True)
     assert {k: v for k, v in whole.life.as_dict().items() if k in NOTHING_TO_DO} != NOTHING_TO_DO  # it matters
@@ -148,6 +146,54 @@ def test_a_sync_run_that_drew_its_id_before_a_later_one_committed_is_not_passed_
     assert step.scope == "incremental"
     whole = reconcile.run(engine, config(), as_of=day("1405/09/02"), dry_run=True)
     assert {k: v for k, v in whole.life.as_dict().items() if k in NOTHING_TO_DO} == NOTHING_TO_DO, whole.life
+
+
+def _waits_for_the_lock(engine, name: str, thread, seconds: float = 30) -> bool:
+    """Whether `thread` comes to wait for the advisory lock `name` (pg_locks; no event tells it)
+    within `seconds`, rather than end or go on without it."""
+    from store import locks
+
+    with engine.connect() as conn:
+        key = locks.lock_key(conn, name)
+        waiting = sa.text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                          "AND classid = :high AND objid = :low AND objsubid = 1")
+        deadline = time.monotonic() + seconds
+        while thread.is_alive() and time.monotonic() < deadline:
+            if conn.execute(waiting, {"high": (key >> 32) & 0xFFFFFFFF, "low": key & 0xFFFFFFFF}).scalar_one():
+                return True
+            conn.rollback()
+            time.sleep(0.02)
+    return False
+
+
+def test_a_sync_run_stuck_half_registered_stops_a_run_after_a_while_saying_so(engine, store_url, monkeypatch):
+    """A process stopped between drawing its sync run's id and committing it: the run waits
+    store.locks.SETTLE_SECONDS for it, then records nothing and says why in one line; the next run
+    records, and the lock is let go after each (a sync registers at once)."""
+    from store import locks, runs
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's writers commit one at a time: no registration is half-visible")
+    varied_store(engine, random.Random(23), projects=6)
+    with engine.begin() as conn:  # varied_store wrote its sync runs' ids by hand
+        conn.execute(sa.text("SELECT setval(pg_get_serial_sequence('sync_run', 'id'), (SELECT max(id) FROM sync_run))"))
+    monkeypatch.setattr(locks, "SETTLE_SECONDS", 1)
+    with engine.connect() as stuck:
+        stuck.begin()
+        runs.register_run(stuck, "nezarat4", "incremental", [1405])
+        with pytest.raises(locks.SyncRunsUnsettled, match=r"registering for over 1 s .* run it again"):
+            reconcile.run(engine, config(), as_of=day("1405/09/02"))
+        assert locks.SyncRunsUnsettled.exit_code == 1
+        stuck.rollback()
+    assert reconcile.run(engine, config(), as_of=day("1405/09/02")).run_id is not None  # once it has gone
+    other = open_store(store_url)  # another process's sync: a lock left held in this engine's pool would stop it
+    try:
+        with other.connect() as conn:  # after a run that failed and one that recorded, the lock is free
+            conn.execute(sa.text("SET LOCAL lock_timeout = '2s'"))  # failing rather than hanging
+            assert runs.register_run(conn, "saba", "incremental", [1405]) > 0
+            conn.rollback()
+    finally:
+        other.dispose()
 
 
 def test_nightly_runs_find_each_approval_on_the_day_it_becomes_overdue(engine):

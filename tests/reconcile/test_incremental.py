@@ -166,10 +166,12 @@ def _waits_for_the_lock(engine, name: str, thread, seconds: float = 30) -> bool:
     return False
 
 
-def test_a_sync_run_stuck_half_registered_stops_a_run_after_a_while_saying_so(engine, store_url, monkeypatch):
-    """A process stopped between drawing its sync run's id and committing it: the run waits
-    store.locks.SETTLE_SECONDS for it, then records nothing and says why in one line; the next run
+def test_a_sync_run_stuck_half_registered_stops_a_run_after_a_while_saying_so(engine, store_url, monkeypatch,
+                                                                              tmp_path, capsys):
+    """A process stopped between drawing its sync run's id and committing it: `reconcile` waits
+    store.locks.SETTLE_SECONDS for it, then records nothing and says why in one line, exit 1; the next run
     records, and the lock is let go after each (a sync registers at once)."""
+    from budgetwatch.cli import main
     from store import locks, runs
 
     if engine.dialect.name != "postgresql":
@@ -178,13 +180,23 @@ def test_a_sync_run_stuck_half_registered_stops_a_run_after_a_while_saying_so(en
     with engine.begin() as conn:  # varied_store wrote its sync runs' ids by hand
         conn.execute(sa.text("SELECT setval(pg_get_serial_sequence('sync_run', 'id'), (SELECT max(id) FROM sync_run))"))
     monkeypatch.setattr(locks, "SETTLE_SECONDS", 1)
+    monkeypatch.delenv("BUDGETWATCH_CONFIG", raising=False)
+    monkeypatch.setenv("BUDGETWATCH_DATABASE_URL", store_url)
+    monkeypatch.chdir(tmp_path)
     with engine.connect() as stuck:
         stuck.begin()
         runs.register_run(stuck, "nezarat4", "incremental", [1405])
-        with pytest.raises(locks.SyncRunsUnsettled, match=r"registering for over 1 s .* run it again"):
-            reconcile.run(engine, config(), as_of=day("1405/09/02"))
-        assert locks.SyncRunsUnsettled.exit_code == 1
+        code = main(["reconcile", "--as-of", "1405/09/02"])  # as a person runs it
+        err = capsys.readouterr().err
         stuck.rollback()
+    assert code == 1 and "Traceback" not in err, err
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [
+        "error: a sync run on this store has been registering for over 1 s (a process stopped between drawing "
+        "its run's id and committing it); the reconciliation did not start: run it again once that sync has "
+        "ended or been stopped"], err
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(ReconcileRun.__table__.c.status)
+                            .order_by(ReconcileRun.__table__.c.id.desc()).limit(1)).scalar_one() != "success"
     assert reconcile.run(engine, config(), as_of=day("1405/09/02")).run_id is not None  # once it has gone
     other = open_store(store_url)  # another process's sync: a lock left held in this engine's pool would stop it
     try:

@@ -112,8 +112,7 @@ def test_a_sync_run_that_drew_its_id_before_a_later_one_committed_is_not_passed_
         pytest.skip("SQLite's writers commit one at a time, so sync run ids become visible in their order")
     rnd = random.Random(23)
     varied_store(engine, rnd)
-    with engine.begin() as conn:  # varied_store wrote its sync runs' ids by hand
-        conn.execute(sa.text("SELECT setval(pg_get_serial_sequence('sync_run', 'id'), (SELECT max(id) FROM sync_run))"))
+    _sync_run_ids_drawn_after_the_stores(engine)
     reconcile.run(engine, config(), as_of=day("1405/09/02"))
     early = engine.connect()  # a sync that has drawn its run's id and not yet committed
     ended: list = []
@@ -148,6 +147,12 @@ def test_a_sync_run_that_drew_its_id_before_a_later_one_committed_is_not_passed_
     assert {k: v for k, v in whole.life.as_dict().items() if k in NOTHING_TO_DO} == NOTHING_TO_DO, whole.life
 
 
+def _sync_run_ids_drawn_after_the_stores(engine) -> None:
+    """PostgreSQL: the sync run sequence moved past the ids varied_store wrote by hand."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT setval(pg_get_serial_sequence('sync_run', 'id'), (SELECT max(id) FROM sync_run))"))
+
+
 def _waits_for_the_lock(engine, name: str, thread, seconds: float = 30) -> bool:
     """Whether `thread` comes to wait for the advisory lock `name` (pg_locks; no event tells it)
     within `seconds`, rather than end or go on without it."""
@@ -177,8 +182,7 @@ def test_a_sync_run_stuck_half_registered_stops_a_run_after_a_while_saying_so(en
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite's writers commit one at a time: no registration is half-visible")
     varied_store(engine, random.Random(23), projects=6)
-    with engine.begin() as conn:  # varied_store wrote its sync runs' ids by hand
-        conn.execute(sa.text("SELECT setval(pg_get_serial_sequence('sync_run', 'id'), (SELECT max(id) FROM sync_run))"))
+    _sync_run_ids_drawn_after_the_stores(engine)
     monkeypatch.setattr(locks, "SETTLE_SECONDS", 1)
     monkeypatch.delenv("BUDGETWATCH_CONFIG", raising=False)
     monkeypatch.setenv("BUDGETWATCH_DATABASE_URL", store_url)

@@ -166,6 +166,19 @@ def day_reader(conn: Connection):
     return read
 
 
+
+def serial_plans(conn: Connection) -> None:
+    """PostgreSQL: plan the rest of this transaction's statements without parallel workers.
+
+    For statements run while the run's other threads and its helper already keep every core busy:
+    workers then only take turns with them. At 100k a nightly run's count of the operations with an
+    item took 0.29–0.51 s as a parallel hash join spilling to disk, 0.15–0.17 s as one process's
+    merge join, and the writer beside it ran quicker too (docs/benchmarks.md, session 29).
+    ``SET LOCAL`` ends with the transaction: the connection goes back to its pool as it came.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
+
 # --- snapshots shared between processes ---------------------------------------------------
 
 

@@ -11,14 +11,19 @@ minute to the next (docs/benchmarks.md, session 26 on).
 
 It generates one store with bench/reconcile.py's generator (N projects, N/2 expense agreements:
 1,000,000 performance rows at 100,000), records its first run as of 1405/01/20 with this tree, and
-keeps it as a template. Each round, for each tree: a copy of the template (PostgreSQL: ``CREATE
-DATABASE … TEMPLATE``, beside the URL's database; SQLite: the file), 1 % of its subjects changed as
+keeps it as a template: on PostgreSQL vacuumed and checkpointed, as autovacuum would leave a store
+after a first run (the test server runs none). Each round, for each tree: a copy of the template
+(PostgreSQL: ``CREATE DATABASE … TEMPLATE … STRATEGY FILE_COPY``, beside the URL's database, its
+checkpoints made before the run rather than during it; SQLite: the file), 1 % of its subjects changed as
 a sync would (bench/reconcile.py ``change_one_percent``), and an incremental run the next day
 (1405/01/21) in a child process of that tree (``PYTHONPATH=TREE``); with ``--full`` a full run that
 day after it, on the same copy. The time printed is the run's own, as it records it
 (``reconcile_run.stats``: no start-up, no output). The order of the trees alternates from round to
 round, so that neither always meets the other's after-effects (a server's cache, a checkpoint).
-Both trees must open the template's schema (a tree from before a migration cannot).
+Both trees must open the template's schema (a tree from before a migration cannot). Each child
+says which files it ran: a tree that lacks a package would run this checkout's (an editable install
+answers for what ``PYTHONPATH`` lacks), and stops the benchmark instead. The store's URL goes to the
+child in its environment, never in its arguments (a process list shows those).
 
 Prints each round, then each tree's median and range, and the new tree's median against the old's.
 Needs the right to create databases on PostgreSQL (the machine's server has it).
@@ -59,14 +64,16 @@ from foundation.jalali import parse_day
 from reconcile import engine
 from reconcile.settings import ReconcileConfig
 from store.db import open_store
-url, day, mode = sys.argv[1:4]
+import os
+url, (day, mode) = os.environ["BW_NIGHTLY_URL"], sys.argv[1:3]
 store = open_store(url)
 engine.run(store, ReconcileConfig(), as_of=parse_day(day), incremental=mode == "incremental", keep=False)
 with store.connect() as conn:
     stats = conn.execute(sa.text("SELECT stats FROM reconcile_run ORDER BY id DESC LIMIT 1")).scalar_one()
 store.dispose()
 stats = json.loads(stats) if isinstance(stats, str) else stats
-print(json.dumps({"seconds": stats["seconds"], "scope": stats["scope"], "findings": stats["findings"]}))
+print(json.dumps({"seconds": stats["seconds"], "scope": stats["scope"], "findings": stats["findings"],
+                  "code": engine.__file__}))
 """
 
 
@@ -84,6 +91,10 @@ class Copies:
     def __init__(self, database: str | None, tmp: Path) -> None:
         self.tag = uuid.uuid4().hex[:8]
         self.tmp = tmp
+        if database and not database.startswith("postgresql"):
+            raise SystemExit(f"--database takes a PostgreSQL URL (SQLite is the default), not {database.split(':')[0]}")
+        if database and database.startswith("postgresql://"):  # as store.db.make_engine reads it
+            database = "postgresql+psycopg://" + database.removeprefix("postgresql://")
         self.url = sa.engine.make_url(database) if database else None
         self.admin = (sa.create_engine(self.url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
                       if self.url is not None else None)
@@ -105,12 +116,26 @@ class Copies:
         self.made.append(name)
         return self._url(name)
 
+    def settle(self) -> None:
+        """PostgreSQL: the template vacuumed (visibility and hint bits set once, not in every copy's
+        run) and its pages written out."""
+        if self.admin is None:
+            return
+        engine = sa.create_engine(self._url(self._name("template")), isolation_level="AUTOCOMMIT",
+                                  poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text("VACUUM (ANALYZE)"))
+                conn.execute(sa.text("CHECKPOINT"))
+        finally:
+            engine.dispose()
+
     @contextmanager
     def copy(self, label: str) -> Iterator[str]:
         source, name = self._name("template"), self._name(label)
         if self.admin is not None:
             with self.admin.connect() as conn:
-                conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{source}"'))
+                conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{source}" STRATEGY FILE_COPY'))
         else:
             for suffix in ("", "-wal"):  # the log too, should a checkpoint have left one
                 if (self.tmp / f"{source}.db{suffix}").exists():
@@ -121,28 +146,35 @@ class Copies:
             self._drop(name)
 
     def _drop(self, name: str) -> None:
-        if self.admin is not None:
+        if self.admin is not None:  # FORCE: a child killed by Ctrl-C may leave its server process behind
             with self.admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         else:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{self.tmp / name}.db{suffix}").unlink(missing_ok=True)
 
     def close(self) -> None:
+        """Drop the template: every drop tried, a failure said rather than raised over the error that
+        ended the benchmark."""
         for name in self.made:
-            self._drop(name)
+            try:
+                self._drop(name)
+            except Exception as exc:  # noqa: BLE001 - said, and the next one is tried
+                print(f"could not drop {name}: {exc}", file=sys.stderr)
         if self.admin is not None:
             self.admin.dispose()
 
 
 def run_in(tree: Path, url: str, day: str, mode: str, cwd: Path) -> dict:
     """One run of `tree`'s engine on `url`, in a child process: its recorded seconds, scope, findings."""
-    env = dict(os.environ, PYTHONPATH=str(tree))
-    done = subprocess.run([sys.executable, "-c", CHILD, url, day, mode], env=env, cwd=cwd,
-                          capture_output=True, text=True)
+    env = dict(os.environ, PYTHONPATH=str(tree), BW_NIGHTLY_URL=url)
+    done = subprocess.run([sys.executable, "-c", CHILD, day, mode], env=env, cwd=cwd, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{tree}: the {mode} run failed ({done.returncode}): {done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    said = json.loads(done.stdout.strip().splitlines()[-1])
+    if not Path(said["code"]).is_relative_to(tree):
+        raise SystemExit(f"{tree}: the run's code came from {said['code']}, not from the tree")
+    return said
 
 
 def _summary(label: str, values: list[float]) -> str:
@@ -161,6 +193,9 @@ def main() -> None:
     args = parser.parse_args()
     generator = _generator()
     trees = {"new": ROOT} | ({"old": args.old.resolve()} if args.old else {})
+    for name, tree in trees.items():
+        if not (tree / "reconcile" / "engine.py").is_file():
+            raise SystemExit(f"the {name} tree {tree} holds no reconcile/engine.py")
     runs: dict[str, list[float]] = {name: [] for name in trees}
     fulls: dict[str, list[float]] = {name: [] for name in trees}
     with tempfile.TemporaryDirectory(prefix="bw-nightly-") as tmp_name:
@@ -169,13 +204,16 @@ def main() -> None:
         try:
             url = copies.template()
             store = open_store(url)
-            started = time.perf_counter()
-            counts = generator.generate(store, args.size)
-            generated = time.perf_counter() - started
-            started = time.perf_counter()
-            reconcile_engine.run(store, ReconcileConfig(), as_of=parse_day(generator.AS_OF), keep=False)
-            first = time.perf_counter() - started
-            store.dispose()
+            try:
+                started = time.perf_counter()
+                counts = generator.generate(store, args.size)
+                generated = time.perf_counter() - started
+                started = time.perf_counter()
+                reconcile_engine.run(store, ReconcileConfig(), as_of=parse_day(generator.AS_OF), keep=False)
+                first = time.perf_counter() - started
+            finally:
+                store.dispose()
+            copies.settle()
             print(f"{sa.engine.make_url(url).get_backend_name()}, N = {args.size:,}: {counts['projects']:,} projects, "
                   f"{counts['performance']:,} performance rows (generated in {generated:.1f} s; the first run "
                   f"{first:.1f} s, this tree); each round: 1 % changed, judged on {generator.NEXT_DAY}")

@@ -141,9 +141,9 @@ class Answers:
     waited for the other (docs/benchmarks.md, session 12); it counts what each rule checked once
     every rule's rows are read, while the run does what comes after its rules (waits for its helper,
     copies its findings): a count of every subject costs PostgreSQL up to ~0.4 s at 100k, which the
-    run waited for between its rules in a nightly run (docs/benchmarks.md, session 27), each planned
-    without parallel workers (``serial_plans``: session 29). Without it
-    (SQLite, whose queries run in the run's own thread and connection) each is read when asked.
+    run waited for between its rules in a nightly run (docs/benchmarks.md, session 27); they are
+    planned without parallel workers (``serial_plans``, session 29). Without it (SQLite, whose
+    queries run in the run's own thread and connection) each is read when asked.
     Either way the rows are the same, in the same order; an error reading rule i is raised where
     rule i is asked. :meth:`close` stops the thread (after the statement it is running) and must be
     called.
@@ -221,7 +221,7 @@ class Answers:
                 finally:
                     result.close()
                 self._hand_over(("end", index, None))
-            serial_plans(self.reader)  # the counts: while the run's writer and its helper take both cores
+            serial_plans(self.reader)  # one process a count: quicker, and the writer and helper keep their cores
             for index, asked in enumerate(self.asked):
                 self._hand_over(("checked", index, int(self.reader.execute(asked.checked()).scalar_one())))
         except _Stopped:

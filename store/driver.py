@@ -6,8 +6,9 @@ database's own work. Here, and only here, the store is reached through the drive
 reads (:func:`driver_rows`, with :func:`day_reader` and :func:`figure_reader` to read dates and
 figures as the column types would), bulk inserts (:func:`bulk_insert`: COPY on PostgreSQL, one
 prepared executemany on SQLite), one snapshot shared with worker processes
-(:func:`export_snapshot`, :func:`snapshot_reader`), a larger SQLite page cache while a run
-writes (:func:`large_page_cache`) and a connection's writes run by a thread behind the caller
+(:func:`export_snapshot`, :func:`snapshot_reader`), a reader's last statements planned without
+parallel workers (:func:`serial_plans`), a larger SQLite page cache while a run writes
+(:func:`large_page_cache`) and a connection's writes run by a thread behind the caller
 (:class:`WriteBehind`). Statements are still built with SQLAlchemy and compiled for the
 connection's dialect.
 """
@@ -166,18 +167,20 @@ def day_reader(conn: Connection):
     return read
 
 
-
 def serial_plans(conn: Connection) -> None:
     """PostgreSQL: plan the rest of this transaction's statements without parallel workers.
 
-    For statements run while the run's other threads and its helper already keep every core busy:
-    workers then only take turns with them. At 100k a nightly run's count of the operations with an
-    item took 0.29–0.51 s as a parallel hash join spilling to disk, 0.15–0.17 s as one process's
-    merge join, and the writer beside it ran quicker too (docs/benchmarks.md, session 29).
-    ``SET LOCAL`` ends with the transaction: the connection goes back to its pool as it came.
+    For a reader's counts at the end of a run (reconcile.judge ``Answers``). At 100k the count of the
+    operations with an item is a parallel hash semi-join whose workers' tables spill to disk (298–305
+    ms alone), or one process's merge semi-join over the items' index (177 ms). In a nightly run the
+    count took 0.29–0.51 s in parallel and 0.15–0.18 s in one process, and the writing thread beside
+    it, with the helper on the other core, ran quicker too (docs/benchmarks.md, session 29). A
+    streamed select (a server-side cursor) is planned without workers anyway. ``SET LOCAL`` ends with
+    the transaction: the connection goes back to its pool as it came.
     """
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
+
 
 # --- snapshots shared between processes ---------------------------------------------------
 

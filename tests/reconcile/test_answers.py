@@ -80,23 +80,23 @@ def test_the_counts_are_read_once_every_rules_rows_are(pg_engine):
     assert asked_in_order == ["a rows", "b rows", "a count", "b count"]
 
 
-
 def test_the_counts_are_planned_without_parallel_workers_and_the_pool_gets_its_setting_back(pg_engine):
-    # the counts run while the run's writer and its helper take both cores: parallel workers only
-    # took turns with them (a nightly run's count of operations with an item 0.29-0.51 s in parallel,
-    # 0.15-0.17 s in one process: session 29); the rows' selects keep the server's plans
+    # a count of every subject as one process's merge join rather than a parallel hash join spilling
+    # to disk: a nightly run's count of operations with an item 0.29-0.51 s in parallel, 0.15-0.18 s
+    # in one process (session 29); only the counts: the rows' reads are as they were
     workers = sa.func.current_setting("max_parallel_workers_per_gather")
-    with pg_engine.connect() as conn:
-        default = conn.execute(sa.select(workers)).scalar_one()
-    assert default != "0"  # else this test could not tell
+    with pg_engine.connect() as conn:  # a value of the session's own, whatever the server's
+        conn.exec_driver_sql("SET max_parallel_workers_per_gather = 3")
+        conn.commit()
     asked = Asked(select=lambda: sa.select(workers.label("workers")),
                   checked=lambda: sa.select(sa.cast(workers, sa.Integer)))
     with snapshot_reader(pg_engine) as reader:
         [(rows, counted)] = _everything(Answers(reader, [asked], ahead=True), 1)
-    assert rows == [(default,)] and counted == 0
+    assert rows == [("3",)] and counted == 0
+    assert pg_engine.pool.checkedin() == 1  # the one pooled connection, again below
     with pg_engine.connect() as conn:  # SET LOCAL: the pooled connection is as it was
-        assert conn.execute(sa.select(workers)).scalar_one() == default
-    assert pg_engine.pool.checkedin() == 1
+        assert conn.execute(sa.select(workers)).scalar_one() == "3"
+
 
 def test_a_count_asked_before_the_next_rules_rows_is_refused_not_lost(pg_engine):
     with snapshot_reader(pg_engine) as reader:

@@ -74,7 +74,12 @@ def sync_runs_settled(engine: Engine) -> Iterator[None]:
     ever. Taken on a connection of its own (a session lock, let go at the block's end whatever
     happens in it), before the reader's first statement; waited for up to :data:`SETTLE_SECONDS`,
     then :class:`SyncRunsUnsettled`. SQLite: nothing; its writers commit one at a time, ids in the
-    order of their commits."""
+    order of their commits.
+
+    It relies on the ``sync_run`` id sequence handing out ids in increasing order across sessions:
+    PostgreSQL's default, ``CACHE 1``. With a cache, a session would hand out ids it reserved
+    earlier after larger ids that other sessions had drawn and committed, below a watermark already
+    taken. A test checks the store's sequence."""
     if engine.dialect.name != "postgresql":
         yield
         return

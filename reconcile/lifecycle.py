@@ -116,12 +116,18 @@ VERDICT = sa.Table(
     # the deviation's status at the comparison: a person's act since then wins (Found.apply)
     sa.Column("old_status", sa.String(16), nullable=False),
     sa.Column("change", sa.String(16), nullable=False),
+    # the deviations the run found are those a verdict names: the deviations it did not find are
+    # searched by their ids here (_missing), not by identity among the staged findings
+    sa.Index("bw_verdict_deviation", "dev_id"),
     prefixes=["TEMPORARY"],
 )
 # The identity index is built once the findings are staged (compare), not kept while they are
 # inserted: maintaining it row by row costs twice the insert (SQLite, 242,741 findings: 1.4 s
 # against 0.5 s + 0.3 s to build it afterwards); dropping and building it again costs a small run
-# two catalogue statements (a few milliseconds). Plain DDL: the same text on both databases.
+# two catalogue statements (a few milliseconds). Plain DDL: the same text on both databases. A run
+# that opened every rule as it judged (Found.open_through) has paired every finding already and
+# builds none: 0.04-0.075 s of a PostgreSQL nightly run at 100k, more in a --full one
+# (docs/benchmarks.md, session 29).
 _INDEX = "bw_found_identity"
 _CREATE_INDEX = sa.text(f"CREATE INDEX IF NOT EXISTS {_INDEX} ON bw_found (kind, rule, subject, fiscal_year, quarter)")
 
@@ -324,6 +330,12 @@ class Found:
             # statistics still plan what the caller is shown
             analyze_if_large(conn, f, self.count, [c.name for c in (f.c.seq, *identity)])
             self._first_stands(rest)
+            return
+        if self.rules and self._opened_below >= first_seq(len(self.rules)):
+            # every rule opened as it was judged (open_through): every finding is paired already,
+            # and nothing below needs the identity index; statistics for what the caller is shown
+            analyze_if_large(conn, f, self.count, [c.name for c in (f.c.seq, *identity)])
+            analyze_if_large(conn, VERDICT, self.count)
             return
         conn.execute(_CREATE_INDEX)
         analyze_if_large(conn, f, self.count, [c.name for c in (f.c.seq, *identity)])
@@ -599,8 +611,12 @@ def _given(condition: sa.ColumnElement[bool] | None) -> tuple[sa.ColumnElement[b
 
 
 def _missing(resolvable: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
-    """Active deviations `resolvable` selects that the run did not find."""
-    return sa.and_(dev.c.status.in_(ACTIVE), resolvable, ~sa.exists().where(_same_identity(FOUND, dev)))
+    """Active deviations `resolvable` selects that the run did not find: those no verdict names.
+    Every staged finding whose identity has a stored deviation is paired with it before the search
+    (Found.compare, Found.open_through), so a found deviation always has its verdict; searched by
+    identity among the staged findings instead, without an index on them, PostgreSQL planned a
+    nested loop over them (6.5 s at 100k; docs/benchmarks.md, session 29)."""
+    return sa.and_(dev.c.status.in_(ACTIVE), resolvable, ~sa.exists().where(VERDICT.c.dev_id == dev.c.id))
 
 
 def _lock_rows(conn: sa.Connection, which: sa.ColumnElement[bool]) -> None:

@@ -112,7 +112,7 @@ class Plan:
             return None
         if conn.dialect.name == "postgresql":  # an anti-join (a NOT IN may become a subplan per row)
             paired = sa.exists().where(VERDICT.c.dev_id == dev.c.id)
-        else:  # one temporary index of the paired ids (bw_verdict has none on dev_id to search)
+        else:  # SQLite: the paired ids as an IN list (measured so before bw_verdict had its dev_id index)
             paired = dev.c.id.in_(sa.select(VERDICT.c.dev_id))
         carried = sa.and_(among_rules(partial_rules), ~sa.exists().where(_judged_exactly()), ~paired)
         if run_id is not None:

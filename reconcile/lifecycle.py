@@ -250,6 +250,8 @@ class Found:
         def insert(batch: list[tuple]) -> None:
             self._write(functools.partial(bulk_insert, self.conn, FOUND, _STAGED, batch, ready=_NUMBERS))
 
+        if self._opened_below > first_seq(rule_index):  # they would never be paired: see _missing
+            raise RuntimeError(f"rule {rule_index}'s findings staged after its deviations were opened")
         added = stage(insert, findings, first_seq(rule_index))
         self.count += added
         return added
@@ -516,8 +518,12 @@ class Found:
             conn.execute(sa.insert(found), new)
 
     def unfound(self, resolvable: Sequence[sa.ColumnElement[bool]]) -> int:
-        """How many deviations a recorded run would resolve (for a what-if)."""
-        return sum(self.conn.execute(sa.select(sa.func.count()).select_from(dev).where(_missing(branch))).scalar_one()
+        """How many deviations a recorded run would resolve (for a what-if; call :meth:`compare`
+        first). Asked by identity among the staged findings, whose index a what-if's compare builds
+        (it opens nothing as it judges): a what-if holds no lock, and a deviation another run
+        commits meanwhile for one of its findings has no verdict, but is found."""
+        return sum(self.conn.execute(sa.select(sa.func.count()).select_from(dev)
+                                     .where(_missing(branch, by_identity=True))).scalar_one()
                    for branch in resolvable)
 
     def _resolve(self, *, run_id: int, as_of: date, now: datetime, resolvable: Sequence[sa.ColumnElement[bool]]
@@ -610,13 +616,15 @@ def _given(condition: sa.ColumnElement[bool] | None) -> tuple[sa.ColumnElement[b
     return () if condition is None else (condition,)
 
 
-def _missing(resolvable: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+def _missing(resolvable: sa.ColumnElement[bool], *, by_identity: bool = False) -> sa.ColumnElement[bool]:
     """Active deviations `resolvable` selects that the run did not find: those no verdict names.
     Every staged finding whose identity has a stored deviation is paired with it before the search
     (Found.compare, Found.open_through), so a found deviation always has its verdict; searched by
     identity among the staged findings instead, without an index on them, PostgreSQL planned a
-    nested loop over them (6.5 s at 100k; docs/benchmarks.md, session 29)."""
-    return sa.and_(dev.c.status.in_(ACTIVE), resolvable, ~sa.exists().where(VERDICT.c.dev_id == dev.c.id))
+    nested loop over them (6.5 s at 100k; docs/benchmarks.md, session 29). `by_identity`: searched
+    by identity all the same, where that index is built (Found.unfound)."""
+    found = _same_identity(FOUND, dev) if by_identity else VERDICT.c.dev_id == dev.c.id
+    return sa.and_(dev.c.status.in_(ACTIVE), resolvable, ~sa.exists().where(found))
 
 
 def _lock_rows(conn: sa.Connection, which: sa.ColumnElement[bool]) -> None:

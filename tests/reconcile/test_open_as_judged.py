@@ -220,6 +220,47 @@ def test_an_identity_staged_twice_is_opened_once_and_the_first_stands(engine, as
     assert [tuple(row) for row in stored] == [("1300000001-001", "اول"), ("1300000002-001", "دیگری")]
 
 
+def test_a_run_that_opened_every_rule_as_it_judged_resolves_only_what_it_did_not_find(engine):
+    """The deviations a run did not find are those no verdict names (lifecycle._missing): a run that
+    opened every rule as it judged paired each finding with its stored deviation then, so compare
+    builds no identity index on the staged findings (session 29). The deviation found again stays,
+    the one not found is resolved; findings staged for a rule already opened, which would never be
+    paired, are refused."""
+    runs, dev = ReconcileRun.__table__, Deviation.__table__
+    rules = [("capital", "progress_lag")]
+    now, as_of = datetime(2026, 12, 5, tzinfo=timezone.utc), date(2026, 12, 5)
+
+    def finding(subject: str) -> Finding:
+        return Finding(rule="progress_lag", kind="capital", subject=subject, fiscal_year=1405, quarter=2,
+                       severity="major", planned=Decimal(40), actual=Decimal(20), measure=Decimal(20), message="عقب")
+
+    def identity_index(conn) -> bool:
+        if conn.dialect.name == "postgresql":
+            return conn.execute(sa.text("SELECT to_regclass('pg_temp.bw_found_identity')")).scalar() is not None
+        return conn.execute(sa.text("SELECT count(*) FROM temp.sqlite_master WHERE name = 'bw_found_identity'")
+                            ).scalar_one() > 0
+
+    lives = []
+    for subjects in (["1300000001-001", "1300000002-001"], ["1300000001-001"]):
+        with engine.begin() as conn:
+            run_id = conn.execute(sa.insert(runs).returning(runs.c.id).values(
+                as_of=as_of, fiscal_years="1405", started_at=now, status="running")).scalar_one()
+        with engine.connect() as conn, conn.begin():
+            found = lifecycle.Found(conn, rules, behind=engine.dialect.name == "postgresql")
+            found.add([finding(subject) for subject in subjects], rule_index=0)
+            found.open_through(0, run_id=run_id, as_of=as_of, now=now)
+            found.written()
+            with pytest.raises(RuntimeError, match="staged after its deviations were opened"):
+                found.add([finding("1300000003-001")], rule_index=0)
+            found.compare()
+            assert not identity_index(conn)
+            lives.append(found.apply(run_id=run_id, as_of=as_of, now=now, resolvable=[lifecycle.identities_of(rules)],
+                                     years=[1405], rules=rules))
+    assert (lives[0].opened, lives[1].opened, lives[1].unchanged, lives[1].resolved) == (2, 0, 1, 1)
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(dev.c.subject, dev.c.status).order_by(dev.c.id)).all()
+    assert [tuple(row) for row in stored] == [("1300000001-001", "open"), ("1300000002-001", "resolved")]
+
 def test_whether_any_of_a_ranges_rules_is_stored_is_asked_pair_by_pair(engine):
     """Opening a range of rules pairs its findings with stored deviations only where the store holds
     one of those rules (lifecycle.stores_any): asked of each (kind, rule) pair by its index, never

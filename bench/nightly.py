@@ -58,13 +58,12 @@ from store.db import open_store  # noqa: E402
 
 # run in the tree's own interpreter: the run as of a day, then its recorded seconds and scope
 CHILD = """
-import json, sys
+import json, os, sys
 import sqlalchemy as sa
 from foundation.jalali import parse_day
 from reconcile import engine
 from reconcile.settings import ReconcileConfig
 from store.db import open_store
-import os
 url, (day, mode) = os.environ["BW_NIGHTLY_URL"], sys.argv[1:3]
 store = open_store(url)
 engine.run(store, ReconcileConfig(), as_of=parse_day(day), incremental=mode == "incremental", keep=False)

@@ -25,6 +25,7 @@ from connectors import (
     RejectedDetail,
     SabaClient,
 )
+from connectors.settings import SabaConfig
 
 from connector_fakes import InFlight, fast_settings
 
@@ -423,9 +424,13 @@ async def test_saba_stays_below_the_rate_limit_and_survives_429():
                          for a, d in zip(listed, details)}
                 return views, sb.stats
 
+        # the rate SABA is read at unless config.yaml says otherwise (8/s): at 9/s the 11th start
+        # came 0.11 s after the tenth's sliding second, and a CI run on a loaded machine saw one
+        # request reach the simulator that much late and the next on time (a 429)
+        shipped = SabaConfig.model_fields["rate_limit_per_second"].default
         polite = fast_settings(small.saba_url, username=user, password=SecretStr(password),
-                               rate_limit_per_second=9.0, concurrency=4, page_size=200)
-        views, stats = await read(polite, 0, 9)  # 20 requests in a little over 2 s
+                               rate_limit_per_second=shipped, concurrency=4, page_size=200)
+        views, stats = await read(polite, 0, 9)  # 20 requests in about 2.5 s
         assert stats["rate_limited"] == 0 and small.log.total(portal="saba", status=429) == 0
         assert all(views[key] == truth[key] for key in views)
 

@@ -8,7 +8,7 @@ import typer
 
 from budgetwatch.app import UserError, app, context, err_console
 from budgetwatch.config import ConfigError
-from store.db import StoreError
+from store.db import StoreError, error_line
 
 # each module registers its commands on `app`
 from budgetwatch.commands import (  # noqa: E402,F401
@@ -57,8 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # the last line of defence: one line, the traceback with --debug
         if context().debug:
             raise
-        err_console.print(f"error: {type(exc).__name__}: {exc} (run with --debug for details)", markup=False,
-                          soft_wrap=True)
+        err_console.print(f"error: {error_line(exc)} (run with --debug for details)", markup=False, soft_wrap=True)
         return 1
     # --help, --version and typer.Exit(n) return their code; a command returns None (a value is no code)
     return code if isinstance(code, int) and not isinstance(code, bool) else 0

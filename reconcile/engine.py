@@ -413,7 +413,7 @@ def _judge(rules: list[tuple[Rule, Any]], *, reader: sa.Connection, ahead: bool,
         rule_scope = scope.every() if every else scope
         scopes.append(rule_scope)
         asked.append(Asked(select=functools.partial(_statement, rule, limits, rule_scope, skip if every else None),
-                           checked=functools.partial(rule.checked, rule_scope, limits)))
+                           checked=functools.partial(rule.checked, rule_scope, limits), name=rule.name))
     try:
         answers = Answers(reader, asked, ahead=ahead)
         try:

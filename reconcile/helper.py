@@ -64,6 +64,7 @@ from typing import Any, TextIO
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from store.db import error_line
 from store.models import OperationPerformance
 
 log = logging.getLogger("budgetwatch.reconcile")
@@ -456,17 +457,24 @@ def _judge_rules(request: dict[str, Any], say: TextIO) -> dict[int, tuple[int, i
                     raise ValueError(f"{rule.name} is judged by the run itself in this run, not by a helper")
                 flagged: set[tuple[str, int]] = set()
                 _check(parent, folder)  # before the rule's query, too
-                rows = _while_parent(parent, folder, rule_rows(conn, rule.select(scope, limits)))
-                made = _flagging(rule.findings(rows, scope, limits), flagged)
                 findings = 0
                 try:
+                    rows = _while_parent(parent, folder, rule_rows(conn, rule.select(scope, limits)))
+                    made = _flagging(rule.findings(rows, scope, limits), flagged)
                     while chunk := list(itertools.islice(made, _SAID_EVERY)):  # written and said as it goes
                         findings += stage(write, chunk, first_seq(index) + findings)
                         out.flush()
                         print(json.dumps({"upto": out.tell()}), file=say, flush=True)
                 except ValueError as exc:  # as the run says it: which rule could not read a stored value
                     raise ValueError(f"{rule.name}: {exc}") from exc
-                checked = int(conn.execute(rule.checked(scope, limits)).scalar_one())
+                except sa.exc.SQLAlchemyError as exc:  # the run says the helper's line: which rule's rows
+                    exc.add_note(f"reading the rows of {rule.name}")
+                    raise
+                try:
+                    checked = int(conn.execute(rule.checked(scope, limits)).scalar_one())
+                except sa.exc.SQLAlchemyError as exc:
+                    exc.add_note(f"counting what {rule.name} checked")
+                    raise
                 counts[index] = (checked, len(flagged), findings)
                 print(json.dumps({"done": index, "upto": out.tell()}), file=say, flush=True)
             scope.close()
@@ -543,10 +551,8 @@ def serve(request: dict[str, Any], out: TextIO, err: TextIO) -> int:
             shutil.rmtree(Path(request["path"]).parent, ignore_errors=True)
         if isinstance(exc, SystemExit):  # _check: the run is gone
             said = str(exc)
-        else:  # one line for the run to repeat
-            orig = getattr(exc, "orig", None)  # a database error: the driver's own words, not SQLAlchemy's lines
-            first = (str(orig if orig is not None else exc).strip().splitlines() or [""])[0]
-            said = f"{type(orig if orig is not None else exc).__name__}: {first}"
+        else:  # one line for the run to repeat (a database error in the driver's own words)
+            said = error_line(exc)
         with contextlib.suppress(OSError):
             print(said, file=err, flush=True)
         return 1

@@ -129,6 +129,7 @@ class Asked:
 
     select: Callable[[], sa.Select]
     checked: Callable[[], sa.Select]
+    name: str = "a rule"  # the rule's, said with an error in reading its answers
 
 
 class Answers:
@@ -145,7 +146,7 @@ class Answers:
     planned without parallel workers (``serial_plans``, session 29). Without it (SQLite, whose
     queries run in the run's own thread and connection) each is read when asked.
     Either way the rows are the same, in the same order; an error reading rule i is raised where
-    rule i is asked. :meth:`close` stops the thread (after the statement it is running) and must be
+    rule i is asked, noted with the rule's name and what was read (``error_line`` says it). :meth:`close` stops the thread (after the statement it is running) and must be
     called.
     """
 
@@ -167,7 +168,8 @@ class Answers:
 
     def _rows(self, index: int) -> Iterator[Any]:
         if self._thread is None:
-            yield from rule_rows(self.reader, self.asked[index].select())
+            with _noted(f"reading the rows of {self.asked[index].name}"):
+                yield from rule_rows(self.reader, self.asked[index].select())
             return
         while True:
             kind, i, value = self._next()
@@ -180,7 +182,8 @@ class Answers:
     def checked(self, index: int) -> int:
         """How many subjects rule `index` checked (after every rule's rows)."""
         if self._thread is None:
-            return int(self.reader.execute(self.asked[index].checked()).scalar_one())
+            with _noted(f"counting what {self.asked[index].name} checked"):
+                return int(self.reader.execute(self.asked[index].checked()).scalar_one())
         while index not in self._checked:
             kind, i, value = self._next()
             if kind == "checked":
@@ -210,7 +213,7 @@ class Answers:
     def _read_all(self) -> None:
         """The thread: every rule's rows in batches, each rule's ended by an "end"; then each rule's
         count; an error ends it, handed over."""
-        index = 0
+        index, doing = 0, "reading the rows of {}"
         try:
             for index, asked in enumerate(self.asked):
                 result = self.reader.execute(asked.select().execution_options(yield_per=_BATCH))
@@ -221,12 +224,15 @@ class Answers:
                 finally:
                     result.close()
                 self._hand_over(("end", index, None))
+            doing = "counting what {} checked"
             serial_plans(self.reader)  # one process a count: quicker, and the writer and helper keep their cores
             for index, asked in enumerate(self.asked):
                 self._hand_over(("checked", index, int(self.reader.execute(asked.checked()).scalar_one())))
         except _Stopped:
             return
         except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            if isinstance(exc, Exception) and index < len(self.asked):
+                exc.add_note(doing.format(self.asked[index].name))
             try:
                 self._hand_over(("error", index, exc))
             except _Stopped:
@@ -240,6 +246,16 @@ class Answers:
             except queue.Full:
                 continue
         raise _Stopped
+
+
+@contextlib.contextmanager
+def _noted(doing: str) -> Iterator[None]:
+    """An error raised inside noted with what was being done (PEP 678; store.db ``error_line``)."""
+    try:
+        yield
+    except Exception as exc:
+        exc.add_note(doing)
+        raise
 
 
 class _Stopped(Exception):

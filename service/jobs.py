@@ -34,6 +34,7 @@ from reconcile import helper as reconcile_helper
 from foundation.vocabulary import SOURCES, Source
 from service import logs
 from store import service as store_service
+from store.db import error_line
 
 log = logging.getLogger("budgetwatch.service")
 # the reconcile job's own runs judge the whole store; a run after a sync, what changed (reconcile/changes.py)
@@ -282,5 +283,5 @@ def run_job(kind: str, source: str | None = None) -> None:
         else:
             log.error("unknown job %r in the job store: ignored", kind, extra={"job": job})
     except Exception as exc:
-        log.error("%s failed: %s: %s (it runs again at its next slot)", job, type(exc).__name__, exc,
+        log.error("%s failed: %s (it runs again at its next slot)", job, error_line(exc),
                   exc_info=log.isEnabledFor(logging.DEBUG), extra={"job": job, "status": "failed"})

@@ -33,8 +33,43 @@ class StoreError(Exception):
     """The store cannot be used as it is; the message says what to do."""
 
 
+# the longest error line said or recorded (a driver's DETAIL may quote a whole row)
+ERROR_LINE_LENGTH = 500
+
+
+def error_line(exc: BaseException) -> str:
+    """`exc` as one line for a person, a log or a run's record.
+
+    A database error is said in the driver's own words: "database error: canceling statement due
+    to statement timeout" (PostgreSQL's message, not its detail quoting the row or the statement). SQLAlchemy's message would add the statement,
+    its parameters (portal text, a password's hash) and a web link, over several lines. Anything
+    else is its type and its message's first line. What was being done comes last, from the
+    exception's notes (PEP 678, e.g. a rule's name): "(while reading the rows of
+    expense.unit_cost_overrun)"."""
+    orig = getattr(exc, "orig", None) if isinstance(exc, sa.exc.DBAPIError) else None
+    if orig is not None:
+        # psycopg: the server's message alone; not its detail, which may quote the row ("Failing row
+        # contains (…)": a password's hash), nor the lines quoting the statement
+        diag = getattr(orig, "diag", None)
+        if diag is not None and diag.message_primary:
+            words = diag.message_primary
+        else:
+            words = "; ".join(line.strip() for line in str(orig).splitlines() if line.strip())
+        said = f"database error: {words or type(orig).__name__}"
+    else:
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+        said = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    notes = [str(note) for note in getattr(exc, "__notes__", ())]
+    if notes:
+        said += f" (while {'; '.join(notes)})"
+    return said if len(said) <= ERROR_LINE_LENGTH else said[:ERROR_LINE_LENGTH - 1] + "…"
+
+
 def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """An engine with the settings budgetwatch relies on (foreign keys on SQLite, WAL, waits on locks)."""
+    """An engine with the settings budgetwatch relies on (foreign keys on SQLite, WAL, waits on locks).
+
+    Its errors and its echo never show a statement's parameters (``hide_parameters``): they carry
+    portal text and, for the console's users, a password's hash; :func:`error_line` says an error."""
     if url.startswith("sqlite"):
         database = sa.engine.make_url(url).database
         if database and database != ":memory:" and not Path(database).parent.is_dir():
@@ -42,7 +77,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             # file, never its folders (the embedded default's data_dir is created by the config)
             raise StoreError(f"cannot open the store at {database}: its folder {Path(database).parent} does not "
                              "exist (create it, or correct database.url / BUDGETWATCH_DATABASE_URL)")
-        engine = sa.create_engine(url, echo=echo, connect_args={"timeout": 60})
+        engine = sa.create_engine(url, echo=echo, connect_args={"timeout": 60}, hide_parameters=True)
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):
@@ -56,7 +91,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    engine = sa.create_engine(url, echo=echo, pool_pre_ping=True)
+    engine = sa.create_engine(url, echo=echo, pool_pre_ping=True, hide_parameters=True)
 
     @sa.event.listens_for(engine, "connect")
     def _planner_costs(dbapi_connection, _record):

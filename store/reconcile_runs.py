@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from store.db import error_line
 from store.models import ReconcileRun, utcnow
 
 _runs = ReconcileRun.__table__
@@ -40,7 +41,7 @@ def fail_run(engine: Engine, run_id: int, error: BaseException) -> None:
     with engine.begin() as conn:
         conn.execute(sa.update(_runs).where(_runs.c.id == run_id).values(
             status="failed", finished_at=utcnow(),
-            stats={"error": f"{type(error).__name__}: {error}"[:ERROR_LENGTH]}))
+            stats={"error": error_line(error)[:ERROR_LENGTH]}))
 
 
 def last_recorded(conn: Connection) -> Any:

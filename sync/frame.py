@@ -26,6 +26,7 @@ from foundation.records import Rejection
 from foundation.settings import ConfigError
 from foundation.vocabulary import Source
 from store import runs
+from store.db import error_line
 from store.locks import LockHeld, exclusive
 from store.models import utcnow
 from store.upsert import WriteCounts
@@ -123,7 +124,7 @@ class SourceRun:
         except Exception as exc:  # a bug or the store failing: record it, never leave 'running'
             log.exception("sync of %s failed", self.source)
             self.outcome.status = "failed"
-            self.outcome.error = f"{type(exc).__name__}: {exc}"
+            self.outcome.error = error_line(exc)
         finally:
             if client is not None:
                 self.outcome.requests = int(getattr(client, "stats", {}).get("requests", 0))

@@ -3,7 +3,10 @@ code, nothing changed (issue 12, item 9)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -296,3 +299,19 @@ def test_the_web_console_on_a_busy_port_is_one_line(run, busy_port):
     assert code == 2
     assert line == (f"error: --port {busy_port}: cannot listen on 127.0.0.1:{busy_port} "
                    "(Address already in use)")
+
+
+def test_a_database_error_in_a_rule_is_one_line_naming_the_rule_and_recorded_so(run, tmp_path):
+    # a store that lost a table a rule reads: the driver's words and the rule, never the statement
+    assert run("db", "upgrade")[0] == 0
+    store = tmp_path / "data" / "budgetwatch.db"
+    with contextlib.closing(sqlite3.connect(store)) as conn:
+        conn.execute("ALTER TABLE field_inspection RENAME TO field_inspection_gone")
+        conn.commit()
+    code, _out, err = run("reconcile", "--year", "1404")
+    said = ("database error: no such table: field_inspection "
+            "(while reading the rows of capital.inspection_mismatch)")
+    assert code == 1 and _one_line(err) == f"error: {said} (run with --debug for details)"
+    with contextlib.closing(sqlite3.connect(store)) as conn:
+        status, stats = conn.execute("SELECT status, stats FROM reconcile_run ORDER BY id DESC").fetchone()
+    assert status == "failed" and json.loads(stats) == {"error": said}

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 import reconcile
+from store.db import error_line
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ class ReconcileJobs:
             job.state = "done"
         except Exception as exc:  # the page shows one line; the log keeps the traceback
             log.exception("reconciliation started from the console by %s failed", job.by)
-            job.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+            job.error = error_line(exc)
             job.state = "failed"
         finally:
             job.finished_at = datetime.now(timezone.utc)

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from reconcile.judge import Answers, Asked
-from store.db import make_engine
+from store.db import error_line, make_engine
 from store.driver import snapshot_reader
 
 pytestmark = pytest.mark.postgres
@@ -133,6 +133,35 @@ def test_an_error_reading_ahead_is_raised_at_its_rule_and_the_thread_ends(pg_eng
         finally:
             answers.close()
         assert not _readers()
+
+
+@pytest.mark.parametrize("ahead", [True, False], ids=["ahead", "in-turn"])
+def test_a_database_error_names_the_rule_and_what_was_read(pg_engine, ahead):
+    # the operator's one line says which rule's rows or count failed (a reviewer's point, session 29)
+    broken_rows = Asked(select=lambda: sa.select(sa.text("x FROM no_such_table")),
+                        checked=lambda: sa.select(sa.literal(0)), name="expense.rows_broken")
+    broken_count = Asked(select=_series(2).select, checked=lambda: sa.select(sa.text("count(*) FROM no_such_count")),
+                         name="expense.count_broken")
+    with snapshot_reader(pg_engine) as reader:
+        answers = Answers(reader, [_series(3), broken_rows], ahead=ahead)
+        try:
+            assert len(list(answers.rows(0))) == 3
+            with pytest.raises(DBAPIError) as raised:
+                list(answers.rows(1))
+        finally:
+            answers.close()
+        assert error_line(raised.value) == ('database error: relation "no_such_table" does not exist '
+                                            "(while reading the rows of expense.rows_broken)")
+    with snapshot_reader(pg_engine) as reader:
+        answers = Answers(reader, [broken_count], ahead=ahead)
+        try:
+            assert len(list(answers.rows(0))) == 2
+            with pytest.raises(DBAPIError) as raised:
+                answers.checked(0)
+        finally:
+            answers.close()
+    assert error_line(raised.value).endswith("(while counting what expense.count_broken checked)")
+    assert not _readers()
 
 
 def test_a_run_that_stops_early_gets_its_reader_back_and_no_thread_reads_on(pg_engine):

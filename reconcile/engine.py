@@ -187,7 +187,7 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                     changes.name_judged(plan, reader, conn)  # for resolving: after the helper has started
                     _judge(rules, reader=reader, ahead=reader is not conn, found=found, stats=stats, scope=scope,
                            steady=steady, skip=skip, aside=aside, opening=opening, kept=kept if keep else None,
-                           say=say)
+                           say=say, beside=engine if run_id is not None and counts_beside(engine) else None)
                 finally:
                     if aside is not None:
                         aside.close()
@@ -380,14 +380,15 @@ class _Recorded:
 def _judge(rules: list[tuple[Rule, Any]], *, reader: sa.Connection, ahead: bool, found: Found,
            stats: dict[str, RuleStats], scope: Scope, steady: set[str], skip: _Recorded,
            aside: helper.Helper | None, opening: Callable[..., None] | None, kept: list[Finding] | None,
-           say: Progress) -> None:
+           say: Progress, beside: Engine | None = None) -> None:
     """Step 5: each rule's rows judged, worded and staged in `found`, in the rules' order of
     production; the rules of a helper process (`aside`) judged there and copied in their places.
     `opening` (Found.open_through, bound to the run) opens a rule's new deviations once it and
     every rule before it are staged: the run's own as they end, the helper's as the run takes their
     last findings (between its own rules, without waiting, then while it waits for the helper), and
     the run's own after the helper's once those are; on PostgreSQL in the writing thread, while the
-    run judges on."""
+    run judges on. `beside`: the SQLite store's engine, whose connections count what rules checked
+    beside the run (Answers)."""
     mine = [i for i in range(len(rules)) if aside is None or i not in aside.indices]
     first_aside = min(aside.indices) if aside is not None else len(rules)
     if aside is not None:
@@ -415,7 +416,7 @@ def _judge(rules: list[tuple[Rule, Any]], *, reader: sa.Connection, ahead: bool,
         asked.append(Asked(select=functools.partial(_statement, rule, limits, rule_scope, skip if every else None),
                            checked=functools.partial(rule.checked, rule_scope, limits), name=rule.name))
     try:
-        answers = Answers(reader, asked, ahead=ahead)
+        answers = Answers(reader, asked, ahead=ahead, beside=beside)
         try:
             for k, (i, rule_scope) in enumerate(zip(mine, scopes)):
                 rule, limits = rules[i]
@@ -423,8 +424,8 @@ def _judge(rules: list[tuple[Rule, Any]], *, reader: sa.Connection, ahead: bool,
                 try:
                     found.add(_counted(rule.findings(answers.rows(k), rule_scope, limits), stats[rule.name], kept),
                               rule_index=i)
-                    if not ahead:  # SQLite: counted in the run's thread while its helper judges
-                        stats[rule.name].checked = answers.checked(k)
+                    if not ahead and not answers.counted_beside(k):  # SQLite: counted in the run's
+                        stats[rule.name].checked = answers.checked(k)  # thread while its helper judges
                 except ValueError as exc:  # a stored value the rule could not read: say which rule
                     if written_behind(exc):  # a write of an earlier batch failed, not this rule's reading
                         raise
@@ -441,14 +442,26 @@ def _judge(rules: list[tuple[Rule, Any]], *, reader: sa.Connection, ahead: bool,
                     rule_stats = stats[rules[i][0].name]
                     rule_stats.checked, rule_stats.flagged, rule_stats.findings = (counted.checked, counted.flagged,
                                                                                    counted.findings)
-            for k, i in enumerate(mine if ahead else ()):  # Answers: the counts read once every rule's rows are
-                stats[rules[i][0].name].checked = answers.checked(k)
+            for k, i in enumerate(mine):  # Answers: the counts read once every rule's rows are, or beside
+                if ahead or answers.counted_beside(k):
+                    stats[rules[i][0].name].checked = answers.checked(k)
         finally:
             answers.close()
         found.written()
     except BaseException:
         found.close_writer()  # the connection is the caller's again, to roll back
         raise
+
+
+def counts_beside(engine: Engine) -> bool:
+    """Whether a recording run counts what its rules checked on another connection (Answers'
+    ``beside``): on a SQLite store in a file, which every connection reads alike while the run
+    holds its write lock (not in memory, where another connection is another database). PostgreSQL's
+    reader counts in a thread of its own already."""
+    if engine.dialect.name != "sqlite":
+        return False
+    url = engine.url
+    return (url.database or ":memory:") != ":memory:" and url.query.get("mode") != "memory"
 
 
 def _statement(rule: Rule, limits: Any, scope: Scope, skip: _Recorded | None) -> sa.Select:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -289,6 +290,7 @@ class _Counter:
 
     def _count_all(self, engine: Engine) -> None:
         index = next(iter(self.statements))
+        _lowest_priority()
         try:
             with engine.connect() as conn:
                 for index, statement in self.statements.items():
@@ -318,6 +320,15 @@ class _Counter:
         if self.thread is not None:
             self.thread.join()
             self.thread = None
+
+
+def _lowest_priority() -> None:
+    """The calling thread at the lowest scheduling priority (Linux: a thread's own nice value, by its
+    id): it takes the cores the run and its helper leave idle, not theirs. Counting at the run's own
+    priority from the start, the run's first rule took twice as long (0.17 → 0.33-0.35 s at 100k)
+    beside its helper process. Where that cannot be set, as it is."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
 def _reads_temporary(statement: sa.Select) -> bool:

@@ -5,6 +5,7 @@ connection is the point."""
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 
@@ -135,3 +136,20 @@ def test_only_a_store_in_a_file_is_counted_beside(tmp_path, url, beside):
         assert engine_module.counts_beside(engine) is beside
     finally:
         engine.dispose()
+
+
+def test_the_counter_takes_only_the_cores_the_run_leaves_idle():
+    # Linux: a thread's own nice value (by its id); the run's thread keeps its own
+    from reconcile.judge import _lowest_priority
+
+    said: list[int] = []
+
+    def counter() -> None:
+        _lowest_priority()
+        said.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    thread = threading.Thread(target=counter)
+    thread.start()
+    thread.join()
+    assert said == [19] and os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before < 19

@@ -187,7 +187,7 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                     changes.name_judged(plan, reader, conn)  # for resolving: after the helper has started
                     _judge(rules, reader=reader, ahead=reader is not conn, found=found, stats=stats, scope=scope,
                            steady=steady, skip=skip, aside=aside, opening=opening, kept=kept if keep else None,
-                           say=say, beside=engine if run_id is not None and counts_beside(engine) else None)
+                           say=say, beside=engine if run_id is not None and counts_beside(engine, conn) else None)
                 finally:
                     if aside is not None:
                         aside.close()
@@ -453,15 +453,18 @@ def _judge(rules: list[tuple[Rule, Any]], *, reader: sa.Connection, ahead: bool,
         raise
 
 
-def counts_beside(engine: Engine) -> bool:
-    """Whether a recording run counts what its rules checked on another connection (Answers'
-    ``beside``): on a SQLite store in a file, which every connection reads alike while the run
-    holds its write lock (not in memory, where another connection is another database). PostgreSQL's
-    reader counts in a thread of its own already."""
+def counts_beside(engine: Engine, conn: sa.Connection) -> bool:
+    """Whether a recording run on `conn` counts what its rules checked on another connection
+    (Answers' ``beside``): on a SQLite store in a file, in write-ahead-log mode, where every
+    connection reads alike while the run holds its write lock (not in memory, where another
+    connection is another database; not in a rollback journal's mode, where a run that spills its
+    writes to the file locks readers out). PostgreSQL's reader counts in a thread of its own already."""
     if engine.dialect.name != "sqlite":
         return False
     url = engine.url
-    return (url.database or ":memory:") != ":memory:" and url.query.get("mode") != "memory"
+    if ":memory:" in (url.database or ":memory:") or url.query.get("mode") == "memory":
+        return False
+    return str(conn.exec_driver_sql("PRAGMA journal_mode").scalar()).lower() == "wal"
 
 
 def _statement(rule: Rule, limits: Any, scope: Scope, skip: _Recorded | None) -> sa.Select:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import os
 import queue
 import threading
@@ -24,6 +25,8 @@ from reconcile.findings import Finding, round4
 from reconcile.rules import RULES, Rule
 from reconcile.settings import ReconcileConfig
 from store.driver import named_row_type, serial_plans
+
+log = logging.getLogger("budgetwatch.reconcile")
 
 _BATCH = 2000
 
@@ -168,7 +171,7 @@ class Answers:
         if ahead and asked:
             self._thread = threading.Thread(target=self._read_all, name="reconcile-reader", daemon=True)
             self._thread.start()
-        self._beside = _Counter(beside, asked, self._stop) if beside is not None and not ahead and asked else None
+        self._beside = _Counter(beside, asked) if beside is not None and not ahead and asked else None
 
     def counted_beside(self, index: int) -> bool:
         """Whether rule `index`'s count is made beside the run (ask it once every rule's rows are read:
@@ -195,9 +198,10 @@ class Answers:
 
     def checked(self, index: int) -> int:
         """How many subjects rule `index` checked (after every rule's rows)."""
-        if self.counted_beside(index):
-            assert self._beside is not None
-            return self._beside.count(index)
+        if self._beside is not None and index in self._beside.statements:
+            value = self._beside.result(index)
+            if value is not None:
+                return value
         if self._thread is None:
             with _noted(f"counting what {self.asked[index].name} checked"):
                 return int(self.reader.execute(self.asked[index].checked()).scalar_one())
@@ -212,8 +216,7 @@ class Answers:
     def close(self) -> None:
         """Stop reading ahead and counting beside, and wait for the threads: the reader is the caller's again."""
         if self._beside is not None:
-            self._stop.set()
-            self._beside.join()
+            self._beside.close()
         if self._thread is None:
             return
         self._stop.set()
@@ -271,17 +274,24 @@ class Answers:
 class _Counter:
     """The counts of :class:`Answers` that read none of the run's temporary tables (built now, in
     the run's thread: a count's statement may build a per-run table on the reader), made in their
-    order by a thread on a connection of its own to `engine`."""
+    order by a thread at the lowest priority on a connection of its own to `engine`.
 
-    def __init__(self, engine: Engine, asked: list[Asked], stop: threading.Event) -> None:
-        self.asked, self.stop = asked, stop
+    Only an offer: what the thread has not counted when the run asks (:meth:`result` None), the run
+    counts itself. At that moment the thread is stopped, its statement interrupted: on a machine
+    whose every core is busy at normal priority a thread at the lowest one gets ~1.5 % of a core,
+    and the run must never wait on it. A failure of the thread (its connection, a count's error)
+    ends it and leaves the rest to the run, whose own count then says a count's error as it would."""
+
+    def __init__(self, engine: Engine, asked: list[Asked]) -> None:
         self.statements: dict[int, sa.Select] = {}
         for i, one in enumerate(asked):
             statement = one.checked()
             if not _reads_temporary(statement):
                 self.statements[i] = statement
-        self.done: dict[int, int | BaseException] = {}
-        self.ready = threading.Condition()
+        self.done: dict[int, int] = {}
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.counting: Any = None  # the driver's connection while a statement may run on it
         self.thread: threading.Thread | None = None
         if self.statements:
             self.thread = threading.Thread(target=self._count_all, args=(engine,), name="reconcile-counter",
@@ -289,37 +299,45 @@ class _Counter:
             self.thread.start()
 
     def _count_all(self, engine: Engine) -> None:
-        index = next(iter(self.statements))
         _lowest_priority()
         try:
             with engine.connect() as conn:
                 for index, statement in self.statements.items():
-                    if self.stop.is_set():
-                        return
-                    value = int(conn.execute(statement).scalar_one())
-                    with self.ready:
+                    with self.lock:
+                        if self.stop.is_set():
+                            return
+                        self.counting = conn.connection.driver_connection
+                    try:
+                        value = int(conn.execute(statement).scalar_one())
+                    finally:
+                        with self.lock:
+                            self.counting = None
+                    with self.lock:
                         self.done[index] = value
-                        self.ready.notify_all()
-        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
-            if isinstance(exc, Exception):
-                exc.add_note(f"counting what {self.asked[index].name} checked")
-            with self.ready:
-                for i in self.statements:  # this one and every one after it
-                    self.done.setdefault(i, exc)
-                self.ready.notify_all()
+        except Exception:  # noqa: BLE001 - what is not counted here, the run counts itself
+            log.debug("counting beside the run stopped", exc_info=True)
 
-    def count(self, index: int) -> int:
-        with self.ready:
-            self.ready.wait_for(lambda: index in self.done)
-            value = self.done[index]
-        if isinstance(value, BaseException):
-            raise value
-        return value
+    def result(self, index: int) -> int | None:
+        """Rule `index`'s count if the thread has made it; else None, the thread stopped (the run
+        counts the rest itself)."""
+        with self.lock:
+            if index in self.done:
+                return self.done[index]
+        self.close()
+        return self.done.get(index)
 
-    def join(self) -> None:
-        if self.thread is not None:
-            self.thread.join()
-            self.thread = None
+    def close(self) -> None:
+        """Stop the thread: its statement interrupted (sqlite3's interrupt may come from any thread),
+        the thread waited for. Interrupted again until it ends: SQLite forgets an interrupt that comes
+        before the statement's first step."""
+        self.stop.set()
+        while self.thread is not None:
+            with self.lock:
+                if self.counting is not None:
+                    self.counting.interrupt()
+            self.thread.join(0.05)
+            if not self.thread.is_alive():
+                self.thread = None
 
 
 def _lowest_priority() -> None:

@@ -41,18 +41,27 @@ def error_line(exc: BaseException) -> str:
     """`exc` as one line for a person, a log or a run's record.
 
     A database error is said in the driver's own words: "database error: canceling statement due
-    to statement timeout" (PostgreSQL's message, not its detail quoting the row or the statement). SQLAlchemy's message would add the statement,
-    its parameters (portal text, a password's hash) and a web link, over several lines. Anything
-    else is its type and its message's first line. What was being done comes last, from the
-    exception's notes (PEP 678, e.g. a rule's name): "(while reading the rows of
-    expense.unit_cost_overrun)"."""
+    to statement timeout" (PostgreSQL's message, not its detail quoting the row or the statement).
+    SQLAlchemy's message would add the statement, its parameters and a web link, over several
+    lines. Anything else is its type and its message's first line. What was being done comes last,
+    from the exception's notes (PEP 678, e.g. a rule's name): "(while reading the rows of
+    expense.unit_cost_overrun)". Never raises: it says the errors of every way out."""
+    try:
+        said = _said(exc)
+    except Exception:  # noqa: BLE001 - an exception whose str() fails: its type at least
+        said = type(exc).__name__
+    said = " ".join(said.split())  # one line, whatever a message or a note holds
+    return said if len(said) <= ERROR_LINE_LENGTH else said[:ERROR_LINE_LENGTH - 1] + "…"
+
+
+def _said(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) if isinstance(exc, sa.exc.DBAPIError) else None
     if orig is not None:
         # psycopg: the server's message alone; not its detail, which may quote the row ("Failing row
         # contains (…)": a password's hash), nor the lines quoting the statement
-        diag = getattr(orig, "diag", None)
-        if diag is not None and diag.message_primary:
-            words = diag.message_primary
+        primary = getattr(getattr(orig, "diag", None), "message_primary", None)
+        if primary:
+            words = primary
         else:
             words = "; ".join(line.strip() for line in str(orig).splitlines() if line.strip())
         said = f"database error: {words or type(orig).__name__}"
@@ -62,7 +71,7 @@ def error_line(exc: BaseException) -> str:
     notes = [str(note) for note in getattr(exc, "__notes__", ())]
     if notes:
         said += f" (while {'; '.join(notes)})"
-    return said if len(said) <= ERROR_LINE_LENGTH else said[:ERROR_LINE_LENGTH - 1] + "…"
+    return said
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:

@@ -122,9 +122,10 @@ class SourceRun:
             self.outcome.error = "; ".join(exc.problems)
             log.error("sync of %s cannot log in: %s", self.source, self.outcome.error)
         except Exception as exc:  # a bug or the store failing: record it, never leave 'running'
-            log.exception("sync of %s failed", self.source)
             self.outcome.status = "failed"
             self.outcome.error = error_line(exc)
+            # the traceback with --debug only: a database's message about a row may quote it
+            log.error("sync of %s failed: %s", self.source, self.outcome.error, exc_info=log.isEnabledFor(logging.DEBUG))
         finally:
             if client is not None:
                 self.outcome.requests = int(getattr(client, "stats", {}).get("requests", 0))

@@ -44,15 +44,26 @@ def test_what_was_being_done_comes_last_and_a_long_line_is_cut():
     error = RuntimeError("first line\nsecond line")
     error.add_note("reading the rows of capital.progress_lag")
     assert error_line(error) == "RuntimeError: first line (while reading the rows of capital.progress_lag)"
+    noted = ValueError("bad")
+    noted.add_note("reading\nthe rows")
+    assert error_line(noted) == "ValueError: bad (while reading the rows)"  # one line, whatever a note holds
+
+    class Unsayable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no words")
+
+    assert error_line(Unsayable()) == "Unsayable"
     long = error_line(ValueError("x" * 2000))
     assert len(long) == ERROR_LINE_LENGTH and long.endswith("…")
     assert error_line(KeyError()) == "KeyError"
 
 
-def test_an_engines_echo_shows_no_parameters(tmp_path, caplog):
-    engine = make_engine(f"sqlite:///{tmp_path / 'echo.db'}", echo=True)
+def test_an_engines_statement_log_shows_no_parameters(tmp_path, caplog):
+    # what echo would print, through the logger echo turns on (echo itself would leave its handler
+    # on SQLAlchemy's logger for every later test)
+    engine = make_engine(f"sqlite:///{tmp_path / 'echo.db'}")
     try:
-        with caplog.at_level("INFO", logger="sqlalchemy.engine"), engine.connect() as conn:
+        with caplog.at_level("INFO", logger="sqlalchemy.engine.Engine"), engine.connect() as conn:
             assert conn.execute(sa.text("SELECT :secret"), {"secret": SECRET}).scalar_one() == SECRET
     finally:
         engine.dispose()

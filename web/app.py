@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
+from store.db import error_line
 from store.users import get_user, record_action
 from web import auth
 from web.common import Console, Refused, console, redirect, render, templates
@@ -72,8 +73,8 @@ def create_app(engine: Engine, config: Any, *, secret: str | None = None, https_
         try:
             with engine.connect() as conn:
                 conn.execute(sa.select(1))
-        except Exception:  # noqa: BLE001 - any failure is 'down' to a monitor; the log says why
-            log.exception("healthz: the store does not answer")
+        except Exception as exc:  # noqa: BLE001 - any failure is 'down' to a monitor; the log says why
+            log.error("healthz: the store does not answer: %s", error_line(exc), exc_info=log.isEnabledFor(logging.DEBUG))
             return JSONResponse({"status": "store unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 

@@ -99,9 +99,10 @@ class ReconcileJobs:
             job.findings = result.found
             job.what_if = result.what_if_reason
             job.state = "done"
-        except Exception as exc:  # the page shows one line; the log keeps the traceback
-            log.exception("reconciliation started from the console by %s failed", job.by)
+        except Exception as exc:  # the page and the log show one line; the traceback with --debug
             job.error = error_line(exc)
+            log.error("reconciliation started from the console by %s failed: %s", job.by, job.error,
+                      exc_info=log.isEnabledFor(logging.DEBUG))
             job.state = "failed"
         finally:
             job.finished_at = datetime.now(timezone.utc)
@@ -109,8 +110,9 @@ class ReconcileJobs:
             if on_end is not None:
                 try:
                     on_end(job)
-                except Exception:  # recording the end must not hide the outcome
-                    log.exception("could not record the end of the console's reconciliation")
+                except Exception as exc:  # recording the end must not hide the outcome
+                    log.error("could not record the end of the console's reconciliation: %s", error_line(exc),
+                              exc_info=log.isEnabledFor(logging.DEBUG))
 
     def wait(self, timeout: float) -> bool:
         """Tests and shutdown: wait for the running job; True when none runs any more."""

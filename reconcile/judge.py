@@ -247,14 +247,15 @@ class Answers:
                 finally:
                     result.close()
                 self._hand_over(("end", index, None))
+            with _noted("planning the rules' counts"):  # not any one rule's
+                serial_plans(self.reader)  # one process a count: quicker, and the writer and helper keep their cores
             doing = "counting what {} checked"
-            serial_plans(self.reader)  # one process a count: quicker, and the writer and helper keep their cores
             for index, asked in enumerate(self.asked):
                 self._hand_over(("checked", index, int(self.reader.execute(asked.checked()).scalar_one())))
         except _Stopped:
             return
         except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
-            if isinstance(exc, Exception) and index < len(self.asked):
+            if isinstance(exc, Exception) and index < len(self.asked) and not getattr(exc, "__notes__", None):
                 exc.add_note(doing.format(self.asked[index].name))
             try:
                 self._hand_over(("error", index, exc))

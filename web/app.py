@@ -20,7 +20,7 @@ from urllib.parse import quote, urlsplit
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
@@ -143,6 +143,10 @@ def create_app(engine: Engine, config: Any, *, secret: str | None = None, https_
             return render(request, "error.html", status_code=404, message="چنین صفحه‌ای نیست.")
         return render(request, "error.html", status_code=400, message="نشانی یا فرمی که فرستادید درست نیست.")
 
+    @app.exception_handler(sa.exc.SQLAlchemyError)
+    async def database_failed(request: Request, exc: sa.exc.SQLAlchemyError):
+        return _unavailable(request, exc)
+
     @app.middleware("http")
     async def _require_session(request: Request, call_next):
         path = request.url.path
@@ -150,7 +154,13 @@ def create_app(engine: Engine, config: Any, *, secret: str | None = None, https_
             response = await call_next(request)
         else:
             username = request.session.get("user")
-            user = await run_in_threadpool(_user, engine, username) if username else None
+            try:
+                user = await run_in_threadpool(_user, engine, username) if username else None
+            except sa.exc.SQLAlchemyError as exc:  # before the routes' own handler: said here alike
+                response = _unavailable(request, exc)
+                for name, value in SECURITY_HEADERS.items():
+                    response.headers.setdefault(name, value)
+                return response
             if user is None or user.disabled:
                 request.session.clear()
                 if path == "/logout":  # signing out of a session that has already ended
@@ -173,6 +183,18 @@ def create_app(engine: Engine, config: Any, *, secret: str | None = None, https_
                        session_cookie="budgetwatch_console", max_age=SESSION_HOURS * 3600, same_site="lax",
                        https_only=https_only)
     return app
+
+
+UNAVAILABLE = "پایگاه داده اکنون پاسخ نمی‌دهد؛ چند دقیقه بعد دوباره بکوشید."
+
+
+def _unavailable(request: Request, exc: BaseException) -> Response:
+    """A page's database error: one line in the log, its traceback only with --debug (a traceback's
+    database message may quote a row: a password's hash), and 503 with a sentence to the person."""
+    log.error("%s %s: %s", request.method, request.url.path, error_line(exc), exc_info=log.isEnabledFor(logging.DEBUG))
+    if "session" not in request.scope or not getattr(request.state, "user", None):
+        return PlainTextResponse("store unavailable", status_code=503)
+    return render(request, "error.html", status_code=503, message=UNAVAILABLE)
 
 
 def _user(engine: Engine, username: str):

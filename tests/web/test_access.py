@@ -236,3 +236,30 @@ def test_signing_in_needs_the_token_of_the_sign_in_form(sqlite_store):
     signed_in = client.post("/login", data={"username": "social", "password": PASSWORD, "csrf": token},
                             follow_redirects=False)
     assert signed_in.status_code == 303 and client.get("/").status_code == 200
+
+
+def test_a_database_error_in_a_page_is_one_line_in_the_log_and_a_persian_page(sqlite_store, caplog):
+    # the store failing under a page (here: a table gone): 503 with a sentence, one log line in the
+    # database's words, no traceback (its database message may quote a row) unless --debug
+    client = sqlite_store.client("social")
+    assert client.get("/deviations").status_code == 200
+    with sqlite_store.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE deviation RENAME TO deviation_gone")
+    with caplog.at_level("INFO", logger="web.app"):  # as the console logs without --debug
+        response = client.get("/deviations")
+    assert response.status_code == 503 and "پایگاه داده اکنون پاسخ نمی‌دهد" in response.text
+    said = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert [r.getMessage() for r in said] == ["GET /deviations: database error: no such table: deviation"]
+    assert all(not r.exc_info for r in said), [r.exc_info for r in said]
+
+
+def test_a_store_that_fails_before_the_page_says_so_without_a_traceback(sqlite_store, caplog):
+    client = sqlite_store.client("social")
+    with sqlite_store.engine.begin() as conn:  # the signed-in user is read before any page
+        conn.exec_driver_sql("ALTER TABLE console_user RENAME TO console_user_gone")
+    with caplog.at_level("INFO", logger="web.app"):  # as the console logs without --debug
+        response = client.get("/deviations")
+    assert response.status_code == 503 and response.text == "store unavailable"
+    assert response.headers["x-frame-options"]
+    said = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert said == ["GET /deviations: database error: no such table: console_user"]

@@ -111,9 +111,10 @@ def create_app(engine: Engine, config: Any, *, secret: str | None = None, https_
             return render(request, "login.html", status_code=401, next=target, username=username,
                           error="نام کاربری یا گذرواژه درست نیست.")
         state.limiter.succeeded(username, address)
+        # recorded first: a sign-in the admin's log cannot keep (the store failing) signs no one in
+        await run_in_threadpool(_record_login, engine, user.username, address)
         request.session.clear()
         request.session.update(user=user.username, csrf=auth.new_csrf_token())
-        await run_in_threadpool(_record_login, engine, user.username, address)
         return redirect(target)
 
     @app.post("/logout", include_in_schema=False)
@@ -186,15 +187,21 @@ def create_app(engine: Engine, config: Any, *, secret: str | None = None, https_
 
 
 UNAVAILABLE = "پایگاه داده اکنون پاسخ نمی‌دهد؛ چند دقیقه بعد دوباره بکوشید."
+# a form's act may have been stored before what failed (its line in the log of acts, say)
+UNAVAILABLE_AFTER_FORM = ("پایگاه داده اکنون پاسخ نمی‌دهد. شاید آنچه فرستادید ثبت شده باشد: "
+                          "چند دقیقه بعد صفحه را دوباره باز کنید و پیش از فرستادن دوباره ببینید.")
 
 
 def _unavailable(request: Request, exc: BaseException) -> Response:
     """A page's database error: one line in the log, its traceback only with --debug (a traceback's
-    database message may quote a row: a password's hash), and 503 with a sentence to the person."""
+    database message may quote a row: a password's hash), and 503 with a sentence to the person:
+    a page of the console wherever there is a session (a store that is down fails before the
+    signed-in user is known), plain text elsewhere."""
     log.error("%s %s: %s", request.method, request.url.path, error_line(exc), exc_info=log.isEnabledFor(logging.DEBUG))
-    if "session" not in request.scope or not getattr(request.state, "user", None):
+    if "session" not in request.scope:
         return PlainTextResponse("store unavailable", status_code=503)
-    return render(request, "error.html", status_code=503, message=UNAVAILABLE)
+    message = UNAVAILABLE if request.method in ("GET", "HEAD") else UNAVAILABLE_AFTER_FORM
+    return render(request, "error.html", status_code=503, message=message)
 
 
 def _user(engine: Engine, username: str):

@@ -248,6 +248,7 @@ def test_a_database_error_in_a_page_is_one_line_in_the_log_and_a_persian_page(sq
     with caplog.at_level("INFO", logger="web.app"):  # as the console logs without --debug
         response = client.get("/deviations")
     assert response.status_code == 503 and "پایگاه داده اکنون پاسخ نمی‌دهد" in response.text
+    assert response.headers["x-frame-options"] and "نمای کلی" in response.text  # the console's page
     said = [r for r in caplog.records if r.levelname == "ERROR"]
     assert [r.getMessage() for r in said] == ["GET /deviations: database error: no such table: deviation"]
     assert all(not r.exc_info for r in said), [r.exc_info for r in said]
@@ -259,7 +260,20 @@ def test_a_store_that_fails_before_the_page_says_so_without_a_traceback(sqlite_s
         conn.exec_driver_sql("ALTER TABLE console_user RENAME TO console_user_gone")
     with caplog.at_level("INFO", logger="web.app"):  # as the console logs without --debug
         response = client.get("/deviations")
-    assert response.status_code == 503 and response.text == "store unavailable"
+    assert response.status_code == 503 and "پایگاه داده اکنون پاسخ نمی‌دهد" in response.text
     assert response.headers["x-frame-options"]
+    said = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert [r.getMessage() for r in said] == ["GET /deviations: database error: no such table: console_user"]
+    assert all(not r.exc_info for r in said)
+
+
+def test_a_sign_in_the_log_of_acts_cannot_keep_signs_no_one_in(sqlite_store, caplog):
+    client = sqlite_store.client()
+    with sqlite_store.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE console_action RENAME TO console_action_gone")
+    with caplog.at_level("INFO", logger="web.app"):
+        response = post_login(client, {"username": "social", "password": PASSWORD}, follow_redirects=False)
+    assert response.status_code == 503 and "شاید آنچه فرستادید ثبت شده باشد" in response.text
+    assert client.get("/", follow_redirects=False).status_code == 303  # still signed out
     said = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-    assert said == ["GET /deviations: database error: no such table: console_user"]
+    assert said == ["POST /login: database error: no such table: console_action"]

@@ -237,7 +237,7 @@ REASON_MAX = 1000  # characters: a reason is a sentence or a paragraph, shown on
 
 
 def _act(engine: Engine, deviation_id: int, by: str, reason: str, *, to: str, allowed: tuple[str, ...],
-         now: datetime | None) -> Any:
+         now: datetime | None, also: Callable[[Connection], None] | None = None) -> Any:
     by, reason = (by or "").strip(), (reason or "").strip()
     if not by:
         raise DeviationError("say who you are (--by NAME)")
@@ -258,16 +258,22 @@ def _act(engine: Engine, deviation_id: int, by: str, reason: str, *, to: str, al
             last_found_on=last_found(dev)))
         conn.execute(sa.insert(events).values(deviation_id=deviation_id, event=to, severity=row.severity, at=now,
                                               by=by, reason=reason))
+        if also is not None:  # in the act's transaction: both are stored or neither
+            also(conn)
         return conn.execute(sa.select(*deviation_as_read()).where(dev.c.id == deviation_id)).one()
 
 
-def acknowledge(engine: Engine, deviation_id: int, *, by: str, reason: str, now: datetime | None = None) -> Any:
-    """An open deviation is acknowledged by `by` for `reason`: no further alerts unless it escalates."""
-    return _act(engine, deviation_id, by, reason, to="acknowledged", allowed=("open",), now=now)
+def acknowledge(engine: Engine, deviation_id: int, *, by: str, reason: str, now: datetime | None = None,
+                also: Callable[[Connection], None] | None = None) -> Any:
+    """An open deviation is acknowledged by `by` for `reason`: no further alerts unless it escalates.
+    `also` writes more in the same transaction (the console's log of acts)."""
+    return _act(engine, deviation_id, by, reason, to="acknowledged", allowed=("open",), now=now, also=also)
 
 
-def dismiss(engine: Engine, deviation_id: int, *, by: str, reason: str, now: datetime | None = None) -> Any:
-    """A deviation is dismissed as a false positive: never changed or alerted again."""
+def dismiss(engine: Engine, deviation_id: int, *, by: str, reason: str, now: datetime | None = None,
+            also: Callable[[Connection], None] | None = None) -> Any:
+    """A deviation is dismissed as a false positive: never changed or alerted again. `also` as for
+    :func:`acknowledge`."""
     return _act(engine, deviation_id, by, reason, to="dismissed", allowed=("open", "acknowledged", "resolved"),
-                now=now)
+                now=now, also=also)
 

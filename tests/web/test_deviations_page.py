@@ -381,3 +381,26 @@ def test_a_credit_break_at_its_limit_reads_more_than_the_limit_apart():
             "actual": Decimal(60), "numbers": {"previous": "60.50005", "actual": "60", "threshold": "0.5"}}
     assert rule_figure(drop, "previous", "60.50005") == "۶۰٫۵۰۰۱٪" == figure(drop["planned"], drop, drop["actual"])
     assert rule_figure(drop, "actual", "60") == "۶۰٪"
+
+
+def test_an_act_and_its_line_in_the_log_of_acts_are_stored_together_or_not_at_all(sqlite_store):
+    # the log of acts failing: the act is not stored either, and the person may simply send it again
+    from store.users import recent_actions
+
+    row = sqlite_store.deviation(status="open", agency_code="301")
+    client = sqlite_store.client("social")
+    token = csrf_of(client)
+    with sqlite_store.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE console_action RENAME TO console_action_gone")
+    response = client.post(f"/deviations/{row['id']}/acknowledge", data={"csrf": token, "reason": "پیگیری شد"})
+    assert response.status_code == 503
+    with sqlite_store.engine.begin() as conn:
+        stored, history = get(conn, row["id"])
+        conn.exec_driver_sql("ALTER TABLE console_action_gone RENAME TO console_action")
+    assert stored.status == "open" and [e.event for e in history if e.by] == []
+    response = client.post(f"/deviations/{row['id']}/acknowledge", data={"csrf": token, "reason": "پیگیری شد"})
+    assert response.status_code == 200 and "بررسی ثبت شد" in response.text
+    with sqlite_store.engine.connect() as conn:
+        stored, _history = get(conn, row["id"])
+        acts = [(a.username, a.action, a.target) for a in recent_actions(conn, 50)]
+    assert stored.status == "acknowledged" and ("social", "acknowledge", f"deviation {row['id']}") in acts

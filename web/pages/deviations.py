@@ -21,8 +21,8 @@ from reconcile import deviations as dv
 from reconcile.rules import RULE_IDS
 from reconcile.settings import RoutingConfig
 from store import console as store
-from store.users import display_names
-from web.common import Refused, checked_form, console, flash, query_url, record, redirect, render, user_of
+from store.users import display_names, record_action
+from web.common import Refused, checked_form, console, flash, query_url, redirect, render, user_of
 from web import words
 from web.permissions import can_act_on, group_agencies
 
@@ -145,11 +145,14 @@ async def act(request: Request, deviation_id: int, action: str):
                        f"{present.number(len(reason))} نویسه است و ثبت نشد.", "error")
         return redirect(f"/deviations/{deviation_id}")
     call = dv.acknowledge if action == "acknowledge" else dv.dismiss
+
+    def logged(conn: Any) -> None:  # the console's log of acts, in the act's own transaction
+        record_action(conn, user.username, action, f"deviation {deviation_id}", reason)
+
     try:
-        await run_in_threadpool(lambda: call(state.engine, deviation_id, by=user.username, reason=reason))
+        await run_in_threadpool(lambda: call(state.engine, deviation_id, by=user.username, reason=reason, also=logged))
     except dv.DeviationError:
         flash(request, "وضعیت این انحراف اجازهٔ این کار را نمی‌دهد (شاید کس دیگری پیش‌تر اقدام کرده است).", "error")
         return redirect(f"/deviations/{deviation_id}")
-    await record(request, action, f"deviation {deviation_id}", reason)
     flash(request, "بررسی ثبت شد." if action == "acknowledge" else "انحراف به‌عنوان نادرست رد شد.")
     return redirect(f"/deviations/{deviation_id}")

@@ -66,8 +66,8 @@ from reconcile.scope import Scope
 from reconcile.settings import ReconcileConfig
 from store import locks, reconcile_runs, reporting
 from store.db import StoreError, checkpoint_wal, refresh_statistics
-from store.driver import (defer_checkpoint, export_snapshot, large_page_cache, snapshot_reader, write_lock_first,
-                          written_behind)
+from store.driver import (defer_checkpoint, export_snapshot, large_page_cache, reads_alike_beside, snapshot_reader,
+                          write_lock_first, written_behind)
 from store.models import utcnow
 
 Progress = Callable[[str], None]
@@ -454,17 +454,11 @@ def _judge(rules: list[tuple[Rule, Any]], *, reader: sa.Connection, ahead: bool,
 
 
 def counts_beside(engine: Engine, conn: sa.Connection) -> bool:
-    """Whether a recording run on `conn` counts what its rules checked on another connection
-    (Answers' ``beside``): on a SQLite store in a file, in write-ahead-log mode, where every
-    connection reads alike while the run holds its write lock (not in memory, where another
-    connection is another database; not in a rollback journal's mode, where a run that spills its
-    writes to the file locks readers out). PostgreSQL's reader counts in a thread of its own already."""
-    if engine.dialect.name != "sqlite":
-        return False
-    url = engine.url
-    if ":memory:" in (url.database or ":memory:") or url.query.get("mode") == "memory":
-        return False
-    return str(conn.exec_driver_sql("PRAGMA journal_mode").scalar()).lower() == "wal"
+    """Whether a recording run on `conn` (it holds SQLite's write lock: ``_reader``) counts what its
+    rules checked on another connection (Answers' ``beside``): where that connection reads the store
+    as the run does (store.driver ``reads_alike_beside``). PostgreSQL's reader counts in a thread of
+    its own already."""
+    return reads_alike_beside(engine, conn)
 
 
 def _statement(rule: Rule, limits: Any, scope: Scope, skip: _Recorded | None) -> sa.Select:

@@ -24,7 +24,7 @@ from sqlalchemy.sql import util as sql_util
 from reconcile.findings import Finding, round4
 from reconcile.rules import RULES, Rule
 from reconcile.settings import ReconcileConfig
-from store.driver import named_row_type, serial_plans
+from store.driver import interrupter, named_row_type, serial_plans
 
 log = logging.getLogger("budgetwatch.reconcile")
 
@@ -292,7 +292,7 @@ class _Counter:
         self.done: dict[int, int] = {}
         self.lock = threading.Lock()
         self.stop = threading.Event()
-        self.counting: Any = None  # the driver's connection while a statement may run on it
+        self.interrupt: Callable[[], None] | None = None  # set while a statement may run
         self.thread: threading.Thread | None = None
         if self.statements:
             self.thread = threading.Thread(target=self._count_all, args=(engine,), name="reconcile-counter",
@@ -307,12 +307,12 @@ class _Counter:
                     with self.lock:
                         if self.stop.is_set():
                             return
-                        self.counting = conn.connection.driver_connection
+                        self.interrupt = interrupter(conn)
                     try:
                         value = int(conn.execute(statement).scalar_one())
                     finally:
                         with self.lock:
-                            self.counting = None
+                            self.interrupt = None
                     with self.lock:
                         self.done[index] = value
         except Exception:  # noqa: BLE001 - what is not counted here, the run counts itself
@@ -328,14 +328,13 @@ class _Counter:
         return self.done.get(index)
 
     def close(self) -> None:
-        """Stop the thread: its statement interrupted (sqlite3's interrupt may come from any thread),
-        the thread waited for. Interrupted again until it ends: SQLite forgets an interrupt that comes
-        before the statement's first step."""
+        """Stop the thread: its statement interrupted (store.driver ``interrupter``), again until the
+        thread ends (SQLite forgets an interrupt that comes before a statement's first step)."""
         self.stop.set()
         while self.thread is not None:
             with self.lock:
-                if self.counting is not None:
-                    self.counting.interrupt()
+                if self.interrupt is not None:
+                    self.interrupt()
             self.thread.join(0.05)
             if not self.thread.is_alive():
                 self.thread = None

@@ -7,7 +7,9 @@ reads (:func:`driver_rows`, with :func:`day_reader` and :func:`figure_reader` to
 figures as the column types would), bulk inserts (:func:`bulk_insert`: COPY on PostgreSQL, one
 prepared executemany on SQLite), one snapshot shared with worker processes
 (:func:`export_snapshot`, :func:`snapshot_reader`), a reader's last statements planned without
-parallel workers (:func:`serial_plans`), a larger SQLite page cache while a run writes
+parallel workers (:func:`serial_plans`), whether a second SQLite connection reads as a locked
+writer does and how to interrupt its statement (:func:`reads_alike_beside`, :func:`interrupter`),
+a larger SQLite page cache while a run writes
 (:func:`large_page_cache`) and a connection's writes run by a thread behind the caller
 (:class:`WriteBehind`). Statements are still built with SQLAlchemy and compiled for the
 connection's dialect.
@@ -213,6 +215,29 @@ def snapshot_reader(engine: Engine, snapshot: str | None = None) -> Iterator[Con
 
 
 # --- writing -----------------------------------------------------------------------------------
+
+
+def reads_alike_beside(engine: Engine, conn: Connection) -> bool:
+    """SQLite: whether another connection to `engine` reads the store as `conn` does while `conn`
+    holds the write lock (store.driver ``write_lock_first``): a store in a file in write-ahead-log
+    mode, where readers see the last commit and none can come before `conn`'s. Not in memory, where
+    another connection is another database; not with a rollback journal, where a writer that spills
+    its pages to the file locks readers out. False elsewhere (PostgreSQL: exported snapshots)."""
+    if engine.dialect.name != "sqlite":
+        return False
+    url = engine.url
+    if ":memory:" in (url.database or ":memory:") or url.query.get("mode") == "memory":
+        return False
+    return str(conn.exec_driver_sql("PRAGMA journal_mode").scalar()).lower() == "wal"
+
+
+def interrupter(conn: Connection) -> Callable[[], None]:
+    """What stops the statement running on `conn` from another thread (SQLite's interrupt: the
+    statement fails with "interrupted"; one that comes before its first step is forgotten, so call
+    it until the statement has ended). Elsewhere nothing: a statement there is left to end."""
+    if conn.dialect.name == "sqlite":
+        return conn.connection.driver_connection.interrupt
+    return lambda: None
 
 
 @contextlib.contextmanager

@@ -201,7 +201,8 @@ def _unavailable(request: Request, exc: BaseException) -> Response:
     if "session" not in request.scope:
         return PlainTextResponse("store unavailable", status_code=503)
     message = UNAVAILABLE if request.method in ("GET", "HEAD") else UNAVAILABLE_AFTER_FORM
-    return render(request, "error.html", status_code=503, message=message)
+    # not «این کار انجام نشد»: after a form, what was sent may have been recorded
+    return render(request, "error.html", status_code=503, heading="پایگاه داده در دسترس نیست", message=message)
 
 
 def _user(engine: Engine, username: str):

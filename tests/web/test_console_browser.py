@@ -298,3 +298,28 @@ def test_a_deviation_a_run_resolved_says_why_in_persian(served, browser):
         assert "not found" not in page.content()
         page.screenshot(path=screenshot_path("web-deviation-resolved"), full_page=True)
         assert errors == []
+
+
+def test_the_page_a_person_sees_when_the_store_fails_under_it(served, browser):
+    # the store failing under a page (a table gone for a moment): the console's own Persian page,
+    # right to left, saying to try again later; nothing of the database's words reaches the person
+    with browser_page(browser=browser) as (page, errors):
+        _sign_in(page, served, "social")
+        with served.engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE deviation RENAME TO deviation_gone")
+        try:
+            response = page.goto(f"{served.url}/deviations")
+            page.screenshot(path=screenshot_path("web-store-unavailable"), full_page=True)
+            text = page.inner_text("main") if page.locator("main").count() else page.inner_text("body")
+        finally:
+            with served.engine.begin() as conn:
+                conn.exec_driver_sql("ALTER TABLE deviation_gone RENAME TO deviation")
+        assert response.status == 503
+        assert page.evaluate("getComputedStyle(document.body).direction") == "rtl"
+        assert "پایگاه داده اکنون پاسخ نمی‌دهد" in text and "بازگشت به نمای کلی" in text
+        assert page.inner_text("h1") == "پایگاه داده در دسترس نیست"
+        assert "no such table" not in page.content() and "deviation_gone" not in page.content()
+        assert page.locator("nav").count() >= 1  # the console's page, its menu included
+        page.click("text=بازگشت به نمای کلی")  # and once the store answers, the way back works
+        page.wait_for_url(re.compile(r"/$"))
+        assert [e for e in errors if "503" not in e] == []

@@ -279,10 +279,13 @@ Refusal = Callable[[sa.Connection, set[str]], Mapping[str, str]]
 
 
 def import_file(engine: Engine, path: str | Path, *, today: date | None = None,
-                now: datetime | None = None, refuse: Refusal | None = None) -> ImportResult:
+                now: datetime | None = None, refuse: Refusal | None = None,
+                also: Callable[[sa.Connection, ImportResult], None] | None = None) -> ImportResult:
     """Validate every row of `path`, then store its visits in one transaction (or raise, storing nothing).
     ``refuse(conn, codes)`` gives, of the store's project codes the file names, those the caller may
-    not record, each with its reason; their rows are bad rows (checked in the same transaction)."""
+    not record, each with its reason; their rows are bad rows (checked in the same transaction).
+    ``also(conn, result)`` writes more in that transaction once the visits are written (the console's
+    log of acts): both are stored or neither."""
     path = Path(path)
     now = now or datetime.now(timezone.utc)
     with engine.begin() as conn:
@@ -313,4 +316,6 @@ def import_file(engine: Engine, path: str | Path, *, today: date | None = None,
                 result.unchanged += 1
         if inserts:
             conn.execute(sa.insert(fi), inserts)
+        if also is not None:
+            also(conn, result)
     return result

@@ -70,10 +70,16 @@ class ReconcileJobs:
         self.last: ReconcileJob | None = None
 
     def start(self, *, by: str, years: list[int] | None, as_of: date | None,
+              before: Callable[[], None] | None = None,
               on_end: Callable[[ReconcileJob], None] | None = None) -> ReconcileJob:
+        """Start a run in the background. ``before`` (the console's log of acts) runs once the start is
+        allowed and before the run begins: if it raises, nothing starts, so a run is never started
+        without its line, nor a line written for a start that was refused."""
         with self._lock:
             if self.last is not None and self.last.running:
                 raise JobBusy(f"a reconciliation started by {self.last.by} is still running")
+            if before is not None:
+                before()
             job = ReconcileJob(by=by, years=years, as_of=as_of, started_at=datetime.now(timezone.utc))
             self.last = job
             self._thread = threading.Thread(target=self._run, args=(job, on_end), name="console-reconcile",

@@ -312,3 +312,65 @@ def test_a_file_saved_as_excels_plain_csv_is_refused_saying_how_to_save_it_in_pe
                          files={"file": ("v.csv", b"code,day\n1,2\n", "text/csv")})
     [problem] = _problems(header.text)
     assert "ستون‌های سطر نخست درست نیست" in problem and "project_code,date" in problem
+
+
+def _log_of_acts_gone(engine, gone: bool) -> None:
+    """The console's log of acts failing (its table renamed away), then back."""
+    names = ("console_action", "console_action_gone")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE {} RENAME TO {}".format(*(names if gone else names[::-1])))
+
+
+def test_a_visit_and_its_line_in_the_log_of_acts_are_stored_together_or_not_at_all(sqlite_store):
+    # before, the visit was committed and its line written after it: a failing log left a visit no
+    # one was recorded as having entered, and a 503 that made the person wonder
+    _projects(sqlite_store.engine)
+    client = sqlite_store.client("social")
+    visit = {"csrf": csrf_of(client), "project_code": "1305012007-003", "date": "1405/08/15",
+             "observed_progress": "42.5", "inspector": "علی"}
+    _log_of_acts_gone(sqlite_store.engine, True)
+    assert client.post("/visits", data=visit).status_code == 503
+    assert _visits(sqlite_store.engine) == []
+    _log_of_acts_gone(sqlite_store.engine, False)
+    response = client.post("/visits", data=visit)  # the same form again, once the log is back
+    assert response.status_code == 200 and "بازدید ثبت شد" in response.text
+    assert len(_visits(sqlite_store.engine)) == 1
+    with sqlite_store.engine.connect() as conn:
+        assert [(a.action, a.target) for a in recent_actions(conn, username="social")][:1] == [
+            ("visit", "1305012007-003")]
+
+
+def test_a_visits_file_and_its_line_in_the_log_of_acts_are_stored_together_or_not_at_all(sqlite_store):
+    _projects(sqlite_store.engine)
+    client = sqlite_store.client("tolfiq")
+    content = "project_code,date,observed_progress,inspector\n1305012007-003,1405/08/01,30,بازرس\n"
+
+    def send():
+        return client.post("/visits/file", data={"csrf": csrf_of(client)},
+                           files={"file": ("v.csv", content.encode(), "text/csv")})
+
+    _log_of_acts_gone(sqlite_store.engine, True)
+    assert send().status_code == 503
+    assert _visits(sqlite_store.engine) == []
+    _log_of_acts_gone(sqlite_store.engine, False)
+    response = send()
+    assert response.status_code == 200 and "۱ تازه" in response.text
+    with sqlite_store.engine.connect() as conn:
+        [act] = [a for a in recent_actions(conn, username="tolfiq") if a.action == "visits_file"]
+    assert (act.target, act.detail) == ("v.csv", "1 rows: 1 new, 0 updated, 0 unchanged")
+
+
+def test_a_reconciliation_is_not_started_without_its_line_in_the_log_of_acts(sqlite_store):
+    app = sqlite_store.app()
+    tolfiq = sqlite_store.client("tolfiq", app=app)
+    token = csrf_of(tolfiq)
+    _log_of_acts_gone(sqlite_store.engine, True)
+    response = tolfiq.post("/reconcile", data={"csrf": token, "year": "1405"})
+    assert response.status_code == 503 and app.state.console.jobs.last is None
+    _log_of_acts_gone(sqlite_store.engine, False)
+    response = tolfiq.post("/reconcile", data={"csrf": token, "year": "1405"})
+    assert response.status_code == 200 and "تطبیق آغاز شد" in response.text
+    assert app.state.console.jobs.wait(60)
+    with sqlite_store.engine.connect() as conn:
+        acts = [(a.action, a.target) for a in recent_actions(conn, username="tolfiq")]
+    assert acts[1] == ("reconcile", "1405") and acts[0][0] == "reconcile_end"

@@ -8,12 +8,13 @@ from datetime import date
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
+from starlette.concurrency import run_in_threadpool
 
 from foundation.jalali import parse_day
 from foundation.persian import NormalizationError, to_ascii_digits
 from store import console as store
-from store.users import display_names
-from web.common import checked_form, console, flash, record, redirect, render, user_of
+from store.users import display_names, record_action
+from web.common import checked_form, console, flash, redirect, render, user_of
 from web.jobs import JobBusy, ReconcileJob
 from web.permissions import can_reconcile
 
@@ -62,20 +63,22 @@ async def start(request: Request):
             return redirect("/reconcile")
     engine = state.engine
 
-    def on_end(job: ReconcileJob) -> None:
-        from store.users import record_action
+    def started() -> None:
+        with engine.begin() as conn:
+            record_action(conn, user.username, "reconcile", ",".join(map(str, years)) or "all years",
+                          f"as of {as_of.isoformat()}" if as_of else "as of today")
 
+    def on_end(job: ReconcileJob) -> None:
         with engine.begin() as conn:
             record_action(conn, job.by, "reconcile_end", f"run {job.run_id}" if job.run_id else None,
                           job.error or f"{job.findings} findings in {job.seconds:.1f} s"
                           + (f" (what-if: {job.what_if})" if job.what_if else ""))
 
     try:
-        state.jobs.start(by=user.username, years=sorted(set(years)) or None, as_of=as_of, on_end=on_end)
+        await run_in_threadpool(lambda: state.jobs.start(by=user.username, years=sorted(set(years)) or None,
+                                                         as_of=as_of, before=started, on_end=on_end))
     except JobBusy:
         flash(request, "یک تطبیق هنوز در حال اجراست؛ پس از پایان آن دوباره بکوشید.", "error")
         return redirect("/reconcile")
-    await record(request, "reconcile", ",".join(map(str, years)) or "all years",
-                 f"as of {as_of.isoformat()}" if as_of else "as of today")
     flash(request, "تطبیق آغاز شد؛ این صفحه پیشرفت آن را نشان می‌دهد.")
     return redirect("/reconcile")

@@ -4,9 +4,10 @@ Both go through reconcile.inspections exactly as `budgetwatch inspections import
 visit is written as a one-row file of the same columns and imported, so a visit is checked by the
 same code, row for row, and a file is all or nothing with the same report of every bad line. The
 file's name in the store (``field_inspection.source_file``) names the user; the console's log of
-acts records who, when and how many. An expert may record visits only to projects of their groups'
-agencies: a row naming any other project is a bad row, listed with its line among the others (the
-import asks ``refuse`` within its transaction), and the file is refused whole.
+acts records who, when and how many, in the import's own transaction. An expert may record visits
+only to projects of their groups' agencies: a row naming any other project is a bad row, listed with
+its line among the others (the import asks ``refuse`` within its transaction), and the file is
+refused whole.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import csv
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -27,7 +29,8 @@ from foundation.present import number
 from reconcile import inspections as insp
 from store import console as store
 from store.models import FieldInspection
-from web.common import Refused, checked_form, console, flash, record, redirect, render, user_of
+from store.users import record_action
+from web.common import Refused, checked_form, console, flash, redirect, render, user_of
 from web.permissions import can_act_on, can_record_visits
 from web.words import visit_reason
 
@@ -71,10 +74,18 @@ def visits_page(request: Request):
     return _page(request)
 
 
-def _import(request: Request, path: Path) -> tuple[insp.ImportResult | None, list[Problem]]:
+Act = Callable[[insp.ImportResult], tuple[str, str | None, str | None]]  # (action, target, detail)
+
+
+def _import(request: Request, path: Path, act: Act) -> tuple[insp.ImportResult | None, list[Problem]]:
     """Check every row of the file, the user's right to its project among the rest, then import it
-    (all or nothing): the import's own checks, as `budgetwatch inspections import` makes them."""
+    (all or nothing): the import's own checks, as `budgetwatch inspections import` makes them. The
+    act's line in the console's log of acts is written in the import's transaction: the visits and
+    their line are stored together or not at all."""
     state, user = console(request), user_of(request)
+
+    def logged(conn: sa.Connection, result: insp.ImportResult) -> None:
+        record_action(conn, user.username, *act(result))
 
     def refuse(conn, codes: set[str]) -> dict[str, str]:
         agencies = store.project_agencies(conn, sorted(codes))
@@ -82,7 +93,7 @@ def _import(request: Request, path: Path) -> tuple[insp.ImportResult | None, lis
                 for code, agency in agencies.items() if not can_act_on(user, agency, state.config.routing)}
 
     try:
-        return insp.import_file(state.engine, path, refuse=refuse), []
+        return insp.import_file(state.engine, path, refuse=refuse, also=logged), []
     except insp.InspectionFileError as exc:
         if exc.problems:
             return None, [Problem.of(p.line, p.reason) for p in exc.problems]
@@ -100,19 +111,24 @@ async def record_visit(request: Request):
     values = {name: str(form.get(name, "")).strip() for name in COLUMNS}
     if not can_record_visits(user):
         raise Refused(403, "ثبت بازدید میدانی با کارشناسان بودجه و گروه تلفیق است.")
+
+    def act(_: insp.ImportResult) -> tuple[str, str, str]:
+        # imported, the visit's project is a code (۱۳۰۵… typed as 1305…); the log names it so
+        return ("visit", parse_code(values["project_code"], field="project_code"),
+                f"{values['date']} {values['observed_progress']}")
+
     with tempfile.TemporaryDirectory(prefix="bw-visit-") as folder:
         path = Path(folder) / f"console-{_safe_name(user.username)}.csv"
         with path.open("w", encoding="utf-8", newline="") as out:
             writer = csv.writer(out)
             writer.writerow(COLUMNS)
             writer.writerow([values[name] for name in COLUMNS])
-        result, problems = await run_in_threadpool(_import, request, path)
+        result, problems = await run_in_threadpool(_import, request, path, act)
     if result is None:
         # the form is line 2 of the one-row file: its reasons stand without the line number
         problems = [Problem(None, p.text, p.persian) for p in problems]
         return await run_in_threadpool(lambda: _page(request, status_code=400, problems=problems, values=values))
-    code = parse_code(values["project_code"], field="project_code")  # imported: it is a code (۱۳۰۵… typed as 1305…)
-    await record(request, "visit", code, f"{values['date']} {values['observed_progress']}")
+    code = parse_code(values["project_code"], field="project_code")
     flash(request, "بازدید ثبت شد." if result.inserted else "بازدید پیش‌تر ثبت شده بود و به‌روز شد."
           if result.updated else "همین بازدید پیش‌تر با همین ارقام ثبت شده بود.")
     return redirect(f"/projects/{quote(code, safe='')}")
@@ -132,14 +148,17 @@ async def upload_visits(request: Request):
     if len(content) > MAX_FILE_BYTES:
         flash(request, "پرونده بزرگ‌تر از ۵ مگابایت است؛ آن را در چند پرونده بفرستید.", "error")
         return redirect("/visits")
+
+    def act(r: insp.ImportResult) -> tuple[str, str, str]:
+        return ("visits_file", upload.filename,
+                f"{r.rows} rows: {r.inserted} new, {r.updated} updated, {r.unchanged} unchanged")
+
     with tempfile.TemporaryDirectory(prefix="bw-visits-") as folder:
         path = Path(folder) / f"console-{_safe_name(user.username)}-{_safe_name(upload.filename)}"
         path.write_bytes(content)
-        result, problems = await run_in_threadpool(_import, request, path)
+        result, problems = await run_in_threadpool(_import, request, path, act)
     if result is None:
         return await run_in_threadpool(lambda: _page(request, status_code=400, problems=problems))
-    await record(request, "visits_file", upload.filename,
-                 f"{result.rows} rows: {result.inserted} new, {result.updated} updated, {result.unchanged} unchanged")
     flash(request, f"پرونده خوانده شد: {number(result.rows)} ردیف؛ {number(result.inserted)} تازه، "
                    f"{number(result.updated)} به‌روزشده، {number(result.unchanged)} بی‌تغییر.")
     return redirect("/visits")

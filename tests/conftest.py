@@ -190,6 +190,16 @@ class _PgSchemas:
             schema.__exit__(None, None, None)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest's own selection by -m, which then sees the mark
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test marked ``slow_on_postgresql`` is ``slow`` in its PostgreSQL variant: the default run
+    keeps its SQLite variant, `-m slow` runs the other (README, "Tests")."""
+    for item in items:
+        spec = getattr(item, "callspec", None)
+        if item.get_closest_marker("slow_on_postgresql") and spec and "postgresql" in spec.params.values():
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def _pg_schemas() -> Iterator[_PgSchemas]:
     pool = _PgSchemas(_pg_url() or "")

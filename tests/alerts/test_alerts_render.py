@@ -151,7 +151,6 @@ def test_subject_counts_by_severity_with_the_jalali_date(engine, facts, smtp):
 ARTIFACTS = ROOT / "artifacts" / "alerts"
 
 
-@pytest.mark.slow
 def test_the_digest_reads_well_in_a_browser_at_desktop_and_phone_width(engine, facts, smtp):
     # with its threshold and band, the longest line of an item (trial: kept on one line, it made
     # the page 611 px wide on a 390 px phone)

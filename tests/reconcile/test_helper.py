@@ -139,7 +139,9 @@ def _run_helped(engine, when: str, *, fork: bool, incremental: bool, tmp: Path) 
     return said_then["scope"], said_then["said"]
 
 
-@pytest.mark.parametrize("fork", [True, False], ids=["a copy of the run's process", "a new interpreter"])
+@pytest.mark.slow_on_postgresql
+@pytest.mark.parametrize("fork", [True, pytest.param(False, marks=pytest.mark.slow)],
+                         ids=["a copy of the run's process", "a new interpreter"])
 def test_a_run_with_a_helper_records_exactly_what_a_run_alone_records(two_stores, tmp_path, monkeypatch, fork):
     alone, helped = two_stores
     monkeypatch.setattr(helper, "HELP_FROM", 0)
@@ -192,6 +194,7 @@ def test_a_run_with_a_helper_records_exactly_what_a_run_alone_records(two_stores
     assert _helper_folders() == folders  # its file is gone with it
 
 
+@pytest.mark.slow_on_postgresql
 def test_the_helpers_rules_are_taken_between_the_runs_own_and_opened_in_their_place(two_stores, tmp_path,
                                                                                     monkeypatch):
     """Once every rule before the helper's is staged and opened, the run takes what its helper has
@@ -543,6 +546,7 @@ def test_the_helper_reads_the_run_settings_as_the_run_does():
         Decimal("0.9")
 
 
+@pytest.mark.slow
 def test_a_spare_interpreter_serves_the_next_run_and_goes_when_let_go(_migrated, tmp_path, monkeypatch):
     """The service keeps a helper interpreter waiting, its modules imported, for its next run
     (its process has a scheduler's threads: no copy); the run takes it instead of starting one, and

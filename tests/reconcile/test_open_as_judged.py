@@ -74,6 +74,7 @@ def _event_order(engine, run_id: int) -> list[str]:
     return order
 
 
+@pytest.mark.slow_on_postgresql
 def test_opening_as_judged_records_what_opening_at_the_end_records(two_stores, monkeypatch):
     as_judged, at_end = two_stores
     monkeypatch.setattr(helper, "HELP_FROM", 0)  # SQLite opens as it judges only beside a helper
@@ -98,6 +99,7 @@ def test_opening_as_judged_records_what_opening_at_the_end_records(two_stores, m
     assert order_end.index("resolved") < order_end.index("opened")
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_incremental_runs_opening_as_judged_record_what_opening_at_the_end_records(pg_store_url, other_pg_store_url,
                                                                                     monkeypatch):

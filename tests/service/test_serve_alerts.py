@@ -15,7 +15,8 @@ from tests.service.conftest import (
     write_config,
 )
 
-pytestmark = [pytest.mark.slow, PROCESS_TIMEOUT]
+# the service end to end: its SQLite variant is in the default run
+pytestmark = [pytest.mark.slow_on_postgresql, PROCESS_TIMEOUT]
 
 SMTP_PASSWORD = "Smtp-pass-91c4e7-leak-canary"
 

@@ -14,7 +14,7 @@ from sync.listing import _add, _holds, _holes
 from tests.sync.conftest import store_config
 
 
-@pytest.mark.parametrize("projects", [120, 200])
+@pytest.mark.parametrize("projects", [120, pytest.param(200, marks=pytest.mark.slow)])
 def test_constant_churn_ends_complete_with_every_item_that_stayed(simulator_factory, sqlite_url, monkeypatch,
                                                                    projects):
     # 120 projects ended incomplete before the neighbouring page was read again (the churn recurred

@@ -127,6 +127,7 @@ def _harsh(seed: int) -> _Portal:
                    page=rnd.randint(1, 5), near=rnd.random() < 0.5, clamp=rnd.random() < 0.5)
 
 
+@pytest.mark.slow  # the model's many small portals; the larger cases above stay in the default run
 def test_small_pages_changing_where_they_are_read_lose_nothing_called_complete():
     # pages of 1 to 5 rows, changes right at the page just served, half the portals clamping a page
     # number beyond the last to the last (as Nezarat-4's grid does). Seeds 10829, 19568 and 23021

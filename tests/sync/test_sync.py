@@ -133,6 +133,7 @@ def test_every_fault_switch_on_still_ends_with_the_generated_data(simulator_fact
     assert rejected >= len(planted) > 0
 
 
+@pytest.mark.slow  # ~10 s of CPU: a listing edited while it is read, page after page
 def test_edits_and_insertions_while_paging_lose_nothing(simulator_factory, sqlite_url, monkeypatch):
     sim = simulator_factory(projects=200, agreements=200)
     before_p = {p["project_code"] for p in sim.world.truth_projects()}
@@ -192,6 +193,7 @@ def test_wrong_password_gives_one_line_error_and_never_shows_the_password(simula
     assert errors and all("s3cret-wrong-Pa55" not in e for e in errors)
 
 
+@pytest.mark.slow_on_postgresql
 def test_a_full_sync_marks_what_the_portal_no_longer_lists_as_gone(simulator_factory, store_url, monkeypatch):
     sim = simulator_factory()
     engine = open_store(store_url)

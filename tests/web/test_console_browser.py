@@ -32,8 +32,6 @@ from tests.sync.conftest import CLOCK, sim_config, store_config
 from tests.web.conftest import PASSWORD, SECRET, add_users, console_config
 from web import create_app
 
-pytestmark = pytest.mark.slow
-
 
 @dataclass
 class Served:

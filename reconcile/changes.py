@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection
 
 from reconcile.lifecycle import VERDICT, among_rules, dev, identities_of
 from reconcile.scope import Only
-from store.driver import analyze_if_large, bulk_insert
+from store.driver import analyze_changed, analyze_if_large, bulk_insert
 from store.models import (
     ChangeLog,
     ExpenseAgreement,
@@ -163,6 +163,7 @@ def plan(reader: Connection, writer: Connection, *, last: Any, basis: str, full:
         table.drop(reader, checkfirst=True)
         table.create(reader)
         reader.execute(sa.insert(table).from_select(["id"], query))
+        analyze_changed(reader, table)
     return Plan("incremental", f"the subjects changed since run {last.id}",
                 Only(project_years=CHANGED_YEARS, agreements=CHANGED_AGREEMENTS))
 
@@ -228,6 +229,7 @@ def changed_tables(conn: Connection, ids: dict[str, list[int]]) -> Only:
         table.create(conn)
         if ids[name]:
             bulk_insert(conn, table, ["id"], [(i,) for i in ids[name]])
+        analyze_changed(conn, table)
     return Only(project_years=CHANGED_YEARS, agreements=CHANGED_AGREEMENTS)
 
 

@@ -18,11 +18,10 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from sqlalchemy.engine import Engine
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from foundation import present
-from store.users import User, record_action
+from store.users import User
 from web import auth, words
 from web.jobs import ReconcileJobs
 from web.permissions import ROLE_NAMES
@@ -244,14 +243,3 @@ async def checked_form(request: Request) -> FormData:
     if not auth.csrf_matches(request.session.get("csrf"), form.get("csrf")):  # type: ignore[arg-type]
         raise Refused(403, "فرم منقضی شده یا از این سامانه نیامده است؛ صفحه را دوباره باز کنید و از نو بفرستید.")
     return form
-
-
-async def record(request: Request, action: str, target: str | None = None, detail: str | None = None) -> None:
-    """The console's log of acts: who did what to which object, now."""
-    username = user_of(request).username
-
-    def write() -> None:
-        with console(request).engine.begin() as conn:
-            record_action(conn, username, action, target, detail)
-
-    await run_in_threadpool(write)

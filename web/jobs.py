@@ -81,10 +81,9 @@ class ReconcileJobs:
             if before is not None:
                 before()
             job = ReconcileJob(by=by, years=years, as_of=as_of, started_at=datetime.now(timezone.utc))
-            self.last = job
-            self._thread = threading.Thread(target=self._run, args=(job, on_end), name="console-reconcile",
-                                            daemon=True)
-            self._thread.start()
+            thread = threading.Thread(target=self._run, args=(job, on_end), name="console-reconcile", daemon=True)
+            thread.start()  # a thread that cannot start leaves the last job as it was (not "running")
+            self.last, self._thread = job, thread
             return job
 
     def _progress(self, job: ReconcileJob, message: str) -> None:

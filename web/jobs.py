@@ -74,7 +74,9 @@ class ReconcileJobs:
               on_end: Callable[[ReconcileJob], None] | None = None) -> ReconcileJob:
         """Start a run in the background. ``before`` (the console's log of acts) runs once the start is
         allowed and before the run begins: if it raises, nothing starts, so a run is never started
-        without its line, nor a line written for a start that was refused."""
+        without its line, nor a line written for a start that was refused. It holds the jobs' lock
+        meanwhile: a second start waits for it (on a busy SQLite store up to its busy timeout), then is
+        refused."""
         with self._lock:
             if self.last is not None and self.last.running:
                 raise JobBusy(f"a reconciliation started by {self.last.by} is still running")

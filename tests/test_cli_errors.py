@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import platform
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -222,12 +224,32 @@ def test_ctrl_c_at_the_password_prompt_is_an_interruption(tmp_path):
             ready, _, _ = select.select([terminal], [], [], 60)
             assert ready, f"no prompt: {shown!r}"
             shown += os.read(terminal, 1024)
+        # SIGINT only once the process sleeps in its read of the terminal: one that lands between
+        # Python's last check for signals and that read(2) is never seen, and the read waits forever
+        # (CPython's own race, not budgetwatch's; it hung this test once under a loaded suite)
+        _until_reading_the_terminal(proc.pid)
         proc.send_signal(signal.SIGINT)
         _out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
         os.close(terminal)
     assert proc.returncode == 130 and _one_line(err.decode()).strip() == "interrupted", (proc.returncode, err)
+
+
+def _until_reading_the_terminal(pid: int) -> None:
+    """Until process `pid` is asleep in read(2), at its prompt the terminal's (/proc/PID/syscall
+    starts with the call's number); at once where /proc does not say so."""
+    read = {"x86_64": "0", "aarch64": "63"}.get(platform.machine())
+    deadline = time.monotonic() + 60
+    while read is not None and time.monotonic() < deadline:
+        try:
+            call = Path(f"/proc/{pid}/syscall").read_text().split()
+        except OSError:
+            return
+        if call[:1] == [read]:
+            return
+        time.sleep(0.01)  # polling the kernel's word: there is nothing to await
+    assert read is None, f"process {pid} never read its terminal"
 
 
 # --- inputs a new user gave that ended in a Python exception's name and exit code 1 ----------------

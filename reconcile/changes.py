@@ -11,19 +11,27 @@ the watermark is read once no sync run is between drawing its id and committing 
 (store.locks ``sync_runs_settled``): ids come from a sequence in the order they are drawn, and an
 uncommitted earlier run would be neither below-and-seen nor running.
 
+Field visits arrive by import, not by a sync: an import numbers itself (``field_inspection.revision``,
+the largest plus one, drawn under a lock imports take one at a time, so revisions grow in the order
+imports commit: reconcile/inspections.py), and the watermark keeps the largest revision the run saw.
+A visit counts from its day on, so the visits dated between the last run's day and this one's are
+changes too.
+
 The next run judges **incrementally** when the last recorded run succeeded with the same basis: the
 rules that are not time-driven judge only the project years and agreements touched by those sync
-runs (their own row, a report, a credit row, an operation or a performance item), and may resolve
-only those subjects' deviations; the time-driven rules (reports and approvals now late, projects
-now overdue, field visits now due for comparison) judge every subject as before. Anything else —
-no earlier run, another basis, a renamed agency or county (their names are in every sentence), an
-old run without a watermark, or ``--full`` — judges everything. Both ways give the same deviations.
+runs (their own row, a report, a credit row, an operation or a performance item) or by those visits,
+and may resolve only those subjects' deviations; the time-driven rules (reports and approvals now
+late, projects now overdue) judge every subject as before. Anything else — no earlier run, another
+basis, a renamed agency or county (their names are in every sentence), an old run without a
+watermark (of sync runs, or of visits: before migration 0012), or ``--full`` — judges everything.
+Both ways give the same deviations.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,6 +44,7 @@ from store.models import (
     ChangeLog,
     ExpenseAgreement,
     ExpenseCredit,
+    FieldInspection,
     Operation,
     OperationPerformance,
     ProgressReport,
@@ -50,14 +59,17 @@ _log = ChangeLog.__table__
 py, pj, pr, pc = ProjectYear.__table__, Project.__table__, ProgressReport.__table__, ProjectCredit.__table__
 ea, ec, op, perf = (ExpenseAgreement.__table__, ExpenseCredit.__table__, Operation.__table__,
                     OperationPerformance.__table__)
+fi = FieldInspection.__table__
 _NAMES = ("agency", "county")  # entities whose change rewords many subjects' sentences
 
 
 def watermark(conn: Connection) -> dict[str, Any]:
-    """The sync runs a run reading `conn` now can see: the largest id and those still running."""
+    """The sync runs a run reading `conn` now can see (the largest id and those still running) and
+    the largest revision of the field visits it can see (the imports written up to it)."""
     top = conn.execute(sa.select(sa.func.max(_runs.c.id))).scalar() or 0
     running = conn.execute(sa.select(_runs.c.id).where(_runs.c.status == "running")).scalars().all()
-    return {"max": int(top), "running": sorted(int(i) for i in running)}
+    visits = conn.execute(sa.select(sa.func.max(fi.c.revision))).scalar() or 0
+    return {"max": int(top), "running": sorted(int(i) for i in running), "visits": int(visits)}
 
 
 _meta = sa.MetaData()
@@ -131,8 +143,9 @@ def on_judged() -> sa.ColumnElement[bool]:
     return sa.and_(dev.c.subject.in_(sa.select(JUDGED.c.subject)), sa.exists().where(_judged_exactly()))
 
 
-def plan(reader: Connection, writer: Connection, *, last: Any, basis: str, full: bool) -> Plan:
-    """The plan of a run reading `reader` and writing on `writer`, after the `last` recorded run."""
+def plan(reader: Connection, writer: Connection, *, last: Any, basis: str, full: bool, as_of: date) -> Plan:
+    """The plan of a run as of `as_of` reading `reader` and writing on `writer`, after the `last`
+    recorded run."""
     stats = (last.stats or {}) if last is not None else {}
     if full:
         return Plan("full", "asked")
@@ -143,15 +156,24 @@ def plan(reader: Connection, writer: Connection, *, last: Any, basis: str, full:
     mark = stats.get("watermark")
     if not mark:
         return Plan("full", "the last run kept no watermark")
+    if "visits" not in mark:
+        return Plan("full", "the last run kept no watermark of field visits (before migration 0012)")
     in_runs = _written_since(int(mark["max"]), [int(i) for i in mark.get("running", [])])
     renamed = reader.execute(sa.select(sa.func.count()).select_from(_log)
                              .where(in_runs(_log.c.run_id), _log.c.entity.in_(_NAMES))).scalar()
     if renamed:
         return Plan("full", "an agency or county was renamed")
+    # A field visit is a fact of its project's years: written by an import since the last run, or
+    # dated between the last run's day and this one's (a visit counts from its day on), each year of
+    # its project is judged again (inspection_mismatch reads the visits of the year they fall in).
+    then, now = sorted((last.as_of, as_of))
+    visited = sa.or_(fi.c.revision > int(mark["visits"]), sa.and_(fi.c.visited_on > then, fi.c.visited_on <= now))
     years = sa.union(
         sa.select(py.c.id).where(in_runs(py.c.last_run_id)),
         sa.select(pr.c.project_year_id).where(in_runs(pr.c.last_run_id)),
         sa.select(pc.c.project_year_id).where(in_runs(pc.c.last_run_id)),
+        sa.select(py.c.id).join(pj, pj.c.id == py.c.project_id).join(fi, fi.c.project_code == pj.c.code)
+        .where(visited),
     )
     agreements = sa.union(
         sa.select(ea.c.id).where(in_runs(ea.c.last_run_id)),

@@ -150,7 +150,8 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
                 # the reader's snapshot, with no sync run half-registered (a what-if keeps no watermark)
                 with locks.sync_runs_settled(engine) if run_id is not None else contextlib.nullcontext():
                     mark = changes.watermark(reader)
-                plan = changes.plan(reader, conn, last=last, basis=basis, full=not incremental or what_if is not None)
+                plan = changes.plan(reader, conn, last=last, basis=basis, full=not incremental or what_if is not None,
+                                    as_of=day)
                 now = utcnow()  # the moment of the run's writes
                 fork = bool(help_at) and helper.forkable()  # decided once, before any thread of the run starts
                 helped = (bool(help_at) and run_id is not None  # a what-if: on SQLite no lock keeps its moment

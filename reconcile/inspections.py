@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 
 from foundation.jalali import format_jalali, parse_day, today_tehran
 from foundation.persian import NormalizationError, clean_text, parse_code, parse_number, text_key
+from store import locks
 from store.models import FieldInspection, Project
 
 fi = FieldInspection.__table__
@@ -289,6 +290,11 @@ def import_file(engine: Engine, path: str | Path, *, today: date | None = None,
     path = Path(path)
     now = now or datetime.now(timezone.utc)
     with engine.begin() as conn:
+        # one import at a time, its revision drawn under the lock: revisions grow in the order imports
+        # commit, so a reconciliation that saw revision r sees every later import as above r
+        # (reconcile/changes.py: the project years whose visits changed since the last run)
+        locks.one_writer_at_a_time(conn, locks.VISIT_IMPORTS)
+        revision = conn.execute(sa.select(sa.func.coalesce(sa.func.max(fi.c.revision), 0) + 1)).scalar_one()
         known = _known_codes(conn, path)
         visits = read_visits(path, known_codes=known, today=today,
                              refused=refuse(conn, known) if refuse is not None else None)
@@ -305,12 +311,12 @@ def import_file(engine: Engine, path: str | Path, *, today: date | None = None,
             if row is None:
                 inserts.append({"project_code": v.project_code, "visited_on": v.visited_on,
                                 "inspector_key": v.inspector_key, "source_file": path.name, "imported_at": now,
-                                **values})
+                                "revision": revision, **values})
                 result.inserted += 1
             elif (Decimal(row.observed_progress) != v.observed_progress or row.inspector != v.inspector
                   or row.remarks != v.remarks):
                 conn.execute(sa.update(fi).where(fi.c.id == row.id).values(
-                    source_file=path.name, imported_at=now, **values))
+                    source_file=path.name, imported_at=now, revision=revision, **values))
                 result.updated += 1
             else:
                 result.unchanged += 1

@@ -26,7 +26,6 @@ from sqlmodel import Field, SQLModel
 
 from foundation.vocabulary import SEVERITIES, SEVERITY_RANK
 from store import locks
-from store.driver import write_lock_first
 from store.models import (
     Agency,
     Column,
@@ -199,10 +198,7 @@ def lock_for_queuing(conn: Connection) -> None:
 
     SQLite: BEGIN IMMEDIATE takes the write lock before the first read (a deferred transaction would
     read, then fail to write once another queuer committed); PostgreSQL: an advisory lock."""
-    if conn.dialect.name == "sqlite":
-        write_lock_first(conn)
-    else:
-        locks.hold_for_transaction(conn, "alerts:queue")
+    locks.one_writer_at_a_time(conn, "alerts:queue")
 
 
 def record_digest(conn: Connection, message: dict[str, Any], told_now: Iterable[tuple[int, str, str]]) -> int:

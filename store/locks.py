@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from store.db import StoreError
+from store.driver import write_lock_first
 
 
 class LockHeld(Exception):
@@ -38,6 +39,22 @@ def hold_for_transaction(conn: sa.Connection, name: str) -> None:
     needs none: its writers are serialised by the database itself)."""
     if conn.dialect.name == "postgresql":
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(lock_key(conn, name))))
+
+
+def one_writer_at_a_time(conn: sa.Connection, name: str) -> None:
+    """Call first in a transaction that reads, then writes what it read decides, one such writer at
+    a time: SQLite BEGIN IMMEDIATE, the write lock taken before the first read (a deferred transaction
+    would read, then fail to write once another writer committed); PostgreSQL the advisory lock
+    `name`, held until the transaction ends."""
+    if conn.dialect.name == "sqlite":
+        write_lock_first(conn)
+    else:
+        hold_for_transaction(conn, name)
+
+
+# An import of field visits draws its revision (the largest stored plus one) and writes its visits
+# under this lock (reconcile.inspections ``import_file``): revisions then grow in the order imports commit.
+VISIT_IMPORTS = "field-visit-imports"
 
 
 # A sync run draws its id and commits its row under this lock, shared; a reconciliation takes it

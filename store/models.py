@@ -277,6 +277,11 @@ class FieldInspection(SQLModel, table=True):
     remarks: str | None = None
     source_file: str | None = None
     imported_at: datetime | None = _when()
+    # The import that last wrote the visit, counted from 1 in the order imports commit
+    # (reconcile.inspections ``import_file``): a reconciliation judges again the project years whose
+    # visits were written since the last run's largest (reconcile/changes.py). None: written before
+    # migration 0012, whose first run judges everything.
+    revision: int | None = Field(default=None, index=True)
 
 
 # --- expense agreements (SABA) ----------------------------------------------------------------

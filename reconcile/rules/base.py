@@ -60,9 +60,10 @@ class Rule(ABC):
     # - time_driven: its truth also changes because days pass, and only one way (a report now late,
     #   an approval now overdue, a year now begun): it is asked of every subject, and on a subject
     #   whose facts did not change only a finding not yet recorded is read (:meth:`identity`);
-    # - whole: asked of every subject and resolved anywhere (a field visit counts from its day on
-    #   and arrives by import, not by a sync);
-    # - neither: asked only of the subjects whose facts changed.
+    # - whole: asked of every subject and resolved anywhere, for a rule whose facts no watermark
+    #   covers (none since field visits carry their import's revision: reconcile/changes.py);
+    # - neither: asked only of the subjects whose facts changed (a sync's writes, a field visit
+    #   imported or whose day came since the last run).
     time_driven: ClassVar[bool] = False
     whole: ClassVar[bool] = False
 

@@ -419,9 +419,10 @@ class InspectionMismatch(Rule):
         major: Decimal = Decimal(10)
         critical: Decimal = Decimal(25)
 
-    # Judged whole in every run: visits arrive by import, not by a sync, and a visit counts from its
-    # day on, so a later visit can replace the one compared.
-    whole = True
+    # Visits arrive by import, not by a sync, and a visit counts from its day on: an incremental run
+    # judges again the project years whose visits an import wrote since the last run or whose day
+    # came since (reconcile/changes.py), like those a sync changed. Judged whole in every run until
+    # session 32: a tenth of a nightly run at 100k (docs/benchmarks.md).
 
     def _visits(self, scope: Scope) -> sa.Subquery:
         """Each project year's latest visit of its year up to the as-of day (same day: the last recorded)."""

@@ -294,13 +294,14 @@ def _last_found_days(engine) -> set:
                                 .where(dev.c.status.in_(("open", "acknowledged")))).scalars())
 
 
-def test_a_run_on_unchanged_data_judges_only_what_time_or_visits_can_change(engine):
+def test_a_run_on_unchanged_data_judges_only_what_time_can_change(engine):
     varied_store(engine, random.Random(3))
     reconcile.run(engine, config(), as_of=day("1405/09/02"))
     again = reconcile.run(engine, config(), as_of=day("1405/09/02"), incremental=True)
     assert again.scope == "incremental"
-    # the same day: every time-driven rule's clock is the last run's, so only field visits are judged
-    assert {name for name, s in again.stats.items() if s.checked} <= {"capital.inspection_mismatch"}
+    # the same day: every time-driven rule's clock is the last run's, and no visit came (nor is there
+    # one: test_visits_imported_corrected_or_come_due_since_the_last_run_are_judged_by_the_next)
+    assert {name for name, s in again.stats.items() if s.checked} == set()
     assert again.life.opened == again.life.resolved == again.life.updated == 0
     assert again.life.unchanged == _active(engine) > 0  # found again, judged or not
     # a day later the approval cut-off has moved (every subject judged), no quarter became late
@@ -629,3 +630,117 @@ def test_a_helpers_changed_subjects_are_counted_for_postgresqls_planner(engine):
             "AND relkind = 'r' AND relpersistence = 't' AND pg_table_is_visible(oid) ORDER BY relname")).all()
         changes.clean(conn)
     assert [tuple(r) for r in counted] == [("bw_changed_agreement", 1), ("bw_changed_project_year", 3)]
+
+
+# --- field visits: imported, corrected, or come due since the last run --------------------------
+
+def _visits_file(tmp_path, name: str, rows: list[tuple[str, str, str]]):
+    path = tmp_path / name
+    path.write_text("project_code,date,observed_progress,inspector\n"
+                    + "".join(f"{code},{when},{observed},{who}\n" for code, when, observed, who in rows),
+                    encoding="utf-8")
+    return path
+
+
+def _as_a_full_run_finds(engine, when: str, n) -> list:
+    """A full judgement of the same moment, as a what-if, has nothing to open, change or resolve; its
+    findings of field visits."""
+    whole = reconcile.run(engine, config(), as_of=day(when), dry_run=True)
+    assert {k: v for k, v in whole.life.as_dict().items() if k in NOTHING_TO_DO} == NOTHING_TO_DO, (n, whole.life)
+    return sorted(f.subject for f in whole.findings if f.rule == "inspection_mismatch")
+
+
+def test_visits_imported_corrected_or_come_due_since_the_last_run_are_judged_by_the_next(engine, tmp_path):
+    """Visits arrive by import, not by a sync: an import numbers the visits it writes
+    (field_inspection.revision) and a run keeps the largest it saw, so the next judges again the
+    project years of the visits written since; a visit counts from its day on, so those dated since
+    the last run's day are judged again too (reconcile/changes.py). Nothing else of the visits is
+    judged: an incremental run no longer asks inspection_mismatch of every visited project year."""
+    from reconcile.inspections import import_file
+
+    varied_store(engine, random.Random(5))
+    first = reconcile.run(engine, config(), as_of=day("1405/09/02"))
+    assert first.stats["capital.inspection_mismatch"].checked == 0
+    a, b, c = "1305012007-001", "1305012007-002", "1305012007-003"
+    # a now, b on a day still to come for the next run; reports are at most 60 %
+    import_file(engine, _visits_file(tmp_path, "v1.csv", [(a, "1405/09/03", "100", "احمدی"),
+                                                          (b, "1405/09/10", "100", "احمدی")]),
+                today=day("1405/09/10"))
+    step = reconcile.run(engine, config(), as_of=day("1405/09/05"), incremental=True)
+    assert step.scope == "incremental" and step.stats["capital.inspection_mismatch"].findings == 1
+    assert _as_a_full_run_finds(engine, "1405/09/05", "a imported") == [a]
+    # a corrected (a visit's figures replaced by a file: the same visit), c visited the same day
+    import_file(engine, _visits_file(tmp_path, "v2.csv", [(a, "1405/09/03", "55", "احمدی"),
+                                                          (c, "1405/09/05", "100", "کریمی")]),
+                today=day("1405/09/10"))
+    step = reconcile.run(engine, config(), as_of=day("1405/09/06"), incremental=True)
+    assert step.scope == "incremental"
+    assert _as_a_full_run_finds(engine, "1405/09/06", "a corrected") == [a, c]  # a's figures changed
+    # no import since: only b, whose day has come, is a visit to judge again
+    step = reconcile.run(engine, config(), as_of=day("1405/09/12"), incremental=True)
+    assert step.scope == "incremental" and step.stats["capital.inspection_mismatch"].checked == 1
+    assert _as_a_full_run_finds(engine, "1405/09/12", "b come due") == [a, b, c]
+    again = reconcile.run(engine, config(), as_of=day("1405/09/12"), incremental=True)
+    assert again.stats["capital.inspection_mismatch"].checked == 0 and again.life.unchanged == _active(engine)
+
+
+def test_a_run_after_the_upgrade_that_numbers_visits_judges_everything_once(engine):
+    """A run recorded before migration 0012 kept no watermark of visits: the next judges everything,
+    saying why, and the one after that judges incrementally again."""
+    varied_store(engine, random.Random(6))
+    first = reconcile.run(engine, config(), as_of=day("1405/09/02"))
+    runs = ReconcileRun.__table__
+    with engine.begin() as conn:
+        stats = dict(conn.execute(sa.select(runs.c.stats).where(runs.c.id == first.run_id)).scalar_one())
+        stats["watermark"] = {k: v for k, v in stats["watermark"].items() if k != "visits"}
+        conn.execute(sa.update(runs).where(runs.c.id == first.run_id).values(stats=stats))
+    step = reconcile.run(engine, config(), as_of=day("1405/09/02"), incremental=True)
+    assert step.scope == "full"
+    assert reconcile.run(engine, config(), as_of=day("1405/09/02"), incremental=True).scope == "incremental"
+
+
+def test_imports_of_visits_number_themselves_one_at_a_time(engine, tmp_path):
+    """PostgreSQL: two imports at once each draw the largest revision plus one; without a lock both
+    would draw the same, and a run that saw the first's commit would pass over the second's visits
+    for ever. The second waits for the first's commit (store.locks ``VISIT_IMPORTS``), and a run
+    recorded while the first was still open judges its visits in the next run."""
+    import threading
+
+    from reconcile.inspections import import_file
+    from store import locks
+    from store.models import FieldInspection
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's writers commit one at a time: an import holds the write lock from its start")
+    fi = FieldInspection.__table__
+    varied_store(engine, random.Random(8))
+    reconcile.run(engine, config(), as_of=day("1405/09/02"))
+    a, b = "1305012007-004", "1305012007-005"
+    holding, release = threading.Event(), threading.Event()
+
+    def held(_conn, _result) -> None:  # the first import, its revision drawn, not yet committed
+        holding.set()
+        assert release.wait(60)
+
+    first = threading.Thread(target=import_file, args=(engine, _visits_file(tmp_path, "a.csv", [
+        (a, "1405/09/02", "100", "احمدی")])), kwargs={"today": day("1405/09/02"), "also": held}, daemon=True)
+    second = threading.Thread(target=import_file, args=(engine, _visits_file(tmp_path, "b.csv", [
+        (b, "1405/09/02", "100", "احمدی")])), kwargs={"today": day("1405/09/02")}, daemon=True)
+    try:
+        first.start()
+        assert holding.wait(60)
+        between = reconcile.run(engine, config(), as_of=day("1405/09/02"), incremental=True)  # sees neither
+        assert between.stats["capital.inspection_mismatch"].findings == 0
+        second.start()
+        assert _waits_for_the_lock(engine, locks.VISIT_IMPORTS, second), "the second import did not wait"
+    finally:
+        release.set()
+        first.join(60)
+        second.join(60)
+    with engine.connect() as conn:
+        revisions = dict(conn.execute(sa.select(fi.c.project_code, fi.c.revision)
+                                      .where(fi.c.project_code.in_((a, b)))).all())
+    assert revisions[b] == revisions[a] + 1
+    step = reconcile.run(engine, config(), as_of=day("1405/09/02"), incremental=True)
+    assert step.scope == "incremental" and step.stats["capital.inspection_mismatch"].findings == 2
+    assert _as_a_full_run_finds(engine, "1405/09/02", "both imports") == [a, b]

@@ -206,6 +206,7 @@ def test_upgrading_to_0003_keeps_every_deviation_and_drops_only_the_reference_ch
     later_columns = [(table, column) for table in ("project_credit", "expense_credit", "operation")
                      for column in ("first_run_id", "last_run_id")]  # migration 0007's, which today's models write
     later_columns.append(("project_year", "plan_code"))  # migration 0008's
+    later_columns.append(("field_inspection", "revision"))  # migration 0012's, which today's runs read
     with engine.begin() as conn:
         for table, column in later_columns:
             conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {'VARCHAR(64)' if column == 'plan_code' else 'INTEGER'}")

@@ -289,7 +289,11 @@ def import_file(engine: Engine, path: str | Path, *, today: date | None = None,
     log of acts): both are stored or neither."""
     path = Path(path)
     now = now or datetime.now(timezone.utc)
-    with engine.begin() as conn:
+    # PostgreSQL: READ COMMITTED whatever the server's default, so that the largest revision is read
+    # after the lock is granted (a REPEATABLE READ snapshot would be taken before it)
+    committed = engine.execution_options(isolation_level="READ COMMITTED") \
+        if engine.dialect.name == "postgresql" else engine
+    with committed.begin() as conn:
         # one import at a time, its revision drawn under the lock: revisions grow in the order imports
         # commit, so a reconciliation that saw revision r sees every later import as above r
         # (reconcile/changes.py: the project years whose visits changed since the last run)

@@ -328,11 +328,11 @@ def test_a_database_error_in_a_rule_is_one_line_naming_the_rule_and_recorded_so(
     assert run("db", "upgrade")[0] == 0
     store = tmp_path / "data" / "budgetwatch.db"
     with contextlib.closing(sqlite3.connect(store)) as conn:
-        conn.execute("ALTER TABLE field_inspection RENAME TO field_inspection_gone")
+        conn.execute("ALTER TABLE expense_credit RENAME TO expense_credit_gone")
         conn.commit()
     code, _out, err = run("reconcile", "--year", "1404")
-    said = ("database error: no such table: field_inspection "
-            "(while reading the rows of capital.inspection_mismatch)")
+    said = ("database error: no such table: expense_credit "
+            "(while reading the rows of expense.credit_inconsistency)")
     assert code == 1 and _one_line(err) == f"error: {said} (run with --debug for details)"
     with contextlib.closing(sqlite3.connect(store)) as conn:
         status, stats = conn.execute("SELECT status, stats FROM reconcile_run ORDER BY id DESC").fetchone()

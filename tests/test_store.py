@@ -226,6 +226,41 @@ def test_migration_0009_indexes_last_run_id_and_goes_down(store_url: str) -> Non
         engine.dispose()
 
 
+def test_migration_0012_numbers_field_visits_and_goes_down(store_url: str) -> None:
+    """Field visits carry the revision of the import that last wrote them (reconcile/changes.py),
+    indexed; a visit stored before the upgrade keeps its figures and has none; a downgrade to 0011
+    removes the column and its index."""
+    from alembic import command
+
+    from store.db import _alembic_config, upgrade
+
+    engine = make_engine(store_url)
+
+    def visits() -> tuple[list[str], list[str]]:
+        inspector = sa.inspect(engine)
+        return ([c["name"] for c in inspector.get_columns("field_inspection")],
+                [ix["name"] for ix in inspector.get_indexes("field_inspection")])
+
+    try:
+        upgrade(engine, "0011")
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO project (code) VALUES ('p')"))
+            conn.execute(sa.text("INSERT INTO field_inspection (project_code, visited_on, observed_progress, "
+                                 "inspector, inspector_key) VALUES ('p', '2026-11-01', 40, 'x', 'x')"))
+        assert "revision" not in visits()[0]
+        upgrade(engine)
+        columns, indexes = visits()
+        assert "revision" in columns and "ix_field_inspection_revision" in indexes
+        with engine.connect() as conn:
+            kept = conn.execute(sa.text("SELECT observed_progress, revision FROM field_inspection")).one()
+        assert (float(kept[0]), kept[1]) == (40.0, None)
+        command.downgrade(_alembic_config(engine), "0011")
+        columns, indexes = visits()
+        assert "revision" not in columns and "ix_field_inspection_revision" not in indexes
+    finally:
+        engine.dispose()
+
+
 def test_migration_0011_indexes_the_pending_rows_and_goes_down(store_url: str) -> None:
     """The approval_overdue rules read the reports and performance items the comptroller has not
     approved by partial indexes (reconcile/rules/): after the upgrade each exists and holds only

@@ -634,7 +634,7 @@ def test_a_helpers_changed_subjects_are_counted_for_postgresqls_planner(engine):
 
 # --- field visits: imported, corrected, or come due since the last run --------------------------
 
-def _visits_file(tmp_path, name: str, rows: list[tuple[str, str, str]]):
+def _visits_file(tmp_path, name: str, rows: list[tuple[str, str, str, str]]):
     path = tmp_path / name
     path.write_text("project_code,date,observed_progress,inspector\n"
                     + "".join(f"{code},{when},{observed},{who}\n" for code, when, observed, who in rows),

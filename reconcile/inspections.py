@@ -31,6 +31,7 @@ from sqlalchemy.engine import Engine
 from foundation.jalali import format_jalali, parse_day, today_tehran
 from foundation.persian import NormalizationError, clean_text, parse_code, parse_number, text_key
 from store import locks
+from store.db import StoreError
 from store.models import FieldInspection, Project
 
 fi = FieldInspection.__table__
@@ -227,11 +228,13 @@ def _visit(line: int, fields: list[str], columns: dict[str, int], today: date) -
 
 
 def read_visits(path: Path, *, known_codes: set[str] | None = None, today: date | None = None,
-                refused: Mapping[str, str] | None = None) -> list[Visit]:
+                refused: Mapping[str, str] | None = None,
+                read: tuple[list[str], list[tuple[int, list[str]]]] | None = None) -> list[Visit]:
     """Every visit of the file, or InspectionFileError listing every bad row. ``refused`` maps a
-    project code to the reason its rows may not be recorded (a user's permissions)."""
+    project code to the reason its rows may not be recorded (a user's permissions); ``read``, the
+    file's header and rows already read (``_records``)."""
     name = str(path)
-    header, records = _records(path)
+    header, records = read or _records(path)
     columns = _header(name, header)
     today = today or today_tehran()
     problems: list[BadRow] = []
@@ -256,9 +259,10 @@ def read_visits(path: Path, *, known_codes: set[str] | None = None, today: date 
     return visits
 
 
-def _known_codes(conn: sa.Connection, path: Path) -> set[str]:
-    """Project codes of the store that the file mentions (read set-wise, before validation)."""
-    header, records = _records(path)
+def _known_codes(conn: sa.Connection, read: tuple[list[str], list[tuple[int, list[str]]]]) -> set[str]:
+    """Project codes of the store that the file's rows (``_records``) mention (read set-wise, before
+    validation)."""
+    header, records = read
     if "project_code" not in header:
         return set()
     column = header.index("project_code")
@@ -279,6 +283,17 @@ def _known_codes(conn: sa.Connection, path: Path) -> set[str]:
 Refusal = Callable[[sa.Connection, set[str]], Mapping[str, str]]
 
 
+# how long an import waits for another to commit (PostgreSQL; SQLite waits the engine's busy timeout):
+# an import writes a file's visits in a second or two, so a wait this long is one stuck half-way
+IMPORT_WAIT_SECONDS = 60
+
+
+class ImportsBusy(StoreError):
+    """Another import held the lock imports take one at a time for :data:`IMPORT_WAIT_SECONDS`: said in one line."""
+
+    exit_code = 1
+
+
 def import_file(engine: Engine, path: str | Path, *, today: date | None = None,
                 now: datetime | None = None, refuse: Refusal | None = None,
                 also: Callable[[sa.Connection, ImportResult], None] | None = None) -> ImportResult:
@@ -293,15 +308,21 @@ def import_file(engine: Engine, path: str | Path, *, today: date | None = None,
     # after the lock is granted (a REPEATABLE READ snapshot would be taken before it)
     committed = engine.execution_options(isolation_level="READ COMMITTED") \
         if engine.dialect.name == "postgresql" else engine
+    read = _records(path)  # the file read and parsed before the lock (SQLite's write lock): no writer waits on it
     with committed.begin() as conn:
         # one import at a time, its revision drawn under the lock: revisions grow in the order imports
         # commit, so a reconciliation that saw revision r sees every later import as above r
         # (reconcile/changes.py: the project years whose visits changed since the last run)
-        locks.one_writer_at_a_time(conn, locks.VISIT_IMPORTS)
+        try:
+            locks.one_writer_at_a_time(conn, locks.VISIT_IMPORTS, within=IMPORT_WAIT_SECONDS)
+        except locks.LockWaitedFor:
+            raise ImportsBusy(f"{path.name}: another import of field visits has been writing to the store for over "
+                              f"{IMPORT_WAIT_SECONDS} s; nothing imported: import the file again once it has "
+                              "ended") from None
         revision = conn.execute(sa.select(sa.func.coalesce(sa.func.max(fi.c.revision), 0) + 1)).scalar_one()
-        known = _known_codes(conn, path)
+        known = _known_codes(conn, read)
         visits = read_visits(path, known_codes=known, today=today,
-                             refused=refuse(conn, known) if refuse is not None else None)
+                             refused=refuse(conn, known) if refuse is not None else None, read=read)
         result = ImportResult(rows=len(visits))
         codes = sorted({v.project_code for v in visits})
         stored = {}

@@ -41,15 +41,30 @@ def hold_for_transaction(conn: sa.Connection, name: str) -> None:
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(lock_key(conn, name))))
 
 
-def one_writer_at_a_time(conn: sa.Connection, name: str) -> None:
+class LockWaitedFor(StoreError):
+    """Another writer held the lock longer than the caller would wait; the caller says what waited."""
+
+    exit_code = 1
+
+
+def one_writer_at_a_time(conn: sa.Connection, name: str, *, within: int | None = None) -> None:
     """Call first in a transaction that reads, then writes what it read decides, one such writer at
     a time: SQLite BEGIN IMMEDIATE, the write lock taken before the first read (a deferred transaction
-    would read, then fail to write once another writer committed); PostgreSQL the advisory lock
-    `name`, held until the transaction ends."""
+    would read, then fail to write once another writer committed; it waits the engine's busy
+    timeout); PostgreSQL the advisory lock `name`, held until the transaction ends, waited for up to
+    `within` seconds (then :class:`LockWaitedFor`, the transaction to be rolled back), else as long as
+    it takes."""
     if conn.dialect.name == "sqlite":
         write_lock_first(conn)
-    else:
+        return
+    if within is not None:
+        conn.execute(sa.text(f"SET LOCAL lock_timeout = '{int(within)}s'"))  # this transaction only
+    try:
         hold_for_transaction(conn, name)
+    except sa.exc.OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available
+            raise
+        raise LockWaitedFor(f"the lock {name!r} was held by another writer for over {within} s") from None
 
 
 # An import of field visits draws its revision (the largest stored plus one) and writes its visits

@@ -161,6 +161,10 @@ _VISIT_REASONS = [
      lambda m: "پرونده خالی است: سطر نخست باید نام ستون‌ها باشد"),
     (re.compile(r"header (?:lacks|has unknown|repeats) column.*\(expected: (.+)\)"),
      lambda m: f"ستون‌های سطر نخست درست نیست؛ ستون‌ها باید این‌ها باشند: \u2066{m[1]}\u2069"),
+    # another import stuck half-way (reconcile.inspections ImportsBusy): the console's file name is its own
+    (re.compile(r".*: another import of field visits has been writing to the store for over (\d+) s;.*", re.S),
+     lambda m: f"ورود دیگری از بازدیدهای میدانی بیش از {present.number(int(m[1]))} ثانیه است که در پایگاه "
+               "می‌نویسد؛ چیزی ثبت نشد: پس از پایان آن دوباره بفرستید"),
 ]
 
 

@@ -74,20 +74,44 @@ def _change(engine, rnd: random.Random, run: int | None = None) -> int:
     return run
 
 
-def _active(engine) -> int:
+def _active(engine, rule: str | None = None) -> int:
     dev = Deviation.__table__
     with engine.connect() as conn:
         return conn.execute(sa.select(sa.func.count()).select_from(dev)
-                            .where(dev.c.status.in_(("open", "acknowledged")))).scalar_one()
+                            .where(dev.c.status.in_(("open", "acknowledged")),
+                                   sa.true() if rule is None else dev.c.rule == rule)).scalar_one()
 
 
-def test_incremental_runs_find_what_a_full_run_finds_on_random_change_sets(engine):
+def _import_random_visits(engine, rnd: random.Random, folder, made: list[tuple[str, str, str]]) -> None:
+    """Field visits imported as an expert's file does: new ones, dated from before the first run to
+    the last run's day (some on days still to come for the next run), and corrections of visits
+    imported before (the same project, day and inspector, another figure)."""
+    from reconcile.inspections import import_file
+
+    rows = {}
+    for _ in range(3):
+        key = (f"1305012007-{rnd.randrange(30):03d}", f"1405/{rnd.choice(('08', '09'))}/{rnd.randrange(1, 30):02d}",
+               rnd.choice(("احمدی", "کریمی")))
+        rows[key] = rnd.choice((10, 30, 55, 100))
+    for key in rnd.sample(made, min(2, len(made))):
+        rows[key] = rnd.choice((10, 30, 55, 100))
+    made.extend(k for k in rows if k not in made)
+    path = folder / f"visits-{len(made)}.csv"
+    path.write_text("project_code,date,observed_progress,inspector\n"
+                    + "".join(f"{code},{when},{observed},{who}\n" for (code, when, who), observed in rows.items()),
+                    encoding="utf-8")
+    import_file(engine, path, today=day("1405/09/29"))
+
+
+def test_incremental_runs_find_what_a_full_run_finds_on_random_change_sets(engine, tmp_path):
     rnd = random.Random(17)
     varied_store(engine, rnd)
     first = reconcile.run(engine, config(), as_of=day("1405/09/02"))
     assert first.scope == "full" and first.life.opened > 40
+    visits: list[tuple[str, str, str]] = []
     for n, when in enumerate(("1405/09/02", "1405/09/05", "1405/09/05", "1405/09/20", "1405/09/29")):
         _change(engine, rnd)
+        _import_random_visits(engine, rnd, tmp_path, visits)
         step = reconcile.run(engine, config(), as_of=day(when), incremental=True)
         assert step.scope == "incremental", n
         whole = reconcile.run(engine, config(), as_of=day(when), dry_run=True)
@@ -96,6 +120,7 @@ def test_incremental_runs_find_what_a_full_run_finds_on_random_change_sets(engin
         # found again on the run's day, judged or carried, as a full run would leave them
         assert _last_found_days(engine) == {day(when)}, n
     assert _active(engine) > 40
+    assert _active(engine, "inspection_mismatch") > 3  # the visits mattered
 
 
 def test_a_sync_run_that_drew_its_id_before_a_later_one_committed_is_not_passed_over(engine):

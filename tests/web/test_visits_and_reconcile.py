@@ -374,3 +374,45 @@ def test_a_reconciliation_is_not_started_without_its_line_in_the_log_of_acts(sql
     with sqlite_store.engine.connect() as conn:
         acts = [(a.action, a.target) for a in recent_actions(conn, username="tolfiq")]
     assert acts[1] == ("reconcile", "1405") and acts[0][0] == "reconcile_end"
+
+
+def test_a_visit_held_up_by_another_import_stuck_half_way_is_refused_saying_so(console_store, monkeypatch):
+    """PostgreSQL: imports of visits take a lock one at a time (their revisions grow in the order they
+    commit: reconcile/changes.py). One stuck half-way holds the next for at most IMPORT_WAIT_SECONDS
+    (1 s here); then the console says so in Persian and stores nothing, rather than hold the page."""
+    import pytest
+
+    from reconcile import inspections as insp
+
+    engine = console_store.engine
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite: an import waits the engine's busy timeout, like every writer")
+    _projects(engine)
+    monkeypatch.setattr(insp, "IMPORT_WAIT_SECONDS", 1)
+    holding, release = threading.Event(), threading.Event()
+
+    def stuck(_conn, _result) -> None:
+        holding.set()
+        assert release.wait(60)
+
+    visits = console_store.config.data_dir / "stuck.csv"
+    visits.parent.mkdir(parents=True, exist_ok=True)
+    visits.write_text("project_code,date,observed_progress,inspector\n1305012007-004,1405/08/10,30,کریمی\n",
+                      encoding="utf-8")
+    other = threading.Thread(target=insp.import_file, args=(engine, visits),
+                             kwargs={"today": date(2026, 12, 1), "also": stuck}, daemon=True)
+    other.start()
+    try:
+        assert holding.wait(60)
+        client = console_store.client("social")
+        response = client.post("/visits", data={"csrf": csrf_of(client), "project_code": "1305012007-003",
+                                                "date": "۱۴۰۵/۰۸/۱۵", "observed_progress": "۴۲",
+                                                "inspector": "علی رضایی", "remarks": ""})
+        assert response.status_code == 400, response.status_code
+        assert _problems(response.text) == [
+            "ورود دیگری از بازدیدهای میدانی بیش از ۱ ثانیه است که در پایگاه می‌نویسد؛ چیزی ثبت نشد: "
+            "پس از پایان آن دوباره بفرستید"]
+    finally:
+        release.set()
+        other.join(60)
+    assert [v.project_code for v in _visits(engine)] == ["1305012007-004"]  # the other's, not the form's

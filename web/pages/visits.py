@@ -98,6 +98,8 @@ def _import(request: Request, path: Path, act: Act) -> tuple[insp.ImportResult |
         if exc.problems:
             return None, [Problem.of(p.line, p.reason) for p in exc.problems]
         return None, [Problem.of(None, exc.whole or str(exc))]
+    except insp.ImportsBusy as exc:  # another import stuck half-way: nothing stored, said on the page
+        return None, [Problem.of(None, str(exc))]
 
 
 def _safe_name(text: str) -> str:

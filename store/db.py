@@ -337,11 +337,20 @@ def scratch_schema(database: str, prefix: str = "scratch") -> Iterator[str]:
     with admin.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     try:
-        yield f"{database}{'&' if '?' in database else '?'}options=-csearch_path%3D{schema}"
+        yield with_options(database, f"-csearch_path={schema}")
     finally:
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def with_options(url: str, options: str) -> str:
+    """A PostgreSQL URL whose connections also get the server `options` (libpq's ``options``:
+    ``-cname=value`` settings), after any the URL has already."""
+    parsed = sa.engine.make_url(url)
+    given = parsed.query.get("options")
+    merged = f"{given} {options}" if given else options
+    return parsed.update_query_dict({"options": merged}).render_as_string(hide_password=False)
 
 
 def safe_url(url: str) -> str:

@@ -17,6 +17,11 @@ from reports.model import Selection, build
 from tests.browser import browser_page, chromium, screenshot_path
 from tests.reports.conftest import AS_OF, MARKUP_TITLE
 
+# How a report reads (a browser's or a spreadsheet's view of it) does not depend on the store it was
+# built from: the default run renders the SQLite store's; tests/reports/test_model.py reads the model
+# from both stores, and `-m slow` renders PostgreSQL's too (README, "Tests")
+pytestmark = pytest.mark.slow_on_postgresql
+
 
 @pytest.fixture(scope="module")
 def browser(simulated):

@@ -21,7 +21,7 @@ def sim_config(**overrides: Any):
     from simulator import SimulatorConfig
 
     # the SABA rate limit (10/s per token) is lifted: tests exercise 429 on purpose, not by waiting
-    values: dict[str, Any] = dict(seed=11, projects=120, agreements=60, clock=CLOCK, rate_limit_per_second=1000)
+    values: dict[str, Any] = dict(seed=11, projects=64, agreements=32, clock=CLOCK, rate_limit_per_second=1000)
     values.update(overrides)
     return SimulatorConfig(**values)
 

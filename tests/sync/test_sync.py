@@ -100,7 +100,7 @@ def test_second_sync_of_unchanged_portals_changes_nothing(simulator_factory, sto
 
 
 def test_incremental_sync_after_edits_reads_only_what_changed(simulator_factory, store_url, monkeypatch):
-    sim = simulator_factory()
+    sim = simulator_factory(projects=120, agreements=60)  # seed 11's edits at this size change logged figures
     engine = open_store(store_url)
     config = store_config(sim, store_url, monkeypatch)
     run_sync(engine, config.sources)

@@ -20,7 +20,9 @@ YEARS = [1404, 1405]
 def sim_config(**overrides: Any):
     from simulator import SimulatorConfig
 
-    # the SABA rate limit (10/s per token) is lifted: tests exercise 429 on purpose, not by waiting
+    # the SABA rate limit (10/s per token) is lifted: tests exercise 429 on purpose, not by waiting.
+    # 64 projects and 32 agreements: the same listing pages as the 120 and 60 the sync tests read until
+    # session 33 (one a year on each portal), about half the detail requests (2,625 at 120, ~1.3 ms each)
     values: dict[str, Any] = dict(seed=11, projects=64, agreements=32, clock=CLOCK, rate_limit_per_second=1000)
     values.update(overrides)
     return SimulatorConfig(**values)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import sqlalchemy as sa
 
 import budgetwatch.commands.reconcile  # noqa: F401 - registers the commands (cli.py imports it too)
 from budgetwatch.cli import main
@@ -155,3 +156,44 @@ def test_inspections_import_lists_bad_rows(cli, tmp_path):
     assert code == 0 and "1 imported" in out
     code, out, err = cli("inspections", "import", str(good))
     assert code == 0 and "0 imported, 0 updated, 1 unchanged" in out
+
+
+def test_an_import_held_up_by_another_stuck_half_way_is_one_line_and_exit_1(cli, engine, tmp_path, monkeypatch):
+    """PostgreSQL: imports take a lock one at a time; one stuck half-way holds the command for at most
+    IMPORT_WAIT_SECONDS (1 s here), which then stores nothing and says so in one line (exit 1: the
+    file is not at fault, so not 2; nothing to fix, run it again)."""
+    import threading
+    from datetime import date
+
+    from reconcile import inspections as insp
+    from store.models import FieldInspection
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite: an import waits the engine's busy timeout, like every writer")
+    monkeypatch.setattr(insp, "IMPORT_WAIT_SECONDS", 1)
+    holding, release = threading.Event(), threading.Event()
+
+    def stuck(_conn, _result) -> None:
+        holding.set()
+        assert release.wait(60)
+
+    header = "project_code,date,observed_progress,inspector,remarks\n"
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    first.write_text(header + "1305012007-003,1405/08/10,50,علی,\n", encoding="utf-8")
+    second.write_text(header + "1305012007-003,1405/08/20,60,علی,\n", encoding="utf-8")
+    other = threading.Thread(target=insp.import_file, args=(engine, first),
+                             kwargs={"today": date(2026, 12, 1), "also": stuck}, daemon=True)
+    other.start()
+    try:
+        assert holding.wait(60)
+        code, out, err = cli("inspections", "import", str(second))
+    finally:
+        release.set()
+        other.join(60)
+    assert code == 1 and out == "", (code, out, err)
+    assert err.strip().splitlines() == [
+        "error: second.csv: another import of field visits has been writing to the store for over 1 s; "
+        "nothing imported: import the file again once it has ended"], err
+    with engine.connect() as conn:
+        dates = conn.execute(sa.select(FieldInspection.__table__.c.visited_on)).scalars().all()
+    assert [d.isoformat() for d in dates] == ["2026-11-01"]  # the first's 1405/08/10, not the second's

@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from foundation.persian import parse_code
@@ -60,13 +60,32 @@ class Problem:
 
 
 def _page(request: Request, *, status_code: int = 200, problems: list[Problem] | None = None,
-          values: dict[str, str] | None = None):
+          values: dict[str, str] | None = None, busy: Problem | None = None):
     user = user_of(request)
     if not can_record_visits(user):
         raise Refused(403, "ثبت بازدید میدانی با کارشناسان بودجه و گروه تلفیق است.")
     values = values or {"project_code": request.query_params.get("project", "")}
     return render(request, "visits.html", status_code=status_code, recent=_recent(request), problems=problems or [],
-                  values=values)
+                  values=values, busy=busy)
+
+
+async def _imported(request: Request, path: Path, act: Act,
+                    values: dict[str, str] | None = None) -> tuple[insp.ImportResult | None, Response | None]:
+    """`_import` off the event loop: its result, or the page to answer with instead — what to fix
+    (400; `values`: the form's visit, kept in the form), or, when another import stuck half-way held
+    this one past its wait, that sentence alone: nothing was stored and nothing sent was wrong (503,
+    the form's values kept to send again)."""
+    try:
+        result, problems = await run_in_threadpool(_import, request, path, act)
+    except insp.ImportsBusy as exc:
+        busy = Problem.of(None, str(exc))
+        return None, await run_in_threadpool(lambda: _page(request, status_code=503, values=values, busy=busy))
+    if result is None:
+        if values is not None:  # the form is line 2 of the one-row file: its reasons stand without the line number
+            problems = [Problem(None, p.text, p.persian) for p in problems]
+        return None, await run_in_threadpool(lambda: _page(request, status_code=400, problems=problems,
+                                                           values=values))
+    return result, None
 
 
 @router.get("/visits")
@@ -98,8 +117,6 @@ def _import(request: Request, path: Path, act: Act) -> tuple[insp.ImportResult |
         if exc.problems:
             return None, [Problem.of(p.line, p.reason) for p in exc.problems]
         return None, [Problem.of(None, exc.whole or str(exc))]
-    except insp.ImportsBusy as exc:  # another import stuck half-way: nothing stored, said on the page
-        return None, [Problem.of(None, str(exc))]
 
 
 def _safe_name(text: str) -> str:
@@ -125,11 +142,9 @@ async def record_visit(request: Request):
             writer = csv.writer(out)
             writer.writerow(COLUMNS)
             writer.writerow([values[name] for name in COLUMNS])
-        result, problems = await run_in_threadpool(_import, request, path, act)
-    if result is None:
-        # the form is line 2 of the one-row file: its reasons stand without the line number
-        problems = [Problem(None, p.text, p.persian) for p in problems]
-        return await run_in_threadpool(lambda: _page(request, status_code=400, problems=problems, values=values))
+        result, answer = await _imported(request, path, act, values)
+    if answer is not None:
+        return answer
     code = parse_code(values["project_code"], field="project_code")
     flash(request, "بازدید ثبت شد." if result.inserted else "بازدید پیش‌تر ثبت شده بود و به‌روز شد."
           if result.updated else "همین بازدید پیش‌تر با همین ارقام ثبت شده بود.")
@@ -158,9 +173,9 @@ async def upload_visits(request: Request):
     with tempfile.TemporaryDirectory(prefix="bw-visits-") as folder:
         path = Path(folder) / f"console-{_safe_name(user.username)}-{_safe_name(upload.filename)}"
         path.write_bytes(content)
-        result, problems = await run_in_threadpool(_import, request, path, act)
-    if result is None:
-        return await run_in_threadpool(lambda: _page(request, status_code=400, problems=problems))
+        result, answer = await _imported(request, path, act)
+    if answer is not None:
+        return answer
     flash(request, f"پرونده خوانده شد: {number(result.rows)} ردیف؛ {number(result.inserted)} تازه، "
                    f"{number(result.updated)} به‌روزشده، {number(result.unchanged)} بی‌تغییر.")
     return redirect("/visits")

@@ -348,7 +348,8 @@ def with_options(url: str, options: str) -> str:
     """A PostgreSQL URL whose connections also get the server `options` (libpq's ``options``:
     ``-cname=value`` settings), after any the URL has already."""
     parsed = sa.engine.make_url(url)
-    given = parsed.query.get("options")
+    given = parsed.query.get("options")  # a tuple where the URL repeats the key
+    given = " ".join(given) if isinstance(given, tuple) else given
     merged = f"{given} {options}" if given else options
     return parsed.update_query_dict({"options": merged}).render_as_string(hide_password=False)
 

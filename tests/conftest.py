@@ -172,12 +172,13 @@ class _PgSchemas:
         return url
 
     def give_back(self, url: str) -> None:
-        admin = self._admins.get(url) or self._admins.setdefault(url, make_engine(url))
+        if url not in self._admins:
+            self._admins[url] = make_engine(url)
         try:
-            with admin.begin() as conn:  # the shape read and the emptying: one transaction
+            with self._admins[url].begin() as conn:  # the shape read and the emptying: one transaction
+                conn.exec_driver_sql("SET LOCAL lock_timeout = '5s'")  # the shape reads alembic_version too
                 reusable = conn.exec_driver_sql(_SHAPE).scalar_one() == self._shape
                 if reusable:
-                    conn.exec_driver_sql("SET LOCAL lock_timeout = '5s'")
                     conn.exec_driver_sql(_EMPTY)
         except sa.exc.DBAPIError:
             reusable = False

@@ -1094,3 +1094,16 @@ def test_a_large_temporary_table_is_analyzed_on_a_small_sample_and_the_target_re
             assert conn.exec_driver_sql("SHOW default_statistics_target").scalar() == session != "57"
     finally:
         engine.dispose()
+
+
+def test_server_options_are_added_after_a_urls_own_and_leave_the_rest_of_it_alone() -> None:
+    """store.db.with_options (tests/conftest.py's synchronous_commit, scratch_schema's search_path):
+    a URL's own options kept first, even repeated; its password and other parameters untouched."""
+    from store.db import with_options
+
+    url = "postgresql+psycopg://bw:p%40ss%3Aw%2Fo+rd%26%3D@db.example:5433/store?sslmode=require"
+    merged = sa.engine.make_url(with_options(with_options(url, "-ca=1"), "-csearch_path=s_1"))
+    assert merged.password == "p@ss:w/o+rd&=" and merged.host == "db.example" and merged.port == 5433
+    assert merged.query == {"sslmode": "require", "options": "-ca=1 -csearch_path=s_1"}
+    repeated = sa.engine.make_url(with_options(url + "&options=-cb%3D2&options=-cc%3D3", "-cd=4"))
+    assert repeated.query["options"] == "-cb=2 -cc=3 -cd=4"

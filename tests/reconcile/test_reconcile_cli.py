@@ -158,6 +158,7 @@ def test_inspections_import_lists_bad_rows(cli, tmp_path):
     assert code == 0 and "0 imported, 0 updated, 1 unchanged" in out
 
 
+@pytest.mark.parametrize("store_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
 def test_an_import_held_up_by_another_stuck_half_way_is_one_line_and_exit_1(cli, engine, tmp_path, monkeypatch):
     """PostgreSQL: imports take a lock one at a time; one stuck half-way holds the command for at most
     IMPORT_WAIT_SECONDS (1 s here), which then stores nothing and says so in one line (exit 1: the
@@ -168,9 +169,7 @@ def test_an_import_held_up_by_another_stuck_half_way_is_one_line_and_exit_1(cli,
     from reconcile import inspections as insp
     from store.models import FieldInspection
 
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite: an import waits the engine's busy timeout, like every writer")
-    monkeypatch.setattr(insp, "IMPORT_WAIT_SECONDS", 1)
+    monkeypatch.setattr(insp, "IMPORT_WAIT_SECONDS", 1)  # SQLite: an import waits the busy timeout, as every writer
     holding, release = threading.Event(), threading.Event()
 
     def stuck(_conn, _result) -> None:

@@ -19,10 +19,6 @@ from reports import excel
 from reports.model import Selection, build
 from tests.reports.conftest import AS_OF, FORMULA_TITLE
 
-# How a report reads (a browser's or a spreadsheet's view of it) does not depend on the store it was
-# built from: the default run renders the SQLite store's; tests/reports/test_model.py reads the model
-# from both stores, and `-m slow` renders PostgreSQL's too (README, "Tests")
-pytestmark = pytest.mark.slow_on_postgresql
 
 SHEETS = ["گزارش", "شهرستان‌ها", "دستگاه‌ها", "گروه‌ها", "پروژه‌ها", "موافقتنامه‌ها", "انحرافات", "چرخه نظارت"]
 JALALI = re.compile(r"^[۰-۹]{4}/[۰-۹]{2}/[۰-۹]{2}$")
@@ -50,8 +46,9 @@ STANDING = ("SELECT id, kind, rule, subject, numbers, severity FROM deviation "
             "AND status IN ('open', 'acknowledged')")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def workbook(simulated):
+    """The store's workbook, built once for the module's tests of that store: they only read it."""
     with simulated.connect() as conn:
         report = build(conn, Selection(1405, 2, AS_OF), routing=RoutingConfig())
     data = excel.render(report)

@@ -17,10 +17,6 @@ from reports.model import Selection, build
 from tests.browser import browser_page, chromium, screenshot_path
 from tests.reports.conftest import AS_OF, MARKUP_TITLE
 
-# How a report reads (a browser's or a spreadsheet's view of it) does not depend on the store it was
-# built from: the default run renders the SQLite store's; tests/reports/test_model.py reads the model
-# from both stores, and `-m slow` renders PostgreSQL's too (README, "Tests")
-pytestmark = pytest.mark.slow_on_postgresql
 
 
 @pytest.fixture(scope="module")
@@ -31,13 +27,15 @@ def browser(simulated):
         yield running
 
 
-@pytest.fixture
-def page_file(simulated, tmp_path, request):
+@pytest.fixture(scope="module")
+def page_file(simulated, tmp_path_factory):
+    """The store's HTML report, written once for the module's tests of that store: they only read
+    it; with the store's name (sqlite, postgresql) for their screenshots."""
     with simulated.connect() as conn:
         report = build(conn, Selection(1405, 2, AS_OF), routing=RoutingConfig(agencies={"305": "infrastructure"}))
-    path = tmp_path / "report.html"
+    path = tmp_path_factory.mktemp("report") / "report.html"
     path.write_text(html.render(report), encoding="utf-8")
-    return path, request.node.callspec.id
+    return path, simulated.dialect.name
 
 
 def _open(page, path, fetched: list[str]):

@@ -21,9 +21,12 @@ def sim_config(**overrides: Any):
     from simulator import SimulatorConfig
 
     # the SABA rate limit (10/s per token) is lifted: tests exercise 429 on purpose, not by waiting.
-    # 64 projects and 32 agreements: the same listing pages as the 120 and 60 the sync tests read until
-    # session 33 (one a year on each portal), about half the detail requests (2,625 at 120, ~1.3 ms each)
-    values: dict[str, Any] = dict(seed=11, projects=64, agreements=32, clock=CLOCK, rate_limit_per_second=1000)
+    # 80 projects and 55 agreements: the simulator's planted cases (67 projects, 49 agreements, all of
+    # 1405) and a few ordinary ones beside them, which bring 1404's listings and projects reported in
+    # both years (12 and 5 at this size; 47 and 9 at the 120 and 60 read until session 33, whose
+    # full sync took 2,625 requests at ~1.3 ms each). Below the planted counts the world is the
+    # planted cases alone, with no 1404 at all.
+    values: dict[str, Any] = dict(seed=11, projects=80, agreements=55, clock=CLOCK, rate_limit_per_second=1000)
     values.update(overrides)
     return SimulatorConfig(**values)
 

@@ -376,6 +376,17 @@ def test_a_reconciliation_is_not_started_without_its_line_in_the_log_of_acts(sql
     assert acts[1] == ("reconcile", "1405") and acts[0][0] == "reconcile_end"
 
 
+BUSY = ("ورود دیگری از بازدیدهای میدانی بیش از ۱ ثانیه است که در پایگاه می‌نویسد؛ چیزی ثبت نشد: "
+        "پس از پایان آن دوباره بفرستید")
+
+
+def _said_busy(html: str) -> str:
+    """The page's one error section, which must hold no list of things to fix, as text."""
+    sections = re.findall(r'<section class="flash error".*?</section>', html, re.S)
+    assert len(sections) == 1 and "<li>" not in sections[0] and "درست کنید" not in html, sections
+    return re.sub(r"<[^>]+>|\s+", " ", sections[0]).strip()
+
+
 def test_a_visit_held_up_by_another_import_stuck_half_way_is_refused_saying_so(console_store, monkeypatch):
     """PostgreSQL: imports of visits take a lock one at a time (their revisions grow in the order they
     commit: reconcile/changes.py). One stuck half-way holds the next for at most IMPORT_WAIT_SECONDS
@@ -410,13 +421,15 @@ def test_a_visit_held_up_by_another_import_stuck_half_way_is_refused_saying_so(c
                                                 "inspector": "علی رضایی", "remarks": ""})
         # nothing sent was wrong: the sentence alone, not a list of things to fix, and the form kept
         assert response.status_code == 503, response.status_code
-        section = re.search(r'<section class="flash error".*?</section>', response.text, re.S)
-        assert section and "<li>" not in section.group(0) and "درست کنید" not in section.group(0)
-        assert re.sub(r"<[^>]+>|\s+", " ", section.group(0)).strip() == (
-            "ورود دیگری از بازدیدهای میدانی بیش از ۱ ثانیه است که در پایگاه می‌نویسد؛ چیزی ثبت نشد: "
-            "پس از پایان آن دوباره بفرستید")
-        assert 'value="1305012007-003"' in response.text and 'value="علی رضایی"' in response.text
+        assert _said_busy(response.text) == BUSY
+        assert all(f'value="{v}"' in response.text for v in ("1305012007-003", "۱۴۰۵/۰۸/۱۵", "۴۲", "علی رضایی"))
+        # a file held up the same way: the same sentence, nothing of it stored
+        response = client.post("/visits/file", data={"csrf": csrf_of(client)}, files={"file": (
+            "visits.csv", "project_code,date,observed_progress,inspector\n1305012007-005,1405/08/10,20,کریمی\n"
+            .encode(), "text/csv")})
+        assert response.status_code == 503, response.status_code
+        assert _said_busy(response.text) == BUSY
     finally:
         release.set()
         other.join(60)
-    assert [v.project_code for v in _visits(engine)] == ["1305012007-004"]  # the other's, not the form's
+    assert [v.project_code for v in _visits(engine)] == ["1305012007-004"]  # the other's, not the form's or file's

@@ -69,25 +69,6 @@ def _page(request: Request, *, status_code: int = 200, problems: list[Problem] |
                   values=values, busy=busy)
 
 
-async def _imported(request: Request, path: Path, act: Act,
-                    values: dict[str, str] | None = None) -> tuple[insp.ImportResult | None, Response | None]:
-    """`_import` off the event loop: its result, or the page to answer with instead — what to fix
-    (400; `values`: the form's visit, kept in the form), or, when another import stuck half-way held
-    this one past its wait, that sentence alone: nothing was stored and nothing sent was wrong (503,
-    the form's values kept to send again)."""
-    try:
-        result, problems = await run_in_threadpool(_import, request, path, act)
-    except insp.ImportsBusy as exc:
-        busy = Problem.of(None, str(exc))
-        return None, await run_in_threadpool(lambda: _page(request, status_code=503, values=values, busy=busy))
-    if result is None:
-        if values is not None:  # the form is line 2 of the one-row file: its reasons stand without the line number
-            problems = [Problem(None, p.text, p.persian) for p in problems]
-        return None, await run_in_threadpool(lambda: _page(request, status_code=400, problems=problems,
-                                                           values=values))
-    return result, None
-
-
 @router.get("/visits")
 def visits_page(request: Request):
     return _page(request)
@@ -119,6 +100,25 @@ def _import(request: Request, path: Path, act: Act) -> tuple[insp.ImportResult |
         return None, [Problem.of(None, exc.whole or str(exc))]
 
 
+async def _imported(request: Request, path: Path, act: Act,
+                    form: dict[str, str] | None = None) -> tuple[insp.ImportResult | None, Response | None]:
+    """`_import` off the event loop: its result, or the page to answer with instead. What to fix:
+    400 (`form`: the form's visit, the one row of `path`, whose reasons stand without a line number and
+    whose values stay in the form). Another import stuck half-way that held this one past its wait:
+    503 and that sentence alone, since nothing was stored and nothing sent was wrong (the form's
+    values kept to send again; a file is chosen again)."""
+    try:
+        result, problems = await run_in_threadpool(_import, request, path, act)
+    except insp.ImportsBusy as exc:
+        busy = Problem.of(None, str(exc))
+        return None, await run_in_threadpool(lambda: _page(request, status_code=503, values=form, busy=busy))
+    if result is None:
+        if form is not None:  # line 2 of the one-row file is the form itself
+            problems = [Problem(None, p.text, p.persian) for p in problems]
+        return None, await run_in_threadpool(lambda: _page(request, status_code=400, problems=problems, values=form))
+    return result, None
+
+
 def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:80] or "file"
 
@@ -142,7 +142,7 @@ async def record_visit(request: Request):
             writer = csv.writer(out)
             writer.writerow(COLUMNS)
             writer.writerow([values[name] for name in COLUMNS])
-        result, answer = await _imported(request, path, act, values)
+        result, answer = await _imported(request, path, act, form=values)
     if answer is not None:
         return answer
     code = parse_code(values["project_code"], field="project_code")

@@ -152,7 +152,13 @@ def head_revision() -> str:
 def current_revision(engine: Engine) -> str | None:
     """The store's schema version as alembic recorded it (None: none recorded)."""
     with engine.connect() as conn:
-        if not sa.inspect(conn).has_table("alembic_version"):
+        if conn.dialect.name == "postgresql":  # by the catalog's index, not the inspector's reflection
+            recorded = conn.exec_driver_sql(
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE relname = 'alembic_version'"
+                " AND relnamespace = current_schema()::regnamespace)").scalar()
+        else:
+            recorded = sa.inspect(conn).has_table("alembic_version")
+        if not recorded:
             return None
         return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
 
@@ -165,7 +171,16 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 def _is_empty(engine: Engine) -> bool:
-    return not sa.inspect(engine).get_table_names()
+    """Whether the store holds no table (a new store, to be created). PostgreSQL: one query of the
+    catalog for the tables of the connection's schema, as the inspector's table names would list
+    them (plain and partitioned tables), without its reflection queries: 28–33 ms against 5–7 ms on
+    the test server's catalog, in every command's start-up and every test's store."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            return not conn.exec_driver_sql(
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE relnamespace = current_schema()::regnamespace"
+                " AND relkind IN ('r', 'p'))").scalar()
+        return not sa.inspect(conn).get_table_names()
 
 
 def check_current(engine: Engine) -> None:

@@ -173,7 +173,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 def _is_empty(engine: Engine) -> bool:
     """Whether the store holds no table (a new store, to be created). PostgreSQL: one query of the
     catalog for the tables of the connection's schema, as the inspector's table names would list
-    them (plain and partitioned tables), without its reflection queries: 28–33 ms against 5–7 ms on
+    them (plain and partitioned tables), without its reflection queries: 28–33 ms against 2–3 ms on
     the test server's catalog, in every command's start-up and every test's store."""
     with engine.connect() as conn:
         if conn.dialect.name == "postgresql":

@@ -26,6 +26,10 @@ answers for what ``PYTHONPATH`` lacks), and stops the benchmark instead. The sto
 child in its environment, never in its arguments (a process list shows those).
 
 Prints each round, then each tree's median and range, and the new tree's median against the old's.
+Each nightly run says how busy the machine's cores were while its child process ran (start-up and
+the statistics refreshed after the run included): near 100 %, the run is bound by CPU, and only
+less work, not work moved between the run and its helper, makes it quicker (docs/benchmarks.md,
+session 33).
 Needs the right to create databases on PostgreSQL (the machine's server has it).
 """
 
@@ -164,15 +168,31 @@ class Copies:
             self.admin.dispose()
 
 
+def _busy() -> tuple[float, float]:
+    """The machine's busy and all core-seconds so far (Linux's /proc/stat; zeros elsewhere)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            ticks = [int(t) for t in stat.readline().split()[1:]]
+    except OSError:
+        return 0.0, 0.0
+    per_second = os.sysconf("SC_CLK_TCK")
+    return (sum(ticks) - ticks[3] - ticks[4]) / per_second, sum(ticks) / per_second  # less idle and iowait
+
+
 def run_in(tree: Path, url: str, day: str, mode: str, cwd: Path) -> dict:
-    """One run of `tree`'s engine on `url`, in a child process: its recorded seconds, scope, findings."""
+    """One run of `tree`'s engine on `url`, in a child process: its recorded seconds, scope, findings,
+    and the share of the machine's cores busy while the child ran (`busy`: the run, its helper and
+    the database server, and whatever else the machine did; 1.0 is every core all the time)."""
     env = dict(os.environ, PYTHONPATH=str(tree), BW_NIGHTLY_URL=url)
+    busy_before, all_before = _busy()
     done = subprocess.run([sys.executable, "-c", CHILD, day, mode], env=env, cwd=cwd, capture_output=True, text=True)
+    busy_after, all_after = _busy()
     if done.returncode != 0:
         raise SystemExit(f"{tree}: the {mode} run failed ({done.returncode}): {done.stderr[-3000:]}")
     said = json.loads(done.stdout.strip().splitlines()[-1])
     if not Path(said["code"]).is_relative_to(tree):
         raise SystemExit(f"{tree}: the run's code came from {said['code']}, not from the tree")
+    said["busy"] = (busy_after - busy_before) / (all_after - all_before) if all_after > all_before else 0.0
     return said
 
 
@@ -226,7 +246,8 @@ def main() -> None:
                         if night["scope"] != "incremental":
                             raise SystemExit(f"{name}: the nightly run judged {night['scope']}, not incrementally")
                         runs[name].append(night["seconds"])
-                        line = f"{name} {night['seconds']:6.3f} s ({night['findings']:,} findings, {changed:,} rows)"
+                        line = (f"{name} {night['seconds']:6.3f} s ({night['findings']:,} findings, {changed:,} rows, "
+                                f"cores {night['busy']:.0%} busy)")
                         if args.full:
                             full = run_in(trees[name], copy, generator.NEXT_DAY, "full", tmp)
                             fulls[name].append(full["seconds"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import traceback
 
 import typer
 
@@ -56,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # the last line of defence: one line, the traceback with --debug
         if context().debug:
-            raise
+            _fail(f"error: {error_line(exc)}", exc)
+            return 1
         err_console.print(f"error: {error_line(exc)} (run with --debug for details)", markup=False, soft_wrap=True)
         return 1
     # --help, --version and typer.Exit(n) return their code; a command returns None (a value is no code)
@@ -76,8 +78,12 @@ def _usage_error(exc: typer.TyperException) -> int:
 
 
 def _fail(message: str, exc: BaseException) -> None:
+    """Say `message`; with --debug, the traceback first. The exit code is the same either way
+    (README, "Exit codes"): --debug adds the traceback, it changes nothing else."""
     if context().debug:
-        raise exc
+        sys.stderr.flush()
+        traceback.print_exception(exc, file=sys.stderr)
+        sys.stderr.flush()
     _say(message)
 
 

@@ -71,6 +71,8 @@ def _whole(path: Path, problem: str) -> InspectionFileError:
 SAVE_AS_UTF8 = ("in Excel, save it with Save As → \"CSV UTF-8 (Comma delimited)\", or import the .xlsx "
                 "workbook itself")
 _ZIP = b"PK\x03\x04"  # an .xlsx workbook is a zip archive
+_UTF16 = (b"\xff\xfe", b"\xfe\xff")  # Excel's "Unicode Text" begins with one of these
+NOT_A_TABLE = "is neither CSV text nor an Excel workbook (.xlsx)"
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,10 @@ def _records(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
         raise _whole(path, f"cannot read the file ({exc.strerror})") from None
     if raw.startswith(_ZIP) or path.suffix.lower() == ".xlsx":
         rows = _workbook_rows(path)
+    elif b"\x00" in raw[:8192] and not raw.startswith(_UTF16):
+        # a picture, a PDF, an old .xls: no text at all (a NUL byte is in no CSV but UTF-16's, which
+        # has its byte order mark and is said to be no UTF-8 below), rather than "not UTF-8 text"
+        raise _whole(path, NOT_A_TABLE)
     else:
         rows = _csv_rows(path, raw)
     if not rows:
@@ -148,8 +154,8 @@ def _workbook_rows(path: Path) -> list[tuple[int, list[str]]]:
     try:
         sheet = book.worksheets[0]
         rows: list[tuple[int, list[str]]] = []
-        for number, values in enumerate(sheet.iter_rows(values_only=True), 1):
-            fields = [_cell_text(value) for value in values]
+        for number, cells in enumerate(sheet.iter_rows(), 1):
+            fields = [_cell_text(cell.value, getattr(cell, "number_format", None)) for cell in cells]
             while fields and not fields[-1].strip():  # Excel's empty trailing cells
                 fields.pop()
             if any(cell.strip() for cell in fields):
@@ -162,10 +168,16 @@ def _workbook_rows(path: Path) -> list[tuple[int, list[str]]]:
     return rows
 
 
-def _cell_text(value: object) -> str:
-    """A workbook cell as the CSV would have it: 12 not 12.0, a date as ISO, empty as ''."""
+def _cell_text(value: object, number_format: str | None = None) -> str:
+    """A workbook cell as the CSV would have it: 12 not 12.0, a date as ISO, empty as ''; a number
+    in a percentage cell as Excel shows it (0.42 formatted ``0%`` is "42%": read as 0.42 %, a visit of
+    42 % became a critical deviation)."""
     if value is None:
         return ""
+    if (number_format and "%" in number_format and isinstance(value, int | float)
+            and not isinstance(value, bool)):
+        shown = Decimal(repr(float(value))) * 100
+        return format(shown.normalize(), "f") + "%"
     if isinstance(value, datetime):
         return value.date().isoformat()
     if isinstance(value, date):

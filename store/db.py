@@ -244,9 +244,12 @@ def open_store(url: str, *, echo: bool = False) -> Engine:
     """Open the store at ``url``; create it when empty; refuse an out-of-date schema."""
     engine = make_engine(url, echo=echo)
     with reaching(url):
-        with _creating(engine):
-            if _is_empty(engine):
-                upgrade(engine)
+        # asked first without the creating lock: an existing store (and a file that is none, which
+        # fails here) leaves no lock file beside it; asked again under the lock, one process creates
+        if _is_empty(engine):
+            with _creating(engine):
+                if _is_empty(engine):
+                    upgrade(engine)
         check_current(engine)
     return engine
 

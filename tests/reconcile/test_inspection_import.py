@@ -133,6 +133,9 @@ def test_not_utf8_is_refused_with_its_line_and_how_to_save_it(engine, store, tmp
     (lambda tmp: tmp, "is a folder, not a file"),
     (lambda tmp: (tmp / "broken.xlsx").write_bytes(b"PK\x03\x04 not really a workbook") and tmp / "broken.xlsx",
      "is not an Excel workbook"),
+    # a picture sent by mistake: no text at all, not "UTF-8 text saved by Excel as Windows-1256"
+    (lambda tmp: (tmp / "site.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(200))
+     and tmp / "site.png", "is neither CSV text nor an Excel workbook (.xlsx)"),
 ])
 def test_a_file_that_is_not_there_or_not_readable_is_named_for_what_it_is(engine, tmp_path, make, said):
     path = make(tmp_path)
@@ -160,6 +163,26 @@ def test_an_excel_workbook_is_imported_like_its_csv(engine, store, tmp_path):
     with pytest.raises(InspectionFileError) as caught:
         import_file(engine, path, today=TODAY)
     assert {p.line for p in caught.value.problems} == {4}  # the sheet's row number
+
+
+def test_a_percentage_cell_of_a_workbook_is_read_as_excel_shows_it(engine, store, tmp_path):
+    # a new user's workbook: 0.42 in a cell formatted 0% reads 42% in Excel; taken as 0.42 %, the
+    # visit opened a critical inspection_mismatch ("0.42 % seen")
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["project_code", "date", "observed_progress", "inspector"])
+    sheet.append(["1305012007-003", "1405/08/10", 0.42, "علی"])
+    sheet.append(["1305012007-004", "1405/08/10", 0.455, "زهرا"])
+    sheet.append(["1305012007-004", "1405/08/11", 45.5, "زهرا"])  # a plain number cell stays as it is
+    sheet["C2"].number_format = "0%"
+    sheet["C3"].number_format = "0.0%"
+    path = tmp_path / "visits.xlsx"
+    book.save(path)
+    assert import_file(engine, path, today=TODAY).inserted == 3
+    assert [(r[0], r[2]) for r in stored(engine)] == [
+        ("1305012007-003", Decimal("42")), ("1305012007-004", Decimal("45.5")), ("1305012007-004", Decimal("45.5"))]
 
 
 def test_columns_in_any_order_and_remarks_optional(engine, store, tmp_path):

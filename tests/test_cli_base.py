@@ -120,6 +120,15 @@ def test_check_config_shows_every_job_and_whether_the_mail_settings_can_work(
     assert "BW_TEST_UNSET_SMTP" in said and "alerts send and serve will refuse" in said
 
 
+def test_check_config_shows_the_reports_section(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # found by a new user: `reports.service_days` took effect in the report and went unsaid here
+    path = tmp_path / "config.yaml"
+    path.write_text("reports:\n  service_days: 3\n", encoding="utf-8")
+    code, out, err = run(capsys, "--config", str(path), "check-config")
+    assert code == 0, err
+    assert "each step of the monitoring cycle may take 3 days" in flat(out)
+
+
 def test_check_config_names_an_unknown_key(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("reconcile:\n  rules:\n    progress_lag:\n      minr: 3\n", encoding="utf-8")

@@ -53,6 +53,7 @@ def check_config() -> None:
         smtp_problems = cfg.alerts.smtp.setup_problems()
         table.add_row("mail server settings", "ready (nothing read is missing)" if not smtp_problems else
                       "[yellow]" + "; ".join(smtp_problems) + " — alerts send and serve will refuse[/yellow]")
+    table.add_row("reports", f"each step of the monitoring cycle may take {cfg.reports.service_days} days")
     table.add_row("experts", str(len(cfg.experts)))
     table.add_row("routing", f"{len(cfg.routing.agencies)} agencies routed; default group {cfg.routing.default}")
     console.print(table)

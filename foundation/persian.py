@@ -27,6 +27,7 @@ __all__ = [
     "BadNumber",
     "BadText",
     "NormalizationError",
+    "canonical_letters",
     "clean_text",
     "is_empty_marker",
     "parse_code",
@@ -34,6 +35,7 @@ __all__ = [
     "parse_int",
     "parse_number",
     "require_text",
+    "sort_key",
     "text_key",
     "to_ascii_digits",
     "to_persian_digits",
@@ -199,6 +201,64 @@ def text_key(raw: str | None) -> str | None:
     key = _ARABIC_DIACRITICS.sub("", key).translate(_KEY_FOLD)
     key = unicodedata.normalize("NFC", key)
     return None if key in _EMPTY_MARKERS else key
+
+
+def canonical_letters(raw: str) -> str:
+    """Persian letters as the store keeps them, and nothing else changed: presentation forms become
+    base letters, Arabic ي ى ك become Persian ی ک, kashida and invisible controls go. Digits, case,
+    spaces and every other character stay as typed (for a name that must stay what it was, such as
+    a console user's sign-in name: an ASCII name comes back unchanged). Idempotent."""
+    text = _PRESENTATION_FORMS.sub(lambda m: unicodedata.normalize("NFKC", m.group()), raw or "")
+    return _DISPLAY_NOISE.sub("", text.translate(_PERSIAN_LETTERS))
+
+
+# --- sorting ---------------------------------------------------------------------------------
+# Code-point order is not the alphabet's: پ چ ژ گ ک ی lie outside the Arabic block's order, so
+# دزفول came before دزپارت and گتوند after هویزه. A letter's rank is its place in the Persian
+# alphabet; the variants of one letter share it (آبادان sorts with the alef words, by its second
+# letter, as the dictionaries sort it) and are told apart, in the order listed, only between texts
+# otherwise equal.
+_ALPHABET = "ابپتثجچحخدذرزژسشصضطظعغفقکگلمنوهی"
+_VARIANTS = {"ا": "اآأإٱ", "ه": "هۀةەھ", "ی": "یيىئ", "ک": "کك", "و": "وؤ"}
+# classes of character, lowest first: a word break, punctuation, digits, Persian letters, others
+_GAP, _MARK, _DIGIT, _PERSIAN, _OTHER = (c << 21 for c in range(5))
+_LETTER_RANK: dict[str, tuple[int, int]] = {
+    form: (_PERSIAN + place, variant)
+    for place, letter in enumerate(_ALPHABET)
+    for variant, form in enumerate(_VARIANTS.get(letter, letter))
+}
+_SORT_IGNORED = re.compile(r"[\u064b-\u065f\u0670\u200c\u0640\u00ad\u061c\u200b\u200d\u200e\u200f"
+                           r"\u202a-\u202e\u2060\u2066-\u2069\ufeff]")
+
+
+def _sort_rank(char: str) -> tuple[int, int]:
+    rank = _LETTER_RANK.get(char)
+    if rank is not None:
+        return rank
+    if char == " ":
+        return (_GAP, 0)
+    if "0" <= char <= "9":
+        return (_DIGIT + int(char), 0)
+    return ((_OTHER if char.isalnum() else _MARK) + ord(char), 0)
+
+
+def sort_key(text: str | None) -> tuple[tuple[int, ...], tuple[int, ...], str]:
+    """A key that orders Persian text as the alphabet does: ا آ ب پ ت ث ج چ ح خ د ذ ر ز ژ س ش ص
+    ض ط ظ ع غ ف ق ک گ ل م ن و ه ی (``sorted(names, key=sort_key)``).
+
+    Arabic ي ى ك ة and the hamza seats sort as the Persian letter they stand for; ZWNJ, kashida,
+    diacritics and bidi marks are ignored (a ZWNJ joins, it does not part words); a run of
+    whitespace is one word break, which sorts before everything else («باغ ملک» before «باغات»);
+    then punctuation, then digits of any system, digit by digit, then the Persian letters, then
+    other letters without case. Variant spellings of one text are ordered among themselves, then
+    the text itself breaks a tie, so the order is total. None sorts as empty, first.
+    """
+    raw = text or ""
+    plain = _PRESENTATION_FORMS.sub(lambda m: unicodedata.normalize("NFKC", m.group()), raw)
+    plain = unicodedata.normalize("NFC", plain)  # ا followed by a madda above is آ
+    plain = _SORT_IGNORED.sub("", to_ascii_digits(plain)).casefold()
+    ranks = [_sort_rank(c) for c in re.sub(r"\s+", " ", plain).strip()]
+    return tuple(r[0] for r in ranks), tuple(r[1] for r in ranks), raw
 
 
 # --- codes -----------------------------------------------------------------------------------

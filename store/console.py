@@ -18,6 +18,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from foundation.persian import sort_key
+from foundation.present import RULE_NAMES
 from store import reporting
 from store.models import (
     ACTIVE_STATUSES,
@@ -51,10 +53,15 @@ ea_t, ec_t, op_t, perf_t = (ExpenseAgreement.__table__, ExpenseCredit.__table__,
                             OperationPerformance.__table__)
 log_t, sync_t, rec_t = ChangeLog.__table__, SyncRun.__table__, ReconcileRun.__table__
 
+# the rules in the order of their Persian names (people read those, not the ids): sorting by rule
+# sorts by this rank, a CASE the database computes (a rule it does not know comes last)
+RULE_ORDER = tuple(sorted(RULE_NAMES, key=lambda rule: sort_key(RULE_NAMES[rule])))
+_RULE_RANK = sa.case({rule: rank for rank, rule in enumerate(RULE_ORDER)}, value=dev.c.rule,
+                     else_=len(RULE_ORDER)).label("rule_rank")
 # 'critical' < 'major' < 'minor': ascending text order is most severe first, no CASE needed
 SORTS: dict[str, tuple[Any, ...]] = {
     "severity": (dev.c.severity,),
-    "rule": (dev.c.rule,),
+    "rule": (_RULE_RANK,),
     "subject": (dev.c.subject,),
     "period": (dev.c.fiscal_year, dev.c.quarter),
     "status": (dev.c.status,),
@@ -161,21 +168,23 @@ def _name_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
 
 
 def _names(conn: Connection, key: Any, name: Any, wanted: set[Any] | None) -> dict[Any, str]:
-    query = sa.select(key, name).order_by(name)
+    """key -> name in the Persian alphabet's order of the names (foundation.persian.sort_key: SQL
+    orders by code point, which put دزفول before دزپارت and گتوند after هویزه)."""
+    query = sa.select(key, name)
     if wanted is not None:
         if not wanted:
             return {}
         query = query.where(key.in_(sorted(wanted)))
-    return dict(conn.execute(query).all())
+    return dict(sorted(conn.execute(query).all(), key=lambda row: sort_key(row[1])))
 
 
 def agency_names(conn: Connection, codes: set[str] | None = None) -> dict[str, str]:
-    """Agency code -> name, of these codes or of every agency (by name)."""
+    """Agency code -> name, of these codes or of every agency (in the alphabet's order of names)."""
     return _names(conn, agency_t.c.code, agency_t.c.name, codes)
 
 
 def county_names(conn: Connection, ids: set[int] | None = None) -> dict[int, str]:
-    """County id -> name, of these ids or of every county (by name)."""
+    """County id -> name, of these ids or of every county (in the alphabet's order of names)."""
     return _names(conn, county_t.c.id, county_t.c.name, ids)
 
 
@@ -195,7 +204,8 @@ def active_by_agency(conn: Connection) -> list[tuple[str | None, str, str, int]]
 
 
 def active_by_county(conn: Connection) -> list[dict[str, Any]]:
-    """Per county: its id, name and count of active deviations per severity, most first."""
+    """Per county: its id, name and count of active deviations per severity, most first (then by
+    name, in the alphabet's order); every county that has any, and those of no county as one row."""
     query = (sa.select(dev.c.county_id, dev.c.severity, sa.func.count())
              .where(dev.c.status.in_(ACTIVE)).group_by(dev.c.county_id, dev.c.severity))
     counts: dict[int | None, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -204,7 +214,7 @@ def active_by_county(conn: Connection) -> list[dict[str, Any]]:
     names = county_names(conn, {c for c in counts if c is not None})
     rows = [{"county_id": c, "county_name": names.get(c) if c else None, "counts": dict(by),
              "total": sum(by.values())} for c, by in counts.items()]
-    return sorted(rows, key=lambda r: (-r["total"], r["county_name"] or ""))
+    return sorted(rows, key=lambda r: (-r["total"], sort_key(r["county_name"])))
 
 
 def last_sync_runs(conn: Connection, sources: tuple[str, ...]) -> dict[str, dict[str, Any] | None]:

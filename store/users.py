@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
+from foundation.persian import canonical_letters
 from store.models import Column, UTCDateTime, _when, utcnow
 
 ROLES = ("expert", "consolidation", "admin")
@@ -31,7 +32,7 @@ class ConsoleUser(SQLModel, table=True):
     __tablename__ = "console_user"
 
     id: int | None = Field(default=None, primary_key=True)
-    username: str = Field(max_length=64, unique=True)  # kept lower-case: the sign-in name
+    username: str = Field(max_length=64, unique=True)  # the sign-in name: canonical_username's form
     display_name: str
     role: str = Field(max_length=16)  # expert | consolidation | admin
     groups: str = Field(default="")  # expert groups, comma-separated: "social,production"
@@ -83,8 +84,16 @@ class User:
         return cls(row.id, row.username, row.display_name, row.role, groups, bool(row.disabled), row.password_hash)
 
 
+def canonical_username(username: str | None) -> str:
+    """A sign-in name as the store keeps it: lower case, its Persian letters as the project writes
+    them (ي ك typed on an Arabic keyboard layout are ی ک: foundation.persian.canonical_letters).
+    Every way in, creation and sign-in alike, looks a name up in this form; an ASCII name is only
+    lower-cased."""
+    return canonical_letters((username or "").strip()).strip().lower()
+
+
 def _name(username: str) -> str:
-    name = (username or "").strip().lower()
+    name = canonical_username(username)
     if not name or len(name) > 64 or any(c.isspace() for c in name):
         raise ConsoleUserError(f"user name {username!r}: 1 to 64 characters without spaces",
                                "نام کاربری باید ۱ تا ۶۴ نویسه و بدون فاصله باشد.")
@@ -103,7 +112,14 @@ def _new_name(username: str) -> str:
 
 
 def get_user(conn: Connection, username: str) -> User | None:
-    row = conn.execute(sa.select(users).where(users.c.username == (username or "").strip().lower())).first()
+    """The user of this name, however its Persian letters were typed (canonical_username)."""
+    name = canonical_username(username)
+    row = conn.execute(sa.select(users).where(users.c.username == name)).first()
+    if row is None and not name.isascii():
+        # a name stored before names were canonicalised (علي, with an Arabic yeh): found by its
+        # canonical form too; a console has tens of users, and a miss is a failed sign-in
+        row = next((r for r in conn.execute(sa.select(users).order_by(users.c.id))
+                    if canonical_username(r.username) == name), None)
     return User.from_row(row) if row else None
 
 
@@ -126,7 +142,7 @@ def add_user(conn: Connection, username: str, *, display_name: str, role: str, g
     name = _new_name(username)
     if role not in ROLES:
         raise ConsoleUserError(f"role {role!r}: use one of {', '.join(ROLES)}", "چنین نقشی تعریف نشده است.")
-    if conn.execute(sa.select(users.c.id).where(users.c.username == name)).first():
+    if get_user(conn, username) is not None:  # in any spelling of its letters
         raise ConsoleUserError(f"user {name!r} exists already (use `users passwd` to change the password)",
                                f"کاربر «{name}» پیش‌تر افزوده شده است؛ برای عوض کردن گذرواژه‌اش، گذرواژهٔ تازه بدهید.")
     now = now or utcnow()
@@ -147,11 +163,11 @@ def update_user(conn: Connection, username: str, *, now: datetime | None = None,
         raise ConsoleUserError(f"cannot change {', '.join(sorted(unknown))} of a user")
     if "groups" in values and not isinstance(values["groups"], str):
         values["groups"] = ",".join(values["groups"])  # type: ignore[arg-type]
-    changed = conn.execute(sa.update(users).where(users.c.username == name)
-                           .values(updated_at=now or utcnow(), **values)).rowcount
-    if not changed:
+    found = get_user(conn, username)  # a name stored before names were canonicalised, too
+    if found is None:
         raise ConsoleUserError(f"no user {name!r}", f"کاربری به نام «{name}» نیست.")
-    user = get_user(conn, name)
+    conn.execute(sa.update(users).where(users.c.id == found.id).values(updated_at=now or utcnow(), **values))
+    user = get_user(conn, found.username)
     assert user is not None
     return user
 

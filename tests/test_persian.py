@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import random
 import unicodedata
 from decimal import Decimal
 
@@ -15,6 +16,7 @@ from foundation.persian import (
     BadNumber,
     BadText,
     NormalizationError,
+    canonical_letters,
     clean_text,
     is_empty_marker,
     parse_code,
@@ -22,6 +24,7 @@ from foundation.persian import (
     parse_int,
     parse_number,
     require_text,
+    sort_key,
     text_key,
     to_ascii_digits,
     to_persian_digits,
@@ -574,3 +577,78 @@ def test_text_key_equal_for_zwnj_space_letter_kashida_and_presentation_variants(
     canonical = " ".join(canonical_words)
     variant = data.draw(spelling_variant(canonical_words))
     assert text_key(variant) == text_key(canonical) == "".join(canonical_words)
+
+
+# --- canonical_letters ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("raw", "canonical"), [
+    ("علي", "علی"),  # Arabic yeh, as an Arabic keyboard layout types it
+    ("كاظم", "کاظم"),  # Arabic kaf
+    ("موسى", "موسی"),  # alef maksura
+    ("\ufee3\ufeee\ufeb3\ufef0", "موسی"),  # presentation forms, as old fonts' text pastes
+])
+def test_canonical_letters_writes_persian_letters_as_the_store_keeps_them(raw, canonical):
+    assert canonical_letters(raw) == canonical
+
+
+@pytest.mark.parametrize("raw", ["ali", "Ali.Rezaei-2@x", "user_10", "۱۴۰۵", "علی رضایی", "a\u200cb"])
+def test_canonical_letters_leaves_digits_case_spaces_and_ascii_alone(raw):
+    assert canonical_letters(raw) == raw
+
+
+def test_canonical_letters_drops_kashida_and_bidi_marks():
+    assert canonical_letters("\u200fعلـــي\u200e") == "علی"
+
+
+# --- sort_key ------------------------------------------------------------------------------
+
+ALPHABET = "ا آ ب پ ت ث ج چ ح خ د ذ ر ز ژ س ش ص ض ط ظ ع غ ف ق ک گ ل م ن و ه ی".split()
+
+
+def test_sort_key_orders_the_letters_as_the_persian_alphabet():
+    for shuffled in (ALPHABET[::-1], random.Random(5).sample(ALPHABET, len(ALPHABET))):
+        assert sorted(shuffled, key=sort_key) == ALPHABET
+
+
+@pytest.mark.parametrize(("first", "second"), [
+    ("دزپارت", "دزفول"),  # پ after ب, before ت: code-point order put دزفول first
+    ("کارون", "گتوند"),  # ک گ before ل: code point put both after هویزه
+    ("کرخه", "هویزه"),
+    ("گتوند", "هویزه"),
+    ("چغامیش", "حمیدیه"),  # چ after ج, before ح
+    ("رامهرمز", "ژاندارمری"),  # ژ after ز
+    ("آبادان", "اهواز"),  # آ is an alef: the words sort by their next letters, as dictionaries do
+    ("باغ ملک", "باغات"),  # a word break sorts before any letter
+    ("شوش", "شوشتر"),  # a prefix first
+    ("1404", "آبادان"),  # digits before letters
+    ("۱۴۰۴", "1405"),  # digits of any system by the digit
+    ("اهواز", "Ahvaz"),  # Latin letters after the Persian ones
+])
+def test_sort_key_puts_names_in_the_alphabets_order(first, second):
+    assert sort_key(first) < sort_key(second)
+    assert sorted([second, first], key=sort_key) == [first, second]
+
+
+@pytest.mark.parametrize(("persian", "arabic"), [
+    ("علی", "علي"), ("کرخه", "كرخه"), ("موسی", "موسى"), ("مدرسه", "مدرسة"),
+])
+def test_sort_key_sorts_arabic_letters_as_the_persian_ones(persian, arabic):
+    assert sort_key(persian)[0] == sort_key(arabic)[0]  # the same place in the alphabet's order
+    names = ["علیرضا", "عباس", "کاظم", "مدرسان", "موسوی", "کوت"]
+    assert sorted([*names, arabic], key=sort_key).index(arabic) == sorted([*names, persian], key=sort_key).index(persian)
+
+
+def test_sort_key_ignores_zwnj_kashida_diacritics_and_bidi_marks():
+    assert sort_key("می\u200cرود")[0] == sort_key("میرود")[0]
+    assert sort_key("مسجد\u200cسلیمان")[0] == sort_key("مسجدسلیمان")[0]
+    assert sort_key("اهـــواز")[0] == sort_key("\u200fاهواز\u200e")[0] == sort_key("اهواز")[0]
+    assert sort_key("مُدرِسه")[0] == sort_key("مدرسه")[0]
+    assert sort_key("باغ  \t ملک")[0] == sort_key(" باغ ملک ")[0]  # a run of whitespace is one word break
+
+
+def test_sort_key_is_a_total_order_telling_variants_apart():
+    variants = ["آب", "اب", "علي", "علی", "a", "A", ""]
+    once, again = sorted(variants, key=sort_key), sorted(reversed(variants), key=sort_key)
+    assert once == again == ["", "اب", "آب", "علی", "علي", "A", "a"]
+    assert sort_key(None) == sort_key("")  # nothing, first

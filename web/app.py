@@ -28,9 +28,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from store.db import error_line
-from store.users import get_user, record_action
+from store.users import canonical_username, get_user, record_action
 from web import auth
-from web.common import Console, Refused, console, redirect, render, templates
+from web.common import Console, Refused, console, flash, redirect, render, templates
 from web.jobs import ReconcileJobs
 
 log = logging.getLogger(__name__)
@@ -88,27 +88,29 @@ def create_app(engine: Engine, config: Any, *, secret: str | None = None, https_
     @app.post("/login", include_in_schema=False)
     async def login(request: Request):
         form = await request.form()
-        username = str(form.get("username", "")).strip().lower()
+        typed = str(form.get("username", "")).strip()
+        # ي ك of an Arabic keyboard layout are ی ک: one name, one user, one count of failures
+        username = canonical_username(typed)
         password = str(form.get("password", ""))
         target = _safe_next(str(form.get("next", "/")))
         if not auth.csrf_matches(request.session.get("csrf"), form.get("csrf")):
             request.session["csrf"] = auth.new_csrf_token()  # a fresh form to sign in with
-            return render(request, "login.html", status_code=403, next=target, username=username,
+            return render(request, "login.html", status_code=403, next=target, username=typed,
                           error="این برگهٔ ورود کهنه یا از جای دیگری است؛ دوباره وارد شوید.")
         address = request.client.host if request.client else "?"
         state = console(request)
         wait = state.limiter.blocked_for(username, address)
         if wait:
             minutes = max(1, round(wait / 60))
-            return render(request, "login.html", status_code=429, next=target, username=username,
+            return render(request, "login.html", status_code=429, next=target, username=typed,
                           error=f"ورودهای ناموفق بسیار بوده است؛ {_fa(minutes)} دقیقه دیگر دوباره بکوشید.")
         user = await run_in_threadpool(_user, engine, username)
         ok = auth.check_password(user.password_hash if user else None, password) and user is not None
         if not ok or user is None or user.disabled:
             state.limiter.failed(username, address)
             # the admin's log shows failed sign-ins too (the name as typed, cut to the column's width)
-            await run_in_threadpool(_record_login, engine, username[:64] or "?", address, "login_failed")
-            return render(request, "login.html", status_code=401, next=target, username=username,
+            await run_in_threadpool(_record_login, engine, typed.lower()[:64] or "?", address, "login_failed")
+            return render(request, "login.html", status_code=401, next=target, username=typed,
                           error="نام کاربری یا گذرواژه درست نیست.")
         state.limiter.succeeded(username, address)
         # recorded first: a sign-in the admin's log cannot keep (the store failing) signs no one in
@@ -123,25 +125,25 @@ def create_app(engine: Engine, config: Any, *, secret: str | None = None, https_
 
         await checked_form(request)
         request.session.clear()
+        flash(request, "از سامانه خارج شدید.")  # shown by the sign-in page it leads to
         return redirect("/login")
 
     @app.exception_handler(Refused)
     async def refused(request: Request, exc: Refused):
-        return render(request, "error.html", status_code=exc.status, message=exc.message)
+        return _error_page(request, exc.status, exc.message)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
         messages = {404: "چنین صفحه‌ای نیست.", 405: "این نشانی این کار را نمی‌پذیرد."}
         if "session" not in request.scope or not getattr(request.state, "user", None):
             return PlainTextResponse(str(exc.detail), status_code=exc.status_code)
-        return render(request, "error.html", status_code=exc.status_code,
-                      message=messages.get(exc.status_code, str(exc.detail)))
+        return _error_page(request, exc.status_code, messages.get(exc.status_code, str(exc.detail)))
 
     @app.exception_handler(RequestValidationError)
     async def malformed(request: Request, exc: RequestValidationError):
         # /deviations/abc: a page that cannot exist (FastAPI answered with its English JSON, 422)
         if any(error.get("loc", ("",))[0] == "path" for error in exc.errors()):
-            return render(request, "error.html", status_code=404, message="چنین صفحه‌ای نیست.")
+            return _error_page(request, 404, "چنین صفحه‌ای نیست.")
         return render(request, "error.html", status_code=400, message="نشانی یا فرمی که فرستادید درست نیست.")
 
     @app.exception_handler(sa.exc.SQLAlchemyError)
@@ -184,6 +186,16 @@ def create_app(engine: Engine, config: Any, *, secret: str | None = None, https_
                        session_cookie="budgetwatch_console", max_age=SESSION_HOURS * 3600, same_site="lax",
                        https_only=https_only)
     return app
+
+
+NOT_FOUND = "صفحه پیدا نشد"  # a 404's title and heading: not «این کار انجام نشد», nothing was tried
+
+
+def _error_page(request: Request, status: int, message: str) -> Response:
+    """The console's page of a refusal or an error: the status's heading and a Persian sentence."""
+    heading = {404: NOT_FOUND}.get(status)
+    return render(request, "error.html", status_code=status, message=message,
+                  **({"heading": heading} if heading else {}))
 
 
 UNAVAILABLE = "پایگاه داده اکنون پاسخ نمی‌دهد؛ چند دقیقه بعد دوباره بکوشید."

@@ -1,6 +1,8 @@
 """Who is signed in to the console: password hashes, the session secret, CSRF tokens, the login limit.
 
-- Passwords are hashed with argon2 (argon2-cffi's defaults); the store keeps only the hash.
+- Passwords are hashed with argon2 (argon2-cffi's defaults); the store keeps only the hash. A
+  password has at least ``MIN_PASSWORD`` characters and is not blank (``WeakPassword`` otherwise),
+  checked here so that the users page and `budgetwatch users add|passwd` refuse alike.
 - Sessions live in a cookie signed with a secret (Starlette's SessionMiddleware): the secret comes
   from ``BUDGETWATCH_WEB_SECRET``, else from the file ``<data_dir>/web-secret``, which is generated
   on first start with mode 0600 and refused if others may read it. It never appears in logs or pages.
@@ -23,6 +25,9 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from foundation.present import number
+from store.users import canonical_username
+
 SECRET_ENV = "BUDGETWATCH_WEB_SECRET"
 SECRET_FILE = "web-secret"
 MAX_FAILURES = 5
@@ -38,9 +43,27 @@ class SecretError(Exception):
     """The session secret cannot be had safely; the message says what to do."""
 
 
-def hash_password(password: str) -> str:
+class WeakPassword(ValueError):
+    """A password the console does not accept; ``persian`` says why on the users page."""
+
+    def __init__(self, message: str, persian: str) -> None:
+        super().__init__(message)
+        self.persian = persian
+
+
+def check_password_rule(password: str | None) -> None:
+    """Refuse (WeakPassword) a password shorter than MIN_PASSWORD or blank once stripped (ten
+    spaces are ten characters, and no password)."""
     if len(password or "") < MIN_PASSWORD:
-        raise ValueError(f"the password must have at least {MIN_PASSWORD} characters")
+        raise WeakPassword(f"the password must have at least {MIN_PASSWORD} characters",
+                           f"گذرواژه دست‌کم {number(MIN_PASSWORD)} نویسه باشد.")
+    if not password.strip():
+        raise WeakPassword("the password must not be blank (spaces only)",
+                           "گذرواژه نمی‌تواند فقط فاصله باشد.")
+
+
+def hash_password(password: str) -> str:
+    check_password_rule(password)
     return _hasher.hash(password)
 
 
@@ -86,7 +109,8 @@ def csrf_matches(session_token: str | None, sent: str | None) -> bool:
 
 
 class LoginLimiter:
-    """Failed sign-ins per (user name, address) in a sliding window; thread-safe, in memory.
+    """Failed sign-ins per (user name, address) in a sliding window; thread-safe, in memory. The
+    name is counted in its canonical form: علي and علی are one name, so one count.
 
     In memory on purpose: the console is one process, and a restart forgetting the count costs an
     attacker a restart of the server, which they cannot cause.
@@ -109,7 +133,7 @@ class LoginLimiter:
 
     def blocked_for(self, username: str, address: str) -> float:
         """Seconds until this pair may try again (0: it may now)."""
-        key = ((username or "").strip().lower(), address)
+        key = (canonical_username(username), address)
         with self._lock:
             times = self._recent(key)
             if len(times) < self.max_failures:
@@ -117,10 +141,10 @@ class LoginLimiter:
             return max(0.0, times[0] + self.window - self._clock())
 
     def failed(self, username: str, address: str) -> None:
-        key = ((username or "").strip().lower(), address)
+        key = (canonical_username(username), address)
         with self._lock:
             self._recent(key).append(self._clock())
 
     def succeeded(self, username: str, address: str) -> None:
         with self._lock:
-            self._failures.pop(((username or "").strip().lower(), address), None)
+            self._failures.pop((canonical_username(username), address), None)

@@ -11,10 +11,9 @@ import secrets
 
 from sqlalchemy.engine import Engine
 
-from foundation import present
 from foundation.vocabulary import GROUPS
 from store.users import ROLES, ConsoleUserError, User, add_user, get_user, record_action, update_user
-from web.auth import MIN_PASSWORD, hash_password
+from web.auth import WeakPassword, hash_password
 
 DEMO_USER = "demo"
 
@@ -33,8 +32,8 @@ def _groups(groups: tuple[str, ...] | list[str], role: str) -> tuple[str, ...]:
 def _hash(password: str) -> str:
     try:
         return hash_password(password)
-    except ValueError as exc:
-        raise ConsoleUserError(str(exc), f"گذرواژه دست‌کم {present.number(MIN_PASSWORD)} نویسه باشد.") from None
+    except WeakPassword as exc:  # too short, or blank
+        raise ConsoleUserError(str(exc), exc.persian) from None
 
 
 def create(engine: Engine, username: str, password: str, *, role: str, groups: tuple[str, ...] = (),

@@ -64,7 +64,8 @@ LABELS = {
     "annual_target": "هدف سالانه", "source_file": "پرونده", "imported_at": "زمان ورود به سامانه",
 }
 # an evidence row's columns that are the store's own bookkeeping, not the portal's figures
-EVIDENCE_HIDDEN = ("title_key", "inspector_key", "detail_synced")
+EVIDENCE_HIDDEN = ("title_key", "inspector_key", "detail_synced",
+                   "revision")  # a visits import's number (reconcile/inspections.py), not a figure of the visit
 # a credit stage named in a credit_inconsistency finding ("stage", "exceeds"), by the family's words
 STAGES = {"capital": {"used": "جذب", "allocated": "تخصیص", "notified": "اعتبار ابلاغی", "approved": "اعتبار مصوب"},
           "expense": {"used": "هزینه", "allocated": "تخصیص", "notified": "اعتبار ابلاغی", "approved": "اعتبار مصوب"}}
@@ -101,8 +102,14 @@ def _role(code: str) -> str:
 
 
 def _day_text(iso: str) -> str:
+    """A day the log wrote as YYYY-MM-DD, as people read it. A year below 1700 is no Gregorian
+    year of this log: a Jalali day typed with dashes (the visits form logged days as typed until
+    it logged them in ISO), shown as that day rather than converted into a made-up one."""
     from datetime import date
 
+    year, month, day = iso.split("-")
+    if int(year) < 1700:
+        return present.digits(f"{year}/{month}/{day}")
     return present.day(date.fromisoformat(iso))
 
 
@@ -157,6 +164,8 @@ _VISIT_REASONS = [
                "برگزینید، یا خود کارنامهٔ ‎.xlsx‎ را بفرستید"),
     (re.compile(r"is not an Excel workbook openpyxl can read.*"),
      lambda m: "پرونده کارنامهٔ Excel خواندنی (‎.xlsx‎) نیست"),
+    (re.compile(r"is neither CSV text nor an Excel workbook \(\.xlsx\).*", re.S),
+     lambda m: "پرونده نه متن CSV است، نه کارنامهٔ Excel (‎.xlsx‎): پرونده‌ای از این دو گونه بفرستید"),
     (re.compile(r"empty file: a header row is required"),
      lambda m: "پرونده خالی است: سطر نخست باید نام ستون‌ها باشد"),
     (re.compile(r"header (?:lacks|has unknown|repeats) column.*\(expected: (.+)\)"),

@@ -9,7 +9,7 @@ import stat
 import pytest
 from fastapi.routing import APIRoute
 
-from store.users import recent_actions
+from store.users import get_user, recent_actions
 from tests.web.conftest import PASSWORD, csrf_of, login, post_login
 from web import auth
 from web.users import set_disabled
@@ -157,6 +157,49 @@ def test_logout_needs_the_token_and_ends_the_session(sqlite_store):
     assert client.get("/", follow_redirects=False).status_code == 303
 
 
+def test_signing_out_says_so_on_the_sign_in_page(sqlite_store):
+    client = sqlite_store.client("social")
+    response = client.post("/logout", data={"csrf": csrf_of(client)})
+    assert response.url.path == "/login" and '<p class="flash ok" role="status">از سامانه خارج شدید.</p>' in response.text
+    assert "از سامانه خارج شدید" not in client.get("/login").text  # once
+
+
+def test_a_persian_name_signs_in_typed_with_arabic_letters(sqlite_store):
+    # a common keyboard layout types ي ك for ی ک: «علي» could not sign in as «علی»
+    from web.users import create
+
+    create(sqlite_store.engine, "علی", PASSWORD, role="consolidation")
+    create(sqlite_store.engine, "كاظم", PASSWORD, role="consolidation")  # created typed so: kept as کاظم
+    with sqlite_store.engine.connect() as conn:
+        assert get_user(conn, "کاظم").username == "کاظم" and get_user(conn, "Social").username == "social"
+    for typed in ("علی", "علي", "كاظم", "کاظم", "Social"):
+        client = sqlite_store.client()
+        response = post_login(client, {"username": typed, "password": PASSWORD}, follow_redirects=False)
+        assert response.status_code == 303, typed
+    # one name, one count of failures, whichever letters it is typed with
+    client = sqlite_store.client()
+    for typed in ("علي", "علی") * 3:
+        post_login(client, {"username": typed, "password": "wrong password!"})
+    assert post_login(client, {"username": "علی", "password": PASSWORD}, follow_redirects=False).status_code == 429
+
+
+def test_a_name_stored_with_arabic_letters_before_still_signs_in(sqlite_store):
+    # a user added before names were canonicalised keeps their Arabic ي in the store
+    import sqlalchemy as sa
+
+    from store.users import users
+
+    with sqlite_store.engine.begin() as conn:
+        conn.execute(sa.update(users).where(users.c.username == "tolfiq").values(username="علي"))
+    for typed in ("علي", "علی"):
+        client = sqlite_store.client()
+        assert post_login(client, {"username": typed, "password": PASSWORD},
+                          follow_redirects=False).status_code == 303, typed
+    set_disabled(sqlite_store.engine, "علی", True)  # found however it is typed, to change it too
+    with sqlite_store.engine.connect() as conn:
+        assert get_user(conn, "علي").disabled
+
+
 def test_pages_forbid_framing_scripts_and_caching(sqlite_store):
     response = sqlite_store.client("social").get("/")
     assert "script-src 'none'" in response.headers["content-security-policy"]
@@ -204,7 +247,7 @@ def test_passwords_are_stored_as_argon2_hashes_only(sqlite_store):
 
 
 def test_login_is_recorded_with_who_and_when(sqlite_store):
-    from store.users import recent_actions
+    from store.users import get_user, recent_actions
 
     login(sqlite_store.client(), "infra")
     with sqlite_store.engine.connect() as conn:

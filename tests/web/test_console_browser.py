@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 
 import pytest
 import sqlalchemy as sa
@@ -321,3 +322,33 @@ def test_the_page_a_person_sees_when_the_store_fails_under_it(served, browser):
         page.click("text=بازگشت به نمای کلی")  # and once the store answers, the way back works
         page.wait_for_url(re.compile(r"/$"))
         assert [e for e in errors if "503" not in e] == []
+
+
+def test_an_agreements_unit_costs_and_a_projects_long_remarks(served, browser):
+    """Found by a new user: an operation's heading said «بهای واحد ۲» without its unit; a visit's
+    remarks of 5,000 characters overflowed the project's visits table; the S-curves' quarters read
+    «سه‌ماهه ۱» where presentation.md says «سه‌ماهه اول»."""
+    with served.engine.connect() as conn:
+        project = conn.execute(sa.text("SELECT code FROM project ORDER BY id LIMIT 1")).scalar_one()
+        agreement = conn.execute(sa.select(ExpenseAgreement.__table__.c.agreement_no).limit(1)).scalar_one()
+    with served.engine.begin() as conn:  # as a file or the CLI may store them: one long word, and prose
+        for day, remarks in ((date(2026, 10, 1), "https://intranet.example/" + "ب" * 1200),
+                             (date(2026, 10, 2), "کارگاه فعال بود و " * 280)):
+            conn.execute(sa.insert(FieldInspection.__table__).values(
+                project_code=project, visited_on=day, observed_progress=30, inspector="بازرس",
+                inspector_key="بازرس", remarks=remarks, source_file="long.csv"))
+    with browser_page(browser=browser) as (page, errors):
+        _sign_in(page, served, "tolfiq")
+        page.goto(f"{served.url}/agreements/{agreement}")
+        headings = page.locator(".operation h4 small").all_inner_texts()
+        assert headings and all("میلیون ریال" in h.split("بهای واحد")[1] for h in headings), headings[:3]
+        page.goto(f"{served.url}/projects/{project}")
+        labels = page.locator("figure.curve svg text[text-anchor=middle]").all_text_contents()
+        assert labels[:5] == ["آغاز سال", "سه‌ماهه اول", "سه‌ماهه دوم", "سه‌ماهه سوم", "سه‌ماهه چهارم"]
+        page.locator("figure.curve").last.screenshot(path=screenshot_path("web-project-curve"))
+        visits = page.locator("section:has(h2:text('بازدیدهای میدانی')) .scroll")
+        page.screenshot(path=screenshot_path("web-project-long-remarks"), full_page=True)
+        # the table wraps the remarks within the page: nothing to scroll sideways
+        assert visits.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), visits.evaluate("e => [e.scrollWidth, e.clientWidth]")
+        assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+        assert errors == []

@@ -404,3 +404,120 @@ def test_an_act_and_its_line_in_the_log_of_acts_are_stored_together_or_not_at_al
         stored, _history = get(conn, row["id"])
         acts = [(a.username, a.action, a.target) for a in recent_actions(conn, 50)]
     assert stored.status == "acknowledged" and ("social", "acknowledge", f"deviation {row['id']}") in acts
+
+
+def test_sorting_by_rule_follows_the_rules_persian_names(shared_store):
+    # a new user found «sort by rule» in the order of the English ids (approval_overdue, missing_report…)
+    from foundation.persian import sort_key
+
+    names = {rule: present.rule(rule) for rule in {r["rule"] for r in shared_store.deviations}}
+    order = sorted(names, key=lambda rule: sort_key(names[rule]))
+    assert order[:2] == ["unit_cost_overrun", "approval_overdue"]  # افزایش…، تأخیر…: not a, m, o, p, u
+    rows = sorted((r for r in shared_store.deviations if r["status"] == "open"),
+                  key=lambda r: (order.index(r["rule"]), r["id"]))
+    client = shared_store.client("social")
+    # the first page, and the page where the first rule gives way to the second
+    boundary = next(i for i, r in enumerate(rows) if r["rule"] != order[0]) // PER_PAGE + 1
+    for page in (1, boundary):
+        html = client.get(f"/deviations?sort=rule&status=open&page={page}").text
+        assert _ids(html) == [r["id"] for r in rows[(page - 1) * PER_PAGE:page * PER_PAGE]], page
+    backwards = client.get("/deviations?sort=rule&dir=desc&status=open").text
+    assert _ids(backwards) == [r["id"] for r in reversed(rows)][:PER_PAGE]
+    # the filter form lists the rules in that order too
+    form = client.get("/deviations").text
+    listed = re.findall(r'<option value="([a-z_]+)" >', form[form.index('name="rule"'):form.index('name="severity"')])
+    assert listed == sorted(listed, key=lambda rule: sort_key(present.rule(rule))) and len(listed) >= 10
+
+
+def _name_places(engine, counties: list[str], agencies: list[str]) -> None:
+    """Counties and agencies named as Khuzestan's are, each with an open deviation."""
+    import sqlalchemy as sa
+
+    from store.models import Agency, County, Deviation
+
+    dev = Deviation.__table__
+    with engine.begin() as conn:
+        template = {k: v for k, v in conn.execute(sa.select(dev).limit(1)).mappings().one().items() if k != "id"}
+        for i, name in enumerate(counties, start=101):
+            conn.execute(sa.insert(County.__table__).values(id=i, name=name, name_key=name, code=str(i)))
+            conn.execute(sa.insert(dev).values({**template, "county_id": i, "status": "open",
+                                                "subject": f"C{i}"}))
+        for i, name in enumerate(agencies, start=901):
+            conn.execute(sa.insert(Agency.__table__).values(code=str(i), name=name, name_key=name))
+
+
+KHUZESTAN = ["هویزه", "دزفول", "کارون", "دزپارت", "گتوند", "کرخه", "آبادان", "اهواز", "اندیمشک", "ایذه",
+             "باغ‌ملک", "باوی", "بندر ماهشهر", "بهبهان", "حمیدیه", "خرمشهر", "دشت آزادگان", "رامشیر",
+             "رامهرمز", "شادگان", "شوش", "شوشتر", "لالی", "مسجدسلیمان", "هفتکل", "هندیجان", "امیدیه",
+             "آغاجاری", "اندیکا", "سردشت زیدون"]
+
+
+def test_the_county_and_agency_lists_follow_the_persian_alphabet(sqlite_store):
+    # a new user found code-point order: دزفول before دزپارت, and کارون, کرخه, گتوند after هویزه
+    from foundation.persian import sort_key
+
+    _name_places(sqlite_store.engine, KHUZESTAN, ["گاز استان", "کار و رفاه", "پست", "بهداشت"])
+    html = sqlite_store.client("social").get("/deviations").text
+
+    def options(name: str) -> list[str]:
+        select = re.search(rf'<select name="{name}">(.*?)</select>', html, re.S).group(1)
+        return re.findall(r"<option value=\"[^\"]+\" >([^<]+)</option>", select)
+
+    counties = options("county")
+    assert counties == sorted(counties, key=sort_key) and set(KHUZESTAN) <= set(counties)
+    assert counties.index("دزپارت") < counties.index("دزفول")
+    assert counties.index("کارون") < counties.index("کرخه") < counties.index("گتوند") < counties.index("هویزه")
+    agencies = options("agency")
+    assert agencies.index("بهداشت") < agencies.index("پست") < agencies.index("کار و رفاه") < agencies.index("گاز استان")
+
+
+def test_the_overview_lists_every_county_with_deviations(sqlite_store):
+    # the by-county table was cut at 15 rows without a word; Khuzestan has about thirty counties
+    _name_places(sqlite_store.engine, KHUZESTAN, [])
+    html = sqlite_store.client("social").get("/").text
+    table = html[html.index("به تفکیک شهرستان"):]
+    table = table[:table.index("</table>")]
+    shown = re.findall(r'<th scope="row">(?:<a [^>]*>)?([^<]+)', table)
+    assert set(KHUZESTAN) <= set(shown) and len(shown) == len(KHUZESTAN) + 5 + 1  # the fixture's five, نامشخص
+    assert present.NO_COUNTY in shown  # not linked: the list has no filter for «no county»
+    assert not re.search(rf"<a [^>]*>{present.NO_COUNTY}", table)
+
+
+def test_a_field_visits_evidence_hides_the_imports_revision(sqlite_store):
+    # an inspection_mismatch showed «revision», the import's bookkeeping number, in English
+    import sqlalchemy as sa
+
+    from store.models import Deviation, FieldInspection, Project, ProjectYear
+
+    with sqlite_store.engine.begin() as conn:
+        conn.execute(sa.insert(Project.__table__).values(id=1, code="1305012007-003"))
+        conn.execute(sa.insert(ProjectYear.__table__).values(
+            project_id=1, fiscal_year=1405, title="پروژه", title_key="p", agency_code="301",
+            agreement_status="exchanged"))
+    client = sqlite_store.client("social")
+    client.post("/visits", data={"csrf": csrf_of(client), "project_code": "1305012007-003", "date": "1405/08/15",
+                                 "observed_progress": "40", "inspector": "علی"})
+    row = sqlite_store.deviation(status="open", agency_code="301")
+    with sqlite_store.engine.begin() as conn:
+        visit = conn.execute(sa.select(FieldInspection.__table__)).one()
+        assert visit.revision == 1
+        conn.execute(sa.update(Deviation.__table__).where(Deviation.__table__.c.id == row["id"]).values(
+            kind="capital", rule="inspection_mismatch", evidence_table="field_inspection", evidence_id=visit.id))
+    html = client.get(f"/deviations/{row['id']}").text
+    evidence = html[html.index("<h2>ردیف شاهد"):]
+    evidence = evidence[:evidence.index("</section>")]
+    columns = re.findall(r"<th>(.*?)</th>", evidence)
+    assert "تاریخ بازدید" in columns and "بازدیدکننده" in columns
+    assert not any(re.search(r"[A-Za-z_]", c) for c in columns), columns
+
+
+def test_a_page_not_found_says_so_in_its_title_and_heading(shared_store):
+    # it said «نشد» and «این کار انجام نشد», as if something had been tried and failed
+    client = shared_store.client("social")
+    for path in ("/deviations/999999", "/deviations/abc", "/no-such-page", "/projects/0000000000-000"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert "<title>صفحه پیدا نشد · " in response.text and "<h1>صفحه پیدا نشد</h1>" in response.text, path
+        assert "انجام نشد" not in response.text, path
+    refused = client.get("/users")  # a refusal still says nothing was done
+    assert refused.status_code == 403 and "<h1>این کار انجام نشد</h1>" in refused.text

@@ -56,6 +56,7 @@ def test_users_are_added_with_a_password_from_stdin_never_an_argument(cli):
     (("--role", "expert"), "a long enough secret\n", "at least one group"),
     (("--role", "expert", "--group", "finance"), "a long enough secret\n", "group 'finance'"),
     (("--role", "admin"), "short\n", "at least 10 characters"),
+    (("--role", "admin"), " " * 10 + "\n", "must not be blank"),  # ten characters, and no password
     (("--role", "admin"), "", "no password on standard input"),
 ])
 def test_a_bad_user_is_one_line_naming_what_is_wrong(cli, argv, stdin, message):
@@ -114,10 +115,29 @@ def test_an_admin_adds_and_disables_users_on_the_page(sqlite_store):
                                  ({**expert, "username": "a/b"}, "فقط از حرف، رقم", "only"),
                                  ({**expert, "username": ".."}, "فقط از حرف، رقم", "only"),
                                  ({**expert, "username": "sara", "group": []}, "دست‌کم یک گروه", "at least one group"),
-                                 ({**expert, "username": "sara", "password": "short"}, "گذرواژه دست‌کم", "characters")):
+                                 ({**expert, "username": "sara", "password": "short"}, "گذرواژه دست‌کم", "characters"),
+                                 ({**expert, "username": "sara", "password": " " * 10}, "فقط فاصله", "blank")):
         refused = admin.post("/users", data={"csrf": csrf_of(admin), **data})
         assert "کاربر افزوده نشد" in refused.text and words in refused.text and english not in refused.text, data
     expert = sqlite_store.client("social")
     assert expert.get("/users").status_code == 403
     assert expert.post("/users", data={"csrf": csrf_of(expert), "username": "x", "role": "admin",
                                        "password": PASSWORD}).status_code == 403
+
+
+def test_a_password_of_spaces_only_is_refused_everywhere(cli, sqlite_store):
+    # ten spaces passed the rule of ten characters, on the users page and in `users add|passwd`
+    code, _out, err = cli("users", "add", "x", "--role", "admin", stdin=" " * 12 + "\n")
+    assert code == 2 and "must not be blank" in err and _user(cli.engine, "x") is None
+    assert cli("users", "add", "x", "--role", "admin", stdin="a long enough secret\n")[0] == 0
+    code, _out, err = cli("users", "passwd", "x", stdin="\t" + " " * 11 + "\n")
+    assert code == 2 and "must not be blank" in err
+    assert auth.check_password(_user(cli.engine, "x").password_hash, "a long enough secret")
+    admin = sqlite_store.client("admin")
+    response = admin.post("/users/social/password", data={"csrf": csrf_of(admin), "password": " " * 10})
+    assert "گذرواژه نمی‌تواند فقط فاصله باشد" in response.text
+    assert post_login(sqlite_store.client(), {"username": "social", "password": PASSWORD},
+                      follow_redirects=False).status_code == 303  # unchanged
+    with pytest.raises(auth.WeakPassword):
+        auth.hash_password(" " * 20)
+    assert auth.hash_password("  a  " * 2)  # spaces around a character are a password

@@ -8,6 +8,7 @@ import re
 import threading
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -102,8 +103,24 @@ def test_an_expert_cannot_record_a_visit_to_another_groups_project(sqlite_store)
     assert response.status_code == 400  # the form's one visit: its reason without a line number
     assert _problems(response.text) == [OUTSIDE]
     assert _visits(sqlite_store.engine) == []
+
+
+def test_an_admin_sees_the_visits_recorded_and_records_none(sqlite_store):
+    # docs/console.md: an admin sees everything and acts on no deviation or visit (the page was a 403)
+    _projects(sqlite_store.engine)
+    expert = sqlite_store.client("social")
+    expert.post("/visits", data={"csrf": csrf_of(expert), "project_code": "1305012007-003", "date": "1405/08/15",
+                                 "observed_progress": "40", "inspector": "علی رضایی"})
     admin = sqlite_store.client("admin")
-    assert admin.get("/visits").status_code == 403
+    page = admin.get("/visits")
+    assert page.status_code == 200 and "علی رضایی" in page.text and 'href="/visits"' in page.text
+    assert 'action="/visits"' not in page.text and 'action="/visits/file"' not in page.text
+    assert "ثبت بازدید میدانی با کارشناسان بودجه و گروه تلفیق است" in page.text
+    sent = admin.post("/visits", data={"csrf": csrf_of(admin), "project_code": "1305012007-003",
+                                       "date": "1405/08/16", "observed_progress": "41", "inspector": "x"})
+    uploaded = admin.post("/visits/file", data={"csrf": csrf_of(admin)},
+                          files={"file": ("v.csv", MIXED.encode(), "text/csv")})
+    assert sent.status_code == uploaded.status_code == 403 and len(_visits(sqlite_store.engine)) == 1
 
 
 def test_a_csv_file_is_imported_all_or_nothing(sqlite_store):
@@ -433,3 +450,89 @@ def test_a_visit_held_up_by_another_import_stuck_half_way_is_refused_saying_so(c
         release.set()
         other.join(60)
     assert [v.project_code for v in _visits(engine)] == ["1305012007-004"]  # the other's, not the form's or file's
+
+
+def test_a_visits_day_typed_with_dashes_is_logged_in_iso_and_read_as_that_day(sqlite_store):
+    # found by a new user: the log kept «1405-09-10» as typed and the users page read it as a
+    # Gregorian day, ۰۷۸۴/۰۶/۱۹; Persian digits typed were shown as they were
+    _projects(sqlite_store.engine)
+    client = sqlite_store.client("social")
+    for typed_day, typed_progress in (("1405-09-10", "37.5"), ("۱۴۰۵/۰۹/۱۱", "۴۲٫۵٪")):
+        response = client.post("/visits", data={"csrf": csrf_of(client), "project_code": "1305012007-003",
+                                                "date": typed_day, "observed_progress": typed_progress,
+                                                "inspector": "علی"})
+        assert response.status_code == 200 and "بازدید ثبت شد" in response.text
+    with sqlite_store.engine.connect() as conn:
+        acts = [a.detail for a in recent_actions(conn, username="social") if a.action == "visit"]
+    assert acts == ["2026-12-02 42.5", "2026-12-01 37.5"]  # newest first
+    log = sqlite_store.client("admin").get("/users").text
+    assert "۱۴۰۵/۰۹/۱۰، پیشرفت ۳۷٫۵٪" in log and "۱۴۰۵/۰۹/۱۱، پیشرفت ۴۲٫۵٪" in log
+    assert "۰۷۸۴" not in log
+
+
+def test_a_line_of_the_log_already_stored_with_a_jalali_day_typed_with_dashes_shows_that_day():
+    from web.words import act_text
+
+    assert act_text("1405-09-10 37.5") == "۱۴۰۵/۰۹/۱۰، پیشرفت ۳۷٫۵٪"  # as typed before: not converted
+    assert act_text("2026-12-01 37.5") == "۱۴۰۵/۰۹/۱۰، پیشرفت ۳۷٫۵٪"  # as logged now: ISO
+    assert act_text("as of 2026-11-25") == "به تاریخ ۱۴۰۵/۰۹/۰۴"
+
+
+def test_remarks_longer_than_the_limit_are_refused_saying_so_and_kept_for_mending(sqlite_store):
+    from web.pages.visits import REMARKS_MAX
+
+    _projects(sqlite_store.engine)
+    client = sqlite_store.client("social")
+    form = client.get("/visits").text
+    assert f'maxlength="{REMARKS_MAX}"' in form  # the browser stops at the limit too
+    visit = {"csrf": csrf_of(client), "project_code": "1305012007-003", "date": "1405/08/15",
+             "observed_progress": "40", "inspector": "علی"}
+    long = client.post("/visits", data={**visit, "remarks": "ب" * 5000})
+    assert long.status_code == 400
+    assert _problems(long.text) == ["توضیح حداکثر ۱٬۰۰۰ نویسه باشد؛ این یکی ۵٬۰۰۰ نویسه است."]
+    assert "ب" * 5000 in long.text and _visits(sqlite_store.engine) == []  # what was typed, kept
+    at_limit = client.post("/visits", data={**visit, "remarks": "ب" * REMARKS_MAX})
+    assert at_limit.status_code == 200 and [v.remarks for v in _visits(sqlite_store.engine)] == ["ب" * REMARKS_MAX]
+    assert '<td class="remarks">' in at_limit.text  # the project's visits table wraps it (console.css)
+
+
+def test_the_visits_file_may_be_csv_or_an_excel_workbook(sqlite_store):
+    from openpyxl import Workbook
+
+    _projects(sqlite_store.engine)
+    client = sqlite_store.client("tolfiq")
+    page = client.get("/visits").text
+    assert re.search(r'<input type="file" name="file" accept="\.csv,\.xlsx[,"]', page)
+    assert "CSV (UTF-8) یا کارنامهٔ Excel" in page
+    book = Workbook()
+    book.active.append(["project_code", "date", "observed_progress", "inspector"])
+    book.active.append(["1305012007-003", "1405/08/01", 30, "بازرس"])
+    path = Path(sqlite_store.config.data_dir) / "visits.xlsx"
+    book.save(path)
+    response = client.post("/visits/file", data={"csrf": csrf_of(client)},
+                           files={"file": ("visits.xlsx", path.read_bytes(),
+                                           "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")})
+    assert response.status_code == 200 and "۱ تازه" in response.text
+    assert [v.source_file for v in _visits(sqlite_store.engine)] == ["console-tolfiq-visits.xlsx"]
+
+
+def test_a_picture_sent_as_visits_is_refused_in_persian(sqlite_store):
+    # reconcile/inspections.py says a file of no text and no workbook is neither (NOT_A_TABLE)
+    _projects(sqlite_store.engine)
+    client = sqlite_store.client("tolfiq")
+    png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+    response = client.post("/visits/file", data={"csrf": csrf_of(client)},
+                           files={"file": ("photo.png", png, "image/png")})
+    assert response.status_code == 400
+    [problem] = _problems(response.text)
+    assert problem == "پرونده نه متن CSV است، نه کارنامهٔ Excel (\u200e.xlsx\u200e): پرونده‌ای از این دو گونه بفرستید"
+    assert "neither" not in response.text and _visits(sqlite_store.engine) == []
+
+
+def test_the_s_curves_name_the_quarters_by_their_ordinals(sqlite_store):
+    _projects(sqlite_store.engine)
+    html = sqlite_store.client("social").get("/projects/1305012007-003").text
+    svg = html[html.index("<svg"):html.index("</svg>")]
+    labels = re.findall(r'<text[^>]*text-anchor="middle"[^>]*>([^<]*)</text>', svg)
+    assert labels == ["آغاز سال", *present.QUARTER_NAMES.values()]  # presentation.md: سه‌ماهه اول, …
+    assert "سه‌ماهه ۱" not in svg

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
 
 from foundation import present
-from foundation.persian import to_ascii_digits
+from foundation.persian import sort_key, to_ascii_digits
 from foundation.vocabulary import DEVIATION_STATUSES, GROUPS, KINDS, SEVERITIES
 from reconcile import deviations as dv
 from reconcile.rules import RULE_IDS
@@ -30,6 +30,7 @@ router = APIRouter()
 PER_PAGE = 50
 SORT_NAMES = (("severity", "شدت (بحرانی نخست)"), ("rule", "قاعده"), ("subject", "پروژه / موافقتنامه"),
               ("period", "دوره"), ("status", "وضعیت"), ("found", "آخرین یافتن"))
+RULES_BY_NAME = tuple(sorted(RULE_IDS, key=lambda rule: sort_key(present.rule(rule))))  # as the form lists them
 FILTERS = ("year", "quarter", "county", "agency", "group", "rule", "kind", "severity", "status", "subject")
 
 
@@ -96,7 +97,7 @@ def deviation_list(request: Request):
     if page.total and query.page > page.pages:  # an old link past the last page: the last page
         return redirect(page_link(page.pages))
     return render(request, "deviations.html", page=page, query=query, params=params, agencies=agencies,
-                  counties=counties, years=years, rules=RULE_IDS, groups=GROUPS, kinds=KINDS,
+                  counties=counties, years=years, rules=RULES_BY_NAME, groups=GROUPS, kinds=KINDS,
                   severities=tuple(reversed(SEVERITIES)), statuses=DEVIATION_STATUSES, sort_link=sort_link,
                   page_link=page_link, routing=state.config.routing, sort_names=SORT_NAMES)
 

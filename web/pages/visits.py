@@ -1,4 +1,4 @@
-"""Field visits (بازدید میدانی): record one in a form, or upload a CSV file of many.
+"""Field visits (بازدید میدانی): record one in a form, or upload a CSV or .xlsx file of many.
 
 Both go through reconcile.inspections exactly as `budgetwatch inspections import` does: the form's
 visit is written as a one-row file of the same columns and imported, so a visit is checked by the
@@ -7,7 +7,8 @@ file's name in the store (``field_inspection.source_file``) names the user; the 
 acts records who, when and how many, in the import's own transaction. An expert may record visits
 only to projects of their groups' agencies: a row naming any other project is a bad row, listed with
 its line among the others (the import asks ``refuse`` within its transaction), and the file is
-refused whole.
+refused whole. Everyone sees the visits recorded last; only experts and the consolidation group
+record them (an admin sees everything and acts on nothing).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from foundation.persian import parse_code
+from foundation.jalali import parse_day
+from foundation.persian import parse_code, parse_number
 from foundation.present import number
 from reconcile import inspections as insp
 from store import console as store
@@ -35,7 +37,9 @@ from web.permissions import can_act_on, can_record_visits
 from web.words import visit_reason
 
 router = APIRouter()
+NOT_YOURS = "ثبت بازدید میدانی با کارشناسان بودجه و گروه تلفیق است."
 MAX_FILE_BYTES = 5 * 1024 * 1024
+REMARKS_MAX = 1000  # characters of a visit's remarks the form accepts (5,000 overflowed the project's page)
 COLUMNS = (*insp.REQUIRED, *insp.OPTIONAL)
 fi = FieldInspection.__table__
 
@@ -61,12 +65,9 @@ class Problem:
 
 def _page(request: Request, *, status_code: int = 200, problems: list[Problem] | None = None,
           values: dict[str, str] | None = None, busy: Problem | None = None):
-    user = user_of(request)
-    if not can_record_visits(user):
-        raise Refused(403, "ثبت بازدید میدانی با کارشناسان بودجه و گروه تلفیق است.")
     values = values or {"project_code": request.query_params.get("project", "")}
     return render(request, "visits.html", status_code=status_code, recent=_recent(request), problems=problems or [],
-                  values=values, busy=busy)
+                  values=values, busy=busy, may_record=can_record_visits(user_of(request)), REMARKS_MAX=REMARKS_MAX)
 
 
 @router.get("/visits")
@@ -129,12 +130,19 @@ async def record_visit(request: Request):
     user = user_of(request)
     values = {name: str(form.get(name, "")).strip() for name in COLUMNS}
     if not can_record_visits(user):
-        raise Refused(403, "ثبت بازدید میدانی با کارشناسان بودجه و گروه تلفیق است.")
+        raise Refused(403, NOT_YOURS)
+    if len(values["remarks"]) > REMARKS_MAX:
+        problem = Problem(None, f"توضیح حداکثر {number(REMARKS_MAX)} نویسه باشد؛ این یکی "
+                                f"{number(len(values['remarks']))} نویسه است.", True)
+        return await run_in_threadpool(lambda: _page(request, status_code=400, problems=[problem], values=values))
 
     def act(_: insp.ImportResult) -> tuple[str, str, str]:
-        # imported, the visit's project is a code (۱۳۰۵… typed as 1305…); the log names it so
+        # imported, the visit's fields are read as the import read them (۱۳۰۵… typed is 1305…, a day
+        # typed 1405-09-10 is Jalali): the log keeps the code, the day in ISO and the percentage, in
+        # the forms the users page reads (web.words.act_text)
+        observed = parse_number(values["observed_progress"], percent=True, field="observed_progress")
         return ("visit", parse_code(values["project_code"], field="project_code"),
-                f"{values['date']} {values['observed_progress']}")
+                f"{parse_day(values['date']).isoformat()} {observed}")
 
     with tempfile.TemporaryDirectory(prefix="bw-visit-") as folder:
         path = Path(folder) / f"console-{_safe_name(user.username)}.csv"
@@ -156,7 +164,7 @@ async def upload_visits(request: Request):
     form = await checked_form(request)
     user = user_of(request)
     if not can_record_visits(user):
-        raise Refused(403, "ثبت بازدید میدانی با کارشناسان بودجه و گروه تلفیق است.")
+        raise Refused(403, NOT_YOURS)
     upload = form.get("file")
     if upload is None or isinstance(upload, str) or not upload.filename:
         flash(request, "پرونده‌ای برای بارگذاری انتخاب نشده است.", "error")

@@ -39,6 +39,7 @@ projects = Project.__table__
 
 REQUIRED = ("project_code", "date", "observed_progress", "inspector")
 OPTIONAL = ("remarks",)
+MAX_REMARKS = 1000  # characters of a visit's remarks (5,000 overflowed the console's project page)
 # the store keeps figures exactly (store.models.ExactDecimal): up to 15 significant digits on SQLite
 _MAX_PLACES = 8
 
@@ -234,6 +235,8 @@ def _visit(line: int, fields: list[str], columns: dict[str, int], today: date) -
     if inspector is None:
         reasons.append("inspector is empty")
     remarks = clean_text(cell["remarks"]) if "remarks" in cell else None
+    if remarks is not None and len(remarks) > MAX_REMARKS:
+        reasons.append(f"remarks has {len(remarks)} characters; at most {MAX_REMARKS}")
     if reasons:
         return None, reasons
     return Visit(line, code, visited_on, observed, inspector, text_key(inspector), remarks), []

@@ -153,6 +153,8 @@ def act_text(text: str | None) -> str:
 # a bad line of a visits file or form: the import's reasons (reconcile/inspections.py) are English
 # sentences shared with `budgetwatch inspections import`; those the console knows are said in Persian
 _VISIT_REASONS = [
+    (re.compile(r"remarks has (\d+) characters; at most (\d+)"),
+     lambda m: f"توضیح {present.number(int(m[1]))} نویسه است؛ حداکثر {present.number(int(m[2]))} نویسه"),
     (re.compile(r"unknown project code '(.+)'"),
      lambda m: f"کد پروژهٔ {present.code_text(m[1])} ناشناخته است"),
     (re.compile(r"project (.+): its agency is outside your expert groups"),

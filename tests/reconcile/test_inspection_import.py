@@ -199,3 +199,16 @@ def test_imported_visit_drives_inspection_mismatch(engine, store, tmp_path):
     [f] = found
     assert (f.subject, f.quarter, f.severity, f.measure) == ("1305012007-005", 2, "critical", Decimal(25))
     assert f.evidence_table == "field_inspection" and "بازدید میدانی ۱۴۰۵/۰۸/۱۰" in f.message
+
+
+def test_remarks_longer_than_the_limit_are_a_bad_row(engine, store, tmp_path):
+    # the console's form refused 5,000 characters; a file or `inspections import` took them
+    from reconcile.inspections import MAX_REMARKS
+
+    path = write(tmp_path, HEADER + f"1305012007-003,1405/08/10,50,علی,{'ب' * (MAX_REMARKS + 1)}\n"
+                 + f"1305012007-004,1405/08/10,50,علی,{'ب' * MAX_REMARKS}\n")
+    with pytest.raises(InspectionFileError) as caught:
+        import_file(engine, path, today=TODAY)
+    assert [(p.line, p.reason) for p in caught.value.problems] == [
+        (2, f"remarks has {MAX_REMARKS + 1} characters; at most {MAX_REMARKS}")]
+    assert stored(engine) == []

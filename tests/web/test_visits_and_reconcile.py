@@ -536,3 +536,16 @@ def test_the_s_curves_name_the_quarters_by_their_ordinals(sqlite_store):
     labels = re.findall(r'<text[^>]*text-anchor="middle"[^>]*>([^<]*)</text>', svg)
     assert labels == ["آغاز سال", *present.QUARTER_NAMES.values()]  # presentation.md: سه‌ماهه اول, …
     assert "سه‌ماهه ۱" not in svg
+
+
+def test_a_file_with_remarks_over_the_limit_is_refused_in_persian(sqlite_store):
+    from web.pages.visits import REMARKS_MAX
+
+    _projects(sqlite_store.engine)
+    client = sqlite_store.client("social")
+    content = ("project_code,date,observed_progress,inspector,remarks\n"
+               f"1305012007-003,1405/08/15,40,علی,{'ب' * (REMARKS_MAX + 5)}\n").encode()
+    page = client.post("/visits/file", data={"csrf": csrf_of(client)},
+                       files={"file": ("visits.csv", content, "text/csv")})
+    assert page.status_code == 400 and _visits(sqlite_store.engine) == []
+    assert any("توضیح ۱٬۰۰۵ نویسه است؛ حداکثر ۱٬۰۰۰ نویسه" in p for p in _problems(page.text)), _problems(page.text)

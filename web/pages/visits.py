@@ -39,7 +39,7 @@ from web.words import visit_reason
 router = APIRouter()
 NOT_YOURS = "ثبت بازدید میدانی با کارشناسان بودجه و گروه تلفیق است."
 MAX_FILE_BYTES = 5 * 1024 * 1024
-REMARKS_MAX = 1000  # characters of a visit's remarks the form accepts (5,000 overflowed the project's page)
+REMARKS_MAX = insp.MAX_REMARKS  # said before the import, in Persian, with what was typed kept
 COLUMNS = (*insp.REQUIRED, *insp.OPTIONAL)
 fi = FieldInspection.__table__
 

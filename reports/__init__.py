@@ -8,6 +8,8 @@ Public surface::
     reports.html.render(report) -> str; reports.html.render_project(conn, code, ...) -> str
     reports.archive.approve(engine, ...) / periods(...) / diff(...)      # the sign-off
 
-Where things are: forecast.py (completion forecast), cycle.py (the monitoring cycle), charts.py
-(chart geometry for the HTML's inline SVG), templates/ (Jinja2, autoescaped).
+Where things are: forecast.py (completion forecast), cycle.py (the monitoring cycle), precision.py
+(the places each figure is shown with, on the page and in the workbook alike), charts.py (chart
+geometry for the HTML's inline SVG), templates/ (Jinja2, autoescaped), files.py (a report file
+written whole, never into the signed archive).
 """

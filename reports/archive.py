@@ -33,7 +33,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from foundation.jalali import TEHRAN, format_jalali, is_quarter_closed, quarter_end
-from reconcile.settings import RoutingConfig
+from reconcile.settings import RoutingConfig, RulesConfig
 from foundation import present
 from reports import excel, html
 from reports.model import Report, Selection, build
@@ -60,6 +60,7 @@ class Settings:
     routing: RoutingConfig
     report_due_days: int = 15
     service_days: int = 10
+    rules: RulesConfig | None = None  # the thresholds figures near one are shown apart from (None: the catalogue's)
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,13 @@ class Change:
     finer: bool = False  # the report's places show both alike: shown with the places it takes
 
 
+def root(data_dir: Path) -> Path:
+    """The folder of every period's archive: written by the sign-off alone (no report --output)."""
+    return Path(data_dir) / "archive"
+
+
 def folder(data_dir: Path, fiscal_year: int, quarter: int) -> Path:
-    return Path(data_dir) / "archive" / f"{fiscal_year}-Q{quarter}"
+    return root(data_dir) / f"{fiscal_year}-Q{quarter}"
 
 
 def tehran_day(moment: datetime) -> date:
@@ -171,7 +177,7 @@ def _period_report(conn, fiscal_year: int, quarter: int, as_of: date, approved_a
         days[quarter] = extra_review
     return build(conn, Selection(fiscal_year, quarter, as_of), routing=settings.routing,
                  report_due_days=settings.report_due_days, service_days=settings.service_days, reviews=days,
-                 generated_at=approved_at)
+                 generated_at=approved_at, rules=settings.rules)
 
 
 def approve(engine: Engine, fiscal_year: int, quarter: int, *, by: str, note: str | None, settings: Settings,
@@ -259,22 +265,23 @@ def periods(engine: Engine, *, today: date | None = None) -> list[Period]:
 # figures.json keeps every figure exactly under a key made for comparing (``agency/305/absorption``:
 # 0.6428571428571428571428571429) and stays as it is: archives are signed. The consolidation group
 # reads the diff, so each figure is named by what it belongs to and what it is, and shown as the
-# report shows it (reports/html.py through foundation.present; Excel's number formats agree):
-# counts and million rials whole, a unit cost with 2 places, percentages and ratios as percentages
-# with one place, quantities with up to 2, days in Jalali. Written for the terminal (decisions.md):
-# ASCII digits, English names, codes as stored. A change the report's places hide (40 -> 40.000001
-# both show 40%) is still a change: both sides are then shown with as many places as it takes to
-# tell them apart, and ``finer`` says so.
+# report shows it (reports/precision.py, which the page and the workbook share): counts and million
+# rials whole, a unit cost with 2 places, percentages and ratios as percentages with one place
+# (21.0%), quantities with up to 2, a deviation's figures as its rule writes them (up to 2), days in
+# Jalali. Written for the terminal (decisions.md): ASCII digits, English names, codes as stored. A
+# change the report's places hide (40 -> 40.000001 both show 40.0%) is still a change: both sides are
+# then shown with as many places as it takes to tell them apart, and ``finer`` says so.
 
 COUNT, AMOUNT, UNIT_COST, POINTS, RATIO, FIGURE, DAY, YEAR, WORD = (
     "count", "amount", "unit_cost", "points", "ratio", "figure", "day", "year", "word")
+RULE_POINTS, RULE_RATIO = "rule_points", "rule_ratio"  # a deviation's percentages, as present.figure writes them
 MILLION_RIALS = "million rials"
 
 
 @dataclass(frozen=True)
 class _Number:
-    places: int  # as the report shows it
-    trim: bool  # trailing zeros dropped (present.percent; Excel's '#,##0.0#' of quantities)
+    places: int  # as the report shows it (reports/precision.py)
+    trim: bool  # trailing zeros dropped (a quantity; a deviation's figures, as present.figure writes them)
     grouped: bool = True  # thousands separated (not in percentages, as present.percent)
     scale: int = 1  # a ratio is shown as a percentage
     suffix: str = ""
@@ -282,9 +289,11 @@ class _Number:
 
 _NUMBERS = {
     COUNT: _Number(0, False), AMOUNT: _Number(0, False), UNIT_COST: _Number(2, False),
-    POINTS: _Number(1, True, grouped=False, suffix="%"),
-    RATIO: _Number(1, True, grouped=False, scale=100, suffix="%"),
-    FIGURE: _Number(2, True),  # a quantity, or a deviation's amount: Excel's '#,##0.0#'
+    POINTS: _Number(1, False, grouped=False, suffix="%"),
+    RATIO: _Number(1, False, grouped=False, scale=100, suffix="%"),
+    FIGURE: _Number(2, True),  # a quantity, or a deviation's amount
+    RULE_POINTS: _Number(2, True, grouped=False, suffix="%"),
+    RULE_RATIO: _Number(2, True, grouped=False, scale=100, suffix="%"),
 }
 # each kind of row's figures, in the report's order: (name, how it is shown)
 _TOTALS = {
@@ -319,7 +328,8 @@ _CYCLE = {
     "approved_on": ("approved by the comptroller on", DAY),
     "reviewed_on": ("reviewed by the consolidation group on", DAY),
 }
-_RULE_UNITS = {present.POINTS: POINTS, present.SHARE: RATIO, present.AMOUNT: FIGURE, present.QUANTITY: FIGURE}
+_RULE_UNITS = {present.POINTS: RULE_POINTS, present.SHARE: RULE_RATIO, present.AMOUNT: FIGURE,
+               present.QUANTITY: FIGURE}
 _SECTIONS = ("total", "group", "county", "agency", "project", "operation", "deviation", "cycle")
 
 
@@ -378,7 +388,7 @@ def _describe(key: str, names: _Names) -> tuple[tuple, str, str, str]:
         if field in ("planned", "actual"):
             unit = (MILLION_RIALS if how == present.AMOUNT
                     else names.deviation_measures.get((kind, rule, code, quarter)))
-            table = {**_DEVIATION, field: (_DEVIATION[field][0], _RULE_UNITS.get(how, POINTS))}
+            table = {**_DEVIATION, field: (_DEVIATION[field][0], _RULE_UNITS.get(how, RULE_POINTS))}
     elif section == "cycle":
         agency, _, q = middle.rpartition("/")
         table, subject = _CYCLE, f"monitoring cycle, {names.agency(agency)}, Q{_quarter(q)}"

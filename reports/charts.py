@@ -9,11 +9,13 @@ usually do.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 from foundation import present
+from reports import precision
 
 PLANNED, REPORTED, SINGLE = "#90a4ae", "#1565c0", "#2e7d32"
 
@@ -70,19 +72,31 @@ class Chart:
 
 
 WIDTH, NAME_WIDTH, MARGIN, TOP = 960, 250, 56, 44
+# the names one part of a bar chart holds: 16 groups of two bars (~570 px with its axis, caption and
+# legend) fit the ~700 px of an A4 landscape page's printable height, so a part never splits
+PART_NAMES = 16
 
 
 def _short(name: str, limit: int = 38) -> str:
     return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
+def _scaled(series: Sequence[tuple[str, str, Sequence[Decimal | None]]], ratio: bool) -> list[list[Decimal | None]]:
+    return [[(Decimal(v) * 100 if ratio else Decimal(v)) if v is not None else None for v in values]
+            for _, _, values in series]
+
+
+def _top(shown: list[list[Decimal | None]]) -> Decimal:
+    return max([Decimal(100)] + [v for values in shown for v in values if v is not None])
+
+
 def bars(title: str, names: Sequence[str], series: Sequence[tuple[str, str, Sequence[Decimal | None]]], *,
-         ratio: bool = False) -> Chart:
+         ratio: bool = False, top_value: Decimal | None = None) -> Chart:
     """Horizontal grouped bars, one group per name; ``series`` is (name, colour, values). Values are
-    percentage points, or ratios with ``ratio`` (shown as percentages)."""
-    shown = [[(Decimal(v) * 100 if ratio else Decimal(v)) if v is not None else None for v in values]
-             for _, _, values in series]
-    top_value = max([Decimal(100)] + [v for values in shown for v in values if v is not None])
+    percentage points, or ratios with ``ratio`` (shown as percentages). The axis runs to 100 % or
+    the largest value, or to ``top_value`` (shared by the parts of one chart)."""
+    shown = _scaled(series, ratio)
+    top_value = top_value if top_value is not None else _top(shown)
     right, left = WIDTH - NAME_WIDTH, MARGIN
     scale = (right - left) / float(top_value)
     bar_h, gap = 11, 9
@@ -103,11 +117,26 @@ def bars(title: str, names: Sequence[str], series: Sequence[tuple[str, str, Sequ
                 continue
             length = max(float(value) * scale, 0.5)
             y = y0 + j * bar_h
-            text = present.percent(value)
+            text = precision.points(value).text()  # as the tables write it
             rects.append(Rect(right - length, y, length, bar_h - 2, colour, f"{name} — {series_name}: {text}"))
             labels.append(Label(right - length - 4, y + bar_h - 3, text, "end", 9))
     legend = tuple((colour, name) for name, colour, _ in series)
     return Chart(title, WIDTH, height, tuple(rects), tuple(labels), tuple(grid), legend=legend)
+
+
+def bars_in_parts(title: str, names: Sequence[str], series: Sequence[tuple[str, str, Sequence[Decimal | None]]],
+                  *, ratio: bool = False, most: int = PART_NAMES) -> list[Chart]:
+    """:func:`bars`, in parts of at most ``most`` names (as even as they go) on one scale, each titled
+    «… (بخش ۱ از ۲)»: printed, a part fits one page with its caption, so none is split or parted
+    from its caption. One chart when the names fit."""
+    count = max(math.ceil(len(names) / most), 1)
+    if count == 1:
+        return [bars(title, names, series, ratio=ratio)]
+    size, top_value = math.ceil(len(names) / count), _top(_scaled(series, ratio))
+    return [bars(f"{title} (بخش {present.digits(i + 1)} از {present.digits(count)})", names[i * size:(i + 1) * size],
+                 [(name, colour, list(values)[i * size:(i + 1) * size]) for name, colour, values in series],
+                 ratio=ratio, top_value=top_value)
+            for i in range(count)]
 
 
 # «سه‌ماهه دوم ۱۴۰۵» is too long for an axis: the ordinal of each quarter's name, the year below

@@ -1,8 +1,10 @@
 """The monitoring report as an Excel workbook (XlsxWriter), rendered from the one report model.
 
 Every sheet reads right to left, has Persian headers, a frozen header row and a filter. Numbers
-stay numbers with formats (million rials ``#,##0``, percentages ``0.0%``); Jalali dates are text,
-each beside an ISO column for sorting. Every text cell, portal text above all, is written with
+stay numbers with formats that show each figure to the places the HTML page shows it
+(reports/precision.py: million rials ``#,##0``, unit costs ``#,##0.00``, percentages ``0.0%`` and more
+places near a threshold); Jalali dates and quarters' names are text, each beside an ISO date or the
+quarter's number for sorting. Every text cell, portal text above all, is written with
 ``write_string``: a title such as ``=HYPERLINK(...)`` stays text and never becomes a formula; one
 that starts as a formula would (``= + - @``) is also marked quote-prefixed, so that editing the cell
 in Excel (F2, Enter) keeps it text.
@@ -17,21 +19,22 @@ import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date
-from decimal import Decimal
 from typing import Any
 
 import xlsxwriter
 
 from foundation import present
 from foundation.vocabulary import SEVERITIES
+from reports import precision
 from reports.cycle import Step
 from reports.model import Report, Totals
+from reports.precision import Shown
 from reports.text import (
     FORECAST_WORDS,
     REPORT_TITLE,
     STEP_WORDS,
-    filters_text,
     period_text,
+    scope_text,
 )
 
 FONT = "Tahoma"  # on the experts' Windows machines; Excel substitutes where missing
@@ -41,7 +44,7 @@ FORMULA_START = ("=", "+", "-", "@")  # a text cell starting so is quote-prefixe
 @dataclass(frozen=True)
 class Col:
     header: str
-    kind: str  # text | id | int | amount | figure (decimals kept) | points (0-100) | ratio | day | iso | year
+    kind: str  # text | id | int | amount | shown (a precision.Shown) | pace | day | iso | year
     value: Callable[[Any], Any]
     width: int = 14
 
@@ -55,46 +58,38 @@ class _Book:
         self.book.set_properties({"title": REPORT_TITLE, "subject": period_text(report.selection),
                                   "author": "budgetwatch", "created": created})
         base = {"font_name": FONT, "font_size": 10, "valign": "top"}
-        late = {**base, "bold": True, "font_color": "#b71c1c", "bg_color": "#fde0dc"}
+        late = {"bold": True, "font_color": "#b71c1c", "bg_color": "#fde0dc"}
+        total = {"bold": True, "top": 2}
         props = {
             "header": {**base, "bold": True, "bg_color": "#dfe7ef", "border": 1, "text_wrap": True, "align": "center"},
             "text": {**base, "text_wrap": True},
             "int": {**base, "num_format": "#,##0"},
             "amount": {**base, "num_format": "#,##0"},
-            "points": {**base, "num_format": "0.0%"},
-            "ratio": {**base, "num_format": "0.0%"},
             "year": {**base, "num_format": "0"},
             "id": {**base, "num_format": "0"},  # a deviation's id, typed as it shows: 1024, not 1,024
             "pace": {**base, "num_format": "0.0"},
-            # a figure that may have decimals (a deviation's planned and actual, a unit cost):
-            # '#,##0' showed 99.9 as 100 and 0.67 as 1; a whole one keeps '#,##0' (no stray point)
-            "figure": {**base, "num_format": "#,##0.0#"},
             "title": {**base, "bold": True, "font_size": 14},
             "label": {**base, "bold": True},
             # a late step or forecast: red, and still the number format of its column
-            "late_int": {**late, "num_format": "#,##0"},
-            "late_year": {**late, "num_format": "0"},
-            "total": {**base, "bold": True, "top": 2},
-            **{f"total_{kind}": {**base, "bold": True, "top": 2,
-                                 "num_format": "0.0%" if kind in ("points", "ratio") else "#,##0"}
-               for kind in ("amount", "points", "ratio", "int")},
+            "late_int": {**base, **late, "num_format": "#,##0"},
+            "late_year": {**base, **late, "num_format": "0"},
+            "total": {**base, **total},
+            **{f"total_{kind}": {**base, **total, "num_format": "#,##0"} for kind in ("amount", "int")},
         }
         self.f = {name: self.book.add_format(p) for name, p in props.items()}
-        self._base = base
-        self._finer: dict[tuple[str, int], Any] = {}
+        self._base, self._variants = base, {"late": late, "total": total}
+        self._shown: dict[tuple[str, str | None], Any] = {}
         # the same styles quote-prefixed, for text that starts as a formula would
         self.quoted = {name: self.book.add_format({**p, "quote_prefix": True}) for name, p in props.items()
                        if "num_format" not in p}
 
-    def _format(self, suffix: str, places: int) -> Any:
-        """'0.0#%' / '#,##0.0#' with as many optional places as tell a figure from the one it is compared
-        with (present.places_apart: 99.996 beside 100 is not '100.0%')."""
-        key = (suffix, places)
-        if key not in self._finer:
-            decimals = "0" + "#" * (places - 1)
-            number = f"0.{decimals}%" if suffix == "%" else f"#,##0.{decimals}"
-            self._finer[key] = self.book.add_format({**self._base, "num_format": number})
-        return self._finer[key]
+    def _shown_style(self, shown: Shown, variant: str | None) -> Any:
+        """The style that shows a figure to its places (precision.Shown), plain, late or in a total row."""
+        key = (shown.number_format(), variant)
+        if key not in self._shown:
+            self._shown[key] = self.book.add_format({**self._base, **self._variants.get(variant or "", {}),
+                                                     "num_format": key[0]})
+        return self._shown[key]
 
     def sheet(self, name: str):
         sheet = self.book.add_worksheet(name)
@@ -102,6 +97,13 @@ class _Book:
         return sheet
 
     def cell(self, sheet, row: int, col: int, kind: str, value: Any, fmt: str | None = None) -> None:
+        if kind == "shown":  # a figure to the places the page shows it (reports/precision.py)
+            variant = (fmt or "").partition("_")[0] or None  # late_shown, total_shown
+            if value is None:
+                sheet.write_blank(row, col, None, self.f["total" if variant == "total" else "text"])
+            else:
+                sheet.write_number(row, col, value.cell_value(), self._shown_style(value, variant))
+            return
         name = fmt or kind if (fmt or kind) in self.f else "text"
         style = self.f[name]
         if value is None:
@@ -110,30 +112,6 @@ class _Book:
             sheet.write_number(row, col, float(value), style)
         elif kind == "id":
             sheet.write_number(row, col, int(value), style)
-        elif kind == "rule_figure":  # as e-mails and the console write it, apart from the figure compared with
-            deviation, figure, other = value
-            unit = present.figure_unit(deviation.kind, deviation.rule)
-            if figure is None:
-                sheet.write_blank(row, col, None, self.f["text"])
-            elif unit in (present.POINTS, present.SHARE):
-                scale = 1 if unit == present.POINTS else 100
-                compared = None if other is None else Decimal(other) * scale
-                places = present.places_for(deviation.rule, Decimal(figure) * scale, compared,
-                                               deviation.limit if unit == present.POINTS else None)
-                sheet.write_number(row, col, float(Decimal(figure) * scale / 100), self._format("%", places))
-            else:
-                whole = Decimal(figure) == Decimal(figure).to_integral_value()
-                places = present.places_for(deviation.rule, Decimal(figure),
-                                               None if other is None else Decimal(other), deviation.limit)
-                style = self.f["int"] if whole else self._format("", places)
-                sheet.write_number(row, col, float(figure), style)
-        elif kind == "figure":
-            whole = Decimal(value) == Decimal(value).to_integral_value()
-            sheet.write_number(row, col, float(value), self.f["int"] if whole else style)
-        elif kind == "points":
-            sheet.write_number(row, col, float(Decimal(value) / 100), style)
-        elif kind == "ratio":
-            sheet.write_number(row, col, float(value), style)
         elif kind == "day":
             sheet.write_string(row, col, present.day(value), style)
         elif kind == "iso":
@@ -171,9 +149,9 @@ def _totals_columns(name_header: str) -> list[Col]:
         Col("اعتبار ابلاغی" + unit, "amount", lambda t: t.notified, 16),
         Col("تخصیص" + unit, "amount", lambda t: t.allocated, 16),
         Col("جذب" + unit, "amount", lambda t: t.absorbed, 16),
-        Col("نسبت جذب به تخصیص", "ratio", lambda t: t.absorption, 12),
-        Col("پیشرفت برنامه‌ای (وزنی)", "points", lambda t: t.planned_progress, 12),
-        Col("پیشرفت گزارش‌شده (وزنی)", "points", lambda t: t.reported_progress, 12),
+        Col("نسبت جذب به تخصیص", "shown", lambda t: precision.ratio(t.absorption), 12),
+        Col("پیشرفت برنامه‌ای (وزنی)", "shown", lambda t: precision.points(t.planned_progress), 12),
+        Col("پیشرفت گزارش‌شده (وزنی)", "shown", lambda t: precision.points(t.reported_progress), 12),
         Col("گزارش‌های مقرر", "int", lambda t: t.reports_due, 10),
         Col("ثبت‌شده", "int", lambda t: t.reports_entered, 9),
         Col("تأییدشده ذیحساب", "int", lambda t: t.reports_approved, 10),
@@ -213,7 +191,7 @@ def _cover(b: _Book, report: Report) -> None:
     sheet.set_column(1, 1, 60)
     sheet.write_string(0, 0, REPORT_TITLE, b.f["title"])
     lines = [("دوره", period_text(report.selection)), ("تاریخ مبنا", present.day(report.selection.as_of)),
-             ("دامنه", filters_text(report.selection)), ("تهیه‌شده در", present.moment(report.generated_at)),
+             ("دامنه", scope_text(report.matched)), ("تهیه‌شده در", present.moment(report.generated_at)),
              ("زمان خدمت هر مرحله", f"{present.number(report.service_days)} روز"),
              ("بررسی نهایی گروه تلفیق", present.day(report.reviewed_on) if report.reviewed_on else "انجام نشده"),
              ("واحد مبالغ", present.AMOUNT_UNIT)]
@@ -228,37 +206,55 @@ def _cover(b: _Book, report: Report) -> None:
     b.table(sheet, columns, report.rule_counts, first_row=first)
 
 
-PROJECT_COLUMNS = [
-    Col("کد پروژه", "text", lambda p: p.code, 16), Col("عنوان", "text", lambda p: p.title, 40),
-    Col("کد دستگاه", "text", lambda p: p.agency_code, 9), Col("دستگاه اجرایی", "text", lambda p: p.agency_name, 34),
-    Col("شهرستان", "text", lambda p: p.county, 14), Col("گروه کارشناسی", "text", lambda p: present.group(p.group), 16),
-    Col("سه‌ماهه", "int", lambda p: p.quarter, 8), Col("پیشرفت برنامه‌ای", "points", lambda p: p.target, 11),
-    Col("پیشرفت گزارش‌شده", "points", lambda p: p.reported, 11), Col("فاصله از برنامه", "points", lambda p: p.gap, 10),
-    Col("وضعیت ذیحساب", "text", lambda p: present.COMPTROLLER_NAMES.get(p.comptroller or "", "گزارش ثبت نشده"), 14),
-    Col("تاریخ ثبت گزارش", "day", lambda p: p.reported_on, 12), Col("تاریخ ثبت (ISO)", "iso", lambda p: p.reported_on, 11),
-    Col("آخرین بازدید تا پایان سه‌ماهه", "day", lambda p: p.visited_on, 12), Col("بازدید (ISO)", "iso", lambda p: p.visited_on, 11),
-    Col("پیشرفت مشاهده‌شده", "points", lambda p: p.observed, 11),
-    Col("سال پیش‌بینی اتمام", "year", lambda p: p.forecast.year, 10),
-    Col("پیش‌بینی", "text", lambda p: FORECAST_WORDS[p.forecast.outlook], 14),
-    Col("سال پایان برنامه‌ای", "year", lambda p: p.forecast.end_year, 10),
-    Col("سرعت پیشرفت در سه‌ماهه (واحد درصد)", "pace", lambda p: p.forecast.pace, 12),
-]
-FORECAST_COLUMN = next(c for c, col in enumerate(PROJECT_COLUMNS) if col.header == "سال پیش‌بینی اتمام")
+def _quarter_cols(year: int, quarter: Callable[[Any], int | None]) -> list[Col]:
+    """A quarter by its name, as every output writes it («سه‌ماهه دوم ۱۴۰۵»; «سال ۱۴۰۵» for none), and
+    its number beside it to sort by."""
+    return [Col("سه‌ماهه", "text", lambda row: present.quarter(year, quarter(row)), 16),
+            Col("سه‌ماهه (شماره)", "int", quarter, 7)]
 
-OPERATION_COLUMNS = [
-    Col("شماره موافقتنامه", "text", lambda o: o.agreement_no, 18), Col("برنامه", "text", lambda o: o.program, 28),
-    Col("کد فعالیت", "text", lambda o: o.code, 12), Col("فعالیت", "text", lambda o: o.title, 34),
-    Col("واحد سنجش", "text", lambda o: o.unit, 10), Col("کد دستگاه", "text", lambda o: o.agency_code, 9),
-    Col("دستگاه اجرایی", "text", lambda o: o.agency_name, 34), Col("شهرستان", "text", lambda o: o.county, 14),
-    Col("گروه کارشناسی", "text", lambda o: present.group(o.group), 16),
-    Col("مقدار برنامه‌ای (تجمعی)", "figure", lambda o: o.planned, 12),
-    Col("مقدار تحقق‌یافته (تجمعی)", "figure", lambda o: o.delivered, 12),
-    Col("نسبت تحقق", "ratio", lambda o: o.achievement, 10),
-    Col(f"هزینه (تجمعی، {present.AMOUNT_UNIT})", "amount", lambda o: o.spent, 14),
-    Col("بهای واحد مصوب", "figure", lambda o: o.unit_cost, 12),
-    Col("بهای واحد واقعی", "figure", lambda o: o.actual_unit_cost, 12),
-    Col("نسبت بهای واقعی به مصوب", "ratio", lambda o: o.cost_ratio, 12),
-]
+
+FORECAST_HEADER = "سال پیش‌بینی اتمام"  # the column marked when a forecast is late
+
+
+def _project_columns(report: Report) -> list[Col]:
+    gap_limits = report.limits.gap
+    return [
+        Col("کد پروژه", "text", lambda p: p.code, 16), Col("عنوان", "text", lambda p: p.title, 40),
+        Col("کد دستگاه", "text", lambda p: p.agency_code, 9), Col("دستگاه اجرایی", "text", lambda p: p.agency_name, 34),
+        Col("شهرستان", "text", lambda p: p.county, 14), Col("گروه کارشناسی", "text", lambda p: present.group(p.group), 16),
+        *_quarter_cols(report.selection.year, lambda p: p.quarter),
+        Col("پیشرفت برنامه‌ای", "shown", lambda p: precision.points(p.target), 11),
+        Col("پیشرفت گزارش‌شده", "shown", lambda p: precision.points(p.reported), 11),
+        Col("فاصله از برنامه", "shown", lambda p: precision.points(p.gap, gap_limits), 10),
+        Col("وضعیت ذیحساب", "text", lambda p: present.COMPTROLLER_NAMES.get(p.comptroller or "", "گزارش ثبت نشده"), 14),
+        Col("تاریخ ثبت گزارش", "day", lambda p: p.reported_on, 12), Col("تاریخ ثبت (ISO)", "iso", lambda p: p.reported_on, 11),
+        Col("آخرین بازدید تا پایان سه‌ماهه", "day", lambda p: p.visited_on, 12),
+        Col("بازدید (ISO)", "iso", lambda p: p.visited_on, 11),
+        Col("پیشرفت مشاهده‌شده", "shown", lambda p: precision.points(p.observed), 11),
+        Col(FORECAST_HEADER, "year", lambda p: p.forecast.year, 10),
+        Col("پیش‌بینی", "text", lambda p: FORECAST_WORDS[p.forecast.outlook], 14),
+        Col("سال پایان برنامه‌ای", "year", lambda p: p.forecast.end_year, 10),
+        Col("سرعت پیشرفت در سه‌ماهه (واحد درصد)", "pace", lambda p: p.forecast.pace, 12),
+    ]
+
+
+def _operation_columns(report: Report) -> list[Col]:
+    limits = report.limits
+    return [
+        Col("شماره موافقتنامه", "text", lambda o: o.agreement_no, 18), Col("برنامه", "text", lambda o: o.program, 28),
+        Col("کد فعالیت", "text", lambda o: o.code, 12), Col("فعالیت", "text", lambda o: o.title, 34),
+        Col("واحد سنجش", "text", lambda o: o.unit, 10), Col("کد دستگاه", "text", lambda o: o.agency_code, 9),
+        Col("دستگاه اجرایی", "text", lambda o: o.agency_name, 34), Col("شهرستان", "text", lambda o: o.county, 14),
+        Col("گروه کارشناسی", "text", lambda o: present.group(o.group), 16),
+        Col("مقدار برنامه‌ای (تجمعی)", "shown", lambda o: precision.quantity(o.planned), 12),
+        Col("مقدار تحقق‌یافته (تجمعی)", "shown", lambda o: precision.quantity(o.delivered), 12),
+        Col("نسبت تحقق", "shown", lambda o: precision.ratio(o.achievement, limits.achievement), 10),
+        Col(f"هزینه (تجمعی، {present.AMOUNT_UNIT})", "amount", lambda o: o.spent, 14),
+        Col("بهای واحد مصوب", "shown", lambda o: precision.unit_cost(o.unit_cost), 12),
+        Col("بهای واحد واقعی", "shown", lambda o: precision.unit_cost(o.actual_unit_cost), 12),
+        Col("نسبت بهای واقعی به مصوب", "shown", lambda o: precision.ratio(o.cost_ratio, limits.cost_ratio), 12),
+    ]
+
 
 def _figure_name(d: Any, i: int) -> str:
     """The name of a deviation's planned (0) or actual (1) figure, with an operation's unit of measure
@@ -273,23 +269,25 @@ def _figure_name(d: Any, i: int) -> str:
 # first, the one a reader acts on (`budgetwatch deviations ack ID`, the console's /deviations/ID);
 # the planned and actual figures keep their generic headers, each beside a narrow text column naming
 # it as its rule does in the e-mails and the console (present.figure_names): «سهم جذب اعتبار | ۴۵٪».
-DEVIATION_COLUMNS = [
-    Col("شناسه", "id", lambda d: d.id, 8),
-    Col("شدت", "text", lambda d: present.severity(d.severity), 9),
-    Col("قاعده", "text", lambda d: present.rule(d.rule), 30),
-    Col("نوع", "text", lambda d: present.kind(d.kind), 20), Col("موضوع", "text", lambda d: d.subject, 22),
-    Col("سه‌ماهه", "int", lambda d: d.quarter, 8), Col("وضعیت", "text", lambda d: present.status(d.status), 12),
-    Col("کد دستگاه", "text", lambda d: d.agency_code, 9),
-    Col("دستگاه اجرایی", "text", lambda d: d.agency_name, 30),
-    Col("شهرستان", "text", lambda d: d.county, 14),
-    Col("گروه کارشناسی", "text", lambda d: present.group(d.group), 16),
-    Col("نام رقم برنامه", "text", lambda d: _figure_name(d, 0), 13),
-    Col("برنامه", "rule_figure", lambda d: (d, d.planned, d.actual), 10),
-    Col("نام رقم عملکرد", "text", lambda d: _figure_name(d, 1), 13),
-    Col("عملکرد", "rule_figure", lambda d: (d, d.actual, d.planned), 10),
-    Col("آستانه", "text", lambda d: d.threshold, 26),  # the condition the rule flagged it by, with its limit
-    Col("شرح", "text", lambda d: d.message, 80),
-]
+def _deviation_columns(report: Report) -> list[Col]:
+    return [
+        Col("شناسه", "id", lambda d: d.id, 8),
+        Col("شدت", "text", lambda d: present.severity(d.severity), 9),
+        Col("قاعده", "text", lambda d: present.rule(d.rule), 30),
+        Col("نوع", "text", lambda d: present.kind(d.kind), 20), Col("موضوع", "text", lambda d: d.subject, 22),
+        *_quarter_cols(report.selection.year, lambda d: d.quarter),
+        Col("وضعیت", "text", lambda d: present.status(d.status), 12),
+        Col("کد دستگاه", "text", lambda d: d.agency_code, 9),
+        Col("دستگاه اجرایی", "text", lambda d: d.agency_name, 30),
+        Col("شهرستان", "text", lambda d: d.county, 14),
+        Col("گروه کارشناسی", "text", lambda d: present.group(d.group), 16),
+        Col("نام رقم برنامه", "text", lambda d: _figure_name(d, 0), 13),
+        Col("برنامه", "shown", lambda d: precision.rule_figure(d.kind, d.rule, d.planned, d.actual, d.limit), 10),
+        Col("نام رقم عملکرد", "text", lambda d: _figure_name(d, 1), 13),
+        Col("عملکرد", "shown", lambda d: precision.rule_figure(d.kind, d.rule, d.actual, d.planned, d.limit), 10),
+        Col("آستانه", "text", lambda d: d.threshold, 26),  # the condition the rule flagged it by, with its limit
+        Col("شرح", "text", lambda d: d.message, 80),
+    ]
 
 
 def _step_cols(label: str, attr: str, day_attr: str | None) -> list[Col]:
@@ -306,19 +304,20 @@ def _step_word(step: Step) -> str:
     return STEP_WORDS[key] + (" (دیرکرد)" if step.late else "")
 
 
-CYCLE_COLUMNS = [
-    Col("کد دستگاه", "text", lambda c: c.agency_code, 9), Col("دستگاه اجرایی", "text", lambda c: c.agency_name, 34),
-    Col("گروه کارشناسی", "text", lambda c: present.group(c.group), 16), Col("سه‌ماهه", "int", lambda c: c.quarter, 8),
-    Col("پایان سه‌ماهه", "day", lambda c: c.quarter_end, 12), Col("پایان (ISO)", "iso", lambda c: c.quarter_end, 11),
-    Col("موارد مقرر", "int", lambda c: c.due, 8), Col("ثبت‌شده", "int", lambda c: c.entered, 8),
-    Col("تأییدشده", "int", lambda c: c.approved, 8),
-    *_step_cols("ثبت گزارش", "report", "reported_on"), *_step_cols("تأیید ذیحساب", "approval", "approved_on"),
-    *_step_cols("بررسی گروه تلفیق", "review", "reviewed_on"),
-]
-_STEP_COLUMN = {c: step for step in ("report", "approval", "review")
-                for c, col in enumerate(CYCLE_COLUMNS) if col.header.startswith("روزهای")
-                and col.header.endswith({"report": "ثبت گزارش", "approval": "تأیید ذیحساب",
-                                         "review": "بررسی گروه تلفیق"}[step])}
+def _cycle_columns(report: Report) -> list[Col]:
+    return [
+        Col("کد دستگاه", "text", lambda c: c.agency_code, 9), Col("دستگاه اجرایی", "text", lambda c: c.agency_name, 34),
+        Col("گروه کارشناسی", "text", lambda c: present.group(c.group), 16),
+        *_quarter_cols(report.selection.year, lambda c: c.quarter),
+        Col("پایان سه‌ماهه", "day", lambda c: c.quarter_end, 12), Col("پایان (ISO)", "iso", lambda c: c.quarter_end, 11),
+        Col("موارد مقرر", "int", lambda c: c.due, 8), Col("ثبت‌شده", "int", lambda c: c.entered, 8),
+        Col("تأییدشده", "int", lambda c: c.approved, 8),
+        *_step_cols("ثبت گزارش", "report", "reported_on"), *_step_cols("تأیید ذیحساب", "approval", "approved_on"),
+        *_step_cols("بررسی گروه تلفیق", "review", "reviewed_on"),
+    ]
+
+
+_STEP_HEADERS = {"report": "ثبت گزارش", "approval": "تأیید ذیحساب", "review": "بررسی گروه تلفیق"}
 
 
 def render(report: Report) -> bytes:
@@ -332,10 +331,14 @@ def render(report: Report) -> bytes:
     _summary_sheet(b, "دستگاه‌ها", "دستگاه اجرایی", report.agencies, report.total,
                    [(progress[0] + " به تفکیک دستگاه", progress[1])])
     _summary_sheet(b, "گروه‌ها", "گروه کارشناسی", report.groups, report.total, [])
-    b.table(b.sheet("پروژه‌ها"), PROJECT_COLUMNS, report.projects,
-            late=lambda p, c: c == FORECAST_COLUMN and p.forecast.late)
-    b.table(b.sheet("موافقتنامه‌ها"), OPERATION_COLUMNS, report.operations)
-    b.table(b.sheet("انحرافات"), DEVIATION_COLUMNS, report.deviations)
-    b.table(b.sheet("چرخه نظارت"), CYCLE_COLUMNS, report.cycle,
-            late=lambda row, c: c in _STEP_COLUMN and getattr(row, _STEP_COLUMN[c]).late)
+    projects = _project_columns(report)
+    forecast = next(c for c, col in enumerate(projects) if col.header == FORECAST_HEADER)
+    b.table(b.sheet("پروژه‌ها"), projects, report.projects, late=lambda p, c: c == forecast and p.forecast.late)
+    b.table(b.sheet("موافقتنامه‌ها"), _operation_columns(report), report.operations)
+    b.table(b.sheet("انحرافات"), _deviation_columns(report), report.deviations)
+    cycle = _cycle_columns(report)
+    steps = {c: step for step, label in _STEP_HEADERS.items() for c, col in enumerate(cycle)
+             if col.header == f"روزهای {label}"}
+    b.table(b.sheet("چرخه نظارت"), cycle, report.cycle,
+            late=lambda row, c: c in steps and getattr(row, steps[c]).late)
     return b.close()

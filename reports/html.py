@@ -3,30 +3,35 @@
 Jinja2 with autoescaping renders templates/ (portal text is untrusted); the charts are inline SVG
 drawn from reports/charts.py's geometry; styles are inline, with print rules for A4 landscape; no
 script, font or image is fetched from anywhere. Every figure and date goes through
-foundation.present (Persian digits, ``٬`` separators, Jalali days).
+foundation.present (Persian digits, ``٬`` separators, Jalali days), each figure to the places the
+workbook shows it with (reports/precision.py). A code keeps its ASCII digits, left to right and
+unbroken, in a ``<bdi>``, inside a finding's sentence too.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
 
 import jinja2
+from markupsafe import Markup, escape
 from sqlalchemy.engine import Connection
 
 from foundation import present
-from reports import charts
+from reports import charts, precision
 from reports.cycle import Step
 from reports.forecast import Forecast, Point, forecast
-from reports.model import Report, ReportError
+from reports.model import Limits, Report, ReportError
 from reports.text import (
     FORECAST_WORDS,
     PROJECT_TITLE,
     REPORT_TITLE,
     STEP_WORDS,
-    filters_text,
     period_text,
+    scope_parts,
 )
 from store import reporting
 
@@ -50,13 +55,33 @@ def _forecast(outlook: Forecast) -> str:
     return FORECAST_WORDS[outlook.outlook]
 
 
+def _shown(how: Callable[..., precision.Shown | None]) -> Callable[..., str]:
+    """A template filter writing a figure as precision.`how` decides (the workbook's places);
+    ``limits``, where given, are the thresholds the figure is told apart from."""
+
+    def write(value, *limits: Iterable[Decimal]) -> str:
+        shown = how(value, *limits)
+        return shown.text() if shown is not None else present.NOTHING
+    return write
+
+
+_ISOLATED = re.compile("\u2066([^\u2066\u2069]*)\u2069")  # a code as a finding's sentence isolates it
+
+
+def _sentence(text: str) -> Markup:
+    """A finding's sentence, escaped, each code it isolates (U+2066…U+2069, decisions.md) in a
+    ``<bdi>``: left to right, and never broken at its hyphen (``1405-150-11005``)."""
+    return Markup(_ISOLATED.sub(lambda m: f"<bdi>{m[1]}</bdi>", str(escape(text))))
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=False, lstrip_blocks=False)
     env.filters.update(
         num=lambda v: present.number(v, places=0) if v is not None else present.NOTHING,
-        amount=lambda v, places=0: present.amount(v, places=places),
-        pct=present.percent, ratio=present.ratio, day=present.day, moment=present.moment,
+        amount=lambda v: present.amount(v, places=0),
+        pct=_shown(precision.points), ratio=_shown(precision.ratio), quantity=_shown(precision.quantity),
+        unit_cost=_shown(precision.unit_cost), sentence=_sentence, day=present.day, moment=present.moment,
         year=lambda v: present.digits(v) if v is not None else present.NOTHING,
         quarter=lambda q, year: present.quarter(year, q), severity=present.severity, rule=present.rule,
         group=present.group, status=present.status, kind=present.kind,
@@ -75,32 +100,33 @@ _ENV = _environment()
 def _charts(report: Report) -> SimpleNamespace:
     progress = (("پیشرفت برنامه‌ای", charts.PLANNED), ("پیشرفت گزارش‌شده", charts.REPORTED))
 
-    def progress_chart(title: str, rows: list) -> charts.Chart:
-        return charts.bars(title, [t.name for t in rows],
-                           [(progress[0][0], progress[0][1], [t.planned_progress for t in rows]),
-                            (progress[1][0], progress[1][1], [t.reported_progress for t in rows])])
+    def progress_chart(title: str, rows: list) -> list[charts.Chart]:
+        return charts.bars_in_parts(title, [t.name for t in rows],
+                                    [(progress[0][0], progress[0][1], [t.planned_progress for t in rows]),
+                                     (progress[1][0], progress[1][1], [t.reported_progress for t in rows])])
 
     counties = [t for t in report.counties if t.weight]
     agencies = [t for t in report.agencies if t.weight]
     absorbing = [t for t in report.counties if t.allocated]
-    return SimpleNamespace(
+    return SimpleNamespace(  # each a list: a chart of many names is drawn in parts a printed page holds
         progress_by_county=progress_chart("پیشرفت برنامه‌ای و گزارش‌شده به تفکیک شهرستان", counties),
         progress_by_agency=progress_chart("پیشرفت برنامه‌ای و گزارش‌شده به تفکیک دستگاه اجرایی", agencies),
-        absorption_by_county=charts.bars("نسبت جذب به تخصیص به تفکیک شهرستان", [t.name for t in absorbing],
-                                         [("نسبت جذب", charts.SINGLE, [t.absorption for t in absorbing])],
-                                         ratio=True),
+        absorption_by_county=charts.bars_in_parts("نسبت جذب به تخصیص به تفکیک شهرستان", [t.name for t in absorbing],
+                                                  [("نسبت جذب", charts.SINGLE, [t.absorption for t in absorbing])],
+                                                  ratio=True),
     )
 
 
 def render(report: Report) -> str:
     """The report as one HTML page."""
     return _ENV.get_template("report.html.j2").render(
-        r=report, title=REPORT_TITLE, period=period_text(report.selection), scope=filters_text(report.selection),
+        r=report, title=REPORT_TITLE, period=period_text(report.selection), scope=scope_parts(report.matched),
         unit=present.AMOUNT_UNIT, charts=_charts(report))
 
 
-def render_project(conn: Connection, code: str) -> str:
-    """One project's S-curve across its years: planned against reported progress, quarter by quarter."""
+def render_project(conn: Connection, code: str, limits: Limits | None = None) -> str:
+    """One project's S-curve across its years: planned against reported progress, quarter by quarter;
+    a gap near one of ``limits.gap`` (progress_lag's, the report's Limits) with the places it takes."""
     years, reports = reporting.project_history(conn, code)
     if not years:
         raise ReportError(f"unknown project {code!r}: no project of that code in the store")
@@ -117,4 +143,4 @@ def render_project(conn: Connection, code: str) -> str:
     return _ENV.get_template("project.html.j2").render(
         title=PROJECT_TITLE, code=code, name=latest.title, agency=latest.agency_name,
         county=latest.county_name or "", end_year=latest.end_year, outlook=forecast(points, latest.end_year),
-        chart=chart, rows=list(zip(quarters, planned, actual)), Decimal=Decimal)
+        chart=chart, rows=list(zip(quarters, planned, actual)), gap_limits=(limits or Limits.of()).gap)

@@ -9,7 +9,9 @@ agencies or expert groups. It holds: totals by county, agency and group (counts,
 stages and absorption, planned against reported progress weighted by notified credit, reporting
 discipline, standing deviations by severity); one row per capital project and quarter with its
 completion forecast; one row per expense operation; the standing deviations; and the monitoring
-cycle per agency and quarter.
+cycle per agency and quarter. It also says what its filters matched, by the store's names (the
+cover's scope), and the thresholds the rules compare its figures with (reports/precision.py shows a
+figure near one with the places that tell which side of it it is on).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from foundation import present
 from foundation.present import group as group_name
 from foundation.vocabulary import GROUPS, SEVERITIES
 from reconcile.deviations import DeviationError, county_ids, group_of
-from reconcile.settings import RoutingConfig
+from reconcile.settings import RoutingConfig, RulesConfig
 from reports.cycle import SERVICE_DAYS, CycleRow, Submission, cycle_rows
 from reports.forecast import Forecast, Point, forecast
 from store import reporting
@@ -51,6 +53,39 @@ class Selection:
     counties: tuple[str, ...] = ()  # names (any spelling) or codes
     agencies: tuple[str, ...] = ()  # codes
     groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Matched:
+    """What the selection's filters matched, as the store names it (the cover's scope): `--county 06
+    --county ايذه` matched اهواز and ایذه; agencies keep their codes beside their names."""
+
+    counties: tuple[str, ...] = ()
+    agencies: tuple[tuple[str, str], ...] = ()  # (code, name)
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The thresholds the rules compare the report's figures with (``reconcile.rules`` in config.yaml):
+    an operation's achievement (operation_shortfall), its actual against its approved unit cost
+    (unit_cost_overrun), as ratios; a project's gap from its target (progress_lag), in points."""
+
+    achievement: tuple[Decimal, ...] = ()
+    cost_ratio: tuple[Decimal, ...] = ()
+    gap: tuple[Decimal, ...] = ()
+
+    @classmethod
+    def of(cls, rules: RulesConfig | None = None) -> Limits:
+        """The limits of ``rules`` (default: the catalogue's)."""
+        rules = rules or RulesConfig()
+
+        def exact(*values: float) -> tuple[Decimal, ...]:
+            return tuple(Decimal(str(v)) for v in values)
+
+        shortfall, overrun, lag = rules.operation_shortfall, rules.unit_cost_overrun, rules.progress_lag
+        return cls(exact(shortfall.threshold, shortfall.minor, shortfall.major), exact(overrun.minor, overrun.major),
+                   exact(lag.minor, lag.major, lag.critical))
 
 
 @dataclass
@@ -182,6 +217,8 @@ class Report:
     deviations: list[DeviationRow]
     cycle: list[CycleRow]
     reviewed_on: date | None = None  # the period's sign-off day, if approved
+    matched: Matched = field(default_factory=Matched)
+    limits: Limits = field(default_factory=Limits)
 
 
 class _Scope:
@@ -192,10 +229,9 @@ class _Scope:
         unknown = [code for code in selection.agencies if code not in self.names]
         if unknown:
             raise ReportError(f"unknown agency {unknown[0]!r}: no agency of that code in the store")
-        try:
-            self.county_set = county_ids(conn, selection.counties) if selection.counties else None
-        except DeviationError as exc:
-            raise ReportError(str(exc)) from None
+        self.county_set, counties = _counties(conn, selection.counties) if selection.counties else (None, ())
+        self.matched = Matched(counties, tuple((code, self.names[code]) for code in dict.fromkeys(selection.agencies)),
+                               tuple(dict.fromkeys(selection.groups)))
         self.selection, self.routing = selection, routing
         self.total = Totals("total", "جمع")
         self.by_county: dict[str, Totals] = {}
@@ -219,6 +255,37 @@ class _Scope:
                 self.by_county.setdefault(county, Totals(county, county)),
                 self.by_agency.setdefault(agency_code, Totals(agency_code, self.names.get(agency_code, agency_code))),
                 self.by_group.setdefault(group, Totals(group, group_name(group)))]
+
+
+def _counties(conn: Connection, wanted: tuple[str, ...]) -> tuple[set[int], tuple[str, ...]]:
+    """The ids of the counties `wanted` names or codes (reconcile.deviations matches them, as for the
+    deviations' lists), and their names as the store holds them, in the order asked."""
+    rows = reporting.counties(conn)
+    known = {row.id: (row.name, row.code) for row in sorted(rows, key=lambda r: (r.code or "", r.name))}
+    ids: set[int] = set()
+    names: dict[str, None] = {}
+    for raw in wanted:
+        try:
+            found = county_ids(conn, [raw])
+        except DeviationError:
+            raise ReportError(_unknown_county(raw, known)) from None
+        ids |= found
+        names.update(dict.fromkeys(sorted(known[i][0] for i in found)))
+    return ids, tuple(names)
+
+
+def _unknown_county(raw: str, known: dict[int, tuple[str, str | None]]) -> str:
+    """Which values --county takes, said when one matches none: a county's id (the county_id that
+    `reconcile --format json` prints) is not one of them, since `6` could as well mean the code 06."""
+    accepted = ", ".join(f"{name} ({code})" if code else name for name, code in known.values())
+    text = raw.strip()
+    hint = ""
+    if text.isdigit() and int(text) in known:
+        name, code = known[int(text)]
+        hint = (f" ({text} is the store's id of {name}, as `reconcile --format json` prints county_id; "
+                f"its code is {code})" if code else f" ({text} is the store's id of {name}, not a code)")
+    return (f"unknown county {raw!r}: use a county's name (any spelling) or code{hint}; "
+            f"the store's counties: {accepted or 'none'}")
 
 
 def _count(rows: list[Totals], attribute: str, add: bool = True) -> None:
@@ -346,10 +413,11 @@ def _sorted(rows: dict[str, Totals]) -> list[Totals]:
 
 def build(conn: Connection, selection: Selection, *, routing: RoutingConfig, report_due_days: int = 15,
           service_days: int = SERVICE_DAYS, reviews: Mapping[int, date] | None = None,
-          generated_at: datetime | None = None) -> Report:
+          generated_at: datetime | None = None, rules: RulesConfig | None = None) -> Report:
     """The report of ``selection`` from the store. ``reviews`` maps the year's approved quarters to
     their sign-off day (the cycle's last step); ``generated_at`` is printed on it (a sign-off fixes
-    it, so the archive can be made again byte for byte)."""
+    it, so the archive can be made again byte for byte); ``rules`` are the thresholds of
+    config.yaml's ``reconcile.rules`` (default: the catalogue's)."""
     if not 1 <= selection.quarter <= 4:
         raise ReportError(f"quarter {selection.quarter}: use 1, 2, 3 or 4")
     held = fiscal_years(conn)
@@ -367,8 +435,9 @@ def build(conn: Connection, selection: Selection, *, routing: RoutingConfig, rep
     groups = [scope.by_group[g] for g in GROUPS if g in scope.by_group]
     return Report(selection, generated_at or datetime.now().astimezone(), service_days, scope.total,
                   _sorted(scope.by_county), _sorted(scope.by_agency), groups, projects, operations, rule_counts,
-                  deviations, cycle, (reviews or {}).get(selection.quarter))
+                  deviations, cycle, (reviews or {}).get(selection.quarter), scope.matched,
+                  Limits.of(rules))
 
 
-__all__ = ["SEVERITIES", "DeviationRow", "OperationRow", "ProjectRow", "Report", "ReportError", "Selection",
-           "Totals", "build"]
+__all__ = ["SEVERITIES", "DeviationRow", "Limits", "Matched", "OperationRow", "ProjectRow", "Report", "ReportError",
+           "Selection", "Totals", "build"]

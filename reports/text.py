@@ -8,7 +8,6 @@ period and a selection are described) lives here.
 from __future__ import annotations
 
 from foundation import present
-from foundation.persian import to_persian_digits
 
 REPORT_TITLE = "گزارش نظارتی معاونت بودجه"
 PROJECT_TITLE = "منحنی پیشرفت پروژه"
@@ -23,13 +22,25 @@ def period_text(selection) -> str:
     return present.quarter(selection.year, selection.quarter)
 
 
-def filters_text(selection) -> str:
-    """What the report is narrowed to, in words: 'کل استان' when nothing."""
+WHOLE_PROVINCE = "کل استان"
+
+
+def scope_parts(matched) -> list[tuple[str, list[tuple[str, str | None]]]]:
+    """What the report is narrowed to (a model.Matched): [(label, [(name, code or None)])], as the
+    store names each county and agency, not as the options were typed; empty for the whole province."""
     parts = []
-    if selection.counties:
-        parts.append("شهرستان: " + "، ".join(selection.counties))
-    if selection.agencies:
-        parts.append("دستگاه: " + "، ".join(present.code_text(a) for a in selection.agencies))
-    if selection.groups:
-        parts.append("گروه: " + "، ".join(present.group(g) for g in selection.groups))
-    return to_persian_digits("؛ ".join(parts)) if parts else "کل استان"
+    if matched.counties:
+        parts.append(("شهرستان", [(name, None) for name in matched.counties]))
+    if matched.agencies:
+        parts.append(("دستگاه", [(name, code) for code, name in matched.agencies]))
+    if matched.groups:
+        parts.append(("گروه", [(present.group(g), None) for g in matched.groups]))
+    return parts
+
+
+def scope_text(matched) -> str:
+    """:func:`scope_parts` as one line of plain text, a code isolated left-to-right in ASCII digits
+    (present.code_text): 'شهرستان: اهواز، ایذه؛ دستگاه: اداره کل … (⁦201⁩)'; 'کل استان' when nothing."""
+    return "؛ ".join(f"{label}: " + "، ".join(f"{name} ({present.code_text(code)})" if code else name
+                                             for name, code in items)
+                     for label, items in scope_parts(matched)) or WHOLE_PROVINCE

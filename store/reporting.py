@@ -105,6 +105,11 @@ def agencies(conn: Connection) -> dict[str, str]:
     return dict(conn.execute(sa.select(ag.c.code, ag.c.name)).all())
 
 
+def counties(conn: Connection) -> list[Row]:
+    """Every county: id, name, code."""
+    return list(conn.execute(sa.select(co.c.id, co.c.name, co.c.code)))
+
+
 def project_years(conn: Connection, year: int) -> list[Row]:
     """The projects of a fiscal year with their agency and county, by code."""
     query = (

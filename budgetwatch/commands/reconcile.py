@@ -180,7 +180,7 @@ class _Tally:
 def _stats_table(result: RunResult) -> Table:
     judged = "whole years judged" if result.scope == "full" else "subjects changed since the last run; time-driven rules on all"
     table = Table(title=f"how often each rule fired ({judged})", header_style="bold")
-    for name in ("kind", "rule", "checked", "flagged", "share", "findings", ""):
+    for name in ("kind", "rule", "checked", "flagged", "share", "findings", "over half"):
         table.add_column(name, justify="right" if name in ("checked", "flagged", "share", "findings") else "left")
     for stats in result.stats.values():
         table.add_row(stats.kind, stats.rule, f"{stats.checked:,}", f"{stats.flagged:,}",

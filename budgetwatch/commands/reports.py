@@ -2,8 +2,9 @@
 
 The commands parse options, call reports/ and print; the report model, its renderers and the
 archive live in the reports package. Exit codes: 0 done; 2 bad input (an unknown county, agency,
-group or file extension, a malformed year or day); 3 a period in the wrong state (not closed yet,
-already approved, not approved); 4 `review diff` found figures the store now holds differently.
+group or file extension, a malformed year or day, an --output inside the signed archive); 3 a period
+in the wrong state (not closed yet, already approved, not approved); 4 `review diff` found figures
+the store now holds differently. A report file is written whole or not at all (reports.files).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def _settings():
 
     config = context().config
     return archive.Settings(config.data_dir, config.routing, config.reconcile.report_due_days,
-                            _reports_config().service_days)
+                            _reports_config().service_days, config.reconcile.rules)
 
 
 def _number(raw: str | None, option: str, low: int, high: int) -> int | None:
@@ -72,25 +73,37 @@ def _period(year: int | None, quarter: int | None, as_of: date) -> tuple[int, in
         if quarter is None:
             quarter = last_q if year == last_year else 4
     if not is_quarter_closed(year, quarter, as_of):
-        raise UserError(f"{year} Q{quarter} is not closed on {as_of.isoformat()}: it ends on "
-                        f"{quarter_end(year, quarter).isoformat()} ({format_jalali(quarter_end(year, quarter), persian_digits=False)})",
-                        exit_code=3)
+        end = quarter_end(year, quarter)
+        raise UserError(f"{year} Q{quarter} is not closed on {_jalali(as_of)}: it ends on {_jalali(end)}", exit_code=3)
     return year, quarter
 
 
+def _jalali(day: date) -> str:
+    """A day as the terminal writes it (decisions.md): Jalali first, ISO beside it."""
+    return f"{format_jalali(day, persian_digits=False)} ({day.isoformat()})"
+
+
 def _output(output: Path | None, allowed: tuple[str, ...]) -> Path:
+    from reports import archive, files
+
     if output is None:
         raise UserError(f"say where to write it: --output FILE{'|FILE'.join(allowed)}")
     if output.suffix.lower() not in allowed:
         raise UserError(f"--output {output}: unknown extension {output.suffix or '(none)'!r}, use {' or '.join(allowed)}")
+    signed = archive.root(context().config.data_dir)
+    if files.inside(output, signed):  # its files are read-only, which does not stop root
+        raise UserError(f"--output {output}: inside the signed archive {signed}, which only `review approve` "
+                        "writes: write the report elsewhere")
     check_output(output)  # before the report is built; the file is written whole after
     return output
 
 
 def _write(output: Path, content: bytes | str) -> None:
+    from reports import files
+
     data = content.encode("utf-8") if isinstance(content, str) else content
     try:
-        output.write_bytes(data)
+        files.write_whole(output, data)  # a failed write leaves no truncated report
     except OSError as exc:
         raise UserError(f"--output {output}: cannot write there ({exc.strerror or exc})") from None
     err_console.print(f"written to {output}", markup=False)
@@ -126,7 +139,8 @@ def report_command(
     with context().engine.connect() as conn:
         try:
             report = build(conn, selection, routing=config.routing, report_due_days=config.reconcile.report_due_days,
-                           service_days=_reports_config().service_days, reviews=archive.review_days(conn, fiscal_year))
+                           service_days=_reports_config().service_days, reviews=archive.review_days(conn, fiscal_year),
+                           rules=config.reconcile.rules)
         except ReportError as exc:
             raise UserError(str(exc)) from None
     _write(output, excel.render(report) if output.suffix.lower() == ".xlsx" else html.render(report))
@@ -139,12 +153,12 @@ def report_project(
 ) -> None:
     """One project's S-curve: planned against reported progress, quarter by quarter, across its years."""
     from reports import html
-    from reports.model import ReportError
+    from reports.model import Limits, ReportError
 
     output = _output(output, (".html",))
     with context().engine.connect() as conn:
         try:
-            page = html.render_project(conn, to_ascii_digits(code).strip())
+            page = html.render_project(conn, to_ascii_digits(code).strip(), Limits.of(context().config.reconcile.rules))
         except ReportError as exc:
             raise UserError(str(exc)) from None
     _write(output, page)

@@ -74,6 +74,7 @@ def test_table_shows_counts_per_rule_and_group_and_the_rule_stats(cli):
     assert "deviations per rule" in text and "deviations per expert group" in text
     assert "how often each rule fired" in text
     assert "threshold may be mis-tuned" in text  # 1 of 1 project flagged
+    assert "over half" in text  # the ⚠ column has a header (a new user found it blank)
     assert "consolidation" in text
 
 

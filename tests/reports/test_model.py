@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from foundation.jalali import parse_day
 from reconcile.settings import RoutingConfig
-from reports.model import ReportError, Selection, build
+from reports.model import Matched, ReportError, Selection, build
 from tests.reports.builders import make_province
 
 AS_OF = parse_day("1405/09/04")
@@ -129,3 +129,11 @@ def test_a_signed_off_quarter_is_the_cycles_review_day(engine):
     row = next(c for c in report.cycle if c.agency_code == "305")
     assert (row.reviewed_on, row.review.days, row.review.done) == (date(2026, 7, 10), 9, True)
     assert report.reviewed_on == date(2026, 7, 10)
+
+
+def test_the_report_says_what_its_filters_matched_as_the_store_names_it(engine):
+    make_province(engine)
+    with engine.connect() as conn:
+        report = build(conn, Selection(1405, 2, AS_OF, counties=("دزفول", "دزفول ", "اهواز"), agencies=("305",),
+                                       groups=("social",)), routing=ROUTING)
+    assert report.matched == Matched(("دزفول", "اهواز"), (("305", "اداره کل راه و شهرسازی"),), ("social",))

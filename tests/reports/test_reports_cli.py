@@ -5,6 +5,7 @@ diff that found changed figures (4)."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -69,7 +70,8 @@ def test_a_year_the_store_does_not_hold_is_refused_not_reported_as_zeros(cli, tm
 def test_a_quarter_not_yet_closed_is_exit_code_3(cli, tmp_path):
     code, _, err = cli("report", "--year", "1405", "--quarter", "3", "--as-of", "1405/09/04",
                        "--output", str(tmp_path / "r.html"))
-    assert code == 3 and "1405 Q3 is not closed" in err
+    # the terminal writes days in Jalali, ISO beside (docs/decisions.md); the ISO day came first
+    assert code == 3 and "1405 Q3 is not closed on 1405/09/04 (2026-11-25): it ends on 1405/09/30 (2026-12-21)" in err
 
 
 def test_a_projects_s_curve(cli, tmp_path):
@@ -120,9 +122,80 @@ def test_review_diff_is_readable_by_the_consolidation_group(cli, engine):
     assert code == 4
     for name in ("subject", "figure", "archived", "store now"):
         assert name in out
-    assert re.search(r"project P-2, Q1 +│ reported progress +│ +10% │ +14% ", out), out
+    assert re.search(r"project P-2, Q1 +│ reported progress +│ +10\.0% │ +14\.0% ", out), out  # one place, as documented
     assert re.search(r"agency 118 \S.* │ absorption \(absorbed / allocated\) +│ +64\.3% │ +65\.8% ", out), out
     assert re.search(r"project P-1, Q2 +│ reported progress +│ +40\.000000% │ +40\.000001% \* ", out), out
     assert "* the report rounds both to the same figure" in out
     assert "project/" not in out and "total/" not in out  # no machine keys
     assert not re.search(r"\d\.\d{9}", out)  # no 28-digit decimals
+
+
+def test_the_scope_names_what_was_matched_not_what_was_typed(cli, engine, tmp_path):
+    # found by a new user: `--county 06 --county "ايذه"` put «شهرستان: ۰۶، ايذه» on the cover while the
+    # rows said اهواز and ایذه; `--agency 305` put «دستگاه: ۳۰۵», a code in Persian digits
+    import openpyxl
+
+    from tests.reports.builders import Province
+
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE county SET code = '06' WHERE name = 'اهواز'"))
+    Province(engine).county("ایذه", code="07")
+    scope = ("--county", "06", "--county", "ايذه", "--agency", "305")  # Arabic yeh, as typed on some keyboards
+    code, _, err = cli("report", *DAY, *scope, "--output", str(tmp_path / "r.html"))
+    assert code == 0, err
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "دامنه: شهرستان: اهواز، ایذه؛ دستگاه: اداره کل راه و شهرسازی (<bdi>305</bdi>)</span>" in page
+    code, _, err = cli("report", *DAY, *scope, "--output", str(tmp_path / "r.xlsx"))
+    assert code == 0, err
+    cover = {row[0]: row[1] for row in openpyxl.load_workbook(tmp_path / "r.xlsx")["گزارش"].iter_rows(values_only=True)}
+    assert cover["دامنه"] == "شهرستان: اهواز، ایذه؛ دستگاه: اداره کل راه و شهرسازی (\u2066305\u2069)"
+
+
+def test_an_unknown_county_is_refused_saying_which_values_are_accepted(cli, engine, tmp_path):
+    # found by a new user: `--county 4` (the county_id `reconcile --format json` prints) was refused, and
+    # the code 06 it takes was shown nowhere
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE county SET code = '06' WHERE name = 'اهواز'"))
+        ahvaz = conn.execute(sa.text("SELECT id FROM county WHERE name = 'اهواز'")).scalar_one()
+    code, _, err = cli("report", *DAY, "--county", str(ahvaz), "--output", str(tmp_path / "r.html"))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert f"unknown county '{ahvaz}'" in err and f"{ahvaz} is the store's id of اهواز" in err
+    assert "its code is 06" in err and "اهواز (06)" in err and "دزفول" in err  # the accepted values
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_an_output_inside_the_signed_archive_is_refused(cli, tmp_path):
+    # found by a new user: as root (0444 stops nothing) `report --output data/archive/1405-Q2/report.html`
+    # overwrote the signed report, and `review list` then said ALTERED OR MISSING
+    assert cli("review", "approve", "--year", "1405", "--quarter", "2", "--by", "مریم احمدی")[0] == 0
+    signed = tmp_path / "data" / "archive" / "1405-Q2" / "report.html"
+    before = signed.read_bytes()
+    for target, command in ((signed, ("report", *DAY)), (tmp_path / "data" / "archive" / "new.xlsx", ("report", *DAY)),
+                            (tmp_path / "data" / "archive" / "1405-Q2" / ".." / "p.html", ("report", "project", "P-1")),
+                            (Path("data/archive/1405-Q2/report.html"), ("report", *DAY))):  # relative, from the cwd
+        code, _, err = cli(*command, "--output", str(target))
+        assert code == 2 and "inside the signed archive" in err and len(err.strip().splitlines()) == 1, err
+    assert signed.read_bytes() == before
+    assert sorted(p.name for p in signed.parent.parent.iterdir()) == ["1405-Q2"]
+    code, out, _ = cli("review", "list")
+    assert code == 0 and "intact" in out and "ALTERED" not in out
+
+
+def test_a_report_that_fails_to_write_leaves_the_file_it_would_replace(cli, tmp_path, monkeypatch):
+    # found by a new user: the report was written in place, so a failed write left a truncated file
+    import os
+
+    target = tmp_path / "r.html"
+    target.write_text("the report of last week", encoding="utf-8")
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    code, _, err = cli("report", *DAY, "--output", str(target))
+    assert code == 2 and "cannot write there (No space left on device)" in err
+    assert target.read_text(encoding="utf-8") == "the report of last week"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary file left
+    monkeypatch.undo()
+    code, _, err = cli("report", *DAY, "--output", str(target))
+    assert code == 0 and "<html" in target.read_text(encoding="utf-8")

@@ -1,0 +1,39 @@
+"""Writing a report file for people: whole or not at all, and never into the signed archive.
+
+A report is rendered in memory and then written in one go (``budgetwatch report --output``). It is
+written to a temporary file in the same folder and renamed over its name, which replaces it at once,
+so a write that fails halfway (a full disk, an interrupt) leaves whatever was there before rather
+than a truncated file. The sign-off's archive (reports/archive.py) is written only by the sign-off:
+its files are read-only, but as root that stops nothing, so an output inside it is refused by path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+
+
+def inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is ``folder`` or lies under it, once both are resolved (``..``, symlinks)."""
+    where, root = Path(path).resolve(), Path(folder).resolve()
+    return where == root or where.is_relative_to(root)
+
+
+def write_whole(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file beside it, flushed to disk and renamed over
+    ``path`` (atomic within one folder); on failure the temporary file is removed and ``path`` is as it
+    was. The file gets the mode a plain write would give a new file (0666 less the umask)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(descriptor, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise

@@ -43,9 +43,23 @@ class UserError(Exception):
         self.exit_code = exit_code
 
 
+def _outside_the_archive(path: Path) -> None:
+    """Refuse an output inside the sign-off's archive (reports/archive.py): only `review approve`
+    writes there. Its files are read-only, which does not stop root; any command's --output is
+    checked, by the resolved path (``..``, symlinks)."""
+    from reports import archive, files
+
+    signed = archive.root(context().config.data_dir)
+    if files.inside(path, signed):
+        raise UserError(f"--output {path}: inside the signed archive {signed}, which only `review approve` "
+                        "writes: write it elsewhere")
+
+
 def open_output(path: Path, newline: str | None = None) -> IO[str]:
     """A command's --output file, opened for writing before any work: a folder that does not exist
-    or cannot be written is one line naming the file, not a traceback after the work is done."""
+    or cannot be written is one line naming the file, not a traceback after the work is done; a file
+    in the signed archive is refused."""
+    _outside_the_archive(path)
     try:
         return path.open("w", encoding="utf-8", newline=newline)
     except OSError as exc:
@@ -55,11 +69,15 @@ def open_output(path: Path, newline: str | None = None) -> IO[str]:
 def check_output(path: Path) -> None:
     """An --output file written whole after the work (a report): refuse, before the work, a folder
     that does not exist, a folder in its place or one that may not be written; nothing is created."""
+    _outside_the_archive(path)
     if not path.parent.is_dir():
         raise UserError(f"--output {path}: folder {path.parent} does not exist")
     if path.is_dir():
         raise UserError(f"--output {path}: is a folder")
-    if not os.access(path if path.exists() else path.parent, os.W_OK):
+    # written whole (reports/files.py): a new file beside it, renamed over it, needs the folder's
+    # permission; an existing file that may not be written is not replaced either
+    folder = Path(os.path.realpath(path)).parent
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise UserError(f"--output {path}: cannot write there (permission denied)")
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -169,14 +170,23 @@ def _workbook_rows(path: Path) -> list[tuple[int, list[str]]]:
     return rows
 
 
+# the parts of an Excel number format that are shown as written, not formatting: "text", \x, [colour]
+_FORMAT_LITERALS = re.compile(r'"[^"]*"|\\.|\[[^\]]*\]')
+
+
+def _is_percentage(number_format: str | None) -> bool:
+    """Whether Excel multiplies a cell's number by 100 to show it: a % in its format that is not
+    written text (``0.0"%"`` shows 0.5 as "0.5%", a plain number)."""
+    return bool(number_format) and "%" in _FORMAT_LITERALS.sub("", number_format)
+
+
 def _cell_text(value: object, number_format: str | None = None) -> str:
     """A workbook cell as the CSV would have it: 12 not 12.0, a date as ISO, empty as ''; a number
     in a percentage cell as Excel shows it (0.42 formatted ``0%`` is "42%": read as 0.42 %, a visit of
     42 % became a critical deviation)."""
     if value is None:
         return ""
-    if (number_format and "%" in number_format and isinstance(value, int | float)
-            and not isinstance(value, bool)):
+    if _is_percentage(number_format) and isinstance(value, int | float) and not isinstance(value, bool):
         shown = Decimal(repr(float(value))) * 100
         return format(shown.normalize(), "f") + "%"
     if isinstance(value, datetime):

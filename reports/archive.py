@@ -266,10 +266,10 @@ def periods(engine: Engine, *, today: date | None = None) -> list[Period]:
 # 0.6428571428571428571428571429) and stays as it is: archives are signed. The consolidation group
 # reads the diff, so each figure is named by what it belongs to and what it is, and shown as the
 # report shows it (reports/precision.py, which the page and the workbook share): counts and million
-# rials whole, a unit cost with 2 places, percentages and ratios as percentages with one place
-# (21.0%), quantities with up to 2, a deviation's figures as its rule writes them (up to 2), days in
+# rials whole, a unit cost with 2 places, percentages and ratios as percentages with up to one place
+# (21%, 21.5%), quantities with up to 2, a deviation's figures as its rule writes them (up to 2), days in
 # Jalali. Written for the terminal (decisions.md): ASCII digits, English names, codes as stored. A
-# change the report's places hide (40 -> 40.000001 both show 40.0%) is still a change: both sides are
+# change the report's places hide (40 -> 40.000001 both show 40%) is still a change: both sides are
 # then shown with as many places as it takes to tell them apart, and ``finer`` says so.
 
 COUNT, AMOUNT, UNIT_COST, POINTS, RATIO, FIGURE, DAY, YEAR, WORD = (
@@ -289,8 +289,8 @@ class _Number:
 
 _NUMBERS = {
     COUNT: _Number(0, False), AMOUNT: _Number(0, False), UNIT_COST: _Number(2, False),
-    POINTS: _Number(1, False, grouped=False, suffix="%"),
-    RATIO: _Number(1, False, grouped=False, scale=100, suffix="%"),
+    POINTS: _Number(1, True, grouped=False, suffix="%"),
+    RATIO: _Number(1, True, grouped=False, scale=100, suffix="%"),
     FIGURE: _Number(2, True),  # a quantity, or a deviation's amount
     RULE_POINTS: _Number(2, True, grouped=False, suffix="%"),
     RULE_RATIO: _Number(2, True, grouped=False, scale=100, suffix="%"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 from pathlib import Path
 
 
@@ -24,10 +25,15 @@ def inside(path: Path, folder: Path) -> bool:
 def write_whole(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file beside it, flushed to disk and renamed over
     ``path`` (atomic within one folder); on failure the temporary file is removed and ``path`` is as it
-    was. The file gets the mode a plain write would give a new file (0666 less the umask)."""
+    was. A file replaced keeps its mode (a report someone made 0600 stays 0600), a new one gets what a
+    plain write would give it (0666 less the umask); a symbolic link is followed, and its target
+    replaced, as a plain write would."""
+    path = Path(os.path.realpath(path))
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
+        with contextlib.suppress(FileNotFoundError):
+            os.fchmod(descriptor, stat.S_IMODE(os.stat(path).st_mode))
         with os.fdopen(descriptor, "wb") as out:
             out.write(data)
             out.flush()

@@ -5,10 +5,11 @@ through foundation.present), so that the two never show the same figure two ways
 - counts, days and million rials: whole;
 - a unit cost: two places (``۲٫۰۰`` and ``2.00``);
 - a quantity: up to two places, without trailing zeros (``۸۴۹٫۹۴``, ``۱٬۰۰۰``);
-- a percentage or ratio: one place (``۴۵٫۵٪``, ``۸۵٫۰٪``; Excel's ``0.0%``), and more where one place
-  would show it *on* a threshold its rule compares it with while it is not there: an operation that
-  delivered 84.994 % of its plan, flagged for delivering less than 85 %, reads ``۸۴٫۹۹٪``, not
-  ``۸۵٫۰٪`` (the thresholds are the report's ``Limits``; present.places_apart counts the places);
+- a percentage or ratio: one place with its trailing zero dropped, as present.percent writes it in
+  the console and the e-mails (``۴۵٫۵٪``, ``۸۵٪``; Excel's ``0.0%`` and ``0%``), and more where one
+  place would show it *on* a threshold its rule compares it with while it is not there: an operation
+  that delivered 84.994 % of its plan, flagged for delivering less than 85 %, reads ``۸۴٫۹۹٪``, not
+  ``۸۵٪`` (the thresholds are the report's ``Limits``; present.places_apart counts the places);
 - a deviation's planned and actual figures: as its rule writes them in the e-mails and the console
   (present.figure), to the place, trailing zeros dropped (:func:`as_written`).
 """
@@ -48,6 +49,8 @@ class Shown:
 
     def cell_value(self) -> float:
         """The number the cell holds, exact as stored (a percentage as Excel's fraction)."""
+        if present.rounded(self.value, self.places) == 0:  # -0.04 shown "0": Excel would write "-0"
+            return 0.0
         return float(self.value / 100 if self.percent else self.value)
 
 
@@ -87,7 +90,8 @@ def points(value: Decimal | int | float | None, limits: Iterable[Decimal] = ()) 
     value = _decimal(value)
     places = max([PERCENT_PLACES, *(present.places_apart(value, Decimal(limit), least=PERCENT_PLACES)
                                     for limit in limits)])
-    return Shown(value, places, percent=True)
+    written = as_written(value, places)  # trailing zeros dropped, as present.percent writes it
+    return Shown(value, written.places, percent=True)
 
 
 def ratio(value: Decimal | int | float | None, limits: Iterable[Decimal] = ()) -> Shown | None:

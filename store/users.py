@@ -112,9 +112,14 @@ def _new_name(username: str) -> str:
 
 
 def get_user(conn: Connection, username: str) -> User | None:
-    """The user of this name, however its Persian letters were typed (canonical_username)."""
+    """The user of this name, however its Persian letters were typed (canonical_username). A name
+    stored exactly as typed comes first: two users stored before names were canonicalised (علي
+    and علی) stay two users, neither answering for the other."""
+    typed = (username or "").strip().lower()
     name = canonical_username(username)
-    row = conn.execute(sa.select(users).where(users.c.username == name)).first()
+    row = conn.execute(sa.select(users).where(users.c.username == typed)).first()
+    if row is None and name != typed:
+        row = conn.execute(sa.select(users).where(users.c.username == name)).first()
     if row is None and not name.isascii():
         # a name stored before names were canonicalised (علي, with an Arabic yeh): found by its
         # canonical form too; a console has tens of users, and a miss is a failed sign-in

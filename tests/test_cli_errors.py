@@ -383,3 +383,18 @@ def test_ctrl_c_while_the_commands_load_is_an_interruption(tmp_path):
     finally:
         proc.kill()
     assert proc.returncode == 130 and _one_line(err.decode()) == "interrupted", (proc.returncode, err)
+
+
+@pytest.mark.parametrize("argv", [
+    ("export", "projects", "--output", "data/archive/1405-Q2/report.html"),
+    ("reconcile", "--output", "data/archive/1405-Q2/../1405-Q2/report.html"),
+    ("deviations", "list", "--output", "data/archive/report.html"),
+])
+def test_no_output_is_written_into_the_signed_archive(run, tmp_path, argv):
+    # review: the report commands refused it, the others overwrote a signed file (root ignores 0444)
+    signed = tmp_path / "data" / "archive" / "1405-Q2"
+    signed.mkdir(parents=True)
+    (signed / "report.html").write_bytes(b"signed")
+    code, _out, err = run(*argv)
+    assert code == 2 and "inside the signed archive" in _one_line(err)
+    assert (signed / "report.html").read_bytes() == b"signed"

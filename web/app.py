@@ -104,7 +104,9 @@ def create_app(engine: Engine, config: Any, *, secret: str | None = None, https_
             minutes = max(1, round(wait / 60))
             return render(request, "login.html", status_code=429, next=target, username=typed,
                           error=f"ورودهای ناموفق بسیار بوده است؛ {_fa(minutes)} دقیقه دیگر دوباره بکوشید.")
-        user = await run_in_threadpool(_user, engine, username)
+        # looked up as typed: a name stored exactly so comes first (store.users get_user), then its
+        # canonical spelling
+        user = await run_in_threadpool(_user, engine, typed)
         ok = auth.check_password(user.password_hash if user else None, password) and user is not None
         if not ok or user is None or user.disabled:
             state.limiter.failed(username, address)

@@ -76,9 +76,9 @@ def test_an_operation_flagged_below_its_threshold_never_reads_as_at_it(engine):
     shown = {header: row[i] for i, header in OPERATION_FIGURES.items()}
     assert shown == {
         "مقدار برنامه‌ای (تجمعی)": "۱٬۰۰۰", "مقدار تحقق‌یافته (تجمعی)": "۸۴۹٫۹۴",
-        "نسبت تحقق": "۸۴٫۹۹٪",  # not ۸۵٫۰٪: below the 85 % it was flagged for not reaching
+        "نسبت تحقق": "۸۴٫۹۹٪",  # not ۸۵٪: below the 85 % it was flagged for not reaching
         f"هزینه (تجمعی، {present.AMOUNT_UNIT})": "۱٬۷۰۰",  # the spending column the page left out
-        "بهای واحد مصوب": "۲٫۰۰", "بهای واحد واقعی": "۲٫۰۰", "نسبت بهای واقعی به مصوب": "۱۰۰٫۰٪"}
+        "بهای واحد مصوب": "۲٫۰۰", "بهای واحد واقعی": "۲٫۰۰", "نسبت بهای واقعی به مصوب": "۱۰۰٪"}
     sheet = book["موافقتنامه‌ها"]
     [cells] = [r for r, code in zip(_sheet_rows(sheet, list(OPERATION_FIGURES.values())),
                                     _sheet_rows(sheet, ["کد فعالیت"])) if code == ["op-85"]]

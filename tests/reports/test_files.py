@@ -21,6 +21,23 @@ def test_a_file_is_written_whole_with_the_mode_of_a_new_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["r.html"]
 
 
+def test_a_file_replaced_keeps_its_mode_and_a_link_its_target(tmp_path):
+    # review: a report made 0600 by its owner came back world-readable, and a link became a file
+    target = tmp_path / "r.html"
+    target.write_bytes(b"old")
+    target.chmod(0o600)
+    write_whole(target, b"new")
+    assert target.read_bytes() == b"new" and stat.S_IMODE(target.stat().st_mode) == 0o600
+    (tmp_path / "reports").mkdir()
+    real = tmp_path / "reports" / "latest.html"
+    real.write_bytes(b"old")
+    link = tmp_path / "latest.html"
+    link.symlink_to(real)
+    write_whole(link, b"new")
+    assert link.is_symlink() and real.read_bytes() == b"new"
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["latest.html"]
+
+
 def test_a_failed_write_leaves_the_file_as_it_was_and_nothing_beside_it(tmp_path, monkeypatch):
     target = tmp_path / "r.xlsx"
     target.write_bytes(b"last week's report")

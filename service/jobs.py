@@ -69,6 +69,8 @@ class Service:
         self._store_work = threading.Lock()
         self._syncs: dict[asyncio.Task, asyncio.AbstractEventLoop] = {}
         self._syncs_lock = threading.Lock()
+        self._running = 0  # jobs in run_job now
+        self._idle = threading.Condition()
 
     def enabled_sources(self) -> list[Source]:
         return [name for name in SOURCES if getattr(self.config.sources, name).enabled]
@@ -86,6 +88,23 @@ class Service:
             reconcile_helper.keep_spare(self.engine, self.config.reconcile)
         except Exception as exc:  # noqa: BLE001 - a spare is an optimisation
             log.warning("could not start a spare reconciliation helper: %s", exc)
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        """One job running for the block (:meth:`wait_idle` waits for none)."""
+        with self._idle:
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._running -= 1
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Until no job runs (True), or `timeout` seconds (False)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._running == 0, timeout)
 
     def stop(self) -> None:
         """Ask every job to end now: running syncs are cancelled, waiting jobs give up."""
@@ -211,7 +230,7 @@ class Service:
         reports = []
         if queue:
             reports.append(alerts.queue_digests(self.engine, cfg.alerts, cfg.experts, cfg.routing))
-        reports.append(alerts.dispatch(self.engine, cfg.alerts))
+        reports.append(alerts.dispatch(self.engine, cfg.alerts, stopping=self.stopping))
         # a send with nothing to do (every few minutes) is not news in the log
         level = logging.DEBUG if all(_counted_nothing(r) for r in reports) else logging.INFO
         log.log(level, "alerts: %s", "; ".join(map(_describe, reports)), extra={"job": job})
@@ -268,6 +287,11 @@ def run_job(kind: str, source: str | None = None) -> None:
     job = f"{kind}:{source}" if source else kind
     if service is None or service.stopping.is_set():
         return
+    with service.running():
+        _run(service, job, kind, source)
+
+
+def _run(service: Service, job: str, kind: str, source: str | None) -> None:
     try:
         logs.REDACTOR.update(logs.secrets_of(service.config))  # a password file may have changed
         if kind == "sync":

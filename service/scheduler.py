@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -183,17 +184,26 @@ def _wait_for_signal(received: list[int]) -> None:
 
 def _stop(scheduler: BackgroundScheduler, service: Service, timeout: float) -> int:
     # paused first: slots falling due while running jobs wind down are left in the job store (the
-    # next start runs them), not handed to an executor that is shutting down
+    # next start runs them), not handed to an executor that is shutting down. The scheduler is shut
+    # down only once no job runs: APScheduler's shutdown ends the pause while it waits for running
+    # jobs, and a slot falling due meanwhile was handed to the closed executor — an ERROR with a
+    # traceback, and the slot lost (its next run moved on in the job store)
     scheduler.pause()
     service.stop()
     done = threading.Event()
+    deadline = time.monotonic() + timeout
 
     def shutdown() -> None:
-        scheduler.shutdown(wait=True)
-        done.set()
+        if service.wait_idle(max(0.0, deadline - time.monotonic())):
+            # APScheduler 3's shutdown wakes its thread, which processes due jobs once more before it
+            # sees the scheduler stopped: a slot due since the pause would be handed to the executor
+            # just shut down. Its processing is made a no-op first (the thread then just ends).
+            scheduler._process_jobs = lambda: None  # type: ignore[method-assign]
+            scheduler.shutdown(wait=True)
+            done.set()
 
     threading.Thread(target=shutdown, name="scheduler-shutdown", daemon=True).start()
-    if done.wait(timeout):
+    if done.wait(max(0.0, deadline - time.monotonic()) + 0.5):
         reconcile_helper.let_go_spare()
         log.info("budgetwatch serve stopped")
         return 0

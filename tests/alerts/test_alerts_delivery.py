@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -181,6 +182,30 @@ def test_a_busy_server_4xx_is_retried_within_the_dispatch(engine, facts, smtp):
     assert (report.sent, report.deferred, report.failed) == (4, 0, 0)
     assert smtp.mailbox.message_ids() == {mid: 1 for mid in stored_ids(engine)}
     assert rows(engine)[0].attempts == 3 and [r.attempts for r in rows(engine)[1:]] == [1, 1, 1]
+
+
+def test_a_stopping_service_ends_the_send_between_tries_and_claims_nothing_more(engine, facts, smtp):
+    # an operator's trial: after SIGTERM the send went on waiting between tries and taking new
+    # messages, past serve's 30 s to stop (exit 1, a message held for its lease and sent again later)
+    cfg = queue_four(engine, facts, smtp.port, retry={"attempts_per_run": 3, "first_wait_seconds": 60})
+    smtp.mailbox.answers.extend(["451 4.3.0 try later"] * 10)
+    stopping = threading.Event()
+    reports = []
+    sending = threading.Thread(target=lambda: reports.append(alerts.dispatch(engine, cfg, now=later(0),
+                                                                             stopping=stopping)))
+    sending.start()
+    pause, deadline = threading.Event(), time.monotonic() + 10
+    while not smtp.mailbox.data_commands:  # until the server has answered the first try (then a 60 s wait)
+        assert time.monotonic() < deadline and not pause.wait(0.02)
+    stopping.set()
+    sending.join(timeout=10)
+    assert not sending.is_alive(), "the send did not stop within 10 s of the service's stop"
+    [report] = reports
+    assert (report.sent, report.deferred, report.failed) == (0, 1, 0) and "stopping" in report.stopped
+    assert smtp.mailbox.data_commands == 1  # no second try, no other message
+    first, *rest = rows(engine)
+    assert (first.status, first.attempts, first.last_error, first.claimed_by) == ("pending", 1, "451 4.3.0 try later", None)
+    assert [(r.status, r.attempts, r.claimed_by) for r in rest] == [("pending", 0, None)] * 3
 
 
 def test_a_4xx_beyond_the_tries_waits_for_a_later_dispatch_then_gives_up(engine, facts, smtp):

@@ -25,7 +25,7 @@ from alerts.digest import ESCALATED, NEW, REOPENED, Digest, Item
 from foundation import present
 
 TEMPLATES = Path(__file__).with_name("templates")
-FONTS = 'Vazirmatn, Tahoma, "DejaVu Sans", sans-serif'
+FONTS = "Tahoma, sans-serif"  # presentation.md: e-mails use the fallback fonts only (Outlook has no web fonts)
 
 CHANGE_WORDS = {NEW: "جدید", ESCALATED: "تشدیدشده", REOPENED: "بازگشایی‌شده"}
 

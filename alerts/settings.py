@@ -20,7 +20,8 @@ from pydantic import AfterValidator, EmailStr, Field, SecretStr, field_validator
 from foundation.settings import ConfigError, Strict, read_password
 from foundation.vocabulary import Group, Severity
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(d|h|m|s)?\s*$")
+# 2d, 36h, 90m, 45s, or the words (2 days, 36 hours, 1 hour: pydantic took "2 days" and refused "36 hours")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:(d|h|m|s)|(day|hour|minute|second)s?)?\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1, None: 1}
 # what a duration accepts, said instead of pydantic's "invalid character in hour" (budgetwatch/config.py)
 DURATION_EXPECTED = "must be a duration such as 2d, 36h or 90m, or a number of seconds"
@@ -36,7 +37,8 @@ def parse_duration(value: Any) -> Any:
     if isinstance(value, (int, float)):
         seconds = value
     elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        unit = (match.group(2) or match.group(3) or "")[:1].lower() or None
+        seconds = float(match.group(1)) * _UNIT_SECONDS[unit]
     if seconds is None:
         return value
     try:  # .inf, .nan, 1e20: no timedelta holds them

@@ -43,7 +43,7 @@ class UserError(Exception):
         self.exit_code = exit_code
 
 
-def _outside_the_archive(path: Path) -> None:
+def _outside_the_archive(path: Path, option: str = "--output") -> None:
     """Refuse an output inside the sign-off's archive (reports/archive.py): only `review approve`
     writes there. Its files are read-only, which does not stop root; any command's --output is
     checked, by the resolved path (``..``, symlinks)."""
@@ -51,34 +51,34 @@ def _outside_the_archive(path: Path) -> None:
 
     signed = archive.root(context().config.data_dir)
     if files.inside(path, signed):
-        raise UserError(f"--output {path}: inside the signed archive {signed}, which only `review approve` "
+        raise UserError(f"{option} {path}: inside the signed archive {signed}, which only `review approve` "
                         "writes: write it elsewhere")
 
 
-def open_output(path: Path, newline: str | None = None) -> IO[str]:
+def open_output(path: Path, newline: str | None = None, option: str = "--output") -> IO[str]:
     """A command's --output file, opened for writing before any work: a folder that does not exist
     or cannot be written is one line naming the file, not a traceback after the work is done; a file
-    in the signed archive is refused."""
-    _outside_the_archive(path)
+    in the signed archive is refused. `option`: the option that named the file, as the line says it."""
+    _outside_the_archive(path, option)
     try:
         return path.open("w", encoding="utf-8", newline=newline)
     except OSError as exc:
-        raise UserError(f"--output {path}: cannot write there ({exc.strerror or exc})") from None
+        raise UserError(f"{option} {path}: cannot write there ({exc.strerror or exc})") from None
 
 
-def check_output(path: Path) -> None:
+def check_output(path: Path, option: str = "--output") -> None:
     """An --output file written whole after the work (a report): refuse, before the work, a folder
     that does not exist, a folder in its place or one that may not be written; nothing is created."""
-    _outside_the_archive(path)
+    _outside_the_archive(path, option)
     if not path.parent.is_dir():
-        raise UserError(f"--output {path}: folder {path.parent} does not exist")
+        raise UserError(f"{option} {path}: folder {path.parent} does not exist")
     if path.is_dir():
-        raise UserError(f"--output {path}: is a folder")
+        raise UserError(f"{option} {path}: is a folder")
     # written whole (reports/files.py): a new file beside it, renamed over it, needs the folder's
     # permission; an existing file that may not be written is not replaced either
     folder = Path(os.path.realpath(path)).parent
     if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise UserError(f"--output {path}: cannot write there (permission denied)")
+        raise UserError(f"{option} {path}: cannot write there (permission denied)")
 
 
 def can_listen(host: str, port: int, option: str = "--port", *, any_port: bool = False) -> None:

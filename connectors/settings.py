@@ -75,6 +75,9 @@ class SourceConfig(Strict):
     def _url(cls, value: str) -> str:
         if not value.startswith(("https://", "http://")):
             raise ValueError("must start with https:// (or http:// for a local simulator)")
+        if "@" in urlsplit(value).netloc:  # said without the address: it holds a password, maybe
+            raise ValueError("carries a user name or password: give the user as username and the password "
+                             "in password_env or password_file")
         if any(c.isspace() for c in value):
             raise ValueError(f"{value!r} contains a space")
         parts = urlsplit(value)

@@ -51,12 +51,18 @@ def build_trigger(spec: str, timezone: str) -> BaseTrigger:
         raise ScheduleError(f"weekday {fields[4]!r}: write day names (mon, tue, ..., sat, sun), e.g. "
                             "'sat,sun,mon,tue,wed' — cron and APScheduler number weekdays differently")
     try:
-        return CronTrigger.from_crontab(text, timezone=zone)
+        trigger = CronTrigger.from_crontab(text, timezone=zone)
     except ValueError as exc:
         message = str(exc)
         if "minimum value in a range" in message:
             message += " (a range cannot wrap past the week's end: list the days, e.g. 'sat,sun,mon,tue,wed')"
         raise ScheduleError(message) from None
+    # a day no month has (31 February) is valid cron and never fires: the job would never run
+    start = datetime(2000, 1, 1, tzinfo=zone)  # a leap year's start: 29 February counts
+    if trigger.get_next_fire_time(None, start) is None or trigger.get_next_fire_time(
+            None, start) > start + timedelta(days=366 * 4 + 1):
+        raise ScheduleError(f"{text!r} never comes (a day no month has?): the job would never run")
+    return trigger
 
 
 def zone_info(name: str) -> ZoneInfo:

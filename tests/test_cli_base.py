@@ -118,6 +118,8 @@ def test_check_config_shows_every_job_and_whether_the_mail_settings_can_work(
     assert code == 0, err
     assert all(f"{job} '" in said for job in ("full sync", "dispatch", "housekeeping")), said
     assert "BW_TEST_UNSET_SMTP" in said and "alerts send and serve will refuse" in said
+    # an operator's trial: the portals said where their password comes from, the mail server did not
+    assert "(starttls; user bw, password from $BW_TEST_UNSET_SMTP); given up after 2d" in said, said
 
 
 def test_check_config_shows_the_reports_section(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -48,11 +48,13 @@ def _one_line(err: str) -> str:
     ("https://nezarat mpo.ir", "contains a space"),
     ("https://nezarat.mpo-kz.ir:port", "port that is not a number"),
     ("ftp://nezarat.mpo-kz.ir", "must start with https://"),
+    # an operator's trial: accepted, and check-config printed the password
+    ("https://bw:s3cret-pass@nezarat.mpo-kz.ir", "carries a user name or password"),
 ])
 def test_a_base_url_that_cannot_be_requested_is_a_config_error(run, base_url, said):
     code, _out, err = run("check-config", config=f'sources:\n  nezarat4:\n    base_url: "{base_url}"\n')
     line = _one_line(err)
-    assert code == 2 and "sources.nezarat4.base_url" in line and said in line
+    assert code == 2 and "sources.nezarat4.base_url" in line and said in line and "s3cret" not in err
 
 
 def test_sync_of_a_year_no_portal_holds_is_refused_before_any_request(run):
@@ -196,6 +198,15 @@ def test_an_option_missing_its_value_still_points_at_help(run):
 def test_help_still_shows_and_exits_0(run):
     code, out, err = run("reconcile", "--help")
     assert code == 0 and "--format" in out and err == ""
+
+
+@pytest.mark.parametrize(("written", "shown"), [("36h", "36h"), ("36 hours", "36h"), ("2 days", "2d"),
+                                               ("1 hour", "1h"), ("90 minutes", "90m"), ("7200", "2h")])
+def test_a_duration_is_read_in_letters_or_words_alike(run, written, shown):
+    # an operator's trial: "2 days" was taken (pydantic's reading) and "36 hours" refused
+    code, out, err = run("check-config", config=f"data_dir: data\nalerts:\n  give_up_after: {written}\n")
+    assert code == 0, err
+    assert f"given up after {shown}" in " ".join(out.split())
 
 
 def test_a_duration_that_is_no_duration_is_one_line_naming_its_key(run, tmp_path):

@@ -65,7 +65,7 @@ def send(
     report = alerts.dispatch(ctx.engine, cfg.alerts)
     for message_id, outcome, detail in report.outcomes:
         console.print(f"{outcome:8} {message_id}" + (f": {detail}" if detail else ""), markup=False, highlight=False)
-    console.print(f"{queued.messages} queued ({queued.no_news} experts without news); {report.sent} sent, "
+    console.print(f"{queued.messages} queued ({queued.no_news} {'expert' if queued.no_news == 1 else 'experts'} without news); {report.sent} sent, "
                   f"{report.deferred} deferred, {report.failed} failed", highlight=False)
     if report.stopped:
         with ctx.engine.connect() as conn:
@@ -184,7 +184,7 @@ def preview(
 ) -> None:
     """Show what an expert's next digest would hold, without queuing it or marking anything."""
     if html is not None:
-        check_output(html)  # before any work; no folder is made
+        check_output(html, "--html")  # before any work; no folder is made
     ctx = context()
     cfg = ctx.config
     found = find_expert(cfg.experts, expert)
@@ -204,7 +204,7 @@ def preview(
     console.print(f"To: {found.name} <{found.address}>\nSubject: {rendered.subject}\n", markup=False, highlight=False)
     console.print(rendered.body_text, markup=False, highlight=False, soft_wrap=True)
     if html is not None:
-        with open_output(html) as out:
+        with open_output(html, option="--html") as out:
             out.write(rendered.body_html)
         console.print(f"HTML written to {html}", markup=False, highlight=False)
     _say_waiting(waiting)

@@ -47,8 +47,15 @@ def check_config() -> None:
     on = [name for name in type(rules).model_fields if getattr(rules, name).enabled]
     table.add_row("rules on", ", ".join(on))
     table.add_row("reconcile as of", str(cfg.reconcile.as_of or "today (Asia/Tehran)"))
+    smtp = cfg.alerts.smtp
+    login = "no login"
+    if smtp.username:
+        where = f"${smtp.password_env}" if smtp.password_env else str(smtp.password_file)
+        login = f"user {smtp.username}, password from {where}"
     table.add_row("alerts", f"{'on' if cfg.alerts.enabled else 'off'}; from {cfg.alerts.sender or '-'}; "
-                  f"min severity {cfg.alerts.min_severity}; SMTP {cfg.alerts.smtp.host}:{cfg.alerts.smtp.port}")
+                  f"min severity {cfg.alerts.min_severity}; SMTP {smtp.host}:{smtp.port} ({smtp.security}; {login}"
+                  f"{f'; CA {smtp.ca_file}' if smtp.ca_file else ''}); given up after "
+                  f"{_duration(cfg.alerts.give_up_after)}")
     if cfg.alerts.enabled:  # what `alerts send` and `serve` would refuse, said here first
         smtp_problems = cfg.alerts.smtp.setup_problems()
         table.add_row("mail server settings", "ready (nothing read is missing)" if not smtp_problems else
@@ -57,6 +64,15 @@ def check_config() -> None:
     table.add_row("experts", str(len(cfg.experts)))
     table.add_row("routing", f"{len(cfg.routing.agencies)} agencies routed; default group {cfg.routing.default}")
     console.print(table)
+
+
+def _duration(value) -> str:
+    """A timedelta as config.yaml writes one: 2d, 36h, 90m, or seconds."""
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 @db_app.command("upgrade")

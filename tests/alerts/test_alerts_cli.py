@@ -243,6 +243,9 @@ def test_preview_shows_the_next_digest_without_queuing(cli, tmp_path):
     assert code == 0 and "nothing new for social@mpo-kz.ir" in out
     code, _, err = cli("alerts", "preview", "--expert", "nobody@mpo-kz.ir")
     assert code == 2 and "no such expert" in err
+    # an operator's trial: the line named --output, which preview has not
+    code, _, err = cli("alerts", "preview", "--expert", "TALFIQ@mpo-kz.ir", "--html", str(tmp_path / "no" / "p.html"))
+    assert code == 2 and f"--html {tmp_path / 'no' / 'p.html'}: folder" in " ".join(err.split())
     code, out, _ = cli("alerts", "list")
     assert "no messages" in out
 

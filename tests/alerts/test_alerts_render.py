@@ -55,6 +55,10 @@ def test_html_parses_right_to_left_with_inline_styles_only(engine, facts, smtp):
     assert soup.find("body")["dir"] == "rtl"
     assert soup.find_all("style") == [] and soup.find_all("link") == [] and soup.find_all(class_=True) == []
     assert all(table.get("dir") == "rtl" for table in soup.find_all("table"))
+    # presentation.md, Layout: e-mails use the fallback fonts (an operator's trial found a web font first)
+    families = {m.strip() for tag in soup.find_all(style=True) for m in re.findall(
+        r"font-family:\s*([^;]+)", tag["style"])}
+    assert families == {"Tahoma, sans-serif", "monospace"}, families  # monospace: codes
     assert mail.message.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in mail.message.iter_parts()] == ["text/plain", "text/html"]
 

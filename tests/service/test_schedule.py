@@ -42,6 +42,8 @@ def check_config(capsys: pytest.CaptureFixture[str], tmp_path: Path, schedule: d
     ({"reconcile": "0 2 * *"}, "schedule.reconcile = '0 2 * *': must be a crontab expression of 5 fields"),
     ({"dispatch": "every 0 minutes"}, "schedule.dispatch = 'every 0 minutes': an interval must be at least 1"),
     ({"sync": {"sabaa": "0 2 * * *"}}, "unknown source 'sabaa' (sources: nezarat4, saba)"),
+    # an operator's trial: accepted, and serve said "next run -"
+    ({"housekeeping": "0 7 31 2 *"}, "schedule.housekeeping = '0 7 31 2 *': '0 7 31 2 *' never comes"),
 ])
 def test_check_config_refuses_a_schedule_the_scheduler_could_not_run(capsys, tmp_path, schedule, expected):
     code, err = check_config(capsys, tmp_path, schedule)

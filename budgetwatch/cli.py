@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import traceback
 
@@ -42,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         _say("aborted")
         return 1
     except ConfigError as exc:
-        if len(exc.problems) == 1:
-            _fail(f"configuration error in {exc.path}: {exc.problems[0]}", exc)
+        if len(exc.problems) == 1 or context().log_format == "json":
+            _fail(f"configuration error in {exc.path}: {'; '.join(exc.problems)}", exc)
         else:
             _fail(f"configuration error in {exc.path}:", exc)
             for line in exc.problems:
@@ -53,13 +54,13 @@ def main(argv: list[str] | None = None) -> int:
         _fail(f"error: {exc}", exc)
         return getattr(exc, "exit_code", 2)
     except KeyboardInterrupt:  # outside click's own handling (it turns one into Abort, above)
-        err_console.print("interrupted", markup=False)
+        _say("interrupted")
         return 130
     except Exception as exc:  # the last line of defence: one line, the traceback with --debug
         if context().debug:
             _fail(f"error: {error_line(exc)}", exc)
             return 1
-        err_console.print(f"error: {error_line(exc)} (run with --debug for details)", markup=False, soft_wrap=True)
+        _say(f"error: {error_line(exc)} (run with --debug for details)")
         return 1
     # --help, --version and typer.Exit(n) return their code; a command returns None (a value is no code)
     return code if isinstance(code, int) and not isinstance(code, bool) else 0
@@ -88,6 +89,11 @@ def _fail(message: str, exc: BaseException) -> None:
 
 
 def _say(message: str) -> None:
+    """A command's last line on stderr; with ``--log-format json`` a JSON object like every log line
+    (a journal read through jq stopped at the first plain line: docs/deploy.md, "Logs")."""
+    if context().log_format == "json":
+        logging.getLogger("budgetwatch").error(message)
+        return
     err_console.print(message, markup=False, highlight=False, soft_wrap=True)
 
 

@@ -409,3 +409,19 @@ def test_no_output_is_written_into_the_signed_archive(run, tmp_path, argv):
     code, _out, err = run(*argv)
     assert code == 2 and "inside the signed archive" in _one_line(err)
     assert (signed / "report.html").read_bytes() == b"signed"
+
+
+def test_with_json_logs_the_last_line_is_a_json_object_too(tmp_path):
+    # an operator's trial: `journalctl -o cat | jq` (docs/deploy.md, "Logs") stopped at the first plain
+    # line: a configuration error, "another serve runs" (exit 3), a usage error. The installed command,
+    # as the service runs it (its logging set up once, in its own process)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BUDGETWATCH_")}
+    for argv, config, said in [
+        (("check-config",), "data_dir: data\nschedul: {}\n", "configuration error in"),
+        (("sync", "--bogus"), "data_dir: data\n", "error: No such option: --bogus"),
+    ]:
+        (tmp_path / "config.yaml").write_text(config, encoding="utf-8")
+        done = subprocess.run([str(SCRIPT), "--log-format", "json", "--config", "config.yaml", *argv], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=60)
+        record = json.loads(_one_line(done.stderr))
+        assert done.returncode == 2 and record["level"] == "ERROR" and record["message"].startswith(said), done.stderr

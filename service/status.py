@@ -165,9 +165,14 @@ def render(status: Status) -> list[str]:
     r = status.reconcile_last
     lines.append("reconciliation: " + (f"run {r.run_id} {r.status} as of {format_jalali(r.as_of, persian_digits=False)} ({r.as_of}), "
                                        f"{_age(status.now - _finished(r))} ago" if r else "never run"))
-    lines.append("next runs:" + ("" if status.next_runs else " (no serve has run on this store yet)"))
+    if not status.next_runs:
+        lines.append("next runs: (no serve has run on this store yet)")
+    else:  # with serve stopped, the job store's times are what the last serve left: past ones are owed
+        lines.append("next runs:" + ("" if status.serving else " (serve is not running: none runs until it starts)"))
     for job, when in sorted(status.next_runs.items(), key=lambda item: (item[1] is None, item[1] or status.now)):
-        lines.append(f"  {job:14} {_when(when) if when else 'paused'}")
+        missed = when is not None and _aware(when) < status.now and not status.serving
+        lines.append(f"  {job:14} {_when(when) if when else 'paused'}" + (" (missed: runs once at the start)"
+                                                                             if missed else ""))
     lines.append("open deviations: " + " ".join(f"{sev:>9}" for sev in SEVERITIES))
     for group in GROUPS:
         lines.append(f"  {group:15}" + " ".join(f"{status.deviations.get((sev, group), 0):>9}" for sev in SEVERITIES))
@@ -204,7 +209,8 @@ def _age(delta: timedelta) -> str:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return _aware(value).isoformat() if value else None
+    """ISO 8601 in Tehran's time with its offset, as the logs and docs/deploy.md give every time."""
+    return _aware(value).astimezone(TEHRAN).isoformat() if value else None
 
 
 def _run_json(run: queries.SyncRunInfo | None, now: datetime) -> dict[str, Any] | None:

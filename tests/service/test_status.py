@@ -165,3 +165,21 @@ def test_a_store_no_serve_runs_on_is_unhealthy_at_once(engine) -> None:
     assert [code for code, _ in found.causes] == [6] and found.exit_code == 6
     assert found.causes[0][1].startswith("serve is not running on this store")
     assert "UNHEALTHY (exit 6)" in "\n".join(health.render(found))
+
+
+def test_with_serve_stopped_past_next_runs_are_said_owed_and_times_are_tehrans(engine) -> None:
+    # an operator's trial: with serve stopped, "next runs" listed times already past as if to come, and
+    # the JSON gave UTC where docs/deploy.md gives Tehran's time with its offset
+    import dataclasses
+
+    healthy_store(engine)
+    found = dataclasses.replace(health.gather(config(str(engine.url)), engine, now=NOW),
+                                next_runs={"reconcile": NOW - timedelta(hours=3), "dispatch": NOW + timedelta(minutes=5)})
+    shown = "\n".join(health.render(found))
+    assert "next runs: (serve is not running: none runs until it starts)" in shown
+    [past] = [line for line in shown.splitlines() if line.strip().startswith("reconcile")]
+    [coming] = [line for line in shown.splitlines() if line.strip().startswith("dispatch")]
+    assert past.endswith("(missed: runs once at the start)") and "missed" not in coming
+    report = found.as_json()
+    assert report["checked_at"].endswith("+03:30") and report["next_runs"]["dispatch"].endswith("+03:30")
+    assert datetime.fromisoformat(report["next_runs"]["dispatch"]) == NOW + timedelta(minutes=5)

@@ -75,7 +75,7 @@ class SourceConfig(Strict):
     def _url(cls, value: str) -> str:
         if not value.startswith(("https://", "http://")):
             raise ValueError("must start with https:// (or http:// for a local simulator)")
-        if "@" in urlsplit(value).netloc:  # said without the address: it holds a password, maybe
+        if "@" in value:  # said without the address, which may hold a password (one with / # ? in it too)
             raise ValueError("carries a user name or password: give the user as username and the password "
                              "in password_env or password_file")
         if any(c.isspace() for c in value):

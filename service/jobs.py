@@ -285,10 +285,11 @@ def run_job(kind: str, source: str | None = None) -> None:
     """What the job store refers to: run one job on the installed service; never raises."""
     service = _service
     job = f"{kind}:{source}" if source else kind
-    if service is None or service.stopping.is_set():
+    if service is None:
         return
-    with service.running():
-        _run(service, job, kind, source)
+    with service.running():  # counted before the stop is asked: wait_idle never misses a job starting
+        if not service.stopping.is_set():
+            _run(service, job, kind, source)
 
 
 def _run(service: Service, job: str, kind: str, source: str | None) -> None:

@@ -171,7 +171,7 @@ def render(status: Status) -> list[str]:
         lines.append("next runs:" + ("" if status.serving else " (serve is not running: none runs until it starts)"))
     for job, when in sorted(status.next_runs.items(), key=lambda item: (item[1] is None, item[1] or status.now)):
         missed = when is not None and _aware(when) < status.now and not status.serving
-        lines.append(f"  {job:14} {_when(when) if when else 'paused'}" + (" (missed: runs once at the start)"
+        lines.append(f"  {job:14} {_when(when) if when else 'paused'}" + (" (past: run once at the start if within its grace, else at its next slot)"
                                                                              if missed else ""))
     lines.append("open deviations: " + " ".join(f"{sev:>9}" for sev in SEVERITIES))
     for group in GROUPS:

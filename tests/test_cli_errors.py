@@ -50,6 +50,8 @@ def _one_line(err: str) -> str:
     ("ftp://nezarat.mpo-kz.ir", "must start with https://"),
     # an operator's trial: accepted, and check-config printed the password
     ("https://bw:s3cret-pass@nezarat.mpo-kz.ir", "carries a user name or password"),
+    ("https://bw:s3cret/pass@nezarat.mpo-kz.ir", "carries a user name or password"),  # review: / ends netloc
+    ("https://bw:1234/s3cret@nezarat.mpo-kz.ir", "carries a user name or password"),
 ])
 def test_a_base_url_that_cannot_be_requested_is_a_config_error(run, base_url, said):
     code, _out, err = run("check-config", config=f'sources:\n  nezarat4:\n    base_url: "{base_url}"\n')

@@ -50,7 +50,8 @@ def check_config() -> None:
     smtp = cfg.alerts.smtp
     login = "no login"
     if smtp.username:
-        where = f"${smtp.password_env}" if smtp.password_env else str(smtp.password_file)
+        where = (f"${smtp.password_env}" if smtp.password_env else str(smtp.password_file) if smtp.password_file
+                 else "nowhere (set password_env or password_file)")
         login = f"user {smtp.username}, password from {where}"
     table.add_row("alerts", f"{'on' if cfg.alerts.enabled else 'off'}; from {cfg.alerts.sender or '-'}; "
                   f"min severity {cfg.alerts.min_severity}; SMTP {smtp.host}:{smtp.port} ({smtp.security}; {login}"

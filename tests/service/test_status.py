@@ -179,7 +179,8 @@ def test_with_serve_stopped_past_next_runs_are_said_owed_and_times_are_tehrans(e
     assert "next runs: (serve is not running: none runs until it starts)" in shown
     [past] = [line for line in shown.splitlines() if line.strip().startswith("reconcile")]
     [coming] = [line for line in shown.splitlines() if line.strip().startswith("dispatch")]
-    assert past.endswith("(missed: runs once at the start)") and "missed" not in coming
+    assert past.endswith("(past: run once at the start if within its grace, else at its next slot)")
+    assert "past" not in coming
     report = found.as_json()
     assert report["checked_at"].endswith("+03:30") and report["next_runs"]["dispatch"].endswith("+03:30")
     assert datetime.fromisoformat(report["next_runs"]["dispatch"]) == NOW + timedelta(minutes=5)

@@ -153,6 +153,20 @@ def act_text(text: str | None) -> str:
 # a bad line of a visits file or form: the import's reasons (reconcile/inspections.py) are English
 # sentences shared with `budgetwatch inspections import`; those the console knows are said in Persian
 _VISIT_REASONS = [
+    # a row's reasons of fixed form (reconcile/inspections.py _visit); the readings of a value that is
+    # no date, number or code (NormalizationError's many reasons) stay the import's own
+    (re.compile(r"expected (\d+) fields, found (\d+)"),
+     lambda m: f"سطر باید {present.number(int(m[1]))} ستون داشته باشد، {present.number(int(m[2]))} ستون دارد"),
+    (re.compile(r"date '(.*)' \((\d{4})/(\d{2})/(\d{2})\) is in the future", re.S),
+     lambda m: f"تاریخ بازدید ({present.digits(f'{m[2]}/{m[3]}/{m[4]}')}) هنوز نرسیده است"),
+    (re.compile(r"observed_progress is empty"), lambda m: "پیشرفت دیده‌شده خالی است"),
+    (re.compile(r"observed_progress '(.*)' is outside 0–100", re.S),
+     lambda m: "پیشرفت دیده‌شده باید میان ۰ و ۱۰۰ درصد باشد"),
+    (re.compile(r"observed_progress '(.*)' has more than (\d+) decimal places", re.S),
+     lambda m: f"پیشرفت دیده‌شده بیش از {present.number(int(m[2]))} رقم اعشار دارد"),
+    (re.compile(r"inspector is empty"), lambda m: "نام بازدیدکننده خالی است"),
+    (re.compile(r"duplicate of line (\d+) \(same project, date and inspector\)"),
+     lambda m: f"تکرار سطر {present.number(int(m[1]))} است (همان پروژه، تاریخ و بازدیدکننده)"),
     (re.compile(r"remarks has (\d+) characters; at most (\d+)"),
      lambda m: f"توضیح {present.number(int(m[1]))} نویسه است؛ حداکثر {present.number(int(m[2]))} نویسه"),
     (re.compile(r"unknown project code '(.+)'"),

@@ -551,3 +551,22 @@ def test_a_file_with_remarks_over_the_limit_is_refused_in_persian(sqlite_store):
                        files={"file": ("visits.csv", content, "text/csv")})
     assert page.status_code == 400 and _visits(sqlite_store.engine) == []
     assert any("توضیح ۱٬۰۰۵ نویسه است؛ حداکثر ۱٬۰۰۰ نویسه" in p for p in _problems(page.text)), _problems(page.text)
+
+
+def test_a_rows_reasons_of_fixed_form_are_said_in_persian(sqlite_store):
+    # a new user's trial: the reasons a row was refused were the import's English sentences
+    _projects(sqlite_store.engine)
+    client = sqlite_store.client("social")
+    content = ("project_code,date,observed_progress,inspector\n"
+               "1305012007-003,1499/01/01,40,علی\n"       # a day to come
+               "1305012007-003,1405/08/15,140,علی\n"      # outside 0–100
+               "1305012007-003,1405/08/16,40,\n"          # no inspector
+               "1305012007-003,1405/08/17,40,علی\n"
+               "1305012007-003,1405/08/17,41,علی\n").encode()  # the same visit twice
+    page = client.post("/visits/file", data={"csrf": csrf_of(client)},
+                       files={"file": ("visits.csv", content, "text/csv")})
+    said = " | ".join(_problems(page.text))
+    assert page.status_code == 400 and _visits(sqlite_store.engine) == []
+    for persian in ("هنوز نرسیده است", "باید میان ۰ و ۱۰۰ درصد باشد", "نام بازدیدکننده خالی است", "تکرار سطر ۵ است"):
+        assert persian in said, said
+    assert "observed_progress" not in said and "inspector is empty" not in said

@@ -86,7 +86,8 @@ def test_a_bad_visit_is_refused_with_the_imports_reasons_and_nothing_stored(sqli
                                             "date": "1404/12/30", "observed_progress": "140", "inspector": ""})
     assert response.status_code == 400
     assert "هیچ بازدیدی ثبت نشد" in response.text
-    for reason in ("date '1404/12/30'", "outside 0–100", "inspector is empty"):
+    # the day's reading is the import's own sentence; the reasons of fixed form are said in Persian
+    for reason in ("date '1404/12/30'", "پیشرفت دیده‌شده باید میان ۰ و ۱۰۰ درصد باشد", "نام بازدیدکننده خالی است"):
         assert reason.replace("'", "&#39;") in response.text
     assert 'value="140"' in response.text  # what was typed is kept for mending
     unknown = client.post("/visits", data={"csrf": csrf_of(client), "project_code": "9999999999-001",
@@ -203,7 +204,9 @@ def test_a_visits_reasons_are_said_in_persian_where_the_console_knows_them():
                                                              True)
     assert visit_reason("project P-1: its agency is outside your expert groups") == (
         "پروژهٔ \u2066P-1\u2069 از دستگاهی بیرون از گروه‌های کارشناسی شماست", True)
-    assert visit_reason("inspector is empty") == ("inspector is empty", False)  # shown as it is
+    assert visit_reason("inspector is empty") == ("نام بازدیدکننده خالی است", True)
+    said = "date '1405/13/40': no such Jalali day"  # a value's reading: the import's own sentence
+    assert visit_reason(said) == (said, False)  # shown as it is
 
 
 def test_the_project_page_draws_targets_against_reports(sqlite_store):

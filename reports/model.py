@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection
 
 from foundation.jalali import quarter_end, report_due
 from foundation import present
+from foundation.persian import sort_key
 from foundation.present import group as group_name
 from foundation.vocabulary import GROUPS, SEVERITIES
 from reconcile.deviations import DeviationError, county_ids, group_of
@@ -407,7 +408,11 @@ def _deviations(conn: Connection, scope: _Scope) -> tuple[list[DeviationRow], li
     return rows, [(kind, rule, counts) for (kind, rule), counts in sorted(by_rule.items())]
 
 
-def _sorted(rows: dict[str, Totals]) -> list[Totals]:
+def _sorted(rows: dict[str, Totals], *, by_name: bool = False) -> list[Totals]:
+    """The rows by key (an agency's code), or ``by_name`` in the Persian alphabet's order (a county:
+    code points put دزفول before دزپارت and اندیمشک before اندیکا)."""
+    if by_name:
+        return sorted(rows.values(), key=lambda t: sort_key(t.name))
     return [rows[key] for key in sorted(rows)]
 
 
@@ -434,7 +439,7 @@ def build(conn: Connection, selection: Selection, *, routing: RoutingConfig, rep
                        service_days=service_days)
     groups = [scope.by_group[g] for g in GROUPS if g in scope.by_group]
     return Report(selection, generated_at or datetime.now().astimezone(), service_days, scope.total,
-                  _sorted(scope.by_county), _sorted(scope.by_agency), groups, projects, operations, rule_counts,
+                  _sorted(scope.by_county, by_name=True), _sorted(scope.by_agency), groups, projects, operations, rule_counts,
                   deviations, cycle, (reviews or {}).get(selection.quarter), scope.matched,
                   Limits.of(rules))
 

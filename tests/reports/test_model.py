@@ -137,3 +137,15 @@ def test_the_report_says_what_its_filters_matched_as_the_store_names_it(engine):
         report = build(conn, Selection(1405, 2, AS_OF, counties=("دزفول", "دزفول ", "اهواز"), agencies=("305",),
                                        groups=("social",)), routing=ROUTING)
     assert report.matched == Matched(("دزفول", "اهواز"), (("305", "اداره کل راه و شهرسازی"),), ("social",))
+
+
+def test_counties_are_in_the_persian_alphabets_order(engine):
+    # the printed report's county chart put دزفول before دزپارت and اندیمشک before اندیکا (code points)
+    from tests.reports.builders import Province
+
+    province = Province(engine)
+    for number, county in enumerate(("دزفول", "اندیمشک", "دزپارت", "اندیکا", "آبادان")):
+        province.agreement(f"A-{number}", county=county)
+    with engine.connect() as conn:
+        report = build(conn, Selection(1405, 2, AS_OF), routing=ROUTING)
+    assert [t.name for t in report.counties] == ["آبادان", "اندیکا", "اندیمشک", "دزپارت", "دزفول"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
+import re
 import sys
 import traceback
 
@@ -25,6 +27,26 @@ from budgetwatch.commands import (  # noqa: E402,F401
     sync,
     web,
 )
+
+
+def _reflow(text: str) -> str:
+    """A docstring's paragraphs each on one line. Typer keeps the single line breaks of every paragraph
+    after the first, so a docstring wrapped at the source's width printed as lines broken mid-sentence
+    at any other width. A paragraph that starts with a list item or an indented line keeps its breaks."""
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(p if re.match(r"\s|[-*] |\x08", p) else " ".join(p.split("\n")) for p in paragraphs)
+
+
+def _reflow_help(typer_app: typer.Typer) -> None:
+    for command in typer_app.registered_commands:
+        doc = command.help or inspect.getdoc(command.callback)
+        if doc:
+            command.help = _reflow(doc)
+    for group in typer_app.registered_groups:
+        _reflow_help(group.typer_instance)
+
+
+_reflow_help(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -408,3 +408,15 @@ def test_demo_runs_end_to_end_and_brings_its_own_older_store_up_to_date(
     assert json.loads(out), "the demo's social group has deviations"
     code, out, err = run(capsys, "--config", str(explore), "alerts", "preview", "--expert", "social.expert@demo.mpo-kz.ir")
     assert code == 0 and "Subject:" in out, err  # its sample experts are in its config too
+
+
+def test_a_commands_help_is_worded_in_whole_paragraphs(capsys: pytest.CaptureFixture[str]) -> None:
+    # an operator's trial: typer kept the docstring's source line breaks, so at 80 columns
+    # `reconcile --help` printed "A run judges only what" alone on a line, then the rest
+    code, out, _ = run(capsys, "reconcile", "--help")
+    assert code == 0
+    words = " ".join(line.strip() for line in out.splitlines())
+    assert "A run judges only what changed since the last recorded run unless --full;" in words
+    lines = [line.strip() for line in out.splitlines()]
+    for short, following in zip(lines, lines[1:]):  # a line ended well short of 80 mid-sentence
+        assert not (short.endswith("what") and following.startswith("changed")), out

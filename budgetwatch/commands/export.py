@@ -125,7 +125,8 @@ def write_csv(rows: Any, out: Any, flatten: Any) -> int:
 def export(
     kind: ExportKind = typer.Argument(..., help="projects (Nezarat-4) or agreements (SABA)."),
     year: int = typer.Option(None, "--year", "-y", help="Only this fiscal year."),
-    fmt: str = typer.Option("jsonl", "--format", help="jsonl (one JSON object per line) or csv (UTF-8 with BOM; open it in Excel by Data → From Text/CSV to keep codes such as 032 as text)."),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl (one JSON object per line) or csv (UTF-8 with BOM; "
+                            "open it in Excel by Data → From Text/CSV to keep codes such as 032 as text)."),
     output: Path = typer.Option(None, "--output", "-o", help="File to write (default: standard output)."),
 ) -> None:
     """Write the normalised store: JSON lines, or CSV for a spreadsheet (UTF-8 with BOM)."""

@@ -5,6 +5,7 @@ Kept here, in the one module the templates read them from; the lead may move the
 
 from __future__ import annotations
 
+import ast
 import re
 
 from foundation import present
@@ -173,6 +174,8 @@ _VISIT_REASONS = [
      lambda m: f"کد پروژهٔ {present.code_text(m[1])} ناشناخته است"),
     (re.compile(r"project (.+): its agency is outside your expert groups"),
      lambda m: f"پروژهٔ {present.code_text(m[1])} از دستگاهی بیرون از گروه‌های کارشناسی شماست"),
+    # a cell's value that is no code, day or number (a NormalizationError's reason, after the value)
+    (re.compile(r"(project_code|date|observed_progress) ('.*'|\".*\"): (.+)", re.S), lambda m: _reading(m)),
     # the file as a whole (a new user met these in English, without a subject)
     (re.compile(r"is not UTF-8 text \(first at line (\d+);.*", re.S),
      lambda m: f"پرونده به نویسه‌گذاری UTF-8 نیست (نخستین بار در سطر {present.number(int(m[1]))}؛ CSV سادهٔ Excel "
@@ -191,6 +194,38 @@ _VISIT_REASONS = [
      lambda m: f"ورود دیگری از بازدیدهای میدانی بیش از {present.number(int(m[1]))} ثانیه است که در پایگاه "
                "می‌نویسد؛ چیزی ثبت نشد: پس از پایان آن دوباره بفرستید"),
 ]
+
+
+_CELLS = {"project_code": "کد پروژه", "date": "تاریخ بازدید", "observed_progress": "پیشرفت دیده‌شده"}
+# what foundation.persian and foundation.jalali say of a value they cannot read
+_READINGS = [
+    (re.compile(r"empty"), lambda m: "خالی است"),
+    (re.compile(r"not a code \(.*\)"), lambda m: "کد نیست (تنها رقم، حرف لاتین، «-» و «/»)"),
+    (re.compile(r"not a Jalali date|no recognisable year group"),
+     lambda m: "تاریخ شمسی (مانند ۱۴۰۵/۰۹/۱۲) یا میلادی (2026-12-03) نیست"),
+    (re.compile(r"year (\d+) is not a Jalali year from 1300 to 1499"),
+     lambda m: f"سال {present.digits(m[1])} میان ۱۳۰۰ و ۱۴۹۹ نیست"),
+    (re.compile(r"no such Jalali day .*", re.S), lambda m: "چنین روزی در تقویم شمسی نیست"),
+    (re.compile(r"no such Gregorian day .*", re.S), lambda m: "چنین روزی در تقویم میلادی نیست"),
+    (re.compile(r"not a number"), lambda m: "عدد نیست"),
+    (re.compile(r"two percent signs"), lambda m: "دو نشان درصد دارد"),
+    (re.compile(r"unbalanced parenthesis"), lambda m: "پرانتزهایش جفت نیستند"),
+    (re.compile(r"more than one minus"), lambda m: "بیش از یک نشان منفی دارد"),
+    (re.compile(r"thousands separator not between groups of three digits"),
+     lambda m: "جداکنندهٔ هزارگان میان گروه‌های سه‌رقمی نیست"),
+]
+
+
+def _reading(match: re.Match[str]) -> str:
+    """«تاریخ بازدید ‹1405/13/40›: چنین روزی در تقویم شمسی نیست»; the value as typed, left to right.
+    A reading the console does not know is said as «خوانده نشد» with the import's own words after it."""
+    value = present.code_text(ast.literal_eval(match[2])) if match[2] not in ("''", '""') else ""
+    subject = f"{_CELLS[match[1]]} {value}".strip()
+    for pattern, words in _READINGS:
+        said = pattern.fullmatch(match[3])
+        if said:
+            return f"{subject}: {words(said)}"
+    return f"{subject} خوانده نشد (\u2066{match[3]}\u2069)"
 
 
 def visit_reason(reason: str) -> tuple[str, bool]:

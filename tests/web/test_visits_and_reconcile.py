@@ -86,8 +86,8 @@ def test_a_bad_visit_is_refused_with_the_imports_reasons_and_nothing_stored(sqli
                                             "date": "1404/12/30", "observed_progress": "140", "inspector": ""})
     assert response.status_code == 400
     assert "هیچ بازدیدی ثبت نشد" in response.text
-    # the day's reading is the import's own sentence; the reasons of fixed form are said in Persian
-    for reason in ("date '1404/12/30'", "پیشرفت دیده‌شده باید میان ۰ و ۱۰۰ درصد باشد", "نام بازدیدکننده خالی است"):
+    # every reason said in Persian, the day that is none as typed
+    for reason in ("تاریخ بازدید \u20661404/12/30\u2069: چنین روزی در تقویم شمسی نیست", "پیشرفت دیده‌شده باید میان ۰ و ۱۰۰ درصد باشد", "نام بازدیدکننده خالی است"):
         assert reason.replace("'", "&#39;") in response.text
     assert 'value="140"' in response.text  # what was typed is kept for mending
     unknown = client.post("/visits", data={"csrf": csrf_of(client), "project_code": "9999999999-001",
@@ -134,7 +134,7 @@ def test_a_csv_file_is_imported_all_or_nothing(sqlite_store):
                            files={"file": ("visits.csv", bad.encode(), "text/csv")})
     assert response.status_code == 400
     [problem] = _problems(response.text)
-    assert problem.startswith("سطر ۳: date '1405/13/01'")
+    assert problem == "سطر ۳: تاریخ بازدید 1405/13/01: چنین روزی در تقویم شمسی نیست", problem
     assert _visits(sqlite_store.engine) == []
     good = bad.replace("1405/13/01", "1405/07/20")
     response = client.post("/visits/file", data={"csrf": csrf_of(client)},
@@ -177,7 +177,7 @@ def test_a_file_lists_every_bad_line_with_its_number_permission_refusals_include
     assert len(problems) == 4, problems
     assert problems[0] == f"سطر ۳: {OUTSIDE}"
     assert problems[1] == "سطر ۴: کد پروژهٔ NOPE-1 ناشناخته است"
-    assert problems[2].startswith("سطر ۵: date '1405/13/01'")  # a reason the console has no Persian for
+    assert problems[2] == "سطر ۵: تاریخ بازدید 1405/13/01: چنین روزی در تقویم شمسی نیست", problems[2]
     assert problems[3] == f"سطر ۶: {OUTSIDE}"
     assert _visits(sqlite_store.engine) == []  # the good line 2 is not recorded either
 
@@ -205,8 +205,37 @@ def test_a_visits_reasons_are_said_in_persian_where_the_console_knows_them():
     assert visit_reason("project P-1: its agency is outside your expert groups") == (
         "پروژهٔ \u2066P-1\u2069 از دستگاهی بیرون از گروه‌های کارشناسی شماست", True)
     assert visit_reason("inspector is empty") == ("نام بازدیدکننده خالی است", True)
-    said = "date '1405/13/40': no such Jalali day"  # a value's reading: the import's own sentence
+    # a value's reading, the value as typed and isolated left to right (a trial found these English)
+    assert visit_reason("date '1405/13/40': no such Jalali day (month must be in 1..12)") == (
+        "تاریخ بازدید \u20661405/13/40\u2069: چنین روزی در تقویم شمسی نیست", True)
+    assert visit_reason("observed_progress '۴۰٪٪': two percent signs") == (
+        "پیشرفت دیده‌شده \u2066۴۰٪٪\u2069: دو نشان درصد دارد", True)
+    assert visit_reason("project_code 'پ-۱': not a code (digits, Latin letters, '-' and '/' only)")[0].endswith(
+        ": کد نیست (تنها رقم، حرف لاتین، «-» و «/»)")
+    said = "a reason the console has not met"
     assert visit_reason(said) == (said, False)  # shown as it is
+
+
+def test_every_reading_the_import_can_give_is_said_in_persian():
+    # each reason foundation's parsers give for a visit's cell, from the parsers themselves
+    from foundation.jalali import parse_day
+    from foundation.persian import NormalizationError, parse_code, parse_number
+    from web.words import visit_reason
+
+    cells = [("date", parse_day, ["", "abc", "1405/13/40", "1605/01/01", "2026-02-30", "123/05/01"]),
+             ("observed_progress", lambda raw: parse_number(raw, percent=True),
+              ["abc", "%40%", "(40", "--40", "1,00"]),
+             ("project_code", parse_code, ["", "پروژه"])]
+    for name, parse, values in cells:
+        for raw in values:
+            try:
+                parse(raw)
+            except NormalizationError as exc:
+                text, known = visit_reason(f"{name} {raw!r}: {exc.reason}")
+                assert known and "خوانده نشد" not in text and not any("a" <= c <= "z" for c in text.split(":")[-1]), (
+                    raw, exc.reason, text)
+            else:
+                raise AssertionError(f"{raw!r} was read")
 
 
 def test_the_project_page_draws_targets_against_reports(sqlite_store):

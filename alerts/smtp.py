@@ -18,6 +18,7 @@ import re
 import smtplib
 import socket
 import ssl
+import threading
 
 from alerts.settings import SmtpConfig
 from foundation.settings import ConfigError
@@ -117,27 +118,87 @@ def _connection_error(exc: BaseException, where: str, timeout: float, *, connect
     return f"{where}: {_why(cause)}"
 
 
+# what a message or a session that :meth:`SmtpSession.abort` cut short is deferred with
+STOPPED = "the service stopped before the mail server answered; the next send tries again"
+
+
+class _Abortable:
+    """smtplib's connection, telling its session of its socket as soon as it has one (before the
+    greeting is awaited), so that :meth:`SmtpSession.abort` can shut it."""
+
+    session: SmtpSession
+
+    def _get_socket(self, host, port, timeout):
+        return self.session._opened(super()._get_socket(host, port, timeout))
+
+
+class _Plain(_Abortable, smtplib.SMTP):
+    pass
+
+
+class _Tls(_Abortable, smtplib.SMTP_SSL):
+    pass
+
+
 class SmtpSession:
-    """A connection opened at the first message and reused; any failure closes it (the next try reconnects)."""
+    """A connection opened at the first message and reused; any failure closes it (the next try reconnects).
+
+    :meth:`abort`, from another thread, ends it at once: a server that stalls (no greeting, no answer
+    to a message) held the service's stop for ``timeout_seconds`` a step before (docs/deploy.md).
+    """
 
     def __init__(self, config: SmtpConfig) -> None:
         self.config = config
         self._smtp: smtplib.SMTP | None = None
+        self._live: smtplib.SMTP | None = None  # the connection being opened or used
+        self._sock: socket.socket | None = None  # its socket, known before smtplib's own attribute is set
+        self._aborted = False
+        self._lock = threading.Lock()
+
+    def abort(self) -> None:
+        """End the session now, from any thread: its socket is shut, so a step waiting for the server
+        fails at once (the message is deferred with :data:`STOPPED`), and no connection is opened again.
+        A TCP connect or TLS handshake under way still waits its timeout: there is no socket to shut yet.
+        A message the server took before it could answer may arrive twice."""
+        with self._lock:
+            self._aborted = True
+            sock = getattr(self._live, "sock", None) or self._sock  # after STARTTLS smtplib's is the TLS one
+        if sock is not None:
+            try:  # the plain socket's shutdown, under TLS too: it wakes a read blocked in another thread
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     @property
     def where(self) -> str:
         return f"{self.config.host}:{self.config.port}"
 
+    def _opened(self, sock: socket.socket) -> socket.socket:
+        with self._lock:
+            if self._aborted:
+                sock.close()
+                raise OSError("the session was aborted")
+            self._sock = sock
+            return sock
+
     def _connect(self) -> smtplib.SMTP:
         cfg = self.config
         smtp: smtplib.SMTP | None = None
         step = "the connection"  # what the server refused, if it answers with an error
+        if self._aborted:
+            raise SessionFailure(STOPPED)
         try:
+            # made without a host and connected below, once it knows its session (_Abortable)
             if cfg.security == "ssl":
-                smtp = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout_seconds,
-                                        context=cfg.tls_context())
+                smtp = _Tls(timeout=cfg.timeout_seconds, context=cfg.tls_context())
             else:
-                smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout_seconds)
+                smtp = _Plain(timeout=cfg.timeout_seconds)
+            smtp.session = self
+            smtp._host = cfg.host  # as a host given to the constructor sets it: TLS checks the certificate by it
+            self._live = smtp
+            code, greeting = smtp.connect(cfg.host, cfg.port)
+            if code != 220:
+                raise smtplib.SMTPConnectError(code, greeting)
             smtp.ehlo()
             if cfg.security == "starttls":
                 step = "STARTTLS"
@@ -149,12 +210,16 @@ class SmtpSession:
             return smtp
         except smtplib.SMTPResponseException as exc:  # an answer to the greeting, STARTTLS or AUTH
             self._drop(smtp)
+            if self._aborted:
+                raise SessionFailure(STOPPED) from None
             answer = _reply(exc.smtp_code, exc.smtp_error)
             refused = LoginRefused if cfg.username and step.startswith("the login") and exc.smtp_code >= 500 \
                 else SessionFailure
             raise refused(f"{self.where} refused {step}: {answer}") from None
         except (smtplib.SMTPException, OSError) as exc:  # refused, timed out, TLS, STARTTLS not offered
             self._drop(smtp)
+            if self._aborted:
+                raise SessionFailure(STOPPED) from None
             why = _connection_error(exc, self.where, cfg.timeout_seconds, connecting=True)
             raise SessionFailure(why) from None
         except ConfigError as exc:  # no password where the config says to find one
@@ -182,6 +247,8 @@ class SmtpSession:
             raise Transient(self._lost(exc)) from None
 
     def _lost(self, exc: BaseException) -> str:
+        if self._aborted:
+            return STOPPED
         return _connection_error(exc, self.where, self.config.timeout_seconds, connecting=False)
 
     def _reset(self) -> None:

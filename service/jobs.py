@@ -21,7 +21,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -71,6 +71,7 @@ class Service:
         self._syncs_lock = threading.Lock()
         self._running = 0  # jobs in run_job now
         self._idle = threading.Condition()
+        self._on_stop: list[Callable[[], None]] = []  # what stop() calls besides setting `stopping`
 
     def enabled_sources(self) -> list[Source]:
         return [name for name in SOURCES if getattr(self.config.sources, name).enabled]
@@ -107,11 +108,27 @@ class Service:
             return self._idle.wait_for(lambda: self._running == 0, timeout)
 
     def stop(self) -> None:
-        """Ask every job to end now: running syncs are cancelled, waiting jobs give up."""
+        """Ask every job to end now: running syncs are cancelled, waiting jobs give up, a mail session
+        waiting for its server is cut (alerts.smtp ``SmtpSession.abort``)."""
         self.stopping.set()
         with self._syncs_lock:
             for task, loop in self._syncs.items():
                 loop.call_soon_threadsafe(task.cancel)
+            for call in list(self._on_stop):
+                call()
+
+    @contextmanager
+    def on_stop(self, call: Callable[[], None]) -> Iterator[None]:
+        """`call` is called by :meth:`stop` while the block runs (at once if the service is stopping)."""
+        with self._syncs_lock:
+            self._on_stop.append(call)
+        try:
+            if self.stopping.is_set():
+                call()
+            yield
+        finally:
+            with self._syncs_lock:
+                self._on_stop.remove(call)
 
     @contextmanager
     def store_work(self) -> Iterator[bool]:
@@ -230,7 +247,9 @@ class Service:
         reports = []
         if queue:
             reports.append(alerts.queue_digests(self.engine, cfg.alerts, cfg.experts, cfg.routing))
-        reports.append(alerts.dispatch(self.engine, cfg.alerts, stopping=self.stopping))
+        session = alerts.SmtpSession(cfg.alerts.smtp)
+        with self.on_stop(session.abort):
+            reports.append(alerts.dispatch(self.engine, cfg.alerts, session=session, stopping=self.stopping))
         # a send with nothing to do (every few minutes) is not news in the log
         level = logging.DEBUG if all(_counted_nothing(r) for r in reports) else logging.INFO
         log.log(level, "alerts: %s", "; ".join(map(_describe, reports)), extra={"job": job})

@@ -445,3 +445,76 @@ def test_a_mechanism_the_server_cannot_use_gives_way_to_the_next_but_a_refused_p
             assert len(tried) == before + 1  # one password checked, by LOGIN, after PLAIN gave way
     finally:
         server.stop()
+
+
+class StalledServer:
+    """A mail server on loopback that takes a message and never answers it (``greet=False``: one that
+    accepts the connection and never greets). aiosmtpd answers every command; a stall needs this."""
+
+    def __init__(self, *, greet: bool) -> None:
+        self.greet = greet
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.stalled = threading.Event()  # set once it has stopped answering
+        self.release = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.listener.accept()
+        with conn, conn.makefile("rb") as lines:
+            if self.greet:
+                conn.sendall(b"220 stalled.example ESMTP\r\n")
+                for line in lines:
+                    command = line[:4].upper()
+                    if command == b"DATA":
+                        conn.sendall(b"354 go ahead\r\n")
+                        while lines.readline() not in (b".\r\n", b""):
+                            pass
+                        break
+                    conn.sendall(b"250 ok\r\n")
+            self.stalled.set()
+            self.release.wait(60)
+
+    def close(self) -> None:
+        self.release.set()
+        self.thread.join(10)
+        self.listener.close()
+
+
+@pytest.mark.parametrize("greet", [True, False], ids=["after-the-message", "before-the-greeting"])
+def test_the_services_stop_cuts_a_session_its_mail_server_stalls(engine, facts, tmp_path, greet):
+    # an operator's trial: a server that stopped answering held serve's stop for the SMTP timeout of
+    # each step (past the 30 s stop: exit 1, the message held for its lease and sent again later)
+    from service.jobs import Service
+    from alerts.smtp import STOPPED
+
+    server = StalledServer(greet=greet)
+    try:
+        cfg = queue_four(engine, facts, server.port, smtp={"timeout_seconds": 120})
+        service = Service(parse_config({"data_dir": str(tmp_path)}).model_copy(update={"alerts": cfg}), engine)
+        sending = threading.Thread(target=service.alerts, kwargs={"job": "alerts", "queue": False})
+        sending.start()
+        assert server.stalled.wait(10), "the server never saw the message"
+        begun = time.monotonic()
+        service.stop()
+        sending.join(timeout=10)
+        assert not sending.is_alive(), "the send did not end within 10 s of the stop"
+        assert time.monotonic() - begun < 5
+        first, *rest = rows(engine)
+        assert (first.status, first.last_error, first.claimed_by) == ("pending", STOPPED, None)
+        # a message cut short counts its try; a session cut before it could send costs the message none
+        assert first.attempts == (1 if greet else 0)
+        assert [(r.status, r.attempts, r.claimed_by) for r in rest] == [("pending", 0, None)] * 3
+    finally:
+        server.close()
+
+
+def test_an_aborted_session_opens_no_connection_again(smtp):
+    from alerts.smtp import STOPPED, SessionFailure, SmtpSession
+
+    session = SmtpSession(alerts_config(smtp.port).smtp)
+    session.abort()
+    with pytest.raises(SessionFailure, match=STOPPED):
+        session.send("a@example.org", "b@example.org", b"Subject: x\r\n\r\nx\r\n")
+    assert smtp.mailbox.data_commands == 0

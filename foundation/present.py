@@ -357,6 +357,14 @@ _THRESHOLDS = {  # rule -> (the limit's unit, the condition that flags, as peopl
     "operation_shortfall": (SHARE, "تحقق کمتر از {}"),
     "unit_cost_overrun": (TIMES, "بهای واحد واقعی {} مصوب یا بیشتر"),
 }
+def measure_unit(rule: str) -> str | None:
+    """The unit of a deviation's ``measure`` (what its rule compared with the threshold): POINT_GAP,
+    SHARE_GAP, SHARE, TIMES, AMOUNT, "years" (completion_overdue), None (the rules of due days)."""
+    if rule == "completion_overdue":
+        return "years"
+    return _THRESHOLDS[rule][0] if rule in _THRESHOLDS else None
+
+
 _DUE_DAYS = {  # rule -> (the day in ``numbers``, the condition)
     "missing_report": ("due", "ثبت گزارش تا {}"),
     "approval_overdue": ("approval_due", "تأیید ذیحساب تا {}"),

@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from budgetwatch.app import UserError, app, console, context, err_console, open_output
+from foundation import present
 from foundation.jalali import format_jalali, parse_day
 from foundation.persian import NormalizationError, to_ascii_digits
 from foundation.vocabulary import DEVIATION_STATUSES, GROUPS, SEVERITIES
@@ -107,6 +108,41 @@ def _plain(value) -> str:
     return format(value if value != 0 else Decimal(0), "f")
 
 
+# a figure in its rule's unit, as an operator's table writes it (ASCII: the e-mails, reports and the
+# console write them in Persian through foundation.present): a trial read "0.67 / 0.05 / 0.62" for a
+# share beside "59 / 29 / 30" for percentages in the same columns
+_ASCII_UNITS = {
+    present.POINTS: lambda v: f"{_plain(v)}%",
+    present.SHARE: lambda v: f"{_plain(Decimal(v) * 100)}%",
+    present.POINT_GAP: lambda v: f"{_plain(v)} pp",
+    present.SHARE_GAP: lambda v: f"{_plain(Decimal(v) * 100)} pp",
+    present.TIMES: lambda v: f"{_plain(v)}x",
+    present.AMOUNT: lambda v: f"{Decimal(v).normalize():,f}",  # million rials (docs/operations.md)
+    present.QUANTITY: lambda v: f"{Decimal(v).normalize():,f}",  # in the operation's unit of measure
+    "years": lambda v: f"{_plain(v)} y",
+}
+
+
+def _figure(kind: str, rule: str, value, *, measure: bool = False) -> str:
+    """A deviation's planned or actual figure (``measure``: its measure) in its rule's unit:
+    '59%', '67%' (a share), '30 pp' (percentage points), '1.25x', '1,250' (million rials)."""
+    if value is None:
+        return ""
+    how = present.measure_unit(rule) if measure else present.figure_unit(kind, rule)
+    return _ASCII_UNITS[how](value) if how in _ASCII_UNITS else _plain(value)
+
+
+def _numbers(numbers: dict | None) -> str:
+    """A deviation's named figures one a line, 'gap: 30' (as stored: exact, ASCII)."""
+    return "\n".join(f"{name}: {value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)}"
+                     for name, value in (numbers or {}).items()) or "-"
+
+
+def _figures(r) -> tuple[str, str, str]:
+    return (_figure(r.kind, r.rule, r.planned), _figure(r.kind, r.rule, r.actual),
+            _figure(r.kind, r.rule, r.measure, measure=True))
+
+
 WIDE = 130  # below this many columns the sentences are listed under the table, not in it
 
 
@@ -121,7 +157,7 @@ def _deviation_table(rows: list[dv.Shown], title: str, *, with_message: bool = T
     for r in rows:
         period = f"{r.fiscal_year}/Q{r.quarter}" if r.quarter else str(r.fiscal_year)
         cells = [str(r.id or ""), f"[{SEVERITY_STYLE[r.severity]}]{r.severity}[/]", r.rule, Text(r.subject),
-                 period, _plain(r.planned), _plain(r.actual), _plain(r.measure), r.status,
+                 period, *_figures(r), r.status,
                  *((_found(r),) if found else ())]
         table.add_row(*cells, *([Text(r.message)] if with_message else []))  # portal text: never markup
     return table
@@ -317,8 +353,9 @@ def _stream_json(objects: Iterable[dict], out) -> None:
 
 def _line(r: dv.Shown) -> str:
     period = f"{r.fiscal_year}/Q{r.quarter}" if r.quarter else str(r.fiscal_year)
-    return (f"{r.id or '-':>7}  {r.severity:<8} {r.rule:<21} {r.subject:<26} {period:<8} {_plain(r.planned):>12} "
-            f"{_plain(r.actual):>12} {_plain(r.measure):>10}  {r.status:<12} {r.message}")
+    planned, actual, measure = _figures(r)
+    return (f"{r.id or '-':>7}  {r.severity:<8} {r.rule:<21} {r.subject:<26} {period:<8} {planned:>12} "
+            f"{actual:>12} {measure:>10}  {r.status:<12} {r.message}")
 
 
 def _stream_table(rows, result: RunResult, target: Console, worst: int | None) -> None:
@@ -328,9 +365,9 @@ def _stream_table(rows, result: RunResult, target: Console, worst: int | None) -
     run = f"reconciliation run {result.run_id}" if result.run_id is not None else "what-if (nothing recorded)"
     target.print(f"{run} as of {format_jalali(result.as_of, persian_digits=False)} ({result.as_of.isoformat()}), "
                  f"years {', '.join(map(str, result.years)) or '(none in the store)'} ({result.scope}): "
-                 f"{result.found:,} findings; {life.opened} opened, {life.reopened} reopened, "
-                 f"{life.escalated} escalated, {life.lowered} lowered, {life.updated} updated, "
-                 f"{life.resolved} resolved, {life.unchanged} unchanged ({result.seconds:.1f} s)",
+                 f"{result.found:,} findings; {life.opened:,} opened, {life.reopened:,} reopened, "
+                 f"{life.escalated:,} escalated, {life.lowered:,} lowered, {life.updated:,} updated, "
+                 f"{life.resolved:,} resolved, {life.unchanged:,} unchanged ({result.seconds:.1f} s)",
                  markup=False, highlight=False)
     tally, listed = _Tally(), []
     columns = (f"{'id':>7}  {'severity':<8} {'rule':<21} {'subject':<26} {'year/q':<8} {'planned':>12} "
@@ -404,8 +441,8 @@ def deviations_show(deviation_id: int = typer.Argument(..., metavar="ID")) -> No
     for name, value in (
         ("rule", f"{row.kind}.{row.rule}"), ("subject", row.subject), ("fiscal year / quarter", f"{row.fiscal_year} / {quarter}"),
         ("severity", row.severity), ("status", row.status), ("alert", row.alert_state),
-        ("planned / actual / measure", f"{_plain(row.planned)} / {_plain(row.actual)} / {_plain(row.measure)}"),
-        ("numbers", json.dumps(row.numbers, ensure_ascii=False)), ("message", row.message),
+        ("planned / actual / measure", " / ".join(_figures(row))),
+        ("numbers", _numbers(row.numbers)), ("message", row.message),
         ("agency", row.agency_code or "-"),
         ("evidence", f"{row.evidence_table} #{row.evidence_id}" if row.evidence_table else "-"),
         ("sync run", str(row.sync_run_id or "-")), ("reconcile run", str(row.reconcile_run_id or "-")),

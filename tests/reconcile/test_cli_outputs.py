@@ -81,3 +81,24 @@ def test_runs_as_json_with_iso_and_jalali_times(cli):
     code, out, err = cli("runs")  # the table writes the same Jalali time, in the ASCII digits of every command
     assert code == 0, err
     assert "1404/10/11 03:30" in out
+
+
+@pytest.mark.parametrize(("kind", "rule", "figures", "shown"), [
+    ("capital", "progress_lag", ("59", "29", "30"), ("59%", "29%", "30 pp")),
+    ("capital", "spend_progress_gap", ("0.67", "0.05", "0.62"), ("67%", "5%", "62 pp")),
+    ("expense", "operation_shortfall", ("1000", "399", "0.399"), ("1,000", "399", "39.9%")),
+    ("expense", "unit_cost_overrun", ("2", "2.5", "1.25"), ("2", "2.5", "1.25x")),
+    ("capital", "credit_inconsistency", ("1250", "1300.5", "50.5"), ("1,250", "1,300.5", "50.5")),
+    ("capital", "completion_overdue", ("100", "99.9", "3"), ("100%", "99.9%", "3 y")),
+    ("capital", "missing_report", ("45", None, None), ("45%", "", "")),
+])
+def test_the_tables_write_each_figure_in_its_rules_unit(kind, rule, figures, shown):
+    # a trial read "0.67 / 0.05 / 0.62" for a share beside "59 / 29 / 30" in the same columns
+    from decimal import Decimal
+    from types import SimpleNamespace
+
+    from budgetwatch.commands.reconcile import _figures
+
+    planned, actual, measure = (Decimal(v) if v is not None else None for v in figures)
+    row = SimpleNamespace(kind=kind, rule=rule, planned=planned, actual=actual, measure=measure)
+    assert _figures(row) == shown

@@ -1132,3 +1132,16 @@ def test_on_postgresql_a_schema_holding_other_tables_and_no_version_is_refused_n
     with store.connect() as conn:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == head_revision()
     store.dispose()
+
+
+def test_an_agencys_name_takes_the_spelling_with_half_spaces_whichever_came_first(engine: Engine) -> None:
+    # a trial: the simulator sends «کتابخانه‌های» and its variants; the one seen first (letters run
+    # together) was kept, and every e-mail, report and page named the agency so
+    joined, spaced, standard = ("اداره کل کتابخانههای عمومی", "اداره کل کتابخانه های عمومی",
+                                "اداره کل کتابخانه\u200cهای عمومی")
+    for order in ((joined, spaced, standard, joined), (standard, spaced, joined)):
+        for name in order:
+            save_projects(engine, new_run(engine), project(agency_name=name))
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT name FROM agency WHERE code = '305'")).scalar_one() == standard
+        assert change_log(engine) == []

@@ -14,6 +14,7 @@ errors carry the server's answer, not what the client sent.
 
 from __future__ import annotations
 
+import base64
 import re
 import smtplib
 import socket
@@ -81,6 +82,9 @@ def _login_once(smtp: smtplib.SMTP, username: str, password: str) -> None:
     mechanisms = [m for m in _MECHANISMS if m in offered]
     if not mechanisms:
         raise smtplib.SMTPException(f"no login mechanism budgetwatch knows among {' '.join(offered)}")
+    if not (username.isascii() and password.isascii()):
+        _login_in_utf8(smtp, username, password, offered)
+        return
     smtp.user, smtp.password = username, password
     for mechanism in mechanisms:
         try:
@@ -92,6 +96,19 @@ def _login_once(smtp: smtplib.SMTP, username: str, password: str) -> None:
 
 
 _MECHANISM_UNUSABLE = frozenset({504, 534, 538})  # not the credentials: the mechanism (RFC 4954)
+
+
+def _login_in_utf8(smtp: smtplib.SMTP, username: str, password: str, offered: list[str]) -> None:
+    """A login with a letter beyond ASCII (a Persian one, say): smtplib sends credentials as ASCII,
+    and failed with an error naming a character of the password and its place (a security review).
+    PLAIN's are UTF-8 (RFC 4616): the one mechanism that carries them."""
+    if "PLAIN" not in offered:
+        raise smtplib.SMTPException("the login has characters beyond ASCII, which only AUTH PLAIN carries; "
+                                    f"the server offers {' '.join(offered)}")
+    response = base64.b64encode(f"\0{username}\0{password}".encode("utf-8")).decode("ascii")
+    code, answer = smtp.docmd("AUTH", "PLAIN " + response)
+    if code not in (235, 503):  # 503: already logged in
+        raise smtplib.SMTPAuthenticationError(code, answer)
 
 
 def _connection_error(exc: BaseException, where: str, timeout: float, *, connecting: bool) -> str:

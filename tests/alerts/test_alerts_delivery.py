@@ -518,3 +518,22 @@ def test_an_aborted_session_opens_no_connection_again(smtp):
     with pytest.raises(SessionFailure, match=STOPPED):
         session.send("a@example.org", "b@example.org", b"Subject: x\r\n\r\nx\r\n")
     assert smtp.mailbox.data_commands == 0
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_a_password_beyond_ascii_logs_in_and_is_never_quoted(engine, facts, monkeypatch):
+    # a security review: smtplib sent credentials as ASCII and failed with "'ascii' codec can't encode
+    # character '\xe4' in position 9", which named a character of the password and its place
+    password = "Pässwörd-رمز"
+    tried, authenticator = _accepting(password.encode("utf-8"))
+    server = SmtpServer(authenticator=authenticator, auth_require_tls=False, auth_required=True).start()
+    try:
+        cfg = queue_four(engine, facts, server.port, smtp={"username": "bw", "password_env": "BW_TEST_UTF8_PW"})
+        monkeypatch.setenv("BW_TEST_UTF8_PW", "wrong-رمز")
+        refused = alerts.dispatch(engine, cfg, now=later(10)).stopped
+        assert "refused the login of 'bw': 535" in refused and "رمز" not in refused and "position" not in refused
+        monkeypatch.setenv("BW_TEST_UTF8_PW", password)
+        assert alerts.dispatch(engine, cfg, now=later(12)).sent == 4
+        assert tried == ["wrong-رمز".encode(), password.encode()]
+    finally:
+        server.stop()

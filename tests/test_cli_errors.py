@@ -427,3 +427,26 @@ def test_with_json_logs_the_last_line_is_a_json_object_too(tmp_path):
                               env=env, capture_output=True, text=True, timeout=60)
         record = json.loads(_one_line(done.stderr))
         assert done.returncode == 2 and record["level"] == "ERROR" and record["message"].startswith(said), done.stderr
+
+
+def test_a_portals_text_in_runs_is_shown_as_written_never_as_markup(run, tmp_path):
+    # a security review: a status of "[/]" ended `runs --rejected` in a MarkupError, and "[link=…]"
+    # became a hidden hyperlink in the operator's terminal
+    from foundation.records import Rejection
+    from store.db import open_store
+    from store.runs import close_run, open_run, save_rejections
+
+    assert run("db", "upgrade")[0] == 0
+    engine = open_store(f"sqlite:///{tmp_path / 'data' / 'budgetwatch.db'}")
+    hostile = "DRAFT [/] [link=http://evil.example/relogin]re-enter password[/link]"
+    run_id = open_run(engine, "saba", "incremental", [1405])
+    with engine.begin() as conn:
+        save_rejections(conn, run_id, [Rejection("saba", "agreement [b]x[/b]", "not a status", "status", hostile, "[k]")])
+    close_run(engine, run_id, status="failed", counts={}, error=f"the portal said: {hostile}", stats={})
+    engine.dispose()
+    for argv in (("runs", "--rejected", str(run_id)), ("runs",)):
+        code, out, err = run(*argv)
+        assert code == 0, err
+        flat = "".join(out.split())  # the table folds long cells
+        assert "[link=http://evil.example/relogin]" in flat and "\x1b]8;" not in out, out
+    assert "agreement[b]x[/b]" in "".join(run("runs", "--rejected", str(run_id))[1].split())

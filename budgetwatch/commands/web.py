@@ -9,6 +9,7 @@ import sys
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from budgetwatch.app import UserError, app, can_listen, console, context
 from foundation.vocabulary import GROUPS
@@ -118,5 +119,5 @@ def users_list() -> None:
     for name in ("user", "name", "role", "groups", "state"):
         table.add_column(name)
     for u in users:
-        table.add_row(u.username, u.display_name, u.role, ",".join(u.groups) or "-", "disabled" if u.disabled else "active")
+        table.add_row(Text(u.username), Text(u.display_name), u.role, ",".join(u.groups) or "-", "disabled" if u.disabled else "active")
     console.print(table)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -75,6 +76,11 @@ SAVE_AS_UTF8 = ("in Excel, save it with Save As → \"CSV UTF-8 (Comma delimited
 _ZIP = b"PK\x03\x04"  # an .xlsx workbook is a zip archive
 _UTF16 = (b"\xff\xfe", b"\xfe\xff")  # Excel's "Unicode Text" begins with one of these
 NOT_A_TABLE = "is neither CSV text nor an Excel workbook (.xlsx)"
+# A file's bounds. Its lines: a year's visits are a few thousand (2,025 in the 100k bench). A workbook
+# unpacked: a 290 kB .xlsx of 87 MB of rows took 37 s and 240 MB in the console, 3 MB of it 2 min
+# and 1.1 GB (a security review); 20,000 rows of five columns are ~3 MB of sheet.
+MAX_LINES = 20_000
+MAX_UNPACKED_BYTES = 25 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -122,8 +128,14 @@ def _records(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
         rows = _csv_rows(path, raw)
     if not rows:
         raise InspectionFileError(name, [BadRow(1, "empty file: a header row is required")])
-    header, records = rows[0][1], rows[1:]
-    return [cell.strip().lower().lstrip("\ufeff") for cell in header], records
+    header, records = _header_of(rows[0][1]), rows[1:]
+    if len(records) > MAX_LINES:
+        raise _whole(path, f"holds more than {MAX_LINES:,} visits: split it into files of at most that many")
+    return header, records
+
+
+def _header_of(fields: list[str]) -> list[str]:
+    return [cell.strip().lower().lstrip("\ufeff") for cell in fields]
 
 
 def _csv_rows(path: Path, raw: bytes) -> list[tuple[int, list[str]]]:
@@ -139,6 +151,8 @@ def _csv_rows(path: Path, raw: bytes) -> list[tuple[int, list[str]]]:
         for fields in reader:
             if any(cell.strip() for cell in fields):
                 rows.append((line, fields))
+                if len(rows) > MAX_LINES + 1:  # the header and one more than a file may hold: said by _records
+                    break
             line = reader.line_num + 1
     except csv.Error as exc:
         raise InspectionFileError(str(path), [BadRow(reader.line_num, f"not readable as CSV ({exc})")]) from None
@@ -146,9 +160,19 @@ def _csv_rows(path: Path, raw: bytes) -> list[tuple[int, list[str]]]:
 
 
 def _workbook_rows(path: Path) -> list[tuple[int, list[str]]]:
-    """The first sheet of an .xlsx workbook as text cells, by row number (openpyxl, values not formulas)."""
+    """The first sheet of an .xlsx workbook as text cells, by row number (openpyxl, values not formulas).
+    Refused before it is read when it unpacks to more than :data:`MAX_UNPACKED_BYTES`; read no further
+    than a header that is not the visits' or :data:`MAX_LINES` visits."""
     from openpyxl import load_workbook
 
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(entry.file_size for entry in archive.infolist())
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise _whole(path, f"is not an Excel workbook openpyxl can read ({type(exc).__name__})") from None
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise _whole(path, f"unpacks to {unpacked / 2**20:,.0f} MB, more than the {MAX_UNPACKED_BYTES // 2**20} MB "
+                           f"a workbook of {MAX_LINES:,} visits takes: not read")
     try:
         book = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # zipfile, XML and openpyxl's own errors: the file is not a workbook it can read
@@ -161,7 +185,11 @@ def _workbook_rows(path: Path) -> list[tuple[int, list[str]]]:
             while fields and not fields[-1].strip():  # Excel's empty trailing cells
                 fields.pop()
             if any(cell.strip() for cell in fields):
+                if not rows:  # a workbook that is not the visits' is said at its header, not after every row
+                    _header(str(path), _header_of(fields))
                 rows.append((number, fields))
+                if len(rows) > MAX_LINES + 1:  # the header and one more than a file may hold: said by _records
+                    break
     finally:
         book.close()
     if rows:  # a row's empty trailing cells are the header's empty columns, not missing fields

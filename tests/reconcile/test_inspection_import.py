@@ -216,3 +216,64 @@ def test_remarks_longer_than_the_limit_are_a_bad_row(engine, store, tmp_path):
     assert [(p.line, p.reason) for p in caught.value.problems] == [
         (2, f"remarks has {MAX_REMARKS + 1} characters; at most {MAX_REMARKS}")]
     assert stored(engine) == []
+
+
+def test_a_workbook_that_unpacks_to_more_than_a_years_visits_is_refused_unread(engine, store, tmp_path):
+    # a security review: a 290 kB .xlsx of 87 MB of rows took 37 s and 240 MB in the console, 3 MB of
+    # it 2 minutes and 1.1 GB; the size a zip says it unpacks to is read before any XML is parsed
+    import time
+    import zipfile
+
+    from reconcile import inspections
+
+    bomb = tmp_path / "visits.xlsx"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as book:
+        book.writestr("xl/worksheets/sheet1.xml", b" " * (inspections.MAX_UNPACKED_BYTES + 1))
+    assert bomb.stat().st_size < 100_000
+    started = time.perf_counter()
+    with pytest.raises(InspectionFileError) as caught:
+        import_file(engine, bomb, today=TODAY)
+    assert time.perf_counter() - started < 5
+    assert "unpacks to 25 MB, more than the 25 MB" in str(caught.value) and "not read" in str(caught.value)
+    assert stored(engine) == []
+
+
+def test_a_workbook_whose_header_is_not_the_visits_is_refused_at_its_header(engine, store, tmp_path, monkeypatch):
+    from openpyxl import Workbook
+
+    from reconcile import inspections
+
+    book = Workbook()
+    book.active.append(["name", "phone"])
+    for k in range(50):
+        book.active.append([f"n{k}", k])
+    book.save(tmp_path / "other.xlsx")
+    read = []
+    cell_text = inspections._cell_text
+    monkeypatch.setattr(inspections, "_cell_text", lambda *a: read.append(a) or cell_text(*a))
+    with pytest.raises(InspectionFileError) as caught:
+        import_file(engine, tmp_path / "other.xlsx", today=TODAY)
+    assert "header lacks column(s)" in caught.value.problems[0].reason
+    assert len(read) == 2  # the header's two cells, not the 100 below it
+
+
+@pytest.mark.parametrize("name", ["visits.csv", "visits.xlsx"])
+def test_a_file_of_more_visits_than_a_file_may_hold_is_refused_whole(engine, store, tmp_path, monkeypatch, name):
+    from openpyxl import Workbook
+
+    from reconcile import inspections
+
+    monkeypatch.setattr(inspections, "MAX_LINES", 3)
+    lines = [f"1305012007-003,1405/08/{day_:02d},50,علی رضایی," for day_ in range(1, 6)]
+    if name.endswith(".csv"):
+        path = write(tmp_path, HEADER + "\n".join(lines) + "\n")
+    else:
+        book = Workbook()
+        for line in [HEADER.strip(), *lines]:
+            book.active.append(line.split(","))
+        path = tmp_path / name
+        book.save(path)
+    with pytest.raises(InspectionFileError) as caught:
+        import_file(engine, path, today=TODAY)
+    assert "holds more than 3 visits: split it into files of at most that many" in str(caught.value)
+    assert stored(engine) == []

@@ -25,7 +25,7 @@ import xlsxwriter
 
 from foundation import present
 from foundation.vocabulary import SEVERITIES
-from reports import precision
+from reports import charts, precision
 from reports.cycle import Step
 from reports.model import Report, Totals
 from reports.precision import Shown
@@ -74,6 +74,9 @@ class _Book:
             "late_int": {**base, **late, "num_format": "#,##0"},
             "late_year": {**base, **late, "num_format": "0"},
             "total": {**base, **total},
+            # a deviation's severity by colour and by word (presentation.md), in the page's and e-mails' colours
+            **{f"severity_{code}": {**base, "bold": True, "font_color": colour}
+               for code, colour in present.SEVERITY_COLOURS.items()},
             **{f"total_{kind}": {**base, **total, "num_format": "#,##0"} for kind in ("amount", "int")},
         }
         self.f = {name: self.book.add_format(p) for name, p in props.items()}
@@ -122,15 +125,18 @@ class _Book:
             sheet.write_string(row, col, text, self.quoted.get(name, style) if quoted else style)
 
     def table(self, sheet, columns: Sequence[Col], rows: Sequence[Any], *, first_row: int = 0,
-              late: Callable[[Any, int], bool] | None = None) -> int:
-        """Header, rows, frozen header, filter; returns the row after the last."""
+              late: Callable[[Any, int], bool] | None = None,
+              style: Callable[[Any, int], str | None] | None = None) -> int:
+        """Header, rows, frozen header, filter; returns the row after the last. ``late`` marks a cell
+        late (red, in its column's number format); ``style`` names another style of a cell, or None."""
         for c, col in enumerate(columns):
             sheet.write_string(first_row, c, col.header, self.f["header"])
             sheet.set_column(c, c, col.width)
         for r, item in enumerate(rows, start=first_row + 1):
             for c, col in enumerate(columns):
                 flagged = late is not None and late(item, c)
-                self.cell(sheet, r, c, col.kind, col.value(item), f"late_{col.kind}" if flagged else None)
+                fmt = f"late_{col.kind}" if flagged else (style(item, c) if style is not None else None)
+                self.cell(sheet, r, c, col.kind, col.value(item), fmt)
         sheet.freeze_panes(first_row + 1, 0)
         sheet.autofilter(first_row, 0, first_row + max(len(rows), 1), len(columns) - 1)
         return first_row + 1 + len(rows)
@@ -161,7 +167,7 @@ def _totals_columns(name_header: str) -> list[Col]:
     ]
 
 
-def _summary_sheet(b: _Book, name: str, header: str, rows: list[Totals], total: Totals, charts: Sequence[tuple]) -> None:
+def _summary_sheet(b: _Book, name: str, header: str, rows: list[Totals], total: Totals, drawn: Sequence[tuple]) -> None:
     sheet = b.sheet(name)
     columns = _totals_columns(header)
     end = b.table(sheet, columns, rows)
@@ -171,11 +177,12 @@ def _summary_sheet(b: _Book, name: str, header: str, rows: list[Totals], total: 
         style = f"total_{kind}" if kind else "total"
         b.cell(sheet, end, c, col.kind if kind else "text", value, style)
     place = end + 3
-    for title, series in charts:  # series: (name, column index) drawn against the names column
+    for title, series in drawn:  # series: (name, colour, column index) drawn against the names column
         chart = b.book.add_chart({"type": "column"})
-        for label, column in series:
+        for label, colour, column in series:  # in the page's colours (reports/charts.py)
             chart.add_series({"name": label, "categories": [name, 1, 0, max(len(rows), 1), 0],
-                              "values": [name, 1, column, max(len(rows), 1), column], "gap": 60})
+                              "values": [name, 1, column, max(len(rows), 1), column], "gap": 60,
+                              "fill": {"color": colour}, "border": {"none": True}})
         chart.set_title({"name": title, "name_font": {"name": FONT, "size": 11}})
         chart.set_x_axis({"num_font": {"name": FONT, "rotation": -45}, "reverse": True})
         chart.set_y_axis({"num_format": "0%", "num_font": {"name": FONT}})
@@ -214,6 +221,8 @@ def _quarter_cols(year: int, quarter: Callable[[Any], int | None]) -> list[Col]:
 
 
 FORECAST_HEADER = "سال پیش‌بینی اتمام"  # the column marked when a forecast is late
+# a gap from the target is a difference of percentages: in points, as the sentences and e-mails say it
+GAP_HEADER = "فاصله از برنامه (واحد درصد)"
 
 
 def _project_columns(report: Report) -> list[Col]:
@@ -225,7 +234,7 @@ def _project_columns(report: Report) -> list[Col]:
         *_quarter_cols(report.selection.year, lambda p: p.quarter),
         Col("پیشرفت برنامه‌ای", "shown", lambda p: precision.points(p.target), 11),
         Col("پیشرفت گزارش‌شده", "shown", lambda p: precision.points(p.reported), 11),
-        Col("فاصله از برنامه", "shown", lambda p: precision.points(p.gap, gap_limits), 10),
+        Col(GAP_HEADER, "shown", lambda p: precision.point_gap(p.gap, gap_limits), 10),
         Col("وضعیت ذیحساب", "text", lambda p: present.COMPTROLLER_NAMES.get(p.comptroller or "", "گزارش ثبت نشده"), 14),
         Col("تاریخ ثبت گزارش", "day", lambda p: p.reported_on, 12), Col("تاریخ ثبت (ISO)", "iso", lambda p: p.reported_on, 11),
         Col("آخرین بازدید تا پایان سه‌ماهه", "day", lambda p: p.visited_on, 12),
@@ -250,8 +259,8 @@ def _operation_columns(report: Report) -> list[Col]:
         Col("مقدار تحقق‌یافته (تجمعی)", "shown", lambda o: precision.quantity(o.delivered), 12),
         Col("نسبت تحقق", "shown", lambda o: precision.ratio(o.achievement, limits.achievement), 10),
         Col(f"هزینه (تجمعی، {present.AMOUNT_UNIT})", "amount", lambda o: o.spent, 14),
-        Col("بهای واحد مصوب", "shown", lambda o: precision.unit_cost(o.unit_cost), 12),
-        Col("بهای واحد واقعی", "shown", lambda o: precision.unit_cost(o.actual_unit_cost), 12),
+        Col(f"بهای واحد مصوب ({present.AMOUNT_UNIT})", "shown", lambda o: precision.unit_cost(o.unit_cost), 12),
+        Col(f"بهای واحد واقعی ({present.AMOUNT_UNIT})", "shown", lambda o: precision.unit_cost(o.actual_unit_cost), 12),
         Col("نسبت بهای واقعی به مصوب", "shown", lambda o: precision.ratio(o.cost_ratio, limits.cost_ratio), 12),
     ]
 
@@ -269,10 +278,13 @@ def _figure_name(d: Any, i: int) -> str:
 # first, the one a reader acts on (`budgetwatch deviations ack ID`, the console's /deviations/ID);
 # the planned and actual figures keep their generic headers, each beside a narrow text column naming
 # it as its rule does in the e-mails and the console (present.figure_names): «سهم جذب اعتبار | ۴۵٪».
+SEVERITY_HEADER = "شدت"  # its cells in the severity's colour
+
+
 def _deviation_columns(report: Report) -> list[Col]:
     return [
         Col("شناسه", "id", lambda d: d.id, 8),
-        Col("شدت", "text", lambda d: present.severity(d.severity), 9),
+        Col(SEVERITY_HEADER, "text", lambda d: present.severity(d.severity), 9),
         Col("قاعده", "text", lambda d: present.rule(d.rule), 30),
         Col("نوع", "text", lambda d: present.kind(d.kind), 20), Col("موضوع", "text", lambda d: d.subject, 22),
         *_quarter_cols(report.selection.year, lambda d: d.quarter),
@@ -324,10 +336,11 @@ def render(report: Report) -> bytes:
     """The report as .xlsx bytes."""
     b = _Book(report)
     _cover(b, report)
-    progress = ("پیشرفت برنامه‌ای و گزارش‌شده", (("پیشرفت برنامه‌ای", 8), ("پیشرفت گزارش‌شده", 9)))
+    progress = ("پیشرفت برنامه‌ای و گزارش‌شده", (("پیشرفت برنامه‌ای", charts.PLANNED, 8),
+                                                 ("پیشرفت گزارش‌شده", charts.REPORTED, 9)))
     _summary_sheet(b, "شهرستان‌ها", "شهرستان", report.counties, report.total,
                    [(progress[0] + " به تفکیک شهرستان", progress[1]),
-                    ("نسبت جذب به تخصیص به تفکیک شهرستان", (("نسبت جذب", 7),))])
+                    ("نسبت جذب به تخصیص به تفکیک شهرستان", (("نسبت جذب", charts.SINGLE, 7),))])
     _summary_sheet(b, "دستگاه‌ها", "دستگاه اجرایی", report.agencies, report.total,
                    [(progress[0] + " به تفکیک دستگاه", progress[1])])
     _summary_sheet(b, "گروه‌ها", "گروه کارشناسی", report.groups, report.total, [])
@@ -335,7 +348,10 @@ def render(report: Report) -> bytes:
     forecast = next(c for c, col in enumerate(projects) if col.header == FORECAST_HEADER)
     b.table(b.sheet("پروژه‌ها"), projects, report.projects, late=lambda p, c: c == forecast and p.forecast.late)
     b.table(b.sheet("موافقتنامه‌ها"), _operation_columns(report), report.operations)
-    b.table(b.sheet("انحرافات"), _deviation_columns(report), report.deviations)
+    deviations = _deviation_columns(report)
+    severity = next(c for c, col in enumerate(deviations) if col.header == SEVERITY_HEADER)
+    b.table(b.sheet("انحرافات"), deviations, report.deviations,
+            style=lambda d, c: f"severity_{d.severity}" if c == severity else None)
     cycle = _cycle_columns(report)
     steps = {c: step for step, label in _STEP_HEADERS.items() for c, col in enumerate(cycle)
              if col.header == f"روزهای {label}"}

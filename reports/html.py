@@ -38,13 +38,13 @@ from store import reporting
 TEMPLATES = Path(__file__).parent / "templates"
 
 
-def _step(step: Step) -> str:
+def _step(step: Step) -> Markup:
     if step.days is None:
-        return STEP_WORDS["none"]
+        return _ltr(STEP_WORDS["none"])
     text = f"{present.number(step.days)} روز"
     if not step.done:
         text += f" — {STEP_WORDS['pending']}"
-    return text + (" (دیرکرد)" if step.late else "")
+    return _ltr(text + (" (دیرکرد)" if step.late else ""))
 
 
 def _forecast(outlook: Forecast) -> str:
@@ -55,13 +55,24 @@ def _forecast(outlook: Forecast) -> str:
     return FORECAST_WORDS[outlook.outlook]
 
 
-def _shown(how: Callable[..., precision.Shown | None]) -> Callable[..., str]:
+# a number as present writes it: a minus, Persian digits and separators, a percent sign
+_NUMBER = re.compile("-?[۰-۹][۰-۹٬٫]*٪?")
+
+
+def _ltr(text: str) -> Markup:
+    """A figure's text, escaped, each number in it in a left-to-right ``<bdi>``: in the right-to-left
+    page a number keeps its own direction (presentation.md), so a minus stays left of its digits
+    («-۱٫۴٪», not «۱٫۴٪-»); the words beside it (a unit: «میلیون ریال», «روز») read right to left."""
+    return Markup(_NUMBER.sub(lambda m: f'<bdi dir="ltr">{m[0]}</bdi>', str(escape(text))))
+
+
+def _shown(how: Callable[..., precision.Shown | None]) -> Callable[..., Markup]:
     """A template filter writing a figure as precision.`how` decides (the workbook's places);
     ``limits``, where given, are the thresholds the figure is told apart from."""
 
-    def write(value, *limits: Iterable[Decimal]) -> str:
+    def write(value, *limits: Iterable[Decimal]) -> Markup:
         shown = how(value, *limits)
-        return shown.text() if shown is not None else present.NOTHING
+        return _ltr(shown.text() if shown is not None else present.NOTHING)
     return write
 
 
@@ -78,18 +89,19 @@ def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=False, lstrip_blocks=False)
     env.filters.update(
-        num=lambda v: present.number(v, places=0) if v is not None else present.NOTHING,
-        amount=lambda v: present.amount(v, places=0),
+        num=lambda v: _ltr(present.number(v, places=0) if v is not None else present.NOTHING),
+        amount=lambda v: _ltr(present.amount(v, places=0)),
         pct=_shown(precision.points), ratio=_shown(precision.ratio), quantity=_shown(precision.quantity),
+        gap=_shown(precision.point_gap),
         unit_cost=_shown(precision.unit_cost), sentence=_sentence, day=present.day, moment=present.moment,
-        year=lambda v: present.digits(v) if v is not None else present.NOTHING,
+        year=lambda v: _ltr(present.digits(v) if v is not None else present.NOTHING),
         quarter=lambda q, year: present.quarter(year, q), severity=present.severity, rule=present.rule,
         group=present.group, status=present.status, kind=present.kind,
         comptroller=lambda c: present.COMPTROLLER_NAMES.get(c, c) if c else "گزارش ثبت نشده",
         step=_step, forecast=_forecast,
     )
-    env.globals.update(figure=lambda d, value, other=None: present.figure(
-                           d.kind, d.rule, value, measure=d.unit, other=other, limit=d.limit),
+    env.globals.update(figure=lambda d, value, other=None: _ltr(present.figure(
+                           d.kind, d.rule, value, measure=d.unit, other=other, limit=d.limit)),
                        figure_names=present.figure_names)
     return env
 

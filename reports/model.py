@@ -405,7 +405,11 @@ def _deviations(conn: Connection, scope: _Scope) -> tuple[list[DeviationRow], li
                                  scope.group(agency), d.planned, d.actual, d.message,
                                  present.threshold(d.rule, d.numbers, d.severity),
                                  present.measure_of(d.numbers), present.limit_of(d.numbers)))
-    return rows, [(kind, rule, counts) for (kind, rule), counts in sorted(by_rule.items())]
+    # by kind, then in the Persian alphabet's order of the rules' names, as the console lists rules
+    # (not the English ids' order: approval_overdue, completion_overdue, credit_inconsistency, …)
+    ordered = sorted(by_rule.items(), key=lambda item: (sort_key(present.kind(item[0][0])),
+                                                        sort_key(present.rule(item[0][1]))))
+    return rows, [(kind, rule, counts) for (kind, rule), counts in ordered]
 
 
 def _sorted(rows: dict[str, Totals], *, by_name: bool = False) -> list[Totals]:

@@ -5,6 +5,8 @@ through foundation.present), so that the two never show the same figure two ways
 - counts, days and million rials: whole;
 - a unit cost: two places (``۲٫۰۰`` and ``2.00``);
 - a quantity: up to two places, without trailing zeros (``۸۴۹٫۹۴``, ``۱٬۰۰۰``);
+- a difference of two percentages (a project's gap from its target): percentage points, a number in
+  a column that says «واحد درصد», to the places of a percentage (:func:`point_gap`);
 - a percentage or ratio: one place with its trailing zero dropped, as present.percent writes it in
   the console and the e-mails (``۴۵٫۵٪``, ``۸۵٪``; Excel's ``0.0%`` and ``0%``), and more where one
   place would show it *on* a threshold its rule compares it with while it is not there: an operation
@@ -92,6 +94,14 @@ def points(value: Decimal | int | float | None, limits: Iterable[Decimal] = ()) 
                                     for limit in limits)])
     written = as_written(value, places)  # trailing zeros dropped, as present.percent writes it
     return Shown(value, written.places, percent=True)
+
+
+def point_gap(value: Decimal | int | float | None, limits: Iterable[Decimal] = ()) -> Shown | None:
+    """A difference of two percentages in percentage points, a number whose column says «واحد درصد»
+    as the sentences, e-mails and console write such a difference (a project's gap from its target:
+    1.2 -> '۱٫۲', Excel ``#,##0.0``, never '۱٫۲٪' or ``0.0%``); to the places of :func:`points`."""
+    shown = points(value, limits)
+    return None if shown is None else Shown(shown.value, shown.places)
 
 
 def ratio(value: Decimal | int | float | None, limits: Iterable[Decimal] = ()) -> Shown | None:

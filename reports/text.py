@@ -39,8 +39,9 @@ def scope_parts(matched) -> list[tuple[str, list[tuple[str, str | None]]]]:
 
 
 def scope_text(matched) -> str:
-    """:func:`scope_parts` as one line of plain text, a code isolated left-to-right in ASCII digits
-    (present.code_text): 'شهرستان: اهواز، ایذه؛ دستگاه: اداره کل … (⁦201⁩)'; 'کل استان' when nothing."""
-    return "؛ ".join(f"{label}: " + "، ".join(f"{name} ({present.code_text(code)})" if code else name
+    """:func:`scope_parts` as one line of plain text, an agency's code after its name as the e-mails
+    write it, isolated left-to-right in ASCII digits (present.code_text): 'شهرستان: اهواز، ایذه؛
+    دستگاه: اداره کل … (کد ⁦201⁩)'; 'کل استان' when nothing."""
+    return "؛ ".join(f"{label}: " + "، ".join(f"{name} (کد {present.code_text(code)})" if code else name
                                              for name, code in items)
                      for label, items in scope_parts(matched)) or WHOLE_PROVINCE

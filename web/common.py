@@ -71,6 +71,7 @@ def templates() -> Environment:
         agreement_status=word(words.AGREEMENT_STATUS),
     )
     env.globals.update(rule_figure=rule_figure, evidence_figure=evidence_figure, present=present,
+                       rejection_reason=words.rejection_reason,
                        NOTHING=present.NOTHING, AMOUNT_UNIT=present.AMOUNT_UNIT)
     return env
 

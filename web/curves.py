@@ -1,7 +1,9 @@
 """S-curves for the project and agreement pages: planned against reported, quarter by quarter.
 
 This module only places points (quarter 0..4 across, 0..100 % up) in an SVG's coordinates; the
-template draws them (web/templates/_curve.html), so every label is escaped like any other text.
+template draws them (web/templates/_macros.html, ``curve``), so every label is escaped like any other text.
+The lines are drawn in the printed report's colours (reports/charts.py): planned grey and dashed,
+reported blue and solid, so a reader sees one S-curve the same on a page and on paper.
 """
 
 from __future__ import annotations
@@ -9,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from reports.charts import PLANNED, REPORTED
+
+DASH = "6 4"  # the planned line's dashes, as reports/templates/charts.html.j2 draws them
 WIDTH, HEIGHT = 360, 200
 LEFT, RIGHT, TOP, BOTTOM = 40, 30, 12, 28  # margins for the axis labels (the last quarter's is centred on its point)
 
@@ -28,6 +33,9 @@ class Curve:
     top: int  # the value of the top grid line (100, or more when a figure exceeds it)
     width: int = WIDTH
     height: int = HEIGHT
+    planned_colour: str = PLANNED
+    actual_colour: str = REPORTED
+    dash: str = DASH
 
     @property
     def grid(self) -> list[tuple[int, float]]:
@@ -75,15 +83,17 @@ def s_curve(planned: dict[int, Decimal | None], actual: dict[int, Decimal | None
 
 def cumulative_share(per_quarter: dict[int, Decimal | None], total: Decimal | None) -> dict[int, Decimal | None]:
     """Quantities of each quarter as the cumulative percentage of `total` (an operation's year).
-    A quarter without a figure ends the series: what follows it is not known."""
+
+    A quarter without a figure counts 0 before a later quarter that has one, as the reconciliation's
+    year-to-date sums count it (reconciliation-rules.md, expense agreements: null counts as 0); the
+    series ends after the last quarter with a figure: what follows it is not known."""
     if not total:
         return {}
+    known = [q for q in range(1, 5) if per_quarter.get(q) is not None]
     shares: dict[int, Decimal | None] = {0: Decimal(0)}
     running = Decimal(0)
-    for q in range(1, 5):
+    for q in range(1, max(known, default=0) + 1):
         value = per_quarter.get(q)
-        if value is None:
-            break
-        running += Decimal(value)
+        running += Decimal(0) if value is None else Decimal(value)
         shares[q] = (running * 100 / Decimal(total)).quantize(Decimal("0.1"))
     return shares

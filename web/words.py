@@ -213,6 +213,13 @@ _READINGS = [
     (re.compile(r"more than one minus"), lambda m: "بیش از یک نشان منفی دارد"),
     (re.compile(r"thousands separator not between groups of three digits"),
      lambda m: "جداکنندهٔ هزارگان میان گروه‌های سه‌رقمی نیست"),
+    (re.compile(r"not a whole number"), lambda m: "عدد صحیح نیست (اعشار دارد)"),
+    (re.compile(r"percent sign in a cell that is not a percentage"), lambda m: "نشان درصد دارد، ولی درصد نیست"),
+    (re.compile(r"not a quarter name"), lambda m: "نام سه‌ماهه نیست"),
+    (re.compile(r"no such time of day .*", re.S), lambda m: "چنین ساعتی در شبانه‌روز نیست"),
+    (re.compile(r"not an ISO 8601 date-time"), lambda m: "تاریخ و ساعت به قالب ISO 8601 نیست"),
+    (re.compile(r"ISO 8601 date-time without a UTC offset"),
+     lambda m: "تاریخ و ساعت بی اختلاف با UTC (منطقهٔ زمانی) آمده است"),
 ]
 
 
@@ -236,3 +243,80 @@ def visit_reason(reason: str) -> tuple[str, bool]:
         if match:
             return words(match), True
     return reason, False
+
+
+# a row a sync run rejected (rejected_record.reason): the connectors' English reasons (connectors/saba,
+# connectors/nezarat4, sync/sources) of a fixed form, and foundation's readings of a value (_READINGS,
+# shared with the visits' reasons), said in Persian; another is shown as it is
+_KINDS = {"int": "عدد صحیح", "number": "عدد", "string": "متن", "list": "فهرست", "object": "شیء JSON",
+          "null": "تهی (null)", "boolean": "درست/نادرست (boolean)"}
+_RANGES = {"expense chapter": "شمارهٔ فصل هزینه", "quarter": "شمارهٔ سه‌ماهه"}
+_KNOWN = {"agreement status": "وضعیت موافقتنامه", "comptroller status": "وضعیت ذیحساب"}
+
+
+def _quarter_name(text: str) -> str:
+    return present.QUARTER_NAMES.get(int(text), f"سه‌ماهه {present.digits(text)}")
+
+
+def _inner(reason: str) -> str:
+    text, known = rejection_reason(reason)
+    return text if known else f"\u2066{text}\u2069"
+
+
+_REJECTIONS = [
+    # connectors/saba/payloads.py: an item's value of the wrong JSON type, or a field it lacks
+    (re.compile(r"expected (int|number|string|list|object)( or null)?, found (\w+)"),
+     lambda m: f"باید {_KINDS[m[1]]}{' یا تهی' if m[2] else ''} باشد، {_KINDS.get(m[3], m[3])} است"),
+    (re.compile(r"field missing"), lambda m: "این فیلد در پاسخ سامانه نیست"),
+    # connectors/saba/canonical.py
+    (re.compile(r"not a (expense chapter|quarter) \((\d+)\.\.(\d+)\)"),
+     lambda m: f"{_RANGES[m[1]]} ({present.digits(m[2])} تا {present.digits(m[3])}) نیست"),
+    (re.compile(r"not one of (.+)", re.S), lambda m: f"هیچ‌یک از این‌ها نیست: \u2066{m[1]}\u2069"),
+    (re.compile(r"an agreement of another year in the listing of (\d+)"),
+     lambda m: f"موافقتنامهٔ سالی دیگر در فهرست سال {present.digits(m[1])}"),
+    (re.compile(r"the same chapter twice"), lambda m: "همان فصل دو بار آمده است"),
+    (re.compile(r"the same operation code twice"), lambda m: "همان کد فعالیت دو بار آمده است"),
+    (re.compile(r"(\d+) quarters, not 4"), lambda m: f"{present.number(int(m[1]))} سه‌ماهه دارد، نه ۴"),
+    (re.compile(r"performance for an operation the agreement does not list"),
+     lambda m: "عملکرد فعالیتی که در فعالیت‌های موافقتنامه نیست"),
+    (re.compile(r"a second report for quarter (\d+)"), lambda m: f"گزارش دوم برای {_quarter_name(m[1])}"),
+    # connectors/nezarat4/canonical.py and pages.py
+    (re.compile(r"empty, but required"), lambda m: "خالی است، ولی باید پر باشد"),
+    (re.compile(r"not a known (agreement status|comptroller status)"), lambda m: f"{_KNOWN[m[1]]} شناخته‌شده‌ای نیست"),
+    (re.compile(r"a second (target|performance) row for quarter (\d+)"),
+     lambda m: f"ردیف دوم {'برنامه' if m[1] == 'target' else 'عملکرد'} برای {_quarter_name(m[2])}"),
+    (re.compile(r"row has (\d+) cells, the header (\d+)"),
+     lambda m: f"ردیف {present.number(int(m[1]))} خانه دارد و سطر عنوان‌ها {present.number(int(m[2]))} ستون"),
+    (re.compile(r"unreadable row"), lambda m: "ردیف خواندنی نیست"),
+    (re.compile(r"identity unreadable, project not stored: (.+)", re.S),
+     lambda m: f"مشخصات پروژه خوانده نشد و پروژه ثبت نشد: {_inner(m[1])}"),
+    # sync/sources/saba.py
+    (re.compile(r"404: the agreement is no longer there"), lambda m: "موافقتنامه دیگر در سامانه نیست (۴۰۴)"),
+]
+
+
+def rejection_reason(reason: str | None) -> tuple[str, bool]:
+    """Why a sync run rejected a row, in Persian when the console knows the reason's form: (text,
+    True); otherwise the connector's own sentence, (reason, False), for the page to show left to right."""
+    if not reason:
+        return present.NOTHING, True
+    for pattern, words in (*_READINGS, *_REJECTIONS):
+        match = pattern.fullmatch(reason)
+        if match:
+            return words(match), True
+    return reason, False
+
+
+# who did an act in the log of acts (console_action.username): a console user by their display name;
+# the command line (web/users.py's default ``by``) by its Persian name; anyone else as logged
+ACTORS = {"cli": "خط فرمان"}
+
+
+def actor(username: str, action: str, people: dict[str, str]) -> tuple[str, bool]:
+    """(the name to show, whether it is a person's or the CLI's name in Persian rather than a login
+    name to show left to right). A failed sign-in keeps the name as typed: no one signed in."""
+    if username in ACTORS:
+        return ACTORS[username], True
+    if action != "login_failed" and people.get(username):
+        return people[username], True
+    return username, False

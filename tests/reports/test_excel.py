@@ -115,7 +115,7 @@ def test_figures_with_decimals_keep_them_and_whole_ones_show_no_point(workbook):
         return [c for c in (sheet.cell(r, _column(sheet, header)) for r in range(2, sheet.max_row + 1))
                 if isinstance(c.value, (int, float))]
 
-    costs = cells("بهای واحد مصوب") + cells("بهای واحد واقعی")
+    costs = cells(f"بهای واحد مصوب ({present.AMOUNT_UNIT})") + cells(f"بهای واحد واقعی ({present.AMOUNT_UNIT})")
     assert costs and all(c.number_format == "#,##0.00" for c in costs)
     quantities = cells("مقدار برنامه‌ای (تجمعی)") + cells("مقدار تحقق‌یافته (تجمعی)")
     fractional = [c for c in quantities if c.value != int(c.value)]
@@ -315,3 +315,62 @@ def test_late_cycle_steps_stand_out(workbook):
     late = [r for r in rows if (cycle.cell(r, state).value or "").endswith("(دیرکرد)")]
     assert late  # nothing of 1405 is signed off in this store: every approved report waits past ten days
     assert all(cycle.cell(r, days).value > 10 and cycle.cell(r, days).font.b for r in late)
+
+
+def test_each_deviations_severity_is_coloured_as_the_page_and_the_emails_colour_it(workbook):
+    # trial: the deviations sheet's severity column had no colour; presentation.md: severity by colour
+    # and by word, critical red, major orange, minor grey (the page and the e-mails: SEVERITY_COLOURS)
+    book, _, _ = workbook
+    sheet = book["انحرافات"]
+    column = _column(sheet, "شدت")
+    codes = {present.severity(code): code for code in present.SEVERITY_COLOURS}
+    seen = set()
+    for r in range(2, sheet.max_row + 1):
+        cell = sheet.cell(r, column)
+        code = codes[cell.value]  # the word stays
+        assert cell.font.color is not None and cell.font.b, (cell.coordinate, cell.value)
+        assert cell.font.color.rgb.upper().endswith(present.SEVERITY_COLOURS[code][1:].upper()), cell.value
+        seen.add(code)
+    assert seen == {"critical", "major", "minor"}
+    others = [sheet.cell(r, column + 1) for r in range(2, sheet.max_row + 1)]  # the rule beside: plain
+    assert all(c.font.color is None or c.font.color.type == "theme" for c in others)  # the sheet's own
+    # the page colours its severities alike
+    from reports import html
+
+    css = (html.TEMPLATES / "base.html.j2").read_text(encoding="utf-8")
+    for code, colour in present.SEVERITY_COLOURS.items():
+        assert f".sev-{code} {{ color: {colour}; }}" in css
+
+
+def test_unit_costs_say_their_unit(workbook, simulated):
+    # trial: the unit-cost columns carried no unit; they hold million rials per unit of measure, as the
+    # spending beside them (spent / delivered) and the console's «بهای واحد … میلیون ریال»
+    book, _, _ = workbook
+    sheet = book["موافقتنامه‌ها"]
+    headers = [c.value for c in sheet[1]]
+    assert f"بهای واحد مصوب ({present.AMOUNT_UNIT})" in headers
+    assert f"بهای واحد واقعی ({present.AMOUNT_UNIT})" in headers
+    with simulated.connect() as conn:
+        stored = {(row[0], row[1]): float(row[2]) for row in conn.execute(sa.text(
+            "SELECT a.agreement_no, o.code, o.unit_cost FROM operation o "
+            "JOIN expense_agreement a ON a.id = o.agreement_id "
+            "WHERE a.fiscal_year = 1405 AND o.unit_cost IS NOT NULL"))}
+    rows = _rows(sheet)
+    cost = [(stored.get((row["شماره موافقتنامه"], row["کد فعالیت"])), row[f"بهای واحد مصوب ({present.AMOUNT_UNIT})"])
+            for row in rows]
+    assert cost and all(a == pytest.approx(b) for a, b in cost if a is not None)  # as stored: million rials
+
+
+def test_the_workbooks_charts_are_in_the_pages_colours(workbook):
+    # the report's palette (reports/charts.py): planned grey, reported blue, absorption green; Excel's
+    # own palette drew planned blue and reported orange beside the page's grey and blue
+    from reports import charts
+
+    _, data, _ = workbook
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    drawn = [archive.read(n).decode() for n in sorted(archive.namelist()) if n.startswith("xl/charts/chart")]
+    colours = [re.findall(r'<a:srgbClr val="([0-9A-F]{6})"', xml) for xml in drawn]
+    progress = [c for c, xml in zip(colours, drawn) if "پیشرفت برنامه‌ای" in xml]
+    assert len(progress) == 2
+    assert all(c[:2] == [charts.PLANNED[1:].upper(), charts.REPORTED[1:].upper()] for c in progress), progress
+    assert [c for c in colours if c[:1] == [charts.SINGLE[1:].upper()]]

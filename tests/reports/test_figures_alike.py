@@ -11,9 +11,11 @@ from decimal import Decimal
 
 import openpyxl
 import pytest
+import sqlalchemy as sa
 from bs4 import BeautifulSoup
 
 from foundation import present
+from foundation.persian import sort_key
 from reconcile.settings import RoutingConfig
 from reports import excel, html
 from reports.model import Selection, build
@@ -57,10 +59,11 @@ def _both(report) -> tuple[BeautifulSoup, openpyxl.Workbook]:
 
 OPERATION_FIGURES = {  # the page's column -> the workbook's header of the same figure
     4: "مقدار برنامه‌ای (تجمعی)", 5: "مقدار تحقق‌یافته (تجمعی)", 6: "نسبت تحقق",
-    7: f"هزینه (تجمعی، {present.AMOUNT_UNIT})", 8: "بهای واحد مصوب", 9: "بهای واحد واقعی",
+    7: f"هزینه (تجمعی، {present.AMOUNT_UNIT})", 8: f"بهای واحد مصوب ({present.AMOUNT_UNIT})",
+    9: f"بهای واحد واقعی ({present.AMOUNT_UNIT})",
     10: "نسبت بهای واقعی به مصوب",
 }
-PROJECT_FIGURES = {4: "سه‌ماهه", 5: "پیشرفت برنامه‌ای", 6: "پیشرفت گزارش‌شده", 7: "فاصله از برنامه"}
+PROJECT_FIGURES = {4: "سه‌ماهه", 5: "پیشرفت برنامه‌ای", 6: "پیشرفت گزارش‌شده", 7: "فاصله از برنامه (واحد درصد)"}
 
 
 def test_an_operation_flagged_below_its_threshold_never_reads_as_at_it(engine):
@@ -78,7 +81,8 @@ def test_an_operation_flagged_below_its_threshold_never_reads_as_at_it(engine):
         "مقدار برنامه‌ای (تجمعی)": "۱٬۰۰۰", "مقدار تحقق‌یافته (تجمعی)": "۸۴۹٫۹۴",
         "نسبت تحقق": "۸۴٫۹۹٪",  # not ۸۵٪: below the 85 % it was flagged for not reaching
         f"هزینه (تجمعی، {present.AMOUNT_UNIT})": "۱٬۷۰۰",  # the spending column the page left out
-        "بهای واحد مصوب": "۲٫۰۰", "بهای واحد واقعی": "۲٫۰۰", "نسبت بهای واقعی به مصوب": "۱۰۰٪"}
+        f"بهای واحد مصوب ({present.AMOUNT_UNIT})": "۲٫۰۰", f"بهای واحد واقعی ({present.AMOUNT_UNIT})": "۲٫۰۰",
+        "نسبت بهای واقعی به مصوب": "۱۰۰٪"}
     sheet = book["موافقتنامه‌ها"]
     [cells] = [r for r, code in zip(_sheet_rows(sheet, list(OPERATION_FIGURES.values())),
                                     _sheet_rows(sheet, ["کد فعالیت"])) if code == ["op-85"]]
@@ -116,3 +120,48 @@ def test_every_summary_figure_reads_alike(both):
         headers = [c.value for c in sheet[1]][1:10]  # counts, credits, absorption, planned, reported
         on_page = [row[1:10] for row in _page_rows(table, "tbody tr")]
         assert on_page and on_page == _sheet_rows(sheet, headers), name
+
+
+def test_a_projects_gap_is_written_in_percentage_points(both, simulated):
+    # trial: the gap read «۱٫۲٪» (Excel 0.0%) while sentences, e-mails, the console and the workbook's
+    # pace column say «واحد درصد»: a difference of two percentages is in points, the column says so
+    page, book = both
+    headers = [th.get_text() for th in page.select("#projects thead th")]
+    assert headers[7] == "فاصله (واحد درصد)"
+    gaps = [row[7] for row in _page_rows(page, "#projects tbody tr")]
+    assert gaps and not [g for g in gaps if "٪" in g]
+    assert [g for g in gaps if re.fullmatch(r"-?[۰-۹]+(٫[۰-۹]+)?", g) and g != "۰"]
+    sheet = book["پروژه‌ها"]
+    column = _column_letter(sheet, "فاصله از برنامه (واحد درصد)")
+    cells = [c for c in sheet[column][1:] if c.value is not None]
+    assert cells and all("%" not in c.number_format for c in cells)
+    targets = [c.value for c in sheet[_column_letter(sheet, "پیشرفت برنامه‌ای")][1:]]
+    reported = [c.value for c in sheet[_column_letter(sheet, "پیشرفت گزارش‌شده")][1:]]
+    points = [c.value for c in sheet[column][1:]]
+    for target, actual, gap in zip(targets, reported, points):  # progress is a fraction, the gap points
+        if gap is not None:
+            assert gap == pytest.approx((target - actual) * 100, abs=1e-9)
+    # and on a project's own page, below its S-curve
+    with simulated.connect() as conn:
+        code = conn.execute(sa.text(
+            "SELECT p.code FROM project p JOIN project_year py ON py.project_id = p.id "
+            "JOIN progress_report r ON r.project_year_id = py.id GROUP BY p.code ORDER BY COUNT(*) DESC, p.code"
+        )).scalars().first()
+        project = BeautifulSoup(html.render_project(conn, code), "html.parser")
+    assert [th.get_text() for th in project.select("thead th")][3] == "فاصله (واحد درصد)"
+    shown = [row[3] for row in _page_rows(project, "tbody tr")]
+    assert [g for g in shown if g != present.NOTHING] and not [g for g in shown if "٪" in g]
+
+
+def test_open_deviations_by_rule_are_in_the_persian_order_of_the_rules_names(both):
+    # trial: the cover's table listed rules by their English ids (approval_overdue, completion_overdue,
+    # credit_…); the console lists them by their Persian names (foundation.persian.sort_key), each kind's
+    page, book = both
+    on_page = [row[:2] for row in _page_rows(page, "#summary > table:last-of-type tbody tr")]
+    sheet = book["گزارش"]
+    first = next(r for r in range(1, sheet.max_row + 1) if sheet.cell(r, 2).value == "قاعده")
+    in_book = [[sheet.cell(r, 1).value, sheet.cell(r, 2).value] for r in range(first + 1, sheet.max_row + 1)]
+    kinds = [present.kind(k) for k in ("capital", "expense")]
+    assert len(on_page) > 4 and on_page == in_book
+    assert on_page == sorted(on_page, key=lambda row: (kinds.index(row[0]), sort_key(row[1])))
+    assert {present.rule("approval_overdue"), present.rule("completion_overdue")} <= {row[1] for row in on_page}

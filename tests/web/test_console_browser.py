@@ -258,7 +258,7 @@ def test_the_users_and_runs_pages_on_a_phone(served, browser):
         conn.execute(sa.insert(RejectedRecord.__table__).values(
             run_id=run_id, source="nezarat4", locator="ProjectList year=1405 page 1 row 2",
             field="approved_credit", raw="۲۳۸٬۷۳", key="1301034555-003",
-            reason="bad number '۲۳۸٬۷۳': thousands separator not between groups of three digits"))
+            reason="thousands separator not between groups of three digits"))
     with browser_page(width=390, height=844, browser=browser) as (page, errors):
         page.goto(f"{served.url}/login")
         page.fill("input[name=username]", "admin")
@@ -352,3 +352,60 @@ def test_an_agreements_unit_costs_and_a_projects_long_remarks(served, browser):
         assert visits.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), visits.evaluate("e => [e.scrollWidth, e.clientWidth]")
         assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
         assert errors == []
+
+
+def test_what_a_persian_reading_user_found_in_a_trial(served, browser):
+    """An agreement's S-curve with nothing reported in the first quarter and 399 of 1,000 in the
+    second (the demo store's 1405-161-15004: its line was one point at the year's start), drawn in the
+    printed report's colours; the agency's code after its name; a run's raw values left to right
+    and its reasons in Persian; the log of acts naming people and the command line."""
+    from reports.charts import PLANNED, REPORTED
+    from store.models import Agency, Operation, OperationPerformance, SyncRun
+
+    with served.engine.begin() as conn:
+        water = {"name": "شرکت آب و فاضلاب استان خوزستان", "name_key": "شرکت آب و فاضلاب استان خوزستان"}
+        agencies = Agency.__table__
+        if not conn.execute(sa.update(agencies).where(agencies.c.code == "161").values(**water)).rowcount:
+            conn.execute(sa.insert(agencies).values(code="161", **water))
+        agreement_id = conn.execute(sa.insert(ExpenseAgreement.__table__).values(
+            agreement_no="1405-161-15004", fiscal_year=1405, agency_code="161", program_code="15004",
+            status="exchanged").returning(ExpenseAgreement.__table__.c.id)).scalar_one()
+        operation_id = conn.execute(sa.insert(Operation.__table__).values(
+            agreement_id=agreement_id, code="15004-01", title="لایروبی", unit="متر", annual_target=1000,
+            target_q2=1000).returning(Operation.__table__.c.id)).scalar_one()
+        conn.execute(sa.insert(OperationPerformance.__table__).values(
+            operation_id=operation_id, quarter=2, quantity=399, comptroller_status="approved"))
+        run_id = conn.execute(sa.select(sa.func.max(SyncRun.__table__.c.id))).scalar_one()
+        conn.execute(sa.insert(RejectedRecord.__table__), [
+            {"run_id": run_id, "source": "saba", "locator": f"agreement id=9{i}", "field": field, "raw": raw,
+             "reason": reason} for i, (field, raw, reason) in enumerate((
+                ("quarterlyTargets", '[24, "24.0", "24.0"]', "3 quarters, not 4"),
+                ("credits[].approved", '"10000"', "expected number or null, found string"),
+                ("credits[].chapter", "9", "not a expense chapter (1..7)"),
+                ("exchangedOn", "1405/13/01", "no such Jalali day (month must be in 1..12)")))])
+    with browser_page(browser=browser) as (page, errors):
+        _sign_in(page, served, "tolfiq")
+        page.goto(f"{served.url}/agreements/1405-161-15004")
+        assert "شرکت آب و فاضلاب استان خوزستان (کد 161)" in page.inner_text("dl")
+        curve = page.locator("figure.curve").first
+        reported = curve.locator(f'svg path[stroke="{REPORTED}"]').get_attribute("d")
+        assert reported.count("L") == 2, reported  # the year's start, the first quarter (0), the second
+        assert curve.locator(f'svg path[stroke="{PLANNED}"][stroke-dasharray]').count() == 1
+        curve.screenshot(path=screenshot_path("web-agreement-curve"))
+        page.goto(f"{served.url}/runs/{run_id}")
+        raws = page.locator("td[data-label='مقدار خام'] bdi.raw")
+        assert raws.first.evaluate("e => getComputedStyle(e).direction") == "ltr"
+        assert "not a expense chapter" not in page.inner_text("main")
+        page.screenshot(path=screenshot_path("web-run-rejections"), full_page=True)
+        errors_seen = list(errors)
+    with browser_page(browser=browser) as (page, errors):
+        page.goto(f"{served.url}/login")
+        page.fill("input[name=username]", "admin")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(re.compile(r"/$"))
+        page.goto(f"{served.url}/users")
+        who = page.locator("td[data-label='کاربر']").all_inner_texts()
+        assert "خط فرمان" in who and "cli" not in who, who
+        page.locator("section:has(h2:text('کارهای اخیر'))").screenshot(path=screenshot_path("web-users-acts"))
+        assert errors_seen == [] and errors == []

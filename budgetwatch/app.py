@@ -35,6 +35,11 @@ console = Console(width=None if sys.stdout.isatty() else 180)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 180)
 
 
+# the largest id the stores hold (a 64-bit integer): a larger one given to a command is a usage error,
+# not an OverflowError from the database driver (a security review)
+ID_MAX = 2**63 - 1
+
+
 class UserError(Exception):
     """An error the operator can act on: printed as one line, exit code ``exit_code``."""
 

@@ -450,3 +450,12 @@ def test_a_portals_text_in_runs_is_shown_as_written_never_as_markup(run, tmp_pat
         flat = "".join(out.split())  # the table folds long cells
         assert "[link=http://evil.example/relogin]" in flat and "\x1b]8;" not in out, out
     assert "agreement[b]x[/b]" in "".join(run("runs", "--rejected", str(run_id))[1].split())
+
+
+@pytest.mark.parametrize("argv", [("deviations", "show"), ("deviations", "ack"), ("alerts", "retry"),
+                                  ("runs", "--rejected")])
+def test_an_id_beyond_the_stores_integers_is_a_usage_error(run, argv):
+    # a security review: 99999999999999999999999 reached the driver, "error: OverflowError: …", exit 1
+    code, _out, err = run(*argv, "99999999999999999999999")
+    line = _one_line(err)
+    assert code == 2 and "less than or equal to 9223372036854775807" in line and "Overflow" not in line

@@ -20,7 +20,7 @@ from rich.text import Text
 
 import alerts
 from alerts.recipients import find_expert
-from budgetwatch.app import UserError, app, check_output, console, context, open_output
+from budgetwatch.app import ID_MAX, UserError, app, check_output, console, context, open_output
 from foundation.jalali import format_jalali
 from foundation.settings import ConfigError
 from store import alerts as store_alerts
@@ -104,7 +104,7 @@ def _dry_run(out_dir: Path) -> None:
 def list_outbox(
     pending: bool = typer.Option(False, "--pending", help="Only messages still owed."),
     failed: bool = typer.Option(False, "--failed", help="Only messages refused or given up, with the reason."),
-    limit: int = typer.Option(50, "--limit", min=1, help="At most this many, newest first."),
+    limit: int = typer.Option(50, "--limit", min=1, max=ID_MAX, help="At most this many, newest first."),
 ) -> None:
     """Show the outbox: each digest's recipient, state, tries and last error."""
     if pending and failed:
@@ -148,7 +148,7 @@ def _error_of(row) -> str:
 
 @alerts_app.command("retry")
 def retry(
-    outbox_id: int = typer.Argument(..., metavar="ID", help="The message's id in `alerts list`."),
+    outbox_id: int = typer.Argument(..., metavar="ID", min=1, max=ID_MAX, help="The message's id in `alerts list`."),
 ) -> None:
     """Send a failed or waiting message at the next send, as it is (same Message-ID): its cause is fixed."""
     from alerts.sending import ALREADY_SENT, BEING_SENT, DUE_NOW, REQUEUED  # SMTP: only commands that send

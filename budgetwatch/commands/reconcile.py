@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from budgetwatch.app import UserError, app, console, context, err_console, open_output
+from budgetwatch.app import ID_MAX, UserError, app, console, context, err_console, open_output
 from foundation import present
 from foundation.jalali import format_jalali, parse_day
 from foundation.persian import NormalizationError, to_ascii_digits
@@ -429,7 +429,7 @@ def deviations_list(
 
 
 @deviations_app.command("show")
-def deviations_show(deviation_id: int = typer.Argument(..., metavar="ID")) -> None:
+def deviations_show(deviation_id: int = typer.Argument(..., metavar="ID", min=1, max=ID_MAX)) -> None:
     """Everything about one deviation: figures, sentence, evidence and its history."""
     ctx = context()
     with ctx.engine.connect() as conn:
@@ -465,7 +465,7 @@ def deviations_show(deviation_id: int = typer.Argument(..., metavar="ID")) -> No
 
 @deviations_app.command("ack")
 def deviations_ack(
-    deviation_id: int = typer.Argument(..., metavar="ID"),
+    deviation_id: int = typer.Argument(..., metavar="ID", min=1, max=ID_MAX),
     by: str = typer.Option(..., "--by", help="Who acknowledges it."),
     reason: str = typer.Option(..., "--reason", help="Why."),
 ) -> None:
@@ -480,7 +480,7 @@ deviations_app.command("acknowledge", hidden=True)(deviations_ack)
 
 @deviations_app.command("dismiss")
 def deviations_dismiss(
-    deviation_id: int = typer.Argument(..., metavar="ID"),
+    deviation_id: int = typer.Argument(..., metavar="ID", min=1, max=ID_MAX),
     by: str = typer.Option(..., "--by", help="Who dismisses it."),
     reason: str = typer.Option(..., "--reason", help="Why it is a false positive."),
 ) -> None:

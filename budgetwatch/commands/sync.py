@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from budgetwatch.app import UserError, app, console, context, err_console
+from budgetwatch.app import ID_MAX, UserError, app, console, context, err_console
 from budgetwatch.config import Config, ConfigError
 from foundation.jalali import TEHRAN, format_jalali
 from store.db import open_store
@@ -140,9 +140,9 @@ def sync(
 
 @app.command()
 def runs(
-    limit: int = typer.Option(20, "--limit", "-n", help="How many runs to list."),
+    limit: int = typer.Option(20, "--limit", "-n", min=1, max=ID_MAX, help="How many runs to list."),
     source: SourceChoice = typer.Option(SourceChoice.all, "--source", "-s"),
-    rejected: int = typer.Option(None, "--rejected", help="Show the rejected records of this run instead."),
+    rejected: int = typer.Option(None, "--rejected", min=1, max=ID_MAX, help="Show the rejected records of this run instead."),
     fmt: str = typer.Option("table", "--format", help="table or json."),
 ) -> None:
     """List recent sync runs (or the rows one run rejected, with their reasons)."""

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
+import stat
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -250,8 +252,18 @@ def open_store(url: str, *, echo: bool = False) -> Engine:
             with _creating(engine):
                 if _is_empty(engine):
                     upgrade(engine)
+                    _unreadable_to_others(engine)
         check_current(engine)
     return engine
+
+
+def _unreadable_to_others(engine: Engine) -> None:
+    """SQLite: a new store's file closed to other users of the machine (it holds the console's
+    password hashes): `budgetwatch web` run by hand under umask 022 made it 0644 (a security review;
+    the service's unit sets UMask=0027). SQLite gives its -wal and -shm files the same mode."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if database and database != ":memory:" and os.path.exists(database):
+        os.chmod(database, stat.S_IMODE(os.stat(database).st_mode) & ~0o007)
 
 
 # ANALYZE a table when this share of its rows changed since the last one (autovacuum's default)

@@ -52,3 +52,21 @@ def test_two_commands_creating_one_new_store_at_once_both_find_it_made(tmp_path)
     results = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], [err[-500:] for _out, err in results]
     assert current_revision(make_engine(url)) == head_revision()
+
+
+def test_a_new_sqlite_store_is_closed_to_other_users(tmp_path):
+    # a security review: `budgetwatch web` run by hand (umask 022) made the store, with the console's
+    # password hashes, readable by every user of the machine
+    import os
+    import stat
+
+    from store.db import open_store
+
+    old = os.umask(0o022)
+    try:
+        engine = open_store(f"sqlite:///{tmp_path / 'new.db'}")
+        engine.dispose()
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE((tmp_path / "new.db").stat().st_mode)
+    assert mode & 0o007 == 0 and mode & 0o600 == 0o600, oct(mode)

@@ -3,11 +3,13 @@
 Every sheet reads right to left, has Persian headers, a frozen header row and a filter. Numbers
 stay numbers with formats that show each figure to the places the HTML page shows it
 (reports/precision.py: million rials ``#,##0``, unit costs ``#,##0.00``, percentages ``0.0%`` and more
-places near a threshold); Jalali dates and quarters' names are text, each beside an ISO date or the
-quarter's number for sorting. Every text cell, portal text above all, is written with
-``write_string``: a title such as ``=HYPERLINK(...)`` stays text and never becomes a formula; one
-that starts as a formula would (``= + - @``) is also marked quote-prefixed, so that editing the cell
-in Excel (F2, Enter) keeps it text.
+places near a threshold, a project's gap in percentage points under a header that says so); Jalali
+dates and quarters' names are text, each beside an ISO date or the quarter's number for sorting. A
+deviation's severity is written in its colour (present.SEVERITY_COLOURS, as the page and the
+e-mails), the charts in the page's (reports/charts.py). Every text cell, portal text above all, is
+written with ``write_string``: a title such as ``=HYPERLINK(...)`` stays text and never becomes a
+formula; one that starts as a formula would (``= + - @``) is also marked quote-prefixed, so that
+editing the cell in Excel (F2, Enter) keeps it text.
 Native charts sit beside the summaries. The workbook's creation date is the report's
 ``generated_at`` and XlsxWriter stamps its zip entries with a fixed date, so the same report gives
 the same bytes (the sign-off's archive depends on it).

@@ -4,8 +4,9 @@ Jinja2 with autoescaping renders templates/ (portal text is untrusted); the char
 drawn from reports/charts.py's geometry; styles are inline, with print rules for A4 landscape; no
 script, font or image is fetched from anywhere. Every figure and date goes through
 foundation.present (Persian digits, ``٬`` separators, Jalali days), each figure to the places the
-workbook shows it with (reports/precision.py). A code keeps its ASCII digits, left to right and
-unbroken, in a ``<bdi>``, inside a finding's sentence too.
+workbook shows it with (reports/precision.py), in a left-to-right ``<bdi>`` (a minus left of its
+digits in the right-to-left page). A code keeps its ASCII digits, left to right and unbroken, in a
+``<bdi>``, inside a finding's sentence too; an agency's after its name: «… (کد 150)», as the e-mails.
 """
 
 from __future__ import annotations

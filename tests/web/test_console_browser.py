@@ -368,7 +368,7 @@ def test_what_a_persian_reading_user_found_in_a_trial(served, browser):
         if not conn.execute(sa.update(agencies).where(agencies.c.code == "161").values(**water)).rowcount:
             conn.execute(sa.insert(agencies).values(code="161", **water))
         agreement_id = conn.execute(sa.insert(ExpenseAgreement.__table__).values(
-            agreement_no="1405-161-15004", fiscal_year=1405, agency_code="161", program_code="15004",
+            agreement_no="1405-161-95004", fiscal_year=1405, agency_code="161", program_code="15004",
             status="exchanged").returning(ExpenseAgreement.__table__.c.id)).scalar_one()
         operation_id = conn.execute(sa.insert(Operation.__table__).values(
             agreement_id=agreement_id, code="15004-01", title="لایروبی", unit="متر", annual_target=1000,
@@ -385,7 +385,7 @@ def test_what_a_persian_reading_user_found_in_a_trial(served, browser):
                 ("exchangedOn", "1405/13/01", "no such Jalali day (month must be in 1..12)")))])
     with browser_page(browser=browser) as (page, errors):
         _sign_in(page, served, "tolfiq")
-        page.goto(f"{served.url}/agreements/1405-161-15004")
+        page.goto(f"{served.url}/agreements/1405-161-95004")
         assert "شرکت آب و فاضلاب استان خوزستان (کد 161)" in page.inner_text("dl")
         curve = page.locator("figure.curve").first
         reported = curve.locator(f'svg path[stroke="{REPORTED}"]').get_attribute("d")

@@ -17,7 +17,8 @@ from decimal import Decimal
 from foundation import present
 from reports import precision
 
-PLANNED, REPORTED, SINGLE = "#90a4ae", "#1565c0", "#2e7d32"
+PLANNED, REPORTED, SINGLE = present.PLANNED_COLOUR, present.REPORTED_COLOUR, present.SINGLE_COLOUR
+DASH = present.PLANNED_DASH
 
 
 @dataclass(frozen=True)

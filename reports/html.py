@@ -103,7 +103,7 @@ def _environment() -> jinja2.Environment:
     )
     env.globals.update(figure=lambda d, value, other=None: _ltr(present.figure(
                            d.kind, d.rule, value, measure=d.unit, other=other, limit=d.limit)),
-                       figure_names=present.figure_names)
+                       figure_names=present.figure_names, dash=present.PLANNED_DASH)
     return env
 
 

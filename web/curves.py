@@ -2,8 +2,8 @@
 
 This module only places points (quarter 0..4 across, 0..100 % up) in an SVG's coordinates; the
 template draws them (web/templates/_macros.html, ``curve``), so every label is escaped like any other text.
-The lines are drawn in the printed report's colours (reports/charts.py): planned grey and dashed,
-reported blue and solid, so a reader sees one S-curve the same on a page and on paper.
+The lines are drawn in the printed report's colours (foundation.present ``PLANNED_COLOUR`` …): planned
+grey and dashed, reported blue and solid, so a reader sees one S-curve the same on a page and on paper.
 """
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from reports.charts import PLANNED, REPORTED
-
-DASH = "6 4"  # the planned line's dashes, as reports/templates/charts.html.j2 draws them
+from foundation.present import PLANNED_COLOUR, PLANNED_DASH, REPORTED_COLOUR
 WIDTH, HEIGHT = 360, 200
 LEFT, RIGHT, TOP, BOTTOM = 40, 30, 12, 28  # margins for the axis labels (the last quarter's is centred on its point)
 
@@ -33,9 +31,9 @@ class Curve:
     top: int  # the value of the top grid line (100, or more when a figure exceeds it)
     width: int = WIDTH
     height: int = HEIGHT
-    planned_colour: str = PLANNED
-    actual_colour: str = REPORTED
-    dash: str = DASH
+    planned_colour: str = PLANNED_COLOUR
+    actual_colour: str = REPORTED_COLOUR
+    dash: str = PLANNED_DASH
 
     @property
     def grid(self) -> list[tuple[int, float]]:

@@ -21,7 +21,7 @@ import jinja2
 from markupsafe import Markup, escape
 from sqlalchemy.engine import Connection
 
-from foundation import present
+from foundation import fonts, present
 from reports import charts, precision
 from reports.cycle import Step
 from reports.forecast import Forecast, Point, forecast
@@ -103,7 +103,9 @@ def _environment() -> jinja2.Environment:
     )
     env.globals.update(figure=lambda d, value, other=None: _ltr(present.figure(
                            d.kind, d.rule, value, measure=d.unit, other=other, limit=d.limit)),
-                       figure_names=present.figure_names, dash=present.PLANNED_DASH)
+                       figure_names=present.figure_names, dash=present.PLANNED_DASH,
+                       # the typeface inside the file: a report is mailed and archived, nothing is served to it
+                       font_faces=Markup(fonts.embedded()))
     return env
 
 

@@ -378,3 +378,21 @@ def test_an_agencys_code_follows_its_name_as_the_emails_write_it(page_file):
     for cell in agencies + cycle:
         assert re.fullmatch(r".+ \(کد [0-9]+\)", cell.get_text()), cell.get_text()
         assert [b.get_text() for b in cell.select("bdi")] == [re.search(r"([0-9]+)\)$", cell.get_text())[1]]
+
+
+def test_the_report_is_set_in_vazirmatn_carried_inside_the_file(page_file, browser):
+    # a presentation trial: the report named Vazirmatn but carried no font, so every reader saw a
+    # fallback (DejaVu here); the file travels by mail and to the archive, nothing is served to it
+    path, _backend = page_file
+    with browser_page(browser=browser) as (page, errors):
+        page.goto(path.as_uri())
+        page.wait_for_load_state("load")
+        loaded = page.evaluate("""async () => {
+            await document.fonts.ready;
+            return [...document.fonts].filter(f => f.family.replace(/"/g, '') === 'Vazirmatn' && f.status === 'loaded')
+                                      .map(f => f.weight).sort();
+        }""")
+        assert loaded == ["400", "700"], loaded
+        assert page.evaluate("document.fonts.check('13px Vazirmatn', 'پروژه')")
+        assert errors == []
+    assert path.read_text(encoding="utf-8").count("data:font/woff2;base64,") == 2

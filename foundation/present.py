@@ -31,6 +31,9 @@ MONTHS = ("فروردین", "اردیبهشت", "خرداد", "تیر", "مرد�
 SEVERITY_NAMES = {"minor": "جزئی", "major": "عمده", "critical": "بحرانی"}
 # colours for screen and print alike: severity is also always written as a word
 SEVERITY_COLOURS = {"critical": "#b71c1c", "major": "#e65100", "minor": "#616161"}
+# what a spreadsheet (Excel, LibreOffice) runs as a formula when a text cell starts with it: a CSV
+# export's or a workbook's text cell that does is written quote-prefixed, so portal text stays text
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # the lines and bars of a planned figure against a reported one, on every chart (the report's, the
 # console's S-curves, the workbook's): the same colours everywhere, planned dashed where it is a line
 PLANNED_COLOUR, REPORTED_COLOUR, SINGLE_COLOUR = "#90a4ae", "#1565c0", "#2e7d32"

@@ -40,7 +40,7 @@ from reports.text import (
 )
 
 FONT = "Tahoma"  # on the experts' Windows machines; Excel substitutes where missing
-FORMULA_START = ("=", "+", "-", "@")  # a text cell starting so is quote-prefixed
+FORMULA_START = present.FORMULA_START  # a text cell starting so is quote-prefixed
 
 
 @dataclass(frozen=True)

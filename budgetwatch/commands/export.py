@@ -16,6 +16,7 @@ import typer
 
 from budgetwatch.app import UserError, app, context, err_console, open_output
 from connectors.settings import FIRST_YEAR, LAST_YEAR
+from foundation import present
 from foundation.jalali import format_jalali
 from store.export import export_agreements, export_projects
 
@@ -58,7 +59,6 @@ def write_jsonl(rows: Any, out: Any) -> int:
     return n
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _cell(value: Any) -> Any:
@@ -67,7 +67,7 @@ def _cell(value: Any) -> Any:
         return format(value, "f")
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
+    if isinstance(value, str) and value.startswith(present.FORMULA_START):
         return "'" + value
     return "" if value is None else value
 

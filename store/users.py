@@ -38,6 +38,9 @@ class ConsoleUser(SQLModel, table=True):
     groups: str = Field(default="")  # expert groups, comma-separated: "social,production"
     password_hash: str  # argon2 (web/auth.py); never a password
     disabled: bool = False
+    # raised by signing out, a new password and disabling: a session signed in at another epoch has
+    # ended (web/app.py); migration 0013
+    session_epoch: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     updated_at: datetime | None = _when()
 
@@ -77,11 +80,13 @@ class User:
     groups: tuple[str, ...]
     disabled: bool
     password_hash: str
+    session_epoch: int = 0  # a session of another epoch has ended (end_sessions)
 
     @classmethod
     def from_row(cls, row: sa.Row) -> User:
         groups = tuple(g for g in (row.groups or "").split(",") if g)
-        return cls(row.id, row.username, row.display_name, row.role, groups, bool(row.disabled), row.password_hash)
+        return cls(row.id, row.username, row.display_name, row.role, groups, bool(row.disabled), row.password_hash,
+                   int(row.session_epoch or 0))
 
 
 def canonical_username(username: str | None) -> str:
@@ -160,7 +165,8 @@ def add_user(conn: Connection, username: str, *, display_name: str, role: str, g
 
 
 def update_user(conn: Connection, username: str, *, now: datetime | None = None, **values: object) -> User:
-    """Change a user's password_hash, disabled flag, role, groups or display name."""
+    """Change a user's password_hash, disabled flag, role, groups or display name. A new password
+    hash, or disabling, ends every session of the user (their ``session_epoch`` is raised)."""
     name = _name(username)
     allowed = {"password_hash", "disabled", "role", "groups", "display_name"}
     unknown = set(values) - allowed
@@ -171,10 +177,21 @@ def update_user(conn: Connection, username: str, *, now: datetime | None = None,
     found = get_user(conn, username)  # a name stored before names were canonicalised, too
     if found is None:
         raise ConsoleUserError(f"no user {name!r}", f"کاربری به نام «{name}» نیست.")
+    if "password_hash" in values or values.get("disabled"):
+        values["session_epoch"] = users.c.session_epoch + 1
     conn.execute(sa.update(users).where(users.c.id == found.id).values(updated_at=now or utcnow(), **values))
     user = get_user(conn, found.username)
     assert user is not None
     return user
+
+
+def end_sessions(conn: Connection, username: str) -> None:
+    """End every session of the user (signing out): the console refuses a session whose epoch is not
+    the user's. A user not found (renamed, say) has no session to end."""
+    found = get_user(conn, username)
+    if found is not None:
+        conn.execute(sa.update(users).where(users.c.id == found.id)
+                     .values(session_epoch=users.c.session_epoch + 1))
 
 
 def record_action(conn: Connection, username: str, action: str, target: str | None = None,

@@ -261,6 +261,40 @@ def test_migration_0012_numbers_field_visits_and_goes_down(store_url: str) -> No
         engine.dispose()
 
 
+def test_migration_0013_gives_console_users_a_session_epoch_and_goes_down(store_url: str) -> None:
+    """Console users get a session epoch (web/app.py: signing out, a new password and disabling end
+    their sessions): a user stored before the upgrade has 0, and the column takes no NULL; a
+    downgrade to 0012 removes it and keeps the user."""
+    from alembic import command
+
+    from store.db import _alembic_config, upgrade
+
+    engine = make_engine(store_url)
+
+    def columns() -> dict[str, dict]:
+        return {c["name"]: c for c in sa.inspect(engine).get_columns("console_user")}
+
+    try:
+        upgrade(engine, "0012")
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO console_user (username, display_name, role, groups, password_hash, "
+                                 "disabled, created_at) VALUES ('ali', 'علی', 'expert', 'social', '$argon2id$x', "
+                                 ":no, :at)"), {"no": False, "at": datetime(2026, 12, 1, tzinfo=timezone.utc)})
+        assert "session_epoch" not in columns()
+        upgrade(engine)
+        assert columns()["session_epoch"]["nullable"] is False
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT session_epoch FROM console_user")).scalar_one() == 0
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+            conn.execute(sa.text("UPDATE console_user SET session_epoch = NULL"))
+        command.downgrade(_alembic_config(engine), "0012")
+        assert "session_epoch" not in columns()
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT username FROM console_user")).scalar_one() == "ali"
+    finally:
+        engine.dispose()
+
+
 def test_migration_0011_indexes_the_pending_rows_and_goes_down(store_url: str) -> None:
     """The approval_overdue rules read the reports and performance items the comptroller has not
     approved by partial indexes (reconcile/rules/): after the upgrade each exists and holds only

@@ -7,12 +7,20 @@ links, and a refresh header on the page of a running reconciliation.
 
 Nothing answers without a session except the login page, the static files and ``/healthz``: the
 ``_require_session`` middleware loads the signed-in user from the store on every request, so a
-user disabled or removed is out at their next click.
+user disabled or removed is out at their next click. A session carries its user's session epoch and
+the time it was signed in: it ends when the user signs out, is given a new password or is disabled
+(each raises the epoch: store.users), and SESSION_HOURS after it was signed in, however busy.
+
+Outermost, ``_Guard`` refuses a request body over its limit before any form is read (413), and
+turns an exception nothing else handled into the console's page of an error (500) with one line in
+the log.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from html import escape
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -20,17 +28,19 @@ from urllib.parse import quote, urlsplit
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from store.db import error_line
-from store.users import canonical_username, get_user, record_action
+from store.users import canonical_username, end_sessions, get_user, record_action
 from web import auth
-from web.common import Console, Refused, console, flash, redirect, render, templates
+from web.common import LOGIN_FIELDS, Console, Refused, console, flash, redirect, render, templates
 from web.jobs import ReconcileJobs
 
 log = logging.getLogger(__name__)
@@ -47,15 +57,19 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+BODY_LIMIT = 64 * 1024  # bytes of a request's body: a form of this console is a few hundred
+UPLOAD_SLACK = 1024 * 1024  # an upload's other fields and its multipart framing, beyond the file's own limit
 
 
 def create_app(engine: Engine, config: Any, *, secret: str | None = None, https_only: bool = False,
-               reconcile_runner: Any = None, limiter: auth.LoginLimiter | None = None) -> FastAPI:
+               reconcile_runner: Any = None, limiter: auth.LoginLimiter | None = None,
+               clock: Any = time.time) -> FastAPI:
     """The console over `engine` with `config` (budgetwatch.config.Config).
 
     ``secret`` signs the sessions (default: auth.session_secret of config.data_dir); ``https_only``
-    marks the cookie Secure (set it when a TLS proxy stands in front); ``reconcile_runner`` and
-    ``limiter`` let tests slow a run down or shorten the login window.
+    marks the cookie Secure (set it when a TLS proxy stands in front); ``reconcile_runner``,
+    ``limiter`` and ``clock`` (seconds since the epoch: a session's age) let tests slow a run down,
+    shorten the login window or move the time on.
     """
     from web.pages import deviations, overview, reconcile_page, runs, subjects, users, visits
 
@@ -87,7 +101,12 @@ def create_app(engine: Engine, config: Any, *, secret: str | None = None, https_
 
     @app.post("/login", include_in_schema=False)
     async def login(request: Request):
-        form = await request.form()
+        try:  # no file at all: a part that is one is refused before its content is read
+            form = await request.form(max_files=0, max_fields=LOGIN_FIELDS)
+        except StarletteHTTPException as exc:  # a form that is no sign-in form (Starlette's 400)
+            request.session["csrf"] = auth.new_csrf_token()
+            return render(request, "login.html", status_code=exc.status_code, next="/", username="",
+                          error="فرمی که فرستادید فرم ورود نیست؛ دوباره وارد شوید.")
         typed = str(form.get("username", "")).strip()
         # ي ك of an Arabic keyboard layout are ی ک: one name, one user, one count of failures
         username = canonical_username(typed)
@@ -118,7 +137,10 @@ def create_app(engine: Engine, config: Any, *, secret: str | None = None, https_
         # recorded first: a sign-in the admin's log cannot keep (the store failing) signs no one in
         await run_in_threadpool(_record_login, engine, user.username, address)
         request.session.clear()
-        request.session.update(user=user.username, csrf=auth.new_csrf_token())
+        # the user's epoch (signing out, a new password, disabling end the session) and when it began
+        # (it ends SESSION_HOURS later, however busy)
+        request.session.update(user=user.username, csrf=auth.new_csrf_token(), epoch=user.session_epoch,
+                               since=int(clock()))
         return redirect(target)
 
     @app.post("/logout", include_in_schema=False)
@@ -126,6 +148,8 @@ def create_app(engine: Engine, config: Any, *, secret: str | None = None, https_
         from web.common import checked_form
 
         await checked_form(request)
+        # every session of the user ends, this cookie's copies elsewhere too
+        await run_in_threadpool(_end_sessions, engine, request.state.user.username)
         request.session.clear()
         flash(request, "از سامانه خارج شدید.")  # shown by the sign-in page it leads to
         return redirect("/login")
@@ -166,7 +190,7 @@ def create_app(engine: Engine, config: Any, *, secret: str | None = None, https_
                 for name, value in SECURITY_HEADERS.items():
                     response.headers.setdefault(name, value)
                 return response
-            if user is None or user.disabled:
+            if user is None or user.disabled or not _current(request.session, user, clock()):
                 request.session.clear()
                 if path == "/logout":  # signing out of a session that has already ended
                     response = redirect("/login")
@@ -183,11 +207,136 @@ def create_app(engine: Engine, config: Any, *, secret: str | None = None, https_
             response.headers.setdefault(name, value)
         return response
 
-    # outermost: the session is read before _require_session runs and written after it
+    # the session is read before _require_session runs and written after it
     app.add_middleware(SessionMiddleware, secret_key=secret or auth.session_secret(config.data_dir),
                        session_cookie="budgetwatch_console", max_age=SESSION_HOURS * 3600, same_site="lax",
                        https_only=https_only)
+    # outermost: a body over its limit is refused before anything reads it, and an exception that
+    # no handler took is the console's page
+    app.add_middleware(_Guard, limits={"/visits/file": visits.MAX_FILE_BYTES + UPLOAD_SLACK})
     return app
+
+
+def _current(session: Any, user: Any, now: float) -> bool:
+    """The session is of the user's present epoch and was signed in less than SESSION_HOURS ago (a
+    session from before epochs, without them, has ended)."""
+    epoch, since = session.get("epoch"), session.get("since")
+    if not isinstance(epoch, int) or not isinstance(since, (int, float)) or isinstance(since, bool):
+        return False
+    return epoch == user.session_epoch and now - since < SESSION_HOURS * 3600
+
+
+def _end_sessions(engine: Engine, username: str) -> None:
+    with engine.begin() as conn:
+        end_sessions(conn, username)
+
+
+class _BodyTooLarge(Exception):
+    """A request's body went past its limit while it was being received."""
+
+
+TOO_LARGE = "آنچه فرستادید بزرگ‌تر از اندازه‌ای است که سامانه می‌پذیرد."
+FILE_TOO_LARGE = "پرونده بزرگ‌تر از ۵ مگابایت است؛ آن را در چند پرونده بفرستید."
+UNEXPECTED = "خطایی پیش‌بینی‌نشده رخ داد و این کار انجام نشد؛ اگر دوباره رخ داد، به مدیر سامانه خبر دهید."
+
+
+class _Guard:
+    """ASGI middleware, the application's outermost:
+
+    - a request body over its limit (``limits`` by path, else BODY_LIMIT) is refused with 413
+      before anything reads it: at once when its Content-Length says so, else (a chunked body) as
+      soon as the bytes received pass the limit, reading no further;
+    - an exception no handler took is one line in the log (its traceback at DEBUG only) and the
+      console's page of an error, 500, with the security headers (Starlette's own would log the
+      traceback and answer in English).
+    """
+
+    def __init__(self, app: ASGIApp, limits: dict[str, int] | None = None) -> None:
+        self.app = app
+        self.limits = limits or {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limits.get(scope["path"], BODY_LIMIT)
+        message = FILE_TOO_LARGE if scope["path"] in self.limits else TOO_LARGE
+        length = dict(scope.get("headers") or ()).get(b"content-length", b"")
+        if length.strip().isdigit() and int(length) > limit:
+            await _small_page(413, message)(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def counted() -> Message:
+            nonlocal received
+            said = await receive()
+            if said["type"] == "http.request":
+                received += len(said.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLarge
+            return said
+
+        async def sending(said: Message) -> None:
+            nonlocal started
+            started = started or said["type"] == "http.response.start"
+            await send(said)
+
+        try:
+            await self.app(scope, counted, sending)
+        except Exception as raised:  # noqa: BLE001 - the last resort: one line, and a page
+            # an http middleware's task group wraps what the route raised in an ExceptionGroup
+            exc = _unwrapped(raised)
+            if isinstance(exc, _BodyTooLarge):
+                if not started:
+                    await _small_page(413, message)(scope, receive, send)
+            elif isinstance(exc, ClientDisconnect):  # the browser went away mid-request: no one to answer
+                log.info("%s %s: the client went away before its request was read", scope["method"], scope["path"])
+            else:
+                log.error("%s %s: unexpected error: %s", scope["method"], scope["path"], error_line(exc),
+                          exc_info=(type(exc), exc, exc.__traceback__) if log.isEnabledFor(logging.DEBUG) else None)
+                if not started:
+                    await _unexpected(scope)(scope, receive, send)
+
+
+def _unwrapped(exc: BaseException) -> BaseException:
+    """What an ExceptionGroup holds: a body over its limit wherever it is among them, else the one
+    exception (of nested groups too), else the group itself."""
+    leaves: list[BaseException] = []
+    waiting = [exc]
+    while waiting:
+        one = waiting.pop()
+        if isinstance(one, BaseExceptionGroup):
+            waiting.extend(reversed(one.exceptions))
+        else:
+            leaves.append(one)
+    too_large = [leaf for leaf in leaves if isinstance(leaf, _BodyTooLarge)]
+    if too_large:
+        return too_large[0]
+    return leaves[0] if len(leaves) == 1 else exc
+
+
+def _small_page(status: int, message: str) -> Response:
+    """A page of one Persian sentence, without templates or a session (sent before either is had),
+    with the security headers."""
+    html = ('<!doctype html><html lang="fa" dir="rtl"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            '<title>این کار انجام نشد · سامانهٔ پایش بودجه</title><link rel="stylesheet" href="/static/console.css">'
+            f'</head><body><main><section class="card"><h1>این کار انجام نشد</h1><p>{escape(message)}</p>'
+            '<p><a href="/">بازگشت به نمای کلی</a></p></section></main></body></html>')
+    return HTMLResponse(html, status_code=status, headers={**SECURITY_HEADERS, "Connection": "close"})
+
+
+def _unexpected(scope: Scope) -> Response:
+    """The console's page of an unexpected error (500), the signed-in user's menu with it where the
+    request got that far; a page of one sentence if even that fails."""
+    try:
+        response: Response = render(Request(scope), "error.html", status_code=500, message=UNEXPECTED)
+    except Exception:  # noqa: BLE001 - the page itself failing: the sentence alone
+        response = _small_page(500, UNEXPECTED)
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
 
 
 NOT_FOUND = "صفحه پیدا نشد"  # a 404's title and heading: not «این کار انجام نشد», nothing was tried

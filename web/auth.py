@@ -8,7 +8,8 @@
   on first start with mode 0600 and refused if others may read it. It never appears in logs or pages.
 - Every session carries a random CSRF token; every POST must send it back (``csrf`` form field).
 - Failed sign-ins are counted per (user name, client address): after ``MAX_FAILURES`` within
-  ``WINDOW_SECONDS`` that pair is refused until the window passes, without checking the password.
+  ``WINDOW_SECONDS`` that pair is refused until the window passes, without checking the password;
+  and per address: after ``MAX_ADDRESS_FAILURES`` (whatever the names) that address is.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import secrets
 import stat
 import threading
 import time
-from collections import defaultdict, deque
+from collections import OrderedDict, deque
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -31,6 +32,8 @@ from store.users import canonical_username
 SECRET_ENV = "BUDGETWATCH_WEB_SECRET"
 SECRET_FILE = "web-secret"
 MAX_FAILURES = 5
+MAX_ADDRESS_FAILURES = 20  # from one address, whatever the names: one guess against many users
+MAX_ENTRIES = 10_000  # keys a table of the limiter keeps (the oldest dropped first)
 WINDOW_SECONDS = 15 * 60
 MIN_PASSWORD = 10
 
@@ -109,42 +112,73 @@ def csrf_matches(session_token: str | None, sent: str | None) -> bool:
 
 
 class LoginLimiter:
-    """Failed sign-ins per (user name, address) in a sliding window; thread-safe, in memory. The
-    name is counted in its canonical form: علي and علی are one name, so one count.
+    """Failed sign-ins in a sliding window, per (user name, address) and per address; thread-safe, in
+    memory. The name is counted in its canonical form: علي and علی are one name, so one count.
+
+    A pair with ``max_failures`` failures in the window waits it out; so does an address with
+    ``max_address_failures`` (one address trying a password against many names). A sign-in clears
+    its pair's count, not its address's (else an attacker's own account would reset it). Each table
+    keeps at most ``max_entries`` keys, the oldest failures dropped first.
 
     In memory on purpose: the console is one process, and a restart forgetting the count costs an
     attacker a restart of the server, which they cannot cause.
     """
 
     def __init__(self, max_failures: int = MAX_FAILURES, window_seconds: float = WINDOW_SECONDS,
-                 clock=time.monotonic) -> None:
+                 clock=time.monotonic, max_address_failures: int = MAX_ADDRESS_FAILURES,
+                 max_entries: int = MAX_ENTRIES) -> None:
         self.max_failures = max_failures
+        self.max_address_failures = max_address_failures
         self.window = window_seconds
+        self.max_entries = max_entries
         self._clock = clock
-        self._failures: dict[tuple[str, str], deque[float]] = defaultdict(deque)
+        self._failures: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
+        self._addresses: OrderedDict[str, deque[float]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _recent(self, key: tuple[str, str]) -> deque[float]:
-        times = self._failures[key]
+    def _recent(self, table: OrderedDict, key) -> deque[float]:
+        """The key's failures in the window (an empty deque, not stored, when it has none)."""
+        times = table.get(key)
+        if times is None:
+            return deque()
         cutoff = self._clock() - self.window
         while times and times[0] <= cutoff:
             times.popleft()
+        if not times:
+            del table[key]
         return times
+
+    def _wait(self, times: deque[float], most: int) -> float:
+        if len(times) < most:
+            return 0.0
+        return max(0.0, times[-most] + self.window - self._clock())
 
     def blocked_for(self, username: str, address: str) -> float:
         """Seconds until this pair may try again (0: it may now)."""
         key = (canonical_username(username), address)
         with self._lock:
-            times = self._recent(key)
-            if len(times) < self.max_failures:
-                return 0.0
-            return max(0.0, times[0] + self.window - self._clock())
+            return max(self._wait(self._recent(self._failures, key), self.max_failures),
+                       self._wait(self._recent(self._addresses, address), self.max_address_failures))
+
+    def _add(self, table: OrderedDict, key, now: float) -> None:
+        times = self._recent(table, key)
+        times.append(now)
+        table[key] = times
+        table.move_to_end(key)  # the most recent failure last: the first is the one to drop
+        while len(table) > self.max_entries:
+            table.popitem(last=False)
 
     def failed(self, username: str, address: str) -> None:
-        key = (canonical_username(username), address)
+        now = self._clock()
         with self._lock:
-            self._recent(key).append(self._clock())
+            self._add(self._failures, (canonical_username(username), address), now)
+            self._add(self._addresses, address, now)
 
     def succeeded(self, username: str, address: str) -> None:
         with self._lock:
             self._failures.pop((canonical_username(username), address), None)
+
+    def size(self) -> int:
+        """Keys held, in both tables."""
+        with self._lock:
+            return len(self._failures) + len(self._addresses)

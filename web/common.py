@@ -11,14 +11,15 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import Request
+from fastapi import Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from sqlalchemy.engine import Engine
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 
 from foundation import present
 from store.users import User
@@ -26,6 +27,13 @@ from web import auth, words
 from web.jobs import ReconcileJobs
 from web.permissions import ROLE_NAMES
 from web.words import word
+
+
+MAX_ID = 2**63 - 1  # the stores' 64-bit integers: an id beyond them is no page (404), not the driver's overflow
+# an id in a page's address: 1 to MAX_ID, else the page cannot exist (404, as /deviations/abc)
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+FORM_FIELDS = 50  # fields of a form (the users page's groups among them); files: none unless the form takes one
+LOGIN_FIELDS = 10  # the sign-in form's: csrf, username, password, next
 
 
 class Refused(Exception):
@@ -238,9 +246,13 @@ def query_url(path: str, params: dict[str, Any], **changes: Any) -> str:
     return f"{path}?{urlencode(pairs)}" if pairs else path
 
 
-async def checked_form(request: Request) -> FormData:
-    """The POSTed form, once its CSRF token matches the session's (else 403)."""
-    form = await request.form()
+async def checked_form(request: Request, *, files: int = 0) -> FormData:
+    """The POSTed form, once its CSRF token matches the session's (else 403). At most `files` files
+    and FORM_FIELDS other fields: a part past them is refused before its content is read (400)."""
+    try:
+        form = await request.form(max_files=files, max_fields=FORM_FIELDS)
+    except HTTPException as exc:  # Starlette's 400 for a form past its counts, or malformed
+        raise Refused(exc.status_code, "فرمی که فرستادید درست نیست؛ صفحه را دوباره باز کنید و از نو بفرستید.") from None
     if not auth.csrf_matches(request.session.get("csrf"), form.get("csrf")):  # type: ignore[arg-type]
         raise Refused(403, "فرم منقضی شده یا از این سامانه نیامده است؛ صفحه را دوباره باز کنید و از نو بفرستید.")
     return form

@@ -49,6 +49,7 @@ def create(engine: Engine, username: str, password: str, *, role: str, groups: t
 
 
 def set_password(engine: Engine, username: str, password: str, *, by: str = "cli") -> User:
+    """A new password; every session of the user ends (store.users.update_user raises their epoch)."""
     with engine.begin() as conn:
         user = update_user(conn, username, password_hash=_hash(password))
         record_action(conn, by, "user_password", f"user {user.username}")
@@ -56,6 +57,7 @@ def set_password(engine: Engine, username: str, password: str, *, by: str = "cli
 
 
 def set_disabled(engine: Engine, username: str, disabled: bool = True, *, by: str = "cli") -> User:
+    """Disable (every session of the user ends, and stays ended once enabled again) or enable."""
     with engine.begin() as conn:
         user = update_user(conn, username, disabled=disabled)
         record_action(conn, by, "user_disable" if disabled else "user_enable", f"user {user.username}")

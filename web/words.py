@@ -187,6 +187,14 @@ _VISIT_REASONS = [
      lambda m: "پرونده نه متن CSV است، نه کارنامهٔ Excel (‎.xlsx‎): پرونده‌ای از این دو گونه بفرستید"),
     (re.compile(r"empty file: a header row is required"),
      lambda m: "پرونده خالی است: سطر نخست باید نام ستون‌ها باشد"),
+    # more than a file may hold (reconcile/inspections.py MAX_LINES), or a workbook unpacking to more
+    # than such a file takes (a compressed bomb): not read
+    (re.compile(r"holds more than ([\d,]+) visits: split it into files of at most that many"),
+     lambda m: f"پرونده بیش از {_grouped(m[1])} بازدید دارد: آن را به چند پرونده بخش کنید که هر یک دست‌بالا "
+               f"{_grouped(m[1])} بازدید داشته باشد"),
+    (re.compile(r"unpacks to ([\d,]+) MB, more than the (\d+) MB a workbook of ([\d,]+) visits takes: not read"),
+     lambda m: f"کارنامه پس از گشودن {_grouped(m[1])} مگابایت می‌شود، بیش از {_grouped(m[2])} مگابایتی که "
+               f"کارنامه‌ای با {_grouped(m[3])} بازدید می‌گیرد: خوانده نشد"),
     (re.compile(r"header (?:lacks|has unknown|repeats) column.*\(expected: (.+)\)"),
      lambda m: f"ستون‌های سطر نخست درست نیست؛ ستون‌ها باید این‌ها باشند: \u2066{m[1]}\u2069"),
     # another import stuck half-way (reconcile.inspections ImportsBusy): the console's file name is its own
@@ -194,6 +202,11 @@ _VISIT_REASONS = [
      lambda m: f"ورود دیگری از بازدیدهای میدانی بیش از {present.number(int(m[1]))} ثانیه است که در پایگاه "
                "می‌نویسد؛ چیزی ثبت نشد: پس از پایان آن دوباره بفرستید"),
 ]
+
+
+def _grouped(text: str) -> str:
+    """A count the import wrote with thousands' commas ('20,000'), in Persian digits ('۲۰٬۰۰۰')."""
+    return present.number(int(text.replace(",", "")))
 
 
 _CELLS = {"project_code": "کد پروژه", "date": "تاریخ بازدید", "observed_progress": "پیشرفت دیده‌شده"}

@@ -15,7 +15,9 @@ def test_0005_down_and_up_again(engine):
     assert not names & {"console_user", "console_action"}
     assert "alert_outbox" in names  # 0004's tables stay
     upgrade(engine, "0005")
-    assert current_revision(engine) >= "0005"
+    assert current_revision(engine) == "0005"
+    assert {"console_user", "console_action"} <= set(sa.inspect(engine).get_table_names())
+    upgrade(engine)  # the store's code reads the users' later columns too (0013's session_epoch)
     with engine.begin() as conn:
         add_user(conn, "Nima", display_name="نیما", role="expert", groups=("social",), password_hash="$argon2id$x")
         record_action(conn, "nima", "login", detail="from 127.0.0.1")

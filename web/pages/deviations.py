@@ -22,7 +22,7 @@ from reconcile.rules import RULE_IDS
 from reconcile.settings import RoutingConfig
 from store import console as store
 from store.users import display_names, record_action
-from web.common import Refused, checked_form, console, flash, query_url, redirect, render, user_of
+from web.common import Id, Refused, checked_form, console, flash, query_url, redirect, render, user_of
 from web import words
 from web.permissions import can_act_on, group_agencies
 
@@ -38,7 +38,8 @@ def _ints(values: list[str], low: int, high: int) -> tuple[int, ...]:
     found = []
     for value in values:
         text = to_ascii_digits(value).strip()
-        if text.isdigit() and low <= int(text) <= high:
+        # ASCII digits only, and few ('²' is a digit int() refuses; 5,000 digits are over its limit)
+        if text.isascii() and text.isdigit() and len(text) <= 19 and low <= int(text) <= high:
             found.append(int(text))
     return tuple(sorted(set(found)))
 
@@ -120,7 +121,7 @@ def _deviation(request: Request, deviation_id: int) -> dict[str, Any]:
 
 
 @router.get("/deviations/{deviation_id}")
-def deviation_page(request: Request, deviation_id: int):
+def deviation_page(request: Request, deviation_id: Id):
     data = _deviation(request, deviation_id)
     routing = console(request).config.routing
     row = data["row"]
@@ -129,7 +130,7 @@ def deviation_page(request: Request, deviation_id: int):
 
 
 @router.post("/deviations/{deviation_id}/{action}")
-async def act(request: Request, deviation_id: int, action: str):
+async def act(request: Request, deviation_id: Id, action: str):
     form = await checked_form(request)
     if action not in ("acknowledge", "dismiss"):
         raise Refused(404, "چنین کاری روی انحراف تعریف نشده است.")

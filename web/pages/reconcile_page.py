@@ -49,7 +49,7 @@ async def start(request: Request):
     for raw in form.getlist("year"):
         text = to_ascii_digits(str(raw)).strip()
         if text:
-            if not (text.isdigit() and 1300 <= int(text) <= 1499):
+            if not (text.isascii() and text.isdigit() and len(text) == 4 and 1300 <= int(text) <= 1499):
                 flash(request, f"سال مالی «{raw}» درست نیست (مانند ۱۴۰۵).", "error")
                 return redirect("/reconcile")
             years.append(int(text))

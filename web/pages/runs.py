@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 
 from store import console as store
 from store.export import recent_runs, run_rejections
-from web.common import Refused, console, render
+from web.common import Id, Refused, console, render
 
 router = APIRouter()
 REJECTIONS_SHOWN = 500
@@ -21,7 +21,7 @@ def runs(request: Request):
 
 
 @router.get("/runs/{run_id}")
-def run(request: Request, run_id: int):
+def run(request: Request, run_id: Id):
     with console(request).engine.connect() as conn:
         row = store.sync_run(conn, run_id)
         if row is None:

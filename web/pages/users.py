@@ -57,7 +57,12 @@ async def change(request: Request, username: str, action: str):
     engine, by = console(request).engine, user_of(request).username
     try:
         if action == "password":
-            await run_in_threadpool(manage.set_password, engine, username, str(form.get("password", "")), by=by)
+            # every session of the user ends (store.users.update_user); an admin's own new password
+            # keeps the session it was set in, and ends their others
+            changed = await run_in_threadpool(manage.set_password, engine, username, str(form.get("password", "")),
+                                              by=by)
+            if changed.username == by:
+                request.session["epoch"] = changed.session_epoch
             flash(request, f"گذرواژهٔ {username} عوض شد.")
         elif action in ("disable", "enable"):
             if username == by and action == "disable":

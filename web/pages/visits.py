@@ -156,7 +156,7 @@ async def record_visit(request: Request):
 
 @router.post("/visits/file")
 async def upload_visits(request: Request):
-    form = await checked_form(request)
+    form = await checked_form(request, files=1)
     user = user_of(request)
     if not can_record_visits(user):
         raise Refused(403, NOT_YOURS)

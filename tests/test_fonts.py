@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 from foundation import fonts
 
@@ -19,3 +20,8 @@ def test_the_font_faces_name_each_weight_once():
     assert css.count("@font-face") == 2
     assert 'font-weight: 400; font-display: swap; src: url("/fonts/Vazirmatn-Regular.woff2")' in css
     assert 'font-weight: 700; font-display: swap; src: url("/fonts/Vazirmatn-Bold.woff2")' in css
+
+
+def test_the_consoles_stylesheet_names_the_files_as_font_faces_writes_them():
+    css = (Path(__file__).parents[1] / "web" / "static" / "console.css").read_text(encoding="utf-8")
+    assert fonts.font_faces(lambda name: f"/static/fonts/{name}") in css

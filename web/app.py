@@ -28,7 +28,7 @@ from urllib.parse import quote, urlsplit
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
@@ -37,6 +37,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from foundation import fonts
 from store.db import error_line
 from store.users import canonical_username, end_sessions, get_user, record_action
 from web import auth
@@ -79,6 +80,17 @@ def create_app(engine: Engine, config: Any, *, secret: str | None = None, https_
                                 limiter=limiter or auth.LoginLimiter(), templates=templates())
     for module in (overview, deviations, subjects, visits, reconcile_page, runs, users):
         app.include_router(module.router)
+
+    @app.get("/static/fonts/{name}", include_in_schema=False)
+    def font(name: str) -> FileResponse:
+        """The typeface's two files (foundation/fonts), before the /static mount: its folder holds
+        its module and licence too, which are not served. Kept a year by browsers: a file's name
+        changes with its release."""
+        if name not in fonts.FILES.values():
+            raise StarletteHTTPException(404)
+        return FileResponse(fonts.DIRECTORY / name, media_type="font/woff2",
+                            headers={"Cache-Control": "public, max-age=31536000, immutable"})
+
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/healthz", include_in_schema=False)

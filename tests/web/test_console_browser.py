@@ -409,3 +409,27 @@ def test_what_a_persian_reading_user_found_in_a_trial(served, browser):
         assert "خط فرمان" in who and "cli" not in who, who
         page.locator("section:has(h2:text('کارهای اخیر'))").screenshot(path=screenshot_path("web-users-acts"))
         assert errors_seen == [] and errors == []
+
+
+def test_the_console_is_set_in_vazirmatn_served_from_the_package(served, browser):
+    # a presentation trial: the stylesheet named Vazirmatn and served none, so every page fell back
+    import httpx
+
+    from foundation import fonts
+
+    with browser_page(browser=browser) as (page, errors):
+        page.goto(f"{served.url}/login")
+        loaded = page.evaluate("""async () => {
+            await document.fonts.ready;
+            await document.fonts.load('700 15px Vazirmatn', 'ورود');
+            return [...document.fonts].filter(f => f.family.replace(/"/g, '') === 'Vazirmatn' && f.status === 'loaded')
+                                      .map(f => f.weight).sort();
+        }""")
+        assert loaded == ["400", "700"], loaded
+        assert errors == []
+    for name in fonts.FILES.values():  # served without a session, as the sign-in page needs them
+        answer = httpx.get(f"{served.url}/static/fonts/{name}")
+        assert answer.status_code == 200 and answer.headers["content-type"] == "font/woff2"
+        assert answer.content == (fonts.DIRECTORY / name).read_bytes()
+    for name in ("__init__.py", "OFL.txt", "..%2F__init__.py"):  # the folder's other files are not
+        assert httpx.get(f"{served.url}/static/fonts/{name}").status_code == 404

@@ -459,3 +459,24 @@ def test_an_id_beyond_the_stores_integers_is_a_usage_error(run, argv):
     code, _out, err = run(*argv, "99999999999999999999999")
     line = _one_line(err)
     assert code == 2 and "less than or equal to 9223372036854775807" in line and "Overflow" not in line
+
+
+def test_approving_a_year_the_store_does_not_hold_is_bad_input(run):
+    # an expert's trial: "error: ReportError: the store holds no project or agreement of 1399 … (run
+    # with --debug for details)", exit 1 (unexpected), where `report --year 1399` says it as bad input
+    import sqlalchemy as sa
+
+    from store.models import Agency, ExpenseAgreement
+
+    assert run("db", "upgrade")[0] == 0
+    engine = make_engine(f"sqlite:///{Path('data') / 'budgetwatch.db'}")
+    with engine.begin() as conn:  # a store of 1405
+        conn.execute(sa.insert(Agency.__table__).values(code="161", name="آب و فاضلاب", name_key="آبوفاضلاب"))
+        conn.execute(sa.insert(ExpenseAgreement.__table__).values(
+            agreement_no="1405-161-15004", fiscal_year=1405, agency_code="161", program_code="15004", status="exchanged"))
+    engine.dispose()
+    for argv in (("review", "approve", "--year", "1399", "--quarter", "4", "--by", "talfiq"),
+                 ("report", "--year", "1399", "--quarter", "4", "--output", "r.xlsx")):
+        code, _out, err = run(*argv)
+        line = _one_line(err)
+        assert code == 2 and "1399" in line and "ReportError" not in line and "--debug" not in line, (argv, line)

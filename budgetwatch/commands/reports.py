@@ -160,11 +160,14 @@ def report_project(
 
 def _review(call):
     from reports.archive import ReviewError
+    from reports.model import ReportError
 
     try:
         return call()
     except ReviewError as exc:
         raise UserError(str(exc), exit_code=exc.exit_code) from None
+    except ReportError as exc:  # a period the report cannot be built for (a year the store lacks): bad input,
+        raise UserError(str(exc)) from None  # as `report` says it (an expert's trial: exit 1, "unexpected")
 
 
 @review_app.command("approve")

@@ -14,7 +14,7 @@ from tests.web.conftest import PASSWORD, csrf_of, login, post_login
 from web import auth
 from web.users import set_disabled
 
-PUBLIC = {"/login", "/healthz"}
+PUBLIC = {"/login", "/healthz", "/static/fonts/{name}"}  # the typeface: the sign-in page is set in it
 
 
 def _flat(routes):

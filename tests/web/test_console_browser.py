@@ -100,6 +100,15 @@ def _sign_in(page, served: Served, username: str) -> None:
     page.wait_for_url(re.compile(r"/deviations$"))
 
 
+def _sign_in_from_login(page, served: Served, username: str) -> None:
+    """Signed in from the sign-in page itself: the overview follows."""
+    page.goto(f"{served.url}/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/$"))
+
+
 def test_a_budget_experts_day_in_the_console(served, browser):
     with browser_page(browser=browser) as (page, errors):
         page.goto(f"{served.url}/login")
@@ -214,11 +223,7 @@ def test_the_console_on_a_phone(served, browser):
 
 def test_the_admins_users_page(served, browser):
     with browser_page(browser=browser) as (page, errors):
-        page.goto(f"{served.url}/login")
-        page.fill("input[name=username]", "admin")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(re.compile(r"/$"))
+        _sign_in_from_login(page, served, "admin")
         page.goto(f"{served.url}/users")
         assert page.locator("table tbody tr").count() >= 4
         page.screenshot(path=screenshot_path("web-users"), full_page=True)
@@ -260,11 +265,7 @@ def test_the_users_and_runs_pages_on_a_phone(served, browser):
             field="approved_credit", raw="۲۳۸٬۷۳", key="1301034555-003",
             reason="thousands separator not between groups of three digits"))
     with browser_page(width=390, height=844, browser=browser) as (page, errors):
-        page.goto(f"{served.url}/login")
-        page.fill("input[name=username]", "admin")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(re.compile(r"/$"))
+        _sign_in_from_login(page, served, "admin")
         misfits = []
         for name, path in (("users", "/users"), ("runs", "/runs"), ("run", f"/runs/{run_id}")):
             page.goto(f"{served.url}{path}")
@@ -399,11 +400,7 @@ def test_what_a_persian_reading_user_found_in_a_trial(served, browser):
         page.screenshot(path=screenshot_path("web-run-rejections"), full_page=True)
         errors_seen = list(errors)
     with browser_page(browser=browser) as (page, errors):
-        page.goto(f"{served.url}/login")
-        page.fill("input[name=username]", "admin")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(re.compile(r"/$"))
+        _sign_in_from_login(page, served, "admin")
         page.goto(f"{served.url}/users")
         who = page.locator("td[data-label='کاربر']").all_inner_texts()
         assert "خط فرمان" in who and "cli" not in who, who

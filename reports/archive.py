@@ -10,10 +10,12 @@ approved period is never written again, and its files are made read-only.
 
 The archive is byte-stable: the report is built from the stored as-of day and approval moment, the
 workbook's creation date is that moment, and nothing else varies, so making it again from the same
-store gives the same bytes. ``diff`` does exactly that, without touching the archive, and lists
-the figures the store now holds differently (a late correction on a portal): each compared exactly,
-by its key in ``figures.json``, and named and shown for the consolidation group as the report
-shows it (see "how review diff names and shows a figure" below).
+store gives the same bytes. ``diff`` first checks the archive as ``review list`` does (``intact``)
+and refuses one altered or missing; then it makes the report again, with the sign-offs its approval
+saw, without touching the archive, and lists the figures the store now holds differently (a late
+correction on a portal): each compared exactly, by its key in ``figures.json``, and named and shown
+for the consolidation group as the report shows it (see "how review diff names and shows a figure"
+below).
 """
 
 from __future__ import annotations
@@ -165,14 +167,17 @@ def manifest(files: dict[str, bytes], entry: Signoff) -> bytes:
     })
 
 
-def review_days(conn, fiscal_year: int) -> dict[int, date]:
-    """The approved quarters of a year and their sign-off day (Tehran): the cycle's review step."""
-    return {s.quarter: tehran_day(s.approved_at) for s in reviews.all_signoffs(conn) if s.fiscal_year == fiscal_year}
+def review_days(conn, fiscal_year: int, *, until: datetime | None = None) -> dict[int, date]:
+    """The approved quarters of a year and their sign-off day (Tehran): the cycle's review step.
+    ``until``: only the sign-offs made by that moment (an archive's rebuild sees those its own
+    approval saw, not a quarter approved later the same day)."""
+    return {s.quarter: tehran_day(s.approved_at) for s in reviews.all_signoffs(conn)
+            if s.fiscal_year == fiscal_year and (until is None or s.approved_at <= until)}
 
 
 def _period_report(conn, fiscal_year: int, quarter: int, as_of: date, approved_at: datetime,
                    settings: Settings, extra_review: date | None = None) -> Report:
-    days = review_days(conn, fiscal_year)
+    days = review_days(conn, fiscal_year, until=approved_at)
     if extra_review is not None:
         days[quarter] = extra_review
     return build(conn, Selection(fiscal_year, quarter, as_of), routing=settings.routing,
@@ -231,17 +236,50 @@ def approve(engine: Engine, fiscal_year: int, quarter: int, *, by: str, note: st
     return entry
 
 
-def intact(entry: Signoff) -> bool:
-    """The archive's manifest has the digest the store recorded, and every file its digest."""
+def _verified(entry: Signoff) -> tuple[list[str], dict[str, bytes]]:
+    """What fails the archive's check (each a phrase naming the file: ``figures.json altered``), and
+    the bytes of the files that passed it, read once: what ``diff`` then compares with is what was
+    checked."""
     where = Path(entry.archive_path)
+    if not where.is_dir():
+        return [f"the archive folder {where} missing"], {}
     try:
         data = (where / MANIFEST).read_bytes()
-        if hashlib.sha256(data).hexdigest() != entry.manifest_sha256:
-            return False
-        return all(hashlib.sha256((where / f["name"]).read_bytes()).hexdigest() == f["sha256"]
-                   for f in json.loads(data)["files"])
-    except (OSError, ValueError, KeyError):
-        return False
+    except FileNotFoundError:
+        return [f"{MANIFEST} missing"], {}
+    except OSError as exc:
+        return [f"{MANIFEST} unreadable ({exc.strerror or exc.__class__.__name__})"], {}
+    if hashlib.sha256(data).hexdigest() != entry.manifest_sha256:
+        return [f"{MANIFEST} altered (its SHA-256 is not the one the store recorded)"], {}
+    try:
+        listed = [(f["name"], f["sha256"]) for f in json.loads(data)["files"]]
+    except (ValueError, KeyError, TypeError):
+        return [f"{MANIFEST} unreadable"], {}
+    failed, verified = [], {}
+    for name, digest in listed:
+        try:
+            content = (where / name).read_bytes()
+        except FileNotFoundError:
+            failed.append(f"{name} missing")
+            continue
+        except OSError as exc:
+            failed.append(f"{name} unreadable ({exc.strerror or exc.__class__.__name__})")
+            continue
+        if hashlib.sha256(content).hexdigest() != digest:
+            failed.append(f"{name} altered (its SHA-256 is not the manifest's)")
+        else:
+            verified[name] = content
+    return failed, verified
+
+
+def problems(entry: Signoff) -> list[str]:
+    """Why the archive of a sign-off fails its check (empty: intact), each naming the file."""
+    return _verified(entry)[0]
+
+
+def intact(entry: Signoff) -> bool:
+    """The archive's manifest has the digest the store recorded, and every file its digest."""
+    return not problems(entry)
 
 
 def periods(engine: Engine, *, today: date | None = None) -> list[Period]:
@@ -469,9 +507,14 @@ def diff(engine: Engine, fiscal_year: int, quarter: int, *, settings: Settings) 
         entry = reviews.signoff(conn, fiscal_year, quarter)
         if entry is None:
             raise ReviewError(f"{fiscal_year} Q{quarter} is not approved: nothing to compare with")
+        failed, files = _verified(entry)  # what `review list` checks: a forged figure is no archived one
+        if failed or FIGURES not in files:
+            raise ReviewError(f"the archive of {fiscal_year} Q{quarter} at {entry.archive_path} fails its check: "
+                              f"{'; '.join(failed or [f'{FIGURES} not in its manifest'])}; "
+                              "not compared (`review list` shows it ALTERED OR MISSING)")
         try:
-            archived = json.loads((Path(entry.archive_path) / FIGURES).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            archived = json.loads(files[FIGURES].decode("utf-8"))
+        except ValueError as exc:
             raise ReviewError(f"cannot read the archive of {fiscal_year} Q{quarter} at {entry.archive_path}: "
                               f"{exc.__class__.__name__}", 1) from None
         report = _period_report(conn, fiscal_year, quarter, entry.as_of, entry.approved_at, settings)

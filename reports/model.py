@@ -327,20 +327,23 @@ def _capital(conn: Connection, scope: _Scope, due_days: int, submissions: list[S
             if in_scope:
                 approved_on = ((report.decided_on or entered_on) if report and report.comptroller_status == "approved"
                                else None)
-                submissions.append(Submission(r.agency_code, q, entered_on, approved_on))
-            seen = [p for p in points if p.index <= s.year * 4 + q]
+                submission = Submission(r.agency_code, q, entered_on, approved_on)
+                submissions.append(submission)
+                if q == s.quarter:  # reporting discipline: what was done by the as-of day
+                    seen = submission.seen_on(s.as_of)
+                    _count(totals, "reports_due")
+                    _count(totals, "reports_entered", seen.entered_on is not None)
+                    _count(totals, "reports_approved", seen.approved_on is not None)
+                    _count(totals, "reports_overdue",
+                           seen.entered_on is None and s.as_of > report_due(s.year, s.quarter, due_days))
+            seen_points = [p for p in points if p.index <= s.year * 4 + q]
             visit_now = visit if visit and visit.visited_on <= quarter_end(s.year, q) else None
             out.append(ProjectRow(
                 r.code, r.title, r.agency_code, r.agency_name, r.county_name or NO_COUNTY, scope.group(r.agency_code),
                 q, targets[q - 1], report.progress if report else None, report.comptroller_status if report else None,
                 entered_on, visit_now.visited_on if visit_now else None,
-                visit_now.observed_progress if visit_now else None, forecast(seen, r.end_year)))
+                visit_now.observed_progress if visit_now else None, forecast(seen_points, r.end_year)))
         report = reports.get((s.year, s.quarter))
-        if in_scope:
-            _count(totals, "reports_due")
-            _count(totals, "reports_entered", report is not None)
-            _count(totals, "reports_approved", report is not None and report.comptroller_status == "approved")
-            _count(totals, "reports_overdue", report is None and s.as_of > report_due(s.year, s.quarter, due_days))
         target = targets[s.quarter - 1]
         if report is not None and report.progress is not None and target is not None and money.notified > 0:
             for t in totals:
@@ -373,12 +376,15 @@ def _expense(conn: Connection, scope: _Scope, due_days: int, submissions: list[S
             approved = bool(of_q) and all(i.comptroller_status == "approved" for i in of_q)
             approved_on = max((i.decided_on or i.reported_on or quarter_end(s.year, q)) for i in of_q) if approved else None
             if due:
-                submissions.append(Submission(a.agency_code, q, entered_on, approved_on))
-            if due and q == s.quarter:
-                _count(totals, "reports_due")
-                _count(totals, "reports_entered", bool(of_q))
-                _count(totals, "reports_approved", approved)
-                _count(totals, "reports_overdue", not of_q and s.as_of > report_due(s.year, q, due_days))
+                submission = Submission(a.agency_code, q, entered_on, approved_on)
+                submissions.append(submission)
+                if q == s.quarter:  # reporting discipline: what was done by the as-of day
+                    seen = submission.seen_on(s.as_of)
+                    _count(totals, "reports_due")
+                    _count(totals, "reports_entered", seen.entered_on is not None)
+                    _count(totals, "reports_approved", seen.approved_on is not None)
+                    _count(totals, "reports_overdue",
+                           seen.entered_on is None and s.as_of > report_due(s.year, q, due_days))
         for o in ops[a.id]:
             done = [items[o.id][q] for q in range(1, s.quarter + 1) if q in items[o.id]]
             out.append(OperationRow(
@@ -424,27 +430,29 @@ def build(conn: Connection, selection: Selection, *, routing: RoutingConfig, rep
           service_days: int = SERVICE_DAYS, reviews: Mapping[int, date] | None = None,
           generated_at: datetime | None = None, rules: RulesConfig | None = None) -> Report:
     """The report of ``selection`` from the store. ``reviews`` maps the year's approved quarters to
-    their sign-off day (the cycle's last step); ``generated_at`` is printed on it (a sign-off fixes
-    it, so the archive can be made again byte for byte); ``rules`` are the thresholds of
-    config.yaml's ``reconcile.rules`` (default: the catalogue's)."""
+    their sign-off day (the cycle's last step; one after the as-of day is not made yet: the report
+    sees the cycle as it stood that day); ``generated_at`` is printed on it (a sign-off fixes it, so
+    the archive can be made again byte for byte); ``rules`` are the thresholds of config.yaml's
+    ``reconcile.rules`` (default: the catalogue's)."""
     if not 1 <= selection.quarter <= 4:
         raise ReportError(f"quarter {selection.quarter}: use 1, 2, 3 or 4")
     held = fiscal_years(conn)
-    if held and selection.year not in held:  # a report of zeros would pass for a real one
+    if selection.year not in held:  # a report of zeros would pass for a real one (an empty store's too)
         raise ReportError(f"the store holds no project or agreement of {selection.year} "
-                          f"(it holds {', '.join(map(str, sorted(held)))})")
+                          f"({'it holds ' + ', '.join(map(str, sorted(held))) if held else 'it is empty: sync first'})")
+    reviewed = {q: day for q, day in (reviews or {}).items() if day <= selection.as_of}
     scope = _Scope(conn, selection, routing)
     submissions: list[Submission] = []
     projects = _capital(conn, scope, report_due_days, submissions)
     operations = _expense(conn, scope, report_due_days, submissions)
     deviations, rule_counts = _deviations(conn, scope)
     cycle = cycle_rows(selection.year, submissions, agency_names=scope.names, group_of=scope.group,
-                       reviewed_on=reviews or {}, as_of=selection.as_of,
+                       reviewed_on=reviewed, as_of=selection.as_of,
                        service_days=service_days)
     groups = [scope.by_group[g] for g in GROUPS if g in scope.by_group]
     return Report(selection, generated_at or datetime.now().astimezone(), service_days, scope.total,
                   _sorted(scope.by_county, by_name=True), _sorted(scope.by_agency), groups, projects, operations, rule_counts,
-                  deviations, cycle, (reviews or {}).get(selection.quarter), scope.matched,
+                  deviations, cycle, reviewed.get(selection.quarter), scope.matched,
                   Limits.of(rules))
 
 

@@ -480,3 +480,14 @@ def test_approving_a_year_the_store_does_not_hold_is_bad_input(run):
         code, _out, err = run(*argv)
         line = _one_line(err)
         assert code == 2 and "1399" in line and "ReportError" not in line and "--debug" not in line, (argv, line)
+
+
+def test_an_empty_store_has_no_period_to_report_or_approve(run, tmp_path):
+    # an expert's trial: on an empty store `review approve --year 1399` signed an archive of zeros
+    assert run("db", "upgrade")[0] == 0
+    for argv in (("review", "approve", "--year", "1405", "--quarter", "1", "--by", "talfiq"),
+                 ("report", "--year", "1405", "--quarter", "1", "--output", "r.html")):
+        code, _out, err = run(*argv)
+        line = _one_line(err)
+        assert code == 2 and "it is empty: sync first" in line, (argv, line)
+    assert not (tmp_path / "data" / "archive").exists() and not (tmp_path / "r.html").exists()

@@ -2,9 +2,10 @@
 
 The commands parse options, call reports/ and print; the report model, its renderers and the
 archive live in the reports package. Exit codes: 0 done; 2 bad input (an unknown county, agency,
-group or file extension, a malformed year or day, an --output inside the signed archive); 3 a period
-in the wrong state (not closed yet, already approved, not approved); 4 `review diff` found figures
-the store now holds differently. A report file is written whole or not at all (reports.files).
+group or file extension, a malformed year or day, a year the store does not hold, an --output inside
+the signed archive); 3 a period in the wrong state (not closed yet, already approved, not approved,
+approved with an archive that fails its check); 4 `review diff` found figures the store now holds
+differently. A report file is written whole or not at all (reports.files).
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@ import hashlib
 import json
 import os
 import stat
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -209,3 +210,96 @@ def test_a_race_lost_to_another_approval_leaves_no_second_archive(engine, approv
         archive.approve(engine, 1405, 2, by="دیگری", note=None, settings=settings(tmp_path / "b"), now=NOW)
     assert list((tmp_path / "b" / "archive").iterdir()) == []  # neither the folder nor a partial one
     assert archive.intact(entry)
+
+
+# A trial by a consolidation group member: `review list` said ALTERED OR MISSING while `review diff`
+# compared with the forged figures.json as if it were the archive, and with report.html moved out
+# said the store agrees with the archive. diff checks the archive as `review list` does first.
+
+def _writable(path: Path) -> None:
+    os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+
+
+def test_diff_refuses_an_archive_whose_figures_were_altered(engine, approved, tmp_path):
+    entry, folder = approved
+    figures = folder / "figures.json"
+    data = json.loads(figures.read_text(encoding="utf-8"))
+    assert data["project/P-1/q2/reported"] == "40"
+    data["project/P-1/q2/reported"] = "90"  # forged, so the store's 40 would read as a correction
+    _writable(figures)
+    figures.write_text(json.dumps(data), encoding="utf-8")
+    assert not archive.intact(entry)
+    with pytest.raises(ReviewError) as err:
+        archive.diff(engine, 1405, 2, settings=settings(tmp_path / "a"))
+    assert err.value.exit_code == 3
+    assert "archive of 1405 Q2" in str(err.value) and "figures.json altered" in str(err.value)
+    assert archive.problems(entry) == ["figures.json altered (its SHA-256 is not the manifest's)"]
+
+
+def test_diff_refuses_an_archive_missing_a_file(engine, approved, tmp_path):
+    entry, folder = approved
+    (folder / "report.html").rename(tmp_path / "report.html")  # moved out of the archive
+    assert not archive.intact(entry)
+    with pytest.raises(ReviewError) as err:
+        archive.diff(engine, 1405, 2, settings=settings(tmp_path / "a"))
+    assert err.value.exit_code == 3
+    assert "archive of 1405 Q2" in str(err.value) and "report.html missing" in str(err.value)
+
+
+def test_diff_refuses_an_archive_whose_manifest_was_rewritten_to_match_a_forgery(engine, approved, tmp_path):
+    entry, folder = approved
+    figures, manifest = folder / "figures.json", folder / "manifest.json"
+    forged = figures.read_bytes().replace(b'"40"', b'"90"', 1)
+    listed = json.loads(manifest.read_bytes())
+    for f in listed["files"]:
+        if f["name"] == "figures.json":
+            f["sha256"] = hashlib.sha256(forged).hexdigest()
+    for path, content in ((figures, forged), (manifest, json.dumps(listed).encode())):
+        _writable(path)
+        path.write_bytes(content)
+    with pytest.raises(ReviewError, match="manifest.json altered") as err:
+        archive.diff(engine, 1405, 2, settings=settings(tmp_path / "a"))
+    assert err.value.exit_code == 3
+
+
+def test_a_missing_archive_folder_is_refused_by_diff(engine, approved, tmp_path):
+    entry, folder = approved
+    folder.rename(tmp_path / "elsewhere")
+    with pytest.raises(ReviewError, match="archive folder .* missing"):
+        archive.diff(engine, 1405, 2, settings=settings(tmp_path / "a"))
+    assert [p.intact for p in archive.periods(engine, today=NOW.date()) if p.state == "approved"] == [False]
+
+
+# The same trial: after 1405 Q1 was approved, `review diff` of Q2 listed ~40 «monitoring cycle … Q1 │
+# reviewed by the consolidation group on │ (none) │ 1405/09/16»: the rebuild took every sign-off of
+# the year. It sees those made by the archive's own approval moment.
+
+@pytest.mark.parametrize("later", [timedelta(days=12), timedelta(hours=2)], ids=["days later", "same day"])
+def test_a_quarter_approved_after_the_archive_does_not_show_in_its_diff(engine, approved, tmp_path, later):
+    entry, _ = approved
+    archive.approve(engine, 1405, 1, by="مریم احمدی", note=None, settings=settings(tmp_path / "a"), now=NOW + later)
+    assert archive.diff(engine, 1405, 2, settings=settings(tmp_path / "a"))[1] == []
+
+
+def test_a_quarter_approved_before_the_archive_is_its_review_day_in_the_diff(engine, tmp_path):
+    make_province(engine)
+    first = archive.approve(engine, 1405, 1, by="مریم احمدی", note=None, settings=settings(tmp_path),
+                            now=NOW - timedelta(days=3))
+    archive.approve(engine, 1405, 2, by="مریم احمدی", note=None, settings=settings(tmp_path), now=NOW)
+    figures = json.loads((archive.folder(tmp_path, 1405, 2) / "figures.json").read_text(encoding="utf-8"))
+    assert figures["cycle/305/q1/reviewed_on"] == archive.tehran_day(first.approved_at).isoformat()
+    assert archive.diff(engine, 1405, 2, settings=settings(tmp_path))[1] == []
+
+
+def test_a_report_entered_after_the_sign_off_shows_on_its_row_not_in_the_cycle_as_it_stood(engine, approved,
+                                                                                          tmp_path):
+    # P-2's second quarter, missing at the sign-off on 1405/09/04, entered and approved after it
+    with engine.connect() as conn:
+        py_id = conn.execute(sa.text("SELECT py.id FROM project_year py JOIN project p ON p.id = py.project_id "
+                                     "WHERE p.code = 'P-2'")).scalar_one()
+    Province(engine).report(SimpleNamespace(id=py_id), 2, 15, reported_on="1405/09/10", decided_on="1405/09/11")
+    _, changes = archive.diff(engine, 1405, 2, settings=settings(tmp_path / "a"))
+    keys = {c.key for c in changes}
+    assert {"project/P-2/q2/reported", "project/P-2/q2/reported_on", "project/P-2/q2/comptroller"} <= keys
+    assert not [k for k in keys if k.startswith("cycle/") or k.endswith(("/reports_entered", "/reports_approved",
+                                                                          "/reports_overdue"))]

@@ -53,3 +53,36 @@ def test_an_approved_report_waits_for_the_group_review():
 def test_the_service_time_is_a_setting():
     [row] = rows([Submission("305", 2, on(8), on(9))], reviewed=on(10), service_days=7)
     assert row.report.late and not row.approval.late
+
+
+# A trial by a consolidation group member: a report as of 1405/07/10 showed a sign-off of 1405/09/16
+# as done, and a report entered on 1405/08/30 as entered, its approval step «در جریان» with 0 days
+# (a negative wait clamped). The cycle is seen as it stood on the as-of day.
+
+def test_an_entry_after_the_as_of_day_is_not_made_yet_and_its_report_step_waits():
+    [row] = rows([Submission("305", 2, on(70), on(72))], reviewed=on(80), as_of=on(20))
+    assert (row.entered, row.approved, row.reported_on, row.approved_on, row.reviewed_on) == (0, 0, None, None, None)
+    assert (row.report.days, row.report.done, row.report.late) == (20, False, True)  # waited up to the as-of day
+    assert (row.approval.days, row.review.days) == (None, None)  # not begun
+
+
+def test_an_approval_after_the_as_of_day_is_pending_with_the_days_waited():
+    [row] = rows([Submission("305", 2, on(5), on(30))], reviewed=on(40), as_of=on(20))
+    assert (row.entered, row.approved, row.reported_on, row.approved_on) == (1, 0, on(5), None)
+    assert (row.approval.days, row.approval.done, row.approval.late) == (15, False, True)
+    assert (row.review.days, row.reviewed_on) == (None, None)
+
+
+def test_a_review_after_the_as_of_day_is_pending_and_one_on_it_is_done():
+    [row] = rows([Submission("305", 2, on(2), on(4))], reviewed=on(30), as_of=on(9))
+    assert row.reviewed_on is None
+    assert (row.review.days, row.review.done, row.review.late) == (5, False, False)
+    [same] = rows([Submission("305", 2, on(2), on(4))], reviewed=on(9), as_of=on(9))
+    assert (same.reviewed_on, same.review.days, same.review.done) == (on(9), 5, True)
+
+
+def test_a_step_whose_start_is_after_the_as_of_day_has_not_begun():
+    from reports.cycle import step
+
+    assert step(on(5), None, on(2), 10) == step(None, None, on(2), 10)
+    assert not step(on(5), None, on(2), 10).done and step(on(5), None, on(2), 10).days is None

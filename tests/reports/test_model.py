@@ -149,3 +149,42 @@ def test_counties_are_in_the_persian_alphabets_order(engine):
     with engine.connect() as conn:
         report = build(conn, Selection(1405, 2, AS_OF), routing=ROUTING)
     assert [t.name for t in report.counties] == ["آبادان", "اندیکا", "اندیمشک", "دزپارت", "دزفول"]
+
+
+# A trial by a consolidation group member: a report as of a past day showed later events as done
+# (the sign-off on the cover, reports entered or approved after that day in the cycle and the
+# reporting discipline). P-1's second quarter: entered 1405/07/05, approved 1405/07/12; A-1's:
+# entered 1405/07/03, pending; P-2's never; the reports are due by 1405/07/15.
+
+@pytest.mark.parametrize("as_of, entered, approved, overdue", [
+    ("1405/07/04", 1, 0, 0),  # A-1 only: P-1 entered the next day
+    ("1405/07/10", 2, 0, 0),  # P-1 entered, its approval two days later
+    ("1405/07/20", 2, 1, 1),  # P-1 approved; P-2 past its due day
+    ("1405/09/04", 2, 1, 1),
+])
+def test_reporting_discipline_counts_what_was_done_by_the_as_of_day(engine, as_of, entered, approved, overdue):
+    make_province(engine)
+    with engine.connect() as conn:
+        t = build(conn, Selection(1405, 2, parse_day(as_of)), routing=ROUTING).total
+    assert (t.reports_due, t.reports_entered, t.reports_approved, t.reports_overdue) == (3, entered, approved, overdue)
+
+
+def test_the_cycle_as_of_a_past_day_shows_later_steps_pending_and_no_later_sign_off(engine):
+    make_province(engine)
+    signed = parse_day("1405/09/16")  # the group's sign-off, after the as-of day
+    with engine.connect() as conn:
+        report = build(conn, Selection(1405, 2, parse_day("1405/07/04")), routing=ROUTING,
+                       reviews={1: signed, 2: signed})
+    assert report.reviewed_on is None  # the cover: «انجام نشده», not the later day
+    cycle = {(c.agency_code, c.quarter): c for c in report.cycle}
+    roads = cycle[("305", 2)]  # P-1 entered on 1405/07/05: not yet; P-2 never
+    assert (roads.entered, roads.approved, roads.reported_on) == (0, 0, None)
+    assert (roads.report.days, roads.report.done) == (4, False)
+    schools = cycle[("118", 2)]  # A-1 entered the day before, not approved
+    assert (schools.reported_on, schools.approval.days, schools.approval.done) == (parse_day("1405/07/03"), 1, False)
+    first = cycle[("305", 1)]  # done long before: its review of 1405/09/16 is not
+    assert (first.reviewed_on, first.review.done, first.review.days) == (None, False, 87)
+    assert first.approved_on == parse_day("1405/04/10")
+    # the rows keep the store's figures: P-1's second-quarter report as it stands now, with its day
+    p1 = next(p for p in report.projects if p.code == "P-1" and p.quarter == 2)
+    assert (p1.reported, p1.reported_on, p1.comptroller) == (40, parse_day("1405/07/05"), "approved")

@@ -192,11 +192,51 @@ def test_a_report_that_fails_to_write_leaves_the_file_it_would_replace(cli, tmp_
     def disk_full(fd):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(os, "fsync", disk_full)
-    code, _, err = cli("report", *DAY, "--output", str(target))
+    with monkeypatch.context() as full:  # undone alone: the fixture's store and cwd stay
+        full.setattr(os, "fsync", disk_full)
+        code, _, err = cli("report", *DAY, "--output", str(target))
     assert code == 2 and "cannot write there (No space left on device)" in err
     assert target.read_text(encoding="utf-8") == "the report of last week"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary file left
-    monkeypatch.undo()
     code, _, err = cli("report", *DAY, "--output", str(target))
     assert code == 0 and "<html" in target.read_text(encoding="utf-8")
+
+
+# A trial by a consolidation group member: `review list` said ALTERED OR MISSING while `review diff`
+# reported a forged figure as archived, and with report.html moved out said the store agrees.
+
+def test_review_diff_refuses_an_altered_or_incomplete_archive_with_exit_code_3(cli, tmp_path):
+    import json
+    import os
+    import stat
+
+    assert cli("review", "approve", "--year", "1405", "--quarter", "2", "--by", "talfiq")[0] == 0
+    folder = tmp_path / "data" / "archive" / "1405-Q2"
+    figures = folder / "figures.json"
+    data = json.loads(figures.read_text(encoding="utf-8"))
+    data["project/P-1/q2/reported"] = "90"
+    os.chmod(figures, stat.S_IRUSR | stat.S_IWUSR)
+    figures.write_text(json.dumps(data), encoding="utf-8")
+    code, out, _ = cli("review", "list")
+    assert code == 0 and "ALTERED OR MISSING" in out
+    code, out, err = cli("review", "diff", "--year", "1405", "--quarter", "2")
+    assert code == 3 and "90%" not in out and len(err.strip().splitlines()) == 1
+    assert "1405 Q2" in err and "figures.json altered" in err, err
+    figures.unlink()  # the rest intact, figures.json gone
+    (folder / "report.html").rename(tmp_path / "report.html")
+    code, out, err = cli("review", "diff", "--year", "1405", "--quarter", "2")
+    assert code == 3 and "agrees" not in out
+    assert "report.html missing" in err and "figures.json missing" in err, err
+
+
+def test_a_report_as_of_a_day_before_the_sign_off_does_not_show_it(cli, tmp_path):
+    # the trial: as of 1405/07/10, the cover read «بررسی نهایی گروه تلفیق: ۱۴۰۵/۰۹/۱۶» (the sign-off, made today)
+    assert cli("review", "approve", "--year", "1405", "--quarter", "2", "--by", "talfiq")[0] == 0
+    code, _, err = cli("report", "--year", "1405", "--quarter", "2", "--as-of", "1405/07/10",
+                       "--output", str(tmp_path / "asof.html"))
+    assert code == 0, err
+    page = (tmp_path / "asof.html").read_text(encoding="utf-8")
+    assert "بررسی نهایی گروه تلفیق: انجام نشده" in page
+    code, _, err = cli("report", "--year", "1405", "--quarter", "2", "--output", str(tmp_path / "today.html"))
+    assert code == 0, err
+    assert "بررسی نهایی گروه تلفیق: انجام نشده" not in (tmp_path / "today.html").read_text(encoding="utf-8")

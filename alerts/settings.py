@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, EmailStr, Field, SecretStr, field_validator, model_validator
 
-from foundation.settings import ConfigError, Strict, read_password
+from foundation.settings import ConfigError, Strict, WithPassword, read_password
 from foundation.vocabulary import Group, Severity
 
 # 2d, 36h, 90m, 45s, or the words (2 days, 36 hours, 1 hour: pydantic took "2 days" and refused "36 hours")
@@ -47,7 +47,7 @@ def parse_duration(value: Any) -> Any:
         raise ValueError(DURATION_EXPECTED) from None
 
 
-class SmtpConfig(Strict):
+class SmtpConfig(WithPassword):
     host: str = "localhost"
     port: int = Field(default=587, ge=1, le=65535)
     # starttls: plain connection upgraded by STARTTLS (port 587); ssl: TLS from the first byte (465);

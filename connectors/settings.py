@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 
 from foundation import __version__
-from foundation.settings import ConfigError, Strict, read_password
+from foundation.settings import ConfigError, Strict, WithPassword, read_password
 from foundation.vocabulary import Source
 
 USER_AGENT = f"budgetwatch/{__version__} (Khuzestan MPO budget monitoring)"
@@ -54,7 +54,7 @@ class PortalSettings:
 FIRST_YEAR, LAST_YEAR = 1390, 1500  # fiscal years a portal can hold (Jalali)
 
 
-class SourceConfig(Strict):
+class SourceConfig(WithPassword):
     enabled: bool = True
     base_url: str
     username: str = ""

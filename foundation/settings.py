@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationInfo, field_validator, model_validator
 
 
 class ConfigError(Exception):
@@ -26,6 +27,29 @@ class Strict(BaseModel):
     """A settings section: unknown keys are errors, values are frozen once validated."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WithPassword(Strict):
+    """A section with a login's ``password_env`` (a variable's name, with a default) and
+    ``password_file``: the password is read from one of them. A file given without a variable is the
+    one place it is read from; both given is refused. The variable's default name was read first, so
+    a stray variable of that name (an old unit's environment file) overrode the file, and
+    check-config named the variable (an operator's trial)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_file_alone(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("password_file") and "password_env" not in data:
+            return {**data, "password_env": None}
+        return data
+
+    @field_validator("password_file", check_fields=False)
+    @classmethod
+    def _not_both(cls, value: Any, info: ValidationInfo) -> Any:
+        if value and info.data.get("password_env"):
+            raise ValueError(f"password_env ({info.data['password_env']}) is set too: keep one and empty the "
+                             "other (with both, the variable would be read and the file never)")
+        return value
 
 
 def read_password(key: str, password_env: str | None, password_file: Path | None, *,

@@ -394,3 +394,26 @@ def test_portal_settings_carry_the_configured_limits(monkeypatch: pytest.MonkeyP
 def test_secret_str_in_a_formatted_message_is_masked() -> None:
     settings = PortalSettings(base_url="https://x", username="u", password=SecretStr(PASSWORD))
     assert PASSWORD not in f"connecting with {settings!r} / {settings}"
+
+
+@pytest.mark.parametrize("section", [("sources", "nezarat4"), ("sources", "saba"), ("alerts", "smtp")])
+def test_a_password_file_alone_is_the_one_place_the_password_is_read(section, tmp_path, monkeypatch):
+    # an operator's trial: with only password_file set, the variable's default name was still read
+    # first, so a stray NEZARAT4_PASSWORD overrode the file and check-config named the variable
+    outer, inner = section
+    secret = tmp_path / "pw"
+    secret.write_text("from-the-file\n", encoding="utf-8")
+    config = parse_config({outer: {inner: {"password_file": str(secret)}}})
+    part = getattr(getattr(config, outer), inner)
+    assert part.password_env is None
+    monkeypatch.setenv({"nezarat4": "NEZARAT4_PASSWORD", "saba": "SABA_PASSWORD",
+                        "smtp": "BUDGETWATCH_SMTP_PASSWORD"}[inner], "stray")
+    read = part.password(inner) if outer == "sources" else part.password()
+    assert read.get_secret_value() == "from-the-file"
+
+
+def test_a_password_variable_and_file_both_set_is_refused_naming_the_file():
+    problems = problems_of({"sources": {"saba": {"password_env": "SABA_PASSWORD", "password_file": "/etc/saba"}}})
+    assert problems == ["sources.saba.password_file = '/etc/saba': password_env (SABA_PASSWORD) is set too: "
+                        "keep one and empty the other (with both, the variable would be read and the file never)"]
+    assert parse_config({"sources": {"saba": {"password_env": None, "password_file": "/etc/saba"}}})

@@ -214,8 +214,10 @@ class PortalHttp:
         self.count("retries")
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         sleep = retry_state.next_action.sleep if retry_state.next_action else 0.0
-        log.info("%s: attempt %d failed (%s); retrying in %.2f s", self.source,
-                 retry_state.attempt_number, exc, sleep)
+        # DEBUG: a portal down for a night would write a line a request a try (an operator's trial:
+        # 200 lines in 25 s); the run counts them (stats "retries") and says the request that gave up
+        log.debug("%s: attempt %d failed (%s); retrying in %.2f s", self.source,
+                  retry_state.attempt_number, exc, sleep)
 
     async def send(
         self,

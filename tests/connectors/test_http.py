@@ -175,3 +175,19 @@ async def test_tls_verification_is_on_by_default():
     context = http.client._transport._pool._ssl_context  # httpx internals: no public accessor
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
     await http.aclose()
+
+
+async def test_a_retry_is_no_line_of_the_services_log(caplog):
+    # an operator's trial: with a portal down, one INFO line a request a try (200 in 25 s) flooded
+    # the journal; the tries are counted in the run's stats and the request that gave up is said
+    import logging
+
+    http = PortalHttp("test", fast_settings(max_attempts=3), httpx.MockTransport(lambda r: httpx.Response(502)))
+    with caplog.at_level(logging.INFO, logger="connectors"), pytest.raises(SourceUnavailable):
+        await http.send("GET", "/y")
+    assert [r for r in caplog.records if r.name.startswith("connectors")] == []
+    assert http.stats["retries"] == 2
+    with caplog.at_level(logging.DEBUG, logger="connectors"), pytest.raises(SourceUnavailable):
+        await http.send("GET", "/y")
+    assert sum("retrying in" in r.getMessage() for r in caplog.records) == 2  # there for --debug
+    await http.aclose()

@@ -35,6 +35,11 @@ class StoreError(Exception):
     """The store cannot be used as it is; the message says what to do."""
 
 
+class StoreUnreachable(StoreError):
+    """A database server that did not answer or refused the connection: it may answer a little later
+    (a server starting after this machine's reboot, a failover), which a service retries."""
+
+
 # the longest error line said or recorded (a driver's DETAIL may quote a whole row)
 ERROR_LINE_LENGTH = 500
 
@@ -239,7 +244,9 @@ def reaching(url: str) -> Iterator[None]:
         reason = "; ".join(line.strip() for line in str(exc.orig).splitlines() if line.strip())  # one line
         if reason == "file is not a database":
             reason += " (correct database.url or BUDGETWATCH_DATABASE_URL)"
-        raise StoreError(f"cannot open the store at {safe_url(url)}: {reason}") from None
+        # a server's refusal may pass; a SQLite file that cannot be opened will not
+        server = isinstance(exc, sa.exc.OperationalError) and not url.startswith("sqlite")
+        raise (StoreUnreachable if server else StoreError)(f"cannot open the store at {safe_url(url)}: {reason}") from None
 
 
 def open_store(url: str, *, echo: bool = False) -> Engine:

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import platform
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -491,3 +492,19 @@ def test_an_empty_store_has_no_period_to_report_or_approve(run, tmp_path):
         line = _one_line(err)
         assert code == 2 and "it is empty: sync first" in line, (argv, line)
     assert not (tmp_path / "data" / "archive").exists() and not (tmp_path / "r.html").exists()
+
+
+def test_serve_whose_database_server_does_not_answer_is_started_again_by_its_unit(run, monkeypatch):
+    # an operator's trial: exit 2 (a configuration error), which deploy/budgetwatch.service does not
+    # restart, so a PostgreSQL up after this machine's reboot left the service down for good
+    off = "data_dir: data\nsources:\n  nezarat4: {enabled: false}\n  saba: {enabled: false}\n"
+    with socket.socket() as unused:  # a port no server listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    monkeypatch.setenv("BUDGETWATCH_DATABASE_URL", f"postgresql+psycopg://postgres@127.0.0.1:{port}/budgetwatch")
+    code, _out, err = run("serve", config=off)
+    assert code == 75 and "Connection refused" in err and "started again later" in err, err
+    unit = (Path(__file__).parents[1] / "deploy" / "budgetwatch.service").read_text(encoding="utf-8")
+    assert "RestartPreventExitStatus=2 3\n" in unit  # 75 is restarted
+    monkeypatch.setenv("BUDGETWATCH_DATABASE_URL", "sqlite:////nonexistent/folder/store.db")
+    assert run("serve", config=off)[0] == 2  # a SQLite file that cannot be opened will not open later

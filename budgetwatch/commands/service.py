@@ -19,11 +19,15 @@ from budgetwatch.commands.sync import refuse_unready
 from foundation.vocabulary import SOURCES
 from service import logs
 from service import status as health
-from store.db import open_store, safe_url
+from store.db import StoreUnreachable, open_store, safe_url
 from store.locks import LockHeld
 from store.service import identified_url
 
 SERVE_LOCKED = 3
+# the store's server did not answer at start (sysexits' EX_TEMPFAIL): deploy/budgetwatch.service
+# restarts serve on it, where exit 2 (a configuration error) it does not (an operator's trial: a
+# PostgreSQL up after this machine's reboot left the service down for good)
+SERVE_STORE_UNREACHABLE = 75
 log = logging.getLogger("budgetwatch.service")
 
 
@@ -40,7 +44,10 @@ def serve() -> None:
     logs.REDACTOR.update(logs.secrets_of(config))
     log.info("configuration %s, store %s", ctx.config_source, safe_url(config.database_url))
     # its own engine: on PostgreSQL its sessions name this host and pid, which a second serve reports
-    engine = open_store(identified_url(config.database_url))
+    try:
+        engine = open_store(identified_url(config.database_url))
+    except StoreUnreachable as exc:  # not a configuration error: the unit starts serve again (RestartSec)
+        raise UserError(f"{exc}; the service is started again later", exit_code=SERVE_STORE_UNREACHABLE) from None
     from service import scheduler  # APScheduler and every job's module load only for `serve`
 
     try:

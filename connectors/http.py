@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
-from tenacity.stop import stop_after_attempt, stop_before_delay
+from tenacity.stop import stop_after_attempt, stop_any
 
 from .errors import SourceUnavailable
 from .settings import PortalSettings
@@ -245,28 +245,36 @@ class PortalHttp:
         s = self.settings
         path = httpx.URL(url).path or url
         last: list[str] = []
+        sent: list[float] = []  # when the first try went on the wire
+
+        def out_of_time(retry_state: RetryCallState) -> bool:
+            """max_retry_seconds counted from the first try on the wire, not from the call: a request
+            queued behind hundreds for a slot (a large sync) spent its budget waiting, and gave up
+            after one or two tries when the portal faltered (an operator's trial)."""
+            return bool(sent) and time.monotonic() - sent[0] + retry_state.upcoming_sleep >= s.max_retry_seconds
+
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(attempts or s.max_attempts) | stop_before_delay(s.max_retry_seconds),
+            stop=stop_any(stop_after_attempt(attempts or s.max_attempts), out_of_time),
             wait=self._wait,
             retry=retry_if_exception_type(TransientFault),
             before_sleep=self._before_sleep,
             reraise=True,
         )
-        started = time.monotonic()
         try:
             async for attempt in retrying:
                 with attempt:
                     response = await self._attempt(method, url, headers, fault, before_send,
-                                                   urgent, last, request)
+                                                   urgent, last, request, sent)
         except TransientFault:
             raise SourceUnavailable(
                 self.source,
                 f"{method} {path} failed {len(last)} time(s) in "
-                f"{time.monotonic() - started:.1f} s; last fault: {last[-1] if last else '?'}",
+                f"{time.monotonic() - (sent[0] if sent else time.monotonic()):.1f} s; "
+                f"last fault: {last[-1] if last else '?'}",
             ) from None
         return response
 
-    async def _attempt(self, method, url, headers, fault, before_send, urgent, last, request
+    async def _attempt(self, method, url, headers, fault, before_send, urgent, last, request, sent
                        ) -> httpx.Response:
         async with self._in_flight.slot(urgent):
             # The rate turn is taken inside the slot, so that starts stay spaced even when many
@@ -277,6 +285,8 @@ class PortalHttp:
                 before_send()
             request_headers = headers() if callable(headers) else headers
             self.count("requests")
+            if not sent:
+                sent.append(time.monotonic())
             try:
                 response = await self.client.request(method, url, headers=request_headers,
                                                      **request)

@@ -191,3 +191,22 @@ async def test_a_retry_is_no_line_of_the_services_log(caplog):
         await http.send("GET", "/y")
     assert sum("retrying in" in r.getMessage() for r in caplog.records) == 2  # there for --debug
     await http.aclose()
+
+
+async def test_the_retry_budget_counts_from_the_first_try_not_from_the_queue():
+    # an operator's trial: a request queued behind others for a slot spent max_retry_seconds waiting,
+    # then gave up after one fault ("failed 2 time(s)" with max_attempts 6)
+    answers = {"/slow": [httpx.Response(200)], "/flaky": [httpx.Response(503), httpx.Response(200)]}
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/slow":
+            await asyncio.sleep(1.5)  # holds the only slot longer than the whole retry budget
+        return answers[request.url.path].pop(0)
+
+    http = PortalHttp("test", fast_settings(concurrency=1, max_retry_seconds=1.0), httpx.MockTransport(answer))
+    slow = asyncio.create_task(http.send("GET", "/slow"))
+    await asyncio.sleep(0.05)  # the slow one holds the slot
+    flaky = await http.send("GET", "/flaky")
+    assert flaky.status_code == 200 and (await slow).status_code == 200
+    assert http.stats["retries"] == 1
+    await http.aclose()

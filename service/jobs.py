@@ -8,7 +8,9 @@ configuration and the engine. Each job:
 - never raises into the scheduler: a failure is logged and the job runs again at its next slot;
 - takes the service's store-work lock for syncs and reconciliations, so the two never run at once in
   this process (the store's own locks keep other processes out), and waits for it only while the
-  service is not stopping;
+  service is not stopping; a job that gives up its wait because the service stops (or is handed
+  over as the stop begins) says so in one line and gives its slot back to the job store
+  (:func:`note_slot`): the next start runs it once, within ``misfire_grace_seconds``;
 - stops within seconds when the service stops: a sync runs as the coroutine ``sync.sync_sources``
   on an event loop of the job's thread, and :meth:`Service.stop` cancels its task (the sync commits
   the batch in flight, records the run ``interrupted`` and releases its locks); a reconciliation is
@@ -23,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
@@ -67,6 +70,7 @@ class Service:
         self.engine = engine
         self.stopping = threading.Event()
         self._store_work = threading.Lock()
+        self._store_work_by: str | None = None  # the job holding it, for the line of one that gives up
         self._syncs: dict[asyncio.Task, asyncio.AbstractEventLoop] = {}
         self._syncs_lock = threading.Lock()
         self._running = 0  # jobs in run_job now
@@ -131,18 +135,24 @@ class Service:
                 self._on_stop.remove(call)
 
     @contextmanager
-    def store_work(self) -> Iterator[bool]:
-        """Hold the store-work lock for the block; yields False (nothing held) if the service stops first."""
+    def store_work(self, job: str) -> Iterator[bool]:
+        """Hold the store-work lock for the block as `job`; yields False (nothing held) if the service
+        stops first — then `job` has said so and given its slot back (:func:`give_up`)."""
+        waited_for = None  # the job it waited for, as last seen (it may end as the stop comes)
         while not self.stopping.is_set():
+            waited_for = self._store_work_by or waited_for
             if self._store_work.acquire(timeout=0.2):
                 if self.stopping.is_set():
                     self._store_work.release()
                     break
+                self._store_work_by = job
                 try:
                     yield True
                 finally:
+                    self._store_work_by = None
                     self._store_work.release()
                 return
+        give_up(job, f"gave up waiting for {waited_for or 'another job'} to finish")
         yield False
 
     # --- jobs -------------------------------------------------------------------------------
@@ -151,7 +161,7 @@ class Service:
         sources = [s for s in sources if s in self.enabled_sources()]
         if not sources:
             return
-        with self.store_work() as held:
+        with self.store_work(job) as held:
             if not held:
                 return
             outcomes = self._sync(sources, full=full, job=job)
@@ -209,7 +219,7 @@ class Service:
         return outcomes
 
     def reconcile(self, *, job: str) -> None:
-        with self.store_work() as held:
+        with self.store_work(job) as held:
             if held:
                 self._reconcile(job=job, reason=SCHEDULED)
 
@@ -255,7 +265,7 @@ class Service:
         log.log(level, "alerts: %s", "; ".join(map(_describe, reports)), extra={"job": job})
 
     def housekeeping(self, *, job: str) -> None:
-        with self.store_work() as held:
+        with self.store_work(job) as held:
             if held:
                 done = store_service.housekeeping(self.engine)
                 log.info("housekeeping: %s", "; ".join(done), extra={"job": job})
@@ -292,6 +302,9 @@ def _counted_nothing(report: Any) -> bool:
 # --- the scheduler's entry point ---------------------------------------------------------------
 
 _service: Service | None = None
+# per job id: the slot (due time) its running instance was handed over for, and how to put it back in
+# the job store as the job's next run; noted by serve's executor before the job's thread starts
+_slots: dict[str, tuple[datetime, Callable[[datetime], None]]] = {}
 
 
 def install(service: Service | None) -> None:
@@ -300,15 +313,46 @@ def install(service: Service | None) -> None:
     _service = service
 
 
+def note_slot(job: str, due: datetime, give_back: Callable[[datetime], None]) -> None:
+    """The run of `job` about to start is for the slot `due`; `give_back(due)` makes it owed again."""
+    _slots[job] = (due, give_back)
+
+
+def give_up(job: str, what: str) -> None:
+    """`job` did not do its work because the service is stopping: one line, and its slot put back in
+    the job store (the scheduler is paused while jobs wind down), so that the next start runs it once
+    if it is then at most ``misfire_grace_seconds`` old — as a slot falling due during the stop."""
+    slot = _slots.get(job)
+    extra = {"job": job, "status": "interrupted"}
+    if slot is None:  # not handed over by serve's scheduler (a test's direct call)
+        log.warning("job %s %s: the service is stopping", job, what, extra=extra)
+        return
+    due, give_back = slot
+    extra["due"] = due.isoformat()
+    try:
+        give_back(due)
+    except Exception as exc:  # noqa: BLE001 - the job store unreachable: said, the stop goes on
+        log.warning("job %s %s: the service is stopping; its slot due %s could not be kept for the next start "
+                    "(%s): it runs at its next slot", job, what, due.isoformat(), error_line(exc), extra=extra)
+        return
+    log.warning("job %s %s: the service is stopping; its slot due %s is kept: the next start runs it "
+                "(if within misfire_grace_seconds)", job, what, due.isoformat(), extra=extra)
+
+
 def run_job(kind: str, source: str | None = None) -> None:
     """What the job store refers to: run one job on the installed service; never raises."""
     service = _service
     job = f"{kind}:{source}" if source else kind
-    if service is None:
-        return
-    with service.running():  # counted before the stop is asked: wait_idle never misses a job starting
-        if not service.stopping.is_set():
-            _run(service, job, kind, source)
+    try:
+        if service is None:
+            return
+        with service.running():  # counted before the stop is asked: wait_idle never misses a job starting
+            if service.stopping.is_set():  # handed over just before the scheduler's pause
+                give_up(job, "did not start")
+            else:
+                _run(service, job, kind, source)
+    finally:
+        _slots.pop(job, None)
 
 
 def _run(service: Service, job: str, kind: str, source: str | None) -> None:

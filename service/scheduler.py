@@ -7,10 +7,17 @@ runs once at start, not once per missed slot. A job whose schedule is unchanged 
 next run across restarts (that is how a missed run is remembered); a changed schedule replaces it,
 and a job no longer configured (a disabled source) is removed.
 
-Only one serve runs per store (store.service.serve_lock). Stopping: the first SIGTERM/SIGINT cancels
-what runs (service.jobs) and waits up to ``schedule.stop_timeout_seconds``; a process whose jobs did
-not end by then exits anyway (code 1: every write is a transaction, so nothing half-done is kept),
-as does a second Ctrl-C.
+Only one serve runs per store (store.service.serve_lock), and serve watches its lock every
+:data:`LOCK_CHECK_SECONDS` (:class:`_LockWatch`): on PostgreSQL it ends with its session (a server
+restart, a failover, a network cut, an idle-session killer). Lost, it is taken again on a new
+connection at once (a WARNING); if another serve holds it by then, this one stops as at SIGTERM and
+exits :data:`SERVE_LOCKED`, as a second serve does at its start.
+
+Stopping: the first SIGTERM/SIGINT cancels what runs (service.jobs) and waits up to
+``schedule.stop_timeout_seconds``; a process whose jobs did not end by then exits anyway (code 1:
+every write is a transaction, so nothing half-done is kept), as does a second Ctrl-C. A job that
+gives up because the service stops (waiting for its turn, or handed over as the stop began) gives
+its slot back to the job store (:class:`_SlotNotingExecutor`): the next start runs it once.
 """
 
 from __future__ import annotations
@@ -41,10 +48,18 @@ from reconcile import helper as reconcile_helper
 from service import jobs
 from service.jobs import AppConfig, Service
 from service.settings import zone_info
-from store.service import JOBS_TABLE, serve_lock
+from store.db import error_line
+from store.locks import LockHeld
+from store.service import JOBS_TABLE, ServeLock, serve_lock
 
 log = logging.getLogger("budgetwatch.service")
 RUN_JOB = "service.jobs:run_job"
+# serve's exit code when another serve holds the store (at its start, or after this one lost the lock)
+SERVE_LOCKED = 3
+# how often serve checks that it still holds the serve lock: one query of pg_locks on the lock's own
+# connection (SQLite: a stat of the lock file); for this long at most `status` says no serve runs
+# after the lock's session ended, and another serve could take the store
+LOCK_CHECK_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -78,12 +93,13 @@ def job_specs(config: AppConfig) -> list[JobSpec]:
 def serve(config: AppConfig, engine: Engine, *, on_started: Callable[[], None] | None = None) -> int:
     """Run the jobs until a signal; returns the exit code. Raises store.locks.LockHeld if another
     serve holds the store."""
-    with serve_lock(engine):
+    with serve_lock(engine) as lock:
         service = Service(config, engine)
         received: list[int] = []
         _on_signals(received)
         scheduler = _scheduler(config, engine)
         jobs.install(service)
+        watch = _LockWatch(lock, LOCK_CHECK_SECONDS)
         try:
             scheduler.start(paused=True)  # the job store is open, nothing runs yet
             _install_jobs(scheduler, config)
@@ -94,20 +110,105 @@ def serve(config: AppConfig, engine: Engine, *, on_started: Callable[[], None] |
                          job.next_run_time.isoformat() if job.next_run_time else "-", extra={"job": job.id})
             log.info("budgetwatch serve started (pid %d)", os.getpid(),
                      extra={"started_at": datetime.now(UTC).isoformat()})
+            watch.start()
             if on_started:
                 on_started()
-            _wait_for_signal(received)
+            _wait_for_signal(received, watch)
+            watch.stop()
+            taken = not received  # another serve took the store while the lock was lost
+            if taken:
+                log.error("%s: stopping, as at SIGTERM (exit %d)", watch.taken_by, SERVE_LOCKED)
             log.info("stopping: cancelling running jobs")
-            return _stop(scheduler, service, config.schedule.stop_timeout_seconds)
+            code = _stop(scheduler, service, config.schedule.stop_timeout_seconds)
+            return SERVE_LOCKED if taken else code
         finally:
+            watch.stop()
             jobs.install(None)
+
+
+class _LockWatch:
+    """Checks every `period` seconds, on a thread of its own, that serve still holds its lock; lost,
+    takes it again at once on a new connection (a WARNING: serve goes on), or, when another serve
+    holds it by then, sets :attr:`taken_by` (the main thread stops serve). A database that cannot be
+    reached meanwhile is said once, and the lock tried again at each check."""
+
+    def __init__(self, lock: ServeLock, period: float) -> None:
+        self.lock = lock
+        self.period = period
+        self.taken_by: str | None = None  # "serve lock lost (…), and another budgetwatch serve (…) runs …"
+        self._done = threading.Event()
+        self._lost: str | None = None  # why, while the lock is lost and not taken again yet
+        self._said = False  # that it could not be taken again yet
+        self._thread = threading.Thread(target=self._run, name="serve-lock-watch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """No further check; waits (a little) for one under way."""
+        self._done.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(self.period + 5)
+
+    def _run(self) -> None:
+        failing = False
+        while not self._done.wait(self.period):
+            try:
+                if not self.check():
+                    return
+                failing = False
+            except Exception as exc:  # noqa: BLE001 - the watch must not die silently (said once in a row)
+                if not failing:
+                    log.error("checking the serve lock failed: %s; trying again every %g s", error_line(exc),
+                              self.period)
+                failing = True
+
+    def check(self) -> bool:
+        """One check; False once another serve holds the store."""
+        if self._lost is None:
+            if self.lock.still_held():
+                return True
+            self._lost = self.lock.lost_why or "lost"
+        try:
+            retaken = self.lock.take_again()
+        except LockHeld as exc:
+            self.taken_by = f"serve lock lost ({self._lost}), and {exc} now"
+            return False
+        except Exception as exc:  # noqa: BLE001 - the database cannot be reached (a restart under way)
+            retaken, why = False, f"taking it again failed: {error_line(exc)}"
+        else:
+            why = "it is not free yet (the server has not ended the session that held it)"
+        if retaken:
+            log.warning("serve lock lost (%s) and taken again on a new connection: serve goes on", self._lost)
+            self._lost, self._said = None, False
+        elif not self._said:  # said once while it lasts
+            log.warning("serve lock lost (%s); %s: trying again every %g s", self._lost, why, self.period)
+            self._said = True
+        return True
+
+
+class _SlotNotingExecutor(ThreadPoolExecutor):
+    """APScheduler's thread pool, noting each job's slot (the run time it is handed over for) before
+    its thread starts, with the way to give the slot back to the job store: a job that gives up
+    because the service stops owes it (service.jobs ``note_slot``). APScheduler moves a job's next
+    run past the slot as it hands it over, so a job that did not run would otherwise lose it."""
+
+    def _do_submit_job(self, job, run_times):  # noqa: ANN001 - APScheduler's hook, under its lock
+        scheduler, job_id = self._scheduler, job.id
+
+        def give_back(due: datetime) -> None:
+            # the scheduler is paused while jobs wind down (_stop): the slot stays in the job store
+            scheduler.modify_job(job_id, next_run_time=due)
+
+        jobs.note_slot(job_id, run_times[-1], give_back)
+        super()._do_submit_job(job, run_times)
 
 
 def _scheduler(config: AppConfig, engine: Engine) -> BackgroundScheduler:
     schedule = config.schedule
     scheduler = BackgroundScheduler(
         jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=JOBS_TABLE)},
-        executors={"default": ThreadPoolExecutor(max_workers=8)},
+        executors={"default": _SlotNotingExecutor(max_workers=8)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": schedule.misfire_grace_seconds},
         timezone=zone_info(schedule.timezone),
     )
@@ -173,13 +274,15 @@ def _on_signals(received: list[int]) -> None:
     signal.signal(signal.SIGINT, handle)
 
 
-def _wait_for_signal(received: list[int]) -> None:
-    """Until a signal is noted; then say which. A timed wait, so that the main thread runs the
-    Python handler soon even when the kernel delivered the signal to another thread."""
+def _wait_for_signal(received: list[int], watch: _LockWatch | None = None) -> None:
+    """Until a signal is noted (then say which), or `watch` finds another serve holding the store. A
+    timed wait, so that the main thread runs the Python handler soon even when the kernel delivered
+    the signal to another thread."""
     idle = threading.Event()  # never set: only its timed wait is used
-    while not received:
+    while not received and not (watch and watch.taken_by):
         idle.wait(SIGNAL_POLL_SECONDS)
-    log.info("%s received", signal.Signals(received[0]).name)
+    if received:
+        log.info("%s received", signal.Signals(received[0]).name)
 
 
 def _stop(scheduler: BackgroundScheduler, service: Service, timeout: float) -> int:

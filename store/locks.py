@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from store.db import StoreError
+from store.db import StoreError, error_line
 from store.driver import write_lock_first
 
 
@@ -180,3 +181,136 @@ def exclusive(engine: Engine, name: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def advisory_lock_in_pg_locks(key: int) -> tuple[str, dict[str, int]]:
+    """The condition (and its parameters) that picks the session advisory lock `key` in pg_locks,
+    which shows a bigint key as two oids."""
+    unsigned = key & 0xFFFFFFFFFFFFFFFF
+    where = ("l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+             "AND l.classid::bigint = :hi AND l.objid::bigint = :lo")
+    return where, {"hi": unsigned >> 32, "lo": unsigned & 0xFFFFFFFF}
+
+
+class HeldLock:
+    """The lock ``name`` of :func:`exclusive`, held for as long as a process runs (serve's), which
+    can tell whether it still holds it and take it again after a loss.
+
+    PostgreSQL: a session advisory lock lives as long as its session. A server restart, a failover,
+    a network cut or ``pg_terminate_backend`` (an idle-session killer) ends the session, and the
+    lock with it, without a word to the holder: another process may take it at once.
+    :meth:`still_held` asks on the lock's own connection (one query of pg_locks: the session lives
+    and holds the key); after a loss :meth:`take` takes it on a new connection.
+
+    SQLite: an exclusive ``flock`` on a file beside the database, held while this process keeps the
+    file open: no connection to lose. Only the file removed or replaced (a cleaner of the folder)
+    would let another process lock a new file of the same name: :meth:`still_held` checks that the
+    path is still the file locked (a stat), and :meth:`take` locks the file now there. An in-memory
+    store has no other process to exclude: always held.
+
+    The methods are called from more than one thread (serve's watch, its main thread): one at a time."""
+
+    def __init__(self, engine: Engine, name: str) -> None:
+        self.engine = engine
+        self.name = name
+        self.lost_why = ""  # why :meth:`still_held` last found the lock lost, for the log
+        self.backend: int | None = None  # PostgreSQL: the server process of the session that held it last
+        self._conn: sa.Connection | None = None
+        self._key: int | None = None
+        self._handle = None
+        self._mutex = threading.Lock()
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._path = Path(f"{database}.{name.replace(':', '-')}.lock") \
+            if database and database != ":memory:" else None
+
+    def take(self) -> None:
+        """Take the lock (letting go what is left of a lost one first), or raise LockHeld at once."""
+        with self._mutex:
+            self._let_go()
+            if self.engine.dialect.name == "postgresql":
+                self._take_session_lock()
+            elif self._path is not None:
+                self._take_file_lock(self._path)
+
+    def _take_session_lock(self) -> None:
+        conn = self.engine.connect()
+        try:
+            key = lock_key(conn, self.name)
+            got, backend = conn.execute(sa.select(sa.func.pg_try_advisory_lock(key), sa.func.pg_backend_pid())).one()
+            conn.commit()
+        except BaseException:
+            conn.invalidate()
+            conn.close()
+            raise
+        if not got:
+            conn.close()
+            raise LockHeld(f"another budgetwatch process is running {self.name} on this store")
+        self._conn, self._key, self.backend = conn, key, backend
+
+    def _take_file_lock(self, path: Path) -> None:
+        handle = open(path, "a+")  # noqa: SIM115 - open while the lock is held
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise LockHeld(f"another budgetwatch process (pid {holder}) is running {self.name} on this store") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._handle = handle
+
+    def still_held(self) -> bool:
+        """Whether this process still holds the lock; if not, :attr:`lost_why` says why. Cheap: one
+        query on the lock's connection (PostgreSQL) or two stats (SQLite)."""
+        with self._mutex:
+            if self._conn is not None:
+                where, params = advisory_lock_in_pg_locks(self._key)
+                try:
+                    held = self._conn.execute(sa.text(
+                        f"SELECT EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = pg_backend_pid() AND {where})"),
+                        params).scalar()
+                    self._conn.commit()
+                except sa.exc.SQLAlchemyError as exc:
+                    self.lost_why = f"its database session ended: {error_line(exc)}"
+                    return False
+                if not held:
+                    self.lost_why = "its database session no longer holds it"
+                return bool(held)
+            if self._handle is not None:
+                try:
+                    locked, there = os.fstat(self._handle.fileno()), os.stat(self._path)
+                except FileNotFoundError:
+                    self.lost_why = f"its lock file {self._path} was removed"
+                    return False
+                if (locked.st_dev, locked.st_ino) != (there.st_dev, there.st_ino):
+                    self.lost_why = f"its lock file {self._path} was replaced"
+                    return False
+            return True
+
+    def release(self, *, wait: float = 5.0) -> None:
+        """Let the lock go (nothing to do for one lost). Waits at most `wait` seconds for a check
+        under way on another thread; then leaves it to the process's end, which lets it go too."""
+        if not self._mutex.acquire(timeout=wait):
+            return
+        try:
+            self._let_go()
+        finally:
+            self._mutex.release()
+
+    def _let_go(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.execute(sa.select(sa.func.pg_advisory_unlock(self._key)))
+                conn.commit()
+            except sa.exc.SQLAlchemyError:  # the session ended, and its locks with it
+                conn.invalidate()
+            finally:
+                conn.close()
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()

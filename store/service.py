@@ -4,7 +4,8 @@
   (PostgreSQL: a session advisory lock per schema; SQLite: a ``flock`` on a file beside the
   database holding the pid), which vanishes with the process (kill -9 leaves nothing). A second
   serve names the holder: on PostgreSQL the locking session's ``application_name`` carries the
-  host and pid (:func:`identified_url`).
+  host and pid (:func:`identified_url`). A session can end under a running serve (a server
+  restart): :class:`ServeLock` lets serve check it and take it again.
 - status queries: the last run and last success of each source, the last reconciliation, open
   deviations by severity and agency (the service maps agencies to expert groups; routing is
   reconcile's), and the next run of each scheduled job (APScheduler's own table, if there is one).
@@ -17,7 +18,7 @@ import fcntl
 import os
 import socket
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from store.db import refresh_statistics
-from store.locks import LockHeld, exclusive, lock_key
+from store.locks import HeldLock, LockHeld, advisory_lock_in_pg_locks, lock_key
 from store.models import METADATA, Deviation, ReconcileRun, SyncRun
 
 JOBS_TABLE = "apscheduler_jobs"  # APScheduler's SQLAlchemy job store, in the store's database
@@ -51,36 +52,88 @@ def identified_url(url: str) -> str:
     return parsed.update_query_dict({"application_name": name}).render_as_string(hide_password=False)
 
 
+class ServeLock:
+    """The serve lock a running serve holds (:func:`serve_lock`), watched while it runs.
+
+    On PostgreSQL it lives as long as its session: a server restart, a failover, a network cut or an
+    idle-session killer ends it silently, and a second serve could then start beside this one.
+    :meth:`still_held` checks it (one query on its own connection; on SQLite, where nothing of the
+    kind can end a flock, a stat of its file); :meth:`take_again` takes it on a new connection after
+    a loss (store.locks ``HeldLock``)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._lock = HeldLock(engine, _LOCK_NAME)
+
+    @property
+    def lost_why(self) -> str:
+        return self._lock.lost_why
+
+    def take(self) -> None:
+        """Take the lock, or raise LockHeld naming the serve that holds it."""
+        try:
+            self._lock.take()
+        except LockHeld:
+            raise LockHeld(f"another budgetwatch serve ({serve_holder(self.engine) or 'unknown'}) runs on this "
+                           "store") from None
+
+    def still_held(self) -> bool:
+        return self._lock.still_held()
+
+    def take_again(self) -> bool:
+        """After a loss: take the lock on a new connection (True); False when the session that held it
+        has not ended yet on the server (it still holds it: try again later) or the lock was let go
+        meanwhile; LockHeld naming another serve that holds it now. A database that cannot be reached
+        raises its error."""
+        lost = self._lock.backend
+        try:
+            self._lock.take()
+        except LockHeld:
+            holder = _holder(self.engine)
+            if holder is None or (holder[1] is not None and holder[1] == lost):
+                return False
+            raise LockHeld(f"another budgetwatch serve ({holder[0]}) runs on this store") from None
+        return True
+
+    def release(self) -> None:
+        self._lock.release()
+
+
 @contextmanager
-def serve_lock(engine: Engine) -> Iterator[None]:
+def serve_lock(engine: Engine) -> Iterator[ServeLock]:
     """Hold the store's serve lock (store.locks) for the block, or raise LockHeld naming the host
     and pid holding it. Open the engine with :func:`identified_url` for PostgreSQL to be named."""
-    with ExitStack() as stack:
-        try:
-            stack.enter_context(exclusive(engine, _LOCK_NAME))
-        except LockHeld:
-            raise LockHeld(f"another budgetwatch serve ({serve_holder(engine) or 'unknown'}) runs on this store") \
-                from None
-        yield
+    lock = ServeLock(engine)
+    lock.take()
+    try:
+        yield lock
+    finally:
+        lock.release()
 
 
 def serve_holder(engine: Engine) -> str | None:
     """Who runs ``serve`` on this store ("host H pid P"), or None; takes no lock a serve could trip on
     (SQLite: a shared lock tried for an instant; PostgreSQL: a look at pg_locks)."""
+    holder = _holder(engine)
+    return holder[0] if holder else None
+
+
+def _holder(engine: Engine) -> tuple[str, int | None] | None:
+    """Who holds the serve lock, and on PostgreSQL the server process of its session."""
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
-            unsigned = lock_key(conn, _LOCK_NAME) & 0xFFFFFFFFFFFFFFFF  # pg_locks shows the key as two oids
+            where, params = advisory_lock_in_pg_locks(lock_key(conn, _LOCK_NAME))
             row = conn.execute(sa.text(
                 "SELECT a.application_name, a.client_addr, l.pid FROM pg_locks l "
                 "JOIN pg_stat_activity a ON a.pid = l.pid JOIN pg_database d ON d.oid = l.database "
-                "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND d.datname = current_database() "
-                "AND l.classid::bigint = :hi AND l.objid::bigint = :lo"
-            ), {"hi": unsigned >> 32, "lo": unsigned & 0xFFFFFFFF}).first()
+                f"WHERE d.datname = current_database() AND {where}"
+            ), params).first()
         if row is None:
             return None
         name, client, backend = row
-        return name.removeprefix(_APPLICATION) if name and name.startswith(_APPLICATION) \
+        said = name.removeprefix(_APPLICATION) if name and name.startswith(_APPLICATION) \
             else f"client {client}, server backend {backend}"
+        return said, backend
     path = _lock_file(engine)
     if path is None or not path.exists():
         return None
@@ -90,7 +143,7 @@ def serve_holder(engine: Engine) -> str | None:
         except BlockingIOError:
             # store.locks writes the holder's pid; a file lock is held on this host (SQLite is not
             # for network file systems)
-            return f"host {socket.gethostname()} pid {handle.read().strip() or 'unknown'}"
+            return f"host {socket.gethostname()} pid {handle.read().strip() or 'unknown'}", None
         fcntl.flock(handle, fcntl.LOCK_UN)
     return None
 

@@ -11,6 +11,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -502,9 +503,67 @@ def test_serve_whose_database_server_does_not_answer_is_started_again_by_its_uni
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
     monkeypatch.setenv("BUDGETWATCH_DATABASE_URL", f"postgresql+psycopg://postgres@127.0.0.1:{port}/budgetwatch")
+    from budgetwatch.commands import service
+
+    monkeypatch.setattr(service, "STORE_PATIENCE_SECONDS", 0.6)  # five minutes in the unit
+    monkeypatch.setattr(service, "STORE_RETRY_SECONDS", 0.2)
+    started = time.monotonic()
     code, _out, err = run("serve", config=off)
     assert code == 75 and "Connection refused" in err and "started again later" in err, err
+    assert 0.4 <= time.monotonic() - started < 5  # it waited for the server before giving up
     unit = (Path(__file__).parents[1] / "deploy" / "budgetwatch.service").read_text(encoding="utf-8")
     assert "RestartPreventExitStatus=2 3\n" in unit  # 75 is restarted
     monkeypatch.setenv("BUDGETWATCH_DATABASE_URL", "sqlite:////nonexistent/folder/store.db")
     assert run("serve", config=off)[0] == 2  # a SQLite file that cannot be opened will not open later
+
+
+@pytest.mark.postgres
+def test_serve_waits_for_a_database_server_that_comes_up_after_it(monkeypatch, pg_store_url):
+    # after this machine's reboot PostgreSQL may answer later than serve starts: a port that answers
+    # only after a second (a forwarder to the test server, started late) stands in for it
+    import sqlalchemy as sa
+
+    from budgetwatch.commands import service
+
+    target = sa.engine.make_url(pg_store_url)  # an empty store in a schema of its own
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    stop = threading.Event()
+
+    def forward() -> None:
+        time.sleep(1.0)
+        with socket.create_server(("127.0.0.1", port)) as server:
+            server.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    client, _ = server.accept()
+                except TimeoutError:
+                    continue
+                upstream = socket.create_connection((target.host or "127.0.0.1", target.port or 5432))
+                for a, b in ((client, upstream), (upstream, client)):
+                    threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
+
+    forwarder = threading.Thread(target=forward, daemon=True)
+    forwarder.start()
+    monkeypatch.setattr(service, "STORE_RETRY_SECONDS", 0.3)
+    try:
+        engine = service._open_when_it_answers(target.set(port=port).render_as_string(hide_password=False))
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT 1")).scalar() == 1
+        engine.dispose()
+    finally:
+        stop.set()
+        forwarder.join(5)
+
+
+def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)

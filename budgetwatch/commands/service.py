@@ -2,7 +2,7 @@
 
 Exit codes of ``serve``: 0 stopped by SIGTERM/Ctrl-C, 1 its jobs did not stop within
 ``schedule.stop_timeout_seconds`` (or an unexpected error), 2 configuration error, 3 another serve
-runs on this store. ``status`` exits with the code of its verdict (service/status.py: 0 healthy,
+runs on this store, 75 the database server did not answer for :data:`STORE_PATIENCE_SECONDS` at start. ``status`` exits with the code of its verdict (service/status.py: 0 healthy,
 3 a source is stale, 4 the reconciliation is stale, 5 the outbox is stuck, 6 serve is not running).
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import typer
 
@@ -28,6 +29,10 @@ SERVE_LOCKED = 3
 # restarts serve on it, where exit 2 (a configuration error) it does not (an operator's trial: a
 # PostgreSQL up after this machine's reboot left the service down for good)
 SERVE_STORE_UNREACHABLE = 75
+# how long serve waits at its start for a database server that does not answer, trying every
+# STORE_RETRY_SECONDS: past it exit 75, and the unit's 5 restarts 30 s apart wait ~25 min more
+STORE_PATIENCE_SECONDS = 300.0
+STORE_RETRY_SECONDS = 10.0
 log = logging.getLogger("budgetwatch.service")
 
 
@@ -44,10 +49,7 @@ def serve() -> None:
     logs.REDACTOR.update(logs.secrets_of(config))
     log.info("configuration %s, store %s", ctx.config_source, safe_url(config.database_url))
     # its own engine: on PostgreSQL its sessions name this host and pid, which a second serve reports
-    try:
-        engine = open_store(identified_url(config.database_url))
-    except StoreUnreachable as exc:  # not a configuration error: the unit starts serve again (RestartSec)
-        raise UserError(f"{exc}; the service is started again later", exit_code=SERVE_STORE_UNREACHABLE) from None
+    engine = _open_when_it_answers(identified_url(config.database_url))
     from service import scheduler  # APScheduler and every job's module load only for `serve`
 
     try:
@@ -57,6 +59,26 @@ def serve() -> None:
     finally:
         engine.dispose()
     raise typer.Exit(code)
+
+
+def _open_when_it_answers(url: str):
+    """The store, waiting up to STORE_PATIENCE_SECONDS for a database server that does not answer
+    (one line when it first does not): after this machine's reboot PostgreSQL may come up later than
+    serve. Past that, exit 75, which the unit restarts (exit 2, a configuration error, it does not)."""
+    deadline = time.monotonic() + STORE_PATIENCE_SECONDS
+    said = False
+    while True:
+        try:
+            return open_store(url)
+        except StoreUnreachable as exc:
+            if time.monotonic() + STORE_RETRY_SECONDS > deadline:
+                raise UserError(f"{exc}; waited {STORE_PATIENCE_SECONDS:.0f} s: the service is started again later",
+                                exit_code=SERVE_STORE_UNREACHABLE) from None
+            if not said:
+                log.warning("%s; trying again every %.0f s for up to %.0f s", exc, STORE_RETRY_SECONDS,
+                            STORE_PATIENCE_SECONDS)
+                said = True
+            time.sleep(STORE_RETRY_SECONDS)
 
 
 @app.command("status")

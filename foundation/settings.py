@@ -39,7 +39,12 @@ class WithPassword(Strict):
     @model_validator(mode="before")
     @classmethod
     def _a_file_alone(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("password_file") and "password_env" not in data:
+        if not isinstance(data, dict):
+            return data
+        # a key left blank (`password_file: ""`) is not set: "" would be the path "." (a review)
+        data = {**data, **{k: None for k in ("password_env", "password_file")
+                           if isinstance(data.get(k), str) and not data[k].strip()}}
+        if data.get("password_file") and "password_env" not in data:
             return {**data, "password_env": None}
         return data
 

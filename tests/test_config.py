@@ -417,3 +417,12 @@ def test_a_password_variable_and_file_both_set_is_refused_naming_the_file():
     assert problems == ["sources.saba.password_file = '/etc/saba': password_env (SABA_PASSWORD) is set too: "
                         "keep one and empty the other (with both, the variable would be read and the file never)"]
     assert parse_config({"sources": {"saba": {"password_env": None, "password_file": "/etc/saba"}}})
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_a_password_key_left_blank_is_not_set(blank):
+    # a review: `password_file: ""` was the path "." and refused as "both set"
+    config = parse_config({"sources": {"nezarat4": {"password_env": "NEZARAT4_PASSWORD", "password_file": blank}},
+                           "alerts": {"smtp": {"password_file": blank}}})
+    assert config.sources.nezarat4.password_file is None and config.alerts.smtp.password_file is None
+    assert config.sources.nezarat4.password_env == "NEZARAT4_PASSWORD"

@@ -230,6 +230,14 @@ def _creating(engine: Engine) -> Iterator[None]:
 _NOT_A_STORE = ("SQLITE_NOTADB", "SQLITE_CORRUPT")
 
 
+# libpq's words when the server did not answer or is not ready (psycopg gives no SQLSTATE at connect)
+_NO_ANSWER_YET = ("Connection refused", "timeout expired", "Connection timed out", "No route to host",
+                  "Network is unreachable", "server closed the connection unexpectedly",
+                  "the database system is starting up", "the database system is shutting down",
+                  "the database system is in recovery mode", "the database system is not yet accepting connections",
+                  "too many clients already", "remaining connection slots are reserved")
+
+
 @contextlib.contextmanager
 def reaching(url: str) -> Iterator[None]:
     """A store that cannot be reached (no server, no such database, refused) or a SQLite file that
@@ -244,9 +252,11 @@ def reaching(url: str) -> Iterator[None]:
         reason = "; ".join(line.strip() for line in str(exc.orig).splitlines() if line.strip())  # one line
         if reason == "file is not a database":
             reason += " (correct database.url or BUDGETWATCH_DATABASE_URL)"
-        # a server's refusal may pass; a SQLite file that cannot be opened will not
-        server = isinstance(exc, sa.exc.OperationalError) and not url.startswith("sqlite")
-        raise (StoreUnreachable if server else StoreError)(f"cannot open the store at {safe_url(url)}: {reason}") from None
+        # a server that did not answer, or is starting or stopping, may answer later; a refusal of the
+        # database, the user or the password will not, nor will a SQLite file that cannot be opened
+        passing = isinstance(exc, sa.exc.OperationalError) and not url.startswith("sqlite") \
+            and any(sign in reason for sign in _NO_ANSWER_YET)
+        raise (StoreUnreachable if passing else StoreError)(f"cannot open the store at {safe_url(url)}: {reason}") from None
 
 
 def open_store(url: str, *, echo: bool = False) -> Engine:
@@ -391,9 +401,14 @@ def with_options(url: str, options: str) -> str:
     return parsed.update_query_dict({"options": merged}).render_as_string(hide_password=False)
 
 
+# what serve adds to its URL (store.service.identified_url): not the operator's, and long in an error line
+SESSION_KEYWORDS = ("application_name", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
+                    "tcp_user_timeout")
+
+
 def safe_url(url: str) -> str:
-    """The URL with any password masked, for messages and logs."""
+    """The URL with any password masked, for messages and logs, without what serve adds to it."""
     try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
+        return sa.engine.make_url(url).difference_update_query(SESSION_KEYWORDS).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - a malformed URL is shown as its scheme only
         return url.split(":", 1)[0] + ":…"

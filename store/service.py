@@ -42,14 +42,22 @@ def holder_identity() -> str:
     return f"host {socket.gethostname()} pid {os.getpid()}"
 
 
+# serve's sessions tell a dead network from a quiet one within about a minute (libpq's keywords, unless
+# the URL sets them): a cut that sends no reset left the serve lock's check waiting ~15 min (a review)
+_KEEPALIVES = {"keepalives": "1", "keepalives_idle": "30", "keepalives_interval": "10", "keepalives_count": "3",
+               "tcp_user_timeout": "60000"}
+
+
 def identified_url(url: str) -> str:
     """PostgreSQL: the URL with an ``application_name`` naming this host and pid, so that the
-    session holding the serve lock says who it is (pg_stat_activity); other URLs as they are."""
+    session holding the serve lock says who it is (pg_stat_activity), and TCP keepalives
+    (:data:`_KEEPALIVES`, where the URL sets none); other URLs as they are."""
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() != "postgresql":
         return url
     name = f"{_APPLICATION}{holder_identity()}"[:63]  # PostgreSQL keeps 63 bytes of it
-    return parsed.update_query_dict({"application_name": name}).render_as_string(hide_password=False)
+    added = {k: v for k, v in _KEEPALIVES.items() if k not in parsed.query} | {"application_name": name}
+    return parsed.update_query_dict(added).render_as_string(hide_password=False)
 
 
 class ServeLock:

@@ -567,3 +567,19 @@ def _pipe(source: socket.socket, sink: socket.socket) -> None:
         for end in (source, sink):
             with contextlib.suppress(OSError):
                 end.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.mark.postgres
+def test_serve_refused_by_the_database_server_is_a_configuration_error_at_once(run, monkeypatch, pg_store_url):
+    # a review: every PostgreSQL error at connect was "not answering", so a database that does not
+    # exist (or a wrong user or password) made serve wait five minutes, exit 75 and restart for ever
+    import sqlalchemy as sa
+
+    off = "data_dir: data\nsources:\n  nezarat4: {enabled: false}\n  saba: {enabled: false}\n"
+    url = sa.engine.make_url(pg_store_url)
+    for wrong in (url.set(database="bw_no_such_database"), url.set(username="bw_no_such_role")):
+        monkeypatch.setenv("BUDGETWATCH_DATABASE_URL", wrong.render_as_string(hide_password=False))
+        started = time.monotonic()
+        code, _out, err = run("serve", config=off)
+        assert code == 2 and "does not exist" in err and time.monotonic() - started < 10, err
+        assert "application_name" not in err and "keepalives" not in err  # serve's own keywords, not shown

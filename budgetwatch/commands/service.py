@@ -29,8 +29,9 @@ SERVE_LOCKED = 3
 # restarts serve on it, where exit 2 (a configuration error) it does not (an operator's trial: a
 # PostgreSQL up after this machine's reboot left the service down for good)
 SERVE_STORE_UNREACHABLE = 75
-# how long serve waits at its start for a database server that does not answer, trying every
-# STORE_RETRY_SECONDS: past it exit 75, and the unit's 5 restarts 30 s apart wait ~25 min more
+# how long serve waits at its start for a database server that does not answer (or is starting up),
+# trying every STORE_RETRY_SECONDS: past it exit 75, which the unit restarts 30 s later for as long
+# as the server stays away (a refused database, user or password is exit 2 at once: store.db)
 STORE_PATIENCE_SECONDS = 300.0
 STORE_RETRY_SECONDS = 10.0
 log = logging.getLogger("budgetwatch.service")

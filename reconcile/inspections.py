@@ -81,6 +81,11 @@ NOT_A_TABLE = "is neither CSV text nor an Excel workbook (.xlsx)"
 # and 1.1 GB (a security review); 20,000 rows of five columns are ~3 MB of sheet.
 MAX_LINES = 20_000
 MAX_UNPACKED_BYTES = 25 * 1024 * 1024
+# A sheet's rows and columns read at most: openpyxl pads each row out to the sheet's declared size
+# (to column XFD) and yields the empty rows of a gap, so a 5 kB workbook declaring A1:XFD1048576 took
+# 28 s for 20,000 rows and would take ~25 min for all (a review).
+MAX_ROWS_READ = 2 * MAX_LINES
+MAX_COLUMNS_READ = 64
 
 
 @dataclass(frozen=True)
@@ -179,17 +184,30 @@ def _workbook_rows(path: Path) -> list[tuple[int, list[str]]]:
         raise _whole(path, f"is not an Excel workbook openpyxl can read ({type(exc).__name__})") from None
     try:
         sheet = book.worksheets[0]
+        sheet.reset_dimensions()  # the size the file declares is not trusted: the cells are read as they are
         rows: list[tuple[int, list[str]]] = []
-        for number, cells in enumerate(sheet.iter_rows(), 1):
-            fields = [_cell_text(cell.value, getattr(cell, "number_format", None)) for cell in cells]
-            while fields and not fields[-1].strip():  # Excel's empty trailing cells
-                fields.pop()
-            if any(cell.strip() for cell in fields):
-                if not rows:  # a workbook that is not the visits' is said at its header, not after every row
-                    _header(str(path), _header_of(fields))
+        width = MAX_COLUMNS_READ  # until the header is read; then its columns and one more (a row too long)
+        number = 0
+        while number < MAX_ROWS_READ and len(rows) <= MAX_LINES + 1:
+            # the header found, the rest read again from the row after it with the header's width
+            for number, cells in enumerate(sheet.iter_rows(min_row=number + 1, max_col=width), number + 1):
+                if number > MAX_ROWS_READ:
+                    raise _whole(path, f"has rows past row {MAX_ROWS_READ:,}: a file holds at most {MAX_LINES:,} "
+                                       "visits; split it, without empty rows between them")
+                fields = [_cell_text(cell.value, getattr(cell, "number_format", None)) for cell in cells]
+                while fields and not fields[-1].strip():  # Excel's empty trailing cells
+                    fields.pop()
+                if not any(cell.strip() for cell in fields):
+                    continue
                 rows.append((number, fields))
+                if len(rows) == 1:  # a workbook that is not the visits' is said at its header, not after every row
+                    _header(str(path), _header_of(fields))
+                    width = len(fields) + 1
+                    break
                 if len(rows) > MAX_LINES + 1:  # the header and one more than a file may hold: said by _records
                     break
+            else:
+                break  # the sheet's last row read
     finally:
         book.close()
     if rows:  # a row's empty trailing cells are the header's empty columns, not missing fields

@@ -262,6 +262,7 @@ def reaching(url: str) -> Iterator[None]:
 def open_store(url: str, *, echo: bool = False) -> Engine:
     """Open the store at ``url``; create it when empty; refuse an out-of-date schema."""
     engine = make_engine(url, echo=echo)
+    _closed_to_others(engine)
     with reaching(url):
         # asked first without the creating lock: an existing store (and a file that is none, which
         # fails here) leaves no lock file beside it; asked again under the lock, one process creates
@@ -269,18 +270,26 @@ def open_store(url: str, *, echo: bool = False) -> Engine:
             with _creating(engine):
                 if _is_empty(engine):
                     upgrade(engine)
-                    _unreadable_to_others(engine)
         check_current(engine)
     return engine
 
 
-def _unreadable_to_others(engine: Engine) -> None:
-    """SQLite: a new store's file closed to other users of the machine (it holds the console's
-    password hashes): `budgetwatch web` run by hand under umask 022 made it 0644 (a security review;
-    the service's unit sets UMask=0027). SQLite gives its -wal and -shm files the same mode."""
+def _closed_to_others(engine: Engine) -> None:
+    """SQLite: the store's file, and its -wal and -shm, closed to other users of the machine (they
+    hold the console's password hashes): `budgetwatch web` run by hand under umask 022 made them 0644
+    (a security review; the service's unit sets UMask=0027). A new store's file is made here, before
+    SQLite opens it, without other users' bits, and SQLite gives its -wal and -shm the same mode; an
+    older store's files lose those bits when this process may change them."""
     database = engine.url.database if engine.dialect.name == "sqlite" else None
-    if database and database != ":memory:" and os.path.exists(database):
-        os.chmod(database, stat.S_IMODE(os.stat(database).st_mode) & ~0o007)
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    with contextlib.suppress(OSError):  # made by another, no folder, no right to write there: said on connecting
+        os.close(os.open(database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o660))
+    for path in (database, f"{database}-wal", f"{database}-shm"):
+        with contextlib.suppress(OSError):  # absent, or another user's file
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+            if mode & 0o007:
+                os.chmod(path, mode & ~0o007)
 
 
 # ANALYZE a table when this share of its rows changed since the last one (autovacuum's default)

@@ -35,7 +35,7 @@ from sqlalchemy.engine import Engine
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from alerts.settings import AlertsConfig
-from alerts.smtp import LoginRefused, Permanent, SessionFailure, SmtpSession, Transient
+from alerts.smtp import STOPPED, LoginRefused, Permanent, SessionFailure, SmtpSession, Transient
 from foundation.jalali import format_jalali
 from store import alerts as store_alerts
 
@@ -173,6 +173,13 @@ def _deliver(engine: Engine, alerts: AlertsConfig, session: SmtpSession, row, wo
         return True
     except Transient as exc:
         moment, attempts = clock(), row.attempts + tries
+        if exc.reply == STOPPED:  # cut by the service's stop, not refused: the try does not count (a
+            # review: it counted towards give_up_after), and the message is due again at the next start
+            with engine.begin() as conn:
+                store_alerts.mark_deferred(conn, row.id, worker, attempts=attempts - 1, error=exc.reply,
+                                           next_attempt_at=row.next_attempt_at)
+            report.record(row.message_id, "deferred", exc.reply)
+            return True
         with engine.begin() as conn:
             # given up once old enough and refused in two sends of its own: after an outage that cost it
             # no try, one greylisting answer does not end a message

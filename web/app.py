@@ -81,7 +81,7 @@ def create_app(engine: Engine, config: Any, *, secret: str | None = None, https_
     for module in (overview, deviations, subjects, visits, reconcile_page, runs, users):
         app.include_router(module.router)
 
-    @app.get("/static/fonts/{name}", include_in_schema=False)
+    @app.api_route("/static/fonts/{name}", methods=["GET", "HEAD"], include_in_schema=False)
     def font(name: str) -> FileResponse:
         """The typeface's two files (foundation/fonts), before the /static mount: its folder holds
         its module and licence too, which are not served. Kept a year by browsers: a file's name

@@ -329,13 +329,8 @@ def _capital(conn: Connection, scope: _Scope, due_days: int, submissions: list[S
                                else None)
                 submission = Submission(r.agency_code, q, entered_on, approved_on)
                 submissions.append(submission)
-                if q == s.quarter:  # reporting discipline: what was done by the as-of day
-                    seen = submission.seen_on(s.as_of)
-                    _count(totals, "reports_due")
-                    _count(totals, "reports_entered", seen.entered_on is not None)
-                    _count(totals, "reports_approved", seen.approved_on is not None)
-                    _count(totals, "reports_overdue",
-                           seen.entered_on is None and s.as_of > report_due(s.year, s.quarter, due_days))
+                if q == s.quarter:
+                    _discipline(totals, submission, s, due_days)
             seen_points = [p for p in points if p.index <= s.year * 4 + q]
             visit_now = visit if visit and visit.visited_on <= quarter_end(s.year, q) else None
             out.append(ProjectRow(
@@ -351,6 +346,15 @@ def _capital(conn: Connection, scope: _Scope, due_days: int, submissions: list[S
                 t.planned_weighted += target * money.notified
                 t.reported_weighted += report.progress * money.notified
     return out
+
+
+def _discipline(totals, submission: Submission, s: Selection, due_days: int) -> None:
+    """The reporting discipline of the selected quarter's `submission`: what was done by the as-of day."""
+    seen = submission.seen_on(s.as_of)
+    _count(totals, "reports_due")
+    _count(totals, "reports_entered", seen.entered_on is not None)
+    _count(totals, "reports_approved", seen.approved_on is not None)
+    _count(totals, "reports_overdue", seen.entered_on is None and s.as_of > report_due(s.year, s.quarter, due_days))
 
 
 def _expense(conn: Connection, scope: _Scope, due_days: int, submissions: list[Submission]) -> list[OperationRow]:
@@ -378,13 +382,8 @@ def _expense(conn: Connection, scope: _Scope, due_days: int, submissions: list[S
             if due:
                 submission = Submission(a.agency_code, q, entered_on, approved_on)
                 submissions.append(submission)
-                if q == s.quarter:  # reporting discipline: what was done by the as-of day
-                    seen = submission.seen_on(s.as_of)
-                    _count(totals, "reports_due")
-                    _count(totals, "reports_entered", seen.entered_on is not None)
-                    _count(totals, "reports_approved", seen.approved_on is not None)
-                    _count(totals, "reports_overdue",
-                           seen.entered_on is None and s.as_of > report_due(s.year, q, due_days))
+                if q == s.quarter:
+                    _discipline(totals, submission, s, due_days)
         for o in ops[a.id]:
             done = [items[o.id][q] for q in range(1, s.quarter + 1) if q in items[o.id]]
             out.append(OperationRow(

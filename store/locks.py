@@ -219,6 +219,7 @@ class HeldLock:
         self._key: int | None = None
         self._handle = None
         self._mutex = threading.Lock()
+        self.let_go = False  # released for good: not taken again (a watch's late retake after it; a review)
         database = engine.url.database if engine.dialect.name == "sqlite" else None
         self._path = Path(f"{database}.{name.replace(':', '-')}.lock") \
             if database and database != ":memory:" else None
@@ -226,6 +227,8 @@ class HeldLock:
     def take(self) -> None:
         """Take the lock (letting go what is left of a lost one first), or raise LockHeld at once."""
         with self._mutex:
+            if self.let_go:  # the process is done with it: a check that was under way must not retake it
+                return
             self._let_go()
             if self.engine.dialect.name == "postgresql":
                 self._take_session_lock()
@@ -293,6 +296,7 @@ class HeldLock:
     def release(self, *, wait: float = 5.0) -> None:
         """Let the lock go (nothing to do for one lost). Waits at most `wait` seconds for a check
         under way on another thread; then leaves it to the process's end, which lets it go too."""
+        self.let_go = True  # set before the wait: a take waiting for the mutex then takes nothing
         if not self._mutex.acquire(timeout=wait):
             return
         try:

@@ -101,7 +101,7 @@ class ServeLock:
             if holder is None or (holder[1] is not None and holder[1] == lost):
                 return False
             raise LockHeld(f"another budgetwatch serve ({holder[0]}) runs on this store") from None
-        return True
+        return not self._lock.let_go  # released meanwhile (serve stopping): nothing was taken
 
     def release(self) -> None:
         self._lock.release()

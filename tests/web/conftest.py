@@ -42,6 +42,32 @@ USERS = {  # name: (role, groups)
 }
 
 
+@contextlib.contextmanager
+def serving(app: Any) -> Iterator[int]:
+    """`app` served by uvicorn on a free loopback port (its number), stopped after the block."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
 def console_config(data_dir: Path, **extra: Any) -> Config:
     routing = {"default": "consolidation", "agencies": {code: g for code, g in AGENCIES.items() if g}}
     return parse_config({"data_dir": str(data_dir), "routing": routing, **extra})

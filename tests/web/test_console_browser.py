@@ -12,16 +12,12 @@ from __future__ import annotations
 
 import csv
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 
 import pytest
 import sqlalchemy as sa
-import uvicorn
 
 import reconcile
 from reconcile.inspections import import_file
@@ -30,7 +26,7 @@ from store.models import Deviation, ExpenseAgreement, FieldInspection, RejectedR
 from sync import run_sync
 from tests.browser import browser_page, chromium, screenshot_path
 from tests.sync.conftest import CLOCK, sim_config, store_config
-from tests.web.conftest import PASSWORD, SECRET, add_users, console_config
+from tests.web.conftest import PASSWORD, SECRET, add_users, console_config, serving
 from web import create_app
 
 
@@ -40,12 +36,6 @@ class Served:
     engine: sa.engine.Engine
     app: object
     reconcile: object  # the reconcile section of the store's configuration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -69,17 +59,8 @@ def served(tmp_path_factory) -> Iterator[Served]:
     reconcile.run(engine, config.reconcile, as_of=CLOCK.date())
     add_users(engine)
     app = create_app(engine, console_config(folder), secret=SECRET)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield Served(f"http://127.0.0.1:{port}", engine, app, config.reconcile)
-    server.should_exit = True
-    thread.join(10)
+    with serving(app) as port:
+        yield Served(f"http://127.0.0.1:{port}", engine, app, config.reconcile)
     engine.dispose()
 
 

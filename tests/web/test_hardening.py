@@ -15,17 +15,14 @@ import re
 import select
 import socket
 import sys
-import threading
-import time
 import zipfile
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from store.users import recent_actions
-from tests.web.conftest import PASSWORD, csrf_of, login, post_login
+from tests.web.conftest import PASSWORD, csrf_of, login, post_login, serving
 from web import auth
 from web.app import SESSION_HOURS
 from web.users import set_disabled
@@ -191,19 +188,8 @@ def test_the_sign_in_form_takes_no_file(sqlite_store):
 @pytest.fixture
 def served(sqlite_store) -> Iterator[str]:
     """The console served by uvicorn on loopback: its address."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(sqlite_store.app(), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serving(sqlite_store.app()) as port:
+        yield f"127.0.0.1:{port}"
 
 
 def _send_chunked(address: str, path: str, head: bytes, body_size: int, cookie: str = "",

@@ -68,6 +68,21 @@ def serving(app: Any) -> Iterator[int]:
         thread.join(10)
 
 
+def add_dredging(conn: sa.Connection, agreement_no: str, agency_code: str, program_code: str) -> None:
+    """As the demo store's 1405-161-15004, operation 15004-01 (dredging, in metres): nothing planned or
+    reported in the first quarter, 1,000 planned and 399 done in the second (a deviation «تحقق ۳۹٫۹٪»)."""
+    from store.models import ExpenseAgreement, Operation, OperationPerformance
+
+    agreement_id = conn.execute(sa.insert(ExpenseAgreement.__table__).values(
+        agreement_no=agreement_no, fiscal_year=1405, agency_code=agency_code, program_code=program_code,
+        status="exchanged").returning(ExpenseAgreement.__table__.c.id)).scalar_one()
+    operation_id = conn.execute(sa.insert(Operation.__table__).values(
+        agreement_id=agreement_id, code="15004-01", title="لایروبی", unit="متر", annual_target=1000,
+        target_q2=1000).returning(Operation.__table__.c.id)).scalar_one()
+    conn.execute(sa.insert(OperationPerformance.__table__).values(
+        operation_id=operation_id, quarter=2, quantity=399, comptroller_status="approved"))
+
+
 def console_config(data_dir: Path, **extra: Any) -> Config:
     routing = {"default": "consolidation", "agencies": {code: g for code, g in AGENCIES.items() if g}}
     return parse_config({"data_dir": str(data_dir), "routing": routing, **extra})

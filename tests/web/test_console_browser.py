@@ -26,7 +26,7 @@ from store.models import Deviation, ExpenseAgreement, FieldInspection, RejectedR
 from sync import run_sync
 from tests.browser import browser_page, chromium, screenshot_path
 from tests.sync.conftest import CLOCK, sim_config, store_config
-from tests.web.conftest import PASSWORD, SECRET, add_users, console_config, serving
+from tests.web.conftest import PASSWORD, SECRET, add_dredging, add_users, console_config, serving
 from web import create_app
 
 
@@ -342,21 +342,14 @@ def test_what_a_persian_reading_user_found_in_a_trial(served, browser):
     printed report's colours; the agency's code after its name; a run's raw values left to right
     and its reasons in Persian; the log of acts naming people and the command line."""
     from reports.charts import PLANNED, REPORTED
-    from store.models import Agency, Operation, OperationPerformance, SyncRun
+    from store.models import Agency, SyncRun
 
     with served.engine.begin() as conn:
         water = {"name": "شرکت آب و فاضلاب استان خوزستان", "name_key": "شرکت آب و فاضلاب استان خوزستان"}
         agencies = Agency.__table__
         if not conn.execute(sa.update(agencies).where(agencies.c.code == "161").values(**water)).rowcount:
             conn.execute(sa.insert(agencies).values(code="161", **water))
-        agreement_id = conn.execute(sa.insert(ExpenseAgreement.__table__).values(
-            agreement_no="1405-161-95004", fiscal_year=1405, agency_code="161", program_code="15004",
-            status="exchanged").returning(ExpenseAgreement.__table__.c.id)).scalar_one()
-        operation_id = conn.execute(sa.insert(Operation.__table__).values(
-            agreement_id=agreement_id, code="15004-01", title="لایروبی", unit="متر", annual_target=1000,
-            target_q2=1000).returning(Operation.__table__.c.id)).scalar_one()
-        conn.execute(sa.insert(OperationPerformance.__table__).values(
-            operation_id=operation_id, quarter=2, quantity=399, comptroller_status="approved"))
+        add_dredging(conn, "1405-161-95004", "161", "15004")
         run_id = conn.execute(sa.select(sa.func.max(SyncRun.__table__.c.id))).scalar_one()
         conn.execute(sa.insert(RejectedRecord.__table__), [
             {"run_id": run_id, "source": "saba", "locator": f"agreement id=9{i}", "field": field, "raw": raw,

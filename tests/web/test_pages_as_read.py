@@ -13,10 +13,9 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from reports.charts import PLANNED, REPORTED
-from store.models import (Agency, Deviation, ExpenseAgreement, Operation, OperationPerformance, Project,
-                          ProjectYear, RejectedRecord, SyncRun)
+from store.models import Agency, Deviation, Project, ProjectYear, RejectedRecord, SyncRun
 from store.users import recent_actions
-from tests.web.conftest import post_login
+from tests.web.conftest import add_dredging, post_login
 from web.curves import HEIGHT, TOP, BOTTOM, cumulative_share
 
 AGREEMENT = "1405-161-15004"
@@ -24,18 +23,10 @@ WATER = "شرکت آب و فاضلاب استان خوزستان"
 
 
 def _agreement(engine) -> None:
-    """As the demo store's 1405-161-15004, operation 15004-01: nothing planned or reported in the
-    first quarter, 1,000 planned and 399 done in the second (a deviation «تحقق ۳۹٫۹٪»)."""
+    """The demo store's 1405-161-15004 (tests.web.conftest.add_dredging), of a water company."""
     with engine.begin() as conn:
         conn.execute(sa.update(Agency.__table__).where(Agency.__table__.c.code == "311").values(name=WATER))
-        agreement_id = conn.execute(sa.insert(ExpenseAgreement.__table__).values(
-            agreement_no=AGREEMENT, fiscal_year=1405, agency_code="311", program_code="1405161",
-            status="exchanged").returning(ExpenseAgreement.__table__.c.id)).scalar_one()
-        operation_id = conn.execute(sa.insert(Operation.__table__).values(
-            agreement_id=agreement_id, code="15004-01", title="لایروبی", unit="متر", annual_target=1000,
-            target_q2=1000).returning(Operation.__table__.c.id)).scalar_one()
-        conn.execute(sa.insert(OperationPerformance.__table__).values(
-            operation_id=operation_id, quarter=2, quantity=399, comptroller_status="approved"))
+        add_dredging(conn, AGREEMENT, "311", "1405161")
 
 
 def _paths(html: str) -> dict[str, str]:

@@ -58,15 +58,21 @@ def _holder(store_url: str) -> str | None:
         engine.dispose()
 
 
-@pytest.mark.slow
-@PROCESS_TIMEOUT
-def test_serve_whose_lock_session_ends_takes_the_lock_again_and_goes_on(
-        simulator_factory, serve_factory, pg_store_url, tmp_path, monkeypatch):
+def _first_serve(simulator_factory, serve_factory, pg_store_url, tmp_path, monkeypatch):
+    """(its config, a serve started on a PostgreSQL store of a small simulated province)."""
     monkeypatch.delenv("BUDGETWATCH_DATABASE_URL", raising=False)
     sim = simulator_factory(projects=5, agreements=5)
     config = write_config(tmp_path, sim, pg_store_url, schedule={"sync": "every 1 hours"})
     first = serve_factory(config)
     first.started()
+    return config, first
+
+
+@pytest.mark.slow
+@PROCESS_TIMEOUT
+def test_serve_whose_lock_session_ends_takes_the_lock_again_and_goes_on(
+        simulator_factory, serve_factory, pg_store_url, tmp_path, monkeypatch):
+    config, first = _first_serve(simulator_factory, serve_factory, pg_store_url, tmp_path, monkeypatch)
     backend, name = _serve_lock_session(pg_store_url)
     assert name.endswith(f"pid {first.proc.pid}"), name
     _terminate(pg_store_url, backend)
@@ -90,11 +96,7 @@ def test_serve_whose_lock_session_ends_takes_the_lock_again_and_goes_on(
 @PROCESS_TIMEOUT
 def test_serve_whose_lock_was_taken_by_another_serve_meanwhile_stops_with_3(
         simulator_factory, serve_factory, pg_store_url, tmp_path, monkeypatch):
-    monkeypatch.delenv("BUDGETWATCH_DATABASE_URL", raising=False)
-    sim = simulator_factory(projects=5, agreements=5)
-    config = write_config(tmp_path, sim, pg_store_url, schedule={"sync": "every 1 hours"})
-    first = serve_factory(config)
-    first.started()
+    config, first = _first_serve(simulator_factory, serve_factory, pg_store_url, tmp_path, monkeypatch)
     backend, _ = _serve_lock_session(pg_store_url)
     # the first is frozen while its session ends and a second serve starts: the second takes the
     # lock before the first's next check, whatever the machine's load

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -49,6 +50,27 @@ def test_json_output_has_exactly_the_keys_and_ascii_subjects(cli, tmp_path):
     assert by_rule["credit_inconsistency"]["actual"] == 100.6
     assert rows[0]["rule"] == "credit_inconsistency"  # major sorts before minor
     assert "۳۲٪" in by_rule["progress_lag"]["message"]
+
+
+@pytest.mark.parametrize("count", [0, 1, 3_000])
+def test_streamed_json_is_one_array_an_object_a_line(count):
+    """reconcile --format json's writer (budgetwatch.commands.reconcile._stream_json): the same text
+    whether the objects fit in one write or take several megabytes (3,000 long Persian sentences)
+    and whether the handle takes bytes (a file, stdout) or text only."""
+    from budgetwatch.commands.reconcile import _JSON_WRITE, _stream_json
+
+    objects = [{"id": i, "message": "عملکرد «" + "ب" * 400 + f"» {i}", "actual": 100.6} for i in range(count)]
+    expected = "[" + "".join(("\n  " if i == 0 else ",\n  ") + json.dumps(o, ensure_ascii=False, separators=(",", ":"))
+                             for i, o in enumerate(objects)) + "\n]\n"
+    as_bytes = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    _stream_json(iter(objects), as_bytes)
+    assert as_bytes.buffer.getvalue().decode("utf-8") == expected
+    as_text = io.StringIO()  # no .buffer: written as text
+    _stream_json(iter(objects), as_text)
+    assert as_text.getvalue() == expected
+    assert json.loads(expected) == objects
+    if count == 3_000:
+        assert len(expected.encode("utf-8")) > 2 * _JSON_WRITE  # written in several pieces
 
 
 def test_output_file_and_filters_choose_what_is_shown_only(cli, tmp_path):

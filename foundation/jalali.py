@@ -10,6 +10,7 @@ jdatetime does the calendar arithmetic; an impossible day raises `BadDate` namin
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -156,6 +157,13 @@ def to_jalali(d: date) -> jdatetime.date:
     """The Jalali day of `d`; an aware datetime is first moved to Tehran time."""
     if isinstance(d, datetime):
         d = _tehran_local(d).date()
+    return _jalali_of(d)
+
+
+@functools.lru_cache(maxsize=4096)  # outputs name a few days many times over
+def _jalali_of(d: date) -> jdatetime.date:
+    # jdatetime asks the process's locale on every conversion (~5 µs): 1.2 s of a listing of
+    # 242,741 deviations with two days each (docs/benchmarks.md, session 36)
     return jdatetime.date.fromgregorian(date=d)
 
 

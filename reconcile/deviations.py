@@ -22,9 +22,11 @@ from sqlalchemy.engine import Connection, Engine
 
 from foundation.persian import text_key, to_ascii_digits
 from foundation.vocabulary import GROUPS, SEVERITY_RANK
-from reconcile.lifecycle import ROW_COLUMNS
+from reconcile.lifecycle import ROW_COLUMNS, shown_order
 from reconcile.settings import RoutingConfig
-from store.models import Agency, County, Deviation, DeviationEvent, deviation_as_read, last_found
+from store.driver import Streamed, stream_rows
+from store.models import (Agency, County, Deviation, DeviationEvent, DeviationFound, deviation_as_read, found_again_of,
+                          last_found)
 
 dev = Deviation.__table__
 events = DeviationEvent.__table__
@@ -33,7 +35,8 @@ counties = County.__table__
 # the expert groups (defined once, in foundation.vocabulary) go with group_of: the routing of agencies
 __all__ = ["GROUPS", "DeviationError", "Shown", "View", "acknowledge", "check_agencies", "county_ids", "dismiss",
            "get", "group_of",
-           "json_figure", "json_number", "json_objects", "list_deviations", "shown_rows", "sort_key", "view_condition"]
+           "json_figure", "json_number", "json_objects", "list_deviations", "listed_json_objects", "shown_of", "shown_rows", "sort_key",
+           "stream_deviations", "view_condition"]
 
 
 class DeviationError(Exception):
@@ -207,20 +210,63 @@ def check_agencies(conn: Connection, codes: Sequence[str]) -> None:
 
 
 def list_deviations(conn: Connection, view: View, routing: RoutingConfig) -> list[Shown]:
-    """Deviations in the store as the view shows them (sorted)."""
+    """Deviations in the store as the view shows them (sorted), held in a list: for a few (tests,
+    small tools). `deviations list` streams them instead (:func:`stream_deviations`)."""
     check_agencies(conn, view.agencies)
     county_set = county_ids(conn, view.counties) if view.counties else None
-    query = sa.select(dev.c.id, dev.c.kind, dev.c.rule, dev.c.severity, dev.c.subject, dev.c.fiscal_year,
-                      dev.c.quarter, dev.c.planned, dev.c.actual, dev.c.measure, dev.c.status, dev.c.message,
-                      dev.c.agency_code, dev.c.county_id, counties.c.name.label("county"), dev.c.first_found_on,
-                      last_found(dev).label("last_found_on")
-                      ).outerjoin(counties, counties.c.id == dev.c.county_id
-                                  ).where(view_condition(view, routing, county_set)(dev.c))
-    shown = [Shown(r.id, r.kind, r.rule, r.severity, r.subject, r.fiscal_year, r.quarter or None, r.planned,
-                   r.actual, r.measure, r.status, r.message, r.agency_code, r.county_id,
-                   group_of(r.agency_code, routing), r.county, r.first_found_on, r.last_found_on)
-             for r in conn.execute(query)]
-    return sorted(shown, key=sort_key)
+    rows = stream_deviations(conn, view, routing, county_set)
+    try:
+        return list(shown_of(rows, routing))
+    finally:
+        rows.close()
+
+
+def stream_deviations(conn: Connection, view: View, routing: RoutingConfig, county_set: set[int] | None, *,
+                      raw_figures: bool = False) -> Streamed:
+    """Deviations in the store as the view shows them, sorted by the database as people read them
+    (:func:`sort_key`), streamed: never held whole in memory. At 100k projects (242,741 deviations)
+    the list held and sorted in Python took 1.8 GB and 12.6 s as JSON, 3.8 GB and 7.7 minutes as a
+    table (docs/benchmarks.md, session 36). Check the view's agencies first (:func:`check_agencies`).
+    Until the stream is read to its end or closed, nothing else may run on `conn`. `raw_figures`:
+    planned, actual and measure as the driver reads them, for :func:`listed_json_objects`."""
+    found = DeviationFound.__table__
+    figures = [dev.c.planned, dev.c.actual, dev.c.measure]
+    if raw_figures:
+        figures = [sa.type_coerce(c, sa.types.NullType()).label(c.name) for c in figures]
+    query = (sa.select(dev.c.id, dev.c.kind, dev.c.rule, dev.c.severity, dev.c.subject, dev.c.fiscal_year,
+                       dev.c.quarter, *figures, dev.c.status, dev.c.message,
+                       dev.c.agency_code, dev.c.county_id, counties.c.name.label("county"), dev.c.first_found_on,
+                       last_found(dev, found).label("last_found_on"))
+             .select_from(dev.outerjoin(counties, counties.c.id == dev.c.county_id)
+                          .outerjoin(found, found_again_of(dev, found)))
+             .where(view_condition(view, routing, county_set)(dev.c))
+             .order_by(*shown_order(dev.c, conn.dialect.name)))
+    return stream_rows(conn, query)
+
+
+def listed_json_objects(rows: Any) -> Iterator[dict[str, Any]]:
+    """The rows of :func:`stream_deviations` read with `raw_figures` as the objects of `deviations
+    list --format json`: the keys of :meth:`Shown.as_json` (as :func:`json_objects` writes a run's),
+    and the first and last day a run found the deviation, ISO."""
+    for (deviation_id, kind, rule, severity, subject, fiscal_year, quarter, planned, actual, measure, status,
+         message, agency_code, county_id, county, first_found_on, last_found_on) in rows:
+        yield {"id": deviation_id, "kind": kind, "rule": rule, "severity": severity, "subject": subject,
+               "fiscal_year": fiscal_year, "quarter": quarter or None, "planned": json_figure(planned),
+               "actual": json_figure(actual), "measure": json_figure(measure), "status": status,
+               "message": message, "agency_code": agency_code, "county_id": county_id, "county": county,
+               "first_found_on": _iso(first_found_on), "last_found_on": _iso(last_found_on)}
+
+
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day is not None else None
+
+
+def shown_of(rows: Iterable[Any], routing: RoutingConfig) -> Iterator[Shown]:
+    """The rows of :func:`stream_deviations` as views show them, one at a time."""
+    for r in rows:
+        yield Shown(r.id, r.kind, r.rule, r.severity, r.subject, r.fiscal_year, r.quarter or None, r.planned,
+                    r.actual, r.measure, r.status, r.message, r.agency_code, r.county_id,
+                    group_of(r.agency_code, routing), r.county, r.first_found_on, r.last_found_on)
 
 
 def get(conn: Connection, deviation_id: int) -> tuple[Any, list[Any]]:

@@ -153,6 +153,16 @@ def _rank(column: Any) -> sa.ColumnElement[int]:
     return sa.case((column == "critical", 3), (column == "major", 2), else_=1)
 
 
+def shown_order(c: Any, dialect: str) -> list[sa.ColumnElement[Any]]:
+    """The order people read deviations in, as SQL on columns `c` (severity, rule, subject,
+    fiscal_year, quarter): most severe first, then by rule, subject, year and quarter (0: none),
+    codes in code order as Python sorts them (reconcile.deviations.sort_key), not the locale's."""
+    order = [c.rule, c.subject]
+    if dialect == "postgresql":
+        order = [column.collate("C") for column in order]
+    return [_rank(c.severity).desc(), *order, c.fiscal_year, c.quarter]
+
+
 def _same_identity(a: sa.Table, b: sa.Table) -> sa.ColumnElement[bool]:
     return sa.and_(a.c.kind == b.c.kind, a.c.rule == b.c.rule, a.c.subject == b.c.subject,
                    a.c.fiscal_year == b.c.fiscal_year, a.c.quarter == b.c.quarter)
@@ -584,13 +594,9 @@ class Found:
                 d.c.status).select_from(d.outerjoin(_counties, _counties.c.id == d.c.county_id))
                 .where(d.c.status.in_(ACTIVE), carried))
         found = query.subquery("found")
-        order = [found.c.rule, found.c.subject]
-        if self.conn.dialect.name == "postgresql":  # code order, as Python sorts, not the locale's
-            order = [column.collate("C") for column in order]
         columns = [sa.type_coerce(c, sa.types.NullType()).label(c.name) if raw_figures and c.name in _FIGURES else c
                    for c in found.c]
-        query = sa.select(*columns).order_by(_rank(found.c.severity).desc(), *order, found.c.fiscal_year,
-                                             found.c.quarter)
+        query = sa.select(*columns).order_by(*shown_order(found.c, self.conn.dialect.name))
         if where is not None:
             query = query.where(where(found.c))
         stream = stream_rows(self.conn, query)

@@ -7,9 +7,10 @@ logic live in the reconcile package.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import orjson
 import typer
 from rich.console import Console
+from rich.control import strip_control_codes
 from rich.table import Table
 from rich.text import Text
 
@@ -143,34 +145,6 @@ def _figures(r) -> tuple[str, str, str]:
             _figure(r.kind, r.rule, r.measure, measure=True))
 
 
-WIDE = 130  # below this many columns the sentences are listed under the table, not in it
-
-
-def _deviation_table(rows: list[dv.Shown], title: str, *, with_message: bool = True, found: bool = False) -> Table:
-    """The deviations as a table; `found`: with the first and last day a run found each (stored ones)."""
-    table = Table(title=title, show_lines=False, header_style="bold", expand=False)
-    for name in ("id", "severity", "rule", "subject", "year/q", "planned", "actual", "measure", "status",
-                 *(("found",) if found else ())):
-        table.add_column(name, no_wrap=True, justify="right" if name in ("planned", "actual", "measure") else "left")
-    if with_message:
-        table.add_column("message", overflow="fold", min_width=24)
-    for r in rows:
-        period = f"{r.fiscal_year}/Q{r.quarter}" if r.quarter else str(r.fiscal_year)
-        cells = [str(r.id or ""), f"[{SEVERITY_STYLE[r.severity]}]{r.severity}[/]", r.rule, Text(r.subject),
-                 period, *_figures(r), r.status,
-                 *((_found(r),) if found else ())]
-        table.add_row(*cells, *([Text(r.message)] if with_message else []))  # portal text: never markup
-    return table
-
-
-def _deviations(rows: list[dv.Shown], title: str, width: int, *, found: bool = False) -> list:
-    """The table, with the Persian sentences in it on a wide terminal, listed after it otherwise."""
-    if width >= WIDE:
-        return [_deviation_table(rows, title, found=found)]
-    return [_deviation_table(rows, title, with_message=False, found=found),
-            *(Text(f"#{r.id}  {r.message}") for r in rows)]
-
-
 def _found(r: dv.Shown) -> str:
     """'1405/09/02 – 1405/09/10': the first and last day a run found it (one day when both are the same)."""
     first, last = (format_jalali(d, persian_digits=False) for d in (r.first_found_on, r.last_found_on))
@@ -179,13 +153,6 @@ def _found(r: dv.Shown) -> str:
 
 def _iso(day: date | None) -> str | None:
     return day.isoformat() if day is not None else None
-
-
-def _summary_tables(rows: Iterable[dv.Shown]) -> list[Table]:
-    tally = _Tally()
-    for r in rows:
-        tally.add(r)
-    return tally.tables()
 
 
 class _Tally:
@@ -229,39 +196,6 @@ def _mis_tuned_warnings(result: RunResult) -> list[str]:
     return [f"warning: {s.kind}.{s.rule} flagged {s.flagged:,} of the {s.checked:,} subjects it checked "
             f"({float(s.share) * 100:.1f}%, more than half): its threshold may be mis-tuned"
             for s in result.stats.values() if s.mis_tuned]
-
-
-def _write(text: str, output: Path | None) -> None:
-    if output is None:
-        typer.echo(text, nl=not text.endswith("\n"))
-    else:
-        with open_output(output) as handle:
-            handle.write(text)
-        err_console.print(f"written to {output}", markup=False)
-
-
-def _json(rows: list[dv.Shown]) -> str:
-    """`deviations list --format json`: the keys of `reconcile --format json` (Shown.as_json), and the
-    first and last day a run found the deviation (ISO dates)."""
-    items = [{**r.as_json(), "first_found_on": _iso(r.first_found_on), "last_found_on": _iso(r.last_found_on)}
-             for r in rows]
-    return json.dumps(items, ensure_ascii=False, indent=2) + "\n"
-
-
-def _render(tables: list, output: Path | None, header: str | None = None, footer: list[str] = ()) -> None:
-    handle = open_output(output) if output is not None else None
-    try:
-        target = console if handle is None else Console(file=handle, width=FILE_WIDTH, color_system=None)
-        if header:
-            target.print(header, markup=False, highlight=False)
-        for table in tables:
-            target.print(table)
-        for line in footer:
-            target.print(line, style="bold red", markup=False, highlight=False)
-    finally:
-        if handle is not None:
-            handle.close()
-            err_console.print(f"written to {output}", markup=False)
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -357,11 +291,38 @@ def _stream_json(objects: Iterable[dict], out) -> None:
         raw.flush()
 
 
-def _line(r: dv.Shown) -> str:
+def _line(r: dv.Shown, *, found: bool = False) -> str:
+    """A deviation on one line (`found`: with the first and last day a run found it, a stored one)."""
     period = f"{r.fiscal_year}/Q{r.quarter}" if r.quarter else str(r.fiscal_year)
     planned, actual, measure = _figures(r)
+    days = f"{_found(r):<23}  " if found else ""
     return (f"{r.id or '-':>7}  {r.severity:<8} {r.rule:<21} {r.subject:<26} {period:<8} {planned:>12} "
-            f"{actual:>12} {measure:>10}  {r.status:<12} {r.message}")
+            f"{actual:>12} {measure:>10}  {r.status:<12} {days}{r.message}")
+
+
+def _line_writer(target: Console) -> Callable[[str], None]:
+    """How to write one deviation's line to `target`: to a terminal by Rich; to a file as Rich would
+    write it there (no style, control codes stripped: portal text), at once. Rich's print took
+    ~140 µs a line, its stripping of Persian text ~30 µs: 242,741 lines took 35 s."""
+    if target.is_terminal:
+        return lambda line: target.print(line, markup=False, highlight=False, soft_wrap=True)
+    write = target.file.write
+
+    def plain(line: str) -> None:
+        write((strip_control_codes(line) if _CONTROL.search(line) else line) + "\n")
+
+    return plain
+
+
+_CONTROL = re.compile("[\x07\x08\x0b\x0c\x0d]")  # what rich.control.strip_control_codes strips
+
+
+def _columns(*, found: bool = False) -> str:
+    """The heads of :func:`_line`'s columns."""
+    return (f"{'id':>7}  {'severity':<8} {'rule':<21} {'subject':<26} {'year/q':<8} {'planned':>12} "
+            f"{'actual':>12} {'measure':>10}  {'status':<12} {'found':<23}  message" if found else
+            f"{'id':>7}  {'severity':<8} {'rule':<21} {'subject':<26} {'year/q':<8} {'planned':>12} "
+            f"{'actual':>12} {'measure':>10}  {'status':<12} message")
 
 
 def _stream_table(rows, result: RunResult, target: Console, worst: int | None) -> None:
@@ -376,8 +337,8 @@ def _stream_table(rows, result: RunResult, target: Console, worst: int | None) -
                  f"{life.resolved:,} resolved, {life.unchanged:,} unchanged ({result.seconds:.1f} s)",
                  markup=False, highlight=False)
     tally, listed = _Tally(), []
-    columns = (f"{'id':>7}  {'severity':<8} {'rule':<21} {'subject':<26} {'year/q':<8} {'planned':>12} "
-               f"{'actual':>12} {'measure':>10}  {'status':<12} message")
+    columns = _columns()
+    print_line = _line_writer(target)
     if worst is None:
         target.print(columns, markup=False, highlight=False, style="bold")
     shown = 0
@@ -385,7 +346,7 @@ def _stream_table(rows, result: RunResult, target: Console, worst: int | None) -
         shown += 1
         tally.add(r)
         if worst is None:
-            target.print(_line(r), markup=False, highlight=False, soft_wrap=True)
+            print_line(_line(r))
         elif len(listed) < worst:
             listed.append(r)
     tables = tally.tables()
@@ -425,13 +386,39 @@ def deviations_list(
     view = _view(years=_years(year), county=county, agency=agency, group=group, rule=rule,
                  min_severity=min_severity, status=status, include_dismissed=include_dismissed)
     ctx = context()
-    with ctx.engine.connect() as conn:
-        rows = _checked(lambda: dv.list_deviations(conn, view, ctx.config.routing))
-    if fmt == "json":
-        _write(_json(rows), output)
-        return
-    width = console.width if output is None else FILE_WIDTH
-    _render([*_deviations(rows, f"{len(rows):,} deviations", width, found=True), *_summary_tables(rows)], output)
+    routing = ctx.config.routing
+    with ctx.engine.connect() as conn:  # a bad county or agency fails before the output is opened
+        _checked(lambda: dv.check_agencies(conn, view.agencies))
+        county_set = _checked(lambda: dv.county_ids(conn, view.counties)) if view.counties else None
+        handle = open_output(output) if output is not None else None
+        rows = dv.stream_deviations(conn, view, routing, county_set, raw_figures=fmt == "json")
+        try:  # streamed from the database as they are written: none held whole (docs/benchmarks.md, session 36)
+            if fmt == "json":
+                _stream_json(dv.listed_json_objects(rows), handle or sys.stdout)
+            else:
+                _stream_list(dv.shown_of(rows, routing),
+                             console if handle is None else Console(file=handle, width=FILE_WIDTH, color_system=None))
+        finally:
+            rows.close()
+            if handle is not None:
+                handle.close()
+    if output is not None:
+        err_console.print(f"written to {output}", markup=False)
+
+
+def _stream_list(rows: Iterable[dv.Shown], target: Console) -> None:
+    """`deviations list` as a table: one line a deviation as it comes, as `reconcile` lists what it
+    found, with the first and last day a run found it; then how many, per rule and per group."""
+    target.print(_columns(found=True), markup=False, highlight=False, style="bold")
+    tally, listed = _Tally(), 0
+    print_line = _line_writer(target)
+    for r in rows:
+        listed += 1
+        tally.add(r)
+        print_line(_line(r, found=True))
+    target.print(f"{listed:,} deviations", markup=False, highlight=False, style="bold")
+    for table in tally.tables():
+        target.print(table)
 
 
 @deviations_app.command("show")

@@ -195,6 +195,12 @@ def test_sql_views_show_what_admits_admits(engine):
             got = dv.list_deviations(conn, view, routing)
             assert [s.id for s in got] == [s.id for s in expected], case
             assert got == expected, case  # every field, figures and county name included
+            # `deviations list --format json` streams them with raw figures: the same JSON text as
+            # the Shown each would be, with its first and last day found
+            streamed = dv.stream_deviations(conn, view, routing, county_set, raw_figures=True)
+            assert json.dumps(list(dv.listed_json_objects(streamed))) == json.dumps(
+                [{**s.as_json(), "first_found_on": s.first_found_on.isoformat(),
+                  "last_found_on": s.last_found_on.isoformat()} for s in got]), case
             partial += 0 < len(expected) < N_ROWS
             empty += not expected
             # a run's findings

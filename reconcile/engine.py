@@ -132,6 +132,8 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
     basis = _basis(settings, calendar, chosen, rules)
     names = [rule.name for rule, _ in rules]
     help_at = helper.helped(engine, names, keep=keep)  # a large run: step 5
+    if not what_if:  # runs killed before they ended, still marked running: said so
+        reconcile_runs.close_abandoned(engine)
     run_id = None if what_if else reconcile_runs.open_run(engine, day, chosen)
     label = f"run {run_id}" if run_id is not None else "what-if"
     say(f"{label}: judging years {', '.join(map(str, chosen)) or '(none)'} as of {day.isoformat()}")

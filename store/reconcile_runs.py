@@ -3,11 +3,15 @@
 A run is opened (status ``running``) before it reads anything, in a transaction of its own, so
 that its id can mark every deviation it touches. It is closed as ``success`` inside the run's
 writing transaction, together with the deviations (one commit: a run recorded as done did its
-writing), or as ``failed`` in a transaction of its own after that one was rolled back.
+writing), or as ``failed`` in a transaction of its own after that one was rolled back. A run whose
+process died (kill -9, out of memory, power loss) has no one to close it: the next run on the same
+host records it ``interrupted`` (:func:`close_abandoned`), as a sync closes its source's.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
@@ -23,11 +27,47 @@ ERROR_LENGTH = 500  # characters of a failed run's error kept in its stats
 
 
 def open_run(engine: Engine, as_of: date, years: Sequence[int]) -> int:
-    """A new run as of `as_of` over `years`, marked running; its id."""
+    """A new run as of `as_of` over `years`, marked running, with the process that runs it (its
+    host and pid, in its stats until it is closed: :func:`close_abandoned`); its id."""
     with engine.begin() as conn:
         return conn.execute(sa.insert(_runs).returning(_runs.c.id).values(
             as_of=as_of, fiscal_years=",".join(map(str, years)), started_at=utcnow(), status="running",
+            stats={"process": {"host": socket.gethostname(), "pid": os.getpid()}},
         )).scalar_one()
+
+
+ABANDONED = "the process ended before the run did"
+
+
+def close_abandoned(engine: Engine) -> int:
+    """Runs still marked running whose process, on this host, is gone: recorded ``interrupted``
+    (the console and `status` showed a run killed with -9 as running for ever). A run of another
+    host, or of a process that still lives (it may wait for the reconciliation's lock), is left as
+    it is; how many were closed."""
+    with engine.begin() as conn:
+        running = conn.execute(sa.select(_runs.c.id, _runs.c.stats).where(_runs.c.status == "running")).all()
+        dead = [row.id for row in running if _gone(row.stats)]
+        if dead:
+            conn.execute(sa.update(_runs).where(_runs.c.id.in_(dead), _runs.c.status == "running").values(
+                status="interrupted", finished_at=utcnow(), stats={"error": ABANDONED}))
+    return len(dead)
+
+
+def _gone(stats: Any) -> bool:
+    """Whether the process a running run's stats name (:func:`open_run`) is known to be gone."""
+    process = stats.get("process") if isinstance(stats, dict) else None
+    if not isinstance(process, dict) or process.get("host") != socket.gethostname():
+        return False  # written by an older budgetwatch, or another host's: not known
+    pid = process.get("pid")
+    if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it lives, as another user's process
+        return False
+    return False
 
 
 def close_run(conn: Connection, run_id: int, stats: dict[str, Any]) -> None:

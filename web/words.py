@@ -12,7 +12,7 @@ from foundation import present
 
 SYNC_STATUS = {"running": "در حال اجرا", "success": "موفق", "incomplete": "ناقص", "failed": "ناموفق",
                "interrupted": "قطع‌شده"}
-RUN_STATUS = {"running": "در حال اجرا", "success": "موفق", "failed": "ناموفق"}
+RUN_STATUS = {"running": "در حال اجرا", "success": "موفق", "failed": "ناموفق", "interrupted": "قطع‌شده"}
 MODES = {"full": "کامل", "incremental": "افزایشی"}
 EVENTS = {"opened": "ایجاد", "escalated": "تشدید", "lowered": "کاهش شدت", "updated": "به‌روزرسانی ارقام",
           "resolved": "برطرف شد", "reopened": "بازگشایی", "acknowledged": "بررسی شد", "dismissed": "رد شد (نادرست)"}

@@ -394,3 +394,37 @@ def test_a_run_that_waited_for_a_run_of_a_later_day_records_nothing_and_says_so(
     # the store as the first run left it: a full judgement of its day has nothing to do
     whole = reconcile.run(engine, config(), as_of=day("1405/09/04"), dry_run=True)
     assert (whole.life.opened, whole.life.resolved, whole.life.updated) == (0, 0, 0)
+
+
+def test_a_run_whose_process_died_is_recorded_interrupted_by_the_next(engine):
+    """A run killed with -9 (or out of memory) stayed «running» for ever on the console and in
+    `status`: the next run on the host closes it. A run of another host, or of a process that still
+    lives (waiting for the reconciliation's lock), is left running."""
+    import socket
+    import subprocess
+    import sys
+
+    from store.reconcile_runs import ABANDONED
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                           text=True, check=True)
+    dead_pid = int(ended.stdout)  # a process that has ended: its pid names no one now
+    host = socket.gethostname()
+    with subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE) as alive:
+        runs = ReconcileRun.__table__
+        with engine.begin() as conn:
+            ids = [conn.execute(sa.insert(runs).returning(runs.c.id).values(
+                as_of=AUTUMN, fiscal_years="1405", started_at=sa.func.current_timestamp(), status="running",
+                stats=stats)).scalar_one()
+                for stats in ({"process": {"host": host, "pid": dead_pid}},
+                              {"process": {"host": host, "pid": alive.pid}},
+                              {"process": {"host": host + "-elsewhere", "pid": dead_pid}},
+                              None)]  # an older budgetwatch's: no process recorded
+        varied_store(engine, random.Random(3), projects=4)
+        result = reconcile.run(engine, config(), as_of=AUTUMN)
+        alive.stdin.close()
+    with engine.connect() as conn:
+        rows = {r.id: r for r in conn.execute(sa.select(runs))}
+    assert [rows[i].status for i in ids] == ["interrupted", "running", "running", "running"]
+    assert rows[ids[0]].stats == {"error": ABANDONED} and rows[ids[0]].finished_at is not None
+    assert rows[result.run_id].status == "success"

@@ -13,13 +13,14 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import Any
 
 import typer
 from rich.console import Console
 from sqlalchemy.engine import Engine
 
 from budgetwatch.config import Config, load_config
+from foundation.files import WholeFile
 from service import logs
 from store.db import open_store
 
@@ -60,13 +61,21 @@ def _outside_the_archive(path: Path, option: str = "--output") -> None:
                         "writes: write it elsewhere")
 
 
-def open_output(path: Path, newline: str | None = None, option: str = "--output") -> IO[str]:
+def open_output(path: Path, newline: str | None = None, option: str = "--output") -> Any:
     """A command's --output file, opened for writing before any work: a folder that does not exist
     or cannot be written is one line naming the file, not a traceback after the work is done; a file
-    in the signed archive is refused. `option`: the option that named the file, as the line says it."""
+    in the signed archive is refused. `option`: the option that named the file, as the line says it.
+
+    Written whole or not at all (foundation.files.WholeFile): the file takes its name when the command
+    closes it, done; ``discard()`` (or leaving a ``with`` block by an exception) leaves whatever was
+    there before. A kill meanwhile leaves that too, and a hidden ``.NAME.PID.HEX.partial`` beside it."""
     _outside_the_archive(path, option)
+    if path.is_dir():
+        raise UserError(f"{option} {path}: is a folder")
+    if path.exists() and not os.access(path, os.W_OK):  # replaced by a rename, which would not ask
+        raise UserError(f"{option} {path}: cannot write there (permission denied)")
     try:
-        return path.open("w", encoding="utf-8", newline=newline)
+        return WholeFile(path, newline=newline)
     except OSError as exc:
         raise UserError(f"{option} {path}: cannot write there ({exc.strerror or exc})") from None
 

@@ -255,9 +255,12 @@ def reconcile_and_show(*, years: tuple[int, ...], day: date | None, view: dv.Vie
     try:
         result = run_reconciliation(ctx.engine, ctx.config.reconcile, as_of=day, years=list(years) or None,
                                     incremental=not full, dry_run=dry_run, keep=False, show=show)
-    finally:
-        if handle is not None:
-            handle.close()
+    except BaseException:
+        if handle is not None:  # the file as it was: not a part of this run's output
+            handle.discard()
+        raise
+    if handle is not None:
+        handle.close()
     if output is not None:
         err_console.print(f"written to {output}", markup=False)
     if result.what_if:
@@ -391,17 +394,22 @@ def deviations_list(
         _checked(lambda: dv.check_agencies(conn, view.agencies))
         county_set = _checked(lambda: dv.county_ids(conn, view.counties)) if view.counties else None
         handle = open_output(output) if output is not None else None
-        rows = dv.stream_deviations(conn, view, routing, county_set, raw_figures=fmt == "json")
         try:  # streamed from the database as they are written: none held whole (docs/benchmarks.md, session 36)
-            if fmt == "json":
-                _stream_json(dv.listed_json_objects(rows), handle or sys.stdout)
-            else:
-                _stream_list(dv.shown_of(rows, routing),
-                             console if handle is None else Console(file=handle, width=FILE_WIDTH, color_system=None))
-        finally:
-            rows.close()
-            if handle is not None:
-                handle.close()
+            rows = dv.stream_deviations(conn, view, routing, county_set, raw_figures=fmt == "json")
+            try:
+                if fmt == "json":
+                    _stream_json(dv.listed_json_objects(rows), handle or sys.stdout)
+                else:
+                    _stream_list(dv.shown_of(rows, routing), console if handle is None else
+                                 Console(file=handle, width=FILE_WIDTH, color_system=None))
+            finally:
+                rows.close()
+        except BaseException:
+            if handle is not None:  # the file as it was: not a part of the list
+                handle.discard()
+            raise
+        if handle is not None:
+            handle.close()
     if output is not None:
         err_console.print(f"written to {output}", markup=False)
 

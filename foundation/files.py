@@ -1,0 +1,99 @@
+"""Files written whole or not at all: a command's output is written into a temporary file beside its
+name and takes the name only when it is complete (a rename, atomic within one folder), so a write
+that fails halfway, an interrupt or a kill -9 leaves whatever was there before, never a truncated
+file under the real name (a CSV export killed halfway looked whole in Excel). Used by every
+``--output`` of the CLI (budgetwatch.app.open_output) and by the report's files (reports/files.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import stat
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["WholeFile", "temporary_beside"]
+
+
+def temporary_beside(path: Path) -> tuple[Path, int]:
+    """A new temporary file beside ``path`` (hidden, named for this process), with ``path``'s mode
+    when it exists: its name and open descriptor."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.fchmod(descriptor, stat.S_IMODE(os.stat(path).st_mode))
+    except BaseException:
+        os.close(descriptor)
+        os.unlink(temporary)
+        raise
+    return temporary, descriptor
+
+
+class WholeFile:
+    """A text file written as it streams, in place only when it is complete: the text goes to a
+    temporary file beside ``path``, which :meth:`close` renames over ``path``; :meth:`discard` (or
+    leaving a ``with`` block by an exception) removes it and leaves ``path`` as it was. A process
+    killed meanwhile leaves ``path`` as it was, and a hidden ``.NAME.PID.HEX.partial`` beside it.
+    Not flushed to disk before the rename (a whole run's JSON is 170 MB at 100k projects): a power
+    cut may lose the new file, not leave a part of it under its name. Anything else a text file
+    has (``buffer``, ``flush``, ``fileno`` …) is the temporary file's. A path that is not a regular
+    file (``/dev/stdout``, a pipe) is written directly."""
+
+    def __init__(self, path: Path, *, newline: str | None = None) -> None:
+        target = Path(os.path.realpath(path))
+        self._target: Path | None = None
+        self._temporary: Path | None = None
+        if target.exists() and not target.is_file():
+            self._file: IO[str] = open(target, "w", encoding="utf-8", newline=newline)  # noqa: SIM115
+            return
+        self._temporary, descriptor = temporary_beside(target)
+        self._target = target
+        try:
+            self._file = os.fdopen(descriptor, "w", encoding="utf-8", newline=newline)
+        except BaseException:
+            os.close(descriptor)
+            self._remove()
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
+
+    def write(self, text: str) -> int:
+        return self._file.write(text)
+
+    def close(self) -> None:
+        """Done: the file takes its name (once; later calls do nothing)."""
+        if self._file.closed:
+            return
+        try:
+            self._file.close()
+            if self._target is not None:
+                os.replace(self._temporary, self._target)
+        except BaseException:
+            self._remove()
+            raise
+
+    def discard(self) -> None:
+        """Not done: the temporary file removed, ``path`` as it was (once; after close, nothing)."""
+        if self._file.closed:
+            return
+        with contextlib.suppress(OSError):
+            self._file.close()
+        self._remove()
+
+    def _remove(self) -> None:
+        if self._temporary is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._temporary)
+
+    def __enter__(self) -> WholeFile:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.discard()

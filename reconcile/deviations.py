@@ -35,8 +35,8 @@ counties = County.__table__
 # the expert groups (defined once, in foundation.vocabulary) go with group_of: the routing of agencies
 __all__ = ["GROUPS", "DeviationError", "Shown", "View", "acknowledge", "check_agencies", "county_ids", "dismiss",
            "get", "group_of",
-           "json_figure", "json_number", "json_objects", "list_deviations", "listed_json_objects", "shown_of", "shown_rows", "sort_key",
-           "stream_deviations", "view_condition"]
+           "json_figure", "json_number", "json_objects", "list_deviations", "listed_json_objects", "shown_of",
+           "shown_rows", "sort_key", "stream_deviations", "view_condition"]
 
 
 class DeviationError(Exception):
@@ -248,6 +248,8 @@ def listed_json_objects(rows: Any) -> Iterator[dict[str, Any]]:
     """The rows of :func:`stream_deviations` read with `raw_figures` as the objects of `deviations
     list --format json`: the keys of :meth:`Shown.as_json` (as :func:`json_objects` writes a run's),
     and the first and last day a run found the deviation, ISO."""
+    if tuple(rows.keys()) != _LISTED:  # unpacked by position below
+        raise ValueError(f"stream_deviations gave columns {tuple(rows.keys())}, not {_LISTED}")
     for (deviation_id, kind, rule, severity, subject, fiscal_year, quarter, planned, actual, measure, status,
          message, agency_code, county_id, county, first_found_on, last_found_on) in rows:
         yield {"id": deviation_id, "kind": kind, "rule": rule, "severity": severity, "subject": subject,
@@ -255,6 +257,11 @@ def listed_json_objects(rows: Any) -> Iterator[dict[str, Any]]:
                "actual": json_figure(actual), "measure": json_figure(measure), "status": status,
                "message": message, "agency_code": agency_code, "county_id": county_id, "county": county,
                "first_found_on": _iso(first_found_on), "last_found_on": _iso(last_found_on)}
+
+
+# the columns of stream_deviations, in its order
+_LISTED = ("id", "kind", "rule", "severity", "subject", "fiscal_year", "quarter", "planned", "actual", "measure",
+           "status", "message", "agency_code", "county_id", "county", "first_found_on", "last_found_on")
 
 
 def _iso(day: date | None) -> str | None:

@@ -57,6 +57,7 @@ from sqlalchemy.engine import Engine
 
 from foundation.jalali import format_jalali, today_tehran
 from reconcile import changes, helper, wording
+from reconcile import scope as scope_tables
 from reconcile.facts import AsOf
 from reconcile.findings import Finding
 from reconcile.judge import Answers, Asked, RuleStats, enabled_rules, fewer_collections, rule_stats
@@ -113,10 +114,12 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
     rules = enabled_rules(settings)
     stats = rule_stats(rules)
     calendar = AsOf(day, settings.report_due_days, settings.approval_due_days)
-    # PostgreSQL plans the run on the deviations' statistics: brought up to date first (a store
-    # restored, copied or written by an older budgetwatch may describe them as none: 30 s instead
-    # of 0.1 s for one query at 100k, docs/benchmarks.md session 13), and after a recording run
-    refresh_statistics(engine, _DEVIATION_TABLES)
+    # PostgreSQL plans the run on the tables' statistics: brought up to date first (a store
+    # restored, copied or written by an older budgetwatch may describe the deviations as none: 30 s
+    # instead of 0.1 s for one query at 100k, docs/benchmarks.md session 13; a first sync
+    # interrupted before its closing ANALYZE left the facts so, and a run took minutes instead of a
+    # second), and the deviations' after a recording run. Fresh ones cost one catalogue query.
+    refresh_statistics(engine, (*_FACT_TABLES, *_DEVIATION_TABLES))
     with engine.connect() as conn:
         chosen = sorted(set(years)) if years else store_years(conn)
         last = reconcile_runs.last_recorded(conn)
@@ -331,6 +334,9 @@ class _Beside:
 
 
 _DEVIATION_TABLES = (dev, event_table)
+# what the rules read (reconcile.scope)
+_FACT_TABLES = (scope_tables.pj, scope_tables.py, scope_tables.ag, scope_tables.ct, scope_tables.pr, scope_tables.pc,
+                scope_tables.fi, scope_tables.ea, scope_tables.ec, scope_tables.op, scope_tables.perf)
 # A recording run opens each rule's new deviations while it judges the next rules (Found.open_through), on
 # PostgreSQL and on SQLite with a helper: PostgreSQL 100k first run 17.3–20.0 s → 14.5–15.0 s, run after a
 # 1 % change 2.40–2.58 → 2.20–2.29 s (docs/benchmarks.md, session 15). Off: all at the end.

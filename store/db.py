@@ -343,9 +343,11 @@ def refresh_statistics(engine: Engine, tables: Sequence[sa.Table]) -> list[str]:
         driver.add_notice_handler(say)
         flush_stats = (conn.dialect.server_version_info or (0,)) >= (15,)
         try:
+            names = {table.name: conn.dialect.identifier_preparer.format_table(table) for table in tables}
+            stale = _stale(conn, list(names.values()))  # one catalogue query for all of them
             for table in tables:
-                name = conn.dialect.identifier_preparer.format_table(table)
-                if not _stale(conn, name):
+                name = names[table.name]
+                if name not in stale:
                     continue
                 said.clear()
                 try:
@@ -364,20 +366,20 @@ def refresh_statistics(engine: Engine, tables: Sequence[sa.Table]) -> list[str]:
     return analyzed
 
 
-def _stale(conn: Connection, name: str) -> bool:
-    row = conn.execute(sa.text(
-        "SELECT c.reltuples, coalesce(s.n_mod_since_analyze, 0), c.relpages, "
-        "pg_relation_size(c.oid) / current_setting('block_size')::int FROM pg_class c "
-        "LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.oid = to_regclass(:name)"
-    ), {"name": name}).first()
+def _stale(conn: Connection, names: list[str]) -> set[str]:
+    """Those of the tables `names` (as ``format_table`` writes them) whose statistics are missing or stale."""
+    rows = conn.execute(sa.text(
+        "SELECT n.name, c.reltuples, coalesce(s.n_mod_since_analyze, 0), c.relpages, "
+        "pg_relation_size(c.oid) / current_setting('block_size')::int "
+        "FROM unnest(CAST(:names AS text[])) AS n(name) JOIN pg_class c ON c.oid = to_regclass(n.name) "
+        "LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid"
+    ), {"names": names}).all()
     conn.rollback()  # the read's implicit transaction: each ANALYZE opens its own
-    if row is None:
-        return False
-    tuples, changed, pages, pages_now = row
     # reltuples -1: never analyzed. The pages tell a grown table at once (the counts of changed
     # rows reach the statistics up to seconds after a commit) and where the counts are not kept:
     # a database made from a template starts with none.
-    return tuples < 0 or changed > 50 + STALE_SHARE * tuples or pages_now > 10 + pages * (1 + 2 * STALE_SHARE)
+    return {name for name, tuples, changed, pages, pages_now in rows
+            if tuples < 0 or changed > 50 + STALE_SHARE * tuples or pages_now > 10 + pages * (1 + 2 * STALE_SHARE)}
 
 
 @contextlib.contextmanager

@@ -612,6 +612,25 @@ def test_a_run_first_brings_postgresql_statistics_up_to_a_table_that_outgrew_the
     assert counted >= 3000
 
 
+def test_a_run_first_brings_postgresql_statistics_to_facts_never_analyzed(engine):
+    """A first sync interrupted before its closing ANALYZE (Ctrl-C, a kill) leaves the facts it
+    committed without statistics where autovacuum is off or behind: a trial's reconciliation then
+    ran for minutes instead of a second on 15,000 projects. The run analyzes them before it plans."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's planner statistics")
+    varied_store(engine, random.Random(3), projects=40)
+    tables = ("project", "project_year", "progress_report", "expense_agreement", "operation", "operation_performance")
+    estimated = f"SELECT relname, reltuples FROM pg_class WHERE relnamespace = current_schema()::regnamespace " \
+                f"AND relname IN {tables}"
+    with engine.connect() as conn:
+        assert {name: tuples for name, tuples in conn.execute(sa.text(estimated))} == dict.fromkeys(tables, -1)
+    reconcile.run(engine, config(), as_of=day("1405/09/02"))
+    with engine.connect() as conn:
+        after = dict(conn.execute(sa.text(estimated)).all())
+        counts = {name: conn.execute(sa.text(f"SELECT count(*) FROM {name}")).scalar() for name in tables}
+    assert after == counts and all(n > 0 for n in counts.values())
+
+
 def test_postgresql_plans_an_incremental_run_on_the_count_of_its_changed_subjects(engine):
     """The changed subjects' temporary tables are analyzed as they are filled: unanalyzed, PostgreSQL
     estimates 2,550 ids a page, and for a 1 % change read every performance item four times over to

@@ -14,7 +14,7 @@ SYNC_STATUS = {"running": "در حال اجرا", "success": "موفق", "incomp
                "interrupted": "قطع‌شده"}
 RUN_STATUS = {"running": "در حال اجرا", "success": "موفق", "failed": "ناموفق", "interrupted": "قطع‌شده"}
 MODES = {"full": "کامل", "incremental": "افزایشی"}
-EVENTS = {"opened": "ایجاد", "escalated": "تشدید", "lowered": "کاهش شدت", "updated": "به‌روزرسانی ارقام",
+EVENTS = {"opened": "ایجاد", "escalated": "تشدید", "lowered": "کاهش شدت", "updated": "به‌روزرسانی",
           "resolved": "برطرف شد", "reopened": "بازگشایی", "acknowledged": "بررسی شد", "dismissed": "رد شد (نادرست)"}
 # why a run resolved a deviation (reconcile/lifecycle.py writes them into its event): a person's own
 # reason is shown as they wrote it

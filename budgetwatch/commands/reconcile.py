@@ -6,14 +6,16 @@ logic live in the reconcile package.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import orjson
 import typer
@@ -241,8 +243,6 @@ def reconcile_and_show(*, years: tuple[int, ...], day: date | None, view: dv.Vie
     with ctx.engine.connect() as conn:  # a bad county or agency fails before the run, not after
         _checked(lambda: dv.check_agencies(conn, view.agencies))
         county_set = _checked(lambda: dv.county_ids(conn, view.counties)) if view.counties else None
-    handle = open_output(output) if output is not None else None
-
     shown_here = dv.view_condition(view, ctx.config.routing, county_set)
 
     def show(found_rows, result: RunResult) -> None:
@@ -252,19 +252,24 @@ def reconcile_and_show(*, years: tuple[int, ...], day: date | None, view: dv.Vie
             target = console if handle is None else Console(file=handle, width=FILE_WIDTH, color_system=None)
             _stream_table(dv.shown_rows(found_rows(where=shown_here), ctx.config.routing), result, target, worst)
 
-    try:
+    with _written(output) as handle:
         result = run_reconciliation(ctx.engine, ctx.config.reconcile, as_of=day, years=list(years) or None,
                                     incremental=not full, dry_run=dry_run, keep=False, show=show)
-    except BaseException:
-        if handle is not None:  # the file as it was: not a part of this run's output
-            handle.discard()
-        raise
-    if handle is not None:
-        handle.close()
-    if output is not None:
-        err_console.print(f"written to {output}", markup=False)
     if result.what_if:
         err_console.print(f"what-if: {result.what_if}", markup=False)
+
+
+@contextlib.contextmanager
+def _written(output: Path | None) -> Iterator[Any]:
+    """`--output FILE` for the block's output, opened before its work (one line if it cannot be),
+    in place once the block is done, and as it was if the block fails (budgetwatch.app.open_output);
+    None: the terminal."""
+    if output is None:
+        yield None
+        return
+    with open_output(output) as handle:
+        yield handle
+    err_console.print(f"written to {output}", markup=False)
 
 
 _JSON_WRITE = 1 << 20  # bytes of JSON gathered before a write
@@ -393,8 +398,7 @@ def deviations_list(
     with ctx.engine.connect() as conn:  # a bad county or agency fails before the output is opened
         _checked(lambda: dv.check_agencies(conn, view.agencies))
         county_set = _checked(lambda: dv.county_ids(conn, view.counties)) if view.counties else None
-        handle = open_output(output) if output is not None else None
-        try:  # streamed from the database as they are written: none held whole (docs/benchmarks.md, session 36)
+        with _written(output) as handle:  # streamed from the database as they are written: none held whole
             rows = dv.stream_deviations(conn, view, routing, county_set, raw_figures=fmt == "json")
             try:
                 if fmt == "json":
@@ -404,14 +408,6 @@ def deviations_list(
                                  Console(file=handle, width=FILE_WIDTH, color_system=None))
             finally:
                 rows.close()
-        except BaseException:
-            if handle is not None:  # the file as it was: not a part of the list
-                handle.discard()
-            raise
-        if handle is not None:
-            handle.close()
-    if output is not None:
-        err_console.print(f"written to {output}", markup=False)
 
 
 def _stream_list(rows: Iterable[dv.Shown], target: Console) -> None:

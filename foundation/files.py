@@ -9,27 +9,75 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import stat
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["WholeFile", "temporary_beside"]
+__all__ = ["WholeFile", "done_with", "running", "temporary_beside"]
+
+
+_writing: set[Path] = set()  # this process's temporary files being written (threads)
+
+
+def running(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine (another user's counts: it cannot be signalled)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except (OverflowError, ValueError):
+        return False
+    return True
+
+
+def _clear_leftovers(path: Path) -> None:
+    """Remove the temporary files of writes to ``path`` that killed processes left: those of a pid
+    no longer running, and those of this process's own pid that it is not writing now (a killed
+    run's whose pid came round again, as a container's command often has the same pid each run).
+    Only on this machine: two machines writing one name in a shared folder at once are not told apart."""
+    mine = os.getpid()
+    shape = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.[0-9a-f]{{8}}\.partial")
+    for leftover in path.parent.iterdir():
+        found = shape.fullmatch(leftover.name)
+        if found is None or leftover.is_symlink() or not leftover.is_file():
+            continue
+        pid = int(found.group(1))
+        if (leftover in _writing) if pid == mine else running(pid):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(leftover)
 
 
 def temporary_beside(path: Path) -> tuple[Path, int]:
-    """A new temporary file beside ``path`` (hidden, named for this process), with ``path``'s mode
-    when it exists: its name and open descriptor."""
+    """A new temporary file beside ``path`` (hidden, named for this process: ``.NAME.PID.HEX.partial``),
+    with ``path``'s mode when it exists: its name and open descriptor. The leftovers of killed
+    writes to the same name go first (:func:`_clear_leftovers`); :func:`done_with` it when it is
+    renamed or removed."""
+    with contextlib.suppress(OSError):  # tidying only: a folder that cannot be listed fails below
+        _clear_leftovers(path)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    _writing.add(temporary)
     try:
         with contextlib.suppress(FileNotFoundError):
             os.fchmod(descriptor, stat.S_IMODE(os.stat(path).st_mode))
     except BaseException:
         os.close(descriptor)
-        os.unlink(temporary)
+        done_with(temporary, remove=True)
         raise
     return temporary, descriptor
+
+
+def done_with(temporary: Path, *, remove: bool = False) -> None:
+    """A temporary file of :func:`temporary_beside` renamed into place, or (`remove`) given up."""
+    _writing.discard(temporary)
+    if remove:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
 
 
 class WholeFile:
@@ -72,6 +120,7 @@ class WholeFile:
             self._file.close()
             if self._target is not None:
                 os.replace(self._temporary, self._target)
+                done_with(self._temporary)
         except BaseException:
             self._remove()
             raise
@@ -86,8 +135,7 @@ class WholeFile:
 
     def _remove(self) -> None:
         if self._temporary is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._temporary)
+            done_with(self._temporary, remove=True)
 
     def __enter__(self) -> WholeFile:
         return self

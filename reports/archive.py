@@ -8,6 +8,21 @@ the same transaction. Approval is the cycle's group-review step, so the archived
 done. The files are written to a temporary folder and renamed into place; the folder of an
 approved period is never written again, and its files are made read-only.
 
+A kill. The store's committed sign-off is what approves a period; a folder is an archive only with
+it. The sign-off's row is inserted first, as the period's claim (a concurrent approval waits on it,
+then fails on the unique key), the folder written and renamed into place, and the transaction
+committed last: a sign-off in the store therefore always has its folder (``review list`` never
+says MISSING after a kill), and a kill before the commit leaves at most a folder, or a temporary
+``.1405-Q2.partial-<pid>``, that the store does not record. ``review list`` shows that period open
+and ``review diff`` not approved (they read the store). The next approval of the period, holding
+the claim, removes the temporary folders and sets such a folder aside as
+``.1405-Q2.unrecorded-<its moment>`` (not removed: if the database was restored from a backup older
+than the folder, it is the only record of a real approval), says so in one warning line, and
+approves anew. It sets aside only a folder whose manifest names the period and that holds nothing
+else than the manifest's files; anything else there is refused, as before. The other order (commit
+first, then place the folder) was not taken: a kill between would leave an approved period whose
+archive is missing, and ``review list``/``diff`` would have to write the archive to heal it.
+
 The archive is byte-stable: the report is built from the stored as-of day and approval moment, the
 workbook's creation date is that moment, and nothing else varies, so making it again from the same
 store gives the same bytes. ``diff`` first checks the archive as ``review list`` does (``intact``)
@@ -22,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import stat
@@ -44,6 +60,8 @@ from store.reviews import Signoff
 
 MANIFEST = "manifest.json"
 FIGURES = "figures.json"
+
+log = logging.getLogger("budgetwatch.reports")
 
 
 class ReviewError(Exception):
@@ -185,9 +203,60 @@ def _period_report(conn, fiscal_year: int, quarter: int, as_of: date, approved_a
                  generated_at=approved_at, rules=settings.rules)
 
 
+def _unrecorded(target: Path, fiscal_year: int, quarter: int) -> dict[str, Any] | None:
+    """The manifest of the folder at ``target`` if it is what an approval killed between placing its
+    folder and committing its sign-off leaves (``approve``): a folder (not a link) whose manifest.json
+    names this period, holding nothing but the manifest and the files it lists. None: anything else,
+    which is no approval's remnant and is not moved."""
+    if target.is_symlink() or not target.is_dir():
+        return None
+    try:
+        data = json.loads((target / MANIFEST).read_bytes())
+        names = {f["name"] for f in data["files"]} | {MANIFEST}
+        held = {p.name for p in target.iterdir()}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if data.get("fiscal_year") != fiscal_year or data.get("quarter") != quarter or not held <= names:
+        return None
+    return data
+
+
+def _moment(text: Any) -> str:
+    """A manifest's approval moment as the terminal writes it (Jalali, Tehran), or as it is."""
+    try:
+        return format_jalali(datetime.fromisoformat(text), with_time=True, persian_digits=False) + " (Tehran)"
+    except (TypeError, ValueError):
+        return str(text)
+
+
+def _set_aside(target: Path, data: dict[str, Any]) -> Path:
+    """Rename an unrecorded approval's folder to a hidden name beside it, never taken as an archive
+    (``.1405-Q2.unrecorded-20261125T073000Z``, the moment its manifest says)."""
+    try:
+        stamp = datetime.fromisoformat(data.get("approved_at")).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    except (TypeError, ValueError):
+        stamp = "unknown"
+    for n in range(1000):
+        aside = target.with_name(f".{target.name}.unrecorded-{stamp}" + (f"-{n}" if n else ""))
+        if not os.path.lexists(aside):
+            os.rename(target, aside)
+            return aside
+    raise ReviewError(f"{target} already exists though the store records no approval, and too many set aside "
+                      "beside it: move them away first")
+
+
+def _clear_partials(target: Path) -> None:
+    """Remove the temporary folders of this period's approvals killed while writing their files
+    (``.1405-Q2.partial-<pid>``). Called holding the period's claim (``approve``): an approval writes
+    its temporary folder only while it holds it, so every one found then is a dead run's."""
+    for leftover in target.parent.glob(f".{target.name}.partial-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
 def approve(engine: Engine, fiscal_year: int, quarter: int, *, by: str, note: str | None, settings: Settings,
             now: datetime | None = None) -> Signoff:
-    """Freeze a closed period: archive its report and record the sign-off, or change nothing."""
+    """Freeze a closed period: archive its report and record the sign-off, or change nothing (but
+    set aside what an interrupted approval of the period left, and say so: "A kill", above)."""
     by, note = (by or "").strip(), (note or "").strip() or None
     if not by:
         raise ReviewError("say who approves (--by NAME)", 2)
@@ -201,7 +270,8 @@ def approve(engine: Engine, fiscal_year: int, quarter: int, *, by: str, note: st
                           f"{format_jalali(end, persian_digits=False)} ({end.isoformat()})")
     target = folder(settings.data_dir, fiscal_year, quarter)
     partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
-    placed = False  # only what this call renamed into place may be removed again
+    foreign = (f"{target} already exists though the store records no approval, and it is not what an "
+               f"interrupted approval of {fiscal_year} Q{quarter} leaves: move it away first")
     try:
         with engine.begin() as conn:
             done = reviews.signoff(conn, fiscal_year, quarter)
@@ -209,28 +279,38 @@ def approve(engine: Engine, fiscal_year: int, quarter: int, *, by: str, note: st
                 raise ReviewError(f"{fiscal_year} Q{quarter} was approved by {done.approved_by} on "
                                   f"{format_jalali(done.approved_at, with_time=True, persian_digits=False)} "
                                   "(Tehran): its archive is never rewritten")
-            if target.exists():
-                raise ReviewError(f"{target} already exists though the store records no approval: move it away first")
+            if os.path.lexists(target) and _unrecorded(target, fiscal_year, quarter) is None:
+                raise ReviewError(foreign)  # before the report is built; looked at again below
             report = _period_report(conn, fiscal_year, quarter, as_of, now, settings, extra_review=as_of)
             files = render_files(report)
             data = manifest(files, Signoff(fiscal_year, quarter, by, now, note, as_of, str(target), ""))
             entry = Signoff(fiscal_year, quarter, by, now, note, as_of, str(target), hashlib.sha256(data).hexdigest())
+            # The claim: the sign-off's row, inserted before any file is written and committed after
+            # the folder is in place. Another approval of the period waits here (PostgreSQL: the
+            # unique key's lock; SQLite: the write lock) until this one commits (it then fails on the
+            # unique key) or rolls back or dies (its row goes with it). So, holding it, a folder or a
+            # temporary folder of the period that the store does not record is a dead run's.
+            reviews.record_signoff(conn, entry)
+            _clear_partials(target)
+            if os.path.lexists(target):
+                left = _unrecorded(target, fiscal_year, quarter)
+                if left is None:
+                    raise ReviewError(foreign)
+                aside = _set_aside(target, left)
+                log.warning("%s Q%s: %s held an approval by %s on %s that the store never recorded (interrupted "
+                            "before its commit); set aside as %s, approving anew", fiscal_year, quarter, target,
+                            left.get("approved_by"), _moment(left.get("approved_at")), aside.name)
             partial.mkdir(parents=True)
             for name, content in {**files, MANIFEST: data}.items():
                 (partial / name).write_bytes(content)
                 os.chmod(partial / name, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-            os.rename(partial, target)  # fails if another approval placed its folder meanwhile
-            placed = True
-            reviews.record_signoff(conn, entry)
+            os.rename(partial, target)
+            # Nothing but the commit follows. A commit that fails (or a signal during it) may have
+            # taken or not: the folder stays either way, an archive if it took, else an unrecorded
+            # approval's folder, which the next approval of the period sets aside as above.
         # the transaction committed: the sign-off and its archive stand together
     except IntegrityError:
-        if placed:
-            shutil.rmtree(target, ignore_errors=True)
         raise ReviewError(f"{fiscal_year} Q{quarter} was approved by someone else meanwhile") from None
-    except BaseException:
-        if placed:
-            shutil.rmtree(target, ignore_errors=True)
-        raise
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return entry

@@ -3,17 +3,19 @@
 A report is rendered in memory and then written in one go (``budgetwatch report --output``). It is
 written to a temporary file in the same folder and renamed over its name, which replaces it at once,
 so a write that fails halfway (a full disk, an interrupt) leaves whatever was there before rather
-than a truncated file. The sign-off's archive (reports/archive.py) is written only by the sign-off:
-its files are read-only, but as root that stops nothing, so an output inside it is refused by path.
+than a truncated file. A process killed while writing (``kill -9``) cannot remove its temporary
+file (``.report.xlsx.<pid>.<hex>.partial``, hidden, never taken for the report): the next write to
+the same name removes those of processes no longer running (foundation/files.py). The sign-off's
+archive (reports/archive.py) is written only by the sign-off: its files are read-only, but as root
+that stops nothing, so an output inside it is refused by path.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
-import stat
 from pathlib import Path
+
+from foundation.files import done_with, temporary_beside
 
 
 def inside(path: Path, folder: Path) -> bool:
@@ -29,17 +31,14 @@ def write_whole(path: Path, data: bytes) -> None:
     plain write would give it (0666 less the umask); a symbolic link is followed, and its target
     replaced, as a plain write would."""
     path = Path(os.path.realpath(path))
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    temporary, descriptor = temporary_beside(path)  # the leftovers of killed writes to it go first
     try:
-        with contextlib.suppress(FileNotFoundError):
-            os.fchmod(descriptor, stat.S_IMODE(os.stat(path).st_mode))
         with os.fdopen(descriptor, "wb") as out:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
+        done_with(temporary, remove=True)
         raise
+    done_with(temporary)

@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from foundation.files import running
 from store.db import error_line
 from store.models import ReconcileRun, utcnow
 
@@ -59,15 +60,7 @@ def _gone(stats: Any) -> bool:
     if not isinstance(process, dict) or process.get("host") != socket.gethostname():
         return False  # written by an older budgetwatch, or another host's: not known
     pid = process.get("pid")
-    if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # it lives, as another user's process
-        return False
-    return False
+    return isinstance(pid, int) and pid > 0 and pid != os.getpid() and not running(pid)
 
 
 def close_run(conn: Connection, run_id: int, stats: dict[str, Any]) -> None:

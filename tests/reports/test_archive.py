@@ -208,7 +208,8 @@ def test_a_race_lost_to_another_approval_leaves_no_second_archive(engine, approv
     monkeypatch.setattr(archive.reviews, "signoff", lambda conn, year, quarter: None)
     with pytest.raises(ReviewError, match="someone else meanwhile"):
         archive.approve(engine, 1405, 2, by="دیگری", note=None, settings=settings(tmp_path / "b"), now=NOW)
-    assert list((tmp_path / "b" / "archive").iterdir()) == []  # neither the folder nor a partial one
+    # the sign-off's row is the claim, taken before any file is written: the loser wrote nothing
+    assert not (tmp_path / "b" / "archive").exists()
     assert archive.intact(entry)
 
 

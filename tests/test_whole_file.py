@@ -68,6 +68,9 @@ def test_a_process_killed_halfway_leaves_the_file_as_it_was(tmp_path: Path) -> N
     assert target.read_text(encoding="utf-8") == "yesterday's export\n"
     [left] = _hidden(tmp_path)  # the part it wrote, hidden and never taken for the export
     assert left.startswith(".export.csv.") and left.endswith(".partial")
+    with WholeFile(target) as out:  # the next write to that name removes a dead process's part
+        out.write("today's export\n")
+    assert target.read_text(encoding="utf-8") == "today's export\n" and _hidden(tmp_path) == []
 
 
 def test_a_path_that_is_not_a_file_is_written_directly(tmp_path: Path) -> None:

@@ -7,8 +7,11 @@ the claim's lease is over, the next dispatch sends the very same message again â
 receiving side can recognise by its ``Message-ID``, never a different message, never a lost one.
 
 Transient failures are retried with backoff (tenacity) a few times within one dispatch, then left
-for later dispatches with a growing wait, until ``alerts.give_up_after`` from queuing: then the
-message is marked failed with the last error. A 5xx answer marks it failed at once, with the
+for later dispatches with a growing wait, until ``alerts.give_up_after`` from queuing and refused in
+two dispatches of its own: then the message is marked failed with the last error. A dispatch claims
+each message once (``claim_next(skip=)``), its ``attempts_per_run`` tries and no more, however soon
+the wait of a message it deferred ends: so its two sends are two dispatches at least, and a dispatch
+ends after one pass over the outbox. A 5xx answer marks it failed at once, with the
 server's answer. A failed session (connect, TLS, login) stops the dispatch at once, without another
 try: every message would fail alike, and hammering the server helps no one. It is not the message's
 failure either: no message's tries, wait or give-up clock move (the one being sent keeps the reason
@@ -53,6 +56,13 @@ class DispatchReport:
     outcomes: list[tuple[str, str, str]] = field(default_factory=list)  # (Message-ID, sent|deferred|failed, detail)
 
     def record(self, message_id: str, outcome: str, detail: str = "") -> None:
+        """Count a message once, by how the dispatch left it: an outcome recorded for it before is
+        replaced (a trial's send said "5 deferred, 3 failed" of a 5-message outbox)."""
+        for index, (earlier_id, earlier, _) in enumerate(self.outcomes):
+            if earlier_id == message_id:
+                setattr(self, earlier, getattr(self, earlier) - 1)
+                del self.outcomes[index]
+                break
         setattr(self, outcome, getattr(self, outcome) + 1)
         self.outcomes.append((message_id, outcome, detail))
 
@@ -110,6 +120,10 @@ def dispatch(engine: Engine, alerts: AlertsConfig, *, now: datetime | None = Non
     worker = worker or worker_name()
     session = session or SmtpSession(alerts.smtp)
     held = lease(alerts)
+    # each message once a dispatch: one it deferred is due again when its wait ends, often before the
+    # pass over the outbox does, and trying it again would make one dispatch its "two sends of its
+    # own" (given up after one greylisting episode) or, while it is young, a dispatch without end
+    tried: set[int] = set()
     try:
         while True:
             if stopping is not None and stopping.is_set():
@@ -117,9 +131,10 @@ def dispatch(engine: Engine, alerts: AlertsConfig, *, now: datetime | None = Non
                 return report
             moment = clock()
             with engine.begin() as conn:
-                row = store_alerts.claim_next(conn, worker, moment, moment - held)
+                row = store_alerts.claim_next(conn, worker, moment, moment - held, skip=tried)
             if row is None:
                 return report
+            tried.add(row.id)
             if not _deliver(engine, alerts, session, row, worker, clock, report, stopping):
                 return report
     finally:
@@ -182,7 +197,8 @@ def _deliver(engine: Engine, alerts: AlertsConfig, session: SmtpSession, row, wo
             return True
         with engine.begin() as conn:
             # given up once old enough and refused in two sends of its own: after an outage that cost it
-            # no try, one greylisting answer does not end a message
+            # no try, one greylisting answer does not end a message. A dispatch tries a message at most
+            # attempts_per_run times (dispatch: `tried`), so these tries span two dispatches at least
             if moment - row.created_at >= alerts.give_up_after and attempts >= 2 * retry.attempts_per_run:
                 why = f"gave up after {attempts} tries since {_when(row.created_at)}: {exc.reply}"
                 store_alerts.mark_failed(conn, row.id, worker, attempts=attempts, error=why, now=moment)

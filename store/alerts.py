@@ -9,12 +9,14 @@ the ``alert_told`` rows it covers; a resend sends the stored bytes, never a re-r
 Dispatchers claim one message at a time: ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL, one
 atomic ``UPDATE … WHERE claimed_by IS NULL`` on SQLite. A claim is a lease: a dispatcher killed
 between sending and marking leaves its claim behind, and once the lease is over the next dispatcher
-sends the same stored message again (same ``Message-ID``).
+sends the same stored message again (same ``Message-ID``). A dispatcher names the messages it has
+tried already (``claim_next(..., skip=)``): one dispatch claims a message once, however soon its
+wait ends.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -219,26 +221,39 @@ def record_digest(conn: Connection, message: dict[str, Any], told_now: Iterable[
 # --- dispatching ------------------------------------------------------------------------------
 
 
-def _claimable(now: datetime, stale_before: datetime) -> Any:
-    return sa.and_(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now,
-                   sa.or_(outbox.c.claimed_by.is_(None), outbox.c.claimed_at < stale_before))
+def _claimable(now: datetime, stale_before: datetime, skip: Collection[int] = ()) -> Any:
+    condition = sa.and_(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now,
+                        sa.or_(outbox.c.claimed_by.is_(None), outbox.c.claimed_at < stale_before))
+    if skip:
+        # the ids written into the statement (they are the store's integers): an outbox grown over a
+        # long outage must not meet a driver's limit on bound parameters
+        tried = sa.bindparam("tried", sorted(skip), expanding=True, literal_execute=True)
+        condition = sa.and_(condition, outbox.c.id.not_in(tried))
+    return condition
 
 
-def claim_next(conn: Connection, worker: str, now: datetime, stale_before: datetime) -> Any | None:
+def claim_next(conn: Connection, worker: str, now: datetime, stale_before: datetime,
+               skip: Collection[int] = ()) -> Any | None:
     """Claim the oldest due pending message for `worker` and return its row, or None.
 
+    ``skip``: the ids of messages the calling dispatch has tried already, never claimed again by it.
+    A message it deferred is due again once its wait (its backoff) ends — 20 s after a third try by
+    default — and a pass over a large outbox, or a slow server, takes longer: without ``skip`` one
+    dispatch came back to it, tried it 2 × attempts_per_run times and gave it up as if refused in two
+    sends (a kill/fault trial), or never ended while its messages were younger than give_up_after.
+
     Commit right after: the claim must be visible to other dispatchers before sending begins."""
+    claimable = _claimable(now, stale_before, skip)
     if conn.dialect.name == "postgresql":
-        found = conn.execute(sa.select(outbox.c.id).where(_claimable(now, stale_before))
+        found = conn.execute(sa.select(outbox.c.id).where(claimable)
                              .order_by(outbox.c.id).limit(1).with_for_update(skip_locked=True)).scalar()
         if found is None:
             return None
         conn.execute(sa.update(outbox).where(outbox.c.id == found).values(claimed_by=worker, claimed_at=now))
     else:
         # one statement: SQLite runs it under its write lock, so two dispatchers never claim one row
-        oldest = sa.select(outbox.c.id).where(_claimable(now, stale_before)).order_by(outbox.c.id).limit(1)
-        result = conn.execute(sa.update(outbox).where(outbox.c.id == oldest.scalar_subquery(),
-                                                      _claimable(now, stale_before))
+        oldest = sa.select(outbox.c.id).where(claimable).order_by(outbox.c.id).limit(1)
+        result = conn.execute(sa.update(outbox).where(outbox.c.id == oldest.scalar_subquery(), claimable)
                               .values(claimed_by=worker, claimed_at=now).returning(outbox.c.id))
         found = result.scalar()
         if found is None:

@@ -1,5 +1,6 @@
 """A real SMTP server in the test process (aiosmtpd on 127.0.0.1, a free port) that keeps every
-message it accepts and can be told to answer the next messages otherwise (4xx, 5xx)."""
+message it accepts and can be told to answer the next messages otherwise (4xx, 5xx); and one that
+greylists every recipient."""
 
 from __future__ import annotations
 
@@ -63,6 +64,28 @@ class Mailbox:
         return [r for r in self.received if address.lower() in (a.lower() for a in r.rcpt_tos)]
 
 
+class Greylisting(Mailbox):
+    """A server greylisting every recipient: ``451 4.7.1`` to each RCPT (a kill/fault trial's), the
+    tries counted per recipient. ``on_refusal`` (when set) hears the count of refusals so far."""
+
+    ANSWER = "451 4.7.1 greylisted, try again later"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused: Counter = Counter()  # recipient -> RCPTs refused
+        self.on_refusal: Callable[[int], None] | None = None
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
+        if self.delay:  # a slow server: a pass over the outbox takes longer than the backoff
+            await asyncio.sleep(self.delay)
+        with self._lock:
+            self.refused[address.lower()] += 1
+            total = self.refused.total()
+        if self.on_refusal:
+            self.on_refusal(total)
+        return self.ANSWER
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -72,9 +95,9 @@ def free_port() -> int:
 class SmtpServer:
     """Start and stop a real SMTP server on one port (stopped: connections are refused)."""
 
-    def __init__(self, **controller_options) -> None:
+    def __init__(self, mailbox: Mailbox | None = None, **controller_options) -> None:
         self.port = free_port()
-        self.mailbox = Mailbox()
+        self.mailbox = mailbox or Mailbox()
         self.options = controller_options
         self._controller: Controller | None = None
 
@@ -101,6 +124,14 @@ def smtp() -> Iterator[SmtpServer]:
 def smtp_down() -> Iterator[SmtpServer]:
     """An SMTP server not started yet: its port refuses connections until the test starts it."""
     server = SmtpServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def greylisting() -> Iterator[SmtpServer]:
+    """A running SMTP server that greylists every recipient (:class:`Greylisting`)."""
+    server = SmtpServer(Greylisting()).start()
     yield server
     server.stop()
 

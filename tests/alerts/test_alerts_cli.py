@@ -117,6 +117,32 @@ def test_smtp_unreachable_exits_3_says_why_in_words_and_costs_the_message_no_try
     assert code == 0 and "1 sent" in out and len(cli.smtp.mailbox.received) == 1
 
 
+def test_a_send_counts_each_message_once_and_gives_up_only_in_a_second_send(cli):
+    # a kill/fault trial: after an outage past give_up_after, one send against a greylisting server
+    # said "0 sent, 5 deferred, 3 failed" of a 5-message outbox and exited 1: it came back to the
+    # messages it had deferred (their wait over), gave them up, and counted them twice
+    from datetime import UTC, datetime, timedelta
+
+    cli.facts.deviation("118", "major")
+    cli.facts.deviation("305", "critical")
+    cli.smtp.stop()
+    code, out, _ = cli("alerts", "send")  # queued; the port closed: no try counted
+    assert code == 3 and "2 queued" in out
+    outbox = AlertOutbox.__table__
+    three_days_ago = datetime.now(UTC) - timedelta(days=3)
+    with cli.engine.begin() as conn:
+        conn.execute(sa.update(outbox).values(created_at=three_days_ago, next_attempt_at=three_days_ago))
+    cli.smtp.start()
+    greylisted = "451 4.7.1 greylisted, try again later"
+    cli.smtp.mailbox.answers.extend([greylisted] * 4)
+    code, out, _ = cli("alerts", "send")  # attempts_per_run 1, no wait between sends (the fixture's)
+    assert code == 3 and "0 sent, 2 deferred, 0 failed" in out and "failed " not in out
+    assert out.count("deferred <") == 2 and cli.smtp.mailbox.data_commands == 2  # one try each
+    code, out, _ = cli("alerts", "send")  # a second send of their own, refused again: given up
+    assert code == 1 and "0 sent, 0 deferred, 2 failed" in out and out.count("gave up after 2 tries") == 2
+    assert cli.smtp.mailbox.data_commands == 4 and cli.smtp.mailbox.received == []
+
+
 def test_a_message_held_by_a_dispatcher_says_by_whom_and_until_when(cli):
     # trial: a dispatcher killed mid-send left its message "being sent by a dispatcher now" for
     # minutes, with no word of who held it or when the hold would lapse

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 import alerts
-from alerts.sending import lease
+from alerts.sending import DispatchReport, lease
 from budgetwatch.config import parse_config
 from store.alerts import AlertOutbox, claim_next, outbox_summary
 from tests.alerts.builders import EXPERTS, ROUTING, T0, alerts_config, later
@@ -78,6 +78,75 @@ def test_after_an_outage_longer_than_give_up_one_busy_answer_does_not_end_a_mess
     assert rows(engine)[0].status == "pending"  # refused in one send of its own: tried again later
     smtp_down.mailbox.answers.extend(["451 4.7.1 greylisted, try later"] * 2)
     assert alerts.dispatch(engine, cfg, now=later(51)).failed == 1  # refused in two sends: given up
+
+
+def queued_at(engine, moment: datetime) -> None:
+    """Every message of the outbox queued at `moment` and due since, never tried: what an outage (the
+    SMTP port closed) leaves, which cost the messages no try while their give-up clock ran on."""
+    with engine.begin() as conn:
+        conn.execute(sa.update(outbox).values(created_at=moment, next_attempt_at=moment, attempts=0))
+
+
+def test_one_send_against_a_greylisting_server_ends_no_message_aged_by_an_outage(engine, facts, greylisting):
+    # a kill/fault trial: digests queued 3 days before, the SMTP port closed meanwhile, then ONE
+    # `alerts send` against a server greylisting every RCPT gave 3 of 5 up ("gave up after 6 tries"):
+    # the send came back to the messages it had deferred once their backoff (20 s) had passed, as a
+    # pass over the outbox took longer, and counted those tries as the second send of their own
+    cfg = queue_four(engine, facts, greylisting.port, give_up_after="2d",
+                     retry={"attempts_per_run": 2, "first_wait_seconds": 0.01, "max_wait_seconds": 0.05})
+    queued_at(engine, datetime.now(UTC) - timedelta(days=3))
+    greylisting.mailbox.delay = 0.05  # each RCPT: a pass over the outbox outlasts every backoff
+    refused = greylisting.mailbox.refused
+
+    report = alerts.dispatch(engine, cfg)  # on the machine's clock, as `alerts send` runs
+    assert (report.sent, report.deferred, report.failed, report.stopped) == (0, 4, 0, None)
+    assert refused == {r.recipient: 2 for r in rows(engine)}  # attempts_per_run each, and no more
+    assert [(r.status, r.attempts, r.last_error) for r in rows(engine)] == [
+        ("pending", 2, greylisting.mailbox.ANSWER)] * 4
+
+    # a second send of their own, refused again: old enough and refused in two sends, they are given up
+    report = alerts.dispatch(engine, cfg, now=datetime.now(UTC) + timedelta(hours=1))
+    assert (report.sent, report.deferred, report.failed) == (0, 0, 4)
+    assert refused == {r.recipient: 4 for r in rows(engine)}
+    assert [(r.status, r.attempts) for r in rows(engine)] == [("failed", 4)] * 4
+    assert all(r.last_error.startswith("gave up after 4 tries since 14") for r in rows(engine))
+
+
+@pytest.mark.parametrize("by", ["alerts-send", "service"])
+def test_one_send_ends_when_a_pass_outlasts_max_wait(engine, facts, greylisting, tmp_path, by):
+    # the trial, once: with max_wait_seconds shorter than a pass over the outbox, a send by hand tried
+    # a message 12 times (attempts_per_run 3) and still ran when killed after 100 s: a message younger
+    # than give_up_after came due again and again within the one send
+    cfg = queue_four(engine, facts, greylisting.port,
+                     retry={"attempts_per_run": 3, "first_wait_seconds": 0.01, "max_wait_seconds": 0.02})
+    queued_at(engine, datetime.now(UTC))  # young: never given up, so only the send itself can end
+    greylisting.mailbox.delay = 0.05
+    if by == "service":  # the service's dispatch job: the same dispatch, with its session and stop
+        from service.jobs import Service
+
+        service = Service(parse_config({"data_dir": str(tmp_path)}).model_copy(update={"alerts": cfg}), engine)
+        stopping, send = service.stopping, lambda: service.alerts(job="dispatch", queue=False)
+    else:
+        stopping = threading.Event()
+        send = lambda: alerts.dispatch(engine, cfg, stopping=stopping)  # noqa: E731
+    # past attempts_per_run tries of each message the send would not end by itself: stopped, to fail
+    greylisting.mailbox.on_refusal = lambda total: total > 4 * 3 and stopping.set()
+    send()
+    assert not stopping.is_set(), "one send kept trying the messages it had deferred"
+    assert greylisting.mailbox.refused == {r.recipient: 3 for r in rows(engine)}
+    assert [(r.status, r.attempts, r.claimed_by) for r in rows(engine)] == [("pending", 3, None)] * 4
+
+
+def test_a_message_deferred_then_failed_in_one_dispatch_counts_once():
+    # `alerts send` said "0 sent, 5 deferred, 3 failed" of a 5-message outbox: each message is counted
+    # once, by how the send left it (one line each, too)
+    report = DispatchReport()
+    report.record("<a@x>", "deferred", "451 4.7.1 greylisted")
+    report.record("<b@x>", "deferred", "451 4.7.1 greylisted")
+    report.record("<a@x>", "failed", "gave up after 6 tries")
+    assert (report.sent, report.deferred, report.failed) == (0, 1, 1)
+    assert report.outcomes == [("<b@x>", "deferred", "451 4.7.1 greylisted"),
+                               ("<a@x>", "failed", "gave up after 6 tries")]
 
 
 def _accepting(password: bytes):

@@ -11,6 +11,11 @@ configuration and the engine. Each job:
   service is not stopping; a job that gives up its wait because the service stops (or is handed
   over as the stop begins) says so in one line and gives its slot back to the job store
   (:func:`note_slot`): the next start runs it once, within ``misfire_grace_seconds``;
+- is recorded in the job store while it runs (its job's ``started`` keyword, written by serve's
+  executor with the job's next run, cleared when the run ends however it ends: done, failed, given
+  up or stopped): a run whose process died (kill -9, out of memory, power lost, serve leaving past
+  its stop timeout) is found at the next start and run again at once (service.scheduler
+  ``_install_jobs``; its ``cut_off`` keyword until it starts);
 - stops within seconds when the service stops: a sync runs as the coroutine ``sync.sync_sources``
   on an event loop of the job's thread, and :meth:`Service.stop` cancels its task (the sync commits
   the batch in flight, records the run ``interrupted`` and releases its locks); a reconciliation is
@@ -25,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -302,9 +308,26 @@ def _counted_nothing(report: Any) -> bool:
 # --- the scheduler's entry point ---------------------------------------------------------------
 
 _service: Service | None = None
+
+# The keywords of a job in the job store that record a run of it (service.scheduler writes them; the
+# job's function takes them and ignores them): `started`, the slot its running instance was handed
+# over for, saved with the job's next run in APScheduler's one update of the job and cleared when the
+# run ends; `cut_off`, that slot again once a start found it left by a serve that died, until the run
+# making it up starts. store.service ``unfinished_runs`` reads them for `status`.
+STARTED, CUT_OFF = store_service.RUN_STARTED, store_service.RUN_CUT_OFF
+
+
+@dataclass(frozen=True)
+class _Slot:
+    due: datetime
+    give_back: Callable[[datetime], None]  # `due` the job's next run again, the run's record cleared
+    end: Callable[[], None]  # the run's record cleared: it ended
+
+
 # per job id: the slot (due time) its running instance was handed over for, and how to put it back in
-# the job store as the job's next run; noted by serve's executor before the job's thread starts
-_slots: dict[str, tuple[datetime, Callable[[datetime], None]]] = {}
+# the job store as the job's next run or clear its record; noted by serve's executor before the job's
+# thread starts
+_slots: dict[str, _Slot] = {}
 
 
 def install(service: Service | None) -> None:
@@ -313,9 +336,11 @@ def install(service: Service | None) -> None:
     _service = service
 
 
-def note_slot(job: str, due: datetime, give_back: Callable[[datetime], None]) -> None:
-    """The run of `job` about to start is for the slot `due`; `give_back(due)` makes it owed again."""
-    _slots[job] = (due, give_back)
+def note_slot(job: str, due: datetime, give_back: Callable[[datetime], None],
+              end: Callable[[], None] = lambda: None) -> None:
+    """The run of `job` about to start is for the slot `due`; `give_back(due)` makes it owed again
+    (and clears the run's record), `end()` clears the run's record in the job store as it ends."""
+    _slots[job] = _Slot(due, give_back, end)
 
 
 def give_up(job: str, what: str) -> None:
@@ -327,20 +352,24 @@ def give_up(job: str, what: str) -> None:
     if slot is None:  # not handed over by serve's scheduler (a test's direct call)
         log.warning("job %s %s: the service is stopping", job, what, extra=extra)
         return
-    due, give_back = slot
+    due = slot.due
     extra["due"] = due.isoformat()
+    _slots.pop(job, None)  # given back (or not): the run's record is not cleared as the run ends
     try:
-        give_back(due)
+        slot.give_back(due)
     except Exception as exc:  # noqa: BLE001 - the job store unreachable: said, the stop goes on
-        log.warning("job %s %s: the service is stopping; its slot due %s could not be kept for the next start "
-                    "(%s): it runs at its next slot", job, what, due.isoformat(), error_line(exc), extra=extra)
+        # its record as a started run stays, if it was saved: the next start then runs it again
+        log.warning("job %s %s: the service is stopping; its slot due %s could not be given back (%s): the next "
+                    "start runs it if the job store kept its record as started, else it runs at its next slot",
+                    job, what, due.isoformat(), error_line(exc), extra=extra)
         return
     log.warning("job %s %s: the service is stopping; its slot due %s is kept: the next start runs it "
                 "(if within misfire_grace_seconds)", job, what, due.isoformat(), extra=extra)
 
 
-def run_job(kind: str, source: str | None = None) -> None:
-    """What the job store refers to: run one job on the installed service; never raises."""
+def run_job(kind: str, source: str | None = None, *, started: str | None = None, cut_off: str | None = None) -> None:
+    """What the job store refers to: run one job on the installed service; never raises. `started`
+    and `cut_off` are the job store's record of a run (:data:`STARTED`), not the job's arguments."""
     service = _service
     job = f"{kind}:{source}" if source else kind
     try:
@@ -352,7 +381,20 @@ def run_job(kind: str, source: str | None = None) -> None:
             else:
                 _run(service, job, kind, source)
     finally:
-        _slots.pop(job, None)
+        slot = _slots.pop(job, None)
+        if slot is not None:
+            _ended(job, slot)
+
+
+def _ended(job: str, slot: _Slot) -> None:
+    """The run of `job` ended (done, failed or stopped): its record in the job store is cleared, so
+    that the next start does not take it for a run cut off by a serve that died."""
+    try:
+        slot.end()
+    except Exception as exc:  # noqa: BLE001 - the job store unreachable: the next start runs it once more
+        log.warning("job %s ended, but its record as a running job could not be cleared (%s): if serve is "
+                    "restarted before its next run, the start runs it once more", job, error_line(exc),
+                    extra={"job": job, "due": slot.due.isoformat()})
 
 
 def _run(service: Service, job: str, kind: str, source: str | None) -> None:

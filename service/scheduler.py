@@ -18,6 +18,16 @@ Stopping: the first SIGTERM/SIGINT cancels what runs (service.jobs) and waits up
 every write is a transaction, so nothing half-done is kept), as does a second Ctrl-C. A job that
 gives up because the service stops (waiting for its turn, or handed over as the stop began) gives
 its slot back to the job store (:class:`_SlotNotingExecutor`): the next start runs it once.
+
+Dying: APScheduler moves a job's next run past its slot as it hands the slot to the executor, so a
+serve killed during a run (kill -9, out of memory, power lost; or leaving past its stop timeout)
+would lose that slot — the next start would wait for the job's next one (an operator's trial: the
+alerts job killed with 22 of 40 digests queued, the other 18 experts told nothing until the next
+working day, and `status` HEALTHY meanwhile). So each run is recorded in the job store as it is
+handed over (the job's ``started`` keyword, saved in the same update that moves its next run) and
+cleared as it ends (:class:`_SlotNotingExecutor`); the next start finds a run never ended — only
+one serve runs per store, so its process died — and runs the job again at once (:func:`_install_jobs`,
+a WARNING naming the slot), whatever its age: the jobs are idempotent, the run finishes the work.
 """
 
 from __future__ import annotations
@@ -191,16 +201,25 @@ class _SlotNotingExecutor(ThreadPoolExecutor):
     """APScheduler's thread pool, noting each job's slot (the run time it is handed over for) before
     its thread starts, with the way to give the slot back to the job store: a job that gives up
     because the service stops owes it (service.jobs ``note_slot``). APScheduler moves a job's next
-    run past the slot as it hands it over, so a job that did not run would otherwise lose it."""
+    run past the slot as it hands it over, so a job that did not run would otherwise lose it.
+
+    The slot is also recorded in the job itself (its ``started`` keyword): APScheduler saves the job
+    just after this hook, with its next run moved on — one update, so no moment of the job store
+    has the slot neither owed nor recorded. The run's end clears it (service.jobs ``run_job``); a
+    serve that dies leaves it, and the next start runs the job again (:func:`_install_jobs`)."""
 
     def _do_submit_job(self, job, run_times):  # noqa: ANN001 - APScheduler's hook, under its lock
-        scheduler, job_id = self._scheduler, job.id
+        scheduler, job_id, due = self._scheduler, job.id, run_times[-1]
 
         def give_back(due: datetime) -> None:
             # the scheduler is paused while jobs wind down (_stop): the slot stays in the job store
-            scheduler.modify_job(job_id, next_run_time=due)
+            scheduler.modify_job(job_id, next_run_time=due, kwargs={})
 
-        jobs.note_slot(job_id, run_times[-1], give_back)
+        def end() -> None:
+            scheduler.modify_job(job_id, kwargs={})
+
+        job._modify(kwargs={jobs.STARTED: due.isoformat()})  # saved by the scheduler's update of the job
+        jobs.note_slot(job_id, due, give_back, end)
         super()._do_submit_job(job, run_times)
 
 
@@ -225,7 +244,12 @@ def _said_by_us(record: logging.LogRecord) -> bool:
 def _install_jobs(scheduler: BackgroundScheduler, config: AppConfig) -> None:
     schedule = config.schedule
     stored = {job.id: job for job in scheduler.get_jobs()}
-    for spec in job_specs(config):
+    # runs recorded as started and never ended (or found so by a start that died before making them
+    # up): only one serve runs per store, so the process that ran them died during them
+    cut_off = {job.id: due for job in stored.values()
+               if (due := job.kwargs.get(jobs.CUT_OFF) or job.kwargs.get(jobs.STARTED))}
+    specs = job_specs(config)
+    for spec in specs:
         # the name carries everything that shapes the job: unchanged, the stored job (and its
         # possibly missed next run) stands; changed, it is replaced
         name = f"'{spec.schedule}' ({schedule.timezone}, grace {schedule.misfire_grace_seconds} s)"
@@ -237,6 +261,16 @@ def _install_jobs(scheduler: BackgroundScheduler, config: AppConfig) -> None:
     for job_id in stored:
         scheduler.remove_job(job_id)
         log.info("job %s removed: no longer in the configuration", job_id, extra={"job": job_id})
+    now = datetime.now(UTC)
+    for job_id, due in cut_off.items():
+        if job_id not in {spec.id for spec in specs}:
+            continue
+        # at once, not at the slot (it may be past the misfire grace): recorded as cut off until the
+        # run starts, so that a start that dies first leaves it owed still, and `status` can say so
+        scheduler.modify_job(job_id, next_run_time=now, kwargs={jobs.CUT_OFF: due})
+        log.warning("job %s: its run due %s never ended (serve ended during it without stopping: killed, out of "
+                    "memory or power lost); it runs again now", job_id, due,
+                    extra={"job": job_id, "due": due, "status": "cut_off"})
 
 
 def _on_event(event: JobEvent) -> None:

@@ -12,6 +12,8 @@ run of each job as the running service recorded it; open deviations by severity 
 4     the last successful reconciliation is older than a day (or there is none)
 5     the outbox is stuck: a message has waited unsent longer than schedule.outbox_stuck_minutes
 6     serve is not running on this store: nothing syncs, reconciles or sends until it is started
+7     a job's run never ended: the serve running it died (kill -9, out of memory, power lost) and
+      it has not run again yet — the next start runs it at once (listed with 6 while serve is down)
 ====  ==================================================================================
 
 (1 and 2 keep their meaning for every command: an unexpected error, a configuration error.)
@@ -33,7 +35,7 @@ from service.jobs import AppConfig
 from service.settings import interval_of
 from store import service as queries
 
-HEALTHY, SOURCE_STALE, RECONCILE_STALE, OUTBOX_STUCK, SERVE_DOWN = 0, 3, 4, 5, 6
+HEALTHY, SOURCE_STALE, RECONCILE_STALE, OUTBOX_STUCK, SERVE_DOWN, RUN_CUT_OFF = 0, 3, 4, 5, 6, 7
 RECONCILE_MAX_AGE = timedelta(days=1)
 
 
@@ -66,6 +68,7 @@ class Status:
     deviations: dict[tuple[str, str], int]  # (severity, group) -> open deviations
     outbox: OutboxHealth | None  # None: alerts are off, or this budgetwatch has no outbox yet
     causes: list[tuple[int, str]] = field(default_factory=list)
+    cut_off: dict[str, datetime] = field(default_factory=dict)  # job -> the slot of its run that never ended
 
     @property
     def exit_code(self) -> int:
@@ -87,6 +90,7 @@ class Status:
             "reconcile": {"last_run": _reconcile_json(self.reconcile_last, self.now),
                           "last_success": _reconcile_json(self.reconcile_success, self.now)},
             "next_runs": {job: _iso(when) for job, when in sorted(self.next_runs.items())},
+            "cut_off_runs": {job: _iso(due) for job, due in sorted(self.cut_off.items())},
             "open_deviations": [{"severity": sev, "group": grp, "count": n}
                                 for (sev, grp), n in sorted(self.deviations.items())],
             "outbox": None if self.outbox is None else {
@@ -104,6 +108,7 @@ def gather(config: AppConfig, engine: Engine, *, now: datetime | None = None) ->
         runs = queries.source_runs(conn, enabled)
         last_reconcile, last_success = queries.reconcile_runs(conn)
         next_runs = queries.next_runs(conn)
+        unfinished = queries.unfinished_runs(conn)
         by_agency = queries.open_deviations_by_agency(conn)
         outbox = _outbox(conn, config, now) if config.alerts.enabled else None
     status = Status(now=now, serving=queries.serve_holder(engine), sources=[], reconcile_last=last_reconcile,
@@ -124,6 +129,14 @@ def gather(config: AppConfig, engine: Engine, *, now: datetime | None = None) ->
     if outbox is not None and outbox.stuck:
         reason = f"the outbox is stuck: {outbox.pending} unsent, the oldest since {_when(outbox.oldest_pending_at)}"
         status.causes.append((OUTBOX_STUCK, reason))
+    for run in unfinished:
+        # with serve running, a run recorded as started is running now; with none, its serve died in it
+        if run.cut_off or status.serving is None:
+            status.cut_off[run.job] = run.due
+            then = "it runs again now" if status.serving else "the next start of serve runs it again at once"
+            status.causes.append((RUN_CUT_OFF, f"the {run.job} job's run due {_when(run.due)} never ended: serve "
+                                               f"ended during it without stopping (killed, out of memory, power "
+                                               f"lost); {then}"))
     if status.serving is None:  # a stopped or crashed service is unhealthy now, not in two intervals
         status.causes.append((SERVE_DOWN, "serve is not running on this store: nothing syncs, reconciles "
                                           "or sends until it is started"))

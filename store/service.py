@@ -8,7 +8,8 @@
   restart): :class:`ServeLock` lets serve check it and take it again.
 - status queries: the last run and last success of each source, the last reconciliation, open
   deviations by severity and agency (the service maps agencies to expert groups; routing is
-  reconcile's), and the next run of each scheduled job (APScheduler's own table, if there is one).
+  reconcile's), and the next run of each scheduled job (APScheduler's own table, if there is one),
+  and the runs it records as started and not ended (:func:`unfinished_runs`).
 - :func:`housekeeping` — what a long-running store needs now and then.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import pickle
 import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -31,6 +33,9 @@ from store.locks import HeldLock, LockHeld, advisory_lock_in_pg_locks, lock_key
 from store.models import METADATA, Deviation, ReconcileRun, SyncRun
 
 JOBS_TABLE = "apscheduler_jobs"  # APScheduler's SQLAlchemy job store, in the store's database
+# the keywords of a job in that table that record a run of it (service.jobs ``STARTED``): the slot of
+# a run started and not ended; the slot of a run a serve that died left, not run again yet
+RUN_STARTED, RUN_CUT_OFF = "started", "cut_off"
 _LOCK_NAME = "serve"
 _APPLICATION = "budgetwatch serve, "
 _sync = SyncRun.__table__
@@ -240,6 +245,33 @@ def next_runs(conn: Connection) -> dict[str, datetime | None]:
     jobs = sa.table(JOBS_TABLE, sa.column("id"), sa.column("next_run_time"))
     return {job_id: (datetime.fromtimestamp(when, UTC) if when is not None else None)
             for job_id, when in conn.execute(sa.select(jobs.c.id, jobs.c.next_run_time)).all()}
+
+
+@dataclass(frozen=True)
+class UnfinishedRun:
+    job: str
+    due: datetime  # the slot it was started for
+    cut_off: bool  # a start found it left by a serve that died, and it has not run again yet
+
+
+def unfinished_runs(conn: Connection) -> list[UnfinishedRun]:
+    """The runs the job store records as started and not ended (service.jobs ``STARTED``): with serve
+    running, the jobs running now, and any run a dead serve left that the start has not made up yet
+    (``cut_off``); with no serve running, runs the last serve never ended (it died during them)."""
+    if not sa.inspect(conn).has_table(JOBS_TABLE):
+        return []
+    jobs = sa.table(JOBS_TABLE, sa.column("id"), sa.column("job_state"))
+    found = []
+    for job_id, state in conn.execute(sa.select(jobs.c.id, jobs.c.job_state).order_by(jobs.c.id)).all():
+        try:  # APScheduler's pickled job state: a dict (its Job.__getstate__), read as APScheduler reads it
+            kwargs = pickle.loads(state).get("kwargs") or {}  # noqa: S301 - the store's own table
+        except Exception:  # noqa: BLE001 - a job APScheduler could not restore either: not ours to judge
+            continue
+        for key, cut_off in ((RUN_CUT_OFF, True), (RUN_STARTED, False)):
+            if kwargs.get(key):
+                found.append(UnfinishedRun(job_id, datetime.fromisoformat(kwargs[key]), cut_off))
+                break
+    return found
 
 
 # --- housekeeping -----------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 Exit codes of ``serve``: 0 stopped by SIGTERM/Ctrl-C, 1 its jobs did not stop within
 ``schedule.stop_timeout_seconds`` (or an unexpected error), 2 configuration error, 3 another serve
 runs on this store, 75 the database server did not answer for :data:`STORE_PATIENCE_SECONDS` at start. ``status`` exits with the code of its verdict (service/status.py: 0 healthy,
-3 a source is stale, 4 the reconciliation is stale, 5 the outbox is stuck, 6 serve is not running).
+3 a source is stale, 4 the reconciliation is stale, 5 the outbox is stuck, 6 serve is not running,
+7 a job's run never ended: serve died during it).
 """
 
 from __future__ import annotations

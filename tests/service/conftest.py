@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +165,56 @@ def sync_runs(store_url: str) -> list[dict[str, Any]]:
         with engine.connect() as conn:
             return [dict(r) for r in conn.exec_driver_sql(
                 "SELECT id, source, mode, status, inserted, updated, error FROM sync_run ORDER BY id").mappings()]
+    finally:
+        engine.dispose()
+
+
+def due_now(config: Path, *job_ids: str) -> None:
+    """Make the jobs `job_ids` due now in the store's job store, as if their slot had come (a crontab
+    minute, without waiting for it): with serve not running, its next start runs them at once (a
+    missed slot, within the misfire grace). The job store is first made as serve makes it (the same
+    jobs, which serve then keeps), if no serve has run on the store yet."""
+    from apscheduler.schedulers.base import STATE_STOPPED
+
+    from budgetwatch.config import load_config
+    from service.scheduler import _install_jobs, _scheduler
+
+    app = load_config(config).config
+    engine = open_store(app.database_url)
+    scheduler = _scheduler(app, engine)
+    try:
+        scheduler.start(paused=True)  # nothing runs: the job store is only written
+        _install_jobs(scheduler, app)
+        for job_id in job_ids:
+            scheduler.modify_job(job_id, next_run_time=datetime.now(UTC))
+    finally:
+        if scheduler.state != STATE_STOPPED:
+            # APScheduler 3's shutdown ends the pause and processes due jobs once more: the jobs made
+            # due would be handed to the executor just shut down, their slots lost (as in serve's _stop)
+            scheduler._process_jobs = lambda: None  # type: ignore[method-assign]
+            scheduler.shutdown(wait=False)
+        engine.dispose()
+
+
+def unfinished_runs(store_url: str) -> list[Any]:
+    """The runs the job store records as started and not ended (store.service ``unfinished_runs``)."""
+    from store.service import unfinished_runs as recorded
+
+    engine = open_store(store_url)
+    try:
+        with engine.connect() as conn:
+            return recorded(conn)
+    finally:
+        engine.dispose()
+
+
+def next_run(store_url: str, job_id: str) -> datetime | None:
+    from store.service import next_runs
+
+    engine = open_store(store_url)
+    try:
+        with engine.connect() as conn:
+            return next_runs(conn).get(job_id)
     finally:
         engine.dispose()
 

@@ -113,6 +113,14 @@ def _stored_next_runs(engine, scheduler) -> dict[str, datetime]:
     return {job.id: job.next_run_time for job in kept.get_all_jobs()}
 
 
+def _unfinished(engine) -> list:
+    """The runs the job store records as started and not ended (a serve that died leaves them)."""
+    from store.service import unfinished_runs
+
+    with engine.connect() as conn:
+        return unfinished_runs(conn)
+
+
 def _next_start_submits(config, engine, expected: set[str]) -> dict[str, list[list[datetime]]]:
     """The slots a next start (no service installed: the jobs return at once) submits per job."""
     from apscheduler.events import EVENT_JOB_SUBMITTED
@@ -178,6 +186,7 @@ def test_a_job_waiting_for_its_turn_at_the_stop_says_so_and_its_slot_runs_at_the
         assert f"waiting for {holder}" in said.getMessage() and "next start" in said.getMessage(), said.getMessage()
     stored = _stored_next_runs(engine, scheduler)
     assert stored == {holder: holder_due + timedelta(hours=1), **{job_id: due for job_id in waiting}}, stored
+    assert _unfinished(engine) == []  # a graceful stop: no run left for the next start to take as cut off
 
     submitted = _next_start_submits(config, engine, set(waiting))
     assert submitted == {job_id: [[due]] for job_id in waiting}, submitted  # once each, the slot given up
@@ -212,5 +221,6 @@ def test_a_job_handed_over_as_the_stop_begins_keeps_its_slot(tmp_path, caplog, m
     [said] = [r for r in caplog.records if getattr(r, "job", None) == "alerts"]
     assert said.levelno == logging.WARNING and "did not start" in said.getMessage(), said.getMessage()
     assert _stored_next_runs(engine, scheduler) == {"alerts": due}
+    assert _unfinished(engine) == []
     assert _next_start_submits(config, engine, {"alerts"}) == {"alerts": [[due]]}
     engine.dispose()

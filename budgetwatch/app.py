@@ -74,6 +74,10 @@ def open_output(path: Path, newline: str | None = None, option: str = "--output"
         raise UserError(f"{option} {path}: is a folder")
     if path.exists() and not os.access(path, os.W_OK):  # replaced by a rename, which would not ask
         raise UserError(f"{option} {path}: cannot write there (permission denied)")
+    folder = Path(os.path.realpath(path)).parent
+    if path.is_file() or not path.exists():  # the rename happens in its folder (/dev/stdout: written directly)
+        if folder.is_dir() and not os.access(folder, os.W_OK):
+            raise UserError(f"{option} {path}: cannot write there (folder {folder} may not be written)")
     try:
         return WholeFile(path, newline=newline)
     except OSError as exc:

@@ -48,7 +48,7 @@ def _clear_leftovers(path: Path) -> None:
         pid = int(found.group(1))
         if (leftover in _writing) if pid == mine else running(pid):
             continue
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to remove: the others still go
             os.unlink(leftover)
 
 
@@ -91,12 +91,17 @@ class WholeFile:
     file (``/dev/stdout``, a pipe) is written directly."""
 
     def __init__(self, path: Path, *, newline: str | None = None) -> None:
-        target = Path(os.path.realpath(path))
         self._target: Path | None = None
         self._temporary: Path | None = None
-        if target.exists() and not target.is_file():
-            self._file: IO[str] = open(target, "w", encoding="utf-8", newline=newline)  # noqa: SIM115
+        try:  # followed as the kernel follows it: /dev/stdout is a link to /proc/self/fd/1, whose
+            # own target a pipe names "pipe:[N]", a path that realpath cannot resolve further
+            regular = stat.S_ISREG(os.stat(path).st_mode)
+        except FileNotFoundError:
+            regular = True  # a new file
+        if not regular:
+            self._file: IO[str] = open(path, "w", encoding="utf-8", newline=newline)  # noqa: SIM115
             return
+        target = Path(os.path.realpath(path))
         self._temporary, descriptor = temporary_beside(target)
         self._target = target
         try:

@@ -118,8 +118,9 @@ def county_ids(conn: Connection, wanted: Sequence[str]) -> set[int]:
 
 
 def sort_key(shown: Shown) -> tuple:
-    """Most severe first, then by rule, subject, year, quarter."""
-    return (-SEVERITY_RANK[shown.severity], shown.rule, shown.subject, shown.fiscal_year, shown.quarter or 0)
+    """Most severe first, then by rule, subject, year, quarter, kind (reconcile.lifecycle.shown_order)."""
+    return (-SEVERITY_RANK[shown.severity], shown.rule, shown.subject, shown.fiscal_year, shown.quarter or 0,
+            shown.kind)
 
 
 def view_condition(view: View, routing: RoutingConfig, county_set: set[int] | None

@@ -155,12 +155,13 @@ def _rank(column: Any) -> sa.ColumnElement[int]:
 
 def shown_order(c: Any, dialect: str) -> list[sa.ColumnElement[Any]]:
     """The order people read deviations in, as SQL on columns `c` (severity, rule, subject,
-    fiscal_year, quarter): most severe first, then by rule, subject, year and quarter (0: none),
-    codes in code order as Python sorts them (reconcile.deviations.sort_key), not the locale's."""
+    fiscal_year, quarter, kind): most severe first, then by rule, subject, year and quarter (0: none),
+    then kind (a rule id of both families), codes in code order as Python sorts them
+    (reconcile.deviations.sort_key), not the locale's."""
     order = [c.rule, c.subject]
     if dialect == "postgresql":
         order = [column.collate("C") for column in order]
-    return [_rank(c.severity).desc(), *order, c.fiscal_year, c.quarter]
+    return [_rank(c.severity).desc(), *order, c.fiscal_year, c.quarter, c.kind]
 
 
 def _same_identity(a: sa.Table, b: sa.Table) -> sa.ColumnElement[bool]:

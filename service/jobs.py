@@ -376,14 +376,27 @@ def run_job(kind: str, source: str | None = None, *, started: str | None = None,
         if service is None:
             return
         with service.running():  # counted before the stop is asked: wait_idle never misses a job starting
-            if service.stopping.is_set():  # handed over just before the scheduler's pause
-                give_up(job, "did not start")
-            else:
-                _run(service, job, kind, source)
+            try:
+                if service.stopping.is_set():  # handed over just before the scheduler's pause
+                    give_up(job, "did not start")
+                else:
+                    _run(service, job, kind, source)
+            finally:  # while the run still counts: a stop waiting for it shuts the scheduler down only after
+                _end(job)
     finally:
-        slot = _slots.pop(job, None)
-        if slot is not None:
-            _ended(job, slot)
+        _end(job)  # no service installed: nothing ran
+
+
+def missed(job: str) -> None:
+    """APScheduler skipped `job`'s run as missed (past the grace) in its thread: nothing ran, and its
+    record as a running job is cleared."""
+    _end(job)
+
+
+def _end(job: str) -> None:
+    slot = _slots.pop(job, None)
+    if slot is not None:
+        _ended(job, slot)
 
 
 def _ended(job: str, slot: _Slot) -> None:

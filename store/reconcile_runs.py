@@ -46,8 +46,8 @@ def close_abandoned(engine: Engine) -> int:
     host, or of a process that still lives (it may wait for the reconciliation's lock), is left as
     it is; how many were closed."""
     with engine.begin() as conn:
-        running = conn.execute(sa.select(_runs.c.id, _runs.c.stats).where(_runs.c.status == "running")).all()
-        dead = [row.id for row in running if _gone(row.stats)]
+        marked = conn.execute(sa.select(_runs.c.id, _runs.c.stats).where(_runs.c.status == "running")).all()
+        dead = [row.id for row in marked if _gone(row.stats)]
         if dead:
             conn.execute(sa.update(_runs).where(_runs.c.id.in_(dead), _runs.c.status == "running").values(
                 status="interrupted", finished_at=utcnow(), stats={"error": ABANDONED}))
@@ -60,6 +60,8 @@ def _gone(stats: Any) -> bool:
     if not isinstance(process, dict) or process.get("host") != socket.gethostname():
         return False  # written by an older budgetwatch, or another host's: not known
     pid = process.get("pid")
+    # this process's own pid is a run of its own (serve and the console run them in threads); a
+    # killed command whose pid came round again (a container) is closed by another process's run
     return isinstance(pid, int) and pid > 0 and pid != os.getpid() and not running(pid)
 
 

@@ -81,3 +81,13 @@ def test_a_path_that_is_not_a_file_is_written_directly(tmp_path: Path) -> None:
         out.write("streamed\n")
     assert reader.communicate(timeout=10)[0] == b"streamed\n"
     assert fifo.exists() and _hidden(tmp_path) == []
+
+
+def test_dev_stdout_of_a_process_whose_output_is_a_pipe_is_written_directly(tmp_path: Path) -> None:
+    """`budgetwatch reconcile --output /dev/stdout | gzip`: /dev/stdout leads to /proc/self/fd/1 and
+    then to "pipe:[N]", which is no path; a review found the temporary file sought in /proc."""
+    code = ("from pathlib import Path\nfrom foundation.files import WholeFile\n"
+            "with WholeFile(Path('/dev/stdout')) as out:\n    out.write('streamed\\n')\n")
+    written = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             cwd=Path(__file__).resolve().parents[1])
+    assert written.stdout == "streamed\n" and written.stderr == ""

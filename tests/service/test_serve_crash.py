@@ -170,6 +170,36 @@ def test_a_run_that_ended_leaves_no_record_and_the_next_start_runs_it_at_its_nex
     engine.dispose()
 
 
+def test_a_run_missed_past_the_grace_leaves_no_record_and_is_not_run_as_cut_off(tmp_path, monkeypatch, caplog):
+    """A slot older than misfire_grace_seconds (a serve started after a long outage) is skipped by
+    APScheduler: nothing runs, so nothing may stay recorded as started — a review found the record
+    left, and the next start then ran the job as if serve had died during it."""
+    from service.scheduler import _scheduler
+
+    ran: list[str] = []
+    monkeypatch.setattr("store.service.housekeeping", lambda _engine: ran.append("housekeeping"))
+    config, engine, scheduler = _parts(tmp_path)
+    jobs.install(Service(config, engine))
+    try:
+        _start(scheduler, config)
+        scheduler.modify_job("housekeeping", next_run_time=datetime.now(UTC) - timedelta(minutes=5))  # grace: 60 s
+        with caplog.at_level(logging.WARNING, logger="service.scheduler"):
+            scheduler.resume()
+            wait_until(lambda: "missed its run" in caplog.text, 20, "the run missed")
+        assert ran == [] and _stored(engine) == [] and not jobs._slots
+    finally:
+        jobs.install(None)
+    scheduler.shutdown(wait=True)
+    later = _scheduler(config, engine)
+    with caplog.at_level(logging.WARNING, logger="service.scheduler"):
+        _start(later, config)
+    assert "never ended" not in caplog.text
+    assert all(job.kwargs == {} and job.next_run_time > datetime.now(UTC) + timedelta(minutes=50)
+               for job in later.get_jobs())
+    later.shutdown(wait=False)
+    engine.dispose()
+
+
 class _NoRun:
     """What reconcile.run returns when it recorded nothing (a what-if): the job says so and ends."""
 

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import fcntl
+import io
 import os
 import pickle
 import socket
@@ -24,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -264,7 +266,7 @@ def unfinished_runs(conn: Connection) -> list[UnfinishedRun]:
     found = []
     for job_id, state in conn.execute(sa.select(jobs.c.id, jobs.c.job_state).order_by(jobs.c.id)).all():
         try:  # APScheduler's pickled job state: a dict (its Job.__getstate__), read as APScheduler reads it
-            kwargs = pickle.loads(state).get("kwargs") or {}  # noqa: S301 - the store's own table
+            kwargs = _JobState(io.BytesIO(state)).load().get("kwargs") or {}
         except Exception:  # noqa: BLE001 - a job APScheduler could not restore either: not ours to judge
             continue
         for key, cut_off in ((RUN_CUT_OFF, True), (RUN_STARTED, False)):
@@ -272,6 +274,31 @@ def unfinished_runs(conn: Connection) -> list[UnfinishedRun]:
                 found.append(UnfinishedRun(job_id, datetime.fromisoformat(kwargs[key]), cut_off))
                 break
     return found
+
+
+class _JobState(pickle.Unpickler):
+    """A job's pickled state, restored with only what APScheduler's jobs are made of (its triggers,
+    dates, time zones, plain containers): `status` runs where monitoring runs, often under another
+    account than serve, and a row written into the job table by someone else must not run code there."""
+
+    _MODULES = ("apscheduler.", "datetime", "zoneinfo", "_zoneinfo", "pytz", "tzlocal", "collections")
+    _BUILTINS = frozenset({"object", "set", "frozenset", "tuple", "list", "dict", "int", "float", "str", "bytes",
+                           "bool", "slice", "range", "complex"})
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "builtins" and name == "getattr":  # a time zone is restored by its class's _unpickle
+            return _unpickling_attribute
+        if (module == "builtins" and name in self._BUILTINS) or (module, name) in (
+                ("copyreg", "_reconstructor"), ("_codecs", "encode")) or module.startswith(self._MODULES):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not part of a scheduled job")
+
+
+def _unpickling_attribute(owner: Any, name: str) -> Any:
+    """getattr as a job's pickle uses it (ZoneInfo._unpickle), and nothing else (a way to any module)."""
+    if name != "_unpickle" or not isinstance(owner, type):
+        raise pickle.UnpicklingError(f"getattr(…, {name!r}) is not part of a scheduled job")
+    return getattr(owner, name)
 
 
 # --- housekeeping -----------------------------------------------------------------------------

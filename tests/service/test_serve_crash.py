@@ -377,3 +377,36 @@ def test_alerts_killed_while_queuing_run_again_at_the_restart_and_every_expert_g
     [line] = [e for e in again.events() if e.get("job") == "alerts" and e["message"].startswith("alerts:")]
     assert f"digests: messages {len(addresses)}" in line["message"], line
     engine.dispose()
+
+
+class _Planted:
+    """A job state someone else wrote into the job table: restoring it would run a command."""
+
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_status_reads_a_job_table_row_as_data_never_as_code(tmp_path) -> None:
+    """`status` unpickles APScheduler's job states to find runs never ended; it runs where monitoring
+    runs, often under another account than serve: a planted row is skipped, not executed (a review)."""
+    import pickle
+
+    engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    marker = tmp_path / "ran"
+    job_state = {"version": 1, "id": "alerts", "kwargs": {jobs.STARTED: "2026-12-07T04:30:00+00:00"}}
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE apscheduler_jobs (id VARCHAR(191) PRIMARY KEY, next_run_time FLOAT, "
+                             "job_state BLOB NOT NULL)")
+        conn.execute(sa.text("INSERT INTO apscheduler_jobs VALUES (:id, NULL, :state)"), [
+            {"id": "alerts", "state": pickle.dumps(job_state, 2)},
+            {"id": "planted", "state": pickle.dumps({"kwargs": _Planted(marker)}, 2)}])
+    with engine.connect() as conn:
+        found = unfinished_runs(conn)
+    assert [(run.job, run.cut_off) for run in found] == [("alerts", False)]
+    assert not marker.exists()
+    engine.dispose()

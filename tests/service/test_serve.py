@@ -50,7 +50,9 @@ def test_sigterm_during_a_sync_stops_within_seconds_and_a_restart_finishes_the_w
     config = write_config(tmp_path, sim, store_url, schedule={"sync": "every 1 seconds"})
     serve = serve_factory(config)
     serve.started()
-    assert sim.log.wait_for(60, timeout=120), "no sync reached the portals"
+    # early in the first sync (it takes ~130 requests): after 60 a source had sometimes ended, and
+    # the signal came between two syncs (2 of 7 runs under load)
+    assert sim.log.wait_for(25, timeout=120), "no sync reached the portals"
     took = serve.terminate()
     assert serve.proc.returncode == 0
     assert took < 5, f"serve took {took:.1f} s to stop"

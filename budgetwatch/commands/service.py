@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
 import time
 
 import typer
@@ -90,9 +92,15 @@ def status(fmt: str = typer.Option("table", "--format", help="table or json.")) 
         raise UserError(f"--format {fmt!r}: use table or json")
     ctx = context()
     found = health.gather(ctx.config, ctx.engine)
-    if fmt == "json":
-        typer.echo(json.dumps(found.as_json(), ensure_ascii=False, indent=2))
-    else:
-        for line in health.render(found):
-            console.print(line, markup=False, highlight=False, soft_wrap=True)
+    try:
+        if fmt == "json":
+            typer.echo(json.dumps(found.as_json(), ensure_ascii=False, indent=2))
+        else:
+            for line in health.render(found):
+                console.print(line, markup=False, highlight=False, soft_wrap=True)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `status | head -1`: the reader has what it wanted; the verdict is the exit code
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+    except SystemExit:  # Rich's own answer to a broken pipe (Console.on_broken_pipe: exit 1, stdout to devnull)
+        pass
     raise typer.Exit(found.exit_code)

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 import yaml
 
@@ -155,6 +156,29 @@ def test_status_command_prints_json_and_exits_with_the_verdict(engine, tmp_path:
         assert main(["--config", str(path), "status"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("HEALTHY") and "open deviations:" in out
+
+
+@pytest.mark.parametrize("fmt", ["table", "json"])
+def test_status_into_a_pipe_closed_early_still_exits_with_its_verdict(tmp_path: Path, fmt: str) -> None:
+    """`status | head -1` in a monitor's script: the reader goes away after the first line, and the
+    verdict must still be the exit code (a trial saw 1, "status itself could not run", for a 6)."""
+    import os
+    import subprocess
+    import sys
+
+    config = tmp_path / "config.yaml"
+    config.write_text(f'database:\n  url: "sqlite:///{tmp_path / "store.db"}"\n', encoding="utf-8")
+    budgetwatch = str(Path(sys.executable).with_name("budgetwatch"))
+    subprocess.run([budgetwatch, "--config", str(config), "db", "upgrade"], check=True, capture_output=True)
+    read, write = os.pipe()
+    os.close(read)  # the reader gone before the first line: every write meets a broken pipe
+    try:
+        done = subprocess.run([budgetwatch, "--config", str(config), "status", "--format", fmt], stdout=write,
+                              stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write)
+    assert done.returncode == 6, done.stderr  # serve is not running on a new store (and it is never run)
+    assert "Traceback" not in done.stderr
 
 
 def test_a_store_no_serve_runs_on_is_unhealthy_at_once(engine) -> None:

@@ -53,18 +53,22 @@ class DispatchReport:
     deferred: int = 0  # a transient failure: tried again by a later dispatch
     failed: int = 0  # refused for good (5xx) or given up after alerts.give_up_after
     stopped: str | None = None  # why the dispatch ended before the outbox was empty
-    outcomes: list[tuple[str, str, str]] = field(default_factory=list)  # (Message-ID, sent|deferred|failed, detail)
+    # Message-ID → (sent|deferred|failed, detail), in the order the dispatch last left each
+    _outcomes: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)
 
     def record(self, message_id: str, outcome: str, detail: str = "") -> None:
         """Count a message once, by how the dispatch left it: an outcome recorded for it before is
         replaced (a trial's send said "5 deferred, 3 failed" of a 5-message outbox)."""
-        for index, (earlier_id, earlier, _) in enumerate(self.outcomes):
-            if earlier_id == message_id:
-                setattr(self, earlier, getattr(self, earlier) - 1)
-                del self.outcomes[index]
-                break
+        earlier = self._outcomes.pop(message_id, None)
+        if earlier is not None:
+            setattr(self, earlier[0], getattr(self, earlier[0]) - 1)
         setattr(self, outcome, getattr(self, outcome) + 1)
-        self.outcomes.append((message_id, outcome, detail))
+        self._outcomes[message_id] = (outcome, detail)
+
+    @property
+    def outcomes(self) -> list[tuple[str, str, str]]:
+        """(Message-ID, sent|deferred|failed, detail) for each message the dispatch tried."""
+        return [(message_id, outcome, detail) for message_id, (outcome, detail) in self._outcomes.items()]
 
     @property
     def ok(self) -> bool:

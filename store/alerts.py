@@ -221,15 +221,9 @@ def record_digest(conn: Connection, message: dict[str, Any], told_now: Iterable[
 # --- dispatching ------------------------------------------------------------------------------
 
 
-def _claimable(now: datetime, stale_before: datetime, skip: Collection[int] = ()) -> Any:
-    condition = sa.and_(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now,
-                        sa.or_(outbox.c.claimed_by.is_(None), outbox.c.claimed_at < stale_before))
-    if skip:
-        # the ids written into the statement (they are the store's integers): an outbox grown over a
-        # long outage must not meet a driver's limit on bound parameters
-        tried = sa.bindparam("tried", sorted(skip), expanding=True, literal_execute=True)
-        condition = sa.and_(condition, outbox.c.id.not_in(tried))
-    return condition
+def _claimable(now: datetime, stale_before: datetime) -> Any:
+    return sa.and_(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now,
+                   sa.or_(outbox.c.claimed_by.is_(None), outbox.c.claimed_at < stale_before))
 
 
 def claim_next(conn: Connection, worker: str, now: datetime, stale_before: datetime,
@@ -241,9 +235,27 @@ def claim_next(conn: Connection, worker: str, now: datetime, stale_before: datet
     default — and a pass over a large outbox, or a slow server, takes longer: without ``skip`` one
     dispatch came back to it, tried it 2 × attempts_per_run times and gave it up as if refused in two
     sends (a kill/fault trial), or never ended while its messages were younger than give_up_after.
+    A pass claims in the order of ids, so the messages after the last one tried are looked for first,
+    with no list in the statement; only when none is due are the earlier ones not tried looked for
+    (one became due meanwhile), the tried ids then written into the statement. Each claim of a pass
+    over 20,000 messages rendered them all (23 ms a claim, a review).
 
     Commit right after: the claim must be visible to other dispatchers before sending begins."""
-    claimable = _claimable(now, stale_before, skip)
+    claimable = _claimable(now, stale_before)
+    if not skip:
+        return _claim(conn, worker, now, claimable)
+    last = max(skip)
+    found = _claim(conn, worker, now, sa.and_(claimable, outbox.c.id > last))
+    if found is not None:
+        return found
+    # the ids written into the statement (they are the store's integers): an outbox grown over a
+    # long outage must not meet a driver's limit on bound parameters
+    tried = sa.bindparam("tried", sorted(skip), expanding=True, literal_execute=True)
+    return _claim(conn, worker, now, sa.and_(claimable, outbox.c.id < last, outbox.c.id.not_in(tried)))
+
+
+def _claim(conn: Connection, worker: str, now: datetime, claimable: Any) -> Any | None:
+    """The oldest message `claimable` selects, claimed for `worker`: its row, or None."""
     if conn.dialect.name == "postgresql":
         found = conn.execute(sa.select(outbox.c.id).where(claimable)
                              .order_by(outbox.c.id).limit(1).with_for_update(skip_locked=True)).scalar()

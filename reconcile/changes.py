@@ -21,9 +21,11 @@ The next run judges **incrementally** when the last recorded run succeeded with 
 rules that are not time-driven judge only the project years and agreements touched by those sync
 runs (their own row, a report, a credit row, an operation or a performance item) or by those visits,
 and may resolve only those subjects' deviations; the time-driven rules (reports and approvals now
-late, projects now overdue) judge every subject as before. Anything else — no earlier run, another
-basis, a renamed agency or county (their names are in every sentence), an old run without a
-watermark (of sync runs, or of visits: before migration 0012), or ``--full`` — judges everything.
+late, projects now overdue, a year's credits once it has begun) judge every subject whose
+finding is not recorded yet when their clock moved, and otherwise only the changed ones. Anything
+else — no earlier run, another basis, a renamed agency or county (their names are in every
+sentence), an old run without a watermark (of sync runs, or of visits: before migration 0012), or
+``--full`` — judges everything.
 Both ways give the same deviations.
 """
 

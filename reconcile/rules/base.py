@@ -133,6 +133,12 @@ def late_clock(scope: Scope) -> str:
     return "late quarters " + ", ".join(f"{y}/{q}" for y in scope.years for q in scope.late(y))
 
 
+def begun_clock(scope: Scope) -> str:
+    """The clock of the rules that judge a year once it has begun (completion_overdue,
+    credit_inconsistency: "a year that begins after [the as-of day] is not" checked)."""
+    return f"years begun {list(scope.begun_years())}"
+
+
 _APPROVAL_CLOCK = "approval cut-off "
 
 

@@ -25,8 +25,8 @@ from foundation import jalali, present
 from reconcile import wording as w
 from reconcile.facts import APPROVED, CreditStages
 from reconcile.findings import Finding, divide, figure, round4, text
-from reconcile.rules.base import (CreditLimits, Identity, Rule, approval_clock, approval_moved, describe_breaks,
-                                  late_clock, limit_texts, place_of, stage_breaks, stages_may_break)
+from reconcile.rules.base import (CreditLimits, Identity, Rule, approval_clock, approval_moved, begun_clock,
+                                  describe_breaks, late_clock, limit_texts, place_of, stage_breaks, stages_may_break)
 from reconcile.scope import MARGIN, Scope, at_least, below, fi, pc, pj, pr, py, zero
 
 HUNDRED = Decimal(100)
@@ -296,7 +296,8 @@ class SpendProgressGap(Rule):
 
 class CreditInconsistency(Rule):
     """On a source row or the total: absorbed > allocated, allocated > notified or notified > approved
-    by more than 0.5 (million rials). One major deviation per project and year, no quarter."""
+    by more than 0.5 (million rials). One major deviation per project and year, no quarter; a year
+    is judged once it has begun (a portal may list next year's agreements before 1 Farvardin)."""
 
     id = "credit_inconsistency"  # ناسازگاری مراحل اعتبار (مصوب ≥ ابلاغی ≥ تخصیص ≥ جذب)
     kind = "capital"
@@ -304,6 +305,13 @@ class CreditInconsistency(Rule):
     rationale = "Money cannot be absorbed beyond its allocation, nor allocated beyond what was notified or approved."
 
     Limits = CreditLimits
+    time_driven = True  # a year now begun
+
+    def identity(self, c: Any) -> Identity:
+        return c.project_code, c.fiscal_year, sa.literal(0)
+
+    def clock(self, scope: Scope) -> str:
+        return begun_clock(scope)
 
     def select(self, scope: Scope, limits: CreditLimits) -> sa.Select:
         # every credit row of the project years that have a row (or a total) that may break
@@ -317,11 +325,11 @@ class CreditInconsistency(Rule):
                              pc.c.id.label("credit_id"), pc.c.source, pc.c.approved, pc.c.notified,
                              pc.c.allocated, pc.c.absorbed)
                 .outerjoin(pc, pc.c.project_year_id == py.c.id)
-                .where(sa.or_(broken_row, broken_total))
+                .where(py.c.fiscal_year.in_(scope.begun_years()), sa.or_(broken_row, broken_total))
                 .order_by(py.c.id, pc.c.id))
 
     def checked(self, scope: Scope, limits: CreditLimits) -> sa.Select:
-        return _count(scope, sa.or_(sa.exists().where(pc.c.project_year_id == py.c.id),
+        return _count(scope, py.c.fiscal_year.in_(scope.begun_years()), sa.or_(sa.exists().where(pc.c.project_year_id == py.c.id),
                                     py.c.total_approved.is_not(None), py.c.total_notified.is_not(None),
                                     py.c.total_allocated.is_not(None), py.c.total_absorbed.is_not(None)))
 
@@ -362,7 +370,7 @@ class CompletionOverdue(Rule):
         return c.project_code, c.fiscal_year, sa.literal(0)
 
     def clock(self, scope: Scope) -> str:
-        return f"years begun {list(scope.begun_years())}"
+        return begun_clock(scope)
 
     def _applies(self, scope: Scope) -> sa.ColumnElement[bool]:
         return sa.and_(Scope.active_project_year(), py.c.end_year.is_not(None),

@@ -21,8 +21,8 @@ from foundation.persian import to_persian_digits
 from reconcile import wording as w
 from reconcile.facts import APPROVED, CreditStages
 from reconcile.findings import Finding, divide, round4, text
-from reconcile.rules.base import (CreditLimits, Identity, Rule, approval_clock, approval_moved, describe_breaks,
-                                  late_clock, limit_texts, place_of, stage_breaks, stages_may_break)
+from reconcile.rules.base import (CreditLimits, Identity, Rule, approval_clock, approval_moved, begun_clock,
+                                  describe_breaks, late_clock, limit_texts, place_of, stage_breaks, stages_may_break)
 from reconcile.rules.capital import STATUS_WORDS
 from reconcile.scope import MARGIN, Scope, ea, ec, op, perf, zero
 
@@ -253,7 +253,7 @@ class ApprovalOverdue(Rule):
 
 class CreditInconsistency(Rule):
     """On any chapter: spent > allocated, allocated > notified or notified > approved by more than 0.5.
-    One major deviation per agreement and year, no quarter."""
+    One major deviation per agreement and year, no quarter; a year is judged once it has begun."""
 
     id = "credit_inconsistency"  # ناسازگاری مراحل اعتبار (مصوب ≥ ابلاغی ≥ تخصیص ≥ هزینه)
     kind = "expense"
@@ -261,6 +261,13 @@ class CreditInconsistency(Rule):
     rationale = "Money cannot be spent beyond its allocation, nor allocated beyond what was notified or approved."
 
     Limits = CreditLimits
+    time_driven = True  # a year now begun
+
+    def identity(self, c: Any) -> Identity:
+        return c.agreement_no, c.fiscal_year, sa.literal(0)
+
+    def clock(self, scope: Scope) -> str:
+        return begun_clock(scope)
 
     def select(self, scope: Scope, limits: CreditLimits) -> sa.Select:
         # every chapter of the agreements that have a chapter that may break
@@ -272,11 +279,11 @@ class CreditInconsistency(Rule):
                 .add_columns(ec.c.id.label("chapter_id"), ec.c.chapter, ec.c.approved, ec.c.notified,
                              ec.c.allocated, ec.c.spent)
                 .join(ec, ec.c.agreement_id == ea.c.id)
-                .where(broken)
+                .where(ea.c.fiscal_year.in_(scope.begun_years()), broken)
                 .order_by(ea.c.id, ec.c.chapter))
 
     def checked(self, scope: Scope, limits: CreditLimits) -> sa.Select:
-        return _count(ea, scope.agreements(), sa.exists().where(ec.c.agreement_id == ea.c.id))
+        return _count(ea, scope.agreements(), ea.c.fiscal_year.in_(scope.begun_years()), sa.exists().where(ec.c.agreement_id == ea.c.id))
 
     def findings(self, rows: Iterable[Any], scope: Scope, limits: CreditLimits) -> Iterator[Finding]:
         for _, group in itertools.groupby(rows, key=lambda r: r.id):

@@ -337,6 +337,22 @@ def test_a_run_on_unchanged_data_judges_only_what_time_can_change(engine):
     assert later.stats["capital.completion_overdue"].checked == 0
 
 
+def test_a_year_that_begins_is_judged_for_its_credits_though_nothing_changed(engine):
+    # a trial: credit_inconsistency judged years not begun; once it waits for the year, the year's
+    # beginning must reach subjects no sync touched since (its clock: the years begun)
+    varied_store(engine, random.Random(3))
+    before = reconcile.run(engine, config(), as_of=day("1404/12/29"))
+    assert not [f for f in before.findings if f.rule == "credit_inconsistency"]
+    assert before.stats["capital.credit_inconsistency"].checked == 0
+    begun = reconcile.run(engine, config(), as_of=day("1405/01/01"), incremental=True)
+    assert begun.scope == "incremental"
+    assert _active(engine, "credit_inconsistency") > 0
+    whole = reconcile.run(engine, config(), as_of=day("1405/01/01"), dry_run=True)
+    assert {k: v for k, v in whole.life.as_dict().items() if k in NOTHING_TO_DO} == NOTHING_TO_DO, whole.life
+    again = reconcile.run(engine, config(), as_of=day("1405/01/02"), incremental=True)  # the clock is steady
+    assert again.stats["capital.credit_inconsistency"].checked == again.stats["expense.credit_inconsistency"].checked == 0
+
+
 def test_on_sqlite_the_plan_searches_run_ids_by_index_whatever_analyze_counted(tmp_path):
     """What changed since the last run is found through the run id indexes (migration 0009), not by
     reading every fact row, even when SQLite's statistics say one run id covers a million rows, as

@@ -297,6 +297,14 @@ def test_credit_inconsistency_checks_cancelled_and_awaiting_too(status):
     assert flags(CREDIT, facts) == [(None, "major")]
 
 
+def test_credit_inconsistency_not_judged_before_the_year_begins():
+    # a trial: a what-if as of 1404/06/01 found 1405's credits inconsistent; the catalogue checks a
+    # year once it has begun (a portal may list next year's agreements in Esfand)
+    facts = project(credits=[credit(allocated=100, used=200)])
+    assert flags(CREDIT, facts, as_of("1404/12/29")) is None
+    assert flags(CREDIT, facts, as_of("1405/01/01")) == [(None, "major")]
+
+
 # --- completion_overdue: Y after end year, latest progress of Y below 100 ------------------------
 
 COMPLETION = CompletionOverdue()

@@ -202,6 +202,12 @@ def test_credit_inconsistency_expense_spent_over_allocated(spent, flagged):
     assert flags(CREDIT, facts) == ([(None, "major")] if flagged else [])
 
 
+def test_credit_inconsistency_expense_not_judged_before_the_year_begins():
+    facts = agreement(credits=[credit("فصل ۱", 200, 200, 100, 300, table="expense_credit")])
+    assert flags(CREDIT, facts, as_of("1404/12/29")) is None
+    assert flags(CREDIT, facts, as_of("1405/01/01")) == [(None, "major")]
+
+
 def test_credit_inconsistency_expense_one_per_agreement_checked_even_when_cancelled():
     chapters = [credit("فصل ۱", 100, 200, 300, 400, id=1, table="expense_credit"),
                 credit("فصل ۲", 100, 200, 300, 400, id=2, table="expense_credit")]

@@ -521,3 +521,33 @@ def test_a_page_not_found_says_so_in_its_title_and_heading(shared_store):
         assert "انجام نشد" not in response.text, path
     refused = client.get("/users")  # a refusal still says nothing was done
     assert refused.status_code == 403 and "<h1>این کار انجام نشد</h1>" in refused.text
+
+
+def test_a_stale_pages_act_is_refused_and_says_what_changed(sqlite_store):
+    # a trial: a page opened while the deviation was open dismissed it after another had acknowledged
+    # it, told «رد شد», and the acknowledgement was gone from its status
+    row = sqlite_store.deviation(status="open", agency_code="301")  # the social group's
+    first, second = sqlite_store.client("tolfiq"), sqlite_store.client("social")
+    page = second.get(f"/deviations/{row['id']}").text
+    assert '<input type="hidden" name="seen" value="open">' in page
+    done = first.post(f"/deviations/{row['id']}/acknowledge",
+                      data={"csrf": csrf_of(first), "reason": "پیگیری شد", "seen": "open"})
+    assert "بررسی ثبت شد" in done.text
+    stale = second.post(f"/deviations/{row['id']}/dismiss",
+                        data={"csrf": csrf_of(second), "reason": "نادرست است", "seen": "open"})
+    assert "پس از باز شدن صفحه تغییر کرد و اکنون «بررسی‌شده» است" in stale.text
+    assert "انحراف به‌عنوان نادرست رد شد" not in stale.text
+    with sqlite_store.engine.connect() as conn:
+        stored, history = get(conn, row["id"])
+    assert (stored.status, stored.acted_by) == ("acknowledged", "tolfiq")
+    assert [e.event for e in history][-1] == "acknowledged"
+
+
+def test_a_reason_of_zwnj_or_bidi_marks_alone_is_asked_for_again(sqlite_store):
+    client = sqlite_store.client("tolfiq")
+    row = sqlite_store.deviation(status="open")
+    for reason in ("\u200c\u200c", "\u200f\u200e"):
+        response = client.post(f"/deviations/{row['id']}/acknowledge", data={"csrf": csrf_of(client), "reason": reason})
+        assert "دلیل را بنویسید" in response.text
+    with sqlite_store.engine.connect() as conn:
+        assert get(conn, row["id"])[0].status == "open"

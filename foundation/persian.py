@@ -159,6 +159,12 @@ def clean_text(raw: str | None) -> str | None:
     return None if text in _EMPTY_MARKERS else text
 
 
+def has_visible(text: str | None) -> bool:
+    """Whether `text` has a character a reader sees: not only spaces, ZWNJ, bidi marks or other
+    format and control characters (a reason of ZWNJ alone was recorded as if given)."""
+    return bool(text) and any(unicodedata.category(ch)[0] not in "CZ" for ch in text)
+
+
 def require_text(raw: str | None, *, field: str = "text") -> str:
     """`clean_text` for a value the record cannot do without: an empty cell is BadText."""
     text = clean_text(raw)

@@ -20,7 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from foundation.persian import text_key, to_ascii_digits
+from foundation.counties import canonical_county
+from foundation.persian import has_visible, text_key, to_ascii_digits
 from foundation.vocabulary import GROUPS, SEVERITY_RANK
 from reconcile.lifecycle import ROW_COLUMNS, shown_order
 from reconcile.settings import RoutingConfig
@@ -33,14 +34,23 @@ events = DeviationEvent.__table__
 counties = County.__table__
 
 # the expert groups (defined once, in foundation.vocabulary) go with group_of: the routing of agencies
-__all__ = ["GROUPS", "DeviationError", "Shown", "View", "acknowledge", "check_agencies", "county_ids", "dismiss",
-           "get", "group_of",
+__all__ = ["GROUPS", "DeviationChanged", "DeviationError", "Shown", "View", "acknowledge", "check_agencies",
+           "county_ids", "dismiss", "get", "group_of",
            "json_figure", "json_number", "json_objects", "list_deviations", "listed_json_objects", "shown_of",
            "shown_rows", "sort_key", "stream_deviations", "view_condition"]
 
 
 class DeviationError(Exception):
     """A deviation cannot be found or cannot take the asked step; the message says why."""
+
+
+class DeviationChanged(DeviationError):
+    """The deviation is no longer in the status the person acting saw (``seen``): someone acted
+    on it, or a run resolved or reopened it, since the page was shown. ``status``/``acted_by``: now."""
+
+    def __init__(self, message: str, status: str, acted_by: str | None) -> None:
+        super().__init__(message)
+        self.status, self.acted_by = status, acted_by
 
 
 @dataclass(frozen=True)
@@ -109,7 +119,9 @@ def county_ids(conn: Connection, wanted: Sequence[str]) -> set[int]:
     rows = conn.execute(sa.select(counties.c.id, counties.c.name_key, counties.c.code)).all()
     found: set[int] = set()
     for raw in wanted:
-        key, code = text_key(raw), to_ascii_digits(raw).strip()
+        # any spelling: the match key folds letters and spaces, the alias table the other names
+        # (هفتگل for هفتکل, سیدون for صیدون: domain.md §11), as a sync stores them
+        key, code = text_key(canonical_county(raw)), to_ascii_digits(raw).strip()
         ids = {row.id for row in rows if row.name_key == key or (row.code and row.code == code)}
         if not ids:
             raise DeviationError(f"unknown county {raw!r}: no county of that name or code in the store")
@@ -291,11 +303,11 @@ REASON_MAX = 1000  # characters: a reason is a sentence or a paragraph, shown on
 
 
 def _act(engine: Engine, deviation_id: int, by: str, reason: str, *, to: str, allowed: tuple[str, ...],
-         now: datetime | None, also: Callable[[Connection], None] | None = None) -> Any:
+         now: datetime | None, also: Callable[[Connection], None] | None = None, seen: str | None = None) -> Any:
     by, reason = (by or "").strip(), (reason or "").strip()
-    if not by:
+    if not has_visible(by):
         raise DeviationError("say who you are (--by NAME)")
-    if not reason:
+    if not has_visible(reason):  # a reason of ZWNJ or bidi marks alone looked recorded and said nothing
         raise DeviationError("say why (--reason TEXT)")
     if len(reason) > REASON_MAX:
         raise DeviationError(f"a reason of at most {REASON_MAX} characters, please (this one has {len(reason)})")
@@ -304,12 +316,22 @@ def _act(engine: Engine, deviation_id: int, by: str, reason: str, *, to: str, al
         row = conn.execute(sa.select(dev).where(dev.c.id == deviation_id).with_for_update()).first()
         if row is None:
             raise DeviationError(f"no deviation with id {deviation_id}")
+        who = f" by {row.acted_by}" if row.acted_by and row.status in ("acknowledged", "dismissed") else ""
+        if seen is not None and row.status != seen:  # a page shown before another's act or a run
+            raise DeviationChanged(f"deviation {deviation_id} is {row.status}{who} now, not {seen} as shown: "
+                                   f"it was not {to}", row.status, row.acted_by)
         if row.status not in allowed:
-            who = f" by {row.acted_by}" if row.acted_by and row.status in ("acknowledged", "dismissed") else ""
             raise DeviationError(f"deviation {deviation_id} is {row.status}{who}: it cannot be {to}")
-        conn.execute(sa.update(dev).where(dev.c.id == deviation_id).values(  # its last day found kept in the row
+        # only from the status read: FOR UPDATE locks nothing on SQLite, whose read above is outside
+        # the write transaction, and two people acknowledging at once were both told it was done
+        acted = conn.execute(sa.update(dev).where(dev.c.id == deviation_id, dev.c.status == row.status).values(
             status=to, alert_state="none", acted_by=by, acted_reason=reason, acted_at=now, updated_at=now,
-            last_found_on=last_found(dev)))
+            last_found_on=last_found(dev)))  # its last day found kept in the row
+        if acted.rowcount != 1:
+            now_row = conn.execute(sa.select(dev.c.status, dev.c.acted_by).where(dev.c.id == deviation_id)).one()
+            who = f" by {now_row.acted_by}" if now_row.acted_by else ""
+            raise DeviationChanged(f"deviation {deviation_id} became {now_row.status}{who} meanwhile: "
+                                   f"it was not {to}", now_row.status, now_row.acted_by)
         conn.execute(sa.insert(events).values(deviation_id=deviation_id, event=to, severity=row.severity, at=now,
                                               by=by, reason=reason))
         if also is not None:  # in the act's transaction: both are stored or neither
@@ -318,16 +340,18 @@ def _act(engine: Engine, deviation_id: int, by: str, reason: str, *, to: str, al
 
 
 def acknowledge(engine: Engine, deviation_id: int, *, by: str, reason: str, now: datetime | None = None,
-                also: Callable[[Connection], None] | None = None) -> Any:
+                also: Callable[[Connection], None] | None = None, seen: str | None = None) -> Any:
     """An open deviation is acknowledged by `by` for `reason`: no further alerts unless it escalates.
-    `also` writes more in the same transaction (the console's log of acts)."""
-    return _act(engine, deviation_id, by, reason, to="acknowledged", allowed=("open",), now=now, also=also)
+    `also` writes more in the same transaction (the console's log of acts); `seen`, the status the
+    person was shown: another status now is :class:`DeviationChanged`, not acted on."""
+    return _act(engine, deviation_id, by, reason, to="acknowledged", allowed=("open",), now=now, also=also,
+                seen=seen)
 
 
 def dismiss(engine: Engine, deviation_id: int, *, by: str, reason: str, now: datetime | None = None,
-            also: Callable[[Connection], None] | None = None) -> Any:
-    """A deviation is dismissed as a false positive: never changed or alerted again. `also` as for
-    :func:`acknowledge`."""
+            also: Callable[[Connection], None] | None = None, seen: str | None = None) -> Any:
+    """A deviation is dismissed as a false positive: never changed or alerted again. `also` and
+    `seen` as for :func:`acknowledge` (a stale page's dismissal overwrote another's acknowledgement)."""
     return _act(engine, deviation_id, by, reason, to="dismissed", allowed=("open", "acknowledged", "resolved"),
-                now=now, also=also)
+                now=now, also=also, seen=seen)
 

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
 
 from foundation import present
-from foundation.persian import sort_key, to_ascii_digits
+from foundation.persian import has_visible, sort_key, to_ascii_digits
 from foundation.vocabulary import DEVIATION_STATUSES, GROUPS, KINDS, SEVERITIES
 from reconcile import deviations as dv
 from reconcile.rules import RULE_IDS
@@ -139,7 +139,7 @@ async def act(request: Request, deviation_id: Id, action: str):
     if not can_act_on(user, data["row"].agency_code, state.config.routing):
         raise Refused(403, "این انحراف به دستگاهی خارج از گروه‌های شما مربوط است؛ فقط می‌توانید آن را ببینید.")
     reason = str(form.get("reason", "")).strip()
-    if not reason:
+    if not has_visible(reason):  # ZWNJ or bidi marks alone were recorded as a reason
         flash(request, "دلیل را بنویسید؛ بدون دلیل ثبت نمی‌شود.", "error")
         return redirect(f"/deviations/{deviation_id}")
     if len(reason) > dv.REASON_MAX:
@@ -151,8 +151,18 @@ async def act(request: Request, deviation_id: Id, action: str):
     def logged(conn: Any) -> None:  # the console's log of acts, in the act's own transaction
         record_action(conn, user.username, action, f"deviation {deviation_id}", reason)
 
+    # the status the page showed: acting on what changed since (another's act, a run) is refused
+    seen = str(form.get("seen", "")) or None
+    if seen is not None and seen not in DEVIATION_STATUSES:
+        raise Refused(400, "فرم ناقص یا نادرست است؛ صفحه را دوباره باز کنید.")
     try:
-        await run_in_threadpool(lambda: call(state.engine, deviation_id, by=user.username, reason=reason, also=logged))
+        await run_in_threadpool(lambda: call(state.engine, deviation_id, by=user.username, reason=reason, also=logged,
+                                             seen=seen))
+    except dv.DeviationChanged as exc:
+        # who acted, and why, is in the page's history the redirect shows
+        flash(request, f"این انحراف پس از باز شدن صفحه تغییر کرد و اکنون «{present.status(exc.status)}» است؛ "
+                       "کار شما ثبت نشد. وضعیت تازه را ببینید و اگر لازم است دوباره اقدام کنید.", "error")
+        return redirect(f"/deviations/{deviation_id}")
     except dv.DeviationError:
         flash(request, "وضعیت این انحراف اجازهٔ این کار را نمی‌دهد (شاید کس دیگری پیش‌تر اقدام کرده است).", "error")
         return redirect(f"/deviations/{deviation_id}")

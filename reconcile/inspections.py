@@ -4,7 +4,8 @@ The file has a header row naming the columns ``project_code, date, observed_prog
 and optionally ``remarks``, in any order: a CSV file in UTF-8 with or without a byte-order mark, or
 an .xlsx workbook (its first sheet; values, not formulas). Dates are Jalali
 in any form the portal contracts allow (any digits, / - . separators, padded or not, day-first) or
-ISO; numbers in Persian or ASCII digits, with or without a percent sign.
+ISO; numbers in Persian or ASCII digits, with or without a percent sign. A visit's day is neither
+in the future nor before :data:`EARLIEST_VISIT` (1390/01/01).
 
 Every row is validated before anything is written. If any row is bad, nothing is imported and
 :class:`InspectionFileError` lists every bad row with its line number and reason. A visit is
@@ -30,7 +31,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from foundation.jalali import format_jalali, parse_day, today_tehran
+from foundation.jalali import format_jalali, parse_day, today_tehran, year_start
 from foundation.persian import NormalizationError, clean_text, parse_code, parse_number, text_key
 from store import locks
 from store.db import StoreError
@@ -44,6 +45,11 @@ OPTIONAL = ("remarks",)
 MAX_REMARKS = 1000  # characters of a visit's remarks (5,000 overflowed the console's project page)
 # the store keeps figures exactly (store.models.ExactDecimal): up to 15 significant digits on SQLite
 _MAX_PLACES = 8
+# the earliest day a visit may have, 1390/01/01 (2011-03-21): a day before it is a mistyped year (a
+# trial recorded a visit of 1300/01/01), not a visit. A fixed floor, not the store's first fiscal
+# year: a store that began syncing in 1404 may be given visits of earlier years, and the console and
+# `budgetwatch inspections import` refuse alike whatever the store holds (docs/console.md)
+EARLIEST_VISIT = year_start(1390)
 
 
 @dataclass(frozen=True)
@@ -275,6 +281,9 @@ def _visit(line: int, fields: list[str], columns: dict[str, int], today: date) -
         visited_on = parse_day(cell["date"])
         if visited_on > today:
             reasons.append(f"date {cell['date']!r} ({format_jalali(visited_on, persian_digits=False)}) is in the future")
+        elif visited_on < EARLIEST_VISIT:
+            reasons.append(f"date {cell['date']!r} ({format_jalali(visited_on, persian_digits=False)}) is before "
+                           f"{format_jalali(EARLIEST_VISIT, persian_digits=False)}, the earliest day a visit may have")
     except NormalizationError as exc:
         reasons.append(f"date {cell['date']!r}: {exc.reason}")
     try:

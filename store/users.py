@@ -2,9 +2,10 @@
 
 A user has a role (``expert``: sees everything, acts on the agencies of their expert groups;
 ``consolidation``: acts everywhere and runs reconciliations; ``admin``: manages users), a list of
-expert groups and an argon2 hash of their password (hashing happens in web/auth.py: the store only
-keeps the hash and never sees a password). Users are disabled, never deleted, so the names in
-deviation events and the action log keep meaning someone.
+expert groups (an expert's only: the other roles have none and are refused any, on the users page
+and in `budgetwatch users add` alike) and an argon2 hash of their password (hashing happens in
+web/auth.py: the store only keeps the hash and never sees a password). Users are disabled, never
+deleted, so the names in deviation events and the action log keep meaning someone.
 
 ``console_action`` is the console's log of acts: who did what to which object and when (signing in,
 acknowledging, dismissing, recording visits, starting reconciliations, managing users). Deviation
@@ -24,6 +25,8 @@ from foundation.persian import canonical_letters
 from store.models import Column, UTCDateTime, _when, utcnow
 
 ROLES = ("expert", "consolidation", "admin")
+# the one role whose acts are limited to expert groups; the others have none (web/permissions.py)
+GROUPED_ROLES = ("expert",)
 
 
 class ConsoleUser(SQLModel, table=True):
@@ -84,7 +87,8 @@ class User:
 
     @classmethod
     def from_row(cls, row: sa.Row) -> User:
-        groups = tuple(g for g in (row.groups or "").split(",") if g)
+        # a role without groups has none, whatever a row stored before they were refused says
+        groups = tuple(g for g in (row.groups or "").split(",") if g) if row.role in GROUPED_ROLES else ()
         return cls(row.id, row.username, row.display_name, row.role, groups, bool(row.disabled), row.password_hash,
                    int(row.session_epoch or 0))
 
@@ -114,6 +118,16 @@ def _new_name(username: str) -> str:
         raise ConsoleUserError(f"user name {username!r}: letters, digits and . _ - @ only",
                                "نام کاربری فقط از حرف، رقم و نشانه‌های . _ - @ ساخته شود.")
     return name
+
+
+def _check_groups(role: str, groups: tuple[str, ...] | list[str] | str) -> None:
+    """Refuse expert groups for a role that has none: an admin or the consolidation group given
+    `--group social` (or its box ticked on the users page) was stored and shown with it, though
+    the group meant nothing (a trial)."""
+    named = groups.split(",") if isinstance(groups, str) else groups
+    if role not in GROUPED_ROLES and any(g.strip() for g in named):
+        raise ConsoleUserError(f"role {role!r} has no expert groups: give --group to an expert only",
+                               "گروه کارشناسی فقط برای نقش کارشناس بودجه است؛ برای این نقش گروهی برنگزینید.")
 
 
 def get_user(conn: Connection, username: str) -> User | None:
@@ -152,6 +166,7 @@ def add_user(conn: Connection, username: str, *, display_name: str, role: str, g
     name = _new_name(username)
     if role not in ROLES:
         raise ConsoleUserError(f"role {role!r}: use one of {', '.join(ROLES)}", "چنین نقشی تعریف نشده است.")
+    _check_groups(role, groups)
     if get_user(conn, username) is not None:  # in any spelling of its letters
         raise ConsoleUserError(f"user {name!r} exists already (use `users passwd` to change the password)",
                                f"کاربر «{name}» پیش‌تر افزوده شده است؛ برای عوض کردن گذرواژه‌اش، گذرواژهٔ تازه بدهید.")
@@ -166,7 +181,8 @@ def add_user(conn: Connection, username: str, *, display_name: str, role: str, g
 
 def update_user(conn: Connection, username: str, *, now: datetime | None = None, **values: object) -> User:
     """Change a user's password_hash, disabled flag, role, groups or display name. A new password
-    hash, or disabling, ends every session of the user (their ``session_epoch`` is raised)."""
+    hash, or disabling, ends every session of the user (their ``session_epoch`` is raised). A role
+    without groups given to a user drops their groups; groups given to such a role are refused."""
     name = _name(username)
     allowed = {"password_hash", "disabled", "role", "groups", "display_name"}
     unknown = set(values) - allowed
@@ -177,6 +193,11 @@ def update_user(conn: Connection, username: str, *, now: datetime | None = None,
     found = get_user(conn, username)  # a name stored before names were canonicalised, too
     if found is None:
         raise ConsoleUserError(f"no user {name!r}", f"کاربری به نام «{name}» نیست.")
+    role = str(values.get("role", found.role))
+    if "groups" in values:
+        _check_groups(role, values["groups"])  # type: ignore[arg-type]
+    elif role not in GROUPED_ROLES:
+        values["groups"] = ""
     if "password_hash" in values or values.get("disabled"):
         values["session_epoch"] = users.c.session_epoch + 1
     conn.execute(sa.update(users).where(users.c.id == found.id).values(updated_at=now or utcnow(), **values))

@@ -11,9 +11,11 @@ user disabled or removed is out at their next click. A session carries its user'
 the time it was signed in: it ends when the user signs out, is given a new password or is disabled
 (each raises the epoch: store.users), and SESSION_HOURS after it was signed in, however busy.
 
-Outermost, ``_Guard`` refuses a request body over its limit before any form is read (413), and
-turns an exception nothing else handled into the console's page of an error (500) with one line in
-the log.
+Outermost, ``_HeadAsGet`` answers HEAD as the GET of the same address without its body (monitors
+ask with HEAD); inside it, ``_Guard`` refuses a request body over its limit before any form is read
+(413), and turns an exception nothing else handled into the console's page of an error (500) with
+one line in the log. Every error a person can meet (404, 405…, signed in or not) is the console's
+Persian page; only ``/healthz``, read by monitors, answers its errors in plain text.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).with_name("static")
 PUBLIC_PATHS = ("/login", "/healthz")
+MACHINE_PATHS = ("/healthz",)  # read by monitors, not people: its errors are plain text
+HTTP_ERRORS = {404: "چنین صفحه‌ای نیست.", 405: "این نشانی این کار را نمی‌پذیرد."}
 SESSION_HOURS = 10  # a working day: signed in at eight, out by evening
 # the console fetches nothing from elsewhere and runs no script: say so to the browser
 SECURITY_HEADERS = {
@@ -130,22 +134,24 @@ def create_app(engine: Engine, config: Any, *, secret: str | None = None, https_
                           error="این برگهٔ ورود کهنه یا از جای دیگری است؛ دوباره وارد شوید.")
         address = request.client.host if request.client else "?"
         state = console(request)
-        wait = state.limiter.blocked_for(username, address)
-        if wait:
-            minutes = max(1, round(wait / 60))
+        try:  # a slot taken before the password is checked: sign-ins sent at once count one another
+            attempt = state.limiter.attempt(username, address)
+        except auth.TooManyFailures as refused:
+            minutes = max(1, round(refused.wait / 60))
             return render(request, "login.html", status_code=429, next=target, username=typed,
                           error=f"ورودهای ناموفق بسیار بوده است؛ {_fa(minutes)} دقیقه دیگر دوباره بکوشید.")
-        # looked up as typed: a name stored exactly so comes first (store.users get_user), then its
-        # canonical spelling
-        user = await run_in_threadpool(_user, engine, typed)
-        ok = auth.check_password(user.password_hash if user else None, password) and user is not None
-        if not ok or user is None or user.disabled:
-            state.limiter.failed(username, address)
-            # the admin's log shows failed sign-ins too (the name as typed, cut to the column's width)
-            await run_in_threadpool(_record_login, engine, typed.lower()[:64] or "?", address, "login_failed")
-            return render(request, "login.html", status_code=401, next=target, username=typed,
-                          error="نام کاربری یا گذرواژه درست نیست.")
-        state.limiter.succeeded(username, address)
+        with attempt:  # the slot given back if the store fails before the password is checked
+            # looked up as typed: a name stored exactly so comes first (store.users get_user), then its
+            # canonical spelling
+            user = await run_in_threadpool(_user, engine, typed)
+            ok = await run_in_threadpool(auth.check_password, user.password_hash if user else None, password)
+            if not ok or user is None or user.disabled:
+                attempt.failed()
+                # the admin's log shows failed sign-ins too (the name as typed, cut to the column's width)
+                await run_in_threadpool(_record_login, engine, typed.lower()[:64] or "?", address, "login_failed")
+                return render(request, "login.html", status_code=401, next=target, username=typed,
+                              error="نام کاربری یا گذرواژه درست نیست.")
+            attempt.succeeded()
         # recorded first: a sign-in the admin's log cannot keep (the store failing) signs no one in
         await run_in_threadpool(_record_login, engine, user.username, address)
         request.session.clear()
@@ -172,10 +178,18 @@ def create_app(engine: Engine, config: Any, *, secret: str | None = None, https_
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        messages = {404: "چنین صفحه‌ای نیست.", 405: "این نشانی این کار را نمی‌پذیرد."}
-        if "session" not in request.scope or not getattr(request.state, "user", None):
-            return PlainTextResponse(str(exc.detail), status_code=exc.status_code)
-        return _error_page(request, exc.status_code, messages.get(exc.status_code, str(exc.detail)))
+        # signed in or not, a person sees the console's page (a trial met «Not Found» in English at
+        # /static/… and «Method Not Allowed» at /login); only what monitors read answers plainly
+        headers = dict(exc.headers or {})
+        allowed = [m.strip() for m in headers.get("Allow", "").split(",") if m.strip()]
+        if "GET" in allowed and "HEAD" not in allowed:  # _HeadAsGet answers it wherever GET is
+            headers["Allow"] = ", ".join([*allowed, "HEAD"])
+        if request.url.path in MACHINE_PATHS:
+            return PlainTextResponse(str(exc.detail), status_code=exc.status_code, headers=headers)
+        message = HTTP_ERRORS.get(exc.status_code, "نشانی یا فرمی که فرستادید درست نیست.")
+        response = _error_page(request, exc.status_code, message)
+        response.headers.update(headers)  # a 405's Allow
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def malformed(request: Request, exc: RequestValidationError):
@@ -226,6 +240,8 @@ def create_app(engine: Engine, config: Any, *, secret: str | None = None, https_
     # outermost: a body over its limit is refused before anything reads it, and an exception that
     # no handler took is the console's page
     app.add_middleware(_Guard, limits={"/visits/file": visits.MAX_FILE_BYTES + UPLOAD_SLACK})
+    # outside even that: HEAD is the GET of every page, without its body (monitors ask with HEAD)
+    app.add_middleware(_HeadAsGet)
     return app
 
 
@@ -241,6 +257,28 @@ def _current(session: Any, user: Any, now: float) -> bool:
 def _end_sessions(engine: Engine, username: str) -> None:
     with engine.begin() as conn:
         end_sessions(conn, username)
+
+
+class _HeadAsGet:
+    """ASGI middleware: a HEAD request is answered as its GET would be (the same status and headers,
+    Content-Length too) without the body, as HTTP asks of every GET route. FastAPI's routes answer
+    only the methods they name, so HEAD was 405 everywhere but the static files (a trial: monitors
+    asking ``HEAD /healthz``); the application sees a GET, and its body is dropped here."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def bodiless(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, bodiless)
 
 
 class _BodyTooLarge(Exception):
@@ -371,10 +409,10 @@ def _unavailable(request: Request, exc: BaseException) -> Response:
     """A page's database error: one line in the log, its traceback only with --debug (a traceback's
     database message may quote a row: a password's hash), and 503 with a sentence to the person:
     a page of the console wherever there is a session (a store that is down fails before the
-    signed-in user is known), plain text elsewhere."""
+    signed-in user is known), a page of that one sentence elsewhere."""
     log.error("%s %s: %s", request.method, request.url.path, error_line(exc), exc_info=log.isEnabledFor(logging.DEBUG))
     if "session" not in request.scope:
-        return PlainTextResponse("store unavailable", status_code=503)
+        return _small_page(503, UNAVAILABLE)
     message = UNAVAILABLE if request.method in ("GET", "HEAD") else UNAVAILABLE_AFTER_FORM
     # not «این کار انجام نشد»: after a form, what was sent may have been recorded
     return render(request, "error.html", status_code=503, heading="پایگاه داده در دسترس نیست", message=message)

@@ -9,7 +9,8 @@
 - Every session carries a random CSRF token; every POST must send it back (``csrf`` form field).
 - Failed sign-ins are counted per (user name, client address): after ``MAX_FAILURES`` within
   ``WINDOW_SECONDS`` that pair is refused until the window passes, without checking the password;
-  and per address: after ``MAX_ADDRESS_FAILURES`` (whatever the names) that address is.
+  and per address: after ``MAX_ADDRESS_FAILURES`` (whatever the names) that address is. A
+  sign-in whose password is being checked counts as a failure until it is known not to be one.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import secrets
 import stat
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -111,14 +112,29 @@ def csrf_matches(session_token: str | None, sent: str | None) -> bool:
     return bool(session_token) and bool(sent) and hmac.compare_digest(str(session_token), str(sent))
 
 
+class TooManyFailures(Exception):
+    """A sign-in refused before its password is checked: its name and address, or its address, have
+    had their failures in the window (attempts still being checked among them); ``wait`` is the
+    seconds until one more may be tried."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"too many failed sign-ins: try again in {wait:.0f} s")
+        self.wait = wait
+
+
 class LoginLimiter:
     """Failed sign-ins in a sliding window, per (user name, address) and per address; thread-safe, in
     memory. The name is counted in its canonical form: علي and علی are one name, so one count.
 
     A pair with ``max_failures`` failures in the window waits it out; so does an address with
     ``max_address_failures`` (one address trying a password against many names). A sign-in clears
-    its pair's count, not its address's (else an attacker's own account would reset it). Each table
-    keeps at most ``max_entries`` keys, the oldest failures dropped first.
+    the failures its pair had before it began, not its address's (else an attacker's own account
+    would reset it). Each table keeps at most ``max_entries`` keys, the oldest failures dropped first.
+
+    An attempt takes its slot before its password is checked (``attempt``), and counts as a failure
+    until it is known not to be one: checking a password takes a while (argon2), and 200 sign-ins
+    sent at once all found the count at nought and were all checked (a trial). So a burst checks at
+    most the limit's number of passwords; the rest are refused (TooManyFailures) unchecked.
 
     In memory on purpose: the console is one process, and a restart forgetting the count costs an
     attacker a restart of the server, which they cannot cause.
@@ -132,53 +148,114 @@ class LoginLimiter:
         self.window = window_seconds
         self.max_entries = max_entries
         self._clock = clock
-        self._failures: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
-        self._addresses: OrderedDict[str, deque[float]] = OrderedDict()
+        # each failure as (when, its number): a sign-in forgives the failures numbered before it began
+        self._failures: OrderedDict[tuple[str, str], deque[tuple[float, int]]] = OrderedDict()
+        self._addresses: OrderedDict[str, deque[tuple[float, int]]] = OrderedDict()
+        self._checking: Counter = Counter()  # attempts in flight, by pair and by address
+        self._numbered = 0  # failures recorded so far
         self._lock = threading.Lock()
 
-    def _recent(self, table: OrderedDict, key) -> deque[float]:
+    def _recent(self, table: OrderedDict, key) -> deque[tuple[float, int]]:
         """The key's failures in the window (an empty deque, not stored, when it has none)."""
         times = table.get(key)
         if times is None:
             return deque()
         cutoff = self._clock() - self.window
-        while times and times[0] <= cutoff:
+        while times and times[0][0] <= cutoff:
             times.popleft()
         if not times:
             del table[key]
         return times
 
-    def _wait(self, times: deque[float], most: int) -> float:
-        if len(times) < most:
+    def _wait(self, times: deque[tuple[float, int]], checking: int, most: int) -> float:
+        """Seconds until the key has fewer than `most` failures and attempts in flight together."""
+        if len(times) + checking < most:
             return 0.0
-        return max(0.0, times[-most] + self.window - self._clock())
+        if checking >= most:  # all of them still being checked: each may yet be a failure of now
+            return float(self.window)
+        return max(0.0, times[-(most - checking)][0] + self.window - self._clock())
+
+    def _blocked_for(self, pair: tuple[str, str], address: str) -> float:
+        return max(self._wait(self._recent(self._failures, pair), self._checking[pair], self.max_failures),
+                   self._wait(self._recent(self._addresses, address), self._checking[address],
+                              self.max_address_failures))
 
     def blocked_for(self, username: str, address: str) -> float:
         """Seconds until this pair may try again (0: it may now)."""
-        key = (canonical_username(username), address)
         with self._lock:
-            return max(self._wait(self._recent(self._failures, key), self.max_failures),
-                       self._wait(self._recent(self._addresses, address), self.max_address_failures))
+            return self._blocked_for((canonical_username(username), address), address)
 
-    def _add(self, table: OrderedDict, key, now: float) -> None:
+    def attempt(self, username: str, address: str) -> LoginAttempt:
+        """A slot for one sign-in of this pair, taken now (TooManyFailures when there is none): it
+        counts as a failure until the attempt says how it ended; use it with ``with``, which gives
+        the slot back if it ends unsaid (the store failed before the password was checked)."""
+        pair = (canonical_username(username), address)
+        with self._lock:
+            wait = self._blocked_for(pair, address)
+            if wait:
+                raise TooManyFailures(wait)
+            self._checking[pair] += 1
+            self._checking[address] += 1
+            return LoginAttempt(self, pair, address, self._numbered)
+
+    def _end(self, attempt: LoginAttempt, outcome: str) -> None:
+        with self._lock:
+            for key in (attempt.pair, attempt.address):
+                self._checking[key] -= 1
+                if self._checking[key] <= 0:
+                    del self._checking[key]
+            if outcome == "failed":
+                now = self._clock()
+                self._numbered += 1
+                self._add(self._failures, attempt.pair, (now, self._numbered))
+                self._add(self._addresses, attempt.address, (now, self._numbered))
+            elif outcome == "succeeded":
+                # the failures the user had met before signing in: not those of attempts alongside it
+                times = self._failures.get(attempt.pair)
+                while times and times[0][1] <= attempt.began_after:
+                    times.popleft()
+                if times is not None and not times:
+                    del self._failures[attempt.pair]
+
+    def _add(self, table: OrderedDict, key, failure: tuple[float, int]) -> None:
         times = self._recent(table, key)
-        times.append(now)
+        times.append(failure)
         table[key] = times
         table.move_to_end(key)  # the most recent failure last: the first is the one to drop
         while len(table) > self.max_entries:
             table.popitem(last=False)
 
-    def failed(self, username: str, address: str) -> None:
-        now = self._clock()
-        with self._lock:
-            self._add(self._failures, (canonical_username(username), address), now)
-            self._add(self._addresses, address, now)
-
-    def succeeded(self, username: str, address: str) -> None:
-        with self._lock:
-            self._failures.pop((canonical_username(username), address), None)
-
     def size(self) -> int:
         """Keys held, in both tables."""
         with self._lock:
             return len(self._failures) + len(self._addresses)
+
+
+class LoginAttempt:
+    """One sign-in's slot in a LoginLimiter (LoginLimiter.attempt): ``failed()`` makes it one of the
+    pair's and the address's failures; ``succeeded()`` gives it back and clears the pair's failures
+    from before it began; leaving the ``with`` block unsaid gives it back alone."""
+
+    def __init__(self, limiter: LoginLimiter, pair: tuple[str, str], address: str, began_after: int) -> None:
+        self._limiter = limiter
+        self.pair = pair
+        self.address = address
+        self.began_after = began_after  # the number of the last failure recorded when it began
+        self._ended = False
+
+    def _end(self, outcome: str) -> None:
+        if not self._ended:
+            self._ended = True
+            self._limiter._end(self, outcome)
+
+    def failed(self) -> None:
+        self._end("failed")
+
+    def succeeded(self) -> None:
+        self._end("succeeded")
+
+    def __enter__(self) -> LoginAttempt:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._end("unsaid")

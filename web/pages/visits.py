@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from foundation.jalali import parse_day
 from foundation.persian import parse_code, parse_number
-from foundation.present import number
+from foundation.present import digits, number
 from reconcile import inspections as insp
 from store import console as store
 from store.models import FieldInspection
@@ -60,7 +60,21 @@ class Problem:
 
     @classmethod
     def of(cls, line: int | None, reason: str) -> Problem:
+        too_early = _TOO_EARLY.fullmatch(reason)
+        if too_early:
+            return cls(line, _too_early(too_early), True)
         return cls(line, *visit_reason(reason))
+
+
+# a day before reconcile.inspections.EARLIEST_VISIT (its reason is newer than web.words' list of the
+# import's reasons, which says the others in Persian)
+_TOO_EARLY = re.compile(r"date '.*' \((\d{4}/\d{2}/\d{2})\) is before (\d{4}/\d{2}/\d{2}), "
+                        r"the earliest day a visit may have", re.S)
+
+
+def _too_early(match: re.Match) -> str:
+    return (f"تاریخ بازدید ({digits(match[1])}) پیش از {digits(match[2])} است، نخستین روزی که بازدید می‌تواند داشته "
+            "باشد؛ سال را بازبینی کنید")
 
 
 def _page(request: Request, *, status_code: int = 200, problems: list[Problem] | None = None,

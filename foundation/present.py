@@ -10,7 +10,8 @@ Jalali twin a machine format carries beside an ISO date where people will read i
 - days are Jalali ``۱۴۰۵/۰۹/۱۲`` (``day``) or ``۱۲ آذر ۱۴۰۵`` in sentences (``day_long``);
   date-times ``۱۴۰۵/۰۹/۱۲ ساعت ۰۹:۴۳`` in Asia/Tehran;
 - codes keep ASCII digits and their left-to-right order inside right-to-left text: ``code_text``
-  isolates them with U+2066…U+2069 for plain text; HTML templates wrap them in ``<bdi>``.
+  isolates them with U+2066…U+2069 for plain text; HTML templates wrap them in ``<bdi>``;
+- a negative figure is isolated so too (``signed``): its minus stays left of its digits.
 """
 
 from __future__ import annotations
@@ -80,7 +81,20 @@ def digits(value: object) -> str:
 
 def number(value: Decimal | int | float | None, *, places: int | None = None, grouped: bool = True) -> str:
     """12345.5 -> '۱۲٬۳۴۵٫۵'. ``places`` rounds to that many decimals (trailing zeros kept);
-    without it trailing zeros are dropped. None -> '—'."""
+    without it trailing zeros are dropped. None -> '—'. A negative figure is isolated left to right
+    (:func:`signed`), so that its minus stays left of its digits in right-to-left text."""
+    return signed(_number(value, places, grouped))
+
+
+def signed(shown: str) -> str:
+    """A figure as written, isolated left to right (U+2066…U+2069) when it has a minus: in a
+    right-to-left line the bidi algorithm put the minus of «-۱۲٫۵٪» right of its digits («۱۲٫۵٪-»),
+    in sentences, e-mails and the console alike, where the report's figures in a left-to-right
+    ``<bdi>`` read «-۱۲٫۵٪» (a trial)."""
+    return f"{_LRI}{shown}{_PDI}" if shown.startswith("-") else shown
+
+
+def _number(value: Decimal | int | float | None, places: int | None, grouped: bool) -> str:
     if value is None:
         return NOTHING
     if value.__class__ is not Decimal:
@@ -153,12 +167,18 @@ def amount(value: Decimal | int | float | None, *, unit: bool = False, places: i
 
 def percent(points: Decimal | int | float | None, *, places: int = 1) -> str:
     """Percentage points as people read them, rounded to ``places`` without trailing zeros:
-    45.5 -> '۴۵٫۵٪', 45 -> '۴۵٪'."""
+    45.5 -> '۴۵٫۵٪', 45 -> '۴۵٪', 1250 -> '۱٬۲۵۰٪' (grouped as every figure: a trial saw «۱۲۵۰٪»)."""
     if points is None:
         return NOTHING
     if isinstance(points, float):
         points = Decimal(repr(points))
-    return number(rounded(Decimal(points), places), grouped=False) + "٪"
+    return percent_sign(number(rounded(Decimal(points), places)))
+
+
+def percent_sign(shown: str) -> str:
+    """A figure :func:`number` wrote, with the percent sign: '۱٬۲۵۰٫۵' -> '۱٬۲۵۰٫۵٪'; inside a
+    negative figure's isolate, so that the sign stays beside its digits."""
+    return f"{shown[:-1]}٪{_PDI}" if shown.endswith(_PDI) else f"{shown}٪"
 
 
 def ratio(value: Decimal | int | float | None, *, places: int = 1) -> str:

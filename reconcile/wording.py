@@ -67,7 +67,7 @@ def _shown(value: Decimal | None, other: Decimal | None, beyond: Decimal | None 
 
 
 def percent(value: Decimal | None, other: Decimal | None = None, *, beyond: Decimal | None = None) -> str:
-    return number(_shown(value, other, beyond)) + "٪"
+    return present.percent_sign(number(_shown(value, other, beyond), grouped=True))
 
 
 def amount(value: Decimal | None, other: Decimal | None = None, *, beyond: Decimal | None = None) -> str:

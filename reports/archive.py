@@ -400,18 +400,17 @@ MILLION_RIALS = "million rials"
 class _Number:
     places: int  # as the report shows it (reports/precision.py)
     trim: bool  # trailing zeros dropped (a quantity; a deviation's figures, as present.figure writes them)
-    grouped: bool = True  # thousands separated (not in percentages, as present.percent)
     scale: int = 1  # a ratio is shown as a percentage
     suffix: str = ""
 
 
 _NUMBERS = {
     COUNT: _Number(0, False), AMOUNT: _Number(0, False), UNIT_COST: _Number(2, False),
-    POINTS: _Number(1, True, grouped=False, suffix="%"),
-    RATIO: _Number(1, True, grouped=False, scale=100, suffix="%"),
+    POINTS: _Number(1, True, suffix="%"),
+    RATIO: _Number(1, True, scale=100, suffix="%"),
     FIGURE: _Number(2, True),  # a quantity, or a deviation's amount
-    RULE_POINTS: _Number(2, True, grouped=False, suffix="%"),
-    RULE_RATIO: _Number(2, True, grouped=False, scale=100, suffix="%"),
+    RULE_POINTS: _Number(2, True, suffix="%"),
+    RULE_RATIO: _Number(2, True, scale=100, suffix="%"),
 }
 # each kind of row's figures, in the report's order: (name, how it is shown)
 _TOTALS = {
@@ -525,7 +524,7 @@ def _number(value: Decimal, how: _Number, places: int, trim: bool) -> str:
             shown = shown.normalize()
         if not shown:
             shown = abs(shown)  # no '-0'
-        return format(shown, ",f" if how.grouped else "f") + how.suffix
+        return format(shown, ",f") + how.suffix
 
 
 def _show(how: str, text: str | None) -> str:

@@ -40,13 +40,15 @@ class Shown:
 
     def text(self) -> str:
         """For the page: '۸۴٫۹۹٪', '۱٬۲۵۰', '۲٫۰۰' (present.number: Persian digits and separators;
-        a percentage ungrouped, as present.percent writes it)."""
-        shown = present.number(self.value, places=self.places, grouped=not self.percent)
-        return shown + "٪" if self.percent else shown
+        a percentage as present.percent writes it)."""
+        shown = present.number(self.value, places=self.places)
+        return present.percent_sign(shown) if self.percent else shown
 
     def number_format(self) -> str:
         """For the workbook: the format that shows the cell's number as :meth:`text` does."""
         decimals = "." + "0" * self.places if self.places else ""
+        # a percentage as shared/presentation.md writes its format (`0.0%`): a thousand per cent and
+        # more, where the page groups its digits, is too rare in a budget's figures to part from it
         return f"0{decimals}%" if self.percent else f"#,##0{decimals}"
 
     def cell_value(self) -> float:

@@ -331,7 +331,7 @@ MINUS_SIDES = """() => {
     const found = [];
     const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
     for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-        for (const m of node.data.matchAll(/(?<![^\\s(])-(?=[۰-۹])/g)) {
+        for (const m of node.data.matchAll(/(?<![^\\s(\u2066])-(?=[۰-۹])/g)) {
             const box = (start) => {
                 const range = document.createRange();
                 range.setStart(node, start);
@@ -355,7 +355,7 @@ def test_a_negative_figure_shows_its_minus_left_of_its_digits(page_file, browser
     with browser_page(width=1920, browser=browser) as (page, _errors):  # the projects' table fits: no scrolling
         _open(page, path, [])
         negatives = page.evaluate(MINUS_SIDES)
-        gap = page.locator("#projects tbody td:nth-child(8)").filter(has_text=re.compile("^-[۰-۹]")).first
+        gap = page.locator("#projects tbody td:nth-child(8)").filter(has_text=re.compile("^\u2066?-[۰-۹]")).first
         gap.scroll_into_view_if_needed()
         box = gap.locator("xpath=..").bounding_box()
         page.screenshot(path=screenshot_path(f"report-negative-gap-{backend}"),

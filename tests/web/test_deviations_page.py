@@ -551,3 +551,28 @@ def test_a_reason_of_zwnj_or_bidi_marks_alone_is_asked_for_again(sqlite_store):
         assert "دلیل را بنویسید" in response.text
     with sqlite_store.engine.connect() as conn:
         assert get(conn, row["id"])[0].status == "open"
+
+
+def test_a_code_copied_with_bidi_marks_or_another_dash_is_found(shared_store):
+    # a trial: «‎1305…» (a left-to-right mark copied from right-to-left text) or a U+2010 hyphen found
+    # nothing in the list, while the project page opened the same code
+    from urllib.parse import quote
+
+    client = shared_store.client("tolfiq")
+    row = shared_store.deviation(kind="capital", status="open")
+    code = row["subject"]
+    for typed in (f"\u200e{code}", f"{code}\u200f", code.replace("-", "\u2010"), " ".join(code)):
+        html = client.get(f"/deviations?subject={quote(typed)}").text
+        assert row["id"] in _ids(html), typed
+        assert f'name="subject" value="{code}"' in html  # the box shows the code as it was read
+
+
+def test_a_filter_value_not_understood_is_named_not_dropped_silently(shared_store):
+    client = shared_store.client("tolfiq")
+    html = client.get("/deviations?rule=nope&county=-1&year=۱۴۰۵&severity=major").text
+    assert "این مقدارها شناخته نشد" in html
+    assert "قاعده «<bdi>nope</bdi>»" in html and "شهرستان «<bdi>-1</bdi>»" in html
+    assert "سال مالی" not in html[html.index("این مقدارها"):html.index('<p class="count">')]  # ۱۴۰۵ was understood
+    assert "dropped" not in html  # nor carried into the page's links
+    clean = client.get("/deviations?year=1405&rule=progress_lag").text
+    assert "این مقدارها شناخته نشد" not in clean

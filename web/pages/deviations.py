@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
 
 from foundation import present
-from foundation.persian import has_visible, sort_key, to_ascii_digits
+from foundation.persian import BadCode, has_visible, parse_code, sort_key, to_ascii_digits
 from foundation.vocabulary import DEVIATION_STATUSES, GROUPS, KINDS, SEVERITIES
 from reconcile import deviations as dv
 from reconcile.rules import RULE_IDS
@@ -48,9 +48,24 @@ def _known(values: list[str], allowed: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(v for v in dict.fromkeys(values) if v in allowed)
 
 
+# how the note of values not understood names each filter
+FILTER_NAMES = {"year": "سال مالی", "quarter": "سه‌ماهه", "county": "شهرستان", "group": "گروه", "rule": "قاعده",
+                "kind": "نوع", "severity": "شدت", "status": "وضعیت"}
+
+
+def _subject(raw: str) -> str:
+    """The code search as a code is stored: bidi marks (copied from right-to-left text) and ZWNJ
+    dropped, any dash a '-' (a trial found nothing for «‎1305» or «1305203619‐008», which the
+    project page opens), as foundation.persian.parse_code reads codes; else its digits in ASCII."""
+    try:
+        return parse_code(raw, field="subject")
+    except BadCode:
+        return to_ascii_digits(raw).strip()
+
+
 def parse_query(args: QueryParams, routing: RoutingConfig) -> tuple[store.DeviationQuery, dict[str, Any]]:
     """The list's query from the URL's parameters, and the parameters as understood (for links and
-    the form)."""
+    the form); ``understood["dropped"]``: (filter's name, value) of each value not understood."""
     params: dict[str, Any] = {name: [v for v in args.getlist(name) if v.strip()] for name in FILTERS}
     groups = _known(params["group"], GROUPS)
     group_in, group_out = group_agencies(groups[0], routing) if len(groups) == 1 else (None, None)
@@ -59,14 +74,14 @@ def parse_query(args: QueryParams, routing: RoutingConfig) -> tuple[store.Deviat
         group_out = tuple(sorted(code for code, g in routing.agencies.items() if g not in groups))
     elif len(groups) > 1:  # several groups: their agencies together
         group_in = tuple(sorted(code for code, g in routing.agencies.items() if g in groups))
-    subject = (params["subject"] or [""])[0].strip()
+    subject = _subject((params["subject"] or [""])[0])
     sort = args.get("sort", "severity")
     query = store.DeviationQuery(
         years=_ints(params["year"], 1300, 1499), quarters=_ints(params["quarter"], 0, 4),
         county_ids=_ints(params["county"], 1, 10**9), agencies=tuple(to_ascii_digits(a).strip() for a in params["agency"]),
         group_agencies=group_in, group_excludes=group_out, rules=_known(params["rule"], RULE_IDS),
         kinds=_known(params["kind"], KINDS), severities=_known(params["severity"], SEVERITIES),
-        statuses=_known(params["status"], DEVIATION_STATUSES), subject=to_ascii_digits(subject) or None,
+        statuses=_known(params["status"], DEVIATION_STATUSES), subject=subject or None,
         sort=sort if sort in store.SORTS else "severity", descending=args.get("dir") == "desc",
         page=(_ints([args.get("page", "1")], 1, 10**7) or (1,))[0], per_page=PER_PAGE,
     )
@@ -74,7 +89,17 @@ def parse_query(args: QueryParams, routing: RoutingConfig) -> tuple[store.Deviat
                   "county": list(map(str, query.county_ids)), "agency": list(query.agencies), "group": list(groups),
                   "rule": list(query.rules), "kind": list(query.kinds), "severity": list(query.severities),
                   "status": list(query.statuses), "subject": subject}
+    understood["dropped"] = [(FILTER_NAMES[name], value) for name in FILTER_NAMES for value in params[name]
+                             if _as_understood(name, value) not in understood[name]]
     return query, understood
+
+
+def _as_understood(name: str, value: str) -> str:
+    """A value of filter `name` as parse_query keeps it when it understands it ('۱۴۰۵' as '1405')."""
+    if name in ("year", "quarter", "county"):
+        text = to_ascii_digits(value).strip()
+        return str(int(text)) if text.isascii() and text.isdigit() and len(text) <= 19 else value
+    return value
 
 
 @router.get("/deviations")
@@ -86,7 +111,8 @@ def deviation_list(request: Request):
         agencies = store.agency_names(conn)
         counties = store.county_names(conn)
         years = store.fiscal_years(conn)
-    listed = {**params, "sort": query.sort, "dir": "desc" if query.descending else ""}
+    listed = {**{k: v for k, v in params.items() if k != "dropped"}, "sort": query.sort,
+              "dir": "desc" if query.descending else ""}
 
     def sort_link(key: str) -> str:
         descending = key == query.sort and not query.descending

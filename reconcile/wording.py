@@ -37,7 +37,10 @@ UNKNOWN = "؟"  # a figure the facts do not hold
 # 9: the two figures of a rule that flags their difference for being more than its limit
 #    (credit_inconsistency, progress_regression) differ by more than it as written (600.50005 beside 600
 #    with a limit of 0.5 read «۶۰۰٫۵» and «۶۰۰»).
-VERSION = 9
+# 10: a negative figure isolated left to right (U+2066…U+2069: «-۱۲٫۵٪» read «۱۲٫۵٪-» in right-to-left
+#    lines), percentages grouped («۱٬۲۵۰٪»). The whole judgement after the upgrade also resolves the
+#    credit_inconsistency deviations of years not yet begun, which the rule no longer judges.
+VERSION = 10
 
 
 def number(value: Decimal | int | None, *, grouped: bool = False) -> str:

@@ -18,6 +18,16 @@ failure either: no message's tries, wait or give-up clock move (the one being se
 as its last error), and the next dispatch tries them all. A configuration that cannot work (a
 password that cannot be read: SmtpConfig.setup_problems) stops a dispatch before it claims anything.
 
+Ctrl-C or SIGTERM of `alerts send` (a KeyboardInterrupt in the dispatching thread: budgetwatch.cli)
+ends the dispatch at once, as the service's stop does: the session is cut without a QUIT, the
+message being sent is given back at once (its claim released, the try that was cut not counted, due
+again at the next send; one waiting between its tries is deferred as its last answer says) and the
+interruption goes on to the command. A trial's Ctrl-C waited for the silent server's timeout, then
+left the message held by the dead process's claim for the lease's ~7 minutes.
+
+A dispatch that leaves messages another dispatcher holds (a serve sending them now, or one killed
+mid-send, whose claim lasts its lease) says so in ``stopped``: how many and until when.
+
 :func:`retry_now` is `alerts retry ID`: a failed or waiting message due at the next dispatch.
 """
 
@@ -38,7 +48,7 @@ from sqlalchemy.engine import Engine
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from alerts.settings import AlertsConfig
-from alerts.smtp import STOPPED, LoginRefused, Permanent, SessionFailure, SmtpSession, Transient
+from alerts.smtp import INTERRUPTED, STOPPED, LoginRefused, Permanent, SessionFailure, SmtpSession, Transient
 from foundation.jalali import format_jalali
 from store import alerts as store_alerts
 
@@ -53,6 +63,9 @@ class DispatchReport:
     deferred: int = 0  # a transient failure: tried again by a later dispatch
     failed: int = 0  # refused for good (5xx) or given up after alerts.give_up_after
     stopped: str | None = None  # why the dispatch ended before the outbox was empty
+    # when each pending message left to another dispatcher's claim is released (its lease's end); not
+    # a count of this dispatch's own (the service logs a report's int fields)
+    held_until: list[datetime] = field(default_factory=list)
     # Message-ID → (sent|deferred|failed, detail), in the order the dispatch last left each
     _outcomes: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)
 
@@ -128,6 +141,7 @@ def dispatch(engine: Engine, alerts: AlertsConfig, *, now: datetime | None = Non
     # pass over the outbox does, and trying it again would make one dispatch its "two sends of its
     # own" (given up after one greylisting episode) or, while it is young, a dispatch without end
     tried: set[int] = set()
+    max_tried: int | None = None  # the largest of them (claim_next: looked for after it first)
     try:
         while True:
             if stopping is not None and stopping.is_set():
@@ -135,10 +149,19 @@ def dispatch(engine: Engine, alerts: AlertsConfig, *, now: datetime | None = Non
                 return report
             moment = clock()
             with engine.begin() as conn:
-                row = store_alerts.claim_next(conn, worker, moment, moment - held, skip=tried)
+                row = store_alerts.claim_next(conn, worker, moment, moment - held, skip=tried,
+                                              last=max_tried)
             if row is None:
+                report.held_until = _held_by_others(engine, alerts, worker, clock())
+                if report.held_until:
+                    held = len(report.held_until)
+                    log.warning("%s held by another dispatcher until %s: not sent by this send (a send under "
+                                "way, or one that died mid-send: its hold then lapses and the next send sends "
+                                "it)", "1 message is" if held == 1 else f"{held} messages are",
+                                _when(max(report.held_until)))
                 return report
             tried.add(row.id)
+            max_tried = max(max_tried or 0, row.id)
             if not _deliver(engine, alerts, session, row, worker, clock, report, stopping):
                 return report
     finally:
@@ -161,17 +184,25 @@ def _deliver(engine: Engine, alerts: AlertsConfig, session: SmtpSession, row, wo
         elif stopping.wait(seconds) and answered:
             raise answered[-1]
 
+    sending = False  # a try under way (not a pause between two)
     try:
         for attempt in Retrying(stop=stop_after_attempt(retry.attempts_per_run), reraise=True, sleep=pause,
                                 wait=wait_exponential(multiplier=retry.first_wait_seconds, max=retry.max_wait_seconds),
                                 retry=retry_if_exception(_the_message_may_pass)):
             with attempt:
                 tries += 1
+                sending = True
                 try:
                     session.send(row.sender, row.recipient, raw)
                 except Transient as exc:
                     answered.append(exc)
                     raise
+                finally:
+                    sending = False
+    except KeyboardInterrupt:
+        _give_back(engine, alerts, session, row, worker, clock, report,
+                   tries=tries - 1 if sending or not answered else tries, answered=None if sending else answered)
+        raise
     except SessionFailure as exc:
         # the server's or the configuration's failure, not the message's: the try that met it does not
         # count, its due time stays (the next dispatch tries it again); the reason shows in `alerts list`
@@ -218,6 +249,44 @@ def _deliver(engine: Engine, alerts: AlertsConfig, session: SmtpSession, row, wo
             log.warning("message %s was sent but its claim had passed to another dispatcher", row.message_id)
     report.record(row.message_id, "sent")
     return True
+
+
+def _give_back(engine: Engine, alerts: AlertsConfig, session: SmtpSession, row, worker: str,
+               clock: Callable[[], datetime], report: DispatchReport, *, tries: int,
+               answered: list[Transient] | None) -> None:
+    """Ctrl-C or SIGTERM while a message was being sent (or waited between its tries): the session cut
+    without waiting for the server, the message's claim released at once. A try cut short does not
+    count and the message is due again now (as at the service's stop: STOPPED); one waiting between
+    tries keeps the tries made and waits as its last answer says."""
+    session.abort(INTERRUPTED)
+    attempts = row.attempts + tries
+    with engine.begin() as conn:
+        if answered:
+            store_alerts.mark_deferred(conn, row.id, worker, attempts=attempts, error=answered[-1].reply,
+                                       next_attempt_at=clock() + backoff(alerts, attempts))
+        else:
+            store_alerts.mark_deferred(conn, row.id, worker, attempts=attempts, error=INTERRUPTED,
+                                       next_attempt_at=row.next_attempt_at)
+    report.record(row.message_id, "deferred", answered[-1].reply if answered else INTERRUPTED)
+    log.info("message %s to %s given back: %s", row.message_id, row.recipient, INTERRUPTED)
+
+
+def _held_by_others(engine: Engine, alerts: AlertsConfig, worker: str, moment: datetime) -> list[datetime]:
+    """When each pending message another dispatcher holds is released, once a dispatch found nothing
+    more to claim: a serve sending them, or a dispatcher killed mid-send, whose claim lasts its lease
+    (a trial's `alerts send` skipped such a message and said all was well)."""
+    with engine.connect() as conn:
+        if not store_alerts.held_count(conn):
+            return []
+        rows = store_alerts.list_outbox(conn, store_alerts.PENDING, limit=None)
+    held = lease(alerts)
+    until = [_aware(row.claimed_at) + held for row in rows if row.claimed_by and row.claimed_by != worker]
+    return sorted(u for u in until if u > moment)
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite gives back its moments without their zone: they are UTC, as written."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 # A login the server refused, per (host, port, user) in this process: (the password's digest, when). A

@@ -135,8 +135,10 @@ def _connection_error(exc: BaseException, where: str, timeout: float, *, connect
     return f"{where}: {_why(cause)}"
 
 
-# what a message or a session that :meth:`SmtpSession.abort` cut short is deferred with
+# what a message or a session that :meth:`SmtpSession.abort` cut short is deferred with: the service's
+# stop, or Ctrl-C / SIGTERM of `alerts send` (alerts.sending)
 STOPPED = "the service stopped before the mail server answered; the next send tries again"
+INTERRUPTED = "the send was interrupted (Ctrl-C or SIGTERM) before the mail server answered; the next send tries again"
 
 
 class _Abortable:
@@ -170,15 +172,16 @@ class SmtpSession:
         self._live: smtplib.SMTP | None = None  # the connection being opened or used
         self._sock: socket.socket | None = None  # its socket, known before smtplib's own attribute is set
         self._aborted = False
+        self._why_aborted = STOPPED
         self._lock = threading.Lock()
 
-    def abort(self) -> None:
+    def abort(self, why: str = STOPPED) -> None:
         """End the session now, from any thread: its socket is shut, so a step waiting for the server
         fails at once (the message is deferred with :data:`STOPPED`), and no connection is opened again.
         A TCP connect or TLS handshake under way still waits its timeout: there is no socket to shut yet.
         A message the server took before it could answer may arrive twice."""
         with self._lock:
-            self._aborted = True
+            self._aborted, self._why_aborted = True, why
             sock = getattr(self._live, "sock", None) or self._sock  # after STARTTLS smtplib's is the TLS one
         if sock is not None:
             try:  # the plain socket's shutdown, under TLS too: it wakes a read blocked in another thread
@@ -203,7 +206,7 @@ class SmtpSession:
         smtp: smtplib.SMTP | None = None
         step = "the connection"  # what the server refused, if it answers with an error
         if self._aborted:
-            raise SessionFailure(STOPPED)
+            raise SessionFailure(self._why_aborted)
         try:
             # made without a host and connected below, once it knows its session (_Abortable)
             if cfg.security == "ssl":
@@ -228,7 +231,7 @@ class SmtpSession:
         except smtplib.SMTPResponseException as exc:  # an answer to the greeting, STARTTLS or AUTH
             self._drop(smtp)
             if self._aborted:
-                raise SessionFailure(STOPPED) from None
+                raise SessionFailure(self._why_aborted) from None
             answer = _reply(exc.smtp_code, exc.smtp_error)
             refused = LoginRefused if cfg.username and step.startswith("the login") and exc.smtp_code >= 500 \
                 else SessionFailure
@@ -236,7 +239,7 @@ class SmtpSession:
         except (smtplib.SMTPException, OSError) as exc:  # refused, timed out, TLS, STARTTLS not offered
             self._drop(smtp)
             if self._aborted:
-                raise SessionFailure(STOPPED) from None
+                raise SessionFailure(self._why_aborted) from None
             why = _connection_error(exc, self.where, cfg.timeout_seconds, connecting=True)
             raise SessionFailure(why) from None
         except ConfigError as exc:  # no password where the config says to find one
@@ -265,7 +268,7 @@ class SmtpSession:
 
     def _lost(self, exc: BaseException) -> str:
         if self._aborted:
-            return STOPPED
+            return self._why_aborted
         return _connection_error(exc, self.where, self.config.timeout_seconds, connecting=False)
 
     def _reset(self) -> None:
@@ -287,6 +290,9 @@ class SmtpSession:
     def close(self) -> None:
         smtp, self._smtp = self._smtp, None
         if smtp is None:
+            return
+        if self._aborted:  # no QUIT: a server that stalled would hold the stop for its timeout (a trial: 31.5 s)
+            self._drop(smtp)
             return
         try:
             smtp.quit()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 from sqlalchemy.engine import Engine
 
 from budgetwatch.config import Config, load_config
@@ -24,7 +26,43 @@ from foundation.files import WholeFile
 from service import logs
 from store.db import open_store
 
+class Interrupted(Exception):
+    """Ctrl-C (SIGINT) or SIGTERM stopped a command: one line, ``interrupted`` (``interrupted
+    (SIGTERM)``), and exit 130 (143) — README, "Exit codes". Raised by the app's group in place of
+    the KeyboardInterrupt out of a command: typer 0.29 turns that into a silent ``Exit(130)``, which
+    budgetwatch.cli.main could not tell from a command's own exit code (a trial: Ctrl-C during a
+    sync exited 130 with no line)."""
+
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        self.signum = signum
+        self.exit_code = 128 + signum
+        self.line = "interrupted" if signum == signal.SIGINT else f"interrupted ({signal.Signals(signum).name})"
+        super().__init__(self.line)
+
+
+# the signal that interrupts the command, once one has: SIGTERM is turned into a KeyboardInterrupt
+# (budgetwatch.cli.main), so it is the one place that remembers which signal it was
+received: list[int] = []
+
+
+def interruption() -> Interrupted:
+    """The Interrupted a KeyboardInterrupt stands for: SIGTERM's when one was received, else Ctrl-C's."""
+    return Interrupted(signal.SIGTERM if signal.SIGTERM in received else signal.SIGINT)
+
+
+class _Commands(TyperGroup):
+    """The app's group: a KeyboardInterrupt out of any command (Ctrl-C, or SIGTERM as
+    budgetwatch.cli.main turns it) leaves as :class:`Interrupted`, past typer's handling."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise interruption() from exc
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="budgetwatch",
     help="Reconciles the budget performance Khuzestan's agencies report in Nezarat-4 and SABA.",
     no_args_is_help=True,

@@ -1,16 +1,26 @@
-"""Entry point of the `budgetwatch` command: loads every command module and runs the app."""
+"""Entry point of the `budgetwatch` command: loads every command module and runs the app.
+
+Ctrl-C and SIGTERM stop a command alike (README, "Exit codes"): SIGTERM is turned into the
+KeyboardInterrupt Ctrl-C raises — through the SIGINT handler in place, so a sync's event loop
+(asyncio.Runner's) cancels its work as at Ctrl-C and records the run ``interrupted`` — and the command
+ends with one line, ``interrupted`` (exit 130) or ``interrupted (SIGTERM)`` (exit 143). A command with
+a stop of its own (``serve``, ``web``, the simulator) installs its own handlers over this one.
+"""
 
 from __future__ import annotations
 
 import inspect
 import logging
 import re
+import signal
 import sys
+import threading
 import traceback
+from typing import Any
 
 import typer
 
-from budgetwatch.app import UserError, app, context, err_console
+from budgetwatch.app import Interrupted, UserError, app, context, err_console, interruption, received
 from budgetwatch.config import ConfigError
 from store.db import StoreError, error_line
 
@@ -50,6 +60,38 @@ _reflow_help(app)
 
 
 def main(argv: list[str] | None = None) -> int:
+    received.clear()
+    previous = _stop_on_sigterm()
+    try:
+        return _run(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_on_sigterm() -> Any:
+    """SIGTERM as Ctrl-C while a command runs (a manual sync died by the signal, its run left
+    ``running``: a trial); the handler it replaces, or None where none was replaced (a thread, or a
+    handler someone else set)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is not signal.SIG_DFL:
+        return None
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    return previous
+
+
+def _terminate_as_interrupt(signum: int, frame: Any) -> None:
+    received.append(signum)
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):  # Python's (raises KeyboardInterrupt) or asyncio.Runner's (cancels its task first)
+        handler(signal.SIGINT, frame)
+        return
+    raise KeyboardInterrupt  # SIGINT ignored (started in the background): SIGTERM still stops it
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         # not standalone: click's usage errors reach us (to be said in one line, not typer's boxed panel);
         # --help, --version and typer.Exit(n) come back as their exit code; commands return None
@@ -58,10 +100,11 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except typer.TyperException as exc:  # click's, in typer's copy: an unknown command or option, a bad value
         return _usage_error(exc)
+    except Interrupted as exc:  # Ctrl-C or SIGTERM while a command ran (the app's group raises it)
+        return _interrupted(exc)
     except typer.Abort as exc:  # click's for Ctrl-C or end of input at a prompt (users add)
         if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
-            _say("interrupted")
-            return 130
+            return _interrupted(interruption())
         _say("aborted")
         return 1
     except ConfigError as exc:
@@ -75,9 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     except (StoreError, UserError) as exc:
         _fail(f"error: {exc}", exc)
         return getattr(exc, "exit_code", 2)
-    except KeyboardInterrupt:  # outside click's own handling (it turns one into Abort, above)
-        _say("interrupted")
-        return 130
+    except KeyboardInterrupt:  # outside a command (parsing the arguments)
+        return _interrupted(interruption())
     except Exception as exc:  # the last line of defence: one line, the traceback with --debug
         if context().debug:
             _fail(f"error: {error_line(exc)}", exc)
@@ -86,6 +128,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     # --help, --version and typer.Exit(n) return their code; a command returns None (a value is no code)
     return code if isinstance(code, int) and not isinstance(code, bool) else 0
+
+
+def _interrupted(exc: Interrupted) -> int:
+    """The one line of an interrupted command, and its exit code (130 Ctrl-C, 143 SIGTERM)."""
+    _say(exc.line)
+    return exc.exit_code
 
 
 def _usage_error(exc: typer.TyperException) -> int:

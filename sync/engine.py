@@ -29,7 +29,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import sqlalchemy as sa
@@ -76,8 +79,94 @@ async def sync_sources(
 def run_sync(engine: Engine, sources: SourcesConfig, names: Sequence[Source] = SOURCES,
              **options: Any) -> list[SourceOutcome]:
     """:func:`sync_sources` in an event loop of its own; ``options`` are its keyword arguments
-    (``full``, ``years``, ``observer``, ``client_factory``)."""
-    return asyncio.run(sync_sources(engine, sources, names, **options))
+    (``full``, ``years``, ``observer``, ``client_factory``).
+
+    Ctrl-C (and SIGTERM, which budgetwatch.cli turns into one) cancels the runs, as ``asyncio.run``
+    does: each commits the batch in flight, records its run ``interrupted`` and releases its locks;
+    then KeyboardInterrupt. A run that has not wound down :data:`STOP_GRACE_SECONDS` later — a thread
+    or the loop itself waiting for a database server that stopped answering (a trial's ``kill -STOP``
+    of a backend: Ctrl-C did nothing, twice, until the server answered again) — is interrupted as a
+    second Ctrl-C would, and its threads are not waited for: the command ends with its line, the
+    process exits without them (budgetwatch.entry), and the database rolls back their unfinished
+    transactions when their connections go (that run's record is marked ``interrupted`` by the next)."""
+    threads = _Threads(thread_name_prefix="sync")
+    loop = asyncio.new_event_loop()
+    loop.set_default_executor(threads)
+    task = loop.create_task(sync_sources(engine, sources, names, **options))
+    stop = _Stop(loop, task)
+    try:
+        return loop.run_until_complete(task)
+    except asyncio.CancelledError:
+        if stop.signalled:
+            threads.abandon()
+            raise KeyboardInterrupt from None
+        raise
+    except BaseException:
+        threads.abandon()
+        raise
+    finally:
+        try:
+            _wind_down(loop, threads)
+        finally:
+            stop.restore()
+            loop.close()
+
+
+# how long an interrupted sync gets to wind down (commit the batch in flight, record its runs) before
+# it is cut short as by a second Ctrl-C, and again every AGAIN_SECONDS until it is: a KeyboardInterrupt
+# in a psycopg wait cancels the statement and waits up to 5 s more for the server, which the next cuts
+STOP_GRACE_SECONDS = 3.0
+AGAIN_SECONDS = 0.5
+
+
+class _Stop:
+    """Ctrl-C while the loop runs, as asyncio.Runner handles it (the first cancels the task, a second
+    raises KeyboardInterrupt), plus seconds of its own after :data:`STOP_GRACE_SECONDS`: the loop's
+    thread may be stuck where no cancellation reaches it. Only in the main thread, and only over
+    Python's own handler (a handler someone else set, or SIGINT ignored, is left as it is)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task) -> None:
+        self.loop, self.task, self.signalled = loop, task, 0
+        self._done = threading.Event()
+        self._installed = (threading.current_thread() is threading.main_thread()
+                           and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+        if self._installed:
+            signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _on_sigint(self, _signum: int, _frame: Any) -> None:
+        self.signalled += 1
+        if self.signalled == 1 and not self.task.done():
+            self.task.cancel()
+            self.loop.call_soon_threadsafe(lambda: None)  # wakes a select() with a long timeout
+            threading.Thread(target=self._again, name="sync-stop", daemon=True).start()
+            return
+        raise KeyboardInterrupt
+
+    def _again(self) -> None:
+        if self._done.wait(STOP_GRACE_SECONDS):
+            return
+        log.warning("the sync did not wind down within %g s of the interruption (the database not "
+                    "answering?): stopping without it", STOP_GRACE_SECONDS)
+        while not self._done.is_set():
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            self._done.wait(AGAIN_SECONDS)
+
+    def restore(self) -> None:
+        self._done.set()
+        if self._installed and signal.getsignal(signal.SIGINT) == self._on_sigint:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _wind_down(loop: asyncio.AbstractEventLoop, threads: _Threads) -> None:
+    """What ``asyncio.run`` does after its task: the tasks left cancelled and awaited, the async
+    generators closed, the threads joined (unless abandoned)."""
+    left = asyncio.all_tasks(loop)
+    for task in left:
+        task.cancel()
+    if left:  # an interrupted run's tasks get a moment, not for ever: one may await a stuck thread
+        loop.run_until_complete(asyncio.wait(left, timeout=1.0 if threads.abandoned else None))
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.run_until_complete(loop.shutdown_default_executor())
 
 
 def _refresh_statistics(engine: Engine, outcomes: Sequence[SourceOutcome]) -> None:
@@ -94,6 +183,19 @@ def _refresh_statistics(engine: Engine, outcomes: Sequence[SourceOutcome]) -> No
         refresh_statistics(engine, list(tables.values()))
     except Exception:  # noqa: BLE001
         log.warning("could not refresh the store's statistics after the sync", exc_info=True)
+
+
+class _Threads(ThreadPoolExecutor):
+    """The sync loop's threads (``asyncio.to_thread``): joined when the loop closes, unless abandoned
+    (an interrupted sync does not wait for a thread stuck in the database)."""
+
+    abandoned = False
+
+    def abandon(self) -> None:
+        self.abandoned = True
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        super().shutdown(wait=wait and not self.abandoned, cancel_futures=cancel_futures or self.abandoned)
 
 
 __all__ = ["SOURCES", "SourceOutcome", "SyncObserver", "run_sync", "sync_sources"]

@@ -159,10 +159,15 @@ def clean_text(raw: str | None) -> str | None:
     return None if text in _EMPTY_MARKERS else text
 
 
+# letters that draw nothing: Hangul fillers, the braille blank, kashida alone
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800\u0640")
+
+
 def has_visible(text: str | None) -> bool:
     """Whether `text` has a character a reader sees: not only spaces, ZWNJ, bidi marks or other
-    format and control characters (a reason of ZWNJ alone was recorded as if given)."""
-    return bool(text) and any(unicodedata.category(ch)[0] not in "CZ" for ch in text)
+    format and control characters, nor letters that draw nothing (a reason of ZWNJ alone was
+    recorded as if given)."""
+    return bool(text) and any(unicodedata.category(ch)[0] not in "CZ" and ch not in _BLANK_LETTERS for ch in text)
 
 
 def require_text(raw: str | None, *, field: str = "text") -> str:

@@ -5,8 +5,9 @@ Jalali dates, the way a budget expert of the province writes them; codes are wri
 ASCII digits isolated left-to-right (shared/presentation.md). Figures, days and quarters are
 written by foundation/present.py, as everywhere people read them, with three differences kept here
 because finding sentences are fingerprinted and stored (a changed sentence would "update" every
-deviation): a missing figure is '؟' (present: '—'), a number is not grouped unless asked, and a
-percentage is written exactly as computed (present rounds it to one place).
+deviation): a missing figure is '؟' (present: '—'), a number is not grouped unless asked (a
+percentage is, as present writes it), and a percentage is written to two places, more where it
+must be told apart (present rounds it to one place).
 """
 
 from __future__ import annotations

@@ -81,9 +81,9 @@ _ISOLATED = re.compile("\u2066([^\u2066\u2069]*)\u2069")  # a code as a finding'
 
 
 def _sentence(text: str) -> Markup:
-    """A finding's sentence, escaped, each code it isolates (U+2066…U+2069, decisions.md) in a
-    ``<bdi>``: left to right, and never broken at its hyphen (``1405-150-11005``)."""
-    return Markup(_ISOLATED.sub(lambda m: f"<bdi>{m[1]}</bdi>", str(escape(text))))
+    """A finding's sentence, escaped, each code or negative figure it isolates (U+2066…U+2069,
+    decisions.md) in a left-to-right ``<bdi>``, a code never broken at its hyphen (``1405-150-11005``)."""
+    return Markup(_ISOLATED.sub(lambda m: f'<bdi dir="ltr">{m[1]}</bdi>', str(escape(text))))
 
 
 def _environment() -> jinja2.Environment:

@@ -227,7 +227,7 @@ def _claimable(now: datetime, stale_before: datetime) -> Any:
 
 
 def claim_next(conn: Connection, worker: str, now: datetime, stale_before: datetime,
-               skip: Collection[int] = ()) -> Any | None:
+               skip: Collection[int] = (), last: int | None = None) -> Any | None:
     """Claim the oldest due pending message for `worker` and return its row, or None.
 
     ``skip``: the ids of messages the calling dispatch has tried already, never claimed again by it.
@@ -238,13 +238,14 @@ def claim_next(conn: Connection, worker: str, now: datetime, stale_before: datet
     A pass claims in the order of ids, so the messages after the last one tried are looked for first,
     with no list in the statement; only when none is due are the earlier ones not tried looked for
     (one became due meanwhile), the tried ids then written into the statement. Each claim of a pass
-    over 20,000 messages rendered them all (23 ms a claim, a review).
+    over 20,000 messages rendered them all (23 ms a claim, a review). ``last``: the largest id of
+    ``skip``, if the caller keeps it (else it is looked for in ``skip``, a pass over it a claim).
 
     Commit right after: the claim must be visible to other dispatchers before sending begins."""
     claimable = _claimable(now, stale_before)
     if not skip:
         return _claim(conn, worker, now, claimable)
-    last = max(skip)
+    last = max(skip) if last is None else last
     found = _claim(conn, worker, now, sa.and_(claimable, outbox.c.id > last))
     if found is not None:
         return found

@@ -138,8 +138,9 @@ def create_app(engine: Engine, config: Any, *, secret: str | None = None, https_
             attempt = state.limiter.attempt(username, address)
         except auth.TooManyFailures as refused:
             minutes = max(1, round(refused.wait / 60))
+            later = "چند لحظهٔ دیگر" if refused.wait < 60 else f"{_fa(minutes)} دقیقه دیگر"
             return render(request, "login.html", status_code=429, next=target, username=typed,
-                          error=f"ورودهای ناموفق بسیار بوده است؛ {_fa(minutes)} دقیقه دیگر دوباره بکوشید.")
+                          error=f"ورودهای ناموفق بسیار بوده است؛ {later} دوباره بکوشید.")
         with attempt:  # the slot given back if the store fails before the password is checked
             # looked up as typed: a name stored exactly so comes first (store.users get_user), then its
             # canonical spelling

@@ -112,6 +112,9 @@ def csrf_matches(session_token: str | None, sent: str | None) -> bool:
     return bool(session_token) and bool(sent) and hmac.compare_digest(str(session_token), str(sent))
 
 
+IN_FLIGHT_WAIT = 2.0  # seconds: a refusal while other sign-ins of the pair or address are being checked
+
+
 class TooManyFailures(Exception):
     """A sign-in refused before its password is checked: its name and address, or its address, have
     had their failures in the window (attempts still being checked among them); ``wait`` is the
@@ -171,9 +174,12 @@ class LoginLimiter:
         """Seconds until the key has fewer than `most` failures and attempts in flight together."""
         if len(times) + checking < most:
             return 0.0
-        if checking >= most:  # all of them still being checked: each may yet be a failure of now
-            return float(self.window)
-        return max(0.0, times[-(most - checking)][0] + self.window - self._clock())
+        if len(times) >= most:  # the failures recorded are enough: until the oldest of them leaves
+            return max(0.0, times[-most][0] + self.window - self._clock())
+        # full only with the attempts still being checked: they end within seconds, and the window
+        # is only the wait if they fail (a review: 20 sign-ins behind one office address were told
+        # to wait 15 minutes, where one a second later got in)
+        return IN_FLIGHT_WAIT
 
     def _blocked_for(self, pair: tuple[str, str], address: str) -> float:
         return max(self._wait(self._recent(self._failures, pair), self._checking[pair], self.max_failures),

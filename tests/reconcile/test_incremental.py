@@ -353,6 +353,34 @@ def test_a_year_that_begins_is_judged_for_its_credits_though_nothing_changed(eng
     assert again.stats["capital.credit_inconsistency"].checked == again.stats["expense.credit_inconsistency"].checked == 0
 
 
+def test_a_store_recorded_before_credits_waited_for_their_year_is_judged_whole_after_the_upgrade(engine, monkeypatch):
+    """A review: the release that made credit_inconsistency wait for a year to begin (and isolated
+    negative figures in sentences) must raise wording.VERSION, or the first run after the upgrade is
+    incremental and carries the old release's deviations of years not begun, and its sentences."""
+    from reconcile.rules import capital, expense
+
+    varied_store(engine, random.Random(3))
+    # the release before: wording 9, credit_inconsistency judging years not begun, not time-driven
+    for rule in (capital.CreditInconsistency, expense.CreditInconsistency):
+        monkeypatch.setattr(rule, "time_driven", False)
+    monkeypatch.setattr("reconcile.scope.Scope.begun_years", lambda self: self.years)
+    monkeypatch.setattr("reconcile.wording.VERSION", 9)
+    before = reconcile.run(engine, config(), as_of=day("1404/12/28"))
+    assert any(f.rule == "credit_inconsistency" for f in before.findings)
+    monkeypatch.undo()
+    runs = ReconcileRun.__table__
+    with engine.begin() as conn:  # its run recorded no clock for the rule
+        stats = conn.execute(sa.select(runs.c.stats).where(runs.c.id == before.run_id)).scalar_one()
+        for name in ("capital.credit_inconsistency", "expense.credit_inconsistency"):
+            stats["clocks"].pop(name, None)
+        conn.execute(sa.update(runs).where(runs.c.id == before.run_id).values(stats=stats))
+    upgraded = reconcile.run(engine, config(), as_of=day("1404/12/29"), incremental=True)
+    assert upgraded.scope == "full"  # another basis: the wording's version
+    assert _active(engine, "credit_inconsistency") == 0
+    whole = reconcile.run(engine, config(), as_of=day("1404/12/29"), dry_run=True)
+    assert {k: v for k, v in whole.life.as_dict().items() if k in NOTHING_TO_DO} == NOTHING_TO_DO, whole.life
+
+
 def test_on_sqlite_the_plan_searches_run_ids_by_index_whatever_analyze_counted(tmp_path):
     """What changed since the last run is found through the run id indexes (migration 0009), not by
     reading every fact row, even when SQLite's statistics say one run id covers a million rows, as

@@ -8,10 +8,12 @@ budgetwatch.cli.main as one line; tracebacks appear only with --debug.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from typer.core import TyperGroup
 from sqlalchemy.engine import Engine
 
 from budgetwatch.config import Config, load_config
-from foundation.files import WholeFile
+from foundation.files import OutputError, WholeFile
 from service import logs
 from store.db import open_store
 
@@ -117,8 +119,21 @@ def open_output(path: Path, newline: str | None = None, option: str = "--output"
         if folder.is_dir() and not os.access(folder, os.W_OK):
             raise UserError(f"{option} {path}: cannot write there (folder {folder} may not be written)")
     try:
-        return WholeFile(path, newline=newline)
+        handle = WholeFile(path, newline=newline)
     except OSError as exc:
+        raise UserError(f"{option} {path}: cannot write there ({exc.strerror or exc})") from None
+    return _said(handle, path, option)
+
+
+@contextlib.contextmanager
+def _said(handle: WholeFile, path: Path, option: str) -> Iterator[WholeFile]:
+    """`handle` as a ``with`` block's, a failure to write it or put it in place (a full disk) said as
+    the option's one line, exit 2, as `report --output` says it (a trial: `export -o` on a full disk
+    ended "error: OSError: [Errno 28] …", exit 1); the old file stays (WholeFile)."""
+    try:
+        with handle:
+            yield handle
+    except OutputError as exc:
         raise UserError(f"{option} {path}: cannot write there ({exc.strerror or exc})") from None
 
 

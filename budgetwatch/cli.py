@@ -151,6 +151,10 @@ def _usage_error(exc: typer.TyperException) -> int:
 def _fail(message: str, exc: BaseException) -> None:
     """Say `message`; with --debug, the traceback first. The exit code is the same either way
     (README, "Exit codes"): --debug adds the traceback, it changes nothing else."""
+    if context().debug and context().log_format == "json":  # the traceback inside the line's object
+        # (``exc_info``): printed plainly it broke the stream of one JSON object a line (a trial)
+        logging.getLogger("budgetwatch").error(message, exc_info=(type(exc), exc, exc.__traceback__))
+        return
     if context().debug:
         sys.stderr.flush()
         traceback.print_exception(exc, file=sys.stderr)

@@ -3,6 +3,7 @@ name and takes the name only when it is complete (a rename, atomic within one fo
 that fails halfway, an interrupt or a kill -9 leaves whatever was there before, never a truncated
 file under the real name (a CSV export killed halfway looked whole in Excel). Used by every
 ``--output`` of the CLI (budgetwatch.app.open_output) and by the report's files (reports/files.py).
+A write that fails (a full disk) raises :class:`OutputError`, naming the file as the caller gave it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ import stat
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["WholeFile", "done_with", "running", "temporary_beside"]
+__all__ = ["OutputError", "WholeFile", "done_with", "running", "temporary_beside"]
+
+
+class OutputError(OSError):
+    """A :class:`WholeFile` that could not be written or put in place — a full disk (ENOSPC), a
+    quota, an I/O error — with the system's ``errno`` and ``strerror`` and, as ``filename``, the
+    path as the caller gave it (never the temporary file). Its own class so that a command can say
+    it as its ``--output``'s one line (exit 2, as `report` does) and tell it from other OSErrors
+    (a trial: `export -o` on a full disk ended "error: OSError: [Errno 28] …", exit 1)."""
 
 
 _writing: set[Path] = set()  # this process's temporary files being written (threads)
@@ -91,6 +100,7 @@ class WholeFile:
     file (``/dev/stdout``, a pipe) is written directly."""
 
     def __init__(self, path: Path, *, newline: str | None = None) -> None:
+        self._path = path
         self._target: Path | None = None
         self._temporary: Path | None = None
         try:  # followed as the kernel follows it: /dev/stdout is a link to /proc/self/fd/1, whose
@@ -115,20 +125,42 @@ class WholeFile:
         return getattr(self._file, name)
 
     def write(self, text: str) -> int:
-        return self._file.write(text)
+        try:
+            return self._file.write(text)
+        except OSError as exc:
+            raise self._failed(exc) from exc
+
+    @property
+    def buffer(self) -> _Guarded:
+        """The binary buffer under the text (a JSON writer's bytes go there), its failures said as ours."""
+        return _Guarded(self._file.buffer, self._failed)
+
+    def flush(self) -> None:
+        try:
+            self._file.flush()
+        except OSError as exc:
+            raise self._failed(exc) from exc
 
     def close(self) -> None:
         """Done: the file takes its name (once; later calls do nothing)."""
         if self._file.closed:
             return
         try:
-            self._file.close()
+            self._file.close()  # what is still buffered is written now: a full disk may say so here
             if self._target is not None:
                 os.replace(self._temporary, self._target)
                 done_with(self._temporary)
+        except OSError as exc:
+            self._remove()
+            raise self._failed(exc) from exc
         except BaseException:
             self._remove()
             raise
+
+    def _failed(self, exc: OSError) -> OutputError:
+        if isinstance(exc, OutputError):
+            return exc
+        return OutputError(exc.errno, exc.strerror or str(exc), str(self._path))
 
     def discard(self) -> None:
         """Not done: the temporary file removed, ``path`` as it was (once; after close, nothing)."""
@@ -150,3 +182,27 @@ class WholeFile:
             self.close()
         else:
             self.discard()
+
+
+class _Guarded:
+    """A WholeFile's binary buffer: writing and flushing it fail as the WholeFile's own writes do
+    (an :class:`OutputError` naming the file); everything else is the buffer's."""
+
+    def __init__(self, raw: Any, failed: Any) -> None:
+        self._raw = raw
+        self._failed = failed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+    def write(self, data: Any) -> int:
+        try:
+            return self._raw.write(data)
+        except OSError as exc:
+            raise self._failed(exc) from exc
+
+    def flush(self) -> None:
+        try:
+            self._raw.flush()
+        except OSError as exc:
+            raise self._failed(exc) from exc

@@ -8,11 +8,12 @@ threshold's key and default are written once; an unknown key is still an error n
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, create_model, field_validator, model_validator
+from pydantic import Field, ValidationInfo, create_model, field_validator, model_validator
 
 from foundation.settings import Strict
 from foundation.vocabulary import Group
@@ -42,6 +43,11 @@ def _rule_model(rule_id: str) -> type[Strict]:
                 raise TypeError(f"rule {rule_id}: the families' Limits disagree on {f.name}")
     name = "".join(part.title() for part in rule_id.split("_")) + "Rule"
     ordered = _ordered(fields)
+    # a threshold is a finite number: NaN compares false to everything, so `major: .nan` passed the
+    # order check below and no finding was ever that severe (a trial); booleans are refused where
+    # the whole configuration is read (budgetwatch.config)
+    typed = {n: (Annotated[float, Field(allow_inf_nan=False)] if kind is float else kind, default)
+             for n, (kind, default) in fields.items()}
 
     def keep_order(self: Any) -> Any:
         values = [getattr(self, f) for f in ordered]
@@ -53,7 +59,7 @@ def _rule_model(rule_id: str) -> type[Strict]:
         return self
 
     return create_model(name, __base__=_Rule, __module__=__name__,
-                        __validators__={"_keep_order": model_validator(mode="after")(keep_order)}, **fields)
+                        __validators__={"_keep_order": model_validator(mode="after")(keep_order)}, **typed)
 
 
 def _ordered(fields: dict[str, tuple[type, Any]]) -> list[str]:
@@ -86,15 +92,47 @@ class ReconcileConfig(Strict):
         return value
 
 
+# the validation context under which a configuration written by a person is read
+# (budgetwatch.config.parse_config): its agency codes must be codes an agency can have
+AS_WRITTEN = "as_written"
+
+
 class RoutingConfig(Strict):
     default: Group = "consolidation"
     agencies: dict[str, Group] = Field(default_factory=dict)  # agency code -> group
 
     @field_validator("agencies", mode="before")
     @classmethod
-    def _codes(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            from foundation.persian import to_ascii_digits
+    def _codes(cls, value: Any, info: ValidationInfo) -> Any:
+        """Each agency code as the portals' codes are read (foundation.persian.parse_code: Persian
+        and Arabic-Indic digits in ASCII, spaces and bidi marks dropped, leading zeros kept). Codes
+        that are one once read (`305` and `"305"`, `۳۰۵` and `305`) are refused, naming them: a dict
+        kept the last silently (a trial). In config.yaml (:data:`AS_WRITTEN`) a code is digits, as
+        every agency's is: an empty code or one that is no number (`abc`) would route nothing."""
+        if not isinstance(value, dict):
+            return value
+        from foundation.persian import BadCode, parse_code, to_ascii_digits
 
-            return {to_ascii_digits(str(k)).strip(): v for k, v in value.items()}
-        return value
+        as_written = bool(info.context and info.context.get(AS_WRITTEN))
+        codes: dict[str, Any] = {}
+        written: dict[str, Any] = {}
+        problems = []
+        for key, group in value.items():
+            try:
+                code = parse_code(str(key), field="agency code")
+            except BadCode:
+                code = None
+            if as_written and (code is None or not _DIGITS.fullmatch(code)):
+                problems.append(f"{key!r} is not an agency code (digits, e.g. 305 or 032)")
+                continue
+            code = to_ascii_digits(str(key)).strip() if code is None else code
+            if code in written:
+                problems.append(f"{written[code]!r} and {key!r} are one agency code ({code}): give it once")
+            else:
+                written[code], codes[code] = key, group
+        if problems:
+            raise ValueError("; ".join(problems))
+        return codes
+
+
+_DIGITS = re.compile(r"[0-9]+")

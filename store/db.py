@@ -246,10 +246,16 @@ def reaching(url: str) -> Iterator[None]:
     try:
         yield
     except sa.exc.DBAPIError as exc:
-        if not (isinstance(exc, sa.exc.OperationalError)
+        # a connection's settings the driver refuses before it connects (``?connect_timeout=abc``,
+        # an unknown option: psycopg's ProgrammingError, no statement) open no store either
+        refused_settings = isinstance(exc, (sa.exc.ProgrammingError, sa.exc.InterfaceError)) and exc.statement is None
+        if not (isinstance(exc, sa.exc.OperationalError) or refused_settings
                 or getattr(exc.orig, "sqlite_errorname", None) in _NOT_A_STORE):
             raise
         reason = "; ".join(line.strip() for line in str(exc.orig).splitlines() if line.strip())  # one line
+        password = sa.engine.make_url(url).password
+        if password:  # the driver may quote the settings it refused
+            reason = reason.replace(str(password), "***")
         if reason == "file is not a database":
             reason += " (correct database.url or BUDGETWATCH_DATABASE_URL)"
         # a server that did not answer, or is starting or stopping, may answer later; a refusal of the

@@ -429,6 +429,13 @@ def test_with_json_logs_the_last_line_is_a_json_object_too(tmp_path):
                               env=env, capture_output=True, text=True, timeout=60)
         record = json.loads(_one_line(done.stderr))
         assert done.returncode == 2 and record["level"] == "ERROR" and record["message"].startswith(said), done.stderr
+    # with --debug too: the traceback inside the object (``exc_info``), not plain lines after it
+    (tmp_path / "config.yaml").write_text("data_dir: data\nschedul: {}\n", encoding="utf-8")
+    done = subprocess.run([str(SCRIPT), "--log-format", "json", "--debug", "--config", "config.yaml", "check-config"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    records = [json.loads(line) for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and records[-1]["message"].startswith("configuration error in"), done.stderr
+    assert "Traceback (most recent call last)" in records[-1]["exc_info"]
 
 
 def test_a_portals_text_in_runs_is_shown_as_written_never_as_markup(run, tmp_path):

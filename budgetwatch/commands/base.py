@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from budgetwatch.app import app, console, context
-from store.db import current_revision, head_revision, make_engine, reaching, safe_url, upgrade
+from store.db import check_current, current_revision, head_revision, make_engine, reaching, safe_url, upgrade
 
 db_app = typer.Typer(help="The store: schema migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -17,11 +17,14 @@ def check_config() -> None:
     """Validate config.yaml and explain what it sets (passwords are never shown)."""
     ctx = context()
     cfg = ctx.config
+    # the store's URL first: reading it makes the embedded default's data_dir, which may fail (a
+    # folder under /proc), and that must not follow "configuration OK"
+    database = safe_url(cfg.database_url)
     console.print(f"[green]configuration OK[/green]: {ctx.config_source}", soft_wrap=True)
     table = Table(show_header=True, header_style="bold")
     table.add_column("setting")
     table.add_column("value")
-    table.add_row("database", safe_url(cfg.database_url))
+    table.add_row("database", database)
     table.add_row("data directory", str(cfg.data_dir))
     for name in ("nezarat4", "saba"):
         src = getattr(cfg.sources, name)
@@ -83,6 +86,10 @@ def db_upgrade() -> None:
     engine = make_engine(url)
     with reaching(url):  # the store's connection only: a failing migration says so itself
         before = current_revision(engine)
+        if before is not None and before > head_revision():
+            # written by a newer release: said as every other command says it (exit 2), not as
+            # alembic's "Can't locate revision" (a trial); nothing is changed
+            check_current(engine)
     upgrade(engine)
     after = current_revision(engine)
     if before == after:

@@ -144,7 +144,7 @@ def export(
 
     with engine.connect() as conn:
         if output:
-            with open_output(output, newline="") as out:
+            with open_output(output, newline="") as out:  # a full disk: one line, exit 2 (open_output)
                 n = write(out)
             err_console.print(f"wrote {n} {kind.value} to {output}")
         else:

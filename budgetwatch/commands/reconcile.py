@@ -387,7 +387,7 @@ def deviations_list(
     status: list[str] = typer.Option(None, "--status", help="open|acknowledged|resolved|dismissed (default: all but dismissed)."),
     include_dismissed: bool = typer.Option(False, "--include-dismissed", help="Also list dismissed deviations."),
     fmt: str = typer.Option("table", "--format", help="table or json."),
-    output: Path = typer.Option(None, "--output", help="Write to this file instead of the terminal."),
+    output: Path = typer.Option(None, "--output", "-o", help="Write to this file instead of the terminal."),
 ) -> None:
     """List the deviations in the store (no new judging)."""
     fmt = _format(fmt)

@@ -113,7 +113,7 @@ def report_command(
     county: list[str] = typer.Option(None, "--county", help="Only this county (name or code); repeatable."),
     agency: list[str] = typer.Option(None, "--agency", help="Only this agency code; repeatable."),
     group: list[str] = typer.Option(None, "--group", help="Only agencies of this expert group; repeatable."),
-    output: Path = typer.Option(None, "--output", help="FILE.xlsx or FILE.html."),
+    output: Path = typer.Option(None, "--output", "-o", help="FILE.xlsx or FILE.html."),
 ) -> None:
     """Write the monitoring report of a period: summaries, projects, agreements, deviations, the cycle."""
     if ctx.invoked_subcommand is not None:
@@ -144,7 +144,7 @@ def report_command(
 @report_app.command("project")
 def report_project(
     code: str = typer.Argument(..., metavar="CODE", help="The project's code."),
-    output: Path = typer.Option(None, "--output", help="FILE.html"),
+    output: Path = typer.Option(None, "--output", "-o", help="FILE.html"),
 ) -> None:
     """One project's S-curve: planned against reported progress, quarter by quarter, across its years."""
     from reports import html

@@ -20,6 +20,7 @@ import pytest
 
 import foundation.files
 from budgetwatch.cli import main
+from tests.cli import one_line
 from foundation.files import WholeFile
 from store.db import open_store
 from tests.reconcile.reconcile_builders import Store
@@ -68,11 +69,7 @@ def full_disk(monkeypatch):
     monkeypatch.setattr(foundation.files, "temporary_beside", on_a_full_disk)
 
 
-def _one_line(err: str) -> str:
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    return lines[0]
+_one_line = one_line
 
 
 @pytest.mark.parametrize("kind", ["projects", "agreements"])

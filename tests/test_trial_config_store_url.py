@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from budgetwatch.cli import main
+from tests.cli import command_line, one_line
 from budgetwatch.config import DATABASE_ENV, ConfigError, parse_config
 
 PASSWORD = "s3cret-Pass"
@@ -17,24 +17,10 @@ UNREADABLE = [f"postgresql+psycopg://bw:{PASSWORD}@[::1/budgetwatch",
 
 @pytest.fixture
 def run(tmp_path, capsys, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv(DATABASE_ENV, raising=False)
-
-    def run(*argv: str, config: str = "data_dir: data\n") -> tuple[int, str, str]:
-        path = tmp_path / "config.yaml"
-        path.write_text(config, encoding="utf-8")
-        code = main(["--config", str(path), *argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+    return command_line(tmp_path, capsys, monkeypatch)
 
 
-def _one_line(err: str) -> str:
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    return lines[0]
+_one_line = one_line
 
 
 @pytest.mark.parametrize("url", UNREADABLE)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 from abc import ABC
 from dataclasses import dataclass
 from datetime import date
@@ -137,6 +138,24 @@ def begun_clock(scope: Scope) -> str:
     """The clock of the rules that judge a year once it has begun (completion_overdue,
     credit_inconsistency: "a year that begins after [the as-of day] is not" checked)."""
     return f"years begun {list(scope.begun_years())}"
+
+
+_BEGUN_CLOCK = re.compile(r"years begun \[((?:\d+(?:, )?)*)\]")
+
+
+def begun_moved(scope: Scope, then: str, year: Any) -> sa.ColumnElement[bool] | None:
+    """The :meth:`Rule.moved` of the rules on :func:`begun_clock`: a year that has begun stays begun,
+    so a clock moved forward from `then` reaches only the rows of the years begun since (`year`: the
+    rule's fiscal year column), not every year's (a review: on 1 Farvardin credit_inconsistency read
+    every year's possibly-broken credits). None for a clock it cannot read or one moved back."""
+    found = _BEGUN_CLOCK.fullmatch(then)
+    if found is None:
+        return None
+    before = {int(y) for y in found[1].split(", ") if y}
+    now = set(scope.begun_years())
+    if not before <= now:
+        return None
+    return year.in_(sorted(now - before))
 
 
 _APPROVAL_CLOCK = "approval cut-off "

@@ -26,7 +26,8 @@ from reconcile import wording as w
 from reconcile.facts import APPROVED, CreditStages
 from reconcile.findings import Finding, divide, figure, round4, text
 from reconcile.rules.base import (CreditLimits, Identity, Rule, approval_clock, approval_moved, begun_clock,
-                                  describe_breaks, late_clock, limit_texts, place_of, stage_breaks, stages_may_break)
+                                  begun_moved, describe_breaks, late_clock, limit_texts, place_of, stage_breaks,
+                                  stages_may_break)
 from reconcile.scope import MARGIN, Scope, at_least, below, fi, pc, pj, pr, py, zero
 
 HUNDRED = Decimal(100)
@@ -313,6 +314,9 @@ class CreditInconsistency(Rule):
     def clock(self, scope: Scope) -> str:
         return begun_clock(scope)
 
+    def moved(self, scope: Scope, then: str) -> sa.ColumnElement[bool] | None:
+        return begun_moved(scope, then, py.c.fiscal_year)
+
     def select(self, scope: Scope, limits: CreditLimits) -> sa.Select:
         # every credit row of the project years that have a row (or a total) that may break
         any_row = pc.alias("any_row")
@@ -371,6 +375,9 @@ class CompletionOverdue(Rule):
 
     def clock(self, scope: Scope) -> str:
         return begun_clock(scope)
+
+    def moved(self, scope: Scope, then: str) -> sa.ColumnElement[bool] | None:
+        return begun_moved(scope, then, py.c.fiscal_year)
 
     def _applies(self, scope: Scope) -> sa.ColumnElement[bool]:
         return sa.and_(Scope.active_project_year(), py.c.end_year.is_not(None),

@@ -22,7 +22,8 @@ from reconcile import wording as w
 from reconcile.facts import APPROVED, CreditStages
 from reconcile.findings import Finding, divide, round4, text
 from reconcile.rules.base import (CreditLimits, Identity, Rule, approval_clock, approval_moved, begun_clock,
-                                  describe_breaks, late_clock, limit_texts, place_of, stage_breaks, stages_may_break)
+                                  begun_moved, describe_breaks, late_clock, limit_texts, place_of, stage_breaks,
+                                  stages_may_break)
 from reconcile.rules.capital import STATUS_WORDS
 from reconcile.scope import MARGIN, Scope, ea, ec, op, perf, zero
 
@@ -268,6 +269,9 @@ class CreditInconsistency(Rule):
 
     def clock(self, scope: Scope) -> str:
         return begun_clock(scope)
+
+    def moved(self, scope: Scope, then: str) -> sa.ColumnElement[bool] | None:
+        return begun_moved(scope, then, ea.c.fiscal_year)
 
     def select(self, scope: Scope, limits: CreditLimits) -> sa.Select:
         # every chapter of the agreements that have a chapter that may break

@@ -312,6 +312,22 @@ def test_an_approval_clock_moved_back_or_unreadable_reads_every_unrecorded_entry
         assert approval_moved(scope, "late quarters 1405/1", entered) is None
 
 
+def test_a_years_begun_clock_moved_forward_reads_only_the_years_begun_since(engine):
+    # a review: on 1 Farvardin credit_inconsistency read every year's possibly-broken credits
+    from reconcile.facts import AsOf
+    from reconcile.rules.base import begun_clock, begun_moved
+    from reconcile.scope import Scope
+
+    with engine.connect() as conn:
+        scope = Scope(conn, AsOf(day("1405/01/01"), 15, 15), (1404, 1405, 1406))
+        assert begun_clock(scope) == "years begun [1404, 1405]"
+        moved = begun_moved(scope, "years begun [1404]", py.c.fiscal_year)
+        assert moved is not None and moved.compare(py.c.fiscal_year.in_([1405]))
+        assert begun_moved(scope, "years begun []", py.c.fiscal_year).compare(py.c.fiscal_year.in_([1404, 1405]))
+        assert begun_moved(scope, "years begun [1404, 1405, 1406]", py.c.fiscal_year) is None  # moved back
+        assert begun_moved(scope, "approval cut-off 2026-09-01", py.c.fiscal_year) is None  # unreadable
+
+
 def _last_found_days(engine) -> set:
     dev = Deviation.__table__
     with engine.connect() as conn:

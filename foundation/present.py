@@ -176,9 +176,12 @@ def percent(points: Decimal | int | float | None, *, places: int = 1) -> str:
 
 
 def percent_sign(shown: str) -> str:
-    """A figure :func:`number` wrote, with the percent sign: '۱٬۲۵۰٫۵' -> '۱٬۲۵۰٫۵٪'; inside a
-    negative figure's isolate, so that the sign stays beside its digits."""
-    return f"{shown[:-1]}٪{_PDI}" if shown.endswith(_PDI) else f"{shown}٪"
+    """A figure :func:`number` wrote, with the percent sign: '۱٬۲۵۰٫۵' -> '۱٬۲۵۰٫۵٪'. After a negative
+    figure's isolate, not inside it: in right-to-left text Persian digits after Persian words are
+    Arabic numbers to the bidi algorithm, and «۴۵٫۵٪» shows its sign left of the digits; inside the
+    isolate the sign of «-۱۲٫۵٪» went to their right. Outside, both show it on the same side, in a
+    left-to-right cell (``<bdi dir=ltr>``) too (measured in Chromium)."""
+    return f"{shown}٪"
 
 
 def ratio(value: Decimal | int | float | None, *, places: int = 1) -> str:

@@ -37,9 +37,10 @@ MINUS_SIDES = """() => {
 
 def test_a_negative_figure_is_isolated_and_a_positive_one_is_not():
     assert present.number(Decimal("-12.5")) == f"{LRI}-۱۲٫۵{PDI}"
-    assert present.percent(Decimal("-12.5")) == f"{LRI}-۱۲٫۵٪{PDI}"  # the sign inside, beside its digits
+    # the sign after the isolate: on the side a positive figure's is, in either direction (below)
+    assert present.percent(Decimal("-12.5")) == f"{LRI}-۱۲٫۵{PDI}٪"
     assert present.amount(Decimal(-1250), unit=True) == f"{LRI}-۱٬۲۵۰{PDI} میلیون ریال"
-    assert wording.percent(Decimal("-12.5")) == f"{LRI}-۱۲٫۵٪{PDI}"
+    assert wording.percent(Decimal("-12.5")) == f"{LRI}-۱۲٫۵{PDI}٪"
     assert present.number(Decimal("-0.001"), places=2) == "۰٫۰۰"  # no minus shown, nothing isolated
     assert (present.number(Decimal("12.5")), present.percent(Decimal(45)), wording.percent(None)) == (
         "۱۲٫۵", "۴۵٪", "؟٪")
@@ -61,3 +62,23 @@ def test_in_a_right_to_left_line_the_minus_is_left_of_the_digits():
     assert len(found) == 4 and errors == []
     wrong = [f for f in found if f["minus"] > f["digit"]]
     assert wrong == [], wrong
+
+
+SIDES = """(id) => { const node = document.getElementById(id).firstChild; const out = [];
+    for (let i = 0; i < node.data.length; i++) { const r = document.createRange(); r.setStart(node, i);
+        r.setEnd(node, i + 1); const b = r.getBoundingClientRect(); if (b.width > 0) out.push([node.data[i], b.left]); }
+    return out.sort((a, b) => a[1] - b[1]).map(c => c[0]).join(""); }"""
+
+
+def test_a_negative_percentage_has_its_sign_where_a_positive_one_has_it():
+    # in right-to-left text the sign of «۴۵٫۵٪» is drawn left of its digits (they are Arabic numbers
+    # to the bidi algorithm after Persian words); in a left-to-right cell (the report's <bdi dir=ltr>)
+    # right of them. A negative figure's, first written inside its isolate, went right in both.
+    pos, neg = present.percent(Decimal("45.5")), present.percent(Decimal("-12.5"))
+    body = (f"مثبت <span id=p>{html.escape(pos)}</span> و منفی <span id=n>{html.escape(neg)}</span> پایان<br>"
+            f'<bdi dir="ltr"><span id=lp>{html.escape(pos)}</span></bdi> و <bdi dir="ltr"><span id=ln>{html.escape(neg)}</span></bdi>')
+    with browser_page(width=900) as (page, errors):
+        page.set_content(f'<!doctype html><html lang="fa" dir="rtl"><body style="font-size:20px">{body}</body></html>')
+        drawn = {key: page.evaluate(SIDES, key) for key in ("p", "n", "lp", "ln")}
+    assert drawn == {"p": "٪۴۵٫۵", "n": "٪-۱۲٫۵", "lp": "۴۵٫۵٪", "ln": "-۱۲٫۵٪"}, drawn
+    assert errors == []

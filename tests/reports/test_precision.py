@@ -22,7 +22,7 @@ from reports.model import Limits
     (precision.ratio(Decimal("1.19996"), [Decimal("1.2"), Decimal("1.5")]), "۱۱۹٫۹۹۶٪", "0.000%"),
     (precision.points(Decimal("4.96"), [Decimal(5), Decimal(15), Decimal(30)]), "۴٫۹۶٪", "0.00%"),
     (precision.points(Decimal(1250)), "۱٬۲۵۰٪", "0%"),  # grouped, as every figure (a trial: «۱۲۵۰٪»)
-    (precision.points(Decimal("-1.4")), "\u2066-۱٫۴٪\u2069", "0.0%"),  # its minus left of its digits
+    (precision.points(Decimal("-1.4")), "\u2066-۱٫۴\u2069٪", "0.0%"),  # its minus left of its digits
     (precision.quantity(Decimal("849.94")), "۸۴۹٫۹۴", "#,##0.00"),
     (precision.quantity(Decimal("849.50")), "۸۴۹٫۵", "#,##0.0"),
     (precision.quantity(Decimal("1000")), "۱٬۰۰۰", "#,##0"),

@@ -129,6 +129,25 @@ class Rule(ABC):
         raise NotImplementedError(f"{self.name} words its rows in findings()")
 
 
+class YearBegunRule(Rule):
+    """A rule that judges a fiscal year once it has begun, one finding a subject and year, no
+    quarter (completion_overdue, credit_inconsistency): time-driven on the years begun
+    (:func:`begun_clock`), a move reaching only the years begun since (:func:`begun_moved`)."""
+
+    time_driven = True
+    subject_key: ClassVar[str]  # the select's column that names the subject (project_code, agreement_no)
+    year_column: ClassVar[Any]  # the fiscal year's column of the select's subject table
+
+    def identity(self, c: Any) -> Identity:
+        return getattr(c, self.subject_key), c.fiscal_year, sa.literal(0)
+
+    def clock(self, scope: Scope) -> str:
+        return begun_clock(scope)
+
+    def moved(self, scope: Scope, then: str) -> sa.ColumnElement[bool] | None:
+        return begun_moved(scope, then, self.year_column)
+
+
 def late_clock(scope: Scope) -> str:
     """The clock of the missing_report rules: the quarters whose report is past due."""
     return "late quarters " + ", ".join(f"{y}/{q}" for y in scope.years for q in scope.late(y))

@@ -25,9 +25,8 @@ from foundation import jalali, present
 from reconcile import wording as w
 from reconcile.facts import APPROVED, CreditStages
 from reconcile.findings import Finding, divide, figure, round4, text
-from reconcile.rules.base import (CreditLimits, Identity, Rule, approval_clock, approval_moved, begun_clock,
-                                  begun_moved, describe_breaks, late_clock, limit_texts, place_of, stage_breaks,
-                                  stages_may_break)
+from reconcile.rules.base import (CreditLimits, Identity, Rule, YearBegunRule, approval_clock, approval_moved,
+                                  describe_breaks, late_clock, limit_texts, place_of, stage_breaks, stages_may_break)
 from reconcile.scope import MARGIN, Scope, at_least, below, fi, pc, pj, pr, py, zero
 
 HUNDRED = Decimal(100)
@@ -295,7 +294,7 @@ class SpendProgressGap(Rule):
         )
 
 
-class CreditInconsistency(Rule):
+class CreditInconsistency(YearBegunRule):
     """On a source row or the total: absorbed > allocated, allocated > notified or notified > approved
     by more than 0.5 (million rials). One major deviation per project and year, no quarter; a year
     is judged once it has begun (a portal may list next year's agreements before 1 Farvardin)."""
@@ -306,16 +305,8 @@ class CreditInconsistency(Rule):
     rationale = "Money cannot be absorbed beyond its allocation, nor allocated beyond what was notified or approved."
 
     Limits = CreditLimits
-    time_driven = True  # a year now begun
 
-    def identity(self, c: Any) -> Identity:
-        return c.project_code, c.fiscal_year, sa.literal(0)
-
-    def clock(self, scope: Scope) -> str:
-        return begun_clock(scope)
-
-    def moved(self, scope: Scope, then: str) -> sa.ColumnElement[bool] | None:
-        return begun_moved(scope, then, py.c.fiscal_year)
+    subject_key, year_column = "project_code", py.c.fiscal_year
 
     def select(self, scope: Scope, limits: CreditLimits) -> sa.Select:
         # every credit row of the project years that have a row (or a total) that may break
@@ -354,7 +345,7 @@ class CreditInconsistency(Rule):
                                **figures)
 
 
-class CompletionOverdue(Rule):
+class CompletionOverdue(YearBegunRule):
     """Y after the planned end year and the latest progress of Y below 100: minor for 1 year,
     major from major_years (2), critical from critical_years (3). Judged once Y has begun."""
 
@@ -368,16 +359,7 @@ class CompletionOverdue(Rule):
         major_years: int = 2
         critical_years: int = 3
 
-    time_driven = True
-
-    def identity(self, c: Any) -> Identity:
-        return c.project_code, c.fiscal_year, sa.literal(0)
-
-    def clock(self, scope: Scope) -> str:
-        return begun_clock(scope)
-
-    def moved(self, scope: Scope, then: str) -> sa.ColumnElement[bool] | None:
-        return begun_moved(scope, then, py.c.fiscal_year)
+    subject_key, year_column = "project_code", py.c.fiscal_year
 
     def _applies(self, scope: Scope) -> sa.ColumnElement[bool]:
         return sa.and_(Scope.active_project_year(), py.c.end_year.is_not(None),

@@ -21,9 +21,8 @@ from foundation.persian import to_persian_digits
 from reconcile import wording as w
 from reconcile.facts import APPROVED, CreditStages
 from reconcile.findings import Finding, divide, round4, text
-from reconcile.rules.base import (CreditLimits, Identity, Rule, approval_clock, approval_moved, begun_clock,
-                                  begun_moved, describe_breaks, late_clock, limit_texts, place_of, stage_breaks,
-                                  stages_may_break)
+from reconcile.rules.base import (CreditLimits, Identity, Rule, YearBegunRule, approval_clock, approval_moved,
+                                  describe_breaks, late_clock, limit_texts, place_of, stage_breaks, stages_may_break)
 from reconcile.rules.capital import STATUS_WORDS
 from reconcile.scope import MARGIN, Scope, ea, ec, op, perf, zero
 
@@ -252,7 +251,7 @@ class ApprovalOverdue(Rule):
         )
 
 
-class CreditInconsistency(Rule):
+class CreditInconsistency(YearBegunRule):
     """On any chapter: spent > allocated, allocated > notified or notified > approved by more than 0.5.
     One major deviation per agreement and year, no quarter; a year is judged once it has begun."""
 
@@ -262,16 +261,8 @@ class CreditInconsistency(Rule):
     rationale = "Money cannot be spent beyond its allocation, nor allocated beyond what was notified or approved."
 
     Limits = CreditLimits
-    time_driven = True  # a year now begun
 
-    def identity(self, c: Any) -> Identity:
-        return c.agreement_no, c.fiscal_year, sa.literal(0)
-
-    def clock(self, scope: Scope) -> str:
-        return begun_clock(scope)
-
-    def moved(self, scope: Scope, then: str) -> sa.ColumnElement[bool] | None:
-        return begun_moved(scope, then, ea.c.fiscal_year)
+    subject_key, year_column = "agreement_no", ea.c.fiscal_year
 
     def select(self, scope: Scope, limits: CreditLimits) -> sa.Select:
         # every chapter of the agreements that have a chapter that may break

@@ -56,7 +56,7 @@ class Item:
     resolved_on: date | None
     threshold: str | None = None  # the condition the rule flagged it by, with its limit (present.threshold)
     unit: str | None = None  # an operation's unit of measure, for its quantities (portal text)
-    limit: Decimal | None = None  # the limit itself (present.limit_of): figures shown beyond it
+    bounds: tuple[Decimal, ...] = ()  # the limits it was judged against (present.bounds_of): figures shown apart
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def _item(row: Any, names: store_alerts.Names, change: str) -> Item:
         change=change, told_severity=row.told_severity, resolved_on=row.resolved_on,
         threshold=present.threshold(row.rule, row.numbers, row.severity),
         unit=present.measure_of(row.numbers),
-        limit=present.limit_of(row.numbers),
+        bounds=present.bounds_of(row.numbers),
     )
 
 

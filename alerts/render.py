@@ -32,7 +32,7 @@ CHANGE_WORDS = {NEW: "جدید", ESCALATED: "تشدیدشده", REOPENED: "با�
 
 def figure(item: Item, value: Decimal | None, other: Decimal | None = None) -> str:
     """A planned or actual figure in the unit its rule compares, shown apart from the `other`."""
-    return present.figure(item.kind, item.rule, value, measure=item.unit, other=other, limit=item.limit)
+    return present.figure(item.kind, item.rule, value, measure=item.unit, other=other, bounds=item.bounds)
 
 
 def subject_line(digest: Digest) -> str:

@@ -111,6 +111,10 @@ def _number(value: Decimal | int | float | None, places: int | None, grouped: bo
 _EXPONENTS = {places: Decimal(1).scaleb(-places) for places in range(12)}  # made once: a run rounds ~1M figures
 
 
+def _decimal(value: Decimal | int | float) -> Decimal:
+    return value if value.__class__ is Decimal else Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+
+
 def rounded(value: Decimal, places: int) -> Decimal:
     """`value` to `places` decimals, half away from zero — the one rounding of every figure shown
     (sentences, e-mails, the console, reports), as the catalogue rounds: 54.985 -> 54.99 everywhere."""
@@ -124,38 +128,70 @@ def places_apart(value: Decimal | None, other: Decimal | None, *, least: int = 2
     '۱۰۰'; a rule flagged it for being below 100)."""
     if value is None or other is None or value == other:
         return least
+    value, other = _decimal(value), _decimal(other)
+    if abs(value - other) > _EXPONENTS[least]:  # the usual case: further apart than a unit of the last place
+        return least
     places = least
-    while places < most and rounded(Decimal(value), places) == rounded(Decimal(other), places):
+    while places < most and rounded(value, places) == rounded(other, places):
         places += 1
     return places
 
 
-# rules that flag their planned and actual figures for differing by *more than* their limit: the two
-# figures are shown so that they differ by more than it too (600.50005 beside 600 with a limit of 0.5
-# read «۶۰۰٫۵» and «۶۰۰», a difference of exactly 0.5 flagged as more than 0.5)
-_BEYOND = frozenset({"progress_regression", "credit_inconsistency"})
+# How a rule compares a deviation's two figures (planned and actual, or two of its ``numbers``) with
+# its limits: by their difference (a gap of points, a share, an excess of money) or by their ratio.
+# Each figure is shown apart from the other *and* from the other moved by each limit the deviation was
+# judged against (``bounds_of``): its threshold, where its severity's band begins and where the next
+# begins. Else the figures beside a sentence tell another severity: a unit cost of 2.9998 beside 2,
+# 1.4999 times (minor below 1.5), read «۳» beside «۲» — major; 600.50005 beside 600, more than 0.5
+# apart, read «۶۰۰٫۵» — not more.
+_BY_DIFFERENCE = frozenset({"progress_lag", "progress_regression", "spend_progress_gap", "credit_inconsistency",
+                            "inspection_mismatch"})
+_BY_RATIO = frozenset({"operation_shortfall", "unit_cost_overrun"})
+LIMIT_KEYS = ("threshold", "band", "next")  # the keys of ``numbers`` that hold limits, not the deviation's figures
 
 
-def places_beyond(value: Decimal | None, other: Decimal | None, limit: Decimal | None) -> int:
-    """The places that show `value` beside the `other` it is compared with (:func:`places_apart`)
-    so that the two shown figures differ by more than `limit`, as a rule found them to (None: apart)."""
-    places = places_apart(value, other)
-    if limit is not None and value is not None and other is not None:
-        value, other = Decimal(value), Decimal(other)
-        places = max(places, places_apart(value, other + limit if value > other else other - limit))
-    return places
-
-
-def places_for(rule: str, value: Decimal | None, other: Decimal | None, limit: Decimal | None) -> int:
-    """The places of a deviation's planned or actual figure beside the other: :func:`places_beyond`
-    its `limit` for a rule of :data:`_BEYOND`, else :func:`places_apart`."""
-    return places_beyond(value, other, limit) if rule in _BEYOND else places_apart(value, other)
+def bounds_of(numbers: dict | None) -> tuple[Decimal, ...]:
+    """The limits a deviation was judged against, each once: its threshold (``numbers["threshold"]``,
+    as configured when it was judged), where its severity's band begins (``"band"``) and where the
+    next severity's begins (``"next"``, none for the highest)."""
+    numbers = numbers or {}
+    found: list[Decimal] = []
+    for key in LIMIT_KEYS:
+        limit = numbers.get(key)
+        if limit is not None and (bound := Decimal(str(limit))) not in found:
+            found.append(bound)
+    return tuple(found)
 
 
 def limit_of(numbers: dict | None) -> Decimal | None:
     """The limit a deviation's rule compared it with (``numbers["threshold"]``), None if not kept."""
     limit = (numbers or {}).get("threshold")
     return None if limit is None else Decimal(str(limit))
+
+
+def places_for(rule: str, value: Decimal | None, other: Decimal | None, bounds: tuple[Decimal, ...] = (),
+               *, scale: int = 1) -> int:
+    """The places of a deviation's figure `value` beside the `other` it is compared with: apart from
+    it (:func:`places_apart`) and from where each of `bounds` (:func:`bounds_of`) puts the other, on
+    the value's side, by the way `rule` compares them. `scale` is what the figures were multiplied by
+    to be shown (100 for a share shown as a percentage): a limit of a difference is too."""
+    places = places_apart(value, other)
+    if value is None or other is None or not bounds or value == other:
+        return places
+    value, other = _decimal(value), _decimal(other)
+    above, by_ratio = value > other, rule in _BY_RATIO
+    if not by_ratio and rule not in _BY_DIFFERENCE:
+        return places
+    for bound in bounds:  # a run words ~100,000 such figures: the usual far mark costs a subtraction
+        if by_ratio:
+            if not bound or not other:
+                continue
+            mark = other * bound if (bound > 1) == above else other / bound
+        else:
+            mark = other + bound * scale if above else other - bound * scale
+        if abs(value - mark) <= _EXPONENTS[places]:
+            places = max(places, places_apart(value, mark))
+    return places
 
 
 def amount(value: Decimal | int | float | None, *, unit: bool = False, places: int | None = None) -> str:
@@ -323,22 +359,24 @@ def figure_unit(kind: str, rule: str, name: str | None = None) -> str | None:
 
 
 def figure(kind: str, rule: str, value: Decimal | int | float | None, *, name: str | None = None,
-           unit: bool = True, measure: str | None = None, other: Decimal | None = None,
-           limit: Decimal | None = None) -> str | None:
+           unit: bool = True, measure: str | None = None, other: Decimal | int | float | None = None,
+           bounds: tuple[Decimal, ...] = ()) -> str | None:
     """A rule's figure in its unit: planned/actual (no ``name``) or a named one of its ``numbers``.
     '۵۵٪', '۴۵٫۵٪' (a share), '۱٬۲۵۰ میلیون ریال' (``unit=False``: '۱٬۲۵۰'), '۱٫۲۵ برابر'. None for
     a name of no known unit (the caller writes it as it is). ``measure`` is an operation's unit of
     measure (the deviation's ``numbers["unit"]``), written after a quantity: '۱٬۲۰۰ نفر-ساعت'. ``other``
-    is the figure it is compared with (planned beside actual): shown apart (:func:`places_apart`), and
-    for a rule that flagged their difference for being more than the deviation's ``limit``, shown
-    differing by more than it (:func:`places_for`)."""
+    is the figure it is compared with (planned beside actual): shown apart from it and from where the
+    deviation's ``bounds`` (:func:`bounds_of`) put it, so that the two tell the severity the rule found
+    (:func:`places_for`)."""
     how = figure_unit(kind, rule, name)
     if how is None:
         return None
     if how == QUANTITY and measure and value is not None and unit:
         return f"{number(value)} {measure}"
-    if how in (POINTS, AMOUNT) and value is not None and rule in _BEYOND and limit is not None:
-        return in_unit(how, value, unit=unit, places=places_beyond(Decimal(str(value)), other, limit))
+    if how in (POINTS, AMOUNT, SHARE) and value is not None and other is not None:
+        scale = 100 if how == SHARE else 1
+        places = places_for(rule, _decimal(value) * scale, _decimal(other) * scale, bounds, scale=scale)
+        return in_unit(how, value, unit=unit, places=places)
     return in_unit(how, value, unit=unit, other=other)
 
 
@@ -350,7 +388,7 @@ def measure_of(numbers: dict | None) -> str | None:
 def in_unit(how: str, value: Decimal | int | float | None, *, unit: bool = True,
             other: Decimal | None = None, places: int | None = None) -> str:
     """A figure in one of the units above (POINTS, SHARE, AMOUNT, QUANTITY, TIMES, POINT_GAP, SHARE_GAP),
-    beside the `other` it is compared with, if any; `places` (POINTS, AMOUNT) as the caller chose them."""
+    beside the `other` it is compared with, if any; `places` (POINTS, SHARE, AMOUNT) as the caller chose them."""
     if value is None:
         return NOTHING
     if isinstance(value, float):
@@ -361,7 +399,7 @@ def in_unit(how: str, value: Decimal | int | float | None, *, unit: bool = True,
         return percent(value, places=places if places is not None else places_apart(value, other))
     if how == SHARE:
         scaled = None if other is None else Decimal(other) * 100
-        return ratio(value, places=places_apart(Decimal(value) * 100, scaled))
+        return ratio(value, places=places if places is not None else places_apart(Decimal(value) * 100, scaled))
     if how == AMOUNT:
         return amount(rounded(Decimal(value), places if places is not None else places_apart(value, other)),
                       unit=unit)

@@ -41,7 +41,10 @@ UNKNOWN = "؟"  # a figure the facts do not hold
 # 10: a negative figure isolated left to right (U+2066…U+2069: «-۱۲٫۵٪» read «۱۲٫۵٪-» in right-to-left
 #    lines), percentages grouped («۱٬۲۵۰٪»). The whole judgement after the upgrade also resolves the
 #    credit_inconsistency deviations of years not yet begun, which the rule no longer judges.
-VERSION = 10
+# 11: where the next severity's band begins kept in ``numbers["next"]``, and a finding's two figures
+#    shown apart from every limit it was judged against, not only the lowest: a unit cost of 2.9998
+#    beside 2 (1.4999 times, minor below 1.5) read «۳» beside «۲», a major's figures.
+VERSION = 11
 
 
 def number(value: Decimal | int | None, *, grouped: bool = False) -> str:
@@ -52,30 +55,35 @@ def number(value: Decimal | int | None, *, grouped: bool = False) -> str:
 _HUNDREDTHS = Decimal("0.01")
 
 
-def _shown(value: Decimal | None, other: Decimal | None, beyond: Decimal | None = None) -> Decimal | None:
+def _shown(value: Decimal | None, other: Decimal | None, rule: str | None = None,
+           bounds: tuple[Decimal, ...] = ()) -> Decimal | None:
     """A figure as people read it in a sentence: to two places (a portal's 600.50005 million rials
     or 26.00005 % is noise to a reader), as the figures beside the sentence show it (present.figure);
     more where two places would show it as the `other` it is compared with (99.996 % against 100),
-    or, given the limit a rule found their difference to go `beyond`, so that they differ by more
-    than it (600.50005 beside 600, more than 0.5 apart, is «۶۰۰٫۵۰۰۱», not «۶۰۰٫۵»)."""
+    or, given the limits `rule` judged the two against (its threshold and the bounds of the finding's
+    severity band), on the other side of one of them (a unit cost of 2.9998 beside 2, 1.4999 times and
+    minor below 1.5, is «۲٫۹۹۹۸», not «۳»; 600.50005 beside 600, more than 0.5 apart, «۶۰۰٫۵۰۰۱»)."""
     if value is None:
         return None
     shown = value.quantize(_HUNDREDTHS, rounding=ROUND_HALF_UP)  # the usual case, once per figure of a sentence
     if other is None or value == other:
         return shown
-    if beyond is not None:  # as present.figure shows it beside the sentence: one rule, one place
-        return present.rounded(value, present.places_beyond(value, other, beyond))
+    if bounds:  # as present.figure shows it beside the sentence: one rule, one place
+        places = present.places_for(rule or "", value, other, bounds)
+        return shown if places == 2 else present.rounded(value, places)
     if shown != other.quantize(_HUNDREDTHS, rounding=ROUND_HALF_UP):
         return shown
     return present.rounded(value, present.places_apart(value, other))
 
 
-def percent(value: Decimal | None, other: Decimal | None = None, *, beyond: Decimal | None = None) -> str:
-    return present.percent_sign(number(_shown(value, other, beyond), grouped=True))
+def percent(value: Decimal | None, other: Decimal | None = None, *, rule: str | None = None,
+            bounds: tuple[Decimal, ...] = ()) -> str:
+    return present.percent_sign(number(_shown(value, other, rule, bounds), grouped=True))
 
 
-def amount(value: Decimal | None, other: Decimal | None = None, *, beyond: Decimal | None = None) -> str:
-    return f"{number(_shown(value, other, beyond), grouped=True)} {present.AMOUNT_UNIT}"
+def amount(value: Decimal | None, other: Decimal | None = None, *, rule: str | None = None,
+           bounds: tuple[Decimal, ...] = ()) -> str:
+    return f"{number(_shown(value, other, rule, bounds), grouped=True)} {present.AMOUNT_UNIT}"
 
 
 def code(value: str) -> str:

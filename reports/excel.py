@@ -296,9 +296,9 @@ def _deviation_columns(report: Report) -> list[Col]:
         Col("شهرستان", "text", lambda d: d.county, 14),
         Col("گروه کارشناسی", "text", lambda d: present.group(d.group), 16),
         Col("نام رقم برنامه", "text", lambda d: _figure_name(d, 0), 13),
-        Col("برنامه", "shown", lambda d: precision.rule_figure(d.kind, d.rule, d.planned, d.actual, d.limit), 10),
+        Col("برنامه", "shown", lambda d: precision.rule_figure(d.kind, d.rule, d.planned, d.actual, d.bounds), 10),
         Col("نام رقم عملکرد", "text", lambda d: _figure_name(d, 1), 13),
-        Col("عملکرد", "shown", lambda d: precision.rule_figure(d.kind, d.rule, d.actual, d.planned, d.limit), 10),
+        Col("عملکرد", "shown", lambda d: precision.rule_figure(d.kind, d.rule, d.actual, d.planned, d.bounds), 10),
         Col("آستانه", "text", lambda d: d.threshold, 26),  # the condition the rule flagged it by, with its limit
         Col("شرح", "text", lambda d: d.message, 80),
     ]

@@ -102,7 +102,7 @@ def _environment() -> jinja2.Environment:
         step=_step, forecast=_forecast,
     )
     env.globals.update(figure=lambda d, value, other=None: _ltr(present.figure(
-                           d.kind, d.rule, value, measure=d.unit, other=other, limit=d.limit)),
+                           d.kind, d.rule, value, measure=d.unit, other=other, bounds=d.bounds)),
                        figure_names=present.figure_names, dash=present.PLANNED_DASH,
                        # the typeface inside the file: a report is mailed and archived, nothing is served to it
                        font_faces=Markup(fonts.embedded()))

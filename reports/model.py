@@ -200,7 +200,7 @@ class DeviationRow:
     message: str
     threshold: str | None = None  # the condition its rule flagged it by, with its limit (present.threshold)
     unit: str | None = None  # an operation's unit of measure, for its quantities (portal text)
-    limit: Decimal | None = None  # the limit itself (present.limit_of): figures shown beyond it
+    bounds: tuple[Decimal, ...] = ()  # the limits it was judged against (present.bounds_of): figures shown apart
 
 
 @dataclass(frozen=True)
@@ -409,7 +409,7 @@ def _deviations(conn: Connection, scope: _Scope) -> tuple[list[DeviationRow], li
                                  agency, scope.names.get(agency, agency), d.county_name or NO_COUNTY,
                                  scope.group(agency), d.planned, d.actual, d.message,
                                  present.threshold(d.rule, d.numbers, d.severity),
-                                 present.measure_of(d.numbers), present.limit_of(d.numbers)))
+                                 present.measure_of(d.numbers), present.bounds_of(d.numbers)))
     # by kind, then in the Persian alphabet's order of the rules' names, as the console lists rules
     # (not the English ids' order: approval_overdue, completion_overdue, credit_inconsistency, …)
     ordered = sorted(by_rule.items(), key=lambda item: (sort_key(present.kind(item[0][0])),

@@ -114,12 +114,12 @@ def ratio(value: Decimal | int | float | None, limits: Iterable[Decimal] = ()) -
 
 
 def rule_figure(kind: str, rule: str, value: Decimal | int | float | None, other: Decimal | int | float | None,
-                limit: Decimal | None) -> Shown | None:
+                bounds: tuple[Decimal, ...] = ()) -> Shown | None:
     """A deviation's planned or actual figure beside the ``other`` it was compared with, in its rule's
     unit and to the places present.figure writes it (so the workbook's cell reads as the page's and
     the e-mail's): percentages and amounts to two places, more where two would show it as the other
-    figure or, for a rule flagging a difference of more than ``limit``, less than it apart; a quantity
-    as stored."""
+    figure or on the other side of one of the limits it was judged against (``bounds``,
+    present.bounds_of); a quantity as stored."""
     if value is None:
         return None
     value = _decimal(value)
@@ -130,7 +130,7 @@ def rule_figure(kind: str, rule: str, value: Decimal | int | float | None, other
     if unit in (present.POINTS, present.SHARE):
         scale = 1 if unit == present.POINTS else 100
         compared = None if other is None else other * scale
-        places = present.places_for(rule, value * scale, compared, limit if unit == present.POINTS else None)
+        places = present.places_for(rule, value * scale, compared, bounds, scale=scale)
         written = as_written(value * scale, places)
         return Shown(written.value, written.places, percent=True)
-    return as_written(value, present.places_for(rule, value, other, limit))
+    return as_written(value, present.places_for(rule, value, other, bounds))

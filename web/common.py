@@ -66,7 +66,7 @@ def templates() -> Environment:
         digits=present.digits, cell=cell,
         figure=lambda value, row, other=None: present.figure(_field(row, "kind"), _field(row, "rule"), value,
                                                              measure=_measure(row), other=other,
-                                                             limit=_limit(row)),
+                                                             bounds=_bounds(row)),
         # under the list's «برنامه / عملکرد» columns, a rule whose figures are something else names them
         figure_name=lambda row, i: _other_name(row, i),
         comptroller=lambda code: present.COMPTROLLER_NAMES.get(code or "", code or present.NOTHING),
@@ -117,11 +117,14 @@ def cell(value: Any, key: str = "") -> str:
     return text
 
 
-# figures of ``numbers`` compared with another: a credit break's figure with its ceiling, a drop's
-# two progresses, and the measures a rule compared with its limit (an excess of 0.50005 beside «more
-# than 0.5» was «۰٫۵»)
+# figures of ``numbers`` compared with another: a credit break's figure with its ceiling, the two
+# figures a rule compared (a drop's two progresses, a unit cost and the agreement's), and the
+# measures a rule compared with its limit (an excess of 0.50005 beside «more than 0.5» was «۰٫۵»)
 _PAIRED = {"value": "limit", "limit": "value"}
-_PAIRED_IN_RULE = {"progress_regression": {"previous": "actual", "actual": "previous"}}
+_PAIRED_IN_RULE = {rule: {a: b, b: a} for rule, (a, b) in {
+    "progress_regression": ("previous", "actual"), "progress_lag": ("target", "actual"),
+    "inspection_mismatch": ("observed", "reported"), "spend_progress_gap": ("spend_share", "physical_share"),
+    "unit_cost_overrun": ("unit_cost", "actual_unit_cost")}.items()}
 _AGAINST_LIMIT = frozenset({"excess", "gap", "drop", "difference"})
 
 
@@ -136,16 +139,16 @@ def rule_figure(row: Any, key: str, value: Any, other: Any = None) -> str:
                         for k, v in value.items())
     figure_like = isinstance(value, (str, int, float, Decimal)) and not isinstance(value, bool)
     if figure_like and _FIGURE.fullmatch(str(value)):
-        limit = _limit(row)
+        bounds = _bounds(row)
         partner = _PAIRED_IN_RULE.get(_field(row, "rule"), {}).get(key)
         if other is None and partner is not None:
             other = (_numbers(row) or {}).get(partner)
         if key in _AGAINST_LIMIT:
-            other, limit = limit, None
+            other, bounds = present.limit_of(_numbers(row)), ()
         elif other is not None:
             other = Decimal(str(other)) if _FIGURE.fullmatch(str(other)) else None
         shown = present.figure(_field(row, "kind"), _field(row, "rule"), Decimal(str(value)), name=key,
-                               measure=_measure(row), other=other, limit=limit)
+                               measure=_measure(row), other=other, bounds=bounds)
         if shown is not None:
             return shown
     if key.endswith("quarter") and isinstance(value, int):
@@ -203,9 +206,9 @@ def _numbers(row: Any) -> dict | None:
     return numbers if isinstance(numbers, dict) else None
 
 
-def _limit(row: Any) -> Decimal | None:
-    """The limit the deviation's rule compared it with, where the row carries its ``numbers``."""
-    return present.limit_of(_numbers(row))
+def _bounds(row: Any) -> tuple[Decimal, ...]:
+    """The limits the deviation was judged against, where the row carries its ``numbers``."""
+    return present.bounds_of(_numbers(row))
 
 
 def _field(row: Any, name: str) -> Any:

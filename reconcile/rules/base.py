@@ -42,6 +42,16 @@ def limit_texts(limits: Any) -> Mapping[str, str | None]:
     return MappingProxyType({f.name: text(getattr(limits, f.name)) for f in dataclasses.fields(limits)})
 
 
+@functools.lru_cache(maxsize=256)
+def _banded(bands: tuple[tuple[str, str], ...], limits: Any, severity: str) -> tuple[Mapping[str, str], tuple[Decimal, ...]]:
+    """:meth:`Rule.band`, made once per rule, limits and severity rather than once a finding."""
+    said, names = limit_texts(limits), [name for _, name in bands]
+    i = [s for s, _ in bands].index(severity)
+    band = {"band": said[names[i]], **({"next": said[names[i + 1]]} if i + 1 < len(names) else {})}
+    bounds = dict.fromkeys(getattr(limits, name) for name in (names[0], *names[i:i + 2]))
+    return MappingProxyType(band), tuple(bounds)
+
+
 # a finding's identity as SQL: (subject, fiscal year, quarter or 0)
 Identity = tuple[sa.ColumnElement[str], sa.ColumnElement[int], sa.ColumnElement[int]]
 
@@ -67,6 +77,9 @@ class Rule(ABC):
     #   imported or whose day came since the last run).
     time_driven: ClassVar[bool] = False
     whole: ClassVar[bool] = False
+    # a rule of several severities: each, from the lowest, with the limit (of Limits) where it begins;
+    # the lowest's is the rule's threshold
+    bands: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     @property
     def name(self) -> str:
@@ -81,6 +94,13 @@ class Rule(ABC):
             raw = getattr(settings, f.name)
             values[f.name] = threshold(raw) if isinstance(f.default, Decimal) else raw
         return cls.Limits(**values)
+
+    def band(self, limits: Any, severity: str) -> tuple[Mapping[str, str], tuple[Decimal, ...]]:
+        """What a finding of `severity` keeps of its band in ``numbers`` — where the band begins
+        (``"band"``) and where the next severity's begins (``"next"``, none for the highest) — and the
+        limits its figures are shown apart from (its threshold and those two: present.places_for;
+        1.4999 times a unit cost, minor below 1.5, is not shown as 3 beside 2)."""
+        return _banded(self.bands, limits, severity)
 
     def select(self, scope: Scope, limits: Any) -> sa.Select:
         """The rows that may break this rule in `scope`, with every figure its finding needs.
@@ -290,8 +310,8 @@ def describe_breaks(breaks: list[StageBreak], stage_words: dict[str, str], row_w
     b = worst(breaks)
     more = f" (و {w.number(len(breaks) - 1)} ناسازگاری دیگر)" if len(breaks) > 1 else ""
     sentence = (f"ارقام اعتبار ناسازگار دارد: در {row_word}«{b.row.label}» "
-                f"{stage_words[b.later]} ({w.amount(b.later_value, b.earlier_value, beyond=tolerance)}) "
-                f"از {stage_words[b.earlier]} ({w.amount(b.earlier_value, b.later_value, beyond=tolerance)}) "
+                f"{stage_words[b.later]} ({w.amount(b.later_value, b.earlier_value, rule='credit_inconsistency', bounds=(tolerance,))}) "
+                f"از {stage_words[b.earlier]} ({w.amount(b.earlier_value, b.later_value, rule='credit_inconsistency', bounds=(tolerance,))}) "
                 f"بیشتر است{more}")
     return sentence, {"planned": b.earlier_value, "actual": b.later_value, "measure": b.excess,
                       "numbers": {"breaks": breaks_numbers(breaks), "threshold": text(tolerance)},

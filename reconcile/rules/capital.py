@@ -48,6 +48,8 @@ class ProgressLag(Rule):
         major: Decimal = Decimal(15)
         critical: Decimal = Decimal(30)
 
+    bands = (("minor", "minor"), ("major", "major"), ("critical", "critical"))
+
     def select(self, scope: Scope, limits: Limits) -> sa.Select:
         target = _target_of(pr.c.quarter)
         return (_reports(scope).where(target.is_not(None), at_least(target - pr.c.progress, limits.minor))
@@ -65,16 +67,16 @@ class ProgressLag(Rule):
         if gap < limits.minor:
             return None
         severity = "critical" if gap >= limits.critical else "major" if gap >= limits.major else "minor"
+        band, bounds = self.band(limits, severity)
         return _row_finding(
             self, row, q, severity,
             f"{_named(row)} در پایان {w.quarter(year, q)} پیشرفت فیزیکی "
-            f"{w.percent(row.progress, target)} گزارش کرده "
-            f"در برابر {w.percent(target, row.progress)} پیش‌بینی‌شده "
+            f"{w.percent(row.progress, target, rule=self.id, bounds=bounds)} گزارش کرده "
+            f"در برابر {w.percent(target, row.progress, rule=self.id, bounds=bounds)} پیش‌بینی‌شده "
             f"({w.number(gap)} واحد درصد عقب‌تر از برنامه)",
             planned=target, actual=row.progress, measure=gap,
             numbers={"target": text(target), "actual": text(row.progress), "gap": text(gap),
-                     "threshold": limit_texts(limits)["minor"],
-                     "band": limit_texts(limits)[severity]},  # where its severity begins
+                     "threshold": limit_texts(limits)["minor"], **band},
             evidence=("progress_report", row.report_id), run_id=row.report_run_id,
         )
 
@@ -218,13 +220,14 @@ class ProgressRegression(Rule):
         if drop <= limits.tolerance:
             return None
         earlier = row.previous_quarter if row.previous is not None else None
-        was = w.percent(previous, row.progress, beyond=limits.tolerance)  # shown more than the limit apart
+        bounds = (limits.tolerance,)  # shown more than the limit apart
+        was = w.percent(previous, row.progress, rule=self.id, bounds=bounds)
         before = (f"{was} گزارش‌شده در پایان {w.quarter(year, earlier)}" if earlier is not None
                   else f"پیشرفت ابتدای سال ({was})")
         return _row_finding(
             self, row, q, "major",
             f"{_named(row)} در پایان {w.quarter(year, q)} پیشرفت فیزیکی "
-            f"{w.percent(row.progress, previous, beyond=limits.tolerance)} گزارش کرده "
+            f"{w.percent(row.progress, previous, rule=self.id, bounds=bounds)} گزارش کرده "
             f"که {w.number(drop)} واحد درصد کمتر از {before} است",
             planned=previous, actual=row.progress, measure=drop,
             numbers={"previous": text(previous), "previous_quarter": earlier,
@@ -249,6 +252,8 @@ class SpendProgressGap(Rule):
     class Limits:
         major: Decimal = Decimal("0.30")
         critical: Decimal = Decimal("0.50")
+
+    bands = (("major", "major"), ("critical", "critical"))
 
     def _applies(self) -> sa.ColumnElement[bool]:
         return sa.and_(Scope.active_project_year(), py.c.target_q4.is_not(None), py.c.target_q4 - _START > 0,
@@ -278,18 +283,22 @@ class SpendProgressGap(Rule):
             return None
         severity = "critical" if gap >= limits.critical else "major"
         spend, physical = round4(spend_share), round4(physical_share)
+        band, bounds = self.band(limits, severity)
+        bounds = tuple(bound * 100 for bound in bounds)  # the shares are written as percentages
         return _row_finding(
             self, row, q, severity,
-            f"{_named(row)} تا پایان {w.quarter(year, q)} {w.percent(spend * 100)} اعتبار ابلاغی "
+            f"{_named(row)} تا پایان {w.quarter(year, q)} "
+            f"{w.percent(spend * 100, physical * 100, rule=self.id, bounds=bounds)} اعتبار ابلاغی "
             f"را جذب کرده ({w.amount(absorbed)} از {w.amount(notified_total)}) اما تنها "
-            f"{w.percent(physical * 100)} پیشرفت فیزیکی برنامه‌ریزی‌شده سال را به دست آورده است "
+            f"{w.percent(physical * 100, spend * 100, rule=self.id, bounds=bounds)} پیشرفت فیزیکی "
+            f"برنامه‌ریزی‌شده سال را به دست آورده است "
             f"(فاصله {w.number(gap * 100)} واحد درصد)",
             planned=spend, actual=physical, measure=gap,
             numbers={"start": text(start), "target_q4": text(target_q4), "planned_gain": text(planned_gain),
                      "actual": text(row.progress), "physical_share": text(physical),
                      "absorbed": text(absorbed), "notified_total": text(notified_total),
                      "spend_share": text(spend), "gap": text(gap), "threshold": limit_texts(limits)["major"],
-                     "band": limit_texts(limits)[severity]},
+                     **band},
             evidence=("progress_report", row.report_id), run_id=row.report_run_id,
         )
 
@@ -416,6 +425,8 @@ class InspectionMismatch(Rule):
         major: Decimal = Decimal(10)
         critical: Decimal = Decimal(25)
 
+    bands = (("major", "major"), ("critical", "critical"))
+
     # Visits arrive by import, not by a sync, and a visit counts from its day on: an incremental run
     # judges again the project years whose visits an import wrote since the last run or whose day
     # came since (reconcile/changes.py), like those a sync changed. Judged whole in every run until
@@ -459,19 +470,20 @@ class InspectionMismatch(Rule):
         if difference < limits.major:
             return None
         severity = "critical" if difference >= limits.critical else "major"
-        shown = w.percent(reported, row.observed_progress)
+        band, bounds = self.band(limits, severity)
+        shown = w.percent(reported, row.observed_progress, rule=self.id, bounds=bounds)
         claim = (f"گزارش {w.quarter(year, quarter)} {shown} اعلام کرده است"
                  if quarter is not None else f"پیشرفت ابتدای سال {w.year(year)} {shown} بوده است")
         return _row_finding(
             self, row, quarter, severity,
             f"در بازدید میدانی {w.day(row.visited_on)} ({row.inspector}) پیشرفت فیزیکی {_named(row)} "
-            f"{w.percent(row.observed_progress, reported)} دیده شد در حالی که {claim} "
+            f"{w.percent(row.observed_progress, reported, rule=self.id, bounds=bounds)} دیده شد در حالی که {claim} "
             f"(اختلاف {w.number(difference)} واحد درصد)",
             planned=reported, actual=row.observed_progress, measure=difference,
             numbers={"visited_on": row.visited_on.isoformat(), "inspector": row.inspector,
                      "observed": text(row.observed_progress), "reported": text(reported),
                      "reported_quarter": quarter, "difference": text(difference),
-                     "threshold": limit_texts(limits)["major"], "band": limit_texts(limits)[severity]},
+                     "threshold": limit_texts(limits)["major"], **band},
             evidence=("field_inspection", row.visit_id),
             run_id=getattr(row, f"r{quarter}") if quarter is not None else None,
         )

@@ -44,6 +44,9 @@ class OperationShortfall(Rule):
         minor: Decimal = Decimal("0.70")
         major: Decimal = Decimal("0.40")
 
+    # below the threshold minor, below minor major, below major critical
+    bands = (("minor", "threshold"), ("major", "minor"), ("critical", "major"))
+
     def select(self, scope: Scope, limits: Limits) -> sa.Select:
         oq = scope.operation_quarters()
 
@@ -71,7 +74,7 @@ class OperationShortfall(Rule):
         if ratio >= limits.threshold:
             return None
         severity = "minor" if ratio >= limits.minor else "major" if ratio >= limits.major else "critical"
-        unit, said = _unit_of(row), limit_texts(limits)
+        unit, band = _unit_of(row), self.band(limits, severity)[0]
         return _row_finding(
             self, row, f"{row.agreement_no}/{row.operation_code}", q, severity,
             f"{named.operation()} تا پایان {w.quarter(year, q)} "
@@ -79,9 +82,7 @@ class OperationShortfall(Rule):
             f"{unit} برنامه‌ریزی‌شده (تحقق {w.percent(ratio * 100)})",
             planned=planned, actual=actual, measure=ratio,
             numbers={"planned_cum": text(planned), "actual_cum": text(actual), "ratio": text(ratio),
-                     "threshold": said["threshold"], "unit": unit,
-                     # where its severity begins: below minor is major, below major critical
-                     "band": said["major" if severity == "critical" else "minor" if severity == "major" else "threshold"]},
+                     "threshold": limit_texts(limits)["threshold"], "unit": unit, **band},
             evidence=("operation_performance", to_date.item), run_id=to_date.item_run,
         )
 
@@ -98,6 +99,8 @@ class UnitCostOverrun(Rule):
     class Limits:
         minor: Decimal = Decimal("1.20")
         major: Decimal = Decimal("1.50")
+
+    bands = (("minor", "minor"), ("major", "major"))
 
     def select(self, scope: Scope, limits: Limits) -> sa.Select:
         oq = scope.operation_quarters()
@@ -127,17 +130,17 @@ class UnitCostOverrun(Rule):
         if ratio < limits.minor:
             return None
         severity = "major" if ratio >= limits.major else "minor"
-        cost, said = round4(divide(spent, actual)), limit_texts(limits)
+        cost, (band, bounds) = round4(divide(spent, actual)), self.band(limits, severity)
         return _row_finding(
             self, row, f"{row.agreement_no}/{row.operation_code}", q, severity,
             f"{named.operation()} تا پایان {w.quarter(year, q)} برای هر {_unit_of(row)} "
-            f"{w.amount(cost, unit_cost)} هزینه کرده "
-            f"در برابر قیمت واحد {w.amount(unit_cost, cost)} در موافقتنامه "
+            f"{w.amount(cost, unit_cost, rule=self.id, bounds=bounds)} هزینه کرده "
+            f"در برابر قیمت واحد {w.amount(unit_cost, cost, rule=self.id, bounds=bounds)} در موافقتنامه "
             f"({w.number(ratio)} برابر)",
             planned=unit_cost, actual=cost, measure=ratio,
             numbers={"spent_cum": text(spent), "actual_cum": text(actual), "unit_cost": text(unit_cost),
-                     "actual_unit_cost": text(cost), "ratio": text(ratio), "threshold": said["minor"],
-                     "band": said[severity], "unit": _unit_of(row)},
+                     "actual_unit_cost": text(cost), "ratio": text(ratio), "threshold": limit_texts(limits)["minor"],
+                     **band, "unit": _unit_of(row)},
             evidence=("operation_performance", to_date.item), run_id=to_date.item_run,
         )
 

@@ -71,7 +71,7 @@ def test_first_found_is_open_and_new_with_numbers_message_and_links(engine, stor
     assert (row["status"], row["alert_state"], row["severity"], row["quarter"]) == ("open", "new", "minor", 2)
     assert (row["planned"], row["actual"], row["measure"]) == (Decimal(45), Decimal(32), Decimal(13))
     assert row["numbers"] == {"target": "45", "actual": "32", "gap": "13", "threshold": "5",
-                              "band": "5"}
+                              "band": "5", "next": "15"}
     assert "پیشرفت فیزیکی ۳۲٪ گزارش کرده در برابر ۴۵٪ پیش\u200cبینی\u200cشده" in row["message"]
     assert (row["evidence_table"], row["evidence_id"], row["sync_run_id"]) == ("progress_report", q2.id, 1)
     assert (row["first_found_on"], row["last_found_on"], row["reconcile_run_id"]) == (AUTUMN, AUTUMN, result.run_id)

@@ -397,6 +397,38 @@ def test_a_store_recorded_before_credits_waited_for_their_year_is_judged_whole_a
     assert {k: v for k, v in whole.life.as_dict().items() if k in NOTHING_TO_DO} == NOTHING_TO_DO, whole.life
 
 
+def test_a_store_recorded_before_the_next_band_was_kept_is_judged_whole_after_the_upgrade(engine, monkeypatch):
+    """The release that keeps where the next severity's band begins (``numbers["next"]``, and shows
+    figures apart from it: a unit cost of 2.9998 beside 2 read «۳») raised wording.VERSION: the first
+    run after the upgrade is full and every banded deviation keeps its next bound."""
+    from types import MappingProxyType
+
+    from reconcile.rules import base
+
+    varied_store(engine, random.Random(5))
+    banded = base._banded.__wrapped__
+
+    def before(bands, limits, severity):  # the release before: no "next"
+        band, bounds = banded(bands, limits, severity)
+        return MappingProxyType({"band": band["band"]}), bounds
+
+    monkeypatch.setattr(base, "_banded", before)
+    monkeypatch.setattr("reconcile.wording.VERSION", 10)
+    reconcile.run(engine, config(), as_of=day("1405/09/02"))
+    monkeypatch.undo()
+    deviations = Deviation.__table__
+    bands = sa.select(deviations.c.numbers).where(sa.or_(  # the bands below each rule's highest
+        sa.and_(deviations.c.rule == "progress_lag", deviations.c.severity != "critical"),
+        sa.and_(deviations.c.rule == "unit_cost_overrun", deviations.c.severity == "minor")))
+    with engine.connect() as conn:
+        assert all("next" not in n for n in conn.execute(bands).scalars()), "the old release kept no next bound"
+    upgraded = reconcile.run(engine, config(), as_of=day("1405/09/03"), incremental=True)
+    assert upgraded.scope == "full"  # another basis: the wording's version
+    with engine.connect() as conn:
+        kept = conn.execute(bands.where(deviations.c.status == "open")).scalars().all()
+    assert kept and all("next" in n for n in kept)
+
+
 def test_on_sqlite_the_plan_searches_run_ids_by_index_whatever_analyze_counted(tmp_path):
     """What changed since the last run is found through the run id indexes (migration 0009), not by
     reading every fact row, even when SQLite's statistics say one run id covers a million rows, as

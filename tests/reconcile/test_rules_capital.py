@@ -98,7 +98,7 @@ def test_progress_lag_finding_keeps_its_numbers():
     [f] = check(LAG, project(reports=[report(2, 32)], targets=(30, 55, 60, 80)), AUTUMN, LAG.Limits())
     assert (f.planned, f.actual, f.measure) == (Decimal(55), Decimal(32), Decimal(23))
     assert f.numbers == {"target": "55", "actual": "32", "gap": "23", "threshold": "5",
-                         "band": "15"}
+                         "band": "15", "next": "30"}
     assert (f.evidence_table, f.evidence_id, f.sync_run_id) == ("progress_report", 102, 7)
     assert "در پایان سه\u200cماهه دوم ۱۴۰۵ پیشرفت فیزیکی ۳۲٪ گزارش کرده در برابر ۵۵٪ پیش\u200cبینی\u200cشده" in f.message
     # the code as stored, isolated left-to-right (shared/presentation.md), not reversed by the RTL line

@@ -190,21 +190,21 @@ def test_figures_flagged_for_differing_by_more_than_a_limit_are_shown_more_than_
     rows = [credit("ملی", "600", "600.50005", 100, 100)]
     [found] = check(CreditInconsistency(), project(credits=rows), AUTUMN, CreditInconsistency.Limits())
     assert "(۶۰۰٫۵۰۰۱ میلیون ریال) از اعتبار مصوب (۶۰۰ میلیون ریال) بیشتر است" in found.message
-    limit = present.limit_of(found.numbers)
-    assert limit == Decimal("0.5")
-    shown = [present.figure("capital", "credit_inconsistency", a, other=b, limit=limit)
+    bounds = present.bounds_of(found.numbers)
+    assert bounds == (Decimal("0.5"),)
+    shown = [present.figure("capital", "credit_inconsistency", a, other=b, bounds=bounds)
              for a, b in ((found.actual, found.planned), (found.planned, found.actual))]
     assert shown == ["۶۰۰٫۵۰۰۱ میلیون ریال", "۶۰۰ میلیون ریال"]
     assert present.figure("capital", "credit_inconsistency", found.actual, other=found.planned) \
         == "۶۰۰٫۵ میلیون ریال"  # without the limit: only apart from the other
     # a figure below the other too, and a drop of progress (percentage points)
     assert present.figure("expense", "credit_inconsistency", Decimal("99.4999"), other=Decimal("100"),
-                          limit=Decimal("0.5"), unit=False) == "۹۹٫۴۹۹۹"
+                          bounds=(Decimal("0.5"),), unit=False) == "۹۹٫۴۹۹۹"
     [drop] = check(ProgressRegression(), project(reports=[report(1, "30.50005"), report(2, "30")]), AUTUMN,
                    ProgressRegression.Limits())
     assert "۳۰٪ گزارش کرده که ۰٫۵۰۰۱ واحد درصد کمتر از ۳۰٫۵۰۰۱٪" in drop.message
     assert present.figure("capital", "progress_regression", drop.planned, other=drop.actual,
-                          limit=present.limit_of(drop.numbers)) == "۳۰٫۵۰۰۱٪"
+                          bounds=present.bounds_of(drop.numbers)) == "۳۰٫۵۰۰۱٪"
     # far from the limit, two places as ever
     [far] = check(CreditInconsistency(), project(credits=[credit("ملی", "600", "650.50005", 100, 100)]), AUTUMN,
                   CreditInconsistency.Limits())
@@ -253,3 +253,34 @@ def test_a_figure_is_written_canonically_whatever_its_form():
         expected = format(value.normalize(), "f") if value else "0"
         assert text(value) == expected, (value, text(value), expected)
     assert text(Decimal("600.50005")) == "600.50005" and text(Decimal("45.000")) == "45" and text(None) is None
+
+
+def test_figures_beside_a_severity_bound_are_shown_on_their_side_of_it():
+    # an operator's trial (the simulator's UC-06): a unit cost of 2.9998 beside the agreement's 2,
+    # 1.4999 times and so minor (major from 1.5), read «۳ میلیون ریال» beside «۲ میلیون ریال» — a
+    # major's figures — in the sentence, the console, the e-mail and the report alike
+    [cost] = check(UnitCostOverrun(), op_unit(unit_cost=2, items=[item(1, 10000, 29998)]), SUMMER,
+                   UnitCostOverrun.Limits())
+    assert cost.severity == "minor"
+    assert cost.numbers["band"] == "1.2" and cost.numbers["next"] == "1.5"
+    assert "۲٫۹۹۹۸ میلیون ریال هزینه کرده در برابر قیمت واحد ۲ میلیون ریال" in cost.message
+    bounds = present.bounds_of(cost.numbers)
+    assert bounds == (Decimal("1.2"), Decimal("1.5"))
+    assert present.figure("expense", "unit_cost_overrun", cost.actual, other=cost.planned, bounds=bounds) \
+        == "۲٫۹۹۹۸ میلیون ریال"
+    assert present.figure("expense", "unit_cost_overrun", cost.actual, other=cost.planned) == "۳ میلیون ریال"
+    # a project 14.996 points behind (minor; major from 15) did not read 30 beside 45
+    [lag] = check(ProgressLag(), project(reports=[report(2, "40.004")], targets=(30, 55, 60, 80)), AUTUMN,
+                  ProgressLag.Limits())
+    assert lag.severity == "minor" and lag.numbers["next"] == "15"
+    assert "پیشرفت فیزیکی ۴۰٫۰۰۴٪ گزارش کرده در برابر ۵۵٪" in lag.message
+    assert present.figure("capital", "progress_lag", lag.actual, other=lag.planned,
+                          bounds=present.bounds_of(lag.numbers)) == "۴۰٫۰۰۴٪"
+    # the highest band has no next bound; its figures are shown apart from where it begins
+    [critical] = check(ProgressLag(), project(reports=[report(2, "24.996")], targets=(30, 55, 60, 80)), AUTUMN,
+                       ProgressLag.Limits())
+    assert critical.severity == "critical" and "next" not in critical.numbers
+    assert "۲۴٫۹۹۶٪ گزارش کرده" in critical.message
+    # an operation's shortfall: quantities are shown as stored, but the band kept is where it begins
+    [short] = check(OperationShortfall(), op_unit(items=[item(1, 69)]), SUMMER, OperationShortfall.Limits())
+    assert (short.severity, short.numbers["band"], short.numbers["next"]) == ("major", "0.7", "0.4")

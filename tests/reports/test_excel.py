@@ -172,7 +172,7 @@ def test_figures_flagged_for_differing_by_more_than_the_limit_show_more_than_it_
     with simulated.connect() as conn:
         report = build(conn, Selection(1405, 2, AS_OF), routing=RoutingConfig())
     credit = replace(report.deviations[0], kind="capital", rule="credit_inconsistency",
-                     planned=Decimal(600), actual=Decimal("600.50005"), limit=Decimal("0.5"))
+                     planned=Decimal(600), actual=Decimal("600.50005"), bounds=(Decimal("0.5"),))
     book = openpyxl.load_workbook(io.BytesIO(excel.render(replace(report, deviations=[credit]))))
     sheet = book["انحرافات"]
     planned, actual = _column(sheet, "برنامه"), _column(sheet, "عملکرد")

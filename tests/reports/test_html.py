@@ -210,7 +210,7 @@ def test_figures_flagged_for_differing_by_more_than_the_limit_read_more_than_it_
     with simulated.connect() as conn:
         report = build(conn, Selection(1405, 2, AS_OF), routing=RoutingConfig())
     credit = replace(report.deviations[0], kind="capital", rule="credit_inconsistency", planned=Decimal(600),
-                     actual=Decimal("600.50005"), limit=Decimal("0.5"), threshold="مازاد بیش از ۰٫۵ میلیون ریال")
+                     actual=Decimal("600.50005"), bounds=(Decimal("0.5"),), threshold="مازاد بیش از ۰٫۵ میلیون ریال")
     page = BeautifulSoup(html.render(replace(report, deviations=[credit])), "html.parser")
     text = " ".join(page.select_one("#deviations tbody").get_text().split())
     assert "۶۰۰٫۵۰۰۱ میلیون ریال" in text and "آستانه: مازاد بیش از ۰٫۵ میلیون ریال" in text

@@ -35,20 +35,23 @@ def test_a_figure_is_written_and_formatted_to_the_same_places(shown, text, numbe
     assert (shown.text(), shown.number_format()) == (text, number_format)
 
 
-@pytest.mark.parametrize("kind, rule, value, other, limit", [
-    ("capital", "progress_lag", Decimal(45), Decimal("31.75"), None),
-    ("capital", "progress_lag", Decimal("31.75"), Decimal(45), None),
-    ("capital", "completion_overdue", Decimal("99.996"), Decimal(100), None),
-    ("capital", "spend_progress_gap", Decimal("0.45"), Decimal("0.1"), None),
-    ("capital", "credit_inconsistency", Decimal("600.50005"), Decimal(600), Decimal("0.5")),
-    ("expense", "unit_cost_overrun", Decimal("2.504"), Decimal("2.5"), None),
-    ("expense", "operation_shortfall", Decimal("849.94"), Decimal(1000), None),
-    ("expense", "operation_shortfall", Decimal("849.945"), Decimal(1000), None),
+@pytest.mark.parametrize("kind, rule, value, other, bounds", [
+    ("capital", "progress_lag", Decimal(45), Decimal("31.75"), ()),
+    ("capital", "progress_lag", Decimal("31.75"), Decimal(45), ()),
+    ("capital", "progress_lag", Decimal("30.004"), Decimal(45), (Decimal(5), Decimal(15))),
+    ("capital", "completion_overdue", Decimal("99.996"), Decimal(100), ()),
+    ("capital", "spend_progress_gap", Decimal("0.45"), Decimal("0.1"), ()),
+    ("capital", "spend_progress_gap", Decimal("0.100004"), Decimal("0.6"), (Decimal("0.3"), Decimal("0.5"))),
+    ("capital", "credit_inconsistency", Decimal("600.50005"), Decimal(600), (Decimal("0.5"),)),
+    ("expense", "unit_cost_overrun", Decimal("2.504"), Decimal("2.5"), ()),
+    ("expense", "unit_cost_overrun", Decimal("2.9998"), Decimal(2), (Decimal("1.2"), Decimal("1.5"))),
+    ("expense", "operation_shortfall", Decimal("849.94"), Decimal(1000), ()),
+    ("expense", "operation_shortfall", Decimal("849.945"), Decimal(1000), ()),
 ])
-def test_a_deviations_figure_has_the_places_its_rule_writes_it_with(kind, rule, value, other, limit):
+def test_a_deviations_figure_has_the_places_its_rule_writes_it_with(kind, rule, value, other, bounds):
     # the workbook's cell must read as the page's and the e-mail's (present.figure)
-    written = present.figure(kind, rule, value, other=other, limit=limit, unit=False)
-    shown = precision.rule_figure(kind, rule, value, other, limit)
+    written = present.figure(kind, rule, value, other=other, bounds=bounds, unit=False)
+    shown = precision.rule_figure(kind, rule, value, other, bounds)
     assert shown.text() == written
 
 

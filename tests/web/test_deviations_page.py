@@ -383,6 +383,28 @@ def test_a_credit_break_at_its_limit_reads_more_than_the_limit_apart():
     assert rule_figure(drop, "actual", "60") == "۶۰٪"
 
 
+def test_a_deviations_figures_beside_its_severitys_bound_read_on_their_side_of_it():
+    # a trial (the simulator's UC-06): a minor unit cost of 2.9998, 1.4999 times the agreement's 2 (major
+    # from 1.5), read «۳ میلیون ریال» beside «۲ میلیون ریال» in the card and the list alike
+    from web.common import rule_figure, templates
+
+    row = {"kind": "expense", "rule": "unit_cost_overrun", "planned": Decimal(2), "actual": Decimal("2.9998"),
+           "numbers": {"unit_cost": "2", "actual_unit_cost": "2.9998", "ratio": "1.4999", "threshold": "1.2",
+                       "band": "1.2", "next": "1.5"}}
+    assert rule_figure(row, "actual_unit_cost", "2.9998") == "۲٫۹۹۹۸ میلیون ریال"
+    assert rule_figure(row, "unit_cost", "2") == "۲ میلیون ریال"
+    figure = templates().filters["figure"]
+    assert figure(row["actual"], row, row["planned"]) == "۲٫۹۹۹۸ میلیون ریال"
+    # a project 14.996 points behind (minor; major from 15): not 40 beside 55
+    lag = {"kind": "capital", "rule": "progress_lag", "planned": Decimal(55), "actual": Decimal("40.004"),
+           "numbers": {"target": "55", "actual": "40.004", "gap": "14.996", "threshold": "5", "band": "5",
+                       "next": "15"}}
+    assert rule_figure(lag, "actual", "40.004") == "۴۰٫۰۰۴٪" == figure(lag["actual"], lag, lag["planned"])
+    # a deviation recorded before the next band was kept: apart from what it kept, as before
+    del row["numbers"]["next"]
+    assert figure(row["actual"], row, row["planned"]) == "۳ میلیون ریال"
+
+
 def test_an_act_and_its_line_in_the_log_of_acts_are_stored_together_or_not_at_all(sqlite_store):
     # the log of acts failing: the act is not stored either, and the person may simply send it again
     from store.users import recent_actions

@@ -11,8 +11,8 @@ configuration and the engine. Each job:
   service is not stopping; a job that gives up its wait because the service stops (or is handed
   over as the stop begins) says so in one line and gives its slot back to the job store
   (:func:`note_slot`): the next start runs it once, within ``misfire_grace_seconds``;
-- is recorded in the job store while it runs (its job's ``started`` keyword, written by serve's
-  executor with the job's next run, cleared when the run ends however it ends: done, failed, given
+- is recorded in the job store while it runs (its job's ``started`` keyword, its slot and start,
+  written by serve's executor with the job's next run, cleared when the run ends however it ends: done, failed, given
   up or stopped): a run whose process died (kill -9, out of memory, power lost, serve leaving past
   its stop timeout) is found at the next start and run again at once (service.scheduler
   ``_install_jobs``; its ``cut_off`` keyword until it starts);
@@ -311,8 +311,9 @@ _service: Service | None = None
 
 # The keywords of a job in the job store that record a run of it (service.scheduler writes them; the
 # job's function takes them and ignores them): `started`, the slot its running instance was handed
-# over for, saved with the job's next run in APScheduler's one update of the job and cleared when the
-# run ends; `cut_off`, that slot again once a start found it left by a serve that died, until the run
+# over for and when it was (``slot/start``, store.service ``run_record``: `status` says a run past
+# ``schedule.job_overrun_minutes``, counted from its start), saved with the job's next run in
+# APScheduler's one update of the job and cleared when the run ends; `cut_off`, that slot again once a start found it left by a serve that died, until the run
 # making it up starts. store.service ``unfinished_runs`` reads them for `status`.
 STARTED, CUT_OFF = store_service.RUN_STARTED, store_service.RUN_CUT_OFF
 

@@ -28,6 +28,14 @@ handed over (the job's ``started`` keyword, saved in the same update that moves 
 cleared as it ends (:class:`_SlotNotingExecutor`); the next start finds a run never ended — only
 one serve runs per store, so its process died — and runs the job again at once (:func:`_install_jobs`,
 a WARNING naming the slot), whatever its age: the jobs are idempotent, the run finishes the work.
+
+Overrunning: a job that never ends (its database session frozen, a portal that never answers)
+holds its one instance, and each of its slots is skipped. An ordinary overlap (a sync longer than
+its interval) is said at INFO; a run handed over more than ``schedule.job_overrun_minutes`` ago is
+said at WARNING at each skipped slot, with the moment it started, and ``status`` reports it (exit 8,
+from the run's record in the job store) — an operator's trial saw INFO lines only, and ``status``
+HEALTHY for two days. Nothing interrupts the run: a frozen PostgreSQL backend cannot be safely
+interrupted from the client; the operator decides (restarting serve, which runs the job again).
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from apscheduler.events import (
     EVENT_JOB_MAX_INSTANCES,
@@ -58,9 +67,10 @@ from reconcile import helper as reconcile_helper
 from service import jobs
 from service.jobs import AppConfig, Service
 from service.settings import zone_info
+from service.status import RUN_OVERRUNNING
 from store.db import error_line
 from store.locks import LockHeld
-from store.service import JOBS_TABLE, ServeLock, serve_lock
+from store.service import JOBS_TABLE, ServeLock, run_record, serve_lock, slot_of
 
 log = logging.getLogger("budgetwatch.service")
 RUN_JOB = "service.jobs:run_job"
@@ -211,7 +221,8 @@ class _SlotNotingExecutor(ThreadPoolExecutor):
     def _do_submit_job(self, job, run_times):  # noqa: ANN001 - APScheduler's hook, under its lock
         scheduler, job_id, due = self._scheduler, job.id, run_times[-1]
         grace = job.misfire_grace_time
-        if grace is not None and all(datetime.now(UTC) - t > timedelta(seconds=grace) for t in run_times):
+        now = datetime.now(UTC)
+        if grace is not None and all(now - t > timedelta(seconds=grace) for t in run_times):
             # APScheduler's run_job skips it as missed (EVENT_JOB_MISSED): no run, nothing to record
             # or owe (a review: recorded, it stayed "started" and the next start ran it as cut off),
             # and no "starts" line for the submission APScheduler announces first (a trial)
@@ -221,12 +232,17 @@ class _SlotNotingExecutor(ThreadPoolExecutor):
 
         def give_back(due: datetime) -> None:
             # the scheduler is paused while jobs wind down (_stop): the slot stays in the job store
+            _running_since.pop(job_id, None)
             scheduler.modify_job(job_id, next_run_time=due, kwargs={})
 
         def end() -> None:
+            _running_since.pop(job_id, None)
             scheduler.modify_job(job_id, kwargs={})
 
-        job._modify(kwargs={jobs.STARTED: due.isoformat()})  # saved by the scheduler's update of the job
+        # saved by the scheduler's update of the job; the moment too: after downtime a slot is handed
+        # over up to the misfire grace late, and how long the run has run counts from now (status)
+        job._modify(kwargs={jobs.STARTED: run_record(due, now)})
+        _running_since[job_id] = now
         jobs.note_slot(job_id, due, give_back, end)
         super()._do_submit_job(job, run_times)
 
@@ -239,7 +255,8 @@ def _scheduler(config: AppConfig, engine: Engine) -> BackgroundScheduler:
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": schedule.misfire_grace_seconds},
         timezone=zone_info(schedule.timezone),
     )
-    scheduler.add_listener(_on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+    scheduler.add_listener(partial(_on_event, overrun=timedelta(minutes=schedule.job_overrun_minutes)),
+                           EVENT_JOB_SUBMITTED | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
     logging.getLogger("apscheduler.scheduler").addFilter(_said_by_us)
     return scheduler
 
@@ -254,7 +271,7 @@ def _install_jobs(scheduler: BackgroundScheduler, config: AppConfig) -> None:
     stored = {job.id: job for job in scheduler.get_jobs()}
     # runs recorded as started and never ended (or found so by a start that died before making them
     # up): only one serve runs per store, so the process that ran them died during them
-    cut_off = {job.id: due for job in stored.values()
+    cut_off = {job.id: slot_of(due) for job in stored.values()
                if (due := job.kwargs.get(jobs.CUT_OFF) or job.kwargs.get(jobs.STARTED))}
     specs = job_specs(config)
     for spec in specs:
@@ -283,9 +300,13 @@ def _install_jobs(scheduler: BackgroundScheduler, config: AppConfig) -> None:
 
 # (job, slot) handed over past its grace, which APScheduler skips as missed: no "starts" line for it
 _missing: set[tuple[str, datetime]] = set()
+# job -> when its running instance was handed over (UTC), as its record in the job store says
+_running_since: dict[str, datetime] = {}
 
 
-def _on_event(event: JobEvent) -> None:
+def _on_event(event: JobEvent, overrun: timedelta | None = None) -> None:
+    """One line per event of the scheduler's; `overrun`: schedule.job_overrun_minutes, past which a
+    run that makes its next slot be skipped is said at WARNING."""
     if event.code == EVENT_JOB_SUBMITTED:
         due = event.scheduled_run_times[-1]
         if (event.job_id, due) in _missing:
@@ -299,8 +320,21 @@ def _on_event(event: JobEvent) -> None:
                     event.job_id, event.scheduled_run_time.isoformat(), extra={"job": event.job_id})
         jobs.missed(event.job_id)  # found missed only in its thread: the run recorded is cleared
     elif isinstance(event, JobSubmissionEvent):  # EVENT_JOB_MAX_INSTANCES
-        log.info("job %s is still running: its run due %s is skipped", event.job_id,
-                 event.scheduled_run_times[-1].isoformat(), extra={"job": event.job_id})
+        due = event.scheduled_run_times[-1]
+        since = _running_since.get(event.job_id)
+        running = datetime.now(UTC) - since if since is not None else None
+        if running is None or overrun is None or running <= overrun:  # an ordinary overlap
+            log.info("job %s is still running: its run due %s is skipped", event.job_id, due.isoformat(),
+                     extra={"job": event.job_id})
+            return
+        started = since.astimezone(due.tzinfo)  # as the slots are said: in the schedule's time zone
+        minutes = int(running.total_seconds() // 60)
+        log.warning("job %s has been running since %s (%d h %d min), longer than schedule.job_overrun_minutes "
+                    "(%d): it may be stuck (a database or portal not answering); its run due %s is skipped, "
+                    "and `budgetwatch status` reports it (exit %d) until it ends", event.job_id, started.isoformat(),
+                    minutes // 60, minutes % 60, overrun // timedelta(minutes=1), due.isoformat(), RUN_OVERRUNNING,
+                    extra={"job": event.job_id, "due": due.isoformat(), "running_since": started.isoformat(),
+                           "running_seconds": int(running.total_seconds()), "status": "overrunning"})
 
 
 # how often the main thread looks for a signal that arrived (the stop's added latency at most)

@@ -99,6 +99,13 @@ class ScheduleConfig(Strict):
     stop_timeout_seconds: float = Field(default=30.0, gt=0)
     # status: the outbox is "stuck" when a message has waited this long unsent
     outbox_stuck_minutes: int = Field(default=60, ge=1)
+    # status (exit 8) and serve's WARNING: a job still running this long after it was handed over is
+    # said to be overrunning (a frozen database session, a portal that never answers). 12 h: the longest
+    # run is the weekly full sync, which at 100k projects / 50k agreements reads ~185,000 SABA pages
+    # (two per agreement-year, docs/benchmarks.md) at sources.saba.rate_limit_per_second 8 — about
+    # 6.5 h, its reconciliation a minute more: twice that, so that a slow portal is not an alarm every
+    # Friday. A store whose full sync is short can lower it (to be told of a stuck nightly sync sooner).
+    job_overrun_minutes: int = Field(default=12 * 60, ge=1)
 
     @field_validator("timezone")
     @classmethod

@@ -2,7 +2,8 @@
 
 :func:`gather` reads the store (store.service, store.alerts) and the schedule and returns a
 :class:`Status`: per source the last run, its outcome and age, and when it last succeeded; the next
-run of each job as the running service recorded it; open deviations by severity × expert group
+run of each job as the running service recorded it; the runs running longer than they ever should
+(their record in the job store, store.service ``unfinished_runs``); open deviations by severity × expert group
 (routing is reconcile's); the outbox backlog; and a verdict. The verdict's exit codes, one per cause
 (several causes: the smallest code, but 6 before any other; every cause is listed):
 
@@ -14,6 +15,9 @@ run of each job as the running service recorded it; open deviations by severity 
 6     serve is not running on this store: nothing syncs, reconciles or sends until it is started
 7     a job's run never ended: the serve running it died (kill -9, out of memory, power lost) and
       it has not run again yet — the next start runs it at once (listed with 6 while serve is down)
+8     a job has been running longer than schedule.job_overrun_minutes since serve handed its run
+      over (a frozen database session, a portal that never answers): serve skips its slots until
+      it ends, and nothing else would say so before its source or the reconciliation is stale
 ====  ==================================================================================
 
 (1 and 2 keep their meaning for every command: an unexpected error, a configuration error.)
@@ -36,6 +40,7 @@ from service.settings import interval_of
 from store import service as queries
 
 HEALTHY, SOURCE_STALE, RECONCILE_STALE, OUTBOX_STUCK, SERVE_DOWN, RUN_CUT_OFF = 0, 3, 4, 5, 6, 7
+RUN_OVERRUNNING = 8
 RECONCILE_MAX_AGE = timedelta(days=1)
 
 
@@ -57,6 +62,15 @@ class OutboxHealth:
     stuck: bool
 
 
+@dataclass(frozen=True)
+class OverrunningRun:
+    job: str
+    due: datetime  # the slot it runs for
+    started_at: datetime  # when serve handed it over (after downtime up to the misfire grace after `due`)
+    running: timedelta
+    allowed: timedelta  # schedule.job_overrun_minutes
+
+
 @dataclass
 class Status:
     now: datetime
@@ -69,6 +83,7 @@ class Status:
     outbox: OutboxHealth | None  # None: alerts are off, or this budgetwatch has no outbox yet
     causes: list[tuple[int, str]] = field(default_factory=list)
     cut_off: dict[str, datetime] = field(default_factory=dict)  # job -> the slot of its run that never ended
+    overrunning: list[OverrunningRun] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -91,6 +106,9 @@ class Status:
                           "last_success": _reconcile_json(self.reconcile_success, self.now)},
             "next_runs": {job: _iso(when) for job, when in sorted(self.next_runs.items())},
             "cut_off_runs": {job: _iso(due) for job, due in sorted(self.cut_off.items())},
+            "overrunning_runs": [{"job": r.job, "due": _iso(r.due), "started_at": _iso(r.started_at),
+                                  "running_seconds": int(r.running.total_seconds()),
+                                  "allowed_seconds": int(r.allowed.total_seconds())} for r in self.overrunning],
             "open_deviations": [{"severity": sev, "group": grp, "count": n}
                                 for (sev, grp), n in sorted(self.deviations.items())],
             "outbox": None if self.outbox is None else {
@@ -129,6 +147,7 @@ def gather(config: AppConfig, engine: Engine, *, now: datetime | None = None) ->
     if outbox is not None and outbox.stuck:
         reason = f"the outbox is stuck: {outbox.pending} unsent, the oldest since {_when(outbox.oldest_pending_at)}"
         status.causes.append((OUTBOX_STUCK, reason))
+    allowed = timedelta(minutes=schedule.job_overrun_minutes)
     for run in unfinished:
         # with serve running, a run recorded as started is running now; with none, its serve died in it
         if run.cut_off or status.serving is None:
@@ -137,6 +156,10 @@ def gather(config: AppConfig, engine: Engine, *, now: datetime | None = None) ->
             status.causes.append((RUN_CUT_OFF, f"the {run.job} job's run due {_when(run.due)} never ended: serve "
                                                f"ended during it without stopping (killed, out of memory, power "
                                                f"lost); {then}"))
+        elif now - _aware(run.started_at) > allowed:
+            overrun = OverrunningRun(run.job, run.due, run.started_at, now - _aware(run.started_at), allowed)
+            status.overrunning.append(overrun)
+            status.causes.append((RUN_OVERRUNNING, _overrun_reason(overrun)))
     if status.serving is None:  # a stopped or crashed service is unhealthy now, not in two intervals
         status.causes.append((SERVE_DOWN, "serve is not running on this store: nothing syncs, reconciles "
                                           "or sends until it is started"))
@@ -146,6 +169,14 @@ def gather(config: AppConfig, engine: Engine, *, now: datetime | None = None) ->
     status.deviations = dict(counts)
     status.causes.sort()
     return status
+
+
+def _overrun_reason(run: OverrunningRun) -> str:
+    late = _aware(run.started_at) - _aware(run.due) >= timedelta(minutes=1)  # a slot made up after downtime
+    due = f" (its run due {_when(run.due)})" if late else ""
+    return (f"the {run.job} job has been running since {_when(run.started_at)}{due}, for {_age(run.running)}: "
+            f"longer than the {_age(run.allowed)} of schedule.job_overrun_minutes; it may be stuck (a database "
+            f"or portal not answering), and serve skips its slots until it ends")
 
 
 def _outbox(conn: Any, config: AppConfig, now: datetime) -> OutboxHealth | None:

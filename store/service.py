@@ -36,7 +36,8 @@ from store.models import METADATA, Deviation, ReconcileRun, SyncRun
 
 JOBS_TABLE = "apscheduler_jobs"  # APScheduler's SQLAlchemy job store, in the store's database
 # the keywords of a job in that table that record a run of it (service.jobs ``STARTED``): the slot of
-# a run started and not ended; the slot of a run a serve that died left, not run again yet
+# a run started and not ended, and when it was handed over (:func:`run_record`); the slot of a run a
+# serve that died left, not run again yet
 RUN_STARTED, RUN_CUT_OFF = "started", "cut_off"
 _LOCK_NAME = "serve"
 _APPLICATION = "budgetwatch serve, "
@@ -249,17 +250,40 @@ def next_runs(conn: Connection) -> dict[str, datetime | None]:
             for job_id, when in conn.execute(sa.select(jobs.c.id, jobs.c.next_run_time)).all()}
 
 
+def run_record(due: datetime, handed_over: datetime) -> str:
+    """A run's record in its job's ``started`` keyword: its slot and the moment serve handed it over,
+    as ISO 8601 writes an interval (``slot/handed-over``). They differ by up to
+    ``schedule.misfire_grace_seconds`` after downtime (a missed slot run at the start): how long a run
+    has run counts from the second, what the run was due for is the first."""
+    return f"{due.isoformat()}/{handed_over.isoformat()}"
+
+
+def read_run_record(value: str) -> tuple[datetime, datetime]:
+    """(slot, handed over) of a run's record; a record of the slot alone (written before the moment
+    was recorded, or by a start: ``cut_off``) was handed over at its slot."""
+    slot, _, handed_over = value.partition("/")
+    due = datetime.fromisoformat(slot)
+    return due, (datetime.fromisoformat(handed_over) if handed_over else due)
+
+
+def slot_of(value: str) -> str:
+    """The slot of a run's record, as written (ISO 8601)."""
+    return value.partition("/")[0]
+
+
 @dataclass(frozen=True)
 class UnfinishedRun:
     job: str
     due: datetime  # the slot it was started for
     cut_off: bool  # a start found it left by a serve that died, and it has not run again yet
+    started_at: datetime  # when serve handed it over (its slot, for a run recorded by the slot alone)
 
 
 def unfinished_runs(conn: Connection) -> list[UnfinishedRun]:
     """The runs the job store records as started and not ended (service.jobs ``STARTED``): with serve
-    running, the jobs running now, and any run a dead serve left that the start has not made up yet
-    (``cut_off``); with no serve running, runs the last serve never ended (it died during them)."""
+    running, the jobs running now (since ``started_at``), and any run a dead serve left that the start
+    has not made up yet (``cut_off``); with no serve running, runs the last serve never ended (it died
+    during them)."""
     if not sa.inspect(conn).has_table(JOBS_TABLE):
         return []
     jobs = sa.table(JOBS_TABLE, sa.column("id"), sa.column("job_state"))
@@ -271,7 +295,8 @@ def unfinished_runs(conn: Connection) -> list[UnfinishedRun]:
             continue
         for key, cut_off in ((RUN_CUT_OFF, True), (RUN_STARTED, False)):
             if kwargs.get(key):
-                found.append(UnfinishedRun(job_id, datetime.fromisoformat(kwargs[key]), cut_off))
+                due, started_at = read_run_record(kwargs[key])
+                found.append(UnfinishedRun(job_id, due, cut_off, started_at))
                 break
     return found
 

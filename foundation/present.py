@@ -151,16 +151,30 @@ LIMIT_KEYS = ("threshold", "band", "next")  # the keys of ``numbers`` that hold 
 
 
 def bounds_of(numbers: dict | None) -> tuple[Decimal, ...]:
-    """The limits a deviation was judged against, each once: its threshold (``numbers["threshold"]``,
-    as configured when it was judged), where its severity's band begins (``"band"``) and where the
-    next severity's begins (``"next"``, none for the highest)."""
+    """The limits a deviation's figures are shown apart from, each once: its threshold
+    (``numbers["threshold"]``, as configured when it was judged), where its severity's band begins
+    (``"band"``) and where the next severity's begins (``"next"``, none for the highest) — but not one
+    its measure sits on (:func:`apart_from`)."""
     numbers = numbers or {}
     found: list[Decimal] = []
     for key in LIMIT_KEYS:
         limit = numbers.get(key)
         if limit is not None and (bound := Decimal(str(limit))) not in found:
             found.append(bound)
-    return tuple(found)
+    measure = next((numbers[key] for key in _MEASURES if numbers.get(key) is not None), None)
+    return apart_from(tuple(found), None if measure is None else Decimal(str(measure)))
+
+
+_MEASURES = ("gap", "ratio", "difference")  # the key a banded rule keeps its measure under (reconcile/rules/)
+
+
+def apart_from(bounds: tuple[Decimal, ...], measure: Decimal | None) -> tuple[Decimal, ...]:
+    """`bounds` but the one a deviation's `measure` sits on: a rule judges its measure rounded to four
+    places (reconciliation-rules.md), so a gap of 14.99995 is 15 and major from 15, and its figures
+    read on that bound («۴۰» beside «۵۵»), not apart from it («۴۰٫۰۰۰۱», a gap below 15: a review)."""
+    if measure is None or measure not in bounds:
+        return bounds
+    return tuple(bound for bound in bounds if bound != measure)
 
 
 def limit_of(numbers: dict | None) -> Decimal | None:

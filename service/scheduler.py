@@ -133,7 +133,7 @@ def serve(config: AppConfig, engine: Engine, *, on_started: Callable[[], None] |
             watch.start()
             if on_started:
                 on_started()
-            _wait_for_signal(received, watch)
+            _wait_for_signal(received, watch, tick=lambda: _clear_ended(scheduler))
             watch.stop()
             taken = not received  # another serve took the store while the lock was lost
             if taken:
@@ -237,7 +237,11 @@ class _SlotNotingExecutor(ThreadPoolExecutor):
 
         def end() -> None:
             _running_since.pop(job_id, None)
-            scheduler.modify_job(job_id, kwargs={})
+            try:
+                scheduler.modify_job(job_id, kwargs={})
+            except Exception:
+                _uncleared.add(job_id)  # tried again while serve waits (_clear_ended)
+                raise
 
         # saved by the scheduler's update of the job; the moment too: after downtime a slot is handed
         # over up to the misfire grace late, and how long the run has run counts from now (status)
@@ -302,6 +306,26 @@ def _install_jobs(scheduler: BackgroundScheduler, config: AppConfig) -> None:
 _missing: set[tuple[str, datetime]] = set()
 # job -> when its running instance was handed over (UTC), as its record in the job store says
 _running_since: dict[str, datetime] = {}
+# jobs whose run ended while the job store could not be reached: their record as running stays
+_uncleared: set[str] = set()
+
+
+def _clear_ended(scheduler: BackgroundScheduler) -> None:
+    """Clears the records of runs that ended while the job store could not be reached (a database
+    that stopped answering a while): left, `status` would take an idle job for a run past
+    ``schedule.job_overrun_minutes`` (exit 8) until its next slot, a week for the full sync (a
+    review). Under the scheduler's lock on its job stores, which it holds while it hands a run over:
+    a new run of the job is not handed over meanwhile, and one already running keeps its record."""
+    for job_id in list(_uncleared):
+        with scheduler._jobstores_lock:  # APScheduler 3's, re-entrant: modify_job takes it too
+            if job_id not in _running_since:
+                try:
+                    scheduler.modify_job(job_id, kwargs={})
+                except Exception:  # noqa: BLE001 - still unreachable: tried again at the next check
+                    return
+                log.info("job %s: the record of its ended run is cleared now that the job store answers", job_id,
+                         extra={"job": job_id})
+            _uncleared.discard(job_id)
 
 
 def _on_event(event: JobEvent, overrun: timedelta | None = None) -> None:
@@ -327,7 +351,7 @@ def _on_event(event: JobEvent, overrun: timedelta | None = None) -> None:
             log.info("job %s is still running: its run due %s is skipped", event.job_id, due.isoformat(),
                      extra={"job": event.job_id})
             return
-        started = since.astimezone(due.tzinfo)  # as the slots are said: in the schedule's time zone
+        started = since.astimezone(due.tzinfo).replace(microsecond=0)  # as slots are said: the schedule's zone
         minutes = int(running.total_seconds() // 60)
         log.warning("job %s has been running since %s (%d h %d min), longer than schedule.job_overrun_minutes "
                     "(%d): it may be stuck (a database or portal not answering); its run due %s is skipped, "
@@ -358,13 +382,18 @@ def _on_signals(received: list[int]) -> None:
     signal.signal(signal.SIGINT, handle)
 
 
-def _wait_for_signal(received: list[int], watch: _LockWatch | None = None) -> None:
+def _wait_for_signal(received: list[int], watch: _LockWatch | None = None,
+                     tick: Callable[[], None] | None = None) -> None:
     """Until a signal is noted (then say which), or `watch` finds another serve holding the store. A
     timed wait, so that the main thread runs the Python handler soon even when the kernel delivered
-    the signal to another thread."""
+    the signal to another thread; `tick` runs every :data:`LOCK_CHECK_SECONDS` meanwhile."""
     idle = threading.Event()  # never set: only its timed wait is used
+    next_tick = time.monotonic() + LOCK_CHECK_SECONDS
     while not received and not (watch and watch.taken_by):
         idle.wait(SIGNAL_POLL_SECONDS)
+        if tick is not None and time.monotonic() >= next_tick:
+            tick()
+            next_tick = time.monotonic() + LOCK_CHECK_SECONDS
     if received:
         log.info("%s received", signal.Signals(received[0]).name)
 

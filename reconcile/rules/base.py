@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
+from foundation import present
 from reconcile import wording as w
 from reconcile.facts import CreditStages, Place
 from reconcile.findings import Finding, Kind, round4, text, threshold
@@ -95,12 +96,14 @@ class Rule(ABC):
             values[f.name] = threshold(raw) if isinstance(f.default, Decimal) else raw
         return cls.Limits(**values)
 
-    def band(self, limits: Any, severity: str) -> tuple[Mapping[str, str], tuple[Decimal, ...]]:
+    def band(self, limits: Any, severity: str, measure: Decimal) -> tuple[Mapping[str, str], tuple[Decimal, ...]]:
         """What a finding of `severity` keeps of its band in ``numbers`` — where the band begins
         (``"band"``) and where the next severity's begins (``"next"``, none for the highest) — and the
-        limits its figures are shown apart from (its threshold and those two: present.places_for;
-        1.4999 times a unit cost, minor below 1.5, is not shown as 3 beside 2)."""
-        return _banded(self.bands, limits, severity)
+        limits its figures are shown apart from (its threshold and those two, but one its `measure`
+        sits on: present.places_for, present.apart_from; 1.4999 times a unit cost, minor below 1.5,
+        is not shown as 3 beside 2, and 1.5 times is)."""
+        band, bounds = _banded(self.bands, limits, severity)
+        return band, present.apart_from(bounds, measure)
 
     def select(self, scope: Scope, limits: Any) -> sa.Select:
         """The rows that may break this rule in `scope`, with every figure its finding needs.

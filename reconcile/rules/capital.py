@@ -67,7 +67,7 @@ class ProgressLag(Rule):
         if gap < limits.minor:
             return None
         severity = "critical" if gap >= limits.critical else "major" if gap >= limits.major else "minor"
-        band, bounds = self.band(limits, severity)
+        band, bounds = self.band(limits, severity, gap)
         return _row_finding(
             self, row, q, severity,
             f"{_named(row)} در پایان {w.quarter(year, q)} پیشرفت فیزیکی "
@@ -283,7 +283,7 @@ class SpendProgressGap(Rule):
             return None
         severity = "critical" if gap >= limits.critical else "major"
         spend, physical = round4(spend_share), round4(physical_share)
-        band, bounds = self.band(limits, severity)
+        band, bounds = self.band(limits, severity, gap)
         bounds = tuple(bound * 100 for bound in bounds)  # the shares are written as percentages
         return _row_finding(
             self, row, q, severity,
@@ -470,7 +470,7 @@ class InspectionMismatch(Rule):
         if difference < limits.major:
             return None
         severity = "critical" if difference >= limits.critical else "major"
-        band, bounds = self.band(limits, severity)
+        band, bounds = self.band(limits, severity, difference)
         shown = w.percent(reported, row.observed_progress, rule=self.id, bounds=bounds)
         claim = (f"گزارش {w.quarter(year, quarter)} {shown} اعلام کرده است"
                  if quarter is not None else f"پیشرفت ابتدای سال {w.year(year)} {shown} بوده است")

@@ -74,7 +74,7 @@ class OperationShortfall(Rule):
         if ratio >= limits.threshold:
             return None
         severity = "minor" if ratio >= limits.minor else "major" if ratio >= limits.major else "critical"
-        unit, band = _unit_of(row), self.band(limits, severity)[0]
+        unit, band = _unit_of(row), self.band(limits, severity, ratio)[0]
         return _row_finding(
             self, row, f"{row.agreement_no}/{row.operation_code}", q, severity,
             f"{named.operation()} تا پایان {w.quarter(year, q)} "
@@ -130,7 +130,7 @@ class UnitCostOverrun(Rule):
         if ratio < limits.minor:
             return None
         severity = "major" if ratio >= limits.major else "minor"
-        cost, (band, bounds) = round4(divide(spent, actual)), self.band(limits, severity)
+        cost, (band, bounds) = round4(divide(spent, actual)), self.band(limits, severity, ratio)
         return _row_finding(
             self, row, f"{row.agreement_no}/{row.operation_code}", q, severity,
             f"{named.operation()} تا پایان {w.quarter(year, q)} برای هر {_unit_of(row)} "

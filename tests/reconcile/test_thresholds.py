@@ -284,3 +284,28 @@ def test_figures_beside_a_severity_bound_are_shown_on_their_side_of_it():
     # an operation's shortfall: quantities are shown as stored, but the band kept is where it begins
     [short] = check(OperationShortfall(), op_unit(items=[item(1, 69)]), SUMMER, OperationShortfall.Limits())
     assert (short.severity, short.numbers["band"], short.numbers["next"]) == ("major", "0.7", "0.4")
+
+
+@pytest.mark.parametrize(("rule", "facts", "when", "severity", "shown", "figure"), [
+    # a gap of 14.99995 is 15 to the rule (four places), major: «۴۰» beside «۵۵», not «۴۰٫۰۰۰۱» (14.9999)
+    (ProgressLag(), project(reports=[report(2, "40.00005")], targets=(30, 55, 60, 80)), AUTUMN, "major",
+     "پیشرفت فیزیکی ۴۰٪ گزارش کرده در برابر ۵۵٪", ("capital", "۴۰٪")),
+    # 2.99992 a unit, 1.49996 times 2: 1.5, major — «۳» beside «۲», not «۲٫۹۹۹۹»
+    (UnitCostOverrun(), op_unit(unit_cost=2, items=[item(1, 100000, 299992)]), SUMMER, "major",
+     "۳ میلیون ریال هزینه کرده در برابر قیمت واحد ۲ میلیون ریال", ("expense", "۳ میلیون ریال")),
+    # 8.3999 beside 7: 1.2 times, minor — «۸٫۴», not «۸٫۳۹۹۹» (no deviation at all to a reader)
+    (UnitCostOverrun(), op_unit(unit_cost=7, items=[item(1, 10000, 83999)]), SUMMER, "minor",
+     "۸٫۴ میلیون ریال هزینه کرده در برابر قیمت واحد ۷ میلیون ریال", ("expense", "۸٫۴ میلیون ریال")),
+    # a difference of 24.99995 is 25, critical: «۲۰٪» beside «۴۵٪»
+    (InspectionMismatch(), project(reports=[report(1, 45), report(2, 45)], inspections=[visit("1405/08/10", "20.00005")]),
+     AUTUMN, "critical", "۲۰٪ دیده شد", ("capital", "۲۰٪")),
+], ids=["lag-on-15", "cost-on-1.5", "cost-on-1.2", "visit-on-25"])
+def test_figures_whose_measure_sits_on_a_bound_read_on_it(rule, facts, when, severity, shown, figure):
+    # a review: the rule judges its measure rounded to four places, so a figure shown apart from the
+    # bound its measure sits on reads the band below (or no deviation), where the rule found this one
+    [found] = check(rule, facts, when, rule.Limits())
+    assert found.severity == severity
+    assert shown in found.message
+    kind, written = figure
+    assert present.figure(kind, rule.id, found.actual, other=found.planned,
+                          bounds=present.bounds_of(found.numbers)) == written

@@ -291,3 +291,48 @@ def test_serve_says_a_skipped_slot_of_a_run_past_its_bound_at_warning_and_an_ord
     [run] = overrun.overrunning
     assert run.job == "housekeeping" and abs((run.started_at - since).total_seconds()) < 1
     assert 8 not in [code for code, _ in within.causes] and within.overrunning == []
+
+
+def test_a_run_whose_record_could_not_be_cleared_as_it_ended_is_cleared_once_the_job_store_answers(
+        tmp_path, monkeypatch) -> None:
+    # a review: the job store unreachable as a run ended left its record as running, and `status`
+    # said the idle job had run past its bound (exit 8) until its next slot — a week for the full sync
+    from service import scheduler as serve
+
+    ran = threading.Event()
+    monkeypatch.setattr("store.service.housekeeping", lambda _engine: ran.set() or ["stand-in"])
+    config = parse_config({"data_dir": str(tmp_path / "data"), "schedule": {**HOURLY, "timezone": "UTC"}})
+    engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    scheduler = serve._scheduler(config, engine)
+    service = Service(config, engine)
+    jobs.install(service)
+    modify = scheduler.modify_job
+    unreachable = threading.Event()
+    unreachable.set()
+
+    def modify_job(job_id, **changes):  # noqa: ANN001, ANN003, ANN202 - the job store, unreachable while set
+        if unreachable.is_set() and changes == {"kwargs": {}}:
+            raise OSError("could not reach the database")
+        return modify(job_id, **changes)
+
+    monkeypatch.setattr(scheduler, "modify_job", modify_job)
+    try:
+        _start(scheduler, config)
+        scheduler.modify_job("housekeeping", next_run_time=datetime.now(UTC))
+        scheduler.resume()
+        assert ran.wait(20)
+        wait_until(lambda: "housekeeping" in serve._uncleared, 20, "the failed clear noted")
+        scheduler.pause()
+        later = datetime.now(UTC) + timedelta(hours=13)
+        assert 8 in [code for code, _ in _gather(engine, config, later).causes]  # what status said
+        serve._clear_ended(scheduler)  # still unreachable: kept for the next check
+        assert "housekeeping" in serve._uncleared
+        unreachable.clear()
+        serve._clear_ended(scheduler)
+        assert serve._uncleared == set()
+        assert 8 not in [code for code, _ in _gather(engine, config, later).causes]
+    finally:
+        serve._uncleared.clear()
+        jobs.install(None)
+        scheduler.shutdown(wait=True)
+        engine.dispose()

@@ -1,7 +1,9 @@
 """The command-line application object and what every command shares.
 
 Commands live in budgetwatch/commands/, one module per area, and register themselves on ``app``.
-``context()`` gives a command the validated configuration and the store, loaded once. Errors meant
+``context()`` gives a command the validated configuration and the store, loaded once: ``engine`` for a
+command that reads the store or acts on what it holds (an empty database refused, nothing created),
+``writing_engine`` for one that fills it (an empty database made a store: sync, reconcile, serve…). Errors meant
 for the operator are raised as :class:`UserError` (or ConfigError / StoreError) and printed by
 budgetwatch.cli.main as one line; tracebacks appear only with --debug.
 """
@@ -204,8 +206,21 @@ class Context:
 
     @property
     def engine(self) -> Engine:
-        if self._engine is None:
-            self._engine = open_store(self.config.database_url)
+        """The store, for a command that reads it (status, export, report, lists) or acts on what it
+        holds (acknowledging a deviation, a user's password, retrying a message, approving a period): a
+        database that holds none — a SQLite file that does not exist, an empty PostgreSQL schema, most
+        often a mistyped URL — is refused in one line, exit 2 (store.db.NoStore), and left as it was."""
+        return self._store(create=False)
+
+    @property
+    def writing_engine(self) -> Engine:
+        """The store, for a command that fills it (sync, reconcile, an import, serve, web, the first
+        user, the demo): an empty database is made a store first."""
+        return self._store(create=True)
+
+    def _store(self, *, create: bool) -> Engine:
+        if self._engine is None:  # once open, a store is one whichever asked first
+            self._engine = open_store(self.config.database_url, create=create)
         return self._engine
 
 

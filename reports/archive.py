@@ -10,7 +10,8 @@ approved period is never written again, and its files are made read-only.
 
 A kill. The store's committed sign-off is what approves a period; a folder is an archive only with
 it. The sign-off's row is inserted first, as the period's claim (a concurrent approval waits on it,
-then fails on the unique key), the folder written and renamed into place, and the transaction
+then fails on the unique key; it gives up, recording nothing, when the claim is held past its wait:
+store/reviews.py), the folder written and renamed into place, and the transaction
 committed last: a sign-off in the store therefore always has its folder (``review list`` never
 says MISSING after a kill), and a kill before the commit leaves at most a folder, or a temporary
 ``.1405-Q2.partial-<pid>``, that the store does not record. ``review list`` shows that period open
@@ -288,9 +289,11 @@ def approve(engine: Engine, fiscal_year: int, quarter: int, *, by: str, note: st
             # The claim: the sign-off's row, inserted before any file is written and committed after
             # the folder is in place. Another approval of the period waits here (PostgreSQL: the
             # unique key's lock; SQLite: the write lock) until this one commits (it then fails on the
-            # unique key) or rolls back or dies (its row goes with it). So, holding it, a folder or a
-            # temporary folder of the period that the store does not record is a dead run's.
-            reviews.record_signoff(conn, entry)
+            # unique key) or rolls back or dies (its row goes with it), or until it has waited long
+            # enough to say so (reviews.claim: a session frozen mid-approval holds it for good). So,
+            # holding it, a folder or a temporary folder of the period that the store does not
+            # record is a dead run's.
+            reviews.claim(conn, entry)
             _clear_partials(target)
             if os.path.lexists(target):
                 left = _unrecorded(target, fiscal_year, quarter)
@@ -311,9 +314,26 @@ def approve(engine: Engine, fiscal_year: int, quarter: int, *, by: str, note: st
         # the transaction committed: the sign-off and its archive stand together
     except IntegrityError:
         raise ReviewError(f"{fiscal_year} Q{quarter} was approved by someone else meanwhile") from None
+    except reviews.ClaimWaitedFor as exc:
+        raise ReviewError(_claim_held(engine, fiscal_year, quarter, exc.seconds), CLAIM_HELD) from None
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return entry
+
+
+# exit code of an approval that gave up waiting for another (as `inspections import`'s wait: README)
+CLAIM_HELD = 1
+
+
+def _claim_held(engine: Engine, fiscal_year: int, quarter: int, seconds: float) -> str:
+    """The line of an approval that waited `seconds` for the period's claim: on PostgreSQL another
+    approval of the period holds it; on SQLite any writer may (the write lock is the store's)."""
+    if engine.dialect.name == "postgresql":
+        held = f"another approval of {fiscal_year} Q{quarter} is in progress (waited {seconds:g} s for it)"
+    else:
+        held = (f"the store was busy with another writer for {seconds:g} s (another approval of {fiscal_year} "
+                f"Q{quarter}, a reconciliation or a sync)")
+    return f"{held}; nothing was recorded: try again in a moment"
 
 
 def _verified(entry: Signoff) -> tuple[list[str], dict[str, bytes]]:
@@ -405,7 +425,9 @@ class _Number:
 
 
 _NUMBERS = {
-    COUNT: _Number(0, False), AMOUNT: _Number(0, False), UNIT_COST: _Number(2, False),
+    # million rials to up to two places, as the report writes them since its credit stages showed a
+    # break the rule flags (reports/precision.py, credit_stages), not whole
+    COUNT: _Number(0, False), AMOUNT: _Number(2, True), UNIT_COST: _Number(2, False),
     POINTS: _Number(1, True, suffix="%"),
     RATIO: _Number(1, True, scale=100, suffix="%"),
     FIGURE: _Number(2, True),  # a quantity, or a deviation's amount

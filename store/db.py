@@ -1,8 +1,11 @@
 """Opening the store: engines for SQLite and PostgreSQL, migrations, and the schema check.
 
-Every command opens the store through :func:`open_store`. A brand-new, empty database is migrated
-on the spot (creating a store loses nothing); a store whose schema is behind the code stops the
-command with "run budgetwatch db upgrade", because migrating existing data is an operator's decision.
+Every command opens the store through :func:`open_store`. For a command that writes, a brand-new,
+empty database is migrated on the spot (creating a store loses nothing); a command that only reads
+refuses one (:class:`NoStore`) and creates nothing, not even a SQLite file: an empty database is
+most often a mistyped URL, and reporting on it as on an empty store would look real. A store whose
+schema is behind the code stops the command with "run budgetwatch db upgrade", because migrating
+existing data is an operator's decision.
 Also here: the planner's statistics after bulk writes, throwaway PostgreSQL schemas for tests and
 benchmarks, and URLs safe to show. The driver-level plumbing of large runs is store/driver.py.
 """
@@ -38,6 +41,11 @@ class StoreError(Exception):
 class StoreUnreachable(StoreError):
     """A database server that did not answer or refused the connection: it may answer a little later
     (a server starting after this machine's reboot, a failover), which a service retries."""
+
+
+class NoStore(StoreError):
+    """The database holds no budgetwatch store (a SQLite file that does not exist, a PostgreSQL
+    database or schema without a table) and the command only reads: it was left as it was."""
 
 
 # the longest error line said or recorded (a driver's DETAIL may quote a whole row)
@@ -265,19 +273,54 @@ def reaching(url: str) -> Iterator[None]:
         raise (StoreUnreachable if passing else StoreError)(f"cannot open the store at {safe_url(url)}: {reason}") from None
 
 
-def open_store(url: str, *, echo: bool = False) -> Engine:
-    """Open the store at ``url``; create it when empty; refuse an out-of-date schema."""
-    engine = make_engine(url, echo=echo)
+def open_store(url: str, *, echo: bool = False, create: bool = True) -> Engine:
+    """Open the store at ``url``; refuse an out-of-date schema.
+
+    ``create``: an empty database is made a store (the commands that write: sync, reconcile, serve,
+    an import…). Without it (the commands that only read: status, export, report…) an empty database
+    is refused with :class:`NoStore` and left as it was; a SQLite file that does not exist is not made."""
+    engine = make_engine(url, echo=echo)  # connects to nothing yet (a missing folder is said here)
+    if not create and missing_file(url):
+        raise _no_store(url, "no such file")
     _closed_to_others(engine)
     with reaching(url):
         # asked first without the creating lock: an existing store (and a file that is none, which
         # fails here) leaves no lock file beside it; asked again under the lock, one process creates
         if _is_empty(engine):
+            if not create:
+                where = _where(engine)
+                engine.dispose()
+                raise _no_store(url, where)
             with _creating(engine):
                 if _is_empty(engine):
                     upgrade(engine)
         check_current(engine)
     return engine
+
+
+def missing_file(url: str) -> Path | None:
+    """SQLite: the store's file when it does not exist (connecting would create it); else None."""
+    if not url.startswith("sqlite"):
+        return None
+    database = sa.engine.make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return None if os.path.lexists(database) else Path(database)
+
+
+def _where(engine: Engine) -> str:
+    """What an empty database is, for :class:`NoStore`'s line: its schema on PostgreSQL."""
+    if engine.dialect.name != "postgresql":
+        return "the file holds no table"
+    with engine.connect() as conn:
+        schema = conn.exec_driver_sql("SELECT current_schema()").scalar()
+    return f"no table in schema {schema}" if schema else "its search_path names no schema that exists"
+
+
+def _no_store(url: str, why: str) -> NoStore:
+    return NoStore(f"no budgetwatch store at {safe_url(url)} ({why}); nothing was created there: correct "
+                   "database.url or BUDGETWATCH_DATABASE_URL, or make the store first (`budgetwatch db upgrade`, "
+                   "or a sync)")
 
 
 def _closed_to_others(engine: Engine) -> None:

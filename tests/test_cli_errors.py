@@ -54,6 +54,7 @@ def test_sync_of_a_year_no_portal_holds_is_refused_before_any_request(run):
 
 
 def test_rejections_of_a_run_that_does_not_exist_are_an_error(run):
+    assert run("db", "upgrade")[0] == 0  # a store to read
     code, _out, err = run("runs", "--rejected", "999")
     assert code == 2 and "there is no sync run 999" in _one_line(err)
 
@@ -397,6 +398,7 @@ def test_no_output_is_written_into_the_signed_archive(run, tmp_path, argv):
     signed = tmp_path / "data" / "archive" / "1405-Q2"
     signed.mkdir(parents=True)
     (signed / "report.html").write_bytes(b"signed")
+    assert run("db", "upgrade")[0] == 0  # a store to read
     code, _out, err = run(*argv)
     assert code == 2 and "inside the signed archive" in _one_line(err)
     assert (signed / "report.html").read_bytes() == b"signed"

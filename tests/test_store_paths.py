@@ -33,7 +33,7 @@ def test_the_embedded_default_makes_its_own_data_folder(tmp_path, capsys, monkey
     monkeypatch.delenv("BUDGETWATCH_DATABASE_URL", raising=False)
     config = tmp_path / "config.yaml"
     config.write_text("data_dir: fresh-data\n", encoding="utf-8")
-    assert main(["--config", str(config), "runs"]) == 0, capsys.readouterr().err
+    assert main(["--config", str(config), "db", "upgrade"]) == 0, capsys.readouterr().err
     assert (tmp_path / "fresh-data" / "budgetwatch.db").is_file()
 
 

@@ -59,20 +59,21 @@ def send(
     refuse_unready_smtp(cfg, ctx.config_source)
     if not cfg.experts:
         console.print("no experts configured (experts: in the configuration): nothing to queue")
-    queued = alerts.queue_digests(ctx.engine, cfg.alerts, cfg.experts, cfg.routing)
+    engine = ctx.writing_engine
+    queued = alerts.queue_digests(engine, cfg.alerts, cfg.experts, cfg.routing)
     for recipient, _, news, resolved in queued.queued:
         console.print(f"queued for {recipient}: {news} deviations, {resolved} resolved", highlight=False)
-    report = alerts.dispatch(ctx.engine, cfg.alerts)
+    report = alerts.dispatch(engine, cfg.alerts)
     for message_id, outcome, detail in report.outcomes:
         console.print(f"{outcome:8} {message_id}" + (f": {detail}" if detail else ""), markup=False, highlight=False)
     console.print(f"{queued.messages} queued ({queued.no_news} {'expert' if queued.no_news == 1 else 'experts'} without news); {report.sent} sent, "
                   f"{report.deferred} deferred, {report.failed} failed", highlight=False)
     if report.stopped:
-        with ctx.engine.connect() as conn:
+        with engine.connect() as conn:
             waiting = store_alerts.outbox_summary(conn).pending
         waits = "1 message waits" if waiting == 1 else f"{waiting} messages wait"
         console.print(f"stopped: {report.stopped}; {waits} for the next send", markup=False, highlight=False)
-    with ctx.engine.connect() as conn:  # held by another dispatcher, or by one killed mid-send (trial)
+    with engine.connect() as conn:  # held by another dispatcher, or by one killed mid-send (trial)
         held = store_alerts.held_count(conn)
     if held:
         console.print(f"{held} message{'s' if held > 1 else ''} held by a dispatcher, not sent by this one: "

@@ -6,7 +6,16 @@ import typer
 from rich.table import Table
 
 from budgetwatch.app import app, console, context
-from store.db import check_current, current_revision, head_revision, make_engine, reaching, safe_url, upgrade
+from store.db import (
+    check_current,
+    current_revision,
+    head_revision,
+    make_engine,
+    missing_file,
+    reaching,
+    safe_url,
+    upgrade,
+)
 
 db_app = typer.Typer(help="The store: schema migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -102,9 +111,13 @@ def db_upgrade() -> None:
 def db_current() -> None:
     """Show the store's schema version and whether it is current."""
     url = context().config.database_url
+    head = head_revision()
+    if missing_file(url):  # said without connecting, which would make the file: this command only reads
+        console.print(f"{safe_url(url)}: schema none (no such file; behind: run `budgetwatch db upgrade`, which "
+                      f"makes the store there at {head})")
+        raise typer.Exit(1)
     with reaching(url):
         current = current_revision(make_engine(url))
-    head = head_revision()
     state = ("current" if current == head else
              f"ahead: written by a newer budgetwatch; this one knows {head}" if current and current > head else
              f"behind: run `budgetwatch db upgrade`, which brings it to {head}")

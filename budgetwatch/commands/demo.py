@@ -82,7 +82,7 @@ def demo(
     mails = _demo_digests(ctx, config, base.data_dir / "demo-mail")
     from web import demo_user  # the console's stack loads only here, not with every command
 
-    name, password = demo_user(ctx.engine)
+    name, password = demo_user(ctx.writing_engine)
     exe = Path(sys.argv[0]).resolve() if Path(sys.argv[0]).name == "budgetwatch" else "budgetwatch"
     explore = _demo_config_file(base, config, own_store=database is None)
     # a --database URL may hold a password: never printed nor written, the user sets it again
@@ -127,7 +127,7 @@ def _demo_digests(ctx: Any, config: Config, out_dir: Path) -> list[Path]:
     """What the sample experts would be sent, as .eml files a new user can open (nothing is sent)."""
     import alerts
 
-    return alerts.write_demo_digests(ctx.engine, config.alerts, list(alerts.DEMO_EXPERTS), config.routing, out_dir)
+    return alerts.write_demo_digests(ctx.writing_engine, config.alerts, list(alerts.DEMO_EXPERTS), config.routing, out_dir)
 
 
 def _demo_visits(sim: Any, data_dir: Path) -> Path:
@@ -147,7 +147,7 @@ def _demo_reconcile(ctx: Any, visits: Path) -> None:
     from budgetwatch.commands.reconcile import reconcile_and_show
     from reconcile.inspections import import_file
 
-    result = import_file(ctx.engine, visits)
+    result = import_file(ctx.writing_engine, visits)
     console.print(f"field visits from {visits}: {result.inserted} new, {result.updated} changed, "
                   f"{result.unchanged} unchanged")
     reconcile_and_show(years=(), day=None, view=dv.View(), fmt="table", output=None, worst=10)

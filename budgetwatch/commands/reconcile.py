@@ -240,7 +240,8 @@ def reconcile_and_show(*, years: tuple[int, ...], day: date | None, view: dv.Vie
     ``worst``: show only that many deviations, worst first, and say how to list the rest (the demo).
     """
     ctx = context()
-    with ctx.engine.connect() as conn:  # a bad county or agency fails before the run, not after
+    engine = ctx.engine if dry_run else ctx.writing_engine  # a what-if asked for records nothing: it only reads
+    with engine.connect() as conn:  # a bad county or agency fails before the run, not after
         _checked(lambda: dv.check_agencies(conn, view.agencies))
         county_set = _checked(lambda: dv.county_ids(conn, view.counties)) if view.counties else None
     shown_here = dv.view_condition(view, ctx.config.routing, county_set)
@@ -253,7 +254,7 @@ def reconcile_and_show(*, years: tuple[int, ...], day: date | None, view: dv.Vie
             _stream_table(dv.shown_rows(found_rows(where=shown_here), ctx.config.routing), result, target, worst)
 
     with _written(output) as handle:
-        result = run_reconciliation(ctx.engine, ctx.config.reconcile, as_of=day, years=list(years) or None,
+        result = run_reconciliation(engine, ctx.config.reconcile, as_of=day, years=list(years) or None,
                                     incremental=not full, dry_run=dry_run, keep=False, show=show)
     if result.what_if:
         err_console.print(f"what-if: {result.what_if}", markup=False)
@@ -490,7 +491,7 @@ def deviations_dismiss(
 def inspections_import(file: Path = typer.Argument(..., metavar="FILE.csv|FILE.xlsx", help="CSV (UTF-8) or Excel workbook: project_code,date,observed_progress,inspector,remarks")) -> None:
     """Import field inspections from a CSV file or an .xlsx workbook; nothing is imported if any row is bad."""
     try:
-        result = insp.import_file(context().engine, file)
+        result = insp.import_file(context().writing_engine, file)
     except insp.InspectionFileError as exc:
         err_console.print(f"error: {exc}" + (":" if exc.problems else ""), markup=False, highlight=False)
         for problem in exc.problems:

@@ -5,7 +5,8 @@ archive live in the reports package. Exit codes: 0 done; 2 bad input (an unknown
 group or file extension, a malformed year or day, a year the store does not hold, an --output inside
 the signed archive); 3 a period in the wrong state (not closed yet, already approved, not approved,
 approved with an archive that fails its check); 4 `review diff` found figures the store now holds
-differently. A report file is written whole or not at all (reports.files).
+differently; 1 `review approve` gave up waiting for another approval of the period (reports.archive,
+"A kill"), recording nothing. A report file is written whole or not at all (reports.files).
 """
 
 from __future__ import annotations

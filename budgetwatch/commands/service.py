@@ -4,7 +4,8 @@ Exit codes of ``serve``: 0 stopped by SIGTERM/Ctrl-C, 1 its jobs did not stop wi
 ``schedule.stop_timeout_seconds`` (or an unexpected error), 2 configuration error, 3 another serve
 runs on this store, 75 the database server did not answer for :data:`STORE_PATIENCE_SECONDS` at start. ``status`` exits with the code of its verdict (service/status.py: 0 healthy,
 3 a source is stale, 4 the reconciliation is stale, 5 the outbox is stuck, 6 serve is not running,
-7 a job's run never ended: serve died during it).
+7 a job's run never ended: serve died during it, 8 a job runs too long); before any verdict, 2 when
+there is no store to read (a database that holds none is refused, not created: store.db.NoStore).
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def _open_when_it_answers(url: str):
     said = False
     while True:
         try:
-            return open_store(url)
+            return open_store(url, create=True)
         except StoreUnreachable as exc:
             if time.monotonic() + STORE_RETRY_SECONDS > deadline:
                 raise UserError(f"{exc}; waited {STORE_PATIENCE_SECONDS:.0f} s: the service is started again later",

@@ -80,7 +80,7 @@ def _progress() -> Progress:
 def sync_with_progress(config: Config, sources: list[str], *, full: bool, years: list[int] | None) -> list[SourceOutcome]:
     from sync import run_sync  # the connectors load only for a sync (start-up of the other commands)
 
-    engine = open_store(config.database_url)
+    engine = open_store(config.database_url, create=True)
     try:
         with _progress() as progress:
             return run_sync(engine, config.sources, sources, full=full, years=years, observer=RichObserver(progress))

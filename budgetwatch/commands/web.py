@@ -35,11 +35,12 @@ def web_command(
     # before the console starts (uvicorn printed a traceback, or its error after 'console on …')
     can_listen(host, port)
     ctx = context()
+    engine = ctx.writing_engine  # the console writes (acts, visits, users, runs): it may start a store
     try:
-        application = create_app(ctx.engine, ctx.config, https_only=https_only)
+        application = create_app(engine, ctx.config, https_only=https_only)
     except SecretError as exc:
         raise UserError(str(exc)) from None
-    with ctx.engine.connect() as conn:
+    with engine.connect() as conn:
         if not list_users(conn):
             console.print("no console users yet: add one with `budgetwatch users add NAME --role admin`",
                           markup=False)
@@ -77,7 +78,7 @@ def users_add(
     """Add a console user; the password is asked for (or read from standard input)."""
     from web.users import create
 
-    user = _checked(lambda: create(context().engine, username, _password(), role=role, groups=_split(group),
+    user = _checked(lambda: create(context().writing_engine, username, _password(), role=role, groups=_split(group),
                                    display_name=display_name))
     console.print(f"user {user.username} added ({user.role}{'; ' + ','.join(user.groups) if user.groups else ''})",
                   markup=False)

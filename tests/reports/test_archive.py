@@ -126,8 +126,9 @@ def test_diff_names_each_figure_by_its_subject_and_shows_it_as_the_report_does(e
     shown = {c.key: (c.subject, c.figure, c.archived_text, c.now_text, c.finer) for c in changes}
     # a percentage as the page and the workbook show it: up to one place, no trailing zero
     assert shown["project/P-2/q1/reported"] == ("project P-2, Q1", "reported progress", "10%", "14%", False)
-    # million rials whole, as the report's columns; the ratio as a percentage with one place
-    assert shown["total/absorbed"] == ("province total", "absorbed credit (million rials)", "775", "780",
+    # million rials to up to two places, as the report's columns (whole, they hid a credit break the
+    # rule flags); the ratio as a percentage with one place
+    assert shown["total/absorbed"] == ("province total", "absorbed credit (million rials)", "775", "780.4",
                                        False)
     assert shown["total/absorption"] == ("province total", "absorption (absorbed / allocated)", "53.4%",
                                          "53.8%", False)

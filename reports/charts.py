@@ -4,7 +4,7 @@ Only numbers and words come out of here; templates/charts.html.j2 turns them int
 Jinja2's autoescaping, so a county or agency name from a portal can never become markup. Bar charts
 are horizontal and read right to left: names on the right, bars growing leftwards from a zero at
 the right edge of the plot. The S-curve runs in time from left to right, as Persian budget charts
-usually do.
+usually do, each year from its start (reports.model.curve_year: the points the console draws too).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from decimal import Decimal
 
 from foundation import present
 from reports import precision
+from reports.model import CurveYear
 
 PLANNED, REPORTED, SINGLE = present.PLANNED_COLOUR, present.REPORTED_COLOUR, present.SINGLE_COLOUR
 DASH = present.PLANNED_DASH
@@ -142,13 +143,37 @@ def bars_in_parts(title: str, names: Sequence[str], series: Sequence[tuple[str, 
 
 # «سه‌ماهه دوم ۱۴۰۵» is too long for an axis: the ordinal of each quarter's name, the year below
 QUARTER_ORDINALS = {1: "اول", 2: "دوم", 3: "سوم", 4: "چهارم"}
+YEAR_START = "آغاز سال"  # the axis's word for a year's start, as the console's S-curve writes it
 
-def s_curve(title: str, quarters: Sequence[tuple[int, int]], planned: Sequence[Decimal | None],
-            reported: Sequence[Decimal | None]) -> Chart:
-    """Planned and reported cumulative progress of one project over (year, quarter) in order."""
+
+def curve_slots(years: Sequence[CurveYear]) -> dict[tuple[int, int], int]:
+    """Where each (year, quarter) of an S-curve across ``years`` goes along the time axis: quarter 0
+    is the year's start, 1-4 the quarters' ends. A year's start is the moment its previous year's
+    fourth quarter ends: when that year is drawn too, both are one place (the two lines step there
+    from the year's last figures to the next year's `start`); a first year, or one after a year the
+    store does not hold, starts at a place of its own."""
+    slots: dict[tuple[int, int], int] = {}
+    last = -1
+    for year in years:
+        y = year.fiscal_year
+        if (y - 1, 4) in slots:
+            slots[(y, 0)] = slots[(y - 1, 4)]
+        else:
+            last += 1
+            slots[(y, 0)] = last
+        for q in range(1, 5):
+            last += 1
+            slots[(y, q)] = last
+    return slots
+
+
+def s_curve(title: str, years: Sequence[CurveYear]) -> Chart:
+    """Planned and reported cumulative progress of one project across ``years`` (oldest first), each
+    year from its start (reports.model.curve_year: the points the console's S-curve draws too)."""
     left, right, top, bottom = 60, WIDTH - 30, TOP, 360
     height = bottom + 60
-    count = max(len(quarters) - 1, 1)
+    slots = curve_slots(years)
+    count = max(max(slots.values(), default=0), 1)
 
     def x_of(i: int) -> float:
         return left + (right - left) * i / count
@@ -160,15 +185,19 @@ def s_curve(title: str, quarters: Sequence[tuple[int, int]], planned: Sequence[D
     for tick in range(0, 101, 20):
         grid.append(Line(left, y_of(tick), right, y_of(tick)))
         labels.append(Label(left - 8, y_of(tick) + 4, present.percent(tick, places=0), "end", 10))
-    for i, (year, q) in enumerate(quarters):
-        # the quarter by its name's ordinal, the year under each year's first: «۱۴۰۵/۱» read as a day
-        labels.append(Label(x_of(i), bottom + 18, QUARTER_ORDINALS[q], "middle", 10))
-        if q == 1 or i == 0:
+    for (year, q), i in slots.items():
+        follows = (year - 1, 4) in slots  # its start is the previous year's end, named «چهارم» there
+        if q == 0 and follows:
+            continue
+        # the quarter by its name's ordinal, the year under each year's first place: «۱۴۰۵/۱» read as a day
+        labels.append(Label(x_of(i), bottom + 18, YEAR_START if q == 0 else QUARTER_ORDINALS[q], "middle", 10))
+        if (q == 0) or (q == 1 and follows):
             labels.append(Label(x_of(i), bottom + 32, present.digits(year), "middle", 10))
     curves = []
-    for name, colour, values, dashed in (("پیشرفت برنامه‌ای", PLANNED, planned, True),
-                                         ("پیشرفت گزارش‌شده", REPORTED, reported, False)):
-        points = tuple((x_of(i), y_of(min(max(v, 0), 100))) for i, v in enumerate(values) if v is not None)
+    for name, colour, dashed, of in (("پیشرفت برنامه‌ای", PLANNED, True, lambda y: y.planned),
+                                     ("پیشرفت گزارش‌شده", REPORTED, False, lambda y: y.reported)):
+        points = tuple((x_of(slots[(y.fiscal_year, q)]), y_of(min(max(v, 0), 100)))
+                       for y in years for q, v in sorted(of(y).items()) if v is not None)
         curves.append(Series(name, colour, points, dashed))
     labels.append(Label((left + right) / 2, height - 8, "سه‌ماهه و سال", "middle", 10))
     return Chart(title, WIDTH, height, (), tuple(labels), tuple(grid), tuple(curves),

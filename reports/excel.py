@@ -2,9 +2,11 @@
 
 Every sheet reads right to left, has Persian headers, a frozen header row and a filter. Numbers
 stay numbers with formats that show each figure to the places the HTML page shows it
-(reports/precision.py: million rials ``#,##0``, unit costs ``#,##0.00``, percentages ``0.0%`` and more
-places near a threshold, a project's gap in percentage points under a header that says so); Jalali
-dates and quarters' names are text, each beside an ISO date or the quarter's number for sorting. A
+(reports/precision.py: million rials up to two places, ``#,##0.0`` or ``#,##0``, and more in a row of
+credit stages where credit_inconsistency's tolerance needs them; unit costs ``#,##0.00``, percentages
+``0.0%`` and more places near a threshold, a project's gap in percentage points under a header that
+says so); Jalali dates and quarters' names are text, each beside an ISO date or the quarter's number
+for sorting. A
 deviation's severity is written in its colour (present.SEVERITY_COLOURS, as the page and the
 e-mails), the charts in the page's (reports/charts.py). Every text cell, portal text above all, is
 written with ``write_string``: a title such as ``=HYPERLINK(...)`` stays text and never becomes a
@@ -21,6 +23,7 @@ import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date
+from decimal import Decimal
 from typing import Any
 
 import xlsxwriter
@@ -46,7 +49,7 @@ FORMULA_START = present.FORMULA_START  # a text cell starting so is quote-prefix
 @dataclass(frozen=True)
 class Col:
     header: str
-    kind: str  # text | id | int | amount | shown (a precision.Shown) | pace | day | iso | year
+    kind: str  # text | id | int | shown (a precision.Shown: amounts among them) | pace | day | iso | year
     value: Callable[[Any], Any]
     width: int = 14
 
@@ -66,7 +69,6 @@ class _Book:
             "header": {**base, "bold": True, "bg_color": "#dfe7ef", "border": 1, "text_wrap": True, "align": "center"},
             "text": {**base, "text_wrap": True},
             "int": {**base, "num_format": "#,##0"},
-            "amount": {**base, "num_format": "#,##0"},
             "year": {**base, "num_format": "0"},
             "id": {**base, "num_format": "0"},  # a deviation's id, typed as it shows: 1024, not 1,024
             "pace": {**base, "num_format": "0.0"},
@@ -79,7 +81,7 @@ class _Book:
             # a deviation's severity by colour and by word (presentation.md), in the page's and e-mails' colours
             **{f"severity_{code}": {**base, "bold": True, "font_color": colour}
                for code, colour in present.SEVERITY_COLOURS.items()},
-            **{f"total_{kind}": {**base, **total, "num_format": "#,##0"} for kind in ("amount", "int")},
+            "total_int": {**base, **total, "num_format": "#,##0"},
         }
         self.f = {name: self.book.add_format(p) for name, p in props.items()}
         self._base, self._variants = base, {"late": late, "total": total}
@@ -113,7 +115,7 @@ class _Book:
         style = self.f[name]
         if value is None:
             sheet.write_blank(row, col, None, style)
-        elif kind in ("int", "amount", "year", "pace"):
+        elif kind in ("int", "year", "pace"):
             sheet.write_number(row, col, float(value), style)
         elif kind == "id":
             sheet.write_number(row, col, int(value), style)
@@ -148,15 +150,22 @@ class _Book:
         return self.buffer.getvalue()
 
 
-def _totals_columns(name_header: str) -> list[Col]:
+def _credit(stage: int, limits: Sequence[Decimal]) -> Callable[[Totals], Shown | None]:
+    """A summary row's credit stage (0 approved … 3 absorbed) to the places precision.credit_stages
+    gives it beside the row's other stages, as the page and the console show it."""
+    return lambda t: precision.credit_stages((t.approved, t.notified, t.allocated, t.absorbed), limits)[stage]
+
+
+def _totals_columns(name_header: str, report: Report) -> list[Col]:
     unit = f" ({present.AMOUNT_UNIT})"
+    limits = report.limits.credit
     return [
         Col(name_header, "text", lambda t: t.name, 34),
         Col("پروژه‌ها", "int", lambda t: t.projects, 9), Col("موافقتنامه‌ها", "int", lambda t: t.agreements, 11),
-        Col("اعتبار مصوب" + unit, "amount", lambda t: t.approved, 16),
-        Col("اعتبار ابلاغی" + unit, "amount", lambda t: t.notified, 16),
-        Col("تخصیص" + unit, "amount", lambda t: t.allocated, 16),
-        Col("جذب" + unit, "amount", lambda t: t.absorbed, 16),
+        Col("اعتبار مصوب" + unit, "shown", _credit(0, limits), 16),
+        Col("اعتبار ابلاغی" + unit, "shown", _credit(1, limits), 16),
+        Col("تخصیص" + unit, "shown", _credit(2, limits), 16),
+        Col("جذب" + unit, "shown", _credit(3, limits), 16),
         Col("نسبت جذب به تخصیص", "shown", lambda t: precision.ratio(t.absorption), 12),
         Col("پیشرفت برنامه‌ای (وزنی)", "shown", lambda t: precision.points(t.planned_progress), 12),
         Col("پیشرفت گزارش‌شده (وزنی)", "shown", lambda t: precision.points(t.reported_progress), 12),
@@ -169,9 +178,11 @@ def _totals_columns(name_header: str) -> list[Col]:
     ]
 
 
-def _summary_sheet(b: _Book, name: str, header: str, rows: list[Totals], total: Totals, drawn: Sequence[tuple]) -> None:
+def _summary_sheet(b: _Book, report: Report, name: str, header: str, rows: list[Totals],
+                   drawn: Sequence[tuple]) -> None:
     sheet = b.sheet(name)
-    columns = _totals_columns(header)
+    total = report.total
+    columns = _totals_columns(header, report)
     end = b.table(sheet, columns, rows)
     for c, col in enumerate(columns):
         kind = col.kind if col.kind != "text" else None
@@ -260,7 +271,7 @@ def _operation_columns(report: Report) -> list[Col]:
         Col("مقدار برنامه‌ای (تجمعی)", "shown", lambda o: precision.quantity(o.planned), 12),
         Col("مقدار تحقق‌یافته (تجمعی)", "shown", lambda o: precision.quantity(o.delivered), 12),
         Col("نسبت تحقق", "shown", lambda o: precision.ratio(o.achievement, limits.achievement), 10),
-        Col(f"هزینه (تجمعی، {present.AMOUNT_UNIT})", "amount", lambda o: o.spent, 14),
+        Col(f"هزینه (تجمعی، {present.AMOUNT_UNIT})", "shown", lambda o: precision.amount(o.spent), 14),
         Col(f"بهای واحد مصوب ({present.AMOUNT_UNIT})", "shown", lambda o: precision.unit_cost(o.unit_cost), 12),
         Col(f"بهای واحد واقعی ({present.AMOUNT_UNIT})", "shown", lambda o: precision.unit_cost(o.actual_unit_cost), 12),
         Col("نسبت بهای واقعی به مصوب", "shown", lambda o: precision.ratio(o.cost_ratio, limits.cost_ratio), 12),
@@ -340,12 +351,12 @@ def render(report: Report) -> bytes:
     _cover(b, report)
     progress = ("پیشرفت برنامه‌ای و گزارش‌شده", (("پیشرفت برنامه‌ای", charts.PLANNED, 8),
                                                  ("پیشرفت گزارش‌شده", charts.REPORTED, 9)))
-    _summary_sheet(b, "شهرستان‌ها", "شهرستان", report.counties, report.total,
+    _summary_sheet(b, report, "شهرستان‌ها", "شهرستان", report.counties,
                    [(progress[0] + " به تفکیک شهرستان", progress[1]),
                     ("نسبت جذب به تخصیص به تفکیک شهرستان", (("نسبت جذب", charts.SINGLE, 7),))])
-    _summary_sheet(b, "دستگاه‌ها", "دستگاه اجرایی", report.agencies, report.total,
+    _summary_sheet(b, report, "دستگاه‌ها", "دستگاه اجرایی", report.agencies,
                    [(progress[0] + " به تفکیک دستگاه", progress[1])])
-    _summary_sheet(b, "گروه‌ها", "گروه کارشناسی", report.groups, report.total, [])
+    _summary_sheet(b, report, "گروه‌ها", "گروه کارشناسی", report.groups, [])
     projects = _project_columns(report)
     forecast = next(c for c, col in enumerate(projects) if col.header == FORECAST_HEADER)
     b.table(b.sheet("پروژه‌ها"), projects, report.projects, late=lambda p, c: c == forecast and p.forecast.late)

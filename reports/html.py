@@ -25,7 +25,7 @@ from foundation import fonts, present
 from reports import charts, precision
 from reports.cycle import Step
 from reports.forecast import Forecast, Point, forecast
-from reports.model import Limits, Report, ReportError
+from reports.model import Limits, Report, ReportError, curve_year
 from reports.text import (
     FORECAST_WORDS,
     PROJECT_TITLE,
@@ -77,6 +77,13 @@ def _shown(how: Callable[..., precision.Shown | None]) -> Callable[..., Markup]:
     return write
 
 
+def _credits(row, limits: Iterable[Decimal]) -> list[Markup]:
+    """A summary row's four credit stages, each to the places precision.credit_stages gives it beside
+    the others (credit_inconsistency's ``limits``), as the workbook's cells and the console show them."""
+    stages = precision.credit_stages((row.approved, row.notified, row.allocated, row.absorbed), limits)
+    return [_ltr(s.text() if s is not None else present.NOTHING) for s in stages]
+
+
 _ISOLATED = re.compile("\u2066([^\u2066\u2069]*)\u2069")  # a code as a finding's sentence isolates it
 
 
@@ -91,7 +98,7 @@ def _environment() -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined, trim_blocks=False, lstrip_blocks=False)
     env.filters.update(
         num=lambda v: _ltr(present.number(v, places=0) if v is not None else present.NOTHING),
-        amount=lambda v: _ltr(present.amount(v, places=0)),
+        amount=_shown(precision.amount),
         pct=_shown(precision.points), ratio=_shown(precision.ratio), quantity=_shown(precision.quantity),
         gap=_shown(precision.point_gap),
         unit_cost=_shown(precision.unit_cost), sentence=_sentence, day=present.day, moment=present.moment,
@@ -101,7 +108,8 @@ def _environment() -> jinja2.Environment:
         comptroller=lambda c: present.COMPTROLLER_NAMES.get(c, c) if c else "گزارش ثبت نشده",
         step=_step, forecast=_forecast,
     )
-    env.globals.update(figure=lambda d, value, other=None: _ltr(present.figure(
+    env.globals.update(credits=_credits,
+                       figure=lambda d, value, other=None: _ltr(present.figure(
                            d.kind, d.rule, value, measure=d.unit, other=other, bounds=d.bounds)),
                        figure_names=present.figure_names, dash=present.PLANNED_DASH,
                        # the typeface inside the file: a report is mailed and archived, nothing is served to it
@@ -146,16 +154,15 @@ def render_project(conn: Connection, code: str, limits: Limits | None = None) ->
     if not years:
         raise ReportError(f"unknown project {code!r}: no project of that code in the store")
     reported = {(r.fiscal_year, r.quarter): r.progress for r in reports}
-    targets = {(y.fiscal_year, q): getattr(y, f"target_q{q}") for y in years for q in range(1, 5)}
-    last = max([(y.fiscal_year, 4) for y in years])
-    quarters = [(y.fiscal_year, q) for y in years for q in range(1, 5) if (y.fiscal_year, q) <= last]
-    planned = [targets.get(k) for k in quarters]
-    actual = [reported.get(k) for k in quarters]
+    # each year from its start, at its `start`, as the console draws it (reports.model.curve_year says why)
+    curve = [curve_year(y.fiscal_year, y.progress_at_year_start, [getattr(y, f"target_q{q}") for q in range(1, 5)],
+                        {q: v for (fy, q), v in reported.items() if fy == y.fiscal_year}) for y in years]
+    rows = [((c.fiscal_year, q), c.planned[q], c.reported.get(q)) for c in curve for q in range(1, 5)]
     latest = years[-1]
     points = [Point(y, q, v) for (y, q), v in reported.items() if v is not None]
     points += [Point(y.fiscal_year, 0, y.progress_at_year_start) for y in years if y.progress_at_year_start is not None]
-    chart = charts.s_curve(f"{PROJECT_TITLE}: {latest.title}", quarters, planned, actual)
+    chart = charts.s_curve(f"{PROJECT_TITLE}: {latest.title}", curve)
     return _ENV.get_template("project.html.j2").render(
         title=PROJECT_TITLE, code=code, name=latest.title, agency=latest.agency_name,
         county=latest.county_name or "", end_year=latest.end_year, outlook=forecast(points, latest.end_year),
-        chart=chart, rows=list(zip(quarters, planned, actual)), gap_limits=(limits or Limits.of()).gap)
+        chart=chart, rows=rows, gap_limits=(limits or Limits.of()).gap)

@@ -17,7 +17,7 @@ figure near one with the places that tell which side of it it is on).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -70,11 +70,14 @@ class Matched:
 class Limits:
     """The thresholds the rules compare the report's figures with (``reconcile.rules`` in config.yaml):
     an operation's achievement (operation_shortfall), its actual against its approved unit cost
-    (unit_cost_overrun), as ratios; a project's gap from its target (progress_lag), in points."""
+    (unit_cost_overrun), as ratios; a project's gap from its target (progress_lag), in points; how far
+    a credit stage may exceed the one before it (credit_inconsistency's tolerance), in million rials.
+    The console's credit tables take the last from here too, so they show a row as the report does."""
 
     achievement: tuple[Decimal, ...] = ()
     cost_ratio: tuple[Decimal, ...] = ()
     gap: tuple[Decimal, ...] = ()
+    credit: tuple[Decimal, ...] = ()
 
     @classmethod
     def of(cls, rules: RulesConfig | None = None) -> Limits:
@@ -86,7 +89,7 @@ class Limits:
 
         shortfall, overrun, lag = rules.operation_shortfall, rules.unit_cost_overrun, rules.progress_lag
         return cls(exact(shortfall.threshold, shortfall.minor, shortfall.major), exact(overrun.minor, overrun.major),
-                   exact(lag.minor, lag.major, lag.critical))
+                   exact(lag.minor, lag.major, lag.critical), exact(rules.credit_inconsistency.tolerance))
 
 
 @dataclass
@@ -201,6 +204,34 @@ class DeviationRow:
     threshold: str | None = None  # the condition its rule flagged it by, with its limit (present.threshold)
     unit: str | None = None  # an operation's unit of measure, for its quantities (portal text)
     bounds: tuple[Decimal, ...] = ()  # the limits it was judged against (present.bounds_of): figures shown apart
+
+
+@dataclass(frozen=True)
+class CurveYear:
+    """One fiscal year of a project's S-curve: planned and reported cumulative progress (percent) at
+    the year's start (0) and at each quarter's end (1-4); None where there is no figure. The console's
+    project page (web/pages/subjects.py) and ``budgetwatch report project CODE`` (reports/html.py)
+    both draw these points, so one project's curve reads the same on a page and on paper."""
+
+    fiscal_year: int
+    planned: dict[int, Decimal | None]
+    reported: dict[int, Decimal | None]
+
+
+def curve_year(fiscal_year: int, start: Decimal | None, targets: Sequence[Decimal | None],
+               reported: Mapping[int, Decimal | None]) -> CurveYear:
+    """A year's S-curve from its agreement's ``start`` (the progress at the start of the year, the
+    catalogue's ``start``), its quarterly ``targets`` (cumulative, Q1 to Q4) and its ``reported``
+    progress by quarter."""
+    # Both lines begin at the year's start, at `start`, rather than at the first quarter's end: the
+    # rules measure a year from it (progress_regression compares the first report of a year with
+    # `start`, spend_progress_gap counts the planned and physical gain over it, completion_overdue
+    # falls back on it), so a curve that began at Q1 hid a first quarter's regression the rule flags
+    # and the gain the year's plan asks for. A target for quarter 0 is no agreement's figure: the
+    # planned line starts where the project stood, as the reported one does.
+    planned = {0: start, **{q: targets[q - 1] for q in range(1, 5)}}
+    actual = {0: start, **{q: v for q, v in sorted(reported.items()) if 1 <= q <= 4}}
+    return CurveYear(fiscal_year, planned, actual)
 
 
 @dataclass(frozen=True)
@@ -455,5 +486,5 @@ def build(conn: Connection, selection: Selection, *, routing: RoutingConfig, rep
                   Limits.of(rules))
 
 
-__all__ = ["SEVERITIES", "DeviationRow", "Limits", "Matched", "OperationRow", "ProjectRow", "Report", "ReportError",
-           "Selection", "Totals", "build"]
+__all__ = ["SEVERITIES", "CurveYear", "DeviationRow", "Limits", "Matched", "OperationRow", "ProjectRow", "Report",
+           "ReportError", "Selection", "Totals", "build", "curve_year"]

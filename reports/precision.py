@@ -1,8 +1,22 @@
 """How many decimal places each figure of the report is shown with: one decision for the workbook
 (reports/excel.py turns it into the cell's number format) and the page (reports/html.py writes it
-through foundation.present), so that the two never show the same figure two ways.
+through foundation.present), so that the two never show the same figure two ways. The console's
+credit tables (a project's credits by source, an agreement's by chapter: web/pages/subjects.py) take
+their places from here too.
 
-- counts, days and million rials: whole;
+- counts and days: whole;
+- million rials (a credit stage, spending): up to two places, trailing zeros dropped, as a finding's
+  sentence, the e-mails and the console write an amount (present.amount: ``۱٬۲۵۰٫۵``, ``۶۰۰``;
+  Excel ``#,##0.0``, ``#,##0``) — never whole. A row of credit stages (approved, notified, allocated,
+  absorbed or spent: :func:`credit_stages`) shows each stage beside the one before it as
+  credit_inconsistency's finding does (present.places_for with the rule's tolerance, 0.5 million
+  rials by default): more places where two would show a stage on the other side of «exceeds the
+  one before by more than the tolerance» than it is. Whole numbers hid the rule's breaks: notified
+  599.8 and allocated 600.4 (allocated 0.6 above: flagged) read ``۶۰۰`` beside ``۶۰۰``; at two places
+  they read ``۵۹۹٫۸`` and ``۶۰۰٫۴``, and 600.5001 beside 600 reads ``۶۰۰٫۵۰۰۱``, not ``۶۰۰٫۵`` (an
+  excess of 0.50004, which the rule rounds to four places and so does not flag, reads ``۶۰۰٫۵``). A
+  flagged break is so visible in every table that shows the row: the console's, the page's, the
+  workbook's;
 - a unit cost: two places (``۲٫۰۰`` and ``2.00``);
 - a quantity: up to two places, without trailing zeros (``۸۴۹٫۹۴``, ``۱٬۰۰۰``);
 - a difference of two percentages (a project's gap from its target): percentage points, a number in
@@ -18,7 +32,7 @@ through foundation.present), so that the two never show the same figure two ways
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -27,6 +41,8 @@ from foundation import present
 PERCENT_PLACES = 1
 UNIT_COST_PLACES = 2
 QUANTITY_PLACES = 2  # at most
+AMOUNT_PLACES = 2  # at most, as present.amount writes a finding's amount
+CREDIT_RULE = "credit_inconsistency"  # the rule that compares a row's credit stages
 
 
 @dataclass(frozen=True)
@@ -63,7 +79,7 @@ def _decimal(value: Decimal | int | float) -> Decimal:
 
 
 def whole(value: Decimal | int | float | None) -> Shown | None:
-    """A count or an amount in million rials."""
+    """A count (an amount in million rials is :func:`amount`)."""
     return None if value is None else Shown(_decimal(value), 0)
 
 
@@ -79,6 +95,40 @@ def as_written(value: Decimal | int | float | None, places: int) -> Shown | None
     value = _decimal(value)
     written = present.rounded(value, places).normalize()
     return Shown(value, max(-written.as_tuple().exponent, 0))
+
+
+def amount(value: Decimal | int | float | None) -> Shown | None:
+    """Million rials outside a row of credit stages (an operation's spending): up to two places,
+    trailing zeros dropped, as present.amount writes a finding's amount (1699.88 -> '۱٬۶۹۹٫۸۸')."""
+    return as_written(value, AMOUNT_PLACES)
+
+
+def credit_stages(stages: Sequence[Decimal | int | float | None],
+                  limits: Iterable[Decimal] = ()) -> list[Shown | None]:
+    """One row's credit stages in the catalogue's order — approved, notified, allocated, then absorbed
+    (a project's source row or total) or spent (an agreement's chapter) — each as :func:`amount`, and
+    with the places credit_inconsistency's finding writes it with beside the stage before and after it
+    (present.places_for with ``limits``, the rule's tolerance in million rials): 600.5001 beside 600,
+    flagged for exceeding it by more than 0.5, reads '۶۰۰٫۵۰۰۱', not '۶۰۰٫۵'. An empty stage is shown
+    empty (None) and compared as 0, as the rule counts it."""
+    values = [None if v is None else _decimal(v) for v in stages]
+    compared = [Decimal(0) if v is None else v for v in values]
+    limits = tuple(_decimal(limit) for limit in limits)
+    places = [AMOUNT_PLACES] * len(values)
+    for i in range(1, len(values)):  # each stage against the one before it (rules' pairs are adjacent)
+        earlier, later = compared[i - 1], compared[i]
+        # the rule compares the excess rounded to four places: one of 0.50004 is 0.5, not more, and
+        # reads so («۶۰۰٫۵» beside «۶۰۰»), not apart from the tolerance it sits on
+        excess = present.rounded(later - earlier, 4)
+        bounds = present.apart_from(limits, excess)
+        places[i] = max(places[i], present.places_for(CREDIT_RULE, later, earlier, bounds))
+        places[i - 1] = max(places[i - 1], present.places_for(CREDIT_RULE, earlier, later, bounds))
+    return [None if v is None else as_written(v, p) for v, p in zip(values, places)]
+
+
+def credit_texts(stages: Sequence[Decimal | int | float | None], limits: Iterable[Decimal] = ()) -> list[str]:
+    """:func:`credit_stages` as the console's tables write them ('—' for an empty stage)."""
+    return [present.NOTHING if s is None else s.text() for s in credit_stages(stages, limits)]
 
 
 def quantity(value: Decimal | int | float | None) -> Shown | None:

@@ -22,6 +22,7 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 
 from foundation import present
+from reports import precision
 from store.users import User
 from web import auth, words
 from web.jobs import ReconcileJobs
@@ -60,7 +61,7 @@ def templates() -> Environment:
     env = Environment(loader=PackageLoader("web", "templates"), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
     env.filters.update(
-        number=present.number, amount=present.amount, percent=present.percent, ratio=present.ratio,
+        number=present.number, amount=amount, percent=present.percent, ratio=present.ratio,
         day=present.day, day_long=present.day_long, moment=present.moment, severity=present.severity,
         status=present.status, group=present.group, rule=present.rule, kind=present.kind, source=present.source,
         digits=present.digits, cell=cell,
@@ -82,6 +83,15 @@ def templates() -> Environment:
                        rejection_reason=words.rejection_reason,
                        NOTHING=present.NOTHING, AMOUNT_UNIT=present.AMOUNT_UNIT)
     return env
+
+
+def amount(value: Any, *, unit: bool = False, places: int | None = None) -> str:
+    """Million rials as the report writes them (reports.precision.amount): up to two places, trailing
+    zeros dropped ('۱٬۶۹۹٫۸۸', '۶۰۰'); a quarter's absorbed credit read «۶۰۰٫۵۰۰۰۵» here and «۶۰۰٫۵» in
+    the report. ``places``: exactly that many (a unit cost's two)."""
+    if places is None and value is not None:
+        places = precision.amount(value).places
+    return present.amount(value, unit=unit, places=places)
 
 
 _FIGURE = re.compile(r"-?[0-9]+(\.[0-9]+)?")

@@ -4,6 +4,8 @@ This module only places points (quarter 0..4 across, 0..100 % up) in an SVG's co
 template draws them (web/templates/_macros.html, ``curve``), so every label is escaped like any other text.
 The lines are drawn in the printed report's colours (foundation.present ``PLANNED_COLOUR`` …): planned
 grey and dashed, reported blue and solid, so a reader sees one S-curve the same on a page and on paper.
+A project's points are the report's too (reports.model.curve_year: each year from its start, at the
+progress at the start of the year, which the rules measure the year from).
 """
 
 from __future__ import annotations

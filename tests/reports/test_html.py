@@ -396,3 +396,18 @@ def test_the_report_is_set_in_vazirmatn_carried_inside_the_file(page_file, brows
         assert page.evaluate("document.fonts.check('13px Vazirmatn', 'پروژه')")
         assert errors == []
     assert path.read_text(encoding="utf-8").count("data:font/woff2;base64,") == 2
+
+
+def test_an_s_curves_year_starts_where_the_year_before_it_ends():
+    # reports.model.curve_year: each year from its start; one year's start is its previous year's end,
+    # one place on the time axis, unless the store holds no figure of the year before
+    from reports.charts import curve_slots
+    from reports.model import curve_year
+
+    def years(*fiscal_years):
+        return [curve_year(y, None, [None] * 4, {}) for y in fiscal_years]
+
+    slots = curve_slots(years(1404, 1405))
+    assert slots[(1404, 0)] == 0 and slots[(1404, 4)] == slots[(1405, 0)] == 4 and slots[(1405, 4)] == 8
+    slots = curve_slots(years(1403, 1405))  # 1404 not in the store: 1405 starts at a place of its own
+    assert slots[(1403, 4)] == 4 and slots[(1405, 0)] == 5 and slots[(1405, 4)] == 9

@@ -61,3 +61,40 @@ def test_the_limits_are_those_configured():
     assert limits.achievement == (Decimal("0.9"), Decimal("0.7"), Decimal("0.4"))
     assert limits.gap == (Decimal(4), Decimal(15), Decimal(30))
     assert Limits.of().cost_ratio == (Decimal("1.2"), Decimal("1.5"))  # the catalogue's
+    assert Limits.of().credit == (Decimal("0.5"),)  # credit_inconsistency's tolerance, million rials
+    assert Limits.of(RulesConfig.model_validate({"credit_inconsistency": {"tolerance": 1.5}})).credit == (Decimal("1.5"),)
+
+
+TOLERANCE = (Decimal("0.5"),)  # credit_inconsistency's, million rials
+
+
+@pytest.mark.parametrize("stages, texts, formats", [
+    # a trial: notified 599.8 and allocated 600.4 (flagged: 0.6 more) read «۶۰۰» beside «۶۰۰» in the report
+    (("1250.5", "599.8", "600.4", 300), ["۱٬۲۵۰٫۵", "۵۹۹٫۸", "۶۰۰٫۴", "۳۰۰"],
+     ["#,##0.0", "#,##0.0", "#,##0.0", "#,##0"]),
+    # up to two places, trailing zeros dropped, as a finding writes an amount (present.amount)
+    (("1699.88", "1699.884", "1000.10", "0.5666"), ["۱٬۶۹۹٫۸۸", "۱٬۶۹۹٫۸۸۴", "۱٬۰۰۰٫۱", "۰٫۵۷"],
+     ["#,##0.00", "#,##0.000", "#,##0.0", "#,##0.00"]),  # 1699.884 beside 1699.88: told apart, as a finding
+    # flagged for more than 0.5: «۶۰۰٫۵» would read as at the tolerance
+    ((700, 600, "600.5001", 0), ["۷۰۰", "۶۰۰", "۶۰۰٫۵۰۰۱", "۰"], ["#,##0", "#,##0", "#,##0.0000", "#,##0"]),
+    # 0.50004 more is 0.5 to the rule (rounded to four places), not more: it reads at the tolerance
+    ((700, 600, "600.50004", 0), ["۷۰۰", "۶۰۰", "۶۰۰٫۵", "۰"], ["#,##0", "#,##0", "#,##0.0", "#,##0"]),
+    # 0.496 more, not flagged: «۶۰۰» beside «۶۰۰٫۵» would read as at it; 600.004 beside 600.5 does not
+    ((700, "600.004", "600.5", 0), ["۷۰۰", "۶۰۰٫۰۰۴", "۶۰۰٫۵", "۰"], ["#,##0", "#,##0.000", "#,##0.0", "#,##0"]),
+])
+def test_a_rows_credit_stages_show_every_break_the_rule_flags(stages, texts, formats):
+    shown = precision.credit_stages([Decimal(str(v)) for v in stages], TOLERANCE)
+    assert [s.text() for s in shown] == texts
+    assert [s.number_format() for s in shown] == formats
+    assert precision.credit_texts(stages, TOLERANCE) == texts  # the console's cells
+
+
+def test_an_empty_credit_stage_is_shown_empty_and_compared_as_0():
+    # the catalogue counts an empty figure as 0: 0.6 notified over an empty approved is a break
+    assert precision.credit_texts([None, "0.6", None, None], TOLERANCE) == ["—", "۰٫۶", "—", "—"]
+    assert precision.credit_texts([None, "0.5001"], TOLERANCE) == ["—", "۰٫۵۰۰۱"]  # flagged: not «۰٫۵»
+
+
+def test_an_amount_outside_a_row_of_stages_has_up_to_two_places():
+    assert [(s.text(), s.number_format()) for s in map(precision.amount, ("1699.88", 1700, "1250.50"))] == [
+        ("۱٬۶۹۹٫۸۸", "#,##0.00"), ("۱٬۷۰۰", "#,##0"), ("۱٬۲۵۰٫۵", "#,##0.0")]

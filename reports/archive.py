@@ -31,7 +31,9 @@ and refuses one altered or missing; then it makes the report again, with the sig
 saw, without touching the archive, and lists the figures the store now holds differently (a late
 correction on a portal): each compared exactly, by its key in ``figures.json``, and named and shown
 for the consolidation group as the report shows it (see "how review diff names and shows a figure"
-below).
+below). ``figures.json`` says its ``edition`` (``EDITION``): an archive approved before some of the
+report's figures were kept in it is compared on those it holds, and the diff says once which it
+lacks (``compare``), rather than listing each as a change of the store.
 """
 
 from __future__ import annotations
@@ -54,8 +56,11 @@ from sqlalchemy.exc import IntegrityError
 from foundation.jalali import TEHRAN, format_jalali, is_quarter_closed, quarter_end
 from reconcile.settings import RoutingConfig, RulesConfig
 from foundation import present
-from reports import excel, html
-from reports.model import Report, Selection, build
+from foundation.persian import to_ascii_digits
+from foundation.vocabulary import SEVERITIES
+from reports import excel, html, precision
+from reports.cycle import Step
+from reports.model import Limits, Report, Selection, build
 from store import reporting, reviews
 from store.reviews import Signoff
 
@@ -132,9 +137,33 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
+# figures.json's edition: which figures it holds. Edition 1 (no "edition" key) lacked the cover, the
+# open deviations by rule, a project's gap, planned end year, pace and late mark, an operation's
+# achievement, actual unit cost and cost ratio, a deviation's threshold and the cycle's days and states
+# (``_ADDED``); ``diff`` compares an archive with the figures of its own edition.
+EDITION = 2
+EDITION_KEY = "edition"
+_STEPS = ("report", "approval", "review")  # the monitoring cycle's steps (reports/cycle.py)
+
+
+def _step_state(step: Step) -> str:
+    """A step of the cycle as the report says it: done, pending or not begun, and late («دیرکرد»)."""
+    state = "not_begun" if step.days is None else ("done" if step.done else "pending")
+    return state + ("_late" if step.late else "")
+
+
 def figures(report: Report) -> dict[str, str | None]:
-    """Every figure of the report under a stable key: what ``diff`` compares."""
-    out: dict[str, str | None] = {}
+    """Every figure of the report under a stable key: what ``diff`` compares. A figure derived from
+    others (a gap, a ratio, a cycle's days) is kept too, as the report shows it: the diff speaks in
+    the report's terms. Left out: what names a row rather than measures it (titles, names, an
+    agency's county or group, the unit of measure, a deviation's sentence and id), and what the
+    archive fixes (the period, the as-of day, the moment it was made)."""
+    out: dict[str, str | None] = {"cover/service_days": _text(report.service_days),
+                                  "cover/reviewed_on": _text(report.reviewed_on)}
+    for kind, rule, counts in report.rule_counts:
+        for severity in SEVERITIES:
+            out[f"rule/{kind}/{rule}/{severity}"] = _text(counts[severity])
+        out[f"rule/{kind}/{rule}/all"] = _text(sum(counts.values()))
     for dimension, rows in (("county", report.counties), ("agency", report.agencies), ("group", report.groups),
                             ("total", [report.total])):
         for t in rows:
@@ -147,22 +176,28 @@ def figures(report: Report) -> dict[str, str | None]:
                 out[f"{prefix}/deviations_{severity}"] = _text(count)
     for p in report.projects:
         prefix = f"project/{p.code}/q{p.quarter}"
-        for name, value in (("target", p.target), ("reported", p.reported), ("comptroller", p.comptroller),
-                            ("reported_on", p.reported_on), ("visited_on", p.visited_on), ("observed", p.observed),
-                            ("forecast", p.forecast.outlook), ("forecast_year", p.forecast.year)):
+        for name, value in (("target", p.target), ("reported", p.reported), ("gap", p.gap),
+                            ("comptroller", p.comptroller), ("reported_on", p.reported_on),
+                            ("visited_on", p.visited_on), ("observed", p.observed),
+                            ("forecast", p.forecast.outlook), ("forecast_year", p.forecast.year),
+                            ("forecast_late", "yes" if p.forecast.late else "no"),
+                            ("end_year", p.forecast.end_year), ("pace", p.forecast.pace)):
             out[f"{prefix}/{name}"] = _text(value)
     for o in report.operations:
         prefix = f"operation/{o.agreement_no}/{o.code}"
-        for name in ("planned", "delivered", "spent", "unit_cost"):
+        for name in ("planned", "delivered", "achievement", "spent", "unit_cost", "actual_unit_cost", "cost_ratio"):
             out[f"{prefix}/{name}"] = _text(getattr(o, name))
     for d in report.deviations:
         prefix = f"deviation/{d.kind}/{d.rule}/{d.subject}/q{d.quarter or 0}"
-        for name in ("severity", "status", "planned", "actual"):
+        for name in ("severity", "status", "planned", "actual", "threshold"):
             out[f"{prefix}/{name}"] = _text(getattr(d, name))
     for c in report.cycle:
         prefix = f"cycle/{c.agency_code}/q{c.quarter}"
         for name in ("due", "entered", "approved", "reported_on", "approved_on", "reviewed_on"):
             out[f"{prefix}/{name}"] = _text(getattr(c, name))
+        for step in _STEPS:
+            out[f"{prefix}/{step}_days"] = _text(getattr(c, step).days)
+            out[f"{prefix}/{step}_state"] = _step_state(getattr(c, step))
     return dict(sorted(out.items()))
 
 
@@ -173,7 +208,7 @@ def _json(data: Any) -> bytes:
 def render_files(report: Report) -> dict[str, bytes]:
     """The archive's files of a report, by name."""
     return {"report.xlsx": excel.render(report), "report.html": html.render(report).encode("utf-8"),
-            FIGURES: _json(figures(report))}
+            FIGURES: _json({EDITION_KEY: str(EDITION), **figures(report)})}
 
 
 def manifest(files: dict[str, bytes], entry: Signoff) -> bytes:
@@ -403,17 +438,23 @@ def periods(engine: Engine, *, today: date | None = None) -> list[Period]:
 # figures.json keeps every figure exactly under a key made for comparing (``agency/305/absorption``:
 # 0.6428571428571428571428571429) and stays as it is: archives are signed. The consolidation group
 # reads the diff, so each figure is named by what it belongs to and what it is, and shown as the
-# report shows it (reports/precision.py, which the page and the workbook share): counts and million
-# rials whole, a unit cost with 2 places, percentages and ratios as percentages with up to one place
-# (21%, 21.5%), quantities with up to 2, a deviation's figures as its rule writes them (up to 2), days in
-# Jalali. Written for the terminal (decisions.md): ASCII digits, English names, codes as stored. A
+# report shows it (reports/precision.py, which the page and the workbook share): counts whole, million
+# rials with up to 2 places, a unit cost with 2, percentages and ratios as percentages with up to one place
+# (21%, 21.5%) and more near a threshold the rules compare them with (an achievement of 84.994% reads
+# 84.99%, as in the report, not 85%), a project's gap in percentage points, its pace with one place,
+# quantities with up to 2, a deviation's figures as its rule writes them (up to 2), days in Jalali.
+# Written for the terminal (decisions.md): ASCII digits, English names, codes as stored. A
 # change the report's places hide (40 -> 40.000001 both show 40%) is still a change: both sides are
-# then shown with as many places as it takes to tell them apart, and ``finer`` says so.
+# then shown with as many places as it takes to tell them apart, and ``finer`` says so. A figure's
+# name carries its unit where the value does not: million rials for money, an operation's unit of
+# measure for its quantities only (planned, delivered; a deviation's quantities), never for money.
 
-COUNT, AMOUNT, UNIT_COST, POINTS, RATIO, FIGURE, DAY, YEAR, WORD = (
-    "count", "amount", "unit_cost", "points", "ratio", "figure", "day", "year", "word")
+COUNT, AMOUNT, UNIT_COST, POINTS, RATIO, FIGURE, DAY, YEAR, WORD, TEXT = (
+    "count", "amount", "unit_cost", "points", "ratio", "figure", "day", "year", "word", "text")
+GAP, PACE, ACHIEVEMENT, COST_RATIO = "gap", "pace", "achievement", "cost_ratio"
 RULE_POINTS, RULE_RATIO = "rule_points", "rule_ratio"  # a deviation's percentages, as present.figure writes them
 MILLION_RIALS = "million rials"
+PERCENTAGE_POINTS = "percentage points"
 
 
 @dataclass(frozen=True)
@@ -422,6 +463,7 @@ class _Number:
     trim: bool  # trailing zeros dropped (a quantity; a deviation's figures, as present.figure writes them)
     scale: int = 1  # a ratio is shown as a percentage
     suffix: str = ""
+    limits: str = ""  # the report's Limits it is told apart from, as the report does (precision.points)
 
 
 _NUMBERS = {
@@ -430,11 +472,19 @@ _NUMBERS = {
     COUNT: _Number(0, False), AMOUNT: _Number(2, True), UNIT_COST: _Number(2, False),
     POINTS: _Number(1, True, suffix="%"),
     RATIO: _Number(1, True, scale=100, suffix="%"),
+    ACHIEVEMENT: _Number(1, True, scale=100, suffix="%", limits="achievement"),  # operation_shortfall's
+    COST_RATIO: _Number(1, True, scale=100, suffix="%", limits="cost_ratio"),  # unit_cost_overrun's
+    GAP: _Number(1, True, limits="gap"),  # points, progress_lag's limits; the name says the unit
+    PACE: _Number(1, False),  # the workbook's 0.0
     FIGURE: _Number(2, True),  # a quantity, or a deviation's amount
     RULE_POINTS: _Number(2, True, suffix="%"),
     RULE_RATIO: _Number(2, True, scale=100, suffix="%"),
 }
 # each kind of row's figures, in the report's order: (name, how it is shown)
+_COVER = {"service_days": ("service time of each step of the cycle (days)", COUNT),
+          "reviewed_on": ("reviewed by the consolidation group on", DAY)}
+_RULE = {**{s: (f"open deviations, {s}", COUNT) for s in reversed(SEVERITIES)},
+         "all": ("open deviations, all severities", COUNT)}
 _TOTALS = {
     "projects": ("projects", COUNT), "agreements": ("agreements", COUNT),
     **{stage: (f"{stage} credit ({MILLION_RIALS})", AMOUNT)
@@ -449,43 +499,84 @@ _TOTALS = {
 }
 _PROJECT = {
     "target": ("planned progress (target)", POINTS), "reported": ("reported progress", POINTS),
+    "gap": (f"gap from target, target - reported ({PERCENTAGE_POINTS})", GAP),
     "comptroller": ("comptroller's decision", WORD), "reported_on": ("report entered on", DAY),
     "visited_on": ("latest field visit on", DAY), "observed": ("progress observed at that visit", POINTS),
-    "forecast": ("completion forecast", WORD), "forecast_year": ("forecast year of completion", YEAR),
+    "forecast_year": ("forecast year of completion", YEAR), "forecast": ("completion forecast", WORD),
+    "forecast_late": ("forecast late: after the planned end year, or no progress (in red)", WORD),
+    "end_year": ("planned end year", YEAR),
+    "pace": (f"pace of progress ({PERCENTAGE_POINTS} per quarter)", PACE),
 }
 _OPERATION = {
     "planned": ("planned quantity, cumulative", FIGURE),
     "delivered": ("delivered quantity, cumulative", FIGURE),
+    "achievement": ("achievement (delivered / planned)", ACHIEVEMENT),
     "spent": (f"spent, cumulative ({MILLION_RIALS})", AMOUNT),
     "unit_cost": (f"approved unit cost ({MILLION_RIALS})", UNIT_COST),
+    "actual_unit_cost": (f"actual unit cost, spent / delivered ({MILLION_RIALS})", UNIT_COST),
+    "cost_ratio": ("actual / approved unit cost", COST_RATIO),
 }
+_QUANTITIES = frozenset({"planned", "delivered"})  # an operation's figures counted in its unit of measure
 _DEVIATION = {"severity": ("severity", WORD), "status": ("status", WORD), "planned": ("planned figure", None),
-              "actual": ("actual figure", None)}  # None: in its rule's unit (present.figure_unit)
+              "actual": ("actual figure", None),  # None: in its rule's unit (present.figure_unit)
+              "threshold": ("threshold it was flagged by", TEXT)}
 _CYCLE = {
     "due": ("items due", COUNT), "entered": ("items entered", COUNT),
-    "approved": ("items approved by the comptroller", COUNT), "reported_on": ("report entered on", DAY),
+    "approved": ("items approved by the comptroller", COUNT),
+    "reported_on": ("report entered on", DAY),
+    "report_days": ("days from the quarter's end to the report", COUNT),
+    "report_state": ("report step", WORD),
     "approved_on": ("approved by the comptroller on", DAY),
+    "approval_days": ("days from the report to the comptroller's approval", COUNT),
+    "approval_state": ("comptroller's approval step", WORD),
     "reviewed_on": ("reviewed by the consolidation group on", DAY),
+    "review_days": ("days from the approval to the group's review", COUNT),
+    "review_state": ("consolidation group's review step", WORD),
 }
 _RULE_UNITS = {present.POINTS: RULE_POINTS, present.SHARE: RULE_RATIO, present.AMOUNT: FIGURE,
                present.QUANTITY: FIGURE}
-_SECTIONS = ("total", "group", "county", "agency", "project", "operation", "deviation", "cycle")
+# the report's order: the cover, the summaries, the open deviations by rule (beside them on the page),
+# the projects, the operations, the deviations, the cycle
+_SECTIONS = ("cover", "total", "group", "county", "agency", "rule", "project", "operation", "deviation", "cycle")
+_PARTS = {"cover": "cover", "total": "province total", "group": "groups", "county": "counties", "agency": "agencies",
+          "rule": "open deviations by rule", "project": "projects", "operation": "operations",
+          "deviation": "deviations", "cycle": "monitoring cycle"}
+# the figures each edition of figures.json added (section -> its fields, None: the whole section)
+_ADDED: dict[int, dict[str, frozenset[str] | None]] = {
+    2: {"cover": None, "rule": None,
+        "project": frozenset({"gap", "forecast_late", "end_year", "pace"}),
+        "operation": frozenset({"achievement", "actual_unit_cost", "cost_ratio"}),
+        "deviation": frozenset({"threshold"}),
+        "cycle": frozenset(f"{step}_{what}" for step in _STEPS for what in ("days", "state"))},
+}
+
+
+def _edition_of(key: str) -> int:
+    """The edition of figures.json that first held a key's figure (1: from the first)."""
+    section, field = key.partition("/")[0], key.rpartition("/")[2]
+    for edition, sections in sorted(_ADDED.items()):
+        if section in sections and (sections[section] is None or field in sections[section]):
+            return edition
+    return 1
 
 
 @dataclass(frozen=True)
 class _Names:
-    """What the keys leave out, from the report the store gives now: agencies' names, units of measure."""
+    """What the keys leave out, from the report the store gives now: agencies' names, units of
+    measure, and the thresholds a figure is told apart from (the report's Limits)."""
 
     agencies: dict[str, str]
     measures: dict[tuple[str, str], str]  # (agreement, operation) -> unit of measure
     deviation_measures: dict[tuple[str, str, str, int], str]  # (kind, rule, subject, quarter) -> unit
+    limits: Limits = Limits()
 
     @classmethod
     def of(cls, report: Report) -> _Names:
         agencies = {t.key: t.name for t in report.agencies}
         agencies |= {c.agency_code: c.agency_name for c in report.cycle}
         return cls(agencies, {(o.agreement_no, o.code): o.unit for o in report.operations if o.unit},
-                   {(d.kind, d.rule, d.subject, d.quarter or 0): d.unit for d in report.deviations if d.unit})
+                   {(d.kind, d.rule, d.subject, d.quarter or 0): d.unit for d in report.deviations if d.unit},
+                   report.limits)
 
     def agency(self, code: str) -> str:
         name = self.agencies.get(code)
@@ -498,14 +589,18 @@ def _quarter(part: str) -> int:
 
 def _describe(key: str, names: _Names) -> tuple[tuple, str, str, str]:
     """(order, subject, figure's name, how it is shown) of a figures.json key (``figures``'s shapes;
-    a code holding '/' is read from the ends). The order is the report's: the province, groups,
-    counties, agencies, projects, operations, deviations, the cycle."""
+    a code holding '/' is read from the ends). The order is the report's (``_SECTIONS``)."""
     section, _, rest = key.partition("/")
     field = rest.rpartition("/")[2] if rest else ""
     middle = rest.rpartition("/")[0]
     table: dict[str, tuple[str, str | None]] = {}
     subject, unit = key, None
-    if section == "total":
+    if section == "cover":
+        table, subject = _COVER, "cover"
+    elif section == "rule":
+        kind, _, rule = middle.partition("/")
+        table, subject = _RULE, f"rule {rule} ({kind})"
+    elif section == "total":
         table, subject = _TOTALS, "province total"
     elif section in ("group", "county", "agency"):
         table = _TOTALS
@@ -516,7 +611,8 @@ def _describe(key: str, names: _Names) -> tuple[tuple, str, str, str]:
     elif section == "operation":
         agreement, _, code = middle.rpartition("/")
         table, subject = _OPERATION, f"agreement {agreement}, operation {code}"
-        unit = names.measures.get((agreement, code))
+        # the unit of measure is a quantity's, never money's: «spent (million rials)», not «… (جلسه)»
+        unit = names.measures.get((agreement, code)) if field in _QUANTITIES else None
     elif section == "deviation":
         kind, rule, tail = (middle.split("/", 2) + ["", ""])[:3]
         code, _, q = tail.rpartition("/")
@@ -526,7 +622,8 @@ def _describe(key: str, names: _Names) -> tuple[tuple, str, str, str]:
         how = present.figure_unit(kind, rule)
         if field in ("planned", "actual"):
             unit = (MILLION_RIALS if how == present.AMOUNT
-                    else names.deviation_measures.get((kind, rule, code, quarter)))
+                    else names.deviation_measures.get((kind, rule, code, quarter)) if how == present.QUANTITY
+                    else None)
             table = {**_DEVIATION, field: (_DEVIATION[field][0], _RULE_UNITS.get(how, RULE_POINTS))}
     elif section == "cycle":
         agency, _, q = middle.rpartition("/")
@@ -549,24 +646,39 @@ def _number(value: Decimal, how: _Number, places: int, trim: bool) -> str:
         return format(shown, ",f") + how.suffix
 
 
-def _show(how: str, text: str | None) -> str:
+def _places(value: Decimal, number: _Number, limits: Limits) -> int:
+    """The places the report shows a figure with: its own, or those that tell it from each of the
+    thresholds the report tells it from (precision.points, as the page and the workbook)."""
+    if not number.limits:
+        return number.places
+    bounds = [Decimal(limit) * number.scale for limit in getattr(limits, number.limits)]
+    return max(number.places, precision.points(value * number.scale, bounds).places)
+
+
+_TERMINAL = str.maketrans({"٫": ".", "٬": ",", "٪": "%", **dict.fromkeys(map(ord, "\u2066\u2067\u2068\u2069"))})
+
+
+def _show(how: str, text: str | None, limits: Limits = Limits()) -> str:
     """A figures.json value as the report shows it, in the terminal's digits; None -> '(none)'."""
     if text is None:
         return "(none)"
     try:
         if how in _NUMBERS:
             number = _NUMBERS[how]
-            return _number(Decimal(text), number, number.places, number.trim)
+            value = Decimal(text)
+            return _number(value, number, _places(value, number, limits), number.trim)
         if how == DAY:
             return format_jalali(date.fromisoformat(text), persian_digits=False)
     except (InvalidOperation, ValueError):
         return text
+    if how == TEXT:  # the report's own words: its figures in ASCII digits, without the isolating marks
+        return to_ascii_digits(text).translate(_TERMINAL)
     return text.replace("_", " ") if how == WORD else text
 
 
-def _shown(how: str, archived: str | None, now: str | None) -> tuple[str, str, bool]:
+def _shown(how: str, archived: str | None, now: str | None, limits: Limits = Limits()) -> tuple[str, str, bool]:
     """Both sides as the report shows them, or with the places it takes to see they differ."""
-    before, after = _show(how, archived), _show(how, now)
+    before, after = _show(how, archived, limits), _show(how, now, limits)
     if before != after or how not in _NUMBERS or archived is None or now is None:
         return before, after, False
     try:
@@ -575,7 +687,7 @@ def _shown(how: str, archived: str | None, now: str | None) -> tuple[str, str, b
         return archived, now, True
     number = _NUMBERS[how]
     exact = max(-(a * number.scale).as_tuple().exponent, -(b * number.scale).as_tuple().exponent)
-    for places in range(number.places + 1, exact + 1):
+    for places in range(max(_places(a, number, limits), _places(b, number, limits)) + 1, exact + 1):
         before, after = _number(a, number, places, False), _number(b, number, places, False)
         if before != after:
             return before, after, True
@@ -593,7 +705,7 @@ def _absent(key: str, side: dict, missing: str) -> str:
 
 def _change(key: str, archived: dict, current: dict, names: _Names) -> tuple[tuple, Change]:
     order, subject, figure, how = _describe(key, names)
-    before, after, finer = _shown(how, archived.get(key), current.get(key))
+    before, after, finer = _shown(how, archived.get(key), current.get(key), names.limits)
     if key not in archived:
         before = _absent(key, archived, "(not in archive)")
     if key not in current:
@@ -601,9 +713,44 @@ def _change(key: str, archived: dict, current: dict, names: _Names) -> tuple[tup
     return order, Change(key, archived.get(key), current.get(key), subject, figure, before, after, finer)
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """What ``compare`` found: the changed figures, in the report's order, and the names of the
+    figures the report now shows that the archive's edition of figures.json did not hold (not
+    compared: an archive approved before they were kept)."""
+
+    changes: list[Change]
+    not_held: list[str]  # one per part of the report: 'projects: "planned end year", …'
+
+
+def compare(archived: dict[str, Any], report: Report) -> Comparison:
+    """The figures of ``archived`` (a figures.json) that ``report`` shows differently. An archive of
+    an earlier edition is compared on the figures its edition holds: a figure added to figures.json
+    since is no change of the store, and is named once in ``not_held`` instead of listed for every row."""
+    archived = dict(archived)
+    try:
+        edition = int(archived.pop(EDITION_KEY, 1))
+    except (TypeError, ValueError):
+        edition = 1
+    current, names = figures(report), _Names.of(report)
+    later = {key for key in current if _edition_of(key) > edition and key not in archived}
+    by_part: dict[str, dict[str, None]] = {}
+    described = sorted((_describe(key, names) for key in later), key=lambda d: (d[0][0], d[0][-1]))
+    for (section, *_), _, name, _ in described:  # each name once, in the report's order
+        by_part.setdefault(_PARTS[_SECTIONS[section]], {})[name] = None
+    for key in later:
+        del current[key]
+    differ = [k for k in set(archived) | set(current) if archived.get(k) != current.get(k)]
+    ordered = sorted((_change(k, archived, current, names) for k in differ), key=lambda pair: pair[0])
+    return Comparison([change for _, change in ordered],
+                      [f"{part}: " + ", ".join(f'"{name}"' for name in fields) for part, fields in by_part.items()])
+
+
 def diff(engine: Engine, fiscal_year: int, quarter: int, *, settings: Settings) -> tuple[Signoff, list[Change]]:
     """The figures of an approved period that the store now holds differently, in the report's order,
-    each named and shown for people (``Change``). Reads the archive only."""
+    each named and shown for people (``Change``). Reads the archive only. An archive approved before
+    figures.json held some of the report's figures is compared on those it holds, and a warning
+    names the others once (``compare``)."""
     with engine.connect() as conn:
         entry = reviews.signoff(conn, fiscal_year, quarter)
         if entry is None:
@@ -619,7 +766,8 @@ def diff(engine: Engine, fiscal_year: int, quarter: int, *, settings: Settings) 
             raise ReviewError(f"cannot read the archive of {fiscal_year} Q{quarter} at {entry.archive_path}: "
                               f"{exc.__class__.__name__}", 1) from None
         report = _period_report(conn, fiscal_year, quarter, entry.as_of, entry.approved_at, settings)
-    current, names = figures(report), _Names.of(report)
-    differ = [k for k in set(archived) | set(current) if archived.get(k) != current.get(k)]
-    ordered = sorted((_change(k, archived, current, names) for k in differ), key=lambda pair: pair[0])
-    return entry, [change for _, change in ordered]
+    found = compare(archived, report)
+    if found.not_held:
+        log.warning("%s Q%s: the archive was approved before %s held these figures of the report, not compared: "
+                    "%s", fiscal_year, quarter, FIGURES, "; ".join(found.not_held))
+    return entry, found.changes

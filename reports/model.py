@@ -145,7 +145,7 @@ class ProjectRow:
     target: Decimal | None
     reported: Decimal | None
     comptroller: str | None  # approved | pending | rejected; None: no report
-    reported_on: date | None
+    reported_on: date | None  # as the portal gave it: None for no report, or a report without its day
     visited_on: date | None  # the latest field visit up to the quarter's end
     observed: Decimal | None
     forecast: Forecast
@@ -354,6 +354,8 @@ def _capital(conn: Connection, scope: _Scope, due_days: int, submissions: list[S
         visit = visits.get(r.code)
         for q in range(1, s.quarter + 1):
             report = reports.get((s.year, q))
+            # an entry day the portal left empty counts as the quarter's last day (the catalogue), but is
+            # shown empty: the projects sheet showed «۱۴۰۵/۰۶/۳۱» as if the portal had said it (a trial)
             entered_on = (report.reported_on or quarter_end(s.year, q)) if report else None
             if in_scope:
                 approved_on = ((report.decided_on or entered_on) if report and report.comptroller_status == "approved"
@@ -367,7 +369,7 @@ def _capital(conn: Connection, scope: _Scope, due_days: int, submissions: list[S
             out.append(ProjectRow(
                 r.code, r.title, r.agency_code, r.agency_name, r.county_name or NO_COUNTY, scope.group(r.agency_code),
                 q, targets[q - 1], report.progress if report else None, report.comptroller_status if report else None,
-                entered_on, visit_now.visited_on if visit_now else None,
+                report.reported_on if report else None, visit_now.visited_on if visit_now else None,
                 visit_now.observed_progress if visit_now else None, forecast(seen_points, r.end_year)))
         report = reports.get((s.year, s.quarter))
         target = targets[s.quarter - 1]
@@ -407,7 +409,10 @@ def _expense(conn: Connection, scope: _Scope, due_days: int, submissions: list[S
         for q in range(1, s.quarter + 1):
             due = a.status in IN_SCOPE and any((_targets(o)[q - 1] or ZERO) > 0 for o in ops[a.id])
             of_q = [items[o.id][q] for o in ops[a.id] if q in items[o.id]]
-            entered_on = max((i.reported_on or quarter_end(s.year, q)) for i in of_q) if of_q else None
+            # entered with its first performance item of the quarter, as missing_report judges it ("no
+            # performance item for q at all"): counted by its last, one operation reported after the
+            # due day made the agreement overdue, while leaving that operation unreported did not (a trial)
+            entered_on = min((i.reported_on or quarter_end(s.year, q)) for i in of_q) if of_q else None
             approved = bool(of_q) and all(i.comptroller_status == "approved" for i in of_q)
             approved_on = max((i.decided_on or i.reported_on or quarter_end(s.year, q)) for i in of_q) if approved else None
             if due:

@@ -188,3 +188,39 @@ def test_the_cycle_as_of_a_past_day_shows_later_steps_pending_and_no_later_sign_
     # the rows keep the store's figures: P-1's second-quarter report as it stands now, with its day
     p1 = next(p for p in report.projects if p.code == "P-1" and p.quarter == 2)
     assert (p1.reported, p1.reported_on, p1.comptroller) == (40, parse_day("1405/07/05"), "approved")
+
+
+def test_an_agreement_is_entered_with_its_first_item_as_missing_report_judges_it(engine):
+    # a trial: an agreement whose two operations reported on 1405/07/06 and 1405/07/28 (after the due
+    # day) counted as overdue on 1405/07/20, while the same agreement with the late operation never
+    # reported counted as entered — missing_report fires only with "no performance item for q at all"
+    from tests.reports.builders import Province
+
+    province = Province(engine)
+    a = province.agreement("A-9")
+    early, late = province.operation(a, "1-01"), province.operation(a, "1-02")
+    for o in (early, late):
+        province.performance(o, 1, 100, 200, reported_on="1405/04/10")
+    province.performance(early, 2, 100, 200, status="pending", reported_on="1405/07/06")
+    province.performance(late, 2, 100, 200, status="pending", reported_on="1405/07/28")
+    with engine.connect() as conn:
+        t = build(conn, Selection(1405, 2, parse_day("1405/07/20")), routing=ROUTING).total
+    assert (t.reports_due, t.reports_entered, t.reports_overdue) == (1, 1, 0)
+    with engine.connect() as conn:  # before its first item: not entered (nor overdue: due by 1405/07/15)
+        t = build(conn, Selection(1405, 2, parse_day("1405/07/05")), routing=ROUTING).total
+    assert (t.reports_due, t.reports_entered, t.reports_overdue) == (1, 0, 0)
+
+
+def test_a_report_without_its_entry_day_is_shown_without_one(engine):
+    # a trial: the projects sheet showed «۱۴۰۵/۰۶/۳۱», the day the catalogue counts such a report as
+    # entered on, as if the portal had said it; counted so, shown empty
+    from tests.reports.builders import Province
+
+    province = Province(engine)
+    py = province.project("P-9")
+    province.report(py, 1, 25, reported_on="1405/04/05")
+    province.report(py, 2, 40)  # the portal gave no entry day
+    with engine.connect() as conn:
+        report = build(conn, Selection(1405, 2, AS_OF), routing=ROUTING)
+    assert [(p.quarter, p.reported_on) for p in report.projects] == [(1, parse_day("1405/04/05")), (2, None)]
+    assert (report.total.reports_due, report.total.reports_entered) == (1, 1)

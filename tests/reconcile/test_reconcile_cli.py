@@ -73,6 +73,7 @@ def test_streamed_json_is_one_array_an_object_a_line(count):
         assert len(expected.encode("utf-8")) > 2 * _JSON_WRITE  # written in several pieces
 
 
+@pytest.mark.slow_on_postgresql  # what a terminal shows, the same from either store
 def test_output_file_and_filters_choose_what_is_shown_only(cli, tmp_path):
     out_file = tmp_path / "out.json"
     code, _out, err = cli("reconcile", "--as-of", "2026-11-23", "--format", "json", "--min-severity", "major",
@@ -89,6 +90,7 @@ def test_output_file_and_filters_choose_what_is_shown_only(cli, tmp_path):
     assert sorted(r["status"] for r in json.loads(out)) == ["open", "open"]
 
 
+@pytest.mark.slow_on_postgresql  # what a terminal shows, the same from either store
 def test_table_shows_counts_per_rule_and_group_and_the_rule_stats(cli):
     code, out, err = cli("reconcile", "--as-of", "1405/09/02")
     assert code == 0, err
@@ -117,6 +119,7 @@ def test_bad_option_values_are_one_line_errors(cli, argv, message):
     assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow_on_postgresql  # what a terminal shows, the same from either store
 def test_deviations_list_says_the_first_and_last_day_a_run_found_each(cli):
     cli("reconcile", "--as-of", "1405/09/02")
     cli("reconcile", "--as-of", "1405/09/10")  # finds the same again: no deviation row rewritten
@@ -127,6 +130,7 @@ def test_deviations_list_says_the_first_and_last_day_a_run_found_each(cli):
     assert code == 0 and "1405/09/02 – 1405/09/10" in out
 
 
+@pytest.mark.slow_on_postgresql  # what a terminal shows, the same from either store
 def test_deviations_list_is_a_line_each_most_severe_first_then_the_counts(cli, engine, tmp_path):
     """Streamed from the database (not held and sorted in Python): the heads, a line per deviation in
     the order people read them, with the days a run found it; how many; the counts per rule. Portal
@@ -171,6 +175,7 @@ def test_deviations_show_ack_dismiss(cli):
     assert code == 2 and "no deviation with id 99999" in err
 
 
+@pytest.mark.slow_on_postgresql  # what a terminal shows, the same from either store
 def test_deviations_show_prints_portal_text_and_reasons_as_they_are(cli):
     # review: a table cell read as Rich markup — «[/x]» in a reason ended the command with MarkupError,
     # «[m2]» vanished

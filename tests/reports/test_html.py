@@ -17,6 +17,9 @@ from reports.model import Selection, build
 from tests.browser import browser_page, chromium, screenshot_path
 from tests.reports.conftest import AS_OF, MARKUP_TITLE
 
+# what the page shows, the same from either store: its PostgreSQL variant is `-m slow` (README, "Tests";
+# the report's figures are read from PostgreSQL by tests/reports/test_model.py)
+pytestmark = pytest.mark.slow_on_postgresql
 
 
 @pytest.fixture(scope="module")

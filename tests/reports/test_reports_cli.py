@@ -13,6 +13,10 @@ import sqlalchemy as sa
 from budgetwatch.cli import main
 from tests.reports.builders import make_province
 
+# the commands' words and exit codes, the same on either store: their PostgreSQL variant is `-m slow`
+# (README, "Tests"; the report's figures are read from PostgreSQL by tests/reports/test_model.py)
+pytestmark = pytest.mark.slow_on_postgresql
+
 
 @pytest.fixture
 def cli(engine, store_url, monkeypatch, tmp_path, capsys):

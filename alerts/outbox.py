@@ -2,10 +2,16 @@
 with the record of what it tells them (store.alerts.alert_told), so a digest is never queued without
 its deviations counting as told, nor the other way round. Also the read-only views of the same
 digests: a preview for one expert, and .eml files for a dry run or the demo.
+
+One expert's digest that cannot be built as a message (:class:`NotBuilt`) is not queued and is said
+with its reason; the other experts' digests are queued all the same (a trial: one address the mail
+headers refused stopped the queuing of every expert after it, and the send of those before it). Its
+deviations stay news for that expert, for the send after the cause is fixed.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,6 +26,8 @@ from alerts.settings import AlertsConfig, Expert
 from reconcile.settings import RoutingConfig
 from store import alerts as store_alerts
 
+log = logging.getLogger(__name__)
+
 # the From address of previews and demo files when alerts.sender is not set (never sent)
 PREVIEW_SENDER = "budgetwatch@localhost"
 
@@ -32,12 +40,33 @@ class QueueReport:
     deviations: int = 0  # news they hold, summed over recipients
     resolved: int = 0  # closing-section entries they hold
     no_news: int = 0  # experts with nothing new: no mail
+    failed: int = 0  # experts whose digest could not be built as a message: not queued (not_built says why)
     disabled: bool = False  # alerts.enabled is false: nothing was looked at
     queued: list[tuple[str, int, int, int]] = field(default_factory=list)  # (recipient, outbox id, news, resolved)
+    not_built: list[tuple[str, str]] = field(default_factory=list)  # (recipient, why)
 
     def add(self, recipient: str, outbox_id: int, news: int, resolved: int) -> None:
         self.queued.append((recipient, outbox_id, news, resolved))
         self.messages, self.deviations, self.resolved = self.messages + 1, self.deviations + news, self.resolved + resolved
+
+
+class NotBuilt(Exception):
+    """A digest that could not be made an e-mail (a header Python's email package refuses): ``why``,
+    one line."""
+
+    def __init__(self, recipient: str, why: str) -> None:
+        super().__init__(f"the digest for {recipient} could not be built as a message: {why}")
+        self.recipient, self.why = recipient, why
+
+
+def _message(digest: Digest, alerts: AlertsConfig, now: datetime) -> Rendered:
+    """`digest` as the e-mail to queue; raises :class:`NotBuilt`. The configuration refuses what is
+    known to break a message (budgetwatch.config); this is the net under what it cannot know."""
+    try:
+        return render_message(digest, _sender(alerts), now)
+    except Exception as exc:  # noqa: BLE001 - any failure of one message is that message's, said with it
+        why = " ".join(str(exc).split()) or type(exc).__name__
+        raise NotBuilt(digest.expert.address, f"{type(exc).__name__}: {why}") from exc
 
 
 def _now(now: datetime | None) -> datetime:
@@ -64,7 +93,13 @@ def queue_digests(engine: Engine, alerts: AlertsConfig, experts: Sequence[Expert
             if digest is None:
                 report.no_news += 1
                 continue
-            rendered = render_message(digest, _sender(alerts), now)
+            try:
+                rendered = _message(digest, alerts, now)
+            except NotBuilt as exc:  # nothing recorded for this expert (the transaction has written nothing)
+                report.failed += 1
+                report.not_built.append((exc.recipient, exc.why))
+                log.warning("%s; not queued, its deviations stay news for the next send", exc)
+                continue
             outbox_id = store_alerts.record_digest(conn, _outbox_row(rendered, digest, now), digest.told())
             report.add(expert.address, outbox_id, len(digest.items), len(digest.resolved))
     return report
@@ -86,7 +121,7 @@ def preview(engine: Engine, alerts: AlertsConfig, expert: Expert, routing: Routi
         digest = build_digest(conn, expert, alerts, routing, now)
     if digest is None:
         return None
-    return digest, render_message(digest, _sender(alerts), now)
+    return digest, _message(digest, alerts, now)
 
 
 def eml_name(index: int, recipient: str) -> str:
@@ -108,7 +143,11 @@ def write_digests(engine: Engine, alerts: AlertsConfig, experts: Sequence[Expert
     the store; returns the files written (none for experts without news)."""
     paths = []
     for expert in experts:
-        shown = preview(engine, alerts, expert, routing, now=now)
+        try:
+            shown = preview(engine, alerts, expert, routing, now=now)
+        except NotBuilt as exc:  # the other experts' files are written all the same
+            log.warning("%s; no file written for it", exc)
+            continue
         if shown is not None:
             paths.append(write_eml(Path(out_dir), eml_name(first + len(paths), expert.address), shown[1].raw))
     return paths

@@ -14,9 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime, formataddr, make_msgid
+from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -27,6 +28,7 @@ from foundation import present
 TEMPLATES = Path(__file__).with_name("templates")
 FONTS = "Tahoma, sans-serif"  # presentation.md: e-mails use the fallback fonts only (Outlook has no web fonts)
 
+SENDER_NAME = "پایش بودجه"  # the From: header's display name
 CHANGE_WORDS = {NEW: "جدید", ESCALATED: "تشدیدشده", REOPENED: "بازگشایی‌شده"}
 
 
@@ -88,16 +90,19 @@ def render_message(digest: Digest, sender: str, now: datetime) -> Rendered:
     subject, text, html = subject_line(digest), render_text(digest), render_html(digest)
     message = EmailMessage(policy=SMTP)
     message["Subject"] = subject
-    message["From"] = formataddr(("پایش بودجه", sender))
-    message["To"] = formataddr((digest.expert.name, str(digest.expert.email)))
+    # headerregistry's Address, not formataddr: a Persian name is RFC 2047-encoded whole (formataddr's
+    # encoded name was parsed again, and a name holding "<x@y>" put that address in the To: header)
+    message["From"] = Address(display_name=SENDER_NAME, addr_spec=sender)
+    message["To"] = Address(display_name=digest.expert.name, addr_spec=str(digest.expert.email))
     message["Date"] = format_datetime(now)
     message_id = make_msgid(idstring="digest", domain=sender.rpartition("@")[2] or "budgetwatch.local")
     message["Message-ID"] = message_id
-    message["Content-Language"] = "fa"
     # automatic mail: no out-of-office replies, no read receipts asked of Outlook
     message["Auto-Submitted"] = "auto-generated"
     message["X-Auto-Response-Suppress"] = "All"
     message.set_content(text, subtype="plain", charset="utf-8", cte="base64")
     message.add_alternative(html, subtype="html", charset="utf-8", cte="base64")
+    # after the bodies: set_content() clears every Content-* header set before it (a trial found none sent)
+    message["Content-Language"] = "fa"
     raw = message.as_bytes(policy=SMTP).decode("ascii")
     return Rendered(digest.expert.address, digest.expert.name, sender, subject, text, html, message_id, raw)

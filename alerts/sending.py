@@ -11,12 +11,14 @@ for later dispatches with a growing wait, until ``alerts.give_up_after`` from qu
 two dispatches of its own: then the message is marked failed with the last error. A dispatch claims
 each message once (``claim_next(skip=)``), its ``attempts_per_run`` tries and no more, however soon
 the wait of a message it deferred ends: so its two sends are two dispatches at least, and a dispatch
-ends after one pass over the outbox. A 5xx answer marks it failed at once, with the
-server's answer. A failed session (connect, TLS, login) stops the dispatch at once, without another
-try: every message would fail alike, and hammering the server helps no one. It is not the message's
-failure either: no message's tries, wait or give-up clock move (the one being sent keeps the reason
-as its last error), and the next dispatch tries them all. A configuration that cannot work (a
-password that cannot be read: SmtpConfig.setup_problems) stops a dispatch before it claims anything.
+ends after one pass over the outbox. A 5xx answer marks it failed at once, with the server's
+answer; so does a message that cannot go as stored (an address beyond ASCII), with why: one bad
+message never stops the others. A failed session (connect, TLS, login) stops the dispatch at once,
+without another try: every message would fail alike, and hammering the server helps no one. It is
+not the message's failure either: no message's tries, wait or give-up clock move (the one being
+sent keeps the reason as its last error), and the next dispatch tries them all. A configuration
+that cannot work (a password that cannot be read: SmtpConfig.setup_problems) stops a dispatch
+before it claims anything.
 
 Ctrl-C or SIGTERM of `alerts send` (a KeyboardInterrupt in the dispatching thread: budgetwatch.cli)
 ends the dispatch at once, as the service's stop does: the session is cut without a QUIT, the
@@ -173,6 +175,13 @@ def _deliver(engine: Engine, alerts: AlertsConfig, session: SmtpSession, row, wo
     """Send one claimed message and record what became of it; False when the dispatch must stop."""
     retry = alerts.retry
     tries = 0
+    unsendable = _unsendable(row)
+    if unsendable is not None:  # this message's fault, not the session's: it fails, the rest still go
+        with engine.begin() as conn:
+            store_alerts.mark_failed(conn, row.id, worker, attempts=row.attempts, error=unsendable, now=clock())
+        report.record(row.message_id, "failed", unsendable)
+        log.warning("message %s to %s not sent: %s", row.message_id, row.recipient, unsendable)
+        return True
     raw = row.raw.encode("ascii")
     answered: list[Transient] = []  # the last answer that asked to try again
 
@@ -249,6 +258,19 @@ def _deliver(engine: Engine, alerts: AlertsConfig, session: SmtpSession, row, wo
             log.warning("message %s was sent but its claim had passed to another dispatcher", row.message_id)
     report.record(row.message_id, "sent")
     return True
+
+
+def _unsendable(row) -> str | None:
+    """Why a stored message cannot go as it is, or None: SMTP without SMTPUTF8 carries ASCII only, an
+    envelope address on one line. The configuration refuses such addresses (alerts.settings); a
+    message stored otherwise (by hand, by an earlier release) is failed with this reason rather than
+    stopping the dispatch at it, its claim held, and every message after it waiting (a trial)."""
+    for what, text in (("its recipient", row.recipient), ("its sender", row.sender)):
+        if not text.isascii() or "\r" in text or "\n" in text:
+            return f"cannot be sent: {what} {text!r} is not one ASCII address (the relay need not support SMTPUTF8)"
+    if not row.raw.isascii():
+        return "cannot be sent: the stored message is not ASCII (MIME-encoded) text"
+    return None
 
 
 def _give_back(engine: Engine, alerts: AlertsConfig, session: SmtpSession, row, worker: str,

@@ -5,20 +5,31 @@ Defaults live here; config.yaml documents every key. The SMTP password never liv
 repository, and :meth:`SmtpConfig.password` reads it only when a dispatcher logs in (and when
 :meth:`SmtpConfig.setup_problems` checks, before any work, that it can be read). Durations
 (``give_up_after``) are written as ``2d``, ``36h``, ``90m`` or a number of seconds.
+
+What goes in a message's From and To headers is checked here, at load, so that no address or name
+the configuration accepts can stop a send: an address is ASCII (one with other letters needs
+SMTPUTF8, which the relay need not offer, and Python's headers refused it mid-send: a trial) and a
+name holds no line break. A Persian display name is fine: it travels RFC 2047-encoded.
+:func:`uncovered_groups` tells which groups' deviations no expert receives.
 """
 
 from __future__ import annotations
 
 import re
 import ssl
+import unicodedata
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, EmailStr, Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, EmailStr, Field, SecretStr, field_validator, model_validator
 
 from foundation.settings import ConfigError, Strict, WithPassword, read_password
-from foundation.vocabulary import Group, Severity
+from foundation.vocabulary import GROUPS, Group, Severity
+
+if TYPE_CHECKING:
+    from reconcile.settings import RoutingConfig
 
 # 2d, 36h, 90m, 45s, or the words (2 days, 36 hours, 1 hour: pydantic took "2 days" and refused "36 hours")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:(d|h|m|s)|(day|hour|minute|second)s?)?\s*$", re.IGNORECASE)
@@ -45,6 +56,50 @@ def parse_duration(value: Any) -> Any:
         return timedelta(seconds=seconds)
     except (OverflowError, ValueError):
         raise ValueError(DURATION_EXPECTED) from None
+
+
+NOT_ASCII_ADDRESS = ("must be an ASCII address: letters beyond ASCII need SMTPUTF8, which the mail relay need not "
+                     "support (write an internationalised domain in its xn-- form)")
+LINE_BREAK_IN_ADDRESS = "must be one address, without a line break"
+LINE_BREAK_IN_NAME = "must be a name on one line, without line breaks or control characters (it goes in the To: header)"
+# 'Name <address>', as pydantic reads an address with a display name (it keeps the address)
+_NAMED = re.compile(r"\s*(.*?)\s*<(.+?)>\s*", re.DOTALL)
+
+
+def _written_in_ascii(value: Any) -> Any:
+    """An address as written: ASCII and on one line (email-validator accepts کارشناس@mpo-kz.ir, which
+    no header without SMTPUTF8 carries: `alerts send` failed at that expert, and every digest after it
+    waited — a trial). A display name before it (`Name <address>`) may be Persian."""
+    if isinstance(value, str):
+        if "\r" in value or "\n" in value:
+            raise ValueError(LINE_BREAK_IN_ADDRESS)
+        named = _NAMED.fullmatch(value)
+        if not (named.group(2) if named else value).isascii():
+            raise ValueError(NOT_ASCII_ADDRESS)
+    return value
+
+
+def _as_sent(value: str) -> str:
+    """The address as it goes on the wire: email-validator gives a domain written xn--… back in its
+    Unicode form (a@xn--mgbh0fb.ir as a@مثال.ir), which a header without SMTPUTF8 cannot carry."""
+    if value.isascii():
+        return value
+    from email_validator import validate_email
+
+    return validate_email(value, check_deliverability=False).ascii_email or value
+
+
+# an e-mail address budgetwatch can put in a header and an SMTP envelope without SMTPUTF8
+MailAddress = Annotated[EmailStr, BeforeValidator(_written_in_ascii), AfterValidator(_as_sent)]
+
+
+def _on_one_line(value: str) -> str:
+    """A display name without line breaks or control characters: CR or LF in a header name stopped
+    `alerts send` ("address parts cannot contain CR or LF"). Format characters stay: Persian names
+    hold the zero-width non-joiner (U+200C)."""
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value):
+        raise ValueError(LINE_BREAK_IN_NAME)
+    return value
 
 
 class SmtpConfig(WithPassword):
@@ -113,7 +168,7 @@ class RetryConfig(Strict):
 class AlertsConfig(Strict):
     enabled: bool = False
     smtp: SmtpConfig = Field(default_factory=SmtpConfig)
-    sender: EmailStr | None = None
+    sender: MailAddress | None = None
     min_severity: Severity = "major"
     # a message the SMTP server keeps refusing for transient reasons is marked failed after this long
     give_up_after: timedelta = timedelta(days=2)
@@ -144,8 +199,8 @@ class AlertsConfig(Strict):
 class Expert(Strict):
     """A budget expert who receives digests: the agencies of their groups (one or more)."""
 
-    name: str = Field(min_length=1)
-    email: EmailStr
+    name: Annotated[str, AfterValidator(_on_one_line)] = Field(min_length=1)
+    email: MailAddress
     groups: list[Group] = Field(min_length=1)
 
     @model_validator(mode="before")
@@ -180,3 +235,19 @@ def _one_entry_per_address(experts: list[Expert]) -> list[Expert]:
 
 # what budgetwatch.config.Config.experts should be: every address once
 Experts = Annotated[list[Expert], AfterValidator(_one_entry_per_address)]
+
+
+def uncovered_groups(experts: Sequence[Expert], routing: RoutingConfig) -> list[str]:
+    """The groups routing gives agencies to (``routing.default`` and each of ``routing.agencies``)
+    that no expert belongs to: their agencies' deviations are e-mailed to no one (those critical
+    still reach the consolidation group's experts, if any). In the vocabulary's order."""
+    yielded = {routing.default, *routing.agencies.values()}
+    covered = {group for expert in experts for group in expert.groups}
+    return [group for group in GROUPS if group in yielded and group not in covered]
+
+
+def uncovered_line(group: str) -> str:
+    """What check-config and every command say of a group no expert covers (a WARNING: a group may
+    be read in the console only)."""
+    return (f"routing: group {group!r} has no expert in experts: its agencies' deviations are e-mailed to "
+            "no one (they stay in the console and reports)")

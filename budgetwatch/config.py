@@ -6,7 +6,9 @@ Each layer owns the model of its section (connectors.settings: ``sources``; reco
 naming its path (a misspelt threshold must not silently fall back to its default); so are a key
 given twice, a number that is not finite (.nan, .inf), yes/no where a number is asked, and a
 data_dir that cannot be a folder. Errors are reported as one line per problem: the key's path, the
-value found, and what is expected.
+value found, and what is expected. What is allowed but likely a mistake is a WARNING line, and the
+command runs: with alerts on, a group routing gives agencies to that no expert belongs to (its
+agencies' deviations are e-mailed to no one; a group may be read in the console only).
 
 Credentials never live in the file: a source names the environment variable (or a file outside the
 repository) that holds its password, and the password is read only when a connector needs it.
@@ -14,6 +16,7 @@ repository) that holds its password, and the password is read only when a connec
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -27,7 +30,15 @@ from typing import Annotated, Any, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from alerts.settings import DURATION_EXPECTED, AlertsConfig, Expert, Experts, SmtpConfig
+from alerts.settings import (
+    DURATION_EXPECTED,
+    AlertsConfig,
+    Expert,
+    Experts,
+    SmtpConfig,
+    uncovered_groups,
+    uncovered_line,
+)
 from connectors.settings import PortalSettings, SourcesConfig, portal_settings
 from foundation.settings import ConfigError, Strict
 from foundation.vocabulary import Source
@@ -40,6 +51,8 @@ __all__ = [
     "AlertsConfig", "Config", "ConfigError", "DatabaseConfig", "Expert", "LoadedConfig", "ReconcileConfig",
     "RoutingConfig", "RulesConfig", "ScheduleConfig", "SmtpConfig", "SourcesConfig", "load_config", "parse_config",
 ]
+
+log = logging.getLogger(__name__)
 
 CONFIG_ENV = "BUDGETWATCH_CONFIG"
 DATABASE_ENV = "BUDGETWATCH_DATABASE_URL"
@@ -289,7 +302,19 @@ def load_config(path: str | os.PathLike[str] | None = None) -> LoadedConfig:
     if not config.data_dir.is_absolute():
         config = config.model_copy(update={"data_dir": (candidate.parent / config.data_dir)})
     _check_data_dir(config, str(candidate))
-    return LoadedConfig(_place_password_files(config, candidate), str(candidate))
+    loaded = LoadedConfig(_place_password_files(config, candidate), str(candidate))
+    _warn_of_uncovered_groups(loaded.config)
+    return loaded
+
+
+def _warn_of_uncovered_groups(config: Config) -> None:
+    """One WARNING line per group routing gives agencies to and no expert covers, while alerts are on
+    (a trial: a group without an expert had its deviations e-mailed to no one, and nothing said so).
+    Not an error: a group may be followed in the console only. `alerts send` and `alerts preview` say
+    how many open deviations reached no one because of it."""
+    if config.alerts.enabled:
+        for group in uncovered_groups(config.experts, config.routing):
+            log.warning("%s", uncovered_line(group))
 
 
 def _data_dir_line(data_dir: Path, exc: OSError) -> str:

@@ -2,14 +2,17 @@
 `alerts retry ID`.
 
 Exit codes of `alerts send`: 0 every due message was sent (or none was due); 1 some message was
-refused for good or given up (see `alerts list --failed`); 3 some message is deferred to a later
-try, or the SMTP session failed (connect, TLS, login) and the rest waits; 2 a usage or configuration
-error (alerts off, no sender, a login password that cannot be read), said before anything is queued.
+refused for good or given up (see `alerts list --failed`), or some expert's digest could not be
+built as a message (said, with why; the others are queued and sent); 3 some message is deferred to
+a later try, or the SMTP session failed (connect, TLS, login) and the rest waits; 2 a usage or
+configuration error (alerts off, no sender, a login password that cannot be read), said before
+anything is queued.
 The digests, the outbox and SMTP live in alerts/; this module parses options and prints.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 import alerts
-from alerts.recipients import find_expert
+from alerts.recipients import coverage, find_expert
 from budgetwatch.app import ID_MAX, UserError, app, check_output, console, context, open_output
 from foundation.jalali import format_jalali
 from foundation.settings import ConfigError
@@ -28,6 +31,8 @@ from store import alerts as store_alerts
 alerts_app = typer.Typer(help="Deviation alert e-mails: send the digests, list the outbox, preview one.",
                          no_args_is_help=True)
 app.add_typer(alerts_app, name="alerts")
+
+log = logging.getLogger(__name__)
 
 SEND_FAILED, SEND_DEFERRED = 1, 3
 
@@ -63,11 +68,17 @@ def send(
     queued = alerts.queue_digests(engine, cfg.alerts, cfg.experts, cfg.routing)
     for recipient, _, news, resolved in queued.queued:
         console.print(f"queued for {recipient}: {news} deviations, {resolved} resolved", highlight=False)
+    for recipient, why in queued.not_built:
+        console.print(f"not queued for {recipient}: the message could not be built ({why}); its deviations "
+                      "stay news for the next send", markup=False, highlight=False)
     report = alerts.dispatch(engine, cfg.alerts)
     for message_id, outcome, detail in report.outcomes:
         console.print(f"{outcome:8} {message_id}" + (f": {detail}" if detail else ""), markup=False, highlight=False)
-    console.print(f"{queued.messages} queued ({queued.no_news} {'expert' if queued.no_news == 1 else 'experts'} without news); {report.sent} sent, "
-                  f"{report.deferred} deferred, {report.failed} failed", highlight=False)
+    experts = "expert" if queued.no_news == 1 else "experts"
+    not_built = f", {queued.failed} not built" if queued.failed else ""
+    console.print(f"{queued.messages} queued ({queued.no_news} {experts} without news{not_built}); "
+                  f"{report.sent} sent, {report.deferred} deferred, {report.failed} failed", highlight=False)
+    _say_coverage(engine)
     if report.stopped:
         with engine.connect() as conn:
             waiting = store_alerts.outbox_summary(conn).pending
@@ -78,10 +89,23 @@ def send(
     if held:
         console.print(f"{held} message{'s' if held > 1 else ''} held by a dispatcher, not sent by this one: "
                       "`budgetwatch alerts list` says by whom and until when", highlight=False)
-    if report.failed:
+    if report.failed or queued.failed:
         raise typer.Exit(SEND_FAILED)
     if report.deferred or report.stopped:
         raise typer.Exit(SEND_DEFERRED)
+
+
+def _say_coverage(engine) -> None:
+    """How many open deviations reached no one for want of an expert of their group (a line after the
+    counts; while alerts are off, none reaches anyone: not said), and a WARNING naming the codes of
+    routing.agencies no agency in the store has."""
+    cfg = context().config
+    with engine.connect() as conn:
+        found = coverage(conn, cfg.experts, cfg.routing, cfg.alerts.min_severity)
+    if cfg.alerts.enabled and (line := found.unreached_line()) is not None:
+        console.print(line, markup=False, highlight=False)
+    if (line := found.unknown_codes_line()) is not None:
+        log.warning("%s", line)
 
 
 def _dry_run(out_dir: Path) -> None:
@@ -192,7 +216,10 @@ def preview(
     if found is None:
         known = ", ".join(e.address for e in cfg.experts) or "none configured"
         raise UserError(f"--expert {expert!r}: no such expert in experts: ({known})")
-    shown = alerts.preview(ctx.engine, cfg.alerts, found, cfg.routing)
+    try:
+        shown = alerts.preview(ctx.engine, cfg.alerts, found, cfg.routing)
+    except alerts.NotBuilt as exc:
+        raise UserError(str(exc), exit_code=1) from None
     with ctx.engine.connect() as conn:
         waiting = [row for row in store_alerts.list_outbox(conn, store_alerts.PENDING)
                    if row.recipient == found.address]
@@ -200,6 +227,7 @@ def preview(
         after = "no further digest would be queued" if waiting else "no digest would be sent"
         console.print(f"nothing new for {found.address}: {after}", highlight=False)
         _say_waiting(waiting)
+        _say_coverage(ctx.engine)
         return
     rendered = shown[1]
     console.print(f"To: {found.name} <{found.address}>\nSubject: {rendered.subject}\n", markup=False, highlight=False)
@@ -209,6 +237,7 @@ def preview(
             out.write(rendered.body_html)
         console.print(f"HTML written to {html}", markup=False, highlight=False)
     _say_waiting(waiting)
+    _say_coverage(ctx.engine)
 
 
 def _say_waiting(waiting: list) -> None:

@@ -117,11 +117,16 @@ def test_a_run_is_recorded_while_it_runs_and_a_start_after_its_process_died_runs
         assert {job.id for job in later.get_jobs() if job.kwargs} == {"housekeeping"}  # no other job touched
         later.shutdown(wait=False)
     finally:
-        release.set()
-        wait_until(lambda: not service._running, 20, "the stand-in ended")
-        jobs.install(None)
+        end_stand_in(release, service)
     scheduler.shutdown(wait=True)
     engine.dispose()
+
+
+def end_stand_in(release, service) -> None:  # noqa: ANN001 - a threading.Event and a service.jobs.Service
+    """Lets a stand-in job that does not end by itself end, waits for it, and uninstalls the service."""
+    release.set()
+    wait_until(lambda: not service._running, 20, "the stand-in ended")
+    jobs.install(None)
 
 
 class _Clock:

@@ -28,7 +28,7 @@ from store.db import open_store
 from store import service as store_service
 from store.service import serve_lock
 from tests.service.conftest import wait_until
-from tests.service.test_serve_crash import HOURLY, _start
+from tests.service.test_serve_crash import HOURLY, _start, end_stand_in
 from tests.service.test_status import NOW, SETTINGS, add_reconcile_run, add_sync_run, healthy_store
 from tests.service.test_status import config as status_config
 
@@ -270,9 +270,7 @@ def test_serve_says_a_skipped_slot_of_a_run_past_its_bound_at_warning_and_an_ord
                 overrun = health.gather(config, engine, now=datetime.now(UTC) + timedelta(minutes=61))
                 within = health.gather(config, engine, now=datetime.now(UTC))
     finally:
-        release.set()
-        wait_until(lambda: not service._running, 20, "the stand-in ended")
-        jobs.install(None)
+        end_stand_in(release, service)
         scheduler.shutdown(wait=True)
         engine.dispose()
     [ordinary] = skipped(logging.INFO)

@@ -63,7 +63,7 @@ def _message(digest: Digest, alerts: AlertsConfig, now: datetime) -> Rendered:
     """`digest` as the e-mail to queue; raises :class:`NotBuilt`. The configuration refuses what is
     known to break a message (budgetwatch.config); this is the net under what it cannot know."""
     try:
-        return render_message(digest, _sender(alerts), now)
+        return render_message(digest, _sender(alerts), now, alerts.sender_name)
     except Exception as exc:  # noqa: BLE001 - any failure of one message is that message's, said with it
         why = " ".join(str(exc).split()) or type(exc).__name__
         raise NotBuilt(digest.expert.address, f"{type(exc).__name__}: {why}") from exc

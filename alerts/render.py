@@ -23,12 +23,12 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from alerts.digest import ESCALATED, NEW, REOPENED, Digest, Item
+from alerts.settings import SENDER_NAME
 from foundation import present
 
 TEMPLATES = Path(__file__).with_name("templates")
 FONTS = "Tahoma, sans-serif"  # presentation.md: e-mails use the fallback fonts only (Outlook has no web fonts)
 
-SENDER_NAME = "پایش بودجه"  # the From: header's display name
 CHANGE_WORDS = {NEW: "جدید", ESCALATED: "تشدیدشده", REOPENED: "بازگشایی‌شده"}
 
 
@@ -85,14 +85,14 @@ class Rendered:
     raw: str  # the RFC 5322 message, ASCII (MIME-encoded), as it will be sent
 
 
-def render_message(digest: Digest, sender: str, now: datetime) -> Rendered:
-    """The whole e-mail of `digest`, with a new Message-ID and the Date `now`."""
+def render_message(digest: Digest, sender: str, now: datetime, sender_name: str = SENDER_NAME) -> Rendered:
+    """The whole e-mail of `digest` from `sender_name <sender>`, with a new Message-ID and the Date `now`."""
     subject, text, html = subject_line(digest), render_text(digest), render_html(digest)
     message = EmailMessage(policy=SMTP)
     message["Subject"] = subject
     # headerregistry's Address, not formataddr: a Persian name is RFC 2047-encoded whole (formataddr's
     # encoded name was parsed again, and a name holding "<x@y>" put that address in the To: header)
-    message["From"] = Address(display_name=SENDER_NAME, addr_spec=sender)
+    message["From"] = Address(display_name=sender_name, addr_spec=sender)
     message["To"] = Address(display_name=digest.expert.name, addr_spec=str(digest.expert.email))
     message["Date"] = format_datetime(now)
     message_id = make_msgid(idstring="digest", domain=sender.rpartition("@")[2] or "budgetwatch.local")

@@ -23,7 +23,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, EmailStr, Field, SecretStr, field_validator, model_validator
+from pydantic import (AfterValidator, BeforeValidator, EmailStr, Field, PrivateAttr, SecretStr, field_validator,
+                      model_validator)
 
 from foundation.settings import ConfigError, Strict, WithPassword, read_password
 from foundation.vocabulary import GROUPS, Group, Severity
@@ -165,10 +166,15 @@ class RetryConfig(Strict):
     max_wait_seconds: float = Field(default=900.0, ge=0)  # ... up to this (also between dispatches)
 
 
+# the From: header's display name when config.yaml gives none
+SENDER_NAME = "پایش بودجه"
+
+
 class AlertsConfig(Strict):
     enabled: bool = False
     smtp: SmtpConfig = Field(default_factory=SmtpConfig)
     sender: MailAddress | None = None
+    _sender_name: str = PrivateAttr(default=SENDER_NAME)  # `sender: Name <address>` gives another
     min_severity: Severity = "major"
     # a message the SMTP server keeps refusing for transient reasons is marked failed after this long
     give_up_after: timedelta = timedelta(days=2)
@@ -176,6 +182,26 @@ class AlertsConfig(Strict):
     # the worst N deviations go in one digest; the rest follow in the next ones (a first run can
     # find thousands, and no one reads a mail that long)
     max_per_digest: int = Field(default=300, ge=1, le=5000)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _name_of_sender(cls, data: Any, handler: Any) -> AlertsConfig:
+        """`sender: پایش بودجه استان <bw@…>` names the From header as written (it was dropped silently);
+        a bare address is sent as «پایش بودجه»."""
+        name = None
+        if isinstance(data, dict) and isinstance(data.get("sender"), str):
+            named = _NAMED.fullmatch(data["sender"])
+            name = named and named.group(1).strip('"').strip()
+        config = handler(data)
+        if name:
+            _on_one_line(name)  # the address's own check refused a line break already: a net
+            config._sender_name = name
+        return config
+
+    @property
+    def sender_name(self) -> str:
+        """The From: header's display name."""
+        return self._sender_name
 
     @field_validator("give_up_after", mode="before")
     @classmethod

@@ -37,7 +37,8 @@ def alerts_config(port: int = 1, **changes) -> AlertsConfig:
     smtp = {"host": "127.0.0.1", "port": port, "security": "none", "timeout_seconds": 5, "password_env": None,
             **changes.pop("smtp", {})}
     retry = {"attempts_per_run": 2, "first_wait_seconds": 0.01, "max_wait_seconds": 0.05, **changes.pop("retry", {})}
-    return AlertsConfig(enabled=True, sender=SENDER, smtp=SmtpConfig(**smtp), retry=RetryConfig(**retry), **changes)
+    changes.setdefault("sender", SENDER)
+    return AlertsConfig(enabled=True, smtp=SmtpConfig(**smtp), retry=RetryConfig(**retry), **changes)
 
 
 class Facts:

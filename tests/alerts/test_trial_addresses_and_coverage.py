@@ -149,6 +149,20 @@ def test_a_persian_display_name_arrives_decoded_and_names_no_other_address(engin
     assert b"=?utf-8?" in mail.content.split(b"\r\n\r\n")[0]  # encoded, as RFC 2047 writes it
 
 
+def test_a_display_name_written_before_the_sender_is_the_from_name_sent(engine, facts, smtp):
+    # `sender: Name <address>` kept the address and dropped the name without a word (a trial)
+    cfg = alerts_config(smtp.port, sender="پایش بودجه استان خوزستان <budgetwatch@mpo-kz.ir>")
+    assert cfg.sender == "budgetwatch@mpo-kz.ir" and cfg.sender_name == "پایش بودجه استان خوزستان"
+    facts.deviation("118", "major")
+    alerts.queue_digests(engine, cfg, [SOCIAL], ROUTING, now=T0)
+    assert alerts.dispatch(engine, cfg, now=T0).sent == 1
+    (mail,) = smtp.mailbox.received
+    assert mail.mail_from == "budgetwatch@mpo-kz.ir"
+    assert rfc2047(mail.content, "From") == "پایش بودجه استان خوزستان <budgetwatch@mpo-kz.ir>"
+    # a bare address keeps the default name
+    assert parse_config({"alerts": {"sender": "bw@mpo-kz.ir"}}).alerts.sender_name == "پایش بودجه"
+
+
 # --- 1. one message that cannot be built or sent never stops the others ---------------------------
 
 def told(engine, recipient: str) -> int:
@@ -197,10 +211,10 @@ def test_alerts_send_says_a_digest_it_could_not_build_exits_1_and_sends_the_othe
 
     real = alerts.outbox.render_message
 
-    def render(digest, sender, now):
+    def render(digest, sender, now, *name):
         if digest.expert.address == "social@mpo-kz.ir":
             raise UnicodeEncodeError("ascii", "ی", 0, 1, "ordinal not in range(128)")
-        return real(digest, sender, now)
+        return real(digest, sender, now, *name)
 
     monkeypatch.setattr(alerts.outbox, "render_message", render)
     facts.deviation("118", "major")

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy.engine import Connection
@@ -256,7 +256,9 @@ class Report:
 class _Scope:
     """Which agencies and counties the selection admits, and each one's summary rows."""
 
-    def __init__(self, conn: Connection, selection: Selection, routing: RoutingConfig) -> None:
+    def __init__(self, conn: Connection, selection: Selection, routing: RoutingConfig,
+                 known_at: datetime | None = None) -> None:
+        self.known_at = known_at
         self.names = reporting.agencies(conn)
         unknown = [code for code in selection.agencies if code not in self.names]
         if unknown:
@@ -272,6 +274,17 @@ class _Scope:
 
     def group(self, agency_code: str | None) -> str:
         return group_of(agency_code, self.routing)
+
+    def known(self, day: date, read_at: datetime | None) -> date:
+        """The day an entry or an approval dated `day` counts from in the cycle and the discipline. One
+        dated the as-of day that the store first read in a sync begun after the report's moment
+        (``known_at``: a sign-off, and `review diff` rebuilding it) was made after that moment: it
+        counts from the next day. Days are all the portals give: a report entered on the sign-off day
+        after the sign-off was listed by `review diff` as a change of its discipline (a trial)."""
+        as_of = self.selection.as_of
+        if self.known_at is not None and read_at is not None and day >= as_of and read_at > self.known_at:
+            return as_of + timedelta(days=1)
+        return day
 
     def admits(self, agency_code: str, county_id: int | None) -> bool:
         s = self.selection
@@ -356,10 +369,11 @@ def _capital(conn: Connection, scope: _Scope, due_days: int, submissions: list[S
             report = reports.get((s.year, q))
             # an entry day the portal left empty counts as the quarter's last day (the catalogue), but is
             # shown empty: the projects sheet showed «۱۴۰۵/۰۶/۳۱» as if the portal had said it (a trial)
-            entered_on = (report.reported_on or quarter_end(s.year, q)) if report else None
+            entered_on = scope.known((report.reported_on or quarter_end(s.year, q)), report.first_read_at) \
+                if report else None
             if in_scope:
-                approved_on = ((report.decided_on or entered_on) if report and report.comptroller_status == "approved"
-                               else None)
+                approved_on = (scope.known(report.decided_on or entered_on, report.last_read_at)
+                               if report and report.comptroller_status == "approved" else None)
                 submission = Submission(r.agency_code, q, entered_on, approved_on)
                 submissions.append(submission)
                 if q == s.quarter:
@@ -412,9 +426,11 @@ def _expense(conn: Connection, scope: _Scope, due_days: int, submissions: list[S
             # entered with its first performance item of the quarter, as missing_report judges it ("no
             # performance item for q at all"): counted by its last, one operation reported after the
             # due day made the agreement overdue, while leaving that operation unreported did not (a trial)
-            entered_on = min((i.reported_on or quarter_end(s.year, q)) for i in of_q) if of_q else None
+            entered_on = min(scope.known(i.reported_on or quarter_end(s.year, q), i.first_read_at)
+                             for i in of_q) if of_q else None
             approved = bool(of_q) and all(i.comptroller_status == "approved" for i in of_q)
-            approved_on = max((i.decided_on or i.reported_on or quarter_end(s.year, q)) for i in of_q) if approved else None
+            approved_on = max(scope.known(i.decided_on or i.reported_on or quarter_end(s.year, q), i.last_read_at)
+                              for i in of_q) if approved else None
             if due:
                 submission = Submission(a.agency_code, q, entered_on, approved_on)
                 submissions.append(submission)
@@ -467,7 +483,8 @@ def build(conn: Connection, selection: Selection, *, routing: RoutingConfig, rep
     """The report of ``selection`` from the store. ``reviews`` maps the year's approved quarters to
     their sign-off day (the cycle's last step; one after the as-of day is not made yet: the report
     sees the cycle as it stood that day); ``generated_at`` is printed on it (a sign-off fixes it, so
-    the archive can be made again byte for byte); ``rules`` are the thresholds of config.yaml's
+    the archive can be made again byte for byte), and an entry or approval of the as-of day the store
+    first read after it does not count that day (``_Scope.known``); ``rules`` are the thresholds of config.yaml's
     ``reconcile.rules`` (default: the catalogue's)."""
     if not 1 <= selection.quarter <= 4:
         raise ReportError(f"quarter {selection.quarter}: use 1, 2, 3 or 4")
@@ -476,7 +493,7 @@ def build(conn: Connection, selection: Selection, *, routing: RoutingConfig, rep
         raise ReportError(f"the store holds no project or agreement of {selection.year} "
                           f"({'it holds ' + ', '.join(map(str, sorted(held))) if held else 'it is empty: sync first'})")
     reviewed = {q: day for q, day in (reviews or {}).items() if day <= selection.as_of}
-    scope = _Scope(conn, selection, routing)
+    scope = _Scope(conn, selection, routing, known_at=generated_at)
     submissions: list[Submission] = []
     projects = _capital(conn, scope, report_due_days, submissions)
     operations = _expense(conn, scope, report_due_days, submissions)

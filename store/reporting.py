@@ -31,12 +31,23 @@ from store.models import (
     Project,
     ProjectCredit,
     ProjectYear,
+    SyncRun,
 )
 
 py, pr, pc, proj = ProjectYear.__table__, ProgressReport.__table__, ProjectCredit.__table__, Project.__table__
 ea, ec, op, perf = (ExpenseAgreement.__table__, ExpenseCredit.__table__, Operation.__table__,
                     OperationPerformance.__table__)
 ag, co, dev, visits = Agency.__table__, County.__table__, Deviation.__table__, FieldInspection.__table__
+# the sync runs that first read a report and last changed it: their start is when the store could first
+# have known it (a report entered on a sign-off day after the sign-off is not one its archive saw)
+first_read, last_read = SyncRun.__table__.alias("first_read"), SyncRun.__table__.alias("last_read")
+
+
+def _read_moments(table: sa.Table) -> tuple[list, Any]:
+    """``first_read_at`` and ``last_read_at`` of `table`'s rows, and the joins that give them."""
+    columns = [first_read.c.started_at.label("first_read_at"), last_read.c.started_at.label("last_read_at")]
+    return columns, lambda query: (query.outerjoin(first_read, first_read.c.id == table.c.first_run_id)
+                                   .outerjoin(last_read, last_read.c.id == table.c.last_run_id))
 
 OPEN_STATUSES = ("open", "acknowledged")
 ZERO = Decimal(0)  # what a report lists as still standing
@@ -129,14 +140,18 @@ def project_years(conn: Connection, year: int) -> list[Row]:
 def progress_history(conn: Connection, up_to_year: int, project_ids: Sequence[int] | None = None) -> list[Row]:
     """Every stored progress report of years up to ``up_to_year`` (the forecast looks back across
     years), with the year's starting progress: project_id, fiscal_year, quarter (0 = the year's
-    start), progress, absorbed, comptroller_status, reported_on, decided_on."""
-    reports = (sa.select(py.c.project_id, py.c.fiscal_year, pr.c.quarter, pr.c.progress, pr.c.absorbed,
-                         pr.c.comptroller_status, pr.c.reported_on, pr.c.decided_on)
-               .join(py, py.c.id == pr.c.project_year_id).where(py.c.fiscal_year <= up_to_year))
+    start), progress, absorbed, comptroller_status, reported_on, decided_on, first_read_at, last_read_at
+    (when the sync runs that first read the report and last changed it started)."""
+    moments, joined = _read_moments(pr)
+    reports = (joined(sa.select(py.c.project_id, py.c.fiscal_year, pr.c.quarter, pr.c.progress, pr.c.absorbed,
+                                pr.c.comptroller_status, pr.c.reported_on, pr.c.decided_on, *moments)
+                      .select_from(pr).join(py, py.c.id == pr.c.project_year_id))
+               .where(py.c.fiscal_year <= up_to_year))
     starts = (sa.select(py.c.project_id, py.c.fiscal_year, sa.literal(0).label("quarter"),
                         py.c.progress_at_year_start.label("progress"), sa.null().label("absorbed"),
                         sa.null().label("comptroller_status"), sa.null().label("reported_on"),
-                        sa.null().label("decided_on"))
+                        sa.null().label("decided_on"), sa.null().label("first_read_at"),
+                        sa.null().label("last_read_at"))
               .where(py.c.fiscal_year <= up_to_year, py.c.progress_at_year_start.is_not(None)))
     if project_ids is not None:
         reports = reports.where(py.c.project_id.in_(project_ids))
@@ -177,9 +192,11 @@ def operations(conn: Connection, year: int) -> list[Row]:
 
 
 def performance(conn: Connection, year: int) -> list[Row]:
-    """What each operation of the year delivered and spent, per quarter."""
-    query = (sa.select(perf.c.operation_id, perf.c.quarter, perf.c.quantity, perf.c.spent, perf.c.reported_on,
-                       perf.c.comptroller_status, perf.c.decided_on)
+    """What each operation of the year delivered and spent, per quarter, with when the sync runs that
+    first read it and last changed it started (``first_read_at``, ``last_read_at``)."""
+    moments, joined = _read_moments(perf)
+    query = (joined(sa.select(perf.c.operation_id, perf.c.quarter, perf.c.quantity, perf.c.spent, perf.c.reported_on,
+                              perf.c.comptroller_status, perf.c.decided_on, *moments).select_from(perf))
              .join(op, op.c.id == perf.c.operation_id)
              .join(ea, ea.c.id == op.c.agreement_id)
              .where(ea.c.fiscal_year == year, ~ea.c.gone)

@@ -15,13 +15,16 @@ import logging
 import os
 import re
 import stat
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from foundation.jalali import parse_day
 from reports import archive
 from store import reviews
+from store.models import SyncRun
 from tests.reports import test_archive, test_reports_cli
 from tests.reports.test_archive import _correct, settings
 
@@ -36,6 +39,40 @@ def _diff(engine, tmp_path) -> dict[str, archive.Change]:
 
 def _shown(change: archive.Change) -> tuple[str, str, str, str]:
     return change.subject, change.figure, change.archived_text, change.now_text
+
+
+def _read_by_a_sync_begun(engine, moment: datetime) -> int:
+    """A sync run begun at `moment`; its id, for the rows it reads."""
+    with engine.begin() as conn:
+        return conn.execute(sa.insert(SyncRun.__table__).values(
+            source="nezarat4", mode="incremental", fiscal_years="1405", started_at=moment, finished_at=moment,
+            status="success").returning(SyncRun.__table__.c.id)).scalar_one()
+
+
+P2 = P1.replace("P-1", "P-2")
+
+
+@pytest.mark.parametrize("later", [True, False], ids=["read after the sign-off", "read before the sign-off"])
+def test_a_report_entered_on_the_sign_off_day_counts_by_when_the_store_read_it(engine, approved, tmp_path, later):
+    # P-2's second report and A-1's approval, both dated the sign-off day (1405/09/04; the sign-off at
+    # 11:00 Tehran): entered after the sign-off, the nightly sync reads them; `review diff` listed them
+    # as changes of the period's discipline (reports entered 1 -> 2), which the archive could not have
+    # counted (a trial). Read before it (the archive missed them for another reason), they are changes.
+    entry, _ = approved
+    run = _read_by_a_sync_begun(engine, entry.approved_at + (timedelta(hours=5) if later else -timedelta(hours=1)))
+    _correct(engine, "INSERT INTO progress_report (project_year_id, quarter, reported_on, progress, "
+                     f"comptroller_status, first_run_id, last_run_id) VALUES ({P2}, 2, '2026-11-25', 15, 'pending', "
+                     f"{run}, {run})")
+    _correct(engine, "UPDATE operation_performance SET comptroller_status = 'approved', decided_on = '2026-11-25', "
+                     f"last_run_id = {run} WHERE quarter = 2")
+    changes = _diff(engine, tmp_path)
+    assert changes["project/P-2/q2/reported"].now == "15"  # what the store holds is shown either way
+    discipline = {k for k in changes if k.rsplit("/", 1)[-1] in ("reports_entered", "reports_approved",
+                                                                "reports_overdue")}
+    if later:
+        assert discipline == set(), "entered and approved after the sign-off: not the sign-off day's discipline"
+    else:
+        assert {"total/reports_entered", "total/reports_approved", "total/reports_overdue"} <= discipline
 
 
 def test_a_projects_planned_end_year_moved_after_the_sign_off_is_listed(engine, approved, tmp_path):

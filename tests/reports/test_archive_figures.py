@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from foundation.jalali import parse_day
+from foundation.jalali import parse_day, quarter_end
 from reports import archive
 from store import reviews
 from store.models import SyncRun
@@ -271,6 +271,13 @@ def test_compare_takes_an_archives_edition_from_its_figures(engine, approved, tm
     found = archive.compare(old, report)
     assert found.changes == []
     assert any(part.startswith("monitoring cycle: ") for part in found.not_held)
+    # edition 1 wrote an entry day the portal left empty (P-2's first report) as the quarter's last day:
+    # the same fact as the empty day shown now, not a change; in an edition-2 archive it would be one
+    written = quarter_end(1405, 1).isoformat()
+    assert held["project/P-2/q1/reported_on"] is None
+    assert archive.compare({**old, "project/P-2/q1/reported_on": written}, report).changes == []
+    [change] = archive.compare({**held, "project/P-2/q1/reported_on": written}, report).changes
+    assert change.key == "project/P-2/q1/reported_on"
     # a figure of edition 2 missing from an edition-2 archive is a change, as any other
     partial = {k: v for k, v in held.items() if k != "project/P-1/q2/end_year"}
     [change] = archive.compare(partial, report).changes

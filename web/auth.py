@@ -39,8 +39,19 @@ WINDOW_SECONDS = 15 * 60
 MIN_PASSWORD = 10
 
 _hasher = PasswordHasher()
-# verified against when the user does not exist, so an unknown name takes as long as a wrong password
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+# verified against when the user does not exist, so an unknown name takes as long as a wrong password:
+# made by the hasher in use when first needed (made at import, it cost every process importing the
+# console an argon2 hash, and kept the production cost where the tests hash cheaply)
+_dummy_hashes: dict[tuple, str] = {}
+
+
+def _dummy_hash() -> str:
+    h = _hasher
+    key = (h.time_cost, h.memory_cost, h.parallelism, h.hash_len, h.salt_len, h.type)
+    if key not in _dummy_hashes:
+        _dummy_hashes.clear()
+        _dummy_hashes[key] = h.hash(secrets.token_urlsafe(16))
+    return _dummy_hashes[key]
 
 
 class SecretError(Exception):
@@ -73,7 +84,7 @@ def hash_password(password: str) -> str:
 
 def check_password(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password or "") and password_hash is not None
+        return _hasher.verify(password_hash or _dummy_hash(), password or "") and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 

@@ -281,6 +281,9 @@ def test_production_hashes_use_argon2s_default_cost(monkeypatch):
     digest = auth.hash_password("y" * 12)
     assert digest.startswith("$argon2id$") and "m=65536,t=3,p=4" in digest
     assert auth.check_password(digest, "y" * 12) and not auth.check_password(digest, "z" * 12)
+    # an unknown name is checked against a hash of the same cost, so it takes as long as a wrong password
+    assert not auth.check_password(None, "y" * 12)
+    assert [h for h in auth._dummy_hashes.values() if "m=65536,t=3,p=4" in h]
 
 
 def test_signing_in_needs_the_token_of_the_sign_in_form(sqlite_store):

@@ -87,6 +87,7 @@ def queued_at(engine, moment: datetime) -> None:
         conn.execute(sa.update(outbox).values(created_at=moment, next_attempt_at=moment, attempts=0))
 
 
+@pytest.mark.slow_on_postgresql  # what the SMTP server does, not the store: the claims are tested on both
 def test_one_send_against_a_greylisting_server_ends_no_message_aged_by_an_outage(engine, facts, greylisting):
     # a kill/fault trial: digests queued 3 days before, the SMTP port closed meanwhile, then ONE
     # `alerts send` against a server greylisting every RCPT gave 3 of 5 up ("gave up after 6 tries"):
@@ -112,6 +113,7 @@ def test_one_send_against_a_greylisting_server_ends_no_message_aged_by_an_outage
     assert all(r.last_error.startswith("gave up after 4 tries since 14") for r in rows(engine))
 
 
+@pytest.mark.slow_on_postgresql  # what the SMTP server does, not the store: the claims are tested on both
 @pytest.mark.parametrize("by", ["alerts-send", "service"])
 def test_one_send_ends_when_a_pass_outlasts_max_wait(engine, facts, greylisting, tmp_path, by):
     # the trial, once: with max_wait_seconds shorter than a pass over the outbox, a send by hand tried
@@ -423,6 +425,7 @@ def test_login_reads_the_password_from_the_environment_and_never_shows_it(engine
         server.stop()
 
 
+@pytest.mark.slow_on_postgresql  # what the SMTP server does, not the store: the claims are tested on both
 def test_starttls_with_a_private_ca(engine, facts, tmp_path):
     ssl_context = _self_signed(tmp_path)
     server = SmtpServer(tls_context=ssl_context, require_starttls=True).start()

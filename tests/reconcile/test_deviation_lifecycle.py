@@ -375,6 +375,7 @@ def test_an_act_on_a_status_no_longer_shown_changes_nothing(engine, store):
     assert deviations(engine)[0]["status"] == "dismissed"
 
 
+@pytest.mark.slow_on_postgresql  # the reason is checked before the store: one database is enough by default
 @pytest.mark.parametrize("reason", ["\u200c\u200c", "\u200f\u200e", " \u2066\u2069 ", "\ufeff", "\u3164", "\u2800 ",
                                     "\u0640"])
 def test_a_reason_of_invisible_characters_alone_is_no_reason(engine, store, reason):

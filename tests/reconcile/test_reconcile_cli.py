@@ -102,6 +102,7 @@ def test_table_shows_counts_per_rule_and_group_and_the_rule_stats(cli):
     assert "consolidation" in text
 
 
+@pytest.mark.slow_on_postgresql  # options are checked before the store is read
 @pytest.mark.parametrize(("argv", "message"), [
     (("--as-of", "1404/12/30"), "--as-of '1404/12/30'"),
     (("--as-of", "tomorrow"), "--as-of 'tomorrow'"),

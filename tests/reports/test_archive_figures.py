@@ -28,6 +28,9 @@ from store.models import SyncRun
 from tests.reports import test_archive, test_reports_cli
 from tests.reports.test_archive import _correct, settings
 
+# the figures compared are the report model's, read on both databases by test_model.py and test_archive.py: PostgreSQL with -m slow
+pytestmark = pytest.mark.slow_on_postgresql
+
 approved = test_archive.approved  # the fixture: 1405 Q2 of the hand-made province, approved
 
 P1 = "(SELECT py.id FROM project_year py JOIN project p ON p.id = py.project_id WHERE p.code = 'P-1')"

@@ -112,6 +112,7 @@ def test_a_temporary_folder_left_under_this_runs_pid_is_no_obstacle(engine, tmp_
     assert [p.name for p in archive.root(tmp_path).iterdir()] == ["1405-Q2"] and archive.intact(entry)
 
 
+@pytest.mark.slow_on_postgresql  # a folder on disk, not the store
 def test_a_live_approvals_folder_is_not_taken_for_a_killed_ones(engine, store_url, tmp_path):
     # Another approval has placed its folder and not committed yet: this one must not set it aside.
     # It waits at the claim (the sign-off's row) and then loses to the unique key, as in a race.

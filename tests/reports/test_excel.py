@@ -19,6 +19,9 @@ from reports import excel
 from reports.model import Selection, build
 from tests.reports.conftest import AS_OF, FORMULA_TITLE
 
+# the workbook is written from the report model, read on both databases by test_model.py: PostgreSQL with -m slow
+pytestmark = pytest.mark.slow_on_postgresql
+
 
 SHEETS = ["گزارش", "شهرستان‌ها", "دستگاه‌ها", "گروه‌ها", "پروژه‌ها", "موافقتنامه‌ها", "انحرافات", "چرخه نظارت"]
 JALALI = re.compile(r"^[۰-۹]{4}/[۰-۹]{2}/[۰-۹]{2}$")

@@ -99,6 +99,7 @@ def test_the_cycle_shows_each_agency_and_quarter(report):
     assert pending.reported_on == parse_day("1405/07/03") and not pending.approval.done
 
 
+@pytest.mark.slow_on_postgresql  # counted from the rows in Python: the rows on PostgreSQL are tested by the report fixture's tests
 def test_filters_narrow_every_part(engine):
     make_province(engine)
     with engine.connect() as conn:
@@ -111,6 +112,7 @@ def test_filters_narrow_every_part(engine):
     assert (social.total.projects, social.total.agreements, len(social.operations)) == (0, 1, 1)
 
 
+@pytest.mark.slow_on_postgresql  # counted from the rows in Python: the rows on PostgreSQL are tested by the report fixture's tests
 @pytest.mark.parametrize("selection, message", [
     (Selection(1405, 2, AS_OF, counties=("تهران",)), "unknown county 'تهران'"),
     (Selection(1405, 2, AS_OF, agencies=("999",)), "unknown agency '999'"),
@@ -139,6 +141,7 @@ def test_the_report_says_what_its_filters_matched_as_the_store_names_it(engine):
     assert report.matched == Matched(("دزفول", "اهواز"), (("305", "اداره کل راه و شهرسازی"),), ("social",))
 
 
+@pytest.mark.slow_on_postgresql  # counted from the rows in Python: the rows on PostgreSQL are tested by the report fixture's tests
 def test_counties_are_in_the_persian_alphabets_order(engine):
     # the printed report's county chart put دزفول before دزپارت and اندیمشک before اندیکا (code points)
     from tests.reports.builders import Province
@@ -156,6 +159,7 @@ def test_counties_are_in_the_persian_alphabets_order(engine):
 # reporting discipline). P-1's second quarter: entered 1405/07/05, approved 1405/07/12; A-1's:
 # entered 1405/07/03, pending; P-2's never; the reports are due by 1405/07/15.
 
+@pytest.mark.slow_on_postgresql  # counted from the rows in Python: the rows on PostgreSQL are tested by the report fixture's tests
 @pytest.mark.parametrize("as_of, entered, approved, overdue", [
     ("1405/07/04", 1, 0, 0),  # A-1 only: P-1 entered the next day
     ("1405/07/10", 2, 0, 0),  # P-1 entered, its approval two days later
@@ -169,6 +173,7 @@ def test_reporting_discipline_counts_what_was_done_by_the_as_of_day(engine, as_o
     assert (t.reports_due, t.reports_entered, t.reports_approved, t.reports_overdue) == (3, entered, approved, overdue)
 
 
+@pytest.mark.slow_on_postgresql  # counted from the rows in Python: the rows on PostgreSQL are tested by the report fixture's tests
 def test_the_cycle_as_of_a_past_day_shows_later_steps_pending_and_no_later_sign_off(engine):
     make_province(engine)
     signed = parse_day("1405/09/16")  # the group's sign-off, after the as-of day
@@ -190,6 +195,7 @@ def test_the_cycle_as_of_a_past_day_shows_later_steps_pending_and_no_later_sign_
     assert (p1.reported, p1.reported_on, p1.comptroller) == (40, parse_day("1405/07/05"), "approved")
 
 
+@pytest.mark.slow_on_postgresql  # counted from the rows in Python: the rows on PostgreSQL are tested by the report fixture's tests
 def test_an_agreement_is_entered_with_its_first_item_as_missing_report_judges_it(engine):
     # a trial: an agreement whose two operations reported on 1405/07/06 and 1405/07/28 (after the due
     # day) counted as overdue on 1405/07/20, while the same agreement with the late operation never
@@ -211,6 +217,7 @@ def test_an_agreement_is_entered_with_its_first_item_as_missing_report_judges_it
     assert (t.reports_due, t.reports_entered, t.reports_overdue) == (1, 0, 0)
 
 
+@pytest.mark.slow_on_postgresql  # counted from the rows in Python: the rows on PostgreSQL are tested by the report fixture's tests
 def test_a_report_without_its_entry_day_is_shown_without_one(engine):
     # a trial: the projects sheet showed «۱۴۰۵/۰۶/۳۱», the day the catalogue counts such a report as
     # entered on, as if the portal had said it; counted so, shown empty

@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 from datetime import timedelta
 
+import pytest
+
 import reconcile
 from reconcile.inspections import import_file
 from store.db import open_store
@@ -53,6 +55,7 @@ def test_sync_then_reconcile_finds_exactly_what_the_simulator_planted(simulator_
     }
 
 
+@pytest.mark.slow_on_postgresql  # time-driven runs on PostgreSQL: tests/reconcile/test_incremental.py
 def test_time_driven_deviations_appear_later_without_a_new_sync(simulator_factory, store_url, monkeypatch):
     sim = simulator_factory(projects=150, agreements=90)
     engine = open_store(store_url)

@@ -33,6 +33,9 @@ from tests.reports.test_figures_alike import as_excel_shows
 from tests.web.conftest import PASSWORD, SECRET, add_users, console_config, login, serving
 from web import create_app
 
+# the console and the report read alike from either database (test_model.py, the console's own tests): PostgreSQL with -m slow
+pytestmark = pytest.mark.slow_on_postgresql
+
 STAGES = ("اعتبار مصوب", "اعتبار ابلاغی", "تخصیص", "جذب")
 # county -> (what it holds, its four stages as every table must write them)
 BROKEN = {

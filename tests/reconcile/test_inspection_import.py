@@ -76,6 +76,7 @@ def test_corrected_value_for_the_same_visit_replaces_it(engine, store, tmp_path)
     assert stored(engine)[1][2] == Decimal(44)
 
 
+@pytest.mark.slow_on_postgresql  # the file is refused before the store is written: one database is enough by default
 def test_every_bad_row_is_listed_with_its_line_and_nothing_is_imported(engine, store, tmp_path):
     text = (HEADER
             + "1305012007-003,1405/08/10,50,علی رضایی,\n"        # 2: good
@@ -106,6 +107,7 @@ def test_every_bad_row_is_listed_with_its_line_and_nothing_is_imported(engine, s
     assert stored(engine) == []
 
 
+@pytest.mark.slow_on_postgresql  # the file is refused before the store is written: one database is enough by default
 def test_header_is_required_and_checked(engine, store, tmp_path):
     with pytest.raises(InspectionFileError, match="bad row") as caught:
         import_file(engine, write(tmp_path, "1305012007-003,1405/08/10,50,علی,\n"), today=TODAY)
@@ -118,6 +120,7 @@ def test_header_is_required_and_checked(engine, store, tmp_path):
     assert "header row is required" in caught.value.problems[0].reason
 
 
+@pytest.mark.slow_on_postgresql  # the file is refused before the store is written: one database is enough by default
 def test_not_utf8_is_refused_with_its_line_and_how_to_save_it(engine, store, tmp_path):
     path = tmp_path / "cp1256.csv"
     path.write_bytes(HEADER.encode() + "1305012007-003,1405/08/10,50,علي,\n".encode("cp1256"))
@@ -128,6 +131,7 @@ def test_not_utf8_is_refused_with_its_line_and_how_to_save_it(engine, store, tmp
     assert caught.value.problems == [] and "bad row" not in said  # a file problem, not a row's
 
 
+@pytest.mark.slow_on_postgresql  # the file is refused before the store is written: one database is enough by default
 @pytest.mark.parametrize(("make", "said"), [
     (lambda tmp: tmp / "nowhere.csv", "no such file"),
     (lambda tmp: tmp, "is a folder, not a file"),
@@ -165,6 +169,7 @@ def test_an_excel_workbook_is_imported_like_its_csv(engine, store, tmp_path):
     assert {p.line for p in caught.value.problems} == {4}  # the sheet's row number
 
 
+@pytest.mark.slow_on_postgresql  # how a workbook's cell is read, before the store
 def test_a_percentage_cell_of_a_workbook_is_read_as_excel_shows_it(engine, store, tmp_path):
     # a new user's workbook: 0.42 in a cell formatted 0% reads 42% in Excel; taken as 0.42 %, the
     # visit opened a critical inspection_mismatch ("0.42 % seen")
@@ -205,6 +210,7 @@ def test_imported_visit_drives_inspection_mismatch(engine, store, tmp_path):
     assert f.evidence_table == "field_inspection" and "بازدید میدانی ۱۴۰۵/۰۸/۱۰" in f.message
 
 
+@pytest.mark.slow_on_postgresql  # the file is refused before the store is written: one database is enough by default
 def test_remarks_longer_than_the_limit_are_a_bad_row(engine, store, tmp_path):
     # the console's form refused 5,000 characters; a file or `inspections import` took them
     from reconcile.inspections import MAX_REMARKS
@@ -218,6 +224,7 @@ def test_remarks_longer_than_the_limit_are_a_bad_row(engine, store, tmp_path):
     assert stored(engine) == []
 
 
+@pytest.mark.slow_on_postgresql  # the file is refused before the store is written: one database is enough by default
 def test_a_workbook_that_unpacks_to_more_than_a_years_visits_is_refused_unread(engine, store, tmp_path):
     # a security review: a 290 kB .xlsx of 87 MB of rows took 37 s and 240 MB in the console, 3 MB of
     # it 2 minutes and 1.1 GB; the size a zip says it unpacks to is read before any XML is parsed
@@ -238,6 +245,7 @@ def test_a_workbook_that_unpacks_to_more_than_a_years_visits_is_refused_unread(e
     assert stored(engine) == []
 
 
+@pytest.mark.slow_on_postgresql  # the file is refused before the store is written: one database is enough by default
 def test_a_workbook_whose_header_is_not_the_visits_is_refused_at_its_header(engine, store, tmp_path, monkeypatch):
     from openpyxl import Workbook
 
@@ -257,6 +265,7 @@ def test_a_workbook_whose_header_is_not_the_visits_is_refused_at_its_header(engi
     assert len(read) == inspections.MAX_COLUMNS_READ  # the header row's cells, not the 100 below it
 
 
+@pytest.mark.slow_on_postgresql  # the file is refused before the store is written: one database is enough by default
 @pytest.mark.parametrize("name", ["visits.csv", "visits.xlsx"])
 def test_a_file_of_more_visits_than_a_file_may_hold_is_refused_whole(engine, store, tmp_path, monkeypatch, name):
     from openpyxl import Workbook
@@ -279,6 +288,7 @@ def test_a_file_of_more_visits_than_a_file_may_hold_is_refused_whole(engine, sto
     assert stored(engine) == []
 
 
+@pytest.mark.slow_on_postgresql  # the file is refused before the store is written: one database is enough by default
 @pytest.mark.parametrize("trick", ["declared size", "a far cell"])
 def test_a_small_workbook_that_declares_a_huge_sheet_is_read_quickly(engine, store, tmp_path, trick):
     # a review: openpyxl padded each row to the declared dimension (A1:XFD1048576) and yielded a
@@ -320,6 +330,7 @@ def test_the_earliest_day_a_visit_may_have_is_1390_01_01():
     assert inspections.EARLIEST_VISIT == day("1390/01/01")
 
 
+@pytest.mark.slow_on_postgresql  # the file is refused before the store is written: one database is enough by default
 def test_a_visit_before_the_floor_or_after_today_is_a_bad_line_and_nothing_is_imported(engine, store, tmp_path):
     path = tmp_path / "visits.csv"
     path.write_text(HEADER
@@ -338,6 +349,7 @@ def test_a_visit_before_the_floor_or_after_today_is_a_bad_line_and_nothing_is_im
     ]
 
 
+@pytest.mark.slow_on_postgresql  # the file is refused before the store is written: one database is enough by default
 def test_inspections_import_names_the_line_of_a_visit_before_the_floor(engine, store, store_url, tmp_path,
                                                                       monkeypatch, capsys):
     import budgetwatch.commands.reconcile  # noqa: F401 - registers the commands (cli.py imports it too)

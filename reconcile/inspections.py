@@ -43,6 +43,7 @@ projects = Project.__table__
 REQUIRED = ("project_code", "date", "observed_progress", "inspector")
 OPTIONAL = ("remarks",)
 MAX_REMARKS = 1000  # characters of a visit's remarks (5,000 overflowed the console's project page)
+MAX_INSPECTOR = 100  # characters of an inspector's name (3,000 made the visits tables 15,000 px wide)
 # the store keeps figures exactly (store.models.ExactDecimal): up to 15 significant digits on SQLite
 _MAX_PLACES = 8
 # the earliest day a visit may have, 1390/01/01 (2011-03-21): a day before it is a mistyped year (a
@@ -299,6 +300,8 @@ def _visit(line: int, fields: list[str], columns: dict[str, int], today: date) -
     inspector = clean_text(cell["inspector"])
     if inspector is None:
         reasons.append("inspector is empty")
+    elif len(inspector) > MAX_INSPECTOR:
+        reasons.append(f"inspector has {len(inspector)} characters; at most {MAX_INSPECTOR}")
     remarks = clean_text(cell["remarks"]) if "remarks" in cell else None
     if remarks is not None and len(remarks) > MAX_REMARKS:
         reasons.append(f"remarks has {len(remarks)} characters; at most {MAX_REMARKS}")

@@ -22,9 +22,12 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
 from foundation.persian import canonical_letters
+from foundation.present import number
 from store.models import Column, UTCDateTime, _when, utcnow
 
 ROLES = ("expert", "consolidation", "admin")
+# characters of a display name (5,000 pushed the users page's controls off the screen: a trial)
+DISPLAY_NAME_MAX = 100
 # the one role whose acts are limited to expert groups; the others have none (web/permissions.py)
 GROUPED_ROLES = ("expert",)
 
@@ -157,6 +160,15 @@ def display_names(conn: Connection, usernames: set[str]) -> dict[str, str]:
     return {r.username: r.display_name for r in rows if r.display_name}
 
 
+def _display_name(display_name: str) -> str:
+    shown = (display_name or "").strip()
+    if len(shown) > DISPLAY_NAME_MAX:
+        raise ConsoleUserError(f"a display name of at most {DISPLAY_NAME_MAX} characters, please (this one has "
+                               f"{len(shown)})", f"نام حداکثر {number(DISPLAY_NAME_MAX)} نویسه باشد؛ این یکی "
+                               f"{number(len(shown))} نویسه است.")
+    return shown
+
+
 def list_users(conn: Connection) -> list[User]:
     return [User.from_row(r) for r in conn.execute(sa.select(users).order_by(users.c.username))]
 
@@ -171,7 +183,7 @@ def add_user(conn: Connection, username: str, *, display_name: str, role: str, g
         raise ConsoleUserError(f"user {name!r} exists already (use `users passwd` to change the password)",
                                f"کاربر «{name}» پیش‌تر افزوده شده است؛ برای عوض کردن گذرواژه‌اش، گذرواژهٔ تازه بدهید.")
     now = now or utcnow()
-    conn.execute(sa.insert(users).values(username=name, display_name=(display_name or name).strip(), role=role,
+    conn.execute(sa.insert(users).values(username=name, display_name=_display_name(display_name) or name, role=role,
                                          groups=",".join(groups), password_hash=password_hash, disabled=False,
                                          created_at=now, updated_at=now))
     user = get_user(conn, name)
@@ -188,6 +200,8 @@ def update_user(conn: Connection, username: str, *, now: datetime | None = None,
     unknown = set(values) - allowed
     if unknown:
         raise ConsoleUserError(f"cannot change {', '.join(sorted(unknown))} of a user")
+    if "display_name" in values:
+        values["display_name"] = _display_name(str(values["display_name"]))
     if "groups" in values and not isinstance(values["groups"], str):
         values["groups"] = ",".join(values["groups"])  # type: ignore[arg-type]
     found = get_user(conn, username)  # a name stored before names were canonicalised, too

@@ -168,6 +168,8 @@ _VISIT_REASONS = [
     (re.compile(r"inspector is empty"), lambda m: "نام بازدیدکننده خالی است"),
     (re.compile(r"duplicate of line (\d+) \(same project, date and inspector\)"),
      lambda m: f"تکرار سطر {present.number(int(m[1]))} است (همان پروژه، تاریخ و بازدیدکننده)"),
+    (re.compile(r"inspector has (\d+) characters; at most (\d+)"),
+     lambda m: f"نام بازدیدکننده {present.number(int(m[1]))} نویسه است؛ حداکثر {present.number(int(m[2]))} نویسه"),
     (re.compile(r"remarks has (\d+) characters; at most (\d+)"),
      lambda m: f"توضیح {present.number(int(m[1]))} نویسه است؛ حداکثر {present.number(int(m[2]))} نویسه"),
     (re.compile(r"unknown project code '(.+)'"),

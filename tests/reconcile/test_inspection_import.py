@@ -211,6 +211,19 @@ def test_imported_visit_drives_inspection_mismatch(engine, store, tmp_path):
 
 
 @pytest.mark.slow_on_postgresql  # the file is refused before the store is written: one database is enough by default
+def test_an_inspector_longer_than_a_name_is_a_bad_row(engine, store, tmp_path):
+    from reconcile.inspections import MAX_INSPECTOR
+
+    path = write(tmp_path, HEADER + f"1305012007-003,1405/08/10,50,{'ب' * (MAX_INSPECTOR + 1)},\n"
+                 + f"1305012007-004,1405/08/10,50,{'ب' * MAX_INSPECTOR},\n")
+    with pytest.raises(InspectionFileError) as caught:
+        import_file(engine, path, today=TODAY)
+    assert [(p.line, p.reason) for p in caught.value.problems] == [
+        (2, f"inspector has {MAX_INSPECTOR + 1} characters; at most {MAX_INSPECTOR}")]
+    assert stored(engine) == []
+
+
+@pytest.mark.slow_on_postgresql  # the file is refused before the store is written: one database is enough by default
 def test_remarks_longer_than_the_limit_are_a_bad_row(engine, store, tmp_path):
     # the console's form refused 5,000 characters; a file or `inspections import` took them
     from reconcile.inspections import MAX_REMARKS

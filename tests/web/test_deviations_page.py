@@ -3,6 +3,7 @@ deviation's page, and who may acknowledge or dismiss what."""
 
 from __future__ import annotations
 
+import html
 import re
 from decimal import Decimal
 
@@ -352,6 +353,32 @@ def test_a_reason_longer_than_the_limit_is_refused_with_nothing_recorded(sqlite_
         assert get(conn, row["id"])[0].status == "open"
     done = client.post(f"/deviations/{row['id']}/acknowledge", data={"csrf": csrf_of(client), "reason": "x" * REASON_MAX})
     assert "بررسی ثبت شد" in done.text
+
+
+def test_a_reason_of_lines_is_counted_as_the_form_counts_it_and_a_refused_one_stays_in_its_box(sqlite_store):
+    # a trial: the browser sends each line break as CR LF but its maxlength counts one character, so a
+    # reason the form let through was refused as too long, and the redirect emptied the box
+    from reconcile.deviations import REASON_MAX
+
+    client = sqlite_store.client("tolfiq")
+    row = sqlite_store.deviation(status="open")
+    written = ("پیمانکار تا پایان ماه کار را از سر می‌گیرد\n" * 200)[:REASON_MAX - 1] + "."
+    lines = written.replace("\n", "\r\n")  # as the browser sends what the form counted as REASON_MAX
+    assert len(written) == REASON_MAX < len(lines)
+    done = client.post(f"/deviations/{row['id']}/acknowledge", data={"csrf": csrf_of(client), "reason": lines})
+    assert "بررسی ثبت شد" in done.text
+    with sqlite_store.engine.connect() as conn:
+        stored = get(conn, row["id"])[0]
+    assert stored.status == "acknowledged" and "\r" not in stored.acted_reason and "\n" in stored.acted_reason
+    other = next(r for r in sqlite_store.deviations if r["status"] == "open" and r["id"] != row["id"])
+    typed = "دلیل <b>بلند</b> " + "x" * REASON_MAX
+    refused = client.post(f"/deviations/{other['id']}/dismiss", data={"csrf": csrf_of(client), "reason": typed})
+    assert refused.status_code == 400 and "ثبت نشد" in refused.text
+    dismissing = refused.text.split(f'action="/deviations/{other["id"]}/dismiss"')[1]
+    box = re.search(r"<textarea[^>]*>(.*?)</textarea>", dismissing, re.S)[1]
+    assert html.unescape(box) == typed and "<b>" not in box  # as typed, escaped
+    with sqlite_store.engine.connect() as conn:
+        assert get(conn, other["id"])[0].status == "open"
 
 
 def test_the_list_names_a_rules_figures_where_they_are_not_plan_and_performance(shared_store):

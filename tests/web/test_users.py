@@ -125,6 +125,22 @@ def test_an_admin_adds_and_disables_users_on_the_page(sqlite_store):
                                        "password": PASSWORD}).status_code == 403
 
 
+def test_a_display_name_longer_than_a_name_is_refused_on_the_page_and_in_the_terminal(cli, sqlite_store):
+    # a trial: a 5,000-character name was added, and the users table pushed its controls off the screen
+    from store.users import DISPLAY_NAME_MAX
+
+    admin = sqlite_store.client("admin")
+    assert f'name="display_name" maxlength="{DISPLAY_NAME_MAX}"' in admin.get("/users").text
+    data = {"csrf": csrf_of(admin), "username": "hamid", "role": "consolidation", "password": PASSWORD}
+    refused = admin.post("/users", data={**data, "display_name": "ح" * (DISPLAY_NAME_MAX + 1)})
+    assert "کاربر افزوده نشد" in refused.text and "نام حداکثر ۱۰۰ نویسه باشد" in refused.text
+    assert _user(sqlite_store.engine, "hamid") is None
+    added = admin.post("/users", data={**data, "display_name": "ح" * DISPLAY_NAME_MAX})
+    assert "کاربر hamid افزوده شد" in added.text and '<td data-label="نام" class="who">' in added.text
+    code, _out, err = cli("users", "add", "x", "--role", "admin", "--name", "n" * 101, stdin="a long enough secret\n")
+    assert code == 2 and "a display name of at most 100 characters" in err and _user(cli.engine, "x") is None
+
+
 def test_a_password_of_spaces_only_is_refused_everywhere(cli, sqlite_store):
     # ten spaces passed the rule of ten characters, on the users page and in `users add|passwd`
     code, _out, err = cli("users", "add", "x", "--role", "admin", stdin=" " * 12 + "\n")

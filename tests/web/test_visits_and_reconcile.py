@@ -64,6 +64,23 @@ def test_a_visit_recorded_in_the_form_is_stored_with_who_recorded_it(sqlite_stor
     assert acts[0].action == "visit" and acts[0].target == "1305012007-003"
 
 
+def test_an_inspectors_name_longer_than_a_name_is_refused_and_a_long_one_wraps(sqlite_store):
+    # a trial: a 3,000-letter inspector was recorded, and the visits tables grew 15,000 px wide
+    from reconcile.inspections import MAX_INSPECTOR
+
+    _projects(sqlite_store.engine)
+    client = sqlite_store.client("social")
+    assert f'name="inspector" value="' in client.get("/visits").text
+    assert f'maxlength="{MAX_INSPECTOR}"' in client.get("/visits").text.split('name="inspector"')[1].split(">")[0]
+    visit = {"csrf": csrf_of(client), "project_code": "1305012007-003", "date": "۱۴۰۵/۰۸/۱۵", "observed_progress": "۴۲"}
+    refused = client.post("/visits", data={**visit, "inspector": "ب" * (MAX_INSPECTOR + 1)})
+    assert refused.status_code == 400 and _visits(sqlite_store.engine) == []
+    assert (f"نام بازدیدکننده {present.number(MAX_INSPECTOR + 1)} نویسه است؛ حداکثر "
+            f"{present.number(MAX_INSPECTOR)} نویسه") in " ".join(_problems(refused.text))
+    done = client.post("/visits", data={**visit, "inspector": "ب" * MAX_INSPECTOR})
+    assert "بازدید ثبت شد" in done.text and '<td class="who">' + "ب" * MAX_INSPECTOR in done.text  # wraps (css)
+
+
 def test_a_visit_to_a_code_typed_in_persian_digits_leads_to_its_project(sqlite_store):
     # found by a new user: the code was stored canonical, but the page then sent the browser to
     # /projects/۱۳۰۵…, a page not found that also said the visit was recorded

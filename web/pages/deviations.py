@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import HTMLResponse
 from starlette.datastructures import QueryParams
 
 from foundation import present
@@ -155,6 +156,16 @@ def deviation_page(request: Request, deviation_id: Id):
                   may_act=can_act_on(user_of(request), row.agency_code, routing), REASON_MAX=dv.REASON_MAX)
 
 
+def _refused(request: Request, data: dict, action: str, reason: str, why: str) -> HTMLResponse:
+    """The deviation's page again, saying why the act was not recorded, with the reason as typed
+    in its form (a redirect emptied the box: a long reason was lost)."""
+    flash(request, why, "error")
+    row = data["row"]
+    routing = console(request).config.routing
+    return render(request, "deviation.html", status_code=400, **data, group=dv.group_of(row.agency_code, routing),
+                  may_act=True, REASON_MAX=dv.REASON_MAX, typed={action: reason})
+
+
 @router.post("/deviations/{deviation_id}/{action}")
 async def act(request: Request, deviation_id: Id, action: str):
     form = await checked_form(request)
@@ -164,14 +175,15 @@ async def act(request: Request, deviation_id: Id, action: str):
     data = await run_in_threadpool(_deviation, request, deviation_id)
     if not can_act_on(user, data["row"].agency_code, state.config.routing):
         raise Refused(403, "این انحراف به دستگاهی خارج از گروه‌های شما مربوط است؛ فقط می‌توانید آن را ببینید.")
-    reason = str(form.get("reason", "")).strip()
+    # a browser sends each line break as CR LF, and counts it as one character against the textarea's
+    # maxlength: a reason the form let through was refused as too long (a trial)
+    reason = str(form.get("reason", "")).replace("\r\n", "\n").replace("\r", "\n").strip()
     if not has_visible(reason):  # ZWNJ or bidi marks alone were recorded as a reason
-        flash(request, "دلیل را بنویسید؛ بدون دلیل ثبت نمی‌شود.", "error")
-        return redirect(f"/deviations/{deviation_id}")
+        return _refused(request, data, action, reason, "دلیل را بنویسید؛ بدون دلیل ثبت نمی‌شود.")
     if len(reason) > dv.REASON_MAX:
-        flash(request, f"دلیل حداکثر {present.number(dv.REASON_MAX)} نویسه باشد؛ این یکی "
-                       f"{present.number(len(reason))} نویسه است و ثبت نشد.", "error")
-        return redirect(f"/deviations/{deviation_id}")
+        return _refused(request, data, action, reason,
+                        f"دلیل حداکثر {present.number(dv.REASON_MAX)} نویسه باشد؛ این یکی "
+                        f"{present.number(len(reason))} نویسه است و ثبت نشد.")
     call = dv.acknowledge if action == "acknowledge" else dv.dismiss
 
     def logged(conn: Any) -> None:  # the console's log of acts, in the act's own transaction

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from foundation.vocabulary import GROUPS
-from store.users import ROLES, ConsoleUserError, display_names, list_users, recent_actions
+from store.users import DISPLAY_NAME_MAX, ROLES, ConsoleUserError, display_names, list_users, recent_actions
 from web import users as manage
 from web import words
 from web.common import Refused, checked_form, console, flash, redirect, render, user_of
@@ -30,7 +30,8 @@ def users_page(request: Request):
         # who acted, by their display name (the log keeps the login name, as the CLI shows it)
         people = display_names(conn, {a.username for a in acts})
     actors = [words.actor(a.username, a.action, people) for a in acts]
-    return render(request, "users.html", users=users, acts=list(zip(acts, actors)), roles=ROLES, groups=GROUPS)
+    return render(request, "users.html", users=users, acts=list(zip(acts, actors)), roles=ROLES, groups=GROUPS,
+                  NAME_MAX=DISPLAY_NAME_MAX)
 
 
 @router.post("/users")

@@ -81,7 +81,8 @@ def _page(request: Request, *, status_code: int = 200, problems: list[Problem] |
           values: dict[str, str] | None = None, busy: Problem | None = None):
     values = values or {"project_code": request.query_params.get("project", "")}
     return render(request, "visits.html", status_code=status_code, recent=_recent(request), problems=problems or [],
-                  values=values, busy=busy, may_record=can_record_visits(user_of(request)), REMARKS_MAX=REMARKS_MAX)
+                  values=values, busy=busy, may_record=can_record_visits(user_of(request)), REMARKS_MAX=REMARKS_MAX,
+                  INSPECTOR_MAX=insp.MAX_INSPECTOR)
 
 
 @router.get("/visits")

@@ -29,6 +29,13 @@ cleared as it ends (:class:`_SlotNotingExecutor`); the next start finds a run ne
 one serve runs per store, so its process died — and runs the job again at once (:func:`_install_jobs`,
 a WARNING naming the slot), whatever its age: the jobs are idempotent, the run finishes the work.
 
+A job store that cannot be written for a while (a SQLite file made read-only, a disk I/O error, a
+PostgreSQL database restarting): APScheduler 3's thread died of the first error it met saving a job
+(a traceback on stderr; serve stayed up, holding its lock, and ran nothing again: an operator's
+trial). :class:`_Scheduler` says it in one line and tries again every :data:`JOB_STORE_RETRY_SECONDS`;
+a job handed over just before the failure may run once more (the jobs are idempotent). APScheduler's
+own warnings say a database error in one line (:func:`_one_line`), never the statement.
+
 Overrunning: a job that never ends (its database session frozen, a portal that never answers)
 holds its one instance, and each of its slots is skipped. An ordinary overlap (a sync longer than
 its interval) is said at INFO; a run handed over more than ``schedule.job_overrun_minutes`` ago is
@@ -49,11 +56,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from pathlib import Path
 
 from apscheduler.events import (
     EVENT_JOB_MAX_INSTANCES,
     EVENT_JOB_MISSED,
-    EVENT_JOB_SUBMITTED,
     JobEvent,
     JobSubmissionEvent,
 )
@@ -76,10 +83,15 @@ log = logging.getLogger("budgetwatch.service")
 RUN_JOB = "service.jobs:run_job"
 # serve's exit code when another serve holds the store (at its start, or after this one lost the lock)
 SERVE_LOCKED = 3
+# serve's exit code when its SQLite store's file was removed or replaced while it ran
+STORE_GONE = 1
 # how often serve checks that it still holds the serve lock: one query of pg_locks on the lock's own
 # connection (SQLite: a stat of the lock file); for this long at most `status` says no serve runs
 # after the lock's session ended, and another serve could take the store
 LOCK_CHECK_SECONDS = 5.0
+# how soon the scheduler tries again after its job store could not be written (APScheduler's own
+# retry of a job store it cannot read is 10 s)
+JOB_STORE_RETRY_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -119,7 +131,7 @@ def serve(config: AppConfig, engine: Engine, *, on_started: Callable[[], None] |
         _on_signals(received)
         scheduler = _scheduler(config, engine)
         jobs.install(service)
-        watch = _LockWatch(lock, LOCK_CHECK_SECONDS)
+        watch = _LockWatch(lock, LOCK_CHECK_SECONDS, store_file=_store_file(engine))
         try:
             scheduler.start(paused=True)  # the job store is open, nothing runs yet
             _install_jobs(scheduler, config)
@@ -135,12 +147,16 @@ def serve(config: AppConfig, engine: Engine, *, on_started: Callable[[], None] |
                 on_started()
             _wait_for_signal(received, watch, tick=lambda: _clear_ended(scheduler))
             watch.stop()
-            taken = not received  # another serve took the store while the lock was lost
+            taken = not received and watch.taken_by  # another serve took the store while the lock was lost
+            gone = not received and watch.store_gone
             if taken:
                 log.error("%s: stopping, as at SIGTERM (exit %d)", watch.taken_by, SERVE_LOCKED)
+            elif gone:
+                log.error("%s: stopping, as at SIGTERM (exit %d): what the jobs write now would be lost with it",
+                          watch.store_gone, STORE_GONE)
             log.info("stopping: cancelling running jobs")
             code = _stop(scheduler, service, config.schedule.stop_timeout_seconds)
-            return SERVE_LOCKED if taken else code
+            return SERVE_LOCKED if taken else STORE_GONE if gone else code
         finally:
             watch.stop()
             jobs.install(None)
@@ -152,10 +168,14 @@ class _LockWatch:
     holds it by then, sets :attr:`taken_by` (the main thread stops serve). A database that cannot be
     reached meanwhile is said once, and the lock tried again at each check."""
 
-    def __init__(self, lock: ServeLock, period: float) -> None:
+    def __init__(self, lock: ServeLock, period: float, *, store_file: Path | None = None) -> None:
         self.lock = lock
         self.period = period
         self.taken_by: str | None = None  # "serve lock lost (…), and another budgetwatch serve (…) runs …"
+        # a SQLite store's file, as it was at the start: removed or replaced, serve went on writing into
+        # the deleted file, every run said a success and nothing was kept (an operator's trial)
+        self.store_file, self._identity = store_file, _identity(store_file)
+        self.store_gone: str | None = None  # "the store's file … was removed while serve ran"
         self._done = threading.Event()
         self._lost: str | None = None  # why, while the lock is lost and not taken again yet
         self._said = False  # that it could not be taken again yet
@@ -183,8 +203,19 @@ class _LockWatch:
                               self.period)
                 failing = True
 
+    @property
+    def ended(self) -> bool:
+        """Whether serve must stop: another serve holds the store, or its file is gone."""
+        return bool(self.taken_by or self.store_gone)
+
     def check(self) -> bool:
-        """One check; False once another serve holds the store."""
+        """One check; False once another serve holds the store, or its SQLite file is gone."""
+        if self.store_file is not None:
+            now = _identity(self.store_file)
+            if now != self._identity:
+                self.store_gone = (f"the store's file {self.store_file} was "
+                                   f"{'removed' if now is None else 'replaced'} while serve ran")
+                return False
         if self._lost is None:
             if self.lock.still_held():
                 return True
@@ -207,6 +238,21 @@ class _LockWatch:
         return True
 
 
+def _store_file(engine: Engine) -> Path | None:
+    """A SQLite store's file (None for PostgreSQL, or a store in memory)."""
+    name = engine.url.database if engine.dialect.name == "sqlite" else None
+    return Path(name).resolve() if name and name != ":memory:" and not name.startswith("file:") else None
+
+
+def _identity(path: Path | None) -> tuple[int, int] | None:
+    """A file's device and inode (None: not there)."""
+    try:
+        found = os.stat(path) if path is not None else None
+    except FileNotFoundError:
+        return None
+    return (found.st_dev, found.st_ino) if found is not None else None
+
+
 class _SlotNotingExecutor(ThreadPoolExecutor):
     """APScheduler's thread pool, noting each job's slot (the run time it is handed over for) before
     its thread starts, with the way to give the slot back to the job store: a job that gives up
@@ -225,8 +271,7 @@ class _SlotNotingExecutor(ThreadPoolExecutor):
         if grace is not None and all(now - t > timedelta(seconds=grace) for t in run_times):
             # APScheduler's run_job skips it as missed (EVENT_JOB_MISSED): no run, nothing to record
             # or owe (a review: recorded, it stayed "started" and the next start ran it as cut off),
-            # and no "starts" line for the submission APScheduler announces first (a trial)
-            _missing.add((job_id, due))
+            # and no "starts" line (a trial)
             super()._do_submit_job(job, run_times)
             return
 
@@ -248,26 +293,55 @@ class _SlotNotingExecutor(ThreadPoolExecutor):
         job._modify(kwargs={jobs.STARTED: run_record(due, now)})
         _running_since[job_id] = now
         jobs.note_slot(job_id, due, give_back, end)
+        # said before the run's thread starts: said at APScheduler's event of the submission, after
+        # it, a quick job's outcome came first in the log (an operator's trial)
+        late = (now - due).total_seconds()
+        log.info("job %s starts: due %s%s", job_id, due.isoformat(), f" ({late:.0f} s late)" if late >= 1 else "",
+                 extra={"job": job_id, "due": due.isoformat(), "late_seconds": round(late, 1)})
         super()._do_submit_job(job, run_times)
+
+
+class _Scheduler(BackgroundScheduler):
+    """APScheduler's background scheduler, whose thread outlives a job store it cannot write."""
+
+    def _process_jobs(self) -> float | None:
+        try:
+            return super()._process_jobs()
+        except Exception as exc:  # noqa: BLE001 - the scheduler's thread must not die of it (see module)
+            log.error("the scheduler could not save its jobs in the store: %s; it tries again every %g s "
+                      "(a job handed over meanwhile may run once more)", error_line(exc), JOB_STORE_RETRY_SECONDS)
+            return JOB_STORE_RETRY_SECONDS
 
 
 def _scheduler(config: AppConfig, engine: Engine) -> BackgroundScheduler:
     schedule = config.schedule
-    scheduler = BackgroundScheduler(
+    scheduler = _Scheduler(
         jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=JOBS_TABLE)},
         executors={"default": _SlotNotingExecutor(max_workers=8)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": schedule.misfire_grace_seconds},
         timezone=zone_info(schedule.timezone),
     )
     scheduler.add_listener(partial(_on_event, overrun=timedelta(minutes=schedule.job_overrun_minutes)),
-                           EVENT_JOB_SUBMITTED | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
-    logging.getLogger("apscheduler.scheduler").addFilter(_said_by_us)
+                           EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+    said = logging.getLogger("apscheduler.scheduler")
+    if _said_by_us not in said.filters:  # one serve a process, but tests start several
+        said.addFilter(_said_by_us)
+        said.addFilter(_one_line)
     return scheduler
 
 
 def _said_by_us(record: logging.LogRecord) -> bool:
     """APScheduler's own warning of a skipped slot repeats the line _on_event writes (with the job's id)."""
     return "maximum number of running instances reached" not in record.getMessage()
+
+
+def _one_line(record: logging.LogRecord) -> bool:
+    """APScheduler's warnings with an exception in them ("Error getting due jobs from job store
+    'default': …") in one line: a database error in the driver's words, not SQLAlchemy's lines quoting
+    the statement (an operator's trial: a dropped database repeated them every 10 s)."""
+    if isinstance(record.args, tuple) and any(isinstance(a, BaseException) for a in record.args):
+        record.args = tuple(error_line(a) if isinstance(a, BaseException) else a for a in record.args)
+    return True
 
 
 def _install_jobs(scheduler: BackgroundScheduler, config: AppConfig) -> None:
@@ -302,8 +376,6 @@ def _install_jobs(scheduler: BackgroundScheduler, config: AppConfig) -> None:
                     extra={"job": job_id, "due": due, "status": "cut_off"})
 
 
-# (job, slot) handed over past its grace, which APScheduler skips as missed: no "starts" line for it
-_missing: set[tuple[str, datetime]] = set()
 # job -> when its running instance was handed over (UTC), as its record in the job store says
 _running_since: dict[str, datetime] = {}
 # jobs whose run ended while the job store could not be reached: their record as running stays
@@ -331,15 +403,7 @@ def _clear_ended(scheduler: BackgroundScheduler) -> None:
 def _on_event(event: JobEvent, overrun: timedelta | None = None) -> None:
     """One line per event of the scheduler's; `overrun`: schedule.job_overrun_minutes, past which a
     run that makes its next slot be skipped is said at WARNING."""
-    if event.code == EVENT_JOB_SUBMITTED:
-        due = event.scheduled_run_times[-1]
-        if (event.job_id, due) in _missing:
-            _missing.discard((event.job_id, due))
-            return
-        late = (datetime.now(UTC) - due).total_seconds()
-        log.info("job %s starts: due %s%s", event.job_id, due.isoformat(), f" ({late:.0f} s late)" if late >= 1 else "",
-                 extra={"job": event.job_id, "due": due.isoformat(), "late_seconds": round(late, 1)})
-    elif event.code == EVENT_JOB_MISSED:
+    if event.code == EVENT_JOB_MISSED:
         log.warning("job %s missed its run due %s (more than the grace time ago); it runs at its next slot",
                     event.job_id, event.scheduled_run_time.isoformat(), extra={"job": event.job_id})
         jobs.missed(event.job_id)  # found missed only in its thread: the run recorded is cleared
@@ -389,7 +453,7 @@ def _wait_for_signal(received: list[int], watch: _LockWatch | None = None,
     the signal to another thread; `tick` runs every :data:`LOCK_CHECK_SECONDS` meanwhile."""
     idle = threading.Event()  # never set: only its timed wait is used
     next_tick = time.monotonic() + LOCK_CHECK_SECONDS
-    while not received and not (watch and watch.taken_by):
+    while not received and not (watch and watch.ended):
         idle.wait(SIGNAL_POLL_SECONDS)
         if tick is not None and time.monotonic() >= next_tick:
             tick()

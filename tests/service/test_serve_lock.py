@@ -192,3 +192,36 @@ def test_a_lock_released_is_not_taken_again_by_a_check_that_was_under_way(pg_sto
         other.release()
     finally:
         engine.dispose()
+
+
+class _Held:
+    """A stand-in of store.service.ServeLock that stays held."""
+
+    lost_why = None
+
+    def still_held(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("how", ["removed", "replaced"])
+def test_a_sqlite_store_file_removed_or_replaced_while_serve_runs_stops_it(tmp_path, how):
+    # an operator's trial: the store's file removed under a running serve, which went on writing into
+    # the deleted file, saying each run a success, while `status` said there was no store
+    from service.scheduler import _LockWatch, _store_file
+
+    store = tmp_path / "store.db"
+    engine = open_store(f"sqlite:///{store}")
+    try:
+        assert _store_file(engine) == store.resolve()
+        watch = _LockWatch(_Held(), period=5, store_file=_store_file(engine))
+        assert watch.check() and not watch.ended
+        if how == "replaced":  # another file at its path (a restored copy), made while the first is there
+            (tmp_path / "restored.db").write_bytes(b"")
+            os.replace(tmp_path / "restored.db", store)
+        else:
+            store.unlink()
+        assert watch.check() is False and watch.ended
+        assert watch.store_gone == f"the store's file {store.resolve()} was {how} while serve ran"
+    finally:
+        engine.dispose()
+    assert _store_file(sa.create_engine("postgresql+psycopg://u@127.0.0.1/db")) is None

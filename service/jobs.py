@@ -217,6 +217,10 @@ class Service:
         seconds = time.monotonic() - started
         for o in outcomes:
             level = logging.INFO if o.ok else logging.WARNING
+            if o.run_id is None:  # no run was opened (another process holds the source's lock): no id, no counts
+                log.log(level, "%s sync of %s not run: %s", mode, o.source, o.error or o.status,
+                        extra={"job": job, "source": o.source, "status": o.status})
+                continue
             text = (f"{mode} sync of {o.source} run {o.run_id}: {o.status}; {o.inserted} new, {o.updated} changed, "
                     f"{o.gone} gone, {o.rejected} rejected ({seconds:.1f} s)")
             if o.error:

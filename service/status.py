@@ -5,7 +5,7 @@
 run of each job as the running service recorded it; the runs running longer than they ever should
 (their record in the job store, store.service ``unfinished_runs``); open deviations by severity × expert group
 (routing is reconcile's); the outbox backlog; and a verdict. The verdict's exit codes, one per cause
-(several causes: the smallest code, but 6 before any other; every cause is listed):
+(several causes: the smallest code, but 6 before any other; every cause is listed, in that order):
 
 ====  ==================================================================================
 0     healthy
@@ -87,9 +87,8 @@ class Status:
 
     @property
     def exit_code(self) -> int:
-        """The smallest cause's code — but SERVE_DOWN first: a stopped service explains the rest."""
-        codes = {code for code, _ in self.causes}
-        return SERVE_DOWN if SERVE_DOWN in codes else min(codes, default=HEALTHY)
+        """The first cause's code (:func:`_cause_order`): the smallest — but SERVE_DOWN first."""
+        return min((code for code, _ in self.causes), key=_cause_order, default=HEALTHY)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -167,8 +166,14 @@ def gather(config: AppConfig, engine: Engine, *, now: datetime | None = None) ->
     for severity, agency, n in by_agency:
         counts[(severity, group_of(agency, config.routing))] += n
     status.deviations = dict(counts)
-    status.causes.sort()
+    status.causes.sort(key=lambda cause: (_cause_order(cause[0]), cause[1]))
     return status
+
+
+def _cause_order(code: int) -> tuple[bool, int]:
+    """Causes by code, but SERVE_DOWN before any other: a stopped service explains the rest (the
+    stale sources and reconciliation, a run cut off), so it is listed, and returned, first."""
+    return (code != SERVE_DOWN, code)
 
 
 def _overrun_reason(run: OverrunningRun) -> str:

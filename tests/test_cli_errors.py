@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import platform
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -511,6 +512,36 @@ def test_serve_whose_database_server_does_not_answer_is_started_again_by_its_uni
     assert "RestartPreventExitStatus=2 3\n" in unit  # 75 is restarted
     monkeypatch.setenv("BUDGETWATCH_DATABASE_URL", "sqlite:////nonexistent/folder/store.db")
     assert run("serve", config=off)[0] == 2  # a SQLite file that cannot be opened will not open later
+
+
+def test_a_sigterm_while_serve_waits_for_the_database_stops_it_with_exit_0(tmp_path):
+    # an operator's trial: `systemctl stop` while serve waited for a PostgreSQL that did not answer
+    # ended "interrupted (SIGTERM)", exit 143, where docs/deploy.md gives 0 for serve stopped by a
+    # signal. A real process and a real signal, sent once serve says it waits (its 10 s between tries)
+    with socket.socket() as unused:  # a port no server listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BUDGETWATCH_")}
+    env["BUDGETWATCH_DATABASE_URL"] = f"postgresql+psycopg://postgres@127.0.0.1:{port}/budgetwatch"
+    (tmp_path / "config.yaml").write_text(
+        "data_dir: data\nsources:\n  nezarat4: {enabled: false}\n  saba: {enabled: false}\n", encoding="utf-8")
+    argv = [str(SCRIPT), "--log-format", "json", "--config", "config.yaml", "serve"]
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=tmp_path,
+                            env=env)
+    try:
+        said = []
+        while not said or "trying again every" not in said[-1]:
+            line = proc.stderr.readline()
+            assert line, f"serve ended (exit {proc.wait(60)}) without waiting for the database: {said}"
+            said.append(line)
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, (proc.returncode, rest)
+    [last] = [json.loads(line) for line in rest.splitlines()]
+    assert last["level"] == "INFO"
+    assert last["message"] == "SIGTERM received while waiting for the database: stopped (nothing had started)"
 
 
 @pytest.mark.postgres

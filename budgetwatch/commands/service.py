@@ -1,8 +1,9 @@
 """Commands of the unattended service: ``budgetwatch serve`` and ``budgetwatch status``.
 
-Exit codes of ``serve``: 0 stopped by SIGTERM/Ctrl-C, 1 its jobs did not stop within
-``schedule.stop_timeout_seconds`` (or an unexpected error), 2 configuration error, 3 another serve
-runs on this store, 75 the database server did not answer for :data:`STORE_PATIENCE_SECONDS` at start. ``status`` exits with the code of its verdict (service/status.py: 0 healthy,
+Exit codes of ``serve``: 0 stopped by SIGTERM/Ctrl-C (while it waits for the database at start too),
+1 its jobs did not stop within ``schedule.stop_timeout_seconds`` (or an unexpected error),
+2 configuration error, 3 another serve runs on this store, 75 the database server did not answer for
+:data:`STORE_PATIENCE_SECONDS` at start. ``status`` exits with the code of its verdict (service/status.py: 0 healthy,
 3 a source is stale, 4 the reconciliation is stale, 5 the outbox is stuck, 6 serve is not running,
 7 a job's run never ended: serve died during it, 8 a job runs too long); before any verdict, 2 when
 there is no store to read (a database that holds none is refused, not created: store.db.NoStore).
@@ -13,12 +14,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import time
 
 import typer
 
-from budgetwatch.app import UserError, app, console, context
+from budgetwatch.app import UserError, app, console, context, interruption
 from budgetwatch.commands.alerts import refuse_unready_smtp
 from budgetwatch.commands.sync import refuse_unready
 from foundation.vocabulary import SOURCES
@@ -69,21 +71,31 @@ def serve() -> None:
 def _open_when_it_answers(url: str):
     """The store, waiting up to STORE_PATIENCE_SECONDS for a database server that does not answer
     (one line when it first does not): after this machine's reboot PostgreSQL may come up later than
-    serve. Past that, exit 75, which the unit restarts (exit 2, a configuration error, it does not)."""
+    serve. Past that, exit 75, which the unit restarts (exit 2, a configuration error, it does not).
+
+    SIGTERM or Ctrl-C meanwhile stops serve as at any other moment: exit 0 and one line (an operator's
+    trial: `systemctl stop` during the wait was ``interrupted (SIGTERM)``, exit 143, a failure to the
+    unit). Nothing has started yet, so there is nothing to cancel."""
     deadline = time.monotonic() + STORE_PATIENCE_SECONDS
     said = False
-    while True:
-        try:
-            return open_store(url, create=True)
-        except StoreUnreachable as exc:
-            if time.monotonic() + STORE_RETRY_SECONDS > deadline:
-                raise UserError(f"{exc}; waited {STORE_PATIENCE_SECONDS:.0f} s: the service is started again later",
-                                exit_code=SERVE_STORE_UNREACHABLE) from None
-            if not said:
-                log.warning("%s; trying again every %.0f s for up to %.0f s", exc, STORE_RETRY_SECONDS,
-                            STORE_PATIENCE_SECONDS)
-                said = True
-            time.sleep(STORE_RETRY_SECONDS)
+    try:
+        while True:
+            try:
+                return open_store(url, create=True)
+            except StoreUnreachable as exc:
+                if time.monotonic() + STORE_RETRY_SECONDS > deadline:
+                    raise UserError(f"{exc}; waited {STORE_PATIENCE_SECONDS:.0f} s: the service is started again "
+                                    "later", exit_code=SERVE_STORE_UNREACHABLE) from None
+                if not said:
+                    log.warning("%s; trying again every %.0f s for up to %.0f s", exc, STORE_RETRY_SECONDS,
+                                STORE_PATIENCE_SECONDS)
+                    said = True
+                time.sleep(STORE_RETRY_SECONDS)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM as budgetwatch.cli turns it into one
+        signum = interruption().signum
+        log.info("%s received while waiting for the database: stopped (nothing had started)",
+                 signal.Signals(signum).name)
+        raise typer.Exit(0) from None
 
 
 @app.command("status")

@@ -65,6 +65,27 @@ def test_a_stop_during_a_sync_logs_each_run_as_it_ended(engine, tmp_path, monkey
     assert said["saba"].levelno == logging.WARNING and "stopped: the service is stopping" in said["saba"].getMessage()
 
 
+def test_a_scheduled_sync_of_a_source_another_process_holds_says_it_did_not_run(sqlite_url, tmp_path, caplog):
+    # an operator's trial: "incremental sync of saba run None: locked; 0 new, 0 changed, 0 gone,
+    # 0 rejected (0.0 s); another budgetwatch process …" read like a run that found nothing
+    from store.db import open_store
+    from store.locks import exclusive
+
+    engine = open_store(sqlite_url)
+    config = parse_config({"data_dir": str(tmp_path)})
+    try:
+        with exclusive(engine, "sync:saba"), caplog.at_level(logging.INFO, logger="budgetwatch.service"):
+            [outcome] = Service(config, engine)._sync(["saba"], full=False, job="sync:saba")
+    finally:
+        engine.dispose()
+    assert outcome.status == "locked" and outcome.error.endswith(" is running sync:saba on this store")
+    [record] = [r for r in caplog.records if r.name == "budgetwatch.service"]
+    assert record.levelno == logging.WARNING
+    assert record.getMessage() == f"incremental sync of saba not run: {outcome.error}"  # the lock's own words
+    assert (record.job, record.source, record.status) == ("sync:saba", "saba", "locked")
+    assert not hasattr(record, "run_id")
+
+
 def test_a_reconciliation_job_leaves_a_spare_helper_for_the_next_and_a_stopping_service_none(
         engine, tmp_path, monkeypatch):
     """On a large store the service keeps a helper interpreter waiting for its next reconciliation

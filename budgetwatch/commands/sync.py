@@ -95,9 +95,11 @@ def print_outcomes(outcomes: list[SourceOutcome]) -> None:
         table.add_column(col, justify="right" if col not in ("source", "status", "mode", "years") else "left")
     colour = {"success": "green", "incomplete": "yellow", "failed": "red", "locked": "red", "disabled": "dim"}
     for o in outcomes:
+        counts = (o.announced, o.read, o.inserted, o.updated, o.unchanged, o.gone, o.rejected, o.requests)
+        # a source that did not run (locked by another process, disabled) has no counts: zeros read
+        # like a run that found nothing (a trial)
         table.add_row(o.source, str(o.run_id or "-"), f"[{colour.get(o.status, 'white')}]{o.status}[/]", o.mode,
-                      ",".join(map(str, o.years)), str(o.announced), str(o.read), str(o.inserted), str(o.updated),
-                      str(o.unchanged), str(o.gone), str(o.rejected), str(o.requests))
+                      ",".join(map(str, o.years)), *(str(c) if o.run_id is not None else "-" for c in counts))
     console.print(table)
     for o in outcomes:
         if o.error:

@@ -208,7 +208,8 @@ def test_a_full_sync_marks_what_the_portal_no_longer_lists_as_gone(simulator_fac
     _assert_store_equals_truth(engine, sim)
 
 
-def test_a_second_sync_of_the_same_source_refuses_to_start(simulator_factory, sqlite_url, monkeypatch):
+def test_a_second_sync_of_the_same_source_refuses_to_start(simulator_factory, sqlite_url, monkeypatch, capsys):
+    from budgetwatch.commands.sync import print_outcomes
     from store.locks import exclusive
 
     sim = simulator_factory()
@@ -218,6 +219,13 @@ def test_a_second_sync_of_the_same_source_refuses_to_start(simulator_factory, sq
         outcomes = {o.source: o for o in run_sync(engine, config.sources)}
     assert outcomes["saba"].status == "locked" and "another budgetwatch process" in outcomes["saba"].error
     assert outcomes["nezarat4"].status == "success"
+    # the terminal's table: the source that did not run shows no counts (zeros read like a run)
+    monkeypatch.setenv("COLUMNS", "200")
+    print_outcomes(list(outcomes.values()))
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+            for line in capsys.readouterr().out.splitlines() if line.count("│") > 10}
+    assert rows["saba"][0] == "-" and set(rows["saba"][4:]) == {"-"}, rows["saba"]
+    assert rows["nezarat4"][0] != "-" and "-" not in rows["nezarat4"][4:], rows["nezarat4"]
 
 
 def test_a_batch_the_store_refuses_stops_that_source_and_the_next_run_completes(simulator_factory, sqlite_url,

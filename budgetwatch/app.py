@@ -23,7 +23,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 from budgetwatch.config import Config, load_config
 from foundation.files import OutputError, WholeFile
@@ -103,6 +103,23 @@ def _outside_the_archive(path: Path, option: str = "--output") -> None:
                         "writes: write it elsewhere")
 
 
+def _not_our_own_file(path: Path, option: str = "--output") -> None:
+    """Refuse an output that is the store's SQLite file (or its write-ahead log) or the configuration
+    file the command runs with: `export -o` on the store replaced the whole store with JSON lines (a
+    trial). Compared as files (a symbolic link, ``..`` or another spelling of the path is the same)."""
+    ctx = context()
+    ours: list[tuple[str, str]] = []
+    url = make_url(ctx.config.database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        ours += [(url.database + suffix, "the store's database") for suffix in ("", "-wal", "-shm")]
+    if ctx.config_source and Path(ctx.config_source).is_file():
+        ours.append((ctx.config_source, "the configuration file this command runs with"))
+    for name, what in ours:
+        with contextlib.suppress(OSError):
+            if Path(name).exists() and path.exists() and os.path.samefile(path, name):
+                raise UserError(f"{option} {path}: is {what} ({name}): write it elsewhere")
+
+
 def open_output(path: Path, newline: str | None = None, option: str = "--output") -> Any:
     """A command's --output file, opened for writing before any work: a folder that does not exist
     or cannot be written is one line naming the file, not a traceback after the work is done; a file
@@ -112,6 +129,7 @@ def open_output(path: Path, newline: str | None = None, option: str = "--output"
     closes it, done; ``discard()`` (or leaving a ``with`` block by an exception) leaves whatever was
     there before. A kill meanwhile leaves that too, and a hidden ``.NAME.PID.HEX.partial`` beside it."""
     _outside_the_archive(path, option)
+    _not_our_own_file(path, option)
     if path.is_dir():
         raise UserError(f"{option} {path}: is a folder")
     if path.exists() and not os.access(path, os.W_OK):  # replaced by a rename, which would not ask
@@ -143,6 +161,7 @@ def check_output(path: Path, option: str = "--output") -> None:
     """An --output file written whole after the work (a report): refuse, before the work, a folder
     that does not exist, a folder in its place or one that may not be written; nothing is created."""
     _outside_the_archive(path, option)
+    _not_our_own_file(path, option)
     if not path.parent.is_dir():
         raise UserError(f"{option} {path}: folder {path.parent} does not exist")
     if path.is_dir():

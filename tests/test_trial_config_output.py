@@ -130,3 +130,19 @@ def test_every_output_on_a_full_disk_is_one_line_and_exit_2(cli, full_disk, tmp_
     assert code == 2, err
     assert _one_line(err) == f"error: --output {target}: cannot write there ({NO_SPACE})"
     assert not target.exists()
+
+
+@pytest.mark.parametrize("argv", [("export", "projects", "-o", "store.db"),
+                                  ("reconcile", "--dry-run", "--output", "./data/../store.db"),
+                                  ("deviations", "list", "-o", "config.yaml"),
+                                  ("report", "--quarter", "1", "--year", "1405", "--output", "linked.html")])
+def test_an_output_that_is_the_store_or_the_configuration_is_refused_and_both_are_kept(cli, tmp_path, argv):
+    # a trial: `export projects -o <the store's file>` replaced the whole store with JSON lines, exit 0
+    (tmp_path / "data").mkdir()
+    (tmp_path / "linked.html").symlink_to(tmp_path / "config.yaml")  # another name of the same file
+    before = {name: (tmp_path / name).read_bytes() for name in ("store.db", "config.yaml")}
+    code, out, err = cli(*argv)
+    target = "the configuration file" if argv[-1] in ("config.yaml", "linked.html") else "the store's database"
+    assert code == 2 and one_line(err).startswith(f"error: --output {Path(argv[-1])}: is {target}"), err
+    assert {name: (tmp_path / name).read_bytes() for name in before} == before
+    assert cli("status")[0] != 2  # the store still opens

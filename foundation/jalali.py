@@ -66,6 +66,9 @@ _DATE_TIME = re.compile(
 _ISO_DAY = re.compile(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})")
 # A Jalali year outside these bounds is a Gregorian date or a typo, never a budget year.
 _JALALI_YEARS = range(1300, 1500)
+# the Gregorian days of those years, as an ISO day is checked against them
+_ISO_SPAN = (jdatetime.date(min(_JALALI_YEARS), 1, 1).togregorian(),
+             jdatetime.date(max(_JALALI_YEARS) + 1, 1, 1).togregorian() - timedelta(days=1))
 
 
 def _jalali_day(text: str, raw: str) -> date:
@@ -139,9 +142,16 @@ def parse_day(raw: str) -> date:
     m = _ISO_DAY.fullmatch(text)
     if m is not None and int(m[1]) >= 1900:
         try:
-            return date(int(m[1]), int(m[2]), int(m[3]))
+            day = date(int(m[1]), int(m[2]), int(m[3]))
         except ValueError as exc:
             raise BadDate(raw, f"no such Gregorian day ({exc})") from exc
+        # the Jalali years a day may have: 9999-12-31 passed here and failed later, in the conversion
+        # every output makes ("ValueError: year is out of range", exit 1: a trial)
+        first, last = _ISO_SPAN
+        if not first <= day <= last:
+            raise BadDate(raw, f"outside the Jalali years {min(_JALALI_YEARS)} to {max(_JALALI_YEARS)} "
+                               f"({first.isoformat()} to {last.isoformat()})")
+        return day
     return _jalali_day(text, raw)
 
 

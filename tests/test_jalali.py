@@ -511,3 +511,16 @@ def test_quarter_of_agrees_with_quarter_bounds(day):
     assert quarter_start(year, quarter) <= day <= quarter_end(year, quarter)
     assert year_start(year) <= day <= year_end(year)
     assert parse_jalali_date(format_jalali(day)) == day
+
+
+@pytest.mark.parametrize("raw", ["9999-12-31", "2621-03-20", "2121-03-21", "1921-03-20"])
+def test_an_iso_day_outside_the_jalali_years_is_a_bad_date_not_a_later_crash(raw):
+    # a trial: `reconcile --as-of 9999-12-31` passed here and ended "ValueError: year is out of range",
+    # exit 1, in the conversion to Jalali every output makes; 2621-03-20 was judged as 1999/12/29
+    with pytest.raises(BadDate, match="outside the Jalali years 1300 to 1499 \\(1921-03-21 to 2121-03-20\\)"):
+        parse_day(raw)
+
+
+def test_the_first_and_last_iso_days_of_the_jalali_years_are_read():
+    assert format_jalali(parse_day("1921-03-21"), persian_digits=False) == "1300/01/01"
+    assert format_jalali(parse_day("2121-03-20"), persian_digits=False).startswith("1499/12/")

@@ -63,6 +63,13 @@ class _Commands(TyperGroup):
             return super().invoke(ctx)
         except KeyboardInterrupt as exc:
             raise interruption() from exc
+        except BrokenPipeError as exc:  # past click, which makes any EPIPE a silent exit 1
+            raise ReaderGone() from exc
+
+
+class ReaderGone(Exception):
+    """Standard output's reader went away (`… | head -1`): the reader has what it wanted, and the
+    command ends with exit 0, saying nothing (budgetwatch.cli), as `status` does with its verdict."""
 
 
 app = typer.Typer(
@@ -73,9 +80,19 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+class _Console(Console):
+    """Rich's console, whose reader going away (`… | head -1`) ends the command as the reader's choice
+    (budgetwatch.cli: exit 0, nothing said), not with rich's silent exit 1 (a trial: `set -o pipefail`
+    scripts failed on `deviations list | head`)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError("the reader of the output went away")
+
+
 # piped or logged output (cron, CI) gets wide tables instead of 80 squeezed columns
-console = Console(width=None if sys.stdout.isatty() else 180)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 180)
+console = _Console(width=None if sys.stdout.isatty() else 180)
+err_console = _Console(stderr=True, width=None if sys.stderr.isatty() else 180)
 
 
 # the largest id the stores hold (a 64-bit integer): a larger one given to a command is a usage error,

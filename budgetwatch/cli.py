@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import re
 import signal
 import sys
@@ -20,7 +21,7 @@ from typing import Any
 
 import typer
 
-from budgetwatch.app import Interrupted, UserError, app, context, err_console, interruption, received
+from budgetwatch.app import Interrupted, ReaderGone, UserError, app, context, err_console, interruption, received
 from budgetwatch.config import ConfigError
 from store.db import StoreError, error_line
 
@@ -120,6 +121,9 @@ def _run(argv: list[str] | None) -> int:
         return getattr(exc, "exit_code", 2)
     except KeyboardInterrupt:  # outside a command (parsing the arguments)
         return _interrupted(interruption())
+    except (ReaderGone, BrokenPipeError):  # `… | head -1`: the reader has what it wanted
+        _reader_gone()
+        return 0
     except Exception as exc:  # the last line of defence: one line, the traceback with --debug
         if context().debug:
             _fail(f"error: {error_line(exc)}", exc)
@@ -128,6 +132,17 @@ def _run(argv: list[str] | None) -> int:
         return 1
     # --help, --version and typer.Exit(n) return their code; a command returns None (a value is no code)
     return code if isinstance(code, int) and not isinstance(code, bool) else 0
+
+
+def _reader_gone() -> None:
+    """Standard output's reader went away: what is still buffered for it goes nowhere, so that the
+    interpreter's flush at exit does not fail again ("Exception ignored … BrokenPipeError")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no file descriptor (a test's captured stdout): nothing to redirect
+        pass
 
 
 def _interrupted(exc: Interrupted) -> int:

@@ -610,3 +610,29 @@ def test_serve_refused_by_the_database_server_is_a_configuration_error_at_once(r
         code, _out, err = run("serve", config=off)
         assert code == 2 and "does not exist" in err and time.monotonic() - started < 10, err
         assert "application_name" not in err and "keepalives" not in err  # serve's own keywords, not shown
+
+
+def test_a_listing_into_a_pipe_its_reader_closed_ends_quietly_with_exit_0(tmp_path):
+    # a trial: `deviations list | head -1` and `export projects | head -1` ended with exit 1 and
+    # nothing said (click and rich turn a broken pipe into a silent exit 1), failing `set -o pipefail`
+    # scripts, while `runs` and `status` ended as the reader's choice
+    from store.db import open_store
+    from tests.reconcile.reconcile_builders import Store
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    engine = open_store(url)
+    store = Store(engine)
+    store.report(store.project(), 1, 30, reported_on="1405/04/05")
+    engine.dispose()
+    (tmp_path / "config.yaml").write_text(f"database:\n  url: '{url}'\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BUDGETWATCH_")}
+    for argv in (("export", "projects"), ("deviations", "list"), ("reconcile", "--dry-run", "--as-of", "1405/09/01")):
+        read, write = os.pipe()
+        os.close(read)  # the reader gone before the first line: every write meets a broken pipe
+        try:
+            done = subprocess.run([str(SCRIPT), "--config", "config.yaml", *argv], cwd=tmp_path, env=env,
+                                  stdout=write, stderr=subprocess.PIPE, text=True, timeout=60)
+        finally:
+            os.close(write)
+        said = [line for line in done.stderr.splitlines() if not line.startswith("what-if")]
+        assert (done.returncode, said) == (0, []), (argv, done.returncode, done.stderr)

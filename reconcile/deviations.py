@@ -300,6 +300,9 @@ def get(conn: Connection, deviation_id: int) -> tuple[Any, list[Any]]:
 
 
 REASON_MAX = 1000  # characters: a reason is a sentence or a paragraph, shown on pages and in e-mails
+# characters of who acted (`--by`; the console gives a user name): 100,000 were stored, and the
+# terminal's line saying so took minutes to print (a trial)
+BY_MAX = 100
 
 
 def _act(engine: Engine, deviation_id: int, by: str, reason: str, *, to: str, allowed: tuple[str, ...],
@@ -307,6 +310,8 @@ def _act(engine: Engine, deviation_id: int, by: str, reason: str, *, to: str, al
     by, reason = (by or "").strip(), (reason or "").strip()
     if not has_visible(by):
         raise DeviationError("say who you are (--by NAME)")
+    if len(by) > BY_MAX:
+        raise DeviationError(f"--by: a name of at most {BY_MAX} characters, please (this one has {len(by)})")
     if not has_visible(reason):  # a reason of ZWNJ or bidi marks alone looked recorded and said nothing
         raise DeviationError("say why (--reason TEXT)")
     if len(reason) > REASON_MAX:

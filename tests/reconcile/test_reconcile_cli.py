@@ -160,6 +160,9 @@ def test_deviations_show_ack_dismiss(cli):
     dev_id = str(row["id"])
     code, out, _ = cli("deviations", "list")
     assert code == 0 and "progress_lag" in out
+    # a trial: 100,000 characters of --by were stored, and the line saying so took minutes to print
+    code, out, err = cli("deviations", "ack", dev_id, "--by", "ک" * 101, "--reason", "در دست پیگیری")
+    assert code == 2 and "--by: a name of at most 100 characters, please (this one has 101)" in err
     code, out, err = cli("deviations", "ack", dev_id, "--by", "کارشناس", "--reason", "در دست پیگیری")
     assert code == 0, err
     code, out, err = cli("deviations", "acknowledge", dev_id, "--by", "کارشناس", "--reason", "دوباره")  # the alias

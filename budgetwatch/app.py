@@ -108,6 +108,17 @@ class UserError(Exception):
         self.exit_code = exit_code
 
 
+def fiscal_year(raw: str, option: str, first: int, last: int, *, what: str = "a Jalali fiscal year") -> int:
+    """A year typed as an option, in ASCII or Persian digits (`--year ۱۴۰۵`: typer's integer refused
+    it in pydantic's words, a trial), between `first` and `last`; else one line naming the option."""
+    from foundation.persian import to_ascii_digits
+
+    text = to_ascii_digits(raw).strip()
+    if not text.isascii() or not text.isdigit() or not first <= int(text) <= last:
+        raise UserError(f"{option} {raw}: not {what} ({first}-{last}, e.g. 1405)")
+    return int(text)
+
+
 def _outside_the_archive(path: Path, option: str = "--output") -> None:
     """Refuse an output inside the sign-off's archive (reports/archive.py): only `review approve`
     writes there. Its files are read-only, which does not stop root; any command's --output is

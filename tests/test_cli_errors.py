@@ -52,6 +52,18 @@ def test_a_base_url_that_cannot_be_requested_is_a_config_error(run, base_url, sa
 def test_sync_of_a_year_no_portal_holds_is_refused_before_any_request(run):
     code, _out, err = run("sync", "--year", "1300")
     assert code == 2 and "--year 1300" in _one_line(err) and "1390-1500" in err
+    # a trial: Persian digits were refused in pydantic's words ("Input should be a valid integer…")
+    for typed in ("۱۳۰۰", "abc"):
+        code, _out, err = run("sync", "--year", typed)
+        assert code == 2 and _one_line(err).startswith(f"error: --year {typed}: not a Jalali fiscal year a portal "
+                                                       "can hold (1390-1500"), err
+
+
+def test_a_year_in_persian_digits_is_the_year(run):
+    assert run("db", "upgrade")[0] == 0
+    assert run("export", "projects", "--year", "۱۴۰۵") == (0, "", "")  # an empty store: no line, no error
+    code, _out, err = run("export", "projects", "--year", "۱۳")
+    assert code == 2 and _one_line(err).startswith("error: --year ۱۳: not a Jalali fiscal year (1390-1500")
 
 
 def test_rejections_of_a_run_that_does_not_exist_are_an_error(run):
@@ -154,7 +166,7 @@ def test_a_password_file_inside_the_repository_is_refused(run):
 @pytest.mark.parametrize(("argv", "said"), [
     (("reconsile",), "No such command 'reconsile'"),
     (("reconcile", "--bogus"), "No such option: --bogus"),
-    (("sync", "--year", "abc"), "Invalid value for '--year'"),
+    (("deviations", "ack", "abc", "--by", "x", "--reason", "y"), "Invalid value for 'ID'"),
     (("runs", "--rejected", "abc"), "Invalid value for '--rejected'"),
     (("--log-format", "yaml", "check-config"), "Invalid value for --log-format: 'yaml'"),
 ])

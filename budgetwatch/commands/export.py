@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from budgetwatch.app import UserError, app, context, err_console, open_output
+from budgetwatch.app import UserError, app, context, err_console, fiscal_year, open_output
 from connectors.settings import FIRST_YEAR, LAST_YEAR
 from foundation import present
 from foundation.jalali import format_jalali
@@ -124,7 +124,7 @@ def write_csv(rows: Any, out: Any, flatten: Any) -> int:
 @app.command()
 def export(
     kind: ExportKind = typer.Argument(..., help="projects (Nezarat-4) or agreements (SABA)."),
-    year: int = typer.Option(None, "--year", "-y", help="Only this fiscal year."),
+    year_typed: str = typer.Option(None, "--year", "-y", help="Only this fiscal year."),
     fmt: str = typer.Option("jsonl", "--format", help="jsonl (one JSON object per line) or csv (UTF-8 with BOM; "
                             "open it in Excel by Data → From Text/CSV to keep codes such as 032 as text)."),
     output: Path = typer.Option(None, "--output", "-o", help="File to write (default: standard output)."),
@@ -132,8 +132,8 @@ def export(
     """Write the normalised store: JSON lines, or CSV for a spreadsheet (UTF-8 with BOM)."""
     if fmt not in ("jsonl", "csv"):
         raise UserError(f"--format {fmt}: use jsonl or csv")
-    if year is not None and not FIRST_YEAR <= year <= LAST_YEAR:  # 13 for 1403 exported nothing, silently
-        raise UserError(f"--year {year}: not a Jalali fiscal year ({FIRST_YEAR}-{LAST_YEAR}, e.g. 1405)")
+    # 13 for 1403 exported nothing, silently
+    year = None if year_typed is None else fiscal_year(year_typed, "--year", FIRST_YEAR, LAST_YEAR)
     engine = context().engine
     reader = export_projects if kind is ExportKind.projects else export_agreements
     flatten = _flat_projects if kind is ExportKind.projects else _flat_agreements

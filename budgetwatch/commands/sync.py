@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from budgetwatch.app import ID_MAX, UserError, app, console, context, err_console
+from budgetwatch.app import ID_MAX, UserError, app, console, context, err_console, fiscal_year
 from budgetwatch.config import Config, ConfigError
 from foundation.jalali import TEHRAN, format_jalali
 from store.db import open_store
@@ -123,18 +123,16 @@ def refuse_unready(config: Any, sources: list[str], config_source: str) -> None:
 def sync(
     source: SourceChoice = typer.Option(SourceChoice.all, "--source", "-s", help="Which portal to sync."),
     full: bool = typer.Option(False, "--full", help="Re-read everything and mark what is no longer listed as gone."),
-    year: list[int] = typer.Option(None, "--year", "-y", help="Fiscal year (Jalali); repeat for several. Default: config."),
+    year: list[str] = typer.Option(None, "--year", "-y", help="Fiscal year (Jalali); repeat for several. Default: config."),
 ) -> None:
     """Pull agreements and performance from the portals into the store (incremental by default)."""
-    for y in year or ():
-        if not FIRST_YEAR <= y <= LAST_YEAR:
-            raise UserError(f"--year {y}: not a Jalali fiscal year a portal can hold ({FIRST_YEAR}-{LAST_YEAR}, "
-                            "e.g. 1405)")
+    years = [fiscal_year(y, "--year", FIRST_YEAR, LAST_YEAR, what="a Jalali fiscal year a portal can hold")
+             for y in year or ()]
     ctx = context()
     config = ctx.config
     sources = list(SOURCES) if source is SourceChoice.all else [source.value]
     refuse_unready(config, sources, ctx.config_source)
-    outcomes = sync_with_progress(config, sources, full=full, years=year or None)
+    outcomes = sync_with_progress(config, sources, full=full, years=years or None)
     print_outcomes(outcomes)
     if not all(o.ok for o in outcomes):
         raise typer.Exit(1)

@@ -81,6 +81,9 @@ def _whole(path: Path, problem: str) -> InspectionFileError:
 SAVE_AS_UTF8 = ("in Excel, save it with Save As → \"CSV UTF-8 (Comma delimited)\", or import the .xlsx "
                 "workbook itself")
 _ZIP = b"PK\x03\x04"  # an .xlsx workbook is a zip archive
+# the first bytes of files that hold no table, whatever their name: a PDF, a PNG, a JPEG, a GIF, an old
+# .xls (OLE). A small PDF or a PNG has no NUL byte early and was called "not UTF-8 text … Windows-1256"
+_NOT_TEXT = (b"%PDF-", b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"\xd0\xcf\x11\xe0")
 _UTF16 = (b"\xff\xfe", b"\xfe\xff")  # Excel's "Unicode Text" begins with one of these
 NOT_A_TABLE = "is neither CSV text nor an Excel workbook (.xlsx)"
 # A file's bounds. Its lines: a year's visits are a few thousand (2,025 in the 100k bench). A workbook
@@ -132,7 +135,7 @@ def _records(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
         raise _whole(path, f"cannot read the file ({exc.strerror})") from None
     if raw.startswith(_ZIP) or path.suffix.lower() == ".xlsx":
         rows = _workbook_rows(path)
-    elif b"\x00" in raw[:8192] and not raw.startswith(_UTF16):
+    elif raw.startswith(_NOT_TEXT) or (b"\x00" in raw[:8192] and not raw.startswith(_UTF16)):
         # a picture, a PDF, an old .xls: no text at all (a NUL byte is in no CSV but UTF-16's, which
         # has its byte order mark and is said to be no UTF-8 below), rather than "not UTF-8 text"
         raise _whole(path, NOT_A_TABLE)

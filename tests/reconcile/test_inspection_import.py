@@ -140,6 +140,11 @@ def test_not_utf8_is_refused_with_its_line_and_how_to_save_it(engine, store, tmp
     # a picture sent by mistake: no text at all, not "UTF-8 text saved by Excel as Windows-1256"
     (lambda tmp: (tmp / "site.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(200))
      and tmp / "site.png", "is neither CSV text nor an Excel workbook (.xlsx)"),
+    # a trial: a small PDF, and a PNG named .csv, have no NUL byte early: they were "not UTF-8 text"
+    (lambda tmp: (tmp / "visits.pdf").write_bytes(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj << >> endobj\n")
+     and tmp / "visits.pdf", "is neither CSV text nor an Excel workbook (.xlsx)"),
+    (lambda tmp: (tmp / "visits.csv").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe IHDR") and tmp / "visits.csv",
+     "is neither CSV text nor an Excel workbook (.xlsx)"),
 ])
 def test_a_file_that_is_not_there_or_not_readable_is_named_for_what_it_is(engine, tmp_path, make, said):
     path = make(tmp_path)

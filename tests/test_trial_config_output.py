@@ -146,3 +146,15 @@ def test_an_output_that_is_the_store_or_the_configuration_is_refused_and_both_ar
     assert code == 2 and one_line(err).startswith(f"error: --output {Path(argv[-1])}: is {target}"), err
     assert {name: (tmp_path / name).read_bytes() for name in before} == before
     assert cli("status")[0] != 2  # the store still opens
+
+
+def test_an_export_into_a_csv_file_is_csv_and_a_format_its_name_contradicts_is_refused(cli, tmp_path):
+    # a trial: `export projects -o out.csv` wrote JSON lines into a .csv file without a word
+    code, _out, err = cli("export", "projects", "-o", "projects.csv")
+    assert code == 0, err
+    assert (tmp_path / "projects.csv").read_text(encoding="utf-8-sig").startswith("project_code,")
+    assert cli("export", "projects", "-o", "projects.jsonl")[0] == 0
+    assert (tmp_path / "projects.jsonl").read_text(encoding="utf-8").startswith('{"project_code": ')
+    code, _out, err = cli("export", "projects", "--format", "jsonl", "-o", "other.csv")
+    assert code == 2 and one_line(err).startswith("error: --output other.csv: a .csv file for --format jsonl")
+    assert not (tmp_path / "other.csv").exists()

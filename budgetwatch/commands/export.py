@@ -125,13 +125,20 @@ def write_csv(rows: Any, out: Any, flatten: Any) -> int:
 def export(
     kind: ExportKind = typer.Argument(..., help="projects (Nezarat-4) or agreements (SABA)."),
     year_typed: str = typer.Option(None, "--year", "-y", help="Only this fiscal year."),
-    fmt: str = typer.Option("jsonl", "--format", help="jsonl (one JSON object per line) or csv (UTF-8 with BOM; "
-                            "open it in Excel by Data → From Text/CSV to keep codes such as 032 as text)."),
+    fmt: str = typer.Option(None, "--format", help="jsonl (one JSON object per line) or csv (UTF-8 with BOM; "
+                            "open it in Excel by Data → From Text/CSV to keep codes such as 032 as text). "
+                            "Default: csv for an --output FILE.csv, else jsonl."),
     output: Path = typer.Option(None, "--output", "-o", help="File to write (default: standard output)."),
 ) -> None:
     """Write the normalised store: JSON lines, or CSV for a spreadsheet (UTF-8 with BOM)."""
+    suffix = output.suffix.lower() if output else ""
+    if fmt is None:  # `-o projects.csv` wrote JSON lines into a .csv file, without a word (a trial)
+        fmt = "csv" if suffix == ".csv" else "jsonl"
     if fmt not in ("jsonl", "csv"):
         raise UserError(f"--format {fmt}: use jsonl or csv")
+    if (fmt, suffix) in (("jsonl", ".csv"), ("csv", ".jsonl"), ("csv", ".json")):
+        raise UserError(f"--output {output}: a {suffix} file for --format {fmt}: name it .{'csv' if fmt == 'csv' else 'jsonl'}, "
+                        "or give the format the name says")
     # 13 for 1403 exported nothing, silently
     year = None if year_typed is None else fiscal_year(year_typed, "--year", FIRST_YEAR, LAST_YEAR)
     engine = context().engine

@@ -34,10 +34,15 @@ def _serving(tmp_path, monkeypatch, housekeeping):
     service = Service(config, engine)
     jobs.install(service)
     _start(scheduler, config)
-    return scheduler, engine
+    return scheduler, engine, service
 
 
-def _stop(scheduler, engine) -> None:
+def _stop(scheduler, engine, service) -> None:
+    """As serve stops: the scheduler shut down only once no job runs (APScheduler's shutdown holds the
+    job stores' lock while it waits for the jobs, and a job ending clears its record under that lock:
+    shut down while one ends, the two waited for each other until the suite's timeout)."""
+    scheduler.pause()
+    assert service.wait_idle(20)
     serve._uncleared.clear()
     jobs.install(None)
     scheduler.shutdown(wait=True)
@@ -47,7 +52,7 @@ def _stop(scheduler, engine) -> None:
 def test_a_job_store_that_cannot_be_written_for_a_while_stops_no_later_job(tmp_path, monkeypatch, caplog):
     runs: list[datetime] = []
     monkeypatch.setattr(serve, "JOB_STORE_RETRY_SECONDS", 0.05)
-    scheduler, engine = _serving(tmp_path, monkeypatch, lambda _engine: runs.append(datetime.now(UTC)) or ["ran"])
+    scheduler, engine, service = _serving(tmp_path, monkeypatch, lambda _engine: runs.append(datetime.now(UTC)) or ["ran"])
     store = scheduler._lookup_jobstore("default")
     update = store.update_job
     broken = threading.Event()
@@ -68,7 +73,7 @@ def test_a_job_store_that_cannot_be_written_for_a_while_stops_no_later_job(tmp_p
             wait_until(lambda: len(runs) >= 2, 20, "a later run of the job")
             assert scheduler._thread.is_alive() and scheduler.running
     finally:
-        _stop(scheduler, engine)
+        _stop(scheduler, engine, service)
     [said, *_] = _said(caplog)
     message = said.getMessage()
     assert message.startswith("the scheduler could not save its jobs in the store: ")
@@ -88,7 +93,7 @@ def test_a_jobs_start_is_said_before_anything_the_job_says(tmp_path, monkeypatch
         ran.set()
         return ["ran"]
 
-    scheduler, engine = _serving(tmp_path, monkeypatch, housekeeping)
+    scheduler, engine, service = _serving(tmp_path, monkeypatch, housekeeping)
     try:
         with caplog.at_level(logging.INFO, logger="budgetwatch.service"):
             scheduler.modify_job("housekeeping", next_run_time=datetime.now(UTC))
@@ -96,7 +101,7 @@ def test_a_jobs_start_is_said_before_anything_the_job_says(tmp_path, monkeypatch
             assert ran.wait(20)
             wait_until(lambda: any("starts: due" in r.getMessage() for r in caplog.records), 20, "the start said")
     finally:
-        _stop(scheduler, engine)
+        _stop(scheduler, engine, service)
     said = [r.getMessage() for r in caplog.records]
     start = next(i for i, m in enumerate(said) if m.startswith("job housekeeping starts: due "))
     assert start < said.index("the stand-in's own line"), said

@@ -66,6 +66,7 @@ def test_smtp_down_then_up_delivers_every_digest_exactly_once(engine, facts, smt
     assert [r.status for r in rows(engine)] == ["sent"] * 4
 
 
+@pytest.mark.slow_on_postgresql  # what the SMTP server does, not the store: the claims are tested on both
 def test_after_an_outage_longer_than_give_up_one_busy_answer_does_not_end_a_message(engine, facts, smtp_down):
     # review: the outage cost no try, but the give-up clock ran on: past give_up_after, the first 451
     # after the server came back failed the message for good
@@ -195,6 +196,7 @@ def _accepting(password: bytes):
     return tried, authenticator
 
 
+@pytest.mark.slow_on_postgresql  # what the SMTP server does, not the store: the claims are tested on both
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 def test_a_refused_login_is_not_tried_again_with_the_same_password_for_an_hour(engine, facts, monkeypatch):
     # review: a login refusal costs no message a try, so every dispatch (every 5 minutes) logged in
@@ -249,6 +251,7 @@ def test_a_session_failure_stops_the_send_at_once_without_retrying(engine, facts
     assert [r.attempts for r in rows(engine)] == [0] * 4
 
 
+@pytest.mark.slow_on_postgresql  # what the SMTP server does, not the store: the claims are tested on both
 def test_a_password_that_cannot_be_read_stops_the_send_before_any_message(engine, facts, smtp, monkeypatch):
     monkeypatch.delenv("BW_TEST_UNSET_PW", raising=False)
     cfg = queue_four(engine, facts, smtp.port, smtp={"username": "bw", "password_env": "BW_TEST_UNSET_PW"})
@@ -278,6 +281,7 @@ def test_retry_now_makes_a_waiting_message_due_but_leaves_one_a_live_dispatcher_
     assert alerts.retry_now(engine, cfg, 99, now=gone) == "not found"
 
 
+@pytest.mark.slow_on_postgresql  # what the SMTP server does, not the store: the claims are tested on both
 def test_a_busy_server_4xx_is_retried_within_the_dispatch(engine, facts, smtp):
     cfg = queue_four(engine, facts, smtp.port, retry={"attempts_per_run": 3})
     smtp.mailbox.answers.extend(["421 4.3.2 busy, try later", "451 4.3.0 again"])
@@ -311,6 +315,7 @@ def test_a_stopping_service_ends_the_send_between_tries_and_claims_nothing_more(
     assert [(r.status, r.attempts, r.claimed_by) for r in rest] == [("pending", 0, None)] * 3
 
 
+@pytest.mark.slow_on_postgresql  # what the SMTP server does, not the store: the claims are tested on both
 def test_a_4xx_beyond_the_tries_waits_for_a_later_dispatch_then_gives_up(engine, facts, smtp):
     cfg = queue_four(engine, facts, smtp.port, give_up_after="2d")
     smtp.mailbox.answers.extend(["421 4.3.2 busy"] * 2)
@@ -330,6 +335,7 @@ def test_a_4xx_beyond_the_tries_waits_for_a_later_dispatch_then_gives_up(engine,
     assert re.search(r"since 14\d\d/\d\d/\d\d \d\d:\d\d:", first.last_error) and "UTC" not in first.last_error
 
 
+@pytest.mark.slow_on_postgresql  # what the SMTP server does, not the store: the claims are tested on both
 def test_a_5xx_is_recorded_with_the_answer_and_never_retried(engine, facts, smtp):
     cfg = queue_four(engine, facts, smtp.port, retry={"attempts_per_run": 3})
     smtp.mailbox.answers.append("550 5.1.1 mailbox unavailable")
@@ -399,6 +405,7 @@ def test_two_dispatchers_never_send_the_same_message(engine, facts, smtp):
     assert smtp.mailbox.message_ids() == {mid: 1 for mid in stored_ids(engine)}
 
 
+@pytest.mark.slow_on_postgresql  # what the SMTP server does, not the store: the claims are tested on both
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 def test_login_reads_the_password_from_the_environment_and_never_shows_it(engine, facts, monkeypatch):
     accepted = []
@@ -443,6 +450,7 @@ def test_starttls_with_a_private_ca(engine, facts, tmp_path):
         server.stop()
 
 
+@pytest.mark.slow_on_postgresql  # what the SMTP server does, not the store: the claims are tested on both
 def test_ssl_from_the_first_byte_with_a_password_file(engine, facts, tmp_path):
     ssl_context = _self_signed(tmp_path)
     password = tmp_path / "smtp-password"
@@ -470,6 +478,7 @@ def _self_signed(tmp_path: Path):
     return context
 
 
+@pytest.mark.slow_on_postgresql  # what the SMTP server does, not the store: the claims are tested on both
 def test_a_server_that_never_answers_times_out_and_the_message_waits(engine, facts):
     with socket.socket() as silent:  # accepts connections (the kernel's backlog), never says a word
         silent.bind(("127.0.0.1", 0))
@@ -586,6 +595,7 @@ class StalledServer:
         self.listener.close()
 
 
+@pytest.mark.slow_on_postgresql  # what the SMTP server does, not the store: the claims are tested on both
 @pytest.mark.parametrize("greet", [True, False], ids=["after-the-message", "before-the-greeting"])
 def test_the_services_stop_cuts_a_session_its_mail_server_stalls(engine, facts, tmp_path, greet):
     # an operator's trial: a server that stopped answering held serve's stop for the SMTP timeout of
@@ -625,6 +635,7 @@ def test_an_aborted_session_opens_no_connection_again(smtp):
     assert smtp.mailbox.data_commands == 0
 
 
+@pytest.mark.slow_on_postgresql  # what the SMTP server does, not the store: the claims are tested on both
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 def test_a_password_beyond_ascii_logs_in_and_is_never_quoted(engine, facts, monkeypatch):
     # a security review: smtplib sent credentials as ASCII and failed with "'ascii' codec can't encode

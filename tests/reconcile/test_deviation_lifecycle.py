@@ -79,6 +79,7 @@ def test_first_found_is_open_and_new_with_numbers_message_and_links(engine, stor
     assert result.status(f) == "open"
 
 
+@pytest.mark.slow_on_postgresql  # the same statements on PostgreSQL as this module's core tests there (opened, resolved, reopened, escalated, acts)
 def test_each_new_deviation_gets_its_opened_event_in_the_order_of_the_ids(engine, store):
     # on PostgreSQL the events are made of what the deviations' insert returns, in one statement
     for k, q2_progress in enumerate((44, 32, 20, 38, 10)):  # gaps 1 (none), 13, 25, 7, 35
@@ -105,6 +106,7 @@ def test_rerun_on_unchanged_data_changes_nothing(engine, store):
     assert second.life.unchanged == len(before_rows) and second.life.opened == 0
 
 
+@pytest.mark.slow_on_postgresql  # the same statements on PostgreSQL as this module's core tests there (opened, resolved, reopened, escalated, acts)
 def test_time_driven_rules_are_found_by_a_later_as_of_without_a_sync(engine, store):
     py = store.project(end_year=1404)
     store.report(py, 1, 30, status="pending", reported_on="1405/04/05")
@@ -159,6 +161,7 @@ def test_higher_severity_escalates(engine, store):
     assert result.life.escalated == 1
 
 
+@pytest.mark.slow_on_postgresql  # the same statements on PostgreSQL as this module's core tests there (opened, resolved, reopened, escalated, acts)
 def test_escalation_before_the_first_alert_went_out_stays_new(engine, store):
     _py, q2 = lagging_project(store, q2_progress=35)
     reconcile.run(engine, LAG, as_of=AUTUMN)
@@ -168,6 +171,7 @@ def test_escalation_before_the_first_alert_went_out_stays_new(engine, store):
     assert (row["severity"], row["alert_state"]) == ("critical", "new")
 
 
+@pytest.mark.slow_on_postgresql  # the same statements on PostgreSQL as this module's core tests there (opened, resolved, reopened, escalated, acts)
 def test_lower_severity_is_updated_quietly(engine, store):
     _py, q2 = lagging_project(store, q2_progress=25)  # major
     reconcile.run(engine, LAG, as_of=AUTUMN)
@@ -180,6 +184,7 @@ def test_lower_severity_is_updated_quietly(engine, store):
     assert events(engine)[-1][1:3] == ("lowered", "minor")
 
 
+@pytest.mark.slow_on_postgresql  # the same statements on PostgreSQL as this module's core tests there (opened, resolved, reopened, escalated, acts)
 def test_same_severity_other_figures_are_updated(engine, store):
     _py, q2 = lagging_project(store, q2_progress=35)
     reconcile.run(engine, LAG, as_of=AUTUMN)
@@ -191,6 +196,7 @@ def test_same_severity_other_figures_are_updated(engine, store):
     assert events(engine)[-1][1] == "updated"
 
 
+@pytest.mark.slow_on_postgresql  # the same statements on PostgreSQL as this module's core tests there (opened, resolved, reopened, escalated, acts)
 def test_acknowledged_survives_reruns_until_it_escalates(engine, store):
     _py, q2 = lagging_project(store, q2_progress=35)
     reconcile.run(engine, LAG, as_of=AUTUMN)
@@ -211,6 +217,7 @@ def test_acknowledged_survives_reruns_until_it_escalates(engine, store):
     assert [e[1] for e in events(engine)] == ["opened", "acknowledged", "updated", "escalated"]
 
 
+@pytest.mark.slow_on_postgresql  # the same statements on PostgreSQL as this module's core tests there (opened, resolved, reopened, escalated, acts)
 def test_dismissed_never_changes_and_is_hidden_unless_asked(engine, store):
     _py, q2 = lagging_project(store, q2_progress=35)
     reconcile.run(engine, LAG, as_of=AUTUMN)
@@ -248,6 +255,7 @@ def test_ack_and_dismiss_refuse_wrong_states(engine, store):
         dv.acknowledge(engine, 999999, by="ب", reason="y")
 
 
+@pytest.mark.slow_on_postgresql  # the same statements on PostgreSQL as this module's core tests there (opened, resolved, reopened, escalated, acts)
 def test_a_run_over_other_years_or_rules_resolves_nothing_it_did_not_judge(engine, store):
     lagging_project(store)
     store.project("1305012007-004", year=1404)
@@ -260,6 +268,7 @@ def test_a_run_over_other_years_or_rules_resolves_nothing_it_did_not_judge(engin
     assert "capital.progress_lag" not in result.stats
 
 
+@pytest.mark.slow_on_postgresql  # the same statements on PostgreSQL as this module's core tests there (opened, resolved, reopened, escalated, acts)
 def test_gone_project_is_not_judged_and_its_deviations_resolve_as_gone(engine, store):
     py, _q2 = lagging_project(store)
     reconcile.run(engine, config(), as_of=AUTUMN)
@@ -271,6 +280,7 @@ def test_gone_project_is_not_judged_and_its_deviations_resolve_as_gone(engine, s
     assert events(engine)[-1][1:] == ("resolved", "minor", "gone")
 
 
+@pytest.mark.slow_on_postgresql  # the same statements on PostgreSQL as this module's core tests there (opened, resolved, reopened, escalated, acts)
 def test_run_records_per_rule_stats_and_flags_mis_tuned_rules(engine, store):
     for n in range(4):
         py = store.project(f"1305012007-01{n}")
@@ -290,6 +300,7 @@ def test_run_records_per_rule_stats_and_flags_mis_tuned_rules(engine, store):
         "mis_tuned": False}
 
 
+@pytest.mark.slow_on_postgresql  # the same statements on PostgreSQL as this module's core tests there (opened, resolved, reopened, escalated, acts)
 def test_a_second_run_judges_every_subject_once_again(engine, store):
     for n in range(7):
         py = store.project(f"1305012007-02{n}")
@@ -305,6 +316,7 @@ def test_a_second_run_judges_every_subject_once_again(engine, store):
     assert small.stats["expense.operation_shortfall"].checked == 7
 
 
+@pytest.mark.slow_on_postgresql  # the same statements on PostgreSQL as this module's core tests there (opened, resolved, reopened, escalated, acts)
 def test_every_year_in_the_store_is_judged(engine, store):
     for year in (1403, 1404, 1405):
         store.project(f"1305012007-03{year % 10}", year=year)
@@ -361,6 +373,7 @@ def test_two_people_acknowledging_at_once_one_is_told_the_other_did(engine, stor
     assert [e[1] for e in events(engine)] == ["opened", "acknowledged"]
 
 
+@pytest.mark.slow_on_postgresql  # the same statements on PostgreSQL as this module's core tests there (opened, resolved, reopened, escalated, acts)
 def test_an_act_on_a_status_no_longer_shown_changes_nothing(engine, store):
     # a trial: a page shown while open, dismissed after another had acknowledged it, overwrote that
     lagging_project(store)
@@ -389,6 +402,7 @@ def test_a_reason_of_invisible_characters_alone_is_no_reason(engine, store, reas
     assert deviations(engine)[0]["status"] == "open"
 
 
+@pytest.mark.slow_on_postgresql  # the same statements on PostgreSQL as this module's core tests there (opened, resolved, reopened, escalated, acts)
 def test_a_county_is_found_by_its_other_spellings(engine):
     from foundation.persian import text_key
     from store.models import County

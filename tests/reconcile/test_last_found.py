@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from decimal import Decimal
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
@@ -48,6 +49,7 @@ def _rows_written(engine) -> tuple[list[int], object]:
     return counts, after
 
 
+@pytest.mark.slow_on_postgresql  # the day kept by the statements the console's sort and the downgrade test on PostgreSQL
 def test_a_later_run_that_finds_the_same_writes_no_deviation_yet_reads_its_day(engine):
     varied_store(engine, random.Random(5), projects=12)
     first = reconcile.run(engine, config(), as_of=FIRST)
@@ -69,6 +71,7 @@ def test_a_later_run_that_finds_the_same_writes_no_deviation_yet_reads_its_day(e
     assert read == {THIRD} and stored == {FIRST}
 
 
+@pytest.mark.slow_on_postgresql  # the day kept by the statements the console's sort and the downgrade test on PostgreSQL
 def test_a_run_moves_the_day_only_for_the_rules_and_years_it_judged(engine):
     varied_store(engine, random.Random(5), projects=12)
     reconcile.run(engine, config(), as_of=FIRST)
@@ -83,6 +86,7 @@ def test_a_run_moves_the_day_only_for_the_rules_and_years_it_judged(engine):
     assert set(days.values()) == {SECOND} and len(days) >= 3
 
 
+@pytest.mark.slow_on_postgresql  # the day kept by the statements the console's sort and the downgrade test on PostgreSQL
 def test_resolving_or_dismissing_keeps_the_last_day_a_run_found_it(engine):
     varied_store(engine, random.Random(5), projects=12)
     reconcile.run(engine, config(), as_of=FIRST)

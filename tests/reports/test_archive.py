@@ -58,6 +58,7 @@ def test_approval_archives_the_reports_with_a_manifest_and_records_who_and_when(
     assert "بررسی نهایی گروه تلفیق: ۱۴۰۵/۰۹/۰۴" in (folder / "report.html").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow_on_postgresql  # the comparison and the archive's files, not the store: approval and diff run on PostgreSQL in this module's other tests
 def test_the_same_data_approved_in_another_store_gives_the_same_bytes(approved, tmp_path):
     _, folder = approved
     other = open_store(f"sqlite:///{tmp_path / 'other.db'}")
@@ -118,6 +119,7 @@ def _correct(engine, sql: str) -> None:
 
 
 
+@pytest.mark.slow_on_postgresql  # the comparison and the archive's files, not the store: approval and diff run on PostgreSQL in this module's other tests
 def test_diff_names_each_figure_by_its_subject_and_shows_it_as_the_report_does(engine, approved, tmp_path):
     # the agency corrects P-2's first quarter (10 -> 14) and A-1's second chapter spends 30.4, not 25
     _correct(engine, "UPDATE progress_report SET progress = 14 WHERE quarter = 1 AND progress = 10")
@@ -140,6 +142,7 @@ def test_diff_names_each_figure_by_its_subject_and_shows_it_as_the_report_does(e
     assert changes[0].key.startswith("total/")  # the report's order: the province first
 
 
+@pytest.mark.slow_on_postgresql  # the comparison and the archive's files, not the store: approval and diff run on PostgreSQL in this module's other tests
 def test_diff_shows_a_change_below_the_reports_rounding_with_the_places_it_takes(engine, approved, tmp_path):
     _correct(engine, "UPDATE progress_report SET progress = 40.000001 WHERE quarter = 2 AND progress = 40")
     _correct(engine, "UPDATE progress_report SET progress = 14 WHERE quarter = 1 AND progress = 10")
@@ -152,6 +155,7 @@ def test_diff_shows_a_change_below_the_reports_rounding_with_the_places_it_takes
     assert (coarse.archived_text, coarse.now_text, coarse.finer) == ("10%", "14%", False)
 
 
+@pytest.mark.slow_on_postgresql  # the comparison and the archive's files, not the store: approval and diff run on PostgreSQL in this module's other tests
 def test_diff_names_days_in_jalali_and_a_deviations_figures_in_their_unit(engine, approved, tmp_path):
     _correct(engine, "UPDATE field_inspection SET visited_on = '2026-09-12'")
     _correct(engine, "UPDATE deviation SET planned = 45, actual = 31.75 WHERE subject = 'P-1'")
@@ -168,6 +172,7 @@ def test_diff_names_days_in_jalali_and_a_deviations_figures_in_their_unit(engine
         "agreement A-1, operation op-1", "delivered quantity, cumulative (نفر-ساعت)", "170", "175.5")
 
 
+@pytest.mark.slow_on_postgresql  # the comparison and the archive's files, not the store: approval and diff run on PostgreSQL in this module's other tests
 def test_diff_says_a_row_new_since_the_sign_off_and_a_severity_left_without_deviations(engine, approved,
                                                                                        tmp_path):
     Province(engine).project("P-4", agency="305", county="اهواز")  # a project the portal listed late
@@ -222,6 +227,7 @@ def _writable(path: Path) -> None:
     os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
 
 
+@pytest.mark.slow_on_postgresql  # the comparison and the archive's files, not the store: approval and diff run on PostgreSQL in this module's other tests
 def test_diff_refuses_an_archive_whose_figures_were_altered(engine, approved, tmp_path):
     entry, folder = approved
     figures = folder / "figures.json"
@@ -238,6 +244,7 @@ def test_diff_refuses_an_archive_whose_figures_were_altered(engine, approved, tm
     assert archive.problems(entry) == ["figures.json altered (its SHA-256 is not the manifest's)"]
 
 
+@pytest.mark.slow_on_postgresql  # the comparison and the archive's files, not the store: approval and diff run on PostgreSQL in this module's other tests
 def test_diff_refuses_an_archive_missing_a_file(engine, approved, tmp_path):
     entry, folder = approved
     (folder / "report.html").rename(tmp_path / "report.html")  # moved out of the archive
@@ -248,6 +255,7 @@ def test_diff_refuses_an_archive_missing_a_file(engine, approved, tmp_path):
     assert "archive of 1405 Q2" in str(err.value) and "report.html missing" in str(err.value)
 
 
+@pytest.mark.slow_on_postgresql  # the comparison and the archive's files, not the store: approval and diff run on PostgreSQL in this module's other tests
 def test_diff_refuses_an_archive_whose_manifest_was_rewritten_to_match_a_forgery(engine, approved, tmp_path):
     entry, folder = approved
     figures, manifest = folder / "figures.json", folder / "manifest.json"
@@ -264,6 +272,7 @@ def test_diff_refuses_an_archive_whose_manifest_was_rewritten_to_match_a_forgery
     assert err.value.exit_code == 3
 
 
+@pytest.mark.slow_on_postgresql  # the comparison and the archive's files, not the store: approval and diff run on PostgreSQL in this module's other tests
 def test_a_missing_archive_folder_is_refused_by_diff(engine, approved, tmp_path):
     entry, folder = approved
     folder.rename(tmp_path / "elsewhere")
@@ -283,6 +292,7 @@ def test_a_quarter_approved_after_the_archive_does_not_show_in_its_diff(engine, 
     assert archive.diff(engine, 1405, 2, settings=settings(tmp_path / "a"))[1] == []
 
 
+@pytest.mark.slow_on_postgresql  # the comparison and the archive's files, not the store: approval and diff run on PostgreSQL in this module's other tests
 def test_a_quarter_approved_before_the_archive_is_its_review_day_in_the_diff(engine, tmp_path):
     make_province(engine)
     first = archive.approve(engine, 1405, 1, by="مریم احمدی", note=None, settings=settings(tmp_path),

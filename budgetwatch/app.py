@@ -296,6 +296,7 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def _main(
+    invoked: typer.Context,
     config: str = typer.Option(
         None, "--config", "-c", envvar="BUDGETWATCH_CONFIG", help="config.yaml to use (default ./config.yaml)"
     ),
@@ -305,8 +306,11 @@ def _main(
     version: bool = typer.Option(False, "--version", is_eager=True, callback=_show_version,
                                  help="Show budgetwatch's version and exit."),
 ) -> None:
-    if log_format not in logs.FORMATS:
-        raise typer.BadParameter(f"{log_format!r}: use text or json", param_hint="--log-format")
+    if log_format not in logs.FORMATS:  # named where it was set: the environment's is not typed (a trial)
+        # typer carries its own copy of click: its ParameterSource, compared by name
+        from_env = getattr(invoked.get_parameter_source("log_format"), "name", None) == "ENVIRONMENT"
+        raise typer.BadParameter(f"{log_format!r}: use text or json",
+                                 param_hint="BUDGETWATCH_LOG_FORMAT (--log-format)" if from_env else "--log-format")
     ctx = reset_context(config, debug)
     ctx.log_format = log_format
     logs.configure(log_format, logging.DEBUG if debug else logging.WARNING)

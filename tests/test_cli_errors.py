@@ -179,6 +179,17 @@ def test_a_usage_error_is_one_line_and_exit_code_2(run, tmp_path, argv, said):
     assert not (tmp_path / "data").exists()  # refused before anything ran
 
 
+def test_a_bad_log_format_from_the_environment_names_the_variable(run, monkeypatch, tmp_path):
+    # a trial: BUDGETWATCH_LOG_FORMAT=xml was refused as "--log-format", which nobody had typed
+    monkeypatch.setenv("BUDGETWATCH_LOG_FORMAT", "xml")
+    code, out, err = run("check-config")
+    line = _one_line(err)
+    assert code == 2 and "Invalid value for BUDGETWATCH_LOG_FORMAT (--log-format): 'xml'" in line and out == ""
+    code, _out, err = run("--log-format", "yaml", "check-config")  # typed, it wins and is named as typed
+    assert code == 2 and "Invalid value for --log-format: 'yaml'" in _one_line(err)
+    assert not (tmp_path / "data").exists()
+
+
 def test_a_usage_error_names_the_help_of_the_command_it_is_about(run):
     _code, _out, err = run("reconcile", "--bogus")
     assert "(try 'budgetwatch reconcile --help')" in _one_line(err)

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
@@ -385,11 +385,25 @@ def run_job(kind: str, source: str | None = None, *, started: str | None = None,
                 if service.stopping.is_set():  # handed over just before the scheduler's pause
                     give_up(job, "did not start")
                 else:
+                    _starts(job)
                     _run(service, job, kind, source)
             finally:  # while the run still counts: a stop waiting for it shuts the scheduler down only after
                 _end(job)
     finally:
         _end(job)  # no service installed: nothing ran
+
+
+def _starts(job: str) -> None:
+    """The "starts" line of a run handed over by serve's scheduler, said in the run's thread before
+    its work: after its outcome never (said at APScheduler's event of the submission, a quick job's
+    outcome came first), and never for a run that does not start (said as the slot was handed over,
+    a run handed over as serve stopped logged "starts", then "did not start": trials)."""
+    slot = _slots.get(job)
+    if slot is None:  # not handed over by serve's scheduler (a test's direct call)
+        return
+    late = (datetime.now(UTC) - slot.due).total_seconds()
+    log.info("job %s starts: due %s%s", job, slot.due.isoformat(), f" ({late:.0f} s late)" if late >= 1 else "",
+             extra={"job": job, "due": slot.due.isoformat(), "late_seconds": round(late, 1)})
 
 
 def missed(job: str) -> None:

@@ -293,12 +293,7 @@ class _SlotNotingExecutor(ThreadPoolExecutor):
         job._modify(kwargs={jobs.STARTED: run_record(due, now)})
         _running_since[job_id] = now
         jobs.note_slot(job_id, due, give_back, end)
-        # said before the run's thread starts: said at APScheduler's event of the submission, after
-        # it, a quick job's outcome came first in the log (an operator's trial)
-        late = (now - due).total_seconds()
-        log.info("job %s starts: due %s%s", job_id, due.isoformat(), f" ({late:.0f} s late)" if late >= 1 else "",
-                 extra={"job": job_id, "due": due.isoformat(), "late_seconds": round(late, 1)})
-        super()._do_submit_job(job, run_times)
+        super()._do_submit_job(job, run_times)  # its "starts" line is the run's thread's (service.jobs run_job)
 
 
 class _Scheduler(BackgroundScheduler):

@@ -119,6 +119,19 @@ def fiscal_year(raw: str, option: str, first: int, last: int, *, what: str = "a 
     return int(text)
 
 
+def option_values(values: list[str] | None, option: str) -> tuple[str, ...]:
+    """A repeatable option's values, repeated or comma-separated alike (--rule a --rule b, --rule a,b).
+    A value with nothing in it is refused: `report --county ""` (a script's empty variable) was taken
+    as no filter and wrote the whole province's report (a trial)."""
+    out: list[str] = []
+    for value in values or ():
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+        if not parts:
+            raise UserError(f"{option} {value!r}: empty; name one (or leave {option} out for all)")
+        out.extend(parts)
+    return tuple(out)
+
+
 def _outside_the_archive(path: Path, option: str = "--output") -> None:
     """Refuse an output inside the sign-off's archive (reports/archive.py): only `review approve`
     writes there. Its files are read-only, which does not stop root; any command's --output is

@@ -24,7 +24,7 @@ from rich.control import strip_control_codes
 from rich.table import Table
 from rich.text import Text
 
-from budgetwatch.app import ID_MAX, UserError, app, console, context, err_console, open_output
+from budgetwatch.app import ID_MAX, UserError, app, console, context, err_console, open_output, option_values
 from foundation import present
 from foundation.jalali import format_jalali, parse_day
 from foundation.persian import NormalizationError, to_ascii_digits
@@ -48,14 +48,6 @@ SEVERITY_STYLE = {"critical": "bold red", "major": "yellow", "minor": "cyan"}
 # --- option parsing ---------------------------------------------------------------------------
 
 
-def _split(values: list[str] | None) -> tuple[str, ...]:
-    """Repeated options and comma-separated values alike: --rule a --rule b, --rule a,b."""
-    out: list[str] = []
-    for value in values or ():
-        out.extend(part.strip() for part in value.split(",") if part.strip())
-    return tuple(out)
-
-
 def _day(raw: str | None, option: str) -> date | None:
     if raw is None:
         return None
@@ -67,7 +59,7 @@ def _day(raw: str | None, option: str) -> date | None:
 
 def _years(values: list[str] | None) -> tuple[int, ...]:
     years = []
-    for raw in _split(values):
+    for raw in option_values(values, "--year"):
         text = to_ascii_digits(raw)
         if not text.isdigit() or not 1300 <= int(text) <= 1499:
             raise UserError(f"--year {raw!r}: not a Jalali fiscal year (e.g. 1405)")
@@ -88,9 +80,11 @@ def _view(*, years: tuple[int, ...], county: list[str] | None, agency: list[str]
     if min_severity is not None:
         _choices((min_severity,), SEVERITIES, "--min-severity")
     return dv.View(
-        years=years, counties=_split(county), agencies=tuple(to_ascii_digits(a) for a in _split(agency)),
-        groups=_choices(_split(group), GROUPS, "--group"), rules=_choices(_split(rule), RULE_IDS, "--rule"),
-        min_severity=min_severity, statuses=_choices(_split(status), DEVIATION_STATUSES, "--status"),
+        years=years, counties=option_values(county, "--county"),
+        agencies=tuple(to_ascii_digits(a) for a in option_values(agency, "--agency")),
+        groups=_choices(option_values(group, "--group"), GROUPS, "--group"),
+        rules=_choices(option_values(rule, "--rule"), RULE_IDS, "--rule"),
+        min_severity=min_severity, statuses=_choices(option_values(status, "--status"), DEVIATION_STATUSES, "--status"),
         include_dismissed=include_dismissed,
     )
 

@@ -11,15 +11,15 @@ differently; 1 `review approve` gave up waiting for another approval of the peri
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from budgetwatch.app import UserError, app, check_output, console, context, err_console
-from budgetwatch.commands.reconcile import _day, _split
+from budgetwatch.app import UserError, app, check_output, console, context, err_console, option_values
+from budgetwatch.commands.reconcile import _day
 from foundation.jalali import (
     format_jalali,
     is_quarter_closed,
@@ -75,8 +75,9 @@ def _period(year: int | None, quarter: int | None, as_of: date) -> tuple[int, in
         if quarter is None:
             quarter = last_q if year == last_year else 4
     if not is_quarter_closed(year, quarter, as_of):
-        end = quarter_end(year, quarter)
-        raise UserError(f"{year} Q{quarter} is not closed on {_jalali(as_of)}: it ends on {_jalali(end)}", exit_code=3)
+        end = quarter_end(year, quarter)  # closed the day after its last day (a trial: "not closed on X: it ends on X")
+        raise UserError(f"{year} Q{quarter} is not closed on {_jalali(as_of)}: it ends on {_jalali(end)} and can be "
+                        f"reported from {_jalali(end + timedelta(days=1))}", exit_code=3)
     return year, quarter
 
 
@@ -110,7 +111,7 @@ def report_command(
     ctx: typer.Context,
     year: str = typer.Option(None, "--year", help="Fiscal year (default: that of the latest closed quarter)."),
     quarter: str = typer.Option(None, "--quarter", help="Quarter 1-4 the report runs through (default: the latest closed)."),
-    as_of: str = typer.Option(None, "--as-of", help="As of this day: Jalali 1405/09/02 or ISO (default: today)."),
+    as_of: str = typer.Option(None, "--as-of", help="As of this day: Jalali 1405/09/02 or ISO (default: reconcile.as_of of config.yaml, else today)."),
     county: list[str] = typer.Option(None, "--county", help="Only this county (name or code); repeatable."),
     agency: list[str] = typer.Option(None, "--agency", help="Only this agency code; repeatable."),
     group: list[str] = typer.Option(None, "--group", help="Only agencies of this expert group; repeatable."),
@@ -126,11 +127,12 @@ def report_command(
     config = context().config
     day = _day(as_of, "--as-of") or config.reconcile.as_of or today_tehran()
     fiscal_year, q = _period(_number(year, "--year", 1300, 1499), _number(quarter, "--quarter", 1, 4), day)
-    groups = _split(group)
+    groups = option_values(group, "--group")
     for g in groups:
         if g not in GROUPS:
             raise UserError(f"--group {g!r}: use one of {', '.join(GROUPS)}")
-    selection = Selection(fiscal_year, q, day, _split(county), tuple(to_ascii_digits(a) for a in _split(agency)),
+    selection = Selection(fiscal_year, q, day, option_values(county, "--county"),
+                          tuple(to_ascii_digits(a) for a in option_values(agency, "--agency")),
                           groups)
     with context().engine.connect() as conn:
         try:

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from budgetwatch.app import UserError, app, can_listen, console, context
+from budgetwatch.app import UserError, app, can_listen, console, context, option_values
 from foundation.vocabulary import GROUPS
 from store.users import ROLES, ConsoleUserError, list_users
 
@@ -64,10 +64,6 @@ def _checked(call):
         raise UserError(str(exc)) from None
 
 
-def _split(values: list[str] | None) -> tuple[str, ...]:
-    return tuple(part.strip() for value in values or () for part in value.split(",") if part.strip())
-
-
 @users_app.command("add")
 def users_add(
     username: str = typer.Argument(..., metavar="NAME"),
@@ -78,7 +74,7 @@ def users_add(
     """Add a console user; the password is asked for (or read from standard input)."""
     from web.users import create
 
-    user = _checked(lambda: create(context().writing_engine, username, _password(), role=role, groups=_split(group),
+    user = _checked(lambda: create(context().writing_engine, username, _password(), role=role, groups=option_values(group, "--group"),
                                    display_name=display_name))
     console.print(f"user {user.username} added ({user.role}{'; ' + ','.join(user.groups) if user.groups else ''})",
                   markup=False)

@@ -113,6 +113,9 @@ def test_table_shows_counts_per_rule_and_group_and_the_rule_stats(cli):
     (("--year", "99"), "--year '99': not a Jalali fiscal year"),
     (("--county", "تهران"), "unknown county 'تهران'"),
     (("--agency", "999"), "unknown agency '999'"),
+    (("--county", ""), "--county '': empty"),  # taken as no filter before (a trial, on `report`)
+    (("--rule", ","), "--rule ',': empty"),
+    (("--year", ""), "--year '': empty"),
 ])
 def test_bad_option_values_are_one_line_errors(cli, argv, message):
     code, out, err = cli("reconcile", *argv)

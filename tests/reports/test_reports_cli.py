@@ -56,6 +56,10 @@ DAY = ("--as-of", "1405/09/04")
     ((*DAY, "--group", "finance", "--output", "r.html"), "--group 'finance'"),
     ((*DAY, "--year", "99", "--output", "r.html"), "--year '99'"),
     (("--as-of", "1405/13/01", "--output", "r.html"), "--as-of '1405/13/01'"),
+    # a script's empty variable: taken as no filter, it wrote the whole province's report (a trial)
+    ((*DAY, "--county", "", "--output", "r.html"), "--county '': empty"),
+    ((*DAY, "--agency", " , ", "--output", "r.html"), "--agency ' , ': empty"),
+    ((*DAY, "--group", "", "--output", "r.xlsx"), "--group '': empty"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(cli, tmp_path, argv, message):
     code, _, err = cli("report", *argv)
@@ -76,6 +80,10 @@ def test_a_quarter_not_yet_closed_is_exit_code_3(cli, tmp_path):
                        "--output", str(tmp_path / "r.html"))
     # the terminal writes days in Jalali, ISO beside (docs/decisions.md); the ISO day came first
     assert code == 3 and "1405 Q3 is not closed on 1405/09/04 (2026-11-25): it ends on 1405/09/30 (2026-12-21)" in err
+    # on its last day: said when it can be reported, not "not closed on X: it ends on X" alone (a trial)
+    code, _, err = cli("report", "--year", "1405", "--quarter", "2", "--as-of", "1405/06/31",
+                       "--output", str(tmp_path / "r.html"))
+    assert code == 3 and "it ends on 1405/06/31 (2026-09-22) and can be reported from 1405/07/01 (2026-09-23)" in err
 
 
 def test_a_projects_s_curve(cli, tmp_path):

@@ -166,6 +166,11 @@ def test_on_a_phone_the_page_fits_and_its_tables_scroll(page_file, browser):
     with browser_page(width=390, height=844, browser=browser) as (page, _errors):
         _open(page, path, [])
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        # a chart keeps its drawn size, scrolling in its own box: shrunk to the phone, its labels
+        # were ~4 px high (a trial)
+        drawn = page.evaluate("""() => [...document.querySelectorAll('figure.chart svg')]
+            .map(s => [s.getBoundingClientRect().width, +s.getAttribute('width')])""")
+        assert drawn and all(abs(shown - width) < 1 for shown, width in drawn), drawn
         page.screenshot(path=screenshot_path(f"report-phone-{backend}"))
 
 

@@ -118,7 +118,8 @@ class SmtpConfig(WithPassword):
     @model_validator(mode="after")
     def _no_password_in_clear(self) -> SmtpConfig:
         # a login without TLS sends the password readable by anyone on the path: only to this host
-        if self.username and self.security == "none" and self.host not in LOOPBACK:
+        # (an empty host is setup_problems' to say: "… in clear to " named nothing, a trial)
+        if self.username and self.security == "none" and self.host.strip() and self.host not in LOOPBACK:
             raise ValueError(f"a login (username {self.username!r}) needs security starttls or ssl: "
                              f"security none would send the password in clear to {self.host}")
         return self

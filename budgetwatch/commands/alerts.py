@@ -113,6 +113,13 @@ def _dry_run(out_dir: Path) -> None:
     cfg = ctx.config
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--dry-run {out_dir}: not a directory")
+    # as every output's folder: one that does not exist is not made (a typo made a tree at /, a trial),
+    # and one holding an earlier dry run's messages would mix them with these
+    if not out_dir.exists() and not out_dir.parent.is_dir():
+        raise UserError(f"--dry-run {out_dir}: folder {out_dir.parent} does not exist")
+    if out_dir.is_dir() and any(out_dir.glob("*.eml")):
+        raise UserError(f"--dry-run {out_dir}: holds .eml files already (an earlier dry run?): give a new or "
+                        "empty folder")
     from alerts.outbox import eml_name, write_eml  # the mail templates load only for the commands that write
 
     with ctx.engine.connect() as conn:
@@ -121,8 +128,13 @@ def _dry_run(out_dir: Path) -> None:
     paths += alerts.write_digests(ctx.engine, cfg.alerts, cfg.experts, cfg.routing, out_dir, first=len(paths) + 1)
     for path in paths:
         console.print(str(path), markup=False, highlight=False)
-    console.print(f"dry run: {len(paths)} messages written to {out_dir} ({len(pending)} already in the outbox, "
-                  f"{len(paths) - len(pending)} digests due); nothing sent, nothing queued", highlight=False)
+    due = len(paths) - len(pending)
+    console.print(f"dry run: {_count(len(paths), 'message')} written to {out_dir} ({len(pending)} already in the "
+                  f"outbox, {_count(due, 'digest')} due); nothing sent, nothing queued", markup=False, highlight=False)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 @alerts_app.command("list")

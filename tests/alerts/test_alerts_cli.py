@@ -260,6 +260,28 @@ def test_dry_run_writes_eml_files_and_changes_nothing(cli, tmp_path):
     assert code == 0 and len(cli.smtp.mailbox.received) == 1
 
 
+def test_dry_run_makes_no_folder_tree_and_mixes_no_earlier_run(cli, tmp_path):
+    # an operator's trial: `--dry-run /nonexist/dir` made the tree at /, and a second dry run into the
+    # same folder put its messages beside the first's; "1 messages … 1 digests" too
+    cli.facts.deviation("118", "major")
+    code, _, err = cli("alerts", "send", "--dry-run", str(tmp_path / "no" / "such" / "dir"))
+    assert code == 2 and f"folder {tmp_path / 'no' / 'such'} does not exist" in " ".join(err.split())
+    assert not (tmp_path / "no").exists()
+    code, out, err = cli("alerts", "send", "--dry-run", str(tmp_path / "out"))
+    assert code == 0, err
+    assert "dry run: 1 message written to" in " ".join(out.split()) and "1 digest due" in " ".join(out.split())
+    code, _, err = cli("alerts", "send", "--dry-run", str(tmp_path / "out"))
+    assert code == 2 and "holds .eml files already" in " ".join(err.split())
+    assert [f.name for f in (tmp_path / "out").iterdir()] == ["01-social.eml"]
+
+
+def test_an_empty_smtp_host_with_a_login_is_said_as_an_empty_host(cli, tmp_path):
+    # an operator's trial: "… would send the password in clear to " named nothing
+    change_config(tmp_path, alerts={"smtp": {"host": "", "security": "none", "username": "bw"}})
+    code, _, err = cli("alerts", "send")
+    assert code == 2 and "alerts.smtp.host: empty: name the mail server" in err and "in clear" not in err
+
+
 def test_preview_shows_the_next_digest_without_queuing(cli, tmp_path):
     cli.facts.deviation("305", "critical", title="احداث پل شهید بهشتی")
     code, out, err = cli("alerts", "preview", "--expert", "TALFIQ@mpo-kz.ir", "--html", str(tmp_path / "p.html"))

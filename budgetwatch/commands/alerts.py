@@ -131,6 +131,7 @@ def _dry_run(out_dir: Path) -> None:
     due = len(paths) - len(pending)
     console.print(f"dry run: {_count(len(paths), 'message')} written to {out_dir} ({len(pending)} already in the "
                   f"outbox, {_count(due, 'digest')} due); nothing sent, nothing queued", markup=False, highlight=False)
+    _say_coverage(ctx.engine)  # what a setup checked by a dry run would leave unsent, as a send says it (a trial)
 
 
 def _count(n: int, noun: str) -> str:
@@ -166,13 +167,19 @@ def list_outbox(
             row.failed_at if row.status == store_alerts.FAILED else row.next_attempt_at)
         status = row.status
         if status == store_alerts.PENDING and row.claimed_by:  # a dispatcher's, maybe one that died
-            until = row.claimed_at + held_for
-            status += (f" (held by {row.claimed_by} until {_when(until)})" if until > now
-                       else f" (held by {row.claimed_by}; the hold lapsed at {_when(until)}: the next send sends it)")
+            status += f" ({_held(row, held_for, now)})"
         table.add_row(str(row.id), row.recipient, Text(status), _when(row.created_at),
                       f"{row.deviations} (+{row.resolved} resolved)", str(row.attempts), _when(when),
                       Text(_error_of(row)))
     console.print(table)
+
+
+def _held(row, held_for, now: datetime) -> str:
+    """A pending message a dispatcher claimed, as `list` and `preview` say it: by whom, until when."""
+    until = row.claimed_at + held_for
+    if until > now:
+        return f"held by {row.claimed_by} until {_when(until)}"
+    return f"held by {row.claimed_by}; the hold lapsed at {_when(until)}: the next send sends it"
 
 
 def _error_of(row) -> str:
@@ -254,7 +261,13 @@ def preview(
 
 def _say_waiting(waiting: list) -> None:
     """The expert's digests already queued and not sent yet: a preview shows only what is news beyond them."""
+    from alerts.sending import lease
+
+    held_for, now = lease(context().config.alerts), datetime.now(UTC)
     for row in reversed(waiting):  # oldest first: the order they go in
-        console.print(f"message {row.id} ({row.deviations} deviations, {row.resolved} resolved) waits in the "
-                      f"outbox, next try {_when(row.next_attempt_at)}: `budgetwatch alerts retry {row.id}` "
-                      "makes it due now", markup=False, highlight=False)
+        what = f"message {row.id} ({row.deviations} deviations, {row.resolved} resolved)"
+        if row.claimed_by:  # retry refuses it: said as `list` says it (a trial: "retry makes it due now")
+            console.print(f"{what} waits in the outbox, {_held(row, held_for, now)}", markup=False, highlight=False)
+            continue
+        console.print(f"{what} waits in the outbox, next try {_when(row.next_attempt_at)}: `budgetwatch alerts "
+                      f"retry {row.id}` makes it due now", markup=False, highlight=False)

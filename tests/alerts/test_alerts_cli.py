@@ -162,6 +162,11 @@ def test_a_message_held_by_a_dispatcher_says_by_whom_and_until_when(cli):
     assert code == 0 and "(held by gone-host:4242 until" in flat, flat  # the table may wrap the day below
     code, _, err = cli("alerts", "retry", str(held.id))
     assert code == 2 and "held by a dispatcher" in err and "the hold lapses" in err
+    # a trial: preview advised `alerts retry`, which refuses a held message, and a next try already past
+    code, out, _ = cli("alerts", "preview", "--expert", "social@mpo-kz.ir")
+    flat = " ".join(out.split())
+    assert code == 0 and f"message {held.id} " in flat and "waits in the outbox, held by gone-host:4242 until" in flat
+    assert "alerts retry" not in flat
     cli.smtp.start()
     code, out, _ = cli("alerts", "send")  # a send leaves it to its holder, and says so
     assert code == 0 and "0 sent" in out and "1 message held by a dispatcher, not sent by this one" in out

@@ -257,7 +257,8 @@ def test_the_uncovered_group_is_one_warning_line_on_stderr(tmp_path, store_url):
     assert " WARNING " in line and line.endswith(UNCOVERED.format("consolidation"))
 
 
-def test_alerts_send_and_preview_count_the_open_deviations_that_reached_no_one(run, facts, store_url, smtp, caplog):
+def test_alerts_send_and_preview_count_the_open_deviations_that_reached_no_one(run, facts, store_url, smtp, caplog,
+                                                                                tmp_path):
     facts.deviation("305", "major")  # infrastructure: no expert
     facts.deviation("305", "critical")  # infrastructure, critical: reaches the consolidation expert
     facts.deviation("220", "major")  # production: no expert
@@ -273,16 +274,21 @@ def test_alerts_send_and_preview_count_the_open_deviations_that_reached_no_one(r
     assert warnings(caplog) == [UNCOVERED.format("infrastructure"), UNCOVERED.format("production")]
     code, out, _ = run("alerts", "preview", "--expert", "social@mpo-kz.ir", config=config)
     assert code == 0 and said in " ".join(out.split())
+    # a dry run, which checks a setup before it goes live, says it too (a trial: it said nothing)
+    code, out, _ = run("alerts", "send", "--dry-run", str(tmp_path / "dry"), config=config)
+    assert code == 0 and said in " ".join(out.split())
     code, out, _ = run("alerts", "send", config=config_text(store_url, smtp.port, experts=EVERY_GROUP))
     assert code == 0 and "reached no one" not in out
 
 
-def test_alerts_send_warns_once_of_a_routed_code_no_agency_has(run, facts, store_url, smtp, caplog):
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_alerts_send_warns_once_of_a_routed_code_no_agency_has(run, facts, store_url, smtp, caplog, tmp_path,
+                                                               dry_run):
     facts.deviation("118", "major")
     routing = {"default": "consolidation", "agencies": {"0305": "infrastructure", "118": "social",
                                                         "2200": "production"}}
-    code, _, err = run("alerts", "send", config=config_text(store_url, smtp.port, experts=EVERY_GROUP,
-                                                            routing=routing))
+    code, _, err = run("alerts", "send", *(("--dry-run", str(tmp_path / "dry")) if dry_run else ()),
+                       config=config_text(store_url, smtp.port, experts=EVERY_GROUP, routing=routing))
     assert code == 0, err
     mistyped = [line for line in warnings(caplog) if line.startswith("routing.agencies")]
     assert mistyped == ["routing.agencies: no agency in the store has the codes 0305, 2200 (mistyped? codes are "

@@ -122,8 +122,15 @@ def _dry_run(out_dir: Path) -> None:
                         "empty folder")
     from alerts.outbox import eml_name, write_eml  # the mail templates load only for the commands that write
 
+    from alerts.sending import lease
+
     with ctx.engine.connect() as conn:
         pending = store_alerts.pending_messages(conn)
+    # a message a live dispatcher holds is that dispatcher's to send, not this send's (a trial: written
+    # as one that would be sent); a lapsed hold is sent by the next send
+    held_for, now = lease(cfg.alerts), datetime.now(UTC)
+    held = {row.id for row in pending if row.claimed_by and row.claimed_at + held_for > now}
+    pending = [row for row in pending if row.id not in held]
     paths = [write_eml(out_dir, eml_name(i, row.recipient), row.raw) for i, row in enumerate(pending, 1)]
     paths += alerts.write_digests(ctx.engine, cfg.alerts, cfg.experts, cfg.routing, out_dir, first=len(paths) + 1)
     for path in paths:
@@ -131,6 +138,9 @@ def _dry_run(out_dir: Path) -> None:
     due = len(paths) - len(pending)
     console.print(f"dry run: {_count(len(paths), 'message')} written to {out_dir} ({len(pending)} already in the "
                   f"outbox, {_count(due, 'digest')} due); nothing sent, nothing queued", markup=False, highlight=False)
+    if held:
+        console.print(f"{_count(len(held), 'message')} held by a dispatcher, not written: `budgetwatch alerts list` "
+                      "says by whom and until when", markup=False, highlight=False)
     _say_coverage(ctx.engine)  # what a setup checked by a dry run would leave unsent, as a send says it (a trial)
 
 

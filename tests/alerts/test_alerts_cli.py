@@ -143,7 +143,7 @@ def test_a_send_counts_each_message_once_and_gives_up_only_in_a_second_send(cli)
     assert cli.smtp.mailbox.data_commands == 4 and cli.smtp.mailbox.received == []
 
 
-def test_a_message_held_by_a_dispatcher_says_by_whom_and_until_when(cli):
+def test_a_message_held_by_a_dispatcher_says_by_whom_and_until_when(cli, tmp_path):
     # trial: a dispatcher killed mid-send left its message "being sent by a dispatcher now" for
     # minutes, with no word of who held it or when the hold would lapse
     from datetime import UTC, datetime
@@ -167,6 +167,10 @@ def test_a_message_held_by_a_dispatcher_says_by_whom_and_until_when(cli):
     flat = " ".join(out.split())
     assert code == 0 and f"message {held.id} " in flat and "waits in the outbox, held by gone-host:4242 until" in flat
     assert "alerts retry" not in flat
+    code, out, _ = cli("alerts", "send", "--dry-run", str(tmp_path / "dry"))  # nor written as this send's
+    flat = " ".join(out.split())
+    assert code == 0 and "1 message held by a dispatcher, not written" in flat, flat
+    assert not list((tmp_path / "dry").glob("*.eml"))
     cli.smtp.start()
     code, out, _ = cli("alerts", "send")  # a send leaves it to its holder, and says so
     assert code == 0 and "0 sent" in out and "1 message held by a dispatcher, not sent by this one" in out

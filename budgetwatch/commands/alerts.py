@@ -121,7 +121,6 @@ def _dry_run(out_dir: Path) -> None:
         raise UserError(f"--dry-run {out_dir}: holds .eml files already (an earlier dry run?): give a new or "
                         "empty folder")
     from alerts.outbox import eml_name, write_eml  # the mail templates load only for the commands that write
-
     from alerts.sending import lease
 
     with ctx.engine.connect() as conn:
@@ -129,7 +128,7 @@ def _dry_run(out_dir: Path) -> None:
     # a message a live dispatcher holds is that dispatcher's to send, not this send's (a trial: written
     # as one that would be sent); a lapsed hold is sent by the next send
     held_for, now = lease(cfg.alerts), datetime.now(UTC)
-    held = {row.id for row in pending if row.claimed_by and row.claimed_at + held_for > now}
+    held = {row.id for row in pending if row.claimed_by and _holds_until(row, held_for) > now}
     pending = [row for row in pending if row.id not in held]
     paths = [write_eml(out_dir, eml_name(i, row.recipient), row.raw) for i, row in enumerate(pending, 1)]
     paths += alerts.write_digests(ctx.engine, cfg.alerts, cfg.experts, cfg.routing, out_dir, first=len(paths) + 1)
@@ -184,9 +183,14 @@ def list_outbox(
     console.print(table)
 
 
+def _holds_until(row, held_for) -> datetime:
+    """When the claim on a pending message lapses (a claim is a lease: store/alerts.py)."""
+    return row.claimed_at + held_for
+
+
 def _held(row, held_for, now: datetime) -> str:
     """A pending message a dispatcher claimed, as `list` and `preview` say it: by whom, until when."""
-    until = row.claimed_at + held_for
+    until = _holds_until(row, held_for)
     if until > now:
         return f"held by {row.claimed_by} until {_when(until)}"
     return f"held by {row.claimed_by}; the hold lapsed at {_when(until)}: the next send sends it"

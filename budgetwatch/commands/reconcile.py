@@ -24,7 +24,9 @@ from rich.control import strip_control_codes
 from rich.table import Table
 from rich.text import Text
 
-from budgetwatch.app import ID_MAX, UserError, app, console, context, err_console, open_output, option_values
+from budgetwatch.app import (ID_MAX, UserError, app, console, context, err_console, fiscal_year, open_output,
+                             option_values)
+from connectors.settings import FIRST_YEAR, LAST_YEAR
 from foundation import present
 from foundation.jalali import format_jalali, parse_day
 from foundation.persian import NormalizationError, to_ascii_digits
@@ -58,13 +60,9 @@ def _day(raw: str | None, option: str) -> date | None:
 
 
 def _years(values: list[str] | None) -> tuple[int, ...]:
-    years = []
-    for raw in option_values(values, "--year"):
-        text = to_ascii_digits(raw)
-        if not text.isdigit() or not 1300 <= int(text) <= 1499:
-            raise UserError(f"--year {raw!r}: not a Jalali fiscal year (e.g. 1405)")
-        years.append(int(text))
-    return tuple(sorted(set(years)))
+    """The years asked for, each one a portal can hold, checked as every command checks `--year` (a year
+    before the portals', `--year 1300`, listed nothing without a word: a trial)."""
+    return tuple(sorted({fiscal_year(raw, "--year", FIRST_YEAR, LAST_YEAR) for raw in option_values(values, "--year")}))
 
 
 def _choices(values: tuple[str, ...], allowed: tuple[str, ...], option: str) -> tuple[str, ...]:

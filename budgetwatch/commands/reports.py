@@ -18,8 +18,9 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from budgetwatch.app import UserError, app, check_output, console, context, err_console, option_values
+from budgetwatch.app import UserError, app, check_output, console, context, err_console, fiscal_year, option_values
 from budgetwatch.commands.reconcile import _day
+from connectors.settings import FIRST_YEAR, LAST_YEAR
 from foundation.jalali import (
     format_jalali,
     is_quarter_closed,
@@ -54,6 +55,11 @@ def _settings():
     config = context().config
     return archive.Settings(config.data_dir, config.routing, config.reconcile.report_due_days,
                             _reports_config().service_days, config.reconcile.rules)
+
+
+def _year(raw: str | None) -> int | None:
+    """`--year` checked as every command checks it: a year a portal can hold."""
+    return None if raw is None else fiscal_year(raw, "--year", FIRST_YEAR, LAST_YEAR)
 
 
 def _number(raw: str | None, option: str, low: int, high: int) -> int | None:
@@ -126,7 +132,7 @@ def report_command(
     output = _output(output, (".xlsx", ".html"))
     config = context().config
     day = _day(as_of, "--as-of") or config.reconcile.as_of or today_tehran()
-    fiscal_year, q = _period(_number(year, "--year", 1300, 1499), _number(quarter, "--quarter", 1, 4), day)
+    fiscal_year, q = _period(_year(year), _number(quarter, "--quarter", 1, 4), day)
     groups = option_values(group, "--group")
     for g in groups:
         if g not in GROUPS:
@@ -184,7 +190,7 @@ def review_approve(
     """Approve a closed period: archive its Excel and HTML reports with a SHA-256 manifest; never rewritten."""
     from reports import archive
 
-    fiscal_year, q = _number(year, "--year", 1300, 1499), _number(quarter, "--quarter", 1, 4)
+    fiscal_year, q = _year(year), _number(quarter, "--quarter", 1, 4)
     entry = _review(lambda: archive.approve(context().engine, fiscal_year, q, by=by, note=note, settings=_settings()))
     console.print(f"{fiscal_year} Q{q} approved by {entry.approved_by}; archive {entry.archive_path} "
                   f"(manifest sha256 {entry.manifest_sha256})", markup=False, soft_wrap=True)
@@ -216,7 +222,7 @@ def review_diff(
     """Which figures of an approved period the store now holds differently (the archive is not touched)."""
     from reports import archive
 
-    fiscal_year, q = _number(year, "--year", 1300, 1499), _number(quarter, "--quarter", 1, 4)
+    fiscal_year, q = _year(year), _number(quarter, "--quarter", 1, 4)
     entry, changes = _review(lambda: archive.diff(context().engine, fiscal_year, q, settings=_settings()))
     if not changes:
         console.print(f"{fiscal_year} Q{q}: the store agrees with the archive approved by {entry.approved_by}",

@@ -17,7 +17,10 @@ after a first run (the test server runs none). Each round, for each tree: a copy
 checkpoints made before the run rather than during it; SQLite: the file), 1 % of its subjects changed as
 a sync would (bench/reconcile.py ``change_one_percent``), and an incremental run the next day
 (1405/01/21) in a child process of that tree (``PYTHONPATH=TREE``); with ``--full`` a full run that
-day after it, on the same copy. The time printed is the run's own, as it records it
+day after it, on the same copy (it pairs every finding with a deviation the nightly run opened: the
+stricter comparison, the one sessions 27–40 reported); with ``--instead`` a full run that day on a
+second copy changed alike, in the nightly run's place (the same change judged whole: what the
+nightly run saves a night, its openings included on both sides). The time printed is the run's own, as it records it
 (``reconcile_run.stats``: no start-up, no output). The order of the trees alternates from round to
 round, so that neither always meets the other's after-effects (a server's cache, a checkpoint).
 Both trees must open the template's schema (a tree from before a migration cannot). Each child
@@ -209,6 +212,11 @@ def main() -> None:
                                            "default: SQLite files in a temporary folder")
     parser.add_argument("--old", type=Path, help="a tree to compare with (e.g. `git worktree add /tmp/old <commit>`)")
     parser.add_argument("--full", action="store_true", help="also a full run after each nightly one")
+    parser.add_argument("--change", choices=("lower", "mixed"), default="lower",
+                        help="how the 1 %% changes (bench/reconcile.py CHANGES): lower, every changed operation "
+                             "breaking both year-to-date rules (the default, the worst case), or mixed")
+    parser.add_argument("--instead", action="store_true",
+                        help="also a full run in the nightly one's place: a second copy, the same change, the same day")
     args = parser.parse_args()
     generator = _generator()
     trees = {"new": ROOT} | ({"old": args.old.resolve()} if args.old else {})
@@ -217,6 +225,7 @@ def main() -> None:
             raise SystemExit(f"the {name} tree {tree} holds no reconcile/engine.py")
     runs: dict[str, list[float]] = {name: [] for name in trees}
     fulls: dict[str, list[float]] = {name: [] for name in trees}
+    insteads: dict[str, list[float]] = {name: [] for name in trees}
     with tempfile.TemporaryDirectory(prefix="bw-nightly-") as tmp_name:
         tmp = Path(tmp_name)
         copies = Copies(args.database, tmp)
@@ -235,13 +244,13 @@ def main() -> None:
             copies.settle()
             print(f"{sa.engine.make_url(url).get_backend_name()}, N = {args.size:,}: {counts['projects']:,} projects, "
                   f"{counts['performance']:,} performance rows (generated in {generated:.1f} s; the first run "
-                  f"{first:.1f} s, this tree); each round: 1 % changed, judged on {generator.NEXT_DAY}")
+                  f"{first:.1f} s, this tree); each round: 1 % changed ({args.change}), judged on {generator.NEXT_DAY}")
             for k in range(args.rounds):
                 order = list(trees) if k % 2 == 0 else list(reversed(trees))
                 said = []
                 for name in order:
                     with copies.copy(f"{name}_{k}") as copy:
-                        changed = generator.change_one_percent(copy, 7 + k % 50)
+                        changed = generator.change_one_percent(copy, 7 + k % 50, args.change)
                         night = run_in(trees[name], copy, generator.NEXT_DAY, "incremental", tmp)
                         if night["scope"] != "incremental":
                             raise SystemExit(f"{name}: the nightly run judged {night['scope']}, not incrementally")
@@ -252,7 +261,14 @@ def main() -> None:
                             full = run_in(trees[name], copy, generator.NEXT_DAY, "full", tmp)
                             fulls[name].append(full["seconds"])
                             line += f", --full {full['seconds']:6.3f} s ({night['seconds'] / full['seconds']:.1%})"
-                        said.append(line)
+                    if args.instead:
+                        with copies.copy(f"{name}_{k}_instead") as copy:
+                            generator.change_one_percent(copy, 7 + k % 50, args.change)
+                            whole = run_in(trees[name], copy, generator.NEXT_DAY, "full", tmp)
+                            insteads[name].append(whole["seconds"])
+                            line += (f", --instead {whole['seconds']:6.3f} s "
+                                     f"({night['seconds'] / whole['seconds']:.1%})")
+                    said.append(line)
                 print(f"  round {k + 1:>2}: " + "; ".join(said), flush=True)
         finally:
             copies.close()
@@ -261,6 +277,9 @@ def main() -> None:
         if fulls[name]:
             print(_summary(f"{name} --full", fulls[name]) + f"; the nightly run's median "
                   f"{statistics.median(runs[name]) / statistics.median(fulls[name]):.1%} of --full's")
+        if insteads[name]:
+            print(_summary(f"{name} --instead", insteads[name]) + f"; the nightly run's median "
+                  f"{statistics.median(runs[name]) / statistics.median(insteads[name]):.1%} of --instead's")
     if args.old:
         print(f"  new ÷ old, medians: {statistics.median(runs['new']) / statistics.median(runs['old']):.3f}; "
               f"rounds where new was quicker: {sum(n < o for n, o in zip(runs['new'], runs['old']))} of {args.rounds}")

@@ -257,19 +257,34 @@ def output_reference_beside(url: str, workdir: Path) -> tuple[float, bool]:
     return seconds, same
 
 
-def change_one_percent(url: str, remainder: int = 7) -> int:
+# How the changed subjects' figures change. "lower": every progress × 0.8 and every quantity × 0.7, so
+# that every changed operation breaks both year-to-date rules in every closed quarter (a 1 % run opens
+# as many deviations as ~9 % of a first run: the worst case, the one sessions 27–40 measured). "mixed":
+# each row's figure × a factor of its own from 0.6 to 1.4 (progress kept at or below 100), so that
+# some subjects come to break a rule, some stop, most stay as they were — a portal's re-reporting.
+CHANGES = {
+    "lower": ("progress * 0.8", "quantity * 0.7"),
+    "mixed": ("CASE WHEN progress * (0.6 + (id % 81) / 100.0) > 100 THEN 100 "
+              "ELSE progress * (0.6 + (id % 81) / 100.0) END",
+              "quantity * (0.6 + (id % 81) / 100.0)"),
+}
+
+
+def change_one_percent(url: str, remainder: int = 7, change: str = "lower") -> int:
     """A sync's worth of change: 1 % of the subjects — every report of 1 % of the project years, every
     performance row of 1 % of the agreements (ids ending in `remainder` modulo 100) — get other
-    figures, marked with a new sync run as a sync marks what it writes; returns the rows changed."""
+    figures (`change`: one of CHANGES), marked with a new sync run as a sync marks what it writes;
+    returns the rows changed."""
+    progress, quantity = CHANGES[change]
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         run = conn.execute(sa.select(sa.func.max(m.SyncRun.__table__.c.id))).scalar() + 1
         conn.execute(sa.insert(m.SyncRun.__table__).values(id=run, source="nezarat4", mode="incremental",
                                                             fiscal_years=str(YEAR), started_at=NOW, status="success"))
-        changed = conn.execute(sa.text("UPDATE progress_report SET progress = progress * 0.8, last_run_id = :run "
+        changed = conn.execute(sa.text(f"UPDATE progress_report SET progress = {progress}, last_run_id = :run "
                                        "WHERE project_year_id % 100 = :k"), {"run": run, "k": remainder}).rowcount
         changed += conn.execute(sa.text(
-            "UPDATE operation_performance SET quantity = quantity * 0.7, last_run_id = :run WHERE operation_id IN "
+            f"UPDATE operation_performance SET quantity = {quantity}, last_run_id = :run WHERE operation_id IN "
             "(SELECT id FROM operation WHERE agreement_id % 100 = :k)"), {"run": run, "k": remainder}).rowcount
     engine.dispose()
     return changed

@@ -199,6 +199,26 @@ def evidence_figure(row: Any, key: str, value: Any) -> str:
     return rule_figure(row, key, value)
 
 
+# a credit row's stages in the catalogue's order (reports.precision.credit_stages), by evidence table
+_CREDIT_STAGES = {"project_credit": ("approved", "notified", "allocated", "absorbed"),
+                  "expense_credit": ("approved", "notified", "allocated", "spent"),
+                  "project_year": ("total_approved", "total_notified", "total_allocated", "total_absorbed")}
+
+
+def evidence_figures(row: Any, evidence: dict[str, Any], limits: tuple[Decimal, ...]) -> dict[str, str]:
+    """A deviation's evidence row, each column as people read it (:func:`evidence_figure`); a credit
+    row's stages as the project's and agreement's pages and the report write them (precision.credit_texts
+    with credit_inconsistency's tolerance, `limits`): 600.5001 beside 600 reads «۶۰۰٫۵۰۰۱», as the
+    figures above it say, not «۶۰۰٫۵», which reads as a break of exactly the tolerance (a trial)."""
+    shown = {key: evidence_figure(row, key, value) for key, value in evidence.items()}
+    stages = _CREDIT_STAGES.get(_field(row, "evidence_table"), ())
+    if stages and all(stage in evidence for stage in stages):
+        texts = precision.credit_texts([evidence[stage] for stage in stages], limits)
+        for stage, text in zip(stages, texts):
+            shown[stage] = text if text == present.NOTHING else f"{text} {present.AMOUNT_UNIT}"
+    return shown
+
+
 def _other_name(row: Any, i: int) -> str:
     """The rule's own name of its planned (0) or actual (1) figure when it is not «برنامه»/«عملکرد»."""
     name = present.figure_names(_field(row, "kind"), _field(row, "rule"))[i]

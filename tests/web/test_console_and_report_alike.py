@@ -107,8 +107,22 @@ def test_a_credit_break_the_rule_flagged_reads_alike_in_the_console_the_page_and
     in_book = {sheet.cell(r, 1).value: [as_excel_shows(sheet.cell(r, c)) for c in columns]
                for r in range(2, sheet.max_row + 1)}
 
+    # and the evidence row of each deviation's page (a trial: «جذب ۶۰۰٫۵ میلیون ریال» under a card
+    # saying ۶۰۰٫۵۰۰۱, read as a break of exactly the tolerance), its stages in the unit they are in
+    evidence = {}
+    with engine.connect() as conn:
+        for subject, county in (("B-1", "هندیجان"), ("B-2", "رامشیر"), ("B-3", "هفتکل")):
+            deviation_id = conn.execute(sa.select(Deviation.__table__.c.id).where(
+                Deviation.__table__.c.rule == "credit_inconsistency", Deviation.__table__.c.subject == subject)).scalar_one()
+            page_html = BeautifulSoup(client.get(f"/deviations/{deviation_id}").text, "html.parser")
+            table = next(h for h in page_html.select("h2") if h.get_text().startswith("ردیف شاهد")).find_next("table")
+            cells = [" ".join(td.get_text().split()) for td in table.select("td")]
+            stages = [c for c in cells if c.endswith(" میلیون ریال")]
+            evidence[county] = [c.removesuffix(" میلیون ریال") for c in stages]
+
     for county, (what, shown) in BROKEN.items():
         expected = list(shown)
+        assert evidence[county] == expected, (what, evidence[county])
         assert all(row == expected for row in in_console[county]) and in_console[county], (what, in_console[county])
         assert on_page[county] == expected, (what, on_page[county])
         assert in_book[county] == expected, (what, in_book[county])

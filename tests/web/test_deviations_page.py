@@ -237,6 +237,16 @@ def test_acting_without_a_reason_or_on_a_dismissed_one_changes_nothing(sqlite_st
         assert get(conn, gone["id"])[0].status == "dismissed"
 
 
+def test_a_deviation_without_a_county_says_so_as_its_sentence_and_every_output_do(shared_store):
+    # a trial: «(شهرستان نامشخص)» in the sentence, «—» in the page's county and the list's column
+    row = next(r for r in shared_store.deviations if r["county_id"] is None and r["status"] != "dismissed")
+    client = shared_store.client("tolfiq")
+    page = client.get(f"/deviations/{row['id']}").text
+    assert f"<dt>شهرستان</dt><dd>{present.NO_COUNTY}</dd>" in page
+    listed = client.get(f"/deviations?subject={row['subject']}").text.split("<tbody>")[1]
+    assert f'<td class="wide">{present.NO_COUNTY}</td>' in listed
+
+
 def test_an_unknown_deviation_is_a_404_page(shared_store):
     response = shared_store.client("social").get("/deviations/999999")
     assert response.status_code == 404 and "چنین انحرافی" in response.text

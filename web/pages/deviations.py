@@ -23,7 +23,9 @@ from reconcile.rules import RULE_IDS
 from reconcile.settings import RoutingConfig
 from store import console as store
 from store.users import display_names, record_action
-from web.common import Id, Refused, checked_form, console, flash, query_url, redirect, render, user_of
+from reports.model import Limits
+from web.common import (Id, Refused, checked_form, console, evidence_figures, flash, query_url, redirect, render,
+                        user_of)
 from web import words
 from web.permissions import can_act_on, group_agencies
 
@@ -143,6 +145,12 @@ def _deviation(request: Request, deviation_id: int) -> dict[str, Any]:
     if evidence:  # the row's figures; its ids and run references mean nothing to a reader
         evidence = {k: v for k, v in evidence.items()
                     if k != "id" and not k.endswith("_id") and k not in ("source_key", *words.EVIDENCE_HIDDEN)}
+        # as the project's and agreement's pages write a credit row: with the tolerance config.yaml
+        # sets and, for a credit_inconsistency, the one it was judged against
+        limits = Limits.of(console(request).config.reconcile.rules).credit
+        if row.rule == "credit_inconsistency":
+            limits = (*limits, *present.bounds_of(row.numbers))
+        evidence = evidence_figures(row, evidence, limits)
     return {"row": row, "history": history, "agency_name": names.get(row.agency_code),
             "county_name": counties.get(row.county_id), "evidence": evidence, "people": people}
 

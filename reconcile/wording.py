@@ -44,7 +44,10 @@ UNKNOWN = "؟"  # a figure the facts do not hold
 # 11: where the next severity's band begins kept in ``numbers["next"]``, and a finding's two figures
 #    shown apart from every limit it was judged against, not only the lowest: a unit cost of 2.9998
 #    beside 2 (1.4999 times, minor below 1.5) read «۳» beside «۲», a major's figures.
-VERSION = 11
+# 12: million rials said once a sentence, after its last amount (presentation.md: «the unit once per
+#    column or sentence»): «(۶۰۰ از ۱٬۰۰۰ میلیون ریال)», not «(۶۰۰ میلیون ریال از ۱٬۰۰۰ میلیون ریال)»
+#    (spend_progress_gap, credit_inconsistency, unit_cost_overrun; a trial).
+VERSION = 12
 
 
 def number(value: Decimal | int | None, *, grouped: bool = False) -> str:
@@ -83,7 +86,15 @@ def percent(value: Decimal | None, other: Decimal | None = None, *, rule: str | 
 
 def amount(value: Decimal | None, other: Decimal | None = None, *, rule: str | None = None,
            bounds: tuple[Decimal, ...] = ()) -> str:
-    return f"{number(_shown(value, other, rule, bounds), grouped=True)} {present.AMOUNT_UNIT}"
+    """'۶۰۰٫۵ میلیون ریال': an amount with its unit, the last (or only) amount of a sentence."""
+    return f"{figure(value, other, rule=rule, bounds=bounds)} {present.AMOUNT_UNIT}"
+
+
+def figure(value: Decimal | None, other: Decimal | None = None, *, rule: str | None = None,
+           bounds: tuple[Decimal, ...] = ()) -> str:
+    """An amount without its unit: every amount of a sentence but the last, which says the unit once
+    for them all (shared/presentation.md: «the unit once per column or sentence»)."""
+    return number(_shown(value, other, rule, bounds), grouped=True)
 
 
 def code(value: str) -> str:

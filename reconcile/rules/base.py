@@ -312,9 +312,10 @@ def describe_breaks(breaks: list[StageBreak], stage_words: dict[str, str], row_w
     `row_word` comes before the row's label ('ردیف ' for a funding source row; '' for a chapter)."""
     b = worst(breaks)
     more = f" (و {w.number(len(breaks) - 1)} ناسازگاری دیگر)" if len(breaks) > 1 else ""
+    shown = {"rule": "credit_inconsistency", "bounds": (tolerance,)}  # the unit once, after the last amount
     sentence = (f"ارقام اعتبار ناسازگار دارد: در {row_word}«{b.row.label}» "
-                f"{stage_words[b.later]} ({w.amount(b.later_value, b.earlier_value, rule='credit_inconsistency', bounds=(tolerance,))}) "
-                f"از {stage_words[b.earlier]} ({w.amount(b.earlier_value, b.later_value, rule='credit_inconsistency', bounds=(tolerance,))}) "
+                f"{stage_words[b.later]} ({w.figure(b.later_value, b.earlier_value, **shown)}) "
+                f"از {stage_words[b.earlier]} ({w.amount(b.earlier_value, b.later_value, **shown)}) "
                 f"بیشتر است{more}")
     return sentence, {"planned": b.earlier_value, "actual": b.later_value, "measure": b.excess,
                       "numbers": {"breaks": breaks_numbers(breaks), "threshold": text(tolerance)},

@@ -289,7 +289,7 @@ class SpendProgressGap(Rule):
             self, row, q, severity,
             f"{_named(row)} تا پایان {w.quarter(year, q)} "
             f"{w.percent(spend * 100, physical * 100, rule=self.id, bounds=bounds)} اعتبار ابلاغی "
-            f"را جذب کرده ({w.amount(absorbed)} از {w.amount(notified_total)}) اما تنها "
+            f"را جذب کرده ({w.figure(absorbed)} از {w.amount(notified_total)}) اما تنها "
             f"{w.percent(physical * 100, spend * 100, rule=self.id, bounds=bounds)} پیشرفت فیزیکی "
             f"برنامه‌ریزی‌شده سال را به دست آورده است "
             f"(فاصله {w.number(gap * 100)} واحد درصد)",

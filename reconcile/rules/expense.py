@@ -134,7 +134,7 @@ class UnitCostOverrun(Rule):
         return _row_finding(
             self, row, f"{row.agreement_no}/{row.operation_code}", q, severity,
             f"{named.operation()} تا پایان {w.quarter(year, q)} برای هر {_unit_of(row)} "
-            f"{w.amount(cost, unit_cost, rule=self.id, bounds=bounds)} هزینه کرده "
+            f"{w.figure(cost, unit_cost, rule=self.id, bounds=bounds)} هزینه کرده "
             f"در برابر قیمت واحد {w.amount(unit_cost, cost, rule=self.id, bounds=bounds)} در موافقتنامه "
             f"({w.number(ratio)} برابر)",
             planned=unit_cost, actual=cost, measure=ratio,

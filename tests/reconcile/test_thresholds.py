@@ -56,6 +56,16 @@ def test_a_finding_keeps_the_limit_it_was_judged_against(rule, facts, when, limi
     assert default.numbers["threshold"] != kept
 
 
+@pytest.mark.parametrize(("rule", "facts", "when", "limits", "kept"), CASES, ids=[c[0].name for c in CASES])
+def test_a_sentence_says_million_rials_once(rule, facts, when, limits, kept):
+    # presentation.md: amounts in million rials «with the unit once per column or sentence»; three
+    # rules said it after each amount: «(۶۰۰ میلیون ریال از ۱٬۰۰۰ میلیون ریال)» (a trial)
+    [found] = check(rule, facts, when, rule.Limits())
+    says_amounts = rule.id in ("spend_progress_gap", "credit_inconsistency", "unit_cost_overrun")
+    assert found.message.count(present.AMOUNT_UNIT) == (1 if says_amounts else 0), found.message
+
+
+
 @pytest.mark.parametrize(("rule", "numbers", "said"), [
     ("progress_lag", {"threshold": "5"}, "عقب‌ماندگی ۵ واحد درصد یا بیشتر"),
     ("progress_regression", {"threshold": "0.5"}, "کاهش بیش از ۰٫۵ واحد درصد"),
@@ -177,7 +187,7 @@ def test_a_sentence_and_the_figures_beside_it_write_a_figure_alike_to_two_places
     assert present.figure("capital", "progress_lag", found.actual) == "۲۵٪"
     rows = [credit("ملی", "600", "601.50005", 100, 100)]
     [credit_found] = check(CreditInconsistency(), project(credits=rows), AUTUMN, CreditInconsistency.Limits())
-    assert "(۶۰۱٫۵ میلیون ریال)" in credit_found.message and "۶۰۱٫۵۰۰۰۵" not in credit_found.message
+    assert "(۶۰۱٫۵)" in credit_found.message and "۶۰۱٫۵۰۰۰۵" not in credit_found.message
     assert present.figure("capital", "credit_inconsistency", credit_found.actual) == "۶۰۱٫۵ میلیون ریال"
 
 
@@ -189,7 +199,7 @@ def test_figures_flagged_for_differing_by_more_than_a_limit_are_shown_more_than_
 
     rows = [credit("ملی", "600", "600.50005", 100, 100)]
     [found] = check(CreditInconsistency(), project(credits=rows), AUTUMN, CreditInconsistency.Limits())
-    assert "(۶۰۰٫۵۰۰۱ میلیون ریال) از اعتبار مصوب (۶۰۰ میلیون ریال) بیشتر است" in found.message
+    assert "(۶۰۰٫۵۰۰۱) از اعتبار مصوب (۶۰۰ میلیون ریال) بیشتر است" in found.message
     bounds = present.bounds_of(found.numbers)
     assert bounds == (Decimal("0.5"),)
     shown = [present.figure("capital", "credit_inconsistency", a, other=b, bounds=bounds)
@@ -208,7 +218,7 @@ def test_figures_flagged_for_differing_by_more_than_a_limit_are_shown_more_than_
     # far from the limit, two places as ever
     [far] = check(CreditInconsistency(), project(credits=[credit("ملی", "600", "650.50005", 100, 100)]), AUTUMN,
                   CreditInconsistency.Limits())
-    assert "(۶۵۰٫۵ میلیون ریال)" in far.message
+    assert "(۶۵۰٫۵)" in far.message
 
 
 def test_rounding_never_shows_a_flagged_figure_as_the_one_it_was_compared_with():
@@ -228,7 +238,7 @@ def test_rounding_never_shows_a_flagged_figure_as_the_one_it_was_compared_with()
     tight = replace(CreditInconsistency.Limits(), tolerance=Decimal(0))
     [credit_found] = check(CreditInconsistency(), project(credits=[credit("ملی", 600, "600.004", 100, 100)]),
                            AUTUMN, tight)
-    assert "(۶۰۰٫۰۰۴ میلیون ریال) از اعتبار مصوب (۶۰۰ میلیون ریال) بیشتر است" in credit_found.message
+    assert "(۶۰۰٫۰۰۴) از اعتبار مصوب (۶۰۰ میلیون ریال) بیشتر است" in credit_found.message
 
 
 def test_a_figure_is_written_canonically_whatever_its_form():
@@ -263,7 +273,7 @@ def test_figures_beside_a_severity_bound_are_shown_on_their_side_of_it():
                    UnitCostOverrun.Limits())
     assert cost.severity == "minor"
     assert cost.numbers["band"] == "1.2" and cost.numbers["next"] == "1.5"
-    assert "۲٫۹۹۹۸ میلیون ریال هزینه کرده در برابر قیمت واحد ۲ میلیون ریال" in cost.message
+    assert "۲٫۹۹۹۸ هزینه کرده در برابر قیمت واحد ۲ میلیون ریال" in cost.message
     bounds = present.bounds_of(cost.numbers)
     assert bounds == (Decimal("1.2"), Decimal("1.5"))
     assert present.figure("expense", "unit_cost_overrun", cost.actual, other=cost.planned, bounds=bounds) \
@@ -292,10 +302,10 @@ def test_figures_beside_a_severity_bound_are_shown_on_their_side_of_it():
      "پیشرفت فیزیکی ۴۰٪ گزارش کرده در برابر ۵۵٪", ("capital", "۴۰٪")),
     # 2.99992 a unit, 1.49996 times 2: 1.5, major — «۳» beside «۲», not «۲٫۹۹۹۹»
     (UnitCostOverrun(), op_unit(unit_cost=2, items=[item(1, 100000, 299992)]), SUMMER, "major",
-     "۳ میلیون ریال هزینه کرده در برابر قیمت واحد ۲ میلیون ریال", ("expense", "۳ میلیون ریال")),
+     "۳ هزینه کرده در برابر قیمت واحد ۲ میلیون ریال", ("expense", "۳ میلیون ریال")),
     # 8.3999 beside 7: 1.2 times, minor — «۸٫۴», not «۸٫۳۹۹۹» (no deviation at all to a reader)
     (UnitCostOverrun(), op_unit(unit_cost=7, items=[item(1, 10000, 83999)]), SUMMER, "minor",
-     "۸٫۴ میلیون ریال هزینه کرده در برابر قیمت واحد ۷ میلیون ریال", ("expense", "۸٫۴ میلیون ریال")),
+     "۸٫۴ هزینه کرده در برابر قیمت واحد ۷ میلیون ریال", ("expense", "۸٫۴ میلیون ریال")),
     # a difference of 24.99995 is 25, critical: «۲۰٪» beside «۴۵٪»
     (InspectionMismatch(), project(reports=[report(1, 45), report(2, 45)], inspections=[visit("1405/08/10", "20.00005")]),
      AUTUMN, "critical", "۲۰٪ دیده شد", ("capital", "۲۰٪")),

@@ -205,17 +205,29 @@ _CREDIT_STAGES = {"project_credit": ("approved", "notified", "allocated", "absor
                   "project_year": ("total_approved", "total_notified", "total_allocated", "total_absorbed")}
 
 
+# the evidence columns the catalogue sums or compares counting an empty one as 0 (an operation's
+# quantities and spending year to date, a credit row's stages)
+_SUMMED = {"operation_performance": ("quantity", "spent"), **_CREDIT_STAGES}
+EMPTY_AS_ZERO = f"{present.NOTHING} (خالی؛ صفر در جمع)"
+
+
 def evidence_figures(row: Any, evidence: dict[str, Any], limits: tuple[Decimal, ...]) -> dict[str, str]:
     """A deviation's evidence row, each column as people read it (:func:`evidence_figure`); a credit
     row's stages as the project's and agreement's pages and the report write them (precision.credit_texts
     with credit_inconsistency's tolerance, `limits`): 600.5001 beside 600 reads «۶۰۰٫۵۰۰۱», as the
-    figures above it say, not «۶۰۰٫۵», which reads as a break of exactly the tolerance (a trial)."""
+    figures above it say, not «۶۰۰٫۵», which reads as a break of exactly the tolerance (a trial). A
+    figure the portal left empty that the rule counted as 0 says so (EMPTY_AS_ZERO): a bare «—» read
+    as "not reported" beside a sentence saying «۰ خانوار انجام داده» (a trial)."""
+    table = _field(row, "evidence_table")
     shown = {key: evidence_figure(row, key, value) for key, value in evidence.items()}
-    stages = _CREDIT_STAGES.get(_field(row, "evidence_table"), ())
+    stages = _CREDIT_STAGES.get(table, ())
     if stages and all(stage in evidence for stage in stages):
         texts = precision.credit_texts([evidence[stage] for stage in stages], limits)
         for stage, text in zip(stages, texts):
             shown[stage] = text if text == present.NOTHING else f"{text} {present.AMOUNT_UNIT}"
+    for key in _SUMMED.get(table, ()):
+        if key in evidence and evidence[key] is None:
+            shown[key] = EMPTY_AS_ZERO
     return shown
 
 

@@ -442,6 +442,24 @@ def test_a_deviations_figures_beside_its_severitys_bound_read_on_their_side_of_i
     assert figure(row["actual"], row, row["planned"]) == "۳ میلیون ریال"
 
 
+def test_an_evidence_rows_empty_figure_says_the_rule_counted_it_as_zero():
+    # a trial: «مقدار —» and «هزینه —» in the evidence row of a shortfall whose sentence says «۰ خانوار
+    # انجام داده»: read as "not reported"; the catalogue counts an empty figure as 0 in sums
+    from web.common import EMPTY_AS_ZERO, evidence_figures
+
+    row = {"kind": "expense", "rule": "operation_shortfall", "evidence_table": "operation_performance",
+           "fiscal_year": 1405, "numbers": {"planned_cum": "1000", "actual_cum": "0", "threshold": "0.85", "unit": "خانوار"}}
+    shown = evidence_figures(row, {"quarter": 2, "quantity": None, "spent": None, "reported_on": None}, ())
+    assert shown["quantity"] == shown["spent"] == EMPTY_AS_ZERO == "— (خالی؛ صفر در جمع)"
+    assert shown["reported_on"] == present.NOTHING  # not a figure the rule sums
+    credit = {"kind": "capital", "rule": "credit_inconsistency", "evidence_table": "project_credit",
+              "fiscal_year": 1405, "numbers": {}}
+    stages = evidence_figures(credit, {"approved": Decimal(700), "notified": None, "allocated": Decimal(800),
+                                       "absorbed": Decimal(0)}, (Decimal("0.5"),))
+    assert (stages["approved"], stages["notified"], stages["absorbed"]) == (
+        "۷۰۰ میلیون ریال", EMPTY_AS_ZERO, "۰ میلیون ریال")
+
+
 def test_an_act_and_its_line_in_the_log_of_acts_are_stored_together_or_not_at_all(sqlite_store):
     # the log of acts failing: the act is not stored either, and the person may simply send it again
     from store.users import recent_actions

@@ -80,6 +80,7 @@ class Digest:
     items: tuple[Item, ...]  # the news, worst first, as the counties list them
     resolved: tuple[Item, ...]
     held_back: int  # news left for the next digest (beyond max_per_digest)
+    first: bool = False  # the expert was never told anything: no "since your last e-mail" to speak of
 
     def counts(self) -> dict[str, int]:
         """News by severity, worst first, severities with none left out."""
@@ -152,4 +153,5 @@ def build_digest(conn: Connection, expert: Expert, alerts: AlertsConfig, routing
     counties = _grouped(items)
     shown = tuple(i for county in counties for agency in county.agencies for i in agency.items)
     resolved = tuple(sorted((_item(row, names, "resolved") for row in resolved_rows), key=_worst_first))
-    return Digest(expert, now, counties, shown, resolved, held_back)
+    return Digest(expert, now, counties, shown, resolved, held_back,
+                  first=not store_alerts.told_before(conn, expert.address))

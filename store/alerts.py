@@ -140,6 +140,11 @@ def news_for(conn: Connection, recipient: str, scope: Scope, min_severity: str) 
     return conn.execute(query).all()
 
 
+def told_before(conn: Connection, recipient: str) -> bool:
+    """Whether `recipient` was ever told of a deviation (their first digest speaks of no earlier one)."""
+    return conn.execute(sa.select(sa.exists().where(told.c.recipient == recipient))).scalar_one()
+
+
 def resolved_for(conn: Connection, recipient: str) -> list[Any]:
     """Deviations `recipient` was told of as open that are resolved now."""
     query = (sa.select(*_SHOWN, told.c.severity.label("told_severity"), told.c.status.label("told_status"))

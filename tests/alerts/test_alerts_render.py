@@ -82,7 +82,7 @@ def test_plain_part_carries_the_same_subjects_and_figures(engine, facts, smtp):
 
 def _news_html_text(visible: str) -> str:
     """The HTML's visible text from the greeting to the footer (the header repeats the date)."""
-    start = visible.index("گرامی، انحراف‌های زیر")
+    start = visible.index("گرامی، انحراف‌های")  # «… باز زیر» in a first digest, «… زیر از رایانامه پیشین» after
     return visible[start:visible.index("این رایانامه را سامانه")]
 
 

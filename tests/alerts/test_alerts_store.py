@@ -16,7 +16,7 @@ from reconcile.settings import ReconcileConfig
 from store.alerts import outbox_summary
 from store.db import current_revision, make_engine, upgrade
 from store.models import METADATA, ProgressReport
-from tests.alerts.builders import INFRA, ROUTING, SOCIAL, T0, TALFIQ, alerts_config, later, plain_part
+from tests.alerts.builders import INFRA, ROUTING, SOCIAL, T0, TALFIQ, alerts_config, html_part, later, plain_part
 from tests.reconcile.reconcile_builders import Store
 
 ALERT_TABLES = {"alert_outbox", "alert_told"}
@@ -120,3 +120,11 @@ def test_from_a_real_reconciliation_to_the_mailbox_and_again(engine, smtp):
     assert sorted(r.rcpt_tos[0] for r in smtp.mailbox.received[1:]) == ["infra@mpo-kz.ir", "talfiq@mpo-kz.ir"]
     infra_second = plain_part(smtp.mailbox.to(INFRA.address)[1].message)
     assert "تشدیدشده از عمده" in infra_second and "۱۰٪" in infra_second
+    # a first digest speaks of no earlier e-mail (a trial: «از رایانامه پیشین شما» in the very first);
+    # a later one does, and so does consolidation's first, which is its first
+    infra_first = smtp.mailbox.to(INFRA.address)[0].message
+    talfiq_first = smtp.mailbox.to(TALFIQ.address)[0].message
+    for first in (infra_first, talfiq_first):
+        assert "رایانامه پیشین" not in plain_part(first) and "رایانامه پیشین" not in html_part(first)
+        assert "انحراف‌های باز زیر در حوزهٔ کار شما یافت شده‌اند" in plain_part(first)
+    assert "انحراف‌های زیر از رایانامه پیشین شما تازه یا تشدید شده‌اند" in infra_second

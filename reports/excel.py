@@ -279,11 +279,16 @@ def _operation_columns(report: Report) -> list[Col]:
 
 
 def _figure_name(d: Any, i: int) -> str:
-    """The name of a deviation's planned (0) or actual (1) figure, with an operation's unit of measure
-    where the figure is a quantity (the cell beside it stays a number): «برنامه (نفر-ساعت)»."""
+    """The name of a deviation's planned (0) or actual (1) figure, with its unit where the cell beside
+    it, a number, cannot show one: an operation's unit of measure for a quantity, «برنامه (نفر-ساعت)»,
+    million rials for an amount, «سقف (میلیون ریال)» (a trial: «سقف» alone, beside quantities named in
+    theirs); shares and percentages show theirs in the cell's format."""
     name = present.figure_names(d.kind, d.rule)[i]
-    if d.unit and present.figure_unit(d.kind, d.rule) == present.QUANTITY:
+    unit = present.figure_unit(d.kind, d.rule)
+    if d.unit and unit == present.QUANTITY:
         return f"{name} ({d.unit})"
+    if unit == present.AMOUNT:
+        return f"{name} ({present.AMOUNT_UNIT})"
     return name
 
 

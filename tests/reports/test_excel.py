@@ -264,13 +264,15 @@ def test_each_deviations_figures_are_named_as_its_rule_names_them(workbook):
         if unit and present.figure_unit(d.kind, d.rule) == present.QUANTITY:  # a quantity names its unit
             expected = tuple(f"{name} ({unit})" for name in expected)
             quantities.add(names)
+        if present.figure_unit(d.kind, d.rule) == present.AMOUNT:  # and an amount its (a trial: «سقف» alone)
+            expected = tuple(f"{name} (میلیون ریال)" for name in expected)
         assert names == expected, (d.kind, d.rule)
         assert all(sheet.cell(r, c).data_type == "s" for c in (planned - 1, actual - 1))
         figures = [sheet.cell(r, c) for c in (planned, actual)]
         assert all(c.value is None or c.data_type == "n" for c in figures)  # numbers stay numbers
         named.add((d.kind, d.rule, names))
     assert ("capital", "spend_progress_gap", ("سهم جذب اعتبار", "سهم پیشرفت فیزیکی")) in named
-    assert ("expense", "unit_cost_overrun", ("بهای واحد مصوب", "بهای واحد واقعی")) in named
+    assert ("expense", "unit_cost_overrun", ("بهای واحد مصوب (میلیون ریال)", "بهای واحد واقعی (میلیون ریال)")) in named
     assert ("capital", "progress_lag", ("برنامه", "عملکرد")) in named
     # an operation's quantities are counted in its unit of measure, named beside the number
     assert quantities and all(a.startswith("برنامه (") and b.startswith("عملکرد (") for a, b in quantities)

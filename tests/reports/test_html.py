@@ -101,6 +101,10 @@ def test_unit_costs_show_two_decimal_places_both_approved_and_actual(page_file, 
             cells = rows.nth(i).locator("td").all_inner_texts()
             for shown in (cells[8], cells[9]):  # بهای واحد مصوب, بهای واحد واقعی
                 assert shown == "—" or re.fullmatch(r"[۰-۹٬]+٫[۰-۹]{2}", shown), shown
+        # every money column names its unit, as the workbook's do (a trial: «هزینه (تجمعی)» alone)
+        headers = page.locator("#agreements thead th").all_inner_texts()
+        money = [h for h in headers if h.startswith(("هزینه", "بهای واحد مصوب", "بهای واحد واقعی"))]
+        assert len(money) == 3 and all(h.endswith("میلیون ریال)") for h in money), headers
 
 
 def test_each_listed_deviation_shows_its_id_to_act_on(page_file, simulated, browser):

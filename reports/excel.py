@@ -254,7 +254,7 @@ def _project_columns(report: Report) -> list[Col]:
         Col("بازدید (ISO)", "iso", lambda p: p.visited_on, 11),
         Col("پیشرفت مشاهده‌شده", "shown", lambda p: precision.points(p.observed), 11),
         Col(FORECAST_HEADER, "year", lambda p: p.forecast.year, 10),
-        Col("پیش‌بینی", "text", lambda p: FORECAST_WORDS[p.forecast.outlook], 14),
+        Col("مبنای سال اتمام", "text", lambda p: FORECAST_WORDS[p.forecast.outlook], 16),
         Col("سال پایان برنامه‌ای", "year", lambda p: p.forecast.end_year, 10),
         Col("سرعت پیشرفت در سه‌ماهه (واحد درصد)", "pace", lambda p: p.forecast.pace, 12),
     ]

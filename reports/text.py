@@ -12,7 +12,9 @@ from foundation import present
 REPORT_TITLE = "گزارش نظارتی معاونت بودجه"
 PROJECT_TITLE = "منحنی پیشرفت پروژه"
 
-FORECAST_WORDS = {"forecast": "پیش‌بینی", "complete": "تکمیل‌شده", "no_progress": "بدون پیشرفت",
+# how a completion year was come to (the workbook's column beside the year; a trial found «پیش‌بینی»
+# under a header «پیش‌بینی» in most rows, which said nothing)
+FORECAST_WORDS = {"forecast": "برآورد با سرعت اخیر", "complete": "تکمیل‌شده", "no_progress": "بدون پیشرفت",
                   "unknown": "نامعلوم"}
 STEP_WORDS = {"done": "انجام‌شده", "pending": "در جریان", "none": "آغاز نشده"}
 

@@ -313,6 +313,12 @@ def test_a_forecast_after_the_planned_end_stands_out_and_stays_a_year(workbook):
     assert late and on_time
     assert all(c.number_format == "0" and c.font.color.rgb.endswith("B71C1C") for c in late)
     assert all(c.number_format == "0" and not c.font.b for c in on_time)
+    # beside the year, how it was come to: not «پیش‌بینی» under a header «پیش‌بینی» (a trial)
+    basis = _column(projects, "مبنای سال اتمام")
+    said = {projects.cell(r, basis).value for r in range(2, projects.max_row + 1)}
+    assert "برآورد با سرعت اخیر" in said and said <= {"برآورد با سرعت اخیر", "تکمیل‌شده", "بدون پیشرفت", "نامعلوم"}
+    assert all(projects.cell(r, basis).value == "برآورد با سرعت اخیر" for r in range(2, projects.max_row + 1)
+               if projects.cell(r, forecast).value and projects.cell(r, basis).value != "تکمیل‌شده")
 
 
 def test_late_cycle_steps_stand_out(workbook):

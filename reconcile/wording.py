@@ -46,7 +46,8 @@ UNKNOWN = "؟"  # a figure the facts do not hold
 #    beside 2 (1.4999 times, minor below 1.5) read «۳» beside «۲», a major's figures.
 # 12: million rials said once a sentence, after its last amount (presentation.md: «the unit once per
 #    column or sentence»): «(۶۰۰ از ۱٬۰۰۰ میلیون ریال)», not «(۶۰۰ میلیون ریال از ۱٬۰۰۰ میلیون ریال)»
-#    (spend_progress_gap, credit_inconsistency, unit_cost_overrun; a trial).
+#    (spend_progress_gap, credit_inconsistency, unit_cost_overrun; a trial); an agreement's unit cost
+#    named as its figure is everywhere, «بهای واحد مصوب» (the sentence said «قیمت واحد … در موافقتنامه»).
 VERSION = 12
 
 

@@ -135,7 +135,7 @@ class UnitCostOverrun(Rule):
             self, row, f"{row.agreement_no}/{row.operation_code}", q, severity,
             f"{named.operation()} تا پایان {w.quarter(year, q)} برای هر {_unit_of(row)} "
             f"{w.figure(cost, unit_cost, rule=self.id, bounds=bounds)} هزینه کرده "
-            f"در برابر قیمت واحد {w.amount(unit_cost, cost, rule=self.id, bounds=bounds)} در موافقتنامه "
+            f"در برابر بهای واحد مصوب {w.amount(unit_cost, cost, rule=self.id, bounds=bounds)} "
             f"({w.number(ratio)} برابر)",
             planned=unit_cost, actual=cost, measure=ratio,
             numbers={"spent_cum": text(spent), "actual_cum": text(actual), "unit_cost": text(unit_cost),

@@ -273,7 +273,9 @@ def test_figures_beside_a_severity_bound_are_shown_on_their_side_of_it():
                    UnitCostOverrun.Limits())
     assert cost.severity == "minor"
     assert cost.numbers["band"] == "1.2" and cost.numbers["next"] == "1.5"
-    assert "۲٫۹۹۹۸ هزینه کرده در برابر قیمت واحد ۲ میلیون ریال" in cost.message
+    assert "۲٫۹۹۹۸ هزینه کرده در برابر بهای واحد مصوب ۲ میلیون ریال" in cost.message
+    # the agreement's figure named as the figures beside the sentence name it (a trial: «قیمت واحد»)
+    assert present.figure_names("expense", "unit_cost_overrun")[0] in cost.message
     bounds = present.bounds_of(cost.numbers)
     assert bounds == (Decimal("1.2"), Decimal("1.5"))
     assert present.figure("expense", "unit_cost_overrun", cost.actual, other=cost.planned, bounds=bounds) \
@@ -302,10 +304,10 @@ def test_figures_beside_a_severity_bound_are_shown_on_their_side_of_it():
      "پیشرفت فیزیکی ۴۰٪ گزارش کرده در برابر ۵۵٪", ("capital", "۴۰٪")),
     # 2.99992 a unit, 1.49996 times 2: 1.5, major — «۳» beside «۲», not «۲٫۹۹۹۹»
     (UnitCostOverrun(), op_unit(unit_cost=2, items=[item(1, 100000, 299992)]), SUMMER, "major",
-     "۳ هزینه کرده در برابر قیمت واحد ۲ میلیون ریال", ("expense", "۳ میلیون ریال")),
+     "۳ هزینه کرده در برابر بهای واحد مصوب ۲ میلیون ریال", ("expense", "۳ میلیون ریال")),
     # 8.3999 beside 7: 1.2 times, minor — «۸٫۴», not «۸٫۳۹۹۹» (no deviation at all to a reader)
     (UnitCostOverrun(), op_unit(unit_cost=7, items=[item(1, 10000, 83999)]), SUMMER, "minor",
-     "۸٫۴ هزینه کرده در برابر قیمت واحد ۷ میلیون ریال", ("expense", "۸٫۴ میلیون ریال")),
+     "۸٫۴ هزینه کرده در برابر بهای واحد مصوب ۷ میلیون ریال", ("expense", "۸٫۴ میلیون ریال")),
     # a difference of 24.99995 is 25, critical: «۲۰٪» beside «۴۵٪»
     (InspectionMismatch(), project(reports=[report(1, 45), report(2, 45)], inspections=[visit("1405/08/10", "20.00005")]),
      AUTUMN, "critical", "۲۰٪ دیده شد", ("capital", "۲۰٪")),

@@ -108,14 +108,17 @@ class UserError(Exception):
         self.exit_code = exit_code
 
 
-def fiscal_year(raw: str, option: str, first: int, last: int, *, what: str = "a Jalali fiscal year") -> int:
+def fiscal_year(raw: str, option: str = "--year") -> int:
     """A year typed as an option, in ASCII or Persian digits (`--year ۱۴۰۵`: typer's integer refused
-    it in pydantic's words, a trial), between `first` and `last`; else one line naming the option."""
+    it in pydantic's words, a trial), one a portal can hold (foundation.vocabulary FIRST_YEAR..LAST_YEAR);
+    else one line naming the option, the same from every command."""
     from foundation.persian import to_ascii_digits
+    from foundation.vocabulary import FIRST_YEAR, LAST_YEAR
 
     text = to_ascii_digits(raw).strip()
-    if not text.isascii() or not text.isdigit() or not first <= int(text) <= last:
-        raise UserError(f"{option} {raw}: not {what} ({first}-{last}, e.g. 1405)")
+    if not text.isascii() or not text.isdigit() or not FIRST_YEAR <= int(text) <= LAST_YEAR:
+        raise UserError(f"{option} {raw}: not a Jalali fiscal year a portal can hold ({FIRST_YEAR}-{LAST_YEAR}, "
+                        "e.g. 1405)")
     return int(text)
 
 

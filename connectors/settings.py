@@ -17,7 +17,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from foundation import __version__
 from foundation.settings import ConfigError, Strict, WithPassword, read_password
-from foundation.vocabulary import Source
+from foundation.vocabulary import FIRST_YEAR, LAST_YEAR, Source  # noqa: F401 - the years a portal can hold, re-exported
 
 USER_AGENT = f"budgetwatch/{__version__} (Khuzestan MPO budget monitoring)"
 MAX_CONCURRENCY = 8  # both contracts: never more than 8 requests in flight
@@ -51,7 +51,6 @@ class PortalSettings:
 # --- the sources section of config.yaml -----------------------------------------------------
 
 
-FIRST_YEAR, LAST_YEAR = 1390, 1500  # fiscal years a portal can hold (Jalali)
 
 
 class SourceConfig(WithPassword):

@@ -11,6 +11,11 @@ from typing import Literal
 Source = Literal["nezarat4", "saba"]
 SOURCES: tuple[Source, ...] = ("nezarat4", "saba")
 
+# the Jalali fiscal years a portal can hold: a source's `years` in config.yaml, every command's `--year`,
+# the console's year filters (one range everywhere: `--year 1300` was refused by sync, listed nothing
+# from `deviations list`, and ran a reconciliation of nothing from the console)
+FIRST_YEAR, LAST_YEAR = 1390, 1500
+
 Kind = Literal["capital", "expense"]
 KINDS: tuple[Kind, ...] = ("capital", "expense")
 

@@ -63,7 +63,7 @@ def test_a_year_in_persian_digits_is_the_year(run):
     assert run("db", "upgrade")[0] == 0
     assert run("export", "projects", "--year", "۱۴۰۵") == (0, "", "")  # an empty store: no line, no error
     code, _out, err = run("export", "projects", "--year", "۱۳")
-    assert code == 2 and _one_line(err).startswith("error: --year ۱۳: not a Jalali fiscal year (1390-1500")
+    assert code == 2 and _one_line(err).startswith("error: --year ۱۳: not a Jalali fiscal year a portal can hold (1390-1500")
 
 
 def test_rejections_of_a_run_that_does_not_exist_are_an_error(run):

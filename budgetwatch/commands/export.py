@@ -15,7 +15,6 @@ from typing import Any
 import typer
 
 from budgetwatch.app import UserError, app, context, err_console, fiscal_year, open_output
-from connectors.settings import FIRST_YEAR, LAST_YEAR
 from foundation import present
 from foundation.jalali import format_jalali
 from store.export import export_agreements, export_projects
@@ -140,7 +139,7 @@ def export(
         raise UserError(f"--output {output}: a {suffix} file for --format {fmt}: name it .{'csv' if fmt == 'csv' else 'jsonl'}, "
                         "or give the format the name says")
     # 13 for 1403 exported nothing, silently
-    year = None if year_typed is None else fiscal_year(year_typed, "--year", FIRST_YEAR, LAST_YEAR)
+    year = None if year_typed is None else fiscal_year(year_typed, "--year")
     engine = context().engine
     reader = export_projects if kind is ExportKind.projects else export_agreements
     flatten = _flat_projects if kind is ExportKind.projects else _flat_agreements

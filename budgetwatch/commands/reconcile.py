@@ -26,7 +26,6 @@ from rich.text import Text
 
 from budgetwatch.app import (ID_MAX, UserError, app, console, context, err_console, fiscal_year, open_output,
                              option_values)
-from connectors.settings import FIRST_YEAR, LAST_YEAR
 from foundation import present
 from foundation.jalali import format_jalali, parse_day
 from foundation.persian import NormalizationError, to_ascii_digits
@@ -62,7 +61,7 @@ def _day(raw: str | None, option: str) -> date | None:
 def _years(values: list[str] | None) -> tuple[int, ...]:
     """The years asked for, each one a portal can hold, checked as every command checks `--year` (a year
     before the portals', `--year 1300`, listed nothing without a word: a trial)."""
-    return tuple(sorted({fiscal_year(raw, "--year", FIRST_YEAR, LAST_YEAR) for raw in option_values(values, "--year")}))
+    return tuple(sorted({fiscal_year(raw, "--year") for raw in option_values(values, "--year")}))
 
 
 def _choices(values: tuple[str, ...], allowed: tuple[str, ...], option: str) -> tuple[str, ...]:

@@ -20,7 +20,6 @@ from rich.text import Text
 
 from budgetwatch.app import UserError, app, check_output, console, context, err_console, fiscal_year, option_values
 from budgetwatch.commands.reconcile import _day
-from connectors.settings import FIRST_YEAR, LAST_YEAR
 from foundation.jalali import (
     format_jalali,
     is_quarter_closed,
@@ -59,7 +58,7 @@ def _settings():
 
 def _year(raw: str | None) -> int | None:
     """`--year` checked as every command checks it: a year a portal can hold."""
-    return None if raw is None else fiscal_year(raw, "--year", FIRST_YEAR, LAST_YEAR)
+    return None if raw is None else fiscal_year(raw, "--year")
 
 
 def _number(raw: str | None, option: str, low: int, high: int) -> int | None:

@@ -15,7 +15,6 @@ from budgetwatch.app import ID_MAX, UserError, app, console, context, err_consol
 from budgetwatch.config import Config, ConfigError
 from foundation.jalali import TEHRAN, format_jalali
 from store.db import open_store
-from connectors.settings import FIRST_YEAR, LAST_YEAR
 from store.export import recent_runs, run_exists, run_rejections
 from foundation.vocabulary import SOURCES
 from sync.outcome import SourceOutcome, SyncObserver
@@ -126,7 +125,7 @@ def sync(
     year: list[str] = typer.Option(None, "--year", "-y", help="Fiscal year (Jalali); repeat for several. Default: config."),
 ) -> None:
     """Pull agreements and performance from the portals into the store (incremental by default)."""
-    years = [fiscal_year(y, "--year", FIRST_YEAR, LAST_YEAR, what="a Jalali fiscal year a portal can hold")
+    years = [fiscal_year(y, "--year")
              for y in year or ()]
     ctx = context()
     config = ctx.config

@@ -110,8 +110,8 @@ def test_table_shows_counts_per_rule_and_group_and_the_rule_stats(cli):
     (("--min-severity", "high"), "--min-severity 'high': use one of minor, major, critical"),
     (("--format", "xml"), "--format 'xml': use table or json"),
     (("--group", "finance"), "--group 'finance'"),
-    (("--year", "99"), "--year 99: not a Jalali fiscal year (1390-1500"),
-    (("--year", "1300"), "--year 1300: not a Jalali fiscal year (1390-1500"),  # as sync and export say it
+    (("--year", "99"), "--year 99: not a Jalali fiscal year a portal can hold (1390-1500"),
+    (("--year", "1300"), "--year 1300: not a Jalali fiscal year a portal can hold (1390-1500"),  # as every command says it
     (("--county", "تهران"), "unknown county 'تهران'"),
     (("--agency", "999"), "unknown agency '999'"),
     (("--county", ""), "--county '': empty"),  # taken as no filter before (a trial, on `report`)
@@ -129,7 +129,7 @@ def test_deviations_list_refuses_a_year_no_portal_holds(cli):
     # `--year 1300` listed nothing and exited 0, as if the year had no deviation (a trial)
     code, out, err = cli("deviations", "list", "--year", "1300")
     assert code == 2 and out == ""
-    assert err.strip() == "error: --year 1300: not a Jalali fiscal year (1390-1500, e.g. 1405)"
+    assert err.strip() == "error: --year 1300: not a Jalali fiscal year a portal can hold (1390-1500, e.g. 1405)"
 
 
 @pytest.mark.slow_on_postgresql  # what a terminal shows, the same from either store

@@ -54,8 +54,8 @@ DAY = ("--as-of", "1405/09/04")
     ((*DAY, "--county", "تهران", "--output", "r.html"), "unknown county 'تهران'"),
     ((*DAY, "--agency", "999", "--output", "r.html"), "unknown agency '999'"),
     ((*DAY, "--group", "finance", "--output", "r.html"), "--group 'finance'"),
-    ((*DAY, "--year", "99", "--output", "r.html"), "--year 99: not a Jalali fiscal year (1390-1500"),
-    ((*DAY, "--year", "1300", "--output", "r.html"), "--year 1300: not a Jalali fiscal year (1390-1500"),
+    ((*DAY, "--year", "99", "--output", "r.html"), "--year 99: not a Jalali fiscal year a portal can hold (1390-1500"),
+    ((*DAY, "--year", "1300", "--output", "r.html"), "--year 1300: not a Jalali fiscal year a portal can hold (1390-1500"),
     (("--as-of", "1405/13/01", "--output", "r.html"), "--as-of '1405/13/01'"),
     # a script's empty variable: taken as no filter, it wrote the whole province's report (a trial)
     ((*DAY, "--county", "", "--output", "r.html"), "--county '': empty"),

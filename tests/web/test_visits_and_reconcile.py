@@ -312,6 +312,16 @@ def test_a_bad_as_of_day_is_named_and_nothing_starts(sqlite_store):
     assert "خوانا نیست" in response.text and app.state.console.jobs.last is None
 
 
+def test_a_year_no_portal_holds_is_named_and_nothing_starts(sqlite_store):
+    # a review: the form ran a reconciliation of year 1300 (nothing, without a word), which every
+    # command refuses; the deviations list's filter takes the same years
+    app = sqlite_store.app()
+    tolfiq = sqlite_store.client("tolfiq", app=app)
+    response = tolfiq.post("/reconcile", data={"csrf": csrf_of(tolfiq), "year": "1300"})
+    assert "سال مالی «1300» درست نیست: سالی از ۱۳۹۰ تا ۱۵۰۰" in response.text
+    assert app.state.console.jobs.last is None
+
+
 def test_the_project_page_shows_the_change_history_of_reported_figures(sqlite_store):
     from datetime import datetime, timezone
 

@@ -17,7 +17,7 @@ from starlette.datastructures import QueryParams
 
 from foundation import present
 from foundation.persian import BadCode, has_visible, parse_code, sort_key, to_ascii_digits
-from foundation.vocabulary import DEVIATION_STATUSES, GROUPS, KINDS, SEVERITIES
+from foundation.vocabulary import DEVIATION_STATUSES, FIRST_YEAR, GROUPS, KINDS, LAST_YEAR, SEVERITIES
 from reconcile import deviations as dv
 from reconcile.rules import RULE_IDS
 from reconcile.settings import RoutingConfig
@@ -80,7 +80,7 @@ def parse_query(args: QueryParams, routing: RoutingConfig) -> tuple[store.Deviat
     subject = _subject((params["subject"] or [""])[0])
     sort = args.get("sort", "severity")
     query = store.DeviationQuery(
-        years=_ints(params["year"], 1300, 1499), quarters=_ints(params["quarter"], 0, 4),
+        years=_ints(params["year"], FIRST_YEAR, LAST_YEAR), quarters=_ints(params["quarter"], 0, 4),
         county_ids=_ints(params["county"], 1, 10**9), agencies=tuple(to_ascii_digits(a).strip() for a in params["agency"]),
         group_agencies=group_in, group_excludes=group_out, rules=_known(params["rule"], RULE_IDS),
         kinds=_known(params["kind"], KINDS), severities=_known(params["severity"], SEVERITIES),

@@ -10,8 +10,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
+from foundation import present
 from foundation.jalali import parse_day
 from foundation.persian import NormalizationError, to_ascii_digits
+from foundation.vocabulary import FIRST_YEAR, LAST_YEAR
 from store import console as store
 from store.users import display_names, record_action
 from web.common import checked_form, console, flash, redirect, render, user_of
@@ -49,8 +51,9 @@ async def start(request: Request):
     for raw in form.getlist("year"):
         text = to_ascii_digits(str(raw)).strip()
         if text:
-            if not (text.isascii() and text.isdigit() and len(text) == 4 and 1300 <= int(text) <= 1499):
-                flash(request, f"سال مالی «{raw}» درست نیست (مانند ۱۴۰۵).", "error")
+            if not (text.isascii() and text.isdigit() and len(text) == 4 and FIRST_YEAR <= int(text) <= LAST_YEAR):
+                flash(request, f"سال مالی «{raw}» درست نیست: سالی از {present.digits(FIRST_YEAR)} تا "
+                               f"{present.digits(LAST_YEAR)} (مانند ۱۴۰۵).", "error")
                 return redirect("/reconcile")
             years.append(int(text))
     as_of: date | None = None

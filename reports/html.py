@@ -164,5 +164,5 @@ def render_project(conn: Connection, code: str, limits: Limits | None = None) ->
     chart = charts.s_curve(f"{PROJECT_TITLE}: {latest.title}", curve)
     return _ENV.get_template("project.html.j2").render(
         title=PROJECT_TITLE, code=code, name=latest.title, agency=latest.agency_name,
-        county=latest.county_name or "", end_year=latest.end_year, outlook=forecast(points, latest.end_year),
+        county=latest.county_name or present.NO_COUNTY, end_year=latest.end_year, outlook=forecast(points, latest.end_year),
         chart=chart, rows=rows, gap_limits=(limits or Limits.of()).gap)

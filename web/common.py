@@ -144,9 +144,14 @@ def rule_figure(row: Any, key: str, value: Any, other: Any = None) -> str:
     a credit stage in words; apart from the `other` figure it is compared with."""
     if isinstance(value, list):
         return "؛ ".join(rule_figure(row, key, item) for item in value)
-    if isinstance(value, dict):
-        return "، ".join(f"{words.LABELS.get(k, k)} {rule_figure(row, k, v, value.get(_PAIRED.get(k, '')))}"
-                        for k, v in value.items())
+    if isinstance(value, dict):  # a credit break: «ردیف ملی، … رقم ۶۰۰٫۵۰۰۱، سقف ۶۰۰، مازاد ۰٫۵۰۰۱ میلیون ریال»
+        parts = [[words.LABELS.get(k, k), rule_figure(row, k, v, value.get(_PAIRED.get(k, '')))]
+                 for k, v in value.items()]
+        unit = f" {present.AMOUNT_UNIT}"
+        amounts = [part for part in parts if part[1].endswith(unit)]
+        for part in amounts[:-1]:  # the unit once, after the last amount (presentation.md)
+            part[1] = part[1].removesuffix(unit)
+        return "، ".join(f"{label} {text}" for label, text in parts)
     figure_like = isinstance(value, (str, int, float, Decimal)) and not isinstance(value, bool)
     if figure_like and _FIGURE.fullmatch(str(value)):
         bounds = _bounds(row)
@@ -205,9 +210,11 @@ _CREDIT_STAGES = {"project_credit": ("approved", "notified", "allocated", "absor
                   "project_year": ("total_approved", "total_notified", "total_allocated", "total_absorbed")}
 
 
-# the evidence columns the catalogue sums or compares counting an empty one as 0 (an operation's
-# quantities and spending year to date, a credit row's stages)
-_SUMMED = {"operation_performance": ("quantity", "spent"), **_CREDIT_STAGES}
+# the evidence columns a rule sums or compares counting an empty one as 0 (reconciliation-rules.md:
+# "a figure the portal left empty counts as 0 in sums"), by rule and evidence table
+_SUMMED = {("operation_shortfall", "operation_performance"): ("quantity",),
+           ("unit_cost_overrun", "operation_performance"): ("quantity", "spent"),
+           **{("credit_inconsistency", table): stages for table, stages in _CREDIT_STAGES.items()}}
 EMPTY_AS_ZERO = f"{present.NOTHING} (خالی؛ صفر در جمع)"
 
 
@@ -225,7 +232,7 @@ def evidence_figures(row: Any, evidence: dict[str, Any], limits: tuple[Decimal, 
         texts = precision.credit_texts([evidence[stage] for stage in stages], limits)
         for stage, text in zip(stages, texts):
             shown[stage] = text if text == present.NOTHING else f"{text} {present.AMOUNT_UNIT}"
-    for key in _SUMMED.get(table, ()):
+    for key in _SUMMED.get((_field(row, "rule"), table), ()):
         if key in evidence and evidence[key] is None:
             shown[key] = EMPTY_AS_ZERO
     return shown

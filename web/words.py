@@ -42,7 +42,7 @@ LABELS = {
     "spend_share": "سهم جذب اعتبار", "previous": "گزارش پیشین", "reported": "گزارش‌شده", "drop": "کاهش",
     "latest_progress": "آخرین پیشرفت گزارش‌شده", "observed": "پیشرفت مشاهده‌شده", "difference": "اختلاف",
     "planned_cum": "برنامهٔ انباشته", "actual_cum": "عملکرد انباشته", "ratio": "نسبت", "spent_cum": "هزینهٔ انباشته",
-    "unit_cost": "بهای واحد", "actual_unit_cost": "بهای واحد واقعی", "value": "رقم", "limit": "سقف",
+    "unit_cost": "بهای واحد مصوب", "actual_unit_cost": "بهای واحد واقعی", "value": "رقم", "limit": "سقف",
     "excess": "مازاد", "row": "ردیف", "stage": "مرحله", "exceeds": "بیش از", "breaks": "ناسازگاری‌ها",
     "quarter_end": "پایان سه‌ماهه", "due": "مهلت", "approval_due": "مهلت تأیید", "entered": "تاریخ ثبت",
     "reported_on": "تاریخ گزارش", "visited_on": "تاریخ بازدید", "quarter": "سه‌ماهه", "progress": "پیشرفت",

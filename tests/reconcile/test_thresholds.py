@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from decimal import Decimal
+import re
 
 import pytest
 
@@ -61,8 +62,15 @@ def test_a_sentence_says_million_rials_once(rule, facts, when, limits, kept):
     # presentation.md: amounts in million rials «with the unit once per column or sentence»; three
     # rules said it after each amount: «(۶۰۰ میلیون ریال از ۱٬۰۰۰ میلیون ریال)» (a trial)
     [found] = check(rule, facts, when, rule.Limits())
-    says_amounts = rule.id in ("spend_progress_gap", "credit_inconsistency", "unit_cost_overrun")
-    assert found.message.count(present.AMOUNT_UNIT) == (1 if says_amounts else 0), found.message
+    n = "[۰-۹][۰-۹٬٫]*"  # a figure as sentences write it
+    after_the_last = {  # where the unit stands: after the sentence's last amount, naming them all
+        "spend_progress_gap": rf"\({n} از {n} میلیون ریال\)",
+        "credit_inconsistency": rf"\({n}\) از [^()]+ \({n} میلیون ریال\) بیشتر است",
+        "unit_cost_overrun": rf" {n} هزینه کرده در برابر بهای واحد مصوب {n} میلیون ریال ",
+    }
+    assert found.message.count(present.AMOUNT_UNIT) == (1 if rule.id in after_the_last else 0), found.message
+    if rule.id in after_the_last:
+        assert re.search(after_the_last[rule.id], found.message), found.message
 
 
 

@@ -243,6 +243,27 @@ def test_a_projects_page_marks_a_completion_forecast_after_its_planned_end(simul
     assert all(shown == late for shown, late in marked.values()), marked
 
 
+def test_a_projects_page_without_a_county_says_so_as_every_output_does(simulated):
+    # a review: an empty «<span></span>» where the report, e-mails and console say «نامشخص»
+    from bs4 import BeautifulSoup
+
+    with simulated.connect() as conn:
+        code = conn.execute(sa.text("SELECT code FROM project ORDER BY code LIMIT 1")).scalar_one()
+        years = conn.execute(sa.text("SELECT y.id, y.county_id FROM project_year y JOIN project p ON p.id = y.project_id "
+                                     "WHERE p.code = :code"), {"code": code}).all()
+    with simulated.begin() as conn:
+        conn.execute(sa.text("UPDATE project_year SET county_id = NULL WHERE id = :id"), [{"id": i} for i, _ in years])
+    try:
+        with simulated.connect() as conn:
+            page = BeautifulSoup(html.render_project(conn, code), "html.parser")
+        spans = [span.get_text() for span in page.select("p.meta span")]
+        assert present.NO_COUNTY in spans and "" not in spans, spans
+    finally:  # the package's shared store as the other tests read it
+        with simulated.begin() as conn:
+            conn.execute(sa.text("UPDATE project_year SET county_id = :county WHERE id = :id"),
+                         [{"id": i, "county": county} for i, county in years])
+
+
 QUARTER_NAME = re.compile(r"سه‌ماهه (اول|دوم|سوم|چهارم) ۱۴۰۵")
 
 

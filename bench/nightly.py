@@ -265,6 +265,8 @@ def main() -> None:
                         with copies.copy(f"{name}_{k}_instead") as copy:
                             generator.change_one_percent(copy, 7 + k % 50, args.change)
                             whole = run_in(trees[name], copy, generator.NEXT_DAY, "full", tmp)
+                            if whole["scope"] != "full":
+                                raise SystemExit(f"{name}: the run in the nightly run's place judged {whole['scope']}")
                             insteads[name].append(whole["seconds"])
                             line += (f", --instead {whole['seconds']:6.3f} s "
                                      f"({night['seconds'] / whole['seconds']:.1%})")

@@ -218,6 +218,12 @@ def _workbook_rows(path: Path) -> list[tuple[int, list[str]]]:
                     break
             else:
                 break  # the sheet's last row read
+    except InspectionFileError:
+        raise
+    except Exception as exc:  # a sheet's XML is read only as its rows are (read_only): broken there, the
+        # file is not a workbook openpyxl can read either — a whole-file refusal, not a 500 (a trial)
+        raise _whole(path, f"is not an Excel workbook openpyxl can read ({type(exc).__name__} in its first "
+                           "sheet)") from None
     finally:
         book.close()
     if rows:  # a row's empty trailing cells are the header's empty columns, not missing fields

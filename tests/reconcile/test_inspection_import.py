@@ -258,6 +258,31 @@ def test_a_workbook_that_unpacks_to_more_than_a_years_visits_is_refused_unread(e
 
 
 @pytest.mark.slow_on_postgresql  # the file is refused before the store is written: one database is enough by default
+def test_a_workbook_whose_sheet_is_broken_is_refused_whole(engine, store, tmp_path):
+    # a security trial: its sheet's XML is parsed only as its rows are read (read_only), outside the
+    # refusal of a file openpyxl cannot read: ParseError, exit 1 from the command and 500 in the console
+    import zipfile
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.append(HEADER.strip().split(","))
+    plain = tmp_path / "plain.xlsx"
+    book.save(plain)
+    path = tmp_path / "visits.xlsx"
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(b"</sheetData>", b"<row>")
+            target.writestr(item, data)
+    with pytest.raises(InspectionFileError) as caught:
+        import_file(engine, path, today=TODAY)
+    assert "is not an Excel workbook openpyxl can read (ParseError in its first sheet)" in str(caught.value)
+    assert stored(engine) == []
+
+
+@pytest.mark.slow_on_postgresql  # the file is refused before the store is written: one database is enough by default
 def test_a_workbook_whose_header_is_not_the_visits_is_refused_at_its_header(engine, store, tmp_path, monkeypatch):
     from openpyxl import Workbook
 

@@ -54,6 +54,23 @@ def _reply(code: int, message: bytes | str) -> str:
     return f"{code} {' '.join(text.split())}"
 
 
+HIDDEN = "[hidden]"
+_AUTH_LINE = re.compile(r"(?i)\b(AUTH\s+[A-Z0-9_-]+)\s+\S+")
+
+
+def _hidden(text: str, username: str, password: str) -> str:
+    """A server's answer to the login without the password in any form the client sent it: as it is,
+    and in base64 as AUTH PLAIN («\\0user\\0password») and AUTH LOGIN (the password alone) send it, and
+    whatever follows an echoed «AUTH <mechanism>». A server answering «535 Authentication failed for
+    AUTH PLAIN AG1h…» put the password, base64-encoded, in the log, the outbox and `alerts list`
+    (a security trial)."""
+    forms = [password, *(base64.b64encode(raw.encode("utf-8")).decode("ascii")
+                         for raw in (f"\0{username}\0{password}", password))]
+    for form in sorted({f for f in forms if f}, key=len, reverse=True):
+        text = text.replace(form, HIDDEN)
+    return _AUTH_LINE.sub(rf"\1 {HIDDEN}", text)
+
+
 def _by_code(code: int, message: bytes | str) -> SmtpFailure:
     return Permanent(_reply(code, message)) if 500 <= code < 600 else Transient(_reply(code, message))
 
@@ -233,6 +250,8 @@ class SmtpSession:
             if self._aborted:
                 raise SessionFailure(self._why_aborted) from None
             answer = _reply(exc.smtp_code, exc.smtp_error)
+            if cfg.username and step.startswith("the login"):  # its words may echo what the client sent
+                answer = _hidden(answer, cfg.username, cfg.password().get_secret_value())
             refused = LoginRefused if cfg.username and step.startswith("the login") and exc.smtp_code >= 500 \
                 else SessionFailure
             raise refused(f"{self.where} refused {step}: {answer}") from None

@@ -433,6 +433,37 @@ def test_login_reads_the_password_from_the_environment_and_never_shows_it(engine
 
 
 @pytest.mark.slow_on_postgresql  # what the SMTP server does, not the store: the claims are tested on both
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_a_server_echoing_the_login_line_does_not_put_the_password_in_the_outbox_or_the_report(engine, facts,
+                                                                                                 monkeypatch):
+    # a security trial: «535 5.7.8 Authentication failed for AUTH PLAIN AG1h…» — the password in base64
+    # in the log line, the report, alert_outbox.last_error and `alerts list`
+    import base64
+
+    echoed = []
+
+    def echoing(server, session, envelope, mechanism, auth_data):  # a server quoting what the client sent
+        sent = (b"\0" + auth_data.login + b"\0" + auth_data.password) if mechanism == "PLAIN" else auth_data.password
+        echoed.append(mechanism)
+        line = f"AUTH {mechanism} {base64.b64encode(sent).decode()}"
+        return AuthResult(success=False, handled=False, message=f"535 5.7.8 Authentication failed for {line}")
+
+    server = SmtpServer(authenticator=echoing, auth_require_tls=False, auth_required=True).start()
+    try:
+        cfg = queue_four(engine, facts, server.port, smtp={"username": "bw", "password_env": "BW_TEST_ECHO_PW"})
+        monkeypatch.setenv("BW_TEST_ECHO_PW", "Echo-Secret-42")
+        report = alerts.dispatch(engine, cfg, now=later(0))
+    finally:
+        server.stop()
+    assert echoed and report.sent == 0
+    assert "refused the login of 'bw': 535 5.7.8 Authentication failed for AUTH PLAIN [hidden]" in report.stopped
+    forms = ("Echo-Secret-42", base64.b64encode(b"\0bw\0Echo-Secret-42").decode(),
+             base64.b64encode(b"Echo-Secret-42").decode())
+    said = [str(report), *(r.last_error or "" for r in rows(engine))]
+    assert not any(form in text for form in forms for text in said), said
+
+
+@pytest.mark.slow_on_postgresql  # what the SMTP server does, not the store: the claims are tested on both
 def test_starttls_with_a_private_ca(engine, facts, tmp_path):
     ssl_context = _self_signed(tmp_path)
     server = SmtpServer(tls_context=ssl_context, require_starttls=True).start()

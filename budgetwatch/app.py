@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 from typer.core import TyperGroup
 from sqlalchemy.engine import Engine, make_url
 
@@ -106,6 +108,23 @@ class UserError(Exception):
     def __init__(self, message: str, exit_code: int = 2) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+# C0 controls but the line feed and the tab, DEL and C1: an escape sequence a portal sent in a field (a
+# rejected row keeps it raw) retitled and cleared the operator's terminal (a security trial)
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text: str) -> str:
+    """`text` for a terminal: its control characters written as escapes (ESC as «\\x1b», as `--format
+    json` writes it «\\u001b»), so that it is seen, not obeyed."""
+    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text) if _CONTROLS.search(text) else text
+
+
+def terminal_text(value: str | None) -> Text:
+    """Portal text or a person's for a terminal table: never read as rich markup (a status of «[/]»
+    stopped a command; «[link=…]» made a hidden hyperlink), its control characters escaped."""
+    return Text(terminal_safe(value or ""))
 
 
 def fiscal_year(raw: str, option: str = "--year") -> int:

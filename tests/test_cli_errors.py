@@ -474,6 +474,29 @@ def test_a_portals_text_in_runs_is_shown_as_written_never_as_markup(run, tmp_pat
     assert "agreement[b]x[/b]" in "".join(run("runs", "--rejected", str(run_id))[1].split())
 
 
+def test_a_portals_control_characters_in_runs_are_shown_not_obeyed(run, tmp_path):
+    # a security trial: a rejected row keeps the portal's value raw, and `runs --rejected` wrote its
+    # escape sequences to the terminal (window title set, screen cleared); the JSON output escapes them
+    from foundation.records import Rejection
+    from store.db import open_store
+    from store.runs import close_run, open_run, save_rejections
+
+    assert run("db", "upgrade")[0] == 0
+    engine = open_store(f"sqlite:///{tmp_path / 'data' / 'budgetwatch.db'}")
+    hostile = "\x1b]0;PWNED\x07\x1b[2J\x1b[31mDRAFT\x9b"
+    run_id = open_run(engine, "saba", "incremental", [1405])
+    with engine.begin() as conn:
+        save_rejections(conn, run_id, [Rejection("saba", "agreement 1", "not a status", "status", hostile, "k")])
+    close_run(engine, run_id, status="failed", counts={}, error=f"the portal said: {hostile}", stats={})
+    engine.dispose()
+    for argv in (("runs", "--rejected", str(run_id)), ("runs",)):
+        code, out, err = run(*argv)
+        assert code == 0, err
+        assert not any(c in out for c in "\x1b\x07\x9b"), repr(out)
+        flat = "".join(out.split())  # the table folds long cells
+        assert "\\x1b]0;PWNED\\x07\\x1b[2J\\x1b[31mDRAFT\\x9b" in flat, out
+
+
 @pytest.mark.parametrize("argv", [("deviations", "show"), ("deviations", "ack"), ("alerts", "retry"),
                                   ("runs", "--rejected")])
 def test_an_id_beyond_the_stores_integers_is_a_usage_error(run, argv):

@@ -23,7 +23,7 @@ from rich.text import Text
 
 import alerts
 from alerts.recipients import coverage, find_expert
-from budgetwatch.app import ID_MAX, UserError, app, check_output, console, context, open_output
+from budgetwatch.app import ID_MAX, UserError, app, check_output, console, context, open_output, terminal_text
 from foundation.jalali import format_jalali
 from foundation.settings import ConfigError
 from store import alerts as store_alerts
@@ -179,7 +179,7 @@ def list_outbox(
             status += f" ({_held(row, held_for, now)})"
         table.add_row(str(row.id), row.recipient, Text(status), _when(row.created_at),
                       f"{row.deviations} (+{row.resolved} resolved)", str(row.attempts), _when(when),
-                      Text(_error_of(row)))
+                      terminal_text(_error_of(row)))
     console.print(table)
 
 

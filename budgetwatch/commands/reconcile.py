@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -20,12 +19,11 @@ from typing import Any
 import orjson
 import typer
 from rich.console import Console
-from rich.control import strip_control_codes
 from rich.table import Table
 from rich.text import Text
 
 from budgetwatch.app import (ID_MAX, UserError, app, console, context, err_console, fiscal_year, open_output,
-                             option_values)
+                             option_values, terminal_safe, terminal_text)
 from foundation import present
 from foundation.jalali import format_jalali, parse_day
 from foundation.persian import NormalizationError, to_ascii_digits
@@ -302,19 +300,17 @@ def _line(r: dv.Shown, *, found: bool = False) -> str:
 
 def _line_writer(target: Console) -> Callable[[str], None]:
     """How to write one deviation's line to `target`: to a terminal by Rich; to a file as Rich would
-    write it there (no style, control codes stripped: portal text), at once. Rich's print took
-    ~140 µs a line, its stripping of Persian text ~30 µs: 242,741 lines took 35 s."""
+    write it there (no style), at once; either way with its control characters escaped (portal text:
+    app.terminal_safe). Rich's print took ~140 µs a line, its stripping of Persian text ~30 µs:
+    242,741 lines took 35 s."""
     if target.is_terminal:
-        return lambda line: target.print(line, markup=False, highlight=False, soft_wrap=True)
+        return lambda line: target.print(terminal_safe(line), markup=False, highlight=False, soft_wrap=True)
     write = target.file.write
 
     def plain(line: str) -> None:
-        write((strip_control_codes(line) if _CONTROL.search(line) else line) + "\n")
+        write(terminal_safe(line) + "\n")
 
     return plain
-
-
-_CONTROL = re.compile("[\x07\x08\x0b\x0c\x0d]")  # what rich.control.strip_control_codes strips
 
 
 def _columns(*, found: bool = False) -> str:
@@ -352,7 +348,7 @@ def _stream_table(rows, result: RunResult, target: Console, worst: int | None) -
     tables = tally.tables()
     if worst is not None:
         tables.append(Text(columns, style="bold"))
-        tables.extend(Text(_line(r)) for r in listed)
+        tables.extend(Text(terminal_safe(_line(r))) for r in listed)
         if len(listed) < shown:
             tables.append(Text(f"… and {shown - len(listed):,} more: `budgetwatch deviations list` lists them all"))
     for table in [*tables, _stats_table(result)]:
@@ -441,14 +437,14 @@ def deviations_show(deviation_id: int = typer.Argument(..., metavar="ID", min=1,
         ("acted", f"{row.acted_by}: {row.acted_reason} ({format_jalali(row.acted_at, persian_digits=False, with_time=True)})"
          if row.acted_by else "-"),
     ):
-        table.add_row(name, Text(value))  # portal text and people's reasons: never read as markup
+        table.add_row(name, terminal_text(value))  # portal text and people's reasons: never read as markup
     console.print(table)
     events = Table(title="history", header_style="bold")
     for name in ("at", "event", "severity", "run", "by", "reason"):
         events.add_column(name)
     for e in history:
         events.add_row(format_jalali(e.at, persian_digits=False, with_time=True), e.event, e.severity or "",
-                       str(e.reconcile_run_id or ""), Text(e.by or ""), Text(e.reason or ""))
+                       str(e.reconcile_run_id or ""), terminal_text(e.by), terminal_text(e.reason))
     console.print(events)
 
 

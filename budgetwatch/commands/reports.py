@@ -16,9 +16,9 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
-from rich.text import Text
 
-from budgetwatch.app import UserError, app, check_output, console, context, err_console, fiscal_year, option_values
+from budgetwatch.app import (UserError, app, check_output, console, context, err_console, fiscal_year, option_values,
+                             terminal_text)
 from budgetwatch.commands.reconcile import _day
 from foundation.jalali import (
     format_jalali,
@@ -207,7 +207,7 @@ def review_list() -> None:
     for p in rows:
         s = p.signoff
         table.add_row(str(p.fiscal_year), f"Q{p.quarter}", p.state.replace("_", " "),
-                      Text(s.approved_by if s else ""),
+                      terminal_text(s.approved_by if s else ""),
                       format_jalali(s.approved_at, persian_digits=False, with_time=True) if s else "",
                       ("intact" if p.intact else "ALTERED OR MISSING") if s else "", s.manifest_sha256[:16] if s else "")
     console.print(table)
@@ -235,8 +235,8 @@ def review_diff(
     for name in ("archived", "store now"):
         table.add_column(name, justify="right", overflow="fold")
     for c in changes:  # names of counties and agencies are portal text: never markup
-        table.add_row(Text(c.subject), Text(c.figure), Text(c.archived_text),
-                      Text(c.now_text + (" *" if c.finer else "")))
+        table.add_row(terminal_text(c.subject), terminal_text(c.figure), terminal_text(c.archived_text),
+                      terminal_text(c.now_text + (" *" if c.finer else "")))
     console.print(table)
     if any(c.finer for c in changes):
         console.print("* the report rounds both to the same figure: shown with the places it takes to see "

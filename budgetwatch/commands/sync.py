@@ -9,9 +9,8 @@ from typing import Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from rich.text import Text
 
-from budgetwatch.app import ID_MAX, UserError, app, console, context, err_console, fiscal_year
+from budgetwatch.app import ID_MAX, UserError, app, console, context, err_console, fiscal_year, terminal_text
 from budgetwatch.config import Config, ConfigError
 from foundation.jalali import TEHRAN, format_jalali
 from store.db import open_store
@@ -162,7 +161,7 @@ def runs(
             for r in rows:
                 # portal text: never read as markup (a status of "[/]" stopped the command; a "[link=…]"
                 # became a hidden hyperlink in the operator's terminal: a security review)
-                table.add_row(*(Text(r[k] or "") for k in ("locator", "key", "field", "raw", "reason")))
+                table.add_row(*(terminal_text(r[k]) for k in ("locator", "key", "field", "raw", "reason")))
             console.print(table)
             return
         rows = recent_runs(conn, limit, None if source is SourceChoice.all else source.value)
@@ -177,7 +176,7 @@ def runs(
         took = f"{(r['finished_at'] - r['started_at']).total_seconds():.0f}s" if r["finished_at"] else "-"
         table.add_row(str(r["id"]), r["source"], _mode(r), format_jalali(r["started_at"].astimezone(TEHRAN), with_time=True, persian_digits=False),
                       took, r["status"], str(r["announced"]), str(r["read"]), str(r["inserted"]), str(r["updated"]),
-                      str(r["gone"]), str(r["rejected"]), Text(r["error"] or ""))  # may quote a portal
+                      str(r["gone"]), str(r["rejected"]), terminal_text(r["error"]))  # may quote a portal
     console.print(table)
 
 

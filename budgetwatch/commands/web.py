@@ -9,9 +9,8 @@ import sys
 
 import typer
 from rich.table import Table
-from rich.text import Text
 
-from budgetwatch.app import UserError, app, can_listen, console, context, option_values
+from budgetwatch.app import UserError, app, can_listen, console, context, option_values, terminal_text
 from foundation.vocabulary import GROUPS
 from store.users import ROLES, ConsoleUserError, list_users
 
@@ -116,5 +115,6 @@ def users_list() -> None:
     for name in ("user", "name", "role", "groups", "state"):
         table.add_column(name)
     for u in users:
-        table.add_row(Text(u.username), Text(u.display_name), u.role, ",".join(u.groups) or "-", "disabled" if u.disabled else "active")
+        table.add_row(terminal_text(u.username), terminal_text(u.display_name), u.role, ",".join(u.groups) or "-",
+                      "disabled" if u.disabled else "active")
     console.print(table)

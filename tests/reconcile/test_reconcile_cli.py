@@ -147,11 +147,12 @@ def test_deviations_list_says_the_first_and_last_day_a_run_found_each(cli):
 def test_deviations_list_is_a_line_each_most_severe_first_then_the_counts(cli, engine, tmp_path):
     """Streamed from the database (not held and sorted in Python): the heads, a line per deviation in
     the order people read them, with the days a run found it; how many; the counts per rule. Portal
-    text's control characters never reach the file (a carriage return would split a line)."""
+    text's control characters never reach the file (a carriage return would split a line, an escape
+    sequence clear a terminal): they are written as escapes, seen and not obeyed (a security trial)."""
     from store.models import ProjectYear
 
     with engine.begin() as conn:
-        conn.execute(sa.update(ProjectYear.__table__).values(title="پل\rکارون\x07"))
+        conn.execute(sa.update(ProjectYear.__table__).values(title="پل\rکارون\x07\x1b[2J"))
     cli("reconcile", "--as-of", "1405/09/02")
     code, _out, err = cli("deviations", "list", "--output", str(tmp_path / "list.txt"))
     assert code == 0 and "written to" in err
@@ -159,9 +160,9 @@ def test_deviations_list_is_a_line_each_most_severe_first_then_the_counts(cli, e
     assert lines[0].split() == ["id", "severity", "rule", "subject", "year/q", "planned", "actual", "measure",
                                 "status", "found", "message"]
     assert [line.split()[1:3] for line in lines[1:3]] == [["major", "credit_inconsistency"], ["minor", "progress_lag"]]
-    assert all("1405/09/02" in line and "پلکارون" in line for line in lines[1:3])
+    assert all("1405/09/02" in line and "پل\\x0dکارون\\x07\\x1b[2J" in line for line in lines[1:3])
     assert lines[3] == "2 deviations" and "deviations per rule" in lines[4]
-    assert "\r" not in "".join(lines) and "\x07" not in "".join(lines)
+    assert "\r" not in "".join(lines) and "\x07" not in "".join(lines) and "\x1b" not in "".join(lines)
 
 
 def test_deviations_show_ack_dismiss(cli):

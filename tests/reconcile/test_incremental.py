@@ -353,6 +353,7 @@ def test_a_run_on_unchanged_data_judges_only_what_time_can_change(engine):
     assert later.stats["capital.completion_overdue"].checked == 0
 
 
+@pytest.mark.slow_on_postgresql  # the run's logic, not the database's: its SQLite variant stays in the default run
 def test_a_year_that_begins_is_judged_for_its_credits_though_nothing_changed(engine):
     # a trial: credit_inconsistency judged years not begun; once it waits for the year, the year's
     # beginning must reach subjects no sync touched since (its clock: the years begun)
@@ -369,6 +370,7 @@ def test_a_year_that_begins_is_judged_for_its_credits_though_nothing_changed(eng
     assert again.stats["capital.credit_inconsistency"].checked == again.stats["expense.credit_inconsistency"].checked == 0
 
 
+@pytest.mark.slow_on_postgresql  # the run's logic, not the database's: its SQLite variant stays in the default run
 def test_a_store_recorded_before_credits_waited_for_their_year_is_judged_whole_after_the_upgrade(engine, monkeypatch):
     """A review: the release that made credit_inconsistency wait for a year to begin (and isolated
     negative figures in sentences) must raise wording.VERSION, or the first run after the upgrade is
@@ -397,6 +399,7 @@ def test_a_store_recorded_before_credits_waited_for_their_year_is_judged_whole_a
     assert {k: v for k, v in whole.life.as_dict().items() if k in NOTHING_TO_DO} == NOTHING_TO_DO, whole.life
 
 
+@pytest.mark.slow_on_postgresql  # the run's logic, not the database's: its SQLite variant stays in the default run
 def test_a_store_recorded_before_the_next_band_was_kept_is_judged_whole_after_the_upgrade(engine, monkeypatch):
     """The release that keeps where the next severity's band begins (``numbers["next"]``, and shows
     figures apart from it: a unit cost of 2.9998 beside 2 read «۳») raised wording.VERSION: the first
@@ -532,6 +535,7 @@ def test_on_sqlite_the_approval_rules_read_the_pending_rows_by_index(tmp_path):
         assert not any("TEMP B-TREE" in line for line in plan), plan  # in the index's order, not sorted
 
 
+@pytest.mark.slow_on_postgresql  # the run's logic, not the database's: its SQLite variant stays in the default run
 def test_another_basis_or_full_judges_everything(engine):
     varied_store(engine, random.Random(5))
     reconcile.run(engine, config(), as_of=day("1405/09/02"))
@@ -542,6 +546,7 @@ def test_another_basis_or_full_judges_everything(engine):
     assert reconcile.run(engine, config(report_due_days=20), as_of=day("1405/10/03"), **step).scope == "incremental"
 
 
+@pytest.mark.slow_on_postgresql  # the run's logic, not the database's: its SQLite variant stays in the default run
 def test_sentences_reworded_by_an_upgrade_are_judged_whole_once(engine, monkeypatch):
     """An upgrade that rewords findings (reconcile/wording.py VERSION) must not leave the deviations
     of unchanged subjects in the old words: its first run judges everything."""
@@ -553,6 +558,7 @@ def test_sentences_reworded_by_an_upgrade_are_judged_whole_once(engine, monkeypa
     assert reconcile.run(engine, config(), as_of=day("1405/09/05"), incremental=True).scope == "incremental"
 
 
+@pytest.mark.slow_on_postgresql  # the run's logic, not the database's: its SQLite variant stays in the default run
 def test_a_past_day_or_a_dry_run_records_nothing(engine):
     # issue 12 item 13: the life of deviations moves only forward
     varied_store(engine, random.Random(9))
@@ -573,6 +579,7 @@ def test_a_past_day_or_a_dry_run_records_nothing(engine):
     assert today.life.opened == len(before)
 
 
+@pytest.mark.slow_on_postgresql  # the run's logic, not the database's: its SQLite variant stays in the default run
 def test_a_day_after_today_is_a_what_if_and_leaves_later_runs_recorded(engine, monkeypatch):
     # found by a new user: `reconcile --as-of 2030-01-01` was recorded, and every later run became a
     # what-if ("before the last recorded run's day") until 2030
@@ -590,6 +597,7 @@ def test_a_day_after_today_is_a_what_if_and_leaves_later_runs_recorded(engine, m
     assert now.what_if is None and now.run_id is not None and now.life.opened > 0
 
 
+@pytest.mark.slow_on_postgresql  # the run's logic, not the database's: its SQLite variant stays in the default run
 def test_a_run_dated_after_today_by_an_older_version_does_not_hold_later_runs_back(engine, monkeypatch):
     # a store where an older budgetwatch recorded `--as-of 2030-01-01`: today's runs record again
     varied_store(engine, random.Random(4))
@@ -820,6 +828,7 @@ def test_visits_imported_corrected_or_come_due_since_the_last_run_are_judged_by_
     assert again.stats["capital.inspection_mismatch"].checked == 0 and again.life.unchanged == _active(engine)
 
 
+@pytest.mark.slow_on_postgresql  # the run's logic, not the database's: its SQLite variant stays in the default run
 def test_a_run_after_the_upgrade_that_numbers_visits_judges_everything_once(engine):
     """A run recorded before migration 0012 kept no watermark of visits: the next judges everything,
     saying why, and the one after that judges incrementally again."""

@@ -285,6 +285,7 @@ def test_a_missing_archive_folder_is_refused_by_diff(engine, approved, tmp_path)
 # reviewed by the consolidation group on │ (none) │ 1405/09/16»: the rebuild took every sign-off of
 # the year. It sees those made by the archive's own approval moment.
 
+@pytest.mark.slow_on_postgresql  # what it shows or keeps, not the database: its SQLite variant stays in the default run
 @pytest.mark.parametrize("later", [timedelta(days=12), timedelta(hours=2)], ids=["days later", "same day"])
 def test_a_quarter_approved_after_the_archive_does_not_show_in_its_diff(engine, approved, tmp_path, later):
     entry, _ = approved

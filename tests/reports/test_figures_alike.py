@@ -99,6 +99,7 @@ def both(simulated):
     return _both(report)
 
 
+@pytest.mark.slow_on_postgresql  # what it shows or keeps, not the database: its SQLite variant stays in the default run
 def test_every_operations_figures_read_alike(both):
     page, book = both
     on_page = [[row[i] for i in OPERATION_FIGURES] for row in _page_rows(page, "#agreements tbody tr")]

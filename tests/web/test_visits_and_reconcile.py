@@ -10,6 +10,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 import reconcile
@@ -264,6 +265,7 @@ def test_the_project_page_draws_targets_against_reports(sqlite_store):
     assert 'href="/visits?project=' not in other
 
 
+@pytest.mark.slow_on_postgresql  # what the console shows of a run, not the database: its SQLite variant stays
 def test_a_reconciliation_runs_in_the_background_and_a_second_start_is_refused(console_store):
     release = threading.Event()
     progress_seen = threading.Event()
@@ -345,6 +347,7 @@ def test_the_project_page_shows_the_change_history_of_reported_figures(sqlite_st
     assert "<td>۳۰</td><td>۳۲٫۵</td>" in row and f'href="/runs/{run_id}"' in row
 
 
+@pytest.mark.slow_on_postgresql  # what the console shows of a run, not the database: its SQLite variant stays
 def test_a_reconciliation_dated_after_today_is_shown_as_a_what_if_saying_why(console_store, monkeypatch):
     monkeypatch.setattr("reconcile.engine._today", lambda: date(2026, 12, 1))  # 1405/09/10
     app = console_store.app()

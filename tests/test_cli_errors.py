@@ -451,21 +451,27 @@ def test_with_json_logs_the_last_line_is_a_json_object_too(tmp_path):
     assert "Traceback (most recent call last)" in records[-1]["exc_info"]
 
 
-def test_a_portals_text_in_runs_is_shown_as_written_never_as_markup(run, tmp_path):
-    # a security review: a status of "[/]" ended `runs --rejected` in a MarkupError, and "[link=…]"
-    # became a hidden hyperlink in the operator's terminal
+def _a_run_rejecting(run, tmp_path: Path, hostile: str, locator: str) -> int:
+    """A failed sync run of a new store whose error quotes `hostile` and whose one rejected row holds it raw."""
     from foundation.records import Rejection
     from store.db import open_store
     from store.runs import close_run, open_run, save_rejections
 
     assert run("db", "upgrade")[0] == 0
     engine = open_store(f"sqlite:///{tmp_path / 'data' / 'budgetwatch.db'}")
-    hostile = "DRAFT [/] [link=http://evil.example/relogin]re-enter password[/link]"
     run_id = open_run(engine, "saba", "incremental", [1405])
     with engine.begin() as conn:
-        save_rejections(conn, run_id, [Rejection("saba", "agreement [b]x[/b]", "not a status", "status", hostile, "[k]")])
+        save_rejections(conn, run_id, [Rejection("saba", locator, "not a status", "status", hostile, "[k]")])
     close_run(engine, run_id, status="failed", counts={}, error=f"the portal said: {hostile}", stats={})
     engine.dispose()
+    return run_id
+
+
+def test_a_portals_text_in_runs_is_shown_as_written_never_as_markup(run, tmp_path):
+    # a security review: a status of "[/]" ended `runs --rejected` in a MarkupError, and "[link=…]"
+    # became a hidden hyperlink in the operator's terminal
+    run_id = _a_run_rejecting(run, tmp_path, "DRAFT [/] [link=http://evil.example/relogin]re-enter password[/link]",
+                              "agreement [b]x[/b]")
     for argv in (("runs", "--rejected", str(run_id)), ("runs",)):
         code, out, err = run(*argv)
         assert code == 0, err
@@ -477,18 +483,7 @@ def test_a_portals_text_in_runs_is_shown_as_written_never_as_markup(run, tmp_pat
 def test_a_portals_control_characters_in_runs_are_shown_not_obeyed(run, tmp_path):
     # a security trial: a rejected row keeps the portal's value raw, and `runs --rejected` wrote its
     # escape sequences to the terminal (window title set, screen cleared); the JSON output escapes them
-    from foundation.records import Rejection
-    from store.db import open_store
-    from store.runs import close_run, open_run, save_rejections
-
-    assert run("db", "upgrade")[0] == 0
-    engine = open_store(f"sqlite:///{tmp_path / 'data' / 'budgetwatch.db'}")
-    hostile = "\x1b]0;PWNED\x07\x1b[2J\x1b[31mDRAFT\x9b"
-    run_id = open_run(engine, "saba", "incremental", [1405])
-    with engine.begin() as conn:
-        save_rejections(conn, run_id, [Rejection("saba", "agreement 1", "not a status", "status", hostile, "k")])
-    close_run(engine, run_id, status="failed", counts={}, error=f"the portal said: {hostile}", stats={})
-    engine.dispose()
+    run_id = _a_run_rejecting(run, tmp_path, "\x1b]0;PWNED\x07\x1b[2J\x1b[31mDRAFT\x9b", "agreement 1")
     for argv in (("runs", "--rejected", str(run_id)), ("runs",)):
         code, out, err = run(*argv)
         assert code == 0, err

@@ -257,25 +257,30 @@ def test_a_workbook_that_unpacks_to_more_than_a_years_visits_is_refused_unread(e
     assert stored(engine) == []
 
 
+def _sheet_edited(book, folder: Path, edit) -> Path:
+    """`book` saved as visits.xlsx with its first sheet's XML passed through `edit` (as a hand or a
+    program other than Excel may leave it)."""
+    import zipfile
+
+    plain = folder / "plain.xlsx"
+    book.save(plain)
+    path = folder / "visits.xlsx"
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            data = source.read(item)
+            target.writestr(item, edit(data) if item.filename == "xl/worksheets/sheet1.xml" else data)
+    return path
+
+
 @pytest.mark.slow_on_postgresql  # the file is refused before the store is written: one database is enough by default
 def test_a_workbook_whose_sheet_is_broken_is_refused_whole(engine, store, tmp_path):
     # a security trial: its sheet's XML is parsed only as its rows are read (read_only), outside the
     # refusal of a file openpyxl cannot read: ParseError, exit 1 from the command and 500 in the console
-    import zipfile
-
     from openpyxl import Workbook
 
     book = Workbook()
     book.active.append(HEADER.strip().split(","))
-    plain = tmp_path / "plain.xlsx"
-    book.save(plain)
-    path = tmp_path / "visits.xlsx"
-    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
-        for item in source.infolist():
-            data = source.read(item)
-            if item.filename == "xl/worksheets/sheet1.xml":
-                data = data.replace(b"</sheetData>", b"<row>")
-            target.writestr(item, data)
+    path = _sheet_edited(book, tmp_path, lambda xml: xml.replace(b"</sheetData>", b"<row>"))
     with pytest.raises(InspectionFileError) as caught:
         import_file(engine, path, today=TODAY)
     assert "is not an Excel workbook openpyxl can read (ParseError in its first sheet)" in str(caught.value)
@@ -332,7 +337,6 @@ def test_a_small_workbook_that_declares_a_huge_sheet_is_read_quickly(engine, sto
     # gap's empty rows: a 4.7 kB workbook took 28 s for 20,000 rows
     import re
     import time
-    import zipfile
 
     from openpyxl import Workbook
 
@@ -341,15 +345,9 @@ def test_a_small_workbook_that_declares_a_huge_sheet_is_read_quickly(engine, sto
     book.active.cell(row=60_000, column=1, value="1305012007-003")
     if trick == "a far cell":
         book.active.cell(row=2, column=16_384, value="x")
-    plain = tmp_path / "plain.xlsx"
-    book.save(plain)
-    path = tmp_path / "visits.xlsx"
-    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
-        for item in source.infolist():
-            data = source.read(item)
-            if trick == "declared size" and item.filename == "xl/worksheets/sheet1.xml":
-                data = re.sub(rb'<dimension ref="[^"]*"/>', b'<dimension ref="A1:XFD1048576"/>', data)
-            target.writestr(item, data)
+    declared = (lambda xml: re.sub(rb'<dimension ref="[^"]*"/>', b'<dimension ref="A1:XFD1048576"/>', xml)) \
+        if trick == "declared size" else (lambda xml: xml)
+    path = _sheet_edited(book, tmp_path, declared)
     started = time.perf_counter()
     with pytest.raises(InspectionFileError) as caught:
         import_file(engine, path, today=TODAY)

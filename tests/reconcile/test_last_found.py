@@ -111,6 +111,7 @@ def test_resolving_or_dismissing_keeps_the_last_day_a_run_found_it(engine):
     assert row.last_found_on == THIRD  # what `deviations show` and the console's page read
 
 
+@pytest.mark.slow_on_postgresql  # what it says of what the store holds, not the database: its SQLite variant stays in the default run
 def test_the_console_sorts_by_the_day_people_read(engine):
     varied_store(engine, random.Random(5), projects=12)
     reconcile.run(engine, config(), as_of=FIRST)

@@ -34,6 +34,7 @@ def cli(engine, store_url, monkeypatch, tmp_path, capsys):
     return run
 
 
+@pytest.mark.slow_on_postgresql  # what it says of what the store holds, not the database: its SQLite variant stays in the default run
 def test_json_output_has_exactly_the_keys_and_ascii_subjects(cli, tmp_path):
     code, out, err = cli("reconcile", "--as-of", "۱۴۰۵/۰۹/۰۲", "--format", "json")
     assert code == 0, err
@@ -165,6 +166,7 @@ def test_deviations_list_is_a_line_each_most_severe_first_then_the_counts(cli, e
     assert "\r" not in "".join(lines) and "\x07" not in "".join(lines) and "\x1b" not in "".join(lines)
 
 
+@pytest.mark.slow_on_postgresql  # what it says of what the store holds, not the database: its SQLite variant stays in the default run
 def test_deviations_show_ack_dismiss(cli):
     cli("reconcile", "--as-of", "1405/09/02")
     code, out, _ = cli("deviations", "list", "--format", "json", "--rule", "progress_lag")

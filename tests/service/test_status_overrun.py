@@ -81,6 +81,7 @@ def test_a_run_past_its_bound_exits_8_naming_the_job_since_when_and_for_how_long
     assert shown.startswith("UNHEALTHY (exit 8)") and f"  ! {reason}" in shown
 
 
+@pytest.mark.slow_on_postgresql  # what it says of what the store holds, not the database: its SQLite variant stays in the default run
 def test_the_bound_is_schedule_job_overrun_minutes(engine) -> None:
     healthy_store(engine)
     url = engine.url.render_as_string(hide_password=False)
@@ -100,6 +101,7 @@ def test_the_bound_is_schedule_job_overrun_minutes(engine) -> None:
     assert found.as_json()["overrunning_runs"][0]["allowed_seconds"] == 30 * 60
 
 
+@pytest.mark.slow_on_postgresql  # what it says of what the store holds, not the database: its SQLite variant stays in the default run
 def test_a_slot_made_up_after_downtime_counts_from_when_it_was_handed_over(engine) -> None:
     """After downtime a missed slot runs at the start, up to misfire_grace_seconds (6 h) late: a run
     an hour old must not be said to run since its slot 13 h ago (an alarm after a maintenance window)."""
@@ -142,6 +144,7 @@ def test_an_old_run_is_cut_off_not_overrunning_when_serve_is_down_or_found_it_le
     assert [code for code, _ in owed.causes] == [7] and owed.as_json()["overrunning_runs"] == []
 
 
+@pytest.mark.slow_on_postgresql  # what it says of what the store holds, not the database: its SQLite variant stays in the default run
 def test_a_sync_stuck_for_days_is_said_stuck_beside_its_stale_source(engine) -> None:
     """The trial's frozen database under the nezarat4 sync: two days on, the source is stale (3, the
     smaller code returned) and the job still running (8): both listed, the second saying why."""
@@ -161,6 +164,7 @@ def test_a_sync_stuck_for_days_is_said_stuck_beside_its_stale_source(engine) -> 
                                          "for 2 days: ")
 
 
+@pytest.mark.slow_on_postgresql  # what it says of what the store holds, not the database: its SQLite variant stays in the default run
 def test_status_command_exits_8_and_lists_the_run_in_json(engine, tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.delenv("BUDGETWATCH_DATABASE_URL", raising=False)
     url = engine.url.render_as_string(hide_password=False)

@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException
 
 from foundation import present
 from reports import precision
+from reports.model import Limits
 from store.users import User
 from web import auth, words
 from web.jobs import ReconcileJobs
@@ -216,6 +217,11 @@ _SUMMED = {("operation_shortfall", "operation_performance"): ("quantity",),
            ("unit_cost_overrun", "operation_performance"): ("quantity", "spent"),
            **{("credit_inconsistency", table): stages for table, stages in _CREDIT_STAGES.items()}}
 EMPTY_AS_ZERO = f"{present.NOTHING} (خالی؛ صفر در جمع)"
+
+
+def credit_limits(state: Any) -> tuple[Decimal, ...]:
+    """credit_inconsistency's tolerance as config.yaml sets it (the report's Limits read it so too)."""
+    return Limits.of(state.config.reconcile.rules).credit
 
 
 def evidence_figures(row: Any, evidence: dict[str, Any], limits: tuple[Decimal, ...]) -> dict[str, str]:

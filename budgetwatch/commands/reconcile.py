@@ -348,7 +348,7 @@ def _stream_table(rows, result: RunResult, target: Console, worst: int | None) -
     tables = tally.tables()
     if worst is not None:
         tables.append(Text(columns, style="bold"))
-        tables.extend(Text(terminal_safe(_line(r))) for r in listed)
+        tables.extend(terminal_text(_line(r)) for r in listed)
         if len(listed) < shown:
             tables.append(Text(f"… and {shown - len(listed):,} more: `budgetwatch deviations list` lists them all"))
     for table in [*tables, _stats_table(result)]:

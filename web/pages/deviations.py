@@ -23,9 +23,8 @@ from reconcile.rules import RULE_IDS
 from reconcile.settings import RoutingConfig
 from store import console as store
 from store.users import display_names, record_action
-from reports.model import Limits
-from web.common import (Id, Refused, checked_form, console, evidence_figures, flash, query_url, redirect, render,
-                        user_of)
+from web.common import (Id, Refused, checked_form, console, credit_limits, evidence_figures, flash, query_url,
+                        redirect, render, user_of)
 from web import words
 from web.permissions import can_act_on, group_agencies
 
@@ -147,7 +146,7 @@ def _deviation(request: Request, deviation_id: int) -> dict[str, Any]:
                     if k != "id" and not k.endswith("_id") and k not in ("source_key", *words.EVIDENCE_HIDDEN)}
         # as the project's and agreement's pages write a credit row: with the tolerance config.yaml
         # sets and, for a credit_inconsistency, the one it was judged against
-        limits = Limits.of(console(request).config.reconcile.rules).credit
+        limits = credit_limits(console(request))
         if row.rule == "credit_inconsistency":
             limits = (*limits, *present.bounds_of(row.numbers))
         evidence = evidence_figures(row, evidence, limits)

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Request
 
 from foundation.persian import BadCode, parse_code
 from reconcile.deviations import group_of
-from reports.model import Limits, curve_year
+from reports.model import curve_year
 from reports.precision import credit_texts
 from store import console as store
-from web.common import Refused, console, render, user_of
+from web.common import Refused, console, credit_limits, render, user_of
 from web.curves import cumulative_share, s_curve
 from web.permissions import can_act_on, can_record_visits
 
@@ -35,7 +35,7 @@ def project(request: Request, code: str):
         page = store.project_page(conn, _code(code))
     if page is None:
         raise Refused(404, "پروژه‌ای با این کد در پایگاه نیست.")
-    limits = _credit_limits(state)
+    limits = credit_limits(state)
     curves, credits = {}, {}
     for year in page.years:
         reports = {r["quarter"]: r["progress"] for r in page.reports.get(year["id"], [])}
@@ -54,11 +54,6 @@ def project(request: Request, code: str):
                   may_visit=can_record_visits(user) and can_act_on(user, agency, routing))
 
 
-def _credit_limits(state) -> tuple[Decimal, ...]:
-    """credit_inconsistency's tolerance as config.yaml sets it (the report's Limits read it so too)."""
-    return Limits.of(state.config.reconcile.rules).credit
-
-
 def _stages(row, last: str, limits: tuple[Decimal, ...]) -> list[str]:
     """A credit row's stages as the report's tables show them (reports.precision.credit_stages): up to
     two places, more where two would hide a break credit_inconsistency flags; ``last`` is absorbed
@@ -73,7 +68,7 @@ def agreement(request: Request, agreement_no: str):
         page = store.agreement_page(conn, _code(agreement_no))
     if page is None:
         raise Refused(404, "موافقتنامه‌ای با این شماره در پایگاه نیست.")
-    limits = _credit_limits(state)
+    limits = credit_limits(state)
     credits = {year_id: [(c["chapter"], c["title"], _stages(c, "spent", limits)) for c in rows]
                for year_id, rows in page.credits.items()}
     curves = {}

@@ -20,7 +20,7 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from foundation.jalali import QUARTER_NAMES, TEHRAN, to_jalali
-from foundation.persian import to_persian_digits
+from foundation.persian import to_ascii_digits, to_persian_digits
 
 AMOUNT_UNIT = "میلیون ریال"
 NOTHING = "—"  # an empty cell or unknown figure
@@ -113,6 +113,9 @@ _EXPONENTS = {places: Decimal(1).scaleb(-places) for places in range(12)}  # mad
 
 def _decimal(value: Decimal | int | float) -> Decimal:
     return value if value.__class__ is Decimal else Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+
+
+JUDGED_PLACES = 4  # reconciliation-rules.md: a gap, share difference or ratio is rounded to 4 places, then compared
 
 
 def rounded(value: Decimal, places: int) -> Decimal:
@@ -392,6 +395,15 @@ def figure(kind: str, rule: str, value: Decimal | int | float | None, *, name: s
         places = places_for(rule, _decimal(value) * scale, _decimal(other) * scale, bounds, scale=scale)
         return in_unit(how, value, unit=unit, places=places)
     return in_unit(how, value, unit=unit, other=other)
+
+
+_ASCII = str.maketrans({"٫": ".", "٬": ",", "٪": "%", **dict.fromkeys(map(ord, "\u2066\u2067\u2068\u2069"))})
+
+
+def in_ascii(text: str) -> str:
+    """A figure as this module writes it, for a terminal (ASCII digits and separators, no isolating
+    marks), to the same places: '۶۰۰٫۵۰۰۱' -> '600.5001', '۴۵٫۵٪' -> '45.5%', '۱٬۲۵۰' -> '1,250'."""
+    return to_ascii_digits(text).translate(_ASCII)
 
 
 def measure_of(numbers: dict | None) -> str | None:

@@ -11,6 +11,7 @@ who, why and when, each as a DeviationEvent:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -20,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from foundation import present
 from foundation.counties import canonical_county
 from foundation.persian import has_visible, text_key, to_ascii_digits
 from foundation.vocabulary import GROUPS, SEVERITY_RANK
@@ -92,6 +94,9 @@ class Shown:
     # when, not which deviation or what it says (left out of equality, as a run's rows carry none)
     first_found_on: date | None = field(default=None, compare=False)
     last_found_on: date | None = field(default=None, compare=False)
+    # the limits it was judged against (present.bounds_of its ``numbers``), where the row carries them:
+    # a terminal's table shows its figures apart from them, as the console and the e-mails do
+    bounds: tuple[Decimal, ...] = field(default=(), compare=False)
 
     def as_json(self) -> dict[str, Any]:
         """The keys of `budgetwatch reconcile --format json`, numbers as JSON numbers; ``id`` is what
@@ -178,7 +183,15 @@ def shown_rows(rows: Iterable[Any], routing: RoutingConfig) -> Iterator[Shown]:
     for r in rows:
         yield Shown(r.deviation_id, r.kind, r.rule, r.severity, r.subject, r.fiscal_year, r.quarter or None,
                     r.planned, r.actual, r.measure, r.status, r.message, r.agency_code, r.county_id,
-                    group_of(r.agency_code, routing), r.county)
+                    group_of(r.agency_code, routing), r.county, bounds=_bounds(r))
+
+
+def _bounds(row: Any) -> tuple[Decimal, ...]:
+    """The limits of a row read with its ``numbers`` (JSON text or a dict); () for a row without."""
+    numbers = getattr(row, "numbers", None)
+    if isinstance(numbers, str):
+        numbers = json.loads(numbers)
+    return present.bounds_of(numbers) if isinstance(numbers, dict) else ()
 
 
 def json_figure(value: float | Decimal | None) -> int | float | None:
@@ -235,13 +248,14 @@ def list_deviations(conn: Connection, view: View, routing: RoutingConfig) -> lis
 
 
 def stream_deviations(conn: Connection, view: View, routing: RoutingConfig, county_set: set[int] | None, *,
-                      raw_figures: bool = False) -> Streamed:
+                      raw_figures: bool = False, numbers: bool = False) -> Streamed:
     """Deviations in the store as the view shows them, sorted by the database as people read them
     (:func:`sort_key`), streamed: never held whole in memory. At 100k projects (242,741 deviations)
     the list held and sorted in Python took 1.8 GB and 12.6 s as JSON, 3.8 GB and 7.7 minutes as a
     table (docs/benchmarks.md, session 36). Check the view's agencies first (:func:`check_agencies`).
     Until the stream is read to its end or closed, nothing else may run on `conn`. `raw_figures`:
-    planned, actual and measure as the driver reads them, for :func:`listed_json_objects`."""
+    planned, actual and measure as the driver reads them, for :func:`listed_json_objects`; `numbers`:
+    the deviation's named figures last (for the limits of :attr:`Shown.bounds`)."""
     found = DeviationFound.__table__
     figures = [dev.c.planned, dev.c.actual, dev.c.measure]
     if raw_figures:
@@ -249,7 +263,7 @@ def stream_deviations(conn: Connection, view: View, routing: RoutingConfig, coun
     query = (sa.select(dev.c.id, dev.c.kind, dev.c.rule, dev.c.severity, dev.c.subject, dev.c.fiscal_year,
                        dev.c.quarter, *figures, dev.c.status, dev.c.message,
                        dev.c.agency_code, dev.c.county_id, counties.c.name.label("county"), dev.c.first_found_on,
-                       last_found(dev, found).label("last_found_on"))
+                       last_found(dev, found).label("last_found_on"), *([dev.c.numbers] if numbers else []))
              .select_from(dev.outerjoin(counties, counties.c.id == dev.c.county_id)
                           .outerjoin(found, found_again_of(dev, found)))
              .where(view_condition(view, routing, county_set)(dev.c))
@@ -286,7 +300,7 @@ def shown_of(rows: Iterable[Any], routing: RoutingConfig) -> Iterator[Shown]:
     for r in rows:
         yield Shown(r.id, r.kind, r.rule, r.severity, r.subject, r.fiscal_year, r.quarter or None, r.planned,
                     r.actual, r.measure, r.status, r.message, r.agency_code, r.county_id,
-                    group_of(r.agency_code, routing), r.county, r.first_found_on, r.last_found_on)
+                    group_of(r.agency_code, routing), r.county, r.first_found_on, r.last_found_on, _bounds(r))
 
 
 def get(conn: Connection, deviation_id: int) -> tuple[Any, list[Any]]:

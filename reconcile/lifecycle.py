@@ -575,24 +575,28 @@ class Found:
     # --- reading back ---------------------------------------------------------------------------
 
     def rows(self, carried: sa.ColumnElement[bool] | None = None, *,
-             where: Callable[[Any], sa.ColumnElement[bool]] | None = None, raw_figures: bool = False
-             ) -> Streamed:
+             where: Callable[[Any], sa.ColumnElement[bool]] | None = None, raw_figures: bool = False,
+             numbers: bool = False) -> Streamed:
         """What the run found, most severe first, then by rule, subject, year and quarter, each with
         the id and status of its deviation (after the run; for a what-if, before it: no id for a
         finding not recorded yet, and status 'open'). `carried` adds the deviations an incremental
         run found again without judging them anew (see :meth:`apply`). `where` keeps the rows a view
         shows (reconcile.deviations.view_condition, given the columns); `raw_figures` returns planned,
         actual and measure as the driver reads them (SQLite: float; PostgreSQL: Decimal), for output
-        that needs no Decimal (the JSON of reconcile.deviations.json_objects). Columns: :data:`ROW_COLUMNS`."""
+        that needs no Decimal (the JSON of reconcile.deviations.json_objects). Columns: :data:`ROW_COLUMNS`,
+        and with `numbers` the finding's named figures last, as JSON text (the limits a terminal's
+        table shows its figures apart from, as the console and the e-mails do: present.bounds_of)."""
         f, d = FOUND, dev
         shown = _SHOWN
+        named = [f.c.numbers] if numbers else []
         query = (sa.select(*(f.c[name] for name in shown), f.c.county, d.c.id.label("deviation_id"),
-                           sa.func.coalesce(d.c.status, "open").label("status"))
+                           sa.func.coalesce(d.c.status, "open").label("status"), *named)
                  .select_from(f.outerjoin(d, _same_identity(f, d))))
         if carried is not None:
+            named = [sa.cast(d.c.numbers, sa.Text).label("numbers")] if numbers else []
             query = sa.union_all(query, sa.select(
                 *(d.c[name] for name in shown), _counties.c.name.label("county"), d.c.id.label("deviation_id"),
-                d.c.status).select_from(d.outerjoin(_counties, _counties.c.id == d.c.county_id))
+                d.c.status, *named).select_from(d.outerjoin(_counties, _counties.c.id == d.c.county_id))
                 .where(d.c.status.in_(ACTIVE), carried))
         found = query.subquery("found")
         columns = [sa.type_coerce(c, sa.types.NullType()).label(c.name) if raw_figures and c.name in _FIGURES else c

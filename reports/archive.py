@@ -45,7 +45,7 @@ import os
 import shutil
 import stat
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from pathlib import Path
 from typing import Any
@@ -53,11 +53,10 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from foundation.jalali import TEHRAN, format_jalali, is_quarter_closed, quarter_end
-from reconcile.settings import RoutingConfig, RulesConfig
 from foundation import present
-from foundation.persian import to_ascii_digits
+from foundation.jalali import TEHRAN, format_jalali, is_quarter_closed, quarter_end
 from foundation.vocabulary import SEVERITIES
+from reconcile.settings import RoutingConfig, RulesConfig
 from reports import excel, html, precision
 from reports.cycle import Step
 from reports.model import Limits, Report, Selection, build
@@ -120,6 +119,20 @@ def root(data_dir: Path) -> Path:
 
 def folder(data_dir: Path, fiscal_year: int, quarter: int) -> Path:
     return root(data_dir) / f"{fiscal_year}-Q{quarter}"
+
+
+def not_closed(fiscal_year: int, quarter: int, as_of: date) -> str:
+    """Why a period cannot be reported or approved yet, as `report` and `review approve` both say it:
+    '1405 Q3 is not closed on 1405/09/17 (2026-12-08): it ends on 1405/09/30 (2026-12-21) and can be
+    reported from 1405/10/01 (2026-12-22)' (closed the day after its last day)."""
+    end = quarter_end(fiscal_year, quarter)
+    return (f"{fiscal_year} Q{quarter} is not closed on {_terminal_day(as_of)}: it ends on {_terminal_day(end)} "
+            f"and can be reported from {_terminal_day(end + timedelta(days=1))}")
+
+
+def _terminal_day(day: date) -> str:
+    """A day as the terminal writes it (decisions.md): Jalali first, ISO beside it."""
+    return f"{format_jalali(day, persian_digits=False)} ({day.isoformat()})"
 
 
 def tehran_day(moment: datetime) -> date:
@@ -301,9 +314,7 @@ def approve(engine: Engine, fiscal_year: int, quarter: int, *, by: str, note: st
     if not 1 <= quarter <= 4:
         raise ReviewError(f"--quarter {quarter}: use 1, 2, 3 or 4", 2)
     if not is_quarter_closed(fiscal_year, quarter, as_of):
-        end = quarter_end(fiscal_year, quarter)
-        raise ReviewError(f"{fiscal_year} Q{quarter} is not closed: it ends on "
-                          f"{format_jalali(end, persian_digits=False)} ({end.isoformat()})")
+        raise ReviewError(not_closed(fiscal_year, quarter, as_of))
     target = folder(settings.data_dir, fiscal_year, quarter)
     partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
     foreign = (f"{target} already exists though the store records no approval, and it is not what an "
@@ -652,10 +663,7 @@ def _places(value: Decimal, number: _Number, limits: Limits) -> int:
     if not number.limits:
         return number.places
     bounds = [Decimal(limit) * number.scale for limit in getattr(limits, number.limits)]
-    return max(number.places, precision.points(value * number.scale, bounds).places)
-
-
-_TERMINAL = str.maketrans({"٫": ".", "٬": ",", "٪": "%", **dict.fromkeys(map(ord, "\u2066\u2067\u2068\u2069"))})
+    return max(number.places, precision.points(value * number.scale, bounds, scale=number.scale).places)
 
 
 def _show(how: str, text: str | None, limits: Limits = Limits()) -> str:
@@ -672,7 +680,7 @@ def _show(how: str, text: str | None, limits: Limits = Limits()) -> str:
     except (InvalidOperation, ValueError):
         return text
     if how == TEXT:  # the report's own words: its figures in ASCII digits, without the isolating marks
-        return to_ascii_digits(text).translate(_TERMINAL)
+        return present.in_ascii(text)
     return text.replace("_", " ") if how == WORD else text
 
 

@@ -136,14 +136,18 @@ def quantity(value: Decimal | int | float | None) -> Shown | None:
     return as_written(value, QUANTITY_PLACES)
 
 
-def points(value: Decimal | int | float | None, limits: Iterable[Decimal] = ()) -> Shown | None:
+def points(value: Decimal | int | float | None, limits: Iterable[Decimal] = (), *, scale: int = 1) -> Shown | None:
     """Percentage points (45.5 -> '۴۵٫۵٪'): one place, or the places that tell it from each of
-    ``limits`` (in points) one place would show it on."""
+    ``limits`` (in points) one place would show it on. A figure given ``limits`` is a rule's measure
+    (``scale`` times it: 100 for a ratio shown as a percentage), which the rule rounds to four places
+    before it compares it (reconciliation-rules.md): a gap of 4.99995 is 5, on a threshold of 5 and
+    flagged, and reads «۵», not «۴٫۹۹۹۹۵» (a figure below the threshold beside its deviation: a trial)."""
     if value is None:
         return None
     value = _decimal(value)
-    places = max([PERCENT_PLACES, *(present.places_apart(value, Decimal(limit), least=PERCENT_PLACES)
-                                    for limit in limits)])
+    limits = [Decimal(limit) for limit in limits]
+    judged = present.rounded(value / scale, present.JUDGED_PLACES) * scale if limits else value
+    places = max([PERCENT_PLACES, *(present.places_apart(judged, limit, least=PERCENT_PLACES) for limit in limits)])
     written = as_written(value, places)  # trailing zeros dropped, as present.percent writes it
     return Shown(value, written.places, percent=True)
 
@@ -160,7 +164,7 @@ def ratio(value: Decimal | int | float | None, limits: Iterable[Decimal] = ()) -
     """A ratio shown as a percentage (0.84994 -> '۸۴٫۹۹٪' beside a limit of 0.85); ``limits`` are ratios."""
     if value is None:
         return None
-    return points(_decimal(value) * 100, [Decimal(limit) * 100 for limit in limits])
+    return points(_decimal(value) * 100, [Decimal(limit) * 100 for limit in limits], scale=100)
 
 
 def rule_figure(kind: str, rule: str, value: Decimal | int | float | None, other: Decimal | int | float | None,

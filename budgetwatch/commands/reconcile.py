@@ -101,27 +101,38 @@ def _plain(value) -> str:
     return format(value if value != 0 else Decimal(0), "f")
 
 
-# a figure in its rule's unit, as an operator's table writes it (ASCII: the e-mails, reports and the
-# console write them in Persian through foundation.present): a trial read "0.67 / 0.05 / 0.62" for a
-# share beside "59 / 29 / 30" for percentages in the same columns
+# a deviation's measure in its unit, as an operator's table writes it (ASCII: the e-mails, reports and
+# the console write them in Persian through foundation.present): a trial read "0.67 / 0.05 / 0.62" for
+# a share beside "59 / 29 / 30" for percentages in the same columns
 _ASCII_UNITS = {
-    present.POINTS: lambda v: f"{_plain(v)}%",
     present.SHARE: lambda v: f"{_plain(Decimal(v) * 100)}%",
     present.POINT_GAP: lambda v: f"{_plain(v)} pp",
     present.SHARE_GAP: lambda v: f"{_plain(Decimal(v) * 100)} pp",
     present.TIMES: lambda v: f"{_plain(v)}x",
     present.AMOUNT: lambda v: f"{Decimal(v).normalize():,f}",  # million rials (docs/operations.md)
-    present.QUANTITY: lambda v: f"{Decimal(v).normalize():,f}",  # in the operation's unit of measure
     "years": lambda v: f"{_plain(v)} y",
 }
 
 
-def _figure(kind: str, rule: str, value, *, measure: bool = False) -> str:
-    """A deviation's planned or actual figure (``measure``: its measure) in its rule's unit:
-    '59%', '67%' (a share), '30 pp' (percentage points), '1.25x', '1,250' (million rials)."""
+def _figure(kind: str, rule: str, value, other=None, bounds: tuple[Decimal, ...] = ()) -> str:
+    """A deviation's planned or actual figure in its rule's unit, beside the `other` and apart from the
+    `bounds` it was judged against, to the places the console, the e-mails and the report write it
+    (present.figure, in ASCII): '59%', '67%' (a share), '1,250' (million rials), '600.5001' beside 600
+    over a tolerance of 0.5 (a trial: the terminal wrote the stored 600.50005 where every other
+    output wrote ۶۰۰٫۵۰۰۱, and 33.99995% where they wrote ۳۴٪)."""
     if value is None:
         return ""
-    how = present.measure_unit(rule) if measure else present.figure_unit(kind, rule)
+    return present.in_ascii(present.figure(kind, rule, Decimal(value), unit=False,
+                                           other=None if other is None else Decimal(other), bounds=bounds))
+
+
+def _measure(rule: str, value) -> str:
+    """A deviation's measure as its rule judged it, rounded to four places (reconciliation-rules.md):
+    '30 pp', '1.25x', '0.5001' (million rials)."""
+    if value is None:
+        return ""
+    value = present.rounded(Decimal(value), present.JUDGED_PLACES)
+    how = present.measure_unit(rule)
     return _ASCII_UNITS[how](value) if how in _ASCII_UNITS else _plain(value)
 
 
@@ -131,9 +142,11 @@ def _numbers(numbers: dict | None) -> str:
                      for name, value in (numbers or {}).items()) or "-"
 
 
-def _figures(r) -> tuple[str, str, str]:
-    return (_figure(r.kind, r.rule, r.planned), _figure(r.kind, r.rule, r.actual),
-            _figure(r.kind, r.rule, r.measure, measure=True))
+def _figures(r, bounds: tuple[Decimal, ...] | None = None) -> tuple[str, str, str]:
+    """Planned, actual and measure of a deviation (a stored row, or a dv.Shown with its ``bounds``)."""
+    bounds = r.bounds if bounds is None else bounds
+    return (_figure(r.kind, r.rule, r.planned, r.actual, bounds), _figure(r.kind, r.rule, r.actual, r.planned, bounds),
+            _measure(r.rule, r.measure))
 
 
 def _found(r: dv.Shown) -> str:
@@ -240,7 +253,8 @@ def reconcile_and_show(*, years: tuple[int, ...], day: date | None, view: dv.Vie
             _stream_json(dv.json_objects(found_rows(where=shown_here, raw_figures=True)), handle or sys.stdout)
         else:
             target = console if handle is None else Console(file=handle, width=FILE_WIDTH, color_system=None)
-            _stream_table(dv.shown_rows(found_rows(where=shown_here), ctx.config.routing), result, target, worst)
+            _stream_table(dv.shown_rows(found_rows(where=shown_here, numbers=True), ctx.config.routing), result,
+                          target, worst)
 
     with _written(output) as handle:
         result = run_reconciliation(engine, ctx.config.reconcile, as_of=day, years=list(years) or None,
@@ -387,7 +401,8 @@ def deviations_list(
         _checked(lambda: dv.check_agencies(conn, view.agencies))
         county_set = _checked(lambda: dv.county_ids(conn, view.counties)) if view.counties else None
         with _written(output) as handle:  # streamed from the database as they are written: none held whole
-            rows = dv.stream_deviations(conn, view, routing, county_set, raw_figures=fmt == "json")
+            rows = dv.stream_deviations(conn, view, routing, county_set, raw_figures=fmt == "json",
+                                        numbers=fmt != "json")
             try:
                 if fmt == "json":
                     _stream_json(dv.listed_json_objects(rows), handle or sys.stdout)
@@ -426,7 +441,7 @@ def deviations_show(deviation_id: int = typer.Argument(..., metavar="ID", min=1,
     for name, value in (
         ("rule", f"{row.kind}.{row.rule}"), ("subject", row.subject), ("fiscal year / quarter", f"{row.fiscal_year} / {quarter}"),
         ("severity", row.severity), ("status", row.status), ("alert", row.alert_state),
-        ("planned / actual / measure", " / ".join(_figures(row))),
+        ("planned / actual / measure", " / ".join(_figures(row, present.bounds_of(row.numbers)))),
         ("numbers", _numbers(row.numbers)), ("message", row.message),
         ("agency", row.agency_code or "-"),
         ("evidence", f"{row.evidence_table} #{row.evidence_id}" if row.evidence_table else "-"),

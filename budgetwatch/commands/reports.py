@@ -11,7 +11,7 @@ differently; 1 `review approve` gave up waiting for another approval of the peri
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import typer
@@ -23,7 +23,6 @@ from budgetwatch.commands.reconcile import _day
 from foundation.jalali import (
     format_jalali,
     is_quarter_closed,
-    quarter_end,
     quarter_of,
     today_tehran,
 )
@@ -80,15 +79,10 @@ def _period(year: int | None, quarter: int | None, as_of: date) -> tuple[int, in
         if quarter is None:
             quarter = last_q if year == last_year else 4
     if not is_quarter_closed(year, quarter, as_of):
-        end = quarter_end(year, quarter)  # closed the day after its last day (a trial: "not closed on X: it ends on X")
-        raise UserError(f"{year} Q{quarter} is not closed on {_jalali(as_of)}: it ends on {_jalali(end)} and can be "
-                        f"reported from {_jalali(end + timedelta(days=1))}", exit_code=3)
+        from reports.archive import not_closed  # as `review approve` says it
+
+        raise UserError(not_closed(year, quarter, as_of), exit_code=3)
     return year, quarter
-
-
-def _jalali(day: date) -> str:
-    """A day as the terminal writes it (decisions.md): Jalali first, ISO beside it."""
-    return f"{format_jalali(day, persian_digits=False)} ({day.isoformat()})"
 
 
 def _output(output: Path | None, allowed: tuple[str, ...]) -> Path:

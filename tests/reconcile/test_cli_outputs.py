@@ -100,5 +100,34 @@ def test_the_tables_write_each_figure_in_its_rules_unit(kind, rule, figures, sho
     from budgetwatch.commands.reconcile import _figures
 
     planned, actual, measure = (Decimal(v) if v is not None else None for v in figures)
-    row = SimpleNamespace(kind=kind, rule=rule, planned=planned, actual=actual, measure=measure)
+    row = SimpleNamespace(kind=kind, rule=rule, planned=planned, actual=actual, measure=measure, bounds=())
     assert _figures(row) == shown
+
+
+@pytest.mark.parametrize(("kind", "rule", "figures", "numbers", "shown"), [
+    # a trial: the terminal wrote the stored figures exact where the console, the e-mails and the
+    # report wrote them to the places their rule needs (present.figure): 600.50005 / ۶۰۰٫۵۰۰۱
+    ("capital", "credit_inconsistency", ("600", "600.50005", "0.50005"), {"threshold": 0.5},
+     ("600", "600.5001", "0.5001")),
+    ("capital", "credit_inconsistency", ("10000", "10000.50005", "0.50005"), {"threshold": 0.5},
+     ("10,000", "10,000.5001", "0.5001")),
+    # a gap of 4.99995 is judged 5 (four places): on its threshold, which the figures do not part from
+    ("capital", "progress_lag", ("33.99995", "29", "4.99995"), {"threshold": 5, "gap": 5, "next": 15},
+     ("34%", "29%", "5 pp")),
+    ("expense", "unit_cost_overrun", ("2", "2.3999", "1.19995"), {"threshold": 1.2, "ratio": 1.2, "next": 1.5},
+     ("2", "2.4", "1.2x")),
+])
+def test_the_tables_write_each_figure_as_every_other_output_does(kind, rule, figures, numbers, shown):
+    from decimal import Decimal
+    from types import SimpleNamespace
+
+    from budgetwatch.commands.reconcile import _figures
+    from foundation import present
+
+    planned, actual, measure = (Decimal(v) for v in figures)
+    bounds = present.bounds_of(numbers)
+    row = SimpleNamespace(kind=kind, rule=rule, planned=planned, actual=actual, measure=measure, bounds=bounds)
+    assert _figures(row) == shown
+    # as the console and the e-mails write them (present.figure), in the terminal's digits
+    for value, other, text in ((planned, actual, shown[0]), (actual, planned, shown[1])):
+        assert present.in_ascii(present.figure(kind, rule, value, other=other, bounds=bounds, unit=False)) == text

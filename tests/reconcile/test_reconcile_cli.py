@@ -263,3 +263,36 @@ def test_an_import_held_up_by_another_stuck_half_way_is_one_line_and_exit_1(cli,
     with engine.connect() as conn:
         dates = conn.execute(sa.select(FieldInspection.__table__.c.visited_on)).scalars().all()
     assert [d.isoformat() for d in dates] == ["2026-11-01"]  # the first's 1405/08/10, not the second's
+
+
+def test_the_terminal_writes_a_figure_to_the_places_every_other_output_does(engine, store_url, monkeypatch,
+                                                                            tmp_path, capsys):
+    """A trial: `reconcile`, `deviations list` and `deviations show` wrote a credit stage that exceeds
+    the one before by 0.50005 (0.5001 as the rule rounds it: over the tolerance of 0.5) as stored,
+    «100.50005», where the console, the e-mails and the report write «۱۰۰٫۵۰۰۱»: the figure apart
+    from the tolerance's mark, to the places its rule needs (present.figure), not to every place kept.
+    The run's own findings, an incremental run's carried ones, the list and one deviation alike."""
+    monkeypatch.delenv("BUDGETWATCH_CONFIG", raising=False)
+    monkeypatch.setenv("BUDGETWATCH_DATABASE_URL", store_url)
+    monkeypatch.chdir(tmp_path)
+    store = Store(engine)
+    store.project(total=(100, 100, 100, "100.50005"))
+
+    def cli(*argv: str) -> str:
+        code, (out, err) = main(list(argv)), capsys.readouterr()
+        assert code == 0, err
+        return out
+
+    def credit_line(out: str) -> str:
+        [line] = [line for line in out.splitlines() if "credit_inconsistency" in line and "1405" in line]
+        return line
+
+    first = credit_line(cli("reconcile", "--as-of", "1405/09/02"))  # the run's findings
+    carried = credit_line(cli("reconcile", "--as-of", "1405/09/03"))  # found again without judging
+    listed = credit_line(cli("deviations", "list"))
+    for line in (first, carried, listed):
+        assert line.split()[5:8] == ["100", "100.5001", "0.5001"], line
+    dev_id = listed.split()[0]
+    shown = cli("deviations", "show", dev_id)
+    [figures] = [line for line in shown.splitlines() if "planned / actual / measure" in line]
+    assert "100 / 100.5001 / 0.5001" in figures  # the named figures below it stay as stored, exact

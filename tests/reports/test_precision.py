@@ -19,7 +19,14 @@ from reports.model import Limits
     (precision.ratio(Decimal("0.84994"), [Decimal("0.85")]), "۸۴٫۹۹٪", "0.00%"),  # not on the limit it is below
     (precision.ratio(Decimal("0.84994")), "۸۵٪", "0%"),  # no limit near: one place, its zero dropped
     (precision.ratio(Decimal("0.85")), "۸۵٪", "0%"),
-    (precision.ratio(Decimal("1.19996"), [Decimal("1.2"), Decimal("1.5")]), "۱۱۹٫۹۹۶٪", "0.000%"),
+    # a measure given limits is judged rounded to four places (reconciliation-rules.md): 1.19996 is
+    # 1.2, on the limit and flagged, and reads so; 1.19994 is 1.1999, below it (a trial: «۱۱۹٫۹۹۵٪»)
+    (precision.ratio(Decimal("1.19996"), [Decimal("1.2"), Decimal("1.5")]), "۱۲۰٪", "0%"),
+    (precision.ratio(Decimal("1.19995"), [Decimal("1.2"), Decimal("1.5")]), "۱۲۰٪", "0%"),
+    (precision.ratio(Decimal("1.19994"), [Decimal("1.2"), Decimal("1.5")]), "۱۱۹٫۹۹٪", "0.00%"),
+    (precision.points(Decimal("4.99995"), [Decimal(5), Decimal(15), Decimal(30)]), "۵٪", "0%"),
+    (precision.point_gap(Decimal("4.99995"), [Decimal(5), Decimal(15), Decimal(30)]), "۵", "#,##0"),
+    (precision.point_gap(Decimal("4.99994"), [Decimal(5), Decimal(15), Decimal(30)]), "۴٫۹۹۹۹", "#,##0.0000"),
     (precision.points(Decimal("4.96"), [Decimal(5), Decimal(15), Decimal(30)]), "۴٫۹۶٪", "0.00%"),
     (precision.points(Decimal(1250)), "۱٬۲۵۰٪", "0%"),  # grouped, as every figure (a trial: «۱۲۵۰٪»)
     (precision.points(Decimal("-1.4")), "\u2066-۱٫۴\u2069٪", "0.0%"),  # its minus left of its digits

@@ -16,7 +16,7 @@ from foundation.persian import NormalizationError, to_ascii_digits
 from foundation.vocabulary import FIRST_YEAR, LAST_YEAR
 from store import console as store
 from store.users import display_names, record_action
-from web.common import checked_form, console, flash, redirect, render, user_of
+from web.common import Refused, checked_form, console, flash, redirect, render, user_of
 from web.jobs import JobBusy, ReconcileJob
 from web.permissions import can_reconcile
 
@@ -44,9 +44,8 @@ def reconcile_page(request: Request) -> HTMLResponse:
 async def start(request: Request):
     form = await checked_form(request)
     state, user = console(request), user_of(request)
-    if not can_reconcile(user):
-        flash(request, "اجرای تطبیق با گروه تلفیق بودجه است.", "error")
-        return redirect("/reconcile")
+    if not can_reconcile(user):  # a 403, as every other act refused by role (a trial: a 200 with a message)
+        raise Refused(403, "اجرای تطبیق با گروه تلفیق بودجه است.")
     years: list[int] = []
     for raw in form.getlist("year"):
         text = to_ascii_digits(str(raw)).strip()

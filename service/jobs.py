@@ -44,6 +44,7 @@ from foundation.vocabulary import SOURCES, Source
 from service import logs
 from store import service as store_service
 from store.db import error_line
+from sync.outcome import mode_text
 
 log = logging.getLogger("budgetwatch.service")
 # the reconcile job's own runs judge the whole store; a run after a sync, what changed (reconcile/changes.py)
@@ -221,7 +222,9 @@ class Service:
                 log.log(level, "%s sync of %s not run: %s", mode, o.source, o.error or o.status,
                         extra={"job": job, "source": o.source, "status": o.status})
                 continue
-            text = (f"{mode} sync of {o.source} run {o.run_id}: {o.status}; {o.inserted} new, {o.updated} changed, "
+            # an incremental run that read years whole for a stopped full run says so, as `runs` does
+            text = (f"{mode_text(mode, o.completing_full)} sync of {o.source} run {o.run_id}: {o.status}; "
+                    f"{o.inserted} new, {o.updated} changed, "
                     f"{o.gone} gone, {o.rejected} rejected ({seconds:.1f} s)")
             if o.error:
                 text += f"; {o.error}"

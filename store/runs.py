@@ -33,8 +33,17 @@ def close_abandoned_runs(engine: Engine, source: str) -> int:
 
 
 def open_run(engine: Engine, source: str, mode: str, years: list[int]) -> int:
+    """A new sync run. A full run owes every one of its years its full read from the moment it opens,
+    each until that year closes (sync.frame): a run stopped while it read its first year leaves the
+    later ones owed too, and the next run reads them whole (an operator's trial: only the years a
+    stopped full run had begun were completed; the rest waited for the next week's full)."""
     with engine.begin() as conn:
-        return register_run(conn, source, mode, years)
+        run_id = register_run(conn, source, mode, years)
+        if mode == "full":
+            now = utcnow()
+            for year in years:
+                set_state(conn, source, year, run_id, full_pending=True, full_started_at=now)
+        return run_id
 
 
 def register_run(conn: Connection, source: str, mode: str, years: list[int]) -> int:

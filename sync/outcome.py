@@ -42,5 +42,18 @@ class SourceOutcome:
     completing_full: list[int] = field(default_factory=list)  # years read whole for an earlier full run's sake
 
     @property
+    def mode_text(self) -> str:
+        """The run's mode as every output names it (:func:`mode_text`)."""
+        return mode_text(self.mode, self.completing_full)
+
+    @property
     def ok(self) -> bool:
         return self.status in ("success", "disabled")
+
+
+def mode_text(mode: str, completing_full: Sequence[int] = ()) -> str:
+    """A run's mode as people read it: an incremental run that read years whole to finish an earlier,
+    stopped full run says so, 'incremental (+ full 1404, owed)' (a new user read it as an incremental
+    run only) — in `runs`, the sync's summary and the service's log alike."""
+    years = ", ".join(map(str, completing_full))
+    return f"{mode} (+ full {years}, owed)" if years else mode

@@ -16,7 +16,7 @@ from foundation.jalali import TEHRAN, format_jalali
 from store.db import open_store
 from store.export import recent_runs, run_exists, run_rejections
 from foundation.vocabulary import SOURCES
-from sync.outcome import SourceOutcome, SyncObserver
+from sync.outcome import SourceOutcome, SyncObserver, mode_text
 
 
 class SourceChoice(str, Enum):
@@ -96,7 +96,8 @@ def print_outcomes(outcomes: list[SourceOutcome]) -> None:
         counts = (o.announced, o.read, o.inserted, o.updated, o.unchanged, o.gone, o.rejected, o.requests)
         # a source that did not run (locked by another process, disabled) has no counts: zeros read
         # like a run that found nothing (a trial)
-        table.add_row(o.source, str(o.run_id or "-"), f"[{colour.get(o.status, 'white')}]{o.status}[/]", o.mode,
+        table.add_row(o.source, str(o.run_id or "-"), f"[{colour.get(o.status, 'white')}]{o.status}[/]",
+                      o.mode_text,
                       ",".join(map(str, o.years)), *(str(c) if o.run_id is not None else "-" for c in counts))
     console.print(table)
     for o in outcomes:
@@ -181,10 +182,8 @@ def runs(
 
 
 def _mode(r: dict) -> str:
-    """A run's mode as `runs` shows it: an incremental run that read years whole to finish an earlier,
-    interrupted full run says so (a new user read it as an incremental run only)."""
-    years = (r.get("stats") or {}).get("completing_full") or []
-    return f"{r['mode']} (+ full {', '.join(map(str, years))}, owed)" if years else r["mode"]
+    """A run's mode as `runs` shows it (sync.outcome.mode_text): 'incremental (+ full 1404, owed)'."""
+    return mode_text(r["mode"], (r.get("stats") or {}).get("completing_full") or [])
 
 
 _RUN_FIELDS = ("id", "source", "mode", "fiscal_years", "status", "announced", "read", "inserted", "updated",

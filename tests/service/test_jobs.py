@@ -109,3 +109,23 @@ def test_a_reconciliation_job_leaves_a_spare_helper_for_the_next_and_a_stopping_
         assert not helper.spare_ready() and not list(tmp_path.glob("budgetwatch-helper-*"))
     finally:
         helper.let_go_spare()
+
+
+def test_a_scheduled_run_that_completes_a_stopped_full_sync_says_so_as_runs_does(engine, tmp_path, monkeypatch,
+                                                                                  caplog):
+    # an operator's trial: the service logged "incremental sync of saba run 10: success" for a run that
+    # read 1404 whole for a stopped full sync, which `runs` lists as "incremental (+ full 1404, owed)".
+    # The sync is replaced by one returning such a run's outcome: a real one is tests/sync/test_sync.py's
+    # (test_a_full_run_stopped_in_its_first_year_leaves_every_later_year_owed); here, what the log says.
+    from sync.outcome import SourceOutcome
+
+    async def owed(_engine, _sources, _names, *, full):
+        return [SourceOutcome(source="saba", run_id=10, status="success", mode="incremental", years=[1404, 1405],
+                              completing_full=[1404])]
+
+    monkeypatch.setattr("sync.sync_sources", owed)
+    config = parse_config({"data_dir": str(tmp_path)})
+    with caplog.at_level(logging.INFO, logger="budgetwatch.service"):
+        Service(config, engine)._sync(["saba"], full=False, job="sync:saba")
+    [record] = [r for r in caplog.records if r.name == "budgetwatch.service"]
+    assert record.getMessage().startswith("incremental (+ full 1404, owed) sync of saba run 10: success; ")

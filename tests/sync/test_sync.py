@@ -277,3 +277,32 @@ def test_an_incremental_run_that_finishes_an_interrupted_full_sync_says_so(simul
     [again] = run_sync(engine, config.sources, ["saba"])  # owed no more
     assert again.completing_full == []
     engine.dispose()
+
+
+def test_a_full_run_stopped_in_its_first_year_leaves_every_later_year_owed(simulator_factory, store_url,
+                                                                            monkeypatch):
+    # an operator's trial: a weekly full sync stopped while SABA read 1404 (kill -9, a restart of the
+    # service) was completed by the next run for 1404 only; 1405 was never read whole, and what the
+    # portal had dropped from it stayed in the store until the next week's full
+    from store import runs
+    from sync.outcome import SyncObserver
+
+    class StopsAtTheFirstPage(SyncObserver):
+        def page(self, source, year, page_no, rows, announced):
+            raise RuntimeError("stopped while the first year's list was read")
+
+    sim = simulator_factory()
+    engine = open_store(store_url)
+    config = store_config(sim, store_url, monkeypatch)
+    [stopped] = run_sync(engine, config.sources, ["saba"], full=True, observer=StopsAtTheFirstPage())
+    assert stopped.status == "failed" and len(stopped.years) == 2, stopped
+    assert [runs.get_state(engine, "saba", year)["full_pending"] for year in stopped.years] == [True, True]
+    [owed] = run_sync(engine, config.sources, ["saba"])
+    assert owed.status == "success" and owed.mode == "incremental", owed.error
+    assert owed.completing_full == stopped.years  # every year read whole, the later one too
+    # as the sync's summary names it (and `runs`, and the service's log)
+    assert owed.mode_text == f"incremental (+ full {stopped.years[0]}, {stopped.years[1]}, owed)"
+    assert not any(runs.get_state(engine, "saba", year)["full_pending"] for year in stopped.years)
+    [again] = run_sync(engine, config.sources, ["saba"])  # owed no more
+    assert again.completing_full == []
+    engine.dispose()

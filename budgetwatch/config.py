@@ -336,6 +336,19 @@ def _nearest(data_dir: Path) -> tuple[Path, int] | None:
     return None
 
 
+def data_dir_unwritable(data_dir: Path) -> str | None:
+    """Why this user cannot write in ``data_dir`` (or make it), or None: where the console's session
+    secret and the signed archive are written whatever the store (an operator's trial: a PostgreSQL
+    deployment's data_dir the service's user could not write passed check-config, then `web` and
+    `review approve` failed with a PermissionError, exit 1)."""
+    nearest = _nearest(data_dir)
+    if nearest is None or not stat.S_ISDIR(nearest[1]) or os.access(nearest[0], os.W_OK | os.X_OK):
+        return None
+    if nearest[0] == data_dir:
+        return f"data_dir = '{data_dir}': this user may not write in it (mode {stat.S_IMODE(nearest[1]):o})"
+    return f"data_dir = '{data_dir}': cannot make this folder ({nearest[0]} may not be written)"
+
+
 def _data_dir_in_the_way(data_dir: Path) -> str | None:
     """A file (not a folder) at ``data_dir`` or at one of the folders above it, said for data_dir."""
     nearest = _nearest(data_dir)

@@ -362,6 +362,10 @@ def approve(engine: Engine, fiscal_year: int, quarter: int, *, by: str, note: st
         raise ReviewError(f"{fiscal_year} Q{quarter} was approved by someone else meanwhile") from None
     except reviews.ClaimWaitedFor as exc:
         raise ReviewError(_claim_held(engine, fiscal_year, quarter, exc.seconds), CLAIM_HELD) from None
+    except OSError as exc:  # the transaction rolled back: nothing recorded (an operator's trial: a PermissionError, exit 1)
+        raise ReviewError(f"data_dir = '{settings.data_dir}': the archive cannot be written there "
+                          f"({exc.strerror or exc}; {getattr(exc, 'filename', None) or target}): nothing was "
+                          "approved; let this user write in data_dir and approve again", 2) from None
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return entry

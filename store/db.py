@@ -246,6 +246,21 @@ _NO_ANSWER_YET = ("Connection refused", "timeout expired", "Connection timed out
                   "too many clients already", "remaining connection slots are reserved")
 
 
+def _sqlite_access(url: str) -> str:
+    """Why SQLite could not open its file, where this user's rights tell it (SQLite says only "unable
+    to open database file": an operator's trial), else nothing: the file, or its folder, in which SQLite
+    writes its write-ahead log beside the file."""
+    database = sa.engine.make_url(url).database
+    if not database or database == ":memory:":
+        return ""
+    path = Path(database)
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        return f" ({path} may not be read and written by this user)"
+    if path.parent.is_dir() and not os.access(path.parent, os.W_OK | os.X_OK):
+        return f" (its folder {path.parent} may not be written by this user)"
+    return ""
+
+
 @contextlib.contextmanager
 def reaching(url: str) -> Iterator[None]:
     """A store that cannot be reached (no server, no such database, refused) or a SQLite file that
@@ -266,6 +281,8 @@ def reaching(url: str) -> Iterator[None]:
             reason = reason.replace(str(password), "***")
         if reason == "file is not a database":
             reason += " (correct database.url or BUDGETWATCH_DATABASE_URL)"
+        elif reason == "unable to open database file":
+            reason += _sqlite_access(url)
         # a server that did not answer, or is starting or stopping, may answer later; a refusal of the
         # database, the user or the password will not, nor will a SQLite file that cannot be opened
         passing = isinstance(exc, sa.exc.OperationalError) and not url.startswith("sqlite") \

@@ -97,22 +97,26 @@ def session_secret(data_dir: Path) -> str:
             raise SecretError(f"{SECRET_ENV} is too short: use at least 32 random characters")
         return from_env
     path = Path(data_dir) / SECRET_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        # O_EXCL: two consoles starting at once never overwrite each other's secret
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            raise SecretError(f"{path} may be read by others (mode {mode:o}): run `chmod 600 {path}`") from None
-        secret = path.read_text(encoding="ascii").strip()
-        if len(secret) < 32:
-            raise SecretError(f"{path} holds too short a secret: delete it to have a new one made") from None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # O_EXCL: two consoles starting at once never overwrite each other's secret
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            mode = stat.S_IMODE(path.stat().st_mode)
+            if mode & 0o077:
+                raise SecretError(f"{path} may be read by others (mode {mode:o}): run `chmod 600 {path}`") from None
+            secret = path.read_text(encoding="ascii").strip()
+            if len(secret) < 32:
+                raise SecretError(f"{path} holds too short a secret: delete it to have a new one made") from None
+            return secret
+        secret = secrets.token_urlsafe(48)
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(secret + "\n")
         return secret
-    secret = secrets.token_urlsafe(48)
-    with os.fdopen(fd, "w", encoding="ascii") as out:
-        out.write(secret + "\n")
-    return secret
+    except OSError as exc:  # an operator's trial: a PermissionError, exit 1
+        raise SecretError(f"data_dir = '{data_dir}': the console's session secret ({SECRET_FILE}) cannot be made or "
+                          f"read there ({exc.strerror or exc}): let this user write in it, or set {SECRET_ENV}") from None
 
 
 def new_csrf_token() -> str:

@@ -6,6 +6,7 @@ import typer
 from rich.table import Table
 
 from budgetwatch.app import app, console, context
+from budgetwatch.config import data_dir_unwritable
 from store.db import (
     check_current,
     current_revision,
@@ -34,7 +35,10 @@ def check_config() -> None:
     table.add_column("setting")
     table.add_column("value")
     table.add_row("database", database)
-    table.add_row("data directory", str(cfg.data_dir))
+    unwritable = data_dir_unwritable(cfg.data_dir)  # the embedded store's is refused before this
+    table.add_row("data directory", str(cfg.data_dir) if unwritable is None else
+                  f"[yellow]{unwritable} — web (its session secret) and review approve (the archive) will "
+                  "refuse[/yellow]")
     for name in ("nezarat4", "saba"):
         src = getattr(cfg.sources, name)
         where = f"${src.password_env}" if src.password_env else str(src.password_file)

@@ -229,6 +229,7 @@ class PortalHttp:
         before_send: Callable[[], None] | None = None,
         urgent: bool = False,
         attempts: int | None = None,
+        since: float | None = None,
         **request: Any,
     ) -> httpx.Response:
         """Send one request, retrying transient faults; return the first answer that is not one.
@@ -240,7 +241,10 @@ class PortalHttp:
         call unretried (Nezarat-4: a postback whose session was replaced meanwhile). ``urgent``
         requests (logins, list pages) take the next free slot before queued detail reads.
         ``attempts`` lowers the retry budget for a request that must not be sent twice as it is (a
-        login form whose hidden fields belong to the answer before it).
+        login form whose hidden fields belong to the answer before it). ``since`` (a
+        ``time.monotonic()``) counts ``max_retry_seconds`` from that moment instead of this request's
+        first try: a request that is one step of a larger one tried again whole (a login) spends the
+        larger one's budget, not a new one each time.
         """
         s = self.settings
         path = httpx.URL(url).path or url
@@ -251,7 +255,8 @@ class PortalHttp:
             """max_retry_seconds counted from the first try on the wire, not from the call: a request
             queued behind hundreds for a slot (a large sync) spent its budget waiting, and gave up
             after one or two tries when the portal faltered (an operator's trial)."""
-            return bool(sent) and time.monotonic() - sent[0] + retry_state.upcoming_sleep >= s.max_retry_seconds
+            start = since if since is not None else sent[0] if sent else None
+            return start is not None and time.monotonic() - start + retry_state.upcoming_sleep >= s.max_retry_seconds
 
         retrying = AsyncRetrying(
             stop=stop_any(stop_after_attempt(attempts or s.max_attempts), out_of_time),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import date
@@ -141,23 +142,29 @@ class Nezarat4Client:
         A login POST that fails is not posted again as it was: its ``__VIEWSTATE`` belongs to the
         login page it answered, and a portal that dropped the session meanwhile refuses it every
         time. The whole login is tried again instead, from a fresh GET of the login page, with
-        back-off, within the retry budget (issue 12, item 3).
+        back-off, within the retry budget (issue 12, item 3): ``max_retry_seconds`` is the whole
+        login's, from its first try, its GETs' retries included (an operator's trial: each try of
+        the login had a budget of its own, and a portal down at its login page held a run 6 × 300 s).
         """
         s = self.settings
+        started = time.monotonic()
         for attempt in range(1, s.max_attempts + 1):
             try:
-                await self._login_once()
+                await self._login_once(started)
                 return
-            except SourceUnavailable:
-                if attempt == s.max_attempts:
-                    raise
+            except SourceUnavailable as exc:
+                pause = min(s.backoff_initial_seconds * 2 ** (attempt - 1), s.backoff_max_seconds)
+                spent = time.monotonic() - started
+                if attempt == s.max_attempts or spent + pause >= s.max_retry_seconds:
+                    raise SourceUnavailable(SOURCE, f"the login was tried {attempt} time(s) in {spent:.1f} s "
+                                                    f"and failed: {exc.message}") from None
                 self._http.count("retries")
-                await asyncio.sleep(min(s.backoff_initial_seconds * 2 ** (attempt - 1), s.backoff_max_seconds))
+                await asyncio.sleep(pause)
 
-    async def _login_once(self) -> None:
-        """One login: GET the form, POST it once."""
+    async def _login_once(self, started: float) -> None:
+        """One login: GET the form, POST it once (``started``: when the whole login began)."""
         self._http.client.cookies.clear()
-        response = await self._http.send("GET", pages.LOGIN_PATH, fault=self._fault, urgent=True)
+        response = await self._http.send("GET", pages.LOGIN_PATH, fault=self._fault, urgent=True, since=started)
         self._expect_page(response, "Login.aspx")
         form = pages.read_login_page(response.text, str(response.url))
         if form.captcha:  # posting would only count as one more failed login

@@ -304,3 +304,28 @@ async def test_a_failed_login_post_is_retried_from_a_fresh_login_page(nezarat):
         await nz.login()
     logins = [method for method, path, _form in nezarat.requests if path == "/Login.aspx"]
     assert logins == ["GET", "POST", "GET", "POST", "GET", "POST"]
+
+
+async def test_a_portal_down_at_its_login_page_is_given_up_within_one_retry_budget():
+    # an operator's trial: Nezarat-4 at a closed port with max_retry_seconds 5 held a sync 32.7 s
+    # and 26 requests: each of the login's six tries had a budget of its own. A real closed port
+    # on loopback (connections refused at once), not a fake transport.
+    import socket
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed once the probe goes: nothing listens there
+    settings = fast_settings(f"http://127.0.0.1:{port}", backoff_initial_seconds=0.2, backoff_max_seconds=0.4,
+                             max_attempts=6, max_retry_seconds=1.5)
+    started = time.monotonic()
+    async with Nezarat4Client(settings) as nz:
+        with pytest.raises(SourceUnavailable) as caught:
+            await nz.login()
+        requests = nz.stats["requests"]
+    took = time.monotonic() - started
+    assert took < 1.5 + 0.4 + 1.0, took  # the budget, a last pause at most, and a margin for a slow machine
+    # the old way, six logins of up to six GETs each: 26 in the trial, up to 36; now the GETs of the
+    # first login spend the budget and at most one more login starts before it is gone
+    assert requests < 2 * settings.max_attempts, requests
+    assert "the login was tried" in str(caught.value) and "GET /Login.aspx failed" in str(caught.value)

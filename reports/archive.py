@@ -126,12 +126,12 @@ def not_closed(fiscal_year: int, quarter: int, as_of: date) -> str:
     '1405 Q3 is not closed on 1405/09/17 (2026-12-08): it ends on 1405/09/30 (2026-12-21) and can be
     reported from 1405/10/01 (2026-12-22)' (closed the day after its last day)."""
     end = quarter_end(fiscal_year, quarter)
-    return (f"{fiscal_year} Q{quarter} is not closed on {_terminal_day(as_of)}: it ends on {_terminal_day(end)} "
-            f"and can be reported from {_terminal_day(end + timedelta(days=1))}")
+    return (f"{fiscal_year} Q{quarter} is not closed on {terminal_day(as_of)}: it ends on {terminal_day(end)} "
+            f"and can be reported from {terminal_day(end + timedelta(days=1))}")
 
 
-def _terminal_day(day: date) -> str:
-    """A day as the terminal writes it (decisions.md): Jalali first, ISO beside it."""
+def terminal_day(day: date) -> str:
+    """A day as the terminal writes it (decisions.md): Jalali first, ISO beside it: '1405/09/17 (2026-12-08)'."""
     return f"{format_jalali(day, persian_digits=False)} ({day.isoformat()})"
 
 

@@ -85,6 +85,19 @@ def _period(year: int | None, quarter: int | None, as_of: date) -> tuple[int, in
     return year, quarter
 
 
+def _come(day: date, given_by: str) -> None:
+    """A report's as-of day must have come: the monitoring cycle as of a later day would count every
+    report not in yet as overdue, in a report that reads as a real one (a trial: `report --as-of
+    1406/02/01` wrote one without a word). A what-if of a later day is `reconcile --as-of DAY --dry-run`."""
+    from reports.archive import terminal_day
+
+    today = today_tehran()
+    if day > today:
+        raise UserError(f"{given_by} {terminal_day(day)} is after today, {terminal_day(today)}: a report judges the "
+                        "monitoring cycle on a day that has come (for a later day's findings: reconcile --as-of DAY "
+                        "--dry-run)")
+
+
 def _output(output: Path | None, allowed: tuple[str, ...]) -> Path:
     if output is None:
         raise UserError(f"say where to write it: --output FILE{'|FILE'.join(allowed)}")
@@ -125,6 +138,7 @@ def report_command(
     output = _output(output, (".xlsx", ".html"))
     config = context().config
     day = _day(as_of, "--as-of") or config.reconcile.as_of or today_tehran()
+    _come(day, "--as-of" if as_of is not None else "reconcile.as_of")
     fiscal_year, q = _period(_year(year), _number(quarter, "--quarter", 1, 4), day)
     groups = option_values(group, "--group")
     for g in groups:

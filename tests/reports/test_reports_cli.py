@@ -87,6 +87,20 @@ def test_a_quarter_not_yet_closed_is_exit_code_3(cli, tmp_path):
     assert code == 3 and "it ends on 1405/06/31 (2026-09-22) and can be reported from 1405/07/01 (2026-09-23)" in err
 
 
+def test_a_report_as_of_a_day_still_to_come_is_refused(cli, tmp_path):
+    # a trial: `report --as-of 1406/02/01` wrote a report counting every report not in yet as overdue
+    from datetime import timedelta
+
+    from foundation.jalali import format_jalali, today_tehran
+
+    tomorrow = today_tehran() + timedelta(days=1)
+    code, _, err = cli("report", "--as-of", tomorrow.isoformat(), "--output", str(tmp_path / "r.html"))
+    assert code == 2, err
+    assert (f"--as-of {format_jalali(tomorrow, persian_digits=False)} ({tomorrow.isoformat()}) is after today"
+            in err.replace("\n", " "))
+    assert not (tmp_path / "r.html").exists()
+
+
 def test_a_projects_s_curve(cli, tmp_path):
     code, _, err = cli("report", "project", "P-1", "--output", str(tmp_path / "p.html"))
     assert code == 0, err

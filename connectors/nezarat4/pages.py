@@ -76,6 +76,9 @@ IDENTITY_SPANS = (
     "lblProgressAtYearStart", "lblAgreementNo", "lblAgreementDate", "lblAgreementStatus",
     "lblLastModified",
 )
+STATUS_SPAN = "lblAgreementStatus"
+# an agreement awaiting its exchange, or cancelled, has no targets (nezarat4.md §4)
+_NOT_EXCHANGED = frozenset({text_key("در انتظار مبادله"), text_key("لغو شده")})
 OPTIONAL_SPANS = frozenset({"lblLocation"})  # "(may be empty)": absent is read as empty
 CREDITS_GRID = ("gvCredits", (
     ("source", "منبع"), ("approved", "مصوب"), ("notified", "ابلاغی"), ("allocated", "تخصیص"),
@@ -213,7 +216,8 @@ def transient_fault(status: int, headers, html: str) -> Fault | None:
         return Fault("ASP.NET Runtime Error page (status 200)")
     if _ERROR_MARKERS.search(html):
         soup = parse(html)
-        if soup.find(id=MAINTENANCE_ID):
+        maintenance = soup.find(id=MAINTENANCE_ID)
+        if maintenance is not None and maintenance.get_text(strip=True):  # an empty one, a master page's hidden slot, is none
             return Fault("maintenance page (status 200)",
                          parse_retry_after(headers.get("Retry-After")))
         error = soup.find("span", id=ERROR_ID)
@@ -234,7 +238,8 @@ def is_login_location(location: str | None) -> bool:
     """Whether a redirect goes to the login page (with or without ReturnUrl)."""
     if not location:
         return False
-    return urlsplit(location).path.lower().rstrip("/").endswith(LOGIN_PATH.lower())
+    # by its last segment: a relative Location ("Login.aspx?ReturnUrl=…") is one too
+    return urlsplit(location).path.lower().rstrip("/").rsplit("/", 1)[-1] == LOGIN_PATH.lower().lstrip("/")
 
 
 def describe(soup: BeautifulSoup) -> str:
@@ -334,10 +339,15 @@ _header_key = lru_cache(maxsize=1024)(text_key)
 
 
 def _check_header(table: Tag, page: str, grid: str, columns) -> list[Tag]:
-    """The data rows (and special rows) after a header that matches the contract."""
+    """The data rows (and special rows) after a header that matches the contract. A grid of its
+    `empty` row alone may have no header: an ASP.NET GridView writes its empty-data row without one
+    (a review of the contract: an incremental run's list with no match, or a project awaiting its
+    agreement, stopped the sync as a changed layout)."""
     rows = _rows(table)
     header = next((r for r in rows if "header" in _classes(r) or children(r, "th")), None)
     expected = [title for _, title in columns]
+    if header is None and rows and all("empty" in _classes(r) for r in rows):
+        return rows
     if header is None:
         raise _layout(page, f"{grid} header {expected}", f"{grid} without a header row")
     found = [_cell_text(c).strip() for c in children(header, "th", "td")]
@@ -422,7 +432,7 @@ def read_list_page(html: str, page_url: str, page: str = "ProjectList.aspx") -> 
             pager = _read_pager(tr)
         elif "empty" in classes:
             empty = True
-        else:
+        elif "row" in classes or "altrow" in classes:  # the contract's data rows; a footer or spacer is none
             row = _raw_row(tr, len(rows) + 1, LIST_COLUMNS)
             if row.problem is None:
                 cells = children(tr, "td", "th")
@@ -479,6 +489,10 @@ def read_detail_page(html: str, page: str) -> DetailPage | NotFoundPage:
         raise _layout(page, f"spans {', '.join(missing)} in table#{INFO_TABLE_ID}",
                       f"table#{INFO_TABLE_ID} without them")
     credits, total = _read_grid(ids, html, page, CREDITS_GRID)
-    targets, _ = _read_grid(ids, html, page, TARGETS_GRID)
+    if first(ids, TARGETS_GRID[0], "table") is None and _header_key(identity[STATUS_SPAN]) in _NOT_EXCHANGED:
+        targets = []  # "missing while the agreement is not exchanged": the grid may be left out whole
+    else:
+        targets, _ = _read_grid(ids, html, page, TARGETS_GRID)
     performance, _ = _read_grid(ids, html, page, PERFORMANCE_GRID)
     return DetailPage(identity, credits, total, targets, performance)
+

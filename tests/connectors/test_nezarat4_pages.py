@@ -594,3 +594,71 @@ def test_list_cells_read_back_whatever_digits_and_separators(amount, percent, di
     assert row.approved_credit == amount
     assert row.progress == percent
     assert row.last_modified == datetime(day.year, day.month, day.day, 7, 5, tzinfo=TEHRAN)
+
+
+# --- what the contract allows beyond the examples (a review of the contract against the readers) --
+
+_TARGETS = re.compile(r'<table id="gvTargets".*?</table>', re.S)
+_EMPTY_TARGETS = ('<table id="gvTargets" class="grid" cellspacing="0" rules="all" border="1">\n'
+                  '  <tr class="empty"><td colspan="2">رکوردی یافت نشد</td></tr>\n</table>')
+
+
+def _awaiting(html: str) -> str:
+    return html.replace('<span id="lblAgreementStatus">مبادله شده</span>',
+                        '<span id="lblAgreementStatus">در انتظار مبادله</span>')
+
+
+def test_detail_grid_of_its_empty_row_alone_without_a_header_is_no_data():
+    # an ASP.NET GridView writes its empty-data row without the header: "missing while the agreement
+    # is not exchanged (<tr class="empty">)" stopped the sync as a changed layout
+    d = read_detail(_TARGETS.sub(_EMPTY_TARGETS, _awaiting(fixture_text("nezarat4-detail.html"))))
+    assert isinstance(d, ProjectDetail) and d.targets == {}, d
+
+
+def test_detail_targets_left_out_whole_while_the_agreement_awaits_exchange_are_none():
+    d = read_detail(_TARGETS.sub("", _awaiting(fixture_text("nezarat4-detail.html"))))
+    assert isinstance(d, ProjectDetail) and d.targets == {}, d
+
+
+def test_detail_targets_left_out_of_an_exchanged_agreement_are_still_a_layout_change():
+    with pytest.raises(LayoutChanged) as exc:
+        read_detail(_TARGETS.sub("", fixture_text("nezarat4-detail.html")))
+    assert "gvTargets" in exc.value.expected
+
+
+def test_detail_grid_with_rows_but_no_header_is_still_a_layout_change():
+    html = fixture_text("nezarat4-detail.html").replace(
+        '<tr class="header"><th>دوره</th><th>پیشرفت فیزیکی پیش‌بینی‌شده (٪)</th></tr>', "")
+    with pytest.raises(LayoutChanged):
+        read_detail(html)
+
+
+def test_list_of_its_empty_row_alone_without_a_header_is_an_empty_list():
+    # an incremental run's list with no match, as a GridView writes it
+    html = re.sub(r'<tr class="header">.*?</tr>', "", fixture_text("nezarat4-list-empty.html"), flags=re.S)
+    raw = pages.read_list_page(html, LIST_URL)
+    assert raw.empty and raw.rows == []
+
+
+def test_list_rows_other_than_row_and_altrow_are_not_data():
+    # "Data rows have class row or altrow": a footer was read as a row with no key, on every page,
+    # and a full sync then marked nothing gone
+    html = fixture_text("nezarat4-list-page1.html").replace(
+        '<tr class="pager">', '<tr class="footer"><td colspan="9">جمع صفحه</td></tr>\n<tr class="pager">', 1)
+    plain = pages.read_list_page(fixture_text("nezarat4-list-page1.html"), LIST_URL)
+    with_footer = pages.read_list_page(html, LIST_URL)
+    assert "footer" in html and len(with_footer.rows) == len(plain.rows) == 50
+    assert all(row.problem is None for row in with_footer.rows)
+
+
+def test_a_relative_redirect_to_the_login_page_is_one():
+    assert pages.is_login_location("Login.aspx?ReturnUrl=%2fProjects%2fProjectList.aspx")
+    assert pages.is_login_location("/Login.aspx") and pages.is_login_location("https://portal.test/login.aspx")
+    assert not pages.is_login_location("/Projects/NotLogin.aspx")
+
+
+def test_an_empty_maintenance_slot_is_no_maintenance_page():
+    html = fixture_text("nezarat4-list-page1.html").replace("<body>", '<body><div id="maintenance"></div>', 1)
+    assert "maintenance" in html
+    assert pages.transient_fault(200, {}, html) is None
+    assert pages.transient_fault(200, {}, fixture_text("nezarat4-maintenance.html")) is not None

@@ -322,3 +322,10 @@ async def test_a_refused_token_is_not_asked_for_again():
                                          for i in range(1, 6)), return_exceptions=True)
     assert all(isinstance(r, AuthenticationFailed) for r in results)
     assert len(fake.requests) == 1
+
+
+def test_a_json_body_after_a_utf8_byte_order_mark_is_read():
+    # "Bodies are JSON, UTF-8": a BOM before one was read as drift, "expected a JSON body"
+    from connectors.saba.payloads import parse_body
+
+    assert parse_body('\ufeff{"items": [], "total": 0}', "/api/v1/agreements") == {"items": [], "total": 0}

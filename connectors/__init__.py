@@ -30,7 +30,7 @@ from foundation.lazy import lazy_exports
 # connectors.settings and so this package; the clients (BeautifulSoup, httpx) load only for a sync.
 _WHERE = {
     **dict.fromkeys(("AuthenticationFailed", "ConnectorError", "LayoutChanged", "ProtocolError",
-                     "SourceUnavailable"), "connectors.errors"),
+                     "SourceUnavailable", "YearNotOffered"), "connectors.errors"),
     **dict.fromkeys(("Nezarat4Client", "RejectedDetail"), "connectors.nezarat4"),
     **dict.fromkeys(("AgreementDetail", "AgreementListPage", "CreditRow", "ExpenseAgreementRecord", "ExpenseCredit",
                      "OperationPerformanceRecord", "OperationRecord", "ProgressReportRecord", "ProjectDetail",

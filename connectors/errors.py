@@ -63,3 +63,15 @@ class LayoutChanged(ConnectorError):
 
 class ProtocolError(ConnectorError):
     """The portal answered in a way the contract does not allow."""
+
+
+
+class YearNotOffered(ProtocolError):
+    """The portal does not hold the fiscal year asked for (Nezarat-4: not among ``ddlYear``'s
+    options, "the years the portal holds"): that year is skipped, the other years are read."""
+
+    def __init__(self, source: str, fiscal_year: int, offered: list[str]) -> None:
+        super().__init__(source, f"the portal does not offer fiscal year {fiscal_year} "
+                                 f"(it offers {', '.join(offered) or 'none'})")
+        self.fiscal_year = fiscal_year
+        self.offered = offered

@@ -167,6 +167,23 @@ class SourceRun:
             return False, None
         return False, hwm - timedelta(days=self.settings.overlap_days)
 
+    def year_not_offered(self, year: int, reason: str) -> None:
+        """The portal does not hold `year`: the run goes on with its other years. A year the store
+        holds nothing of is skipped with a note (a portal that holds only the current year: the
+        default years are the current and the previous one), and owes no full read any more; one
+        it holds is left as it was, nothing marked gone, and the run is incomplete: what it held
+        is neither confirmed nor known to be gone."""
+        held = self._state(year)["high_water_mark"] is not None
+        if held:
+            self.outcome.status = "incomplete"
+            self.note(f"{year}: {reason}; what the store holds of {year} is kept as it was, nothing marked gone")
+            return
+        self.note(f"{year}: {reason}; skipped (the store holds nothing of {year})")
+        if year in self.outcome.completing_full:
+            self.outcome.completing_full.remove(year)
+        with self.engine.begin() as conn:
+            self._set_state(conn, year, full_pending=False)
+
     def note(self, text: str) -> None:
         self.outcome.notes.append(text)
         self.observer.note(self.source, text)

@@ -28,7 +28,7 @@ import httpx
 from foundation.jalali import format_jalali
 from foundation.persian import to_ascii_digits
 
-from ..errors import AuthenticationFailed, ProtocolError, SourceUnavailable
+from ..errors import AuthenticationFailed, ProtocolError, SourceUnavailable, YearNotOffered
 from ..http import Fault, PortalHttp
 from ..offload import PageReader
 from ..paging import asked_again
@@ -344,8 +344,7 @@ class Nezarat4Client:
         start = await self._reader.read(reading.list_page, response.text, str(response.url), page)
         offered = {to_ascii_digits(v).strip(): v for v in start.form.options[pages.YEAR_INPUT]}
         if str(fiscal_year) not in offered:
-            raise ProtocolError(SOURCE, f"the project list does not offer fiscal year "
-                                        f"{fiscal_year} (it offers {', '.join(sorted(offered))})")
+            raise YearNotOffered(SOURCE, fiscal_year, sorted(offered))
         button = start.form.buttons.get(pages.SEARCH_BUTTON, pages.SEARCH_BUTTON_VALUE)
         fields = start.form.with_values({
             **filters,

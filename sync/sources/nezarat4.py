@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from connectors import Nezarat4Client
+from connectors import Nezarat4Client, YearNotOffered
 from connectors.settings import PortalSettings
 from foundation.jalali import TEHRAN
 from foundation.records import ProjectDetail, ProjectListRow
@@ -71,11 +71,20 @@ class Nezarat4Sync(SourceSync):
                 reads.spawn(fetch(row))
             await reads.hold_back()
 
-        listing = await reads.while_listing(paged_passes(
-            run, year, lambda: client.list_projects(fiscal_year=year, modified_from=modified_day),
-            key_of=lambda r: r.project_code, items_of=lambda p: p.rows, on_new=on_new,
-            rank_of=lambda r: r.project_code,
-        ))
+        try:
+            listing = await reads.while_listing(paged_passes(
+                run, year, lambda: client.list_projects(fiscal_year=year, modified_from=modified_day),
+                key_of=lambda r: r.project_code, items_of=lambda p: p.rows, on_new=on_new,
+                rank_of=lambda r: r.project_code,
+            ))
+        except YearNotOffered as exc:  # the other years are still read (a review of the contract)
+            await reads.drain()
+            run.year_not_offered(year, exc.message)
+
+            async def nothing_to_close() -> None:
+                return None
+
+            return nothing_to_close
 
         async def close_year() -> None:
             await reads.drain()

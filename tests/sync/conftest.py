@@ -38,11 +38,11 @@ def store_config(sim: Any, store_url: str, monkeypatch: pytest.MonkeyPatch, **so
         user, password = sim.credentials[name]
         env = f"TEST_{name.upper()}_PASSWORD"
         monkeypatch.setenv(env, password)
-        sources[name] = dict(
-            base_url=url, username=user, password_env=env, fiscal_years=YEARS,
-            backoff_initial_seconds=0.01, backoff_max_seconds=0.05, max_attempts=12, timeout_seconds=10,
+        sources[name] = {
+            **dict(base_url=url, username=user, password_env=env, fiscal_years=YEARS,
+                   backoff_initial_seconds=0.01, backoff_max_seconds=0.05, max_attempts=12, timeout_seconds=10),
             **source_overrides.get(name, {}),
-        )
+        }
     sources["nezarat4"].setdefault("page_pause_seconds", 0)
     sources["saba"].setdefault("rate_limit_per_second", 500)
     return parse_config({"database": {"url": store_url}, "sources": sources})

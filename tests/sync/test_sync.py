@@ -306,3 +306,33 @@ def test_a_full_run_stopped_in_its_first_year_leaves_every_later_year_owed(simul
     [again] = run_sync(engine, config.sources, ["saba"])  # owed no more
     assert again.completing_full == []
     engine.dispose()
+
+
+def test_a_year_the_portal_does_not_hold_is_skipped_and_the_others_are_read(simulator_factory, sqlite_url,
+                                                                              monkeypatch):
+    # a review of the contract: ddlYear offers "the years the portal holds"; one that held only the
+    # current year failed the whole Nezarat-4 sync (the default years are the current and the previous)
+    from store import runs
+
+    sim = simulator_factory()
+    engine = open_store(sqlite_url)
+    config = store_config(sim, sqlite_url, monkeypatch, nezarat4={"fiscal_years": [1403, 1404, 1405]})
+    first, saba = run_sync(engine, config.sources, full=True)
+    assert first.source == "nezarat4" and first.status == "success" and saba.status == "success", first.error
+    assert any(note.startswith("1403: the portal does not offer fiscal year 1403 (it offers 1404, 1405)")
+               and note.endswith("skipped (the store holds nothing of 1403)") for note in first.notes), first.notes
+    assert runs.get_state(engine, "nezarat4", 1403)["full_pending"] is False  # nothing owed of it
+    [again] = run_sync(engine, config.sources, ["nezarat4"])
+    assert again.status == "success" and again.completing_full == [], again
+    with engine.begin() as conn:  # as if 1403 had been read before and the portal dropped it since
+        runs.set_state(conn, "nezarat4", 1403, again.run_id, high_water_mark=runs.get_state(
+            engine, "nezarat4", 1405)["high_water_mark"])
+    [dropped] = run_sync(engine, config.sources, ["nezarat4"])
+    assert dropped.status == "incomplete" and any("nothing marked gone" in n for n in dropped.notes), dropped
+    engine.dispose()
+    # the years the portal holds were read whole, as a sync of those alone reads them
+    truth_engine = open_store(sqlite_url)
+    try:
+        _assert_store_equals_truth(truth_engine, sim)
+    finally:
+        truth_engine.dispose()

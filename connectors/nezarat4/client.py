@@ -42,6 +42,18 @@ log = logging.getLogger(__name__)
 
 SOURCE = "nezarat4"
 _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+POSTBACK_ATTEMPTS = 2  # a list postback sent as it is; then a new search (_goto_page)
+POSTBACK_RECOVERIES = 2  # new searches after postbacks refused every time, before the source gives up
+MAX_PAGER_HOPS = 200  # blocks of ten pages walked to reach a page after a new search (2,000 pages)
+
+
+class _SearchRefused(Exception):
+    """The search POST was refused every time it was sent as it is (a list page's form is posted
+    twice at most: POSTBACK_ATTEMPTS); the search starts again from a new GET of the form."""
+
+    def __init__(self, error: SourceUnavailable) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _SessionLost(Exception):
@@ -329,6 +341,7 @@ class Nezarat4Client:
                       redirects: _Redirects | None = None) -> _Listing:
         """GET the list page and post the search (page 1), logging in again if need be."""
         redirects = redirects or _Redirects(f"ProjectList.aspx search (year {fiscal_year})")
+        refusals = 0
         for _ in range(CHURN_LIMIT):
             try:
                 return await self._try_search(fiscal_year, filters)
@@ -336,6 +349,10 @@ class Nezarat4Client:
                 await self._after_redirect(lost, redirects)
             except _Stale:
                 pass
+            except _SearchRefused as refused:  # its answer lost after the portal moved on: GET the form again
+                refusals += 1
+                if refusals > POSTBACK_RECOVERIES:
+                    raise refused.error from None
         raise self._churn("ProjectList.aspx search")
 
     async def _try_search(self, fiscal_year: int, filters: dict[str, str]) -> _Listing:
@@ -353,9 +370,12 @@ class Nezarat4Client:
             "__EVENTARGUMENT": "",
             pages.SEARCH_BUTTON: button,
         })
-        response, session = await self._send("POST", start.form.action, page, headers=_FORM,
-                                             content=urlencode(fields), view_session=session,
-                                             urgent=True)
+        try:
+            response, session = await self._send("POST", start.form.action, page, headers=_FORM,
+                                                 content=urlencode(fields), view_session=session,
+                                                 urgent=True, attempts=POSTBACK_ATTEMPTS)
+        except SourceUnavailable as exc:
+            raise _SearchRefused(exc) from None
         return await self._read_listing(response, page, session)
 
     async def _read_listing(self, response: httpx.Response, page: str, session: int) -> _Listing:
@@ -375,28 +395,65 @@ class Nezarat4Client:
             "__EVENTTARGET": target,
             "__EVENTARGUMENT": f"Page${page_no}",
         })
+        # Sent twice at most as it is: a postback refused again may carry a view state the portal
+        # has moved past (its answer lost after it was processed: a reset, a time-out), and only a
+        # new search can go on from there (_goto_page).
         response, session = await self._send("POST", form.action, page, headers=_FORM,
-                                             content=urlencode(fields),
-                                             view_session=listing.session, urgent=True)
+                                             content=urlencode(fields), view_session=listing.session,
+                                             urgent=True, attempts=POSTBACK_ATTEMPTS)
         return await self._read_listing(response, page, session)
 
     async def _goto_page(self, listing: _Listing, fiscal_year: int, filters: dict[str, str],
                          target: str, page_no: int) -> _Listing:
-        """Page$N from the latest page; after a lost session, search again and post Page$N."""
+        """Page$N from the latest page. When that postback cannot be answered as sent — the session
+        lost, its form stale, or refused every time (a review of the contract: an answer lost after
+        the portal moved its page state on made every retry post an older page's view state, and
+        the sync failed) — search again (page 1) and walk the pager to page N, each step posting
+        a page the latest page links (ASP.NET's event validation refuses any other: nezarat4.md §3,
+        "... links to the next or previous block"): "the connector searches again and carries on
+        from the page it had reached" (§2)."""
         redirects = _Redirects(f"ProjectList.aspx page {page_no} (year {fiscal_year})")
+        refusals, recovering = 0, False
         for _ in range(CHURN_LIMIT):
             try:
+                if recovering:
+                    await asyncio.sleep(self.settings.page_pause_seconds)
+                    listing = await self._search(fiscal_year, filters, redirects)
+                    listing, target, arrived = await self._walk_to(listing, fiscal_year, filters, page_no, target)
+                    if arrived:
+                        return listing
                 return await self._postback(listing, fiscal_year, filters, target, page_no)
             except _SessionLost as lost:
                 await self._after_redirect(lost, redirects)
             except _Stale:
                 pass
-            # The lost session's view state cannot be posted again: search anew (page 1), then
-            # go straight to the page that had been reached.
-            listing = await self._search(fiscal_year, filters, redirects)
-            await asyncio.sleep(self.settings.page_pause_seconds)
-            target = listing.page.pager.links.get(page_no, target)
+            except SourceUnavailable:
+                refusals += 1
+                if refusals > POSTBACK_RECOVERIES:  # refused after new searches too: the portal fails, not the form
+                    raise
+            recovering = True
         raise self._churn(f"ProjectList.aspx page {page_no}")
+
+    async def _walk_to(self, listing: _Listing, fiscal_year: int, filters: dict[str, str], page_no: int,
+                       target: str) -> tuple[_Listing, str, bool]:
+        """From a page of the list towards page `page_no` through the pages its pager links, a block
+        at a time ("..."), until the page shown links it: (the latest page, the link to `page_no`,
+        whether the latest page is `page_no` itself)."""
+        for _ in range(MAX_PAGER_HOPS):
+            pager = listing.page.pager
+            current = pager.current or 1
+            if current == page_no:
+                return listing, target, True
+            if page_no in pager.links or not pager.links:
+                return listing, pager.links.get(page_no, target), False
+            ahead = page_no > current
+            nearer = [n for n in pager.links if (current < n < page_no if ahead else page_no < n < current)]
+            if not nearer:
+                return listing, target, False
+            hop = max(nearer) if ahead else min(nearer)
+            await asyncio.sleep(self.settings.page_pause_seconds)
+            listing = await self._postback(listing, fiscal_year, filters, pager.links[hop], hop)
+        return listing, target, False
 
     # --- project detail -----------------------------------------------------------------------
 

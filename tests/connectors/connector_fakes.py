@@ -84,6 +84,13 @@ class FakeNezarat4:
     logins: int = 0
     drop_session_when: Callable[[str, str, dict], bool] | None = None
     queued: list[httpx.Response] = field(default_factory=list)  # served before the next answer
+    # ASP.NET as the contract allows it to be strict: a postback must carry the view state of the
+    # session's latest list page, and may ask only for a page that page's pager links (event validation)
+    strict: bool = False
+    # the list POST (method, path, form) whose answer is lost after the portal processed it: a
+    # connection reset once the server has moved its page state on
+    lose_answer_when: Callable[[str, str, dict], bool] | None = None
+    latest: dict[str, tuple[int, int, set[int], int]] = field(default_factory=dict)  # session -> (year, page, linked, served)
 
     def __post_init__(self) -> None:
         self.rows = [
@@ -165,10 +172,11 @@ class FakeNezarat4:
 
     def _list(self, request: httpx.Request, form: dict, session: str) -> httpx.Response:
         year, modified_from, page_no = 1405, "", 1
+        refused = httpx.Response(500, text=fixture_text("nezarat4-runtime-error.html"))
         if request.method == "POST":
             state = form.get("__VIEWSTATE", "").split("|")
             if state[0] != "VS" or state[1] != session:
-                return httpx.Response(500, text=fixture_text("nezarat4-runtime-error.html"))
+                return refused
             year = int(form["ctl00$ContentPlaceHolder1$ddlYear"])
             modified_from = form.get("ctl00$ContentPlaceHolder1$txtModifiedFrom", "")
             if "ctl00$ContentPlaceHolder1$btnSearch" in form:
@@ -176,7 +184,26 @@ class FakeNezarat4:
             else:
                 assert form["__EVENTTARGET"] == GRID_TARGET
                 page_no = int(form["__EVENTARGUMENT"].removeprefix("Page$"))
-        return httpx.Response(200, text=self.list_html(session, year, modified_from, page_no))
+            if self.strict:
+                latest = self.latest.get(session)
+                if latest is None or state[2:] != [str(latest[1]), str(latest[3])]:
+                    return refused  # the view state of an older page, or of none this session showed
+                if "ctl00$ContentPlaceHolder1$btnSearch" not in form and page_no not in latest[2]:
+                    return refused  # a page the latest page's pager does not link
+        served = (self.latest[session][3] + 1) if session in self.latest else 1  # every page state its own
+        html = self.list_html(session, year, modified_from, page_no)
+        if self.strict:
+            html = re.sub(r'(name="__VIEWSTATE" value="VS\|[^|]+\|\d+)"', rf'\1|{served}"', html, count=1)
+        rows = self.rows if year == 1405 else []
+        pages = max(1, -(-len(rows) // self.page_size))
+        shown = min(page_no, pages)
+        first = (shown - 1) // 10 * 10 + 1
+        linked = set(range(first, min(first + 9, pages) + 1)) | {first - 1, min(first + 9, pages) + 1}
+        self.latest[session] = (year, shown, {n for n in linked if 1 <= n <= pages and n != shown}, served)
+        if self.lose_answer_when and request.method == "POST" and self.lose_answer_when(request.method,
+                                                                                          request.url.path, form):
+            raise httpx.ReadError("connection reset after the portal processed the request", request=request)
+        return httpx.Response(200, text=html)
 
     def list_html(self, session: str, year: int, modified_from: str, page_no: int) -> str:
         rows = self.rows if year == 1405 else []

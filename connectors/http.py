@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
-from tenacity.stop import stop_after_attempt, stop_any
+from tenacity.stop import stop_any
 
 from .errors import SourceUnavailable
 from .settings import PortalSettings
@@ -258,8 +258,16 @@ class PortalHttp:
             start = since if since is not None else sent[0] if sent else None
             return start is not None and time.monotonic() - start + retry_state.upcoming_sleep >= s.max_retry_seconds
 
+        limited: list[int] = []  # tries answered 429: waited for as Retry-After asks, not counted as tries
+
+        def out_of_tries(retry_state: RetryCallState) -> bool:
+            """``max_attempts`` tries, not counting those the portal answered 429: "wait Retry-After
+            seconds, then repeat" (saba.md §4) — bounded by ``max_retry_seconds`` alone (a review of
+            the contract: six 429s in a row gave the request up, as if the portal had failed)."""
+            return retry_state.attempt_number - len(limited) >= (attempts or s.max_attempts)
+
         retrying = AsyncRetrying(
-            stop=stop_any(stop_after_attempt(attempts or s.max_attempts), out_of_time),
+            stop=stop_any(out_of_tries, out_of_time),
             wait=self._wait,
             retry=retry_if_exception_type(TransientFault),
             before_sleep=self._before_sleep,
@@ -269,7 +277,7 @@ class PortalHttp:
             async for attempt in retrying:
                 with attempt:
                     response = await self._attempt(method, url, headers, fault, before_send,
-                                                   urgent, last, request, sent)
+                                                   urgent, last, request, sent, limited)
         except TransientFault:
             raise SourceUnavailable(
                 self.source,
@@ -279,7 +287,7 @@ class PortalHttp:
             ) from None
         return response
 
-    async def _attempt(self, method, url, headers, fault, before_send, urgent, last, request, sent
+    async def _attempt(self, method, url, headers, fault, before_send, urgent, last, request, sent, limited
                        ) -> httpx.Response:
         async with self._in_flight.slot(urgent):
             # The rate turn is taken inside the slot, so that starts stay spaced even when many
@@ -303,6 +311,7 @@ class PortalHttp:
         if found is not None:
             if response.status_code == 429:
                 self.count("rate_limited")
+                limited.append(1)
                 if self._limiter is not None and found.retry_after:
                     self._limiter.hold_off(found.retry_after)
             last.append(found.description)

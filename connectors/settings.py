@@ -30,7 +30,7 @@ class PortalSettings:
     password: SecretStr
     concurrency: int = 4  # requests in flight at most (1..8)
     timeout_seconds: float = 60.0  # one request; slow answers of tens of seconds are normal
-    max_attempts: int = 6  # per request, transient faults included
+    max_attempts: int = 6  # per request, transient faults included (a 429 is waited out: max_retry_seconds bounds it)
     max_retry_seconds: float = 300.0  # total time one request may spend retrying
     backoff_initial_seconds: float = 1.0  # exponential backoff with jitter starts here
     backoff_max_seconds: float = 60.0

@@ -210,3 +210,22 @@ async def test_the_retry_budget_counts_from_the_first_try_not_from_the_queue():
     assert flaky.status_code == 200 and (await slow).status_code == 200
     assert http.stats["retries"] == 1
     await http.aclose()
+
+
+async def test_a_rate_limit_is_waited_out_and_not_counted_as_a_try():
+    # saba.md §4: 429 -> "wait Retry-After seconds, then repeat"; six 429s in a row had used up a
+    # request's tries (max_attempts) as if the portal had failed. Bounded by max_retry_seconds alone.
+    answers = [httpx.Response(429, headers={"Retry-After": "0"}) for _ in range(7)] + [httpx.Response(200)]
+    http = PortalHttp("test", fast_settings(max_attempts=2), httpx.MockTransport(lambda r: answers.pop(0)))
+    response = await http.send("GET", "/api/x")
+    assert response.status_code == 200 and http.stats["rate_limited"] == 7 and http.stats["requests"] == 8
+    await http.aclose()
+
+
+async def test_other_faults_still_count_as_tries_beside_rate_limits():
+    answers = [httpx.Response(429, headers={"Retry-After": "0"}), httpx.Response(502), httpx.Response(502),
+               httpx.Response(200)]
+    http = PortalHttp("test", fast_settings(max_attempts=2), httpx.MockTransport(lambda r: answers.pop(0)))
+    with pytest.raises(SourceUnavailable, match=r"failed 3 time"):
+        await http.send("GET", "/api/x")
+    await http.aclose()

@@ -63,7 +63,7 @@ class SourceConfig(WithPassword):
     concurrency: int = Field(default=4, ge=1, le=MAX_CONCURRENCY)
     timeout_seconds: float = Field(default=60.0, gt=0)
     max_attempts: int = Field(default=6, ge=1, le=20)
-    max_retry_seconds: float = Field(default=300.0, gt=0)
+    max_retry_seconds: float = Field(default=300.0, gt=0, le=86400)  # a day at most: it alone bounds a 429
     backoff_initial_seconds: float = Field(default=1.0, gt=0)
     backoff_max_seconds: float = Field(default=60.0, gt=0)
     overlap_days: int = Field(default=1, ge=0, le=30)  # look-back of incremental syncs

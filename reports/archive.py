@@ -349,11 +349,16 @@ def approve(engine: Engine, fiscal_year: int, quarter: int, *, by: str, note: st
                 log.warning("%s Q%s: %s held an approval by %s on %s that the store never recorded (interrupted "
                             "before its commit); set aside as %s, approving anew", fiscal_year, quarter, target,
                             left.get("approved_by"), _moment(left.get("approved_at")), aside.name)
-            partial.mkdir(parents=True)
-            for name, content in {**files, MANIFEST: data}.items():
-                (partial / name).write_bytes(content)
-                os.chmod(partial / name, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-            os.rename(partial, target)
+            try:  # in the transaction: a file that cannot be written rolls the sign-off back
+                partial.mkdir(parents=True)
+                for name, content in {**files, MANIFEST: data}.items():
+                    (partial / name).write_bytes(content)
+                    os.chmod(partial / name, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+                os.rename(partial, target)
+            except OSError as exc:  # an operator's trial: a PermissionError, exit 1
+                raise ReviewError(f"data_dir = '{settings.data_dir}': the archive cannot be written there "
+                                  f"({exc.strerror or exc}; {getattr(exc, 'filename', None) or target}): nothing "
+                                  "was approved; let this user write in data_dir and approve again", 2) from None
             # Nothing but the commit follows. A commit that fails (or a signal during it) may have
             # taken or not: the folder stays either way, an archive if it took, else an unrecorded
             # approval's folder, which the next approval of the period sets aside as above.
@@ -362,10 +367,6 @@ def approve(engine: Engine, fiscal_year: int, quarter: int, *, by: str, note: st
         raise ReviewError(f"{fiscal_year} Q{quarter} was approved by someone else meanwhile") from None
     except reviews.ClaimWaitedFor as exc:
         raise ReviewError(_claim_held(engine, fiscal_year, quarter, exc.seconds), CLAIM_HELD) from None
-    except OSError as exc:  # the transaction rolled back: nothing recorded (an operator's trial: a PermissionError, exit 1)
-        raise ReviewError(f"data_dir = '{settings.data_dir}': the archive cannot be written there "
-                          f"({exc.strerror or exc}; {getattr(exc, 'filename', None) or target}): nothing was "
-                          "approved; let this user write in data_dir and approve again", 2) from None
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return entry

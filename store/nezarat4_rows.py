@@ -154,6 +154,13 @@ def stored_project_versions(conn: Connection, fiscal_year: int, codes: Iterable[
     return out
 
 
+def holds_year(conn: Connection, fiscal_year: int) -> bool:
+    """Whether the store holds any project of `fiscal_year` not marked gone (by index)."""
+    py = T(ProjectYear)
+    return conn.execute(sa.select(sa.literal(1)).where(py.c.fiscal_year == fiscal_year, py.c.gone.is_(False))
+                        .limit(1)).first() is not None
+
+
 def mark_projects_gone(conn: Connection, run_id: int, fiscal_year: int, seen_codes: set[str]) -> int:
     """A full sync did not list these projects for the year: mark them gone (never delete)."""
     py, p = T(ProjectYear), T(Project)

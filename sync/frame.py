@@ -28,7 +28,6 @@ from foundation.vocabulary import Source
 from store import runs
 from store.db import error_line
 from store.locks import LockHeld, exclusive
-from store.models import utcnow
 from store.upsert import WriteCounts
 from sync.listing import MAX_PASSES, Listing
 from sync.outcome import SourceOutcome, SyncObserver
@@ -155,9 +154,7 @@ class SourceRun:
         """(full?, modified-from) for this year: full when asked for or owed by an earlier run."""
         state = self._state(year)
         full = self.full or bool(state["full_pending"])
-        if full:
-            with self.engine.begin() as conn:
-                self._set_state(conn, year, full_pending=True, full_started_at=utcnow())
+        if full:  # owed since the run opened (store.runs.open_run), or by an earlier run
             if not self.full:
                 self.note(f"{year}: completing a full sync an earlier run did not finish")
                 self.outcome.completing_full.append(year)
@@ -167,16 +164,17 @@ class SourceRun:
             return False, None
         return False, hwm - timedelta(days=self.settings.overlap_days)
 
-    def year_not_offered(self, year: int, reason: str) -> None:
+    def year_not_offered(self, year: int, reason: str, *, held: bool) -> None:
         """The portal does not hold `year`: the run goes on with its other years. A year the store
-        holds nothing of is skipped with a note (a portal that holds only the current year: the
-        default years are the current and the previous one), and owes no full read any more; one
-        it holds is left as it was, nothing marked gone, and the run is incomplete: what it held
-        is neither confirmed nor known to be gone."""
-        held = self._state(year)["high_water_mark"] is not None
+        holds nothing of (`held`: any item of it, read whole or not) is skipped with a note (a portal
+        that holds only the current year: the default years are the current and the previous one),
+        and owes no full read any more; one it holds is left as it was, nothing marked gone, and the
+        run is incomplete: what it held is neither confirmed nor known to be gone — until the year
+        is taken out of the source's ``fiscal_years``, as the note says."""
         if held:
             self.outcome.status = "incomplete"
-            self.note(f"{year}: {reason}; what the store holds of {year} is kept as it was, nothing marked gone")
+            self.note(f"{year}: {reason}; what the store holds of {year} is kept as it was, nothing marked gone "
+                      f"(take {year} out of sources.{self.source}.fiscal_years if the portal has dropped it)")
             return
         self.note(f"{year}: {reason}; skipped (the store holds nothing of {year})")
         if year in self.outcome.completing_full:

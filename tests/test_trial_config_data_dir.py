@@ -168,3 +168,16 @@ def test_an_embedded_store_in_a_data_dir_this_user_may_not_write_says_why_it_can
     assert done.returncode == 2, done.stderr
     assert one_line(done.stderr) == (f"error: cannot open the store at sqlite:///{data}/budgetwatch.db: unable to open "
                                      f"database file (its folder {data} may not be written by this user)")
+
+
+def test_check_config_names_only_the_archive_when_the_console_has_its_secret(read_only_data_dir):
+    # a review: the row said web would refuse though BUDGETWATCH_WEB_SECRET gave it its secret
+    top, config, data = read_only_data_dir
+    command = ["setpriv", f"--reuid={_NOBODY}", f"--regid={_NOBODY}", "--clear-groups", sys.executable, "-c",
+               "import sys; from budgetwatch.entry import main; sys.exit(main())", "--config", str(config),
+               "check-config"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BUDGETWATCH_")}
+    env["BUDGETWATCH_WEB_SECRET"] = "x" * 40
+    done = subprocess.run(command, cwd=top, env=env, capture_output=True, text=True, timeout=120)
+    said = " ".join(done.stdout.split())
+    assert done.returncode == 0 and "— review approve (the archive) will refuse" in said, done.stdout

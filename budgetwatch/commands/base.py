@@ -36,9 +36,10 @@ def check_config() -> None:
     table.add_column("value")
     table.add_row("database", database)
     unwritable = data_dir_unwritable(cfg.data_dir)  # the embedded store's is refused before this
-    table.add_row("data directory", str(cfg.data_dir) if unwritable is None else
-                  f"[yellow]{unwritable} — web (its session secret) and review approve (the archive) will "
-                  "refuse[/yellow]")
+    if unwritable is None:
+        table.add_row("data directory", str(cfg.data_dir))
+    else:
+        table.add_row("data directory", f"[yellow]{unwritable} — {_refusing(cfg.data_dir)} will refuse[/yellow]")
     for name in ("nezarat4", "saba"):
         src = getattr(cfg.sources, name)
         where = f"${src.password_env}" if src.password_env else str(src.password_file)
@@ -81,6 +82,18 @@ def check_config() -> None:
     table.add_row("experts", str(len(cfg.experts)))
     table.add_row("routing", f"{len(cfg.routing.agencies)} agencies routed; default group {cfg.routing.default}")
     console.print(table)
+
+
+def _refusing(data_dir) -> str:
+    """What needs to write in a data_dir this user may not write: the signed archive always; the
+    console's session secret unless the environment gives it or its file is there to read (web.auth)."""
+    import os
+
+    from web.auth import SECRET_ENV, SECRET_FILE
+
+    if os.environ.get(SECRET_ENV, "").strip() or os.access(data_dir / SECRET_FILE, os.R_OK):
+        return "review approve (the archive)"
+    return "web (its session secret) and review approve (the archive)"
 
 
 def _duration(value) -> str:

@@ -4,8 +4,9 @@ The conversation with the ASP.NET WebForms portal (nezarat4.md §2–5): a login
 hidden fields, a session kept in cookies, a search posted with the filters, postbacks ``Page$N``
 for the next pages, and one GET per project detail. A lost session (a redirect to the login page)
 is answered by logging in again: a GET is then repeated; a postback cannot be (its ``__VIEWSTATE``
-belongs to the lost session), so the list is searched again and ``Page$N`` posted for the page that
-had been reached. A second login redirect in a row for one request is retried with back-off within its retry budget (issue 12); a request that meets it every time raises :class:`SourceUnavailable`.
+belongs to the lost session), so the list is searched again and the pager walked to the page that
+had been reached (through the pages each page links). So is a postback refused every time within its
+retry budget: its answer may have been lost after the portal moved its page state on. A second login redirect in a row for one request is retried with back-off within its retry budget (issue 12); a request that meets it every time raises :class:`SourceUnavailable`.
 Markup is read by ``pages.py`` and values by ``canonical.py``; retries, the in-flight limit and the
 counters live in :class:`~connectors.http.PortalHttp`, and the login shared by concurrent requests
 in :class:`~connectors.session.Login`. List and detail pages are read in a worker
@@ -42,14 +43,15 @@ log = logging.getLogger(__name__)
 
 SOURCE = "nezarat4"
 _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-POSTBACK_ATTEMPTS = 2  # a list postback sent as it is; then a new search (_goto_page)
-POSTBACK_RECOVERIES = 2  # new searches after postbacks refused every time, before the source gives up
+# new searches after a list postback (or the search) was refused every time within its retry budget,
+# before the source gives up: its answer may have been lost after the portal moved its page state on
+POSTBACK_RECOVERIES = 1
 MAX_PAGER_HOPS = 200  # blocks of ten pages walked to reach a page after a new search (2,000 pages)
 
 
 class _SearchRefused(Exception):
-    """The search POST was refused every time it was sent as it is (a list page's form is posted
-    twice at most: POSTBACK_ATTEMPTS); the search starts again from a new GET of the form."""
+    """The search POST was refused every time within its retry budget; the search starts again from
+    a new GET of the form (POSTBACK_RECOVERIES times at most)."""
 
     def __init__(self, error: SourceUnavailable) -> None:
         super().__init__(str(error))
@@ -373,7 +375,7 @@ class Nezarat4Client:
         try:
             response, session = await self._send("POST", start.form.action, page, headers=_FORM,
                                                  content=urlencode(fields), view_session=session,
-                                                 urgent=True, attempts=POSTBACK_ATTEMPTS)
+                                                 urgent=True)
         except SourceUnavailable as exc:
             raise _SearchRefused(exc) from None
         return await self._read_listing(response, page, session)
@@ -395,12 +397,11 @@ class Nezarat4Client:
             "__EVENTTARGET": target,
             "__EVENTARGUMENT": f"Page${page_no}",
         })
-        # Sent twice at most as it is: a postback refused again may carry a view state the portal
-        # has moved past (its answer lost after it was processed: a reset, a time-out), and only a
-        # new search can go on from there (_goto_page).
+        # retried with back-off as any request (the error page is transient: §5); refused every time,
+        # it may carry a view state the portal has moved past, and _goto_page searches again
         response, session = await self._send("POST", form.action, page, headers=_FORM,
                                              content=urlencode(fields), view_session=listing.session,
-                                             urgent=True, attempts=POSTBACK_ATTEMPTS)
+                                             urgent=True)
         return await self._read_listing(response, page, session)
 
     async def _goto_page(self, listing: _Listing, fiscal_year: int, filters: dict[str, str],
@@ -428,8 +429,10 @@ class Nezarat4Client:
             except _Stale:
                 pass
             except SourceUnavailable:
+                # refused every time within its budget: a new search, once; refused again (or the
+                # search failing), the portal fails, not the form
                 refusals += 1
-                if refusals > POSTBACK_RECOVERIES:  # refused after new searches too: the portal fails, not the form
+                if refusals > POSTBACK_RECOVERIES:
                     raise
             recovering = True
         raise self._churn(f"ProjectList.aspx page {page_no}")
@@ -438,18 +441,23 @@ class Nezarat4Client:
                        target: str) -> tuple[_Listing, str, bool]:
         """From a page of the list towards page `page_no` through the pages its pager links, a block
         at a time ("..."), until the page shown links it: (the latest page, the link to `page_no`,
-        whether the latest page is `page_no` itself)."""
+        whether the latest page is where the walk ends: `page_no` itself, or the list's last page
+        when the list now ends before it)."""
         for _ in range(MAX_PAGER_HOPS):
             pager = listing.page.pager
             current = pager.current or 1
             if current == page_no:
                 return listing, target, True
-            if page_no in pager.links or not pager.links:
-                return listing, pager.links.get(page_no, target), False
+            if page_no in pager.links:
+                return listing, pager.links[page_no], False
+            if not pager.links:  # one page: the list now ends there
+                return listing, target, True
             ahead = page_no > current
             nearer = [n for n in pager.links if (current < n < page_no if ahead else page_no < n < current)]
             if not nearer:
-                return listing, target, False
+                # ahead, the list now ends before the page reached: its last page is where a portal
+                # shows a Page$N beyond the end (and a strict one refuses a page no page links)
+                return listing, target, ahead
             hop = max(nearer) if ahead else min(nearer)
             await asyncio.sleep(self.settings.page_pause_seconds)
             listing = await self._postback(listing, fiscal_year, filters, pager.links[hop], hop)

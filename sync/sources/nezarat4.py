@@ -79,7 +79,9 @@ class Nezarat4Sync(SourceSync):
             ))
         except YearNotOffered as exc:  # the other years are still read (a review of the contract)
             await reads.drain()
-            run.year_not_offered(year, exc.message)
+            with run.engine.connect() as conn:
+                held = nezarat4_rows.holds_year(conn, year)
+            run.year_not_offered(year, exc.message, held=held)
 
             async def nothing_to_close() -> None:
                 return None

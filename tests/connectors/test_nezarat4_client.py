@@ -390,3 +390,20 @@ async def test_a_search_whose_answer_was_lost_after_the_portal_moved_on_gets_the
     async with Nezarat4Client(fast_settings(), fake.transport()) as nz:
         pages = await read_all(nz)
     assert [state.rsplit("|", 1)[0] for state in lost] == ["VS|sid1|1"] and ids(pages) == [r["id"] for r in fake.rows]
+
+
+async def test_a_burst_of_error_pages_on_a_postback_is_ridden_out_with_back_off_not_a_new_search():
+    # a review of the change: list postbacks tried twice then searched again failed a sync over a
+    # burst of error pages that retries with back-off ride out (nezarat4.md §5: transient)
+    fake = FakeNezarat4(strict=True)
+    burst = []
+    async with Nezarat4Client(fast_settings(), fake.transport()) as nz:
+        listing = nz.list_projects(fiscal_year=1405)
+        pages = [await listing.__anext__()]  # page 1
+        fake.queued.extend(httpx.Response(500, text=fixture_text("nezarat4-runtime-error.html")) for _ in range(3))
+        burst.append(len(fake.requests))
+        pages += [page async for page in listing]
+    assert ids(pages) == [r["id"] for r in fake.rows]
+    searches = [form for form in fake.posted() if "ctl00$ContentPlaceHolder1$btnSearch" in form]
+    assert len(searches) == 1  # no new search: the postback's own retries
+    assert len(fake.requests) - burst[0] == 3 + 4  # three refused tries, then pages 2-5

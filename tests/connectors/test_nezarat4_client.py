@@ -334,20 +334,26 @@ async def test_a_portal_down_at_its_login_page_is_given_up_within_one_retry_budg
 # --- an ASP.NET portal as strict as the contract lets it be (a review of the contract) -----------
 
 
-async def test_a_postback_whose_answer_was_lost_after_the_portal_moved_on_searches_again():
-    # the portal processed Page$3 and moved its page state on; the answer was lost (a reset after
-    # processing, a time-out). Posting page 2's view state again can only be refused: the sync
-    # failed with "POST … failed 4 time(s) … HTTP 500". It searches again and walks back to page 3.
-    fake = FakeNezarat4(strict=True)
-    lost = []
+def _losing_once(chosen) -> tuple[FakeNezarat4, list[str]]:
+    """A strict portal that processes the first list POST `chosen` (its form) picks and loses its
+    answer; the view states of the POSTs it lost."""
+    fake, lost = FakeNezarat4(strict=True), []
 
     def lose_once(method, path, form):
-        if form.get("__EVENTARGUMENT") == "Page$3" and not lost:
+        if chosen(form) and not lost:
             lost.append(form["__VIEWSTATE"])
             return True
         return False
 
     fake.lose_answer_when = lose_once
+    return fake, lost
+
+
+async def test_a_postback_whose_answer_was_lost_after_the_portal_moved_on_searches_again():
+    # the portal processed Page$3 and moved its page state on; the answer was lost (a reset after
+    # processing, a time-out). Posting page 2's view state again can only be refused: the sync
+    # failed with "POST … failed 4 time(s) … HTTP 500". It searches again and walks back to page 3.
+    fake, lost = _losing_once(lambda form: form.get("__EVENTARGUMENT") == "Page$3")
     async with Nezarat4Client(fast_settings(), fake.transport()) as nz:
         pages = await read_all(nz)
     assert [state.rsplit("|", 1)[0] for state in lost] == ["VS|sid1|2"]
@@ -377,16 +383,7 @@ async def test_a_strict_portal_is_read_whole_without_faults():
 
 
 async def test_a_search_whose_answer_was_lost_after_the_portal_moved_on_gets_the_form_again():
-    fake = FakeNezarat4(strict=True)
-    lost = []
-
-    def lose_once(method, path, form):
-        if "ctl00$ContentPlaceHolder1$btnSearch" in form and not lost:
-            lost.append(form["__VIEWSTATE"])
-            return True
-        return False
-
-    fake.lose_answer_when = lose_once
+    fake, lost = _losing_once(lambda form: "ctl00$ContentPlaceHolder1$btnSearch" in form)
     async with Nezarat4Client(fast_settings(), fake.transport()) as nz:
         pages = await read_all(nz)
     assert [state.rsplit("|", 1)[0] for state in lost] == ["VS|sid1|1"] and ids(pages) == [r["id"] for r in fake.rows]

@@ -39,6 +39,7 @@ from store.models import (
     ProjectYear,
     UTCDateTime,
     _when,
+    agreement_numbers_in,
 )
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
@@ -179,7 +180,8 @@ def names_of(conn: Connection, rows: Sequence[Any]) -> Names:
                 sa.select(project.c.code, py.c.fiscal_year, py.c.title)
                 .select_from(py.join(project, project.c.id == py.c.project_id)).where(project.c.code.in_(codes))):
             titles[("capital", code, year)] = title
-    numbers = sorted({r.subject.partition("/")[0] for r in rows if r.kind == "expense"})
+    # every number an expense subject may name (an agreement number may hold '/'): those stored answer
+    numbers = sorted({number for r in rows if r.kind == "expense" for number in agreement_numbers_in(r.subject)})
     if numbers:
         agreement, operation = ExpenseAgreement.__table__, Operation.__table__
         for number, year, title in conn.execute(

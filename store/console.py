@@ -40,6 +40,7 @@ from store.models import (
     ProjectYear,
     ReconcileRun,
     SyncRun,
+    agreement_numbers_in,
     found_again_of,
     last_found,
 )
@@ -253,9 +254,20 @@ def subject_agency(conn: Connection, kind: str, subject: str) -> str | None:
         query = (sa.select(py_t.c.agency_code).join(project_t, project_t.c.id == py_t.c.project_id)
                  .where(project_t.c.code == subject).order_by(py_t.c.fiscal_year.desc()).limit(1))
     else:
-        query = (sa.select(ea_t.c.agency_code).where(ea_t.c.agreement_no == subject.partition("/")[0])
+        number = agreement_of(conn, subject)
+        if number is None:
+            return None
+        query = (sa.select(ea_t.c.agency_code).where(ea_t.c.agreement_no == number)
                  .order_by(ea_t.c.fiscal_year.desc()).limit(1))
     return conn.execute(query).scalar()
+
+
+def agreement_of(conn: Connection, subject: str) -> str | None:
+    """The stored agreement an expense subject names (an agreement's number, or ``agreement_no/op``
+    whatever '/' the number holds), the longest that is one; None when none is stored."""
+    candidates = agreement_numbers_in(subject)
+    found = set(conn.execute(sa.select(ea_t.c.agreement_no).where(ea_t.c.agreement_no.in_(candidates))).scalars())
+    return next((number for number in candidates if number in found), None)
 
 
 def project_agencies(conn: Connection, codes: list[str]) -> dict[str, str]:

@@ -536,6 +536,15 @@ class DeviationFound(SQLModel, table=True):
     reconcile_run_id: int | None = None  # the run that found them (no foreign key: migration 0003)
 
 
+def agreement_numbers_in(subject: str) -> list[str]:
+    """The agreement numbers an expense deviation's subject may name, longest first: the subject
+    itself (an agreement's rule) and each part before a '/' (an operation's: ``agreement_no/op``).
+    An agreement number may hold '/' itself (``1405/032/11002``), so the part before the first '/'
+    is not it; the caller takes the one the store holds."""
+    parts = subject.split("/")
+    return ["/".join(parts[:n]) for n in range(len(parts), 0, -1)]
+
+
 ACTIVE_STATUSES = ("open", "acknowledged")  # a deviation someone still has to deal with
 
 

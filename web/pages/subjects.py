@@ -61,11 +61,14 @@ def _stages(row, last: str, limits: tuple[Decimal, ...]) -> list[str]:
     return credit_texts([row["approved"], row["notified"], row["allocated"], row[last]], limits)
 
 
-@router.get("/agreements/{agreement_no}")
+@router.get("/agreements/{agreement_no:path}")
 def agreement(request: Request, agreement_no: str):
+    """An agreement's page: by its number, or by a deviation's subject ``agreement_no/op`` (the
+    number may hold '/' itself: store.console.agreement_of takes the one stored)."""
     state = console(request)
     with state.engine.connect() as conn:
-        page = store.agreement_page(conn, _code(agreement_no))
+        number = _code(agreement_no)
+        page = store.agreement_page(conn, store.agreement_of(conn, number) or number)
     if page is None:
         raise Refused(404, "موافقتنامه‌ای با این شماره در پایگاه نیست.")
     limits = credit_limits(state)

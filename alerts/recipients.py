@@ -57,8 +57,10 @@ class Coverage:
     unknown_codes: tuple[str, ...]
 
     def unreached_line(self) -> str | None:
-        """What `alerts send` and `alerts preview` say of it, or None when every group has an expert."""
-        if not self.uncovered:
+        """What `alerts send` and `alerts preview` say of it, or None when every group has an expert or
+        no open deviation of a group without one is to be told (a trial: «0 open deviations reached
+        no one»; the WARNING naming the group without an expert says the rest)."""
+        if not self.uncovered or not self.unreached:
             return None
         groups = ", ".join(repr(g) for g in self.uncovered)
         count = "1 open deviation" if self.unreached == 1 else f"{self.unreached} open deviations"

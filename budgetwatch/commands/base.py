@@ -70,7 +70,8 @@ def check_config() -> None:
         where = (f"${smtp.password_env}" if smtp.password_env else str(smtp.password_file) if smtp.password_file
                  else "nowhere (set password_env or password_file)")
         login = f"user {smtp.username}, password from {where}"
-    table.add_row("alerts", f"{'on' if cfg.alerts.enabled else 'off'}; from {cfg.alerts.sender or '-'}; "
+    sender = f"{cfg.alerts.sender_name} <{cfg.alerts.sender}>" if cfg.alerts.sender else "-"  # as the From header
+    table.add_row("alerts", f"{'on' if cfg.alerts.enabled else 'off'}; from {sender}; "
                   f"min severity {cfg.alerts.min_severity}; SMTP {smtp.host}:{smtp.port} ({smtp.security}; {login}"
                   f"{f'; CA {smtp.ca_file}' if smtp.ca_file else ''}); given up after "
                   f"{_duration(cfg.alerts.give_up_after)}")

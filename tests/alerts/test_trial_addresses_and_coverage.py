@@ -308,3 +308,20 @@ def test_content_language_fa_is_in_the_message_as_sent(engine, facts, smtp):
     assert b"Content-Language: fa" in headers
     message = email.message_from_bytes(mail.content, policy=default)
     assert message["Content-Language"] == "fa" and "عمده" in plain_part(message)
+
+
+def test_no_line_of_deviations_that_reached_no_one_when_none_did(run, facts, store_url, smtp, caplog):
+    # an alerts trial: «0 open deviations reached no one: …» beside the WARNING naming the group
+    facts.deviation("118", "major")  # social, covered; no open deviation of the uncovered groups
+    code, out, err = run("alerts", "send", config=config_text(store_url, smtp.port, experts=[EVERY_GROUP[0]]))
+    assert code == 0, err
+    assert "reached no one" not in out
+    assert UNCOVERED.format("infrastructure") in warnings(caplog)  # the group without an expert is still said
+
+
+def test_check_config_shows_the_senders_name_as_the_from_header_carries_it(run):
+    # an alerts trial: `sender: Name <address>` was shown as the address alone
+    code, out, err = run("check-config", config='data_dir: data\nalerts: {sender: "پایش بودجه استان خوزستان '
+                                                 '<budgetwatch@mpo-kz.ir>"}\n')
+    assert code == 0, err
+    assert "from پایش بودجه استان خوزستان <budgetwatch@mpo-kz.ir>;" in " ".join(out.split())

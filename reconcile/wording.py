@@ -48,7 +48,9 @@ UNKNOWN = "؟"  # a figure the facts do not hold
 #    column or sentence»): «(۶۰۰ از ۱٬۰۰۰ میلیون ریال)», not «(۶۰۰ میلیون ریال از ۱٬۰۰۰ میلیون ریال)»
 #    (spend_progress_gap, credit_inconsistency, unit_cost_overrun; a trial); an agreement's unit cost
 #    named as its figure is everywhere, «بهای واحد مصوب» (the sentence said «قیمت واحد … در موافقتنامه»).
-VERSION = 12
+# 13: spend_progress_gap with progress below the year's start says so («اما پیشرفت فیزیکی آن از آغاز سال
+#    کاهش یافته است (سهم پیشرفت ⁦-۲۹٫۴۱⁩٪ از برنامهٔ سال)»), not «اما تنها -۲۹٫۴۱٪ … به دست آورده است».
+VERSION = 13
 
 
 def number(value: Decimal | int | None, *, grouped: bool = False) -> str:

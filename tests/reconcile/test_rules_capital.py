@@ -382,3 +382,14 @@ def test_inspection_mismatch_ignores_visits_after_the_as_of_day():
     facts = project(reports=[report(2, 40)], inspections=[visit("1405/09/10", 90)])
     assert flags(MISMATCH, facts, as_of("1405/09/02")) is None
     assert flags(MISMATCH, facts, as_of("1405/09/11")) == [(2, "critical")]
+
+
+def test_spend_progress_gap_with_progress_below_the_years_start_says_it_fell():
+    # an alerts trial: «اما تنها ⁦-۲۹٫۴۱⁩٪ پیشرفت فیزیکی برنامه‌ریزی‌شده سال را به دست آورده است»
+    [fell] = check(GAP, project(start=20, targets=(30, 45, 60, 70), notified_total=1000,
+                                reports=[report(1, 10, absorbed=400)]), AUTUMN, GAP.Limits())
+    assert fell.actual == Decimal("-0.2") and fell.severity == "critical"  # 0.4 − (−0.2) = 0.6
+    assert "اما پیشرفت فیزیکی آن از آغاز سال کاهش یافته است (سهم پیشرفت \u2066-۲۰\u2069٪ از برنامهٔ سال)" in fell.message
+    assert "تنها" not in fell.message
+    [gained] = check(GAP, _spend(500), AUTUMN, GAP.Limits())
+    assert "اما تنها ۲۰٪ پیشرفت فیزیکی برنامه‌ریزی‌شده سال را به دست آورده است" in gained.message

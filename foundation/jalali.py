@@ -191,6 +191,12 @@ def format_jalali(
     return to_persian_digits(text) if persian_digits else text
 
 
+def terminal_day(day: date) -> str:
+    """A day as the terminal's lines write it (docs/decisions.md): Jalali first, ISO beside it,
+    '1405/09/12 (2026-12-03)'."""
+    return f"{format_jalali(day, persian_digits=False)} ({day.isoformat()})"
+
+
 def today_tehran() -> date:
     """Today's date in Tehran, the default as-of day of a run."""
     return datetime.now(TEHRAN).date()

@@ -55,7 +55,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from foundation.jalali import format_jalali, today_tehran
+from foundation.jalali import terminal_day, today_tehran
 from reconcile import changes, helper, wording
 from reconcile import scope as scope_tables
 from reconcile.facts import AsOf
@@ -128,10 +128,11 @@ def run(engine: Engine, settings: ReconcileConfig, *, as_of: date | None = None,
     # A run dated after today that an older budgetwatch recorded does not hold later runs back.
     reason = ("dry_run" if dry_run else "future" if day > today else
               "past" if last is not None and day < last.as_of <= today else None)
+    on, last_day = terminal_day(day), terminal_day(last.as_of if last else day)
     what_if = {"dry_run": "--dry-run: nothing is recorded",
-               "future": f"as of {_day(day)}, after today {_day(today)}: a what-if, nothing is recorded",
-               "past": f"as of {_day(day)}, before the last recorded run's day {_day(last.as_of if last else day)}: "
-                       "a what-if, nothing is recorded"}.get(reason or "")
+               "future": f"as of {on}, after today {terminal_day(today)}: a what-if, nothing is recorded",
+               "past": f"as of {on}, before the last recorded run's day {last_day}: a what-if, nothing is recorded"
+               }.get(reason or "")
     basis = _basis(settings, calendar, chosen, rules)
     names = [rule.name for rule, _ in rules]
     help_at = helper.helped(engine, names, keep=keep)  # a large run: step 5
@@ -286,20 +287,15 @@ def _following(conn: sa.Connection, last: Any, day: date) -> Any:
     locks.hold_for_transaction(conn, "reconcile")
     latest = reconcile_runs.last_recorded(conn)
     if latest is not None and (last is None or latest.id != last.id) and latest.as_of > day:
-        raise RunOvertaken(f"reconciliation run {latest.id} was recorded as of {_day(latest.as_of)} while this run, "
-                           f"as of {_day(day)}, waited for it; a day before the last recorded run's is a what-if, so "
-                           "this run records nothing (--dry-run shows that day)")
+        raise RunOvertaken(f"reconciliation run {latest.id} was recorded as of {terminal_day(latest.as_of)} while "
+                           f"this run, as of {terminal_day(day)}, waited for it; a day before the last recorded run's "
+                           "is a what-if, so this run records nothing (--dry-run shows that day)")
     return latest
 
 
 def _today() -> date:
     """Today in Tehran, after which no run is recorded (the tests' calendar moves it: tests/conftest.py)."""
     return today_tehran()
-
-
-def _day(day: date) -> str:
-    """A day as the command's header writes it: Jalali, then ISO ('1405/09/12 (2026-12-03)')."""
-    return f"{format_jalali(day, persian_digits=False)} ({day.isoformat()})"
 
 
 class _Beside:

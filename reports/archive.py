@@ -54,7 +54,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from foundation import present
-from foundation.jalali import TEHRAN, format_jalali, is_quarter_closed, quarter_end
+from foundation.jalali import TEHRAN, format_jalali, is_quarter_closed, quarter_end, terminal_day
 from foundation.vocabulary import SEVERITIES
 from reconcile.settings import RoutingConfig, RulesConfig
 from reports import excel, html, precision
@@ -128,11 +128,6 @@ def not_closed(fiscal_year: int, quarter: int, as_of: date) -> str:
     end = quarter_end(fiscal_year, quarter)
     return (f"{fiscal_year} Q{quarter} is not closed on {terminal_day(as_of)}: it ends on {terminal_day(end)} "
             f"and can be reported from {terminal_day(end + timedelta(days=1))}")
-
-
-def terminal_day(day: date) -> str:
-    """A day as the terminal writes it (decisions.md): Jalali first, ISO beside it: '1405/09/17 (2026-12-08)'."""
-    return f"{format_jalali(day, persian_digits=False)} ({day.isoformat()})"
 
 
 def tehran_day(moment: datetime) -> date:

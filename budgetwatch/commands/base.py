@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 from rich.table import Table
 
@@ -88,9 +90,7 @@ def check_config() -> None:
 def _refusing(data_dir) -> str:
     """What needs to write in a data_dir this user may not write: the signed archive always; the
     console's session secret unless the environment gives it or its file is there to read (web.auth)."""
-    import os
-
-    from web.auth import SECRET_ENV, SECRET_FILE
+    from web.auth import SECRET_ENV, SECRET_FILE  # the console's, loaded only here
 
     if os.environ.get(SECRET_ENV, "").strip() or os.access(data_dir / SECRET_FILE, os.R_OK):
         return "review approve (the archive)"

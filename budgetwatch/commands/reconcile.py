@@ -25,7 +25,7 @@ from rich.text import Text
 from budgetwatch.app import (ID_MAX, UserError, app, console, context, err_console, fiscal_year, open_output,
                              option_values, terminal_safe, terminal_text)
 from foundation import present
-from foundation.jalali import format_jalali, parse_day
+from foundation.jalali import format_jalali, parse_day, terminal_day
 from foundation.persian import NormalizationError, to_ascii_digits
 from foundation.vocabulary import DEVIATION_STATUSES, GROUPS, SEVERITIES
 from reconcile import deviations as dv
@@ -340,7 +340,7 @@ def _stream_table(rows, result: RunResult, target: Console, worst: int | None) -
     to list the rest), the counts per rule and per group, and how often each rule fired."""
     life = result.life
     run = f"reconciliation run {result.run_id}" if result.run_id is not None else "what-if (nothing recorded)"
-    target.print(f"{run} as of {format_jalali(result.as_of, persian_digits=False)} ({result.as_of.isoformat()}), "
+    target.print(f"{run} as of {terminal_day(result.as_of)}, "
                  f"years {', '.join(map(str, result.years)) or '(none in the store)'} ({result.scope}): "
                  f"{result.found:,} findings; {life.opened:,} opened, {life.reopened:,} reopened, "
                  f"{life.escalated:,} escalated, {life.lowered:,} lowered, {life.updated:,} updated, "

@@ -24,6 +24,7 @@ from foundation.jalali import (
     format_jalali,
     is_quarter_closed,
     quarter_of,
+    terminal_day,
     today_tehran,
 )
 from foundation.persian import to_ascii_digits
@@ -89,8 +90,6 @@ def _come(day: date, given_by: str) -> None:
     """A report's as-of day must have come: the monitoring cycle as of a later day would count every
     report not in yet as overdue, in a report that reads as a real one (a trial: `report --as-of
     1406/02/01` wrote one without a word). A what-if of a later day is `reconcile --as-of DAY --dry-run`."""
-    from reports.archive import terminal_day
-
     today = today_tehran()
     if day > today:
         raise UserError(f"{given_by} {terminal_day(day)} is after today, {terminal_day(today)}: a report judges the "
